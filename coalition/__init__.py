@@ -1,0 +1,37 @@
+"""Coalition: the settlement service of a coalition loyalty programme.
+
+:func:`create_app` wires configuration, the database and the HTTP API; the
+CLI (:mod:`coalition.cli`) and the scheduler (:mod:`coalition.jobs`) build
+the same app, so every entrypoint calls the same use cases.
+"""
+
+from flask import Flask
+
+from coalition import config as config_module
+from coalition.db import Database
+
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Build the Flask app; ``config`` overrides the environment (tests pass a URL)."""
+    app = Flask(__name__)
+    app.config.update(config_module.from_environment())
+    app.config.update(config or {})
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False
+    app.extensions["coalition"] = {"db": Database(app.config["DATABASE_URL"])}
+
+    from coalition import api
+
+    api.init_app(app)
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    return app
+
+
+def database_of(app: Flask) -> Database:
+    return app.extensions["coalition"]["db"]

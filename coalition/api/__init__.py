@@ -1,0 +1,98 @@
+"""The HTTP API: flask-smorest blueprints, authentication and the error format.
+
+Views are thin: parse with a schema, check the role, run a use case in one
+unit of work, serialise with a schema. Domain errors become the JSON body of
+SPEC §10 in :meth:`Api.handle_domain_error`, so no view maps errors itself.
+"""
+
+import json
+from decimal import Decimal
+
+import flask_smorest
+from flask import current_app, g, request
+from marshmallow import fields
+from webargs.flaskparser import FlaskParser
+from werkzeug.exceptions import HTTPException
+
+from coalition import auth, database_of
+from coalition.domain.errors import CoalitionError
+
+
+class DecimalJSONParser(FlaskParser):
+    """Reads JSON numbers as Decimal and refuses NaN and Infinity."""
+
+    def _raw_load_json(self, req):
+        if not req.is_json:
+            return super()._raw_load_json(req)
+        data = req.get_data(cache=True)
+
+        def reject(constant):
+            raise json.JSONDecodeError(f"{constant} is not a number", data.decode(errors="replace"), 0)
+
+        return json.loads(data, parse_float=Decimal, parse_constant=reject)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    ARGUMENTS_PARSER = DecimalJSONParser()
+
+
+class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
+    reason = fields.String(metadata={"description": "Machine-readable reason of a domain error"})
+
+
+class Api(flask_smorest.Api):
+    ERROR_SCHEMA = ErrorSchema
+
+    def _register_error_handlers(self):
+        super()._register_error_handlers()
+        self._app.register_error_handler(CoalitionError, self.handle_domain_error)
+
+    def handle_http_exception(self, error: HTTPException):
+        payload, code, headers = super().handle_http_exception(error)
+        payload.setdefault("message", error.description if code != 422 else "Invalid fields")
+        return payload, code, headers
+
+    def handle_domain_error(self, error: CoalitionError):
+        status = {403: "Forbidden", 404: "Not Found", 409: "Conflict"}.get(
+            error.status, "Unprocessable Entity"
+        )
+        payload = {"code": error.status, "status": status, "message": error.message, "reason": error.reason}
+        return payload, error.status
+
+
+def database():
+    return database_of(current_app)
+
+
+def principal() -> auth.Principal:
+    return g.principal
+
+
+def _authenticate():
+    if not request.path.startswith("/api/v1/"):
+        return None
+    try:
+        with database().transaction() as session:
+            g.principal = auth.authenticate(session, request.headers.get("Authorization"))
+    except auth.Unauthenticated as error:
+        body = {"code": 401, "status": "Unauthorized", "message": str(error), "reason": "unauthenticated"}
+        return body, 401, {"WWW-Authenticate": "Bearer"}
+    return None
+
+
+def init_app(app) -> Api:
+    from coalition.api import keys, members, partners, rates, settings, transactions
+
+    app.config.setdefault("API_TITLE", "Coalition")
+    app.config.setdefault("API_VERSION", "v1")
+    app.config.setdefault("OPENAPI_VERSION", "3.0.3")
+    app.config.setdefault("OPENAPI_URL_PREFIX", "/api")
+    app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/docs")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/")
+    api = Api(app, spec_kwargs={"security": [{"bearer": []}]})
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    for module in (keys, settings, partners, rates, transactions, members):
+        api.register_blueprint(module.blp)
+    app.before_request(_authenticate)
+    return api

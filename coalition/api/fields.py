@@ -1,0 +1,46 @@
+"""Marshmallow fields shared by the API schemas.
+
+Money travels as decimal strings and is parsed straight into Decimal (JSON
+numbers too: the request parser reads them as Decimal, never float). Text
+fields refuse NUL characters, which no database column can store.
+"""
+
+from marshmallow import ValidationError, fields, validate
+
+
+class Text(fields.String):
+    """A bounded string without NUL characters."""
+
+    def __init__(self, max_length: int = 200, min_length: int = 1, **kwargs):
+        super().__init__(validate=validate.Length(min_length, max_length), **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if "\x00" in text:
+            raise ValidationError("must not contain NUL characters")
+        return text
+
+
+def Amount(**kwargs):
+    """A positive money amount as a decimal string (checked against its currency later)."""
+    return fields.Decimal(
+        as_string=True,
+        allow_nan=False,
+        validate=validate.Range(min=0, min_inclusive=False, max=10**15),
+        metadata={"example": "350.00"},
+        **kwargs,
+    )
+
+
+def Points(**kwargs):
+    return fields.Integer(strict=True, validate=validate.Range(min=1, max=10**12), **kwargs)
+
+
+def Currency(**kwargs):
+    return fields.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code"), **kwargs)
+
+
+PartnerId = validate.Regexp(
+    r"^[a-z0-9][a-z0-9-]{1,62}$", error="must be a slug: a-z, 0-9 and '-', 2 to 63 characters"
+)
+

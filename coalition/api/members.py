@@ -1,0 +1,65 @@
+"""Member balances and history (SPEC §6)."""
+
+from datetime import UTC, datetime
+
+from flask.views import MethodView
+from marshmallow import Schema, fields
+
+from coalition.api import Blueprint, database, principal
+from coalition.api.pagination import PageArgs
+from coalition.services import queries
+
+blp = Blueprint("members", __name__, url_prefix="/api/v1/members", description="Members")
+
+
+class Expiring(Schema):
+    points = fields.Integer()
+    expires_at = fields.AwareDateTime()
+
+
+class BalanceOut(Schema):
+    member_id = fields.String()
+    available = fields.Integer()
+    pending = fields.Integer()
+    expiring = fields.List(fields.Nested(Expiring))
+    lifetime_earned = fields.Integer()
+    lifetime_burned = fields.Integer()
+    as_of = fields.AwareDateTime()
+
+
+class Movement(Schema):
+    class LotMovement(Schema):
+        lot_id = fields.Integer()
+        issuer_id = fields.String()
+        points = fields.Integer()
+
+    transaction_id = fields.Integer()
+    type = fields.String()
+    partner_id = fields.String()
+    occurred_at = fields.AwareDateTime()
+    points = fields.Integer()
+    reason = fields.String()
+    lots = fields.List(fields.Nested(LotMovement))
+
+
+class HistoryOut(Schema):
+    member_id = fields.String()
+    items = fields.List(fields.Nested(Movement))
+    next_cursor = fields.String(allow_none=True)
+
+
+@blp.route("/<member_id>/balance")
+class Balance(MethodView):
+    @blp.response(200, BalanceOut)
+    def get(self, member_id):
+        """A member's available, pending and expiring points"""
+        return database().run(queries.balance, member_id, datetime.now(UTC))
+
+
+@blp.route("/<member_id>/history")
+class History(MethodView):
+    @blp.arguments(PageArgs, location="query")
+    @blp.response(200, HistoryOut)
+    def get(self, page, member_id):
+        """Every points movement of a member (a partner key sees its own)"""
+        return database().run(queries.history, principal(), member_id, page["limit"], page["cursor"])

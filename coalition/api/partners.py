@@ -1,0 +1,59 @@
+"""Partners (SPEC §5)."""
+
+from flask.views import MethodView
+from marshmallow import Schema, fields, validate
+
+from coalition.api import Blueprint, database, principal
+from coalition.api.fields import Currency, PartnerId, Text
+from coalition.services import partners
+
+blp = Blueprint("partners", __name__, url_prefix="/api/v1/partners", description="Partners")
+
+
+class PartnerSchema(Schema):
+    id = fields.String(required=True, validate=PartnerId)
+    name = Text(required=True)
+    category = fields.String(required=True, validate=validate.OneOf(partners.CATEGORIES))
+    currency = Currency(required=True)
+    hold_days = fields.Integer(strict=True, validate=validate.Range(0, 3650))
+    status = fields.String(validate=validate.OneOf(partners.STATUSES))
+
+
+class PartnerPatch(PartnerSchema):
+    class Meta:
+        exclude = ("id",)
+
+    def __init__(self, **kwargs):
+        super().__init__(partial=True, **kwargs)
+
+
+@blp.route("")
+class Partners(MethodView):
+    @blp.response(200, PartnerSchema(many=True))
+    def get(self):
+        """List partners"""
+        principal().require("operator", "finance")
+        return database().run(partners.all_partners)
+
+    @blp.arguments(PartnerSchema)
+    @blp.response(201, PartnerSchema)
+    def post(self, body):
+        """Add a partner"""
+        principal().require("operator")
+        return database().run(partners.create, body)
+
+
+@blp.route("/<partner_id>")
+class Partner(MethodView):
+    @blp.response(200, PartnerSchema)
+    def get(self, partner_id):
+        """Read a partner"""
+        principal().require("operator", "finance")
+        return database().run(partners.get, partner_id)
+
+    @blp.arguments(PartnerPatch)
+    @blp.response(200, PartnerSchema)
+    def patch(self, changes, partner_id):
+        """Change a partner's name, category, currency, hold days or status"""
+        principal().require("operator")
+        return database().run(partners.update, partner_id, changes)

@@ -1,0 +1,70 @@
+"""Rates: append-only, versioned by ``effective_from`` (SPEC §5)."""
+
+from flask.views import MethodView
+from marshmallow import Schema, fields, validate
+
+from coalition.api import Blueprint, database, principal
+from coalition.api.fields import Currency, PartnerId, Text
+from coalition.domain import money
+from coalition.domain.rates import KINDS
+from coalition.services import rates
+
+blp = Blueprint("rates", __name__, url_prefix="/api/v1/rates", description="Rates")
+
+
+class RateValue(fields.Decimal):
+    """A rate as a plain decimal string without trailing zeros."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        return None if value is None else money.plain(value)
+
+
+class RateIn(Schema):
+    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    value = fields.Decimal(
+        required=True, allow_nan=False, validate=validate.Range(min=0, max=10**9), places=None
+    )
+    partner_id = fields.String(load_default=None, validate=PartnerId)
+    category = Text(max_length=64, load_default=None)
+    currency = Currency(load_default=None)
+    min_amount = fields.Decimal(
+        load_default=None, allow_nan=False, validate=validate.Range(min=0, max=10**15)
+    )
+    effective_from = fields.AwareDateTime(required=True)
+    effective_to = fields.AwareDateTime(load_default=None)
+
+
+class RateOut(Schema):
+    id = fields.Integer()
+    kind = fields.String()
+    value = RateValue()
+    partner_id = fields.String(allow_none=True)
+    category = fields.String(allow_none=True)
+    currency = fields.String(allow_none=True)
+    min_amount = RateValue(allow_none=True)
+    effective_from = fields.AwareDateTime()
+    effective_to = fields.AwareDateTime(allow_none=True)
+    created_at = fields.AwareDateTime()
+
+
+class RateQuery(Schema):
+    kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
+    partner_id = fields.String(load_default=None, validate=PartnerId)
+    at = fields.AwareDateTime(load_default=None)
+
+
+@blp.route("")
+class Rates(MethodView):
+    @blp.arguments(RateQuery, location="query")
+    @blp.response(200, RateOut(many=True))
+    def get(self, query):
+        """List rate versions (with ``at``: those in force then)"""
+        principal().require("operator", "finance")
+        return database().run(rates.listing, **query)
+
+    @blp.arguments(RateIn)
+    @blp.response(201, RateOut)
+    def post(self, body):
+        """Add a rate version"""
+        principal().require("operator")
+        return database().run(rates.create, body)

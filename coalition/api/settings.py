@@ -1,0 +1,36 @@
+"""Programme settings (SPEC §5)."""
+
+from flask.views import MethodView
+from marshmallow import Schema, fields, validate
+
+from coalition.api import Blueprint, database, principal
+from coalition.api.fields import Currency
+from coalition.domain import periods
+from coalition.services import settings as settings_service
+
+blp = Blueprint("settings", __name__, url_prefix="/api/v1/settings", description="Programme settings")
+
+
+class SettingsSchema(Schema):
+    base_currency = Currency()
+    timezone = fields.String(validate=validate.Length(1, 64))
+    period = fields.String(validate=validate.OneOf(periods.KINDS))
+    points_ttl_days = fields.Integer(strict=True, validate=validate.Range(1, 36500))
+    max_backdate_days = fields.Integer(strict=True, validate=validate.Range(0, 3650))
+    auto_close_after_hours = fields.Integer(strict=True, validate=validate.Range(0, 8760))
+
+
+@blp.route("")
+class Settings(MethodView):
+    @blp.response(200, SettingsSchema)
+    def get(self):
+        """Read the settings"""
+        principal().require("operator", "finance")
+        return database().run(settings_service.load)
+
+    @blp.arguments(SettingsSchema)
+    @blp.response(200, SettingsSchema)
+    def put(self, changes):
+        """Change the settings (only the fields given)"""
+        principal().require("operator")
+        return database().run(settings_service.update, changes)

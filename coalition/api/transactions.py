@@ -1,0 +1,186 @@
+"""Points transactions (SPEC §6): post one, post a batch, read, list."""
+
+from datetime import UTC, datetime
+
+from flask.views import MethodView
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy.exc import IntegrityError
+
+from coalition.api import Blueprint, database, principal
+from coalition.api.fields import Amount, Currency, PartnerId, Points, Text
+from coalition.api.pagination import PageArgs
+from coalition.domain.errors import CoalitionError
+from coalition.services import ledger, queries
+
+blp = Blueprint(
+    "transactions", __name__, url_prefix="/api/v1/transactions", description="Points transactions"
+)
+
+POSTABLE_TYPES = ("earn", "bonus", "burn", "earn_reversal", "burn_reversal")
+TYPES = POSTABLE_TYPES + ("expiry",)
+
+#: Per type: fields that must be present, and fields that must be absent.
+TYPE_FIELDS = {
+    "earn": ({"member_id", "amount"}, {"points", "reason", "original_external_id"}),
+    "bonus": ({"member_id", "points", "reason"}, {"amount", "original_external_id"}),
+    "burn": ({"member_id", "points"}, {"amount", "reason", "original_external_id"}),
+    "earn_reversal": ({"original_external_id"}, {"reason"}),
+    "burn_reversal": ({"original_external_id"}, {"amount", "reason"}),
+}
+
+
+class TransactionIn(Schema):
+    external_id = Text(max_length=128, required=True)
+    type = fields.String(
+        required=True,
+        validate=validate.OneOf(POSTABLE_TYPES, error="must be one of {choices} (expiry is system-only)"),
+    )
+    partner_id = fields.String(validate=PartnerId)
+    member_id = Text(max_length=128)
+    occurred_at = fields.AwareDateTime(required=True)
+    amount = Amount()
+    currency = Currency()
+    category = Text(max_length=64)
+    points = Points()
+    reason = Text()
+    original_external_id = Text(max_length=128)
+
+    @validates_schema
+    def fields_of_type(self, data, **kwargs):
+        if data.get("type") not in TYPE_FIELDS:
+            return
+        required, forbidden = TYPE_FIELDS[data["type"]]
+        errors = {name: ["required for this type"] for name in required if data.get(name) is None}
+        errors |= {name: ["not allowed for this type"] for name in forbidden if name in data}
+        if data["type"] == "earn_reversal" and ("amount" in data) == ("points" in data):
+            errors["amount"] = ["give exactly one of amount or points"]
+        if errors:
+            raise ValidationError(errors)
+
+
+class AllocationOut(Schema):
+    lot_id = fields.Integer()
+    issuer_id = fields.String()
+    points = fields.Integer()
+
+
+class TransactionOut(Schema):
+    id = fields.Integer()
+    external_id = fields.String()
+    type = fields.String()
+    partner_id = fields.String()
+    member_id = fields.String()
+    occurred_at = fields.AwareDateTime()
+    recorded_at = fields.AwareDateTime()
+    amount = fields.String(allow_none=True)
+    currency = fields.String(allow_none=True)
+    category = fields.String(allow_none=True)
+    reason = fields.String(allow_none=True)
+    points = fields.Integer(metadata={"description": "Signed change to the member's balance"})
+    shortfall_points = fields.Integer()
+    original_id = fields.Integer(allow_none=True)
+    rate_ids = fields.List(fields.Integer())
+    period_id = fields.String()
+    late = fields.Boolean()
+    allocations = fields.List(fields.Nested(AllocationOut))
+    lot_id = fields.Integer(allow_none=True)
+    available_at = fields.AwareDateTime(allow_none=True)
+    expires_at = fields.AwareDateTime(allow_none=True)
+
+
+class BatchIn(Schema):
+    transactions = fields.List(
+        fields.Dict(), required=True, validate=validate.Length(1, 1000)
+    )
+
+
+class BatchResult(Schema):
+    index = fields.Integer()
+    status = fields.Integer()
+    transaction = fields.Nested(TransactionOut)
+    error = fields.Dict()
+
+
+class BatchOut(Schema):
+    results = fields.List(fields.Nested(BatchResult))
+
+
+class TransactionQuery(PageArgs):
+    partner_id = fields.String(validate=PartnerId)
+    member_id = Text(max_length=128)
+    type = fields.String(validate=validate.OneOf(TYPES))
+    period_id = Text(max_length=16)
+    from_ = fields.AwareDateTime(data_key="from")
+    to = fields.AwareDateTime()
+
+
+class TransactionPage(Schema):
+    items = fields.List(fields.Nested(TransactionOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+def post_one(request: dict) -> tuple[dict, int]:
+    """Post in its own unit of work; a lost race on the idempotency key becomes a replay."""
+    who = principal()
+
+    def use_case(session):
+        transaction, created = ledger.post(session, who, request, datetime.now(UTC))
+        return queries.transaction_view(session, transaction), 201 if created else 200
+
+    try:
+        return database().run(use_case)
+    except IntegrityError:
+        return database().run(use_case)
+
+
+@blp.route("")
+class Transactions(MethodView):
+    @blp.arguments(TransactionIn)
+    @blp.response(201, TransactionOut)
+    @blp.alt_response(200, schema=TransactionOut, description="A replay: the original transaction")
+    def post(self, request):
+        """Post a transaction"""
+        principal().require("operator", "partner")
+        return post_one(request)
+
+    @blp.arguments(TransactionQuery, location="query")
+    @blp.response(200, TransactionPage)
+    def get(self, query):
+        """List transactions, oldest first, with a cursor"""
+        limit, cursor = query.pop("limit"), query.pop("cursor")
+        query["from"] = query.pop("from_", None)
+        who = principal()
+        return database().run(queries.list_transactions, who, query, limit, cursor)
+
+
+@blp.route("/batch")
+class Batch(MethodView):
+    @blp.arguments(BatchIn)
+    @blp.response(200, BatchOut)
+    def post(self, body):
+        """Post up to 1000 transactions, each as if posted alone, in order"""
+        principal().require("operator", "partner")
+        return {"results": [_post_item(index, item) for index, item in enumerate(body["transactions"])]}
+
+
+def _post_item(index: int, item: dict) -> dict:
+    try:
+        request = TransactionIn().load(item)
+        view, status = post_one(request)
+    except ValidationError as error:
+        return {"index": index, "status": 422, "error": {"code": 422, "errors": error.messages}}
+    except CoalitionError as error:
+        return {
+            "index": index,
+            "status": error.status,
+            "error": {"code": error.status, "message": error.message, "reason": error.reason},
+        }
+    return {"index": index, "status": status, "transaction": TransactionOut().dump(view)}
+
+
+@blp.route("/<int:transaction_id>")
+class Transaction(MethodView):
+    @blp.response(200, TransactionOut)
+    def get(self, transaction_id):
+        """Read a transaction"""
+        return database().run(queries.get_transaction, principal(), transaction_id)

@@ -1,0 +1,101 @@
+"""API keys, roles and the principal behind each request (SPEC §4).
+
+A key is random, shown once and stored only as its SHA-256: the key carries
+256 bits of entropy, so a fast hash is enough and lets a request find its key
+by one indexed lookup; the final comparison is constant-time all the same.
+"""
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from coalition.db import models
+from coalition.domain.errors import Forbidden, Invalid, NotFound
+
+ROLES = ("operator", "finance", "partner")
+KEY_PREFIX = "coal_"
+
+
+class Unauthenticated(Exception):
+    """No key, an unknown key or a revoked key (401)."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a key's id, its role, and the partner it is bound to."""
+
+    key_id: str
+    role: str
+    partner_id: str | None = None
+
+    def require(self, *roles: str) -> None:
+        if self.role not in roles:
+            raise Forbidden(f"a {self.role} key may not do this")
+
+    @property
+    def sees_everything(self) -> bool:
+        """Operator, or finance not bound to a partner."""
+        return self.role == "operator" or (self.role == "finance" and self.partner_id is None)
+
+    def own_partner(self) -> str | None:
+        """The partner whose data alone this key may see, or None for all."""
+        return None if self.sees_everything else self.partner_id
+
+
+def hash_key(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def create_key(session, role: str, partner_id: str | None = None, name: str | None = None):
+    """Store a new key's hash and return ``(row, key)``; the key is never stored."""
+    if role not in ROLES:
+        raise Invalid(f"role must be one of {', '.join(ROLES)}")
+    if role == "partner" and partner_id is None:
+        raise Invalid("a partner key needs a partner_id")
+    if role == "operator" and partner_id is not None:
+        raise Invalid("an operator key is not bound to a partner")
+    if partner_id is not None and session.get(models.Partner, partner_id) is None:
+        raise Invalid(f"unknown partner {partner_id!r}", reason="unknown_partner")
+    key = KEY_PREFIX + secrets.token_urlsafe(32)
+    row = models.ApiKey(
+        id="key_" + secrets.token_hex(6),
+        name=name,
+        role=role,
+        partner_id=partner_id,
+        key_hash=hash_key(key),
+        created_at=datetime.now(UTC),
+    )
+    session.add(row)
+    session.flush()
+    return row, key
+
+
+def revoke_key(session, key_id: str) -> None:
+    row = session.get(models.ApiKey, key_id)
+    if row is None:
+        raise NotFound(f"no key {key_id!r}")
+    if row.revoked_at is None:
+        row.revoked_at = datetime.now(UTC)
+
+
+def authenticate(session, authorization: str | None) -> Principal:
+    """The principal for an ``Authorization: Bearer <key>`` header."""
+    scheme, _, key = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthenticated("missing bearer key")
+    digest = hash_key(key.strip())
+    row = session.scalars(select(models.ApiKey).where(models.ApiKey.key_hash == digest)).first()
+    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
+        raise Unauthenticated("unknown or revoked key")
+    return Principal(row.id, row.role, row.partner_id)
+
+
+def has_operator_key(session) -> bool:
+    query = select(models.ApiKey.id).where(
+        models.ApiKey.role == "operator", models.ApiKey.revoked_at.is_(None)
+    )
+    return session.scalars(query).first() is not None

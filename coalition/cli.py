@@ -1,0 +1,82 @@
+"""The ``coalition`` command (SPEC §9).
+
+Each command builds the app from the environment and calls the same use cases
+as the HTTP API; ``serve`` migrates first, prints an operator key on first
+start, runs the scheduler (unless switched off) and serves with gunicorn.
+"""
+
+from datetime import UTC, datetime
+
+import click
+
+from coalition import auth, create_app, database_of
+from coalition.db import migrate
+
+
+def _database():
+    return database_of(create_app())
+
+
+@click.group()
+def main():
+    """Coalition settlement service."""
+
+
+@main.group()
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade():
+    """Create or upgrade the schema (Alembic)."""
+    migrate.upgrade(_database())
+    click.echo("database is at the newest schema")
+
+
+@main.group()
+def keys():
+    """API keys."""
+
+
+@keys.command("create")
+@click.option("--role", type=click.Choice(auth.ROLES), required=True)
+@click.option("--partner", "partner_id", default=None, help="partner the key is bound to")
+@click.option("--name", default=None)
+def keys_create(role, partner_id, name):
+    """Create a key; the key itself is the last line printed (shown once)."""
+    database = _database()
+    migrate.upgrade(database)
+    row, key = database.run(lambda session: auth.create_key(session, role, partner_id, name))
+    click.echo(f"created {role} key {row.id}; store it now, it is not shown again:")
+    click.echo(key)
+
+
+@main.command()
+def expire():
+    """Expire every lot past its expiry date now."""
+    from coalition.services import expiry
+
+    count = expiry.expire_all(_database(), datetime.now(UTC))
+    click.echo(f"expired {count} lots")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--no-scheduler", is_flag=True, help="do not run the expiry and auto-close jobs")
+def serve(host, port, workers, no_scheduler):
+    """Migrate, then serve the API (gunicorn) with the scheduler."""
+    from coalition import server
+
+    app = create_app()
+    database = database_of(app)
+    migrate.upgrade(database)
+    if not database.run(auth.has_operator_key):
+        _, key = database.run(lambda session: auth.create_key(session, "operator", name="first start"))
+        click.echo("First start: an operator key was created. Store it now, it is not shown again:")
+        click.echo(key)
+    scheduler = app.config["SCHEDULER"] and not no_scheduler
+    click.echo(f"Coalition on http://{host}:{port}  (API docs at /api/docs)")
+    server.run(host, port, workers, scheduler)

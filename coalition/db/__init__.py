@@ -1,0 +1,84 @@
+"""The database: engine, sessions, one transaction boundary per use case.
+
+:meth:`Database.transaction` is the unit of work: it commits when the block
+ends, rolls back on any exception, and :meth:`Database.run` retries the whole
+use case when PostgreSQL reports a deadlock or serialization failure (SPEC §6:
+such failures are retried, never reported as business errors).
+
+SQLite (the embedded default) serialises writers: every transaction starts
+with ``BEGIN IMMEDIATE`` and waits on a busy timeout instead of failing.
+"""
+
+import time
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
+
+RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+MAX_ATTEMPTS = 8
+
+
+def _sqlite_begin_immediate(engine) -> None:
+    """Take SQLite's write lock at BEGIN, so two writers queue instead of deadlocking."""
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA foreign_keys = ON")
+        dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        dbapi_connection.execute("PRAGMA busy_timeout = 30000")
+
+    @event.listens_for(engine, "begin")
+    def _begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_retryable(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+
+
+class Database:
+    """An engine and its session factory, built from a URL in ``create_app``."""
+
+    def __init__(self, url: str):
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        options = {"pool_pre_ping": True}
+        if url.startswith("sqlite"):
+            options["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        else:
+            options.update(pool_size=10, max_overflow=20)
+        self.engine = create_engine(url, **options)
+        if self.engine.dialect.name == "sqlite":
+            _sqlite_begin_immediate(self.engine)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    @contextmanager
+    def transaction(self):
+        """One unit of work: commit at the end of the block, roll back on error."""
+        with self.sessions() as session, session.begin():
+            yield session
+
+    def run(self, use_case, *args, **kwargs):
+        """Run ``use_case(session, ...)`` in one transaction, retrying deadlocks."""
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            try:
+                with self.transaction() as session:
+                    return use_case(session, *args, **kwargs)
+            except DBAPIError as error:
+                if attempt == MAX_ATTEMPTS or not is_retryable(error):
+                    raise
+                time.sleep(0.005 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+__all__ = ["Database", "Session"]

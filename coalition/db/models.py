@@ -1,0 +1,163 @@
+"""The tables, as SQLAlchemy mapped classes.
+
+The schema itself is created only by the Alembic migrations in
+``migrations/``; these classes describe it for queries. Ledger rows
+(transactions, allocations) are never updated; a lot's ``remaining`` is the
+one column that changes, always under a lock on its member.
+"""
+
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from coalition.db.types import Amount, RateValue, UTCDateTime
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Settings(Base):
+    __tablename__ = "settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    base_currency: Mapped[str] = mapped_column(String(3))
+    timezone: Mapped[str] = mapped_column(String(64))
+    period: Mapped[str] = mapped_column(String(16))
+    points_ttl_days: Mapped[int]
+    max_backdate_days: Mapped[int]
+    auto_close_after_hours: Mapped[int]
+
+
+class Partner(Base):
+    __tablename__ = "partners"
+
+    id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(16))
+    currency: Mapped[str] = mapped_column(String(3))
+    hold_days: Mapped[int]
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ApiKey(Base):
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(16))
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Rate(Base):
+    __tablename__ = "rates"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    value: Mapped[Decimal] = mapped_column(RateValue())
+    partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
+    category: Mapped[str | None] = mapped_column(String(64))
+    currency: Mapped[str | None] = mapped_column(String(3))
+    min_amount: Mapped[Decimal | None] = mapped_column(Amount())
+    effective_from: Mapped[datetime] = mapped_column(UTCDateTime())
+    effective_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Member(Base):
+    __tablename__ = "members"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Transaction(Base):
+    __tablename__ = "transactions"
+    __table_args__ = (UniqueConstraint("partner_id", "external_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    external_id: Mapped[str] = mapped_column(String(128))
+    type: Mapped[str] = mapped_column(String(16))
+    member_id: Mapped[str] = mapped_column(String(128))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    amount: Mapped[Decimal | None] = mapped_column(Amount())
+    currency: Mapped[str | None] = mapped_column(String(3))
+    category: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str | None] = mapped_column(String(200))
+    points: Mapped[int] = mapped_column(BigInteger)
+    shortfall_points: Mapped[int] = mapped_column(BigInteger, default=0)
+    original_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"))
+    rate_ids: Mapped[str] = mapped_column(Text, default="[]")
+    fee_rate: Mapped[Decimal | None] = mapped_column(RateValue())
+    period_id: Mapped[str] = mapped_column(String(16))
+    late: Mapped[bool]
+    request_hash: Mapped[str] = mapped_column(String(64))
+
+
+class Lot(Base):
+    __tablename__ = "lots"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), unique=True)
+    member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    remaining: Mapped[int] = mapped_column(BigInteger)
+    earned_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    available_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Allocation(Base):
+    """Points moved between a lot and a burn, reversal or expiry.
+
+    ``points`` is the signed change to the lot (a burn −p, a burn reversal
+    +p); ``value_rate`` is the redemption rate of the burn, so a pair line is
+    one GROUP BY over these rows.
+    """
+
+    __tablename__ = "allocations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"))
+    type: Mapped[str] = mapped_column(String(16))
+    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"))
+    issuer_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    redeemer_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    points: Mapped[int] = mapped_column(BigInteger)
+    value_rate: Mapped[Decimal | None] = mapped_column(RateValue())
+    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("allocations.id"))
+    period_id: Mapped[str] = mapped_column(String(16))
+
+
+class Period(Base):
+    """A closed period with the settlement it was closed with."""
+
+    __tablename__ = "periods"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    start: Mapped[datetime] = mapped_column(UTCDateTime())
+    end: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    settlement: Mapped[str] = mapped_column(Text)
+
+
+class Statement(Base):
+    __tablename__ = "statements"
+    __table_args__ = (UniqueConstraint("period_id", "partner_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    number: Mapped[str] = mapped_column(String(32), unique=True)
+    period_id: Mapped[str] = mapped_column(ForeignKey("periods.id"))
+    partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    sha256: Mapped[str] = mapped_column(String(64))
+    body: Mapped[str] = mapped_column(Text)

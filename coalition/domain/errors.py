@@ -1,0 +1,68 @@
+"""One hierarchy of domain errors, each with an HTTP status and a ``reason``.
+
+The HTTP layer maps every :class:`CoalitionError` to the JSON error body of
+SPEC §10 in one handler; the CLI prints the message. Raising keeps the use
+cases linear: a failed rule aborts the unit of work, which rolls back.
+"""
+
+
+class CoalitionError(Exception):
+    """Base of every rule violation the service reports to its caller.
+
+    Attributes:
+        status: HTTP status the API answers with.
+        reason: machine-readable code for clients (SPEC §10).
+        message: human-readable explanation.
+    """
+
+    status = 422
+    reason = "invalid"
+
+    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+        if reason is not None:
+            self.reason = reason
+
+
+class Invalid(CoalitionError):
+    """The request is well-formed but breaks a rule (422)."""
+
+
+class NotFound(CoalitionError):
+    status = 404
+    reason = "not_found"
+
+
+class Forbidden(CoalitionError):
+    status = 403
+    reason = "forbidden"
+
+
+class Conflict(CoalitionError):
+    status = 409
+    reason = "conflict"
+
+
+class InsufficientPoints(CoalitionError):
+    reason = "insufficient_points"
+
+
+class NoRate(CoalitionError):
+    reason = "no_rate"
+
+
+class PartnerSuspended(CoalitionError):
+    reason = "partner_suspended"
+
+
+class PeriodClosed(CoalitionError):
+    status = 409
+    reason = "period_closed"
+
+
+class IdempotencyConflict(CoalitionError):
+    status = 409
+    reason = "idempotency_conflict"

@@ -1,0 +1,198 @@
+"""The points ledger over lot values (SPEC §6).
+
+Every earn or bonus creates a *lot*; every burn takes points from lots as
+*allocations*. These functions decide which lot gives or takes how many
+points; the service layer applies the decision to the database under a lock
+on the member. Nothing here mutates: decisions are returned as values.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from coalition.domain import money
+from coalition.domain.errors import InsufficientPoints, Invalid
+
+
+@dataclass(frozen=True)
+class Lot:
+    """Points a member received in one earn or bonus.
+
+    Attributes:
+        issuer_id: the partner that issued the points and pays when they are
+            redeemed elsewhere.
+        points: what the lot was created with.
+        remaining: what is still in it.
+        earned_at: the ``occurred_at`` of the earn or bonus.
+        available_at: from when it may be spent (``earned_at + hold_days``).
+        expires_at: from when it may no longer be spent.
+    """
+
+    id: int
+    issuer_id: str
+    points: int
+    remaining: int
+    earned_at: datetime
+    available_at: datetime
+    expires_at: datetime
+
+    def spendable_at(self, at: datetime) -> bool:
+        return self.available_at <= at < self.expires_at
+
+    def pending_at(self, at: datetime) -> bool:
+        return at < self.available_at and at < self.expires_at
+
+
+@dataclass(frozen=True)
+class Allocation:
+    """Points moved between one lot and one transaction (always positive here)."""
+
+    lot_id: int
+    issuer_id: str
+    points: int
+
+
+def allocate(lots: list[Lot], points: int, at: datetime) -> list[Allocation]:
+    """Spend ``points`` from the lots spendable at ``at``.
+
+    The lot expiring first goes first, then the oldest, then the lowest id,
+    so members lose as few points to expiry as possible.
+    """
+    spendable = sorted(
+        (lot for lot in lots if lot.remaining > 0 and lot.spendable_at(at)),
+        key=lambda lot: (lot.expires_at, lot.earned_at, lot.id),
+    )
+    available = sum(lot.remaining for lot in spendable)
+    if available < points:
+        raise InsufficientPoints(f"burn of {points} points but only {available} are available")
+    allocations, wanted = [], points
+    for lot in spendable:
+        if wanted == 0:
+            break
+        taken = min(lot.remaining, wanted)
+        allocations.append(Allocation(lot.id, lot.issuer_id, taken))
+        wanted -= taken
+    return allocations
+
+
+@dataclass(frozen=True)
+class BurnAllocation:
+    """An allocation of a burn, with what reversals already put back."""
+
+    id: int
+    lot_id: int
+    issuer_id: str
+    points: int
+    restored: int
+
+    @property
+    def restorable(self) -> int:
+        return self.points - self.restored
+
+
+def restore(burn: list[BurnAllocation], points: int | None) -> list[tuple[BurnAllocation, int]]:
+    """Decide which burn allocations a burn reversal puts points back into.
+
+    The newest allocation is undone first, so a partial reversal returns the
+    points that expire last (the burn took them last). ``points=None`` means
+    everything not yet reversed.
+    """
+    restorable = sum(allocation.restorable for allocation in burn)
+    wanted = restorable if points is None else points
+    if wanted <= 0 or wanted > restorable:
+        raise Invalid(
+            f"burn reversal of {wanted} points but {restorable} can still be reversed",
+            reason="over_reversal",
+        )
+    decisions = []
+    for allocation in sorted(burn, key=lambda a: a.id, reverse=True):
+        if wanted == 0:
+            break
+        back = min(allocation.restorable, wanted)
+        if back:
+            decisions.append((allocation, back))
+            wanted -= back
+    return decisions
+
+
+@dataclass(frozen=True)
+class EarnReversal:
+    """What a return takes back from the original lot.
+
+    Attributes:
+        points: points the return cancels (counted against the original).
+        taken: points actually removed from the lot.
+        shortfall: points the lot no longer held; the issuer bears them.
+    """
+
+    points: int
+    taken: int
+
+    @property
+    def shortfall(self) -> int:
+        return self.points - self.taken
+
+
+def reverse_earn(
+    lot: Lot,
+    *,
+    original_amount: Decimal | None,
+    reversed_points: int,
+    reversed_amount: Decimal,
+    amount: Decimal | None = None,
+    points: int | None = None,
+) -> EarnReversal:
+    """Points a return takes back, capped by what was earned and not yet returned.
+
+    By amount the points are ``floor(original points × amount / original
+    amount)``; reversals in total never exceed the original points nor the
+    original amount.
+    """
+    if amount is not None:
+        if original_amount is None:
+            raise Invalid("a bonus can only be reversed by points")
+        if reversed_amount + amount > original_amount:
+            raise Invalid(
+                f"returns would total {reversed_amount + amount}, more than the purchase "
+                f"amount {original_amount}",
+                reason="over_reversal",
+            )
+        points = money.floor_points(Decimal(lot.points) * amount / original_amount)
+    if reversed_points + points > lot.points:
+        raise Invalid(
+            f"returns would total {reversed_points + points} points, more than the "
+            f"{lot.points} earned",
+            reason="over_reversal",
+        )
+    return EarnReversal(points, min(points, lot.remaining))
+
+
+def expired(lots: list[Lot], at: datetime) -> list[Lot]:
+    """Lots past their expiry that still hold points (the expiry job removes them)."""
+    return [lot for lot in lots if lot.remaining > 0 and lot.expires_at <= at]
+
+
+@dataclass(frozen=True)
+class Balance:
+    """What a member holds at one instant; expired points never count."""
+
+    available: int
+    pending: int
+    expiring: list[tuple[int, datetime]]
+
+
+EXPIRING_HORIZON = timedelta(days=90)
+
+
+def balance(lots: list[Lot], at: datetime) -> Balance:
+    """Available and pending points, and what expires within 90 days by date."""
+    live = [lot for lot in lots if lot.remaining > 0 and at < lot.expires_at]
+    expiring: dict[datetime, int] = {}
+    for lot in live:
+        if lot.expires_at <= at + EXPIRING_HORIZON:
+            expiring[lot.expires_at] = expiring.get(lot.expires_at, 0) + lot.remaining
+    return Balance(
+        available=sum(lot.remaining for lot in live if lot.spendable_at(at)),
+        pending=sum(lot.remaining for lot in live if lot.pending_at(at)),
+        expiring=[(points, when) for when, points in sorted(expiring.items())],
+    )

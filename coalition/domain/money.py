@@ -1,0 +1,68 @@
+"""Exact money: Decimal amounts, ISO 4217 exponents from Babel, half-even rounding.
+
+SPEC §3: money is never float; an amount may not carry more decimals than its
+currency has; rounding happens once per line, at the minor unit, half-to-even.
+"""
+
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+from typing import NamedTuple
+
+from babel import numbers
+
+from coalition.domain.errors import Invalid
+
+
+def is_currency(code: str) -> bool:
+    """True for an ISO 4217 code Babel knows (upper case only)."""
+    return code in numbers.list_currencies()
+
+
+def exponent(currency: str) -> int:
+    """Number of decimals of the currency's minor unit (JPY 0, EUR 2, KWD 3)."""
+    return numbers.get_currency_precision(currency)
+
+
+def minor_unit(currency: str) -> Decimal:
+    return Decimal(1).scaleb(-exponent(currency))
+
+
+def round_half_even(value: Decimal, currency: str) -> Decimal:
+    """Round once, at the currency's minor unit, half to even."""
+    return value.quantize(minor_unit(currency), rounding=ROUND_HALF_EVEN)
+
+
+def check_places(amount: Decimal, currency: str, field: str = "amount") -> None:
+    """Reject an amount written with more decimals than the currency has.
+
+    "350.001" RUB and "100.5" JPY are refused as written, not rounded: a
+    partner's till must send what the customer paid.
+    """
+    if amount.as_tuple().exponent < -exponent(currency):
+        raise Invalid(
+            f"{field} {amount} has more decimals than {currency} allows ({exponent(currency)})"
+        )
+
+
+def floor_points(value: Decimal) -> int:
+    """Whole points, rounding down: a member never gets a fraction of a point."""
+    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def plain(value: Decimal) -> str:
+    """A rate as a plain decimal string without trailing zeros ("0.011", "2")."""
+    text = format(value.normalize(), "f")
+    return text if text != "-0" else "0"
+
+
+class Money(NamedTuple):
+    """An amount in one currency; ``str()`` gives the JSON form, e.g. ``"350.00"``."""
+
+    amount: Decimal
+    currency: str
+
+    @classmethod
+    def rounded(cls, value: Decimal, currency: str) -> "Money":
+        return cls(round_half_even(value, currency), currency)
+
+    def __str__(self) -> str:
+        return str(round_half_even(self.amount, self.currency))

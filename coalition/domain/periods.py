@@ -1,0 +1,111 @@
+"""Settlement periods: ids, boundaries in the coalition's time zone, lateness.
+
+SPEC §5 and §7. A period runs from one local midnight to another (a month,
+an ISO week or a day) and is identified as ``2026-10``, ``2026-W43`` or
+``2026-10-05``. Closed periods always form a prefix of the calendar, because
+closing a period closes every earlier open one first; so "the earliest open
+period" is simply the one after the last closed period.
+"""
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from coalition.domain.errors import Invalid
+
+KINDS = ("monthly", "weekly", "daily")
+
+_ID_PATTERNS = {
+    "monthly": re.compile(r"^(\d{4})-(\d{2})$"),
+    "weekly": re.compile(r"^(\d{4})-W(\d{2})$"),
+    "daily": re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"),
+}
+
+
+@dataclass(frozen=True, order=True)
+class Period:
+    """One settlement period; ``start`` inclusive and ``end`` exclusive, both UTC."""
+
+    start: datetime
+    end: datetime
+    id: str
+
+
+def _first_day(kind: str, day: date) -> date:
+    if kind == "monthly":
+        return day.replace(day=1)
+    if kind == "weekly":
+        return day - timedelta(days=day.weekday())
+    return day
+
+
+def _next_first_day(kind: str, first: date) -> date:
+    if kind == "monthly":
+        return (first + timedelta(days=32)).replace(day=1)
+    return first + timedelta(days=7 if kind == "weekly" else 1)
+
+
+def _id(kind: str, first: date) -> str:
+    if kind == "monthly":
+        return f"{first.year:04d}-{first.month:02d}"
+    if kind == "weekly":
+        year, week, _ = first.isocalendar()
+        return f"{year:04d}-W{week:02d}"
+    return first.isoformat()
+
+
+def _period(kind: str, first: date, tz: ZoneInfo) -> Period:
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, time(), tzinfo=tz).astimezone(ZoneInfo("UTC"))
+
+    return Period(midnight(first), midnight(_next_first_day(kind, first)), _id(kind, first))
+
+
+def containing(at: datetime, kind: str, timezone: str) -> Period:
+    """The period whose local-midnight boundaries contain the instant ``at``."""
+    tz = ZoneInfo(timezone)
+    return _period(kind, _first_day(kind, at.astimezone(tz).date()), tz)
+
+
+def following(period: Period, kind: str, timezone: str) -> Period:
+    return containing(period.end, kind, timezone)
+
+
+def parse(period_id: str, kind: str, timezone: str) -> Period:
+    """The period with this id; a malformed id or one of another kind → Invalid."""
+    match = _ID_PATTERNS[kind].match(period_id)
+    try:
+        if match is None:
+            raise ValueError
+        numbers = [int(group) for group in match.groups()]
+        if kind == "monthly":
+            first = date(numbers[0], numbers[1], 1)
+        elif kind == "weekly":
+            first = date.fromisocalendar(numbers[0], numbers[1], 1)
+        else:
+            first = date(*numbers)
+    except ValueError:
+        raise Invalid(f"{period_id!r} is not a {kind} period id") from None
+    return _period(kind, first, ZoneInfo(timezone))
+
+
+def attribute(at: datetime, kind: str, timezone: str, last_closed: Period | None):
+    """The period a transaction that occurred at ``at`` belongs to, and whether it is late.
+
+    A transaction whose own period is closed lands in the earliest open
+    period and is marked late, so a closed statement never changes.
+    """
+    own = containing(at, kind, timezone)
+    if last_closed is not None and own.start < last_closed.end:
+        return following(last_closed, kind, timezone), True
+    return own, False
+
+
+def between(first: Period, last: Period, kind: str, timezone: str) -> list[Period]:
+    """Every period from ``first`` to ``last`` inclusive."""
+    periods, period = [], first
+    while period.start <= last.start:
+        periods.append(period)
+        period = following(period, kind, timezone)
+    return periods

@@ -1,0 +1,86 @@
+"""Choosing the rate in force (SPEC §5).
+
+Rates are append-only versions. At time ``t`` the rate in force is, among
+the rates whose window ``[effective_from, effective_to)`` contains ``t`` and
+whose scope matches, the most specific one (partner beats coalition-wide,
+category beats category-less), and among equally specific ones the latest
+``effective_from`` (then the latest id, so a correction posted later wins).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+KINDS = ("earn", "promo", "threshold", "redemption", "fee", "fx")
+
+
+@dataclass(frozen=True)
+class Rate:
+    """One version of one rate.
+
+    Attributes:
+        kind: one of :data:`KINDS`.
+        value: points per currency unit (earn), multiplier (promo), flat
+            points (threshold), base currency per point (redemption, fee) or
+            base currency per unit of ``currency`` (fx).
+        partner_id: the partner it is limited to, or None for coalition-wide.
+        category: the purchase category it is limited to, or None.
+        currency: the currency an fx rate converts from.
+        min_amount: the purchase amount a threshold needs.
+    """
+
+    id: int
+    kind: str
+    value: Decimal
+    effective_from: datetime
+    effective_to: datetime | None = None
+    partner_id: str | None = None
+    category: str | None = None
+    currency: str | None = None
+    min_amount: Decimal | None = None
+
+    def in_force_at(self, at: datetime) -> bool:
+        return self.effective_from <= at and (self.effective_to is None or at < self.effective_to)
+
+    def matches(self, partner_id: str | None, category: str | None, currency: str | None) -> bool:
+        return (
+            self.partner_id in (None, partner_id)
+            and self.category in (None, category)
+            and (self.currency is None or self.currency == currency)
+        )
+
+    @property
+    def precedence(self) -> tuple:
+        return (self.partner_id is not None, self.category is not None, self.effective_from, self.id)
+
+
+def _candidates(rates, kind, at, partner_id, category, currency):
+    return [
+        rate
+        for rate in rates
+        if rate.kind == kind and rate.in_force_at(at) and rate.matches(partner_id, category, currency)
+    ]
+
+
+def in_force(
+    rates,
+    kind: str,
+    at: datetime,
+    *,
+    partner_id: str | None = None,
+    category: str | None = None,
+    currency: str | None = None,
+) -> Rate | None:
+    """The rate of ``kind`` in force at ``at`` for this scope, or None."""
+    candidates = _candidates(rates, kind, at, partner_id, category, currency)
+    return max(candidates, key=lambda rate: rate.precedence, default=None)
+
+
+def threshold_reached(rates, at: datetime, partner_id: str, amount: Decimal) -> Rate | None:
+    """The highest threshold the purchase amount reaches; versions as :func:`in_force`."""
+    reached = [
+        rate
+        for rate in _candidates(rates, "threshold", at, partner_id, None, None)
+        if rate.min_amount is not None and rate.min_amount <= amount
+    ]
+    return max(reached, key=lambda rate: (rate.min_amount, rate.precedence), default=None)

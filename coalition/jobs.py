@@ -1,0 +1,50 @@
+"""Scheduled jobs (SPEC §9): expiry every hour, auto-close every 15 minutes.
+
+Each job runs its use case under a database lock (a PostgreSQL advisory
+lock; SQLite serialises writers by itself), so with several service
+instances running, one instance does the work and the others skip it.
+"""
+
+import logging
+from datetime import UTC, datetime
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from sqlalchemy import text
+
+from coalition import database_of
+from coalition.services import expiry
+
+log = logging.getLogger(__name__)
+
+JOB_LOCKS = {"expiry": 0x436F0001, "auto_close": 0x436F0002}
+
+
+def holding_job_lock(database, job: str, work) -> bool:
+    """Run ``work()`` if no other instance is running ``job``; False when skipped."""
+    if database.dialect != "postgresql":
+        work()
+        return True
+    with database.engine.connect() as connection:
+        locked = connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": JOB_LOCKS[job]})
+        if not locked:
+            return False
+        try:
+            work()
+        finally:
+            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": JOB_LOCKS[job]})
+            connection.commit()
+    return True
+
+
+def run_expiry(database) -> None:
+    holding_job_lock(database, "expiry", lambda: expiry.expire_all(database, datetime.now(UTC)))
+
+
+def start(app) -> BackgroundScheduler:
+    database = database_of(app)
+    scheduler = BackgroundScheduler(timezone=UTC)
+    scheduler.add_job(run_expiry, "interval", hours=1, args=[database], id="expiry",
+                      next_run_time=datetime.now(UTC), max_instances=1, coalesce=True)
+    scheduler.start()
+    log.info("scheduler started: %s", ", ".join(job.id for job in scheduler.get_jobs()))
+    return scheduler

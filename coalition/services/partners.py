@@ -1,0 +1,76 @@
+"""Partners of the coalition (SPEC §5). ``coalition`` is the operator itself."""
+
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from coalition.db import models
+from coalition.domain import money
+from coalition.domain.errors import Conflict, Invalid, NotFound, PartnerSuspended
+
+CATEGORIES = ("shop", "cafe", "gym", "travel", "other")
+STATUSES = ("active", "suspended")
+OPERATOR_PARTNER = "coalition"
+
+
+def _check(fields: dict) -> None:
+    if "currency" in fields and not money.is_currency(fields["currency"]):
+        raise Invalid(f"{fields['currency']!r} is not an ISO 4217 currency")
+
+
+def create(session, fields: dict) -> models.Partner:
+    _check(fields)
+    if session.get(models.Partner, fields["id"]) is not None:
+        raise Conflict(f"partner {fields['id']!r} exists already", reason="duplicate_partner")
+    partner = models.Partner(
+        hold_days=0, status="active", created_at=datetime.now(UTC), **fields
+    )
+    session.add(partner)
+    session.flush()
+    return partner
+
+
+def update(session, partner_id: str, fields: dict) -> models.Partner:
+    partner = get(session, partner_id)
+    _check(fields)
+    if partner_id == OPERATOR_PARTNER and fields.get("currency", partner.currency) != partner.currency:
+        raise Conflict("the coalition partner settles in the base currency")
+    if "currency" in fields and fields["currency"] != partner.currency and _has_transactions(
+        session, partner_id
+    ):
+        raise Conflict("a partner's currency is fixed once it has transactions")
+    for field, value in fields.items():
+        setattr(partner, field, value)
+    return partner
+
+
+def _has_transactions(session, partner_id: str) -> bool:
+    query = select(models.Transaction.id).where(models.Transaction.partner_id == partner_id)
+    return session.scalars(query.limit(1)).first() is not None
+
+
+def get(session, partner_id: str) -> models.Partner:
+    partner = session.get(models.Partner, partner_id)
+    if partner is None:
+        raise NotFound(f"no partner {partner_id!r}")
+    return partner
+
+
+def get_for_reference(session, partner_id: str) -> models.Partner:
+    """A partner named inside a request body: unknown → 422, not 404."""
+    partner = session.get(models.Partner, partner_id)
+    if partner is None:
+        raise Invalid(f"unknown partner {partner_id!r}", reason="unknown_partner")
+    return partner
+
+
+def active(session, partner_id: str) -> models.Partner:
+    """The partner a transaction is posted for; unknown or suspended → 422."""
+    partner = get_for_reference(session, partner_id)
+    if partner.status != "active":
+        raise PartnerSuspended(f"partner {partner_id!r} is suspended")
+    return partner
+
+
+def all_partners(session) -> list[models.Partner]:
+    return list(session.scalars(select(models.Partner).order_by(models.Partner.id)))

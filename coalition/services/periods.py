@@ -1,0 +1,40 @@
+"""The settlement calendar as stored: closed periods, attribution, the close lock.
+
+Posting a transaction holds the calendar lock shared and closing a period
+holds it exclusively (PostgreSQL advisory locks), so a transaction either
+commits before a close reads the ledger or sees that period as closed and
+lands, late, in the next one. SQLite serialises writers anyway.
+"""
+
+from datetime import datetime
+
+from sqlalchemy import select, text
+
+from coalition.db import models
+from coalition.domain import periods
+from coalition.services import settings as settings_service
+
+CALENDAR_LOCK = 0x436F616C  # "Coal": one advisory lock id for the settlement calendar
+
+
+def lock_calendar(session, exclusive: bool = False) -> None:
+    if session.bind.dialect.name != "postgresql":
+        return
+    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    session.execute(text(f"SELECT {function}(:key)"), {"key": CALENDAR_LOCK})
+
+
+def last_closed(session) -> periods.Period | None:
+    row = session.scalars(select(models.Period).order_by(models.Period.end.desc()).limit(1)).first()
+    return None if row is None else periods.Period(row.start, row.end, row.id)
+
+
+def attribute(session, occurred_at: datetime) -> tuple[periods.Period, bool]:
+    """The period a transaction lands in, and its ``late`` flag (SPEC §7)."""
+    config = settings_service.load(session)
+    return periods.attribute(occurred_at, config.period, config.timezone, last_closed(session))
+
+
+def parse(session, period_id: str) -> periods.Period:
+    config = settings_service.load(session)
+    return periods.parse(period_id, config.period, config.timezone)

@@ -1,0 +1,171 @@
+"""Read models: transactions as the API shows them, listings, balances, history.
+
+Every read that a partner key can make passes through :func:`visible_partner`,
+so isolation (SPEC §4) is decided in one place.
+"""
+
+import json
+from datetime import datetime
+
+from sqlalchemy import func, select
+
+from coalition.db import models
+from coalition.domain import lots as lots_domain
+from coalition.domain.errors import Forbidden, Invalid, NotFound
+from coalition.domain.money import Money
+from coalition.services import members
+
+DEFAULT_REASONS = {
+    "earn": "purchase",
+    "bonus": "bonus",
+    "burn": "redemption",
+    "earn_reversal": "return",
+    "burn_reversal": "redemption reversed",
+    "expiry": "expiry",
+}
+
+
+def visible_partner(principal, requested: str | None) -> str | None:
+    """The partner filter a listing must use: a bound key sees only its partner."""
+    own = principal.own_partner()
+    if own is not None and requested not in (None, own):
+        raise Forbidden("this key may only see its own partner's data")
+    return own or requested
+
+
+def transaction_views(session, transactions: list[models.Transaction]) -> list[dict]:
+    """The API representation of transactions, with their lots and allocations."""
+    ids = [transaction.id for transaction in transactions]
+    allocations: dict[int, list[dict]] = {transaction_id: [] for transaction_id in ids}
+    query = select(models.Allocation).where(models.Allocation.transaction_id.in_(ids))
+    for row in session.scalars(query.order_by(models.Allocation.id)):
+        allocations[row.transaction_id].append(
+            {"lot_id": row.lot_id, "issuer_id": row.issuer_id, "points": abs(row.points)}
+        )
+    lots = {
+        row.transaction_id: row
+        for row in session.scalars(select(models.Lot).where(models.Lot.transaction_id.in_(ids)))
+    }
+    return [_view(transaction, allocations[transaction.id], lots.get(transaction.id)) for transaction in transactions]
+
+
+def _view(transaction: models.Transaction, allocations: list[dict], lot) -> dict:
+    amount = transaction.amount
+    return {
+        "id": transaction.id,
+        "external_id": transaction.external_id,
+        "type": transaction.type,
+        "partner_id": transaction.partner_id,
+        "member_id": transaction.member_id,
+        "occurred_at": transaction.occurred_at,
+        "recorded_at": transaction.recorded_at,
+        "amount": None if amount is None else str(Money(amount, transaction.currency)),
+        "currency": transaction.currency,
+        "category": transaction.category,
+        "reason": transaction.reason,
+        "points": transaction.points,
+        "shortfall_points": transaction.shortfall_points,
+        "original_id": transaction.original_id,
+        "rate_ids": json.loads(transaction.rate_ids),
+        "period_id": transaction.period_id,
+        "late": transaction.late,
+        "allocations": allocations,
+        "lot_id": lot.id if lot else None,
+        "available_at": lot.available_at if lot else None,
+        "expires_at": lot.expires_at if lot else None,
+    }
+
+
+def transaction_view(session, transaction: models.Transaction) -> dict:
+    return transaction_views(session, [transaction])[0]
+
+
+def get_transaction(session, principal, transaction_id: int) -> dict:
+    transaction = session.get(models.Transaction, transaction_id)
+    own = principal.own_partner()
+    if transaction is None or own not in (None, transaction.partner_id):
+        raise NotFound(f"no transaction {transaction_id}")
+    return transaction_view(session, transaction)
+
+
+def keyset_page(session, query, limit: int, cursor: str | None):
+    """One page of transactions in id order, and the cursor of the next page."""
+    if cursor:
+        if not cursor.isdigit():
+            raise Invalid("cursor is not one this service returned", reason="bad_cursor")
+        query = query.where(models.Transaction.id > int(cursor))
+    rows = list(session.scalars(query.order_by(models.Transaction.id).limit(limit + 1)))
+    return rows[:limit], (str(rows[limit - 1].id) if len(rows) > limit else None)
+
+
+def list_transactions(session, principal, filters: dict, limit: int, cursor: str | None):
+    partner_id = visible_partner(principal, filters.get("partner_id"))
+    T = models.Transaction
+    query = select(T)
+    if partner_id is not None:
+        query = query.where(T.partner_id == partner_id)
+    for field in ("member_id", "type", "period_id"):
+        if filters.get(field) is not None:
+            query = query.where(getattr(T, field) == filters[field])
+    if filters.get("from") is not None:
+        query = query.where(T.occurred_at >= filters["from"])
+    if filters.get("to") is not None:
+        query = query.where(T.occurred_at < filters["to"])
+    rows, next_cursor = keyset_page(session, query, limit, cursor)
+    return {"items": transaction_views(session, rows), "next_cursor": next_cursor}
+
+
+def balance(session, member_id: str, now: datetime) -> dict:
+    """SPEC §6: available, pending, expiring within 90 days, lifetime figures."""
+    if not members.exists(session, member_id):
+        raise NotFound(f"no member {member_id!r}")
+    live = [members.lot_value(row) for row in members.live_lots(session, member_id)]
+    current = lots_domain.balance(live, now)
+    earned = session.scalar(
+        select(func.coalesce(func.sum(models.Lot.points), 0)).where(models.Lot.member_id == member_id)
+    )
+    burned = session.scalar(
+        select(func.coalesce(func.sum(models.Transaction.points), 0)).where(
+            models.Transaction.member_id == member_id,
+            models.Transaction.type.in_(("burn", "burn_reversal")),
+        )
+    )
+    return {
+        "member_id": member_id,
+        "available": current.available,
+        "pending": current.pending,
+        "expiring": [{"points": points, "expires_at": when} for points, when in current.expiring],
+        "lifetime_earned": earned,
+        "lifetime_burned": -burned,
+        "as_of": now,
+    }
+
+
+def history(session, principal, member_id: str, limit: int, cursor: str | None) -> dict:
+    """Every points movement of a member; a bound key sees only its partner's."""
+    if not members.exists(session, member_id):
+        raise NotFound(f"no member {member_id!r}")
+    T = models.Transaction
+    query = select(T).where(T.member_id == member_id)
+    own = principal.own_partner()
+    if own is not None:
+        query = query.where(T.partner_id == own)
+    rows, next_cursor = keyset_page(session, query, limit, cursor)
+    views = transaction_views(session, rows)
+    items = [
+        {
+            "transaction_id": view["id"],
+            "type": view["type"],
+            "partner_id": view["partner_id"],
+            "occurred_at": view["occurred_at"],
+            "points": view["points"],
+            "reason": view["reason"] or DEFAULT_REASONS[view["type"]],
+            "lots": (
+                [{"lot_id": view["lot_id"], "issuer_id": view["partner_id"], "points": view["points"]}]
+                if view["lot_id"]
+                else view["allocations"]
+            ),
+        }
+        for view in views
+    ]
+    return {"member_id": member_id, "items": items, "next_cursor": next_cursor}

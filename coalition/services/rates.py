@@ -1,0 +1,94 @@
+"""The operator's rates: append-only versions (SPEC §5).
+
+Which version applies is decided by :mod:`coalition.domain.rates`; this module
+stores them, checks each kind's scope, and loads the candidates for a use case.
+"""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from sqlalchemy import or_, select
+
+from coalition.db import models
+from coalition.domain import money, rates
+from coalition.domain.errors import Invalid, PeriodClosed
+from coalition.services import partners, periods
+
+PARTNER_SCOPED = ("earn", "promo", "threshold")
+
+
+def _check_scope(fields: dict) -> None:
+    kind, value = fields["kind"], fields["value"]
+    if kind in PARTNER_SCOPED and not fields.get("partner_id"):
+        raise Invalid(f"a {kind} rate needs a partner_id")
+    if kind == "promo" and fields.get("effective_to") is None:
+        raise Invalid("a promo needs an effective_to")
+    if kind == "threshold" and (fields.get("min_amount") is None or value != value.to_integral()):
+        raise Invalid("a threshold needs a min_amount and a whole number of points as value")
+    if kind != "threshold" and fields.get("min_amount") is not None:
+        raise Invalid("only a threshold has a min_amount")
+    if kind not in ("earn", "promo") and fields.get("category") is not None:
+        raise Invalid(f"a {kind} rate has no category")
+    if (kind == "fx") != (fields.get("currency") is not None):
+        raise Invalid("an fx rate, and only an fx rate, names a currency")
+    if kind == "fx" and (fields.get("partner_id") or not money.is_currency(fields["currency"])):
+        raise Invalid("an fx rate is coalition-wide for one ISO 4217 currency")
+    positive = kind in ("earn", "promo", "threshold", "fx")
+    if value < 0 or (positive and value == 0):
+        raise Invalid(f"a {kind} rate must be {'positive' if positive else 'zero or more'}")
+
+
+def create(session, fields: dict) -> models.Rate:
+    _check_scope(fields)
+    if fields.get("effective_to") is not None and fields["effective_to"] <= fields["effective_from"]:
+        raise Invalid("effective_to must be after effective_from")
+    if fields.get("partner_id"):
+        partner = partners.get_for_reference(session, fields["partner_id"])
+        if fields.get("min_amount") is not None:
+            money.check_places(fields["min_amount"], partner.currency, "min_amount")
+    last_closed = periods.last_closed(session)
+    if last_closed is not None and fields["effective_from"] < last_closed.end:
+        raise PeriodClosed(f"effective_from falls in closed period {last_closed.id} or earlier")
+    rate = models.Rate(created_at=datetime.now(UTC), **fields)
+    session.add(rate)
+    session.flush()
+    return rate
+
+
+def listing(session, kind=None, partner_id=None, at=None) -> list[models.Rate]:
+    query = select(models.Rate).order_by(models.Rate.id)
+    if kind is not None:
+        query = query.where(models.Rate.kind == kind)
+    if partner_id is not None:
+        query = query.where(models.Rate.partner_id == partner_id)
+    found = session.scalars(query)
+    return [rate for rate in found if at is None or to_value(rate).in_force_at(at)]
+
+
+def to_value(row: models.Rate) -> rates.Rate:
+    return rates.Rate(
+        id=row.id,
+        kind=row.kind,
+        value=row.value,
+        effective_from=row.effective_from,
+        effective_to=row.effective_to,
+        partner_id=row.partner_id,
+        category=row.category,
+        currency=row.currency,
+        min_amount=row.min_amount,
+    )
+
+
+def candidates(session, kinds: tuple[str, ...], partner_id: str | None = None) -> list[rates.Rate]:
+    """Every version of these kinds that could apply to the partner."""
+    query = select(models.Rate).where(models.Rate.kind.in_(kinds))
+    if partner_id is not None:
+        query = query.where(or_(models.Rate.partner_id == partner_id, models.Rate.partner_id.is_(None)))
+    return [to_value(row) for row in session.scalars(query)]
+
+
+def fx_rate(session, currency: str, base_currency: str, at: datetime) -> rates.Rate | None:
+    """Base currency per unit of ``currency``; the base currency itself is 1."""
+    if currency == base_currency:
+        return rates.Rate(id=0, kind="fx", value=Decimal(1), effective_from=at, currency=currency)
+    return rates.in_force(candidates(session, ("fx",)), "fx", at, currency=currency)

@@ -1,0 +1,39 @@
+"""The operator's programme settings (SPEC §5)."""
+
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy import exists, select
+
+from coalition.db import models
+from coalition.domain import money, periods
+from coalition.domain.errors import Conflict, Invalid
+
+
+def load(session) -> models.Settings:
+    return session.get(models.Settings, 1)
+
+
+def update(session, changes: dict) -> models.Settings:
+    """Apply the given fields; calendar and currency freeze once the ledger depends on them."""
+    settings = load(session)
+    changes = {field: value for field, value in changes.items() if getattr(settings, field) != value}
+    if "base_currency" in changes:
+        if not money.is_currency(changes["base_currency"]):
+            raise Invalid(f"{changes['base_currency']!r} is not an ISO 4217 currency")
+        if session.scalar(select(exists().where(models.Transaction.id.isnot(None)))):
+            raise Conflict("base_currency is fixed once any transaction exists")
+        session.get(models.Partner, "coalition").currency = changes["base_currency"]
+    if "timezone" in changes:
+        try:
+            ZoneInfo(changes["timezone"])
+        except (ZoneInfoNotFoundError, ValueError):
+            raise Invalid(f"{changes['timezone']!r} is not an IANA time zone") from None
+    if "period" in changes and changes["period"] not in periods.KINDS:
+        raise Invalid(f"period must be one of {', '.join(periods.KINDS)}")
+    if {"timezone", "period"} & changes.keys() and session.scalar(
+        select(exists().where(models.Period.id.isnot(None)))
+    ):
+        raise Conflict("the settlement calendar is fixed once a period has been closed")
+    for field, value in changes.items():
+        setattr(settings, field, value)
+    return settings

@@ -1,0 +1,186 @@
+"""A small diverging bar chart of one partner's net position by counterparty.
+
+Drawn by hand with ``reportlab.graphics`` shapes rather than ReportLab's
+``HorizontalBarChart`` because the layout needs control that chart offers
+poorly: names on the left, a zero axis whose position follows the data, each
+bar labelled with its amount at its own end, and bars coloured by side.
+Positive bars (to the right) are the receivable side — the counterparty's
+customers redeemed more here than this partner's customers did there; negative
+bars (to the left) are the payable side.
+
+A coalition can have a hundred partners, so the chart draws only the largest
+positions and says so under the bars: it is for seeing at a glance, the table
+beside it holds every line. Folding the rest into one "others" bar was tried
+and rejected: that bar dwarfs every real counterparty.
+"""
+
+from collections.abc import Callable, Iterable, Mapping
+from decimal import Decimal
+from typing import NamedTuple
+
+from reportlab.graphics.shapes import Drawing, Line, Rect, String
+from reportlab.lib import colors
+from reportlab.pdfbase.pdfmetrics import stringWidth
+
+from reports import fonts
+
+RECEIVABLE_COLOUR = colors.HexColor("#2E7D5B")
+PAYABLE_COLOUR = colors.HexColor("#B23B3B")
+_AXIS_COLOUR = colors.HexColor("#5A6472")
+_TEXT_COLOUR = colors.HexColor("#1B2430")
+
+_FONT_SIZE = 7.5
+_BAR_HEIGHT = 10
+_ROW_PITCH = 15
+_NAME_WIDTH = 130
+_GAP = 4
+_LEGEND_HEIGHT = 18
+_CAPTION_HEIGHT = 12
+
+
+class Bar(NamedTuple):
+    """One bar of the chart.
+
+    Attributes:
+        label: counterparty name.
+        net: value in minus value out, in the base currency.
+    """
+
+    label: str
+    net: Decimal
+
+
+def net_position_chart(
+    counterparties: Iterable[Mapping],
+    width: float,
+    format_amount: Callable[[Decimal], str],
+    max_bars: int = 10,
+) -> Drawing:
+    """Draw net position by counterparty as horizontal bars around a zero axis.
+
+    Args:
+        counterparties: statement counterparty rows; ``name`` and ``net``
+            (a decimal string) are used.
+        width: drawing width in points, normally the frame width.
+        format_amount: turns a net into its label, so the chart prints money
+            exactly as the statement's tables do.
+        max_bars: most bars drawn; beyond it only the largest absolute nets
+            are drawn and a caption says how many of how many.
+
+    Returns:
+        A Drawing sized to its bars, ready to be placed in a story.
+    """
+    fonts.register()
+    rows = [Bar(row["name"], Decimal(row["net"])) for row in counterparties]
+    bars = largest_positions(rows, max_bars)
+    labels = [format_amount(bar.net) for bar in bars]
+    caption = len(bars) < len(rows)
+    legend_height = _LEGEND_HEIGHT + (_CAPTION_HEIGHT if caption else 0)
+    height = len(bars) * _ROW_PITCH + legend_height + _GAP
+    # Without an initial font ReportLab opens every drawing in Helvetica.
+    drawing = Drawing(width, height, initialFontName=fonts.REGULAR, initialFontSize=_FONT_SIZE)
+    zero_x, scale = _axis(bars, labels, width)
+    top = height - _ROW_PITCH
+    for row, (bar, label) in enumerate(zip(bars, labels, strict=True)):
+        _draw_bar(drawing, bar, label, zero_x, scale, top - row * _ROW_PITCH)
+    drawing.add(
+        Line(zero_x, legend_height, zero_x, height, strokeColor=_AXIS_COLOUR, strokeWidth=0.6)
+    )
+    _draw_legend(drawing, legend_height - _LEGEND_HEIGHT)
+    if caption:
+        drawing.add(
+            _text(
+                _NAME_WIDTH + 2 * _GAP,
+                2,
+                f"Largest {len(bars)} of {len(rows)} counterparties by size of net position; "
+                "the table lists them all.",
+            )
+        )
+    return drawing
+
+
+def largest_positions(bars: list[Bar], max_bars: int) -> list[Bar]:
+    """Pick the bars to draw: at most ``max_bars`` of the largest absolute nets.
+
+    Ties are broken by name so the same statement always draws the same chart.
+    The bars come back ordered from the most receivable to the most payable,
+    which reads top to bottom like a ranking.
+    """
+    largest = sorted(bars, key=lambda bar: (-abs(bar.net), bar.label))[:max_bars]
+    return sorted(largest, key=lambda bar: (-bar.net, bar.label))
+
+
+def _axis(bars: list[Bar], labels: list[str], width: float) -> tuple[float, float]:
+    """Place the zero axis and choose points per unit of money.
+
+    Room is kept on each side for the widest amount label of that side so
+    labels never run into the names or off the drawing.
+    """
+    most_payable = max((-bar.net for bar in bars if bar.net < 0), default=Decimal(0))
+    most_receivable = max((bar.net for bar in bars if bar.net > 0), default=Decimal(0))
+    left_room = _widest(label for bar, label in zip(bars, labels, strict=True) if bar.net < 0)
+    right_room = _widest(label for bar, label in zip(bars, labels, strict=True) if bar.net >= 0)
+    plot_left = _NAME_WIDTH + 2 * _GAP + left_room
+    plot_width = width - right_room - plot_left
+    span = most_payable + most_receivable
+    if span == 0:
+        return plot_left, 0.0
+    scale = plot_width / float(span)
+    return plot_left + float(most_payable) * scale, scale
+
+
+def _widest(labels: Iterable[str]) -> float:
+    """Width of the widest label plus its gap, or nothing when there is none."""
+    widths = [stringWidth(label, fonts.REGULAR, _FONT_SIZE) for label in labels]
+    return max(widths) + _GAP if widths else 0.0
+
+
+def _draw_bar(
+    drawing: Drawing, bar: Bar, label: str, zero_x: float, scale: float, y: float
+) -> None:
+    """Draw one row: name on the left, the bar from zero, its amount at its end."""
+    drawing.add(_text(_NAME_WIDTH, y + 2, _fit(bar.label, _NAME_WIDTH), anchor="end"))
+    end = zero_x + float(bar.net) * scale
+    colour = PAYABLE_COLOUR if bar.net < 0 else RECEIVABLE_COLOUR
+    drawing.add(
+        Rect(
+            min(zero_x, end), y, abs(end - zero_x), _BAR_HEIGHT, fillColor=colour, strokeColor=None
+        )
+    )
+    if bar.net < 0:
+        drawing.add(_text(end - _GAP, y + 2, label, anchor="end"))
+    else:
+        drawing.add(_text(end + _GAP, y + 2, label))
+
+
+def _text(x: float, y: float, text: str, anchor: str = "start") -> String:
+    return String(
+        x,
+        y,
+        text,
+        fontName=fonts.REGULAR,
+        fontSize=_FONT_SIZE,
+        fillColor=_TEXT_COLOUR,
+        textAnchor=anchor,
+    )
+
+
+def _fit(text: str, max_width: float) -> str:
+    """Shorten a name with an ellipsis until it fits the name column."""
+    if stringWidth(text, fonts.REGULAR, _FONT_SIZE) <= max_width:
+        return text
+    while text and stringWidth(text + "…", fonts.REGULAR, _FONT_SIZE) > max_width:
+        text = text[:-1]
+    return text.rstrip() + "…"
+
+
+def _draw_legend(drawing: Drawing, y: float) -> None:
+    """Explain the two colours under the bars."""
+    x = _NAME_WIDTH + 2 * _GAP
+    for colour, text in (
+        (RECEIVABLE_COLOUR, "Net receivable (value in exceeds value out)"),
+        (PAYABLE_COLOUR, "Net payable (value out exceeds value in)"),
+    ):
+        drawing.add(Rect(x, y + 3, 8, 8, fillColor=colour, strokeColor=None))
+        drawing.add(_text(x + 12, y + 4, text))
+        x += 24 + stringWidth(text, fonts.REGULAR, _FONT_SIZE)

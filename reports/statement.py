@@ -1,0 +1,587 @@
+"""One partner's settlement statement as an A4 PDF (SPEC §8).
+
+The statement arrives as the JSON-ready dict the API serves (SPEC §7), and the
+PDF is laid out the way a bank statement is: who we are and who it is for, one
+boxed sentence saying who pays whom and how much, the figures behind it, a
+chart to see the counterparties at a glance, then every counterparty line and
+every late item, with "Page x of y" and the statement's SHA-256 on each page.
+
+A final statement must download as the same bytes every time (SPEC §7), so
+nothing here reads the clock or the environment: ReportLab runs in invariant
+mode, and the PDF's creation date and metadata come from the statement itself.
+
+Amounts arrive as decimal strings already rounded by the settlement; they are
+printed with thousands separators and padded to the currency's minor unit,
+never rounded again, so every digit on paper is a digit in the ledger.
+"""
+
+import datetime
+import functools
+import io
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from xml.sax.saxutils import escape
+
+from babel import dates, numbers
+from reportlab.lib import colors
+from reportlab.lib.enums import TA_RIGHT
+from reportlab.lib.pagesizes import A4
+from reportlab.lib.styles import ParagraphStyle
+from reportlab.lib.units import mm
+from reportlab.pdfgen import canvas as pdfcanvas
+from reportlab.platypus import (
+    BaseDocTemplate,
+    CondPageBreak,
+    Flowable,
+    Frame,
+    HRFlowable,
+    KeepTogether,
+    PageTemplate,
+    Paragraph,
+    Spacer,
+    Table,
+)
+
+from reports import chart, fonts
+
+_PAGE_WIDTH, _PAGE_HEIGHT = A4
+_MARGIN_X = 18 * mm
+_MARGIN_TOP = 20 * mm
+_MARGIN_BOTTOM = 22 * mm
+_WIDTH = _PAGE_WIDTH - 2 * _MARGIN_X
+
+_INK = colors.HexColor("#1B2430")
+_MUTED = colors.HexColor("#5A6472")
+_ACCENT = colors.HexColor("#1F3A5F")
+_RULE = colors.HexColor("#C9D1DB")
+_SHADE = colors.HexColor("#F1F4F8")
+
+_BODY = ParagraphStyle("body", fontName=fonts.REGULAR, fontSize=9, leading=12, textColor=_INK)
+_SMALL = ParagraphStyle("small", _BODY, fontSize=7.5, leading=10, textColor=_MUTED)
+_NOTE = ParagraphStyle("note", _SMALL, spaceAfter=2 * mm)
+_TITLE = ParagraphStyle(
+    "title", _BODY, fontName=fonts.BOLD, fontSize=20, leading=24, textColor=_ACCENT
+)
+_SUBTITLE = ParagraphStyle("subtitle", _BODY, fontSize=11, leading=14, textColor=_MUTED)
+_PARTNER = ParagraphStyle("partner", _BODY, fontName=fonts.BOLD, fontSize=14, leading=18)
+_HEADING = ParagraphStyle(
+    "heading",
+    _BODY,
+    fontName=fonts.BOLD,
+    fontSize=11,
+    leading=14,
+    textColor=_ACCENT,
+    spaceBefore=14,
+    spaceAfter=6,
+)
+_SENTENCE = ParagraphStyle("sentence", _BODY, fontName=fonts.BOLD, fontSize=12.5, leading=17)
+_CELL = ParagraphStyle("cell", _BODY, fontSize=8.5, leading=10.5)
+_HEAD = ParagraphStyle("head", _CELL, fontName=fonts.BOLD, textColor=colors.white)
+_HEAD_RIGHT = ParagraphStyle("head_right", _HEAD, alignment=TA_RIGHT)
+
+# Every table names its font, even one holding only paragraphs: ReportLab
+# selects the cell font before drawing any cell and would otherwise pull
+# Helvetica, which cannot show Cyrillic, into the PDF.
+_TEXT = [
+    ("FONTNAME", (0, 0), (-1, -1), fonts.REGULAR),
+    ("FONTSIZE", (0, 0), (-1, -1), 8.5),
+    ("LEADING", (0, 0), (-1, -1), 10.5),
+    ("TEXTCOLOR", (0, 0), (-1, -1), _INK),
+]
+_GRID = _TEXT + [
+    ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
+    ("TOPPADDING", (0, 0), (-1, -1), 3),
+    ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
+]
+_LISTING = _GRID + [
+    ("BACKGROUND", (0, 0), (-1, 0), _ACCENT),
+    ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, _SHADE]),
+    ("LINEBELOW", (0, -1), (-1, -1), 0.6, _ACCENT),
+    ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
+]
+
+
+def render_pdf(statement: Mapping) -> bytes:
+    """Render a settlement statement as PDF bytes.
+
+    Args:
+        statement: one partner's statement, shaped as in SPEC §7, with money
+            as decimal strings and points as ints. ``coalition_name`` is
+            optional and defaults to "Coalition".
+
+    Returns:
+        The PDF; identical bytes for identical input.
+
+    Raises:
+        ValueError: an amount carries more decimals than its currency has,
+            which would mean the settlement did not round it.
+        RuntimeError: the Roboto fonts cannot be loaded.
+    """
+    fonts.register()
+    buffer = io.BytesIO()
+    document = BaseDocTemplate(
+        buffer,
+        pagesize=A4,
+        pageTemplates=[PageTemplate("statement", [_frame()])],
+        invariant=1,
+        initialFontName=fonts.REGULAR,
+        title=f"Settlement statement {statement['number']}",
+        author=_coalition(statement),
+        subject=f"{statement['partner_name']}, period {statement['period_id']}",
+        creator=f"{_coalition(statement)} settlement service",
+    )
+    story = [
+        *_header(statement),
+        *_summary_box(statement),
+        *_figures(statement),
+        *_chart(statement),
+        *_counterparties(statement),
+        *_late_items(statement),
+    ]
+    maker = functools.partial(
+        _NumberedCanvas,
+        furniture=functools.partial(_draw_furniture, statement=statement),
+        created=_pdf_date(statement),
+    )
+    document.build(story, canvasmaker=maker)
+    return buffer.getvalue()
+
+
+def _frame() -> Frame:
+    """The page's text area, without Frame's default 6 pt inner padding.
+
+    Tables are sized to the full width between the margins; the padding
+    would push them past the headings' left edge.
+    """
+    return Frame(
+        _MARGIN_X,
+        _MARGIN_BOTTOM,
+        _WIDTH,
+        _PAGE_HEIGHT - _MARGIN_TOP - _MARGIN_BOTTOM,
+        leftPadding=0,
+        rightPadding=0,
+        topPadding=0,
+        bottomPadding=0,
+    )
+
+
+class _NumberedCanvas(pdfcanvas.Canvas):
+    """Canvas that holds pages back until the end so each can say "of y".
+
+    ReportLab draws a page before it knows how many follow, so the usual
+    two-pass trick applies: keep each page's drawing state on ``showPage``,
+    and on ``save`` replay them with the footer, now that the count is known.
+    """
+
+    def __init__(self, *args, furniture: Callable, created: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._furniture = furniture
+        self._pages: list[dict] = []
+        self.setDateFormatter(lambda *_: created)
+
+    def showPage(self):
+        self._pages.append(dict(self.__dict__))
+        self._startPage()
+
+    def save(self):
+        for number, state in enumerate(self._pages, start=1):
+            self.__dict__.update(state)
+            self._furniture(self, number, len(self._pages))
+            super().showPage()
+        super().save()
+
+
+def _draw_furniture(canvas: pdfcanvas.Canvas, page: int, pages: int, statement: Mapping) -> None:
+    """Draw what every page carries: footer, running header, draft mark."""
+    canvas.saveState()
+    footer_y = _MARGIN_BOTTOM - 10 * mm
+    canvas.setStrokeColor(_RULE)
+    canvas.setLineWidth(0.5)
+    canvas.line(_MARGIN_X, footer_y + 9, _PAGE_WIDTH - _MARGIN_X, footer_y + 9)
+    canvas.setFillColor(_MUTED)
+    canvas.setFont(fonts.REGULAR, 7)
+    canvas.drawString(
+        _MARGIN_X,
+        footer_y,
+        f"SHA-256 of canonical JSON {statement.get('sha256') or '(not yet sealed)'}",
+    )
+    canvas.setFont(fonts.BOLD, 7.5)
+    canvas.drawRightString(_PAGE_WIDTH - _MARGIN_X, footer_y, f"Page {page} of {pages}")
+    if page > 1:
+        _draw_running_header(canvas, statement)
+    if statement["status"] != "final":
+        _draw_draft_mark(canvas)
+    canvas.restoreState()
+
+
+def _draw_running_header(canvas: pdfcanvas.Canvas, statement: Mapping) -> None:
+    """Name the statement at the top of continuation pages, as banks do."""
+    y = _PAGE_HEIGHT - _MARGIN_TOP + 6 * mm
+    canvas.setFont(fonts.REGULAR, 7.5)
+    canvas.setFillColor(_MUTED)
+    canvas.drawString(
+        _MARGIN_X,
+        y,
+        f"{_coalition(statement)} · Settlement statement {statement['number']} · "
+        f"period {statement['period_id']}",
+    )
+    canvas.drawRightString(_PAGE_WIDTH - _MARGIN_X, y, statement["partner_name"])
+    canvas.line(_MARGIN_X, y - 4, _PAGE_WIDTH - _MARGIN_X, y - 4)
+
+
+def _draw_draft_mark(canvas: pdfcanvas.Canvas) -> None:
+    """Mark a draft across the page so it is never mistaken for a final statement."""
+    canvas.setFont(fonts.BOLD, 90)
+    canvas.setFillColor(colors.Color(0.7, 0.1, 0.1, alpha=0.08))
+    canvas.translate(_PAGE_WIDTH / 2, _PAGE_HEIGHT / 2)
+    canvas.rotate(45)
+    canvas.drawCentredString(0, 0, "DRAFT")
+
+
+def _header(statement: Mapping) -> list[Flowable]:
+    """Issuer and recipient on the left, the statement's identity on the right."""
+    issuer = [
+        _p(_coalition(statement), _TITLE),
+        _p("Settlement statement", _SUBTITLE),
+        Spacer(1, 5 * mm),
+        _p("Statement for", _SMALL),
+        _p(statement["partner_name"], _PARTNER),
+        _p(
+            f"Partner ID {statement['partner_id']} · settles in {statement['currency']} · "
+            f"base currency {statement['base_currency']}",
+            _SMALL,
+        ),
+    ]
+    identity = Table(
+        [
+            ["Statement no.", statement["number"]],
+            ["Period", statement["period_id"]],
+            ["Covers", _period_dates(statement["period_start"], statement["period_end"])],
+            ["Issued", _issued(statement.get("issued_at"))],
+            ["Status", statement["status"].capitalize()],
+        ],
+        colWidths=[22 * mm, 58 * mm],
+        style=_GRID
+        + [
+            ("TEXTCOLOR", (0, 0), (0, -1), _MUTED),
+            ("FONTNAME", (1, 0), (1, -1), fonts.BOLD),
+            ("LINEBELOW", (0, 0), (-1, -2), 0.4, _RULE),
+        ],
+    )
+    layout = Table(
+        [[issuer, identity]],
+        colWidths=[_WIDTH - 80 * mm, 80 * mm],
+        style=_TEXT
+        + [
+            ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            ("LEFTPADDING", (0, 0), (0, 0), 0),
+            ("RIGHTPADDING", (-1, 0), (-1, 0), 0),
+        ],
+    )
+    return [layout, Spacer(1, 4 * mm), HRFlowable(width="100%", thickness=1.2, color=_ACCENT)]
+
+
+def _summary_box(statement: Mapping) -> list[Flowable]:
+    """The one sentence a reader needs: who pays whom, how much, at what rate."""
+    summary = statement["summary"]
+    base = statement["base_currency"]
+    net, receivable, payable, fees = (
+        _money(summary[key], base) for key in ("net", "receivable", "payable", "fees")
+    )
+    workings = (
+        f"Net {net} {base} = receivable {receivable} − payable {payable} − fees {fees}, in {base}."
+    )
+    if statement["status"] != "final":
+        workings = "Draft: these figures may change until the period is closed. " + workings
+    if statement["currency"] != base:
+        workings += (
+            f" Converted at {summary['fx_rate']} {base} per {statement['currency']}, "
+            "the rate in force at the end of the period."
+        )
+    content = [
+        _p(_settlement_sentence(statement), _SENTENCE),
+        Spacer(1, 2 * mm),
+        _p(workings, _BODY),
+    ]
+    box = Table(
+        [[content]],
+        colWidths=[_WIDTH],
+        style=_TEXT
+        + [
+            ("BOX", (0, 0), (-1, -1), 1, _ACCENT),
+            ("BACKGROUND", (0, 0), (-1, -1), _SHADE),
+            ("LEFTPADDING", (0, 0), (-1, -1), 10),
+            ("RIGHTPADDING", (0, 0), (-1, -1), 10),
+            ("TOPPADDING", (0, 0), (-1, -1), 9),
+            ("BOTTOMPADDING", (0, 0), (-1, -1), 9),
+        ],
+    )
+    return [Spacer(1, 6 * mm), box]
+
+
+def _settlement_sentence(statement: Mapping) -> str:
+    """Say in words who pays whom (SPEC §7: positive net, the operator pays).
+
+    The amount is given without its sign, since the sentence carries the
+    direction; the partner's currency comes first because that is what moves.
+    """
+    summary = statement["summary"]
+    base = statement["base_currency"]
+    net = Decimal(summary["net"])
+    if net == 0:
+        return (
+            f"Nothing to pay: the net position for this period is {_money(abs(net), base)} {base}."
+        )
+    amount = f"{_money(abs(net), base)}\xa0{base}"
+    if statement["currency"] != base:
+        currency = statement["currency"]
+        converted = _money(abs(Decimal(summary["net_in_currency"])), currency)
+        amount = (
+            f"{converted}\xa0{currency} ({amount} at {summary['fx_rate']} {base} per {currency})"
+        )
+    if net > 0:
+        return f"The coalition operator pays {statement['partner_name']} {amount}."
+    return f"{statement['partner_name']} pays the coalition operator {amount}."
+
+
+def _figures(statement: Mapping) -> list[Flowable]:
+    """Money on the left, points on the right, one row per figure of SPEC §7."""
+    summary = statement["summary"]
+    base, currency = statement["base_currency"], statement["currency"]
+    money = [
+        ("Receivable", f"{_money(summary['receivable'], base)} {base}"),
+        ("Payable", f"{_money(summary['payable'], base)} {base}"),
+        ("Fees", f"{_money(summary['fees'], base)} {base}"),
+        ("Net", f"{_money(summary['net'], base)} {base}"),
+        (f"Net in {currency}", f"{_money(summary['net_in_currency'], currency)} {currency}"),
+        ("FX rate at period end", f"{summary['fx_rate']} {base} per {currency}"),
+        ("Outstanding liability", f"{_money(summary['liability'], base)} {base}"),
+    ]
+    points = [
+        ("Points issued", summary["points_issued"]),
+        ("Points redeemed here", summary["points_redeemed"]),
+        ("Points reversed", summary["points_reversed"]),
+        ("Shortfall points", summary["shortfall_points"]),
+        ("Points expired", summary["points_expired"]),
+        ("Late items", summary["late_count"]),
+        ("Outstanding liability (points)", summary["liability_points"]),
+    ]
+    rows = [["Money", "", "Points", ""]] + [
+        [money_label, money_value, points_label, _points(points_value)]
+        for (money_label, money_value), (points_label, points_value) in zip(
+            money, points, strict=True
+        )
+    ]
+    gutter = 8 * mm
+    column = (_WIDTH - gutter) / 2
+    table = Table(
+        rows,
+        colWidths=[column * 0.5, column * 0.5 + gutter, column * 0.66, column * 0.34],
+        style=_GRID
+        + [
+            ("FONTNAME", (0, 0), (-1, 0), fonts.BOLD),
+            ("TEXTCOLOR", (0, 0), (-1, 0), _ACCENT),
+            ("LINEBELOW", (0, 0), (1, 0), 0.8, _ACCENT),
+            ("LINEBELOW", (2, 0), (3, 0), 0.8, _ACCENT),
+            ("LINEBELOW", (0, 1), (1, -1), 0.4, _RULE),
+            ("LINEBELOW", (2, 1), (3, -1), 0.4, _RULE),
+            ("FONTNAME", (0, 4), (1, 4), fonts.BOLD),
+            ("ALIGN", (1, 0), (1, -1), "RIGHT"),
+            ("ALIGN", (3, 0), (3, -1), "RIGHT"),
+            ("RIGHTPADDING", (1, 0), (1, -1), gutter + 6),
+            ("LEFTPADDING", (0, 0), (0, -1), 0),
+            ("LEFTPADDING", (2, 0), (2, -1), 0),
+            ("RIGHTPADDING", (3, 0), (3, -1), 0),
+        ],
+    )
+    return [KeepTogether([_p("Figures for the period", _HEADING), table])]
+
+
+def _chart(statement: Mapping) -> list[Flowable]:
+    """Net position by counterparty; left out when there are no counterparties."""
+    if not statement["counterparties"]:
+        return []
+    base = statement["base_currency"]
+    drawing = chart.net_position_chart(
+        statement["counterparties"], _WIDTH, functools.partial(_money, currency=base)
+    )
+    return [KeepTogether([_p(f"Net position by counterparty, {base}", _HEADING), drawing])]
+
+
+def _counterparties(statement: Mapping) -> list[Flowable]:
+    """Every counterparty line in the order given, with totals, header repeated per page."""
+    heading = _section("Counterparties")
+    rows = statement["counterparties"]
+    if not rows:
+        return [*heading, _p("No counterparty activity in this period.", _BODY)]
+    base = statement["base_currency"]
+    header = [_p("Counterparty", _HEAD)] + [
+        _p(title, _HEAD_RIGHT)
+        for title in (
+            "Points in",
+            f"Value in, {base}",
+            "Points out",
+            f"Value out, {base}",
+            f"Net, {base}",
+        )
+    ]
+    body = [
+        [
+            _counterparty_name(row),
+            _points(row["points_in"]),
+            _money(row["value_in"], base),
+            _points(row["points_out"]),
+            _money(row["value_out"], base),
+            _money(row["net"], base),
+        ]
+        for row in rows
+    ]
+    totals = ["Total"] + [
+        _points(sum(row[key] for row in rows))
+        if key.startswith("points")
+        else _money(sum(Decimal(row[key]) for row in rows), base)
+        for key in ("points_in", "value_in", "points_out", "value_out", "net")
+    ]
+    table = Table(
+        [header, *body, totals],
+        colWidths=[_WIDTH - 5 * 22 * mm] + [22 * mm] * 5,
+        repeatRows=1,
+        style=_LISTING
+        + [
+            ("FONTNAME", (0, -1), (-1, -1), fonts.BOLD),
+            ("LINEABOVE", (0, -1), (-1, -1), 0.6, _ACCENT),
+        ],
+    )
+    partner = escape(statement["partner_name"])
+    note = _p(
+        f"Points in: the counterparty's points redeemed at {partner}, value receivable. "
+        f"Points out: {partner}'s points redeemed at the counterparty, value payable. "
+        "Net is value in less value out.",
+        _NOTE,
+        escaped=True,
+    )
+    return [*heading, note, table]
+
+
+def _counterparty_name(row: Mapping) -> Paragraph:
+    """The name as partners know it, the id in small print for reconciliation."""
+    partner_id = f"<font size=7 color='{_MUTED.hexval()}'>{escape(row['partner_id'])}</font>"
+    return Paragraph(f"{escape(row['name'])} {partner_id}", _CELL)
+
+
+def _late_items(statement: Mapping) -> list[Flowable]:
+    """Transactions from closed periods settled here instead (SPEC §7)."""
+    heading = _section("Late items")
+    items = statement["late_items"]
+    if not items:
+        return [*heading, _p("No late items.", _BODY)]
+    header = [
+        _p(title, _HEAD) for title in ("Transaction", "External ID", "Type", "Occurred at")
+    ] + [_p("Points", _HEAD_RIGHT), _p("Original period", _HEAD)]
+    body = [
+        [
+            str(item["transaction_id"]),
+            _p(item["external_id"], _CELL),
+            item["type"],
+            _timestamp(item["occurred_at"]),
+            _points(item["points"]),
+            item["original_period_id"],
+        ]
+        for item in items
+    ]
+    table = Table(
+        [header, *body],
+        colWidths=[22 * mm, _WIDTH - 130 * mm, 18 * mm, 40 * mm, 20 * mm, 30 * mm],
+        repeatRows=1,
+        style=_LISTING + [("ALIGN", (1, 0), (-1, -1), "LEFT"), ("ALIGN", (4, 0), (4, -1), "RIGHT")],
+    )
+    note = _p(
+        "Transactions that occurred in a period already closed; they settle in this one.", _NOTE
+    )
+    return [*heading, note, table]
+
+
+def _section(title: str) -> list[Flowable]:
+    """Start a listing section on a new page unless a few rows fit under its heading.
+
+    A ``KeepTogether`` would move a long table's start to the next page; a
+    conditional break only avoids a heading stranded at the foot of a page.
+    """
+    return [CondPageBreak(35 * mm), _p(title, _HEADING)]
+
+
+def _p(text: str, style: ParagraphStyle, escaped: bool = False) -> Paragraph:
+    """A paragraph of plain text; names may hold '&' or '<', so escape by default."""
+    return Paragraph(text if escaped else escape(text), style)
+
+
+def _coalition(statement: Mapping) -> str:
+    return statement.get("coalition_name") or "Coalition"
+
+
+def _money(amount: str | Decimal, currency: str) -> str:
+    """Print an amount with thousands separators at its currency's minor unit.
+
+    Only zeros are ever added (``"90"`` EUR prints as ``90.00``); an amount
+    with more decimals than the currency has is refused rather than rounded,
+    because rounding belongs to the settlement (SPEC §3), not to the printer.
+    """
+    value = Decimal(amount)
+    places = numbers.get_currency_precision(currency)
+    if not value.is_finite() or -value.as_tuple().exponent > places:
+        raise ValueError(f"{amount!r} is not a {currency} amount with at most {places} decimals")
+    return f"{value:,.{places}f}"
+
+
+def _points(points: int) -> str:
+    return f"{points:,}"
+
+
+def _period_dates(start: str, end: str) -> str:
+    """Show the period as inclusive days when it runs midnight to midnight.
+
+    Periods end exclusively at the next period's start; a reader expects
+    "1 October – 31 October", not "– 1 November". When the bounds are not
+    local midnights (stored in UTC for a coalition in another time zone) the
+    exact instants are shown instead of guessing the day.
+    """
+    first, after = datetime.datetime.fromisoformat(start), datetime.datetime.fromisoformat(end)
+    if first.time() == after.time() == datetime.time(0):
+        return f"{_day(first)} – {_day(after - datetime.timedelta(days=1))}"
+    return f"{_timestamp(start)} – {_timestamp(end)}"
+
+
+def _issued(issued_at: str | None) -> str:
+    if not issued_at:
+        return "Not issued"
+    return _day(datetime.datetime.fromisoformat(issued_at))
+
+
+def _day(moment: datetime.datetime) -> str:
+    return dates.format_date(moment.date(), "d MMMM y", locale="en")
+
+
+def _timestamp(value: str) -> str:
+    """A timestamp in its own offset, e.g. ``30 Sep 2026 23:10 UTC``."""
+    moment = datetime.datetime.fromisoformat(value)
+    return (
+        f"{dates.format_date(moment.date(), 'd MMM y', locale='en')} {moment:%H:%M} {_zone(moment)}"
+    )
+
+
+def _zone(moment: datetime.datetime) -> str:
+    minutes = int(moment.utcoffset().total_seconds() // 60)
+    if minutes == 0:
+        return "UTC"
+    sign = "+" if minutes > 0 else "-"
+    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _pdf_date(statement: Mapping) -> str:
+    """The PDF creation date: when the statement was issued, else its period's end.
+
+    Taken from the data, never the clock, so the bytes stay the same.
+    """
+    moment = datetime.datetime.fromisoformat(statement.get("issued_at") or statement["period_end"])
+    offset = moment.strftime("%z")
+    return f"D:{moment:%Y%m%d%H%M%S}{offset[:3]}'{offset[3:5]}'"

@@ -1,0 +1,137 @@
+"""Fixtures: a migrated database per test (SQLite, or PostgreSQL when configured).
+
+Set ``COALITION_TEST_DATABASE_URL`` to a PostgreSQL URL to run the whole suite
+there: the schema is migrated once into a template database and every test
+gets a fresh copy of it. Without it every test gets a fresh SQLite file.
+"""
+
+import os
+import shutil
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from coalition import auth, create_app, database_of
+from coalition.db import Database, migrate
+
+POSTGRES_URL = os.environ.get("COALITION_TEST_DATABASE_URL")
+if os.environ.get("COALITION_REQUIRE_POSTGRES") and not POSTGRES_URL:
+    raise RuntimeError("COALITION_REQUIRE_POSTGRES is set but COALITION_TEST_DATABASE_URL is not")
+
+
+def pytest_collection_modifyitems(config, items):
+    """PostgreSQL-only tests are skipped on SQLite (CI runs the suite on both)."""
+    if POSTGRES_URL:
+        return
+    skip = pytest.mark.skip(reason="needs COALITION_TEST_DATABASE_URL (PostgreSQL)")
+    for item in items:
+        if "postgres" in item.keywords:
+            item.add_marker(skip)
+
+
+def _admin_engine():
+    url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database="postgres")
+    return create_engine(url, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def template(tmp_path_factory):
+    """A migrated database to copy for each test."""
+    if POSTGRES_URL:
+        name = f"coalition_template_{uuid.uuid4().hex[:8]}"
+        admin = _admin_engine()
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database=name)
+        database = Database(url.render_as_string(hide_password=False))
+        migrate.upgrade(database)
+        database.dispose()
+        yield name
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    else:
+        path = tmp_path_factory.mktemp("template") / "template.sqlite3"
+        database = Database(f"sqlite:///{path}")
+        migrate.upgrade(database)
+        database.dispose()
+        yield path
+
+
+@pytest.fixture
+def database_url(template, tmp_path):
+    if POSTGRES_URL:
+        name = f"coalition_test_{uuid.uuid4().hex[:10]}"
+        admin = _admin_engine()
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database=name)
+        yield url.render_as_string(hide_password=False)
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    else:
+        path = tmp_path / "coalition.sqlite3"
+        shutil.copy(template, path)
+        yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def app(database_url):
+    app = create_app({"DATABASE_URL": database_url, "SCHEDULER": False, "TESTING": True})
+    yield app
+    database_of(app).dispose()
+
+
+@pytest.fixture
+def database(app):
+    return database_of(app)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+class Caller:
+    """The test client with one key's Authorization header."""
+
+    def __init__(self, client, key: str | None):
+        self.client = client
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+
+    def __getattr__(self, method):
+        def call(path, **kwargs):
+            return getattr(self.client, method)(path, headers=self.headers, **kwargs)
+
+        return call
+
+
+@pytest.fixture
+def make_key(database, client):
+    def make(role: str, partner_id: str | None = None) -> Caller:
+        _, key = database.run(lambda session: auth.create_key(session, role, partner_id))
+        return Caller(client, key)
+
+    return make
+
+
+@pytest.fixture
+def operator(make_key):
+    return make_key("operator")
+
+
+@pytest.fixture
+def now():
+    return datetime.now(UTC).replace(microsecond=0)
+
+
+def iso(moment: datetime) -> str:
+    return moment.isoformat()
+
+
+def days_ago(days: float) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).replace(microsecond=0).isoformat()

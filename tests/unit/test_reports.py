@@ -1,0 +1,284 @@
+"""Statement PDF and CSV rendering (SPEC §8), read back the way a finance team would.
+
+The PDF is checked through its text layer (pypdf), which is also how we know
+Cyrillic names are real text and not boxes. Figures in the fixture are worked
+out by hand: net = receivable − payable − fees, net_in_currency = net ÷ fx_rate.
+"""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pypdf
+import pytest
+
+from reports import render_csv, render_pdf
+
+SHA = "3f7a9c0e5b1d2468ace013579bdf2468ace013579bdf2468ace013579bdf2468"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def make_statement(**changes) -> dict:
+    """Aroma's October statement: 120.40 − 35.10 − 2.05 = 83.25 EUR = 7 568.18 RUB at 0.0110."""
+    statement = {
+        "id": 7,
+        "number": "2026-10-0003",
+        "period_id": "2026-10",
+        "period_start": "2026-10-01T00:00:00+00:00",
+        "period_end": "2026-11-01T00:00:00+00:00",
+        "partner_id": "aroma",
+        "partner_name": "Кофейня Арома",
+        "coalition_name": "Coalition",
+        "status": "final",
+        "sha256": SHA,
+        "issued_at": "2026-11-04T09:00:00+00:00",
+        "currency": "RUB",
+        "base_currency": "EUR",
+        "summary": {
+            "partner_id": "aroma",
+            "currency": "RUB",
+            "receivable": "120.40",
+            "payable": "35.10",
+            "fees": "2.05",
+            "net": "83.25",
+            "fx_rate": "0.0110",
+            "net_in_currency": "7568.18",
+            "points_issued": 1370,
+            "points_redeemed": 12040,
+            "points_reversed": 0,
+            "shortfall_points": 0,
+            "points_expired": 150,
+            "late_count": 1,
+            "liability_points": 4200,
+            "liability": "42.00",
+        },
+        "counterparties": [
+            {
+                "partner_id": "skyair",
+                "name": "SkyAir",
+                "points_in": 9000,
+                "value_in": "90.00",
+                "points_out": 0,
+                "value_out": "0.00",
+                "net": "90.00",
+            },
+            {
+                "partner_id": "fitgym",
+                "name": "Фитнес Зал",
+                "points_in": 3040,
+                "value_in": "30.40",
+                "points_out": 3510,
+                "value_out": "35.10",
+                "net": "-4.70",
+            },
+        ],
+        "late_items": [
+            {
+                "transaction_id": 55,
+                "external_id": "till-7-000999",
+                "type": "burn",
+                "occurred_at": "2026-09-30T23:10:00+00:00",
+                "points": -300,
+                "original_period_id": "2026-09",
+            },
+        ],
+    }
+    summary_changes = changes.pop("summary", {})
+    statement.update(changes)
+    statement["summary"] = {**statement["summary"], **summary_changes}
+    return statement
+
+
+def pages_text(pdf: bytes) -> list[str]:
+    """Each page's text with runs of whitespace (wraps, no-break spaces) as one space."""
+    return [
+        " ".join(page.extract_text().split()) for page in pypdf.PdfReader(io.BytesIO(pdf)).pages
+    ]
+
+
+def summary_text(statement: dict) -> str:
+    return pages_text(render_pdf(statement))[0]
+
+
+def csv_blocks(data: bytes) -> list[list[list[str]]]:
+    """Split the CSV into its blank-line separated blocks."""
+    blocks: list[list[list[str]]] = [[]]
+    for row in csv.reader(io.StringIO(data.decode("utf-8"), newline="")):
+        if row:
+            blocks[-1].append(row)
+        else:
+            blocks.append([])
+    return blocks
+
+
+def test_pdf_text_names_partner_period_number_net_and_hash():
+    text = " ".join(pages_text(render_pdf(make_statement())))
+
+    assert "Кофейня Арома" in text
+    assert "2026-10" in text
+    assert "2026-10-0003" in text
+    assert "83.25 EUR" in text
+    assert "7,568.18 RUB" in text
+    assert SHA in text
+
+
+def test_pdf_embeds_roboto_so_cyrillic_needs_no_system_font():
+    reader = pypdf.PdfReader(io.BytesIO(render_pdf(make_statement())))
+    fonts = {font["/BaseFont"] for font in reader.pages[0]["/Resources"]["/Font"].values()}
+
+    assert fonts and all("Roboto" in name for name in fonts)
+
+
+def test_same_statement_renders_identical_pdf_bytes():
+    assert render_pdf(make_statement()) == render_pdf(make_statement())
+
+
+def test_same_statement_renders_identical_pdf_bytes_in_another_process():
+    script = (
+        "import sys, json; from reports import render_pdf; "
+        "sys.stdout.buffer.write(render_pdf(json.loads(sys.stdin.read())))"
+    )
+    other = subprocess.run(
+        [sys.executable, "-c", script],
+        input=json.dumps(make_statement()).encode(),
+        capture_output=True,
+        check=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    ).stdout
+
+    assert other == render_pdf(make_statement())
+
+
+def test_long_counterparty_table_numbers_pages_and_repeats_its_header():
+    counterparties = [
+        {
+            "partner_id": f"p{n:03d}",
+            "name": f"Partner {n:03d}",
+            "points_in": 100 * n,
+            "value_in": f"{n}.00",
+            "points_out": 0,
+            "value_out": "0.00",
+            "net": f"{n}.00",
+        }
+        for n in range(120)
+    ]
+    pages = pages_text(render_pdf(make_statement(counterparties=counterparties)))
+    pages_with_rows = [page for page in pages if "Partner 0" in page or "Partner 1" in page]
+
+    assert len(pages) >= 3
+    for number, page in enumerate(pages, start=1):
+        assert f"Page {number} of {len(pages)}" in page
+    assert len(pages_with_rows) >= 2
+    assert all("Counterparty Points in" in page for page in pages_with_rows)
+    assert all(f"Partner {n:03d}" in " ".join(pages) for n in range(120))
+
+
+def test_summary_says_operator_pays_partner_when_net_is_positive():
+    assert (
+        "The coalition operator pays Кофейня Арома 7,568.18 RUB (83.25 EUR at 0.0110 EUR per RUB)"
+        in summary_text(make_statement())
+    )
+
+
+def test_summary_says_partner_pays_operator_when_net_is_negative():
+    # 35.10 − 116.30 − 2.05 = −83.25 EUR; −83.25 ÷ 0.0110 = −7 568.18 RUB
+    statement = make_statement(
+        summary={
+            "receivable": "35.10",
+            "payable": "116.30",
+            "net": "-83.25",
+            "net_in_currency": "-7568.18",
+        }
+    )
+
+    assert (
+        "Кофейня Арома pays the coalition operator 7,568.18 RUB (83.25 EUR at 0.0110 EUR per RUB)"
+        in summary_text(statement)
+    )
+
+
+def test_summary_says_nothing_to_pay_when_net_is_zero():
+    # 37.15 − 35.10 − 2.05 = 0.00
+    statement = make_statement(
+        summary={"receivable": "37.15", "net": "0.00", "net_in_currency": "0.00"}
+    )
+    text = summary_text(statement)
+
+    assert "Nothing to pay" in text
+    assert " pays " not in text
+
+
+def test_summary_skips_conversion_when_partner_settles_in_base_currency():
+    statement = make_statement(
+        currency="EUR", summary={"currency": "EUR", "fx_rate": "1", "net_in_currency": "83.25"}
+    )
+
+    assert "The coalition operator pays Кофейня Арома 83.25 EUR." in summary_text(statement)
+
+
+def test_amount_with_more_decimals_than_its_currency_is_refused_not_rounded():
+    with pytest.raises(ValueError, match="EUR"):
+        render_pdf(make_statement(summary={"fees": "2.049"}))
+
+
+def test_statement_without_late_items_says_so():
+    text = " ".join(pages_text(render_pdf(make_statement(late_items=[]))))
+
+    assert "No late items" in text
+
+
+def test_draft_statement_says_figures_may_change():
+    text = " ".join(pages_text(render_pdf(make_statement(status="draft"))))
+
+    assert "Draft: these figures may change" in text
+
+
+def test_csv_header_block_carries_statement_identity_and_figures():
+    header = dict(csv_blocks(render_csv(make_statement()))[0])
+
+    assert header["statement_number"] == "2026-10-0003"
+    assert header["period_id"] == "2026-10"
+    assert header["partner_name"] == "Кофейня Арома"
+    assert (header["currency"], header["base_currency"], header["fx_rate"]) == (
+        "RUB",
+        "EUR",
+        "0.0110",
+    )
+    assert (header["receivable"], header["payable"], header["fees"]) == ("120.40", "35.10", "2.05")
+    assert (header["net"], header["net_in_currency"]) == ("83.25", "7568.18")
+    assert header["sha256"] == SHA
+
+
+def test_csv_lists_counterparties_then_late_items_with_header_rows():
+    _, counterparties, late_items = csv_blocks(render_csv(make_statement()))
+
+    assert counterparties == [
+        ["partner_id", "name", "points_in", "value_in", "points_out", "value_out", "net"],
+        ["skyair", "SkyAir", "9000", "90.00", "0", "0.00", "90.00"],
+        ["fitgym", "Фитнес Зал", "3040", "30.40", "3510", "35.10", "-4.70"],
+    ]
+    assert late_items == [
+        ["transaction_id", "external_id", "type", "occurred_at", "points", "original_period_id"],
+        ["55", "till-7-000999", "burn", "2026-09-30T23:10:00+00:00", "-300", "2026-09"],
+    ]
+
+
+def test_csv_is_plain_utf8_without_byte_order_mark_and_deterministic():
+    data = render_csv(make_statement())
+
+    assert not data.startswith(b"\xef\xbb\xbf")
+    assert "Кофейня Арома".encode() in data
+    assert data == render_csv(make_statement())
+
+
+def test_csv_keeps_spreadsheets_from_running_text_as_formulas():
+    statement = make_statement(partner_name='=HYPERLINK("http://evil")')
+    header = dict(csv_blocks(render_csv(statement))[0])
+
+    assert header["partner_name"] == '\'=HYPERLINK("http://evil")'
+    assert header["net"] == "83.25"
