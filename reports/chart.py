@@ -10,8 +10,8 @@ bars (to the left) are the payable side.
 
 A coalition can have a hundred partners, so the chart draws only the largest
 positions and says so under the bars: it is for seeing at a glance, the table
-beside it holds every line. Folding the rest into one "others" bar was tried
-and rejected: that bar dwarfs every real counterparty.
+beside it holds every line. The rest are not folded into one "others" bar,
+because such a bar dwarfs every real counterparty.
 """
 
 from collections.abc import Callable, Iterable, Mapping
@@ -24,8 +24,8 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from reports import fonts
 
-RECEIVABLE_COLOUR = colors.HexColor("#2E7D5B")
-PAYABLE_COLOUR = colors.HexColor("#B23B3B")
+_RECEIVABLE_COLOUR = colors.HexColor("#2E7D5B")
+_PAYABLE_COLOUR = colors.HexColor("#B23B3B")
 _AXIS_COLOUR = colors.HexColor("#5A6472")
 _TEXT_COLOUR = colors.HexColor("#1B2430")
 
@@ -36,6 +36,7 @@ _NAME_WIDTH = 130
 _GAP = 4
 _LEGEND_HEIGHT = 18
 _CAPTION_HEIGHT = 12
+_PLOT_X = _NAME_WIDTH + 2 * _GAP
 
 
 class Bar(NamedTuple):
@@ -72,34 +73,27 @@ def net_position_chart(
     """
     fonts.register()
     rows = [Bar(row["name"], Decimal(row["net"])) for row in counterparties]
-    bars = largest_positions(rows, max_bars)
+    bars = _largest(rows, max_bars)
     labels = [format_amount(bar.net) for bar in bars]
-    caption = len(bars) < len(rows)
-    legend_height = _LEGEND_HEIGHT + (_CAPTION_HEIGHT if caption else 0)
-    height = len(bars) * _ROW_PITCH + legend_height + _GAP
+    shortened = len(bars) < len(rows)
+    axis_bottom = _LEGEND_HEIGHT + (_CAPTION_HEIGHT if shortened else 0)
+    height = axis_bottom + len(bars) * _ROW_PITCH + _GAP
     # Without an initial font ReportLab opens every drawing in Helvetica.
     drawing = Drawing(width, height, initialFontName=fonts.REGULAR, initialFontSize=_FONT_SIZE)
     zero_x, scale = _axis(bars, labels, width)
-    top = height - _ROW_PITCH
     for row, (bar, label) in enumerate(zip(bars, labels, strict=True)):
-        _draw_bar(drawing, bar, label, zero_x, scale, top - row * _ROW_PITCH)
+        _draw_bar(drawing, bar, label, zero_x, scale, height - (row + 1) * _ROW_PITCH)
     drawing.add(
-        Line(zero_x, legend_height, zero_x, height, strokeColor=_AXIS_COLOUR, strokeWidth=0.6)
+        Line(zero_x, axis_bottom, zero_x, height, strokeColor=_AXIS_COLOUR, strokeWidth=0.6)
     )
-    _draw_legend(drawing, legend_height - _LEGEND_HEIGHT)
-    if caption:
-        drawing.add(
-            _text(
-                _NAME_WIDTH + 2 * _GAP,
-                2,
-                f"Largest {len(bars)} of {len(rows)} counterparties by size of net position; "
-                "the table lists them all.",
-            )
-        )
+    _draw_legend(drawing, axis_bottom - _LEGEND_HEIGHT)
+    if shortened:
+        caption = f"Largest {len(bars)} of {len(rows)} counterparties by size of net position; "
+        drawing.add(_text(_PLOT_X, 2, caption + "the table lists them all."))
     return drawing
 
 
-def largest_positions(bars: list[Bar], max_bars: int) -> list[Bar]:
+def _largest(bars: list[Bar], max_bars: int) -> list[Bar]:
     """Pick the bars to draw: at most ``max_bars`` of the largest absolute nets.
 
     Ties are broken by name so the same statement always draws the same chart.
@@ -120,7 +114,7 @@ def _axis(bars: list[Bar], labels: list[str], width: float) -> tuple[float, floa
     most_receivable = max((bar.net for bar in bars if bar.net > 0), default=Decimal(0))
     left_room = _widest(label for bar, label in zip(bars, labels, strict=True) if bar.net < 0)
     right_room = _widest(label for bar, label in zip(bars, labels, strict=True) if bar.net >= 0)
-    plot_left = _NAME_WIDTH + 2 * _GAP + left_room
+    plot_left = _PLOT_X + left_room
     plot_width = width - right_room - plot_left
     span = most_payable + most_receivable
     if span == 0:
@@ -141,7 +135,7 @@ def _draw_bar(
     """Draw one row: name on the left, the bar from zero, its amount at its end."""
     drawing.add(_text(_NAME_WIDTH, y + 2, _fit(bar.label, _NAME_WIDTH), anchor="end"))
     end = zero_x + float(bar.net) * scale
-    colour = PAYABLE_COLOUR if bar.net < 0 else RECEIVABLE_COLOUR
+    colour = _PAYABLE_COLOUR if bar.net < 0 else _RECEIVABLE_COLOUR
     drawing.add(
         Rect(
             min(zero_x, end), y, abs(end - zero_x), _BAR_HEIGHT, fillColor=colour, strokeColor=None
@@ -176,10 +170,10 @@ def _fit(text: str, max_width: float) -> str:
 
 def _draw_legend(drawing: Drawing, y: float) -> None:
     """Explain the two colours under the bars."""
-    x = _NAME_WIDTH + 2 * _GAP
+    x = _PLOT_X
     for colour, text in (
-        (RECEIVABLE_COLOUR, "Net receivable (value in exceeds value out)"),
-        (PAYABLE_COLOUR, "Net payable (value out exceeds value in)"),
+        (_RECEIVABLE_COLOUR, "Net receivable (value in exceeds value out)"),
+        (_PAYABLE_COLOUR, "Net payable (value out exceeds value in)"),
     ):
         drawing.add(Rect(x, y + 3, 8, 8, fillColor=colour, strokeColor=None))
         drawing.add(_text(x + 12, y + 4, text))

@@ -71,11 +71,12 @@ _HEADING = ParagraphStyle(
     fontSize=11,
     leading=14,
     textColor=_ACCENT,
-    spaceBefore=14,
+    spaceBefore=12,
     spaceAfter=6,
 )
 _SENTENCE = ParagraphStyle("sentence", _BODY, fontName=fonts.BOLD, fontSize=12.5, leading=17)
 _CELL = ParagraphStyle("cell", _BODY, fontSize=8.5, leading=10.5)
+_CELL_BOLD = ParagraphStyle("cell_bold", _CELL, fontName=fonts.BOLD)
 _HEAD = ParagraphStyle("head", _CELL, fontName=fonts.BOLD, textColor=colors.white)
 _HEAD_RIGHT = ParagraphStyle("head_right", _HEAD, alignment=TA_RIGHT)
 
@@ -252,21 +253,18 @@ def _header(statement: Mapping) -> list[Flowable]:
             _SMALL,
         ),
     ]
+    facts = [
+        ("Statement no.", statement["number"]),
+        ("Period", statement["period_id"]),
+        ("Covers", _period_dates(statement["period_start"], statement["period_end"])),
+        ("Issued", _issued(statement.get("issued_at"))),
+        ("Status", statement["status"].capitalize()),
+    ]
     identity = Table(
-        [
-            ["Statement no.", statement["number"]],
-            ["Period", statement["period_id"]],
-            ["Covers", _period_dates(statement["period_start"], statement["period_end"])],
-            ["Issued", _issued(statement.get("issued_at"))],
-            ["Status", statement["status"].capitalize()],
-        ],
+        [[label, _p(value, _CELL_BOLD)] for label, value in facts],
         colWidths=[22 * mm, 58 * mm],
         style=_GRID
-        + [
-            ("TEXTCOLOR", (0, 0), (0, -1), _MUTED),
-            ("FONTNAME", (1, 0), (1, -1), fonts.BOLD),
-            ("LINEBELOW", (0, 0), (-1, -2), 0.4, _RULE),
-        ],
+        + [("TEXTCOLOR", (0, 0), (0, -1), _MUTED), ("LINEBELOW", (0, 0), (-1, -2), 0.4, _RULE)],
     )
     layout = Table(
         [[issuer, identity]],
@@ -316,7 +314,7 @@ def _summary_box(statement: Mapping) -> list[Flowable]:
             ("BOTTOMPADDING", (0, 0), (-1, -1), 9),
         ],
     )
-    return [Spacer(1, 6 * mm), box]
+    return [Spacer(1, 5 * mm), box]
 
 
 def _settlement_sentence(statement: Mapping) -> str:
@@ -410,7 +408,7 @@ def _chart(statement: Mapping) -> list[Flowable]:
 
 def _counterparties(statement: Mapping) -> list[Flowable]:
     """Every counterparty line in the order given, with totals, header repeated per page."""
-    heading = _section("Counterparties")
+    heading = _section("Counterparties", room=40 * mm)
     rows = statement["counterparties"]
     if not rows:
         return [*heading, _p("No counterparty activity in this period.", _BODY)]
@@ -471,7 +469,7 @@ def _counterparty_name(row: Mapping) -> Paragraph:
 
 def _late_items(statement: Mapping) -> list[Flowable]:
     """Transactions from closed periods settled here instead (SPEC §7)."""
-    heading = _section("Late items")
+    heading = _section("Late items", room=32 * mm)
     items = statement["late_items"]
     if not items:
         return [*heading, _p("No late items.", _BODY)]
@@ -501,13 +499,15 @@ def _late_items(statement: Mapping) -> list[Flowable]:
     return [*heading, note, table]
 
 
-def _section(title: str) -> list[Flowable]:
-    """Start a listing section on a new page unless a few rows fit under its heading.
+def _section(title: str, room: float) -> list[Flowable]:
+    """Start a listing section on a new page unless its opening fits on this one.
 
-    A ``KeepTogether`` would move a long table's start to the next page; a
-    conditional break only avoids a heading stranded at the foot of a page.
+    ``room`` is what the heading, its note, the table's header row and a
+    first row take. A ``KeepTogether`` would push a long table's start to the
+    next page and leave a gap; a conditional break only avoids a heading
+    stranded at the foot of a page.
     """
-    return [CondPageBreak(35 * mm), _p(title, _HEADING)]
+    return [CondPageBreak(room), _p(title, _HEADING)]
 
 
 def _p(text: str, style: ParagraphStyle, escaped: bool = False) -> Paragraph:

@@ -81,7 +81,7 @@ def _authenticate():
 
 
 def init_app(app) -> Api:
-    from coalition.api import keys, members, partners, rates, settings, transactions
+    from coalition.api import keys, members, partners, rates, settings, settlements, transactions
 
     app.config.setdefault("API_TITLE", "Coalition")
     app.config.setdefault("API_VERSION", "v1")
@@ -92,7 +92,7 @@ def init_app(app) -> Api:
     app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/")
     api = Api(app, spec_kwargs={"security": [{"bearer": []}]})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    for module in (keys, settings, partners, rates, transactions, members):
+    for module in (keys, settings, partners, rates, transactions, members, settlements):
         api.register_blueprint(module.blp)
     app.before_request(_authenticate)
     return api

@@ -126,6 +126,12 @@ def test_pdf_text_names_partner_period_number_net_and_hash():
     assert SHA in text
 
 
+def test_pdf_keeps_currency_signs_and_markup_characters_as_text():
+    text = " ".join(pages_text(render_pdf(make_statement(partner_name="Обмен € & ₽ <Центр>"))))
+
+    assert "Обмен € & ₽ <Центр>" in text
+
+
 def test_pdf_embeds_roboto_so_cyrillic_needs_no_system_font():
     reader = pypdf.PdfReader(io.BytesIO(render_pdf(make_statement())))
     fonts = {font["/BaseFont"] for font in reader.pages[0]["/Resources"]["/Font"].values()}

@@ -1,0 +1,196 @@
+"""Periods, settlements and statements (SPEC §7)."""
+
+from datetime import UTC, datetime
+
+from flask import Response
+from flask.views import MethodView
+from marshmallow import Schema, fields
+
+import reports
+from coalition.api import Blueprint, database, principal
+from coalition.api.fields import PartnerId, Text
+from coalition.domain.errors import Forbidden
+from coalition.services import settlement
+
+blp = Blueprint("settlements", __name__, url_prefix="/api/v1", description="Periods, settlements, statements")
+
+
+class PeriodOut(Schema):
+    id = fields.String()
+    start = fields.AwareDateTime()
+    end = fields.AwareDateTime()
+    status = fields.String()
+    closed_at = fields.AwareDateTime(allow_none=True)
+
+
+class StatementQuery(Schema):
+    period_id = Text(max_length=16, load_default=None)
+    partner_id = fields.String(load_default=None, validate=PartnerId)
+
+
+Money = fields.String
+
+
+class PartnerEntry(Schema):
+    partner_id = fields.String()
+    name = fields.String()
+    currency = fields.String()
+    receivable = Money()
+    payable = Money()
+    fees = Money()
+    net = Money(metadata={"description": "Positive: the operator pays the partner"})
+    fx_rate = fields.String(allow_none=True)
+    net_in_currency = Money(allow_none=True)
+    points_issued = fields.Integer()
+    points_redeemed = fields.Integer()
+    own_redemption_points = fields.Integer()
+    points_reversed = fields.Integer()
+    shortfall_points = fields.Integer()
+    points_expired = fields.Integer()
+    late_count = fields.Integer()
+    liability_points = fields.Integer()
+    liability = Money(allow_none=True)
+
+
+class PairLine(Schema):
+    issuer_id = fields.String()
+    redeemer_id = fields.String()
+    points = fields.Integer()
+    value = Money()
+    own_redemption = fields.Boolean()
+
+
+class NettingOut(Schema):
+    gross = Money()
+    bilateral_net = Money()
+    multilateral_net = Money()
+    netting_ratio = fields.String(allow_none=True)
+    payments_gross = fields.Integer()
+    payments_net = fields.Integer()
+    payments_saved = fields.Integer()
+
+
+class SettlementOut(Schema):
+    period_id = fields.String()
+    status = fields.String()
+    start = fields.String()
+    end = fields.String()
+    base_currency = fields.String()
+    partners = fields.List(fields.Nested(PartnerEntry))
+    pair_lines = fields.List(fields.Nested(PairLine))
+    netting = fields.Nested(NettingOut)
+
+
+class Counterparty(Schema):
+    partner_id = fields.String()
+    name = fields.String()
+    points_in = fields.Integer()
+    value_in = Money()
+    points_out = fields.Integer()
+    value_out = Money()
+    net = Money()
+
+
+class LateItem(Schema):
+    transaction_id = fields.Integer()
+    external_id = fields.String()
+    type = fields.String()
+    member_id = fields.String()
+    occurred_at = fields.String()
+    points = fields.Integer()
+    original_period_id = fields.String()
+
+
+class StatementOut(Schema):
+    id = fields.Integer()
+    number = fields.String()
+    period_id = fields.String()
+    period_start = fields.String()
+    period_end = fields.String()
+    partner_id = fields.String()
+    partner_name = fields.String()
+    coalition_name = fields.String()
+    status = fields.String()
+    sha256 = fields.String()
+    issued_at = fields.String()
+    currency = fields.String()
+    base_currency = fields.String()
+    summary = fields.Nested(PartnerEntry)
+    counterparties = fields.List(fields.Nested(Counterparty))
+    late_items = fields.List(fields.Nested(LateItem))
+
+
+class StatementList(Schema):
+    items = fields.List(fields.Nested(StatementOut))
+
+
+@blp.route("/periods")
+class Periods(MethodView):
+    @blp.response(200, PeriodOut(many=True))
+    def get(self):
+        """Settlement periods: closed ones, then the open ones up to today"""
+        return database().run(settlement.list_periods, datetime.now(UTC))
+
+
+@blp.route("/settlements/<period_id>")
+class Settlement(MethodView):
+    @blp.response(200, SettlementOut)
+    def get(self, period_id):
+        """A period's settlement: final once closed, a live draft while open"""
+        principal().require("operator", "finance")
+        if principal().own_partner() is not None:
+            raise Forbidden("a key bound to a partner reads that partner's statements instead")
+        return database().run(settlement.get, period_id, datetime.now(UTC))
+
+
+@blp.route("/settlements/<period_id>/close")
+class Close(MethodView):
+    @blp.response(200, SettlementOut)
+    def post(self, period_id):
+        """Close the period (and earlier open ones) and issue final statements"""
+        principal().require("operator")
+        return database().run(settlement.close, period_id, datetime.now(UTC))
+
+
+@blp.route("/statements")
+class Statements(MethodView):
+    @blp.arguments(StatementQuery, location="query")
+    @blp.response(200, StatementList)
+    def get(self, query):
+        """Final statements (a partner key sees its own)"""
+        return {"items": database().run(settlement.list_statements, principal(), **query)}
+
+
+@blp.route("/statements/<int:statement_id>")
+class Statement(MethodView):
+    @blp.response(200, StatementOut)
+    def get(self, statement_id):
+        """One final statement as JSON"""
+        return database().run(settlement.get_statement, principal(), statement_id)
+
+
+@blp.route("/statements/<int:statement_id>/pdf")
+class StatementPdf(MethodView):
+    @blp.response(200, content_type="application/pdf")
+    def get(self, statement_id):
+        """The statement as PDF (the same bytes on every download)"""
+        document = database().run(settlement.get_statement, principal(), statement_id)
+        return _download(reports.render_pdf(document), document, "pdf", "application/pdf")
+
+
+@blp.route("/statements/<int:statement_id>/csv")
+class StatementCsv(MethodView):
+    @blp.response(200, content_type="text/csv")
+    def get(self, statement_id):
+        """The statement as CSV"""
+        document = database().run(settlement.get_statement, principal(), statement_id)
+        return _download(reports.render_csv(document), document, "csv", "text/csv; charset=utf-8")
+
+
+def _download(content: bytes, document: dict, extension: str, mimetype: str) -> Response:
+    filename = f"coalition-statement-{document['number']}-{document['partner_id']}.{extension}"
+    return Response(
+        content,
+        mimetype=mimetype,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"', "ETag": document["sha256"]},
+    )

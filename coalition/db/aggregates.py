@@ -1,0 +1,95 @@
+"""Settlement aggregates: one GROUP BY each over the period's rows (SPEC §7).
+
+These return sums only; the money arithmetic happens in
+:mod:`coalition.domain.settlement`, exactly, in Decimal. Grouping by rate
+keeps the result small (partners × partners × distinct rates) however many
+millions of allocations the period holds.
+"""
+
+from collections import defaultdict
+from datetime import datetime
+
+from sqlalchemy import case, func, select
+
+from coalition.db.models import Allocation, Lot, Transaction
+from coalition.domain.settlement import IssuedPoints, RedeemedPoints
+
+
+def redeemed_points(session, period_id: str) -> list[RedeemedPoints]:
+    """Burn allocations (positive) and burn reversals (negative) by pair and rate."""
+    query = (
+        select(Allocation.issuer_id, Allocation.redeemer_id, Allocation.value_rate, func.sum(-Allocation.points))
+        .where(Allocation.period_id == period_id, Allocation.type.in_(("burn", "burn_reversal")))
+        .group_by(Allocation.issuer_id, Allocation.redeemer_id, Allocation.value_rate)
+    )
+    return [RedeemedPoints(*row) for row in session.execute(query)]
+
+
+def issued_points(session, period_id: str) -> list[IssuedPoints]:
+    """Points issued less points recovered by returns, by partner and fee rate."""
+    query = (
+        select(Transaction.partner_id, Transaction.fee_rate, func.sum(Transaction.points))
+        .where(
+            Transaction.period_id == period_id,
+            Transaction.type.in_(("earn", "bonus", "earn_reversal")),
+            Transaction.fee_rate.is_not(None),
+        )
+        .group_by(Transaction.partner_id, Transaction.fee_rate)
+    )
+    return [IssuedPoints(*row) for row in session.execute(query)]
+
+
+def partner_activity(session, period_id: str) -> dict[str, dict[str, int]]:
+    """Per partner: points issued, recovered by returns, shortfalls, expired, late items."""
+    def total(types):
+        return func.sum(case((Transaction.type.in_(types), Transaction.points), else_=0))
+
+    query = (
+        select(
+            Transaction.partner_id,
+            total(("earn", "bonus")),
+            -total(("earn_reversal",)),
+            func.sum(Transaction.shortfall_points),
+            -total(("expiry",)),
+            func.sum(case((Transaction.late, 1), else_=0)),
+        )
+        .where(Transaction.period_id == period_id)
+        .group_by(Transaction.partner_id)
+    )
+    fields = ("points_issued", "points_reversed", "shortfall_points", "points_expired", "late_count")
+    return {row[0]: dict(zip(fields, map(int, row[1:]))) for row in session.execute(query)}
+
+
+def liability_points(session, end: datetime) -> dict[str, int]:
+    """Per issuer: points in lots earned before ``end`` and not expired at it, as of ``end``.
+
+    A lot's balance at ``end`` is what it was created with plus the signed
+    allocations of transactions that occurred before ``end``.
+    """
+    live = (Lot.earned_at < end) & (Lot.expires_at > end)
+    created = select(Lot.issuer_id, func.sum(Lot.points)).where(live).group_by(Lot.issuer_id)
+    moved = (
+        select(Lot.issuer_id, func.sum(Allocation.points))
+        .join(Allocation, Allocation.lot_id == Lot.id)
+        .join(Transaction, Transaction.id == Allocation.transaction_id)
+        .where(live, Transaction.occurred_at < end)
+        .group_by(Lot.issuer_id)
+    )
+    totals = defaultdict(int)
+    for query in (created, moved):
+        for issuer_id, points in session.execute(query):
+            totals[issuer_id] += int(points)
+    return dict(totals)
+
+
+def late_items(session, period_id: str, partner_id: str) -> list[Transaction]:
+    query = (
+        select(Transaction)
+        .where(Transaction.period_id == period_id, Transaction.partner_id == partner_id, Transaction.late)
+        .order_by(Transaction.id)
+    )
+    return list(session.scalars(query))
+
+
+def first_occurrence(session) -> datetime | None:
+    return session.scalar(select(func.min(Transaction.occurred_at)))

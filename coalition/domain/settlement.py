@@ -1,0 +1,162 @@
+"""Settlement arithmetic over a period's aggregates (SPEC §7).
+
+The database hands over sums (points per issuer, redeemer and rate; points
+per partner and fee rate); everything that involves money happens here, in
+Decimal, with one half-even rounding per line:
+
+* a **pair line** I → R is Σ points × redemption rate over the period's burn
+  allocations (burn reversals negative), rounded once after summing; I = R is
+  own redemption and carries no money;
+* ``receivable`` and ``payable`` are sums of already rounded pair lines, so
+  Σ(receivable − payable) over all partners is exactly zero;
+* ``fees`` = Σ points issued × fee rate, rounded once per partner;
+* ``net = receivable − payable − fees``, converted into the partner's
+  currency at the fx rate with one more rounding, in that currency.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from decimal import ROUND_HALF_EVEN, Decimal
+
+from coalition.domain import money
+from coalition.domain.errors import CoalitionError
+
+
+class Unbalanced(CoalitionError):
+    """Σ(receivable − payable) ≠ 0: the books do not balance; nothing is closed."""
+
+    status = 500
+    reason = "unbalanced"
+
+
+@dataclass(frozen=True)
+class RedeemedPoints:
+    """Points of one issuer redeemed at one redeemer at one redemption rate."""
+
+    issuer_id: str
+    redeemer_id: str
+    rate: Decimal
+    points: int
+
+
+@dataclass(frozen=True)
+class IssuedPoints:
+    """Points a partner issued (less recovered by returns) at one fee rate."""
+
+    partner_id: str
+    rate: Decimal
+    points: int
+
+
+@dataclass(frozen=True)
+class PairLine:
+    """What issuer I owes redeemer R for the period, in the base currency."""
+
+    issuer_id: str
+    redeemer_id: str
+    points: int
+    value: Decimal
+
+    @property
+    def own(self) -> bool:
+        return self.issuer_id == self.redeemer_id
+
+
+@dataclass(frozen=True)
+class Position:
+    """One partner's obligations in the base currency; net > 0: the operator pays it."""
+
+    partner_id: str
+    receivable: Decimal
+    payable: Decimal
+    fees: Decimal
+
+    @property
+    def net(self) -> Decimal:
+        return self.receivable - self.payable - self.fees
+
+
+@dataclass(frozen=True)
+class Netting:
+    """What clearing saved: gross of all pair lines against what is actually paid."""
+
+    gross: Decimal
+    bilateral_net: Decimal
+    multilateral_net: Decimal
+    payments_gross: int
+    payments_net: int
+
+    @property
+    def netting_ratio(self) -> Decimal | None:
+        if not self.gross:
+            return None
+        ratio = 1 - self.multilateral_net / self.gross
+        return ratio.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
+
+    @property
+    def payments_saved(self) -> int:
+        return self.payments_gross - self.payments_net
+
+
+def pair_lines(redeemed: list[RedeemedPoints], base_currency: str) -> list[PairLine]:
+    points, value = defaultdict(int), defaultdict(Decimal)
+    for item in redeemed:
+        pair = (item.issuer_id, item.redeemer_id)
+        points[pair] += item.points
+        value[pair] += item.points * item.rate
+    zero = money.round_half_even(Decimal(0), base_currency)
+    return [
+        PairLine(issuer, redeemer, points[issuer, redeemer],
+                 zero if issuer == redeemer else money.round_half_even(value[issuer, redeemer], base_currency))
+        for issuer, redeemer in sorted(points)
+    ]
+
+
+def fees(issued: list[IssuedPoints], base_currency: str) -> dict[str, Decimal]:
+    totals = defaultdict(Decimal)
+    for item in issued:
+        totals[item.partner_id] += item.points * item.rate
+    return {partner: money.round_half_even(total, base_currency) for partner, total in totals.items()}
+
+
+def positions(
+    partner_ids: list[str], lines: list[PairLine], fee_totals: dict[str, Decimal], base_currency: str
+) -> dict[str, Position]:
+    """Every partner's receivable, payable and fees; refuses to balance a broken book."""
+    zero = money.round_half_even(Decimal(0), base_currency)
+    receivable, payable = defaultdict(lambda: zero), defaultdict(lambda: zero)
+    for line in lines:
+        if not line.own:
+            receivable[line.redeemer_id] += line.value
+            payable[line.issuer_id] += line.value
+    result = {
+        partner: Position(partner, receivable[partner], payable[partner], fee_totals.get(partner, zero))
+        for partner in partner_ids
+    }
+    imbalance = sum((p.receivable - p.payable for p in result.values()), zero)
+    if imbalance or (set(receivable) | set(payable)) - set(partner_ids):
+        raise Unbalanced(f"Σ(receivable − payable) is {imbalance}, not 0; the period was not closed")
+    return result
+
+
+def convert(amount: Decimal, fx_rate: Decimal, currency: str) -> Decimal:
+    """Base-currency amount in the partner's currency; fx_rate is base per unit of it."""
+    return money.round_half_even(amount / fx_rate, currency)
+
+
+def netting(
+    lines: list[PairLine], positions_by_partner: dict[str, Position], base_currency: str
+) -> Netting:
+    zero = money.round_half_even(Decimal(0), base_currency)
+    paying = [line for line in lines if not line.own and line.value]
+    by_pair = defaultdict(Decimal)
+    for line in paying:
+        pair = tuple(sorted((line.issuer_id, line.redeemer_id)))
+        by_pair[pair] += line.value if line.issuer_id == pair[0] else -line.value
+    return Netting(
+        gross=sum((abs(line.value) for line in paying), zero),
+        bilateral_net=sum((abs(value) for value in by_pair.values()), zero),
+        multilateral_net=sum((abs(p.net) for p in positions_by_partner.values()), zero),
+        payments_gross=len(paying),
+        payments_net=sum(1 for p in positions_by_partner.values() if p.net),
+    )

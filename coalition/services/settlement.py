@@ -1,0 +1,287 @@
+"""Settling a period: live drafts, closing, and the immutable statements (SPEC §7).
+
+A draft is computed from the ledger on every request. Closing computes the
+same figures once more under the exclusive calendar lock, stores them with
+one statement per partner (canonical JSON and its SHA-256), and from then on
+every read returns the stored bytes: later transactions land, late, in the
+next open period and never touch a closed statement.
+"""
+
+import hashlib
+import json
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from coalition.db import aggregates, models
+from coalition.domain import money, periods
+from coalition.domain import rates as rates_domain
+from coalition.domain import settlement as math
+from coalition.domain.errors import Conflict, NoRate, NotFound
+from coalition.services import partners as partner_service
+from coalition.services import periods as period_service
+from coalition.services import rates
+from coalition.services import settings as settings_service
+
+LAST_INSTANT = timedelta(microseconds=1)
+
+
+def canonical(document: dict) -> str:
+    """The one serialisation that is stored, hashed and served."""
+    return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+def compute(session, period: periods.Period, status: str) -> dict:
+    """The settlement of ``period`` as SPEC §7 shapes it, from one pass of aggregates."""
+    config = settings_service.load(session)
+    base = config.base_currency
+    at_end = period.end - LAST_INSTANT
+    everyone = {partner.id: partner for partner in partner_service.all_partners(session)}
+    lines = math.pair_lines(aggregates.redeemed_points(session, period.id), base)
+    fee_totals = math.fees(aggregates.issued_points(session, period.id), base)
+    positions = math.positions(list(everyone), lines, fee_totals, base)
+    activity = aggregates.partner_activity(session, period.id)
+    liability = aggregates.liability_points(session, period.end)
+    point_value = rates_domain.in_force(rates.candidates(session, ("redemption",)), "redemption", at_end)
+    entries = []
+    for partner_id, partner in everyone.items():
+        fx = rates.fx_rate(session, partner.currency, base, at_end)
+        position = positions[partner_id]
+        facts = activity.get(partner_id, {})
+        liability_points = liability.get(partner_id, 0)
+        entries.append(
+            {
+                "partner_id": partner_id,
+                "name": partner.name,
+                "currency": partner.currency,
+                "receivable": _money(position.receivable),
+                "payable": _money(position.payable),
+                "fees": _money(position.fees),
+                "net": _money(position.net),
+                "fx_rate": None if fx is None else money.plain(fx.value),
+                "net_in_currency": None
+                if fx is None
+                else _money(math.convert(position.net, fx.value, partner.currency)),
+                "points_issued": facts.get("points_issued", 0),
+                "points_redeemed": sum(line.points for line in lines if line.redeemer_id == partner_id),
+                "own_redemption_points": sum(
+                    line.points for line in lines if line.own and line.redeemer_id == partner_id
+                ),
+                "points_reversed": facts.get("points_reversed", 0),
+                "shortfall_points": facts.get("shortfall_points", 0),
+                "points_expired": facts.get("points_expired", 0),
+                "late_count": facts.get("late_count", 0),
+                "liability_points": liability_points,
+                "liability": None
+                if point_value is None
+                else _money(money.round_half_even(liability_points * point_value.value, base)),
+            }
+        )
+    netting = math.netting(lines, positions, base)
+    return {
+        "period_id": period.id,
+        "status": status,
+        "start": period.start.isoformat(),
+        "end": period.end.isoformat(),
+        "base_currency": base,
+        "partners": entries,
+        "pair_lines": [
+            {
+                "issuer_id": line.issuer_id,
+                "redeemer_id": line.redeemer_id,
+                "points": line.points,
+                "value": _money(line.value),
+                "own_redemption": line.own,
+            }
+            for line in lines
+        ],
+        "netting": {
+            "gross": _money(netting.gross),
+            "bilateral_net": _money(netting.bilateral_net),
+            "multilateral_net": _money(netting.multilateral_net),
+            "netting_ratio": None if netting.netting_ratio is None else str(netting.netting_ratio),
+            "payments_gross": netting.payments_gross,
+            "payments_net": netting.payments_net,
+            "payments_saved": netting.payments_saved,
+        },
+    }
+
+
+def get(session, period_id: str, now: datetime) -> dict:
+    """The stored settlement of a closed period, or a live draft of an open one."""
+    period = period_service.parse(session, period_id)
+    closed = session.get(models.Period, period.id)
+    if closed is not None:
+        return json.loads(closed.settlement)
+    last = period_service.last_closed(session)
+    if last is not None and period.start < last.end:
+        raise NotFound(f"period {period.id} precedes the ledger and was never settled")
+    return compute(session, period, "draft")
+
+
+def close(session, period_id: str, now: datetime) -> dict:
+    """Close the period and every earlier open one; closing again changes nothing."""
+    period_service.lock_calendar(session, exclusive=True)
+    target = period_service.parse(session, period_id)
+    closed = session.get(models.Period, target.id)
+    if closed is not None:
+        return json.loads(closed.settlement)
+    if target.end > now:
+        raise Conflict(f"period {target.id} ends {target.end.isoformat()}; it cannot close before", reason="period_open")
+    config = settings_service.load(session)
+    last = period_service.last_closed(session)
+    if last is not None and target.start < last.end:
+        raise NotFound(f"period {target.id} precedes the ledger and was never settled")
+    first = _first_open(session, config, last, target)
+    for period in periods.between(first, target, config.period, config.timezone):
+        result = _close_one(session, period, now)
+    return result
+
+
+def _first_open(session, config, last, target) -> periods.Period:
+    if last is not None:
+        return periods.following(last, config.period, config.timezone)
+    earliest = aggregates.first_occurrence(session)
+    if earliest is None:
+        return target
+    return min(periods.containing(earliest, config.period, config.timezone), target)
+
+
+def _close_one(session, period: periods.Period, now: datetime) -> dict:
+    result = compute(session, period, "final")
+    missing = sorted({entry["currency"] for entry in result["partners"] if entry["fx_rate"] is None})
+    if missing:
+        raise NoRate(
+            f"no fx rate at the end of {period.id} for {', '.join(missing)}", status=409
+        )
+    session.add(
+        models.Period(
+            id=period.id, start=period.start, end=period.end, closed_at=now, settlement=canonical(result)
+        )
+    )
+    session.flush()
+    for number, entry in enumerate(sorted(result["partners"], key=lambda e: e["partner_id"]), start=1):
+        _issue_statement(session, result, entry, f"{period.id}-{number:04d}", now)
+    return result
+
+
+def _issue_statement(session, result: dict, entry: dict, number: str, now: datetime) -> None:
+    partner_id = entry["partner_id"]
+    counterparties = _counterparties(result, partner_id)
+    body = {
+        "number": number,
+        "period_id": result["period_id"],
+        "period_start": result["start"],
+        "period_end": result["end"],
+        "partner_id": partner_id,
+        "partner_name": entry["name"],
+        "coalition_name": "Coalition",
+        "status": "final",
+        "issued_at": now.isoformat(),
+        "currency": entry["currency"],
+        "base_currency": result["base_currency"],
+        "summary": entry,
+        "counterparties": counterparties,
+        "late_items": _late_items(session, result["period_id"], partner_id),
+    }
+    text = canonical(body)
+    session.add(
+        models.Statement(
+            number=number,
+            period_id=result["period_id"],
+            partner_id=partner_id,
+            issued_at=now,
+            sha256=hashlib.sha256(text.encode()).hexdigest(),
+            body=text,
+        )
+    )
+
+
+def _counterparties(result: dict, partner_id: str) -> list[dict]:
+    names = {entry["partner_id"]: entry["name"] for entry in result["partners"]}
+    base = result["base_currency"]
+    zero = money.round_half_even(Decimal(0), base)
+    sides: dict[str, dict] = {}
+    for line in result["pair_lines"]:
+        if line["own_redemption"] or partner_id not in (line["issuer_id"], line["redeemer_id"]):
+            continue
+        incoming = line["redeemer_id"] == partner_id
+        other = line["issuer_id"] if incoming else line["redeemer_id"]
+        side = sides.setdefault(other, {"points_in": 0, "value_in": zero, "points_out": 0, "value_out": zero})
+        direction = "in" if incoming else "out"
+        side[f"points_{direction}"] += line["points"]
+        side[f"value_{direction}"] += Decimal(line["value"])
+    return [
+        {
+            "partner_id": other,
+            "name": names.get(other, other),
+            "points_in": side["points_in"],
+            "value_in": str(side["value_in"]),
+            "points_out": side["points_out"],
+            "value_out": str(side["value_out"]),
+            "net": str(side["value_in"] - side["value_out"]),
+        }
+        for other, side in sorted(sides.items())
+    ]
+
+
+def _late_items(session, period_id: str, partner_id: str) -> list[dict]:
+    config = settings_service.load(session)
+    return [
+        {
+            "transaction_id": item.id,
+            "external_id": item.external_id,
+            "type": item.type,
+            "member_id": item.member_id,
+            "occurred_at": item.occurred_at.isoformat(),
+            "points": item.points,
+            "original_period_id": periods.containing(item.occurred_at, config.period, config.timezone).id,
+        }
+        for item in aggregates.late_items(session, period_id, partner_id)
+    ]
+
+
+def statement_document(row: models.Statement) -> dict:
+    """A stored statement as served: its canonical body with id and hash."""
+    return {"id": row.id, "sha256": row.sha256, **json.loads(row.body)}
+
+
+def list_statements(session, principal, period_id: str | None, partner_id: str | None) -> list[dict]:
+    from coalition.services.queries import visible_partner
+
+    partner_id = visible_partner(principal, partner_id)
+    query = select(models.Statement).order_by(models.Statement.period_id, models.Statement.number)
+    if period_id is not None:
+        query = query.where(models.Statement.period_id == period_id)
+    if partner_id is not None:
+        query = query.where(models.Statement.partner_id == partner_id)
+    return [statement_document(row) for row in session.scalars(query)]
+
+
+def get_statement(session, principal, statement_id: int) -> dict:
+    row = session.get(models.Statement, statement_id)
+    own = principal.own_partner()
+    if row is None or own not in (None, row.partner_id):
+        raise NotFound(f"no statement {statement_id}")
+    return statement_document(row)
+
+
+def list_periods(session, now: datetime) -> list[dict]:
+    """Closed periods, then every open one up to the period containing now."""
+    config = settings_service.load(session)
+    rows = list(session.scalars(select(models.Period).order_by(models.Period.start)))
+    listed = [
+        {"id": row.id, "start": row.start, "end": row.end, "status": "closed", "closed_at": row.closed_at}
+        for row in rows
+    ]
+    last = periods.Period(rows[-1].start, rows[-1].end, rows[-1].id) if rows else None
+    current = periods.containing(now, config.period, config.timezone)
+    first = _first_open(session, config, last, current)
+    for period in periods.between(first, current, config.period, config.timezone):
+        listed.append({"id": period.id, "start": period.start, "end": period.end, "status": "open", "closed_at": None})
+    return listed

@@ -1,0 +1,192 @@
+"""Money rules (SPEC §3): ISO 4217 exponents, decimals as written, half-even rounding."""
+
+from decimal import Decimal
+
+import pytest
+
+from coalition.domain import money
+from coalition.domain.errors import Invalid
+
+
+# ISO 4217 minor units: the yen has none, the euro and rouble 2, the Kuwaiti dinar 3 (fils).
+@pytest.mark.parametrize(("currency", "decimals"), [("JPY", 0), ("EUR", 2), ("RUB", 2), ("KWD", 3)])
+def test_exponent_is_the_iso_4217_minor_unit(currency, decimals):
+    assert money.exponent(currency) == decimals
+
+
+def test_minor_unit_of_kwd_is_one_fils():
+    # 1 KWD = 1000 fils, so the minor unit is 10^-3.
+    assert money.minor_unit("KWD") == Decimal("0.001")
+
+
+def test_minor_unit_of_jpy_is_one_yen():
+    assert money.minor_unit("JPY") == Decimal("1")
+
+
+def test_is_currency_knows_an_iso_code():
+    assert money.is_currency("KWD")
+
+
+def test_is_currency_refuses_lower_case_code():
+    assert not money.is_currency("eur")
+
+
+def test_is_currency_refuses_unknown_code():
+    assert not money.is_currency("QQQ")
+
+
+# check_places: the amount as written may not carry more decimals than the currency has.
+
+
+def test_check_places_rejects_fractional_yen():
+    # JPY has 0 decimals; "100.5" has 1.
+    with pytest.raises(Invalid) as caught:
+        money.check_places(Decimal("100.5"), "JPY")
+    assert caught.value.status == 422
+
+
+def test_check_places_accepts_whole_yen():
+    money.check_places(Decimal("100"), "JPY")
+
+
+def test_check_places_rejects_four_decimals_of_kwd():
+    # KWD has 3 decimals; "1.2345" has 4.
+    with pytest.raises(Invalid):
+        money.check_places(Decimal("1.2345"), "KWD")
+
+
+def test_check_places_accepts_three_decimals_of_kwd():
+    money.check_places(Decimal("1.234"), "KWD")
+
+
+def test_check_places_rejects_three_decimals_of_rub():
+    # RUB has 2 decimals; "350.001" has 3.
+    with pytest.raises(Invalid):
+        money.check_places(Decimal("350.001"), "RUB")
+
+
+def test_check_places_accepts_two_decimals_of_rub():
+    money.check_places(Decimal("350.00"), "RUB")
+
+
+def test_check_places_names_the_field_in_its_message():
+    with pytest.raises(Invalid) as caught:
+        money.check_places(Decimal("0.5"), "JPY", "min_amount")
+    assert "min_amount" in caught.value.message
+
+
+# round_half_even: exactly half a minor unit goes to the even neighbour.
+
+
+def test_round_half_even_takes_half_a_cent_down_to_even():
+    # 0.125 is halfway between 0.12 and 0.13; 2 is even → 0.12.
+    assert money.round_half_even(Decimal("0.125"), "EUR") == Decimal("0.12")
+
+
+def test_round_half_even_takes_half_a_cent_up_to_even():
+    # 0.135 is halfway between 0.13 and 0.14; 4 is even → 0.14.
+    assert money.round_half_even(Decimal("0.135"), "EUR") == Decimal("0.14")
+
+
+def test_round_half_even_rounds_more_than_half_up():
+    # 0.1251 is past the half → 0.13.
+    assert money.round_half_even(Decimal("0.1251"), "EUR") == Decimal("0.13")
+
+
+def test_round_half_even_takes_half_a_yen_down_to_even():
+    # 2.5 is halfway between 2 and 3; 2 is even → 2.
+    assert money.round_half_even(Decimal("2.5"), "JPY") == Decimal("2")
+
+
+def test_round_half_even_takes_half_a_yen_up_to_even():
+    # 3.5 is halfway between 3 and 4; 4 is even → 4.
+    assert money.round_half_even(Decimal("3.5"), "JPY") == Decimal("4")
+
+
+def test_round_half_even_at_half_a_fils():
+    # 1.0005 KWD is halfway between 1.000 and 1.001; 0 is even → 1.000.
+    # 1.0015 KWD is halfway between 1.001 and 1.002; 2 is even → 1.002.
+    assert money.round_half_even(Decimal("1.0005"), "KWD") == Decimal("1.000")
+    assert money.round_half_even(Decimal("1.0015"), "KWD") == Decimal("1.002")
+
+
+def test_round_half_even_of_negative_half_goes_to_even():
+    # -0.125 is halfway between -0.12 and -0.13; 2 is even → -0.12.
+    assert money.round_half_even(Decimal("-0.125"), "EUR") == Decimal("-0.12")
+
+
+def test_round_half_even_keeps_the_currency_scale():
+    # 7 EUR is written with its 2 decimals: "7.00".
+    assert str(money.round_half_even(Decimal("7"), "EUR")) == "7.00"
+
+
+# floor_points: no fraction of a point is ever credited.
+
+
+def test_floor_points_drops_the_fraction():
+    # 33.333 points → 33 whole points.
+    assert money.floor_points(Decimal("33.333")) == 33
+
+
+def test_floor_points_never_rounds_up():
+    # 69.999 is still 69 whole points, not 70.
+    assert money.floor_points(Decimal("69.999")) == 69
+
+
+def test_floor_points_keeps_a_whole_number():
+    assert money.floor_points(Decimal("70.000")) == 70
+
+
+def test_floor_points_returns_an_int():
+    assert type(money.floor_points(Decimal("12.5"))) is int
+
+
+# plain: rates shown without trailing zeros.
+
+
+def test_plain_drops_trailing_zeros():
+    assert money.plain(Decimal("0.0110")) == "0.011"
+
+
+def test_plain_writes_a_whole_number_without_exponent():
+    # Decimal("100").normalize() is 1E+2; the plain form is still "100".
+    assert money.plain(Decimal("100.00")) == "100"
+
+
+def test_plain_writes_negative_zero_as_zero():
+    assert money.plain(Decimal("-0.000")) == "0"
+
+
+# Money: the JSON form of an amount.
+
+
+def test_money_str_has_the_currency_decimals():
+    # 350 RUB is written with 2 decimals.
+    assert str(money.Money(Decimal("350"), "RUB")) == "350.00"
+
+
+def test_money_str_of_yen_has_no_decimals():
+    assert str(money.Money(Decimal("1500"), "JPY")) == "1500"
+
+
+def test_money_str_of_kwd_has_three_decimals():
+    assert str(money.Money(Decimal("12.5"), "KWD")) == "12.500"
+
+
+def test_money_str_rounds_half_even():
+    # 0.125 EUR → 0.12 (2 is even).
+    assert str(money.Money(Decimal("0.125"), "EUR")) == "0.12"
+
+
+def test_money_str_keeps_the_sign_of_a_negative_amount():
+    assert str(money.Money(Decimal("-35.1"), "EUR")) == "-35.10"
+
+
+def test_money_that_rounds_to_zero_prints_without_minus_sign():
+    # -0.004 EUR rounds to zero cents; a statement should say "0.00", not "-0.00".
+    assert str(money.Money(Decimal("-0.004"), "EUR")) == "0.00"
+
+
+def test_money_rounded_rounds_once_at_the_minor_unit():
+    # 83.245 EUR is halfway between 83.24 and 83.25; 4 is even → 83.24.
+    assert money.Money.rounded(Decimal("83.245"), "EUR") == money.Money(Decimal("83.24"), "EUR")
