@@ -80,3 +80,28 @@ def serve(host, port, workers, no_scheduler):
     scheduler = app.config["SCHEDULER"] and not no_scheduler
     click.echo(f"Coalition on http://{host}:{port}  (API docs at /api/docs)")
     server.run(host, port, workers, scheduler)
+
+
+@main.command()
+@click.argument("period_id")
+def close(period_id):
+    """Close a settlement period (and every earlier open one)."""
+    from coalition.services import settlement
+
+    result = _database().run(settlement.close, period_id, datetime.now(UTC))
+    netting = result["netting"]
+    click.echo(
+        f"closed {result['period_id']}: {len(result['partners'])} statements, "
+        f"gross {netting['gross']} {result['base_currency']}, "
+        f"multilateral net {netting['multilateral_net']}, payments saved {netting['payments_saved']}"
+    )
+
+
+@main.command()
+def demo():
+    """Load a sample coalition with closed periods and statements."""
+    from coalition import demo as demo_data
+
+    database = _database()
+    migrate.upgrade(database)
+    demo_data.load(database, datetime.now(UTC), echo=click.echo)

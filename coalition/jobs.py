@@ -1,4 +1,4 @@
-"""Scheduled jobs (SPEC §9): expiry every hour, auto-close every 15 minutes.
+"""Scheduled jobs (SPEC §9): expiry every hour, auto-close checked every 15 minutes.
 
 Each job runs its use case under a database lock (a PostgreSQL advisory
 lock; SQLite serialises writers by itself), so with several service
@@ -12,7 +12,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 
 from coalition import database_of
-from coalition.services import expiry
+from coalition.services import expiry, settlement
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,16 @@ def run_expiry(database) -> None:
     holding_job_lock(database, "expiry", lambda: expiry.expire_all(database, datetime.now(UTC)))
 
 
+def run_auto_close(database) -> None:
+    holding_job_lock(database, "auto_close", lambda: settlement.auto_close(database, datetime.now(UTC)))
+
+
 def start(app) -> BackgroundScheduler:
     database = database_of(app)
     scheduler = BackgroundScheduler(timezone=UTC)
     scheduler.add_job(run_expiry, "interval", hours=1, args=[database], id="expiry",
+                      next_run_time=datetime.now(UTC), max_instances=1, coalesce=True)
+    scheduler.add_job(run_auto_close, "interval", minutes=15, args=[database], id="auto_close",
                       next_run_time=datetime.now(UTC), max_instances=1, coalesce=True)
     scheduler.start()
     log.info("scheduler started: %s", ", ".join(job.id for job in scheduler.get_jobs()))

@@ -22,9 +22,7 @@ def create(session, fields: dict) -> models.Partner:
     _check(fields)
     if session.get(models.Partner, fields["id"]) is not None:
         raise Conflict(f"partner {fields['id']!r} exists already", reason="duplicate_partner")
-    partner = models.Partner(
-        hold_days=0, status="active", created_at=datetime.now(UTC), **fields
-    )
+    partner = models.Partner(**{"hold_days": 0, "status": "active", **fields}, created_at=datetime.now(UTC))
     session.add(partner)
     session.flush()
     return partner

@@ -143,6 +143,25 @@ def close(session, period_id: str, now: datetime) -> dict:
     return result
 
 
+def auto_close(database, now: datetime) -> str | None:
+    """Close the latest period that ended ``auto_close_after_hours`` ago, if still open."""
+
+    def due(session):
+        config = settings_service.load(session)
+        cutoff = now - timedelta(hours=config.auto_close_after_hours)
+        current = periods.containing(cutoff, config.period, config.timezone)
+        target = periods.containing(current.start - LAST_INSTANT, config.period, config.timezone)
+        last = period_service.last_closed(session)
+        if aggregates.first_occurrence(session) is None or (last and target.end <= last.end):
+            return None
+        return target.id
+
+    target = database.run(due)
+    if target is not None:
+        database.run(close, target, now)
+    return target
+
+
 def _first_open(session, config, last, target) -> periods.Period:
     if last is not None:
         return periods.following(last, config.period, config.timezone)

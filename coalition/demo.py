@@ -1,0 +1,112 @@
+"""``coalition demo``: a small, believable coalition to look at straight away.
+
+Five partners in three currencies (a supermarket, a Cyrillic-named cafe, a
+gym, an airline settling in EUR and a hotel), a few hundred members with two
+months of earns, burns, returns, a promo and referral bonuses; every past
+period is closed, so statements can be downloaded at once. Everything goes
+through the same use cases as the API; the random choices are seeded.
+"""
+
+import random
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from coalition import auth
+from coalition.domain import periods as periods_domain
+from coalition.domain.errors import CoalitionError
+from coalition.services import ledger, partners, rates, settlement
+from coalition.services import settings as settings_service
+
+PARTNERS = [
+    ("freshmart", "FreshMart Supermarkets", "shop", "RUB", 0, "1200.00"),
+    ("aroma", "Кофейня Арома", "cafe", "RUB", 0, "350.00"),
+    ("ironfit", "IronFit Gym", "gym", "EUR", 14, "45.00"),
+    ("skyair", "SkyAir", "travel", "EUR", 0, "280.00"),
+    ("grandhotel", "Grand Hotel Praha", "travel", "CZK", 7, "3200.00"),
+]
+EARN = {"freshmart": "0.05", "aroma": "0.1", "ironfit": "2", "skyair": "5", "grandhotel": "0.2"}
+FX = {"RUB": "0.0110", "CZK": "0.0400"}
+MEMBERS = 300
+DAYS = 75
+
+
+def load(database, now: datetime, echo=print) -> None:
+    if database.run(lambda session: session.get(partners.models.Partner, "aroma")) is not None:
+        echo("The demo coalition is loaded already.")
+    else:
+        start = now - timedelta(days=DAYS)
+        database.run(_configure, start)
+        posted = _post_activity(database, start, now)
+        echo(f"Posted {posted} transactions for {MEMBERS} members.")
+        for period_id in database.run(_past_periods, now):
+            database.run(settlement.close, period_id, now)
+            echo(f"Closed {period_id}.")
+    _, operator_key = database.run(lambda s: auth.create_key(s, "operator", name="demo operator"))
+    _, finance_key = database.run(lambda s: auth.create_key(s, "finance", name="demo finance"))
+    _, aroma_key = database.run(lambda s: auth.create_key(s, "partner", "aroma", name="demo aroma"))
+    echo("Start the service with `coalition serve` and open http://127.0.0.1:5000/api/docs")
+    echo(f"operator key: {operator_key}")
+    echo(f"finance key:  {finance_key}")
+    echo(f"aroma key:    {aroma_key}")
+    echo("Statements: GET /api/v1/statements, then /api/v1/statements/{id}/pdf")
+
+
+def _configure(session, start: datetime) -> None:
+    for partner_id, name, category, currency, hold_days, _ in PARTNERS:
+        partners.create(
+            session,
+            {"id": partner_id, "name": name, "category": category, "currency": currency, "hold_days": hold_days},
+        )
+        rates.create(session, {"kind": "earn", "value": Decimal(EARN[partner_id]), "partner_id": partner_id,
+                               "effective_from": start})
+    for currency, value in FX.items():
+        rates.create(session, {"kind": "fx", "value": Decimal(value), "currency": currency, "effective_from": start})
+    rates.create(session, {"kind": "redemption", "value": Decimal("0.01"), "effective_from": start})
+    rates.create(session, {"kind": "redemption", "value": Decimal("0.012"), "partner_id": "skyair",
+                           "effective_from": start})
+    rates.create(session, {"kind": "fee", "value": Decimal("0.0005"), "effective_from": start})
+    rates.create(session, {"kind": "promo", "value": Decimal(2), "partner_id": "aroma", "category": "coffee",
+                           "effective_from": start + timedelta(days=20),
+                           "effective_to": start + timedelta(days=34)})
+    rates.create(session, {"kind": "threshold", "value": Decimal(500), "partner_id": "skyair",
+                           "min_amount": Decimal("1000.00"), "effective_from": start})
+
+
+def _post_activity(database, start: datetime, now: datetime) -> int:
+    rng = random.Random(2026)
+    operator = auth.Principal("demo", "operator")
+    typical = {partner_id: Decimal(amount) for partner_id, *_, amount in PARTNERS}
+    posted = 0
+    for day in range(DAYS):
+        moment = start + timedelta(days=day, hours=9)
+        for index in range(40):
+            member = f"card-{rng.randrange(MEMBERS):04d}"
+            partner_id = rng.choice(list(typical))
+            at = moment + timedelta(minutes=index * 7)
+            request = {"external_id": f"demo-{day}-{index}", "member_id": member, "occurred_at": at,
+                       "partner_id": partner_id}
+            roll = rng.random()
+            if roll < 0.7:
+                amount = (typical[partner_id] * Decimal(rng.uniform(0.3, 2.5))).quantize(Decimal("0.01"))
+                request |= {"type": "earn", "amount": amount, "category": "coffee" if partner_id == "aroma" else None}
+            elif roll < 0.95:
+                request |= {"type": "burn", "points": rng.choice((50, 100, 200, 500))}
+            else:
+                request |= {"type": "bonus", "partner_id": "coalition", "points": 250, "reason": "referral"}
+            posted += _try_post(database, operator, request, now)
+    return posted
+
+
+def _try_post(database, operator, request: dict, now: datetime) -> int:
+    request = {key: value for key, value in request.items() if value is not None}
+    try:
+        database.run(ledger.post, operator, request, now)
+    except CoalitionError:
+        return 0
+    return 1
+
+
+def _past_periods(session, now: datetime) -> list[str]:
+    config = settings_service.load(session)
+    current = periods_domain.containing(now, config.period, config.timezone)
+    return [p["id"] for p in settlement.list_periods(session, now) if p["end"] <= current.start]
