@@ -9,7 +9,8 @@ import json
 from decimal import Decimal
 
 import flask_smorest
-from flask import current_app, g, request
+import swagger_ui_bundle
+from flask import current_app, g, request, send_from_directory
 from marshmallow import fields
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
@@ -89,10 +90,16 @@ def init_app(app) -> Api:
     app.config.setdefault("OPENAPI_URL_PREFIX", "/api")
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
     app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/docs")
-    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "https://cdn.jsdelivr.net/npm/swagger-ui-dist/")
+    app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/api/swagger-ui/")
     api = Api(app, spec_kwargs={"security": [{"bearer": []}]})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for module in (keys, settings, partners, rates, transactions, members, settlements):
         api.register_blueprint(module.blp)
     app.before_request(_authenticate)
+    app.add_url_rule("/api/swagger-ui/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
     return api
+
+
+def _swagger_ui_asset(filename):
+    """Swagger UI's scripts, served from the swagger-ui-bundle package: no CDN needed."""
+    return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)

@@ -1,0 +1,357 @@
+"""SPEC §5: settings, partners and rates, as the operator configures them."""
+
+import pytest
+
+from tests.conftest import days_ago
+from tests.e2e.helpers import add_partner, add_rate, earn, expect, rate_body, setup_coalition
+
+# --- settings ---------------------------------------------------------------
+
+
+def test_settings_have_the_documented_defaults(operator):
+    assert expect(operator.get("/api/v1/settings"), 200) == {
+        "base_currency": "EUR",
+        "timezone": "UTC",
+        "period": "monthly",
+        "points_ttl_days": 365,
+        "max_backdate_days": 90,
+        "auto_close_after_hours": 72,
+    }
+
+
+def test_put_settings_changes_only_the_given_fields(operator):
+    body = expect(operator.put("/api/v1/settings", json={"points_ttl_days": 10, "timezone": "Europe/Moscow"}), 200)
+    assert body["points_ttl_days"] == 10
+    assert body["timezone"] == "Europe/Moscow"
+    again = expect(operator.get("/api/v1/settings"), 200)
+    assert again["points_ttl_days"] == 10
+    assert again["timezone"] == "Europe/Moscow"
+    assert again["max_backdate_days"] == 90
+    assert again["period"] == "monthly"
+
+
+@pytest.mark.parametrize("period", ["weekly", "daily", "monthly"])
+def test_put_settings_accepts_each_period_kind(operator, period):
+    assert expect(operator.put("/api/v1/settings", json={"period": period}), 200)["period"] == period
+
+
+def test_base_currency_may_change_before_any_transaction(operator):
+    assert expect(operator.put("/api/v1/settings", json={"base_currency": "USD"}), 200)["base_currency"] == "USD"
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"points_ttl_days": 0},
+        {"points_ttl_days": -5},
+        {"points_ttl_days": "10"},
+        {"points_ttl_days": 1.5},
+        {"points_ttl_days": 10**30},
+        {"max_backdate_days": -1},
+        {"auto_close_after_hours": -1},
+        {"timezone": "Mars/Olympus_Mons"},
+        {"timezone": ""},
+        {"period": "yearly"},
+        {"base_currency": "eur"},
+        {"base_currency": "EURO"},
+        {"base_currency": "ABC"},
+    ],
+    ids=repr,
+)
+def test_invalid_settings_are_422_and_change_nothing(operator, change):
+    before = expect(operator.get("/api/v1/settings"), 200)
+    response = operator.put("/api/v1/settings", json=change)
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["code"] == 422
+    assert expect(operator.get("/api/v1/settings"), 200) == before
+
+
+def test_base_currency_change_after_a_transaction_is_409(operator):
+    setup_coalition(operator)
+    expect(earn(operator, "t1", "m1", "100.00"))
+    response = operator.put("/api/v1/settings", json={"base_currency": "USD"})
+    assert response.status_code == 409
+    assert response.get_json()["code"] == 409
+    assert expect(operator.get("/api/v1/settings"), 200)["base_currency"] == "EUR"
+
+
+def test_restating_the_same_base_currency_after_a_transaction_is_allowed(operator):
+    setup_coalition(operator)
+    expect(earn(operator, "t1", "m1", "100.00"))
+    assert operator.put("/api/v1/settings", json={"base_currency": "EUR"}).status_code == 200
+
+
+def test_partner_key_may_not_read_settings(operator, make_key):
+    add_partner(operator, "aroma", "RUB")
+    assert make_key("partner", "aroma").get("/api/v1/settings").status_code == 403
+
+
+# --- partners ---------------------------------------------------------------
+
+
+def test_partner_with_a_cyrillic_name_is_created_and_read_back(operator):
+    body = expect(operator.post("/api/v1/partners", json={"id": "aroma", "name": "Кофейня Арома", "category": "cafe", "currency": "RUB"}))
+    assert body == {"id": "aroma", "name": "Кофейня Арома", "category": "cafe", "currency": "RUB", "hold_days": 0, "status": "active"}
+    assert expect(operator.get("/api/v1/partners/aroma"), 200)["name"] == "Кофейня Арома"
+
+
+def test_partner_listing_contains_the_reserved_coalition_partner_and_new_ones(operator):
+    add_partner(operator, "aroma", "RUB")
+    ids = [partner["id"] for partner in expect(operator.get("/api/v1/partners"), 200)]
+    assert "coalition" in ids
+    assert "aroma" in ids
+
+
+def test_partner_hold_days_is_stored(operator):
+    body = add_partner(operator, "hotel", "EUR", "travel", hold_days=7)
+    assert body["hold_days"] == 7
+
+
+@pytest.mark.parametrize("slug", ["a1", "aroma-cafe-2", "0day", "a" * 63])
+def test_partner_slug_accepts_valid_ids(operator, slug):
+    add_partner(operator, slug, "RUB")
+
+
+@pytest.mark.parametrize(
+    "slug",
+    ["a", "Aroma", "-aroma", "aroma_cafe", "aroma cafe", "кофе", "a" * 64, "aroma\x00", "", "aroma/x"],
+    ids=repr,
+)
+def test_partner_slug_violations_are_422(operator, slug):
+    response = operator.post("/api/v1/partners", json={"id": slug, "name": "X", "category": "cafe", "currency": "RUB"})
+    assert response.status_code == 422, response.get_json()
+    assert "errors" in response.get_json()
+
+
+def test_duplicate_partner_id_is_409(operator):
+    add_partner(operator, "aroma", "RUB", name="Кофейня Арома")
+    response = operator.post("/api/v1/partners", json={"id": "aroma", "name": "Other", "category": "shop", "currency": "EUR"})
+    assert response.status_code == 409
+    assert expect(operator.get("/api/v1/partners/aroma"), 200)["name"] == "Кофейня Арома"
+
+
+def test_reserved_coalition_partner_cannot_be_created_again(operator):
+    response = operator.post("/api/v1/partners", json={"id": "coalition", "name": "X", "category": "other", "currency": "EUR"})
+    assert response.status_code == 409
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"category": "bakery"},
+        {"currency": "rub"},
+        {"currency": "ABC"},
+        {"hold_days": -1},
+        {"hold_days": "7"},
+        {"status": "closed"},
+        {"name": ""},
+        {"name": "Арома\x00"},
+    ],
+    ids=repr,
+)
+def test_invalid_partner_fields_are_422(operator, change):
+    body = {"id": "aroma", "name": "Aroma", "category": "cafe", "currency": "RUB", **change}
+    response = operator.post("/api/v1/partners", json=body)
+    assert response.status_code == 422, response.get_json()
+    assert operator.get("/api/v1/partners/aroma").status_code == 404
+
+
+def test_unknown_partner_is_404_on_get(operator):
+    response = operator.get("/api/v1/partners/nobody")
+    assert response.status_code == 404
+    assert response.get_json()["code"] == 404
+
+
+def test_unknown_partner_is_404_on_patch(operator):
+    assert operator.patch("/api/v1/partners/nobody", json={"status": "suspended"}).status_code == 404
+
+
+def test_patch_changes_a_partners_name(operator):
+    add_partner(operator, "aroma", "RUB")
+    assert expect(operator.patch("/api/v1/partners/aroma", json={"name": "Кофейня Арома 2"}), 200)["name"] == "Кофейня Арома 2"
+
+
+def test_suspended_partners_new_transactions_are_422_partner_suspended(operator):
+    setup_coalition(operator)
+    assert expect(operator.patch("/api/v1/partners/aroma", json={"status": "suspended"}), 200)["status"] == "suspended"
+    response = earn(operator, "t1", "m1", "100.00")
+    assert response.status_code == 422
+    assert response.get_json()["reason"] == "partner_suspended"
+
+
+def test_suspended_partners_key_cannot_post_either(operator, make_key):
+    setup_coalition(operator)
+    aroma = make_key("partner", "aroma")
+    expect(operator.patch("/api/v1/partners/aroma", json={"status": "suspended"}), 200)
+    response = earn(aroma, "t1", "m1", "100.00")
+    assert response.status_code == 422
+    assert response.get_json()["reason"] == "partner_suspended"
+
+
+def test_reactivated_partner_may_post_again(operator):
+    setup_coalition(operator)
+    expect(operator.patch("/api/v1/partners/aroma", json={"status": "suspended"}), 200)
+    expect(operator.patch("/api/v1/partners/aroma", json={"status": "active"}), 200)
+    expect(earn(operator, "t1", "m1", "100.00"))
+
+
+def test_suspending_one_partner_does_not_affect_another(operator):
+    setup_coalition(operator)
+    expect(operator.patch("/api/v1/partners/aroma", json={"status": "suspended"}), 200)
+    expect(earn(operator, "t1", "m1", "100.00", partner_id="skyair"))
+
+
+# --- rates: creation and scope ---------------------------------------------
+
+SIX_KINDS = [
+    ("earn", {"value": "0.1", "partner_id": "aroma"}),
+    ("earn", {"value": "0.2", "partner_id": "aroma", "category": "coffee"}),
+    ("promo", {"value": "2", "partner_id": "aroma", "effective_to": days_ago(-30)}),
+    ("threshold", {"value": "50", "partner_id": "aroma", "min_amount": "1000.00"}),
+    ("redemption", {"value": "0.01"}),
+    ("redemption", {"value": "0.012", "partner_id": "aroma"}),
+    ("fee", {"value": "0.002"}),
+    ("fee", {"value": "0.003", "partner_id": "aroma"}),
+    ("fx", {"value": "0.0110", "currency": "RUB"}),
+]
+
+
+@pytest.mark.parametrize(("kind", "fields"), SIX_KINDS, ids=[f"{k}-{sorted(f)}" for k, f in SIX_KINDS])
+def test_rate_of_each_kind_is_created_with_its_scope(operator, kind, fields):
+    add_partner(operator, "aroma", "RUB")
+    body = add_rate(operator, kind, **fields)
+    assert body["id"]
+    assert body["kind"] == kind
+    assert body["partner_id"] == fields.get("partner_id")
+    assert body["category"] == fields.get("category")
+    assert body["currency"] == fields.get("currency")
+
+
+def test_rate_value_is_returned_as_a_decimal_string(operator):
+    body = add_rate(operator, "fx", "0.0110", currency="RUB")
+    # "0.0110" is the same number as 0.011; a string, never a float
+    assert isinstance(body["value"], str)
+    assert body["value"] in ("0.011", "0.0110")
+
+
+@pytest.mark.parametrize(
+    ("kind", "fields"),
+    [
+        ("earn", {"value": "0.1"}),  # earn without partner_id
+        ("promo", {"value": "2", "partner_id": "aroma"}),  # promo without effective_to
+        ("fx", {"value": "0.011"}),  # fx without currency
+        ("threshold", {"value": "50", "partner_id": "aroma"}),  # threshold without min_amount
+        ("threshold", {"value": "50.5", "partner_id": "aroma", "min_amount": "1000.00"}),  # fractional points
+        ("earn", {"value": "0.1", "partner_id": "nobody"}),  # unknown partner
+        ("earn", {"value": "-0.1", "partner_id": "aroma"}),  # negative
+        ("earn", {"value": "0", "partner_id": "aroma"}),  # earns nothing
+        ("earn", {"value": "NaN", "partner_id": "aroma"}),
+        ("earn", {"value": "Infinity", "partner_id": "aroma"}),
+        ("earn", {"value": "abc", "partner_id": "aroma"}),
+        ("redemption", {"value": "0.01", "category": "coffee"}),  # only earn/promo have a category
+        ("redemption", {"value": "0.01", "min_amount": "10"}),  # only a threshold has min_amount
+        ("fx", {"value": "0.011", "currency": "ABC"}),  # not ISO 4217
+        ("fx", {"value": "0.011", "currency": "RUB", "partner_id": "aroma"}),  # fx is coalition-wide
+        ("bogus", {"value": "1"}),
+    ],
+    ids=repr,
+)
+def test_rate_scope_violations_are_422(operator, kind, fields):
+    add_partner(operator, "aroma", "RUB")
+    response = operator.post("/api/v1/rates", json=rate_body(kind, **fields))
+    assert response.status_code == 422, response.get_json()
+    assert expect(operator.get("/api/v1/rates"), 200) == []
+
+
+def test_rate_effective_to_before_effective_from_is_422(operator):
+    add_partner(operator, "aroma", "RUB")
+    body = rate_body("promo", "2", partner_id="aroma", effective_from=days_ago(10), effective_to=days_ago(20))
+    assert operator.post("/api/v1/rates", json=body).status_code == 422
+
+
+def test_rate_effective_from_without_offset_is_422(operator):
+    body = {"kind": "redemption", "value": "0.01", "effective_from": "2026-01-01T00:00:00"}
+    assert operator.post("/api/v1/rates", json=body).status_code == 422
+
+
+# --- rates: listing filters -----------------------------------------------
+
+
+@pytest.fixture
+def rate_versions(operator):
+    """aroma earn 0.1 from 100 days ago, then 0.5 from 10 days ago; a promo 30→20 days ago;
+    skyair earn 2; a coalition-wide redemption."""
+    add_partner(operator, "aroma", "RUB")
+    add_partner(operator, "skyair", "EUR", "travel")
+    return {
+        "earn_v1": add_rate(operator, "earn", "0.1", partner_id="aroma", effective_from=days_ago(100))["id"],
+        "earn_v2": add_rate(operator, "earn", "0.5", partner_id="aroma", effective_from=days_ago(10))["id"],
+        "promo": add_rate(operator, "promo", "2", partner_id="aroma", effective_from=days_ago(30), effective_to=days_ago(20))["id"],
+        "sky_earn": add_rate(operator, "earn", "2", partner_id="skyair", effective_from=days_ago(100))["id"],
+        "redemption": add_rate(operator, "redemption", "0.01", effective_from=days_ago(100))["id"],
+    }
+
+
+def rate_ids(operator, **query) -> list[int]:
+    return sorted(rate["id"] for rate in expect(operator.get("/api/v1/rates", query_string=query), 200))
+
+
+def test_rates_list_without_filters_returns_every_version(operator, rate_versions):
+    assert rate_ids(operator) == sorted(rate_versions.values())
+
+
+def test_rates_filter_by_kind(operator, rate_versions):
+    r = rate_versions
+    assert rate_ids(operator, kind="earn") == sorted([r["earn_v1"], r["earn_v2"], r["sky_earn"]])
+
+
+def test_rates_filter_by_partner(operator, rate_versions):
+    r = rate_versions
+    assert rate_ids(operator, partner_id="aroma") == sorted([r["earn_v1"], r["earn_v2"], r["promo"]])
+
+
+def test_rates_filter_by_kind_and_partner(operator, rate_versions):
+    r = rate_versions
+    assert rate_ids(operator, kind="earn", partner_id="aroma") == sorted([r["earn_v1"], r["earn_v2"]])
+
+
+def test_rates_filter_at_a_time_inside_the_promo_window(operator, rate_versions):
+    # 25 days ago: earn v1 (from 100 days ago) and the promo (30→20 days ago); v2 starts only 10 days ago
+    r = rate_versions
+    assert rate_ids(operator, partner_id="aroma", at=days_ago(25)) == sorted([r["earn_v1"], r["promo"]])
+
+
+def test_rates_filter_at_a_time_after_the_promo_ended(operator, rate_versions):
+    # 15 days ago: the promo ended 20 days ago, v2 has not started → only v1
+    r = rate_versions
+    assert rate_ids(operator, kind="promo", at=days_ago(15)) == []
+    assert rate_ids(operator, kind="earn", partner_id="aroma", at=days_ago(15)) == [r["earn_v1"]]
+
+
+def test_rates_filter_at_a_time_before_any_rate(operator, rate_versions):
+    assert rate_ids(operator, at=days_ago(150)) == []
+
+
+def test_rates_filter_at_returns_only_the_version_in_force_not_the_superseded_one(operator, rate_versions):
+    # SPEC §5: "the rate in force at time t is the one with the latest effective_from ≤ t";
+    # 5 days ago v2 (from 10 days ago) has replaced v1 (from 100 days ago) in the same scope.
+    r = rate_versions
+    assert rate_ids(operator, kind="earn", partner_id="aroma", at=days_ago(5)) == [r["earn_v2"]]
+
+
+def test_rates_filter_with_invalid_kind_is_422(operator):
+    assert operator.get("/api/v1/rates", query_string={"kind": "bogus"}).status_code == 422
+
+
+def test_rates_filter_with_invalid_at_is_422(operator):
+    assert operator.get("/api/v1/rates", query_string={"at": "yesterday"}).status_code == 422
+
+
+def test_rate_for_a_later_version_changes_what_an_earn_gets(operator, rate_versions):
+    # 15 days ago (after the promo) v1 applies: floor(100.00 × 0.1) = 10; 5 days ago v2 applies: floor(100.00 × 0.5) = 50
+    old = expect(earn(operator, "t1", "m1", "100.00", occurred_at=days_ago(15)))
+    new = expect(earn(operator, "t2", "m1", "100.00", occurred_at=days_ago(5)))
+    assert old["points"] == 10
+    assert new["points"] == 50
+    assert rate_versions["earn_v1"] in old["rate_ids"]
+    assert rate_versions["earn_v2"] in new["rate_ids"]

@@ -1,0 +1,408 @@
+"""The points ledger over lot values (SPEC §6): FIFO burns, holds, expiry, reversals."""
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+
+from coalition.domain import lots
+from coalition.domain.errors import InsufficientPoints, Invalid
+from coalition.domain.lots import Allocation, BurnAllocation, Lot
+
+NOW = datetime(2026, 10, 15, 12, 0, tzinfo=UTC)
+DAY = timedelta(days=1)
+
+
+def lot(id, remaining, *, points=None, issuer="aroma", earned_days_ago=30, hold_days=0,
+        expires_in_days=300):
+    """A lot earned ``earned_days_ago`` before NOW, spendable after its hold, until it expires."""
+    earned_at = NOW - earned_days_ago * DAY
+    return Lot(
+        id=id,
+        issuer_id=issuer,
+        points=remaining if points is None else points,
+        remaining=remaining,
+        earned_at=earned_at,
+        available_at=earned_at + hold_days * DAY,
+        expires_at=NOW + expires_in_days * DAY,
+    )
+
+
+# allocate: the lot expiring first, then the oldest, then the lowest id.
+
+
+def test_burn_takes_lot_expiring_first():
+    later = lot(1, 100, issuer="aroma", expires_in_days=200)
+    sooner = lot(2, 100, issuer="skyair", expires_in_days=100)
+    assert lots.allocate([later, sooner], 40, NOW) == [Allocation(2, "skyair", 40)]
+
+
+def test_burn_takes_oldest_lot_among_same_expiry():
+    # Same expiry; lot 1 earned 10 days ago, lot 2 earned 20 days ago → lot 2 is older.
+    newer = lot(1, 100, earned_days_ago=10, expires_in_days=100)
+    older = lot(2, 100, earned_days_ago=20, expires_in_days=100)
+    assert lots.allocate([newer, older], 40, NOW) == [Allocation(2, "aroma", 40)]
+
+
+def test_burn_takes_lowest_id_among_same_expiry_and_age():
+    first = lot(3, 100, earned_days_ago=20, expires_in_days=100)
+    second = lot(4, 100, earned_days_ago=20, expires_in_days=100)
+    assert lots.allocate([second, first], 40, NOW) == [Allocation(3, "aroma", 40)]
+
+
+def test_burn_goes_through_three_lots_in_fifo_order():
+    # Expiries in 100, 200, 300 days (given out of order). Burn 250:
+    # lot 7 (expires in 100) 100 → all, lot 5 (200) 80 → all, lot 6 (300) gives 250 − 180 = 70.
+    a = lot(5, 80, issuer="skyair", expires_in_days=200)
+    b = lot(6, 500, issuer="gym-one", expires_in_days=300)
+    c = lot(7, 100, issuer="aroma", expires_in_days=100)
+    assert lots.allocate([a, b, c], 250, NOW) == [
+        Allocation(7, "aroma", 100),
+        Allocation(5, "skyair", 80),
+        Allocation(6, "gym-one", 70),
+    ]
+
+
+def test_burn_does_not_touch_a_lot_it_does_not_need():
+    # 100 from the first lot is enough; the second gets no zero-point allocation.
+    first = lot(1, 100, expires_in_days=100)
+    second = lot(2, 100, expires_in_days=200)
+    assert lots.allocate([first, second], 100, NOW) == [Allocation(1, "aroma", 100)]
+
+
+def test_burn_skips_an_empty_lot():
+    empty = lot(1, 0, points=100, expires_in_days=50)
+    full = lot(2, 100, expires_in_days=100)
+    assert lots.allocate([empty, full], 30, NOW) == [Allocation(2, "aroma", 30)]
+
+
+def test_burn_uses_remaining_not_original_points():
+    # Lot 1 was created with 100 but holds 30: a burn of 50 takes 30 there, 20 from lot 2.
+    half_spent = lot(1, 30, points=100, expires_in_days=100)
+    other = lot(2, 100, expires_in_days=200)
+    assert lots.allocate([half_spent, other], 50, NOW) == [
+        Allocation(1, "aroma", 30),
+        Allocation(2, "aroma", 20),
+    ]
+
+
+def test_burn_of_more_than_available_raises_insufficient_points():
+    # 100 + 50 = 150 available, 151 wanted.
+    with pytest.raises(InsufficientPoints) as caught:
+        lots.allocate([lot(1, 100), lot(2, 50)], 151, NOW)
+    assert caught.value.reason == "insufficient_points"
+
+
+def test_burn_of_exactly_the_balance_succeeds():
+    # 100 + 50 = 150 available, 150 wanted.
+    allocations = lots.allocate([lot(1, 100, expires_in_days=10), lot(2, 50)], 150, NOW)
+    assert allocations == [Allocation(1, "aroma", 100), Allocation(2, "aroma", 50)]
+
+
+def test_insufficient_burn_decides_nothing():
+    # All or nothing: the 150 available points are not spent towards a burn of 151,
+    # and the lots given are left as they were.
+    given = [lot(1, 100), lot(2, 50)]
+    before = list(given)
+    with pytest.raises(InsufficientPoints):
+        lots.allocate(given, 151, NOW)
+    assert given == before
+
+
+# Holds: a lot is spendable from available_at (inclusive).
+
+
+def test_pending_lot_is_not_burnable():
+    # Earned 2 days ago with a 14-day hold: available in 12 days.
+    pending = lot(1, 100, earned_days_ago=2, hold_days=14)
+    with pytest.raises(InsufficientPoints):
+        lots.allocate([pending], 10, NOW)
+
+
+def test_burn_skips_pending_lot_for_an_available_one():
+    # The pending lot expires first but is not yet spendable.
+    pending = lot(1, 100, earned_days_ago=2, hold_days=14, expires_in_days=50)
+    available = lot(2, 100, expires_in_days=200)
+    assert lots.allocate([pending, available], 10, NOW) == [Allocation(2, "aroma", 10)]
+
+
+def test_lot_becomes_burnable_when_its_hold_ends():
+    pending = lot(1, 100, earned_days_ago=2, hold_days=14)
+    hold_ends = pending.available_at
+    assert lots.allocate([pending], 10, hold_ends) == [Allocation(1, "aroma", 10)]
+
+
+def test_lot_is_not_burnable_one_second_before_its_hold_ends():
+    pending = lot(1, 100, earned_days_ago=2, hold_days=14)
+    with pytest.raises(InsufficientPoints):
+        lots.allocate([pending], 10, pending.available_at - timedelta(seconds=1))
+
+
+def test_balance_counts_pending_lot_as_pending():
+    # 100 available, 40 on hold.
+    available = lot(1, 100)
+    pending = lot(2, 40, earned_days_ago=2, hold_days=14)
+    balance = lots.balance([available, pending], NOW)
+    assert (balance.available, balance.pending) == (100, 40)
+
+
+def test_balance_counts_lot_as_available_once_its_hold_ends():
+    pending = lot(2, 40, earned_days_ago=2, hold_days=14)
+    balance = lots.balance([pending], pending.available_at)
+    assert (balance.available, balance.pending) == (40, 0)
+
+
+# Expiry: a lot at or past expires_at is dead even before the expiry job ran.
+
+
+def test_expired_lot_is_not_burnable_though_it_still_has_remaining():
+    # Expired yesterday; the expiry job has not run, so remaining is still 100.
+    stale = lot(1, 100, expires_in_days=-1)
+    with pytest.raises(InsufficientPoints):
+        lots.allocate([stale], 10, NOW)
+
+
+def test_burn_skips_expired_lot_for_a_live_one():
+    stale = lot(1, 100, expires_in_days=-1)
+    live = lot(2, 100, expires_in_days=100)
+    assert lots.allocate([stale, live], 10, NOW) == [Allocation(2, "aroma", 10)]
+
+
+def test_lot_is_not_burnable_at_its_expiry_instant():
+    # expires_at is exclusive: available_at ≤ t < expires_at.
+    ending = lot(1, 100, expires_in_days=10)
+    with pytest.raises(InsufficientPoints):
+        lots.allocate([ending], 10, ending.expires_at)
+
+
+def test_lot_is_burnable_one_second_before_it_expires():
+    ending = lot(1, 100, expires_in_days=10)
+    at = ending.expires_at - timedelta(seconds=1)
+    assert lots.allocate([ending], 10, at) == [Allocation(1, "aroma", 10)]
+
+
+def test_balance_ignores_expired_lot_with_remaining():
+    # 100 live + 70 expired yesterday (not yet removed by the job) → 100.
+    live = lot(1, 100)
+    stale = lot(2, 70, expires_in_days=-1)
+    balance = lots.balance([live, stale], NOW)
+    assert (balance.available, balance.pending) == (100, 0)
+
+
+def test_balance_does_not_count_pending_lot_that_expired():
+    # A 400-day hold outlasts the lot's life: it is never pending after it expired.
+    never_spendable = lot(1, 50, earned_days_ago=30, hold_days=400, expires_in_days=-1)
+    balance = lots.balance([never_spendable], NOW)
+    assert (balance.available, balance.pending) == (0, 0)
+
+
+def test_expired_lists_lot_past_expiry_with_remaining():
+    stale = lot(2, 70, expires_in_days=-1)
+    assert lots.expired([lot(1, 100), stale], NOW) == [stale]
+
+
+def test_expired_lists_lot_at_its_expiry_instant():
+    ending = lot(1, 70, expires_in_days=10)
+    assert lots.expired([ending], ending.expires_at) == [ending]
+
+
+def test_expired_leaves_out_a_spent_lot():
+    # Nothing left to remove: no expiry transaction for an empty lot.
+    spent = lot(1, 0, points=70, expires_in_days=-1)
+    assert lots.expired([spent], NOW) == []
+
+
+# Balance: what expires in the next 90 days.
+
+
+def test_balance_lists_points_expiring_within_90_days_by_date():
+    # 30 days: 20 + 10 (two lots, same instant) = 30; 60 days: 40; 120 days: beyond the horizon.
+    soon_a = lot(1, 20, expires_in_days=30)
+    soon_b = lot(2, 10, expires_in_days=30)
+    later = lot(3, 40, expires_in_days=60)
+    far = lot(4, 500, expires_in_days=120)
+    balance = lots.balance([far, later, soon_b, soon_a], NOW)
+    assert balance.expiring == [(30, NOW + 30 * DAY), (40, NOW + 60 * DAY)]
+    assert balance.available == 20 + 10 + 40 + 500
+
+
+def test_balance_lists_points_expiring_exactly_90_days_ahead():
+    edge = lot(1, 20, expires_in_days=90)
+    assert lots.balance([edge], NOW).expiring == [(20, NOW + 90 * DAY)]
+
+
+def test_balance_of_no_lots_is_zero():
+    balance = lots.balance([], NOW)
+    assert (balance.available, balance.pending, balance.expiring) == (0, 0, [])
+
+
+# reverse_earn: a return takes points back from the original lot only.
+
+
+def test_earn_reversal_by_amount_takes_the_proportional_points():
+    # 120 points for 350.00; return 100.00 → floor(120 × 100 / 350) = floor(34.28…) = 34
+    original = lot(1, 120)
+    decision = lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=0,
+                                 reversed_amount=Decimal("0"), amount=Decimal("100.00"))
+    assert (decision.points, decision.taken, decision.shortfall) == (34, 34, 0)
+
+
+def test_earn_reversal_by_amount_uses_original_points_not_remaining():
+    # 120 points for 350.00, 100 already burned (20 left). Return 175.00 →
+    # floor(120 × 175 / 350) = 60 (not floor(20 × 175 / 350) = 10).
+    original = lot(1, 20, points=120)
+    decision = lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=0,
+                                 reversed_amount=Decimal("0"), amount=Decimal("175.00"))
+    assert decision.points == 60
+
+
+def test_earn_reversal_after_partial_burn_records_shortfall():
+    # 120 points for 350.00, 100 burned, 20 left. Return 100.00 → 34 points;
+    # the lot gives its 20, the other 34 − 20 = 14 are a shortfall for the issuer.
+    original = lot(1, 20, points=120)
+    decision = lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=0,
+                                 reversed_amount=Decimal("0"), amount=Decimal("100.00"))
+    assert (decision.points, decision.taken, decision.shortfall) == (34, 20, 14)
+
+
+def test_earn_reversal_of_fully_burned_lot_is_all_shortfall():
+    # 120 points all burned; return by 30 points → taken 0, shortfall 30.
+    spent = lot(1, 0, points=120)
+    decision = lots.reverse_earn(spent, original_amount=Decimal("350.00"), reversed_points=0,
+                                 reversed_amount=Decimal("0"), points=30)
+    assert (decision.points, decision.taken, decision.shortfall) == (30, 0, 30)
+
+
+def test_earn_reversal_by_points_takes_those_points():
+    original = lot(1, 120)
+    decision = lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=0,
+                                 reversed_amount=Decimal("0"), points=45)
+    assert (decision.points, decision.taken, decision.shortfall) == (45, 45, 0)
+
+
+def test_earn_reversal_beyond_original_points_is_over_reversal():
+    # 120 earned, 100 already reversed; 100 + 30 = 130 > 120.
+    original = lot(1, 20, points=120)
+    with pytest.raises(Invalid) as caught:
+        lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=100,
+                          reversed_amount=Decimal("0"), points=30)
+    assert caught.value.reason == "over_reversal"
+
+
+def test_earn_reversal_up_to_original_points_is_allowed():
+    # 120 earned, 100 already reversed; 100 + 20 = 120 is the whole lot, not more.
+    original = lot(1, 20, points=120)
+    decision = lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=100,
+                                 reversed_amount=Decimal("0"), points=20)
+    assert decision.points == 20
+
+
+def test_earn_reversal_beyond_original_amount_is_over_reversal():
+    # Purchase 350.00, 300.00 already returned; 300.00 + 50.01 = 350.01 > 350.00.
+    original = lot(1, 120)
+    with pytest.raises(Invalid) as caught:
+        lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=102,
+                          reversed_amount=Decimal("300.00"), amount=Decimal("50.01"))
+    assert caught.value.reason == "over_reversal"
+
+
+def test_earn_reversal_up_to_original_amount_is_allowed():
+    # Purchase 350.00 for 120 points, 300.00 (102 points) returned; the last 50.00:
+    # floor(120 × 50 / 350) = floor(17.14…) = 17; 102 + 17 = 119 ≤ 120.
+    original = lot(1, 18, points=120)
+    decision = lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=102,
+                                 reversed_amount=Decimal("300.00"), amount=Decimal("50.00"))
+    assert decision.points == 17
+
+
+def test_earn_reversal_by_amount_past_points_cap_is_over_reversal():
+    # 120 points for 350.00; 110 points already taken back by points, none by amount.
+    # Returning 100.00 would take 34 more: 110 + 34 = 144 > 120.
+    original = lot(1, 10, points=120)
+    with pytest.raises(Invalid) as caught:
+        lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=110,
+                          reversed_amount=Decimal("0"), amount=Decimal("100.00"))
+    assert caught.value.reason == "over_reversal"
+
+
+def test_bonus_cannot_be_reversed_by_amount():
+    # A bonus has no purchase amount to be proportional to.
+    bonus = lot(1, 500, issuer="coalition")
+    with pytest.raises(Invalid):
+        lots.reverse_earn(bonus, original_amount=None, reversed_points=0,
+                          reversed_amount=Decimal("0"), amount=Decimal("10.00"))
+
+
+def test_bonus_can_be_reversed_by_points():
+    bonus = lot(1, 500, issuer="coalition")
+    decision = lots.reverse_earn(bonus, original_amount=None, reversed_points=0,
+                                 reversed_amount=Decimal("0"), points=200)
+    assert (decision.points, decision.taken) == (200, 200)
+
+
+# restore: a burn reversal puts points back, newest allocation first.
+
+
+def burn_of_150():
+    """A burn of 150: 100 from lot 10 (allocation 1), then 50 from lot 20 (allocation 2)."""
+    return [
+        BurnAllocation(id=1, lot_id=10, issuer_id="aroma", points=100, restored=0),
+        BurnAllocation(id=2, lot_id=20, issuer_id="skyair", points=50, restored=0),
+    ]
+
+
+def as_lot_points(decisions):
+    return [(allocation.lot_id, points) for allocation, points in decisions]
+
+
+def test_partial_burn_reversal_restores_newest_allocation_first():
+    # 70 back: allocation 2 (lot 20) gets all its 50, allocation 1 (lot 10) the other 20.
+    assert as_lot_points(lots.restore(burn_of_150(), 70)) == [(20, 50), (10, 20)]
+
+
+def test_small_burn_reversal_touches_only_newest_allocation():
+    # 30 back ≤ 50 in allocation 2: lot 20 only.
+    assert as_lot_points(lots.restore(burn_of_150(), 30)) == [(20, 30)]
+
+
+def test_full_burn_reversal_restores_every_allocation():
+    # points=None: everything not yet reversed, 50 + 100 = 150.
+    assert as_lot_points(lots.restore(burn_of_150(), None)) == [(20, 50), (10, 100)]
+
+
+def test_full_burn_reversal_after_partial_restores_only_the_rest():
+    # 70 already back (50 into allocation 2, 20 into allocation 1): the rest is 100 − 20 = 80.
+    burn = [
+        BurnAllocation(id=1, lot_id=10, issuer_id="aroma", points=100, restored=20),
+        BurnAllocation(id=2, lot_id=20, issuer_id="skyair", points=50, restored=50),
+    ]
+    assert as_lot_points(lots.restore(burn, None)) == [(10, 80)]
+
+
+def test_burn_reversal_order_follows_allocation_id_not_list_order():
+    # The same burn given oldest-last still restores allocation 2 first.
+    assert as_lot_points(lots.restore(list(reversed(burn_of_150())), 70)) == [(20, 50), (10, 20)]
+
+
+def test_burn_reversal_of_more_than_burned_is_over_reversal():
+    # 150 burned; 151 cannot come back.
+    with pytest.raises(Invalid) as caught:
+        lots.restore(burn_of_150(), 151)
+    assert caught.value.reason == "over_reversal"
+
+
+def test_burn_reversal_of_more_than_not_yet_reversed_is_over_reversal():
+    # 150 burned, 120 already back: 31 > 30 left.
+    burn = [replace(a, restored=a.points) for a in burn_of_150()]
+    burn[0] = replace(burn[0], restored=70)
+    with pytest.raises(Invalid) as caught:
+        lots.restore(burn, 31)
+    assert caught.value.reason == "over_reversal"
+
+
+def test_full_burn_reversal_of_fully_reversed_burn_is_over_reversal():
+    burn = [replace(a, restored=a.points) for a in burn_of_150()]
+    with pytest.raises(Invalid) as caught:
+        lots.restore(burn, None)
+    assert caught.value.reason == "over_reversal"

@@ -1,0 +1,181 @@
+"""The rate in force (SPEC §5): most specific scope first, then the latest version."""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+from coalition.domain import rates
+from coalition.domain.rates import Rate
+
+JAN = datetime(2026, 1, 1, tzinfo=UTC)
+MAR = datetime(2026, 3, 1, tzinfo=UTC)
+JUN = datetime(2026, 6, 1, tzinfo=UTC)
+APR_15 = datetime(2026, 4, 15, 12, 0, tzinfo=UTC)
+
+
+def rate(id, kind="redemption", value="0.01", effective_from=JAN, **scope):
+    return Rate(id=id, kind=kind, value=Decimal(value), effective_from=effective_from, **scope)
+
+
+def test_partner_rate_beats_coalition_wide_rate():
+    coalition_wide = rate(1, value="0.01")
+    aroma = rate(2, value="0.02", partner_id="aroma")
+    chosen = rates.in_force([aroma, coalition_wide], "redemption", APR_15, partner_id="aroma")
+    assert chosen == aroma
+
+
+def test_partner_rate_beats_coalition_wide_rate_that_is_newer():
+    # Specificity decides before the version date: the coalition-wide rate of
+    # March does not override aroma's own rate of January.
+    aroma = rate(1, value="0.02", partner_id="aroma", effective_from=JAN)
+    coalition_wide = rate(2, value="0.01", effective_from=MAR)
+    chosen = rates.in_force([aroma, coalition_wide], "redemption", APR_15, partner_id="aroma")
+    assert chosen == aroma
+
+
+def test_other_partners_rate_is_not_used():
+    coalition_wide = rate(1, value="0.01")
+    skyair = rate(2, value="0.02", partner_id="skyair")
+    chosen = rates.in_force([coalition_wide, skyair], "redemption", APR_15, partner_id="aroma")
+    assert chosen == coalition_wide
+
+
+def test_coalition_wide_query_ignores_partner_rates():
+    coalition_wide = rate(1, value="0.01")
+    aroma = rate(2, value="0.02", partner_id="aroma")
+    assert rates.in_force([coalition_wide, aroma], "redemption", APR_15) == coalition_wide
+
+
+def test_category_rate_beats_category_less_rate():
+    plain = rate(1, kind="earn", value="0.1", partner_id="aroma")
+    coffee = rate(2, kind="earn", value="0.2", partner_id="aroma", category="coffee")
+    chosen = rates.in_force([coffee, plain], "earn", APR_15, partner_id="aroma", category="coffee")
+    assert chosen == coffee
+
+
+def test_category_rate_does_not_apply_to_another_category():
+    plain = rate(1, kind="earn", value="0.1", partner_id="aroma")
+    coffee = rate(2, kind="earn", value="0.2", partner_id="aroma", category="coffee")
+    chosen = rates.in_force([coffee, plain], "earn", APR_15, partner_id="aroma", category="cake")
+    assert chosen == plain
+
+
+def test_category_rate_does_not_apply_to_purchase_without_category():
+    plain = rate(1, kind="earn", value="0.1", partner_id="aroma")
+    coffee = rate(2, kind="earn", value="0.2", partner_id="aroma", category="coffee")
+    assert rates.in_force([coffee, plain], "earn", APR_15, partner_id="aroma") == plain
+
+
+def test_latest_effective_from_wins_among_equally_specific_rates():
+    # Three versions of aroma's rate; on 15 April the March version is the
+    # latest that has started (June has not).
+    january = rate(1, value="0.010", partner_id="aroma", effective_from=JAN)
+    march = rate(2, value="0.012", partner_id="aroma", effective_from=MAR)
+    june = rate(3, value="0.015", partner_id="aroma", effective_from=JUN)
+    chosen = rates.in_force([june, january, march], "redemption", APR_15, partner_id="aroma")
+    assert chosen == march
+
+
+def test_rate_starting_exactly_at_t_is_in_force():
+    january = rate(1, value="0.010", effective_from=JAN)
+    march = rate(2, value="0.012", effective_from=MAR)
+    assert rates.in_force([january, march], "redemption", MAR) == march
+
+
+def test_later_posted_correction_wins_on_the_same_effective_from():
+    # Same scope and start: the higher id (posted later) is the correction.
+    first = rate(7, value="0.010", effective_from=MAR)
+    correction = rate(8, value="0.011", effective_from=MAR)
+    assert rates.in_force([correction, first], "redemption", APR_15) == correction
+
+
+def test_effective_to_is_exclusive():
+    # A promo from 1 March to 1 June applies on 31 May 23:59:59 but not at 1 June 00:00.
+    promo = rate(1, kind="promo", value="2", partner_id="aroma", effective_from=MAR,
+                 effective_to=JUN)
+    just_before = datetime(2026, 5, 31, 23, 59, 59, tzinfo=UTC)
+    assert rates.in_force([promo], "promo", just_before, partner_id="aroma") == promo
+    assert rates.in_force([promo], "promo", JUN, partner_id="aroma") is None
+
+
+def test_rate_before_its_effective_from_is_not_in_force():
+    june = rate(1, value="0.015", effective_from=JUN)
+    assert rates.in_force([june], "redemption", APR_15) is None
+
+
+def test_partner_rate_not_yet_in_force_falls_back_to_coalition_wide_rate():
+    coalition_wide = rate(1, value="0.01", effective_from=JAN)
+    aroma_from_june = rate(2, value="0.02", partner_id="aroma", effective_from=JUN)
+    chosen = rates.in_force([coalition_wide, aroma_from_june], "redemption", APR_15,
+                            partner_id="aroma")
+    assert chosen == coalition_wide
+
+
+def test_ended_partner_rate_falls_back_to_coalition_wide_rate():
+    coalition_wide = rate(1, value="0.01", effective_from=JAN)
+    aroma_until_march = rate(2, value="0.02", partner_id="aroma", effective_from=JAN,
+                             effective_to=MAR)
+    chosen = rates.in_force([coalition_wide, aroma_until_march], "redemption", APR_15,
+                            partner_id="aroma")
+    assert chosen == coalition_wide
+
+
+def test_rate_of_another_kind_is_not_used():
+    fee = rate(1, kind="fee", value="0.001")
+    assert rates.in_force([fee], "redemption", APR_15) is None
+
+
+def test_fx_rate_is_chosen_by_currency():
+    rub = rate(1, kind="fx", value="0.0110", currency="RUB")
+    jpy = rate(2, kind="fx", value="0.0061", currency="JPY")
+    assert rates.in_force([rub, jpy], "fx", APR_15, currency="JPY") == jpy
+
+
+def test_no_rate_in_force_gives_none():
+    assert rates.in_force([], "earn", APR_15, partner_id="aroma") is None
+
+
+# threshold_reached: the highest min_amount the purchase reaches.
+
+
+def threshold(id, min_amount, points, partner_id="aroma", effective_from=JAN, **more):
+    return Rate(id=id, kind="threshold", value=Decimal(points), effective_from=effective_from,
+                partner_id=partner_id, min_amount=Decimal(min_amount), **more)
+
+
+def test_threshold_reached_picks_the_highest_min_amount_reached():
+    # 1200.00 reaches 500 and 1000 but not 2000 → the 1000 threshold.
+    small = threshold(1, "500.00", "20")
+    middle = threshold(2, "1000.00", "50")
+    large = threshold(3, "2000.00", "150")
+    chosen = rates.threshold_reached([small, large, middle], APR_15, "aroma", Decimal("1200.00"))
+    assert chosen == middle
+
+
+def test_threshold_is_reached_at_exactly_min_amount():
+    # amount ≥ min_amount: 1000.00 reaches the 1000.00 threshold.
+    middle = threshold(1, "1000.00", "50")
+    assert rates.threshold_reached([middle], APR_15, "aroma", Decimal("1000.00")) == middle
+
+
+def test_threshold_not_reached_below_min_amount():
+    middle = threshold(1, "1000.00", "50")
+    assert rates.threshold_reached([middle], APR_15, "aroma", Decimal("999.99")) is None
+
+
+def test_threshold_of_another_partner_does_not_apply():
+    skyair = threshold(1, "100.00", "50", partner_id="skyair")
+    assert rates.threshold_reached([skyair], APR_15, "aroma", Decimal("500.00")) is None
+
+
+def test_threshold_outside_its_window_does_not_apply():
+    # Ended on 1 March, so not in force on 15 April.
+    ended = threshold(1, "100.00", "50", effective_to=MAR)
+    assert rates.threshold_reached([ended], APR_15, "aroma", Decimal("500.00")) is None
+
+
+def test_newer_version_of_the_same_threshold_wins():
+    # Same min_amount 1000: the March version (80 points) replaces January's (50).
+    january = threshold(1, "1000.00", "50", effective_from=JAN)
+    march = threshold(2, "1000.00", "80", effective_from=MAR)
+    chosen = rates.threshold_reached([march, january], APR_15, "aroma", Decimal("1000.00"))
+    assert chosen == march
