@@ -8,6 +8,7 @@ gets a fresh copy of it. Without it every test gets a fresh SQLite file.
 import os
 import shutil
 import uuid
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -61,22 +62,31 @@ def template(tmp_path_factory):
         yield path
 
 
-@pytest.fixture
-def database_url(template, tmp_path):
+@contextmanager
+def copy_of(template, directory):
+    """A fresh database copied from the migrated template; dropped afterwards."""
     if POSTGRES_URL:
         name = f"coalition_test_{uuid.uuid4().hex[:10]}"
         admin = _admin_engine()
         with admin.connect() as connection:
             connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
         url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database=name)
-        yield url.render_as_string(hide_password=False)
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        try:
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
     else:
-        path = tmp_path / "coalition.sqlite3"
+        path = directory / f"coalition-{uuid.uuid4().hex[:8]}.sqlite3"
         shutil.copy(template, path)
         yield f"sqlite:///{path}"
+
+
+@pytest.fixture
+def database_url(template, tmp_path):
+    with copy_of(template, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture

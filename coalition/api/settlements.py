@@ -161,7 +161,7 @@ class Statements(MethodView):
         return {"items": database().run(settlement.list_statements, principal(), **query)}
 
 
-@blp.route("/statements/<int:statement_id>")
+@blp.route("/statements/<int(max=2147483647):statement_id>")
 class Statement(MethodView):
     @blp.response(200, StatementOut)
     def get(self, statement_id):
@@ -169,7 +169,7 @@ class Statement(MethodView):
         return database().run(settlement.get_statement, principal(), statement_id)
 
 
-@blp.route("/statements/<int:statement_id>/pdf")
+@blp.route("/statements/<int(max=2147483647):statement_id>/pdf")
 class StatementPdf(MethodView):
     @blp.response(200, content_type="application/pdf")
     def get(self, statement_id):
@@ -178,7 +178,7 @@ class StatementPdf(MethodView):
         return _download(reports.render_pdf(document), document, "pdf", "application/pdf")
 
 
-@blp.route("/statements/<int:statement_id>/csv")
+@blp.route("/statements/<int(max=2147483647):statement_id>/csv")
 class StatementCsv(MethodView):
     @blp.response(200, content_type="text/csv")
     def get(self, statement_id):

@@ -175,10 +175,10 @@ def _post_item(index: int, item: dict) -> dict:
             "status": error.status,
             "error": {"code": error.status, "message": error.message, "reason": error.reason},
         }
-    return {"index": index, "status": status, "transaction": TransactionOut().dump(view)}
+    return {"index": index, "status": status, "transaction": view}
 
 
-@blp.route("/<int:transaction_id>")
+@blp.route("/<int(max=2147483647):transaction_id>")
 class Transaction(MethodView):
     @blp.response(200, TransactionOut)
     def get(self, transaction_id):

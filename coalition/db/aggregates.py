@@ -1,5 +1,8 @@
 """Settlement aggregates: one GROUP BY each over the period's rows (SPEC §7).
 
+PostgreSQL sums BIGINT columns as NUMERIC, so every sum of points is turned
+back into an int here, where it leaves SQL.
+
 These return sums only; the money arithmetic happens in
 :mod:`coalition.domain.settlement`, exactly, in Decimal. Grouping by rate
 keeps the result small (partners × partners × distinct rates) however many
@@ -22,7 +25,7 @@ def redeemed_points(session, period_id: str) -> list[RedeemedPoints]:
         .where(Allocation.period_id == period_id, Allocation.type.in_(("burn", "burn_reversal")))
         .group_by(Allocation.issuer_id, Allocation.redeemer_id, Allocation.value_rate)
     )
-    return [RedeemedPoints(*row) for row in session.execute(query)]
+    return [RedeemedPoints(issuer, redeemer, rate, int(points)) for issuer, redeemer, rate, points in session.execute(query)]
 
 
 def issued_points(session, period_id: str) -> list[IssuedPoints]:
@@ -36,7 +39,7 @@ def issued_points(session, period_id: str) -> list[IssuedPoints]:
         )
         .group_by(Transaction.partner_id, Transaction.fee_rate)
     )
-    return [IssuedPoints(*row) for row in session.execute(query)]
+    return [IssuedPoints(partner, rate, int(points)) for partner, rate, points in session.execute(query)]
 
 
 def partner_activity(session, period_id: str) -> dict[str, dict[str, int]]:

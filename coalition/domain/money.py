@@ -27,8 +27,9 @@ def minor_unit(currency: str) -> Decimal:
 
 
 def round_half_even(value: Decimal, currency: str) -> Decimal:
-    """Round once, at the currency's minor unit, half to even."""
-    return value.quantize(minor_unit(currency), rounding=ROUND_HALF_EVEN)
+    """Round once, at the currency's minor unit, half to even; never a "-0.00"."""
+    rounded = value.quantize(minor_unit(currency), rounding=ROUND_HALF_EVEN)
+    return rounded.copy_abs() if rounded.is_zero() else rounded
 
 
 def check_places(amount: Decimal, currency: str, field: str = "amount") -> None:

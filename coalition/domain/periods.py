@@ -17,9 +17,9 @@ from coalition.domain.errors import Invalid
 KINDS = ("monthly", "weekly", "daily")
 
 _ID_PATTERNS = {
-    "monthly": re.compile(r"^(\d{4})-(\d{2})$"),
-    "weekly": re.compile(r"^(\d{4})-W(\d{2})$"),
-    "daily": re.compile(r"^(\d{4})-(\d{2})-(\d{2})$"),
+    "monthly": re.compile(r"([0-9]{4})-([0-9]{2})"),
+    "weekly": re.compile(r"([0-9]{4})-W([0-9]{2})"),
+    "daily": re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})"),
 }
 
 
@@ -74,7 +74,7 @@ def following(period: Period, kind: str, timezone: str) -> Period:
 
 def parse(period_id: str, kind: str, timezone: str) -> Period:
     """The period with this id; a malformed id or one of another kind → Invalid."""
-    match = _ID_PATTERNS[kind].match(period_id)
+    match = _ID_PATTERNS[kind].fullmatch(period_id)
     try:
         if match is None:
             raise ValueError

@@ -50,6 +50,11 @@ class Rate:
         )
 
     @property
+    def scope(self) -> tuple:
+        """What a newer version of this rate replaces: same kind and same scope."""
+        return (self.kind, self.partner_id, self.category, self.currency, self.min_amount)
+
+    @property
     def precedence(self) -> tuple:
         return (self.partner_id is not None, self.category is not None, self.effective_from, self.id)
 
@@ -84,3 +89,14 @@ def threshold_reached(rates, at: datetime, partner_id: str, amount: Decimal) -> 
         if rate.min_amount is not None and rate.min_amount <= amount
     ]
     return max(reached, key=lambda rate: (rate.min_amount, rate.precedence), default=None)
+
+
+def versions_in_force(rates, at: datetime) -> list[Rate]:
+    """For each scope, the one version in force at ``at`` (superseded versions left out)."""
+    current: dict[tuple, Rate] = {}
+    for rate in rates:
+        if rate.in_force_at(at):
+            held = current.get(rate.scope)
+            if held is None or rate.precedence > held.precedence:
+                current[rate.scope] = rate
+    return sorted(current.values(), key=lambda rate: rate.id)

@@ -5,6 +5,7 @@ so isolation (SPEC §4) is decided in one place.
 """
 
 import json
+import re
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -91,7 +92,7 @@ def get_transaction(session, principal, transaction_id: int) -> dict:
 def keyset_page(session, query, limit: int, cursor: str | None):
     """One page of transactions in id order, and the cursor of the next page."""
     if cursor:
-        if not cursor.isdigit():
+        if not re.fullmatch(r"[0-9]{1,10}", cursor):
             raise Invalid("cursor is not one this service returned", reason="bad_cursor")
         query = query.where(models.Transaction.id > int(cursor))
     rows = list(session.scalars(query.order_by(models.Transaction.id).limit(limit + 1)))
@@ -135,8 +136,8 @@ def balance(session, member_id: str, now: datetime) -> dict:
         "available": current.available,
         "pending": current.pending,
         "expiring": [{"points": points, "expires_at": when} for points, when in current.expiring],
-        "lifetime_earned": earned,
-        "lifetime_burned": -burned,
+        "lifetime_earned": int(earned),
+        "lifetime_burned": -int(burned),
         "as_of": now,
     }
 

@@ -61,8 +61,11 @@ def listing(session, kind=None, partner_id=None, at=None) -> list[models.Rate]:
         query = query.where(models.Rate.kind == kind)
     if partner_id is not None:
         query = query.where(models.Rate.partner_id == partner_id)
-    found = session.scalars(query)
-    return [rate for rate in found if at is None or to_value(rate).in_force_at(at)]
+    found = list(session.scalars(query))
+    if at is None:
+        return found
+    current = {rate.id for rate in rates.versions_in_force([to_value(row) for row in found], at)}
+    return [row for row in found if row.id in current]
 
 
 def to_value(row: models.Rate) -> rates.Rate:

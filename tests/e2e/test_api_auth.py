@@ -267,3 +267,11 @@ def test_member_history_via_operator_shows_every_movement(operator):
         ("earn", "skyair", 100),
         ("burn", "skyair", -30),
     ]
+
+
+def test_member_history_via_finance_key_bound_to_a_partner_shows_only_that_partners_movements(operator, make_key):
+    setup_coalition(operator)
+    expect(earn(operator, "a1", "m1", "1000.00", occurred_at=days_ago(5)))  # 100 points
+    expect(earn(operator, "s1", "m1", "50.00", partner_id="skyair", occurred_at=days_ago(4)))  # 100 points
+    items = history(make_key("finance", "skyair"), "m1")
+    assert [(item["type"], item["partner_id"], item["points"]) for item in items] == [("earn", "skyair", 100)]

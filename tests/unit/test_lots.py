@@ -53,7 +53,8 @@ def test_burn_takes_lowest_id_among_same_expiry_and_age():
 
 def test_burn_goes_through_three_lots_in_fifo_order():
     # Expiries in 100, 200, 300 days (given out of order). Burn 250:
-    # lot 7 (expires in 100) 100 → all, lot 5 (200) 80 → all, lot 6 (300) gives 250 − 180 = 70.
+    # lot 7 (expires in 100) gives all 100, lot 5 (200) all 80,
+    # lot 6 (300) the rest: 250 − 100 − 80 = 70.
     a = lot(5, 80, issuer="skyair", expires_in_days=200)
     b = lot(6, 500, issuer="gym-one", expires_in_days=300)
     c = lot(7, 100, issuer="aroma", expires_in_days=100)
@@ -188,6 +189,12 @@ def test_balance_ignores_expired_lot_with_remaining():
     stale = lot(2, 70, expires_in_days=-1)
     balance = lots.balance([live, stale], NOW)
     assert (balance.available, balance.pending) == (100, 0)
+
+
+def test_balance_does_not_list_expired_lot_as_expiring():
+    # Expired yesterday with 70 left (job not run): nothing is "expiring" any more.
+    stale = lot(1, 70, expires_in_days=-1)
+    assert lots.balance([stale], NOW).expiring == []
 
 
 def test_balance_does_not_count_pending_lot_that_expired():

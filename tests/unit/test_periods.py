@@ -135,6 +135,12 @@ def test_week_after_2026_w53_is_2027_w01():
     assert periods.following(week, "weekly", "UTC").id == "2027-W01"
 
 
+def test_week_id_uses_the_iso_year_of_a_week_starting_in_december():
+    # 1 January 2025 is a Wednesday; its ISO week 2025-W01 began on Monday 30 December 2024.
+    week = periods.containing(utc(2025, 1, 1, 12), "weekly", "UTC")
+    assert (week.id, week.start) == ("2025-W01", utc(2024, 12, 30))
+
+
 def test_weekly_period_starts_at_local_monday_midnight():
     # Monday 12 October 00:00 Moscow = Sunday 11 October 21:00 UTC.
     week = periods.parse("2026-W42", "weekly", "Europe/Moscow")
@@ -246,7 +252,8 @@ def test_transaction_after_the_last_closed_period_keeps_its_own_period():
 
 
 def test_lateness_follows_local_boundary_not_utc_date():
-    # October (Moscow) closed. 31 October 21:30 UTC is 1 November 00:30 in Moscow: November, on time.
+    # October (Moscow) closed. 31 October 21:30 UTC is 1 November 00:30 in Moscow:
+    # November, on time.
     october = periods.parse("2026-10", "monthly", "Europe/Moscow")
     period, late = periods.attribute(utc(2026, 10, 31, 21, 30), "monthly", "Europe/Moscow", october)
     assert (period.id, late) == ("2026-11", False)

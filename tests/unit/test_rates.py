@@ -45,6 +45,16 @@ def test_coalition_wide_query_ignores_partner_rates():
     assert rates.in_force([coalition_wide, aroma], "redemption", APR_15) == coalition_wide
 
 
+def test_partner_rate_beats_coalition_wide_category_rate():
+    # Partner is compared first (SPEC §5 lists it first): aroma's own category-less
+    # rate beats a coalition-wide rate for the coffee category.
+    coalition_coffee = rate(1, kind="earn", value="0.3", category="coffee")
+    aroma = rate(2, kind="earn", value="0.1", partner_id="aroma")
+    chosen = rates.in_force([coalition_coffee, aroma], "earn", APR_15, partner_id="aroma",
+                            category="coffee")
+    assert chosen == aroma
+
+
 def test_category_rate_beats_category_less_rate():
     plain = rate(1, kind="earn", value="0.1", partner_id="aroma")
     coffee = rate(2, kind="earn", value="0.2", partner_id="aroma", category="coffee")
@@ -125,9 +135,10 @@ def test_rate_of_another_kind_is_not_used():
 
 
 def test_fx_rate_is_chosen_by_currency():
-    rub = rate(1, kind="fx", value="0.0110", currency="RUB")
-    jpy = rate(2, kind="fx", value="0.0061", currency="JPY")
-    assert rates.in_force([rub, jpy], "fx", APR_15, currency="JPY") == jpy
+    # The JPY rate is newer and posted later, yet it does not convert roubles.
+    rub = rate(1, kind="fx", value="0.0110", currency="RUB", effective_from=JAN)
+    jpy = rate(2, kind="fx", value="0.0061", currency="JPY", effective_from=MAR)
+    assert rates.in_force([rub, jpy], "fx", APR_15, currency="RUB") == rub
 
 
 def test_no_rate_in_force_gives_none():
@@ -179,3 +190,12 @@ def test_newer_version_of_the_same_threshold_wins():
     march = threshold(2, "1000.00", "80", effective_from=MAR)
     chosen = rates.threshold_reached([march, january], APR_15, "aroma", Decimal("1000.00"))
     assert chosen == march
+
+
+def test_highest_threshold_reached_beats_a_newer_lower_one():
+    # 1200.00 reaches both; the 1000 threshold (from January) is higher than
+    # the 500 one added in March, so it applies.
+    high = threshold(1, "1000.00", "50", effective_from=JAN)
+    low_newer = threshold(2, "500.00", "20", effective_from=MAR)
+    chosen = rates.threshold_reached([low_newer, high], APR_15, "aroma", Decimal("1200.00"))
+    assert chosen == high

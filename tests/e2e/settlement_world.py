@@ -1,0 +1,126 @@
+"""Set-up shared by the settlement tests (SPEC §7–§8): calendar arithmetic and HTTP helpers.
+
+The current period can never be closed, and ``occurred_at`` may be at most
+``max_backdate_days`` (90) old, so the settlement tests post into *the
+previous calendar month* (monthly periods, UTC), computed from today's date,
+or into days in the past when they switch the calendar to daily periods.
+
+:func:`small_closed_month` builds the small two-partner coalition that the
+statement-document and role tests read; its figures are worked out in its
+docstring.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+from tests.conftest import days_ago
+
+
+def expect(response, status: int = 201) -> dict:
+    """The JSON body of a response that must have ``status``."""
+    assert response.status_code == status, (response.status_code, response.get_json())
+    return response.get_json()
+
+
+def previous_month(now: datetime | None = None) -> tuple[datetime, datetime, str]:
+    """``(start, end, id)`` of the calendar month before the one containing ``now`` (UTC)."""
+    now = now or datetime.now(UTC)
+    end = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    start = (end - timedelta(days=1)).replace(day=1)
+    return start, end, f"{start:%Y-%m}"
+
+
+def current_month_id() -> str:
+    return f"{datetime.now(UTC):%Y-%m}"
+
+
+def day_in_past(days: int) -> tuple[datetime, str]:
+    """Midnight (UTC) of the day ``days`` before today, and its daily period id."""
+    today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    start = today - timedelta(days=days)
+    return start, f"{start:%Y-%m-%d}"
+
+
+def at(start: datetime, day: int, hour: int = 9, minute: int = 0) -> str:
+    """RFC 3339 for ``start`` + ``day`` days + ``hour``:``minute``."""
+    return (start + timedelta(days=day, hours=hour, minutes=minute)).isoformat()
+
+
+def add_partner(operator, partner_id, name, category, currency, hold_days=0) -> dict:
+    body = {"id": partner_id, "name": name, "category": category, "currency": currency,
+            "hold_days": hold_days}
+    return expect(operator.post("/api/v1/partners", json=body))
+
+
+def add_rate(operator, kind: str, value: str, effective_from: str | None = None, **fields) -> dict:
+    body = {"kind": kind, "value": value, "effective_from": effective_from or days_ago(200), **fields}
+    return expect(operator.post("/api/v1/rates", json=body))
+
+
+def post(caller, status: int = 201, **body) -> dict:
+    """POST one transaction that must answer ``status``."""
+    return expect(caller.post("/api/v1/transactions", json=body), status)
+
+
+def earn(caller, external_id, partner_id, member_id, occurred_at, amount, currency, **extra) -> dict:
+    return post(caller, external_id=external_id, type="earn", partner_id=partner_id,
+                member_id=member_id, occurred_at=occurred_at, amount=amount, currency=currency,
+                **extra)
+
+
+def burn(caller, external_id, partner_id, member_id, occurred_at, points) -> dict:
+    return post(caller, external_id=external_id, type="burn", partner_id=partner_id,
+                member_id=member_id, occurred_at=occurred_at, points=points)
+
+
+def close(caller, period_id: str, status: int = 200) -> dict:
+    return expect(caller.post(f"/api/v1/settlements/{period_id}/close"), status)
+
+
+def statements(caller, **query) -> list[dict]:
+    return expect(caller.get("/api/v1/statements", query_string=query), 200)["items"]
+
+
+def statement_of(caller, partner_id: str, period_id: str) -> dict:
+    (found,) = [s for s in statements(caller, period_id=period_id) if s["partner_id"] == partner_id]
+    return found
+
+
+def small_closed_month(operator) -> str:
+    """:func:`small_month`, then closed; returns the period id."""
+    period_id = small_month(operator)
+    close(operator, period_id)
+    return period_id
+
+
+def small_month(operator) -> str:
+    """Two partners trade points in the previous month (left open); returns its id.
+
+    Partners: ``aroma`` "Кофейня Арома" (RUB, earn 0.1 point per RUB) and
+    ``skyair`` (EUR, earn 2 points per EUR), plus the seeded ``coalition``.
+    Rates: redemption 0.01 EUR per point, fee 0.001 EUR per point issued,
+    fx RUB 0.0125 EUR.
+
+    * m1 earns at skyair for 1234.00 EUR: 1234.00 × 2 = 2468 points;
+      burns 2345 at aroma: skyair → aroma 2345 × 0.01 = 23.45 EUR.
+    * m2 earns at aroma for 1000.00 RUB: 1000.00 × 0.1 = 100 points;
+      burns 67 at skyair: aroma → skyair 67 × 0.01 = 0.67 EUR.
+
+    aroma: receivable 23.45, payable 0.67, fees 100 × 0.001 = 0.10,
+    net 23.45 − 0.67 − 0.10 = 22.68 EUR = 22.68 / 0.0125 = 1814.40 RUB.
+    skyair: receivable 0.67, payable 23.45, fees 2468 × 0.001 = 2.468 → 2.47,
+    net 0.67 − 23.45 − 2.47 = −25.25 EUR.
+    Statements in partner-id order: aroma {id}-0001, coalition -0002, skyair -0003.
+    """
+    start, _, period_id = previous_month()
+    add_partner(operator, "aroma", "Кофейня Арома", "cafe", "RUB")
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_rate(operator, "earn", "0.1", partner_id="aroma")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    add_rate(operator, "redemption", "0.01")
+    add_rate(operator, "fee", "0.001")
+    add_rate(operator, "fx", "0.0125", currency="RUB")
+    earn(operator, "m1-earn", "skyair", "m1", at(start, 1), "1234.00", "EUR")
+    burn(operator, "m1-burn", "aroma", "m1", at(start, 2), 2345)
+    earn(operator, "m2-earn", "aroma", "m2", at(start, 3), "1000.00", "RUB")
+    burn(operator, "m2-burn", "skyair", "m2", at(start, 4), 67)
+    return period_id

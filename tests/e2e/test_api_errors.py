@@ -1,0 +1,399 @@
+"""SPEC §10: every error is JSON; bad input is a clean 4xx, never a 500; no partial writes.
+
+With ``TESTING`` on, an unhandled exception in a view propagates into the
+test instead of becoming a 500, so a test here fails loudly either way.
+"""
+
+import pytest
+from sqlalchemy import func, select
+
+from coalition.db import models
+from tests.conftest import days_ago
+from tests.e2e.helpers import (
+    balance,
+    bonus,
+    burn,
+    burn_reversal,
+    earn,
+    earn_reversal,
+    expect,
+    list_all,
+    setup_coalition,
+)
+
+
+@pytest.fixture
+def coalition(operator):
+    setup_coalition(operator)
+    return operator
+
+
+def assert_error(response, status: int | None = None):
+    """A JSON error body with code, status and message; ``status`` None means any 4xx."""
+    if status is None:
+        assert 400 <= response.status_code < 500, (response.status_code, response.get_data(as_text=True)[:300])
+    else:
+        assert response.status_code == status, (response.status_code, response.get_data(as_text=True)[:300])
+    body = response.get_json()
+    assert isinstance(body, dict), response.get_data(as_text=True)[:300]
+    assert body["code"] == response.status_code
+    assert body["status"]
+    assert body["message"]
+    return body
+
+
+def earn_body(**fields) -> dict:
+    return {"external_id": "t1", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+            "occurred_at": days_ago(3), "amount": "100.00", "currency": "RUB", **fields}
+
+
+def raw_post(caller, path: str, text: str):
+    return caller.post(path, data=text, content_type="application/json")
+
+
+# --- malformed JSON: 400 --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"external_id": "t1", "type": ', "{bad json}", "{'single': 'quotes'}", '{"a": 1,}', "\xff\xfe"],
+    ids=["truncated", "bare-words", "single-quotes", "trailing-comma", "not-utf8"],
+)
+def test_malformed_json_is_400_with_a_json_error_body(coalition, text):
+    assert_error(raw_post(coalition, "/api/v1/transactions", text), 400)
+
+
+def test_malformed_json_in_a_batch_is_400(coalition):
+    assert_error(raw_post(coalition, "/api/v1/transactions/batch", '{"transactions": [}'), 400)
+
+
+def test_malformed_json_on_settings_is_400_and_changes_nothing(coalition):
+    assert_error(coalition.put("/api/v1/settings", data="{ttl", content_type="application/json"), 400)
+    assert expect(coalition.get("/api/v1/settings"), 200)["points_ttl_days"] == 365
+
+
+@pytest.mark.parametrize("text", ["[]", '"earn"', "42", "null", "true"])
+def test_json_that_is_not_an_object_is_a_clean_4xx(coalition, text):
+    assert_error(raw_post(coalition, "/api/v1/transactions", text))
+
+
+def test_empty_json_body_is_a_clean_4xx(coalition):
+    assert_error(raw_post(coalition, "/api/v1/transactions", ""))
+
+
+def test_body_sent_as_form_data_is_a_clean_4xx(coalition):
+    response = coalition.post("/api/v1/transactions", data={"type": "earn"})
+    assert_error(response)
+
+
+# --- invalid fields: 422 with "errors" ---------------------------------------------------
+
+
+def test_invalid_fields_are_422_with_errors_naming_the_field(coalition):
+    body = assert_error(coalition.post("/api/v1/transactions", json=earn_body(type="refund")), 422)
+    assert "errors" in body
+    assert "type" in str(body["errors"])
+
+
+def test_missing_required_fields_are_422_with_errors(coalition):
+    body = assert_error(coalition.post("/api/v1/transactions", json={"type": "earn"}), 422)
+    assert "external_id" in str(body["errors"])
+    assert "occurred_at" in str(body["errors"])
+
+
+def test_earn_without_amount_is_422_naming_amount(coalition):
+    body = earn_body()
+    del body["amount"]
+    response = assert_error(coalition.post("/api/v1/transactions", json=body), 422)
+    assert "amount" in str(response["errors"])
+
+
+def test_domain_errors_carry_a_reason(coalition):
+    body = assert_error(burn(coalition, "t1", "nobody", 5), 422)
+    assert body["reason"] == "insufficient_points"
+
+
+def test_unknown_partner_in_a_transaction_is_422(coalition):
+    assert_error(coalition.post("/api/v1/transactions", json=earn_body(partner_id="nobody")), 422)
+
+
+# --- hostile values: clean 4xx, never 500 -------------------------------------------------
+
+BAD_AMOUNTS = ["NaN", "nan", "Infinity", "-Infinity", "inf", "sNaN", "-100.00", "0", "0.00", "1e400",
+               "1" + "0" * 30, "12abc", "", " ", "1,000.00", None, True, [], {}]
+
+
+@pytest.mark.parametrize("amount", BAD_AMOUNTS, ids=repr)
+def test_bad_amounts_are_422(coalition, amount):
+    assert_error(coalition.post("/api/v1/transactions", json=earn_body(amount=amount)), 422)
+    assert list_all(coalition) == []
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 30, "-5"])
+def test_bare_json_number_literals_as_amount_are_a_clean_4xx(coalition, literal):
+    text = (
+        '{"external_id": "t1", "type": "earn", "partner_id": "aroma", "member_id": "m1", '
+        f'"occurred_at": "{days_ago(3)}", "amount": {literal}, "currency": "RUB"}}'
+    )
+    assert_error(raw_post(coalition, "/api/v1/transactions", text))
+    assert list_all(coalition) == []
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "1.5", "-3", "0", "1e3", str(10**30)])
+def test_bare_json_number_literals_as_points_are_a_clean_4xx(coalition, literal):
+    text = (
+        '{"external_id": "b1", "type": "bonus", "partner_id": "coalition", "member_id": "m1", '
+        f'"occurred_at": "{days_ago(3)}", "points": {literal}, "reason": "r"}}'
+    )
+    assert_error(raw_post(coalition, "/api/v1/transactions", text))
+    assert list_all(coalition) == []
+
+
+@pytest.mark.parametrize("points", [-1, 0, 1.5, "1.5", "NaN", 10**30, 2**63, -(2**63), "10", None, [5]], ids=repr)
+def test_bad_bonus_points_are_422(coalition, points):
+    assert_error(bonus(coalition, "b1", "m1", points), 422)
+    assert coalition.get("/api/v1/members/m1/balance").status_code == 404
+
+
+def test_earn_with_an_amount_so_large_its_points_overflow_is_a_clean_4xx(coalition):
+    # 10**15 RUB (the largest amount accepted) × 0.1 = 10**14 points; with an earn rate of 10**9
+    # points per RUB it would be 10**24 points: more than any integer column holds
+    expect(coalition.post("/api/v1/rates", json={"kind": "earn", "value": "1000000000", "partner_id": "aroma",
+                                                 "effective_from": days_ago(1), "category": "gold"}))
+    assert_error(earn(coalition, "t1", "m1", "1000000000000000", category="gold"))
+    assert coalition.get("/api/v1/members/m1/balance").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "field",
+    ["external_id", "member_id", "category", "currency"],
+)
+def test_strings_with_nul_characters_are_422(coalition, field):
+    value = "abc\x00def"
+    assert_error(coalition.post("/api/v1/transactions", json=earn_body(**{field: value})), 422)
+    assert list_all(coalition) == []
+
+
+def test_bonus_reason_with_a_nul_character_is_422(coalition):
+    assert_error(bonus(coalition, "b1", "m1", 10, reason="gift\x00"), 422)
+
+
+def test_reversal_original_external_id_with_a_nul_character_is_422(coalition):
+    assert_error(burn_reversal(coalition, "u1", "t\x001"), 422)
+
+
+def test_partner_name_with_a_nul_character_is_422(coalition):
+    response = coalition.post("/api/v1/partners", json={"id": "nul", "name": "A\x00B", "category": "cafe", "currency": "RUB"})
+    assert_error(response, 422)
+
+
+def test_nul_character_in_a_query_parameter_is_a_clean_4xx_or_no_match(coalition):
+    response = coalition.get("/api/v1/transactions", query_string={"member_id": "m\x001"})
+    if response.status_code == 200:
+        assert response.get_json()["items"] == []
+    else:
+        assert_error(response)
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("get", "/api/v1/members/m%001/balance"),
+        ("get", "/api/v1/members/m%001/history"),
+        ("get", "/api/v1/partners/aro%00ma"),
+        ("patch", "/api/v1/partners/aro%00ma"),
+        ("delete", "/api/v1/keys/key_%00"),
+    ],
+)
+def test_nul_character_in_a_path_is_a_clean_4xx(coalition, method, path):
+    kwargs = {"json": {"status": "suspended"}} if method == "patch" else {}
+    assert_error(getattr(coalition, method)(path, **kwargs))
+
+
+@pytest.mark.parametrize("field,length", [("external_id", 129), ("member_id", 129), ("category", 65)])
+def test_overlong_strings_are_422(coalition, field, length):
+    assert_error(coalition.post("/api/v1/transactions", json=earn_body(**{field: "x" * length})), 422)
+
+
+def test_very_long_member_path_is_a_clean_4xx(coalition):
+    assert_error(coalition.get("/api/v1/members/" + "m" * 10000 + "/balance"))
+
+
+SQLISH = ["'; DROP TABLE transactions; --", "1' OR '1'='1", "\"; DELETE FROM lots; --", "m1) UNION SELECT key_hash FROM api_keys --"]
+
+
+@pytest.mark.parametrize("member_id", SQLISH)
+def test_sql_like_member_ids_are_just_opaque_identifiers(coalition, member_id):
+    # member_id is opaque: the earn is stored as given and nothing else is touched
+    expect(earn(coalition, "t1", member_id, "1000.00"))  # 100 points
+    expect(earn(coalition, "t2", "m-other", "500.00"))  # 50 points
+    page = expect(coalition.get("/api/v1/transactions", query_string={"member_id": member_id}), 200)
+    assert [item["member_id"] for item in page["items"]] == [member_id]
+    assert balance(coalition, "m-other")["available"] == 50
+    assert len(list_all(coalition)) == 2
+
+
+@pytest.mark.parametrize("value", SQLISH)
+def test_sql_like_partner_ids_are_422(coalition, value):
+    assert_error(coalition.post("/api/v1/transactions", json=earn_body(partner_id=value)), 422)
+
+
+@pytest.mark.parametrize("value", SQLISH)
+def test_sql_like_query_parameters_find_nothing(coalition, value):
+    expect(earn(coalition, "t1", "m1", "1000.00"))
+    page = expect(coalition.get("/api/v1/transactions", query_string={"member_id": value}), 200)
+    assert page["items"] == []
+
+
+@pytest.mark.parametrize("value", SQLISH)
+def test_sql_like_period_id_is_a_clean_answer(coalition, value):
+    response = coalition.get("/api/v1/transactions", query_string={"period_id": value})
+    if response.status_code == 200:
+        assert response.get_json()["items"] == []
+    else:
+        assert_error(response)
+
+
+def test_sql_like_member_path_is_404(coalition):
+    assert_error(coalition.get("/api/v1/members/1'%20OR%20'1'%3D'1/balance"), 404)
+
+
+def test_sql_like_partner_path_is_404(coalition):
+    assert_error(coalition.get("/api/v1/partners/aroma'%20OR%20'1'%3D'1"), 404)
+
+
+@pytest.mark.parametrize(
+    "transaction_id", ["abc", "-1", "0", str(2**31), str(2**63), "99999999999999999999999"]
+)
+def test_malformed_or_huge_transaction_ids_are_404(coalition, transaction_id):
+    assert_error(coalition.get(f"/api/v1/transactions/{transaction_id}"), 404)
+
+
+@pytest.mark.parametrize("cursor", [str(2**31), str(2**63), "9" * 32])
+def test_huge_cursor_on_transactions_is_a_clean_answer(coalition, cursor):
+    expect(earn(coalition, "t1", "m1", "1000.00"))
+    response = coalition.get("/api/v1/transactions", query_string={"cursor": cursor})
+    if response.status_code == 200:
+        assert response.get_json()["items"] == []
+    else:
+        assert_error(response)
+
+
+@pytest.mark.parametrize("cursor", [str(2**31), str(2**63), "9" * 32])
+def test_huge_cursor_on_member_history_is_a_clean_answer(coalition, cursor):
+    expect(earn(coalition, "t1", "m1", "1000.00"))
+    response = coalition.get("/api/v1/members/m1/history", query_string={"cursor": cursor})
+    if response.status_code == 200:
+        assert response.get_json()["items"] == []
+    else:
+        assert_error(response)
+
+
+def test_non_numeric_cursor_on_member_history_is_a_clean_4xx(coalition):
+    expect(earn(coalition, "t1", "m1", "1000.00"))
+    assert_error(coalition.get("/api/v1/members/m1/history", query_string={"cursor": "abc"}))
+
+
+def test_settings_with_a_huge_number_is_422(coalition):
+    assert_error(coalition.put("/api/v1/settings", json={"max_backdate_days": 10**30}), 422)
+
+
+def test_rate_with_a_huge_value_is_422(coalition):
+    body = {"kind": "redemption", "value": "1" + "0" * 30, "effective_from": days_ago(1)}
+    assert_error(coalition.post("/api/v1/rates", json=body), 422)
+
+
+def test_unknown_route_is_a_json_404(coalition):
+    assert_error(coalition.get("/api/v1/nothing-here"), 404)
+
+
+def test_wrong_method_is_a_json_405(coalition):
+    assert_error(coalition.delete("/api/v1/settings"), 405)
+
+
+def test_oversized_body_is_a_json_413(coalition):
+    text = '{"transactions": [' + ",".join(['{"external_id": "' + "x" * 100 + '"}'] * 50000) + "]}"
+    assert_error(raw_post(coalition, "/api/v1/transactions/batch", text), 413)
+
+
+# --- no partial writes ------------------------------------------------------------------
+
+
+def lot_remaining(database) -> dict[int, int]:
+    with database.transaction() as session:
+        return dict(session.execute(select(models.Lot.id, models.Lot.remaining)).all())
+
+
+def row_counts(database) -> tuple[int, int, int]:
+    with database.transaction() as session:
+        return tuple(
+            session.scalar(select(func.count()).select_from(table))
+            for table in (models.Transaction, models.Allocation, models.Lot)
+        )
+
+
+def test_failed_burn_leaves_lots_balance_and_ledger_unchanged(coalition, database):
+    first = expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(10)))  # 100
+    second = expect(earn(coalition, "a2", "m1", "500.00", occurred_at=days_ago(9)))  # 50
+    lots_before, counts_before = lot_remaining(database), row_counts(database)
+    assert lots_before == {first["lot_id"]: 100, second["lot_id"]: 50}
+    # 151 > 100 + 50: the first lot alone could pay part of it, but nothing may be taken
+    response = burn(coalition, "t1", "m1", 151, occurred_at=days_ago(1))
+    assert_error(response, 422)
+    assert lot_remaining(database) == lots_before
+    assert row_counts(database) == counts_before
+    assert balance(coalition, "m1")["available"] == 150
+
+
+def test_failed_over_reversal_leaves_lots_unchanged(coalition, database):
+    expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(10)))  # 100
+    expect(burn(coalition, "t1", "m1", 60, occurred_at=days_ago(5)))
+    lots_before, counts_before = lot_remaining(database), row_counts(database)
+    assert_error(burn_reversal(coalition, "u1", "t1", points=61), 422)
+    assert_error(earn_reversal(coalition, "r1", "a1", points=101), 422)
+    assert lot_remaining(database) == lots_before
+    assert row_counts(database) == counts_before
+
+
+def test_failed_earn_does_not_create_the_member(coalition, database):
+    counts_before = row_counts(database)
+    assert_error(earn(coalition, "a1", "m-new", "5.00"), 422)  # 5.00 × 0.1 = 0.5 → 0 points
+    assert_error(coalition.get("/api/v1/members/m-new/balance"), 404)
+    assert row_counts(database) == counts_before
+
+
+def test_idempotency_conflict_leaves_the_original_unchanged(coalition, database):
+    occurred = days_ago(3)
+    expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=occurred))  # 100
+    counts_before = row_counts(database)
+    assert_error(earn(coalition, "a1", "m1", "2000.00", occurred_at=occurred), 409)
+    assert row_counts(database) == counts_before
+    assert balance(coalition, "m1")["available"] == 100
+
+
+# --- unauthenticated endpoints -----------------------------------------------------------
+
+
+def test_healthz_answers_without_a_key(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+
+
+def test_openapi_document_is_served(client):
+    response = client.get("/api/openapi.json")
+    assert response.status_code == 200
+    document = response.get_json()
+    assert "openapi" in document
+    for path in ("/api/v1/transactions", "/api/v1/transactions/batch", "/api/v1/members/{member_id}/balance",
+                 "/api/v1/partners", "/api/v1/rates", "/api/v1/settings", "/api/v1/keys"):
+        assert path in document["paths"], path
+
+
+def test_openapi_document_declares_bearer_security(client):
+    document = client.get("/api/openapi.json").get_json()
+    schemes = document["components"]["securitySchemes"]
+    assert any(scheme.get("scheme") == "bearer" for scheme in schemes.values())
+
+
+def test_swagger_ui_is_served(client):
+    assert client.get("/api/docs").status_code == 200

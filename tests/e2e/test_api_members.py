@@ -1,0 +1,225 @@
+"""SPEC §6: member balances, history and expiry.
+
+Standard coalition (tests/e2e/helpers.py): aroma earns 0.1 point per RUB,
+skyair 2 points per EUR, redemption 0.01 EUR per point coalition-wide.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from coalition.services import expiry
+from tests.conftest import days_ago
+from tests.e2e.helpers import (
+    add_partner,
+    add_rate,
+    at,
+    balance,
+    bonus,
+    burn,
+    burn_reversal,
+    earn,
+    expect,
+    history,
+    setup_coalition,
+)
+
+
+@pytest.fixture
+def coalition(operator):
+    setup_coalition(operator)
+    add_partner(operator, "hotel", "EUR", "travel", hold_days=30)
+    add_rate(operator, "earn", "1", partner_id="hotel")
+    return operator
+
+
+@pytest.fixture
+def mixed_member(coalition):
+    """m1 with one pending, one long-lived and one soon-expiring lot, and a burn.
+
+    1. hotel (hold 30 days) 5 days ago: 50.00 EUR × 1 = 50 points, pending for 25 more days,
+       expires in 365 − 5 = 360 days.
+    2. aroma 20 days ago: 300.00 RUB × 0.1 = 30 points, expires in 345 days.
+    3. points_ttl_days → 60.
+    4. aroma 10 days ago: 1000.00 RUB × 0.1 = 100 points, expires in 60 − 10 = 50 days.
+    5. burn 30 at aroma 1 day ago: the lot expiring first (4.) gives all 30 → it keeps 70.
+    """
+    expect(earn(coalition, "h1", "m1", "50.00", partner_id="hotel", occurred_at=days_ago(5)))
+    expect(earn(coalition, "a1", "m1", "300.00", occurred_at=days_ago(20)))
+    expect(coalition.put("/api/v1/settings", json={"points_ttl_days": 60}), 200)
+    soon = days_ago(10)
+    expect(earn(coalition, "a2", "m1", "1000.00", occurred_at=soon))
+    expect(burn(coalition, "t1", "m1", 30, occurred_at=days_ago(1)))
+    return {"soon_expires_at": at(soon) + timedelta(days=60)}
+
+
+def test_balance_available_counts_spendable_lots(coalition, mixed_member):
+    # lot 2 (30) + lot 4 (100 − 30 = 70) = 100; the hotel lot is still held
+    assert balance(coalition, "m1")["available"] == 100
+
+
+def test_balance_pending_counts_held_lots(coalition, mixed_member):
+    # the hotel lot: 50 points, available only 30 days after it was earned 5 days ago
+    assert balance(coalition, "m1")["pending"] == 50
+
+
+def test_balance_expiring_lists_lots_expiring_within_90_days(coalition, mixed_member):
+    # only lot 4 (70 left) expires within 90 days (in 50 days); the others in 345 and 360 days
+    expiring = balance(coalition, "m1")["expiring"]
+    assert [(item["points"], at(item["expires_at"])) for item in expiring] == [(70, mixed_member["soon_expires_at"])]
+
+
+def test_balance_lifetime_earned_sums_every_issued_point(coalition, mixed_member):
+    # 50 + 30 + 100 = 180
+    assert balance(coalition, "m1")["lifetime_earned"] == 180
+
+
+def test_balance_lifetime_burned_sums_burns(coalition, mixed_member):
+    assert balance(coalition, "m1")["lifetime_burned"] == 30
+
+
+def test_balance_names_the_member_and_its_instant(coalition, mixed_member):
+    before = datetime.now(UTC) - timedelta(seconds=5)
+    body = balance(coalition, "m1")
+    assert body["member_id"] == "m1"
+    assert before <= at(body["as_of"]) <= datetime.now(UTC) + timedelta(seconds=5)
+
+
+def test_balance_of_a_bonus_only_member(coalition):
+    expect(bonus(coalition, "b1", "m1", 500, occurred_at=days_ago(1)))
+    body = balance(coalition, "m1")
+    assert (body["available"], body["pending"], body["lifetime_earned"], body["lifetime_burned"]) == (500, 0, 500, 0)
+
+
+def test_balance_counts_a_burn_reversal_back_in(coalition):
+    expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(5)))  # 100
+    expect(burn(coalition, "t1", "m1", 40, occurred_at=days_ago(3)))
+    expect(burn_reversal(coalition, "u1", "t1", points=15, occurred_at=days_ago(1)))
+    # 100 − 40 + 15 = 75
+    assert balance(coalition, "m1")["available"] == 75
+
+
+def test_balance_of_an_unknown_member_is_404(coalition):
+    response = coalition.get("/api/v1/members/nobody/balance")
+    assert response.status_code == 404
+    assert response.get_json()["code"] == 404
+
+
+def test_history_of_an_unknown_member_is_404(coalition):
+    assert coalition.get("/api/v1/members/nobody/history").status_code == 404
+
+
+def test_balance_is_the_same_for_every_partner_key(coalition, make_key):
+    expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(5)))  # 100 at aroma
+    expect(earn(coalition, "s1", "m1", "10.00", partner_id="skyair", occurred_at=days_ago(5)))  # 20 at skyair
+    # a member's points are one currency across the coalition: 100 + 20 = 120 for any partner
+    assert balance(make_key("partner", "aroma"), "m1")["available"] == 120
+    assert balance(make_key("partner", "skyair"), "m1")["available"] == 120
+
+
+# --- history -------------------------------------------------------------------------
+
+
+def test_history_lists_every_movement_with_reason_partner_and_lot(coalition):
+    lot_a = expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(5)))["lot_id"]  # 100
+    lot_b = expect(bonus(coalition, "b1", "m1", 40, occurred_at=days_ago(4), reason="goodwill"))["lot_id"]
+    expect(burn(coalition, "t1", "m1", 120, partner_id="skyair", occurred_at=days_ago(3)))
+    items = history(coalition, "m1")
+    assert [(i["type"], i["partner_id"], i["points"]) for i in items] == [
+        ("earn", "aroma", 100),
+        ("bonus", "coalition", 40),
+        ("burn", "skyair", -120),
+    ]
+    assert all(item["reason"] for item in items)
+    assert items[1]["reason"] == "goodwill"
+    assert [lot["lot_id"] for lot in items[0]["lots"]] == [lot_a]
+    assert [lot["lot_id"] for lot in items[1]["lots"]] == [lot_b]
+    # the burn took 100 from the aroma lot, then 20 from the bonus lot
+    assert sorted((lot["lot_id"], lot["issuer_id"], lot["points"]) for lot in items[2]["lots"]) == sorted(
+        [(lot_a, "aroma", 100), (lot_b, "coalition", 20)]
+    )
+
+
+# --- expiry ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def expired_lot(coalition):
+    """ttl 10 days; m1 earned 20 days ago: 1000.00 × 0.1 = 100 points, expired 10 days ago.
+    m1 also earned 2 days ago: 200.00 × 0.1 = 20 points, live for 8 more days."""
+    expect(coalition.put("/api/v1/settings", json={"points_ttl_days": 10}), 200)
+    old = expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(20)))
+    expect(earn(coalition, "a2", "m1", "200.00", occurred_at=days_ago(2)))
+    return old
+
+
+def test_expired_points_are_not_available_before_the_expiry_job_runs(coalition, expired_lot):
+    body = balance(coalition, "m1")
+    assert body["available"] == 20  # only the live lot
+    assert body["pending"] == 0
+
+
+def test_expired_points_are_not_listed_as_expiring(coalition, expired_lot):
+    expiring = balance(coalition, "m1")["expiring"]
+    # only the live lot, 20 points, expiring 10 days after it was earned (in 8 days)
+    assert [item["points"] for item in expiring] == [20]
+
+
+def test_expired_points_cannot_be_burned_before_the_expiry_job_runs(coalition, expired_lot):
+    response = burn(coalition, "t1", "m1", 21, occurred_at=days_ago(1))
+    assert response.status_code == 422
+    assert response.get_json()["reason"] == "insufficient_points"
+
+
+def test_earn_backdated_beyond_ttl_shows_zero_available_before_expiry_runs(coalition):
+    expect(coalition.put("/api/v1/settings", json={"points_ttl_days": 10}), 200)
+    expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(20)))
+    assert balance(coalition, "m1")["available"] == 0
+
+
+def test_expiry_job_writes_an_expiry_movement_for_what_remained(coalition, database, expired_lot):
+    assert expiry.expire_all(database, datetime.now(UTC)) == 1
+    movements = [item for item in history(coalition, "m1") if item["type"] == "expiry"]
+    assert len(movements) == 1
+    # the whole lot of 100 expired; it was issued by aroma
+    assert movements[0]["points"] == -100
+    assert movements[0]["partner_id"] == "aroma"
+    assert [(lot["lot_id"], lot["points"]) for lot in movements[0]["lots"]] == [(expired_lot["lot_id"], 100)]
+
+
+def test_expiry_job_expires_only_what_a_burn_left_in_the_lot(coalition, database):
+    expect(coalition.put("/api/v1/settings", json={"points_ttl_days": 10}), 200)
+    expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(20)))  # 100, expired 10 days ago
+    expect(burn(coalition, "t1", "m1", 35, occurred_at=days_ago(15)))  # while it was live
+    expiry.expire_all(database, datetime.now(UTC))
+    movements = [item for item in history(coalition, "m1") if item["type"] == "expiry"]
+    # 100 − 35 = 65 expired
+    assert [item["points"] for item in movements] == [-65]
+
+
+def test_expiry_job_does_not_change_the_balance(coalition, database, expired_lot):
+    before = balance(coalition, "m1")
+    expiry.expire_all(database, datetime.now(UTC))
+    after = balance(coalition, "m1")
+    assert (after["available"], after["pending"]) == (before["available"], before["pending"]) == (20, 0)
+
+
+def test_expiry_job_run_twice_expires_nothing_more(coalition, database, expired_lot):
+    expiry.expire_all(database, datetime.now(UTC))
+    assert expiry.expire_all(database, datetime.now(UTC)) == 0
+    movements = [item for item in history(coalition, "m1") if item["type"] == "expiry"]
+    assert len(movements) == 1
+
+
+def test_expiry_job_leaves_live_lots_alone(coalition, database, expired_lot):
+    expiry.expire_all(database, datetime.now(UTC))
+    expect(burn(coalition, "t1", "m1", 20, occurred_at=days_ago(1)))
+    assert balance(coalition, "m1")["available"] == 0
+
+
+def test_expiry_movement_is_listed_as_an_expiry_transaction(coalition, database, expired_lot):
+    expiry.expire_all(database, datetime.now(UTC))
+    page = expect(coalition.get("/api/v1/transactions", query_string={"type": "expiry"}), 200)
+    assert [(item["member_id"], item["points"], item["partner_id"]) for item in page["items"]] == [("m1", -100, "aroma")]
+    # it occurred when the lot expired: 20 days ago + 10 days
+    assert at(page["items"][0]["occurred_at"]) == at(expired_lot["expires_at"])

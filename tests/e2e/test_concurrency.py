@@ -1,0 +1,667 @@
+"""Concurrency over real HTTP: parallel clients against gunicorn on PostgreSQL (SPEC §6, §7, §9).
+
+Each HTTP test starts gunicorn (4 gthread workers × 8 threads) on a fresh
+PostgreSQL database and fires requests from ~32 threads, each with its own
+``requests.Session``; every thread waits on one start signal so the requests
+really collide. The job tests run the scheduler's use cases from several
+threads, each with its own :class:`~coalition.db.Database` (its own engine
+and connections), as separate service instances would.
+
+The numbers are worked out by hand from the set-up (see each test), so a
+broken lock shows up as a wrong count, never as a flaky tolerance:
+
+| rate                         | value                 |
+|------------------------------|-----------------------|
+| earn, aroma (RUB, cafe)      | 0.1 point per RUB     |
+| earn, skyair (EUR, travel)   | 2 points per EUR      |
+| redemption (coalition-wide)  | 0.01 EUR per point    |
+| fee (coalition-wide)         | 0.001 EUR per point   |
+| fx RUB                       | 0.0110 EUR per RUB    |
+"""
+
+import hashlib
+import json
+import threading
+from collections import Counter, defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import pytest
+import requests
+
+from coalition import auth, jobs
+from coalition.db import Database
+from coalition.services import expiry
+from tests.conftest import days_ago
+from tests.e2e.helpers import add_partner, add_rate, expect, list_all
+from tests.e2e.live_server import live_server
+
+pytestmark = pytest.mark.postgres
+
+THREADS = 32
+HTTP_TIMEOUT = 60  # seconds per request
+WAIT = 90  # seconds for any thread or future
+
+FEE_RATE = Decimal("0.001")
+
+
+# --------------------------------------------------------------------------- HTTP plumbing
+
+
+class HttpCaller:
+    """One key over one ``requests.Session``, shaped like tests/conftest.py's ``Caller``.
+
+    Responses get a ``get_json`` method, so the helpers of tests/e2e/helpers.py
+    (``expect``, ``list_all``, ``add_partner`` …) work over real HTTP too.
+    """
+
+    def __init__(self, base_url: str, key: str):
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def request(self, method: str, path: str, query_string=None, **kwargs) -> requests.Response:
+        response = self.session.request(
+            method, self.base_url + path, params=query_string, timeout=HTTP_TIMEOUT, **kwargs
+        )
+        response.get_json = response.json
+        return response
+
+    def get(self, path, **kwargs):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path, **kwargs):
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path, **kwargs):
+        return self.request("PUT", path, **kwargs)
+
+    def close(self) -> None:
+        self.session.close()
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a parallel request got back, detached from its connection."""
+
+    status: int
+    body: object
+    content: bytes
+    started_after_close: bool = False
+
+    @classmethod
+    def of(cls, response: requests.Response, **extra) -> "Reply":
+        try:
+            body = response.json()
+        except ValueError:
+            body = response.text
+        return cls(response.status_code, body, response.content, **extra)
+
+    @property
+    def reason(self):
+        return self.body.get("reason") if isinstance(self.body, dict) else None
+
+
+def in_parallel(base_url: str, key: str, calls, threads: int = THREADS) -> list:
+    """Run each ``call(caller)`` on a pool of threads, one session per thread, all released at once."""
+    local = threading.local()
+    callers: list[HttpCaller] = []
+    guard = threading.Lock()
+    go = threading.Event()
+
+    def caller() -> HttpCaller:
+        if not hasattr(local, "caller"):
+            local.caller = HttpCaller(base_url, key)
+            with guard:
+                callers.append(local.caller)
+        return local.caller
+
+    def task(call):
+        if not go.wait(timeout=WAIT):
+            raise TimeoutError("start signal never came")
+        return call(caller())
+
+    try:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            futures = [pool.submit(task, call) for call in calls]
+            go.set()
+            return [future.result(timeout=WAIT) for future in futures]
+    finally:
+        for each in callers:
+            each.close()
+
+
+def diagnose(server, replies=()) -> str:
+    """Status counts of the replies and the server's error lines, for assertion messages."""
+    counts = Counter((reply.status, reply.reason) for reply in replies)
+    errors = server.log_lines("Traceback", "Error", "ERROR", "error", "deadlock")
+    return f"replies: {dict(counts)}\nserver errors:\n" + "\n".join(errors[-40:])
+
+
+# --------------------------------------------------------------------------- fixtures and set-up
+
+
+@pytest.fixture
+def operator_key(database_url) -> str:
+    """An operator key created directly on the test database, as `coalition keys create` does."""
+    database = Database(database_url)
+    try:
+        _, key = database.run(lambda session: auth.create_key(session, "operator"))
+    finally:
+        database.dispose()
+    return key
+
+
+@pytest.fixture
+def server(database_url, tmp_path):
+    with live_server(database_url, tmp_path / "gunicorn.log", workers=4, threads=8) as running:
+        yield running
+
+
+@pytest.fixture
+def http(server, operator_key):
+    caller = HttpCaller(server.url, operator_key)
+    yield caller
+    caller.close()
+
+
+def setup_coalition(operator, settings: dict | None = None) -> None:
+    """Settings first (before any transaction), then partners and every kind of rate."""
+    if settings:
+        expect(operator.put("/api/v1/settings", json=settings), 200)
+    add_partner(operator, "aroma", "RUB", "cafe", name="Кофейня Арома")
+    add_partner(operator, "skyair", "EUR", "travel", name="SkyAir")
+    add_rate(operator, "earn", "0.1", partner_id="aroma")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    add_rate(operator, "redemption", "0.01")
+    add_rate(operator, "fee", str(FEE_RATE))
+    add_rate(operator, "fx", "0.0110", currency="RUB")
+
+
+def partner_key(operator, partner_id: str) -> str:
+    return expect(operator.post("/api/v1/keys", json={"role": "partner", "partner_id": partner_id}))["key"]
+
+
+def earn_body(external_id, member_id, partner_id, amount, occurred_at) -> dict:
+    currency = {"aroma": "RUB", "skyair": "EUR"}[partner_id]
+    return {"external_id": external_id, "type": "earn", "partner_id": partner_id, "member_id": member_id,
+            "occurred_at": occurred_at, "amount": amount, "currency": currency}
+
+
+def bonus_body(external_id, member_id, points, occurred_at) -> dict:
+    return {"external_id": external_id, "type": "bonus", "partner_id": "coalition", "member_id": member_id,
+            "occurred_at": occurred_at, "points": points, "reason": "goodwill"}
+
+
+def three_lots(operator, member_id: str) -> dict[str, int]:
+    """Lots of 100 (aroma), 170 (skyair) and 230 (coalition bonus) points; 500 in all.
+
+    Earned 5, 4 and 3 days ago, so with one TTL they also expire in that
+    order: a burn spends the aroma lot first, then skyair's, then the bonus.
+    Returns ``{issuer: lot_id}``.
+    """
+    posted = [
+        earn_body(f"{member_id}-e1", member_id, "aroma", "1000.00", days_ago(5)),  # 1000 × 0.1 = 100
+        earn_body(f"{member_id}-e2", member_id, "skyair", "85.00", days_ago(4)),  # 85 × 2 = 170
+        bonus_body(f"{member_id}-b3", member_id, 230, days_ago(3)),
+    ]
+    lots = {}
+    for body, points in zip(posted, (100, 170, 230), strict=True):
+        transaction = expect(operator.post("/api/v1/transactions", json=body))
+        assert transaction["points"] == points
+        lots[body["partner_id"]] = transaction["lot_id"]
+    return lots
+
+
+def allocated_per_lot(transactions) -> dict[int, int]:
+    per_lot: dict[int, int] = defaultdict(int)
+    for transaction in transactions:
+        for allocation in transaction["allocations"]:
+            per_lot[allocation["lot_id"]] += allocation["points"]
+    return dict(per_lot)
+
+
+def fee(points: int) -> str:
+    return str((FEE_RATE * points).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
+
+
+# --------------------------------------------------------------------------- 1. burns
+
+
+def test_concurrent_burns_never_overspend(server, http):
+    """100 burns of 15 against 500 points: exactly floor(500 / 15) = 33 succeed (495 points).
+
+    The lots fill in expiry order, so the accepted burns take exactly 100 from
+    the aroma lot, 170 from skyair's and 225 of the bonus's 230; 5 points stay.
+    """
+    setup_coalition(http)
+    lots = three_lots(http, "m-burn")
+    till = partner_key(http, "aroma")
+    occurred_at = days_ago(1)
+
+    def burn(index):
+        body = {"external_id": f"burn-{index:03d}", "type": "burn", "member_id": "m-burn",
+                "occurred_at": occurred_at, "points": 15}
+        return lambda caller: Reply.of(caller.post("/api/v1/transactions", json=body))
+
+    replies = in_parallel(server.url, till, [burn(index) for index in range(100)])
+
+    why = diagnose(server, replies)
+    assert {reply.status for reply in replies} <= {201, 422}, why
+    accepted = [reply.body for reply in replies if reply.status == 201]
+    rejected = [reply for reply in replies if reply.status == 422]
+    assert len(accepted) == 500 // 15 == 33, why
+    assert len(rejected) == 67, why
+    assert {reply.reason for reply in rejected} == {"insufficient_points"}, why
+    assert all(transaction["points"] == -15 for transaction in accepted)
+    assert all(sum(a["points"] for a in transaction["allocations"]) == 15 for transaction in accepted)
+    spent = -sum(transaction["points"] for transaction in accepted)
+    assert spent <= 500
+    assert spent == 33 * 15 == 495
+    assert allocated_per_lot(accepted) == {lots["aroma"]: 100, lots["skyair"]: 170, lots["coalition"]: 225}
+
+    balance = expect(http.get("/api/v1/members/m-burn/balance"), 200)
+    assert (balance["available"], balance["lifetime_earned"], balance["lifetime_burned"]) == (5, 500, 495)
+    listed = list_all(http, member_id="m-burn", type="burn")
+    assert sorted(t["id"] for t in listed) == sorted(t["id"] for t in accepted)
+
+
+# --------------------------------------------------------------------------- 2. identical retries
+
+
+def test_concurrent_identical_posts_make_one_transaction(server, http, operator_key):
+    """50 identical posts at once → one 201 and 49 byte-identical 200s, for an earn, a burn, a reversal.
+
+    The earn is 1000 RUB × 0.1 = 100 points; the burn takes 60, leaving 40;
+    the burn reversal puts 40 of them back, leaving 80. A retry that were
+    executed a second time would find too little (40 < 60 points to burn,
+    20 < 40 to reverse), so every retry must be answered from the
+    idempotency key — 200 with the original — never 422 (SPEC §6: "this
+    holds under concurrent retries too").
+    """
+    setup_coalition(http)
+    phases = [
+        (earn_body("till-1-0001", "m-idem", "aroma", "1000.00", days_ago(3)), 100),
+        ({"external_id": "till-1-0002", "type": "burn", "partner_id": "aroma", "member_id": "m-idem",
+          "occurred_at": days_ago(2), "points": 60}, -60),
+        ({"external_id": "till-1-0003", "type": "burn_reversal", "partner_id": "aroma",
+          "original_external_id": "till-1-0002", "occurred_at": days_ago(1), "points": 40}, 40),
+    ]
+    failures = []
+    for body, points in phases:
+        replies = in_parallel(
+            server.url, operator_key,
+            [lambda caller, body=body: Reply.of(caller.post("/api/v1/transactions", json=body))] * 50,
+        )
+        statuses = Counter(reply.status for reply in replies)
+        if statuses != Counter({201: 1, 200: 49}):
+            failures.append(f"{body['type']} ×50: {diagnose(server, replies)}")
+            continue
+        (original,) = [reply for reply in replies if reply.status == 201]
+        assert original.body["points"] == points
+        assert {reply.body["id"] for reply in replies} == {original.body["id"]}
+        assert {reply.content for reply in replies} == {original.content}, "replays differ from the original"
+
+    listed = list_all(http, member_id="m-idem")
+    balance = expect(http.get("/api/v1/members/m-idem/balance"), 200)
+    assert not failures, "\n".join(failures) + (
+        f"\nledger afterwards: {[(t['type'], t['external_id'], t['points']) for t in listed]},"
+        f" balance {balance['available']}"
+    )
+    assert [(t["external_id"], t["points"]) for t in listed] == [
+        ("till-1-0001", 100), ("till-1-0002", -60), ("till-1-0003", 40)]
+    assert balance["available"] == 80
+
+
+# --------------------------------------------------------------------------- 3. conflicting retries
+
+
+def test_concurrent_different_bodies_one_wins(server, http, operator_key):
+    """30 earns under one external_id with 3 amounts (10 each): one 201, 9 × 200, 20 × 409.
+
+    100, 200 or 300 RUB earn 10, 20 or 30 points; whichever body wins, the
+    nine posts of the same body replay it and the twenty others conflict.
+    """
+    setup_coalition(http)
+    amounts = ("100.00", "200.00", "300.00")
+    bodies = [earn_body("till-2-0001", "m-conflict", "aroma", amounts[index % 3], days_ago(3))
+              for index in range(30)]
+
+    def post(body):
+        return lambda caller: (body["amount"], Reply.of(caller.post("/api/v1/transactions", json=body)))
+
+    results = in_parallel(server.url, operator_key,
+                          [post(body) for body in bodies])
+
+    why = diagnose(server, [reply for _, reply in results])
+    winners = [(amount, reply) for amount, reply in results if reply.status == 201]
+    assert len(winners) == 1, why
+    amount, winner = winners[0]
+    assert winner.body["points"] == {"100.00": 10, "200.00": 20, "300.00": 30}[amount]
+    for posted, reply in results:
+        if reply is winner:
+            continue
+        if posted == amount:
+            assert reply.status == 200, why
+            assert reply.content == winner.content
+        else:
+            assert (reply.status, reply.reason) == (409, "idempotency_conflict"), why
+    assert Counter(reply.status for _, reply in results) == Counter({201: 1, 200: 9, 409: 20}), why
+
+    listed = list_all(http, member_id="m-conflict")
+    assert [t["id"] for t in listed] == [winner.body["id"]]
+    assert expect(http.get("/api/v1/members/m-conflict/balance"), 200)["available"] == winner.body["points"]
+
+
+# --------------------------------------------------------------------------- 4. burn reversals
+
+
+def test_concurrent_burn_reversals_restore_at_most_the_burn(server, http, operator_key):
+    """A burn of 300 (100 aroma + 170 skyair + 30 bonus) and 20 reversals of 50 each at once.
+
+    Exactly 300 / 50 = 6 succeed, the 14 others are 422 over_reversal, the
+    reversals put back exactly what the burn took from each lot (newest
+    allocation first) and the balance is whole again: 500.
+    """
+    setup_coalition(http)
+    lots = three_lots(http, "m-rev")
+    burn = expect(http.post("/api/v1/transactions", json={
+        "external_id": "rev-burn", "type": "burn", "partner_id": "aroma", "member_id": "m-rev",
+        "occurred_at": days_ago(2), "points": 300}))
+    assert allocated_per_lot([burn]) == {lots["aroma"]: 100, lots["skyair"]: 170, lots["coalition"]: 30}
+    occurred_at = days_ago(1)
+
+    def reverse(index):
+        body = {"external_id": f"rev-{index:02d}", "type": "burn_reversal", "partner_id": "aroma",
+                "original_external_id": "rev-burn", "occurred_at": occurred_at, "points": 50}
+        return lambda caller: Reply.of(caller.post("/api/v1/transactions", json=body))
+
+    replies = in_parallel(server.url, operator_key,
+                          [reverse(index) for index in range(20)], threads=20)
+
+    why = diagnose(server, replies)
+    assert Counter((reply.status, reply.reason) for reply in replies) == Counter(
+        {(201, None): 6, (422, "over_reversal"): 14}), why
+    reversals = [reply.body for reply in replies if reply.status == 201]
+    assert sum(t["points"] for t in reversals) == 300
+    assert allocated_per_lot(reversals) == allocated_per_lot([burn])
+    balance = expect(http.get("/api/v1/members/m-rev/balance"), 200)
+    assert (balance["available"], balance["lifetime_burned"]) == (500, 0)
+    assert len(list_all(http, member_id="m-rev", type="burn_reversal")) == 6
+
+
+# --------------------------------------------------------------------------- 5. close racing postings
+
+
+def test_close_racing_with_postings(server, http, operator_key):
+    """Daily periods; 150 postings dated yesterday (X) from 6 threads while a 7th closes X.
+
+    (15100 points in all: 3725 from aroma, 7550 from skyair, 3825 bonus.)
+
+    Posting i (0…149) is an aroma earn of 10(i+1) RUB → i+1 points, a skyair
+    earn of i+1 EUR → 2(i+1) points, or a coalition bonus of i+1 points, by
+    i mod 3. The close is sent once 40 postings have been answered; postings
+    100… wait until the close has answered. So the first 40 must be in X, the
+    last 50 late in X+1, and those in between in exactly one of them — and
+    X's settlement must count exactly the ones it holds.
+    """
+    setup_coalition(http, {"period": "daily"})
+    today = datetime.now(UTC).date()
+    day_x, day_next = today - timedelta(days=1), today
+    x, x_next = day_x.isoformat(), day_next.isoformat()
+    noon = datetime.combine(day_x, time(12), tzinfo=UTC)
+
+    def body(index):
+        occurred_at = (noon + timedelta(seconds=index)).isoformat()
+        member = f"m-close-{index % 10}"
+        kind = index % 3
+        if kind == 0:
+            return "aroma", index + 1, earn_body(f"c-{index}", member, "aroma", f"{10 * (index + 1)}.00", occurred_at)
+        if kind == 1:
+            return "skyair", 2 * (index + 1), earn_body(f"c-{index}", member, "skyair", f"{index + 1}.00", occurred_at)
+        return "coalition", index + 1, bonus_body(f"c-{index}", member, index + 1, occurred_at)
+
+    postings = [body(index) for index in range(150)]
+    by_partner = Counter()
+    for partner, points, _ in postings:
+        by_partner[partner] += points
+    # aroma 1 + 4 + … + 148, skyair 2 × (2 + 5 + … + 149), coalition 3 + 6 + … + 150
+    assert by_partner == Counter({"aroma": 3725, "skyair": 7550, "coalition": 3825})
+    total = 15100
+
+    guard = threading.Lock()
+    answered: list[int] = []  # transaction ids in the order their answers came
+    replies: dict[int, Reply] = {}
+    next_index = iter(range(150))
+    enough, closed = threading.Event(), threading.Event()
+    close: dict = {}
+
+    def poster(caller):
+        while True:
+            with guard:
+                index = next(next_index, None)
+            if index is None:
+                return
+            if index >= 100 and not closed.wait(timeout=WAIT):
+                raise TimeoutError("the close never answered")
+            after = closed.is_set()
+            reply = Reply.of(caller.post("/api/v1/transactions", json=postings[index][2]), started_after_close=after)
+            with guard:
+                replies[index] = reply
+                if reply.status == 201:
+                    answered.append(reply.body["id"])
+                if len(replies) >= 40:
+                    enough.set()
+
+    def closer(caller):
+        try:
+            if not enough.wait(timeout=WAIT):
+                raise TimeoutError("postings never reached 40")
+            with guard:
+                close["before"] = set(answered)
+            close["reply"] = Reply.of(caller.post(f"/api/v1/settlements/{x}/close"))
+        finally:
+            closed.set()
+        # Read at once, while the late postings are still coming in.
+        close["statements"] = caller.get("/api/v1/statements", query_string={"period_id": x}).content
+
+    in_parallel(server.url, operator_key, [poster] * 6 + [closer], threads=7)
+
+    why = diagnose(server, list(replies.values()) + [close["reply"]])
+    assert close["reply"].status == 200, why
+    assert sorted(replies) == list(range(150))
+    assert {reply.status for reply in replies.values()} == {201}, why
+    transactions = {index: reply.body for index, reply in replies.items()}
+    in_x = {t["id"] for t in transactions.values() if (t["period_id"], t["late"]) == (x, False)}
+    late = {t["id"] for t in transactions.values() if (t["period_id"], t["late"]) == (x_next, True)}
+    assert len(in_x) + len(late) == 150 and not in_x & late, [
+        (t["period_id"], t["late"]) for t in transactions.values()]
+    assert close["before"] <= in_x and len(close["before"]) >= 40
+    after_close = {replies[index].body["id"] for index in replies if replies[index].started_after_close}
+    assert after_close <= late and len(after_close) >= 50
+    for index, (_, points, _) in enumerate(postings):
+        assert transactions[index]["points"] == points
+    print(f"close race: {len(close['before'])} answered before the close was sent, "
+          f"{len(in_x - close['before'])} more in {x}, {len(late - after_close)} late while it ran, "
+          f"{len(after_close)} sent after it answered")
+
+    # The ledger agrees: every transaction is listed in exactly one period.
+    assert {t["id"] for t in list_all(http, period_id=x)} == in_x
+    assert {t["id"] for t in list_all(http, period_id=x_next)} == late
+
+    # X's settlement holds exactly the transactions attributed to it; X+1's draft the late ones.
+    issued_in, issued_late, late_count = Counter(), Counter(), Counter()
+    for index, (partner, points, _) in enumerate(postings):
+        if transactions[index]["id"] in in_x:
+            issued_in[partner] += points
+        else:
+            issued_late[partner] += points
+            late_count[partner] += 1
+    settled = http.get(f"/api/v1/settlements/{x}")
+    assert settled.status_code == 200
+    assert settled.content == close["reply"].content, "the stored settlement differs from the close response"
+    final = settled.json()
+    assert final["status"] == "final"
+    draft = expect(http.get(f"/api/v1/settlements/{x_next}"), 200)
+    assert draft["status"] == "draft"
+    for partner in ("aroma", "skyair", "coalition"):
+        entry = next(e for e in final["partners"] if e["partner_id"] == partner)
+        assert (entry["points_issued"], entry["late_count"]) == (issued_in[partner], 0), entry
+        assert entry["fees"] == ("0.00" if partner == "coalition" else fee(issued_in[partner])), entry
+        upcoming = next(e for e in draft["partners"] if e["partner_id"] == partner)
+        assert (upcoming["points_issued"], upcoming["late_count"]) == (issued_late[partner], late_count[partner])
+    assert sum(e["points_issued"] for e in final["partners"]) + sum(
+        e["points_issued"] for e in draft["partners"]) == total
+
+    # Final statements: one per partner, numbered, hashed, and the same bytes on every read.
+    listing = http.get("/api/v1/statements", query_string={"period_id": x})
+    statements = listing.json()["items"]
+    assert sorted((s["number"], s["partner_id"]) for s in statements) == [
+        (f"{x}-0001", "aroma"), (f"{x}-0002", "coalition"), (f"{x}-0003", "skyair")]
+    for statement in statements:
+        assert statement["summary"] == next(e for e in final["partners"] if e["partner_id"] == statement["partner_id"])
+        assert statement["late_items"] == []
+        body = {key: value for key, value in statement.items() if key not in ("id", "sha256")}
+        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        assert hashlib.sha256(canonical.encode()).hexdigest() == statement["sha256"]
+        first = http.get(f"/api/v1/statements/{statement['id']}")
+        assert first.status_code == 200 and first.content == http.get(f"/api/v1/statements/{statement['id']}").content
+    assert listing.content == close["statements"], "statements changed after the close"
+    again = http.post(f"/api/v1/settlements/{x}/close")
+    assert again.status_code == 200 and again.content == close["reply"].content
+    periods = {p["id"]: p["status"] for p in expect(http.get("/api/v1/periods"), 200)}
+    assert (periods[x], periods[x_next]) == ("closed", "open")
+
+
+# --------------------------------------------------------------------------- 6. expiry twice at once
+
+
+@pytest.fixture
+def local_operator(app, database):
+    """The API in-process (Flask test client) for set-up; the jobs get their own Database objects."""
+    from tests.conftest import Caller
+
+    _, key = database.run(lambda session: auth.create_key(session, "operator"))
+    return Caller(app.test_client(), key)
+
+
+def post_all(operator, bodies: list[dict]) -> list[dict]:
+    return [expect(operator.post("/api/v1/transactions", json=body)) for body in bodies]
+
+
+def run_together(*calls):
+    """Run the calls on their own threads, released together; their results in order."""
+    barrier = threading.Barrier(len(calls), timeout=WAIT)
+
+    def run(call):
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = [pool.submit(run, call) for call in calls]
+        return [future.result(timeout=WAIT) for future in futures]
+
+
+def test_expiry_job_twice_at_once_expires_each_lot_once(database_url, local_operator):
+    """With a 1-day TTL, 60 lots earned 3 days ago are due, 15 bonuses of 7 earned now are not.
+
+    Member j (0…14) has lots of 10, 20, 30 and 40 points (aroma earns of
+    100 … 400 RUB). Two instances run ``expire_all`` at once: together they
+    expire the 60 lots (1500 points), each exactly once, and every member
+    keeps only the bonus: 7.
+    """
+    setup_coalition(local_operator, {"points_ttl_days": 1})
+    old, now_ish = days_ago(3), days_ago(1 / 1440)
+    bodies = [earn_body(f"x-{member}-{lot}", f"m-exp-{member:02d}", "aroma", f"{100 * (lot + 1)}.00", old)
+              for member in range(15) for lot in range(4)]
+    bodies += [bonus_body(f"x-{member}-live", f"m-exp-{member:02d}", 7, now_ish) for member in range(15)]
+    posted = post_all(local_operator, bodies)
+    due = {t["lot_id"]: t["points"] for t in posted[:60]}
+    assert sum(due.values()) == 15 * (10 + 20 + 30 + 40) == 1500
+
+    now = datetime.now(UTC)
+    instances = [Database(database_url), Database(database_url)]
+    try:
+        counts = run_together(*(lambda db=db: expiry.expire_all(db, now) for db in instances))
+        assert sum(counts) == 60, counts
+        assert [expiry.expire_all(db, now) for db in instances] == [0, 0]
+    finally:
+        for db in instances:
+            db.dispose()
+
+    expiries = list_all(local_operator, type="expiry")
+    per_lot = Counter(a["lot_id"] for t in expiries for a in t["allocations"])
+    assert len(expiries) == 60 and per_lot == Counter(dict.fromkeys(due, 1)), per_lot
+    assert {t["external_id"] for t in expiries} == {f"expiry-{lot}-1" for lot in due}
+    for transaction in expiries:
+        (allocation,) = transaction["allocations"]
+        assert transaction["points"] == -due[allocation["lot_id"]] == -allocation["points"]
+    for member in range(15):
+        balance = expect(local_operator.get(f"/api/v1/members/m-exp-{member:02d}/balance"), 200)
+        assert balance["available"] == 7
+
+
+# --------------------------------------------------------------------------- 7. two scheduler instances
+
+
+def test_two_scheduler_instances_close_and_expire_once(database_url, local_operator):
+    """Daily periods, a 1-day TTL and auto-close right after a period ends.
+
+    Earns 3 days ago (10 lots: aroma 100 … 1000 RUB → 10 … 100 points) and
+    2 days ago (10 lots: skyair 5 … 50 EUR → 10 … 100 points) are expired;
+    bonuses of 5 points a minute ago are not. Two instances run the
+    auto-close and the expiry jobs at once (four threads): every day from
+    the first earn to yesterday closes once, with one statement per partner
+    and period; each due lot gets one expiry transaction; and the closed
+    settlements plus today's draft account for every point issued and expired.
+    """
+    setup_coalition(local_operator, {"period": "daily", "points_ttl_days": 1, "auto_close_after_hours": 0})
+    three, two, recent = days_ago(3), days_ago(2), days_ago(1 / 1440)
+    bodies = [earn_body(f"s-a-{i}", f"m-sched-{i}", "aroma", f"{100 * (i + 1)}.00", three) for i in range(10)]
+    bodies += [earn_body(f"s-s-{i}", f"m-sched-{i}", "skyair", f"{5 * (i + 1)}.00", two) for i in range(10)]
+    bodies += [bonus_body(f"s-b-{i}", f"m-sched-{i}", 5, recent) for i in range(10)]
+    posted = post_all(local_operator, bodies)
+    due = {t["lot_id"]: t["points"] for t in posted[:20]}
+    assert sorted(due.values()) == sorted([10 * (i + 1) for i in range(10)] * 2)
+    issued = 2 * 550 + 50
+
+    today = datetime.now(UTC).date()
+    first = datetime.fromisoformat(three).astimezone(UTC).date()
+    expected_closed = [(first + timedelta(days=n)).isoformat() for n in range((today - first).days)]
+
+    instances = [Database(database_url), Database(database_url)]
+    try:
+        run_together(*(lambda db=db: jobs.run_auto_close(db) for db in instances),
+                     *(lambda db=db: jobs.run_expiry(db) for db in instances))
+        statements = expect(local_operator.get("/api/v1/statements"), 200)
+        settlements = {p: local_operator.get(f"/api/v1/settlements/{p}").data for p in expected_closed}
+        # Both instances once more, one after the other: nothing left to do, nothing changes.
+        for db in instances:
+            jobs.run_auto_close(db)
+            jobs.run_expiry(db)
+    finally:
+        for db in instances:
+            db.dispose()
+
+    periods = expect(local_operator.get("/api/v1/periods"), 200)
+    assert [p["id"] for p in periods if p["status"] == "closed"] == expected_closed
+    assert [p["id"] for p in periods if p["status"] == "open"] == [today.isoformat()]
+    numbers = Counter((s["period_id"], s["partner_id"]) for s in statements["items"])
+    assert numbers == Counter({(p, partner): 1 for p in expected_closed for partner in ("aroma", "coalition", "skyair")})
+    assert sorted(s["number"] for s in statements["items"]) == sorted(
+        f"{p}-{n:04d}" for p in expected_closed for n in (1, 2, 3))
+    assert expect(local_operator.get("/api/v1/statements"), 200) == statements
+    for period_id, body in settlements.items():
+        assert local_operator.get(f"/api/v1/settlements/{period_id}").data == body
+
+    expiries = list_all(local_operator, type="expiry")
+    assert Counter(a["lot_id"] for t in expiries for a in t["allocations"]) == Counter(dict.fromkeys(due, 1))
+    figures = [json.loads(body) for body in settlements.values()]
+    figures.append(expect(local_operator.get(f"/api/v1/settlements/{today.isoformat()}"), 200))
+    assert [f["status"] for f in figures] == ["final"] * len(expected_closed) + ["draft"]
+    assert sum(e["points_issued"] for f in figures for e in f["partners"]) == issued
+    assert sum(e["points_expired"] for f in figures for e in f["partners"]) == sum(due.values()) == 1100
+    late_expiries = [t for t in expiries if t["late"]]
+    assert all(t["period_id"] == today.isoformat() for t in late_expiries)

@@ -1,0 +1,300 @@
+"""Closing periods and the immutability of what was closed (SPEC §7).
+
+Monthly tests post into the previous calendar month (:func:`small_month`,
+whose figures are worked out in its docstring). The late-transaction tests
+switch the calendar to daily periods before the first transaction, so that a
+past day can be closed and the day after it, also in the past, closed later.
+"""
+
+import hashlib
+import json
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.e2e.settlement_world import (
+    add_partner,
+    add_rate,
+    at,
+    burn,
+    close,
+    current_month_id,
+    day_in_past,
+    earn,
+    expect,
+    previous_month,
+    small_closed_month,
+    small_month,
+    statement_of,
+    statements,
+)
+
+DOCUMENTS = ("", "/pdf", "/csv")
+
+
+def _periods(caller) -> list[tuple[str, str]]:
+    return [(p["id"], p["status"]) for p in expect(caller.get("/api/v1/periods"), 200)]
+
+
+# --- closing twice, reading back ------------------------------------------------------------
+
+
+def test_closing_again_returns_an_identical_body(operator):
+    period_id = small_month(operator)
+    first = operator.post(f"/api/v1/settlements/{period_id}/close")
+    second = operator.post(f"/api/v1/settlements/{period_id}/close")
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.data == first.data
+
+
+def test_closing_again_issues_no_new_statements(operator):
+    period_id = small_closed_month(operator)
+    before = statements(operator)
+    close(operator, period_id)
+    assert statements(operator) == before
+    assert [s["number"] for s in before] == [f"{period_id}-0001", f"{period_id}-0002", f"{period_id}-0003"]
+
+
+def test_closed_settlement_reads_back_as_the_close_answered(operator):
+    period_id = small_month(operator)
+    closed = close(operator, period_id)
+    assert expect(operator.get(f"/api/v1/settlements/{period_id}"), 200) == closed
+
+
+def test_closed_settlement_figures_match_the_small_month(operator):
+    period_id = small_closed_month(operator)
+    settlement = expect(operator.get(f"/api/v1/settlements/{period_id}"), 200)
+    figures = {e["partner_id"]: (e["receivable"], e["payable"], e["fees"], e["net"], e["net_in_currency"])
+               for e in settlement["partners"]}
+    # worked out in settlement_world.small_month
+    assert figures == {
+        "aroma": ("23.45", "0.67", "0.10", "22.68", "1814.40"),
+        "coalition": ("0.00", "0.00", "0.00", "0.00", "0.00"),
+        "skyair": ("0.67", "23.45", "2.47", "-25.25", "-25.25"),
+    }
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_statement_downloads_the_same_bytes_every_time(operator, document):
+    period_id = small_closed_month(operator)
+    statement = statement_of(operator, "aroma", period_id)
+    path = f"/api/v1/statements/{statement['id']}{document}"
+    first, second = operator.get(path), operator.get(path)
+    assert (first.status_code, second.status_code) == (200, 200)
+    assert second.data == first.data
+
+
+def test_statement_sha256_is_the_hash_of_its_canonical_json(operator):
+    period_id = small_closed_month(operator)
+    for partner_id in ("aroma", "coalition", "skyair"):
+        statement = statement_of(operator, partner_id, period_id)
+        body = {key: value for key, value in statement.items() if key not in ("id", "sha256")}
+        canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        assert statement["sha256"] == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+def test_statement_by_id_is_the_listed_statement(operator):
+    period_id = small_closed_month(operator)
+    listed = statement_of(operator, "aroma", period_id)
+    assert expect(operator.get(f"/api/v1/statements/{listed['id']}"), 200) == listed
+
+
+# --- what cannot be closed -------------------------------------------------------------------
+
+
+def test_closing_a_period_that_has_not_ended_is_409(operator):
+    small_month(operator)
+    response = operator.post(f"/api/v1/settlements/{current_month_id()}/close")
+    assert response.status_code == 409
+    assert response.get_json()["code"] == 409
+
+
+def test_refused_close_of_current_period_closes_nothing(operator):
+    period_id = small_month(operator)
+    operator.post(f"/api/v1/settlements/{current_month_id()}/close")
+    assert _periods(operator) == [(period_id, "open"), (current_month_id(), "open")]
+    assert statements(operator) == []
+
+
+def _month_without_fx(operator) -> str:
+    """aroma (RUB) and hotel (CZK) trade in the previous month; no fx rate exists at all."""
+    start, _, period_id = previous_month()
+    add_partner(operator, "aroma", "Кофейня Арома", "cafe", "RUB")
+    add_partner(operator, "hotel", "Grand Hotel Praha", "travel", "CZK")
+    add_rate(operator, "earn", "0.1", partner_id="aroma")
+    add_rate(operator, "earn", "0.2", partner_id="hotel")
+    add_rate(operator, "redemption", "0.01")
+    earn(operator, "e1", "aroma", "m1", at(start, 1), "500.00", "RUB")
+    burn(operator, "b1", "hotel", "m1", at(start, 2), 20)
+    return period_id
+
+
+def test_close_with_a_partner_currency_lacking_fx_is_409_no_rate_naming_it(operator):
+    period_id = _month_without_fx(operator)
+    response = operator.post(f"/api/v1/settlements/{period_id}/close")
+    body = response.get_json()
+    assert (response.status_code, body["code"], body["reason"]) == (409, 409, "no_rate")
+    assert "RUB" in body["message"] and "CZK" in body["message"]
+
+
+def test_close_lacking_fx_closes_nothing(operator):
+    period_id = _month_without_fx(operator)
+    operator.post(f"/api/v1/settlements/{period_id}/close")
+    assert (period_id, "open") in _periods(operator)
+    assert all(status == "open" for _, status in _periods(operator))
+    assert statements(operator) == []
+    assert expect(operator.get(f"/api/v1/settlements/{period_id}"), 200)["status"] == "draft"
+
+
+def test_close_succeeds_once_the_missing_fx_rate_is_added(operator):
+    period_id = _month_without_fx(operator)
+    operator.post(f"/api/v1/settlements/{period_id}/close")
+    add_rate(operator, "fx", "0.011", currency="RUB")
+    add_rate(operator, "fx", "0.04", currency="CZK")
+    assert close(operator, period_id)["status"] == "final"
+
+
+def test_rate_effective_inside_a_closed_period_is_409(operator):
+    period_id = small_closed_month(operator)
+    start, _, _ = previous_month()
+    response = operator.post("/api/v1/rates", json={
+        "kind": "fx", "value": "0.02", "currency": "RUB", "effective_from": at(start, 10)})
+    assert response.status_code == 409
+    assert response.get_json()["code"] == 409
+    assert (period_id, "closed") in _periods(operator)
+
+
+def test_rate_effective_after_the_closed_period_is_accepted(operator):
+    small_closed_month(operator)
+    _, end, _ = previous_month()
+    add_rate(operator, "fx", "0.02", currency="RUB", effective_from=end.isoformat())
+
+
+def test_periods_lists_closed_then_open_periods(operator):
+    period_id = small_closed_month(operator)
+    assert _periods(operator) == [(period_id, "closed"), (current_month_id(), "open")]
+
+
+# --- late transactions (daily periods) -------------------------------------------------------
+
+
+@pytest.fixture
+def daily(operator):
+    """Daily periods; skyair (EUR) points burned at ironfit (EUR) three days ago, that day closed.
+
+    m1 earns at skyair for 100.00 EUR: 100 × 2 = 200 points (day A 09:00);
+    burns 50 at ironfit (A 10:00): skyair → ironfit 50 × 0.01 = 0.50 EUR. Day A is closed.
+    Returns (day A id, day B id, start of day A).
+    """
+    expect(operator.put("/api/v1/settings", json={"period": "daily"}), 200)
+    day_a, a_id = day_in_past(3)
+    _, b_id = day_in_past(2)
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_partner(operator, "ironfit", "IronFit Gym", "gym", "EUR")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    add_rate(operator, "redemption", "0.01")
+    earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
+    burn(operator, "m1-burn", "ironfit", "m1", at(day_a, 0, 10), 50)
+    close(operator, a_id)
+    return a_id, b_id, day_a
+
+
+def _post_late_burn(operator, day_a) -> dict:
+    """A burn of 30 at ironfit that occurred on day A, posted after A was closed."""
+    return burn(operator, "m1-late", "ironfit", "m1", at(day_a, 0, 11), 30)
+
+
+def test_transaction_backdated_into_a_closed_period_is_late(operator, daily):
+    _, _, day_a = daily
+    assert _post_late_burn(operator, day_a)["late"] is True
+
+
+def test_late_transaction_lands_in_the_earliest_open_period(operator, daily):
+    _, b_id, day_a = daily
+    assert _post_late_burn(operator, day_a)["period_id"] == b_id
+
+
+def test_transaction_in_an_open_period_is_not_late(operator, daily):
+    _, b_id, _ = daily
+    day_b, _ = day_in_past(2)
+    posted = burn(operator, "m1-on-time", "ironfit", "m1", at(day_b, 0, 9), 10)
+    assert (posted["late"], posted["period_id"]) == (False, b_id)
+
+
+def test_late_transaction_leaves_the_closed_settlement_byte_identical(operator, daily):
+    a_id, _, day_a = daily
+    before = operator.get(f"/api/v1/settlements/{a_id}").data
+    _post_late_burn(operator, day_a)
+    assert operator.get(f"/api/v1/settlements/{a_id}").data == before
+
+
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_late_transaction_leaves_closed_statements_byte_identical(operator, daily, document):
+    a_id, _, day_a = daily
+    ids = [s["id"] for s in statements(operator, period_id=a_id)]
+    before = [operator.get(f"/api/v1/statements/{i}{document}").data for i in ids]
+    _post_late_burn(operator, day_a)
+    assert [operator.get(f"/api/v1/statements/{i}{document}").data for i in ids] == before
+    assert [s["id"] for s in statements(operator, period_id=a_id)] == ids
+
+
+def test_late_transaction_appears_in_the_next_periods_draft(operator, daily):
+    _, b_id, day_a = daily
+    _post_late_burn(operator, day_a)
+    draft = expect(operator.get(f"/api/v1/settlements/{b_id}"), 200)
+    assert draft["status"] == "draft"
+    # skyair → ironfit 30 × 0.01 = 0.30 EUR, in day B
+    assert [(line["issuer_id"], line["redeemer_id"], line["points"], line["value"])
+            for line in draft["pair_lines"]] == [("skyair", "ironfit", 30, "0.30")]
+    late = {e["partner_id"]: e["late_count"] for e in draft["partners"]}
+    assert late == {"coalition": 0, "ironfit": 1, "skyair": 0}
+
+
+def test_late_transaction_is_a_late_item_of_the_next_statement(operator, daily):
+    a_id, b_id, day_a = daily
+    posted = _post_late_burn(operator, day_a)
+    close(operator, b_id)
+    (item,) = statement_of(operator, "ironfit", b_id)["late_items"]
+    assert (item["transaction_id"], item["external_id"], item["type"], item["member_id"],
+            item["points"], item["original_period_id"]) == (posted["id"], "m1-late", "burn", "m1", -30, a_id)
+    assert datetime.fromisoformat(item["occurred_at"]) == datetime.fromisoformat(posted["occurred_at"])
+
+
+def test_late_transaction_counts_in_the_next_settlement_not_the_closed_one(operator, daily):
+    a_id, b_id, day_a = daily
+    _post_late_burn(operator, day_a)
+    closed_b = close(operator, b_id)
+    closed_a = expect(operator.get(f"/api/v1/settlements/{a_id}"), 200)
+    # day A: skyair → ironfit 50 × 0.01 = 0.50; day B: the late 30 × 0.01 = 0.30
+    assert [(p["issuer_id"], p["points"], p["value"]) for p in closed_a["pair_lines"]] == [("skyair", 50, "0.50")]
+    assert [(p["issuer_id"], p["points"], p["value"]) for p in closed_b["pair_lines"]] == [("skyair", 30, "0.30")]
+    assert {e["partner_id"]: e["late_count"] for e in closed_a["partners"]}["ironfit"] == 0
+    assert {e["partner_id"]: e["receivable"] for e in closed_b["partners"]}["ironfit"] == "0.30"
+
+
+def test_statements_of_other_partners_have_no_late_items(operator, daily):
+    _, b_id, day_a = daily
+    _post_late_burn(operator, day_a)
+    close(operator, b_id)
+    assert statement_of(operator, "skyair", b_id)["late_items"] == []
+
+
+def test_closing_a_period_closes_every_earlier_open_period_first(operator):
+    expect(operator.put("/api/v1/settings", json={"period": "daily"}), 200)
+    day_c, c_id = day_in_past(4)
+    _, d_id = day_in_past(3)
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    earn(operator, "m1-earn", "skyair", "m1", at(day_c, 0, 9), "10.00", "EUR")
+    close(operator, d_id)
+    listed = _periods(operator)
+    assert listed[:2] == [(c_id, "closed"), (d_id, "closed")]
+    assert all(status == "open" for _, status in listed[2:])
+    assert {s["period_id"] for s in statements(operator)} == {c_id, d_id}
+
+
+def test_daily_periods_list_closed_then_open_days_up_to_today(operator, daily):
+    a_id, b_id, _ = daily
+    _, yesterday = day_in_past(1)
+    _, today = day_in_past(0)
+    assert _periods(operator) == [(a_id, "closed"), (b_id, "open"), (yesterday, "open"), (today, "open")]

@@ -1,0 +1,110 @@
+"""Statement documents for finance teams: PDF text layer and CSV (SPEC §7–§8).
+
+The month is :func:`small_closed_month`: Кофейня Арома (aroma, RUB) nets
+23.45 − 0.67 − 0.10 = 22.68 EUR, at 0.0125 EUR per RUB 22.68 / 0.0125 =
+1814.40 RUB, the operator pays it; its statement is number {period}-0001.
+"""
+
+import csv
+import io
+import re
+
+import pytest
+from pypdf import PdfReader
+
+from tests.e2e.settlement_world import small_closed_month, statement_of
+
+
+@pytest.fixture
+def aroma_statement(operator) -> dict:
+    return statement_of(operator, "aroma", small_closed_month(operator))
+
+
+def _pdf_text(operator, statement) -> str:
+    response = operator.get(f"/api/v1/statements/{statement['id']}/pdf")
+    assert response.status_code == 200
+    reader = PdfReader(io.BytesIO(response.data))
+    return "\n".join(page.extract_text() for page in reader.pages)
+
+
+def _digits(text: str) -> str:
+    """Text with digit-group separators (comma, spaces) between digits removed."""
+    return re.sub(r"(?<=\d)[,\u00a0\u202f\u2009 ](?=\d{3})", "", text)
+
+
+def _csv_rows(operator, statement) -> list[list[str]]:
+    response = operator.get(f"/api/v1/statements/{statement['id']}/csv")
+    assert response.status_code == 200
+    return list(csv.reader(io.StringIO(response.data.decode("utf-8"))))
+
+
+def test_statement_json_carries_the_hand_computed_net(aroma_statement):
+    assert (aroma_statement["summary"]["net"], aroma_statement["summary"]["net_in_currency"]) == (
+        "22.68", "1814.40")
+
+
+def test_pdf_is_a_pdf_document(operator, aroma_statement):
+    response = operator.get(f"/api/v1/statements/{aroma_statement['id']}/pdf")
+    assert response.data.startswith(b"%PDF-")
+
+
+def test_pdf_text_contains_the_cyrillic_partner_name(operator, aroma_statement):
+    assert "Кофейня Арома" in _pdf_text(operator, aroma_statement)
+
+
+def test_pdf_text_contains_the_period_id(operator, aroma_statement):
+    assert aroma_statement["period_id"] in _pdf_text(operator, aroma_statement)
+
+
+def test_pdf_text_contains_the_statement_number(operator, aroma_statement):
+    assert f"{aroma_statement['period_id']}-0001" == aroma_statement["number"]
+    assert aroma_statement["number"] in _pdf_text(operator, aroma_statement)
+
+
+def test_pdf_text_contains_the_net_in_base_and_partner_currency(operator, aroma_statement):
+    text = _digits(_pdf_text(operator, aroma_statement))
+    assert "22.68" in text
+    assert "1814.40" in text
+
+
+def test_pdf_text_contains_the_sha256(operator, aroma_statement):
+    assert aroma_statement["sha256"] in _pdf_text(operator, aroma_statement).replace("\n", "")
+
+
+def test_pdf_content_type_and_attachment_filename(operator, aroma_statement):
+    response = operator.get(f"/api/v1/statements/{aroma_statement['id']}/pdf")
+    assert response.mimetype == "application/pdf"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment")
+    filename = re.search(r'filename="?([^";]+)"?', disposition).group(1)
+    assert filename.endswith(".pdf") and aroma_statement["number"] in filename
+
+
+def test_csv_content_type_and_attachment_filename(operator, aroma_statement):
+    response = operator.get(f"/api/v1/statements/{aroma_statement['id']}/csv")
+    assert response.mimetype == "text/csv"
+    assert response.mimetype_params.get("charset", "utf-8").lower() == "utf-8"
+    disposition = response.headers["Content-Disposition"]
+    assert disposition.startswith("attachment")
+    filename = re.search(r'filename="?([^";]+)"?', disposition).group(1)
+    assert filename.endswith(".csv") and aroma_statement["number"] in filename
+
+
+def test_csv_parses_and_contains_the_net(operator, aroma_statement):
+    cells = {cell for row in _csv_rows(operator, aroma_statement) for cell in row}
+    assert "22.68" in cells
+    assert "1814.40" in cells
+
+
+def test_csv_contains_the_partner_name_and_statement_number(operator, aroma_statement):
+    cells = {cell for row in _csv_rows(operator, aroma_statement) for cell in row}
+    assert "Кофейня Арома" in cells
+    assert aroma_statement["number"] in cells
+
+
+def test_csv_lists_each_counterparty_with_its_values(operator, aroma_statement):
+    rows = _csv_rows(operator, aroma_statement)
+    # skyair → aroma 2345 pts 23.45; aroma → skyair 67 pts 0.67; 23.45 − 0.67 = 22.78
+    skyair = [row for row in rows if row and row[0] == "skyair"]
+    assert len(skyair) == 1
+    assert {"2345", "23.45", "67", "0.67", "22.78"} <= set(skyair[0])

@@ -1,0 +1,406 @@
+"""Model-based test: random ledgers through the real service against a reference model.
+
+Hypothesis drives the HTTP API (Flask test client) with earns, bonuses,
+burns, both reversals, replays, conflicting replays, clock advances, expiry
+runs and period closes. A small reference model written with plain dicts,
+ints and Decimal predicts every answer; after every step the member balances,
+the lots and the ledger totals must agree with it, and after every close the
+settlement must balance and match the model's pair lines and fees.
+
+The model's clock starts 80 days ago and only moves forward (transactions may
+be backdated 90 days); expiry runs at the model's clock. Periods are daily.
+"""
+
+import os
+from collections import defaultdict
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from sqlalchemy import func, select
+
+from coalition import auth, create_app, database_of
+from coalition.db import models
+from coalition.services import expiry, queries
+from tests.conftest import Caller, copy_of
+
+TTL_DAYS = 20
+EARN = {"alpha": Decimal("1"), "beta": Decimal("0.1")}
+HOLD_DAYS = {"alpha": 0, "beta": 3, "coalition": 0}
+CURRENCY = {"alpha": "EUR", "beta": "RUB"}
+REDEMPTION = {"alpha": Decimal("0.01"), "beta": Decimal("0.02")}  # beta has its own rate
+FEE = Decimal("0.001")
+MEMBERS = ("m1", "m2", "m3")
+CENT = Decimal("0.01")
+
+
+@dataclass
+class Lot:
+    member: str
+    issuer: str
+    points: int
+    remaining: int
+    earned_at: datetime
+    available_at: datetime
+    expires_at: datetime
+
+
+@dataclass
+class Earn:
+    external_id: str
+    partner: str
+    lot_id: int
+    points: int
+    amount: Decimal | None
+    claimed: int = 0
+    returned: Decimal = Decimal(0)
+
+
+@dataclass
+class Burn:
+    external_id: str
+    partner: str
+    allocations: list = field(default_factory=list)  # [lot_id, points, restored]
+
+
+def floor(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+def day_id(moment: datetime) -> str:
+    return moment.date().isoformat()
+
+
+class LedgerMachine(RuleBasedStateMachine):
+    template = None
+    directory = None
+
+    def __init__(self):
+        super().__init__()
+        self.stack = ExitStack()
+        url = self.stack.enter_context(copy_of(self.template, self.directory))
+        self.app = create_app({"DATABASE_URL": url, "SCHEDULER": False, "TESTING": True})
+        self.database = database_of(self.app)
+        self.stack.callback(self.database.dispose)
+        _, key = self.database.run(lambda session: auth.create_key(session, "operator"))
+        self.api = Caller(self.app.test_client(), key)
+        self.real_now = datetime.now(UTC).replace(microsecond=0)
+        self.clock = self.real_now - timedelta(days=80)
+        self.lots: dict[int, Lot] = {}
+        self.earns: list[Earn] = []
+        self.burns: list[Burn] = []
+        self.posted: list[tuple[dict, dict]] = []
+        self.redemptions = []  # (period, issuer, redeemer, points, rate)
+        self.issued = []  # (period, partner, points, fee rate)
+        self.last_closed: str | None = None
+        self.sequence = 0
+        self.expired_total = 0
+
+    def teardown(self):
+        self.stack.close()
+
+    # -- set-up -------------------------------------------------------------
+
+    @initialize()
+    def configure(self):
+        start = (self.clock - timedelta(days=1)).isoformat()
+        self.expect(self.api.put("/api/v1/settings", json={"period": "daily", "points_ttl_days": TTL_DAYS}), 200)
+        for partner, currency in CURRENCY.items():
+            body = {"id": partner, "name": partner.title(), "category": "shop", "currency": currency,
+                    "hold_days": HOLD_DAYS[partner]}
+            self.expect(self.api.post("/api/v1/partners", json=body), 201)
+            self.rate(kind="earn", value=str(EARN[partner]), partner_id=partner, effective_from=start)
+        self.rate(kind="redemption", value="0.01", effective_from=start)
+        self.rate(kind="redemption", value="0.02", partner_id="beta", effective_from=start)
+        self.rate(kind="fee", value=str(FEE), effective_from=start)
+        self.rate(kind="fx", value="0.011", currency="RUB", effective_from=start)
+
+    def rate(self, **body):
+        self.expect(self.api.post("/api/v1/rates", json=body), 201)
+
+    def expect(self, response, status):
+        assert response.status_code == status, (response.status_code, response.get_json())
+        return response.get_json()
+
+    def post(self, body: dict, status: int, reason: str | None = None) -> dict:
+        body = {"occurred_at": self.clock.isoformat(), **body}
+        answer = self.expect(self.api.post("/api/v1/transactions", json=body), status)
+        if reason is not None:
+            assert answer["reason"] == reason, answer
+        if status == 201:
+            self.posted.append((body, answer))
+            self.check_period(answer)
+        return answer
+
+    def next_id(self, kind: str) -> str:
+        self.sequence += 1
+        return f"{kind}-{self.sequence}"
+
+    # -- the model's period attribution ---------------------------------------
+
+    def period_of(self, moment: datetime) -> tuple[str, bool]:
+        own = day_id(moment)
+        if self.last_closed is not None and own <= self.last_closed:
+            first_open = (datetime.fromisoformat(self.last_closed) + timedelta(days=1)).date().isoformat()
+            return first_open, True
+        return own, False
+
+    def check_period(self, answer: dict) -> None:
+        expected = self.period_of(datetime.fromisoformat(answer["occurred_at"]))
+        assert (answer["period_id"], answer["late"]) == expected, answer
+
+    # -- rules ----------------------------------------------------------------
+
+    @rule(member=st.sampled_from(MEMBERS), partner=st.sampled_from(sorted(EARN)),
+          cents=st.integers(1, 200_000))
+    def earn(self, member, partner, cents):
+        amount = Decimal(cents) / 100
+        points = floor(amount * EARN[partner])  # e.g. 12.34 RUB × 0.1 = 1.234 → 1 point
+        body = {"external_id": self.next_id("earn"), "type": "earn", "partner_id": partner,
+                "member_id": member, "amount": str(amount.quantize(CENT)), "currency": CURRENCY[partner]}
+        if points == 0:
+            self.post(body, 422, "zero_points")
+            return
+        answer = self.post(body, 201)
+        assert answer["points"] == points
+        self.add_lot(answer, member, partner, points)
+        self.earns.append(Earn(body["external_id"], partner, answer["lot_id"], points, amount))
+
+    @rule(member=st.sampled_from(MEMBERS), points=st.integers(1, 500))
+    def bonus(self, member, points):
+        body = {"external_id": self.next_id("bonus"), "type": "bonus", "partner_id": "coalition",
+                "member_id": member, "points": points, "reason": "goodwill"}
+        answer = self.post(body, 201)
+        self.add_lot(answer, member, "coalition", points)
+        self.earns.append(Earn(body["external_id"], "coalition", answer["lot_id"], points, None))
+
+    def add_lot(self, answer, member, issuer, points):
+        lot = Lot(member, issuer, points, points, self.clock,
+                  self.clock + timedelta(days=HOLD_DAYS[issuer]), self.clock + timedelta(days=TTL_DAYS))
+        assert datetime.fromisoformat(answer["available_at"]) == lot.available_at
+        assert datetime.fromisoformat(answer["expires_at"]) == lot.expires_at
+        self.lots[answer["lot_id"]] = lot
+        if issuer != "coalition":
+            self.issued.append((answer["period_id"], issuer, points, FEE))
+
+    def spendable(self, member: str) -> list[int]:
+        ids = [lot_id for lot_id, lot in self.lots.items()
+               if lot.member == member and lot.remaining > 0 and lot.available_at <= self.clock < lot.expires_at]
+        return sorted(ids, key=lambda lot_id: (self.lots[lot_id].expires_at, self.lots[lot_id].earned_at, lot_id))
+
+    @rule(member=st.sampled_from(MEMBERS), partner=st.sampled_from(sorted(EARN)), points=st.integers(1, 800))
+    def burn(self, member, partner, points):
+        body = {"external_id": self.next_id("burn"), "type": "burn", "partner_id": partner,
+                "member_id": member, "points": points}
+        spendable = self.spendable(member)
+        if sum(self.lots[lot_id].remaining for lot_id in spendable) < points:
+            self.post(body, 422, "insufficient_points")
+            return
+        expected, wanted = [], points
+        for lot_id in spendable:
+            taken = min(self.lots[lot_id].remaining, wanted)
+            if taken:
+                expected.append({"lot_id": lot_id, "issuer_id": self.lots[lot_id].issuer, "points": taken})
+                wanted -= taken
+        answer = self.post(body, 201)
+        assert answer["points"] == -points
+        assert answer["allocations"] == expected
+        burn = Burn(body["external_id"], partner)
+        for allocation in expected:
+            self.lots[allocation["lot_id"]].remaining -= allocation["points"]
+            burn.allocations.append([allocation["lot_id"], allocation["points"], 0])
+            self.redemptions.append((answer["period_id"], allocation["issuer_id"], partner,
+                                     allocation["points"], REDEMPTION[partner]))
+        self.burns.append(burn)
+
+    @precondition(lambda self: self.earns)
+    @rule(data=st.data(), points=st.integers(1, 300), by_amount=st.booleans())
+    def earn_reversal(self, data, points, by_amount):
+        earn = data.draw(st.sampled_from(self.earns))
+        lot = self.lots[earn.lot_id]
+        body = {"external_id": self.next_id("return"), "type": "earn_reversal", "partner_id": earn.partner,
+                "original_external_id": earn.external_id}
+        if by_amount and earn.amount is not None:
+            amount = (earn.amount * points / 300).quantize(CENT, rounding=ROUND_FLOOR) or CENT
+            body |= {"amount": str(amount), "currency": CURRENCY[earn.partner]}
+            points = floor(Decimal(earn.points) * amount / earn.amount)
+            over = earn.returned + amount > earn.amount or earn.claimed + points > earn.points
+        else:
+            amount = Decimal(0)
+            body["points"] = points
+            over = earn.claimed + points > earn.points
+        if over:
+            self.post(body, 422, "over_reversal")
+            return
+        taken = min(points, lot.remaining)
+        answer = self.post(body, 201)
+        assert (answer["points"], answer["shortfall_points"]) == (-taken, points - taken)
+        earn.claimed += points
+        earn.returned += amount
+        lot.remaining -= taken
+        if earn.partner != "coalition":
+            self.issued.append((answer["period_id"], earn.partner, -taken, FEE))
+
+    @precondition(lambda self: self.burns)
+    @rule(data=st.data(), points=st.one_of(st.none(), st.integers(1, 400)))
+    def burn_reversal(self, data, points):
+        burn = data.draw(st.sampled_from(self.burns))
+        restorable = sum(taken - restored for _, taken, restored in burn.allocations)
+        body = {"external_id": self.next_id("unburn"), "type": "burn_reversal", "partner_id": burn.partner,
+                "original_external_id": burn.external_id}
+        if points is not None:
+            body["points"] = points
+        wanted = restorable if points is None else points
+        if wanted == 0 or wanted > restorable:
+            self.post(body, 422, "over_reversal")
+            return
+        answer = self.post(body, 201)
+        assert answer["points"] == wanted
+        for allocation in reversed(burn.allocations):  # newest allocation first
+            back = min(allocation[1] - allocation[2], wanted)
+            if back:
+                allocation[2] += back
+                wanted -= back
+                lot = self.lots[allocation[0]]
+                lot.remaining += back
+                self.redemptions.append((answer["period_id"], lot.issuer, burn.partner, -back,
+                                         REDEMPTION[burn.partner]))
+        assert wanted == 0
+
+    @precondition(lambda self: self.posted)
+    @rule(data=st.data())
+    def replay(self, data):
+        body, original = data.draw(st.sampled_from(self.posted))
+        response = self.api.post("/api/v1/transactions", json=body)
+        assert response.status_code == 200
+        assert response.get_json() == original
+
+    @precondition(lambda self: self.posted)
+    @rule(data=st.data())
+    def conflicting_replay(self, data):
+        body, _ = data.draw(st.sampled_from(self.posted))
+        changed = {**body, "occurred_at": (datetime.fromisoformat(body["occurred_at"]) - timedelta(seconds=1)).isoformat()}
+        response = self.api.post("/api/v1/transactions", json=changed)
+        assert response.status_code == 409
+        assert response.get_json()["reason"] == "idempotency_conflict"
+
+    @rule(hours=st.integers(1, 96))
+    def advance_clock(self, hours):
+        self.clock = min(self.clock + timedelta(hours=hours), self.real_now - timedelta(hours=1))
+
+    @rule()
+    def run_expiry(self):
+        due = [lot for lot in self.lots.values() if lot.remaining > 0 and lot.expires_at <= self.clock]
+        assert expiry.expire_all(self.database, self.clock) == len(due)
+        for lot in due:
+            self.expired_total += lot.remaining
+            lot.remaining = 0
+
+    @precondition(lambda self: self.posted)
+    @rule()
+    def close_yesterday(self):
+        target = day_id(self.clock - timedelta(days=1))
+        if self.last_closed is not None and target <= self.last_closed:
+            return
+        settlement = self.expect(self.api.post(f"/api/v1/settlements/{target}/close"), 200)
+        self.last_closed = target
+        self.check_settlement(settlement)
+        again = self.expect(self.api.post(f"/api/v1/settlements/{target}/close"), 200)
+        assert again == settlement
+
+    def check_settlement(self, settlement: dict) -> None:
+        period = settlement["period_id"]
+        values, points = defaultdict(Decimal), defaultdict(int)
+        for when, issuer, redeemer, moved, rate in self.redemptions:
+            if when == period:
+                values[issuer, redeemer] += moved * rate
+                points[issuer, redeemer] += moved
+        lines = {(line["issuer_id"], line["redeemer_id"]): line for line in settlement["pair_lines"]}
+        assert set(lines) == set(points)
+        receivable, payable = defaultdict(Decimal), defaultdict(Decimal)
+        for pair, line in lines.items():
+            value = Decimal(0) if pair[0] == pair[1] else values[pair].quantize(CENT, ROUND_HALF_EVEN)
+            assert (line["points"], Decimal(line["value"])) == (points[pair], value)
+            if pair[0] != pair[1]:
+                payable[pair[0]] += value
+                receivable[pair[1]] += value
+        fees = defaultdict(Decimal)
+        for when, partner, issued, rate in self.issued:
+            if when == period:
+                fees[partner] += issued * rate
+        total = Decimal(0)
+        for entry in settlement["partners"]:
+            partner = entry["partner_id"]
+            fee = fees[partner].quantize(CENT, ROUND_HALF_EVEN)
+            assert Decimal(entry["receivable"]) == receivable[partner]
+            assert Decimal(entry["payable"]) == payable[partner]
+            assert Decimal(entry["fees"]) == fee
+            assert Decimal(entry["net"]) == receivable[partner] - payable[partner] - fee
+            total += Decimal(entry["receivable"]) - Decimal(entry["payable"])
+        assert total == 0
+
+    # -- invariants -----------------------------------------------------------
+
+    @invariant()
+    def balances_match_model(self):
+        for member in MEMBERS:
+            lots = [lot for lot in self.lots.values() if lot.member == member]
+            if not lots:
+                continue
+            live = [lot for lot in lots if lot.remaining > 0 and self.clock < lot.expires_at]
+            balance = self.database.run(queries.balance, member, self.clock)
+            assert balance["available"] == sum(l.remaining for l in live if l.available_at <= self.clock)
+            assert balance["pending"] == sum(l.remaining for l in live if self.clock < l.available_at)
+            assert balance["available"] >= 0 and balance["pending"] >= 0
+
+    @invariant()
+    def lots_match_model(self):
+        def stored(session):
+            return dict(session.execute(select(models.Lot.id, models.Lot.remaining)).all())
+
+        assert self.database.run(stored) == {lot_id: lot.remaining for lot_id, lot in self.lots.items()}
+
+    @invariant()
+    def ledger_sums_to_lots(self):
+        """Σ lot remaining = Σ issued − burned + restored − returned − expired, on the ledger too."""
+        def totals(session):
+            lots = session.scalar(select(func.coalesce(func.sum(models.Lot.remaining), 0)))
+            ledger = session.scalar(select(func.coalesce(func.sum(models.Transaction.points), 0)))
+            keys = session.execute(
+                select(models.Transaction.partner_id, models.Transaction.external_id,
+                       func.count()).group_by(models.Transaction.partner_id, models.Transaction.external_id)
+                .having(func.count() > 1)
+            ).all()
+            return lots, ledger, keys
+
+        lots, ledger, duplicated = self.database.run(totals)
+        assert lots == ledger == sum(lot.remaining for lot in self.lots.values())
+        assert duplicated == []
+
+
+def run_machine(template, directory, examples: int, steps: int) -> None:
+    LedgerMachine.template, LedgerMachine.directory = template, directory
+    run_state_machine_as_test(
+        LedgerMachine,
+        settings=settings(
+            max_examples=examples,
+            stateful_step_count=steps,
+            deadline=None,
+            suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+        ),
+    )
+
+
+def test_ledger_matches_reference_model(template, tmp_path):
+    examples = int(os.environ.get("COALITION_MODEL_EXAMPLES", "60"))
+    run_machine(template, tmp_path, examples=examples, steps=50)
+
+
+@pytest.mark.slow
+def test_ledger_matches_reference_model_long(template, tmp_path):
+    run_machine(template, tmp_path, examples=300, steps=100)

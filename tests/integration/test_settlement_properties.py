@@ -1,0 +1,264 @@
+"""Settlement invariants over random ledgers (SPEC §7), with Hypothesis.
+
+Each example creates its own partners (ids unique per example), their rates,
+and a random sequence of earns, bonuses, burns and reversals posted through
+the HTTP API into the previous calendar month; postings the ledger refuses
+(422: insufficient points, over-reversal, zero points) are simply skipped.
+The database lives for the whole test function, so the period's draft holds
+every example posted so far: the expected figures are therefore recomputed
+from the whole ``GET /api/v1/transactions?period_id=`` listing (allocations,
+rate_ids) and the values of the rates the test created, never from the
+settlement itself.
+"""
+
+import itertools
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.e2e.settlement_world import add_partner, add_rate, expect, previous_month
+
+CENT = Decimal("0.01")
+EXPONENT = {"EUR": 2, "RUB": 2, "CZK": 2, "JPY": 0}
+
+PROPERTY = settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                           HealthCheck.data_too_large],
+)
+
+partners_strategy = st.lists(
+    st.fixed_dictionaries({
+        "currency": st.sampled_from(sorted(EXPONENT)),
+        "earn": st.sampled_from(["0.1", "0.37", "1", "2", "3.5"]),
+        # None: the coalition-wide redemption / fee rate applies
+        "redemption": st.sampled_from([None, "0.0125", "0.0075", "0.013", "0.0033"]),
+        "fee": st.sampled_from([None, "0.001", "0.0007", "0.00125", "0"]),
+    }),
+    min_size=2,
+    max_size=4,
+)
+
+MEMBERS = 3
+member = st.integers(0, MEMBERS - 1)
+pick = st.integers(0, 1000)
+percent = st.integers(1, 100)
+# Each member first earns at one of the partners, so that burns have points to spend.
+opening_strategy = st.lists(st.tuples(pick, st.integers(100, 300_000)), min_size=MEMBERS, max_size=MEMBERS)
+operations_strategy = st.lists(
+    st.one_of(
+        st.tuples(st.just("earn"), member, pick, st.integers(1, 300_000)),
+        st.tuples(st.just("bonus"), member, st.integers(1, 2000)),
+        # burns take a share of the member's balance, so most of them succeed
+        st.tuples(st.just("burn"), member, pick, percent),
+        st.tuples(st.just("burn"), member, pick, percent),
+        st.tuples(st.just("burn_reversal"), pick, st.one_of(st.none(), percent)),
+        st.tuples(st.just("burn_reversal"), pick, percent),
+        st.tuples(st.just("earn_reversal"), pick, st.sampled_from(["amount", "points"]), percent),
+    ),
+    min_size=3,
+    max_size=25,
+)
+
+
+@dataclass
+class Book:
+    """What the test itself created: rate values by id, and an example counter."""
+
+    rates: dict[int, tuple[str, Decimal]] = field(default_factory=dict)
+    examples: itertools.count = field(default_factory=itertools.count)
+
+    def rate(self, operator, kind, value, **fields) -> None:
+        created = add_rate(operator, kind, value, **fields)
+        self.rates[created["id"]] = (kind, Decimal(value))
+
+
+class Coalition:
+    """The operator's client and the book, with a repr Hypothesis can print in a failure report."""
+
+    def __init__(self, operator, book: Book):
+        self.operator, self.book = operator, book
+
+    def __repr__(self) -> str:
+        return f"Coalition(rates={len(self.book.rates)})"
+
+
+@pytest.fixture
+def coalition(operator) -> Coalition:
+    book = Book()
+    book.rate(operator, "redemption", "0.01")
+    book.rate(operator, "fee", "0.0005")
+    return Coalition(operator, book)
+
+
+def _amount(minor: int, currency: str) -> str:
+    return str(Decimal(minor).scaleb(-EXPONENT[currency]))
+
+
+def _post_random_ledger(operator, book: Book, partners, opening, operations) -> str:
+    """Create the example's partners and rates, post its operations; returns the period id."""
+    start, _, period_id = previous_month()
+    operations = [("earn", m, p, minor) for m, (p, minor) in enumerate(opening)] + operations
+    n = next(book.examples)
+    ids = []
+    for index, spec in enumerate(partners):
+        partner_id = f"x{n}-p{index}"
+        add_partner(operator, partner_id, f"Partner {n}/{index}", "shop", spec["currency"])
+        book.rate(operator, "earn", spec["earn"], partner_id=partner_id)
+        if spec["redemption"] is not None:
+            book.rate(operator, "redemption", spec["redemption"], partner_id=partner_id)
+        if spec["fee"] is not None:
+            book.rate(operator, "fee", spec["fee"], partner_id=partner_id)
+        ids.append((partner_id, spec["currency"]))
+
+    earns, burns = [], []  # (partner_id, external_id, amount minor | None, currency)
+    balance = defaultdict(int)  # member → points, from the signed points of each posting
+    for step, operation in enumerate(operations):
+        kind = operation[0]
+        body = {"external_id": f"x{n}-op{step}", "type": kind,
+                "occurred_at": (start + timedelta(days=1, minutes=20 * step)).isoformat()}
+        if kind == "earn":
+            _, m, p, minor = operation
+            partner_id, currency = ids[p % len(ids)]
+            body |= {"partner_id": partner_id, "member_id": f"x{n}-m{m}",
+                     "amount": _amount(minor, currency), "currency": currency}
+        elif kind == "bonus":
+            _, m, points = operation
+            body |= {"partner_id": "coalition", "member_id": f"x{n}-m{m}", "points": points,
+                     "reason": "goodwill"}
+        elif kind == "burn":
+            _, m, p, share = operation
+            points = max(1, balance[f"x{n}-m{m}"] * share // 100)
+            body |= {"partner_id": ids[p % len(ids)][0], "member_id": f"x{n}-m{m}", "points": points}
+        elif kind == "burn_reversal":
+            if not burns:
+                continue
+            _, ref, share = operation
+            partner_id, external_id, burned, _ = burns[ref % len(burns)]
+            body |= {"partner_id": partner_id, "original_external_id": external_id}
+            if share is not None:
+                body["points"] = max(1, burned * share // 100)
+        else:
+            if not earns:
+                continue
+            _, ref, by, percent = operation
+            partner_id, external_id, minor, currency = earns[ref % len(earns)]
+            body |= {"partner_id": partner_id, "original_external_id": external_id}
+            if by == "amount" and minor is not None:
+                body |= {"amount": _amount(max(1, minor * percent // 100), currency), "currency": currency}
+            else:
+                body["points"] = percent
+        response = operator.post("/api/v1/transactions", json=body)
+        assert response.status_code in (201, 422), (body, response.status_code, response.get_json())
+        if response.status_code != 201:
+            continue
+        posted = response.get_json()
+        balance[posted["member_id"]] += posted["points"]
+        if kind == "earn":
+            earns.append((body["partner_id"], body["external_id"], operation[3], body["currency"]))
+        elif kind == "bonus":
+            earns.append(("coalition", body["external_id"], None, None))
+        elif kind == "burn":
+            burns.append((body["partner_id"], body["external_id"], body["points"], None))
+    return period_id
+
+
+def _transactions(operator, period_id: str) -> list[dict]:
+    items, cursor = [], None
+    while True:
+        query = {"period_id": period_id, "limit": 1000, **({"cursor": cursor} if cursor else {})}
+        page = expect(operator.get("/api/v1/transactions", query_string=query), 200)
+        items += page["items"]
+        cursor = page["next_cursor"]
+        if not cursor:
+            return items
+
+
+def _rate_of(book: Book, transaction: dict, kind: str) -> Decimal | None:
+    values = [book.rates[i][1] for i in transaction["rate_ids"] if i in book.rates and book.rates[i][0] == kind]
+    assert len(values) <= 1, transaction
+    return values[0] if values else None
+
+
+def _expected_pair_lines(book: Book, transactions: list[dict]) -> dict:
+    """(issuer, redeemer) → (points, value): Σ allocation points × redemption rate, rounded once."""
+    points, value = defaultdict(int), defaultdict(Decimal)
+    for transaction in transactions:
+        if transaction["type"] not in ("burn", "burn_reversal"):
+            continue
+        sign = 1 if transaction["type"] == "burn" else -1
+        rate = _rate_of(book, transaction, "redemption")
+        for allocation in transaction["allocations"]:
+            pair = (allocation["issuer_id"], transaction["partner_id"])
+            points[pair] += sign * allocation["points"]
+            value[pair] += sign * allocation["points"] * rate
+    return {
+        pair: (points[pair], "0.00" if pair[0] == pair[1]
+               else str(value[pair].quantize(CENT, rounding=ROUND_HALF_EVEN)))
+        for pair in points
+    }
+
+
+def _expected_fees(book: Book, transactions: list[dict]) -> dict[str, str]:
+    """partner → round_half_even(Σ points × fee rate of the issuing transaction)."""
+    totals = defaultdict(Decimal)
+    for transaction in transactions:
+        if transaction["type"] in ("earn", "bonus", "earn_reversal"):
+            rate = _rate_of(book, transaction, "fee")
+            if rate is not None:
+                totals[transaction["partner_id"]] += transaction["points"] * rate
+    return {partner: str(total.quantize(CENT, rounding=ROUND_HALF_EVEN)) for partner, total in totals.items()}
+
+
+def _settle(coalition: Coalition, partners, opening, operations):
+    operator = coalition.operator
+    period_id = _post_random_ledger(operator, coalition.book, partners, opening, operations)
+    draft = expect(operator.get(f"/api/v1/settlements/{period_id}"), 200)
+    return draft, _transactions(operator, period_id)
+
+
+@PROPERTY
+@given(partners=partners_strategy, opening=opening_strategy, operations=operations_strategy)
+def test_every_pair_line_is_the_rounded_sum_of_its_allocations(coalition, partners, opening, operations):
+    draft, transactions = _settle(coalition, partners, opening, operations)
+    book = coalition.book
+    lines = {(line["issuer_id"], line["redeemer_id"]): (line["points"], line["value"])
+             for line in draft["pair_lines"]}
+    assert lines == _expected_pair_lines(book, transactions)
+
+
+@PROPERTY
+@given(partners=partners_strategy, opening=opening_strategy, operations=operations_strategy)
+def test_receivables_and_payables_are_sums_of_pair_lines_and_cancel_out(coalition, partners, opening, operations):
+    draft, transactions = _settle(coalition, partners, opening, operations)
+    book = coalition.book
+    receivable, payable = defaultdict(Decimal), defaultdict(Decimal)
+    for (issuer, redeemer), (_, value) in _expected_pair_lines(book, transactions).items():
+        if issuer != redeemer:
+            receivable[redeemer] += Decimal(value)
+            payable[issuer] += Decimal(value)
+    for entry in draft["partners"]:
+        assert Decimal(entry["receivable"]) == receivable[entry["partner_id"]], entry
+        assert Decimal(entry["payable"]) == payable[entry["partner_id"]], entry
+    assert sum(Decimal(e["receivable"]) - Decimal(e["payable"]) for e in draft["partners"]) == 0
+
+
+@PROPERTY
+@given(partners=partners_strategy, opening=opening_strategy, operations=operations_strategy)
+def test_fees_are_rounded_once_and_nets_sum_to_minus_fees(coalition, partners, opening, operations):
+    draft, transactions = _settle(coalition, partners, opening, operations)
+    book = coalition.book
+    fees = _expected_fees(book, transactions)
+    for entry in draft["partners"]:
+        expected_fee = "0.00" if entry["partner_id"] == "coalition" else fees.get(entry["partner_id"], "0.00")
+        assert entry["fees"] == expected_fee, entry
+        assert Decimal(entry["net"]) == (
+            Decimal(entry["receivable"]) - Decimal(entry["payable"]) - Decimal(entry["fees"])), entry
+    assert sum(Decimal(e["net"]) for e in draft["partners"]) == -sum(
+        Decimal(e["fees"]) for e in draft["partners"])
