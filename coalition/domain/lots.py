@@ -145,8 +145,11 @@ def reverse_earn(
     """Points a return takes back, capped by what was earned and not yet returned.
 
     By amount the points are ``floor(original points × amount / original
-    amount)``; reversals in total never exceed the original points nor the
-    original amount.
+    amount)``, counted on the running total of returned amounts: a second
+    return takes ``floor(P × (earlier + amount) / A) − floor(P × earlier / A)``,
+    so a purchase returned in many small pieces gives back every point that
+    one whole return would. Reversals in total never exceed the original points
+    nor the original amount.
     """
     if amount is not None:
         if original_amount is None:
@@ -157,7 +160,10 @@ def reverse_earn(
                 f"amount {original_amount}",
                 reason="over_reversal",
             )
-        points = money.floor_points(Decimal(lot.points) * amount / original_amount)
+        def share(returned: Decimal) -> int:
+            return money.floor_points(lot.points * returned / original_amount)
+
+        points = share(reversed_amount + amount) - share(reversed_amount)
     if reversed_points + points > lot.points:
         raise Invalid(
             f"returns would total {reversed_points + points} points, more than the "

@@ -1,11 +1,14 @@
 """Concurrency over real HTTP: parallel clients against gunicorn on PostgreSQL (SPEC §6, §7, §9).
 
-Each HTTP test starts gunicorn (4 gthread workers × 8 threads) on a fresh
-PostgreSQL database and fires requests from ~32 threads, each with its own
-``requests.Session``; every thread waits on one start signal so the requests
-really collide. The job tests run the scheduler's use cases from several
-threads, each with its own :class:`~coalition.db.Database` (its own engine
-and connections), as separate service instances would.
+The HTTP tests run gunicorn (4 gthread workers × 8 threads, see
+tests/e2e/live_server.py) on PostgreSQL and fire requests from up to 32
+threads, each with its own ``requests.Session``; every thread waits on one
+start signal so the requests really collide. Tests 1–4 share one server and
+database (each works on its own members and external ids); the close race
+gets its own, with daily periods from the start. The job tests (6, 7) run the
+scheduler's use cases from several threads, each with its own
+:class:`~coalition.db.Database` (its own engine and connections), as separate
+service instances would; they set up through the in-process API.
 
 The numbers are worked out by hand from the set-up (see each test), so a
 broken lock shows up as a wrong count, never as a flaky tolerance:
@@ -22,21 +25,25 @@ broken lock shows up as a wrong count, never as a flaky tolerance:
 import hashlib
 import json
 import threading
+import uuid
 from collections import Counter, defaultdict
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
 import requests
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from coalition import auth, jobs
 from coalition.db import Database
 from coalition.services import expiry
-from tests.conftest import days_ago
+from tests.conftest import POSTGRES_URL, days_ago
 from tests.e2e.helpers import add_partner, add_rate, expect, list_all
-from tests.e2e.live_server import live_server
+from tests.e2e.live_server import LiveServer, live_server
 
 pytestmark = pytest.mark.postgres
 
@@ -143,15 +150,66 @@ def diagnose(server, replies=()) -> str:
 # --------------------------------------------------------------------------- fixtures and set-up
 
 
-@pytest.fixture
-def operator_key(database_url) -> str:
-    """An operator key created directly on the test database, as `coalition keys create` does."""
-    database = Database(database_url)
+def create_operator_key(url: str) -> str:
+    """An operator key created directly on the database, as `coalition keys create` does."""
+    database = Database(url)
     try:
         _, key = database.run(lambda session: auth.create_key(session, "operator"))
     finally:
         database.dispose()
     return key
+
+
+@contextmanager
+def fresh_database(template: str):
+    """A database of its own, copied from the session's migrated template, dropped afterwards."""
+    admin = create_engine(
+        make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database="postgres"),
+        isolation_level="AUTOCOMMIT",
+    )
+    name = f"coalition_concurrency_{uuid.uuid4().hex[:10]}"
+    try:
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        try:
+            url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database=name)
+            yield url.render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@dataclass
+class Shared:
+    server: LiveServer
+    http: HttpCaller
+    key: str
+
+
+@pytest.fixture(scope="module")
+def shared(template, tmp_path_factory):
+    """One database and server, set up once, for tests 1–4.
+
+    Booting and stopping gunicorn costs seconds on two cores, and these
+    tests each work on their own members and external ids, so they share
+    it; the close race (which needs daily periods from the start) gets its own.
+    """
+    with fresh_database(template) as url:
+        key = create_operator_key(url)
+        with live_server(url, tmp_path_factory.mktemp("shared-server") / "gunicorn.log") as server:
+            http = HttpCaller(server.url, key)
+            try:
+                setup_coalition(http)
+                yield Shared(server, http, key)
+            finally:
+                http.close()
+
+
+@pytest.fixture
+def operator_key(database_url) -> str:
+    return create_operator_key(database_url)
 
 
 @pytest.fixture
@@ -230,13 +288,13 @@ def fee(points: int) -> str:
 # --------------------------------------------------------------------------- 1. burns
 
 
-def test_concurrent_burns_never_overspend(server, http):
+def test_concurrent_burns_never_overspend(shared):
     """100 burns of 15 against 500 points: exactly floor(500 / 15) = 33 succeed (495 points).
 
     The lots fill in expiry order, so the accepted burns take exactly 100 from
     the aroma lot, 170 from skyair's and 225 of the bonus's 230; 5 points stay.
     """
-    setup_coalition(http)
+    server, http = shared.server, shared.http
     lots = three_lots(http, "m-burn")
     till = partner_key(http, "aroma")
     occurred_at = days_ago(1)
@@ -271,7 +329,7 @@ def test_concurrent_burns_never_overspend(server, http):
 # --------------------------------------------------------------------------- 2. identical retries
 
 
-def test_concurrent_identical_posts_make_one_transaction(server, http, operator_key):
+def test_concurrent_identical_posts_make_one_transaction(shared):
     """50 identical posts at once → one 201 and 49 byte-identical 200s, for an earn, a burn, a reversal.
 
     The earn is 1000 RUB × 0.1 = 100 points; the burn takes 60, leaving 40;
@@ -281,7 +339,7 @@ def test_concurrent_identical_posts_make_one_transaction(server, http, operator_
     idempotency key — 200 with the original — never 422 (SPEC §6: "this
     holds under concurrent retries too").
     """
-    setup_coalition(http)
+    server, http, operator_key = shared.server, shared.http, shared.key
     phases = [
         (earn_body("till-1-0001", "m-idem", "aroma", "1000.00", days_ago(3)), 100),
         ({"external_id": "till-1-0002", "type": "burn", "partner_id": "aroma", "member_id": "m-idem",
@@ -318,13 +376,13 @@ def test_concurrent_identical_posts_make_one_transaction(server, http, operator_
 # --------------------------------------------------------------------------- 3. conflicting retries
 
 
-def test_concurrent_different_bodies_one_wins(server, http, operator_key):
+def test_concurrent_different_bodies_one_wins(shared):
     """30 earns under one external_id with 3 amounts (10 each): one 201, 9 × 200, 20 × 409.
 
     100, 200 or 300 RUB earn 10, 20 or 30 points; whichever body wins, the
     nine posts of the same body replay it and the twenty others conflict.
     """
-    setup_coalition(http)
+    server, http, operator_key = shared.server, shared.http, shared.key
     amounts = ("100.00", "200.00", "300.00")
     bodies = [earn_body("till-2-0001", "m-conflict", "aroma", amounts[index % 3], days_ago(3))
               for index in range(30)]
@@ -358,14 +416,14 @@ def test_concurrent_different_bodies_one_wins(server, http, operator_key):
 # --------------------------------------------------------------------------- 4. burn reversals
 
 
-def test_concurrent_burn_reversals_restore_at_most_the_burn(server, http, operator_key):
+def test_concurrent_burn_reversals_restore_at_most_the_burn(shared):
     """A burn of 300 (100 aroma + 170 skyair + 30 bonus) and 20 reversals of 50 each at once.
 
     Exactly 300 / 50 = 6 succeed, the 14 others are 422 over_reversal, the
     reversals put back exactly what the burn took from each lot (newest
     allocation first) and the balance is whole again: 500.
     """
-    setup_coalition(http)
+    server, http, operator_key = shared.server, shared.http, shared.key
     lots = three_lots(http, "m-rev")
     burn = expect(http.post("/api/v1/transactions", json={
         "external_id": "rev-burn", "type": "burn", "partner_id": "aroma", "member_id": "m-rev",

@@ -27,7 +27,7 @@ Partners (``coalition`` is seeded, EUR):
 | sushi   | Sushi Kaito        | JPY      | 0    | 0.05 pt/JPY          |
 
 Redemption: coalition-wide 0.01 EUR/pt, a new version 0.012 from d20;
-skyair-specific 0.0125 throughout. Fee: coalition-wide 0.0005 EUR/pt, hotel
+skyair-specific 0.0125, a new version 0.0135 from d18. Fee: coalition-wide 0.0005 EUR/pt, hotel
 0.001. FX: RUB 0.0110, a new version 0.016 from d15 and 0.02 from the first
 instant of the current month (after the period: must not be used); CZK 0.04;
 JPY 0.008.
@@ -62,6 +62,7 @@ Movements:
 * dora  d15 10:00 burn 120 at hotel: own redemption (LD 5150 − 1040 + 10 − 2000 − 120 = 2000 left)
 * gala's LG expires d15 08:00 with 90 points (expiry job)
 * hana  d17 10:00 burn 402 at skyair: LH → sushi→skyair @0.0125 (LH 148 left)
+* dora  d18 10:00 burn 10 at skyair: LD → hotel→skyair @0.0135 (LD 1990 left)
 * vera  d21 10:00 burn 10 at sushi: LV → aroma→sushi @0.012 (LV 8 left)
 * chen  d22 10:00 burn 333 at aroma: skyair→aroma @0.012
 * chen  d23 10:00 burn 400 at hotel: skyair→hotel @0.012
@@ -107,8 +108,10 @@ PAIR_LINES = {
     ("hotel", "hotel"): (120, "0.00"),
     # 2000 × 0.01 = 20.00
     ("hotel", "ironfit"): (2000, "20.00"),
-    # 1040 × 0.0125 = 13.000, −10 × 0.0125 = −0.125; 12.875 → half-even → 12.88 (7 is odd: up)
-    ("hotel", "skyair"): (1030, "12.88"),
+    # 1040 × 0.0125 = 13.000, −10 × 0.0125 = −0.125 (reversal at the burn's rate),
+    # 10 × 0.0135 = 0.135 (d18 version): 13.010 → 13.01.
+    # (Rounding per rate, 12.875 → 12.88 and 0.135 → 0.14, would give 13.02.)
+    ("hotel", "skyair"): (1040, "13.01"),
     # own redemption: 89 points, no money
     ("ironfit", "ironfit"): (89, "0.00"),
     # 500 × 0.01 = 5.000 (d8) + 333 × 0.012 = 3.996 (d22) = 8.996 → 9.00
@@ -126,15 +129,15 @@ PAIR_LINES = {
 #   coalition                            = 0.00
 #   hotel   3.00                         = 3.00
 #   ironfit 1.00 + 4.61 + 20.00          = 25.61
-#   skyair  12.65 + 12.88 + 5.02         = 30.55
-#   sushi   0.12 + 0.47                  = 0.59      Σ = 69.35
+#   skyair  12.65 + 13.01 + 5.02         = 30.68
+#   sushi   0.12 + 0.47                  = 0.59      Σ = 69.48
 # payable = Σ non-own lines where the partner issued:
 #   aroma   12.65 + 1.00 + 0.12          = 13.77
 #   coalition 4.61 + 0.47                = 5.08
-#   hotel   20.00 + 12.88                = 32.88
+#   hotel   20.00 + 13.01                = 33.01
 #   ironfit                              = 0.00
 #   skyair  9.00 + 3.00                  = 12.00
-#   sushi   0.60 + 5.02                  = 5.62      Σ = 69.35
+#   sushi   0.60 + 5.02                  = 5.62      Σ = 69.48
 # fees = round_half_even(Σ points × fee rate):
 #   aroma   (1012 + 123 + 20 − 23 − 2) = 1130 × 0.0005 = 0.5650 → 0.56 (6 even: down)
 #   coalition pays no fee                                = 0.00
@@ -145,22 +148,22 @@ PAIR_LINES = {
 # net = receivable − payable − fees:
 #   aroma   9.60 − 13.77 − 0.56  = −4.73
 #   coalition 0.00 − 5.08 − 0.00 = −5.08
-#   hotel   3.00 − 32.88 − 5.16  = −35.04
+#   hotel   3.00 − 33.01 − 5.16  = −35.17
 #   ironfit 25.61 − 0.00 − 0.04  = 25.57
-#   skyair  30.55 − 12.00 − 1.25 = 17.30
+#   skyair  30.68 − 12.00 − 1.25 = 17.43
 #   sushi   0.59 − 5.62 − 0.35   = −5.38
-#   Σ net = 42.87 − 50.23 = −7.36 = −Σ fees (0.56 + 5.16 + 0.04 + 1.25 + 0.35 = 7.36)
+#   Σ net = 43.00 − 50.36 = −7.36 = −Σ fees (0.56 + 5.16 + 0.04 + 1.25 + 0.35 = 7.36)
 # net_in_currency = round_half_even(net / fx at the last instant of the period):
 #   aroma   −4.73 / 0.016 = −295.625 → −295.62 (2 even); the 0.0110 version was replaced on
 #           d15, the 0.02 version starts at the period end and is not in force at its last instant
-#   hotel   −35.04 / 0.04 = −876.00
+#   hotel   −35.17 / 0.04 = −879.25
 #   sushi   −5.38 / 0.008 = −672.5 → −672 (JPY has no minor unit; 672 even; half-up: −673)
 #   EUR partners: fx 1, net unchanged.
 # liability = points of the partner's lots live at the period end (available or pending,
 # not expired) × coalition-wide redemption rate at the last instant (0.012):
 #   aroma   LA 0 + LB 0 + LV 8 = 8         × 0.012 = 0.096  → 0.10
 #   coalition LFB 0                        = 0.00
-#   hotel   LD 2000 + LE 15 (pending) = 2015 × 0.012 = 24.18
+#   hotel   LD 1990 + LE 15 (pending) = 2005 × 0.012 = 24.06
 #   ironfit LF 0                           = 0.00
 #   skyair  LC 1417                        × 0.012 = 17.004 → 17.00
 #   sushi   LG expired (not live) + LH 148 × 0.012 = 1.776  → 1.78
@@ -182,12 +185,12 @@ EXPECTED = {
         "liability_points": 0, "liability": "0.00",
     },
     "hotel": {
-        "currency": "CZK", "receivable": "3.00", "payable": "32.88", "fees": "5.16",
-        "net": "-35.04", "fx_rate": "0.04", "net_in_currency": "-876.00",
+        "currency": "CZK", "receivable": "3.00", "payable": "33.01", "fees": "5.16",
+        "net": "-35.17", "fx_rate": "0.04", "net_in_currency": "-879.25",
         # issued 5150 + 15; redeemed there: skyair 250 + own 120
         "points_issued": 5165, "points_redeemed": 370, "points_reversed": 0,
         "shortfall_points": 0, "points_expired": 0, "late_count": 0,
-        "liability_points": 2015, "liability": "24.18",
+        "liability_points": 2005, "liability": "24.06",
     },
     "ironfit": {
         "currency": "EUR", "receivable": "25.61", "payable": "0.00", "fees": "0.04",
@@ -198,10 +201,10 @@ EXPECTED = {
         "liability_points": 0, "liability": "0.00",
     },
     "skyair": {
-        "currency": "EUR", "receivable": "30.55", "payable": "12.00", "fees": "1.25",
-        "net": "17.30", "fx_rate": "1", "net_in_currency": "17.30",
-        # redeemed there: aroma 1012 + hotel 1030 + sushi 402
-        "points_issued": 2500, "points_redeemed": 2444, "points_reversed": 0,
+        "currency": "EUR", "receivable": "30.68", "payable": "12.00", "fees": "1.25",
+        "net": "17.43", "fx_rate": "1", "net_in_currency": "17.43",
+        # redeemed there: aroma 1012 + hotel 1040 + sushi 402
+        "points_issued": 2500, "points_redeemed": 2454, "points_reversed": 0,
         "shortfall_points": 0, "points_expired": 0, "late_count": 0,
         "liability_points": 1417, "liability": "17.00",
     },
@@ -216,16 +219,16 @@ EXPECTED = {
 }
 
 # Netting summary:
-#   gross = Σ |value| of the 11 money-carrying lines = receivable total = 69.35
+#   gross = Σ |value| of the 11 money-carrying lines = receivable total = 69.48
 #   bilateral net = Σ over partner pairs of |I→R − R→I|:
 #     aroma/ironfit 1.00; aroma/skyair |12.65 − 9.00| = 3.65; aroma/sushi |0.12 − 0.60| = 0.48;
 #     coalition/ironfit 4.61; coalition/sushi 0.47; hotel/ironfit 20.00;
-#     hotel/skyair |12.88 − 3.00| = 9.88; skyair/sushi 5.02
-#     → 1.00 + 3.65 + 0.48 + 4.61 + 0.47 + 20.00 + 9.88 + 5.02 = 45.11
-#   multilateral net = Σ |net| = 4.73 + 5.08 + 35.04 + 25.57 + 17.30 + 5.38 = 93.10
+#     hotel/skyair |13.01 − 3.00| = 10.01; skyair/sushi 5.02
+#     → 1.00 + 3.65 + 0.48 + 4.61 + 0.47 + 20.00 + 10.01 + 5.02 = 45.24
+#   multilateral net = Σ |net| = 4.73 + 5.08 + 35.17 + 25.57 + 17.43 + 5.38 = 93.36
 #   payments gross = 11 non-own lines with money; payments net = 6 partners with net ≠ 0
-#   netting ratio = 1 − 93.10 / 69.35 = −0.34246… (fees make Σ|net| exceed the gross)
-NETTING = {"gross": "69.35", "bilateral_net": "45.11", "multilateral_net": "93.10",
+#   netting ratio = 1 − 93.36 / 69.48 = −0.34369… (fees make Σ|net| exceed the gross)
+NETTING = {"gross": "69.48", "bilateral_net": "45.24", "multilateral_net": "93.36",
            "payments_gross": 11, "payments_net": 6}
 
 
@@ -252,6 +255,7 @@ def _post_month(operator, database) -> str:
     add_rate(operator, "redemption", "0.01")
     add_rate(operator, "redemption", "0.012", effective_from=at(start, 20, 0))
     add_rate(operator, "redemption", "0.0125", partner_id="skyair")
+    add_rate(operator, "redemption", "0.0135", partner_id="skyair", effective_from=at(start, 18, 0))
     add_rate(operator, "fee", "0.0005")
     add_rate(operator, "fee", "0.001", partner_id="hotel")
     add_rate(operator, "fx", "0.0110", currency="RUB")
@@ -297,6 +301,7 @@ def _post_month(operator, database) -> str:
     burn(operator, "dora-b3", "hotel", "dora", d(15, 10), 120)
     assert earn(operator, "hana-1", "sushi", "hana", d(16), "11000", "JPY")["points"] == 550
     burn(operator, "hana-b1", "skyair", "hana", d(17, 10), 402)
+    burn(operator, "dora-b4", "skyair", "dora", d(18, 10), 10)
     burn(operator, "vera-b1", "sushi", "vera", d(21, 10), 10)
     burn(operator, "chen-b2", "aroma", "chen", d(22, 10), 333)
     burn(operator, "chen-b3", "hotel", "chen", d(23, 10), 400)
@@ -400,9 +405,9 @@ def test_netting_summary_matches_hand_computation(settled):
 
 
 def test_netting_ratio_is_one_minus_multilateral_over_gross(settled):
-    # 1 − 93.10 / 69.35 = −0.342465…
+    # 1 − 93.36 / 69.48 = −0.343696…
     ratio = Decimal(settled["netting"]["netting_ratio"])
-    assert abs(ratio - (1 - Decimal("93.10") / Decimal("69.35"))) < Decimal("0.0001")
+    assert abs(ratio - (1 - Decimal("93.36") / Decimal("69.48"))) < Decimal("0.0001")
 
 
 def test_draft_before_close_shows_the_same_figures(operator, month):
@@ -455,9 +460,9 @@ def test_counterparties_exclude_own_redemptions(operator, settled, month):
         # hotel → ironfit 2000 pts 20.00
         {"partner_id": "ironfit", "name": "IronFit Gym", "points_in": 0, "value_in": "0.00",
          "points_out": 2000, "value_out": "20.00", "net": "-20.00"},
-        # skyair → hotel 250 pts 3.00; hotel → skyair 1030 pts 12.88; 3.00 − 12.88 = −9.88
+        # skyair → hotel 250 pts 3.00; hotel → skyair 1040 pts 13.01; 3.00 − 13.01 = −10.01
         {"partner_id": "skyair", "name": "SkyAir", "points_in": 250, "value_in": "3.00",
-         "points_out": 1030, "value_out": "12.88", "net": "-9.88"},
+         "points_out": 1040, "value_out": "13.01", "net": "-10.01"},
     ]
 
 

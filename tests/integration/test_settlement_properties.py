@@ -25,6 +25,8 @@ from tests.e2e.settlement_world import add_partner, add_rate, expect, previous_m
 
 CENT = Decimal("0.01")
 EXPONENT = {"EUR": 2, "RUB": 2, "CZK": 2, "JPY": 0}
+STEP = timedelta(minutes=20)  # operations occur at day 1 of the month + k × STEP
+SWITCH = timedelta(days=1, hours=3)  # later rate versions start here (around operation 9)
 
 PROPERTY = settings(
     max_examples=20,
@@ -39,6 +41,8 @@ partners_strategy = st.lists(
         "earn": st.sampled_from(["0.1", "0.37", "1", "2", "3.5"]),
         # None: the coalition-wide redemption / fee rate applies
         "redemption": st.sampled_from([None, "0.0125", "0.0075", "0.013", "0.0033"]),
+        # a later version, from SWITCH on, so that a pair line may sum two rates
+        "redemption_later": st.sampled_from([None, "0.0115", "0.0137", "0.0051"]),
         "fee": st.sampled_from([None, "0.001", "0.0007", "0.00125", "0"]),
     }),
     min_size=2,
@@ -91,8 +95,10 @@ class Coalition:
 
 @pytest.fixture
 def coalition(operator) -> Coalition:
+    start, _, _ = previous_month()
     book = Book()
     book.rate(operator, "redemption", "0.01")
+    book.rate(operator, "redemption", "0.0117", effective_from=(start + SWITCH).isoformat())
     book.rate(operator, "fee", "0.0005")
     return Coalition(operator, book)
 
@@ -113,6 +119,9 @@ def _post_random_ledger(operator, book: Book, partners, opening, operations) -> 
         book.rate(operator, "earn", spec["earn"], partner_id=partner_id)
         if spec["redemption"] is not None:
             book.rate(operator, "redemption", spec["redemption"], partner_id=partner_id)
+        if spec["redemption_later"] is not None:
+            book.rate(operator, "redemption", spec["redemption_later"], partner_id=partner_id,
+                      effective_from=(start + SWITCH).isoformat())
         if spec["fee"] is not None:
             book.rate(operator, "fee", spec["fee"], partner_id=partner_id)
         ids.append((partner_id, spec["currency"]))
@@ -122,7 +131,7 @@ def _post_random_ledger(operator, book: Book, partners, opening, operations) -> 
     for step, operation in enumerate(operations):
         kind = operation[0]
         body = {"external_id": f"x{n}-op{step}", "type": kind,
-                "occurred_at": (start + timedelta(days=1, minutes=20 * step)).isoformat()}
+                "occurred_at": (start + timedelta(days=1) + step * STEP).isoformat()}
         if kind == "earn":
             _, m, p, minor = operation
             partner_id, currency = ids[p % len(ids)]

@@ -315,12 +315,25 @@ def test_earn_reversal_beyond_original_amount_is_over_reversal():
 
 
 def test_earn_reversal_up_to_original_amount_is_allowed():
-    # Purchase 350.00 for 120 points, 300.00 (102 points) returned; the last 50.00:
-    # floor(120 × 50 / 350) = floor(17.14…) = 17; 102 + 17 = 119 ≤ 120.
+    # Purchase 350.00 for 120 points, 300.00 (102 points) returned; the last 50.00 is
+    # counted on the running total: floor(120 × 350 / 350) − floor(120 × 300 / 350)
+    # = 120 − floor(102.857…) = 120 − 102 = 18, so the whole purchase gives back all 120.
     original = lot(1, 18, points=120)
     decision = lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=102,
                                  reversed_amount=Decimal("300.00"), amount=Decimal("50.00"))
-    assert decision.points == 17
+    assert decision.points == 18
+
+
+def test_returns_in_small_pieces_give_back_every_point():
+    # 120 points for 350.00 returned as 121 × 2.89 + 0.31 = 350.00: each piece alone
+    # floors to 0 (120 × 2.89 / 350 = 0.99…), but the running total reaches 120.
+    taken, returned = 0, Decimal("0")
+    for amount in [Decimal("2.89")] * 121 + [Decimal("0.31")]:
+        decision = lots.reverse_earn(lot(1, 120 - taken, points=120), original_amount=Decimal("350.00"),
+                                     reversed_points=taken, reversed_amount=returned, amount=amount)
+        taken += decision.points
+        returned += amount
+    assert (returned, taken) == (Decimal("350.00"), 120)
 
 
 def test_earn_reversal_by_amount_past_points_cap_is_over_reversal():
