@@ -24,6 +24,7 @@ def create_app(config: dict | None = None) -> Flask:
 
     from coalition import api
 
+    app.url_map.converters["default"] = api.PathSegment
     api.init_app(app)
 
     @app.get("/healthz")

@@ -14,6 +14,7 @@ from flask import current_app, g, request, send_from_directory
 from marshmallow import fields
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import BaseConverter
 
 from coalition import auth, database_of
 from coalition.domain.errors import CoalitionError
@@ -31,6 +32,12 @@ class DecimalJSONParser(FlaskParser):
             raise json.JSONDecodeError(f"{constant} is not a number", data.decode(errors="replace"), 0)
 
         return json.loads(data, parse_float=Decimal, parse_constant=reject)
+
+
+class PathSegment(BaseConverter):
+    """The default URL converter, refusing NUL (which no database can store) and huge segments."""
+
+    regex = "[^/\x00]{1,200}"
 
 
 class Blueprint(flask_smorest.Blueprint):

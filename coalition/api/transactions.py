@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 
 from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy.exc import IntegrityError
 
 from coalition.api import Blueprint, database, principal
 from coalition.api.fields import Amount, Currency, PartnerId, Points, Text
@@ -120,17 +119,14 @@ class TransactionPage(Schema):
 
 
 def post_one(request: dict) -> tuple[dict, int]:
-    """Post in its own unit of work; a lost race on the idempotency key becomes a replay."""
+    """Post in its own unit of work: 201 when created, 200 for a replay."""
     who = principal()
 
     def use_case(session):
         transaction, created = ledger.post(session, who, request, datetime.now(UTC))
         return queries.transaction_view(session, transaction), 201 if created else 200
 
-    try:
-        return database().run(use_case)
-    except IntegrityError:
-        return database().run(use_case)
+    return database().run(use_case)
 
 
 @blp.route("")

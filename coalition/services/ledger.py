@@ -12,7 +12,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from coalition.db import models
 from coalition.domain import earning, lots, money
@@ -56,6 +56,18 @@ def request_hash(body: dict) -> str:
     return hashlib.sha256(json.dumps(normal, sort_keys=True).encode()).hexdigest()
 
 
+def lock_idempotency_key(session, partner_id: str, external_id: str) -> None:
+    """Serialise posts of one idempotency key (SPEC §6: "under concurrent retries too").
+
+    A retry that arrives while the original is still in flight waits here until
+    the original commits, then finds it and answers as a replay, instead of
+    racing it to the member's lots. SQLite serialises writers anyway.
+    """
+    if session.bind.dialect.name == "postgresql":
+        key = f"{partner_id}\x1f{external_id}"
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+
+
 def find(session, partner_id: str, external_id: str) -> models.Transaction | None:
     query = select(models.Transaction).where(
         models.Transaction.partner_id == partner_id,
@@ -68,6 +80,7 @@ def post(session, principal, request: dict, now: datetime) -> tuple[models.Trans
     """Post one transaction; returns it and whether it was created (False: a replay)."""
     partner_id = posting_partner(principal, request)
     digest = request_hash({**request, "partner_id": partner_id})
+    lock_idempotency_key(session, partner_id, request["external_id"])
     existing = find(session, partner_id, request["external_id"])
     if existing is not None:
         if existing.request_hash != digest:

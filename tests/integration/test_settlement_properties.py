@@ -25,8 +25,7 @@ from tests.e2e.settlement_world import add_partner, add_rate, expect, previous_m
 
 CENT = Decimal("0.01")
 EXPONENT = {"EUR": 2, "RUB": 2, "CZK": 2, "JPY": 0}
-STEP = timedelta(minutes=20)  # operations occur at day 1 of the month + k × STEP
-SWITCH = timedelta(days=1, hours=3)  # later rate versions start here (around operation 9)
+STEP = timedelta(minutes=20)  # operation k occurs at day 1 of the month + k × STEP
 
 PROPERTY = settings(
     max_examples=20,
@@ -41,13 +40,17 @@ partners_strategy = st.lists(
         "earn": st.sampled_from(["0.1", "0.37", "1", "2", "3.5"]),
         # None: the coalition-wide redemption / fee rate applies
         "redemption": st.sampled_from([None, "0.0125", "0.0075", "0.013", "0.0033"]),
-        # a later version, from SWITCH on, so that a pair line may sum two rates
-        "redemption_later": st.sampled_from([None, "0.0115", "0.0137", "0.0051"]),
+        # a later version from the middle of the example's operations, so that a pair line
+        # may sum burns at two rates
+        "redemption_later": st.sampled_from([None, "0.0115", "0.0137", "0.0051", "0.0149"]),
         "fee": st.sampled_from([None, "0.001", "0.0007", "0.00125", "0"]),
     }),
     min_size=2,
     max_size=4,
 )
+
+# a later version of the coalition-wide redemption rate, from the middle of the example on
+later_strategy = st.sampled_from(["0.0117", "0.0093", "0.0121"])
 
 MEMBERS = 3
 member = st.integers(0, MEMBERS - 1)
@@ -66,8 +69,8 @@ operations_strategy = st.lists(
         st.tuples(st.just("burn_reversal"), pick, percent),
         st.tuples(st.just("earn_reversal"), pick, st.sampled_from(["amount", "points"]), percent),
     ),
-    min_size=3,
-    max_size=25,
+    min_size=8,
+    max_size=30,
 )
 
 
@@ -98,7 +101,6 @@ def coalition(operator) -> Coalition:
     start, _, _ = previous_month()
     book = Book()
     book.rate(operator, "redemption", "0.01")
-    book.rate(operator, "redemption", "0.0117", effective_from=(start + SWITCH).isoformat())
     book.rate(operator, "fee", "0.0005")
     return Coalition(operator, book)
 
@@ -107,11 +109,13 @@ def _amount(minor: int, currency: str) -> str:
     return str(Decimal(minor).scaleb(-EXPONENT[currency]))
 
 
-def _post_random_ledger(operator, book: Book, partners, opening, operations) -> str:
+def _post_random_ledger(operator, book: Book, partners, later_coalition_wide, opening, operations) -> str:
     """Create the example's partners and rates, post its operations; returns the period id."""
     start, _, period_id = previous_month()
     operations = [("earn", m, p, minor) for m, (p, minor) in enumerate(opening)] + operations
     n = next(book.examples)
+    switch = (start + timedelta(days=1) + len(operations) // 2 * STEP).isoformat()
+    book.rate(operator, "redemption", later_coalition_wide, effective_from=switch)
     ids = []
     for index, spec in enumerate(partners):
         partner_id = f"x{n}-p{index}"
@@ -121,7 +125,7 @@ def _post_random_ledger(operator, book: Book, partners, opening, operations) -> 
             book.rate(operator, "redemption", spec["redemption"], partner_id=partner_id)
         if spec["redemption_later"] is not None:
             book.rate(operator, "redemption", spec["redemption_later"], partner_id=partner_id,
-                      effective_from=(start + SWITCH).isoformat())
+                      effective_from=switch)
         if spec["fee"] is not None:
             book.rate(operator, "fee", spec["fee"], partner_id=partner_id)
         ids.append((partner_id, spec["currency"]))
@@ -225,17 +229,18 @@ def _expected_fees(book: Book, transactions: list[dict]) -> dict[str, str]:
     return {partner: str(total.quantize(CENT, rounding=ROUND_HALF_EVEN)) for partner, total in totals.items()}
 
 
-def _settle(coalition: Coalition, partners, opening, operations):
+def _settle(coalition: Coalition, partners, later, opening, operations):
     operator = coalition.operator
-    period_id = _post_random_ledger(operator, coalition.book, partners, opening, operations)
+    period_id = _post_random_ledger(operator, coalition.book, partners, later, opening, operations)
     draft = expect(operator.get(f"/api/v1/settlements/{period_id}"), 200)
     return draft, _transactions(operator, period_id)
 
 
 @PROPERTY
-@given(partners=partners_strategy, opening=opening_strategy, operations=operations_strategy)
-def test_every_pair_line_is_the_rounded_sum_of_its_allocations(coalition, partners, opening, operations):
-    draft, transactions = _settle(coalition, partners, opening, operations)
+@given(partners=partners_strategy, later=later_strategy, opening=opening_strategy,
+       operations=operations_strategy)
+def test_every_pair_line_is_the_rounded_sum_of_its_allocations(coalition, partners, later, opening, operations):
+    draft, transactions = _settle(coalition, partners, later, opening, operations)
     book = coalition.book
     lines = {(line["issuer_id"], line["redeemer_id"]): (line["points"], line["value"])
              for line in draft["pair_lines"]}
@@ -243,9 +248,10 @@ def test_every_pair_line_is_the_rounded_sum_of_its_allocations(coalition, partne
 
 
 @PROPERTY
-@given(partners=partners_strategy, opening=opening_strategy, operations=operations_strategy)
-def test_receivables_and_payables_are_sums_of_pair_lines_and_cancel_out(coalition, partners, opening, operations):
-    draft, transactions = _settle(coalition, partners, opening, operations)
+@given(partners=partners_strategy, later=later_strategy, opening=opening_strategy,
+       operations=operations_strategy)
+def test_receivables_and_payables_are_sums_of_pair_lines_and_cancel_out(coalition, partners, later, opening, operations):
+    draft, transactions = _settle(coalition, partners, later, opening, operations)
     book = coalition.book
     receivable, payable = defaultdict(Decimal), defaultdict(Decimal)
     for (issuer, redeemer), (_, value) in _expected_pair_lines(book, transactions).items():
@@ -259,9 +265,10 @@ def test_receivables_and_payables_are_sums_of_pair_lines_and_cancel_out(coalitio
 
 
 @PROPERTY
-@given(partners=partners_strategy, opening=opening_strategy, operations=operations_strategy)
-def test_fees_are_rounded_once_and_nets_sum_to_minus_fees(coalition, partners, opening, operations):
-    draft, transactions = _settle(coalition, partners, opening, operations)
+@given(partners=partners_strategy, later=later_strategy, opening=opening_strategy,
+       operations=operations_strategy)
+def test_fees_are_rounded_once_and_nets_sum_to_minus_fees(coalition, partners, later, opening, operations):
+    draft, transactions = _settle(coalition, partners, later, opening, operations)
     book = coalition.book
     fees = _expected_fees(book, transactions)
     for entry in draft["partners"]:

@@ -1,0 +1,207 @@
+"""The benchmark's output: the machine, the server, and the table of figures.
+
+:func:`rows` turns the measured figures of one stage into the table's rows
+(figure | measured | ceiling (what) | ratio | goal | met?); :func:`growth_rows`
+sets the 1× and 10× stages side by side; :func:`render` lays rows out as
+plain text. Row labels are stable: tests and readers look for them.
+"""
+
+import math
+import os
+import platform
+import sys
+
+GOAL_SINGLE_TPS = 1_000
+GOAL_BATCH_TPS = 20_000
+GOAL_CLOSE_SECONDS = 30.0
+GOAL_CLOSE_ALLOCATIONS = 10_000_000
+GOAL_CLOSE_RATIO = 2.0
+GOAL_BALANCE_P99_MS = 5.0
+GOAL_PDF_PER_SECOND = 50.0
+
+HEADER = ("figure", "measured", "ceiling (what)", "ratio", "goal", "met?")
+
+#: Labels of the main table, in order (the smoke test checks every one is printed).
+LABELS = (
+    "(a) single tx over HTTP",
+    "(a) single tx latency p50/p99",
+    "(b) batch ingest",
+    "(c) close period",
+    "(c) settlement draft",
+    "(d) balance lookup p50/p99",
+    "(e) statement PDFs, 1 process",
+    "(e) statement PDFs, all cores",
+)
+GROWTH_LABELS = (
+    "(f) single tx over HTTP",
+    "(f) single tx p99",
+    "(f) batch ingest",
+    "(f) close period",
+    "(f) bare GROUP BY",
+    "(f) balance lookup p99",
+    "(f) statement PDFs, 1 process",
+)
+
+
+def machine() -> dict:
+    facts = {"nproc": os.cpu_count() or 1, "python": sys.version.split()[0], "kernel": platform.release()}
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemTotal:"):
+                    facts["memory_gb"] = round(int(line.split()[1]) / 1024**2, 1)
+    except OSError:
+        pass
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    facts["cpu"] = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return facts
+
+
+def _n(value: float, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    return f"{value:,.{digits}f}"
+
+
+def _ms(p50: float, p99: float) -> str:
+    return f"{p50:.1f} / {p99:.1f} ms"
+
+
+def _ratio(measured: float, ceiling: float) -> str:
+    if not ceiling or measured is None or math.isnan(measured) or math.isnan(ceiling):
+        return "—"
+    return f"{measured / ceiling:.2f}×"
+
+
+def _met(condition: bool | None) -> str:
+    return "n/a" if condition is None else ("yes" if condition else "NO")
+
+
+def rows(f: dict) -> list[tuple[str, ...]]:
+    """The main table for one stage's figures ``f`` (see ``bench.run.measure_stage``)."""
+    close_10m = f["c_close_s"] * GOAL_CLOSE_ALLOCATIONS / max(f["c_allocations"], 1)
+    close_met = f["c_close_s"] <= GOAL_CLOSE_RATIO * f["c_bare_s"] and close_10m < GOAL_CLOSE_SECONDS
+    return [
+        (
+            LABELS[0],
+            f"{_n(f['a_tps'])} tx/s",
+            f"{_n(f['a_raw_tps'])} tx/s (single-row INSERT loop, psycopg, {f['a_clients']} conns)",
+            _ratio(f["a_tps"], f["a_raw_tps"]),
+            f"≥ {GOAL_SINGLE_TPS:,} tx/s",
+            _met(f["a_tps"] >= GOAL_SINGLE_TPS),
+        ),
+        (
+            LABELS[1],
+            _ms(f["a_p50_ms"], f["a_p99_ms"]),
+            f"{_ms(f['a_raw_p50_ms'], f['a_raw_p99_ms'])} (same INSERT loop)",
+            _ratio(f["a_p99_ms"], f["a_raw_p99_ms"]),
+            "—",
+            "",
+        ),
+        (
+            LABELS[2],
+            f"{_n(f['b_tps'])} tx/s",
+            f"{_n(f['b_copy_tps'])} tx/s (COPY of the same rows into copies of the tables)",
+            _ratio(f["b_tps"], f["b_copy_tps"]),
+            f"≥ {GOAL_BATCH_TPS:,} tx/s",
+            _met(f["b_tps"] >= GOAL_BATCH_TPS),
+        ),
+        (
+            f"{LABELS[3]}, {f['c_allocations']:,} allocations",
+            f"{f['c_close_s']:.3f} s",
+            f"{f['c_bare_s']:.3f} s (bare SELECT … GROUP BY issuer, redeemer)",
+            _ratio(f["c_close_s"], f["c_bare_s"]),
+            f"< {GOAL_CLOSE_SECONDS:.0f} s at 10M, ≤ {GOAL_CLOSE_RATIO:.0f}× bare (≈{close_10m:.1f} s at 10M)",
+            _met(close_met),
+        ),
+        (
+            f"{LABELS[4]}, {f['c_allocations']:,} allocations",
+            f"{f['c_draft_s']:.3f} s",
+            f"{f['c_bare_s']:.3f} s (same bare query)",
+            _ratio(f["c_draft_s"], f["c_bare_s"]),
+            "—",
+            "",
+        ),
+        (
+            f"{LABELS[5]}, {f['d_lots']:,} lots/member",
+            _ms(f["d_p50_ms"], f["d_p99_ms"]),
+            f"{_ms(f['d_raw_p50_ms'], f['d_raw_p99_ms'])} (bare lots query, psycopg, {f['d_clients']} conns)",
+            _ratio(f["d_p99_ms"], f["d_raw_p99_ms"]),
+            f"p99 < {GOAL_BALANCE_P99_MS:.0f} ms",
+            _met(f["d_p99_ms"] < GOAL_BALANCE_P99_MS),
+        ),
+        (
+            f"{LABELS[6]} ({f['e_pages']} pages)",
+            f"{f['e_pdf_per_s']:.1f} /s",
+            f"{f['e_bare_per_s']:.1f} /s (bare ReportLab canvas, same pages and font)",
+            _ratio(f["e_pdf_per_s"], f["e_bare_per_s"]),
+            f"≥ {GOAL_PDF_PER_SECOND:.0f} /s",
+            _met(f["e_pdf_per_s"] >= GOAL_PDF_PER_SECOND),
+        ),
+        (
+            f"{LABELS[7]} ({f['e_processes']} processes)",
+            f"{f['e_pdf_all_per_s']:.1f} /s",
+            f"{f['e_bare_all_per_s']:.1f} /s (bare canvas, {f['e_processes']} processes)",
+            _ratio(f["e_pdf_all_per_s"], f["e_bare_all_per_s"]),
+            f"≥ {GOAL_PDF_PER_SECOND:.0f} /s",
+            _met(f["e_pdf_all_per_s"] >= GOAL_PDF_PER_SECOND),
+        ),
+    ]
+
+
+GROWTH_HEADER = ("figure", "1× data", "10× data", "10× ÷ 1×", "ceiling 1× → 10×")
+
+
+def growth_rows(one: dict, ten: dict) -> list[tuple[str, ...]]:
+    def line(label, key, unit, digits, ceiling_key=None):
+        ceiling = (
+            f"{_n(one[ceiling_key], digits)} → {_n(ten[ceiling_key], digits)} {unit}" if ceiling_key else "—"
+        )
+        return (label, f"{_n(one[key], digits)} {unit}", f"{_n(ten[key], digits)} {unit}",
+                _ratio(ten[key], one[key]), ceiling)
+
+    return [
+        line(GROWTH_LABELS[0], "a_tps", "tx/s", 0, "a_raw_tps"),
+        line(GROWTH_LABELS[1], "a_p99_ms", "ms", 1, "a_raw_p99_ms"),
+        line(GROWTH_LABELS[2], "b_tps", "tx/s", 0, "b_copy_tps"),
+        (f"{GROWTH_LABELS[3]} ({one['c_allocations']:,} → {ten['c_allocations']:,} allocations)",
+         f"{one['c_close_s']:.3f} s", f"{ten['c_close_s']:.3f} s", _ratio(ten["c_close_s"], one["c_close_s"]),
+         f"{one['c_bare_s']:.3f} → {ten['c_bare_s']:.3f} s (bare)"),
+        line(GROWTH_LABELS[4], "c_bare_s", "s", 3),
+        line(GROWTH_LABELS[5], "d_p99_ms", "ms", 1, "d_raw_p99_ms"),
+        line(GROWTH_LABELS[6], "e_pdf_per_s", "/s", 1, "e_bare_per_s"),
+    ]
+
+
+def render(header: tuple[str, ...], table: list[tuple[str, ...]]) -> str:
+    widths = [max(len(str(row[column])) for row in [header, *table]) for column in range(len(header))]
+
+    def line(row):
+        return " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
+
+    rule = "-+-".join("-" * width for width in widths)
+    return "\n".join([line(header), rule, *(line(row) for row in table)])
+
+
+def describe_environment(facts: dict, pg: dict, service: dict, throwaway: bool) -> str:
+    settings = ", ".join(f"{name}={value}" for name, value in pg["settings"].items())
+    lines = [
+        f"machine: {facts.get('nproc')} CPUs ({facts.get('cpu', 'unknown CPU')}), "
+        f"{facts.get('memory_gb', '?')} GB memory, Linux {facts.get('kernel')}, Python {facts.get('python')}",
+        f"PostgreSQL {pg['version']} ({'throwaway cluster started by the benchmark' if throwaway else 'given server'})",
+        f"  {settings}",
+    ]
+    if pg["settings"].get("fsync") == "off":
+        lines.append("  NOTE: fsync=off — commits are not flushed to disk; every write figure and its ceiling "
+                     "alike are higher than on a durable server")
+    lines.append(
+        f"service: gunicorn {service['workers']} workers × {service['threads']} threads (gthread, --preload), "
+        f"127.0.0.1, scheduler off; load from {service['client_processes']} client processes"
+    )
+    return "\n".join(lines)

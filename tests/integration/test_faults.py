@@ -1,0 +1,868 @@
+"""Fault tests: lost responses, injected database errors, retries, a killed worker, twin schedulers.
+
+SPEC §6 promises idempotent posting ("posting the same body again → 200 with
+the original transaction, unchanged"), atomic posting ("a failed request leaves
+no partial write", §10), and that deadlocks and serialization failures are
+retried, never reported as business errors. SPEC §9 promises that every job is
+safe when several service instances run at once. These tests break things on
+purpose and check the promises hold:
+
+1. the response to a burn is lost after the commit; the client's identical
+   retry gets the original back (200) and the member is debited once;
+2. a driver error is injected on every statement of a burn (two lots) and of
+   an earn, one request at a time: each failed request leaves every table
+   exactly as it was, and the same request then succeeds (201);
+3. an injected SQLSTATE 40001 / 40P01 is retried (201, one transaction); an
+   error that is not retryable is tried once; a failure that never clears
+   is given up after the retry budget, as 500, never as insufficient_points;
+4. the only gunicorn worker is killed with SIGKILL in the middle of a batch of
+   400 burns and 160 single burns: the ledger's invariants hold, and retrying
+   whatever got no answer ends with every external_id exactly once;
+5. two expiry runs, and two whole schedulers, at once expire every lot once.
+
+Faults are injected with SQLAlchemy's ``before_cursor_execute`` event on the
+app's engine: the hook raises the driver's own exception class (``sqlite3`` or
+``psycopg``), which SQLAlchemy wraps exactly as it would a real failure.
+
+Set-up (tests/e2e/helpers.py): aroma earns 0.1 point per RUB, skyair 2 points
+per EUR, redemption 0.01 EUR per point; partners have no hold days, and points
+live 365 days unless a test changes ``points_ttl_days``.
+"""
+
+import os
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+import psycopg.errors
+import pytest
+import requests
+from sqlalchemy import event, text
+
+from coalition import auth, create_app, database_of, jobs
+from coalition import db as db_module
+from coalition.db import Database
+from tests.conftest import Caller, days_ago
+from tests.e2e.helpers import (
+    add_rate,
+    balance,
+    bonus,
+    burn,
+    earn,
+    expect,
+    list_all,
+    setup_coalition,
+)
+from tests.e2e.live_server import live_server
+
+WAIT = 60  # seconds: the bound of every wait on a thread, a server or a job
+
+LEDGER_TABLES = ("members", "transactions", "lots", "allocations", "periods", "statements")
+
+
+# --------------------------------------------------------------------------- plumbing
+
+
+class Faults:
+    """Raise an error from chosen statements run on one engine, while armed.
+
+    ``rule(statement)`` returns the exception to raise, or None to let the
+    statement run. Statements seen while armed are kept in ``seen`` and the
+    ones that were failed in ``failed``.
+    """
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.rule = None
+        self.seen: list[str] = []
+        self.failed: list[str] = []
+        self.lock = threading.Lock()
+        event.listen(engine, "before_cursor_execute", self._hook)
+
+    def _hook(self, connection, cursor, statement, parameters, context, executemany):
+        with self.lock:
+            rule = self.rule
+            if rule is None:
+                return
+            self.seen.append(statement)
+            error = rule(statement)
+            if error is not None:
+                self.failed.append(statement)
+        if error is not None:
+            raise error
+
+    @contextmanager
+    def armed(self, rule):
+        with self.lock:
+            self.rule, self.seen, self.failed = rule, [], []
+        try:
+            yield self
+        finally:
+            with self.lock:
+                self.rule = None
+
+    def remove(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._hook)
+
+    def count(self, prefix: str) -> int:
+        """How many statements seen start with ``prefix`` (case-insensitive)."""
+        return sum(1 for statement in self.seen if head(statement).startswith(prefix.upper()))
+
+
+def head(statement: str) -> str:
+    """A statement's start, normalised: "INSERT INTO lots (...", "UPDATE lots SET ..."."""
+    return " ".join(statement.split())[:60].upper()
+
+
+def driver_error(dialect: str, message: str = "injected fault: server closed the cursor"):
+    """An exception of the driver's own class, not retryable (no SQLSTATE 40001/40P01)."""
+    if dialect == "postgresql":
+        return psycopg.OperationalError(message)
+    return sqlite3.OperationalError(message)
+
+
+@pytest.fixture
+def faults(database):
+    injector = Faults(database.engine)
+    yield injector
+    injector.remove()
+
+
+@pytest.fixture
+def answers_500(app):
+    """Unhandled exceptions become 500 responses, as in production (TESTING re-raises them)."""
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+
+
+def snapshot(database) -> dict[str, list[tuple]]:
+    """Every row of the ledger's tables, in id order: the state a failed request must not change."""
+    with database.engine.connect() as connection:
+        return {
+            table: [tuple(row) for row in connection.execute(text(f"SELECT * FROM {table} ORDER BY 1"))]
+            for table in LEDGER_TABLES
+        }
+
+
+def scalar(database, sql: str, **params):
+    with database.engine.connect() as connection:
+        return connection.execute(text(sql), params).scalar()
+
+
+def lots_remaining(database) -> dict[int, int]:
+    with database.engine.connect() as connection:
+        return dict(connection.execute(text("SELECT id, remaining FROM lots ORDER BY id")).all())
+
+
+def two_lots(operator, member_id: str) -> tuple[int, int]:
+    """Lot A: aroma, 1000 RUB × 0.1 = 100 points, 5 days ago; lot B: skyair, 40 EUR × 2 = 80, 4 days ago.
+
+    A expires first, so a burn spends A before B. Returns (A, B) lot ids.
+    """
+    a = expect(earn(operator, f"{member_id}-a", member_id, "1000.00", occurred_at=days_ago(5)))
+    b = expect(earn(operator, f"{member_id}-b", member_id, "40.00", partner_id="skyair",
+                    occurred_at=days_ago(4)))
+    assert (a["points"], b["points"]) == (100, 80)
+    return a["lot_id"], b["lot_id"]
+
+
+def burn_body(external_id: str, member_id: str, points: int, occurred_at: str) -> dict:
+    return {"external_id": external_id, "type": "burn", "partner_id": "aroma", "member_id": member_id,
+            "occurred_at": occurred_at, "points": points}
+
+
+# --------------------------------------------------------------------------- 1. lost response
+
+
+class LoseResponses:
+    """WSGI middleware: the app runs to the end, then the connection "drops" before the client reads.
+
+    The first ``count`` POSTs to ``path`` are lost this way; the bytes the
+    server produced are kept in ``lost`` so the test can compare the replay.
+    """
+
+    def __init__(self, wsgi_app, path: str, count: int = 1):
+        self.wsgi_app, self.path, self.left = wsgi_app, path, count
+        self.lost: list[tuple[str, bytes]] = []
+
+    def __call__(self, environ, start_response):
+        if environ["REQUEST_METHOD"] != "POST" or environ["PATH_INFO"] != self.path or not self.left:
+            return self.wsgi_app(environ, start_response)
+        self.left -= 1
+        captured = {}
+
+        def keep(status, headers, exc_info=None):
+            captured["status"] = status
+            return lambda data: None
+
+        body = b"".join(self.wsgi_app(environ, keep))
+        self.lost.append((captured["status"], body))
+        raise ConnectionResetError("the response was lost on the way to the client")
+
+
+def test_lost_response_retry_returns_the_original(app, operator, database):
+    """A burn of 150 over lots A (100) and B (80): the 201 is lost, the retry gets it back as 200.
+
+    The burn takes 100 from A and 50 from B. Had the retry been executed
+    again it would need 150 of the 30 points left and fail with 422; a
+    second debit would leave −120. The member must end at 180 − 150 = 30.
+    """
+    setup_coalition(operator)
+    lot_a, lot_b = two_lots(operator, "m-lost")
+    body = burn_body("till-9-000001", "m-lost", 150, days_ago(2))
+    lose = LoseResponses(app.wsgi_app, "/api/v1/transactions")
+    app.wsgi_app = lose
+
+    with pytest.raises(ConnectionResetError):
+        operator.post("/api/v1/transactions", json=body)
+    (status, lost_body), = lose.lost
+    assert status.startswith("201"), (status, lost_body)
+
+    retry = operator.post("/api/v1/transactions", json=body)
+    original = expect(retry, 200)
+    assert retry.data == lost_body, "the replay differs from the response that was lost"
+    assert original["points"] == -150
+    assert original["allocations"] == [
+        {"lot_id": lot_a, "issuer_id": "aroma", "points": 100},
+        {"lot_id": lot_b, "issuer_id": "skyair", "points": 50},
+    ]
+    again = operator.post("/api/v1/transactions", json=body)
+    assert again.status_code == 200 and again.data == lost_body
+
+    assert [t["id"] for t in list_all(operator, member_id="m-lost", type="burn")] == [original["id"]]
+    after = balance(operator, "m-lost")
+    assert (after["available"], after["lifetime_burned"]) == (30, 150)
+    remaining = lots_remaining(database)
+    assert (remaining[lot_a], remaining[lot_b]) == (0, 30)
+
+
+def test_lost_response_of_an_earn_retry_creates_one_lot(app, operator, database):
+    """An earn of 350 RUB (35 points) whose 201 is lost: the retry is a 200 replay, one lot, balance 35."""
+    setup_coalition(operator)
+    lose = LoseResponses(app.wsgi_app, "/api/v1/transactions")
+    app.wsgi_app = lose
+    body = {"external_id": "till-9-000002", "type": "earn", "partner_id": "aroma", "member_id": "m-lost-earn",
+            "occurred_at": days_ago(1), "amount": "350.00", "currency": "RUB"}
+
+    with pytest.raises(ConnectionResetError):
+        operator.post("/api/v1/transactions", json=body)
+    retry = operator.post("/api/v1/transactions", json=body)
+    assert expect(retry, 200)["points"] == 35
+    assert retry.data == lose.lost[0][1]
+    assert scalar(database, "SELECT count(*) FROM lots WHERE member_id = 'm-lost-earn'") == 1
+    assert balance(operator, "m-lost-earn")["available"] == 35
+
+
+# --------------------------------------------------------------------------- 2. atomicity under injected errors
+
+
+def fail_statement(number: int, dialect: str):
+    """A rule failing the ``number``-th statement (1-based) seen while armed, and only that one."""
+    seen = 0
+
+    def rule(statement):
+        nonlocal seen
+        seen += 1
+        return driver_error(dialect) if seen == number else None
+
+    return rule
+
+
+def fail_each_statement_then_succeed(operator, database, faults, body: dict) -> tuple[dict, list[str]]:
+    """Post ``body`` failing its 1st statement, then its 2nd, … until a post runs with no failure.
+
+    After every failed post the ledger must be exactly as before it. Returns
+    the final (successful) transaction and the statements that were failed.
+    """
+    before = snapshot(database)
+    failed: list[str] = []
+    for number in range(1, 200):
+        with faults.armed(fail_statement(number, database.dialect)):
+            response = operator.post("/api/v1/transactions", json=body)
+            hit = list(faults.failed)
+        if not hit:
+            return expect(response, 201), failed
+        failed += hit
+        assert response.status_code == 500, (number, hit, response.status_code, response.get_json())
+        error = response.get_json()
+        assert error is not None and error["code"] == 500, response.data[:300]
+        assert snapshot(database) == before, f"a partial write survived a failure at: {hit[0][:200]}"
+    raise AssertionError("the post never ran to the end without a failure")
+
+
+def test_injected_error_in_a_burn_over_two_lots_leaves_no_partial_write(
+        operator, database, faults, answers_500):
+    """Burn 150 of lots A (100) and B (80), failing each of its statements in turn.
+
+    Every failure (the transaction insert, each lot update, the allocation
+    inserts, the reads between and after them) leaves no transaction row, no
+    allocation, both lots whole and the balance at 180. The same request then
+    succeeds with 201: 100 from A, 50 from B, 30 left.
+    """
+    setup_coalition(operator)
+    lot_a, lot_b = two_lots(operator, "m-fault")
+    body = burn_body("till-3-000001", "m-fault", 150, days_ago(2))
+    other = expect(earn(operator, "m-other-a", "m-other", "500.00"))  # 50 points, must stay whole
+
+    transaction, failed = fail_each_statement_then_succeed(operator, database, faults, body)
+
+    kinds = {head(statement) for statement in failed}
+    for start in ("INSERT INTO TRANSACTIONS", "UPDATE LOTS", "INSERT INTO ALLOCATIONS"):
+        assert any(kind.startswith(start) for kind in kinds), (start, sorted(kinds))
+    assert transaction["points"] == -150
+    assert transaction["allocations"] == [
+        {"lot_id": lot_a, "issuer_id": "aroma", "points": 100},
+        {"lot_id": lot_b, "issuer_id": "skyair", "points": 50},
+    ]
+    remaining = lots_remaining(database)
+    assert (remaining[lot_a], remaining[lot_b], remaining[other["lot_id"]]) == (0, 30, 50)
+    assert balance(operator, "m-fault")["available"] == 30
+    assert scalar(database, "SELECT count(*) FROM transactions WHERE external_id = 'till-3-000001'") == 1
+    assert scalar(database, "SELECT count(*) FROM allocations WHERE transaction_id = :id",
+                  id=transaction["id"]) == 2
+    assert expect(operator.post("/api/v1/transactions", json=body), 200)["id"] == transaction["id"]
+
+
+def test_injected_error_in_an_earn_leaves_no_partial_write(operator, database, faults, answers_500):
+    """An earn of 350 RUB (35 points) by a new member, failing each of its statements in turn.
+
+    A failure after the transaction row is inserted but before its lot is
+    (and one after the lot) leaves no transaction, no lot and no member. The
+    same request then succeeds: one member, one lot of 35.
+    """
+    setup_coalition(operator)
+    body = {"external_id": "till-3-000002", "type": "earn", "partner_id": "aroma", "member_id": "m-new",
+            "occurred_at": days_ago(1), "amount": "350.00", "currency": "RUB"}
+
+    transaction, failed = fail_each_statement_then_succeed(operator, database, faults, body)
+
+    kinds = [head(statement) for statement in failed]
+    inserted = next(i for i, kind in enumerate(kinds) if kind.startswith("INSERT INTO TRANSACTIONS"))
+    lot = next(i for i, kind in enumerate(kinds) if kind.startswith("INSERT INTO LOTS"))
+    assert inserted < lot, kinds  # a failure fell between the two inserts: the case the brief names
+    assert transaction["points"] == 35
+    assert scalar(database, "SELECT count(*) FROM members WHERE id = 'm-new'") == 1
+    assert scalar(database, "SELECT points FROM lots WHERE transaction_id = :id", id=transaction["id"]) == 35
+    assert balance(operator, "m-new")["available"] == 35
+
+
+def test_injected_error_in_a_batch_item_leaves_that_item_unwritten(operator, database, faults, answers_500):
+    """A batch of three burns of 10 (balance 180) whose second item fails at its allocation insert.
+
+    Items are handled as if posted alone: the first commits, the failure
+    aborts the request (500), so the client retries the whole batch: the
+    first is a 200 replay, the other two 201, and 180 − 30 = 150 remain.
+    """
+    setup_coalition(operator)
+    two_lots(operator, "m-batch")
+    items = [burn_body(f"till-4-{index}", "m-batch", 10, days_ago(2)) for index in range(3)]
+    allocations_inserted = 0
+
+    def rule(statement):
+        nonlocal allocations_inserted
+        if head(statement).startswith("INSERT INTO ALLOCATIONS"):
+            allocations_inserted += 1
+            if allocations_inserted == 2:
+                return driver_error(database.dialect)
+        return None
+
+    with faults.armed(rule):
+        response = operator.post("/api/v1/transactions/batch", json={"transactions": items})
+    assert response.status_code == 500, response.get_json()
+    assert scalar(database, "SELECT count(*) FROM transactions WHERE type = 'burn'") == 1
+    assert balance(operator, "m-batch")["available"] == 170
+
+    results = expect(operator.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    assert [result["status"] for result in results] == [200, 201, 201]
+    assert balance(operator, "m-batch")["available"] == 150
+    assert scalar(database, "SELECT count(*) FROM transactions WHERE type = 'burn'") == 3
+
+
+# --------------------------------------------------------------------------- 3. retryable and other errors
+
+
+def fail_when(prefix: str, error_factory, times: int | None = 1):
+    """Fail statements starting with ``prefix``, the first ``times`` times (None: always)."""
+    failures = 0
+
+    def rule(statement):
+        nonlocal failures
+        if head(statement).startswith(prefix.upper()) and (times is None or failures < times):
+            failures += 1
+            return error_factory()
+        return None
+
+    return rule
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("error_class", [psycopg.errors.SerializationFailure, psycopg.errors.DeadlockDetected],
+                         ids=["40001", "40P01"])
+def test_retryable_error_is_retried(operator, database, faults, answers_500, error_class):
+    """A 40001 / 40P01 at the burn's lot update, once: the use case runs again and the burn succeeds.
+
+    Two attempts (two transaction inserts seen, the first rolled back), one
+    transaction, 100 from A and 50 from B, 30 left.
+    """
+    setup_coalition(operator)
+    lot_a, lot_b = two_lots(operator, "m-retry")
+    body = burn_body("till-5-000001", "m-retry", 150, days_ago(2))
+
+    with faults.armed(fail_when("UPDATE lots", lambda: error_class("injected: could not serialize access"))):
+        response = operator.post("/api/v1/transactions", json=body)
+    transaction = expect(response, 201)
+    assert len(faults.failed) == 1
+    assert faults.count("INSERT INTO transactions") == 2, "expected exactly one retry"
+    assert [(a["lot_id"], a["points"]) for a in transaction["allocations"]] == [(lot_a, 100), (lot_b, 50)]
+    assert scalar(database, "SELECT count(*) FROM transactions WHERE type = 'burn'") == 1
+    assert balance(operator, "m-retry")["available"] == 30
+
+
+@pytest.mark.postgres
+def test_serialization_failure_that_never_clears_gives_up_as_500(operator, database, faults, answers_500):
+    """40001 on every attempt: the service tries MAX_ATTEMPTS times, then answers 500, not 422.
+
+    SPEC §6: such a failure is never reported as insufficient_points; nothing is written.
+    """
+    setup_coalition(operator)
+    two_lots(operator, "m-stuck")
+    before = snapshot(database)
+    body = burn_body("till-5-000002", "m-stuck", 150, days_ago(2))
+
+    with faults.armed(fail_when("UPDATE lots", lambda: psycopg.errors.SerializationFailure("injected"),
+                                times=None)):
+        response = operator.post("/api/v1/transactions", json=body)
+    assert response.status_code == 500, response.get_json()
+    assert response.get_json().get("reason") != "insufficient_points"
+    attempts = faults.count("INSERT INTO transactions")
+    assert attempts == len(faults.failed) == db_module.MAX_ATTEMPTS > 1
+    assert snapshot(database) == before
+    assert expect(operator.post("/api/v1/transactions", json=body), 201)["points"] == -150
+
+
+def test_error_that_is_not_retryable_is_tried_once(operator, database, faults, answers_500):
+    """A driver error without a retryable SQLSTATE (57014 on PostgreSQL, an I/O error on SQLite) → 500 after one attempt."""
+    setup_coalition(operator)
+    two_lots(operator, "m-once")
+    before = snapshot(database)
+    body = burn_body("till-5-000003", "m-once", 150, days_ago(2))
+    if database.dialect == "postgresql":
+        def error():
+            return psycopg.errors.QueryCanceled("injected: canceling statement due to statement timeout")
+    else:
+        def error():
+            return sqlite3.OperationalError("injected: disk I/O error")
+
+    with faults.armed(fail_when("UPDATE lots", error, times=None)):
+        response = operator.post("/api/v1/transactions", json=body)
+    assert response.status_code == 500, response.get_json()
+    assert faults.count("INSERT INTO transactions") == len(faults.failed) == 1
+    assert snapshot(database) == before
+
+
+def test_run_retries_only_retryable_errors(database, faults):
+    """``Database.run`` directly: it reruns a use case on 40001/40P01 and re-raises anything else at once."""
+    calls = []
+
+    def use_case(session, fail_with):
+        calls.append(1)
+        if len(calls) == 1:
+            session.execute(text("SELECT 1 AS fault_me"))
+        return session.execute(text("SELECT 2")).scalar()
+
+    if database.dialect == "postgresql":
+        retryable = psycopg.errors.SerializationFailure("injected")
+        with faults.armed(lambda s: retryable if "fault_me" in s else None):
+            assert database.run(use_case, None) == 2
+        assert len(calls) == 2
+    calls.clear()
+    with faults.armed(lambda s: driver_error(database.dialect) if "fault_me" in s else None):
+        with pytest.raises(Exception) as raised:
+            database.run(use_case, None)
+    assert "injected fault" in str(raised.value)
+    assert len(calls) == 1
+
+
+# --------------------------------------------------------------------------- 4. a worker killed mid-flight
+
+
+MEMBERS = 10
+BATCH_ITEMS = 150  # burns of 2 points, item i for member i % 10: 15 × 2 = 30 points per member
+SINGLE_THREADS = 4
+SINGLES_PER_THREAD = 20  # burns of 3 points, the g-th of all 80 for member g % 10: 8 × 3 = 24 per member
+FIRST_LOT, BONUS_LOT = 30, 970  # per member: aroma 300 RUB × 0.1, then a coalition bonus; 1000 in all
+KILL_AFTER = 30  # committed batch items
+LEFT = 1000 - 30 - 24  # points each member holds in the end
+
+
+class Http:
+    """One key over one requests.Session; responses get ``get_json`` so the helpers work."""
+
+    def __init__(self, base_url: str, key: str):
+        self.base_url = base_url
+        self.session = requests.Session()
+        self.session.headers["Authorization"] = f"Bearer {key}"
+
+    def post(self, path, json=None, timeout=WAIT):
+        response = self.session.post(self.base_url + path, json=json, timeout=timeout)
+        response.get_json = response.json
+        return response
+
+    def get(self, path, query_string=None, timeout=WAIT):
+        response = self.session.get(self.base_url + path, params=query_string, timeout=timeout)
+        response.get_json = response.json
+        return response
+
+    def close(self):
+        self.session.close()
+
+
+def children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (gunicorn's workers, for its master)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    if not found:  # kernels without /proc/<pid>/task/<tid>/children
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    stat = (entry / "stat").read_text()
+                except OSError:
+                    continue
+                if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+                    found.append(int(entry.name))
+    return found
+
+
+def wait_for(condition, what: str, timeout: float = WAIT, step: float = 0.02):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(step)
+    raise TimeoutError(f"{what} did not happen within {timeout}s")
+
+
+def ledger_invariants(database) -> list[str]:
+    """Broken invariants of the points ledger, as readable lines (empty when consistent)."""
+    checks = {
+        "Σ lots.remaining ≠ Σ transactions.points":
+            "SELECT (SELECT coalesce(sum(remaining), 0) FROM lots) - (SELECT coalesce(sum(points), 0)"
+            " FROM transactions) WHERE (SELECT coalesce(sum(remaining), 0) FROM lots)"
+            " <> (SELECT coalesce(sum(points), 0) FROM transactions)",
+        "burn whose allocations do not add up to its points":
+            "SELECT t.id, t.points, coalesce(sum(a.points), 0) FROM transactions t"
+            " LEFT JOIN allocations a ON a.transaction_id = t.id WHERE t.type = 'burn'"
+            " GROUP BY t.id, t.points HAVING coalesce(sum(a.points), 0) <> t.points",
+        "lot with remaining outside [0, points]":
+            "SELECT id, points, remaining FROM lots WHERE remaining < 0 OR remaining > points",
+        "lot whose points − remaining ≠ what its allocations took":
+            "SELECT l.id, l.points, l.remaining, coalesce(sum(a.points), 0) FROM lots l"
+            " LEFT JOIN allocations a ON a.lot_id = l.id GROUP BY l.id, l.points, l.remaining"
+            " HAVING l.points + coalesce(sum(a.points), 0) <> l.remaining",
+        "external_id posted more than once":
+            "SELECT partner_id, external_id, count(*) FROM transactions"
+            " GROUP BY partner_id, external_id HAVING count(*) > 1",
+    }
+    broken = []
+    with database.engine.connect() as connection:
+        for name, sql in checks.items():
+            rows = connection.execute(text(sql)).all()
+            if rows:
+                broken.append(f"{name}: {[tuple(row) for row in rows[:10]]}")
+    return broken
+
+
+@pytest.mark.postgres
+def test_worker_killed_mid_flight_leaves_the_ledger_consistent(database_url, database, tmp_path):
+    """SIGKILL the only gunicorn worker while it runs a batch of 150 burns and 4 threads of single burns.
+
+    10 members hold 1000 points each (a 30-point aroma lot, then a 970-point
+    bonus, so burns cross from one lot to the next). The batch burns 2 points
+    per item (30 per member), the 80 singles 3 points (24 per member). The
+    worker is killed once 30 batch items have committed; gunicorn starts a new one.
+    Then: the invariants hold; every 201 the clients saw is in the ledger;
+    the committed batch items are a prefix of the batch; retrying every
+    request that got no answer yields 200 (it had committed) or 201; in the
+    end each external_id exists once and every member holds 1000 − 54 = 946.
+    """
+    key = database.run(lambda session: auth.create_key(session, "operator"))[1]
+    log = tmp_path / "gunicorn.log"
+    with live_server(database_url, log, workers=1, threads=4) as server:
+        http = Http(server.url, key)
+        try:
+            setup_coalition(http)
+            members = [f"m-kill-{index:02d}" for index in range(MEMBERS)]
+            lots = [{"external_id": f"{member}-earn", "type": "earn", "partner_id": "aroma", "member_id": member,
+                     "occurred_at": days_ago(5), "amount": "300.00", "currency": "RUB"} for member in members]
+            lots += [{"external_id": f"{member}-bonus", "type": "bonus", "partner_id": "coalition",
+                      "member_id": member, "occurred_at": days_ago(4), "points": BONUS_LOT, "reason": "welcome"}
+                     for member in members]
+            made = expect(http.post("/api/v1/transactions/batch", json={"transactions": lots}), 200)["results"]
+            assert [r["status"] for r in made] == [201] * 2 * MEMBERS, made
+            assert {r["transaction"]["points"] for r in made[:MEMBERS]} == {FIRST_LOT}
+
+            occurred_at = days_ago(1)
+            batch = [burn_body(f"kb-{index:03d}", members[index % MEMBERS], 2, occurred_at)
+                     for index in range(BATCH_ITEMS)]
+            singles = [[burn_body(f"ks-{thread}-{index:02d}",
+                                  members[(SINGLES_PER_THREAD * thread + index) % MEMBERS], 3, occurred_at)
+                        for index in range(SINGLES_PER_THREAD)] for thread in range(SINGLE_THREADS)]
+
+            replies: dict[str, object] = {}  # external_id → (status, body) or the exception
+            guard = threading.Lock()
+            go = threading.Event()
+
+            def post_singles(bodies):
+                caller = Http(server.url, key)
+                try:
+                    go.wait(WAIT)
+                    for body in bodies:
+                        try:
+                            response = caller.post("/api/v1/transactions", json=body)
+                            reply = (response.status_code, response.json())
+                        except requests.RequestException as error:
+                            reply = error
+                        with guard:
+                            replies[body["external_id"]] = reply
+                finally:
+                    caller.close()
+
+            def post_batch():
+                caller = Http(server.url, key)
+                try:
+                    go.wait(WAIT)
+                    return caller.post("/api/v1/transactions/batch", json={"transactions": batch})
+                except requests.RequestException as error:
+                    return error
+                finally:
+                    caller.close()
+
+            master = server.process.pid
+            (worker,) = children(master)
+            with ThreadPoolExecutor(max_workers=SINGLE_THREADS + 1) as pool:
+                batch_future = pool.submit(post_batch)
+                single_futures = [pool.submit(post_singles, bodies) for bodies in singles]
+                go.set()
+                wait_for(lambda: scalar(database, "SELECT count(*) FROM transactions WHERE external_id LIKE 'kb-%'")
+                         >= KILL_AFTER, f"{KILL_AFTER} committed batch items", step=0.01)
+                os.kill(worker, signal.SIGKILL)
+                killed_at = scalar(database, "SELECT count(*) FROM transactions WHERE external_id LIKE 'kb-%'")
+                batch_reply = batch_future.result(timeout=WAIT)
+                for future in single_futures:
+                    future.result(timeout=WAIT)
+            assert killed_at < BATCH_ITEMS, "the batch finished before the worker was killed"
+            assert isinstance(batch_reply, requests.RequestException), (
+                f"the batch got an answer although its worker was killed: {batch_reply}")
+            wait_for(lambda: [pid for pid in children(master) if pid != worker], "a new worker")
+
+            # The ledger as the crash left it.
+            broken = ledger_invariants(database)
+            assert not broken, "\n".join(broken)
+            with database.engine.connect() as connection:
+                posted = {row.external_id: (row.id, row.points) for row in connection.execute(text(
+                    "SELECT external_id, id, points FROM transactions WHERE external_id LIKE 'k%-%'"))}
+            committed_batch = sorted(e for e in posted if e.startswith("kb-"))
+            assert committed_batch == [f"kb-{index:03d}" for index in range(len(committed_batch))], (
+                "the committed batch items are not a prefix of the batch")
+            unanswered = [e for e, reply in replies.items() if not isinstance(reply, tuple)]
+            statuses = Counter(reply[0] for reply in replies.values() if isinstance(reply, tuple))
+            assert set(statuses) <= {201}, (statuses, [r for r in replies.values() if isinstance(r, tuple)
+                                                       and r[0] != 201][:5], server.log_tail())
+            assert len(replies) == SINGLE_THREADS * SINGLES_PER_THREAD
+            for external_id, reply in replies.items():
+                if isinstance(reply, tuple):
+                    assert posted.get(external_id) == (reply[1]["id"], -3), external_id
+
+            # Retry what got no answer: the batch and the single burns cut off by the kill.
+            retried = expect(http.post("/api/v1/transactions/batch", json={"transactions": batch}), 200)["results"]
+            assert [r["status"] for r in retried] == (
+                [200] * len(committed_batch) + [201] * (BATCH_ITEMS - len(committed_batch))), Counter(
+                r["status"] for r in retried)
+            for result in retried[:len(committed_batch)]:
+                assert result["transaction"]["id"] == posted[result["transaction"]["external_id"]][0]
+            by_id = {body["external_id"]: body for bodies in singles for body in bodies}
+            for external_id in unanswered:
+                response = http.post("/api/v1/transactions", json=by_id[external_id])
+                expected = 200 if external_id in posted else 201
+                assert response.status_code == expected, (external_id, response.status_code, response.text)
+
+            broken = ledger_invariants(database)
+            assert not broken, "\n".join(broken)
+            with database.engine.connect() as connection:
+                counts = dict(connection.execute(text(
+                    "SELECT external_id, count(*) FROM transactions WHERE external_id LIKE 'k%-%'"
+                    " GROUP BY external_id")).all())
+                held = dict(connection.execute(text(
+                    "SELECT member_id, sum(remaining) FROM lots GROUP BY member_id")).all())
+            expected_ids = {body["external_id"] for body in batch} | set(by_id)
+            assert set(counts) == expected_ids and set(counts.values()) == {1}
+            assert held == dict.fromkeys(members, LEFT)
+            assert scalar(database, "SELECT sum(remaining) FROM lots") == MEMBERS * LEFT == 9460
+            print(f"killed worker {worker} with {killed_at} batch items committed; "
+                  f"{len(unanswered)} single burns unanswered, "
+                  f"{sum(1 for e in unanswered if e in posted)} of them had committed")
+        finally:
+            http.close()
+            quick_stop(server.process)
+
+
+def quick_stop(process) -> None:
+    """SIGQUIT: gunicorn's immediate shutdown (the graceful SIGTERM of live_server takes seconds).
+
+    live_server still stops the process itself if it has not exited by then.
+    """
+    if process.poll() is None:
+        process.send_signal(signal.SIGQUIT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+# --------------------------------------------------------------------------- 5. jobs run twice at once
+
+
+@pytest.fixture
+def expiring(operator, database):
+    """A 1-day TTL; 6 members with two lots earned 3 days ago (due) and one bonus of 7 now (not due).
+
+    Member j (0…5): aroma 100 (j+1) RUB → 10 (j+1) points, skyair 5 (j+1)
+    EUR → 10 (j+1) points: 2 × 10 × (1 + … + 6) = 420 points due in 12 lots.
+    Returns {due lot id: points} and the ids of the lots that are not due.
+    """
+    setup_coalition(operator)
+    add_rate(operator, "fx", "0.0110", currency="RUB")  # so an auto-close running alongside can close
+    add_rate(operator, "fee", "0.001")
+    expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
+    due, fresh = {}, []
+    for j in range(6):
+        for posted in (
+            earn(operator, f"x-a-{j}", f"m-exp-{j}", f"{100 * (j + 1)}.00", occurred_at=days_ago(3)),
+            earn(operator, f"x-s-{j}", f"m-exp-{j}", f"{5 * (j + 1)}.00", partner_id="skyair",
+                 occurred_at=days_ago(3)),
+        ):
+            transaction = expect(posted)
+            due[transaction["lot_id"]] = transaction["points"]
+        fresh.append(expect(bonus(operator, f"x-b-{j}", f"m-exp-{j}", 7, occurred_at=days_ago(1 / 1440)))["lot_id"])
+    assert sum(due.values()) == 420 and len(due) == 12
+    return due, fresh
+
+
+def expiries_per_lot(database) -> tuple[Counter, list[tuple]]:
+    with database.engine.connect() as connection:
+        rows = connection.execute(text(
+            "SELECT a.lot_id, a.points, t.points, t.external_id FROM allocations a"
+            " JOIN transactions t ON t.id = a.transaction_id WHERE t.type = 'expiry' ORDER BY a.lot_id")).all()
+        transactions = connection.execute(text("SELECT count(*) FROM transactions WHERE type = 'expiry'")).scalar()
+    assert transactions == len(rows), "an expiry transaction without exactly one allocation"
+    return Counter(row[0] for row in rows), [tuple(row) for row in rows]
+
+
+def check_expired_once(operator, database, due: dict, fresh: list) -> None:
+    per_lot, rows = expiries_per_lot(database)
+    assert per_lot == Counter(dict.fromkeys(due, 1)), per_lot
+    for lot_id, allocation_points, transaction_points, external_id in rows:
+        assert allocation_points == transaction_points == -due[lot_id]
+        assert external_id == f"expiry-{lot_id}-1"
+    remaining = lots_remaining(database)
+    assert {lot: remaining[lot] for lot in due} == dict.fromkeys(due, 0)
+    assert [remaining[lot] for lot in fresh] == [7] * 6
+    for j in range(6):
+        assert balance(operator, f"m-exp-{j}")["available"] == 7
+    assert not ledger_invariants(database)
+
+
+def together(*calls):
+    """Run the calls on their own threads, released at once by a barrier; their results."""
+    barrier = threading.Barrier(len(calls), timeout=WAIT)
+
+    def run(call):
+        barrier.wait()
+        return call()
+
+    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
+        futures = [pool.submit(run, call) for call in calls]
+        return [future.result(timeout=WAIT) for future in futures]
+
+
+def test_expiry_job_run_twice_at_once_expires_each_lot_once(operator, database, database_url, expiring):
+    """Two instances (own Database objects) run ``jobs.run_expiry`` at once: 12 expiry transactions, one per lot."""
+    due, fresh = expiring
+    instances = [Database(database_url), Database(database_url)]
+    try:
+        together(*(lambda db=db: jobs.run_expiry(db) for db in instances))
+        check_expired_once(operator, database, due, fresh)
+        for db in instances:  # and once more each: nothing left to do
+            jobs.run_expiry(db)
+    finally:
+        for db in instances:
+            db.dispose()
+    check_expired_once(operator, database, due, fresh)
+
+
+@pytest.mark.postgres
+def test_expiry_job_skips_while_another_instance_holds_the_lock(operator, database, database_url, expiring):
+    """While another instance holds the expiry job's advisory lock, ``run_expiry`` does nothing; then it does it all."""
+    due, fresh = expiring
+    instance = Database(database_url)
+    try:
+        with database.engine.connect() as other:
+            assert other.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": jobs.JOB_LOCKS["expiry"]})
+            jobs.run_expiry(instance)
+            assert expiries_per_lot(database)[0] == Counter(), "the job ran although another instance held the lock"
+            other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": jobs.JOB_LOCKS["expiry"]})
+            other.commit()
+        jobs.run_expiry(instance)
+    finally:
+        instance.dispose()
+    check_expired_once(operator, database, due, fresh)
+
+
+def test_two_schedulers_expire_each_lot_once(operator, database, database_url, expiring, monkeypatch):
+    """Two apps on one database each start the scheduler; their first runs (at start) expire each lot once."""
+    due, fresh = expiring
+    done = Counter()
+    errors: list[BaseException] = []
+    guard = threading.Lock()
+
+    def counted(name, job):
+        def run(db):
+            try:
+                job(db)
+            except BaseException as error:  # recorded: APScheduler would only log it
+                with guard:
+                    errors.append(error)
+                raise
+            finally:
+                with guard:
+                    done[name] += 1
+        return run
+
+    monkeypatch.setattr(jobs, "run_expiry", counted("expiry", jobs.run_expiry))
+    monkeypatch.setattr(jobs, "run_auto_close", counted("auto_close", jobs.run_auto_close))
+    apps = [create_app({"DATABASE_URL": database_url, "SCHEDULER": False, "TESTING": True}) for _ in range(2)]
+    schedulers = []
+    try:
+        for each in apps:
+            schedulers.append(jobs.start(each))
+        wait_for(lambda: done["expiry"] >= 2 and done["auto_close"] >= 2, "both schedulers' first runs",
+                 step=0.05)
+    finally:
+        for scheduler in schedulers:
+            scheduler.shutdown(wait=True)
+        for each in apps:
+            database_of(each).dispose()
+    assert not errors, errors
+    assert done == Counter({"expiry": 2, "auto_close": 2})
+    check_expired_once(operator, database, due, fresh)
