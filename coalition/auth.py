@@ -15,6 +15,7 @@ from sqlalchemy import select
 
 from coalition.db import models
 from coalition.domain.errors import Forbidden, Invalid, NotFound
+from coalition.services import partners
 
 ROLES = ("operator", "finance", "partner")
 KEY_PREFIX = "coal_"
@@ -58,8 +59,8 @@ def create_key(session, role: str, partner_id: str | None = None, name: str | No
         raise Invalid("a partner key needs a partner_id")
     if role == "operator" and partner_id is not None:
         raise Invalid("an operator key is not bound to a partner")
-    if partner_id is not None and session.get(models.Partner, partner_id) is None:
-        raise Invalid(f"unknown partner {partner_id!r}", reason="unknown_partner")
+    if partner_id is not None:
+        partners.get_for_reference(session, partner_id)
     key = KEY_PREFIX + secrets.token_urlsafe(32)
     row = models.ApiKey(
         id="key_" + secrets.token_hex(6),

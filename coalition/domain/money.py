@@ -61,9 +61,5 @@ class Money(NamedTuple):
     amount: Decimal
     currency: str
 
-    @classmethod
-    def rounded(cls, value: Decimal, currency: str) -> "Money":
-        return cls(round_half_even(value, currency), currency)
-
     def __str__(self) -> str:
         return str(round_half_even(self.amount, self.currency))

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from coalition.db import models
 from coalition.domain import lots as lots_domain
-from coalition.services import members, periods
+from coalition.services import ledger, members, periods
 
 BATCH = 500
 
@@ -69,17 +69,7 @@ def _write_expiry(session, lot: models.Lot, sequence: int, now: datetime) -> Non
     )
     session.add(transaction)
     session.flush()
-    session.add(
-        models.Allocation(
-            transaction_id=transaction.id,
-            type="expiry",
-            lot_id=lot.id,
-            issuer_id=lot.issuer_id,
-            redeemer_id=lot.issuer_id,
-            points=-lot.remaining,
-            period_id=period.id,
-        )
-    )
+    ledger.record_allocation(session, transaction, lot, -lot.remaining)
     lot.remaining = 0
 
 

@@ -191,18 +191,30 @@ def _burn(session, transaction, partner, config, request) -> None:
     session.flush()
     for allocation in taken:
         rows[allocation.lot_id].remaining -= allocation.points
-        session.add(
-            models.Allocation(
-                transaction_id=transaction.id,
-                type="burn",
-                lot_id=allocation.lot_id,
-                issuer_id=allocation.issuer_id,
-                redeemer_id=partner.id,
-                points=-allocation.points,
-                value_rate=redemption.value,
-                period_id=transaction.period_id,
-            )
+        record_allocation(session, transaction, rows[allocation.lot_id], -allocation.points, redemption.value)
+
+
+def record_allocation(
+    session, transaction, lot, points: int, value_rate: Decimal | None = None, reverses_id: int | None = None
+) -> None:
+    """Record a signed change to a lot made by ``transaction`` (posted by the redeemer).
+
+    Burns and burn reversals carry the redemption rate, so that settlement
+    values pair lines with one GROUP BY over these rows.
+    """
+    session.add(
+        models.Allocation(
+            transaction_id=transaction.id,
+            type=transaction.type,
+            lot_id=lot.id,
+            issuer_id=lot.issuer_id,
+            redeemer_id=transaction.partner_id,
+            points=points,
+            value_rate=value_rate,
+            reverses_id=reverses_id,
+            period_id=transaction.period_id,
         )
+    )
 
 
 def _original(session, transaction, request, types: tuple[str, ...]) -> models.Transaction:
@@ -254,17 +266,7 @@ def _earn_reversal(session, transaction, partner, config, request) -> None:
     session.flush()
     if decision.taken:
         lot.remaining -= decision.taken
-        session.add(
-            models.Allocation(
-                transaction_id=transaction.id,
-                type="earn_reversal",
-                lot_id=lot.id,
-                issuer_id=lot.issuer_id,
-                redeemer_id=partner.id,
-                points=-decision.taken,
-                period_id=transaction.period_id,
-            )
-        )
+        record_allocation(session, transaction, lot, -decision.taken)
 
 
 def _burn_reversal(session, transaction, partner, config, request) -> None:
@@ -302,20 +304,9 @@ def _burn_reversal(session, transaction, partner, config, request) -> None:
         )
     }
     for allocation, points in decisions:
-        lot_rows[allocation.lot_id].remaining += points
-        session.add(
-            models.Allocation(
-                transaction_id=transaction.id,
-                type="burn_reversal",
-                lot_id=allocation.lot_id,
-                issuer_id=allocation.issuer_id,
-                redeemer_id=original.partner_id,
-                points=points,
-                value_rate=burned[allocation.id].value_rate,
-                reverses_id=allocation.id,
-                period_id=transaction.period_id,
-            )
-        )
+        lot = lot_rows[allocation.lot_id]
+        lot.remaining += points
+        record_allocation(session, transaction, lot, points, burned[allocation.id].value_rate, allocation.id)
 
 
 HANDLERS = {

@@ -187,6 +187,3 @@ def test_money_that_rounds_to_zero_prints_without_minus_sign():
     assert str(money.Money(Decimal("-0.004"), "EUR")) == "0.00"
 
 
-def test_money_rounded_rounds_once_at_the_minor_unit():
-    # 83.245 EUR is halfway between 83.24 and 83.25; 4 is even → 83.24.
-    assert money.Money.rounded(Decimal("83.245"), "EUR") == money.Money(Decimal("83.24"), "EUR")
