@@ -79,6 +79,7 @@ def serve(host, port, workers, no_scheduler):
         click.echo(key)
     scheduler = app.config["SCHEDULER"] and not no_scheduler
     click.echo(f"Coalition on http://{host}:{port}  (API docs at /api/docs)")
+    click.echo("Jobs: expiry hourly, auto-close checked every 15 minutes" if scheduler else "Jobs: off")
     server.run(host, port, workers, scheduler)
 
 
