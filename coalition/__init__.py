@@ -27,6 +27,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.url_map.converters["default"] = api.PathSegment
     api.init_app(app)
 
+    from coalition import console
+
+    app.register_blueprint(console.blp)
+
     @app.get("/healthz")
     def healthz():
         return {"status": "ok"}

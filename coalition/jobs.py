@@ -24,7 +24,9 @@ def holding_job_lock(database, job: str, work) -> bool:
     if database.dialect != "postgresql":
         work()
         return True
-    with database.engine.connect() as connection:
+    # A session-level lock on an autocommit connection: no transaction stays
+    # open (and idle) while the job runs its own units of work.
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         locked = connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": JOB_LOCKS[job]})
         if not locked:
             return False
@@ -32,7 +34,6 @@ def holding_job_lock(database, job: str, work) -> bool:
             work()
         finally:
             connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": JOB_LOCKS[job]})
-            connection.commit()
     return True
 
 

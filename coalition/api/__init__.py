@@ -89,7 +89,7 @@ def _authenticate():
 
 
 def init_app(app) -> Api:
-    from coalition.api import keys, members, partners, rates, settings, settlements, transactions
+    from coalition.api import keys, kpis, members, partners, rates, settings, settlements, transactions
 
     app.config.setdefault("API_TITLE", "Coalition")
     app.config.setdefault("API_VERSION", "v1")
@@ -100,7 +100,7 @@ def init_app(app) -> Api:
     app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/api/swagger-ui/")
     api = Api(app, spec_kwargs={"security": [{"bearer": []}]})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    for module in (keys, settings, partners, rates, transactions, members, settlements):
+    for module in (keys, settings, partners, rates, transactions, members, settlements, kpis):
         api.register_blueprint(module.blp)
     app.before_request(_authenticate)
     app.add_url_rule("/api/swagger-ui/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)

@@ -1,15 +1,20 @@
 """Points transactions (SPEC §6): post one, post a batch, read, list."""
 
+import logging
 from datetime import UTC, datetime
+
 
 from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from sqlalchemy.exc import SQLAlchemyError
 
 from coalition.api import Blueprint, database, principal
 from coalition.api.fields import Amount, Currency, PartnerId, Points, Text
 from coalition.api.pagination import PageArgs
 from coalition.domain.errors import CoalitionError
 from coalition.services import ledger, queries
+
+log = logging.getLogger(__name__)
 
 blp = Blueprint(
     "transactions", __name__, url_prefix="/api/v1/transactions", description="Points transactions"
@@ -166,12 +171,15 @@ def _post_item(index: int, item: dict) -> dict:
     except ValidationError as error:
         return {"index": index, "status": 422, "error": {"code": 422, "errors": error.messages}}
     except CoalitionError as error:
-        return {
-            "index": index,
-            "status": error.status,
-            "error": {"code": error.status, "message": error.message, "reason": error.reason},
-        }
+        return _failed(index, error.status, error.message, error.reason)
+    except SQLAlchemyError:
+        log.exception("batch item %d failed in the database", index)
+        return _failed(index, 500, "the database failed; this item was not written", "database_error")
     return {"index": index, "status": status, "transaction": view}
+
+
+def _failed(index: int, status: int, message: str, reason: str) -> dict:
+    return {"index": index, "status": status, "error": {"code": status, "message": message, "reason": reason}}
 
 
 @blp.route("/<int(max=2147483647):transaction_id>")

@@ -1,0 +1,81 @@
+"""Programme KPIs per period, per partner and coalition-wide (docs/console.md defines each)."""
+
+from datetime import UTC, datetime
+
+from flask.views import MethodView
+from marshmallow import Schema, fields, validate
+
+from coalition.api import Blueprint, database, principal
+from coalition.api.fields import PartnerId, Text
+from coalition.services import kpis
+
+blp = Blueprint("kpis", __name__, url_prefix="/api/v1/kpis", description="Programme KPIs")
+
+Money = fields.String
+Ratio = fields.String
+
+
+class KpiQuery(Schema):
+    period_id = Text(max_length=16, load_default=None)
+    partner_id = fields.String(load_default=None, validate=PartnerId)
+    periods = fields.Integer(
+        load_default=kpis.DEFAULT_PERIODS,
+        validate=validate.Range(1, kpis.MAX_PERIODS),
+        metadata={"description": "Without period_id: how many of the latest periods to return"},
+    )
+
+
+class Figures(Schema):
+    currency = fields.String(metadata={"description": "Currency of sales and averages"})
+    active_members = fields.Integer(metadata={"description": "Distinct members with an earn or burn"})
+    new_members = fields.Integer(metadata={"description": "Members whose first lot belongs to the period"})
+    purchases = fields.Integer(metadata={"description": "Earn transactions"})
+    purchasers = fields.Integer(metadata={"description": "Distinct members with a purchase"})
+    purchase_frequency = Ratio(allow_none=True, metadata={"description": "Purchases ÷ purchasers"})
+    sales = Money(allow_none=True, metadata={"description": "Σ purchase amounts"})
+    average_purchase = Money(allow_none=True)
+    purchases_with_points = fields.Integer(
+        metadata={"description": "Purchases by members who also spent points in the period"}
+    )
+    average_purchase_with_points = Money(allow_none=True)
+    average_purchase_without_points = Money(allow_none=True)
+    redemptions = fields.Integer(metadata={"description": "Burn transactions"})
+    earn_share = Ratio(allow_none=True, metadata={"description": "Earns ÷ (earns + burns)"})
+    burn_share = Ratio(allow_none=True, metadata={"description": "Burns ÷ (earns + burns)"})
+    points_issued = fields.Integer()
+    points_reversed = fields.Integer()
+    points_redeemed = fields.Integer(metadata={"description": "The scope's points spent anywhere"})
+    points_redeemed_here = fields.Integer(metadata={"description": "Points spent at the scope"})
+    points_expired = fields.Integer()
+    redemption_rate = Ratio(allow_none=True, metadata={"description": "Redeemed ÷ issued net of returns"})
+    breakage_rate = Ratio(allow_none=True, metadata={"description": "Expired ÷ issued net of returns"})
+    liability_points = fields.Integer(metadata={"description": "Points outstanding at the period's end"})
+    liability = Money(allow_none=True, metadata={"description": "Their value in the base currency"})
+
+
+class PartnerFigures(Figures):
+    partner_id = fields.String()
+    name = fields.String()
+
+
+class PeriodKpis(Schema):
+    period_id = fields.String()
+    start = fields.AwareDateTime()
+    end = fields.AwareDateTime()
+    status = fields.String()
+    coalition = fields.Nested(Figures)
+    partners = fields.List(fields.Nested(PartnerFigures))
+
+
+class KpiReport(Schema):
+    base_currency = fields.String()
+    periods = fields.List(fields.Nested(PeriodKpis))
+
+
+@blp.route("")
+class Kpis(MethodView):
+    @blp.arguments(KpiQuery, location="query")
+    @blp.response(200, KpiReport)
+    def get(self, query):
+        """Programme KPIs of a period, or of the latest periods (a partner key sees its own and the totals)"""
+        return database().run(kpis.report, principal(), datetime.now(UTC), **query)

@@ -1,0 +1,119 @@
+// The console's only way to the service: fetch with the key as a Bearer header.
+// The key lives in sessionStorage (gone when the tab closes) and never in a URL;
+// documents are fetched the same way and saved from a Blob.
+
+const KEY = "coalition.key";
+
+export const keyStore = {
+  get: () => sessionStorage.getItem(KEY),
+  set: (key) => sessionStorage.setItem(KEY, key),
+  clear: () => sessionStorage.removeItem(KEY),
+};
+
+/** An error answer of the API, carrying its JSON `message` (and field errors). */
+export class ApiError extends Error {
+  constructor(status, body) {
+    super(describe(status, body));
+    this.status = status;
+    this.body = body;
+  }
+}
+
+function describe(status, body) {
+  const message = (body && body.message) || `The service answered ${status}.`;
+  const fields = body && body.errors ? flatten(body.errors) : [];
+  return fields.length ? `${message}: ${fields.join("; ")}` : message;
+}
+
+function flatten(errors, prefix = "") {
+  // flask-smorest nests field errors by location: {"json": {"value": ["Not a valid number."]}}
+  const out = [];
+  for (const [name, value] of Object.entries(errors)) {
+    const label = ["json", "query", "querystring", "_schema"].includes(name) ? prefix : prefix ? `${prefix}.${name}` : name;
+    if (Array.isArray(value)) out.push(label ? `${label}: ${value.join(" ")}` : value.join(" "));
+    else if (value && typeof value === "object") out.push(...flatten(value, label));
+  }
+  return out;
+}
+
+let onUnauthenticated = () => {};
+
+/** Called when the key stops working (401): the console goes back to its login. */
+export function whenUnauthenticated(callback) {
+  onUnauthenticated = callback;
+}
+
+async function request(method, path, { query, body, accept = "application/json" } = {}) {
+  const url = new URL(path, window.location.origin);
+  for (const [name, value] of Object.entries(query || {})) {
+    if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
+  }
+  const headers = { Accept: accept, Authorization: `Bearer ${keyStore.get() || ""}` };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const response = await fetch(url, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    cache: "no-store",
+    credentials: "omit",
+  });
+  if (!response.ok) {
+    let payload = null;
+    try {
+      payload = await response.json();
+    } catch {
+      payload = null;
+    }
+    const error = new ApiError(response.status, payload);
+    if (response.status === 401) onUnauthenticated(error);
+    throw error;
+  }
+  return response;
+}
+
+export async function get(path, query) {
+  return (await request("GET", path, { query })).json();
+}
+
+export async function post(path, body) {
+  return (await request("POST", path, { body })).json();
+}
+
+/** The role of the key: {role, partner_id, own_partner}. */
+export async function whoami() {
+  return (await request("GET", "/console/whoami")).json();
+}
+
+/** Every item of a cursor-paginated listing (transactions, history), up to `max` items. */
+export async function pages(path, query = {}, max = 1000) {
+  const items = [];
+  let cursor = null;
+  do {
+    const page = await get(path, { ...query, cursor });
+    items.push(...page.items);
+    cursor = page.next_cursor;
+  } while (cursor && items.length < max);
+  return { items, more: Boolean(cursor) };
+}
+
+function filenameOf(disposition, fallback) {
+  const match = /filename="?([^";]+)"?/i.exec(disposition || "");
+  return match ? match[1] : fallback;
+}
+
+/** Fetch a document with the key in the header, then save it from a Blob URL. */
+export async function download(path, fallbackName) {
+  const response = await request("GET", path, { accept: "*/*" });
+  const blob = await response.blob();
+  const name = filenameOf(response.headers.get("Content-Disposition"), fallbackName);
+  const href = URL.createObjectURL(blob);
+  const link = document.createElement("a");
+  link.href = href;
+  link.download = name;
+  link.hidden = true;
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(href), 60_000);
+  return { name, size: blob.size, type: blob.type };
+}

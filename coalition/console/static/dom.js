@@ -1,0 +1,158 @@
+// Building DOM without innerHTML (every text goes in as text), and formatting
+// the API's figures for reading. Formatting only: amounts arrive as exact decimal
+// strings and are shown digit for digit, never recomputed here.
+
+export function h(tag, attributes = {}, ...children) {
+  const element = document.createElement(tag);
+  apply(element, attributes);
+  element.append(...nodes(children));
+  return element;
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+export function s(tag, attributes = {}, ...children) {
+  const element = document.createElementNS(SVG_NS, tag);
+  apply(element, attributes);
+  element.append(...nodes(children));
+  return element;
+}
+
+function apply(element, attributes) {
+  for (const [name, value] of Object.entries(attributes || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (name.startsWith("on") && typeof value === "function") element.addEventListener(name.slice(2), value);
+    else if (name === "class") element.setAttribute("class", Array.isArray(value) ? value.filter(Boolean).join(" ") : value);
+    else if (name === "value" && "value" in element) element.value = value;
+    else element.setAttribute(name, value === true ? "" : String(value));
+  }
+}
+
+function nodes(children) {
+  const out = [];
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    out.push(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return out;
+}
+
+export const DASH = "—";
+const MINUS = "\u2212";
+
+function group(digits) {
+  return digits.replace(/\B(?=(\d{3})+(?!\d))/g, ",");
+}
+
+/** A decimal string with thousands separators and a typographic minus: "-1234.50" → "−1,234.50". */
+export function decimal(text) {
+  if (text === null || text === undefined) return DASH;
+  const value = String(text);
+  const negative = value.startsWith("-");
+  const [whole, fraction] = (negative ? value.slice(1) : value).split(".");
+  return (negative ? MINUS : "") + group(whole) + (fraction !== undefined ? `.${fraction}` : "");
+}
+
+/** An amount string with its currency: "83.25", "EUR" → "83.25 EUR". */
+export function money(text, currency) {
+  if (text === null || text === undefined) return DASH;
+  return currency ? `${decimal(text)} ${currency}` : decimal(text);
+}
+
+/** Whole numbers (points, counts). */
+export function count(value) {
+  if (value === null || value === undefined) return DASH;
+  return decimal(String(value));
+}
+
+/** Signed points: "+120", "−30". */
+export function signed(value) {
+  if (value === null || value === undefined) return DASH;
+  return value > 0 ? `+${count(value)}` : count(value);
+}
+
+/** A ratio string as a percentage by moving the decimal point: "0.8996" → "89.96 %". */
+export function percent(text) {
+  if (text === null || text === undefined) return DASH;
+  const value = String(text);
+  const negative = value.startsWith("-");
+  const [whole, fraction = ""] = (negative ? value.slice(1) : value).split(".");
+  const padded = fraction.padEnd(2, "0");
+  const shifted = `${whole}${padded.slice(0, 2)}`.replace(/^0+(?=\d)/, "");
+  const rest = padded.slice(2);
+  return `${negative ? MINUS : ""}${group(shifted)}${rest ? `.${rest}` : ""} %`;
+}
+
+/** An RFC 3339 instant as "2026-10-31 21:00 UTC". */
+export function instant(text) {
+  if (!text) return DASH;
+  const date = new Date(text);
+  if (Number.isNaN(date.getTime())) return text;
+  return `${date.toISOString().slice(0, 16).replace("T", " ")} UTC`;
+}
+
+/** The calendar day of an instant, for period bounds: "2026-10-01". */
+export function day(text) {
+  return text ? new Date(text).toISOString().slice(0, 10) : DASH;
+}
+
+/** A table; `columns` are {label, value(row) → node|text, numeric?}. */
+export function table(columns, rows, { caption, empty = "Nothing to show.", rowClass } = {}) {
+  if (!rows.length) return h("p", { class: "empty" }, empty);
+  return h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      {},
+      caption ? h("caption", {}, caption) : null,
+      h("thead", {}, h("tr", {}, columns.map((c) => h("th", { scope: "col", class: c.numeric ? "num" : null }, c.label)))),
+      h(
+        "tbody",
+        {},
+        rows.map((row) =>
+          h(
+            "tr",
+            { class: rowClass ? rowClass(row) : null },
+            columns.map((c) => h("td", { class: c.numeric ? "num" : null }, c.value(row))),
+          ),
+        ),
+      ),
+    ),
+  );
+}
+
+/** Label/value cards for headline figures. */
+export function cards(items) {
+  return h(
+    "dl",
+    { class: "cards" },
+    items.map(([label, value, note]) =>
+      h("div", { class: "card" }, h("dt", {}, label), h("dd", {}, value), note ? h("dd", { class: "note" }, note) : null),
+    ),
+  );
+}
+
+export function badge(status) {
+  return h("span", { class: ["badge", `badge-${status}`] }, status);
+}
+
+/** A labelled form control; `control` is an input/select element with an id. */
+export function field(label, control, hint) {
+  const id = control.id;
+  return h(
+    "div",
+    { class: "field" },
+    h("label", { for: id }, label),
+    control,
+    hint ? h("small", { id: `${id}-hint` }, hint) : null,
+  );
+}
+
+export function select(id, options, selected, attributes = {}) {
+  return h(
+    "select",
+    { id, name: id, ...attributes },
+    options.map(([value, label]) => h("option", { value, selected: String(value) === String(selected ?? "") }, label)),
+  );
+}

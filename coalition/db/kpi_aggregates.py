@@ -1,0 +1,140 @@
+"""KPI aggregates: set-based GROUP BYs over the transactions of several periods at once.
+
+Each function answers for a list of period ids in one query, grouped by
+period (and partner), so a chart of twelve periods costs a handful of
+queries however many transactions they hold. The points figures that the
+settlement already counts (issued, reversed, expired, redeemed, liability)
+come from :mod:`coalition.db.aggregates` itself, so KPIs and statements
+never disagree.
+
+Money is summed exactly: PostgreSQL sums NUMERIC; SQLite stores amounts as
+text (see :mod:`coalition.db.types`), and its own ``SUM`` would go through
+float, so there the sum is an aggregate function ``exact_sum`` that adds the
+texts as Decimal inside SQLite's GROUP BY.
+"""
+
+from collections import defaultdict
+from decimal import Decimal
+
+from sqlalchemy import and_, case, func, select
+from sqlalchemy.orm import aliased
+
+from coalition.db.models import Lot, Transaction
+from coalition.domain.kpis import Purchases
+
+COALITION = None  # the partner key of coalition-wide rows
+
+
+class _ExactSum:
+    """SQLite aggregate: the exact Decimal sum of decimal texts, returned as text."""
+
+    def __init__(self):
+        self.total = Decimal(0)
+
+    def step(self, value):
+        if value is not None:
+            self.total += Decimal(value)
+
+    def finalize(self):
+        return str(self.total)
+
+
+def _exact_sum(session, column):
+    if session.bind.dialect.name != "sqlite":
+        return func.sum(column)
+    connection = session.connection().connection.driver_connection
+    connection.create_aggregate("exact_sum", 1, _ExactSum)
+    return func.exact_sum(column)
+
+
+def member_activity(session, period_ids: list[str]) -> dict[tuple[str, str | None], dict[str, int]]:
+    """Per (period, partner) and per (period, None) for the coalition: members and visits.
+
+    ``active_members`` (distinct members with an earn or burn), ``purchasers``
+    (distinct members with an earn), ``purchases`` (earns), ``redemptions``
+    (burns). Distinct counts do not add up across partners, hence the second,
+    coalition-wide query.
+    """
+    T = Transaction
+    earn = T.type == "earn"
+    columns = (
+        func.count(func.distinct(T.member_id)),
+        func.count(func.distinct(_when(earn, T.member_id))),
+        func.count(_when(earn, T.id)),
+        func.count(_when(T.type == "burn", T.id)),
+    )
+    visits = (T.period_id.in_(period_ids), T.type.in_(("earn", "burn")))
+    fields = ("active_members", "purchasers", "purchases", "redemptions")
+    result = {}
+    by_partner = select(T.period_id, T.partner_id, *columns).where(*visits).group_by(T.period_id, T.partner_id)
+    for period_id, partner_id, *counts in session.execute(by_partner):
+        result[period_id, partner_id] = dict(zip(fields, map(int, counts)))
+    coalition = select(T.period_id, *columns).where(*visits).group_by(T.period_id)
+    for period_id, *counts in session.execute(coalition):
+        result[period_id, COALITION] = dict(zip(fields, map(int, counts)))
+    return result
+
+
+def _when(condition, value):
+    """``value`` where ``condition`` holds, else NULL (which COUNT skips)."""
+    return case((condition, value), else_=None)
+
+
+def purchases(session, period_ids: list[str]) -> dict[tuple[str, str], dict[str, Purchases]]:
+    """Per (period, partner): earn counts and exact amount sums, split by whether the buyer burned.
+
+    The result maps ``(period, partner)`` to ``{"here": Purchases, "anywhere":
+    Purchases}``: *here* splits a partner's purchases by whether the member
+    burned points at that same partner in the period (the partner's own
+    figure); *anywhere* by whether the member burned anywhere in the
+    coalition (summed, after conversion, into the coalition-wide figure).
+    Amounts are in the partner's currency.
+    """
+    T = Transaction
+    burns = aliased(T)
+    split = {}
+    for scope, keys in (("here", ("period_id", "partner_id")), ("anywhere", ("period_id",))):
+        burners = (
+            select(*(getattr(burns, key) for key in keys), burns.member_id)
+            .where(burns.type == "burn", burns.period_id.in_(period_ids))
+            .distinct()
+            .subquery()
+        )
+        joined = and_(burners.c.member_id == T.member_id, *(burners.c[key] == getattr(T, key) for key in keys))
+        with_points = burners.c.member_id.is_not(None)
+        query = (
+            select(T.period_id, T.partner_id, with_points, func.count(), _exact_sum(session, T.amount))
+            .select_from(T)
+            .outerjoin(burners, joined)
+            .where(T.type == "earn", T.period_id.in_(period_ids))
+            .group_by(T.period_id, T.partner_id, with_points)
+        )
+        for period_id, partner_id, burned, count, amount in session.execute(query):
+            part = (
+                Purchases(count_with_points=int(count), amount_with_points=Decimal(amount))
+                if burned
+                else Purchases(count=int(count), amount=Decimal(amount))
+            )
+            entry = split.setdefault((period_id, partner_id), {"here": Purchases(), "anywhere": Purchases()})
+            entry[scope] = entry[scope] + part
+    return split
+
+
+def new_members(session, period_ids: list[str]) -> dict[tuple[str, str], int]:
+    """Per (period, issuer): members whose first lot ever (by ``occurred_at``, then id) it is.
+
+    Each member has exactly one first lot, so these add up to the
+    coalition-wide count.
+    """
+    first = func.row_number().over(partition_by=Lot.member_id, order_by=(Lot.earned_at, Lot.id))
+    lots = select(Lot.issuer_id, Lot.transaction_id, first.label("n")).subquery()
+    query = (
+        select(Transaction.period_id, lots.c.issuer_id, func.count())
+        .join(Transaction, Transaction.id == lots.c.transaction_id)
+        .where(lots.c.n == 1, Transaction.period_id.in_(period_ids))
+        .group_by(Transaction.period_id, lots.c.issuer_id)
+    )
+    totals = defaultdict(int)
+    for period_id, issuer_id, count in session.execute(query):
+        totals[period_id, issuer_id] += int(count)
+    return dict(totals)

@@ -1,0 +1,147 @@
+"""Programme KPIs per settlement period, per partner and coalition-wide.
+
+The measures and their formulas are in :mod:`coalition.domain.kpis`; this use
+case gathers the counts for each scope and period from set-based aggregates
+and hands them over. The points figures are the settlement's own
+(:mod:`coalition.db.aggregates`), and for a closed period the points
+outstanding are read from the settlement stored at close, so a closed
+period's KPIs agree with its statements to the point.
+
+Isolation (SPEC §4) is decided by :func:`coalition.services.queries.visible_partner`:
+a key bound to a partner gets its own partner's figures and the
+coalition-wide totals, never another partner's figures.
+"""
+
+import json
+from datetime import datetime
+
+from coalition.db import aggregates, kpi_aggregates, models
+from coalition.domain import kpis
+from coalition.domain import rates as rates_domain
+from coalition.domain.errors import NotFound
+from coalition.services import partners as partner_service
+from coalition.services import periods as period_service
+from coalition.services import rates, settlement
+from coalition.services import settings as settings_service
+from coalition.services.queries import visible_partner
+
+DEFAULT_PERIODS = 12
+MAX_PERIODS = 36
+
+
+def report(
+    session,
+    principal,
+    now: datetime,
+    period_id: str | None = None,
+    partner_id: str | None = None,
+    periods: int = DEFAULT_PERIODS,
+) -> dict:
+    """KPIs of one period, or of the latest ``periods`` periods (oldest first) for charts."""
+    shown = visible_partner(principal, partner_id)
+    everyone = partner_service.all_partners(session)
+    if shown is not None and shown not in {partner.id for partner in everyone}:
+        raise NotFound(f"no partner {shown!r}")
+    chosen = _periods(session, now, period_id, periods)
+    ids = [period["id"] for period in chosen]
+    gathered = {
+        "visits": kpi_aggregates.member_activity(session, ids),
+        "purchases": kpi_aggregates.purchases(session, ids),
+        "new_members": kpi_aggregates.new_members(session, ids),
+    }
+    base = settings_service.load(session).base_currency
+    return {
+        "base_currency": base,
+        "periods": [_period_kpis(session, period, everyone, shown, gathered, base) for period in chosen],
+    }
+
+
+def _periods(session, now: datetime, period_id: str | None, count: int) -> list[dict]:
+    listed = settlement.list_periods(session, now)
+    if period_id is None:
+        return listed[-min(max(count, 1), MAX_PERIODS):]
+    wanted = period_service.parse(session, period_id).id
+    found = [period for period in listed if period["id"] == wanted]
+    if not found:
+        raise NotFound(f"no period {wanted}: periods run from the first transaction's to today's")
+    return found
+
+
+def _period_kpis(session, period: dict, everyone, shown: str | None, gathered: dict, base: str) -> dict:
+    period_id, at_end = period["id"], period["end"] - settlement.LAST_INSTANT
+    activity = aggregates.partner_activity(session, period_id)
+    redeemed = aggregates.redeemed_points(session, period_id)
+    outstanding = _liability_points(session, period)
+    point_value = rates_domain.in_force(rates.candidates(session, ("redemption",)), "redemption", at_end)
+    point_value = None if point_value is None else point_value.value
+
+    scopes = {}
+    for partner in everyone:
+        facts = activity.get(partner.id, {})
+        visits = gathered["visits"].get((period_id, partner.id), {})
+        bought = gathered["purchases"].get((period_id, partner.id), {})
+        scopes[partner.id] = kpis.Activity(
+            active_members=visits.get("active_members", 0),
+            new_members=gathered["new_members"].get((period_id, partner.id), 0),
+            purchasers=visits.get("purchasers", 0),
+            redemptions=visits.get("redemptions", 0),
+            purchases=bought.get("here", kpis.Purchases()),
+            points_issued=facts.get("points_issued", 0),
+            points_reversed=facts.get("points_reversed", 0),
+            points_redeemed=sum(item.points for item in redeemed if item.issuer_id == partner.id),
+            points_redeemed_here=sum(item.points for item in redeemed if item.redeemer_id == partner.id),
+            points_expired=facts.get("points_expired", 0),
+            liability_points=outstanding.get(partner.id, 0),
+        )
+    coalition = _coalition(session, period_id, at_end, everyone, scopes, gathered, base)
+    return {
+        "period_id": period_id,
+        "start": period["start"],
+        "end": period["end"],
+        "status": period["status"],
+        "coalition": kpis.figures(coalition, base, point_value, base),
+        "partners": [
+            {"partner_id": partner.id, "name": partner.name,
+             **kpis.figures(scopes[partner.id], partner.currency, point_value, base)}
+            for partner in everyone
+            if shown in (None, partner.id)
+        ],
+    }
+
+
+def _coalition(session, period_id, at_end, everyone, scopes, gathered, base) -> kpis.Activity:
+    """Coalition-wide: distinct members counted once; amounts converted at the fx at period end."""
+    visits = gathered["visits"].get((period_id, None), {})
+    bought, known = kpis.Purchases(), True
+    for partner in everyone:
+        split = gathered["purchases"].get((period_id, partner.id))
+        if split is None:
+            continue
+        fx = rates.fx_rate(session, partner.currency, base, at_end)
+        if fx is None:
+            known = False
+        else:
+            bought = bought + split["anywhere"].converted(fx.value)
+    every = list(scopes.values())
+    return kpis.Activity(
+        active_members=visits.get("active_members", 0),
+        new_members=sum(scope.new_members for scope in every),
+        purchasers=visits.get("purchasers", 0),
+        redemptions=visits.get("redemptions", 0),
+        purchases=bought,
+        amounts_known=known,
+        points_issued=sum(scope.points_issued for scope in every),
+        points_reversed=sum(scope.points_reversed for scope in every),
+        points_redeemed=sum(scope.points_redeemed for scope in every),
+        points_redeemed_here=sum(scope.points_redeemed_here for scope in every),
+        points_expired=sum(scope.points_expired for scope in every),
+        liability_points=sum(scope.liability_points for scope in every),
+    )
+
+
+def _liability_points(session, period: dict) -> dict[str, int]:
+    """Points outstanding at the period's end per issuer: as stored at close, else as known now."""
+    if period["status"] == "closed":
+        stored = json.loads(session.get(models.Period, period["id"]).settlement)
+        return {entry["partner_id"]: entry["liability_points"] for entry in stored["partners"]}
+    return aggregates.liability_points(session, period["end"])
