@@ -170,7 +170,10 @@ def configure(call, rates_from: datetime, operator_key: str) -> World:
         return answer
 
     start = rates_from.isoformat()
-    rate = lambda body: must(201, "POST", "/api/v1/rates", {"effective_from": start, **body})["id"]  # noqa: E731
+
+    def rate(body: dict) -> int:
+        return must(201, "POST", "/api/v1/rates", {"effective_from": start, **body})["id"]
+
     redemption_id = rate({"kind": "redemption", "value": REDEMPTION})
     fee_id = rate({"kind": "fee", "value": FEE})
     for currency, value in FX.items():
@@ -272,13 +275,20 @@ class _Ids:
 
 
 class _Clock:
-    """ISO timestamps for whole seconds since the period start."""
+    """Timestamps (text, UTC) for whole seconds since the period start; the date part is cached."""
 
     def __init__(self, start: datetime):
-        self.start = int(start.timestamp())
+        self.start = start.astimezone(UTC).replace(microsecond=0)
+        self.days: dict[int, str] = {}
 
     def at(self, offset: int) -> str:
-        return datetime.fromtimestamp(self.start + offset, UTC).isoformat()
+        day, rest = divmod(offset, 86400)
+        prefix = self.days.get(day)
+        if prefix is None:
+            prefix = self.days[day] = (self.start + timedelta(days=day)).strftime("%Y-%m-%d ")
+            if self.start.time() != datetime.min.time():
+                raise ValueError("a stage starts at a midnight UTC")
+        return f"{prefix}{rest // 3600:02d}:{rest // 60 % 60:02d}:{rest % 60:02d}+00"
 
 
 @dataclass
@@ -544,7 +554,7 @@ def bulk_load(url: str, world: World, plan: StagePlan, log=print) -> StageResult
                                     with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
                                         copy.write(chunk[table].encode())
                         connection.commit()
-            except BaseException as error:  # reported in the main thread
+            except BaseException as error:  # noqa: BLE001 — re-raised in the main thread
                 failure.append(error)
                 while True:  # drain so the producer never blocks
                     try:

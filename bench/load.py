@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 HTTP_TIMEOUT = 120  # seconds for one request; a stuck server fails the run, it does not hang it
-START_DELAY = 0.5  # seconds between dispatch and the common start instant
+START_DELAY = 0.15  # seconds between dispatch and the common start instant
 MAX_ERROR_SAMPLES = 5
 
 
@@ -85,11 +85,18 @@ class Pool:
         self._pool = multiprocessing.get_context("spawn").Pool(processes)
         self._pool.map(warm_up, range(processes), chunksize=1)
 
-    def run(self, kind: str, clients: int, per_client: int, params: dict, seed: int) -> Measured:
-        """``clients`` concurrent clients, ``per_client`` operations each, spread over the processes."""
+    def run(self, kind: str, clients: int, per_client: int, params: dict, seed: int,
+            max_seconds: float = 600.0) -> Measured:
+        """``clients`` concurrent clients, ``per_client`` operations each, spread over the processes.
+
+        A client stops early once ``max_seconds`` have passed since the start
+        (an operation under way is finished), so a slow service cannot make
+        a run take forever; rates are completed operations over wall time.
+        """
         processes = min(self.processes, clients)
         threads = [clients // processes + (1 if index < clients % processes else 0) for index in range(processes)]
-        start_at = time.time() + START_DELAY + 0.05 * processes
+        start_at = time.time() + START_DELAY + 0.02 * processes
+        params = {**params, "deadline": start_at + max_seconds}
         tasks = [
             {
                 "kind": kind, "threads": threads[index], "per_client": per_client, "params": params,
@@ -127,7 +134,7 @@ def run_task(task: dict) -> dict:
             seed = task["seed"] * 100 + slot
             number = task["thread_offset"] + slot
             outputs[slot] = client(task["params"], task["per_client"], random.Random(seed), number, task["start_at"])
-        except BaseException as error:  # reported below
+        except BaseException as error:  # noqa: BLE001 — re-raised below, in the worker's main thread
             failures.append(error)
 
     threads = [threading.Thread(target=thread_main, args=(slot,), daemon=True) for slot in range(task["threads"])]
@@ -138,7 +145,7 @@ def run_task(task: dict) -> dict:
     if failures:
         raise failures[0]
     result = {"operations": 0, "requests": 0, "latencies": [], "statuses": Counter(), "errors": [],
-              "first": task["start_at"], "last": task["start_at"]}
+              "first": min(output["first"] for output in outputs), "last": task["start_at"]}
     for output in outputs:
         result["operations"] += output["operations"]
         result["requests"] += len(output["latencies"])
@@ -150,10 +157,21 @@ def run_task(task: dict) -> dict:
     return result
 
 
-def _wait(start_at: float) -> None:
+def _wait(start_at: float) -> float:
+    """Sleep until the common start; return when this client really began (warm-up may overrun)."""
     delay = start_at - time.time()
     if delay > 0:
         time.sleep(delay)
+    return time.time()
+
+
+def _done(params: dict) -> bool:
+    return time.time() >= params["deadline"]
+
+
+def _output(operations, latencies, statuses, errors, first) -> dict:
+    return {"operations": operations, "latencies": latencies, "statuses": statuses, "errors": errors,
+            "first": first, "last": time.time()}
 
 
 def _now() -> str:
@@ -211,8 +229,10 @@ def http_post(params: dict, count: int, rng: random.Random, number: int, start_a
     url = params["url"] + "/api/v1/transactions"
     session.get(params["url"] + "/healthz", timeout=HTTP_TIMEOUT)
     latencies, statuses, errors, earns = [], Counter(), [], []
-    _wait(start_at)
+    first = _wait(start_at)
     for index in range(count):
+        if _done(params):
+            break
         external_id = f"{params['prefix']}-{number}-{index}"
         partner, body = _Requests.body(params, rng, external_id, f"{params['prefix']}m-{number}-{index}", earns)
         began = time.perf_counter()
@@ -223,8 +243,7 @@ def http_post(params: dict, count: int, rng: random.Random, number: int, start_a
         if response.status_code >= 300 and len(errors) < MAX_ERROR_SAMPLES:
             errors.append(f"{response.status_code} {body['type']}: {response.text[:300]}")
     session.close()
-    return {"operations": count, "latencies": latencies, "statuses": statuses, "errors": errors,
-            "last": time.time()}
+    return _output(len(latencies), latencies, statuses, errors, first)
 
 
 def http_batch(params: dict, count: int, rng: random.Random, number: int, start_at: float) -> dict:
@@ -234,8 +253,10 @@ def http_batch(params: dict, count: int, rng: random.Random, number: int, start_
     headers = {"Authorization": f"Bearer {params['operator_key']}"}
     session.get(params["url"] + "/healthz", timeout=HTTP_TIMEOUT)
     latencies, statuses, errors, operations = [], Counter(), [], 0
-    _wait(start_at)
+    first = _wait(start_at)
     for batch in range(count):
+        if _done(params):
+            break
         items, earns = [], []
         for index in range(params["size"]):
             external_id = f"{params['prefix']}-{number}-{batch}-{index}"
@@ -257,8 +278,7 @@ def http_batch(params: dict, count: int, rng: random.Random, number: int, start_
             if result["status"] >= 300 and len(errors) < MAX_ERROR_SAMPLES:
                 errors.append(f"item {result['status']}: {str(result.get('error'))[:300]}")
     session.close()
-    return {"operations": operations, "latencies": latencies, "statuses": statuses, "errors": errors,
-            "last": time.time()}
+    return _output(operations, latencies, statuses, errors, first)
 
 
 def http_balance(params: dict, count: int, rng: random.Random, number: int, start_at: float) -> dict:
@@ -268,8 +288,10 @@ def http_balance(params: dict, count: int, rng: random.Random, number: int, star
     for _ in range(3):
         session.get(f"{params['url']}/api/v1/members/{members[0]}/balance", headers=headers, timeout=HTTP_TIMEOUT)
     latencies, statuses, errors = [], Counter(), []
-    _wait(start_at)
+    first = _wait(start_at)
     for _ in range(count):
+        if _done(params):
+            break
         member = members[rng.randrange(len(members))]
         began = time.perf_counter()
         response = session.get(f"{params['url']}/api/v1/members/{member}/balance", headers=headers,
@@ -279,8 +301,7 @@ def http_balance(params: dict, count: int, rng: random.Random, number: int, star
         if response.status_code != 200 and len(errors) < MAX_ERROR_SAMPLES:
             errors.append(f"{response.status_code}: {response.text[:300]}")
     session.close()
-    return {"operations": count, "latencies": latencies, "statuses": statuses, "errors": errors,
-            "last": time.time()}
+    return _output(len(latencies), latencies, statuses, errors, first)
 
 
 INSERT = (
@@ -300,9 +321,11 @@ def sql_insert(params: dict, count: int, rng: random.Random, number: int, start_
     latencies = []
     with psycopg.connect(params["dsn"], autocommit=True) as connection:
         connection.execute("SELECT 1")
-        _wait(start_at)
+        first = _wait(start_at)
         base = (number + 1) * 1_000_000
         for index in range(count):
+            if _done(params):
+                break
             partner = partners[rng.randrange(len(partners))]
             low, high = partner["minor_range"]
             minor = rng.randrange(low, high + 1)
@@ -313,8 +336,7 @@ def sql_insert(params: dict, count: int, rng: random.Random, number: int, start_
                 _amount(partner, minor), partner["currency"], minor % 1000 + 1, params["period_id"], "0" * 64,
             ))
             latencies.append(time.perf_counter() - began)
-    return {"operations": count, "latencies": latencies, "statuses": Counter({200: count}), "errors": [],
-            "last": time.time()}
+    return _output(len(latencies), latencies, Counter({200: len(latencies)}), [], first)
 
 
 LOOKUP = (
@@ -332,14 +354,15 @@ def sql_lookup(params: dict, count: int, rng: random.Random, number: int, start_
     with psycopg.connect(params["dsn"], autocommit=True) as connection:
         for _ in range(6):  # past psycopg's prepare threshold, as a long-lived connection would be
             connection.execute(LOOKUP, (members[0],)).fetchall()
-        _wait(start_at)
+        first = _wait(start_at)
         for _ in range(count):
+            if _done(params):
+                break
             member = members[rng.randrange(len(members))]
             began = time.perf_counter()
             connection.execute(LOOKUP, (member,)).fetchall()
             latencies.append(time.perf_counter() - began)
-    return {"operations": count, "latencies": latencies, "statuses": Counter({200: count}), "errors": [],
-            "last": time.time()}
+    return _output(len(latencies), latencies, Counter({200: len(latencies)}), [], first)
 
 
 def pdf_render(params: dict, count: int, rng: random.Random, number: int, start_at: float) -> dict:
@@ -348,25 +371,27 @@ def pdf_render(params: dict, count: int, rng: random.Random, number: int, start_
     statement = params["statement"]
     reports.render_pdf(statement)
     latencies = []
-    _wait(start_at)
+    first = _wait(start_at)
     for _ in range(count):
+        if _done(params):
+            break
         began = time.perf_counter()
         reports.render_pdf(statement)
         latencies.append(time.perf_counter() - began)
-    return {"operations": count, "latencies": latencies, "statuses": Counter({200: count}), "errors": [],
-            "last": time.time()}
+    return _output(len(latencies), latencies, Counter({200: len(latencies)}), [], first)
 
 
 def pdf_bare(params: dict, count: int, rng: random.Random, number: int, start_at: float) -> dict:
     bare_pdf(params["pages"])
     latencies = []
-    _wait(start_at)
+    first = _wait(start_at)
     for _ in range(count):
+        if _done(params):
+            break
         began = time.perf_counter()
         bare_pdf(params["pages"])
         latencies.append(time.perf_counter() - began)
-    return {"operations": count, "latencies": latencies, "statuses": Counter({200: count}), "errors": [],
-            "last": time.time()}
+    return _output(len(latencies), latencies, Counter({200: len(latencies)}), [], first)
 
 
 def bare_pdf(pages: int) -> bytes:

@@ -126,7 +126,7 @@ class Cluster:
                     f"{self.pg_bin}/pg_ctl", "-D", self.datadir, "-l", f"{self.datadir}/server.log",
                     "-w", "-t", str(START_TIMEOUT), "-o", f"{options} -k {self.datadir}", "start",
                 ),
-                capture_output=True, text=True, timeout=START_TIMEOUT + 30,
+                capture_output=True, text=True, timeout=START_TIMEOUT + 30, check=False,
             )
             if result.returncode == 0:
                 self.running = True
@@ -152,7 +152,7 @@ class Cluster:
         if self.running:
             subprocess.run(
                 self._as_owner(f"{self.pg_bin}/pg_ctl", "-D", self.datadir, "-m", "fast", "-w", "-t", "60", "stop"),
-                capture_output=True, timeout=120,
+                capture_output=True, timeout=120, check=False,
             )
             self.running = False
         shutil.rmtree(self.datadir, ignore_errors=True)
@@ -161,7 +161,7 @@ class Cluster:
 
 def conninfo(url: str) -> str:
     """A libpq URL from an SQLAlchemy one (``postgresql+psycopg://`` → ``postgresql://``)."""
-    scheme, sep, rest = url.partition("://")
+    scheme, _, rest = url.partition("://")
     return "postgresql://" + rest if scheme.startswith("postgresql") or scheme == "postgres" else url
 
 

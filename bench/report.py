@@ -192,8 +192,11 @@ def render(header: tuple[str, ...], table: list[tuple[str, ...]]) -> str:
 def describe_environment(facts: dict, pg: dict, service: dict, throwaway: bool) -> str:
     settings = ", ".join(f"{name}={value}" for name, value in pg["settings"].items())
     lines = [
-        f"machine: {facts.get('nproc')} CPUs ({facts.get('cpu', 'unknown CPU')}), "
-        f"{facts.get('memory_gb', '?')} GB memory, Linux {facts.get('kernel')}, Python {facts.get('python')}",
+        (
+            f"machine: {facts.get('nproc')} CPUs ({facts.get('cpu', 'unknown CPU')}), "
+            f"{facts.get('memory_gb', '?')} GB memory, Linux {facts.get('kernel')}, "
+            f"Python {facts.get('python')}"
+        ),
         f"PostgreSQL {pg['version']} ({'throwaway cluster started by the benchmark' if throwaway else 'given server'})",
         f"  {settings}",
     ]

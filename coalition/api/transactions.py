@@ -3,7 +3,6 @@
 import logging
 from datetime import UTC, datetime
 
-
 from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.exc import SQLAlchemyError

@@ -19,6 +19,8 @@ Bounded and deterministic: a fixed seed, ``derandomize`` and at most
 well under a minute on SQLite.
 """
 
+import json
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -81,77 +83,93 @@ def seed_world(operator, database) -> dict[str, list]:
     }
 
 
-def _load_schema():
-    """The served OpenAPI document, read once at collection from an app without a database.
+def _config() -> schemathesis.Config:
+    """Positive and negative data; examples, coverage and fuzzing phases (stateful off)."""
+    return schemathesis.Config.from_dict(
+        {
+            "seed": SEED,
+            "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "mode": "all"},
+            "phases": {"stateful": {"enabled": False}},
+        }
+    )
+
+
+def _served_document() -> dict:
+    """The served OpenAPI document, read once at collection from an app without data.
 
     The document does not depend on data; each test then sends its requests to
     its own app (``case.call(app=...)``) on its own seeded database.
     """
     app = create_app({"DATABASE_URL": "sqlite://", "SCHEDULER": False, "TESTING": True})
     try:
-        return schemathesis.openapi.from_wsgi("/api/openapi.json", app, config=CONFIG)
+        return expect(app.test_client().get("/api/openapi.json"), 200)
     finally:
         database_of(app).dispose()
 
 
-CONFIG = schemathesis.Config.from_dict(
-    {
-        "seed": SEED,
-        "generation": {"max-examples": MAX_EXAMPLES, "deterministic": True, "mode": "all"},
-        "phases": {"stateful": {"enabled": False}},
+def _numeric_bounds(document: dict) -> dict:
+    """A copy of ``document`` whose string ``minimum``/``maximum`` values are numbers."""
+    if isinstance(document, list):
+        return [_numeric_bounds(item) for item in document]
+    if not isinstance(document, dict):
+        return document
+    return {
+        key: json.loads(value) if key in ("minimum", "maximum") and isinstance(value, str) else _numeric_bounds(value)
+        for key, value in document.items()
     }
-)
-schema = _load_schema()
 
-#: Ids that exist in the current test's database, per parameter name (filled by ``world``).
+
+DOCUMENT = _served_document()
+#: Every phase: explicit examples, coverage (boundary and invalid values), fuzzing.
+schema = schemathesis.openapi.from_dict(DOCUMENT, config=_config())
+#: The same document with its string ``minimum``/``maximum`` read as numbers (see BLOCKED).
+repaired_schema = schemathesis.openapi.from_dict(_numeric_bounds(DOCUMENT), config=_config())
+
+#: Ids that exist in the current test's database, per parameter name (filled by ``seeded_app``).
 KNOWN: dict[str, list] = {}
 
 
 def _with_known(values: dict | None) -> st.SearchStrategy:
     """The generated values, or the same names filled with ids that exist."""
-    values = values or {}
-    names = [name for name in values if name in KNOWN]
+    names = [name for name in values or {} if name in KNOWN]
     if not names:
         return st.just(values)
     chosen = st.fixed_dictionaries({name: st.sampled_from(KNOWN[name]) for name in names})
     return st.one_of(st.just(values), chosen.map(lambda known: {**values, **known}))
 
 
-@schema.hook
-def flatmap_path_parameters(context, path_parameters):
-    return _with_known(path_parameters)
+for _schema in (schema, repaired_schema):
 
+    @_schema.hook
+    def flatmap_path_parameters(context, path_parameters):
+        return _with_known(path_parameters)
 
-@schema.hook
-def flatmap_query(context, query):
-    return _with_known(query)
+    @_schema.hook
+    def flatmap_query(context, query):
+        return _with_known(query)
 
 
 @pytest.fixture
-def world(app, operator, database):
+def seeded_app(app, operator, database):
     KNOWN.clear()
     KNOWN.update(seed_world(operator, database))
     yield app
     KNOWN.clear()
 
 
-def _settings(test):
-    return settings(
+def _operation_test(source, label: str):
+    """One pytest test per operation, so each has its own name and its own fresh database."""
+
+    @source.include(name=label).parametrize()
+    @settings(
         max_examples=MAX_EXAMPLES,
         derandomize=True,
         database=None,
         deadline=None,
         suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-    )(test)
-
-
-def _operation_test(label: str):
-    """One pytest test per operation, so each has its own name and its own fresh database."""
-
-    @schema.include(name=label).parametrize()
-    @_settings
-    def test(case, world, operator):
-        case.call_and_validate(app=world, headers=operator.headers, checks=CHECKS)
+    )
+    def test(case, seeded_app, operator):
+        case.call_and_validate(app=seeded_app, headers=operator.headers, checks=CHECKS)
 
     return test
 
@@ -162,12 +180,24 @@ def _test_name(label: str) -> str:
     return "test_" + method.lower() + "_" + "_".join(words).replace("-", "_")
 
 
+# pytest ≥ 9.2 gives every operation of one ``schema.parametrize()`` test the same
+# node id, so each operation gets a test function (and a name) of its own.
 OPERATIONS = [result.ok().label for result in schema.get_all_operations()]
 for _label in OPERATIONS:
-    globals()[_test_name(_label)] = _operation_test(_label)
-del _label
+    globals()[_test_name(_label)] = _operation_test(schema, _label)
+
+#: Operations whose decimal fields the served document gives as ``type: number``
+#: with *string* ``minimum``/``maximum`` — invalid JSON Schema, so schemathesis
+#: refuses to generate anything for them and their tests above fail before a
+#: single request. These run them again on a copy of the document with numeric
+#: bounds, so that a 500 or a schema violation there is not hidden behind the
+#: document bug. (The tests above keep failing until the document is fixed.)
+BLOCKED = ("POST /api/v1/transactions", "POST /api/v1/rates")
+for _label in BLOCKED:
+    globals()[_test_name(_label) + "_with_numeric_bounds"] = _operation_test(repaired_schema, _label)
+del _label, _schema
 
 
 def test_every_operation_has_a_test():
-    assert len(OPERATIONS) >= 22
-    assert len({_test_name(label) for label in OPERATIONS}) == len(OPERATIONS)
+    assert len(OPERATIONS) == len({_test_name(label) for label in OPERATIONS}) >= 22
+    assert set(BLOCKED) <= set(OPERATIONS)

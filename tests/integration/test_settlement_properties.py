@@ -40,17 +40,18 @@ partners_strategy = st.lists(
         "earn": st.sampled_from(["0.1", "0.37", "1", "2", "3.5"]),
         # None: the coalition-wide redemption / fee rate applies
         "redemption": st.sampled_from([None, "0.0125", "0.0075", "0.013", "0.0033"]),
-        # a later version from the middle of the example's operations, so that a pair line
-        # may sum burns at two rates
-        "redemption_later": st.sampled_from([None, "0.0115", "0.0137", "0.0051", "0.0149"]),
+        # later versions, spread over the example's operations, so that a pair line often
+        # sums burns at several rates
+        "redemption_later": st.lists(st.sampled_from(["0.0115", "0.0137", "0.0051", "0.0149"]),
+                                     max_size=3),
         "fee": st.sampled_from([None, "0.001", "0.0007", "0.00125", "0"]),
     }),
     min_size=2,
     max_size=4,
 )
 
-# a later version of the coalition-wide redemption rate, from the middle of the example on
-later_strategy = st.sampled_from(["0.0117", "0.0093", "0.0121"])
+# later versions of the coalition-wide redemption rate, spread over the example's operations
+later_strategy = st.lists(st.sampled_from(["0.0117", "0.0093", "0.0121"]), min_size=1, max_size=3)
 
 MEMBERS = 3
 member = st.integers(0, MEMBERS - 1)
@@ -69,8 +70,8 @@ operations_strategy = st.lists(
         st.tuples(st.just("burn_reversal"), pick, percent),
         st.tuples(st.just("earn_reversal"), pick, st.sampled_from(["amount", "points"]), percent),
     ),
-    min_size=8,
-    max_size=30,
+    min_size=6,
+    max_size=20,
 )
 
 
@@ -114,8 +115,15 @@ def _post_random_ledger(operator, book: Book, partners, later_coalition_wide, op
     start, _, period_id = previous_month()
     operations = [("earn", m, p, minor) for m, (p, minor) in enumerate(opening)] + operations
     n = next(book.examples)
-    switch = (start + timedelta(days=1) + len(operations) // 2 * STEP).isoformat()
-    book.rate(operator, "redemption", later_coalition_wide, effective_from=switch)
+
+    def switches(values):
+        """(value, effective_from) for each later version, evenly spread over the operations."""
+        every = len(operations) // (len(values) + 1)
+        return [(value, (start + timedelta(days=1) + (k + 1) * every * STEP + STEP / 2).isoformat())
+                for k, value in enumerate(values)]
+
+    for value, effective_from in switches(later_coalition_wide):
+        book.rate(operator, "redemption", value, effective_from=effective_from)
     ids = []
     for index, spec in enumerate(partners):
         partner_id = f"x{n}-p{index}"
@@ -123,9 +131,8 @@ def _post_random_ledger(operator, book: Book, partners, later_coalition_wide, op
         book.rate(operator, "earn", spec["earn"], partner_id=partner_id)
         if spec["redemption"] is not None:
             book.rate(operator, "redemption", spec["redemption"], partner_id=partner_id)
-        if spec["redemption_later"] is not None:
-            book.rate(operator, "redemption", spec["redemption_later"], partner_id=partner_id,
-                      effective_from=switch)
+        for value, effective_from in switches(spec["redemption_later"]):
+            book.rate(operator, "redemption", value, partner_id=partner_id, effective_from=effective_from)
         if spec["fee"] is not None:
             book.rate(operator, "fee", spec["fee"], partner_id=partner_id)
         ids.append((partner_id, spec["currency"]))
