@@ -159,6 +159,9 @@ class Caller:
         self.client = client
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
 
+    def __repr__(self) -> str:
+        return f"Caller({'with key' if self.headers else 'without key'})"
+
     def __getattr__(self, method):
         def call(path, **kwargs):
             return getattr(self.client, method)(path, headers=self.headers, **kwargs)

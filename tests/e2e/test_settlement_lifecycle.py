@@ -8,7 +8,7 @@ past day can be closed and the day after it, also in the past, closed later.
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import datetime
 
 import pytest
 

@@ -8,7 +8,8 @@ The database lives for the whole test function, so the period's draft holds
 every example posted so far: the expected figures are therefore recomputed
 from the whole ``GET /api/v1/transactions?period_id=`` listing (allocations,
 rate_ids) and the values of the rates the test created, never from the
-settlement itself.
+settlement itself. Redemption rates get new versions in the middle of each
+example, so that pair lines sum burns made at several rates.
 """
 
 import itertools
@@ -99,7 +100,6 @@ class Coalition:
 
 @pytest.fixture
 def coalition(operator) -> Coalition:
-    start, _, _ = previous_month()
     book = Book()
     book.rate(operator, "redemption", "0.01")
     book.rate(operator, "fee", "0.0005")
@@ -201,7 +201,8 @@ def _transactions(operator, period_id: str) -> list[dict]:
 
 
 def _rate_of(book: Book, transaction: dict, kind: str) -> Decimal | None:
-    values = [book.rates[i][1] for i in transaction["rate_ids"] if i in book.rates and book.rates[i][0] == kind]
+    assert all(i in book.rates for i in transaction["rate_ids"]), transaction
+    values = [book.rates[i][1] for i in transaction["rate_ids"] if book.rates[i][0] == kind]
     assert len(values) <= 1, transaction
     return values[0] if values else None
 

@@ -1,0 +1,309 @@
+"""Programme KPIs over HTTP: the figures of a small month worked out by hand, and who sees what.
+
+The month is the previous calendar month (UTC, monthly periods), left open
+unless a test closes it. Partners: ``aroma`` (RUB, 0.1 point per RUB),
+``skyair`` (EUR, 2 points per EUR) and the seeded ``coalition``; redemption
+0.01 EUR per point, fx 0.0125 EUR per RUB, no fee.
+
+| day | member | what                                   | lot                    |
+|-----|--------|----------------------------------------|------------------------|
+| 1   | m1     | earns at skyair, 100.00 EUR            | A: 200 skyair          |
+| 2   | m1     | burns 50 at aroma                      | A gives 50             |
+| 3   | m1     | earns at aroma, 800.00 RUB             | B: 80 aroma            |
+| 4   | m2     | earns at aroma, 400.00 RUB             | C: 40 aroma            |
+| 5   | m2     | earns at aroma, 1100.00 RUB            | D: 110 aroma           |
+| 6   | m3     | referral bonus from coalition          | E: 30 coalition        |
+| 7   | m2     | burns 100 at skyair                    | C gives 40, D gives 60 |
+| 8   | m1     | earns at skyair, 50.00 EUR             | F: 100 skyair          |
+| 9   | m4     | earns at skyair, 30.00 EUR             | G: 60 skyair           |
+
+Outstanding at the month's end: aroma B 80 + C 0 + D 50 = 130; skyair
+A 150 + F 100 + G 60 = 310; coalition E 30; 470 in all.
+"""
+
+from datetime import UTC, datetime
+
+import pytest
+
+from coalition.services import expiry
+from tests.e2e.settlement_world import (
+    add_partner,
+    add_rate,
+    at,
+    burn,
+    close,
+    current_month_id,
+    earn,
+    expect,
+    post,
+    previous_month,
+    statements,
+)
+
+
+def kpis(caller, status: int = 200, **query) -> dict:
+    return expect(caller.get("/api/v1/kpis", query_string=query), status)
+
+
+def period(caller, period_id: str, **query) -> dict:
+    (found,) = kpis(caller, period_id=period_id, **query)["periods"]
+    return found
+
+
+def partner(entry: dict, partner_id: str) -> dict:
+    (found,) = [p for p in entry["partners"] if p["partner_id"] == partner_id]
+    return found
+
+
+def coalition_setup(operator) -> None:
+    add_partner(operator, "aroma", "Кофейня Арома", "cafe", "RUB")
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_rate(operator, "earn", "0.1", partner_id="aroma")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    add_rate(operator, "redemption", "0.01")
+    add_rate(operator, "fx", "0.0125", currency="RUB")
+
+
+@pytest.fixture
+def month(operator) -> str:
+    """The month of the module docstring; returns its id."""
+    start, _, period_id = previous_month()
+    coalition_setup(operator)
+    earn(operator, "a-1", "skyair", "m1", at(start, 0), "100.00", "EUR")
+    burn(operator, "b-2", "aroma", "m1", at(start, 1), 50)
+    earn(operator, "a-3", "aroma", "m1", at(start, 2), "800.00", "RUB")
+    earn(operator, "a-4", "aroma", "m2", at(start, 3), "400.00", "RUB")
+    earn(operator, "a-5", "aroma", "m2", at(start, 4), "1100.00", "RUB")
+    post(operator, external_id="bonus-6", type="bonus", partner_id="coalition", member_id="m3",
+         occurred_at=at(start, 5), points=30, reason="referral")
+    burn(operator, "b-7", "skyair", "m2", at(start, 6), 100)
+    earn(operator, "a-8", "skyair", "m1", at(start, 7), "50.00", "EUR")
+    earn(operator, "a-9", "skyair", "m4", at(start, 8), "30.00", "EUR")
+    return period_id
+
+
+# --- figures --------------------------------------------------------------------------------
+
+
+def test_partner_figures_of_aroma(operator, month):
+    assert partner(period(operator, month), "aroma") == {
+        "partner_id": "aroma",
+        "name": "Кофейня Арома",
+        "currency": "RUB",
+        "active_members": 2,  # m1 (burn, earn) and m2 (earns)
+        "new_members": 1,  # m2's first lot is C; m1's first is skyair's A
+        "purchases": 3,
+        "purchasers": 2,
+        "purchase_frequency": "1.50",  # 3 ÷ 2
+        "sales": "2300.00",  # 800.00 + 400.00 + 1100.00
+        "average_purchase": "766.67",  # 2300.00 ÷ 3 = 766.666…
+        "purchases_with_points": 1,  # m1 burned at aroma this month
+        "average_purchase_with_points": "800.00",
+        "average_purchase_without_points": "750.00",  # m2: (400.00 + 1100.00) ÷ 2
+        "redemptions": 1,
+        "earn_share": "0.7500",  # 3 earns ÷ (3 + 1 burn)
+        "burn_share": "0.2500",
+        "points_issued": 230,  # 80 + 40 + 110
+        "points_reversed": 0,
+        "points_redeemed": 100,  # aroma's points spent at skyair by m2
+        "points_redeemed_here": 50,  # skyair's points spent at aroma by m1
+        "points_expired": 0,
+        "redemption_rate": "0.4348",  # 100 ÷ 230 = 0.43478…
+        "breakage_rate": "0.0000",
+        "liability_points": 130,
+        "liability": "1.30",  # 130 × 0.01 EUR
+    }
+
+
+def test_partner_figures_of_skyair(operator, month):
+    figures = partner(period(operator, month), "skyair")
+    assert (figures["active_members"], figures["new_members"], figures["purchasers"]) == (3, 2, 2)
+    assert (figures["purchases"], figures["purchase_frequency"]) == (3, "1.50")
+    # 100.00 + 50.00 + 30.00 = 180.00 EUR over 3; nobody who bought here burned here
+    assert (figures["sales"], figures["average_purchase"]) == ("180.00", "60.00")
+    assert (figures["average_purchase_with_points"], figures["average_purchase_without_points"]) == (None, "60.00")
+    assert (figures["points_issued"], figures["points_redeemed"], figures["points_redeemed_here"]) == (360, 50, 100)
+    assert figures["redemption_rate"] == "0.1389"  # 50 ÷ 360 = 0.13888…
+    assert (figures["liability_points"], figures["liability"]) == (310, "3.10")
+
+
+def test_the_coalition_partner_issues_bonuses_without_purchases(operator, month):
+    figures = partner(period(operator, month), "coalition")
+    assert (figures["active_members"], figures["new_members"], figures["purchases"]) == (0, 1, 0)
+    assert (figures["sales"], figures["average_purchase"], figures["purchase_frequency"]) == ("0.00", None, None)
+    assert (figures["points_issued"], figures["redemption_rate"], figures["liability"]) == (30, "0.0000", "0.30")
+
+
+def test_coalition_wide_figures(operator, month):
+    assert period(operator, month)["coalition"] == {
+        "currency": "EUR",
+        "active_members": 3,  # m1, m2, m4: m1 counts once though active at both partners
+        "new_members": 4,  # m1, m2, m3 (by bonus), m4
+        "purchases": 6,
+        "purchasers": 3,
+        "purchase_frequency": "2.00",
+        # aroma 2300.00 RUB × 0.0125 = 28.75 EUR, plus skyair 180.00 EUR
+        "sales": "208.75",
+        "average_purchase": "34.79",  # 208.75 ÷ 6 = 34.7916…
+        # m1 and m2 burned somewhere: 100.00 + 50.00 + 800.00×0.0125 + 1500.00×0.0125 = 178.75 over 5
+        "purchases_with_points": 5,
+        "average_purchase_with_points": "35.75",
+        "average_purchase_without_points": "30.00",  # m4's one purchase
+        "redemptions": 2,
+        "earn_share": "0.7500",  # 6 ÷ 8
+        "burn_share": "0.2500",
+        "points_issued": 620,  # 230 + 360 + 30
+        "points_reversed": 0,
+        "points_redeemed": 150,
+        "points_redeemed_here": 150,
+        "points_expired": 0,
+        "redemption_rate": "0.2419",  # 150 ÷ 620 = 0.24193…
+        "breakage_rate": "0.0000",
+        "liability_points": 470,
+        "liability": "4.70",
+    }
+
+
+def test_without_a_period_the_latest_periods_come_oldest_first(operator, month):
+    report = kpis(operator)
+    assert report["base_currency"] == "EUR"
+    assert [p["period_id"] for p in report["periods"]] == [month, current_month_id()]
+    assert [p["status"] for p in report["periods"]] == ["open", "open"]
+
+
+def test_a_quiet_period_still_carries_the_outstanding_points(operator, month):
+    (_, now) = kpis(operator)["periods"]
+    assert (now["coalition"]["active_members"], now["coalition"]["purchases"]) == (0, 0)
+    assert (now["coalition"]["liability_points"], now["coalition"]["liability"]) == (470, "4.70")
+
+
+def test_periods_limits_the_series(operator, month):
+    assert [p["period_id"] for p in kpis(operator, periods=1)["periods"]] == [current_month_id()]
+
+
+def test_closing_the_period_changes_no_figure(operator, month):
+    before = period(operator, month)
+    close(operator, month)
+    after = period(operator, month)
+    assert after["status"] == "closed"
+    assert {**after, "status": "open"} == before
+
+
+def test_points_outstanding_of_a_closed_period_match_its_statements(operator, month):
+    close(operator, month)
+    figures = period(operator, month)
+    for statement in statements(operator, period_id=month):
+        entry = partner(figures, statement["partner_id"])
+        assert (entry["liability_points"], entry["liability"]) == (
+            statement["summary"]["liability_points"], statement["summary"]["liability"])
+
+
+def test_breakage_counts_expired_points(operator, database):
+    """m9 earns 1000.00 RUB → 100 points that live one day, spends 30; the other 70 expire.
+
+    redemption 30 ÷ 100 = 0.30, breakage 70 ÷ 100 = 0.70, nothing outstanding.
+    """
+    start, _, period_id = previous_month()
+    coalition_setup(operator)
+    expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
+    earn(operator, "e-1", "aroma", "m9", at(start, 0, 9), "1000.00", "RUB")
+    burn(operator, "b-1", "aroma", "m9", at(start, 0, 10), 30)
+    assert expiry.expire_all(database, datetime.now(UTC)) == 1
+    figures = partner(period(operator, period_id), "aroma")
+    assert (figures["points_issued"], figures["points_redeemed"], figures["points_expired"]) == (100, 30, 70)
+    assert (figures["redemption_rate"], figures["breakage_rate"]) == ("0.3000", "0.7000")
+    assert (figures["liability_points"], figures["liability"]) == (0, "0.00")
+
+
+def test_a_return_lowers_the_points_the_rates_divide_by(operator, month):
+    """m2 returns 550.00 of the 1100.00 RUB purchase: floor(110 × 550 / 1100) = 55 points are due
+    back from D, which holds 110 − 60 = 50: 50 are recovered, 5 are a shortfall.
+
+    aroma: net issued 230 − 50 = 180, redemption 100 ÷ 180 = 0.5555…
+    """
+    post(operator, external_id="r-10", type="earn_reversal", partner_id="aroma",
+         original_external_id="a-5", amount="550.00", currency="RUB",
+         occurred_at=at(previous_month()[0], 9))
+    figures = partner(period(operator, month), "aroma")
+    assert (figures["points_issued"], figures["points_reversed"]) == (230, 50)
+    assert figures["redemption_rate"] == "0.5556"
+
+
+def test_a_missing_fx_rate_leaves_coalition_money_blank(operator):
+    """A CZK partner without an fx rate: its purchases count, coalition-wide amounts cannot be added up."""
+    start, _, period_id = previous_month()
+    coalition_setup(operator)
+    add_partner(operator, "hotel", "Hotel", "travel", "CZK")
+    add_rate(operator, "earn", "0.2", partner_id="hotel")
+    earn(operator, "h-1", "hotel", "m7", at(start, 2), "1000.00", "CZK")
+    entry = period(operator, period_id)
+    assert (entry["coalition"]["purchases"], entry["coalition"]["sales"]) == (1, None)
+    assert partner(entry, "hotel")["sales"] == "1000.00"
+
+
+# --- who sees what ----------------------------------------------------------------------------
+
+
+def test_a_partner_key_sees_its_own_figures_and_the_coalition_totals(make_key, operator, month):
+    entry = period(make_key("partner", "aroma"), month)
+    assert [p["partner_id"] for p in entry["partners"]] == ["aroma"]
+    assert entry["coalition"]["active_members"] == 3
+
+
+def test_a_partner_key_never_sees_another_partners_name_or_figures(make_key, operator, month):
+    response = make_key("partner", "aroma").get("/api/v1/kpis")
+    assert response.status_code == 200
+    assert "skyair" not in response.get_data(as_text=True).lower()
+
+
+def test_a_partner_key_asking_for_another_partner_is_forbidden(make_key, operator, month):
+    kpis(make_key("partner", "aroma"), 403, partner_id="skyair")
+
+
+def test_a_partner_key_may_name_itself(make_key, operator, month):
+    entry = period(make_key("partner", "aroma"), month, partner_id="aroma")
+    assert [p["partner_id"] for p in entry["partners"]] == ["aroma"]
+
+
+def test_a_finance_key_bound_to_a_partner_sees_that_partner_only(make_key, operator, month):
+    entry = period(make_key("finance", "skyair"), month)
+    assert [p["partner_id"] for p in entry["partners"]] == ["skyair"]
+
+
+def test_an_unbound_finance_key_sees_every_partner(make_key, operator, month):
+    entry = period(make_key("finance"), month)
+    assert [p["partner_id"] for p in entry["partners"]] == ["aroma", "coalition", "skyair"]
+
+
+def test_the_operator_may_narrow_to_one_partner(operator, month):
+    entry = period(operator, month, partner_id="skyair")
+    assert [p["partner_id"] for p in entry["partners"]] == ["skyair"]
+    assert entry["coalition"]["points_issued"] == 620  # the totals stay coalition-wide
+
+
+def test_an_unknown_partner_is_not_found(operator, month):
+    kpis(operator, 404, partner_id="nobody")
+
+
+def test_without_a_key_kpis_are_unauthorised(client):
+    assert client.get("/api/v1/kpis").status_code == 401
+
+
+# --- periods ----------------------------------------------------------------------------------
+
+
+def test_a_malformed_period_id_is_invalid(operator, month):
+    kpis(operator, 422, period_id="2026-13")
+
+
+def test_a_period_before_the_ledger_is_not_found(operator, month):
+    kpis(operator, 404, period_id="1999-01")
+
+
+def test_a_future_period_is_not_found(operator, month):
+    kpis(operator, 404, period_id=f"{datetime.now(UTC).year + 1}-01")
+
+
+def test_periods_out_of_range_are_invalid(operator):
+    kpis(operator, 422, periods=0)
+    kpis(operator, 422, periods=37)

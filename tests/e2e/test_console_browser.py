@@ -1,0 +1,355 @@
+"""The web console in a real browser: headless Chromium driven by Selenium.
+
+The app is served by werkzeug on a free port of 127.0.0.1 in a thread, over
+the test database, which holds :func:`small_closed_month` (aroma and skyair
+trading in the previous month, closed, statements issued). Each test starts
+a fresh Chromium with its own profile, signs in with a key as a user would
+(typing it into the login form) and drives the pages by keyboard and mouse.
+
+Screenshots go to ``$COALITION_SCREENSHOT_DIR`` if set, else to a temporary
+directory (its path is printed). Without a chromium binary and its driver the
+tests skip, unless ``COALITION_REQUIRE_BROWSER=1`` (CI), when they fail.
+"""
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from tests.e2e.settlement_world import expect, small_closed_month, statement_of
+
+REQUIRED = os.environ.get("COALITION_REQUIRE_BROWSER") == "1"
+WAIT = 20  # seconds for any page or download
+CHROMIUM_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,1000",
+)
+
+
+def _unavailable(reason: str):
+    if REQUIRED:
+        pytest.fail(f"COALITION_REQUIRE_BROWSER=1 but {reason}")
+    pytest.skip(reason)
+
+
+def _find(*names: str) -> str | None:
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+@pytest.fixture(scope="session")
+def chromium() -> tuple[str, str]:
+    """Paths of the chromium binary and its driver (Debian: chromium, chromium-driver)."""
+    try:
+        import selenium  # noqa: F401
+    except ImportError:
+        _unavailable("selenium is not installed (pip install -e '.[test]')")
+    binary = _find("chromium", "chromium-browser", "google-chrome")
+    driver = _find("chromedriver")
+    if binary is None or driver is None:
+        _unavailable("no chromium binary and chromedriver (apt-get install chromium chromium-driver)")
+    return binary, driver
+
+
+@pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> Path:
+    directory = Path(os.environ.get("COALITION_SCREENSHOT_DIR") or tmp_path_factory.mktemp("console-screenshots"))
+    directory.mkdir(parents=True, exist_ok=True)
+    print(f"console screenshots: {directory}")
+    return directory
+
+
+@pytest.fixture
+def server(app):
+    """The app on a free port of 127.0.0.1, served from a thread until the test ends."""
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=httpd.serve_forever, name="console-server", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_port}"
+    finally:
+        httpd.shutdown()
+        thread.join(timeout=10)
+        httpd.server_close()
+
+
+@pytest.fixture
+def downloads(tmp_path) -> Path:
+    directory = tmp_path / "downloads"
+    directory.mkdir()
+    return directory
+
+
+@pytest.fixture
+def browser(chromium, downloads):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    binary, driver_path = chromium
+    profile = tempfile.mkdtemp(prefix="coalition-chromium-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile}")
+    options.add_experimental_option(
+        "prefs",
+        {
+            "download.default_directory": str(downloads),
+            "download.prompt_for_download": False,
+            "safebrowsing.enabled": False,
+        },
+    )
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.set_page_load_timeout(WAIT)
+    try:
+        driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+        yield driver
+    finally:
+        driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def month(operator) -> str:
+    return small_closed_month(operator)
+
+
+def key_of(caller) -> str:
+    return caller.headers["Authorization"].removeprefix("Bearer ")
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+def wait_for(browser, condition, message: str):
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(browser, WAIT).until(condition, message)
+
+
+def page_loaded(browser, heading: str):
+    """Wait until the page's main heading contains ``heading`` and loading is over."""
+    from selenium.webdriver.common.by import By
+
+    def ready(driver):
+        main = driver.find_element(By.ID, "main")
+        if main.get_attribute("aria-busy"):
+            return False
+        titles = main.find_elements(By.TAG_NAME, "h1")
+        return titles[0] if titles and heading in titles[0].text else False
+
+    return wait_for(browser, ready, f"page {heading!r} did not load")
+
+
+def shot(browser, screenshots: Path, name: str) -> Path:
+    """A full-page screenshot (the window grows to the page's height for it)."""
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(1280, min(max(height, 600) + 40, 4000))
+    path = screenshots / f"{name}.png"
+    browser.save_screenshot(str(path))
+    browser.set_window_size(1280, 1000)
+    return path
+
+
+def sign_in(browser, server: str, key: str) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{server}/console/")
+    field = wait_for(browser, lambda d: d.find_element(By.ID, "api-key"), "no login form")
+    field.send_keys(key, Keys.ENTER)
+    page_loaded(browser, "Periods")
+
+
+def go(browser, server: str, route: str, heading: str):
+    browser.get(f"{server}/console/#/{route}")
+    return page_loaded(browser, heading)
+
+
+def text_of(browser) -> str:
+    from selenium.webdriver.common.by import By
+
+    return browser.find_element(By.ID, "main").text
+
+
+# --- the operator's journey ---------------------------------------------------------------------
+
+
+def test_operator_signs_in_and_opens_a_periods_settlement(browser, server, operator, month, screenshots):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    shot(browser, screenshots, "01-periods")
+    browser.find_element(By.LINK_TEXT, month).click()
+    page_loaded(browser, f"Settlement {month}")
+    shot(browser, screenshots, "02-settlement")
+    main = text_of(browser)
+    assert "FINAL" in main.upper()
+    # small_closed_month: aroma nets 22.68 EUR = 1,814.40 RUB; skyair −25.25 EUR
+    assert "22.68" in main and "1,814.40 RUB" in main and "−25.25" in main
+    bars = browser.find_elements(By.CSS_SELECTOR, "figure.chart g.bar")
+    assert len(bars) == 3  # aroma, coalition, skyair
+
+
+def test_settlement_shows_the_netting_summary_of_the_api(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+
+    netting = expect(operator.get(f"/api/v1/settlements/{month}"), 200)["netting"]
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"settlement/{month}", f"Settlement {month}")
+    cards = browser.find_element(By.CSS_SELECTOR, "dl.cards").text
+    # gross 23.45 + 0.67 = 24.12 EUR, as the API says
+    assert f"{netting['gross']} EUR" == "24.12 EUR"
+    assert "24.12 EUR" in cards
+
+
+def test_operator_downloads_a_statement_pdf(browser, server, operator, month, downloads, screenshots):
+    from selenium.webdriver.common.by import By
+
+    statement = statement_of(operator, "aroma", month)
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"statements?period_id={month}", "Statements")
+    shot(browser, screenshots, "03-statements")
+    label = f"Download statement {statement['number']} as PDF"
+    browser.find_element(By.CSS_SELECTOR, f'button[aria-label="{label}"]').click()
+    expected = f"coalition-statement-{statement['number']}-aroma.pdf"
+
+    def saved(_):
+        path = downloads / expected
+        return path if path.exists() and path.stat().st_size > 0 else False
+
+    path = wait_for(browser, saved, f"{expected} was not downloaded: {sorted(os.listdir(downloads))}")
+    time.sleep(0.2)  # let chromium finish renaming and flushing
+    content = path.read_bytes()
+    assert content.startswith(b"%PDF")
+    assert content == operator.get(f"/api/v1/statements/{statement['id']}/pdf").data
+    notice = browser.find_element(By.ID, "notice").text
+    assert f"Downloaded {expected}" in notice
+
+
+def test_operator_adds_a_rate_through_the_form(browser, server, operator, month, screenshots):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "rates", "Rates")
+    Select(browser.find_element(By.ID, "rate-kind")).select_by_value("redemption")
+    browser.find_element(By.ID, "rate-value").send_keys("0.02")
+    Select(browser.find_element(By.ID, "rate-partner")).select_by_value("skyair")
+    shot(browser, screenshots, "04-rate-form")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-rate] button[type=submit]").click()
+    wait_for(browser, lambda d: "added" in d.find_element(By.ID, "notice").text, "no confirmation")
+    page_loaded(browser, "Rates")
+    shot(browser, screenshots, "05-rate-added")
+    listed = expect(operator.get("/api/v1/rates", query_string={"kind": "redemption", "partner_id": "skyair"}), 200)
+    assert [rate["value"] for rate in listed] == ["0.02"]
+
+
+def test_an_api_error_message_is_shown_in_the_form(browser, server, operator, month, screenshots):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "rates", "Rates")
+    # an earn rate without a partner: the API refuses it with 422 and a message
+    browser.find_element(By.ID, "rate-value").send_keys("3")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-rate] button[type=submit]").click()
+    error = wait_for(
+        browser,
+        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()), False),
+        "no error shown",
+    )
+    shot(browser, screenshots, "06-rate-error")
+    assert "a earn rate needs a partner_id" in error.text
+
+
+def test_operator_adds_a_partner_through_the_form(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "partners", "Partners")
+    browser.find_element(By.ID, "id").send_keys("ironfit")
+    browser.find_element(By.ID, "name").send_keys("IronFit Gym")
+    Select(browser.find_element(By.ID, "category")).select_by_value("gym")
+    browser.find_element(By.ID, "currency").send_keys("EUR")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-partner] button[type=submit]").click()
+    wait_for(browser, lambda d: "IronFit Gym" in d.find_element(By.ID, "main").text, "partner not listed")
+    assert expect(operator.get("/api/v1/partners/ironfit"), 200)["category"] == "gym"
+
+
+def test_kpis_page_draws_charts_over_time(browser, server, operator, month, screenshots):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"kpis?period={month}", "KPIs")
+    shot(browser, screenshots, "07-kpis")
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".charts figure svg")) == 4
+    coalition = expect(operator.get("/api/v1/kpis", query_string={"period_id": month}), 200)["periods"][0]["coalition"]
+    # small_closed_month: m1 and m2 active, 2468 + 100 points issued
+    assert (coalition["active_members"], coalition["points_issued"]) == (2, 2568)
+    assert "2,568" in browser.find_element(By.CSS_SELECTOR, "table.kpi-table").text
+
+
+# --- keys and roles -----------------------------------------------------------------------------
+
+
+def test_the_key_stays_in_session_storage_and_out_of_urls(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+
+    key = key_of(operator)
+    sign_in(browser, server, key)
+    go(browser, server, f"statements?period_id={month}", "Statements")
+    assert browser.execute_script("return sessionStorage.getItem('coalition.key')") == key
+    assert browser.execute_script("return localStorage.length") == 0
+    assert browser.execute_script("return document.cookie") == ""
+    requested = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert requested and not [url for url in requested if key in url]
+    browser.find_element(By.ID, "logout").click()
+    wait_for(browser, lambda d: d.find_elements(By.ID, "api-key"), "no login form after signing out")
+    assert browser.execute_script("return sessionStorage.getItem('coalition.key')") is None
+
+
+def test_an_unknown_key_is_refused_at_sign_in(browser, server, month):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{server}/console/")
+    wait_for(browser, lambda d: d.find_element(By.ID, "api-key"), "no login form").send_keys("coal_wrong", Keys.ENTER)
+    error = wait_for(
+        browser, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()), False),
+        "no error shown",
+    )
+    assert "unknown or revoked key" in error.text
+
+
+def test_a_partner_key_sees_only_its_own_partner(browser, server, make_key, operator, month, screenshots):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(make_key("partner", "aroma")))
+    sections = [link.text for link in browser.find_elements(By.CSS_SELECTOR, "#nav a")]
+    assert sections == ["Periods", "Statements", "Members", "KPIs"]
+    go(browser, server, f"statements?period_id={month}", "Statements")
+    rows = browser.find_elements(By.CSS_SELECTOR, "main tbody tr")
+    assert len(rows) == 1 and "Кофейня Арома" in rows[0].text
+    go(browser, server, f"kpis?period={month}", "KPIs")
+    shot(browser, screenshots, "08-partner-kpis")
+    page = text_of(browser)
+    assert "Кофейня Арома" in page and "Coalition-wide" in page
+    assert "SkyAir" not in page
+    go(browser, server, f"settlement/{month}", "Not available")
