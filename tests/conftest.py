@@ -28,7 +28,12 @@ def pytest_configure(config):
     """Keep SQLite test files on tmpfs when there is one: each commit's fsync is then free."""
     shm = Path("/dev/shm")
     if config.option.basetemp is None and shm.is_dir() and os.access(shm, os.W_OK):
-        config.option.basetemp = shm / f"coalition-pytest-{os.getpid()}"
+        config.option.basetemp = config.coalition_basetemp = shm / f"coalition-pytest-{os.getpid()}"
+
+
+def pytest_unconfigure(config):
+    if getattr(config, "coalition_basetemp", None):
+        shutil.rmtree(config.coalition_basetemp, ignore_errors=True)
 
 
 def pytest_collection_modifyitems(config, items):

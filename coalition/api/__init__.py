@@ -11,12 +11,13 @@ from decimal import Decimal
 import flask_smorest
 import swagger_ui_bundle
 from flask import current_app, g, request, send_from_directory
-from marshmallow import fields
+import marshmallow
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
 from coalition import auth, database_of
+from coalition.api.fields import DecimalString
 from coalition.domain.errors import CoalitionError
 
 
@@ -45,7 +46,7 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
-    reason = fields.String(metadata={"description": "Machine-readable reason of a domain error"})
+    reason = marshmallow.fields.String(metadata={"description": "Machine-readable reason of a domain error"})
 
 
 class Api(flask_smorest.Api):
@@ -89,7 +90,16 @@ def _authenticate():
 
 
 def init_app(app) -> Api:
-    from coalition.api import keys, kpis, members, partners, rates, settings, settlements, transactions
+    from coalition.api import (
+        keys,
+        kpis,
+        members,
+        partners,
+        rates,
+        settings,
+        settlements,
+        transactions,
+    )
 
     app.config.setdefault("API_TITLE", "Coalition")
     app.config.setdefault("API_VERSION", "v1")
@@ -100,6 +110,7 @@ def init_app(app) -> Api:
     app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/api/swagger-ui/")
     api = Api(app, spec_kwargs={"security": [{"bearer": []}]})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    api.register_field(DecimalString, "string", "decimal")
     for module in (keys, settings, partners, rates, transactions, members, settlements, kpis):
         api.register_blueprint(module.blp)
     app.before_request(_authenticate)

@@ -21,11 +21,19 @@ class Text(fields.String):
         return text
 
 
+class DecimalString(fields.Decimal):
+    """A decimal carried as a JSON string such as ``"350.00"`` (documented so in OpenAPI)."""
+
+    PATTERN = r"^[0-9]{1,16}(\.[0-9]{1,12})?$"
+
+    def __init__(self, metadata: dict | None = None, **kwargs):
+        metadata = {"pattern": self.PATTERN, **(metadata or {})}
+        super().__init__(as_string=True, allow_nan=False, metadata=metadata, **kwargs)
+
+
 def Amount(**kwargs):
-    """A positive money amount as a decimal string (checked against its currency later)."""
-    return fields.Decimal(
-        as_string=True,
-        allow_nan=False,
+    """A positive money amount (its decimals are checked against its currency later)."""
+    return DecimalString(
         validate=validate.Range(min=0, min_inclusive=False, max=10**15),
         metadata={"example": "350.00"},
         **kwargs,

@@ -4,7 +4,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database, principal
-from coalition.api.fields import Currency, PartnerId, Text
+from coalition.api.fields import Currency, DecimalString, PartnerId, Text
 from coalition.domain import money
 from coalition.domain.rates import KINDS
 from coalition.services import rates
@@ -12,7 +12,7 @@ from coalition.services import rates
 blp = Blueprint("rates", __name__, url_prefix="/api/v1/rates", description="Rates")
 
 
-class RateValue(fields.Decimal):
+class RateValue(DecimalString):
     """A rate as a plain decimal string without trailing zeros."""
 
     def _serialize(self, value, attr, obj, **kwargs):
@@ -21,15 +21,11 @@ class RateValue(fields.Decimal):
 
 class RateIn(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
-    value = fields.Decimal(
-        required=True, allow_nan=False, validate=validate.Range(min=0, max=10**9), places=None
-    )
+    value = DecimalString(required=True, validate=validate.Range(min=0, max=10**9), metadata={"example": "0.1"})
     partner_id = fields.String(load_default=None, validate=PartnerId)
     category = Text(max_length=64, load_default=None)
     currency = Currency(load_default=None)
-    min_amount = fields.Decimal(
-        load_default=None, allow_nan=False, validate=validate.Range(min=0, max=10**15)
-    )
+    min_amount = DecimalString(load_default=None, validate=validate.Range(min=0, max=10**15))
     effective_from = fields.AwareDateTime(required=True)
     effective_to = fields.AwareDateTime(load_default=None)
 

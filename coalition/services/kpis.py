@@ -14,6 +14,7 @@ coalition-wide totals, never another partner's figures.
 
 import json
 from datetime import datetime
+from decimal import Decimal
 
 from coalition.db import aggregates, kpi_aggregates, models
 from coalition.domain import kpis
@@ -118,10 +119,9 @@ def _coalition(session, period_id, at_end, everyone, scopes, gathered, base) -> 
         if split is None:
             continue
         fx = rates.fx_rate(session, partner.currency, base, at_end)
-        if fx is None:
-            known = False
-        else:
-            bought = bought + split["anywhere"].converted(fx.value)
+        known = known and fx is not None
+        # without an fx rate the purchases still count; their amounts cannot be added up
+        bought = bought + split["anywhere"].converted(fx.value if fx is not None else Decimal(0))
     every = list(scopes.values())
     return kpis.Activity(
         active_members=visits.get("active_members", 0),

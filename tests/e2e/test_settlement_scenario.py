@@ -72,10 +72,13 @@ Movements:
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 
 import pytest
 
+from coalition import auth, create_app, database_of
 from coalition.services import expiry
+from tests.conftest import Caller, copy_of
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
@@ -315,14 +318,39 @@ def _post_month(operator, database) -> str:
     return period_id
 
 
-@pytest.fixture
-def month(operator, database) -> str:
-    return _post_month(operator, database)
+@pytest.fixture(scope="module")
+def world(template, tmp_path_factory):
+    """The month posted once, its draft read, then closed: every test here reads this one world."""
+    with copy_of(template, tmp_path_factory.mktemp("scenario")) as url:
+        app = create_app({"DATABASE_URL": url, "SCHEDULER": False, "TESTING": True})
+        database = database_of(app)
+        _, key = database.run(lambda session: auth.create_key(session, "operator"))
+        operator = Caller(app.test_client(), key)
+        month = _post_month(operator, database)
+        draft = expect(operator.get(f"/api/v1/settlements/{month}"), 200)
+        yield SimpleNamespace(operator=operator, database=database, month=month, draft=draft,
+                              settled=close(operator, month))
+        database.dispose()
 
 
-@pytest.fixture
-def settled(operator, month) -> dict:
-    return close(operator, month)
+@pytest.fixture(scope="module")
+def operator(world):
+    return world.operator
+
+
+@pytest.fixture(scope="module")
+def database(world):
+    return world.database
+
+
+@pytest.fixture(scope="module")
+def month(world) -> str:
+    return world.month
+
+
+@pytest.fixture(scope="module")
+def settled(world) -> dict:
+    return world.settled
 
 
 def _partner(settlement: dict, partner_id: str) -> dict:
@@ -410,11 +438,9 @@ def test_netting_ratio_is_one_minus_multilateral_over_gross(settled):
     assert abs(ratio - (1 - Decimal("93.36") / Decimal("69.48"))) < Decimal("0.0001")
 
 
-def test_draft_before_close_shows_the_same_figures(operator, month):
-    draft = expect(operator.get(f"/api/v1/settlements/{month}"), 200)
-    final = close(operator, month)
-    assert draft["status"] == "draft"
-    assert {**draft, "status": "final"} == final
+def test_draft_before_close_shows_the_same_figures(world):
+    assert world.draft["status"] == "draft"
+    assert {**world.draft, "status": "final"} == world.settled
 
 
 def test_expired_points_are_written_once_by_the_expiry_job(operator, database, month):

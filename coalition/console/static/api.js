@@ -43,7 +43,7 @@ export function whenUnauthenticated(callback) {
   onUnauthenticated = callback;
 }
 
-async function request(method, path, { query, body, accept = "application/json" } = {}) {
+async function request(method, path, { query, body, accept = "application/json", signingIn = false } = {}) {
   const url = new URL(path, window.location.origin);
   for (const [name, value] of Object.entries(query || {})) {
     if (value !== undefined && value !== null && value !== "") url.searchParams.set(name, value);
@@ -65,7 +65,7 @@ async function request(method, path, { query, body, accept = "application/json" 
       payload = null;
     }
     const error = new ApiError(response.status, payload);
-    if (response.status === 401) onUnauthenticated(error);
+    if (response.status === 401 && !signingIn) onUnauthenticated(error);
     throw error;
   }
   return response;
@@ -79,9 +79,9 @@ export async function post(path, body) {
   return (await request("POST", path, { body })).json();
 }
 
-/** The role of the key: {role, partner_id, own_partner}. */
+/** The role of the key: {role, partner_id, own_partner}; a 401 here is the caller's to show. */
 export async function whoami() {
-  return (await request("GET", "/console/whoami")).json();
+  return (await request("GET", "/console/whoami", { signingIn: true })).json();
 }
 
 /** Every item of a cursor-paginated listing (transactions, history), up to `max` items. */

@@ -1,0 +1,650 @@
+// The console's pages. Each takes the route context and returns nodes to show.
+// Figures are the API's own strings; this file only lays them out.
+
+import * as api from "./api.js";
+import * as charts from "./charts.js";
+import {
+  DASH, badge, cards, count, decimal, field, h, instant, money, percent, select, signed, table,
+} from "./dom.js";
+
+const CATEGORIES = ["shop", "cafe", "gym", "travel", "other"];
+const RATE_KINDS = ["earn", "promo", "threshold", "redemption", "fee", "fx"];
+const RATE_HINTS = {
+  earn: "Points per 1 unit of the partner's currency. Needs a partner; a category is optional.",
+  promo: "Multiplier on earned points, e.g. 2. Needs a partner and an end.",
+  threshold: "Flat bonus points for a purchase of at least the minimum amount. Needs a partner.",
+  redemption: "Base currency paid per point redeemed; coalition-wide or for one redeeming partner.",
+  fee: "Base currency the issuer pays the operator per point issued; coalition-wide or per partner.",
+  fx: "Base currency per 1 unit of the currency named.",
+};
+
+function heading(text, ...extra) {
+  return h("h1", { tabindex: "-1" }, text, ...extra);
+}
+
+function link(route, text, attributes = {}) {
+  return h("a", { href: `#/${route}`, ...attributes }, text);
+}
+
+function route(name, query = {}) {
+  const params = new URLSearchParams(Object.entries(query).filter(([, v]) => v !== undefined && v !== null && v !== ""));
+  const text = params.toString();
+  return `${name}${text ? `?${text}` : ""}`;
+}
+
+/** A form whose submit handler shows the API's message in the form on failure. */
+function form(attributes, submit, ...children) {
+  const message = h("p", { class: "form-error", role: "alert", hidden: true });
+  const element = h("form", { ...attributes, novalidate: true }, ...children);
+  const button = element.querySelector("button[type=submit]");
+  if (button) button.before(message);
+  else element.append(message);
+  element.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    message.hidden = true;
+    if (button) button.disabled = true;
+    try {
+      await submit(new FormData(element), element);
+    } catch (error) {
+      message.textContent = error.message;
+      message.hidden = false;
+      message.focus?.();
+    } finally {
+      if (button) button.disabled = false;
+    }
+  });
+  return element;
+}
+
+function input(id, attributes = {}) {
+  return h("input", { id, name: id, ...attributes });
+}
+
+function trimmed(data) {
+  const out = {};
+  for (const [name, value] of data.entries()) {
+    const text = String(value).trim();
+    if (text !== "") out[name] = text;
+  }
+  return out;
+}
+
+function localInputValue(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
+
+function rfc3339(localValue) {
+  // A datetime-local value is the browser's local time; send it as UTC with an offset.
+  const date = new Date(localValue);
+  if (Number.isNaN(date.getTime())) throw new Error(`${localValue} is not a date and time`);
+  return date.toISOString();
+}
+
+function documentButton(kind, statement, notify) {
+  const label = kind.toUpperCase();
+  return h(
+    "button",
+    {
+      type: "button",
+      class: "small",
+      "data-download": kind,
+      "aria-label": `Download statement ${statement.number} as ${label}`,
+      onclick: async (event) => {
+        const button = event.currentTarget;
+        button.disabled = true;
+        try {
+          const saved = await api.download(
+            `/api/v1/statements/${statement.id}/${kind}`,
+            `coalition-statement-${statement.number}.${kind}`,
+          );
+          notify(`Downloaded ${saved.name} (${count(saved.size)} bytes).`);
+        } catch (error) {
+          notify(error.message, "error");
+        } finally {
+          button.disabled = false;
+        }
+      },
+    },
+    label,
+  );
+}
+
+// --- periods ------------------------------------------------------------------------------
+
+export async function periods({ who, notify, rerender }) {
+  const list = (await api.get("/api/v1/periods")).slice().reverse();
+  const settles = !who.own_partner;
+  const now = Date.now();
+  const close = async (period) => {
+    if (!window.confirm(`Close ${period.id} and every earlier open period, and issue final statements?`)) return;
+    try {
+      await api.post(`/api/v1/settlements/${encodeURIComponent(period.id)}/close`);
+      notify(`${period.id} is closed; its statements are issued.`);
+      window.location.hash = `#/settlement/${period.id}`;
+    } catch (error) {
+      notify(error.message, "error");
+      rerender();
+    }
+  };
+  return [
+    heading("Periods"),
+    h("p", { class: "lead" }, "Settlement periods, newest first. An open period shows a live draft; closing it issues final, immutable statements."),
+    table(
+      [
+        { label: "Period", value: (p) => (settles ? link(`settlement/${p.id}`, p.id) : p.id) },
+        { label: "Starts", value: (p) => instant(p.start) },
+        { label: "Ends", value: (p) => instant(p.end) },
+        { label: "Status", value: (p) => badge(p.status) },
+        { label: "Closed at", value: (p) => instant(p.closed_at) },
+        {
+          label: "Actions",
+          value: (p) =>
+            h(
+              "span",
+              { class: "actions" },
+              settles ? link(`settlement/${p.id}`, p.status === "closed" ? "Settlement" : "Draft") : null,
+              p.status === "closed" ? link(route("statements", { period_id: p.id }), "Statements") : null,
+              link(route("kpis", { period: p.id }), "KPIs"),
+              who.role === "operator" && p.status === "open" && Date.parse(p.end) <= now
+                ? h("button", { type: "button", class: "small", onclick: () => close(p) }, "Close…")
+                : null,
+            ),
+        },
+      ],
+      list,
+      { empty: "No periods yet: they begin with the first transaction." },
+    ),
+  ];
+}
+
+// --- settlement ---------------------------------------------------------------------------
+
+export async function settlement({ param, who }) {
+  if (who.own_partner) {
+    return [heading("Settlement"), h("p", {}, "A key bound to a partner reads that partner's statements instead."), link("statements", "Go to statements")];
+  }
+  if (!param) {
+    const list = await api.get("/api/v1/periods");
+    const closed = list.filter((p) => p.status === "closed");
+    const chosen = (closed.length ? closed : list).at(-1);
+    if (!chosen) return [heading("Settlement"), h("p", { class: "empty" }, "No periods yet.")];
+    window.location.replace(`#/settlement/${chosen.id}`);
+    return [];
+  }
+  const result = await api.get(`/api/v1/settlements/${encodeURIComponent(param)}`);
+  const base = result.base_currency;
+  const n = result.netting;
+  const partners = result.partners.slice().sort((a, b) => a.partner_id.localeCompare(b.partner_id));
+  const names = Object.fromEntries(partners.map((p) => [p.partner_id, p.name]));
+  return [
+    heading(`Settlement ${result.period_id} `, badge(result.status)),
+    h(
+      "p",
+      { class: "lead" },
+      `${instant(result.start)} to ${instant(result.end)}. Amounts in ${base}; positive net: the operator pays the partner, negative: the partner pays the operator.`,
+      result.status === "draft" ? " This is a live draft: it changes until the period is closed." : "",
+    ),
+    h("h2", {}, "Netting"),
+    cards([
+      ["Gross of pair lines", money(n.gross, base)],
+      ["Bilateral net", money(n.bilateral_net, base)],
+      ["Multilateral net", money(n.multilateral_net, base)],
+      ["Netting ratio", percent(n.netting_ratio), "1 − multilateral ÷ gross"],
+      ["Payments", `${count(n.payments_gross)} → ${count(n.payments_net)}`, `${count(n.payments_saved)} saved by netting`],
+    ]),
+    charts.divergingBars(
+      `Net position by partner (${base})`,
+      partners.map((p) => ({ label: p.name, value: p.net, text: money(p.net, base) })),
+      { description: `Net position of each partner in ${base}`, positive: "operator pays", negative: "partner pays" },
+    ),
+    h("h2", {}, "Partners"),
+    table(
+      [
+        { label: "Partner", value: (p) => h("span", {}, p.name, h("small", { class: "id" }, p.partner_id)) },
+        { label: `Receivable`, value: (p) => decimal(p.receivable), numeric: true },
+        { label: `Payable`, value: (p) => decimal(p.payable), numeric: true },
+        { label: `Fees`, value: (p) => decimal(p.fees), numeric: true },
+        { label: `Net (${base})`, value: (p) => h("strong", {}, decimal(p.net)), numeric: true },
+        { label: "FX rate", value: (p) => p.fx_rate ?? DASH, numeric: true },
+        { label: "Net in currency", value: (p) => money(p.net_in_currency, p.currency), numeric: true },
+        { label: "Points issued", value: (p) => count(p.points_issued), numeric: true },
+        { label: "Points redeemed", value: (p) => count(p.points_redeemed), numeric: true },
+        { label: "Expired", value: (p) => count(p.points_expired), numeric: true },
+        { label: "Late", value: (p) => count(p.late_count), numeric: true },
+        { label: `Liability (${base})`, value: (p) => decimal(p.liability), numeric: true },
+      ],
+      partners,
+      { caption: `Amounts in ${base} unless marked` },
+    ),
+    h("h2", {}, "Pair lines"),
+    h("p", { class: "hint" }, "What each issuer owes each redeemer for the points spent there; own redemption carries no money."),
+    table(
+      [
+        { label: "Issuer", value: (l) => names[l.issuer_id] ?? l.issuer_id },
+        { label: "Redeemer", value: (l) => names[l.redeemer_id] ?? l.redeemer_id },
+        { label: "Points", value: (l) => count(l.points), numeric: true },
+        { label: `Value (${base})`, value: (l) => (l.own_redemption ? "own redemption" : decimal(l.value)), numeric: true },
+      ],
+      result.pair_lines,
+      { empty: "No points were redeemed in this period." },
+    ),
+    result.status === "final"
+      ? h("p", {}, link(route("statements", { period_id: result.period_id }), "Statements of this period →"))
+      : null,
+  ];
+}
+
+// --- statements ---------------------------------------------------------------------------
+
+export async function statements({ who, query, notify }) {
+  const [periodList, partnerList] = await Promise.all([
+    api.get("/api/v1/periods"),
+    who.role === "partner" || who.own_partner ? Promise.resolve([]) : api.get("/api/v1/partners"),
+  ]);
+  const closed = periodList.filter((p) => p.status === "closed").reverse();
+  const periodId = query.period_id ?? closed[0]?.id ?? "";
+  const partnerId = who.own_partner ? "" : query.partner_id ?? "";
+  const items = (await api.get("/api/v1/statements", { period_id: periodId, partner_id: partnerId })).items;
+  const filters = form(
+    { class: "filters", "aria-label": "Filter statements" },
+    async (data) => {
+      window.location.hash = `#/${route("statements", trimmed(data))}`;
+    },
+    field("Period", select("period_id", [["", "All periods"], ...closed.map((p) => [p.id, p.id])], periodId)),
+    partnerList.length
+      ? field("Partner", select("partner_id", [["", "All partners"], ...partnerList.map((p) => [p.id, p.name])], partnerId))
+      : null,
+    h("button", { type: "submit" }, "Show"),
+  );
+  return [
+    heading("Statements"),
+    h("p", { class: "lead" }, "Final statements, one per partner and closed period. Documents download as the same bytes every time."),
+    filters,
+    table(
+      [
+        { label: "Number", value: (st) => link(`statement/${st.id}`, st.number) },
+        { label: "Period", value: (st) => st.period_id },
+        { label: "Partner", value: (st) => st.partner_name },
+        { label: "Net", value: (st) => money(st.summary.net, st.base_currency), numeric: true },
+        { label: "Net in currency", value: (st) => money(st.summary.net_in_currency, st.currency), numeric: true },
+        { label: "Issued", value: (st) => instant(st.issued_at) },
+        { label: "Documents", value: (st) => h("span", { class: "actions" }, documentButton("pdf", st, notify), documentButton("csv", st, notify)) },
+      ],
+      items,
+      { empty: "No statements for this choice: statements are issued when a period is closed." },
+    ),
+  ];
+}
+
+export async function statement({ param, notify }) {
+  const st = await api.get(`/api/v1/statements/${encodeURIComponent(param)}`);
+  const sum = st.summary;
+  const net = String(sum.net);
+  const unsigned = (text) => (text === null || text === undefined ? text : String(text).replace(/^-/, ""));
+  const plainBoth = `${money(unsigned(net), st.base_currency)}${
+    st.currency !== st.base_currency && sum.net_in_currency ? ` (${money(unsigned(sum.net_in_currency), st.currency)})` : ""
+  }`;
+  const words = /^-?0(\.0+)?$/.test(net)
+    ? `Nothing to pay or to receive for ${st.period_id}.`
+    : net.startsWith("-")
+      ? `${st.partner_name} pays the operator ${plainBoth}.`
+      : `The operator pays ${st.partner_name} ${plainBoth}.`;
+  return [
+    heading(`Statement ${st.number} `, badge(st.status)),
+    h("p", { class: "lead" }, `${st.partner_name} · period ${st.period_id} · issued ${instant(st.issued_at)}`),
+    h("p", { class: "summary-box" }, words),
+    h("p", { class: "actions" }, documentButton("pdf", st, notify), documentButton("csv", st, notify)),
+    cards([
+      ["Receivable", money(sum.receivable, st.base_currency)],
+      ["Payable", money(sum.payable, st.base_currency)],
+      ["Fees", money(sum.fees, st.base_currency)],
+      [
+        "Net",
+        money(sum.net, st.base_currency),
+        st.currency !== st.base_currency ? `${money(sum.net_in_currency, st.currency)} at fx ${sum.fx_rate ?? DASH}` : null,
+      ],
+      ["Points issued", count(sum.points_issued)],
+      ["Points redeemed here", count(sum.points_redeemed)],
+      ["Points expired", count(sum.points_expired)],
+      ["Outstanding liability", money(sum.liability, st.base_currency), `${count(sum.liability_points)} points`],
+    ]),
+    h("h2", {}, "Counterparties"),
+    table(
+      [
+        { label: "Partner", value: (c) => c.name },
+        { label: "Points in", value: (c) => count(c.points_in), numeric: true },
+        { label: `Value in (${st.base_currency})`, value: (c) => decimal(c.value_in), numeric: true },
+        { label: "Points out", value: (c) => count(c.points_out), numeric: true },
+        { label: `Value out (${st.base_currency})`, value: (c) => decimal(c.value_out), numeric: true },
+        { label: `Net (${st.base_currency})`, value: (c) => decimal(c.net), numeric: true },
+      ],
+      st.counterparties,
+      { empty: "No points moved between this partner and another." },
+    ),
+    h("h2", {}, "Late items"),
+    table(
+      [
+        { label: "Transaction", value: (i) => i.external_id },
+        { label: "Type", value: (i) => i.type },
+        { label: "Occurred", value: (i) => instant(i.occurred_at) },
+        { label: "Belonged to", value: (i) => i.original_period_id },
+        { label: "Points", value: (i) => signed(i.points), numeric: true },
+      ],
+      st.late_items,
+      { empty: "No late items." },
+    ),
+    h("p", { class: "hash" }, "SHA-256 ", h("code", {}, st.sha256)),
+  ];
+}
+
+// --- partners -----------------------------------------------------------------------------
+
+export async function partners({ who, notify, rerender }) {
+  const list = await api.get("/api/v1/partners");
+  const add = who.role === "operator"
+    ? form(
+        { class: "panel", "aria-labelledby": "add-partner" },
+        async (data, element) => {
+          const body = trimmed(data);
+          if (body.hold_days !== undefined) body.hold_days = Number(body.hold_days);
+          const created = await api.post("/api/v1/partners", body);
+          element.reset();
+          notify(`Partner ${created.name} (${created.id}) added.`);
+          rerender();
+        },
+        h("h2", { id: "add-partner" }, "Add a partner"),
+        h(
+          "div",
+          { class: "grid" },
+          field("Id", input("id", { required: true, pattern: "[a-z0-9][a-z0-9-]{1,62}", autocomplete: "off" }), "a-z, 0-9 and -"),
+          field("Name", input("name", { required: true })),
+          field("Category", select("category", CATEGORIES.map((c) => [c, c]), "shop")),
+          field("Currency", input("currency", { required: true, maxlength: 3, placeholder: "EUR", autocomplete: "off" }), "ISO 4217"),
+          field("Hold days", input("hold_days", { type: "number", min: 0, value: "0" })),
+        ),
+        h("button", { type: "submit" }, "Add partner"),
+      )
+    : null;
+  return [
+    heading("Partners"),
+    table(
+      [
+        { label: "Id", value: (p) => h("code", {}, p.id) },
+        { label: "Name", value: (p) => p.name },
+        { label: "Category", value: (p) => p.category },
+        { label: "Currency", value: (p) => p.currency },
+        { label: "Hold days", value: (p) => count(p.hold_days), numeric: true },
+        { label: "Status", value: (p) => badge(p.status) },
+        { label: "", value: (p) => h("span", { class: "actions" }, link(route("rates", { partner_id: p.id }), "Rates"), link(route("kpis", { scope: p.id }), "KPIs")) },
+      ],
+      list,
+    ),
+    add,
+  ];
+}
+
+// --- rates --------------------------------------------------------------------------------
+
+export async function rates({ who, query, notify, rerender }) {
+  const partnerList = await api.get("/api/v1/partners");
+  const current = query.current !== "0";
+  const list = await api.get("/api/v1/rates", {
+    kind: query.kind,
+    partner_id: query.partner_id,
+    at: current ? new Date().toISOString() : undefined,
+  });
+  const names = Object.fromEntries(partnerList.map((p) => [p.id, p.name]));
+  const partnerOptions = partnerList.map((p) => [p.id, `${p.name} (${p.id})`]);
+  const filters = form(
+    { class: "filters", "aria-label": "Filter rates" },
+    async (data) => {
+      const chosen = trimmed(data);
+      chosen.current = data.get("current") ? "1" : "0";
+      window.location.hash = `#/${route("rates", chosen)}`;
+    },
+    field("Kind", select("kind", [["", "All kinds"], ...RATE_KINDS.map((k) => [k, k])], query.kind)),
+    field("Partner", select("partner_id", [["", "All"], ...partnerOptions], query.partner_id)),
+    h("div", { class: "field check" }, h("input", { type: "checkbox", id: "current", name: "current", checked: current }), h("label", { for: "current" }, "Only versions in force now")),
+    h("button", { type: "submit" }, "Show"),
+  );
+  let add = null;
+  if (who.role === "operator") {
+    const hint = h("p", { class: "hint", id: "kind-hint" }, RATE_HINTS.earn);
+    const kind = select("rate-kind", RATE_KINDS.map((k) => [k, k]), "earn", { name: "kind", "aria-describedby": "kind-hint" });
+    kind.addEventListener("change", () => {
+      hint.textContent = RATE_HINTS[kind.value];
+    });
+    add = form(
+      { class: "panel", "aria-labelledby": "add-rate" },
+      async (data, element) => {
+        const body = trimmed(data);
+        body.effective_from = rfc3339(body.effective_from);
+        if (body.effective_to) body.effective_to = rfc3339(body.effective_to);
+        const created = await api.post("/api/v1/rates", body);
+        element.reset();
+        notify(`Rate ${created.id} added: ${created.kind} ${created.value}${created.partner_id ? ` for ${created.partner_id}` : ""}, from ${instant(created.effective_from)}.`);
+        rerender();
+      },
+      h("h2", { id: "add-rate" }, "Add a rate"),
+      h("p", { class: "hint" }, "Rates are append-only versions: a new version replaces the one in force from its start. A start inside a closed period is refused."),
+      h(
+        "div",
+        { class: "grid" },
+        field("Kind", kind),
+        field("Value", input("rate-value", { name: "value", required: true, inputmode: "decimal", autocomplete: "off", placeholder: "0.01" })),
+        field("Partner", select("rate-partner", [["", "Coalition-wide"], ...partnerOptions], "", { name: "partner_id" })),
+        field("Category", input("rate-category", { name: "category", autocomplete: "off" }), "earn and promo only"),
+        field("Currency", input("rate-currency", { name: "currency", maxlength: 3, autocomplete: "off" }), "fx only"),
+        field("Minimum amount", input("rate-min", { name: "min_amount", inputmode: "decimal", autocomplete: "off" }), "threshold only"),
+        field("Effective from", input("rate-from", { name: "effective_from", type: "datetime-local", required: true, value: localInputValue(new Date()) }), "your local time"),
+        field("Effective to", input("rate-to", { name: "effective_to", type: "datetime-local" }), "optional; required for a promo"),
+      ),
+      hint,
+      h("button", { type: "submit" }, "Add rate"),
+    );
+  }
+  return [
+    heading("Rates"),
+    filters,
+    table(
+      [
+        { label: "Id", value: (r) => r.id, numeric: true },
+        { label: "Kind", value: (r) => r.kind },
+        { label: "Value", value: (r) => r.value, numeric: true },
+        { label: "Partner", value: (r) => (r.partner_id ? names[r.partner_id] ?? r.partner_id : "coalition-wide") },
+        { label: "Category", value: (r) => r.category ?? DASH },
+        { label: "Currency", value: (r) => r.currency ?? DASH },
+        { label: "Min amount", value: (r) => r.min_amount ?? DASH, numeric: true },
+        { label: "From", value: (r) => instant(r.effective_from) },
+        { label: "To", value: (r) => instant(r.effective_to) },
+      ],
+      list.slice().reverse(),
+      { empty: "No rates for this choice." },
+    ),
+    add,
+  ];
+}
+
+// --- members ------------------------------------------------------------------------------
+
+export async function members({ param, who }) {
+  const lookup = form(
+    { class: "filters", role: "search", "aria-label": "Find a member" },
+    async (data) => {
+      const id = String(data.get("member") || "").trim();
+      if (id) window.location.hash = `#/members/${encodeURIComponent(id)}`;
+    },
+    field("Member id", input("member", { required: true, value: param ?? "", autocomplete: "off", placeholder: "card-0042" })),
+    h("button", { type: "submit" }, "Look up"),
+  );
+  const out = [heading("Members"), lookup];
+  if (!param) {
+    out.push(h("p", { class: "hint" }, "A member's balance, the points expiring soon and every movement of points."));
+    return out;
+  }
+  const path = `/api/v1/members/${encodeURIComponent(param)}`;
+  let balance;
+  let history;
+  try {
+    [balance, history] = await Promise.all([api.get(`${path}/balance`), api.pages(`${path}/history`, { limit: 200 }, 1000)]);
+  } catch (error) {
+    if (!(error instanceof api.ApiError) || error.status !== 404) throw error;
+    out.push(h("p", { class: "form-error", role: "alert" }, error.message));
+    return out;
+  }
+  out.push(
+    h("h2", {}, `Member ${balance.member_id}`),
+    cards([
+      ["Available", count(balance.available)],
+      ["Pending", count(balance.pending), "held, not yet spendable"],
+      ["Lifetime earned", count(balance.lifetime_earned)],
+      ["Lifetime burned", count(balance.lifetime_burned)],
+    ]),
+    h("p", { class: "hint" }, `As of ${instant(balance.as_of)}.`),
+    h("h3", {}, "Expiring in the next 90 days"),
+    table(
+      [
+        { label: "Points", value: (e) => count(e.points), numeric: true },
+        { label: "Expires", value: (e) => instant(e.expires_at) },
+      ],
+      balance.expiring,
+      { empty: "Nothing expires in the next 90 days." },
+    ),
+    h("h3", {}, "History"),
+    who.own_partner ? h("p", { class: "hint" }, "Only your own partner's movements are shown.") : null,
+    table(
+      [
+        { label: "When", value: (m) => instant(m.occurred_at) },
+        { label: "Type", value: (m) => m.type },
+        { label: "Partner", value: (m) => m.partner_id },
+        { label: "Reason", value: (m) => m.reason },
+        { label: "Points", value: (m) => signed(m.points), numeric: true },
+        { label: "Lots", value: (m) => m.lots.map((l) => `#${l.lot_id} ${l.issuer_id} ${count(l.points)}`).join(", ") || DASH },
+      ],
+      history.items.slice().reverse(),
+      { empty: "No movements visible to this key." },
+    ),
+    history.more ? h("p", { class: "hint" }, "Showing the first 1,000 movements.") : null,
+  );
+  return out;
+}
+
+// --- KPIs ---------------------------------------------------------------------------------
+
+const MEASURES = [
+  ["Active members", (f) => count(f.active_members), "distinct members who earned or spent points"],
+  ["New members", (f) => count(f.new_members), "first points ever in this period"],
+  ["Purchases", (f) => count(f.purchases)],
+  ["Purchase frequency", (f) => decimal(f.purchase_frequency), "purchases per purchasing member"],
+  ["Sales", (f) => money(f.sales, f.currency)],
+  ["Average purchase", (f) => money(f.average_purchase, f.currency)],
+  ["Average purchase, members who spent points", (f) => money(f.average_purchase_with_points, f.currency)],
+  ["Average purchase, members who did not", (f) => money(f.average_purchase_without_points, f.currency)],
+  ["Visits earning points", (f) => percent(f.earn_share), "earns ÷ (earns + burns)"],
+  ["Visits spending points", (f) => percent(f.burn_share), "burns ÷ (earns + burns)"],
+  ["Points issued", (f) => count(f.points_issued)],
+  ["Points redeemed", (f) => count(f.points_redeemed), "these points, spent anywhere"],
+  ["Points expired", (f) => count(f.points_expired)],
+  ["Redemption rate", (f) => percent(f.redemption_rate), "redeemed ÷ issued net of returns"],
+  ["Breakage rate", (f) => percent(f.breakage_rate), "expired ÷ issued net of returns"],
+  ["Points outstanding", (f) => count(f.liability_points), "at the period's end"],
+];
+
+export async function kpis({ who, query }) {
+  const report = await api.get("/api/v1/kpis", { periods: 12 });
+  const base = report.base_currency;
+  const series = report.periods;
+  if (!series.length) return [heading("KPIs"), h("p", { class: "empty" }, "No periods yet.")];
+  const selected = series.find((p) => p.period_id === query.period) ?? series.at(-1);
+  const partnerIds = selected.partners.map((p) => p.partner_id);
+  const scope = who.own_partner ?? (partnerIds.includes(query.scope) ? query.scope : "");
+  const pick = (period) => (scope ? period.partners.find((p) => p.partner_id === scope) : period.coalition);
+  const chosen = pick(selected);
+  const scopeName = scope ? chosen.name : "Coalition-wide";
+  const controls = form(
+    { class: "filters", "aria-label": "Choose period and scope" },
+    async (data) => {
+      window.location.hash = `#/${route("kpis", trimmed(data))}`;
+    },
+    field("Period", select("period", series.map((p) => [p.period_id, `${p.period_id} (${p.status})`]).reverse(), selected.period_id)),
+    who.own_partner
+      ? null
+      : field("Scope", select("scope", [["", "Coalition-wide"], ...selected.partners.map((p) => [p.partner_id, p.name])], scope)),
+    h("button", { type: "submit" }, "Show"),
+  );
+  const columnsOf = scope ? [[scopeName, chosen], ["Coalition-wide", selected.coalition]] : [["Coalition-wide", selected.coalition]];
+  const measureRows = [...MEASURES, ["Liability", (f) => money(f.liability, base), "outstanding points × redemption rate"]];
+  const comparison = h(
+    "div",
+    { class: "table-wrap" },
+    h(
+      "table",
+      { class: "kpi-table" },
+      h("caption", {}, `Period ${selected.period_id} (${selected.status})`),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Measure"), columnsOf.map(([label]) => h("th", { scope: "col", class: "num" }, label)))),
+      h(
+        "tbody",
+        {},
+        measureRows.map(([label, show, note]) =>
+          h("tr", {}, h("th", { scope: "row" }, label, note ? h("small", {}, note) : null), columnsOf.map(([, figures]) => h("td", { class: "num" }, show(figures)))),
+        ),
+      ),
+    ),
+  );
+  const labels = series.map((p) => p.period_id);
+  const over = series.map(pick);
+  const pickSeries = (name, key, show) => ({ name, values: over.map((f) => (f ? f[key] : null)), texts: over.map((f) => (f ? show(f[key], f) : DASH)) });
+  const currency = chosen.currency;
+  const charted = [
+    charts.columns(`Members — ${scopeName}`, labels, [
+      pickSeries("Active members", "active_members", (v) => count(v)),
+      pickSeries("New members", "new_members", (v) => count(v)),
+    ], { kind: "count" }),
+    charts.lines(`Average purchase (${currency}) — ${scopeName}`, labels, [
+      pickSeries("All purchases", "average_purchase", (v, f) => money(v, f.currency)),
+      pickSeries("Members who spent points", "average_purchase_with_points", (v, f) => money(v, f.currency)),
+      pickSeries("Members who did not", "average_purchase_without_points", (v, f) => money(v, f.currency)),
+    ]),
+    charts.lines(`Redemption and breakage rate — ${scopeName}`, labels, [
+      pickSeries("Redemption rate", "redemption_rate", (v) => percent(v)),
+      pickSeries("Breakage rate", "breakage_rate", (v) => percent(v)),
+    ], { kind: "percent" }),
+    charts.lines(`Liability (${base}) — ${scopeName}`, labels, [
+      pickSeries("Liability", "liability", (v) => money(v, base)),
+    ]),
+  ];
+  const everyone = !who.own_partner && selected.partners.length > 1
+    ? [
+        h("h2", {}, `Partners in ${selected.period_id}`),
+        table(
+          [
+            { label: "Partner", value: (p) => link(route("kpis", { period: selected.period_id, scope: p.partner_id }), p.name) },
+            { label: "Active", value: (p) => count(p.active_members), numeric: true },
+            { label: "New", value: (p) => count(p.new_members), numeric: true },
+            { label: "Purchases", value: (p) => count(p.purchases), numeric: true },
+            { label: "Average purchase", value: (p) => money(p.average_purchase, p.currency), numeric: true },
+            { label: "Redemption rate", value: (p) => percent(p.redemption_rate), numeric: true },
+            { label: "Breakage rate", value: (p) => percent(p.breakage_rate), numeric: true },
+            { label: `Liability (${base})`, value: (p) => decimal(p.liability), numeric: true },
+          ],
+          selected.partners,
+        ),
+      ]
+    : [];
+  return [
+    heading("KPIs"),
+    h("p", { class: "lead" }, "Programme measures per settlement period. A period counts the transactions that belong to it, as its settlement does, so a closed period's figures never change."),
+    controls,
+    cards([
+      ["Active members", count(chosen.active_members)],
+      ["Average purchase", money(chosen.average_purchase, chosen.currency)],
+      ["Redemption rate", percent(chosen.redemption_rate)],
+      ["Liability", money(chosen.liability, base), `${count(chosen.liability_points)} points outstanding`],
+    ]),
+    comparison,
+    h("h2", {}, "Over time"),
+    h("div", { class: "charts" }, charted),
+    ...everyone,
+  ];
+}
