@@ -71,24 +71,57 @@ class PartnerSpec:
 
 
 PARTNERS = (
-    PartnerSpec("freshmart", "FreshMart Supermarkets", "shop", "RUB", 0, "0.05", ("300.00", "6000.00"), fee="0.0004"),
+    PartnerSpec(
+        "freshmart",
+        "FreshMart Supermarkets",
+        "shop",
+        "RUB",
+        0,
+        "0.05",
+        ("300.00", "6000.00"),
+        fee="0.0004",
+    ),
     PartnerSpec("aroma", "Кофейня Арома", "cafe", "RUB", 0, "0.1", ("150.00", "900.00")),
     PartnerSpec("knizhny-dom", "Книжный Дом", "shop", "RUB", 1, "0.05", ("500.00", "5000.00")),
     PartnerSpec("titan", "Фитнес Титан", "gym", "RUB", 5, "0.02", ("2000.00", "12000.00")),
-    PartnerSpec("nordavia", "Северные Авиалинии", "travel", "RUB", 0, "0.03", ("5000.00", "60000.00")),
-    PartnerSpec("skyair", "SkyAir", "travel", "EUR", 0, "1", ("80.00", "900.00"), redemption="0.012"),
+    PartnerSpec(
+        "nordavia", "Северные Авиалинии", "travel", "RUB", 0, "0.03", ("5000.00", "60000.00")
+    ),
+    PartnerSpec(
+        "skyair", "SkyAir", "travel", "EUR", 0, "1", ("80.00", "900.00"), redemption="0.012"
+    ),
     PartnerSpec("ironfit", "IronFit Gym", "gym", "EUR", 5, "2", ("30.00", "120.00")),
     PartnerSpec("cafe-lumiere", "Café Lumière", "cafe", "EUR", 0, "5", ("3.00", "25.00")),
     PartnerSpec("buecherhaus", "Bücherhaus Berlin", "shop", "EUR", 1, "1", ("10.00", "150.00")),
     PartnerSpec("eurofuel", "EuroFuel", "shop", "EUR", 0, "1", ("20.00", "120.00")),
-    PartnerSpec("grandhotel", "Grand Hotel Praha", "travel", "CZK", 3, "0.05", ("2000.00", "30000.00")),
+    PartnerSpec(
+        "grandhotel", "Grand Hotel Praha", "travel", "CZK", 3, "0.05", ("2000.00", "30000.00")
+    ),
     PartnerSpec("kavarna-slavia", "Kavárna Slavia", "cafe", "CZK", 0, "0.5", ("80.00", "600.00")),
     PartnerSpec("london-eats", "London Eats", "cafe", "GBP", 0, "4", ("5.00", "40.00")),
     PartnerSpec("britfit", "BritFit", "gym", "GBP", 5, "3", ("20.00", "80.00")),
-    PartnerSpec("thames-air", "Thames Air", "travel", "GBP", 0, "1", ("100.00", "800.00"), redemption="0.011"),
+    PartnerSpec(
+        "thames-air",
+        "Thames Air",
+        "travel",
+        "GBP",
+        0,
+        "1",
+        ("100.00", "800.00"),
+        redemption="0.011",
+    ),
     PartnerSpec("tokyo-mart", "Tokyo Mart", "shop", "JPY", 0, "0.02", ("1000", "20000")),
     PartnerSpec("sakura-cafe", "さくらカフェ", "cafe", "JPY", 0, "0.1", ("300", "2000")),
-    PartnerSpec("nihon-rail", "Nihon Rail", "travel", "JPY", 1, "0.01", ("5000", "80000"), redemption="0.0105"),
+    PartnerSpec(
+        "nihon-rail",
+        "Nihon Rail",
+        "travel",
+        "JPY",
+        1,
+        "0.01",
+        ("5000", "80000"),
+        redemption="0.0105",
+    ),
     PartnerSpec("nyc-deli", "NYC Deli", "cafe", "USD", 0, "5", ("5.00", "40.00")),
     PartnerSpec("liberty-gym", "Liberty Gym", "gym", "USD", 5, "2", ("30.00", "100.00")),
     PartnerSpec("us-outfitters", "US Outfitters", "shop", "USD", 1, "1", ("20.00", "400.00")),
@@ -123,7 +156,7 @@ class PartnerRuntime:
         if self.exponent == 0:
             return str(minor)
         text = str(minor).rjust(self.exponent + 1, "0")
-        return f"{text[:-self.exponent]}.{text[-self.exponent:]}"
+        return f"{text[: -self.exponent]}.{text[-self.exponent :]}"
 
     def points_for(self, minor: int) -> int:
         return minor * self.earn_num // self.earn_den
@@ -180,20 +213,37 @@ def configure(call, rates_from: datetime, operator_key: str) -> World:
         rate({"kind": "fx", "value": value, "currency": currency})
     partners = {}
     for spec in PARTNERS:
-        must(201, "POST", "/api/v1/partners", {
-            "id": spec.id, "name": spec.name, "category": spec.category,
-            "currency": spec.currency, "hold_days": spec.hold_days,
-        })
+        must(
+            201,
+            "POST",
+            "/api/v1/partners",
+            {
+                "id": spec.id,
+                "name": spec.name,
+                "category": spec.category,
+                "currency": spec.currency,
+                "hold_days": spec.hold_days,
+            },
+        )
         earn_id = rate({"kind": "earn", "value": spec.earn, "partner_id": spec.id})
         own_redemption = (
-            rate({"kind": "redemption", "value": spec.redemption, "partner_id": spec.id}) if spec.redemption else None
+            rate({"kind": "redemption", "value": spec.redemption, "partner_id": spec.id})
+            if spec.redemption
+            else None
         )
-        own_fee = rate({"kind": "fee", "value": spec.fee, "partner_id": spec.id}) if spec.fee else None
+        own_fee = (
+            rate({"kind": "fee", "value": spec.fee, "partner_id": spec.id}) if spec.fee else None
+        )
         exponent = _exponent(spec.currency)
         earn = Fraction(Decimal(spec.earn)) / 10**exponent
         low, high = (int(Decimal(value).scaleb(exponent)) for value in spec.amounts)
         low = max(low, math.ceil(4 / earn))  # at least 4 points, so a half return takes ≥ 1
-        key = must(201, "POST", "/api/v1/keys", {"role": "partner", "partner_id": spec.id, "name": f"bench {spec.id}"})
+        key = must(
+            201,
+            "POST",
+            "/api/v1/keys",
+            {"role": "partner", "partner_id": spec.id, "name": f"bench {spec.id}"},
+        )
         partners[spec.id] = PartnerRuntime(
             spec=spec,
             exponent=exponent,
@@ -244,14 +294,49 @@ class StageResult:
 TABLE_COLUMNS = {
     "members": ("id", "created_at"),
     "transactions": (
-        "id", "partner_id", "external_id", "type", "member_id", "occurred_at", "recorded_at", "amount",
-        "currency", "category", "reason", "points", "shortfall_points", "original_id", "rate_ids",
-        "fee_rate", "period_id", "late", "request_hash",
+        "id",
+        "partner_id",
+        "external_id",
+        "type",
+        "member_id",
+        "occurred_at",
+        "recorded_at",
+        "amount",
+        "currency",
+        "category",
+        "reason",
+        "points",
+        "shortfall_points",
+        "original_id",
+        "rate_ids",
+        "fee_rate",
+        "period_id",
+        "late",
+        "request_hash",
     ),
-    "lots": ("id", "transaction_id", "member_id", "issuer_id", "points", "remaining", "earned_at",
-             "available_at", "expires_at"),
-    "allocations": ("id", "transaction_id", "type", "lot_id", "issuer_id", "redeemer_id", "points",
-                    "value_rate", "reverses_id", "period_id"),
+    "lots": (
+        "id",
+        "transaction_id",
+        "member_id",
+        "issuer_id",
+        "points",
+        "remaining",
+        "earned_at",
+        "available_at",
+        "expires_at",
+    ),
+    "allocations": (
+        "id",
+        "transaction_id",
+        "type",
+        "lot_id",
+        "issuer_id",
+        "redeemer_id",
+        "points",
+        "value_rate",
+        "reverses_id",
+        "period_id",
+    ),
 }
 LEDGER_TABLES = tuple(TABLE_COLUMNS)
 N = "\\N"
@@ -372,7 +457,11 @@ class Generator:
             else:
                 partner = self.partners[rng.randrange(len(self.partners))]
                 low, high = partner.minor_range
-                minor = rng.randrange(low, high + 1) if not heavy else low + rng.randrange(max(1, (high - low) // 10))
+                minor = (
+                    rng.randrange(low, high + 1)
+                    if not heavy
+                    else low + rng.randrange(max(1, (high - low) // 10))
+                )
                 points = partner.points_for(minor)
                 amount = partner.amount_text(minor)
                 tx_lines.append(
@@ -384,7 +473,9 @@ class Generator:
                 issuer, hold = partner.id, partner.spec.hold_days
                 if not heavy and rng.random() < RETURN_SHARE:
                     returns.append((len(lots), partner, minor, tx_id))
-            lots.append(_Lot(ids.next_lot(), tx_id, issuer, points, points, earned, earned + hold * 86400))
+            lots.append(
+                _Lot(ids.next_lot(), tx_id, issuer, points, points, earned, earned + hold * 86400)
+            )
         # returns: half the amount back, a day or so after the purchase, before any burn
         for index, partner, minor, original in returns:
             lot = lots[index]
@@ -551,7 +642,9 @@ def bulk_load(url: str, world: World, plan: StagePlan, log=print) -> StageResult
                         with connection.cursor() as cursor:
                             for table, columns in TABLE_COLUMNS.items():
                                 if chunk[table]:
-                                    with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+                                    with cursor.copy(
+                                        f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+                                    ) as copy:
                                         copy.write(chunk[table].encode())
                         connection.commit()
             except BaseException as error:  # noqa: BLE001 — re-raised in the main thread
@@ -616,7 +709,9 @@ def check_consistency(url: str) -> dict[str, int]:
         return {name: connection.execute(sql).fetchone()[0] for name, sql in queries.items()}
 
 
-def month_periods(now: datetime) -> tuple[tuple[str, datetime, datetime], tuple[str, datetime, datetime]]:
+def month_periods(
+    now: datetime,
+) -> tuple[tuple[str, datetime, datetime], tuple[str, datetime, datetime]]:
     """The two monthly periods before the current one (UTC): stage 1 and stage 2."""
     current = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
     previous = (current - timedelta(days=1)).replace(day=1)

@@ -85,8 +85,15 @@ class Pool:
         self._pool = multiprocessing.get_context("spawn").Pool(processes)
         self._pool.map(warm_up, range(processes), chunksize=1)
 
-    def run(self, kind: str, clients: int, per_client: int, params: dict, seed: int,
-            max_seconds: float = 600.0) -> Measured:
+    def run(
+        self,
+        kind: str,
+        clients: int,
+        per_client: int,
+        params: dict,
+        seed: int,
+        max_seconds: float = 600.0,
+    ) -> Measured:
         """``clients`` concurrent clients, ``per_client`` operations each, spread over the processes.
 
         A client stops early once ``max_seconds`` have passed since the start
@@ -94,13 +101,21 @@ class Pool:
         a run take forever; rates are completed operations over wall time.
         """
         processes = min(self.processes, clients)
-        threads = [clients // processes + (1 if index < clients % processes else 0) for index in range(processes)]
+        threads = [
+            clients // processes + (1 if index < clients % processes else 0)
+            for index in range(processes)
+        ]
         start_at = time.time() + START_DELAY + 0.02 * processes
         params = {**params, "deadline": start_at + max_seconds}
         tasks = [
             {
-                "kind": kind, "threads": threads[index], "per_client": per_client, "params": params,
-                "seed": seed * 1000 + index, "process_index": index, "thread_offset": sum(threads[:index]),
+                "kind": kind,
+                "threads": threads[index],
+                "per_client": per_client,
+                "params": params,
+                "seed": seed * 1000 + index,
+                "process_index": index,
+                "thread_offset": sum(threads[:index]),
                 "start_at": start_at,
             }
             for index in range(processes)
@@ -133,19 +148,31 @@ def run_task(task: dict) -> dict:
         try:
             seed = task["seed"] * 100 + slot
             number = task["thread_offset"] + slot
-            outputs[slot] = client(task["params"], task["per_client"], random.Random(seed), number, task["start_at"])
+            outputs[slot] = client(
+                task["params"], task["per_client"], random.Random(seed), number, task["start_at"]
+            )
         except BaseException as error:  # noqa: BLE001 — re-raised below, in the worker's main thread
             failures.append(error)
 
-    threads = [threading.Thread(target=thread_main, args=(slot,), daemon=True) for slot in range(task["threads"])]
+    threads = [
+        threading.Thread(target=thread_main, args=(slot,), daemon=True)
+        for slot in range(task["threads"])
+    ]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
     if failures:
         raise failures[0]
-    result = {"operations": 0, "requests": 0, "latencies": [], "statuses": Counter(), "errors": [],
-              "first": min(output["first"] for output in outputs), "last": task["start_at"]}
+    result = {
+        "operations": 0,
+        "requests": 0,
+        "latencies": [],
+        "statuses": Counter(),
+        "errors": [],
+        "first": min(output["first"] for output in outputs),
+        "last": task["start_at"],
+    }
     for output in outputs:
         result["operations"] += output["operations"]
         result["requests"] += len(output["latencies"])
@@ -170,8 +197,14 @@ def _done(params: dict) -> bool:
 
 
 def _output(operations, latencies, statuses, errors, first) -> dict:
-    return {"operations": operations, "latencies": latencies, "statuses": statuses, "errors": errors,
-            "first": first, "last": time.time()}
+    return {
+        "operations": operations,
+        "latencies": latencies,
+        "statuses": statuses,
+        "errors": errors,
+        "first": first,
+        "last": time.time(),
+    }
 
 
 def _now() -> str:
@@ -199,28 +232,40 @@ class _Requests:
     """Single transactions: earns (60 %), burns of rich members (30 %), returns (10 %)."""
 
     @staticmethod
-    def body(params: dict, rng: random.Random, external_id: str, member_hint: str, earns: list) -> tuple[dict, dict]:
+    def body(
+        params: dict, rng: random.Random, external_id: str, member_hint: str, earns: list
+    ) -> tuple[dict, dict]:
         partners, rich, regular = params["partners"], params["rich"], params["regular"]
         roll = rng.random()
         if roll < 0.10 and earns:
             partner, original, minor = earns.pop(rng.randrange(len(earns)))
             return partner, {
-                "external_id": external_id, "type": "earn_reversal", "original_external_id": original,
-                "amount": _amount(partner, minor // 2), "occurred_at": _now(),
+                "external_id": external_id,
+                "type": "earn_reversal",
+                "original_external_id": original,
+                "amount": _amount(partner, minor // 2),
+                "occurred_at": _now(),
             }
         partner = partners[rng.randrange(len(partners))]
         if roll < 0.40:
             return partner, {
-                "external_id": external_id, "type": "burn", "member_id": rich[rng.randrange(len(rich))],
-                "points": rng.randrange(5, 31), "occurred_at": _now(),
+                "external_id": external_id,
+                "type": "burn",
+                "member_id": rich[rng.randrange(len(rich))],
+                "points": rng.randrange(5, 31),
+                "occurred_at": _now(),
             }
         low, high = partner["minor_range"]
         minor = rng.randrange(low, high + 1)
         member = member_hint if rng.random() < 0.5 else regular[rng.randrange(len(regular))]
         earns.append((partner, external_id, minor))
         return partner, {
-            "external_id": external_id, "type": "earn", "member_id": member, "amount": _amount(partner, minor),
-            "currency": partner["currency"], "occurred_at": _now(),
+            "external_id": external_id,
+            "type": "earn",
+            "member_id": member,
+            "amount": _amount(partner, minor),
+            "currency": partner["currency"],
+            "occurred_at": _now(),
         }
 
 
@@ -234,10 +279,16 @@ def http_post(params: dict, count: int, rng: random.Random, number: int, start_a
         if _done(params):
             break
         external_id = f"{params['prefix']}-{number}-{index}"
-        partner, body = _Requests.body(params, rng, external_id, f"{params['prefix']}m-{number}-{index}", earns)
+        partner, body = _Requests.body(
+            params, rng, external_id, f"{params['prefix']}m-{number}-{index}", earns
+        )
         began = time.perf_counter()
-        response = session.post(url, json=body, headers={"Authorization": f"Bearer {partner['key']}"},
-                                timeout=HTTP_TIMEOUT)
+        response = session.post(
+            url,
+            json=body,
+            headers={"Authorization": f"Bearer {partner['key']}"},
+            timeout=HTTP_TIMEOUT,
+        )
         latencies.append(time.perf_counter() - began)
         statuses[response.status_code] += 1
         if response.status_code >= 300 and len(errors) < MAX_ERROR_SAMPLES:
@@ -260,12 +311,15 @@ def http_batch(params: dict, count: int, rng: random.Random, number: int, start_
         items, earns = [], []
         for index in range(params["size"]):
             external_id = f"{params['prefix']}-{number}-{batch}-{index}"
-            partner, body = _Requests.body(params, rng, external_id, f"{params['prefix']}m-{number}-{batch}-{index}",
-                                           earns)
+            partner, body = _Requests.body(
+                params, rng, external_id, f"{params['prefix']}m-{number}-{batch}-{index}", earns
+            )
             body["partner_id"] = partner["id"]
             items.append(body)
         began = time.perf_counter()
-        response = session.post(url, json={"transactions": items}, headers=headers, timeout=HTTP_TIMEOUT)
+        response = session.post(
+            url, json={"transactions": items}, headers=headers, timeout=HTTP_TIMEOUT
+        )
         latencies.append(time.perf_counter() - began)
         operations += len(items)
         if response.status_code != 200:
@@ -281,12 +335,18 @@ def http_batch(params: dict, count: int, rng: random.Random, number: int, start_
     return _output(operations, latencies, statuses, errors, first)
 
 
-def http_balance(params: dict, count: int, rng: random.Random, number: int, start_at: float) -> dict:
+def http_balance(
+    params: dict, count: int, rng: random.Random, number: int, start_at: float
+) -> dict:
     session = _session()
     members = params["members"]
     headers = {"Authorization": f"Bearer {params['key']}"}
     for _ in range(3):
-        session.get(f"{params['url']}/api/v1/members/{members[0]}/balance", headers=headers, timeout=HTTP_TIMEOUT)
+        session.get(
+            f"{params['url']}/api/v1/members/{members[0]}/balance",
+            headers=headers,
+            timeout=HTTP_TIMEOUT,
+        )
     latencies, statuses, errors = [], Counter(), []
     first = _wait(start_at)
     for _ in range(count):
@@ -294,8 +354,11 @@ def http_balance(params: dict, count: int, rng: random.Random, number: int, star
             break
         member = members[rng.randrange(len(members))]
         began = time.perf_counter()
-        response = session.get(f"{params['url']}/api/v1/members/{member}/balance", headers=headers,
-                               timeout=HTTP_TIMEOUT)
+        response = session.get(
+            f"{params['url']}/api/v1/members/{member}/balance",
+            headers=headers,
+            timeout=HTTP_TIMEOUT,
+        )
         latencies.append(time.perf_counter() - began)
         statuses[response.status_code] += 1
         if response.status_code != 200 and len(errors) < MAX_ERROR_SAMPLES:
@@ -331,10 +394,22 @@ def sql_insert(params: dict, count: int, rng: random.Random, number: int, start_
             minor = rng.randrange(low, high + 1)
             moment = datetime.now(UTC)
             began = time.perf_counter()
-            connection.execute(statement, (
-                base + index, partner["id"], f"raw-{number}-{index}", f"rawm-{number}-{index}", moment, moment,
-                _amount(partner, minor), partner["currency"], minor % 1000 + 1, params["period_id"], "0" * 64,
-            ))
+            connection.execute(
+                statement,
+                (
+                    base + index,
+                    partner["id"],
+                    f"raw-{number}-{index}",
+                    f"rawm-{number}-{index}",
+                    moment,
+                    moment,
+                    _amount(partner, minor),
+                    partner["currency"],
+                    minor % 1000 + 1,
+                    params["period_id"],
+                    "0" * 64,
+                ),
+            )
             latencies.append(time.perf_counter() - began)
     return _output(len(latencies), latencies, Counter({200: len(latencies)}), [], first)
 
@@ -413,7 +488,9 @@ def bare_pdf(pages: int) -> bytes:
     for page in range(pages):
         pdf.setFont(fonts.REGULAR, 9)
         for line in range(40):
-            pdf.drawString(50, 800 - line * 18, f"Кофейня Арома € ₽ page {page + 1} line {line + 1}: 1 234,56")
+            pdf.drawString(
+                50, 800 - line * 18, f"Кофейня Арома € ₽ page {page + 1} line {line + 1}: 1 234,56"
+            )
         pdf.line(50, 60, 545, 60)
         pdf.showPage()
     pdf.save()

@@ -111,28 +111,52 @@ class Cluster:
             shutil.chown(self.datadir, "postgres")
         subprocess.run(
             self._as_owner(
-                f"{self.pg_bin}/initdb", "-D", self.datadir, "-U", "coalition",
-                "--auth=trust", "-E", "UTF8", "--no-sync",
+                f"{self.pg_bin}/initdb",
+                "-D",
+                self.datadir,
+                "-U",
+                "coalition",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
             ),
-            check=True, capture_output=True, timeout=120,
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
         for attempt in range(1, START_ATTEMPTS + 1):
             self.port = free_port()
             options = " ".join(
-                f"-c {name}={value}" for name, value in {**cluster_settings(), "port": self.port}.items()
+                f"-c {name}={value}"
+                for name, value in {**cluster_settings(), "port": self.port}.items()
             )
             result = subprocess.run(
                 self._as_owner(
-                    f"{self.pg_bin}/pg_ctl", "-D", self.datadir, "-l", f"{self.datadir}/server.log",
-                    "-w", "-t", str(START_TIMEOUT), "-o", f"{options} -k {self.datadir}", "start",
+                    f"{self.pg_bin}/pg_ctl",
+                    "-D",
+                    self.datadir,
+                    "-l",
+                    f"{self.datadir}/server.log",
+                    "-w",
+                    "-t",
+                    str(START_TIMEOUT),
+                    "-o",
+                    f"{options} -k {self.datadir}",
+                    "start",
                 ),
-                capture_output=True, text=True, timeout=START_TIMEOUT + 30, check=False,
+                capture_output=True,
+                text=True,
+                timeout=START_TIMEOUT + 30,
+                check=False,
             )
             if result.returncode == 0:
                 self.running = True
                 return self.url
             if attempt == START_ATTEMPTS:
-                raise RuntimeError(f"PostgreSQL did not start:\n{result.stdout}{result.stderr}\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"PostgreSQL did not start:\n{result.stdout}{result.stderr}\n{self.log_tail()}"
+                )
         raise AssertionError("unreachable")
 
     @property
@@ -151,8 +175,20 @@ class Cluster:
             return
         if self.running:
             subprocess.run(
-                self._as_owner(f"{self.pg_bin}/pg_ctl", "-D", self.datadir, "-m", "fast", "-w", "-t", "60", "stop"),
-                capture_output=True, timeout=120, check=False,
+                self._as_owner(
+                    f"{self.pg_bin}/pg_ctl",
+                    "-D",
+                    self.datadir,
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    "60",
+                    "stop",
+                ),
+                capture_output=True,
+                timeout=120,
+                check=False,
             )
             self.running = False
         shutil.rmtree(self.datadir, ignore_errors=True)
@@ -162,7 +198,9 @@ class Cluster:
 def conninfo(url: str) -> str:
     """A libpq URL from an SQLAlchemy one (``postgresql+psycopg://`` → ``postgresql://``)."""
     scheme, _, rest = url.partition("://")
-    return "postgresql://" + rest if scheme.startswith("postgresql") or scheme == "postgres" else url
+    return (
+        "postgresql://" + rest if scheme.startswith("postgresql") or scheme == "postgres" else url
+    )
 
 
 def with_database(url: str, name: str) -> str:
@@ -194,14 +232,20 @@ def server_facts(url: str) -> dict:
     with psycopg.connect(conninfo(url), autocommit=True) as connection:
         version = connection.execute("SHOW server_version").fetchone()[0]
         rows = connection.execute(
-            "SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%s)", [list(REPORTED_SETTINGS)]
+            "SELECT name, setting, unit FROM pg_settings WHERE name = ANY(%s)",
+            [list(REPORTED_SETTINGS)],
         ).fetchall()
-        superuser = connection.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone()[0]
+        superuser = connection.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+        ).fetchone()[0]
     settings = {}
     for name, setting, unit in rows:
         settings[name] = _pretty(setting, unit)
-    return {"version": version, "settings": {n: settings[n] for n in REPORTED_SETTINGS if n in settings},
-            "superuser": bool(superuser)}
+    return {
+        "version": version,
+        "settings": {n: settings[n] for n in REPORTED_SETTINGS if n in settings},
+        "superuser": bool(superuser),
+    }
 
 
 def _pretty(setting: str, unit: str | None) -> str:

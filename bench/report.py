@@ -44,7 +44,11 @@ GROWTH_LABELS = (
 
 
 def machine() -> dict:
-    facts = {"nproc": os.cpu_count() or 1, "python": sys.version.split()[0], "kernel": platform.release()}
+    facts = {
+        "nproc": os.cpu_count() or 1,
+        "python": sys.version.split()[0],
+        "kernel": platform.release(),
+    }
     try:
         with open("/proc/meminfo") as meminfo:
             for line in meminfo:
@@ -86,7 +90,9 @@ def _met(condition: bool | None) -> str:
 def rows(f: dict) -> list[tuple[str, ...]]:
     """The main table for one stage's figures ``f`` (see ``bench.run.measure_stage``)."""
     close_10m = f["c_close_s"] * GOAL_CLOSE_ALLOCATIONS / max(f["c_allocations"], 1)
-    close_met = f["c_close_s"] <= GOAL_CLOSE_RATIO * f["c_bare_s"] and close_10m < GOAL_CLOSE_SECONDS
+    close_met = (
+        f["c_close_s"] <= GOAL_CLOSE_RATIO * f["c_bare_s"] and close_10m < GOAL_CLOSE_SECONDS
+    )
     return [
         (
             LABELS[0],
@@ -161,18 +167,29 @@ GROWTH_HEADER = ("figure", "1× data", "10× data", "10× ÷ 1×", "ceiling 1× 
 def growth_rows(one: dict, ten: dict) -> list[tuple[str, ...]]:
     def line(label, key, unit, digits, ceiling_key=None):
         ceiling = (
-            f"{_n(one[ceiling_key], digits)} → {_n(ten[ceiling_key], digits)} {unit}" if ceiling_key else "—"
+            f"{_n(one[ceiling_key], digits)} → {_n(ten[ceiling_key], digits)} {unit}"
+            if ceiling_key
+            else "—"
         )
-        return (label, f"{_n(one[key], digits)} {unit}", f"{_n(ten[key], digits)} {unit}",
-                _ratio(ten[key], one[key]), ceiling)
+        return (
+            label,
+            f"{_n(one[key], digits)} {unit}",
+            f"{_n(ten[key], digits)} {unit}",
+            _ratio(ten[key], one[key]),
+            ceiling,
+        )
 
     return [
         line(GROWTH_LABELS[0], "a_tps", "tx/s", 0, "a_raw_tps"),
         line(GROWTH_LABELS[1], "a_p99_ms", "ms", 1, "a_raw_p99_ms"),
         line(GROWTH_LABELS[2], "b_tps", "tx/s", 0, "b_copy_tps"),
-        (f"{GROWTH_LABELS[3]} ({one['c_allocations']:,} → {ten['c_allocations']:,} allocations)",
-         f"{one['c_close_s']:.3f} s", f"{ten['c_close_s']:.3f} s", _ratio(ten["c_close_s"], one["c_close_s"]),
-         f"{one['c_bare_s']:.3f} → {ten['c_bare_s']:.3f} s (bare)"),
+        (
+            f"{GROWTH_LABELS[3]} ({one['c_allocations']:,} → {ten['c_allocations']:,} allocations)",
+            f"{one['c_close_s']:.3f} s",
+            f"{ten['c_close_s']:.3f} s",
+            _ratio(ten["c_close_s"], one["c_close_s"]),
+            f"{one['c_bare_s']:.3f} → {ten['c_bare_s']:.3f} s (bare)",
+        ),
         line(GROWTH_LABELS[4], "c_bare_s", "s", 3),
         line(GROWTH_LABELS[5], "d_p99_ms", "ms", 1, "d_raw_p99_ms"),
         line(GROWTH_LABELS[6], "e_pdf_per_s", "/s", 1, "e_bare_per_s"),
@@ -180,7 +197,9 @@ def growth_rows(one: dict, ten: dict) -> list[tuple[str, ...]]:
 
 
 def render(header: tuple[str, ...], table: list[tuple[str, ...]]) -> str:
-    widths = [max(len(str(row[column])) for row in [header, *table]) for column in range(len(header))]
+    widths = [
+        max(len(str(row[column])) for row in [header, *table]) for column in range(len(header))
+    ]
 
     def line(row):
         return " | ".join(str(cell).ljust(width) for cell, width in zip(row, widths)).rstrip()
@@ -201,8 +220,10 @@ def describe_environment(facts: dict, pg: dict, service: dict, throwaway: bool) 
         f"  {settings}",
     ]
     if pg["settings"].get("fsync") == "off":
-        lines.append("  NOTE: fsync=off — commits are not flushed to disk; every write figure and its ceiling "
-                     "alike are higher than on a durable server")
+        lines.append(
+            "  NOTE: fsync=off — commits are not flushed to disk; every write figure and its ceiling "
+            "alike are higher than on a durable server"
+        )
     lines.append(
         f"service: gunicorn {service['workers']} workers × {service['threads']} threads (gthread, --preload), "
         f"127.0.0.1, scheduler off; load from {service['client_processes']} client processes"

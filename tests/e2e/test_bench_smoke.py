@@ -30,12 +30,27 @@ TIMEOUT = 300  # seconds; the small scale takes well under a minute
 def bench_run(tmp_path_factory):
     output = tmp_path_factory.mktemp("bench") / "figures.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--scale", "small", "--database-url", POSTGRES_URL,
-         "--json", str(output)],
-        cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT, check=False,
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--scale",
+            "small",
+            "--database-url",
+            POSTGRES_URL,
+            "--json",
+            str(output),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
-    assert completed.returncode == 0, f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr[-4000:]}"
+    assert completed.returncode == 0, (
+        f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr[-4000:]}"
+    )
     return completed.stdout, json.loads(output.read_text())
 
 
@@ -49,26 +64,51 @@ def test_the_table_has_every_row(bench_run):
         assert stdout.count(label) >= 1, f"missing row {label!r}:\n{stdout}"
     for label in report.LABELS:
         assert stdout.count(label) == 2, f"{label!r} should appear once per stage (1× and 10×)"
-    headers = [line for line in stdout.splitlines()
-               if tuple(cell.strip() for cell in line.split(" | ")) == report.HEADER]
-    assert len(headers) == 2, "one table per stage, each with the header figure | measured | … | met?"
+    headers = [
+        line
+        for line in stdout.splitlines()
+        if tuple(cell.strip() for cell in line.split(" | ")) == report.HEADER
+    ]
+    assert len(headers) == 2, (
+        "one table per stage, each with the header figure | measured | … | met?"
+    )
     assert "PostgreSQL 15" in stdout or "PostgreSQL 1" in stdout
     assert "machine:" in stdout and "CPUs" in stdout
 
 
 def test_every_figure_is_a_sane_number(bench_run):
     _, figures = bench_run
-    rates = ("a_tps", "a_raw_tps", "b_tps", "b_copy_tps", "d_rps", "e_pdf_per_s", "e_pdf_all_per_s",
-             "e_bare_per_s", "e_bare_all_per_s")
-    latencies = ("a_p50_ms", "a_p99_ms", "a_raw_p50_ms", "a_raw_p99_ms", "d_p50_ms", "d_p99_ms",
-                 "d_raw_p50_ms", "d_raw_p99_ms")
+    rates = (
+        "a_tps",
+        "a_raw_tps",
+        "b_tps",
+        "b_copy_tps",
+        "d_rps",
+        "e_pdf_per_s",
+        "e_pdf_all_per_s",
+        "e_bare_per_s",
+        "e_bare_all_per_s",
+    )
+    latencies = (
+        "a_p50_ms",
+        "a_p99_ms",
+        "a_raw_p50_ms",
+        "a_raw_p99_ms",
+        "d_p50_ms",
+        "d_p99_ms",
+        "d_raw_p50_ms",
+        "d_raw_p99_ms",
+    )
     seconds = ("c_close_s", "c_draft_s", "c_bare_s")
     for label in ("1x", "10x"):
         stage = figures["stages"][label]
         for key in (*rates, *latencies, *seconds):
             assert _positive(stage[key]), f"{label} {key} = {stage[key]!r}"
         assert stage["a_p50_ms"] <= stage["a_p99_ms"] and stage["d_p50_ms"] <= stage["d_p99_ms"]
-        assert stage["a_raw_p50_ms"] <= stage["a_raw_p99_ms"] and stage["d_raw_p50_ms"] <= stage["d_raw_p99_ms"]
+        assert (
+            stage["a_raw_p50_ms"] <= stage["a_raw_p99_ms"]
+            and stage["d_raw_p50_ms"] <= stage["d_raw_p99_ms"]
+        )
         # every request the load generators made was answered with success
         assert stage["a_requests"] > 0 and stage["a_failed"] == 0, stage["a_errors"]
         assert stage["b_items"] > 0 and stage["b_failed"] == 0, stage["b_errors"]

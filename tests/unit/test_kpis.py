@@ -67,7 +67,7 @@ def test_average_purchase_rounds_once_at_the_minor_unit():
 
 def test_average_purchase_in_yen_has_no_decimals_and_ties_go_even():
     # 1001 ÷ 2 = 500.5 JPY → 500 (the even neighbour)
-    assert kpis.average(Decimal("1001"), 2, "JPY") == Decimal("500")
+    assert kpis.average(Decimal(1001), 2, "JPY") == Decimal(500)
 
 
 def test_average_purchase_in_dinar_has_three_decimals():
