@@ -247,6 +247,10 @@ ROWS = [
     Row("GET", "/members/{member_id}/history", (200, 200, 200, 200, 200),
         _path("/members/{id}/history", id="shared")),
     Row("GET", "/periods", (200, 200, 200, 200, 200), _path("/periods")),
+    # KPIs: everyone reads them; a bound key gets its own partner and the coalition totals.
+    Row("GET", "/kpis", (200, 200, 200, 200, 200), _path("/kpis")),
+    Row("GET", "/kpis", (200, 200, 403, 403, 200), _path("/kpis?partner_id={id}", id=B),
+        name="/kpis?partner_id={B}"),
     Row("GET", "/settlements/{period_id}", (200, 200, 403, 403, 403),
         _path("/settlements/{id}", id=PERIOD)),
     Row("POST", "/settlements/{period_id}/close", (200, 403, 403, 403, 403),
