@@ -1,0 +1,299 @@
+"""Where the time of one transaction goes: ``python -m bench.profile [--posts 500] [--database-url URL]``.
+
+Builds the benchmark coalition on a fresh PostgreSQL database (a throwaway
+cluster unless ``--database-url`` names a server), loads a small history so
+burns have points to spend, then posts ``--posts`` single transactions (the
+benchmark's mix: 60 % earns, 30 % burns, 10 % returns) through the Flask test
+client under cProfile — no HTTP server, so the profile is the service's own
+Python. It prints the SQL statements each type issues, the wall time per
+post, and the functions by cumulative and by own time. ``--balance N`` also
+profiles N balance lookups of members with many lots. ``--close`` times each
+aggregate of the settlement of the loaded period (``--allocations`` burn
+allocations in it), then closes it under cProfile; ``--pdf N`` profiles N
+renders of the resulting statement with the most counterparties.
+"""
+
+import argparse
+import cProfile
+import io
+import pstats
+import random
+import time
+from collections import Counter, defaultdict
+from contextlib import ExitStack
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import event
+
+from bench import data, load, pg
+
+
+def _caller(client):
+    def call(method, path, body, key):
+        response = client.open(
+            path, method=method, json=body, headers={"Authorization": f"Bearer {key}"}
+        )
+        return response.status_code, response.get_json()
+
+    return call
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.profile", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--posts", type=int, default=500)
+    parser.add_argument(
+        "--balance", type=int, default=200, help="balance lookups to profile (0: none)"
+    )
+    parser.add_argument(
+        "--members", type=int, default=2000, help="members of the preloaded history"
+    )
+    parser.add_argument(
+        "--allocations",
+        type=int,
+        default=None,
+        help="burn allocations in the preloaded period (default: as many as members)",
+    )
+    parser.add_argument(
+        "--close", action="store_true", help="break down and profile closing the period"
+    )
+    parser.add_argument(
+        "--pdf", type=int, default=0, help="statement PDFs to profile (implies --close)"
+    )
+    parser.add_argument("--database-url", help="a PostgreSQL server (default: a throwaway cluster)")
+    parser.add_argument("--top", type=int, default=35)
+    arguments = parser.parse_args(argv)
+
+    from coalition import auth, create_app, database_of
+    from coalition.db import migrate
+
+    with ExitStack() as stack:
+        server_url = arguments.database_url
+        if server_url is None:
+            cluster = pg.Cluster()
+            stack.callback(cluster.stop)
+            server_url = cluster.start()
+        url, _ = stack.enter_context(pg.fresh_database(server_url))
+        app = create_app({"DATABASE_URL": url, "SCHEDULER": False})
+        database = database_of(app)
+        stack.callback(database.dispose)
+        migrate.upgrade(database)
+        _, operator_key = database.run(
+            lambda session: auth.create_key(session, "operator", None, "profile")
+        )
+        client = app.test_client()
+        now = datetime.now(UTC)
+        _, (period_id, start, end) = data.month_periods(now)
+        world = data.configure(_caller(client), start - timedelta(days=31), operator_key)
+        began = time.perf_counter()
+        loaded = data.bulk_load(
+            url,
+            world,
+            data.StagePlan(
+                1,
+                period_id,
+                start,
+                end,
+                arguments.members,
+                arguments.allocations or arguments.members,
+                20,
+                200,
+            ),
+        )
+        print(
+            f"loaded {sum(loaded.rows.values()):,} rows ({loaded.burn_allocations:,} burn allocations in "
+            f"{period_id}) in {time.perf_counter() - began:.1f} s"
+        )
+        params = {
+            "partners": [
+                {
+                    "id": p.id,
+                    "key": p.key,
+                    "currency": p.spec.currency,
+                    "exponent": p.exponent,
+                    "minor_range": p.minor_range,
+                }
+                for p in world.partners.values()
+            ],
+            "rich": loaded.rich_members,
+            "regular": loaded.regular_members,
+        }
+        statements = Counter()
+        current = {"type": None}
+        shown: dict[str, list[str]] = defaultdict(list)
+
+        @event.listens_for(database.engine, "before_cursor_execute")
+        def _count(conn, cursor, statement, parameters, context, executemany):
+            statements[current["type"]] += 1
+            if current.get("record"):
+                shown[current["type"]].append(" ".join(statement.split())[:110])
+
+        @event.listens_for(database.engine, "engine_connect")
+        def _connect(connection):
+            if current.get("record"):
+                shown[current["type"]].append("(connection checkout)")
+
+        if arguments.posts:
+            _profile_posts(client, params, arguments, statements, current)
+            print("\nSQL of one post of each type (pool pre-ping and BEGIN/COMMIT not shown):")
+            for kind, lines in shown.items():
+                print(f"  {kind}:")
+                for line in lines:
+                    print(f"    {line}")
+        if arguments.close or arguments.pdf:
+            _profile_close(database, period_id, arguments)
+        if arguments.balance:
+            _profile_balance(client, loaded.heavy_members, params, arguments, statements, current)
+    return 0
+
+
+def _profile_posts(client, params, arguments, statements, current) -> None:
+    rng, earns = random.Random(7), []
+    bodies = [
+        load._Requests.body(params, rng, f"prof-{index}", f"profm-{index}", earns)
+        for index in range(arguments.posts)
+    ]
+    for partner, body in bodies[:20]:  # warm up: imports, caches, prepared statements
+        if body["type"] != "earn_reversal":
+            client.post(
+                "/api/v1/transactions",
+                json={**body, "external_id": "warm-" + body["external_id"]},
+                headers={"Authorization": f"Bearer {partner['key']}"},
+            )
+    per_type, statuses = defaultdict(list), Counter()
+    profiler = cProfile.Profile()
+    began = time.perf_counter()
+    for partner, body in bodies:
+        current["type"] = body["type"]
+        current["record"] = not per_type[body["type"]]
+        before = statements[body["type"]]
+        started = time.perf_counter()
+        profiler.enable()
+        response = client.post(
+            "/api/v1/transactions", json=body, headers={"Authorization": f"Bearer {partner['key']}"}
+        )
+        profiler.disable()
+        per_type[body["type"]].append(
+            (time.perf_counter() - started, statements[body["type"]] - before)
+        )
+        statuses[response.status_code] += 1
+    current["record"] = False
+    wall = time.perf_counter() - began
+    print(
+        f"\n{arguments.posts} posts through the Flask test client on PostgreSQL in {wall:.2f} s "
+        f"({arguments.posts / wall:.0f} posts/s, one thread, under cProfile); statuses {dict(statuses)}"
+    )
+    for kind, samples in sorted(per_type.items()):
+        mean_ms = sum(seconds for seconds, _ in samples) / len(samples) * 1e3
+        mean_sql = sum(count for _, count in samples) / len(samples)
+        print(
+            f"  {kind:<14} {len(samples):>4} posts, {mean_ms:6.2f} ms each, "
+            f"{mean_sql:5.1f} SQL statements each"
+        )
+    _print_stats(profiler, arguments.top)
+
+
+def _profile_balance(client, members, params, arguments, statements, current) -> None:
+    key = params["partners"][0]["key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    for member in members[:5]:
+        client.get(f"/api/v1/members/{member}/balance", headers=headers)
+    current["type"] = "balance"
+    before = statements["balance"]
+    profiler = cProfile.Profile()
+    began = time.perf_counter()
+    profiler.enable()
+    for index in range(arguments.balance):
+        client.get(f"/api/v1/members/{members[index % len(members)]}/balance", headers=headers)
+    profiler.disable()
+    wall = time.perf_counter() - began
+    print(
+        f"\n{arguments.balance} balance lookups (200 lots each) in {wall:.2f} s "
+        f"({wall / arguments.balance * 1e3:.2f} ms each under cProfile, "
+        f"{(statements['balance'] - before) / arguments.balance:.1f} SQL statements each)"
+    )
+    _print_stats(profiler, arguments.top // 2)
+
+
+def _timed(database, label, function, *args):
+    began = time.perf_counter()
+    result = database.run(lambda session: function(session, *args))
+    print(f"  {time.perf_counter() - began:8.3f} s  {label}")
+    return result
+
+
+def _profile_close(database, period_id: str, arguments) -> None:
+    """Each aggregate of the settlement on its own, then the close under cProfile, then PDFs."""
+    from coalition.auth import Principal
+    from coalition.db import aggregates
+    from coalition.services import partners as partner_service
+    from coalition.services import periods as period_service
+    from coalition.services import rates, settlement
+
+    period = database.run(lambda session: period_service.parse(session, period_id))
+    everyone = database.run(partner_service.all_partners)
+    print(f"\nsettlement of {period_id}, its parts one by one:")
+    _timed(
+        database, "aggregates.redeemed_points (pair lines)", aggregates.redeemed_points, period_id
+    )
+    _timed(database, "aggregates.issued_points (fees)", aggregates.issued_points, period_id)
+    _timed(database, "aggregates.partner_activity", aggregates.partner_activity, period_id)
+    _timed(database, "aggregates.liability_points", aggregates.liability_points, period.end)
+    _timed(
+        database,
+        f"rates.fx_rate × {len(everyone)} partners",
+        lambda session: [rates.fx_rate(session, p.currency, "EUR", period.end) for p in everyone],
+    )
+    _timed(
+        database,
+        f"aggregates.late_items × {len(everyone)} partners (close only)",
+        lambda session: [aggregates.late_items(session, period_id, p.id) for p in everyone],
+    )
+    _timed(database, "settlement.compute (draft, all of it)", settlement.compute, period, "draft")
+    profiler = cProfile.Profile()
+    profiler.enable()
+    _timed(
+        database,
+        "settlement.close (under cProfile)",
+        settlement.close,
+        period_id,
+        datetime.now(UTC),
+    )
+    profiler.disable()
+    _print_stats(profiler, arguments.top // 2)
+    if not arguments.pdf:
+        return
+    import reports
+
+    documents = database.run(
+        settlement.list_statements, Principal("profile", "operator"), period_id, None
+    )
+    statement = max(documents, key=lambda document: len(document["counterparties"]))
+    reports.render_pdf(statement)
+    profiler = cProfile.Profile()
+    began = time.perf_counter()
+    profiler.enable()
+    for _ in range(arguments.pdf):
+        content = reports.render_pdf(statement)
+    profiler.disable()
+    wall = time.perf_counter() - began
+    print(
+        f"\n{arguments.pdf} PDFs of statement {statement['number']} ({len(statement['counterparties'])} "
+        f"counterparties, {len(content):,} bytes): {wall / arguments.pdf * 1e3:.1f} ms each under cProfile"
+    )
+    _print_stats(profiler, arguments.top)
+
+
+def _print_stats(profiler, top: int) -> None:
+    for order in ("cumulative", "tottime"):
+        buffer = io.StringIO()
+        stats = pstats.Stats(profiler, stream=buffer).strip_dirs().sort_stats(order)
+        stats.print_stats(top)
+        text = buffer.getvalue()
+        print(f"\n--- by {order} ---")
+        print(text[text.find("   ncalls") :].rstrip())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,771 @@
+"""The benchmark command: ``python -m bench.run [--scale small|medium|large] [--database-url URL]``.
+
+1. PostgreSQL: a throwaway cluster (``initdb``, fsync off, a free port on
+   127.0.0.1, always stopped and deleted), or the server of ``--database-url``;
+   either way a fresh database, migrated with the project's Alembic migrations
+   and dropped at the end.
+2. The service: gunicorn (``-k gthread``, several workers) on 127.0.0.1, its
+   scheduler off. Partners (21 in 6 currencies plus ``coalition``), rates and
+   partner keys are created through the HTTP API.
+3. Stage 1× and stage 10×: the stage's history (one settlement period) is
+   generated and COPYed in (:mod:`bench.data`), then every figure is measured
+   beside its ceiling: (a) single POSTs, (b) batches, (c) closing the stage's
+   period, (d) balance lookups, (e) statement PDFs. (f) compares the stages.
+4. The table goes to stdout (progress to stderr); ``--json PATH`` writes
+   every number.
+
+Every loop is bounded; nothing listens beyond 127.0.0.1.
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack, contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import requests
+
+from bench import data, load, pg, report
+
+ROOT = Path(__file__).resolve().parents[1]
+SERVER_START_TIMEOUT = 60.0
+SERVER_STOP_TIMEOUT = 15.0
+
+
+@dataclass(frozen=True)
+class Scale:
+    members: int  # stage 1×; stage 10× adds 9× as many
+    allocations: int  # burn allocations in the stage-1× period; ×10 in the stage-10× period
+    heavy_members: int  # members holding many live lots, per stage
+    heavy_lots: int
+    http_clients: int
+    http_per_client: int
+    batch_clients: int
+    batches_per_client: int
+    batch_size: int
+    lookup_clients: int
+    lookups_per_client: int
+    pdfs: int  # renders per process
+    figure_seconds: float  # a time cap on every load figure (a client stops issuing after it)
+
+
+SCALES = {
+    "small": Scale(
+        members=2_000,
+        allocations=2_000,
+        heavy_members=20,
+        heavy_lots=100,
+        http_clients=8,
+        http_per_client=40,
+        batch_clients=2,
+        batches_per_client=4,
+        batch_size=50,
+        lookup_clients=2,
+        lookups_per_client=150,
+        pdfs=4,
+        figure_seconds=1.5,
+    ),
+    "medium": Scale(
+        members=100_000,
+        allocations=100_000,
+        heavy_members=200,
+        heavy_lots=300,
+        http_clients=32,
+        http_per_client=150,
+        batch_clients=4,
+        batches_per_client=3,
+        batch_size=1000,
+        lookup_clients=2,
+        lookups_per_client=1500,
+        pdfs=40,
+        figure_seconds=45,
+    ),
+    "large": Scale(
+        members=200_000,
+        allocations=1_000_000,
+        heavy_members=500,
+        heavy_lots=500,
+        http_clients=32,
+        http_per_client=300,
+        batch_clients=4,
+        batches_per_client=5,
+        batch_size=1000,
+        lookup_clients=2,
+        lookups_per_client=3000,
+        pdfs=80,
+        figure_seconds=90,
+    ),
+}
+
+
+def progress(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- the service
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log_path: Path
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=SERVER_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=SERVER_STOP_TIMEOUT)
+
+
+@contextmanager
+def gunicorn(database_url: str, log_path: Path, workers: int, threads: int):
+    """The service under gunicorn on a free port of 127.0.0.1, until the block ends."""
+    environment = {
+        **os.environ,
+        "COALITION_DATABASE_URL": database_url,
+        "COALITION_SCHEDULER": "off",
+        "PYTHONUNBUFFERED": "1",
+    }
+    for attempt in range(1, 4):
+        port = pg.free_port()
+        command = [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            str(workers),
+            "--worker-class",
+            "gthread",
+            "--threads",
+            str(threads),
+            "--timeout",
+            "300",
+            "--graceful-timeout",
+            "5",
+            "--backlog",
+            "2048",
+            "--log-level",
+            "warning",
+            "--error-logfile",
+            "-",
+            "--no-control-socket",
+            "--preload",
+            "coalition:create_app()",
+        ]
+        with open(log_path, "ab") as log:
+            process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=environment,
+                cwd=ROOT,
+                start_new_session=True,
+            )
+        server = Server(f"http://127.0.0.1:{port}", process, log_path)
+        deadline = time.monotonic() + SERVER_START_TIMEOUT
+        healthy = False
+        while time.monotonic() < deadline and process.poll() is None:
+            try:
+                if requests.get(server.url + "/healthz", timeout=1).status_code == 200:
+                    healthy = True
+                    break
+            except requests.RequestException:
+                time.sleep(0.1)
+        if healthy:
+            break
+        _stop(process)
+        if attempt == 3:
+            raise RuntimeError(f"gunicorn did not start:\n{server.log_tail()}")
+    try:
+        yield server
+    finally:
+        _stop(process)
+
+
+def http_caller(base_url: str):
+    session = requests.Session()
+
+    def call(method, path, body, key):
+        response = session.request(
+            method,
+            base_url + path,
+            json=body,
+            headers={"Authorization": f"Bearer {key}"},
+            timeout=60,
+        )
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, response.text
+
+    return call
+
+
+# --------------------------------------------------------------------------- ceilings run here
+
+
+CEILING_TABLE = "bench_ceiling_tx"
+
+
+COPY_RUNS = 3
+
+
+def copy_ceiling(dsn: str, first_id: int, last_id: int, since: datetime) -> tuple[float, int]:
+    """COPY the rows the batches wrote into empty copies of their tables; (seconds, transactions).
+
+    The best of :data:`COPY_RUNS` runs (the copies are truncated between
+    runs), so one scheduling hiccup on a busy machine does not become the
+    ceiling.
+    """
+    selections = {
+        "members": f"SELECT * FROM members WHERE created_at >= %(since)s AND id IN "
+        f"(SELECT member_id FROM lots WHERE transaction_id > {first_id} AND transaction_id <= {last_id})",
+        "transactions": f"SELECT * FROM transactions WHERE id > {first_id} AND id <= {last_id}",
+        "lots": f"SELECT * FROM lots WHERE transaction_id > {first_id} AND transaction_id <= {last_id}",
+        "allocations": f"SELECT * FROM allocations WHERE transaction_id > {first_id} AND transaction_id <= {last_id}",
+    }
+    dumps = {}
+    with psycopg.connect(dsn) as connection, connection.cursor() as cursor:
+        for table, select in selections.items():
+            select = select.replace("%(since)s", f"'{since.isoformat()}'")
+            with cursor.copy(f"COPY ({select}) TO STDOUT (FORMAT binary)") as copy:
+                dumps[table] = b"".join(bytes(block) for block in copy)
+            cursor.execute(f"DROP TABLE IF EXISTS bench_copy_{table}")
+            cursor.execute(
+                f"CREATE TABLE bench_copy_{table} (LIKE {table} INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+            )
+        count = cursor.execute(
+            f"SELECT count(*) FROM transactions WHERE id > {first_id} AND id <= {last_id}"
+        ).fetchone()[0]
+        connection.commit()
+        seconds = math.inf
+        for _ in range(COPY_RUNS):
+            cursor.execute(f"TRUNCATE {', '.join(f'bench_copy_{table}' for table in dumps)}")
+            connection.commit()
+            began = time.perf_counter()
+            for table, dump in dumps.items():
+                with cursor.copy(f"COPY bench_copy_{table} FROM STDIN (FORMAT binary)") as copy:
+                    copy.write(dump)
+            connection.commit()
+            seconds = min(seconds, time.perf_counter() - began)
+        for table in dumps:
+            cursor.execute(f"DROP TABLE bench_copy_{table}")
+        connection.commit()
+    return seconds, count
+
+
+BARE_GROUP_BY = (
+    "SELECT issuer_id, redeemer_id, sum(-points) AS points, sum(-points * value_rate) AS value "
+    "FROM allocations WHERE period_id = %s AND type IN ('burn', 'burn_reversal') "
+    "GROUP BY issuer_id, redeemer_id"
+)
+
+
+def bare_group_by(dsn: str, period_id: str, runs: int = 2) -> tuple[float, int]:
+    """Best of ``runs`` of the bare aggregate (the first run warms the cache); (seconds, pair lines)."""
+    best, lines = math.inf, 0
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        for _ in range(runs):
+            began = time.perf_counter()
+            lines = len(connection.execute(BARE_GROUP_BY, (period_id,)).fetchall())
+            best = min(best, time.perf_counter() - began)
+    return best, lines
+
+
+def count_burn_allocations(dsn: str, period_id: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        return connection.execute(
+            "SELECT count(*) FROM allocations WHERE period_id = %s AND type IN ('burn', 'burn_reversal')",
+            (period_id,),
+        ).fetchone()[0]
+
+
+def max_transaction_id(dsn: str) -> int:
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        return connection.execute("SELECT coalesce(max(id), 0) FROM transactions").fetchone()[0]
+
+
+def pdf_pages(content: bytes) -> int:
+    return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", content))
+
+
+# --------------------------------------------------------------------------- one stage
+
+
+def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
+    from coalition.auth import Principal
+    from coalition.services import periods as period_service
+    from coalition.services import settlement
+
+    scale, pool, world, dsn, url = (
+        context[key] for key in ("scale", "pool", "world", "dsn", "url")
+    )
+    database = context["database"]
+    partners = [
+        {
+            "id": p.id,
+            "key": p.key,
+            "currency": p.spec.currency,
+            "exponent": p.exponent,
+            "minor_range": p.minor_range,
+        }
+        for p in world.partners.values()
+    ]
+    rich = loaded.rich_members or loaded.heavy_members
+    regular = loaded.regular_members
+    figures: dict = {"stage": stage, "period_id": loaded.plan.period_id}
+    cap = scale.figure_seconds
+
+    # (a) single transactions over HTTP, and the single-row INSERT loop
+    progress(
+        f"stage {stage}: (a) {scale.http_clients} clients × {scale.http_per_client} single POSTs"
+    )
+    single = pool.run(
+        "post",
+        scale.http_clients,
+        scale.http_per_client,
+        {"url": url, "partners": partners, "rich": rich, "regular": regular, "prefix": f"h{stage}"},
+        seed=stage,
+        max_seconds=cap,
+    )
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        connection.execute(f"TRUNCATE {CEILING_TABLE}")
+    raw = pool.run(
+        "insert",
+        scale.http_clients,
+        scale.http_per_client,
+        {
+            "dsn": dsn,
+            "table": CEILING_TABLE,
+            "partners": partners,
+            "period_id": context["current_period"],
+        },
+        seed=stage,
+        max_seconds=cap,
+    )
+    figures.update(
+        a_clients=scale.http_clients,
+        a_requests=single.requests,
+        a_planned=scale.http_clients * scale.http_per_client,
+        a_failed=single.failed,
+        a_statuses={str(k): v for k, v in single.statuses.items()},
+        a_errors=single.errors,
+        a_tps=single.rate,
+        a_p50_ms=single.percentile(50) * 1e3,
+        a_p99_ms=single.percentile(99) * 1e3,
+        a_client_cpu_s=single.client_cpu,
+        a_seconds=single.seconds,
+        a_raw_tps=raw.rate,
+        a_raw_p50_ms=raw.percentile(50) * 1e3,
+        a_raw_p99_ms=raw.percentile(99) * 1e3,
+    )
+
+    # (b) batches, and COPY of the same rows
+    progress(
+        f"stage {stage}: (b) {scale.batch_clients} clients × {scale.batches_per_client} batches "
+        f"× {scale.batch_size} items"
+    )
+    before, since = max_transaction_id(dsn), datetime.now(UTC)
+    batch = pool.run(
+        "batch",
+        scale.batch_clients,
+        scale.batches_per_client,
+        {
+            "url": url,
+            "operator_key": world.operator_key,
+            "partners": partners,
+            "rich": rich,
+            "regular": regular,
+            "size": scale.batch_size,
+            "prefix": f"b{stage}",
+        },
+        seed=100 + stage,
+        max_seconds=cap,
+    )
+    after = max_transaction_id(dsn)
+    copy_seconds, copied = copy_ceiling(dsn, before, after, since)
+    figures.update(
+        b_items=batch.operations,
+        b_planned=scale.batch_clients * scale.batches_per_client * scale.batch_size,
+        b_clients=scale.batch_clients,
+        b_failed=batch.failed,
+        b_statuses={str(k): v for k, v in batch.statuses.items()},
+        b_errors=batch.errors,
+        b_tps=batch.rate,
+        b_seconds=batch.seconds,
+        b_batch_p50_s=batch.percentile(50),
+        b_copy_rows=copied,
+        b_copy_s=copy_seconds,
+        b_copy_tps=copied / copy_seconds if copy_seconds else math.nan,
+    )
+
+    # (c) closing the stage's period, beside the bare GROUP BY
+    period_id = loaded.plan.period_id
+    allocations = count_burn_allocations(dsn, period_id)
+    progress(f"stage {stage}: (c) closing {period_id} with {allocations:,} burn allocations")
+    bare_seconds, pair_lines = bare_group_by(dsn, period_id)
+
+    def draft(session):
+        return settlement.compute(session, period_service.parse(session, period_id), "draft")
+
+    began = time.perf_counter()
+    drafted = database.run(draft)
+    draft_seconds = time.perf_counter() - began
+    began = time.perf_counter()
+    closed = database.run(settlement.close, period_id, datetime.now(UTC))
+    close_seconds = time.perf_counter() - began
+    if closed["pair_lines"] != drafted["pair_lines"] or len(closed["pair_lines"]) != pair_lines:
+        raise AssertionError("the close and the draft disagree on the pair lines")
+    figures.update(
+        c_allocations=allocations,
+        c_pair_lines=pair_lines,
+        c_bare_s=bare_seconds,
+        c_draft_s=draft_seconds,
+        c_close_s=close_seconds,
+        c_netting_ratio=closed["netting"]["netting_ratio"],
+    )
+
+    # (d) balance lookups of members with many lots, beside the bare lots query
+    lookups = scale.lookup_clients * scale.lookups_per_client
+    progress(f"stage {stage}: (d) {lookups} balance lookups, {scale.lookup_clients} clients")
+    any_key = partners[0]["key"]
+    balance = pool.run(
+        "balance",
+        scale.lookup_clients,
+        scale.lookups_per_client,
+        {"url": url, "key": any_key, "members": loaded.heavy_members},
+        seed=200 + stage,
+        max_seconds=cap,
+    )
+    bare = pool.run(
+        "lookup",
+        scale.lookup_clients,
+        scale.lookups_per_client,
+        {"dsn": dsn, "members": loaded.heavy_members},
+        seed=200 + stage,
+        max_seconds=cap,
+    )
+    figures.update(
+        d_lots=loaded.plan.heavy_lots,
+        d_clients=scale.lookup_clients,
+        d_failed=balance.failed,
+        d_errors=balance.errors,
+        d_rps=balance.rate,
+        d_p50_ms=balance.percentile(50) * 1e3,
+        d_p99_ms=balance.percentile(99) * 1e3,
+        d_raw_p50_ms=bare.percentile(50) * 1e3,
+        d_raw_p99_ms=bare.percentile(99) * 1e3,
+    )
+
+    # (e) statement PDFs of the period just closed
+    import reports
+
+    documents = database.run(
+        settlement.list_statements, Principal("bench", "operator"), period_id, None
+    )
+    statement = max(
+        documents, key=lambda document: (len(document["counterparties"]), document["partner_id"])
+    )
+    pages = pdf_pages(reports.render_pdf(statement))
+    processes = os.cpu_count() or 1
+    progress(
+        f"stage {stage}: (e) PDFs of {statement['number']} ({pages} pages), 1 and {processes} processes"
+    )
+    one = pool.run("pdf", 1, scale.pdfs, {"statement": statement}, seed=300, max_seconds=cap)
+    every = pool.run(
+        "pdf", processes, scale.pdfs, {"statement": statement}, seed=300, max_seconds=cap
+    )
+    bare_one = pool.run("pdf_bare", 1, scale.pdfs, {"pages": pages}, seed=300, max_seconds=cap)
+    bare_every = pool.run(
+        "pdf_bare", processes, scale.pdfs, {"pages": pages}, seed=300, max_seconds=cap
+    )
+    figures.update(
+        e_statement=statement["number"],
+        e_partner=statement["partner_id"],
+        e_pages=pages,
+        e_processes=processes,
+        e_pdf_per_s=one.rate,
+        e_pdf_all_per_s=every.rate,
+        e_bare_per_s=bare_one.rate,
+        e_bare_all_per_s=bare_every.rate,
+    )
+    return figures
+
+
+# --------------------------------------------------------------------------- the command
+
+
+def parse_arguments(argv=None):
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--scale", choices=sorted(SCALES), default="small")
+    parser.add_argument(
+        "--database-url",
+        help="a PostgreSQL server to use (a fresh database is created on it); "
+        "default: start a throwaway cluster",
+    )
+    parser.add_argument(
+        "--pg-bin",
+        help="directory of initdb and pg_ctl (default: newest /usr/lib/postgresql/*/bin)",
+    )
+    parser.add_argument("--workers", type=int, default=4, help="gunicorn workers (default 4)")
+    parser.add_argument(
+        "--threads", type=int, default=4, help="gunicorn threads per worker (default 4)"
+    )
+    parser.add_argument(
+        "--client-processes",
+        type=int,
+        default=None,
+        help="load-generator processes (default: 4, at most the clients)",
+    )
+    parser.add_argument(
+        "--check",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="verify ledger invariants at the end (default: on for small)",
+    )
+    parser.add_argument("--json", type=Path, help="also write every figure to this file")
+    parser.add_argument("--keep", action="store_true", help="keep the database (given server only)")
+    return parser.parse_args(argv)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv=None) -> int:
+    arguments = parse_arguments(argv)
+    scale = SCALES[arguments.scale]
+    signal.signal(signal.SIGTERM, _terminate)
+    started = time.perf_counter()
+    results: dict = {
+        "scale": arguments.scale,
+        "scale_parameters": asdict(scale),
+        "machine": report.machine(),
+        "load_average_start": os.getloadavg(),
+    }
+    from coalition import auth
+    from coalition.db import Database, migrate
+
+    with ExitStack() as stack:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="coalition-bench.")))
+        throwaway = arguments.database_url is None
+        if throwaway:
+            cluster = pg.Cluster(arguments.pg_bin)
+            stack.callback(cluster.stop)
+            progress("starting a throwaway PostgreSQL cluster (fsync=off)")
+            server_url = cluster.start()
+        else:
+            server_url = arguments.database_url
+        url, name = stack.enter_context(
+            pg.fresh_database(server_url, keep=arguments.keep and not throwaway)
+        )
+        dsn = pg.conninfo(url)
+        progress(f"database {name}: migrating")
+        database = Database(url)
+        stack.callback(database.dispose)
+        migrate.upgrade(database)
+        _, operator_key = database.run(
+            lambda session: auth.create_key(session, "operator", None, "bench operator")
+        )
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            connection.execute(
+                f"CREATE TABLE {CEILING_TABLE} (LIKE transactions INCLUDING CONSTRAINTS "
+                f"INCLUDING INDEXES)"
+            )
+        facts = pg.server_facts(url)
+        results["postgres"] = facts
+        progress(f"starting gunicorn ({arguments.workers} workers × {arguments.threads} threads)")
+        server = stack.enter_context(
+            gunicorn(url, workdir / "gunicorn.log", arguments.workers, arguments.threads)
+        )
+        now = datetime.now(UTC)
+        (first_id, first_start, first_end), (second_id, second_start, second_end) = (
+            data.month_periods(now)
+        )
+        progress("creating partners, rates and keys through the API")
+        world = data.configure(
+            http_caller(server.url), first_start - timedelta(days=31), operator_key
+        )
+        client_processes = arguments.client_processes or min(
+            4, max(scale.http_clients, os.cpu_count() or 1)
+        )
+        pool = load.Pool(max(client_processes, os.cpu_count() or 1))
+        stack.callback(pool.close)
+        service = {
+            "workers": arguments.workers,
+            "threads": arguments.threads,
+            "client_processes": client_processes,
+        }
+        results["service"] = service
+        context = {
+            "scale": scale,
+            "pool": pool,
+            "world": world,
+            "dsn": dsn,
+            "url": server.url,
+            "database": database,
+            "current_period": now.strftime("%Y-%m"),
+        }
+        plans = [
+            data.StagePlan(
+                1,
+                first_id,
+                first_start,
+                first_end,
+                scale.members,
+                scale.allocations,
+                scale.heavy_members,
+                scale.heavy_lots,
+            ),
+            data.StagePlan(
+                2,
+                second_id,
+                second_start,
+                second_end,
+                9 * scale.members,
+                10 * scale.allocations,
+                scale.heavy_members,
+                scale.heavy_lots,
+            ),
+        ]
+        results["stages"], results["data"] = {}, {}
+        for plan, label in zip(plans, ("1x", "10x")):
+            progress(
+                f"stage {plan.stage} ({label}): generating and COPYing {plan.members:,} members, "
+                f"≈{plan.allocations:,} burn allocations in {plan.period_id}"
+            )
+            loaded = data.bulk_load(url, world, plan)
+            progress(
+                f"stage {plan.stage}: loaded {sum(loaded.rows.values()):,} rows in {loaded.seconds:.1f} s "
+                f"(indexes and VACUUM ANALYZE {loaded.index_seconds:.1f} s)"
+            )
+            results["data"][label] = {
+                "rows": loaded.rows,
+                "seconds": round(loaded.seconds, 2),
+                "burn_allocations": loaded.burn_allocations,
+                "foreign_keys_checked_during_copy": loaded.foreign_keys_checked,
+            }
+            results["stages"][label] = measure_stage(context, plan.stage, loaded)
+        check = arguments.check if arguments.check is not None else arguments.scale == "small"
+        if check:
+            progress("checking ledger invariants")
+            results["invariants"] = data.check_consistency(url)
+        with psycopg.connect(dsn, autocommit=True) as connection:
+            results["table_rows"] = {
+                table: connection.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+                for table in ("members", "transactions", "lots", "allocations")
+            }
+        results["gunicorn_log_errors"] = [
+            line
+            for line in server.log_tail(400).splitlines()
+            if "Traceback" in line or "ERROR" in line
+        ][:10]
+    results["seconds"] = round(time.perf_counter() - started, 1)
+    results["load_average_end"] = os.getloadavg()
+    print(render_results(results, throwaway))
+    if arguments.json:
+        arguments.json.write_text(json.dumps(results, indent=2, default=str))
+    broken = {name: count for name, count in results.get("invariants", {}).items() if count}
+    return 1 if broken else 0
+
+
+def render_results(results: dict, throwaway: bool) -> str:
+    one, ten = results["stages"]["1x"], results["stages"]["10x"]
+    rows = results["table_rows"]
+    out = [
+        f"Coalition benchmark — scale {results['scale']} — {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        report.describe_environment(
+            results["machine"], results["postgres"], results["service"], throwaway
+        ),
+        (
+            f"data: {rows['members']:,} members, {rows['transactions']:,} transactions, {rows['lots']:,} lots, "
+            f"{rows['allocations']:,} allocations (21 partners + coalition, 6 currencies; earns, bonuses, "
+            f"returns, burns, burn reversals)"
+        ),
+        "",
+        f"Figures on 10× data (period {ten['period_id']}):",
+        report.render(report.HEADER, report.rows(ten)),
+        "",
+        "Figures on 1× data (period {}):".format(one["period_id"]),
+        report.render(report.HEADER, report.rows(one)),
+        "",
+        "(f) growth from 1× to 10× data:",
+        report.render(report.GROWTH_HEADER, report.growth_rows(one, ten)),
+        "",
+        "notes:",
+        (
+            "  ratio = measured ÷ ceiling: for a rate, the share of the ceiling reached; for a time or a "
+            "latency, how many times the ceiling it takes"
+        ),
+    ]
+    for label, stage in (("1×", one), ("10×", ten)):
+        out.append(
+            f"  {label}: (a) {stage['a_requests']} of {stage['a_planned']} requests, {stage['a_failed']} not 2xx, statuses {stage['a_statuses']}; "
+            f"load generator used {stage['a_client_cpu_s']:.1f} CPU-s of {stage['a_seconds']:.1f} s; "
+            f"(b) {stage['b_items']} of {stage['b_planned']} items, {stage['b_failed']} not 2xx, batch p50 {stage['b_batch_p50_s']:.2f} s, "
+            f"COPY {stage['b_copy_rows']} rows in {stage['b_copy_s']:.3f} s; "
+            f"(d) {stage['d_failed']} not 200"
+        )
+        for error in stage["a_errors"] + stage["b_errors"] + stage["d_errors"]:
+            out.append(f"    error: {error}")
+    for label, facts in results["data"].items():
+        out.append(
+            f"  generated {label}: {facts['rows']} in {facts['seconds']} s"
+            + (
+                ""
+                if facts["foreign_keys_checked_during_copy"]
+                else " (foreign keys not re-checked during COPY: session_replication_role=replica)"
+            )
+        )
+    if "invariants" in results:
+        out.append(f"  ledger invariants (all 0 when consistent): {results['invariants']}")
+    if results["gunicorn_log_errors"]:
+        out.append(f"  gunicorn log errors: {results['gunicorn_log_errors']}")
+    start_load, end_load = results["load_average_start"], results["load_average_end"]
+    out.append(
+        f"  load average (1, 5, 15 min) before the run {', '.join(f'{v:.1f}' for v in start_load)}, "
+        f"after {', '.join(f'{v:.1f}' for v in end_load)}"
+    )
+    if max(start_load[0], end_load[0]) > 0.5 * (results["machine"]["nproc"]):
+        out.append(
+            "  WARNING: other processes were using the CPUs; every figure is depressed and noisy"
+        )
+    out.append(
+        f"  total run time {results['seconds']} s (a load figure stops after {results['scale_parameters']['figure_seconds']} s)"
+    )
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        progress("interrupted; everything started was stopped")
+        sys.exit(130)
