@@ -45,7 +45,9 @@ class Database:
     def __init__(self, url: str):
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
-        options = {"pool_pre_ping": True}
+        # No pre-ping: it costs a round trip per request; a connection found
+        # dead is invalidated by SQLAlchemy on first use and recycled hourly.
+        options = {"pool_recycle": 3600}
         if url.startswith("sqlite"):
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:

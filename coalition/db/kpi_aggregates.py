@@ -51,20 +51,19 @@ def member_activity(session, period_ids: list[str]) -> dict[tuple[str, str | Non
     """Per (period, partner) and per (period, None) for the coalition: members and visits.
 
     ``active_members`` (distinct members with an earn or burn), ``purchasers``
-    (distinct members with an earn), ``purchases`` (earns), ``redemptions``
-    (burns). Distinct counts do not add up across partners, hence the second,
-    coalition-wide query.
+    (distinct members with an earn) and ``redemptions`` (burns); purchases
+    are counted with their amounts by :func:`purchases`. Distinct counts do
+    not add up across partners, hence the second, coalition-wide query.
     """
     T = Transaction
     earn = T.type == "earn"
     columns = (
         func.count(func.distinct(T.member_id)),
         func.count(func.distinct(_when(earn, T.member_id))),
-        func.count(_when(earn, T.id)),
         func.count(_when(T.type == "burn", T.id)),
     )
     visits = (T.period_id.in_(period_ids), T.type.in_(("earn", "burn")))
-    fields = ("active_members", "purchasers", "purchases", "redemptions")
+    fields = ("active_members", "purchasers", "redemptions")
     result = {}
     by_partner = select(T.period_id, T.partner_id, *columns).where(*visits).group_by(T.period_id, T.partner_id)
     for period_id, partner_id, *counts in session.execute(by_partner):

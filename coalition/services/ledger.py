@@ -124,9 +124,9 @@ def _fee_rate(candidates, partner, at) -> rates_domain.Rate | None:
     return rates_domain.in_force(candidates, "fee", at, partner_id=partner.id)
 
 
-def _issue(session, transaction, partner, config, points: int, used: list) -> None:
-    """Write an earn or bonus and the lot it creates."""
-    fee = _fee_rate(rates.candidates(session, ("fee",), partner.id), partner, transaction.occurred_at)
+def _issue(session, transaction, partner, config, points: int, used: list, candidates) -> None:
+    """Write an earn or bonus and the lot it creates, with the issuer's fee rate."""
+    fee = _fee_rate(candidates, partner, transaction.occurred_at)
     used = used + ([fee.id] if fee else [])
     transaction.points = points
     transaction.rate_ids = json.dumps(used)
@@ -162,16 +162,17 @@ def _amount_in_partner_currency(request, partner) -> Decimal:
 
 def _earn(session, transaction, partner, config, request) -> None:
     amount = _amount_in_partner_currency(request, partner)
-    candidates = rates.candidates(session, ("earn", "promo", "threshold"), partner.id)
+    candidates = rates.candidates(session, ("earn", "promo", "threshold", "fee"), partner.id)
     earned = earning.points_for_purchase(
         candidates, partner.id, transaction.category, amount, transaction.occurred_at
     )
     transaction.amount, transaction.currency = amount, partner.currency
-    _issue(session, transaction, partner, config, earned.points, list(earned.rate_ids))
+    _issue(session, transaction, partner, config, earned.points, list(earned.rate_ids), candidates)
 
 
 def _bonus(session, transaction, partner, config, request) -> None:
-    _issue(session, transaction, partner, config, request["points"], [])
+    fees = rates.candidates(session, ("fee",), partner.id)
+    _issue(session, transaction, partner, config, request["points"], [], fees)
 
 
 def _burn(session, transaction, partner, config, request) -> None:

@@ -184,12 +184,16 @@ def _close_one(session, period: periods.Period, now: datetime) -> dict:
         )
     )
     session.flush()
+    late = _late_items(session, period.id)
     for number, entry in enumerate(sorted(result["partners"], key=lambda e: e["partner_id"]), start=1):
-        _issue_statement(session, result, entry, f"{period.id}-{number:04d}", now)
+        items = late.get(entry["partner_id"], [])
+        _issue_statement(session, result, entry, items, f"{period.id}-{number:04d}", now)
     return result
 
 
-def _issue_statement(session, result: dict, entry: dict, number: str, now: datetime) -> None:
+def _issue_statement(
+    session, result: dict, entry: dict, late_items: list[dict], number: str, now: datetime
+) -> None:
     partner_id = entry["partner_id"]
     counterparties = _counterparties(result, partner_id)
     body = {
@@ -206,7 +210,7 @@ def _issue_statement(session, result: dict, entry: dict, number: str, now: datet
         "base_currency": result["base_currency"],
         "summary": entry,
         "counterparties": counterparties,
-        "late_items": _late_items(session, result["period_id"], partner_id),
+        "late_items": late_items,
     }
     text = canonical(body)
     session.add(
@@ -249,20 +253,25 @@ def _counterparties(result: dict, partner_id: str) -> list[dict]:
     ]
 
 
-def _late_items(session, period_id: str, partner_id: str) -> list[dict]:
+def _late_items(session, period_id: str) -> dict[str, list[dict]]:
+    """The period's late transactions by partner, with the period each belonged to."""
     config = settings_service.load(session)
-    return [
-        {
-            "transaction_id": item.id,
-            "external_id": item.external_id,
-            "type": item.type,
-            "member_id": item.member_id,
-            "occurred_at": item.occurred_at.isoformat(),
-            "points": item.points,
-            "original_period_id": periods.containing(item.occurred_at, config.period, config.timezone).id,
-        }
-        for item in aggregates.late_items(session, period_id, partner_id)
-    ]
+    by_partner: dict[str, list[dict]] = {}
+    for item in aggregates.late_items(session, period_id):
+        by_partner.setdefault(item.partner_id, []).append(
+            {
+                "transaction_id": item.id,
+                "external_id": item.external_id,
+                "type": item.type,
+                "member_id": item.member_id,
+                "occurred_at": item.occurred_at.isoformat(),
+                "points": item.points,
+                "original_period_id": periods.containing(
+                    item.occurred_at, config.period, config.timezone
+                ).id,
+            }
+        )
+    return by_partner
 
 
 def statement_document(row: models.Statement) -> dict:
