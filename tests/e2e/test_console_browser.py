@@ -138,9 +138,12 @@ def key_of(caller) -> str:
 
 
 def wait_for(browser, condition, message: str):
+    """Poll ``condition`` until it is truthy; an element replaced by a re-render is polled again."""
+    from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(browser, WAIT).until(condition, message)
+    ignored = (NoSuchElementException, StaleElementReferenceException)
+    return WebDriverWait(browser, WAIT, ignored_exceptions=ignored).until(condition, message)
 
 
 def page_loaded(browser, heading: str):
@@ -186,6 +189,41 @@ def text_of(browser) -> str:
     from selenium.webdriver.common.by import By
 
     return browser.find_element(By.ID, "main").text
+
+
+# --- served without a browser -------------------------------------------------------------------
+
+
+def test_console_page_is_served_with_a_strict_content_security_policy(client):
+    with client.get("/console/") as response:  # a file response: closed by the block
+        assert response.status_code == 200
+        assert b'<script type="module" src="static/app.js">' in response.data
+        policy = response.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+
+
+def test_console_without_a_slash_redirects(client):
+    response = client.get("/console")
+    assert (response.status_code, response.headers["Location"]) == (308, "/console/")
+
+
+@pytest.mark.parametrize("name", ["app.js", "api.js", "pages.js", "charts.js", "dom.js", "console.css"])
+def test_console_assets_are_served(client, name):
+    with client.get(f"/console/static/{name}") as response:
+        assert response.status_code == 200
+
+
+def test_whoami_names_the_role_and_partner_of_the_key(make_key, operator):
+    expect(operator.post("/api/v1/partners", json={"id": "aroma", "name": "Арома", "category": "cafe",
+                                                   "currency": "RUB"}))
+    assert expect(make_key("partner", "aroma").get("/console/whoami"), 200) | {"key_id": None} == {
+        "key_id": None, "role": "partner", "partner_id": "aroma", "own_partner": "aroma"}
+    assert expect(operator.get("/console/whoami"), 200)["own_partner"] is None
+
+
+def test_whoami_without_a_key_is_unauthorised(client):
+    response = client.get("/console/whoami")
+    assert (response.status_code, response.get_json()["reason"]) == (401, "unauthenticated")
 
 
 # --- the operator's journey ---------------------------------------------------------------------
@@ -239,8 +277,7 @@ def test_operator_downloads_a_statement_pdf(browser, server, operator, month, do
     content = path.read_bytes()
     assert content.startswith(b"%PDF")
     assert content == operator.get(f"/api/v1/statements/{statement['id']}/pdf").data
-    notice = browser.find_element(By.ID, "notice").text
-    assert f"Downloaded {expected}" in notice
+    wait_for(browser, lambda d: f"Downloaded {expected}" in d.find_element(By.ID, "notice").text, "no notice")
 
 
 def test_operator_adds_a_rate_through_the_form(browser, server, operator, month, screenshots):
