@@ -89,6 +89,7 @@ def close(period_id):
     """Close a settlement period (and every earlier open one)."""
     from coalition.services import settlement
 
+    click.echo(f"Closing {period_id} and any earlier open period …")
     result = _database().run(settlement.close, period_id, datetime.now(UTC))
     netting = result["netting"]
     click.echo(
@@ -105,4 +106,5 @@ def demo():
 
     database = _database()
     migrate.upgrade(database)
-    demo_data.load(database, datetime.now(UTC), echo=click.echo)
+    with click.progressbar(length=demo_data.DAYS, label="Posting days of activity") as bar:
+        demo_data.load(database, datetime.now(UTC), echo=click.echo, progress=bar.update)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from coalition import auth
+from coalition.db import models
 from coalition.domain import periods as periods_domain
 from coalition.domain.errors import CoalitionError
 from coalition.services import ledger, partners, rates, settlement
@@ -30,13 +31,14 @@ MEMBERS = 300
 DAYS = 75
 
 
-def load(database, now: datetime, echo=print) -> None:
-    if database.run(lambda session: session.get(partners.models.Partner, "aroma")) is not None:
+def load(database, now: datetime, echo=print, progress=None) -> None:
+    """Load the demo; ``progress(days)`` is called after each simulated day when given."""
+    if database.run(lambda session: session.get(models.Partner, "aroma")) is not None:
         echo("The demo coalition is loaded already.")
     else:
         start = now - timedelta(days=DAYS)
         database.run(_configure, start)
-        posted = _post_activity(database, start, now)
+        posted = _post_activity(database, start, now, progress or (lambda days: None))
         echo(f"Posted {posted} transactions for {MEMBERS} members.")
         for period_id in database.run(_past_periods, now):
             database.run(settlement.close, period_id, now)
@@ -44,7 +46,8 @@ def load(database, now: datetime, echo=print) -> None:
     _, operator_key = database.run(lambda s: auth.create_key(s, "operator", name="demo operator"))
     _, finance_key = database.run(lambda s: auth.create_key(s, "finance", name="demo finance"))
     _, aroma_key = database.run(lambda s: auth.create_key(s, "partner", "aroma", name="demo aroma"))
-    echo("Start the service with `coalition serve` and open http://127.0.0.1:5000/api/docs")
+    echo("Start the service with `coalition serve`, then open http://127.0.0.1:5000/console")
+    echo("(API docs at http://127.0.0.1:5000/api/docs)")
     echo(f"operator key: {operator_key}")
     echo(f"finance key:  {finance_key}")
     echo(f"aroma key:    {aroma_key}")
@@ -72,7 +75,7 @@ def _configure(session, start: datetime) -> None:
                            "min_amount": Decimal("1000.00"), "effective_from": start})
 
 
-def _post_activity(database, start: datetime, now: datetime) -> int:
+def _post_activity(database, start: datetime, now: datetime, progress) -> int:
     rng = random.Random(2026)
     operator = auth.Principal("demo", "operator")
     typical = {partner_id: Decimal(amount) for partner_id, *_, amount in PARTNERS}
@@ -94,6 +97,7 @@ def _post_activity(database, start: datetime, now: datetime) -> int:
             else:
                 request |= {"type": "bonus", "partner_id": "coalition", "points": 250, "reason": "referral"}
             posted += _try_post(database, operator, request, now)
+        progress(1)
     return posted
 
 
