@@ -108,3 +108,48 @@ def demo():
     migrate.upgrade(database)
     with click.progressbar(length=demo_data.DAYS, label="Posting days of activity") as bar:
         demo_data.load(database, datetime.now(UTC), echo=click.echo, progress=bar.update)
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False))
+def import_transactions(path):
+    """Post every row of a CSV of transactions (columns as in POST /transactions).
+
+    Each row is handled as if posted alone: a replay answers as a replay, a bad
+    row is reported and skipped, so the import can simply be run again.
+    """
+    import csv
+
+    from marshmallow import ValidationError
+
+    from coalition.api.transactions import TransactionIn
+    from coalition.domain.errors import CoalitionError
+    from coalition.services import ledger
+
+    database = _database()
+    operator = auth.Principal("cli", "operator")
+    schema = TransactionIn()
+    counts = {"created": 0, "replayed": 0, "failed": 0}
+    with open(path, newline="", encoding="utf-8") as source:
+        rows = list(csv.DictReader(source))
+    with click.progressbar(rows, label=f"Importing {len(rows)} rows") as bar:
+        for number, row in enumerate(bar, start=2):
+            try:
+                request = schema.load(_csv_row(row))
+                _, created = database.run(ledger.post, operator, request, datetime.now(UTC))
+                counts["created" if created else "replayed"] += 1
+            except (ValidationError, CoalitionError) as error:
+                counts["failed"] += 1
+                detail = error.messages if isinstance(error, ValidationError) else error.message
+                click.echo(f"\nline {number}: {detail}", err=True)
+    click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
+    if counts["failed"]:
+        raise SystemExit(1)
+
+
+def _csv_row(row: dict) -> dict:
+    """A CSV row as the JSON body it stands for: empty cells left out, points as integers."""
+    body = {field: value for field, value in row.items() if value}
+    if body.get("points", "").isdigit():
+        body["points"] = int(body["points"])
+    return body
