@@ -25,8 +25,10 @@ def lock_calendar(session, exclusive: bool = False) -> None:
 
 
 def last_closed(session) -> periods.Period | None:
-    row = session.scalars(select(models.Period).order_by(models.Period.end.desc()).limit(1)).first()
-    return None if row is None else periods.Period(row.start, row.end, row.id)
+    """The latest closed period (its bounds only: every posting asks, so no settlement JSON)."""
+    query = select(models.Period.start, models.Period.end, models.Period.id)
+    row = session.execute(query.order_by(models.Period.end.desc()).limit(1)).first()
+    return None if row is None else periods.Period(*row)
 
 
 def attribute(session, occurred_at: datetime) -> tuple[periods.Period, bool]:
