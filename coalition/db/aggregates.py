@@ -66,20 +66,22 @@ def partner_activity(session, period_id: str) -> dict[str, dict[str, int]]:
 def liability_points(session, end: datetime) -> dict[str, int]:
     """Per issuer: points in lots earned before ``end`` and not expired at it, as of ``end``.
 
-    A lot's balance at ``end`` is what it was created with plus the signed
-    allocations of transactions that occurred before ``end``.
+    A lot held at ``end`` what it holds now less what transactions dated from
+    ``end`` on moved since; those are few (the close runs soon after the
+    period), so this reads the live lots once and only the recent movements.
     """
     live = (Lot.earned_at < end) & (Lot.expires_at > end)
-    created = select(Lot.issuer_id, func.sum(Lot.points)).where(live).group_by(Lot.issuer_id)
-    moved = (
-        select(Lot.issuer_id, func.sum(Allocation.points))
-        .join(Allocation, Allocation.lot_id == Lot.id)
-        .join(Transaction, Transaction.id == Allocation.transaction_id)
-        .where(live, Transaction.occurred_at < end)
+    now = select(Lot.issuer_id, func.sum(Lot.remaining)).where(live).group_by(Lot.issuer_id)
+    since = (
+        select(Lot.issuer_id, -func.sum(Allocation.points))
+        .select_from(Transaction)
+        .join(Allocation, Allocation.transaction_id == Transaction.id)
+        .join(Lot, Lot.id == Allocation.lot_id)
+        .where(Transaction.occurred_at >= end, live)
         .group_by(Lot.issuer_id)
     )
     totals = defaultdict(int)
-    for query in (created, moved):
+    for query in (now, since):
         for issuer_id, points in session.execute(query):
             totals[issuer_id] += int(points)
     return dict(totals)

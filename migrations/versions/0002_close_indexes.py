@@ -1,4 +1,7 @@
-"""A partial index on late transactions, so a close finds its late items at once.
+"""Indexes a close needs: late transactions, and transactions by when they occurred.
+
+The first finds a period's late items at once; the second finds the movements
+dated after a period's end, from which its outstanding liability is derived.
 
 Revision ID: 0002
 Revises: 0001
@@ -22,7 +25,9 @@ def upgrade() -> None:
         postgresql_where=sa.text("late"),
         sqlite_where=sa.text("late"),
     )
+    op.create_index("ix_transactions_occurred", "transactions", ["occurred_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_transactions_occurred", "transactions")
     op.drop_index("ix_transactions_late", "transactions")
