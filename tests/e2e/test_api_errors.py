@@ -18,14 +18,7 @@ from tests.e2e.helpers import (
     earn_reversal,
     expect,
     list_all,
-    setup_coalition,
 )
-
-
-@pytest.fixture
-def coalition(operator):
-    setup_coalition(operator)
-    return operator
 
 
 def assert_error(response, status: int | None = None):

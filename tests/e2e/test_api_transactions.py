@@ -28,12 +28,6 @@ from tests.e2e.helpers import (
 )
 
 
-@pytest.fixture
-def coalition(operator):
-    setup_coalition(operator)
-    return operator
-
-
 def assert_422(response, reason: str | None = None):
     assert response.status_code == 422, response.get_json()
     body = response.get_json()
