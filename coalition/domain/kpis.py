@@ -40,7 +40,7 @@ the period's end and rounded once after adding up.
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from coalition.domain import money
+from coalition.domain import money, settlement
 
 RATIO_PLACES = Decimal("0.0001")
 FREQUENCY_PLACES = Decimal("0.01")
@@ -161,13 +161,6 @@ def breakage_rate(points_expired: int, points_issued: int, points_reversed: int)
     return ratio(points_expired, net_issued(points_issued, points_reversed))
 
 
-def liability_value(points: int, point_value: Decimal | None, base_currency: str) -> Decimal | None:
-    """Outstanding points × the coalition-wide redemption rate, rounded once; None without a rate."""
-    if point_value is None:
-        return None
-    return money.round_half_even(points * point_value, base_currency)
-
-
 def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
@@ -214,5 +207,5 @@ def figures(activity: Activity, currency: str, point_value: Decimal | None, base
             breakage_rate(activity.points_expired, activity.points_issued, activity.points_reversed)
         ),
         "liability_points": activity.liability_points,
-        "liability": _text(liability_value(activity.liability_points, point_value, base_currency)),
+        "liability": _text(settlement.liability_value(activity.liability_points, point_value, base_currency)),
     }

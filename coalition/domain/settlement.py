@@ -139,6 +139,13 @@ def positions(
     return result
 
 
+def liability_value(points: int, point_value: Decimal | None, base_currency: str) -> Decimal | None:
+    """Outstanding points × the coalition-wide redemption rate, rounded once; None without a rate."""
+    if point_value is None:
+        return None
+    return money.round_half_even(points * point_value, base_currency)
+
+
 def convert(amount: Decimal, fx_rate: Decimal, currency: str) -> Decimal:
     """Base-currency amount in the partner's currency; fx_rate is base per unit of it."""
     return money.round_half_even(amount / fx_rate, currency)

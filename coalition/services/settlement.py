@@ -77,9 +77,9 @@ def compute(session, period: periods.Period, status: str) -> dict:
                 "points_expired": facts.get("points_expired", 0),
                 "late_count": facts.get("late_count", 0),
                 "liability_points": liability_points,
-                "liability": None
-                if point_value is None
-                else _money(money.round_half_even(liability_points * point_value.value, base)),
+                "liability": _money(
+                    math.liability_value(liability_points, point_value and point_value.value, base)
+                ),
             }
         )
     netting = math.netting(lines, positions, base)

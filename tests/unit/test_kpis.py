@@ -2,7 +2,7 @@
 
 from decimal import Decimal
 
-from coalition.domain import kpis
+from coalition.domain import kpis, settlement
 
 # --- ratios -------------------------------------------------------------------------------
 
@@ -81,17 +81,17 @@ def test_average_of_no_purchase_is_none():
 
 def test_liability_value_is_points_times_redemption_rate_rounded_once():
     # 12345 points × 0.01 EUR = 123.45 EUR
-    assert kpis.liability_value(12345, Decimal("0.01"), "EUR") == Decimal("123.45")
+    assert settlement.liability_value(12345, Decimal("0.01"), "EUR") == Decimal("123.45")
 
 
 def test_liability_value_rounds_half_to_even():
     # 1 × 0.005 = 0.005 → 0.00; 3 × 0.005 = 0.015 → 0.02
-    assert kpis.liability_value(1, Decimal("0.005"), "EUR") == Decimal("0.00")
-    assert kpis.liability_value(3, Decimal("0.005"), "EUR") == Decimal("0.02")
+    assert settlement.liability_value(1, Decimal("0.005"), "EUR") == Decimal("0.00")
+    assert settlement.liability_value(3, Decimal("0.005"), "EUR") == Decimal("0.02")
 
 
 def test_liability_without_a_redemption_rate_is_none():
-    assert kpis.liability_value(100, None, "EUR") is None
+    assert settlement.liability_value(100, None, "EUR") is None
 
 
 def test_purchases_convert_into_the_base_currency_unrounded():
