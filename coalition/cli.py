@@ -74,12 +74,16 @@ def serve(host, port, workers, no_scheduler):
     database = database_of(app)
     migrate.upgrade(database)
     if not database.run(auth.has_operator_key):
-        _, key = database.run(lambda session: auth.create_key(session, "operator", name="first start"))
+        _, key = database.run(
+            lambda session: auth.create_key(session, "operator", name="first start")
+        )
         click.echo("First start: an operator key was created. Store it now, it is not shown again:")
         click.echo(key)
     scheduler = app.config["SCHEDULER"] and not no_scheduler
     click.echo(f"Coalition on http://{host}:{port}  (API docs at /api/docs)")
-    click.echo("Jobs: expiry hourly, auto-close checked every 15 minutes" if scheduler else "Jobs: off")
+    click.echo(
+        "Jobs: expiry hourly, auto-close checked every 15 minutes" if scheduler else "Jobs: off"
+    )
     server.run(host, port, workers, scheduler)
 
 

@@ -10,11 +10,14 @@ from pathlib import Path
 
 
 def database_url() -> str:
-    return os.environ.get("COALITION_DATABASE_URL") or f"sqlite:///{Path.cwd() / 'coalition.sqlite3'}"
+    return (
+        os.environ.get("COALITION_DATABASE_URL") or f"sqlite:///{Path.cwd() / 'coalition.sqlite3'}"
+    )
 
 
 def from_environment() -> dict:
     return {
         "DATABASE_URL": database_url(),
-        "SCHEDULER": os.environ.get("COALITION_SCHEDULER", "on").lower() not in ("off", "0", "false"),
+        "SCHEDULER": os.environ.get("COALITION_SCHEDULER", "on").lower()
+        not in ("off", "0", "false"),
     }

@@ -58,21 +58,60 @@ def _configure(session, start: datetime) -> None:
     for partner_id, name, category, currency, hold_days, _ in PARTNERS:
         partners.create(
             session,
-            {"id": partner_id, "name": name, "category": category, "currency": currency, "hold_days": hold_days},
+            {
+                "id": partner_id,
+                "name": name,
+                "category": category,
+                "currency": currency,
+                "hold_days": hold_days,
+            },
         )
-        rates.create(session, {"kind": "earn", "value": Decimal(EARN[partner_id]), "partner_id": partner_id,
-                               "effective_from": start})
+        rates.create(
+            session,
+            {
+                "kind": "earn",
+                "value": Decimal(EARN[partner_id]),
+                "partner_id": partner_id,
+                "effective_from": start,
+            },
+        )
     for currency, value in FX.items():
-        rates.create(session, {"kind": "fx", "value": Decimal(value), "currency": currency, "effective_from": start})
+        rates.create(
+            session,
+            {"kind": "fx", "value": Decimal(value), "currency": currency, "effective_from": start},
+        )
     rates.create(session, {"kind": "redemption", "value": Decimal("0.01"), "effective_from": start})
-    rates.create(session, {"kind": "redemption", "value": Decimal("0.012"), "partner_id": "skyair",
-                           "effective_from": start})
+    rates.create(
+        session,
+        {
+            "kind": "redemption",
+            "value": Decimal("0.012"),
+            "partner_id": "skyair",
+            "effective_from": start,
+        },
+    )
     rates.create(session, {"kind": "fee", "value": Decimal("0.0005"), "effective_from": start})
-    rates.create(session, {"kind": "promo", "value": Decimal(2), "partner_id": "aroma", "category": "coffee",
-                           "effective_from": start + timedelta(days=20),
-                           "effective_to": start + timedelta(days=34)})
-    rates.create(session, {"kind": "threshold", "value": Decimal(500), "partner_id": "skyair",
-                           "min_amount": Decimal("1000.00"), "effective_from": start})
+    rates.create(
+        session,
+        {
+            "kind": "promo",
+            "value": Decimal(2),
+            "partner_id": "aroma",
+            "category": "coffee",
+            "effective_from": start + timedelta(days=20),
+            "effective_to": start + timedelta(days=34),
+        },
+    )
+    rates.create(
+        session,
+        {
+            "kind": "threshold",
+            "value": Decimal(500),
+            "partner_id": "skyair",
+            "min_amount": Decimal("1000.00"),
+            "effective_from": start,
+        },
+    )
 
 
 def _post_activity(database, start: datetime, now: datetime, progress) -> int:
@@ -86,16 +125,31 @@ def _post_activity(database, start: datetime, now: datetime, progress) -> int:
             member = f"card-{rng.randrange(MEMBERS):04d}"
             partner_id = rng.choice(list(typical))
             at = moment + timedelta(minutes=index * 7)
-            request = {"external_id": f"demo-{day}-{index}", "member_id": member, "occurred_at": at,
-                       "partner_id": partner_id}
+            request = {
+                "external_id": f"demo-{day}-{index}",
+                "member_id": member,
+                "occurred_at": at,
+                "partner_id": partner_id,
+            }
             roll = rng.random()
             if roll < 0.7:
-                amount = (typical[partner_id] * Decimal(rng.uniform(0.3, 2.5))).quantize(Decimal("0.01"))
-                request |= {"type": "earn", "amount": amount, "category": "coffee" if partner_id == "aroma" else None}
+                amount = (typical[partner_id] * Decimal(rng.uniform(0.3, 2.5))).quantize(
+                    Decimal("0.01")
+                )
+                request |= {
+                    "type": "earn",
+                    "amount": amount,
+                    "category": "coffee" if partner_id == "aroma" else None,
+                }
             elif roll < 0.95:
                 request |= {"type": "burn", "points": rng.choice((50, 100, 200, 500))}
             else:
-                request |= {"type": "bonus", "partner_id": "coalition", "points": 250, "reason": "referral"}
+                request |= {
+                    "type": "bonus",
+                    "partner_id": "coalition",
+                    "points": 250,
+                    "reason": "referral",
+                }
             posted += _try_post(database, operator, request, now)
         progress(1)
     return posted

@@ -27,7 +27,9 @@ def holding_job_lock(database, job: str, work) -> bool:
     # A session-level lock on an autocommit connection: no transaction stays
     # open (and idle) while the job runs its own units of work.
     with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-        locked = connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": JOB_LOCKS[job]})
+        locked = connection.scalar(
+            text("SELECT pg_try_advisory_lock(:key)"), {"key": JOB_LOCKS[job]}
+        )
         if not locked:
             return False
         try:
@@ -42,16 +44,34 @@ def run_expiry(database) -> None:
 
 
 def run_auto_close(database) -> None:
-    holding_job_lock(database, "auto_close", lambda: settlement.auto_close(database, datetime.now(UTC)))
+    holding_job_lock(
+        database, "auto_close", lambda: settlement.auto_close(database, datetime.now(UTC))
+    )
 
 
 def start(app) -> BackgroundScheduler:
     database = database_of(app)
     scheduler = BackgroundScheduler(timezone=UTC)
-    scheduler.add_job(run_expiry, "interval", hours=1, args=[database], id="expiry",
-                      next_run_time=datetime.now(UTC), max_instances=1, coalesce=True)
-    scheduler.add_job(run_auto_close, "interval", minutes=15, args=[database], id="auto_close",
-                      next_run_time=datetime.now(UTC), max_instances=1, coalesce=True)
+    scheduler.add_job(
+        run_expiry,
+        "interval",
+        hours=1,
+        args=[database],
+        id="expiry",
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+    )
+    scheduler.add_job(
+        run_auto_close,
+        "interval",
+        minutes=15,
+        args=[database],
+        id="auto_close",
+        next_run_time=datetime.now(UTC),
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.start()
     log.info("scheduler started: %s", ", ".join(job.id for job in scheduler.get_jobs()))
     return scheduler

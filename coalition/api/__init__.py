@@ -9,9 +9,9 @@ import json
 from decimal import Decimal
 
 import flask_smorest
+import marshmallow
 import swagger_ui_bundle
 from flask import current_app, g, request, send_from_directory
-import marshmallow
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
@@ -30,7 +30,9 @@ class DecimalJSONParser(FlaskParser):
         data = req.get_data(cache=True)
 
         def reject(constant):
-            raise json.JSONDecodeError(f"{constant} is not a number", data.decode(errors="replace"), 0)
+            raise json.JSONDecodeError(
+                f"{constant} is not a number", data.decode(errors="replace"), 0
+            )
 
         return json.loads(data, parse_float=Decimal, parse_constant=reject)
 
@@ -46,7 +48,9 @@ class Blueprint(flask_smorest.Blueprint):
 
 
 class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
-    reason = marshmallow.fields.String(metadata={"description": "Machine-readable reason of a domain error"})
+    reason = marshmallow.fields.String(
+        metadata={"description": "Machine-readable reason of a domain error"}
+    )
 
 
 class Api(flask_smorest.Api):
@@ -65,7 +69,12 @@ class Api(flask_smorest.Api):
         status = {403: "Forbidden", 404: "Not Found", 409: "Conflict"}.get(
             error.status, "Unprocessable Entity"
         )
-        payload = {"code": error.status, "status": status, "message": error.message, "reason": error.reason}
+        payload = {
+            "code": error.status,
+            "status": status,
+            "message": error.message,
+            "reason": error.reason,
+        }
         return payload, error.status
 
 
@@ -84,7 +93,12 @@ def _authenticate():
         with database().transaction() as session:
             g.principal = auth.authenticate(session, request.headers.get("Authorization"))
     except auth.Unauthenticated as error:
-        body = {"code": 401, "status": "Unauthorized", "message": str(error), "reason": "unauthenticated"}
+        body = {
+            "code": 401,
+            "status": "Unauthorized",
+            "message": str(error),
+            "reason": "unauthenticated",
+        }
         return body, 401, {"WWW-Authenticate": "Bearer"}
     return None
 

@@ -45,10 +45,11 @@ def Points(**kwargs):
 
 
 def Currency(**kwargs):
-    return fields.String(validate=validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code"), **kwargs)
+    return fields.String(
+        validate=validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code"), **kwargs
+    )
 
 
 PartnerId = validate.Regexp(
     r"^[a-z0-9][a-z0-9-]{1,62}$", error="must be a slug: a-z, 0-9 and '-', 2 to 63 characters"
 )
-

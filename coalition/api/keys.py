@@ -34,7 +34,13 @@ class Keys(MethodView):
 
         def create(session):
             row, key = auth.create_key(session, body["role"], body["partner_id"], body["name"])
-            return {"id": row.id, "key": key, "role": row.role, "partner_id": row.partner_id, "name": row.name}
+            return {
+                "id": row.id,
+                "key": key,
+                "role": row.role,
+                "partner_id": row.partner_id,
+                "name": row.name,
+            }
 
         return database().run(create)
 

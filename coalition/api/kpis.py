@@ -27,8 +27,12 @@ class KpiQuery(Schema):
 
 class Figures(Schema):
     currency = fields.String(metadata={"description": "Currency of sales and averages"})
-    active_members = fields.Integer(metadata={"description": "Distinct members with an earn or burn"})
-    new_members = fields.Integer(metadata={"description": "Members whose first lot belongs to the period"})
+    active_members = fields.Integer(
+        metadata={"description": "Distinct members with an earn or burn"}
+    )
+    new_members = fields.Integer(
+        metadata={"description": "Members whose first lot belongs to the period"}
+    )
     purchases = fields.Integer(metadata={"description": "Earn transactions"})
     purchasers = fields.Integer(metadata={"description": "Distinct members with a purchase"})
     purchase_frequency = Ratio(allow_none=True, metadata={"description": "Purchases ÷ purchasers"})
@@ -47,9 +51,15 @@ class Figures(Schema):
     points_redeemed = fields.Integer(metadata={"description": "The scope's points spent anywhere"})
     points_redeemed_here = fields.Integer(metadata={"description": "Points spent at the scope"})
     points_expired = fields.Integer()
-    redemption_rate = Ratio(allow_none=True, metadata={"description": "Redeemed ÷ issued net of returns"})
-    breakage_rate = Ratio(allow_none=True, metadata={"description": "Expired ÷ issued net of returns"})
-    liability_points = fields.Integer(metadata={"description": "Points outstanding at the period's end"})
+    redemption_rate = Ratio(
+        allow_none=True, metadata={"description": "Redeemed ÷ issued net of returns"}
+    )
+    breakage_rate = Ratio(
+        allow_none=True, metadata={"description": "Expired ÷ issued net of returns"}
+    )
+    liability_points = fields.Integer(
+        metadata={"description": "Points outstanding at the period's end"}
+    )
     liability = Money(allow_none=True, metadata={"description": "Their value in the base currency"})
 
 

@@ -62,4 +62,6 @@ class History(MethodView):
     @blp.response(200, HistoryOut)
     def get(self, page, member_id):
         """Every points movement of a member (a partner key sees its own)"""
-        return database().run(queries.history, principal(), member_id, page["limit"], page["cursor"])
+        return database().run(
+            queries.history, principal(), member_id, page["limit"], page["cursor"]
+        )

@@ -21,7 +21,9 @@ class RateValue(DecimalString):
 
 class RateIn(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
-    value = DecimalString(required=True, validate=validate.Range(min=0, max=10**9), metadata={"example": "0.1"})
+    value = DecimalString(
+        required=True, validate=validate.Range(min=0, max=10**9), metadata={"example": "0.1"}
+    )
     partner_id = fields.String(load_default=None, validate=PartnerId)
     category = Text(max_length=64, load_default=None)
     currency = Currency(load_default=None)

@@ -8,7 +8,9 @@ from coalition.api.fields import Currency
 from coalition.domain import periods
 from coalition.services import settings as settings_service
 
-blp = Blueprint("settings", __name__, url_prefix="/api/v1/settings", description="Programme settings")
+blp = Blueprint(
+    "settings", __name__, url_prefix="/api/v1/settings", description="Programme settings"
+)
 
 
 class SettingsSchema(Schema):

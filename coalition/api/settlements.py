@@ -12,7 +12,9 @@ from coalition.api.fields import PartnerId, Text
 from coalition.domain.errors import Forbidden
 from coalition.services import settlement
 
-blp = Blueprint("settlements", __name__, url_prefix="/api/v1", description="Periods, settlements, statements")
+blp = Blueprint(
+    "settlements", __name__, url_prefix="/api/v1", description="Periods, settlements, statements"
+)
 
 
 class PeriodOut(Schema):
@@ -192,5 +194,8 @@ def _download(content: bytes, document: dict, extension: str, mimetype: str) -> 
     return Response(
         content,
         mimetype=mimetype,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"', "ETag": document["sha256"]},
+        headers={
+            "Content-Disposition": f'attachment; filename="{filename}"',
+            "ETag": document["sha256"],
+        },
     )

@@ -36,7 +36,9 @@ class TransactionIn(Schema):
     external_id = Text(max_length=128, required=True)
     type = fields.String(
         required=True,
-        validate=validate.OneOf(POSTABLE_TYPES, error="must be one of {choices} (expiry is system-only)"),
+        validate=validate.OneOf(
+            POSTABLE_TYPES, error="must be one of {choices} (expiry is system-only)"
+        ),
     )
     partner_id = fields.String(validate=PartnerId)
     member_id = Text(max_length=128)
@@ -92,9 +94,7 @@ class TransactionOut(Schema):
 
 
 class BatchIn(Schema):
-    transactions = fields.List(
-        fields.Dict(), required=True, validate=validate.Length(1, 1000)
-    )
+    transactions = fields.List(fields.Dict(), required=True, validate=validate.Length(1, 1000))
 
 
 class BatchResult(Schema):
@@ -160,7 +160,9 @@ class Batch(MethodView):
     def post(self, body):
         """Post up to 1000 transactions, each as if posted alone, in order"""
         principal().require("operator", "partner")
-        return {"results": [_post_item(index, item) for index, item in enumerate(body["transactions"])]}
+        return {
+            "results": [_post_item(index, item) for index, item in enumerate(body["transactions"])]
+        }
 
 
 def _post_item(index: int, item: dict) -> dict:
@@ -173,12 +175,18 @@ def _post_item(index: int, item: dict) -> dict:
         return _failed(index, error.status, error.message, error.reason)
     except SQLAlchemyError:
         log.exception("batch item %d failed in the database", index)
-        return _failed(index, 500, "the database failed; this item was not written", "database_error")
+        return _failed(
+            index, 500, "the database failed; this item was not written", "database_error"
+        )
     return {"index": index, "status": status, "transaction": view}
 
 
 def _failed(index: int, status: int, message: str, reason: str) -> dict:
-    return {"index": index, "status": status, "error": {"code": status, "message": message, "reason": reason}}
+    return {
+        "index": index,
+        "status": status,
+        "error": {"code": status, "message": message, "reason": reason},
+    }
 
 
 @blp.route("/<int(max=2147483647):transaction_id>")

@@ -68,8 +68,18 @@ def whoami():
         with database_of(current_app).transaction() as session:
             who = auth.authenticate(session, request.headers.get("Authorization"))
     except auth.Unauthenticated as error:
-        body = {"code": 401, "status": "Unauthorized", "message": str(error), "reason": "unauthenticated"}
+        body = {
+            "code": 401,
+            "status": "Unauthorized",
+            "message": str(error),
+            "reason": "unauthenticated",
+        }
         return jsonify(body), 401, {"WWW-Authenticate": "Bearer"}
     return jsonify(
-        {"key_id": who.key_id, "role": who.role, "partner_id": who.partner_id, "own_partner": who.own_partner()}
+        {
+            "key_id": who.key_id,
+            "role": who.role,
+            "partner_id": who.partner_id,
+            "own_partner": who.own_partner(),
+        }
     )

@@ -21,11 +21,19 @@ from coalition.domain.settlement import IssuedPoints, RedeemedPoints
 def redeemed_points(session, period_id: str) -> list[RedeemedPoints]:
     """Burn allocations (positive) and burn reversals (negative) by pair and rate."""
     query = (
-        select(Allocation.issuer_id, Allocation.redeemer_id, Allocation.value_rate, func.sum(-Allocation.points))
+        select(
+            Allocation.issuer_id,
+            Allocation.redeemer_id,
+            Allocation.value_rate,
+            func.sum(-Allocation.points),
+        )
         .where(Allocation.period_id == period_id, Allocation.type.in_(("burn", "burn_reversal")))
         .group_by(Allocation.issuer_id, Allocation.redeemer_id, Allocation.value_rate)
     )
-    return [RedeemedPoints(issuer, redeemer, rate, int(points)) for issuer, redeemer, rate, points in session.execute(query)]
+    return [
+        RedeemedPoints(issuer, redeemer, rate, int(points))
+        for issuer, redeemer, rate, points in session.execute(query)
+    ]
 
 
 def issued_points(session, period_id: str) -> list[IssuedPoints]:
@@ -39,11 +47,14 @@ def issued_points(session, period_id: str) -> list[IssuedPoints]:
         )
         .group_by(Transaction.partner_id, Transaction.fee_rate)
     )
-    return [IssuedPoints(partner, rate, int(points)) for partner, rate, points in session.execute(query)]
+    return [
+        IssuedPoints(partner, rate, int(points)) for partner, rate, points in session.execute(query)
+    ]
 
 
 def partner_activity(session, period_id: str) -> dict[str, dict[str, int]]:
     """Per partner: points issued, recovered by returns, shortfalls, expired, late items."""
+
     def total(types):
         return func.sum(case((Transaction.type.in_(types), Transaction.points), else_=0))
 
@@ -59,7 +70,13 @@ def partner_activity(session, period_id: str) -> dict[str, dict[str, int]]:
         .where(Transaction.period_id == period_id)
         .group_by(Transaction.partner_id)
     )
-    fields = ("points_issued", "points_reversed", "shortfall_points", "points_expired", "late_count")
+    fields = (
+        "points_issued",
+        "points_reversed",
+        "shortfall_points",
+        "points_expired",
+        "late_count",
+    )
     return {row[0]: dict(zip(fields, map(int, row[1:]))) for row in session.execute(query)}
 
 
@@ -89,7 +106,11 @@ def liability_points(session, end: datetime) -> dict[str, int]:
 
 def late_items(session, period_id: str) -> list[Transaction]:
     """The period's late transactions (a partial index keeps this off the period's other rows)."""
-    query = select(Transaction).where(Transaction.period_id == period_id, Transaction.late).order_by(Transaction.id)
+    query = (
+        select(Transaction)
+        .where(Transaction.period_id == period_id, Transaction.late)
+        .order_by(Transaction.id)
+    )
     return list(session.scalars(query))
 
 

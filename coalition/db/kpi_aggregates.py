@@ -65,7 +65,11 @@ def member_activity(session, period_ids: list[str]) -> dict[tuple[str, str | Non
     visits = (T.period_id.in_(period_ids), T.type.in_(("earn", "burn")))
     fields = ("active_members", "purchasers", "redemptions")
     result = {}
-    by_partner = select(T.period_id, T.partner_id, *columns).where(*visits).group_by(T.period_id, T.partner_id)
+    by_partner = (
+        select(T.period_id, T.partner_id, *columns)
+        .where(*visits)
+        .group_by(T.period_id, T.partner_id)
+    )
     for period_id, partner_id, *counts in session.execute(by_partner):
         result[period_id, partner_id] = dict(zip(fields, map(int, counts)))
     coalition = select(T.period_id, *columns).where(*visits).group_by(T.period_id)
@@ -99,10 +103,14 @@ def purchases(session, period_ids: list[str]) -> dict[tuple[str, str], dict[str,
             .distinct()
             .subquery()
         )
-        joined = and_(burners.c.member_id == T.member_id, *(burners.c[key] == getattr(T, key) for key in keys))
+        joined = and_(
+            burners.c.member_id == T.member_id, *(burners.c[key] == getattr(T, key) for key in keys)
+        )
         with_points = burners.c.member_id.is_not(None)
         query = (
-            select(T.period_id, T.partner_id, with_points, func.count(), _exact_sum(session, T.amount))
+            select(
+                T.period_id, T.partner_id, with_points, func.count(), _exact_sum(session, T.amount)
+            )
             .select_from(T)
             .outerjoin(burners, joined)
             .where(T.type == "earn", T.period_id.in_(period_ids))
@@ -114,7 +122,9 @@ def purchases(session, period_ids: list[str]) -> dict[tuple[str, str], dict[str,
                 if burned
                 else Purchases(count=int(count), amount=Decimal(amount))
             )
-            entry = split.setdefault((period_id, partner_id), {"here": Purchases(), "anywhere": Purchases()})
+            entry = split.setdefault(
+                (period_id, partner_id), {"here": Purchases(), "anywhere": Purchases()}
+            )
             entry[scope] = entry[scope] + part
     return split
 

@@ -12,7 +12,6 @@ from decimal import Decimal
 from coalition.domain import money, rates
 from coalition.domain.errors import Invalid, NoRate
 
-
 MAX_POINTS = 10**12
 
 

@@ -80,7 +80,12 @@ class Purchases:
 
     def converted(self, fx_rate: Decimal) -> "Purchases":
         """The same purchases valued in the base currency (fx: base per unit), unrounded."""
-        return Purchases(self.count, self.amount * fx_rate, self.count_with_points, self.amount_with_points * fx_rate)
+        return Purchases(
+            self.count,
+            self.amount * fx_rate,
+            self.count_with_points,
+            self.amount_with_points * fx_rate,
+        )
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,9 @@ class Activity:
     liability_points: int = 0
 
 
-def ratio(numerator: int | Decimal, denominator: int | Decimal, places: Decimal = RATIO_PLACES) -> Decimal | None:
+def ratio(
+    numerator: int | Decimal, denominator: int | Decimal, places: Decimal = RATIO_PLACES
+) -> Decimal | None:
     """numerator ÷ denominator to 4 places, half-even; None when there is nothing to divide by."""
     if not denominator:
         return None
@@ -151,7 +158,9 @@ def net_issued(points_issued: int, points_reversed: int) -> int:
     return points_issued - points_reversed
 
 
-def redemption_rate(points_redeemed: int, points_issued: int, points_reversed: int) -> Decimal | None:
+def redemption_rate(
+    points_redeemed: int, points_issued: int, points_reversed: int
+) -> Decimal | None:
     """Points redeemed ÷ points issued net of returns, in the same period."""
     return ratio(points_redeemed, net_issued(points_issued, points_reversed))
 
@@ -165,7 +174,9 @@ def _text(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
 
-def figures(activity: Activity, currency: str, point_value: Decimal | None, base_currency: str) -> dict:
+def figures(
+    activity: Activity, currency: str, point_value: Decimal | None, base_currency: str
+) -> dict:
     """The KPIs of one scope as the API shows them: counts as ints, money and ratios as strings.
 
     ``currency`` is the currency the scope's purchase amounts are in (the
@@ -191,7 +202,9 @@ def figures(activity: Activity, currency: str, point_value: Decimal | None, base
         "average_purchase_with_points": amount(
             average(purchases.amount_with_points, purchases.count_with_points, currency)
         ),
-        "average_purchase_without_points": amount(average(purchases.amount, purchases.count, currency)),
+        "average_purchase_without_points": amount(
+            average(purchases.amount, purchases.count, currency)
+        ),
         "redemptions": activity.redemptions,
         "earn_share": _text(earn_share(earns, activity.redemptions)),
         "burn_share": _text(burn_share(earns, activity.redemptions)),
@@ -201,11 +214,15 @@ def figures(activity: Activity, currency: str, point_value: Decimal | None, base
         "points_redeemed_here": activity.points_redeemed_here,
         "points_expired": activity.points_expired,
         "redemption_rate": _text(
-            redemption_rate(activity.points_redeemed, activity.points_issued, activity.points_reversed)
+            redemption_rate(
+                activity.points_redeemed, activity.points_issued, activity.points_reversed
+            )
         ),
         "breakage_rate": _text(
             breakage_rate(activity.points_expired, activity.points_issued, activity.points_reversed)
         ),
         "liability_points": activity.liability_points,
-        "liability": _text(settlement.liability_value(activity.liability_points, point_value, base_currency)),
+        "liability": _text(
+            settlement.liability_value(activity.liability_points, point_value, base_currency)
+        ),
     }

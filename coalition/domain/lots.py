@@ -160,6 +160,7 @@ def reverse_earn(
                 f"amount {original_amount}",
                 reason="over_reversal",
             )
+
         def share(returned: Decimal) -> int:
             return money.floor_points(lot.points * returned / original_amount)
 

@@ -56,14 +56,21 @@ class Rate:
 
     @property
     def precedence(self) -> tuple:
-        return (self.partner_id is not None, self.category is not None, self.effective_from, self.id)
+        return (
+            self.partner_id is not None,
+            self.category is not None,
+            self.effective_from,
+            self.id,
+        )
 
 
 def _candidates(rates, kind, at, partner_id, category, currency):
     return [
         rate
         for rate in rates
-        if rate.kind == kind and rate.in_force_at(at) and rate.matches(partner_id, category, currency)
+        if rate.kind == kind
+        and rate.in_force_at(at)
+        and rate.matches(partner_id, category, currency)
     ]
 
 

@@ -106,8 +106,14 @@ def pair_lines(redeemed: list[RedeemedPoints], base_currency: str) -> list[PairL
         value[pair] += item.points * item.rate
     zero = money.round_half_even(Decimal(0), base_currency)
     return [
-        PairLine(issuer, redeemer, points[issuer, redeemer],
-                 zero if issuer == redeemer else money.round_half_even(value[issuer, redeemer], base_currency))
+        PairLine(
+            issuer,
+            redeemer,
+            points[issuer, redeemer],
+            zero
+            if issuer == redeemer
+            else money.round_half_even(value[issuer, redeemer], base_currency),
+        )
         for issuer, redeemer in sorted(points)
     ]
 
@@ -116,11 +122,16 @@ def fees(issued: list[IssuedPoints], base_currency: str) -> dict[str, Decimal]:
     totals = defaultdict(Decimal)
     for item in issued:
         totals[item.partner_id] += item.points * item.rate
-    return {partner: money.round_half_even(total, base_currency) for partner, total in totals.items()}
+    return {
+        partner: money.round_half_even(total, base_currency) for partner, total in totals.items()
+    }
 
 
 def positions(
-    partner_ids: list[str], lines: list[PairLine], fee_totals: dict[str, Decimal], base_currency: str
+    partner_ids: list[str],
+    lines: list[PairLine],
+    fee_totals: dict[str, Decimal],
+    base_currency: str,
 ) -> dict[str, Position]:
     """Every partner's receivable, payable and fees; refuses to balance a broken book."""
     zero = money.round_half_even(Decimal(0), base_currency)
@@ -130,12 +141,16 @@ def positions(
             receivable[line.redeemer_id] += line.value
             payable[line.issuer_id] += line.value
     result = {
-        partner: Position(partner, receivable[partner], payable[partner], fee_totals.get(partner, zero))
+        partner: Position(
+            partner, receivable[partner], payable[partner], fee_totals.get(partner, zero)
+        )
         for partner in partner_ids
     }
     imbalance = sum((p.receivable - p.payable for p in result.values()), zero)
     if imbalance or (set(receivable) | set(payable)) - set(partner_ids):
-        raise Unbalanced(f"Σ(receivable − payable) is {imbalance}, not 0; the period was not closed")
+        raise Unbalanced(
+            f"Σ(receivable − payable) is {imbalance}, not 0; the period was not closed"
+        )
     return result
 
 

@@ -53,14 +53,16 @@ def report(
     base = settings_service.load(session).base_currency
     return {
         "base_currency": base,
-        "periods": [_period_kpis(session, period, everyone, shown, gathered, base) for period in chosen],
+        "periods": [
+            _period_kpis(session, period, everyone, shown, gathered, base) for period in chosen
+        ],
     }
 
 
 def _periods(session, now: datetime, period_id: str | None, count: int) -> list[dict]:
     listed = settlement.list_periods(session, now)
     if period_id is None:
-        return listed[-min(max(count, 1), MAX_PERIODS):]
+        return listed[-min(max(count, 1), MAX_PERIODS) :]
     wanted = period_service.parse(session, period_id).id
     found = [period for period in listed if period["id"] == wanted]
     if not found:
@@ -68,12 +70,16 @@ def _periods(session, now: datetime, period_id: str | None, count: int) -> list[
     return found
 
 
-def _period_kpis(session, period: dict, everyone, shown: str | None, gathered: dict, base: str) -> dict:
+def _period_kpis(
+    session, period: dict, everyone, shown: str | None, gathered: dict, base: str
+) -> dict:
     period_id, at_end = period["id"], period["end"] - settlement.LAST_INSTANT
     activity = aggregates.partner_activity(session, period_id)
     redeemed = aggregates.redeemed_points(session, period_id)
     outstanding = _liability_points(session, period)
-    point_value = rates_domain.in_force(rates.candidates(session, ("redemption",)), "redemption", at_end)
+    point_value = rates_domain.in_force(
+        rates.candidates(session, ("redemption",)), "redemption", at_end
+    )
     point_value = None if point_value is None else point_value.value
 
     scopes = {}
@@ -90,7 +96,9 @@ def _period_kpis(session, period: dict, everyone, shown: str | None, gathered: d
             points_issued=facts.get("points_issued", 0),
             points_reversed=facts.get("points_reversed", 0),
             points_redeemed=sum(item.points for item in redeemed if item.issuer_id == partner.id),
-            points_redeemed_here=sum(item.points for item in redeemed if item.redeemer_id == partner.id),
+            points_redeemed_here=sum(
+                item.points for item in redeemed if item.redeemer_id == partner.id
+            ),
             points_expired=facts.get("points_expired", 0),
             liability_points=outstanding.get(partner.id, 0),
         )
@@ -102,8 +110,11 @@ def _period_kpis(session, period: dict, everyone, shown: str | None, gathered: d
         "status": period["status"],
         "coalition": kpis.figures(coalition, base, point_value, base),
         "partners": [
-            {"partner_id": partner.id, "name": partner.name,
-             **kpis.figures(scopes[partner.id], partner.currency, point_value, base)}
+            {
+                "partner_id": partner.id,
+                "name": partner.name,
+                **kpis.figures(scopes[partner.id], partner.currency, point_value, base),
+            }
             for partner in everyone
             if shown in (None, partner.id)
         ],

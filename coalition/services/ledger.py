@@ -65,7 +65,9 @@ def lock_idempotency_key(session, partner_id: str, external_id: str) -> None:
     """
     if session.bind.dialect.name == "postgresql":
         key = f"{partner_id}\x1f{external_id}"
-        session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key})
+        session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
 
 
 def find(session, partner_id: str, external_id: str) -> models.Transaction | None:
@@ -180,7 +182,10 @@ def _burn(session, transaction, partner, config, request) -> None:
     if not members.lock(session, transaction.member_id):
         raise InsufficientPoints(f"member {transaction.member_id!r} has no points")
     redemption = rates_domain.in_force(
-        rates.candidates(session, ("redemption",), partner.id), "redemption", at, partner_id=partner.id
+        rates.candidates(session, ("redemption",), partner.id),
+        "redemption",
+        at,
+        partner_id=partner.id,
     )
     if redemption is None:
         raise NoRate(f"no redemption rate for partner {partner.id!r} at {at.isoformat()}")
@@ -192,11 +197,18 @@ def _burn(session, transaction, partner, config, request) -> None:
     session.flush()
     for allocation in taken:
         rows[allocation.lot_id].remaining -= allocation.points
-        record_allocation(session, transaction, rows[allocation.lot_id], -allocation.points, redemption.value)
+        record_allocation(
+            session, transaction, rows[allocation.lot_id], -allocation.points, redemption.value
+        )
 
 
 def record_allocation(
-    session, transaction, lot, points: int, value_rate: Decimal | None = None, reverses_id: int | None = None
+    session,
+    transaction,
+    lot,
+    points: int,
+    value_rate: Decimal | None = None,
+    reverses_id: int | None = None,
 ) -> None:
     """Record a signed change to a lot made by ``transaction`` (posted by the redeemer).
 
@@ -244,8 +256,11 @@ def _earn_reversal(session, transaction, partner, config, request) -> None:
         .execution_options(populate_existing=True)
     ).one()
     earlier = session.execute(
-        select(models.Transaction.points, models.Transaction.shortfall_points, models.Transaction.amount)
-        .where(models.Transaction.original_id == original.id)
+        select(
+            models.Transaction.points,
+            models.Transaction.shortfall_points,
+            models.Transaction.amount,
+        ).where(models.Transaction.original_id == original.id)
     ).all()
     amount = None
     if request.get("amount") is not None:
@@ -307,7 +322,9 @@ def _burn_reversal(session, transaction, partner, config, request) -> None:
     for allocation, points in decisions:
         lot = lot_rows[allocation.lot_id]
         lot.remaining += points
-        record_allocation(session, transaction, lot, points, burned[allocation.id].value_rate, allocation.id)
+        record_allocation(
+            session, transaction, lot, points, burned[allocation.id].value_rate, allocation.id
+        )
 
 
 HANDLERS = {

@@ -22,7 +22,9 @@ def create(session, fields: dict) -> models.Partner:
     _check(fields)
     if session.get(models.Partner, fields["id"]) is not None:
         raise Conflict(f"partner {fields['id']!r} exists already", reason="duplicate_partner")
-    partner = models.Partner(**{"hold_days": 0, "status": "active", **fields}, created_at=datetime.now(UTC))
+    partner = models.Partner(
+        **{"hold_days": 0, "status": "active", **fields}, created_at=datetime.now(UTC)
+    )
     session.add(partner)
     session.flush()
     return partner
@@ -31,10 +33,15 @@ def create(session, fields: dict) -> models.Partner:
 def update(session, partner_id: str, fields: dict) -> models.Partner:
     partner = get(session, partner_id)
     _check(fields)
-    if partner_id == OPERATOR_PARTNER and fields.get("currency", partner.currency) != partner.currency:
+    if (
+        partner_id == OPERATOR_PARTNER
+        and fields.get("currency", partner.currency) != partner.currency
+    ):
         raise Conflict("the coalition partner settles in the base currency")
-    if "currency" in fields and fields["currency"] != partner.currency and _has_transactions(
-        session, partner_id
+    if (
+        "currency" in fields
+        and fields["currency"] != partner.currency
+        and _has_transactions(session, partner_id)
     ):
         raise Conflict("a partner's currency is fixed once it has transactions")
     for field, value in fields.items():

@@ -49,7 +49,10 @@ def transaction_views(session, transactions: list[models.Transaction]) -> list[d
         row.transaction_id: row
         for row in session.scalars(select(models.Lot).where(models.Lot.transaction_id.in_(ids)))
     }
-    return [_view(transaction, allocations[transaction.id], lots.get(transaction.id)) for transaction in transactions]
+    return [
+        _view(transaction, allocations[transaction.id], lots.get(transaction.id))
+        for transaction in transactions
+    ]
 
 
 def _view(transaction: models.Transaction, allocations: list[dict], lot) -> dict:
@@ -125,7 +128,9 @@ def balance(session, member_id: str, now: datetime) -> dict:
     live = [members.lot_value(row) for row in members.live_lots(session, member_id)]
     current = lots_domain.balance(live, now)
     earned = session.scalar(
-        select(func.coalesce(func.sum(models.Lot.points), 0)).where(models.Lot.member_id == member_id)
+        select(func.coalesce(func.sum(models.Lot.points), 0)).where(
+            models.Lot.member_id == member_id
+        )
     )
     burned = session.scalar(
         select(func.coalesce(func.sum(models.Transaction.points), 0)).where(
@@ -164,7 +169,13 @@ def history(session, principal, member_id: str, limit: int, cursor: str | None) 
             "points": view["points"],
             "reason": view["reason"] or DEFAULT_REASONS[view["type"]],
             "lots": (
-                [{"lot_id": view["lot_id"], "issuer_id": view["partner_id"], "points": view["points"]}]
+                [
+                    {
+                        "lot_id": view["lot_id"],
+                        "issuer_id": view["partner_id"],
+                        "points": view["points"],
+                    }
+                ]
                 if view["lot_id"]
                 else view["allocations"]
             ),

@@ -40,7 +40,10 @@ def _check_scope(fields: dict) -> None:
 
 def create(session, fields: dict) -> models.Rate:
     _check_scope(fields)
-    if fields.get("effective_to") is not None and fields["effective_to"] <= fields["effective_from"]:
+    if (
+        fields.get("effective_to") is not None
+        and fields["effective_to"] <= fields["effective_from"]
+    ):
         raise Invalid("effective_to must be after effective_from")
     if fields.get("partner_id"):
         partner = partners.get_for_reference(session, fields["partner_id"])
@@ -86,7 +89,9 @@ def candidates(session, kinds: tuple[str, ...], partner_id: str | None = None) -
     """Every version of these kinds that could apply to the partner."""
     query = select(models.Rate).where(models.Rate.kind.in_(kinds))
     if partner_id is not None:
-        query = query.where(or_(models.Rate.partner_id == partner_id, models.Rate.partner_id.is_(None)))
+        query = query.where(
+            or_(models.Rate.partner_id == partner_id, models.Rate.partner_id.is_(None))
+        )
     return [to_value(row) for row in session.scalars(query)]
 
 

@@ -16,7 +16,9 @@ def load(session) -> models.Settings:
 def update(session, changes: dict) -> models.Settings:
     """Apply the given fields; calendar and currency freeze once the ledger depends on them."""
     settings = load(session)
-    changes = {field: value for field, value in changes.items() if getattr(settings, field) != value}
+    changes = {
+        field: value for field, value in changes.items() if getattr(settings, field) != value
+    }
     if "base_currency" in changes:
         if not money.is_currency(changes["base_currency"]):
             raise Invalid(f"{changes['base_currency']!r} is not an ISO 4217 currency")

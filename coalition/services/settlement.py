@@ -47,7 +47,9 @@ def compute(session, period: periods.Period, status: str) -> dict:
     positions = math.positions(list(everyone), lines, fee_totals, base)
     activity = aggregates.partner_activity(session, period.id)
     liability = aggregates.liability_points(session, period.end)
-    point_value = rates_domain.in_force(rates.candidates(session, ("redemption",)), "redemption", at_end)
+    point_value = rates_domain.in_force(
+        rates.candidates(session, ("redemption",)), "redemption", at_end
+    )
     entries = []
     for partner_id, partner in everyone.items():
         fx = rates.fx_rate(session, partner.currency, base, at_end)
@@ -68,7 +70,9 @@ def compute(session, period: periods.Period, status: str) -> dict:
                 if fx is None
                 else _money(math.convert(position.net, fx.value, partner.currency)),
                 "points_issued": facts.get("points_issued", 0),
-                "points_redeemed": sum(line.points for line in lines if line.redeemer_id == partner_id),
+                "points_redeemed": sum(
+                    line.points for line in lines if line.redeemer_id == partner_id
+                ),
                 "own_redemption_points": sum(
                     line.points for line in lines if line.own and line.redeemer_id == partner_id
                 ),
@@ -132,7 +136,10 @@ def close(session, period_id: str, now: datetime) -> dict:
     if closed is not None:
         return json.loads(closed.settlement)
     if target.end > now:
-        raise Conflict(f"period {target.id} ends {target.end.isoformat()}; it cannot close before", reason="period_open")
+        raise Conflict(
+            f"period {target.id} ends {target.end.isoformat()}; it cannot close before",
+            reason="period_open",
+        )
     config = settings_service.load(session)
     last = period_service.last_closed(session)
     if last is not None and target.start < last.end:
@@ -173,19 +180,25 @@ def _first_open(session, config, last, target) -> periods.Period:
 
 def _close_one(session, period: periods.Period, now: datetime) -> dict:
     result = compute(session, period, "final")
-    missing = sorted({entry["currency"] for entry in result["partners"] if entry["fx_rate"] is None})
+    missing = sorted(
+        {entry["currency"] for entry in result["partners"] if entry["fx_rate"] is None}
+    )
     if missing:
-        raise NoRate(
-            f"no fx rate at the end of {period.id} for {', '.join(missing)}", status=409
-        )
+        raise NoRate(f"no fx rate at the end of {period.id} for {', '.join(missing)}", status=409)
     session.add(
         models.Period(
-            id=period.id, start=period.start, end=period.end, closed_at=now, settlement=canonical(result)
+            id=period.id,
+            start=period.start,
+            end=period.end,
+            closed_at=now,
+            settlement=canonical(result),
         )
     )
     session.flush()
     late = _late_items(session, period.id)
-    for number, entry in enumerate(sorted(result["partners"], key=lambda e: e["partner_id"]), start=1):
+    for number, entry in enumerate(
+        sorted(result["partners"], key=lambda e: e["partner_id"]), start=1
+    ):
         items = late.get(entry["partner_id"], [])
         _issue_statement(session, result, entry, items, f"{period.id}-{number:04d}", now)
     return result
@@ -235,7 +248,9 @@ def _counterparties(result: dict, partner_id: str) -> list[dict]:
             continue
         incoming = line["redeemer_id"] == partner_id
         other = line["issuer_id"] if incoming else line["redeemer_id"]
-        side = sides.setdefault(other, {"points_in": 0, "value_in": zero, "points_out": 0, "value_out": zero})
+        side = sides.setdefault(
+            other, {"points_in": 0, "value_in": zero, "points_out": 0, "value_out": zero}
+        )
         direction = "in" if incoming else "out"
         side[f"points_{direction}"] += line["points"]
         side[f"value_{direction}"] += Decimal(line["value"])
@@ -279,7 +294,9 @@ def statement_document(row: models.Statement) -> dict:
     return {"id": row.id, "sha256": row.sha256, **json.loads(row.body)}
 
 
-def list_statements(session, principal, period_id: str | None, partner_id: str | None) -> list[dict]:
+def list_statements(
+    session, principal, period_id: str | None, partner_id: str | None
+) -> list[dict]:
     from coalition.services.queries import visible_partner
 
     partner_id = visible_partner(principal, partner_id)
@@ -304,12 +321,26 @@ def list_periods(session, now: datetime) -> list[dict]:
     config = settings_service.load(session)
     rows = list(session.scalars(select(models.Period).order_by(models.Period.start)))
     listed = [
-        {"id": row.id, "start": row.start, "end": row.end, "status": "closed", "closed_at": row.closed_at}
+        {
+            "id": row.id,
+            "start": row.start,
+            "end": row.end,
+            "status": "closed",
+            "closed_at": row.closed_at,
+        }
         for row in rows
     ]
     last = periods.Period(rows[-1].start, rows[-1].end, rows[-1].id) if rows else None
     current = periods.containing(now, config.period, config.timezone)
     first = _first_open(session, config, last, current)
     for period in periods.between(first, current, config.period, config.timezone):
-        listed.append({"id": period.id, "start": period.start, "end": period.end, "status": "open", "closed_at": None})
+        listed.append(
+            {
+                "id": period.id,
+                "start": period.start,
+                "end": period.end,
+                "status": "open",
+                "closed_at": None,
+            }
+        )
     return listed

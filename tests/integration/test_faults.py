@@ -50,12 +50,11 @@ from sqlalchemy.exc import DBAPIError
 from coalition import auth, create_app, database_of, jobs
 from coalition import db as db_module
 from coalition.db import Database
-from tests.conftest import Caller, days_ago
+from tests.conftest import days_ago
 from tests.e2e.helpers import (
     add_rate,
     balance,
     bonus,
-    burn,
     earn,
     expect,
     list_all,
