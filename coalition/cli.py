@@ -5,16 +5,23 @@ as the HTTP API; ``serve`` migrates first, prints an operator key on first
 start, runs the scheduler (unless switched off) and serves with gunicorn.
 """
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
 
-from coalition import auth, create_app, database_of
+from coalition import auth, config, create_app, database_of
 from coalition.db import migrate
 
 
+@contextmanager
 def _database():
-    return database_of(create_app())
+    """The configured database for one command, its connections closed afterwards."""
+    database = database_of(create_app())
+    try:
+        yield database
+    finally:
+        database.dispose()
 
 
 @click.group()
@@ -30,7 +37,8 @@ def db():
 @db.command("upgrade")
 def db_upgrade():
     """Create or upgrade the schema (Alembic)."""
-    migrate.upgrade(_database())
+    with _database() as database:
+        migrate.upgrade(database)
     click.echo("database is at the newest schema")
 
 
@@ -45,9 +53,9 @@ def keys():
 @click.option("--name", default=None)
 def keys_create(role, partner_id, name):
     """Create a key; the key itself is the last line printed (shown once)."""
-    database = _database()
-    migrate.upgrade(database)
-    row, key = database.run(lambda session: auth.create_key(session, role, partner_id, name))
+    with _database() as database:
+        migrate.upgrade(database)
+        row, key = database.run(lambda session: auth.create_key(session, role, partner_id, name))
     click.echo(f"created {role} key {row.id}; store it now, it is not shown again:")
     click.echo(key)
 
@@ -57,7 +65,8 @@ def expire():
     """Expire every lot past its expiry date now."""
     from coalition.services import expiry
 
-    count = expiry.expire_all(_database(), datetime.now(UTC))
+    with _database() as database:
+        count = expiry.expire_all(database, datetime.now(UTC))
     click.echo(f"expired {count} lots")
 
 
@@ -70,16 +79,17 @@ def serve(host, port, workers, no_scheduler):
     """Migrate, then serve the API (gunicorn) with the scheduler."""
     from coalition import server
 
-    app = create_app()
-    database = database_of(app)
-    migrate.upgrade(database)
-    if not database.run(auth.has_operator_key):
-        _, key = database.run(
-            lambda session: auth.create_key(session, "operator", name="first start")
-        )
-        click.echo("First start: an operator key was created. Store it now, it is not shown again:")
-        click.echo(key)
-    scheduler = app.config["SCHEDULER"] and not no_scheduler
+    with _database() as database:
+        migrate.upgrade(database)
+        if not database.run(auth.has_operator_key):
+            _, key = database.run(
+                lambda session: auth.create_key(session, "operator", name="first start")
+            )
+            click.echo(
+                "First start: an operator key was created. Store it now, it is not shown again:"
+            )
+            click.echo(key)
+    scheduler = config.from_environment()["SCHEDULER"] and not no_scheduler
     click.echo(f"Coalition on http://{host}:{port}  (API docs at /api/docs)")
     click.echo(
         "Jobs: expiry hourly, auto-close checked every 15 minutes" if scheduler else "Jobs: off"
@@ -94,7 +104,8 @@ def close(period_id):
     from coalition.services import settlement
 
     click.echo(f"Closing {period_id} and any earlier open period …")
-    result = _database().run(settlement.close, period_id, datetime.now(UTC))
+    with _database() as database:
+        result = database.run(settlement.close, period_id, datetime.now(UTC))
     netting = result["netting"]
     click.echo(
         f"closed {result['period_id']}: {len(result['partners'])} statements, "
@@ -108,9 +119,11 @@ def demo():
     """Load a sample coalition with closed periods and statements."""
     from coalition import demo as demo_data
 
-    database = _database()
-    migrate.upgrade(database)
-    with click.progressbar(length=demo_data.DAYS, label="Posting days of activity") as bar:
+    with (
+        _database() as database,
+        click.progressbar(length=demo_data.DAYS, label="Posting days") as bar,
+    ):
+        migrate.upgrade(database)
         demo_data.load(database, datetime.now(UTC), echo=click.echo, progress=bar.update)
 
 
@@ -130,13 +143,15 @@ def import_transactions(path):
     from coalition.domain.errors import CoalitionError
     from coalition.services import ledger
 
-    database = _database()
     operator = auth.Principal("cli", "operator")
     schema = TransactionIn()
     counts = {"created": 0, "replayed": 0, "failed": 0}
     with open(path, newline="", encoding="utf-8") as source:
         rows = list(csv.DictReader(source))
-    with click.progressbar(rows, label=f"Importing {len(rows)} rows") as bar:
+    with (
+        _database() as database,
+        click.progressbar(rows, label=f"Importing {len(rows)} rows") as bar,
+    ):
         for number, row in enumerate(bar, start=2):
             try:
                 request = schema.load(_csv_row(row))
