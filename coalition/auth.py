@@ -2,11 +2,11 @@
 
 A key is random, shown once and stored only as its SHA-256: the key carries
 256 bits of entropy, so a fast hash is enough and lets a request find its key
-by one indexed lookup; the final comparison is constant-time all the same.
+by the hash alone, in the per-process catalog of unrevoked keys
+(:mod:`coalition.services.catalog`), which a revocation invalidates at once.
 """
 
 import hashlib
-import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from coalition.db import models
 from coalition.domain.errors import Forbidden, Invalid, NotFound
-from coalition.services import partners
+from coalition.services import catalog, partners
 
 ROLES = ("operator", "finance", "partner")
 KEY_PREFIX = "coal_"
@@ -88,9 +88,8 @@ def authenticate(session, authorization: str | None) -> Principal:
     scheme, _, key = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthenticated("missing bearer key")
-    digest = hash_key(key.strip())
-    row = session.scalars(select(models.ApiKey).where(models.ApiKey.key_hash == digest)).first()
-    if row is None or not hmac.compare_digest(row.key_hash, digest) or row.revoked_at is not None:
+    row = catalog.current(session).keys.get(hash_key(key.strip()))
+    if row is None:
         raise Unauthenticated("unknown or revoked key")
     return Principal(row.id, row.role, row.partner_id)
 

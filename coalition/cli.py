@@ -155,7 +155,7 @@ def import_transactions(path):
         for number, row in enumerate(bar, start=2):
             try:
                 request = schema.load(_csv_row(row))
-                _, created = database.run(ledger.post, operator, request, datetime.now(UTC))
+                created = database.run(ledger.post, operator, request, datetime.now(UTC)).created
                 counts["created" if created else "replayed"] += 1
             except (ValidationError, CoalitionError) as error:
                 counts["failed"] += 1

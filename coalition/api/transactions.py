@@ -127,8 +127,8 @@ def post_one(request: dict) -> tuple[dict, int]:
     who = principal()
 
     def use_case(session):
-        transaction, created = ledger.post(session, who, request, datetime.now(UTC))
-        return queries.transaction_view(session, transaction), 201 if created else 200
+        posting = ledger.post(session, who, request, datetime.now(UTC))
+        return queries.posting_view(session, posting), 201 if posting.created else 200
 
     return database().run(use_case)
 

@@ -29,6 +29,7 @@ class Settings(Base):
     points_ttl_days: Mapped[int]
     max_backdate_days: Mapped[int]
     auto_close_after_hours: Mapped[int]
+    generation: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Partner(Base):

@@ -9,6 +9,7 @@ allocations). The caller's unit of work commits it all or nothing.
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -24,8 +25,7 @@ from coalition.domain.errors import (
     Invalid,
     NoRate,
 )
-from coalition.services import members, partners, periods, rates
-from coalition.services import settings as settings_service
+from coalition.services import catalog, members, partners, periods, rates
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -56,42 +56,61 @@ def request_hash(body: dict) -> str:
     return hashlib.sha256(json.dumps(normal, sort_keys=True).encode()).hexdigest()
 
 
-def lock_idempotency_key(session, partner_id: str, external_id: str) -> None:
-    """Serialise posts of one idempotency key (SPEC §6: "under concurrent retries too").
+def lock_for_posting(session, partner_id: str, external_id: str) -> None:
+    """Serialise posts of one idempotency key, and hold the calendar lock shared.
 
     A retry that arrives while the original is still in flight waits here until
     the original commits, then finds it and answers as a replay, instead of
-    racing it to the member's lots. SQLite serialises writers anyway.
+    racing it to the member's lots (SPEC §6: "under concurrent retries too").
+    The calendar lock keeps a close from reading the ledger until this posting
+    has committed (:mod:`coalition.services.periods`). One round trip takes
+    both; SQLite serialises writers anyway.
     """
     if session.bind.dialect.name == "postgresql":
-        key = f"{partner_id}\x1f{external_id}"
         session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+            text(
+                "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0)),"
+                " pg_advisory_xact_lock_shared(:calendar)"
+            ),
+            {"key": f"{partner_id}\x1f{external_id}", "calendar": periods.CALENDAR_LOCK},
         )
+        catalog.forget(session)
 
 
 def find(session, partner_id: str, external_id: str) -> models.Transaction | None:
-    query = select(models.Transaction).where(
+    """The transaction of this idempotency key: a bare index probe first, as most posts are new."""
+    query = select(models.Transaction.id).where(
         models.Transaction.partner_id == partner_id,
         models.Transaction.external_id == external_id,
     )
-    return session.scalars(query).first()
+    found = session.connection().execute(query).scalar()
+    return None if found is None else session.get(models.Transaction, found)
 
 
-def post(session, principal, request: dict, now: datetime) -> tuple[models.Transaction, bool]:
-    """Post one transaction; returns it and whether it was created (False: a replay)."""
+@dataclass
+class Posting:
+    """What a posting wrote: the transaction, and its lot or its allocations."""
+
+    transaction: models.Transaction
+    created: bool = True
+    lot: models.Lot | None = None
+    allocations: list[models.Allocation] = field(default_factory=list)
+
+
+def post(session, principal, request: dict, now: datetime) -> Posting:
+    """Post one transaction; a replay answers the original, ``created`` False."""
     partner_id = posting_partner(principal, request)
     digest = request_hash({**request, "partner_id": partner_id})
-    lock_idempotency_key(session, partner_id, request["external_id"])
+    lock_for_posting(session, partner_id, request["external_id"])
     existing = find(session, partner_id, request["external_id"])
     if existing is not None:
         if existing.request_hash != digest:
             raise IdempotencyConflict(
                 f"external_id {request['external_id']!r} was posted with a different body"
             )
-        return existing, False
+        return Posting(existing, created=False)
     partner = partners.active(session, partner_id)
-    config = settings_service.load(session)
+    config = catalog.current(session).settings
     occurred_at = request["occurred_at"]
     if occurred_at > now + FUTURE_TOLERANCE:
         raise Invalid("occurred_at is in the future", reason="occurred_in_future")
@@ -99,7 +118,6 @@ def post(session, principal, request: dict, now: datetime) -> tuple[models.Trans
         raise Invalid(
             f"occurred_at is more than {config.max_backdate_days} days ago", reason="too_old"
         )
-    periods.lock_calendar(session)
     period, late = periods.attribute(session, occurred_at)
     transaction = models.Transaction(
         partner_id=partner_id,
@@ -116,8 +134,10 @@ def post(session, principal, request: dict, now: datetime) -> tuple[models.Trans
         late=late,
         request_hash=digest,
     )
-    HANDLERS[request["type"]](session, transaction, partner, config, request)
-    return transaction, True
+    posting = Posting(transaction)
+    HANDLERS[request["type"]](session, posting, partner, config, request)
+    session.flush()
+    return posting
 
 
 def _fee_rate(candidates, partner, at) -> rates_domain.Rate | None:
@@ -126,8 +146,9 @@ def _fee_rate(candidates, partner, at) -> rates_domain.Rate | None:
     return rates_domain.in_force(candidates, "fee", at, partner_id=partner.id)
 
 
-def _issue(session, transaction, partner, config, points: int, used: list, candidates) -> None:
+def _issue(session, posting, partner, config, points: int, used: list, candidates) -> None:
     """Write an earn or bonus and the lot it creates, with the issuer's fee rate."""
+    transaction = posting.transaction
     fee = _fee_rate(candidates, partner, transaction.occurred_at)
     used = used + ([fee.id] if fee else [])
     transaction.points = points
@@ -137,18 +158,17 @@ def _issue(session, transaction, partner, config, points: int, used: list, candi
     session.add(transaction)
     session.flush()
     at = transaction.occurred_at
-    session.add(
-        models.Lot(
-            transaction_id=transaction.id,
-            member_id=transaction.member_id,
-            issuer_id=partner.id,
-            points=points,
-            remaining=points,
-            earned_at=at,
-            available_at=at + timedelta(days=partner.hold_days),
-            expires_at=at + timedelta(days=config.points_ttl_days),
-        )
+    posting.lot = models.Lot(
+        transaction_id=transaction.id,
+        member_id=transaction.member_id,
+        issuer_id=partner.id,
+        points=points,
+        remaining=points,
+        earned_at=at,
+        available_at=at + timedelta(days=partner.hold_days),
+        expires_at=at + timedelta(days=config.points_ttl_days),
     )
+    session.add(posting.lot)
 
 
 def _amount_in_partner_currency(request, partner) -> Decimal:
@@ -162,22 +182,24 @@ def _amount_in_partner_currency(request, partner) -> Decimal:
     return request["amount"]
 
 
-def _earn(session, transaction, partner, config, request) -> None:
+def _earn(session, posting, partner, config, request) -> None:
+    transaction = posting.transaction
     amount = _amount_in_partner_currency(request, partner)
     candidates = rates.candidates(session, ("earn", "promo", "threshold", "fee"), partner.id)
     earned = earning.points_for_purchase(
         candidates, partner.id, transaction.category, amount, transaction.occurred_at
     )
     transaction.amount, transaction.currency = amount, partner.currency
-    _issue(session, transaction, partner, config, earned.points, list(earned.rate_ids), candidates)
+    _issue(session, posting, partner, config, earned.points, list(earned.rate_ids), candidates)
 
 
-def _bonus(session, transaction, partner, config, request) -> None:
+def _bonus(session, posting, partner, config, request) -> None:
     fees = rates.candidates(session, ("fee",), partner.id)
-    _issue(session, transaction, partner, config, request["points"], [], fees)
+    _issue(session, posting, partner, config, request["points"], [], fees)
 
 
-def _burn(session, transaction, partner, config, request) -> None:
+def _burn(session, posting, partner, config, request) -> None:
+    transaction = posting.transaction
     at = transaction.occurred_at
     if not members.lock(session, transaction.member_id):
         raise InsufficientPoints(f"member {transaction.member_id!r} has no points")
@@ -197,8 +219,10 @@ def _burn(session, transaction, partner, config, request) -> None:
     session.flush()
     for allocation in taken:
         rows[allocation.lot_id].remaining -= allocation.points
-        record_allocation(
-            session, transaction, rows[allocation.lot_id], -allocation.points, redemption.value
+        posting.allocations.append(
+            record_allocation(
+                session, transaction, rows[allocation.lot_id], -allocation.points, redemption.value
+            )
         )
 
 
@@ -209,25 +233,25 @@ def record_allocation(
     points: int,
     value_rate: Decimal | None = None,
     reverses_id: int | None = None,
-) -> None:
+) -> models.Allocation:
     """Record a signed change to a lot made by ``transaction`` (posted by the redeemer).
 
     Burns and burn reversals carry the redemption rate, so that settlement
     values pair lines with one GROUP BY over these rows.
     """
-    session.add(
-        models.Allocation(
-            transaction_id=transaction.id,
-            type=transaction.type,
-            lot_id=lot.id,
-            issuer_id=lot.issuer_id,
-            redeemer_id=transaction.partner_id,
-            points=points,
-            value_rate=value_rate,
-            reverses_id=reverses_id,
-            period_id=transaction.period_id,
-        )
+    allocation = models.Allocation(
+        transaction_id=transaction.id,
+        type=transaction.type,
+        lot_id=lot.id,
+        issuer_id=lot.issuer_id,
+        redeemer_id=transaction.partner_id,
+        points=points,
+        value_rate=value_rate,
+        reverses_id=reverses_id,
+        period_id=transaction.period_id,
     )
+    session.add(allocation)
+    return allocation
 
 
 def _original(session, transaction, request, types: tuple[str, ...]) -> models.Transaction:
@@ -248,7 +272,8 @@ def _original(session, transaction, request, types: tuple[str, ...]) -> models.T
     return original
 
 
-def _earn_reversal(session, transaction, partner, config, request) -> None:
+def _earn_reversal(session, posting, partner, config, request) -> None:
+    transaction = posting.transaction
     original = _original(session, transaction, request, ("earn", "bonus"))
     lot = session.scalars(
         select(models.Lot)
@@ -282,10 +307,11 @@ def _earn_reversal(session, transaction, partner, config, request) -> None:
     session.flush()
     if decision.taken:
         lot.remaining -= decision.taken
-        record_allocation(session, transaction, lot, -decision.taken)
+        posting.allocations.append(record_allocation(session, transaction, lot, -decision.taken))
 
 
-def _burn_reversal(session, transaction, partner, config, request) -> None:
+def _burn_reversal(session, posting, partner, config, request) -> None:
+    transaction = posting.transaction
     original = _original(session, transaction, request, ("burn",))
     burned = {
         row.id: row
@@ -322,8 +348,10 @@ def _burn_reversal(session, transaction, partner, config, request) -> None:
     for allocation, points in decisions:
         lot = lot_rows[allocation.lot_id]
         lot.remaining += points
-        record_allocation(
-            session, transaction, lot, points, burned[allocation.id].value_rate, allocation.id
+        posting.allocations.append(
+            record_allocation(
+                session, transaction, lot, points, burned[allocation.id].value_rate, allocation.id
+            )
         )
 
 

@@ -20,7 +20,7 @@ def ensure(session, member_id: str) -> None:
     """Create the member on its first earn or bonus; concurrent firsts are harmless."""
     insert = _INSERTS[session.bind.dialect.name]
     statement = insert(models.Member).values(id=member_id, created_at=datetime.now(UTC))
-    session.execute(statement.on_conflict_do_nothing(index_elements=["id"]))
+    session.connection().execute(statement.on_conflict_do_nothing(index_elements=["id"]))
 
 
 def lock(session, member_id: str) -> bool:

@@ -7,6 +7,7 @@ from sqlalchemy import select
 from coalition.db import models
 from coalition.domain import money
 from coalition.domain.errors import Conflict, Invalid, NotFound, PartnerSuspended
+from coalition.services import catalog
 
 CATEGORIES = ("shop", "cafe", "gym", "travel", "other")
 STATUSES = ("active", "suspended")
@@ -61,15 +62,15 @@ def get(session, partner_id: str) -> models.Partner:
     return partner
 
 
-def get_for_reference(session, partner_id: str) -> models.Partner:
-    """A partner named inside a request body: unknown → 422, not 404."""
-    partner = session.get(models.Partner, partner_id)
+def get_for_reference(session, partner_id: str):
+    """A partner named inside a request body: unknown → 422, not 404 (a read-only row)."""
+    partner = catalog.current(session).partners.get(partner_id)
     if partner is None:
         raise Invalid(f"unknown partner {partner_id!r}", reason="unknown_partner")
     return partner
 
 
-def active(session, partner_id: str) -> models.Partner:
+def active(session, partner_id: str):
     """The partner a transaction is posted for; unknown or suspended → 422."""
     partner = get_for_reference(session, partner_id)
     if partner.status != "active":

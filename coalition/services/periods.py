@@ -8,10 +8,10 @@ lands, late, in the next one. SQLite serialises writers anyway.
 
 from datetime import datetime
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 
-from coalition.db import models
 from coalition.domain import periods
+from coalition.services import catalog
 from coalition.services import settings as settings_service
 
 CALENDAR_LOCK = 0x436F616C  # "Coal": one advisory lock id for the settlement calendar
@@ -22,19 +22,19 @@ def lock_calendar(session, exclusive: bool = False) -> None:
         return
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     session.execute(text(f"SELECT {function}(:key)"), {"key": CALENDAR_LOCK})
+    catalog.forget(session)
 
 
 def last_closed(session) -> periods.Period | None:
-    """The latest closed period (its bounds only: every posting asks, so no settlement JSON)."""
-    query = select(models.Period.start, models.Period.end, models.Period.id)
-    row = session.execute(query.order_by(models.Period.end.desc()).limit(1)).first()
-    return None if row is None else periods.Period(*row)
+    """The latest closed period: its bounds, as every posting needs them."""
+    return catalog.current(session).last_closed
 
 
 def attribute(session, occurred_at: datetime) -> tuple[periods.Period, bool]:
     """The period a transaction lands in, and its ``late`` flag (SPEC §7)."""
-    config = settings_service.load(session)
-    return periods.attribute(occurred_at, config.period, config.timezone, last_closed(session))
+    reference = catalog.current(session)
+    config = reference.settings
+    return periods.attribute(occurred_at, config.period, config.timezone, reference.last_closed)
 
 
 def parse(session, period_id: str) -> periods.Period:

@@ -42,9 +42,7 @@ def transaction_views(session, transactions: list[models.Transaction]) -> list[d
     allocations: dict[int, list[dict]] = {transaction_id: [] for transaction_id in ids}
     query = select(models.Allocation).where(models.Allocation.transaction_id.in_(ids))
     for row in session.scalars(query.order_by(models.Allocation.id)):
-        allocations[row.transaction_id].append(
-            {"lot_id": row.lot_id, "issuer_id": row.issuer_id, "points": abs(row.points)}
-        )
+        allocations[row.transaction_id].append(_allocation_view(row))
     lots = {
         row.transaction_id: row
         for row in session.scalars(select(models.Lot).where(models.Lot.transaction_id.in_(ids)))
@@ -53,6 +51,18 @@ def transaction_views(session, transactions: list[models.Transaction]) -> list[d
         _view(transaction, allocations[transaction.id], lots.get(transaction.id))
         for transaction in transactions
     ]
+
+
+def posting_view(session, posting) -> dict:
+    """The API representation of a posting: from the rows it wrote, or, for a replay, read back."""
+    if not posting.created:
+        return transaction_view(session, posting.transaction)
+    allocations = [_allocation_view(row) for row in posting.allocations]
+    return _view(posting.transaction, allocations, posting.lot)
+
+
+def _allocation_view(row: models.Allocation) -> dict:
+    return {"lot_id": row.lot_id, "issuer_id": row.issuer_id, "points": abs(row.points)}
 
 
 def _view(transaction: models.Transaction, allocations: list[dict], lot) -> dict:

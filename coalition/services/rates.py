@@ -7,12 +7,12 @@ stores them, checks each kind's scope, and loads the candidates for a use case.
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 
 from coalition.db import models
 from coalition.domain import money, rates
 from coalition.domain.errors import Invalid, PeriodClosed
-from coalition.services import partners, periods
+from coalition.services import catalog, partners, periods
 
 PARTNER_SCOPED = ("earn", "promo", "threshold")
 
@@ -67,32 +67,15 @@ def listing(session, kind=None, partner_id=None, at=None) -> list[models.Rate]:
     found = list(session.scalars(query))
     if at is None:
         return found
-    current = {rate.id for rate in rates.versions_in_force([to_value(row) for row in found], at)}
+    current = {
+        rate.id for rate in rates.versions_in_force([catalog.rate_value(row) for row in found], at)
+    }
     return [row for row in found if row.id in current]
-
-
-def to_value(row: models.Rate) -> rates.Rate:
-    return rates.Rate(
-        id=row.id,
-        kind=row.kind,
-        value=row.value,
-        effective_from=row.effective_from,
-        effective_to=row.effective_to,
-        partner_id=row.partner_id,
-        category=row.category,
-        currency=row.currency,
-        min_amount=row.min_amount,
-    )
 
 
 def candidates(session, kinds: tuple[str, ...], partner_id: str | None = None) -> list[rates.Rate]:
     """Every version of these kinds that could apply to the partner."""
-    query = select(models.Rate).where(models.Rate.kind.in_(kinds))
-    if partner_id is not None:
-        query = query.where(
-            or_(models.Rate.partner_id == partner_id, models.Rate.partner_id.is_(None))
-        )
-    return [to_value(row) for row in session.scalars(query)]
+    return catalog.current(session).rates_of(kinds, partner_id)
 
 
 def fx_rate(session, currency: str, base_currency: str, at: datetime) -> rates.Rate | None:

@@ -1,0 +1,124 @@
+"""Reference data, cached per process: settings, partners, rates, API keys, the last close.
+
+Every request needs some of it (a posting needs all of it) and it changes
+rarely, so reading it afresh costs more than the posting itself. Any flush
+that touches one of its tables also stamps ``settings.generation`` with a
+fresh random value, in the same transaction; a use case reads that one value
+in its own transaction and takes the cached copy only when it carries the
+same stamp. The copy is therefore exactly what the database holds in that
+snapshot: a revoked key, a suspended partner, a new rate or a closed period
+count from the next request on, in every process.
+
+The cache holds plain, immutable rows (no ORM objects), shared between
+threads; to change reference data, load its ORM object in a session.
+"""
+
+import secrets
+from dataclasses import dataclass
+from weakref import WeakKeyDictionary
+
+from sqlalchemy import Row, event, select, update
+from sqlalchemy.orm import Session
+
+from coalition.db import models
+from coalition.domain import periods
+from coalition.domain import rates as rates_domain
+
+REFERENCE_ROWS = (models.Settings, models.Partner, models.Rate, models.ApiKey, models.Period)
+_cached: WeakKeyDictionary = WeakKeyDictionary()  # engine → Catalog
+_IN_SESSION = "coalition.catalog"  # session.info key: the catalog of the current transaction
+GENERATION_QUERY = "SELECT generation FROM settings"  # plain SQL: read on every request
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_generation(session, _context, _instances) -> None:
+    changed = (*session.new, *session.dirty, *session.deleted)
+    if any(isinstance(row, REFERENCE_ROWS) for row in changed):
+        session.execute(update(models.Settings).values(generation=secrets.randbits(62)))
+        forget(session)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _transaction_ended(session, _transaction) -> None:
+    forget(session)
+
+
+def forget(session) -> None:
+    """Read the catalog afresh on next use: after taking a lock, what was read before may be old."""
+    session.info.pop(_IN_SESSION, None)
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The reference data of one generation."""
+
+    generation: int
+    settings: Row
+    partners: dict[str, Row]
+    rates: tuple[rates_domain.Rate, ...]
+    keys: dict[str, Row]  # unrevoked API keys by their SHA-256
+    last_closed: periods.Period | None
+
+    def rates_of(self, kinds: tuple[str, ...], partner_id: str | None = None) -> list:
+        """Every version of these kinds that could apply to the partner (all, without one)."""
+        return [
+            rate
+            for rate in self.rates
+            if rate.kind in kinds and (partner_id is None or rate.partner_id in (None, partner_id))
+        ]
+
+
+def current(session) -> Catalog:
+    """The catalog as this session's transaction sees it.
+
+    The first call in a transaction reads the generation (one indexed row) and
+    loads the catalog only if this process has not cached that generation; later
+    calls in the same transaction reuse it until the transaction changes
+    reference data itself.
+    """
+    if session.new or session.dirty or session.deleted:
+        session.flush()  # pending reference rows stamp a new generation first
+    catalog = session.info.get(_IN_SESSION)
+    if catalog is not None:
+        return catalog
+    generation = session.connection().exec_driver_sql(GENERATION_QUERY).scalar_one()
+    engine = session.get_bind().engine
+    catalog = _cached.get(engine)
+    if catalog is None or catalog.generation != generation:
+        catalog = _load(session, generation)
+        _cached[engine] = catalog
+    session.info[_IN_SESSION] = catalog
+    return catalog
+
+
+def _load(session, generation: int) -> Catalog:
+    def rows(table):
+        return session.execute(select(table.__table__)).all()
+
+    last = session.execute(
+        select(models.Period.start, models.Period.end, models.Period.id)
+        .order_by(models.Period.end.desc())
+        .limit(1)
+    ).first()
+    return Catalog(
+        generation=generation,
+        settings=rows(models.Settings)[0],
+        partners={row.id: row for row in rows(models.Partner)},
+        rates=tuple(rate_value(row) for row in rows(models.Rate)),
+        keys={row.key_hash: row for row in rows(models.ApiKey) if row.revoked_at is None},
+        last_closed=None if last is None else periods.Period(*last),
+    )
+
+
+def rate_value(row: models.Rate) -> rates_domain.Rate:
+    return rates_domain.Rate(
+        id=row.id,
+        kind=row.kind,
+        value=row.value,
+        effective_from=row.effective_from,
+        effective_to=row.effective_to,
+        partner_id=row.partner_id,
+        category=row.category,
+        currency=row.currency,
+        min_amount=row.min_amount,
+    )

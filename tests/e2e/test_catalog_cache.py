@@ -1,0 +1,91 @@
+"""The per-process catalog of reference data never serves a stale copy.
+
+Each test changes reference data through a second ``Database`` on the same
+database (another process, as far as the app's cache can tell) and checks
+that the app's very next request sees the change.
+"""
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+
+from coalition import auth
+from coalition.db import Database, models
+from coalition.services import catalog, partners, periods, rates, settlement
+from tests.conftest import days_ago
+from tests.e2e.helpers import add_rate, earn, expect
+
+
+@pytest.fixture
+def elsewhere(database_url):
+    """Another process's connection to the same database."""
+    other = Database(database_url)
+    yield other
+    other.dispose()
+
+
+def test_a_key_revoked_elsewhere_is_refused_on_the_next_request(operator, make_key, elsewhere):
+    finance = make_key("finance")
+    expect(finance.get("/api/v1/settings"), 200)
+    key_id = elsewhere.run(lambda s: s.scalars(select(models.ApiKey.id).where(models.ApiKey.role == "finance")).one())
+    elsewhere.run(auth.revoke_key, key_id)
+    assert finance.get("/api/v1/settings").status_code == 401
+
+
+def test_a_partner_suspended_elsewhere_cannot_post_on_the_next_request(coalition, elsewhere):
+    expect(earn(coalition, "e1", "m1", "100.00"))
+    elsewhere.run(partners.update, "aroma", {"status": "suspended"})
+    body = expect(earn(coalition, "e2", "m1", "100.00"), 422)
+    assert body["reason"] == "partner_suspended"
+
+
+def test_a_rate_added_elsewhere_applies_to_the_next_earn(coalition, elsewhere):
+    fields = {"kind": "promo", "value": Decimal(3), "partner_id": "aroma",
+              "effective_from": datetime.fromisoformat(days_ago(10)),
+              "effective_to": datetime.fromisoformat(days_ago(-10))}
+    assert expect(earn(coalition, "before", "m1", "100.00"))["points"] == 10
+    promo = elsewhere.run(lambda s: rates.create(s, fields).id)
+    after = expect(earn(coalition, "after", "m1", "100.00"))
+    assert promo in after["rate_ids"]
+    assert after["points"] == 30  # floor(100.00 RUB × 0.1 × 3)
+
+
+def test_a_period_closed_elsewhere_makes_the_next_posting_late(coalition, elsewhere):
+    moment = datetime.fromisoformat(days_ago(40))
+    expect(earn(coalition, "early", "m1", "100.00", occurred_at=moment.isoformat()))
+    add_rate(coalition, "fx", "0.01", currency="RUB")
+    period = elsewhere.run(lambda s: periods.attribute(s, moment)[0])
+    elsewhere.run(settlement.close, period.id, datetime.now(UTC))
+    late = expect(earn(coalition, "late", "m1", "100.00", occurred_at=moment.isoformat()))
+    assert late["late"] is True and late["period_id"] != period.id
+
+
+def test_a_rolled_back_change_never_reaches_the_cache(coalition, elsewhere):
+    class Undo(Exception):
+        pass
+
+    def suspend_then_undo(session):
+        partners.update(session, "aroma", {"status": "suspended"})
+        assert catalog.current(session).partners["aroma"].status == "suspended"
+        raise Undo
+
+    with pytest.raises(Undo):
+        elsewhere.run(suspend_then_undo)
+    assert elsewhere.run(lambda s: catalog.current(s).partners["aroma"].status) == "active"
+    expect(earn(coalition, "e1", "m1", "100.00"))
+
+
+def test_postings_leave_the_generation_alone_and_reference_changes_move_it(coalition, elsewhere):
+    def generation():
+        return elsewhere.run(lambda s: s.scalar(select(models.Settings.generation)))
+
+    before = generation()
+    expect(earn(coalition, "e1", "m1", "100.00"))
+    assert generation() == before
+    elsewhere.run(partners.update, "aroma", {"hold_days": 2})
+    assert generation() != before
+    held = expect(earn(coalition, "e2", "m1", "100.00"))
+    occurred, available = (datetime.fromisoformat(held[key]) for key in ("occurred_at", "available_at"))
+    assert available - occurred == timedelta(days=2)
