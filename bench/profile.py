@@ -237,8 +237,12 @@ def _profile_close(database, period_id: str, arguments) -> None:
     _timed(
         database, "aggregates.redeemed_points (pair lines)", aggregates.redeemed_points, period_id
     )
-    _timed(database, "aggregates.issued_points (fees)", aggregates.issued_points, period_id)
-    _timed(database, "aggregates.partner_activity", aggregates.partner_activity, period_id)
+    _timed(
+        database,
+        "aggregates.period_activity (fees and activity)",
+        aggregates.period_activity,
+        period_id,
+    )
     _timed(database, "aggregates.liability_points", aggregates.liability_points, period.end)
     _timed(
         database,

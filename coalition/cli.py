@@ -13,6 +13,8 @@ import click
 from coalition import auth, config, create_app, database_of
 from coalition.db import migrate
 
+IMPORT_SLICE = 1000  # rows parsed and posted between two updates of the progress bar
+
 
 @contextmanager
 def _database():
@@ -132,35 +134,44 @@ def demo():
 def import_transactions(path):
     """Post every row of a CSV of transactions (columns as in POST /transactions).
 
-    Each row is handled as if posted alone: a replay answers as a replay, a bad
-    row is reported and skipped, so the import can simply be run again.
+    Each row is handled as if posted alone, through the same path as an API
+    batch: a replay answers as a replay, a bad row is reported and skipped, so
+    the import can simply be run again.
     """
     import csv
 
     from marshmallow import ValidationError
 
     from coalition.api.transactions import TransactionIn
-    from coalition.domain.errors import CoalitionError
-    from coalition.services import ledger
+    from coalition.services import batches
 
     operator = auth.Principal("cli", "operator")
     schema = TransactionIn()
+
+    def parse(row):
+        try:
+            return schema.load(_csv_row(row))
+        except ValidationError as error:
+            return error
+
     counts = {"created": 0, "replayed": 0, "failed": 0}
     with open(path, newline="", encoding="utf-8") as source:
         rows = list(csv.DictReader(source))
     with (
         _database() as database,
-        click.progressbar(rows, label=f"Importing {len(rows)} rows") as bar,
+        click.progressbar(length=len(rows), label=f"Importing {len(rows)} rows") as bar,
     ):
-        for number, row in enumerate(bar, start=2):
-            try:
-                request = schema.load(_csv_row(row))
-                created = database.run(ledger.post, operator, request, datetime.now(UTC)).created
-                counts["created" if created else "replayed"] += 1
-            except (ValidationError, CoalitionError) as error:
+        for start in range(0, len(rows), IMPORT_SLICE):
+            requests = [parse(row) for row in rows[start : start + IMPORT_SLICE]]
+            outcomes = batches.post_many(database, operator, requests, lambda _, p: p.created)
+            for number, outcome in enumerate(outcomes, start=start + 2):
+                if isinstance(outcome, bool):
+                    counts["created" if outcome else "replayed"] += 1
+                    continue
                 counts["failed"] += 1
-                detail = error.messages if isinstance(error, ValidationError) else error.message
+                detail = getattr(outcome, "messages", None) or getattr(outcome, "message", outcome)
                 click.echo(f"\nline {number}: {detail}", err=True)
+            bar.update(len(requests))
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
     if counts["failed"]:
         raise SystemExit(1)

@@ -1,6 +1,5 @@
 """Points transactions (SPEC §6): post one, post a batch, read, list."""
 
-import logging
 from datetime import UTC, datetime
 
 from flask.views import MethodView
@@ -11,9 +10,7 @@ from coalition.api import Blueprint, database, principal
 from coalition.api.fields import Amount, Currency, PartnerId, Points, Text
 from coalition.api.pagination import PageArgs
 from coalition.domain.errors import CoalitionError
-from coalition.services import ledger, queries
-
-log = logging.getLogger(__name__)
+from coalition.services import batches, ledger, queries
 
 blp = Blueprint(
     "transactions", __name__, url_prefix="/api/v1/transactions", description="Points transactions"
@@ -122,13 +119,17 @@ class TransactionPage(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
+def present(session, posting) -> tuple[dict, int]:
+    """A posting as the API answers it: 201 when created, 200 for a replay."""
+    return queries.posting_view(session, posting), 201 if posting.created else 200
+
+
 def post_one(request: dict) -> tuple[dict, int]:
-    """Post in its own unit of work: 201 when created, 200 for a replay."""
+    """Post in its own unit of work."""
     who = principal()
 
     def use_case(session):
-        posting = ledger.post(session, who, request, datetime.now(UTC))
-        return queries.posting_view(session, posting), 201 if posting.created else 200
+        return present(session, ledger.post(session, who, request, datetime.now(UTC)))
 
     return database().run(use_case)
 
@@ -159,25 +160,30 @@ class Batch(MethodView):
     @blp.response(200, BatchOut)
     def post(self, body):
         """Post up to 1000 transactions, each as if posted alone, in order"""
-        principal().require("operator", "partner")
-        return {
-            "results": [_post_item(index, item) for index, item in enumerate(body["transactions"])]
-        }
+        who = principal()
+        who.require("operator", "partner")
+        requests = [_validated(item) for item in body["transactions"]]
+        outcomes = batches.post_many(database(), who, requests, present)
+        return {"results": [_result(index, outcome) for index, outcome in enumerate(outcomes)]}
 
 
-def _post_item(index: int, item: dict) -> dict:
+def _validated(item: dict) -> dict | ValidationError:
     try:
-        request = TransactionIn().load(item)
-        view, status = post_one(request)
+        return TransactionIn().load(item)
     except ValidationError as error:
-        return {"index": index, "status": 422, "error": {"code": 422, "errors": error.messages}}
-    except CoalitionError as error:
-        return _failed(index, error.status, error.message, error.reason)
-    except SQLAlchemyError:
-        log.exception("batch item %d failed in the database", index)
+        return error
+
+
+def _result(index: int, outcome) -> dict:
+    if isinstance(outcome, ValidationError):
+        return {"index": index, "status": 422, "error": {"code": 422, "errors": outcome.messages}}
+    if isinstance(outcome, CoalitionError):
+        return _failed(index, outcome.status, outcome.message, outcome.reason)
+    if isinstance(outcome, SQLAlchemyError):
         return _failed(
             index, 500, "the database failed; this item was not written", "database_error"
         )
+    view, status = outcome
     return {"index": index, "status": status, "transaction": view}
 
 

@@ -10,6 +10,7 @@ millions of allocations the period holds.
 """
 
 from collections import defaultdict
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import case, func, select
@@ -36,24 +37,31 @@ def redeemed_points(session, period_id: str) -> list[RedeemedPoints]:
     ]
 
 
-def issued_points(session, period_id: str) -> list[IssuedPoints]:
-    """Points issued less points recovered by returns, by partner and fee rate."""
-    query = (
-        select(Transaction.partner_id, Transaction.fee_rate, func.sum(Transaction.points))
-        .where(
-            Transaction.period_id == period_id,
-            Transaction.type.in_(("earn", "bonus", "earn_reversal")),
-            Transaction.fee_rate.is_not(None),
-        )
-        .group_by(Transaction.partner_id, Transaction.fee_rate)
-    )
-    return [
-        IssuedPoints(partner, rate, int(points)) for partner, rate, points in session.execute(query)
-    ]
+@dataclass(frozen=True)
+class PeriodActivity:
+    """Per partner: points issued, recovered by returns, shortfalls, expired, late items;
+    and the points that bear an issuance fee, by partner and fee rate."""
+
+    partners: dict[str, dict[str, int]]
+    issued: list[IssuedPoints]
 
 
-def partner_activity(session, period_id: str) -> dict[str, dict[str, int]]:
-    """Per partner: points issued, recovered by returns, shortfalls, expired, late items."""
+ACTIVITY_FIELDS = (
+    "points_issued",
+    "points_reversed",
+    "shortfall_points",
+    "points_expired",
+    "late_count",
+)
+
+
+def period_activity(session, period_id: str) -> PeriodActivity:
+    """One pass over the period's transactions, grouped by partner and fee rate.
+
+    Fees are due on points issued less points recovered by returns, at the fee
+    rate each earn recorded (a return carries its original's), so grouping by
+    fee rate gives the fee base too; the groups are few however many rows.
+    """
 
     def total(types):
         return func.sum(case((Transaction.type.in_(types), Transaction.points), else_=0))
@@ -61,23 +69,27 @@ def partner_activity(session, period_id: str) -> dict[str, dict[str, int]]:
     query = (
         select(
             Transaction.partner_id,
+            Transaction.fee_rate,
             total(("earn", "bonus")),
             -total(("earn_reversal",)),
             func.sum(Transaction.shortfall_points),
             -total(("expiry",)),
             func.sum(case((Transaction.late, 1), else_=0)),
+            total(("earn", "bonus", "earn_reversal")),
         )
         .where(Transaction.period_id == period_id)
-        .group_by(Transaction.partner_id)
+        .group_by(Transaction.partner_id, Transaction.fee_rate)
     )
-    fields = (
-        "points_issued",
-        "points_reversed",
-        "shortfall_points",
-        "points_expired",
-        "late_count",
-    )
-    return {row[0]: dict(zip(fields, map(int, row[1:]))) for row in session.execute(query)}
+    partners: dict[str, dict[str, int]] = {}
+    issued = []
+    for partner_id, fee_rate, *sums in session.execute(query):
+        *facts, fee_base = map(int, sums)
+        into = partners.setdefault(partner_id, dict.fromkeys(ACTIVITY_FIELDS, 0))
+        for field, value in zip(ACTIVITY_FIELDS, facts, strict=True):
+            into[field] += value
+        if fee_rate is not None:
+            issued.append(IssuedPoints(partner_id, fee_rate, fee_base))
+    return PeriodActivity(partners, issued)
 
 
 def liability_points(session, end: datetime) -> dict[str, int]:
@@ -88,7 +100,11 @@ def liability_points(session, end: datetime) -> dict[str, int]:
     period), so this reads the live lots once and only the recent movements.
     """
     live = (Lot.earned_at < end) & (Lot.expires_at > end)
-    now = select(Lot.issuer_id, func.sum(Lot.remaining)).where(live).group_by(Lot.issuer_id)
+    now = (
+        select(Lot.issuer_id, func.sum(Lot.remaining))
+        .where(live, Lot.remaining > 0)  # empty lots add nothing; ix_lots_live_expiry skips them
+        .group_by(Lot.issuer_id)
+    )
     since = (
         select(Lot.issuer_id, -func.sum(Allocation.points))
         .select_from(Transaction)

@@ -74,7 +74,7 @@ def _period_kpis(
     session, period: dict, everyone, shown: str | None, gathered: dict, base: str
 ) -> dict:
     period_id, at_end = period["id"], period["end"] - settlement.LAST_INSTANT
-    activity = aggregates.partner_activity(session, period_id)
+    activity = aggregates.period_activity(session, period_id).partners
     redeemed = aggregates.redeemed_points(session, period_id)
     outstanding = _liability_points(session, period)
     point_value = rates_domain.in_force(

@@ -63,18 +63,25 @@ def lock_for_posting(session, partner_id: str, external_id: str) -> None:
     the original commits, then finds it and answers as a replay, instead of
     racing it to the member's lots (SPEC §6: "under concurrent retries too").
     The calendar lock keeps a close from reading the ledger until this posting
-    has committed (:mod:`coalition.services.periods`). One round trip takes
-    both; SQLite serialises writers anyway.
+    has committed (:mod:`coalition.services.periods`); the first posting of a
+    transaction takes both in one round trip. SQLite serialises writers anyway.
     """
-    if session.bind.dialect.name == "postgresql":
+    if session.bind.dialect.name != "postgresql":
+        return
+    key = f"{partner_id}\x1f{external_id}"
+    if periods.calendar_held(session):
         session.execute(
-            text(
-                "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0)),"
-                " pg_advisory_xact_lock_shared(:calendar)"
-            ),
-            {"key": f"{partner_id}\x1f{external_id}", "calendar": periods.CALENDAR_LOCK},
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
         )
-        catalog.forget(session)
+        return
+    session.execute(
+        text(
+            "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0)),"
+            " pg_advisory_xact_lock_shared(:calendar)"
+        ),
+        {"key": key, "calendar": periods.CALENDAR_LOCK},
+    )
+    periods.calendar_taken(session)
 
 
 def find(session, partner_id: str, external_id: str) -> models.Transaction | None:

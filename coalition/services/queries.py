@@ -8,7 +8,7 @@ import json
 import re
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import exists, func, select
 
 from coalition.db import models
 from coalition.domain import lots as lots_domain
@@ -132,29 +132,44 @@ def list_transactions(session, principal, filters: dict, limit: int, cursor: str
 
 
 def balance(session, member_id: str, now: datetime) -> dict:
-    """SPEC §6: available, pending, expiring within 90 days, lifetime figures."""
-    if not members.exists(session, member_id):
+    """SPEC §6: available, pending, expiring within 90 days, lifetime figures.
+
+    Two plain reads, no ORM objects: the lifetime sums (and whether the member
+    exists) in one statement, then the lots that still hold points.
+    """
+    L, T = models.Lot, models.Transaction
+    totals = (
+        session.connection()
+        .execute(
+            select(
+                exists().where(models.Member.id == member_id).label("known"),
+                select(func.coalesce(func.sum(L.points), 0))
+                .where(L.member_id == member_id)
+                .scalar_subquery()
+                .label("earned"),
+                select(func.coalesce(func.sum(T.points), 0))
+                .where(T.member_id == member_id, T.type.in_(("burn", "burn_reversal")))
+                .scalar_subquery()
+                .label("burned"),
+            )
+        )
+        .one()
+    )
+    if not totals.known:
         raise NotFound(f"no member {member_id!r}")
-    live = [members.lot_value(row) for row in members.live_lots(session, member_id)]
-    current = lots_domain.balance(live, now)
-    earned = session.scalar(
-        select(func.coalesce(func.sum(models.Lot.points), 0)).where(
-            models.Lot.member_id == member_id
-        )
+    live = session.connection().execute(
+        select(
+            L.id, L.issuer_id, L.points, L.remaining, L.earned_at, L.available_at, L.expires_at
+        ).where(L.member_id == member_id, L.remaining > 0)
     )
-    burned = session.scalar(
-        select(func.coalesce(func.sum(models.Transaction.points), 0)).where(
-            models.Transaction.member_id == member_id,
-            models.Transaction.type.in_(("burn", "burn_reversal")),
-        )
-    )
+    current = lots_domain.balance([lots_domain.Lot(*row) for row in live], now)
     return {
         "member_id": member_id,
         "available": current.available,
         "pending": current.pending,
         "expiring": [{"points": points, "expires_at": when} for points, when in current.expiring],
-        "lifetime_earned": int(earned),
-        "lifetime_burned": -int(burned),
+        "lifetime_earned": int(totals.earned),
+        "lifetime_burned": -int(totals.burned),
         "as_of": now,
     }
 

@@ -43,9 +43,9 @@ def compute(session, period: periods.Period, status: str) -> dict:
     at_end = period.end - LAST_INSTANT
     everyone = {partner.id: partner for partner in partner_service.all_partners(session)}
     lines = math.pair_lines(aggregates.redeemed_points(session, period.id), base)
-    fee_totals = math.fees(aggregates.issued_points(session, period.id), base)
+    activity = aggregates.period_activity(session, period.id)
+    fee_totals = math.fees(activity.issued, base)
     positions = math.positions(list(everyone), lines, fee_totals, base)
-    activity = aggregates.partner_activity(session, period.id)
     liability = aggregates.liability_points(session, period.end)
     point_value = rates_domain.in_force(
         rates.candidates(session, ("redemption",)), "redemption", at_end
@@ -54,7 +54,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
     for partner_id, partner in everyone.items():
         fx = rates.fx_rate(session, partner.currency, base, at_end)
         position = positions[partner_id]
-        facts = activity.get(partner_id, {})
+        facts = activity.partners.get(partner_id, {})
         liability_points = liability.get(partner_id, 0)
         entries.append(
             {

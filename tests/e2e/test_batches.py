@@ -1,0 +1,54 @@
+"""A batch answers exactly what posting its items one by one would, across its chunks."""
+
+from coalition.services import batches
+from tests.conftest import days_ago
+from tests.e2e.helpers import balance, expect
+
+
+def _items(prefix: str) -> list[dict]:
+    """Earns, burns (some overspending), a return, replays and a conflict, for members of ``prefix``."""
+    items = []
+    for index in range(batches.CHUNK * 2 + 7):
+        member = f"{prefix}-m{index % 4}"
+        external_id = f"{prefix}-{index}"
+        if index % 5 == 3:
+            items.append({"external_id": external_id, "type": "burn", "partner_id": "skyair",
+                          "member_id": member, "points": 70, "occurred_at": days_ago(1)})
+        elif index % 11 == 7:
+            items.append({"external_id": external_id, "type": "earn_reversal", "partner_id": "aroma",
+                          "original_external_id": f"{prefix}-{index - 6}", "points": 5,
+                          "occurred_at": days_ago(1)})
+        else:
+            items.append({"external_id": external_id, "type": "earn", "partner_id": "aroma",
+                          "member_id": member, "amount": "300.00", "currency": "RUB",
+                          "occurred_at": days_ago(2)})
+    items.append(dict(items[2]))  # a replay of an earn from the first chunk, in the last
+    items.append({**items[1], "amount": "1.00"})  # same key, another body: a conflict
+    items.insert(batches.CHUNK, {"external_id": f"{prefix}-bad", "type": "earn"})  # fails validation
+    return items
+
+
+def _shape(status: int, body: dict) -> tuple:
+    if status >= 400:
+        error = body.get("error", body)
+        return status, error.get("reason"), None
+    return status, body["type"], body["points"]
+
+
+def test_a_batch_across_chunks_answers_as_posting_alone(coalition):
+    batched = _items("b")
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": batched}), 200)["results"]
+    assert [result["index"] for result in results] == list(range(len(batched)))
+
+    alone = []
+    for item in _items("s"):
+        response = coalition.post("/api/v1/transactions", json=item)
+        alone.append(_shape(response.status_code, response.get_json()))
+    assert [_shape(r["status"], r.get("transaction") or r) for r in results] == alone
+
+    statuses = {status for status, _, _ in alone}
+    assert {200, 201, 409, 422} <= statuses  # the mix really has replays, conflicts and refusals
+    figures = ("available", "pending", "lifetime_earned", "lifetime_burned")
+    for member in range(4):
+        batch_balance, alone_balance = (balance(coalition, f"{prefix}-m{member}") for prefix in "bs")
+        assert [batch_balance[f] for f in figures] == [alone_balance[f] for f in figures]
