@@ -121,7 +121,7 @@ class TransactionPage(Schema):
 
 def present(session, posting) -> tuple[dict, int]:
     """A posting as the API answers it: 201 when created, 200 for a replay."""
-    return queries.posting_view(session, posting), 201 if posting.created else 200
+    return queries.posting_view(posting), 201 if posting.created else 200
 
 
 def post_one(request: dict) -> tuple[dict, int]:

@@ -1,12 +1,12 @@
 """Posting many transactions: an API batch, or the rows of an imported file (SPEC §6).
 
 Each item is handled as if posted alone, in order, but items reach the
-database in chunks: one transaction per chunk, which takes the calendar lock
-and reads the catalog once. That is safe because a posting refuses (raises a
-domain error) before it writes anything, so a refused item leaves nothing
-behind in its chunk. A database failure is different: it aborts the chunk's
-transaction, so the chunk is posted again one item per transaction, and the
-failure stays with its own item while the others are written.
+database in chunks: one transaction per chunk, whose rows the ledger reads
+and writes set-based (:mod:`coalition.services.book`). A refused item
+changes nothing in its chunk. A database failure is different: it aborts
+the chunk's transaction, so the chunk is posted again one item per
+transaction, and the failure stays with its own item while the others are
+written.
 
 Chunks commit in order: if the process dies, what was written is a prefix of
 the items, and posting them all again answers the written ones as replays.
@@ -17,8 +17,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from coalition.domain.errors import CoalitionError
-from coalition.services import ledger, periods
+from coalition.services import ledger
 
 log = logging.getLogger(__name__)
 
@@ -42,22 +41,20 @@ def post_many(database, principal, requests: list, present) -> list:
 
 
 def _post_chunk(session, principal, requests: list, present) -> list:
-    periods.lock_calendar(session)
-    return [_outcome(session, principal, request, present) for request in requests]
-
-
-def _outcome(session, principal, request, present):
-    if isinstance(request, Exception):
-        return request
-    try:
-        return present(session, ledger.post(session, principal, request, datetime.now(UTC)))
-    except CoalitionError as error:
-        return error
+    valid = [request for request in requests if not isinstance(request, Exception)]
+    postings = iter(ledger.post_chunk(session, principal, valid, datetime.now(UTC)))
+    outcomes = []
+    for request in requests:
+        outcome = request if isinstance(request, Exception) else next(postings)
+        if isinstance(outcome, ledger.Posting):
+            outcome = present(session, outcome)
+        outcomes.append(outcome)
+    return outcomes
 
 
 def _post_alone(database, principal, request, present):
     try:
-        return database.run(_outcome, principal, request, present)
+        return database.run(_post_chunk, principal, [request], present)[0]
     except SQLAlchemyError as error:
         log.exception("a posting failed in the database; it was not written")
         return error

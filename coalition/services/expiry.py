@@ -69,7 +69,7 @@ def _write_expiry(session, lot: models.Lot, sequence: int, now: datetime) -> Non
     )
     session.add(transaction)
     session.flush()
-    ledger.record_allocation(session, transaction, lot, -lot.remaining)
+    session.add(ledger.allocation_row(transaction, lot, -lot.remaining))
     lot.remaining = 0
 
 

@@ -1,10 +1,13 @@
 """Posting points transactions to the ledger (SPEC §6).
 
-Every posting follows one path: find the partner, answer a replay from the
-idempotency key, check the clock window, attribute the settlement period,
-then let the type's handler *decide* (domain functions, which raise before
-anything is written) and *write* (the transaction row, then lots or
-allocations). The caller's unit of work commits it all or nothing.
+Postings are made a chunk at a time: one for a single POST, a few dozen
+for a batch or an import. The chunk's :class:`~coalition.services.book.Book`
+locks and reads what it can touch; then each posting in turn finds its
+partner, answers a replay from its idempotency key, checks the clock window,
+attributes the settlement period, and lets its type's handler *decide*
+(domain functions, which raise before anything changes) and *record* the
+new rows in the book. A refused posting leaves nothing; the book writes the
+rest at once, and the caller's unit of work commits it all or nothing.
 """
 
 import hashlib
@@ -13,12 +16,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select, text
-
 from coalition.db import models
 from coalition.domain import earning, lots, money
 from coalition.domain import rates as rates_domain
 from coalition.domain.errors import (
+    CoalitionError,
     Forbidden,
     IdempotencyConflict,
     InsufficientPoints,
@@ -26,6 +28,7 @@ from coalition.domain.errors import (
     NoRate,
 )
 from coalition.services import catalog, members, partners, periods, rates
+from coalition.services.book import REVERSALS, Book
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 
@@ -56,47 +59,9 @@ def request_hash(body: dict) -> str:
     return hashlib.sha256(json.dumps(normal, sort_keys=True).encode()).hexdigest()
 
 
-def lock_for_posting(session, partner_id: str, external_id: str) -> None:
-    """Serialise posts of one idempotency key, and hold the calendar lock shared.
-
-    A retry that arrives while the original is still in flight waits here until
-    the original commits, then finds it and answers as a replay, instead of
-    racing it to the member's lots (SPEC §6: "under concurrent retries too").
-    The calendar lock keeps a close from reading the ledger until this posting
-    has committed (:mod:`coalition.services.periods`); the first posting of a
-    transaction takes both in one round trip. SQLite serialises writers anyway.
-    """
-    if session.bind.dialect.name != "postgresql":
-        return
-    key = f"{partner_id}\x1f{external_id}"
-    if periods.calendar_held(session):
-        session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
-        )
-        return
-    session.execute(
-        text(
-            "SELECT pg_advisory_xact_lock(hashtextextended(:key, 0)),"
-            " pg_advisory_xact_lock_shared(:calendar)"
-        ),
-        {"key": key, "calendar": periods.CALENDAR_LOCK},
-    )
-    periods.calendar_taken(session)
-
-
-def find(session, partner_id: str, external_id: str) -> models.Transaction | None:
-    """The transaction of this idempotency key: a bare index probe first, as most posts are new."""
-    query = select(models.Transaction.id).where(
-        models.Transaction.partner_id == partner_id,
-        models.Transaction.external_id == external_id,
-    )
-    found = session.connection().execute(query).scalar()
-    return None if found is None else session.get(models.Transaction, found)
-
-
 @dataclass
 class Posting:
-    """What a posting wrote: the transaction, and its lot or its allocations."""
+    """A posted transaction with its lot or its allocations; ``created`` False for a replay."""
 
     transaction: models.Transaction
     created: bool = True
@@ -105,19 +70,53 @@ class Posting:
 
 
 def post(session, principal, request: dict, now: datetime) -> Posting:
-    """Post one transaction; a replay answers the original, ``created`` False."""
-    partner_id = posting_partner(principal, request)
+    """Post one transaction; a refusal raises its domain error."""
+    (outcome,) = post_chunk(session, principal, [request], now)
+    if isinstance(outcome, CoalitionError):
+        raise outcome
+    return outcome
+
+
+def post_chunk(session, principal, requests: list[dict], now: datetime) -> list:
+    """Post each request in order; the outcome of each is a Posting or the error that refused it."""
+    named = []
+    for request in requests:
+        try:
+            named.append(posting_partner(principal, request))
+        except CoalitionError as error:
+            named.append(error)
+    book = Book.open(
+        session,
+        [
+            (partner, request)
+            for partner, request in zip(named, requests, strict=True)
+            if not isinstance(partner, CoalitionError)
+        ],
+    )
+    outcomes = []
+    for partner_id, request in zip(named, requests, strict=True):
+        if isinstance(partner_id, CoalitionError):
+            outcomes.append(partner_id)
+            continue
+        try:
+            outcomes.append(_post(book, partner_id, request, now))
+        except CoalitionError as error:
+            outcomes.append(error)
+    book.write()
+    return outcomes
+
+
+def _post(book: Book, partner_id: str, request: dict, now: datetime) -> Posting:
     digest = request_hash({**request, "partner_id": partner_id})
-    lock_for_posting(session, partner_id, request["external_id"])
-    existing = find(session, partner_id, request["external_id"])
+    existing = book.transactions.get((partner_id, request["external_id"]))
     if existing is not None:
         if existing.request_hash != digest:
             raise IdempotencyConflict(
                 f"external_id {request['external_id']!r} was posted with a different body"
             )
-        return Posting(existing, created=False)
-    partner = partners.active(session, partner_id)
-    config = catalog.current(session).settings
+        return _replay(book, existing)
+    partner = partners.active(book.session, partner_id)
+    config = catalog.current(book.session).settings
     occurred_at = request["occurred_at"]
     if occurred_at > now + FUTURE_TOLERANCE:
         raise Invalid("occurred_at is in the future", reason="occurred_in_future")
@@ -125,7 +124,7 @@ def post(session, principal, request: dict, now: datetime) -> Posting:
         raise Invalid(
             f"occurred_at is more than {config.max_backdate_days} days ago", reason="too_old"
         )
-    period, late = periods.attribute(session, occurred_at)
+    period, late = periods.attribute(book.session, occurred_at)
     transaction = models.Transaction(
         partner_id=partner_id,
         external_id=request["external_id"],
@@ -135,16 +134,22 @@ def post(session, principal, request: dict, now: datetime) -> Posting:
         recorded_at=now,
         reason=request.get("reason"),
         category=request.get("category"),
+        amount=None,
+        currency=None,
+        fee_rate=None,
+        original_id=None,
         shortfall_points=0,
         rate_ids="[]",
         period_id=period.id,
         late=late,
         request_hash=digest,
     )
-    posting = Posting(transaction)
-    HANDLERS[request["type"]](session, posting, partner, config, request)
-    session.flush()
-    return posting
+    return HANDLERS[request["type"]](book, transaction, partner, config, request)
+
+
+def _replay(book: Book, transaction: models.Transaction) -> Posting:
+    lot = next((lot for lot in book.lots.values() if lot.transaction_id == transaction.id), None)
+    return Posting(transaction, False, lot, book.allocations.get(transaction.id, []))
 
 
 def _fee_rate(candidates, partner, at) -> rates_domain.Rate | None:
@@ -153,19 +158,16 @@ def _fee_rate(candidates, partner, at) -> rates_domain.Rate | None:
     return rates_domain.in_force(candidates, "fee", at, partner_id=partner.id)
 
 
-def _issue(session, posting, partner, config, points: int, used: list, candidates) -> None:
-    """Write an earn or bonus and the lot it creates, with the issuer's fee rate."""
-    transaction = posting.transaction
+def _issue(book, transaction, partner, config, points: int, used: list, candidates) -> Posting:
+    """Record an earn or bonus and the lot it creates, with the issuer's fee rate."""
     fee = _fee_rate(candidates, partner, transaction.occurred_at)
-    used = used + ([fee.id] if fee else [])
     transaction.points = points
-    transaction.rate_ids = json.dumps(used)
+    transaction.rate_ids = json.dumps(used + ([fee.id] if fee else []))
     transaction.fee_rate = fee.value if fee else None
-    members.ensure(session, transaction.member_id)
-    session.add(transaction)
-    session.flush()
+    book.add_member(transaction.member_id)
+    book.add_transaction(transaction)
     at = transaction.occurred_at
-    posting.lot = models.Lot(
+    lot = models.Lot(
         transaction_id=transaction.id,
         member_id=transaction.member_id,
         issuer_id=partner.id,
@@ -175,7 +177,8 @@ def _issue(session, posting, partner, config, points: int, used: list, candidate
         available_at=at + timedelta(days=partner.hold_days),
         expires_at=at + timedelta(days=config.points_ttl_days),
     )
-    session.add(posting.lot)
+    book.add_lot(lot)
+    return Posting(transaction, lot=lot)
 
 
 def _amount_in_partner_currency(request, partner) -> Decimal:
@@ -189,64 +192,67 @@ def _amount_in_partner_currency(request, partner) -> Decimal:
     return request["amount"]
 
 
-def _earn(session, posting, partner, config, request) -> None:
-    transaction = posting.transaction
+def _earn(book, transaction, partner, config, request) -> Posting:
     amount = _amount_in_partner_currency(request, partner)
-    candidates = rates.candidates(session, ("earn", "promo", "threshold", "fee"), partner.id)
+    candidates = rates.candidates(book.session, ("earn", "promo", "threshold", "fee"), partner.id)
     earned = earning.points_for_purchase(
         candidates, partner.id, transaction.category, amount, transaction.occurred_at
     )
     transaction.amount, transaction.currency = amount, partner.currency
-    _issue(session, posting, partner, config, earned.points, list(earned.rate_ids), candidates)
+    return _issue(
+        book, transaction, partner, config, earned.points, list(earned.rate_ids), candidates
+    )
 
 
-def _bonus(session, posting, partner, config, request) -> None:
-    fees = rates.candidates(session, ("fee",), partner.id)
-    _issue(session, posting, partner, config, request["points"], [], fees)
+def _bonus(book, transaction, partner, config, request) -> Posting:
+    fees = rates.candidates(book.session, ("fee",), partner.id)
+    return _issue(book, transaction, partner, config, request["points"], [], fees)
 
 
-def _burn(session, posting, partner, config, request) -> None:
-    transaction = posting.transaction
+def _burn(book, transaction, partner, config, request) -> Posting:
     at = transaction.occurred_at
-    if not members.lock(session, transaction.member_id):
+    if transaction.member_id not in book.members:
         raise InsufficientPoints(f"member {transaction.member_id!r} has no points")
     redemption = rates_domain.in_force(
-        rates.candidates(session, ("redemption",), partner.id),
+        rates.candidates(book.session, ("redemption",), partner.id),
         "redemption",
         at,
         partner_id=partner.id,
     )
     if redemption is None:
         raise NoRate(f"no redemption rate for partner {partner.id!r} at {at.isoformat()}")
-    rows = {row.id: row for row in members.live_lots(session, transaction.member_id)}
-    taken = lots.allocate([members.lot_value(row) for row in rows.values()], request["points"], at)
+    live = [members.lot_value(lot) for lot in book.live_lots(transaction.member_id)]
+    taken = lots.allocate(live, request["points"], at)
     transaction.points = -request["points"]
     transaction.rate_ids = json.dumps([redemption.id])
-    session.add(transaction)
-    session.flush()
+    book.add_transaction(transaction)
+    posting = Posting(transaction)
     for allocation in taken:
-        rows[allocation.lot_id].remaining -= allocation.points
         posting.allocations.append(
-            record_allocation(
-                session, transaction, rows[allocation.lot_id], -allocation.points, redemption.value
+            _move(
+                book,
+                transaction,
+                book.lots[allocation.lot_id],
+                -allocation.points,
+                redemption.value,
             )
         )
+    return posting
 
 
-def record_allocation(
-    session,
+def allocation_row(
     transaction,
     lot,
     points: int,
     value_rate: Decimal | None = None,
     reverses_id: int | None = None,
 ) -> models.Allocation:
-    """Record a signed change to a lot made by ``transaction`` (posted by the redeemer).
+    """A signed change to a lot made by ``transaction`` (posted by the redeemer).
 
     Burns and burn reversals carry the redemption rate, so that settlement
     values pair lines with one GROUP BY over these rows.
     """
-    allocation = models.Allocation(
+    return models.Allocation(
         transaction_id=transaction.id,
         type=transaction.type,
         lot_id=lot.id,
@@ -257,13 +263,20 @@ def record_allocation(
         reverses_id=reverses_id,
         period_id=transaction.period_id,
     )
-    session.add(allocation)
+
+
+def _move(
+    book, transaction, lot, points: int, value_rate=None, reverses_id=None
+) -> models.Allocation:
+    allocation = allocation_row(transaction, lot, points, value_rate, reverses_id)
+    book.move(allocation)
     return allocation
 
 
-def _original(session, transaction, request, types: tuple[str, ...]) -> models.Transaction:
+def _original(book, transaction, request) -> models.Transaction:
     """The transaction a reversal refers to, posted by the same partner."""
-    original = find(session, transaction.partner_id, request["original_external_id"])
+    types = REVERSALS[transaction.type]
+    original = book.transactions.get((transaction.partner_id, request["original_external_id"]))
     if original is None or original.type not in types:
         raise Invalid(
             f"no {' or '.join(types)} with external_id {request['original_external_id']!r}",
@@ -275,91 +288,59 @@ def _original(session, transaction, request, types: tuple[str, ...]) -> models.T
         raise Invalid("a reversal cannot occur before its original", reason="before_original")
     transaction.member_id = original.member_id
     transaction.original_id = original.id
-    members.lock(session, original.member_id)
     return original
 
 
-def _earn_reversal(session, posting, partner, config, request) -> None:
-    transaction = posting.transaction
-    original = _original(session, transaction, request, ("earn", "bonus"))
-    lot = session.scalars(
-        select(models.Lot)
-        .where(models.Lot.transaction_id == original.id)
-        .execution_options(populate_existing=True)
-    ).one()
-    earlier = session.execute(
-        select(
-            models.Transaction.points,
-            models.Transaction.shortfall_points,
-            models.Transaction.amount,
-        ).where(models.Transaction.original_id == original.id)
-    ).all()
+def _earn_reversal(book, transaction, partner, config, request) -> Posting:
+    original = _original(book, transaction, request)
+    lot = next(lot for lot in book.lots.values() if lot.transaction_id == original.id)
+    earlier = book.reversals.get(original.id, [])
     amount = None
     if request.get("amount") is not None:
         amount = _amount_in_partner_currency(request, partner)
-        transaction.amount, transaction.currency = amount, partner.currency
     decision = lots.reverse_earn(
         members.lot_value(lot),
         original_amount=original.amount,
-        reversed_points=sum(shortfall - points for points, shortfall, _ in earlier),
-        reversed_amount=sum((row_amount or Decimal(0) for _, _, row_amount in earlier), Decimal(0)),
+        reversed_points=sum(row.shortfall_points - row.points for row in earlier),
+        reversed_amount=sum((row.amount or Decimal(0) for row in earlier), Decimal(0)),
         amount=amount,
         points=request.get("points"),
     )
+    if amount is not None:
+        transaction.amount, transaction.currency = amount, partner.currency
     transaction.points = -decision.taken
     transaction.shortfall_points = decision.shortfall
     transaction.fee_rate = original.fee_rate
     transaction.rate_ids = original.rate_ids
-    session.add(transaction)
-    session.flush()
+    book.add_transaction(transaction)
+    posting = Posting(transaction)
     if decision.taken:
-        lot.remaining -= decision.taken
-        posting.allocations.append(record_allocation(session, transaction, lot, -decision.taken))
+        posting.allocations.append(_move(book, transaction, lot, -decision.taken))
+    return posting
 
 
-def _burn_reversal(session, posting, partner, config, request) -> None:
-    transaction = posting.transaction
-    original = _original(session, transaction, request, ("burn",))
-    burned = {
-        row.id: row
-        for row in session.scalars(
-            select(models.Allocation).where(models.Allocation.transaction_id == original.id)
-        )
-    }
-    restored = {allocation_id: 0 for allocation_id in burned}
-    for allocation_id, points in session.execute(
-        select(models.Allocation.reverses_id, models.Allocation.points).where(
-            models.Allocation.reverses_id.in_(burned)
-        )
-    ):
-        restored[allocation_id] += points
+def _burn_reversal(book, transaction, partner, config, request) -> Posting:
+    original = _original(book, transaction, request)
+    burned = {row.id: row for row in book.allocations.get(original.id, [])}
     decisions = lots.restore(
         [
-            lots.BurnAllocation(row.id, row.lot_id, row.issuer_id, -row.points, restored[row.id])
+            lots.BurnAllocation(
+                row.id, row.lot_id, row.issuer_id, -row.points, book.restored.get(row.id, 0)
+            )
             for row in burned.values()
         ],
         request.get("points"),
     )
     transaction.points = sum(points for _, points in decisions)
     transaction.rate_ids = original.rate_ids
-    session.add(transaction)
-    session.flush()
-    lot_rows = {
-        row.id: row
-        for row in session.scalars(
-            select(models.Lot)
-            .where(models.Lot.id.in_([allocation.lot_id for allocation, _ in decisions]))
-            .execution_options(populate_existing=True)
-        )
-    }
+    book.add_transaction(transaction)
+    posting = Posting(transaction)
     for allocation, points in decisions:
-        lot = lot_rows[allocation.lot_id]
-        lot.remaining += points
+        row = burned[allocation.id]
         posting.allocations.append(
-            record_allocation(
-                session, transaction, lot, points, burned[allocation.id].value_rate, allocation.id
-            )
+            _move(book, transaction, book.lots[row.lot_id], points, row.value_rate, row.id)
         )
+    return posting
 
 
 HANDLERS = {

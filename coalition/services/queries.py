@@ -53,10 +53,8 @@ def transaction_views(session, transactions: list[models.Transaction]) -> list[d
     ]
 
 
-def posting_view(session, posting) -> dict:
-    """The API representation of a posting: from the rows it wrote, or, for a replay, read back."""
-    if not posting.created:
-        return transaction_view(session, posting.transaction)
+def posting_view(posting) -> dict:
+    """The API representation of a posting, from the rows the ledger's book holds."""
     allocations = [_allocation_view(row) for row in posting.allocations]
     return _view(posting.transaction, allocations, posting.lot)
 

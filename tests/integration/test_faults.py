@@ -376,14 +376,14 @@ def test_injected_error_in_a_batch_item_leaves_that_item_unwritten(operator, dat
     """A batch of three burns of 10 (balance 180) whose second item fails at its allocation insert.
 
     Items are handled as if posted alone: the first commits, the second
-    leaves nothing behind. The batch posts its items in chunks; the failure
-    rolls back the chunk, whose items are then posted one by one, so the
-    second item's allocation insert is tried twice (the 2nd and the 4th
-    insert) and fails both times: a per-item 500 in a 200 response, the third
-    item committed. A failure that aborts the whole request (500) keeps the
-    same guarantees and is accepted too. Either way the client retries the
-    whole batch: committed items are 200 replays, the others 201, and
-    180 − 30 = 150 remain.
+    leaves nothing behind. The batch is one chunk, whose allocations go in
+    with one INSERT (the 1st); it fails, the chunk rolls back, and its items
+    are posted one by one (the 2nd, 3rd and 4th INSERT), the second failing
+    again: a per-item 500 in a 200 response, the third item committed. A
+    failure that aborts the whole request (500) keeps the same guarantees and
+    is accepted too. Either way the client retries the whole batch:
+    committed items are 200 replays, the others 201, and 180 − 30 = 150
+    remain.
     """
     setup_coalition(operator)
     two_lots(operator, "m-batch")
@@ -394,7 +394,7 @@ def test_injected_error_in_a_batch_item_leaves_that_item_unwritten(operator, dat
         nonlocal allocations_inserted
         if head(statement).startswith("INSERT INTO ALLOCATIONS"):
             allocations_inserted += 1
-            if allocations_inserted in (2, 4):
+            if allocations_inserted in (1, 3):
                 return driver_error(database.dialect)
         return None
 

@@ -1,0 +1,296 @@
+"""The part of the ledger a chunk of postings can touch, read at once and written at once.
+
+Posting one transaction at a time costs a dozen round trips; a chunk of them
+costs about as many in all. :meth:`Book.open` locks the chunk's idempotency
+keys and the calendar, then reads, set-based, everything its postings may
+need: transactions already posted under its keys and the originals its
+reversals name, the members its burns and reversals lock, those members'
+live lots, and the allocations of burns being reversed. The postings then
+read and record rows here, in memory, in order, so a later posting sees what
+an earlier one did. :meth:`Book.write` inserts the new rows with one
+statement per table and updates the lots that changed.
+
+Rows are the ORM classes used as plain objects: new ones are never added to
+the session, and loaded ones are never changed through it.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from sqlalchemy import bindparam, or_, select, text, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from coalition.db import models
+from coalition.services import periods
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+REVERSALS = {"earn_reversal": ("earn", "bonus"), "burn_reversal": ("burn",)}
+
+
+def idempotency_key(partner_id: str, external_id: str) -> str:
+    return f"{partner_id}\x1f{external_id}"
+
+
+class Ids:
+    """Primary keys drawn before writing, so new rows can name each other in memory.
+
+    PostgreSQL draws them from the table's sequence, ``batch`` at a time (an
+    unused id is a gap, as after any rollback); SQLite, which lets one writer
+    in at a time, counts on from the largest id.
+    """
+
+    def __init__(self, session, table: str, batch: int):
+        self.session, self.table, self.batch = session, table, batch
+        self.drawn: list[int] = []
+        self.last: int | None = None
+
+    def next(self) -> int:
+        if self.session.bind.dialect.name != "postgresql":
+            if self.last is None:
+                query = text(f"SELECT coalesce(max(id), 0) FROM {self.table}")
+                self.last = self.session.connection().execute(query).scalar_one()
+            self.last += 1
+            return self.last
+        if not self.drawn:
+            query = text(
+                "SELECT nextval(pg_get_serial_sequence(:table, 'id'))"
+                " FROM generate_series(1, :batch) ORDER BY 1 DESC"
+            )
+            self.drawn = list(
+                self.session.connection()
+                .execute(query, {"table": self.table, "batch": self.batch})
+                .scalars()
+            )
+        return self.drawn.pop()
+
+
+@dataclass
+class Book:
+    session: object
+    transactions: dict[tuple[str, str], models.Transaction]  # by (partner_id, external_id)
+    members: set[str]  # members that exist: locked, or created in this book
+    lots: dict[int, models.Lot]
+    allocations: dict[int, list[models.Allocation]]  # by transaction id
+    restored: dict[int, int]  # allocation id → points burn reversals put back
+    reversals: dict[int, list[models.Transaction]]  # original id → its earn reversals
+    ids: dict[str, Ids]
+    new_members: dict[str, datetime] = field(default_factory=dict)
+    new_rows: list = field(default_factory=list)
+    new_lots: set[int] = field(default_factory=set)
+    changed_lots: set[int] = field(default_factory=set)
+    by_member: dict[str, list[models.Lot]] = field(default_factory=dict)
+
+    def __post_init__(self):
+        for lot in self.lots.values():
+            self.by_member.setdefault(lot.member_id, []).append(lot)
+
+    @classmethod
+    def open(cls, session, requests: list[tuple[str, dict]]) -> "Book":
+        """Lock and read what these ``(partner_id, request)`` postings can touch."""
+        keys = {(partner_id, request["external_id"]) for partner_id, request in requests}
+        originals = {
+            (partner_id, request["original_external_id"])
+            for partner_id, request in requests
+            if request["type"] in REVERSALS
+        }
+        _lock(session, keys)
+        T = models.Transaction
+        found = list(
+            session.scalars(
+                select(T).where(tuple_(T.partner_id, T.external_id).in_(keys | originals))
+            )
+            if keys | originals
+            else []
+        )
+        by_key = {(row.partner_id, row.external_id): row for row in found}
+        lockable = {request["member_id"] for _, request in requests if request["type"] == "burn"}
+        lockable |= {by_key[key].member_id for key in originals if key in by_key}
+        members = _lock_members(session, lockable)
+        replays = [by_key[key].id for key in keys if key in by_key]
+        burns = [
+            by_key[key].id for key in originals if key in by_key and by_key[key].type == "burn"
+        ]
+        earns = [
+            by_key[key].id for key in originals if key in by_key and by_key[key].type != "burn"
+        ]
+        allocations = _allocations(session, replays + burns)
+        lots = _lots(session, members, replays + earns, allocations)
+        size = max(len(requests), 1)
+        return cls(
+            session=session,
+            transactions=by_key,
+            members=members,
+            lots=lots,
+            allocations=allocations,
+            restored=_restored(session, [a.id for t in burns for a in allocations.get(t, [])]),
+            reversals=_reversals(session, earns),
+            ids={
+                name: Ids(session, name, size if name != "allocations" else 4 * size)
+                for name in ("transactions", "lots", "allocations")
+            },
+        )
+
+    def live_lots(self, member_id: str) -> list[models.Lot]:
+        return [lot for lot in self.by_member.get(member_id, []) if lot.remaining > 0]
+
+    def lot_of(self, transaction_id: int) -> models.Lot:
+        return next(lot for lot in self.lots.values() if lot.transaction_id == transaction_id)
+
+    def add_member(self, member_id: str) -> None:
+        if member_id not in self.members:
+            self.members.add(member_id)
+            self.new_members[member_id] = datetime.now(UTC)
+
+    def add_transaction(self, transaction: models.Transaction) -> None:
+        transaction.id = self.ids["transactions"].next()
+        self.transactions[(transaction.partner_id, transaction.external_id)] = transaction
+        if transaction.original_id is not None and transaction.type == "earn_reversal":
+            self.reversals.setdefault(transaction.original_id, []).append(transaction)
+        self.new_rows.append(transaction)
+
+    def add_lot(self, lot: models.Lot) -> None:
+        lot.id = self.ids["lots"].next()
+        self.lots[lot.id] = lot
+        self.by_member.setdefault(lot.member_id, []).append(lot)
+        self.new_lots.add(lot.id)
+        self.new_rows.append(lot)
+
+    def move(self, allocation: models.Allocation) -> None:
+        """Record an allocation and apply it to its lot."""
+        allocation.id = self.ids["allocations"].next()
+        self.allocations.setdefault(allocation.transaction_id, []).append(allocation)
+        if allocation.reverses_id is not None:
+            self.restored[allocation.reverses_id] = (
+                self.restored.get(allocation.reverses_id, 0) + allocation.points
+            )
+        lot = self.lots[allocation.lot_id]
+        lot.remaining += allocation.points
+        if lot.id not in self.new_lots:
+            self.changed_lots.add(lot.id)
+        self.new_rows.append(allocation)
+
+    def write(self) -> None:
+        """Insert the new rows (members, transactions, lots, allocations), then update lots."""
+        connection = self.session.connection()
+        if self.new_members:
+            insert = _INSERTS[connection.dialect.name](models.Member)
+            connection.execute(
+                insert.on_conflict_do_nothing(index_elements=["id"]),
+                [{"id": member, "created_at": at} for member, at in self.new_members.items()],
+            )
+        for model in (models.Transaction, models.Lot, models.Allocation):
+            rows = [_values(row) for row in self.new_rows if isinstance(row, model)]
+            if rows:
+                connection.execute(model.__table__.insert(), rows)
+        if self.changed_lots:
+            lots = models.Lot.__table__
+            statement = (
+                update(lots)
+                .where(lots.c.id == bindparam("lot_id"))
+                .values(remaining=bindparam("lot_remaining"))
+            )
+            connection.execute(
+                statement,
+                [
+                    {"lot_id": lot_id, "lot_remaining": self.lots[lot_id].remaining}
+                    for lot_id in sorted(self.changed_lots)
+                ],
+            )
+
+
+def _values(row) -> dict:
+    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
+
+
+def _lock(session, keys: set[tuple[str, str]]) -> None:
+    """The chunk's idempotency keys, in one order for everyone, and the calendar, shared.
+
+    A retry that arrives while the original is still in flight waits here
+    until the original commits, then finds it and answers as a replay instead
+    of racing it to the member's lots (SPEC §6: "under concurrent retries
+    too"). The calendar lock keeps a close from reading the ledger until these
+    postings commit (:mod:`coalition.services.periods`). SQLite lets one
+    writer in at a time anyway.
+    """
+    if session.bind.dialect.name != "postgresql":
+        return
+    session.execute(
+        text(
+            "SELECT pg_advisory_xact_lock_shared(:calendar),"
+            " (SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0)))"
+            "  FROM unnest(CAST(:keys AS text[])) AS key)"
+        ),
+        {"calendar": periods.CALENDAR_LOCK, "keys": sorted(idempotency_key(*key) for key in keys)},
+    )
+    periods.calendar_taken(session)
+
+
+def _lock_members(session, member_ids: set[str]) -> set[str]:
+    """Lock these members' rows, in id order; returns those that exist."""
+    if not member_ids:
+        return set()
+    query = (
+        select(models.Member.id)
+        .where(models.Member.id.in_(member_ids))
+        .order_by(models.Member.id)
+        .with_for_update()
+    )
+    return set(session.connection().execute(query).scalars())
+
+
+def _allocations(session, transaction_ids: list[int]) -> dict[int, list[models.Allocation]]:
+    found = defaultdict(list)
+    if transaction_ids:
+        A = models.Allocation
+        query = select(A.__table__).where(A.transaction_id.in_(transaction_ids)).order_by(A.id)
+        for row in session.connection().execute(query).mappings():
+            found[row["transaction_id"]].append(models.Allocation(**row))
+    return dict(found)
+
+
+def _lots(
+    session, members: set[str], transaction_ids: list[int], allocations
+) -> dict[int, models.Lot]:
+    """The members' live lots, the lots of these transactions, and the allocations' lots."""
+    L = models.Lot
+    conditions = []
+    if members:
+        conditions.append(L.member_id.in_(members) & (L.remaining > 0))
+    if transaction_ids:
+        conditions.append(L.transaction_id.in_(transaction_ids))
+    lot_ids = {a.lot_id for rows in allocations.values() for a in rows}
+    if lot_ids:
+        conditions.append(L.id.in_(lot_ids))
+    if not conditions:
+        return {}
+    rows = session.connection().execute(select(L.__table__).where(or_(*conditions))).mappings()
+    return {row["id"]: models.Lot(**row) for row in rows}
+
+
+def _restored(session, allocation_ids: list[int]) -> dict[int, int]:
+    if not allocation_ids:
+        return {}
+    A = models.Allocation
+    query = select(A.reverses_id, A.points).where(A.reverses_id.in_(allocation_ids))
+    restored = defaultdict(int)
+    for allocation_id, points in session.connection().execute(query):
+        restored[allocation_id] += points
+    return dict(restored)
+
+
+def _reversals(session, original_ids: list[int]) -> dict[int, list[models.Transaction]]:
+    if not original_ids:
+        return {}
+    T = models.Transaction
+    query = select(T.original_id, T.points, T.shortfall_points, T.amount).where(
+        T.original_id.in_(original_ids)
+    )
+    found = defaultdict(list)
+    for row in session.connection().execute(query):
+        found[row.original_id].append(
+            models.Transaction(
+                points=row.points, shortfall_points=row.shortfall_points, amount=row.amount
+            )
+        )
+    return dict(found)
