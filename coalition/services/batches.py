@@ -21,7 +21,7 @@ from coalition.services import ledger
 
 log = logging.getLogger(__name__)
 
-CHUNK = 25  # items per transaction: long enough to amortise, short enough to hold locks briefly
+CHUNK = 100  # items per transaction: long enough to amortise, short enough to hold locks briefly
 
 
 def post_many(database, principal, requests: list, present) -> list:

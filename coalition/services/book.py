@@ -35,34 +35,43 @@ def idempotency_key(partner_id: str, external_id: str) -> str:
 class Ids:
     """Primary keys drawn before writing, so new rows can name each other in memory.
 
-    PostgreSQL draws them from the table's sequence, ``batch`` at a time (an
-    unused id is a gap, as after any rollback); SQLite, which lets one writer
-    in at a time, counts on from the largest id.
+    PostgreSQL draws from the tables' sequences, in one round trip, an id per
+    posting for transactions and for lots and two for allocations, and more
+    allocation ids when a chunk's burns need them (an unused id is a gap, as
+    after any rollback). SQLite, which lets one writer in at a time, counts
+    on from each table's largest id.
     """
 
-    def __init__(self, session, table: str, batch: int):
-        self.session, self.table, self.batch = session, table, batch
-        self.drawn: list[int] = []
-        self.last: int | None = None
+    TABLES = ("transactions", "lots", "allocations")
+    DRAW = text(
+        "SELECT CASE WHEN n <= :postings THEN nextval(pg_get_serial_sequence('transactions', 'id')) END,"
+        " CASE WHEN n <= :postings THEN nextval(pg_get_serial_sequence('lots', 'id')) END,"
+        " nextval(pg_get_serial_sequence('allocations', 'id'))"
+        " FROM generate_series(1, :rows) AS n ORDER BY n DESC"
+    )
 
-    def next(self) -> int:
+    def __init__(self, session, postings: int):
+        self.session, self.postings = session, max(postings, 1)
+        self.drawn: dict[str, list[int]] = {table: [] for table in self.TABLES}
+        self.last: dict[str, int] = {}
+
+    def next(self, table: str) -> int:
         if self.session.bind.dialect.name != "postgresql":
-            if self.last is None:
-                query = text(f"SELECT coalesce(max(id), 0) FROM {self.table}")
-                self.last = self.session.connection().execute(query).scalar_one()
-            self.last += 1
-            return self.last
-        if not self.drawn:
-            query = text(
-                "SELECT nextval(pg_get_serial_sequence(:table, 'id'))"
-                " FROM generate_series(1, :batch) ORDER BY 1 DESC"
+            if table not in self.last:
+                query = text(f"SELECT coalesce(max(id), 0) FROM {table}")
+                self.last[table] = self.session.connection().execute(query).scalar_one()
+            self.last[table] += 1
+            return self.last[table]
+        if not self.drawn[table]:
+            postings = self.postings if table != "allocations" else 0
+            rows = self.session.connection().execute(
+                self.DRAW, {"postings": postings, "rows": 2 * self.postings}
             )
-            self.drawn = list(
-                self.session.connection()
-                .execute(query, {"table": self.table, "batch": self.batch})
-                .scalars()
-            )
-        return self.drawn.pop()
+            for values in rows:
+                for name, value in zip(self.TABLES, values, strict=True):
+                    if value is not None:
+                        self.drawn[name].append(value)
+        return self.drawn[table].pop()
 
 
 @dataclass
@@ -74,7 +83,7 @@ class Book:
     allocations: dict[int, list[models.Allocation]]  # by transaction id
     restored: dict[int, int]  # allocation id → points burn reversals put back
     reversals: dict[int, list[models.Transaction]]  # original id → its earn reversals
-    ids: dict[str, Ids]
+    ids: Ids
     new_members: dict[str, datetime] = field(default_factory=dict)
     new_rows: list = field(default_factory=list)
     new_lots: set[int] = field(default_factory=set)
@@ -116,7 +125,6 @@ class Book:
         ]
         allocations = _allocations(session, replays + burns)
         lots = _lots(session, members, replays + earns, allocations)
-        size = max(len(requests), 1)
         return cls(
             session=session,
             transactions=by_key,
@@ -125,10 +133,7 @@ class Book:
             allocations=allocations,
             restored=_restored(session, [a.id for t in burns for a in allocations.get(t, [])]),
             reversals=_reversals(session, earns),
-            ids={
-                name: Ids(session, name, size if name != "allocations" else 4 * size)
-                for name in ("transactions", "lots", "allocations")
-            },
+            ids=Ids(session, len(requests)),
         )
 
     def live_lots(self, member_id: str) -> list[models.Lot]:
@@ -143,14 +148,14 @@ class Book:
             self.new_members[member_id] = datetime.now(UTC)
 
     def add_transaction(self, transaction: models.Transaction) -> None:
-        transaction.id = self.ids["transactions"].next()
+        transaction.id = self.ids.next("transactions")
         self.transactions[(transaction.partner_id, transaction.external_id)] = transaction
         if transaction.original_id is not None and transaction.type == "earn_reversal":
             self.reversals.setdefault(transaction.original_id, []).append(transaction)
         self.new_rows.append(transaction)
 
     def add_lot(self, lot: models.Lot) -> None:
-        lot.id = self.ids["lots"].next()
+        lot.id = self.ids.next("lots")
         self.lots[lot.id] = lot
         self.by_member.setdefault(lot.member_id, []).append(lot)
         self.new_lots.add(lot.id)
@@ -158,7 +163,7 @@ class Book:
 
     def move(self, allocation: models.Allocation) -> None:
         """Record an allocation and apply it to its lot."""
-        allocation.id = self.ids["allocations"].next()
+        allocation.id = self.ids.next("allocations")
         self.allocations.setdefault(allocation.transaction_id, []).append(allocation)
         if allocation.reverses_id is not None:
             self.restored[allocation.reverses_id] = (
