@@ -10,8 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import exists, func, select
 
-from coalition.db import models
-from coalition.domain import lots as lots_domain
+from coalition.db import aggregates, models
 from coalition.domain.errors import Forbidden, Invalid, NotFound
 from coalition.domain.money import Money
 from coalition.services import members
@@ -133,7 +132,7 @@ def balance(session, member_id: str, now: datetime) -> dict:
     """SPEC §6: available, pending, expiring within 90 days, lifetime figures.
 
     Two plain reads, no ORM objects: the lifetime sums (and whether the member
-    exists) in one statement, then the lots that still hold points.
+    exists) in one statement, then the live lots summed by expiry date.
     """
     L, T = models.Lot, models.Transaction
     totals = (
@@ -155,12 +154,7 @@ def balance(session, member_id: str, now: datetime) -> dict:
     )
     if not totals.known:
         raise NotFound(f"no member {member_id!r}")
-    live = session.connection().execute(
-        select(
-            L.id, L.issuer_id, L.points, L.remaining, L.earned_at, L.available_at, L.expires_at
-        ).where(L.member_id == member_id, L.remaining > 0)
-    )
-    current = lots_domain.balance([lots_domain.Lot(*row) for row in live], now)
+    current = aggregates.member_balance(session, member_id, now)
     return {
         "member_id": member_id,
         "available": current.available,

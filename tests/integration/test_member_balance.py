@@ -1,0 +1,61 @@
+"""The database's sum of a member's balance agrees with the domain rule, lot by lot.
+
+``coalition.domain.lots.balance`` is the rule (SPEC §6); the balance endpoint
+asks the database to apply it (``aggregates.member_balance``) so as not to
+read every lot. Random lots, with expiry and hold ends on the boundaries
+(now, the 90-day horizon, shared expiry dates), go into a transaction that is
+rolled back; both answers must be equal.
+"""
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from coalition.db import aggregates, models
+from coalition.domain import lots as lots_domain
+
+AT = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+OFFSETS = st.one_of(
+    st.sampled_from([timedelta(0), timedelta(days=90), timedelta(days=90, seconds=1), -timedelta(seconds=1)]),
+    st.integers(-3 * 24, 200 * 24).map(lambda hours: timedelta(hours=hours)),
+)
+LOTS = st.lists(
+    st.tuples(st.integers(0, 50), st.integers(1, 20), OFFSETS, OFFSETS, st.integers(1, 400)),
+    max_size=12,
+)
+
+
+def _write(connection, lots: list[tuple]) -> list[lots_domain.Lot]:
+    connection.execute(insert(models.Member), [{"id": "m-balance", "created_at": AT}])
+    written = []
+    for number, (remaining, extra, until_expiry, until_available, age_days) in enumerate(lots, start=1):
+        earned_at = AT - timedelta(days=age_days)
+        connection.execute(insert(models.Transaction), [{
+            "id": number, "partner_id": "coalition", "external_id": f"b-{number}", "type": "bonus",
+            "member_id": "m-balance", "occurred_at": earned_at, "recorded_at": earned_at,
+            "points": remaining + extra, "shortfall_points": 0, "rate_ids": "[]",
+            "period_id": "2026-06", "late": False, "request_hash": ""}])
+        lot = lots_domain.Lot(number, "coalition", remaining + extra, remaining, earned_at,
+                              AT + until_available, AT + until_expiry)
+        connection.execute(insert(models.Lot), [{
+            "id": lot.id, "transaction_id": number, "member_id": "m-balance", "issuer_id": lot.issuer_id,
+            "points": lot.points, "remaining": lot.remaining, "earned_at": lot.earned_at,
+            "available_at": lot.available_at, "expires_at": lot.expires_at}])
+        written.append(lot)
+    return written
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lots=LOTS)
+def test_the_database_sums_a_balance_as_the_domain_rule_does(database, lots):
+    with database.engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            written = _write(connection, lots)
+            summed = aggregates.member_balance(Session(bind=connection), "m-balance", AT)
+        finally:
+            transaction.rollback()
+    assert summed == lots_domain.balance(written, AT)
