@@ -47,7 +47,7 @@ class Ids:
         "SELECT CASE WHEN n <= :postings THEN nextval(pg_get_serial_sequence('transactions', 'id')) END,"
         " CASE WHEN n <= :postings THEN nextval(pg_get_serial_sequence('lots', 'id')) END,"
         " nextval(pg_get_serial_sequence('allocations', 'id'))"
-        " FROM generate_series(1, :rows) AS n ORDER BY n DESC"
+        " FROM generate_series(1, :rows) AS n"
     )
 
     def __init__(self, session, postings: int):
@@ -71,6 +71,8 @@ class Ids:
                 for name, value in zip(self.TABLES, values, strict=True):
                     if value is not None:
                         self.drawn[name].append(value)
+            for drawn in self.drawn.values():
+                drawn.sort(reverse=True)  # handed out in increasing order: ids follow posting order
         return self.drawn[table].pop()
 
 
