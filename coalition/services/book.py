@@ -109,7 +109,7 @@ class Book:
         T = models.Transaction
         found = list(
             session.scalars(
-                select(T).where(tuple_(T.partner_id, T.external_id).in_(keys | originals))
+                select(T).where(tuple_(T.partner_id, T.external_id).in_(sorted(keys | originals)))
             )
             if keys | originals
             else []
@@ -141,8 +141,11 @@ class Book:
     def live_lots(self, member_id: str) -> list[models.Lot]:
         return [lot for lot in self.by_member.get(member_id, []) if lot.remaining > 0]
 
-    def lot_of(self, transaction_id: int) -> models.Lot:
-        return next(lot for lot in self.lots.values() if lot.transaction_id == transaction_id)
+    def lot_of(self, transaction_id: int) -> models.Lot | None:
+        """The lot an earn or bonus created (None for other types)."""
+        return next(
+            (lot for lot in self.lots.values() if lot.transaction_id == transaction_id), None
+        )
 
     def add_member(self, member_id: str) -> None:
         if member_id not in self.members:

@@ -148,8 +148,9 @@ def _post(book: Book, partner_id: str, request: dict, now: datetime) -> Posting:
 
 
 def _replay(book: Book, transaction: models.Transaction) -> Posting:
-    lot = next((lot for lot in book.lots.values() if lot.transaction_id == transaction.id), None)
-    return Posting(transaction, False, lot, book.allocations.get(transaction.id, []))
+    return Posting(
+        transaction, False, book.lot_of(transaction.id), book.allocations.get(transaction.id, [])
+    )
 
 
 def _fee_rate(candidates, partner, at) -> rates_domain.Rate | None:
@@ -293,7 +294,7 @@ def _original(book, transaction, request) -> models.Transaction:
 
 def _earn_reversal(book, transaction, partner, config, request) -> Posting:
     original = _original(book, transaction, request)
-    lot = next(lot for lot in book.lots.values() if lot.transaction_id == original.id)
+    lot = book.lot_of(original.id)
     earlier = book.reversals.get(original.id, [])
     amount = None
     if request.get("amount") is not None:
