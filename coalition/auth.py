@@ -84,11 +84,16 @@ def revoke_key(session, key_id: str) -> None:
 
 
 def authenticate(session, authorization: str | None) -> Principal:
-    """The principal for an ``Authorization: Bearer <key>`` header."""
+    """The principal for an ``Authorization: Bearer <key>`` header, as this transaction sees keys."""
+    return principal_in(catalog.current(session), authorization)
+
+
+def principal_in(reference: catalog.Catalog, authorization: str | None) -> Principal:
+    """The principal for an ``Authorization: Bearer <key>`` header among a catalog's keys."""
     scheme, _, key = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthenticated("missing bearer key")
-    row = catalog.current(session).keys.get(hash_key(key.strip()))
+    row = reference.keys.get(hash_key(key.strip()))
     if row is None:
         raise Unauthenticated("unknown or revoked key")
     return Principal(row.id, row.role, row.partner_id)

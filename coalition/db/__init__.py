@@ -67,6 +67,18 @@ class Database:
         with self.sessions() as session, session.begin():
             yield session
 
+    def peek(self, sql: str):
+        """One scalar read without a transaction around it, or None where that is not possible.
+
+        On PostgreSQL the read runs in autocommit: a request that only needs to
+        know whether what it cached is current saves the BEGIN and COMMIT round
+        trips. On SQLite every connection writes its BEGIN IMMEDIATE, so None.
+        """
+        if self.dialect != "postgresql":
+            return None
+        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            return connection.exec_driver_sql(sql).scalar_one()
+
     def run(self, use_case, *args, **kwargs):
         """Run ``use_case(session, ...)`` in one transaction, retrying deadlocks."""
         for attempt in range(1, MAX_ATTEMPTS + 1):

@@ -91,6 +91,15 @@ def current(session) -> Catalog:
     return catalog
 
 
+def if_current(database) -> Catalog | None:
+    """This process's catalog if it is current, known from one read outside any transaction."""
+    cached = _cached.get(database.engine)
+    if cached is None:
+        return None
+    generation = database.peek(GENERATION_QUERY)
+    return cached if generation == cached.generation else None
+
+
 def _load(session, generation: int) -> Catalog:
     def rows(table):
         return session.execute(select(table.__table__)).all()
