@@ -22,7 +22,7 @@ from sqlalchemy import bindparam, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from coalition.db import models
-from coalition.services import periods
+from coalition.services import catalog, periods
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 REVERSALS = {"earn_reversal": ("earn", "bonus"), "burn_reversal": ("burn",)}
@@ -233,7 +233,7 @@ def _lock(session, keys: set[tuple[str, str]]) -> None:
         ),
         {"calendar": periods.CALENDAR_LOCK, "keys": sorted(idempotency_key(*key) for key in keys)},
     )
-    periods.calendar_taken(session)
+    catalog.forget(session)  # what was read before the lock may predate a close
 
 
 def _lock_members(session, member_ids: set[str]) -> set[str]:

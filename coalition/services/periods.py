@@ -8,15 +8,13 @@ lands, late, in the next one. SQLite serialises writers anyway.
 
 from datetime import datetime
 
-from sqlalchemy import event, text
-from sqlalchemy.orm import Session
+from sqlalchemy import text
 
 from coalition.domain import periods
 from coalition.services import catalog
 from coalition.services import settings as settings_service
 
 CALENDAR_LOCK = 0x436F616C  # "Coal": one advisory lock id for the settlement calendar
-_CALENDAR_HELD = "coalition.calendar_held"  # session.info key
 
 
 def lock_calendar(session, exclusive: bool = False) -> None:
@@ -24,29 +22,7 @@ def lock_calendar(session, exclusive: bool = False) -> None:
         return
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
     session.execute(text(f"SELECT {function}(:key)"), {"key": CALENDAR_LOCK})
-    calendar_taken(session)
-
-
-def calendar_taken(session) -> None:
-    """Note that this transaction holds the calendar lock, and read the catalog afresh.
-
-    What was read before the lock may predate a close; nothing read after it
-    can. Only a lock taken outside a savepoint is noted: rolling back to a
-    savepoint releases the locks taken since.
-    """
-    if not session.in_nested_transaction():
-        session.info[_CALENDAR_HELD] = True
-    catalog.forget(session)
-
-
-def calendar_held(session) -> bool:
-    return session.info.get(_CALENDAR_HELD, False)
-
-
-@event.listens_for(Session, "after_transaction_end")
-def _transaction_ended(session, transaction) -> None:
-    if transaction.parent is None:
-        session.info.pop(_CALENDAR_HELD, None)
+    catalog.forget(session)  # what was read before the lock may predate a close
 
 
 def last_closed(session) -> periods.Period | None:
