@@ -1,13 +1,23 @@
 """Serving with gunicorn from ``coalition serve``.
 
-Workers each build their own app (no connections cross a fork); the
-scheduler runs once, in the gunicorn master, and its jobs take a database
-lock, so several ``serve`` processes may run side by side.
+Workers each build their own app, and the scheduler runs in a process of
+its own, forked from the gunicorn master before any worker: the master never
+opens the database, so no database connection crosses a fork (SQLite forbids
+it, and an inherited connection closed in a child silently drops that
+child's file locks). The jobs take a database lock, so several ``serve``
+processes may run side by side.
 """
+
+import multiprocessing
+import os
+import signal
+import time
 
 from gunicorn.app.base import BaseApplication
 
 from coalition import create_app
+
+PARENT_CHECK_SECONDS = 1.0
 
 
 class Server(BaseApplication):
@@ -21,15 +31,39 @@ class Server(BaseApplication):
             self.cfg.set(key, value)
         if self.scheduler:
             self.cfg.set("when_ready", _start_scheduler)
+            self.cfg.set("on_exit", _stop_scheduler)
 
     def load(self):
         return create_app()
 
 
 def _start_scheduler(arbiter):
+    process = multiprocessing.get_context("fork").Process(
+        target=_run_scheduler, args=(os.getpid(),), name="coalition-scheduler", daemon=True
+    )
+    process.start()
+    arbiter.coalition_scheduler = process
+
+
+def _stop_scheduler(arbiter):
+    process = getattr(arbiter, "coalition_scheduler", None)
+    if process is not None and process.is_alive():
+        process.terminate()
+        process.join(5)
+
+
+def _run_scheduler(master_pid: int) -> None:
+    """The jobs, until the gunicorn master is gone, however it ended."""
     from coalition import jobs
 
-    arbiter.coalition_scheduler = jobs.start(create_app())
+    for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
+        signal.signal(number, signal.SIG_DFL)  # not gunicorn's master handlers
+    scheduler = jobs.start(create_app())
+    try:
+        while os.getppid() == master_pid:
+            time.sleep(PARENT_CHECK_SECONDS)
+    finally:
+        scheduler.shutdown(wait=False)
 
 
 def run(host: str, port: int, workers: int, scheduler: bool) -> None:

@@ -1,0 +1,105 @@
+"""``coalition serve`` as README.md's first command runs it: SQLite, scheduler on.
+
+The scheduler once ran inside the gunicorn master, whose SQLite connections
+the workers then inherited across the fork; writes failed with "database is
+locked" or hung. Now the master never opens the database: the scheduler is a
+process of its own, and every write succeeds.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.e2e.live_server import free_port
+
+START_TIMEOUT = 60.0
+WORKERS = 2
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.append(int(entry.name))
+    return found
+
+
+def _open_files(pid: int) -> list[str]:
+    names = []
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            names.append(os.readlink(fd))
+        except OSError:
+            continue
+    return names
+
+
+@pytest.fixture
+def served(tmp_path):
+    """``coalition serve`` on a fresh SQLite file with its scheduler; yields (url, key, pid, log)."""
+    if not Path("/proc/self/fd").exists():
+        pytest.skip("needs /proc to look at the processes")
+    port, log_path = free_port(), tmp_path / "serve.log"
+    environment = {**os.environ, "COALITION_DATABASE_URL": f"sqlite:///{tmp_path / 'served.sqlite3'}",
+                   "PYTHONUNBUFFERED": "1"}
+    environment.pop("COALITION_SCHEDULER", None)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [str(Path(sys.executable).parent / "coalition"), "serve", "--port", str(port),
+             "--workers", str(WORKERS)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=environment, cwd=tmp_path)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            assert process.poll() is None, log_path.read_text()
+            assert time.monotonic() < deadline, log_path.read_text()
+            try:
+                if requests.get(url + "/healthz", timeout=1).status_code == 200:
+                    break
+            except requests.RequestException:
+                time.sleep(0.2)
+        key = re.search(r"coal_[A-Za-z0-9_-]+", log_path.read_text()).group(0)
+        yield url, key, process.pid, log_path
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=15)
+
+
+def test_served_on_sqlite_with_its_scheduler_every_write_succeeds(served):
+    url, key, pid, log_path = served
+    headers = {"Authorization": f"Bearer {key}"}
+
+    def create(number: int) -> int:
+        body = {"id": f"cafe-{number}", "name": f"Cafe {number}", "category": "cafe", "currency": "EUR"}
+        return requests.post(url + "/api/v1/partners", json=body, headers=headers, timeout=30).status_code
+
+    statuses = [create(number) for number in range(8)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        statuses += list(pool.map(create, range(8, 24)))
+    assert statuses == [201] * 24, log_path.read_text()
+    assert "database is locked" not in log_path.read_text()
+
+
+def test_the_master_holds_no_database_file_and_the_scheduler_is_its_own_process(served):
+    url, master, log_path = served[0], served[2], served[3]
+    workers = {int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", log_path.read_text())}
+    others = set(_children(master)) - workers
+    assert len(workers) == WORKERS and len(others) == 1, (workers, others, log_path.read_text())
+    assert not [name for name in _open_files(master) if "served.sqlite3" in name]
