@@ -5,9 +5,9 @@ rarely, so reading it afresh costs more than the posting itself. Any flush
 that touches one of its tables also stamps ``settings.generation`` with a
 fresh random value, in the same transaction; a use case reads that one value
 in its own transaction and takes the cached copy only when it carries the
-same stamp. The copy is therefore exactly what the database holds in that
-snapshot: a revoked key, a suspended partner, a new rate or a closed period
-count from the next request on, in every process.
+same stamp. The rows are read after the stamp, so a copy is never older than
+it: a revoked key, a suspended partner, a new rate or a closed period count
+from the next request on, in every process.
 
 The cache holds plain, immutable rows (no ORM objects), shared between
 threads; to change reference data, load its ORM object in a session.
