@@ -52,26 +52,21 @@ def run_auto_close(database) -> None:
 def start(app) -> BackgroundScheduler:
     database = database_of(app)
     scheduler = BackgroundScheduler(timezone=UTC)
-    scheduler.add_job(
-        run_expiry,
-        "interval",
-        hours=1,
-        args=[database],
-        id="expiry",
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
+    schedule = (
+        ("expiry", run_expiry, {"hours": 1}),
+        ("auto_close", run_auto_close, {"minutes": 15}),
     )
-    scheduler.add_job(
-        run_auto_close,
-        "interval",
-        minutes=15,
-        args=[database],
-        id="auto_close",
-        next_run_time=datetime.now(UTC),
-        max_instances=1,
-        coalesce=True,
-    )
+    for job_id, job, every in schedule:
+        scheduler.add_job(
+            job,
+            "interval",
+            **every,
+            args=[database],
+            id=job_id,
+            next_run_time=datetime.now(UTC),
+            max_instances=1,
+            coalesce=True,
+        )
     scheduler.start()
     log.info("scheduler started: %s", ", ".join(job.id for job in scheduler.get_jobs()))
     return scheduler

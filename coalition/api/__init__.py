@@ -87,25 +87,34 @@ def principal() -> auth.Principal:
     return g.principal
 
 
+def authenticate(authorization: str | None) -> auth.Principal:
+    """The principal of an Authorization header: from this process's catalog when it is
+    current (one read outside any transaction), else read in a transaction."""
+    current = catalog.if_current(database())
+    if current is not None:
+        return auth.principal_in(current, authorization)
+    with database().transaction() as session:
+        return auth.authenticate(session, authorization)
+
+
+def unauthenticated(error: auth.Unauthenticated):
+    """The 401 answer, in the error format of SPEC §10."""
+    body = {
+        "code": 401,
+        "status": "Unauthorized",
+        "message": str(error),
+        "reason": "unauthenticated",
+    }
+    return body, 401, {"WWW-Authenticate": "Bearer"}
+
+
 def _authenticate():
     if not request.path.startswith("/api/v1/"):
         return None
-    header = request.headers.get("Authorization")
     try:
-        current = catalog.if_current(database())
-        if current is not None:
-            g.principal = auth.principal_in(current, header)
-        else:
-            with database().transaction() as session:
-                g.principal = auth.authenticate(session, header)
+        g.principal = authenticate(request.headers.get("Authorization"))
     except auth.Unauthenticated as error:
-        body = {
-            "code": 401,
-            "status": "Unauthorized",
-            "message": str(error),
-            "reason": "unauthenticated",
-        }
-        return body, 401, {"WWW-Authenticate": "Bearer"}
+        return unauthenticated(error)
     return None
 
 

@@ -15,9 +15,9 @@ do; the API enforces the roles all the same (SPEC §4).
 
 from pathlib import Path
 
-from flask import Blueprint, current_app, jsonify, redirect, request, send_from_directory
+from flask import Blueprint, jsonify, redirect, request, send_from_directory
 
-from coalition import auth, database_of
+from coalition import api, auth
 
 STATIC = Path(__file__).parent / "static"
 
@@ -65,16 +65,9 @@ def static_file(filename):
 def whoami():
     """The role and partner of the key in the Authorization header (401 without a valid key)."""
     try:
-        with database_of(current_app).transaction() as session:
-            who = auth.authenticate(session, request.headers.get("Authorization"))
+        who = api.authenticate(request.headers.get("Authorization"))
     except auth.Unauthenticated as error:
-        body = {
-            "code": 401,
-            "status": "Unauthorized",
-            "message": str(error),
-            "reason": "unauthenticated",
-        }
-        return jsonify(body), 401, {"WWW-Authenticate": "Bearer"}
+        return api.unauthenticated(error)
     return jsonify(
         {
             "key_id": who.key_id,
