@@ -53,7 +53,7 @@ class Balance(MethodView):
     @blp.response(200, BalanceOut)
     def get(self, member_id):
         """A member's available, pending and expiring points"""
-        return database().run(queries.balance, member_id, datetime.now(UTC))
+        return database().read(queries.balance, member_id, datetime.now(UTC))
 
 
 @blp.route("/<member_id>/history")

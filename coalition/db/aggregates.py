@@ -13,9 +13,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import case, func, select, type_coerce
+from sqlalchemy import bindparam, case, exists, func, select, true, type_coerce
 
-from coalition.db.models import Allocation, Lot, Transaction
+from coalition.db.models import Allocation, Lot, Member, Transaction
 from coalition.db.types import UTCDateTime
 from coalition.domain import lots as lots_domain
 from coalition.domain.settlement import IssuedPoints, RedeemedPoints
@@ -136,36 +136,93 @@ def first_occurrence(session) -> datetime | None:
     return session.scalar(select(func.min(Transaction.occurred_at)))
 
 
-def member_balance(session, member_id: str, at: datetime) -> lots_domain.Balance:
-    """:func:`coalition.domain.lots.balance` of the member's lots, summed by the database.
+@dataclass(frozen=True)
+class MemberBalance:
+    """A member's balance (the domain rule's figures) and lifetime totals."""
+
+    current: lots_domain.Balance
+    earned: int
+    burned: int
+
+
+def _member_balance_query():
+    """The statement behind :func:`member_balance`, built once: it runs on every lookup."""
+    L, T, M = Lot, Transaction, Member
+    member = bindparam("member_id")
+    at, horizon = bindparam("at", type_=UTCDateTime()), bindparam("horizon", type_=UTCDateTime())
+    spendable = L.available_at <= at
+    totals = select(
+        exists().where(M.id == member).label("known"),
+        select(func.coalesce(func.sum(L.points), 0))
+        .where(L.member_id == member)
+        .scalar_subquery()
+        .label("earned"),
+        select(func.coalesce(func.sum(T.points), 0))
+        .where(T.member_id == member, T.type.in_(("burn", "burn_reversal")))
+        .scalar_subquery()
+        .label("burned"),
+    ).subquery("totals")
+    live = (
+        select(
+            type_coerce(case((L.expires_at <= horizon, L.expires_at)), UTCDateTime()).label(
+                "expiring_on"
+            ),
+            case((spendable, L.remaining), else_=0).label("available"),
+            case((spendable, 0), else_=L.remaining).label("pending"),
+        )
+        .where(L.member_id == member, L.remaining > 0, L.expires_at > at)
+        .subquery("live")
+    )
+    by_date = (
+        select(
+            live.c.expiring_on,
+            func.sum(live.c.available).label("available"),
+            func.sum(live.c.pending).label("pending"),
+        )
+        .group_by(live.c.expiring_on)
+        .subquery("by_date")
+    )
+    return select(totals, by_date).select_from(totals.outerjoin(by_date, true()))
+
+
+MEMBER_BALANCE = _member_balance_query()
+
+
+def member_balance(connection, member_id: str, at: datetime) -> MemberBalance | None:
+    """:func:`coalition.domain.lots.balance` of the member's lots, summed by the database,
+    with the lifetime totals, in one statement; None when there is no such member.
 
     A member may hold hundreds of lots; this returns one row per date on which
     points expire within the horizon, plus one for the rest, instead of every
-    lot. ``tests/integration/test_member_balance.py`` holds it to the domain rule.
+    lot. One statement sees one snapshot, so it needs no transaction around it
+    (:meth:`coalition.db.Database.read`). ``tests/integration/test_member_balance.py``
+    holds it to the domain rule.
     """
-    spendable = Lot.available_at <= at
-    expiring_on = case((Lot.expires_at <= at + lots_domain.EXPIRING_HORIZON, Lot.expires_at))
-    live = (
-        select(
-            type_coerce(expiring_on, UTCDateTime()).label("expiring_on"),
-            case((spendable, Lot.remaining), else_=0).label("available"),
-            case((spendable, 0), else_=Lot.remaining).label("pending"),
-        )
-        .where(Lot.member_id == member_id, Lot.remaining > 0, Lot.expires_at > at)
-        .subquery()
-    )
-    query = select(
-        live.c.expiring_on, func.sum(live.c.available), func.sum(live.c.pending)
-    ).group_by(live.c.expiring_on)
+    result = connection.execute(
+        MEMBER_BALANCE,
+        {"member_id": member_id, "at": at, "horizon": at + lots_domain.EXPIRING_HORIZON},
+    ).all()
+    first = result[0]
+    if not first.known:
+        return None
     rows = [
-        (when, int(available), int(pending))
-        for when, available, pending in session.connection().execute(query).all()
+        (row.expiring_on, int(row.available), int(row.pending))
+        for row in result
+        if row.available is not None  # the outer join's empty row: no live lots
     ]
-    return lots_domain.Balance(
-        available=sum(available for _, available, _ in rows),
-        pending=sum(pending for _, _, pending in rows),
-        expiring=sorted(
-            ((available + pending, when) for when, available, pending in rows if when is not None),
-            key=lambda item: item[1],
+    return MemberBalance(
+        current=lots_domain.Balance(
+            available=sum(available for _, available, _ in rows),
+            pending=sum(pending for _, _, pending in rows),
+            expiring=sorted(
+                (
+                    (available + pending, when)
+                    for when, available, pending in rows
+                    if when is not None
+                ),
+                key=lambda item: item[1],
+            ),
         ),
+        earned=int(first.earned),
+        burned=-int(first.burned),
     )

@@ -8,7 +8,7 @@ import json
 import re
 from datetime import datetime
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import select
 
 from coalition.db import aggregates, models
 from coalition.domain.errors import Forbidden, Invalid, NotFound
@@ -129,39 +129,19 @@ def list_transactions(session, principal, filters: dict, limit: int, cursor: str
 
 
 def balance(session, member_id: str, now: datetime) -> dict:
-    """SPEC §6: available, pending, expiring within 90 days, lifetime figures.
-
-    Two plain reads, no ORM objects: the lifetime sums (and whether the member
-    exists) in one statement, then the live lots summed by expiry date.
-    """
-    L, T = models.Lot, models.Transaction
-    totals = (
-        session.connection()
-        .execute(
-            select(
-                exists().where(models.Member.id == member_id).label("known"),
-                select(func.coalesce(func.sum(L.points), 0))
-                .where(L.member_id == member_id)
-                .scalar_subquery()
-                .label("earned"),
-                select(func.coalesce(func.sum(T.points), 0))
-                .where(T.member_id == member_id, T.type.in_(("burn", "burn_reversal")))
-                .scalar_subquery()
-                .label("burned"),
-            )
-        )
-        .one()
-    )
-    if not totals.known:
+    """SPEC §6: available, pending, expiring within 90 days, lifetime figures, in one read."""
+    found = aggregates.member_balance(session.connection(), member_id, now)
+    if found is None:
         raise NotFound(f"no member {member_id!r}")
-    current = aggregates.member_balance(session, member_id, now)
     return {
         "member_id": member_id,
-        "available": current.available,
-        "pending": current.pending,
-        "expiring": [{"points": points, "expires_at": when} for points, when in current.expiring],
-        "lifetime_earned": int(totals.earned),
-        "lifetime_burned": -int(totals.burned),
+        "available": found.current.available,
+        "pending": found.current.pending,
+        "expiring": [
+            {"points": points, "expires_at": when} for points, when in found.current.expiring
+        ],
+        "lifetime_earned": found.earned,
+        "lifetime_burned": found.burned,
         "as_of": now,
     }
 
