@@ -618,6 +618,7 @@ def bulk_load(url: str, world: World, plan: StagePlan, log=print) -> StageResult
     started = time.perf_counter()
     with psycopg.connect(conninfo(url), autocommit=True) as admin:
         ids = _max_ids(admin)
+        before = (ids.transaction, ids.allocation)
         indexes = _secondary_indexes(admin, LEDGER_TABLES)
         for name, _ in indexes:
             admin.execute(f"DROP INDEX {name}")
@@ -676,13 +677,64 @@ def bulk_load(url: str, world: World, plan: StagePlan, log=print) -> StageResult
             admin.execute(
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
             )
-        for table in LEDGER_TABLES:
+        _add_to_period_totals(admin, *before)
+        for table in (*LEDGER_TABLES, "pair_totals", "partner_totals"):
             admin.execute(f"VACUUM (ANALYZE) {table}")
     result = generator.result
     result.seconds = time.perf_counter() - started
     result.index_seconds = time.perf_counter() - loaded
     result.foreign_keys_checked = checked[0]
     return result
+
+
+#: What the service adds to the period totals as it writes, counted here from the
+#: ledger rows (``coalition.db.totals``), over the rows after the given ids.
+PAIR_TOTALS_OF_LEDGER = """
+    SELECT period_id, issuer_id, redeemer_id, value_rate, sum(-points) AS points
+    FROM allocations WHERE type IN ('burn', 'burn_reversal') AND id > %(allocation)s
+    GROUP BY period_id, issuer_id, redeemer_id, value_rate"""
+PARTNER_TOTALS_OF_LEDGER = """
+    SELECT period_id, partner_id, fee_rate,
+        sum(CASE WHEN type IN ('earn', 'bonus') THEN points ELSE 0 END) AS points_issued,
+        sum(CASE WHEN type = 'earn_reversal' THEN -points ELSE 0 END) AS points_reversed,
+        sum(shortfall_points) AS shortfall_points,
+        sum(CASE WHEN type = 'expiry' THEN -points ELSE 0 END) AS points_expired,
+        sum(CASE WHEN late THEN 1 ELSE 0 END) AS late_count
+    FROM transactions WHERE id > %(transaction)s
+    GROUP BY period_id, partner_id, fee_rate"""
+PARTNER_FIELDS = (
+    "points_issued",
+    "points_reversed",
+    "shortfall_points",
+    "points_expired",
+    "late_count",
+)
+
+
+def _of(alias: str) -> str:
+    """The activity columns of one side of a full join; a missing row counts as zeros."""
+    return ", ".join(f"coalesce({alias}.{field}, 0)" for field in PARTNER_FIELDS)
+
+
+def _add_to_period_totals(connection, transaction: int, allocation: int) -> None:
+    """Count the rows just loaded into the period totals, as the service counts what it writes."""
+    after = {"transaction": transaction, "allocation": allocation}
+    connection.execute(
+        f"""INSERT INTO pair_totals (period_id, issuer_id, redeemer_id, value_rate, stripe, points)
+        SELECT period_id, issuer_id, redeemer_id, value_rate, 0, points FROM ({PAIR_TOTALS_OF_LEDGER}) t
+        ON CONFLICT (period_id, issuer_id, redeemer_id, value_rate, stripe)
+        DO UPDATE SET points = pair_totals.points + excluded.points""",
+        after,
+    )
+    updates = ", ".join(
+        f"{field} = partner_totals.{field} + excluded.{field}" for field in PARTNER_FIELDS
+    )
+    connection.execute(
+        f"""INSERT INTO partner_totals (period_id, partner_id, fee_rate, stripe, {", ".join(PARTNER_FIELDS)})
+        SELECT period_id, partner_id, fee_rate, 0, {", ".join(PARTNER_FIELDS)} FROM ({PARTNER_TOTALS_OF_LEDGER}) t
+        ON CONFLICT (period_id, partner_id, coalesce(fee_rate, -1), stripe) DO UPDATE SET {updates}""",
+        after,
+    )
 
 
 def check_consistency(url: str) -> dict[str, int]:
@@ -704,9 +756,25 @@ def check_consistency(url: str) -> dict[str, int]:
             AND NOT EXISTS (SELECT 1 FROM lots l WHERE l.transaction_id = t.id)""",
         "lots of unknown members": """
             SELECT count(*) FROM lots l WHERE NOT EXISTS (SELECT 1 FROM members m WHERE m.id = l.member_id)""",
+        "period pair totals that differ from the allocations": f"""
+            SELECT count(*) FROM ({PAIR_TOTALS_OF_LEDGER}) l FULL JOIN (
+                SELECT period_id, issuer_id, redeemer_id, value_rate, sum(points) AS points FROM pair_totals
+                GROUP BY period_id, issuer_id, redeemer_id, value_rate) k
+            USING (period_id, issuer_id, redeemer_id, value_rate)
+            WHERE l.points IS DISTINCT FROM k.points""",
+        "period partner totals that differ from the transactions": f"""
+            SELECT count(*) FROM ({PARTNER_TOTALS_OF_LEDGER}) l FULL JOIN (
+                SELECT period_id, partner_id, coalesce(fee_rate, -1) AS rate,
+                    {", ".join(f"sum({field}) AS {field}" for field in PARTNER_FIELDS)}
+                FROM partner_totals GROUP BY period_id, partner_id, coalesce(fee_rate, -1)) k
+            ON (l.period_id, l.partner_id, coalesce(l.fee_rate, -1)) = (k.period_id, k.partner_id, k.rate)
+            WHERE ({_of("l")}) IS DISTINCT FROM ({_of("k")})""",
     }
+    everything = {"transaction": 0, "allocation": 0}
     with psycopg.connect(conninfo(url), autocommit=True) as connection:
-        return {name: connection.execute(sql).fetchone()[0] for name, sql in queries.items()}
+        return {
+            name: connection.execute(sql, everything).fetchone()[0] for name, sql in queries.items()
+        }
 
 
 def month_periods(

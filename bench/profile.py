@@ -226,7 +226,7 @@ def _timed(database, label, function, *args):
 def _profile_close(database, period_id: str, arguments) -> None:
     """Each aggregate of the settlement on its own, then the close under cProfile, then PDFs."""
     from coalition.auth import Principal
-    from coalition.db import aggregates
+    from coalition.db import aggregates, totals
     from coalition.services import partners as partner_service
     from coalition.services import periods as period_service
     from coalition.services import rates, settlement
@@ -234,14 +234,9 @@ def _profile_close(database, period_id: str, arguments) -> None:
     period = database.run(lambda session: period_service.parse(session, period_id))
     everyone = database.run(partner_service.all_partners)
     print(f"\nsettlement of {period_id}, its parts one by one:")
+    _timed(database, "totals.redeemed_points (pair lines)", totals.redeemed_points, period_id)
     _timed(
-        database, "aggregates.redeemed_points (pair lines)", aggregates.redeemed_points, period_id
-    )
-    _timed(
-        database,
-        "aggregates.period_activity (fees and activity)",
-        aggregates.period_activity,
-        period_id,
+        database, "totals.period_activity (fees and activity)", totals.period_activity, period_id
     )
     _timed(database, "aggregates.liability_points", aggregates.liability_points, period.end)
     _timed(

@@ -1,12 +1,11 @@
-"""Settlement aggregates: one GROUP BY each over the period's rows (SPEC §7).
+"""Sums the database computes over the ledger: liability at a period's end, late
+items, a member's balance (SPEC §6, §7).
 
 PostgreSQL sums BIGINT columns as NUMERIC, so every sum of points is turned
-back into an int here, where it leaves SQL.
-
-These return sums only; the money arithmetic happens in
-:mod:`coalition.domain.settlement`, exactly, in Decimal. Grouping by rate
-keeps the result small (partners × partners × distinct rates) however many
-millions of allocations the period holds.
+back into an int here, where it leaves SQL. The money arithmetic happens in
+:mod:`coalition.domain.settlement`, exactly, in Decimal. What a close sums
+over the period's own rows is kept as they are written, in
+:mod:`coalition.db.totals`.
 """
 
 from collections import defaultdict
@@ -18,80 +17,6 @@ from sqlalchemy import bindparam, case, exists, func, select, true, type_coerce
 from coalition.db.models import Allocation, Lot, Member, Transaction
 from coalition.db.types import UTCDateTime
 from coalition.domain import lots as lots_domain
-from coalition.domain.settlement import IssuedPoints, RedeemedPoints
-
-
-def redeemed_points(session, period_id: str) -> list[RedeemedPoints]:
-    """Burn allocations (positive) and burn reversals (negative) by pair and rate."""
-    query = (
-        select(
-            Allocation.issuer_id,
-            Allocation.redeemer_id,
-            Allocation.value_rate,
-            func.sum(-Allocation.points),
-        )
-        .where(Allocation.period_id == period_id, Allocation.type.in_(("burn", "burn_reversal")))
-        .group_by(Allocation.issuer_id, Allocation.redeemer_id, Allocation.value_rate)
-    )
-    return [
-        RedeemedPoints(issuer, redeemer, rate, int(points))
-        for issuer, redeemer, rate, points in session.execute(query)
-    ]
-
-
-@dataclass(frozen=True)
-class PeriodActivity:
-    """Per partner: points issued, recovered by returns, shortfalls, expired, late items;
-    and the points that bear an issuance fee, by partner and fee rate."""
-
-    partners: dict[str, dict[str, int]]
-    issued: list[IssuedPoints]
-
-
-ACTIVITY_FIELDS = (
-    "points_issued",
-    "points_reversed",
-    "shortfall_points",
-    "points_expired",
-    "late_count",
-)
-
-
-def period_activity(session, period_id: str) -> PeriodActivity:
-    """One pass over the period's transactions, grouped by partner and fee rate.
-
-    Fees are due on points issued less points recovered by returns, at the fee
-    rate each earn recorded (a return carries its original's), so grouping by
-    fee rate gives the fee base too; the groups are few however many rows.
-    """
-
-    def total(types):
-        return func.sum(case((Transaction.type.in_(types), Transaction.points), else_=0))
-
-    query = (
-        select(
-            Transaction.partner_id,
-            Transaction.fee_rate,
-            total(("earn", "bonus")),
-            -total(("earn_reversal",)),
-            func.sum(Transaction.shortfall_points),
-            -total(("expiry",)),
-            func.sum(case((Transaction.late, 1), else_=0)),
-            total(("earn", "bonus", "earn_reversal")),
-        )
-        .where(Transaction.period_id == period_id)
-        .group_by(Transaction.partner_id, Transaction.fee_rate)
-    )
-    partners: dict[str, dict[str, int]] = {}
-    issued = []
-    for partner_id, fee_rate, *sums in session.execute(query):
-        *facts, fee_base = map(int, sums)
-        into = partners.setdefault(partner_id, dict.fromkeys(ACTIVITY_FIELDS, 0))
-        for field, value in zip(ACTIVITY_FIELDS, facts, strict=True):
-            into[field] += value
-        if fee_rate is not None:
-            issued.append(IssuedPoints(partner_id, fee_rate, fee_base))
-    return PeriodActivity(partners, issued)
 
 
 def liability_points(session, end: datetime) -> dict[str, int]:

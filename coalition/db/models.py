@@ -139,6 +139,41 @@ class Allocation(Base):
     period_id: Mapped[str] = mapped_column(String(16))
 
 
+class PairTotal(Base):
+    """Points of ``issuer_id`` redeemed at ``redeemer_id`` in a period at one rate.
+
+    A counter kept as burns and burn reversals are written, one of
+    :data:`coalition.db.totals.STRIPES` per key (:mod:`coalition.db.totals`).
+    """
+
+    __tablename__ = "pair_totals"
+
+    period_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    issuer_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    redeemer_id: Mapped[str] = mapped_column(String(63), primary_key=True)
+    value_rate: Mapped[Decimal] = mapped_column(RateValue(), primary_key=True)
+    stripe: Mapped[int] = mapped_column(primary_key=True)
+    points: Mapped[int] = mapped_column(BigInteger)
+
+
+class PartnerTotal(Base):
+    """A partner's activity in a period at one fee rate (none for expiries, burns and
+    the operator's bonuses); a counter like :class:`PairTotal`."""
+
+    __tablename__ = "partner_totals"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_id: Mapped[str] = mapped_column(String(16))
+    partner_id: Mapped[str] = mapped_column(String(63))
+    fee_rate: Mapped[Decimal | None] = mapped_column(RateValue())
+    stripe: Mapped[int]
+    points_issued: Mapped[int] = mapped_column(BigInteger)
+    points_reversed: Mapped[int] = mapped_column(BigInteger)
+    shortfall_points: Mapped[int] = mapped_column(BigInteger)
+    points_expired: Mapped[int] = mapped_column(BigInteger)
+    late_count: Mapped[int] = mapped_column(BigInteger)
+
+
 class Period(Base):
     """A closed period with the settlement it was closed with."""
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy import bindparam, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from coalition.db import models
+from coalition.db import models, totals
 from coalition.services import catalog, periods
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
@@ -35,27 +35,36 @@ def idempotency_key(partner_id: str, external_id: str) -> str:
 class Ids:
     """Primary keys drawn before writing, so new rows can name each other in memory.
 
-    PostgreSQL draws from the tables' sequences, in one round trip, an id per
-    posting for transactions and for lots and two for allocations, and more
-    allocation ids when a chunk's burns need them (an unused id is a gap, as
-    after any rollback). SQLite, which lets one writer in at a time, counts
-    on from each table's largest id.
+    PostgreSQL draws from the tables' sequences: an id per posting for
+    transactions and for lots and two for allocations, along with the chunk's
+    locks (:func:`_lock`), and more allocation ids when a chunk's burns need
+    them (an unused id is a gap, as after any rollback). SQLite, which lets
+    one writer in at a time, counts on from each table's largest id.
     """
 
     TABLES = ("transactions", "lots", "allocations")
-    DRAW = text(
-        "SELECT CASE WHEN n <= :postings THEN nextval(pg_get_serial_sequence('transactions', 'id')) END,"
-        " CASE WHEN n <= :postings THEN nextval(pg_get_serial_sequence('lots', 'id')) END,"
-        " nextval(pg_get_serial_sequence('allocations', 'id'))"
-        " FROM generate_series(1, :rows) AS n"
-    )
 
-    def __init__(self, session, postings: int):
+    def __init__(self, session, postings: int, drawn: dict[str, list[int]]):
         self.session, self.postings = session, max(postings, 1)
-        self.drawn: dict[str, list[int]] = {table: [] for table in self.TABLES}
+        self.drawn = {table: sorted(drawn.get(table, []), reverse=True) for table in self.TABLES}
         self.last: dict[str, int] = {}
 
+    @classmethod
+    def draws(cls, tables=TABLES) -> str:
+        """SQL: per table, an array of fresh ids, as many as its bound parameter of that name."""
+        return ", ".join(
+            f"ARRAY(SELECT nextval(pg_get_serial_sequence('{table}', 'id'))"
+            f" FROM generate_series(1, :{table}))"
+            for table in tables
+        )
+
+    @staticmethod
+    def wanted(postings: int) -> dict[str, int]:
+        postings = max(postings, 1)
+        return {"transactions": postings, "lots": postings, "allocations": 2 * postings}
+
     def next(self, table: str) -> int:
+        """The next id of ``table``: handed out in increasing order, so ids follow posting order."""
         if self.session.bind.dialect.name != "postgresql":
             if table not in self.last:
                 query = text(f"SELECT coalesce(max(id), 0) FROM {table}")
@@ -63,16 +72,15 @@ class Ids:
             self.last[table] += 1
             return self.last[table]
         if not self.drawn[table]:
-            postings = self.postings if table != "allocations" else 0
-            rows = self.session.connection().execute(
-                self.DRAW, {"postings": postings, "rows": 2 * self.postings}
+            (fresh,) = (
+                self.session.connection()
+                .execute(
+                    text(f"SELECT {self.draws([table])}"),
+                    {table: self.wanted(self.postings)[table]},
+                )
+                .one()
             )
-            for values in rows:
-                for name, value in zip(self.TABLES, values, strict=True):
-                    if value is not None:
-                        self.drawn[name].append(value)
-            for drawn in self.drawn.values():
-                drawn.sort(reverse=True)  # handed out in increasing order: ids follow posting order
+            self.drawn[table] = sorted(fresh, reverse=True)
         return self.drawn[table].pop()
 
 
@@ -105,7 +113,7 @@ class Book:
             for partner_id, request in requests
             if request["type"] in REVERSALS
         }
-        _lock(session, keys)
+        drawn = _lock(session, keys, len(requests))
         T = models.Transaction
         found = list(
             session.scalars(
@@ -135,7 +143,7 @@ class Book:
             allocations=allocations,
             restored=_restored(session, [a.id for t in burns for a in allocations.get(t, [])]),
             reversals=_reversals(session, earns),
-            ids=Ids(session, len(requests)),
+            ids=Ids(session, len(requests), drawn),
         )
 
     def live_lots(self, member_id: str) -> list[models.Lot]:
@@ -181,7 +189,8 @@ class Book:
         self.new_rows.append(allocation)
 
     def write(self) -> None:
-        """Insert the new rows (members, transactions, lots, allocations), then update lots."""
+        """Insert the new rows (members, transactions, lots, allocations), add them to
+        the period totals, then update lots."""
         connection = self.session.connection()
         if self.new_members:
             insert = _INSERTS[connection.dialect.name](models.Member)
@@ -189,10 +198,14 @@ class Book:
                 insert.on_conflict_do_nothing(index_elements=["id"]),
                 [{"id": member, "created_at": at} for member, at in self.new_members.items()],
             )
-        for model in (models.Transaction, models.Lot, models.Allocation):
-            rows = [_values(row) for row in self.new_rows if isinstance(row, model)]
+        new = {
+            model: [row for row in self.new_rows if isinstance(row, model)]
+            for model in (models.Transaction, models.Lot, models.Allocation)
+        }
+        for model, rows in new.items():
             if rows:
-                connection.execute(model.__table__.insert(), rows)
+                connection.execute(model.__table__.insert(), [_values(row) for row in rows])
+        totals.add(connection, new[models.Transaction], new[models.Allocation])
         if self.changed_lots:
             lots = models.Lot.__table__
             statement = (
@@ -213,8 +226,9 @@ def _values(row) -> dict:
     return {column.key: getattr(row, column.key) for column in row.__table__.columns}
 
 
-def _lock(session, keys: set[tuple[str, str]]) -> None:
-    """The chunk's idempotency keys, in one order for everyone, and the calendar, shared.
+def _lock(session, keys: set[tuple[str, str]], postings: int) -> dict[str, list[int]]:
+    """The chunk's idempotency keys, in one order for everyone, and the calendar, shared;
+    in the same round trip, the chunk's ids (:class:`Ids`).
 
     A retry that arrives while the original is still in flight waits here
     until the original commits, then finds it and answers as a replay instead
@@ -224,16 +238,25 @@ def _lock(session, keys: set[tuple[str, str]]) -> None:
     writer in at a time anyway.
     """
     if session.bind.dialect.name != "postgresql":
-        return
-    session.execute(
+        return {}
+    row = session.execute(
         text(
             "SELECT pg_advisory_xact_lock_shared(:calendar),"
             " (SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0)))"
-            "  FROM unnest(CAST(:keys AS text[])) AS key)"
+            "  FROM unnest(CAST(:keys AS text[])) AS key),"
+            f" {Ids.draws()}"
         ),
-        {"calendar": periods.CALENDAR_LOCK, "keys": sorted(idempotency_key(*key) for key in keys)},
-    )
-    catalog.forget(session)  # what was read before the lock may predate a close
+        {
+            "calendar": periods.CALENDAR_LOCK,
+            "keys": sorted(idempotency_key(*key) for key in keys),
+            **Ids.wanted(postings),
+        },
+    ).one()
+    # What was read before the lock may predate a close, and so may what this
+    # statement read: its snapshot was taken before it waited for the lock.
+    catalog.forget(session)
+    _, _, *fresh = row
+    return dict(zip(Ids.TABLES, fresh, strict=True))
 
 
 def _lock_members(session, member_ids: set[str]) -> set[str]:

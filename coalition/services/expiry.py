@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from coalition.db import models
+from coalition.db import models, totals
 from coalition.domain import lots as lots_domain
 from coalition.services import ledger, members, periods
 
@@ -46,12 +46,16 @@ def expire_due(session, now: datetime, limit: int = BATCH) -> int:
         ).all()
     )
     periods.lock_calendar(session)
-    for lot in expired:
-        _write_expiry(session, rows[lot.id], earlier.get(lot.id, 0) + 1, now)
+    written = [
+        _write_expiry(session, rows[lot.id], earlier.get(lot.id, 0) + 1, now) for lot in expired
+    ]
+    totals.add(session.connection(), [row for row, _ in written], [row for _, row in written])
     return len(expired)
 
 
-def _write_expiry(session, lot: models.Lot, sequence: int, now: datetime) -> None:
+def _write_expiry(
+    session, lot: models.Lot, sequence: int, now: datetime
+) -> tuple[models.Transaction, models.Allocation]:
     period, late = periods.attribute(session, lot.expires_at)
     transaction = models.Transaction(
         partner_id=lot.issuer_id,
@@ -69,8 +73,10 @@ def _write_expiry(session, lot: models.Lot, sequence: int, now: datetime) -> Non
     )
     session.add(transaction)
     session.flush()
-    session.add(ledger.allocation_row(transaction, lot, -lot.remaining))
+    allocation = ledger.allocation_row(transaction, lot, -lot.remaining)
+    session.add(allocation)
     lot.remaining = 0
+    return transaction, allocation
 
 
 def expire_all(database, now: datetime) -> int:

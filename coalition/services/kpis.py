@@ -16,7 +16,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from coalition.db import aggregates, kpi_aggregates, models
+from coalition.db import aggregates, kpi_aggregates, models, totals
 from coalition.domain import kpis
 from coalition.domain import rates as rates_domain
 from coalition.domain.errors import NotFound
@@ -74,8 +74,8 @@ def _period_kpis(
     session, period: dict, everyone, shown: str | None, gathered: dict, base: str
 ) -> dict:
     period_id, at_end = period["id"], period["end"] - settlement.LAST_INSTANT
-    activity = aggregates.period_activity(session, period_id).partners
-    redeemed = aggregates.redeemed_points(session, period_id)
+    activity = totals.period_activity(session, period_id).partners
+    redeemed = totals.redeemed_points(session, period_id)
     outstanding = _liability_points(session, period)
     point_value = rates_domain.in_force(
         rates.candidates(session, ("redemption",)), "redemption", at_end

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from sqlalchemy import select
 
-from coalition.db import aggregates, models
+from coalition.db import aggregates, models, totals
 from coalition.domain import money, periods
 from coalition.domain import rates as rates_domain
 from coalition.domain import settlement as math
@@ -42,8 +42,8 @@ def compute(session, period: periods.Period, status: str) -> dict:
     base = config.base_currency
     at_end = period.end - LAST_INSTANT
     everyone = {partner.id: partner for partner in partner_service.all_partners(session)}
-    lines = math.pair_lines(aggregates.redeemed_points(session, period.id), base)
-    activity = aggregates.period_activity(session, period.id)
+    lines = math.pair_lines(totals.redeemed_points(session, period.id), base)
+    activity = totals.period_activity(session, period.id)
     fee_totals = math.fees(activity.issued, base)
     positions = math.positions(list(everyone), lines, fee_totals, base)
     liability = aggregates.liability_points(session, period.end)

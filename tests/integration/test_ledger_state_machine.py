@@ -4,7 +4,8 @@ Hypothesis drives the HTTP API (Flask test client) with earns, bonuses,
 burns, both reversals, replays, conflicting replays, clock advances, expiry
 runs and period closes. A small reference model written with plain dicts,
 ints and Decimal predicts every answer; after every step the member balances,
-the lots and the ledger totals must agree with it, and after every close the
+the lots and the ledger totals must agree with it, the period totals kept for
+closes must equal a GROUP BY over the ledger, and after every close the
 settlement must balance and match the model's pair lines and fees.
 
 The model's clock starts 80 days ago and only moves forward (transactions may
@@ -22,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from coalition import auth, create_app, database_of
 from coalition.db import models
@@ -384,6 +385,44 @@ class LedgerMachine(RuleBasedStateMachine):
         lots, ledger, duplicated = self.database.run(totals)
         assert lots == ledger == sum(lot.remaining for lot in self.lots.values())
         assert duplicated == []
+
+
+    @invariant()
+    def period_totals_match_ledger(self):
+        """The counters a close reads equal a GROUP BY over the ledger's own rows."""
+        A, T = models.Allocation, models.Transaction
+        P, Q = models.PairTotal, models.PartnerTotal
+
+        def grouped(session, keys, sums, where=True):
+            rows = session.execute(select(*keys, *sums).where(where).group_by(*keys)).all()
+            found = {tuple(row[: len(keys)]): tuple(int(x) for x in row[len(keys):]) for row in rows}
+            return {key: values for key, values in found.items() if any(values)}  # burns add no activity
+
+        def points_of(*types, sign=1):
+            return func.sum(case((T.type.in_(types), sign * T.points), else_=0))
+
+        def both(session):
+            pairs = (A.period_id, A.issuer_id, A.redeemer_id, A.value_rate)
+            partners = (T.period_id, T.partner_id, T.fee_rate)
+            ledger = (
+                grouped(session, pairs, [func.sum(-A.points)], A.type.in_(("burn", "burn_reversal"))),
+                grouped(session, partners, [
+                    points_of("earn", "bonus"), points_of("earn_reversal", sign=-1),
+                    func.sum(T.shortfall_points), points_of("expiry", sign=-1),
+                    func.sum(case((T.late, 1), else_=0)),
+                ]),
+            )
+            kept = (
+                grouped(session, (P.period_id, P.issuer_id, P.redeemer_id, P.value_rate), [func.sum(P.points)]),
+                grouped(session, (Q.period_id, Q.partner_id, Q.fee_rate), [
+                    func.sum(Q.points_issued), func.sum(Q.points_reversed), func.sum(Q.shortfall_points),
+                    func.sum(Q.points_expired), func.sum(Q.late_count),
+                ]),
+            )
+            return ledger, kept
+
+        ledger, kept = self.database.run(both)
+        assert kept == ledger
 
 
 def run_machine(template, directory, examples: int, steps: int) -> None:

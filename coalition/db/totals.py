@@ -1,0 +1,133 @@
+"""Period totals: the sums a close needs, kept as the ledger is written.
+
+Summing a period at close means reading every one of its rows: millions of
+burn allocations, and about three transactions for each. Instead, every
+unit of work that writes ledger rows (:meth:`coalition.services.book.Book.write`,
+the expiry job) adds what they contribute (:mod:`coalition.domain.totals`) to
+counters here, in the same transaction, so they commit or roll back
+together; a close, which holds the calendar lock that keeps posting out,
+then reads a few hundred rows.
+
+Each key has up to :data:`STRIPES` counter rows. A unit of work adds to one
+stripe chosen at random, so concurrent postings of one partner seldom wait
+on each other's row lock; readers sum the stripes. Rows are added in key
+order, so two units of work never deadlock on them.
+``tests/integration/test_ledger_state_machine.py`` holds the counters to a
+GROUP BY over the ledger after every step.
+"""
+
+import functools
+import random
+from dataclasses import dataclass
+
+from sqlalchemy import func, literal_column, select
+from sqlalchemy.dialects import postgresql, sqlite
+
+from coalition.db.models import PairTotal, PartnerTotal
+from coalition.domain import totals
+from coalition.domain.settlement import IssuedPoints, RedeemedPoints
+
+STRIPES = 16
+PAIR_KEY = ("period_id", "issuer_id", "redeemer_id", "value_rate")
+
+
+def add(connection, transactions, allocations) -> None:
+    """Add what these new ledger rows contribute to their periods' totals."""
+    redeemed, activity = totals.added(transactions, allocations)
+    stripe = random.randrange(STRIPES)
+    pairs, partners = _upserts(connection.dialect.name)
+    if redeemed:
+        connection.execute(
+            pairs,
+            [
+                dict(zip(PAIR_KEY, key, strict=True)) | {"stripe": stripe, "points": points}
+                for key, points in sorted(redeemed.items())
+            ],
+        )
+    if activity:
+        connection.execute(
+            partners,
+            [
+                {"period_id": period, "partner_id": partner, "fee_rate": rate, "stripe": stripe}
+                | dict(zip(totals.ACTIVITY_FIELDS, facts, strict=True))
+                for (period, partner, rate), facts in sorted(activity.items(), key=_activity_order)
+            ],
+        )
+
+
+@functools.cache
+def _upserts(dialect: str):
+    """The two INSERT … ON CONFLICT DO UPDATE statements, built once per dialect."""
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
+    P, Q = PairTotal, PartnerTotal
+    pairs = insert(P)
+    pairs = pairs.on_conflict_do_update(
+        index_elements=[*P.__table__.primary_key.columns],
+        set_={"points": P.points + pairs.excluded.points},
+    )
+    partners = insert(Q)
+    partners = partners.on_conflict_do_update(
+        # the unique index treats a missing fee rate as one value (migration 0004)
+        index_elements=[
+            Q.period_id,
+            Q.partner_id,
+            func.coalesce(Q.fee_rate, literal_column("-1")),
+            Q.stripe,
+        ],
+        set_={
+            field: getattr(Q, field) + getattr(partners.excluded, field)
+            for field in totals.ACTIVITY_FIELDS
+        },
+    )
+    return pairs, partners
+
+
+def _activity_order(item):
+    (period, partner, rate), _ = item
+    return period, partner, rate is not None, rate or 0
+
+
+def redeemed_points(session, period_id: str) -> list[RedeemedPoints]:
+    """Points redeemed in the period (burn reversals netted) by pair and rate."""
+    T = PairTotal
+    query = (
+        select(T.issuer_id, T.redeemer_id, T.value_rate, func.sum(T.points))
+        .where(T.period_id == period_id)
+        .group_by(T.issuer_id, T.redeemer_id, T.value_rate)
+    )
+    return [
+        RedeemedPoints(issuer, redeemer, rate, int(points))
+        for issuer, redeemer, rate, points in session.execute(query)
+    ]
+
+
+@dataclass(frozen=True)
+class PeriodActivity:
+    """Per partner: points issued, recovered by returns, shortfalls, expired, late items;
+    and the points that bear an issuance fee, by partner and fee rate."""
+
+    partners: dict[str, dict[str, int]]
+    issued: list[IssuedPoints]
+
+
+def period_activity(session, period_id: str) -> PeriodActivity:
+    T = PartnerTotal
+    query = (
+        select(
+            T.partner_id,
+            T.fee_rate,
+            *(func.sum(getattr(T, field)) for field in totals.ACTIVITY_FIELDS),
+        )
+        .where(T.period_id == period_id)
+        .group_by(T.partner_id, T.fee_rate)
+    )
+    partners: dict[str, dict[str, int]] = {}
+    issued = []
+    for partner_id, fee_rate, *sums in session.execute(query):
+        facts = dict(zip(totals.ACTIVITY_FIELDS, map(int, sums), strict=True))
+        into = partners.setdefault(partner_id, dict.fromkeys(totals.ACTIVITY_FIELDS, 0))
+        for field, value in facts.items():
+            into[field] += value
+        if fee_rate is not None:
+            issued.append(IssuedPoints(partner_id, fee_rate, totals.fee_base(facts)))
+    return PeriodActivity(partners, issued)
