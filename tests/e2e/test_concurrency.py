@@ -723,3 +723,62 @@ def test_two_scheduler_instances_close_and_expire_once(database_url, local_opera
     assert sum(e["points_expired"] for f in figures for e in f["partners"]) == sum(due.values()) == 1100
     late_expiries = [t for t in expiries if t["late"]]
     assert all(t["period_id"] == today.isoformat() for t in late_expiries)
+
+
+# --------------------------------------------------------------------------- 8. period totals under load
+
+
+def test_concurrent_postings_keep_the_period_totals(server, http, operator_key):
+    """200 earns and burns from 32 threads: the draft settlement equals what the replies say.
+
+    Twenty members get the three lots of :func:`three_lots`; then each posts
+    five burns of 25 points (at aroma, then skyair, alternately) and five
+    earns at once, all dated yesterday. The close reads counters that every
+    posting adds to (16 stripes per key, many postings on one key at once):
+    its pair lines must be the sum, by issuer and redeemer, of the
+    allocations the burns answered with, and each partner's points issued
+    the sum of the earns answered in that period.
+    """
+    setup_coalition(http)
+    members = [f"m-totals-{number:02d}" for number in range(20)]
+    issuer_of = {}
+    for member in members:
+        issuer_of.update({lot: issuer for issuer, lot in three_lots(http, member).items()})
+    yesterday = days_ago(1)
+
+    def call(member, step):
+        if step % 2:
+            partner = ("aroma", "skyair")[step // 2 % 2]
+            body = {"external_id": f"{member}-burn-{step}", "type": "burn", "partner_id": partner,
+                    "member_id": member, "points": 25, "occurred_at": yesterday}
+        else:
+            partner, amount = (("aroma", "120.00"), ("skyair", "3.50"))[step // 2 % 2]  # 12 and 7 points
+            body = earn_body(f"{member}-earn-{step}", member, partner, amount, yesterday)
+        return lambda caller: Reply.of(caller.post("/api/v1/transactions", json=body))
+
+    replies = in_parallel(server.url, operator_key, [call(m, step) for step in range(10) for m in members])
+    why = diagnose(server, replies)
+    assert {reply.status for reply in replies} == {201}, why
+    period = replies[0].body["period_id"]
+    assert {reply.body["period_id"] for reply in replies} == {period}
+
+    redeemed, issued = Counter(), Counter()
+    for reply in replies:
+        posted = reply.body
+        if posted["type"] == "burn":
+            for allocation in posted["allocations"]:
+                redeemed[issuer_of[allocation["lot_id"]], posted["partner_id"]] += allocation["points"]
+        else:
+            issued[posted["partner_id"]] += posted["points"]
+    assert sum(redeemed.values()) == 20 * 5 * 25
+    assert {issuer for issuer, _ in redeemed} == {"aroma", "skyair"}  # 125 points cross the 100-point lot
+    assert issued == {"aroma": 20 * 3 * 12, "skyair": 20 * 2 * 7}
+    for kind in ("earn", "bonus"):  # the set-up's lots dated in this period count too
+        for posted in list_all(http, period_id=period, type=kind):
+            if "-earn-" not in posted["external_id"]:
+                issued[posted["partner_id"]] += posted["points"]
+
+    draft = expect(http.get(f"/api/v1/settlements/{period}"), 200)
+    assert {(line["issuer_id"], line["redeemer_id"]): line["points"] for line in draft["pair_lines"]} == redeemed
+    assert {entry["partner_id"]: entry["points_issued"] for entry in draft["partners"] if entry["points_issued"]} == {
+        partner: points for partner, points in issued.items() if points}
