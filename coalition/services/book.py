@@ -35,17 +35,18 @@ def idempotency_key(partner_id: str, external_id: str) -> str:
 class Ids:
     """Primary keys drawn before writing, so new rows can name each other in memory.
 
-    PostgreSQL draws from the tables' sequences: an id per posting for
-    transactions and for lots and two for allocations, along with the chunk's
-    locks (:func:`_lock`), and more allocation ids when a chunk's burns need
-    them (an unused id is a gap, as after any rollback). SQLite, which lets
-    one writer in at a time, counts on from each table's largest id.
+    PostgreSQL draws from the tables' sequences along with the chunk's locks
+    (:func:`_lock`) as many ids as its postings will likely use, and more
+    when a chunk's burns need them; an id not used is a gap, as after any
+    rollback, so few are drawn beyond need (the columns are INTEGER). SQLite,
+    which lets one writer in at a time, counts on from each table's largest id.
     """
 
     TABLES = ("transactions", "lots", "allocations")
+    REFILL = 4  # ids drawn at a time when a chunk needs more than it drew with its locks
 
-    def __init__(self, session, postings: int, drawn: dict[str, list[int]]):
-        self.session, self.postings = session, max(postings, 1)
+    def __init__(self, session, drawn: dict[str, list[int]]):
+        self.session = session
         self.drawn = {table: sorted(drawn.get(table, []), reverse=True) for table in self.TABLES}
         self.last: dict[str, int] = {}
 
@@ -59,9 +60,14 @@ class Ids:
         )
 
     @staticmethod
-    def wanted(postings: int) -> dict[str, int]:
-        postings = max(postings, 1)
-        return {"transactions": postings, "lots": postings, "allocations": 2 * postings}
+    def wanted(requests: list[tuple[str, dict]]) -> dict[str, int]:
+        """A transaction per posting, a lot per earn or bonus, two allocations per burn or reversal."""
+        types = [request["type"] for _, request in requests]
+        return {
+            "transactions": len(types),
+            "lots": sum(kind in ("earn", "bonus") for kind in types),
+            "allocations": 2 * sum(kind in ("burn", *REVERSALS) for kind in types),
+        }
 
     def next(self, table: str) -> int:
         """The next id of ``table``: handed out in increasing order, so ids follow posting order."""
@@ -74,10 +80,7 @@ class Ids:
         if not self.drawn[table]:
             (fresh,) = (
                 self.session.connection()
-                .execute(
-                    text(f"SELECT {self.draws([table])}"),
-                    {table: self.wanted(self.postings)[table]},
-                )
+                .execute(text(f"SELECT {self.draws([table])}"), {table: self.REFILL})
                 .one()
             )
             self.drawn[table] = sorted(fresh, reverse=True)
@@ -113,7 +116,7 @@ class Book:
             for partner_id, request in requests
             if request["type"] in REVERSALS
         }
-        drawn = _lock(session, keys, len(requests))
+        drawn = _lock(session, keys, Ids.wanted(requests))
         T = models.Transaction
         found = list(
             session.scalars(
@@ -143,7 +146,7 @@ class Book:
             allocations=allocations,
             restored=_restored(session, [a.id for t in burns for a in allocations.get(t, [])]),
             reversals=_reversals(session, earns),
-            ids=Ids(session, len(requests), drawn),
+            ids=Ids(session, drawn),
         )
 
     def live_lots(self, member_id: str) -> list[models.Lot]:
@@ -226,7 +229,7 @@ def _values(row) -> dict:
     return {column.key: getattr(row, column.key) for column in row.__table__.columns}
 
 
-def _lock(session, keys: set[tuple[str, str]], postings: int) -> dict[str, list[int]]:
+def _lock(session, keys: set[tuple[str, str]], wanted: dict[str, int]) -> dict[str, list[int]]:
     """The chunk's idempotency keys, in one order for everyone, and the calendar, shared;
     in the same round trip, the chunk's ids (:class:`Ids`).
 
@@ -249,7 +252,7 @@ def _lock(session, keys: set[tuple[str, str]], postings: int) -> dict[str, list[
         {
             "calendar": periods.CALENDAR_LOCK,
             "keys": sorted(idempotency_key(*key) for key in keys),
-            **Ids.wanted(postings),
+            **wanted,
         },
     ).one()
     # What was read before the lock may predate a close, and so may what this
