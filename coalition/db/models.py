@@ -9,7 +9,7 @@ one column that changes, always under a lock on its member.
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from coalition.db.types import Amount, RateValue, UTCDateTime
@@ -162,7 +162,7 @@ class PartnerTotal(Base):
 
     __tablename__ = "partner_totals"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     period_id: Mapped[str] = mapped_column(String(16))
     partner_id: Mapped[str] = mapped_column(String(63))
     fee_rate: Mapped[Decimal | None] = mapped_column(RateValue())

@@ -35,19 +35,22 @@ def idempotency_key(partner_id: str, external_id: str) -> str:
 class Ids:
     """Primary keys drawn before writing, so new rows can name each other in memory.
 
-    PostgreSQL draws from the tables' sequences along with the chunk's locks
-    (:func:`_lock`) as many ids as its postings will likely use, and more
-    when a chunk's burns need them; an id not used is a gap, as after any
-    rollback, so few are drawn beyond need (the columns are INTEGER). SQLite,
-    which lets one writer in at a time, counts on from each table's largest id.
+    PostgreSQL draws from the tables' sequences, all tables in one round trip,
+    as many ids as the chunk's new postings will likely use, and more when its
+    burns need them. An id not used is a gap, as after any rollback, so few
+    are drawn beyond need (the columns are INTEGER): a chunk counts its
+    replays out first. A single posting draws along with its locks
+    (:func:`_lock`), saving the round trip on the hot path at the price of
+    three ids if it turns out a replay. SQLite, which lets one writer in at a
+    time, counts on from each table's largest id.
     """
 
     TABLES = ("transactions", "lots", "allocations")
-    REFILL = 4  # ids drawn at a time when a chunk needs more than it drew with its locks
+    REFILL = 4  # ids drawn at a time when a chunk needs more than it drew at first
 
-    def __init__(self, session, drawn: dict[str, list[int]]):
-        self.session = session
-        self.drawn = {table: sorted(drawn.get(table, []), reverse=True) for table in self.TABLES}
+    def __init__(self, session, wanted: dict[str, int], drawn: dict[str, list[int]] | None):
+        self.session, self.wanted = session, wanted
+        self.drawn = None if drawn is None else {t: sorted(drawn[t], reverse=True) for t in drawn}
         self.last: dict[str, int] = {}
 
     @classmethod
@@ -77,14 +80,15 @@ class Ids:
                 self.last[table] = self.session.connection().execute(query).scalar_one()
             self.last[table] += 1
             return self.last[table]
+        if self.drawn is None:
+            self.drawn = self._draw(self.TABLES, self.wanted)
         if not self.drawn[table]:
-            (fresh,) = (
-                self.session.connection()
-                .execute(text(f"SELECT {self.draws([table])}"), {table: self.REFILL})
-                .one()
-            )
-            self.drawn[table] = sorted(fresh, reverse=True)
+            self.drawn |= self._draw([table], {table: self.REFILL})
         return self.drawn[table].pop()
+
+    def _draw(self, tables, counts: dict[str, int]) -> dict[str, list[int]]:
+        row = self.session.connection().execute(text(f"SELECT {self.draws(tables)}"), counts).one()
+        return {table: sorted(ids, reverse=True) for table, ids in zip(tables, row, strict=True)}
 
 
 @dataclass
@@ -110,13 +114,13 @@ class Book:
     @classmethod
     def open(cls, session, requests: list[tuple[str, dict]]) -> "Book":
         """Lock and read what these ``(partner_id, request)`` postings can touch."""
-        keys = {(partner_id, request["external_id"]) for partner_id, request in requests}
+        keys = {_key(posting) for posting in requests}
         originals = {
             (partner_id, request["original_external_id"])
             for partner_id, request in requests
             if request["type"] in REVERSALS
         }
-        drawn = _lock(session, keys, Ids.wanted(requests))
+        drawn = _lock(session, keys, Ids.wanted(requests) if len(requests) == 1 else None)
         T = models.Transaction
         found = list(
             session.scalars(
@@ -146,7 +150,7 @@ class Book:
             allocations=allocations,
             restored=_restored(session, [a.id for t in burns for a in allocations.get(t, [])]),
             reversals=_reversals(session, earns),
-            ids=Ids(session, drawn),
+            ids=Ids(session, Ids.wanted([r for r in requests if _key(r) not in by_key]), drawn),
         )
 
     def live_lots(self, member_id: str) -> list[models.Lot]:
@@ -199,7 +203,10 @@ class Book:
             insert = _INSERTS[connection.dialect.name](models.Member)
             connection.execute(
                 insert.on_conflict_do_nothing(index_elements=["id"]),
-                [{"id": member, "created_at": at} for member, at in self.new_members.items()],
+                [  # in id order, as every chunk locks rows, so two chunks never deadlock here
+                    {"id": member, "created_at": at}
+                    for member, at in sorted(self.new_members.items())
+                ],
             )
         new = {
             model: [row for row in self.new_rows if isinstance(row, model)]
@@ -225,13 +232,20 @@ class Book:
             )
 
 
+def _key(posting: tuple[str, dict]) -> tuple[str, str]:
+    partner_id, request = posting
+    return partner_id, request["external_id"]
+
+
 def _values(row) -> dict:
     return {column.key: getattr(row, column.key) for column in row.__table__.columns}
 
 
-def _lock(session, keys: set[tuple[str, str]], wanted: dict[str, int]) -> dict[str, list[int]]:
+def _lock(
+    session, keys: set[tuple[str, str]], ahead: dict[str, int] | None
+) -> dict[str, list[int]] | None:
     """The chunk's idempotency keys, in one order for everyone, and the calendar, shared;
-    in the same round trip, the chunk's ids (:class:`Ids`).
+    in the same round trip, ``ahead`` ids per table if asked (:class:`Ids`).
 
     A retry that arrives while the original is still in flight waits here
     until the original commits, then finds it and answers as a replay instead
@@ -241,25 +255,25 @@ def _lock(session, keys: set[tuple[str, str]], wanted: dict[str, int]) -> dict[s
     writer in at a time anyway.
     """
     if session.bind.dialect.name != "postgresql":
-        return {}
+        return None
+    draws = f", {Ids.draws()}" if ahead else ""
     row = session.execute(
         text(
             "SELECT pg_advisory_xact_lock_shared(:calendar),"
             " (SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0)))"
-            "  FROM unnest(CAST(:keys AS text[])) AS key),"
-            f" {Ids.draws()}"
+            f"  FROM unnest(CAST(:keys AS text[])) AS key){draws}"
         ),
         {
             "calendar": periods.CALENDAR_LOCK,
             "keys": sorted(idempotency_key(*key) for key in keys),
-            **wanted,
+            **(ahead or {}),
         },
     ).one()
     # What was read before the lock may predate a close, and so may what this
     # statement read: its snapshot was taken before it waited for the lock.
     catalog.forget(session)
     _, _, *fresh = row
-    return dict(zip(Ids.TABLES, fresh, strict=True))
+    return dict(zip(Ids.TABLES, fresh, strict=True)) if ahead else None
 
 
 def _lock_members(session, member_ids: set[str]) -> set[str]:

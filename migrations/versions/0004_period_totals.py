@@ -3,7 +3,10 @@
 ``pair_totals`` holds the points redeemed by period, issuer, redeemer and
 redemption rate; ``partner_totals`` each partner's activity by period and fee
 rate. Both are counters split into stripes (:mod:`coalition.db.totals`).
-The ledger already written is counted into stripe 0 here.
+The ledger already written is counted into stripe 0 here, with writers held
+off until the upgrade commits. Stop every process of the older version
+before upgrading (no rolling deploy across this revision): one still running
+afterwards would write ledger rows without counting them.
 
 Revision ID: 0004
 Revises: 0003
@@ -53,7 +56,8 @@ def upgrade() -> None:
     )
     op.create_table(
         "partner_totals",
-        sa.Column("id", sa.Integer, primary_key=True),
+        # an upsert draws an id even when it updates: BIGINT, so they never run out
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
         sa.Column("period_id", sa.String(16), nullable=False),
         sa.Column("partner_id", sa.String(63), nullable=False),
         sa.Column("fee_rate", RateValue()),
@@ -76,6 +80,10 @@ def upgrade() -> None:
         ["period_id", "partner_id", sa.text("coalesce(fee_rate, -1)"), "stripe"],
         unique=True,
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # a posting committed after this count would never be counted: hold
+        # writers off until the upgrade commits
+        op.execute("LOCK TABLE transactions, allocations IN SHARE MODE")
     op.execute(COUNT_PAIRS)
     op.execute(COUNT_PARTNERS)
 

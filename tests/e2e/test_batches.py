@@ -1,5 +1,8 @@
 """A batch answers exactly what posting its items one by one would, across its chunks."""
 
+import pytest
+from sqlalchemy import text
+
 from coalition.services import batches
 from tests.conftest import days_ago
 from tests.e2e.helpers import balance, expect
@@ -52,3 +55,27 @@ def test_a_batch_across_chunks_answers_as_posting_alone(coalition):
     for member in range(4):
         batch_balance, alone_balance = (balance(coalition, f"{prefix}-m{member}") for prefix in "bs")
         assert [batch_balance[f] for f in figures] == [alone_balance[f] for f in figures]
+
+
+@pytest.mark.postgres
+def test_a_batch_posted_again_draws_no_ids(coalition, database):
+    """Ids are INTEGER: a chunk draws ids only for postings that are not replays.
+
+    Posting the same batch again (as re-running an import does) answers every
+    item as a replay and leaves the sequences where they were.
+    """
+    items = [{"external_id": f"again-{index}", "type": "earn", "partner_id": "aroma", "member_id": f"again-m{index}",
+              "amount": "300.00", "currency": "RUB", "occurred_at": days_ago(2)} for index in range(batches.CHUNK + 5)]
+    first = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    assert {result["status"] for result in first} == {201}
+
+    def sequences():
+        with database.engine.connect() as connection:
+            return [connection.execute(text(
+                f"SELECT last_value FROM {table}_id_seq")).scalar_one() for table in ("transactions", "lots", "allocations")]
+
+    before = sequences()
+    again = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    assert {result["status"] for result in again} == {200}
+    assert sequences() == before
+    assert before[0] >= len(items)  # the first batch did draw
