@@ -8,16 +8,17 @@ child's file locks). The jobs take a database lock, so several ``serve``
 processes may run side by side.
 """
 
-import multiprocessing
 import os
 import signal
 import time
+import traceback
 
 from gunicorn.app.base import BaseApplication
 
 from coalition import create_app
 
 PARENT_CHECK_SECONDS = 1.0
+STOP_SECONDS = 5.0
 
 
 class Server(BaseApplication):
@@ -38,18 +39,33 @@ class Server(BaseApplication):
 
 
 def _start_scheduler(arbiter):
-    process = multiprocessing.get_context("fork").Process(
-        target=_run_scheduler, args=(os.getpid(),), name="coalition-scheduler", daemon=True
-    )
-    process.start()
-    arbiter.coalition_scheduler = process
+    """Fork the scheduler from the master. A bare fork, not multiprocessing: the workers,
+    forked later, would inherit a multiprocessing child and try to join it at exit."""
+    master = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # the scheduler: never returns into the master's code
+        try:
+            _run_scheduler(master)
+        except BaseException:  # noqa: BLE001 — reported, then the process ends
+            traceback.print_exc()
+            os._exit(1)
+        os._exit(0)
+    arbiter.coalition_scheduler = pid
 
 
 def _stop_scheduler(arbiter):
-    process = getattr(arbiter, "coalition_scheduler", None)
-    if process is not None and process.is_alive():
-        process.terminate()
-        process.join(5)
+    pid = getattr(arbiter, "coalition_scheduler", None)
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + STOP_SECONDS
+        while os.waitpid(pid, os.WNOHANG) == (0, 0):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.05)
+    except (ProcessLookupError, ChildProcessError):
+        pass  # gone, and reaped already (gunicorn's master reaps any child)
 
 
 def _run_scheduler(master_pid: int) -> None:

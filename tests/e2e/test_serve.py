@@ -36,6 +36,10 @@ def _children(pid: int) -> list[int]:
     return found
 
 
+def _workers(log_path: Path) -> set[int]:
+    return {int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", log_path.read_text())}
+
+
 def _open_files(pid: int) -> list[str]:
     names = []
     for fd in Path(f"/proc/{pid}/fd").iterdir():
@@ -48,7 +52,7 @@ def _open_files(pid: int) -> list[str]:
 
 @pytest.fixture
 def served(tmp_path):
-    """``coalition serve`` on a fresh SQLite file with its scheduler; yields (url, key, pid, log)."""
+    """``coalition serve`` on a fresh SQLite file with its scheduler; yields (url, key, process, log)."""
     if not Path("/proc/self/fd").exists():
         pytest.skip("needs /proc to look at the processes")
     port, log_path = free_port(), tmp_path / "serve.log"
@@ -71,8 +75,11 @@ def served(tmp_path):
                     break
             except requests.RequestException:
                 time.sleep(0.2)
+        while len(_workers(log_path)) < WORKERS:  # the first worker may answer before the others boot
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.1)
         key = re.search(r"coal_[A-Za-z0-9_-]+", log_path.read_text()).group(0)
-        yield url, key, process.pid, log_path
+        yield url, key, process, log_path
     finally:
         process.terminate()
         try:
@@ -83,7 +90,7 @@ def served(tmp_path):
 
 
 def test_served_on_sqlite_with_its_scheduler_every_write_succeeds(served):
-    url, key, pid, log_path = served
+    url, key, _, log_path = served
     headers = {"Authorization": f"Bearer {key}"}
 
     def create(number: int) -> int:
@@ -98,8 +105,17 @@ def test_served_on_sqlite_with_its_scheduler_every_write_succeeds(served):
 
 
 def test_the_master_holds_no_database_file_and_the_scheduler_is_its_own_process(served):
-    url, master, log_path = served[0], served[2], served[3]
-    workers = {int(pid) for pid in re.findall(r"Booting worker with pid: (\d+)", log_path.read_text())}
+    url, master, log_path = served[0], served[2].pid, served[3]
+    workers = _workers(log_path)
     others = set(_children(master)) - workers
     assert len(workers) == WORKERS and len(others) == 1, (workers, others, log_path.read_text())
     assert not [name for name in _open_files(master) if "served.sqlite3" in name]
+
+
+def test_a_stopped_server_stops_its_scheduler_and_says_nothing_amiss(served):
+    _, _, process, log_path = served
+    (scheduler,) = set(_children(process.pid)) - _workers(log_path)
+    process.terminate()
+    assert process.wait(timeout=15) == 0, log_path.read_text()
+    assert not Path(f"/proc/{scheduler}").exists(), "the scheduler outlived the server"
+    assert "Traceback" not in log_path.read_text(), log_path.read_text()
