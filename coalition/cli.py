@@ -143,7 +143,7 @@ def import_transactions(path):
     from marshmallow import ValidationError
 
     from coalition.api.transactions import TransactionIn
-    from coalition.services import batches
+    from coalition.services import batches, ledger
 
     operator = auth.Principal("cli", "operator")
     schema = TransactionIn()
@@ -163,10 +163,10 @@ def import_transactions(path):
     ):
         for start in range(0, len(rows), IMPORT_SLICE):
             requests = [parse(row) for row in rows[start : start + IMPORT_SLICE]]
-            outcomes = batches.post_many(database, operator, requests, lambda _, p: p.created)
+            outcomes = batches.post_many(database, operator, requests)
             for number, outcome in enumerate(outcomes, start=start + 2):
-                if isinstance(outcome, bool):
-                    counts["created" if outcome else "replayed"] += 1
+                if isinstance(outcome, ledger.Posting):
+                    counts["created" if outcome.created else "replayed"] += 1
                     continue
                 counts["failed"] += 1
                 detail = getattr(outcome, "messages", None) or getattr(outcome, "message", outcome)

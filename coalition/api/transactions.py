@@ -119,19 +119,14 @@ class TransactionPage(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
-def present(session, posting) -> tuple[dict, int]:
+def present(posting: ledger.Posting) -> tuple[dict, int]:
     """A posting as the API answers it: 201 when created, 200 for a replay."""
     return queries.posting_view(posting), 201 if posting.created else 200
 
 
 def post_one(request: dict) -> tuple[dict, int]:
     """Post in its own unit of work."""
-    who = principal()
-
-    def use_case(session):
-        return present(session, ledger.post(session, who, request, datetime.now(UTC)))
-
-    return database().run(use_case)
+    return present(database().run(ledger.post, principal(), request, datetime.now(UTC)))
 
 
 @blp.route("")
@@ -163,7 +158,7 @@ class Batch(MethodView):
         who = principal()
         who.require("operator", "partner")
         requests = [_validated(item) for item in body["transactions"]]
-        outcomes = batches.post_many(database(), who, requests, present)
+        outcomes = batches.post_many(database(), who, requests)
         return {"results": [_result(index, outcome) for index, outcome in enumerate(outcomes)]}
 
 
@@ -183,7 +178,7 @@ def _result(index: int, outcome) -> dict:
         return _failed(
             index, 500, "the database failed; this item was not written", "database_error"
         )
-    view, status = outcome
+    view, status = present(outcome)
     return {"index": index, "status": status, "transaction": view}
 
 

@@ -13,6 +13,7 @@ import time
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -33,6 +34,11 @@ def _sqlite_begin_immediate(engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def conflict_insert(dialect: str, model):
+    """An INSERT into ``model`` that takes an ON CONFLICT clause, in this dialect's terms."""
+    return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](model)
 
 
 def is_retryable(error: DBAPIError) -> bool:
@@ -76,8 +82,7 @@ class Database:
         """
         if self.dialect != "postgresql":
             return None
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            return connection.exec_driver_sql(sql).scalar_one()
+        return self.read(lambda session: session.connection().exec_driver_sql(sql).scalar_one())
 
     def read(self, use_case, *args, **kwargs):
         """Run ``use_case(session, ...)``, a read of one statement, outside any transaction.
@@ -109,4 +114,4 @@ class Database:
         self.engine.dispose()
 
 
-__all__ = ["Database", "Session"]
+__all__ = ["Database", "Session", "conflict_insert"]

@@ -21,8 +21,8 @@ import random
 from dataclasses import dataclass
 
 from sqlalchemy import func, literal_column, select
-from sqlalchemy.dialects import postgresql, sqlite
 
+from coalition.db import conflict_insert
 from coalition.db.models import PairTotal, PartnerTotal
 from coalition.domain import totals
 from coalition.domain.settlement import IssuedPoints, RedeemedPoints
@@ -58,14 +58,13 @@ def add(connection, transactions, allocations) -> None:
 @functools.cache
 def _upserts(dialect: str):
     """The two INSERT … ON CONFLICT DO UPDATE statements, built once per dialect."""
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect]
     P, Q = PairTotal, PartnerTotal
-    pairs = insert(P)
+    pairs = conflict_insert(dialect, P)
     pairs = pairs.on_conflict_do_update(
         index_elements=[*P.__table__.primary_key.columns],
         set_={"points": P.points + pairs.excluded.points},
     )
-    partners = insert(Q)
+    partners = conflict_insert(dialect, Q)
     partners = partners.on_conflict_do_update(
         # the unique index treats a missing fee rate as one value (migration 0004)
         index_elements=[

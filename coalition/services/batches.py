@@ -24,8 +24,9 @@ log = logging.getLogger(__name__)
 CHUNK = 100  # items per transaction: long enough to amortise, short enough to hold locks briefly
 
 
-def post_many(database, principal, requests: list, present) -> list:
-    """The outcome of each request, in order: ``present(session, posting)`` or the error.
+def post_many(database, principal, requests: list) -> list:
+    """The outcome of each request, in order: its :class:`~coalition.services.ledger.Posting`
+    or the error that refused it.
 
     A request may already be an exception (it failed validation upstream);
     it is its own outcome, so outcomes line up with the items.
@@ -34,27 +35,21 @@ def post_many(database, principal, requests: list, present) -> list:
     for start in range(0, len(requests), CHUNK):
         chunk = requests[start : start + CHUNK]
         try:
-            outcomes += database.run(_post_chunk, principal, chunk, present)
+            outcomes += database.run(_post_chunk, principal, chunk)
         except SQLAlchemyError:
-            outcomes += [_post_alone(database, principal, request, present) for request in chunk]
+            outcomes += [_post_alone(database, principal, request) for request in chunk]
     return outcomes
 
 
-def _post_chunk(session, principal, requests: list, present) -> list:
+def _post_chunk(session, principal, requests: list) -> list:
     valid = [request for request in requests if not isinstance(request, Exception)]
     postings = iter(ledger.post_chunk(session, principal, valid, datetime.now(UTC)))
-    outcomes = []
-    for request in requests:
-        outcome = request if isinstance(request, Exception) else next(postings)
-        if isinstance(outcome, ledger.Posting):
-            outcome = present(session, outcome)
-        outcomes.append(outcome)
-    return outcomes
+    return [request if isinstance(request, Exception) else next(postings) for request in requests]
 
 
-def _post_alone(database, principal, request, present):
+def _post_alone(database, principal, request):
     try:
-        return database.run(_post_chunk, principal, [request], present)[0]
+        return database.run(_post_chunk, principal, [request])[0]
     except SQLAlchemyError as error:
         log.exception("a posting failed in the database; it was not written")
         return error

@@ -19,12 +19,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, or_, select, text, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
-from coalition.db import models, totals
+from coalition.db import conflict_insert, models, totals
 from coalition.services import catalog, periods
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 REVERSALS = {"earn_reversal": ("earn", "bonus"), "burn_reversal": ("burn",)}
 
 
@@ -200,7 +198,7 @@ class Book:
         the period totals, then update lots."""
         connection = self.session.connection()
         if self.new_members:
-            insert = _INSERTS[connection.dialect.name](models.Member)
+            insert = conflict_insert(connection.dialect.name, models.Member)
             connection.execute(
                 insert.on_conflict_do_nothing(index_elements=["id"]),
                 [  # in id order, as every chunk locks rows, so two chunks never deadlock here
