@@ -269,6 +269,37 @@ class _Requests:
         }
 
 
+IMPORT_COLUMNS = (
+    "external_id",
+    "type",
+    "partner_id",
+    "member_id",
+    "occurred_at",
+    "amount",
+    "currency",
+    "category",
+    "points",
+    "reason",
+    "original_external_id",
+)
+
+
+def write_import_csv(path, params: dict, rows: int, rng: random.Random) -> None:
+    """A CSV for ``coalition import``: the batches' mix of earns, burns and returns."""
+    import csv
+
+    earns: list = []
+    with open(path, "w", newline="", encoding="utf-8") as target:
+        writer = csv.DictWriter(target, IMPORT_COLUMNS)
+        writer.writeheader()
+        for index in range(rows):
+            external_id = f"{params['prefix']}-{index}"
+            partner, body = _Requests.body(
+                params, rng, external_id, f"{params['prefix']}m-{index}", earns
+            )
+            writer.writerow({**body, "partner_id": partner["id"]})
+
+
 def http_post(params: dict, count: int, rng: random.Random, number: int, start_at: float) -> dict:
     session = _session()
     url = params["url"] + "/api/v1/transactions"

@@ -47,6 +47,9 @@ def main(argv=None) -> int:
         "--balance", type=int, default=200, help="balance lookups to profile (0: none)"
     )
     parser.add_argument(
+        "--batches", type=int, default=0, help="1,000-item batches to profile (operator key)"
+    )
+    parser.add_argument(
         "--members", type=int, default=2000, help="members of the preloaded history"
     )
     parser.add_argument(
@@ -141,6 +144,8 @@ def main(argv=None) -> int:
                 print(f"  {kind}:")
                 for line in lines:
                     print(f"    {line}")
+        if arguments.batches:
+            _profile_batches(client, params, operator_key, arguments)
         if arguments.close or arguments.pdf:
             _profile_close(database, period_id, arguments)
         if arguments.balance:
@@ -191,6 +196,36 @@ def _profile_posts(client, params, arguments, statements, current) -> None:
             f"  {kind:<14} {len(samples):>4} posts, {mean_ms:6.2f} ms each, "
             f"{mean_sql:5.1f} SQL statements each"
         )
+    _print_stats(profiler, arguments.top)
+
+
+def _profile_batches(client, params, operator_key, arguments) -> None:
+    rng, size = random.Random(11), 1000
+    headers = {"Authorization": f"Bearer {operator_key}"}
+    batches = []
+    for batch in range(arguments.batches + 1):
+        items, earns = [], []
+        for index in range(size):
+            partner, body = load._Requests.body(
+                params, rng, f"profb-{batch}-{index}", f"profbm-{batch}-{index}", earns
+            )
+            items.append({**body, "partner_id": partner["id"]})
+        batches.append({"transactions": items})
+    client.post("/api/v1/transactions/batch", json=batches.pop(), headers=headers)  # warm up
+    statuses = Counter()
+    profiler = cProfile.Profile()
+    began = time.perf_counter()
+    profiler.enable()
+    for body in batches:
+        response = client.post("/api/v1/transactions/batch", json=body, headers=headers)
+        statuses.update(result["status"] for result in response.get_json()["results"])
+    profiler.disable()
+    wall = time.perf_counter() - began
+    items = arguments.batches * size
+    print(
+        f"\n{arguments.batches} batches of {size} through the Flask test client in {wall:.2f} s "
+        f"({items / wall:.0f} items/s, one thread, under cProfile); statuses {dict(statuses)}"
+    )
     _print_stats(profiler, arguments.top)
 
 

@@ -21,6 +21,7 @@ import argparse
 import json
 import math
 import os
+import random
 import re
 import signal
 import subprocess
@@ -314,6 +315,42 @@ def pdf_pages(content: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", content))
 
 
+def import_csv(context: dict, params: dict, rows: int, rng: random.Random) -> dict:
+    """Run ``coalition import`` on a generated CSV as an operator would; its figures.
+
+    The time is the command's whole run, interpreter start-up included, since
+    that is what a finance team waits for.
+    """
+    dsn, path = context["dsn"], context["workdir"] / f"import-{params['prefix']}.csv"
+    load.write_import_csv(path, params, rows, rng)
+    before, since = max_transaction_id(dsn), datetime.now(UTC)
+    began = time.perf_counter()
+    finished = subprocess.run(
+        [str(Path(sys.executable).with_name("coalition")), "import", str(path)],
+        env={**os.environ, "COALITION_DATABASE_URL": context["database_url"]},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    seconds = time.perf_counter() - began
+    after = max_transaction_id(dsn)
+    copy_seconds, copied = copy_ceiling(dsn, before, after, since)
+    return {
+        "i_rows": rows,
+        "i_exit": finished.returncode,
+        "i_summary": (finished.stdout.strip().splitlines() or [""])[-1],
+        "i_errors": finished.stderr.strip().splitlines()[-load.MAX_ERROR_SAMPLES :]
+        if finished.returncode
+        else [],
+        "i_seconds": seconds,
+        "i_tps": rows / seconds,
+        "i_copy_rows": copied,
+        "i_copy_s": copy_seconds,
+        "i_copy_tps": copied / copy_seconds if copy_seconds else math.nan,
+    }
+
+
 # --------------------------------------------------------------------------- one stage
 
 
@@ -423,6 +460,17 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
         b_copy_s=copy_seconds,
         b_copy_tps=copied / copy_seconds if copy_seconds else math.nan,
     )
+
+    # (b) the same mix as a CSV file through `coalition import`, and COPY of the same rows
+    rows = scale.batch_clients * scale.batches_per_client * scale.batch_size
+    progress(f"stage {stage}: (b) coalition import of a {rows:,}-row CSV")
+    imported = import_csv(
+        context,
+        {"partners": partners, "rich": rich, "regular": regular, "prefix": f"i{stage}"},
+        rows,
+        random.Random(400 + stage),
+    )
+    figures.update(imported)
 
     # (c) closing the stage's period, beside the bare GROUP BY
     period_id = loaded.plan.period_id
@@ -631,6 +679,8 @@ def main(argv=None) -> int:
             "dsn": dsn,
             "url": server.url,
             "database": database,
+            "database_url": url,
+            "workdir": workdir,
             "current_period": now.strftime("%Y-%m"),
         }
         plans = [
@@ -731,9 +781,10 @@ def render_results(results: dict, throwaway: bool) -> str:
             f"load generator used {stage['a_client_cpu_s']:.1f} CPU-s of {stage['a_seconds']:.1f} s; "
             f"(b) {stage['b_items']} of {stage['b_planned']} items, {stage['b_failed']} not 2xx, batch p50 {stage['b_batch_p50_s']:.2f} s, "
             f"COPY {stage['b_copy_rows']} rows in {stage['b_copy_s']:.3f} s; "
+            f"(b) import exit {stage['i_exit']}, {stage['i_summary']!r} in {stage['i_seconds']:.2f} s; "
             f"(d) {stage['d_failed']} not 200"
         )
-        for error in stage["a_errors"] + stage["b_errors"] + stage["d_errors"]:
+        for error in stage["a_errors"] + stage["b_errors"] + stage["i_errors"] + stage["d_errors"]:
             out.append(f"    error: {error}")
     for label, facts in results["data"].items():
         out.append(

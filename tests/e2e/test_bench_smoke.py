@@ -83,6 +83,8 @@ def test_every_figure_is_a_sane_number(bench_run):
         "a_raw_tps",
         "b_tps",
         "b_copy_tps",
+        "i_tps",
+        "i_copy_tps",
         "d_rps",
         "e_pdf_per_s",
         "e_pdf_all_per_s",
@@ -115,6 +117,10 @@ def test_every_figure_is_a_sane_number(bench_run):
         assert stage["d_failed"] == 0, stage["d_errors"]
         # the COPY ceiling copied exactly the transactions the batches wrote
         assert stage["b_copy_rows"] == stage["b_items"]
+        # the import posted every row of its file, and the ceiling copied exactly those
+        assert stage["i_exit"] == 0, stage["i_errors"]
+        assert stage["i_summary"] == f"{stage['i_rows']} created, 0 replayed, 0 failed"
+        assert stage["i_copy_rows"] == stage["i_rows"]
         assert stage["c_pair_lines"] > 0 and stage["e_pages"] >= 1
     one, ten = figures["stages"]["1x"], figures["stages"]["10x"]
     assert ten["c_allocations"] >= 5 * one["c_allocations"] > 0  # the 10× period really is bigger
