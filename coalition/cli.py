@@ -139,39 +139,31 @@ def import_transactions(path):
     the import can simply be run again.
     """
     import csv
+    from itertools import islice
 
-    from marshmallow import ValidationError
-
-    from coalition.api.transactions import TransactionIn
+    from coalition.api.transactions import validated
     from coalition.services import batches, ledger
 
     operator = auth.Principal("cli", "operator")
-    schema = TransactionIn()
-
-    def parse(row):
-        try:
-            return schema.load(_csv_row(row))
-        except ValidationError as error:
-            return error
-
     counts = {"created": 0, "replayed": 0, "failed": 0}
-    with open(path, newline="", encoding="utf-8") as source:
-        rows = list(csv.DictReader(source))
-    with (
-        _database() as database,
-        click.progressbar(length=len(rows), label=f"Importing {len(rows)} rows") as bar,
-    ):
-        for start in range(0, len(rows), IMPORT_SLICE):
-            requests = [parse(row) for row in rows[start : start + IMPORT_SLICE]]
-            outcomes = batches.post_many(database, operator, requests)
-            for number, outcome in enumerate(outcomes, start=start + 2):
-                if isinstance(outcome, ledger.Posting):
-                    counts["created" if outcome.created else "replayed"] += 1
-                    continue
-                counts["failed"] += 1
-                detail = getattr(outcome, "messages", None) or getattr(outcome, "message", outcome)
-                click.echo(f"\nline {number}: {detail}", err=True)
-            bar.update(len(requests))
+    with open(path, newline="", encoding="utf-8") as source, _database() as database:
+        total = sum(1 for _ in csv.reader(source)) - 1  # a first pass, for the progress bar
+        source.seek(0)
+        reader = csv.DictReader(source)  # then a slice at a time: files may be large
+        with click.progressbar(length=total, label=f"Importing {total} rows") as bar:
+            while rows := [(reader.line_num, row) for row in islice(reader, IMPORT_SLICE)]:
+                requests = [validated(_csv_row(row)) for _, row in rows]
+                outcomes = batches.post_many(database, operator, requests)
+                for (line, _), outcome in zip(rows, outcomes, strict=True):
+                    if isinstance(outcome, ledger.Posting):
+                        counts["created" if outcome.created else "replayed"] += 1
+                        continue
+                    counts["failed"] += 1
+                    detail = getattr(outcome, "messages", None) or getattr(
+                        outcome, "message", outcome
+                    )
+                    click.echo(f"\nline {line}: {detail}", err=True)
+                bar.update(len(rows))
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
     if counts["failed"]:
         raise SystemExit(1)

@@ -9,10 +9,11 @@ SQLite (the embedded default) serialises writers: every transaction starts
 with ``BEGIN IMMEDIATE`` and waits on a busy timeout instead of failing.
 """
 
+import functools
 import time
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -39,6 +40,41 @@ def _sqlite_begin_immediate(engine) -> None:
 def conflict_insert(dialect: str, model):
     """An INSERT into ``model`` that takes an ON CONFLICT clause, in this dialect's terms."""
     return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](model)
+
+
+def insert_columns(connection, table, columns: dict[str, list], skip_existing=False) -> None:
+    """INSERT rows given column by column (equal lists, one per column of ``table``).
+
+    On PostgreSQL this is one statement whatever the number of rows: the
+    columns go as arrays and ``unnest`` turns them back into rows, so the
+    server parses and plans once instead of once per row. SQLite, in
+    process, takes them as an executemany. ``skip_existing`` leaves rows
+    whose key already exists alone. On PostgreSQL the values go to the driver
+    as they are, not through the columns' types: instants must be aware, as
+    every row the ledger builds is.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(_unnest_insert(table, skip_existing), columns)
+        return
+    statement = conflict_insert(connection.dialect.name, table)
+    if skip_existing:
+        statement = statement.on_conflict_do_nothing()
+    keys = list(columns)
+    connection.execute(statement, [dict(zip(keys, row)) for row in zip(*columns.values())])
+
+
+@functools.cache
+def _unnest_insert(table, skip_existing: bool):
+    dialect = postgresql.dialect()
+    names = ", ".join(column.name for column in table.columns)
+    # Arrays of the bare types: an explicit cast to VARCHAR(n) or NUMERIC(p, s)
+    # would truncate a string silently, where the INSERT refuses one too long.
+    arrays = ", ".join(
+        f"CAST(:{column.key} AS {column.type.compile(dialect=dialect).split('(')[0]}[])"
+        for column in table.columns
+    )
+    conflict = " ON CONFLICT DO NOTHING" if skip_existing else ""
+    return text(f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){conflict}")
 
 
 def is_retryable(error: DBAPIError) -> bool:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, or_, select, text, tuple_, update
 
-from coalition.db import conflict_insert, models, totals
+from coalition.db import insert_columns, models, totals
 from coalition.services import catalog, periods
 
 REVERSALS = {"earn_reversal": ("earn", "bonus"), "burn_reversal": ("burn",)}
@@ -198,13 +198,13 @@ class Book:
         the period totals, then update lots."""
         connection = self.session.connection()
         if self.new_members:
-            insert = conflict_insert(connection.dialect.name, models.Member)
-            connection.execute(
-                insert.on_conflict_do_nothing(index_elements=["id"]),
-                [  # in id order, as every chunk locks rows, so two chunks never deadlock here
-                    {"id": member, "created_at": at}
-                    for member, at in sorted(self.new_members.items())
-                ],
+            # in id order, as every chunk locks rows, so two chunks never deadlock here
+            members = sorted(self.new_members.items())
+            insert_columns(
+                connection,
+                models.Member.__table__,
+                {"id": [id for id, _ in members], "created_at": [at for _, at in members]},
+                skip_existing=True,
             )
         new = {
             model: [row for row in self.new_rows if isinstance(row, model)]
@@ -212,22 +212,11 @@ class Book:
         }
         for model, rows in new.items():
             if rows:
-                connection.execute(model.__table__.insert(), [_values(row) for row in rows])
+                insert_columns(connection, model.__table__, _columns(model.__table__, rows))
         totals.add(connection, new[models.Transaction], new[models.Allocation])
         if self.changed_lots:
-            lots = models.Lot.__table__
-            statement = (
-                update(lots)
-                .where(lots.c.id == bindparam("lot_id"))
-                .values(remaining=bindparam("lot_remaining"))
-            )
-            connection.execute(
-                statement,
-                [
-                    {"lot_id": lot_id, "lot_remaining": self.lots[lot_id].remaining}
-                    for lot_id in sorted(self.changed_lots)
-                ],
-            )
+            changed = sorted(self.changed_lots)
+            _set_remaining(connection, changed, [self.lots[id].remaining for id in changed])
 
 
 def _key(posting: tuple[str, dict]) -> tuple[str, str]:
@@ -235,8 +224,27 @@ def _key(posting: tuple[str, dict]) -> tuple[str, str]:
     return partner_id, request["external_id"]
 
 
-def _values(row) -> dict:
-    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
+def _columns(table, rows: list) -> dict[str, list]:
+    return {column.key: [getattr(row, column.key) for row in rows] for column in table.columns}
+
+
+def _set_remaining(connection, lot_ids: list[int], remaining: list[int]) -> None:
+    """Set the points left in these lots: on PostgreSQL in one statement over arrays."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text(
+                "UPDATE lots SET remaining = changed.remaining"
+                " FROM unnest(CAST(:ids AS integer[]), CAST(:remaining AS bigint[]))"
+                " AS changed(id, remaining) WHERE lots.id = changed.id"
+            ),
+            {"ids": lot_ids, "remaining": remaining},
+        )
+        return
+    lots = models.Lot.__table__
+    connection.execute(
+        update(lots).where(lots.c.id == bindparam("lot_id")).values(remaining=bindparam("left")),
+        [{"lot_id": id, "left": left} for id, left in zip(lot_ids, remaining, strict=True)],
+    )
 
 
 def _lock(

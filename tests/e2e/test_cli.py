@@ -55,6 +55,27 @@ def test_import_posts_each_row_and_a_rerun_replays(cli, aroma, operator, tmp_pat
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 15
 
 
+def test_import_names_the_file_line_of_each_failure_across_slices(
+    cli, aroma, operator, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 2)
+    when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
+    path = tmp_path / "transactions.csv"
+    path.write_text(
+        "external_id,type,partner_id,member_id,occurred_at,amount,currency,points,reason\n"
+        f"s-1,earn,aroma,card-2,{when},100.00,RUB,,\n"  # line 2: 10 points
+        f'"s-2",bonus,aroma,card-2,{when},,,5,"welcome,\nsecond line"\n'  # lines 3-4: 15
+        f"s-3,burn,aroma,card-2,{when},,,99,\n"  # line 5: more than 15, refused
+        f"s-4,earn,aroma,card-2,{when},20.00,RUB,,\n"  # line 6: 2 points, 17 in all
+        f"s-5,burn,aroma,card-2,{when},,,4,\n",  # line 7: 17 − 4 = 13 left
+        encoding="utf-8",
+    )
+    result = cli("import", str(path))
+    assert "line 5:" in result.output and "line 6:" not in result.output
+    assert "4 created, 0 replayed, 1 failed" in result.output
+    assert operator.get("/api/v1/members/card-2/balance").get_json()["available"] == 13
+
+
 def test_close_command_closes_the_period_and_issues_statements(cli, operator):
     period_id = small_month(operator)
     result = cli("close", period_id)
