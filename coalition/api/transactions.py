@@ -194,7 +194,7 @@ def _failed(index: int, status: int, message: str, reason: str) -> dict:
     }
 
 
-@blp.route("/<int(max=2147483647):transaction_id>")
+@blp.route("/<int(max=9223372036854775807):transaction_id>")  # BIGINT
 class Transaction(MethodView):
     @blp.response(200, TransactionOut)
     def get(self, transaction_id):

@@ -9,10 +9,10 @@ one column that changes, always under a lock on its member.
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from coalition.db.types import Amount, RateValue, UTCDateTime
+from coalition.db.types import Amount, BigId, RateValue, UTCDateTime
 
 
 class Base(DeclarativeBase):
@@ -82,7 +82,7 @@ class Transaction(Base):
     __tablename__ = "transactions"
     __table_args__ = (UniqueConstraint("partner_id", "external_id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(BigId(), primary_key=True)
     partner_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
     external_id: Mapped[str] = mapped_column(String(128))
     type: Mapped[str] = mapped_column(String(16))
@@ -95,7 +95,7 @@ class Transaction(Base):
     reason: Mapped[str | None] = mapped_column(String(200))
     points: Mapped[int] = mapped_column(BigInteger)
     shortfall_points: Mapped[int] = mapped_column(BigInteger, default=0)
-    original_id: Mapped[int | None] = mapped_column(ForeignKey("transactions.id"))
+    original_id: Mapped[int | None] = mapped_column(BigId(), ForeignKey("transactions.id"))
     rate_ids: Mapped[str] = mapped_column(Text, default="[]")
     fee_rate: Mapped[Decimal | None] = mapped_column(RateValue())
     period_id: Mapped[str] = mapped_column(String(16))
@@ -106,8 +106,8 @@ class Transaction(Base):
 class Lot(Base):
     __tablename__ = "lots"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"), unique=True)
+    id: Mapped[int] = mapped_column(BigId(), primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(BigId(), ForeignKey("transactions.id"), unique=True)
     member_id: Mapped[str] = mapped_column(ForeignKey("members.id"))
     issuer_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
     points: Mapped[int] = mapped_column(BigInteger)
@@ -127,15 +127,15 @@ class Allocation(Base):
 
     __tablename__ = "allocations"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    transaction_id: Mapped[int] = mapped_column(ForeignKey("transactions.id"))
+    id: Mapped[int] = mapped_column(BigId(), primary_key=True)
+    transaction_id: Mapped[int] = mapped_column(BigId(), ForeignKey("transactions.id"))
     type: Mapped[str] = mapped_column(String(16))
-    lot_id: Mapped[int] = mapped_column(ForeignKey("lots.id"))
+    lot_id: Mapped[int] = mapped_column(BigId(), ForeignKey("lots.id"))
     issuer_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
     redeemer_id: Mapped[str] = mapped_column(ForeignKey("partners.id"))
     points: Mapped[int] = mapped_column(BigInteger)
     value_rate: Mapped[Decimal | None] = mapped_column(RateValue())
-    reverses_id: Mapped[int | None] = mapped_column(ForeignKey("allocations.id"))
+    reverses_id: Mapped[int | None] = mapped_column(BigId(), ForeignKey("allocations.id"))
     period_id: Mapped[str] = mapped_column(String(16))
 
 
@@ -162,7 +162,7 @@ class PartnerTotal(Base):
 
     __tablename__ = "partner_totals"
 
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    id: Mapped[int] = mapped_column(BigId(), primary_key=True)
     period_id: Mapped[str] = mapped_column(String(16))
     partner_id: Mapped[str] = mapped_column(String(63))
     fee_rate: Mapped[Decimal | None] = mapped_column(RateValue())

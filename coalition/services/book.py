@@ -36,8 +36,7 @@ class Ids:
     PostgreSQL draws from the tables' sequences, all tables in one round trip,
     as many ids as the chunk's new postings will likely use, and more when its
     burns need them. An id not used is a gap, as after any rollback, so few
-    are drawn beyond need (the columns are INTEGER): a chunk counts its
-    replays out first. A single posting draws along with its locks
+    are drawn beyond need: a chunk counts its replays out first. A single posting draws along with its locks
     (:func:`_lock`), saving the round trip on the hot path at the price of
     three ids if it turns out a replay. SQLite, which lets one writer in at a
     time, counts on from each table's largest id.
@@ -234,7 +233,7 @@ def _set_remaining(connection, lot_ids: list[int], remaining: list[int]) -> None
         connection.execute(
             text(
                 "UPDATE lots SET remaining = changed.remaining"
-                " FROM unnest(CAST(:ids AS integer[]), CAST(:remaining AS bigint[]))"
+                " FROM unnest(CAST(:ids AS bigint[]), CAST(:remaining AS bigint[]))"
                 " AS changed(id, remaining) WHERE lots.id = changed.id"
             ),
             {"ids": lot_ids, "remaining": remaining},

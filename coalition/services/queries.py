@@ -15,7 +15,7 @@ from coalition.domain.errors import Forbidden, Invalid, NotFound
 from coalition.domain.money import Money
 from coalition.services import members
 
-MAX_ID = 2**31 - 1  # ids are INTEGER columns
+MAX_ID = 2**63 - 1  # transaction ids are BIGINT columns
 
 DEFAULT_REASONS = {
     "earn": "purchase",
@@ -104,7 +104,7 @@ def get_transaction(session, principal, transaction_id: int) -> dict:
 def keyset_page(session, query, limit: int, cursor: str | None):
     """One page of transactions in id order, and the cursor of the next page."""
     if cursor:
-        if not re.fullmatch(r"[0-9]{1,10}", cursor) or int(cursor) > MAX_ID:
+        if not re.fullmatch(r"[0-9]{1,19}", cursor) or int(cursor) > MAX_ID:
             raise Invalid("cursor is not one this service returned", reason="bad_cursor")
         query = query.where(models.Transaction.id > int(cursor))
     rows = list(session.scalars(query.order_by(models.Transaction.id).limit(limit + 1)))
