@@ -10,8 +10,8 @@ read and record rows here, in memory, in order, so a later posting sees what
 an earlier one did. :meth:`Book.write` inserts the new rows with one
 statement per table and updates the lots that changed.
 
-Rows are the ORM classes used as plain objects: new ones are never added to
-the session, and loaded ones are never changed through it.
+Rows are plain objects (:mod:`coalition.db.rows`), read and written with
+Core statements; the session only lends its connection.
 """
 
 from collections import defaultdict
@@ -20,10 +20,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, or_, select, text, tuple_, update
 
-from coalition.db import insert_columns, models, totals
+from coalition.db import insert_columns, models, rows, totals
 from coalition.services import catalog, periods
 
 REVERSALS = {"earn_reversal": ("earn", "bonus"), "burn_reversal": ("burn",)}
+TABLES = {
+    rows.Transaction: models.Transaction.__table__,
+    rows.Lot: models.Lot.__table__,
+    rows.Allocation: models.Allocation.__table__,
+}
 
 
 def idempotency_key(partner_id: str, external_id: str) -> str:
@@ -91,18 +96,18 @@ class Ids:
 @dataclass
 class Book:
     session: object
-    transactions: dict[tuple[str, str], models.Transaction]  # by (partner_id, external_id)
+    transactions: dict[tuple[str, str], rows.Transaction]  # by (partner_id, external_id)
     members: set[str]  # members that exist: locked, or created in this book
-    lots: dict[int, models.Lot]
-    allocations: dict[int, list[models.Allocation]]  # by transaction id
+    lots: dict[int, rows.Lot]
+    allocations: dict[int, list[rows.Allocation]]  # by transaction id
     restored: dict[int, int]  # allocation id → points burn reversals put back
-    reversals: dict[int, list[models.Transaction]]  # original id → its earn reversals
+    reversals: dict[int, list]  # original id → its earn reversals (points, shortfall, amount)
     ids: Ids
     new_members: dict[str, datetime] = field(default_factory=dict)
     new_rows: list = field(default_factory=list)
     new_lots: set[int] = field(default_factory=set)
     changed_lots: set[int] = field(default_factory=set)
-    by_member: dict[str, list[models.Lot]] = field(default_factory=dict)
+    by_member: dict[str, list[rows.Lot]] = field(default_factory=dict)
 
     def __post_init__(self):
         for lot in self.lots.values():
@@ -118,14 +123,7 @@ class Book:
             if request["type"] in REVERSALS
         }
         drawn = _lock(session, keys, Ids.wanted(requests) if len(requests) == 1 else None)
-        T = models.Transaction
-        found = list(
-            session.scalars(
-                select(T).where(tuple_(T.partner_id, T.external_id).in_(sorted(keys | originals)))
-            )
-            if keys | originals
-            else []
-        )
+        found = _transactions(session, keys | originals)
         by_key = {(row.partner_id, row.external_id): row for row in found}
         lockable = {request["member_id"] for _, request in requests if request["type"] == "burn"}
         lockable |= {by_key[key].member_id for key in originals if key in by_key}
@@ -150,10 +148,10 @@ class Book:
             ids=Ids(session, Ids.wanted([r for r in requests if _key(r) not in by_key]), drawn),
         )
 
-    def live_lots(self, member_id: str) -> list[models.Lot]:
+    def live_lots(self, member_id: str) -> list[rows.Lot]:
         return [lot for lot in self.by_member.get(member_id, []) if lot.remaining > 0]
 
-    def lot_of(self, transaction_id: int) -> models.Lot | None:
+    def lot_of(self, transaction_id: int) -> rows.Lot | None:
         """The lot an earn or bonus created (None for other types)."""
         return next(
             (lot for lot in self.lots.values() if lot.transaction_id == transaction_id), None
@@ -164,21 +162,21 @@ class Book:
             self.members.add(member_id)
             self.new_members[member_id] = datetime.now(UTC)
 
-    def add_transaction(self, transaction: models.Transaction) -> None:
+    def add_transaction(self, transaction: rows.Transaction) -> None:
         transaction.id = self.ids.next("transactions")
         self.transactions[(transaction.partner_id, transaction.external_id)] = transaction
         if transaction.original_id is not None and transaction.type == "earn_reversal":
             self.reversals.setdefault(transaction.original_id, []).append(transaction)
         self.new_rows.append(transaction)
 
-    def add_lot(self, lot: models.Lot) -> None:
+    def add_lot(self, lot: rows.Lot) -> None:
         lot.id = self.ids.next("lots")
         self.lots[lot.id] = lot
         self.by_member.setdefault(lot.member_id, []).append(lot)
         self.new_lots.add(lot.id)
         self.new_rows.append(lot)
 
-    def move(self, allocation: models.Allocation) -> None:
+    def move(self, allocation: rows.Allocation) -> None:
         """Record an allocation and apply it to its lot."""
         allocation.id = self.ids.next("allocations")
         self.allocations.setdefault(allocation.transaction_id, []).append(allocation)
@@ -205,14 +203,11 @@ class Book:
                 {"id": [id for id, _ in members], "created_at": [at for _, at in members]},
                 skip_existing=True,
             )
-        new = {
-            model: [row for row in self.new_rows if isinstance(row, model)]
-            for model in (models.Transaction, models.Lot, models.Allocation)
-        }
-        for model, rows in new.items():
-            if rows:
-                insert_columns(connection, model.__table__, _columns(model.__table__, rows))
-        totals.add(connection, new[models.Transaction], new[models.Allocation])
+        new = {kind: [row for row in self.new_rows if type(row) is kind] for kind in TABLES}
+        for kind, written in new.items():
+            if written:
+                insert_columns(connection, TABLES[kind], _columns(TABLES[kind], written))
+        totals.add(connection, new[rows.Transaction], new[rows.Allocation])
         if self.changed_lots:
             changed = sorted(self.changed_lots)
             _set_remaining(connection, changed, [self.lots[id].remaining for id in changed])
@@ -223,8 +218,8 @@ def _key(posting: tuple[str, dict]) -> tuple[str, str]:
     return partner_id, request["external_id"]
 
 
-def _columns(table, rows: list) -> dict[str, list]:
-    return {column.key: [getattr(row, column.key) for row in rows] for column in table.columns}
+def _columns(table, written: list) -> dict[str, list]:
+    return {column.key: [getattr(row, column.key) for row in written] for column in table.columns}
 
 
 def _set_remaining(connection, lot_ids: list[int], remaining: list[int]) -> None:
@@ -294,19 +289,27 @@ def _lock_members(session, member_ids: set[str]) -> set[str]:
     return set(session.connection().execute(query).scalars())
 
 
-def _allocations(session, transaction_ids: list[int]) -> dict[int, list[models.Allocation]]:
+def _transactions(session, keys: set[tuple[str, str]]) -> list[rows.Transaction]:
+    if not keys:
+        return []
+    T = models.Transaction
+    query = select(T.__table__).where(tuple_(T.partner_id, T.external_id).in_(sorted(keys)))
+    return [rows.Transaction(**row) for row in session.connection().execute(query).mappings()]
+
+
+def _allocations(session, transaction_ids: list[int]) -> dict[int, list[rows.Allocation]]:
     found = defaultdict(list)
     if transaction_ids:
         A = models.Allocation
         query = select(A.__table__).where(A.transaction_id.in_(transaction_ids)).order_by(A.id)
         for row in session.connection().execute(query).mappings():
-            found[row["transaction_id"]].append(models.Allocation(**row))
+            found[row["transaction_id"]].append(rows.Allocation(**row))
     return dict(found)
 
 
 def _lots(
     session, members: set[str], transaction_ids: list[int], allocations
-) -> dict[int, models.Lot]:
+) -> dict[int, rows.Lot]:
     """The members' live lots, the lots of these transactions, and the allocations' lots."""
     L = models.Lot
     conditions = []
@@ -314,13 +317,13 @@ def _lots(
         conditions.append(L.member_id.in_(members) & (L.remaining > 0))
     if transaction_ids:
         conditions.append(L.transaction_id.in_(transaction_ids))
-    lot_ids = {a.lot_id for rows in allocations.values() for a in rows}
+    lot_ids = {a.lot_id for moved in allocations.values() for a in moved}
     if lot_ids:
         conditions.append(L.id.in_(lot_ids))
     if not conditions:
         return {}
-    rows = session.connection().execute(select(L.__table__).where(or_(*conditions))).mappings()
-    return {row["id"]: models.Lot(**row) for row in rows}
+    found = session.connection().execute(select(L.__table__).where(or_(*conditions))).mappings()
+    return {row["id"]: rows.Lot(**row) for row in found}
 
 
 def _restored(session, allocation_ids: list[int]) -> dict[int, int]:
@@ -334,7 +337,9 @@ def _restored(session, allocation_ids: list[int]) -> dict[int, int]:
     return dict(restored)
 
 
-def _reversals(session, original_ids: list[int]) -> dict[int, list[models.Transaction]]:
+def _reversals(session, original_ids: list[int]) -> dict[int, list]:
+    """Earn reversals already posted against these originals: their points,
+    shortfall and amount, which is all a further reversal needs of them."""
     if not original_ids:
         return {}
     T = models.Transaction
@@ -343,9 +348,5 @@ def _reversals(session, original_ids: list[int]) -> dict[int, list[models.Transa
     )
     found = defaultdict(list)
     for row in session.connection().execute(query):
-        found[row.original_id].append(
-            models.Transaction(
-                points=row.points, shortfall_points=row.shortfall_points, amount=row.amount
-            )
-        )
+        found[row.original_id].append(row)
     return dict(found)

@@ -6,11 +6,12 @@ It is idempotent: each lot is re-read under its member's lock and expired
 only if it still holds points, so two instances racing expire a lot once.
 """
 
+from dataclasses import asdict
 from datetime import datetime
 
 from sqlalchemy import func, select
 
-from coalition.db import models, totals
+from coalition.db import models, rows, totals
 from coalition.domain import lots as lots_domain
 from coalition.services import ledger, members, periods
 
@@ -29,7 +30,7 @@ def expire_due(session, now: datetime, limit: int = BATCH) -> int:
         return 0
     for member_id in sorted({member_id for _, member_id in due}):
         members.lock(session, member_id)
-    rows = {
+    held = {
         row.id: row
         for row in session.scalars(
             select(models.Lot)
@@ -37,17 +38,17 @@ def expire_due(session, now: datetime, limit: int = BATCH) -> int:
             .execution_options(populate_existing=True)
         )
     }
-    expired = lots_domain.expired([members.lot_value(row) for row in rows.values()], now)
+    expired = lots_domain.expired([members.lot_value(row) for row in held.values()], now)
     earlier = dict(
         session.execute(
             select(models.Allocation.lot_id, func.count())
-            .where(models.Allocation.type == "expiry", models.Allocation.lot_id.in_(rows))
+            .where(models.Allocation.type == "expiry", models.Allocation.lot_id.in_(held))
             .group_by(models.Allocation.lot_id)
         ).all()
     )
     periods.lock_calendar(session)
     written = [
-        _write_expiry(session, rows[lot.id], earlier.get(lot.id, 0) + 1, now) for lot in expired
+        _write_expiry(session, held[lot.id], earlier.get(lot.id, 0) + 1, now) for lot in expired
     ]
     totals.add(session.connection(), [row for row, _ in written], [row for _, row in written])
     return len(expired)
@@ -55,7 +56,7 @@ def expire_due(session, now: datetime, limit: int = BATCH) -> int:
 
 def _write_expiry(
     session, lot: models.Lot, sequence: int, now: datetime
-) -> tuple[models.Transaction, models.Allocation]:
+) -> tuple[models.Transaction, rows.Allocation]:
     period, late = periods.attribute(session, lot.expires_at)
     transaction = models.Transaction(
         partner_id=lot.issuer_id,
@@ -74,7 +75,7 @@ def _write_expiry(
     session.add(transaction)
     session.flush()
     allocation = ledger.allocation_row(transaction, lot, -lot.remaining)
-    session.add(allocation)
+    session.add(models.Allocation(**asdict(allocation)))
     lot.remaining = 0
     return transaction, allocation
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from coalition.db import models
+from coalition.db import rows
 from coalition.domain import earning, lots, money
 from coalition.domain import rates as rates_domain
 from coalition.domain.errors import (
@@ -63,10 +63,10 @@ def request_hash(body: dict) -> str:
 class Posting:
     """A posted transaction with its lot or its allocations; ``created`` False for a replay."""
 
-    transaction: models.Transaction
+    transaction: rows.Transaction
     created: bool = True
-    lot: models.Lot | None = None
-    allocations: list[models.Allocation] = field(default_factory=list)
+    lot: rows.Lot | None = None
+    allocations: list[rows.Allocation] = field(default_factory=list)
 
 
 def post(session, principal, request: dict, now: datetime) -> Posting:
@@ -125,7 +125,7 @@ def _post(book: Book, partner_id: str, request: dict, now: datetime) -> Posting:
             f"occurred_at is more than {config.max_backdate_days} days ago", reason="too_old"
         )
     period, late = periods.attribute(book.session, occurred_at)
-    transaction = models.Transaction(
+    transaction = rows.Transaction(
         partner_id=partner_id,
         external_id=request["external_id"],
         type=request["type"],
@@ -134,12 +134,6 @@ def _post(book: Book, partner_id: str, request: dict, now: datetime) -> Posting:
         recorded_at=now,
         reason=request.get("reason"),
         category=request.get("category"),
-        amount=None,
-        currency=None,
-        fee_rate=None,
-        original_id=None,
-        shortfall_points=0,
-        rate_ids="[]",
         period_id=period.id,
         late=late,
         request_hash=digest,
@@ -147,7 +141,7 @@ def _post(book: Book, partner_id: str, request: dict, now: datetime) -> Posting:
     return HANDLERS[request["type"]](book, transaction, partner, config, request)
 
 
-def _replay(book: Book, transaction: models.Transaction) -> Posting:
+def _replay(book: Book, transaction: rows.Transaction) -> Posting:
     return Posting(
         transaction, False, book.lot_of(transaction.id), book.allocations.get(transaction.id, [])
     )
@@ -168,7 +162,7 @@ def _issue(book, transaction, partner, config, points: int, used: list, candidat
     book.add_member(transaction.member_id)
     book.add_transaction(transaction)
     at = transaction.occurred_at
-    lot = models.Lot(
+    lot = rows.Lot(
         transaction_id=transaction.id,
         member_id=transaction.member_id,
         issuer_id=partner.id,
@@ -247,13 +241,13 @@ def allocation_row(
     points: int,
     value_rate: Decimal | None = None,
     reverses_id: int | None = None,
-) -> models.Allocation:
+) -> rows.Allocation:
     """A signed change to a lot made by ``transaction`` (posted by the redeemer).
 
     Burns and burn reversals carry the redemption rate, so that settlement
     values pair lines with one GROUP BY over these rows.
     """
-    return models.Allocation(
+    return rows.Allocation(
         transaction_id=transaction.id,
         type=transaction.type,
         lot_id=lot.id,
@@ -268,13 +262,13 @@ def allocation_row(
 
 def _move(
     book, transaction, lot, points: int, value_rate=None, reverses_id=None
-) -> models.Allocation:
+) -> rows.Allocation:
     allocation = allocation_row(transaction, lot, points, value_rate, reverses_id)
     book.move(allocation)
     return allocation
 
 
-def _original(book, transaction, request) -> models.Transaction:
+def _original(book, transaction, request) -> rows.Transaction:
     """The transaction a reversal refers to, posted by the same partner."""
     types = REVERSALS[transaction.type]
     original = book.transactions.get((transaction.partner_id, request["original_external_id"]))

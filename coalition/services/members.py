@@ -8,7 +8,7 @@ therefore run one after the other and can never spend the same points.
 
 from sqlalchemy import select
 
-from coalition.db import models
+from coalition.db import models, rows
 from coalition.domain import lots as lots_domain
 
 
@@ -22,7 +22,7 @@ def exists(session, member_id: str) -> bool:
     return session.get(models.Member, member_id) is not None
 
 
-def lot_value(row: models.Lot) -> lots_domain.Lot:
+def lot_value(row: models.Lot | rows.Lot) -> lots_domain.Lot:
     return lots_domain.Lot(
         id=row.id,
         issuer_id=row.issuer_id,

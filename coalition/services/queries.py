@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from coalition.db import aggregates, models
+from coalition.db import aggregates, models, rows
 from coalition.domain.errors import Forbidden, Invalid, NotFound
 from coalition.domain.money import Money
 from coalition.services import members
@@ -58,11 +58,11 @@ def posting_view(posting) -> dict:
     return _view(posting.transaction, allocations, posting.lot)
 
 
-def _allocation_view(row: models.Allocation) -> dict:
+def _allocation_view(row: models.Allocation | rows.Allocation) -> dict:
     return {"lot_id": row.lot_id, "issuer_id": row.issuer_id, "points": abs(row.points)}
 
 
-def _view(transaction: models.Transaction, allocations: list[dict], lot) -> dict:
+def _view(transaction: models.Transaction | rows.Transaction, allocations: list[dict], lot) -> dict:
     amount = transaction.amount
     return {
         "id": transaction.id,
@@ -107,8 +107,8 @@ def keyset_page(session, query, limit: int, cursor: str | None):
         if not re.fullmatch(r"[0-9]{1,19}", cursor) or int(cursor) > MAX_ID:
             raise Invalid("cursor is not one this service returned", reason="bad_cursor")
         query = query.where(models.Transaction.id > int(cursor))
-    rows = list(session.scalars(query.order_by(models.Transaction.id).limit(limit + 1)))
-    return rows[:limit], (str(rows[limit - 1].id) if len(rows) > limit else None)
+    found = list(session.scalars(query.order_by(models.Transaction.id).limit(limit + 1)))
+    return found[:limit], (str(found[limit - 1].id) if len(found) > limit else None)
 
 
 def list_transactions(session, principal, filters: dict, limit: int, cursor: str | None):
@@ -124,8 +124,8 @@ def list_transactions(session, principal, filters: dict, limit: int, cursor: str
         query = query.where(T.occurred_at >= filters["from"])
     if filters.get("to") is not None:
         query = query.where(T.occurred_at < filters["to"])
-    rows, next_cursor = keyset_page(session, query, limit, cursor)
-    return {"items": transaction_views(session, rows), "next_cursor": next_cursor}
+    page, next_cursor = keyset_page(session, query, limit, cursor)
+    return {"items": transaction_views(session, page), "next_cursor": next_cursor}
 
 
 def balance(session, member_id: str, now: datetime) -> dict:
@@ -155,8 +155,8 @@ def history(session, principal, member_id: str, limit: int, cursor: str | None) 
     own = principal.own_partner()
     if own is not None:
         query = query.where(T.partner_id == own)
-    rows, next_cursor = keyset_page(session, query, limit, cursor)
-    views = transaction_views(session, rows)
+    page, next_cursor = keyset_page(session, query, limit, cursor)
+    views = transaction_views(session, page)
     items = [
         {
             "transaction_id": view["id"],
