@@ -344,7 +344,7 @@ def import_csv(context: dict, params: dict, rows: int, rng: random.Random) -> di
         if finished.returncode
         else [],
         "i_seconds": seconds,
-        "i_tps": rows / seconds,
+        "i_tps": rows / seconds if finished.returncode == 0 else math.nan,  # all rows or none
         "i_copy_rows": copied,
         "i_copy_s": copy_seconds,
         "i_copy_tps": copied / copy_seconds if copy_seconds else math.nan,

@@ -13,7 +13,7 @@ import click
 from coalition import auth, config, create_app, database_of
 from coalition.db import migrate
 
-IMPORT_SLICE = 1000  # rows parsed and posted between two updates of the progress bar
+IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a time
 
 
 @contextmanager
@@ -147,11 +147,11 @@ def import_transactions(path):
     operator = auth.Principal("cli", "operator")
     counts = {"created": 0, "replayed": 0, "failed": 0}
     with open(path, newline="", encoding="utf-8") as source, _database() as database:
-        total = sum(1 for _ in csv.reader(source)) - 1  # a first pass, for the progress bar
+        total = sum(1 for values in csv.reader(source) if values) - 1  # for the progress bar
         source.seek(0)
-        reader = csv.DictReader(source)  # then a slice at a time: files may be large
+        numbered = _csv_rows(source)  # then a slice at a time: files may be large
         with click.progressbar(length=total, label=f"Importing {total} rows") as bar:
-            while rows := [(reader.line_num, row) for row in islice(reader, IMPORT_SLICE)]:
+            while rows := list(islice(numbered, IMPORT_SLICE)):
                 requests = [validated(_csv_row(row)) for _, row in rows]
                 outcomes = batches.post_many(database, operator, requests)
                 for (line, _), outcome in zip(rows, outcomes, strict=True):
@@ -167,6 +167,25 @@ def import_transactions(path):
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
     if counts["failed"]:
         raise SystemExit(1)
+
+
+def _csv_rows(source):
+    """Each row of a CSV file after its header, as a dict, with the file line it starts on
+    (a quoted cell may span lines; blank lines are skipped, as csv.DictReader does)."""
+    import csv
+
+    reader = csv.reader(source)
+    header = next(reader, [])
+    while True:
+        ended = reader.line_num
+        values = next(reader, None)
+        if values is None:
+            return
+        if values:
+            row = dict(zip(header, values))
+            if len(values) > len(header):
+                row[None] = values[len(header) :]  # reported as an unknown field
+            yield ended + 1, row
 
 
 def _csv_row(row: dict) -> dict:

@@ -10,6 +10,7 @@ with ``BEGIN IMMEDIATE`` and waits on a busy timeout instead of failing.
 """
 
 import functools
+import re
 import time
 from contextlib import contextmanager
 
@@ -17,9 +18,11 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.types import TypeDecorator
 
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 MAX_ATTEMPTS = 8
+PARAMETERS = re.compile(r"\(.*?\)")  # a SQL type's length, precision and scale
 
 
 def _sqlite_begin_immediate(engine) -> None:
@@ -48,31 +51,44 @@ def insert_columns(connection, table, columns: dict[str, list], skip_existing=Fa
     On PostgreSQL this is one statement whatever the number of rows: the
     columns go as arrays and ``unnest`` turns them back into rows, so the
     server parses and plans once instead of once per row. SQLite, in
-    process, takes them as an executemany. ``skip_existing`` leaves rows
-    whose key already exists alone. On PostgreSQL the values go to the driver
-    as they are, not through the columns' types: instants must be aware, as
-    every row the ledger builds is.
+    process, takes them as an executemany. Either way each value goes
+    through its column's type first (UTC instants, exact decimals).
+    ``skip_existing`` leaves rows whose key already exists alone.
     """
-    if connection.dialect.name == "postgresql":
-        connection.execute(_unnest_insert(table, skip_existing), columns)
+    if not any(columns.values()):
         return
-    statement = conflict_insert(connection.dialect.name, table)
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        bound = {
+            column.key: _bound(column.type, columns[column.key], dialect)
+            for column in table.columns
+        }
+        connection.execute(_unnest_insert(table, skip_existing), bound)
+        return
+    statement = conflict_insert(dialect.name, table)
     if skip_existing:
         statement = statement.on_conflict_do_nothing()
     keys = list(columns)
     connection.execute(statement, [dict(zip(keys, row)) for row in zip(*columns.values())])
 
 
+def _bound(column_type, values: list, dialect) -> list:
+    if not isinstance(column_type, TypeDecorator):
+        return values
+    return [column_type.process_bind_param(value, dialect) for value in values]
+
+
 @functools.cache
 def _unnest_insert(table, skip_existing: bool):
     dialect = postgresql.dialect()
     names = ", ".join(column.name for column in table.columns)
-    # Arrays of the bare types: an explicit cast to VARCHAR(n) or NUMERIC(p, s)
-    # would truncate a string silently, where the INSERT refuses one too long.
-    arrays = ", ".join(
-        f"CAST(:{column.key} AS {column.type.compile(dialect=dialect).split('(')[0]}[])"
-        for column in table.columns
-    )
+    # Arrays of the bare types: an explicit cast to VARCHAR(n) would cut a
+    # string silently where the INSERT refuses it (NUMERIC(p, s) rounds
+    # either way; amounts are checked against their currency before).
+    bare = {
+        column.key: PARAMETERS.sub("", column.type.compile(dialect)) for column in table.columns
+    }
+    arrays = ", ".join(f"CAST(:{key} AS {sql_type}[])" for key, sql_type in bare.items())
     conflict = " ON CONFLICT DO NOTHING" if skip_existing else ""
     return text(f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){conflict}")
 
@@ -150,4 +166,4 @@ class Database:
         self.engine.dispose()
 
 
-__all__ = ["Database", "Session", "conflict_insert"]
+__all__ = ["Database", "Session", "conflict_insert", "insert_columns"]

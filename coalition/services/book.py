@@ -24,7 +24,7 @@ from coalition.db import insert_columns, models, rows, totals
 from coalition.services import catalog, periods
 
 REVERSALS = {"earn_reversal": ("earn", "bonus"), "burn_reversal": ("burn",)}
-TABLES = {
+ROW_TABLES = {
     rows.Transaction: models.Transaction.__table__,
     rows.Lot: models.Lot.__table__,
     rows.Allocation: models.Allocation.__table__,
@@ -40,10 +40,11 @@ class Ids:
 
     PostgreSQL draws from the tables' sequences, all tables in one round trip,
     as many ids as the chunk's new postings will likely use, and more when its
-    burns need them. An id not used is a gap, as after any rollback, so few
-    are drawn beyond need: a chunk counts its replays out first. A single posting draws along with its locks
-    (:func:`_lock`), saving the round trip on the hot path at the price of
-    three ids if it turns out a replay. SQLite, which lets one writer in at a
+    burns need them. An id not used is a gap, as after any rollback, so a
+    chunk counts its replays out first and an import run again draws none.
+    A single posting draws along with its locks (:func:`_lock`), saving the
+    round trip on the hot path at the price of three ids if it turns out a
+    replay. SQLite, which lets one writer in at a
     time, counts on from each table's largest id.
     """
 
@@ -203,10 +204,10 @@ class Book:
                 {"id": [id for id, _ in members], "created_at": [at for _, at in members]},
                 skip_existing=True,
             )
-        new = {kind: [row for row in self.new_rows if type(row) is kind] for kind in TABLES}
+        new = {kind: [row for row in self.new_rows if type(row) is kind] for kind in ROW_TABLES}
         for kind, written in new.items():
-            if written:
-                insert_columns(connection, TABLES[kind], _columns(TABLES[kind], written))
+            table = ROW_TABLES[kind]
+            insert_columns(connection, table, _columns(table, written))
         totals.add(connection, new[rows.Transaction], new[rows.Allocation])
         if self.changed_lots:
             changed = sorted(self.changed_lots)

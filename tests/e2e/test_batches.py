@@ -59,7 +59,7 @@ def test_a_batch_across_chunks_answers_as_posting_alone(coalition):
 
 @pytest.mark.postgres
 def test_a_batch_posted_again_draws_no_ids(coalition, database):
-    """Ids are INTEGER: a chunk draws ids only for postings that are not replays.
+    """A chunk draws ids only for postings that are not replays.
 
     Posting the same batch again (as re-running an import does) answers every
     item as a replay and leaves the sequences where they were.

@@ -66,13 +66,17 @@ def test_import_names_the_file_line_of_each_failure_across_slices(
         f"s-1,earn,aroma,card-2,{when},100.00,RUB,,\n"  # line 2: 10 points
         f'"s-2",bonus,aroma,card-2,{when},,,5,"welcome,\nsecond line"\n'  # lines 3-4: 15
         f"s-3,burn,aroma,card-2,{when},,,99,\n"  # line 5: more than 15, refused
-        f"s-4,earn,aroma,card-2,{when},20.00,RUB,,\n"  # line 6: 2 points, 17 in all
-        f"s-5,burn,aroma,card-2,{when},,,4,\n",  # line 7: 17 − 4 = 13 left
+        "\n"  # line 6: blank, skipped
+        f"s-4,earn,aroma,card-2,{when},20.00,RUB,,\n"  # line 7: 2 points, 17 in all
+        f'"s-5",burn,aroma,card-2,{when},,,-4,"a reason\non two lines"\n'  # lines 8-9: refused
+        f"s-6,burn,aroma,card-2,{when},,,4,\n",  # line 10: 17 − 4 = 13 left
         encoding="utf-8",
     )
     result = cli("import", str(path))
-    assert "line 5:" in result.output and "line 6:" not in result.output
-    assert "4 created, 0 replayed, 1 failed" in result.output
+    failed = sorted(line.split(":")[0] for line in result.output.splitlines() if line.startswith("line "))
+    assert failed == ["line 5", "line 8"]
+    assert "Importing 6 rows" in result.output
+    assert "4 created, 0 replayed, 2 failed" in result.output
     assert operator.get("/api/v1/members/card-2/balance").get_json()["available"] == 13
 
 

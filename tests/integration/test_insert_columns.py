@@ -3,8 +3,8 @@
 ``coalition.db.insert_columns`` is how the ledger's book writes its rows: on
 PostgreSQL one INSERT over arrays, on SQLite an executemany. Both must store
 the same values (exact decimals, aware instants, NULLs), refuse what the
-columns refuse instead of truncating it, and, when asked, leave existing
-keys alone. Each test's writes are rolled back.
+columns refuse instead of truncating it (a string too long, an instant
+without a zone), and, when asked, leave existing keys alone. Each test's writes are rolled back.
 """
 
 from datetime import UTC, datetime
@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from coalition.db import insert_columns, models
 
@@ -72,6 +72,18 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut(connection, database
         insert_columns(
             connection, models.Transaction.__table__, _transactions([9003], currency="EURO")
         )
+
+
+def test_an_instant_without_a_zone_is_refused_on_either_database(connection):
+    with pytest.raises((ValueError, StatementError), match="naive datetime"):
+        insert_columns(
+            connection, models.Transaction.__table__, _transactions([9004], recorded_at=AT.replace(tzinfo=None))
+        )
+
+
+def test_no_rows_write_nothing(connection):
+    insert_columns(connection, models.Member.__table__, {"id": [], "created_at": []})
+    assert connection.execute(select(models.Member.__table__)).all() == []
 
 
 def test_skip_existing_leaves_a_present_key_alone(connection):
