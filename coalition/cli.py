@@ -5,8 +5,10 @@ as the HTTP API; ``serve`` migrates first, prints an operator key on first
 start, runs the scheduler (unless switched off) and serves with gunicorn.
 """
 
+import csv
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import islice
 
 import click
 
@@ -138,9 +140,6 @@ def import_transactions(path):
     batch: a replay answers as a replay, a bad row is reported and skipped, so
     the import can simply be run again.
     """
-    import csv
-    from itertools import islice
-
     from coalition.api.transactions import validated
     from coalition.services import batches, ledger
 
@@ -172,8 +171,6 @@ def import_transactions(path):
 def _csv_rows(source):
     """Each row of a CSV file after its header, as a dict, with the file line it starts on
     (a quoted cell may span lines; blank lines are skipped, as csv.DictReader does)."""
-    import csv
-
     reader = csv.reader(source)
     header = next(reader, [])
     while True:

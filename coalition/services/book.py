@@ -201,7 +201,7 @@ class Book:
             insert_columns(
                 connection,
                 models.Member.__table__,
-                {"id": [id for id, _ in members], "created_at": [at for _, at in members]},
+                {"id": [member for member, _ in members], "created_at": [at for _, at in members]},
                 skip_existing=True,
             )
         new = {kind: [row for row in self.new_rows if type(row) is kind] for kind in ROW_TABLES}
@@ -211,7 +211,7 @@ class Book:
         totals.add(connection, new[rows.Transaction], new[rows.Allocation])
         if self.changed_lots:
             changed = sorted(self.changed_lots)
-            _set_remaining(connection, changed, [self.lots[id].remaining for id in changed])
+            _set_remaining(connection, changed, [self.lots[lot].remaining for lot in changed])
 
 
 def _key(posting: tuple[str, dict]) -> tuple[str, str]:
@@ -238,7 +238,7 @@ def _set_remaining(connection, lot_ids: list[int], remaining: list[int]) -> None
     lots = models.Lot.__table__
     connection.execute(
         update(lots).where(lots.c.id == bindparam("lot_id")).values(remaining=bindparam("left")),
-        [{"lot_id": id, "left": left} for id, left in zip(lot_ids, remaining, strict=True)],
+        [{"lot_id": lot, "left": left} for lot, left in zip(lot_ids, remaining, strict=True)],
     )
 
 
