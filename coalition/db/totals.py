@@ -3,7 +3,7 @@
 Summing a period at close means reading every one of its rows: millions of
 burn allocations, and about three transactions for each. Instead, every
 unit of work that writes ledger rows (:meth:`coalition.services.book.Book.write`,
-the expiry job) adds what they contribute (:mod:`coalition.domain.totals`) to
+for postings and the expiry job alike) adds what they contribute (:mod:`coalition.domain.totals`) to
 counters here, in the same transaction, so they commit or roll back
 together; a close, which holds the calendar lock that keeps posting out,
 then reads a few hundred rows.

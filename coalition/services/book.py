@@ -149,6 +149,21 @@ class Book:
             ids=Ids(session, Ids.wanted([r for r in requests if _key(r) not in by_key]), drawn),
         )
 
+    @classmethod
+    def of_lots(cls, session, lots: list[rows.Lot], wanted: dict[str, int]) -> "Book":
+        """A book over these lots alone, already locked by the caller, for a job that
+        moves points out of them (expiry); ``wanted`` ids per table, as :class:`Ids`."""
+        return cls(
+            session=session,
+            transactions={},
+            members={lot.member_id for lot in lots},
+            lots={lot.id: lot for lot in lots},
+            allocations={},
+            restored={},
+            reversals={},
+            ids=Ids(session, wanted, None),
+        )
+
     def live_lots(self, member_id: str) -> list[rows.Lot]:
         return [lot for lot in self.by_member.get(member_id, []) if lot.remaining > 0]
 

@@ -6,38 +6,37 @@ It is idempotent: each lot is re-read under its member's lock and expired
 only if it still holds points, so two instances racing expire a lot once.
 """
 
-from dataclasses import asdict
 from datetime import datetime
 
 from sqlalchemy import func, select
 
-from coalition.db import models, rows, totals
+from coalition.db import models, rows
 from coalition.domain import lots as lots_domain
 from coalition.services import ledger, members, periods
+from coalition.services.book import Book
 
 BATCH = 500
 
 
 def expire_due(session, now: datetime, limit: int = BATCH) -> int:
-    """Expire up to ``limit`` due lots; returns how many were expired."""
+    """Expire up to ``limit`` due lots; returns how many were expired.
+
+    The expiry transactions and their allocations are written set-based,
+    through the same book as postings, with the period totals they add.
+    """
+    L = models.Lot
     due = session.execute(
-        select(models.Lot.id, models.Lot.member_id)
-        .where(models.Lot.remaining > 0, models.Lot.expires_at <= now)
-        .order_by(models.Lot.member_id, models.Lot.id)
+        select(L.id, L.member_id)
+        .where(L.remaining > 0, L.expires_at <= now)
+        .order_by(L.member_id, L.id)
         .limit(limit)
     ).all()
     if not due:
         return 0
     for member_id in sorted({member_id for _, member_id in due}):
         members.lock(session, member_id)
-    held = {
-        row.id: row
-        for row in session.scalars(
-            select(models.Lot)
-            .where(models.Lot.id.in_([lot_id for lot_id, _ in due]))
-            .execution_options(populate_existing=True)
-        )
-    }
+    query = select(L.__table__).where(L.id.in_([lot_id for lot_id, _ in due]))
+    held = {row["id"]: rows.Lot(**row) for row in session.connection().execute(query).mappings()}
     expired = lots_domain.expired([members.lot_value(row) for row in held.values()], now)
     earlier = dict(
         session.execute(
@@ -47,18 +46,18 @@ def expire_due(session, now: datetime, limit: int = BATCH) -> int:
         ).all()
     )
     periods.lock_calendar(session)
-    written = [
-        _write_expiry(session, held[lot.id], earlier.get(lot.id, 0) + 1, now) for lot in expired
-    ]
-    totals.add(session.connection(), [row for row, _ in written], [row for _, row in written])
+    wanted = {"transactions": len(expired), "lots": 0, "allocations": len(expired)}
+    book = Book.of_lots(session, list(held.values()), wanted)
+    for lot in expired:
+        _expire(book, held[lot.id], earlier.get(lot.id, 0) + 1, now)
+    book.write()
     return len(expired)
 
 
-def _write_expiry(
-    session, lot: models.Lot, sequence: int, now: datetime
-) -> tuple[models.Transaction, rows.Allocation]:
-    period, late = periods.attribute(session, lot.expires_at)
-    transaction = models.Transaction(
+def _expire(book: Book, lot: rows.Lot, sequence: int, now: datetime) -> None:
+    """Record an expiry transaction taking what remains in ``lot``, and its allocation."""
+    period, late = periods.attribute(book.session, lot.expires_at)
+    transaction = rows.Transaction(
         partner_id=lot.issuer_id,
         external_id=f"expiry-{lot.id}-{sequence}",
         type="expiry",
@@ -66,18 +65,12 @@ def _write_expiry(
         occurred_at=lot.expires_at,
         recorded_at=now,
         points=-lot.remaining,
-        shortfall_points=0,
-        rate_ids="[]",
         period_id=period.id,
         late=late,
         request_hash="",
     )
-    session.add(transaction)
-    session.flush()
-    allocation = ledger.allocation_row(transaction, lot, -lot.remaining)
-    session.add(models.Allocation(**asdict(allocation)))
-    lot.remaining = 0
-    return transaction, allocation
+    book.add_transaction(transaction)
+    book.move(ledger.allocation_row(transaction, lot, -lot.remaining))
 
 
 def expire_all(database, now: datetime) -> int:
