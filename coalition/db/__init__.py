@@ -9,20 +9,15 @@ SQLite (the embedded default) serialises writers: every transaction starts
 with ``BEGIN IMMEDIATE`` and waits on a busy timeout instead of failing.
 """
 
-import functools
-import re
 import time
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.types import TypeDecorator
 
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 MAX_ATTEMPTS = 8
-PARAMETERS = re.compile(r"\(.*?\)")  # a SQL type's length, precision and scale
 
 
 def _sqlite_begin_immediate(engine) -> None:
@@ -38,59 +33,6 @@ def _sqlite_begin_immediate(engine) -> None:
     @event.listens_for(engine, "begin")
     def _begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-
-def conflict_insert(dialect: str, model):
-    """An INSERT into ``model`` that takes an ON CONFLICT clause, in this dialect's terms."""
-    return {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[dialect](model)
-
-
-def insert_columns(connection, table, columns: dict[str, list], skip_existing=False) -> None:
-    """INSERT rows given column by column (equal lists, one per column of ``table``).
-
-    On PostgreSQL this is one statement whatever the number of rows: the
-    columns go as arrays and ``unnest`` turns them back into rows, so the
-    server parses and plans once instead of once per row. SQLite, in
-    process, takes them as an executemany. Either way each value goes
-    through its column's type first (UTC instants, exact decimals).
-    ``skip_existing`` leaves rows whose key already exists alone.
-    """
-    if not any(columns.values()):
-        return
-    dialect = connection.dialect
-    if dialect.name == "postgresql":
-        bound = {
-            column.key: _bound(column.type, columns[column.key], dialect)
-            for column in table.columns
-        }
-        connection.execute(_unnest_insert(table, skip_existing), bound)
-        return
-    statement = conflict_insert(dialect.name, table)
-    if skip_existing:
-        statement = statement.on_conflict_do_nothing()
-    keys = list(columns)
-    connection.execute(statement, [dict(zip(keys, row)) for row in zip(*columns.values())])
-
-
-def _bound(column_type, values: list, dialect) -> list:
-    if not isinstance(column_type, TypeDecorator):
-        return values
-    return [column_type.process_bind_param(value, dialect) for value in values]
-
-
-@functools.cache
-def _unnest_insert(table, skip_existing: bool):
-    dialect = postgresql.dialect()
-    names = ", ".join(column.name for column in table.columns)
-    # Arrays of the bare types: an explicit cast to VARCHAR(n) would cut a
-    # string silently where the INSERT refuses it (NUMERIC(p, s) rounds
-    # either way; amounts are checked against their currency before).
-    bare = {
-        column.key: PARAMETERS.sub("", column.type.compile(dialect)) for column in table.columns
-    }
-    arrays = ", ".join(f"CAST(:{key} AS {sql_type}[])" for key, sql_type in bare.items())
-    conflict = " ON CONFLICT DO NOTHING" if skip_existing else ""
-    return text(f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({arrays}){conflict}")
 
 
 def is_retryable(error: DBAPIError) -> bool:
@@ -166,4 +108,4 @@ class Database:
         self.engine.dispose()
 
 
-__all__ = ["Database", "Session", "conflict_insert", "insert_columns"]
+__all__ = ["Database", "Session"]

@@ -16,69 +16,55 @@ order, so two units of work never deadlock on them.
 GROUP BY over the ledger after every step.
 """
 
-import functools
 import random
 from dataclasses import dataclass
 
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import func, select
 
-from coalition.db import conflict_insert
 from coalition.db.models import PairTotal, PartnerTotal
+from coalition.db.writes import Accumulate, Writes
 from coalition.domain import totals
 from coalition.domain.settlement import IssuedPoints, RedeemedPoints
 
 STRIPES = 16
 PAIR_KEY = ("period_id", "issuer_id", "redeemer_id", "value_rate")
+ADD_POINTS = Accumulate(key=(*PAIR_KEY, "stripe"), fields=("points",))
+# the unique index treats a missing fee rate as one value (migration 0004)
+ADD_ACTIVITY = Accumulate(
+    key=("period_id", "partner_id", "coalesce(fee_rate, -1)", "stripe"),
+    fields=totals.ACTIVITY_FIELDS,
+)
 
 
-def add(connection, transactions, allocations) -> None:
+def add(writes: Writes, transactions, allocations) -> None:
     """Add what these new ledger rows contribute to their periods' totals."""
     redeemed, activity = totals.added(transactions, allocations)
     stripe = random.randrange(STRIPES)
-    pairs, partners = _upserts(connection.dialect.name)
-    if redeemed:
-        connection.execute(
-            pairs,
-            [
-                dict(zip(PAIR_KEY, key, strict=True)) | {"stripe": stripe, "points": points}
-                for key, points in sorted(redeemed.items())
-            ],
-        )
-    if activity:
-        connection.execute(
-            partners,
-            [
-                {"period_id": period, "partner_id": partner, "fee_rate": rate, "stripe": stripe}
-                | dict(zip(totals.ACTIVITY_FIELDS, facts, strict=True))
-                for (period, partner, rate), facts in sorted(activity.items(), key=_activity_order)
-            ],
-        )
-
-
-@functools.cache
-def _upserts(dialect: str):
-    """The two INSERT … ON CONFLICT DO UPDATE statements, built once per dialect."""
-    P, Q = PairTotal, PartnerTotal
-    pairs = conflict_insert(dialect, P)
-    pairs = pairs.on_conflict_do_update(
-        index_elements=[*P.__table__.primary_key.columns],
-        set_={"points": P.points + pairs.excluded.points},
-    )
-    partners = conflict_insert(dialect, Q)
-    partners = partners.on_conflict_do_update(
-        # the unique index treats a missing fee rate as one value (migration 0004)
-        index_elements=[
-            Q.period_id,
-            Q.partner_id,
-            func.coalesce(Q.fee_rate, literal_column("-1")),
-            Q.stripe,
-        ],
-        set_={
-            field: getattr(Q, field) + getattr(partners.excluded, field)
-            for field in totals.ACTIVITY_FIELDS
+    pairs = sorted(redeemed.items())
+    writes.insert(
+        PairTotal.__table__,
+        {
+            **{field: [key[index] for key, _ in pairs] for index, field in enumerate(PAIR_KEY)},
+            "stripe": [stripe] * len(pairs),
+            "points": [points for _, points in pairs],
         },
+        ADD_POINTS,
     )
-    return pairs, partners
+    partners = sorted(activity.items(), key=_activity_order)
+    writes.insert(
+        PartnerTotal.__table__,
+        {
+            "period_id": [period for (period, _, _), _ in partners],
+            "partner_id": [partner for (_, partner, _), _ in partners],
+            "fee_rate": [rate for (_, _, rate), _ in partners],
+            "stripe": [stripe] * len(partners),
+            **{
+                field: [facts[index] for _, facts in partners]
+                for index, field in enumerate(totals.ACTIVITY_FIELDS)
+            },
+        },
+        ADD_ACTIVITY,
+    )
 
 
 def _activity_order(item):

@@ -18,9 +18,10 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import bindparam, or_, select, text, tuple_, update
+from sqlalchemy import or_, select, text, tuple_
 
-from coalition.db import insert_columns, models, rows, totals
+from coalition.db import models, rows, totals
+from coalition.db.writes import SKIP_EXISTING, Writes
 from coalition.services import catalog, periods
 
 REVERSALS = {"earn_reversal": ("earn", "bonus"), "burn_reversal": ("burn",)}
@@ -208,25 +209,28 @@ class Book:
 
     def write(self) -> None:
         """Insert the new rows (members, transactions, lots, allocations), add them to
-        the period totals, then update lots."""
-        connection = self.session.connection()
-        if self.new_members:
-            # in id order, as every chunk locks rows, so two chunks never deadlock here
-            members = sorted(self.new_members.items())
-            insert_columns(
-                connection,
-                models.Member.__table__,
-                {"id": [member for member, _ in members], "created_at": [at for _, at in members]},
-                skip_existing=True,
-            )
+        the period totals and update the lots that changed: one statement on PostgreSQL."""
+        writes = Writes(self.session.connection())
+        # members in id order, as every chunk locks rows, so two chunks never deadlock here
+        members = sorted(self.new_members.items())
+        writes.insert(
+            models.Member.__table__,
+            {"id": [member for member, _ in members], "created_at": [at for _, at in members]},
+            SKIP_EXISTING,
+        )
         new = {kind: [row for row in self.new_rows if type(row) is kind] for kind in ROW_TABLES}
         for kind, written in new.items():
             table = ROW_TABLES[kind]
-            insert_columns(connection, table, _columns(table, written))
-        totals.add(connection, new[rows.Transaction], new[rows.Allocation])
-        if self.changed_lots:
-            changed = sorted(self.changed_lots)
-            _set_remaining(connection, changed, [self.lots[lot].remaining for lot in changed])
+            writes.insert(table, _columns(table, written))
+        totals.add(writes, new[rows.Transaction], new[rows.Allocation])
+        changed = sorted(self.changed_lots)
+        writes.update(
+            models.Lot.__table__,
+            "remaining",
+            changed,
+            [self.lots[lot].remaining for lot in changed],
+        )
+        writes.run()
 
 
 def _key(posting: tuple[str, dict]) -> tuple[str, str]:
@@ -236,25 +240,6 @@ def _key(posting: tuple[str, dict]) -> tuple[str, str]:
 
 def _columns(table, written: list) -> dict[str, list]:
     return {column.key: [getattr(row, column.key) for row in written] for column in table.columns}
-
-
-def _set_remaining(connection, lot_ids: list[int], remaining: list[int]) -> None:
-    """Set the points left in these lots: on PostgreSQL in one statement over arrays."""
-    if connection.dialect.name == "postgresql":
-        connection.execute(
-            text(
-                "UPDATE lots SET remaining = changed.remaining"
-                " FROM unnest(CAST(:ids AS bigint[]), CAST(:remaining AS bigint[]))"
-                " AS changed(id, remaining) WHERE lots.id = changed.id"
-            ),
-            {"ids": lot_ids, "remaining": remaining},
-        )
-        return
-    lots = models.Lot.__table__
-    connection.execute(
-        update(lots).where(lots.c.id == bindparam("lot_id")).values(remaining=bindparam("left")),
-        [{"lot_id": lot, "left": left} for lot, left in zip(lot_ids, remaining, strict=True)],
-    )
 
 
 def _lock(

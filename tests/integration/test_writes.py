@@ -1,10 +1,11 @@
 """Rows written column by column read back exactly as given, on either database.
 
-``coalition.db.insert_columns`` is how the ledger's book writes its rows: on
-PostgreSQL one INSERT over arrays, on SQLite an executemany. Both must store
-the same values (exact decimals, aware instants, NULLs), refuse what the
-columns refuse instead of truncating it (a string too long, an instant
-without a zone), and, when asked, leave existing keys alone. Each test's writes are rolled back.
+``coalition.db.writes.Writes`` is how the ledger's book writes its rows: on
+PostgreSQL one statement of INSERTs over arrays, on SQLite an executemany
+each. Both must store the same values (exact decimals, aware instants,
+NULLs), refuse what the columns refuse instead of truncating it (a string too
+long, an instant without a zone, a foreign key to nothing), and, when asked,
+leave existing keys alone or add to them. Each test's writes are rolled back.
 """
 
 from datetime import UTC, datetime
@@ -14,9 +15,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from coalition.db import insert_columns, models
+from coalition.db import models
+from coalition.db.writes import SKIP_EXISTING, Accumulate, Writes
 
 AT = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
+
+
+def insert_columns(connection, table, columns, conflict=""):
+    Writes(connection).insert(table, columns, conflict).run()
 
 
 @pytest.fixture
@@ -91,7 +97,61 @@ def test_skip_existing_leaves_a_present_key_alone(connection):
     insert_columns(connection, members, {"id": ["m-a"], "created_at": [AT]})
     later = datetime(2026, 4, 1, tzinfo=UTC)
     insert_columns(
-        connection, members, {"id": ["m-a", "m-b"], "created_at": [later, later]}, skip_existing=True
+        connection, members, {"id": ["m-a", "m-b"], "created_at": [later, later]}, SKIP_EXISTING
     )
     found = dict(connection.execute(select(members.c.id, members.c.created_at)).all())
     assert found["m-a"] == AT and found["m-b"] == later
+
+
+def _lots(ids, transaction_ids, member_id="m-columns") -> dict[str, list]:
+    row = {
+        "member_id": member_id,
+        "issuer_id": "coalition",
+        "points": 25,
+        "remaining": 25,
+        "earned_at": AT,
+        "available_at": AT,
+        "expires_at": datetime(2028, 3, 1, tzinfo=UTC),
+    }
+    columns = {"id": list(ids), "transaction_id": list(transaction_ids)}
+    return columns | {key: [value] * len(ids) for key, value in row.items()}
+
+
+def test_rows_of_one_run_may_name_each_other_and_an_update_applies(connection):
+    writes = Writes(connection)
+    writes.insert(models.Member.__table__, {"id": ["m-columns"], "created_at": [AT]})
+    writes.insert(models.Transaction.__table__, _transactions([9101, 9102]))
+    writes.insert(models.Lot.__table__, _lots([9201], [9101]))
+    writes.run()
+    Writes(connection).insert(models.Lot.__table__, _lots([9202], [9102])).update(
+        models.Lot.__table__, "remaining", [9201], [7]
+    ).run()
+    L = models.Lot.__table__
+    found = dict(connection.execute(select(L.c.id, L.c.remaining).where(L.c.id >= 9201)).all())
+    assert found == {9201: 7, 9202: 25}
+
+
+def test_a_row_naming_nothing_is_refused_with_the_rest_of_its_run(connection):
+    writes = Writes(connection)
+    writes.insert(models.Member.__table__, {"id": ["m-columns"], "created_at": [AT]})
+    writes.insert(models.Transaction.__table__, _transactions([9301]))
+    writes.insert(models.Lot.__table__, _lots([9302], [9301], member_id="m-nobody"))
+    with pytest.raises(DBAPIError):
+        writes.run()
+
+
+def test_accumulate_adds_to_the_row_already_there(connection):
+    totals = models.PairTotal.__table__
+    add = Accumulate(
+        key=("period_id", "issuer_id", "redeemer_id", "value_rate", "stripe"), fields=("points",)
+    )
+    row = {
+        "period_id": ["2026-03"],
+        "issuer_id": ["coalition"],
+        "redeemer_id": ["coalition"],
+        "value_rate": [Decimal("0.01")],
+        "stripe": [3],
+    }
+    insert_columns(connection, totals, row | {"points": [40]}, add)
+    insert_columns(connection, totals, row | {"points": [-15]}, add)
+    assert connection.execute(select(totals.c.points)).scalars().all() == [25]
