@@ -291,11 +291,21 @@ def _lock_members(session, member_ids: set[str]) -> set[str]:
 
 
 def _transactions(session, keys: set[tuple[str, str]]) -> list[rows.Transaction]:
-    if not keys:
-        return []
-    T = models.Transaction
-    query = select(T.__table__).where(tuple_(T.partner_id, T.external_id).in_(sorted(keys)))
-    return [rows.Transaction(**row) for row in session.connection().execute(query).mappings()]
+    """The transactions posted under these keys.
+
+    The same statement reads the catalog's generation (:func:`catalog.adopt`):
+    it runs after the chunk's locks, when what was read before them may be
+    old, and saves the round trip of reading it alone.
+    """
+    T, S = models.Transaction, models.Settings
+    posted = tuple_(T.partner_id, T.external_id).in_(sorted(keys))
+    query = select(S.generation, T.__table__).select_from(
+        S.__table__.outerjoin(T.__table__, posted)
+    )
+    found = [dict(row) for row in session.connection().execute(query).mappings()]
+    generations = {row.pop("generation") for row in found}
+    catalog.adopt(session, generations.pop())
+    return [rows.Transaction(**row) for row in found if row["id"] is not None]
 
 
 def _allocations(session, transaction_ids: list[int]) -> dict[int, list[rows.Allocation]]:

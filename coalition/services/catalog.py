@@ -81,7 +81,12 @@ def current(session) -> Catalog:
     catalog = session.info.get(_IN_SESSION)
     if catalog is not None:
         return catalog
-    generation = session.connection().exec_driver_sql(GENERATION_QUERY).scalar_one()
+    return adopt(session, session.connection().exec_driver_sql(GENERATION_QUERY).scalar_one())
+
+
+def adopt(session, generation: int) -> Catalog:
+    """The catalog of ``generation``, which the caller read in this transaction along
+    with something else (a round trip saved), as this transaction's catalog."""
     engine = session.get_bind().engine
     catalog = _cached.get(engine)
     if catalog is None or catalog.generation != generation:
