@@ -1,8 +1,8 @@
 """Load generators and their ceilings, run in a pool of worker processes.
 
 Every figure is driven the same way: ``processes × threads`` clients, each
-thread with its own ``requests.Session`` (keep-alive) or its own psycopg
-connection, a bounded number of operations each, all starting at one agreed
+thread with its own keep-alive HTTP connection (:class:`_Client`) or its own
+psycopg connection, a bounded number of operations each, all starting at one agreed
 wall-clock instant after a warm-up. A worker returns its latencies, status
 counts, first error bodies and CPU time; :func:`merge` folds them into one
 :class:`Measured`.
@@ -11,6 +11,8 @@ Worker processes are spawned (not forked) so that no database connection or
 lock of the parent is ever shared with them.
 """
 
+import http.client
+import json
 import math
 import multiprocessing
 import os
@@ -20,6 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 HTTP_TIMEOUT = 120  # seconds for one request; a stuck server fails the run, it does not hang it
 START_DELAY = 0.15  # seconds between dispatch and the common start instant
@@ -130,7 +133,6 @@ class Pool:
 
 def warm_up(_index: int) -> int:
     import psycopg  # noqa: F401
-    import requests  # noqa: F401
 
     return os.getpid()
 
@@ -219,13 +221,52 @@ def _amount(partner: dict, minor: int) -> str:
     return f"{text[:-exponent]}.{text[-exponent:]}"
 
 
-def _session():
-    import requests
+class _Client:
+    """One keep-alive HTTP/1.1 connection from the standard library.
 
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=1, pool_maxsize=1, max_retries=0)
-    session.mount("http://", adapter)
-    return session
+    The load generator shares the machine's cores with the service, so it
+    should cost as little as it can: ``requests`` spent about 1.4 ms of CPU
+    per request here, a good part of a single post's own cost, and that time
+    was also inside every latency measured. A connection the server closed
+    while idle (gunicorn's keep-alive is short) is opened again and the
+    request sent once more; every request the benchmarks send may be
+    repeated (postings are idempotent).
+    """
+
+    RETRIED = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
+
+    def __init__(self, base_url: str, key: str | None = None):
+        parts = urlsplit(base_url)
+        self.host, self.port, self.prefix = parts.hostname, parts.port, parts.path.rstrip("/")
+        self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.connection = self._connect()
+
+    def _connect(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT)
+
+    def request(self, method: str, path: str, body=None, key: str | None = None):
+        """(status, body text) of one request; ``key`` overrides the client's own."""
+        headers = dict(self.headers)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        payload = None
+        if body is not None:
+            payload = json.dumps(body).encode()
+            headers["Content-Type"] = "application/json"
+        for attempt in (1, 2):
+            try:
+                self.connection.request(method, self.prefix + path, payload, headers)
+                response = self.connection.getresponse()
+                return response.status, response.read().decode()
+            except self.RETRIED:
+                self.connection.close()
+                self.connection = self._connect()
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        self.connection.close()
 
 
 class _Requests:
@@ -301,9 +342,8 @@ def write_import_csv(path, params: dict, rows: int, rng: random.Random) -> None:
 
 
 def http_post(params: dict, count: int, rng: random.Random, number: int, start_at: float) -> dict:
-    session = _session()
-    url = params["url"] + "/api/v1/transactions"
-    session.get(params["url"] + "/healthz", timeout=HTTP_TIMEOUT)
+    client = _Client(params["url"])
+    client.request("GET", "/healthz")
     latencies, statuses, errors, earns = [], Counter(), [], []
     first = _wait(start_at)
     for index in range(count):
@@ -314,26 +354,19 @@ def http_post(params: dict, count: int, rng: random.Random, number: int, start_a
             params, rng, external_id, f"{params['prefix']}m-{number}-{index}", earns
         )
         began = time.perf_counter()
-        response = session.post(
-            url,
-            json=body,
-            headers={"Authorization": f"Bearer {partner['key']}"},
-            timeout=HTTP_TIMEOUT,
-        )
+        status, text = client.request("POST", "/api/v1/transactions", body, partner["key"])
         latencies.append(time.perf_counter() - began)
-        statuses[response.status_code] += 1
-        if response.status_code >= 300 and len(errors) < MAX_ERROR_SAMPLES:
-            errors.append(f"{response.status_code} {body['type']}: {response.text[:300]}")
-    session.close()
+        statuses[status] += 1
+        if status >= 300 and len(errors) < MAX_ERROR_SAMPLES:
+            errors.append(f"{status} {body['type']}: {text[:300]}")
+    client.close()
     return _output(len(latencies), latencies, statuses, errors, first)
 
 
 def http_batch(params: dict, count: int, rng: random.Random, number: int, start_at: float) -> dict:
     """``count`` batches of ``params['size']`` items: earns, burns and returns, many partners."""
-    session = _session()
-    url = params["url"] + "/api/v1/transactions/batch"
-    headers = {"Authorization": f"Bearer {params['operator_key']}"}
-    session.get(params["url"] + "/healthz", timeout=HTTP_TIMEOUT)
+    client = _Client(params["url"], params["operator_key"])
+    client.request("GET", "/healthz")
     latencies, statuses, errors, operations = [], Counter(), [], 0
     first = _wait(start_at)
     for batch in range(count):
@@ -348,36 +381,29 @@ def http_batch(params: dict, count: int, rng: random.Random, number: int, start_
             body["partner_id"] = partner["id"]
             items.append(body)
         began = time.perf_counter()
-        response = session.post(
-            url, json={"transactions": items}, headers=headers, timeout=HTTP_TIMEOUT
-        )
+        status, text = client.request("POST", "/api/v1/transactions/batch", {"transactions": items})
         latencies.append(time.perf_counter() - began)
         operations += len(items)
-        if response.status_code != 200:
-            statuses[response.status_code] += len(items)
+        if status != 200:
+            statuses[status] += len(items)
             if len(errors) < MAX_ERROR_SAMPLES:
-                errors.append(f"batch {response.status_code}: {response.text[:300]}")
+                errors.append(f"batch {status}: {text[:300]}")
             continue
-        for result in response.json()["results"]:
+        for result in json.loads(text)["results"]:
             statuses[result["status"]] += 1
             if result["status"] >= 300 and len(errors) < MAX_ERROR_SAMPLES:
                 errors.append(f"item {result['status']}: {str(result.get('error'))[:300]}")
-    session.close()
+    client.close()
     return _output(operations, latencies, statuses, errors, first)
 
 
 def http_balance(
     params: dict, count: int, rng: random.Random, number: int, start_at: float
 ) -> dict:
-    session = _session()
+    client = _Client(params["url"], params["key"])
     members = params["members"]
-    headers = {"Authorization": f"Bearer {params['key']}"}
     for _ in range(3):
-        session.get(
-            f"{params['url']}/api/v1/members/{members[0]}/balance",
-            headers=headers,
-            timeout=HTTP_TIMEOUT,
-        )
+        client.request("GET", f"/api/v1/members/{members[0]}/balance")
     latencies, statuses, errors = [], Counter(), []
     first = _wait(start_at)
     for _ in range(count):
@@ -385,16 +411,12 @@ def http_balance(
             break
         member = members[rng.randrange(len(members))]
         began = time.perf_counter()
-        response = session.get(
-            f"{params['url']}/api/v1/members/{member}/balance",
-            headers=headers,
-            timeout=HTTP_TIMEOUT,
-        )
+        status, text = client.request("GET", f"/api/v1/members/{member}/balance")
         latencies.append(time.perf_counter() - began)
-        statuses[response.status_code] += 1
-        if response.status_code != 200 and len(errors) < MAX_ERROR_SAMPLES:
-            errors.append(f"{response.status_code}: {response.text[:300]}")
-    session.close()
+        statuses[status] += 1
+        if status != 200 and len(errors) < MAX_ERROR_SAMPLES:
+            errors.append(f"{status}: {text[:300]}")
+    client.close()
     return _output(len(latencies), latencies, statuses, errors, first)
 
 

@@ -23,6 +23,7 @@ from sqlalchemy import or_, select, text, tuple_
 from coalition.db import models, rows, totals
 from coalition.db.writes import SKIP_EXISTING, Writes
 from coalition.services import catalog, periods
+from coalition.services.members import LOCK as MEMBER_LOCK
 
 REVERSALS = {"earn_reversal": ("earn", "bonus"), "burn_reversal": ("burn",)}
 ROW_TABLES = {
@@ -285,7 +286,7 @@ def _lock_members(session, member_ids: set[str]) -> set[str]:
         select(models.Member.id)
         .where(models.Member.id.in_(member_ids))
         .order_by(models.Member.id)
-        .with_for_update()
+        .with_for_update(**MEMBER_LOCK)
     )
     return set(session.connection().execute(query).scalars())
 
