@@ -7,18 +7,19 @@ need: transactions already posted under its keys and the originals its
 reversals name, the members its burns and reversals lock, those members'
 live lots, and the allocations of burns being reversed. The postings then
 read and record rows here, in memory, in order, so a later posting sees what
-an earlier one did. :meth:`Book.write` inserts the new rows with one
-statement per table and updates the lots that changed.
+an earlier one did. :meth:`Book.write` inserts the new rows and updates the
+lots that changed, on PostgreSQL in one statement (:mod:`coalition.db.writes`).
 
 Rows are plain objects (:mod:`coalition.db.rows`), read and written with
 Core statements; the session only lends its connection.
 """
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import or_, select, text, tuple_
+from sqlalchemy import bindparam, or_, select, text, tuple_
 
 from coalition.db import models, rows, totals
 from coalition.db.writes import SKIP_EXISTING, Writes
@@ -258,13 +259,8 @@ def _lock(
     """
     if session.bind.dialect.name != "postgresql":
         return None
-    draws = f", {Ids.draws()}" if ahead else ""
     row = session.execute(
-        text(
-            "SELECT pg_advisory_xact_lock_shared(:calendar),"
-            " (SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0)))"
-            f"  FROM unnest(CAST(:keys AS text[])) AS key){draws}"
-        ),
+        _lock_statement(bool(ahead)),
         {
             "calendar": periods.CALENDAR_LOCK,
             "keys": sorted(idempotency_key(*key) for key in keys),
@@ -278,17 +274,73 @@ def _lock(
     return dict(zip(Ids.TABLES, fresh, strict=True)) if ahead else None
 
 
+# The reads below run on every posting. Each statement is built once:
+# building one, and working out its cache key, costs more than running it.
+
+
+def _in(name: str):
+    """A list parameter: ``column IN (…)`` however many values it gets."""
+    return bindparam(name, expanding=True)
+
+
+@functools.cache
+def _lock_statement(draw: bool):
+    draws = f", {Ids.draws()}" if draw else ""
+    return text(
+        "SELECT pg_advisory_xact_lock_shared(:calendar),"
+        " (SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0)))"
+        f"  FROM unnest(CAST(:keys AS text[])) AS key){draws}"
+    )
+
+
+LOCK_MEMBERS = (
+    select(models.Member.id)
+    .where(models.Member.id.in_(_in("ids")))
+    .order_by(models.Member.id)
+    .with_for_update(**MEMBER_LOCK)
+)
+# the catalog's generation rides along: settings is one row, joined to what was posted
+POSTED = select(models.Settings.generation, models.Transaction.__table__).select_from(
+    models.Settings.__table__.outerjoin(
+        models.Transaction.__table__,
+        tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(_in("keys")),
+    )
+)
+ALLOCATIONS = (
+    select(models.Allocation.__table__)
+    .where(models.Allocation.transaction_id.in_(_in("ids")))
+    .order_by(models.Allocation.id)
+)
+RESTORED = select(models.Allocation.reverses_id, models.Allocation.points).where(
+    models.Allocation.reverses_id.in_(_in("ids"))
+)
+EARN_REVERSALS = select(
+    models.Transaction.original_id,
+    models.Transaction.points,
+    models.Transaction.shortfall_points,
+    models.Transaction.amount,
+).where(models.Transaction.original_id.in_(_in("ids")))
+
+
+@functools.cache
+def _lots_statement(of_members: bool, of_transactions: bool, by_id: bool):
+    conditions = [
+        condition
+        for wanted, condition in (
+            (of_members, models.Lot.member_id.in_(_in("members")) & (models.Lot.remaining > 0)),
+            (of_transactions, models.Lot.transaction_id.in_(_in("transactions"))),
+            (by_id, models.Lot.id.in_(_in("ids"))),
+        )
+        if wanted
+    ]
+    return select(models.Lot.__table__).where(or_(*conditions))
+
+
 def _lock_members(session, member_ids: set[str]) -> set[str]:
     """Lock these members' rows, in id order; returns those that exist."""
     if not member_ids:
         return set()
-    query = (
-        select(models.Member.id)
-        .where(models.Member.id.in_(member_ids))
-        .order_by(models.Member.id)
-        .with_for_update(**MEMBER_LOCK)
-    )
-    return set(session.connection().execute(query).scalars())
+    return set(session.connection().execute(LOCK_MEMBERS, {"ids": sorted(member_ids)}).scalars())
 
 
 def _transactions(session, keys: set[tuple[str, str]]) -> list[rows.Transaction]:
@@ -298,23 +350,18 @@ def _transactions(session, keys: set[tuple[str, str]]) -> list[rows.Transaction]
     it runs after the chunk's locks, when what was read before them may be
     old, and saves the round trip of reading it alone.
     """
-    T, S = models.Transaction, models.Settings
-    posted = tuple_(T.partner_id, T.external_id).in_(sorted(keys))
-    query = select(S.generation, T.__table__).select_from(
-        S.__table__.outerjoin(T.__table__, posted)
-    )
-    found = [dict(row) for row in session.connection().execute(query).mappings()]
-    generations = {row.pop("generation") for row in found}
-    catalog.adopt(session, generations.pop())
+    result = session.connection().execute(POSTED, {"keys": sorted(keys)})
+    found = [dict(row) for row in result.mappings()]
+    (generation,) = {row.pop("generation") for row in found}  # settings is one row
+    catalog.adopt(session, generation)
     return [rows.Transaction(**row) for row in found if row["id"] is not None]
 
 
 def _allocations(session, transaction_ids: list[int]) -> dict[int, list[rows.Allocation]]:
     found = defaultdict(list)
     if transaction_ids:
-        A = models.Allocation
-        query = select(A.__table__).where(A.transaction_id.in_(transaction_ids)).order_by(A.id)
-        for row in session.connection().execute(query).mappings():
+        result = session.connection().execute(ALLOCATIONS, {"ids": transaction_ids})
+        for row in result.mappings():
             found[row["transaction_id"]].append(rows.Allocation(**row))
     return dict(found)
 
@@ -323,28 +370,21 @@ def _lots(
     session, members: set[str], transaction_ids: list[int], allocations
 ) -> dict[int, rows.Lot]:
     """The members' live lots, the lots of these transactions, and the allocations' lots."""
-    L = models.Lot
-    conditions = []
-    if members:
-        conditions.append(L.member_id.in_(members) & (L.remaining > 0))
-    if transaction_ids:
-        conditions.append(L.transaction_id.in_(transaction_ids))
-    lot_ids = {a.lot_id for moved in allocations.values() for a in moved}
-    if lot_ids:
-        conditions.append(L.id.in_(lot_ids))
-    if not conditions:
+    lot_ids = sorted({a.lot_id for moved in allocations.values() for a in moved})
+    if not (members or transaction_ids or lot_ids):
         return {}
-    found = session.connection().execute(select(L.__table__).where(or_(*conditions))).mappings()
-    return {row["id"]: rows.Lot(**row) for row in found}
+    query = _lots_statement(bool(members), bool(transaction_ids), bool(lot_ids))
+    found = session.connection().execute(
+        query, {"members": sorted(members), "transactions": transaction_ids, "ids": lot_ids}
+    )
+    return {row["id"]: rows.Lot(**row) for row in found.mappings()}
 
 
 def _restored(session, allocation_ids: list[int]) -> dict[int, int]:
     if not allocation_ids:
         return {}
-    A = models.Allocation
-    query = select(A.reverses_id, A.points).where(A.reverses_id.in_(allocation_ids))
     restored = defaultdict(int)
-    for allocation_id, points in session.connection().execute(query):
+    for allocation_id, points in session.connection().execute(RESTORED, {"ids": allocation_ids}):
         restored[allocation_id] += points
     return dict(restored)
 
@@ -354,11 +394,7 @@ def _reversals(session, original_ids: list[int]) -> dict[int, list]:
     shortfall and amount, which is all a further reversal needs of them."""
     if not original_ids:
         return {}
-    T = models.Transaction
-    query = select(T.original_id, T.points, T.shortfall_points, T.amount).where(
-        T.original_id.in_(original_ids)
-    )
     found = defaultdict(list)
-    for row in session.connection().execute(query):
+    for row in session.connection().execute(EARN_REVERSALS, {"ids": original_ids}):
         found[row.original_id].append(row)
     return dict(found)
