@@ -97,14 +97,18 @@ class Writes:
                 f" CAST(:{prefix}values AS {sql_type}[])) AS changed(id, value)"
                 f" WHERE {table.name}.id = changed.id"
             )
-            self.parts.append((sql, {prefix + "ids": ids, prefix + "values": values}))
+            bound = _bound(table.c[column].type, values, self.connection.dialect)
+            self.parts.append((sql, {prefix + "ids": ids, prefix + "values": bound}))
         else:
             statement = (
                 table.update()
                 .where(table.c.id == bindparam("row_id"))
                 .values({column: bindparam("value")})
             )
-            rows = [{"row_id": id, "value": value} for id, value in zip(ids, values, strict=True)]
+            rows = [
+                {"row_id": row_id, "value": value}
+                for row_id, value in zip(ids, values, strict=True)
+            ]
             self.steps.append((statement, rows))
         return self
 

@@ -357,7 +357,9 @@ def test_injected_error_in_an_earn_leaves_no_partial_write(operator, database, f
 
     A failure after the transaction row is inserted but before its lot is
     (and one after the lot) leaves no transaction, no lot and no member. The
-    same request then succeeds: one member, one lot of 35.
+    same request then succeeds: one member, one lot of 35. On PostgreSQL
+    both rows go in one statement (``coalition.db.writes``), so its failure
+    is the one case there.
     """
     setup_coalition(operator)
     body = {"external_id": "till-3-000002", "type": "earn", "partner_id": "aroma", "member_id": "m-new",
