@@ -193,7 +193,7 @@ def configure(call, rates_from: datetime, operator_key: str) -> World:
     """Create partners, rates and partner keys through the API.
 
     ``call(method, path, json, key) -> (status, body)`` is the HTTP client
-    (requests against gunicorn, or the Flask test client).
+    (:class:`bench.load.Client` against gunicorn, or the Flask test client).
     """
 
     def must(status_expected, method, path, body, key=operator_key):

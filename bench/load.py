@@ -1,7 +1,7 @@
 """Load generators and their ceilings, run in a pool of worker processes.
 
 Every figure is driven the same way: ``processes × threads`` clients, each
-thread with its own keep-alive HTTP connection (:class:`_Client`) or its own
+thread with its own keep-alive HTTP connection (:class:`Client`) or its own
 psycopg connection, a bounded number of operations each, all starting at one agreed
 wall-clock instant after a warm-up. A worker returns its latencies, status
 counts, first error bodies and CPU time; :func:`merge` folds them into one
@@ -221,7 +221,7 @@ def _amount(partner: dict, minor: int) -> str:
     return f"{text[:-exponent]}.{text[-exponent:]}"
 
 
-class _Client:
+class Client:
     """One keep-alive HTTP/1.1 connection from the standard library.
 
     The load generator shares the machine's cores with the service, so it
@@ -235,14 +235,15 @@ class _Client:
 
     RETRIED = (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError)
 
-    def __init__(self, base_url: str, key: str | None = None):
+    def __init__(self, base_url: str, key: str | None = None, timeout: float = HTTP_TIMEOUT):
         parts = urlsplit(base_url)
         self.host, self.port, self.prefix = parts.hostname, parts.port, parts.path.rstrip("/")
         self.headers = {"Authorization": f"Bearer {key}"} if key else {}
+        self.timeout = timeout
         self.connection = self._connect()
 
     def _connect(self) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self.host, self.port, timeout=HTTP_TIMEOUT)
+        return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def request(self, method: str, path: str, body=None, key: str | None = None):
         """(status, body text) of one request; ``key`` overrides the client's own."""
@@ -342,7 +343,7 @@ def write_import_csv(path, params: dict, rows: int, rng: random.Random) -> None:
 
 
 def http_post(params: dict, count: int, rng: random.Random, number: int, start_at: float) -> dict:
-    client = _Client(params["url"])
+    client = Client(params["url"])
     client.request("GET", "/healthz")
     latencies, statuses, errors, earns = [], Counter(), [], []
     first = _wait(start_at)
@@ -365,7 +366,7 @@ def http_post(params: dict, count: int, rng: random.Random, number: int, start_a
 
 def http_batch(params: dict, count: int, rng: random.Random, number: int, start_at: float) -> dict:
     """``count`` batches of ``params['size']`` items: earns, burns and returns, many partners."""
-    client = _Client(params["url"], params["operator_key"])
+    client = Client(params["url"], params["operator_key"])
     client.request("GET", "/healthz")
     latencies, statuses, errors, operations = [], Counter(), [], 0
     first = _wait(start_at)
@@ -400,7 +401,7 @@ def http_batch(params: dict, count: int, rng: random.Random, number: int, start_
 def http_balance(
     params: dict, count: int, rng: random.Random, number: int, start_at: float
 ) -> dict:
-    client = _Client(params["url"], params["key"])
+    client = Client(params["url"], params["key"])
     members = params["members"]
     for _ in range(3):
         client.request("GET", f"/api/v1/members/{members[0]}/balance")

@@ -18,6 +18,7 @@ Every loop is bounded; nothing listens beyond 127.0.0.1.
 """
 
 import argparse
+import http.client
 import json
 import math
 import os
@@ -34,7 +35,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-import requests
 
 from bench import data, load, pg, report
 
@@ -191,12 +191,16 @@ def gunicorn(database_url: str, log_path: Path, workers: int, threads: int):
         deadline = time.monotonic() + SERVER_START_TIMEOUT
         healthy = False
         while time.monotonic() < deadline and process.poll() is None:
+            client = load.Client(server.url, timeout=1)
             try:
-                if requests.get(server.url + "/healthz", timeout=1).status_code == 200:
+                status, _ = client.request("GET", "/healthz")
+                if status == 200:
                     healthy = True
                     break
-            except requests.RequestException:
+            except (OSError, http.client.HTTPException):
                 time.sleep(0.1)
+            finally:
+                client.close()
         if healthy:
             break
         _stop(process)
@@ -209,20 +213,15 @@ def gunicorn(database_url: str, log_path: Path, workers: int, threads: int):
 
 
 def http_caller(base_url: str):
-    session = requests.Session()
+    """``call(method, path, body, key) -> (status, JSON or text)`` for setting up through the API."""
+    client = load.Client(base_url)
 
     def call(method, path, body, key):
-        response = session.request(
-            method,
-            base_url + path,
-            json=body,
-            headers={"Authorization": f"Bearer {key}"},
-            timeout=60,
-        )
+        status, text = client.request(method, path, body, key)
         try:
-            return response.status_code, response.json()
+            return status, json.loads(text)
         except ValueError:
-            return response.status_code, response.text
+            return status, text
 
     return call
 

@@ -28,7 +28,9 @@ from coalition.domain.settlement import IssuedPoints, RedeemedPoints
 
 STRIPES = 16
 PAIR_KEY = ("period_id", "issuer_id", "redeemer_id", "value_rate")
-ADD_POINTS = Accumulate(key=(*PAIR_KEY, "stripe"), fields=("points",))
+ADD_POINTS = Accumulate(
+    key=tuple(column.name for column in PairTotal.__table__.primary_key), fields=("points",)
+)
 # the unique index treats a missing fee rate as one value (migration 0004)
 ADD_ACTIVITY = Accumulate(
     key=("period_id", "partner_id", "coalesce(fee_rate, -1)", "stripe"),

@@ -23,8 +23,7 @@ from sqlalchemy import bindparam, or_, select, text, tuple_
 
 from coalition.db import models, rows, totals
 from coalition.db.writes import SKIP_EXISTING, Writes
-from coalition.services import catalog, periods
-from coalition.services.members import LOCK as MEMBER_LOCK
+from coalition.services import catalog, members, periods
 
 REVERSALS = {"earn_reversal": ("earn", "bonus"), "burn_reversal": ("burn",)}
 ROW_TABLES = {
@@ -131,7 +130,7 @@ class Book:
         by_key = {(row.partner_id, row.external_id): row for row in found}
         lockable = {request["member_id"] for _, request in requests if request["type"] == "burn"}
         lockable |= {by_key[key].member_id for key in originals if key in by_key}
-        members = _lock_members(session, lockable)
+        locked = members.lock(session, lockable)
         replays = [by_key[key].id for key in keys if key in by_key]
         burns = [
             by_key[key].id for key in originals if key in by_key and by_key[key].type == "burn"
@@ -140,11 +139,11 @@ class Book:
             by_key[key].id for key in originals if key in by_key and by_key[key].type != "burn"
         ]
         allocations = _allocations(session, replays + burns)
-        lots = _lots(session, members, replays + earns, allocations)
+        lots = _lots(session, locked, replays + earns, allocations)
         return cls(
             session=session,
             transactions=by_key,
-            members=members,
+            members=locked,
             lots=lots,
             allocations=allocations,
             restored=_restored(session, [a.id for t in burns for a in allocations.get(t, [])]),
@@ -214,10 +213,10 @@ class Book:
         the period totals and update the lots that changed: one statement on PostgreSQL."""
         writes = Writes(self.session.connection())
         # members in id order, as every chunk locks rows, so two chunks never deadlock here
-        members = sorted(self.new_members.items())
+        created = sorted(self.new_members.items())
         writes.insert(
             models.Member.__table__,
-            {"id": [member for member, _ in members], "created_at": [at for _, at in members]},
+            {"id": [member for member, _ in created], "created_at": [at for _, at in created]},
             SKIP_EXISTING,
         )
         new = {kind: [row for row in self.new_rows if type(row) is kind] for kind in ROW_TABLES}
@@ -293,12 +292,6 @@ def _lock_statement(draw: bool):
     )
 
 
-LOCK_MEMBERS = (
-    select(models.Member.id)
-    .where(models.Member.id.in_(_in("ids")))
-    .order_by(models.Member.id)
-    .with_for_update(**MEMBER_LOCK)
-)
 # the catalog's generation rides along: settings is one row, joined to what was posted
 POSTED = select(models.Settings.generation, models.Transaction.__table__).select_from(
     models.Settings.__table__.outerjoin(
@@ -336,13 +329,6 @@ def _lots_statement(of_members: bool, of_transactions: bool, by_id: bool):
     return select(models.Lot.__table__).where(or_(*conditions))
 
 
-def _lock_members(session, member_ids: set[str]) -> set[str]:
-    """Lock these members' rows, in id order; returns those that exist."""
-    if not member_ids:
-        return set()
-    return set(session.connection().execute(LOCK_MEMBERS, {"ids": sorted(member_ids)}).scalars())
-
-
 def _transactions(session, keys: set[tuple[str, str]]) -> list[rows.Transaction]:
     """The transactions posted under these keys.
 
@@ -367,15 +353,15 @@ def _allocations(session, transaction_ids: list[int]) -> dict[int, list[rows.All
 
 
 def _lots(
-    session, members: set[str], transaction_ids: list[int], allocations
+    session, member_ids: set[str], transaction_ids: list[int], allocations
 ) -> dict[int, rows.Lot]:
     """The members' live lots, the lots of these transactions, and the allocations' lots."""
     lot_ids = sorted({a.lot_id for moved in allocations.values() for a in moved})
-    if not (members or transaction_ids or lot_ids):
+    if not (member_ids or transaction_ids or lot_ids):
         return {}
-    query = _lots_statement(bool(members), bool(transaction_ids), bool(lot_ids))
+    query = _lots_statement(bool(member_ids), bool(transaction_ids), bool(lot_ids))
     found = session.connection().execute(
-        query, {"members": sorted(members), "transactions": transaction_ids, "ids": lot_ids}
+        query, {"members": sorted(member_ids), "transactions": transaction_ids, "ids": lot_ids}
     )
     return {row["id"]: rows.Lot(**row) for row in found.mappings()}
 

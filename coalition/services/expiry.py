@@ -33,8 +33,7 @@ def expire_due(session, now: datetime, limit: int = BATCH) -> int:
     ).all()
     if not due:
         return 0
-    for member_id in sorted({member_id for _, member_id in due}):
-        members.lock(session, member_id)
+    members.lock(session, {member_id for _, member_id in due})
     query = select(L.__table__).where(L.id.in_([lot_id for lot_id, _ in due]))
     held = {row["id"]: rows.Lot(**row) for row in session.connection().execute(query).mappings()}
     expired = lots_domain.expired([members.lot_value(row) for row in held.values()], now)

@@ -1,9 +1,10 @@
 """Members and the lock that serialises everything touching one member's lots.
 
-A burn, a reversal and the expiry job each lock the member row first
-(:data:`LOCK`; :mod:`coalition.services.book` locks a chunk's members at
-once), then read the lots: two burns of one member therefore run one after
-the other and can never spend the same points.
+A burn, a reversal and the expiry job each lock the member rows first
+(:func:`lock`: a chunk's or a batch's members at once, in id order, so two
+units of work never lock them crosswise), then read the lots: two burns of
+one member therefore run one after the other and can never spend the same
+points.
 
 The lock is PostgreSQL's ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: it
 excludes the same lock, so burns of one member still queue, but not the
@@ -13,18 +14,26 @@ each burning for a member the other earns for, waited on each other:
 a deadlock, retried, at the cost of both.
 """
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from coalition.db import models, rows
 from coalition.domain import lots as lots_domain
 
-LOCK = {"key_share": True}  # with_for_update(): FOR NO KEY UPDATE on PostgreSQL
+# with_for_update(key_share=True) is FOR NO KEY UPDATE on PostgreSQL
+LOCK_MEMBERS = (
+    select(models.Member.id)
+    .where(models.Member.id.in_(bindparam("ids", expanding=True)))
+    .order_by(models.Member.id)
+    .with_for_update(key_share=True)
+)
 
 
-def lock(session, member_id: str) -> bool:
-    """Lock the member for this transaction; False when there is no such member."""
-    query = select(models.Member.id).where(models.Member.id == member_id).with_for_update(**LOCK)
-    return session.scalar(query) is not None
+def lock(session, member_ids: set[str]) -> set[str]:
+    """Lock these members for this transaction, in id order; returns those that exist."""
+    if not member_ids:
+        return set()
+    found = session.connection().execute(LOCK_MEMBERS, {"ids": sorted(member_ids)})
+    return set(found.scalars())
 
 
 def exists(session, member_id: str) -> bool:

@@ -17,7 +17,7 @@ from sqlalchemy.exc import OperationalError
 
 from coalition.db import models
 from coalition.db.writes import Writes
-from coalition.services import book, members
+from coalition.services import members
 
 pytestmark = pytest.mark.postgres
 
@@ -33,7 +33,7 @@ def locked(database):
             models.Member.__table__, {"id": [MEMBER], "created_at": [datetime.now(UTC)]}
         ).run()
     with database.transaction() as session:
-        assert book._lock_members(session, {MEMBER}) == {MEMBER}
+        assert members.lock(session, {MEMBER}) == {MEMBER}
         yield database
 
 
@@ -53,8 +53,8 @@ def test_a_second_burn_of_a_locked_member_waits(locked):
         _other_transaction(locked, "SELECT id FROM members WHERE id = :member FOR NO KEY UPDATE")
 
 
-def test_the_single_member_lock_is_the_same_lock(locked):
+def test_a_second_lock_through_the_service_waits(locked):
     with locked.transaction() as session:
         session.execute(text("SET LOCAL lock_timeout = '1s'"))
         with pytest.raises(OperationalError, match="lock timeout"):
-            members.lock(session, MEMBER)
+            members.lock(session, {MEMBER, "m-other"})

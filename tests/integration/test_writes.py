@@ -21,7 +21,7 @@ from coalition.db.writes import SKIP_EXISTING, Accumulate, Writes
 AT = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
 
 
-def insert_columns(connection, table, columns, conflict=""):
+def write_rows(connection, table, columns, conflict=""):
     Writes(connection).insert(table, columns, conflict).run()
 
 
@@ -60,7 +60,7 @@ def _transactions(ids, **overrides) -> dict[str, list]:
 
 
 def test_rows_read_back_exactly_as_written(connection):
-    insert_columns(connection, models.Transaction.__table__, _transactions([9001, 9002]))
+    write_rows(connection, models.Transaction.__table__, _transactions([9001, 9002]))
     T = models.Transaction.__table__
     rows = connection.execute(select(T).where(T.c.id >= 9001).order_by(T.c.id)).mappings().all()
     assert [row["external_id"] for row in rows] == ["col-9001", "col-9002"]
@@ -75,28 +75,28 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut(connection, database
     if database.engine.dialect.name == "sqlite":
         pytest.skip("SQLite does not enforce VARCHAR lengths")
     with pytest.raises(DBAPIError):
-        insert_columns(
+        write_rows(
             connection, models.Transaction.__table__, _transactions([9003], currency="EURO")
         )
 
 
 def test_an_instant_without_a_zone_is_refused_on_either_database(connection):
     with pytest.raises((ValueError, StatementError), match="naive datetime"):
-        insert_columns(
+        write_rows(
             connection, models.Transaction.__table__, _transactions([9004], recorded_at=AT.replace(tzinfo=None))
         )
 
 
 def test_no_rows_write_nothing(connection):
-    insert_columns(connection, models.Member.__table__, {"id": [], "created_at": []})
+    write_rows(connection, models.Member.__table__, {"id": [], "created_at": []})
     assert connection.execute(select(models.Member.__table__)).all() == []
 
 
 def test_skip_existing_leaves_a_present_key_alone(connection):
     members = models.Member.__table__
-    insert_columns(connection, members, {"id": ["m-a"], "created_at": [AT]})
+    write_rows(connection, members, {"id": ["m-a"], "created_at": [AT]})
     later = datetime(2026, 4, 1, tzinfo=UTC)
-    insert_columns(
+    write_rows(
         connection, members, {"id": ["m-a", "m-b"], "created_at": [later, later]}, SKIP_EXISTING
     )
     found = dict(connection.execute(select(members.c.id, members.c.created_at)).all())
@@ -152,6 +152,6 @@ def test_accumulate_adds_to_the_row_already_there(connection):
         "value_rate": [Decimal("0.01")],
         "stripe": [3],
     }
-    insert_columns(connection, totals, row | {"points": [40]}, add)
-    insert_columns(connection, totals, row | {"points": [-15]}, add)
+    write_rows(connection, totals, row | {"points": [40]}, add)
+    write_rows(connection, totals, row | {"points": [-15]}, add)
     assert connection.execute(select(totals.c.points)).scalars().all() == [25]
