@@ -6,6 +6,7 @@ start, runs the scheduler (unless switched off) and serves with gunicorn.
 """
 
 import csv
+import os
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
@@ -16,6 +17,9 @@ from coalition import auth, config, create_app, database_of
 from coalition.db import migrate
 
 IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a time
+# rows from which an import posts in several processes by default: below, starting
+# them (0.7 s) costs what they save (docs/performance.md)
+IMPORT_LANES_FROM = 6000
 
 
 @contextmanager
@@ -133,39 +137,50 @@ def demo():
 
 @main.command("import")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
-def import_transactions(path):
+@click.option(
+    "--jobs",
+    type=click.IntRange(1),
+    default=None,
+    help=f"processes posting at once (default: one per CPU from {IMPORT_LANES_FROM:,} rows; SQLite: 1)",
+)
+def import_transactions(path, jobs):
     """Post every row of a CSV of transactions (columns as in POST /transactions).
 
-    Each row is handled as if posted alone, through the same path as an API
-    batch: a replay answers as a replay, a bad row is reported and skipped, so
-    the import can simply be run again.
+    Each row is handled as if posted alone, in file order, through the same
+    path as an API batch: a replay answers as a replay, a bad row is reported
+    and skipped, so the import can simply be run again. Rows that cannot
+    affect each other are posted by several processes at once.
     """
-    from coalition.api.transactions import validated
-    from coalition.services import batches, ledger
+    from coalition.services import imports
 
-    operator = auth.Principal("cli", "operator")
     counts = {"created": 0, "replayed": 0, "failed": 0}
     with open(path, newline="", encoding="utf-8") as source, _database() as database:
         total = sum(1 for values in csv.reader(source) if values) - 1  # for the progress bar
         source.seek(0)
+        if database.dialect == "sqlite":
+            jobs = 1  # one writer at a time
+        elif jobs is None:
+            jobs = (os.cpu_count() or 1) if total >= IMPORT_LANES_FROM else 1
         numbered = _csv_rows(source)  # then a slice at a time: files may be large
-        with click.progressbar(length=total, label=f"Importing {total} rows") as bar:
-            while rows := list(islice(numbered, IMPORT_SLICE)):
-                requests = [validated(_csv_row(row)) for _, row in rows]
-                outcomes = batches.post_many(database, operator, requests)
-                for (line, _), outcome in zip(rows, outcomes, strict=True):
-                    if isinstance(outcome, ledger.Posting):
-                        counts["created" if outcome.created else "replayed"] += 1
-                        continue
-                    counts["failed"] += 1
-                    detail = getattr(outcome, "messages", None) or getattr(
-                        outcome, "message", outcome
-                    )
-                    click.echo(f"\nline {line}: {detail}", err=True)
+        slices = iter(lambda: list(islice(numbered, IMPORT_SLICE)), [])
+        posted = imports.post_file(database, jobs, slices, _requests)
+        label = f"Importing {total} rows" + (f" in {jobs} processes" if jobs > 1 else "")
+        with click.progressbar(length=total, label=label) as bar:
+            for rows, results in posted:
+                for (line, _), (outcome, detail) in zip(rows, results, strict=True):
+                    counts[outcome] += 1
+                    if detail is not None:
+                        click.echo(f"\nline {line}: {detail}", err=True)
                 bar.update(len(rows))
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
     if counts["failed"]:
         raise SystemExit(1)
+
+
+def _requests(rows: list) -> list:
+    from coalition.api.transactions import validated
+
+    return [validated(_csv_row(row)) for _, row in rows]
 
 
 def _csv_rows(source):

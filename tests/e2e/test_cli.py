@@ -1,11 +1,13 @@
 """The ``coalition`` command: keys, import, expire and close call the same use cases as the API."""
 
+import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
 
 from coalition.cli import main
+from tests.e2e.helpers import add_partner, add_rate, balance, list_all
 from tests.e2e.settlement_world import small_month
 
 
@@ -88,3 +90,73 @@ def test_close_command_closes_the_period_and_issues_statements(cli, operator):
     assert operator.get(f"/api/v1/settlements/{period_id}").get_json()["status"] == "final"
     assert operator.get("/api/v1/statements", query_string={"period_id": period_id}).get_json()["items"]
 
+
+
+def _random_file(path, partner: str, rng: random.Random, start: datetime, rows: int = 400) -> None:
+    """A file whose rows interact: few members; some rows repeated (replays), some keys used
+    again with another body (conflicts, or the posting if the first was refused),
+    reversals naming earlier rows, later rows or nothing; a few invalid rows."""
+    kinds = ["earn", "burn", "earn_reversal", "burn_reversal"]
+    written: list[str] = []
+    for row in range(rows):
+        if written and rng.random() < 0.08:
+            written.append(rng.choice(written))
+            continue
+        kind = rng.choices(kinds, weights=[3, 3, 2, 2])[0]
+        key = f"t-{rng.randrange(row)}" if row and rng.random() < 0.1 else f"t-{row}"
+        when = (start + timedelta(minutes=row + rng.randrange(-30, 30))).isoformat()
+        member = f"{partner}-card-{rng.randrange(3)}" if kind in ("earn", "burn") else ""
+        amount = f"{rng.randrange(50, 900)}.00" if kind == "earn" else ""
+        points = {"earn": "", "burn": rng.randrange(1, 60), "earn_reversal": rng.randrange(1, 30),
+                  "burn_reversal": rng.choice(["", rng.randrange(1, 30)])}[kind]
+        original = f"t-{rng.randrange(row + 20)}" if kind.endswith("reversal") else ""
+        if rng.random() < 0.03:
+            points = -5  # refused by validation
+        named = "" if rng.random() < 0.02 else partner  # refused: an operator must name one
+        written.append(f"{key},{kind},{named},{member},{when},{amount},{'RUB' if amount else ''},"
+                       f"{points},{original}\n")
+    header = "external_id,type,partner_id,member_id,occurred_at,amount,currency,points,original_external_id\n"
+    path.write_text(header + "".join(written), encoding="utf-8")
+
+
+def _ledger(operator, partner: str) -> tuple[list, list]:
+    """A partner's transactions, by what a partner sees (external ids, never row ids),
+    and its members' balances (as of any moment)."""
+    posted = list_all(operator, partner_id=partner, limit=1000)
+    key_of = {item["id"]: item["external_id"] for item in posted}
+    lot_of = {item["lot_id"]: item["external_id"] for item in posted if item["lot_id"]}
+    ledger = sorted(
+        (item["external_id"], item["type"], item["member_id"], item["points"], item["shortfall_points"],
+         key_of.get(item["original_id"]),
+         [(lot_of[move["lot_id"]], move["points"]) for move in item["allocations"]])
+        for item in posted
+    )
+    members = sorted({item["member_id"] for item in posted})
+    balances = [{**balance(operator, member), "as_of": None} for member in members]
+    return ledger, balances
+
+
+@pytest.mark.postgres
+def test_import_in_lanes_ends_as_posting_one_row_after_another(cli, operator, tmp_path, monkeypatch):
+    """One random file imported by one process for aroma, and in three lanes for brew
+    (the same rates): every row has the same outcome, the ledgers are the same."""
+    monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 16)  # many slices: reversals of earlier ones
+    for partner in ("aroma", "brew"):
+        add_partner(operator, partner, "RUB")
+        add_rate(operator, "earn", "0.1", partner_id=partner)
+    add_rate(operator, "redemption", "0.01")
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    outputs, ledgers = {}, {}
+    for partner, jobs in (("aroma", "1"), ("brew", "3")):
+        _random_file(tmp_path / f"{partner}.csv", partner, random.Random(1130), start)
+        result = cli("import", "--jobs", jobs, str(tmp_path / f"{partner}.csv"))
+        label, *lines = result.output.replace(partner, "PARTNER").splitlines()
+        assert label == "Importing 400 rows" + ("" if jobs == "1" else " in 3 processes")
+        outputs[partner] = lines
+        ledger, balances = _ledger(operator, partner)
+        ledgers[partner] = (str(ledger).replace(partner, "PARTNER"), str(balances).replace(partner, "PARTNER"))
+    summary = outputs["aroma"][-1]
+    created, replayed, failed = (int(part.split()[0]) for part in summary.split(", "))
+    assert created > 100 and replayed > 5 and failed > 20, summary  # the file exercises all three
+    assert outputs["brew"] == outputs["aroma"]
+    assert ledgers["brew"] == ledgers["aroma"]

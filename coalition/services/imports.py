@@ -1,0 +1,175 @@
+"""Importing a file of transactions on several processes at once (``coalition import``).
+
+Rows are posted as if one after the other, in file order (SPEC §6, as a
+batch). Two rows can only affect each other through what they share: a
+member, whose lots a burn spends; an idempotency key, which makes the later
+row a replay, a conflict, or (if the first was refused) the one posted; an
+original, which reversals take from. :func:`lanes` puts rows sharing any of
+these in the same lane; each lane is posted in file order, lanes side by
+side, so every row meets exactly the ledger it would have met posted alone.
+
+A slice of the file is posted in full before the next is routed, so rows of
+earlier slices are in the database when a later reversal names them: its
+original's member is read there (:func:`members_of`).
+
+With several lanes the rows of a slice commit in an order of their own: if
+the import dies, the file's earlier slices are written and part of the one
+in flight. Importing the file again answers the written rows as replays.
+"""
+
+import multiprocessing
+import zlib
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+
+from sqlalchemy import select, tuple_
+
+from coalition import auth
+from coalition.db import Database, models
+from coalition.services import batches, ledger
+from coalition.services.book import REVERSALS
+
+OPERATOR = auth.Principal("cli", "operator")
+
+_database: Database | None = None  # a worker process's own engine
+
+
+def lanes(requests: list, originals: dict[tuple[str, str], str], count: int) -> list[int]:
+    """The lane, of ``count``, of each request: requests that share a member, an
+    idempotency key or an original share a lane. ``originals`` maps the
+    (partner, external_id) of transactions already posted to their member. A
+    request that can touch nothing (already an error, or naming no partner)
+    is refused in any lane: lane 0."""
+    joined = _Joined()
+    for _, key, request in _keyed(requests):
+        if request.get("member_id") is not None:
+            joined.union(key, ("member", request["member_id"]))
+        if request["type"] in REVERSALS:
+            original = (request["partner_id"], request["original_external_id"])
+            joined.union(key, ("key", *original))
+            if original in originals:
+                joined.union(key, ("member", originals[original]))
+    lane_of = [0] * len(requests)
+    for index, key, _ in _keyed(requests):
+        lane_of[index] = _lane(joined.find(key), count)
+    return lane_of
+
+
+def originals_named(requests: list) -> set[tuple[str, str]]:
+    """The (partner, external_id) of the originals these requests reverse."""
+    return {
+        (request["partner_id"], request["original_external_id"])
+        for _, _, request in _keyed(requests)
+        if request["type"] in REVERSALS
+    }
+
+
+def _keyed(requests: list):
+    """Each request that can be posted: its index, its idempotency key as a node, itself."""
+    for index, request in enumerate(requests):
+        if not isinstance(request, Exception) and request.get("partner_id") is not None:
+            yield index, ("key", request["partner_id"], request["external_id"]), request
+
+
+def _lane(root: tuple, count: int) -> int:
+    """A stable lane for a group: the same on every run, whatever the process."""
+    return zlib.crc32("\x1f".join(root).encode()) % count
+
+
+class _Joined:
+    """Union-find over members and keys; a group's root is its smallest node, so
+    a group's lane depends only on what is in it."""
+
+    def __init__(self):
+        self.parent: dict[tuple, tuple] = {}
+
+    def find(self, node: tuple) -> tuple:
+        root = node
+        while self.parent.get(root, root) != root:
+            root = self.parent[root]
+        while node != root:  # shorten the path for the next find
+            self.parent[node], node = root, self.parent[node]
+        return root
+
+    def union(self, a: tuple, b: tuple) -> None:
+        a, b = self.find(a), self.find(b)
+        if a != b:
+            self.parent[max(a, b)] = min(a, b)
+
+
+def members_of(session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The member of each transaction already posted under these (partner, external_id)."""
+    if not keys:
+        return {}
+    found = session.execute(
+        select(
+            models.Transaction.partner_id,
+            models.Transaction.external_id,
+            models.Transaction.member_id,
+        ).where(
+            tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(sorted(keys))
+        )
+    )
+    return {(partner, external): member for partner, external, member in found}
+
+
+def post_file(database: Database, jobs: int, slices: Iterable, requests_of) -> Iterator[tuple]:
+    """Each slice of a file with the :func:`result` of each of its rows, posted as the
+    operator on ``jobs`` processes; ``requests_of(slice)`` reads a slice's requests,
+    the next slice's while the workers post the one before."""
+    if jobs == 1:
+        for part in slices:
+            yield part, _post(database, requests_of(part))
+        return
+    url = database.engine.url.render_as_string(hide_password=False)
+    spawn = multiprocessing.get_context("spawn")  # a fork would share the engine's sockets
+    with ProcessPoolExecutor(jobs, spawn, initializer=_open, initargs=(url,)) as pool:
+        for _ in range(jobs):
+            pool.submit(int)  # start the workers while the first slice is read
+        in_flight = None  # the slice being posted, its lanes' indexes and futures
+        for part in slices:
+            requests = requests_of(part)
+            if in_flight is not None:
+                yield _gathered(*in_flight)
+            in_flight = (part, *_dispatch(database, pool, jobs, requests))
+        if in_flight is not None:
+            yield _gathered(*in_flight)
+
+
+def _dispatch(database: Database, pool, jobs: int, requests: list) -> tuple[list, list]:
+    """Start posting each lane of these requests; the lanes' indexes and their futures."""
+    posted = database.read(members_of, originals_named(requests))
+    lane_of = lanes(requests, posted, jobs)
+    by_lane = [[i for i, lane in enumerate(lane_of) if lane == n] for n in range(jobs)]
+    futures = [pool.submit(_post_here, [requests[i] for i in indexes]) for indexes in by_lane]
+    return by_lane, futures
+
+
+def _gathered(part, by_lane: list[list[int]], futures: list) -> tuple:
+    """The slice with its rows' results, in file order, once every lane is posted."""
+    results: list = [None] * sum(map(len, by_lane))
+    for indexes, future in zip(by_lane, futures, strict=True):
+        for i, outcome in zip(indexes, future.result(), strict=True):
+            results[i] = outcome
+    return part, results
+
+
+def _open(url: str) -> None:
+    global _database
+    _database = Database(url)
+
+
+def _post_here(requests: list) -> list[tuple]:
+    return _post(_database, requests)
+
+
+def _post(database: Database, requests: list) -> list[tuple]:
+    return [result(outcome) for outcome in batches.post_many(database, OPERATOR, requests)]
+
+
+def result(outcome) -> tuple[str, str | None]:
+    """What an import reports of one row: created, replayed or failed, and why it failed."""
+    if isinstance(outcome, ledger.Posting):
+        return ("created" if outcome.created else "replayed"), None
+    detail = getattr(outcome, "messages", None) or getattr(outcome, "message", outcome)
+    return "failed", str(detail)
