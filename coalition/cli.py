@@ -20,6 +20,7 @@ IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a tim
 # rows from which an import posts in several processes by default: below, starting
 # them (0.7 s) costs what they save (docs/performance.md)
 IMPORT_LANES_FROM = 6000
+IMPORT_LANES_MAX = 8  # by default: each holds a connection, and PostgreSQL needs cores too
 
 
 @contextmanager
@@ -141,7 +142,8 @@ def demo():
     "--jobs",
     type=click.IntRange(1),
     default=None,
-    help=f"processes posting at once (default: one per CPU from {IMPORT_LANES_FROM:,} rows; SQLite: 1)",
+    help=f"processes posting at once (default: one per CPU, at most {IMPORT_LANES_MAX}, "
+    f"from {IMPORT_LANES_FROM:,} rows; SQLite: 1)",
 )
 def import_transactions(path, jobs):
     """Post every row of a CSV of transactions (columns as in POST /transactions).
@@ -158,9 +160,13 @@ def import_transactions(path, jobs):
         total = sum(1 for values in csv.reader(source) if values) - 1  # for the progress bar
         source.seek(0)
         if database.dialect == "sqlite":
-            jobs = 1  # one writer at a time
+            if (jobs or 1) > 1:
+                click.echo(
+                    "SQLite lets one writer in at a time: importing in one process", err=True
+                )
+            jobs = 1
         elif jobs is None:
-            jobs = (os.cpu_count() or 1) if total >= IMPORT_LANES_FROM else 1
+            jobs = min(os.cpu_count() or 1, IMPORT_LANES_MAX) if total >= IMPORT_LANES_FROM else 1
         numbered = _csv_rows(source)  # then a slice at a time: files may be large
         slices = iter(lambda: list(islice(numbered, IMPORT_SLICE)), [])
         posted = imports.post_file(database, jobs, slices, _requests)

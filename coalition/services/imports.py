@@ -12,17 +12,23 @@ A slice of the file is posted in full before the next is routed, so rows of
 earlier slices are in the database when a later reversal names them: its
 original's member is read there (:func:`members_of`).
 
-With several lanes the rows of a slice commit in an order of their own: if
-the import dies, the file's earlier slices are written and part of the one
-in flight. Importing the file again answers the written rows as replays.
+What lanes change: ids (and ``recorded_at``) follow file order within a
+group, not across groups, so a listing by id orders the file's members
+differently; if something else writes while the import runs (a close, the
+expiry job, a posting over the API), each lane meets it at its own point in
+the file, as concurrent API batches would; and if the import dies, the
+file's earlier slices are written and part of the one in flight. Importing
+the file again answers the written rows as replays.
 """
 
+import functools
 import multiprocessing
+import signal
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import bindparam, select, tuple_
 
 from coalition import auth
 from coalition.db import Database, models
@@ -30,8 +36,13 @@ from coalition.services import batches, ledger
 from coalition.services.book import REVERSALS
 
 OPERATOR = auth.Principal("cli", "operator")
-
-_database: Database | None = None  # a worker process's own engine
+POSTED_BY = select(
+    models.Transaction.partner_id, models.Transaction.external_id, models.Transaction.member_id
+).where(
+    tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(
+        bindparam("keys", expanding=True)
+    )
+)
 
 
 def lanes(requests: list, originals: dict[tuple[str, str], str], count: int) -> list[int]:
@@ -40,18 +51,18 @@ def lanes(requests: list, originals: dict[tuple[str, str], str], count: int) -> 
     (partner, external_id) of transactions already posted to their member. A
     request that can touch nothing (already an error, or naming no partner)
     is refused in any lane: lane 0."""
-    joined = _Joined()
+    groups = _Groups()
     for _, key, request in _keyed(requests):
         if request.get("member_id") is not None:
-            joined.union(key, ("member", request["member_id"]))
+            groups.union(key, ("member", request["member_id"]))
         if request["type"] in REVERSALS:
             original = (request["partner_id"], request["original_external_id"])
-            joined.union(key, ("key", *original))
+            groups.union(key, ("key", *original))
             if original in originals:
-                joined.union(key, ("member", originals[original]))
+                groups.union(key, ("member", originals[original]))
     lane_of = [0] * len(requests)
     for index, key, _ in _keyed(requests):
-        lane_of[index] = _lane(joined.find(key), count)
+        lane_of[index] = _lane(groups.find(key), count)
     return lane_of
 
 
@@ -76,7 +87,7 @@ def _lane(root: tuple, count: int) -> int:
     return zlib.crc32("\x1f".join(root).encode()) % count
 
 
-class _Joined:
+class _Groups:
     """Union-find over members and keys; a group's root is its smallest node, so
     a group's lane depends only on what is in it."""
 
@@ -101,73 +112,89 @@ def members_of(session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str
     """The member of each transaction already posted under these (partner, external_id)."""
     if not keys:
         return {}
-    found = session.execute(
-        select(
-            models.Transaction.partner_id,
-            models.Transaction.external_id,
-            models.Transaction.member_id,
-        ).where(
-            tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(sorted(keys))
-        )
-    )
+    found = session.connection().execute(POSTED_BY, {"keys": sorted(keys)})
     return {(partner, external): member for partner, external, member in found}
 
 
-def post_file(database: Database, jobs: int, slices: Iterable, requests_of) -> Iterator[tuple]:
-    """Each slice of a file with the :func:`result` of each of its rows, posted as the
-    operator on ``jobs`` processes; ``requests_of(slice)`` reads a slice's requests,
-    the next slice's while the workers post the one before."""
+def post_file(
+    database: Database, jobs: int, slices: Iterable, requests_of, pool=None
+) -> Iterator[tuple]:
+    """Each slice of a file with what the import reports of each of its rows
+    (:func:`_reported`), posted as the operator in ``jobs`` lanes.
+
+    ``requests_of(slice)`` reads a slice's requests: the next slice's while
+    the lanes post the one before. The lanes run on ``pool``, an executor
+    (default: ``jobs`` processes of their own).
+    """
     if jobs == 1:
         for part in slices:
             yield part, _post(database, requests_of(part))
         return
     url = database.engine.url.render_as_string(hide_password=False)
-    spawn = multiprocessing.get_context("spawn")  # a fork would share the engine's sockets
-    with ProcessPoolExecutor(jobs, spawn, initializer=_open, initargs=(url,)) as pool:
-        for _ in range(jobs):
-            pool.submit(int)  # start the workers while the first slice is read
+    with pool or _processes(jobs, url) as lanes_pool:
         in_flight = None  # the slice being posted, its lanes' indexes and futures
         for part in slices:
             requests = requests_of(part)
             if in_flight is not None:
                 yield _gathered(*in_flight)
-            in_flight = (part, *_dispatch(database, pool, jobs, requests))
+            in_flight = (part, *_dispatch(database, url, lanes_pool, jobs, requests))
         if in_flight is not None:
             yield _gathered(*in_flight)
 
 
-def _dispatch(database: Database, pool, jobs: int, requests: list) -> tuple[list, list]:
+def _processes(jobs: int, url: str) -> ProcessPoolExecutor:
+    """Worker processes, started now, so that they start while the first slice is read."""
+    spawn = multiprocessing.get_context("spawn")  # a fork would share the engine's sockets
+    processes = ProcessPoolExecutor(jobs, spawn, initializer=_ignore_interrupts)
+    for _ in range(jobs):
+        processes.submit(_connect, url)
+    return processes
+
+
+def _ignore_interrupts() -> None:
+    """Ctrl-C is the main process's: it stops after the slice in flight, which the
+    workers finish, instead of each worker dying with a traceback."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@functools.cache
+def _database_at(url: str) -> Database:
+    """A worker's own engine, one per process."""
+    return Database(url)
+
+
+def _connect(url: str) -> None:
+    _database_at(url)
+
+
+def _dispatch(database: Database, url: str, pool, jobs: int, requests: list) -> tuple:
     """Start posting each lane of these requests; the lanes' indexes and their futures."""
     posted = database.read(members_of, originals_named(requests))
     lane_of = lanes(requests, posted, jobs)
     by_lane = [[i for i, lane in enumerate(lane_of) if lane == n] for n in range(jobs)]
-    futures = [pool.submit(_post_here, [requests[i] for i in indexes]) for indexes in by_lane]
+    by_lane = [indexes for indexes in by_lane if indexes]
+    futures = [pool.submit(_post_lane, url, [requests[i] for i in indexes]) for indexes in by_lane]
     return by_lane, futures
 
 
 def _gathered(part, by_lane: list[list[int]], futures: list) -> tuple:
-    """The slice with its rows' results, in file order, once every lane is posted."""
-    results: list = [None] * sum(map(len, by_lane))
+    """The slice with its rows' reports, in file order, once every lane is posted."""
+    reports: list = [None] * sum(map(len, by_lane))
     for indexes, future in zip(by_lane, futures, strict=True):
-        for i, outcome in zip(indexes, future.result(), strict=True):
-            results[i] = outcome
-    return part, results
+        for i, report in zip(indexes, future.result(), strict=True):
+            reports[i] = report
+    return part, reports
 
 
-def _open(url: str) -> None:
-    global _database
-    _database = Database(url)
-
-
-def _post_here(requests: list) -> list[tuple]:
-    return _post(_database, requests)
+def _post_lane(url: str, requests: list) -> list[tuple]:
+    return _post(_database_at(url), requests)
 
 
 def _post(database: Database, requests: list) -> list[tuple]:
-    return [result(outcome) for outcome in batches.post_many(database, OPERATOR, requests)]
+    return [_reported(outcome) for outcome in batches.post_many(database, OPERATOR, requests)]
 
 
-def result(outcome) -> tuple[str, str | None]:
+def _reported(outcome) -> tuple[str, str | None]:
     """What an import reports of one row: created, replayed or failed, and why it failed."""
     if isinstance(outcome, ledger.Posting):
         return ("created" if outcome.created else "replayed"), None

@@ -1,12 +1,16 @@
 """The ``coalition`` command: keys, import, expire and close call the same use cases as the API."""
 
 import random
+from concurrent.futures import Executor, Future
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 
 import pytest
 from click.testing import CliRunner
 
+from coalition import cli as cli_module
 from coalition.cli import main
+from coalition.services import imports
 from tests.e2e.helpers import add_partner, add_rate, balance, list_all
 from tests.e2e.settlement_world import small_month
 
@@ -136,27 +140,86 @@ def _ledger(operator, partner: str) -> tuple[list, list]:
     return ledger, balances
 
 
+def _partners_alike(operator, *partners) -> None:
+    for partner in partners:
+        add_partner(operator, partner, "RUB")
+        add_rate(operator, "earn", "0.1", partner_id=partner)
+    add_rate(operator, "redemption", "0.01")
+
+
+def _anonymous(text, partner: str) -> str:
+    return str(text).replace(partner, "PARTNER")
+
+
 @pytest.mark.postgres
 def test_import_in_lanes_ends_as_posting_one_row_after_another(cli, operator, tmp_path, monkeypatch):
     """One random file imported by one process for aroma, and in three lanes for brew
     (the same rates): every row has the same outcome, the ledgers are the same."""
     monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 16)  # many slices: reversals of earlier ones
-    for partner in ("aroma", "brew"):
-        add_partner(operator, partner, "RUB")
-        add_rate(operator, "earn", "0.1", partner_id=partner)
-    add_rate(operator, "redemption", "0.01")
+    _partners_alike(operator, "aroma", "brew")
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     outputs, ledgers = {}, {}
     for partner, jobs in (("aroma", "1"), ("brew", "3")):
         _random_file(tmp_path / f"{partner}.csv", partner, random.Random(1130), start)
         result = cli("import", "--jobs", jobs, str(tmp_path / f"{partner}.csv"))
-        label, *lines = result.output.replace(partner, "PARTNER").splitlines()
+        label, *lines = _anonymous(result.output, partner).splitlines()
         assert label == "Importing 400 rows" + ("" if jobs == "1" else " in 3 processes")
         outputs[partner] = lines
-        ledger, balances = _ledger(operator, partner)
-        ledgers[partner] = (str(ledger).replace(partner, "PARTNER"), str(balances).replace(partner, "PARTNER"))
+        ledgers[partner] = _anonymous(_ledger(operator, partner), partner)
     summary = outputs["aroma"][-1]
     created, replayed, failed = (int(part.split()[0]) for part in summary.split(", "))
     assert created > 100 and replayed > 5 and failed > 20, summary  # the file exercises all three
     assert outputs["brew"] == outputs["aroma"]
+    assert ledgers["brew"] == ledgers["aroma"]
+
+
+class _LanesInTurn(Executor):
+    """Posts a slice's lanes one after another, in lane order or backwards, when
+    the first result is asked for: a lane that should have waited for another
+    then runs before it, every time, not only when processes race."""
+
+    def __init__(self, backwards: bool):
+        self.backwards, self.pending = backwards, []
+
+    def submit(self, fn, *args):
+        future = _Deferred(self)
+        self.pending.append((future, fn, args))
+        return future
+
+    def run_pending(self) -> None:
+        for future, fn, args in reversed(self.pending) if self.backwards else self.pending:
+            future.set_result(fn(*args))
+        self.pending.clear()
+
+
+class _Deferred(Future):
+    def __init__(self, lanes: _LanesInTurn):
+        super().__init__()
+        self.lanes = lanes
+
+    def result(self, timeout=None):
+        self.lanes.run_pending()
+        return super().result(timeout)
+
+
+@pytest.mark.parametrize("backwards", [False, True], ids=["lane order", "backwards"])
+def test_lanes_posted_in_turn_end_as_posting_one_row_after_another(
+    database, operator, tmp_path, monkeypatch, backwards
+):
+    """Rows that must keep their order share a lane, whatever order the lanes run in
+    (here one after another, so on SQLite too)."""
+    monkeypatch.setattr(imports, "_database_at", lambda url: database)
+    _partners_alike(operator, "aroma", "brew")
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    reports, ledgers = {}, {}
+    for partner, jobs, pool in (("aroma", 1, None), ("brew", 3, _LanesInTurn(backwards))):
+        path = tmp_path / f"{partner}.csv"
+        _random_file(path, partner, random.Random(1201), start)
+        with open(path, newline="", encoding="utf-8") as source:
+            numbered = cli_module._csv_rows(source)
+            slices = iter(lambda: list(islice(numbered, 16)), [])
+            posted = imports.post_file(database, jobs, slices, cli_module._requests, pool)
+            reports[partner] = _anonymous([report for _, part in posted for report in part], partner)
+        ledgers[partner] = _anonymous(_ledger(operator, partner), partner)
+    assert reports["brew"] == reports["aroma"]
     assert ledgers["brew"] == ledgers["aroma"]
