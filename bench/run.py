@@ -54,6 +54,7 @@ class Scale:
     batch_clients: int
     batches_per_client: int
     batch_size: int
+    import_rows: int  # rows of the CSV file given to `coalition import`
     lookup_clients: int
     lookups_per_client: int
     pdfs: int  # renders per process
@@ -71,6 +72,7 @@ SCALES = {
         batch_clients=2,
         batches_per_client=4,
         batch_size=50,
+        import_rows=400,
         lookup_clients=2,
         lookups_per_client=150,
         pdfs=4,
@@ -86,6 +88,7 @@ SCALES = {
         batch_clients=4,
         batches_per_client=3,
         batch_size=1000,
+        import_rows=50_000,
         lookup_clients=2,
         lookups_per_client=1500,
         pdfs=40,
@@ -101,6 +104,7 @@ SCALES = {
         batch_clients=4,
         batches_per_client=5,
         batch_size=1000,
+        import_rows=100_000,
         lookup_clients=2,
         lookups_per_client=3000,
         pdfs=80,
@@ -461,7 +465,7 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
     )
 
     # (b) the same mix as a CSV file through `coalition import`, and COPY of the same rows
-    rows = scale.batch_clients * scale.batches_per_client * scale.batch_size
+    rows = scale.import_rows
     progress(f"stage {stage}: (b) coalition import of a {rows:,}-row CSV")
     imported = import_csv(
         context,
