@@ -10,8 +10,9 @@ statement ends, so a row may name another inserted beside it. Each table's
 rows go as arrays that ``unnest`` turns back into rows, so the server parses
 and plans once whatever their number. The arrays travel in PostgreSQL's
 binary format (psycopg's ``%b``): for a chunk of 100 rows the driver encodes
-them three times faster than as text, and the server needs no parsing. SQLite, in process, runs the writes
-one by one in the order given, each an executemany.
+them three times faster than as text, and the server need not parse them.
+SQLite, in process, runs the writes one by one in the order given, each an
+executemany.
 
 Either way every value goes through its column's type first (UTC instants,
 exact decimals), and what a column refuses is refused, not cut.

@@ -164,6 +164,7 @@ def _database_at(url: str) -> Database:
 
 
 def _connect(url: str) -> None:
+    """Open this worker's engine before its first lane arrives."""
     _database_at(url)
 
 

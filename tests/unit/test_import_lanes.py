@@ -80,6 +80,10 @@ def test_rows_that_touch_nothing_go_to_the_first_lane():
     assert lanes(requests, {}, LANES) == [0, 0]
 
 
+KEYS = st.sampled_from("abcdefgh")  # few of each, so rows often share one
+MEMBERS = st.sampled_from("mnopqrst")
+PARTNERS = st.sampled_from(["aroma", "gym"])
+
 requests = st.lists(
     st.one_of(
         st.builds(
@@ -90,24 +94,27 @@ requests = st.lists(
                 "member_id": member,
             },
             st.sampled_from(["earn", "bonus", "burn"]),
-            st.sampled_from("abcdefgh"),
-            st.sampled_from("mnopqrst"),
-            st.sampled_from(["aroma", "gym"]),
+            KEYS,
+            MEMBERS,
+            PARTNERS,
         ),
         st.builds(
             lambda kind, key, original, partner, member: reversal(key, original, partner, kind, member),
             st.sampled_from(["earn_reversal", "burn_reversal"]),
-            st.sampled_from("abcdefgh"),
-            st.sampled_from("abcdefgh"),
-            st.sampled_from(["aroma", "gym"]),
-            st.none() | st.sampled_from("mnopqrst"),
+            KEYS,
+            KEYS,
+            PARTNERS,
+            st.none() | MEMBERS,
         ),
     ),
     max_size=30,
 )
 
 
-@given(requests, st.dictionaries(st.tuples(st.sampled_from(["aroma", "gym"]), st.sampled_from("abcdefgh")), st.sampled_from("mnopqrst")), st.integers(1, 5))
+posted_originals = st.dictionaries(st.tuples(PARTNERS, KEYS), MEMBERS)
+
+
+@given(requests, posted_originals, st.integers(1, 5))
 def test_rows_sharing_a_member_a_key_or_an_original_share_a_lane(requests, posted, count):
     lane_of = lanes(requests, posted, count)
     assert all(0 <= lane < count for lane in lane_of)
