@@ -61,6 +61,31 @@ def test_import_posts_each_row_and_a_rerun_replays(cli, aroma, operator, tmp_pat
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 15
 
 
+def test_import_uses_a_process_per_cpu_from_a_file_size_and_one_on_sqlite(
+    cli, aroma, database, tmp_path, monkeypatch
+):
+    """SQLite lets one writer in at a time: asked for more, it says so; PostgreSQL
+    posts a large enough file in one process per CPU, a small one in one."""
+    monkeypatch.setattr("coalition.cli.IMPORT_LANES_FROM", 3)
+    monkeypatch.setattr("os.cpu_count", lambda: 2)
+    when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
+    rows = "".join(f"c-{n},earn,aroma,card-{n},{when},100.00,RUB\n" for n in range(3))
+    header = "external_id,type,partner_id,member_id,occurred_at,amount,currency\n"
+    (tmp_path / "two.csv").write_text(header + rows.split("\n", 1)[1], encoding="utf-8")
+    (tmp_path / "three.csv").write_text(header + rows, encoding="utf-8")
+    small = cli("import", str(tmp_path / "two.csv"))
+    large = cli("import", str(tmp_path / "three.csv"))
+    assert small.output.splitlines()[0] == "Importing 2 rows"
+    assert "1 created, 2 replayed, 0 failed" in large.output  # two.csv is its last two rows
+    if database.dialect == "sqlite":
+        assert large.output.splitlines()[0] == "Importing 3 rows"
+        asked = cli("import", "--jobs", "2", str(tmp_path / "three.csv"))
+        assert "importing in one process" in asked.output
+        assert "Importing 3 rows" in asked.output and "processes" not in asked.output
+    else:
+        assert large.output.splitlines()[0] == "Importing 3 rows in 2 processes"
+
+
 def test_import_names_the_file_line_of_each_failure_across_slices(
     cli, aroma, operator, tmp_path, monkeypatch
 ):
