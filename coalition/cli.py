@@ -7,6 +7,7 @@ start, runs the scheduler (unless switched off) and serves with gunicorn.
 
 import csv
 import os
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
@@ -155,32 +156,45 @@ def import_transactions(path, jobs):
     """
     from coalition.services import imports
 
-    counts = {"created": 0, "replayed": 0, "failed": 0}
+    counts, stopped = {"created": 0, "replayed": 0, "failed": 0}, False
     with open(path, newline="", encoding="utf-8") as source, _database() as database:
         total = sum(1 for values in csv.reader(source) if values) - 1  # for the progress bar
         source.seek(0)
-        if database.dialect == "sqlite":
-            if (jobs or 1) > 1:
-                click.echo(
-                    "SQLite lets one writer in at a time: importing in one process", err=True
-                )
-            jobs = 1
-        elif jobs is None:
-            jobs = min(os.cpu_count() or 1, IMPORT_LANES_MAX) if total >= IMPORT_LANES_FROM else 1
+        jobs = _import_jobs(database, jobs, total)
         numbered = _csv_rows(source)  # then a slice at a time: files may be large
         slices = iter(lambda: list(islice(numbered, IMPORT_SLICE)), [])
         posted = imports.post_file(database, jobs, slices, _requests)
         label = f"Importing {total} rows" + (f" in {jobs} processes" if jobs > 1 else "")
-        with click.progressbar(length=total, label=label) as bar:
-            for rows, results in posted:
-                for (line, _), (outcome, detail) in zip(rows, results, strict=True):
-                    counts[outcome] += 1
-                    if detail is not None:
-                        click.echo(f"\nline {line}: {detail}", err=True)
-                bar.update(len(rows))
+        try:
+            with click.progressbar(length=total, label=label) as bar:
+                for rows, results in posted:
+                    for (line, _), (outcome, detail) in zip(rows, results, strict=True):
+                        counts[outcome] += 1
+                        if detail is not None:
+                            click.echo(f"\nline {line}: {detail}", err=True)
+                    bar.update(len(rows))
+        except BrokenProcessPool:
+            stopped = True
+            click.echo(
+                "\nthe import stopped: a process posting it died. The rows counted below"
+                f" are posted, and perhaps some of the next {IMPORT_SLICE}; importing the"
+                " file again answers those as replays and posts the rest.",
+                err=True,
+            )
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
-    if counts["failed"]:
+    if counts["failed"] or stopped:
         raise SystemExit(1)
+
+
+def _import_jobs(database, asked: int | None, total: int) -> int:
+    """How many processes post an import of ``total`` rows (``asked`` by ``--jobs``)."""
+    if database.dialect == "sqlite":
+        if (asked or 1) > 1:
+            click.echo("SQLite lets one writer in at a time: importing in one process", err=True)
+        return 1
+    if asked is not None:
+        return asked
+    return min(os.cpu_count() or 1, IMPORT_LANES_MAX) if total >= IMPORT_LANES_FROM else 1
 
 
 def _requests(rows: list) -> list:

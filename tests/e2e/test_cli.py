@@ -2,6 +2,7 @@
 
 import random
 from concurrent.futures import Executor, Future
+from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 
@@ -203,8 +204,9 @@ class _LanesInTurn(Executor):
     the first result is asked for: a lane that should have waited for another
     then runs before it, every time, not only when processes race."""
 
-    def __init__(self, backwards: bool):
+    def __init__(self, backwards: bool, dies_at_slice: int | None = None):
         self.backwards, self.pending = backwards, []
+        self.slices, self.dies_at_slice = 0, dies_at_slice
 
     def submit(self, fn, *args):
         future = _Deferred(self)
@@ -212,8 +214,14 @@ class _LanesInTurn(Executor):
         return future
 
     def run_pending(self) -> None:
+        if not self.pending:
+            return
+        self.slices += 1
         for future, fn, args in reversed(self.pending) if self.backwards else self.pending:
-            future.set_result(fn(*args))
+            if self.slices == self.dies_at_slice:
+                future.set_exception(BrokenProcessPool("a worker process died"))
+            else:
+                future.set_result(fn(*args))
         self.pending.clear()
 
 
@@ -248,3 +256,25 @@ def test_lanes_posted_in_turn_end_as_posting_one_row_after_another(
         ledgers[partner] = _anonymous(_ledger(operator, partner), partner)
     assert reports["brew"] == reports["aroma"]
     assert ledgers["brew"] == ledgers["aroma"]
+
+
+@pytest.mark.postgres
+def test_import_whose_worker_dies_says_so_and_a_rerun_posts_the_rest(
+    cli, aroma, database, tmp_path, monkeypatch
+):
+    monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 2)
+    monkeypatch.setattr(imports, "_database_at", lambda url: database)
+    monkeypatch.setattr(imports, "_processes", lambda jobs, url: _LanesInTurn(False, dies_at_slice=2))
+    when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
+    path = tmp_path / "transactions.csv"
+    path.write_text(
+        "external_id,type,partner_id,member_id,occurred_at,amount,currency\n"
+        + "".join(f"d-{n},earn,aroma,card-{n},{when},100.00,RUB\n" for n in range(5)),
+        encoding="utf-8",
+    )
+    stopped = cli("import", "--jobs", "2", str(path))
+    assert stopped.exit_code == 1
+    assert "the import stopped: a process posting it died" in stopped.output
+    assert stopped.output.splitlines()[-1] == "2 created, 0 replayed, 0 failed"  # the first slice
+    again = cli("import", "--jobs", "1", str(path))
+    assert (again.exit_code, again.output.splitlines()[-1]) == (0, "3 created, 2 replayed, 0 failed")
