@@ -177,8 +177,9 @@ def import_transactions(path, jobs):
             stopped = True
             click.echo(
                 "\nthe import stopped: a process posting it died. The rows counted below"
-                f" are posted, and perhaps some of the next {IMPORT_SLICE}; importing the"
-                " file again answers those as replays and posts the rest.",
+                f" as created or replayed are in the ledger, and perhaps some of the next"
+                f" {IMPORT_SLICE}; importing the file again answers those as replays and"
+                " posts the rest.",
                 err=True,
             )
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
@@ -194,7 +195,12 @@ def _import_jobs(database, asked: int | None, total: int) -> int:
         return 1
     if asked is not None:
         return asked
-    return min(os.cpu_count() or 1, IMPORT_LANES_MAX) if total >= IMPORT_LANES_FROM else 1
+    if total < IMPORT_LANES_FROM:
+        return 1
+    usable = (
+        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+    )
+    return min(len(usable), IMPORT_LANES_MAX)
 
 
 def _requests(rows: list) -> list:

@@ -12,7 +12,7 @@ with ``BEGIN IMMEDIATE`` and waits on a busy timeout instead of failing.
 import time
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,6 +45,12 @@ class Database:
     def __init__(self, url: str):
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
+            # retries read psycopg's sqlstate, and bulk writes use its binary parameters
+            raise ValueError(
+                f"PostgreSQL is reached through psycopg 3: use postgresql://, not {parsed.drivername}://"
+            )
         # No pre-ping: it costs a round trip per request; a connection found
         # dead is invalidated by SQLAlchemy on first use and recycled hourly.
         options = {"pool_recycle": 3600}

@@ -9,8 +9,10 @@ update a data-modifying ``WITH`` query; foreign keys are checked when the
 statement ends, so a row may name another inserted beside it. Each table's
 rows go as arrays that ``unnest`` turns back into rows, so the server parses
 and plans once whatever their number. The arrays travel in PostgreSQL's
-binary format (psycopg's ``%b``): for a chunk of 100 rows the driver encodes
-them three times faster than as text, and the server need not parse them.
+binary format (psycopg's ``%b``; one of NULLs only, or empty, goes as text):
+for a chunk of 100 rows the driver encodes them three times faster than as
+text, and the server need not parse them. The SQL goes to psycopg as it is,
+so a literal ``%`` in it would have to be written ``%%``.
 SQLite, in process, runs the writes one by one in the order given, each an
 executemany.
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError, StatementError
 
-from coalition.db import models
+from coalition.db import Database, models
 from coalition.db.writes import SKIP_EXISTING, Accumulate, Writes
 
 AT = datetime(2026, 3, 1, 9, 30, 15, 123456, tzinfo=UTC)
@@ -69,6 +69,30 @@ def test_rows_read_back_exactly_as_written(connection):
         assert row["occurred_at"] == AT and row["occurred_at"].utcoffset().total_seconds() == 0
         assert (row["category"], row["original_id"], row["late"]) == (None, None, True)
         assert (row["points"], row["rate_ids"]) == (25, "[1, 2]")
+
+
+def test_text_that_looks_like_array_syntax_and_columns_mixing_nulls_read_back_as_given(connection):
+    """Arrays of strings with quotes, commas, braces or the word NULL, and of values
+    beside NULLs, must not be split or read as NULL, in whatever format they travel."""
+    texts = ["", "NULL", "a,b", '"', "{x}", "back\\slash", "ünïcode €", None]
+    ids = list(range(9101, 9101 + len(texts)))
+    columns = _transactions(ids)
+    columns["category"] = texts
+    columns["original_id"] = [None if n % 2 else 9101 for n in range(len(ids))]
+    columns["amount"] = [None if n % 3 == 0 else Decimal(n) / 7 for n in range(len(ids))]
+    columns["amount"] = [None if value is None else round(value, 4) for value in columns["amount"]]
+    write_rows(connection, models.Transaction.__table__, columns)
+    T = models.Transaction.__table__
+    rows = connection.execute(select(T).where(T.c.id >= 9101).order_by(T.c.id)).mappings().all()
+    assert [row["category"] for row in rows] == texts
+    assert [row["original_id"] for row in rows] == columns["original_id"]
+    assert [row["amount"] for row in rows] == columns["amount"]
+
+
+def test_postgresql_is_reached_through_psycopg_only():
+    """Retries read psycopg's sqlstate and bulk writes use its binary parameters."""
+    with pytest.raises(ValueError, match="psycopg 3"):
+        Database("postgresql+psycopg2://user@localhost/coalition")
 
 
 def test_a_value_too_long_for_its_column_is_refused_not_cut(connection, database):
