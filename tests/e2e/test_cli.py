@@ -69,6 +69,7 @@ def test_import_uses_a_process_per_cpu_from_a_file_size_and_one_on_sqlite(
     posts a large enough file in one process per CPU, a small one in one."""
     monkeypatch.setattr("coalition.cli.IMPORT_LANES_FROM", 3)
     monkeypatch.setattr("os.cpu_count", lambda: 2)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
     when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
     rows = "".join(f"c-{n},earn,aroma,card-{n},{when},100.00,RUB\n" for n in range(3))
     header = "external_id,type,partner_id,member_id,occurred_at,amount,currency\n"
