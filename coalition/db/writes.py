@@ -73,16 +73,9 @@ class Writes:
         clause = conflict.clause(table) if isinstance(conflict, Accumulate) else conflict
         names = tuple(columns)
         if self.postgresql:
-            prefix = f"w{len(self.parts)}_"
-            dialect = self.connection.dialect
+            prefix = self._prefix()
             self.parts.append(
-                (
-                    _unnest_insert(table, names, clause, prefix),
-                    {
-                        prefix + name: _bound(table.c[name].type, columns[name], dialect)
-                        for name in names
-                    },
-                )
+                (_unnest_insert(table, names, clause, prefix), self._arrays(table, prefix, columns))
             )
         else:
             rows = [dict(zip(names, row)) for row in zip(*columns.values())]
@@ -94,28 +87,27 @@ class Writes:
         if not ids:
             return self
         if self.postgresql:
-            prefix = f"w{len(self.parts)}_"
-            sql_type = _bare_type(table.c[column].type)
-            sql = (
-                f"UPDATE {table.name} SET {column} = changed.value"
-                f" FROM unnest(CAST(%({prefix}ids)b AS bigint[]),"
-                f" CAST(%({prefix}values)b AS {sql_type}[])) AS changed(id, value)"
-                f" WHERE {table.name}.id = changed.id"
-            )
-            bound = _bound(table.c[column].type, values, self.connection.dialect)
-            self.parts.append((sql, {prefix + "ids": ids, prefix + "values": bound}))
+            prefix = self._prefix()
+            arrays = self._arrays(table, prefix, {"id": ids, column: values})
+            self.parts.append((_unnest_update(table, column, prefix), arrays))
         else:
-            statement = (
-                table.update()
-                .where(table.c.id == bindparam("row_id"))
-                .values({column: bindparam("value")})
-            )
             rows = [
                 {"row_id": row_id, "value": value}
                 for row_id, value in zip(ids, values, strict=True)
             ]
-            self.steps.append((statement, rows))
+            self.steps.append((_values_update(table, column), rows))
         return self
+
+    def _prefix(self) -> str:
+        """The next part's parameter prefix: each WITH query's arrays have names of their own."""
+        return f"w{len(self.parts)}_"
+
+    def _arrays(self, table, prefix: str, columns: dict[str, list]) -> dict[str, list]:
+        dialect = self.connection.dialect
+        return {
+            prefix + name: _bound(table.c[name].type, values, dialect)
+            for name, values in columns.items()
+        }
 
     def run(self) -> None:
         """Send what was queued; nothing when nothing was."""
@@ -152,10 +144,28 @@ def _unnest_insert(table, names: tuple[str, ...], clause: str, prefix: str) -> s
 
 
 @functools.cache
+def _unnest_update(table, column: str, prefix: str) -> str:
+    return (
+        f"UPDATE {table.name} SET {column} = changed.value"
+        f" FROM unnest(CAST(%({prefix}id)b AS bigint[]),"
+        f" CAST(%({prefix}{column})b AS {_bare_type(table.c[column].type)}[]))"
+        f" AS changed(id, value) WHERE {table.name}.id = changed.id"
+    )
+
+
+@functools.cache
 def _values_insert(table, names: tuple[str, ...], clause: str):
     values = ", ".join(f":{name}" for name in names)
     statement = text(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({values}){clause}")
     return statement.bindparams(*(bindparam(name, type_=table.c[name].type) for name in names))
+
+
+@functools.cache
+def _values_update(table, column: str):
+    # parameters named apart from the columns: SQLAlchemy reserves a SET column's name
+    return (
+        table.update().where(table.c.id == bindparam("row_id")).values({column: bindparam("value")})
+    )
 
 
 @functools.lru_cache(maxsize=256)
