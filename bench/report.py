@@ -25,6 +25,7 @@ HEADER = ("figure", "measured", "ceiling (what)", "ratio", "goal", "met?")
 LABELS = (
     "(a) single tx over HTTP",
     "(a) single tx latency p50/p99",
+    "(a) floor: same HTTP stack and round trips, no work",
     "(b) batch ingest",
     "(b) CSV import (coalition import)",
     "(c) close period",
@@ -125,22 +126,30 @@ def rows(f: dict) -> list[tuple[str, ...]]:
             "—",
             "",
         ),
-        _rate(
+        (
             LABELS[2],
+            f"{_n(f['a_floor_tps'])} tx/s",
+            f"{_n(f['a_raw_tps'])} tx/s (same INSERT loop)",
+            _ratio(f["a_floor_tps"], f["a_raw_tps"]),
+            "(reference)",
+            "",
+        ),
+        _rate(
+            LABELS[3],
             f["b_tps"],
             f["b_copy_tps"],
             "COPY of the same rows into copies of the tables",
             GOAL_BATCH_TPS,
         ),
         _rate(
-            f"{LABELS[3]}, {f['i_rows']:,} rows",
+            f"{LABELS[4]}, {f['i_rows']:,} rows",
             f["i_tps"],
             f["i_copy_tps"],
             "COPY of the rows it wrote",
             GOAL_BATCH_TPS,
         ),
         (
-            f"{LABELS[4]}, {f['c_allocations']:,} allocations",
+            f"{LABELS[5]}, {f['c_allocations']:,} allocations",
             f"{f['c_close_s']:.3f} s",
             f"{f['c_bare_s']:.3f} s (bare SELECT … GROUP BY issuer, redeemer)",
             _ratio(f["c_close_s"], f["c_bare_s"]),
@@ -148,7 +157,7 @@ def rows(f: dict) -> list[tuple[str, ...]]:
             _met(close_met),
         ),
         (
-            f"{LABELS[5]}, {f['c_allocations']:,} allocations",
+            f"{LABELS[6]}, {f['c_allocations']:,} allocations",
             f"{f['c_draft_s']:.3f} s",
             f"{f['c_bare_s']:.3f} s (same bare query)",
             _ratio(f["c_draft_s"], f["c_bare_s"]),
@@ -156,7 +165,7 @@ def rows(f: dict) -> list[tuple[str, ...]]:
             "",
         ),
         (
-            f"{LABELS[6]}, {f['d_lots']:,} lots/member",
+            f"{LABELS[7]}, {f['d_lots']:,} lots/member",
             _ms(f["d_p50_ms"], f["d_p99_ms"]),
             f"{_ms(f['d_raw_p50_ms'], f['d_raw_p99_ms'])} (bare lots query, psycopg, {f['d_clients']} conns)",
             _ratio(f["d_p99_ms"], f["d_raw_p99_ms"]),
@@ -164,7 +173,7 @@ def rows(f: dict) -> list[tuple[str, ...]]:
             _met(f["d_p99_ms"] < GOAL_BALANCE_P99_MS),
         ),
         _rate(
-            f"{LABELS[7]} ({f['e_pages']} pages)",
+            f"{LABELS[8]} ({f['e_pages']} pages)",
             f["e_pdf_per_s"],
             f["e_bare_per_s"],
             "bare ReportLab canvas, same pages and font",
@@ -173,7 +182,7 @@ def rows(f: dict) -> list[tuple[str, ...]]:
             digits=1,
         ),
         _rate(
-            f"{LABELS[8]} ({f['e_processes']} processes)",
+            f"{LABELS[9]} ({f['e_processes']} processes)",
             f["e_pdf_all_per_s"],
             f["e_bare_all_per_s"],
             f"bare canvas, {f['e_processes']} processes",

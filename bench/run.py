@@ -145,12 +145,20 @@ def _stop(process: subprocess.Popen) -> None:
 
 
 @contextmanager
-def gunicorn(database_url: str, log_path: Path, workers: int, threads: int):
-    """The service under gunicorn on a free port of 127.0.0.1, until the block ends."""
+def gunicorn(
+    database_url: str,
+    log_path: Path,
+    workers: int,
+    threads: int,
+    app: str = "coalition:create_app()",
+):
+    """``app`` (the service) under gunicorn on a free port of 127.0.0.1, until the block ends."""
     environment = {
         **os.environ,
         "COALITION_DATABASE_URL": database_url,
         "COALITION_SCHEDULER": "off",
+        "COALITION_BENCH_FLOOR_DSN": pg.conninfo(database_url),
+        "COALITION_BENCH_FLOOR_TABLE": FLOOR_TABLE,
         "PYTHONUNBUFFERED": "1",
     }
     for attempt in range(1, 4):
@@ -179,7 +187,7 @@ def gunicorn(database_url: str, log_path: Path, workers: int, threads: int):
             "-",
             "--no-control-socket",
             "--preload",
-            "coalition:create_app()",
+            app,
         ]
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
@@ -234,6 +242,7 @@ def http_caller(base_url: str):
 
 
 CEILING_TABLE = "bench_ceiling_tx"
+FLOOR_TABLE = "bench_floor_tx"
 
 
 COPY_RUNS = 3
@@ -385,16 +394,31 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
     progress(
         f"stage {stage}: (a) {scale.http_clients} clients × {scale.http_per_client} single POSTs"
     )
+    single_params = {
+        "url": url,
+        "partners": partners,
+        "rich": rich,
+        "regular": regular,
+        "prefix": f"h{stage}",
+    }
     single = pool.run(
         "post",
         scale.http_clients,
         scale.http_per_client,
-        {"url": url, "partners": partners, "rich": rich, "regular": regular, "prefix": f"h{stage}"},
+        single_params,
+        seed=stage,
+        max_seconds=cap,
+    )
+    floor = pool.run(
+        "post",
+        scale.http_clients,
+        scale.http_per_client,
+        {**single_params, "url": context["floor_url"]},
         seed=stage,
         max_seconds=cap,
     )
     with psycopg.connect(dsn, autocommit=True) as connection:
-        connection.execute(f"TRUNCATE {CEILING_TABLE}")
+        connection.execute(f"TRUNCATE {CEILING_TABLE}, {FLOOR_TABLE}")
     raw = pool.run(
         "insert",
         scale.http_clients,
@@ -420,6 +444,9 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
         a_p99_ms=single.percentile(99) * 1e3,
         a_client_cpu_s=single.client_cpu,
         a_seconds=single.seconds,
+        a_floor_tps=floor.rate,
+        a_floor_failed=floor.failed,
+        a_floor_errors=floor.errors,
         a_raw_tps=raw.rate,
         a_raw_p50_ms=raw.percentile(50) * 1e3,
         a_raw_p99_ms=raw.percentile(99) * 1e3,
@@ -646,15 +673,21 @@ def main(argv=None) -> int:
             lambda session: auth.create_key(session, "operator", None, "bench operator")
         )
         with psycopg.connect(dsn, autocommit=True) as connection:
-            connection.execute(
-                f"CREATE TABLE {CEILING_TABLE} (LIKE transactions INCLUDING CONSTRAINTS "
-                f"INCLUDING INDEXES)"
-            )
+            for table in (CEILING_TABLE, FLOOR_TABLE):
+                connection.execute(
+                    f"CREATE TABLE {table} (LIKE transactions INCLUDING CONSTRAINTS "
+                    f"INCLUDING INDEXES)"
+                )
         facts = pg.server_facts(url)
         results["postgres"] = facts
         progress(f"starting gunicorn ({arguments.workers} workers × {arguments.threads} threads)")
         server = stack.enter_context(
             gunicorn(url, workdir / "gunicorn.log", arguments.workers, arguments.threads)
+        )
+        floor = stack.enter_context(
+            gunicorn(
+                url, workdir / "floor.log", arguments.workers, arguments.threads, "bench.floor:app"
+            )
         )
         now = datetime.now(UTC)
         (first_id, first_start, first_end), (second_id, second_start, second_end) = (
@@ -681,6 +714,7 @@ def main(argv=None) -> int:
             "world": world,
             "dsn": dsn,
             "url": server.url,
+            "floor_url": floor.url,
             "database": database,
             "database_url": url,
             "workdir": workdir,
@@ -777,17 +811,30 @@ def render_results(results: dict, throwaway: bool) -> str:
             "  ratio = measured ÷ ceiling: for a rate, the share of the ceiling reached; for a time or a "
             "latency, how many times the ceiling it takes"
         ),
+        (
+            "  (a) floor: the same gunicorn, Flask and psycopg, posted the same bodies, making a "
+            "posting's round trips with trivial SQL and one INSERT (bench/floor.py): the most any "
+            "service on this stack could reach here"
+        ),
     ]
     for label, stage in (("1×", one), ("10×", ten)):
         out.append(
             f"  {label}: (a) {stage['a_requests']} of {stage['a_planned']} requests, {stage['a_failed']} not 2xx, statuses {stage['a_statuses']}; "
             f"load generator used {stage['a_client_cpu_s']:.1f} CPU-s of {stage['a_seconds']:.1f} s; "
+            f"the service ran at {stage['a_tps'] / max(stage['a_floor_tps'], 1e-9):.2f}× the floor's rate, "
+            f"the floor answered {stage['a_floor_failed']} not 2xx; "
             f"(b) {stage['b_items']} of {stage['b_planned']} items, {stage['b_failed']} not 2xx, batch p50 {stage['b_batch_p50_s']:.2f} s, "
             f"COPY {stage['b_copy_rows']} rows in {stage['b_copy_s']:.3f} s; "
             f"(b) import exit {stage['i_exit']}, {stage['i_summary']!r} in {stage['i_seconds']:.2f} s; "
             f"(d) {stage['d_failed']} not 200"
         )
-        for error in stage["a_errors"] + stage["b_errors"] + stage["i_errors"] + stage["d_errors"]:
+        for error in (
+            stage["a_errors"]
+            + stage["a_floor_errors"]
+            + stage["b_errors"]
+            + stage["i_errors"]
+            + stage["d_errors"]
+        ):
             out.append(f"    error: {error}")
     for label, facts in results["data"].items():
         out.append(

@@ -81,6 +81,7 @@ def test_every_figure_is_a_sane_number(bench_run):
     rates = (
         "a_tps",
         "a_raw_tps",
+        "a_floor_tps",
         "b_tps",
         "b_copy_tps",
         "i_tps",
@@ -113,6 +114,7 @@ def test_every_figure_is_a_sane_number(bench_run):
         )
         # every request the load generators made was answered with success
         assert stage["a_requests"] > 0 and stage["a_failed"] == 0, stage["a_errors"]
+        assert stage["a_floor_failed"] == 0, stage["a_floor_errors"]
         assert stage["b_items"] > 0 and stage["b_failed"] == 0, stage["b_errors"]
         assert stage["d_failed"] == 0, stage["d_errors"]
         # the COPY ceiling copied exactly the transactions the batches wrote
