@@ -22,7 +22,7 @@ def update(session, changes: dict) -> models.Settings:
     if "base_currency" in changes:
         if not money.is_currency(changes["base_currency"]):
             raise Invalid(f"{changes['base_currency']!r} is not an ISO 4217 currency")
-        if session.scalar(select(exists().where(models.Transaction.id.isnot(None)))):
+        if _any(session, models.Transaction):
             raise Conflict("base_currency is fixed once any transaction exists")
         session.get(models.Partner, "coalition").currency = changes["base_currency"]
     if "timezone" in changes:
@@ -32,10 +32,21 @@ def update(session, changes: dict) -> models.Settings:
             raise Invalid(f"{changes['timezone']!r} is not an IANA time zone") from None
     if "period" in changes and changes["period"] not in periods.KINDS:
         raise Invalid(f"period must be one of {', '.join(periods.KINDS)}")
-    if {"timezone", "period"} & changes.keys() and session.scalar(
-        select(exists().where(models.Period.id.isnot(None)))
-    ):
-        raise Conflict("the settlement calendar is fixed once a period has been closed")
+    if {"timezone", "period"} & changes.keys() and _calendar_in_use(session):
+        raise Conflict(
+            "the settlement calendar is fixed once any transaction exists or a period has been closed"
+        )
     for field, value in changes.items():
         setattr(settings, field, value)
     return settings
+
+
+def _calendar_in_use(session) -> bool:
+    """Whether changing the calendar would strand something: every transaction
+    carries the period it was posted in, and its period totals are counted by
+    that id, so a new calendar would leave them in no period that can close."""
+    return _any(session, models.Transaction) or _any(session, models.Period)
+
+
+def _any(session, model) -> bool:
+    return session.scalar(select(exists().where(model.id.isnot(None))))

@@ -81,6 +81,33 @@ def test_restating_the_same_base_currency_after_a_transaction_is_allowed(operato
     assert operator.put("/api/v1/settings", json={"base_currency": "EUR"}).status_code == 200
 
 
+@pytest.mark.parametrize("change", [{"period": "daily"}, {"timezone": "Asia/Tokyo"}], ids=repr)
+def test_calendar_change_after_a_transaction_is_409_and_changes_nothing(operator, change):
+    # The transaction was posted into period 2026-11 (say); a daily calendar
+    # would leave it in no period that can ever close, its money unsettled.
+    setup_coalition(operator)
+    expect(earn(operator, "t1", "m1", "100.00"))
+    before = expect(operator.get("/api/v1/settings"), 200)
+    response = operator.put("/api/v1/settings", json=change)
+    assert (response.status_code, response.get_json()["code"]) == (409, 409)
+    assert "calendar" in response.get_json()["message"]
+    assert expect(operator.get("/api/v1/settings"), 200) == before
+
+
+def test_calendar_change_after_a_close_is_409(operator):
+    expect(operator.post("/api/v1/settlements/2026-01/close"), 200)
+    response = operator.put("/api/v1/settings", json={"period": "weekly"})
+    assert response.status_code == 409
+    assert expect(operator.get("/api/v1/settings"), 200)["period"] == "monthly"
+
+
+def test_restating_the_calendar_after_a_transaction_is_allowed(operator):
+    setup_coalition(operator)
+    expect(earn(operator, "t1", "m1", "100.00"))
+    restated = {"period": "monthly", "timezone": "UTC", "points_ttl_days": 30}
+    assert expect(operator.put("/api/v1/settings", json=restated), 200)["points_ttl_days"] == 30
+
+
 def test_partner_key_may_not_read_settings(operator, make_key):
     add_partner(operator, "aroma", "RUB")
     assert make_key("partner", "aroma").get("/api/v1/settings").status_code == 403
