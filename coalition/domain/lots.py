@@ -136,6 +136,7 @@ class EarnReversal:
 def reverse_earn(
     lot: Lot,
     *,
+    at: datetime,
     original_amount: Decimal | None,
     reversed_points: int,
     reversed_amount: Decimal,
@@ -150,6 +151,10 @@ def reverse_earn(
     so a purchase returned in many small pieces gives back every point that
     one whole return would. Reversals in total never exceed the original points
     nor the original amount.
+
+    The lot holds nothing for a return dated ``at`` or after its expiry: its
+    points are breakage then, whether or not the expiry job has removed them
+    yet, so the whole return is a shortfall either way.
     """
     if amount is not None:
         if original_amount is None:
@@ -171,7 +176,8 @@ def reverse_earn(
             f"{lot.points} earned",
             reason="over_reversal",
         )
-    return EarnReversal(points, min(points, lot.remaining))
+    held = lot.remaining if at < lot.expires_at else 0
+    return EarnReversal(points, min(points, held))
 
 
 def expired(lots: list[Lot], at: datetime) -> list[Lot]:

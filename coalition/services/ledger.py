@@ -295,6 +295,7 @@ def _earn_reversal(book, transaction, partner, config, request) -> Posting:
         amount = _amount_in_partner_currency(request, partner)
     decision = lots.reverse_earn(
         members.lot_value(lot),
+        at=transaction.occurred_at,
         original_amount=original.amount,
         reversed_points=sum(row.shortfall_points - row.points for row in earlier),
         reversed_amount=sum((row.amount or Decimal(0) for row in earlier), Decimal(0)),

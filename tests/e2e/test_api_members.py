@@ -19,6 +19,7 @@ from tests.e2e.helpers import (
     burn,
     burn_reversal,
     earn,
+    earn_reversal,
     expect,
     history,
     setup_coalition,
@@ -175,6 +176,22 @@ def test_earn_backdated_beyond_ttl_shows_zero_available_before_expiry_runs(coali
     expect(coalition.put("/api/v1/settings", json={"points_ttl_days": 10}), 200)
     expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(20)))
     assert balance(coalition, "m1")["available"] == 0
+
+
+@pytest.mark.parametrize("job_ran_first", [False, True])
+def test_a_return_after_expiry_is_a_shortfall_whether_or_not_the_job_ran(
+    coalition, database, expired_lot, job_ran_first
+):
+    # a1's 100 points expired 10 days ago; a return of 10 of them yesterday finds
+    # breakage, not points: nothing taken, 10 short, and all 100 count as expired.
+    if job_ran_first:
+        expiry.expire_all(database, datetime.now(UTC))
+    returned = expect(earn_reversal(coalition, "r1", "a1", points=10, occurred_at=days_ago(1)))
+    assert (returned["points"], returned["shortfall_points"], returned["allocations"]) == (0, 10, [])
+    expiry.expire_all(database, datetime.now(UTC))
+    expired = [item["points"] for item in history(coalition, "m1") if item["type"] == "expiry"]
+    assert expired == [-100]
+    assert balance(coalition, "m1")["available"] == 20
 
 
 def test_expiry_job_writes_an_expiry_movement_for_what_remained(coalition, database, expired_lot):

@@ -241,7 +241,8 @@ class LedgerMachine(RuleBasedStateMachine):
         if over:
             self.post(body, 422, "over_reversal")
             return
-        taken = min(points, lot.remaining)
+        held = lot.remaining if self.clock < lot.expires_at else 0  # an expired lot holds breakage
+        taken = min(points, held)
         answer = self.post(body, 201)
         assert (answer["points"], answer["shortfall_points"]) == (-taken, points - taken)
         earn.claimed += points

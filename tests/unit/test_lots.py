@@ -250,7 +250,7 @@ def test_balance_of_no_lots_is_zero():
 def test_earn_reversal_by_amount_takes_the_proportional_points():
     # 120 points for 350.00; return 100.00 → floor(120 × 100 / 350) = floor(34.28…) = 34
     original = lot(1, 120)
-    decision = lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=0,
+    decision = lots.reverse_earn(original, at=NOW, original_amount=Decimal("350.00"), reversed_points=0,
                                  reversed_amount=Decimal("0"), amount=Decimal("100.00"))
     assert (decision.points, decision.taken, decision.shortfall) == (34, 34, 0)
 
@@ -259,7 +259,7 @@ def test_earn_reversal_by_amount_uses_original_points_not_remaining():
     # 120 points for 350.00, 100 already burned (20 left). Return 175.00 →
     # floor(120 × 175 / 350) = 60 (not floor(20 × 175 / 350) = 10).
     original = lot(1, 20, points=120)
-    decision = lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=0,
+    decision = lots.reverse_earn(original, at=NOW, original_amount=Decimal("350.00"), reversed_points=0,
                                  reversed_amount=Decimal("0"), amount=Decimal("175.00"))
     assert decision.points == 60
 
@@ -268,7 +268,7 @@ def test_earn_reversal_after_partial_burn_records_shortfall():
     # 120 points for 350.00, 100 burned, 20 left. Return 100.00 → 34 points;
     # the lot gives its 20, the other 34 − 20 = 14 are a shortfall for the issuer.
     original = lot(1, 20, points=120)
-    decision = lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=0,
+    decision = lots.reverse_earn(original, at=NOW, original_amount=Decimal("350.00"), reversed_points=0,
                                  reversed_amount=Decimal("0"), amount=Decimal("100.00"))
     assert (decision.points, decision.taken, decision.shortfall) == (34, 20, 14)
 
@@ -276,14 +276,14 @@ def test_earn_reversal_after_partial_burn_records_shortfall():
 def test_earn_reversal_of_fully_burned_lot_is_all_shortfall():
     # 120 points all burned; return by 30 points → taken 0, shortfall 30.
     spent = lot(1, 0, points=120)
-    decision = lots.reverse_earn(spent, original_amount=Decimal("350.00"), reversed_points=0,
+    decision = lots.reverse_earn(spent, at=NOW, original_amount=Decimal("350.00"), reversed_points=0,
                                  reversed_amount=Decimal("0"), points=30)
     assert (decision.points, decision.taken, decision.shortfall) == (30, 0, 30)
 
 
 def test_earn_reversal_by_points_takes_those_points():
     original = lot(1, 120)
-    decision = lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=0,
+    decision = lots.reverse_earn(original, at=NOW, original_amount=Decimal("350.00"), reversed_points=0,
                                  reversed_amount=Decimal("0"), points=45)
     assert (decision.points, decision.taken, decision.shortfall) == (45, 45, 0)
 
@@ -292,7 +292,7 @@ def test_earn_reversal_beyond_original_points_is_over_reversal():
     # 120 earned, 100 already reversed; 100 + 30 = 130 > 120.
     original = lot(1, 20, points=120)
     with pytest.raises(Invalid) as caught:
-        lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=100,
+        lots.reverse_earn(original, at=NOW, original_amount=Decimal("350.00"), reversed_points=100,
                           reversed_amount=Decimal("0"), points=30)
     assert caught.value.reason == "over_reversal"
 
@@ -300,7 +300,7 @@ def test_earn_reversal_beyond_original_points_is_over_reversal():
 def test_earn_reversal_up_to_original_points_is_allowed():
     # 120 earned, 100 already reversed; 100 + 20 = 120 is the whole lot, not more.
     original = lot(1, 20, points=120)
-    decision = lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=100,
+    decision = lots.reverse_earn(original, at=NOW, original_amount=Decimal("350.00"), reversed_points=100,
                                  reversed_amount=Decimal("0"), points=20)
     assert decision.points == 20
 
@@ -309,7 +309,7 @@ def test_earn_reversal_beyond_original_amount_is_over_reversal():
     # Purchase 350.00, 300.00 already returned; 300.00 + 50.01 = 350.01 > 350.00.
     original = lot(1, 120)
     with pytest.raises(Invalid) as caught:
-        lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=102,
+        lots.reverse_earn(original, at=NOW, original_amount=Decimal("350.00"), reversed_points=102,
                           reversed_amount=Decimal("300.00"), amount=Decimal("50.01"))
     assert caught.value.reason == "over_reversal"
 
@@ -319,7 +319,7 @@ def test_earn_reversal_up_to_original_amount_is_allowed():
     # counted on the running total: floor(120 × 350 / 350) − floor(120 × 300 / 350)
     # = 120 − floor(102.857…) = 120 − 102 = 18, so the whole purchase gives back all 120.
     original = lot(1, 18, points=120)
-    decision = lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=102,
+    decision = lots.reverse_earn(original, at=NOW, original_amount=Decimal("350.00"), reversed_points=102,
                                  reversed_amount=Decimal("300.00"), amount=Decimal("50.00"))
     assert decision.points == 18
 
@@ -329,7 +329,7 @@ def test_returns_in_small_pieces_give_back_every_point():
     # floors to 0 (120 × 2.89 / 350 = 0.99…), but the running total reaches 120.
     taken, returned = 0, Decimal("0")
     for amount in [Decimal("2.89")] * 121 + [Decimal("0.31")]:
-        decision = lots.reverse_earn(lot(1, 120 - taken, points=120), original_amount=Decimal("350.00"),
+        decision = lots.reverse_earn(lot(1, 120 - taken, points=120), at=NOW, original_amount=Decimal("350.00"),
                                      reversed_points=taken, reversed_amount=returned, amount=amount)
         taken += decision.points
         returned += amount
@@ -341,7 +341,7 @@ def test_earn_reversal_by_amount_past_points_cap_is_over_reversal():
     # Returning 100.00 would take 34 more: 110 + 34 = 144 > 120.
     original = lot(1, 10, points=120)
     with pytest.raises(Invalid) as caught:
-        lots.reverse_earn(original, original_amount=Decimal("350.00"), reversed_points=110,
+        lots.reverse_earn(original, at=NOW, original_amount=Decimal("350.00"), reversed_points=110,
                           reversed_amount=Decimal("0"), amount=Decimal("100.00"))
     assert caught.value.reason == "over_reversal"
 
@@ -350,15 +350,33 @@ def test_bonus_cannot_be_reversed_by_amount():
     # A bonus has no purchase amount to be proportional to.
     bonus = lot(1, 500, issuer="coalition")
     with pytest.raises(Invalid):
-        lots.reverse_earn(bonus, original_amount=None, reversed_points=0,
+        lots.reverse_earn(bonus, at=NOW, original_amount=None, reversed_points=0,
                           reversed_amount=Decimal("0"), amount=Decimal("10.00"))
 
 
 def test_bonus_can_be_reversed_by_points():
     bonus = lot(1, 500, issuer="coalition")
-    decision = lots.reverse_earn(bonus, original_amount=None, reversed_points=0,
+    decision = lots.reverse_earn(bonus, at=NOW, original_amount=None, reversed_points=0,
                                  reversed_amount=Decimal("0"), points=200)
     assert (decision.points, decision.taken) == (200, 200)
+
+
+def test_earn_reversal_at_or_after_expiry_takes_nothing_from_the_lot():
+    # 100 points still in the lot, but it expired at NOW + 1 day: a return dated
+    # then or later finds breakage, not points; all 10 are a shortfall.
+    ended = lot(1, 100, expires_in_days=1)
+    for at in (ended.expires_at, ended.expires_at + DAY):
+        decision = lots.reverse_earn(ended, at=at, original_amount=None, reversed_points=0,
+                                     reversed_amount=Decimal("0"), points=10)
+        assert (decision.points, decision.taken, decision.shortfall) == (10, 0, 10)
+
+
+def test_earn_reversal_just_before_expiry_takes_from_the_lot():
+    ended = lot(1, 100, expires_in_days=1)
+    decision = lots.reverse_earn(ended, at=ended.expires_at - timedelta(microseconds=1),
+                                 original_amount=None, reversed_points=0,
+                                 reversed_amount=Decimal("0"), points=10)
+    assert (decision.taken, decision.shortfall) == (10, 0)
 
 
 # restore: a burn reversal puts points back, newest allocation first.
