@@ -73,7 +73,11 @@ class PeriodKpis(Schema):
     start = fields.AwareDateTime()
     end = fields.AwareDateTime()
     status = fields.String()
-    coalition = fields.Nested(Figures)
+    coalition = fields.Nested(
+        Figures,
+        allow_none=True,
+        metadata={"description": "Coalition-wide totals; null for a key bound to a partner"},
+    )
     partners = fields.List(fields.Nested(PartnerFigures))
 
 
@@ -87,5 +91,5 @@ class Kpis(MethodView):
     @blp.arguments(KpiQuery, location="query")
     @blp.response(200, KpiReport)
     def get(self, query):
-        """Programme KPIs of a period, or of the latest periods (a partner key sees its own and the totals)"""
+        """Programme KPIs of a period, or of the latest periods (a partner key sees only its own)"""
         return database().run(kpis.report, principal(), datetime.now(UTC), **query)

@@ -51,10 +51,13 @@ def report(
         "new_members": kpi_aggregates.new_members(session, ids),
     }
     base = settings_service.load(session).base_currency
+    # with two partners, the totals less one's own are the other's (SPEC §4)
+    totals_shown = principal.own_partner() is None
     return {
         "base_currency": base,
         "periods": [
-            _period_kpis(session, period, everyone, shown, gathered, base) for period in chosen
+            _period_kpis(session, period, everyone, shown, gathered, base, totals_shown)
+            for period in chosen
         ],
     }
 
@@ -71,7 +74,7 @@ def _periods(session, now: datetime, period_id: str | None, count: int) -> list[
 
 
 def _period_kpis(
-    session, period: dict, everyone, shown: str | None, gathered: dict, base: str
+    session, period: dict, everyone, shown: str | None, gathered: dict, base: str, totals_shown
 ) -> dict:
     period_id, at_end = period["id"], period["end"] - settlement.LAST_INSTANT
     activity = totals.period_activity(session, period_id).partners
@@ -102,13 +105,20 @@ def _period_kpis(
             points_expired=facts.get("points_expired", 0),
             liability_points=outstanding.get(partner.id, 0),
         )
-    coalition = _coalition(session, period_id, at_end, everyone, scopes, gathered, base)
+    coalition = None
+    if totals_shown:
+        coalition = kpis.figures(
+            _coalition(session, period_id, at_end, everyone, scopes, gathered, base),
+            base,
+            point_value,
+            base,
+        )
     return {
         "period_id": period_id,
         "start": period["start"],
         "end": period["end"],
         "status": period["status"],
-        "coalition": kpis.figures(coalition, base, point_value, base),
+        "coalition": coalition,
         "partners": [
             {
                 "partner_id": partner.id,

@@ -244,10 +244,17 @@ def test_a_missing_fx_rate_leaves_coalition_money_blank(operator):
 # --- who sees what ----------------------------------------------------------------------------
 
 
-def test_a_partner_key_sees_its_own_figures_and_the_coalition_totals(make_key, operator, month):
+def test_a_partner_key_sees_its_own_figures_and_no_coalition_totals(make_key, operator, month):
     entry = period(make_key("partner", "aroma"), month)
     assert [p["partner_id"] for p in entry["partners"]] == ["aroma"]
-    assert entry["coalition"]["active_members"] == 3
+    assert entry["coalition"] is None
+
+
+def test_no_key_bound_to_a_partner_gets_the_coalition_totals(make_key, operator, month):
+    # aroma's sales are known to aroma: the coalition's total less them is skyair's
+    for key in (make_key("partner", "aroma"), make_key("finance", "aroma")):
+        assert all(entry["coalition"] is None for entry in kpis(key)["periods"])
+    assert period(make_key("finance"), month)["coalition"]["points_issued"] == 620
 
 
 def test_a_partner_key_never_sees_another_partners_name_or_figures(make_key, operator, month):

@@ -573,7 +573,7 @@ export async function kpis({ who, query }) {
       : field("Scope", select("scope", [["", "Coalition-wide"], ...selected.partners.map((p) => [p.partner_id, p.name])], scope)),
     h("button", { type: "submit" }, "Show"),
   );
-  const columnsOf = scope ? [[scopeName, chosen], ["Coalition-wide", selected.coalition]] : [["Coalition-wide", selected.coalition]];
+  const columnsOf = [scope ? [scopeName, chosen] : null, selected.coalition ? ["Coalition-wide", selected.coalition] : null].filter(Boolean);
   const measureRows = [...MEASURES, ["Liability", (f) => money(f.liability, base), "outstanding points × redemption rate"]];
   const comparison = h(
     "div",
