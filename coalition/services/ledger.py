@@ -116,6 +116,7 @@ def _post(book: Book, partner_id: str, request: dict, now: datetime) -> Posting:
             )
         return _replay(book, existing)
     partner = partners.active(book.session, partner_id)
+    _check_currency(request, partner)
     config = catalog.current(book.session).settings
     occurred_at = request["occurred_at"]
     if occurred_at > now + FUTURE_TOLERANCE:
@@ -176,14 +177,19 @@ def _issue(book, transaction, partner, config, points: int, used: list, candidat
     return Posting(transaction, lot=lot)
 
 
-def _amount_in_partner_currency(request, partner) -> Decimal:
-    currency = request.get("currency") or partner.currency
-    if currency != partner.currency:
+def _check_currency(request, partner) -> None:
+    """A currency named in any posting must be the partner's (SPEC §6), also where
+    the type carries no amount: a till sending the wrong one is misconfigured."""
+    currency = request.get("currency")
+    if currency is not None and currency != partner.currency:
         raise Invalid(
             f"partner {partner.id!r} transacts in {partner.currency}, not {currency}",
             reason="wrong_currency",
         )
-    money.check_places(request["amount"], currency)
+
+
+def _amount_in_partner_currency(request, partner) -> Decimal:
+    money.check_places(request["amount"], partner.currency)
     return request["amount"]
 
 

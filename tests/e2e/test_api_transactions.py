@@ -179,6 +179,29 @@ def test_earn_in_a_currency_other_than_the_partners_is_422(coalition):
     assert_422(earn(coalition, "t1", "m1", "100.00", currency="EUR"))
 
 
+def test_a_currency_other_than_the_partners_is_422_on_every_type(coalition):
+    # aroma transacts in RUB, the coalition partner in EUR (the base currency)
+    expect(earn(coalition, "e1", "m1", "1000.00", occurred_at=days_ago(5)))  # 100 points
+    expect(burn(coalition, "b1", "m1", 10, occurred_at=days_ago(4)))
+    wrong = [
+        {"external_id": "x1", "type": "burn", "partner_id": "aroma", "member_id": "m1",
+         "points": 5, "currency": "USD", "occurred_at": days_ago(3)},
+        {"external_id": "x2", "type": "bonus", "partner_id": "coalition", "member_id": "m1",
+         "points": 5, "reason": "goodwill", "currency": "RUB", "occurred_at": days_ago(3)},
+        {"external_id": "x3", "type": "earn_reversal", "partner_id": "aroma",
+         "original_external_id": "e1", "points": 5, "currency": "JPY", "occurred_at": days_ago(3)},
+        {"external_id": "x4", "type": "burn_reversal", "partner_id": "aroma",
+         "original_external_id": "b1", "currency": "EUR", "occurred_at": days_ago(3)},
+    ]
+    for body in wrong:
+        response = post(coalition, **body)
+        assert response.status_code == 422, (body["type"], response.get_json())
+        assert response.get_json()["reason"] == "wrong_currency"
+    assert balance(coalition, "m1")["available"] == 90
+    right = {**wrong[0], "external_id": "x5", "currency": "RUB"}
+    assert post(coalition, **right).status_code == 201
+
+
 def test_rejected_earn_writes_nothing(coalition):
     earn(coalition, "t1", "m1", "350.001")
     assert coalition.get("/api/v1/members/m1/balance").status_code == 404
