@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
 from coalition import auth, database_of
-from coalition.api.fields import DecimalString
+from coalition.api.fields import MEMBER_ID_LENGTH, DecimalString
 from coalition.domain.errors import CoalitionError
 from coalition.services import catalog
 
@@ -42,6 +42,28 @@ class PathSegment(BaseConverter):
     """The default URL converter, refusing NUL (which no database can store) and huge segments."""
 
     regex = "[^/\x00]{1,200}"
+
+
+class MemberId(BaseConverter):
+    """A member id in a URL: any id a transaction may carry (SPEC §6: opaque), "/" included.
+
+    A base64 phone hash such as ``Ab/Cd+Ef==`` is sent percent-encoded, but WSGI
+    servers decode ``%2F`` before routing, so the id may span path segments; its
+    rules keep ``//`` too (``merge_slashes=False``), an id may contain that.
+    """
+
+    regex = f"[^\x00]{{1,{MEMBER_ID_LENGTH}}}"
+    part_isolating = False
+
+
+def member_id_schema(converter: MemberId) -> dict:
+    """The member id in the OpenAPI document: a string, percent-encoded by the client."""
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MEMBER_ID_LENGTH,
+        "description": "Percent-encoded: it may contain any character, '/' included",
+    }
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -140,6 +162,8 @@ def init_app(app) -> Api:
     api = Api(app, spec_kwargs={"security": [{"bearer": []}]})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.register_field(DecimalString, "string", "decimal")
+    app.url_map.converters["member"] = MemberId
+    api.register_converter(MemberId, member_id_schema)
     for module in (keys, settings, partners, rates, transactions, members, settlements, kpis):
         api.register_blueprint(module.blp)
     app.before_request(_authenticate)

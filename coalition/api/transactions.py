@@ -7,7 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy.exc import SQLAlchemyError
 
 from coalition.api import Blueprint, database, principal
-from coalition.api.fields import Amount, Currency, PartnerId, Points, Text
+from coalition.api.fields import MEMBER_ID_LENGTH, Amount, Currency, PartnerId, Points, Text
 from coalition.api.pagination import PageArgs
 from coalition.domain.errors import CoalitionError
 from coalition.services import batches, ledger, queries
@@ -38,7 +38,7 @@ class TransactionIn(Schema):
         ),
     )
     partner_id = fields.String(validate=PartnerId)
-    member_id = Text(max_length=128)
+    member_id = Text(max_length=MEMBER_ID_LENGTH)
     occurred_at = fields.AwareDateTime(required=True)
     amount = Amount()
     currency = Currency()
@@ -113,7 +113,7 @@ class BatchOut(Schema):
 
 class TransactionQuery(PageArgs):
     partner_id = fields.String(validate=PartnerId)
-    member_id = Text(max_length=128)
+    member_id = Text(max_length=MEMBER_ID_LENGTH)
     type = fields.String(validate=validate.OneOf(TYPES))
     period_id = Text(max_length=16)
     from_ = fields.AwareDateTime(data_key="from")
