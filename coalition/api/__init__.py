@@ -1,8 +1,9 @@
 """The HTTP API: flask-smorest blueprints, authentication and the error format.
 
-Views are thin: parse with a schema, check the role, run a use case in one
-unit of work, serialise with a schema. Domain errors become the JSON body of
-SPEC §10 in :meth:`Api.handle_domain_error`, so no view maps errors itself.
+Views are thin: declare their roles (checked before anything is parsed),
+parse with a schema, run a use case in one unit of work, serialise with a
+schema. Domain errors become the JSON body of SPEC §10 in
+:meth:`Api.handle_domain_error`, so no view maps errors itself.
 """
 
 import json
@@ -130,6 +131,30 @@ def unauthenticated(error: auth.Unauthenticated):
     return body, 401, {"WWW-Authenticate": "Bearer"}
 
 
+def roles(*names: str):
+    """Declare the roles that may call a view (SPEC §4); without it, every role may.
+
+    The declaration is only read, by :func:`_authenticate` before the view runs,
+    so a key outside its role gets 403 whatever body it sends: flask-smorest
+    parses the body inside the view, and its 422 would reveal the schema.
+    """
+
+    def declare(view):
+        view.roles = names
+        return view
+
+    return declare
+
+
+def _roles_of_view() -> tuple[str, ...]:
+    """The roles the matched view declares, looked up as MethodView dispatches (HEAD runs GET)."""
+    view_class = getattr(current_app.view_functions.get(request.endpoint), "view_class", None)
+    method = getattr(view_class, request.method.lower(), None)
+    if method is None and request.method == "HEAD":
+        method = getattr(view_class, "get", None)
+    return getattr(method, "roles", auth.ROLES)
+
+
 def _authenticate():
     if not request.path.startswith("/api/v1/"):
         return None
@@ -137,6 +162,7 @@ def _authenticate():
         g.principal = authenticate(request.headers.get("Authorization"))
     except auth.Unauthenticated as error:
         return unauthenticated(error)
+    g.principal.require(*_roles_of_view())
     return None
 
 

@@ -7,7 +7,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields
 
 import reports
-from coalition.api import Blueprint, database, principal
+from coalition.api import Blueprint, database, principal, roles
 from coalition.api.fields import PartnerId, Text
 from coalition.domain.errors import Forbidden
 from coalition.services import settlement
@@ -136,10 +136,10 @@ class Periods(MethodView):
 
 @blp.route("/settlements/<period_id>")
 class Settlement(MethodView):
+    @roles("operator", "finance")
     @blp.response(200, SettlementOut)
     def get(self, period_id):
         """A period's settlement: final once closed, a live draft while open"""
-        principal().require("operator", "finance")
         if principal().own_partner() is not None:
             raise Forbidden("a key bound to a partner reads that partner's statements instead")
         return database().run(settlement.get, period_id, datetime.now(UTC))
@@ -147,10 +147,10 @@ class Settlement(MethodView):
 
 @blp.route("/settlements/<period_id>/close")
 class Close(MethodView):
+    @roles("operator")
     @blp.response(200, SettlementOut)
     def post(self, period_id):
         """Close the period (and earlier open ones) and issue final statements"""
-        principal().require("operator")
         return database().run(settlement.close, period_id, datetime.now(UTC))
 
 
