@@ -189,13 +189,14 @@ class StatementCsv(MethodView):
         return _download(reports.render_csv(document), document, "csv", "text/csv; charset=utf-8")
 
 
-def _download(content: bytes, document: dict, extension: str, mimetype: str) -> Response:
+def _download(content: bytes, document: dict, extension: str, content_type: str) -> Response:
+    """The document as an attachment, its hash as a (quoted) ETag; ``content_type`` is sent
+    as given (a text/* ``mimetype`` would get a second charset from werkzeug)."""
     filename = f"coalition-statement-{document['number']}-{document['partner_id']}.{extension}"
-    return Response(
+    response = Response(
         content,
-        mimetype=mimetype,
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "ETag": document["sha256"],
-        },
+        content_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+    response.set_etag(document["sha256"])
+    return response
