@@ -14,7 +14,7 @@ import marshmallow
 import swagger_ui_bundle
 from flask import current_app, g, request, send_from_directory
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 from werkzeug.routing import BaseConverter
 
 from coalition import auth, database_of
@@ -24,10 +24,18 @@ from coalition.services import catalog
 
 
 class DecimalJSONParser(FlaskParser):
-    """Reads JSON numbers as Decimal and refuses NaN and Infinity."""
+    """Reads JSON numbers as Decimal and refuses NaN and Infinity.
+
+    A body that is not declared as JSON (no Content-Type, text/plain) is refused
+    with 415 rather than ignored: webargs would read no fields from it and
+    answer "Missing data" for fields that are in it. A request without a body
+    reads as no fields, as before.
+    """
 
     def _raw_load_json(self, req):
         if not req.is_json:
+            if req.get_data(cache=True):
+                raise UnsupportedMediaType("send the body as application/json")
             return super()._raw_load_json(req)
         data = req.get_data(cache=True)
 
