@@ -16,6 +16,7 @@ import click
 
 from coalition import auth, config, create_app, database_of
 from coalition.db import migrate
+from coalition.domain.errors import CoalitionError
 
 IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a time
 # rows from which an import posts in several processes by default: below, starting
@@ -34,7 +35,22 @@ def _database():
         database.dispose()
 
 
-@click.group()
+class Group(click.Group):
+    """The command group, reporting a domain error as click reports a usage error.
+
+    A :class:`CoalitionError` from any command is the user's mistake (a partner
+    key without its partner, a period that has not ended), not a bug: one line
+    ``Error: ...`` on stderr and exit status 1, without a traceback.
+    """
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except CoalitionError as error:
+            raise click.ClickException(error.message) from error
+
+
+@click.group(cls=Group)
 def main():
     """Coalition settlement service."""
 

@@ -1,8 +1,9 @@
 """The HTTP API: flask-smorest blueprints, authentication and the error format.
 
-Views are thin: parse with a schema, check the role, run a use case in one
-unit of work, serialise with a schema. Domain errors become the JSON body of
-SPEC §10 in :meth:`Api.handle_domain_error`, so no view maps errors itself.
+Views are thin: declare their roles (checked before anything is parsed),
+parse with a schema, run a use case in one unit of work, serialise with a
+schema. Domain errors become the JSON body of SPEC §10 in
+:meth:`Api.handle_domain_error`, so no view maps errors itself.
 """
 
 import json
@@ -13,20 +14,28 @@ import marshmallow
 import swagger_ui_bundle
 from flask import current_app, g, request, send_from_directory
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 from werkzeug.routing import BaseConverter
 
 from coalition import auth, database_of
-from coalition.api.fields import DecimalString
+from coalition.api.fields import MEMBER_ID_LENGTH, DecimalString
 from coalition.domain.errors import CoalitionError
 from coalition.services import catalog
 
 
 class DecimalJSONParser(FlaskParser):
-    """Reads JSON numbers as Decimal and refuses NaN and Infinity."""
+    """Reads JSON numbers as Decimal and refuses NaN and Infinity.
+
+    A body that is not declared as JSON (no Content-Type, text/plain) is refused
+    with 415 rather than ignored: webargs would read no fields from it and
+    answer "Missing data" for fields that are in it. A request without a body
+    reads as no fields, as before.
+    """
 
     def _raw_load_json(self, req):
         if not req.is_json:
+            if req.get_data(cache=True):
+                raise UnsupportedMediaType("send the body as application/json")
             return super()._raw_load_json(req)
         data = req.get_data(cache=True)
 
@@ -42,6 +51,28 @@ class PathSegment(BaseConverter):
     """The default URL converter, refusing NUL (which no database can store) and huge segments."""
 
     regex = "[^/\x00]{1,200}"
+
+
+class MemberId(BaseConverter):
+    """A member id in a URL: any id a transaction may carry (SPEC §6: opaque), "/" included.
+
+    A base64 phone hash such as ``Ab/Cd+Ef==`` is sent percent-encoded, but WSGI
+    servers decode ``%2F`` before routing, so the id may span path segments; its
+    rules keep ``//`` too (``merge_slashes=False``), an id may contain that.
+    """
+
+    regex = f"[^\x00]{{1,{MEMBER_ID_LENGTH}}}"
+    part_isolating = False
+
+
+def member_id_schema(converter: MemberId) -> dict:
+    """The member id in the OpenAPI document: a string, percent-encoded by the client."""
+    return {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MEMBER_ID_LENGTH,
+        "description": "Percent-encoded: it may contain any character, '/' included",
+    }
 
 
 class Blueprint(flask_smorest.Blueprint):
@@ -108,6 +139,30 @@ def unauthenticated(error: auth.Unauthenticated):
     return body, 401, {"WWW-Authenticate": "Bearer"}
 
 
+def roles(*names: str):
+    """Declare the roles that may call a view (SPEC §4); without it, every role may.
+
+    The declaration is only read, by :func:`_authenticate` before the view runs,
+    so a key outside its role gets 403 whatever body it sends: flask-smorest
+    parses the body inside the view, and its 422 would reveal the schema.
+    """
+
+    def declare(view):
+        view.roles = names
+        return view
+
+    return declare
+
+
+def _roles_of_view() -> tuple[str, ...]:
+    """The roles the matched view declares, looked up as MethodView dispatches (HEAD runs GET)."""
+    view_class = getattr(current_app.view_functions.get(request.endpoint), "view_class", None)
+    method = getattr(view_class, request.method.lower(), None)
+    if method is None and request.method == "HEAD":
+        method = getattr(view_class, "get", None)
+    return getattr(method, "roles", auth.ROLES)
+
+
 def _authenticate():
     if not request.path.startswith("/api/v1/"):
         return None
@@ -115,6 +170,7 @@ def _authenticate():
         g.principal = authenticate(request.headers.get("Authorization"))
     except auth.Unauthenticated as error:
         return unauthenticated(error)
+    g.principal.require(*_roles_of_view())
     return None
 
 
@@ -140,6 +196,8 @@ def init_app(app) -> Api:
     api = Api(app, spec_kwargs={"security": [{"bearer": []}]})
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     api.register_field(DecimalString, "string", "decimal")
+    app.url_map.converters["member"] = MemberId
+    api.register_converter(MemberId, member_id_schema)
     for module in (keys, settings, partners, rates, transactions, members, settlements, kpis):
         api.register_blueprint(module.blp)
     app.before_request(_authenticate)

@@ -7,6 +7,9 @@ fields refuse NUL characters, which no database column can store.
 
 from marshmallow import ValidationError, fields, validate
 
+#: The longest member id a transaction may carry; member URLs take as long ones.
+MEMBER_ID_LENGTH = 128
+
 
 class Text(fields.String):
     """A bounded string without NUL characters."""

@@ -4,7 +4,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition import auth
-from coalition.api import Blueprint, database, principal
+from coalition.api import Blueprint, database, roles
 from coalition.api.fields import PartnerId, Text
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1/keys", description="API keys")
@@ -26,11 +26,11 @@ class KeyOut(Schema):
 
 @blp.route("")
 class Keys(MethodView):
+    @roles("operator")
     @blp.arguments(KeyIn)
     @blp.response(201, KeyOut)
     def post(self, body):
         """Create a key"""
-        principal().require("operator")
 
         def create(session):
             row, key = auth.create_key(session, body["role"], body["partner_id"], body["name"])
@@ -47,8 +47,8 @@ class Keys(MethodView):
 
 @blp.route("/<key_id>")
 class Key(MethodView):
+    @roles("operator")
     @blp.response(204)
     def delete(self, key_id):
         """Revoke a key"""
-        principal().require("operator")
         database().run(auth.revoke_key, key_id)

@@ -48,7 +48,7 @@ class HistoryOut(Schema):
     next_cursor = fields.String(allow_none=True)
 
 
-@blp.route("/<member_id>/balance")
+@blp.route("/<member:member_id>/balance", merge_slashes=False)
 class Balance(MethodView):
     @blp.response(200, BalanceOut)
     def get(self, member_id):
@@ -56,7 +56,7 @@ class Balance(MethodView):
         return database().read(queries.balance, member_id, datetime.now(UTC))
 
 
-@blp.route("/<member_id>/history")
+@blp.route("/<member:member_id>/history", merge_slashes=False)
 class History(MethodView):
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, HistoryOut)

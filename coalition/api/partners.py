@@ -3,7 +3,7 @@
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from coalition.api import Blueprint, database, principal
+from coalition.api import Blueprint, database, roles
 from coalition.api.fields import Currency, PartnerId, Text
 from coalition.services import partners
 
@@ -29,31 +29,31 @@ class PartnerPatch(PartnerSchema):
 
 @blp.route("")
 class Partners(MethodView):
+    @roles("operator", "finance")
     @blp.response(200, PartnerSchema(many=True))
     def get(self):
         """List partners"""
-        principal().require("operator", "finance")
         return database().run(partners.all_partners)
 
+    @roles("operator")
     @blp.arguments(PartnerSchema)
     @blp.response(201, PartnerSchema)
     def post(self, body):
         """Add a partner"""
-        principal().require("operator")
         return database().run(partners.create, body)
 
 
 @blp.route("/<partner_id>")
 class Partner(MethodView):
+    @roles("operator", "finance")
     @blp.response(200, PartnerSchema)
     def get(self, partner_id):
         """Read a partner"""
-        principal().require("operator", "finance")
         return database().run(partners.get, partner_id)
 
+    @roles("operator")
     @blp.arguments(PartnerPatch)
     @blp.response(200, PartnerSchema)
     def patch(self, changes, partner_id):
         """Change a partner's name, category, currency, hold days or status"""
-        principal().require("operator")
         return database().run(partners.update, partner_id, changes)

@@ -3,7 +3,7 @@
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from coalition.api import Blueprint, database, principal
+from coalition.api import Blueprint, database, roles
 from coalition.api.fields import Currency, DecimalString, PartnerId, Text
 from coalition.domain import money
 from coalition.domain.rates import KINDS
@@ -53,16 +53,16 @@ class RateQuery(Schema):
 
 @blp.route("")
 class Rates(MethodView):
+    @roles("operator", "finance")
     @blp.arguments(RateQuery, location="query")
     @blp.response(200, RateOut(many=True))
     def get(self, query):
         """List rate versions (with ``at``: those in force then)"""
-        principal().require("operator", "finance")
         return database().run(rates.listing, **query)
 
+    @roles("operator")
     @blp.arguments(RateIn)
     @blp.response(201, RateOut)
     def post(self, body):
         """Add a rate version"""
-        principal().require("operator")
         return database().run(rates.create, body)

@@ -3,7 +3,7 @@
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from coalition.api import Blueprint, database, principal
+from coalition.api import Blueprint, database, roles
 from coalition.api.fields import Currency
 from coalition.domain import periods
 from coalition.services import settings as settings_service
@@ -24,15 +24,15 @@ class SettingsSchema(Schema):
 
 @blp.route("")
 class Settings(MethodView):
+    @roles("operator", "finance")
     @blp.response(200, SettingsSchema)
     def get(self):
         """Read the settings"""
-        principal().require("operator", "finance")
         return database().run(settings_service.load)
 
+    @roles("operator")
     @blp.arguments(SettingsSchema)
     @blp.response(200, SettingsSchema)
     def put(self, changes):
         """Change the settings (only the fields given)"""
-        principal().require("operator")
         return database().run(settings_service.update, changes)

@@ -7,7 +7,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields
 
 import reports
-from coalition.api import Blueprint, database, principal
+from coalition.api import Blueprint, database, principal, roles
 from coalition.api.fields import PartnerId, Text
 from coalition.domain.errors import Forbidden
 from coalition.services import settlement
@@ -136,10 +136,10 @@ class Periods(MethodView):
 
 @blp.route("/settlements/<period_id>")
 class Settlement(MethodView):
+    @roles("operator", "finance")
     @blp.response(200, SettlementOut)
     def get(self, period_id):
         """A period's settlement: final once closed, a live draft while open"""
-        principal().require("operator", "finance")
         if principal().own_partner() is not None:
             raise Forbidden("a key bound to a partner reads that partner's statements instead")
         return database().run(settlement.get, period_id, datetime.now(UTC))
@@ -147,10 +147,10 @@ class Settlement(MethodView):
 
 @blp.route("/settlements/<period_id>/close")
 class Close(MethodView):
+    @roles("operator")
     @blp.response(200, SettlementOut)
     def post(self, period_id):
         """Close the period (and earlier open ones) and issue final statements"""
-        principal().require("operator")
         return database().run(settlement.close, period_id, datetime.now(UTC))
 
 
@@ -189,13 +189,14 @@ class StatementCsv(MethodView):
         return _download(reports.render_csv(document), document, "csv", "text/csv; charset=utf-8")
 
 
-def _download(content: bytes, document: dict, extension: str, mimetype: str) -> Response:
+def _download(content: bytes, document: dict, extension: str, content_type: str) -> Response:
+    """The document as an attachment, its hash as a (quoted) ETag; ``content_type`` is sent
+    as given (a text/* ``mimetype`` would get a second charset from werkzeug)."""
     filename = f"coalition-statement-{document['number']}-{document['partner_id']}.{extension}"
-    return Response(
+    response = Response(
         content,
-        mimetype=mimetype,
-        headers={
-            "Content-Disposition": f'attachment; filename="{filename}"',
-            "ETag": document["sha256"],
-        },
+        content_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+    response.set_etag(document["sha256"])
+    return response

@@ -6,8 +6,8 @@ from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.exc import SQLAlchemyError
 
-from coalition.api import Blueprint, database, principal
-from coalition.api.fields import Amount, Currency, PartnerId, Points, Text
+from coalition.api import Blueprint, database, principal, roles
+from coalition.api.fields import MEMBER_ID_LENGTH, Amount, Currency, PartnerId, Points, Text
 from coalition.api.pagination import PageArgs
 from coalition.domain.errors import CoalitionError
 from coalition.services import batches, ledger, queries
@@ -38,7 +38,7 @@ class TransactionIn(Schema):
         ),
     )
     partner_id = fields.String(validate=PartnerId)
-    member_id = Text(max_length=128)
+    member_id = Text(max_length=MEMBER_ID_LENGTH)
     occurred_at = fields.AwareDateTime(required=True)
     amount = Amount()
     currency = Currency()
@@ -113,7 +113,7 @@ class BatchOut(Schema):
 
 class TransactionQuery(PageArgs):
     partner_id = fields.String(validate=PartnerId)
-    member_id = Text(max_length=128)
+    member_id = Text(max_length=MEMBER_ID_LENGTH)
     type = fields.String(validate=validate.OneOf(TYPES))
     period_id = Text(max_length=16)
     from_ = fields.AwareDateTime(data_key="from")
@@ -137,12 +137,12 @@ def post_one(request: dict) -> tuple[dict, int]:
 
 @blp.route("")
 class Transactions(MethodView):
+    @roles("operator", "partner")
     @blp.arguments(TRANSACTION_IN)
     @blp.response(201, TransactionOut)
     @blp.alt_response(200, schema=TransactionOut, description="A replay: the original transaction")
     def post(self, request):
         """Post a transaction"""
-        principal().require("operator", "partner")
         return post_one(request)
 
     @blp.arguments(TransactionQuery, location="query")
@@ -157,12 +157,12 @@ class Transactions(MethodView):
 
 @blp.route("/batch")
 class Batch(MethodView):
+    @roles("operator", "partner")
     @blp.arguments(BatchIn)
     @blp.response(200, BatchOut)
     def post(self, body):
         """Post up to 1000 transactions, each as if posted alone, in order"""
         who = principal()
-        who.require("operator", "partner")
         requests = [validated(item) for item in body["transactions"]]
         outcomes = batches.post_many(database(), who, requests)
         return {"results": [_result(index, outcome) for index, outcome in enumerate(outcomes)]}

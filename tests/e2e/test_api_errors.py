@@ -4,6 +4,8 @@ With ``TESTING`` on, an unhandled exception in a view propagates into the
 test instead of becoming a 500, so a test here fails loudly either way.
 """
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -77,6 +79,39 @@ def test_empty_json_body_is_a_clean_4xx(coalition):
 def test_body_sent_as_form_data_is_a_clean_4xx(coalition):
     response = coalition.post("/api/v1/transactions", data={"type": "earn"})
     assert_error(response)
+
+
+# --- a body not declared as JSON: 415 ----------------------------------------------------
+
+#: Every endpoint that reads a JSON body, with a body it would accept from the operator.
+JSON_WRITES = [
+    ("post", "/api/v1/transactions", earn_body()),
+    ("post", "/api/v1/transactions/batch", {"transactions": [earn_body()]}),
+    ("post", "/api/v1/partners", {"id": "newco", "name": "New", "category": "shop", "currency": "EUR"}),
+    ("patch", "/api/v1/partners/aroma", {"name": "Aroma"}),
+    ("put", "/api/v1/settings", {"points_ttl_days": 30}),
+    ("post", "/api/v1/rates", {"kind": "redemption", "value": "0.02", "effective_from": days_ago(1)}),
+    ("post", "/api/v1/keys", {"role": "finance"}),
+]
+
+
+@pytest.mark.parametrize("content_type", [None, "text/plain"])
+@pytest.mark.parametrize(("method", "path", "body"), JSON_WRITES, ids=[f"{m} {p}" for m, p, _ in JSON_WRITES])
+def test_a_json_body_not_sent_as_json_is_415(coalition, method, path, body, content_type):
+    headers = {"Content-Type": content_type} if content_type else {}
+    response = getattr(coalition.client, method)(path, data=json.dumps(body), headers={**coalition.headers, **headers})
+    assert (response.status_code, response.get_json()) == (
+        415, {"code": 415, "status": "Unsupported Media Type", "message": "send the body as application/json"})
+
+
+def test_a_body_refused_as_not_json_writes_nothing(coalition):
+    coalition.post("/api/v1/transactions", data=json.dumps(earn_body()), content_type="text/plain")
+    assert list_all(coalition) == []
+
+
+@pytest.mark.parametrize("content_type", ["application/json; charset=utf-8", "application/vnd.coalition+json"])
+def test_any_json_media_type_is_read_as_json(coalition, content_type):
+    expect(coalition.post("/api/v1/transactions", data=json.dumps(earn_body()), content_type=content_type))
 
 
 # --- invalid fields: 422 with "errors" ---------------------------------------------------

@@ -5,6 +5,7 @@ skyair 2 points per EUR, redemption 0.01 EUR per point coalition-wide.
 """
 
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -116,6 +117,36 @@ def test_balance_is_the_same_for_every_partner_key(coalition, make_key):
     # a member's points are one currency across the coalition: 100 + 20 = 120 for any partner
     assert balance(make_key("partner", "aroma"), "m1")["available"] == 120
     assert balance(make_key("partner", "skyair"), "m1")["available"] == 120
+
+
+#: Member ids a partner may send (SPEC §6: opaque): base64 with "/", "+" and "=", what
+#: looks like percent-encoding, spaces, non-ASCII, and "/" where a URL would lose it.
+OPAQUE_MEMBER_IDS = ["Ab/Cd+Ef==", "100%25 sure", "  spaced  ", "Ёж/🦔", "/lead", "trail/", "a//b", "x/balance", "m" * 128]
+
+
+@pytest.mark.parametrize("member_id", OPAQUE_MEMBER_IDS)
+def test_balance_and_history_answer_for_any_member_id_a_post_accepts(coalition, member_id):
+    expect(earn(coalition, "a1", member_id, "1000.00", occurred_at=days_ago(5)))  # 100
+    url = f"/api/v1/members/{quote(member_id, safe='')}"
+    body = expect(coalition.get(f"{url}/balance"), 200)
+    assert (body["member_id"], body["available"]) == (member_id, 100)
+    assert [item["points"] for item in expect(coalition.get(f"{url}/history"), 200)["items"]] == [100]
+
+
+@pytest.mark.parametrize("member_id", ["Ab/Cd+Ef==", "a//b"])
+def test_an_unknown_member_id_with_a_slash_is_the_404_of_an_unknown_member(coalition, member_id):
+    for what in ("balance", "history"):
+        body = expect(coalition.get(f"/api/v1/members/{quote(member_id, safe='')}/{what}"), 404)
+        assert (body["reason"], body["message"]) == ("not_found", f"no member {member_id!r}")
+
+
+def test_the_openapi_document_describes_the_member_id_as_one_encoded_string(client):
+    document = expect(client.get("/api/openapi.json"), 200)
+    for what in ("balance", "history"):
+        [parameter] = document["paths"][f"/api/v1/members/{{member_id}}/{what}"]["parameters"]
+        assert (parameter["in"], parameter["name"]) == ("path", "member_id")
+        assert parameter["schema"]["type"] == "string"
+        assert parameter["schema"]["maxLength"] == 128  # as long as a posted member id may be
 
 
 # --- history -------------------------------------------------------------------------

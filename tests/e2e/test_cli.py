@@ -124,6 +124,30 @@ def test_close_command_closes_the_period_and_issues_statements(cli, operator):
 
 
 
+def _next_month() -> str:
+    """A period that has not ended, whatever the programme's timezone."""
+    return (datetime.now(UTC).replace(day=1) + timedelta(days=32)).strftime("%Y-%m")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("keys", "create", "--role", "partner"), "Error: a partner key needs a partner_id"),
+        (("keys", "create", "--role", "partner", "--partner", "nobody"), "Error: unknown partner 'nobody'"),
+        (("close", "garbage"), "Error: 'garbage' is not a monthly period id"),
+        (("close", "next-month"), "Error: period {period} ends "),
+    ],
+    ids=["partner key without partner", "unknown partner", "malformed period", "period not ended"],
+)
+def test_a_user_error_is_one_line_on_stderr_without_a_traceback(cli, args, message):
+    period = _next_month()
+    result = cli(*[period if arg == "next-month" else arg for arg in args])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(message.format(period=period))
+    assert len(result.stderr.splitlines()) == 1
+    assert "Traceback" not in result.output
+
+
 def _random_file(path, partner: str, rng: random.Random, start: datetime, rows: int = 400) -> None:
     """A file whose rows interact: few members; some rows repeated (replays), some keys used
     again with another body (conflicts, or the posting if the first was refused),

@@ -302,6 +302,49 @@ def test_the_matrix_covers_every_operation_of_the_openapi_document(client):
     assert not covered - documented, f"rows for undocumented operations: {sorted(covered - documented)}"
 
 
+# --- outside its role, a key gets 403 whatever it sends --------------------------------------
+
+#: Bodies a view would refuse if it read them: an unknown field (422), malformed JSON (400).
+INVALID_BODIES = {
+    "unknown field": {"json": {"no_such_field": 1}},
+    "malformed JSON": {"data": "{", "content_type": "application/json"},
+}
+
+
+def _outside_its_role(row: Row, principal: str) -> bool:
+    """A write the key's role may not make (SPEC §4). Partner B's 403 on POST /transactions
+    is for naming partner A in the body, which its role may do with its own partner."""
+    forbidden = row.expected[KNOWN.index(principal)] == 403
+    return forbidden and row.method != "GET" and (row.template, principal) != ("/transactions", "partner_b")
+
+
+FORBIDDEN_WRITES = [
+    pytest.param(row, principal, body, id=f"{row.id} as {principal} with {body}")
+    for row in ROWS
+    for principal in KNOWN
+    if _outside_its_role(row, principal)
+    for body in INVALID_BODIES
+]
+
+
+@pytest.mark.parametrize(("row", "principal", "body"), FORBIDDEN_WRITES)
+def test_a_write_outside_the_role_is_403_before_its_body_is_read(shared_world, row, principal, body):
+    path, _ = row.request(shared_world, principal)
+    response = getattr(shared_world.caller(principal), row.method.lower())(path, **INVALID_BODIES[body])
+    assert response.status_code == 403, (row.id, principal, response.get_json())
+    assert response.get_json()["reason"] == "forbidden"
+
+
+def test_a_read_outside_the_role_is_403_before_its_query_is_read(shared_world):
+    response = shared_world.caller("partner_a").get("/api/v1/rates", query_string={"kind": "nonsense"})
+    assert (response.status_code, response.get_json()["reason"]) == (403, "forbidden")
+
+
+def test_head_is_checked_as_the_get_it_runs(shared_world):
+    assert shared_world.caller("partner_a").head("/api/v1/settings").status_code == 403
+    assert shared_world.caller("finance").head("/api/v1/settings").status_code == 200
+
+
 # --- keys: stored hashed, compared in constant time ----------------------------------------
 
 

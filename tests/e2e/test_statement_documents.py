@@ -73,7 +73,7 @@ def test_pdf_text_contains_the_sha256(operator, aroma_statement):
 
 def test_pdf_content_type_and_attachment_filename(operator, aroma_statement):
     response = operator.get(f"/api/v1/statements/{aroma_statement['id']}/pdf")
-    assert response.mimetype == "application/pdf"
+    assert response.headers.getlist("Content-Type") == ["application/pdf"]
     disposition = response.headers["Content-Disposition"]
     assert disposition.startswith("attachment")
     filename = re.search(r'filename="?([^";]+)"?', disposition).group(1)
@@ -82,12 +82,22 @@ def test_pdf_content_type_and_attachment_filename(operator, aroma_statement):
 
 def test_csv_content_type_and_attachment_filename(operator, aroma_statement):
     response = operator.get(f"/api/v1/statements/{aroma_statement['id']}/csv")
-    assert response.mimetype == "text/csv"
-    assert response.mimetype_params.get("charset", "utf-8").lower() == "utf-8"
+    assert response.headers.getlist("Content-Type") == ["text/csv; charset=utf-8"]
     disposition = response.headers["Content-Disposition"]
     assert disposition.startswith("attachment")
     filename = re.search(r'filename="?([^";]+)"?', disposition).group(1)
     assert filename.endswith(".csv") and aroma_statement["number"] in filename
+
+
+@pytest.mark.parametrize("document", ["pdf", "csv"])
+def test_a_download_is_tagged_with_the_statement_hash_as_an_etag(operator, aroma_statement, document):
+    response = operator.get(f"/api/v1/statements/{aroma_statement['id']}/{document}")
+    assert response.headers["ETag"] == f'"{aroma_statement["sha256"]}"'  # RFC 9110: quoted
+
+
+def test_json_content_type(operator, aroma_statement):
+    response = operator.get(f"/api/v1/statements/{aroma_statement['id']}")
+    assert response.headers.getlist("Content-Type") == ["application/json"]
 
 
 def test_csv_parses_and_contains_the_net(operator, aroma_statement):
