@@ -2,8 +2,11 @@
 
 Money travels as decimal strings and is parsed straight into Decimal (JSON
 numbers too: the request parser reads them as Decimal, never float). Text
-fields refuse NUL characters, which no database column can store.
+fields refuse NUL characters, which no database column can store. Instants
+are converted to UTC as they are read, so every use case sees them as stored.
 """
+
+from datetime import UTC
 
 from marshmallow import ValidationError, fields, validate
 
@@ -19,6 +22,23 @@ class Text(fields.String):
         if "\x00" in text:
             raise ValidationError("must not contain NUL characters")
         return text
+
+
+class Instant(fields.AwareDateTime):
+    """An RFC 3339 instant with its offset, read as UTC (SPEC §3: times are stored in UTC).
+
+    Converting on input makes a posting's first answer show its times as
+    stored, the same as a replay or a read does (SPEC §6). An instant such as
+    ``0001-01-01T00:00:00+14:00`` has no UTC form (it falls before year 1),
+    so it is refused here, not left to overflow in a use case or the database.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        instant = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return instant.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("must be an instant between years 1 and 9999 in UTC") from None
 
 
 class DecimalString(fields.Decimal):

@@ -7,7 +7,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates_sch
 from sqlalchemy.exc import SQLAlchemyError
 
 from coalition.api import Blueprint, database, principal
-from coalition.api.fields import Amount, Currency, PartnerId, Points, Text
+from coalition.api.fields import Amount, Currency, Instant, PartnerId, Points, Text
 from coalition.api.pagination import PageArgs
 from coalition.domain.errors import CoalitionError
 from coalition.services import batches, ledger, queries
@@ -39,7 +39,7 @@ class TransactionIn(Schema):
     )
     partner_id = fields.String(validate=PartnerId)
     member_id = Text(max_length=128)
-    occurred_at = fields.AwareDateTime(required=True)
+    occurred_at = Instant(required=True)
     amount = Amount()
     currency = Currency()
     category = Text(max_length=64)
@@ -116,8 +116,8 @@ class TransactionQuery(PageArgs):
     member_id = Text(max_length=128)
     type = fields.String(validate=validate.OneOf(TYPES))
     period_id = Text(max_length=16)
-    from_ = fields.AwareDateTime(data_key="from")
-    to = fields.AwareDateTime()
+    from_ = Instant(data_key="from")
+    to = Instant()
 
 
 class TransactionPage(Schema):

@@ -287,6 +287,41 @@ def test_non_numeric_cursor_on_member_history_is_a_clean_4xx(coalition):
     assert_error(coalition.get("/api/v1/members/m1/history", query_string={"cursor": "abc"}))
 
 
+# Instants with an offset whose UTC form falls before year 1 or after year 9999
+UNREPRESENTABLE = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+
+
+@pytest.mark.parametrize("instant", UNREPRESENTABLE)
+def test_occurred_at_with_no_utc_form_is_422(coalition, instant):
+    body = assert_error(coalition.post("/api/v1/transactions", json=earn_body(occurred_at=instant)), 422)
+    assert "occurred_at" in body["errors"]["json"]
+    assert list_all(coalition) == []
+
+
+@pytest.mark.parametrize("instant", UNREPRESENTABLE)
+def test_batch_item_with_no_utc_form_is_that_items_422(coalition, instant):
+    items = [earn_body(external_id="t1"), earn_body(external_id="t2", occurred_at=instant)]
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    assert [result["status"] for result in results] == [201, 422]
+    assert "occurred_at" in results[1]["error"]["errors"]
+    assert [item["external_id"] for item in list_all(coalition)] == ["t1"]
+
+
+@pytest.mark.parametrize("field", ["effective_from", "effective_to"])
+@pytest.mark.parametrize("instant", UNREPRESENTABLE)
+def test_rate_instant_with_no_utc_form_is_422(coalition, field, instant):
+    body = {"kind": "redemption", "value": "0.02", "effective_from": days_ago(1), field: instant}
+    assert field in assert_error(coalition.post("/api/v1/rates", json=body), 422)["errors"]["json"]
+
+
+@pytest.mark.parametrize(("path", "parameter"), [("/api/v1/transactions", "from"),
+                                                 ("/api/v1/transactions", "to"), ("/api/v1/rates", "at")])
+@pytest.mark.parametrize("instant", UNREPRESENTABLE)
+def test_instant_filter_with_no_utc_form_is_422(coalition, path, parameter, instant):
+    response = coalition.get(path, query_string={parameter: instant})
+    assert parameter in assert_error(response, 422)["errors"]["query"]
+
+
 def test_settings_with_a_huge_number_is_422(coalition):
     assert_error(coalition.put("/api/v1/settings", json={"max_backdate_days": 10**30}), 422)
 
