@@ -16,6 +16,7 @@ import click
 
 from coalition import auth, config, create_app, database_of
 from coalition.db import migrate
+from coalition.domain.errors import CoalitionError
 
 IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a time
 # rows from which an import posts in several processes by default: below, starting
@@ -115,7 +116,10 @@ def close(period_id):
 
     click.echo(f"Closing {period_id} and any earlier open period …")
     with _database() as database:
-        result = database.run(settlement.close, period_id, datetime.now(UTC))
+        try:
+            result = database.run(settlement.close, period_id, datetime.now(UTC))
+        except CoalitionError as error:  # refused as the API refuses it: a message, no traceback
+            raise click.ClickException(error.message) from None
     netting = result["netting"]
     click.echo(
         f"closed {result['period_id']}: {len(result['partners'])} statements, "

@@ -73,7 +73,11 @@ def following(period: Period, kind: str, timezone: str) -> Period:
 
 
 def parse(period_id: str, kind: str, timezone: str) -> Period:
-    """The period with this id; a malformed id or one of another kind → Invalid."""
+    """The period with this id; a malformed id or one of another kind → Invalid.
+
+    So is the id of a period whose bounds no datetime holds: ``9999-12`` ends
+    on 10000-01-01, and ``0001-01`` in a +14:00 zone starts before year 1 in UTC.
+    """
     match = _ID_PATTERNS[kind].fullmatch(period_id)
     try:
         if match is None:
@@ -85,9 +89,9 @@ def parse(period_id: str, kind: str, timezone: str) -> Period:
             first = date.fromisocalendar(numbers[0], numbers[1], 1)
         else:
             first = date(*numbers)
-    except ValueError:
+        return _period(kind, first, ZoneInfo(timezone))
+    except (ValueError, OverflowError):
         raise Invalid(f"{period_id!r} is not a {kind} period id") from None
-    return _period(kind, first, ZoneInfo(timezone))
 
 
 def attribute(at: datetime, kind: str, timezone: str, last_closed: Period | None):

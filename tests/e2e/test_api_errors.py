@@ -322,6 +322,21 @@ def test_instant_filter_with_no_utc_form_is_422(coalition, path, parameter, inst
     assert parameter in assert_error(response, 422)["errors"]["query"]
 
 
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/api/v1/settlements/9999-12"), ("post", "/api/v1/settlements/9999-12/close"),
+     ("get", "/api/v1/kpis?period_id=9999-12")],
+)
+def test_period_id_whose_end_is_after_year_9999_is_422(coalition, method, path):
+    # the period runs to 10000-01-01, which no date holds: refused as any invalid period id
+    assert "9999-12" in assert_error(getattr(coalition, method)(path), 422)["message"]
+
+
+def test_weekly_period_id_whose_end_is_after_year_9999_is_422(coalition):
+    expect(coalition.put("/api/v1/settings", json={"period": "weekly"}), 200)
+    assert_error(coalition.get("/api/v1/settlements/9999-W52"), 422)
+
+
 def test_settings_with_a_huge_number_is_422(coalition):
     assert_error(coalition.put("/api/v1/settings", json={"max_backdate_days": 10**30}), 422)
 
