@@ -10,7 +10,7 @@ period" is simply the one after the last closed period.
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 from coalition.domain.errors import Invalid
 
@@ -30,6 +30,17 @@ class Period:
     start: datetime
     end: datetime
     id: str
+
+
+def is_timezone(name: str) -> bool:
+    """Whether the calendar may follow this IANA zone (SPEC §5).
+
+    Asking ZoneInfo is not enough: it opens directories ("America" raises
+    IsADirectoryError), data files, "posixrules" and the leap-second "right/"
+    zones, so the name must be in the zone catalogue. Debian's "localtime" is
+    in it too, but follows each machine's /etc/localtime, so it is refused.
+    """
+    return name != "localtime" and name in available_timezones()
 
 
 def _first_day(kind: str, day: date) -> date:
