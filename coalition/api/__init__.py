@@ -23,19 +23,31 @@ from coalition.services import catalog
 
 
 class DecimalJSONParser(FlaskParser):
-    """Reads JSON numbers as Decimal and refuses NaN and Infinity."""
+    """Reads JSON numbers as Decimal and refuses NaN and Infinity.
+
+    Every body the parser cannot read is malformed JSON (400) in the one
+    shape webargs gives a JSONDecodeError: also one nested deeper than the
+    decoder recurses (RecursionError) and an integer longer than int() reads
+    (ValueError past 4,300 digits), which webargs would let through as a 500.
+    """
 
     def _raw_load_json(self, req):
         if not req.is_json:
             return super()._raw_load_json(req)
         data = req.get_data(cache=True)
 
-        def reject(constant):
-            raise json.JSONDecodeError(
-                f"{constant} is not a number", data.decode(errors="replace"), 0
-            )
+        def unreadable(reason):
+            return json.JSONDecodeError(reason, data.decode(errors="replace"), 0)
 
-        return json.loads(data, parse_float=Decimal, parse_constant=reject)
+        def reject(constant):
+            raise unreadable(f"{constant} is not a number")
+
+        try:
+            return json.loads(data, parse_float=Decimal, parse_constant=reject)
+        except json.JSONDecodeError:
+            raise  # an empty body among them, which webargs reads as no body
+        except (ValueError, RecursionError) as error:
+            raise unreadable(str(error)) from None
 
 
 class PathSegment(BaseConverter):

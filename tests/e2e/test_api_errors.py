@@ -65,6 +65,22 @@ def test_malformed_json_on_settings_is_400_and_changes_nothing(coalition):
     assert expect(coalition.get("/api/v1/settings"), 200)["points_ttl_days"] == 365
 
 
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("/api/v1/transactions", "[" * 100_000 + "]" * 100_000),  # deeper than the parser recurses
+        ("/api/v1/transactions/batch", '{"transactions": [' + "[" * 100_000 + "]" * 100_000 + "]}"),
+        ("/api/v1/transactions", '{"type": "bonus", "points": ' + "7" * 5000 + "}"),  # past int()'s digit limit
+        ("/api/v1/partners", '{"hold_days": ' + "9" * 5000 + "}"),
+    ],
+    ids=["deep", "deep-in-a-batch", "5000-digit-points", "5000-digit-hold-days"],
+)
+def test_json_the_parser_cannot_read_is_400_like_any_malformed_json(coalition, path, text):
+    malformed = assert_error(raw_post(coalition, path, "{bad json}"), 400)
+    assert assert_error(raw_post(coalition, path, text), 400) == malformed
+    assert list_all(coalition) == []
+
+
 @pytest.mark.parametrize("text", ["[]", '"earn"', "42", "null", "true"])
 def test_json_that_is_not_an_object_is_a_clean_4xx(coalition, text):
     assert_error(raw_post(coalition, "/api/v1/transactions", text))
