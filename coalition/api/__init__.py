@@ -17,9 +17,15 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.routing import BaseConverter
 
 from coalition import auth, database_of
-from coalition.api.fields import DecimalString
+from coalition.api.fields import DecimalString, ExponentDecimal
 from coalition.domain.errors import CoalitionError
 from coalition.services import catalog
+
+
+def read_number(literal: str) -> Decimal:
+    """A JSON number with a fraction or an exponent, exactly; one with an exponent is marked,
+    so that a decimal field refuses ``3.5E2`` as it refuses the string ``"3.5E2"``."""
+    return (ExponentDecimal if "e" in literal.lower() else Decimal)(literal)
 
 
 class DecimalJSONParser(FlaskParser):
@@ -43,7 +49,7 @@ class DecimalJSONParser(FlaskParser):
             raise unreadable(f"{constant} is not a number")
 
         try:
-            return json.loads(data, parse_float=Decimal, parse_constant=reject)
+            return json.loads(data, parse_float=read_number, parse_constant=reject)
         except json.JSONDecodeError:
             raise  # an empty body among them, which webargs reads as no body
         except (ValueError, RecursionError) as error:

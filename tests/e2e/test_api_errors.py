@@ -129,7 +129,9 @@ def test_unknown_partner_in_a_transaction_is_422(coalition):
 # --- hostile values: clean 4xx, never 500 -------------------------------------------------
 
 BAD_AMOUNTS = ["NaN", "nan", "Infinity", "-Infinity", "inf", "sNaN", "-100.00", "0", "0.00", "1e400",
-               "1" + "0" * 30, "12abc", "", " ", "1,000.00", None, True, [], {}]
+               "1" + "0" * 30, "12abc", "", " ", "1,000.00", None, True, [], {},
+               # not written as the documented pattern ^[0-9]{1,16}(\.[0-9]{1,12})?$, though Decimal reads them
+               "3.5E2", "350e0", " 350", "350 ", "350\n", "350.", ".5", "+350", "1_000", "\u0663\u0665\u0660"]
 
 
 @pytest.mark.parametrize("amount", BAD_AMOUNTS, ids=repr)
@@ -138,7 +140,8 @@ def test_bad_amounts_are_422(coalition, amount):
     assert list_all(coalition) == []
 
 
-@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 30, "-5"])
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 30, "-5",
+                                     "3.5E2", "350e0", "35000E-2", "-0", "350.0000000000001"])
 def test_bare_json_number_literals_as_amount_are_a_clean_4xx(coalition, literal):
     text = (
         '{"external_id": "t1", "type": "earn", "partner_id": "aroma", "member_id": "m1", '
@@ -146,6 +149,16 @@ def test_bare_json_number_literals_as_amount_are_a_clean_4xx(coalition, literal)
     )
     assert_error(raw_post(coalition, "/api/v1/transactions", text))
     assert list_all(coalition) == []
+
+
+@pytest.mark.parametrize(("literal", "amount"), [("350", "350.00"), ("350.00", "350.00"), ("0.5", "0.50")])
+def test_bare_json_number_literals_written_as_the_pattern_are_amounts(coalition, literal, amount):
+    # JSON numbers are read as Decimal, never float, under the same rules as strings
+    text = (
+        '{"external_id": "t1", "type": "earn", "partner_id": "skyair", "member_id": "m1", '
+        f'"occurred_at": "{days_ago(3)}", "amount": {literal}, "currency": "EUR"}}'
+    )
+    assert expect(raw_post(coalition, "/api/v1/transactions", text))["amount"] == amount
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "1.5", "-3", "0", "1e3", str(10**30)])
@@ -355,6 +368,32 @@ def test_weekly_period_id_whose_end_is_after_year_9999_is_422(coalition):
 
 def test_settings_with_a_huge_number_is_422(coalition):
     assert_error(coalition.put("/api/v1/settings", json={"max_backdate_days": 10**30}), 422)
+
+
+@pytest.mark.parametrize("value", ["0.0000000000001", "3.5E2", "1e-3", " 0.1", "0.1 ", "+0.1", ".1", "1."])
+def test_rate_value_not_written_as_the_pattern_is_422(coalition, value):
+    # 13 decimals would be rounded by PostgreSQL's NUMERIC(30,12): refused instead
+    body = {"kind": "redemption", "value": value, "effective_from": days_ago(1)}
+    assert "value" in assert_error(coalition.post("/api/v1/rates", json=body), 422)["errors"]["json"]
+
+
+@pytest.mark.parametrize("literal", ["1e-3", "0.0000000000001", "1E2"])
+def test_rate_value_as_a_json_number_not_written_as_the_pattern_is_422(coalition, literal):
+    text = f'{{"kind": "redemption", "value": {literal}, "effective_from": "{days_ago(1)}"}}'
+    assert_error(raw_post(coalition, "/api/v1/rates", text), 422)
+
+
+def test_rate_value_with_twelve_decimals_reads_back_exactly(coalition):
+    body = {"kind": "redemption", "value": "0.000000000001", "effective_from": days_ago(1)}
+    rate = expect(coalition.post("/api/v1/rates", json=body))
+    listed = expect(coalition.get("/api/v1/rates", query_string={"kind": "redemption"}), 200)
+    assert [r["value"] for r in listed if r["id"] == rate["id"]] == ["0.000000000001"]
+
+
+def test_threshold_min_amount_not_written_as_the_pattern_is_422(coalition):
+    body = {"kind": "threshold", "value": "50", "partner_id": "aroma", "min_amount": "1E3",
+            "effective_from": days_ago(1)}
+    assert "min_amount" in assert_error(coalition.post("/api/v1/rates", json=body), 422)["errors"]["json"]
 
 
 def test_rate_with_a_huge_value_is_422(coalition):
