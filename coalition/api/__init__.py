@@ -14,6 +14,7 @@ import swagger_ui_bundle
 from flask import current_app, g, request, send_from_directory
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import BaseConverter
 
 from coalition import auth, database_of
@@ -81,20 +82,33 @@ class Api(flask_smorest.Api):
 
     def handle_http_exception(self, error: HTTPException):
         payload, code, headers = super().handle_http_exception(error)
-        payload.setdefault("message", error.description if code != 422 else "Invalid fields")
-        return payload, code, headers
+        message = payload.get("message", error.description if code != 422 else INVALID_FIELDS)
+        return error_body(code, message, errors=payload.get("errors")), code, headers
 
     def handle_domain_error(self, error: CoalitionError):
-        status = {403: "Forbidden", 404: "Not Found", 409: "Conflict"}.get(
-            error.status, "Unprocessable Entity"
-        )
-        payload = {
-            "code": error.status,
-            "status": status,
-            "message": error.message,
-            "reason": error.reason,
-        }
-        return payload, error.status
+        return error_body(error.status, error.message, reason=error.reason), error.status
+
+
+INVALID_FIELDS = "Invalid fields"
+
+
+def error_body(code: int, message: str, *, reason: str | None = None, errors=None) -> dict:
+    """The JSON error of SPEC §10, for a whole request or one item of a batch.
+
+    ``code``, ``status`` and ``message``, plus ``reason`` for a domain error and
+    ``errors`` for field validation. Built here alone, so that a batch item's
+    error is the body the item would get posted alone.
+    """
+    body = {
+        "code": code,
+        "status": HTTP_STATUS_CODES.get(code, "Unknown Error"),
+        "message": message,
+    }
+    if reason is not None:
+        body["reason"] = reason
+    if errors is not None:
+        body["errors"] = errors
+    return body
 
 
 def database():
@@ -117,12 +131,7 @@ def authenticate(authorization: str | None) -> auth.Principal:
 
 def unauthenticated(error: auth.Unauthenticated):
     """The 401 answer, in the error format of SPEC §10."""
-    body = {
-        "code": 401,
-        "status": "Unauthorized",
-        "message": str(error),
-        "reason": "unauthenticated",
-    }
+    body = error_body(401, str(error), reason="unauthenticated")
     return body, 401, {"WWW-Authenticate": "Bearer"}
 
 

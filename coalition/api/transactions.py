@@ -6,7 +6,7 @@ from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.exc import SQLAlchemyError
 
-from coalition.api import Blueprint, database, principal
+from coalition.api import INVALID_FIELDS, Blueprint, ErrorSchema, database, error_body, principal
 from coalition.api.fields import Amount, Currency, Instant, PartnerId, Points, Text
 from coalition.api.pagination import PageArgs
 from coalition.domain.errors import CoalitionError
@@ -104,7 +104,7 @@ class BatchResult(Schema):
     index = fields.Integer()
     status = fields.Integer()
     transaction = fields.Nested(TransactionOut)
-    error = fields.Dict()
+    error = fields.Nested(ErrorSchema)
 
 
 class BatchOut(Schema):
@@ -177,24 +177,18 @@ def validated(item: dict) -> dict | ValidationError:
 
 
 def _result(index: int, outcome) -> dict:
+    """An item's result; a failed item's error is the body it would get posted alone."""
     if isinstance(outcome, ValidationError):
-        return {"index": index, "status": 422, "error": {"code": 422, "errors": outcome.messages}}
-    if isinstance(outcome, CoalitionError):
-        return _failed(index, outcome.status, outcome.message, outcome.reason)
-    if isinstance(outcome, SQLAlchemyError):
-        return _failed(
-            index, 500, "the database failed; this item was not written", "database_error"
-        )
-    view, status = present(outcome)
-    return {"index": index, "status": status, "transaction": view}
-
-
-def _failed(index: int, status: int, message: str, reason: str) -> dict:
-    return {
-        "index": index,
-        "status": status,
-        "error": {"code": status, "message": message, "reason": reason},
-    }
+        error = error_body(422, INVALID_FIELDS, errors={"json": outcome.messages})
+    elif isinstance(outcome, CoalitionError):
+        error = error_body(outcome.status, outcome.message, reason=outcome.reason)
+    elif isinstance(outcome, SQLAlchemyError):
+        message = "the database failed; this item was not written"
+        error = error_body(500, message, reason="database_error")
+    else:
+        view, status = present(outcome)
+        return {"index": index, "status": status, "transaction": view}
+    return {"index": index, "status": error["code"], "error": error}
 
 
 @blp.route("/<int(max=9223372036854775807):transaction_id>")  # BIGINT

@@ -332,7 +332,7 @@ def test_batch_item_with_no_utc_form_is_that_items_422(coalition, instant):
     items = [earn_body(external_id="t1"), earn_body(external_id="t2", occurred_at=instant)]
     results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
     assert [result["status"] for result in results] == [201, 422]
-    assert "occurred_at" in results[1]["error"]["errors"]
+    assert "occurred_at" in results[1]["error"]["errors"]["json"]
     assert [item["external_id"] for item in list_all(coalition)] == ["t1"]
 
 

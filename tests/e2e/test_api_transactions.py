@@ -785,6 +785,25 @@ def test_batch_item_that_is_not_an_object_is_reported_not_500(coalition):
     )
 
 
+def test_batch_item_errors_are_the_errors_of_the_item_posted_alone(coalition):
+    # SPEC §10's shape, built as for a whole request: code, status, message, and reason or errors
+    items = [
+        {"external_id": "b-0", "type": "burn", "partner_id": "aroma", "member_id": "m1",
+         "occurred_at": days_ago(1), "points": 500},  # insufficient points: a domain error
+        {"external_id": "b-1", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+         "occurred_at": days_ago(3), "currency": "RUB"},  # no amount: field validation
+        {"external_id": "b-2", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+         "occurred_at": days_ago(3), "amount": "350.001", "currency": "RUB"},  # too many decimals
+    ]
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    for item, result in zip(items, results, strict=True):
+        alone = coalition.post("/api/v1/transactions", json=item)
+        assert (result["status"], result["error"]) == (alone.status_code, alone.get_json())
+    assert set(results[0]["error"]) == {"code", "status", "message", "reason"}
+    assert set(results[1]["error"]) == {"code", "status", "message", "errors"}
+    assert results[1]["error"]["status"] == "Unprocessable Entity"
+
+
 def test_finance_key_may_not_post_a_batch(coalition, make_key):
     item = {"external_id": "b-0", "type": "bonus", "partner_id": "coalition", "member_id": "m1",
             "occurred_at": days_ago(1), "points": 1, "reason": "r"}
