@@ -97,7 +97,13 @@ class TransactionOut(Schema):
 
 
 class BatchIn(Schema):
-    transactions = fields.List(fields.Dict(), required=True, validate=validate.Length(1, 1000))
+    # Any JSON value per item: each is validated alone (validated), so an item that is
+    # not an object is its own 422, as it would be posted alone, not the whole batch's.
+    transactions = fields.List(
+        fields.Raw(allow_none=True, metadata={"description": "A transaction, as posted alone"}),
+        required=True,
+        validate=validate.Length(1, 1000),
+    )
 
 
 class BatchResult(Schema):
@@ -168,8 +174,8 @@ class Batch(MethodView):
         return {"results": [_result(index, outcome) for index, outcome in enumerate(outcomes)]}
 
 
-def validated(item: dict) -> dict | ValidationError:
-    """An item of a batch or a row of an import, loaded, or why it cannot be."""
+def validated(item) -> dict | ValidationError:
+    """An item of a batch (any JSON value) or a row of an import, loaded, or why it cannot be."""
     try:
         return TRANSACTION_IN.load(item)
     except ValidationError as error:

@@ -5,6 +5,7 @@ skyair 2 points per EUR, redemption 0.01 EUR per point coalition-wide.
 """
 
 import hashlib
+import json
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -778,11 +779,17 @@ def test_empty_batch_is_422(coalition):
     assert coalition.post("/api/v1/transactions/batch", json={"transactions": []}).status_code == 422
 
 
-def test_batch_item_that_is_not_an_object_is_reported_not_500(coalition):
-    response = coalition.post("/api/v1/transactions/batch", json={"transactions": ["earn", 5, None]})
-    assert 400 <= response.status_code < 500 or all(
-        400 <= r["status"] < 500 for r in response.get_json()["results"]
-    )
+def test_batch_item_that_is_not_an_object_is_its_own_422_and_the_others_are_posted(coalition):
+    # each item is handled as if posted alone (SPEC §6): a string posted alone is 422, not the batch
+    item = {"external_id": "b-0", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+            "occurred_at": days_ago(3), "amount": "1000.00", "currency": "RUB"}
+    junk = ["notadict", 5, None, [], True]
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": [item, *junk]}), 200)["results"]
+    assert [(r["index"], r["status"]) for r in results] == [(0, 201)] + [(n, 422) for n in range(1, 6)]
+    for value, result in zip(junk, results[1:], strict=True):
+        alone = coalition.post("/api/v1/transactions", data=json.dumps(value), content_type="application/json")
+        assert (alone.status_code, alone.get_json()) == (422, result["error"])
+    assert [t["external_id"] for t in list_all(coalition)] == ["b-0"]
 
 
 def test_batch_item_errors_are_the_errors_of_the_item_posted_alone(coalition):
