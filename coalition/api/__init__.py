@@ -15,12 +15,19 @@ import swagger_ui_bundle
 from flask import current_app, g, request, send_from_directory
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
+from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import BaseConverter
 
 from coalition import auth, database_of
-from coalition.api.fields import MEMBER_ID_LENGTH, DecimalString
+from coalition.api.fields import MEMBER_ID_LENGTH, DecimalString, ExponentDecimal
 from coalition.domain.errors import CoalitionError
 from coalition.services import catalog
+
+
+def read_number(literal: str) -> Decimal:
+    """A JSON number with a fraction or an exponent, exactly; one with an exponent is marked,
+    so that a decimal field refuses ``3.5E2`` as it refuses the string ``"3.5E2"``."""
+    return (ExponentDecimal if "e" in literal.lower() else Decimal)(literal)
 
 
 class DecimalJSONParser(FlaskParser):
@@ -30,6 +37,11 @@ class DecimalJSONParser(FlaskParser):
     with 415 rather than ignored: webargs would read no fields from it and
     answer "Missing data" for fields that are in it. A request without a body
     reads as no fields, as before.
+
+    Every body the parser cannot read is malformed JSON (400) in the one
+    shape webargs gives a JSONDecodeError: also one nested deeper than the
+    decoder recurses (RecursionError) and an integer longer than int() reads
+    (ValueError past 4,300 digits), which webargs would let through as a 500.
     """
 
     def _raw_load_json(self, req):
@@ -39,12 +51,18 @@ class DecimalJSONParser(FlaskParser):
             return super()._raw_load_json(req)
         data = req.get_data(cache=True)
 
-        def reject(constant):
-            raise json.JSONDecodeError(
-                f"{constant} is not a number", data.decode(errors="replace"), 0
-            )
+        def unreadable(reason):
+            return json.JSONDecodeError(reason, data.decode(errors="replace"), 0)
 
-        return json.loads(data, parse_float=Decimal, parse_constant=reject)
+        def reject(constant):
+            raise unreadable(f"{constant} is not a number")
+
+        try:
+            return json.loads(data, parse_float=read_number, parse_constant=reject)
+        except json.JSONDecodeError:
+            raise  # an empty body among them, which webargs reads as no body
+        except (ValueError, RecursionError) as error:
+            raise unreadable(str(error)) from None
 
 
 class PathSegment(BaseConverter):
@@ -94,20 +112,33 @@ class Api(flask_smorest.Api):
 
     def handle_http_exception(self, error: HTTPException):
         payload, code, headers = super().handle_http_exception(error)
-        payload.setdefault("message", error.description if code != 422 else "Invalid fields")
-        return payload, code, headers
+        message = payload.get("message", error.description if code != 422 else INVALID_FIELDS)
+        return error_body(code, message, errors=payload.get("errors")), code, headers
 
     def handle_domain_error(self, error: CoalitionError):
-        status = {403: "Forbidden", 404: "Not Found", 409: "Conflict"}.get(
-            error.status, "Unprocessable Entity"
-        )
-        payload = {
-            "code": error.status,
-            "status": status,
-            "message": error.message,
-            "reason": error.reason,
-        }
-        return payload, error.status
+        return error_body(error.status, error.message, reason=error.reason), error.status
+
+
+INVALID_FIELDS = "Invalid fields"
+
+
+def error_body(code: int, message: str, *, reason: str | None = None, errors=None) -> dict:
+    """The JSON error of SPEC §10, for a whole request or one item of a batch.
+
+    ``code``, ``status`` and ``message``, plus ``reason`` for a domain error and
+    ``errors`` for field validation. Built here alone, so that a batch item's
+    error is the body the item would get posted alone.
+    """
+    body = {
+        "code": code,
+        "status": HTTP_STATUS_CODES.get(code, "Unknown Error"),
+        "message": message,
+    }
+    if reason is not None:
+        body["reason"] = reason
+    if errors is not None:
+        body["errors"] = errors
+    return body
 
 
 def database():
@@ -130,12 +161,7 @@ def authenticate(authorization: str | None) -> auth.Principal:
 
 def unauthenticated(error: auth.Unauthenticated):
     """The 401 answer, in the error format of SPEC §10."""
-    body = {
-        "code": 401,
-        "status": "Unauthorized",
-        "message": str(error),
-        "reason": "unauthenticated",
-    }
+    body = error_body(401, str(error), reason="unauthenticated")
     return body, 401, {"WWW-Authenticate": "Bearer"}
 
 

@@ -2,8 +2,13 @@
 
 Money travels as decimal strings and is parsed straight into Decimal (JSON
 numbers too: the request parser reads them as Decimal, never float). Text
-fields refuse NUL characters, which no database column can store.
+fields refuse NUL characters, which no database column can store. Instants
+are converted to UTC as they are read, so every use case sees them as stored.
 """
+
+import re
+from datetime import UTC
+from decimal import Decimal
 
 from marshmallow import ValidationError, fields, validate
 
@@ -24,14 +29,52 @@ class Text(fields.String):
         return text
 
 
+class Instant(fields.AwareDateTime):
+    """An RFC 3339 instant with its offset, read as UTC (SPEC §3: times are stored in UTC).
+
+    Converting on input makes a posting's first answer show its times as
+    stored, the same as a replay or a read does (SPEC §6). An instant such as
+    ``0001-01-01T00:00:00+14:00`` has no UTC form (it falls before year 1),
+    so it is refused here, not left to overflow in a use case or the database.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        instant = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            return instant.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("must be an instant between years 1 and 9999 in UTC") from None
+
+
+class ExponentDecimal(Decimal):
+    """A JSON number written with an exponent (``3.5E2``), as the request parser reads it."""
+
+
 class DecimalString(fields.Decimal):
-    """A decimal carried as a JSON string such as ``"350.00"`` (documented so in OpenAPI)."""
+    """A decimal carried as a JSON string such as ``"350.00"`` (documented so in OpenAPI).
+
+    The documented pattern is enforced: Decimal alone would read " 350", "+350",
+    "350." and "3.5E2", and PostgreSQL's NUMERIC would round a 13th decimal
+    away, where money must be exact. A JSON number must be written as the
+    pattern writes a string: ``350.00`` is read, ``3.5E2`` and ``-5`` are refused.
+    """
 
     PATTERN = r"^[0-9]{1,16}(\.[0-9]{1,12})?$"
+    _WRITTEN = re.compile(PATTERN)
 
     def __init__(self, metadata: dict | None = None, **kwargs):
         metadata = {"pattern": self.PATTERN, **(metadata or {})}
         super().__init__(as_string=True, allow_nan=False, metadata=metadata, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str | int | Decimal) and not isinstance(value, bool):
+            written = format(value, "f") if isinstance(value, Decimal) else str(value)
+            if isinstance(value, ExponentDecimal) or not self._WRITTEN.fullmatch(written):
+                raise ValidationError(
+                    'must be written as "350.00": up to 16 digits, then optionally a point '
+                    "and up to 12 digits, with no sign, spaces or exponent"
+                )
+        return super()._deserialize(value, attr, data, **kwargs)
 
 
 def Amount(**kwargs):

@@ -4,7 +4,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database, roles
-from coalition.api.fields import Currency, DecimalString, PartnerId, Text
+from coalition.api.fields import Currency, DecimalString, Instant, PartnerId, Text
 from coalition.domain import money
 from coalition.domain.rates import KINDS
 from coalition.services import rates
@@ -28,8 +28,8 @@ class RateIn(Schema):
     category = Text(max_length=64, load_default=None)
     currency = Currency(load_default=None)
     min_amount = DecimalString(load_default=None, validate=validate.Range(min=0, max=10**15))
-    effective_from = fields.AwareDateTime(required=True)
-    effective_to = fields.AwareDateTime(load_default=None)
+    effective_from = Instant(required=True)
+    effective_to = Instant(load_default=None)
 
 
 class RateOut(Schema):
@@ -48,7 +48,7 @@ class RateOut(Schema):
 class RateQuery(Schema):
     kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
     partner_id = fields.String(load_default=None, validate=PartnerId)
-    at = fields.AwareDateTime(load_default=None)
+    at = Instant(load_default=None)
 
 
 @blp.route("")

@@ -6,8 +6,24 @@ from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 from sqlalchemy.exc import SQLAlchemyError
 
-from coalition.api import Blueprint, database, principal, roles
-from coalition.api.fields import MEMBER_ID_LENGTH, Amount, Currency, PartnerId, Points, Text
+from coalition.api import (
+    INVALID_FIELDS,
+    Blueprint,
+    ErrorSchema,
+    database,
+    error_body,
+    principal,
+    roles,
+)
+from coalition.api.fields import (
+    MEMBER_ID_LENGTH,
+    Amount,
+    Currency,
+    Instant,
+    PartnerId,
+    Points,
+    Text,
+)
 from coalition.api.pagination import PageArgs
 from coalition.domain.errors import CoalitionError
 from coalition.services import batches, ledger, queries
@@ -39,7 +55,7 @@ class TransactionIn(Schema):
     )
     partner_id = fields.String(validate=PartnerId)
     member_id = Text(max_length=MEMBER_ID_LENGTH)
-    occurred_at = fields.AwareDateTime(required=True)
+    occurred_at = Instant(required=True)
     amount = Amount()
     currency = Currency()
     category = Text(max_length=64)
@@ -97,14 +113,20 @@ class TransactionOut(Schema):
 
 
 class BatchIn(Schema):
-    transactions = fields.List(fields.Dict(), required=True, validate=validate.Length(1, 1000))
+    # Any JSON value per item: each is validated alone (validated), so an item that is
+    # not an object is its own 422, as it would be posted alone, not the whole batch's.
+    transactions = fields.List(
+        fields.Raw(allow_none=True, metadata={"description": "A transaction, as posted alone"}),
+        required=True,
+        validate=validate.Length(1, 1000),
+    )
 
 
 class BatchResult(Schema):
     index = fields.Integer()
     status = fields.Integer()
     transaction = fields.Nested(TransactionOut)
-    error = fields.Dict()
+    error = fields.Nested(ErrorSchema)
 
 
 class BatchOut(Schema):
@@ -116,8 +138,8 @@ class TransactionQuery(PageArgs):
     member_id = Text(max_length=MEMBER_ID_LENGTH)
     type = fields.String(validate=validate.OneOf(TYPES))
     period_id = Text(max_length=16)
-    from_ = fields.AwareDateTime(data_key="from")
-    to = fields.AwareDateTime()
+    from_ = Instant(data_key="from")
+    to = Instant()
 
 
 class TransactionPage(Schema):
@@ -168,8 +190,8 @@ class Batch(MethodView):
         return {"results": [_result(index, outcome) for index, outcome in enumerate(outcomes)]}
 
 
-def validated(item: dict) -> dict | ValidationError:
-    """An item of a batch or a row of an import, loaded, or why it cannot be."""
+def validated(item) -> dict | ValidationError:
+    """An item of a batch (any JSON value) or a row of an import, loaded, or why it cannot be."""
     try:
         return TRANSACTION_IN.load(item)
     except ValidationError as error:
@@ -177,24 +199,18 @@ def validated(item: dict) -> dict | ValidationError:
 
 
 def _result(index: int, outcome) -> dict:
+    """An item's result; a failed item's error is the body it would get posted alone."""
     if isinstance(outcome, ValidationError):
-        return {"index": index, "status": 422, "error": {"code": 422, "errors": outcome.messages}}
-    if isinstance(outcome, CoalitionError):
-        return _failed(index, outcome.status, outcome.message, outcome.reason)
-    if isinstance(outcome, SQLAlchemyError):
-        return _failed(
-            index, 500, "the database failed; this item was not written", "database_error"
-        )
-    view, status = present(outcome)
-    return {"index": index, "status": status, "transaction": view}
-
-
-def _failed(index: int, status: int, message: str, reason: str) -> dict:
-    return {
-        "index": index,
-        "status": status,
-        "error": {"code": status, "message": message, "reason": reason},
-    }
+        error = error_body(422, INVALID_FIELDS, errors={"json": outcome.messages})
+    elif isinstance(outcome, CoalitionError):
+        error = error_body(outcome.status, outcome.message, reason=outcome.reason)
+    elif isinstance(outcome, SQLAlchemyError):
+        message = "the database failed; this item was not written"
+        error = error_body(500, message, reason="database_error")
+    else:
+        view, status = present(outcome)
+        return {"index": index, "status": status, "transaction": view}
+    return {"index": index, "status": error["code"], "error": error}
 
 
 @blp.route("/<int(max=9223372036854775807):transaction_id>")  # BIGINT

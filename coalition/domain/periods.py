@@ -10,7 +10,7 @@ period" is simply the one after the last closed period.
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, available_timezones
 
 from coalition.domain.errors import Invalid
 
@@ -30,6 +30,17 @@ class Period:
     start: datetime
     end: datetime
     id: str
+
+
+def is_timezone(name: str) -> bool:
+    """Whether the calendar may follow this IANA zone (SPEC §5).
+
+    Asking ZoneInfo is not enough: it opens directories ("America" raises
+    IsADirectoryError), data files, "posixrules" and the leap-second "right/"
+    zones, so the name must be in the zone catalogue. Debian's "localtime" is
+    in it too, but follows each machine's /etc/localtime, so it is refused.
+    """
+    return name != "localtime" and name in available_timezones()
 
 
 def _first_day(kind: str, day: date) -> date:
@@ -73,7 +84,11 @@ def following(period: Period, kind: str, timezone: str) -> Period:
 
 
 def parse(period_id: str, kind: str, timezone: str) -> Period:
-    """The period with this id; a malformed id or one of another kind → Invalid."""
+    """The period with this id; a malformed id or one of another kind → Invalid.
+
+    So is the id of a period whose bounds no datetime holds: ``9999-12`` ends
+    on 10000-01-01, and ``0001-01`` in a +14:00 zone starts before year 1 in UTC.
+    """
     match = _ID_PATTERNS[kind].fullmatch(period_id)
     try:
         if match is None:
@@ -85,9 +100,9 @@ def parse(period_id: str, kind: str, timezone: str) -> Period:
             first = date.fromisocalendar(numbers[0], numbers[1], 1)
         else:
             first = date(*numbers)
-    except ValueError:
+        return _period(kind, first, ZoneInfo(timezone))
+    except (ValueError, OverflowError):
         raise Invalid(f"{period_id!r} is not a {kind} period id") from None
-    return _period(kind, first, ZoneInfo(timezone))
 
 
 def attribute(at: datetime, kind: str, timezone: str, last_closed: Period | None):

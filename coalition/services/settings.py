@@ -1,7 +1,5 @@
 """The operator's programme settings (SPEC §5)."""
 
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
 from sqlalchemy import exists, select
 
 from coalition.db import models
@@ -25,11 +23,8 @@ def update(session, changes: dict) -> models.Settings:
         if _any(session, models.Transaction):
             raise Conflict("base_currency is fixed once any transaction exists")
         session.get(models.Partner, "coalition").currency = changes["base_currency"]
-    if "timezone" in changes:
-        try:
-            ZoneInfo(changes["timezone"])
-        except (ZoneInfoNotFoundError, ValueError):
-            raise Invalid(f"{changes['timezone']!r} is not an IANA time zone") from None
+    if "timezone" in changes and not periods.is_timezone(changes["timezone"]):
+        raise Invalid(f"{changes['timezone']!r} is not an IANA time zone")
     if "period" in changes and changes["period"] not in periods.KINDS:
         raise Invalid(f"period must be one of {', '.join(periods.KINDS)}")
     if {"timezone", "period"} & changes.keys() and _calendar_in_use(session):

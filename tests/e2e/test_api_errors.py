@@ -67,6 +67,22 @@ def test_malformed_json_on_settings_is_400_and_changes_nothing(coalition):
     assert expect(coalition.get("/api/v1/settings"), 200)["points_ttl_days"] == 365
 
 
+@pytest.mark.parametrize(
+    ("path", "text"),
+    [
+        ("/api/v1/transactions", "[" * 100_000 + "]" * 100_000),  # deeper than the parser recurses
+        ("/api/v1/transactions/batch", '{"transactions": [' + "[" * 100_000 + "]" * 100_000 + "]}"),
+        ("/api/v1/transactions", '{"type": "bonus", "points": ' + "7" * 5000 + "}"),  # past int()'s digit limit
+        ("/api/v1/partners", '{"hold_days": ' + "9" * 5000 + "}"),
+    ],
+    ids=["deep", "deep-in-a-batch", "5000-digit-points", "5000-digit-hold-days"],
+)
+def test_json_the_parser_cannot_read_is_400_like_any_malformed_json(coalition, path, text):
+    malformed = assert_error(raw_post(coalition, path, "{bad json}"), 400)
+    assert assert_error(raw_post(coalition, path, text), 400) == malformed
+    assert list_all(coalition) == []
+
+
 @pytest.mark.parametrize("text", ["[]", '"earn"', "42", "null", "true"])
 def test_json_that_is_not_an_object_is_a_clean_4xx(coalition, text):
     assert_error(raw_post(coalition, "/api/v1/transactions", text))
@@ -148,7 +164,9 @@ def test_unknown_partner_in_a_transaction_is_422(coalition):
 # --- hostile values: clean 4xx, never 500 -------------------------------------------------
 
 BAD_AMOUNTS = ["NaN", "nan", "Infinity", "-Infinity", "inf", "sNaN", "-100.00", "0", "0.00", "1e400",
-               "1" + "0" * 30, "12abc", "", " ", "1,000.00", None, True, [], {}]
+               "1" + "0" * 30, "12abc", "", " ", "1,000.00", None, True, [], {},
+               # not written as the documented pattern ^[0-9]{1,16}(\.[0-9]{1,12})?$, though Decimal reads them
+               "3.5E2", "350e0", " 350", "350 ", "350\n", "350.", ".5", "+350", "1_000", "\u0663\u0665\u0660"]
 
 
 @pytest.mark.parametrize("amount", BAD_AMOUNTS, ids=repr)
@@ -157,7 +175,8 @@ def test_bad_amounts_are_422(coalition, amount):
     assert list_all(coalition) == []
 
 
-@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 30, "-5"])
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 30, "-5",
+                                     "3.5E2", "350e0", "35000E-2", "-0", "350.0000000000001"])
 def test_bare_json_number_literals_as_amount_are_a_clean_4xx(coalition, literal):
     text = (
         '{"external_id": "t1", "type": "earn", "partner_id": "aroma", "member_id": "m1", '
@@ -165,6 +184,16 @@ def test_bare_json_number_literals_as_amount_are_a_clean_4xx(coalition, literal)
     )
     assert_error(raw_post(coalition, "/api/v1/transactions", text))
     assert list_all(coalition) == []
+
+
+@pytest.mark.parametrize(("literal", "amount"), [("350", "350.00"), ("350.00", "350.00"), ("0.5", "0.50")])
+def test_bare_json_number_literals_written_as_the_pattern_are_amounts(coalition, literal, amount):
+    # JSON numbers are read as Decimal, never float, under the same rules as strings
+    text = (
+        '{"external_id": "t1", "type": "earn", "partner_id": "skyair", "member_id": "m1", '
+        f'"occurred_at": "{days_ago(3)}", "amount": {literal}, "currency": "EUR"}}'
+    )
+    assert expect(raw_post(coalition, "/api/v1/transactions", text))["amount"] == amount
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "1.5", "-3", "0", "1e3", str(10**30)])
@@ -322,8 +351,84 @@ def test_non_numeric_cursor_on_member_history_is_a_clean_4xx(coalition):
     assert_error(coalition.get("/api/v1/members/m1/history", query_string={"cursor": "abc"}))
 
 
+# Instants with an offset whose UTC form falls before year 1 or after year 9999
+UNREPRESENTABLE = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
+
+
+@pytest.mark.parametrize("instant", UNREPRESENTABLE)
+def test_occurred_at_with_no_utc_form_is_422(coalition, instant):
+    body = assert_error(coalition.post("/api/v1/transactions", json=earn_body(occurred_at=instant)), 422)
+    assert "occurred_at" in body["errors"]["json"]
+    assert list_all(coalition) == []
+
+
+@pytest.mark.parametrize("instant", UNREPRESENTABLE)
+def test_batch_item_with_no_utc_form_is_that_items_422(coalition, instant):
+    items = [earn_body(external_id="t1"), earn_body(external_id="t2", occurred_at=instant)]
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    assert [result["status"] for result in results] == [201, 422]
+    assert "occurred_at" in results[1]["error"]["errors"]["json"]
+    assert [item["external_id"] for item in list_all(coalition)] == ["t1"]
+
+
+@pytest.mark.parametrize("field", ["effective_from", "effective_to"])
+@pytest.mark.parametrize("instant", UNREPRESENTABLE)
+def test_rate_instant_with_no_utc_form_is_422(coalition, field, instant):
+    body = {"kind": "redemption", "value": "0.02", "effective_from": days_ago(1), field: instant}
+    assert field in assert_error(coalition.post("/api/v1/rates", json=body), 422)["errors"]["json"]
+
+
+@pytest.mark.parametrize(("path", "parameter"), [("/api/v1/transactions", "from"),
+                                                 ("/api/v1/transactions", "to"), ("/api/v1/rates", "at")])
+@pytest.mark.parametrize("instant", UNREPRESENTABLE)
+def test_instant_filter_with_no_utc_form_is_422(coalition, path, parameter, instant):
+    response = coalition.get(path, query_string={parameter: instant})
+    assert parameter in assert_error(response, 422)["errors"]["query"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("get", "/api/v1/settlements/9999-12"), ("post", "/api/v1/settlements/9999-12/close"),
+     ("get", "/api/v1/kpis?period_id=9999-12")],
+)
+def test_period_id_whose_end_is_after_year_9999_is_422(coalition, method, path):
+    # the period runs to 10000-01-01, which no date holds: refused as any invalid period id
+    assert "9999-12" in assert_error(getattr(coalition, method)(path), 422)["message"]
+
+
+def test_weekly_period_id_whose_end_is_after_year_9999_is_422(coalition):
+    expect(coalition.put("/api/v1/settings", json={"period": "weekly"}), 200)
+    assert_error(coalition.get("/api/v1/settlements/9999-W52"), 422)
+
+
 def test_settings_with_a_huge_number_is_422(coalition):
     assert_error(coalition.put("/api/v1/settings", json={"max_backdate_days": 10**30}), 422)
+
+
+@pytest.mark.parametrize("value", ["0.0000000000001", "3.5E2", "1e-3", " 0.1", "0.1 ", "+0.1", ".1", "1."])
+def test_rate_value_not_written_as_the_pattern_is_422(coalition, value):
+    # 13 decimals would be rounded by PostgreSQL's NUMERIC(30,12): refused instead
+    body = {"kind": "redemption", "value": value, "effective_from": days_ago(1)}
+    assert "value" in assert_error(coalition.post("/api/v1/rates", json=body), 422)["errors"]["json"]
+
+
+@pytest.mark.parametrize("literal", ["1e-3", "0.0000000000001", "1E2"])
+def test_rate_value_as_a_json_number_not_written_as_the_pattern_is_422(coalition, literal):
+    text = f'{{"kind": "redemption", "value": {literal}, "effective_from": "{days_ago(1)}"}}'
+    assert_error(raw_post(coalition, "/api/v1/rates", text), 422)
+
+
+def test_rate_value_with_twelve_decimals_reads_back_exactly(coalition):
+    body = {"kind": "redemption", "value": "0.000000000001", "effective_from": days_ago(1)}
+    rate = expect(coalition.post("/api/v1/rates", json=body))
+    listed = expect(coalition.get("/api/v1/rates", query_string={"kind": "redemption"}), 200)
+    assert [r["value"] for r in listed if r["id"] == rate["id"]] == ["0.000000000001"]
+
+
+def test_threshold_min_amount_not_written_as_the_pattern_is_422(coalition):
+    body = {"kind": "threshold", "value": "50", "partner_id": "aroma", "min_amount": "1E3",
+            "effective_from": days_ago(1)}
+    assert "min_amount" in assert_error(coalition.post("/api/v1/rates", json=body), 422)["errors"]["json"]
 
 
 def test_rate_with_a_huge_value_is_422(coalition):

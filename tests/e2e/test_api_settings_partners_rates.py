@@ -51,6 +51,18 @@ def test_base_currency_may_change_before_any_transaction(operator):
         {"auto_close_after_hours": -1},
         {"timezone": "Mars/Olympus_Mons"},
         {"timezone": ""},
+        # names that are not IANA zones, though ZoneInfo may open (or trip over) a file for them
+        {"timezone": "America"},  # a directory of the zone database
+        {"timezone": "America/"},
+        {"timezone": "UTC/"},
+        {"timezone": "../etc/passwd"},
+        {"timezone": "/etc/localtime"},
+        {"timezone": "Europe/Mo\x00scow"},
+        {"timezone": "\x00"},
+        {"timezone": "zone.tab"},  # a data file, not a zone
+        {"timezone": "posixrules"},
+        {"timezone": "right/UTC"},
+        {"timezone": "localtime"},  # Debian's link to the machine's own zone
         {"period": "yearly"},
         {"base_currency": "eur"},
         {"base_currency": "EURO"},

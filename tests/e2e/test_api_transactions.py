@@ -4,11 +4,15 @@ Standard coalition (tests/e2e/helpers.py): aroma earns 0.1 point per RUB,
 skyair 2 points per EUR, redemption 0.01 EUR per point coalition-wide.
 """
 
-from datetime import UTC, datetime, timedelta
+import hashlib
+import json
+from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from coalition.api.transactions import TRANSACTION_IN
+from coalition.services.ledger import request_hash
 from tests.conftest import days_ago
 from tests.e2e.helpers import (
     add_partner,
@@ -636,6 +640,43 @@ def test_replay_of_the_same_body_is_200_with_the_identical_transaction(coalition
     assert second.get_json() == first.get_json()
 
 
+def test_first_answer_replay_and_read_are_the_same_bytes_with_times_in_utc(coalition):
+    # posted at +03:00, answered as stored: in UTC, the first time as on a replay or a read
+    moscow = timezone(timedelta(hours=3))
+    local = (datetime.now(UTC) - timedelta(days=3)).replace(microsecond=0).astimezone(moscow)
+    expect(bonus(coalition, "b1", "m1", 100))
+    bodies = [
+        {"external_id": "e1", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+         "occurred_at": local.isoformat(), "amount": "350.00", "currency": "RUB"},
+        {"external_id": "u1", "type": "burn", "partner_id": "aroma", "member_id": "m1",
+         "occurred_at": (local + timedelta(days=1)).isoformat(), "points": 30},
+        {"external_id": "r1", "type": "burn_reversal", "partner_id": "aroma",
+         "original_external_id": "u1", "occurred_at": (local + timedelta(days=2)).isoformat()},
+    ]
+    for body in bodies:
+        first = coalition.post("/api/v1/transactions", json=body)
+        replay = coalition.post("/api/v1/transactions", json=body)
+        assert (first.status_code, replay.status_code) == (201, 200)
+        assert first.get_data() == replay.get_data()
+        read = coalition.get(f"/api/v1/transactions/{first.get_json()['id']}")
+        assert read.get_data() == first.get_data()
+        assert first.get_json()["occurred_at"].endswith("+00:00")
+
+
+def test_the_fingerprint_of_a_body_with_an_offset_is_the_one_stored_before():
+    """Instants are now converted to UTC on input; the fingerprint always hashed them in UTC,
+    so a ledger written before still sees a replay as a replay, not as a conflict."""
+    body = TRANSACTION_IN.load({"external_id": "e1", "type": "earn", "member_id": "m1",
+                                "occurred_at": "2026-11-29T10:15:00+03:00", "amount": "350.00",
+                                "currency": "RUB"})
+    canonical = ('{"amount": "350", "currency": "RUB", "external_id": "e1", "member_id": "m1", '
+                 '"occurred_at": "2026-11-29T07:15:00+00:00", "partner_id": "aroma", "type": "earn"}')
+    assert hashlib.sha256(canonical.encode()).hexdigest() == (
+        "ae7efa6f47abc7987e65aec4b346bdc0eb72374d226c93f66e789a104ee6ca82"  # computed before the change
+    )
+    assert request_hash({**body, "partner_id": "aroma"}) == hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def test_replay_does_not_post_twice(coalition):
     body = {"external_id": "t2", "type": "earn", "partner_id": "aroma", "member_id": "m2",
             "occurred_at": days_ago(3), "amount": "350.00", "currency": "RUB"}
@@ -761,11 +802,36 @@ def test_empty_batch_is_422(coalition):
     assert coalition.post("/api/v1/transactions/batch", json={"transactions": []}).status_code == 422
 
 
-def test_batch_item_that_is_not_an_object_is_reported_not_500(coalition):
-    response = coalition.post("/api/v1/transactions/batch", json={"transactions": ["earn", 5, None]})
-    assert 400 <= response.status_code < 500 or all(
-        400 <= r["status"] < 500 for r in response.get_json()["results"]
-    )
+def test_batch_item_that_is_not_an_object_is_its_own_422_and_the_others_are_posted(coalition):
+    # each item is handled as if posted alone (SPEC §6): a string posted alone is 422, not the batch
+    item = {"external_id": "b-0", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+            "occurred_at": days_ago(3), "amount": "1000.00", "currency": "RUB"}
+    junk = ["notadict", 5, None, [], True]
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": [item, *junk]}), 200)["results"]
+    assert [(r["index"], r["status"]) for r in results] == [(0, 201)] + [(n, 422) for n in range(1, 6)]
+    for value, result in zip(junk, results[1:], strict=True):
+        alone = coalition.post("/api/v1/transactions", data=json.dumps(value), content_type="application/json")
+        assert (alone.status_code, alone.get_json()) == (422, result["error"])
+    assert [t["external_id"] for t in list_all(coalition)] == ["b-0"]
+
+
+def test_batch_item_errors_are_the_errors_of_the_item_posted_alone(coalition):
+    # SPEC §10's shape, built as for a whole request: code, status, message, and reason or errors
+    items = [
+        {"external_id": "b-0", "type": "burn", "partner_id": "aroma", "member_id": "m1",
+         "occurred_at": days_ago(1), "points": 500},  # insufficient points: a domain error
+        {"external_id": "b-1", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+         "occurred_at": days_ago(3), "currency": "RUB"},  # no amount: field validation
+        {"external_id": "b-2", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+         "occurred_at": days_ago(3), "amount": "350.001", "currency": "RUB"},  # too many decimals
+    ]
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    for item, result in zip(items, results, strict=True):
+        alone = coalition.post("/api/v1/transactions", json=item)
+        assert (result["status"], result["error"]) == (alone.status_code, alone.get_json())
+    assert set(results[0]["error"]) == {"code", "status", "message", "reason"}
+    assert set(results[1]["error"]) == {"code", "status", "message", "errors"}
+    assert results[1]["error"]["status"] == "Unprocessable Entity"
 
 
 def test_finance_key_may_not_post_a_batch(coalition, make_key):

@@ -148,6 +148,14 @@ def test_a_user_error_is_one_line_on_stderr_without_a_traceback(cli, args, messa
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize("period_id", ["2026-13", "9999-12"])
+def test_close_command_refuses_an_invalid_period_id_with_a_message(cli, database_url, period_id):
+    # 9999-12 would end on 10000-01-01, which no date holds
+    result = cli("close", period_id)
+    assert result.exit_code == 1
+    assert f"'{period_id}' is not a monthly period id" in result.output
+
+
 def _random_file(path, partner: str, rng: random.Random, start: datetime, rows: int = 400) -> None:
     """A file whose rows interact: few members; some rows repeated (replays), some keys used
     again with another body (conflicts, or the posting if the first was refused),

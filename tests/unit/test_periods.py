@@ -203,6 +203,20 @@ def test_parse_rejects_malformed_id(period_id, kind):
 
 
 @pytest.mark.parametrize(
+    ("period_id", "kind", "timezone"),
+    [
+        ("9999-12", "monthly", "UTC"),  # ends on 10000-01-01
+        ("9999-W52", "weekly", "UTC"),  # ends on 10000-01-03
+        ("9999-12-31", "daily", "UTC"),
+        ("0001-01", "monthly", "Etc/GMT-14"),  # starts at a midnight of +14:00, before year 1 in UTC
+    ],
+)
+def test_parse_rejects_id_of_a_period_with_no_utc_bounds(period_id, kind, timezone):
+    with pytest.raises(Invalid, match="is not a"):
+        periods.parse(period_id, kind, timezone)
+
+
+@pytest.mark.parametrize(
     "period_id",
     [
         "2026-10\n",  # a trailing newline
