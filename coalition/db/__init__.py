@@ -57,7 +57,11 @@ class Database:
         if url.startswith("sqlite"):
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            options.update(pool_size=10, max_overflow=20)
+            # sessions in UTC: psycopg reads instants in the session's zone, where
+            # one near the ends of the calendar (year 1, a rate "since ever") may not exist
+            options.update(
+                pool_size=10, max_overflow=20, connect_args={"options": "-c TimeZone=UTC"}
+            )
         self.engine = create_engine(url, **options)
         if self.engine.dialect.name == "sqlite":
             _sqlite_begin_immediate(self.engine)
