@@ -17,15 +17,19 @@ MEMBER_ID_LENGTH = 128
 
 
 class Text(fields.String):
-    """A bounded string without NUL characters."""
+    """A bounded string without NUL characters; ``blank=False`` for a name people read,
+    which spaces alone would leave empty on a statement."""
 
-    def __init__(self, max_length: int = 200, min_length: int = 1, **kwargs):
+    def __init__(self, max_length: int = 200, min_length: int = 1, blank=True, **kwargs):
         super().__init__(validate=validate.Length(min_length, max_length), **kwargs)
+        self.blank = blank
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         if "\x00" in text:
             raise ValidationError("must not contain NUL characters")
+        if not self.blank and not text.strip():
+            raise ValidationError("must not be blank")
         return text
 
 

@@ -12,7 +12,7 @@ blp = Blueprint("partners", __name__, url_prefix="/api/v1/partners", description
 
 class PartnerSchema(Schema):
     id = fields.String(required=True, validate=PartnerId)
-    name = Text(required=True)
+    name = Text(required=True, blank=False)
     category = fields.String(required=True, validate=validate.OneOf(partners.CATEGORIES))
     currency = Currency(required=True)
     hold_days = fields.Integer(strict=True, validate=validate.Range(0, 3650))

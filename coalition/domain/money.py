@@ -4,17 +4,34 @@ SPEC §3: money is never float; an amount may not carry more decimals than its
 currency has; rounding happens once per line, at the minor unit, half-to-even.
 """
 
+import functools
+from datetime import date
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
 from typing import NamedTuple
 
-from babel import numbers
+from babel import core, numbers
 
 from coalition.domain.errors import Invalid
 
 
 def is_currency(code: str) -> bool:
-    """True for an ISO 4217 code Babel knows (upper case only)."""
-    return code in numbers.list_currencies()
+    """True for an ISO 4217 code that is legal tender somewhere today (Babel's data).
+
+    Babel knows ~300 codes; a business cannot take payment in most of the
+    rest: withdrawn currencies (DEM), metals (XAU), funds codes, XXX ("no
+    currency"), whose minor units ISO leaves undefined.
+    """
+    return code in _legal_tender(date.today())
+
+
+@functools.cache
+def _legal_tender(day: date) -> frozenset[str]:
+    territories = core.get_global("territory_currencies")
+    return frozenset(
+        code
+        for territory in territories
+        for code in numbers.get_territory_currencies(territory, day)
+    )
 
 
 def exponent(currency: str) -> int:

@@ -67,6 +67,7 @@ def test_base_currency_may_change_before_any_transaction(operator):
         {"base_currency": "eur"},
         {"base_currency": "EURO"},
         {"base_currency": "ABC"},
+        {"base_currency": "XAU"},
     ],
     ids=repr,
 )
@@ -180,10 +181,15 @@ def test_reserved_coalition_partner_cannot_be_created_again(operator):
         {"category": "bakery"},
         {"currency": "rub"},
         {"currency": "ABC"},
+        {"currency": "XAU"},  # gold: ISO 4217, but no one's money
+        {"currency": "XXX"},  # "no currency"
+        {"currency": "DEM"},  # withdrawn in 2002
         {"hold_days": -1},
         {"hold_days": "7"},
         {"status": "closed"},
         {"name": ""},
+        {"name": "   "},
+        {"name": "\t\n"},
         {"name": "Арома\x00"},
     ],
     ids=repr,
