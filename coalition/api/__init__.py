@@ -8,6 +8,7 @@ schema. Domain errors become the JSON body of SPEC §10 in
 
 import json
 from decimal import Decimal
+from typing import ClassVar
 
 import flask_smorest
 import marshmallow
@@ -43,6 +44,13 @@ class DecimalJSONParser(FlaskParser):
     decoder recurses (RecursionError) and an integer longer than int() reads
     (ValueError past 4,300 digits), which webargs would let through as a 500.
     """
+
+    # a misspelt filter (?partner=aroma) is refused, not ignored to list everything
+    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": marshmallow.RAISE,
+        "querystring": marshmallow.RAISE,
+    }
 
     def _raw_load_json(self, req):
         if not req.is_json:

@@ -40,9 +40,21 @@ class Instant(fields.AwareDateTime):
     stored, the same as a replay or a read does (SPEC §6). An instant such as
     ``0001-01-01T00:00:00+14:00`` has no UTC form (it falls before year 1),
     so it is refused here, not left to overflow in a use case or the database.
+    Python reads many ISO 8601 forms (week dates, no seconds, basic format);
+    only RFC 3339's is accepted, as SPEC §3 says.
     """
 
+    RFC_3339 = re.compile(
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?([Zz]|[+-][0-9]{2}:[0-9]{2})"
+    )
+
     def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str):
+            if not self.RFC_3339.fullmatch(value):
+                raise ValidationError(
+                    "must be an RFC 3339 instant with its offset, e.g. 2026-10-03T10:15:00+03:00"
+                )
+            value = value.upper()  # RFC 3339 allows "t" and "z", which Python does not read
         instant = super()._deserialize(value, attr, data, **kwargs)
         try:
             return instant.astimezone(UTC)

@@ -530,3 +530,44 @@ def test_openapi_document_declares_bearer_security(client):
 
 def test_swagger_ui_is_served(client):
     assert client.get("/api/docs").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "instant",
+    [
+        "2026-W48-7T10:00:00+00:00",  # ISO week date
+        "2026-11-29 10:15:00+03:00",  # space for T
+        "2026-11-29T10:15+03:00",  # no seconds
+        "20261129T101500+0300",  # ISO basic format
+        "2026-11-29T10:15:00+0300",  # offset without its colon
+        "2026-11-29T10:15:00",  # no offset
+    ],
+)
+def test_occurred_at_not_written_as_rfc_3339_is_422(coalition, instant):
+    body = assert_error(coalition.post("/api/v1/transactions", json=earn_body(occurred_at=instant)), 422)
+    assert "occurred_at" in body["errors"]["json"]
+    assert list_all(coalition) == []
+
+
+def test_rfc_3339_lower_case_t_and_z_and_nanoseconds_are_read(coalition):
+    at = days_ago(3).removesuffix("+00:00")  # whole seconds, as the helpers write it
+    written = at.replace("T", "t") + ".123456789z"
+    posted = expect(coalition.post("/api/v1/transactions", json=earn_body(occurred_at=written)))
+    assert posted["occurred_at"] == at + ".123456+00:00"  # microseconds are what is stored
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "unknown"),
+    [
+        ("/api/v1/transactions", {"partner": "aroma"}, "partner"),  # partner_id misspelt
+        ("/api/v1/statements", {"period": "2026-10"}, "period"),
+        ("/api/v1/rates", {"kind": "fx", "currency": "RUB"}, "currency"),
+        ("/api/v1/kpis", {"period": "2026-10"}, "period"),
+        ("/api/v1/members/m1/history", {"page": "2"}, "page"),
+    ],
+    ids=repr,
+)
+def test_an_unknown_query_parameter_is_422_not_ignored(coalition, path, query, unknown):
+    # ignored, a misspelt filter would list everything as if it had matched
+    body = assert_error(coalition.get(path, query_string=query), 422)
+    assert list(body["errors"]["query"]) == [unknown]
