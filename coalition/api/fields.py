@@ -7,6 +7,7 @@ are converted to UTC as they are read, so every use case sees them as stored.
 """
 
 import re
+import unicodedata
 from datetime import UTC
 from decimal import Decimal
 
@@ -17,8 +18,9 @@ MEMBER_ID_LENGTH = 128
 
 
 class Text(fields.String):
-    """A bounded string without NUL characters; ``blank=False`` for a name people read,
-    which spaces alone would leave empty on a statement."""
+    """A bounded string a database can store: no NUL, no lone surrogate (JSON can
+    escape one, ``"\\ud800"``, UTF-8 cannot encode it). ``blank=False`` for a name
+    people read, which spaces or invisible characters alone would leave empty."""
 
     def __init__(self, max_length: int = 200, min_length: int = 1, blank=True, **kwargs):
         super().__init__(validate=validate.Length(min_length, max_length), **kwargs)
@@ -28,7 +30,9 @@ class Text(fields.String):
         text = super()._deserialize(value, attr, data, **kwargs)
         if "\x00" in text:
             raise ValidationError("must not contain NUL characters")
-        if not self.blank and not text.strip():
+        if not text.isascii() and any("\ud800" <= char <= "\udfff" for char in text):
+            raise ValidationError("must be valid Unicode (a lone surrogate is not)")
+        if not self.blank and not any(unicodedata.category(char)[0] not in "CZ" for char in text):
             raise ValidationError("must not be blank")
         return text
 

@@ -35,6 +35,21 @@ def _sqlite_begin_immediate(engine) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def _postgresql_in_utc(engine) -> None:
+    """Open every session in UTC, whatever the server's or the URL's settings say.
+
+    psycopg reads instants in the session's time zone, where one near the ends
+    of the calendar may not exist: west of UTC, a rate in force from the first
+    instant of year 1 could not be read back, nor with it the rate catalogue.
+    Set once per connection, so the URL's own ``options`` still apply.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record):
+        dbapi_connection.execute("SET TIME ZONE 'UTC'")
+        dbapi_connection.commit()
+
+
 def is_retryable(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
 
@@ -57,14 +72,12 @@ class Database:
         if url.startswith("sqlite"):
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
-            # sessions in UTC: psycopg reads instants in the session's zone, where
-            # one near the ends of the calendar (year 1, a rate "since ever") may not exist
-            options.update(
-                pool_size=10, max_overflow=20, connect_args={"options": "-c TimeZone=UTC"}
-            )
+            options.update(pool_size=10, max_overflow=20)
         self.engine = create_engine(url, **options)
         if self.engine.dialect.name == "sqlite":
             _sqlite_begin_immediate(self.engine)
+        else:
+            _postgresql_in_utc(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

@@ -15,22 +15,24 @@ from coalition.domain.errors import Invalid
 
 
 def is_currency(code: str) -> bool:
-    """True for an ISO 4217 code that is legal tender somewhere today (Babel's data).
+    """True for an ISO 4217 code that is or was legal tender somewhere (Babel's data).
 
-    Babel knows ~300 codes; a business cannot take payment in most of the
-    rest: withdrawn currencies (DEM), metals (XAU), funds codes, XXX ("no
-    currency"), whose minor units ISO leaves undefined.
+    Babel knows ~300 codes; no business takes payment in many of them: metals
+    (XAU), funds codes (CLF), XXX ("no currency"), whose minor units ISO
+    leaves undefined. A withdrawn currency stays accepted, so a partner that
+    joined while its currency was in use can still be given fx rates.
     """
-    return code in _legal_tender(date.today())
+    return code in _legal_tender()
 
 
 @functools.cache
-def _legal_tender(day: date) -> frozenset[str]:
+def _legal_tender() -> frozenset[str]:
     territories = core.get_global("territory_currencies")
+    ever = {"start_date": date(1, 1, 1), "end_date": date(9999, 12, 31)}
     return frozenset(
         code
         for territory in territories
-        for code in numbers.get_territory_currencies(territory, day)
+        for code in numbers.get_territory_currencies(territory, **ever)
     )
 
 

@@ -8,8 +8,9 @@ outstanding are read from the settlement stored at close, so a closed
 period's KPIs agree with its statements to the point.
 
 Isolation (SPEC §4) is decided by :func:`coalition.services.queries.visible_partner`:
-a key bound to a partner gets its own partner's figures and the
-coalition-wide totals, never another partner's figures.
+a key bound to a partner gets its own partner's figures only: not the
+coalition-wide totals either, from which (less its own) the others' could
+be read.
 """
 
 import json

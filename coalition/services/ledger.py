@@ -188,13 +188,14 @@ def _check_currency(request, partner) -> None:
         )
 
 
-def _amount_in_partner_currency(request, partner) -> Decimal:
+def _amount_of(request, partner) -> Decimal:
+    """The posted amount, refused if it has more decimals than the partner's currency (SPEC §3)."""
     money.check_places(request["amount"], partner.currency)
     return request["amount"]
 
 
 def _earn(book, transaction, partner, config, request) -> Posting:
-    amount = _amount_in_partner_currency(request, partner)
+    amount = _amount_of(request, partner)
     candidates = rates.candidates(book.session, ("earn", "promo", "threshold", "fee"), partner.id)
     earned = earning.points_for_purchase(
         candidates, partner.id, transaction.category, amount, transaction.occurred_at
@@ -298,7 +299,7 @@ def _earn_reversal(book, transaction, partner, config, request) -> Posting:
     earlier = book.reversals.get(original.id, [])
     amount = None
     if request.get("amount") is not None:
-        amount = _amount_in_partner_currency(request, partner)
+        amount = _amount_of(request, partner)
     decision = lots.reverse_earn(
         members.lot_value(lot),
         at=transaction.occurred_at,

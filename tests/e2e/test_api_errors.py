@@ -231,6 +231,21 @@ def test_strings_with_nul_characters_are_422(coalition, field):
     assert list_all(coalition) == []
 
 
+@pytest.mark.parametrize("field", ["external_id", "member_id", "category"])
+def test_strings_with_a_lone_surrogate_are_422(coalition, field):
+    # JSON may escape half a surrogate pair; UTF-8, and so the database, cannot hold it
+    text = json.dumps(earn_body(**{field: "HALF"})).replace('"HALF"', '"a\\ud800b"')
+    assert "errors" in assert_error(raw_post(coalition, "/api/v1/transactions", text), 422)
+    assert list_all(coalition) == []
+
+
+def test_a_lone_surrogate_in_a_batch_is_that_items_422(coalition):
+    text = json.dumps({"transactions": [earn_body(external_id="t1"), earn_body(external_id="HALF")]})
+    text = text.replace('"HALF"', '"\\udfff"')
+    results = expect(raw_post(coalition, "/api/v1/transactions/batch", text), 200)["results"]
+    assert [result["status"] for result in results] == [201, 422]
+
+
 def test_bonus_reason_with_a_nul_character_is_422(coalition):
     assert_error(bonus(coalition, "b1", "m1", 10, reason="gift\x00"), 422)
 

@@ -183,13 +183,14 @@ def test_reserved_coalition_partner_cannot_be_created_again(operator):
         {"currency": "ABC"},
         {"currency": "XAU"},  # gold: ISO 4217, but no one's money
         {"currency": "XXX"},  # "no currency"
-        {"currency": "DEM"},  # withdrawn in 2002
+        {"currency": "CLF"},  # a Chilean unit of account, not money
         {"hold_days": -1},
         {"hold_days": "7"},
         {"status": "closed"},
         {"name": ""},
         {"name": "   "},
         {"name": "\t\n"},
+        {"name": "\u200b"},  # a zero-width space: nothing to read
         {"name": "Арома\x00"},
     ],
     ids=repr,

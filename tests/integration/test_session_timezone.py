@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from coalition import auth, create_app, database_of
+from coalition.db import Database
 from tests.conftest import copy_of
 
 pytestmark = pytest.mark.postgres
@@ -40,5 +41,17 @@ def test_a_rate_from_the_first_instant_of_year_one_reads_back_west_of_utc(templa
             listed = client.get("/api/v1/rates", headers=headers)
             assert listed.status_code == 200, listed.get_json()
             assert [r["effective_from"] for r in listed.get_json()] == ["0001-01-01T00:00:00+00:00"]
+        finally:
+            database.dispose()
+
+
+def test_the_urls_own_session_options_still_apply(template, tmp_path):
+    with copy_of(template, tmp_path) as url:
+        database = Database(url + "?options=-c%20statement_timeout%3D4321")
+        try:
+            with database.engine.connect() as connection:
+                shown = [connection.exec_driver_sql(f"SHOW {name}").scalar_one()
+                         for name in ("statement_timeout", "TimeZone")]
+            assert shown == ["4321ms", "UTC"]
         finally:
             database.dispose()
