@@ -26,10 +26,19 @@ IMPORT_LANES_MAX = 8  # by default: each holds a connection, and PostgreSQL need
 
 
 @contextmanager
-def _database():
-    """The configured database for one command, its connections closed afterwards."""
+def _database(*, check_schema=True):
+    """The configured database for one command, its connections closed afterwards.
+
+    A command that uses the ledger needs the newest schema; on a database
+    without it, it says how to get it instead of failing on a missing table.
+    ``check_schema=False`` for the commands that migrate first themselves.
+    """
     database = database_of(create_app())
     try:
+        if check_schema and not migrate.is_current(database):
+            raise click.ClickException(
+                "the database does not have the newest schema: run `coalition db upgrade` first"
+            )
         yield database
     finally:
         database.dispose()
@@ -63,7 +72,7 @@ def db():
 @db.command("upgrade")
 def db_upgrade():
     """Create or upgrade the schema (Alembic)."""
-    with _database() as database:
+    with _database(check_schema=False) as database:
         migrate.upgrade(database)
     click.echo("database is at the newest schema")
 
@@ -79,7 +88,7 @@ def keys():
 @click.option("--name", default=None)
 def keys_create(role, partner_id, name):
     """Create a key; the key itself is the last line printed (shown once)."""
-    with _database() as database:
+    with _database(check_schema=False) as database:
         migrate.upgrade(database)
         row, key = database.run(lambda session: auth.create_key(session, role, partner_id, name))
     click.echo(f"created {role} key {row.id}; store it now, it is not shown again:")
@@ -105,7 +114,7 @@ def serve(host, port, workers, no_scheduler):
     """Migrate, then serve the API (gunicorn) with the scheduler."""
     from coalition import server
 
-    with _database() as database:
+    with _database(check_schema=False) as database:
         migrate.upgrade(database)
         if not database.run(auth.has_operator_key):
             _, key = database.run(
@@ -146,7 +155,7 @@ def demo():
     from coalition import demo as demo_data
 
     with (
-        _database() as database,
+        _database(check_schema=False) as database,
         click.progressbar(length=demo_data.DAYS, label="Posting days") as bar,
     ):
         migrate.upgrade(database)

@@ -4,16 +4,30 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def upgrade(database) -> None:
     """Bring the database to the newest revision; a no-op when it is there already."""
+    config = _config()
+    with database.engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def is_current(database) -> bool:
+    """Whether the database is at the newest revision, so a command may use it as it is."""
+    newest = set(ScriptDirectory.from_config(_config()).get_heads())
+    with database.engine.connect() as connection:
+        return set(MigrationContext.configure(connection).get_current_heads()) == newest
+
+
+def _config() -> Config:
     if not MIGRATIONS.is_dir():
         raise RuntimeError(f"migrations not found at {MIGRATIONS}: install with `pip install -e .`")
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with database.engine.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+    return config

@@ -75,7 +75,13 @@ def _periods(session, now: datetime, period_id: str | None, count: int) -> list[
 
 
 def _period_kpis(
-    session, period: dict, everyone, shown: str | None, gathered: dict, base: str, totals_shown
+    session,
+    period: dict,
+    everyone,
+    shown: str | None,
+    gathered: dict,
+    base: str,
+    totals_shown: bool,
 ) -> dict:
     period_id, at_end = period["id"], period["end"] - settlement.LAST_INSTANT
     activity = totals.period_activity(session, period_id).partners

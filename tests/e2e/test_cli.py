@@ -322,3 +322,22 @@ def test_import_whose_worker_dies_says_so_and_a_rerun_posts_the_rest(
     assert again.output.splitlines()[-1] == f"{created} created, {8 - created} replayed, 0 failed"
     posted = [item["external_id"] for item in list_all(operator, partner_id="aroma")]
     assert sorted(posted) == [f"d-{n}" for n in range(8)]  # each once
+
+
+@pytest.mark.parametrize("args", [("close", "2026-10"), ("expire",), ("import", "FILE")], ids=repr)
+def test_a_command_on_a_database_without_the_schema_says_how_to_make_it(tmp_path, monkeypatch, args):
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    path = tmp_path / "rows.csv"
+    path.write_text("external_id,type\n", encoding="utf-8")
+    result = CliRunner().invoke(main, [str(path) if arg == "FILE" else arg for arg in args])
+    assert result.exit_code == 1
+    assert "run `coalition db upgrade` first" in result.stderr
+    assert isinstance(result.exception, SystemExit)  # click's exit, no error escaping the command
+
+
+def test_db_upgrade_then_the_same_command_runs(tmp_path, monkeypatch):
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{tmp_path / 'fresh.sqlite3'}")
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
+    result = runner.invoke(main, ["expire"])
+    assert (result.exit_code, result.output.strip()) == (0, "expired 0 lots")
