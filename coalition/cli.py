@@ -26,16 +26,19 @@ IMPORT_LANES_MAX = 8  # by default: each holds a connection, and PostgreSQL need
 
 
 @contextmanager
-def _database(*, check_schema=True):
+def _database(*, upgrade=False):
     """The configured database for one command, its connections closed afterwards.
 
-    A command that uses the ledger needs the newest schema; on a database
-    without it, it says how to get it instead of failing on a missing table.
-    ``check_schema=False`` for the commands that migrate first themselves.
+    With ``upgrade`` (commands that set things up: ``db upgrade``, ``keys
+    create``, ``serve``, ``demo``) the schema is brought to the newest first.
+    The others use the database as it is; on one without the newest schema
+    they say how to get it instead of failing on a missing table.
     """
     database = database_of(create_app())
     try:
-        if check_schema and not migrate.is_current(database):
+        if upgrade:
+            migrate.upgrade(database)
+        elif not migrate.is_current(database):
             raise click.ClickException(
                 "the database does not have the newest schema: run `coalition db upgrade` first"
             )
@@ -72,9 +75,8 @@ def db():
 @db.command("upgrade")
 def db_upgrade():
     """Create or upgrade the schema (Alembic)."""
-    with _database(check_schema=False) as database:
-        migrate.upgrade(database)
-    click.echo("database is at the newest schema")
+    with _database(upgrade=True):
+        click.echo("database is at the newest schema")
 
 
 @main.group()
@@ -88,8 +90,7 @@ def keys():
 @click.option("--name", default=None)
 def keys_create(role, partner_id, name):
     """Create a key; the key itself is the last line printed (shown once)."""
-    with _database(check_schema=False) as database:
-        migrate.upgrade(database)
+    with _database(upgrade=True) as database:
         row, key = database.run(lambda session: auth.create_key(session, role, partner_id, name))
     click.echo(f"created {role} key {row.id}; store it now, it is not shown again:")
     click.echo(key)
@@ -114,8 +115,7 @@ def serve(host, port, workers, no_scheduler):
     """Migrate, then serve the API (gunicorn) with the scheduler."""
     from coalition import server
 
-    with _database(check_schema=False) as database:
-        migrate.upgrade(database)
+    with _database(upgrade=True) as database:
         if not database.run(auth.has_operator_key):
             _, key = database.run(
                 lambda session: auth.create_key(session, "operator", name="first start")
@@ -155,10 +155,9 @@ def demo():
     from coalition import demo as demo_data
 
     with (
-        _database(check_schema=False) as database,
+        _database(upgrade=True) as database,
         click.progressbar(length=demo_data.DAYS, label="Posting days") as bar,
     ):
-        migrate.upgrade(database)
         demo_data.load(database, datetime.now(UTC), echo=click.echo, progress=bar.update)
 
 

@@ -124,7 +124,7 @@ class Api(flask_smorest.Api):
         return error_body(code, message, errors=payload.get("errors")), code, headers
 
     def handle_domain_error(self, error: CoalitionError):
-        return error_body(error.status, error.message, reason=error.reason), error.status
+        return domain_error_body(error), error.status
 
 
 INVALID_FIELDS = "Invalid fields"
@@ -147,6 +147,10 @@ def error_body(code: int, message: str, *, reason: str | None = None, errors=Non
     if errors is not None:
         body["errors"] = errors
     return body
+
+
+def domain_error_body(error: CoalitionError) -> dict:
+    return error_body(error.status, error.message, reason=error.reason)
 
 
 def database():

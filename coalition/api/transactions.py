@@ -11,6 +11,7 @@ from coalition.api import (
     Blueprint,
     ErrorSchema,
     database,
+    domain_error_body,
     error_body,
     principal,
     roles,
@@ -203,7 +204,7 @@ def _result(index: int, outcome) -> dict:
     if isinstance(outcome, ValidationError):
         error = error_body(422, INVALID_FIELDS, errors={"json": outcome.messages})
     elif isinstance(outcome, CoalitionError):
-        error = error_body(outcome.status, outcome.message, reason=outcome.reason)
+        error = domain_error_body(outcome)
     elif isinstance(outcome, SQLAlchemyError):
         message = "the database failed; this item was not written"
         error = error_body(500, message, reason="database_error")
