@@ -4,6 +4,8 @@ Balances already ignore expired points; this job writes them down as
 ``expiry`` transactions so that breakage is on the ledger and in settlement.
 It is idempotent: each lot is re-read under its member's lock and expired
 only if it still holds points, so two instances racing expire a lot once.
+Closing a period expires what fell due in it first (:func:`expire_before`),
+so a statement's breakage does not depend on when the job last ran.
 """
 
 from datetime import datetime
@@ -18,25 +20,30 @@ from coalition.services.book import Book
 BATCH = 500
 
 
-def expire_due(session, now: datetime, limit: int = BATCH) -> int:
-    """Expire up to ``limit`` due lots; returns how many were expired.
+def expire_due(session, now: datetime, limit: int = BATCH, due_by: datetime | None = None) -> int:
+    """Expire up to ``limit`` lots due by ``due_by`` (default: ``now``); returns how
+    many were expired. Their expiry transactions are recorded at ``now``.
 
     The expiry transactions and their allocations are written set-based,
     through the same book as postings, with the period totals they add.
+    The calendar is locked before the members, in the order postings and
+    closes take them.
     """
+    due_by = now if due_by is None else due_by
     L = models.Lot
     due = session.execute(
         select(L.id, L.member_id)
-        .where(L.remaining > 0, L.expires_at <= now)
+        .where(L.remaining > 0, L.expires_at <= due_by)
         .order_by(L.member_id, L.id)
         .limit(limit)
     ).all()
     if not due:
         return 0
+    periods.lock_calendar(session)
     members.lock(session, {member_id for _, member_id in due})
     query = select(L.__table__).where(L.id.in_([lot_id for lot_id, _ in due]))
     held = {row["id"]: rows.Lot(**row) for row in session.connection().execute(query).mappings()}
-    expired = lots_domain.expired([members.lot_value(row) for row in held.values()], now)
+    expired = lots_domain.expired([members.lot_value(row) for row in held.values()], due_by)
     earlier = dict(
         session.execute(
             select(models.Allocation.lot_id, func.count())
@@ -44,7 +51,6 @@ def expire_due(session, now: datetime, limit: int = BATCH) -> int:
             .group_by(models.Allocation.lot_id)
         ).all()
     )
-    periods.lock_calendar(session)
     wanted = {"transactions": len(expired), "lots": 0, "allocations": len(expired)}
     book = Book.of_lots(session, list(held.values()), wanted)
     for lot in expired:
@@ -76,5 +82,15 @@ def expire_all(database, now: datetime) -> int:
     """Expire every due lot, one batch per unit of work."""
     total = 0
     while count := database.run(expire_due, now):
+        total += count
+    return total
+
+
+def expire_before(session, end: datetime, now: datetime) -> int:
+    """Expire, in the caller's transaction, every lot due by ``end``: a close runs
+    this under its calendar lock, so the points that expired in the periods it
+    closes are those periods' breakage, not a late item of a later one."""
+    total = 0
+    while count := expire_due(session, now, due_by=end):
         total += count
     return total

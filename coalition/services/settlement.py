@@ -19,9 +19,9 @@ from coalition.domain import money, periods
 from coalition.domain import rates as rates_domain
 from coalition.domain import settlement as math
 from coalition.domain.errors import Conflict, NoRate, NotFound
+from coalition.services import expiry, rates
 from coalition.services import partners as partner_service
 from coalition.services import periods as period_service
-from coalition.services import rates
 from coalition.services import settings as settings_service
 
 LAST_INSTANT = timedelta(microseconds=1)
@@ -145,6 +145,7 @@ def close(session, period_id: str, now: datetime) -> dict:
     if last is not None and target.start < last.end:
         raise NotFound(f"period {target.id} precedes the ledger and was never settled")
     first = _first_open(session, config, last, target)
+    expiry.expire_before(session, target.end, now)
     for period in periods.between(first, target, config.period, config.timezone):
         result = _close_one(session, period, now)
     return result

@@ -235,8 +235,9 @@ NETTING = {"gross": "69.48", "bilateral_net": "45.24", "multilateral_net": "93.3
            "payments_gross": 11, "payments_net": 6}
 
 
-def _post_month(operator, database) -> str:
-    """Set up the coalition, post the month's ledger, run the expiry job; returns the period id."""
+def _post_month(operator, database, run_expiry_job: bool = True) -> str:
+    """Set up the coalition, post the month's ledger, run the expiry job (unless told
+    not to); returns the period id."""
     start, end, period_id = previous_month()
     assert expect(operator.get("/api/v1/settings"), 200)["period"] == "monthly"
 
@@ -314,7 +315,8 @@ def _post_month(operator, database) -> str:
     assert earn(operator, "emil-1", "hotel", "emil", d(27, 12), "75.00", "CZK")["points"] == 15
 
     # Only gala's lot (expires d15 08:00) is due; it still holds 150 − 60 = 90 points.
-    expiry.expire_all(database, datetime.now(UTC))
+    if run_expiry_job:
+        assert expiry.expire_all(database, datetime.now(UTC)) == 1
     return period_id
 
 
@@ -441,6 +443,27 @@ def test_netting_ratio_is_one_minus_multilateral_over_gross(settled):
 def test_draft_before_close_shows_the_same_figures(world):
     assert world.draft["status"] == "draft"
     assert {**world.draft, "status": "final"} == world.settled
+
+
+def test_the_close_expires_what_the_job_has_not_yet_and_settles_the_same(
+        world, template, tmp_path_factory):
+    """The same month closed without the expiry job having run: gala's 90 points
+    still count as sushi's breakage in it (SPEC §7), every figure is as worked
+    out above, and the expiry lands in the month itself, not late."""
+    with copy_of(template, tmp_path_factory.mktemp("no-expiry-job")) as url:
+        app = create_app({"DATABASE_URL": url, "SCHEDULER": False, "TESTING": True})
+        database = database_of(app)
+        _, key = database.run(lambda session: auth.create_key(session, "operator"))
+        operator = Caller(app.test_client(), key)
+        month = _post_month(operator, database, run_expiry_job=False)
+        assert _partner(close(operator, month), "sushi")["points_expired"] == 90
+        assert expect(operator.get(f"/api/v1/settlements/{month}"), 200) == world.settled
+        items = expect(operator.get("/api/v1/transactions", query_string={"type": "expiry"}),
+                       200)["items"]
+        assert [(t["member_id"], t["points"], t["period_id"], t["late"]) for t in items] == [
+            ("gala", -90, month, False)]
+        assert expiry.expire_all(database, datetime.now(UTC)) == 0
+        database.dispose()
 
 
 def test_expired_points_are_written_once_by_the_expiry_job(operator, database, month):

@@ -6,10 +6,12 @@ runs and period closes. A small reference model written with plain dicts,
 ints and Decimal predicts every answer; after every step the member balances,
 the lots and the ledger totals must agree with it, the period totals kept for
 closes must equal a GROUP BY over the ledger, and after every close the
-settlement must balance and match the model's pair lines and fees.
+settlement must balance and match the model's pair lines, fees and expired
+points (a close first expires what fell due by the end of what it closes).
 
 The model's clock starts 80 days ago and only moves forward (transactions may
-be backdated 90 days); expiry runs at the model's clock. Periods are daily.
+be backdated 90 days); expiry runs at the model's clock. Periods are daily;
+points live 5 days, so that a few clock moves bring lots past their expiry.
 """
 
 import os
@@ -30,7 +32,7 @@ from coalition.db import models
 from coalition.services import expiry, queries
 from tests.conftest import Caller, copy_of
 
-TTL_DAYS = 20
+TTL_DAYS = 5
 EARN = {"alpha": Decimal("1"), "beta": Decimal("0.1")}
 HOLD_DAYS = {"alpha": 0, "beta": 3, "coalition": 0}
 CURRENCY = {"alpha": "EUR", "beta": "RUB"}
@@ -101,6 +103,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.last_closed: str | None = None
         self.sequence = 0
         self.expired_total = 0
+        self.expired = defaultdict(int)  # (period, issuer) → points expired
 
     def teardown(self):
         self.stack.close()
@@ -300,9 +303,16 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @rule()
     def run_expiry(self):
-        due = [lot for lot in self.lots.values() if lot.remaining > 0 and lot.expires_at <= self.clock]
+        due = self.due_by(self.clock)
         assert expiry.expire_all(self.database, self.clock) == len(due)
-        for lot in due:
+        self.expire(due)
+
+    def due_by(self, moment: datetime) -> list[Lot]:
+        return [lot for lot in self.lots.values() if lot.remaining > 0 and lot.expires_at <= moment]
+
+    def expire(self, lots: list[Lot]) -> None:
+        for lot in lots:
+            self.expired[self.period_of(lot.expires_at)[0], lot.issuer] += lot.remaining
             self.expired_total += lot.remaining
             lot.remaining = 0
 
@@ -312,6 +322,8 @@ class LedgerMachine(RuleBasedStateMachine):
         target = day_id(self.clock - timedelta(days=1))
         if self.last_closed is not None and target <= self.last_closed:
             return
+        # the close first expires what fell due by the end of the day it closes
+        self.expire(self.due_by(datetime.fromisoformat(target).replace(tzinfo=UTC) + timedelta(days=1)))
         settlement = self.expect(self.api.post(f"/api/v1/settlements/{target}/close"), 200)
         self.last_closed = target
         self.check_settlement(settlement)
@@ -346,6 +358,7 @@ class LedgerMachine(RuleBasedStateMachine):
             assert Decimal(entry["payable"]) == payable[partner]
             assert Decimal(entry["fees"]) == fee
             assert Decimal(entry["net"]) == receivable[partner] - payable[partner] - fee
+            assert entry["points_expired"] == self.expired[period, partner]
             total += Decimal(entry["receivable"]) - Decimal(entry["payable"])
         assert total == 0
 
