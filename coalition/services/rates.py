@@ -45,6 +45,11 @@ def create(session, fields: dict) -> models.Rate:
         and fields["effective_to"] <= fields["effective_from"]
     ):
         raise Invalid("effective_to must be after effective_from")
+    if (
+        fields["kind"] == "fx"
+        and fields["currency"] == catalog.current(session).settings.base_currency
+    ):
+        raise Invalid(f"{fields['currency']} is the base currency: its fx rate is always 1")
     if fields.get("partner_id"):
         partner = partners.get_for_reference(session, fields["partner_id"])
         if fields.get("min_amount") is not None:

@@ -298,6 +298,7 @@ def test_rate_value_is_returned_as_a_decimal_string(operator):
         ("redemption", {"value": "0.01", "min_amount": "10"}),  # only a threshold has min_amount
         ("fx", {"value": "0.011", "currency": "ABC"}),  # not ISO 4217
         ("fx", {"value": "0.011", "currency": "RUB", "partner_id": "aroma"}),  # fx is coalition-wide
+        ("fx", {"value": "1.1", "currency": "EUR"}),  # the base currency is worth 1 of itself
         ("bogus", {"value": "1"}),
     ],
     ids=repr,
