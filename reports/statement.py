@@ -21,6 +21,7 @@ import io
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from xml.sax.saxutils import escape
+from zoneinfo import ZoneInfo
 
 from babel import dates, numbers
 from reportlab.lib import colors
@@ -256,7 +257,12 @@ def _header(statement: Mapping) -> list[Flowable]:
     facts = [
         ("Statement no.", statement["number"]),
         ("Period", statement["period_id"]),
-        ("Covers", _period_dates(statement["period_start"], statement["period_end"])),
+        (
+            "Covers",
+            _period_dates(
+                statement["period_start"], statement["period_end"], statement.get("timezone")
+            ),
+        ),
         ("Issued", _issued(statement.get("issued_at"))),
         ("Status", statement["status"].capitalize()),
     ]
@@ -353,7 +359,7 @@ def _figures(statement: Mapping) -> list[Flowable]:
         ("Net", f"{_money(summary['net'], base)} {base}"),
         (f"Net in {currency}", f"{_money(summary['net_in_currency'], currency)} {currency}"),
         ("FX rate at period end", f"{summary['fx_rate']} {base} per {currency}"),
-        ("Outstanding liability", f"{_money(summary['liability'], base)} {base}"),
+        ("Outstanding liability", _liability(summary["liability"], base)),
     ]
     points = [
         ("Points issued", summary["points_issued"]),
@@ -519,6 +525,14 @@ def _coalition(statement: Mapping) -> str:
     return statement.get("coalition_name") or "Coalition"
 
 
+def _liability(amount: str | None, base: str) -> str:
+    """The liability's value; None when no coalition-wide redemption rate was in
+    force at the period's end to value the points with."""
+    if amount is None:
+        return "not valued: no redemption rate"
+    return f"{_money(amount, base)} {base}"
+
+
 def _money(amount: str | Decimal, currency: str) -> str:
     """Print an amount with thousands separators at its currency's minor unit.
 
@@ -537,17 +551,24 @@ def _points(points: int) -> str:
     return f"{points:,}"
 
 
-def _period_dates(start: str, end: str) -> str:
+def _period_dates(start: str, end: str, zone: str | None = None) -> str:
     """Show the period as inclusive days when it runs midnight to midnight.
 
     Periods end exclusively at the next period's start; a reader expects
-    "1 October – 31 October", not "– 1 November". When the bounds are not
-    local midnights (stored in UTC for a coalition in another time zone) the
-    exact instants are shown instead of guessing the day.
+    "1 October – 31 October", not "– 1 November". The bounds are stored in
+    UTC; a statement that names its coalition's time zone (SPEC §3: periods
+    follow it) is shown in that zone's days, with the zone named unless it
+    is UTC. Bounds that are not midnights (a statement issued before
+    statements named their zone, for a coalition outside UTC) are shown as
+    the exact instants instead of guessing the day.
     """
     first, after = datetime.datetime.fromisoformat(start), datetime.datetime.fromisoformat(end)
+    if zone is not None:
+        first, after = first.astimezone(ZoneInfo(zone)), after.astimezone(ZoneInfo(zone))
     if first.time() == after.time() == datetime.time(0):
-        return f"{_day(first)} – {_day(after - datetime.timedelta(days=1))}"
+        last = after - datetime.timedelta(days=1)
+        days = _day(first) if last.date() == first.date() else f"{_day(first)} – {_day(last)}"
+        return days if zone in (None, "UTC") else f"{days} ({zone})"
     return f"{_timestamp(start)} – {_timestamp(end)}"
 
 

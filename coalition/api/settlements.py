@@ -109,6 +109,9 @@ class StatementOut(Schema):
     period_id = fields.String()
     period_start = fields.String()
     period_end = fields.String()
+    timezone = fields.String(
+        metadata={"description": "The coalition's time zone, which periods follow (SPEC §3)"}
+    )
     partner_id = fields.String()
     partner_name = fields.String()
     coalition_name = fields.String()

@@ -215,6 +215,7 @@ def _issue_statement(
         "period_id": result["period_id"],
         "period_start": result["start"],
         "period_end": result["end"],
+        "timezone": settings_service.load(session).timezone,
         "partner_id": partner_id,
         "partner_name": entry["name"],
         "coalition_name": "Coalition",

@@ -8,11 +8,21 @@ The month is :func:`small_closed_month`: Кофейня Арома (aroma, RUB) 
 import csv
 import io
 import re
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from pypdf import PdfReader
 
-from tests.e2e.settlement_world import small_closed_month, statement_of
+from tests.e2e.settlement_world import (
+    add_partner,
+    add_rate,
+    close,
+    earn,
+    expect,
+    small_closed_month,
+    statement_of,
+)
 
 
 @pytest.fixture
@@ -59,6 +69,23 @@ def test_pdf_text_contains_the_period_id(operator, aroma_statement):
 def test_pdf_text_contains_the_statement_number(operator, aroma_statement):
     assert f"{aroma_statement['period_id']}-0001" == aroma_statement["number"]
     assert aroma_statement["number"] in _pdf_text(operator, aroma_statement)
+
+
+def test_statement_names_its_time_zone_and_its_pdf_shows_that_zones_day(operator):
+    tokyo = ZoneInfo("Asia/Tokyo")
+    expect(operator.put("/api/v1/settings", json={"period": "daily", "timezone": "Asia/Tokyo"}), 200)
+    add_partner(operator, "shop", "Shop", "shop", "EUR")
+    add_rate(operator, "earn", "1", partner_id="shop")
+    day = (datetime.now(tokyo) - timedelta(days=2)).date()
+    earn(operator, "e1", "shop", "m1", datetime.combine(day, time(0, 30), tokyo).isoformat(), "10.00", "EUR")
+    close(operator, day.isoformat())
+
+    statement = statement_of(operator, "shop", day.isoformat())
+    # the day began at 15:00 UTC the day before: Tokyo is UTC+9
+    assert (statement["timezone"], statement["period_start"]) == (
+        "Asia/Tokyo", f"{day - timedelta(days=1)}T15:00:00+00:00")
+    text = " ".join(_pdf_text(operator, statement).split())
+    assert f"Covers {day.day} {day:%B %Y} (Asia/Tokyo)" in text
 
 
 def test_pdf_text_contains_the_net_in_base_and_partner_currency(operator, aroma_statement):

@@ -232,6 +232,40 @@ def test_amount_with_more_decimals_than_its_currency_is_refused_not_rounded():
         render_pdf(make_statement(summary={"fees": "2.049"}))
 
 
+MOSCOW_OCTOBER = {"period_start": "2026-09-30T21:00:00+00:00", "period_end": "2026-10-31T21:00:00+00:00"}
+
+
+def test_period_is_shown_in_the_days_of_the_coalitions_time_zone():
+    # Moscow is UTC+3: 30 Sep 21:00 UTC is 1 October 00:00 there, 31 Oct 21:00 UTC is 1 November
+    text = summary_text(make_statement(**MOSCOW_OCTOBER, timezone="Europe/Moscow"))
+
+    assert "1 October 2026 – 31 October 2026 (Europe/Moscow)" in text
+    assert "21:00" not in text
+
+
+def test_period_in_utc_is_shown_as_days_without_naming_the_zone():
+    text = summary_text(make_statement(timezone="UTC"))
+
+    assert "1 October 2026 – 31 October 2026" in text
+    assert "(UTC)" not in text
+
+
+def test_statement_without_a_time_zone_shows_bounds_that_are_not_midnight_as_instants():
+    # statements issued before they named their zone keep rendering as they did
+    text = summary_text(make_statement(**MOSCOW_OCTOBER))
+
+    assert "30 Sep 2026 21:00 UTC – 31 Oct 2026 21:00 UTC" in text
+
+
+def test_liability_without_a_redemption_rate_to_value_it_is_said_not_valued():
+    statement = make_statement()
+    statement["summary"] = {**statement["summary"], "liability": None}
+    text = summary_text(statement)
+
+    assert "Outstanding liability not valued: no redemption rate" in text
+    assert "4,200" in text  # the points are still shown
+
+
 def test_statement_without_late_items_says_so():
     text = " ".join(pages_text(render_pdf(make_statement(late_items=[]))))
 
