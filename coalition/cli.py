@@ -197,10 +197,15 @@ def import_transactions(path, jobs):
                         if detail is not None:
                             click.echo(f"\nline {line}: {detail}", err=True)
                     bar.update(len(rows))
-        except BrokenProcessPool:
+        except (BrokenProcessPool, KeyboardInterrupt) as error:
             stopped = True
+            why = (
+                "it was interrupted"
+                if isinstance(error, KeyboardInterrupt)
+                else "a process posting it died"
+            )
             click.echo(
-                "\nthe import stopped: a process posting it died. The rows counted below"
+                f"\nthe import stopped: {why}. The rows counted below"
                 f" as created or replayed are in the ledger, and perhaps some of the next"
                 f" {IMPORT_SLICE}; importing the file again answers those as replays and"
                 " posts the rest.",

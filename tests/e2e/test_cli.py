@@ -324,6 +324,39 @@ def test_import_whose_worker_dies_says_so_and_a_rerun_posts_the_rest(
     assert sorted(posted) == [f"d-{n}" for n in range(8)]  # each once
 
 
+def test_import_interrupted_says_so_counts_what_it_posted_and_a_rerun_posts_the_rest(
+    cli, aroma, operator, tmp_path, monkeypatch
+):
+    """Ctrl-C while the second slice is read: the first slice is in the ledger and counted."""
+    monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 4)
+    read = cli_module._requests
+    slices_read = []
+
+    def interrupted_at_the_second_slice(rows):
+        slices_read.append(rows)
+        if len(slices_read) == 2:
+            raise KeyboardInterrupt
+        return read(rows)
+
+    monkeypatch.setattr("coalition.cli._requests", interrupted_at_the_second_slice)
+    when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
+    path = tmp_path / "transactions.csv"
+    path.write_text(
+        "external_id,type,partner_id,member_id,occurred_at,amount,currency\n"
+        + "".join(f"k-{n},earn,aroma,card-{n},{when},100.00,RUB\n" for n in range(8)),
+        encoding="utf-8",
+    )
+    stopped = cli("import", str(path))
+    assert stopped.exit_code == 1
+    assert "the import stopped: it was interrupted" in stopped.output
+    assert stopped.output.splitlines()[-1] == "4 created, 0 replayed, 0 failed"
+    assert sorted(item["external_id"] for item in list_all(operator, partner_id="aroma")) == [
+        f"k-{n}" for n in range(4)]
+    monkeypatch.setattr("coalition.cli._requests", read)
+    again = cli("import", str(path))
+    assert (again.exit_code, again.output.splitlines()[-1]) == (0, "4 created, 4 replayed, 0 failed")
+
+
 @pytest.mark.parametrize("args", [("close", "2026-10"), ("expire",), ("import", "FILE")], ids=repr)
 def test_a_command_on_a_database_without_the_schema_says_how_to_make_it(tmp_path, monkeypatch, args):
     monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.sqlite3'}")
