@@ -2,8 +2,18 @@
 
 SPEC §3: money is never float; an amount may not carry more decimals than its
 currency has; rounding happens once per line, at the minor unit, half-to-even.
+
+Arithmetic on Decimals rounds to the context's significant digits, 28 by
+Python's default: too few here. 10¹² points × a rate with twelve decimals has
+34 digits, so a pair line could be rounded before its one half-even rounding,
+and a net converted into a currency worth 10⁻¹² of the base (29 digits) could
+not be rounded at all. Importing this module sets every Decimal context of the
+process, this thread's and the template of threads started later, to
+:data:`PRECISION` digits, which hold any sum, product or quotient of values
+within the API's limits.
 """
 
+import decimal
 import functools
 from datetime import date
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
@@ -12,6 +22,10 @@ from typing import NamedTuple
 from babel import core, numbers
 
 from coalition.domain.errors import Invalid
+
+PRECISION = 60
+decimal.DefaultContext.prec = PRECISION
+decimal.getcontext().prec = PRECISION
 
 
 def is_currency(code: str) -> bool:

@@ -22,6 +22,7 @@ from tests.e2e.settlement_world import (
     day_in_past,
     earn,
     expect,
+    post,
     previous_month,
     small_closed_month,
     small_month,
@@ -152,6 +153,20 @@ def test_close_succeeds_once_the_missing_fx_rate_is_added(operator):
     add_rate(operator, "fx", "0.011", currency="RUB")
     add_rate(operator, "fx", "0.04", currency="CZK")
     assert close(operator, period_id)["status"] == "final"
+
+
+def test_a_net_of_29_digits_in_the_partners_currency_closes_exactly(operator):
+    """Extreme but within the limits: 10⁷ points redeemed at 10⁹ EUR each = 10¹⁶ EUR, paid in a
+    currency worth 10⁻¹² EUR: 10²⁸ VND, one digit more than Python's default Decimal context."""
+    start, _, period_id = previous_month()
+    add_partner(operator, "vnd", "Đông Á", "shop", "VND")
+    add_rate(operator, "redemption", "1000000000", partner_id="vnd")
+    add_rate(operator, "fx", "0.000000000001", currency="VND")
+    post(operator, external_id="big", type="bonus", partner_id="coalition", member_id="whale",
+         occurred_at=at(start, 1), points=10**12, reason="test")
+    burn(operator, "b1", "vnd", "whale", at(start, 2), 10**7)
+    (entry,) = [e for e in close(operator, period_id)["partners"] if e["partner_id"] == "vnd"]
+    assert (entry["net"], entry["net_in_currency"]) == ("10000000000000000.00", str(10**28))
 
 
 def test_rate_effective_inside_a_closed_period_is_409(operator):

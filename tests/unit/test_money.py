@@ -4,7 +4,7 @@ from decimal import Decimal
 
 import pytest
 
-from coalition.domain import money
+from coalition.domain import money, settlement
 from coalition.domain.errors import Invalid
 
 
@@ -187,3 +187,24 @@ def test_money_that_rounds_to_zero_prints_without_minus_sign():
     assert str(money.Money(Decimal("-0.004"), "EUR")) == "0.00"
 
 
+
+
+def test_a_net_worth_29_digits_in_a_tiny_currency_converts_exactly():
+    # 10⁷ points × 10⁹ EUR = 10¹⁶ EUR, at 10⁻¹² EUR per VND = 10²⁸ VND (29 digits; 28 by default)
+    assert settlement.convert(Decimal(10**16), Decimal("0.000000000001"), "VND") == Decimal(10**28)
+    # KWD keeps three decimals: 32 digits
+    assert settlement.convert(Decimal(10**16), Decimal("0.000000000001"), "KWD") == Decimal(
+        "10000000000000000000000000000.000")
+
+
+def test_a_pair_line_of_34_digits_is_rounded_once_at_the_cent():
+    # 10¹² points at 10⁹ EUR, and 1 point at 0.005000000001 EUR, redeemed from one issuer at one
+    # redeemer: 10²¹ + 0.005000000001 = 1,000,000,000,000,000,000,000.005000000001 EUR, just above
+    # the half cent, so .01. Rounded first to Python's default 28 digits it would be exactly
+    # ….005000, a tie, and half-even would give .00.
+    redeemed = [
+        settlement.RedeemedPoints("i", "r", Decimal("1000000000"), 10**12),
+        settlement.RedeemedPoints("i", "r", Decimal("0.005000000001"), 1),
+    ]
+    (line,) = settlement.pair_lines(redeemed, "EUR")
+    assert (line.points, line.value) == (10**12 + 1, Decimal("1000000000000000000000.01"))
