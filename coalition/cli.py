@@ -23,6 +23,7 @@ IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a tim
 # them (0.7 s) costs what they save (docs/performance.md)
 IMPORT_LANES_FROM = 6000
 IMPORT_LANES_MAX = 8  # by default: each holds a connection, and PostgreSQL needs cores too
+EXTRA_CELLS = "(cells past the header)"  # the field a row's surplus cells are reported under
 
 
 @contextmanager
@@ -181,8 +182,8 @@ def import_transactions(path, jobs):
     from coalition.services import imports
 
     counts, stopped = {"created": 0, "replayed": 0, "failed": 0}, False
-    with open(path, newline="", encoding="utf-8") as source, _database() as database:
-        total = sum(1 for values in csv.reader(source) if values) - 1  # for the progress bar
+    with open(path, newline="", encoding="utf-8-sig") as source, _database() as database:
+        total = _count_rows(source, path)  # for the progress bar
         source.seek(0)
         jobs = _import_jobs(database, jobs, total)
         numbered = _csv_rows(source)  # then a slice at a time: files may be large
@@ -238,6 +239,19 @@ def _requests(rows: list) -> list:
     return [validated(_csv_row(row)) for _, row in rows]
 
 
+def _count_rows(source, path) -> int:
+    """The rows after the header; a file that is not UTF-8 is refused here, before any is posted.
+
+    A byte-order mark (Excel's "CSV UTF-8") is skipped by the caller's encoding.
+    """
+    try:
+        return max(sum(1 for values in csv.reader(source) if values) - 1, 0)
+    except UnicodeDecodeError as error:
+        raise click.ClickException(
+            f"{path} is not UTF-8 text ({error.reason}): save it as CSV UTF-8"
+        ) from None
+
+
 def _csv_rows(source):
     """Each row of a CSV file after its header, as a dict, with the file line it starts on
     (a quoted cell may span lines; blank lines are skipped, as csv.DictReader does)."""
@@ -251,13 +265,13 @@ def _csv_rows(source):
         if values:
             row = dict(zip(header, values))
             if len(values) > len(header):
-                row[None] = values[len(header) :]  # reported as an unknown field
+                row[EXTRA_CELLS] = values[len(header) :]  # reported as an unknown field
             yield ended + 1, row
 
 
 def _csv_row(row: dict) -> dict:
     """A CSV row as the JSON body it stands for: empty cells left out, points as integers."""
     body = {field: value for field, value in row.items() if value}
-    if body.get("points", "").isdigit():
+    if body.get("points", "").isdecimal():  # what int() reads ("²" is a digit, not a decimal)
         body["points"] = int(body["points"])
     return body

@@ -114,6 +114,61 @@ def test_import_names_the_file_line_of_each_failure_across_slices(
     assert operator.get("/api/v1/members/card-2/balance").get_json()["available"] == 13
 
 
+def test_import_reads_excels_csv_utf8_with_its_byte_order_mark(cli, aroma, operator, tmp_path):
+    when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
+    path = tmp_path / "excel.csv"
+    path.write_bytes(
+        "\ufeffexternal_id,type,partner_id,member_id,occurred_at,amount,currency\n"
+        f"x-1,earn,aroma,карта-1,{when},100.00,RUB\n".encode()  # 100.00 × 0.1 = 10 points
+    )
+    result = cli("import", str(path))
+    assert (result.exit_code, result.output.splitlines()[-1]) == (0, "1 created, 0 replayed, 0 failed")
+    assert operator.get("/api/v1/members/карта-1/balance").get_json()["available"] == 10
+
+
+def test_import_of_a_file_that_is_not_utf8_is_refused_before_posting_anything(
+    cli, aroma, operator, tmp_path
+):
+    when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(
+        "external_id,type,partner_id,member_id,occurred_at,amount,currency\n"
+        f"l-1,earn,aroma,card-1,{when},100.00,RUB\n"
+        f"l-2,earn,aroma,José,{when},100.00,RUB\n".encode("latin-1")
+    )
+    result = CliRunner().invoke(main, ["import", str(path)])
+    assert result.exit_code == 1
+    assert f"Error: {path} is not UTF-8 text" in result.output
+    assert "Traceback" not in result.output
+    assert list_all(operator, partner_id="aroma") == []
+
+
+def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, operator, tmp_path):
+    when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
+    path = tmp_path / "odd.csv"
+    path.write_text(
+        "external_id,type,partner_id,member_id,occurred_at,amount,currency,points,reason\n"
+        f"o-1,bonus,aroma,card-1,{when},,,²,gift\n"  # line 2: a superscript two is no number
+        f"o-2,earn,aroma,card-1,{when},100.00,RUB,,,surplus\n"  # line 3: a cell past the header
+        f"o-3,bonus,aroma,card-1,{when},,,٣,gift\n",  # line 4: an Arabic-Indic three is
+        encoding="utf-8",
+    )
+    result = cli("import", str(path))
+    lines = {line.split(":")[0]: line for line in result.output.splitlines() if line.startswith("line ")}
+    assert sorted(lines) == ["line 2", "line 3"]
+    assert "(cells past the header)" in lines["line 3"]
+    assert result.output.splitlines()[-1] == "1 created, 0 replayed, 2 failed"
+    assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 3
+
+
+def test_import_of_an_empty_file_posts_nothing(cli, tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("", encoding="utf-8")
+    result = cli("import", str(path))
+    assert "Importing 0 rows" in result.output
+    assert (result.exit_code, result.output.splitlines()[-1]) == (0, "0 created, 0 replayed, 0 failed")
+
+
 def test_close_command_closes_the_period_and_issues_statements(cli, operator):
     period_id = small_month(operator)
     result = cli("close", period_id)
