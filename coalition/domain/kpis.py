@@ -27,7 +27,7 @@ Definitions (each measure's formula is on the function that computes it):
 * **redemption rate** — points redeemed ÷ points issued net of returns;
   **breakage rate** — points expired ÷ points issued net of returns (both are
   flows of the same period; per partner they count the partner's own points,
-  wherever they were spent).
+  wherever they were spent; none when no points stayed issued).
 * **points outstanding** (liability points) and their **value** (liability)
   — as in the settlement: points still available or pending at the period's
   end, at the coalition-wide redemption rate.
@@ -128,7 +128,8 @@ def ratio(
     """numerator ÷ denominator to 4 places, half-even; None when there is nothing to divide by."""
     if not denominator:
         return None
-    return (Decimal(numerator) / Decimal(denominator)).quantize(places, rounding=ROUND_HALF_EVEN)
+    quotient = Decimal(numerator) / Decimal(denominator)
+    return money.unsigned_zero(quotient.quantize(places, rounding=ROUND_HALF_EVEN))
 
 
 def purchase_frequency(purchases: int, purchasers: int) -> Decimal | None:
@@ -162,12 +163,20 @@ def redemption_rate(
     points_redeemed: int, points_issued: int, points_reversed: int
 ) -> Decimal | None:
     """Points redeemed ÷ points issued net of returns, in the same period."""
-    return ratio(points_redeemed, net_issued(points_issued, points_reversed))
+    return _of_net_issued(points_redeemed, points_issued, points_reversed)
 
 
 def breakage_rate(points_expired: int, points_issued: int, points_reversed: int) -> Decimal | None:
     """Points expired ÷ points issued net of returns, in the same period."""
-    return ratio(points_expired, net_issued(points_issued, points_reversed))
+    return _of_net_issued(points_expired, points_issued, points_reversed)
+
+
+def _of_net_issued(points: int, points_issued: int, points_reversed: int) -> Decimal | None:
+    """``points`` as a share of the points that stayed issued; None when none did (returns
+    of earlier periods' points can exceed what the period issued, and a share of a negative
+    number of points means nothing)."""
+    issued = net_issued(points_issued, points_reversed)
+    return ratio(points, issued) if issued > 0 else None
 
 
 def _text(value: Decimal | None) -> str | None:

@@ -61,8 +61,12 @@ def minor_unit(currency: str) -> Decimal:
 
 def round_half_even(value: Decimal, currency: str) -> Decimal:
     """Round once, at the currency's minor unit, half to even; never a "-0.00"."""
-    rounded = value.quantize(minor_unit(currency), rounding=ROUND_HALF_EVEN)
-    return rounded.copy_abs() if rounded.is_zero() else rounded
+    return unsigned_zero(value.quantize(minor_unit(currency), rounding=ROUND_HALF_EVEN))
+
+
+def unsigned_zero(value: Decimal) -> Decimal:
+    """``value``, with a zero that rounding left negative ("-0.00") made plain."""
+    return value.copy_abs() if value.is_zero() else value
 
 
 def check_places(amount: Decimal, currency: str, field: str = "amount") -> None:

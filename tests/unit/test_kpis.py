@@ -52,6 +52,18 @@ def test_breakage_rate_is_expired_over_issued_net_of_returns():
     assert kpis.breakage_rate(45, 1000, 100) == Decimal("0.0500")
 
 
+def test_rates_when_returns_exceed_what_the_period_issued_are_none():
+    # 5 issued, 20 recovered by returns of earlier points: −15 stayed issued, no share of it
+    assert kpis.redemption_rate(70, 5, 20) is None
+    assert kpis.breakage_rate(0, 5, 20) is None
+
+
+def test_a_ratio_that_rounds_to_zero_from_below_is_a_plain_zero():
+    # −1 ÷ 100000 = −0.00001 → 0.0000, not "-0.0000"
+    assert str(kpis.ratio(-1, 100000)) == "0.0000"
+    assert str(kpis.redemption_rate(-1, 100000, 0)) == "0.0000"
+
+
 def test_rates_of_points_all_returned_are_none():
     assert kpis.redemption_rate(0, 100, 100) is None
     assert kpis.breakage_rate(0, 100, 100) is None
