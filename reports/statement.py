@@ -50,6 +50,7 @@ _MARGIN_X = 18 * mm
 _MARGIN_TOP = 20 * mm
 _MARGIN_BOTTOM = 22 * mm
 _WIDTH = _PAGE_WIDTH - 2 * _MARGIN_X
+_LAST_INSTANT = datetime.timedelta(microseconds=1)  # a period's last, before its end
 
 _INK = colors.HexColor("#1B2430")
 _MUTED = colors.HexColor("#5A6472")
@@ -552,24 +553,23 @@ def _points(points: int) -> str:
 
 
 def _period_dates(start: str, end: str, zone: str | None = None) -> str:
-    """Show the period as inclusive days when it runs midnight to midnight.
+    """The period as the inclusive days it covers, e.g. "1 October 2026 – 31 October 2026".
 
-    Periods end exclusively at the next period's start; a reader expects
-    "1 October – 31 October", not "– 1 November". The bounds are stored in
-    UTC; a statement that names its coalition's time zone (SPEC §3: periods
-    follow it) is shown in that zone's days, with the zone named unless it
-    is UTC. Bounds that are not midnights (a statement issued before
-    statements named their zone, for a coalition outside UTC) are shown as
-    the exact instants instead of guessing the day.
+    Periods end exclusively at the next period's start, so the last day is
+    the one holding the instant before the end. The bounds are stored in UTC;
+    a statement that names its coalition's time zone (SPEC §3: periods follow
+    it) is shown in that zone's days, naming the zone unless it is UTC, even
+    where a daylight-saving change makes a day start at 01:00. A statement
+    issued before statements named their zone shows UTC days when its bounds
+    are UTC midnights, else the exact instants rather than a guessed day.
     """
     first, after = datetime.datetime.fromisoformat(start), datetime.datetime.fromisoformat(end)
-    if zone is not None:
-        first, after = first.astimezone(ZoneInfo(zone)), after.astimezone(ZoneInfo(zone))
-    if first.time() == after.time() == datetime.time(0):
-        last = after - datetime.timedelta(days=1)
-        days = _day(first) if last.date() == first.date() else f"{_day(first)} – {_day(last)}"
-        return days if zone in (None, "UTC") else f"{days} ({zone})"
-    return f"{_timestamp(start)} – {_timestamp(end)}"
+    if zone is None and not first.time() == after.time() == datetime.time(0):
+        return f"{_timestamp(start)} – {_timestamp(end)}"
+    local = ZoneInfo(zone or "UTC")
+    first, last = first.astimezone(local), (after - _LAST_INSTANT).astimezone(local)
+    days = _day(first) if last.date() == first.date() else f"{_day(first)} – {_day(last)}"
+    return days if zone in (None, "UTC") else f"{days} ({zone})"
 
 
 def _issued(issued_at: str | None) -> str:

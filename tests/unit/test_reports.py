@@ -250,6 +250,16 @@ def test_period_in_utc_is_shown_as_days_without_naming_the_zone():
     assert "(UTC)" not in text
 
 
+def test_a_day_that_daylight_saving_starts_at_one_oclock_is_still_shown_as_that_day():
+    # Santiago moved its clocks from 00:00 to 01:00 on 6 September 2026 (UTC−4 → UTC−3):
+    # that day ran from 04:00 UTC to 03:00 UTC the next day, and began at 01:00 local
+    text = summary_text(make_statement(
+        period_id="2026-09-06", period_start="2026-09-06T04:00:00+00:00",
+        period_end="2026-09-07T03:00:00+00:00", timezone="America/Santiago"))
+
+    assert "Covers 6 September 2026 (America/Santiago)" in text
+
+
 def test_statement_without_a_time_zone_shows_bounds_that_are_not_midnight_as_instants():
     # statements issued before they named their zone keep rendering as they did
     text = summary_text(make_statement(**MOSCOW_OCTOBER))
