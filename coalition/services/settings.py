@@ -20,8 +20,10 @@ def update(session, changes: dict) -> models.Settings:
     if "base_currency" in changes:
         if not money.is_currency(changes["base_currency"]):
             raise Invalid(f"{changes['base_currency']!r} is not an ISO 4217 currency")
-        if _any(session, models.Transaction):
-            raise Conflict("base_currency is fixed once any transaction exists")
+        if _any(session, models.Transaction) or _any(session, models.Period):
+            raise Conflict(
+                "base_currency is fixed once any transaction exists or a period has been closed"
+            )
         session.get(models.Partner, "coalition").currency = changes["base_currency"]
     if "timezone" in changes and not periods.is_timezone(changes["timezone"]):
         raise Invalid(f"{changes['timezone']!r} is not an IANA time zone")

@@ -114,6 +114,14 @@ def test_calendar_change_after_a_close_is_409(operator):
     assert expect(operator.get("/api/v1/settings"), 200)["period"] == "monthly"
 
 
+def test_base_currency_change_after_a_close_is_409(operator):
+    # the closed period's statements are in EUR, and stay so
+    expect(operator.post("/api/v1/settlements/2026-01/close"), 200)
+    response = operator.put("/api/v1/settings", json={"base_currency": "USD"})
+    assert response.status_code == 409
+    assert expect(operator.get("/api/v1/settings"), 200)["base_currency"] == "EUR"
+
+
 def test_restating_the_calendar_after_a_transaction_is_allowed(operator):
     setup_coalition(operator)
     expect(earn(operator, "t1", "m1", "100.00"))
