@@ -349,6 +349,17 @@ def test_lanes_posted_in_turn_end_as_posting_one_row_after_another(
     assert ledgers["brew"] == ledgers["aroma"]
 
 
+def _eight_earns(path, prefix: str):
+    """A CSV of eight earns at aroma, ``{prefix}-0`` … ``{prefix}-7``, one member each."""
+    when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
+    path.write_text(
+        "external_id,type,partner_id,member_id,occurred_at,amount,currency\n"
+        + "".join(f"{prefix}-{n},earn,aroma,card-{n},{when},100.00,RUB\n" for n in range(8)),
+        encoding="utf-8",
+    )
+    return path
+
+
 def test_import_whose_worker_dies_says_so_and_a_rerun_posts_the_rest(
     cli, aroma, operator, database, tmp_path, monkeypatch
 ):
@@ -357,13 +368,7 @@ def test_import_whose_worker_dies_says_so_and_a_rerun_posts_the_rest(
     monkeypatch.setattr("coalition.cli._import_jobs", lambda database, asked, total: 3)
     monkeypatch.setattr(imports, "_database_at", lambda url: database)
     monkeypatch.setattr(imports, "_processes", lambda jobs, url: _LanesInTurn(False, dies_at_slice=2))
-    when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
-    path = tmp_path / "transactions.csv"
-    path.write_text(
-        "external_id,type,partner_id,member_id,occurred_at,amount,currency\n"
-        + "".join(f"d-{n},earn,aroma,card-{n},{when},100.00,RUB\n" for n in range(8)),
-        encoding="utf-8",
-    )
+    path = _eight_earns(tmp_path / "transactions.csv", "d")
     stopped = cli("import", str(path))
     assert stopped.exit_code == 1
     assert "the import stopped: a process posting it died" in stopped.output
@@ -394,13 +399,7 @@ def test_import_interrupted_says_so_counts_what_it_posted_and_a_rerun_posts_the_
         return read(rows)
 
     monkeypatch.setattr("coalition.cli._requests", interrupted_at_the_second_slice)
-    when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
-    path = tmp_path / "transactions.csv"
-    path.write_text(
-        "external_id,type,partner_id,member_id,occurred_at,amount,currency\n"
-        + "".join(f"k-{n},earn,aroma,card-{n},{when},100.00,RUB\n" for n in range(8)),
-        encoding="utf-8",
-    )
+    path = _eight_earns(tmp_path / "transactions.csv", "k")
     stopped = cli("import", str(path))
     assert stopped.exit_code == 1
     assert "the import stopped: it was interrupted" in stopped.output
