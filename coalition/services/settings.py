@@ -20,7 +20,7 @@ def update(session, changes: dict) -> models.Settings:
     if "base_currency" in changes:
         if not money.is_currency(changes["base_currency"]):
             raise Invalid(f"{changes['base_currency']!r} is not an ISO 4217 currency")
-        if _any(session, models.Transaction) or _any(session, models.Period):
+        if _ledger_started(session):
             raise Conflict(
                 "base_currency is fixed once any transaction exists or a period has been closed"
             )
@@ -29,7 +29,7 @@ def update(session, changes: dict) -> models.Settings:
         raise Invalid(f"{changes['timezone']!r} is not an IANA time zone")
     if "period" in changes and changes["period"] not in periods.KINDS:
         raise Invalid(f"period must be one of {', '.join(periods.KINDS)}")
-    if {"timezone", "period"} & changes.keys() and _calendar_in_use(session):
+    if {"timezone", "period"} & changes.keys() and _ledger_started(session):
         raise Conflict(
             "the settlement calendar is fixed once any transaction exists or a period has been closed"
         )
@@ -38,10 +38,14 @@ def update(session, changes: dict) -> models.Settings:
     return settings
 
 
-def _calendar_in_use(session) -> bool:
-    """Whether changing the calendar would strand something: every transaction
-    carries the period it was posted in, and its period totals are counted by
-    that id, so a new calendar would leave them in no period that can close."""
+def _ledger_started(session) -> bool:
+    """Whether anything is posted or closed, which fixes the calendar and the base currency.
+
+    Every transaction carries the period it was posted in, and its period
+    totals are counted by that id, so a new calendar would leave them in no
+    period that can close; closed statements and posted rates' values are in
+    the base currency.
+    """
     return _any(session, models.Transaction) or _any(session, models.Period)
 
 

@@ -70,6 +70,7 @@ Movements:
 * fedor d25 10:00 burn 39 at sushi: LFB → coalition→sushi @0.012 (LFB 0 left)
 """
 
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
@@ -323,16 +324,24 @@ def _post_month(operator, database, run_expiry_job: bool = True) -> str:
 @pytest.fixture(scope="module")
 def world(template, tmp_path_factory):
     """The month posted once, its draft read, then closed: every test here reads this one world."""
-    with copy_of(template, tmp_path_factory.mktemp("scenario")) as url:
-        app = create_app({"DATABASE_URL": url, "SCHEDULER": False, "TESTING": True})
-        database = database_of(app)
-        _, key = database.run(lambda session: auth.create_key(session, "operator"))
-        operator = Caller(app.test_client(), key)
+    with _service(template, tmp_path_factory.mktemp("scenario")) as (operator, database):
         month = _post_month(operator, database)
         draft = expect(operator.get(f"/api/v1/settlements/{month}"), 200)
         yield SimpleNamespace(operator=operator, database=database, month=month, draft=draft,
                               settled=close(operator, month))
-        database.dispose()
+
+
+@contextmanager
+def _service(template, directory):
+    """An operator's client and the database of a fresh copy of the migrated template."""
+    with copy_of(template, directory) as url:
+        app = create_app({"DATABASE_URL": url, "SCHEDULER": False, "TESTING": True})
+        database = database_of(app)
+        _, key = database.run(lambda session: auth.create_key(session, "operator"))
+        try:
+            yield Caller(app.test_client(), key), database
+        finally:
+            database.dispose()
 
 
 @pytest.fixture(scope="module")
@@ -450,11 +459,7 @@ def test_the_close_expires_what_the_job_has_not_yet_and_settles_the_same(
     """The same month closed without the expiry job having run: gala's 90 points
     still count as sushi's breakage in it (SPEC §7), every figure is as worked
     out above, and the expiry lands in the month itself, not late."""
-    with copy_of(template, tmp_path_factory.mktemp("no-expiry-job")) as url:
-        app = create_app({"DATABASE_URL": url, "SCHEDULER": False, "TESTING": True})
-        database = database_of(app)
-        _, key = database.run(lambda session: auth.create_key(session, "operator"))
-        operator = Caller(app.test_client(), key)
+    with _service(template, tmp_path_factory.mktemp("no-expiry-job")) as (operator, database):
         month = _post_month(operator, database, run_expiry_job=False)
         assert _partner(close(operator, month), "sushi")["points_expired"] == 90
         assert expect(operator.get(f"/api/v1/settlements/{month}"), 200) == world.settled
@@ -463,7 +468,6 @@ def test_the_close_expires_what_the_job_has_not_yet_and_settles_the_same(
         assert [(t["member_id"], t["points"], t["period_id"], t["late"]) for t in items] == [
             ("gala", -90, month, False)]
         assert expiry.expire_all(database, datetime.now(UTC)) == 0
-        database.dispose()
 
 
 def test_expired_points_are_written_once_by_the_expiry_job(operator, database, month):

@@ -187,8 +187,6 @@ def test_money_that_rounds_to_zero_prints_without_minus_sign():
     assert str(money.Money(Decimal("-0.004"), "EUR")) == "0.00"
 
 
-
-
 def test_a_net_worth_29_digits_in_a_tiny_currency_converts_exactly():
     # 10⁷ points × 10⁹ EUR = 10¹⁶ EUR, at 10⁻¹² EUR per VND = 10²⁸ VND (29 digits; 28 by default)
     assert settlement.convert(Decimal(10**16), Decimal("0.000000000001"), "VND") == Decimal(10**28)
