@@ -3,7 +3,7 @@
 The HTTP tests run gunicorn (4 gthread workers × 8 threads, see
 tests/e2e/live_server.py) on PostgreSQL and fire requests from up to 32
 threads, each with its own ``requests.Session``; every thread waits on one
-start signal so the requests really collide. Tests 1–4 share one server and
+start signal so the requests really collide. Tests 1–4b share one server and
 database (each works on its own members and external ids); the close race
 gets its own, with daily periods from the start. The job tests (6, 7) run the
 scheduler's use cases from several threads, each with its own
@@ -190,7 +190,7 @@ class Shared:
 
 @pytest.fixture(scope="module")
 def shared(template, tmp_path_factory):
-    """One database and server, set up once, for tests 1–4.
+    """One database and server, set up once, for tests 1–4b.
 
     Booting and stopping gunicorn costs seconds on two cores, and these
     tests each work on their own members and external ids, so they share
@@ -448,6 +448,126 @@ def test_concurrent_burn_reversals_restore_at_most_the_burn(shared):
     balance = expect(http.get("/api/v1/members/m-rev/balance"), 200)
     assert (balance["available"], balance["lifetime_burned"]) == (500, 0)
     assert len(list_all(http, member_id="m-rev", type="burn_reversal")) == 6
+
+
+# --------------------------------------------------------------------------- 4b. earn reversals
+
+
+def earn_reversal_body(external_id, original_external_id, occurred_at, **amount_or_points) -> dict:
+    return {"external_id": external_id, "type": "earn_reversal", "partner_id": "aroma",
+            "original_external_id": original_external_id, "occurred_at": occurred_at, **amount_or_points}
+
+
+def test_concurrent_earn_reversals_take_back_at_most_the_earn(shared):
+    """An earn of 1000.00 RUB (× 0.1 = 100 points) and 20 returns of 100.00 RUB each at once.
+
+    Each return takes floor(100 × 100 / 1000) = 10 points (counted on the
+    running total: floor(100 × 100k / 1000) − floor(100 × 100(k−1) / 1000) = 10).
+    Exactly 1000 / 100 = 10 succeed, each taking 10 points from the lot with no
+    shortfall; the 10 others are 422 over_reversal (they would return more
+    than the 1000 RUB bought). Together they take back exactly the 100
+    points: the lot, the member's only one, is empty, so the balance is 0.
+    """
+    server, http, operator_key = shared.server, shared.http, shared.key
+    earn = expect(http.post("/api/v1/transactions", json=earn_body(
+        "erev-earn", "m-erev", "aroma", "1000.00", days_ago(2))))
+    assert earn["points"] == 100
+    occurred_at = days_ago(1)
+
+    def reverse(index):
+        body = earn_reversal_body(f"erev-{index:02d}", "erev-earn", occurred_at, amount="100.00", currency="RUB")
+        return lambda caller: Reply.of(caller.post("/api/v1/transactions", json=body))
+
+    replies = in_parallel(server.url, operator_key, [reverse(index) for index in range(20)], threads=20)
+
+    why = diagnose(server, replies)
+    assert Counter((reply.status, reply.reason) for reply in replies) == Counter(
+        {(201, None): 10, (422, "over_reversal"): 10}), why
+    reversals = [reply.body for reply in replies if reply.status == 201]
+    for reversal in reversals:
+        assert (reversal["points"], reversal["shortfall_points"], reversal["amount"]) == (-10, 0, "100.00"), reversal
+        assert reversal["original_id"] == earn["id"]
+        assert allocated_per_lot([reversal]) == {earn["lot_id"]: 10}
+    assert -sum(t["points"] for t in reversals) == 100
+    assert allocated_per_lot(reversals) == {earn["lot_id"]: 100}  # the lot's remaining: 100 − 100 = 0
+
+    balance = expect(http.get("/api/v1/members/m-erev/balance"), 200)
+    assert (balance["available"], balance["pending"], balance["expiring"]) == (0, 0, [])
+    assert (balance["lifetime_earned"], balance["lifetime_burned"]) == (100, 0)
+    listed = list_all(http, member_id="m-erev", type="earn_reversal")
+    assert sorted(t["id"] for t in listed) == sorted(t["id"] for t in reversals)
+
+
+def test_concurrent_burns_and_earn_reversals_never_take_more_than_the_earn(shared):
+    """An earn of 1000.00 RUB (100 points), then 10 burns of 15 and 10 returns of 15 points at once.
+
+    A return by points is capped by the points earned, not by what the lot
+    still holds (what it lacks is its ``shortfall_points``), so exactly
+    floor(100 / 15) = 6 returns succeed (90 points) and 4 are 422
+    over_reversal, whatever the order.
+
+    Burns and returns of the member run one after the other (the member
+    lock). While the lot holds 15 or more, each burn or return takes 15 from
+    it; the lot goes 100, 85, …, 25, 10, so that happens exactly 6 times
+    (the 6 returns alone would see to it). Then burns are 422
+    insufficient_points and a return takes what is left. So with b burns
+    succeeding, b + (returns that took 15) = 6, and:
+    - b = 0: the 6 returns took 90, no shortfall; 10 points stay;
+    - b > 0: b returns came after the lot fell to 10; the first took those
+      10 (shortfall 5), the others 0 (shortfall 15); the balance is 0.
+    In every order: taken + shortfall = 15 for each return, burned + taken
+    back ≤ 100, and the balance is 100 − burned − taken back.
+    """
+    server, http, operator_key = shared.server, shared.http, shared.key
+    earn = expect(http.post("/api/v1/transactions", json=earn_body(
+        "erev-mix-earn", "m-erev-mix", "aroma", "1000.00", days_ago(2))))
+    assert earn["points"] == 100
+    occurred_at = days_ago(1)
+
+    def burn(index):
+        body = {"external_id": f"erev-mix-burn-{index:02d}", "type": "burn", "partner_id": "aroma",
+                "member_id": "m-erev-mix", "occurred_at": occurred_at, "points": 15}
+        return lambda caller: Reply.of(caller.post("/api/v1/transactions", json=body))
+
+    def reverse(index):
+        body = earn_reversal_body(f"erev-mix-rev-{index:02d}", "erev-mix-earn", occurred_at, points=15)
+        return lambda caller: Reply.of(caller.post("/api/v1/transactions", json=body))
+
+    calls = [call for index in range(10) for call in (burn(index), reverse(index))]
+    replies = in_parallel(server.url, operator_key, calls, threads=20)
+
+    why = diagnose(server, replies)
+    outcomes = Counter((reply.status, reply.body["type"] if reply.status == 201 else reply.reason)
+                       for reply in replies)
+    burns = [reply.body for reply in replies if reply.status == 201 and reply.body["type"] == "burn"]
+    reversals = [reply.body for reply in replies if reply.status == 201 and reply.body["type"] == "earn_reversal"]
+    b = len(burns)
+    assert outcomes == Counter({(201, "earn_reversal"): 6, (422, "over_reversal"): 4,
+                                (201, "burn"): b, (422, "insufficient_points"): 10 - b}), why
+
+    for reversal in reversals:
+        taken = -reversal["points"]
+        assert taken + reversal["shortfall_points"] == 15, reversal
+        assert sum(a["points"] for a in reversal["allocations"]) == taken
+    assert all(t["points"] == -15 and allocated_per_lot([t]) == {earn["lot_id"]: 15} for t in burns)
+    burned = 15 * b
+    taken_back = -sum(t["points"] for t in reversals)
+    requested = sum(t["shortfall_points"] - t["points"] for t in reversals)
+    assert requested == 15 * 6 == 90 and requested <= 100
+    assert burned + taken_back <= 100
+    full_returns = sum(1 for t in reversals if t["points"] == -15)
+    assert b + full_returns == 6, (b, [(t["points"], t["shortfall_points"]) for t in reversals])
+    expected_balance = 10 if b == 0 else 0
+    assert 100 - burned - taken_back == expected_balance, (burned, taken_back)
+    if b:
+        assert sorted(t["shortfall_points"] for t in reversals) == [0] * full_returns + [5] + [15] * (b - 1)
+
+    balance = expect(http.get("/api/v1/members/m-erev-mix/balance"), 200)
+    assert balance["available"] == 100 - burned - taken_back == expected_balance
+    assert (balance["lifetime_earned"], balance["lifetime_burned"]) == (100, burned)
+    assert allocated_per_lot(burns + reversals) == {earn["lot_id"]: 100 - expected_balance}
+    listed = list_all(http, member_id="m-erev-mix")
+    assert sorted(t["id"] for t in listed if t["type"] != "earn") == sorted(t["id"] for t in burns + reversals)
 
 
 # --------------------------------------------------------------------------- 5. close racing postings
