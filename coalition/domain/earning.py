@@ -35,8 +35,10 @@ def points_for_purchase(
     bonus = int(threshold.value) if threshold else 0
     points = money.floor_points(amount * earn.value * multiplier) + bonus
     if points > MAX_POINTS:
-        raise Invalid(f"a purchase may earn at most {MAX_POINTS} points")
+        raise Invalid(f"a purchase may earn at most {MAX_POINTS} points", field="amount")
     if points <= 0:
-        raise Invalid(f"a purchase of {amount} earns 0 points", reason="zero_points")
+        raise Invalid(
+            f"a purchase of {amount} earns 0 points", reason="zero_points", field="amount"
+        )
     used = (earn, promo, threshold)
     return Earning(points, tuple(rate.id for rate in used if rate is not None))

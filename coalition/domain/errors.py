@@ -13,14 +13,25 @@ class CoalitionError(Exception):
         status: HTTP status the API answers with.
         reason: machine-readable code for clients (SPEC §10).
         message: human-readable explanation.
+        field: the request body's field whose value breaks the rule, if one
+            alone does; the API then also names it under ``errors``, as it
+            does for a field that fails validation.
     """
 
     status = 422
     reason = "invalid"
 
-    def __init__(self, message: str, *, status: int | None = None, reason: str | None = None):
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        reason: str | None = None,
+        field: str | None = None,
+    ):
         super().__init__(message)
         self.message = message
+        self.field = field
         if status is not None:
             self.status = status
         if reason is not None:

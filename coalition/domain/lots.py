@@ -158,7 +158,7 @@ def reverse_earn(
     """
     if amount is not None:
         if original_amount is None:
-            raise Invalid("a bonus can only be reversed by points")
+            raise Invalid("a bonus can only be reversed by points", field="amount")
         if reversed_amount + amount > original_amount:
             raise Invalid(
                 f"returns would total {reversed_amount + amount}, more than the purchase "

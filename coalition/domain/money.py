@@ -77,7 +77,8 @@ def check_places(amount: Decimal, currency: str, field: str = "amount") -> None:
     """
     if amount.as_tuple().exponent < -exponent(currency):
         raise Invalid(
-            f"{field} {amount} has more decimals than {currency} allows ({exponent(currency)})"
+            f"{field} {amount} has more decimals than {currency} allows ({exponent(currency)})",
+            field=field,
         )
 
 

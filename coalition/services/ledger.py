@@ -41,7 +41,7 @@ def posting_partner(principal, request: dict) -> str:
             raise Forbidden("a partner key posts only its own partner's transactions")
         return principal.partner_id
     if named is None:
-        raise Invalid("partner_id is required", reason="missing_partner")
+        raise Invalid("partner_id is required", reason="missing_partner", field="partner_id")
     return named
 
 
@@ -120,10 +120,14 @@ def _post(book: Book, partner_id: str, request: dict, now: datetime) -> Posting:
     config = catalog.current(book.session).settings
     occurred_at = request["occurred_at"]
     if occurred_at > now + FUTURE_TOLERANCE:
-        raise Invalid("occurred_at is in the future", reason="occurred_in_future")
+        raise Invalid(
+            "occurred_at is in the future", reason="occurred_in_future", field="occurred_at"
+        )
     if occurred_at < now - timedelta(days=config.max_backdate_days):
         raise Invalid(
-            f"occurred_at is more than {config.max_backdate_days} days ago", reason="too_old"
+            f"occurred_at is more than {config.max_backdate_days} days ago",
+            reason="too_old",
+            field="occurred_at",
         )
     period, late = periods.attribute(book.session, occurred_at)
     transaction = rows.Transaction(
@@ -185,6 +189,7 @@ def _check_currency(request, partner) -> None:
         raise Invalid(
             f"partner {partner.id!r} transacts in {partner.currency}, not {currency}",
             reason="wrong_currency",
+            field="currency",
         )
 
 

@@ -16,7 +16,7 @@ OPERATOR_PARTNER = "coalition"
 
 def _check(fields: dict) -> None:
     if "currency" in fields and not money.is_currency(fields["currency"]):
-        raise Invalid(f"{fields['currency']!r} is not an ISO 4217 currency")
+        raise Invalid(f"{fields['currency']!r} is not an ISO 4217 currency", field="currency")
 
 
 def create(session, fields: dict) -> models.Partner:
@@ -66,7 +66,9 @@ def get_for_reference(session, partner_id: str):
     """A partner named inside a request body: unknown → 422, not 404 (a read-only row)."""
     partner = catalog.current(session).partners.get(partner_id)
     if partner is None:
-        raise Invalid(f"unknown partner {partner_id!r}", reason="unknown_partner")
+        raise Invalid(
+            f"unknown partner {partner_id!r}", reason="unknown_partner", field="partner_id"
+        )
     return partner
 
 

@@ -17,25 +17,35 @@ from coalition.services import catalog, partners, periods
 PARTNER_SCOPED = ("earn", "promo", "threshold")
 
 
+def _a(kind: str) -> str:
+    return ("an " if kind in ("earn", "fx") else "a ") + kind
+
+
 def _check_scope(fields: dict) -> None:
     kind, value = fields["kind"], fields["value"]
     if kind in PARTNER_SCOPED and not fields.get("partner_id"):
-        raise Invalid(f"a {kind} rate needs a partner_id")
+        raise Invalid(f"{_a(kind)} rate needs a partner_id", field="partner_id")
     if kind == "promo" and fields.get("effective_to") is None:
-        raise Invalid("a promo needs an effective_to")
-    if kind == "threshold" and (fields.get("min_amount") is None or value != value.to_integral()):
-        raise Invalid("a threshold needs a min_amount and a whole number of points as value")
+        raise Invalid("a promo needs an effective_to", field="effective_to")
+    if kind == "threshold" and fields.get("min_amount") is None:
+        raise Invalid("a threshold needs a min_amount", field="min_amount")
+    if kind == "threshold" and value != value.to_integral():
+        raise Invalid("a threshold's value is a whole number of points", field="value")
     if kind != "threshold" and fields.get("min_amount") is not None:
-        raise Invalid("only a threshold has a min_amount")
+        raise Invalid("only a threshold has a min_amount", field="min_amount")
     if kind not in ("earn", "promo") and fields.get("category") is not None:
-        raise Invalid(f"a {kind} rate has no category")
+        raise Invalid(f"{_a(kind)} rate has no category", field="category")
     if (kind == "fx") != (fields.get("currency") is not None):
-        raise Invalid("an fx rate, and only an fx rate, names a currency")
-    if kind == "fx" and (fields.get("partner_id") or not money.is_currency(fields["currency"])):
-        raise Invalid("an fx rate is coalition-wide for one ISO 4217 currency")
+        raise Invalid("an fx rate, and only an fx rate, names a currency", field="currency")
+    if kind == "fx" and fields.get("partner_id"):
+        raise Invalid("an fx rate is coalition-wide", field="partner_id")
+    if kind == "fx" and not money.is_currency(fields["currency"]):
+        raise Invalid(f"{fields['currency']!r} is not an ISO 4217 currency", field="currency")
     positive = kind in ("earn", "promo", "threshold", "fx")
     if value < 0 or (positive and value == 0):
-        raise Invalid(f"a {kind} rate must be {'positive' if positive else 'zero or more'}")
+        raise Invalid(
+            f"{_a(kind)} rate must be {'positive' if positive else 'zero or more'}", field="value"
+        )
 
 
 def create(session, fields: dict) -> models.Rate:
@@ -44,12 +54,14 @@ def create(session, fields: dict) -> models.Rate:
         fields.get("effective_to") is not None
         and fields["effective_to"] <= fields["effective_from"]
     ):
-        raise Invalid("effective_to must be after effective_from")
+        raise Invalid("effective_to must be after effective_from", field="effective_to")
     if (
         fields["kind"] == "fx"
         and fields["currency"] == catalog.current(session).settings.base_currency
     ):
-        raise Invalid(f"{fields['currency']} is the base currency: its fx rate is always 1")
+        raise Invalid(
+            f"{fields['currency']} is the base currency: its fx rate is always 1", field="currency"
+        )
     if fields.get("partner_id"):
         partner = partners.get_for_reference(session, fields["partner_id"])
         if fields.get("min_amount") is not None:

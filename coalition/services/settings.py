@@ -19,16 +19,18 @@ def update(session, changes: dict) -> models.Settings:
     }
     if "base_currency" in changes:
         if not money.is_currency(changes["base_currency"]):
-            raise Invalid(f"{changes['base_currency']!r} is not an ISO 4217 currency")
+            raise Invalid(
+                f"{changes['base_currency']!r} is not an ISO 4217 currency", field="base_currency"
+            )
         if _ledger_started(session):
             raise Conflict(
                 "base_currency is fixed once any transaction exists or a period has been closed"
             )
         session.get(models.Partner, "coalition").currency = changes["base_currency"]
     if "timezone" in changes and not periods.is_timezone(changes["timezone"]):
-        raise Invalid(f"{changes['timezone']!r} is not an IANA time zone")
+        raise Invalid(f"{changes['timezone']!r} is not an IANA time zone", field="timezone")
     if "period" in changes and changes["period"] not in periods.KINDS:
-        raise Invalid(f"period must be one of {', '.join(periods.KINDS)}")
+        raise Invalid(f"period must be one of {', '.join(periods.KINDS)}", field="period")
     if {"timezone", "period"} & changes.keys() and _ledger_started(session):
         raise Conflict(
             "the settlement calendar is fixed once any transaction exists or a period has been closed"

@@ -161,6 +161,55 @@ def test_unknown_partner_in_a_transaction_is_422(coalition):
     assert_error(coalition.post("/api/v1/transactions", json=earn_body(partner_id="nobody")), 422)
 
 
+RATE = {"kind": "earn", "value": "1", "partner_id": "aroma", "effective_from": days_ago(30)}
+FUTURE = "2999-01-01T00:00:00+00:00"
+
+# (method, path, body, the field named, reason): a rule broken by one field's value alone
+ONE_FIELD_RULES = [
+    ("post", "/api/v1/transactions", earn_body(amount="100.001"), "amount", "invalid"),
+    ("post", "/api/v1/transactions", earn_body(amount="0.01"), "amount", "zero_points"),  # × 0.1 = 0.001
+    ("post", "/api/v1/transactions", earn_body(occurred_at=FUTURE), "occurred_at", "occurred_in_future"),
+    ("post", "/api/v1/transactions", earn_body(occurred_at=days_ago(91)), "occurred_at", "too_old"),
+    ("post", "/api/v1/transactions", earn_body(currency="EUR"), "currency", "wrong_currency"),
+    ("post", "/api/v1/transactions", earn_body(partner_id="nobody"), "partner_id", "unknown_partner"),
+    ("post", "/api/v1/rates", {**RATE, "kind": "promo", "value": "2"}, "effective_to", "invalid"),
+    ("post", "/api/v1/rates", {**RATE, "effective_to": days_ago(31)}, "effective_to", "invalid"),
+    ("post", "/api/v1/rates", {**RATE, "kind": "threshold", "value": "50"}, "min_amount", "invalid"),
+    ("post", "/api/v1/rates", {**RATE, "kind": "threshold", "value": "0.5", "min_amount": "100.00"},
+     "value", "invalid"),
+    ("post", "/api/v1/rates", {**RATE, "min_amount": "100.00"}, "min_amount", "invalid"),
+    ("post", "/api/v1/rates", {**RATE, "kind": "threshold", "value": "5", "min_amount": "100.001"},
+     "min_amount", "invalid"),
+    ("post", "/api/v1/rates", {**RATE, "kind": "fee", "category": "coffee"}, "category", "invalid"),
+    ("post", "/api/v1/rates", {**RATE, "value": "0"}, "value", "invalid"),
+    ("post", "/api/v1/rates", {**RATE, "partner_id": None, "kind": "fx", "currency": "ABC"}, "currency", "invalid"),
+    ("post", "/api/v1/rates", {**RATE, "kind": "fx", "currency": "RUB"}, "partner_id", "invalid"),
+    ("post", "/api/v1/rates", {**RATE, "partner_id": None, "kind": "fx", "currency": "EUR"}, "currency", "invalid"),
+    ("post", "/api/v1/rates", {**RATE, "partner_id": "nobody"}, "partner_id", "unknown_partner"),
+    ("put", "/api/v1/settings", {"timezone": "Mars/Olympus_Mons"}, "timezone", "invalid"),
+    ("put", "/api/v1/settings", {"base_currency": "ABC"}, "base_currency", "invalid"),
+    ("post", "/api/v1/keys", {"role": "partner"}, "partner_id", "invalid"),
+    ("post", "/api/v1/partners", {"id": "gym", "name": "Gym", "category": "gym", "currency": "ABC"},
+     "currency", "invalid"),
+]
+
+
+@pytest.mark.parametrize(("method", "path", "body", "field", "reason"), ONE_FIELD_RULES,
+                         ids=[f"{path.rsplit('/', 1)[1]}-{field}-{reason}" for _, path, _, field, reason in ONE_FIELD_RULES])
+def test_a_rule_broken_by_one_fields_value_names_that_field_under_errors(coalition, method, path, body, field,
+                                                                          reason):
+    # SPEC §10: "errors" for field validation, "reason" for domain errors; one field's value
+    # breaking a rule is both, named as the schema names the fields it refuses
+    response = assert_error(getattr(coalition, method)(path, json=body), 422)
+    assert response["reason"] == reason
+    assert response["errors"] == {"json": {field: [response["message"]]}}
+
+
+def test_a_rule_broken_by_no_one_field_carries_a_reason_and_no_errors(coalition):
+    response = assert_error(burn(coalition, "t1", "nobody", 5), 422)
+    assert (response["reason"], "errors" in response) == ("insufficient_points", False)
+
+
 # --- hostile values: clean 4xx, never 500 -------------------------------------------------
 
 BAD_AMOUNTS = ["NaN", "nan", "Infinity", "-Infinity", "inf", "sNaN", "-100.00", "0", "0.00", "1e400",

@@ -21,7 +21,8 @@ export class ApiError extends Error {
 
 function describe(status, body) {
   const message = (body && body.message) || `The service answered ${status}.`;
-  const fields = body && body.errors ? flatten(body.errors) : [];
+  // a rule broken by one field names it under errors with the message itself: say it once
+  const fields = body && body.errors ? flatten(body.errors).filter((line) => !line.endsWith(`: ${message}`)) : [];
   return fields.length ? `${message}: ${fields.join("; ")}` : message;
 }
 
