@@ -13,7 +13,7 @@ from sqlalchemy import select
 from coalition.db import aggregates, models, rows
 from coalition.domain.errors import Forbidden, Invalid, NotFound
 from coalition.domain.money import Money
-from coalition.services import members
+from coalition.services import members, periods
 
 MAX_ID = 2**63 - 1  # transaction ids are BIGINT columns
 
@@ -117,9 +117,11 @@ def list_transactions(session, principal, filters: dict, limit: int, cursor: str
     query = select(T)
     if partner_id is not None:
         query = query.where(T.partner_id == partner_id)
-    for field in ("member_id", "type", "period_id"):
+    for field in ("member_id", "type"):
         if filters.get(field) is not None:
             query = query.where(getattr(T, field) == filters[field])
+    if filters.get("period_id") is not None:
+        query = query.where(T.period_id == periods.parse(session, filters["period_id"]).id)
     if filters.get("from") is not None:
         query = query.where(T.occurred_at >= filters["from"])
     if filters.get("to") is not None:

@@ -19,7 +19,7 @@ from coalition.domain import money, periods
 from coalition.domain import rates as rates_domain
 from coalition.domain import settlement as math
 from coalition.domain.errors import Conflict, NoRate, NotFound
-from coalition.services import expiry, rates
+from coalition.services import expiry, queries, rates
 from coalition.services import partners as partner_service
 from coalition.services import periods as period_service
 from coalition.services import settings as settings_service
@@ -299,12 +299,12 @@ def statement_document(row: models.Statement) -> dict:
 def list_statements(
     session, principal, period_id: str | None, partner_id: str | None
 ) -> list[dict]:
-    from coalition.services.queries import visible_partner
-
-    partner_id = visible_partner(principal, partner_id)
+    partner_id = queries.visible_partner(principal, partner_id)
     query = select(models.Statement).order_by(models.Statement.period_id, models.Statement.number)
     if period_id is not None:
-        query = query.where(models.Statement.period_id == period_id)
+        query = query.where(
+            models.Statement.period_id == period_service.parse(session, period_id).id
+        )
     if partner_id is not None:
         query = query.where(models.Statement.partner_id == partner_id)
     return [statement_document(row) for row in session.scalars(query)]

@@ -911,6 +911,16 @@ def test_list_transactions_filtered_by_period(coalition, ledger):
     assert external_ids(coalition, period_id=recent) == expected
 
 
+@pytest.mark.parametrize("path", ["/api/v1/transactions", "/api/v1/statements"])
+@pytest.mark.parametrize("period_id", ["2026-13", "2026-W43", "2026-10-05", "Oct 2026"])
+def test_a_period_filter_that_is_no_period_of_the_calendar_is_422(coalition, ledger, path, period_id):
+    # monthly calendar: a filter that can match nothing is the caller's mistake, said as
+    # GET /settlements/{period_id} says it, not an empty page
+    response = coalition.get(path, query_string={"period_id": period_id})
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["message"] == f"{period_id!r} is not a monthly period id"
+
+
 def test_list_transactions_filtered_by_time_range(coalition, ledger):
     # from 10 days ago up to 3 days ago: e3 (8 days ago) and e4 (5 days ago)
     assert external_ids(coalition, **{"from": days_ago(10), "to": days_ago(3)}) == ["e3", "e4"]
