@@ -133,10 +133,21 @@ def new_members(session, period_ids: list[str]) -> dict[tuple[str, str], int]:
     """Per (period, issuer): members whose first lot ever (by ``occurred_at``, then id) it is.
 
     Each member has exactly one first lot, so these add up to the
-    coalition-wide count.
+    coalition-wide count. A member whose first lot is in these periods has a
+    lot in them, so only those members' lots are ranked, not every member's
+    since the ledger began.
     """
+    in_periods = (
+        select(Lot.member_id)
+        .join(Transaction, Transaction.id == Lot.transaction_id)
+        .where(Transaction.period_id.in_(period_ids))
+    )
     first = func.row_number().over(partition_by=Lot.member_id, order_by=(Lot.earned_at, Lot.id))
-    lots = select(Lot.issuer_id, Lot.transaction_id, first.label("n")).subquery()
+    lots = (
+        select(Lot.issuer_id, Lot.transaction_id, first.label("n"))
+        .where(Lot.member_id.in_(in_periods))
+        .subquery()
+    )
     query = (
         select(Transaction.period_id, lots.c.issuer_id, func.count())
         .join(Transaction, Transaction.id == lots.c.transaction_id)

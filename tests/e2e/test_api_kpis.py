@@ -164,6 +164,22 @@ def test_coalition_wide_figures(operator, month):
     }
 
 
+def test_a_member_is_new_only_in_the_period_of_their_first_lot(operator, month):
+    # this month m1 earns again at aroma (first lot A, last month) and m5 earns for the
+    # first time: asked for alone, this month has one new member, m5; last month keeps its 4
+    _, this_month_start, _ = previous_month()
+    now = datetime.now(UTC)
+    occurred_at = (this_month_start + (now - this_month_start) / 2).isoformat()
+    earn(operator, "a-10", "aroma", "m1", occurred_at, "300.00", "RUB")
+    earn(operator, "a-11", "aroma", "m5", occurred_at, "500.00", "RUB")
+    this_month = period(operator, current_month_id())
+    assert (partner(this_month, "aroma")["new_members"], this_month["coalition"]["new_members"]) == (1, 1)
+    assert (partner(this_month, "aroma")["active_members"], this_month["coalition"]["active_members"]) == (2, 2)
+    last_month = period(operator, month)
+    assert [partner(last_month, p)["new_members"] for p in ("aroma", "skyair", "coalition")] == [1, 2, 1]
+    assert last_month["coalition"]["new_members"] == 4
+
+
 def test_without_a_period_the_latest_periods_come_oldest_first(operator, month):
     report = kpis(operator)
     assert report["base_currency"] == "EUR"
