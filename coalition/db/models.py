@@ -184,6 +184,8 @@ class Period(Base):
     end: Mapped[datetime] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     settlement: Mapped[str] = mapped_column(Text)
+    # its KPI counts (coalition.services.kpis), kept when first counted after the close
+    activity: Mapped[str | None] = mapped_column(Text, default=None)
 
 
 class Statement(Base):

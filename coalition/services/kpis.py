@@ -14,8 +14,11 @@ be read.
 """
 
 import json
+from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
+
+from sqlalchemy import update
 
 from coalition.db import aggregates, kpi_aggregates, models, totals
 from coalition.domain import kpis
@@ -45,12 +48,7 @@ def report(
     if shown is not None and shown not in {partner.id for partner in everyone}:
         raise NotFound(f"no partner {shown!r}")
     chosen = _periods(session, now, period_id, periods)
-    ids = [period["id"] for period in chosen]
-    gathered = {
-        "visits": kpi_aggregates.member_activity(session, ids),
-        "purchases": kpi_aggregates.purchases(session, ids),
-        "new_members": kpi_aggregates.new_members(session, ids),
-    }
+    gathered = _activity(session, chosen)
     base = settings_service.load(session).base_currency
     # with two partners, the totals less one's own are the other's (SPEC §4)
     totals_shown = principal.own_partner() is None
@@ -72,6 +70,74 @@ def _periods(session, now: datetime, period_id: str | None, count: int) -> list[
     if not found:
         raise NotFound(f"no period {wanted}: periods run from the first transaction's to today's")
     return found
+
+
+def _activity(session, chosen: list[dict]) -> dict:
+    """Visits, purchases and new members of these periods, by (period, partner).
+
+    A closed period's transactions never change, so its counts are kept on
+    the period the first time they are asked for and read back after that;
+    the other periods are counted now, together, in a few set-based queries.
+    """
+    closed = [session.get(models.Period, p["id"]) for p in chosen if p["status"] == "closed"]
+    kept = {row.id: row.activity for row in closed if row.activity is not None}
+    counting = [period["id"] for period in chosen if period["id"] not in kept]
+    gathered = {"visits": {}, "purchases": {}, "new_members": {}}
+    if counting:
+        gathered["visits"] = kpi_aggregates.member_activity(session, counting)
+        gathered["purchases"] = kpi_aggregates.purchases(session, counting)
+        gathered["new_members"] = kpi_aggregates.new_members(session, counting)
+    for row in closed:
+        if row.id not in kept:
+            # a concurrent request keeping the same counts first is harmless
+            session.execute(
+                update(models.Period)
+                .where(models.Period.id == row.id, models.Period.activity.is_(None))
+                .values(activity=_kept(gathered, row.id))
+            )
+    for period_id, text in kept.items():
+        _read_kept(text, period_id, gathered)
+    return gathered
+
+
+def _kept(gathered: dict, period_id: str) -> str:
+    """One period's counts as JSON (amounts as decimal strings)."""
+
+    def of_period(name: str) -> list:
+        return [
+            [partner, value]
+            for (period, partner), value in gathered[name].items()
+            if period == period_id
+        ]
+
+    purchases = [
+        [partner, {scope: asdict(split) for scope, split in splits.items()}]
+        for partner, splits in of_period("purchases")
+    ]
+    counts = {
+        "visits": of_period("visits"),
+        "purchases": purchases,
+        "new_members": of_period("new_members"),
+    }
+    return json.dumps(counts, default=str, sort_keys=True)
+
+
+def _read_kept(text: str, period_id: str, gathered: dict) -> None:
+    counts = json.loads(text)
+    for partner, visits in counts["visits"]:
+        gathered["visits"][period_id, partner] = visits
+    for partner, splits in counts["purchases"]:
+        gathered["purchases"][period_id, partner] = {
+            scope: kpis.Purchases(
+                count=split["count"],
+                amount=Decimal(split["amount"]),
+                count_with_points=split["count_with_points"],
+                amount_with_points=Decimal(split["amount_with_points"]),
+            )
+            for scope, split in splits.items()
+        }
+    for partner, new in counts["new_members"]:
+        gathered["new_members"][period_id, partner] = new
 
 
 def _period_kpis(

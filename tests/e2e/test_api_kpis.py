@@ -21,10 +21,12 @@ Outstanding at the month's end: aroma B 80 + C 0 + D 50 = 130; skyair
 A 150 + F 100 + G 60 = 310; coalition E 30; 470 in all.
 """
 
+import json
 from datetime import UTC, datetime
 
 import pytest
 
+from coalition.db import models
 from coalition.services import expiry
 from tests.e2e.settlement_world import (
     add_partner,
@@ -203,6 +205,37 @@ def test_closing_the_period_changes_no_figure(operator, month):
     after = period(operator, month)
     assert after["status"] == "closed"
     assert {**after, "status": "open"} == before
+
+
+def test_a_closed_periods_counts_are_kept_and_read_back_unchanged(operator, make_key, database, month):
+    # the whole report, coalition-wide and for a partner key, counted live, then from what the
+    # first request after the close kept on the period
+    partner_key = make_key("partner", "aroma")
+    before = kpis(operator, period_id=month)["periods"][0], period(partner_key, month)
+    close(operator, month)
+    assert kept_activity(database, month) is None  # a close counts nothing itself
+    counted = period(operator, month), period(partner_key, month)
+    assert kept_activity(database, month) is not None
+    kept = period(operator, month), period(partner_key, month)
+    assert counted == kept
+    assert [{**figures, "status": "open"} for figures in kept] == list(before)
+
+
+def test_a_closed_period_is_not_counted_again(operator, database, month):
+    close(operator, month)
+    period(operator, month)
+    with database.transaction() as session:  # one more active member in the kept counts
+        row = session.get(models.Period, month)
+        counts = json.loads(row.activity)
+        counts["visits"] = [[p, {**v, "active_members": v["active_members"] + 1}] for p, v in counts["visits"]]
+        row.activity = json.dumps(counts)
+    figures = period(operator, month)
+    assert (figures["coalition"]["active_members"], partner(figures, "aroma")["active_members"]) == (4, 3)
+
+
+def kept_activity(database, period_id: str):
+    with database.transaction() as session:
+        return session.get(models.Period, period_id).activity
 
 
 def test_points_outstanding_of_a_closed_period_match_its_statements(operator, month):
