@@ -33,6 +33,8 @@ LABELS = (
     "(d) balance lookup p50/p99",
     "(e) statement PDFs, 1 process",
     "(e) statement PDFs, all cores",
+    "(g) KPIs of the closed period, counted",
+    "(g) KPIs of the closed period, kept",
 )
 GROWTH_LABELS = (
     "(f) single tx over HTTP",
@@ -189,6 +191,17 @@ def rows(f: dict) -> list[tuple[str, ...]]:
             GOAL_PDF_PER_SECOND,
             unit="/s",
             digits=1,
+        ),
+        *(
+            (
+                label,
+                f"{f[key]:.3f} s",
+                f"{f['g_bare_s']:.3f} s (bare count of distinct members by partner)",
+                _ratio(f[key], f["g_bare_s"]),
+                "(reference)",
+                "",
+            )
+            for label, key in ((LABELS[10], "g_counted_s"), (LABELS[11], "g_kept_s"))
         ),
     ]
 

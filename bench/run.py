@@ -10,7 +10,9 @@
 3. Stage 1× and stage 10×: the stage's history (one settlement period) is
    generated and COPYed in (:mod:`bench.data`), then every figure is measured
    beside its ceiling: (a) single POSTs, (b) batches, (c) closing the stage's
-   period, (d) balance lookups, (e) statement PDFs. (f) compares the stages.
+   period, (d) balance lookups, (e) statement PDFs, and (g) the closed
+   period's KPIs (not a goal of the issue; a reference). (f) compares the
+   stages.
 4. The table goes to stdout (progress to stderr); ``--json PATH`` writes
    every number.
 
@@ -299,13 +301,20 @@ BARE_GROUP_BY = (
 )
 
 
-def bare_group_by(dsn: str, period_id: str, runs: int = 2) -> tuple[float, int]:
-    """Best of ``runs`` of the bare aggregate (the first run warms the cache); (seconds, pair lines)."""
+#: The least a period's KPIs must do: count each partner's distinct members.
+BARE_DISTINCT_MEMBERS = (
+    "SELECT partner_id, count(DISTINCT member_id) FROM transactions "
+    "WHERE period_id = %s AND type IN ('earn', 'burn') GROUP BY partner_id"
+)
+
+
+def bare_group_by(dsn: str, period_id: str, sql: str = BARE_GROUP_BY, runs: int = 2):
+    """Best of ``runs`` of a bare aggregate (the first run warms the cache); (seconds, rows)."""
     best, lines = math.inf, 0
     with psycopg.connect(dsn, autocommit=True) as connection:
         for _ in range(runs):
             began = time.perf_counter()
-            lines = len(connection.execute(BARE_GROUP_BY, (period_id,)).fetchall())
+            lines = len(connection.execute(sql, (period_id,)).fetchall())
             best = min(best, time.perf_counter() - began)
     return best, lines
 
@@ -368,8 +377,8 @@ def import_csv(context: dict, params: dict, rows: int, rng: random.Random) -> di
 
 def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
     from coalition.auth import Principal
+    from coalition.services import kpis, settlement
     from coalition.services import periods as period_service
-    from coalition.services import settlement
 
     scale, pool, world, dsn, url = (
         context[key] for key in ("scale", "pool", "world", "dsn", "url")
@@ -527,6 +536,22 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
         c_close_s=close_seconds,
         c_netting_ratio=closed["netting"]["netting_ratio"],
     )
+
+    # (g) the closed period's KPIs: the first request counts and keeps them, the next reads them
+    progress(f"stage {stage}: (g) KPIs of {period_id}, counted, then kept")
+    bare_kpi_seconds, _ = bare_group_by(dsn, period_id, BARE_DISTINCT_MEMBERS)
+    operator = Principal("bench", "operator")
+
+    def timed_kpis():
+        began = time.perf_counter()
+        found = database.run(kpis.report, operator, datetime.now(UTC), period_id=period_id)
+        return found, time.perf_counter() - began
+
+    counted, counted_seconds = timed_kpis()
+    kept, kept_seconds = timed_kpis()
+    if kept != counted:
+        raise AssertionError("the kept KPIs differ from the counted ones")
+    figures.update(g_counted_s=counted_seconds, g_kept_s=kept_seconds, g_bare_s=bare_kpi_seconds)
 
     # (d) balance lookups of members with many lots, beside the bare lots query
     lookups = scale.lookup_clients * scale.lookups_per_client

@@ -152,7 +152,7 @@ def error_body(code: int, message: str, *, reason: str | None = None, errors=Non
 def domain_error_body(error: CoalitionError) -> dict:
     """A broken rule's body; where one field's value breaks it, that field is named
     under ``errors`` in the shape of the schema's own validation errors."""
-    errors = None if error.field is None else {"json": {error.field: [error.message]}}
+    errors = None if error.field is None else {error.location: {error.field: [error.message]}}
     return error_body(error.status, error.message, reason=error.reason, errors=errors)
 
 

@@ -130,29 +130,36 @@ def purchases(session, period_ids: list[str]) -> dict[tuple[str, str], dict[str,
 
 
 def new_members(session, period_ids: list[str]) -> dict[tuple[str, str], int]:
-    """Per (period, issuer): members whose first lot ever (by ``occurred_at``, then id) it is.
+    """Per (period, issuer): members whose first lot it is, the first of the earliest
+    period the member has a lot in (then by ``occurred_at``, then id).
 
     Each member has exactly one first lot, so these add up to the
-    coalition-wide count. A member whose first lot is in these periods has a
-    lot in them, so only those members' lots are ranked, not every member's
-    since the ledger began.
+    coalition-wide count. Ranking by period first keeps a closed period's
+    count final: an earn backdated before a member's first lot but posted
+    late lands in an open period, and cannot take the member from the
+    period that counted them. (Period ids of one calendar sort as their
+    periods do, and the calendar is fixed once the ledger has started.) A
+    member new in these periods has a lot in them, so only those members'
+    lots are ranked, not every member's since the ledger began.
     """
     in_periods = (
         select(Lot.member_id)
         .join(Transaction, Transaction.id == Lot.transaction_id)
         .where(Transaction.period_id.in_(period_ids))
     )
-    first = func.row_number().over(partition_by=Lot.member_id, order_by=(Lot.earned_at, Lot.id))
+    first = func.row_number().over(
+        partition_by=Lot.member_id, order_by=(Transaction.period_id, Lot.earned_at, Lot.id)
+    )
     lots = (
-        select(Lot.issuer_id, Lot.transaction_id, first.label("n"))
+        select(Transaction.period_id, Lot.issuer_id, first.label("n"))
+        .join(Transaction, Transaction.id == Lot.transaction_id)
         .where(Lot.member_id.in_(in_periods))
         .subquery()
     )
     query = (
-        select(Transaction.period_id, lots.c.issuer_id, func.count())
-        .join(Transaction, Transaction.id == lots.c.transaction_id)
-        .where(lots.c.n == 1, Transaction.period_id.in_(period_ids))
-        .group_by(Transaction.period_id, lots.c.issuer_id)
+        select(lots.c.period_id, lots.c.issuer_id, func.count())
+        .where(lots.c.n == 1, lots.c.period_id.in_(period_ids))
+        .group_by(lots.c.period_id, lots.c.issuer_id)
     )
     totals = defaultdict(int)
     for period_id, issuer_id, count in session.execute(query):

@@ -13,9 +13,10 @@ class CoalitionError(Exception):
         status: HTTP status the API answers with.
         reason: machine-readable code for clients (SPEC §10).
         message: human-readable explanation.
-        field: the request body's field whose value breaks the rule, if one
-            alone does; the API then also names it under ``errors``, as it
-            does for a field that fails validation.
+        field: the request's field whose value breaks the rule, if one alone
+            does; the API then also names it under ``errors``, as it does for
+            a field that fails validation.
+        location: where that field is: ``json`` (the body) or ``query``.
     """
 
     status = 422
@@ -28,10 +29,12 @@ class CoalitionError(Exception):
         status: int | None = None,
         reason: str | None = None,
         field: str | None = None,
+        location: str = "json",
     ):
         super().__init__(message)
         self.message = message
         self.field = field
+        self.location = location
         if status is not None:
             self.status = status
         if reason is not None:

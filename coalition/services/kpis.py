@@ -7,6 +7,9 @@ and hands them over. The points figures are the settlement's own
 outstanding are read from the settlement stored at close, so a closed
 period's KPIs agree with its statements to the point.
 
+A closed period's member counts are kept on the period by the first
+request after its close (:func:`_activity`): a GET that writes, once.
+
 Isolation (SPEC §4) is decided by :func:`coalition.services.queries.visible_partner`:
 a key bound to a partner gets its own partner's figures only: not the
 coalition-wide totals either, from which (less its own) the others' could
@@ -18,7 +21,7 @@ from dataclasses import asdict
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from coalition.db import aggregates, kpi_aggregates, models, totals
 from coalition.domain import kpis
@@ -65,43 +68,58 @@ def _periods(session, now: datetime, period_id: str | None, count: int) -> list[
     listed = settlement.list_periods(session, now)
     if period_id is None:
         return listed[-min(max(count, 1), MAX_PERIODS) :]
-    wanted = period_service.parse(session, period_id).id
+    wanted = period_service.parse_query(session, period_id).id
     found = [period for period in listed if period["id"] == wanted]
     if not found:
         raise NotFound(f"no period {wanted}: periods run from the first transaction's to today's")
     return found
 
 
+#: What a kept period's counts were counted by: a change to how visits,
+#: purchases or new members are counted raises it, and counts kept under
+#: another version are counted again (and kept anew).
+COUNTS_VERSION = 1
+
+
 def _activity(session, chosen: list[dict]) -> dict:
     """Visits, purchases and new members of these periods, by (period, partner).
 
-    A closed period's transactions never change, so its counts are kept on
-    the period the first time they are asked for and read back after that;
-    the other periods are counted now, together, in a few set-based queries.
+    A closed period's counts never change (its transactions are final, and
+    new members are ranked by period first), so they are kept on the period
+    the first time they are asked for and read back after that: this GET
+    writes. The other periods are counted now, together, in a few
+    set-based queries.
     """
-    closed = [session.get(models.Period, p["id"]) for p in chosen if p["status"] == "closed"]
-    kept = {row.id: row.activity for row in closed if row.activity is not None}
+    closed_ids = [period["id"] for period in chosen if period["status"] == "closed"]
+    kept = {
+        period_id: counts
+        for period_id, text in session.execute(
+            select(models.Period.id, models.Period.activity).where(
+                models.Period.id.in_(closed_ids), models.Period.activity.is_not(None)
+            )
+        )
+        if (counts := json.loads(text))["version"] == COUNTS_VERSION
+    }
     counting = [period["id"] for period in chosen if period["id"] not in kept]
     gathered = {"visits": {}, "purchases": {}, "new_members": {}}
     if counting:
         gathered["visits"] = kpi_aggregates.member_activity(session, counting)
         gathered["purchases"] = kpi_aggregates.purchases(session, counting)
         gathered["new_members"] = kpi_aggregates.new_members(session, counting)
-    for row in closed:
-        if row.id not in kept:
-            # a concurrent request keeping the same counts first is harmless
-            session.execute(
-                update(models.Period)
-                .where(models.Period.id == row.id, models.Period.activity.is_(None))
-                .values(activity=_kept(gathered, row.id))
-            )
-    for period_id, text in kept.items():
-        _read_kept(text, period_id, gathered)
+    for period_id in set(closed_ids) - kept.keys():
+        # a concurrent request keeping the same counts first is harmless
+        session.execute(
+            update(models.Period)
+            .where(models.Period.id == period_id)
+            .values(activity=_counts_to_keep(gathered, period_id))
+        )
+    for period_id, counts in kept.items():
+        _add_kept_counts(gathered, period_id, counts)
     return gathered
 
 
-def _kept(gathered: dict, period_id: str) -> str:
-    """One period's counts as JSON (amounts as decimal strings)."""
+def _counts_to_keep(gathered: dict, period_id: str) -> str:
+    """One period's counts as JSON, amounts as decimal strings."""
 
     def of_period(name: str) -> list:
         return [
@@ -115,6 +133,7 @@ def _kept(gathered: dict, period_id: str) -> str:
         for partner, splits in of_period("purchases")
     ]
     counts = {
+        "version": COUNTS_VERSION,
         "visits": of_period("visits"),
         "purchases": purchases,
         "new_members": of_period("new_members"),
@@ -122,17 +141,17 @@ def _kept(gathered: dict, period_id: str) -> str:
     return json.dumps(counts, default=str, sort_keys=True)
 
 
-def _read_kept(text: str, period_id: str, gathered: dict) -> None:
-    counts = json.loads(text)
+def _add_kept_counts(gathered: dict, period_id: str, counts: dict) -> None:
+    """Put a period's kept counts (:func:`_counts_to_keep`) where counting would have."""
     for partner, visits in counts["visits"]:
         gathered["visits"][period_id, partner] = visits
     for partner, splits in counts["purchases"]:
         gathered["purchases"][period_id, partner] = {
             scope: kpis.Purchases(
-                count=split["count"],
-                amount=Decimal(split["amount"]),
-                count_with_points=split["count_with_points"],
-                amount_with_points=Decimal(split["amount_with_points"]),
+                **{
+                    name: Decimal(value) if name.startswith("amount") else value
+                    for name, value in split.items()
+                }
             )
             for scope, split in splits.items()
         }

@@ -288,11 +288,20 @@ def _original(book, transaction, request) -> rows.Transaction:
         raise Invalid(
             f"no {' or '.join(types)} with external_id {request['original_external_id']!r}",
             reason="unknown_original",
+            field="original_external_id",
         )
     if transaction.member_id not in (None, original.member_id):
-        raise Invalid("member_id differs from the original transaction's", reason="wrong_member")
+        raise Invalid(
+            "member_id differs from the original transaction's",
+            reason="wrong_member",
+            field="member_id",
+        )
     if transaction.occurred_at < original.occurred_at:
-        raise Invalid("a reversal cannot occur before its original", reason="before_original")
+        raise Invalid(
+            "a reversal cannot occur before its original",
+            reason="before_original",
+            field="occurred_at",
+        )
     transaction.member_id = original.member_id
     transaction.original_id = original.id
     return original

@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy import text
 
 from coalition.domain import periods
+from coalition.domain.errors import Invalid
 from coalition.services import catalog
 from coalition.services import settings as settings_service
 
@@ -40,3 +41,11 @@ def attribute(session, occurred_at: datetime) -> tuple[periods.Period, bool]:
 def parse(session, period_id: str) -> periods.Period:
     config = settings_service.load(session)
     return periods.parse(period_id, config.period, config.timezone)
+
+
+def parse_query(session, period_id: str) -> periods.Period:
+    """The period a query's ``period_id`` names; one that is none names the field (SPEC §10)."""
+    try:
+        return parse(session, period_id)
+    except Invalid as error:
+        raise Invalid(error.message, field="period_id", location="query") from None

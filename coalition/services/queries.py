@@ -121,7 +121,7 @@ def list_transactions(session, principal, filters: dict, limit: int, cursor: str
         if filters.get(field) is not None:
             query = query.where(getattr(T, field) == filters[field])
     if filters.get("period_id") is not None:
-        query = query.where(T.period_id == periods.parse(session, filters["period_id"]).id)
+        query = query.where(T.period_id == periods.parse_query(session, filters["period_id"]).id)
     if filters.get("from") is not None:
         query = query.where(T.occurred_at >= filters["from"])
     if filters.get("to") is not None:

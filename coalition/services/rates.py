@@ -17,14 +17,15 @@ from coalition.services import catalog, partners, periods
 PARTNER_SCOPED = ("earn", "promo", "threshold")
 
 
-def _a(kind: str) -> str:
-    return ("an " if kind in ("earn", "fx") else "a ") + kind
+def _rate_named(kind: str) -> str:
+    """'an earn rate', 'a promo rate': the subject of a scope rule's message."""
+    return ("an " if kind in ("earn", "fx") else "a ") + kind + " rate"
 
 
 def _check_scope(fields: dict) -> None:
     kind, value = fields["kind"], fields["value"]
     if kind in PARTNER_SCOPED and not fields.get("partner_id"):
-        raise Invalid(f"{_a(kind)} rate needs a partner_id", field="partner_id")
+        raise Invalid(f"{_rate_named(kind)} needs a partner_id", field="partner_id")
     if kind == "promo" and fields.get("effective_to") is None:
         raise Invalid("a promo needs an effective_to", field="effective_to")
     if kind == "threshold" and fields.get("min_amount") is None:
@@ -34,7 +35,7 @@ def _check_scope(fields: dict) -> None:
     if kind != "threshold" and fields.get("min_amount") is not None:
         raise Invalid("only a threshold has a min_amount", field="min_amount")
     if kind not in ("earn", "promo") and fields.get("category") is not None:
-        raise Invalid(f"{_a(kind)} rate has no category", field="category")
+        raise Invalid(f"{_rate_named(kind)} has no category", field="category")
     if (kind == "fx") != (fields.get("currency") is not None):
         raise Invalid("an fx rate, and only an fx rate, names a currency", field="currency")
     if kind == "fx" and fields.get("partner_id"):
@@ -44,7 +45,8 @@ def _check_scope(fields: dict) -> None:
     positive = kind in ("earn", "promo", "threshold", "fx")
     if value < 0 or (positive and value == 0):
         raise Invalid(
-            f"{_a(kind)} rate must be {'positive' if positive else 'zero or more'}", field="value"
+            f"{_rate_named(kind)} must be {'positive' if positive else 'zero or more'}",
+            field="value",
         )
 
 

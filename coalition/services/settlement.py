@@ -303,7 +303,7 @@ def list_statements(
     query = select(models.Statement).order_by(models.Statement.period_id, models.Statement.number)
     if period_id is not None:
         query = query.where(
-            models.Statement.period_id == period_service.parse(session, period_id).id
+            models.Statement.period_id == period_service.parse_query(session, period_id).id
         )
     if partner_id is not None:
         query = query.where(models.Statement.partner_id == partner_id)

@@ -172,6 +172,8 @@ ONE_FIELD_RULES = [
     ("post", "/api/v1/transactions", earn_body(occurred_at=days_ago(91)), "occurred_at", "too_old"),
     ("post", "/api/v1/transactions", earn_body(currency="EUR"), "currency", "wrong_currency"),
     ("post", "/api/v1/transactions", earn_body(partner_id="nobody"), "partner_id", "unknown_partner"),
+    ("post", "/api/v1/transactions", {**earn_body(type="earn_reversal", original_external_id="nothing"),
+                                      "member_id": "m1"}, "original_external_id", "unknown_original"),
     ("post", "/api/v1/rates", {**RATE, "kind": "promo", "value": "2"}, "effective_to", "invalid"),
     ("post", "/api/v1/rates", {**RATE, "effective_to": days_ago(31)}, "effective_to", "invalid"),
     ("post", "/api/v1/rates", {**RATE, "kind": "threshold", "value": "50"}, "min_amount", "invalid"),
@@ -203,6 +205,17 @@ def test_a_rule_broken_by_one_fields_value_names_that_field_under_errors(coaliti
     response = assert_error(getattr(coalition, method)(path, json=body), 422)
     assert response["reason"] == reason
     assert response["errors"] == {"json": {field: [response["message"]]}}
+
+
+@pytest.mark.parametrize(("changes", "field", "reason"), [
+    ({"member_id": "m2"}, "member_id", "wrong_member"),
+    ({"occurred_at": days_ago(4)}, "occurred_at", "before_original"),
+])
+def test_a_reversal_at_odds_with_its_original_names_the_field(coalition, changes, field, reason):
+    expect(coalition.post("/api/v1/transactions", json=earn_body()))  # t1 for m1, 3 days ago
+    body = {**earn_body(external_id="r1", type="earn_reversal", original_external_id="t1"), **changes}
+    response = assert_error(coalition.post("/api/v1/transactions", json=body), 422)
+    assert (response["reason"], response["errors"]) == (reason, {"json": {field: [response["message"]]}})
 
 
 def test_a_rule_broken_by_no_one_field_carries_a_reason_and_no_errors(coalition):

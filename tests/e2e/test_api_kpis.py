@@ -28,6 +28,7 @@ import pytest
 
 from coalition.db import models
 from coalition.services import expiry
+from coalition.services import kpis as kpi_service
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
@@ -221,16 +222,47 @@ def test_a_closed_periods_counts_are_kept_and_read_back_unchanged(operator, make
     assert [{**figures, "status": "open"} for figures in kept] == list(before)
 
 
+@pytest.mark.parametrize("asked_before_the_late_earn", [True, False])
+def test_a_late_earn_backdated_before_a_members_first_lot_does_not_make_them_new_again(
+        operator, month, asked_before_the_late_earn):
+    # m4's first lot is G (skyair, day 9); after the close an aroma earn for m4 dated day 1
+    # lands late in this month: m4 stays new last month, and is not new this month, whenever
+    # the closed month's KPIs are first asked for
+    start, _, _ = previous_month()
+    close(operator, month)
+    if asked_before_the_late_earn:
+        period(operator, month)
+    late = earn(operator, "a-late", "aroma", "m4", at(start, 0), "300.00", "RUB")
+    assert (late["late"], late["period_id"]) == (True, current_month_id())
+    last_month, this_month = period(operator, month), period(operator, current_month_id())
+    assert (partner(last_month, "skyair")["new_members"], last_month["coalition"]["new_members"]) == (2, 4)
+    assert (partner(this_month, "aroma")["new_members"], this_month["coalition"]["new_members"]) == (0, 0)
+
+
 def test_a_closed_period_is_not_counted_again(operator, database, month):
     close(operator, month)
     period(operator, month)
-    with database.transaction() as session:  # one more active member in the kept counts
-        row = session.get(models.Period, month)
-        counts = json.loads(row.activity)
-        counts["visits"] = [[p, {**v, "active_members": v["active_members"] + 1}] for p, v in counts["visits"]]
-        row.activity = json.dumps(counts)
+    doctor_kept_counts(database, month, version=kpi_service.COUNTS_VERSION)  # one more active member
     figures = period(operator, month)
     assert (figures["coalition"]["active_members"], partner(figures, "aroma")["active_members"]) == (4, 3)
+
+
+def test_counts_kept_by_another_version_of_the_counting_are_counted_again(operator, database, month):
+    close(operator, month)
+    period(operator, month)
+    doctor_kept_counts(database, month, version=kpi_service.COUNTS_VERSION - 1)
+    figures = period(operator, month)
+    assert (figures["coalition"]["active_members"], partner(figures, "aroma")["active_members"]) == (3, 2)
+    assert json.loads(kept_activity(database, month))["version"] == kpi_service.COUNTS_VERSION
+
+
+def doctor_kept_counts(database, period_id: str, version: int) -> None:
+    """One more active member everywhere in the counts kept on the period, under ``version``."""
+    with database.transaction() as session:
+        row = session.get(models.Period, period_id)
+        counts = json.loads(row.activity)
+        counts["visits"] = [[p, {**v, "active_members": v["active_members"] + 1}] for p, v in counts["visits"]]
+        row.activity = json.dumps({**counts, "version": version})
 
 
 def kept_activity(database, period_id: str):
@@ -349,7 +381,8 @@ def test_without_a_key_kpis_are_unauthorised(client):
 
 
 def test_a_malformed_period_id_is_invalid(operator, month):
-    kpis(operator, 422, period_id="2026-13")
+    errors = kpis(operator, 422, period_id="2026-13")["errors"]
+    assert errors == {"query": {"period_id": ["'2026-13' is not a monthly period id"]}}
 
 
 def test_a_period_before_the_ledger_is_not_found(operator, month):
