@@ -453,6 +453,14 @@ def test_concurrent_burn_reversals_restore_at_most_the_burn(shared):
 # --------------------------------------------------------------------------- 4b. earn reversals
 
 
+def earn_of_100_points(http, external_id: str, member_id: str) -> dict:
+    """An aroma earn of 1000.00 RUB two days ago: 1000 × 0.1 = 100 points."""
+    earn = expect(http.post("/api/v1/transactions", json=earn_body(
+        external_id, member_id, "aroma", "1000.00", days_ago(2))))
+    assert earn["points"] == 100
+    return earn
+
+
 def earn_reversal_body(external_id, original_external_id, occurred_at, **amount_or_points) -> dict:
     return {"external_id": external_id, "type": "earn_reversal", "partner_id": "aroma",
             "original_external_id": original_external_id, "occurred_at": occurred_at, **amount_or_points}
@@ -469,9 +477,7 @@ def test_concurrent_earn_reversals_take_back_at_most_the_earn(shared):
     points: the lot, the member's only one, is empty, so the balance is 0.
     """
     server, http, operator_key = shared.server, shared.http, shared.key
-    earn = expect(http.post("/api/v1/transactions", json=earn_body(
-        "erev-earn", "m-erev", "aroma", "1000.00", days_ago(2))))
-    assert earn["points"] == 100
+    earn = earn_of_100_points(http, "erev-earn", "m-erev")
     occurred_at = days_ago(1)
 
     def reverse(index):
@@ -519,9 +525,7 @@ def test_concurrent_burns_and_earn_reversals_never_take_more_than_the_earn(share
     back ≤ 100, and the balance is 100 − burned − taken back.
     """
     server, http, operator_key = shared.server, shared.http, shared.key
-    earn = expect(http.post("/api/v1/transactions", json=earn_body(
-        "erev-mix-earn", "m-erev-mix", "aroma", "1000.00", days_ago(2))))
-    assert earn["points"] == 100
+    earn = earn_of_100_points(http, "erev-mix-earn", "m-erev-mix")
     occurred_at = days_ago(1)
 
     def burn(index):
