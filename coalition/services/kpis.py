@@ -98,7 +98,7 @@ def _activity(session, chosen: list[dict]) -> dict:
                 models.Period.id.in_(closed_ids), models.Period.activity.is_not(None)
             )
         )
-        if (counts := json.loads(text))["version"] == COUNTS_VERSION
+        if (counts := json.loads(text)).get("version") == COUNTS_VERSION
     }
     counting = [period["id"] for period in chosen if period["id"] not in kept]
     gathered = {"visits": {}, "purchases": {}, "new_members": {}}
@@ -106,13 +106,13 @@ def _activity(session, chosen: list[dict]) -> dict:
         gathered["visits"] = kpi_aggregates.member_activity(session, counting)
         gathered["purchases"] = kpi_aggregates.purchases(session, counting)
         gathered["new_members"] = kpi_aggregates.new_members(session, counting)
-    for period_id in set(closed_ids) - kept.keys():
-        # a concurrent request keeping the same counts first is harmless
-        session.execute(
-            update(models.Period)
-            .where(models.Period.id == period_id)
-            .values(activity=_counts_to_keep(gathered, period_id))
-        )
+    for period_id in closed_ids:  # in period order, as a concurrent request writes them too
+        if period_id not in kept:
+            session.execute(
+                update(models.Period)
+                .where(models.Period.id == period_id)
+                .values(activity=_counts_to_keep(gathered, period_id))
+            )
     for period_id, counts in kept.items():
         _add_kept_counts(gathered, period_id, counts)
     return gathered

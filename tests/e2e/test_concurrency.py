@@ -715,6 +715,17 @@ def test_close_racing_with_postings(server, http, operator_key):
     periods = {p["id"]: p["status"] for p in expect(http.get("/api/v1/periods"), 200)}
     assert (periods[x], periods[x_next]) == ("closed", "open")
 
+    # X's KPIs, first asked for by 8 clients at once (each counts and keeps them): one answer.
+    def kpis_of_x(caller):
+        return Reply.of(caller.get("/api/v1/kpis", query_string={"period_id": x}))
+
+    kpi_replies = in_parallel(server.url, operator_key, [kpis_of_x] * 8, threads=8)
+    assert {reply.status for reply in kpi_replies} == {200}, diagnose(server, kpi_replies)
+    assert len({reply.content for reply in kpi_replies}) == 1
+    (figures,) = kpi_replies[0].body["periods"]
+    assert (figures["status"], figures["coalition"]["points_issued"]) == ("closed", sum(issued_in.values()))
+    assert http.get("/api/v1/kpis", query_string={"period_id": x}).content == kpi_replies[0].content
+
 
 # --------------------------------------------------------------------------- 6. expiry twice at once
 
