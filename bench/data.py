@@ -129,7 +129,6 @@ PARTNERS = (
 FX = {"RUB": "0.0110", "CZK": "0.0400", "GBP": "1.1500", "JPY": "0.0062", "USD": "0.9200"}
 REDEMPTION = "0.01"
 FEE = "0.0005"
-BASE_CURRENCY = "EUR"
 
 
 @dataclass
@@ -169,14 +168,10 @@ class World:
     partners: dict[str, PartnerRuntime]
     operator_key: str
     rates_from: datetime
-    coalition_fee: tuple[int | None, str | None] = (None, None)
 
     @property
     def partner_ids(self) -> list[str]:
         return list(self.partners)
-
-    def currencies(self) -> list[str]:
-        return sorted({p.spec.currency for p in self.partners.values()})
 
 
 class ApiError(RuntimeError):
