@@ -1,5 +1,8 @@
 """Scheduled jobs (SPEC §9): expiry every hour, auto-close checked every 15 minutes.
 
+After each auto-close check the same job counts and keeps the KPI counts of
+closed periods that lack them (:func:`coalition.services.kpis.keep_closed_counts`).
+
 Each job runs its use case under a database lock (a PostgreSQL advisory
 lock; SQLite serialises writers by itself), so with several service
 instances running, one instance does the work and the others skip it.
@@ -12,7 +15,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 
 from coalition import database_of
-from coalition.services import expiry, settlement
+from coalition.services import expiry, kpis, settlement
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +47,11 @@ def run_expiry(database) -> None:
 
 
 def run_auto_close(database) -> None:
-    holding_job_lock(
-        database, "auto_close", lambda: settlement.auto_close(database, datetime.now(UTC))
-    )
+    def close_and_count() -> None:
+        settlement.auto_close(database, datetime.now(UTC))
+        kpis.keep_closed_counts(database)
+
+    holding_job_lock(database, "auto_close", close_and_count)
 
 
 def start(app) -> BackgroundScheduler:

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from coalition import jobs
 from coalition.db import models
 from coalition.services import expiry
 from coalition.services import kpis as kpi_service
@@ -237,6 +238,15 @@ def test_a_late_earn_backdated_before_a_members_first_lot_does_not_make_them_new
     last_month, this_month = period(operator, month), period(operator, current_month_id())
     assert (partner(last_month, "skyair")["new_members"], last_month["coalition"]["new_members"]) == (2, 4)
     assert (partner(this_month, "aroma")["new_members"], this_month["coalition"]["new_members"]) == (0, 0)
+
+
+def test_the_auto_close_job_keeps_the_counts_of_closed_periods(operator, database, month):
+    before = period(operator, month)
+    close(operator, month)
+    jobs.run_auto_close(database)  # this month has not ended: it closes nothing, and counts last month
+    assert json.loads(kept_activity(database, month))["version"] == kpi_service.COUNTS_VERSION
+    assert kpi_service.keep_closed_counts(database) == 0
+    assert {**period(operator, month), "status": "open"} == before
 
 
 def test_a_closed_period_is_not_counted_again(operator, database, month):
