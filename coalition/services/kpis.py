@@ -7,8 +7,9 @@ and hands them over. The points figures are the settlement's own
 outstanding are read from the settlement stored at close, so a closed
 period's KPIs agree with its statements to the point.
 
-A closed period's member counts are kept on the period by the first
-request after its close (:func:`_activity`): a GET that writes, once.
+A closed period's member counts are counted once and kept on the period,
+by the auto-close job or by the first request that needs them
+(:func:`_activity`): a GET may write, once a period.
 
 Isolation (SPEC §4) is decided by :func:`coalition.services.queries.visible_partner`:
 a key bound to a partner gets its own partner's figures only: not the
@@ -86,9 +87,9 @@ def _activity(session, chosen: list[dict]) -> dict:
 
     A closed period's counts never change (its transactions are final, and
     new members are ranked by period first), so they are kept on the period
-    the first time they are asked for and read back after that: this GET
-    writes. The other periods are counted now, together, in a few
-    set-based queries.
+    by the auto-close job (:func:`keep_closed_counts`) or else by the first
+    request that needs them, and read back after that: a GET may write. The
+    other periods are counted now, together, in a few set-based queries.
     """
     closed_ids = [period["id"] for period in chosen if period["status"] == "closed"]
     kept = {
