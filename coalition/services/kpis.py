@@ -92,13 +92,9 @@ def _activity(session, chosen: list[dict]) -> dict:
     other periods are counted now, together, in a few set-based queries.
     """
     closed_ids = [period["id"] for period in chosen if period["status"] == "closed"]
-    kept = {
-        period_id: counts
-        for period_id, text in session.execute(
-            select(models.Period.id, models.Period.activity).where(models.Period.id.in_(closed_ids))
-        )
-        if (counts := _kept_counts(text)) is not None
-    }
+    # the rows listing the periods loaded: no query of their own
+    closed = [session.get(models.Period, period_id) for period_id in closed_ids]
+    kept = {row.id: counts for row in closed if (counts := _kept_counts(row.activity)) is not None}
     counting = [period["id"] for period in chosen if period["id"] not in kept]
     gathered = {"visits": {}, "purchases": {}, "new_members": {}}
     if counting:
