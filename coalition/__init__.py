@@ -25,6 +25,7 @@ def create_app(config: dict | None = None) -> Flask:
     from coalition import api
 
     app.url_map.converters["default"] = api.PathSegment
+    app.url_map.converters["int"] = api.AsciiInteger
     api.init_app(app)
 
     from coalition import console

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from itertools import islice
 
 import click
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from coalition import auth, config, create_app, database_of
 from coalition.db import migrate
@@ -35,17 +36,31 @@ def _database(*, upgrade=False):
     The others use the database as it is; on one without the newest schema
     they say how to get it instead of failing on a missing table.
     """
-    database = database_of(create_app())
     try:
-        if upgrade:
-            migrate.upgrade(database)
-        elif not migrate.is_current(database):
-            raise click.ClickException(
-                "the database does not have the newest schema: run `coalition db upgrade` first"
-            )
+        database = database_of(create_app())
+    except (ArgumentError, ImportError) as error:  # not a URL, no such dialect, no driver
+        raise click.ClickException(f"COALITION_DATABASE_URL cannot be used: {error}")
+    try:
+        _check_schema(database, upgrade)
         yield database
     finally:
         database.dispose()
+
+
+def _check_schema(database, upgrade: bool) -> None:
+    """Upgrade the schema, or check it is the newest; the first statements any
+    command sends, so a database that cannot be opened is reported here."""
+    try:
+        if upgrade:
+            migrate.upgrade(database)
+        current = upgrade or migrate.is_current(database)
+    except DBAPIError as error:  # unreachable, not a database, no such directory
+        shown = database.engine.url.render_as_string(hide_password=True)
+        raise click.ClickException(f"cannot open the database {shown}: {error.orig}")
+    if not current:
+        raise click.ClickException(
+            "the database does not have the newest schema: run `coalition db upgrade` first"
+        )
 
 
 class Group(click.Group):
@@ -109,8 +124,8 @@ def expire():
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, type=int)
-@click.option("--workers", default=2, show_default=True, type=int)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
 @click.option("--no-scheduler", is_flag=True, help="do not run the expiry and auto-close jobs")
 def serve(host, port, workers, no_scheduler):
     """Migrate, then serve the API (gunicorn) with the scheduler."""

@@ -1,7 +1,8 @@
 """Scheduled jobs (SPEC §9): expiry every hour, auto-close checked every 15 minutes.
 
 After each auto-close check the same job counts and keeps the KPI counts of
-closed periods that lack them (:func:`coalition.services.kpis.keep_closed_counts`).
+closed periods that lack them (:func:`coalition.services.kpis.keep_closed_counts`),
+also when the close was refused (a missing fx rate, logged as a warning).
 
 Each job runs its use case under a database lock (a PostgreSQL advisory
 lock; SQLite serialises writers by itself), so with several service
@@ -15,6 +16,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 
 from coalition import database_of
+from coalition.domain.errors import CoalitionError
 from coalition.services import expiry, kpis, settlement
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,11 @@ def run_expiry(database) -> None:
 
 def run_auto_close(database) -> None:
     def close_and_count() -> None:
-        settlement.auto_close(database, datetime.now(UTC))
+        try:
+            settlement.auto_close(database, datetime.now(UTC))
+        except CoalitionError as refused:
+            # the operator's to fix (a missing fx rate): one line at each check, not a traceback
+            log.warning("auto-close refused, tried again at the next check: %s", refused.message)
         kpis.keep_closed_counts(database)
 
     holding_job_lock(database, "auto_close", close_and_count)

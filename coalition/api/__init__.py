@@ -17,7 +17,7 @@ from flask import current_app, g, request, send_from_directory
 from webargs.flaskparser import FlaskParser
 from werkzeug.exceptions import HTTPException, UnsupportedMediaType
 from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.routing import BaseConverter
+from werkzeug.routing import BaseConverter, IntegerConverter
 
 from coalition import auth, database_of
 from coalition.api.fields import MEMBER_ID_LENGTH, DecimalString, ExponentDecimal
@@ -77,6 +77,13 @@ class PathSegment(BaseConverter):
     """The default URL converter, refusing NUL (which no database can store) and huge segments."""
 
     regex = "[^/\x00]{1,200}"
+
+
+class AsciiInteger(IntegerConverter):
+    """The ``int`` URL converter, in ASCII digits only. werkzeug's ``\\d`` also matches
+    other scripts' digits, which ``int()`` reads: ``/statements/١`` would be statement 1."""
+
+    regex = "[0-9]+"
 
 
 class MemberId(BaseConverter):

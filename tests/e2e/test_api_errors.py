@@ -403,6 +403,13 @@ def test_malformed_or_huge_transaction_ids_are_404(coalition, transaction_id):
     assert_error(coalition.get(f"/api/v1/transactions/{transaction_id}"), 404)
 
 
+@pytest.mark.parametrize("digits", ["٠١٢٣٤٥٦٧٨٩", "０１２３４５６７８９", "߀߁߂߃߄߅߆߇߈߉"], ids=["arabic-indic", "fullwidth", "nko"])
+def test_an_id_written_in_another_scripts_digits_is_404_not_the_transaction(coalition, digits):
+    # int() reads "١" as 1: only ASCII digits name a transaction
+    transaction_id = str(expect(earn(coalition, "t1", "m1", "1000.00"))["id"])
+    assert coalition.get(f"/api/v1/transactions/{transaction_id}").status_code == 200
+    assert_error(coalition.get(f"/api/v1/transactions/{transaction_id.translate(str.maketrans('0123456789', digits))}"), 404)
+
 @pytest.mark.parametrize("cursor", [str(2**31), str(2**63), "9" * 32])
 def test_huge_cursor_on_transactions_is_a_clean_answer(coalition, cursor):
     expect(earn(coalition, "t1", "m1", "1000.00"))

@@ -37,6 +37,7 @@ from tests.e2e.settlement_world import (
     burn,
     close,
     current_month_id,
+    day_in_past,
     earn,
     expect,
     post,
@@ -247,6 +248,28 @@ def test_the_auto_close_job_keeps_the_counts_of_closed_periods(operator, databas
     assert json.loads(kept_activity(database, month))["version"] == kpi_service.COUNTS_VERSION
     assert kpi_service.keep_closed_counts(database) == 0
     assert {**period(operator, month), "status": "open"} == before
+
+
+def test_an_auto_close_refused_for_a_missing_rate_is_one_warning_and_the_job_still_counts(
+        operator, database, caplog):
+    # daily periods: three days ago is closed by hand (its counts not yet kept); two days ago
+    # has ended, but a JPY partner joined without an fx rate, so the job cannot close it
+    expect(operator.put("/api/v1/settings", json={"period": "daily", "auto_close_after_hours": 0}), 200)
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    (closed_day, closed_id), (_, refused_id) = day_in_past(3), day_in_past(2)
+    earn(operator, "e-1", "skyair", "m1", at(closed_day, 0), "10.00", "EUR")
+    earn(operator, "e-2", "skyair", "m2", at(closed_day, 1), "10.00", "EUR")
+    close(operator, closed_id)
+    add_partner(operator, "ramen", "Tokyo Ramen", "cafe", "JPY")
+    with caplog.at_level("WARNING", logger="coalition.jobs"):
+        jobs.run_auto_close(database)
+    (warning,) = [record for record in caplog.records if record.name == "coalition.jobs"]
+    assert (warning.levelname, warning.exc_info) == ("WARNING", None)  # one line, no traceback
+    assert "no fx rate" in warning.getMessage() and "JPY" in warning.getMessage()
+    statuses = {p["id"]: p["status"] for p in expect(operator.get("/api/v1/periods"), 200)}
+    assert (statuses[closed_id], statuses[refused_id]) == ("closed", "open")
+    assert json.loads(kept_activity(database, closed_id))["version"] == kpi_service.COUNTS_VERSION
 
 
 def test_a_closed_period_is_not_counted_again(operator, database, month):

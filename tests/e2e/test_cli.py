@@ -428,3 +428,50 @@ def test_db_upgrade_then_the_same_command_runs(tmp_path, monkeypatch):
     assert runner.invoke(main, ["db", "upgrade"]).exit_code == 0
     result = runner.invoke(main, ["expire"])
     assert (result.exit_code, result.output.strip()) == (0, "expired 0 lots")
+
+
+def _url_cases(tmp_path):
+    not_a_database = tmp_path / "notes.txt"
+    not_a_database.write_text("not a database", encoding="utf-8")
+    return {
+        "a file that is not a database": (
+            f"sqlite:///{not_a_database}", "Error: cannot open the database sqlite:///", "file is not a database"),
+        "a directory that does not exist": (
+            f"sqlite:///{tmp_path / 'missing' / 'x.sqlite3'}", "Error: cannot open the database", "unable to open"),
+        "a server that does not answer": (
+            "postgresql://coalition:s3cret@127.0.0.1:1/x", "Error: cannot open the database postgresql", "127.0.0.1"),
+        "not a URL": ("no scheme here", "Error: COALITION_DATABASE_URL cannot be used", "Could not parse"),
+        "no such dialect": ("bogus://x", "Error: COALITION_DATABASE_URL cannot be used", "bogus"),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["a file that is not a database", "a directory that does not exist", "a server that does not answer",
+     "not a URL", "no such dialect"],
+)
+@pytest.mark.parametrize("args", [("db", "upgrade"), ("close", "2026-10"), ("demo",)], ids=" ".join)
+def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path, monkeypatch, case, args):
+    url, message, detail = _url_cases(tmp_path)[case]
+    monkeypatch.setenv("COALITION_DATABASE_URL", url)
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 1
+    assert result.stderr.startswith(message)
+    assert detail in result.stderr
+    assert "s3cret" not in result.output  # a password in the URL is not printed
+    assert "Traceback" not in result.output
+    assert isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize(
+    ("option", "value"), [("--port", "99999"), ("--port", "0"), ("--workers", "0")]
+)
+def test_serve_refuses_a_port_or_worker_count_it_cannot_use_before_starting(
+    tmp_path, monkeypatch, option, value
+):
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    monkeypatch.setattr("coalition.server.run", lambda *args: pytest.fail("serve started"))
+    result = CliRunner().invoke(main, ["serve", option, value])
+    assert result.exit_code == 2  # click's usage error
+    assert f"Invalid value for '{option}'" in result.stderr
+    assert not (tmp_path / "db.sqlite3").exists()  # refused before touching the database

@@ -122,6 +122,16 @@ def test_a_download_is_tagged_with_the_statement_hash_as_an_etag(operator, aroma
     assert response.headers["ETag"] == f'"{aroma_statement["sha256"]}"'  # RFC 9110: quoted
 
 
+
+@pytest.mark.parametrize("document", ["pdf", "csv"])
+def test_a_client_holding_the_download_gets_304_and_a_stale_one_the_bytes(operator, aroma_statement, document):
+    path = f"/api/v1/statements/{aroma_statement['id']}/{document}"
+    full = operator.get(path)
+    held = operator.client.get(path, headers={**operator.headers, "If-None-Match": full.headers["ETag"]})
+    assert (held.status_code, held.data, held.headers["ETag"]) == (304, b"", f'"{aroma_statement["sha256"]}"')
+    stale = operator.client.get(path, headers={**operator.headers, "If-None-Match": '"' + "0" * 64 + '"'})
+    assert (stale.status_code, stale.data) == (200, full.data)
+
 def test_json_content_type(operator, aroma_statement):
     response = operator.get(f"/api/v1/statements/{aroma_statement['id']}")
     assert response.headers.getlist("Content-Type") == ["application/json"]
