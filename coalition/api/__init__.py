@@ -14,8 +14,9 @@ import flask_smorest
 import marshmallow
 import swagger_ui_bundle
 from flask import current_app, g, request, send_from_directory
+from gunicorn.http.errors import ParseException
 from webargs.flaskparser import FlaskParser
-from werkzeug.exceptions import HTTPException, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import BaseConverter, IntegerConverter
 
@@ -41,8 +42,11 @@ class DecimalJSONParser(FlaskParser):
 
     Every body the parser cannot read is malformed JSON (400) in the one
     shape webargs gives a JSONDecodeError: also one nested deeper than the
-    decoder recurses (RecursionError) and an integer longer than int() reads
-    (ValueError past 4,300 digits), which webargs would let through as a 500.
+    decoder recurses (RecursionError), an integer longer than int() reads
+    (ValueError past 4,300 digits) and a number whose exponent Decimal cannot
+    hold (``1e99999999999999999999``: InvalidOperation), which webargs would
+    let through as a 500. A body the server cannot even read (a broken
+    chunked encoding, as gunicorn reports it) is a bad request (400) too.
     """
 
     # a misspelt filter (?partner=aroma) is refused, not ignored to list everything
@@ -53,11 +57,11 @@ class DecimalJSONParser(FlaskParser):
     }
 
     def _raw_load_json(self, req):
+        data = _body(req)
         if not req.is_json:
-            if req.get_data(cache=True):
+            if data:
                 raise UnsupportedMediaType("send the body as application/json")
             return super()._raw_load_json(req)
-        data = req.get_data(cache=True)
 
         def unreadable(reason):
             return json.JSONDecodeError(reason, data.decode(errors="replace"), 0)
@@ -69,8 +73,17 @@ class DecimalJSONParser(FlaskParser):
             return json.loads(data, parse_float=read_number, parse_constant=reject)
         except json.JSONDecodeError:
             raise  # an empty body among them, which webargs reads as no body
+        except ArithmeticError:  # Decimal cannot hold the exponent (InvalidOperation)
+            raise unreadable("a number's exponent is too large to read") from None
         except (ValueError, RecursionError) as error:
             raise unreadable(str(error)) from None
+
+
+def _body(req) -> bytes:
+    try:
+        return req.get_data(cache=True)
+    except ParseException as error:
+        raise BadRequest(f"the request body could not be read: {error}") from None
 
 
 class PathSegment(BaseConverter):

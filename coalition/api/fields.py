@@ -110,12 +110,22 @@ def Points(**kwargs):
     return fields.Integer(strict=True, validate=validate.Range(min=1, max=10**12), **kwargs)
 
 
+class WholeMatch(validate.Regexp):
+    """``validate.Regexp`` over the whole value. Its ``match`` lets ``$`` match before a
+    final newline, so ``"aroma\\n"`` passed for a slug; the pattern stays as documented."""
+
+    def __call__(self, value: str) -> str:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
 def Currency(**kwargs):
     return fields.String(
-        validate=validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code"), **kwargs
+        validate=WholeMatch(r"^[A-Z]{3}$", error="must be an ISO 4217 code"), **kwargs
     )
 
 
-PartnerId = validate.Regexp(
+PartnerId = WholeMatch(
     r"^[a-z0-9][a-z0-9-]{1,62}$", error="must be a slug: a-z, 0-9 and '-', 2 to 63 characters"
 )

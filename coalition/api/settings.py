@@ -18,7 +18,9 @@ class SettingsSchema(Schema):
     timezone = fields.String(validate=validate.Length(1, 64))
     period = fields.String(validate=validate.OneOf(periods.KINDS))
     points_ttl_days = fields.Integer(strict=True, validate=validate.Range(1, 36500))
-    max_backdate_days = fields.Integer(strict=True, validate=validate.Range(0, 3650))
+    max_backdate_days = fields.Integer(
+        strict=True, validate=validate.Range(0, settings_service.MAX_BACKDATE_DAYS)
+    )
     auto_close_after_hours = fields.Integer(strict=True, validate=validate.Range(0, 8760))
 
 

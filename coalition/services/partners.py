@@ -3,6 +3,7 @@
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 
 from coalition.db import models
 from coalition.domain import money
@@ -20,14 +21,18 @@ def _check(fields: dict) -> None:
 
 
 def create(session, fields: dict) -> models.Partner:
+    """A new partner; its id taken already, by now or by a request racing this one → 409."""
     _check(fields)
-    if session.get(models.Partner, fields["id"]) is not None:
-        raise Conflict(f"partner {fields['id']!r} exists already", reason="duplicate_partner")
     partner = models.Partner(
         **{"hold_days": 0, "status": "active", **fields}, created_at=datetime.now(UTC)
     )
-    session.add(partner)
-    session.flush()
+    try:
+        with session.begin_nested():  # a savepoint: the primary key decides, not a read before
+            session.add(partner)
+    except IntegrityError:
+        raise Conflict(
+            f"partner {fields['id']!r} exists already", reason="duplicate_partner"
+        ) from None
     return partner
 
 

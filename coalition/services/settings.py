@@ -6,6 +6,9 @@ from coalition.db import models
 from coalition.domain import money, periods
 from coalition.domain.errors import Conflict, Invalid
 
+# the most max_backdate_days can be: no posting is ever dated further back than this
+MAX_BACKDATE_DAYS = 3650
+
 
 def load(session) -> models.Settings:
     return session.get(models.Settings, 1)

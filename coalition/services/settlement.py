@@ -144,6 +144,10 @@ def close(session, period_id: str, now: datetime) -> dict:
     last = period_service.last_closed(session)
     if last is not None and target.start < last.end:
         raise NotFound(f"period {target.id} precedes the ledger and was never settled")
+    if last is None and _before_any_posting(session, target, now):
+        raise NotFound(
+            f"period {target.id} precedes the ledger: no transaction is, or can ever be, dated in it"
+        )
     first = _first_open(session, config, last, target)
     expiry.expire_before(session, target.end, now)
     for period in periods.between(first, target, config.period, config.timezone):
@@ -168,6 +172,19 @@ def auto_close(database, now: datetime) -> str | None:
     if target is not None:
         database.run(close, target, now)
     return target
+
+
+def _before_any_posting(session, period: periods.Period, now: datetime) -> bool:
+    """Whether the period ended before the ledger's first transaction and more than
+    ``MAX_BACKDATE_DAYS`` ago, where no posting can ever be dated.
+
+    A first close there would settle nothing and make every close after it
+    start there: closing year 1 left the next close ten thousand weeks to
+    close in one transaction.
+    """
+    horizon = now - timedelta(days=settings_service.MAX_BACKDATE_DAYS)
+    earliest = aggregates.first_occurrence(session)
+    return period.end <= horizon and (earliest is None or period.end <= earliest)
 
 
 def _first_open(session, config, last, target) -> periods.Period:

@@ -74,8 +74,12 @@ def test_malformed_json_on_settings_is_400_and_changes_nothing(coalition):
         ("/api/v1/transactions/batch", '{"transactions": [' + "[" * 100_000 + "]" * 100_000 + "]}"),
         ("/api/v1/transactions", '{"type": "bonus", "points": ' + "7" * 5000 + "}"),  # past int()'s digit limit
         ("/api/v1/partners", '{"hold_days": ' + "9" * 5000 + "}"),
+        ("/api/v1/transactions", '{"type": "earn", "amount": 1e99999999999999999999}'),  # Decimal's Emax
+        ("/api/v1/transactions/batch", '{"transactions": [{"amount": 1e-99999999999999999999}]}'),
+        ("/api/v1/rates", '{"kind": "fee", "value": 2E99999999999999999999}'),
     ],
-    ids=["deep", "deep-in-a-batch", "5000-digit-points", "5000-digit-hold-days"],
+    ids=["deep", "deep-in-a-batch", "5000-digit-points", "5000-digit-hold-days", "huge-exponent",
+         "huge-negative-exponent-in-a-batch", "huge-exponent-in-a-rate"],
 )
 def test_json_the_parser_cannot_read_is_400_like_any_malformed_json(coalition, path, text):
     malformed = assert_error(raw_post(coalition, path, "{bad json}"), 400)

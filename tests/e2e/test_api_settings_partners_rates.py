@@ -162,13 +162,21 @@ def test_partner_slug_accepts_valid_ids(operator, slug):
 
 @pytest.mark.parametrize(
     "slug",
-    ["a", "Aroma", "-aroma", "aroma_cafe", "aroma cafe", "кофе", "a" * 64, "aroma\x00", "", "aroma/x"],
+    ["a", "Aroma", "-aroma", "aroma_cafe", "aroma cafe", "кофе", "a" * 64, "aroma\x00", "", "aroma/x",
+     "aroma\n"],  # a final newline: a regex's $ matches before it
     ids=repr,
 )
 def test_partner_slug_violations_are_422(operator, slug):
     response = operator.post("/api/v1/partners", json={"id": slug, "name": "X", "category": "cafe", "currency": "RUB"})
     assert response.status_code == 422, response.get_json()
-    assert "errors" in response.get_json()
+    assert "id" in response.get_json()["errors"]["json"]
+
+
+def test_a_currency_code_with_a_final_newline_is_422(operator):
+    response = operator.post("/api/v1/partners", json={"id": "aroma", "name": "X", "category": "cafe", "currency": "RUB\n"})
+    assert response.status_code == 422, response.get_json()
+    assert "currency" in response.get_json()["errors"]["json"]
+    assert operator.get("/api/v1/partners/aroma").status_code == 404
 
 
 def test_duplicate_partner_id_is_409(operator):

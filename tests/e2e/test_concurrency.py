@@ -413,6 +413,22 @@ def test_concurrent_different_bodies_one_wins(shared):
     assert expect(http.get("/api/v1/members/m-conflict/balance"), 200)["available"] == winner.body["points"]
 
 
+
+def test_one_partner_created_twenty_times_at_once_is_one_201_and_nineteen_409(shared):
+    """Each request may find the id free before any has inserted it: the primary key decides."""
+    server, http, operator_key = shared.server, shared.http, shared.key
+    bodies = [{"id": "racer", "name": f"Racer {index}", "category": "shop", "currency": "EUR"}
+              for index in range(20)]
+    replies = in_parallel(server.url, operator_key,
+                          [lambda caller, body=body: Reply.of(caller.post("/api/v1/partners", json=body))
+                           for body in bodies])
+    why = diagnose(server, replies)
+    assert Counter(reply.status for reply in replies) == Counter({201: 1, 409: 19}), why
+    assert {reply.reason for reply in replies if reply.status == 409} == {"duplicate_partner"}
+    (created,) = [reply.body for reply in replies if reply.status == 201]
+    assert expect(http.get("/api/v1/partners/racer"), 200)["name"] == created["name"]
+
+
 # --------------------------------------------------------------------------- 4. burn reversals
 
 

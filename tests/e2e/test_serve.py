@@ -6,8 +6,10 @@ locked" or hung. Now the master never opens the database: the scheduler is a
 process of its own, and every write succeeds.
 """
 
+import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -119,3 +121,27 @@ def test_a_stopped_server_stops_its_scheduler_and_says_nothing_amiss(served):
     assert process.wait(timeout=15) == 0, log_path.read_text()
     assert not Path(f"/proc/{scheduler}").exists(), "the scheduler outlived the server"
     assert "Traceback" not in log_path.read_text(), log_path.read_text()
+
+
+@pytest.mark.parametrize(
+    "chunks", [b"zz\r\n", b"2\r\n{}XX0\r\n\r\n", b"2;\x01\r\n{}\r\n0\r\n\r\n"],
+    ids=["bad-size", "no-terminator", "bad-extension"],
+)
+def test_a_body_whose_chunked_encoding_is_broken_is_400_not_500(served, chunks):
+    # gunicorn reports the broken encoding only when the service reads the body
+    url, key, _, log_path = served
+    host, port = url.removeprefix("http://").split(":")
+    request = (
+        f"POST /api/v1/transactions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode() + chunks
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        connection.shutdown(socket.SHUT_WR)
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 BAD REQUEST", reply
+    assert json.loads(body)["code"] == 400
+    assert "Traceback" not in log_path.read_text()

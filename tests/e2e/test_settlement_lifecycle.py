@@ -117,6 +117,21 @@ def test_refused_close_of_current_period_closes_nothing(operator):
     assert statements(operator) == []
 
 
+def test_a_first_close_where_no_posting_can_ever_be_dated_is_404_and_closes_nothing(operator):
+    # max_backdate_days is at most 3650: a day that ended more than 3650 days ago can hold
+    # no transaction; closing it would make every later close start there
+    expect(operator.put("/api/v1/settings", json={"period": "daily"}), 200)
+    _, too_old = day_in_past(3651)  # ends at today − 3650 days, 00:00, before now − 3650 days
+    _, oldest = day_in_past(3650)  # ends after it: a posting backdated 3650 days lands in it
+    for period_id in (too_old, "0001-01-01"):
+        response = operator.post(f"/api/v1/settlements/{period_id}/close")
+        assert response.status_code == 404, response.get_json()
+        assert "precedes the ledger" in response.get_json()["message"]
+    assert expect(operator.get("/api/v1/periods"), 200)[0]["status"] == "open"
+    assert statements(operator) == []
+    close(operator, oldest)
+    assert _periods(operator)[0] == (oldest, "closed")
+
 def _month_without_fx(operator) -> str:
     """aroma (RUB) and hotel (CZK) trade in the previous month; no fx rate exists at all."""
     start, _, period_id = previous_month()
