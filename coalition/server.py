@@ -6,14 +6,21 @@ opens the database, so no database connection crosses a fork (SQLite forbids
 it, and an inherited connection closed in a child silently drops that
 child's file locks). The jobs take a database lock, so several ``serve``
 processes may run side by side.
+
+A request gunicorn refuses before Flask sees it (a request line over 4 KB,
+a raw non-ASCII byte in the path, a header too large) is answered in JSON
+too, by :class:`Worker` (SPEC §10: every error is JSON).
 """
 
+import json
 import os
 import signal
 import time
 import traceback
 
+from gunicorn import util
 from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import ThreadWorker
 
 from coalition import create_app
 
@@ -82,11 +89,34 @@ def _run_scheduler(master_pid: int) -> None:
         scheduler.shutdown(wait=False)
 
 
+class Worker(ThreadWorker):
+    """gunicorn's threaded worker, writing the errors gunicorn answers itself as JSON.
+
+    gunicorn has no setting for the body of those answers: they are the HTML
+    of ``gunicorn.util.write_error``, which its worker calls by name, so each
+    worker process replaces that function with :func:`write_json_error`.
+    """
+
+    def init_process(self):
+        util.write_error = write_json_error
+        super().init_process()
+
+
+def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
+    """What ``gunicorn.util.write_error`` sends, with the API's error body (SPEC §10)."""
+    body = json.dumps({"code": status_int, "status": reason, "message": mesg or reason}).encode()
+    head = (
+        f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
 def run(host: str, port: int, workers: int, scheduler: bool) -> None:
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "gthread",
+        "worker_class": "coalition.server.Worker",
         "threads": 8,
         "accesslog": "-",
     }

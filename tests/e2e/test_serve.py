@@ -123,18 +123,9 @@ def test_a_stopped_server_stops_its_scheduler_and_says_nothing_amiss(served):
     assert "Traceback" not in log_path.read_text(), log_path.read_text()
 
 
-@pytest.mark.parametrize(
-    "chunks", [b"zz\r\n", b"2\r\n{}XX0\r\n\r\n", b"2;\x01\r\n{}\r\n0\r\n\r\n"],
-    ids=["bad-size", "no-terminator", "bad-extension"],
-)
-def test_a_body_whose_chunked_encoding_is_broken_is_400_not_500(served, chunks):
-    # gunicorn reports the broken encoding only when the service reads the body
-    url, key, _, log_path = served
+def _exchange(url: str, request: bytes) -> tuple[bytes, bytes]:
+    """Send raw bytes, read until the server closes: the status line and the body."""
     host, port = url.removeprefix("http://").split(":")
-    request = (
-        f"POST /api/v1/transactions HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {key}\r\n"
-        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    ).encode() + chunks
     with socket.create_connection((host, int(port)), timeout=10) as connection:
         connection.sendall(request)
         connection.shutdown(socket.SHUT_WR)
@@ -142,6 +133,39 @@ def test_a_body_whose_chunked_encoding_is_broken_is_400_not_500(served, chunks):
         while chunk := connection.recv(65536):
             reply += chunk
     head, _, body = reply.partition(b"\r\n\r\n")
-    assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 BAD REQUEST", reply
+    return head, body
+
+
+@pytest.mark.parametrize(
+    "chunks", [b"zz\r\n", b"2\r\n{}XX0\r\n\r\n", b"2;\x01\r\n{}\r\n0\r\n\r\n"],
+    ids=["bad-size", "no-terminator", "bad-extension"],
+)
+def test_a_body_whose_chunked_encoding_is_broken_is_400_not_500(served, chunks):
+    # gunicorn reports the broken encoding only when the service reads the body
+    url, key, _, log_path = served
+    request = (
+        f"POST /api/v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode() + chunks
+    head, body = _exchange(url, request)
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 BAD REQUEST", head
     assert json.loads(body)["code"] == 400
     assert "Traceback" not in log_path.read_text()
+
+
+@pytest.mark.parametrize(
+    ("request_line", "headers", "status"),
+    [
+        (b"GET /api/v1/members/\xd0\xba\xd0\xb0/balance HTTP/1.1", b"", 400),  # raw UTF-8, not %-encoded
+        (b"GET /api/v1/partners/" + b"a" * 5000 + b" HTTP/1.1", b"", 414),
+        (b"GET /healthz HTTP/1.1", b"X-Big: " + b"a" * 9000 + b"\r\n", 431),
+    ],
+    ids=["raw-utf8-path", "request-line-over-4k", "header-over-8k"],
+)
+def test_what_gunicorn_refuses_before_the_app_is_answered_in_json(served, request_line, headers, status):
+    url, _, _, _ = served
+    head, body = _exchange(url, request_line + b"\r\nHost: x\r\n" + headers + b"Connection: close\r\n\r\n")
+    assert head.split(b"\r\n")[0].startswith(f"HTTP/1.1 {status} ".encode()), head
+    assert b"Content-Type: application/json" in head
+    error = json.loads(body)
+    assert error["code"] == status and error["status"] and error["message"]
