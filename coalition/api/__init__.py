@@ -80,6 +80,7 @@ class DecimalJSONParser(FlaskParser):
 
 
 def _body(req) -> bytes:
+    """The request's body; one whose transfer encoding is broken was never sent (400)."""
     try:
         return req.get_data(cache=True)
     except ParseException as error:

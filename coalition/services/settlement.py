@@ -179,7 +179,7 @@ def _before_any_posting(session, period: periods.Period, now: datetime) -> bool:
     ``MAX_BACKDATE_DAYS`` ago, where no posting can ever be dated.
 
     A first close there would settle nothing and make every close after it
-    start there: closing year 1 left the next close ten thousand weeks to
+    start there: closing year 1 left the next close 105,000 weeks to
     close in one transaction.
     """
     horizon = now - timedelta(days=settings_service.MAX_BACKDATE_DAYS)
