@@ -7,8 +7,9 @@ start, runs the scheduler (unless switched off) and serves with gunicorn.
 
 import csv
 import os
+import signal
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from itertools import islice
 
@@ -24,6 +25,7 @@ IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a tim
 # them (0.7 s) costs what they save (docs/performance.md)
 IMPORT_LANES_FROM = 6000
 IMPORT_LANES_MAX = 8  # by default: each holds a connection, and PostgreSQL needs cores too
+IMPORT_JOBS_MAX = 32  # when asked: each process takes some 80 MB and a database connection
 EXTRA_CELLS = "(cells past the header)"  # the field a row's surplus cells are reported under
 
 
@@ -181,7 +183,7 @@ def demo():
 @click.argument("path", type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--jobs",
-    type=click.IntRange(1),
+    type=click.IntRange(1, IMPORT_JOBS_MAX),
     default=None,
     help=f"processes posting at once (default: one per CPU, at most {IMPORT_LANES_MAX}, "
     f"from {IMPORT_LANES_FROM:,} rows; SQLite: 1)",
@@ -196,8 +198,17 @@ def import_transactions(path, jobs):
     """
     from coalition.services import imports
 
+    if not os.path.isfile(path):  # a pipe cannot be read twice
+        raise click.ClickException(
+            f"{path} is not a regular file: the import reads it twice, to count its rows"
+            " and then to post them; save the data to a file first"
+        )
     counts, stopped = {"created": 0, "replayed": 0, "failed": 0}, False
-    with open(path, newline="", encoding="utf-8-sig") as source, _database() as database:
+    with (
+        open(path, newline="", encoding="utf-8-sig") as source,
+        _database() as database,
+        _terminate_as_interrupt(),
+    ):
         total = _count_rows(source, path)  # for the progress bar
         source.seek(0)
         jobs = _import_jobs(database, jobs, total)
@@ -232,6 +243,21 @@ def import_transactions(path, jobs):
         raise SystemExit(1)
 
 
+@contextmanager
+def _terminate_as_interrupt():
+    """SIGTERM (``kill``, ``timeout``) stops an import as Ctrl-C does: after the slice
+    in flight, saying what was posted, instead of ending it mid-slice in silence."""
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def _import_jobs(database, asked: int | None, total: int) -> int:
     """How many processes post an import of ``total`` rows (``asked`` by ``--jobs``)."""
     if database.dialect == "sqlite":
@@ -255,38 +281,67 @@ def _requests(rows: list) -> list:
 
 
 def _count_rows(source, path) -> int:
-    """The rows after the header; a file that is not UTF-8 is refused here, before any is posted.
+    """The rows after the header, read once before any is posted, so that a file that
+    cannot be read in full (not UTF-8, not CSV) is refused with nothing posted.
 
     A byte-order mark (Excel's "CSV UTF-8") is skipped by the caller's encoding.
     """
     try:
-        return max(sum(1 for values in csv.reader(source) if values) - 1, 0)
+        records = _records(source)
+        _, header = next(records, (1, []))
+        repeated = sorted({name for name in header if header.count(name) > 1})
+        if repeated:
+            raise click.ClickException(
+                f"{path}: the header names {', '.join(repeated)} more than once; nothing was posted"
+            )
+        return sum(1 for _ in records)
     except UnicodeDecodeError as error:
         raise click.ClickException(
             f"{path} is not UTF-8 text ({error.reason}): save it as CSV UTF-8"
         ) from None
+    except _Unreadable as error:
+        raise click.ClickException(f"{path}: {error}; nothing was posted") from None
+    except OSError as error:
+        raise click.ClickException(f"{path} cannot be read: {error}") from None
 
 
-def _csv_rows(source):
-    """Each row of a CSV file after its header, as a dict, with the file line it starts on
-    (a quoted cell may span lines; blank lines are skipped, as csv.DictReader does)."""
-    reader = csv.reader(source)
-    header = next(reader, [])
+class _Unreadable(Exception):
+    """A row the csv module cannot parse, with the line it starts on."""
+
+
+def _records(source):
+    """Each row of a CSV file that is not blank, with the file line it starts on (a quoted
+    cell may span lines). Read strictly, as RFC 4180 writes: a quote left open is an
+    error, not the rest of the file read into one cell."""
+    reader = csv.reader(source, strict=True)
     while True:
-        ended = reader.line_num
-        values = next(reader, None)
+        line = reader.line_num + 1
+        try:
+            values = next(reader, None)
+        except csv.Error as error:
+            raise _Unreadable(f"the row starting on line {line} is not CSV: {error}") from None
         if values is None:
             return
         if values:
-            row = dict(zip(header, values))
-            if len(values) > len(header):
-                row[EXTRA_CELLS] = values[len(header) :]  # reported as an unknown field
-            yield ended + 1, row
+            yield line, values
+
+
+def _csv_rows(source):
+    """Each row of a CSV file after its header, as a dict, with the line it starts on."""
+    records = _records(source)
+    _, header = next(records, (1, []))
+    for line, values in records:
+        row = dict(zip(header, values))
+        if len(values) > len(header):
+            row[EXTRA_CELLS] = values[len(header) :]  # reported as an unknown field
+        yield line, row
 
 
 def _csv_row(row: dict) -> dict:
     """A CSV row as the JSON body it stands for: empty cells left out, points as integers."""
     body = {field: value for field, value in row.items() if value}
     if body.get("points", "").isdecimal():  # what int() reads ("²" is a digit, not a decimal)
-        body["points"] = int(body["points"])
+        # past int()'s 4,300 digits the cell stays text, refused as not an integer
+        with suppress(ValueError):
+            body["points"] = int(body["points"])
     return body

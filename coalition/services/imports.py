@@ -23,7 +23,10 @@ the file again answers the written rows as replays.
 
 import functools
 import multiprocessing
+import os
 import signal
+import threading
+import time
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -36,6 +39,7 @@ from coalition.services import batches, ledger
 from coalition.services.book import REVERSALS
 
 OPERATOR = auth.Principal("cli", "operator")
+PARENT_CHECK_SECONDS = 1.0
 POSTED_BY = select(
     models.Transaction.partner_id, models.Transaction.external_id, models.Transaction.member_id
 ).where(
@@ -145,16 +149,24 @@ def post_file(
 def _processes(jobs: int, url: str) -> ProcessPoolExecutor:
     """Worker processes, started now, so that they start while the first slice is read."""
     spawn = multiprocessing.get_context("spawn")  # a fork would share the engine's sockets
-    processes = ProcessPoolExecutor(jobs, spawn, initializer=_ignore_interrupts)
+    processes = ProcessPoolExecutor(jobs, spawn, initializer=_start_worker, initargs=(os.getpid(),))
     for _ in range(jobs):
         processes.submit(_connect, url)
     return processes
 
 
-def _ignore_interrupts() -> None:
+def _start_worker(parent: int) -> None:
     """Ctrl-C is the main process's: it stops after the slice in flight, which the
-    workers finish, instead of each worker dying with a traceback."""
+    workers finish, instead of each worker dying with a traceback. A worker whose
+    main process is gone (killed) ends too: nothing else would ever end it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+
+
+def _end_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(PARENT_CHECK_SECONDS)
+    os._exit(1)  # what it was posting rolls back; importing again posts it
 
 
 @functools.cache

@@ -1,18 +1,27 @@
 """The ``coalition`` command: keys, import, expire and close call the same use cases as the API."""
 
+import os
 import random
+import re
+import signal
+import subprocess
+import sys
+import time
 from concurrent.futures import Executor, Future
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from itertools import islice
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from sqlalchemy import create_engine, text
 
 from coalition import cli as cli_module
 from coalition.cli import main
 from coalition.services import imports
-from tests.e2e.helpers import add_partner, add_rate, balance, list_all
+from tests.e2e.helpers import add_partner, add_rate, balance, expect, list_all
+from tests.e2e.processes import children
 from tests.e2e.settlement_world import small_month
 
 
@@ -475,3 +484,161 @@ def test_serve_refuses_a_port_or_worker_count_it_cannot_use_before_starting(
     assert result.exit_code == 2  # click's usage error
     assert f"Invalid value for '{option}'" in result.stderr
     assert not (tmp_path / "db.sqlite3").exists()  # refused before touching the database
+
+
+# --- files the import cannot read, and how it stops ------------------------------------------
+
+
+def _when() -> str:
+    return (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
+
+
+HEADER = "external_id,type,partner_id,member_id,occurred_at,amount,currency,points,reason\n"
+
+
+@pytest.mark.parametrize(
+    ("tail", "line", "why"),
+    [
+        ('u-2,bonus,aroma,card-1,{when},,,5,"a quote never closed\n', 3, "unexpected end of data"),
+        ('u-2,bonus,aroma,card-1,{when},,,5,"gift\nu-3,bonus,aroma,card-1,{when},,,5,x"y\n', 3,
+         "',' expected after '\"'"),
+        ("u-2,bonus,aroma,card-1,{when},,,5," + "A" * 200_000 + "\n", 3, "field larger than field limit"),
+    ],
+    ids=["quote-open-at-the-end", "stray-quote", "cell-over-the-csv-limit"],
+)
+def test_a_file_that_is_not_csv_throughout_is_refused_naming_the_line_and_posts_nothing(
+    aroma, operator, tmp_path, monkeypatch, database_url, tail, line, why
+):
+    # strict RFC 4180: a quote left open used to read the rest of the file into one cell
+    monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
+    path = tmp_path / "broken.csv"
+    path.write_text(HEADER + f"u-1,bonus,aroma,card-1,{_when()},,,5,\n" + tail.format(when=_when()),
+                    encoding="utf-8")
+    result = CliRunner().invoke(main, ["import", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {path}: the row starting on line {line} is not CSV: ")
+    assert why in result.stderr and "nothing was posted" in result.stderr
+    assert isinstance(result.exception, SystemExit)
+    assert list_all(operator, partner_id="aroma") == []
+
+
+def test_a_header_naming_a_column_twice_is_refused_before_posting(aroma, operator, tmp_path, monkeypatch,
+                                                                  database_url):
+    # the last amount silently won: 5000.00 RUB posted for a row whose first amount was 100.00
+    monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
+    path = tmp_path / "twice.csv"
+    path.write_text("external_id,type,partner_id,member_id,occurred_at,amount,currency,amount\n"
+                    f"d-1,earn,aroma,card-1,{_when()},100.00,RUB,5000.00\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["import", str(path)])
+    assert (result.exit_code, result.stderr) == (
+        1, f"Error: {path}: the header names amount more than once; nothing was posted\n")
+    assert list_all(operator, partner_id="aroma") == []
+
+
+def test_blank_lines_before_the_header_are_skipped(cli, aroma, operator, tmp_path):
+    path = tmp_path / "blank-first.csv"
+    path.write_text("\n\n" + HEADER + f"b-1,bonus,aroma,card-1,{_when()},,,5,gift\n"
+                    f"b-2,bonus,aroma,card-1,{_when()},,,7,gift\n", encoding="utf-8")
+    result = cli("import", str(path))
+    assert result.output.splitlines()[0] == "Importing 2 rows"
+    assert (result.exit_code, result.output.splitlines()[-1]) == (0, "2 created, 0 replayed, 0 failed")
+    assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 12  # 5 + 7
+
+
+def test_points_longer_than_int_reads_fail_their_row_and_the_rest_is_posted(cli, aroma, operator, tmp_path):
+    path = tmp_path / "long-points.csv"
+    path.write_text(HEADER + f"p-1,bonus,aroma,card-1,{_when()},,,{'9' * 5000},gift\n"
+                    f"p-2,bonus,aroma,card-1,{_when()},,,7,gift\n", encoding="utf-8")
+    result = cli("import", str(path))
+    (failure,) = [line for line in result.output.splitlines() if line.startswith("line ")]
+    assert failure.startswith("line 2:") and "points" in failure and "Not a valid integer" in failure
+    assert result.output.splitlines()[-1] == "1 created, 0 replayed, 1 failed"
+    assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 7
+
+
+def test_a_pipe_is_refused_in_one_line_since_the_import_reads_its_file_twice(tmp_path, monkeypatch,
+                                                                            database_url):
+    monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
+    fifo = tmp_path / "rows.fifo"
+    os.mkfifo(fifo)  # opening it would block until a writer came: refused before that
+    result = CliRunner().invoke(main, ["import", str(fifo)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: {fifo} is not a regular file")
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_more_processes_than_the_import_allows_is_a_usage_error(tmp_path):
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER, encoding="utf-8")
+    result = CliRunner().invoke(main, ["import", "--jobs", str(cli_module.IMPORT_JOBS_MAX + 1), str(path)])
+    assert result.exit_code == 2
+    assert "Invalid value for '--jobs'" in result.stderr
+
+
+def _running_import(database_url: str, path, tmp_path, posted: int = 1) -> subprocess.Popen:
+    """``coalition import --jobs 2`` of ``path`` as a process of its own, once its two
+    workers run and at least ``posted`` rows are in the ledger."""
+    environment = {**os.environ, "COALITION_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "coalition"), "import", "--jobs", "2", str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, cwd=tmp_path, text=True)
+    engine = create_engine(database_url)
+    try:
+        deadline = time.monotonic() + 60
+        with engine.connect() as connection:
+            while connection.execute(text("SELECT count(*) FROM transactions")).scalar_one() < posted:
+                assert process.poll() is None, process.communicate()
+                assert time.monotonic() < deadline, "the import posted nothing in a minute"
+                time.sleep(0.1)
+                connection.rollback()
+    finally:
+        engine.dispose()
+    return process
+
+
+ROWS = 20_000  # some seconds of posting in two processes: long enough to stop it midway
+
+
+def _bonus_file(path, rows: int) -> None:
+    when = _when()
+    path.write_text(HEADER + "".join(f"k-{n},bonus,aroma,card-{n % 500},{when},,,5,gift\n" for n in range(rows)),
+                    encoding="utf-8")
+
+
+@pytest.mark.postgres
+def test_the_workers_of_an_import_killed_outright_end_with_it(aroma, database_url, tmp_path):
+    # they waited for work that would never come, each holding a database connection
+    _bonus_file(tmp_path / "rows.csv", ROWS)
+    process = _running_import(database_url, tmp_path / "rows.csv", tmp_path)
+    workers = children(process.pid)
+    assert len(workers) >= 2, workers  # the two workers (and multiprocessing's resource tracker)
+    process.kill()
+    process.communicate(timeout=30)
+    deadline = time.monotonic() + 15
+    while alive := [pid for pid in workers if Path(f"/proc/{pid}").exists()
+                    and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]:
+        assert time.monotonic() < deadline, f"still running after their import was killed: {alive}"
+        time.sleep(0.2)
+
+
+@pytest.mark.postgres
+def test_sigterm_stops_an_import_as_ctrl_c_does_and_a_rerun_posts_the_rest(aroma, operator, database_url,
+                                                                            tmp_path):
+    _bonus_file(tmp_path / "rows.csv", ROWS)
+    # past three slices of 1,000, so the first is counted: a slice is counted when the next is sent
+    process = _running_import(database_url, tmp_path / "rows.csv", tmp_path, posted=3000)
+    process.send_signal(signal.SIGTERM)
+    output, errors = process.communicate(timeout=60)
+    assert process.returncode == 1, errors
+    assert "the import stopped: it was interrupted" in errors
+    created, replayed, failed = (int(word) for word in re.findall(r"\d+", output.splitlines()[-1]))
+    assert 0 < created < ROWS and (replayed, failed) == (0, 0)
+    again = subprocess.run(
+        [str(Path(sys.executable).parent / "coalition"), "import", str(tmp_path / "rows.csv")],
+        capture_output=True, text=True, env={**os.environ, "COALITION_DATABASE_URL": database_url},
+        cwd=tmp_path, timeout=300)
+    created_now, replayed_now, failed_now = (int(word) for word in re.findall(r"\d+", again.stdout.splitlines()[-1]))
+    assert (again.returncode, created_now + replayed_now, failed_now) == (0, ROWS, 0), again.stderr
+    assert replayed_now >= created  # every row counted as created before is a replay now
+    # card-0 has rows 0, 500, …, 19,500: 40 bonuses of 5 points, each posted once
+    assert expect(operator.get("/api/v1/members/card-0/balance"), 200)["lifetime_earned"] == 40 * 5

@@ -20,22 +20,10 @@ import pytest
 import requests
 
 from tests.e2e.live_server import free_port
+from tests.e2e.processes import children
 
 START_TIMEOUT = 60.0
 WORKERS = 2
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                found.append(int(entry.name))
-    return found
 
 
 def _workers(log_path: Path) -> set[int]:
@@ -109,14 +97,14 @@ def test_served_on_sqlite_with_its_scheduler_every_write_succeeds(served):
 def test_the_master_holds_no_database_file_and_the_scheduler_is_its_own_process(served):
     url, master, log_path = served[0], served[2].pid, served[3]
     workers = _workers(log_path)
-    others = set(_children(master)) - workers
+    others = set(children(master)) - workers
     assert len(workers) == WORKERS and len(others) == 1, (workers, others, log_path.read_text())
     assert not [name for name in _open_files(master) if "served.sqlite3" in name]
 
 
 def test_a_stopped_server_stops_its_scheduler_and_says_nothing_amiss(served):
     _, _, process, log_path = served
-    (scheduler,) = set(_children(process.pid)) - _workers(log_path)
+    (scheduler,) = set(children(process.pid)) - _workers(log_path)
     process.terminate()
     assert process.wait(timeout=15) == 0, log_path.read_text()
     assert not Path(f"/proc/{scheduler}").exists(), "the scheduler outlived the server"
