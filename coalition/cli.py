@@ -5,11 +5,10 @@ as the HTTP API; ``serve`` migrates first, prints an operator key on first
 start, runs the scheduler (unless switched off) and serves with gunicorn.
 """
 
-import csv
 import os
 import signal
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import islice
 
@@ -19,6 +18,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from coalition import auth, config, create_app, database_of
 from coalition.db import migrate
 from coalition.domain.errors import CoalitionError
+from coalition.services import transaction_file
 
 IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a time
 # rows from which an import posts in several processes by default: below, starting
@@ -26,7 +26,6 @@ IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a tim
 IMPORT_LANES_FROM = 6000
 IMPORT_LANES_MAX = 8  # by default: each holds a connection, and PostgreSQL needs cores too
 IMPORT_JOBS_MAX = 32  # when asked: each process takes some 80 MB and a database connection
-EXTRA_CELLS = "(cells past the header)"  # the field a row's surplus cells are reported under
 
 
 @contextmanager
@@ -209,10 +208,10 @@ def import_transactions(path, jobs):
         _database() as database,
         _terminate_as_interrupt(),
     ):
-        total = _count_rows(source, path)  # for the progress bar
+        total = transaction_file.count_rows(source, path)  # for the progress bar
         source.seek(0)
         jobs = _import_jobs(database, jobs, total)
-        numbered = _csv_rows(source)  # then a slice at a time: files may be large
+        numbered = transaction_file.rows(source)  # then a slice at a time: files may be large
         slices = iter(lambda: list(islice(numbered, IMPORT_SLICE)), [])
         posted = imports.post_file(database, jobs, slices, _requests)
         label = f"Importing {total} rows" + (f" in {jobs} processes" if jobs > 1 else "")
@@ -277,71 +276,4 @@ def _import_jobs(database, asked: int | None, total: int) -> int:
 def _requests(rows: list) -> list:
     from coalition.api.transactions import validated
 
-    return [validated(_csv_row(row)) for _, row in rows]
-
-
-def _count_rows(source, path) -> int:
-    """The rows after the header, read once before any is posted, so that a file that
-    cannot be read in full (not UTF-8, not CSV) is refused with nothing posted.
-
-    A byte-order mark (Excel's "CSV UTF-8") is skipped by the caller's encoding.
-    """
-    try:
-        records = _records(source)
-        _, header = next(records, (1, []))
-        repeated = sorted({name for name in header if header.count(name) > 1})
-        if repeated:
-            raise click.ClickException(
-                f"{path}: the header names {', '.join(repeated)} more than once; nothing was posted"
-            )
-        return sum(1 for _ in records)
-    except UnicodeDecodeError as error:
-        raise click.ClickException(
-            f"{path} is not UTF-8 text ({error.reason}): save it as CSV UTF-8"
-        ) from None
-    except _Unreadable as error:
-        raise click.ClickException(f"{path}: {error}; nothing was posted") from None
-    except OSError as error:
-        raise click.ClickException(f"{path} cannot be read: {error}") from None
-
-
-class _Unreadable(Exception):
-    """A row the csv module cannot parse, with the line it starts on."""
-
-
-def _records(source):
-    """Each row of a CSV file that is not blank, with the file line it starts on (a quoted
-    cell may span lines). Read strictly, as RFC 4180 writes: a quote left open is an
-    error, not the rest of the file read into one cell."""
-    reader = csv.reader(source, strict=True)
-    while True:
-        line = reader.line_num + 1
-        try:
-            values = next(reader, None)
-        except csv.Error as error:
-            raise _Unreadable(f"the row starting on line {line} is not CSV: {error}") from None
-        if values is None:
-            return
-        if values:
-            yield line, values
-
-
-def _csv_rows(source):
-    """Each row of a CSV file after its header, as a dict, with the line it starts on."""
-    records = _records(source)
-    _, header = next(records, (1, []))
-    for line, values in records:
-        row = dict(zip(header, values))
-        if len(values) > len(header):
-            row[EXTRA_CELLS] = values[len(header) :]  # reported as an unknown field
-        yield line, row
-
-
-def _csv_row(row: dict) -> dict:
-    """A CSV row as the JSON body it stands for: empty cells left out, points as integers."""
-    body = {field: value for field, value in row.items() if value}
-    if body.get("points", "").isdecimal():  # what int() reads ("²" is a digit, not a decimal)
-        # past int()'s 4,300 digits the cell stays text, refused as not an integer
-        with suppress(ValueError):
-            body["points"] = int(body["points"])
-    return body
+    return [validated(transaction_file.request_body(row)) for _, row in rows]

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, text
 
 from coalition import cli as cli_module
 from coalition.cli import main
-from coalition.services import imports
+from coalition.services import imports, transaction_file
 from tests.e2e.helpers import add_partner, add_rate, balance, expect, list_all
 from tests.e2e.processes import children
 from tests.e2e.settlement_world import small_month
@@ -349,7 +349,7 @@ def test_lanes_posted_in_turn_end_as_posting_one_row_after_another(
         path = tmp_path / f"{partner}.csv"
         _random_file(path, partner, random.Random(1201), start)
         with open(path, newline="", encoding="utf-8") as source:
-            numbered = cli_module._csv_rows(source)
+            numbered = transaction_file.rows(source)
             slices = iter(lambda: list(islice(numbered, 16)), [])
             posted = imports.post_file(database, jobs, slices, cli_module._requests, pool)
             reports[partner] = _anonymous([report for _, part in posted for report in part], partner)
