@@ -15,10 +15,9 @@ from itertools import islice
 import click
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from coalition import auth, config, create_app, database_of
+from coalition import auth, config, create_app, database_of, transaction_file
 from coalition.db import migrate
 from coalition.domain.errors import CoalitionError
-from coalition.services import transaction_file
 
 IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a time
 # rows from which an import posts in several processes by default: below, starting
@@ -39,7 +38,7 @@ def _database(*, upgrade=False):
     """
     try:
         database = database_of(create_app())
-    except (ArgumentError, ImportError) as error:  # not a URL, no such dialect, no driver
+    except (ArgumentError, ImportError, ValueError) as error:  # not a URL, no dialect or driver
         raise click.ClickException(f"COALITION_DATABASE_URL cannot be used: {error}")
     try:
         _check_schema(database, upgrade)
@@ -211,7 +210,7 @@ def import_transactions(path, jobs):
         total = transaction_file.count_rows(source, path)  # for the progress bar
         source.seek(0)
         jobs = _import_jobs(database, jobs, total)
-        numbered = transaction_file.rows(source)  # then a slice at a time: files may be large
+        numbered = transaction_file.rows(source, path)  # then a slice at a time: files may be large
         slices = iter(lambda: list(islice(numbered, IMPORT_SLICE)), [])
         posted = imports.post_file(database, jobs, slices, _requests)
         label = f"Importing {total} rows" + (f" in {jobs} processes" if jobs > 1 else "")

@@ -53,6 +53,8 @@ def run_auto_close(database) -> None:
         try:
             settlement.auto_close(database, datetime.now(UTC))
         except CoalitionError as refused:
+            if refused.status >= 500:  # the books do not balance: loudly, as any failure
+                raise
             # the operator's to fix (a missing fx rate): one line at each check, not a traceback
             log.warning("auto-close refused, tried again at the next check: %s", refused.message)
         kpis.keep_closed_counts(database)

@@ -26,10 +26,13 @@ def create(session, fields: dict) -> models.Partner:
     partner = models.Partner(
         **{"hold_days": 0, "status": "active", **fields}, created_at=datetime.now(UTC)
     )
+    session.flush()  # what was pending before is not this partner's to answer for
     try:
         with session.begin_nested():  # a savepoint: the primary key decides, not a read before
             session.add(partner)
     except IntegrityError:
+        if session.get(models.Partner, fields["id"]) is None:
+            raise  # another constraint: not a duplicate
         raise Conflict(
             f"partner {fields['id']!r} exists already", reason="duplicate_partner"
         ) from None

@@ -28,6 +28,7 @@ import pytest
 
 from coalition import jobs
 from coalition.db import models
+from coalition.domain.settlement import Unbalanced
 from coalition.services import expiry
 from coalition.services import kpis as kpi_service
 from tests.e2e.settlement_world import (
@@ -271,6 +272,17 @@ def test_an_auto_close_refused_for_a_missing_rate_is_one_warning_and_the_job_sti
     assert (statuses[closed_id], statuses[refused_id]) == ("closed", "open")
     assert json.loads(kept_activity(database, closed_id))["version"] == kpi_service.COUNTS_VERSION
 
+
+
+def test_an_auto_close_that_finds_the_books_unbalanced_fails_loudly(database, monkeypatch, caplog):
+    # SPEC §7: such a close "fails loudly"; only a refusal the operator can fix is a warning
+    def unbalanced(database, now):
+        raise Unbalanced("Σ(receivable − payable) = 0.01")
+
+    monkeypatch.setattr("coalition.services.settlement.auto_close", unbalanced)
+    with pytest.raises(Unbalanced):
+        jobs.run_auto_close(database)
+    assert not [record for record in caplog.records if record.levelname == "WARNING"]
 
 def test_a_closed_period_is_not_counted_again(operator, database, month):
     close(operator, month)

@@ -418,3 +418,15 @@ def test_rate_for_a_later_version_changes_what_an_earn_gets(operator, rate_versi
     assert new["points"] == 50
     assert rate_versions["earn_v1"] in old["rate_ids"]
     assert rate_versions["earn_v2"] in new["rate_ids"]
+
+
+def test_creating_a_partner_that_breaks_another_constraint_is_not_called_a_duplicate(database):
+    # the API refuses a negative hold_days first; a caller that skips it meets the CHECK
+    # constraint, and must not be told the id exists
+    from sqlalchemy.exc import IntegrityError
+
+    from coalition.services import partners
+
+    fields = {"id": "fresh", "name": "Fresh", "category": "shop", "currency": "EUR", "hold_days": -1}
+    with pytest.raises(IntegrityError):
+        database.run(partners.create, fields)

@@ -19,7 +19,8 @@ from sqlalchemy import create_engine, text
 
 from coalition import cli as cli_module
 from coalition.cli import main
-from coalition.services import imports, transaction_file
+from coalition import transaction_file
+from coalition.services import imports
 from tests.e2e.helpers import add_partner, add_rate, balance, expect, list_all
 from tests.e2e.processes import children
 from tests.e2e.settlement_world import small_month
@@ -349,7 +350,7 @@ def test_lanes_posted_in_turn_end_as_posting_one_row_after_another(
         path = tmp_path / f"{partner}.csv"
         _random_file(path, partner, random.Random(1201), start)
         with open(path, newline="", encoding="utf-8") as source:
-            numbered = transaction_file.rows(source)
+            numbered = transaction_file.rows(source, path)
             slices = iter(lambda: list(islice(numbered, 16)), [])
             posted = imports.post_file(database, jobs, slices, cli_module._requests, pool)
             reports[partner] = _anonymous([report for _, part in posted for report in part], partner)
@@ -451,13 +452,15 @@ def _url_cases(tmp_path):
             "postgresql://coalition:s3cret@127.0.0.1:1/x", "Error: cannot open the database postgresql", "127.0.0.1"),
         "not a URL": ("no scheme here", "Error: COALITION_DATABASE_URL cannot be used", "Could not parse"),
         "no such dialect": ("bogus://x", "Error: COALITION_DATABASE_URL cannot be used", "bogus"),
+        "another driver": ("postgresql+psycopg2://u:s3cret@127.0.0.1/x", "Error: COALITION_DATABASE_URL cannot be used",
+                           "psycopg"),
     }
 
 
 @pytest.mark.parametrize(
     "case",
     ["a file that is not a database", "a directory that does not exist", "a server that does not answer",
-     "not a URL", "no such dialect"],
+     "not a URL", "no such dialect", "another driver"],
 )
 @pytest.mark.parametrize("args", [("db", "upgrade"), ("close", "2026-10"), ("demo",)], ids=" ".join)
 def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path, monkeypatch, case, args):
@@ -531,7 +534,7 @@ def test_a_header_naming_a_column_twice_is_refused_before_posting(aroma, operato
                     f"d-1,earn,aroma,card-1,{_when()},100.00,RUB,5000.00\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["import", str(path)])
     assert (result.exit_code, result.stderr) == (
-        1, f"Error: {path}: the header names amount more than once; nothing was posted\n")
+        1, f"Error: {path}: the header names 'amount' more than once; nothing was posted\n")
     assert list_all(operator, partner_id="aroma") == []
 
 
@@ -544,6 +547,15 @@ def test_blank_lines_before_the_header_are_skipped(cli, aroma, operator, tmp_pat
     assert (result.exit_code, result.output.splitlines()[-1]) == (0, "2 created, 0 replayed, 0 failed")
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 12  # 5 + 7
 
+
+def test_unnamed_columns_past_the_header_as_excel_writes_them_are_no_repeated_names(cli, aroma, operator,
+                                                                                  tmp_path):
+    path = tmp_path / "excel-trailing.csv"
+    path.write_text(HEADER.rstrip("\n") + ",,\n" + f"e-1,bonus,aroma,card-1,{_when()},,,5,gift,,\n",
+                    encoding="utf-8")
+    result = cli("import", str(path))
+    assert (result.exit_code, result.output.splitlines()[-1]) == (0, "1 created, 0 replayed, 0 failed")
+    assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 5
 
 def test_points_longer_than_int_reads_fail_their_row_and_the_rest_is_posted(cli, aroma, operator, tmp_path):
     path = tmp_path / "long-points.csv"
@@ -635,7 +647,7 @@ def test_sigterm_stops_an_import_as_ctrl_c_does_and_a_rerun_posts_the_rest(aroma
     assert 0 < created < ROWS and (replayed, failed) == (0, 0)
     again = subprocess.run(
         [str(Path(sys.executable).parent / "coalition"), "import", str(tmp_path / "rows.csv")],
-        capture_output=True, text=True, env={**os.environ, "COALITION_DATABASE_URL": database_url},
+        check=False, capture_output=True, text=True, env={**os.environ, "COALITION_DATABASE_URL": database_url},
         cwd=tmp_path, timeout=300)
     created_now, replayed_now, failed_now = (int(word) for word in re.findall(r"\d+", again.stdout.splitlines()[-1]))
     assert (again.returncode, created_now + replayed_now, failed_now) == (0, ROWS, 0), again.stderr

@@ -413,7 +413,6 @@ def test_concurrent_different_bodies_one_wins(shared):
     assert expect(http.get("/api/v1/members/m-conflict/balance"), 200)["available"] == winner.body["points"]
 
 
-
 def test_one_partner_created_twenty_times_at_once_is_one_201_and_nineteen_409(shared):
     """Each request may find the id free before any has inserted it: the primary key decides."""
     server, http, operator_key = shared.server, shared.http, shared.key

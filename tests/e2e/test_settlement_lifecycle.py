@@ -132,6 +132,7 @@ def test_a_first_close_where_no_posting_can_ever_be_dated_is_404_and_closes_noth
     close(operator, oldest)
     assert _periods(operator)[0] == (oldest, "closed")
 
+
 def _month_without_fx(operator) -> str:
     """aroma (RUB) and hotel (CZK) trade in the previous month; no fx rate exists at all."""
     start, _, period_id = previous_month()

@@ -6,6 +6,9 @@ cannot be read in full (not UTF-8, not CSV, a column named twice) before
 anything is posted; then a slice at a time to post it, so memory does not
 grow with the file. It is read strictly, as RFC 4180 writes CSV: a quote
 left open is an error, not the rest of the file read into one cell.
+
+What makes a file unreadable is raised as the domain's :class:`Invalid`, which
+the command prints as one line, as it does any refusal.
 """
 
 import csv
@@ -26,9 +29,11 @@ def count_rows(source, path) -> int:
     try:
         records = _records(source)
         _, header = next(records, (1, []))
-        repeated = sorted({name for name in header if header.count(name) > 1})
+        # unnamed columns (Excel's trailing ",,") are no names: their cells are refused if used
+        named = [name for name in header if name]
+        repeated = sorted({name for name in named if named.count(name) > 1})
         if repeated:
-            raise _Unreadable(f"the header names {', '.join(repeated)} more than once")
+            raise _Unreadable(f"the header names {', '.join(map(repr, repeated))} more than once")
         return sum(1 for _ in records)
     except UnicodeDecodeError as error:
         raise Invalid(f"{path} is not UTF-8 text ({error.reason}): save it as CSV UTF-8") from None
@@ -38,15 +43,22 @@ def count_rows(source, path) -> int:
         raise Invalid(f"{path} cannot be read: {error}") from None
 
 
-def rows(source):
-    """Each row after the header, as a dict, with the file line it starts on."""
-    records = _records(source)
-    _, header = next(records, (1, []))
-    for line, values in records:
-        row = dict(zip(header, values))
-        if len(values) > len(header):
-            row[EXTRA_CELLS] = values[len(header) :]  # reported as an unknown field
-        yield line, row
+def rows(source, path):
+    """Each row after the header, as a dict, with the file line it starts on.
+
+    Raises:
+        Invalid: the file changed since it was counted, and can no longer be read.
+    """
+    try:
+        records = _records(source)
+        _, header = next(records, (1, []))
+        for line, values in records:
+            row = dict(zip(header, values))
+            if len(values) > len(header):
+                row[EXTRA_CELLS] = values[len(header) :]  # reported as an unknown field
+            yield line, row
+    except (UnicodeDecodeError, _Unreadable) as error:
+        raise Invalid(f"{path} changed while it was imported, and can no longer be read: {error}")
 
 
 def request_body(row: dict) -> dict:
