@@ -156,12 +156,11 @@ def _processes(jobs: int, url: str) -> ProcessPoolExecutor:
 
 
 def _start_worker(parent: int) -> None:
-    """Ctrl-C and SIGTERM are the main process's (sent to the whole process group, by a
-    terminal or systemd): it stops after the slice in flight, which the workers finish,
-    instead of each worker dying mid-slice. A worker whose main process is gone
-    (killed) ends too: nothing else would ever end it."""
+    """Ctrl-C is the main process's: it stops after the slice in flight, which the
+    workers finish, instead of each worker dying with a traceback. SIGTERM is left to
+    end a worker: the pool terminates the others with it when one dies. A worker whose
+    main process is gone (killed) ends too: nothing else would ever end it."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
 
 
