@@ -69,6 +69,12 @@ def unsigned_zero(value: Decimal) -> Decimal:
     return value.copy_abs() if value.is_zero() else value
 
 
+def check_currency(code: str, field: str = "currency") -> None:
+    """Reject a code that is not a currency a business takes payment in (:func:`is_currency`)."""
+    if not is_currency(code):
+        raise Invalid(f"{code!r} is not an ISO 4217 currency", field=field)
+
+
 def check_places(amount: Decimal, currency: str, field: str = "amount") -> None:
     """Reject an amount written with more decimals than the currency has.
 

@@ -16,8 +16,8 @@ OPERATOR_PARTNER = "coalition"
 
 
 def _check(fields: dict) -> None:
-    if "currency" in fields and not money.is_currency(fields["currency"]):
-        raise Invalid(f"{fields['currency']!r} is not an ISO 4217 currency", field="currency")
+    if "currency" in fields:
+        money.check_currency(fields["currency"])
 
 
 def create(session, fields: dict) -> models.Partner:

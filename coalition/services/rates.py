@@ -40,8 +40,8 @@ def _check_scope(fields: dict) -> None:
         raise Invalid("an fx rate, and only an fx rate, names a currency", field="currency")
     if kind == "fx" and fields.get("partner_id"):
         raise Invalid("an fx rate is coalition-wide", field="partner_id")
-    if kind == "fx" and not money.is_currency(fields["currency"]):
-        raise Invalid(f"{fields['currency']!r} is not an ISO 4217 currency", field="currency")
+    if kind == "fx":
+        money.check_currency(fields["currency"])
     positive = kind in ("earn", "promo", "threshold", "fx")
     if value < 0 or (positive and value == 0):
         raise Invalid(

@@ -21,10 +21,7 @@ def update(session, changes: dict) -> models.Settings:
         field: value for field, value in changes.items() if getattr(settings, field) != value
     }
     if "base_currency" in changes:
-        if not money.is_currency(changes["base_currency"]):
-            raise Invalid(
-                f"{changes['base_currency']!r} is not an ISO 4217 currency", field="base_currency"
-            )
+        money.check_currency(changes["base_currency"], field="base_currency")
         if _ledger_started(session):
             raise Conflict(
                 "base_currency is fixed once any transaction exists or a period has been closed"
