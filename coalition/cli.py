@@ -16,7 +16,7 @@ import click
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from coalition import auth, config, create_app, database_of, transaction_file
-from coalition.db import migrate
+from coalition.db import Unavailable, migrate
 from coalition.domain.errors import CoalitionError
 
 IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a time
@@ -43,6 +43,8 @@ def _database(*, upgrade=False):
     try:
         _check_schema(database, upgrade)
         yield database
+    except Unavailable as error:  # the server went away while the command ran
+        raise click.ClickException(f"{error}; run the command again once it is back") from None
     finally:
         database.dispose()
 
@@ -222,13 +224,12 @@ def import_transactions(path, jobs):
                         if detail is not None:
                             click.echo(f"\nline {line}: {detail}", err=True)
                     bar.update(len(rows))
-        except (BrokenProcessPool, KeyboardInterrupt) as error:
+        except (BrokenProcessPool, KeyboardInterrupt, Unavailable) as error:
             stopped = True
-            why = (
-                "it was interrupted"
-                if isinstance(error, KeyboardInterrupt)
-                else "a process posting it died"
-            )
+            why = {
+                KeyboardInterrupt: "it was interrupted",
+                BrokenProcessPool: "a process posting it died",
+            }.get(type(error), str(error))
             click.echo(
                 f"\nthe import stopped: {why}. The rows counted below"
                 f" as created or replayed are in the ledger, and perhaps some of the next"

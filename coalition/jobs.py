@@ -9,6 +9,7 @@ lock; SQLite serialises writers by itself), so with several service
 instances running, one instance does the work and the others skip it.
 """
 
+import functools
 import logging
 from datetime import UTC, datetime
 
@@ -16,6 +17,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
 
 from coalition import database_of
+from coalition.db import Unavailable, reaching
 from coalition.domain.errors import CoalitionError
 from coalition.services import expiry, kpis, settlement
 
@@ -31,7 +33,10 @@ def holding_job_lock(database, job: str, work) -> bool:
         return True
     # A session-level lock on an autocommit connection: no transaction stays
     # open (and idle) while the job runs its own units of work.
-    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    with (
+        reaching(),
+        database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
+    ):
         locked = connection.scalar(
             text("SELECT pg_try_advisory_lock(:key)"), {"key": JOB_LOCKS[job]}
         )
@@ -44,10 +49,26 @@ def holding_job_lock(database, job: str, work) -> bool:
     return True
 
 
+def waiting_for_the_database(job):
+    """A job that finds the database unreachable logs one line and runs again at its
+    next time, instead of a traceback at each run while the server is away."""
+
+    @functools.wraps(job)
+    def run(database) -> None:
+        try:
+            job(database)
+        except Unavailable as error:
+            log.warning("%s skipped until its next run: %s", job.__name__, error)
+
+    return run
+
+
+@waiting_for_the_database
 def run_expiry(database) -> None:
     holding_job_lock(database, "expiry", lambda: expiry.expire_all(database, datetime.now(UTC)))
 
 
+@waiting_for_the_database
 def run_auto_close(database) -> None:
     def close_and_count() -> None:
         try:

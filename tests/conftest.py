@@ -51,6 +51,36 @@ def _admin_engine():
     return create_engine(url, isolation_level="AUTOCOMMIT")
 
 
+def kill_sessions(database: str, application_name: str | None = None) -> int:
+    """End the sessions on a PostgreSQL database (those of one application, if named),
+    as a server restart or a failover does; how many."""
+    admin = _admin_engine()
+    try:
+        with admin.connect() as connection:
+            return connection.execute(
+                text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = :name"
+                     " AND pid <> pg_backend_pid() AND application_name = coalesce(:application, application_name)"),
+                {"name": database, "application": application_name}).scalar_one()
+    finally:
+        admin.dispose()
+
+
+@contextmanager
+def connections_refused(database: str, application_name: str | None = None):
+    """A PostgreSQL database that refuses connections, as a server that is down does,
+    its sessions (of one application, if named) killed."""
+    admin = _admin_engine()
+    with admin.connect() as connection:
+        connection.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS false'))
+    try:
+        kill_sessions(database, application_name)
+        yield
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def template(tmp_path_factory):
     """A migrated database to copy for each test."""

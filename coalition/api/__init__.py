@@ -7,6 +7,7 @@ schema. Domain errors become the JSON body of SPEC §10 in
 """
 
 import json
+import logging
 from decimal import Decimal
 from typing import ClassVar
 
@@ -22,8 +23,11 @@ from werkzeug.routing import BaseConverter, IntegerConverter
 
 from coalition import auth, database_of
 from coalition.api.fields import MEMBER_ID_LENGTH, DecimalString, ExponentDecimal
+from coalition.db import Unavailable
 from coalition.domain.errors import CoalitionError
 from coalition.services import catalog
+
+log = logging.getLogger(__name__)
 
 
 def read_number(literal: str) -> Decimal:
@@ -138,6 +142,7 @@ class Api(flask_smorest.Api):
     def _register_error_handlers(self):
         super()._register_error_handlers()
         self._app.register_error_handler(CoalitionError, self.handle_domain_error)
+        self._app.register_error_handler(Unavailable, self.handle_unreachable)
 
     def handle_http_exception(self, error: HTTPException):
         payload, code, headers = super().handle_http_exception(error)
@@ -147,8 +152,21 @@ class Api(flask_smorest.Api):
     def handle_domain_error(self, error: CoalitionError):
         return domain_error_body(error), error.status
 
+    def handle_unreachable(self, error: Unavailable):
+        """503: the request is not at fault. What it committed before the connection
+        broke stays written (a batch's earlier chunks, a commit that reached the
+        server); posting it again answers those as replays."""
+        log.warning("answered 503: %s", error)
+        body = error_body(503, UNAVAILABLE, reason="database_unavailable")
+        return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
 
 INVALID_FIELDS = "Invalid fields"
+UNAVAILABLE = (
+    "the service cannot reach its database just now; try again: a transaction posted"
+    " again with the same external_id answers as a replay if it was written"
+)
+RETRY_AFTER_SECONDS = 5
 
 
 def error_body(code: int, message: str, *, reason: str | None = None, errors=None) -> dict:

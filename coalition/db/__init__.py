@@ -3,7 +3,10 @@
 :meth:`Database.transaction` is the unit of work: it commits when the block
 ends, rolls back on any exception, and :meth:`Database.run` retries the whole
 use case when PostgreSQL reports a deadlock or serialization failure (SPEC §6:
-such failures are retried, never reported as business errors).
+such failures are retried, never reported as business errors). A database
+that cannot be reached, or whose connection breaks, is :class:`Unavailable`
+instead: no fault of the request, and not retried, since a commit that broke
+may have been written.
 
 SQLite (the embedded default) serialises writers: every transaction starts
 with ``BEGIN IMMEDIATE`` and waits on a busy timeout instead of failing.
@@ -13,7 +16,7 @@ import time
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
@@ -54,6 +57,36 @@ def is_retryable(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
+class Unavailable(Exception):
+    """The database refused the connection, or the connection broke mid-work.
+
+    What the unit of work had not committed is rolled back; nothing can be
+    blamed on the request, nor on one item of a batch. The API answers 503,
+    a command stops saying so, and a job waits for its next run.
+    """
+
+
+def is_unavailable(error: DBAPIError) -> bool:
+    """A connection found broken, or one the server never answered: psycopg's error
+    then carries no SQLSTATE (refused, reset, timed out), where a server's always does."""
+    if error.connection_invalidated:
+        return True
+    return isinstance(error, OperationalError) and getattr(error.orig, "sqlstate", "") is None
+
+
+@contextmanager
+def reaching():
+    """Raise :class:`Unavailable` for a database that cannot be reached, with the
+    driver's first line (a host and port, never a password)."""
+    try:
+        yield
+    except DBAPIError as error:
+        if not is_unavailable(error):
+            raise
+        reason = next(iter(str(error.orig).strip().splitlines()), "no answer")
+        raise Unavailable(f"the database cannot be reached ({reason})") from error
+
+
 class Database:
     """An engine and its session factory, built from a URL in ``create_app``."""
 
@@ -87,7 +120,7 @@ class Database:
     @contextmanager
     def transaction(self):
         """One unit of work: commit at the end of the block, roll back on error."""
-        with self.sessions() as session, session.begin():
+        with reaching(), self.sessions() as session, session.begin():
             yield session
 
     def peek(self, sql: str):
@@ -111,7 +144,7 @@ class Database:
         """
         if self.dialect != "postgresql":
             return self.run(use_case, *args, **kwargs)
-        with self.sessions() as session:
+        with reaching(), self.sessions() as session:
             session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return use_case(session, *args, **kwargs)
 
@@ -131,4 +164,4 @@ class Database:
         self.engine.dispose()
 
 
-__all__ = ["Database", "Session"]
+__all__ = ["Database", "Session", "Unavailable", "reaching"]

@@ -10,6 +10,9 @@ written.
 
 Chunks commit in order: if the process dies, what was written is a prefix of
 the items, and posting them all again answers the written ones as replays.
+So does a chunk whose connection broke: it is posted once more, on a new
+connection, which answers as replays what the broken one had committed; a
+database still unavailable then stops the batch (:class:`~coalition.db.Unavailable`).
 """
 
 import logging
@@ -17,6 +20,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from coalition.db import Unavailable
 from coalition.services import ledger
 
 log = logging.getLogger(__name__)
@@ -35,10 +39,19 @@ def post_many(database, principal, requests: list) -> list:
     for start in range(0, len(requests), CHUNK):
         chunk = requests[start : start + CHUNK]
         try:
-            outcomes += database.run(_post_chunk, principal, chunk)
+            outcomes += _post_chunk_twice_if_cut(database, principal, chunk)
         except SQLAlchemyError:
             outcomes += [_post_alone(database, principal, request) for request in chunk]
     return outcomes
+
+
+def _post_chunk_twice_if_cut(database, principal, requests: list) -> list:
+    """A connection broken mid-chunk (a restart, a failover, a killed backend) is
+    no item's fault: the chunk is posted again on a new one."""
+    try:
+        return database.run(_post_chunk, principal, requests)
+    except Unavailable:
+        return database.run(_post_chunk, principal, requests)
 
 
 def _post_chunk(session, principal, requests: list) -> list:

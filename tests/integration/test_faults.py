@@ -125,10 +125,12 @@ def makes(statement: str, write: str) -> bool:
     )
 
 
-def driver_error(dialect: str, message: str = "injected fault: server closed the cursor"):
-    """An exception of the driver's own class, not retryable (no SQLSTATE 40001/40P01)."""
+def driver_error(dialect: str, message: str = "injected fault: could not extend file"):
+    """An exception of the driver's own class, as the server reports a failed statement:
+    with a SQLSTATE, and not a retryable one (40001/40P01). A driver error without one
+    is a connection lost, which tests/e2e/test_database_unavailable.py covers."""
     if dialect == "postgresql":
-        return psycopg.OperationalError(message)
+        return psycopg.errors.DiskFull(message)
     return sqlite3.OperationalError(message)
 
 

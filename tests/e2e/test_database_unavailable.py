@@ -1,0 +1,112 @@
+"""A database that goes away: 503 in JSON, nothing half-written, one line in the log.
+
+Each test has a PostgreSQL database of its own, whose connections it kills
+(``pg_terminate_backend``, as a restart or a failover does) or refuses
+(``ALLOW_CONNECTIONS false``, as a server that is down does: psycopg reports
+both with no SQLSTATE).
+"""
+
+import logging
+
+import pytest
+from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.engine import make_url
+
+from coalition import auth, create_app, database_of, jobs
+from coalition.db import models
+from tests.conftest import Caller, connections_refused, copy_of, days_ago, kill_sessions
+from tests.e2e.helpers import add_partner, add_rate, expect
+
+pytestmark = pytest.mark.postgres
+
+EARN = {"type": "earn", "partner_id": "aroma", "member_id": "card-1", "amount": "100.00",
+        "currency": "RUB"}
+
+
+@pytest.fixture
+def private(template, tmp_path):
+    """An app on a database of its own, with aroma earning 0.1 point per RUB."""
+    with copy_of(template, tmp_path) as url:
+        app = create_app({"DATABASE_URL": url, "SCHEDULER": False, "TESTING": True})
+        database = database_of(app)
+        _, key = database.run(lambda session: auth.create_key(session, "operator", None))
+        operator = Caller(app.test_client(), key)
+        add_partner(operator, "aroma", "RUB")
+        add_rate(operator, "earn", "0.1", partner_id="aroma")
+        try:
+            yield make_url(url).database, url, database, operator
+        finally:
+            database.dispose()
+
+
+def transactions_in(url: str) -> int:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(select(func.count()).select_from(models.Transaction)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def assert_unavailable(response) -> None:
+    assert response.status_code == 503, response.get_data(as_text=True)
+    body = response.get_json()
+    assert (body["code"], body["status"], body["reason"]) == (503, "Service Unavailable",
+                                                               "database_unavailable")
+    assert "try again" in body["message"] and "127.0.0.1" not in body["message"]
+    assert response.headers["Retry-After"] == "5"
+
+
+def test_while_the_database_refuses_connections_every_call_is_503_in_json_and_nothing_is_posted(private):
+    name, url, _, operator = private
+    one = {**EARN, "external_id": "r-1", "occurred_at": days_ago(1)}
+    batch = {"transactions": [{**EARN, "external_id": f"b-{n}", "occurred_at": days_ago(1)} for n in range(3)]}
+    with connections_refused(name):
+        assert_unavailable(operator.post("/api/v1/transactions", json=one))  # its pooled connection was killed
+        assert_unavailable(operator.post("/api/v1/transactions", json=one))  # a new one is refused
+        assert_unavailable(operator.post("/api/v1/transactions/batch", json=batch))
+        assert_unavailable(operator.get("/api/v1/members/card-1/balance"))
+        assert_unavailable(operator.get("/api/v1/partners"))
+    assert transactions_in(url) == 0
+    assert expect(operator.post("/api/v1/transactions", json=one))["points"] == 10
+    results = expect(operator.post("/api/v1/transactions/batch", json=batch), 200)["results"]
+    assert [result["status"] for result in results] == [201, 201, 201]
+
+
+def test_a_single_post_whose_connection_broke_is_503_and_posting_it_again_posts_it_once(private):
+    name, url, _, operator = private
+    one = {**EARN, "external_id": "k-1", "occurred_at": days_ago(1)}
+    assert kill_sessions(name) >= 1  # the app's pooled connection
+    assert_unavailable(operator.post("/api/v1/transactions", json=one))
+    assert expect(operator.post("/api/v1/transactions", json=one))["points"] == 10
+    assert expect(operator.post("/api/v1/transactions", json=one), 200)["external_id"] == "k-1"
+    assert transactions_in(url) == 1
+
+
+def test_a_batch_whose_connection_breaks_mid_chunk_posts_the_chunk_again_on_a_new_one(private):
+    name, url, database, operator = private
+    batch = {"transactions": [{**EARN, "external_id": f"c-{n}", "occurred_at": days_ago(1)} for n in range(250)]}
+    expect(operator.get("/api/v1/partners"), 200)  # authenticating reads the catalog, then commits nothing
+    killed = []
+
+    @event.listens_for(database.engine, "commit")
+    def kill_at_the_first_commit(connection):  # the first chunk's, just before it reaches the server
+        if not killed:
+            killed.append(kill_sessions(name))
+
+    results = expect(operator.post("/api/v1/transactions/batch", json=batch), 200)["results"]
+    assert killed == [1]
+    assert [result["status"] for result in results] == [201] * 250
+    assert transactions_in(url) == 250
+
+
+@pytest.mark.parametrize("job", [jobs.run_expiry, jobs.run_auto_close], ids=lambda job: job.__name__)
+def test_a_job_finding_the_database_unavailable_logs_one_line_and_waits_for_its_next_run(private, job,
+                                                                                        caplog):
+    name, _, database, _ = private
+    with connections_refused(name), caplog.at_level(logging.WARNING, logger="coalition.jobs"):
+        job(database)  # no exception: the scheduler would print a traceback at every run
+    (record,) = [record for record in caplog.records if record.name == "coalition.jobs"]
+    assert record.getMessage().startswith(f"{job.__name__} skipped until its next run: the database")
+    assert record.exc_info is None
+    job(database)  # and it runs once the database is back
