@@ -50,7 +50,7 @@ def holding_job_lock(database, job: str, work) -> bool:
 
 
 def waiting_for_the_database(job):
-    """A job that finds the database unreachable logs one line and runs again at its
+    """A job that finds the database unavailable logs one line and runs again at its
     next time, instead of a traceback at each run while the server is away."""
 
     @functools.wraps(job)

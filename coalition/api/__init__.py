@@ -142,7 +142,7 @@ class Api(flask_smorest.Api):
     def _register_error_handlers(self):
         super()._register_error_handlers()
         self._app.register_error_handler(CoalitionError, self.handle_domain_error)
-        self._app.register_error_handler(Unavailable, self.handle_unreachable)
+        self._app.register_error_handler(Unavailable, self.handle_unavailable)
 
     def handle_http_exception(self, error: HTTPException):
         payload, code, headers = super().handle_http_exception(error)
@@ -152,7 +152,7 @@ class Api(flask_smorest.Api):
     def handle_domain_error(self, error: CoalitionError):
         return domain_error_body(error), error.status
 
-    def handle_unreachable(self, error: Unavailable):
+    def handle_unavailable(self, error: Unavailable):
         """503: the request is not at fault. What it committed before the connection
         broke stays written (a batch's earlier chunks, a commit that reached the
         server); posting it again answers those as replays."""
