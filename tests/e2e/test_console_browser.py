@@ -315,6 +315,49 @@ def test_an_api_error_message_is_shown_in_the_form(browser, server, operator, mo
     assert error.text.count("an earn rate needs a partner_id") == 1  # the field's error is the message
 
 
+def test_a_rate_without_its_start_says_the_field_is_needed(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "rates", "Rates")
+    browser.find_element(By.ID, "rate-value").send_keys("3")
+    browser.execute_script("document.getElementById('rate-from').value = ''")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-rate] button[type=submit]").click()
+    error = wait_for(
+        browser,
+        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()), False),
+        "no error shown",
+    )
+    assert error.text == "Effective from: enter a date and time."  # it said "undefined is not a date and time"
+
+
+@pytest.mark.parametrize("route", ["statement/abc", "statement/"])
+def test_a_statement_address_without_a_number_says_there_is_no_such_statement(browser, server, operator, month,
+                                                                              route):
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, route, "Not found")  # it showed werkzeug's page text, or asked for statement "null"
+    assert "statements are numbered" in text_of(browser)
+
+
+def test_a_service_that_cannot_be_reached_keeps_the_key_and_the_page_can_be_tried_again(browser, server, operator,
+                                                                                       month, screenshots):
+    from selenium.webdriver.common.by import By
+
+    key = key_of(operator)
+    sign_in(browser, server, key)
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/console/whoami", "*/api/v1/*"]})
+    browser.refresh()  # a reload asks the service who the key is: no answer comes
+    page_loaded(browser, "Could not load this page")
+    shot(browser, screenshots, "12-service-unreachable")
+    assert "The service cannot be reached" in text_of(browser)
+    assert browser.execute_script("return sessionStorage.getItem('coalition.key')") == key  # it signed out
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    browser.find_element(By.XPATH, "//main//button[text()='Try again']").click()
+    page_loaded(browser, "Periods")
+    assert month in text_of(browser)
+
+
 def test_operator_adds_a_partner_through_the_form(browser, server, operator, month):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
@@ -360,6 +403,10 @@ def test_the_key_stays_in_session_storage_and_out_of_urls(browser, server, opera
     browser.find_element(By.ID, "logout").click()
     wait_for(browser, lambda d: d.find_elements(By.ID, "api-key"), "no login form after signing out")
     assert browser.execute_script("return sessionStorage.getItem('coalition.key')") is None
+    # nor does the header still name the role and offer to sign out (CSS overrode `hidden`)
+    assert not browser.find_element(By.ID, "who").is_displayed()
+    assert not browser.find_element(By.ID, "nav").is_displayed()
+    assert browser.find_element(By.ID, "who-text").get_attribute("textContent") == ""
 
 
 def test_an_unknown_key_is_refused_at_sign_in(browser, server, month):

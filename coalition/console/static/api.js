@@ -3,6 +3,7 @@
 // documents are fetched the same way and saved from a Blob.
 
 const KEY = "coalition.key";
+const UNREACHABLE = "The service cannot be reached: check the network connection, then try again.";
 
 export const keyStore = {
   get: () => sessionStorage.getItem(KEY),
@@ -20,7 +21,7 @@ export class ApiError extends Error {
 }
 
 function describe(status, body) {
-  const message = (body && body.message) || `The service answered ${status}.`;
+  const message = (body && body.message) || `The service answered ${status}${status >= 500 ? "; try again in a moment" : ""}.`;
   // a rule broken by one field names it under errors with the message itself: say it once
   const fields = body && body.errors ? flatten(body.errors).filter((line) => !line.endsWith(`: ${message}`)) : [];
   return fields.length ? `${message}: ${fields.join("; ")}` : message;
@@ -51,13 +52,19 @@ async function request(method, path, { query, body, accept = "application/json",
   }
   const headers = { Accept: accept, Authorization: `Bearer ${keyStore.get() || ""}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const response = await fetch(url, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    cache: "no-store",
-    credentials: "omit",
-  });
+  let response;
+  try {
+    response = await fetch(url, {
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
+      cache: "no-store",
+      credentials: "omit",
+    });
+  } catch {
+    // fetch rejects only when no answer came: the service or the network is down
+    throw new ApiError(0, { message: UNREACHABLE });
+  }
   if (!response.ok) {
     let payload = null;
     try {

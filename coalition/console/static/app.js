@@ -59,6 +59,7 @@ function signOut(message) {
   who = null;
   nav.hidden = true;
   whoBox.hidden = true;
+  whoText.textContent = "";
   nav.replaceChildren();
   if (message) notify(message, "error");
   if (window.location.hash !== "#/login") window.location.hash = "#/login";
@@ -124,6 +125,11 @@ function loginPage() {
   return form;
 }
 
+function unreachablePage(error) {
+  const retry = h("button", { type: "button", onclick: () => render() }, "Try again");
+  return [h("h1", { tabindex: "-1" }, "Could not load this page"), h("p", { class: "form-error", role: "alert" }, error.message), retry];
+}
+
 async function render() {
   const route = parseHash();
   const ticket = ++renderCount;
@@ -142,7 +148,10 @@ async function render() {
     try {
       who = await api.whoami();
     } catch (error) {
-      if (ticket === renderCount) signOut(error.message);
+      if (ticket !== renderCount) return;
+      // only a key the service refuses signs out; a service that is down keeps it
+      if (error.status === 401) signOut(error.message);
+      else main.replaceChildren(...unreachablePage(error));
       return;
     }
   }

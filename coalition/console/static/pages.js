@@ -74,8 +74,9 @@ function localInputValue(date) {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
 
-function rfc3339(localValue) {
+function rfc3339(localValue, label) {
   // A datetime-local value is the browser's local time; send it as UTC with an offset.
+  if (!localValue) throw new Error(`${label}: enter a date and time.`);
   const date = new Date(localValue);
   if (Number.isNaN(date.getTime())) throw new Error(`${localValue} is not a date and time`);
   return date.toISOString();
@@ -189,8 +190,8 @@ export async function settlement({ param, who }) {
     cards([
       ["Gross of pair lines", money(n.gross, base)],
       ["Bilateral net", money(n.bilateral_net, base)],
-      ["Multilateral net", money(n.multilateral_net, base)],
-      ["Netting ratio", percent(n.netting_ratio), "1 − multilateral ÷ gross"],
+      ["Multilateral net", money(n.multilateral_net, base), "Σ |net|: paid in and paid out, fees included"],
+      ["Netting ratio", percent(n.netting_ratio), "1 − multilateral ÷ gross; below 0 when Σ |net| exceeds the gross"],
       ["Payments", `${count(n.payments_gross)} → ${count(n.payments_net)}`, `${count(n.payments_saved)} saved by netting`],
     ]),
     charts.divergingBars(
@@ -246,6 +247,8 @@ export async function statements({ who, query, notify }) {
   const periodId = query.period_id ?? closed[0]?.id ?? "";
   const partnerId = who.own_partner ? "" : query.partner_id ?? "";
   const items = (await api.get("/api/v1/statements", { period_id: periodId, partner_id: partnerId })).items;
+  // newest period first, as on the periods page; a period's statements by number
+  items.sort((a, b) => b.period_id.localeCompare(a.period_id) || a.number.localeCompare(b.number));
   const filters = form(
     { class: "filters", "aria-label": "Filter statements" },
     async (data) => {
@@ -278,6 +281,9 @@ export async function statements({ who, query, notify }) {
 }
 
 export async function statement({ param, notify }) {
+  if (!/^[0-9]+$/.test(param ?? "")) {
+    return [heading("Not found"), h("p", { class: "form-error", role: "alert" }, `There is no statement ${JSON.stringify(param ?? "")}: statements are numbered.`)];
+  }
   const st = await api.get(`/api/v1/statements/${encodeURIComponent(param)}`);
   const sum = st.summary;
   const net = String(sum.net);
@@ -419,11 +425,12 @@ export async function rates({ who, query, notify, rerender }) {
       { class: "panel", "aria-labelledby": "add-rate" },
       async (data, element) => {
         const body = trimmed(data);
-        body.effective_from = rfc3339(body.effective_from);
-        if (body.effective_to) body.effective_to = rfc3339(body.effective_to);
+        body.effective_from = rfc3339(body.effective_from, "Effective from");
+        if (body.effective_to) body.effective_to = rfc3339(body.effective_to, "Effective to");
         const created = await api.post("/api/v1/rates", body);
         element.reset();
-        notify(`Rate ${created.id} added: ${created.kind} ${created.value}${created.partner_id ? ` for ${created.partner_id}` : ""}, from ${instant(created.effective_from)}.`);
+        const later = new Date(created.effective_from) > new Date() ? " It is not in force yet: untick “Only versions in force now” to list it." : "";
+        notify(`Rate ${created.id} added: ${created.kind} ${created.value}${created.partner_id ? ` for ${created.partner_id}` : ""}, from ${instant(created.effective_from)}.${later}`);
         rerender();
       },
       h("h2", { id: "add-rate" }, "Add a rate"),
@@ -473,7 +480,8 @@ export async function members({ param, who }) {
     { class: "filters", role: "search", "aria-label": "Find a member" },
     async (data) => {
       const id = String(data.get("member") || "").trim();
-      if (id) window.location.hash = `#/members/${encodeURIComponent(id)}`;
+      if (!id) throw new Error("Enter a member id.");
+      window.location.hash = `#/members/${encodeURIComponent(id)}`;
     },
     field("Member id", input("member", { required: true, value: param ?? "", autocomplete: "off", placeholder: "card-0042" })),
     h("button", { type: "submit" }, "Look up"),
