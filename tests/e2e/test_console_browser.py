@@ -437,3 +437,41 @@ def test_a_partner_key_sees_only_its_own_partner(browser, server, make_key, oper
     assert "кофейня арома" in page
     assert "skyair" not in page and "coalition-wide" not in page  # totals would reveal the others
     go(browser, server, f"settlement/{month}", "Not available")
+
+
+def test_a_finance_key_bound_to_a_partner_is_offered_its_own_kpis_only(browser, server, make_key, month):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(make_key("finance", "skyair")))
+    go(browser, server, "partners", "Partners")
+    offered = {row.find_element(By.TAG_NAME, "code").text: [a.text for a in row.find_elements(By.CSS_SELECTOR, ".actions a")]
+               for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr")}
+    # the link for aroma led to skyair's own figures, without a word
+    assert offered["skyair"] == ["Rates", "KPIs"] and offered["aroma"] == ["Rates"]
+    go(browser, server, f"kpis?period={month}&scope=aroma", "KPIs")
+    assert "This key is bound to SkyAir" in text_of(browser)
+
+
+def test_a_bookmarked_page_opened_without_a_key_is_where_signing_in_leads(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(f"{server}/console/#/statements?period_id={month}")
+    field = wait_for(browser, lambda d: d.find_element(By.ID, "api-key"), "no login form")
+    field.send_keys(key_of(operator), Keys.ENTER)
+    page_loaded(browser, "Statements")  # it went to the periods
+    assert browser.current_url.endswith(f"#/statements?period_id={month}")
+
+
+def test_at_a_phones_width_the_charts_scroll_instead_of_shrinking_their_text(browser, server, operator, month,
+                                                                              screenshots):
+    sign_in(browser, server, key_of(operator))
+    browser.set_window_size(390, 900)
+    go(browser, server, f"settlement/{month}", f"Settlement {month}")
+    browser.execute_script("document.querySelector('figure.chart').scrollIntoView()")
+    browser.save_screenshot(str(screenshots / "13-phone-settlement-chart.png"))
+    label = "document.querySelector('figure.chart svg text.bar-label').getBoundingClientRect().height"
+    assert browser.execute_script(f"return {label}") >= 10  # it was about 6 px: 5 px type
+    figure = "document.querySelector('figure.chart')"
+    assert browser.execute_script(f"return {figure}.scrollWidth > {figure}.clientWidth")
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= 390  # the page itself does not

@@ -120,7 +120,9 @@ function loginPage() {
       return;
     }
     clearNotice();
-    window.location.hash = "#/periods";
+    // back to the page asked for: a bookmark opened without a key shows this form there
+    if (["", "#/", "#/login"].includes(window.location.hash)) window.location.hash = "#/periods";
+    else render();
   });
   return form;
 }

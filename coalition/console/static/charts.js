@@ -72,7 +72,7 @@ export function divergingBars(title, items, { description, positive = "receives"
   const largest = Math.max(...items.map((item) => Math.abs(toNumber(item.value) || 0)), 0) || 1;
   const svg = s(
     "svg",
-    { viewBox: `0 0 ${WIDTH} ${height}`, class: "svg-chart", preserveAspectRatio: "xMinYMin meet" },
+    { viewBox: `0 0 ${WIDTH} ${height}`, class: "svg-chart wide", preserveAspectRatio: "xMinYMin meet" },
     s("text", { x: centre - 8, y: 16, "text-anchor": "end", class: "axis-note" }, `← ${negative}`),
     s("text", { x: centre + 8, y: 16, class: "axis-note" }, `${positive} →`),
     items.map((item, index) => {

@@ -382,7 +382,17 @@ export async function partners({ who, notify, rerender }) {
         { label: "Currency", value: (p) => p.currency },
         { label: "Hold days", value: (p) => count(p.hold_days), numeric: true },
         { label: "Status", value: (p) => badge(p.status) },
-        { label: "", value: (p) => h("span", { class: "actions" }, link(route("rates", { partner_id: p.id }), "Rates"), link(route("kpis", { scope: p.id }), "KPIs")) },
+        {
+          label: "",
+          value: (p) =>
+            h(
+              "span",
+              { class: "actions" },
+              link(route("rates", { partner_id: p.id }), "Rates"),
+              // a key bound to a partner sees that partner's KPIs only
+              !who.own_partner || who.own_partner === p.id ? link(route("kpis", { scope: p.id }), "KPIs") : null,
+            ),
+        },
       ],
       list,
     ),
@@ -577,7 +587,7 @@ export async function kpis({ who, query }) {
     },
     field("Period", select("period", series.map((p) => [p.period_id, `${p.period_id} (${p.status})`]).reverse(), selected.period_id)),
     who.own_partner
-      ? null
+      ? h("p", { class: "hint" }, `This key is bound to ${chosen.name}: it sees that partner's figures and the coalition's totals.`)
       : field("Scope", select("scope", [["", "Coalition-wide"], ...selected.partners.map((p) => [p.partner_id, p.name])], scope)),
     h("button", { type: "submit" }, "Show"),
   );
