@@ -475,3 +475,18 @@ def test_at_a_phones_width_the_charts_scroll_instead_of_shrinking_their_text(bro
     figure = "document.querySelector('figure.chart')"
     assert browser.execute_script(f"return {figure}.scrollWidth > {figure}.clientWidth")
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 390  # the page itself does not
+
+
+def test_a_key_revoked_before_a_download_signs_out_saying_why(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+
+    created = expect(operator.post("/api/v1/keys", json={"role": "finance"}))
+    statement = statement_of(operator, "aroma", month)
+    sign_in(browser, server, created["key"])
+    go(browser, server, f"statements?period_id={month}", "Statements")
+    assert operator.delete(f"/api/v1/keys/{created['id']}").status_code == 204
+    browser.find_element(By.CSS_SELECTOR, f'button[aria-label="Download statement {statement["number"]} as PDF"]').click()
+    wait_for(browser, lambda d: d.find_elements(By.ID, "api-key"), "no login form after the key was revoked")
+    time.sleep(0.3)  # the download's own handler ran after the sign-out: it replaced the notice
+    notice = browser.find_element(By.ID, "notice")
+    assert notice.is_displayed() and notice.text.startswith("Signed out: ")

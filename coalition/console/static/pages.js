@@ -46,6 +46,7 @@ function form(attributes, submit, ...children) {
     try {
       await submit(new FormData(element), element);
     } catch (error) {
+      document.getElementById("notice").hidden = true; // an earlier success is not this form's answer
       message.textContent = error.message;
       message.hidden = false;
       message.focus?.();
@@ -101,7 +102,8 @@ function documentButton(kind, statement, notify) {
           );
           notify(`Downloaded ${saved.name} (${count(saved.size)} bytes).`);
         } catch (error) {
-          notify(error.message, "error");
+          // a refused key has signed out already, saying why
+          if (error.status !== 401) notify(error.message, "error");
         } finally {
           button.disabled = false;
         }
