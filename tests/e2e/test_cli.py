@@ -435,15 +435,9 @@ def test_an_import_whose_database_goes_away_stops_in_one_line_and_a_rerun_posts_
     assert process.returncode == 1, errors
     (said,) = [line for line in errors.splitlines() if line.strip()]
     assert said.startswith("the import stopped: the database cannot be reached (")
-    created, replayed, failed = (int(word) for word in re.findall(r"\d+", output.splitlines()[-1]))
+    created, replayed, failed = _counts(output)
     assert 0 < created < ROWS and (replayed, failed) == (0, 0)
-    again = subprocess.run(
-        [str(Path(sys.executable).parent / "coalition"), "import", str(tmp_path / "rows.csv")],
-        check=False, capture_output=True, text=True, env={**os.environ, "COALITION_DATABASE_URL": database_url},
-        cwd=tmp_path, timeout=300)
-    created_now, replayed_now, failed_now = (int(word) for word in re.findall(r"\d+", again.stdout.splitlines()[-1]))
-    assert (again.returncode, created_now + replayed_now, failed_now) == (0, ROWS, 0), again.stderr
-    assert replayed_now >= created
+    _rerun_posts_the_rest(database_url, tmp_path, created)
     assert expect(operator.get("/api/v1/members/card-0/balance"), 200)["lifetime_earned"] == 40 * 5
 
 
@@ -657,6 +651,22 @@ ROWS = 20_000  # some seconds of posting in two processes: long enough to stop i
 IMPORTING = "coalition-import-under-test"  # the application name of its database sessions
 
 
+def _counts(output: str) -> tuple[int, ...]:
+    """Created, replayed and failed rows: the import's last line."""
+    return tuple(int(word) for word in re.findall(r"\d+", output.splitlines()[-1]))
+
+
+def _rerun_posts_the_rest(database_url: str, tmp_path, created_before: int) -> None:
+    """Importing rows.csv again posts every row not yet posted; the others are replays."""
+    again = subprocess.run(
+        [str(Path(sys.executable).parent / "coalition"), "import", str(tmp_path / "rows.csv")],
+        check=False, capture_output=True, text=True, env={**os.environ, "COALITION_DATABASE_URL": database_url},
+        cwd=tmp_path, timeout=300)
+    created, replayed, failed = _counts(again.stdout)
+    assert (again.returncode, created + replayed, failed) == (0, ROWS, 0), again.stderr
+    assert replayed >= created_before  # every row counted as created before is a replay now
+
+
 def _bonus_file(path, rows: int) -> None:
     when = _when()
     path.write_text(HEADER + "".join(f"k-{n},bonus,aroma,card-{n % 500},{when},,,5,gift\n" for n in range(rows)),
@@ -689,14 +699,8 @@ def test_sigterm_stops_an_import_as_ctrl_c_does_and_a_rerun_posts_the_rest(aroma
     output, errors = process.communicate(timeout=60)
     assert process.returncode == 1, errors
     assert "the import stopped: it was interrupted" in errors
-    created, replayed, failed = (int(word) for word in re.findall(r"\d+", output.splitlines()[-1]))
+    created, replayed, failed = _counts(output)
     assert 0 < created < ROWS and (replayed, failed) == (0, 0)
-    again = subprocess.run(
-        [str(Path(sys.executable).parent / "coalition"), "import", str(tmp_path / "rows.csv")],
-        check=False, capture_output=True, text=True, env={**os.environ, "COALITION_DATABASE_URL": database_url},
-        cwd=tmp_path, timeout=300)
-    created_now, replayed_now, failed_now = (int(word) for word in re.findall(r"\d+", again.stdout.splitlines()[-1]))
-    assert (again.returncode, created_now + replayed_now, failed_now) == (0, ROWS, 0), again.stderr
-    assert replayed_now >= created  # every row counted as created before is a replay now
+    _rerun_posts_the_rest(database_url, tmp_path, created)
     # card-0 has rows 0, 500, …, 19,500: 40 bonuses of 5 points, each posted once
     assert expect(operator.get("/api/v1/members/card-0/balance"), 200)["lifetime_earned"] == 40 * 5
