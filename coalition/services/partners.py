@@ -8,7 +8,7 @@ from sqlalchemy.exc import IntegrityError
 from coalition.db import models
 from coalition.domain import money
 from coalition.domain.errors import Conflict, Invalid, NotFound, PartnerSuspended
-from coalition.services import catalog
+from coalition.services import catalog, periods
 
 CATEGORIES = ("shop", "cafe", "gym", "travel", "other")
 STATUSES = ("active", "suspended")
@@ -40,6 +40,8 @@ def create(session, fields: dict) -> models.Partner:
 
 
 def update(session, partner_id: str, fields: dict) -> models.Partner:
+    if "currency" in fields:  # postings in flight commit first, so they are counted below
+        periods.lock_calendar(session, exclusive=True)
     partner = get(session, partner_id)
     _check(fields)
     if (

@@ -3,7 +3,11 @@
 Posting a transaction holds the calendar lock shared and closing a period
 holds it exclusively (PostgreSQL advisory locks), so a transaction either
 commits before a close reads the ledger or sees that period as closed and
-lands, late, in the next one. SQLite serialises writers anyway.
+lands, late, in the next one. A new rate holds it shared too, so it cannot
+slip into a period a close is closing; a change that postings depend on
+(the calendar, the base currency, a partner's currency) holds it
+exclusively, so it cannot miss a posting in flight. SQLite serialises
+writers anyway.
 """
 
 from datetime import datetime
@@ -13,7 +17,6 @@ from sqlalchemy import text
 from coalition.domain import periods
 from coalition.domain.errors import Invalid
 from coalition.services import catalog
-from coalition.services import settings as settings_service
 
 CALENDAR_LOCK = 0x436F616C  # "Coal": one advisory lock id for the settlement calendar
 
@@ -39,7 +42,7 @@ def attribute(session, occurred_at: datetime) -> tuple[periods.Period, bool]:
 
 
 def parse(session, period_id: str) -> periods.Period:
-    config = settings_service.load(session)
+    config = catalog.current(session).settings
     return periods.parse(period_id, config.period, config.timezone)
 
 

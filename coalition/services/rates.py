@@ -68,6 +68,7 @@ def create(session, fields: dict) -> models.Rate:
         partner = partners.get_for_reference(session, fields["partner_id"])
         if fields.get("min_amount") is not None:
             money.check_places(fields["min_amount"], partner.currency, "min_amount")
+    periods.lock_calendar(session)  # a close in progress commits first: its period is then closed
     last_closed = periods.last_closed(session)
     if last_closed is not None and fields["effective_from"] < last_closed.end:
         raise PeriodClosed(f"effective_from falls in closed period {last_closed.id} or earlier")

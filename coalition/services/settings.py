@@ -5,9 +5,11 @@ from sqlalchemy import exists, select
 from coalition.db import models
 from coalition.domain import money, periods
 from coalition.domain.errors import Conflict, Invalid
+from coalition.services import periods as period_service
 
 # the most max_backdate_days can be: no posting is ever dated further back than this
 MAX_BACKDATE_DAYS = 3650
+FROZEN_ONCE_POSTED = {"base_currency", "timezone", "period"}
 
 
 def load(session) -> models.Settings:
@@ -16,6 +18,8 @@ def load(session) -> models.Settings:
 
 def update(session, changes: dict) -> models.Settings:
     """Apply the given fields; calendar and currency freeze once the ledger depends on them."""
+    if FROZEN_ONCE_POSTED & changes.keys():  # postings in flight commit first, so they count
+        period_service.lock_calendar(session, exclusive=True)
     settings = load(session)
     changes = {
         field: value for field, value in changes.items() if getattr(settings, field) != value

@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from time import sleep
 
 import pytest
 import requests
@@ -40,7 +41,8 @@ from sqlalchemy.engine import make_url
 
 from coalition import auth, jobs
 from coalition.db import Database
-from coalition.services import expiry
+from coalition.api.transactions import validated
+from coalition.services import expiry, imports, ledger, settlement
 from tests.conftest import POSTGRES_URL, days_ago
 from tests.e2e.helpers import add_partner, add_rate, expect, list_all
 from tests.e2e.live_server import LiveServer, live_server
@@ -931,3 +933,63 @@ def test_concurrent_postings_keep_the_period_totals(server, http, operator_key):
     assert {(line["issuer_id"], line["redeemer_id"]): line["points"] for line in draft["pair_lines"]} == redeemed
     assert {entry["partner_id"]: entry["points_issued"] for entry in draft["partners"] if entry["points_issued"]} == {
         partner: points for partner, points in issued.items() if points}
+
+
+# --------------------------------------------------------------------------- 9. changes racing a close or a posting
+
+
+@contextmanager
+def held_open(database_url: str, use_case):
+    """``use_case(session)`` run in a transaction left open (its locks held) until the block ends, then committed."""
+    database = Database(database_url)
+    session = database.sessions()
+    try:
+        with session.begin():
+            use_case(session)
+            yield
+    finally:
+        session.close()
+        database.dispose()
+
+
+def replied_after(held, call):
+    """``call()`` sent while ``held`` holds its locks, which are let go a second later; its reply."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with held:
+            reply = pool.submit(call)
+            sleep(1)  # time to run its checks before the other commits, as it could
+        return reply.result(timeout=WAIT)
+
+
+def test_a_rate_posted_while_a_close_runs_waits_for_it_and_cannot_start_in_the_period_closed(
+        database_url, local_operator):
+    this_month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    closing = (this_month - timedelta(days=1)).strftime("%Y-%m")
+    inside = (this_month - timedelta(days=3)).isoformat()
+    close = held_open(database_url, lambda session: settlement.close(session, closing, datetime.now(UTC)))
+    reply = replied_after(close, lambda: local_operator.post(
+        "/api/v1/rates", json={"kind": "redemption", "value": "0.02", "effective_from": inside}))
+    # it passed the check before the close committed, then landed in the closed period (201)
+    assert (reply.status_code, reply.get_json()["reason"]) == (409, "period_closed")
+    assert expect(local_operator.get("/api/v1/rates", query_string={"kind": "redemption"}), 200) == []
+
+
+@pytest.mark.parametrize("change", [
+    ("/api/v1/partners/aroma", {"currency": "EUR"}),
+    ("/api/v1/settings", {"timezone": "Europe/Moscow"}),
+    ("/api/v1/settings", {"base_currency": "USD"}),
+], ids=["a partner's currency", "the calendar", "the base currency"])
+def test_a_change_the_ledger_depends_on_waits_for_a_posting_in_flight_and_is_then_refused(
+        database_url, local_operator, change):
+    add_partner(local_operator, "aroma", "RUB", "cafe")
+    add_rate(local_operator, "earn", "0.1", partner_id="aroma")
+    request = validated(earn_body("race-1", "m-race", "aroma", "100.00", days_ago(1)))
+    posting = held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, request,
+                                                                      datetime.now(UTC)))
+    path, body = change
+    reply = replied_after(posting, lambda: (local_operator.patch if "partners" in path else local_operator.put)(
+        path, json=body))
+    # it found no transaction yet, and changed what the posting had just been checked against (200)
+    assert reply.status_code == 409, reply.get_json()
+    assert expect(local_operator.get("/api/v1/partners/aroma"), 200)["currency"] == "RUB"
+    assert expect(local_operator.get("/api/v1/settings"), 200)["timezone"] == "UTC"
