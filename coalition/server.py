@@ -23,6 +23,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
 from coalition import create_app
+from coalition.api import error_body
 
 PARENT_CHECK_SECONDS = 1.0
 STOP_SECONDS = 5.0
@@ -104,7 +105,7 @@ class Worker(ThreadWorker):
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """What ``gunicorn.util.write_error`` sends, with the API's error body (SPEC §10)."""
-    body = json.dumps({"code": status_int, "status": reason, "message": mesg or reason}).encode()
+    body = json.dumps(error_body(status_int, mesg or reason)).encode()
     head = (
         f"HTTP/1.1 {status_int} {reason}\r\nConnection: close\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"

@@ -4,8 +4,9 @@ Each function answers for a list of period ids in one query, grouped by
 period (and partner), so a chart of twelve periods costs a handful of
 queries however many transactions they hold. The points figures that the
 settlement already counts (issued, reversed, expired, redeemed, liability)
-come from :mod:`coalition.db.aggregates` itself, so KPIs and statements
-never disagree.
+are not counted here: they come from the settlement's own period totals
+(:mod:`coalition.db.totals`) and liability (:mod:`coalition.db.aggregates`),
+so KPIs and statements never disagree.
 
 Money is summed exactly: PostgreSQL sums NUMERIC; SQLite stores amounts as
 text (see :mod:`coalition.db.types`), and its own ``SUM`` would go through

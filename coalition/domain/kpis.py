@@ -38,11 +38,10 @@ the period's end and rounded once after adding up.
 """
 
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 from coalition.domain import money, settlement
 
-RATIO_PLACES = Decimal("0.0001")
 FREQUENCY_PLACES = Decimal("0.01")
 
 
@@ -122,19 +121,9 @@ class Activity:
     liability_points: int = 0
 
 
-def ratio(
-    numerator: int | Decimal, denominator: int | Decimal, places: Decimal = RATIO_PLACES
-) -> Decimal | None:
-    """numerator ÷ denominator to 4 places, half-even; None when there is nothing to divide by."""
-    if not denominator:
-        return None
-    quotient = Decimal(numerator) / Decimal(denominator)
-    return money.unsigned_zero(quotient.quantize(places, rounding=ROUND_HALF_EVEN))
-
-
 def purchase_frequency(purchases: int, purchasers: int) -> Decimal | None:
     """Purchases per purchasing member in the period: purchases ÷ purchasers, to 2 places."""
-    return ratio(purchases, purchasers, FREQUENCY_PLACES)
+    return money.ratio(purchases, purchasers, FREQUENCY_PLACES)
 
 
 def average(amount: Decimal, count: int, currency: str) -> Decimal | None:
@@ -146,12 +135,12 @@ def average(amount: Decimal, count: int, currency: str) -> Decimal | None:
 
 def earn_share(earns: int, burns: int) -> Decimal | None:
     """Of the earns and burns at a till, the share where points were earned: earns ÷ (earns + burns)."""
-    return ratio(earns, earns + burns)
+    return money.ratio(earns, earns + burns)
 
 
 def burn_share(earns: int, burns: int) -> Decimal | None:
     """Of the earns and burns at a till, the share where points were spent: burns ÷ (earns + burns)."""
-    return ratio(burns, earns + burns)
+    return money.ratio(burns, earns + burns)
 
 
 def net_issued(points_issued: int, points_reversed: int) -> int:
@@ -176,7 +165,7 @@ def _of_net_issued(points: int, points_issued: int, points_reversed: int) -> Dec
     of earlier periods' points can exceed what the period issued, and a share of a negative
     number of points means nothing)."""
     issued = net_issued(points_issued, points_reversed)
-    return ratio(points, issued) if issued > 0 else None
+    return money.ratio(points, issued) if issued > 0 else None
 
 
 def _text(value: Decimal | None) -> str | None:

@@ -64,6 +64,20 @@ def round_half_even(value: Decimal, currency: str) -> Decimal:
     return unsigned_zero(value.quantize(minor_unit(currency), rounding=ROUND_HALF_EVEN))
 
 
+RATIO_PLACES = Decimal("0.0001")  # a share, as 12.34 %
+
+
+def ratio(
+    numerator: int | Decimal, denominator: int | Decimal, places: Decimal = RATIO_PLACES
+) -> Decimal | None:
+    """numerator ÷ denominator to ``places`` (4 decimals), half-even, never -0; None when
+    there is nothing to divide by."""
+    if not denominator:
+        return None
+    quotient = Decimal(numerator) / Decimal(denominator)
+    return unsigned_zero(quotient.quantize(places, rounding=ROUND_HALF_EVEN))
+
+
 def unsigned_zero(value: Decimal) -> Decimal:
     """``value``, with a zero that rounding left negative ("-0.00") made plain."""
     return value.copy_abs() if value.is_zero() else value

@@ -16,7 +16,7 @@ Decimal, with one half-even rounding per line:
 
 from collections import defaultdict
 from dataclasses import dataclass
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 
 from coalition.domain import money
 from coalition.domain.errors import CoalitionError
@@ -88,10 +88,8 @@ class Netting:
 
     @property
     def netting_ratio(self) -> Decimal | None:
-        if not self.gross:
-            return None
-        ratio = 1 - self.multilateral_net / self.gross
-        return ratio.quantize(Decimal("0.0001"), rounding=ROUND_HALF_EVEN)
+        """1 − multilateral net ÷ gross (SPEC §7); None when nothing was redeemed."""
+        return money.ratio(self.gross - self.multilateral_net, self.gross)
 
     @property
     def payments_saved(self) -> int:

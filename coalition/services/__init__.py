@@ -1,5 +1,11 @@
-"""Use cases: each runs inside one database transaction given to it as ``session``.
+"""Use cases: most run inside one database transaction given to them as ``session``.
 
-HTTP views, CLI commands and scheduler jobs all call these functions through
+HTTP views, CLI commands and scheduler jobs call those through
 :meth:`coalition.db.Database.run`, which owns commit, rollback and retries.
+The few that must commit as they go are given the
+:class:`~coalition.db.Database` instead and run one unit of work per step:
+a batch's chunks (:func:`batches.post_many`, :func:`imports.post_file`), the
+expiry job's batches (:func:`expiry.expire_all`), the auto-close
+(:func:`settlement.auto_close`) and the keeping of closed periods' KPI counts
+(:func:`kpis.keep_closed_counts`).
 """

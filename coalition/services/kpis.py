@@ -2,8 +2,9 @@
 
 The measures and their formulas are in :mod:`coalition.domain.kpis`; this use
 case gathers the counts for each scope and period from set-based aggregates
-and hands them over. The points figures are the settlement's own
-(:mod:`coalition.db.aggregates`), and for a closed period the points
+and hands them over. The points figures are the settlement's own (the
+period totals of :mod:`coalition.db.totals`, and the liability of
+:mod:`coalition.db.aggregates`), and for a closed period the points
 outstanding are read from the settlement stored at close, so a closed
 period's KPIs agree with its statements to the point.
 

@@ -18,7 +18,7 @@ from coalition.db import aggregates, models, totals
 from coalition.domain import money, periods
 from coalition.domain import rates as rates_domain
 from coalition.domain import settlement as math
-from coalition.domain.errors import Conflict, NoRate, NotFound
+from coalition.domain.errors import Conflict, Forbidden, NoRate, NotFound
 from coalition.services import expiry, queries, rates
 from coalition.services import partners as partner_service
 from coalition.services import periods as period_service
@@ -116,16 +116,27 @@ def compute(session, period: periods.Period, status: str) -> dict:
     }
 
 
-def get(session, period_id: str, now: datetime) -> dict:
-    """The stored settlement of a closed period, or a live draft of an open one."""
+def get(session, principal, period_id: str) -> dict:
+    """The stored settlement of a closed period, or a live draft of an open one.
+
+    Every partner's figures are in it: a key bound to a partner reads that
+    partner's statements instead (SPEC §4).
+    """
+    if principal.own_partner() is not None:
+        raise Forbidden("a key bound to a partner reads that partner's statements instead")
     period = period_service.parse(session, period_id)
     closed = session.get(models.Period, period.id)
     if closed is not None:
         return json.loads(closed.settlement)
-    last = period_service.last_closed(session)
+    _refuse_before_the_last_close(period, period_service.last_closed(session))
+    return compute(session, period, "draft")
+
+
+def _refuse_before_the_last_close(period, last) -> None:
+    """A period that is not closed but begins before the last closed one ends lies
+    before the first close: nothing was ever settled in it."""
     if last is not None and period.start < last.end:
         raise NotFound(f"period {period.id} precedes the ledger and was never settled")
-    return compute(session, period, "draft")
 
 
 def close(session, period_id: str, now: datetime) -> dict:
@@ -142,8 +153,7 @@ def close(session, period_id: str, now: datetime) -> dict:
         )
     config = settings_service.load(session)
     last = period_service.last_closed(session)
-    if last is not None and target.start < last.end:
-        raise NotFound(f"period {target.id} precedes the ledger and was never settled")
+    _refuse_before_the_last_close(target, last)
     if last is None and _before_any_posting(session, target, now):
         raise NotFound(
             f"period {target.id} precedes the ledger: no transaction is, or can ever be, dated in it"

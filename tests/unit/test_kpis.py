@@ -2,24 +2,24 @@
 
 from decimal import Decimal
 
-from coalition.domain import kpis, settlement
+from coalition.domain import kpis, money, settlement
 
 # --- ratios -------------------------------------------------------------------------------
 
 
 def test_ratio_has_four_places():
     # 1 ÷ 3 = 0.33333… → 0.3333
-    assert kpis.ratio(1, 3) == Decimal("0.3333")
+    assert money.ratio(1, 3) == Decimal("0.3333")
 
 
 def test_ratio_rounds_half_to_even():
     # 1 ÷ 20000 = 0.00005 → the tie goes to the even 0.0000; 3 ÷ 20000 = 0.00015 → 0.0002
-    assert kpis.ratio(1, 20000) == Decimal("0.0000")
-    assert kpis.ratio(3, 20000) == Decimal("0.0002")
+    assert money.ratio(1, 20000) == Decimal("0.0000")
+    assert money.ratio(3, 20000) == Decimal("0.0002")
 
 
 def test_ratio_of_nothing_is_none():
-    assert kpis.ratio(5, 0) is None
+    assert money.ratio(5, 0) is None
 
 
 def test_purchase_frequency_is_purchases_per_purchaser_to_two_places():
@@ -60,7 +60,7 @@ def test_rates_when_returns_exceed_what_the_period_issued_are_none():
 
 def test_a_ratio_that_rounds_to_zero_from_below_is_a_plain_zero():
     # −1 ÷ 100000 = −0.00001 → 0.0000, not "-0.0000"
-    assert str(kpis.ratio(-1, 100000)) == "0.0000"
+    assert str(money.ratio(-1, 100000)) == "0.0000"
     assert str(kpis.redemption_rate(-1, 100000, 0)) == "0.0000"
 
 
@@ -185,3 +185,18 @@ def test_figures_of_a_quiet_partner_have_no_ratios():
     assert [figures[name] for name in ("purchase_frequency", "average_purchase", "earn_share",
                                        "redemption_rate", "breakage_rate")] == [None] * 5
     assert figures["liability"] == "0.00"
+
+
+def test_netting_ratio_is_one_minus_multilateral_over_gross_to_four_places_never_minus_zero():
+    def ratio(gross: str, multilateral: str):
+        return settlement.Netting(gross=Decimal(gross), bilateral_net=Decimal(gross),
+                                  multilateral_net=Decimal(multilateral), payments_gross=2,
+                                  payments_net=2).netting_ratio
+
+    # one pair line A→B of 100.00: A −100.00, B +100.00, Σ|net| = 200.00 → 1 − 2 = −100 %
+    assert ratio("100.00", "200.00") == Decimal("-1.0000")
+    # 1 − 10.00 ÷ 120.00 = 0.91666… → 0.9167
+    assert ratio("120.00", "10.00") == Decimal("0.9167")
+    # 1 − 100000.01 ÷ 100000.00 = −0.0000001 → 0.0000 (it printed "-0.0000")
+    assert str(ratio("100000.00", "100000.01")) == "0.0000"
+    assert ratio("0.00", "0.00") is None
