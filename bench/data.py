@@ -42,6 +42,7 @@ from fractions import Fraction
 import psycopg
 
 from bench.pg import conninfo
+from coalition.domain import totals
 
 TTL_DAYS = 365
 EARN_WINDOW = (0.0, 0.30)
@@ -697,13 +698,7 @@ PARTNER_TOTALS_OF_LEDGER = """
         sum(CASE WHEN late THEN 1 ELSE 0 END) AS late_count
     FROM transactions WHERE id > %(transaction)s
     GROUP BY period_id, partner_id, fee_rate"""
-PARTNER_FIELDS = (
-    "points_issued",
-    "points_reversed",
-    "shortfall_points",
-    "points_expired",
-    "late_count",
-)
+PARTNER_FIELDS = totals.ACTIVITY_FIELDS  # the columns of partner_totals the ledger adds to
 
 
 def _of(alias: str) -> str:

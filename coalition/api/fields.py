@@ -129,3 +129,8 @@ def Currency(**kwargs):
 PartnerId = WholeMatch(
     r"^[a-z0-9][a-z0-9-]{1,62}$", error="must be a slug: a-z, 0-9 and '-', 2 to 63 characters"
 )
+
+
+#: An amount the service has already written at its currency's minor unit, signed,
+#: as a string such as ``"-83.25"`` (SPEC §3): settlements, statements and KPIs.
+Money = fields.String

@@ -6,12 +6,11 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database, principal
-from coalition.api.fields import PartnerId, Text
+from coalition.api.fields import Money, PartnerId, Text
 from coalition.services import kpis
 
 blp = Blueprint("kpis", __name__, url_prefix="/api/v1/kpis", description="Programme KPIs")
 
-Money = fields.String
 Ratio = fields.String
 
 

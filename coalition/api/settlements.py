@@ -9,7 +9,7 @@ from marshmallow import Schema, fields
 
 import reports
 from coalition.api import Blueprint, database, principal, roles
-from coalition.api.fields import PartnerId, Text
+from coalition.api.fields import Money, PartnerId, Text
 from coalition.services import settlement
 
 blp = Blueprint(
@@ -28,9 +28,6 @@ class PeriodOut(Schema):
 class StatementQuery(Schema):
     period_id = Text(max_length=16, load_default=None)
     partner_id = fields.String(load_default=None, validate=PartnerId)
-
-
-Money = fields.String
 
 
 class PartnerEntry(Schema):
