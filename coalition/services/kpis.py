@@ -27,7 +27,6 @@ from sqlalchemy import select, update
 
 from coalition.db import aggregates, kpi_aggregates, models, totals
 from coalition.domain import kpis
-from coalition.domain import rates as rates_domain
 from coalition.domain.errors import NotFound
 from coalition.services import partners as partner_service
 from coalition.services import periods as period_service
@@ -195,9 +194,7 @@ def _period_kpis(
     activity = totals.period_activity(session, period_id).partners
     redeemed = totals.redeemed_points(session, period_id)
     outstanding = _liability_points(session, period)
-    point_value = rates_domain.in_force(
-        rates.candidates(session, ("redemption",)), "redemption", at_end
-    )
+    point_value = rates.point_value(session, at_end)
     point_value = None if point_value is None else point_value.value
 
     scopes = {}

@@ -98,6 +98,12 @@ def candidates(session, kinds: tuple[str, ...], partner_id: str | None = None) -
     return catalog.current(session).rates_of(kinds, partner_id)
 
 
+def point_value(session, at: datetime) -> rates.Rate | None:
+    """The coalition-wide redemption rate in force at ``at``: what an outstanding point is
+    worth when the liability is valued (SPEC §7)."""
+    return rates.in_force(candidates(session, ("redemption",)), "redemption", at)
+
+
 def fx_rate(session, currency: str, base_currency: str, at: datetime) -> rates.Rate | None:
     """Base currency per unit of ``currency``; the base currency itself is 1."""
     if currency == base_currency:

@@ -16,7 +16,6 @@ from sqlalchemy import select
 
 from coalition.db import aggregates, models, totals
 from coalition.domain import money, periods
-from coalition.domain import rates as rates_domain
 from coalition.domain import settlement as math
 from coalition.domain.errors import Conflict, Forbidden, NoRate, NotFound
 from coalition.services import expiry, queries, rates
@@ -47,9 +46,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
     fee_totals = math.fees(activity.issued, base)
     positions = math.positions(list(everyone), lines, fee_totals, base)
     liability = aggregates.liability_points(session, period.end)
-    point_value = rates_domain.in_force(
-        rates.candidates(session, ("redemption",)), "redemption", at_end
-    )
+    point_value = rates.point_value(session, at_end)
     entries = []
     for partner_id, partner in everyone.items():
         fx = rates.fx_rate(session, partner.currency, base, at_end)
