@@ -168,10 +168,6 @@ def _of_net_issued(points: int, points_issued: int, points_reversed: int) -> Dec
     return money.ratio(points, issued) if issued > 0 else None
 
 
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
 def figures(
     activity: Activity, currency: str, point_value: Decimal | None, base_currency: str
 ) -> dict:
@@ -185,7 +181,7 @@ def figures(
     earns = purchases.total_count
 
     def amount(value: Decimal | None) -> str | None:
-        return _text(value) if activity.amounts_known else None
+        return money.text(value) if activity.amounts_known else None
 
     return {
         "currency": currency,
@@ -193,7 +189,7 @@ def figures(
         "new_members": activity.new_members,
         "purchases": earns,
         "purchasers": activity.purchasers,
-        "purchase_frequency": _text(purchase_frequency(earns, activity.purchasers)),
+        "purchase_frequency": money.text(purchase_frequency(earns, activity.purchasers)),
         "sales": amount(money.round_half_even(purchases.total_amount, currency)),
         "average_purchase": amount(average(purchases.total_amount, earns, currency)),
         "purchases_with_points": purchases.count_with_points,
@@ -204,23 +200,23 @@ def figures(
             average(purchases.amount, purchases.count, currency)
         ),
         "redemptions": activity.redemptions,
-        "earn_share": _text(earn_share(earns, activity.redemptions)),
-        "burn_share": _text(burn_share(earns, activity.redemptions)),
+        "earn_share": money.text(earn_share(earns, activity.redemptions)),
+        "burn_share": money.text(burn_share(earns, activity.redemptions)),
         "points_issued": activity.points_issued,
         "points_reversed": activity.points_reversed,
         "points_redeemed": activity.points_redeemed,
         "points_redeemed_here": activity.points_redeemed_here,
         "points_expired": activity.points_expired,
-        "redemption_rate": _text(
+        "redemption_rate": money.text(
             redemption_rate(
                 activity.points_redeemed, activity.points_issued, activity.points_reversed
             )
         ),
-        "breakage_rate": _text(
+        "breakage_rate": money.text(
             breakage_rate(activity.points_expired, activity.points_issued, activity.points_reversed)
         ),
         "liability_points": activity.liability_points,
-        "liability": _text(
+        "liability": money.text(
             settlement.liability_value(activity.liability_points, point_value, base_currency)
         ),
     }

@@ -83,6 +83,12 @@ def unsigned_zero(value: Decimal) -> Decimal:
     return value.copy_abs() if value.is_zero() else value
 
 
+def text(value: Decimal | None) -> str | None:
+    """A figure as JSON carries money and ratios: a string such as ``"83.25"`` (SPEC §3),
+    exactly as computed; None stays null."""
+    return None if value is None else str(value)
+
+
 def check_currency(code: str, field: str = "currency") -> None:
     """Reject a code that is not a currency a business takes payment in (:func:`is_currency`)."""
     if not is_currency(code):

@@ -31,10 +31,6 @@ def canonical(document: dict) -> str:
     return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
-
-
 def compute(session, period: periods.Period, status: str) -> dict:
     """The settlement of ``period`` as SPEC §7 shapes it, from one pass of aggregates."""
     config = settings_service.load(session)
@@ -58,14 +54,14 @@ def compute(session, period: periods.Period, status: str) -> dict:
                 "partner_id": partner_id,
                 "name": partner.name,
                 "currency": partner.currency,
-                "receivable": _money(position.receivable),
-                "payable": _money(position.payable),
-                "fees": _money(position.fees),
-                "net": _money(position.net),
+                "receivable": money.text(position.receivable),
+                "payable": money.text(position.payable),
+                "fees": money.text(position.fees),
+                "net": money.text(position.net),
                 "fx_rate": None if fx is None else money.plain(fx.value),
                 "net_in_currency": None
                 if fx is None
-                else _money(math.convert(position.net, fx.value, partner.currency)),
+                else money.text(math.convert(position.net, fx.value, partner.currency)),
                 "points_issued": facts.get("points_issued", 0),
                 "points_redeemed": sum(
                     line.points for line in lines if line.redeemer_id == partner_id
@@ -78,7 +74,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
                 "points_expired": facts.get("points_expired", 0),
                 "late_count": facts.get("late_count", 0),
                 "liability_points": liability_points,
-                "liability": _money(
+                "liability": money.text(
                     math.liability_value(liability_points, point_value and point_value.value, base)
                 ),
             }
@@ -96,15 +92,15 @@ def compute(session, period: periods.Period, status: str) -> dict:
                 "issuer_id": line.issuer_id,
                 "redeemer_id": line.redeemer_id,
                 "points": line.points,
-                "value": _money(line.value),
+                "value": money.text(line.value),
                 "own_redemption": line.own,
             }
             for line in lines
         ],
         "netting": {
-            "gross": _money(netting.gross),
-            "bilateral_net": _money(netting.bilateral_net),
-            "multilateral_net": _money(netting.multilateral_net),
+            "gross": money.text(netting.gross),
+            "bilateral_net": money.text(netting.bilateral_net),
+            "multilateral_net": money.text(netting.multilateral_net),
             "netting_ratio": None if netting.netting_ratio is None else str(netting.netting_ratio),
             "payments_gross": netting.payments_gross,
             "payments_net": netting.payments_net,
