@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from coalition.db import aggregates, models, totals
 from coalition.domain import money, periods
-from coalition.domain import settlement as math
+from coalition.domain import settlement as arithmetic  # the settlement arithmetic
 from coalition.domain.errors import Conflict, Forbidden, NoRate, NotFound
 from coalition.services import expiry, queries, rates
 from coalition.services import partners as partner_service
@@ -37,10 +37,10 @@ def compute(session, period: periods.Period, status: str) -> dict:
     base = config.base_currency
     at_end = period.end - LAST_INSTANT
     everyone = {partner.id: partner for partner in partner_service.all_partners(session)}
-    lines = math.pair_lines(totals.redeemed_points(session, period.id), base)
+    lines = arithmetic.pair_lines(totals.redeemed_points(session, period.id), base)
     activity = totals.period_activity(session, period.id)
-    fee_totals = math.fees(activity.issued, base)
-    positions = math.positions(list(everyone), lines, fee_totals, base)
+    fee_totals = arithmetic.fees(activity.issued, base)
+    positions = arithmetic.positions(list(everyone), lines, fee_totals, base)
     liability = aggregates.liability_points(session, period.end)
     point_value = rates.point_value(session, at_end)
     entries = []
@@ -61,7 +61,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
                 "fx_rate": None if fx is None else money.plain(fx.value),
                 "net_in_currency": None
                 if fx is None
-                else money.text(math.convert(position.net, fx.value, partner.currency)),
+                else money.text(arithmetic.convert(position.net, fx.value, partner.currency)),
                 "points_issued": facts.get("points_issued", 0),
                 "points_redeemed": sum(
                     line.points for line in lines if line.redeemer_id == partner_id
@@ -75,11 +75,13 @@ def compute(session, period: periods.Period, status: str) -> dict:
                 "late_count": facts.get("late_count", 0),
                 "liability_points": liability_points,
                 "liability": money.text(
-                    math.liability_value(liability_points, point_value and point_value.value, base)
+                    arithmetic.liability_value(
+                        liability_points, point_value and point_value.value, base
+                    )
                 ),
             }
         )
-    netting = math.netting(lines, positions, base)
+    netting = arithmetic.netting(lines, positions, base)
     return {
         "period_id": period.id,
         "status": status,
