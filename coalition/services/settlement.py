@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from coalition.db import aggregates, models, totals
 from coalition.domain import money, periods
-from coalition.domain import settlement as arithmetic  # the settlement arithmetic
+from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import Conflict, Forbidden, NoRate, NotFound
 from coalition.services import expiry, queries, rates
 from coalition.services import partners as partner_service
