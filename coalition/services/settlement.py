@@ -43,44 +43,19 @@ def compute(session, period: periods.Period, status: str) -> dict:
     positions = arithmetic.positions(list(everyone), lines, fee_totals, base)
     liability = aggregates.liability_points(session, period.end)
     point_value = rates.point_value(session, at_end)
-    entries = []
-    for partner_id, partner in everyone.items():
-        fx = rates.fx_rate(session, partner.currency, base, at_end)
-        position = positions[partner_id]
-        facts = activity.partners.get(partner_id, {})
-        liability_points = liability.get(partner_id, 0)
-        entries.append(
-            {
-                "partner_id": partner_id,
-                "name": partner.name,
-                "currency": partner.currency,
-                "receivable": money.text(position.receivable),
-                "payable": money.text(position.payable),
-                "fees": money.text(position.fees),
-                "net": money.text(position.net),
-                "fx_rate": None if fx is None else money.plain(fx.value),
-                "net_in_currency": None
-                if fx is None
-                else money.text(arithmetic.convert(position.net, fx.value, partner.currency)),
-                "points_issued": facts.get("points_issued", 0),
-                "points_redeemed": sum(
-                    line.points for line in lines if line.redeemer_id == partner_id
-                ),
-                "own_redemption_points": sum(
-                    line.points for line in lines if line.own and line.redeemer_id == partner_id
-                ),
-                "points_reversed": facts.get("points_reversed", 0),
-                "shortfall_points": facts.get("shortfall_points", 0),
-                "points_expired": facts.get("points_expired", 0),
-                "late_count": facts.get("late_count", 0),
-                "liability_points": liability_points,
-                "liability": money.text(
-                    arithmetic.liability_value(
-                        liability_points, point_value and point_value.value, base
-                    )
-                ),
-            }
+    entries = [
+        _partner_entry(
+            partner,
+            positions[partner.id],
+            activity.partners.get(partner.id, {}),
+            lines,
+            rates.fx_rate(session, partner.currency, base, at_end),
+            liability.get(partner.id, 0),
+            point_value,
+            base,
         )
+        for partner in everyone.values()
+    ]
     netting = arithmetic.netting(lines, positions, base)
     return {
         "period_id": period.id,
@@ -103,11 +78,42 @@ def compute(session, period: periods.Period, status: str) -> dict:
             "gross": money.text(netting.gross),
             "bilateral_net": money.text(netting.bilateral_net),
             "multilateral_net": money.text(netting.multilateral_net),
-            "netting_ratio": None if netting.netting_ratio is None else str(netting.netting_ratio),
+            "netting_ratio": money.text(netting.netting_ratio),
             "payments_gross": netting.payments_gross,
             "payments_net": netting.payments_net,
             "payments_saved": netting.payments_saved,
         },
+    }
+
+
+def _partner_entry(
+    partner, position, facts: dict, lines, fx, liability_points: int, point_value, base: str
+) -> dict:
+    """One partner's figures of the settlement (SPEC §7), in the order they are stored."""
+    redeemed_here = [line for line in lines if line.redeemer_id == partner.id]
+    return {
+        "partner_id": partner.id,
+        "name": partner.name,
+        "currency": partner.currency,
+        "receivable": money.text(position.receivable),
+        "payable": money.text(position.payable),
+        "fees": money.text(position.fees),
+        "net": money.text(position.net),
+        "fx_rate": None if fx is None else money.plain(fx.value),
+        "net_in_currency": None
+        if fx is None
+        else money.text(arithmetic.convert(position.net, fx.value, partner.currency)),
+        "points_issued": facts.get("points_issued", 0),
+        "points_redeemed": sum(line.points for line in redeemed_here),
+        "own_redemption_points": sum(line.points for line in redeemed_here if line.own),
+        "points_reversed": facts.get("points_reversed", 0),
+        "shortfall_points": facts.get("shortfall_points", 0),
+        "points_expired": facts.get("points_expired", 0),
+        "late_count": facts.get("late_count", 0),
+        "liability_points": liability_points,
+        "liability": money.text(
+            arithmetic.liability_value(liability_points, point_value and point_value.value, base)
+        ),
     }
 
 
