@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 
 from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
-from sqlalchemy.exc import SQLAlchemyError
 
 from coalition.api import (
     INVALID_FIELDS,
@@ -205,9 +204,6 @@ def _result(index: int, outcome) -> dict:
         error = error_body(422, INVALID_FIELDS, errors={"json": outcome.messages})
     elif isinstance(outcome, CoalitionError):
         error = domain_error_body(outcome)
-    elif isinstance(outcome, SQLAlchemyError):
-        message = "the database failed; this item was not written"
-        error = error_body(500, message, reason="database_error")
     else:
         view, status = present(outcome)
         return {"index": index, "status": status, "transaction": view}

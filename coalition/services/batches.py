@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from coalition.db import Unavailable
+from coalition.domain.errors import CoalitionError
 from coalition.services import ledger
 
 log = logging.getLogger(__name__)
@@ -60,9 +61,17 @@ def _post_chunk(session, principal, requests: list) -> list:
     return [request if isinstance(request, Exception) else next(postings) for request in requests]
 
 
+class NotWritten(CoalitionError):
+    """An item the database failed on when posted alone: no fault of the client (500),
+    and only this item is lost; the log has the database's error."""
+
+    status = 500
+    reason = "database_error"
+
+
 def _post_alone(database, principal, request):
     try:
         return database.run(_post_chunk, principal, [request])[0]
-    except SQLAlchemyError as error:
+    except SQLAlchemyError:
         log.exception("a posting failed in the database; it was not written")
-        return error
+        return NotWritten("the database failed; this item was not written")

@@ -409,6 +409,9 @@ def test_injected_error_in_a_batch_item_leaves_that_item_unwritten(operator, dat
         response = operator.post("/api/v1/transactions/batch", json={"transactions": items})
     assert response.status_code == 200, response.get_json()
     assert [r["status"] for r in response.get_json()["results"]] == [201, 500, 201]
+    failed = response.get_json()["results"][1]["error"]
+    assert (failed["code"], failed["reason"]) == (500, "database_error")
+    assert failed["message"] == "the database failed; this item was not written"  # the database's own words stay in the log
     committed = [True, False, True]
     with database.engine.connect() as connection:
         posted = set(connection.execute(text("SELECT external_id FROM transactions WHERE type = 'burn'")).scalars())
