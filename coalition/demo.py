@@ -15,7 +15,7 @@ from coalition import auth
 from coalition.db import models
 from coalition.domain import periods as periods_domain
 from coalition.domain.errors import CoalitionError
-from coalition.services import ledger, partners, rates, settlement
+from coalition.services import ledger, partners, periods, rates, settlement
 from coalition.services import settings as settings_service
 
 PARTNERS = [
@@ -55,6 +55,7 @@ def load(database, now: datetime, echo=print, progress=None) -> None:
 
 
 def _configure(session, start: datetime) -> None:
+    periods.lock_calendar(session)  # before the first write: the rates below take it
     for partner_id, name, category, currency, hold_days, _ in PARTNERS:
         partners.create(
             session,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from coalition import database_of
 from coalition.db import Unavailable, reaching
@@ -33,19 +34,24 @@ def holding_job_lock(database, job: str, work) -> bool:
         return True
     # A session-level lock on an autocommit connection: no transaction stays
     # open (and idle) while the job runs its own units of work.
-    with (
-        reaching(),
-        database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection,
-    ):
-        locked = connection.scalar(
-            text("SELECT pg_try_advisory_lock(:key)"), {"key": JOB_LOCKS[job]}
-        )
+    with reaching():
+        connection = database.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    with connection:
+        with reaching():
+            locked = connection.scalar(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": JOB_LOCKS[job]}
+            )
         if not locked:
             return False
         try:
             work()
         finally:
-            connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": JOB_LOCKS[job]})
+            try:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": JOB_LOCKS[job]})
+            except DBAPIError:
+                # closed, not pooled: the server lets go of a session's locks with it. What
+                # work() raised, if anything, is the job's outcome, not this.
+                connection.invalidate()
     return True
 
 

@@ -156,7 +156,7 @@ class Api(flask_smorest.Api):
         """503: the request is not at fault. What it committed before the connection
         broke stays written (a batch's earlier chunks, a commit that reached the
         server); posting it again answers those as replays."""
-        log.warning("answered 503: %s", error)
+        log.error("answered 503: %s", error)
         body = error_body(503, UNAVAILABLE, reason="database_unavailable")
         return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 

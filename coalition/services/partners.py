@@ -40,7 +40,9 @@ def create(session, fields: dict) -> models.Partner:
 
 
 def update(session, partner_id: str, fields: dict) -> models.Partner:
-    if "currency" in fields:  # postings in flight commit first, so they are counted below
+    known = catalog.current(session).partners.get(partner_id)
+    if known is not None and fields.get("currency", known.currency) != known.currency:
+        # postings in flight commit first, so they are counted below
         periods.lock_calendar(session, exclusive=True)
     partner = get(session, partner_id)
     _check(fields)

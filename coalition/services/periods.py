@@ -22,6 +22,9 @@ CALENDAR_LOCK = 0x436F616C  # "Coal": one advisory lock id for the settlement ca
 
 
 def lock_calendar(session, exclusive: bool = False) -> None:
+    """Take the calendar lock for this transaction, before any write to reference data:
+    such a write locks the settings row (its generation, :mod:`catalog`), which a close
+    locks after the calendar, so the other order could deadlock with a close."""
     if session.bind.dialect.name != "postgresql":
         return
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"

@@ -51,6 +51,9 @@ def _check_scope(fields: dict) -> None:
 
 
 def create(session, fields: dict) -> models.Rate:
+    # first: a close in progress commits before, and its period is then closed; a change of
+    # the base currency or a partner's currency in progress too, before they are checked
+    periods.lock_calendar(session)
     _check_scope(fields)
     if (
         fields.get("effective_to") is not None
@@ -68,7 +71,6 @@ def create(session, fields: dict) -> models.Rate:
         partner = partners.get_for_reference(session, fields["partner_id"])
         if fields.get("min_amount") is not None:
             money.check_places(fields["min_amount"], partner.currency, "min_amount")
-    periods.lock_calendar(session)  # a close in progress commits first: its period is then closed
     last_closed = periods.last_closed(session)
     if last_closed is not None and fields["effective_from"] < last_closed.end:
         raise PeriodClosed(f"effective_from falls in closed period {last_closed.id} or earlier")

@@ -5,11 +5,12 @@ from sqlalchemy import exists, select
 from coalition.db import models
 from coalition.domain import money, periods
 from coalition.domain.errors import Conflict, Invalid
+from coalition.services import catalog
 from coalition.services import periods as period_service
 
 # the most max_backdate_days can be: no posting is ever dated further back than this
 MAX_BACKDATE_DAYS = 3650
-FROZEN_ONCE_POSTED = {"base_currency", "timezone", "period"}
+FROZEN = ("base_currency", "timezone", "period")  # once anything is posted or closed
 
 
 def load(session) -> models.Settings:
@@ -18,7 +19,9 @@ def load(session) -> models.Settings:
 
 def update(session, changes: dict) -> models.Settings:
     """Apply the given fields; calendar and currency freeze once the ledger depends on them."""
-    if FROZEN_ONCE_POSTED & changes.keys():  # postings in flight commit first, so they count
+    known = catalog.current(session).settings
+    if any(changes.get(field, getattr(known, field)) != getattr(known, field) for field in FROZEN):
+        # postings in flight commit first, so they count below
         period_service.lock_calendar(session, exclusive=True)
     settings = load(session)
     changes = {

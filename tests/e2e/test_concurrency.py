@@ -43,6 +43,7 @@ from coalition import auth, jobs
 from coalition.db import Database
 from coalition.api.transactions import validated
 from coalition.services import expiry, imports, ledger, settlement
+from coalition.services import settings as settings_service
 from tests.conftest import POSTGRES_URL, days_ago
 from tests.e2e.helpers import add_partner, add_rate, expect, list_all
 from tests.e2e.live_server import LiveServer, live_server
@@ -993,3 +994,25 @@ def test_a_change_the_ledger_depends_on_waits_for_a_posting_in_flight_and_is_the
     assert reply.status_code == 409, reply.get_json()
     assert expect(local_operator.get("/api/v1/partners/aroma"), 200)["currency"] == "RUB"
     assert expect(local_operator.get("/api/v1/settings"), 200)["timezone"] == "UTC"
+
+
+def test_an_fx_rate_posted_while_the_base_currency_changes_is_checked_against_the_new_one(database_url,
+                                                                                         local_operator):
+    change = held_open(database_url, lambda session: settings_service.update(session, {"base_currency": "USD"}))
+    reply = replied_after(change, lambda: local_operator.post(
+        "/api/v1/rates", json={"kind": "fx", "currency": "USD", "value": "1.1", "effective_from": days_ago(1)}))
+    # it was checked against EUR before the change committed: an fx rate for the base currency (201)
+    assert reply.status_code == 422, reply.get_json()
+    assert reply.get_json()["message"] == "USD is the base currency: its fx rate is always 1"
+
+
+def test_settings_sent_back_unchanged_do_not_wait_for_postings_in_flight(database_url, local_operator):
+    add_partner(local_operator, "aroma", "RUB", "cafe")
+    add_rate(local_operator, "earn", "0.1", partner_id="aroma")
+    settings = expect(local_operator.get("/api/v1/settings"), 200)
+    request = validated(earn_body("race-2", "m-race", "aroma", "100.00", days_ago(1)))
+    with ThreadPoolExecutor(max_workers=1) as pool, held_open(database_url, lambda session: ledger.post(
+            session, imports.OPERATOR, request, datetime.now(UTC))):
+        # the calendar and currency as they are, the TTL changed: nothing postings depend on
+        reply = pool.submit(local_operator.put, "/api/v1/settings", json={**settings, "points_ttl_days": 400})
+        assert expect(reply.result(timeout=10), 200)["points_ttl_days"] == 400  # while the posting is open

@@ -14,6 +14,7 @@ from sqlalchemy.engine import make_url
 
 from coalition import auth, create_app, database_of, jobs
 from coalition.db import models
+from coalition.services import expiry
 from tests.conftest import Caller, connections_refused, copy_of, days_ago, kill_sessions
 from tests.e2e.helpers import add_partner, add_rate, expect
 
@@ -110,3 +111,21 @@ def test_a_job_finding_the_database_unavailable_logs_one_line_and_waits_for_its_
     assert record.getMessage().startswith(f"{job.__name__} skipped until its next run: the database")
     assert record.exc_info is None
     job(database)  # and it runs once the database is back
+
+
+def test_a_job_failing_as_its_connection_breaks_fails_with_its_own_error_and_holds_no_lock(private, monkeypatch):
+    name, url, database, _ = private
+
+    def fails_as_the_connection_breaks(*_):
+        kill_sessions(name)  # the job lock's session among them
+        raise RuntimeError("the books do not balance")
+
+    monkeypatch.setattr(expiry, "expire_all", fails_as_the_connection_breaks)
+    with pytest.raises(RuntimeError, match="the books do not balance"):
+        jobs.run_expiry(database)  # it was one "skipped" warning: the unlock's broken connection won
+    engine = create_engine(url)
+    try:
+        with engine.connect() as other:  # the server let go of the lock with its session
+            assert other.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": jobs.JOB_LOCKS["expiry"]})
+    finally:
+        engine.dispose()
