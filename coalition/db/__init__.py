@@ -6,7 +6,7 @@ use case when PostgreSQL reports a deadlock or serialization failure (SPEC §6:
 such failures are retried, never reported as business errors). A database
 that cannot be reached, or whose connection breaks, is :class:`Unavailable`
 instead: no fault of the request, and not retried, since a commit that broke
-may have been written.
+may have been written (a read, which writes nothing, is tried twice).
 
 SQLite (the embedded default) serialises writers: every transaction starts
 with ``BEGIN IMMEDIATE`` and waits on a busy timeout instead of failing.
@@ -141,9 +141,20 @@ class Database:
         COMMIT around it: two round trips saved on the lookups partners make
         most. A use case that reads more than once belongs in :meth:`run`. On
         SQLite this is :meth:`run`.
+
+        A read changes nothing, so one whose connection turns out broken (the
+        server restarted since the pool opened it) is read once more: SQLAlchemy
+        has then dropped the pool's old connections, and the request that
+        follows is served as if nothing happened.
         """
         if self.dialect != "postgresql":
             return self.run(use_case, *args, **kwargs)
+        try:
+            return self._read_once(use_case, *args, **kwargs)
+        except Unavailable:
+            return self._read_once(use_case, *args, **kwargs)
+
+    def _read_once(self, use_case, *args, **kwargs):
         with reaching(), self.sessions() as session:
             session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
             return use_case(session, *args, **kwargs)
