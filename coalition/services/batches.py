@@ -29,6 +29,14 @@ log = logging.getLogger(__name__)
 CHUNK = 100  # items per transaction: long enough to amortise, short enough to hold locks briefly
 
 
+class NotWritten(CoalitionError):
+    """An item the database failed on when posted alone: no fault of the client (500),
+    and only this item is lost; the log has the database's error."""
+
+    status = 500
+    reason = "database_error"
+
+
 def post_many(database, principal, requests: list) -> list:
     """The outcome of each request, in order: its :class:`~coalition.services.ledger.Posting`
     or the error that refused it.
@@ -59,14 +67,6 @@ def _post_chunk(session, principal, requests: list) -> list:
     valid = [request for request in requests if not isinstance(request, Exception)]
     postings = iter(ledger.post_chunk(session, principal, valid, datetime.now(UTC)))
     return [request if isinstance(request, Exception) else next(postings) for request in requests]
-
-
-class NotWritten(CoalitionError):
-    """An item the database failed on when posted alone: no fault of the client (500),
-    and only this item is lost; the log has the database's error."""
-
-    status = 500
-    reason = "database_error"
 
 
 def _post_alone(database, principal, request):
