@@ -6,7 +6,8 @@ use case when PostgreSQL reports a deadlock or serialization failure (SPEC §6:
 such failures are retried, never reported as business errors). A database
 that cannot be reached, or whose connection breaks, is :class:`Unavailable`
 instead: no fault of the request, and not retried, since a commit that broke
-may have been written (a read, which writes nothing, is tried twice).
+may have been written (a read, which writes nothing, and a unit of work the
+caller declares repeatable are tried twice).
 
 SQLite (the embedded default) serialises writers: every transaction starts
 with ``BEGIN IMMEDIATE`` and waits on a busy timeout instead of failing.
@@ -87,6 +88,15 @@ def reaching():
         raise Unavailable(f"the database cannot be reached ({reason})") from error
 
 
+def _twice_if_unavailable(call, *args, **kwargs):
+    """``call(...)``, and once more if the database was unavailable: the broken connection
+    is gone from the pool by then, so a server that is back serves the second."""
+    try:
+        return call(*args, **kwargs)
+    except Unavailable:
+        return call(*args, **kwargs)
+
+
 class Database:
     """An engine and its session factory, built from a URL in ``create_app``."""
 
@@ -149,10 +159,7 @@ class Database:
         """
         if self.dialect != "postgresql":
             return self.run(use_case, *args, **kwargs)
-        try:
-            return self._read_once(use_case, *args, **kwargs)
-        except Unavailable:
-            return self._read_once(use_case, *args, **kwargs)
+        return _twice_if_unavailable(self._read_once, use_case, *args, **kwargs)
 
     def _read_once(self, use_case, *args, **kwargs):
         with reaching(), self.sessions() as session:
@@ -170,6 +177,13 @@ class Database:
                     raise
                 time.sleep(0.005 * 2**attempt)
         raise AssertionError("unreachable")
+
+    def run_repeatable(self, use_case, *args, **kwargs):
+        """:meth:`run` for a unit of work that may safely run twice (postings: a second
+        run answers what the first committed as replays). One whose connection broke, a
+        restart, a failover or a killed backend, is no fault of its own: it runs once
+        more, on a new connection."""
+        return _twice_if_unavailable(self.run, use_case, *args, **kwargs)
 
     def dispose(self) -> None:
         self.engine.dispose()

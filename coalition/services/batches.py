@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from coalition.db import Unavailable
 from coalition.domain.errors import CoalitionError
 from coalition.services import ledger
 
@@ -48,19 +47,10 @@ def post_many(database, principal, requests: list) -> list:
     for start in range(0, len(requests), CHUNK):
         chunk = requests[start : start + CHUNK]
         try:
-            outcomes += _post_chunk_twice_if_cut(database, principal, chunk)
+            outcomes += database.run_repeatable(_post_chunk, principal, chunk)
         except SQLAlchemyError:
             outcomes += [_post_alone(database, principal, request) for request in chunk]
     return outcomes
-
-
-def _post_chunk_twice_if_cut(database, principal, requests: list) -> list:
-    """A connection broken mid-chunk (a restart, a failover, a killed backend) is
-    no item's fault: the chunk is posted again on a new one."""
-    try:
-        return database.run(_post_chunk, principal, requests)
-    except Unavailable:
-        return database.run(_post_chunk, principal, requests)
 
 
 def _post_chunk(session, principal, requests: list) -> list:

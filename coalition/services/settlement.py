@@ -36,11 +36,11 @@ def compute(session, period: periods.Period, status: str) -> dict:
     config = settings_service.load(session)
     base = config.base_currency
     at_end = period.end - LAST_INSTANT
-    everyone = {partner.id: partner for partner in partner_service.all_partners(session)}
+    everyone = partner_service.all_partners(session)
     lines = arithmetic.pair_lines(totals.redeemed_points(session, period.id), base)
     activity = totals.period_activity(session, period.id)
     fee_totals = arithmetic.fees(activity.issued, base)
-    positions = arithmetic.positions(list(everyone), lines, fee_totals, base)
+    positions = arithmetic.positions([partner.id for partner in everyone], lines, fee_totals, base)
     liability = aggregates.liability_points(session, period.end)
     point_value = rates.point_value(session, at_end)
     entries = [
@@ -54,7 +54,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
             point_value,
             base,
         )
-        for partner in everyone.values()
+        for partner in everyone
     ]
     netting = arithmetic.netting(lines, positions, base)
     return {
