@@ -28,14 +28,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.url_map.converters["int"] = api.AsciiInteger
     api.init_app(app)
 
-    from coalition import console
+    from coalition import console, health
 
     app.register_blueprint(console.blp)
-
-    @app.get("/healthz")
-    def healthz():
-        return {"status": "ok"}
-
+    app.register_blueprint(health.blp)
     return app
 
 

@@ -1,5 +1,6 @@
 """Schema upgrades through Alembic, the only way the schema is made (SPEC §2)."""
 
+import functools
 from pathlib import Path
 
 from alembic import command
@@ -20,9 +21,14 @@ def upgrade(database) -> None:
 
 def is_current(database) -> bool:
     """Whether the database is at the newest revision, so a command may use it as it is."""
-    newest = set(ScriptDirectory.from_config(_config()).get_heads())
     with database.engine.connect() as connection:
-        return set(MigrationContext.configure(connection).get_current_heads()) == newest
+        return set(MigrationContext.configure(connection).get_current_heads()) == _newest()
+
+
+@functools.cache
+def _newest() -> set[str]:
+    """This release's head revisions: read once, since /readyz asks on every probe."""
+    return set(ScriptDirectory.from_config(_config()).get_heads())
 
 
 def _config() -> Config:

@@ -9,7 +9,8 @@ import json
 import pytest
 from sqlalchemy import func, select
 
-from coalition.db import models
+from coalition import create_app, database_of
+from coalition.db import migrate, models
 from tests.conftest import days_ago
 from tests.e2e.helpers import (
     balance,
@@ -598,6 +599,23 @@ def test_idempotency_conflict_leaves_the_original_unchanged(coalition, database)
 def test_healthz_answers_without_a_key(client):
     response = client.get("/healthz")
     assert response.status_code == 200
+
+
+def test_readyz_answers_ready_without_a_key_on_a_database_with_the_newest_schema(client):
+    response = client.get("/readyz")
+    assert (response.status_code, response.get_json()) == (200, {"status": "ready"})
+
+
+def test_readyz_is_503_until_the_database_has_this_releases_schema(tmp_path):
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'new.sqlite3'}", "SCHEDULER": False})
+    try:
+        body = assert_error(app.test_client().get("/readyz"), 503)
+        assert body["reason"] == "schema_not_current" and "coalition db upgrade" in body["message"]
+        assert app.test_client().get("/healthz").status_code == 200  # the process itself is up
+        migrate.upgrade(database_of(app))
+        assert app.test_client().get("/readyz").status_code == 200
+    finally:
+        database_of(app).dispose()
 
 
 def test_openapi_document_is_served(client):

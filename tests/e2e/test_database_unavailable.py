@@ -68,7 +68,10 @@ def test_while_the_database_refuses_connections_every_call_is_503_in_json_and_no
         assert_unavailable(operator.post("/api/v1/transactions/batch", json=batch))
         assert_unavailable(operator.get("/api/v1/members/card-1/balance"))
         assert_unavailable(operator.get("/api/v1/partners"))
+        assert_unavailable(operator.get("/readyz"))
+        assert operator.get("/healthz").status_code == 200
     assert transactions_in(url) == 0
+    assert operator.get("/readyz").status_code == 200
     assert expect(operator.post("/api/v1/transactions", json=one))["points"] == 10
     results = expect(operator.post("/api/v1/transactions/batch", json=batch), 200)["results"]
     assert [result["status"] for result in results] == [201, 201, 201]
