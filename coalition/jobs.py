@@ -18,13 +18,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from coalition import database_of
-from coalition.db import Unavailable, reaching
+from coalition.db import Unavailable, locks, reaching
 from coalition.domain.errors import CoalitionError
 from coalition.services import expiry, kpis, settlement
 
 log = logging.getLogger(__name__)
-
-JOB_LOCKS = {"expiry": 0x436F0001, "auto_close": 0x436F0002}
 
 
 def holding_job_lock(database, job: str, work) -> bool:
@@ -39,7 +37,7 @@ def holding_job_lock(database, job: str, work) -> bool:
     with connection:
         with reaching():
             locked = connection.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": JOB_LOCKS[job]}
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": locks.JOBS[job]}
             )
         if not locked:
             return False
@@ -47,7 +45,9 @@ def holding_job_lock(database, job: str, work) -> bool:
             work()
         finally:
             try:
-                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": JOB_LOCKS[job]})
+                connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": locks.JOBS[job]}
+                )
             except DBAPIError:
                 # closed, not pooled: the server lets go of a session's locks with it. What
                 # work() raised, if anything, is the job's outcome, not this.

@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, or_, select, text, tuple_
 
-from coalition.db import models, rows, totals
+from coalition.db import locks, models, rows, totals
 from coalition.db.writes import SKIP_EXISTING, Writes
-from coalition.services import catalog, members, periods
+from coalition.services import catalog, members
 
 REVERSALS = {"earn_reversal": ("earn", "bonus"), "burn_reversal": ("burn",)}
 ROW_TABLES = {
@@ -31,10 +31,6 @@ ROW_TABLES = {
     rows.Lot: models.Lot.__table__,
     rows.Allocation: models.Allocation.__table__,
 }
-
-
-def idempotency_key(partner_id: str, external_id: str) -> str:
-    return f"{partner_id}\x1f{external_id}"
 
 
 class Ids:
@@ -261,8 +257,8 @@ def _lock(
     row = session.execute(
         _lock_statement(bool(ahead)),
         {
-            "calendar": periods.CALENDAR_LOCK,
-            "keys": sorted(idempotency_key(*key) for key in keys),
+            "calendar": locks.CALENDAR,
+            "keys": sorted(locks.idempotency_key(*key) for key in keys),
             **(ahead or {}),
         },
     ).one()

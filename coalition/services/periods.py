@@ -14,11 +14,10 @@ from datetime import datetime
 
 from sqlalchemy import text
 
+from coalition.db import locks
 from coalition.domain import periods
 from coalition.domain.errors import Invalid
 from coalition.services import catalog
-
-CALENDAR_LOCK = 0x436F616C  # "Coal": one advisory lock id for the settlement calendar
 
 
 def lock_calendar(session, exclusive: bool = False) -> None:
@@ -28,7 +27,7 @@ def lock_calendar(session, exclusive: bool = False) -> None:
     if session.bind.dialect.name != "postgresql":
         return
     function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    session.execute(text(f"SELECT {function}(:key)"), {"key": CALENDAR_LOCK})
+    session.execute(text(f"SELECT {function}(:key)"), {"key": locks.CALENDAR})
     catalog.forget(session)  # what was read before the lock may predate a close
 
 

@@ -13,7 +13,7 @@ from sqlalchemy import create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 
 from coalition import auth, create_app, database_of, jobs
-from coalition.db import models
+from coalition.db import locks, models
 from coalition.services import expiry
 from tests.conftest import Caller, connections_refused, copy_of, days_ago, kill_sessions
 from tests.e2e.helpers import add_partner, add_rate, expect
@@ -151,6 +151,6 @@ def test_a_job_failing_as_its_connection_breaks_fails_with_its_own_error_and_hol
     engine = create_engine(url)
     try:
         with engine.connect() as other:  # the server let go of the lock with its session
-            assert other.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": jobs.JOB_LOCKS["expiry"]})
+            assert other.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": locks.JOBS["expiry"]})
     finally:
         engine.dispose()

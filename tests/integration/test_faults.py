@@ -49,7 +49,7 @@ from sqlalchemy.exc import DBAPIError
 
 from coalition import auth, create_app, database_of, jobs
 from coalition import db as db_module
-from coalition.db import Database
+from coalition.db import Database, locks
 from tests.conftest import days_ago
 from tests.e2e.helpers import (
     add_rate,
@@ -872,10 +872,10 @@ def test_expiry_job_skips_while_another_instance_holds_the_lock(operator, databa
     instance = Database(database_url)
     try:
         with database.engine.connect() as other:
-            assert other.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": jobs.JOB_LOCKS["expiry"]})
+            assert other.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": locks.JOBS["expiry"]})
             jobs.run_expiry(instance)
             assert expiries_per_lot(database)[0] == Counter(), "the job ran although another instance held the lock"
-            other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": jobs.JOB_LOCKS["expiry"]})
+            other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": locks.JOBS["expiry"]})
             other.commit()
         jobs.run_expiry(instance)
     finally:

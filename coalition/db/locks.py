@@ -1,0 +1,24 @@
+"""PostgreSQL advisory locks: every id the service locks, in one 64-bit space.
+
+- :data:`CALENDAR`, the settlement calendar: postings and new rates hold it
+  shared, a close and a change postings depend on hold it exclusively
+  (:func:`coalition.services.periods.lock_calendar`);
+- one per idempotency key, ``hashtextextended(key, 0)`` of
+  :func:`idempotency_key`: a posting holds its key's until it commits, so a
+  concurrent retry waits for it and answers as a replay
+  (:mod:`coalition.services.book`);
+- one per scheduled job (:data:`JOBS`), held by the one instance running it
+  (:mod:`coalition.jobs`).
+
+The fixed ids read as ASCII ("Coal"; "Co" and a number). A key whose hash
+met one of them (odds of three in 2⁶⁴ for each key) would make its postings
+wait for a close or a job to end, and no more.
+"""
+
+CALENDAR = 0x436F616C  # "Coal"
+JOBS = {"expiry": 0x436F0001, "auto_close": 0x436F0002}
+
+
+def idempotency_key(partner_id: str, external_id: str) -> str:
+    """The text whose hash is the lock id of ``(partner_id, external_id)``."""
+    return f"{partner_id}\x1f{external_id}"
