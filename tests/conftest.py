@@ -126,6 +126,24 @@ def copy_of(template, directory):
         yield f"sqlite:///{path}"
 
 
+@contextmanager
+def empty_database(directory):
+    """A database without any schema yet; dropped afterwards."""
+    if POSTGRES_URL:
+        name = f"coalition_empty_{uuid.uuid4().hex[:10]}"
+        admin = _admin_engine()
+        with admin.connect() as connection:
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        try:
+            yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+        finally:
+            with admin.connect() as connection:
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            admin.dispose()
+    else:
+        yield f"sqlite:///{directory / f'coalition-{uuid.uuid4().hex[:8]}.sqlite3'}"
+
+
 @pytest.fixture(scope="session")
 def shared_database(template, tmp_path_factory):
     """One database for this test process, reset to the template before each test.

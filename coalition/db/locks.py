@@ -8,15 +8,18 @@
   concurrent retry waits for it and answers as a replay
   (:mod:`coalition.services.book`);
 - one per scheduled job (:data:`JOBS`), held by the one instance running it
-  (:mod:`coalition.jobs`).
+  (:mod:`coalition.jobs`);
+- :data:`MIGRATIONS`, held by the one process upgrading the schema
+  (:func:`coalition.db.migrate.upgrade`).
 
 The fixed ids read as ASCII ("Coal"; "Co" and a number). A key whose hash
-met one of them (odds of three in 2⁶⁴ for each key) would make its postings
-wait for a close or a job to end, and no more.
+met one of them (odds of four in 2⁶⁴ for each key) would make its postings
+wait for a close, a job or an upgrade to end, and no more.
 """
 
 CALENDAR = 0x436F616C  # "Coal"
 JOBS = {"expiry": 0x436F0001, "auto_close": 0x436F0002}
+MIGRATIONS = 0x436F0003
 
 
 def idempotency_key(partner_id: str, external_id: str) -> str:

@@ -7,16 +7,31 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from sqlalchemy import text
+
+from coalition.db import locks
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
-def upgrade(database) -> None:
-    """Bring the database to the newest revision; a no-op when it is there already."""
+def upgrade(database, revision: str = "head") -> None:
+    """Bring the database to the newest revision (or to ``revision``); a no-op when it
+    is there already.
+
+    Several instances started at once (``coalition serve`` migrates first)
+    upgrade one after the other: on PostgreSQL the first takes a lock that
+    the others wait for, then they find the schema current. Without it the
+    others ran the same DDL beside the first and failed on what it created.
+    SQLite's write lock, taken at BEGIN, does the same there.
+    """
     config = _config()
     with database.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": locks.MIGRATIONS}
+            )
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
 
 
 def is_current(database) -> bool:

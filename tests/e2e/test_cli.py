@@ -22,8 +22,9 @@ from sqlalchemy.engine import make_url
 from coalition import cli as cli_module
 from coalition.cli import main
 from coalition import transaction_file
+from coalition.db import Database, migrate
 from coalition.services import imports
-from tests.conftest import connections_refused
+from tests.conftest import connections_refused, empty_database
 from tests.e2e.helpers import add_partner, add_rate, balance, expect, list_all
 from tests.e2e.processes import children
 from tests.e2e.settlement_world import small_month
@@ -468,6 +469,44 @@ def test_a_command_on_a_database_without_the_schema_says_how_to_make_it(tmp_path
     assert result.exit_code == 1
     assert "run `coalition db upgrade` first" in result.stderr
     assert isinstance(result.exception, SystemExit)  # click's exit, no error escaping the command
+
+
+@pytest.mark.postgres
+def test_instances_started_at_once_upgrade_the_schema_one_after_the_other(tmp_path):
+    """Three `coalition db upgrade` at once on a database a revision behind, as three
+    instances of `serve` deployed together each migrate first: each exits 0. Before,
+    all three ran the revision's DDL side by side, and the two that came after the
+    first failed on the column it had added."""
+    with empty_database(tmp_path) as url:
+        database = Database(url)
+        migrate.upgrade(database, "0005")  # 0006 adds periods.activity
+        name = database.engine.url.database
+        try:
+            with database.engine.connect() as holder:
+                holder.execute(text("LOCK TABLE periods IN ACCESS EXCLUSIVE MODE"))
+                upgrades = [_upgrade(url) for _ in range(3)]
+                _until_waiting_on_locks(database, name, 3)  # so all three have started
+                holder.rollback()
+            outcomes = [(upgrade.wait(timeout=120), upgrade.communicate()[0]) for upgrade in upgrades]
+            assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
+            assert migrate.is_current(database)
+        finally:
+            database.dispose()
+
+
+def _upgrade(url: str) -> subprocess.Popen:
+    return subprocess.Popen([str(Path(sys.executable).parent / "coalition"), "db", "upgrade"],
+                            env={**os.environ, "COALITION_DATABASE_URL": url},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _until_waiting_on_locks(database, name: str, count: int) -> None:
+    query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = :name AND wait_event_type = 'Lock'")
+    deadline = time.monotonic() + 60
+    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+        while watcher.execute(query, {"name": name}).scalar_one() < count:
+            assert time.monotonic() < deadline, "the upgrades never waited on the lock"
+            time.sleep(0.05)
 
 
 def test_db_upgrade_then_the_same_command_runs(tmp_path, monkeypatch):
