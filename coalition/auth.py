@@ -99,8 +99,17 @@ def principal_in(reference: catalog.Catalog, authorization: str | None) -> Princ
     return Principal(row.id, row.role, row.partner_id)
 
 
-def has_operator_key(session) -> bool:
-    query = select(models.ApiKey.id).where(
+def first_operator_key(session) -> str | None:
+    """A new operator key if the coalition has none yet (``serve``'s first start), else None.
+
+    Instances started together each ask. The settings row, locked first, lets
+    one at a time look and create, so one key is made and printed, where each
+    instance made and printed its own.
+    """
+    session.execute(select(models.Settings.id).with_for_update())
+    unrevoked = select(models.ApiKey.id).where(
         models.ApiKey.role == "operator", models.ApiKey.revoked_at.is_(None)
     )
-    return session.scalars(query).first() is not None
+    if session.scalars(unrevoked).first() is not None:
+        return None
+    return create_key(session, "operator", name="first start")[1]

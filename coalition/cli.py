@@ -134,14 +134,10 @@ def serve(host, port, workers, no_scheduler):
     from coalition import server
 
     with _database(upgrade=True) as database:
-        if not database.run(auth.has_operator_key):
-            _, key = database.run(
-                lambda session: auth.create_key(session, "operator", name="first start")
-            )
-            click.echo(
-                "First start: an operator key was created. Store it now, it is not shown again:"
-            )
-            click.echo(key)
+        key = database.run(auth.first_operator_key)
+    if key is not None:
+        click.echo("First start: an operator key was created. Store it now, it is not shown again:")
+        click.echo(key)
     scheduler = config.from_environment()["SCHEDULER"] and not no_scheduler
     click.echo(f"Coalition on http://{host}:{port}  (API docs at /api/docs)")
     click.echo(

@@ -1016,3 +1016,20 @@ def test_settings_sent_back_unchanged_do_not_wait_for_postings_in_flight(databas
         # the calendar and currency as they are, the TTL changed: nothing postings depend on
         reply = pool.submit(local_operator.put, "/api/v1/settings", json={**settings, "points_ttl_days": 400})
         assert expect(reply.result(timeout=10), 200)["points_ttl_days"] == 400  # while the posting is open
+
+
+def test_instances_started_together_make_one_first_operator_key(database_url):
+    """`serve` on a coalition without an operator key makes one and prints it. Of two
+    instances starting together, the second looks while the first's key is not yet
+    committed: it waits and makes none, where each made and printed a key of its own."""
+    made = []
+    first = held_open(database_url, lambda session: made.append(auth.first_operator_key(session)))
+    database = Database(database_url)
+    try:
+        second = replied_after(first, lambda: database.run(auth.first_operator_key))
+        keys = database.run(lambda session: session.execute(text(
+            "SELECT count(*) FROM api_keys WHERE role = 'operator'")).scalar_one())
+    finally:
+        database.dispose()
+    assert made[0].startswith(auth.KEY_PREFIX) and second is None
+    assert keys == 1
