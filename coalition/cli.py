@@ -150,10 +150,11 @@ def serve(host, port, workers, no_scheduler):
 @click.argument("period_id")
 def close(period_id):
     """Close a settlement period (and every earlier open one)."""
-    from coalition.services import settlement
+    from coalition.services import periods, settlement
 
-    click.echo(f"Closing {period_id} and any earlier open period …")
     with _database() as database:
+        period_id = database.run(periods.parse, period_id).id  # not a period id: said first
+        click.echo(f"Closing {period_id} and any earlier open period …")
         result = database.run(settlement.close, period_id, datetime.now(UTC))
     netting = result["netting"]
     click.echo(

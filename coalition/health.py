@@ -3,24 +3,26 @@
 ``/healthz`` says the process answers and never touches the database, so an
 outage of the database does not get every instance restarted by its
 orchestrator. ``/readyz`` says whether requests can be served now: the
-database answers and has this release's schema. An instance started against a
-database that is away, or that no one has migrated to this release yet, is
-kept out of a load balancer's rotation instead of answering requests with
-503s or errors on a missing column.
+database answers, takes writes, and has this release's schema. An instance
+whose database goes away or turns read-only (a standby after a failover), or
+that a newer release's migration has overtaken, is kept out of a load
+balancer's rotation meanwhile. (``serve`` itself does not start without its
+database: it migrates first.)
+
+A probe asks every few seconds, so a failed check is not logged: its answer
+says why, and requests failing meanwhile are logged already.
 """
 
 from flask import Blueprint, current_app
 from sqlalchemy.exc import DBAPIError
 
 from coalition import database_of
-from coalition.api import error_body
+from coalition.api import RETRY_AFTER_SECONDS, error_body
 from coalition.db import Unavailable, migrate
 
 blp = Blueprint("health", __name__)
 
-SCHEMA_NOT_CURRENT = (
-    "the database does not have this release's schema: `coalition db upgrade` brings it there"
-)
+READ_ONLY = "SELECT current_setting('transaction_read_only')"
 
 
 @blp.get("/healthz")
@@ -30,11 +32,23 @@ def healthz():
 
 @blp.get("/readyz")
 def readyz():
+    database = database_of(current_app)
     try:
-        current = migrate.is_current(database_of(current_app))
-    except DBAPIError as error:  # away, or refusing this service: the API's 503 either way
-        reason = next(iter(str(error.orig).strip().splitlines()), "no answer")
-        raise Unavailable(f"not ready: the database cannot be used ({reason})") from error
+        current = migrate.is_current(database)
+        read_only = database.peek(READ_ONLY) == "on"  # None on SQLite
+    except (DBAPIError, Unavailable):
+        return _not_ready("database_unavailable", "the database cannot be reached")
+    if read_only:
+        return _not_ready("database_unavailable", "the database takes no writes (read-only)")
     if not current:
-        return error_body(503, SCHEMA_NOT_CURRENT, reason="schema_not_current"), 503
+        return _not_ready(
+            "schema_not_current",
+            "the database does not have this release's schema:"
+            " `coalition db upgrade` brings it there",
+        )
     return {"status": "ready"}
+
+
+def _not_ready(reason: str, why: str):
+    body = error_body(503, f"not ready: {why}", reason=reason)
+    return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}

@@ -40,6 +40,7 @@ def holding_job_lock(database, job: str, work) -> bool:
                 text("SELECT pg_try_advisory_lock(:key)"), {"key": locks.JOBS[job]}
             )
         if not locked:
+            log.info("%s skipped: another instance is running it", job)
             return False
         try:
             work()
@@ -71,20 +72,25 @@ def waiting_for_the_database(job):
 
 @waiting_for_the_database
 def run_expiry(database) -> None:
-    holding_job_lock(database, "expiry", lambda: expiry.expire_all(database, datetime.now(UTC)))
+    def expire() -> None:
+        log.info("expiry: %d lots expired", expiry.expire_all(database, datetime.now(UTC)))
+
+    holding_job_lock(database, "expiry", expire)
 
 
 @waiting_for_the_database
 def run_auto_close(database) -> None:
     def close_and_count() -> None:
         try:
-            settlement.auto_close(database, datetime.now(UTC))
+            closed = settlement.auto_close(database, datetime.now(UTC))
+            log.info("auto-close: %s", f"closed {closed}" if closed else "no period due")
         except CoalitionError as refused:
             if refused.status >= 500:  # the books do not balance: loudly, as any failure
                 raise
             # the operator's to fix (a missing fx rate): one line at each check, not a traceback
             log.warning("auto-close refused, tried again at the next check: %s", refused.message)
-        kpis.keep_closed_counts(database)
+        if counted := kpis.keep_closed_counts(database):
+            log.info("auto-close: counted and kept the KPIs of %d closed periods", counted)
 
     holding_job_lock(database, "auto_close", close_and_count)
 

@@ -22,7 +22,7 @@ from gunicorn import util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
-from coalition import create_app
+from coalition import create_app, logs
 from coalition.api import error_body
 
 PARENT_CHECK_SECONDS = 1.0
@@ -38,6 +38,10 @@ class Server(BaseApplication):
     def load_config(self):
         for key, value in self.options.items():
             self.cfg.set(key, value)
+        if "control_socket_disable" in self.cfg.settings:
+            # gunicorn 26+ listens at one control socket per user, ~/.gunicorn/gunicorn.ctl:
+            # each instance took it over from the last, and stopping one deleted it
+            self.cfg.set("control_socket_disable", True)
         if self.scheduler:
             self.cfg.set("when_ready", _start_scheduler)
             self.cfg.set("on_exit", _stop_scheduler)
@@ -114,6 +118,7 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
 
 
 def run(host: str, port: int, workers: int, scheduler: bool) -> None:
+    logs.configure()
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,

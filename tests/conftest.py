@@ -81,6 +81,23 @@ def connections_refused(database: str, application_name: str | None = None):
         admin.dispose()
 
 
+@contextmanager
+def read_only(database: str):
+    """A PostgreSQL database that takes no writes, as a standby after a failover or one
+    set read-only for maintenance; its sessions killed at each change, to take it up."""
+    admin = _admin_engine()
+    with admin.connect() as connection:
+        connection.execute(text(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on'))
+    try:
+        kill_sessions(database)
+        yield
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{database}" RESET default_transaction_read_only'))
+        kill_sessions(database)
+        admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def template(tmp_path_factory):
     """A migrated database to copy for each test."""

@@ -21,13 +21,14 @@ from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import BaseConverter, IntegerConverter
 
-from coalition import auth, database_of
+from coalition import auth, database_of, logs
 from coalition.api.fields import MEMBER_ID_LENGTH, DecimalString, ExponentDecimal
 from coalition.db import Unavailable
 from coalition.domain.errors import CoalitionError
 from coalition.services import catalog
 
 log = logging.getLogger(__name__)
+unavailable_log = logs.Throttled(log)  # a database away answers every request 503
 
 
 def read_number(literal: str) -> Decimal:
@@ -156,7 +157,7 @@ class Api(flask_smorest.Api):
         """503: the request is not at fault. What it committed before the connection
         broke stays written (a batch's earlier chunks, a commit that reached the
         server); posting it again answers those as replays."""
-        log.error("answered 503: %s", error)
+        unavailable_log.error("answered 503: %s", error)
         body = error_body(503, UNAVAILABLE, reason="database_unavailable")
         return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 

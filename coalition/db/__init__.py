@@ -21,6 +21,9 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
+# the server says it cannot serve this service now: read-only (a standby after a
+# failover, or maintenance), shutting down, crashed, starting up
+UNAVAILABLE_SQLSTATES = {"25006", "57P01", "57P02", "57P03"}
 MAX_ATTEMPTS = 8
 
 
@@ -59,7 +62,8 @@ def is_retryable(error: DBAPIError) -> bool:
 
 
 class Unavailable(Exception):
-    """The database refused the connection, or the connection broke mid-work.
+    """The database refused the connection, the connection broke mid-work, or the
+    server cannot take writes now.
 
     What the unit of work had not committed is rolled back; nothing can be
     blamed on the request, nor on one item of a batch. The API answers 503,
@@ -69,10 +73,14 @@ class Unavailable(Exception):
 
 def is_unavailable(error: DBAPIError) -> bool:
     """A connection found broken, or one the server never answered: psycopg's error
-    then carries no SQLSTATE (refused, reset, timed out), where a server's always does."""
+    then carries no SQLSTATE (refused, reset, timed out), where a server's always does;
+    or a server that answers it is read-only or going down (:data:`UNAVAILABLE_SQLSTATES`)."""
     if error.connection_invalidated:
         return True
-    return isinstance(error, OperationalError) and getattr(error.orig, "sqlstate", "") is None
+    sqlstate = getattr(error.orig, "sqlstate", "")
+    return (isinstance(error, OperationalError) and sqlstate is None) or (
+        sqlstate in UNAVAILABLE_SQLSTATES
+    )
 
 
 @contextmanager

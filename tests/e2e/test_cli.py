@@ -223,6 +223,7 @@ def test_close_command_refuses_an_invalid_period_id_with_a_message(cli, database
     result = cli("close", period_id)
     assert result.exit_code == 1
     assert f"'{period_id}' is not a monthly period id" in result.output
+    assert "Closing" not in result.output  # it said it was closing, then that it could not
 
 
 def _random_file(path, partner: str, rng: random.Random, start: datetime, rows: int = 400) -> None:

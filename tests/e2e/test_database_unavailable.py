@@ -15,7 +15,7 @@ from sqlalchemy.engine import make_url
 from coalition import auth, create_app, database_of, jobs
 from coalition.db import locks, models
 from coalition.services import expiry
-from tests.conftest import Caller, connections_refused, copy_of, days_ago, kill_sessions
+from tests.conftest import Caller, connections_refused, copy_of, days_ago, kill_sessions, read_only
 from tests.e2e.helpers import add_partner, add_rate, expect
 
 pytestmark = pytest.mark.postgres
@@ -58,6 +58,33 @@ def assert_unavailable(response) -> None:
     assert response.headers["Retry-After"] == "5"
 
 
+def assert_not_ready(response, why: str) -> None:
+    assert response.status_code == 503, response.get_data(as_text=True)
+    body = response.get_json()
+    assert (body["code"], body["reason"]) == (503, "database_unavailable")
+    assert why in body["message"] and "127.0.0.1" not in body["message"]
+
+
+def test_a_read_only_database_answers_writes_503_and_reads_as_ever(private):
+    """A standby after a failover, or a database set read-only for maintenance: PostgreSQL
+    refuses each write (SQLSTATE 25006). Postings, batches and rates are 503, no fault of the
+    request (they were 500, a traceback each); balances are served; /readyz is 503 until the
+    database takes writes again."""
+    name, url, _, operator = private
+    expect(operator.post("/api/v1/transactions", json={**EARN, "external_id": "w-1", "occurred_at": days_ago(2)}))
+    one = {**EARN, "external_id": "w-2", "occurred_at": days_ago(1)}
+    with read_only(name):
+        assert_unavailable(operator.post("/api/v1/transactions", json=one))
+        assert_unavailable(operator.post("/api/v1/transactions/batch", json={"transactions": [one]}))
+        assert_unavailable(operator.post("/api/v1/rates", json={
+            "kind": "earn", "value": "0.2", "partner_id": "aroma", "effective_from": days_ago(1)}))
+        assert expect(operator.get("/api/v1/members/card-1/balance"), 200)["available"] == 10
+        assert_not_ready(operator.get("/readyz"), "read-only")
+    assert transactions_in(url) == 1
+    assert expect(operator.post("/api/v1/transactions", json=one))["points"] == 10
+    assert expect(operator.get("/readyz"), 200) == {"status": "ready"}
+
+
 def test_while_the_database_refuses_connections_every_call_is_503_in_json_and_nothing_is_posted(private):
     name, url, _, operator = private
     one = {**EARN, "external_id": "r-1", "occurred_at": days_ago(1)}
@@ -68,7 +95,7 @@ def test_while_the_database_refuses_connections_every_call_is_503_in_json_and_no
         assert_unavailable(operator.post("/api/v1/transactions/batch", json=batch))
         assert_unavailable(operator.get("/api/v1/members/card-1/balance"))
         assert_unavailable(operator.get("/api/v1/partners"))
-        assert_unavailable(operator.get("/readyz"))
+        assert_not_ready(operator.get("/readyz"), "cannot be reached")
         assert operator.get("/healthz").status_code == 200
     assert transactions_in(url) == 0
     assert operator.get("/readyz").status_code == 200

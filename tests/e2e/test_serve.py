@@ -157,3 +157,17 @@ def test_what_gunicorn_refuses_before_the_app_is_answered_in_json(served, reques
     assert b"Content-Type: application/json" in head
     error = json.loads(body)
     assert error["code"] == status and error["status"] and error["message"]
+
+
+def test_each_job_run_says_what_it_did_in_a_timestamped_line_and_no_control_socket_is_taken(served):
+    """The jobs' runs were silent and their warnings bare (no time, level or process);
+    gunicorn's control socket, one per user, was taken over by each instance started on the
+    host, and stopping one deleted it."""
+    log_path = served[3]
+    stamp = r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4}\] \[\d+\] \[INFO\] coalition\.jobs: "
+    deadline = time.monotonic() + START_TIMEOUT
+    while not (re.search(stamp + r"expiry: 0 lots expired$", log_path.read_text(), re.MULTILINE)
+               and re.search(stamp + r"auto-close: no period due$", log_path.read_text(), re.MULTILINE)):
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.1)
+    assert "Control socket" not in log_path.read_text()
