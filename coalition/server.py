@@ -15,10 +15,11 @@ too, by :class:`Worker` (SPEC §10: every error is JSON).
 import json
 import os
 import signal
+import sys
 import time
 import traceback
 
-from gunicorn import util
+from gunicorn import arbiter, util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -27,6 +28,7 @@ from coalition.api import error_body
 
 PARENT_CHECK_SECONDS = 1.0
 STOP_SECONDS = 5.0
+RESTART_SECONDS = 10.0  # the scheduler is started at most this often
 
 
 class Server(BaseApplication):
@@ -49,6 +51,40 @@ class Server(BaseApplication):
     def load(self):
         return create_app()
 
+    def run(self):
+        """gunicorn's ``BaseApplication.run``, with :class:`Arbiter` as the master."""
+        try:
+            Arbiter(self).run()
+        except RuntimeError as error:
+            print(f"\nError: {error}\n", file=sys.stderr, flush=True)
+            sys.exit(1)
+
+
+class Arbiter(arbiter.Arbiter):
+    """gunicorn's master, which also starts the scheduler again when it has ended.
+
+    gunicorn reaps any child that exits but replaces only its workers: a
+    scheduler killed (the kernel's out-of-memory killer, a stray ``kill``) left
+    the instance serving without expiry or auto-close, and nothing said so.
+    The master looks once a second, as it looks after its workers.
+    """
+
+    def manage_workers(self):
+        super().manage_workers()
+        pid = getattr(self, "coalition_scheduler", None)
+        if pid is None or _running(pid):
+            return
+        if time.monotonic() >= self.coalition_scheduler_started + RESTART_SECONDS:
+            self.log.error("the scheduler (pid %s) has ended; starting it again", pid)
+            _start_scheduler(self)
+
+
+def _running(pid: int) -> bool:
+    try:
+        return os.waitpid(pid, os.WNOHANG) == (0, 0)
+    except ChildProcessError:
+        return False  # ended, and reaped by gunicorn already
+
 
 def _start_scheduler(arbiter):
     """Fork the scheduler from the master. A bare fork, not multiprocessing: the workers,
@@ -63,6 +99,7 @@ def _start_scheduler(arbiter):
             os._exit(1)
         os._exit(0)
     arbiter.coalition_scheduler = pid
+    arbiter.coalition_scheduler_started = time.monotonic()
 
 
 def _stop_scheduler(arbiter):

@@ -9,6 +9,7 @@ process of its own, and every write succeeds.
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -171,3 +172,20 @@ def test_each_job_run_says_what_it_did_in_a_timestamped_line_and_no_control_sock
         assert time.monotonic() < deadline, log_path.read_text()
         time.sleep(0.1)
     assert "Control socket" not in log_path.read_text()
+
+
+def test_a_scheduler_that_ends_is_started_again_and_the_log_says_so(served):
+    """gunicorn reaps any child, but replaces only its workers: a scheduler killed left the
+    instance serving without expiry or auto-close, and nothing said so."""
+    _, _, process, log_path = served
+    (scheduler,) = set(children(process.pid)) - _workers(log_path)
+    os.kill(scheduler, signal.SIGKILL)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not (others := set(children(process.pid)) - _workers(log_path) - {scheduler}):
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.2)
+    (again,) = others
+    assert f"the scheduler (pid {scheduler}) has ended; starting it again" in log_path.read_text()
+    while f"[{again}] [INFO] coalition.jobs: expiry: 0 lots expired" not in log_path.read_text():
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.2)
