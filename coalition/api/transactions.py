@@ -153,8 +153,10 @@ def present(posting: ledger.Posting) -> tuple[dict, int]:
 
 
 def post_one(request: dict) -> tuple[dict, int]:
-    """Post in its own unit of work."""
-    return present(database().run(ledger.post, principal(), request, datetime.now(UTC)))
+    """Post in its own unit of work; once more on a new connection if this one broke
+    (a restart, a failover): what the first committed then answers as a replay."""
+    now = datetime.now(UTC)
+    return present(database().run_repeatable(ledger.post, principal(), request, now))
 
 
 @blp.route("")

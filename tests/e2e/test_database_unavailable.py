@@ -117,7 +117,7 @@ def test_after_a_restart_the_next_requests_are_served_on_new_connections(private
     assert transactions_in(url) == 1
 
 
-def test_a_single_post_whose_connection_breaks_at_its_commit_is_503_and_posting_it_again_posts_it_once(private):
+def test_a_single_post_whose_connection_breaks_at_its_commit_is_posted_once_on_a_new_one(private):
     name, url, database, operator = private
     one = {**EARN, "external_id": "k-2", "occurred_at": days_ago(1)}
     expect(operator.get("/api/v1/partners"), 200)  # authenticating reads the catalog, then commits nothing
@@ -128,11 +128,37 @@ def test_a_single_post_whose_connection_breaks_at_its_commit_is_503_and_posting_
         if not killed:
             killed.append(kill_sessions(name))
 
-    # not retried by the service: a commit that broke may have been written
-    assert_unavailable(operator.post("/api/v1/transactions", json=one))
-    assert killed == [1]
+    # it was 503, and the till had to post again: postings are idempotent, so the service does
     assert expect(operator.post("/api/v1/transactions", json=one))["points"] == 10
+    assert killed == [1]
     assert expect(operator.post("/api/v1/transactions", json=one), 200)["external_id"] == "k-2"
+    assert transactions_in(url) == 1
+
+
+def test_a_single_post_whose_commit_reached_the_server_answers_it_as_a_replay(private):
+    """The connection breaks after the commit was written, before its answer: the posting
+    once more on a new connection finds it and answers it, 200 with the transaction."""
+    name, url, database, operator = private
+    one = {**EARN, "external_id": "k-3", "occurred_at": days_ago(1)}
+    expect(operator.get("/api/v1/partners"), 200)
+    killed = []
+
+    @event.listens_for(database.engine, "commit")
+    def kill_after_the_first_commit(connection):  # the posting's: written, then the answer lost
+        if killed:
+            return
+        driver = connection.connection.driver_connection
+        written = driver.commit
+
+        def commit_then_break():
+            written()
+            killed.append(kill_sessions(name))
+            driver.execute("SELECT 1")  # the broken connection's own error, as the answer is lost
+
+        driver.commit = commit_then_break
+
+    reply = expect(operator.post("/api/v1/transactions", json=one), 200)
+    assert (reply["external_id"], reply["points"], killed) == ("k-3", 10, [1])
     assert transactions_in(url) == 1
 
 
