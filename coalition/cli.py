@@ -139,11 +139,9 @@ def serve(host, port, workers, no_scheduler):
         click.echo("First start: an operator key was created. Store it now, it is not shown again:")
         click.echo(key)
     scheduler = config.from_environment()["SCHEDULER"] and not no_scheduler
-    click.echo(f"Coalition on http://{host}:{port}  (API docs at /api/docs)")
-    click.echo(
-        "Jobs: expiry hourly, auto-close checked every 15 minutes" if scheduler else "Jobs: off"
-    )
-    server.run(host, port, workers, scheduler)
+    jobs = "expiry hourly, auto-close checked every 15 minutes" if scheduler else "off"
+    banner = f"Coalition on http://{host}:{port}  (API docs at /api/docs)\nJobs: {jobs}"
+    server.run(host, port, workers, scheduler, banner)
 
 
 @main.command()

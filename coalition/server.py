@@ -32,9 +32,10 @@ RESTART_SECONDS = 10.0  # the scheduler is started at most this often
 
 
 class Server(BaseApplication):
-    def __init__(self, options: dict, scheduler: bool):
+    def __init__(self, options: dict, scheduler: bool, banner: str):
         self.options = options
         self.scheduler = scheduler
+        self.banner = banner
         super().__init__()
 
     def load_config(self):
@@ -44,9 +45,16 @@ class Server(BaseApplication):
             # gunicorn 26+ listens at one control socket per user, ~/.gunicorn/gunicorn.ctl:
             # each instance took it over from the last, and stopping one deleted it
             self.cfg.set("control_socket_disable", True)
+        self.cfg.set("when_ready", self._ready)
         if self.scheduler:
-            self.cfg.set("when_ready", _start_scheduler)
             self.cfg.set("on_exit", _stop_scheduler)
+
+    def _ready(self, arbiter) -> None:
+        """Listening: say where (only now: a port in use ended the start after the
+        address was printed), then start the scheduler."""
+        print(self.banner, flush=True)
+        if self.scheduler:
+            _start_scheduler(arbiter)
 
     def load(self):
         return create_app()
@@ -154,7 +162,7 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
-def run(host: str, port: int, workers: int, scheduler: bool) -> None:
+def run(host: str, port: int, workers: int, scheduler: bool, banner: str) -> None:
     logs.configure()
     options = {
         "bind": f"{host}:{port}",
@@ -163,4 +171,4 @@ def run(host: str, port: int, workers: int, scheduler: bool) -> None:
         "threads": 8,
         "accesslog": "-",
     }
-    Server(options, scheduler).run()
+    Server(options, scheduler, banner).run()

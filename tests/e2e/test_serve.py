@@ -189,3 +189,18 @@ def test_a_scheduler_that_ends_is_started_again_and_the_log_says_so(served):
     while f"[{again}] [INFO] coalition.jobs: expiry: 0 lots expired" not in log_path.read_text():
         assert time.monotonic() < deadline, log_path.read_text()
         time.sleep(0.2)
+
+
+def test_a_port_in_use_ends_the_start_without_saying_it_serves_there(tmp_path):
+    """It printed "Coalition on http://…" first, then gave up on the port."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            [str(Path(sys.executable).parent / "coalition"), "serve", "--port", str(port), "--no-scheduler"],
+            env={**os.environ, "COALITION_DATABASE_URL": f"sqlite:///{tmp_path / 'busy.sqlite3'}"},
+            capture_output=True, text=True, timeout=START_TIMEOUT, cwd=tmp_path)
+    assert result.returncode != 0
+    assert "Coalition on" not in result.stdout + result.stderr
+    assert "Connection in use" in result.stderr, result.stderr
