@@ -102,14 +102,18 @@ def principal_in(reference: catalog.Catalog, authorization: str | None) -> Princ
 def first_operator_key(session) -> str | None:
     """A new operator key if the coalition has none yet (``serve``'s first start), else None.
 
-    Instances started together each ask. The settings row, locked first, lets
-    one at a time look and create, so one key is made and printed, where each
-    instance made and printed its own.
+    Instances started together each ask. Finding none, an instance locks the
+    settings row and looks again, so one at a time looks and creates: one key
+    is made and printed, where each instance made and printed its own. (A
+    start that finds a key locks nothing: the row is also what every change
+    to reference data locks, a close's included.)
     """
-    session.execute(select(models.Settings.id).with_for_update())
     unrevoked = select(models.ApiKey.id).where(
         models.ApiKey.role == "operator", models.ApiKey.revoked_at.is_(None)
     )
     if session.scalars(unrevoked).first() is not None:
+        return None
+    session.execute(select(models.Settings.id).with_for_update())
+    if session.scalars(unrevoked).first() is not None:  # another instance's, committed meanwhile
         return None
     return create_key(session, "operator", name="first start")[1]

@@ -3,21 +3,27 @@
 ``/healthz`` says the process answers and never touches the database, so an
 outage of the database does not get every instance restarted by its
 orchestrator. ``/readyz`` says whether requests can be served now: the
-database answers, takes writes, and has this release's schema. An instance
-whose database goes away or turns read-only (a standby after a failover), or
-that a newer release's migration has overtaken, is kept out of a load
-balancer's rotation meanwhile. (``serve`` itself does not start without its
-database: it migrates first.)
+database answers, and its schema is not behind this release. An instance
+whose database goes away, or whose schema no one has upgraded to this
+release, is kept out of a load balancer's rotation meanwhile. (``serve``
+itself does not start without its database: it upgrades it first.)
+
+A schema ahead of this release (a newer release upgraded it) and a database
+that takes no writes (a standby after a failover) are ready: in a rolling
+deploy the old instances keep serving beside the new, and a read-only
+database is read-only for every instance alike, so taking them all out
+would stop the balance lookups that still work. The answer says
+``"writes": false``, and each write is answered 503 meanwhile.
 
 A probe asks every few seconds, so a failed check is not logged: its answer
-says why, and requests failing meanwhile are logged already.
+says why (SPEC §10's error body), and requests failing meanwhile are logged.
 """
 
 from flask import Blueprint, current_app
 from sqlalchemy.exc import DBAPIError
 
 from coalition import database_of
-from coalition.api import RETRY_AFTER_SECONDS, error_body
+from coalition.api import unavailable
 from coalition.db import Unavailable, migrate
 
 blp = Blueprint("health", __name__)
@@ -27,28 +33,23 @@ READ_ONLY = "SELECT current_setting('transaction_read_only')"
 
 @blp.get("/healthz")
 def healthz():
+    """Liveness: the process answers."""
     return {"status": "ok"}
 
 
 @blp.get("/readyz")
 def readyz():
+    """Readiness: the database answers, with a schema this release can serve."""
     database = database_of(current_app)
     try:
-        current = migrate.is_current(database)
+        revision = migrate.revision(database)
         read_only = database.peek(READ_ONLY) == "on"  # None on SQLite
     except (DBAPIError, Unavailable):
-        return _not_ready("database_unavailable", "the database cannot be reached")
-    if read_only:
-        return _not_ready("database_unavailable", "the database takes no writes (read-only)")
-    if not current:
-        return _not_ready(
-            "schema_not_current",
-            "the database does not have this release's schema:"
+        return unavailable("not ready: the database cannot be reached")
+    if migrate.is_behind(revision):
+        return unavailable(
+            "not ready: the database does not have this release's schema:"
             " `coalition db upgrade` brings it there",
+            reason="schema_not_current",
         )
-    return {"status": "ready"}
-
-
-def _not_ready(reason: str, why: str):
-    body = error_body(503, f"not ready: {why}", reason=reason)
-    return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    return {"status": "ready", "writes": not read_only}

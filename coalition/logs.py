@@ -11,6 +11,7 @@ the scheduler write alike; gunicorn's access log stays on standard output.
 import logging
 import threading
 import time
+from datetime import UTC, datetime
 
 FORMAT = "[%(asctime)s] [%(process)d] [%(levelname)s] %(name)s: %(message)s"  # as gunicorn's
 DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
@@ -28,21 +29,22 @@ def configure() -> None:
 class Throttled:
     """A logger for what repeats while a condition lasts (the database away: a 503
     for each request, hundreds a second): one line per ``every`` seconds, which
-    says how many it folded since the last."""
+    says how many it folded since the one before, and when that was."""
 
-    def __init__(self, logger: logging.Logger, every: float = 10.0):
-        self.logger, self.every = logger, every
-        self.quiet_until = 0.0
+    def __init__(self, logger: logging.Logger, every: float = 10.0, clock=time.time):
+        self.logger, self.every, self.clock = logger, every, clock
+        self.last = None  # when the last line was written
         self.folded = 0
         self.lock = threading.Lock()
 
     def error(self, message: str, *args) -> None:
         with self.lock:
-            now = time.monotonic()
-            if now < self.quiet_until:
+            now = self.clock()
+            if self.last is not None and now < self.last + self.every:
                 self.folded += 1
                 return
-            folded, self.folded, self.quiet_until = self.folded, 0, now + self.every
+            last, folded, self.last, self.folded = self.last, self.folded, now, 0
         if folded:
-            message += f" (and {folded} like it since the last such line)"
+            since = datetime.fromtimestamp(last, UTC).strftime("%H:%M:%S UTC")
+            message += f" (and {folded} like it since {since})"
         self.logger.error(message, *args)

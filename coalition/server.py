@@ -19,7 +19,7 @@ import sys
 import time
 import traceback
 
-from gunicorn import arbiter, util
+from gunicorn import arbiter, sock, util
 from gunicorn.app.base import BaseApplication
 from gunicorn.workers.gthread import ThreadWorker
 
@@ -42,19 +42,19 @@ class Server(BaseApplication):
         for key, value in self.options.items():
             self.cfg.set(key, value)
         if "control_socket_disable" in self.cfg.settings:
-            # gunicorn 26+ listens at one control socket per user, ~/.gunicorn/gunicorn.ctl:
-            # each instance took it over from the last, and stopping one deleted it
+            # recent gunicorn listens at one control socket per user (gunicorn.ctl): each
+            # instance on a host took it over from the last, and stopping one deleted it
             self.cfg.set("control_socket_disable", True)
         self.cfg.set("when_ready", self._ready)
         if self.scheduler:
-            self.cfg.set("on_exit", _stop_scheduler)
+            self.cfg.set("on_exit", Arbiter.stop_scheduler)
 
-    def _ready(self, arbiter) -> None:
+    def _ready(self, master: "Arbiter") -> None:
         """Listening: say where (only now: a port in use ended the start after the
         address was printed), then start the scheduler."""
         print(self.banner, flush=True)
         if self.scheduler:
-            _start_scheduler(arbiter)
+            master.start_scheduler()
 
     def load(self):
         return create_app()
@@ -69,7 +69,7 @@ class Server(BaseApplication):
 
 
 class Arbiter(arbiter.Arbiter):
-    """gunicorn's master, which also starts the scheduler again when it has ended.
+    """gunicorn's master, which also runs the scheduler, and starts it again if it ends.
 
     gunicorn reaps any child that exits but replaces only its workers: a
     scheduler killed (the kernel's out-of-memory killer, a stray ``kill``) left
@@ -77,52 +77,54 @@ class Arbiter(arbiter.Arbiter):
     The master looks once a second, as it looks after its workers.
     """
 
+    scheduler_pid: int | None = None
+    scheduler_started = 0.0
+
     def manage_workers(self):
         super().manage_workers()
-        pid = getattr(self, "coalition_scheduler", None)
-        if pid is None or _running(pid):
+        if self.scheduler_pid is None or self._scheduler_running():
             return
-        if time.monotonic() >= self.coalition_scheduler_started + RESTART_SECONDS:
-            self.log.error("the scheduler (pid %s) has ended; starting it again", pid)
-            _start_scheduler(self)
+        if time.monotonic() >= self.scheduler_started + RESTART_SECONDS:
+            self.log.error(
+                "the scheduler (pid %s) has ended; starting it again", self.scheduler_pid
+            )
+            self.start_scheduler()
 
+    def start_scheduler(self) -> None:
+        """Fork the scheduler. A bare fork, not multiprocessing: the workers, forked
+        later, would inherit a multiprocessing child and try to join it at exit."""
+        master = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the scheduler: never returns into the master's code
+            try:
+                sock.close_sockets(self.LISTENERS, unlink=False)  # the port is the workers'
+                _run_scheduler(master)
+            except BaseException:  # noqa: BLE001 — reported, then the process ends
+                traceback.print_exc()
+                os._exit(1)
+            os._exit(0)
+        self.scheduler_pid, self.scheduler_started = pid, time.monotonic()
 
-def _running(pid: int) -> bool:
-    try:
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
-    except ChildProcessError:
-        return False  # ended, and reaped by gunicorn already
-
-
-def _start_scheduler(arbiter):
-    """Fork the scheduler from the master. A bare fork, not multiprocessing: the workers,
-    forked later, would inherit a multiprocessing child and try to join it at exit."""
-    master = os.getpid()
-    pid = os.fork()
-    if pid == 0:  # the scheduler: never returns into the master's code
+    def stop_scheduler(self) -> None:
+        if self.scheduler_pid is None:
+            return
+        pid, self.scheduler_pid = self.scheduler_pid, None
         try:
-            _run_scheduler(master)
-        except BaseException:  # noqa: BLE001 — reported, then the process ends
-            traceback.print_exc()
-            os._exit(1)
-        os._exit(0)
-    arbiter.coalition_scheduler = pid
-    arbiter.coalition_scheduler_started = time.monotonic()
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + STOP_SECONDS
+            while os.waitpid(pid, os.WNOHANG) == (0, 0):
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                time.sleep(0.05)
+        except (ProcessLookupError, ChildProcessError):
+            pass  # gone, and reaped already (gunicorn's master reaps any child)
 
-
-def _stop_scheduler(arbiter):
-    pid = getattr(arbiter, "coalition_scheduler", None)
-    if pid is None:
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + STOP_SECONDS
-        while os.waitpid(pid, os.WNOHANG) == (0, 0):
-            if time.monotonic() > deadline:
-                os.kill(pid, signal.SIGKILL)
-            time.sleep(0.05)
-    except (ProcessLookupError, ChildProcessError):
-        pass  # gone, and reaped already (gunicorn's master reaps any child)
+    def _scheduler_running(self) -> bool:
+        """False once it has ended, whoever reaped it: this check, or gunicorn's."""
+        try:
+            return os.waitpid(self.scheduler_pid, os.WNOHANG) == (0, 0)
+        except ChildProcessError:
+            return False
 
 
 def _run_scheduler(master_pid: int) -> None:

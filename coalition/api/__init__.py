@@ -158,8 +158,7 @@ class Api(flask_smorest.Api):
         broke stays written (a batch's earlier chunks, a commit that reached the
         server); posting it again answers those as replays."""
         unavailable_log.error("answered 503: %s", error)
-        body = error_body(503, UNAVAILABLE, reason="database_unavailable")
-        return body, 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+        return unavailable(UNAVAILABLE)
 
 
 INVALID_FIELDS = "Invalid fields"
@@ -168,6 +167,11 @@ UNAVAILABLE = (
     " again with the same external_id answers as a replay if it was written"
 )
 RETRY_AFTER_SECONDS = 5
+
+
+def unavailable(message: str, reason: str = "database_unavailable"):
+    """A 503 answer: not the request's fault, to be asked again after ``Retry-After``."""
+    return error_body(503, message, reason=reason), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
 
 
 def error_body(code: int, message: str, *, reason: str | None = None, errors=None) -> dict:

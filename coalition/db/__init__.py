@@ -93,7 +93,9 @@ def reaching():
         if not is_unavailable(error):
             raise
         reason = next(iter(str(error.orig).strip().splitlines()), "no answer")
-        raise Unavailable(f"the database cannot be reached ({reason})") from error
+        read_only = getattr(error.orig, "sqlstate", None) == "25006"
+        state = "takes no writes now" if read_only else "cannot be reached"
+        raise Unavailable(f"the database {state} ({reason})") from error
 
 
 def _twice_if_unavailable(call, *args, **kwargs):

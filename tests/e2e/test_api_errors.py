@@ -5,13 +5,16 @@ test instead of becoming a 500, so a test here fails loudly either way.
 """
 
 import json
+import sqlite3
+import time
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.engine import make_url
 
 from coalition import create_app, database_of
 from coalition.db import migrate, models
-from tests.conftest import days_ago
+from tests.conftest import POSTGRES_URL, days_ago, empty_database
 from tests.e2e.helpers import (
     balance,
     bonus,
@@ -603,7 +606,43 @@ def test_healthz_answers_without_a_key(client):
 
 def test_readyz_answers_ready_without_a_key_on_a_database_with_the_newest_schema(client):
     response = client.get("/readyz")
-    assert (response.status_code, response.get_json()) == (200, {"status": "ready"})
+    assert (response.status_code, response.get_json()) == (200, {"status": "ready", "writes": True})
+
+
+def test_readyz_stays_ready_on_a_schema_a_newer_release_upgraded(tmp_path):
+    """In a rolling deploy the first new instance upgrades the schema; the old instances
+    must keep serving beside it, not all leave the load balancer's rotation at once."""
+    with empty_database(tmp_path) as url:
+        app = create_app({"DATABASE_URL": url, "SCHEDULER": False})
+        database = database_of(app)
+        try:
+            migrate.upgrade(database)
+            with database.engine.begin() as connection:
+                connection.execute(text("UPDATE alembic_version SET version_num = 'a-newer-release'"))
+            assert app.test_client().get("/readyz").status_code == 200
+            with database.engine.begin() as connection:
+                connection.execute(text("UPDATE alembic_version SET version_num = '0005'"))  # an older one
+            body = assert_error(app.test_client().get("/readyz"), 503)
+            assert body["reason"] == "schema_not_current"
+        finally:
+            database.dispose()
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
+def test_readyz_on_sqlite_does_not_wait_behind_a_writer(app, database_url):
+    """A transaction on SQLite begins by taking the write lock: a probe that began one
+    waited behind every writer, up to the 30 s busy timeout."""
+    writer = sqlite3.connect(make_url(database_url).database, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE settings SET generation = generation")
+        started = time.monotonic()
+        response = app.test_client().get("/readyz")
+        waited = time.monotonic() - started
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    assert response.status_code == 200 and waited < 5, waited
 
 
 def test_readyz_is_503_until_the_database_has_this_releases_schema(tmp_path):
