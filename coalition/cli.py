@@ -5,18 +5,19 @@ as the HTTP API; ``serve`` migrates first, prints an operator key on first
 start, runs the scheduler (unless switched off) and serves with gunicorn.
 """
 
+import itertools
 import os
 import signal
+import time
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from itertools import islice
 
 import click
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from coalition import auth, config, create_app, database_of, transaction_file
-from coalition.db import Unavailable, migrate
+from coalition.db import Unavailable, is_unavailable, migrate
 from coalition.domain.errors import CoalitionError
 
 IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a time
@@ -25,10 +26,13 @@ IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a tim
 IMPORT_LANES_FROM = 6000
 IMPORT_LANES_MAX = 8  # by default: each holds a connection, and PostgreSQL needs cores too
 IMPORT_JOBS_MAX = 32  # when asked: each process takes some 80 MB and a database connection
+# serve waits this long for a database that does not answer yet (started beside it)
+START_WAIT_SECONDS = 60
+START_RETRY_SECONDS = 2
 
 
 @contextmanager
-def _database(*, upgrade=False):
+def _database(*, upgrade=False, wait=0):
     """The configured database for one command, its connections closed afterwards.
 
     With ``upgrade`` (commands that set things up: ``db upgrade``, ``keys
@@ -41,7 +45,7 @@ def _database(*, upgrade=False):
     except (ArgumentError, ImportError, ValueError) as error:  # not a URL, no dialect or driver
         raise click.ClickException(f"COALITION_DATABASE_URL cannot be used: {error}")
     try:
-        _check_schema(database, upgrade)
+        _check_schema(database, upgrade, wait)
         yield database
     except Unavailable as error:  # the server went away while the command ran
         raise click.ClickException(f"{error}; run the command again once it is back") from None
@@ -49,16 +53,28 @@ def _database(*, upgrade=False):
         database.dispose()
 
 
-def _check_schema(database, upgrade: bool) -> None:
+def _check_schema(database, upgrade: bool, wait: float = 0) -> None:
     """Upgrade the schema, or check it is the newest; the first statements any
-    command sends, so a database that cannot be opened is reported here."""
-    try:
-        if upgrade:
-            migrate.upgrade(database)
-        current = upgrade or migrate.is_current(database)
-    except DBAPIError as error:  # unreachable, not a database, no such directory
-        shown = database.engine.url.render_as_string(hide_password=True)
-        raise click.ClickException(f"cannot open the database {shown}: {error.orig}")
+    command sends, so a database that cannot be opened is reported here.
+
+    With ``wait``, a server that does not answer yet (started at the same
+    time, as containers are) is asked again every few seconds for that long,
+    saying so once, before the command gives up.
+    """
+    shown = database.engine.url.render_as_string(hide_password=True)
+    deadline = time.monotonic() + wait
+    for attempt in itertools.count():
+        try:
+            if upgrade:
+                migrate.upgrade(database)
+            current = upgrade or migrate.is_current(database)
+            break
+        except DBAPIError as error:  # unreachable, not a database, no such directory
+            if not (is_unavailable(error) and time.monotonic() < deadline):
+                raise click.ClickException(f"cannot open the database {shown}: {error.orig}")
+            if attempt == 0:
+                click.echo(f"waiting up to {wait:g} s for the database {shown}: {error.orig}")
+            time.sleep(START_RETRY_SECONDS)
     if not current:
         raise click.ClickException(
             "the database does not have the newest schema: run `coalition db upgrade` first"
@@ -133,7 +149,7 @@ def serve(host, port, workers, no_scheduler):
     """Migrate, then serve the API (gunicorn) with the scheduler."""
     from coalition import server
 
-    with _database(upgrade=True) as database:
+    with _database(upgrade=True, wait=START_WAIT_SECONDS) as database:
         key = database.run(auth.first_operator_key)
     if key is not None:
         click.echo("First start: an operator key was created. Store it now, it is not shown again:")
@@ -208,7 +224,7 @@ def import_transactions(path, jobs):
         source.seek(0)
         jobs = _import_jobs(database, jobs, total)
         numbered = transaction_file.rows(source, path)  # then a slice at a time: files may be large
-        slices = iter(lambda: list(islice(numbered, IMPORT_SLICE)), [])
+        slices = iter(lambda: list(itertools.islice(numbered, IMPORT_SLICE)), [])
         posted = imports.post_file(database, jobs, slices, _requests)
         label = f"Importing {total} rows" + (f" in {jobs} processes" if jobs > 1 else "")
         try:

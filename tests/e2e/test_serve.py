@@ -19,7 +19,9 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy.engine import make_url
 
+from tests.conftest import connections_refused, empty_database
 from tests.e2e.live_server import free_port
 from tests.e2e.processes import children
 
@@ -204,3 +206,32 @@ def test_a_port_in_use_ends_the_start_without_saying_it_serves_there(tmp_path):
     assert result.returncode != 0
     assert "Coalition on" not in result.stdout + result.stderr
     assert "Connection in use" in result.stderr, result.stderr
+
+
+@pytest.mark.postgres
+def test_serve_waits_for_a_database_started_beside_it(tmp_path):
+    """Started with its database (containers started together), serve said it could not
+    open it and exited; it now says it waits, and serves once the database answers."""
+    with empty_database(tmp_path) as url:
+        name, port = make_url(url).database, free_port()
+        with connections_refused(name):
+            process = subprocess.Popen(
+                [str(Path(sys.executable).parent / "coalition"), "serve", "--port", str(port), "--no-scheduler"],
+                env={**os.environ, "COALITION_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"},
+                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+            time.sleep(3)
+            assert process.poll() is None, process.stdout.read()
+        try:
+            deadline = time.monotonic() + START_TIMEOUT
+            while True:
+                assert process.poll() is None and time.monotonic() < deadline
+                try:
+                    if requests.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                        break
+                except requests.RequestException:
+                    time.sleep(0.2)
+        finally:
+            process.terminate()
+            output = process.communicate(timeout=15)[0]
+    assert "waiting up to 60 s for the database" in output
+    assert "First start: an operator key was created" in output
