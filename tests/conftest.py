@@ -123,20 +123,27 @@ def template(tmp_path_factory):
 
 
 @contextmanager
+def _new_postgres_database(prefix: str, template: str | None = None):
+    """A PostgreSQL database of its own (a copy of ``template``, if named), its URL; dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    admin = _admin_engine()
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
+    url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database=name)
+    try:
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
 def copy_of(template, directory):
     """A fresh database copied from the migrated template; dropped afterwards."""
     if POSTGRES_URL:
-        name = f"coalition_test_{uuid.uuid4().hex[:10]}"
-        admin = _admin_engine()
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-        url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database=name)
-        try:
-            yield url.render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        with _new_postgres_database("coalition_test", template) as url:
+            yield url
     else:
         path = directory / f"coalition-{uuid.uuid4().hex[:8]}.sqlite3"
         shutil.copy(template, path)
@@ -147,16 +154,8 @@ def copy_of(template, directory):
 def empty_database(directory):
     """A database without any schema yet; dropped afterwards."""
     if POSTGRES_URL:
-        name = f"coalition_empty_{uuid.uuid4().hex[:10]}"
-        admin = _admin_engine()
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.dispose()
+        with _new_postgres_database("coalition_empty") as url:
+            yield url
     else:
         yield f"sqlite:///{directory / f'coalition-{uuid.uuid4().hex[:8]}.sqlite3'}"
 

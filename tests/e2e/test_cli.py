@@ -449,8 +449,8 @@ def test_a_command_whose_database_goes_away_while_it_runs_says_so_in_one_line(da
     monkeypatch.setenv("COALITION_DATABASE_URL", url.render_as_string(hide_password=False))
     checked = cli_module._check_schema
     with ExitStack() as later:
-        def then_the_server_goes_away(database, upgrade):
-            checked(database, upgrade)
+        def then_the_server_goes_away(database, *options):
+            checked(database, *options)
             later.enter_context(connections_refused(url.database, IMPORTING))
 
         monkeypatch.setattr(cli_module, "_check_schema", then_the_server_goes_away)
