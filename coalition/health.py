@@ -5,8 +5,9 @@ outage of the database does not get every instance restarted by its
 orchestrator. ``/readyz`` says whether requests can be served now: the
 database answers, and its schema is not behind this release. An instance
 whose database goes away, or whose schema no one has upgraded to this
-release, is kept out of a load balancer's rotation meanwhile. (``serve`` itself upgrades the schema
-first, so it waits up to a minute for its database at start, then gives up.)
+release, is kept out of a load balancer's rotation meanwhile. (``serve``
+itself upgrades the schema first, so it waits up to a minute for its
+database at start, then gives up.)
 
 A schema ahead of this release (a newer release upgraded it) and a database
 that takes no writes (a standby after a failover) are ready: in a rolling

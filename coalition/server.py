@@ -19,8 +19,9 @@ import sys
 import time
 import traceback
 
-from gunicorn import arbiter, sock, util
+from gunicorn import arbiter, util
 from gunicorn.app.base import BaseApplication
+from gunicorn.sock import close_sockets
 from gunicorn.workers.gthread import ThreadWorker
 
 from coalition import create_app, logs
@@ -97,7 +98,7 @@ class Arbiter(arbiter.Arbiter):
         pid = os.fork()
         if pid == 0:  # the scheduler: never returns into the master's code
             try:
-                sock.close_sockets(self.LISTENERS, unlink=False)  # the port is the workers'
+                close_sockets(self.LISTENERS, unlink=False)  # the port is the workers'
                 _run_scheduler(master)
             except BaseException:  # noqa: BLE001 — reported, then the process ends
                 traceback.print_exc()

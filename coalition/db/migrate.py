@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from coalition.db import Unavailable, locks
 
@@ -40,10 +40,17 @@ def upgrade(database, revision: str = "head") -> None:
                 command.upgrade(config, revision)
         finally:
             if postgresql:
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": locks.MIGRATIONS}
-                )
-                connection.commit()
+                _unlock(connection)
+
+
+def _unlock(connection) -> None:
+    """Let the next instance upgrade; on a connection that broke, closing it does (the
+    server lets go of a session's locks with it), and what broke it is the error."""
+    try:
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": locks.MIGRATIONS})
+        connection.commit()
+    except DBAPIError:
+        connection.invalidate()
 
 
 VERSION = "SELECT version_num FROM alembic_version"
@@ -65,14 +72,13 @@ def revision(database) -> str | None:
             )
         except ProgrammingError:  # no alembic_version table yet
             return None
-    driver = database.engine.dialect.loaded_dbapi
-    with closing(database.engine.raw_connection()) as connection:
-        try:
+    try:
+        with closing(database.engine.raw_connection()) as connection:
             row = connection.cursor().execute(VERSION).fetchone()
-        except driver.OperationalError as error:
-            if "no such table" in str(error):
-                return None
-            raise Unavailable(f"the database cannot be read ({error})") from error
+    except database.engine.dialect.loaded_dbapi.Error as error:  # not a database file, …
+        if "no such table" in str(error):
+            return None
+        raise Unavailable(f"the database cannot be read ({error})") from error
     return None if row is None else row[0]
 
 

@@ -628,6 +628,17 @@ def test_readyz_stays_ready_on_a_schema_a_newer_release_upgraded(tmp_path):
             database.dispose()
 
 
+def test_readyz_on_a_file_that_is_not_a_database_is_503_not_500(tmp_path):
+    path = tmp_path / "not-a-database.sqlite3"
+    path.write_text("a spreadsheet, perhaps", encoding="utf-8")
+    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "SCHEDULER": False})
+    try:
+        body = assert_error(app.test_client().get("/readyz"), 503)
+        assert body["reason"] == "database_unavailable"
+    finally:
+        database_of(app).dispose()
+
+
 @pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
 def test_readyz_on_sqlite_does_not_wait_behind_a_writer(app, database_url):
     """A transaction on SQLite begins by taking the write lock: a probe that began one
