@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
+from alembic.util import CommandError
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from coalition import auth, config, create_app, database_of, transaction_file
@@ -54,7 +55,7 @@ def _database(*, upgrade=False, wait=0):
 
 
 def _check_schema(database, upgrade: bool, wait: float = 0) -> None:
-    """Upgrade the schema, or check it is the newest; the first statements any
+    """Upgrade the schema, or check it is this release's; the first statements any
     command sends, so a database that cannot be opened is reported here.
 
     With ``wait``, a server that does not answer yet (started at the same
@@ -67,18 +68,45 @@ def _check_schema(database, upgrade: bool, wait: float = 0) -> None:
         try:
             if upgrade:
                 migrate.upgrade(database)
-            current = upgrade or migrate.is_current(database)
+            revisions = migrate.revisions(database)
             break
-        except DBAPIError as error:  # unreachable, not a database, no such directory
-            if not (is_unavailable(error) and time.monotonic() < deadline):
-                raise click.ClickException(f"cannot open the database {shown}: {error.orig}")
+        except CommandError as error:  # a revision it does not know: a newer release's
+            raise click.ClickException(f"{SCHEMA_IS_NEWER} ({error})") from None
+        except (DBAPIError, Unavailable) as error:  # unreachable, not a database, no such directory
+            cause = error.__cause__ if isinstance(error, Unavailable) else error
+            if not (_not_up_yet(cause) and time.monotonic() < deadline):
+                reason = getattr(cause, "orig", cause)
+                raise click.ClickException(f"cannot open the database {shown}: {reason}") from None
             if attempt == 0:
-                click.echo(f"waiting up to {wait:g} s for the database {shown}: {error.orig}")
+                click.echo(f"waiting up to {wait:g} s for the database {shown}: {cause.orig}")
             time.sleep(START_RETRY_SECONDS)
-    if not current:
+    if migrate.is_newer(revisions):
+        raise click.ClickException(SCHEMA_IS_NEWER)
+    if not migrate.is_this_releases(revisions):
         raise click.ClickException(
             "the database does not have the newest schema: run `coalition db upgrade` first"
         )
+
+
+SCHEMA_IS_NEWER = "the database's schema is a newer release's: run that release"
+# what a server says while it is not serving for a while: worth waiting for
+NOT_UP_YET = (
+    "starting up",
+    "shutting down",
+    "in recovery",
+    "not currently accepting connections",
+    "too many clients",
+)
+
+
+def _not_up_yet(error) -> bool:
+    """A server that does not answer yet (refused, unreachable, timed out) or says it
+    is starting or full; not one that answers no (no such database or role, a wrong
+    password), which would answer the same after the wait."""
+    if not (isinstance(error, DBAPIError) and is_unavailable(error)):
+        return False
+    said = str(error.orig)
+    return "FATAL" not in said or any(state in said for state in NOT_UP_YET)
 
 
 class Group(click.Group):

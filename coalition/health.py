@@ -3,18 +3,17 @@
 ``/healthz`` says the process answers and never touches the database, so an
 outage of the database does not get every instance restarted by its
 orchestrator. ``/readyz`` says whether requests can be served now: the
-database answers, and its schema is not behind this release. An instance
-whose database goes away, or whose schema no one has upgraded to this
-release, is kept out of a load balancer's rotation meanwhile. (``serve``
-itself upgrades the schema first, so it waits up to a minute for its
-database at start, then gives up.)
+database answers, with this release's schema. An instance whose database
+goes away, or whose schema is another release's (not upgraded yet, or
+upgraded by a newer release whose writes this one would not make), is
+kept out of a load balancer's rotation meanwhile. (``serve`` itself
+upgrades the schema first, so it waits up to a minute for its database at
+start, then gives up.)
 
-A schema ahead of this release (a newer release upgraded it) and a database
-that takes no writes (a standby after a failover) are ready: in a rolling
-deploy the old instances keep serving beside the new, and a read-only
-database is read-only for every instance alike, so taking them all out
-would stop the balance lookups that still work. The answer says
-``"writes": false``, and each write is answered 503 meanwhile.
+A database that takes no writes (a standby after a failover) is ready: it
+is read-only for every instance alike, so taking them all out would stop
+the balance lookups that still work. The answer says ``"writes": false``,
+and each write is answered 503 meanwhile.
 
 A probe asks every few seconds, so a failed check is not logged: its answer
 says why (SPEC §10's error body), and requests failing meanwhile are logged.
@@ -43,14 +42,18 @@ def readyz():
     """Readiness: the database answers, with a schema this release can serve."""
     database = database_of(current_app)
     try:
-        revision = migrate.revision(database)
+        revisions = migrate.revisions(database)
         read_only = database.peek(READ_ONLY) == "on"  # None on SQLite
     except (DBAPIError, Unavailable):
         return unavailable("not ready: the database cannot be reached")
-    if migrate.is_behind(revision):
-        return unavailable(
-            "not ready: the database does not have this release's schema:"
-            " `coalition db upgrade` brings it there",
-            reason="schema_not_current",
-        )
+    if not migrate.is_this_releases(revisions):
+        return unavailable(f"not ready: {_schema_is_not_ours(revisions)}", "schema_not_current")
     return {"status": "ready", "writes": not read_only}
+
+
+def _schema_is_not_ours(revisions: frozenset[str]) -> str:
+    if migrate.is_newer(revisions):
+        return "a newer release has upgraded the database's schema: this instance is to be replaced"
+    return (
+        "the database does not have this release's schema: `coalition db upgrade` brings it there"
+    )

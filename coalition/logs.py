@@ -31,20 +31,23 @@ class Throttled:
     for each request, hundreds a second): one line per ``every`` seconds, which
     says how many it folded since the one before, and when that was."""
 
-    def __init__(self, logger: logging.Logger, every: float = 10.0, clock=time.time):
-        self.logger, self.every, self.clock = logger, every, clock
-        self.last = None  # when the last line was written
+    def __init__(
+        self, logger: logging.Logger, every: float = 10.0, clock=time.monotonic, wall=time.time
+    ):
+        # the interval on a clock that never steps back; the wall clock only to say when
+        self.logger, self.every, self.clock, self.wall = logger, every, clock, wall
+        self.last = None  # (clock, wall) when the last line was written
         self.folded = 0
         self.lock = threading.Lock()
 
     def error(self, message: str, *args) -> None:
         with self.lock:
             now = self.clock()
-            if self.last is not None and now < self.last + self.every:
+            if self.last is not None and now < self.last[0] + self.every:
                 self.folded += 1
                 return
-            last, folded, self.last, self.folded = self.last, self.folded, now, 0
+            last, folded, self.last, self.folded = self.last, self.folded, (now, self.wall()), 0
         if folded:
-            since = datetime.fromtimestamp(last, UTC).strftime("%H:%M:%S UTC")
+            since = datetime.fromtimestamp(last[1], UTC).strftime("%H:%M:%S UTC")
             message += f" (and {folded} like it since {since})"
         self.logger.error(message, *args)

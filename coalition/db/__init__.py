@@ -25,6 +25,7 @@ RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_dete
 # failover, or maintenance), shutting down, crashed, starting up
 UNAVAILABLE_SQLSTATES = {"25006", "57P01", "57P02", "57P03"}
 MAX_ATTEMPTS = 8
+CONNECT_TIMEOUT_SECONDS = 10
 
 
 def _sqlite_begin_immediate(engine) -> None:
@@ -126,6 +127,9 @@ class Database:
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             options.update(pool_size=10, max_overflow=20)
+            if "connect_timeout" not in parsed.query:
+                # a host that drops packets is unavailable in seconds, not the system's minutes
+                options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
         self.engine = create_engine(url, **options)
         if self.engine.dialect.name == "sqlite":
             _sqlite_begin_immediate(self.engine)

@@ -6,10 +6,9 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError, ProgrammingError
+from sqlalchemy.exc import ProgrammingError
 
 from coalition.db import Unavailable, locks
 
@@ -21,43 +20,26 @@ def upgrade(database, revision: str = "head") -> None:
     is there already.
 
     Several instances started at once (``coalition serve`` migrates first)
-    upgrade one after the other: on PostgreSQL the first takes a lock that
-    the others wait for, then they find the schema current. Without it the
-    others ran the same DDL beside the first and failed on what it created.
-    The lock is the session's, not the transaction's, so a migration that
-    commits midway (an index built concurrently) still holds it. SQLite's
-    write lock, taken at BEGIN, queues them there.
+    upgrade one after the other: on PostgreSQL the first takes a lock in its
+    transaction that the others wait for, then they find the schema current.
+    Without it the others ran the same DDL beside the first and failed on
+    what it created. SQLite's write lock, taken at BEGIN, queues them there.
     """
     config = _config()
-    postgresql = database.dialect == "postgresql"
-    with database.engine.connect() as connection:
-        if postgresql:
-            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": locks.MIGRATIONS})
-            connection.commit()
-        try:
-            with connection.begin():
-                config.attributes["connection"] = connection
-                command.upgrade(config, revision)
-        finally:
-            if postgresql:
-                _unlock(connection)
+    with database.engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"), {"key": locks.MIGRATIONS}
+            )
+        config.attributes["connection"] = connection
+        command.upgrade(config, revision)
 
 
-def _unlock(connection) -> None:
-    """Let the next instance upgrade; on a connection that broke, closing it does (the
-    server lets go of a session's locks with it), and what broke it is the error."""
-    try:
-        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": locks.MIGRATIONS})
-        connection.commit()
-    except DBAPIError:
-        connection.invalidate()
+VERSIONS = "SELECT version_num FROM alembic_version"
 
 
-VERSION = "SELECT version_num FROM alembic_version"
-
-
-def revision(database) -> str | None:
-    """The revision the schema is at, None before the first upgrade: one read outside
+def revisions(database) -> frozenset[str]:
+    """The revisions the schema is at, none before the first upgrade: one read outside
     any transaction, for /readyz to ask every few seconds.
 
     On PostgreSQL it is read once more on a new connection if the pooled one
@@ -68,31 +50,37 @@ def revision(database) -> str | None:
     if database.dialect == "postgresql":
         try:
             return database.read(
-                lambda session: session.connection().exec_driver_sql(VERSION).scalar()
+                lambda session: frozenset(session.connection().exec_driver_sql(VERSIONS).scalars())
             )
-        except ProgrammingError:  # no alembic_version table yet
-            return None
+        except ProgrammingError as error:
+            if getattr(error.orig, "sqlstate", None) == "42P01":  # no alembic_version yet
+                return frozenset()
+            raise
     try:
         with closing(database.engine.raw_connection()) as connection:
-            row = connection.cursor().execute(VERSION).fetchone()
+            rows = connection.cursor().execute(VERSIONS).fetchall()
     except database.engine.dialect.loaded_dbapi.Error as error:  # not a database file, …
         if "no such table" in str(error):
-            return None
+            return frozenset()
         raise Unavailable(f"the database cannot be read ({error})") from error
-    return None if row is None else row[0]
+    return frozenset(version for (version,) in rows)
 
 
-def is_behind(revision: str | None) -> bool:
-    """Whether a schema at ``revision`` lacks this release's newest: never upgraded, or
-    upgraded by an older release. A revision this release does not know is a newer
-    release's, which this one runs on while a rolling deploy replaces it."""
-    return revision is None or (revision not in _newest() and revision in _known())
+def is_this_releases(revisions: frozenset[str]) -> bool:
+    """Whether a schema at ``revisions`` is the one this release writes to.
+
+    Not only one behind it: a migration may change what every release must
+    write (0004 made each posting count into the period totals, and a
+    release before it, still running, would post without counting, so its
+    statements would be wrong), so a release on a newer schema must not
+    serve either.
+    """
+    return revisions == _newest()
 
 
-def is_current(database) -> bool:
-    """Whether the database is at the newest revision, so a command may use it as it is."""
-    with database.engine.connect() as connection:
-        return set(MigrationContext.configure(connection).get_current_heads()) == _newest()
+def is_newer(revisions: frozenset[str]) -> bool:
+    """Whether a newer release has upgraded the schema past this one's."""
+    return bool(revisions - _known())
 
 
 @functools.cache

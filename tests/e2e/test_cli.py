@@ -490,7 +490,7 @@ def test_instances_started_at_once_upgrade_the_schema_one_after_the_other(tmp_pa
                 holder.rollback()
             outcomes = [(upgrade.wait(timeout=120), upgrade.communicate()[0]) for upgrade in upgrades]
             assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
-            assert migrate.is_current(database)
+            assert migrate.is_this_releases(migrate.revisions(database))
         finally:
             database.dispose()
 
@@ -744,3 +744,22 @@ def test_sigterm_stops_an_import_as_ctrl_c_does_and_a_rerun_posts_the_rest(aroma
     _rerun_posts_the_rest(database_url, tmp_path, created)
     # card-0 has rows 0, 500, …, 19,500: 40 bonuses of 5 points, each posted once
     assert expect(operator.get("/api/v1/members/card-0/balance"), 200)["lifetime_earned"] == 40 * 5
+
+
+@pytest.mark.parametrize("args", [("keys", "create", "--role", "operator"), ("expire",)], ids=" ".join)
+def test_a_command_on_a_newer_releases_schema_says_so_in_one_line(tmp_path, monkeypatch, args):
+    """An instance of the release before, restarted during a deploy: the upgrade raised
+    Alembic's "Can't locate revision" with a traceback, and other commands asked for an upgrade."""
+    url = f"sqlite:///{tmp_path / 'newer.sqlite3'}"
+    monkeypatch.setenv("COALITION_DATABASE_URL", url)
+    assert CliRunner().invoke(main, ["db", "upgrade"]).exit_code == 0
+    database = Database(url)
+    try:
+        with database.engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = 'a-newer-release'"))
+    finally:
+        database.dispose()
+    result = CliRunner().invoke(main, list(args))
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "the database's schema is a newer release's" in result.stderr
+    assert "Traceback" not in result.output

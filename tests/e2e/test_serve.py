@@ -235,3 +235,17 @@ def test_serve_waits_for_a_database_started_beside_it(tmp_path):
             output = process.communicate(timeout=15)[0]
     assert "waiting up to 60 s for the database" in output
     assert "First start: an operator key was created" in output
+
+
+@pytest.mark.postgres
+def test_serve_does_not_wait_for_a_database_that_answers_no(tmp_path):
+    """A server that says the database does not exist will say so after the wait too."""
+    url = make_url(os.environ["COALITION_TEST_DATABASE_URL"]).set(database="coalition_no_such_database")
+    started = time.monotonic()
+    result = subprocess.run(
+        [str(Path(sys.executable).parent / "coalition"), "serve", "--port", str(free_port()), "--no-scheduler"],
+        env={**os.environ, "COALITION_DATABASE_URL": url.render_as_string(hide_password=False)},
+        capture_output=True, text=True, timeout=START_TIMEOUT, cwd=tmp_path)
+    assert result.returncode == 1 and time.monotonic() - started < 20
+    assert "waiting" not in result.stdout
+    assert "cannot open the database" in result.stderr and "does not exist" in result.stderr

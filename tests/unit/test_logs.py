@@ -9,7 +9,8 @@ from coalition import logs
 def test_repeated_errors_are_one_line_per_interval_with_the_count_folded(caplog):
     start = datetime(2026, 11, 30, 13, 20, 5, tzinfo=UTC).timestamp()
     clock = [start]
-    throttled = logs.Throttled(logging.getLogger("test.throttled"), every=10.0, clock=lambda: clock[0])
+    throttled = logs.Throttled(logging.getLogger("test.throttled"), every=10.0,
+                               clock=lambda: clock[0], wall=lambda: clock[0])
     with caplog.at_level(logging.ERROR, logger="test.throttled"):
         for _ in range(5):
             throttled.error("answered 503: %s", "away")  # one line, four folded
@@ -24,3 +25,16 @@ def test_repeated_errors_are_one_line_per_interval_with_the_count_folded(caplog)
         "answered 503: away (and 5 like it since 13:20:05 UTC)",
         "answered 503: back and away again",
     ]
+
+
+def test_the_interval_is_kept_on_a_clock_that_does_not_step_back(caplog):
+    """On the wall clock, a step back of an hour (NTP) silenced every line for that hour."""
+    steady, wall = [500.0], [datetime(2026, 11, 30, 14, 0, tzinfo=UTC).timestamp()]
+    throttled = logs.Throttled(logging.getLogger("test.stepped"), every=10.0,
+                               clock=lambda: steady[0], wall=lambda: wall[0])
+    with caplog.at_level(logging.ERROR, logger="test.stepped"):
+        throttled.error("answered 503")
+        wall[0] -= 3600
+        steady[0] += 60
+        throttled.error("answered 503")
+    assert len(caplog.records) == 2
