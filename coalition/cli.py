@@ -71,7 +71,7 @@ def _check_schema(database, upgrade: bool, wait: float = 0) -> None:
             revisions = migrate.revisions(database)
             break
         except CommandError as error:  # a revision it does not know: a newer release's
-            raise click.ClickException(f"{SCHEMA_IS_NEWER} ({error})") from None
+            raise click.ClickException(f"{migrate.SCHEMA_IS_NEWER} ({error})") from None
         except (DBAPIError, Unavailable) as error:  # unreachable, not a database, no such directory
             cause = error.__cause__ if isinstance(error, Unavailable) else error
             if not (_not_up_yet(cause) and time.monotonic() < deadline):
@@ -80,15 +80,10 @@ def _check_schema(database, upgrade: bool, wait: float = 0) -> None:
             if attempt == 0:
                 click.echo(f"waiting up to {wait:g} s for the database {shown}: {cause.orig}")
             time.sleep(START_RETRY_SECONDS)
-    if migrate.is_newer(revisions):
-        raise click.ClickException(SCHEMA_IS_NEWER)
-    if not migrate.is_this_releases(revisions):
-        raise click.ClickException(
-            "the database does not have the newest schema: run `coalition db upgrade` first"
-        )
+    if (why := migrate.mismatch(revisions)) is not None:
+        raise click.ClickException(why)
 
 
-SCHEMA_IS_NEWER = "the database's schema is a newer release's: run that release"
 # what a server says while it is not serving for a while: worth waiting for
 NOT_UP_YET = (
     "starting up",

@@ -46,14 +46,6 @@ def readyz():
         read_only = database.peek(READ_ONLY) == "on"  # None on SQLite
     except (DBAPIError, Unavailable):
         return unavailable("not ready: the database cannot be reached")
-    if not migrate.is_this_releases(revisions):
-        return unavailable(f"not ready: {_schema_is_not_ours(revisions)}", "schema_not_current")
+    if (why := migrate.mismatch(revisions)) is not None:
+        return unavailable(f"not ready: {why}", "schema_not_current")
     return {"status": "ready", "writes": not read_only}
-
-
-def _schema_is_not_ours(revisions: frozenset[str]) -> str:
-    if migrate.is_newer(revisions):
-        return "a newer release has upgraded the database's schema: this instance is to be replaced"
-    return (
-        "the database does not have this release's schema: `coalition db upgrade` brings it there"
-    )

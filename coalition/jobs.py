@@ -25,11 +25,11 @@ from coalition.services import expiry, kpis, settlement
 log = logging.getLogger(__name__)
 
 
-def holding_job_lock(database, job: str, work) -> bool:
-    """Run ``work()`` if no other instance is running ``job``; False when skipped."""
+def holding_job_lock(database, job: str, work) -> None:
+    """Run ``work()`` if no other instance is running ``job``."""
     if database.dialect != "postgresql":
         work()
-        return True
+        return
     # A session-level lock on an autocommit connection: no transaction stays
     # open (and idle) while the job runs its own units of work.
     with reaching():
@@ -41,7 +41,7 @@ def holding_job_lock(database, job: str, work) -> bool:
             )
         if not locked:
             log.info("%s skipped: another instance is running it", job)
-            return False
+            return
         try:
             work()
         finally:
@@ -53,7 +53,6 @@ def holding_job_lock(database, job: str, work) -> bool:
                 # closed, not pooled: the server lets go of a session's locks with it. What
                 # work() raised, if anything, is the job's outcome, not this.
                 connection.invalidate()
-    return True
 
 
 def waiting_for_the_database(job):

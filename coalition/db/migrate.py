@@ -66,8 +66,11 @@ def revisions(database) -> frozenset[str]:
     return frozenset(version for (version,) in rows)
 
 
-def is_this_releases(revisions: frozenset[str]) -> bool:
-    """Whether a schema at ``revisions`` is the one this release writes to.
+SCHEMA_IS_NEWER = "the database's schema is a newer release's: run that release"
+
+
+def mismatch(revisions: frozenset[str]) -> str | None:
+    """Why a schema at ``revisions`` is not the one this release writes to; None when it is.
 
     Not only one behind it: a migration may change what every release must
     write (0004 made each posting count into the period totals, and a
@@ -75,12 +78,11 @@ def is_this_releases(revisions: frozenset[str]) -> bool:
     statements would be wrong), so a release on a newer schema must not
     serve either.
     """
-    return revisions == _newest()
-
-
-def is_newer(revisions: frozenset[str]) -> bool:
-    """Whether a newer release has upgraded the schema past this one's."""
-    return bool(revisions - _known())
+    if revisions == _newest():
+        return None
+    if revisions - _known():
+        return SCHEMA_IS_NEWER
+    return "the database does not have this release's schema: run `coalition db upgrade` first"
 
 
 @functools.cache

@@ -61,7 +61,7 @@ def _post_chunk(session, principal, requests: list) -> list:
 
 def _post_alone(database, principal, request):
     try:
-        return database.run(_post_chunk, principal, [request])[0]
+        return database.run_repeatable(_post_chunk, principal, [request])[0]
     except SQLAlchemyError:
         log.exception("a posting failed in the database; it was not written")
         return NotWritten("the database failed; this item was not written")

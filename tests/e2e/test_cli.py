@@ -490,7 +490,7 @@ def test_instances_started_at_once_upgrade_the_schema_one_after_the_other(tmp_pa
                 holder.rollback()
             outcomes = [(upgrade.wait(timeout=120), upgrade.communicate()[0]) for upgrade in upgrades]
             assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
-            assert migrate.is_this_releases(migrate.revisions(database))
+            assert migrate.mismatch(migrate.revisions(database)) is None
         finally:
             database.dispose()
 
