@@ -58,7 +58,7 @@ class Ids:
     def draws(cls, tables=TABLES) -> str:
         """SQL: per table, an array of fresh ids, as many as its bound parameter of that name."""
         return ", ".join(
-            f"ARRAY(SELECT nextval(pg_get_serial_sequence('{table}', 'id'))"
+            f"ARRAY(SELECT nextval((SELECT pg_get_serial_sequence('{table}', 'id')::regclass))"
             f" FROM generate_series(1, :{table}))"
             for table in tables
         )
