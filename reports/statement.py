@@ -29,6 +29,7 @@ from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen import canvas as pdfcanvas
 from reportlab.platypus import (
     BaseDocTemplate,
@@ -81,6 +82,11 @@ _CELL = ParagraphStyle("cell", _BODY, fontSize=8.5, leading=10.5)
 _CELL_BOLD = ParagraphStyle("cell_bold", _CELL, fontName=fonts.BOLD)
 _HEAD = ParagraphStyle("head", _CELL, fontName=fonts.BOLD, textColor=colors.white)
 _HEAD_RIGHT = ParagraphStyle("head_right", _HEAD, alignment=TA_RIGHT)
+_ID_SIZE = 7  # a partner id beside its name
+
+_CELL_PADDING = 6  # ReportLab's default, left and right of every cell
+_NAME_COLUMN = _WIDTH - 5 * 22 * mm  # the counterparty table's first column
+_NAME_WIDTH = _NAME_COLUMN - 2 * _CELL_PADDING
 
 # Every table names its font, even one holding only paragraphs: ReportLab
 # selects the cell font before drawing any cell and would otherwise pull
@@ -449,7 +455,7 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
     ]
     table = Table(
         [header, *body, totals],
-        colWidths=[_WIDTH - 5 * 22 * mm] + [22 * mm] * 5,
+        colWidths=[_NAME_COLUMN] + [22 * mm] * 5,
         repeatRows=1,
         style=_LISTING
         + [
@@ -468,10 +474,50 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
     return [*heading, note, table]
 
 
-def _counterparty_name(row: Mapping) -> Paragraph:
-    """The name as partners know it, the id in small print for reconciliation."""
-    partner_id = f"<font size=7 color='{_MUTED.hexval()}'>{escape(row['partner_id'])}</font>"
+def _counterparty_name(row: Mapping) -> Flowable:
+    """The name as partners know it, the id in small print for reconciliation.
+
+    On one line drawn straight onto the canvas when it fits, as nearly every
+    name does; a paragraph, which wraps, otherwise. A paragraph per name was
+    a third of the time of rendering a statement of twenty counterparties.
+    """
+    line = _Line(
+        [
+            (f"{row['name']} ", _CELL.fontName, _CELL.fontSize, _CELL.textColor),
+            (row["partner_id"], _CELL.fontName, _ID_SIZE, _MUTED),
+        ],
+        _CELL.leading,
+    )
+    if line.width <= _NAME_WIDTH:
+        return line
+    partner_id = (
+        f"<font size={_ID_SIZE} color='{_MUTED.hexval()}'>{escape(row['partner_id'])}</font>"
+    )
     return Paragraph(f"{escape(row['name'])} {partner_id}", _CELL)
+
+
+class _Line(Flowable):
+    """Runs of text, each in its own font, size and colour, on one line that does not wrap."""
+
+    def __init__(self, runs: list[tuple[str, str, float, colors.Color]], leading: float):
+        super().__init__()
+        self.runs = [
+            (text, font, size, colour, stringWidth(text, font, size))
+            for text, font, size, colour in runs
+        ]
+        self.width, self.height = sum(run[-1] for run in self.runs), leading
+
+    def wrap(self, available_width, available_height):
+        return self.width, self.height
+
+    def draw(self):
+        # the baseline where a paragraph of the first run's size puts its first line
+        x, baseline = 0, self.height - self.runs[0][2]
+        for text, font, size, colour, width in self.runs:
+            self.canv.setFont(font, size)
+            self.canv.setFillColor(colour)
+            self.canv.drawString(x, baseline, text)
+            x += width
 
 
 def _late_items(statement: Mapping) -> list[Flowable]:

@@ -184,6 +184,43 @@ def test_long_counterparty_table_numbers_pages_and_repeats_its_header():
     assert all(f"Partner {n:03d}" in " ".join(pages) for n in range(120))
 
 
+def text_runs(pdf: bytes) -> list[tuple[str, float, float, float]]:
+    """Every run of text on every page: its text, x, baseline y and font size."""
+    runs = []
+
+    def visit(text, cm, tm, _font, size):
+        if text.strip():
+            runs.append((text.strip(), tm[4] + cm[4], tm[5] + cm[5], size))
+
+    for page in pypdf.PdfReader(io.BytesIO(pdf)).pages:
+        page.extract_text(visitor_text=visit)
+    return runs
+
+
+def test_counterparty_name_stays_in_its_column_with_its_id_in_small_print():
+    """A short name and its id share one line; a name too long for the column wraps
+    onto a second line instead of running under the figures beside it."""
+    line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
+    long_name = "Northern Railways and Ferries Passenger Services Company Limited"
+    statement = make_statement(
+        counterparties=[
+            {**line, "partner_id": "rail", "name": long_name},
+            {**line, "partner_id": "cafe", "name": "Cafe Aroma"},
+        ]
+    )
+    runs = text_runs(render_pdf(statement))
+    table = runs[next(i for i, run in enumerate(runs) if run[0] == "Counterparty") :]
+
+    name = next(i for i, run in enumerate(table) if run[0] == "Cafe Aroma")
+    partner_id = table.index(next(run for run in table if run[0] == "cafe"))
+    assert partner_id == name + 1  # right after the name
+    assert table[partner_id][2] == table[name][2]  # on its line
+    assert table[partner_id][3] < table[name][3]  # in small print
+    long_lines = [run for run in table if run[0] in long_name and run[0] != long_name]
+    assert " ".join(run[0] for run in long_lines) == long_name
+    assert len({run[2] for run in long_lines}) == 2
+
+
 def test_summary_says_operator_pays_partner_when_net_is_positive():
     assert (
         "The coalition operator pays Кофейня Арома 7,568.18 RUB (83.25 EUR at 0.0110 EUR per RUB)"
