@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from flask.views import MethodView
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from coalition.api import (
     INVALID_FIELDS,
@@ -26,7 +26,7 @@ from coalition.api.fields import (
 )
 from coalition.api.pagination import PageArgs
 from coalition.domain.errors import CoalitionError
-from coalition.services import batches, ledger, queries
+from coalition.services import batches, expiry, ledger, queries
 
 blp = Blueprint(
     "transactions", __name__, url_prefix="/api/v1/transactions", description="Points transactions"
@@ -46,7 +46,14 @@ TYPE_FIELDS = {
 
 
 class TransactionIn(Schema):
-    external_id = Text(max_length=128, required=True)
+    external_id = Text(
+        max_length=128,
+        required=True,
+        metadata={
+            "description": "The partner's own id of the transaction, unique per partner;"
+            " not of the form expiry-<lot>-<n>, which the coalition's expiry transactions use"
+        },
+    )
     type = fields.String(
         required=True,
         validate=validate.OneOf(
@@ -62,6 +69,17 @@ class TransactionIn(Schema):
     points = Points()
     reason = Text()
     original_external_id = Text(max_length=128)
+
+    @validates("external_id")
+    def not_an_expiry_id(self, external_id: str, **kwargs):
+        """The expiry job writes its transactions under the issuer with ids of one
+        form; a posting of that form would take an id the job will need (and a
+        close, which expires first, would fail on it) or answer as the job's."""
+        if expiry.EXTERNAL_ID.fullmatch(external_id):
+            raise ValidationError(
+                "expiry-<lot>-<n> is the form of the coalition's own expiry transactions; "
+                "choose another external_id"
+            )
 
     @validates_schema
     def fields_of_type(self, data, **kwargs):

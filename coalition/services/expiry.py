@@ -8,6 +8,7 @@ Closing a period expires what fell due in it first (:func:`expire_before`),
 so a statement's breakage does not depend on when the job last ran.
 """
 
+import re
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -18,6 +19,10 @@ from coalition.services import ledger, members, periods
 from coalition.services.book import Book
 
 BATCH = 500
+# An expiry transaction's external_id: ``expiry-{lot id}-{n}``, n counting the
+# lot's expiries (points put back into an expired lot expire again). The id
+# sits beside partners' own under the issuer, so postings may not take this form.
+EXTERNAL_ID = re.compile(r"expiry-[0-9]+-[0-9]+")
 
 
 def expire_due(session, now: datetime, limit: int = BATCH, due_by: datetime | None = None) -> int:
@@ -64,7 +69,7 @@ def _expire(book: Book, lot: rows.Lot, sequence: int, now: datetime) -> None:
     period, late = periods.attribute(book.session, lot.expires_at)
     transaction = rows.Transaction(
         partner_id=lot.issuer_id,
-        external_id=f"expiry-{lot.id}-{sequence}",
+        external_id=f"expiry-{lot.id}-{sequence}",  # of the form EXTERNAL_ID
         type="expiry",
         member_id=lot.member_id,
         occurred_at=lot.expires_at,

@@ -23,6 +23,7 @@ from tests.e2e.helpers import (
     earn_reversal,
     expect,
     history,
+    list_all,
     setup_coalition,
 )
 
@@ -233,6 +234,24 @@ def test_expiry_job_writes_an_expiry_movement_for_what_remained(coalition, datab
     assert movements[0]["points"] == -100
     assert movements[0]["partner_id"] == "aroma"
     assert [(lot["lot_id"], lot["points"]) for lot in movements[0]["lots"]] == [(expired_lot["lot_id"], 100)]
+
+
+def test_a_posting_cannot_take_the_id_the_expiry_job_will_write(coalition, database, expired_lot):
+    """The job writes expiry-<lot>-<n> under the issuer, beside the partner's own ids.
+    Were a partner's earn let in under the next one, the job (and every close,
+    which expires first) would fail on the duplicate key for good."""
+    lot = expired_lot["lot_id"]
+    taken = earn(coalition, f"expiry-{lot}-1", "m2", "10.00", occurred_at=days_ago(1))
+    assert taken.status_code == 422
+    assert "external_id" in taken.get_json()["errors"]["json"]
+
+    assert expiry.expire_all(database, datetime.now(UTC)) == 1
+    written = list_all(coalition, type="expiry")
+    assert [(item["partner_id"], item["external_id"]) for item in written] == [
+        ("aroma", f"expiry-{lot}-1")
+    ]
+    again = earn(coalition, f"expiry-{lot}-1", "m2", "10.00", occurred_at=days_ago(1))
+    assert again.status_code == 422  # not 409: the id was never the partner's
 
 
 def test_expiry_job_expires_only_what_a_burn_left_in_the_lot(coalition, database):

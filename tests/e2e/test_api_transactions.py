@@ -329,6 +329,23 @@ def test_expiry_cannot_be_posted(coalition):
     assert_422(response)
 
 
+@pytest.mark.parametrize("external_id", ["expiry-1", "expiry-1-1x", "Expiry-1-1", "expiry-a-1"])
+def test_an_external_id_near_the_expiry_form_is_the_partners(coalition, external_id):
+    expect(earn(coalition, external_id, "m1", "100.00"))
+
+
+@pytest.mark.parametrize("external_id", ["expiry-1-1", "expiry-120-3"])
+def test_an_external_id_of_the_expiry_form_is_422_in_a_post_and_a_batch(coalition, external_id):
+    single = earn(coalition, external_id, "m1", "100.00")
+    assert_422(single)
+    assert list(single.get_json()["errors"]["json"]) == ["external_id"]
+    item = {"external_id": external_id, "type": "earn", "partner_id": "aroma", "member_id": "m1",
+            "occurred_at": days_ago(1), "amount": "100.00", "currency": "RUB"}
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": [item]}), 200)
+    assert results["results"][0]["status"] == 422
+    assert list_all(coalition) == []
+
+
 # --- burn -----------------------------------------------------------------------------
 
 
