@@ -23,7 +23,7 @@ from decimal import Decimal
 from xml.sax.saxutils import escape
 from zoneinfo import ZoneInfo
 
-from babel import dates, numbers
+from babel import dates
 from reportlab.lib import colors
 from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
@@ -44,6 +44,7 @@ from reportlab.platypus import (
     Table,
 )
 
+from coalition.domain import money
 from reports import chart, fonts
 
 _PAGE_WIDTH, _PAGE_HEIGHT = A4
@@ -588,7 +589,7 @@ def _money(amount: str | Decimal, currency: str) -> str:
     because rounding belongs to the settlement (SPEC §3), not to the printer.
     """
     value = Decimal(amount)
-    places = numbers.get_currency_precision(currency)
+    places = money.exponent(currency)
     if not value.is_finite() or -value.as_tuple().exponent > places:
         raise ValueError(f"{amount!r} is not a {currency} amount with at most {places} decimals")
     return f"{value:,.{places}f}"

@@ -1,4 +1,4 @@
-"""Exact money: Decimal amounts, ISO 4217 exponents from Babel, half-even rounding.
+"""Exact money: Decimal amounts, ISO 4217 exponents, half-even rounding.
 
 SPEC §3: money is never float; an amount may not carry more decimals than its
 currency has; rounding happens once per line, at the minor unit, half-to-even.
@@ -50,9 +50,20 @@ def _legal_tender() -> frozenset[str]:
     )
 
 
+# ISO 4217's exponent where CLDR's digits, which Babel gives, differ. CLDR
+# records the decimals people use (Hungary's fillér are long gone: HUF 0),
+# ISO the currency's minor unit, which SPEC §3 names and banks settle in
+# (HUF 2). These are the codes in use whose two figures differ; withdrawn
+# codes keep CLDR's digits. tests/unit/test_money.py lists them against Babel.
+ISO_4217_EXPONENTS = {
+    "AFN": 2, "ALL": 2, "COP": 2, "HUF": 2, "IDR": 2, "IQD": 3, "IRR": 2, "KPW": 2,
+    "LAK": 2, "LBP": 2, "MGA": 2, "MMK": 2, "SOS": 2, "SYP": 2, "YER": 2,
+}  # fmt: skip
+
+
 def exponent(currency: str) -> int:
-    """Number of decimals of the currency's minor unit (JPY 0, EUR 2, KWD 3)."""
-    return numbers.get_currency_precision(currency)
+    """Number of decimals of the currency's minor unit, ISO 4217's (JPY 0, EUR 2, KWD 3)."""
+    return ISO_4217_EXPONENTS.get(currency, numbers.get_currency_precision(currency))
 
 
 def minor_unit(currency: str) -> Decimal:

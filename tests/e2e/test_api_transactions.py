@@ -175,6 +175,20 @@ def test_earn_in_dinar_with_four_decimals_is_422(yen_and_dinar):
     assert_422(earn(yen_and_dinar, "t1", "m1", "12.3456", partner_id="kuwait"))
 
 
+def test_earn_in_forints_takes_isos_two_decimals_not_cldrs_none(coalition):
+    # ISO 4217 gives HUF 2 decimals (CLDR, in Babel, 0): 1500.50 HUF × 0.1 = 150.05 → 150
+    add_partner(coalition, "budapest", "HUF", "shop")
+    add_rate(coalition, "earn", "0.1", partner_id="budapest")
+
+    def earn_forints(external_id, amount):
+        return post(coalition, external_id=external_id, type="earn", partner_id="budapest",
+                    member_id="m1", occurred_at=days_ago(1), amount=amount, currency="HUF")
+
+    body = expect(earn_forints("t1", "1500.50"))
+    assert (body["points"], body["amount"]) == (150, "1500.50")
+    assert_422(earn_forints("t2", "1500.505"))
+
+
 def test_earn_in_roubles_with_three_decimals_is_422(coalition):
     assert_422(earn(coalition, "t1", "m1", "350.001"))
 

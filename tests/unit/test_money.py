@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from babel import core, numbers
 
 from coalition.domain import money, settlement
 from coalition.domain.errors import Invalid
@@ -12,6 +13,40 @@ from coalition.domain.errors import Invalid
 @pytest.mark.parametrize(("currency", "decimals"), [("JPY", 0), ("EUR", 2), ("RUB", 2), ("KWD", 3)])
 def test_exponent_is_the_iso_4217_minor_unit(currency, decimals):
     assert money.exponent(currency) == decimals
+
+
+# ISO 4217 list one, written out here apart from the code: the currencies in
+# use whose minor unit is not 2.
+ISO_NOT_TWO = {
+    **dict.fromkeys("BIF CLP DJF GNF ISK JPY KMF KRW PYG RWF UGX UYI VND VUV XAF XOF XPF".split(), 0),
+    **dict.fromkeys("BHD IQD JOD KWD LYD OMR TND".split(), 3),
+    **dict.fromkeys("CLF UYW".split(), 4),
+}
+
+
+def test_every_currency_in_use_has_its_iso_4217_exponent_not_cldrs():
+    """Babel gives CLDR's digits, which for some currencies are the decimals people
+    use, not ISO's minor unit (SPEC §3 names ISO's): HUF 0 in CLDR, 2 in ISO."""
+    in_use = {
+        code
+        for territory in core.get_global("territory_currencies")
+        for code in numbers.get_territory_currencies(territory)
+    }
+    assert {"HUF", "IQD", "COP", "IDR"} <= in_use
+    wrong = {code: money.exponent(code) for code in in_use if money.exponent(code) != ISO_NOT_TWO.get(code, 2)}
+    assert wrong == {}
+
+
+def test_each_correction_of_babels_digits_is_still_needed():
+    # were Babel to give ISO's figure for one of these, the correction would be dead weight
+    assert all(numbers.get_currency_precision(code) != places for code, places in money.ISO_4217_EXPONENTS.items())
+
+
+def test_a_hungarian_net_converts_to_forints_and_fillers():
+    # 0.05 EUR ÷ 0.0026 EUR per HUF = 19.2307… HUF → 19.23 at ISO's 2 decimals (CLDR's 0 gave 19)
+    assert settlement.convert(Decimal("0.05"), Decimal("0.0026"), "HUF") == Decimal("19.23")
+    # 1.00 EUR ÷ 0.00066 EUR per IQD = 1515.1515… IQD → 1515.152 at 3 decimals
+    assert settlement.convert(Decimal("1.00"), Decimal("0.00066"), "IQD") == Decimal("1515.152")
 
 
 def test_minor_unit_of_kwd_is_one_fils():

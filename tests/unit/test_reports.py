@@ -264,6 +264,14 @@ def test_summary_skips_conversion_when_partner_settles_in_base_currency():
     assert "The coalition operator pays Кофейня Арома 83.25 EUR." in summary_text(statement)
 
 
+def test_forints_print_with_isos_two_decimals():
+    # 83.25 EUR at 0.0026 EUR per HUF = 32,019.23 HUF (ISO: 2 decimals; CLDR's 0 refused it)
+    statement = make_statement(
+        currency="HUF", summary={"currency": "HUF", "fx_rate": "0.0026", "net_in_currency": "32019.23"}
+    )
+    assert "32,019.23 HUF" in summary_text(statement)
+
+
 def test_amount_with_more_decimals_than_its_currency_is_refused_not_rounded():
     with pytest.raises(ValueError, match="EUR"):
         render_pdf(make_statement(summary={"fees": "2.049"}))
