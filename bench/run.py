@@ -879,9 +879,11 @@ def render_results(results: dict, throwaway: bool) -> str:
         f"  load average (1, 5, 15 min) before the run {', '.join(f'{v:.1f}' for v in start_load)}, "
         f"after {', '.join(f'{v:.1f}' for v in end_load)}"
     )
-    if max(start_load[0], end_load[0]) > 0.5 * (results["machine"]["nproc"]):
+    # the load after the run is mostly the run's own, so only the load before it says
+    # whether something else had the CPUs
+    if start_load[0] > 0.5 * results["machine"]["nproc"]:
         out.append(
-            "  WARNING: other processes were using the CPUs; every figure is depressed and noisy"
+            "  WARNING: the CPUs were busy when the run started; every figure may be depressed and noisy"
         )
     out.append(
         f"  total run time {results['seconds']} s (a load figure stops after {results['scale_parameters']['figure_seconds']} s)"
