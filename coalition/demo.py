@@ -14,7 +14,7 @@ from decimal import Decimal
 from coalition import auth
 from coalition.db import models
 from coalition.domain import periods as periods_domain
-from coalition.domain.errors import CoalitionError
+from coalition.domain.errors import CoalitionError, Invalid
 from coalition.services import ledger, partners, periods, rates, settlement
 from coalition.services import settings as settings_service
 
@@ -26,16 +26,29 @@ PARTNERS = [
     ("grandhotel", "Grand Hotel Praha", "travel", "CZK", 7, "3200.00"),
 ]
 EARN = {"freshmart": "0.05", "aroma": "0.1", "ironfit": "2", "skyair": "5", "grandhotel": "0.2"}
+BASE_CURRENCY = "EUR"  # what FX quotes in
 FX = {"RUB": "0.0110", "CZK": "0.0400"}
 MEMBERS = 300
 DAYS = 75
 
 
 def load(database, now: datetime, echo=print, progress=None) -> None:
-    """Load the demo; ``progress(days)`` is called after each simulated day when given."""
+    """Load the demo; ``progress(days)`` is called after each simulated day when given.
+
+    Raises:
+        Invalid: the coalition settles in another currency than the demo's fx
+            rates are quoted in, refused before anything is written (its
+            periods could not close, and the posts would fix the currency).
+    """
     if database.run(lambda session: session.get(models.Partner, "aroma")) is not None:
         echo("The demo coalition is loaded already.")
     else:
+        base = database.run(lambda session: settings_service.load(session).base_currency)
+        if base != BASE_CURRENCY:
+            raise Invalid(
+                f"the demo coalition settles in {BASE_CURRENCY} and this one in {base}:"
+                " load the demo into a new database"
+            )
         start = now - timedelta(days=DAYS)
         database.run(_configure, start)
         posted = _post_activity(database, start, now, progress or (lambda days: None))

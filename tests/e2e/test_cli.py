@@ -164,7 +164,7 @@ def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, 
         "external_id,type,partner_id,member_id,occurred_at,amount,currency,points,reason\n"
         f"o-1,bonus,aroma,card-1,{when},,,²,gift\n"  # line 2: a superscript two is no number
         f"o-2,earn,aroma,card-1,{when},100.00,RUB,,,surplus\n"  # line 3: a cell past the header
-        f"o-3,bonus,aroma,card-1,{when},,,٣,gift\n",  # line 4: an Arabic-Indic three is
+        f"o-3,bonus,aroma,card-1,{when},,,٣,gift\n",  # line 4: an Arabic-Indic three is a decimal digit: 3 points
         encoding="utf-8",
     )
     result = cli("import", str(path))
@@ -191,6 +191,29 @@ def test_close_command_closes_the_period_and_issues_statements(cli, operator):
     assert operator.get(f"/api/v1/settlements/{period_id}").get_json()["status"] == "final"
     assert operator.get("/api/v1/statements", query_string={"period_id": period_id}).get_json()["items"]
 
+
+
+def test_demo_loads_closed_periods_whose_statements_download_at_once(cli, operator):
+    result = cli("demo")
+    assert result.exit_code == 0, result.output
+    closed = re.findall(r"^Closed (\S+)\.$", result.output, re.MULTILINE)
+    assert closed
+    listed = expect(operator.get("/api/v1/statements", query_string={"period_id": closed[-1]}), 200)["items"]
+    assert {item["partner_id"] for item in listed} >= {"aroma", "freshmart", "grandhotel"}
+    pdf = operator.get(f"/api/v1/statements/{listed[0]['id']}/pdf")
+    assert (pdf.status_code, pdf.data[:5]) == (200, b"%PDF-")
+
+
+def test_demo_on_a_coalition_settling_in_another_currency_is_refused_before_writing(cli, operator):
+    # its fx rates are quoted in EUR: in USD its periods could not close, and the
+    # transactions posted before finding out would have fixed the base currency
+    expect(operator.put("/api/v1/settings", json={"base_currency": "USD"}), 200)
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 1
+    assert "the demo coalition settles in EUR and this one in USD" in result.output
+    assert [p["id"] for p in expect(operator.get("/api/v1/partners"), 200)] == ["coalition"]
+    assert list_all(operator) == []
+    expect(operator.put("/api/v1/settings", json={"base_currency": "EUR"}), 200)  # still free
 
 
 def _next_month() -> str:
