@@ -233,6 +233,17 @@ def _close_one(session, period: periods.Period, now: datetime) -> dict:
     return result
 
 
+def _coalition_name(result: dict) -> str:
+    """The programme's name as its operator's own partner bears it (SPEC §5: the
+    reserved partner ``coalition`` is the operator), renamed with it."""
+    (name,) = (
+        entry["name"]
+        for entry in result["partners"]
+        if entry["partner_id"] == partner_service.OPERATOR_PARTNER
+    )
+    return name
+
+
 def _issue_statement(
     session, result: dict, entry: dict, late_items: list[dict], number: str, now: datetime
 ) -> None:
@@ -246,7 +257,7 @@ def _issue_statement(
         "timezone": settings_service.load(session).timezone,
         "partner_id": partner_id,
         "partner_name": entry["name"],
-        "coalition_name": "Coalition",
+        "coalition_name": _coalition_name(result),
         "status": "final",
         "issued_at": now.isoformat(),
         "currency": entry["currency"],

@@ -53,6 +53,13 @@ def test_statement_json_carries_the_hand_computed_net(aroma_statement):
         "22.68", "1814.40")
 
 
+def test_statements_bear_the_coalition_name_of_the_operators_own_partner(operator):
+    expect(operator.patch("/api/v1/partners/coalition", json={"name": "Клуб Малина"}), 200)
+    statement = statement_of(operator, "aroma", small_closed_month(operator))
+    assert statement["coalition_name"] == "Клуб Малина"
+    assert "Клуб Малина" in _pdf_text(operator, statement).split("\n")[0]
+
+
 def test_pdf_is_a_pdf_document(operator, aroma_statement):
     response = operator.get(f"/api/v1/statements/{aroma_statement['id']}/pdf")
     assert response.data.startswith(b"%PDF-")
