@@ -484,7 +484,8 @@ def _counterparty_name(row: Mapping) -> Flowable:
     """
     line = _Line(
         [
-            (f"{row['name']} ", _CELL.fontName, _CELL.fontSize, _CELL.textColor),
+            # whitespace as a paragraph lays it out: a tab or line break is a space
+            (f"{' '.join(row['name'].split())} ", _CELL.fontName, _CELL.fontSize, _CELL.textColor),
             (row["partner_id"], _CELL.fontName, _ID_SIZE, _MUTED),
         ],
         _CELL.leading,

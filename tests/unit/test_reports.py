@@ -221,6 +221,14 @@ def test_counterparty_name_stays_in_its_column_with_its_id_in_small_print():
     assert len({run[2] for run in long_lines}) == 2
 
 
+def test_counterparty_name_with_a_tab_or_line_break_prints_spaced_on_one_line():
+    line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
+    statement = make_statement(counterparties=[{**line, "partner_id": "tab", "name": "Tab\tand\nbreak  here"}])
+    runs = text_runs(render_pdf(statement))
+    table = runs[next(i for i, run in enumerate(runs) if run[0] == "Counterparty") :]
+    assert next(run[0] for run in table if run[0].startswith("Tab")) == "Tab and break here"
+
+
 def test_summary_says_operator_pays_partner_when_net_is_positive():
     assert (
         "The coalition operator pays Кофейня Арома 7,568.18 RUB (83.25 EUR at 0.0110 EUR per RUB)"
