@@ -414,9 +414,8 @@ def _chart(statement: Mapping) -> list[Flowable]:
     if not statement["counterparties"]:
         return []
     base = statement["base_currency"]
-    drawing = chart.net_position_chart(
-        statement["counterparties"], _WIDTH, functools.partial(_money, currency=base)
-    )
+    rows = [{**row, "name": _spaced(row["name"])} for row in statement["counterparties"]]
+    drawing = chart.net_position_chart(rows, _WIDTH, functools.partial(_money, currency=base))
     return [KeepTogether([_p(f"Net position by counterparty, {base}", _HEADING), drawing])]
 
 
@@ -484,8 +483,7 @@ def _counterparty_name(row: Mapping) -> Flowable:
     """
     line = _Line(
         [
-            # whitespace as a paragraph lays it out: a tab or line break is a space
-            (f"{' '.join(row['name'].split())} ", _CELL.fontName, _CELL.fontSize, _CELL.textColor),
+            (f"{_spaced(row['name'])} ", _CELL.fontName, _CELL.fontSize, _CELL.textColor),
             (row["partner_id"], _CELL.fontName, _ID_SIZE, _MUTED),
         ],
         _CELL.leading,
@@ -496,6 +494,12 @@ def _counterparty_name(row: Mapping) -> Flowable:
         f"<font size={_ID_SIZE} color='{_MUTED.hexval()}'>{escape(row['partner_id'])}</font>"
     )
     return Paragraph(f"{escape(row['name'])} {partner_id}", _CELL)
+
+
+def _spaced(name: str) -> str:
+    """A name for one drawn line, its whitespace as a paragraph lays it out: a tab
+    or a line break is a space (drawn as is, it would print as a missing glyph)."""
+    return " ".join(name.split())
 
 
 class _Line(Flowable):
