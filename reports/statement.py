@@ -29,6 +29,7 @@ from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
+from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen import canvas as pdfcanvas
 from reportlab.platypus import (
@@ -488,7 +489,7 @@ def _counterparty_name(row: Mapping) -> Flowable:
         ],
         _CELL.leading,
     )
-    if line.width <= _NAME_WIDTH:
+    if line.width <= _NAME_WIDTH and line.drawable():
         return line
     partner_id = (
         f"<font size={_ID_SIZE} color='{_MUTED.hexval()}'>{escape(row['partner_id'])}</font>"
@@ -497,9 +498,10 @@ def _counterparty_name(row: Mapping) -> Flowable:
 
 
 def _spaced(name: str) -> str:
-    """A name for one drawn line, its whitespace as a paragraph lays it out: a tab
-    or a line break is a space (drawn as is, it would print as a missing glyph)."""
-    return " ".join(name.split())
+    """A name for one drawn line as a paragraph lays it out: a tab or a line break
+    is a space (drawn as is, it would print as a missing glyph), a soft hyphen
+    is not shown."""
+    return " ".join(name.replace("\xad", "").split())
 
 
 class _Line(Flowable):
@@ -512,6 +514,15 @@ class _Line(Flowable):
             for text, font, size, colour in runs
         ]
         self.width, self.height = sum(run[-1] for run in self.runs), leading
+
+    def drawable(self) -> bool:
+        """Every character has a glyph in its font. A missing one is measured as a
+        box but drawn as nothing, so the line would leave a gap a paragraph does not."""
+        return all(
+            ord(char) in pdfmetrics.getFont(font).face.charWidths
+            for text, font, *_ in self.runs
+            for char in text
+        )
 
     def wrap(self, available_width, available_height):
         return self.width, self.height

@@ -59,8 +59,7 @@ def member_activity(session, period_ids: list[str]) -> dict[tuple[str, str | Non
     One statement groups the periods' visits by (period, partner, member)
     once and counts both scopes from those groups: a ``count(DISTINCT …)``
     sorts its input anew for each figure, four sorts of every visit where
-    this makes one grouping (8.6–9.1 s → 7.0–7.5 s for 2.7 million visits
-    on PostgreSQL, ``work_mem`` 32 MB).
+    this makes one grouping (docs/performance.md has the timings).
     """
     T = Transaction
     visitors = (

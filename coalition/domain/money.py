@@ -53,11 +53,14 @@ def _legal_tender() -> frozenset[str]:
 # ISO 4217's exponent where CLDR's digits, which Babel gives, differ. CLDR
 # records the decimals people use (Hungary's fillér are long gone: HUF 0),
 # ISO the currency's minor unit, which SPEC §3 names and banks settle in
-# (HUF 2). These are the codes in use whose two figures differ; withdrawn
-# codes keep CLDR's digits. tests/unit/test_money.py lists them against Babel.
+# (HUF 2). These are the codes in use whose two figures differ, then five
+# withdrawn ones (MRO, SLL, STD, ZMK, ZWD: 2 in ISO's historic list); other
+# withdrawn codes keep CLDR's digits. tests/unit/test_money.py checks the
+# codes in use against ISO list one.
 ISO_4217_EXPONENTS = {
     "AFN": 2, "ALL": 2, "COP": 2, "HUF": 2, "IDR": 2, "IQD": 3, "IRR": 2, "KPW": 2,
     "LAK": 2, "LBP": 2, "MGA": 2, "MMK": 2, "SOS": 2, "SYP": 2, "YER": 2,
+    "MRO": 2, "SLL": 2, "STD": 2, "ZMK": 2, "ZWD": 2,
 }  # fmt: skip
 
 

@@ -19,10 +19,14 @@ from coalition.services import ledger, members, periods
 from coalition.services.book import Book
 
 BATCH = 500
-# An expiry transaction's external_id: ``expiry-{lot id}-{n}``, n counting the
-# lot's expiries (points put back into an expired lot expire again). The id
-# sits beside partners' own under the issuer, so postings may not take this form.
+# The id sits beside partners' own under the issuer, so postings may not take its form.
 EXTERNAL_ID = re.compile(r"expiry-[0-9]+-[0-9]+")
+
+
+def external_id(lot_id: int, sequence: int) -> str:
+    """An expiry transaction's external_id, of the form :data:`EXTERNAL_ID`: ``sequence``
+    counts the lot's expiries (points put back into an expired lot expire again)."""
+    return f"expiry-{lot_id}-{sequence}"
 
 
 def expire_due(session, now: datetime, limit: int = BATCH, due_by: datetime | None = None) -> int:
@@ -69,7 +73,7 @@ def _expire(book: Book, lot: rows.Lot, sequence: int, now: datetime) -> None:
     period, late = periods.attribute(book.session, lot.expires_at)
     transaction = rows.Transaction(
         partner_id=lot.issuer_id,
-        external_id=f"expiry-{lot.id}-{sequence}",  # of the form EXTERNAL_ID
+        external_id=external_id(lot.id, sequence),
         type="expiry",
         member_id=lot.member_id,
         occurred_at=lot.expires_at,

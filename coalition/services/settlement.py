@@ -225,11 +225,13 @@ def _close_one(session, period: periods.Period, now: datetime) -> dict:
     )
     session.flush()
     late = _late_items(session, period.id)
-    for number, entry in enumerate(
+    coalition_name = _coalition_name(result)
+    for index, entry in enumerate(
         sorted(result["partners"], key=lambda e: e["partner_id"]), start=1
     ):
         items = late.get(entry["partner_id"], [])
-        _issue_statement(session, result, entry, items, f"{period.id}-{number:04d}", now)
+        number = f"{period.id}-{index:04d}"
+        _issue_statement(session, result, entry, items, number, coalition_name, now)
     return result
 
 
@@ -245,7 +247,13 @@ def _coalition_name(result: dict) -> str:
 
 
 def _issue_statement(
-    session, result: dict, entry: dict, late_items: list[dict], number: str, now: datetime
+    session,
+    result: dict,
+    entry: dict,
+    late_items: list[dict],
+    number: str,
+    coalition_name: str,
+    now: datetime,
 ) -> None:
     partner_id = entry["partner_id"]
     counterparties = _counterparties(result, partner_id)
@@ -257,7 +265,7 @@ def _issue_statement(
         "timezone": settings_service.load(session).timezone,
         "partner_id": partner_id,
         "partner_name": entry["name"],
-        "coalition_name": _coalition_name(result),
+        "coalition_name": coalition_name,
         "status": "final",
         "issued_at": now.isoformat(),
         "currency": entry["currency"],

@@ -343,7 +343,9 @@ def test_expiry_cannot_be_posted(coalition):
     assert_422(response)
 
 
-@pytest.mark.parametrize("external_id", ["expiry-1", "expiry-1-1x", "Expiry-1-1", "expiry-a-1"])
+@pytest.mark.parametrize(
+    "external_id", ["expiry-1", "expiry-1-1x", "Expiry-1-1", "expiry-a-1", "expiry-١-١"]
+)
 def test_an_external_id_near_the_expiry_form_is_the_partners(coalition, external_id):
     expect(earn(coalition, external_id, "m1", "100.00"))
 

@@ -208,9 +208,9 @@ def test_demo_on_a_coalition_settling_in_another_currency_is_refused_before_writ
     # its fx rates are quoted in EUR: in USD its periods could not close, and the
     # transactions posted before finding out would have fixed the base currency
     expect(operator.put("/api/v1/settings", json={"base_currency": "USD"}), 200)
-    result = CliRunner().invoke(main, ["demo"])
+    result = cli("demo")
     assert result.exit_code == 1
-    assert "the demo coalition settles in EUR and this one in USD" in result.output
+    assert "Error: the demo coalition settles in EUR and this one in USD" in result.output
     assert [p["id"] for p in expect(operator.get("/api/v1/partners"), 200)] == ["coalition"]
     assert list_all(operator) == []
     expect(operator.put("/api/v1/settings", json={"base_currency": "EUR"}), 200)  # still free

@@ -229,6 +229,54 @@ def test_counterparty_name_with_a_tab_or_line_break_prints_spaced_in_chart_and_t
     assert [run[0] for run in runs if run[0].startswith("Tab")] == ["Tab and break here"] * 2
 
 
+def test_a_name_just_too_wide_for_its_column_wraps_and_one_just_narrow_enough_does_not():
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    from reports import fonts
+
+    fonts.register()
+    # the column is A4 less 18 mm margins less five 22 mm columns, less ReportLab's 6 pt of padding on each side;
+    # a name and its id share it: name, a space, then the id in 7 pt
+    room = (210 - 2 * 18 - 5 * 22) * 72 / 25.4 - 12 - stringWidth(" ", "Roboto", 8.5) - stringWidth("p0", "Roboto", 7)
+
+    def name_of_width(first: str, target: float) -> str:
+        name = first
+        while stringWidth(name + "i", "Roboto", 8.5) <= target:
+            name += "i"
+        return name
+
+    narrow, wide = name_of_width("A", room - 0.5), name_of_width("B", room) + "i"
+    line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
+    rows = [{**line, "partner_id": f"p{n}", "name": name} for n, name in enumerate((narrow, wide))]
+    runs = text_runs(render_pdf(make_statement(counterparties=rows)))
+    table = runs[next(i for i, run in enumerate(runs) if run[0] == "Counterparty") :]
+
+    def baselines(name: str, partner_id: str) -> tuple[float, float]:
+        return (next(run[2] for run in table if run[0].startswith(name[:8])),
+                next(run[2] for run in table if run[0] == partner_id))
+
+    name_y, id_y = baselines(narrow, "p0")
+    assert name_y == id_y  # one line
+    name_y, id_y = baselines(wide, "p1")
+    assert id_y < name_y  # the id wrapped onto a second line
+
+
+def test_a_name_with_characters_the_font_lacks_is_laid_out_as_a_paragraph():
+    # drawn on one line, each missing glyph would leave a box's width of blank before the id
+    from reports import statement
+
+    row = {"name": "汉字 Ltd", "partner_id": "p0"}
+    assert not isinstance(statement._counterparty_name(row), statement._Line)
+    assert isinstance(statement._counterparty_name({**row, "name": "Cafe Ltd"}), statement._Line)
+
+
+def test_a_soft_hyphen_in_a_name_is_not_printed():
+    runs = text_runs(render_pdf(make_statement(counterparties=[
+        {"partner_id": "p0", "name": "Soft\xadhyphen", "points_in": 1, "value_in": "1.00",
+         "points_out": 0, "value_out": "0.00", "net": "1.00"}])))
+    assert [run[0] for run in runs if run[0].startswith("Soft")] == ["Softhyphen"] * 2  # chart, table
+
+
 def test_summary_says_operator_pays_partner_when_net_is_positive():
     assert (
         "The coalition operator pays Кофейня Арома 7,568.18 RUB (83.25 EUR at 0.0110 EUR per RUB)"
