@@ -30,7 +30,6 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
-from reportlab.pdfbase.pdfmetrics import stringWidth
 from reportlab.pdfgen import canvas as pdfcanvas
 from reportlab.platypus import (
     BaseDocTemplate,
@@ -510,7 +509,7 @@ class _Line(Flowable):
     def __init__(self, runs: list[tuple[str, str, float, colors.Color]], leading: float):
         super().__init__()
         self.runs = [
-            (text, font, size, colour, stringWidth(text, font, size))
+            (text, font, size, colour, pdfmetrics.stringWidth(text, font, size))
             for text, font, size, colour in runs
         ]
         self.width, self.height = sum(run[-1] for run in self.runs), leading
