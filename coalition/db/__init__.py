@@ -23,7 +23,8 @@ from sqlalchemy.orm import Session, sessionmaker
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 # the server says it cannot serve this service now: read-only (a standby after a
 # failover, or maintenance), shutting down, crashed, starting up
-UNAVAILABLE_SQLSTATES = {"25006", "57P01", "57P02", "57P03"}
+READ_ONLY_SQLSTATE = "25006"
+UNAVAILABLE_SQLSTATES = {READ_ONLY_SQLSTATE, "57P01", "57P02", "57P03"}
 MAX_ATTEMPTS = 8
 CONNECT_TIMEOUT_SECONDS = 10
 
@@ -94,7 +95,7 @@ def reaching():
         if not is_unavailable(error):
             raise
         reason = next(iter(str(error.orig).strip().splitlines()), "no answer")
-        read_only = getattr(error.orig, "sqlstate", None) == "25006"
+        read_only = getattr(error.orig, "sqlstate", None) == READ_ONLY_SQLSTATE
         state = "takes no writes now" if read_only else "cannot be reached"
         raise Unavailable(f"the database {state} ({reason})") from error
 

@@ -17,6 +17,8 @@ met one of them (odds of four in 2⁶⁴ for each key) would make its postings
 wait for a close, a job or an upgrade to end, and no more.
 """
 
+from sqlalchemy import text
+
 CALENDAR = 0x436F616C  # "Coal"
 JOBS = {"expiry": 0x436F0001, "auto_close": 0x436F0002}
 MIGRATIONS = 0x436F0003
@@ -25,3 +27,9 @@ MIGRATIONS = 0x436F0003
 def idempotency_key(partner_id: str, external_id: str) -> str:
     """The text whose hash is the lock id of ``(partner_id, external_id)``."""
     return f"{partner_id}\x1f{external_id}"
+
+
+def hold(connection, key: int, shared: bool = False) -> None:
+    """Wait for ``key`` and hold it until the transaction ends (PostgreSQL only)."""
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    connection.execute(text(f"SELECT {function}(:key)"), {"key": key})

@@ -7,7 +7,6 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import text
 from sqlalchemy.exc import ProgrammingError
 
 from coalition.db import Unavailable, locks
@@ -28,9 +27,7 @@ def upgrade(database, revision: str = "head") -> None:
     config = _config()
     with database.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
-            connection.execute(
-                text("SELECT pg_advisory_xact_lock(:key)"), {"key": locks.MIGRATIONS}
-            )
+            locks.hold(connection, locks.MIGRATIONS)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 

@@ -12,8 +12,6 @@ writers anyway.
 
 from datetime import datetime
 
-from sqlalchemy import text
-
 from coalition.db import locks
 from coalition.domain import periods
 from coalition.domain.errors import Invalid
@@ -26,8 +24,7 @@ def lock_calendar(session, exclusive: bool = False) -> None:
     locks after the calendar, so the other order could deadlock with a close."""
     if session.bind.dialect.name != "postgresql":
         return
-    function = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
-    session.execute(text(f"SELECT {function}(:key)"), {"key": locks.CALENDAR})
+    locks.hold(session, locks.CALENDAR, shared=not exclusive)
     catalog.forget(session)  # what was read before the lock may predate a close
 
 
