@@ -63,6 +63,7 @@ _SHADE = colors.HexColor("#F1F4F8")
 _BODY = ParagraphStyle("body", fontName=fonts.REGULAR, fontSize=9, leading=12, textColor=_INK)
 _SMALL = ParagraphStyle("small", _BODY, fontSize=7.5, leading=10, textColor=_MUTED)
 _NOTE = ParagraphStyle("note", _SMALL, spaceAfter=2 * mm)
+_FOOTNOTE = ParagraphStyle("footnote", _NOTE, spaceBefore=2 * mm)
 _TITLE = ParagraphStyle(
     "title", _BODY, fontName=fonts.BOLD, fontSize=20, leading=24, textColor=_ACCENT
 )
@@ -424,7 +425,7 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
     heading = _section("Counterparties", room=40 * mm)
     rows = statement["counterparties"]
     if not rows:
-        return [*heading, _p("No counterparty activity in this period.", _BODY)]
+        return [*heading, _p("No counterparty activity in this period.", _BODY), *_own(statement)]
     base = statement["base_currency"]
     header = [_p("Counterparty", _HEAD)] + [
         _p(title, _HEAD_RIGHT)
@@ -471,7 +472,25 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
         _NOTE,
         escaped=True,
     )
-    return [*heading, note, table]
+    return [*heading, note, table, *_own(statement)]
+
+
+def _own(statement: Mapping) -> list[Flowable]:
+    """Own redemption (SPEC §7): counted in the points redeemed here, with no money,
+    so the table's points in fall short of them by exactly this much."""
+    points = statement["summary"].get("own_redemption_points", 0)
+    if not points:
+        return []
+    partner = escape(statement["partner_name"])
+    return [
+        _p(
+            f"Own redemption: {_points(points)} of {partner}'s own points were redeemed at "
+            f"{partner}, with no money between partners. They count in Points redeemed here "
+            "and are not in this table.",
+            _FOOTNOTE,
+            escaped=True,
+        )
+    ]
 
 
 def _counterparty_name(row: Mapping) -> Flowable:

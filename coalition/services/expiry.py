@@ -11,7 +11,7 @@ so a statement's breakage does not depend on when the job last ran.
 import re
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from coalition.db import models, rows
 from coalition.domain import lots as lots_domain
@@ -31,7 +31,8 @@ def external_id(lot_id: int, sequence: int) -> str:
 
 def expire_due(session, now: datetime, limit: int = BATCH, due_by: datetime | None = None) -> int:
     """Expire up to ``limit`` lots due by ``due_by`` (default: ``now``); returns how
-    many were expired. Their expiry transactions are recorded at ``now``.
+    many were expired. Their expiry transactions are recorded at ``now``, dated
+    when the points expired (see :func:`_history`).
 
     The expiry transactions and their allocations are written set-based,
     through the same book as postings, with the period totals they add.
@@ -53,30 +54,48 @@ def expire_due(session, now: datetime, limit: int = BATCH, due_by: datetime | No
     query = select(L.__table__).where(L.id.in_([lot_id for lot_id, _ in due]))
     held = {row["id"]: rows.Lot(**row) for row in session.connection().execute(query).mappings()}
     expired = lots_domain.expired([members.lot_value(row) for row in held.values()], due_by)
-    earlier = dict(
-        session.execute(
-            select(models.Allocation.lot_id, func.count())
-            .where(models.Allocation.type == "expiry", models.Allocation.lot_id.in_(held))
-            .group_by(models.Allocation.lot_id)
-        ).all()
-    )
+    history = _history(session, list(held))
     wanted = {"transactions": len(expired), "lots": 0, "allocations": len(expired)}
     book = Book.of_lots(session, list(held.values()), wanted)
     for lot in expired:
-        _expire(book, held[lot.id], earlier.get(lot.id, 0) + 1, now)
+        expiries, put_back_at = history.get(lot.id, (0, None))
+        at = lot.expires_at if put_back_at is None else max(lot.expires_at, put_back_at)
+        _expire(book, held[lot.id], expiries + 1, at, now)
     book.write()
     return len(expired)
 
 
-def _expire(book: Book, lot: rows.Lot, sequence: int, now: datetime) -> None:
-    """Record an expiry transaction taking what remains in ``lot``, and its allocation."""
-    period, late = periods.attribute(book.session, lot.expires_at)
+def _history(session, lot_ids: list[int]) -> dict[int, tuple[int, datetime | None]]:
+    """Per lot: how many expiries it has had, and when a burn reversal last put points back.
+
+    Points put back after the lot expired were spent, not expired, until then:
+    they expire at the reversal, in its period, not in the one the lot expired in.
+    """
+    A, T = models.Allocation, models.Transaction
+    query = (
+        select(
+            A.lot_id,
+            func.count(case((A.type == "expiry", A.id))),
+            func.max(case((A.type == "burn_reversal", T.occurred_at))),
+        )
+        .join(T, T.id == A.transaction_id)
+        .where(A.lot_id.in_(lot_ids), A.type.in_(("expiry", "burn_reversal")))
+        .group_by(A.lot_id)
+    )
+    return {
+        lot_id: (expiries, put_back_at) for lot_id, expiries, put_back_at in session.execute(query)
+    }
+
+
+def _expire(book: Book, lot: rows.Lot, sequence: int, at: datetime, now: datetime) -> None:
+    """Record an expiry transaction, dated ``at``, taking what remains in ``lot``."""
+    period, late = periods.attribute(book.session, at)
     transaction = rows.Transaction(
         partner_id=lot.issuer_id,
         external_id=external_id(lot.id, sequence),
         type="expiry",
         member_id=lot.member_id,
-        occurred_at=lot.expires_at,
+        occurred_at=at,
         recorded_at=now,
         points=-lot.remaining,
         period_id=period.id,

@@ -433,3 +433,22 @@ def test_csv_keeps_spreadsheets_from_running_text_as_formulas():
 
     assert header["partner_name"] == '\'=HYPERLINK("http://evil")'
     assert header["net"] == "83.25"
+
+
+def test_own_redemption_is_said_under_the_counterparties_with_no_money():
+    # 12,040 redeemed here: 9,000 + 3,040 of the counterparties' points, and 500 of aroma's own
+    own = make_statement(summary={"points_redeemed": 12540, "own_redemption_points": 500})
+    text = " ".join(pages_text(render_pdf(own)))
+
+    assert (
+        "Own redemption: 500 of Кофейня Арома's own points were redeemed at Кофейня Арома, "
+        "with no money between partners." in text
+    )
+    assert "Own redemption" not in " ".join(pages_text(render_pdf(make_statement())))
+
+
+def test_own_redemption_is_said_when_there_are_no_counterparties():
+    alone = make_statement(counterparties=[], summary={"own_redemption_points": 40})
+    text = " ".join(pages_text(render_pdf(alone)))
+
+    assert "No counterparty activity in this period. Own redemption: 40 of" in text
