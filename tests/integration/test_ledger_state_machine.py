@@ -51,6 +51,7 @@ class Lot:
     earned_at: datetime
     available_at: datetime
     expires_at: datetime
+    put_back_at: datetime | None = None  # the last burn reversal into it
 
 
 @dataclass
@@ -276,6 +277,7 @@ class LedgerMachine(RuleBasedStateMachine):
                 wanted -= back
                 lot = self.lots[allocation[0]]
                 lot.remaining += back
+                lot.put_back_at = max(lot.put_back_at or self.clock, self.clock)
                 self.redemptions.append((answer["period_id"], lot.issuer, burn.partner, -back,
                                          REDEMPTION[burn.partner]))
         assert wanted == 0
@@ -312,7 +314,9 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def expire(self, lots: list[Lot]) -> None:
         for lot in lots:
-            self.expired[self.period_of(lot.expires_at)[0], lot.issuer] += lot.remaining
+            # points put back after the lot expired expire when they came back
+            moment = max(lot.expires_at, lot.put_back_at or lot.expires_at)
+            self.expired[self.period_of(moment)[0], lot.issuer] += lot.remaining
             self.expired_total += lot.remaining
             lot.remaining = 0
 
