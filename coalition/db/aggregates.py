@@ -20,13 +20,19 @@ from coalition.domain import lots as lots_domain
 
 
 def liability_points(session, end: datetime) -> dict[str, int]:
-    """Per issuer: points in lots earned before ``end`` and not expired at it, as of ``end``.
+    """Per issuer: points in lots earned before ``end`` and not expired at the
+    period's last instant, as of ``end``.
+
+    A lot that expires at ``end`` itself could be spent until then: it is the
+    period's liability and the next period's breakage (its expiry is dated
+    ``end``), so the points pass from one figure to the other between two
+    statements instead of vanishing from both.
 
     A lot held at ``end`` what it holds now less what transactions dated from
     ``end`` on moved since; those are few (the close runs soon after the
     period), so this reads the live lots once and only the recent movements.
     """
-    live = (Lot.earned_at < end) & (Lot.expires_at > end)
+    live = (Lot.earned_at < end) & (Lot.expires_at >= end)
     now = (
         select(Lot.issuer_id, func.sum(Lot.remaining))
         .where(live, Lot.remaining > 0)  # empty lots add nothing; ix_lots_live_expiry skips them

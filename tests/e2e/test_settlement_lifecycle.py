@@ -8,9 +8,11 @@ past day can be closed and the day after it, also in the past, closed later.
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 
 import pytest
+
+from coalition.services import expiry
 
 from tests.e2e.settlement_world import (
     add_partner,
@@ -329,3 +331,34 @@ def test_daily_periods_list_closed_then_open_days_up_to_today(operator, daily):
     _, yesterday = day_in_past(1)
     _, today = day_in_past(0)
     assert _periods(operator) == [(a_id, "closed"), (b_id, "open"), (yesterday, "open"), (today, "open")]
+
+
+@pytest.mark.parametrize("job_ran_first", [False, True])
+def test_a_lot_expiring_as_its_period_ends_is_that_periods_liability_and_the_next_ones_breakage(
+        operator, database, job_ran_first):
+    """Daily periods, points live one day. m1 earns 100.00 EUR × 2 = 200 points at
+    skyair at 00:00 of day A, burns 50 at ironfit at 10:00: 150 are left in a lot
+    that expires at 00:00 of day B, the instant day A ends. They could be spent
+    until A's last instant, so they are A's liability at its end (150 × 0.01 =
+    1.50 EUR), and B's breakage; were they neither, they would vanish between the
+    two statements. Issued − redeemed − expired = liability carried: 200 − 50 − 0
+    = 150 at A's end, 150 − 150 = 0 at B's."""
+    expect(operator.put("/api/v1/settings", json={"period": "daily", "points_ttl_days": 1}), 200)
+    day_a, a_id = day_in_past(3)
+    _, b_id = day_in_past(2)
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_partner(operator, "ironfit", "IronFit Gym", "gym", "EUR")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    add_rate(operator, "redemption", "0.01")
+    earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 0), "100.00", "EUR")
+    burn(operator, "m1-burn", "ironfit", "m1", at(day_a, 0, 10), 50)
+    if job_ran_first:
+        expiry.expire_all(database, datetime.now(UTC))
+
+    a = next(entry for entry in close(operator, a_id)["partners"] if entry["partner_id"] == "skyair")
+    b = next(entry for entry in close(operator, b_id)["partners"] if entry["partner_id"] == "skyair")
+
+    assert (a["points_issued"], a["points_expired"], a["liability_points"], a["liability"]) == (
+        200, 0, 150, "1.50")
+    assert (b["points_issued"], b["points_expired"], b["liability_points"], b["liability"]) == (
+        0, 150, 0, "0.00")
