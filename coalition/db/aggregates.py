@@ -67,6 +67,10 @@ def first_occurrence(session) -> datetime | None:
     return session.scalar(select(func.min(Transaction.occurred_at)))
 
 
+def last_occurrence(session) -> datetime | None:
+    return session.scalar(select(func.max(Transaction.occurred_at)))
+
+
 @dataclass(frozen=True)
 class MemberBalance:
     """A member's balance (the domain rule's figures) and lifetime totals."""

@@ -366,7 +366,9 @@ def get_statement(session, principal, statement_id: int) -> dict:
 
 
 def list_periods(session, now: datetime) -> list[dict]:
-    """Closed periods, then every open one up to the period containing now."""
+    """Closed periods, then every open one up to the period containing now, or the
+    latest transaction if later: a posting may be dated a few minutes ahead (SPEC §5),
+    so in a period's last minutes the next one can already hold transactions."""
     config = settings_service.load(session)
     rows = list(session.scalars(select(models.Period).order_by(models.Period.start)))
     listed = [
@@ -380,7 +382,8 @@ def list_periods(session, now: datetime) -> list[dict]:
         for row in rows
     ]
     last = periods.Period(rows[-1].start, rows[-1].end, rows[-1].id) if rows else None
-    current = periods.containing(now, config.period, config.timezone)
+    latest = max(now, aggregates.last_occurrence(session) or now)
+    current = periods.containing(latest, config.period, config.timezone)
     first = _first_open(session, config, last, current)
     for period in periods.between(first, current, config.period, config.timezone):
         listed.append(

@@ -8,11 +8,11 @@ past day can be closed and the day after it, also in the past, closed later.
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coalition.services import expiry
+from coalition.services import expiry, settlement
 
 from tests.e2e.settlement_world import (
     add_partner,
@@ -362,3 +362,24 @@ def test_a_lot_expiring_as_its_period_ends_is_that_periods_liability_and_the_nex
         200, 0, 150, "1.50")
     assert (b["points_issued"], b["points_expired"], b["liability_points"], b["liability"]) == (
         0, 150, 0, "0.00")
+
+
+def test_periods_are_listed_up_to_the_latest_transaction_when_it_is_ahead_of_now(
+        operator, database):
+    """A posting may be dated up to 5 minutes ahead (SPEC §5), so in a period's last
+    minutes the next one may hold a transaction before it has begun; it is listed.
+    Seen from yesterday noon, with a transaction dated today: today is listed."""
+    expect(operator.put("/api/v1/settings", json={"period": "daily"}), 200)
+    yesterday, yesterday_id = day_in_past(1)
+    today, today_id = day_in_past(0)
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    earn(operator, "m1-earn", "skyair", "m1", at(yesterday, 0, 9), "100.00", "EUR")
+
+    def listed_at_yesterday_noon():
+        noon = yesterday + timedelta(hours=12)
+        return [period["id"] for period in database.run(lambda s: settlement.list_periods(s, noon))]
+
+    assert listed_at_yesterday_noon() == [yesterday_id]
+    earn(operator, "m1-today", "skyair", "m1", today.isoformat(), "100.00", "EUR")
+    assert listed_at_yesterday_noon() == [yesterday_id, today_id]
