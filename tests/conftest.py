@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from coalition import auth, create_app, database_of
-from coalition.db import Database, migrate, models
+from coalition.db import Database, horizon, migrate, models
 
 POSTGRES_URL = os.environ.get("COALITION_TEST_DATABASE_URL")
 if os.environ.get("COALITION_REQUIRE_POSTGRES") and not POSTGRES_URL:
@@ -179,6 +179,7 @@ def shared_database(template, tmp_path_factory):
 
 def _reset(engine, seeded) -> None:
     """Empty every table, then restore the rows the migrations seeded."""
+    horizon.forget()  # ids start again from 1
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
             names = ", ".join(f'"{table.name}"' for table in seeded)

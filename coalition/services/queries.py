@@ -10,7 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 
-from coalition.db import aggregates, models, rows
+from coalition.db import aggregates, horizon, models, rows
 from coalition.domain.errors import Forbidden, Invalid, NotFound
 from coalition.domain.money import Money
 from coalition.services import members, periods
@@ -102,12 +102,20 @@ def get_transaction(session, principal, transaction_id: int) -> dict:
 
 
 def keyset_page(session, query, limit: int, cursor: str | None):
-    """One page of transactions in id order, and the cursor of the next page."""
+    """One page of transactions in id order, and the cursor of the next page.
+
+    A page never passes a posting still in flight (:mod:`coalition.db.horizon`).
+    """
+    T = models.Transaction
     if cursor:
         if not re.fullmatch(r"[0-9]{1,19}", cursor) or int(cursor) > MAX_ID:
             raise Invalid("cursor is not one this service returned", reason="bad_cursor")
-        query = query.where(models.Transaction.id > int(cursor))
-    found = list(session.scalars(query.order_by(models.Transaction.id).limit(limit + 1)))
+        query = query.where(T.id > int(cursor))
+    query = query.order_by(T.id).limit(limit + 1)
+    found = list(session.scalars(query))
+    settled = horizon.bound(session, found[:limit][-1].id) if found else None
+    if settled is not None:
+        found = list(session.scalars(query.where(T.id <= settled)))
     return found[:limit], (str(found[limit - 1].id) if len(found) > limit else None)
 
 

@@ -45,7 +45,7 @@ from coalition.api.transactions import validated
 from coalition.services import expiry, imports, ledger, settlement
 from coalition.services import settings as settings_service
 from tests.conftest import POSTGRES_URL, days_ago
-from tests.e2e.helpers import add_partner, add_rate, expect, list_all
+from tests.e2e.helpers import add_partner, add_rate, earn, expect, list_all
 from tests.e2e.live_server import LiveServer, live_server
 
 pytestmark = pytest.mark.postgres
@@ -1033,3 +1033,32 @@ def test_instances_started_together_make_one_first_operator_key(database_url):
         database.dispose()
     assert made[0].startswith(auth.KEY_PREFIX) and second is None
     assert keys == 1
+
+
+# --------------------------------------------------------------------------- a page passes no posting in flight
+
+
+@pytest.mark.parametrize("listing", ["transactions", "history"])
+def test_a_page_does_not_pass_a_posting_still_in_flight(database_url, local_operator, listing):
+    """Ids are drawn as a posting begins and postings commit in any order. `held`
+    draws its id, then `later`, posted meanwhile, commits with a higher one. A page
+    read then that showed `later` and a cursor past it would never show `held`: a
+    partner reading its transactions page by page would lose it for good. The page
+    waits for `held` to commit and shows both, in id order."""
+    add_partner(local_operator, "aroma", "RUB", "cafe")
+    add_rate(local_operator, "earn", "0.1", partner_id="aroma")
+    first = expect(earn(local_operator, "page-first", "m-page", "100.00", occurred_at=days_ago(1)))
+    request = validated(earn_body("page-held", "m-page", "aroma", "100.00", days_ago(1)))
+    path = {"transactions": "/api/v1/transactions", "history": "/api/v1/members/m-page/history"}[listing]
+    held = held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, request,
+                                                               datetime.now(UTC)))
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with held:
+            later = expect(earn(local_operator, "page-later", "m-page", "100.00", occurred_at=days_ago(1)))
+            page = pool.submit(local_operator.get, path, query_string={"cursor": str(first["id"])})
+            sleep(1)  # time to read the page before `held` commits, as it could
+        items = expect(page.result(timeout=WAIT), 200)["items"]
+    ids = [item["id" if listing == "transactions" else "transaction_id"] for item in items]
+    everything = {item["external_id"]: item["id"] for item in list_all(local_operator)}
+    assert everything["page-first"] < everything["page-held"] < everything["page-later"] == later["id"]
+    assert ids == [everything["page-held"], everything["page-later"]]

@@ -1,0 +1,45 @@
+"""How far transaction ids are settled: a page in id order must not pass a posting in flight.
+
+PostgreSQL draws a posting's ids as its unit of work begins, and units commit
+in any order, so a committed id can sit above one still being written. A
+keyset page that showed the higher one, with a cursor past it, would never
+show the other: a partner reading its transactions page by page while
+postings go on would lose some for good.
+
+Every unit of work that draws transaction ids holds the calendar lock
+(:data:`coalition.db.locks.CALENDAR`; postings and the expiry job shared, a
+close exclusively) from before the draw until it commits. Taking it
+exclusively waits for those in flight, and the highest id committed then
+bounds every id still to come, since later draws are higher. What is settled
+stays settled, so each process remembers the highest settled id it has seen,
+and a page within it takes no lock; a database emptied or restored under
+running processes takes :func:`forget` (or a restart). SQLite lets one writer
+in at a time, so its ids commit in order.
+"""
+
+import weakref
+
+from sqlalchemy import func, select
+
+from coalition.db import locks
+from coalition.db.models import Transaction
+
+_settled = weakref.WeakKeyDictionary()  # engine → the highest id known settled
+
+
+def bound(session, last_id: int) -> int | None:
+    """None if every id up to ``last_id`` is known settled; else, once the postings in
+    flight have committed, the highest settled id: the page is read again up to it."""
+    engine = session.bind
+    if engine.dialect.name != "postgresql" or last_id <= _settled.get(engine, 0):
+        return None
+    with engine.connect() as connection, connection.begin():
+        locks.hold(connection, locks.CALENDAR)
+        settled = connection.scalar(select(func.max(Transaction.id))) or 0
+    _settled[engine] = max(settled, _settled.get(engine, 0))
+    return settled
+
+
+def forget() -> None:
+    """Forget what is known settled: the ids of an emptied or restored database start again."""
+    _settled.clear()
