@@ -64,7 +64,8 @@ def rows(source, path):
 def request_body(row: dict) -> dict:
     """A row as the JSON body it stands for: empty cells left out, points as integers."""
     body = {field: value for field, value in row.items() if value}
-    if body.get("points", "").isdecimal():  # what int() reads ("²" is a digit, not a decimal)
+    points = body.get("points", "")
+    if points.isascii() and points.isdigit():  # "٣" or "３" is no more a number here than in JSON
         # past int()'s 4,300 digits the cell stays text, refused as not an integer
         with suppress(ValueError):
             body["points"] = int(body["points"])

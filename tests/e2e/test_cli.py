@@ -164,14 +164,17 @@ def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, 
         "external_id,type,partner_id,member_id,occurred_at,amount,currency,points,reason\n"
         f"o-1,bonus,aroma,card-1,{when},,,²,gift\n"  # line 2: a superscript two is no number
         f"o-2,earn,aroma,card-1,{when},100.00,RUB,,,surplus\n"  # line 3: a cell past the header
-        f"o-3,bonus,aroma,card-1,{when},,,٣,gift\n",  # line 4: an Arabic-Indic three is a decimal digit: 3 points
+        f"o-3,bonus,aroma,card-1,{when},,,٣,gift\n"  # line 4: an Arabic-Indic three, refused as in JSON
+        f"o-4,bonus,aroma,card-1,{when},,,３,gift\n"  # line 5: a fullwidth three, likewise
+        f"o-5,bonus,aroma,card-1,{when},,,3,gift\n",  # line 6: 3 points
         encoding="utf-8",
     )
     result = cli("import", str(path))
     lines = {line.split(":")[0]: line for line in result.output.splitlines() if line.startswith("line ")}
-    assert sorted(lines) == ["line 2", "line 3"]
+    assert sorted(lines) == ["line 2", "line 3", "line 4", "line 5"]
     assert "(cells past the header)" in lines["line 3"]
-    assert result.output.splitlines()[-1] == "1 created, 0 replayed, 2 failed"
+    assert "Not a valid integer" in lines["line 4"] and "Not a valid integer" in lines["line 5"]
+    assert result.output.splitlines()[-1] == "1 created, 0 replayed, 4 failed"
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 3
 
 
