@@ -43,7 +43,8 @@ class DecimalJSONParser(FlaskParser):
     A body that is not declared as JSON (no Content-Type, text/plain) is refused
     with 415 rather than ignored: webargs would read no fields from it and
     answer "Missing data" for fields that are in it. A request without a body
-    reads as no fields, as before.
+    reads as no fields; one that declares a JSON body and sends none is
+    malformed JSON (400), where webargs would read it as no body.
 
     Every body the parser cannot read is malformed JSON (400) in the one
     shape webargs gives a JSONDecodeError: also one nested deeper than the
@@ -74,10 +75,12 @@ class DecimalJSONParser(FlaskParser):
         def reject(constant):
             raise unreadable(f"{constant} is not a number")
 
+        if not data.strip():
+            self._handle_invalid_json_error(unreadable("the body is empty"), req)
         try:
             return json.loads(data, parse_float=read_number, parse_constant=reject)
         except json.JSONDecodeError:
-            raise  # an empty body among them, which webargs reads as no body
+            raise
         except ArithmeticError:  # Decimal cannot hold the exponent (InvalidOperation)
             raise unreadable("a number's exponent is too large to read") from None
         except (ValueError, RecursionError) as error:
