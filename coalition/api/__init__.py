@@ -80,7 +80,7 @@ class DecimalJSONParser(FlaskParser):
         try:
             return json.loads(data, parse_float=read_number, parse_constant=reject)
         except json.JSONDecodeError:
-            raise
+            raise  # as it is: the ValueError clause below would wrap it again
         except ArithmeticError:  # Decimal cannot hold the exponent (InvalidOperation)
             raise unreadable("a number's exponent is too large to read") from None
         except (ValueError, RecursionError) as error:
