@@ -349,9 +349,13 @@ def _settlement_sentence(statement: Mapping) -> str:
     if statement["currency"] != base:
         currency = statement["currency"]
         converted = _money(abs(Decimal(summary["net_in_currency"])), currency)
-        amount = (
-            f"{converted}\xa0{currency} ({amount} at {summary['fx_rate']} {base} per {currency})"
-        )
+        at_rate = f"at {summary['fx_rate']} {base} per {currency}"
+        if Decimal(summary["net_in_currency"]) == 0:
+            return (
+                f"Nothing to pay: the net position of {_money(net, base)}\xa0{base} "
+                f"comes to {converted}\xa0{currency} {at_rate}."
+            )
+        amount = f"{converted}\xa0{currency} ({amount} {at_rate})"
     if net > 0:
         return f"The coalition operator pays {statement['partner_name']} {amount}."
     return f"{statement['partner_name']} pays the coalition operator {amount}."

@@ -312,6 +312,19 @@ def test_summary_says_nothing_to_pay_when_net_is_zero():
     assert " pays " not in text
 
 
+def test_summary_says_nothing_to_pay_when_the_net_converts_to_less_than_a_minor_unit():
+    # −0.01 EUR at 3.2500 EUR per KWD = −0.003076… KWD, which rounds to 0.000 KWD
+    statement = make_statement(
+        currency="KWD",
+        summary={"currency": "KWD", "receivable": "37.14", "net": "-0.01", "fx_rate": "3.2500",
+                 "net_in_currency": "0.000"},
+    )
+    text = summary_text(statement)
+
+    assert "Nothing to pay: the net position of -0.01 EUR comes to 0.000 KWD at 3.2500 EUR per KWD." in text
+    assert " pays " not in text
+
+
 def test_summary_skips_conversion_when_partner_settles_in_base_currency():
     statement = make_statement(
         currency="EUR", summary={"currency": "EUR", "fx_rate": "1", "net_in_currency": "83.25"}
