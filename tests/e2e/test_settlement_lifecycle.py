@@ -211,6 +211,20 @@ def test_periods_lists_closed_then_open_periods(operator):
 # --- late transactions (daily periods) -------------------------------------------------------
 
 
+def skyair_and_ironfit_by_day(operator, **settings) -> tuple[datetime, str, str]:
+    """Daily periods (and ``settings``); skyair (EUR) earns 2 points per EUR, ironfit
+    (EUR) is a gym, a point redeemed is worth 0.01 EUR. Returns the start of day A
+    (three days ago), its id and the id of day B, the day after."""
+    expect(operator.put("/api/v1/settings", json={"period": "daily", **settings}), 200)
+    day_a, a_id = day_in_past(3)
+    _, b_id = day_in_past(2)
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_partner(operator, "ironfit", "IronFit Gym", "gym", "EUR")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    add_rate(operator, "redemption", "0.01")
+    return day_a, a_id, b_id
+
+
 @pytest.fixture
 def daily(operator):
     """Daily periods; skyair (EUR) points burned at ironfit (EUR) three days ago, that day closed.
@@ -219,13 +233,7 @@ def daily(operator):
     burns 50 at ironfit (A 10:00): skyair → ironfit 50 × 0.01 = 0.50 EUR. Day A is closed.
     Returns (day A id, day B id, start of day A).
     """
-    expect(operator.put("/api/v1/settings", json={"period": "daily"}), 200)
-    day_a, a_id = day_in_past(3)
-    _, b_id = day_in_past(2)
-    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
-    add_partner(operator, "ironfit", "IronFit Gym", "gym", "EUR")
-    add_rate(operator, "earn", "2", partner_id="skyair")
-    add_rate(operator, "redemption", "0.01")
+    day_a, a_id, b_id = skyair_and_ironfit_by_day(operator)
     earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
     burn(operator, "m1-burn", "ironfit", "m1", at(day_a, 0, 10), 50)
     close(operator, a_id)
@@ -343,13 +351,7 @@ def test_a_lot_expiring_as_its_period_ends_is_that_periods_liability_and_the_nex
     1.50 EUR), and B's breakage; were they neither, they would vanish between the
     two statements. Issued − redeemed − expired = liability carried: 200 − 50 − 0
     = 150 at A's end, 150 − 150 = 0 at B's."""
-    expect(operator.put("/api/v1/settings", json={"period": "daily", "points_ttl_days": 1}), 200)
-    day_a, a_id = day_in_past(3)
-    _, b_id = day_in_past(2)
-    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
-    add_partner(operator, "ironfit", "IronFit Gym", "gym", "EUR")
-    add_rate(operator, "earn", "2", partner_id="skyair")
-    add_rate(operator, "redemption", "0.01")
+    day_a, a_id, b_id = skyair_and_ironfit_by_day(operator, points_ttl_days=1)
     earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 0), "100.00", "EUR")
     burn(operator, "m1-burn", "ironfit", "m1", at(day_a, 0, 10), 50)
     if job_ran_first:
@@ -368,18 +370,15 @@ def test_periods_are_listed_up_to_the_latest_transaction_when_it_is_ahead_of_now
         operator, database):
     """A posting may be dated up to 5 minutes ahead (SPEC §5), so in a period's last
     minutes the next one may hold a transaction before it has begun; it is listed.
-    Seen from yesterday noon, with a transaction dated today: today is listed."""
-    expect(operator.put("/api/v1/settings", json={"period": "daily"}), 200)
-    yesterday, yesterday_id = day_in_past(1)
-    today, today_id = day_in_past(0)
-    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
-    add_rate(operator, "earn", "2", partner_id="skyair")
-    earn(operator, "m1-earn", "skyair", "m1", at(yesterday, 0, 9), "100.00", "EUR")
+    Seen from noon of day A, with a transaction dated today: every day to today is."""
+    day_a, a_id, b_id = skyair_and_ironfit_by_day(operator)
+    earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
 
-    def listed_at_yesterday_noon():
-        noon = yesterday + timedelta(hours=12)
+    def listed_at_noon_of_day_a():
+        noon = day_a + timedelta(hours=12)
         return [period["id"] for period in database.run(lambda s: settlement.list_periods(s, noon))]
 
-    assert listed_at_yesterday_noon() == [yesterday_id]
+    assert listed_at_noon_of_day_a() == [a_id]
+    today, today_id = day_in_past(0)
     earn(operator, "m1-today", "skyair", "m1", today.isoformat(), "100.00", "EUR")
-    assert listed_at_yesterday_noon() == [yesterday_id, today_id]
+    assert listed_at_noon_of_day_a() == [a_id, b_id, day_in_past(1)[1], today_id]
