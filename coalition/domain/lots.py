@@ -185,6 +185,28 @@ def expired(lots: list[Lot], at: datetime) -> list[Lot]:
     return [lot for lot in lots if lot.remaining > 0 and lot.expires_at <= at]
 
 
+def expiries(lot: Lot, put_back: dict[datetime, int]) -> list[tuple[datetime, int]]:
+    """When the points left in an expired lot expired: ``(instant, points)``, earliest first.
+
+    ``put_back`` holds, by the instant of the burn reversal, points reversals put
+    back into the lot after it expired and no expiry has taken yet. Those were
+    spent, not expired, until they came back, so they expire then, in that
+    reversal's period; the rest expired with the lot, at ``expires_at``. Should
+    the lot hold less than was put back (a burn dated before the expiry, posted
+    after, took some), the earliest put back count as gone first.
+    """
+    due = sorted((at, points) for at, points in put_back.items() if points > 0)
+    missing = max(sum(points for _, points in due) - lot.remaining, 0)
+    later = []
+    for at, points in due:
+        gone = min(points, missing)
+        missing -= gone
+        if points > gone:
+            later.append((at, points - gone))
+    at_expiry = lot.remaining - sum(points for _, points in later)
+    return ([(lot.expires_at, at_expiry)] if at_expiry > 0 else []) + later
+
+
 @dataclass(frozen=True)
 class Balance:
     """What a member holds at one instant; expired points never count."""

@@ -11,7 +11,7 @@ so a statement's breakage does not depend on when the job last ran.
 import re
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 
 from coalition.db import models, rows
 from coalition.domain import lots as lots_domain
@@ -32,7 +32,7 @@ def external_id(lot_id: int, sequence: int) -> str:
 def expire_due(session, now: datetime, limit: int = BATCH, due_by: datetime | None = None) -> int:
     """Expire up to ``limit`` lots due by ``due_by`` (default: ``now``); returns how
     many were expired. Their expiry transactions are recorded at ``now``, dated
-    when the points expired (see :func:`_history`).
+    when the points expired (:func:`coalition.domain.lots.expiries`).
 
     The expiry transactions and their allocations are written set-based,
     through the same book as postings, with the period totals they add.
@@ -54,41 +54,54 @@ def expire_due(session, now: datetime, limit: int = BATCH, due_by: datetime | No
     query = select(L.__table__).where(L.id.in_([lot_id for lot_id, _ in due]))
     held = {row["id"]: rows.Lot(**row) for row in session.connection().execute(query).mappings()}
     expired = lots_domain.expired([members.lot_value(row) for row in held.values()], due_by)
-    history = _history(session, list(held))
-    wanted = {"transactions": len(expired), "lots": 0, "allocations": len(expired)}
-    book = Book.of_lots(session, list(held.values()), wanted)
-    for lot in expired:
-        expiries, put_back_at = history.get(lot.id, (0, None))
-        at = lot.expires_at if put_back_at is None else max(lot.expires_at, put_back_at)
-        _expire(book, held[lot.id], expiries + 1, at, now)
+    earlier, put_back = _history(session, [lot.id for lot in expired])
+    plans = {lot.id: lots_domain.expiries(lot, put_back.get(lot.id, {})) for lot in expired}
+    count = sum(len(plan) for plan in plans.values())
+    book = Book.of_lots(
+        session, list(held.values()), {"transactions": count, "lots": 0, "allocations": count}
+    )
+    for lot_id, plan in plans.items():
+        for sequence, (at, points) in enumerate(plan, start=earlier.get(lot_id, 0) + 1):
+            _expire(book, held[lot_id], sequence, at, points, now)
     book.write()
     return len(expired)
 
 
-def _history(session, lot_ids: list[int]) -> dict[int, tuple[int, datetime | None]]:
-    """Per lot: how many expiries it has had, and when a burn reversal last put points back.
+def _history(session, lot_ids: list[int]) -> tuple[dict[int, int], dict[int, dict[datetime, int]]]:
+    """Per lot: how many expiries it has had; and, by instant after the lot expired,
+    the points burn reversals put back then that no expiry has taken yet.
 
-    Points put back after the lot expired were spent, not expired, until then:
-    they expire at the reversal, in its period, not in the one the lot expired in.
+    An expiry of points put back is dated at their reversal, so reversals and
+    expiries meet by instant: what is left at an instant is still to expire
+    (:func:`coalition.domain.lots.expiries`).
     """
-    A, T = models.Allocation, models.Transaction
-    query = (
-        select(
-            A.lot_id,
-            func.count(case((A.type == "expiry", A.id))),
-            func.max(case((A.type == "burn_reversal", T.occurred_at))),
-        )
-        .join(T, T.id == A.transaction_id)
-        .where(A.lot_id.in_(lot_ids), A.type.in_(("expiry", "burn_reversal")))
+    A, T, L = models.Allocation, models.Transaction, models.Lot
+    counted = (
+        select(A.lot_id, func.count())
+        .where(A.type == "expiry", A.lot_id.in_(lot_ids))
         .group_by(A.lot_id)
     )
-    return {
-        lot_id: (expiries, put_back_at) for lot_id, expiries, put_back_at in session.execute(query)
-    }
+    after_expiry = (
+        select(A.lot_id, T.occurred_at, func.sum(A.points))
+        .join(T, T.id == A.transaction_id)
+        .join(L, L.id == A.lot_id)
+        .where(
+            A.lot_id.in_(lot_ids),
+            A.type.in_(("burn_reversal", "expiry")),
+            T.occurred_at > L.expires_at,
+        )
+        .group_by(A.lot_id, T.occurred_at)
+    )
+    put_back: dict[int, dict[datetime, int]] = {}
+    for lot_id, at, points in session.execute(after_expiry):
+        put_back.setdefault(lot_id, {})[at] = int(points)
+    return dict(session.execute(counted).all()), put_back
 
 
-def _expire(book: Book, lot: rows.Lot, sequence: int, at: datetime, now: datetime) -> None:
-    """Record an expiry transaction, dated ``at``, taking what remains in ``lot``."""
+def _expire(
+    book: Book, lot: rows.Lot, sequence: int, at: datetime, points: int, now: datetime
+) -> None:
+    """Record an expiry transaction, dated ``at``, taking ``points`` from ``lot``."""
     period, late = periods.attribute(book.session, at)
     transaction = rows.Transaction(
         partner_id=lot.issuer_id,
@@ -97,13 +110,13 @@ def _expire(book: Book, lot: rows.Lot, sequence: int, at: datetime, now: datetim
         member_id=lot.member_id,
         occurred_at=at,
         recorded_at=now,
-        points=-lot.remaining,
+        points=-points,
         period_id=period.id,
         late=late,
         request_hash="",
     )
     book.add_transaction(transaction)
-    book.move(ledger.allocation_row(transaction, lot, -lot.remaining))
+    book.move(ledger.allocation_row(transaction, lot, -points))
 
 
 def expire_all(database, now: datetime) -> int:

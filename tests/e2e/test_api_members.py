@@ -292,24 +292,26 @@ def test_expiry_movement_is_listed_as_an_expiry_transaction(coalition, database,
     assert at(page["items"][0]["occurred_at"]) == at(expired_lot["expires_at"])
 
 
-def test_points_put_back_into_an_expired_lot_expire_when_they_come_back(coalition, database):
+@pytest.mark.parametrize("job_ran_first", [False, True])
+def test_points_put_back_into_an_expired_lot_expire_when_they_come_back(coalition, database, job_ran_first):
     """A burn reversal dated after its lot expired puts back points that were spent,
     not expired, until then: their expiry is dated at the reversal, so the breakage
-    falls in the reversal's period, not in the earlier one the lot expired in."""
+    falls in the reversal's period, not in the earlier one the lot expired in. What
+    the lot held when it expired expires at its expiry, whether or not the job had
+    written that before the reversal came."""
     expect(coalition.put("/api/v1/settings", json={"points_ttl_days": 10}), 200)
     lot = expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(20)))  # 100
     expect(burn(coalition, "t1", "m1", 35, occurred_at=days_ago(15)))  # while it was live
-    expiry.expire_all(database, datetime.now(UTC))  # 65, dated at the lot's expiry
+    if job_ran_first:
+        expiry.expire_all(database, datetime.now(UTC))  # the 65 left, dated at the lot's expiry
     back_after = expect(burn_reversal(coalition, "r1", "t1", points=20, occurred_at=days_ago(3)))
     back_before = expect(burn_reversal(coalition, "r2", "t1", points=5, occurred_at=days_ago(12)))
     expiry.expire_all(database, datetime.now(UTC))
 
-    expired = list_all(coalition, type="expiry")
-    # 65 when the lot expired; then the 20 + 5 put back, dated at the later of the lot's
-    # expiry (10 days ago) and the last reversal into it (3 days ago)
-    assert [(item["points"], at(item["occurred_at"])) for item in expired] == [
-        (-65, at(lot["expires_at"])),
-        (-25, at(back_after["occurred_at"])),
-    ]
-    assert expired[1]["period_id"] == back_after["period_id"]
+    expired = [(item["points"], at(item["occurred_at"])) for item in list_all(coalition, type="expiry")]
+    # at the lot's expiry (10 days ago): the 65 left in it and the 5 put back before it;
+    # 3 days ago: the 20 put back then
+    ends, comes_back = at(lot["expires_at"]), at(back_after["occurred_at"])
+    assert expired == ([(-65, ends), (-5, ends)] if job_ran_first else [(-70, ends)]) + [(-20, comes_back)]
     assert at(back_before["occurred_at"]) < at(lot["expires_at"]) < at(back_after["occurred_at"])
+    assert balance(coalition, "m1")["available"] == 0

@@ -51,7 +51,7 @@ class Lot:
     earned_at: datetime
     available_at: datetime
     expires_at: datetime
-    put_back_at: datetime | None = None  # the last burn reversal into it
+    put_back: dict = field(default_factory=dict)  # by instant, points reversals put back after it expired
 
 
 @dataclass
@@ -277,7 +277,8 @@ class LedgerMachine(RuleBasedStateMachine):
                 wanted -= back
                 lot = self.lots[allocation[0]]
                 lot.remaining += back
-                lot.put_back_at = max(lot.put_back_at or self.clock, self.clock)
+                if self.clock > lot.expires_at:  # spent until now, so they expire now
+                    lot.put_back[self.clock] = lot.put_back.get(self.clock, 0) + back
                 self.redemptions.append((answer["period_id"], lot.issuer, burn.partner, -back,
                                          REDEMPTION[burn.partner]))
         assert wanted == 0
@@ -314,9 +315,11 @@ class LedgerMachine(RuleBasedStateMachine):
 
     def expire(self, lots: list[Lot]) -> None:
         for lot in lots:
-            # points put back after the lot expired expire when they came back
-            moment = max(lot.expires_at, lot.put_back_at or lot.expires_at)
-            self.expired[self.period_of(moment)[0], lot.issuer] += lot.remaining
+            # points put back after the lot expired expire when they came back, the rest with the lot
+            self.expired[self.period_of(lot.expires_at)[0], lot.issuer] += lot.remaining - sum(lot.put_back.values())
+            for moment, points in lot.put_back.items():
+                self.expired[self.period_of(moment)[0], lot.issuer] += points
+            lot.put_back.clear()
             self.expired_total += lot.remaining
             lot.remaining = 0
 

@@ -220,6 +220,31 @@ def test_expired_leaves_out_a_spent_lot():
     assert lots.expired([spent], NOW) == []
 
 
+def test_what_an_expired_lot_held_expires_with_it():
+    stale = lot(1, 65, expires_in_days=-10)
+    assert lots.expiries(stale, {}) == [(stale.expires_at, 65)]
+
+
+def test_points_put_back_after_the_lot_expired_expire_when_they_came_back():
+    # 65 were in the lot when it expired; reversals put back 20 (3 days ago) and 5 (1 day ago)
+    stale = lot(1, 90, expires_in_days=-10)
+    back = {NOW - 3 * DAY: 20, NOW - DAY: 5}
+    assert lots.expiries(stale, back) == [
+        (stale.expires_at, 65), (NOW - 3 * DAY, 20), (NOW - DAY, 5)]
+
+
+def test_once_the_lot_itself_has_expired_only_what_came_back_is_left_to_expire():
+    emptied_then_refilled = lot(1, 20, expires_in_days=-10)
+    assert lots.expiries(emptied_then_refilled, {NOW - DAY: 20}) == [(NOW - DAY, 20)]
+
+
+def test_put_back_points_a_later_posted_burn_took_again_are_the_earliest_gone():
+    # 25 were put back, but a burn dated before the expiry took 15 of the lot since
+    stale = lot(1, 10, expires_in_days=-10)
+    assert lots.expiries(stale, {NOW - 3 * DAY: 20, NOW - DAY: 5}) == [
+        (NOW - 3 * DAY, 5), (NOW - DAY, 5)]
+
+
 # Balance: what expires in the next 90 days.
 
 
