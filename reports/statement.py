@@ -486,11 +486,15 @@ def _own(statement: Mapping) -> list[Flowable]:
     if not points:
         return []
     partner = escape(statement["partner_name"])
+    what = (
+        f"{_points(points)} of {partner}'s own points were redeemed at {partner}"
+        if points > 0
+        else f"{_points(-points)} of {partner}'s own points redeemed at {partner} were given back"
+    )
     return [
         _p(
-            f"Own redemption: {_points(points)} of {partner}'s own points were redeemed at "
-            f"{partner}, with no money between partners. They count in Points redeemed here "
-            "and are not in this table.",
+            f"Own redemption: {what}, with no money between partners. They count in "
+            "Points redeemed here and are not in this table.",
             _FOOTNOTE,
             escaped=True,
         )

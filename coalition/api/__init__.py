@@ -75,7 +75,7 @@ class DecimalJSONParser(FlaskParser):
         def reject(constant):
             raise unreadable(f"{constant} is not a number")
 
-        if not data.strip():
+        if not data.strip(b" \t\r\n"):  # JSON's whitespace
             self._handle_invalid_json_error(unreadable("the body is empty"), req)
         try:
             return json.loads(data, parse_float=read_number, parse_constant=reject)

@@ -10,21 +10,37 @@ Every unit of work that draws transaction ids holds the calendar lock
 (:data:`coalition.db.locks.CALENDAR`; postings and the expiry job shared, a
 close exclusively) from before the draw until it commits. Taking it
 exclusively waits for those in flight, and the highest id committed then
-bounds every id still to come, since later draws are higher. What is settled
-stays settled, so each process remembers the highest settled id it has seen,
-and a page within it takes no lock; a database emptied or restored under
-running processes takes :func:`forget` (or a restart). SQLite lets one writer
-in at a time, so its ids commit in order.
+bounds every id still to come, since later draws are higher (the sequences
+hand out ids one at a time, ``CACHE 1``, PostgreSQL's default). While the
+page waits, new postings queue behind it.
+
+The wait runs on a second connection, beside the page's own open
+transaction; a lock some other session queues behind that transaction (an
+``ALTER TABLE``) would hold up a posting the wait is waiting for, unseen by
+PostgreSQL's deadlock detector. So the wait gives up after :data:`WAIT`,
+and the page is answered 503, to be asked again.
+
+What is settled stays settled, so each process remembers the highest settled
+id it has seen, and a page within it takes no lock. A database emptied or
+restored under running processes needs :func:`forget` (the test suite calls
+it between tests) or a restart. SQLite lets one writer in at a time, so its
+ids commit in order.
 """
 
 import weakref
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 
-from coalition.db import locks
+from coalition.db import Unavailable, locks
 from coalition.db.models import Transaction
 
-_settled = weakref.WeakKeyDictionary()  # engine → the highest id known settled
+WAIT = "10s"  # at most, for the postings in flight (a close of millions of rows takes seconds)
+LOCK_NOT_AVAILABLE = "55P03"
+
+# engine → the highest id known settled. Threads may race to raise it; a race
+# can only leave it lower than it could be, which costs a wait, never a page.
+_settled = weakref.WeakKeyDictionary()
 
 
 def bound(session, last_id: int) -> int | None:
@@ -34,7 +50,15 @@ def bound(session, last_id: int) -> int | None:
     if engine.dialect.name != "postgresql" or last_id <= _settled.get(engine, 0):
         return None
     with engine.connect() as connection, connection.begin():
-        locks.hold(connection, locks.CALENDAR)
+        connection.execute(text(f"SET LOCAL lock_timeout = '{WAIT}'"))
+        try:
+            locks.hold(connection, locks.CALENDAR)
+        except DBAPIError as error:
+            if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
+                raise
+            raise Unavailable(
+                f"postings in flight held the ledger for over {WAIT}: ask for the page again"
+            ) from error
         settled = connection.scalar(select(func.max(Transaction.id))) or 0
     _settled[engine] = max(settled, _settled.get(engine, 0))
     return settled

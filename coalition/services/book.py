@@ -280,6 +280,8 @@ def _in(name: str):
 
 @functools.cache
 def _lock_statement(draw: bool):
+    # PostgreSQL evaluates the select list in order and a subquery when first read,
+    # so the calendar lock is held before any id is drawn (:mod:`coalition.db.horizon`).
     draws = f", {Ids.draws()}" if draw else ""
     return text(
         "SELECT pg_advisory_xact_lock_shared(:calendar),"

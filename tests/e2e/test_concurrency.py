@@ -40,9 +40,9 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from coalition import auth, jobs
-from coalition.db import Database
+from coalition.db import Database, horizon
 from coalition.api.transactions import validated
-from coalition.services import expiry, imports, ledger, settlement
+from coalition.services import expiry, imports, ledger, periods, settlement
 from coalition.services import settings as settings_service
 from tests.conftest import POSTGRES_URL, days_ago
 from tests.e2e.helpers import add_partner, add_rate, earn, expect, list_all
@@ -1062,3 +1062,18 @@ def test_a_page_does_not_pass_a_posting_still_in_flight(database_url, local_oper
     everything = {item["external_id"]: item["id"] for item in list_all(local_operator)}
     assert everything["page-first"] < everything["page-held"] < everything["page-later"] == later["id"]
     assert ids == [everything["page-held"], everything["page-later"]]
+
+
+def test_a_page_kept_waiting_too_long_by_postings_in_flight_is_503_to_ask_again(
+        database_url, local_operator, monkeypatch):
+    """The wait gives up (here after 0.3 s; 10 s in service) rather than hang on a lock
+    queued behind the page's own transaction, which no deadlock check would see."""
+    monkeypatch.setattr(horizon, "WAIT", "300ms")
+    add_partner(local_operator, "aroma", "RUB", "cafe")
+    add_rate(local_operator, "earn", "0.1", partner_id="aroma")
+    expect(earn(local_operator, "page-first", "m-page", "100.00", occurred_at=days_ago(1)))
+    close = held_open(database_url, lambda session: periods.lock_calendar(session, exclusive=True))
+    reply = replied_after(close, lambda: local_operator.get("/api/v1/transactions"))
+    assert (reply.status_code, reply.get_json()["reason"]) == (503, "database_unavailable")
+    assert reply.headers["Retry-After"]
+    assert [item["external_id"] for item in list_all(local_operator)] == ["page-first"]

@@ -449,7 +449,7 @@ def test_csv_keeps_spreadsheets_from_running_text_as_formulas():
 
 
 def test_own_redemption_is_said_under_the_counterparties_with_no_money():
-    # 12,040 redeemed here: 9,000 + 3,040 of the counterparties' points, and 500 of aroma's own
+    # 12,540 redeemed here: 9,000 + 3,040 of the counterparties' points, and 500 of aroma's own
     own = make_statement(summary={"points_redeemed": 12540, "own_redemption_points": 500})
     text = " ".join(pages_text(render_pdf(own)))
 
@@ -458,6 +458,14 @@ def test_own_redemption_is_said_under_the_counterparties_with_no_money():
         "with no money between partners." in text
     )
     assert "Own redemption" not in " ".join(pages_text(render_pdf(make_statement())))
+
+
+def test_own_redemption_given_back_is_said_as_such():
+    # an own burn of an earlier period reversed in this one: 11,540 = 9,000 + 3,040 − 500
+    back = make_statement(summary={"points_redeemed": 11540, "own_redemption_points": -500})
+    text = " ".join(pages_text(render_pdf(back)))
+
+    assert "Own redemption: 500 of Кофейня Арома's own points redeemed at Кофейня Арома were given back" in text
 
 
 def test_own_redemption_is_said_when_there_are_no_counterparties():
