@@ -17,6 +17,7 @@ import swagger_ui_bundle
 from flask import current_app, g, request, send_from_directory
 from gunicorn.http.errors import ParseException
 from webargs.flaskparser import FlaskParser
+from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
 from werkzeug.http import HTTP_STATUS_CODES
 from werkzeug.routing import BaseConverter, IntegerConverter
@@ -61,6 +62,12 @@ class DecimalJSONParser(FlaskParser):
         "query": marshmallow.RAISE,
         "querystring": marshmallow.RAISE,
     }
+
+    def load_querystring(self, req, schema):
+        """The query, a parameter with an empty value (``?partner_id=``) left out, as
+        forms, URL templates and many clients send a filter not chosen."""
+        chosen = MultiDict((key, value) for key, value in req.args.items(multi=True) if value)
+        return self._makeproxy(chosen, schema)
 
     def _raw_load_json(self, req):
         data = _body(req)
