@@ -348,9 +348,10 @@ def _settlement_sentence(statement: Mapping) -> str:
     amount = f"{_money(abs(net), base)}\xa0{base}"
     if statement["currency"] != base:
         currency = statement["currency"]
-        converted = _money(abs(Decimal(summary["net_in_currency"])), currency)
+        in_currency = Decimal(summary["net_in_currency"])
+        converted = _money(abs(in_currency), currency)
         at_rate = f"at {summary['fx_rate']} {base} per {currency}"
-        if Decimal(summary["net_in_currency"]) == 0:
+        if in_currency == 0:
             return (
                 f"Nothing to pay: the net position of {_money(net, base)}\xa0{base} "
                 f"comes to {converted}\xa0{currency} {at_rate}."

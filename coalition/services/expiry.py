@@ -9,9 +9,10 @@ so a statement's breakage does not depend on when the job last ran.
 """
 
 import re
+from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select
 
 from coalition.db import models, rows
 from coalition.domain import lots as lots_domain
@@ -61,7 +62,7 @@ def expire_due(session, now: datetime, limit: int = BATCH, due_by: datetime | No
         session, list(held.values()), {"transactions": count, "lots": 0, "allocations": count}
     )
     for lot_id, plan in plans.items():
-        for sequence, (at, points) in enumerate(plan, start=earlier.get(lot_id, 0) + 1):
+        for sequence, (at, points) in enumerate(plan, start=earlier[lot_id] + 1):
             _expire(book, held[lot_id], sequence, at, points, now)
     book.write()
     return len(expired)
@@ -76,26 +77,26 @@ def _history(session, lot_ids: list[int]) -> tuple[dict[int, int], dict[int, dic
     (:func:`coalition.domain.lots.expiries`).
     """
     A, T, L = models.Allocation, models.Transaction, models.Lot
-    counted = (
-        select(A.lot_id, func.count())
-        .where(A.type == "expiry", A.lot_id.in_(lot_ids))
-        .group_by(A.lot_id)
-    )
-    after_expiry = (
-        select(A.lot_id, T.occurred_at, func.sum(A.points))
+    query = (
+        select(
+            A.lot_id,
+            T.occurred_at,
+            T.occurred_at > L.expires_at,
+            func.count(case((A.type == "expiry", A.id))),
+            func.sum(A.points),
+        )
         .join(T, T.id == A.transaction_id)
         .join(L, L.id == A.lot_id)
-        .where(
-            A.lot_id.in_(lot_ids),
-            A.type.in_(("burn_reversal", "expiry")),
-            T.occurred_at > L.expires_at,
-        )
-        .group_by(A.lot_id, T.occurred_at)
+        .where(A.lot_id.in_(lot_ids), A.type.in_(("burn_reversal", "expiry")))
+        .group_by(A.lot_id, L.expires_at, T.occurred_at)
     )
+    expiries: dict[int, int] = defaultdict(int)
     put_back: dict[int, dict[datetime, int]] = {}
-    for lot_id, at, points in session.execute(after_expiry):
-        put_back.setdefault(lot_id, {})[at] = int(points)
-    return dict(session.execute(counted).all()), put_back
+    for lot_id, at, after_expiry, expired, points in session.execute(query):
+        expiries[lot_id] += expired
+        if after_expiry:
+            put_back.setdefault(lot_id, {})[at] = int(points)
+    return expiries, put_back
 
 
 def _expire(

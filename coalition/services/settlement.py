@@ -155,11 +155,12 @@ def close(session, period_id: str, now: datetime) -> dict:
     config = settings_service.load(session)
     last = period_service.last_closed(session)
     _refuse_before_the_last_close(target, last)
-    if last is None and _before_any_posting(session, target, now):
+    earliest, _ = aggregates.occurrences(session)
+    if last is None and _before_any_posting(target, now, earliest):
         raise NotFound(
             f"period {target.id} precedes the ledger: no transaction is, or can ever be, dated in it"
         )
-    first = _first_open(session, config, last, target)
+    first = _first_open(config, last, target, earliest)
     expiry.expire_before(session, target.end, now)
     for period in periods.between(first, target, config.period, config.timezone):
         result = _close_one(session, period, now)
@@ -175,7 +176,8 @@ def auto_close(database, now: datetime) -> str | None:
         current = periods.containing(cutoff, config.period, config.timezone)
         target = periods.containing(current.start - LAST_INSTANT, config.period, config.timezone)
         last = period_service.last_closed(session)
-        if aggregates.first_occurrence(session) is None or (last and target.end <= last.end):
+        earliest, _ = aggregates.occurrences(session)
+        if earliest is None or (last and target.end <= last.end):
             return None
         return target.id
 
@@ -185,7 +187,7 @@ def auto_close(database, now: datetime) -> str | None:
     return target
 
 
-def _before_any_posting(session, period: periods.Period, now: datetime) -> bool:
+def _before_any_posting(period: periods.Period, now: datetime, earliest: datetime | None) -> bool:
     """Whether the period ended before the ledger's first transaction and more than
     ``MAX_BACKDATE_DAYS`` ago, where no posting can ever be dated.
 
@@ -194,14 +196,14 @@ def _before_any_posting(session, period: periods.Period, now: datetime) -> bool:
     close in one transaction.
     """
     horizon = now - timedelta(days=settings_service.MAX_BACKDATE_DAYS)
-    earliest = aggregates.first_occurrence(session)
     return period.end <= horizon and (earliest is None or period.end <= earliest)
 
 
-def _first_open(session, config, last, target) -> periods.Period:
+def _first_open(config, last, target, earliest: datetime | None) -> periods.Period:
+    """The first period a close or a listing starts at: after the last closed one, or
+    the earliest transaction's (``target`` if that is earlier, or nothing is posted)."""
     if last is not None:
         return periods.following(last, config.period, config.timezone)
-    earliest = aggregates.first_occurrence(session)
     if earliest is None:
         return target
     return min(periods.containing(earliest, config.period, config.timezone), target)
@@ -382,9 +384,9 @@ def list_periods(session, now: datetime) -> list[dict]:
         for row in rows
     ]
     last = periods.Period(rows[-1].start, rows[-1].end, rows[-1].id) if rows else None
-    latest = max(now, aggregates.last_occurrence(session) or now)
-    current = periods.containing(latest, config.period, config.timezone)
-    first = _first_open(session, config, last, current)
+    earliest, latest = aggregates.occurrences(session)
+    current = periods.containing(max(now, latest or now), config.period, config.timezone)
+    first = _first_open(config, last, current, earliest)
     for period in periods.between(first, current, config.period, config.timezone):
         listed.append(
             {
