@@ -1044,17 +1044,23 @@ def test_a_page_does_not_pass_a_posting_still_in_flight(database_url, local_oper
     draws its id, then `later`, posted meanwhile, commits with a higher one. A page
     read then that showed `later` and a cursor past it would never show `held`: a
     partner reading its transactions page by page would lose it for good. The page
-    waits for `held` to commit and shows both, in id order."""
-    add_partner(local_operator, "aroma", "RUB", "cafe")
-    add_rate(local_operator, "earn", "0.1", partner_id="aroma")
+    waits for `held` to commit and shows both, in id order.
+
+    `held` earns at another partner than `later`: a unit of work adds to one of
+    its partner's period counters, picked at random, so at one partner `later`
+    could pick the stripe `held` keeps locked and commit only after it."""
+    for partner, currency in (("aroma", "RUB"), ("skyair", "EUR")):
+        add_partner(local_operator, partner, currency, "cafe")
+        add_rate(local_operator, "earn", "0.1", partner_id=partner)
     first = expect(earn(local_operator, "page-first", "m-page", "100.00", occurred_at=days_ago(1)))
-    request = validated(earn_body("page-held", "m-page", "aroma", "100.00", days_ago(1)))
+    request = validated(earn_body("page-held", "m-page", "skyair", "100.00", days_ago(1)))
     path = {"transactions": "/api/v1/transactions", "history": "/api/v1/members/m-page/history"}[listing]
     held = held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, request,
                                                                datetime.now(UTC)))
     with ThreadPoolExecutor(max_workers=1) as pool:
-        with held:
-            later = expect(earn(local_operator, "page-later", "m-page", "100.00", occurred_at=days_ago(1)))
+        with held:  # a thread of its own even for `later`: waiting on `held` here would wait for ever
+            later = expect(pool.submit(earn, local_operator, "page-later", "m-page", "100.00",
+                                       occurred_at=days_ago(1)).result(timeout=WAIT))
             page = pool.submit(local_operator.get, path, query_string={"cursor": str(first["id"])})
             sleep(1)  # time to read the page before `held` commits, as it could
         items = expect(page.result(timeout=WAIT), 200)["items"]

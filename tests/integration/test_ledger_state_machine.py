@@ -465,5 +465,6 @@ def test_ledger_matches_reference_model(template, tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(0)  # ten times the steps of the one above: minutes, however many
 def test_ledger_matches_reference_model_long(template, tmp_path):
     run_machine(template, tmp_path, examples=300, steps=100)
