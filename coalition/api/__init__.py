@@ -16,7 +16,7 @@ import marshmallow
 import swagger_ui_bundle
 from flask import current_app, g, request, send_from_directory
 from gunicorn.http.errors import ParseException
-from webargs.flaskparser import FlaskParser
+from webargs.flaskparser import FlaskParser, abort
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
 from werkzeug.http import HTTP_STATUS_CODES
@@ -65,8 +65,13 @@ class DecimalJSONParser(FlaskParser):
 
     def load_querystring(self, req, schema):
         """The query, a parameter with an empty value (``?partner_id=``) left out, as
-        forms, URL templates and many clients send a filter not chosen."""
+        forms, URL templates and many clients send a filter not chosen. Every filter
+        takes one value: one given twice (``?type=earn&type=burn``) is refused, where
+        webargs would read the first and list as if the second were not asked for."""
         chosen = MultiDict((key, value) for key, value in req.args.items(multi=True) if value)
+        repeated = sorted(key for key, values in chosen.lists() if len(values) > 1)
+        if repeated:
+            abort(422, messages={"query": {key: ["Give one value only."] for key in repeated}})
         return self._makeproxy(chosen, schema)
 
     def _raw_load_json(self, req):
@@ -92,6 +97,14 @@ class DecimalJSONParser(FlaskParser):
             raise unreadable("a number's exponent is too large to read") from None
         except (ValueError, RecursionError) as error:
             raise unreadable(str(error)) from None
+
+
+def refuse_malformed_body() -> None:
+    """For a view that reads no body (a close, a key's revocation): a JSON body it is sent
+    is not read, but one that does not parse is malformed JSON (400), as anywhere (§10).
+    Without a body, or with an empty one, any Content-Type will do."""
+    if request.is_json and _body(request).strip(b" \t\r\n"):
+        Blueprint.ARGUMENTS_PARSER.load_json(request, None)
 
 
 def _body(req) -> bytes:

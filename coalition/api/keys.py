@@ -4,7 +4,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition import auth
-from coalition.api import Blueprint, database, roles
+from coalition.api import Blueprint, database, refuse_malformed_body, roles
 from coalition.api.fields import PartnerId, Text
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1/keys", description="API keys")
@@ -51,4 +51,5 @@ class Key(MethodView):
     @blp.response(204)
     def delete(self, key_id):
         """Revoke a key"""
+        refuse_malformed_body()
         database().run(auth.revoke_key, key_id)

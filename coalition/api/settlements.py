@@ -8,7 +8,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields
 
 import reports
-from coalition.api import Blueprint, database, principal, roles
+from coalition.api import Blueprint, database, principal, refuse_malformed_body, roles
 from coalition.api.fields import Money, PartnerId, Text
 from coalition.services import settlement
 
@@ -149,6 +149,7 @@ class Close(MethodView):
     @blp.response(200, SettlementOut)
     def post(self, period_id):
         """Close the period (and earlier open ones) and issue final statements"""
+        refuse_malformed_body()
         return database().run(settlement.close, period_id, datetime.now(UTC))
 
 

@@ -7,6 +7,7 @@ test instead of becoming a 500, so a test here fails loudly either way.
 import json
 import sqlite3
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, text
@@ -14,8 +15,9 @@ from sqlalchemy.engine import make_url
 
 from coalition import create_app, database_of
 from coalition.db import migrate, models
-from tests.conftest import POSTGRES_URL, days_ago, empty_database
+from tests.conftest import POSTGRES_URL, Caller, days_ago, empty_database
 from tests.e2e.helpers import (
+    add_rate,
     balance,
     bonus,
     burn,
@@ -748,3 +750,58 @@ def test_a_query_parameter_left_empty_is_left_out(coalition, url):
     fills in none of them gets what it would with no query at all."""
     expect(coalition.post("/api/v1/transactions", json=earn_body()))
     assert expect(coalition.get(url), 200) == expect(coalition.get(url.split("?")[0]), 200)
+
+
+@pytest.mark.parametrize(
+    ("url", "repeated"),
+    [
+        ("/api/v1/transactions?type=earn&type=burn", "type"),
+        ("/api/v1/transactions?type=earn&member_id=m1&type=earn", "type"),
+        ("/api/v1/rates?kind=earn&kind=fee", "kind"),
+        ("/api/v1/members/m1/history?limit=1&limit=2", "limit"),
+    ],
+)
+def test_a_query_parameter_given_twice_is_422_not_read_once(coalition, url, repeated):
+    """Read once, `?type=earn&type=burn` would list the earns as if the burns were asked for
+    and there were none."""
+    expect(coalition.post("/api/v1/transactions", json=earn_body()))
+    body = assert_error(coalition.get(url), 422)
+    assert body["errors"]["query"] == {repeated: ["Give one value only."]}
+
+
+# --- endpoints that read no body --------------------------------------------------------
+
+
+def _closable_period(coalition) -> str:
+    """Last month, with one earn in it: closable (its end is past, RUB has an fx rate)."""
+    add_rate(coalition, "fx", "0.011", currency="RUB")
+    last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).replace(hour=12)
+    expect(coalition.post("/api/v1/transactions", json=earn_body(occurred_at=last_month.isoformat())))
+    return last_month.strftime("%Y-%m")
+
+
+def test_malformed_json_sent_to_a_close_is_400_and_closes_nothing(coalition):
+    period = _closable_period(coalition)
+    response = coalition.post(f"/api/v1/settlements/{period}/close", data="{bad", content_type="application/json")
+    assert assert_error(response, 400) == assert_error(raw_post(coalition, "/api/v1/transactions", "{bad"), 400)
+    assert expect(coalition.get(f"/api/v1/settlements/{period}"), 200)["status"] == "draft"
+
+
+@pytest.mark.parametrize(("data", "content_type"), [
+    (None, None), ("", "application/json"), ("{}", "application/json"), ("{bad", "text/plain")],
+    ids=["no body", "empty, declared JSON", "an empty object", "not declared JSON"])
+def test_a_close_sent_no_body_or_one_that_parses_or_is_not_json_closes(coalition, data, content_type):
+    """The body is not read; only JSON that does not parse is refused."""
+    period = _closable_period(coalition)
+    response = coalition.post(f"/api/v1/settlements/{period}/close", data=data, content_type=content_type)
+    assert expect(response, 200)["status"] == "final"
+
+
+def test_malformed_json_sent_to_a_key_revocation_is_400_and_revokes_nothing(coalition):
+    made = expect(coalition.post("/api/v1/keys", json={"role": "finance"}))
+    response = coalition.delete(f"/api/v1/keys/{made['id']}", data="[1,", content_type="application/json")
+    assert_error(response, 400)
+    finance = Caller(coalition.client, made["key"])
+    assert finance.get("/api/v1/settings").status_code == 200
+    assert coalition.delete(f"/api/v1/keys/{made['id']}", data="{}", content_type="application/json").status_code == 204
+    assert finance.get("/api/v1/settings").status_code == 401
