@@ -45,6 +45,7 @@ from reportlab.platypus import (
 )
 
 from coalition.domain import money
+from coalition.domain.settlement import OPERATOR_PARTNER
 from reports import chart, fonts
 
 _PAGE_WIDTH, _PAGE_HEIGHT = A4
@@ -357,9 +358,15 @@ def _settlement_sentence(statement: Mapping) -> str:
                 f"comes to {converted}\xa0{currency} {at_rate}."
             )
         amount = f"{converted}\xa0{currency} ({amount} {at_rate})"
+    partner = statement["partner_name"]
+    if statement["partner_id"] == OPERATOR_PARTNER:  # the account its bonus points are paid from
+        account = f"{partner}, the operator's own account,"
+        if net > 0:
+            return f"The clearing house pays {account} {amount}."
+        return f"{account} pays the clearing house {amount}."
     if net > 0:
-        return f"The coalition operator pays {statement['partner_name']} {amount}."
-    return f"{statement['partner_name']} pays the coalition operator {amount}."
+        return f"The coalition operator pays {partner} {amount}."
+    return f"{partner} pays the coalition operator {amount}."
 
 
 def _figures(statement: Mapping) -> list[Flowable]:

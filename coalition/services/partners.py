@@ -8,11 +8,11 @@ from sqlalchemy.exc import IntegrityError
 from coalition.db import models
 from coalition.domain import money
 from coalition.domain.errors import Conflict, Invalid, NotFound, PartnerSuspended
+from coalition.domain.settlement import OPERATOR_PARTNER
 from coalition.services import catalog, periods
 
 CATEGORIES = ("shop", "cafe", "gym", "travel", "other")
 STATUSES = ("active", "suspended")
-OPERATOR_PARTNER = "coalition"
 
 
 def _check(fields: dict) -> None:

@@ -5,6 +5,7 @@ from sqlalchemy import exists, select
 from coalition.db import models
 from coalition.domain import money, periods
 from coalition.domain.errors import Conflict, Invalid
+from coalition.domain.settlement import OPERATOR_PARTNER
 from coalition.services import catalog
 from coalition.services import periods as period_service
 
@@ -33,7 +34,7 @@ def update(session, changes: dict) -> models.Settings:
             raise Conflict(
                 "base_currency is fixed once any transaction exists or a period has been closed"
             )
-        session.get(models.Partner, "coalition").currency = changes["base_currency"]
+        session.get(models.Partner, OPERATOR_PARTNER).currency = changes["base_currency"]
     if "timezone" in changes and not periods.is_timezone(changes["timezone"]):
         raise Invalid(f"{changes['timezone']!r} is not an IANA time zone", field="timezone")
     if "period" in changes and changes["period"] not in periods.KINDS:

@@ -301,6 +301,23 @@ def test_summary_says_partner_pays_operator_when_net_is_negative():
     )
 
 
+@pytest.mark.parametrize(("net", "sentence"), [
+    ("-9.40", "Коалиция Плюс, the operator's own account, pays the clearing house 9.40 EUR."),
+    ("9.40", "The clearing house pays Коалиция Плюс, the operator's own account, 9.40 EUR."),
+])
+def test_summary_of_the_operators_own_account_does_not_say_it_pays_itself(net, sentence):
+    # the reserved partner `coalition` settles its bonus points like any partner, in the base currency
+    statement = make_statement(
+        partner_id="coalition", partner_name="Коалиция Плюс", currency="EUR",
+        summary={"partner_id": "coalition", "currency": "EUR", "fees": "0.00", "net": net, "fx_rate": "1",
+                 "net_in_currency": net},
+    )
+    text = summary_text(statement)
+
+    assert sentence in text
+    assert "coalition operator" not in text
+
+
 def test_summary_says_nothing_to_pay_when_net_is_zero():
     # 37.15 − 35.10 − 2.05 = 0.00
     statement = make_statement(
