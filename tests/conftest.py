@@ -23,6 +23,12 @@ POSTGRES_URL = os.environ.get("COALITION_TEST_DATABASE_URL")
 if os.environ.get("COALITION_REQUIRE_POSTGRES") and not POSTGRES_URL:
     raise RuntimeError("COALITION_REQUIRE_POSTGRES is set but COALITION_TEST_DATABASE_URL is not")
 
+# Every PostgreSQL session of the tests (and of the servers and commands they start, which
+# inherit it) gives up waiting for a lock after a minute. A test thread stuck on a lock that
+# something it waits for holds would otherwise hang its worker for good: pytest-timeout
+# fails the test, but the thread pool it ran in waits for the thread as it shuts down.
+os.environ.setdefault("PGOPTIONS", "-c lock_timeout=60s")
+
 
 def pytest_configure(config):
     """Keep SQLite test files on tmpfs when there is one: each commit's fsync is then free."""

@@ -454,10 +454,10 @@ def test_import_interrupted_says_so_counts_what_it_posted_and_a_rerun_posts_the_
 
 @pytest.mark.postgres
 def test_an_import_whose_database_goes_away_stops_in_one_line_and_a_rerun_posts_the_rest(
-        aroma, operator, database_url, tmp_path):
+        aroma, operator, database_url, tmp_path, running_import):
     # it reported every row after as failed, each with a traceback: 11 MB for 60,000 rows
     _bonus_file(tmp_path / "rows.csv", ROWS)
-    process = _running_import(database_url, tmp_path / "rows.csv", tmp_path, posted=3000)
+    process = running_import(tmp_path / "rows.csv", posted=3000)
     with connections_refused(make_url(database_url).database, IMPORTING):
         output, errors = process.communicate(timeout=60)
     assert process.returncode == 1, errors
@@ -691,6 +691,23 @@ def test_more_processes_than_the_import_allows_is_a_usage_error(tmp_path):
     assert "Invalid value for '--jobs'" in result.stderr
 
 
+@pytest.fixture
+def running_import(database_url, tmp_path):
+    """Starts :func:`_running_import`; an import still running when its test ends (one that
+    failed midway) is killed, as it would post into the next test's database."""
+    started = []
+
+    def start(path, posted: int = 1) -> subprocess.Popen:
+        started.append(process := _running_import(database_url, path, tmp_path, posted))
+        return process
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()  # its workers end with it (the test below)
+            process.communicate(timeout=30)
+
+
 def _running_import(database_url: str, path, tmp_path, posted: int = 1) -> subprocess.Popen:
     """``coalition import --jobs 2`` of ``path`` as a process of its own, once its two
     workers run and at least ``posted`` rows are in the ledger."""
@@ -704,7 +721,7 @@ def _running_import(database_url: str, path, tmp_path, posted: int = 1) -> subpr
         deadline = time.monotonic() + 60
         with engine.connect() as connection:
             while connection.execute(text("SELECT count(*) FROM transactions")).scalar_one() < posted:
-                assert process.poll() is None, process.communicate()
+                assert process.poll() is None, process.communicate(timeout=30)
                 assert time.monotonic() < deadline, "the import posted nothing in a minute"
                 time.sleep(0.1)
                 connection.rollback()
@@ -740,10 +757,10 @@ def _bonus_file(path, rows: int) -> None:
 
 
 @pytest.mark.postgres
-def test_the_workers_of_an_import_killed_outright_end_with_it(aroma, database_url, tmp_path):
+def test_the_workers_of_an_import_killed_outright_end_with_it(aroma, tmp_path, running_import):
     # they waited for work that would never come, each holding a database connection
     _bonus_file(tmp_path / "rows.csv", ROWS)
-    process = _running_import(database_url, tmp_path / "rows.csv", tmp_path)
+    process = running_import(tmp_path / "rows.csv")
     workers = children(process.pid)
     assert len(workers) >= 2, workers  # the two workers (and multiprocessing's resource tracker)
     process.kill()
@@ -757,10 +774,10 @@ def test_the_workers_of_an_import_killed_outright_end_with_it(aroma, database_ur
 
 @pytest.mark.postgres
 def test_sigterm_stops_an_import_as_ctrl_c_does_and_a_rerun_posts_the_rest(aroma, operator, database_url,
-                                                                            tmp_path):
+                                                                            tmp_path, running_import):
     _bonus_file(tmp_path / "rows.csv", ROWS)
     # past three slices of 1,000, so the first is counted: a slice is counted when the next is sent
-    process = _running_import(database_url, tmp_path / "rows.csv", tmp_path, posted=3000)
+    process = running_import(tmp_path / "rows.csv", posted=3000)
     process.send_signal(signal.SIGTERM)
     output, errors = process.communicate(timeout=60)
     assert process.returncode == 1, errors
