@@ -533,12 +533,12 @@ def test_run_retries_only_retryable_errors(database, faults):
 
 
 MEMBERS = 10
-BATCH_ITEMS = 150  # burns of 2 points, item i for member i % 10: 15 × 2 = 30 points per member
+BATCH_ITEMS = 600  # burns of 2 points, item i for member i % 10: 60 × 2 = 120 points per member
 SINGLE_THREADS = 4
 SINGLES_PER_THREAD = 20  # burns of 3 points, the g-th of all 80 for member g % 10: 8 × 3 = 24 per member
 FIRST_LOT, BONUS_LOT = 30, 970  # per member: aroma 300 RUB × 0.1, then a coalition bonus; 1000 in all
 KILL_AFTER = 30  # committed batch items
-LEFT = 1000 - 30 - 24  # points each member holds in the end
+LEFT = 1000 - 120 - 24  # points each member holds in the end
 
 
 class Http:
@@ -632,18 +632,20 @@ def ledger_invariants(database) -> list[str]:
 
 @pytest.mark.postgres
 def test_worker_killed_mid_flight_leaves_the_ledger_consistent(database_url, database, tmp_path):
-    """SIGKILL the only gunicorn worker while it runs a batch of 150 burns and 4 threads of single burns.
+    """SIGKILL the only gunicorn worker while it runs a batch of 600 burns and 4 threads of single burns.
 
     10 members hold 1000 points each (a 30-point aroma lot, then a 970-point
     bonus, so burns cross from one lot to the next). The batch burns 2 points
-    per item (30 per member), the 80 singles 3 points (24 per member). The
+    per item (120 per member), the 80 singles 3 points (24 per member). The
     worker is killed once 30 batch items have committed, at a moment when one
     of its transactions holds uncommitted row locks or writes (PostgreSQL's
     pg_stat_activity.backend_xid); gunicorn starts a new one.
     Then: the invariants hold; every 201 the clients saw is in the ledger;
     the committed batch items are a prefix of the batch; retrying every
     request that got no answer yields 200 (it had committed) or 201; in the
-    end each external_id exists once and every member holds 1000 − 54 = 946.
+    end each external_id exists once and every member holds 1000 − 144 = 856.
+    (The batch is long so that it is still running when the kill comes: at 150
+    items, under a loaded CI machine, it once finished first.)
     """
     key = database.run(lambda session: auth.create_key(session, "operator"))[1]
     log = tmp_path / "gunicorn.log"
@@ -762,7 +764,7 @@ def test_worker_killed_mid_flight_leaves_the_ledger_consistent(database_url, dat
             expected_ids = {body["external_id"] for body in batch} | set(by_id)
             assert set(counts) == expected_ids and set(counts.values()) == {1}
             assert held == dict.fromkeys(members, LEFT)
-            assert scalar(database, "SELECT sum(remaining) FROM lots") == MEMBERS * LEFT == 9460
+            assert scalar(database, "SELECT sum(remaining) FROM lots") == MEMBERS * LEFT == 8560
             print(f"killed worker {worker} with {killed_at} batch items committed; "
                   f"{len(unanswered)} single burns unanswered, "
                   f"{sum(1 for e in unanswered if e in posted)} of them had committed")
