@@ -27,6 +27,7 @@ from coalition.domain.errors import (
     Invalid,
     NoRate,
 )
+from coalition.domain.settlement import OPERATOR_PARTNER
 from coalition.services import catalog, members, partners, periods, rates
 from coalition.services.book import REVERSALS, Book
 
@@ -153,7 +154,7 @@ def _replay(book: Book, transaction: rows.Transaction) -> Posting:
 
 
 def _fee_rate(candidates, partner, at) -> rates_domain.Rate | None:
-    if partner.id == partners.OPERATOR_PARTNER:
+    if partner.id == OPERATOR_PARTNER:
         return None
     return rates_domain.in_force(candidates, "fee", at, partner_id=partner.id)
 

@@ -243,7 +243,7 @@ def _coalition_name(result: dict) -> str:
     (name,) = (
         entry["name"]
         for entry in result["partners"]
-        if entry["partner_id"] == partner_service.OPERATOR_PARTNER
+        if entry["partner_id"] == arithmetic.OPERATOR_PARTNER
     )
     return name
 
