@@ -143,14 +143,35 @@ def keys():
 
 @keys.command("create")
 @click.option("--role", type=click.Choice(auth.ROLES), required=True)
-@click.option("--partner", "partner_id", default=None, help="partner the key is bound to")
+@click.option(
+    "--partner", "--partner-id", "partner_id", default=None, help="partner the key is bound to"
+)
 @click.option("--name", default=None)
 def keys_create(role, partner_id, name):
     """Create a key; the key itself is the last line printed (shown once)."""
+    fields = _key_fields(role=role, partner_id=partner_id, name=name)
     with _database(upgrade=True) as database:
-        row, key = database.run(lambda session: auth.create_key(session, role, partner_id, name))
+        row, key = database.run(
+            lambda session: auth.create_key(session, role, fields["partner_id"], fields["name"])
+        )
     click.echo(f"created {role} key {row.id}; store it now, it is not shown again:")
     click.echo(key)
+
+
+def _key_fields(**options) -> dict:
+    """The options checked as ``POST /api/v1/keys`` checks its body (a name of 1–200
+    characters a database can store, a partner id of the slug form)."""
+    from marshmallow import ValidationError
+
+    from coalition.api.keys import KeyIn
+
+    try:
+        return KeyIn().load({field: value for field, value in options.items() if value is not None})
+    except ValidationError as error:
+        said = "; ".join(
+            f"--{field.split('_')[0]}: {' '.join(why)}" for field, why in error.messages.items()
+        )
+        raise click.ClickException(said) from None
 
 
 @main.command()
@@ -243,7 +264,7 @@ def import_transactions(path, jobs):
         _database() as database,
         _terminate_as_interrupt(),
     ):
-        total = transaction_file.count_rows(source, path)  # for the progress bar
+        total = transaction_file.count_rows(source, path, _columns())  # for the progress bar
         source.seek(0)
         jobs = _import_jobs(database, jobs, total)
         numbered = transaction_file.rows(source, path)  # then a slice at a time: files may be large
@@ -305,6 +326,13 @@ def _import_jobs(database, asked: int | None, total: int) -> int:
         os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
     )
     return min(len(usable), IMPORT_LANES_MAX)
+
+
+def _columns() -> list[str]:
+    """The columns of an imported file: the fields of ``POST /transactions``."""
+    from coalition.api.transactions import TRANSACTION_IN
+
+    return list(TRANSACTION_IN.fields)
 
 
 def _requests(rows: list) -> list:

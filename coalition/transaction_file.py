@@ -19,9 +19,9 @@ from coalition.domain.errors import Invalid
 EXTRA_CELLS = "(cells past the header)"  # the field a row's surplus cells are reported under
 
 
-def count_rows(source, path) -> int:
-    """The rows after the header. A byte-order mark (Excel's "CSV UTF-8") is skipped
-    by the caller's encoding.
+def count_rows(source, path, columns) -> int:
+    """The rows after the header, which may name only ``columns``. A byte-order mark
+    (Excel's "CSV UTF-8") is skipped by the caller's encoding.
 
     Raises:
         Invalid: the file cannot be read in full; nothing of it is posted.
@@ -34,6 +34,13 @@ def count_rows(source, path) -> int:
         repeated = sorted({name for name in named if named.count(name) > 1})
         if repeated:
             raise _Unreadable(f"the header names {', '.join(map(repr, repeated))} more than once")
+        # a file of something else would fail on every row, each saying so
+        unknown = [name for name in named if name not in columns]
+        if unknown:
+            raise _Unreadable(
+                f"the header names {', '.join(map(repr, unknown))}, which are no columns of a"
+                f" transaction ({', '.join(columns)})"
+            )
         return sum(1 for _ in records)
     except UnicodeDecodeError as error:
         raise Invalid(f"{path} is not UTF-8 text ({error.reason}): save it as CSV UTF-8") from None

@@ -58,6 +58,26 @@ def test_keys_create_prints_a_working_key_as_its_last_line(cli, client):
     assert client.get("/api/v1/settings", headers={"Authorization": f"Bearer {key}"}).status_code == 200
 
 
+def test_keys_create_binds_a_partner_key_by_either_spelling_of_the_option(cli, aroma, client):
+    for option in ("--partner", "--partner-id"):
+        key = cli("keys", "create", "--role", "partner", option, "aroma").output.strip().splitlines()[-1]
+        assert client.get("/api/v1/transactions", headers={"Authorization": f"Bearer {key}"}).status_code == 200
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--name", "\udcff"], "Error: --name: must be valid Unicode (a lone surrogate is not)\n"),  # a byte not UTF-8
+    (["--name", "x" * 201], "Error: --name: Length must be between 1 and 200.\n"),
+    (["--partner", "Aroma Cafe"], "Error: --partner: must be a slug: a-z, 0-9 and '-', 2 to 63 characters\n"),
+], ids=["not unicode", "too long", "not a slug"])
+def test_keys_create_checks_its_options_as_the_api_checks_a_key(database_url, database, monkeypatch, operator, args,
+                                                               said):
+    # the name went to the database unchecked: a traceback, or a name the API would refuse
+    monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
+    result = CliRunner().invoke(main, ["keys", "create", "--role", "finance", *args])
+    assert (result.exit_code, result.stderr, result.stdout) == (1, said, "")
+    assert database.run(lambda session: session.scalar(text("SELECT count(*) FROM api_keys"))) == 1  # the operator's
+
+
 def test_import_posts_each_row_and_a_rerun_replays(cli, aroma, operator, tmp_path):
     when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
     path = tmp_path / "transactions.csv"
@@ -639,6 +659,23 @@ def test_a_header_naming_a_column_twice_is_refused_before_posting(aroma, operato
     result = CliRunner().invoke(main, ["import", str(path)])
     assert (result.exit_code, result.stderr) == (
         1, f"Error: {path}: the header names 'amount' more than once; nothing was posted\n")
+    assert list_all(operator, partner_id="aroma") == []
+
+
+@pytest.mark.parametrize("header", ["foo,bar,baz", "external_id,type,partner_id,member_id,occurred_at,ammount"])
+def test_a_header_naming_no_column_of_a_transaction_is_refused_before_posting(aroma, operator, tmp_path,
+                                                                            monkeypatch, database_url, header):
+    # a file of something else, or one misspelt column: each row failed alone, a line of errors per row
+    monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
+    path = tmp_path / "other.csv"
+    path.write_text(header + "\n" + f"d-1,earn,aroma,card-1,{_when()},100.00\n" * 3, encoding="utf-8")
+    result = CliRunner().invoke(main, ["import", str(path)])
+    unknown = [name for name in header.split(",") if name not in HEADER.split(",")]
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: {path}: the header names {', '.join(map(repr, unknown))}, which are no columns of a transaction"
+        " (external_id, type, ")
+    assert result.stderr.endswith("; nothing was posted\n") and result.stdout == ""
     assert list_all(operator, partner_id="aroma") == []
 
 
