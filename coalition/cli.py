@@ -43,6 +43,8 @@ def _database(*, upgrade=False, wait=0):
     """
     try:
         database = database_of(create_app())
+    except config.Unreadable as error:
+        raise click.ClickException(str(error)) from None
     except (ArgumentError, ImportError, ValueError) as error:  # not a URL, no dialect or driver
         raise click.ClickException(f"COALITION_DATABASE_URL cannot be used: {error}")
     try:

@@ -15,9 +15,31 @@ def database_url() -> str:
     )
 
 
+class Unreadable(ValueError):
+    """A variable of the environment set to a value the service does not read."""
+
+
+SWITCH = {
+    "on": True,
+    "true": True,
+    "yes": True,
+    "1": True,
+    "off": False,
+    "false": False,
+    "no": False,
+    "0": False,
+}
+
+
+def scheduler() -> bool:
+    """Whether the jobs run. A value read as neither on nor off is refused: taken as on,
+    a scheduler meant to be off would close periods the operator meant to close by hand."""
+    value = os.environ.get("COALITION_SCHEDULER") or "on"  # set empty, as unset
+    try:
+        return SWITCH[value.strip().lower()]
+    except KeyError:
+        raise Unreadable(f"COALITION_SCHEDULER={value!r} is neither on nor off") from None
+
+
 def from_environment() -> dict:
-    return {
-        "DATABASE_URL": database_url(),
-        "SCHEDULER": os.environ.get("COALITION_SCHEDULER", "on").lower()
-        not in ("off", "0", "false"),
-    }
+    return {"DATABASE_URL": database_url(), "SCHEDULER": scheduler()}

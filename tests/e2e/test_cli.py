@@ -20,6 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from coalition import cli as cli_module
+from coalition import config
 from coalition.cli import main
 from coalition import transaction_file
 from coalition.db import Database, migrate
@@ -76,6 +77,25 @@ def test_keys_create_checks_its_options_as_the_api_checks_a_key(database_url, da
     result = CliRunner().invoke(main, ["keys", "create", "--role", "finance", *args])
     assert (result.exit_code, result.stderr, result.stdout) == (1, said, "")
     assert database.run(lambda session: session.scalar(text("SELECT count(*) FROM api_keys"))) == 1  # the operator's
+
+
+@pytest.mark.parametrize(("value", "runs"), [
+    ("on", True), ("ON", True), ("true", True), ("yes", True), ("1", True), ("", True),
+    ("off", False), ("Off", False), ("false", False), ("no", False), ("0", False), (" off ", False),
+])
+def test_the_scheduler_switch_reads_on_and_off_as_people_write_them(monkeypatch, value, runs):
+    monkeypatch.setenv("COALITION_SCHEDULER", value)
+    assert config.scheduler() is runs
+
+
+@pytest.mark.parametrize("value", ["disabled", "none", "of"])
+def test_a_scheduler_switch_neither_on_nor_off_is_refused_before_serving(database_url, monkeypatch, value):
+    # read as on, a scheduler meant to be off went on closing periods
+    monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
+    monkeypatch.setenv("COALITION_SCHEDULER", value)
+    monkeypatch.setattr("coalition.server.run", lambda *args: pytest.fail("it served"))
+    result = CliRunner().invoke(main, ["serve"])
+    assert (result.exit_code, result.stderr) == (1, f"Error: COALITION_SCHEDULER={value!r} is neither on nor off\n")
 
 
 def test_import_posts_each_row_and_a_rerun_replays(cli, aroma, operator, tmp_path):
