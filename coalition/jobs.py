@@ -4,9 +4,11 @@ After each auto-close check the same job counts and keeps the KPI counts of
 closed periods that lack them (:func:`coalition.services.kpis.keep_closed_counts`),
 also when the close was refused (a missing fx rate, logged as a warning).
 
-Each job runs its use case under a database lock (a PostgreSQL advisory
-lock; SQLite serialises writers by itself), so with several service
-instances running, one instance does the work and the others skip it.
+Each job runs its use case under a database lock, so with several service
+instances running, one instance does the work: on PostgreSQL an advisory
+lock, which the others find taken and skip the job; on SQLite the
+database's one write lock, which the others wait for, then finding the work
+done (every unit of work re-reads what is due once it holds the lock).
 """
 
 import functools
