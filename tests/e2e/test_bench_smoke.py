@@ -29,29 +29,20 @@ TIMEOUT = 300  # seconds; the small scale takes well under a minute
 @pytest.fixture(scope="module")
 def bench_run(tmp_path_factory):
     output = tmp_path_factory.mktemp("bench") / "figures.json"
-    completed = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "bench.run",
-            "--scale",
-            "small",
-            "--database-url",
-            POSTGRES_URL,
-            "--json",
-            str(output),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        check=False,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    assert completed.returncode == 0, (
-        f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr[-4000:]}"
-    )
-    return completed.stdout, json.loads(output.read_text())
+    command = [sys.executable, "-m", "bench.run", "--scale", "small", "--database-url", POSTGRES_URL,
+               "--json", str(output)]
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env={**os.environ, "PYTHONUNBUFFERED": "1"}) as process:
+        try:
+            stdout, stderr = process.communicate(timeout=TIMEOUT)
+        except subprocess.TimeoutExpired:
+            # SIGTERM, not SIGKILL: the benchmark then stops its gunicorn (a session of
+            # its own, which a kill would leave serving) and drops its database
+            process.terminate()
+            stdout, stderr = process.communicate(timeout=60)
+            pytest.fail(f"the small benchmark took over {TIMEOUT} s:\n{stdout}\n{stderr[-4000:]}")
+    assert process.returncode == 0, f"stdout:\n{stdout}\nstderr:\n{stderr[-4000:]}"
+    return stdout, json.loads(output.read_text())
 
 
 def _positive(value) -> bool:
