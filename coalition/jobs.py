@@ -113,6 +113,9 @@ def start(app) -> BackgroundScheduler:
             next_run_time=datetime.now(UTC),
             max_instances=1,
             coalesce=True,
+            # however late it starts: APScheduler's default grace of 1 s let a slow start
+            # skip a run, the next an hour (expiry) or 15 minutes (auto-close) away
+            misfire_grace_time=None,
         )
     scheduler.start()
     log.info("scheduler started: %s", ", ".join(job.id for job in scheduler.get_jobs()))

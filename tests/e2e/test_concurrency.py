@@ -1079,7 +1079,8 @@ def test_a_page_kept_waiting_too_long_by_postings_in_flight_is_503_to_ask_again(
     add_rate(local_operator, "earn", "0.1", partner_id="aroma")
     expect(earn(local_operator, "page-first", "m-page", "100.00", occurred_at=days_ago(1)))
     close = held_open(database_url, lambda session: periods.lock_calendar(session, exclusive=True))
-    reply = replied_after(close, lambda: local_operator.get("/api/v1/transactions"))
+    with ThreadPoolExecutor(max_workers=1) as pool, close:  # answered while the close holds on, however late
+        reply = pool.submit(local_operator.get, "/api/v1/transactions").result(timeout=WAIT)
     assert (reply.status_code, reply.get_json()["reason"]) == (503, "database_unavailable")
     assert reply.headers["Retry-After"]
     assert [item["external_id"] for item in list_all(local_operator)] == ["page-first"]

@@ -214,13 +214,18 @@ def test_serve_waits_for_a_database_started_beside_it(tmp_path):
     open it and exited; it now says it waits, and serves once the database answers."""
     with empty_database(tmp_path) as url:
         name, port = make_url(url).database, free_port()
-        with connections_refused(name):
+        log_path = tmp_path / "serve.log"
+        with connections_refused(name), log_path.open("w") as log:
             process = subprocess.Popen(
                 [str(Path(sys.executable).parent / "coalition"), "serve", "--port", str(port), "--no-scheduler"],
                 env={**os.environ, "COALITION_DATABASE_URL": url, "PYTHONUNBUFFERED": "1"},
-                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
-            time.sleep(3)
-            assert process.poll() is None, process.stdout.read()
+                stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=tmp_path)
+            # refused until it says it waits: a fixed pause was too short for a loaded machine's start
+            deadline = time.monotonic() + START_TIMEOUT
+            while "waiting up to 60 s for the database" not in log_path.read_text():
+                assert process.poll() is None, log_path.read_text()
+                assert time.monotonic() < deadline, f"it never said it waits:\n{log_path.read_text()}"
+                time.sleep(0.1)
         try:
             deadline = time.monotonic() + START_TIMEOUT
             while True:
@@ -232,9 +237,8 @@ def test_serve_waits_for_a_database_started_beside_it(tmp_path):
                     time.sleep(0.2)
         finally:
             process.terminate()
-            output = process.communicate(timeout=15)[0]
-    assert "waiting up to 60 s for the database" in output
-    assert "First start: an operator key was created" in output
+            process.wait(timeout=15)
+    assert "First start: an operator key was created" in log_path.read_text()
 
 
 @pytest.mark.postgres
