@@ -153,9 +153,7 @@ def keys_create(role, partner_id, name):
     """Create a key; the key itself is the last line printed (shown once)."""
     fields = _key_fields(role=role, partner_id=partner_id, name=name)
     with _database(upgrade=True) as database:
-        row, key = database.run(
-            lambda session: auth.create_key(session, role, fields["partner_id"], fields["name"])
-        )
+        row, key = database.run(lambda session: auth.create_key(session, **fields))
     click.echo(f"created {role} key {row.id}; store it now, it is not shown again:")
     click.echo(key)
 

@@ -87,7 +87,7 @@ class DecimalJSONParser(FlaskParser):
         def reject(constant):
             raise unreadable(f"{constant} is not a number")
 
-        if not data.strip(b" \t\r\n"):  # JSON's whitespace
+        if _blank(data):
             self._handle_invalid_json_error(unreadable("the body is empty"), req)
         try:
             return json.loads(data, parse_float=read_number, parse_constant=reject)
@@ -103,8 +103,13 @@ def refuse_malformed_body() -> None:
     """For a view that reads no body (a close, a key's revocation): a JSON body it is sent
     is not read, but one that does not parse is malformed JSON (400), as anywhere (§10).
     Without a body, or with an empty one, any Content-Type will do."""
-    if request.is_json and _body(request).strip(b" \t\r\n"):
+    if request.is_json and not _blank(_body(request)):
         Blueprint.ARGUMENTS_PARSER.load_json(request, None)
+
+
+def _blank(body: bytes) -> bool:
+    """Whether a body is empty but for JSON's whitespace: no JSON text at all (RFC 8259)."""
+    return not body.strip(b" \t\r\n")
 
 
 def _body(req) -> bytes:

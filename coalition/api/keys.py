@@ -33,7 +33,7 @@ class Keys(MethodView):
         """Create a key"""
 
         def create(session):
-            row, key = auth.create_key(session, body["role"], body["partner_id"], body["name"])
+            row, key = auth.create_key(session, **body)
             return {
                 "id": row.id,
                 "key": key,

@@ -888,39 +888,9 @@ def test_expiry_job_skips_while_another_instance_holds_the_lock(operator, databa
     check_expired_once(operator, database, due, fresh)
 
 
-def test_a_scheduler_whose_first_runs_start_late_still_runs_them(database_url, monkeypatch):
-    """APScheduler drops a run that starts more than its grace time late (1 s by default):
-    on a loaded machine a scheduler started its jobs late and skipped them, the next runs
-    an hour (expiry) and 15 minutes (auto-close) away. Here each first run is due 30 s
-    before the scheduler starts."""
-    ran = Counter()
-
-    def counted(name, job):
-        def run(db):
-            job(db)
-            ran[name] += 1
-        return run
-
-    class Late(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return datetime.now(tz) - timedelta(seconds=30)
-
-    monkeypatch.setattr(jobs, "run_expiry", counted("expiry", jobs.run_expiry))
-    monkeypatch.setattr(jobs, "run_auto_close", counted("auto_close", jobs.run_auto_close))
-    monkeypatch.setattr(jobs, "datetime", Late)
-    app = create_app({"DATABASE_URL": database_url, "SCHEDULER": False, "TESTING": True})
-    scheduler = jobs.start(app)
-    try:
-        wait_for(lambda: ran["expiry"] and ran["auto_close"], "each job's first run", timeout=30)
-    finally:
-        scheduler.shutdown(wait=True)
-        database_of(app).dispose()
-
-
-def test_two_schedulers_expire_each_lot_once(operator, database, database_url, expiring, monkeypatch):
-    """Two apps on one database each start the scheduler; their first runs (at start) expire each lot once."""
-    due, fresh = expiring
+@pytest.fixture
+def job_runs(monkeypatch):
+    """Each job's runs, counted, and their errors, kept (APScheduler would only log them)."""
     done = Counter()
     errors: list[BaseException] = []
     guard = threading.Lock()
@@ -929,7 +899,7 @@ def test_two_schedulers_expire_each_lot_once(operator, database, database_url, e
         def run(db):
             try:
                 job(db)
-            except BaseException as error:  # recorded: APScheduler would only log it
+            except BaseException as error:
                 with guard:
                     errors.append(error)
                 raise
@@ -940,18 +910,51 @@ def test_two_schedulers_expire_each_lot_once(operator, database, database_url, e
 
     monkeypatch.setattr(jobs, "run_expiry", counted("expiry", jobs.run_expiry))
     monkeypatch.setattr(jobs, "run_auto_close", counted("auto_close", jobs.run_auto_close))
-    apps = [create_app({"DATABASE_URL": database_url, "SCHEDULER": False, "TESTING": True}) for _ in range(2)]
+    return done, errors
+
+
+@contextmanager
+def schedulers_running(database_url: str, instances: int = 1):
+    """``instances`` apps on the database, each with its scheduler started, until the block ends."""
+    apps = [create_app({"DATABASE_URL": database_url, "SCHEDULER": False, "TESTING": True})
+            for _ in range(instances)]
     schedulers = []
     try:
         for each in apps:
             schedulers.append(jobs.start(each))
-        wait_for(lambda: done["expiry"] >= 2 and done["auto_close"] >= 2, "both schedulers' first runs",
-                 step=0.05)
+        yield
     finally:
         for scheduler in schedulers:
             scheduler.shutdown(wait=True)
         for each in apps:
             database_of(each).dispose()
+
+
+def test_a_scheduler_whose_first_runs_start_late_still_runs_them(database_url, monkeypatch, job_runs):
+    """APScheduler drops a run that starts more than its grace time late (1 s by default):
+    on a loaded machine a scheduler started its jobs late and skipped them, the next runs
+    an hour (expiry) and 15 minutes (auto-close) away. Here each first run is due 30 s
+    before the scheduler starts."""
+    done, errors = job_runs
+
+    class Late(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime.now(tz) - timedelta(seconds=30)
+
+    monkeypatch.setattr(jobs, "datetime", Late)
+    with schedulers_running(database_url):
+        wait_for(lambda: done["expiry"] and done["auto_close"], "each job's first run", timeout=30)
+    assert not errors, errors
+
+
+def test_two_schedulers_expire_each_lot_once(operator, database, database_url, expiring, job_runs):
+    """Two apps on one database each start the scheduler; their first runs (at start) expire each lot once."""
+    due, fresh = expiring
+    done, errors = job_runs
+    with schedulers_running(database_url, instances=2):
+        wait_for(lambda: done["expiry"] >= 2 and done["auto_close"] >= 2, "both schedulers' first runs",
+                 step=0.05)
     assert not errors, errors
     assert done == Counter({"expiry": 2, "auto_close": 2})
     check_expired_once(operator, database, due, fresh)
