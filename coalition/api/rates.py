@@ -25,7 +25,7 @@ class RateIn(Schema):
         required=True, validate=validate.Range(min=0, max=10**9), metadata={"example": "0.1"}
     )
     partner_id = fields.String(load_default=None, validate=PartnerId)
-    category = Text(max_length=64, load_default=None)
+    category = Text(max_length=64, blank=False, load_default=None)
     currency = Currency(load_default=None)
     min_amount = DecimalString(load_default=None, validate=validate.Range(min=0, max=10**15))
     effective_from = Instant(required=True)

@@ -65,7 +65,7 @@ class TransactionIn(Schema):
     occurred_at = Instant(required=True)
     amount = Amount()
     currency = Currency()
-    category = Text(max_length=64)
+    category = Text(max_length=64, blank=False)
     points = Points()
     reason = Text()
     original_external_id = Text(max_length=128)

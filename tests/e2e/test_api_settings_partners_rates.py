@@ -310,6 +310,7 @@ def test_rate_value_is_returned_as_a_decimal_string(operator):
         ("earn", {"value": "NaN", "partner_id": "aroma"}),
         ("earn", {"value": "Infinity", "partner_id": "aroma"}),
         ("earn", {"value": "abc", "partner_id": "aroma"}),
+        ("earn", {"value": "0.1", "partner_id": "aroma", "category": "  "}),  # a blank category
         ("redemption", {"value": "0.01", "category": "coffee"}),  # only earn/promo have a category
         ("redemption", {"value": "0.01", "min_amount": "10"}),  # only a threshold has min_amount
         ("fx", {"value": "0.011", "currency": "ABC"}),  # not ISO 4217

@@ -103,6 +103,14 @@ def test_category_specific_earn_rate_beats_the_category_less_one(coalition):
     assert expect(earn(coalition, "t2", "m1", "99.99", category="tea"))["points"] == 9
 
 
+@pytest.mark.parametrize("category", ["", "   ", "\u200b"])
+def test_a_blank_category_is_422_and_writes_nothing(coalition, category):
+    response = earn(coalition, "t1", "m1", "99.99", category=category)
+    assert response.status_code == 422
+    assert "category" in response.get_json()["errors"]["json"]
+    assert expect(coalition.get("/api/v1/transactions"), 200)["items"] == []
+
+
 def test_earn_response_has_the_documented_fields(coalition):
     occurred = days_ago(3)
     body = expect(earn(coalition, "t1", "m1", "350.00", category="coffee", occurred_at=occurred))
