@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from coalition import create_app, database_of
+from coalition import MAX_BODY_BYTES, create_app, database_of
 from coalition.db import migrate, models
 from tests.conftest import POSTGRES_URL, Caller, days_ago, empty_database
 from tests.e2e.helpers import (
@@ -545,8 +545,25 @@ def test_wrong_method_is_a_json_405(coalition):
     assert_error(coalition.delete("/api/v1/settings"), 405)
 
 
+def test_the_largest_valid_batch_is_not_too_large(coalition):
+    """1,000 items (SPEC §6), each field at its longest, in characters JSON escapes
+    as a surrogate pair of 12 bytes each: about 6.4 MB, under the body limit."""
+    wide = "\U0001F600"
+    items = [
+        {"external_id": f"{index:04}" + wide * 124, "type": "bonus", "partner_id": "aroma",
+         "member_id": wide * 128, "points": 1, "reason": wide * 200, "category": wide * 64,
+         "occurred_at": days_ago(1)}
+        for index in range(1000)
+    ]
+    text = json.dumps({"transactions": items})  # ensure_ascii: each emoji becomes two 6-byte escapes
+    assert len(text) > 6_000_000
+    results = expect(raw_post(coalition, "/api/v1/transactions/batch", text), 200)["results"]
+    assert [result["status"] for result in results] == [201] * 1000
+
+
 def test_oversized_body_is_a_json_413(coalition):
-    text = '{"transactions": [' + ",".join(['{"external_id": "' + "x" * 100 + '"}'] * 50000) + "]}"
+    text = '{"transactions": [' + ",".join(['{"external_id": "' + "x" * 100 + '"}'] * 150_000) + "]}"
+    assert len(text) > MAX_BODY_BYTES
     assert_error(raw_post(coalition, "/api/v1/transactions/batch", text), 413)
 
 
