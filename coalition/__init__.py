@@ -23,6 +23,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False
+    # A path is matched as written: "/api//v1/periods" is a JSON 404, not an HTML
+    # redirect (which a client's POST would follow, or not, as its library decides).
+    app.url_map.merge_slashes = False
     app.extensions["coalition"] = {"db": Database(app.config["DATABASE_URL"])}
 
     from coalition import api

@@ -541,6 +541,12 @@ def test_unknown_route_is_a_json_404(coalition):
     assert_error(coalition.get("/api/v1/nothing-here"), 404)
 
 
+@pytest.mark.parametrize("path", ["/api//v1/periods", "/api/v1//periods", "/api/v1/periods/"])
+def test_a_path_with_a_doubled_or_trailing_slash_is_a_json_404_not_a_redirect(coalition, path):
+    assert_error(coalition.get(path), 404)
+    assert_error(coalition.post(path.replace("periods", "transactions"), json={}), 404)
+
+
 def test_wrong_method_is_a_json_405(coalition):
     assert_error(coalition.delete("/api/v1/settings"), 405)
 
