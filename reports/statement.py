@@ -18,6 +18,7 @@ never rounded again, so every digit on paper is a digit in the ledger.
 import datetime
 import functools
 import io
+import threading
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from xml.sax.saxutils import escape
@@ -113,6 +114,14 @@ _LISTING = _GRID + [
 ]
 
 
+# ReportLab keeps one parsed copy of each registered font per process and reads
+# its tables through a shared cursor when it embeds a subset in a PDF: two
+# renders at once, in a server's threads, read each other's glyphs (a KeyError,
+# or other bytes for the same statement). So a process renders one at a time;
+# rendering is Python under the GIL, which threads would not run faster anyway.
+_RENDERING = threading.Lock()
+
+
 def render_pdf(statement: Mapping) -> bytes:
     """Render a settlement statement as PDF bytes.
 
@@ -129,6 +138,11 @@ def render_pdf(statement: Mapping) -> bytes:
             which would mean the settlement did not round it.
         RuntimeError: the Roboto fonts cannot be loaded.
     """
+    with _RENDERING:
+        return _render(statement)
+
+
+def _render(statement: Mapping) -> bytes:
     fonts.register()
     buffer = io.BytesIO()
     document = BaseDocTemplate(

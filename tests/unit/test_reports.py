@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pypdf
@@ -158,6 +159,25 @@ def test_same_statement_renders_identical_pdf_bytes_in_another_process():
     ).stdout
 
     assert other == render_pdf(make_statement())
+
+
+def test_statements_rendered_at_once_in_threads_are_the_bytes_each_renders_alone():
+    """A server renders in several threads (SPEC §7: the same bytes every time).
+    ReportLab reads an embedded font's tables through one cursor per process; a
+    switch between threads every few microseconds makes two renders meet there."""
+    statements = [
+        make_statement(partner_name=name, number=f"2026-10-000{index}")
+        for index, name in enumerate(["Кофейня Арома", "SkyAir ✈", "Фитнес Зал", "Ünïcødé €₽"])
+    ]
+    alone = [render_pdf(statement) for statement in statements]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-5)
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            together = list(pool.map(lambda k: render_pdf(statements[k % 4]), range(240)))
+    finally:
+        sys.setswitchinterval(interval)
+    assert [k for k, pdf in enumerate(together) if pdf != alone[k % 4]] == []
 
 
 def test_long_counterparty_table_numbers_pages_and_repeats_its_header():
