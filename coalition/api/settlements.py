@@ -140,7 +140,7 @@ class Settlement(MethodView):
     @blp.response(200, SettlementOut)
     def get(self, period_id):
         """A period's settlement: final once closed, a live draft while open"""
-        return database().run(settlement.get, principal(), period_id)
+        return database().run(settlement.get, principal(), period_id, datetime.now(UTC))
 
 
 @blp.route("/settlements/<period_id>/close")

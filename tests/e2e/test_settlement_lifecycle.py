@@ -12,6 +12,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from coalition import auth
+from coalition.domain.errors import NotFound
 from coalition.services import expiry, settlement
 
 from tests.e2e.settlement_world import (
@@ -382,3 +384,30 @@ def test_periods_are_listed_up_to_the_latest_transaction_when_it_is_ahead_of_now
     today, today_id = day_in_past(0)
     earn(operator, "m1-today", "skyair", "m1", today.isoformat(), "100.00", "EUR")
     assert listed_at_noon_of_day_a() == [a_id, b_id, day_in_past(1)[1], today_id]
+
+
+def test_a_period_that_has_not_begun_has_no_draft(operator):
+    """A typo of a year ("2062-11") would otherwise answer a page of zeros."""
+    expect(operator.get(f"/api/v1/settlements/{current_month_id()}"), 200)
+    response = operator.get("/api/v1/settlements/2062-11")
+    assert response.status_code == 404
+    assert "2062-11 has not begun" in response.get_json()["message"]
+
+
+def test_a_period_beginning_within_the_five_minutes_a_posting_may_run_ahead_has_a_draft(
+        operator, database):
+    """A posting may be dated up to 5 minutes ahead (SPEC §5), so a day about to
+    begin may already hold one: seen 4 minutes before it begins, it has a draft;
+    6 minutes before, it has not begun."""
+    _, _, b_id = skyair_and_ironfit_by_day(operator)
+    day_b, _ = day_in_past(2)
+    reader = auth.Principal("test", "operator")
+
+    def draft_seen_before_day_b(minutes):
+        seen_at = day_b - timedelta(minutes=minutes)
+        return database.run(lambda s: settlement.get(s, reader, b_id, seen_at))
+
+    assert draft_seen_before_day_b(4)["status"] == "draft"
+    with pytest.raises(NotFound):
+        draft_seen_before_day_b(6)
+
