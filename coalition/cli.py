@@ -10,7 +10,7 @@ import os
 import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from datetime import UTC, datetime
 
 import click
@@ -153,7 +153,12 @@ def keys_create(role, partner_id, name):
     """Create a key; the key itself is the last line printed (shown once)."""
     fields = _key_fields(role=role, partner_id=partner_id, name=name)
     with _database(upgrade=True) as database:
-        row, key = database.run(lambda session: auth.create_key(session, **fields))
+        try:
+            row, key = database.run(lambda session: auth.create_key(session, **fields))
+        except CoalitionError as error:
+            if error.field is None:
+                raise
+            raise click.ClickException(_about_option(error.field, error.message)) from None
     click.echo(f"created {role} key {row.id}; store it now, it is not shown again:")
     click.echo(key)
 
@@ -169,9 +174,14 @@ def _key_fields(**options) -> dict:
         return KeyIn().load({field: value for field, value in options.items() if value is not None})
     except ValidationError as error:
         said = "; ".join(
-            f"--{field.split('_')[0]}: {' '.join(why)}" for field, why in error.messages.items()
+            _about_option(field, " ".join(why)) for field, why in error.messages.items()
         )
         raise click.ClickException(said) from None
+
+
+def _about_option(field: str, message: str) -> str:
+    """A message about a field, said of the option that gives it (``partner_id``: ``--partner``)."""
+    return f"--{field.split('_')[0]}: {message}"
 
 
 @main.command()
@@ -181,7 +191,7 @@ def expire():
 
     with _database() as database:
         count = expiry.expire_all(database, datetime.now(UTC))
-    click.echo(f"expired {count} lots")
+    click.echo(f"expired {_count(count, 'lot')}")
 
 
 @main.command()
@@ -216,7 +226,7 @@ def close(period_id):
         result = database.run(settlement.close, period_id, datetime.now(UTC))
     netting = result["netting"]
     click.echo(
-        f"closed {result['period_id']}: {len(result['partners'])} statements, "
+        f"closed {result['period_id']}: {_count(len(result['partners']), 'statement')}, "
         f"gross {netting['gross']} {result['base_currency']}, "
         f"multilateral net {netting['multilateral_net']}, payments saved {netting['payments_saved']}"
     )
@@ -227,11 +237,11 @@ def demo():
     """Load a sample coalition with closed periods and statements."""
     from coalition import demo as demo_data
 
-    with (
-        _database(upgrade=True) as database,
-        click.progressbar(length=demo_data.DAYS, label="Posting days") as bar,
-    ):
-        demo_data.load(database, datetime.now(UTC), echo=click.echo, progress=bar.update)
+    with _database(upgrade=True) as database:
+        posting = not demo_data.loaded(database)
+        bar = click.progressbar(length=demo_data.DAYS, label="Posting days")
+        with bar if posting else nullcontext():
+            demo_data.load(database, datetime.now(UTC), echo=click.echo, progress=bar.update)
 
 
 @main.command("import")
@@ -270,7 +280,7 @@ def import_transactions(path, jobs):
         numbered = transaction_file.rows(source, path)  # then a slice at a time: files may be large
         slices = iter(lambda: list(itertools.islice(numbered, IMPORT_SLICE)), [])
         posted = imports.post_file(database, jobs, slices, _requests)
-        label = f"Importing {total} rows" + (f" in {jobs} processes" if jobs > 1 else "")
+        label = f"Importing {_count(total, 'row')}" + (f" in {jobs} processes" if jobs > 1 else "")
         try:
             with click.progressbar(length=total, label=label) as bar:
                 for rows, results in posted:
@@ -295,6 +305,10 @@ def import_transactions(path, jobs):
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
     if counts["failed"] or stopped:
         raise SystemExit(1)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 @contextmanager

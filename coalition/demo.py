@@ -32,6 +32,10 @@ MEMBERS = 300
 DAYS = 75
 
 
+def loaded(database) -> bool:
+    return database.run(lambda session: session.get(models.Partner, "aroma")) is not None
+
+
 def load(database, now: datetime, echo=print, progress=None) -> None:
     """Load the demo; ``progress(days)`` is called after each simulated day when given.
 
@@ -40,7 +44,7 @@ def load(database, now: datetime, echo=print, progress=None) -> None:
             rates are quoted in, refused before anything is written (its
             periods could not close, and the posts would fix the currency).
     """
-    if database.run(lambda session: session.get(models.Partner, "aroma")) is not None:
+    if loaded(database):
         echo("The demo coalition is loaded already.")
     else:
         base = database.run(lambda session: settings_service.load(session).base_currency)

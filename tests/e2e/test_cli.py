@@ -28,7 +28,7 @@ from coalition.services import imports
 from tests.conftest import connections_refused, empty_database
 from tests.e2e.helpers import add_partner, add_rate, balance, expect, list_all
 from tests.e2e.processes import children
-from tests.e2e.settlement_world import small_month
+from tests.e2e.settlement_world import previous_month, small_month
 
 
 @pytest.fixture
@@ -232,7 +232,16 @@ def test_close_command_closes_the_period_and_issues_statements(cli, operator):
     assert result.exit_code == 0
     assert f"closed {period_id}" in result.output
     assert operator.get(f"/api/v1/settlements/{period_id}").get_json()["status"] == "final"
-    assert operator.get("/api/v1/statements", query_string={"period_id": period_id}).get_json()["items"]
+    issued = operator.get("/api/v1/statements", query_string={"period_id": period_id}).get_json()["items"]
+    assert len(issued) > 1 and f"{len(issued)} statements, gross" in result.output
+
+
+def test_close_of_one_partners_period_says_one_statement(cli, operator):
+    *_, period_id = previous_month()
+    result = cli("close", period_id)
+    # nothing posted: only the operator's own account, with one statement
+    assert result.exit_code == 0, result.output
+    assert f"closed {period_id}: 1 statement, gross 0.00 EUR" in result.output
 
 
 
@@ -245,6 +254,16 @@ def test_demo_loads_closed_periods_whose_statements_download_at_once(cli, operat
     assert {item["partner_id"] for item in listed} >= {"aroma", "freshmart", "grandhotel"}
     pdf = operator.get(f"/api/v1/statements/{listed[0]['id']}/pdf")
     assert (pdf.status_code, pdf.data[:5]) == (200, b"%PDF-")
+
+
+def test_demo_run_again_says_it_is_loaded_and_posts_nothing(cli, operator):
+    assert cli("demo").exit_code == 0
+    posted = len(list_all(operator))
+    again = cli("demo")
+    assert again.exit_code == 0
+    assert "The demo coalition is loaded already." in again.output
+    assert "Posting days" not in again.output
+    assert len(list_all(operator)) == posted
 
 
 def test_demo_on_a_coalition_settling_in_another_currency_is_refused_before_writing(cli, operator):
@@ -267,8 +286,8 @@ def _next_month() -> str:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("keys", "create", "--role", "partner"), "Error: a partner key needs a partner_id"),
-        (("keys", "create", "--role", "partner", "--partner", "nobody"), "Error: unknown partner 'nobody'"),
+        (("keys", "create", "--role", "partner"), "Error: --partner: a partner key needs a partner_id"),
+        (("keys", "create", "--role", "partner", "--partner", "nobody"), "Error: --partner: unknown partner 'nobody'"),
         (("close", "garbage"), "Error: 'garbage' is not a monthly period id"),
         (("close", "next-month"), "Error: period {period} ends "),
     ],
