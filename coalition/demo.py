@@ -25,7 +25,15 @@ PARTNERS = [
     ("skyair", "SkyAir", "travel", "EUR", 0, "280.00"),
     ("grandhotel", "Grand Hotel Praha", "travel", "CZK", 7, "3200.00"),
 ]
-EARN = {"freshmart": "0.05", "aroma": "0.1", "ironfit": "2", "skyair": "5", "grandhotel": "0.2"}
+# about 110 points for a typical purchase at each partner, so members earn and spend
+# across the coalition alike and netting offsets most of a period's pair lines
+EARN = {
+    "freshmart": "0.1",
+    "aroma": "0.3",
+    "ironfit": "2.5",
+    "skyair": "0.4",
+    "grandhotel": "0.035",
+}
 BASE_CURRENCY = "EUR"  # what FX quotes in
 FX = {"RUB": "0.0110", "CZK": "0.0400"}
 MEMBERS = 300
@@ -108,7 +116,7 @@ def _configure(session, start: datetime) -> None:
             "effective_from": start,
         },
     )
-    rates.create(session, {"kind": "fee", "value": Decimal("0.0005"), "effective_from": start})
+    rates.create(session, {"kind": "fee", "value": Decimal("0.0002"), "effective_from": start})
     rates.create(
         session,
         {
@@ -124,9 +132,9 @@ def _configure(session, start: datetime) -> None:
         session,
         {
             "kind": "threshold",
-            "value": Decimal(500),
+            "value": Decimal(100),
             "partner_id": "skyair",
-            "min_amount": Decimal("1000.00"),
+            "min_amount": Decimal("500.00"),
             "effective_from": start,
         },
     )
@@ -150,7 +158,7 @@ def _post_activity(database, start: datetime, now: datetime, progress) -> int:
                 "partner_id": partner_id,
             }
             roll = rng.random()
-            if roll < 0.7:
+            if roll < 0.55:
                 amount = (typical[partner_id] * Decimal(rng.uniform(0.3, 2.5))).quantize(
                     Decimal("0.01")
                 )
@@ -159,8 +167,8 @@ def _post_activity(database, start: datetime, now: datetime, progress) -> int:
                     "amount": amount,
                     "category": "coffee" if partner_id == "aroma" else None,
                 }
-            elif roll < 0.95:
-                request |= {"type": "burn", "points": rng.choice((50, 100, 200, 500))}
+            elif roll < 0.98:
+                request |= {"type": "burn", "points": rng.choice((100, 200, 300, 500))}
             else:
                 request |= {
                     "type": "bonus",
