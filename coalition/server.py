@@ -172,6 +172,10 @@ def run(host: str, port: int, workers: int, scheduler: bool, banner: str) -> Non
         "workers": workers,
         "worker_class": "coalition.server.Worker",
         "threads": 8,
+        # longer than a proxy's or load balancer's idle timeout (commonly 60 s), so
+        # it, not gunicorn, closes idle connections: gunicorn's default of 2 s let
+        # a request sent just as gunicorn closed one be reset unread
+        "keepalive": 75,
         "accesslog": "-",
     }
     Server(options, scheduler, banner).run()

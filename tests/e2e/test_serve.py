@@ -7,6 +7,7 @@ process of its own, and every write succeeds.
 """
 
 import json
+import http.client
 import os
 import re
 import signal
@@ -112,6 +113,25 @@ def test_a_stopped_server_stops_its_scheduler_and_says_nothing_amiss(served):
     assert process.wait(timeout=15) == 0, log_path.read_text()
     assert not Path(f"/proc/{scheduler}").exists(), "the scheduler outlived the server"
     assert "Traceback" not in log_path.read_text(), log_path.read_text()
+
+
+def test_a_connection_left_idle_a_few_seconds_is_still_open_for_the_next_request(served):
+    """gunicorn closes an idle connection after its keep-alive; at its default of
+    2 s, a request sent as it closes is reset unread. A proxy in front closes
+    idle connections itself after 60 s or so, and must be the one to close."""
+    url, _, _, _ = served
+    host, port = url.removeprefix("http://").split(":")
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().read() and connection.sock is not None
+        opened = connection.sock.getsockname()
+        time.sleep(4)
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().status == 200
+        assert connection.sock.getsockname() == opened  # the same connection, not a new one
+    finally:
+        connection.close()
 
 
 def _exchange(url: str, request: bytes) -> tuple[bytes, bytes]:
