@@ -358,6 +358,21 @@ def test_a_service_that_cannot_be_reached_keeps_the_key_and_the_page_can_be_trie
     assert month in text_of(browser)
 
 
+def test_a_page_that_cannot_reach_the_service_after_signing_in_can_be_tried_again(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    browser.execute_cdp_cmd("Network.enable", {})
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": ["*/api/v1/*"]})
+    browser.find_element(By.LINK_TEXT, "Partners").click()  # the key's role is known: only the page fails
+    page_loaded(browser, "Could not load this page")
+    assert "The service cannot be reached" in text_of(browser)
+    browser.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    browser.find_element(By.XPATH, "//main//button[text()='Try again']").click()  # there was none
+    page_loaded(browser, "Partners")
+    assert "SkyAir" in text_of(browser)
+
+
 def test_operator_adds_a_partner_through_the_form(browser, server, operator, month):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select

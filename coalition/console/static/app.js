@@ -167,7 +167,8 @@ async function render() {
     else if (!section[2](who)) content = [h("h1", { tabindex: "-1" }, "Not available"), h("p", {}, `A ${who.role} key cannot see this page.`)];
     else content = await section[3]({ who, param: route.param, query: route.query, notify, rerender: render });
   } catch (error) {
-    content = [h("h1", { tabindex: "-1" }, "Could not load this page"), h("p", { class: "form-error", role: "alert" }, error.message)];
+    // whatever the page asked for failed (the service down, a 503, a 404): it can be asked again
+    content = unreachablePage(error);
   }
   if (ticket !== renderCount) return;
   main.replaceChildren(...[content].flat().filter(Boolean));
