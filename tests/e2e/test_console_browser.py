@@ -424,6 +424,17 @@ def test_the_key_stays_in_session_storage_and_out_of_urls(browser, server, opera
     assert browser.find_element(By.ID, "who-text").get_attribute("textContent") == ""
 
 
+def test_signing_out_names_the_sign_in_form_in_the_tab_title(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "members", "Members")
+    assert browser.title == "Members · Coalition"
+    browser.find_element(By.ID, "logout").click()
+    wait_for(browser, lambda d: d.find_elements(By.ID, "api-key"), "no login form after signing out")
+    assert browser.title == "Sign in · Coalition"  # it stayed "Members · Coalition"
+
+
 def test_an_unknown_key_is_refused_at_sign_in(browser, server, month):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

@@ -139,6 +139,7 @@ async function render() {
     nav.hidden = true;
     whoBox.hidden = true;
     main.replaceChildren(loginPage());
+    document.title = "Sign in · Coalition"; // not the page the key last opened
     main.querySelector("input")?.focus();
     return;
   }
