@@ -478,6 +478,23 @@ def test_a_finance_key_bound_to_a_partner_is_offered_its_own_kpis_only(browser, 
     assert "This key is bound to SkyAir" in text_of(browser)
 
 
+def test_a_finance_key_bound_to_a_partner_is_told_why_it_cannot_see_the_settlement(browser, server, make_key, month):
+    sign_in(browser, server, key_of(make_key("finance", "skyair")))
+    go(browser, server, f"settlement/{month}", "Not available")
+    page = text_of(browser)
+    assert "A key bound to a partner cannot see this page" in page
+    assert "finance key" not in page  # "A finance key cannot see this page.": unbound ones can
+
+
+def test_the_periods_page_tells_a_partner_key_what_it_can_do_there(browser, server, make_key, month):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(make_key("partner", "aroma")))
+    lead = browser.find_element(By.CSS_SELECTOR, "main p.lead").text
+    assert "Statements" in lead and "KPIs" in lead
+    assert "draft" not in lead and "closing" not in lead  # it sees no draft and closes nothing
+
+
 def test_a_bookmarked_page_opened_without_a_key_is_where_signing_in_leads(browser, server, operator, month):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

@@ -12,14 +12,17 @@ const notice = document.getElementById("notice");
 const whoBox = document.getElementById("who");
 const whoText = document.getElementById("who-text");
 
-/** Sections, and which keys may see each (the API enforces the same rules). */
+const BOUND = "A key bound to a partner cannot see this page: it reads that partner's statements instead.";
+const PARTNER = "A partner key cannot see this page.";
+
+/** Sections, which keys may see each (the API enforces the same rules), and what a key that may not is told. */
 const SECTIONS = [
   ["periods", "Periods", () => true, pages.periods],
-  ["settlement", "Settlement", (who) => !who.own_partner, pages.settlement],
+  ["settlement", "Settlement", (who) => !who.own_partner, pages.settlement, BOUND],
   ["statements", "Statements", () => true, pages.statements],
   ["statement", null, () => true, pages.statement],
-  ["partners", "Partners", (who) => who.role !== "partner", pages.partners],
-  ["rates", "Rates", (who) => who.role !== "partner", pages.rates],
+  ["partners", "Partners", (who) => who.role !== "partner", pages.partners, PARTNER],
+  ["rates", "Rates", (who) => who.role !== "partner", pages.rates, PARTNER],
   ["members", "Members", () => true, pages.members],
   ["kpis", "KPIs", () => true, pages.kpis],
 ];
@@ -165,7 +168,7 @@ async function render() {
   let content;
   try {
     if (!section) content = [h("h1", { tabindex: "-1" }, "Not found"), h("p", {}, "There is no such page in the console.")];
-    else if (!section[2](who)) content = [h("h1", { tabindex: "-1" }, "Not available"), h("p", {}, `A ${who.role} key cannot see this page.`)];
+    else if (!section[2](who)) content = [h("h1", { tabindex: "-1" }, "Not available"), h("p", {}, section[4])];
     else content = await section[3]({ who, param: route.param, query: route.query, notify, rerender: render });
   } catch (error) {
     // whatever the page asked for failed (the service down, a 503, a 404): it can be asked again

@@ -132,7 +132,14 @@ export async function periods({ who, notify, rerender }) {
   };
   return [
     heading("Periods"),
-    h("p", { class: "lead" }, "Settlement periods, newest first. An open period shows a live draft; closing it issues final, immutable statements."),
+    h(
+      "p",
+      { class: "lead" },
+      settles
+        ? "Settlement periods, newest first. An open period shows a live draft; closing it issues final, immutable statements."
+        // a key bound to a partner sees no draft and closes nothing: say what it can do here
+        : `Settlement periods, newest first. When a period is closed, the final statement of ${who.own_partner} for it is issued: open it from Statements. KPIs shows ${who.own_partner}'s figures of any period, closed or still open.`,
+    ),
     table(
       [
         { label: "Period", value: (p) => (settles ? link(`settlement/${p.id}`, p.id) : p.id) },
