@@ -495,6 +495,17 @@ def test_the_periods_page_tells_a_partner_key_what_it_can_do_there(browser, serv
     assert "draft" not in lead and "closing" not in lead  # it sees no draft and closes nothing
 
 
+def test_the_kpis_of_a_key_bound_to_a_partner_say_they_are_that_partners_only(browser, server, make_key, month):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(make_key("partner", "aroma")))
+    go(browser, server, f"kpis?period={month}", "KPIs")
+    hint = browser.find_element(By.CSS_SELECTOR, "form.filters p.hint").text
+    assert "that partner's figures only" in hint
+    assert "and the coalition's totals" not in hint  # no coalition column is shown: the API gives none
+    assert len(browser.find_elements(By.CSS_SELECTOR, "table.kpi-table thead th")) == 2  # Measure, Кофейня Арома
+
+
 def test_a_bookmarked_page_opened_without_a_key_is_where_signing_in_leads(browser, server, operator, month):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys

@@ -596,7 +596,7 @@ export async function kpis({ who, query }) {
     },
     field("Period", select("period", series.map((p) => [p.period_id, `${p.period_id} (${p.status})`]).reverse(), selected.period_id)),
     who.own_partner
-      ? h("p", { class: "hint" }, `This key is bound to ${chosen.name}: it sees that partner's figures and the coalition's totals.`)
+      ? h("p", { class: "hint" }, `This key is bound to ${chosen.name}: it sees that partner's figures only, not the coalition's totals.`)
       : field("Scope", select("scope", [["", "Coalition-wide"], ...selected.partners.map((p) => [p.partner_id, p.name])], scope)),
     h("button", { type: "submit" }, "Show"),
   );
