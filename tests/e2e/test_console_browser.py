@@ -388,6 +388,34 @@ def test_operator_adds_a_partner_through_the_form(browser, server, operator, mon
     assert expect(operator.get("/api/v1/partners/ironfit"), 200)["category"] == "gym"
 
 
+def test_a_partners_currency_typed_in_lower_case_is_sent_in_upper_case(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "partners", "Partners")
+    browser.find_element(By.ID, "id").send_keys("pekarnya")
+    browser.find_element(By.ID, "name").send_keys("Пекарня")
+    browser.find_element(By.ID, "currency").send_keys("rub")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-partner] button[type=submit]").click()
+    wait_for(browser, lambda d: "Пекарня" in d.find_element(By.ID, "main").text, "partner not listed")  # "must be an ISO 4217 code"
+    assert expect(operator.get("/api/v1/partners/pekarnya"), 200)["currency"] == "RUB"
+
+
+def test_an_fx_rates_currency_typed_in_lower_case_is_sent_in_upper_case(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "rates", "Rates")
+    Select(browser.find_element(By.ID, "rate-kind")).select_by_value("fx")
+    browser.find_element(By.ID, "rate-value").send_keys("0.04")
+    browser.find_element(By.ID, "rate-currency").send_keys("czk")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-rate] button[type=submit]").click()
+    wait_for(browser, lambda d: "added" in d.find_element(By.ID, "notice").text, "no confirmation")
+    listed = expect(operator.get("/api/v1/rates", query_string={"kind": "fx"}), 200)
+    assert [rate["value"] for rate in listed if rate["currency"] == "CZK"] == ["0.04"]
+
+
 def test_kpis_page_draws_charts_over_time(browser, server, operator, month, screenshots):
     from selenium.webdriver.common.by import By
 

@@ -362,6 +362,7 @@ export async function partners({ who, notify, rerender }) {
         { class: "panel", "aria-labelledby": "add-partner" },
         async (data, element) => {
           const body = trimmed(data);
+          if (body.currency) body.currency = body.currency.toUpperCase(); // ISO 4217 codes are upper case: "rub" is RUB
           if (body.hold_days !== undefined) body.hold_days = Number(body.hold_days);
           const created = await api.post("/api/v1/partners", body);
           element.reset();
@@ -375,7 +376,7 @@ export async function partners({ who, notify, rerender }) {
           field("Id", input("id", { required: true, pattern: "[a-z0-9][a-z0-9-]{1,62}", autocomplete: "off" }), "a-z, 0-9 and -"),
           field("Name", input("name", { required: true })),
           field("Category", select("category", CATEGORIES.map((c) => [c, c]), "shop")),
-          field("Currency", input("currency", { required: true, maxlength: 3, placeholder: "EUR", autocomplete: "off" }), "ISO 4217"),
+          field("Currency", input("currency", { required: true, maxlength: 3, placeholder: "EUR", autocomplete: "off", autocapitalize: "characters" }), "ISO 4217"),
           field("Hold days", input("hold_days", { type: "number", min: 0, value: "0" })),
         ),
         h("button", { type: "submit" }, "Add partner"),
@@ -444,6 +445,7 @@ export async function rates({ who, query, notify, rerender }) {
       { class: "panel", "aria-labelledby": "add-rate" },
       async (data, element) => {
         const body = trimmed(data);
+        if (body.currency) body.currency = body.currency.toUpperCase(); // ISO 4217 codes are upper case: "czk" is CZK
         body.effective_from = rfc3339(body.effective_from, "Effective from");
         if (body.effective_to) body.effective_to = rfc3339(body.effective_to, "Effective to");
         const created = await api.post("/api/v1/rates", body);
@@ -461,7 +463,7 @@ export async function rates({ who, query, notify, rerender }) {
         field("Value", input("rate-value", { name: "value", required: true, inputmode: "decimal", autocomplete: "off", placeholder: "0.01" })),
         field("Partner", select("rate-partner", [["", "Coalition-wide"], ...partnerOptions], "", { name: "partner_id" })),
         field("Category", input("rate-category", { name: "category", autocomplete: "off" }), "earn and promo only"),
-        field("Currency", input("rate-currency", { name: "currency", maxlength: 3, autocomplete: "off" }), "fx only"),
+        field("Currency", input("rate-currency", { name: "currency", maxlength: 3, autocomplete: "off", autocapitalize: "characters" }), "fx only"),
         field("Minimum amount", input("rate-min", { name: "min_amount", inputmode: "decimal", autocomplete: "off" }), "threshold only"),
         field("Effective from", input("rate-from", { name: "effective_from", type: "datetime-local", required: true, value: localInputValue(new Date()) }), "your local time"),
         field("Effective to", input("rate-to", { name: "effective_to", type: "datetime-local" }), "optional; required for a promo"),
