@@ -21,7 +21,19 @@ from pathlib import Path
 import pytest
 from werkzeug.serving import make_server
 
-from tests.e2e.settlement_world import expect, small_closed_month, statement_of
+from tests.e2e.settlement_world import (
+    add_partner,
+    add_rate,
+    at,
+    burn,
+    close,
+    day_in_past,
+    earn,
+    expect,
+    small_closed_month,
+    statement_of,
+    statements,
+)
 
 REQUIRED = os.environ.get("COALITION_REQUIRE_BROWSER") == "1"
 WAIT = 20  # seconds for any page or download
@@ -128,6 +140,30 @@ def browser(chromium, downloads):
 @pytest.fixture
 def month(operator) -> str:
     return small_closed_month(operator)
+
+
+@pytest.fixture
+def two_days(operator) -> tuple[str, str]:
+    """Daily periods in Europe/Moscow: three and two days ago, both closed; their ids, older first.
+
+    skyair (EUR) earns 2 points per EUR and aroma (RUB) redeems them at 0.01 EUR a point
+    (fx RUB 0.0125 EUR); on each day m1 earns at skyair at 09:00 UTC (12:00 in Moscow) and
+    burns at aroma at 10:00 UTC.
+    """
+    expect(operator.put("/api/v1/settings", json={"period": "daily", "timezone": "Europe/Moscow"}), 200)
+    add_partner(operator, "aroma", "Кофейня Арома", "cafe", "RUB")
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    add_rate(operator, "redemption", "0.01")
+    add_rate(operator, "fx", "0.0125", currency="RUB")
+    ids = []
+    for days in (3, 2):
+        start, period_id = day_in_past(days)
+        earn(operator, f"m1-earn-{days}", "skyair", "m1", at(start, 0, 9), "100.00", "EUR")
+        burn(operator, f"m1-burn-{days}", "aroma", "m1", at(start, 0, 10), 50)
+        ids.append(period_id)
+    close(operator, ids[-1])  # and the day before it
+    return ids[0], ids[1]
 
 
 def key_of(caller) -> str:
@@ -278,6 +314,27 @@ def test_operator_downloads_a_statement_pdf(browser, server, operator, month, do
     assert content.startswith(b"%PDF")
     assert content == operator.get(f"/api/v1/statements/{statement['id']}/pdf").data
     wait_for(browser, lambda d: f"Downloaded {expected}" in d.find_element(By.ID, "notice").text, "no notice")
+
+
+def test_statements_of_all_periods_are_listed_when_chosen_and_the_address_keeps_the_choice(browser, server, operator,
+                                                                                       two_days):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    older, newer = two_days
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "statements", "Statements")  # no choice made: the newest closed period
+    assert {row.find_elements(By.TAG_NAME, "td")[1].text for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr")} == {newer}
+    Select(browser.find_element(By.ID, "period_id")).select_by_visible_text("All periods")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    wait_for(browser, lambda d: "period_id=all" in d.current_url, "the address does not keep the choice")
+    browser.refresh()  # as a bookmark opens it
+    page_loaded(browser, "Statements")
+    listed = [row.find_elements(By.TAG_NAME, "td")[1].text for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr")]
+    every = statements(operator)
+    assert len(listed) == len(every) == 6  # aroma, coalition and skyair on each day; it listed the newest 3
+    assert listed == sorted(listed, reverse=True) and set(listed) == {older, newer}  # newest first
+    assert Select(browser.find_element(By.ID, "period_id")).first_selected_option.text == "All periods"
 
 
 def test_operator_adds_a_rate_through_the_form(browser, server, operator, month, screenshots):

@@ -247,15 +247,21 @@ export async function settlement({ param, who }) {
 
 // --- statements ---------------------------------------------------------------------------
 
+const ALL_PERIODS = "all"; // #/statements?period_id=all; a period id begins with its year
+
 export async function statements({ who, query, notify }) {
   const [periodList, partnerList] = await Promise.all([
     api.get("/api/v1/periods"),
     who.role === "partner" || who.own_partner ? Promise.resolve([]) : api.get("/api/v1/partners"),
   ]);
   const closed = periodList.filter((p) => p.status === "closed").reverse();
-  const periodId = query.period_id ?? closed[0]?.id ?? "";
+  // "all" is a choice the address keeps (an empty value is dropped from it); no choice is the newest closed period
+  const periodId = query.period_id === "" ? ALL_PERIODS : query.period_id ?? closed[0]?.id ?? ALL_PERIODS;
   const partnerId = who.own_partner ? "" : query.partner_id ?? "";
-  const items = (await api.get("/api/v1/statements", { period_id: periodId, partner_id: partnerId })).items;
+  const items = (await api.get("/api/v1/statements", {
+    period_id: periodId === ALL_PERIODS ? undefined : periodId,
+    partner_id: partnerId,
+  })).items;
   // newest period first, as on the periods page; a period's statements by number
   items.sort((a, b) => b.period_id.localeCompare(a.period_id) || a.number.localeCompare(b.number));
   const filters = form(
@@ -263,7 +269,7 @@ export async function statements({ who, query, notify }) {
     async (data) => {
       window.location.hash = `#/${route("statements", trimmed(data))}`;
     },
-    field("Period", select("period_id", [["", "All periods"], ...closed.map((p) => [p.id, p.id])], periodId)),
+    field("Period", select("period_id", [[ALL_PERIODS, "All periods"], ...closed.map((p) => [p.id, p.id])], periodId)),
     partnerList.length
       ? field("Partner", select("partner_id", [["", "All partners"], ...partnerList.map((p) => [p.id, p.name])], partnerId))
       : null,
