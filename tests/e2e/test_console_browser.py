@@ -30,7 +30,10 @@ from tests.e2e.settlement_world import (
     day_in_past,
     earn,
     expect,
+    post,
+    previous_month,
     small_closed_month,
+    small_month,
     statement_of,
     statements,
 )
@@ -164,6 +167,29 @@ def two_days(operator) -> tuple[str, str]:
         ids.append(period_id)
     close(operator, ids[-1])  # and the day before it
     return ids[0], ids[1]
+
+
+@pytest.fixture
+def every_sentence(operator) -> str:
+    """:func:`small_month`, and a statement for each way the PDF says who pays whom; closed.
+
+    aroma (RUB) is paid, skyair (EUR) pays; the operator's own account, ``coalition``,
+    pays for 400 bonus points that m3 spends at aroma; ``quiet`` (EUR) did nothing;
+    ``dinar`` (KWD) pays a fee of 10 × 0.001 = −0.01 EUR, at 40 EUR per KWD (made up: a cent
+    must be less than half a fils) −0.00025 KWD = 0.000 KWD.
+    """
+    period_id = small_month(operator)
+    start, _, _ = previous_month()
+    add_partner(operator, "quiet", "Quiet Shop", "shop", "EUR")
+    add_partner(operator, "dinar", "Dinar Travel", "travel", "KWD")
+    add_rate(operator, "earn", "1", partner_id="dinar")
+    add_rate(operator, "fx", "40", currency="KWD")
+    earn(operator, "m4-earn", "dinar", "m4", at(start, 5), "10.000", "KWD")
+    post(operator, external_id="m3-bonus", type="bonus", partner_id="coalition", member_id="m3",
+         occurred_at=at(start, 5), points=500, reason="referral")
+    burn(operator, "m3-burn", "aroma", "m3", at(start, 6), 400)
+    close(operator, period_id)
+    return period_id
 
 
 def key_of(caller) -> str:
@@ -335,6 +361,21 @@ def test_statements_of_all_periods_are_listed_when_chosen_and_the_address_keeps_
     assert len(listed) == len(every) == 6  # aroma, coalition and skyair on each day; it listed the newest 3
     assert listed == sorted(listed, reverse=True) and set(listed) == {older, newer}  # newest first
     assert Select(browser.find_element(By.ID, "period_id")).first_selected_option.text == "All periods"
+
+
+@pytest.mark.parametrize("partner_id", ["aroma", "skyair", "coalition", "quiet", "dinar"],
+                         ids=["paid in its currency", "pays", "the operators own account", "nothing", "less than a fils"])
+def test_a_statement_says_who_pays_whom_as_its_pdf_does(browser, server, operator, every_sentence, partner_id):
+    from selenium.webdriver.common.by import By
+
+    from reports.statement import _settlement_sentence
+
+    statement = statement_of(operator, partner_id, every_sentence)
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"statement/{statement['id']}", f"Statement {statement['number']}")
+    said = browser.find_element(By.CSS_SELECTOR, "main .summary-box").get_attribute("textContent")
+    # the console's minus is typographic, as everywhere on its pages
+    assert said.replace("\u00a0", " ").replace("\u2212", "-") == _settlement_sentence(statement).replace("\xa0", " ")
 
 
 def test_operator_adds_a_rate_through_the_form(browser, server, operator, month, screenshots):

@@ -295,26 +295,51 @@ export async function statements({ who, query, notify }) {
   ];
 }
 
+const OPERATOR_PARTNER = "coalition"; // the operator's own account, which its bonus points are paid from
+const NBSP = "\u00a0";
+
+/**
+ * Who pays whom, in words: the sentence of the statement's PDF (reports/statement.py,
+ * docs/decisions.md). Positive net: the operator pays the partner. The amount goes
+ * without its sign, the partner's currency first, since that is what moves, then the
+ * base amount and the fx rate; a net that converts to nothing in the partner's minor
+ * unit is nothing to pay.
+ */
+function settlementSentence(st) {
+  const sum = st.summary;
+  const base = st.base_currency;
+  const net = String(sum.net);
+  const zero = (text) => /^-?0*(\.0*)?$/.test(text);
+  const unsigned = (text) => decimal(String(text).replace(/^-/, ""));
+  if (zero(net)) return `Nothing to pay: the net position for this period is ${unsigned(net)}${NBSP}${base}.`;
+  let amount = `${unsigned(net)}${NBSP}${base}`;
+  if (st.currency !== base && sum.net_in_currency !== null && sum.net_in_currency !== undefined) {
+    const inCurrency = String(sum.net_in_currency);
+    const atRate = `at ${sum.fx_rate} ${base} per ${st.currency}`;
+    if (zero(inCurrency)) {
+      return `Nothing to pay: the net position of ${decimal(net)}${NBSP}${base} comes to ${unsigned(inCurrency)}${NBSP}${st.currency} ${atRate}.`;
+    }
+    amount = `${unsigned(inCurrency)}${NBSP}${st.currency} (${amount} ${atRate})`;
+  }
+  const partner = st.partner_name;
+  const paid = !net.startsWith("-");
+  if (st.partner_id === OPERATOR_PARTNER) {
+    const account = `${partner}, the operator's own account,`;
+    return paid ? `The clearing house pays ${account} ${amount}.` : `${account} pays the clearing house ${amount}.`;
+  }
+  return paid ? `The coalition operator pays ${partner} ${amount}.` : `${partner} pays the coalition operator ${amount}.`;
+}
+
 export async function statement({ param, notify }) {
   if (!/^[0-9]+$/.test(param ?? "")) {
     return [heading("Not found"), h("p", { class: "form-error", role: "alert" }, `There is no statement ${JSON.stringify(param ?? "")}: statements are numbered.`)];
   }
   const st = await api.get(`/api/v1/statements/${encodeURIComponent(param)}`);
   const sum = st.summary;
-  const net = String(sum.net);
-  const unsigned = (text) => (text === null || text === undefined ? text : String(text).replace(/^-/, ""));
-  const plainBoth = `${money(unsigned(net), st.base_currency)}${
-    st.currency !== st.base_currency && sum.net_in_currency ? ` (${money(unsigned(sum.net_in_currency), st.currency)})` : ""
-  }`;
-  const words = /^-?0(\.0+)?$/.test(net)
-    ? `Nothing to pay or to receive for ${st.period_id}.`
-    : net.startsWith("-")
-      ? `${st.partner_name} pays the operator ${plainBoth}.`
-      : `The operator pays ${st.partner_name} ${plainBoth}.`;
   return [
     heading(`Statement ${st.number} `, badge(st.status)),
     h("p", { class: "lead" }, `${st.partner_name} · period ${st.period_id} · issued ${instant(st.issued_at)}`),
-    h("p", { class: "summary-box" }, words),
+    h("p", { class: "summary-box" }, settlementSentence(st)),
     h("p", { class: "actions" }, documentButton("pdf", st, notify), documentButton("csv", st, notify)),
     cards([
       ["Receivable", money(sum.receivable, st.base_currency)],
