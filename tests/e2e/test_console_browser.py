@@ -192,6 +192,18 @@ def every_sentence(operator) -> str:
     return period_id
 
 
+LONG_NAME = "Магазин «Ромашка» № 00 на улице Большая Садовая, дом 10, корпус 2, строение 1"
+
+
+@pytest.fixture
+def long_name(operator) -> str:
+    """:func:`small_month` and ``romashka``, a shop with a long Cyrillic name; closed."""
+    period_id = small_month(operator)
+    add_partner(operator, "romashka", LONG_NAME, "shop", "RUB")
+    close(operator, period_id)
+    return period_id
+
+
 def key_of(caller) -> str:
     return caller.headers["Authorization"].removeprefix("Bearer ")
 
@@ -305,6 +317,22 @@ def test_operator_signs_in_and_opens_a_periods_settlement(browser, server, opera
     assert "22.68" in main and "1,814.40 RUB" in main and "−25.25" in main
     bars = browser.find_elements(By.CSS_SELECTOR, "figure.chart g.bar")
     assert len(bars) == 3  # aroma, coalition, skyair
+
+
+def test_a_long_partner_name_in_the_net_position_chart_keeps_its_beginning_and_fits_its_area(browser, server,
+                                                                                          operator, long_name):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"settlement/{long_name}", f"Settlement {long_name}")
+    (bar,) = [g for g in browser.find_elements(By.CSS_SELECTOR, "figure.chart g.bar")
+              if LONG_NAME in g.find_element(By.TAG_NAME, "title").get_attribute("textContent")]  # in full on hover
+    label = bar.find_element(By.CSS_SELECTOR, "text.bar-label")
+    shown = label.get_attribute("textContent")
+    assert shown.endswith("…") and LONG_NAME.startswith(shown.removesuffix("…")) and len(shown) > 10
+    box = browser.execute_script("const b = arguments[0].getBBox(); return [b.x, b.x + b.width]", label)
+    # the area left of the bars is 200 units wide; 28 letters ran off its left edge, the name's start with them
+    assert 0 <= box[0] and box[1] <= 200, box
 
 
 def test_settlement_shows_the_netting_summary_of_the_api(browser, server, operator, month):

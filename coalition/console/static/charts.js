@@ -9,6 +9,7 @@ const POSITIVE = "#15803d";
 const NEGATIVE = "#b91c1c";
 const WIDTH = 760; // the net-position bars
 const SMALL = 560; // charts drawn two to a row
+const LABEL_SIZE = 12; // px, .svg-chart .bar-label in console.css
 
 let uid = 0;
 
@@ -86,7 +87,7 @@ export function divergingBars(title, items, { description, positive = "receives"
         "g",
         { class: "bar" },
         s("title", {}, `${item.label}: ${item.text}`),
-        s("text", { x: labelWidth - 10, y: y + rowHeight / 2 + 4, "text-anchor": "end", class: "bar-label" }, clip(item.label, 28)),
+        s("text", { x: labelWidth - 10, y: y + rowHeight / 2 + 4, "text-anchor": "end", class: "bar-label" }, fit(item.label, labelWidth - 14, LABEL_SIZE)),
         s("rect", { x, y: y + 5, width: Math.max(length, 1), height: rowHeight - 10, fill: colour, rx: 2 }),
         s(
           "text",
@@ -100,8 +101,33 @@ export function divergingBars(title, items, { description, positive = "receives"
   return figure(title, description, svg);
 }
 
-function clip(text, length) {
-  return text.length > length ? `${text.slice(0, length - 1)}…` : text;
+let measure = null;
+
+/** The width of `text` in the charts' font at `size` px: the viewBox's units, which the text is set in. */
+function widthOf(text, size) {
+  if (!measure) measure = document.createElement("canvas").getContext("2d");
+  // .svg-chart text inherits the page's font (console.css); a chart is measured before it is shown
+  measure.font = `${size}px ${getComputedStyle(document.documentElement).fontFamily}`;
+  return measure.measureText(text).width;
+}
+
+/**
+ * The text, or as much of its beginning as fits `width` followed by an ellipsis. Cut by
+ * measured width, not by characters: 28 Cyrillic letters are wider than 28 Latin ones,
+ * and an end-anchored label too wide for its area loses its beginning off the edge.
+ */
+function fit(text, width, size) {
+  if (widthOf(text, size) <= width) return text;
+  const characters = Array.from(text); // whole code points: never half a surrogate pair
+  const cut = (length) => `${characters.slice(0, length).join("").trimEnd()}…`;
+  let low = 0;
+  let high = characters.length - 1;
+  while (low < high) {
+    const middle = Math.ceil((low + high) / 2);
+    if (widthOf(cut(middle), size) <= width) low = middle;
+    else high = middle - 1;
+  }
+  return cut(low);
 }
 
 function frame(labels, series, kind, height) {
