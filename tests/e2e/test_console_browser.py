@@ -685,6 +685,23 @@ def test_at_a_phones_width_the_charts_scroll_instead_of_shrinking_their_text(bro
     assert browser.execute_script("return document.documentElement.scrollWidth") <= 390  # the page itself does not
 
 
+@pytest.mark.parametrize("route, heading", [("kpis", "KPIs"), ("statements", "Statements"), ("rates", "Rates")])
+def test_at_a_phones_width_a_long_partner_name_keeps_its_select_within_the_page(browser, server, operator, long_name,
+                                                                                route, heading, screenshots):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    browser.set_window_size(500, 900)
+    go(browser, server, route, heading)
+    browser.save_screenshot(str(screenshots / f"14-phone-{route}.png"))
+    width = browser.execute_script("return window.innerWidth")
+    selects = browser.find_elements(By.CSS_SELECTOR, "main select")
+    assert any(LONG_NAME in s.text for s in selects)
+    for select in selects:
+        assert browser.execute_script("return arguments[0].getBoundingClientRect().right", select) <= width
+    assert browser.execute_script("return document.documentElement.scrollWidth") <= width  # the page scrolled sideways
+
+
 def test_a_key_revoked_before_a_download_signs_out_saying_why(browser, server, operator, month):
     from selenium.webdriver.common.by import By
 
