@@ -91,6 +91,41 @@ export function instant(text) {
   return `${date.toISOString().slice(0, 16).replace("T", " ")} UTC`;
 }
 
+function localDay(date, zone) {
+  // "1 November 2026": the day as the statement PDF prints it (babel's "d MMMM y", English)
+  return new Intl.DateTimeFormat("en-GB", { timeZone: zone, day: "numeric", month: "long", year: "numeric" }).format(date);
+}
+
+function midnight(date) {
+  return date.getUTCHours() === 0 && date.getUTCMinutes() === 0 && date.getUTCSeconds() === 0 && date.getUTCMilliseconds() === 0;
+}
+
+/**
+ * A period as the days it covers, as its statement's PDF shows it (reports/statement.py):
+ * "1 November 2026 – 30 November 2026 (Europe/Moscow)"; a daily period is one day. The
+ * bounds are UTC instants and the end is exclusive, so the last day is the one holding
+ * the instant before it, in the coalition's time zone `zone`, named unless it is UTC
+ * (or `named` is false, where the page names it once). Without a zone, bounds at UTC
+ * midnights are UTC days, and other bounds the instants they are.
+ */
+export function periodDays(start, end, zone, { named = true } = {}) {
+  const first = new Date(start);
+  const after = new Date(end);
+  const instants = `${instant(start)} – ${instant(end)}`;
+  if (Number.isNaN(first.getTime()) || Number.isNaN(after.getTime())) return instants;
+  if (!zone && !(midnight(first) && midnight(after))) return instants;
+  let firstDay;
+  let lastDay;
+  try {
+    firstDay = localDay(first, zone || "UTC");
+    lastDay = localDay(new Date(after.getTime() - 1), zone || "UTC");
+  } catch {
+    return instants; // a zone this browser does not know
+  }
+  const days = firstDay === lastDay ? firstDay : `${firstDay} – ${lastDay}`;
+  return named && zone && zone !== "UTC" ? `${days} (${zone})` : days;
+}
+
 /** The calendar day of an instant, for period bounds: "2026-10-01". */
 export function day(text) {
   return text ? new Date(text).toISOString().slice(0, 10) : DASH;

@@ -4,7 +4,7 @@
 import * as api from "./api.js";
 import * as charts from "./charts.js";
 import {
-  DASH, badge, cards, count, decimal, field, h, instant, money, percent, select, signed, table,
+  DASH, badge, cards, count, decimal, field, h, instant, money, percent, periodDays, select, signed, table,
 } from "./dom.js";
 
 const CATEGORIES = ["shop", "cafe", "gym", "travel", "other"];
@@ -113,10 +113,25 @@ function documentButton(kind, statement, notify) {
   );
 }
 
+/**
+ * The coalition's time zone, which periods follow (SPEC §3), from the settings: the
+ * operator's and finance keys' to read; null for a partner key, or when they cannot
+ * be read, and the page shows the periods' bounds as UTC instants.
+ */
+async function timezoneOf(who) {
+  if (who.role === "partner") return null;
+  try {
+    return (await api.get("/api/v1/settings")).timezone || null;
+  } catch {
+    return null; // the page's own request says what is wrong, if anything is
+  }
+}
+
 // --- periods ------------------------------------------------------------------------------
 
 export async function periods({ who, notify, rerender }) {
-  const list = (await api.get("/api/v1/periods")).slice().reverse();
+  const [all, zone] = await Promise.all([api.get("/api/v1/periods"), timezoneOf(who)]);
+  const list = all.slice().reverse();
   const settles = !who.own_partner;
   const now = Date.now();
   const close = async (period) => {
@@ -143,8 +158,12 @@ export async function periods({ who, notify, rerender }) {
     table(
       [
         { label: "Period", value: (p) => (settles ? link(`settlement/${p.id}`, p.id) : p.id) },
-        { label: "Starts", value: (p) => instant(p.start) },
-        { label: "Ends", value: (p) => instant(p.end) },
+        ...(zone
+          ? [{ label: "Covers", value: (p) => periodDays(p.start, p.end, zone, { named: false }) }]
+          : [
+              { label: "Starts", value: (p) => instant(p.start) },
+              { label: "Ends", value: (p) => instant(p.end) },
+            ]),
         { label: "Status", value: (p) => badge(p.status) },
         { label: "Closed at", value: (p) => instant(p.closed_at) },
         {
@@ -163,7 +182,10 @@ export async function periods({ who, notify, rerender }) {
         },
       ],
       list,
-      { empty: "No periods yet: they begin with the first transaction." },
+      {
+        empty: "No periods yet: they begin with the first transaction.",
+        caption: zone ? `Days in ${zone}, the coalition's time zone, as on the statements` : null,
+      },
     ),
   ];
 }
@@ -182,7 +204,7 @@ export async function settlement({ param, who }) {
     window.location.replace(`#/settlement/${chosen.id}`);
     return [];
   }
-  const result = await api.get(`/api/v1/settlements/${encodeURIComponent(param)}`);
+  const [result, zone] = await Promise.all([api.get(`/api/v1/settlements/${encodeURIComponent(param)}`), timezoneOf(who)]);
   const base = result.base_currency;
   const n = result.netting;
   const partners = result.partners.slice().sort((a, b) => a.partner_id.localeCompare(b.partner_id));
@@ -192,7 +214,7 @@ export async function settlement({ param, who }) {
     h(
       "p",
       { class: "lead" },
-      `${instant(result.start)} to ${instant(result.end)}. Amounts in ${base}; positive net: the operator pays the partner, negative: the partner pays the operator.`,
+      `${zone ? periodDays(result.start, result.end, zone) : `${instant(result.start)} to ${instant(result.end)}`}. Amounts in ${base}; positive net: the operator pays the partner, negative: the partner pays the operator.`,
       result.status === "draft" ? " This is a live draft: it changes until the period is closed." : "",
     ),
     h("h2", {}, "Netting"),
@@ -338,7 +360,7 @@ export async function statement({ param, notify }) {
   const sum = st.summary;
   return [
     heading(`Statement ${st.number} `, badge(st.status)),
-    h("p", { class: "lead" }, `${st.partner_name} · period ${st.period_id} · issued ${instant(st.issued_at)}`),
+    h("p", { class: "lead" }, `${st.partner_name} · period ${st.period_id}, ${periodDays(st.period_start, st.period_end, st.timezone)} · issued ${instant(st.issued_at)}`),
     h("p", { class: "summary-box" }, settlementSentence(st)),
     h("p", { class: "actions" }, documentButton("pdf", st, notify), documentButton("csv", st, notify)),
     cards([
