@@ -259,6 +259,14 @@ def go(browser, server: str, route: str, heading: str):
     return page_loaded(browser, heading)
 
 
+def periods_listed(browser) -> list[str]:
+    """The period of each statement listed on the statements page, in order."""
+    from selenium.webdriver.common.by import By
+
+    return [row.find_elements(By.TAG_NAME, "td")[1].text
+            for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr")]
+
+
 def text_of(browser) -> str:
     from selenium.webdriver.common.by import By
 
@@ -378,13 +386,13 @@ def test_statements_of_all_periods_are_listed_when_chosen_and_the_address_keeps_
     older, newer = two_days
     sign_in(browser, server, key_of(operator))
     go(browser, server, "statements", "Statements")  # no choice made: the newest closed period
-    assert {row.find_elements(By.TAG_NAME, "td")[1].text for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr")} == {newer}
+    assert set(periods_listed(browser)) == {newer}
     Select(browser.find_element(By.ID, "period_id")).select_by_visible_text("All periods")
     browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
     wait_for(browser, lambda d: "period_id=all" in d.current_url, "the address does not keep the choice")
     browser.refresh()  # as a bookmark opens it
     page_loaded(browser, "Statements")
-    listed = [row.find_elements(By.TAG_NAME, "td")[1].text for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr")]
+    listed = periods_listed(browser)
     every = statements(operator)
     assert len(listed) == len(every) == 6  # aroma, coalition and skyair on each day; it listed the newest 3
     assert listed == sorted(listed, reverse=True) and set(listed) == {older, newer}  # newest first
@@ -443,7 +451,8 @@ def test_a_statement_page_shows_its_period_as_its_pdf_does_to_a_partner_key(brow
 
     _, newer = two_days
     statement = statement_of(operator, "aroma", newer)
-    sign_in(browser, server, key_of(make_key("partner", "aroma")))  # it may not read the settings; the statement names its zone
+    # a partner key may not read the settings: the statement names its zone
+    sign_in(browser, server, key_of(make_key("partner", "aroma")))
     go(browser, server, f"statement/{statement['id']}", f"Statement {statement['number']}")
     lead = browser.find_element(By.CSS_SELECTOR, "main p.lead").text
     covers = _period_dates(statement["period_start"], statement["period_end"], statement["timezone"])
@@ -567,7 +576,8 @@ def test_a_partners_currency_typed_in_lower_case_is_sent_in_upper_case(browser, 
     browser.find_element(By.ID, "name").send_keys("Пекарня")
     browser.find_element(By.ID, "currency").send_keys("rub")
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-partner] button[type=submit]").click()
-    wait_for(browser, lambda d: "Пекарня" in d.find_element(By.ID, "main").text, "partner not listed")  # "must be an ISO 4217 code"
+    # it was refused: "must be an ISO 4217 code"
+    wait_for(browser, lambda d: "Пекарня" in d.find_element(By.ID, "main").text, "partner not listed")
     assert expect(operator.get("/api/v1/partners/pekarnya"), 200)["currency"] == "RUB"
 
 
