@@ -552,32 +552,29 @@ def test_a_page_that_cannot_reach_the_service_after_signing_in_can_be_tried_agai
     assert "SkyAir" in text_of(browser)
 
 
-def test_operator_adds_a_partner_through_the_form(browser, server, operator, month):
+def add_partner_in_the_form(browser, server, operator, partner_id, name, category, currency):
+    """Sign in as the operator and add a partner on the Partners page; wait until it is listed."""
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
     sign_in(browser, server, key_of(operator))
     go(browser, server, "partners", "Partners")
-    browser.find_element(By.ID, "id").send_keys("ironfit")
-    browser.find_element(By.ID, "name").send_keys("IronFit Gym")
-    Select(browser.find_element(By.ID, "category")).select_by_value("gym")
-    browser.find_element(By.ID, "currency").send_keys("EUR")
+    browser.find_element(By.ID, "id").send_keys(partner_id)
+    browser.find_element(By.ID, "name").send_keys(name)
+    Select(browser.find_element(By.ID, "category")).select_by_value(category)
+    browser.find_element(By.ID, "currency").send_keys(currency)
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-partner] button[type=submit]").click()
-    wait_for(browser, lambda d: "IronFit Gym" in d.find_element(By.ID, "main").text, "partner not listed")
+    wait_for(browser, lambda d: name in d.find_element(By.ID, "main").text, "partner not listed")
+
+
+def test_operator_adds_a_partner_through_the_form(browser, server, operator, month):
+    add_partner_in_the_form(browser, server, operator, "ironfit", "IronFit Gym", "gym", "EUR")
     assert expect(operator.get("/api/v1/partners/ironfit"), 200)["category"] == "gym"
 
 
 def test_a_partners_currency_typed_in_lower_case_is_sent_in_upper_case(browser, server, operator, month):
-    from selenium.webdriver.common.by import By
-
-    sign_in(browser, server, key_of(operator))
-    go(browser, server, "partners", "Partners")
-    browser.find_element(By.ID, "id").send_keys("pekarnya")
-    browser.find_element(By.ID, "name").send_keys("Пекарня")
-    browser.find_element(By.ID, "currency").send_keys("rub")
-    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-partner] button[type=submit]").click()
-    # it was refused: "must be an ISO 4217 code"
-    wait_for(browser, lambda d: "Пекарня" in d.find_element(By.ID, "main").text, "partner not listed")
+    # "rub" was refused: "must be an ISO 4217 code"
+    add_partner_in_the_form(browser, server, operator, "pekarnya", "Пекарня", "shop", "rub")
     assert expect(operator.get("/api/v1/partners/pekarnya"), 200)["currency"] == "RUB"
 
 
