@@ -238,9 +238,8 @@ def demo():
     from coalition import demo as demo_data
 
     with _database(upgrade=True) as database:
-        posting = not demo_data.loaded(database)
         bar = click.progressbar(length=demo_data.DAYS, label="Posting days")
-        with bar if posting else nullcontext():
+        with bar if demo_data.to_post(database) else nullcontext():
             demo_data.load(database, datetime.now(UTC), echo=click.echo, progress=bar.update)
 
 

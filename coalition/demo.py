@@ -11,6 +11,8 @@ import random
 from datetime import datetime, timedelta
 from decimal import Decimal
 
+from sqlalchemy import select
+
 from coalition import auth
 from coalition.db import models
 from coalition.domain import periods as periods_domain
@@ -40,27 +42,29 @@ MEMBERS = 300
 DAYS = 75
 
 
-def loaded(database) -> bool:
-    return database.run(lambda session: session.get(models.Partner, "aroma")) is not None
+def to_post(database) -> bool:
+    """Whether :func:`load` will post the demo: not when it is loaded already.
+
+    Raises:
+        Invalid: the demo cannot load into this coalition (:func:`_unfit`).
+    """
+    if database.run(_demo_partners) == {partner_id for partner_id, *_ in PARTNERS}:
+        return False
+    if (why := database.run(_unfit)) is not None:
+        raise Invalid(f"{why}: load the demo into a new database")
+    return True
 
 
 def load(database, now: datetime, echo=print, progress=None) -> None:
     """Load the demo; ``progress(days)`` is called after each simulated day when given.
 
     Raises:
-        Invalid: the coalition settles in another currency than the demo's fx
-            rates are quoted in, refused before anything is written (its
-            periods could not close, and the posts would fix the currency).
+        Invalid: the demo cannot load into this coalition (:func:`_unfit`),
+            refused before anything is written.
     """
-    if loaded(database):
+    if not to_post(database):
         echo("The demo coalition is loaded already.")
     else:
-        base = database.run(lambda session: settings_service.load(session).base_currency)
-        if base != BASE_CURRENCY:
-            raise Invalid(
-                f"the demo coalition settles in {BASE_CURRENCY} and this one in {base}:"
-                " load the demo into a new database"
-            )
         start = now - timedelta(days=DAYS)
         database.run(_configure, start)
         posted = _post_activity(database, start, now, progress or (lambda days: None))
@@ -77,6 +81,27 @@ def load(database, now: datetime, echo=print, progress=None) -> None:
     echo(f"finance key:  {finance_key}")
     echo(f"aroma key:    {aroma_key}")
     echo("Statements: GET /api/v1/statements, then /api/v1/statements/{id}/pdf")
+
+
+def _unfit(session) -> str | None:
+    """Why the demo cannot load here, if it cannot: its fx rates are quoted in its base
+    currency (in another, its periods could not close, and its posts would fix the
+    currency), and its rates begin ``DAYS`` ago, which a closed period refuses."""
+    base = settings_service.load(session).base_currency
+    if base != BASE_CURRENCY:
+        return f"the demo coalition settles in {BASE_CURRENCY} and this one in {base}"
+    last = periods.last_closed(session)
+    if last is not None:
+        return f"period {last.id} is closed here, and the demo's history begins {DAYS} days ago"
+    if taken := _demo_partners(session):
+        return f"the demo's partner ids {', '.join(sorted(taken))} are taken here"
+    return None
+
+
+def _demo_partners(session) -> set[str]:
+    """The demo's partners found here: all of them once it is loaded."""
+    ids = [partner_id for partner_id, *_ in PARTNERS]
+    return set(session.scalars(select(models.Partner.id).where(models.Partner.id.in_(ids))))
 
 
 def _configure(session, start: datetime) -> None:

@@ -28,7 +28,7 @@ from coalition.services import imports
 from tests.conftest import connections_refused, empty_database
 from tests.e2e.helpers import add_partner, add_rate, balance, expect, list_all
 from tests.e2e.processes import children
-from tests.e2e.settlement_world import previous_month, small_month
+from tests.e2e.settlement_world import previous_month, small_closed_month, small_month
 
 
 @pytest.fixture
@@ -276,6 +276,26 @@ def test_demo_on_a_coalition_settling_in_another_currency_is_refused_before_writ
     assert [p["id"] for p in expect(operator.get("/api/v1/partners"), 200)] == ["coalition"]
     assert list_all(operator) == []
     expect(operator.put("/api/v1/settings", json={"base_currency": "EUR"}), 200)  # still free
+
+
+def test_demo_on_a_coalition_with_a_closed_period_is_refused_before_writing(cli, operator):
+    # its rates begin 75 days ago, inside the closed month: it used to fail half-way, on a rate
+    period_id = small_closed_month(operator)
+    partners_before = expect(operator.get("/api/v1/partners"), 200)
+    result = cli("demo")
+    assert result.exit_code == 1
+    assert f"Error: period {period_id} is closed here" in result.output
+    assert "load the demo into a new database" in result.output
+    assert "Posting days" not in result.output
+    assert expect(operator.get("/api/v1/partners"), 200) == partners_before
+
+
+def test_demo_where_one_of_its_partner_ids_is_taken_is_refused_not_taken_for_loaded(cli, aroma, operator):
+    # "aroma" alone used to be taken for the demo loaded: it printed keys and posted nothing
+    result = cli("demo")
+    assert result.exit_code == 1
+    assert "Error: the demo's partner ids aroma are taken here" in result.output
+    assert [p["id"] for p in expect(operator.get("/api/v1/partners"), 200)] == ["aroma", "coalition"]
 
 
 def _next_month() -> str:
