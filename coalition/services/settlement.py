@@ -18,7 +18,7 @@ from coalition.db import aggregates, models, totals
 from coalition.domain import money, periods
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import Conflict, Forbidden, NoRate, NotFound
-from coalition.services import expiry, ledger, queries, rates
+from coalition.services import expiry, queries, rates
 from coalition.services import partners as partner_service
 from coalition.services import periods as period_service
 from coalition.services import settings as settings_service
@@ -122,8 +122,9 @@ def get(session, principal, period_id: str, now: datetime) -> dict:
 
     Every partner's figures are in it: a key bound to a partner reads that
     partner's statements instead (SPEC §4). A period that has not begun has
-    no draft: no posting can be dated in it yet, and "2062-11" for "2026-11"
-    should not answer a page of zeros.
+    no draft, unless a posting is already dated in it (up to 5 minutes ahead),
+    as :func:`list_periods` lists it: "2062-11" for "2026-11" should not
+    answer a page of zeros.
     """
     if principal.own_partner() is not None:
         raise Forbidden("a key bound to a partner reads that partner's statements instead")
@@ -132,7 +133,8 @@ def get(session, principal, period_id: str, now: datetime) -> dict:
     if closed is not None:
         return json.loads(closed.settlement)
     _refuse_before_the_last_close(period, period_service.last_closed(session))
-    if period.start > now + ledger.FUTURE_TOLERANCE:
+    _, latest = aggregates.occurrences(session)
+    if period.start > max(now, latest or now):
         raise NotFound(f"period {period.id} has not begun; it begins {period.start.isoformat()}")
     return compute(session, period, "draft")
 

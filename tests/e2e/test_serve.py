@@ -6,8 +6,8 @@ locked" or hung. Now the master never opens the database: the scheduler is a
 process of its own, and every write succeeds.
 """
 
-import json
 import http.client
+import json
 import os
 import re
 import signal

@@ -394,20 +394,20 @@ def test_a_period_that_has_not_begun_has_no_draft(operator):
     assert "2062-11 has not begun" in response.get_json()["message"]
 
 
-def test_a_period_beginning_within_the_five_minutes_a_posting_may_run_ahead_has_a_draft(
-        operator, database):
+def test_a_period_not_begun_has_a_draft_once_a_posting_is_dated_in_it(operator, database):
     """A posting may be dated up to 5 minutes ahead (SPEC §5), so a day about to
-    begin may already hold one: seen 4 minutes before it begins, it has a draft;
-    6 minutes before, it has not begun."""
-    _, _, b_id = skyair_and_ironfit_by_day(operator)
-    day_b, _ = day_in_past(2)
+    begin may already hold one, and is listed (GET /periods): seen a minute before
+    day B begins, B has no draft until a transaction is dated in it."""
+    day_a, _, b_id = skyair_and_ironfit_by_day(operator)
     reader = auth.Principal("test", "operator")
 
-    def draft_seen_before_day_b(minutes):
-        seen_at = day_b - timedelta(minutes=minutes)
+    def draft_seen_before_day_b():
+        seen_at = day_a + timedelta(days=1, minutes=-1)
         return database.run(lambda s: settlement.get(s, reader, b_id, seen_at))
 
-    assert draft_seen_before_day_b(4)["status"] == "draft"
     with pytest.raises(NotFound):
-        draft_seen_before_day_b(6)
-
+        draft_seen_before_day_b()
+    earn(operator, "m1-b", "skyair", "m1", at(day_a, 1, 0, 2), "100.00", "EUR")  # B 00:02
+    draft = draft_seen_before_day_b()
+    skyair = next(entry for entry in draft["partners"] if entry["partner_id"] == "skyair")
+    assert (draft["status"], skyair["points_issued"]) == ("draft", 200)  # 100.00 EUR × 2

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,6 +19,7 @@ import pypdf
 import pytest
 
 from reports import render_csv, render_pdf
+from reports import statement as statement_module
 
 SHA = "3f7a9c0e5b1d2468ace013579bdf2468ace013579bdf2468ace013579bdf2468"
 REPO = Path(__file__).resolve().parents[2]
@@ -159,6 +161,25 @@ def test_same_statement_renders_identical_pdf_bytes_in_another_process():
     ).stdout
 
     assert other == render_pdf(make_statement())
+
+
+def test_a_process_renders_one_statement_at_a_time(monkeypatch):
+    """Renders asked for at once in threads run one after another (the reason is below)."""
+    inside, most = [0], [0]
+    real = statement_module._render
+
+    def render_counting(statement):
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.05)  # long enough for every other thread to arrive
+        inside[0] -= 1
+        return real(statement)
+
+    monkeypatch.setattr(statement_module, "_render", render_counting)
+    with ThreadPoolExecutor(4) as pool:
+        rendered = list(pool.map(lambda _: render_pdf(make_statement()), range(4)))
+    assert most[0] == 1
+    assert len(set(rendered)) == 1
 
 
 def test_statements_rendered_at_once_in_threads_are_the_bytes_each_renders_alone():

@@ -12,17 +12,17 @@ const notice = document.getElementById("notice");
 const whoBox = document.getElementById("who");
 const whoText = document.getElementById("who-text");
 
-const BOUND = "A key bound to a partner cannot see this page: it reads that partner's statements instead.";
-const PARTNER = "A partner key cannot see this page.";
+const NOT_FOR_A_BOUND_KEY = "A key bound to a partner cannot see this page: it reads that partner's statements instead.";
+const NOT_FOR_A_PARTNER_KEY = "A partner key cannot see this page.";
 
 /** Sections, which keys may see each (the API enforces the same rules), and what a key that may not is told. */
 const SECTIONS = [
   ["periods", "Periods", () => true, pages.periods],
-  ["settlement", "Settlement", (who) => !who.own_partner, pages.settlement, BOUND],
+  ["settlement", "Settlement", (who) => !who.own_partner, pages.settlement, NOT_FOR_A_BOUND_KEY],
   ["statements", "Statements", () => true, pages.statements],
   ["statement", null, () => true, pages.statement],
-  ["partners", "Partners", (who) => who.role !== "partner", pages.partners, PARTNER],
-  ["rates", "Rates", (who) => who.role !== "partner", pages.rates, PARTNER],
+  ["partners", "Partners", (who) => who.role !== "partner", pages.partners, NOT_FOR_A_PARTNER_KEY],
+  ["rates", "Rates", (who) => who.role !== "partner", pages.rates, NOT_FOR_A_PARTNER_KEY],
   ["members", "Members", () => true, pages.members],
   ["kpis", "KPIs", () => true, pages.kpis],
 ];

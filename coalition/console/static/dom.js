@@ -126,11 +126,6 @@ export function periodDays(start, end, zone, { named = true } = {}) {
   return named && zone && zone !== "UTC" ? `${days} (${zone})` : days;
 }
 
-/** The calendar day of an instant, for period bounds: "2026-10-01". */
-export function day(text) {
-  return text ? new Date(text).toISOString().slice(0, 10) : DASH;
-}
-
 /** A table; `columns` are {label, value(row) → node|text, numeric?}. */
 export function table(columns, rows, { caption, empty = "Nothing to show.", rowClass } = {}) {
   if (!rows.length) return h("p", { class: "empty" }, empty);
