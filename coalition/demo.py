@@ -42,15 +42,25 @@ MEMBERS = 300
 DAYS = 75
 
 
+PARTNER_IDS = frozenset(partner_id for partner_id, *_ in PARTNERS)
+
+
 def to_post(database) -> bool:
     """Whether :func:`load` will post the demo: not when it is loaded already.
 
     Raises:
         Invalid: the demo cannot load into this coalition (:func:`_unfit`).
     """
-    if database.run(_demo_partners) == {partner_id for partner_id, *_ in PARTNERS}:
+    return database.run(_to_post)
+
+
+def _to_post(session) -> bool:
+    present = set(
+        session.scalars(select(models.Partner.id).where(models.Partner.id.in_(sorted(PARTNER_IDS))))
+    )
+    if present == PARTNER_IDS:
         return False
-    if (why := database.run(_unfit)) is not None:
+    if (why := _unfit(session, present)) is not None:
         raise Invalid(f"{why}: load the demo into a new database")
     return True
 
@@ -83,25 +93,20 @@ def load(database, now: datetime, echo=print, progress=None) -> None:
     echo("Statements: GET /api/v1/statements, then /api/v1/statements/{id}/pdf")
 
 
-def _unfit(session) -> str | None:
+def _unfit(session, taken: set[str]) -> str | None:
     """Why the demo cannot load here, if it cannot: its fx rates are quoted in its base
     currency (in another, its periods could not close, and its posts would fix the
-    currency), and its rates begin ``DAYS`` ago, which a closed period refuses."""
+    currency), its rates begin ``DAYS`` ago, which a closed period refuses, and
+    ``taken``, some of its partner ids, are another coalition's partners."""
     base = settings_service.load(session).base_currency
     if base != BASE_CURRENCY:
         return f"the demo coalition settles in {BASE_CURRENCY} and this one in {base}"
     last = periods.last_closed(session)
     if last is not None:
         return f"period {last.id} is closed here, and the demo's history begins {DAYS} days ago"
-    if taken := _demo_partners(session):
+    if taken:
         return f"the demo's partner ids {', '.join(sorted(taken))} are taken here"
     return None
-
-
-def _demo_partners(session) -> set[str]:
-    """The demo's partners found here: all of them once it is loaded."""
-    ids = [partner_id for partner_id, *_ in PARTNERS]
-    return set(session.scalars(select(models.Partner.id).where(models.Partner.id.in_(ids))))
 
 
 def _configure(session, start: datetime) -> None:

@@ -134,9 +134,15 @@ def get(session, principal, period_id: str, now: datetime) -> dict:
         return json.loads(closed.settlement)
     _refuse_before_the_last_close(period, period_service.last_closed(session))
     _, latest = aggregates.occurrences(session)
-    if period.start > max(now, latest or now):
+    if period.start > _reached(now, latest):
         raise NotFound(f"period {period.id} has not begun; it begins {period.start.isoformat()}")
     return compute(session, period, "draft")
+
+
+def _reached(now: datetime, latest: datetime | None) -> datetime:
+    """How far the ledger reaches: now, or its latest transaction if dated later (a
+    posting may run 5 minutes ahead, SPEC §5). No period after it is listed or drafted."""
+    return max(now, latest or now)
 
 
 def _refuse_before_the_last_close(period, last) -> None:
@@ -391,7 +397,7 @@ def list_periods(session, now: datetime) -> list[dict]:
     ]
     last = periods.Period(rows[-1].start, rows[-1].end, rows[-1].id) if rows else None
     earliest, latest = aggregates.occurrences(session)
-    current = periods.containing(max(now, latest or now), config.period, config.timezone)
+    current = periods.containing(_reached(now, latest), config.period, config.timezone)
     first = _first_open(config, last, current, earliest)
     for period in periods.between(first, current, config.period, config.timezone):
         listed.append(
