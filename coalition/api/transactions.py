@@ -37,7 +37,7 @@ TYPES = POSTABLE_TYPES + ("expiry",)
 
 #: Per type: fields that must be present, and fields that must be absent.
 TYPE_FIELDS = {
-    "earn": ({"member_id", "amount"}, {"points", "reason", "original_external_id"}),
+    "earn": ({"member_id", "amount", "currency"}, {"points", "reason", "original_external_id"}),
     "bonus": ({"member_id", "points", "reason"}, {"amount", "original_external_id"}),
     "burn": ({"member_id", "points"}, {"amount", "reason", "original_external_id"}),
     "earn_reversal": ({"original_external_id"}, {"reason"}),

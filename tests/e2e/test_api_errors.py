@@ -169,6 +169,16 @@ def test_earn_without_amount_is_422_naming_amount(coalition):
     assert "amount" in str(response["errors"])
 
 
+def test_earn_without_currency_is_422_naming_currency(coalition):
+    """SPEC §6 lists currency among an earn's fields (category alone is optional): a till
+    that does not say what it was paid in is not guessed for."""
+    body = earn_body()
+    del body["currency"]
+    response = assert_error(coalition.post("/api/v1/transactions", json=body), 422)
+    assert response["errors"] == {"json": {"currency": ["required for this type"]}}
+    assert coalition.get("/api/v1/transactions").get_json()["items"] == []
+
+
 def test_domain_errors_carry_a_reason(coalition):
     body = assert_error(burn(coalition, "t1", "nobody", 5), 422)
     assert body["reason"] == "insufficient_points"
