@@ -9,7 +9,7 @@ next open period and never touch a closed statement.
 
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -153,8 +153,14 @@ def _refuse_before_the_last_close(period, last) -> None:
 
 
 def close(session, period_id: str, now: datetime) -> dict:
-    """Close the period and every earlier open one; closing again changes nothing."""
+    """Close the period and every earlier open one; closing again changes nothing.
+
+    The close is dated once it holds the calendar lock, never before ``now``:
+    postings that committed while it waited for the lock are in it, and none
+    of them may read as recorded after the period was closed.
+    """
     period_service.lock_calendar(session, exclusive=True)
+    now = max(now, datetime.now(UTC))
     target = period_service.parse(session, period_id)
     closed = session.get(models.Period, target.id)
     if closed is not None:

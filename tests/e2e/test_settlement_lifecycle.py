@@ -411,3 +411,19 @@ def test_a_period_not_begun_has_a_draft_once_a_posting_is_dated_in_it(operator, 
     draft = draft_seen_before_day_b()
     skyair = next(entry for entry in draft["partners"] if entry["partner_id"] == "skyair")
     assert (draft["status"], skyair["points_issued"]) == ("draft", 200)  # 100.00 EUR × 2
+
+
+def test_a_close_is_dated_after_every_posting_it_includes(operator, database):
+    """A close asked for at ``now`` may wait for the calendar lock while postings
+    recorded after ``now`` commit: they are in the period it closes, so the close
+    is dated once it holds the lock, not when it was asked for."""
+    asked_at = datetime.now(UTC)
+    period_id = small_month(operator)  # every posting recorded after asked_at
+    result = database.run(settlement.close, period_id, asked_at)
+    closed_at = {p["id"]: p["closed_at"] for p in expect(operator.get("/api/v1/periods"), 200)}
+    transactions = expect(operator.get("/api/v1/transactions?limit=500"), 200)["items"]
+    recorded = [t["recorded_at"] for t in transactions if t["period_id"] == result["period_id"]]
+    assert recorded and max(map(datetime.fromisoformat, recorded)) <= datetime.fromisoformat(
+        closed_at[result["period_id"]]
+    )
+
