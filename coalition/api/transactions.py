@@ -45,6 +45,19 @@ TYPE_FIELDS = {
 }
 
 
+def _fields_by_type() -> str:
+    """:data:`TYPE_FIELDS` written out for the OpenAPI document: the schema alone says
+    only what every type needs (external_id, type, occurred_at)."""
+    rules = "; ".join(
+        f"{kind} needs {', '.join(sorted(required))} and refuses {', '.join(sorted(forbidden))}"
+        for kind, (required, forbidden) in TYPE_FIELDS.items()
+    )
+    return (
+        f"Besides external_id, type and occurred_at: {rules}."
+        " An earn_reversal gives amount or points, not both."
+    )
+
+
 class TransactionIn(Schema):
     external_id = Text(
         max_length=128,
@@ -180,7 +193,7 @@ def post_one(request: dict) -> tuple[dict, int]:
 @blp.route("")
 class Transactions(MethodView):
     @roles("operator", "partner")
-    @blp.arguments(TRANSACTION_IN)
+    @blp.arguments(TRANSACTION_IN, description=_fields_by_type())
     @blp.response(201, TransactionOut)
     @blp.alt_response(200, schema=TransactionOut, description="A replay: the original transaction")
     def post(self, request):

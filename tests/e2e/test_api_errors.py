@@ -717,6 +717,14 @@ def test_openapi_document_is_served(client):
         assert path in document["paths"], path
 
 
+def test_openapi_document_says_what_each_transaction_type_needs(client):
+    """The schema alone says only what every type needs; a till's developer reads the rest."""
+    body = client.get("/api/openapi.json").get_json()["paths"]["/api/v1/transactions"]["post"]
+    described = body["requestBody"]["description"]
+    assert "earn needs amount, currency, member_id and refuses" in described
+    assert "burn needs member_id, points and refuses amount" in described
+
+
 def test_openapi_document_declares_bearer_security(client):
     document = client.get("/api/openapi.json").get_json()
     schemes = document["components"]["securitySchemes"]
