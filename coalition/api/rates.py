@@ -13,10 +13,10 @@ blp = Blueprint("rates", __name__, url_prefix="/api/v1/rates", description="Rate
 
 
 class RateValue(DecimalString):
-    """A rate as a plain decimal string without trailing zeros."""
+    """A rate as a decimal string, with the decimals it was written with."""
 
     def _serialize(self, value, attr, obj, **kwargs):
-        return None if value is None else money.plain(value)
+        return None if value is None else money.as_written(value)
 
 
 class RateIn(Schema):

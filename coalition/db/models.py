@@ -12,7 +12,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from coalition.db.types import Amount, BigId, RateValue, UTCDateTime
+from coalition.db.types import Amount, BigId, RateValue, UTCDateTime, WrittenRate
 
 
 class Base(DeclarativeBase):
@@ -61,7 +61,7 @@ class Rate(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    value: Mapped[Decimal] = mapped_column(RateValue())
+    value: Mapped[Decimal] = mapped_column(WrittenRate())
     partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
     category: Mapped[str | None] = mapped_column(String(64))
     currency: Mapped[str | None] = mapped_column(String(3))

@@ -18,7 +18,7 @@ class ExactDecimal(TypeDecorator):
     impl = Numeric
     cache_ok = True
 
-    def __init__(self, precision: int, scale: int):
+    def __init__(self, precision: int | None, scale: int | None):
         super().__init__(precision=precision, scale=scale, asdecimal=True)
 
     def load_dialect_impl(self, dialect):
@@ -43,6 +43,12 @@ def Amount():
 def RateValue():
     """A rate: points per unit, multipliers, base currency per point or per unit."""
     return ExactDecimal(30, 12)
+
+
+def WrittenRate():
+    """A rate as the operator wrote it: NUMERIC without a fixed scale on PostgreSQL,
+    so ``"0.0110"`` reads back with its four decimals (SQLite's text keeps them too)."""
+    return ExactDecimal(None, None)
 
 
 def BigId():

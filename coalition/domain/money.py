@@ -128,9 +128,15 @@ def floor_points(value: Decimal) -> int:
 
 
 def plain(value: Decimal) -> str:
-    """A rate as a plain decimal string without trailing zeros ("0.011", "2")."""
+    """A decimal by its value alone, without trailing zeros ("350.00" → "350"): what a
+    request means, for its fingerprint."""
     text = format(value.normalize(), "f")
     return text if text != "-0" else "0"
+
+
+def as_written(rate: Decimal) -> str:
+    """A rate with the decimals it was written with ("0.0110"), never in exponent form."""
+    return format(rate, "f")
 
 
 class Money(NamedTuple):

@@ -99,7 +99,7 @@ def _partner_entry(
         "payable": money.text(position.payable),
         "fees": money.text(position.fees),
         "net": money.text(position.net),
-        "fx_rate": None if fx is None else money.plain(fx.value),
+        "fx_rate": None if fx is None else money.as_written(fx.value),
         "net_in_currency": None
         if fx is None
         else money.text(arithmetic.convert(position.net, fx.value, partner.currency)),

@@ -289,11 +289,15 @@ def test_rate_of_each_kind_is_created_with_its_scope(operator, kind, fields):
     assert body["currency"] == fields.get("currency")
 
 
-def test_rate_value_is_returned_as_a_decimal_string(operator):
-    body = add_rate(operator, "fx", "0.0110", currency="RUB")
-    # "0.0110" is the same number as 0.011; a string, never a float
-    assert isinstance(body["value"], str)
-    assert body["value"] in ("0.011", "0.0110")
+def test_rate_value_is_returned_as_written(operator):
+    """SPEC §7 writes an fx rate "0.0110": the decimals the operator wrote are kept,
+    however the database stores numbers, and never turn into an exponent."""
+    written = {"0.0110": "RUB", "2": "USD", "0.000000000001": "JPY", "1.10": "GBP"}
+    created = [add_rate(operator, "fx", value, currency=currency)["value"]
+               for value, currency in written.items()]
+    assert created == list(written)
+    listed = expect(operator.get("/api/v1/rates?kind=fx"), 200)
+    assert [rate["value"] for rate in listed] == list(written)
 
 
 @pytest.mark.parametrize(

@@ -600,6 +600,28 @@ def test_instances_started_at_once_upgrade_the_schema_one_after_the_other(tmp_pa
             database.dispose()
 
 
+@pytest.mark.postgres
+def test_the_upgrade_to_rates_as_written_drops_the_padding_of_stored_rates(tmp_path):
+    """Before 0007 PostgreSQL padded a rate to 12 decimals (NUMERIC(30,12)); the upgrade
+    keeps its value and drops the padding, and a rate written afterwards keeps its own."""
+    with empty_database(tmp_path) as url:
+        database = Database(url)
+        try:
+            migrate.upgrade(database, "0006")
+            insert = text("INSERT INTO rates (kind, value, currency, effective_from, created_at)"
+                          " VALUES ('fx', :value, 'RUB', now(), now())")
+            with database.engine.begin() as connection:
+                connection.execute(insert, {"value": "0.0110"})
+                padded = connection.execute(text("SELECT value::text FROM rates")).scalar_one()
+            migrate.upgrade(database)
+            with database.engine.begin() as connection:
+                connection.execute(insert, {"value": "0.0110"})
+                values = connection.execute(text("SELECT value::text FROM rates ORDER BY id")).scalars()
+                assert (padded, list(values)) == ("0.011000000000", ["0.011", "0.0110"])
+        finally:
+            database.dispose()
+
+
 def _upgrade(url: str) -> subprocess.Popen:
     return subprocess.Popen([str(Path(sys.executable).parent / "coalition"), "db", "upgrade"],
                             env={**os.environ, "COALITION_DATABASE_URL": url},

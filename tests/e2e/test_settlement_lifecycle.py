@@ -175,6 +175,18 @@ def test_close_succeeds_once_the_missing_fx_rate_is_added(operator):
     assert close(operator, period_id)["status"] == "final"
 
 
+def test_a_settlement_shows_the_fx_rate_as_written(operator):
+    """SPEC §7's example writes "fx_rate": "0.0110". aroma's 500.00 RUB × 0.1 = 50 points,
+    20 burnt at hotel: 20 × 0.01 = 0.20 EUR; aroma's net −0.20 EUR ÷ 0.0110 = −18.1818…
+    → −18.18 RUB."""
+    period_id = _month_without_fx(operator)
+    add_rate(operator, "fx", "0.0110", currency="RUB")
+    add_rate(operator, "fx", "0.040", currency="CZK")
+    entries = {e["partner_id"]: e for e in close(operator, period_id)["partners"]}
+    assert (entries["aroma"]["fx_rate"], entries["aroma"]["net_in_currency"]) == ("0.0110", "-18.18")
+    assert entries["hotel"]["fx_rate"] == "0.040"
+
+
 def test_a_net_of_29_digits_in_the_partners_currency_closes_exactly(operator):
     """Extreme but within the limits: 10⁷ points redeemed at 10⁹ EUR each = 10¹⁶ EUR, paid in a
     currency worth 10⁻¹² EUR: 10²⁸ VND, one digit more than Python's default Decimal context."""

@@ -177,11 +177,16 @@ def test_floor_points_returns_an_int():
     assert type(money.floor_points(Decimal("12.5"))) is int
 
 
-# plain: rates shown without trailing zeros.
+# plain: a decimal by its value, for a request's fingerprint; as_written: a rate shown.
 
 
 def test_plain_drops_trailing_zeros():
     assert money.plain(Decimal("0.0110")) == "0.011"
+
+
+def test_a_rate_is_shown_as_written_and_never_in_exponent_form():
+    assert money.as_written(Decimal("0.0110")) == "0.0110"
+    assert money.as_written(Decimal("0.0000001")) == "0.0000001"  # str() gives 1E-7
 
 
 def test_plain_writes_a_whole_number_without_exponent():
