@@ -110,7 +110,7 @@ def _unfit(session, taken: set[str]) -> str | None:
 
 
 def _configure(session, start: datetime) -> None:
-    periods.lock_calendar(session)  # before the first write: the rates below take it
+    periods.lock_calendar(session, exclusive=True)  # before the first write, as the rates below
     for partner_id, name, category, currency, hold_days, _ in PARTNERS:
         partners.create(
             session,

@@ -1,7 +1,8 @@
 """PostgreSQL advisory locks: every id the service locks, in one 64-bit space.
 
-- :data:`CALENDAR`, the settlement calendar: postings and new rates hold it
-  shared, a close and a change postings depend on hold it exclusively
+- :data:`CALENDAR`, the settlement calendar: postings hold it shared, a
+  close and a change postings depend on (a new rate among them) hold it
+  exclusively
   (:func:`coalition.services.periods.lock_calendar`);
 - one per idempotency key, ``hashtextextended(key, 0)`` of
   :func:`idempotency_key`: a posting holds its key's until it commits, so a

@@ -69,6 +69,9 @@ class Rate(Base):
     effective_from: Mapped[datetime] = mapped_column(UTCDateTime())
     effective_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # the ledger's last transaction id when the rate was added: those up to it were
+    # posted without it, and a settlement re-prices them (migration 0008)
+    last_transaction_id: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
 class Member(Base):

@@ -16,6 +16,9 @@ from coalition.domain.errors import Invalid
 
 KINDS = ("monthly", "weekly", "daily")
 
+# SPEC §5: a transaction may be dated up to this far ahead of the moment it is posted
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
 _ID_PATTERNS = {
     "monthly": re.compile(r"([0-9]{4})-([0-9]{2})"),
     "weekly": re.compile(r"([0-9]{4})-W([0-9]{2})"),

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
+from coalition.domain.settlement import OPERATOR_PARTNER
+
 KINDS = ("earn", "promo", "threshold", "redemption", "fee", "fx")
 
 
@@ -27,6 +29,9 @@ class Rate:
         category: the purchase category it is limited to, or None.
         currency: the currency an fx rate converts from.
         min_amount: the purchase amount a threshold needs.
+        created_at: when the operator added it.
+        last_transaction_id: the ledger's last transaction id when it was
+            added: transactions up to it were posted without it.
     """
 
     id: int
@@ -38,6 +43,8 @@ class Rate:
     category: str | None = None
     currency: str | None = None
     min_amount: Decimal | None = None
+    created_at: datetime | None = None
+    last_transaction_id: int = 0
 
     def in_force_at(self, at: datetime) -> bool:
         return self.effective_from <= at and (self.effective_to is None or at < self.effective_to)
@@ -86,6 +93,19 @@ def in_force(
     """The rate of ``kind`` in force at ``at`` for this scope, or None."""
     candidates = _candidates(rates, kind, at, partner_id, category, currency)
     return max(candidates, key=lambda rate: rate.precedence, default=None)
+
+
+def redemption_rate(rates, redeemer_id: str, at: datetime) -> Rate | None:
+    """What a point redeemed at ``redeemer_id`` at ``at`` is worth (SPEC §7's v(t))."""
+    return in_force(rates, "redemption", at, partner_id=redeemer_id)
+
+
+def fee_rate(rates, issuer_id: str, at: datetime) -> Rate | None:
+    """What the issuer pays the operator per point issued at ``at``; the operator, issuing
+    its own bonuses, pays no fee to itself (SPEC §7)."""
+    if issuer_id == OPERATOR_PARTNER:
+        return None
+    return in_force(rates, "fee", at, partner_id=issuer_id)
 
 
 def threshold_reached(rates, at: datetime, partner_id: str, amount: Decimal) -> Rate | None:

@@ -135,4 +135,6 @@ def rate_value(row: models.Rate) -> rates_domain.Rate:
         category=row.category,
         currency=row.currency,
         min_amount=row.min_amount,
+        created_at=row.created_at,
+        last_transaction_id=row.last_transaction_id,
     )

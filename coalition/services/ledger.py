@@ -27,11 +27,9 @@ from coalition.domain.errors import (
     Invalid,
     NoRate,
 )
-from coalition.domain.settlement import OPERATOR_PARTNER
+from coalition.domain.periods import FUTURE_TOLERANCE
 from coalition.services import catalog, members, partners, periods, rates
 from coalition.services.book import REVERSALS, Book
-
-FUTURE_TOLERANCE = timedelta(minutes=5)
 
 
 def posting_partner(principal, request: dict) -> str:
@@ -153,15 +151,9 @@ def _replay(book: Book, transaction: rows.Transaction) -> Posting:
     )
 
 
-def _fee_rate(candidates, partner, at) -> rates_domain.Rate | None:
-    if partner.id == OPERATOR_PARTNER:
-        return None
-    return rates_domain.in_force(candidates, "fee", at, partner_id=partner.id)
-
-
 def _issue(book, transaction, partner, config, points: int, used: list, candidates) -> Posting:
     """Record an earn or bonus and the lot it creates, with the issuer's fee rate."""
-    fee = _fee_rate(candidates, partner, transaction.occurred_at)
+    fee = rates_domain.fee_rate(candidates, partner.id, transaction.occurred_at)
     transaction.points = points
     transaction.rate_ids = json.dumps(used + ([fee.id] if fee else []))
     transaction.fee_rate = fee.value if fee else None
@@ -221,11 +213,8 @@ def _burn(book, transaction, partner, config, request) -> Posting:
     at = transaction.occurred_at
     if transaction.member_id not in book.members:
         raise InsufficientPoints(f"member {transaction.member_id!r} has no points")
-    redemption = rates_domain.in_force(
-        rates.candidates(book.session, ("redemption",), partner.id),
-        "redemption",
-        at,
-        partner_id=partner.id,
+    redemption = rates_domain.redemption_rate(
+        rates.candidates(book.session, ("redemption",), partner.id), partner.id, at
     )
     if redemption is None:
         raise NoRate(f"no redemption rate for partner {partner.id!r} at {at.isoformat()}")

@@ -3,11 +3,10 @@
 Posting a transaction holds the calendar lock shared and closing a period
 holds it exclusively (PostgreSQL advisory locks), so a transaction either
 commits before a close reads the ledger or sees that period as closed and
-lands, late, in the next one. A new rate holds it shared too, so it cannot
-slip into a period a close is closing; a change that postings depend on
-(the calendar, the base currency, a partner's currency) holds it
-exclusively, so it cannot miss a posting in flight. SQLite serialises
-writers anyway.
+lands, late, in the next one. A change that postings depend on (the
+calendar, the base currency, a partner's currency, a new rate) holds it
+exclusively, so it cannot miss a posting in flight, nor a rate slip into a
+period a close is closing. SQLite serialises writers anyway.
 """
 
 from datetime import datetime

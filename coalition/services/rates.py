@@ -7,7 +7,7 @@ stores them, checks each kind's scope, and loads the candidates for a use case.
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from coalition.db import models
 from coalition.domain import money, rates
@@ -52,8 +52,10 @@ def _check_scope(fields: dict) -> None:
 
 def create(session, fields: dict) -> models.Rate:
     # first: a close in progress commits before, and its period is then closed; a change of
-    # the base currency or a partner's currency in progress too, before they are checked
-    periods.lock_calendar(session)
+    # the base currency or a partner's currency in progress too, before they are checked.
+    # Exclusively: no posting is in flight, so those up to the ledger's last transaction
+    # were priced without this rate and every later one with it (domain.repricing)
+    periods.lock_calendar(session, exclusive=True)
     _check_scope(fields)
     if (
         fields.get("effective_to") is not None
@@ -74,7 +76,8 @@ def create(session, fields: dict) -> models.Rate:
     last_closed = periods.last_closed(session)
     if last_closed is not None and fields["effective_from"] < last_closed.end:
         raise PeriodClosed(f"effective_from falls in closed period {last_closed.id} or earlier")
-    rate = models.Rate(created_at=datetime.now(UTC), **fields)
+    last = session.scalar(select(func.max(models.Transaction.id))) or 0
+    rate = models.Rate(created_at=datetime.now(UTC), last_transaction_id=last, **fields)
     session.add(rate)
     session.flush()
     return rate

@@ -15,7 +15,8 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from coalition.db import aggregates, models, totals
-from coalition.domain import money, periods
+from coalition.db import repricing as repriced_rows
+from coalition.domain import money, periods, repricing
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import Conflict, Forbidden, NoRate, NotFound
 from coalition.services import expiry, queries, rates
@@ -37,9 +38,10 @@ def compute(session, period: periods.Period, status: str) -> dict:
     base = config.base_currency
     at_end = period.end - LAST_INSTANT
     everyone = partner_service.all_partners(session)
-    lines = arithmetic.pair_lines(totals.redeemed_points(session, period.id), base)
+    redeemed = totals.redeemed_points(session, period.id) + _redeemed_repriced(session, period)
+    lines = arithmetic.pair_lines(redeemed, base)
     activity = totals.period_activity(session, period.id)
-    fee_totals = arithmetic.fees(activity.issued, base)
+    fee_totals = arithmetic.fees(activity.issued + _issued_repriced(session, period), base)
     positions = arithmetic.positions([partner.id for partner in everyone], lines, fee_totals, base)
     liability = aggregates.liability_points(session, period.end)
     point_value = rates.point_value(session, at_end)
@@ -84,6 +86,28 @@ def compute(session, period: periods.Period, status: str) -> dict:
             "payments_saved": netting.payments_saved,
         },
     }
+
+
+def _redeemed_repriced(session, period: periods.Period) -> list[arithmetic.RedeemedPoints]:
+    """Burns posted before a redemption rate that applies to them was added, moved to it."""
+    candidates = rates.candidates(session, ("redemption",))
+    windows = repricing.windows(candidates, "redemption", period.end)
+    if not windows:
+        return []
+    starts = repricing.stretches(candidates, "redemption", windows)
+    recorded = repriced_rows.redeemed(session, period.id, windows, starts)
+    return repricing.redeemed(candidates, starts, recorded)
+
+
+def _issued_repriced(session, period: periods.Period) -> list[arithmetic.IssuedPoints]:
+    """Points issued before a fee rate that applies to them was added, moved to it."""
+    candidates = rates.candidates(session, ("fee",))
+    windows = repricing.windows(candidates, "fee", period.end)
+    if not windows:
+        return []
+    starts = repricing.stretches(candidates, "fee", windows)
+    recorded = repriced_rows.issued(session, period.id, windows, starts)
+    return repricing.issued(candidates, starts, recorded)
 
 
 def _partner_entry(

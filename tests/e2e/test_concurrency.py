@@ -975,6 +975,30 @@ def test_a_rate_posted_while_a_close_runs_waits_for_it_and_cannot_start_in_the_p
     assert expect(local_operator.get("/api/v1/rates", query_string={"kind": "redemption"}), 200) == []
 
 
+def test_a_rate_added_while_a_burn_is_in_flight_waits_for_it_and_then_re_prices_it(database_url,
+                                                                                  local_operator):
+    """The rate knows which postings were priced without it (SPEC §7: a burn is valued at
+    the rate in force at its occurred_at). Read while the burn was in flight, the ledger's
+    last transaction would leave the burn out: valued at 0.01, not at aroma's own 0.05
+    dated before it. 30 points burnt at aroma from skyair's lot: 30 × 0.05 = 1.50 EUR."""
+    add_partner(local_operator, "aroma", "RUB", "cafe")
+    add_partner(local_operator, "skyair", "EUR", "travel")
+    add_rate(local_operator, "earn", "2", partner_id="skyair")
+    add_rate(local_operator, "redemption", "0.01")
+    expect(earn(local_operator, "e-race", "m-race", "100.00", partner_id="skyair", occurred_at=days_ago(3)))
+    request = validated({"external_id": "b-race", "type": "burn", "partner_id": "aroma",
+                         "member_id": "m-race", "points": 30, "occurred_at": days_ago(2)})
+    posting = held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, request,
+                                                                      datetime.now(UTC)))
+    reply = replied_after(posting, lambda: local_operator.post("/api/v1/rates", json={
+        "kind": "redemption", "value": "0.05", "partner_id": "aroma", "effective_from": days_ago(4)}))
+    assert reply.status_code == 201, reply.get_json()
+    burnt = list_all(local_operator, "/api/v1/transactions", type="burn")
+    draft = expect(local_operator.get(f"/api/v1/settlements/{burnt[0]['period_id']}"), 200)
+    lines = [(line["issuer_id"], line["redeemer_id"], line["points"], line["value"]) for line in draft["pair_lines"]]
+    assert lines == [("skyair", "aroma", 30, "1.50")]
+
+
 @pytest.mark.parametrize("change", [
     ("/api/v1/partners/aroma", {"currency": "EUR"}),
     ("/api/v1/settings", {"timezone": "Europe/Moscow"}),

@@ -7,15 +7,19 @@ the HTTP API into the previous calendar month; postings the ledger refuses
 The database lives for the whole test function, so the period's draft holds
 every example posted so far: the expected figures are therefore recomputed
 from the whole ``GET /api/v1/transactions?period_id=`` listing (allocations,
-rate_ids) and the values of the rates the test created, never from the
-settlement itself. Redemption rates get new versions in the middle of each
-example, so that pair lines sum burns made at several rates.
+dates, originals) and the rates the test created, never from the settlement
+itself. The rate in force is chosen here as SPEC §5 words it (partner-specific
+beats coalition-wide, then the latest ``effective_from``), as the rates stand
+when the draft is read (SPEC §7's v(t)). Redemption rates get new versions in
+the middle of each example, so that pair lines sum burns made at several
+rates; an example's coalition-wide versions are added after the examples
+before it posted, so they re-price those examples' burns dated after them.
 """
 
 import itertools
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
@@ -46,6 +50,10 @@ partners_strategy = st.lists(
         "redemption_later": st.lists(st.sampled_from(["0.0115", "0.0137", "0.0051", "0.0149"]),
                                      max_size=3),
         "fee": st.sampled_from([None, "0.001", "0.0007", "0.00125", "0"]),
+        # versions the operator adds once the example has posted, dated back into it:
+        # they re-price what was posted before them
+        "added_late": st.lists(st.tuples(st.sampled_from(["redemption", "fee"]),
+                                         st.sampled_from(["0.0111", "0.0009", "0"])), max_size=2),
     }),
     min_size=2,
     max_size=4,
@@ -76,16 +84,35 @@ operations_strategy = st.lists(
 )
 
 
+@dataclass(frozen=True)
+class Rate:
+    id: int
+    kind: str
+    value: Decimal
+    partner_id: str | None
+    effective_from: datetime
+
+
 @dataclass
 class Book:
-    """What the test itself created: rate values by id, and an example counter."""
+    """What the test itself created: its rates, and an example counter."""
 
-    rates: dict[int, tuple[str, Decimal]] = field(default_factory=dict)
+    rates: list[Rate] = field(default_factory=list)
     examples: itertools.count = field(default_factory=itertools.count)
 
     def rate(self, operator, kind, value, **fields) -> None:
         created = add_rate(operator, kind, value, **fields)
-        self.rates[created["id"]] = (kind, Decimal(value))
+        self.rates.append(Rate(created["id"], kind, Decimal(value), created["partner_id"],
+                               datetime.fromisoformat(created["effective_from"])))
+
+    def in_force(self, kind: str, partner_id: str, at: datetime) -> Decimal | None:
+        """SPEC §5: among the versions begun by ``at`` (none of the test's ends), the
+        partner's own beat the coalition-wide ones, then the latest effective_from wins."""
+        begun = [rate for rate in self.rates
+                 if rate.kind == kind and rate.partner_id in (None, partner_id) and rate.effective_from <= at]
+        if not begun:
+            return None
+        return max(begun, key=lambda rate: (rate.partner_id is not None, rate.effective_from, rate.id)).value
 
 
 class Coalition:
@@ -186,6 +213,10 @@ def _post_random_ledger(operator, book: Book, partners, later_coalition_wide, op
             earns.append(("coalition", body["external_id"], None, None))
         elif kind == "burn":
             burns.append((body["partner_id"], body["external_id"], body["points"], None))
+    for (partner_id, _), spec in zip(ids, partners, strict=True):
+        added = spec["added_late"]
+        for (kind, value), (_, effective_from) in zip(added, switches(added), strict=True):
+            book.rate(operator, kind, value, partner_id=partner_id, effective_from=effective_from)
     return period_id
 
 
@@ -200,21 +231,27 @@ def _transactions(operator, period_id: str) -> list[dict]:
             return items
 
 
-def _rate_of(book: Book, transaction: dict, kind: str) -> Decimal | None:
-    assert all(i in book.rates for i in transaction["rate_ids"]), transaction
-    values = [book.rates[i][1] for i in transaction["rate_ids"] if book.rates[i][0] == kind]
-    assert len(values) <= 1, transaction
-    return values[0] if values else None
+def _original(transactions: list[dict], transaction: dict) -> dict:
+    """The burn a burn reversal reverses, the earn or bonus a return reverses; else itself."""
+    if transaction["original_id"] is None:
+        return transaction
+    return next(t for t in transactions if t["id"] == transaction["original_id"])
+
+
+def _dated(transaction: dict) -> datetime:
+    return datetime.fromisoformat(transaction["occurred_at"])
 
 
 def _expected_pair_lines(book: Book, transactions: list[dict]) -> dict:
-    """(issuer, redeemer) → (points, value): Σ allocation points × redemption rate, rounded once."""
+    """(issuer, redeemer) → (points, value): Σ allocation points × the redemption rate in
+    force at the (original) burn's occurred_at, rounded once."""
     points, value = defaultdict(int), defaultdict(Decimal)
     for transaction in transactions:
         if transaction["type"] not in ("burn", "burn_reversal"):
             continue
         sign = 1 if transaction["type"] == "burn" else -1
-        rate = _rate_of(book, transaction, "redemption")
+        burn = _original(transactions, transaction)
+        rate = book.in_force("redemption", burn["partner_id"], _dated(burn))
         for allocation in transaction["allocations"]:
             pair = (allocation["issuer_id"], transaction["partner_id"])
             points[pair] += sign * allocation["points"]
@@ -227,11 +264,13 @@ def _expected_pair_lines(book: Book, transactions: list[dict]) -> dict:
 
 
 def _expected_fees(book: Book, transactions: list[dict]) -> dict[str, str]:
-    """partner → round_half_even(Σ points × fee rate of the issuing transaction)."""
+    """partner → round_half_even(Σ points × the fee rate in force at the (original) issue's
+    occurred_at); the coalition pays no fee to itself."""
     totals = defaultdict(Decimal)
     for transaction in transactions:
-        if transaction["type"] in ("earn", "bonus", "earn_reversal"):
-            rate = _rate_of(book, transaction, "fee")
+        if transaction["type"] in ("earn", "bonus", "earn_reversal") and transaction["partner_id"] != "coalition":
+            issue = _original(transactions, transaction)
+            rate = book.in_force("fee", issue["partner_id"], _dated(issue))
             if rate is not None:
                 totals[transaction["partner_id"]] += transaction["points"] * rate
     return {partner: str(total.quantize(CENT, rounding=ROUND_HALF_EVEN)) for partner, total in totals.items()}

@@ -1,0 +1,130 @@
+"""A rate the operator adds after postings it applies to (SPEC §5, §7).
+
+A settlement values a burn at the redemption rate in force at its
+``occurred_at``, and charges a fee at the fee rate in force at the issue's:
+the rates as they stand when it is computed. Every test posts into the
+previous calendar month, then adds a rate dated back into it.
+
+Partners: ``skyair`` (EUR, earns 2 points per EUR) and ``aroma`` (EUR, earns
+1 point per EUR). Rates from 200 days ago: redemption 0.01 EUR per point and
+fee 0.001 EUR per point issued, both coalition-wide.
+"""
+
+import pytest
+
+from tests.e2e.settlement_world import (
+    add_partner,
+    add_rate,
+    at,
+    burn,
+    close,
+    earn,
+    expect,
+    post,
+    previous_month,
+)
+
+
+@pytest.fixture
+def month(operator):
+    start, _, period_id = previous_month()
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_partner(operator, "aroma", "Aroma", "cafe", "EUR")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    add_rate(operator, "earn", "1", partner_id="aroma")
+    add_rate(operator, "redemption", "0.01")
+    add_rate(operator, "fee", "0.001")
+    return start, period_id
+
+
+def _settlement(operator, period_id: str) -> dict:
+    return expect(operator.get(f"/api/v1/settlements/{period_id}"), 200)
+
+
+def _line(settlement: dict, issuer: str, redeemer: str) -> tuple[int, str]:
+    line = next(line for line in settlement["pair_lines"]
+                if (line["issuer_id"], line["redeemer_id"]) == (issuer, redeemer))
+    return line["points"], line["value"]
+
+
+def _fees(settlement: dict) -> dict[str, str]:
+    return {entry["partner_id"]: entry["fees"] for entry in settlement["partners"]}
+
+
+def test_a_redemption_rate_added_late_values_the_burns_dated_after_it(operator, month):
+    """m1 earns 100.00 EUR at skyair on day 2: 200 points. It burns 50 at aroma on day 5
+    and 30 on day 15. The operator then adds aroma's own redemption rate of 0.02 from
+    day 10: skyair → aroma = 50 × 0.01 + 30 × 0.02 = 0.50 + 0.60 = 1.10 (it was 0.80)."""
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    burn(operator, "b1", "aroma", "m1", at(start, 5), 50)
+    late = burn(operator, "b2", "aroma", "m1", at(start, 15), 30)
+    assert _line(_settlement(operator, period_id), "skyair", "aroma") == (80, "0.80")
+    rate = add_rate(operator, "redemption", "0.02", partner_id="aroma", effective_from=at(start, 10))
+    assert _line(_settlement(operator, period_id), "skyair", "aroma") == (80, "1.10")
+    closed = close(operator, period_id)
+    assert _line(closed, "skyair", "aroma") == (80, "1.10")
+    entries = {entry["partner_id"]: entry for entry in closed["partners"]}
+    assert (entries["aroma"]["receivable"], entries["skyair"]["payable"]) == ("1.10", "1.10")
+    # the posting still says what was in force when it was posted
+    again = expect(operator.get(f"/api/v1/transactions/{late['id']}"), 200)
+    assert rate["id"] not in again["rate_ids"]
+
+
+def test_a_burn_reversal_follows_its_burn_to_the_rate_added_late(operator, month):
+    """200 points at skyair (100.00 EUR × 2); 30 burnt at aroma on day 15; 10 of them
+    given back on day 16 before the rate of 0.02 from day 10 is added, 5 more after it:
+    (30 − 10 − 5) × 0.02 = 0.30. Each reversal is valued at its burn's rate in force now,
+    whatever the rate recorded when it was posted (0.01 for both)."""
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    burn(operator, "b1", "aroma", "m1", at(start, 15), 30)
+    post(operator, external_id="r1", type="burn_reversal", partner_id="aroma",
+         original_external_id="b1", points=10, occurred_at=at(start, 16))
+    add_rate(operator, "redemption", "0.02", partner_id="aroma", effective_from=at(start, 10))
+    post(operator, external_id="r2", type="burn_reversal", partner_id="aroma",
+         original_external_id="b1", points=5, occurred_at=at(start, 17))
+    assert _line(_settlement(operator, period_id), "skyair", "aroma") == (15, "0.30")
+
+
+def test_a_fee_rate_added_late_charges_the_points_issued_after_it(operator, month):
+    """skyair issues 200 points on day 2 (100.00 EUR × 2) and 100 on day 12 (50.00 × 2).
+    The operator adds skyair's own fee of 0.005 from day 10: 200 × 0.001 + 100 × 0.005 =
+    0.20 + 0.50 = 0.70 (it was 0.30). A return of 25.00 of the day-12 purchase, posted
+    after, takes back floor(100 × 25.00 / 50.00) = 50 points and recovers 50 × 0.005 =
+    0.25, at its earn's rate in force now: 0.45."""
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    earn(operator, "e2", "skyair", "m1", at(start, 12), "50.00", "EUR")
+    assert _fees(_settlement(operator, period_id))["skyair"] == "0.30"
+    add_rate(operator, "fee", "0.005", partner_id="skyair", effective_from=at(start, 10))
+    assert _fees(_settlement(operator, period_id))["skyair"] == "0.70"
+    post(operator, external_id="ret", type="earn_reversal", partner_id="skyair",
+         original_external_id="e2", amount="25.00", occurred_at=at(start, 13))
+    assert _fees(close(operator, period_id))["skyair"] == "0.45"
+
+
+def test_a_fee_rate_added_late_where_there_was_none_charges_it(operator):
+    """No fee rate at all when skyair issued 300 points (150.00 EUR × 2) on day 3; one of
+    0.002 coalition-wide from day 1 is added later: 300 × 0.002 = 0.60. The operator's
+    own bonus of 40 points on day 4 pays no fee to itself."""
+    start, _, period_id = previous_month()
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    earn(operator, "e1", "skyair", "m1", at(start, 3), "150.00", "EUR")
+    post(operator, external_id="g1", type="bonus", partner_id="coalition", member_id="m1",
+         points=40, reason="goodwill", occurred_at=at(start, 4))
+    add_rate(operator, "fee", "0.002", effective_from=at(start, 1))
+    assert _fees(_settlement(operator, period_id)) == {"skyair": "0.60", "coalition": "0.00"}
+
+
+def test_a_rate_dated_after_the_postings_changes_none_of_them(operator, month):
+    """The burn on day 5 and the issue on day 2 precede rates from day 6: 40 × 0.01 = 0.40,
+    and fees 200 × 0.001 = 0.20, as before the rates were added."""
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    burn(operator, "b1", "aroma", "m1", at(start, 5), 40)
+    add_rate(operator, "redemption", "0.02", effective_from=at(start, 6))
+    add_rate(operator, "fee", "0.005", effective_from=at(start, 6))
+    settlement = _settlement(operator, period_id)
+    assert (_line(settlement, "skyair", "aroma"), _fees(settlement)["skyair"]) == ((40, "0.40"), "0.20")
