@@ -586,11 +586,13 @@ class _Line(Flowable):
 
 
 def _late_items(statement: Mapping) -> list[Flowable]:
-    """Transactions from closed periods settled here instead (SPEC §7)."""
-    heading = _section("Late items", room=32 * mm)
+    """Transactions from closed periods settled here instead (SPEC §7), listed when there
+    are any: the figures say how many ("Late items 0"), and a heading over "none" often
+    took a page of its own when the counterparties filled the first."""
     items = statement["late_items"]
     if not items:
-        return [*heading, _p("No late items.", _BODY)]
+        return []
+    heading = _section("Late items", room=32 * mm)
     header = [
         _p(title, _HEAD) for title in ("Transaction", "External ID", "Type", "Occurred at")
     ] + [_p("Points", _HEAD_RIGHT), _p("Original period", _HEAD)]

@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -448,10 +449,13 @@ def test_liability_without_a_redemption_rate_to_value_it_is_said_not_valued():
     assert "4,200" in text  # the points are still shown
 
 
-def test_statement_without_late_items_says_so():
-    text = " ".join(pages_text(render_pdf(make_statement(late_items=[]))))
+def test_statement_without_late_items_says_so_among_its_figures_and_lists_none():
+    statement = make_statement(late_items=[])
+    statement["summary"] = {**statement["summary"], "late_count": 0}
+    pages = pages_text(render_pdf(statement))
 
-    assert "No late items" in text
+    assert re.search(r"Late items\s+0\b", pages[0])
+    assert "Transactions that occurred in a period already closed" not in " ".join(pages)
 
 
 def test_draft_statement_says_figures_may_change():
