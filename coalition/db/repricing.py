@@ -12,7 +12,7 @@ little.
 
 from datetime import datetime
 
-from sqlalchemy import and_, case, func, literal, or_, select, union_all
+from sqlalchemy import and_, case, func, literal, or_, select, true, union_all
 from sqlalchemy.orm import aliased
 
 from coalition.db.models import Allocation, Transaction
@@ -60,6 +60,7 @@ def _postings(types: tuple[str, ...], windows: list[Window], starts: list[dateti
                 original.id <= window.last_transaction_id,
                 original.occurred_at >= window.start,
                 original.occurred_at < window.end,
+                true() if window.partner_id is None else original.partner_id == window.partner_id,
             )
             for window in windows
         )

@@ -29,11 +29,13 @@ from coalition.domain.settlement import IssuedPoints, RedeemedPoints
 
 @dataclass(frozen=True)
 class Window:
-    """Postings dated in ``[start, end)`` with an id up to ``last_transaction_id``."""
+    """Postings dated in ``[start, end)`` with an id up to ``last_transaction_id``, of
+    ``partner_id`` when the rate is one partner's (its burns, or its issues)."""
 
     start: datetime
     end: datetime
     last_transaction_id: int
+    partner_id: str | None = None
 
 
 def windows(candidates, kind: str, before: datetime) -> list[Window]:
@@ -45,7 +47,9 @@ def windows(candidates, kind: str, before: datetime) -> list[Window]:
             continue
         end = min(rate.created_at + FUTURE_TOLERANCE, before, rate.effective_to or before)
         if rate.effective_from < end:
-            found.append(Window(rate.effective_from, end, rate.last_transaction_id))
+            found.append(
+                Window(rate.effective_from, end, rate.last_transaction_id, rate.partner_id)
+            )
     return found
 
 
