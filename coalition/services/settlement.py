@@ -15,7 +15,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from coalition.db import aggregates, models, totals
-from coalition.db import repricing as repriced_rows
+from coalition.db import repricing as recorded
 from coalition.domain import money, periods, repricing
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import Conflict, Forbidden, NoRate, NotFound
@@ -38,10 +38,12 @@ def compute(session, period: periods.Period, status: str) -> dict:
     base = config.base_currency
     at_end = period.end - LAST_INSTANT
     everyone = partner_service.all_partners(session)
-    redeemed = totals.redeemed_points(session, period.id) + _redeemed_repriced(session, period)
+    redeemed = totals.redeemed_points(session, period.id)
+    redeemed += _repriced(session, period, "redemption", recorded.redeemed, repricing.redeemed)
     lines = arithmetic.pair_lines(redeemed, base)
     activity = totals.period_activity(session, period.id)
-    fee_totals = arithmetic.fees(activity.issued + _issued_repriced(session, period), base)
+    issued = activity.issued + _repriced(session, period, "fee", recorded.issued, repricing.issued)
+    fee_totals = arithmetic.fees(issued, base)
     positions = arithmetic.positions([partner.id for partner in everyone], lines, fee_totals, base)
     liability = aggregates.liability_points(session, period.end)
     point_value = rates.point_value(session, at_end)
@@ -88,26 +90,15 @@ def compute(session, period: periods.Period, status: str) -> dict:
     }
 
 
-def _redeemed_repriced(session, period: periods.Period) -> list[arithmetic.RedeemedPoints]:
-    """Burns posted before a redemption rate that applies to them was added, moved to it."""
-    candidates = rates.candidates(session, ("redemption",))
-    windows = repricing.windows(candidates, "redemption", period.end)
+def _repriced(session, period: periods.Period, kind: str, read, correct) -> list:
+    """Postings made before a rate of ``kind`` that applies to them was added, moved from
+    the rate they recorded to it (:mod:`coalition.domain.repricing`)."""
+    candidates = rates.candidates(session, (kind,))
+    windows = repricing.windows(candidates, kind, period.end)
     if not windows:
         return []
-    starts = repricing.stretches(candidates, "redemption", windows)
-    recorded = repriced_rows.redeemed(session, period.id, windows, starts)
-    return repricing.redeemed(candidates, starts, recorded)
-
-
-def _issued_repriced(session, period: periods.Period) -> list[arithmetic.IssuedPoints]:
-    """Points issued before a fee rate that applies to them was added, moved to it."""
-    candidates = rates.candidates(session, ("fee",))
-    windows = repricing.windows(candidates, "fee", period.end)
-    if not windows:
-        return []
-    starts = repricing.stretches(candidates, "fee", windows)
-    recorded = repriced_rows.issued(session, period.id, windows, starts)
-    return repricing.issued(candidates, starts, recorded)
+    starts = repricing.stretches(candidates, kind, windows)
+    return correct(candidates, starts, read(session, period.id, windows, starts))
 
 
 def _partner_entry(
