@@ -14,7 +14,7 @@ from decimal import Decimal
 from sqlalchemy import select
 
 from coalition import auth
-from coalition.db import models
+from coalition.db import aggregates, models
 from coalition.domain import periods as periods_domain
 from coalition.domain.errors import CoalitionError, Invalid
 from coalition.services import ledger, partners, periods, rates, settlement
@@ -96,14 +96,21 @@ def load(database, now: datetime, echo=print, progress=None) -> None:
 def _unfit(session, taken: set[str]) -> str | None:
     """Why the demo cannot load here, if it cannot: its fx rates are quoted in its base
     currency (in another, its periods could not close, and its posts would fix the
-    currency), its rates begin ``DAYS`` ago, which a closed period refuses, and
-    ``taken``, some of its partner ids, are another coalition's partners."""
+    currency), its rates begin ``DAYS`` ago, which a closed period refuses and which
+    would settle transactions already posted at the demo's redemption and fee rates
+    (SPEC §7: the rates in force at their dates), and ``taken``, some of its partner
+    ids, are another coalition's partners."""
     base = settings_service.load(session).base_currency
     if base != BASE_CURRENCY:
         return f"the demo coalition settles in {BASE_CURRENCY} and this one in {base}"
     last = periods.last_closed(session)
     if last is not None:
         return f"period {last.id} is closed here, and the demo's history begins {DAYS} days ago"
+    if aggregates.occurrences(session)[0] is not None:
+        return (
+            f"transactions are posted here, and the demo's rates, from {DAYS} days ago,"
+            " would settle them"
+        )
     if taken:
         return f"the demo's partner ids {', '.join(sorted(taken))} are taken here"
     return None

@@ -18,7 +18,7 @@ was added. Rates that were in force before anything was posted have no
 window, so a settlement usually re-prices nothing.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal
 
@@ -53,10 +53,19 @@ def windows(candidates, kind: str, before: datetime) -> list[Window]:
     return found
 
 
+def within(windows: list[Window], start: datetime, end: datetime) -> list[Window]:
+    """The parts of the windows inside ``[start, end)``: where a period's own postings can
+    be in them. (A period's late postings cannot: they were posted after the period they
+    are dated in closed, so after any rate dated in it was added.)"""
+    cut = [replace(w, start=max(w.start, start), end=min(w.end, end)) for w in windows]
+    return [window for window in cut if window.start < window.end]
+
+
 def stretches(candidates, kind: str, windows: list[Window]) -> list[datetime]:
     """Where the stretches of the windows begin: the earliest window's start, then every
-    instant inside them at which a rate of ``kind`` begins or ends. Within a stretch the
-    same rates are in force, so the first instant of one speaks for all of it."""
+    instant inside them at which a rate of ``kind`` begins or ends (each other window's
+    start among them, as its rate's ``effective_from``). Within a stretch the same rates
+    are in force, so the first instant of one speaks for all of it."""
     low, high = min(w.start for w in windows), max(w.end for w in windows)
     edges = {low}
     for rate in candidates:

@@ -98,7 +98,7 @@ def _repriced(session, period: periods.Period, kind: str, read, correct) -> list
     if not windows:
         return []
     starts = repricing.stretches(candidates, kind, windows)
-    return correct(candidates, starts, read(session, period.id, windows, starts))
+    return correct(candidates, starts, read(session, period, windows, starts))
 
 
 def _partner_entry(

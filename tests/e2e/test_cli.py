@@ -290,6 +290,21 @@ def test_demo_on_a_coalition_with_a_closed_period_is_refused_before_writing(cli,
     assert expect(operator.get("/api/v1/partners"), 200) == partners_before
 
 
+def test_demo_on_a_coalition_with_transactions_is_refused_before_writing(cli, operator):
+    """Its redemption and fee rates begin 75 days ago: they would settle what is posted here
+    (SPEC §7, the rates in force at each burn's date), where the coalition's own 0.01 and
+    0.001 valued it, and the demo then closes the past periods for good."""
+    small_month(operator)
+    draft_before = expect(operator.get(f"/api/v1/settlements/{previous_month()[2]}"), 200)
+    result = cli("demo")
+    assert result.exit_code == 1
+    assert "Error: transactions are posted here" in result.output
+    assert "load the demo into a new database" in result.output
+    assert expect(operator.get(f"/api/v1/settlements/{previous_month()[2]}"), 200) == draft_before
+    assert "skyair" in {p["id"] for p in expect(operator.get("/api/v1/partners"), 200)}
+    assert "freshmart" not in {p["id"] for p in expect(operator.get("/api/v1/partners"), 200)}
+
+
 def test_demo_where_one_of_its_partner_ids_is_taken_is_refused_not_taken_for_loaded(cli, aroma, operator):
     # "aroma" alone used to be taken for the demo loaded: it printed keys and posted nothing
     result = cli("demo")

@@ -12,6 +12,7 @@ fee 0.001 EUR per point issued, both coalition-wide.
 
 import pytest
 
+from tests.conftest import days_ago
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
@@ -128,3 +129,19 @@ def test_a_rate_dated_after_the_postings_changes_none_of_them(operator, month):
     add_rate(operator, "fee", "0.005", effective_from=at(start, 6))
     settlement = _settlement(operator, period_id)
     assert (_line(settlement, "skyair", "aroma"), _fees(settlement)["skyair"]) == ((40, "0.40"), "0.20")
+
+
+def test_a_reversal_in_a_later_period_follows_its_burn_repriced_in_a_closed_one(operator, month):
+    """50 points burnt at aroma on day 25; aroma's own 0.02 from day 20 added late: the
+    month closes with skyair → aroma 50 × 0.02 = 1.00. In this month, 10 of them given
+    back are valued at the burn's rate in force, 0.02: −10 × 0.02 = −0.20 (−0.10 at the
+    0.01 the burn and the reversal recorded)."""
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    burn(operator, "b1", "aroma", "m1", at(start, 25), 50)
+    add_rate(operator, "redemption", "0.02", partner_id="aroma", effective_from=at(start, 20))
+    assert _line(close(operator, period_id), "skyair", "aroma") == (50, "1.00")
+    reversal = post(operator, external_id="r1", type="burn_reversal", partner_id="aroma",
+                    original_external_id="b1", points=10, occurred_at=days_ago(0.001))
+    assert _line(_settlement(operator, reversal["period_id"]), "skyair", "aroma") == (-10, "-0.20")
+
