@@ -10,7 +10,7 @@ import os
 import signal
 import time
 from concurrent.futures.process import BrokenProcessPool
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import click
@@ -238,9 +238,12 @@ def demo():
     from coalition import demo as demo_data
 
     with _database(upgrade=True) as database:
-        bar = click.progressbar(length=demo_data.DAYS, label="Posting days")
-        with bar if demo_data.to_post(database) else nullcontext():
-            demo_data.load(database, datetime.now(UTC), echo=click.echo, progress=bar.update)
+        demo_data.load(
+            database,
+            datetime.now(UTC),
+            echo=click.echo,
+            progress=lambda: click.progressbar(length=demo_data.DAYS, label="Posting days"),
+        )
 
 
 @main.command("import")

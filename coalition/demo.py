@@ -8,6 +8,7 @@ through the same use cases as the API; the random choices are seeded.
 """
 
 import random
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -45,16 +46,12 @@ DAYS = 75
 PARTNER_IDS = frozenset(partner_id for partner_id, *_ in PARTNERS)
 
 
-def to_post(database) -> bool:
+def _to_post(session) -> bool:
     """Whether :func:`load` will post the demo: not when it is loaded already.
 
     Raises:
         Invalid: the demo cannot load into this coalition (:func:`_unfit`).
     """
-    return database.run(_to_post)
-
-
-def _to_post(session) -> bool:
     present = set(
         session.scalars(select(models.Partner.id).where(models.Partner.id.in_(sorted(PARTNER_IDS))))
     )
@@ -65,19 +62,29 @@ def _to_post(session) -> bool:
     return True
 
 
+class _NoBar:
+    def update(self, days: int) -> None:
+        pass
+
+
 def load(database, now: datetime, echo=print, progress=None) -> None:
-    """Load the demo; ``progress(days)`` is called after each simulated day when given.
+    """Load the demo.
+
+    ``progress()``, when given, is entered around the posting alone, so a
+    progress bar shows only when there is something to post; what it gives
+    has its ``update(days)`` called after each simulated day.
 
     Raises:
         Invalid: the demo cannot load into this coalition (:func:`_unfit`),
             refused before anything is written.
     """
-    if not to_post(database):
+    if not database.run(_to_post):
         echo("The demo coalition is loaded already.")
     else:
         start = now - timedelta(days=DAYS)
         database.run(_configure, start)
-        posted = _post_activity(database, start, now, progress or (lambda days: None))
+        with progress() if progress else nullcontext(_NoBar()) as bar:
+            posted = _post_activity(database, start, now, bar.update)
         echo(f"Posted {posted} transactions for {MEMBERS} members.")
         for period_id in database.run(_past_periods, now):
             database.run(settlement.close, period_id, now)

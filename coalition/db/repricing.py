@@ -17,7 +17,6 @@ from sqlalchemy.orm import aliased
 from coalition.db.models import Allocation, Transaction
 from coalition.domain import periods, repricing
 from coalition.domain.repricing import Window
-from coalition.domain.totals import REDEEMING
 
 ISSUING = ("earn", "bonus")
 
@@ -30,7 +29,6 @@ def redeemed(session, period: periods.Period, windows: list[Window], starts: lis
     query = (
         select(A.issuer_id, A.redeemer_id, A.value_rate, postings.c.stretch, -func.sum(A.points))
         .join(postings, A.transaction_id == postings.c.transaction_id)
-        .where(A.period_id == period.id, A.type.in_(REDEEMING))
         .group_by(A.issuer_id, A.redeemer_id, A.value_rate, postings.c.stretch)
     )
     return [(*row[:4], int(row[4])) for row in session.execute(query)]
@@ -44,7 +42,6 @@ def issued(session, period: periods.Period, windows: list[Window], starts: list)
     query = (
         select(T.partner_id, T.fee_rate, postings.c.stretch, func.sum(T.points))
         .join(postings, T.id == postings.c.transaction_id)
-        .where(T.period_id == period.id, T.type.in_((*ISSUING, "earn_reversal")))
         .group_by(T.partner_id, T.fee_rate, postings.c.stretch)
     )
     return [(*row[:3], int(row[3])) for row in session.execute(query)]
