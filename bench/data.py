@@ -26,7 +26,7 @@ replaying a generated ``external_id`` over HTTP would answer 409, not 200.
 One stage is one settlement period: its members earn in the first 30 % of
 the period, return within a day and a half, and burn between 55 % and 95 %
 of it; a few reverse their last burn at 97 %. Heavy members hold many small
-live lots for the balance figure.
+live lots for the balance figure, their rows spread among everyone else's.
 """
 
 import math
@@ -405,22 +405,46 @@ class Generator:
         return f"{self.prefix}{number:08d}"
 
     def chunks(self):
-        """Yield ``{table: text}`` for every :data:`MEMBERS_PER_CHUNK` members."""
+        """Yield ``{table: text}`` for every :data:`MEMBERS_PER_CHUNK` members.
+
+        A heavy member's earns are spread evenly among the regular members'
+        rows, as a real member's lots, earned over months, lie among everyone
+        else's on disk: written side by side, a balance lookup would read a
+        few pages where a real one reads a page per lot.
+        """
         plan = self.plan
         buffers = {table: [] for table in LEDGER_TABLES}
-        for number in range(plan.members):
+        spread = self._heavy_members(buffers)
+        regular = range(plan.heavy_members, plan.members)
+        placed = 0
+        for done, number in enumerate(regular, start=1):
             member = self.member_id(number)
-            heavy = number < plan.heavy_members
-            self._member(member, heavy, buffers)
-            if heavy:
-                self.result.heavy_members.append(member)
-            elif len(self.result.regular_members) < RICH_SAMPLE:
+            self._member(member, False, buffers)
+            if len(self.result.regular_members) < RICH_SAMPLE:
                 self.result.regular_members.append(member)
+            due = len(spread) * done // len(regular)
+            for transaction, lot in spread[placed:due]:
+                buffers["transactions"].append(transaction)
+                buffers["lots"].append(lot)
+            placed = due
             if (number + 1) % MEMBERS_PER_CHUNK == 0:
                 yield {table: "".join(lines) for table, lines in buffers.items()}
                 buffers = {table: [] for table in LEDGER_TABLES}
         if any(buffers.values()):
             yield {table: "".join(lines) for table, lines in buffers.items()}
+
+    def _heavy_members(self, buffers: dict) -> list[tuple[str, str]]:
+        """Generate the heavy members, writing their member rows into ``buffers``; their
+        earns and lots come back as (transaction, lot) lines, one lot of each in turn."""
+        earns = []
+        for number in range(self.plan.heavy_members):
+            member = self.member_id(number)
+            own = {table: [] for table in LEDGER_TABLES}
+            self._member(member, True, own)
+            buffers["members"] += own["members"]
+            earns.append(zip(own["transactions"], own["lots"], strict=True))
+            self.result.heavy_members.append(member)
+        return [pair for turn in zip(*earns, strict=True) for pair in turn]
 
     # -- one member
 

@@ -81,6 +81,13 @@ class MemberBalance:
     burned: int
 
 
+# written into the statement, not bound: only then can the planner read the
+# burns from their partial index (migration 0009), which a parameter might not match
+BURN_TYPES = bindparam(
+    "burn_types", ("burn", "burn_reversal"), expanding=True, literal_execute=True
+)
+
+
 def _member_balance_query():
     """The statement behind :func:`member_balance`, built once: it runs on every lookup."""
     L, T, M = Lot, Transaction, Member
@@ -94,7 +101,7 @@ def _member_balance_query():
         .scalar_subquery()
         .label("earned"),
         select(func.coalesce(func.sum(T.points), 0))
-        .where(T.member_id == member, T.type.in_(("burn", "burn_reversal")))
+        .where(T.member_id == member, T.type.in_(BURN_TYPES))
         .scalar_subquery()
         .label("burned"),
     ).subquery("totals")

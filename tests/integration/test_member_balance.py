@@ -9,9 +9,11 @@ rolled back; both answers must be equal.
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import insert
+from psycopg.sql import Literal
+from sqlalchemy import event, insert
 
 from coalition.db import aggregates, models
 from coalition.domain import lots as lots_domain
@@ -62,3 +64,53 @@ def test_the_database_sums_a_balance_as_the_domain_rule_does(database, lots):
     assert summed.earned == sum(lot.points for lot in written)
     assert summed.burned == 0
     assert stranger is None
+
+
+def _scans(plan: dict):
+    """(node type, relation) of every scan in an EXPLAIN (FORMAT JSON) plan."""
+    if "Relation Name" in plan:
+        yield plan["Node Type"], plan["Relation Name"]
+    for child in plan.get("Plans", []):
+        yield from _scans(child)
+
+
+@pytest.mark.postgres
+def test_a_balance_is_read_from_indexes_alone(database):
+    """Migration 0009's covering indexes hold every column the balance reads: with
+    scans of the tables themselves ruled out, PostgreSQL answers the very
+    statement a lookup sends from the indexes alone, in the generic plan a
+    prepared statement comes to (psycopg prepares a statement after a few
+    runs). A column added to the statement but not to the indexes, or burn
+    types sent as parameters (which the partial index could not be proven to
+    cover), would send each lookup to a heap page per lot again."""
+    sent = []
+
+    def capture(connection, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    with database.engine.connect() as connection:
+        transaction = connection.begin()
+        try:
+            _write(connection, [(5, 5, timedelta(days=30), -timedelta(days=1), 10)])
+            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+            connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+            event.listen(connection, "before_cursor_execute", capture)
+            aggregates.member_balance(connection, "m-balance", AT)
+            event.remove(connection, "before_cursor_execute", capture)
+            ((statement, parameters),) = sent
+            names = list(parameters)
+            for number, name in enumerate(names, start=1):
+                statement = statement.replace(f"%({name})s", f"${number}")
+            connection.exec_driver_sql(f"PREPARE balance AS {statement}")
+            connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+            driver = connection.connection.driver_connection
+            values = ", ".join(Literal(parameters[name]).as_string(driver) for name in names)
+            (plan,) = connection.exec_driver_sql(
+                f"EXPLAIN (FORMAT JSON) EXECUTE balance({values})"
+            ).scalar_one()
+            connection.exec_driver_sql("DEALLOCATE balance")
+        finally:
+            transaction.rollback()
+    scans = set(_scans(plan["Plan"]))
+    assert {relation for _, relation in scans} == {"members", "lots", "transactions"}
+    assert {node for node, _ in scans} == {"Index Only Scan"}
