@@ -468,28 +468,40 @@ def sql_insert(params: dict, count: int, rng: random.Random, number: int, start_
     return _output(len(latencies), latencies, Counter({200: len(latencies)}), [], first)
 
 
-LOOKUP = (
-    "SELECT id, issuer_id, points, remaining, earned_at, available_at, expires_at "
-    "FROM lots WHERE member_id = %s AND remaining > 0"
-)
+def balance_statement(at: datetime) -> tuple[str, dict]:
+    """The service's balance statement (:data:`coalition.db.aggregates.MEMBER_BALANCE`) as
+    it reaches PostgreSQL, with its parameters for a lookup at ``at``; ``member_id`` is
+    set per lookup."""
+    from sqlalchemy.dialects.postgresql import psycopg as dialect
+
+    from coalition.db import aggregates
+    from coalition.domain.lots import EXPIRING_HORIZON
+
+    compiled = aggregates.MEMBER_BALANCE.compile(dialect=dialect.dialect())
+    expanded = compiled.construct_expanded_state(
+        {"member_id": "", "at": at, "horizon": at + EXPIRING_HORIZON}
+    )
+    return expanded.statement, dict(expanded.parameters)
 
 
 def sql_lookup(params: dict, count: int, rng: random.Random, number: int, start_at: float) -> dict:
-    """The ceiling of (d): the member's live lots, one query, straight from psycopg."""
+    """The ceiling of (d): the service's own balance statement, straight from psycopg,
+    without HTTP, Flask or authentication."""
     import psycopg
 
     members = params["members"]
+    statement, values = balance_statement(datetime.now(UTC))
     latencies = []
     with psycopg.connect(params["dsn"], autocommit=True) as connection:
         for _ in range(6):  # past psycopg's prepare threshold, as a long-lived connection would be
-            connection.execute(LOOKUP, (members[0],)).fetchall()
+            connection.execute(statement, {**values, "member_id": members[0]}).fetchall()
         first = _wait(start_at)
         for _ in range(count):
             if _done(params):
                 break
             member = members[rng.randrange(len(members))]
             began = time.perf_counter()
-            connection.execute(LOOKUP, (member,)).fetchall()
+            connection.execute(statement, {**values, "member_id": member}).fetchall()
             latencies.append(time.perf_counter() - began)
     return _output(len(latencies), latencies, Counter({200: len(latencies)}), [], first)
 

@@ -553,7 +553,7 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
         raise AssertionError("the kept KPIs differ from the counted ones")
     figures.update(g_counted_s=counted_seconds, g_kept_s=kept_seconds, g_bare_s=bare_kpi_seconds)
 
-    # (d) balance lookups of members with many lots, beside the bare lots query
+    # (d) balance lookups of members with many lots, beside the balance statement alone
     lookups = scale.lookup_clients * scale.lookups_per_client
     progress(f"stage {stage}: (d) {lookups} balance lookups, {scale.lookup_clients} clients")
     any_key = partners[0]["key"]
