@@ -416,6 +416,7 @@ class Generator:
         buffers = {table: [] for table in LEDGER_TABLES}
         spread = self._heavy_members(buffers)
         regular = range(plan.heavy_members, plan.members)
+        assert regular, "a heavy member's rows are spread among regular members' rows"
         placed = 0
         for done, number in enumerate(regular, start=1):
             member = self.member_id(number)

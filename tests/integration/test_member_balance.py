@@ -95,8 +95,10 @@ def test_a_balance_is_read_from_indexes_alone(database):
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
             connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
             event.listen(connection, "before_cursor_execute", capture)
-            aggregates.member_balance(connection, "m-balance", AT)
-            event.remove(connection, "before_cursor_execute", capture)
+            try:
+                aggregates.member_balance(connection, "m-balance", AT)
+            finally:
+                event.remove(connection, "before_cursor_execute", capture)
             ((statement, parameters),) = sent
             names = list(parameters)
             for number, name in enumerate(names, start=1):
@@ -109,6 +111,9 @@ def test_a_balance_is_read_from_indexes_alone(database):
                 f"EXPLAIN (FORMAT JSON) EXECUTE balance({values})"
             ).scalar_one()
             connection.exec_driver_sql("DEALLOCATE balance")
+        except BaseException:
+            connection.invalidate()  # PREPARE outlives the transaction: keep it out of the pool
+            raise
         finally:
             transaction.rollback()
     scans = set(_scans(plan["Plan"]))
