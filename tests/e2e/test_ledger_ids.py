@@ -7,20 +7,16 @@ over a ledger that already holds rows, as an upgrade of a live database would.
 (SQLite's INTEGER keys hold 64 bits already.)
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
 from sqlalchemy import text
 
 from tests.e2e.helpers import balance, burn, burn_reversal, earn, expect
+from tests.migrations import migrate
 
 pytestmark = pytest.mark.postgres
 
 PAST_INTEGER = 2**31 + 100
-MIGRATION = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0005_ledger_bigint_ids.py"
+MIGRATION = "0005_ledger_bigint_ids.py"
 LEDGER_COLUMNS = {
     ("transactions", "id"), ("transactions", "original_id"),
     ("lots", "id"), ("lots", "transaction_id"),
@@ -38,14 +34,6 @@ def _types(connection) -> dict:
         "SELECT sequencename, data_type::text FROM pg_sequences"
         " WHERE sequencename IN ('transactions_id_seq', 'lots_id_seq', 'allocations_id_seq')"))
     return found | dict(sequences.all())
-
-
-def _migrate(connection, direction: str) -> None:
-    spec = importlib.util.spec_from_file_location("ledger_bigint_ids", MIGRATION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    with Operations.context(MigrationContext.configure(connection)):
-        getattr(module, direction)()
 
 
 def test_ledger_ids_and_their_sequences_are_bigint(database):
@@ -80,9 +68,9 @@ def test_the_migration_retypes_a_ledger_that_holds_rows(coalition, database):
     expect(earn(coalition, "m5-1", "m-five", "300.00"))
     expect(burn(coalition, "m5-2", "m-five", 10))
     with database.engine.begin() as connection:
-        _migrate(connection, "downgrade")
+        migrate(connection, MIGRATION, "downgrade")
         assert set(_types(connection).values()) == {"integer"}
-        _migrate(connection, "upgrade")
+        migrate(connection, MIGRATION, "upgrade")
         assert set(_types(connection).values()) == {"bigint"}
     assert balance(coalition, "m-five")["available"] == 20
     assert len(expect(burn(coalition, "m5-3", "m-five", 5))["allocations"]) == 1

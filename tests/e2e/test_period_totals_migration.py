@@ -7,22 +7,11 @@ statements, as an upgrade over an existing ledger would: the draft must come
 back with the hand-worked figures.
 """
 
-import importlib.util
-from pathlib import Path
-
 from sqlalchemy import delete, text
 
 from coalition.db import models
 from tests.e2e.settlement_world import expect, small_month
-
-MIGRATION = Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0004_period_totals.py"
-
-
-def _migration():
-    spec = importlib.util.spec_from_file_location("period_totals_migration", MIGRATION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.migrations import migration
 
 
 def _figures(operator, period_id):
@@ -47,8 +36,8 @@ def test_the_migration_counts_a_ledger_written_before_it(operator, database):
     assert emptied_lines == {}
     assert {issued for issued, _, _ in emptied_partners.values()} == {0}
 
-    migration = _migration()
+    counts = migration("0004_period_totals.py")
     with database.transaction() as session:
-        session.execute(text(migration.COUNT_PAIRS))
-        session.execute(text(migration.COUNT_PARTNERS))
+        session.execute(text(counts.COUNT_PAIRS))
+        session.execute(text(counts.COUNT_PARTNERS))
     assert _figures(operator, period_id) == hand_worked

@@ -10,28 +10,15 @@ lock timeout turns a wait into an error instead of a hang), and the posting's
 write must go through once the upgrade commits.
 """
 
-import importlib.util
-from pathlib import Path
-
 import pytest
-from alembic.migration import MigrationContext
-from alembic.operations import Operations
 from sqlalchemy import text
+
+from tests.migrations import migrate
 
 pytestmark = pytest.mark.postgres
 
-MIGRATION = (
-    Path(__file__).resolve().parents[2] / "migrations" / "versions" / "0009_member_balance_indexes.py"
-)
+MIGRATION = "0009_member_balance_indexes.py"
 INDEXES = {"ix_lots_member_balance", "ix_transactions_member_burns"}
-
-
-def _migrate(connection, direction: str) -> None:
-    spec = importlib.util.spec_from_file_location("member_balance_indexes", MIGRATION)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    with Operations.context(MigrationContext.configure(connection)):
-        getattr(module, direction)()
 
 
 def _indexes(connection) -> set[str]:
@@ -43,13 +30,13 @@ def _indexes(connection) -> set[str]:
 
 def test_the_upgrade_does_not_wait_for_a_posting_that_has_read_lots(database):
     with database.engine.begin() as connection:
-        _migrate(connection, "downgrade")
+        migrate(connection, MIGRATION, "downgrade")
         assert _indexes(connection) == set()
     try:
         with database.engine.connect() as posting, database.engine.connect() as upgrade:
             posting.execute(text("SELECT count(*) FROM lots WHERE member_id = 'm-any'"))
             upgrade.execute(text("SET LOCAL lock_timeout = '2s'"))
-            _migrate(upgrade, "upgrade")
+            migrate(upgrade, MIGRATION, "upgrade")
             upgrade.commit()
             posting.execute(text("SET LOCAL lock_timeout = '2s'"))
             posting.execute(text("UPDATE transactions SET points = points WHERE id = -1"))
@@ -58,6 +45,6 @@ def test_the_upgrade_does_not_wait_for_a_posting_that_has_read_lots(database):
     finally:
         with database.engine.begin() as connection:
             if _indexes(connection) != INDEXES:  # the upgrade failed and rolled back
-                _migrate(connection, "upgrade")
+                migrate(connection, MIGRATION, "upgrade")
     with database.engine.connect() as connection:
         assert _indexes(connection) == INDEXES
