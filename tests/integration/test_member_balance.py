@@ -82,7 +82,12 @@ def test_a_balance_is_read_from_indexes_alone(database):
     prepared statement comes to (psycopg prepares a statement after a few
     runs). A column added to the statement but not to the indexes, or burn
     types sent as parameters (which the partial index could not be proven to
-    cover), would send each lookup to a heap page per lot again."""
+    cover), would send each lookup to a heap page per lot again.
+
+    The narrower indexes by member are set aside in the test's transaction
+    (DROP INDEX rolls back): on a table autovacuum has not yet seen, the
+    planner expects a heap fetch per row from either index and may take the
+    narrower; on a vacuumed ledger the covering ones are cheaper."""
     sent = []
 
     def capture(connection, cursor, statement, parameters, context, executemany):
@@ -92,6 +97,7 @@ def test_a_balance_is_read_from_indexes_alone(database):
         transaction = connection.begin()
         try:
             _write(connection, [(5, 5, timedelta(days=30), -timedelta(days=1), 10)])
+            connection.exec_driver_sql("DROP INDEX ix_lots_member, ix_transactions_member")
             connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
             connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
             event.listen(connection, "before_cursor_execute", capture)
