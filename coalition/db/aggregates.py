@@ -17,6 +17,7 @@ from sqlalchemy import bindparam, case, exists, func, select, true, type_coerce
 from coalition.db.models import Allocation, Lot, Member, Transaction
 from coalition.db.types import UTCDateTime
 from coalition.domain import lots as lots_domain
+from coalition.domain import totals as totals_domain
 
 
 def liability_points(session, end: datetime) -> dict[str, int]:
@@ -83,9 +84,7 @@ class MemberBalance:
 
 # written into the statement, not bound: only then can the planner read the
 # burns from their partial index (migration 0009), which a parameter might not match
-BURN_TYPES = bindparam(
-    "burn_types", ("burn", "burn_reversal"), expanding=True, literal_execute=True
-)
+REDEEMING = bindparam("redeeming", totals_domain.REDEEMING, expanding=True, literal_execute=True)
 
 
 def _member_balance_query():
@@ -101,7 +100,7 @@ def _member_balance_query():
         .scalar_subquery()
         .label("earned"),
         select(func.coalesce(func.sum(T.points), 0))
-        .where(T.member_id == member, T.type.in_(BURN_TYPES))
+        .where(T.member_id == member, T.type.in_(REDEEMING))
         .scalar_subquery()
         .label("burned"),
     ).subquery("totals")
