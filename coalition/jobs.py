@@ -1,8 +1,9 @@
 """Scheduled jobs (SPEC §9): expiry every hour, auto-close checked every 15 minutes.
 
 After each auto-close check the same job counts and keeps the KPI counts of
-closed periods that lack them (:func:`coalition.services.kpis.keep_closed_counts`),
-also when the close was refused (a missing fx rate, logged as a warning).
+closed periods that lack them, and refreshes those kept of an open period whose
+counting takes seconds (:func:`coalition.services.kpis.keep_counts`), also
+when the close was refused (a missing fx rate, logged as a warning).
 
 Each job runs its use case under a database lock, so with several service
 instances running, one instance does the work: on PostgreSQL an advisory
@@ -90,8 +91,8 @@ def run_auto_close(database) -> None:
                 raise
             # the operator's to fix (a missing fx rate): one line at each check, not a traceback
             log.warning("auto-close refused, tried again at the next check: %s", refused.message)
-        if counted := kpis.keep_closed_counts(database):
-            log.info("auto-close: counted and kept the KPIs of %d closed periods", counted)
+        if counted := kpis.keep_counts(database, datetime.now(UTC)):
+            log.info("auto-close: counted and kept the KPIs of %d periods", counted)
 
     holding_job_lock(database, "auto_close", close_and_count)
 

@@ -72,6 +72,16 @@ class PeriodKpis(Schema):
     start = fields.AwareDateTime()
     end = fields.AwareDateTime()
     status = fields.String()
+    counted_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={
+            "description": "When the figures counted from the period's earns and burns "
+            "(members, purchases, sales, redemptions) were counted, where that was before "
+            "this request: an open period whose counting takes seconds is counted at most "
+            "hourly. Null when they were counted for this request, or are final (a closed "
+            "period). The points figures are always as of the request"
+        },
+    )
     coalition = fields.Nested(
         Figures,
         allow_none=True,

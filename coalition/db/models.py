@@ -191,6 +191,16 @@ class Period(Base):
     activity: Mapped[str | None] = mapped_column(Text, default=None)
 
 
+class OpenPeriodCounts(Base):
+    """An open period's KPI counts, kept when counting them took seconds."""
+
+    __tablename__ = "open_period_counts"
+
+    period_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    counted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    activity: Mapped[str] = mapped_column(Text)
+
+
 class Statement(Base):
     __tablename__ = "statements"
     __table_args__ = (UniqueConstraint("period_id", "partner_id"),)

@@ -6,6 +6,6 @@ The few that must commit as they go are given the
 :class:`~coalition.db.Database` instead and run one unit of work per step:
 a batch's chunks (:func:`batches.post_many`, :func:`imports.post_file`), the
 expiry job's batches (:func:`expiry.expire_all`), the auto-close
-(:func:`settlement.auto_close`) and the keeping of closed periods' KPI counts
-(:func:`kpis.keep_closed_counts`).
+(:func:`settlement.auto_close`) and the keeping of periods' KPI counts
+(:func:`kpis.keep_counts`).
 """

@@ -10,7 +10,8 @@ period's KPIs agree with its statements to the point.
 
 A closed period's member counts are counted once and kept on the period,
 by the auto-close job or by the first request that needs them
-(:func:`_activity`): a GET may write, once a period.
+(:func:`_activity`): a GET may write, once a period. An open period's are
+kept too once counting them takes seconds, and then read back for an hour.
 
 Isolation (SPEC §4) is decided by :func:`coalition.services.queries.visible_partner`:
 a key bound to a partner gets its own partner's figures only: not the
@@ -19,11 +20,13 @@ be read.
 """
 
 import json
+import time
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from coalition.db import aggregates, kpi_aggregates, models, totals
 from coalition.domain import kpis
@@ -52,7 +55,7 @@ def report(
     if shown is not None and shown not in {partner.id for partner in everyone}:
         raise NotFound(f"no partner {shown!r}")
     chosen = _periods(session, now, period_id, periods)
-    gathered = _activity(session, chosen)
+    gathered = _activity(session, chosen, now)
     base = settings_service.load(session).base_currency
     # with two partners, the totals less one's own are the other's (SPEC §4)
     totals_shown = principal.own_partner() is None
@@ -81,56 +84,133 @@ def _periods(session, now: datetime, period_id: str | None, count: int) -> list[
 #: another version are counted again (and kept anew).
 COUNTS_VERSION = 1
 
+#: An open period is counted on each request while its counting takes less
+#: than this. Once a count takes longer it is kept (and so is every later
+#: count of that period, until it closes), and requests read it back while
+#: it is younger than KEPT_FOR; the auto-close job counts it anew once it is
+#: REFRESH_AFTER old, so that with the scheduler on no request waits for it.
+LIVE_COUNTING = timedelta(seconds=2)
+KEPT_FOR = timedelta(hours=1)
+REFRESH_AFTER = timedelta(minutes=30)
 
-def _activity(session, chosen: list[dict]) -> dict:
+
+def _activity(session, chosen: list[dict], now: datetime) -> dict:
     """Visits, purchases and new members of these periods, by (period, partner).
 
     A closed period's counts never change (its transactions are final, and
     new members are ranked by period first), so they are kept on the period
-    by the auto-close job (:func:`keep_closed_counts`) or else by the first
-    request that needs them, and read back after that: a GET may write. The
-    other periods are counted now, together, in a few set-based queries.
+    by the auto-close job (:func:`keep_counts`) or else by the first request
+    that needs them, and read back after that: a GET may write. An open
+    period's counts are kept only when counting it takes seconds
+    (``LIVE_COUNTING``), and then read back for ``KEPT_FOR``. The other
+    periods are counted now, together, in a few set-based queries.
     """
-    closed_ids = [period["id"] for period in chosen if period["status"] == "closed"]
-    # the rows listing the periods loaded: no query of their own
-    closed = [session.get(models.Period, period_id) for period_id in closed_ids]
-    kept = {row.id: counts for row in closed if (counts := _kept_counts(row.activity)) is not None}
-    counting = [period["id"] for period in chosen if period["id"] not in kept]
-    gathered = {"visits": {}, "purchases": {}, "new_members": {}}
-    if counting:
-        gathered["visits"] = kpi_aggregates.member_activity(session, counting)
-        gathered["purchases"] = kpi_aggregates.purchases(session, counting)
-        gathered["new_members"] = kpi_aggregates.new_members(session, counting)
-    for period_id in closed_ids:  # in period order, as a concurrent request writes them too
-        if period_id not in kept:
-            session.execute(
-                update(models.Period)
-                .where(models.Period.id == period_id)
-                .values(activity=_counts_to_keep(gathered, period_id))
-            )
+    kept, kept_open = _kept_counts_of(session, chosen, now)
+    gathered = _count(
+        session, [period for period in chosen if period["id"] not in kept], now, kept_open
+    )
     for period_id, counts in kept.items():
         _add_kept_counts(gathered, period_id, counts)
     return gathered
 
 
-def keep_closed_counts(database) -> int:
-    """Count and keep the counts of every closed period that lacks them, a period a
-    transaction; how many were counted.
+def _kept_counts_of(session, chosen: list[dict], now: datetime) -> tuple[dict, set[str]]:
+    """The kept counts that stand for these periods, and which open periods have counts kept
+    at all (fresh or not)."""
+    kept = {}
+    for period in chosen:
+        if period["status"] == "closed":
+            # the rows listing the periods loaded: no query of their own
+            text = session.get(models.Period, period["id"]).activity
+            if (counts := _kept_counts(text)) is not None:
+                kept[period["id"]] = counts
+    opened = [period["id"] for period in chosen if period["status"] == "open"]
+    rows = (
+        session.scalars(
+            select(models.OpenPeriodCounts).where(models.OpenPeriodCounts.period_id.in_(opened))
+        ).all()
+        if opened
+        else []
+    )
+    for row in rows:
+        if row.counted_at > now - KEPT_FOR and (counts := _kept_counts(row.activity)) is not None:
+            kept[row.period_id] = {**counts, "counted_at": row.counted_at}
+    return kept, {row.period_id for row in rows}
+
+
+def _count(session, periods: list[dict], now: datetime, kept_open: set[str]) -> dict:
+    """Count these periods together, and keep the counts of those that keep them."""
+    gathered = {"visits": {}, "purchases": {}, "new_members": {}, "counted_at": {}}
+    if not periods:
+        return gathered
+    ids = [period["id"] for period in periods]
+    started = time.monotonic()
+    gathered["visits"] = kpi_aggregates.member_activity(session, ids)
+    gathered["purchases"] = kpi_aggregates.purchases(session, ids)
+    gathered["new_members"] = kpi_aggregates.new_members(session, ids)
+    took = timedelta(seconds=time.monotonic() - started)
+    for period in periods:  # in period order, as a concurrent request writes them too
+        counts = _counts_to_keep(gathered, period["id"])
+        if period["status"] == "closed":
+            session.execute(
+                update(models.Period)
+                .where(models.Period.id == period["id"])
+                .values(activity=counts)
+            )
+        elif took >= LIVE_COUNTING or period["id"] in kept_open:
+            _keep_open_counts(session, period["id"], now, counts)
+    return gathered
+
+
+def _keep_open_counts(session, period_id: str, now: datetime, counts: str) -> None:
+    """Keep (or replace) an open period's counts; two requests counting at once both may."""
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[
+        session.get_bind().dialect.name
+    ]
+    row = {"counted_at": now, "activity": counts}
+    statement = insert(models.OpenPeriodCounts).values(period_id=period_id, **row)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["period_id"], set_={name: statement.excluded[name] for name in row}
+        )
+    )
+
+
+def keep_counts(database, now: datetime) -> int:
+    """Count what a KPI request would otherwise wait for, and keep it: every closed period's
+    counts that are not kept yet, and an open period's kept counts once they are
+    ``REFRESH_AFTER`` old; a period a transaction. How many periods were counted.
 
     The auto-close job runs it after each check, so a KPI request after a
-    close, or after an upgrade over years of closed periods, reads counts
-    instead of counting them while the user waits.
+    close, or after an upgrade over years of closed periods, or in a month of
+    millions of transactions, reads counts instead of counting them while the
+    user waits.
     """
 
-    def lacking(session) -> list[str]:
+    def due(session) -> list[dict]:
+        closed = select(models.Period.id)
+        # an open period's counts kept before it closed are not its counts any more
+        session.execute(
+            delete(models.OpenPeriodCounts).where(models.OpenPeriodCounts.period_id.in_(closed))
+        )
         found = session.execute(
             select(models.Period.id, models.Period.activity).order_by(models.Period.start)
         )
-        return [period_id for period_id, text in found if _kept_counts(text) is None]
+        lacking = [
+            {"id": period_id, "status": "closed"}
+            for period_id, text in found
+            if _kept_counts(text) is None
+        ]
+        stale = session.scalars(
+            select(models.OpenPeriodCounts.period_id)
+            .where(models.OpenPeriodCounts.counted_at <= now - REFRESH_AFTER)
+            .order_by(models.OpenPeriodCounts.period_id)
+        )
+        return lacking + [{"id": period_id, "status": "open"} for period_id in stale]
 
-    periods = database.run(lacking)
-    for period_id in periods:
-        database.run(_activity, [{"id": period_id, "status": "closed"}])
+    periods = database.run(due)
+    for period in periods:
+        database.run(_count, [period], now, {period["id"]})
     return len(periods)
 
 
@@ -179,6 +259,8 @@ def _add_kept_counts(gathered: dict, period_id: str, counts: dict) -> None:
         }
     for partner, new in counts["new_members"]:
         gathered["new_members"][period_id, partner] = new
+    if "counted_at" in counts:
+        gathered["counted_at"][period_id] = counts["counted_at"]
 
 
 def _period_kpis(
@@ -230,6 +312,7 @@ def _period_kpis(
         "start": period["start"],
         "end": period["end"],
         "status": period["status"],
+        "counted_at": gathered["counted_at"].get(period_id),
         "coalition": coalition,
         "partners": [
             {

@@ -22,7 +22,7 @@ A 150 + F 100 + G 60 = 310; coalition E 30; 470 in all.
 """
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -247,7 +247,7 @@ def test_the_auto_close_job_keeps_the_counts_of_closed_periods(operator, databas
     close(operator, month)
     jobs.run_auto_close(database)  # this month has not ended: it closes nothing, and counts last month
     assert json.loads(kept_activity(database, month))["version"] == kpi_service.COUNTS_VERSION
-    assert kpi_service.keep_closed_counts(database) == 0
+    assert kpi_service.keep_counts(database, datetime.now(UTC)) == 0
     assert {**period(operator, month), "status": "open"} == before
 
 
@@ -313,6 +313,79 @@ def doctor_kept_counts(database, period_id: str, version: int) -> None:
 def kept_activity(database, period_id: str):
     with database.transaction() as session:
         return session.get(models.Period, period_id).activity
+
+
+# --- an open period slow to count -------------------------------------------------------------
+
+
+def test_an_open_period_quick_to_count_is_counted_for_each_request(operator, database, month):
+    before = period(operator, month)
+    earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
+    after = period(operator, month)
+    assert (before["counted_at"], after["counted_at"]) == (None, None)
+    assert (before["coalition"]["active_members"], after["coalition"]["active_members"]) == (3, 4)
+    assert open_counts(database, month) is None  # nothing kept: it takes milliseconds
+
+
+@pytest.fixture
+def slow_counting(monkeypatch):
+    """Every count of an open period takes 'seconds': at least the least time there is."""
+    monkeypatch.setattr(kpi_service, "LIVE_COUNTING", timedelta(0))
+
+
+def test_an_open_period_slow_to_count_is_read_back_for_an_hour_then_counted_anew(
+        slow_counting, monkeypatch, operator, database, month):
+    first = period(operator, month)
+    counted_at = open_counts(database, month).counted_at
+    earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
+    kept = period(operator, month)
+    # m5's earn shows in the points at once, in the counts only when counted anew
+    assert (first["counted_at"], kept["counted_at"]) == (None, counted_at.isoformat())
+    assert (kept["coalition"]["active_members"], kept["coalition"]["purchases"]) == (3, 6)
+    assert kept["coalition"]["points_issued"] == first["coalition"]["points_issued"] + 20
+    age_open_counts(database, month, kpi_service.KEPT_FOR)
+    # a period once slow to count stays kept until it closes, though one count be quick
+    monkeypatch.setattr(kpi_service, "LIVE_COUNTING", timedelta(hours=1))
+    again = period(operator, month)
+    assert again["counted_at"] is None
+    assert (again["coalition"]["active_members"], again["coalition"]["purchases"]) == (4, 7)
+    assert open_counts(database, month).counted_at > counted_at - kpi_service.KEPT_FOR  # kept anew
+
+
+def test_the_auto_close_job_counts_an_open_period_kept_once_its_counts_age(
+        slow_counting, operator, database, month):
+    period(operator, month)
+    earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
+    now = datetime.now(UTC)
+    assert kpi_service.keep_counts(database, now) == 0  # kept a moment ago
+    assert kpi_service.keep_counts(database, now + kpi_service.REFRESH_AFTER) == 1
+    figures = period(operator, month)
+    assert figures["counted_at"] == (now + kpi_service.REFRESH_AFTER).isoformat()
+    assert figures["coalition"]["active_members"] == 4
+
+
+def test_a_closed_period_is_counted_anew_not_read_from_what_was_kept_while_open(
+        slow_counting, operator, database, month):
+    period(operator, month)
+    earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
+    close(operator, month)
+    figures = period(operator, month)
+    assert (figures["counted_at"], figures["coalition"]["active_members"]) == (None, 4)
+    assert kpi_service.keep_counts(database, datetime.now(UTC)) == 0
+    assert open_counts(database, month) is None  # the job clears what no longer stands
+
+
+def open_counts(database, period_id: str):
+    with database.transaction() as session:
+        row = session.get(models.OpenPeriodCounts, period_id)
+        if row is not None:
+            session.expunge(row)
+        return row
+
+
+def age_open_counts(database, period_id: str, by: timedelta) -> None:
+    with database.transaction() as session:
+        session.get(models.OpenPeriodCounts, period_id).counted_at -= by
 
 
 def test_points_outstanding_of_a_closed_period_match_its_statements(operator, month):

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import threading
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from tests.e2e.settlement_world import (
     at,
     burn,
     close,
+    current_month_id,
     day_in_past,
     earn,
     expect,
@@ -604,6 +606,24 @@ def test_kpis_page_draws_charts_over_time(browser, server, operator, month, scre
     # small_closed_month: m1 and m2 active, 2468 + 100 points issued
     assert (coalition["active_members"], coalition["points_issued"]) == (2, 2568)
     assert "2,568" in browser.find_element(By.CSS_SELECTOR, "table.kpi-table").text
+
+
+def test_kpis_counted_before_the_request_say_when(browser, server, operator, month, monkeypatch):
+    from selenium.webdriver.common.by import By
+
+    from coalition.services import kpis as kpi_service
+
+    this_month = current_month_id()
+    monkeypatch.setattr(kpi_service, "LIVE_COUNTING", timedelta(0))  # every count is kept
+    expect(operator.get("/api/v1/kpis", query_string={"period_id": this_month}), 200)
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"kpis?period={this_month}", "KPIs")
+    caption = browser.find_element(By.CSS_SELECTOR, "table.kpi-table caption").text
+    assert "as counted at" in caption and "points as of now" in caption
+    go(browser, server, f"kpis?period={month}", "KPIs")  # closed: final counts, no time to tell
+    wait_for(browser, lambda d: month in d.find_element(By.CSS_SELECTOR, "table.kpi-table caption").text,
+             "the closed month's table")
+    assert "counted at" not in browser.find_element(By.CSS_SELECTOR, "table.kpi-table caption").text
 
 
 # --- keys and roles -----------------------------------------------------------------------------

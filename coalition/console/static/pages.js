@@ -663,7 +663,13 @@ export async function kpis({ who, query }) {
     h(
       "table",
       { class: "kpi-table" },
-      h("caption", {}, `Period ${selected.period_id} (${selected.status})`),
+      h(
+        "caption",
+        {},
+        `Period ${selected.period_id} (${selected.status})`,
+        // a month of millions of transactions is counted at most hourly (docs/console.md)
+        selected.counted_at ? h("small", {}, `Members, purchases and redemptions as counted at ${instant(selected.counted_at)}; points as of now.`) : null,
+      ),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Measure"), columnsOf.map(([label]) => h("th", { scope: "col", class: "num" }, label)))),
       h(
         "tbody",
