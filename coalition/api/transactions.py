@@ -94,14 +94,17 @@ class TransactionIn(Schema):
                 "choose another external_id"
             )
 
-    @validates_schema
-    def fields_of_type(self, data, **kwargs):
+    @validates_schema(pass_original=True, skip_on_field_errors=False)
+    def fields_of_type(self, data, original, **kwargs):
+        """Checked beside the fields' own rules, so that one answer names every field to
+        fix; on the fields as sent, so that a field refused for its value (or for being
+        null) is not also called missing."""
         if data.get("type") not in TYPE_FIELDS:
             return
         required, forbidden = TYPE_FIELDS[data["type"]]
-        errors = {name: ["required for this type"] for name in required if data.get(name) is None}
-        errors |= {name: ["not allowed for this type"] for name in forbidden if name in data}
-        if data["type"] == "earn_reversal" and ("amount" in data) == ("points" in data):
+        errors = {name: ["required for this type"] for name in required if name not in original}
+        errors |= {name: ["not allowed for this type"] for name in forbidden if name in original}
+        if data["type"] == "earn_reversal" and ("amount" in original) == ("points" in original):
             errors["amount"] = ["give exactly one of amount or points"]
         if errors:
             raise ValidationError(errors)

@@ -179,6 +179,24 @@ def test_earn_without_currency_is_422_naming_currency(coalition):
     assert coalition.get("/api/v1/transactions").get_json()["items"] == []
 
 
+def test_one_answer_names_every_field_to_fix(coalition):
+    # a malformed instant and an earn's missing amount and currency: all three at once, not
+    # one per attempt; a field refused for its value or for null is not also called missing
+    body = {"external_id": "t1", "type": "earn", "member_id": "m1", "occurred_at": "yesterday"}
+    errors = assert_error(coalition.post("/api/v1/transactions", json=body), 422)["errors"]["json"]
+    assert sorted(errors) == ["amount", "currency", "occurred_at"]
+    assert errors["amount"] == errors["currency"] == ["required for this type"]
+    refused = earn_body(amount="abc", currency=None)
+    errors = assert_error(coalition.post("/api/v1/transactions", json=refused), 422)["errors"]["json"]
+    assert sorted(errors) == ["amount", "currency"]
+    assert "required for this type" not in errors["amount"] + errors["currency"]
+    burn_with_amount = {"external_id": "t2", "type": "burn", "member_id": "m1", "points": "many",
+                        "amount": "1.00", "occurred_at": days_ago(1)}
+    errors = assert_error(coalition.post("/api/v1/transactions", json=burn_with_amount), 422)["errors"]["json"]
+    assert errors["amount"] == ["not allowed for this type"] and "points" in errors
+    assert coalition.get("/api/v1/transactions").get_json()["items"] == []
+
+
 def test_domain_errors_carry_a_reason(coalition):
     body = assert_error(burn(coalition, "t1", "nobody", 5), 422)
     assert body["reason"] == "insufficient_points"
