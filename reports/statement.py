@@ -313,8 +313,9 @@ def _summary_box(statement: Mapping) -> list[Flowable]:
     """The one sentence a reader needs: who pays whom, how much, at what rate."""
     summary = statement["summary"]
     base = statement["base_currency"]
-    net, receivable, payable, fees = (
-        _money(summary[key], base) for key in ("net", "receivable", "payable", "fees")
+    net = _money(summary["net"], base)
+    receivable, payable, fees = (
+        _term(summary[key], base) for key in ("receivable", "payable", "fees")
     )
     workings = (
         f"Net {net} {base} = receivable {receivable} − payable {payable} − fees {fees}, in {base}."
@@ -645,6 +646,14 @@ def _liability(amount: str | None, base: str) -> str:
     if amount is None:
         return "not valued: no redemption rate"
     return f"{_money(amount, base)} {base}"
+
+
+def _term(amount: str | Decimal, currency: str) -> str:
+    """An amount to be subtracted or added in a sum written out: a negative one (fees
+    returned, a period whose reversals outweigh its burns) in parentheses, so that
+    "− fees (−2.23)" is not read as "− fees −2.23"."""
+    printed = _money(amount, currency)
+    return f"({printed})" if Decimal(amount) < 0 else printed
 
 
 def _money(amount: str | Decimal, currency: str) -> str:

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from coalition import cli as cli_module
-from coalition import config
+from coalition import auth, config
 from coalition.cli import main
 from coalition import transaction_file
 from coalition.db import Database, migrate
@@ -650,6 +650,20 @@ def _until_waiting_on_locks(database, name: str, count: int) -> None:
         while watcher.execute(query, {"name": name}).scalar_one() < count:
             assert time.monotonic() < deadline, "the upgrades never waited on the lock"
             time.sleep(0.05)
+
+
+def test_python_dash_m_coalition_is_the_coalition_command(tmp_path):
+    # where the virtualenv's scripts are not on the PATH: the same command, the key its last line
+    env = {**os.environ, "COALITION_DATABASE_URL": f"sqlite:///{tmp_path / 'fresh.sqlite3'}"}
+    done = subprocess.run([sys.executable, "-m", "coalition", "keys", "create", "--role", "operator"],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip().splitlines()[-1]
+    database = Database(env["COALITION_DATABASE_URL"])
+    try:
+        assert database.run(auth.authenticate, f"Bearer {key}").role == "operator"
+    finally:
+        database.dispose()
 
 
 def test_db_upgrade_then_the_same_command_runs(tmp_path, monkeypatch):

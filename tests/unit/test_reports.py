@@ -343,6 +343,16 @@ def test_summary_says_partner_pays_operator_when_net_is_negative():
     )
 
 
+def test_the_workings_put_a_negative_term_in_parentheses():
+    # 35.10 − 10.00 − (−2.23) = 27.33: a period whose returns recovered more fees than it owed
+    statement = make_statement(
+        summary={"receivable": "35.10", "payable": "10.00", "fees": "-2.23", "net": "27.33",
+                 "net_in_currency": "2484.55"}
+    )
+    assert "Net 27.33 EUR = receivable 35.10 − payable 10.00 − fees (-2.23), in EUR." in summary_text(statement)
+    assert "Net 83.25 EUR = receivable 120.40 − payable 35.10 − fees 2.05, in EUR." in summary_text(make_statement())
+
+
 @pytest.mark.parametrize(("net", "sentence"), [
     ("-9.40", "Коалиция Плюс, the operator's own account, pays the clearing house 9.40 EUR."),
     ("9.40", "The clearing house pays Коалиция Плюс, the operator's own account, 9.40 EUR."),

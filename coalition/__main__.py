@@ -1,0 +1,6 @@
+"""``python -m coalition`` runs the ``coalition`` command, for a shell where the
+virtualenv's scripts are not on the PATH."""
+
+from coalition.cli import main
+
+main(prog_name="coalition")
