@@ -88,15 +88,32 @@ class DecimalJSONParser(FlaskParser):
             raise unreadable(f"{constant} is not a number")
 
         if _blank(data):
-            self._handle_invalid_json_error(unreadable("the body is empty"), req)
+            self._handle_invalid_json_error(unreadable("it is empty"), req)
         try:
             return json.loads(data, parse_float=read_number, parse_constant=reject)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as error:
+            if not error.doc:  # a byte order mark alone: no JSON text, as an empty body
+                self._handle_invalid_json_error(unreadable("it is empty"), req)
             raise  # as it is: the ValueError clause below would wrap it again
         except ArithmeticError:  # Decimal cannot hold the exponent (InvalidOperation)
             raise unreadable("a number's exponent is too large to read") from None
         except (ValueError, RecursionError) as error:
             raise unreadable(str(error)) from None
+
+    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+        """400 saying what is wrong with the body, and where, in place of werkzeug's
+        sentence about what "the browser (or proxy)" sent."""
+        if isinstance(error, json.JSONDecodeError):
+            at = f" at line {error.lineno}, column {error.colno}" if error.pos else ""
+            reason = f"{error.msg}{at}"
+        else:  # UnicodeDecodeError
+            reason = "it is not UTF-8, UTF-16 or UTF-32 text"
+        abort(
+            400,
+            exc=error,
+            message=f"the body is not valid JSON: {reason}",
+            messages={"json": ["Invalid JSON body."]},
+        )
 
 
 def refuse_malformed_body() -> None:
