@@ -651,7 +651,7 @@ def _liability(amount: str | None, base: str) -> str:
 def _term(amount: str | Decimal, currency: str) -> str:
     """An amount to be subtracted or added in a sum written out: a negative one (fees
     returned, a period whose reversals outweigh its burns) in parentheses, so that
-    "− fees (−2.23)" is not read as "− fees −2.23"."""
+    "− fees (-2.23)" is not read as "− fees -2.23"."""
     printed = _money(amount, currency)
     return f"({printed})" if Decimal(amount) < 0 else printed
 

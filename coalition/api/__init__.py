@@ -100,18 +100,16 @@ class DecimalJSONParser(FlaskParser):
         except (ValueError, RecursionError) as error:
             raise unreadable(str(error)) from None
 
-    def _handle_invalid_json_error(self, error, req, *args, **kwargs):
+    def _handle_invalid_json_error(self, error: json.JSONDecodeError, req, *args, **kwargs):
         """400 saying what is wrong with the body, and where, in place of werkzeug's
-        sentence about what "the browser (or proxy)" sent."""
-        if isinstance(error, json.JSONDecodeError):
-            at = f" at line {error.lineno}, column {error.colno}" if error.pos else ""
-            reason = f"{error.msg}{at}"
-        else:  # UnicodeDecodeError
-            reason = "it is not UTF-8, UTF-16 or UTF-32 text"
+        sentence about what "the browser (or proxy)" sent. Every error arrives as a
+        JSONDecodeError: :meth:`_raw_load_json` turns the others (text that is not
+        UTF-8, a number Decimal cannot hold) into one."""
+        at = f" at line {error.lineno}, column {error.colno}" if error.pos else ""
         abort(
             400,
             exc=error,
-            message=f"the body is not valid JSON: {reason}",
+            message=f"the body is not valid JSON: {error.msg}{at}",
             messages={"json": ["Invalid JSON body."]},
         )
 
