@@ -3,4 +3,5 @@ virtualenv's scripts are not on the PATH."""
 
 from coalition.cli import main
 
-main(prog_name="coalition")
+if __name__ == "__main__":
+    main(prog_name="coalition")

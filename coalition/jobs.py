@@ -91,7 +91,7 @@ def run_auto_close(database) -> None:
                 raise
             # the operator's to fix (a missing fx rate): one line at each check, not a traceback
             log.warning("auto-close refused, tried again at the next check: %s", refused.message)
-        if counted := kpis.keep_counts(database, datetime.now(UTC)):
+        if counted := kpis.keep_counts(database):
             log.info("auto-close: counted and kept the KPIs of %d periods", counted)
 
     holding_job_lock(database, "auto_close", close_and_count)

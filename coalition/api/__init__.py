@@ -92,13 +92,17 @@ class DecimalJSONParser(FlaskParser):
         try:
             return json.loads(data, parse_float=read_number, parse_constant=reject)
         except json.JSONDecodeError as error:
-            if not error.doc:  # a byte order mark alone: no JSON text, as an empty body
+            if _blank(error.doc.encode()):  # a byte order mark (and spaces): no JSON text
                 self._handle_invalid_json_error(unreadable("it is empty"), req)
             raise  # as it is: the ValueError clause below would wrap it again
         except ArithmeticError:  # Decimal cannot hold the exponent (InvalidOperation)
             raise unreadable("a number's exponent is too large to read") from None
-        except (ValueError, RecursionError) as error:
-            raise unreadable(str(error)) from None
+        except UnicodeDecodeError as error:
+            raise unreadable(f"it is not UTF-8, UTF-16 or UTF-32 text ({error.reason})") from None
+        except ValueError:  # int() refuses a number of more digits than it reads
+            raise unreadable("a number has more digits than can be read") from None
+        except RecursionError:
+            raise unreadable("it is nested too deeply to read") from None
 
     def _handle_invalid_json_error(self, error: json.JSONDecodeError, req, *args, **kwargs):
         """400 saying what is wrong with the body, and where, in place of werkzeug's
@@ -109,7 +113,7 @@ class DecimalJSONParser(FlaskParser):
         abort(
             400,
             exc=error,
-            message=f"the body is not valid JSON: {error.msg}{at}",
+            message=f"the body cannot be read as JSON: {error.msg}{at}",
             messages={"json": ["Invalid JSON body."]},
         )
 

@@ -97,14 +97,15 @@ class TransactionIn(Schema):
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def fields_of_type(self, data, original, **kwargs):
         """Checked beside the fields' own rules, so that one answer names every field to
-        fix; on the fields as sent, so that a field refused for its value (or for being
-        null) is not also called missing."""
+        fix; on the fields as sent, so that a field refused for its value is not also
+        called missing, and one sent as null (refused as null) is not also called given."""
         if data.get("type") not in TYPE_FIELDS:
             return
         required, forbidden = TYPE_FIELDS[data["type"]]
+        given = {name for name, value in original.items() if value is not None}
         errors = {name: ["required for this type"] for name in required if name not in original}
-        errors |= {name: ["not allowed for this type"] for name in forbidden if name in original}
-        if data["type"] == "earn_reversal" and ("amount" in original) == ("points" in original):
+        errors |= {name: ["not allowed for this type"] for name in forbidden if name in given}
+        if data["type"] == "earn_reversal" and ("amount" in given) == ("points" in given):
             errors["amount"] = ["give exactly one of amount or points"]
         if errors:
             raise ValidationError(errors)

@@ -12,15 +12,20 @@ Money is summed exactly: PostgreSQL sums NUMERIC; SQLite stores amounts as
 text (see :mod:`coalition.db.types`), and its own ``SUM`` would go through
 float, so there the sum is an aggregate function ``exact_sum`` that adds the
 texts as Decimal inside SQLite's GROUP BY.
+
+The one write here keeps an open period's counts (:func:`keep_open_counts`),
+an upsert, which each dialect words its own way.
 """
 
 from collections import defaultdict
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import String, and_, case, func, literal, select, union_all
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
-from coalition.db.models import Lot, Transaction
+from coalition.db.models import Lot, OpenPeriodCounts, Transaction
 from coalition.domain.kpis import Purchases
 
 COALITION = None  # the partner key of coalition-wide rows
@@ -189,3 +194,22 @@ def new_members(session, period_ids: list[str]) -> dict[tuple[str, str], int]:
     for period_id, issuer_id, count in session.execute(query):
         totals[period_id, issuer_id] += int(count)
     return dict(totals)
+
+
+def keep_open_counts(session, period_id: str, counted_at: datetime, activity: str) -> None:
+    """Keep an open period's counts, in place of those kept before unless they are newer:
+    two requests may count it at once, and the one that counted first may commit last."""
+    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.bind.dialect.name]
+    statement = insert(OpenPeriodCounts).values(
+        period_id=period_id, counted_at=counted_at, activity=activity
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[OpenPeriodCounts.period_id],
+            set_={
+                "counted_at": statement.excluded.counted_at,
+                "activity": statement.excluded.activity,
+            },
+            where=OpenPeriodCounts.counted_at < statement.excluded.counted_at,
+        )
+    )

@@ -22,11 +22,10 @@ be read.
 import json
 import time
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from coalition.db import aggregates, kpi_aggregates, models, totals
 from coalition.domain import kpis
@@ -84,11 +83,11 @@ def _periods(session, now: datetime, period_id: str | None, count: int) -> list[
 #: another version are counted again (and kept anew).
 COUNTS_VERSION = 1
 
-#: An open period is counted on each request while its counting takes less
-#: than this. Once a count takes longer it is kept (and so is every later
-#: count of that period, until it closes), and requests read it back while
-#: it is younger than KEPT_FOR; the auto-close job counts it anew once it is
-#: REFRESH_AFTER old, so that with the scheduler on no request waits for it.
+#: An open period is counted for each request while counting it takes less
+#: than this. A count that takes longer is kept, and requests read it back
+#: while it is younger than KEPT_FOR; the auto-close job counts it anew once
+#: it is REFRESH_AFTER old (at its next check), so that with the scheduler on
+#: requests find it fresh. A kept period that counts quicker again is live again.
 LIVE_COUNTING = timedelta(seconds=2)
 KEPT_FOR = timedelta(hours=1)
 REFRESH_AFTER = timedelta(minutes=30)
@@ -102,13 +101,16 @@ def _activity(session, chosen: list[dict], now: datetime) -> dict:
     by the auto-close job (:func:`keep_counts`) or else by the first request
     that needs them, and read back after that: a GET may write. An open
     period's counts are kept only when counting it takes seconds
-    (``LIVE_COUNTING``), and then read back for ``KEPT_FOR``. The other
-    periods are counted now, together, in a few set-based queries.
+    (``LIVE_COUNTING``), and then read back for ``KEPT_FOR``. Each period is
+    counted on its own, so that only its own counting decides whether it is
+    kept.
     """
     kept, kept_open = _kept_counts_of(session, chosen, now)
-    gathered = _count(
-        session, [period for period in chosen if period["id"] not in kept], now, kept_open
-    )
+    gathered = {"visits": {}, "purchases": {}, "new_members": {}, "counted_at": {}}
+    counting = [period for period in chosen if period["id"] not in kept]
+    for period in counting:  # in period order, as a concurrent request writes them too
+        for name, counted in _count(session, period, kept_open).items():
+            gathered[name].update(counted)
     for period_id, counts in kept.items():
         _add_kept_counts(gathered, period_id, counts)
     return gathered
@@ -138,45 +140,31 @@ def _kept_counts_of(session, chosen: list[dict], now: datetime) -> tuple[dict, s
     return kept, {row.period_id for row in rows}
 
 
-def _count(session, periods: list[dict], now: datetime, kept_open: set[str]) -> dict:
-    """Count these periods together, and keep the counts of those that keep them."""
-    gathered = {"visits": {}, "purchases": {}, "new_members": {}, "counted_at": {}}
-    if not periods:
-        return gathered
-    ids = [period["id"] for period in periods]
-    started = time.monotonic()
-    gathered["visits"] = kpi_aggregates.member_activity(session, ids)
-    gathered["purchases"] = kpi_aggregates.purchases(session, ids)
-    gathered["new_members"] = kpi_aggregates.new_members(session, ids)
+def _count(session, period: dict, kept_open: set[str]) -> dict:
+    """Count one period, and keep its counts where they are kept (see :func:`_activity`)."""
+    counted_at, started = datetime.now(UTC), time.monotonic()
+    ids = [period["id"]]
+    counted = {
+        "visits": kpi_aggregates.member_activity(session, ids),
+        "purchases": kpi_aggregates.purchases(session, ids),
+        "new_members": kpi_aggregates.new_members(session, ids),
+    }
     took = timedelta(seconds=time.monotonic() - started)
-    for period in periods:  # in period order, as a concurrent request writes them too
-        counts = _counts_to_keep(gathered, period["id"])
-        if period["status"] == "closed":
-            session.execute(
-                update(models.Period)
-                .where(models.Period.id == period["id"])
-                .values(activity=counts)
-            )
-        elif took >= LIVE_COUNTING or period["id"] in kept_open:
-            _keep_open_counts(session, period["id"], now, counts)
-    return gathered
-
-
-def _keep_open_counts(session, period_id: str, now: datetime, counts: str) -> None:
-    """Keep (or replace) an open period's counts; two requests counting at once both may."""
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[
-        session.get_bind().dialect.name
-    ]
-    row = {"counted_at": now, "activity": counts}
-    statement = insert(models.OpenPeriodCounts).values(period_id=period_id, **row)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["period_id"], set_={name: statement.excluded[name] for name in row}
+    counts = _counts_to_keep(counted, period["id"])
+    if period["status"] == "closed":
+        session.execute(
+            update(models.Period).where(models.Period.id == period["id"]).values(activity=counts)
         )
-    )
+    elif took >= LIVE_COUNTING:
+        kpi_aggregates.keep_open_counts(session, period["id"], counted_at, counts)
+    elif period["id"] in kept_open:  # quick to count again: live again
+        session.execute(
+            delete(models.OpenPeriodCounts).where(models.OpenPeriodCounts.period_id == period["id"])
+        )
+    return counted
 
 
-def keep_counts(database, now: datetime) -> int:
+def keep_counts(database) -> int:
     """Count what a KPI request would otherwise wait for, and keep it: every closed period's
     counts that are not kept yet, and an open period's kept counts once they are
     ``REFRESH_AFTER`` old; a period a transaction. How many periods were counted.
@@ -203,14 +191,14 @@ def keep_counts(database, now: datetime) -> int:
         ]
         stale = session.scalars(
             select(models.OpenPeriodCounts.period_id)
-            .where(models.OpenPeriodCounts.counted_at <= now - REFRESH_AFTER)
+            .where(models.OpenPeriodCounts.counted_at <= datetime.now(UTC) - REFRESH_AFTER)
             .order_by(models.OpenPeriodCounts.period_id)
         )
         return lacking + [{"id": period_id, "status": "open"} for period_id in stale]
 
     periods = database.run(due)
     for period in periods:
-        database.run(_count, [period], now, {period["id"]})
+        database.run(_count, period, {period["id"]})
     return len(periods)
 
 
@@ -220,13 +208,13 @@ def _kept_counts(text: str | None) -> dict | None:
     return counts if counts is not None and counts.get("version") == COUNTS_VERSION else None
 
 
-def _counts_to_keep(gathered: dict, period_id: str) -> str:
+def _counts_to_keep(counted: dict, period_id: str) -> str:
     """One period's counts as JSON, amounts as decimal strings."""
 
     def of_period(name: str) -> list:
         return [
             [partner, value]
-            for (period, partner), value in gathered[name].items()
+            for (period, partner), value in counted[name].items()
             if period == period_id
         ]
 

@@ -23,11 +23,12 @@ A 150 + F 100 + G 60 = 310; coalition E 30; 470 in all.
 
 import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 
 from coalition import jobs
-from coalition.db import models
+from coalition.db import kpi_aggregates, models
 from coalition.domain.settlement import Unbalanced
 from coalition.services import expiry
 from coalition.services import kpis as kpi_service
@@ -247,7 +248,7 @@ def test_the_auto_close_job_keeps_the_counts_of_closed_periods(operator, databas
     close(operator, month)
     jobs.run_auto_close(database)  # this month has not ended: it closes nothing, and counts last month
     assert json.loads(kept_activity(database, month))["version"] == kpi_service.COUNTS_VERSION
-    assert kpi_service.keep_counts(database, datetime.now(UTC)) == 0
+    assert kpi_service.keep_counts(database) == 0
     assert {**period(operator, month), "status": "open"} == before
 
 
@@ -333,8 +334,8 @@ def slow_counting(monkeypatch):
     monkeypatch.setattr(kpi_service, "LIVE_COUNTING", timedelta(0))
 
 
-def test_an_open_period_slow_to_count_is_read_back_for_an_hour_then_counted_anew(
-        slow_counting, monkeypatch, operator, database, month):
+def test_an_open_period_slow_to_count_is_read_back_while_its_counts_are_fresh(
+        slow_counting, operator, database, month):
     first = period(operator, month)
     counted_at = open_counts(database, month).counted_at
     earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
@@ -343,25 +344,63 @@ def test_an_open_period_slow_to_count_is_read_back_for_an_hour_then_counted_anew
     assert (first["counted_at"], kept["counted_at"]) == (None, counted_at.isoformat())
     assert (kept["coalition"]["active_members"], kept["coalition"]["purchases"]) == (3, 6)
     assert kept["coalition"]["points_issued"] == first["coalition"]["points_issued"] + 20
-    age_open_counts(database, month, kpi_service.KEPT_FOR)
-    # a period once slow to count stays kept until it closes, though one count be quick
-    monkeypatch.setattr(kpi_service, "LIVE_COUNTING", timedelta(hours=1))
+
+
+def test_an_open_periods_counts_kept_an_hour_are_counted_anew(slow_counting, operator, database, month):
+    period(operator, month)
+    earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
+    aged = age_open_counts(database, month, kpi_service.KEPT_FOR)
     again = period(operator, month)
     assert again["counted_at"] is None
     assert (again["coalition"]["active_members"], again["coalition"]["purchases"]) == (4, 7)
-    assert open_counts(database, month).counted_at > counted_at - kpi_service.KEPT_FOR  # kept anew
+    assert open_counts(database, month).counted_at > aged  # kept anew
 
 
-def test_the_auto_close_job_counts_an_open_period_kept_once_its_counts_age(
-        slow_counting, operator, database, month):
+def test_a_kept_open_period_that_counts_quickly_again_is_live_again(
+        slow_counting, monkeypatch, operator, database, month):
     period(operator, month)
+    age_open_counts(database, month, kpi_service.KEPT_FOR)
+    monkeypatch.setattr(kpi_service, "LIVE_COUNTING", timedelta(hours=1))
+    period(operator, month)
+    assert open_counts(database, month) is None
     earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
-    now = datetime.now(UTC)
-    assert kpi_service.keep_counts(database, now) == 0  # kept a moment ago
-    assert kpi_service.keep_counts(database, now + kpi_service.REFRESH_AFTER) == 1
-    figures = period(operator, month)
-    assert figures["counted_at"] == (now + kpi_service.REFRESH_AFTER).isoformat()
-    assert figures["coalition"]["active_members"] == 4
+    assert period(operator, month)["coalition"]["active_members"] == 4
+
+
+def test_an_open_period_is_kept_for_its_own_counting_time_not_for_a_neighbours(
+        operator, database, month, monkeypatch):
+    # last month, closed, is counted in the same request as this month: a minute for last
+    # month's count (on a clock of the test's) keeps nothing of this month's
+    close(operator, month)
+    clock = SimpleNamespace(now=0.0)
+    monkeypatch.setattr(kpi_service, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    count_visits = kpi_aggregates.member_activity
+
+    def a_minute_for_last_month(session, period_ids):
+        if period_ids == [month]:
+            clock.now += 60
+        return count_visits(session, period_ids)
+
+    monkeypatch.setattr(kpi_aggregates, "member_activity", a_minute_for_last_month)
+    report = kpis(operator, periods=2)
+    assert [entry["period_id"] for entry in report["periods"]] == [month, current_month_id()]
+    assert kept_activity(database, month) is not None
+    assert open_counts(database, current_month_id()) is None
+
+
+def test_the_auto_close_job_counts_an_open_periods_kept_counts_once_they_age(
+        slow_counting, operator, database, month):
+    this_month = current_month_id()  # not ended: the job's check closes nothing of it
+    assert period(operator, this_month)["coalition"]["active_members"] == 0
+    earn(operator, "a-10", "skyair", "m5", datetime.now(UTC).replace(microsecond=0).isoformat(),
+         "10.00", "EUR")
+    assert kpi_service.keep_counts(database) == 0  # kept a moment ago
+    aged = age_open_counts(database, this_month, kpi_service.REFRESH_AFTER)
+    jobs.run_auto_close(database)
+    refreshed = open_counts(database, this_month).counted_at
+    assert refreshed > aged
+    figures = period(operator, this_month)
+    assert (figures["counted_at"], figures["coalition"]["active_members"]) == (refreshed.isoformat(), 1)
 
 
 def test_a_closed_period_is_counted_anew_not_read_from_what_was_kept_while_open(
@@ -371,8 +410,22 @@ def test_a_closed_period_is_counted_anew_not_read_from_what_was_kept_while_open(
     close(operator, month)
     figures = period(operator, month)
     assert (figures["counted_at"], figures["coalition"]["active_members"]) == (None, 4)
-    assert kpi_service.keep_counts(database, datetime.now(UTC)) == 0
+    assert kpi_service.keep_counts(database) == 0
     assert open_counts(database, month) is None  # the job clears what no longer stands
+
+
+def test_counts_kept_later_are_not_replaced_by_counts_taken_earlier(database):
+    # two requests count at once; the one that counted first commits last
+    taken = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+    with database.transaction() as session:
+        kpi_aggregates.keep_open_counts(session, "2026-11", taken, "newer")
+    with database.transaction() as session:
+        kpi_aggregates.keep_open_counts(session, "2026-11", taken - timedelta(minutes=20), "older")
+    kept = open_counts(database, "2026-11")
+    assert (kept.counted_at, kept.activity) == (taken, "newer")
+    with database.transaction() as session:
+        kpi_aggregates.keep_open_counts(session, "2026-11", taken + timedelta(minutes=1), "newest")
+    assert open_counts(database, "2026-11").activity == "newest"
 
 
 def open_counts(database, period_id: str):
@@ -383,9 +436,12 @@ def open_counts(database, period_id: str):
         return row
 
 
-def age_open_counts(database, period_id: str, by: timedelta) -> None:
+def age_open_counts(database, period_id: str, by: timedelta) -> datetime:
+    """Make the counts kept of a period older by ``by``; when they are now said counted."""
     with database.transaction() as session:
-        session.get(models.OpenPeriodCounts, period_id).counted_at -= by
+        row = session.get(models.OpenPeriodCounts, period_id)
+        row.counted_at -= by
+        return row.counted_at
 
 
 def test_points_outstanding_of_a_closed_period_match_its_statements(operator, month):

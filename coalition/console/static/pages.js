@@ -668,7 +668,7 @@ export async function kpis({ who, query }) {
         {},
         `Period ${selected.period_id} (${selected.status})`,
         // a month of millions of transactions is counted at most hourly (docs/console.md)
-        selected.counted_at ? h("small", {}, `Members, purchases and redemptions as counted at ${instant(selected.counted_at)}; points as of now.`) : null,
+        selected.counted_at ? h("small", {}, `Members, purchases, sales and redemptions (and the charts' figures of them) as counted at ${instant(selected.counted_at)}; points as of now.`) : null,
       ),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Measure"), columnsOf.map(([label]) => h("th", { scope: "col", class: "num" }, label)))),
       h(
