@@ -11,7 +11,10 @@
 - one per scheduled job (:data:`JOBS`), held by the one instance running it
   (:mod:`coalition.jobs`);
 - :data:`MIGRATIONS`, held by the one process upgrading the schema
-  (:func:`coalition.db.migrate.upgrade`).
+  (:func:`coalition.db.migrate.upgrade`);
+- :data:`KPI_COUNTING`, held by the request counting anew an open period's
+  KPIs kept too long, so that others read the last count meanwhile
+  (:mod:`coalition.services.kpis`).
 
 The fixed ids read as ASCII ("Coal"; "Co" and a number). A key whose hash
 met one of them (odds of four in 2⁶⁴ for each key) would make its postings
@@ -23,6 +26,7 @@ from sqlalchemy import text
 CALENDAR = 0x436F616C  # "Coal"
 JOBS = {"expiry": 0x436F0001, "auto_close": 0x436F0002}
 MIGRATIONS = 0x436F0003
+KPI_COUNTING = 0x436F0004
 
 
 def idempotency_key(partner_id: str, external_id: str) -> str:
@@ -34,3 +38,9 @@ def hold(connection, key: int, shared: bool = False) -> None:
     """Wait for ``key`` and hold it until the transaction ends (PostgreSQL only)."""
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     connection.execute(text(f"SELECT {function}(:key)"), {"key": key})
+
+
+def try_hold(connection, key: int) -> bool:
+    """Take ``key`` if no one holds it, until the transaction ends; whether it was taken
+    (PostgreSQL only)."""
+    return connection.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": key}).scalar()

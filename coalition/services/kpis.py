@@ -27,7 +27,7 @@ from decimal import Decimal
 
 from sqlalchemy import delete, select, update
 
-from coalition.db import aggregates, kpi_aggregates, models, totals
+from coalition.db import aggregates, kpi_aggregates, locks, models, totals
 from coalition.domain import kpis
 from coalition.domain.errors import NotFound
 from coalition.services import partners as partner_service
@@ -105,21 +105,23 @@ def _activity(session, chosen: list[dict], now: datetime) -> dict:
     counted on its own, so that only its own counting decides whether it is
     kept.
     """
-    kept, kept_open = _kept_counts_of(session, chosen, now)
+    kept, stale = _kept_counts_of(session, chosen, now)
+    if stale and not _counting_anew_is_ours(session):
+        kept |= stale  # another request is counting them anew: the last count meanwhile
     gathered = {"visits": {}, "purchases": {}, "new_members": {}, "counted_at": {}}
     counting = [period for period in chosen if period["id"] not in kept]
     for period in counting:  # in period order, as a concurrent request writes them too
-        for name, counted in _count(session, period, kept_open).items():
+        for name, counted in _count(session, period, set(stale)).items():
             gathered[name].update(counted)
     for period_id, counts in kept.items():
         _add_kept_counts(gathered, period_id, counts)
     return gathered
 
 
-def _kept_counts_of(session, chosen: list[dict], now: datetime) -> tuple[dict, set[str]]:
-    """The kept counts that stand for these periods, and which open periods have counts kept
-    at all (fresh or not)."""
-    kept = {}
+def _kept_counts_of(session, chosen: list[dict], now: datetime) -> tuple[dict, dict]:
+    """The kept counts that stand for these periods, and those of open periods kept longer
+    than ``KEPT_FOR``."""
+    kept, stale = {}, {}
     for period in chosen:
         if period["status"] == "closed":
             # the rows listing the periods loaded: no query of their own
@@ -135,13 +137,24 @@ def _kept_counts_of(session, chosen: list[dict], now: datetime) -> tuple[dict, s
         else []
     )
     for row in rows:
-        if row.counted_at > now - KEPT_FOR and (counts := _kept_counts(row.activity)) is not None:
-            kept[row.period_id] = {**counts, "counted_at": row.counted_at}
-    return kept, {row.period_id for row in rows}
+        if (counts := _kept_counts(row.activity)) is not None:
+            fresh = row.counted_at > now - KEPT_FOR
+            (kept if fresh else stale)[row.period_id] = {**counts, "counted_at": row.counted_at}
+    return kept, stale
+
+
+def _counting_anew_is_ours(session) -> bool:
+    """Whether this request may count anew the open periods kept too long: on PostgreSQL
+    one request at a time does (a count may take minutes, and each would take a core);
+    SQLite's one writer counts in turn anyway."""
+    return session.bind.dialect.name != "postgresql" or locks.try_hold(
+        session.connection(), locks.KPI_COUNTING
+    )
 
 
 def _count(session, period: dict, kept_open: set[str]) -> dict:
-    """Count one period, and keep its counts where they are kept (see :func:`_activity`)."""
+    """Count one period, and keep its counts where they are kept (see :func:`_activity`);
+    ``kept_open``: the open periods counted anew, whose kept counts a quick count drops."""
     counted_at, started = datetime.now(UTC), time.monotonic()
     ids = [period["id"]]
     counted = {

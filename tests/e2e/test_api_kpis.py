@@ -28,7 +28,7 @@ from types import SimpleNamespace
 import pytest
 
 from coalition import jobs
-from coalition.db import kpi_aggregates, models
+from coalition.db import kpi_aggregates, locks, models
 from coalition.domain.settlement import Unbalanced
 from coalition.services import expiry
 from coalition.services import kpis as kpi_service
@@ -365,6 +365,20 @@ def test_a_kept_open_period_that_counts_quickly_again_is_live_again(
     assert open_counts(database, month) is None
     earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
     assert period(operator, month)["coalition"]["active_members"] == 4
+
+
+@pytest.mark.postgres
+def test_while_one_request_counts_a_period_anew_the_others_read_its_last_count(
+        slow_counting, operator, database, month):
+    period(operator, month)
+    earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
+    aged = age_open_counts(database, month, kpi_service.KEPT_FOR)
+    with database.engine.connect() as counting, counting.begin():
+        locks.hold(counting, locks.KPI_COUNTING)  # another request, counting it anew
+        meanwhile = period(operator, month)
+    assert (meanwhile["counted_at"], meanwhile["coalition"]["active_members"]) == (aged.isoformat(), 3)
+    after = period(operator, month)
+    assert (after["counted_at"], after["coalition"]["active_members"]) == (None, 4)
 
 
 def test_an_open_period_is_kept_for_its_own_counting_time_not_for_a_neighbours(
