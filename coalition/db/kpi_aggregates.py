@@ -1,8 +1,9 @@
 """KPI aggregates: set-based GROUP BYs over the transactions of several periods at once.
 
 Each function answers for a list of period ids in one query, grouped by
-period (and partner), so a chart of twelve periods costs a handful of
-queries however many transactions they hold. The points figures that the
+period (and partner). :mod:`coalition.services.kpis` asks for one period
+at a time, so that each period's own counting time decides whether its
+counts are kept; a chart of twelve periods reads most of them back. The points figures that the
 settlement already counts (issued, reversed, expired, redeemed, liability)
 are not counted here: they come from the settlement's own period totals
 (:mod:`coalition.db.totals`) and liability (:mod:`coalition.db.aggregates`),
