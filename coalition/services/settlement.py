@@ -248,7 +248,11 @@ def _close_one(session, period: periods.Period, now: datetime) -> dict:
         {entry["currency"] for entry in result["partners"] if entry["fx_rate"] is None}
     )
     if missing:
-        raise NoRate(f"no fx rate at the end of {period.id} for {', '.join(missing)}", status=409)
+        raise NoRate(
+            f"no fx rate at the end of {period.id} for {', '.join(missing)}: "
+            f"add one effective before {period.end.isoformat()}",
+            status=409,
+        )
     session.add(
         models.Period(
             id=period.id,

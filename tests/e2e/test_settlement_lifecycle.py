@@ -156,6 +156,8 @@ def test_close_with_a_partner_currency_lacking_fx_is_409_no_rate_naming_it(opera
     body = response.get_json()
     assert (response.status_code, body["code"], body["reason"]) == (409, 409, "no_rate")
     assert "RUB" in body["message"] and "CZK" in body["message"]
+    _, end, _ = previous_month()  # what to do about it: a rate in force at the period's end
+    assert body["message"].endswith(f"add one effective before {end.isoformat()}")
 
 
 def test_close_lacking_fx_closes_nothing(operator):
