@@ -405,9 +405,11 @@ def get_statement(session, principal, statement_id: int) -> dict:
 
 
 def list_periods(session, now: datetime) -> list[dict]:
-    """Closed periods, then every open one up to the period containing now, or the
-    latest transaction if later: a posting may be dated a few minutes ahead (SPEC §5),
-    so in a period's last minutes the next one can already hold transactions."""
+    """Closed periods, then the open ones: from the one after the last closed (before
+    any close, the earliest transaction's or now's, whichever is earlier) up to the
+    period of now, or of the latest transaction if later: a posting may be dated a few
+    minutes ahead (SPEC §5), so in a period's last minutes the next one can already
+    hold transactions."""
     config = settings_service.load(session)
     rows = list(session.scalars(select(models.Period).order_by(models.Period.start)))
     listed = [
@@ -422,9 +424,10 @@ def list_periods(session, now: datetime) -> list[dict]:
     ]
     last = periods.Period(rows[-1].start, rows[-1].end, rows[-1].id) if rows else None
     earliest, latest = aggregates.occurrences(session)
-    current = periods.containing(_reached(now, latest), config.period, config.timezone)
-    first = _first_open(config, last, current, earliest)
-    for period in periods.between(first, current, config.period, config.timezone):
+    of_now = periods.containing(now, config.period, config.timezone)
+    first = _first_open(config, last, of_now, earliest)
+    reached = periods.containing(_reached(now, latest), config.period, config.timezone)
+    for period in periods.between(first, reached, config.period, config.timezone):
         listed.append(
             {
                 "id": period.id,

@@ -400,6 +400,18 @@ def test_periods_are_listed_up_to_the_latest_transaction_when_it_is_ahead_of_now
     assert listed_at_noon_of_day_a() == [a_id, b_id, day_in_past(1)[1], today_id]
 
 
+def test_the_period_of_now_is_listed_when_the_only_posting_is_dated_in_the_next(
+        operator, database):
+    """Seen a minute before day B begins, with one transaction dated B 00:02 (5 minutes
+    ahead are allowed, SPEC §5): day A, the period of now, is open and listed first."""
+    day_a, a_id, b_id = skyair_and_ironfit_by_day(operator)
+    earn(operator, "m1-b", "skyair", "m1", at(day_a, 1, 0, 2), "100.00", "EUR")
+    seen_at = day_a + timedelta(days=1, minutes=-1)
+    listed = database.run(lambda s: settlement.list_periods(s, seen_at))
+    assert [(period["id"], period["status"]) for period in listed] == [
+        (a_id, "open"), (b_id, "open")]
+
+
 def test_a_period_that_has_not_begun_has_no_draft(operator):
     """A typo of a year ("2062-11") would otherwise answer a page of zeros."""
     expect(operator.get(f"/api/v1/settlements/{current_month_id()}"), 200)
