@@ -160,6 +160,7 @@ def _render(statement: Mapping) -> bytes:
         *_header(statement),
         *_summary_box(statement),
         *_figures(statement),
+        *_fees(statement),
         *_chart(statement),
         *_counterparties(statement),
         *_late_items(statement),
@@ -388,7 +389,7 @@ def _figures(statement: Mapping) -> list[Flowable]:
     """Money on the left, points on the right, one row per figure of SPEC §7."""
     summary = statement["summary"]
     base, currency = statement["base_currency"], statement["currency"]
-    money = [
+    money_rows = [
         ("Receivable", f"{_money(summary['receivable'], base)} {base}"),
         ("Payable", f"{_money(summary['payable'], base)} {base}"),
         ("Fees", f"{_money(summary['fees'], base)} {base}"),
@@ -397,7 +398,7 @@ def _figures(statement: Mapping) -> list[Flowable]:
         ("FX rate at period end", f"{summary['fx_rate']} {base} per {currency}"),
         ("Outstanding liability", _liability(summary["liability"], base)),
     ]
-    points = [
+    points_rows = [
         ("Points issued", summary["points_issued"]),
         ("Points redeemed here", summary["points_redeemed"]),
         ("Points reversed", summary["points_reversed"]),
@@ -409,7 +410,7 @@ def _figures(statement: Mapping) -> list[Flowable]:
     rows = [["Money", "", "Points", ""]] + [
         [money_label, money_value, points_label, _points(points_value)]
         for (money_label, money_value), (points_label, points_value) in zip(
-            money, points, strict=True
+            money_rows, points_rows, strict=True
         )
     ]
     gutter = 8 * mm
@@ -435,6 +436,27 @@ def _figures(statement: Mapping) -> list[Flowable]:
         ],
     )
     return [KeepTogether([_p("Figures for the period", _HEADING), table])]
+
+
+def _fees(statement: Mapping) -> list[Flowable]:
+    """Fees written out by fee rate, so the one rounded figure can be recomputed by hand
+    (statements closed before fee lines were kept have none, and print none)."""
+    lines = statement["summary"].get("fee_lines")
+    if not lines:
+        return []
+    base = statement["base_currency"]
+    terms = "; ".join(
+        f"{_points(line['points'])} × {line['fee_rate']} {base} = {line['exact_fees']} {base}"
+        for line in lines
+    )
+    fees = _money(statement["summary"]["fees"], base)
+    return [
+        _p(
+            f"Fees on points issued, net of returns: {terms}. "
+            f"Rounded once, half to even: {fees} {base}.",
+            _FOOTNOTE,
+        )
+    ]
 
 
 def _chart(statement: Mapping) -> list[Flowable]:

@@ -30,6 +30,16 @@ class StatementQuery(Schema):
     partner_id = fields.String(load_default=None, validate=PartnerId)
 
 
+class FeeLine(Schema):
+    fee_rate = fields.String()
+    points = fields.Integer(
+        metadata={"description": "Points issued at this fee rate, net of returns"}
+    )
+    exact_fees = fields.String(
+        metadata={"description": "points × fee_rate, before fees are rounded once"}
+    )
+
+
 class PartnerEntry(Schema):
     partner_id = fields.String()
     name = fields.String()
@@ -37,6 +47,10 @@ class PartnerEntry(Schema):
     receivable = Money()
     payable = Money()
     fees = Money()
+    fee_lines = fields.List(
+        fields.Nested(FeeLine),
+        metadata={"description": "What fees are made of, by fee rate (closes since 2026-12-01)"},
+    )
     net = Money(metadata={"description": "Positive: the operator pays the partner"})
     fx_rate = fields.String(allow_none=True)
     net_in_currency = Money(allow_none=True)

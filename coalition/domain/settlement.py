@@ -9,7 +9,8 @@ Decimal, with one half-even rounding per line:
   own redemption and carries no money;
 * ``receivable`` and ``payable`` are sums of already rounded pair lines, so
   Σ(receivable − payable) over all partners is exactly zero;
-* ``fees`` = Σ points issued × fee rate, rounded once per partner;
+* ``fees`` = Σ points issued × fee rate, summed by rate into fee lines, rounded
+  once per partner;
 * ``net = receivable − payable − fees``, converted into the partner's
   currency at the fx rate with one more rounding, in that currency.
 """
@@ -50,6 +51,20 @@ class IssuedPoints:
     partner_id: str
     rate: Decimal
     points: int
+
+
+@dataclass(frozen=True)
+class FeeLine:
+    """A partner's points issued (net of returns) at one fee rate: one term of its fees,
+    shown on its statement so the rounded total can be recomputed by hand."""
+
+    rate: Decimal
+    points: int
+
+    @property
+    def exact(self) -> Decimal:
+        """The term before the one rounding of the partner's fees."""
+        return self.points * self.rate
 
 
 @dataclass(frozen=True)
@@ -120,12 +135,24 @@ def pair_lines(redeemed: list[RedeemedPoints], base_currency: str) -> list[PairL
     ]
 
 
-def fees(issued: list[IssuedPoints], base_currency: str) -> dict[str, Decimal]:
-    totals = defaultdict(Decimal)
+def fee_lines(issued: list[IssuedPoints]) -> dict[str, list[FeeLine]]:
+    """Each partner's points bearing a fee, summed by fee rate (lowest rate first); a rate
+    whose points net to zero (all returned) is left out."""
+    points = defaultdict(int)
     for item in issued:
-        totals[item.partner_id] += item.points * item.rate
+        points[item.partner_id, item.rate] += item.points
+    lines = defaultdict(list)
+    for (partner, rate), total in sorted(points.items()):
+        if total:
+            lines[partner].append(FeeLine(rate, total))
+    return dict(lines)
+
+
+def fees(lines: dict[str, list[FeeLine]], base_currency: str) -> dict[str, Decimal]:
+    """Each partner's fees: the sum of its fee lines, rounded once."""
     return {
-        partner: money.round_half_even(total, base_currency) for partner, total in totals.items()
+        partner: money.round_half_even(sum(line.exact for line in terms), base_currency)
+        for partner, terms in lines.items()
     }
 
 

@@ -43,7 +43,8 @@ def compute(session, period: periods.Period, status: str) -> dict:
     lines = arithmetic.pair_lines(redeemed, base)
     activity = totals.period_activity(session, period.id)
     issued = activity.issued + _repriced(session, period, "fee", recorded.issued, repricing.issued)
-    fee_totals = arithmetic.fees(issued, base)
+    fee_lines = arithmetic.fee_lines(issued)
+    fee_totals = arithmetic.fees(fee_lines, base)
     positions = arithmetic.positions([partner.id for partner in everyone], lines, fee_totals, base)
     liability = aggregates.liability_points(session, period.end)
     point_value = rates.point_value(session, at_end)
@@ -51,6 +52,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
         _partner_entry(
             partner,
             positions[partner.id],
+            fee_lines.get(partner.id, []),
             activity.partners.get(partner.id, {}),
             lines,
             rates.fx_rate(session, partner.currency, base, at_end),
@@ -102,7 +104,15 @@ def _repriced(session, period: periods.Period, kind: str, read, correct) -> list
 
 
 def _partner_entry(
-    partner, position, facts: dict, lines, fx, liability_points: int, point_value, base: str
+    partner,
+    position,
+    fee_lines: list,
+    facts: dict,
+    lines,
+    fx,
+    liability_points: int,
+    point_value,
+    base: str,
 ) -> dict:
     """One partner's figures of the settlement (SPEC §7), in the order they are stored."""
     redeemed_here = [line for line in lines if line.redeemer_id == partner.id]
@@ -113,6 +123,14 @@ def _partner_entry(
         "receivable": money.text(position.receivable),
         "payable": money.text(position.payable),
         "fees": money.text(position.fees),
+        "fee_lines": [
+            {
+                "fee_rate": money.as_written(line.rate),
+                "points": line.points,
+                "exact_fees": money.as_written(line.exact),
+            }
+            for line in fee_lines
+        ],
         "net": money.text(position.net),
         "fx_rate": None if fx is None else money.as_written(fx.value),
         "net_in_currency": None

@@ -445,6 +445,18 @@ def test_the_settlement_page_shows_its_period_as_the_days_it_covers(browser, ser
     assert lead.startswith(f"{_period_dates(result['start'], result['end'], 'Europe/Moscow')}. ")
 
 
+def test_a_statement_page_shows_what_the_fees_are_made_of(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+
+    statement = statement_of(operator, "skyair", month)  # small_month: 2468 points at 0.001 EUR
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"statement/{statement['id']}", f"Statement {statement['number']}")
+    (fees,) = [card for card in browser.find_elements(By.CSS_SELECTOR, "dl.cards .card")
+               if card.find_element(By.TAG_NAME, "dt").get_attribute("textContent") == "Fees"]
+    note = fees.find_element(By.CSS_SELECTOR, "dd.note").get_attribute("textContent")
+    assert note.replace("\u00a0", " ") == "2,468 × 0.001 EUR"
+
+
 def test_a_statement_page_shows_its_period_as_its_pdf_does_to_a_partner_key(browser, server, make_key, operator,
                                                                           two_days):
     from selenium.webdriver.common.by import By

@@ -79,6 +79,20 @@ def test_closed_settlement_figures_match_the_small_month(operator):
     }
 
 
+def test_a_settlement_shows_what_each_partners_fees_are_made_of(operator):
+    """small_month's fee 0.001 EUR a point: aroma 100 × 0.001 = 0.100, skyair 2468 × 0.001
+    = 2.468 (2.47 once rounded); the coalition pays no fee to itself."""
+    period_id = small_closed_month(operator)
+    settlement = expect(operator.get(f"/api/v1/settlements/{period_id}"), 200)
+    assert {e["partner_id"]: e["fee_lines"] for e in settlement["partners"]} == {
+        "aroma": [{"fee_rate": "0.001", "points": 100, "exact_fees": "0.100"}],
+        "coalition": [],
+        "skyair": [{"fee_rate": "0.001", "points": 2468, "exact_fees": "2.468"}],
+    }
+    assert statement_of(operator, "skyair", period_id)["summary"]["fee_lines"] == [
+        {"fee_rate": "0.001", "points": 2468, "exact_fees": "2.468"}]
+
+
 @pytest.mark.parametrize("document", DOCUMENTS)
 def test_statement_downloads_the_same_bytes_every_time(operator, document):
     period_id = small_closed_month(operator)

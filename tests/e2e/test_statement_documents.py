@@ -101,6 +101,13 @@ def test_pdf_text_contains_the_net_in_base_and_partner_currency(operator, aroma_
     assert "1814.40" in text
 
 
+def test_pdf_writes_out_the_fees_by_fee_rate(operator, aroma_statement):
+    # small_month: aroma issued 100 points at 0.001 EUR a point
+    text = " ".join(_pdf_text(operator, aroma_statement).split())
+    assert ("Fees on points issued, net of returns: 100 × 0.001 EUR = 0.100 EUR. "
+            "Rounded once, half to even: 0.10 EUR.") in text
+
+
 def test_pdf_text_contains_the_sha256(operator, aroma_statement):
     assert aroma_statement["sha256"] in _pdf_text(operator, aroma_statement).replace("\n", "")
 

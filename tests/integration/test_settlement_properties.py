@@ -263,17 +263,25 @@ def _expected_pair_lines(book: Book, transactions: list[dict]) -> dict:
     }
 
 
-def _expected_fees(book: Book, transactions: list[dict]) -> dict[str, str]:
-    """partner → round_half_even(Σ points × the fee rate in force at the (original) issue's
-    occurred_at); the coalition pays no fee to itself."""
-    totals = defaultdict(Decimal)
+def _expected_fee_lines(book: Book, transactions: list[dict]) -> dict[str, dict[Decimal, int]]:
+    """partner → fee rate → Σ points issued (returns negative) at the fee rate in force at
+    the (original) issue's occurred_at, where that is not zero; the coalition pays no fee
+    to itself."""
+    points = defaultdict(lambda: defaultdict(int))
     for transaction in transactions:
         if transaction["type"] in ("earn", "bonus", "earn_reversal") and transaction["partner_id"] != "coalition":
             issue = _original(transactions, transaction)
             rate = book.in_force("fee", issue["partner_id"], _dated(issue))
             if rate is not None:
-                totals[transaction["partner_id"]] += transaction["points"] * rate
-    return {partner: str(total.quantize(CENT, rounding=ROUND_HALF_EVEN)) for partner, total in totals.items()}
+                points[transaction["partner_id"]][rate] += transaction["points"]
+    return {partner: {rate: n for rate, n in by_rate.items() if n}
+            for partner, by_rate in points.items() if any(by_rate.values())}
+
+
+def _expected_fees(book: Book, transactions: list[dict]) -> dict[str, str]:
+    """partner → round_half_even(Σ points × fee rate over its fee lines)."""
+    return {partner: str(sum(rate * n for rate, n in by_rate.items()).quantize(CENT, rounding=ROUND_HALF_EVEN))
+            for partner, by_rate in _expected_fee_lines(book, transactions).items()}
 
 
 def _settle(coalition: Coalition, partners, later, opening, operations):
@@ -325,3 +333,16 @@ def test_fees_are_rounded_once_and_nets_sum_to_minus_fees(coalition, partners, l
             Decimal(entry["receivable"]) - Decimal(entry["payable"]) - Decimal(entry["fees"])), entry
     assert sum(Decimal(e["net"]) for e in draft["partners"]) == -sum(
         Decimal(e["fees"]) for e in draft["partners"])
+
+
+@PROPERTY
+@given(partners=partners_strategy, later=later_strategy, opening=opening_strategy,
+       operations=operations_strategy)
+def test_fee_lines_are_the_points_issued_at_each_fee_rate(coalition, partners, later, opening, operations):
+    draft, transactions = _settle(coalition, partners, later, opening, operations)
+    shown = {entry["partner_id"]: {Decimal(line["fee_rate"]): line["points"] for line in entry["fee_lines"]}
+             for entry in draft["partners"] if entry["fee_lines"]}
+    assert shown == _expected_fee_lines(coalition.book, transactions)
+    for entry in draft["partners"]:
+        for line in entry["fee_lines"]:
+            assert Decimal(line["exact_fees"]) == line["points"] * Decimal(line["fee_rate"]), line

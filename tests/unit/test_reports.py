@@ -450,6 +450,21 @@ def test_statement_without_a_time_zone_shows_bounds_that_are_not_midnight_as_ins
     assert "30 Sep 2026 21:00 UTC – 31 Oct 2026 21:00 UTC" in text
 
 
+def test_fees_are_written_out_by_fee_rate_then_rounded_once():
+    # 1,000 × 0.0012 = 1.2000 and 370 × 0.0023 = 0.8510: 2.0510 EUR, 2.05 once rounded
+    statement = make_statement()
+    statement["summary"] = {**statement["summary"], "fee_lines": [
+        {"fee_rate": "0.0012", "points": 1000, "exact_fees": "1.2000"},
+        {"fee_rate": "0.0023", "points": 370, "exact_fees": "0.8510"},
+    ]}
+    assert ("Fees on points issued, net of returns: 1,000 × 0.0012 EUR = 1.2000 EUR; "
+            "370 × 0.0023 EUR = 0.8510 EUR. Rounded once, half to even: 2.05 EUR.") in summary_text(statement)
+
+
+def test_a_statement_closed_before_fee_lines_were_kept_prints_none():
+    assert "Fees on points issued" not in " ".join(pages_text(render_pdf(make_statement())))
+
+
 def test_liability_without_a_redemption_rate_to_value_it_is_said_not_valued():
     statement = make_statement()
     statement["summary"] = {**statement["summary"], "liability": None}

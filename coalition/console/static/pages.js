@@ -352,6 +352,13 @@ function settlementSentence(st) {
   return paid ? `The coalition operator pays ${partner} ${amount}.` : `${partner} pays the coalition operator ${amount}.`;
 }
 
+/** What the fees are made of, as the PDF writes them: points issued at each fee rate
+ * (statements closed before fee lines were kept have none). */
+function feeTerms(lines, base) {
+  if (!lines?.length) return null;
+  return lines.map((line) => `${count(line.points)} × ${line.fee_rate}${NBSP}${base}`).join(" + ");
+}
+
 export async function statement({ param, notify }) {
   if (!/^[0-9]+$/.test(param ?? "")) {
     return [heading("Not found"), h("p", { class: "form-error", role: "alert" }, `There is no statement ${JSON.stringify(param ?? "")}: statements are numbered.`)];
@@ -366,7 +373,7 @@ export async function statement({ param, notify }) {
     cards([
       ["Receivable", money(sum.receivable, st.base_currency)],
       ["Payable", money(sum.payable, st.base_currency)],
-      ["Fees", money(sum.fees, st.base_currency)],
+      ["Fees", money(sum.fees, st.base_currency), feeTerms(sum.fee_lines, st.base_currency)],
       [
         "Net",
         money(sum.net, st.base_currency),
