@@ -264,7 +264,7 @@ def _profile_close(database, period_id: str, arguments) -> None:
     from coalition.db import aggregates, totals
     from coalition.services import partners as partner_service
     from coalition.services import periods as period_service
-    from coalition.services import rates, settlement
+    from coalition.services import rates, settlement, statements
 
     period = database.run(lambda session: period_service.parse(session, period_id))
     everyone = database.run(partner_service.all_partners)
@@ -297,7 +297,7 @@ def _profile_close(database, period_id: str, arguments) -> None:
     import reports
 
     documents = database.run(
-        settlement.list_statements, Principal("profile", "operator"), period_id, None
+        statements.list_statements, Principal("profile", "operator"), period_id, None
     )
     statement = max(documents, key=lambda document: len(document["counterparties"]))
     reports.render_pdf(statement)

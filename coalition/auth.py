@@ -46,6 +46,11 @@ class Principal:
         """The partner whose data alone this key may see, or None for all."""
         return None if self.sees_everything else self.partner_id
 
+    def may_see(self, partner_id: str) -> bool:
+        """Whether this key may see a partner's transaction or statement; one it may
+        not is answered as if it did not exist (SPEC §4: 404, not 403)."""
+        return self.own_partner() in (None, partner_id)
+
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()

@@ -237,4 +237,4 @@ def _try_post(database, operator, request: dict, now: datetime) -> int:
 def _past_periods(session, now: datetime) -> list[str]:
     config = settings_service.load(session)
     current = periods_domain.containing(now, config.period, config.timezone)
-    return [p["id"] for p in settlement.list_periods(session, now) if p["end"] <= current.start]
+    return [p["id"] for p in periods.list_periods(session, now) if p["end"] <= current.start]

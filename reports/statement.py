@@ -46,6 +46,7 @@ from reportlab.platypus import (
 )
 
 from coalition.domain import money
+from coalition.domain.periods import LAST_INSTANT
 from coalition.domain.settlement import OPERATOR_PARTNER
 from reports import chart, fonts
 
@@ -54,7 +55,6 @@ _MARGIN_X = 18 * mm
 _MARGIN_TOP = 20 * mm
 _MARGIN_BOTTOM = 22 * mm
 _WIDTH = _PAGE_WIDTH - 2 * _MARGIN_X
-_LAST_INSTANT = datetime.timedelta(microseconds=1)  # a period's last, before its end
 
 _INK = colors.HexColor("#1B2430")
 _MUTED = colors.HexColor("#5A6472")
@@ -711,7 +711,7 @@ def _period_dates(start: str, end: str, zone: str | None = None) -> str:
     if zone is None and not first.time() == after.time() == datetime.time(0):
         return f"{_timestamp(start)} – {_timestamp(end)}"
     local = ZoneInfo(zone or "UTC")
-    first, last = first.astimezone(local), (after - _LAST_INSTANT).astimezone(local)
+    first, last = first.astimezone(local), (after - LAST_INSTANT).astimezone(local)
     days = _day(first) if last.date() == first.date() else f"{_day(first)} – {_day(last)}"
     return days if zone in (None, "UTC") else f"{days} ({zone})"
 

@@ -10,7 +10,7 @@ from marshmallow import Schema, fields
 import reports
 from coalition.api import Blueprint, database, principal, refuse_malformed_body, roles
 from coalition.api.fields import Money, PartnerId, Text
-from coalition.services import settlement
+from coalition.services import periods, settlement, statements
 
 blp = Blueprint(
     "settlements", __name__, url_prefix="/api/v1", description="Periods, settlements, statements"
@@ -145,7 +145,7 @@ class Periods(MethodView):
     @blp.response(200, PeriodOut(many=True))
     def get(self):
         """Settlement periods: closed ones, then the open ones up to today"""
-        return database().run(settlement.list_periods, datetime.now(UTC))
+        return database().run(periods.list_periods, datetime.now(UTC))
 
 
 @blp.route("/settlements/<period_id>")
@@ -173,7 +173,7 @@ class Statements(MethodView):
     @blp.response(200, StatementList)
     def get(self, query):
         """Final statements (a partner key sees its own)"""
-        return {"items": database().run(settlement.list_statements, principal(), **query)}
+        return {"items": database().run(statements.list_statements, principal(), **query)}
 
 
 @blp.route("/statements/<int(max=2147483647):statement_id>")
@@ -181,7 +181,7 @@ class Statement(MethodView):
     @blp.response(200, StatementOut)
     def get(self, statement_id):
         """One final statement as JSON"""
-        return database().run(settlement.get_statement, principal(), statement_id)
+        return database().run(statements.get_statement, principal(), statement_id)
 
 
 # a file's bytes, documented as such (the views answer a Response, which nothing dumps)
@@ -193,7 +193,7 @@ class StatementPdf(MethodView):
     @blp.response(200, DOWNLOAD, content_type="application/pdf")
     def get(self, statement_id):
         """The statement as PDF (the same bytes on every download)"""
-        document = database().run(settlement.get_statement, principal(), statement_id)
+        document = database().run(statements.get_statement, principal(), statement_id)
         return _download(reports.render_pdf, document, "pdf", "application/pdf")
 
 
@@ -202,7 +202,7 @@ class StatementCsv(MethodView):
     @blp.response(200, DOWNLOAD, content_type="text/csv")
     def get(self, statement_id):
         """The statement as CSV"""
-        document = database().run(settlement.get_statement, principal(), statement_id)
+        document = database().run(statements.get_statement, principal(), statement_id)
         return _download(reports.render_csv, document, "csv", "text/csv; charset=utf-8")
 
 

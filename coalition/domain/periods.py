@@ -18,6 +18,9 @@ KINDS = ("monthly", "weekly", "daily")
 
 # SPEC §5: a transaction may be dated up to this far ahead of the moment it is posted
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# A period's last instant is this much before its (exclusive) end: the instant at which
+# rates in force "at the period's end" and the outstanding liability are read (SPEC §7)
+LAST_INSTANT = timedelta(microseconds=1)
 
 _ID_PATTERNS = {
     "monthly": re.compile(r"([0-9]{4})-([0-9]{2})"),
@@ -33,6 +36,10 @@ class Period:
     start: datetime
     end: datetime
     id: str
+
+    @property
+    def last_instant(self) -> datetime:
+        return self.end - LAST_INSTANT
 
 
 def is_timezone(name: str) -> bool:

@@ -82,6 +82,23 @@ class PairLine:
 
 
 @dataclass(frozen=True)
+class Counterparty:
+    """What passed between one partner and another over a period, as its statement
+    lists it (SPEC §7): their points redeemed at it (in, receivable) and its points
+    redeemed at them (out, payable)."""
+
+    partner_id: str
+    points_in: int
+    value_in: Decimal
+    points_out: int
+    value_out: Decimal
+
+    @property
+    def net(self) -> Decimal:
+        return self.value_in - self.value_out
+
+
+@dataclass(frozen=True)
 class Position:
     """One partner's obligations in the base currency; net > 0: the operator pays it."""
 
@@ -181,6 +198,33 @@ def positions(
             f"Σ(receivable − payable) is {imbalance}, not 0; the period was not closed"
         )
     return result
+
+
+def counterparties(
+    lines: list[PairLine], partner_id: str, base_currency: str
+) -> list[Counterparty]:
+    """The partner's counterparties, by id, from the period's pair lines (own
+    redemption is not a counterparty: it moves no money)."""
+    zero = money.round_half_even(Decimal(0), base_currency)
+    points, value = defaultdict(int), defaultdict(lambda: zero)
+    for line in lines:
+        if line.own or partner_id not in (line.issuer_id, line.redeemer_id):
+            continue
+        incoming = line.redeemer_id == partner_id
+        side = (line.issuer_id, "in") if incoming else (line.redeemer_id, "out")
+        points[side] += line.points
+        value[side] += line.value
+    others = sorted({other for other, _ in points})
+    return [
+        Counterparty(
+            other,
+            points[other, "in"],
+            value[other, "in"],
+            points[other, "out"],
+            value[other, "out"],
+        )
+        for other in others
+    ]
 
 
 def liability_value(points: int, point_value: Decimal | None, base_currency: str) -> Decimal | None:

@@ -18,6 +18,7 @@ import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import bindparam, or_, select, text, tuple_
 
@@ -190,9 +191,32 @@ class Book:
         self.new_lots.add(lot.id)
         self.new_rows.append(lot)
 
-    def move(self, allocation: rows.Allocation) -> None:
-        """Record an allocation and apply it to its lot."""
-        allocation.id = self.ids.next("allocations")
+    def move(
+        self,
+        transaction: rows.Transaction,
+        lot: rows.Lot,
+        points: int,
+        value_rate: Decimal | None = None,
+        reverses_id: int | None = None,
+    ) -> rows.Allocation:
+        """Record a signed change of ``points`` that ``transaction`` (posted by the
+        redeemer) makes to ``lot``, and apply it to the lot.
+
+        Burns and burn reversals carry the redemption rate, so that settlement
+        values pair lines with one GROUP BY over these rows.
+        """
+        allocation = rows.Allocation(
+            id=self.ids.next("allocations"),
+            transaction_id=transaction.id,
+            type=transaction.type,
+            lot_id=lot.id,
+            issuer_id=lot.issuer_id,
+            redeemer_id=transaction.partner_id,
+            points=points,
+            value_rate=value_rate,
+            reverses_id=reverses_id,
+            period_id=transaction.period_id,
+        )
         self.allocations.setdefault(allocation.transaction_id, []).append(allocation)
         if allocation.reverses_id is not None:
             self.restored[allocation.reverses_id] = (
@@ -203,6 +227,7 @@ class Book:
         if lot.id not in self.new_lots:
             self.changed_lots.add(lot.id)
         self.new_rows.append(allocation)
+        return allocation
 
     def write(self) -> None:
         """Insert the new rows (members, transactions, lots, allocations), add them to

@@ -16,7 +16,7 @@ from sqlalchemy import case, func, select
 
 from coalition.db import models, rows
 from coalition.domain import lots as lots_domain
-from coalition.services import ledger, members, periods
+from coalition.services import members, periods
 from coalition.services.book import Book
 
 BATCH = 500
@@ -117,7 +117,7 @@ def _expire(
         request_hash="",
     )
     book.add_transaction(transaction)
-    book.move(ledger.allocation_row(transaction, lot, -points))
+    book.move(transaction, lot, -points)
 
 
 def expire_all(database, now: datetime) -> int:

@@ -30,9 +30,10 @@ from sqlalchemy import delete, select, update
 from coalition.db import aggregates, kpi_aggregates, locks, models, totals
 from coalition.domain import kpis
 from coalition.domain.errors import NotFound
+from coalition.domain.periods import LAST_INSTANT
 from coalition.services import partners as partner_service
 from coalition.services import periods as period_service
-from coalition.services import rates, settlement
+from coalition.services import rates
 from coalition.services import settings as settings_service
 from coalition.services.queries import visible_partner
 
@@ -68,7 +69,7 @@ def report(
 
 
 def _periods(session, now: datetime, period_id: str | None, count: int) -> list[dict]:
-    listed = settlement.list_periods(session, now)
+    listed = period_service.list_periods(session, now)
     if period_id is None:
         return listed[-min(max(count, 1), MAX_PERIODS) :]
     wanted = period_service.parse_query(session, period_id).id
@@ -273,7 +274,7 @@ def _period_kpis(
     base: str,
     totals_shown: bool,
 ) -> dict:
-    period_id, at_end = period["id"], period["end"] - settlement.LAST_INSTANT
+    period_id, at_end = period["id"], period["end"] - LAST_INSTANT
     activity = totals.period_activity(session, period_id).partners
     redeemed = totals.redeemed_points(session, period_id)
     outstanding = _liability_points(session, period)

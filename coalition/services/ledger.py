@@ -226,8 +226,7 @@ def _burn(book, transaction, partner, config, request) -> Posting:
     posting = Posting(transaction)
     for allocation in taken:
         posting.allocations.append(
-            _move(
-                book,
+            book.move(
                 transaction,
                 book.lots[allocation.lot_id],
                 -allocation.points,
@@ -235,39 +234,6 @@ def _burn(book, transaction, partner, config, request) -> Posting:
             )
         )
     return posting
-
-
-def allocation_row(
-    transaction,
-    lot,
-    points: int,
-    value_rate: Decimal | None = None,
-    reverses_id: int | None = None,
-) -> rows.Allocation:
-    """A signed change to a lot made by ``transaction`` (posted by the redeemer).
-
-    Burns and burn reversals carry the redemption rate, so that settlement
-    values pair lines with one GROUP BY over these rows.
-    """
-    return rows.Allocation(
-        transaction_id=transaction.id,
-        type=transaction.type,
-        lot_id=lot.id,
-        issuer_id=lot.issuer_id,
-        redeemer_id=transaction.partner_id,
-        points=points,
-        value_rate=value_rate,
-        reverses_id=reverses_id,
-        period_id=transaction.period_id,
-    )
-
-
-def _move(
-    book, transaction, lot, points: int, value_rate=None, reverses_id=None
-) -> rows.Allocation:
-    allocation = allocation_row(transaction, lot, points, value_rate, reverses_id)
-    book.move(allocation)
-    return allocation
 
 
 def _original(book, transaction, request) -> rows.Transaction:
@@ -322,7 +288,7 @@ def _earn_reversal(book, transaction, partner, config, request) -> Posting:
     book.add_transaction(transaction)
     posting = Posting(transaction)
     if decision.taken:
-        posting.allocations.append(_move(book, transaction, lot, -decision.taken))
+        posting.allocations.append(book.move(transaction, lot, -decision.taken))
     return posting
 
 
@@ -345,7 +311,7 @@ def _burn_reversal(book, transaction, partner, config, request) -> Posting:
     for allocation, points in decisions:
         row = burned[allocation.id]
         posting.allocations.append(
-            _move(book, transaction, book.lots[row.lot_id], points, row.value_rate, row.id)
+            book.move(transaction, book.lots[row.lot_id], points, row.value_rate, row.id)
         )
     return posting
 

@@ -11,7 +11,9 @@ period a close is closing. SQLite serialises writers anyway.
 
 from datetime import datetime
 
-from coalition.db import locks
+from sqlalchemy import select
+
+from coalition.db import aggregates, locks, models
 from coalition.domain import periods
 from coalition.domain.errors import Invalid
 from coalition.services import catalog
@@ -50,3 +52,55 @@ def parse_query(session, period_id: str) -> periods.Period:
         return parse(session, period_id)
     except Invalid as error:
         raise Invalid(error.message, field="period_id", location="query") from None
+
+
+def list_periods(session, now: datetime) -> list[dict]:
+    """Closed periods, then the open ones: from the one after the last closed (before
+    any close, the earliest transaction's or now's, whichever is earlier) up to the
+    period of now, or of the latest transaction if later: a posting may be dated a few
+    minutes ahead (SPEC §5), so in a period's last minutes the next one can already
+    hold transactions."""
+    config = catalog.current(session).settings
+    rows = list(session.scalars(select(models.Period).order_by(models.Period.start)))
+    listed = [
+        {
+            "id": row.id,
+            "start": row.start,
+            "end": row.end,
+            "status": "closed",
+            "closed_at": row.closed_at,
+        }
+        for row in rows
+    ]
+    last = periods.Period(rows[-1].start, rows[-1].end, rows[-1].id) if rows else None
+    earliest, latest = aggregates.occurrences(session)
+    of_now = periods.containing(now, config.period, config.timezone)
+    first = first_open(config, last, of_now, earliest)
+    reached = periods.containing(ledger_reach(now, latest), config.period, config.timezone)
+    for period in periods.between(first, reached, config.period, config.timezone):
+        listed.append(
+            {
+                "id": period.id,
+                "start": period.start,
+                "end": period.end,
+                "status": "open",
+                "closed_at": None,
+            }
+        )
+    return listed
+
+
+def first_open(config, last, target, earliest: datetime | None) -> periods.Period:
+    """The first period a close or a listing starts at: after the last closed one, or
+    the earliest transaction's (``target`` if that is earlier, or nothing is posted)."""
+    if last is not None:
+        return periods.following(last, config.period, config.timezone)
+    if earliest is None:
+        return target
+    return min(periods.containing(earliest, config.period, config.timezone), target)
+
+
+def ledger_reach(now: datetime, latest: datetime | None) -> datetime:
+    """How far the ledger reaches: now, or its latest transaction if dated later (a
+    posting may run 5 minutes ahead, SPEC §5). No period after it is listed or drafted."""
+    return max(now, latest or now)

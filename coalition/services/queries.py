@@ -1,7 +1,9 @@
 """Read models: transactions as the API shows them, listings, balances, history.
 
-Every read that a partner key can make passes through :func:`visible_partner`,
-so isolation (SPEC §4) is decided in one place.
+Isolation (SPEC §4) is decided by two rules of the key's: a listing is
+filtered by :func:`visible_partner` (asking for another partner's is 403),
+and one record by id is shown only if :meth:`~coalition.auth.Principal.may_see`
+(otherwise 404, as if it did not exist). Balances are no partner's.
 """
 
 import json
@@ -95,8 +97,7 @@ def transaction_view(session, transaction: models.Transaction) -> dict:
 
 def get_transaction(session, principal, transaction_id: int) -> dict:
     transaction = session.get(models.Transaction, transaction_id)
-    own = principal.own_partner()
-    if transaction is None or own not in (None, transaction.partner_id):
+    if transaction is None or not principal.may_see(transaction.partner_id):
         raise NotFound(f"no transaction {transaction_id}")
     return transaction_view(session, transaction)
 
@@ -162,7 +163,7 @@ def history(session, principal, member_id: str, limit: int, cursor: str | None) 
         raise NotFound(f"no member {member_id!r}")
     T = models.Transaction
     query = select(T).where(T.member_id == member_id)
-    own = principal.own_partner()
+    own = visible_partner(principal, None)
     if own is not None:
         query = query.where(T.partner_id == own)
     page, next_cursor = keyset_page(session, query, limit, cursor)

@@ -1,42 +1,31 @@
-"""Settling a period: live drafts, closing, and the immutable statements (SPEC §7).
+"""Settling a period: live drafts and closing (SPEC §7).
 
 A draft is computed from the ledger on every request. Closing computes the
-same figures once more under the exclusive calendar lock, stores them with
-one statement per partner (canonical JSON and its SHA-256), and from then on
-every read returns the stored bytes: later transactions land, late, in the
-next open period and never touch a closed statement.
+same figures once more under the exclusive calendar lock, stores them and
+issues one statement per partner (:mod:`coalition.services.statements`); from
+then on every read returns the stored bytes: later transactions land, late,
+in the next open period and never touch a closed period.
 """
 
-import hashlib
 import json
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
-
-from sqlalchemy import select
 
 from coalition.db import aggregates, models, totals
 from coalition.db import repricing as recorded
 from coalition.domain import money, periods, repricing
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import Conflict, Forbidden, NoRate, NotFound
-from coalition.services import expiry, queries, rates
+from coalition.services import expiry, rates, statements
 from coalition.services import partners as partner_service
 from coalition.services import periods as period_service
 from coalition.services import settings as settings_service
-
-LAST_INSTANT = timedelta(microseconds=1)
-
-
-def canonical(document: dict) -> str:
-    """The one serialisation that is stored, hashed and served."""
-    return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def compute(session, period: periods.Period, status: str) -> dict:
     """The settlement of ``period`` as SPEC §7 shapes it, from one pass of aggregates."""
     config = settings_service.load(session)
     base = config.base_currency
-    at_end = period.end - LAST_INSTANT
+    at_end = period.last_instant
     everyone = partner_service.all_partners(session)
     redeemed = totals.redeemed_points(session, period.id)
     redeemed += _repriced(session, period, "redemption", recorded.redeemed, repricing.redeemed)
@@ -156,7 +145,7 @@ def get(session, principal, period_id: str, now: datetime) -> dict:
     Every partner's figures are in it: a key bound to a partner reads that
     partner's statements instead (SPEC §4). A period that has not begun has
     no draft, unless a posting is already dated in it (up to 5 minutes ahead),
-    as :func:`list_periods` lists it: "2062-11" for "2026-11" should not
+    as :func:`~coalition.services.periods.list_periods` lists it: "2062-11" for "2026-11" should not
     answer a page of zeros.
     """
     if principal.own_partner() is not None:
@@ -167,15 +156,9 @@ def get(session, principal, period_id: str, now: datetime) -> dict:
         return json.loads(closed.settlement)
     _refuse_before_the_last_close(period, period_service.last_closed(session))
     _, latest = aggregates.occurrences(session)
-    if period.start > _reached(now, latest):
+    if period.start > period_service.ledger_reach(now, latest):
         raise NotFound(f"period {period.id} has not begun; it begins {period.start.isoformat()}")
     return compute(session, period, "draft")
-
-
-def _reached(now: datetime, latest: datetime | None) -> datetime:
-    """How far the ledger reaches: now, or its latest transaction if dated later (a
-    posting may run 5 minutes ahead, SPEC §5). No period after it is listed or drafted."""
-    return max(now, latest or now)
 
 
 def _refuse_before_the_last_close(period, last) -> None:
@@ -211,11 +194,13 @@ def close(session, period_id: str, now: datetime) -> dict:
         raise NotFound(
             f"period {target.id} precedes the ledger: no transaction is, or can ever be, dated in it"
         )
-    first = _first_open(config, last, target, earliest)
+    first = period_service.first_open(config, last, target, earliest)
     expiry.expire_before(session, target.end, now)
-    for period in periods.between(first, target, config.period, config.timezone):
-        result = _close_one(session, period, now)
-    return result
+    closed = [
+        _close_one(session, period, now)
+        for period in periods.between(first, target, config.period, config.timezone)
+    ]
+    return closed[-1]
 
 
 def auto_close(database, now: datetime) -> str | None:
@@ -225,7 +210,9 @@ def auto_close(database, now: datetime) -> str | None:
         config = settings_service.load(session)
         cutoff = now - timedelta(hours=config.auto_close_after_hours)
         current = periods.containing(cutoff, config.period, config.timezone)
-        target = periods.containing(current.start - LAST_INSTANT, config.period, config.timezone)
+        target = periods.containing(
+            current.start - periods.LAST_INSTANT, config.period, config.timezone
+        )
         last = period_service.last_closed(session)
         earliest, _ = aggregates.occurrences(session)
         if earliest is None or (last and target.end <= last.end):
@@ -250,16 +237,6 @@ def _before_any_posting(period: periods.Period, now: datetime, earliest: datetim
     return period.end <= horizon and (earliest is None or period.end <= earliest)
 
 
-def _first_open(config, last, target, earliest: datetime | None) -> periods.Period:
-    """The first period a close or a listing starts at: after the last closed one, or
-    the earliest transaction's (``target`` if that is earlier, or nothing is posted)."""
-    if last is not None:
-        return periods.following(last, config.period, config.timezone)
-    if earliest is None:
-        return target
-    return min(periods.containing(earliest, config.period, config.timezone), target)
-
-
 def _close_one(session, period: periods.Period, now: datetime) -> dict:
     result = compute(session, period, "final")
     missing = sorted(
@@ -277,182 +254,9 @@ def _close_one(session, period: periods.Period, now: datetime) -> dict:
             start=period.start,
             end=period.end,
             closed_at=now,
-            settlement=canonical(result),
+            settlement=statements.canonical(result),
         )
     )
     session.flush()
-    late = _late_items(session, period.id)
-    coalition_name = _coalition_name(result)
-    for index, entry in enumerate(
-        sorted(result["partners"], key=lambda e: e["partner_id"]), start=1
-    ):
-        items = late.get(entry["partner_id"], [])
-        number = f"{period.id}-{index:04d}"
-        _issue_statement(session, result, entry, items, number, coalition_name, now)
+    statements.issue(session, result, now)
     return result
-
-
-def _coalition_name(result: dict) -> str:
-    """The programme's name as its operator's own partner bears it (SPEC §5: the
-    reserved partner ``coalition`` is the operator), renamed with it."""
-    (name,) = (
-        entry["name"]
-        for entry in result["partners"]
-        if entry["partner_id"] == arithmetic.OPERATOR_PARTNER
-    )
-    return name
-
-
-def _issue_statement(
-    session,
-    result: dict,
-    entry: dict,
-    late_items: list[dict],
-    number: str,
-    coalition_name: str,
-    now: datetime,
-) -> None:
-    partner_id = entry["partner_id"]
-    counterparties = _counterparties(result, partner_id)
-    body = {
-        "number": number,
-        "period_id": result["period_id"],
-        "period_start": result["start"],
-        "period_end": result["end"],
-        "timezone": settings_service.load(session).timezone,
-        "partner_id": partner_id,
-        "partner_name": entry["name"],
-        "coalition_name": coalition_name,
-        "status": "final",
-        "issued_at": now.isoformat(),
-        "currency": entry["currency"],
-        "base_currency": result["base_currency"],
-        "summary": entry,
-        "counterparties": counterparties,
-        "late_items": late_items,
-    }
-    text = canonical(body)
-    session.add(
-        models.Statement(
-            number=number,
-            period_id=result["period_id"],
-            partner_id=partner_id,
-            issued_at=now,
-            sha256=hashlib.sha256(text.encode()).hexdigest(),
-            body=text,
-        )
-    )
-
-
-def _counterparties(result: dict, partner_id: str) -> list[dict]:
-    names = {entry["partner_id"]: entry["name"] for entry in result["partners"]}
-    base = result["base_currency"]
-    zero = money.round_half_even(Decimal(0), base)
-    sides: dict[str, dict] = {}
-    for line in result["pair_lines"]:
-        if line["own_redemption"] or partner_id not in (line["issuer_id"], line["redeemer_id"]):
-            continue
-        incoming = line["redeemer_id"] == partner_id
-        other = line["issuer_id"] if incoming else line["redeemer_id"]
-        side = sides.setdefault(
-            other, {"points_in": 0, "value_in": zero, "points_out": 0, "value_out": zero}
-        )
-        direction = "in" if incoming else "out"
-        side[f"points_{direction}"] += line["points"]
-        side[f"value_{direction}"] += Decimal(line["value"])
-    return [
-        {
-            "partner_id": other,
-            "name": names.get(other, other),
-            "points_in": side["points_in"],
-            "value_in": str(side["value_in"]),
-            "points_out": side["points_out"],
-            "value_out": str(side["value_out"]),
-            "net": str(side["value_in"] - side["value_out"]),
-        }
-        for other, side in sorted(sides.items())
-    ]
-
-
-def _late_items(session, period_id: str) -> dict[str, list[dict]]:
-    """The period's late transactions by partner, with the period each belonged to."""
-    config = settings_service.load(session)
-    by_partner: dict[str, list[dict]] = {}
-    for item in aggregates.late_items(session, period_id):
-        by_partner.setdefault(item.partner_id, []).append(
-            {
-                "transaction_id": item.id,
-                "external_id": item.external_id,
-                "type": item.type,
-                "member_id": item.member_id,
-                "occurred_at": item.occurred_at.isoformat(),
-                "points": item.points,
-                "original_period_id": periods.containing(
-                    item.occurred_at, config.period, config.timezone
-                ).id,
-            }
-        )
-    return by_partner
-
-
-def statement_document(row: models.Statement) -> dict:
-    """A stored statement as served: its canonical body with id and hash."""
-    return {"id": row.id, "sha256": row.sha256, **json.loads(row.body)}
-
-
-def list_statements(
-    session, principal, period_id: str | None, partner_id: str | None
-) -> list[dict]:
-    partner_id = queries.visible_partner(principal, partner_id)
-    query = select(models.Statement).order_by(models.Statement.period_id, models.Statement.number)
-    if period_id is not None:
-        query = query.where(
-            models.Statement.period_id == period_service.parse_query(session, period_id).id
-        )
-    if partner_id is not None:
-        query = query.where(models.Statement.partner_id == partner_id)
-    return [statement_document(row) for row in session.scalars(query)]
-
-
-def get_statement(session, principal, statement_id: int) -> dict:
-    row = session.get(models.Statement, statement_id)
-    own = principal.own_partner()
-    if row is None or own not in (None, row.partner_id):
-        raise NotFound(f"no statement {statement_id}")
-    return statement_document(row)
-
-
-def list_periods(session, now: datetime) -> list[dict]:
-    """Closed periods, then the open ones: from the one after the last closed (before
-    any close, the earliest transaction's or now's, whichever is earlier) up to the
-    period of now, or of the latest transaction if later: a posting may be dated a few
-    minutes ahead (SPEC §5), so in a period's last minutes the next one can already
-    hold transactions."""
-    config = settings_service.load(session)
-    rows = list(session.scalars(select(models.Period).order_by(models.Period.start)))
-    listed = [
-        {
-            "id": row.id,
-            "start": row.start,
-            "end": row.end,
-            "status": "closed",
-            "closed_at": row.closed_at,
-        }
-        for row in rows
-    ]
-    last = periods.Period(rows[-1].start, rows[-1].end, rows[-1].id) if rows else None
-    earliest, latest = aggregates.occurrences(session)
-    of_now = periods.containing(now, config.period, config.timezone)
-    first = _first_open(config, last, of_now, earliest)
-    reached = periods.containing(_reached(now, latest), config.period, config.timezone)
-    for period in periods.between(first, reached, config.period, config.timezone):
-        listed.append(
-            {
-                "id": period.id,
-                "start": period.start,
-                "end": period.end,
-                "status": "open",
-                "closed_at": None,
-            }
-        )
-    return listed

@@ -1,0 +1,149 @@
+"""Statements: one partner's slice of a closed period's settlement (SPEC §7).
+
+Issued once, when the period closes, and immutable: each is stored as
+canonical JSON with its SHA-256, and every read serves those stored bytes
+(the PDF and CSV are rendered from them, :mod:`reports`).
+"""
+
+import hashlib
+import json
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+
+from coalition.db import aggregates, models
+from coalition.domain import money, periods
+from coalition.domain import settlement as arithmetic
+from coalition.domain.errors import NotFound
+from coalition.services import periods as period_service
+from coalition.services import queries
+from coalition.services import settings as settings_service
+
+
+def canonical(document: dict) -> str:
+    """The one serialisation that is stored, hashed and served."""
+    return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def issue(session, result: dict, now: datetime) -> None:
+    """One final statement per partner of a closed period's settlement, numbered
+    ``{period_id}-{nnnn}`` in partner-id order."""
+    config = settings_service.load(session)
+    period_id = result["period_id"]
+    of_the_period = {
+        "period_id": period_id,
+        "period_start": result["start"],
+        "period_end": result["end"],
+        "timezone": config.timezone,
+        "coalition_name": _coalition_name(result),
+        "status": "final",
+        "issued_at": now.isoformat(),
+        "base_currency": result["base_currency"],
+    }
+    late = _late_items(session, period_id, config)
+    for index, entry in enumerate(
+        sorted(result["partners"], key=lambda e: e["partner_id"]), start=1
+    ):
+        partner_id = entry["partner_id"]
+        body = {
+            **of_the_period,
+            "number": f"{period_id}-{index:04d}",
+            "partner_id": partner_id,
+            "partner_name": entry["name"],
+            "currency": entry["currency"],
+            "summary": entry,
+            "counterparties": _counterparties(result, partner_id),
+            "late_items": late.get(partner_id, []),
+        }
+        text = canonical(body)
+        session.add(
+            models.Statement(
+                number=body["number"],
+                period_id=period_id,
+                partner_id=partner_id,
+                issued_at=now,
+                sha256=hashlib.sha256(text.encode()).hexdigest(),
+                body=text,
+            )
+        )
+
+
+def _coalition_name(result: dict) -> str:
+    """The programme's name as its operator's own partner bears it (SPEC §5: the
+    reserved partner ``coalition`` is the operator), renamed with it."""
+    (name,) = (
+        entry["name"]
+        for entry in result["partners"]
+        if entry["partner_id"] == arithmetic.OPERATOR_PARTNER
+    )
+    return name
+
+
+def _counterparties(result: dict, partner_id: str) -> list[dict]:
+    """The statement's counterparty table, from the settlement's stored pair lines."""
+    names = {entry["partner_id"]: entry["name"] for entry in result["partners"]}
+    lines = [
+        arithmetic.PairLine(
+            line["issuer_id"], line["redeemer_id"], line["points"], Decimal(line["value"])
+        )
+        for line in result["pair_lines"]
+    ]
+    return [
+        {
+            "partner_id": side.partner_id,
+            "name": names.get(side.partner_id, side.partner_id),
+            "points_in": side.points_in,
+            "value_in": money.text(side.value_in),
+            "points_out": side.points_out,
+            "value_out": money.text(side.value_out),
+            "net": money.text(side.net),
+        }
+        for side in arithmetic.counterparties(lines, partner_id, result["base_currency"])
+    ]
+
+
+def _late_items(session, period_id: str, config) -> dict[str, list[dict]]:
+    """The period's late transactions by partner, with the period each belonged to."""
+    by_partner: dict[str, list[dict]] = {}
+    for item in aggregates.late_items(session, period_id):
+        by_partner.setdefault(item.partner_id, []).append(
+            {
+                "transaction_id": item.id,
+                "external_id": item.external_id,
+                "type": item.type,
+                "member_id": item.member_id,
+                "occurred_at": item.occurred_at.isoformat(),
+                "points": item.points,
+                "original_period_id": periods.containing(
+                    item.occurred_at, config.period, config.timezone
+                ).id,
+            }
+        )
+    return by_partner
+
+
+def statement_document(row: models.Statement) -> dict:
+    """A stored statement as served: its canonical body with id and hash."""
+    return {"id": row.id, "sha256": row.sha256, **json.loads(row.body)}
+
+
+def list_statements(
+    session, principal, period_id: str | None, partner_id: str | None
+) -> list[dict]:
+    partner_id = queries.visible_partner(principal, partner_id)
+    query = select(models.Statement).order_by(models.Statement.period_id, models.Statement.number)
+    if period_id is not None:
+        query = query.where(
+            models.Statement.period_id == period_service.parse_query(session, period_id).id
+        )
+    if partner_id is not None:
+        query = query.where(models.Statement.partner_id == partner_id)
+    return [statement_document(row) for row in session.scalars(query)]
+
+
+def get_statement(session, principal, statement_id: int) -> dict:
+    row = session.get(models.Statement, statement_id)
+    if row is None or not principal.may_see(row.partner_id):
+        raise NotFound(f"no statement {statement_id}")
+    return statement_document(row)

@@ -1,0 +1,56 @@
+"""Settlement arithmetic on its own (SPEC §7): fee lines and a statement's counterparties,
+from aggregates built by hand, with no database."""
+
+from decimal import Decimal
+
+from coalition.domain.settlement import (
+    Counterparty,
+    FeeLine,
+    IssuedPoints,
+    PairLine,
+    counterparties,
+    fee_lines,
+    fees,
+)
+
+
+def test_fee_lines_sum_each_partners_points_by_fee_rate_and_leave_out_what_nets_to_zero():
+    issued = [
+        IssuedPoints("aroma", Decimal("0.001"), 100),
+        IssuedPoints("aroma", Decimal("0.002"), 55),
+        IssuedPoints("aroma", Decimal("0.001"), -30),  # a return at the earn's rate
+        IssuedPoints("gym", Decimal("0.001"), 5),
+        IssuedPoints("gym", Decimal("0.001"), -5),  # all of it returned
+    ]
+    lines = fee_lines(issued)
+    assert lines == {"aroma": [FeeLine(Decimal("0.001"), 70), FeeLine(Decimal("0.002"), 55)]}
+    # 70 × 0.001 = 0.070 and 55 × 0.002 = 0.110: 0.180, rounded once
+    assert [line.exact for line in lines["aroma"]] == [Decimal("0.070"), Decimal("0.110")]
+    assert fees(lines, "EUR") == {"aroma": Decimal("0.18")}
+
+
+def test_fees_round_the_sum_of_the_lines_once_half_to_even():
+    # 3 × 0.001 = 0.003 and 2 × 0.0015 = 0.003: each would round to 0.00, their sum 0.006 → 0.01
+    lines = {"aroma": [FeeLine(Decimal("0.001"), 3), FeeLine(Decimal("0.0015"), 2)]}
+    assert fees(lines, "EUR") == {"aroma": Decimal("0.01")}
+    # ties go to the even cent: 0.005 → 0.00, 0.015 → 0.02
+    assert fees({"aroma": [FeeLine(Decimal("0.001"), 5)]}, "EUR") == {"aroma": Decimal("0.00")}
+    assert fees({"aroma": [FeeLine(Decimal("0.001"), 15)]}, "EUR") == {"aroma": Decimal("0.02")}
+
+
+def test_a_partners_counterparties_are_its_pair_lines_both_ways_without_own_redemption():
+    lines = [
+        PairLine("aroma", "gym", 100, Decimal("1.00")),  # aroma's points spent at gym: out
+        PairLine("gym", "aroma", 30, Decimal("0.30")),  # gym's points spent at aroma: in
+        PairLine("aroma", "aroma", 50, Decimal("0.00")),  # own redemption: no counterparty
+        PairLine("sky", "aroma", 10, Decimal("0.12")),
+        PairLine("gym", "sky", 5, Decimal("0.05")),  # not aroma's
+    ]
+    assert counterparties(lines, "aroma", "EUR") == [
+        Counterparty("gym", 30, Decimal("0.30"), 100, Decimal("1.00")),
+        Counterparty("sky", 10, Decimal("0.12"), 0, Decimal("0.00")),
+    ]
+    assert [side.net for side in counterparties(lines, "aroma", "EUR")] == [
+        Decimal("-0.70"),
+        Decimal("0.12"),
+    ]
