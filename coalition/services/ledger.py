@@ -77,7 +77,12 @@ def post(session, principal, request: dict, now: datetime) -> Posting:
 
 
 def post_chunk(session, principal, requests: list[dict], now: datetime) -> list:
-    """Post each request in order; the outcome of each is a Posting or the error that refused it."""
+    """Post each request in order; the outcome of each is a Posting or the error that refused it.
+
+    The postings are dated once their locks are held, never before ``now``: one that
+    waited for a close and then lands late in the next period is recorded after that
+    close, as the close is dated once it holds the calendar lock.
+    """
     named = []
     for request in requests:
         try:
@@ -92,6 +97,7 @@ def post_chunk(session, principal, requests: list[dict], now: datetime) -> list:
             if not isinstance(partner, CoalitionError)
         ],
     )
+    now = max(now, datetime.now(UTC))
     outcomes = []
     for partner_id, request in zip(named, requests, strict=True):
         if isinstance(partner_id, CoalitionError):

@@ -975,6 +975,32 @@ def test_a_rate_posted_while_a_close_runs_waits_for_it_and_cannot_start_in_the_p
     assert expect(local_operator.get("/api/v1/rates", query_string={"kind": "redemption"}), 200) == []
 
 
+def test_a_posting_that_waits_for_a_close_lands_late_and_is_recorded_after_the_close(
+        database_url, local_operator):
+    """A close is dated once it holds the calendar lock, and so is a posting: one asked
+    for before the close began, dated in the period, that waits for the close's lock,
+    lands late in the next period and is recorded after the close (it was recorded when
+    asked for, before the close's date)."""
+    add_partner(local_operator, "skyair", "EUR", "travel")
+    add_rate(local_operator, "earn", "2", partner_id="skyair")
+    this_month = datetime.now(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    closing = (this_month - timedelta(days=1)).strftime("%Y-%m")
+    request = validated({"external_id": "e-wait", "type": "earn", "partner_id": "skyair",
+                         "member_id": "m-wait", "occurred_at": (this_month - timedelta(days=3)).isoformat(),
+                         "amount": "10.00", "currency": "EUR"})
+    asked_at = datetime.now(UTC)
+    close = held_open(database_url, lambda session: settlement.close(session, closing, datetime.now(UTC)))
+    database = Database(database_url)
+    try:
+        posting = replied_after(close, lambda: database.run(ledger.post, imports.OPERATOR, request, asked_at))
+    finally:
+        database.dispose()
+    (closed,) = [p for p in expect(local_operator.get("/api/v1/periods"), 200) if p["id"] == closing]
+    transaction = posting.transaction
+    assert transaction.late and transaction.period_id == this_month.strftime("%Y-%m")
+    assert transaction.recorded_at > datetime.fromisoformat(closed["closed_at"]) > asked_at
+
+
 def test_a_rate_added_while_a_burn_is_in_flight_waits_for_it_and_then_re_prices_it(database_url,
                                                                                   local_operator):
     """The rate knows which postings were priced without it (SPEC §7: a burn is valued at
