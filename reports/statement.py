@@ -46,8 +46,8 @@ from reportlab.platypus import (
 )
 
 from coalition.domain import money
+from coalition.domain.partners import OPERATOR_PARTNER
 from coalition.domain.periods import LAST_INSTANT
-from coalition.domain.settlement import OPERATOR_PARTNER
 from reports import chart, fonts
 
 _PAGE_WIDTH, _PAGE_HEIGHT = A4

@@ -5,6 +5,7 @@ from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database, roles
 from coalition.api.fields import Currency, PartnerId, Text
+from coalition.domain.partners import CATEGORIES, STATUSES
 from coalition.services import partners
 
 blp = Blueprint("partners", __name__, url_prefix="/api/v1/partners", description="Partners")
@@ -13,10 +14,10 @@ blp = Blueprint("partners", __name__, url_prefix="/api/v1/partners", description
 class PartnerSchema(Schema):
     id = fields.String(required=True, validate=PartnerId)
     name = Text(required=True, blank=False)
-    category = fields.String(required=True, validate=validate.OneOf(partners.CATEGORIES))
+    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     currency = Currency(required=True)
     hold_days = fields.Integer(strict=True, validate=validate.Range(0, 3650))
-    status = fields.String(validate=validate.OneOf(partners.STATUSES))
+    status = fields.String(validate=validate.OneOf(STATUSES))
 
 
 class PartnerPatch(PartnerSchema):

@@ -61,8 +61,8 @@ def add(writes: Writes, transactions, allocations) -> None:
             "fee_rate": [rate for (_, _, rate), _ in partners],
             "stripe": [stripe] * len(partners),
             **{
-                field: [facts[index] for _, facts in partners]
-                for index, field in enumerate(totals.ACTIVITY_FIELDS)
+                field: [getattr(facts, field) for _, facts in partners]
+                for field in totals.ACTIVITY_FIELDS
             },
         },
         ADD_ACTIVITY,
@@ -93,7 +93,7 @@ class PeriodActivity:
     """Per partner: points issued, recovered by returns, shortfalls, expired, late items;
     and the points that bear an issuance fee, by partner and fee rate."""
 
-    partners: dict[str, dict[str, int]]
+    partners: dict[str, totals.PartnerActivity]
     issued: list[IssuedPoints]
 
 
@@ -108,13 +108,11 @@ def period_activity(session, period_id: str) -> PeriodActivity:
         .where(T.period_id == period_id)
         .group_by(T.partner_id, T.fee_rate)
     )
-    partners: dict[str, dict[str, int]] = {}
+    partners: dict[str, totals.PartnerActivity] = {}
     issued = []
     for partner_id, fee_rate, *sums in session.execute(query):
-        facts = dict(zip(totals.ACTIVITY_FIELDS, map(int, sums), strict=True))
-        into = partners.setdefault(partner_id, dict.fromkeys(totals.ACTIVITY_FIELDS, 0))
-        for field, value in facts.items():
-            into[field] += value
+        facts = totals.PartnerActivity(*map(int, sums))
+        partners[partner_id] = partners.get(partner_id, totals.PartnerActivity()).plus(facts)
         if fee_rate is not None:
-            issued.append(IssuedPoints(partner_id, fee_rate, totals.fee_base(facts)))
+            issued.append(IssuedPoints(partner_id, fee_rate, facts.fee_base))
     return PeriodActivity(partners, issued)

@@ -42,6 +42,21 @@ class Period:
         return self.end - LAST_INSTANT
 
 
+def check_occurred_at(occurred_at: datetime, now: datetime, max_backdate_days: int) -> None:
+    """Refuse a transaction dated more than 5 minutes ahead of ``now``, or more than
+    ``max_backdate_days`` before it (SPEC §5)."""
+    if occurred_at > now + FUTURE_TOLERANCE:
+        raise Invalid(
+            "occurred_at is in the future", reason="occurred_in_future", field="occurred_at"
+        )
+    if occurred_at < now - timedelta(days=max_backdate_days):
+        raise Invalid(
+            f"occurred_at is more than {max_backdate_days} days ago",
+            reason="too_old",
+            field="occurred_at",
+        )
+
+
 def is_timezone(name: str) -> bool:
     """Whether the calendar may follow this IANA zone (SPEC §5).
 

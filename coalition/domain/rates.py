@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from coalition.domain.settlement import OPERATOR_PARTNER
+from coalition.domain import money
+from coalition.domain.errors import Invalid
+from coalition.domain.partners import OPERATOR_PARTNER
 
 KINDS = ("earn", "promo", "threshold", "redemption", "fee", "fx")
 
@@ -127,3 +129,46 @@ def versions_in_force(rates, at: datetime) -> list[Rate]:
             if held is None or rate.precedence > held.precedence:
                 current[rate.scope] = rate
     return sorted(current.values(), key=lambda rate: rate.id)
+
+
+PARTNER_SCOPED = ("earn", "promo", "threshold")
+
+
+def _rate_named(kind: str) -> str:
+    """'an earn rate', 'a promo rate': the subject of a scope rule's message."""
+    return ("an " if kind in ("earn", "fx") else "a ") + kind + " rate"
+
+
+def check_scope(fields: dict) -> None:
+    """Refuse a new rate that names what its kind does not have, or lacks what it needs
+    (SPEC §5's table), or whose window is empty."""
+    kind, value = fields["kind"], fields["value"]
+    if kind in PARTNER_SCOPED and not fields.get("partner_id"):
+        raise Invalid(f"{_rate_named(kind)} needs a partner_id", field="partner_id")
+    if kind == "promo" and fields.get("effective_to") is None:
+        raise Invalid("a promo needs an effective_to", field="effective_to")
+    if kind == "threshold" and fields.get("min_amount") is None:
+        raise Invalid("a threshold needs a min_amount", field="min_amount")
+    if kind == "threshold" and value != value.to_integral():
+        raise Invalid("a threshold's value is a whole number of points", field="value")
+    if kind != "threshold" and fields.get("min_amount") is not None:
+        raise Invalid("only a threshold has a min_amount", field="min_amount")
+    if kind not in ("earn", "promo") and fields.get("category") is not None:
+        raise Invalid(f"{_rate_named(kind)} has no category", field="category")
+    if (kind == "fx") != (fields.get("currency") is not None):
+        raise Invalid("an fx rate, and only an fx rate, names a currency", field="currency")
+    if kind == "fx" and fields.get("partner_id"):
+        raise Invalid("an fx rate is coalition-wide", field="partner_id")
+    if kind == "fx":
+        money.check_currency(fields["currency"])
+    positive = kind in ("earn", "promo", "threshold", "fx")
+    if value < 0 or (positive and value == 0):
+        raise Invalid(
+            f"{_rate_named(kind)} must be {'positive' if positive else 'zero or more'}",
+            field="value",
+        )
+    if (
+        fields.get("effective_to") is not None
+        and fields["effective_to"] <= fields["effective_from"]
+    ):
+        raise Invalid("effective_to must be after effective_from", field="effective_to")

@@ -22,10 +22,6 @@ from decimal import Decimal
 from coalition.domain import money
 from coalition.domain.errors import CoalitionError
 
-# SPEC §5: the reserved partner that is the operator itself; it issues bonus points,
-# settles like any other partner and pays no fee to itself
-OPERATOR_PARTNER = "coalition"
-
 
 class Unbalanced(CoalitionError):
     """Σ(receivable − payable) ≠ 0: the books do not balance; nothing is closed."""

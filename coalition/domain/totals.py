@@ -8,30 +8,45 @@ duck-typed: anything with the ledger columns' attributes will do.
 
 from collections import defaultdict
 from decimal import Decimal
+from typing import NamedTuple
 
-ACTIVITY_FIELDS = (
-    "points_issued",
-    "points_reversed",
-    "shortfall_points",
-    "points_expired",
-    "late_count",
-)
-NOTHING = (0,) * len(ACTIVITY_FIELDS)
+
+class PartnerActivity(NamedTuple):
+    """A partner's activity in a period (or what one transaction adds to it), as its
+    settlement entry reports it: points issued (earns and bonuses), recovered by its
+    returns, shortfalls of those returns, expired from its lots, and late items."""
+
+    points_issued: int = 0
+    points_reversed: int = 0
+    shortfall_points: int = 0
+    points_expired: int = 0
+    late_count: int = 0
+
+    def plus(self, other: "PartnerActivity") -> "PartnerActivity":
+        return PartnerActivity(*map(sum, zip(self, other, strict=True)))
+
+    @property
+    def fee_base(self) -> int:
+        """Points that bear the issuance fee: issued less recovered by returns."""
+        return self.points_issued - self.points_reversed
+
+
+ACTIVITY_FIELDS = PartnerActivity._fields  # the partner_totals counters, in this order
 REDEEMING = ("burn", "burn_reversal")
 
 RedeemedKey = tuple[str, str, str, Decimal]  # period, issuer, redeemer, value rate
 ActivityKey = tuple[str, str, Decimal | None]  # period, partner, fee rate
 
 
-def activity(transaction) -> tuple[int, ...]:
-    """One transaction's addition to its partner's activity, in ACTIVITY_FIELDS order.
+def activity(transaction) -> PartnerActivity:
+    """One transaction's addition to its partner's activity.
 
     Points issued are earns and bonuses; returns (earn reversals) recover
     points, and the fee is due on what is issued less what is recovered, at
     the fee rate the return carries over from its earn.
     """
     kind, points = transaction.type, transaction.points
-    return (
+    return PartnerActivity(
         points if kind in ("earn", "bonus") else 0,
         -points if kind == "earn_reversal" else 0,
         transaction.shortfall_points,
@@ -42,23 +57,17 @@ def activity(transaction) -> tuple[int, ...]:
 
 def added(
     transactions, allocations
-) -> tuple[dict[RedeemedKey, int], dict[ActivityKey, tuple[int, ...]]]:
+) -> tuple[dict[RedeemedKey, int], dict[ActivityKey, PartnerActivity]]:
     """What these new rows add: redeemed points by key, and activity by key
     (keys to which they add nothing are left out)."""
     redeemed: dict[RedeemedKey, int] = defaultdict(int)
     for row in allocations:
         if row.type in REDEEMING:
             redeemed[(row.period_id, row.issuer_id, row.redeemer_id, row.value_rate)] -= row.points
-    by_partner: dict[ActivityKey, tuple[int, ...]] = {}
+    by_partner: dict[ActivityKey, PartnerActivity] = {}
     for row in transactions:
         facts = activity(row)
         if any(facts):  # a burn adds nothing here
             key = (row.period_id, row.partner_id, row.fee_rate)
-            earlier = by_partner.get(key, NOTHING)
-            by_partner[key] = tuple(map(sum, zip(earlier, facts, strict=True)))
+            by_partner[key] = by_partner.get(key, PartnerActivity()).plus(facts)
     return dict(redeemed), by_partner
-
-
-def fee_base(facts: dict[str, int]) -> int:
-    """Points that bear the issuance fee: issued less recovered by returns."""
-    return facts["points_issued"] - facts["points_reversed"]

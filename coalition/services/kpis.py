@@ -31,6 +31,7 @@ from coalition.db import aggregates, kpi_aggregates, locks, models, totals
 from coalition.domain import kpis
 from coalition.domain.errors import NotFound
 from coalition.domain.periods import LAST_INSTANT
+from coalition.domain.totals import PartnerActivity
 from coalition.services import partners as partner_service
 from coalition.services import periods as period_service
 from coalition.services import rates
@@ -283,7 +284,7 @@ def _period_kpis(
 
     scopes = {}
     for partner in everyone:
-        facts = activity.get(partner.id, {})
+        facts = activity.get(partner.id, PartnerActivity())
         visits = gathered["visits"].get((period_id, partner.id), {})
         bought = gathered["purchases"].get((period_id, partner.id), {})
         scopes[partner.id] = kpis.Activity(
@@ -292,13 +293,13 @@ def _period_kpis(
             purchasers=visits.get("purchasers", 0),
             redemptions=visits.get("redemptions", 0),
             purchases=bought.get("here", kpis.Purchases()),
-            points_issued=facts.get("points_issued", 0),
-            points_reversed=facts.get("points_reversed", 0),
+            points_issued=facts.points_issued,
+            points_reversed=facts.points_reversed,
             points_redeemed=sum(item.points for item in redeemed if item.issuer_id == partner.id),
             points_redeemed_here=sum(
                 item.points for item in redeemed if item.redeemer_id == partner.id
             ),
-            points_expired=facts.get("points_expired", 0),
+            points_expired=facts.points_expired,
             liability_points=outstanding.get(partner.id, 0),
         )
     coalition = None

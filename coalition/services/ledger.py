@@ -18,6 +18,7 @@ from decimal import Decimal
 
 from coalition.db import rows
 from coalition.domain import earning, lots, money
+from coalition.domain import periods as periods_domain
 from coalition.domain import rates as rates_domain
 from coalition.domain.errors import (
     CoalitionError,
@@ -27,7 +28,6 @@ from coalition.domain.errors import (
     Invalid,
     NoRate,
 )
-from coalition.domain.periods import FUTURE_TOLERANCE
 from coalition.services import catalog, members, partners, periods, rates
 from coalition.services.book import REVERSALS, Book
 
@@ -124,16 +124,7 @@ def _post(book: Book, partner_id: str, request: dict, now: datetime) -> Posting:
     _check_currency(request, partner)
     config = catalog.current(book.session).settings
     occurred_at = request["occurred_at"]
-    if occurred_at > now + FUTURE_TOLERANCE:
-        raise Invalid(
-            "occurred_at is in the future", reason="occurred_in_future", field="occurred_at"
-        )
-    if occurred_at < now - timedelta(days=config.max_backdate_days):
-        raise Invalid(
-            f"occurred_at is more than {config.max_backdate_days} days ago",
-            reason="too_old",
-            field="occurred_at",
-        )
+    periods_domain.check_occurred_at(occurred_at, now, config.max_backdate_days)
     period, late = periods.attribute(book.session, occurred_at)
     transaction = rows.Transaction(
         partner_id=partner_id,

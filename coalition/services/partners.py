@@ -8,11 +8,8 @@ from sqlalchemy.exc import IntegrityError
 from coalition.db import models
 from coalition.domain import money
 from coalition.domain.errors import Conflict, Invalid, NotFound, PartnerSuspended
-from coalition.domain.settlement import OPERATOR_PARTNER
+from coalition.domain.partners import OPERATOR_PARTNER
 from coalition.services import catalog, periods
-
-CATEGORIES = ("shop", "cafe", "gym", "travel", "other")
-STATUSES = ("active", "suspended")
 
 
 def _check(fields: dict) -> None:

@@ -1,7 +1,8 @@
 """The operator's rates: append-only versions (SPEC §5).
 
-Which version applies is decided by :mod:`coalition.domain.rates`; this module
-stores them, checks each kind's scope, and loads the candidates for a use case.
+Which version applies, and what each kind may name, is decided by
+:mod:`coalition.domain.rates`; this module stores them and loads the
+candidates for a use case.
 """
 
 from datetime import UTC, datetime
@@ -14,41 +15,6 @@ from coalition.domain import money, rates
 from coalition.domain.errors import Invalid, PeriodClosed
 from coalition.services import catalog, partners, periods
 
-PARTNER_SCOPED = ("earn", "promo", "threshold")
-
-
-def _rate_named(kind: str) -> str:
-    """'an earn rate', 'a promo rate': the subject of a scope rule's message."""
-    return ("an " if kind in ("earn", "fx") else "a ") + kind + " rate"
-
-
-def _check_scope(fields: dict) -> None:
-    kind, value = fields["kind"], fields["value"]
-    if kind in PARTNER_SCOPED and not fields.get("partner_id"):
-        raise Invalid(f"{_rate_named(kind)} needs a partner_id", field="partner_id")
-    if kind == "promo" and fields.get("effective_to") is None:
-        raise Invalid("a promo needs an effective_to", field="effective_to")
-    if kind == "threshold" and fields.get("min_amount") is None:
-        raise Invalid("a threshold needs a min_amount", field="min_amount")
-    if kind == "threshold" and value != value.to_integral():
-        raise Invalid("a threshold's value is a whole number of points", field="value")
-    if kind != "threshold" and fields.get("min_amount") is not None:
-        raise Invalid("only a threshold has a min_amount", field="min_amount")
-    if kind not in ("earn", "promo") and fields.get("category") is not None:
-        raise Invalid(f"{_rate_named(kind)} has no category", field="category")
-    if (kind == "fx") != (fields.get("currency") is not None):
-        raise Invalid("an fx rate, and only an fx rate, names a currency", field="currency")
-    if kind == "fx" and fields.get("partner_id"):
-        raise Invalid("an fx rate is coalition-wide", field="partner_id")
-    if kind == "fx":
-        money.check_currency(fields["currency"])
-    positive = kind in ("earn", "promo", "threshold", "fx")
-    if value < 0 or (positive and value == 0):
-        raise Invalid(
-            f"{_rate_named(kind)} must be {'positive' if positive else 'zero or more'}",
-            field="value",
-        )
-
 
 def create(session, fields: dict) -> models.Rate:
     # first: a close in progress commits before, and its period is then closed; a change of
@@ -56,12 +22,7 @@ def create(session, fields: dict) -> models.Rate:
     # Exclusively: no posting is in flight, so those up to the ledger's last transaction
     # were priced without this rate and every later one with it (domain.repricing)
     periods.lock_calendar(session, exclusive=True)
-    _check_scope(fields)
-    if (
-        fields.get("effective_to") is not None
-        and fields["effective_to"] <= fields["effective_from"]
-    ):
-        raise Invalid("effective_to must be after effective_from", field="effective_to")
+    rates.check_scope(fields)
     if (
         fields["kind"] == "fx"
         and fields["currency"] == catalog.current(session).settings.base_currency

@@ -5,7 +5,7 @@ from sqlalchemy import exists, select
 from coalition.db import models
 from coalition.domain import money, periods
 from coalition.domain.errors import Conflict, Invalid
-from coalition.domain.settlement import OPERATOR_PARTNER
+from coalition.domain.partners import OPERATOR_PARTNER
 from coalition.services import catalog
 from coalition.services import periods as period_service
 

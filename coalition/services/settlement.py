@@ -15,6 +15,7 @@ from coalition.db import repricing as recorded
 from coalition.domain import money, periods, repricing
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import Conflict, Forbidden, NoRate, NotFound
+from coalition.domain.totals import PartnerActivity
 from coalition.services import expiry, rates, statements
 from coalition.services import partners as partner_service
 from coalition.services import periods as period_service
@@ -42,7 +43,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
             partner,
             positions[partner.id],
             fee_lines.get(partner.id, []),
-            activity.partners.get(partner.id, {}),
+            activity.partners.get(partner.id, PartnerActivity()),
             lines,
             rates.fx_rate(session, partner.currency, base, at_end),
             liability.get(partner.id, 0),
@@ -96,7 +97,7 @@ def _partner_entry(
     partner,
     position,
     fee_lines: list,
-    facts: dict,
+    facts: PartnerActivity,
     lines,
     fx,
     liability_points: int,
@@ -125,13 +126,13 @@ def _partner_entry(
         "net_in_currency": None
         if fx is None
         else money.text(arithmetic.convert(position.net, fx.value, partner.currency)),
-        "points_issued": facts.get("points_issued", 0),
+        "points_issued": facts.points_issued,
         "points_redeemed": sum(line.points for line in redeemed_here),
         "own_redemption_points": sum(line.points for line in redeemed_here if line.own),
-        "points_reversed": facts.get("points_reversed", 0),
-        "shortfall_points": facts.get("shortfall_points", 0),
-        "points_expired": facts.get("points_expired", 0),
-        "late_count": facts.get("late_count", 0),
+        "points_reversed": facts.points_reversed,
+        "shortfall_points": facts.shortfall_points,
+        "points_expired": facts.points_expired,
+        "late_count": facts.late_count,
         "liability_points": liability_points,
         "liability": money.text(
             arithmetic.liability_value(liability_points, point_value and point_value.value, base)

@@ -16,6 +16,7 @@ from coalition.db import aggregates, models
 from coalition.domain import money, periods
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import NotFound
+from coalition.domain.partners import OPERATOR_PARTNER
 from coalition.services import periods as period_service
 from coalition.services import queries
 from coalition.services import settings as settings_service
@@ -73,9 +74,7 @@ def _coalition_name(result: dict) -> str:
     """The programme's name as its operator's own partner bears it (SPEC §5: the
     reserved partner ``coalition`` is the operator), renamed with it."""
     (name,) = (
-        entry["name"]
-        for entry in result["partners"]
-        if entry["partner_id"] == arithmetic.OPERATOR_PARTNER
+        entry["name"] for entry in result["partners"] if entry["partner_id"] == OPERATOR_PARTNER
     )
     return name
 

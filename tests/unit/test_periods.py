@@ -304,3 +304,23 @@ def test_consecutive_periods_touch_without_gap():
     days = periods.between(first, last, "daily", "Europe/Berlin")
     assert all(a.end == b.start for a, b in zip(days, days[1:]))
     assert len(days) == 4
+
+
+# When a transaction may be dated (SPEC §5): up to 5 minutes ahead, max_backdate_days back.
+
+NOW = utc(2026, 12, 1, 12, 0)
+
+
+@pytest.mark.parametrize("occurred_at", [NOW + timedelta(minutes=5), NOW - timedelta(days=90), NOW])
+def test_a_transaction_may_be_dated_5_minutes_ahead_or_90_days_back(occurred_at):
+    periods.check_occurred_at(occurred_at, NOW, 90)
+
+
+@pytest.mark.parametrize(("occurred_at", "reason"), [
+    (NOW + timedelta(minutes=5, microseconds=1), "occurred_in_future"),
+    (NOW - timedelta(days=90, microseconds=1), "too_old"),
+])
+def test_a_transaction_dated_further_is_refused_naming_occurred_at(occurred_at, reason):
+    with pytest.raises(Invalid) as refused:
+        periods.check_occurred_at(occurred_at, NOW, 90)
+    assert (refused.value.reason, refused.value.field) == (reason, "occurred_at")

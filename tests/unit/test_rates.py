@@ -3,7 +3,10 @@
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import pytest
+
 from coalition.domain import rates
+from coalition.domain.errors import Invalid
 from coalition.domain.rates import Rate
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -199,3 +202,42 @@ def test_highest_threshold_reached_beats_a_newer_lower_one():
     low_newer = threshold(2, "500.00", "20", effective_from=MAR)
     chosen = rates.threshold_reached([low_newer, high], APR_15, "aroma", Decimal("1200.00"))
     assert chosen == high
+
+
+# What each kind of rate may name (SPEC §5's table)
+
+
+def scope(kind, value="1", **fields):
+    return {"kind": kind, "value": Decimal(value), "effective_from": JAN, **fields}
+
+
+@pytest.mark.parametrize("fields", [
+    scope("earn", partner_id="aroma", category="coffee"),
+    scope("promo", "2", partner_id="aroma", effective_to=MAR),
+    scope("threshold", "50", partner_id="aroma", min_amount=Decimal("100")),
+    scope("redemption", "0.01"),
+    scope("fee", "0"),
+    scope("fx", "0.011", currency="RUB"),
+])
+def test_a_rate_naming_what_its_kind_has_is_accepted(fields):
+    rates.check_scope(fields)
+
+
+@pytest.mark.parametrize(("fields", "field"), [
+    (scope("earn"), "partner_id"),
+    (scope("promo", "2", partner_id="aroma"), "effective_to"),
+    (scope("threshold", "50", partner_id="aroma"), "min_amount"),
+    (scope("threshold", "2.5", partner_id="aroma", min_amount=Decimal("100")), "value"),
+    (scope("redemption", "0.01", min_amount=Decimal("1")), "min_amount"),
+    (scope("fee", "0.001", category="coffee"), "category"),
+    (scope("fx", "0.011"), "currency"),
+    (scope("fx", "0.011", currency="RUB", partner_id="aroma"), "partner_id"),
+    (scope("fx", "0.011", currency="XXX"), "currency"),
+    (scope("earn", "0", partner_id="aroma"), "value"),
+    (scope("fee", "-0.001"), "value"),
+    (scope("redemption", "0.01", effective_to=JAN), "effective_to"),
+])
+def test_a_rate_naming_what_its_kind_has_not_or_lacking_what_it_needs_is_refused(fields, field):
+    with pytest.raises(Invalid) as refused:
+        rates.check_scope(fields)
+    assert refused.value.field == field

@@ -58,5 +58,4 @@ def test_rows_of_one_key_are_summed_and_periods_kept_apart():
 
 
 def test_the_fee_is_due_on_points_issued_less_points_returned():
-    facts = dict(zip(totals.ACTIVITY_FIELDS, (100, 30, 5, 0, 1), strict=True))
-    assert totals.fee_base(facts) == 70
+    assert totals.PartnerActivity(100, 30, 5, 0, 1).fee_base == 70
