@@ -29,6 +29,13 @@ def test_fee_lines_sum_each_partners_points_by_fee_rate_and_leave_out_what_nets_
     assert fees(lines, "EUR") == {"aroma": Decimal("0.18")}
 
 
+def test_a_fee_rate_is_kept_by_its_value_however_it_was_written_or_stored():
+    # PostgreSQL's counters hand rates back with twelve decimals
+    issued = [IssuedPoints("aroma", Decimal("0.001000000000"), 100), IssuedPoints("aroma", Decimal("0.0010"), 1)]
+    (line,) = fee_lines(issued)["aroma"]
+    assert (str(line.rate), line.points, str(line.exact)) == ("0.001", 101, "0.101")
+
+
 def test_fees_round_the_sum_of_the_lines_once_half_to_even():
     # 3 × 0.001 = 0.003 and 2 × 0.0015 = 0.003: each would round to 0.00, their sum 0.006 → 0.01
     lines = {"aroma": [FeeLine(Decimal("0.001"), 3), FeeLine(Decimal("0.0015"), 2)]}
