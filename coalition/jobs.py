@@ -17,7 +17,6 @@ import logging
 from datetime import UTC, datetime
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from coalition import database_of
@@ -39,9 +38,7 @@ def holding_job_lock(database, job: str, work) -> None:
         connection = database.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     with connection:
         with reaching():
-            locked = connection.scalar(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": locks.JOBS[job]}
-            )
+            locked = locks.try_hold_session(connection, locks.JOBS[job])
         if not locked:
             log.info("%s skipped: another instance is running it", job)
             return
@@ -49,9 +46,7 @@ def holding_job_lock(database, job: str, work) -> None:
             work()
         finally:
             try:
-                connection.execute(
-                    text("SELECT pg_advisory_unlock(:key)"), {"key": locks.JOBS[job]}
-                )
+                locks.release_session(connection, locks.JOBS[job])
             except DBAPIError:
                 # closed, not pooled: the server lets go of a session's locks with it. What
                 # work() raised, if anything, is the job's outcome, not this.

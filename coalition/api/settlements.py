@@ -55,8 +55,14 @@ class PartnerEntry(Schema):
     fx_rate = fields.String(allow_none=True)
     net_in_currency = Money(allow_none=True)
     points_issued = fields.Integer()
-    points_redeemed = fields.Integer()
-    own_redemption_points = fields.Integer()
+    points_redeemed = fields.Integer(
+        metadata={
+            "description": "Points redeemed at this partner, whoever issued them, less burn reversals"
+        }
+    )
+    own_redemption_points = fields.Integer(
+        metadata={"description": "Of points_redeemed, the partner's own points (no money moves)"}
+    )
     points_reversed = fields.Integer()
     shortfall_points = fields.Integer()
     points_expired = fields.Integer()

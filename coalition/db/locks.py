@@ -40,6 +40,18 @@ def hold(connection, key: int, shared: bool = False) -> None:
     connection.execute(text(f"SELECT {function}(:key)"), {"key": key})
 
 
+def try_hold_session(connection, key: int) -> bool:
+    """Take ``key`` if no one holds it, until :func:`release_session` or the connection
+    closes; whether it was taken (PostgreSQL only). For work longer than a transaction
+    (a job), on a connection in autocommit, so no transaction stays open while it runs."""
+    return connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key})
+
+
+def release_session(connection, key: int) -> None:
+    """Let go of a key taken by :func:`try_hold_session`."""
+    connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+
+
 def try_hold(connection, key: int) -> bool:
     """Take ``key`` if no one holds it, until the transaction ends; whether it was taken
     (PostgreSQL only)."""
