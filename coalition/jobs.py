@@ -2,7 +2,7 @@
 
 After each auto-close check the same job counts and keeps the KPI counts of
 closed periods that lack them, and refreshes those kept of an open period whose
-counting takes seconds (:func:`coalition.services.kpis.keep_counts`), also
+counting takes seconds (:func:`coalition.services.kpi_counts.keep_counts`), also
 when the close was refused (a missing fx rate, logged as a warning).
 
 Each job runs its use case under a database lock, so with several service
@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from coalition import database_of
 from coalition.db import Unavailable, locks, reaching
 from coalition.domain.errors import CoalitionError
-from coalition.services import expiry, kpis, settlement
+from coalition.services import expiry, kpi_counts, settlement
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def run_auto_close(database) -> None:
                 raise
             # the operator's to fix (a missing fx rate): one line at each check, not a traceback
             log.warning("auto-close refused, tried again at the next check: %s", refused.message)
-        if counted := kpis.keep_counts(database):
+        if counted := kpi_counts.keep_counts(database):
             log.info("auto-close: counted and kept the KPIs of %d periods", counted)
 
     holding_job_lock(database, "auto_close", close_and_count)

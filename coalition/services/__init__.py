@@ -7,5 +7,5 @@ The few that must commit as they go are given the
 a batch's chunks (:func:`batches.post_many`, :func:`imports.post_file`), the
 expiry job's batches (:func:`expiry.expire_all`), the auto-close
 (:func:`settlement.auto_close`) and the keeping of periods' KPI counts
-(:func:`kpis.keep_counts`).
+(:func:`kpi_counts.keep_counts`).
 """

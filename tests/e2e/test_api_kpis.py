@@ -31,7 +31,7 @@ from coalition import jobs
 from coalition.db import kpi_aggregates, locks, models
 from coalition.domain.settlement import Unbalanced
 from coalition.services import expiry
-from coalition.services import kpis as kpi_service
+from coalition.services import kpi_counts
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
@@ -247,8 +247,8 @@ def test_the_auto_close_job_keeps_the_counts_of_closed_periods(operator, databas
     before = period(operator, month)
     close(operator, month)
     jobs.run_auto_close(database)  # this month has not ended: it closes nothing, and counts last month
-    assert json.loads(kept_activity(database, month))["version"] == kpi_service.COUNTS_VERSION
-    assert kpi_service.keep_counts(database) == 0
+    assert json.loads(kept_activity(database, month))["version"] == kpi_counts.COUNTS_VERSION
+    assert kpi_counts.keep_counts(database) == 0
     assert {**period(operator, month), "status": "open"} == before
 
 
@@ -271,7 +271,7 @@ def test_an_auto_close_refused_for_a_missing_rate_is_one_warning_and_the_job_sti
     assert "no fx rate" in warning.getMessage() and "JPY" in warning.getMessage()
     statuses = {p["id"]: p["status"] for p in expect(operator.get("/api/v1/periods"), 200)}
     assert (statuses[closed_id], statuses[refused_id]) == ("closed", "open")
-    assert json.loads(kept_activity(database, closed_id))["version"] == kpi_service.COUNTS_VERSION
+    assert json.loads(kept_activity(database, closed_id))["version"] == kpi_counts.COUNTS_VERSION
 
 
 
@@ -288,7 +288,7 @@ def test_an_auto_close_that_finds_the_books_unbalanced_fails_loudly(database, mo
 def test_a_closed_period_is_not_counted_again(operator, database, month):
     close(operator, month)
     period(operator, month)
-    doctor_kept_counts(database, month, version=kpi_service.COUNTS_VERSION)  # one more active member
+    doctor_kept_counts(database, month, version=kpi_counts.COUNTS_VERSION)  # one more active member
     figures = period(operator, month)
     assert (figures["coalition"]["active_members"], partner(figures, "aroma")["active_members"]) == (4, 3)
 
@@ -296,10 +296,10 @@ def test_a_closed_period_is_not_counted_again(operator, database, month):
 def test_counts_kept_by_another_version_of_the_counting_are_counted_again(operator, database, month):
     close(operator, month)
     period(operator, month)
-    doctor_kept_counts(database, month, version=kpi_service.COUNTS_VERSION - 1)
+    doctor_kept_counts(database, month, version=kpi_counts.COUNTS_VERSION - 1)
     figures = period(operator, month)
     assert (figures["coalition"]["active_members"], partner(figures, "aroma")["active_members"]) == (3, 2)
-    assert json.loads(kept_activity(database, month))["version"] == kpi_service.COUNTS_VERSION
+    assert json.loads(kept_activity(database, month))["version"] == kpi_counts.COUNTS_VERSION
 
 
 def doctor_kept_counts(database, period_id: str, version: int) -> None:
@@ -331,7 +331,7 @@ def test_an_open_period_quick_to_count_is_counted_for_each_request(operator, dat
 @pytest.fixture
 def slow_counting(monkeypatch):
     """Every count of an open period takes 'seconds': at least the least time there is."""
-    monkeypatch.setattr(kpi_service, "LIVE_COUNTING", timedelta(0))
+    monkeypatch.setattr(kpi_counts, "LIVE_COUNTING", timedelta(0))
 
 
 def test_an_open_period_slow_to_count_is_read_back_while_its_counts_are_fresh(
@@ -349,7 +349,7 @@ def test_an_open_period_slow_to_count_is_read_back_while_its_counts_are_fresh(
 def test_an_open_periods_counts_kept_an_hour_are_counted_anew(slow_counting, operator, database, month):
     period(operator, month)
     earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
-    aged = age_open_counts(database, month, kpi_service.KEPT_FOR)
+    aged = age_open_counts(database, month, kpi_counts.KEPT_FOR)
     again = period(operator, month)
     assert again["counted_at"] is None
     assert (again["coalition"]["active_members"], again["coalition"]["purchases"]) == (4, 7)
@@ -359,8 +359,8 @@ def test_an_open_periods_counts_kept_an_hour_are_counted_anew(slow_counting, ope
 def test_a_kept_open_period_that_counts_quickly_again_is_live_again(
         slow_counting, monkeypatch, operator, database, month):
     period(operator, month)
-    age_open_counts(database, month, kpi_service.KEPT_FOR)
-    monkeypatch.setattr(kpi_service, "LIVE_COUNTING", timedelta(hours=1))
+    age_open_counts(database, month, kpi_counts.KEPT_FOR)
+    monkeypatch.setattr(kpi_counts, "LIVE_COUNTING", timedelta(hours=1))
     period(operator, month)
     assert open_counts(database, month) is None
     earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
@@ -372,7 +372,7 @@ def test_while_one_request_counts_a_period_anew_the_others_read_its_last_count(
         slow_counting, operator, database, month):
     period(operator, month)
     earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
-    aged = age_open_counts(database, month, kpi_service.KEPT_FOR)
+    aged = age_open_counts(database, month, kpi_counts.KEPT_FOR)
     with database.engine.connect() as counting, counting.begin():
         locks.hold(counting, locks.KPI_COUNTING)  # another request, counting it anew
         meanwhile = period(operator, month)
@@ -387,7 +387,7 @@ def test_an_open_period_is_kept_for_its_own_counting_time_not_for_a_neighbours(
     # month's count (on a clock of the test's) keeps nothing of this month's
     close(operator, month)
     clock = SimpleNamespace(now=0.0)
-    monkeypatch.setattr(kpi_service, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    monkeypatch.setattr(kpi_counts, "time", SimpleNamespace(monotonic=lambda: clock.now))
     count_visits = kpi_aggregates.member_activity
 
     def a_minute_for_last_month(session, period_ids):
@@ -408,8 +408,8 @@ def test_the_auto_close_job_counts_an_open_periods_kept_counts_once_they_age(
     assert period(operator, this_month)["coalition"]["active_members"] == 0
     earn(operator, "a-10", "skyair", "m5", datetime.now(UTC).replace(microsecond=0).isoformat(),
          "10.00", "EUR")
-    assert kpi_service.keep_counts(database) == 0  # kept a moment ago
-    aged = age_open_counts(database, this_month, kpi_service.REFRESH_AFTER)
+    assert kpi_counts.keep_counts(database) == 0  # kept a moment ago
+    aged = age_open_counts(database, this_month, kpi_counts.REFRESH_AFTER)
     jobs.run_auto_close(database)
     refreshed = open_counts(database, this_month).counted_at
     assert refreshed > aged
@@ -424,7 +424,7 @@ def test_a_closed_period_is_counted_anew_not_read_from_what_was_kept_while_open(
     close(operator, month)
     figures = period(operator, month)
     assert (figures["counted_at"], figures["coalition"]["active_members"]) == (None, 4)
-    assert kpi_service.keep_counts(database) == 0
+    assert kpi_counts.keep_counts(database) == 0
     assert open_counts(database, month) is None  # the job clears what no longer stands
 
 

@@ -623,10 +623,10 @@ def test_kpis_page_draws_charts_over_time(browser, server, operator, month, scre
 def test_kpis_counted_before_the_request_say_when(browser, server, operator, month, monkeypatch):
     from selenium.webdriver.common.by import By
 
-    from coalition.services import kpis as kpi_service
+    from coalition.services import kpi_counts
 
     this_month = current_month_id()
-    monkeypatch.setattr(kpi_service, "LIVE_COUNTING", timedelta(0))  # every count is kept
+    monkeypatch.setattr(kpi_counts, "LIVE_COUNTING", timedelta(0))  # every count is kept
     expect(operator.get("/api/v1/kpis", query_string={"period_id": this_month}), 200)
     sign_in(browser, server, key_of(operator))
     go(browser, server, f"kpis?period={this_month}", "KPIs")

@@ -1,0 +1,205 @@
+"""The member counts of a period's KPIs, counted once and kept (SPEC §5's operator, watching
+the programme's health; :mod:`coalition.services.kpis`).
+
+Visits, purchases and new members group a period's earns and burns by member,
+which takes seconds to minutes for a month of millions of transactions. A
+closed period's counts never change, so they are counted once and kept on the
+period; an open period's are kept when counting them takes seconds, read back
+for an hour, and counted anew by the auto-close job (:func:`keep_counts`).
+"""
+
+import json
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from sqlalchemy import delete, select, update
+
+from coalition.db import kpi_aggregates, locks, models
+from coalition.domain import kpis
+
+#: What a kept period's counts were counted by: a change to how visits,
+#: purchases or new members are counted raises it, and counts kept under
+#: another version are counted again (and kept anew).
+COUNTS_VERSION = 1
+
+#: An open period is counted for each request while counting it takes less
+#: than this. A count that takes longer is kept, and requests read it back
+#: while it is younger than KEPT_FOR; the auto-close job counts it anew once
+#: it is REFRESH_AFTER old (at its next check), so that with the scheduler on
+#: requests find it fresh. A kept period that counts quicker again is live again.
+LIVE_COUNTING = timedelta(seconds=2)
+KEPT_FOR = timedelta(hours=1)
+REFRESH_AFTER = timedelta(minutes=30)
+
+
+def of_periods(session, chosen: list[dict], now: datetime) -> dict:
+    """Visits, purchases and new members of these periods, by (period, partner).
+
+    A closed period's counts never change (its transactions are final, and
+    new members are ranked by period first), so they are kept on the period
+    by the auto-close job (:func:`keep_counts`) or else by the first request
+    that needs them, and read back after that: a GET may write. An open
+    period's counts are kept only when counting it takes seconds
+    (``LIVE_COUNTING``), and then read back for ``KEPT_FOR``. Each period is
+    counted on its own, so that only its own counting decides whether it is
+    kept.
+    """
+    kept, stale = _kept_counts_of(session, chosen, now)
+    if stale and not _counting_anew_is_ours(session):
+        kept |= stale  # another request is counting them anew: the last count meanwhile
+    gathered = {"visits": {}, "purchases": {}, "new_members": {}, "counted_at": {}}
+    counting = [period for period in chosen if period["id"] not in kept]
+    for period in counting:  # in period order, as a concurrent request writes them too
+        for name, counted in _count(session, period, set(stale)).items():
+            gathered[name].update(counted)
+    for period_id, counts in kept.items():
+        _add_kept_counts(gathered, period_id, counts)
+    return gathered
+
+
+def _kept_counts_of(session, chosen: list[dict], now: datetime) -> tuple[dict, dict]:
+    """The kept counts that stand for these periods, and those of open periods kept longer
+    than ``KEPT_FOR``."""
+    kept, stale = {}, {}
+    for period in chosen:
+        if period["status"] == "closed":
+            # the rows listing the periods loaded: no query of their own
+            text = session.get(models.Period, period["id"]).activity
+            if (counts := _kept_counts(text)) is not None:
+                kept[period["id"]] = counts
+    opened = [period["id"] for period in chosen if period["status"] == "open"]
+    rows = (
+        session.scalars(
+            select(models.OpenPeriodCounts).where(models.OpenPeriodCounts.period_id.in_(opened))
+        ).all()
+        if opened
+        else []
+    )
+    for row in rows:
+        if (counts := _kept_counts(row.activity)) is not None:
+            fresh = row.counted_at > now - KEPT_FOR
+            (kept if fresh else stale)[row.period_id] = {**counts, "counted_at": row.counted_at}
+    return kept, stale
+
+
+def _counting_anew_is_ours(session) -> bool:
+    """Whether this request may count anew the open periods kept too long: on PostgreSQL
+    one request at a time does (a count may take minutes, and each would take a core);
+    SQLite's one writer counts in turn anyway."""
+    return session.bind.dialect.name != "postgresql" or locks.try_hold(
+        session.connection(), locks.KPI_COUNTING
+    )
+
+
+def _count(session, period: dict, kept_open: set[str]) -> dict:
+    """Count one period, and keep its counts where they are kept (see :func:`of_periods`);
+    ``kept_open``: the open periods counted anew, whose kept counts a quick count drops."""
+    counted_at, started = datetime.now(UTC), time.monotonic()
+    ids = [period["id"]]
+    counted = {
+        "visits": kpi_aggregates.member_activity(session, ids),
+        "purchases": kpi_aggregates.purchases(session, ids),
+        "new_members": kpi_aggregates.new_members(session, ids),
+    }
+    took = timedelta(seconds=time.monotonic() - started)
+    counts = _counts_to_keep(counted, period["id"])
+    if period["status"] == "closed":
+        session.execute(
+            update(models.Period).where(models.Period.id == period["id"]).values(activity=counts)
+        )
+    elif took >= LIVE_COUNTING:
+        kpi_aggregates.keep_open_counts(session, period["id"], counted_at, counts)
+    elif period["id"] in kept_open:  # quick to count again: live again
+        session.execute(
+            delete(models.OpenPeriodCounts).where(models.OpenPeriodCounts.period_id == period["id"])
+        )
+    return counted
+
+
+def keep_counts(database) -> int:
+    """Count what a KPI request would otherwise wait for, and keep it: every closed period's
+    counts that are not kept yet, and an open period's kept counts once they are
+    ``REFRESH_AFTER`` old; a period a transaction. How many periods were counted.
+
+    The auto-close job runs it after each check, so a KPI request after a
+    close, or after an upgrade over years of closed periods, or in a month of
+    millions of transactions, reads counts instead of counting them while the
+    user waits.
+    """
+
+    def due(session) -> list[dict]:
+        closed = select(models.Period.id)
+        # an open period's counts kept before it closed are not its counts any more
+        session.execute(
+            delete(models.OpenPeriodCounts).where(models.OpenPeriodCounts.period_id.in_(closed))
+        )
+        found = session.execute(
+            select(models.Period.id, models.Period.activity).order_by(models.Period.start)
+        )
+        lacking = [
+            {"id": period_id, "status": "closed"}
+            for period_id, text in found
+            if _kept_counts(text) is None
+        ]
+        stale = session.scalars(
+            select(models.OpenPeriodCounts.period_id)
+            .where(models.OpenPeriodCounts.counted_at <= datetime.now(UTC) - REFRESH_AFTER)
+            .order_by(models.OpenPeriodCounts.period_id)
+        )
+        return lacking + [{"id": period_id, "status": "open"} for period_id in stale]
+
+    periods = database.run(due)
+    for period in periods:
+        database.run(_count, period, {period["id"]})
+    return len(periods)
+
+
+def _kept_counts(text: str | None) -> dict | None:
+    """A period's kept counts, if kept by this version of the counting."""
+    counts = None if text is None else json.loads(text)
+    return counts if counts is not None and counts.get("version") == COUNTS_VERSION else None
+
+
+def _counts_to_keep(counted: dict, period_id: str) -> str:
+    """One period's counts as JSON, amounts as decimal strings."""
+
+    def of_period(name: str) -> list:
+        return [
+            [partner, value]
+            for (period, partner), value in counted[name].items()
+            if period == period_id
+        ]
+
+    purchases = [
+        [partner, {scope: asdict(split) for scope, split in splits.items()}]
+        for partner, splits in of_period("purchases")
+    ]
+    counts = {
+        "version": COUNTS_VERSION,
+        "visits": of_period("visits"),
+        "purchases": purchases,
+        "new_members": of_period("new_members"),
+    }
+    return json.dumps(counts, default=str, sort_keys=True)
+
+
+def _add_kept_counts(gathered: dict, period_id: str, counts: dict) -> None:
+    """Put a period's kept counts (:func:`_counts_to_keep`) where counting would have."""
+    for partner, visits in counts["visits"]:
+        gathered["visits"][period_id, partner] = visits
+    for partner, splits in counts["purchases"]:
+        gathered["purchases"][period_id, partner] = {
+            scope: kpis.Purchases(
+                **{
+                    name: Decimal(value) if name.startswith("amount") else value
+                    for name, value in split.items()
+                }
+            )
+            for scope, split in splits.items()
+        }
+    for partner, new in counts["new_members"]:
+        gathered["new_members"][period_id, partner] = new
+    if "counted_at" in counts:
+        gathered["counted_at"][period_id] = counts["counted_at"]
