@@ -446,7 +446,8 @@ def _fees(statement: Mapping) -> list[Flowable]:
         return []
     base = statement["base_currency"]
     terms = "; ".join(
-        f"{_points(line['points'])} × {line['fee_rate']} {base} = {line['exact_fees']} {base}"
+        f"{_points(line['points'])} × {line['fee_rate']} {base} = "
+        f"{Decimal(line['exact_fees']):,} {base}"
         for line in lines
     )
     fees = _money(statement["summary"]["fees"], base)

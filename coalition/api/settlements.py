@@ -49,7 +49,10 @@ class PartnerEntry(Schema):
     fees = Money()
     fee_lines = fields.List(
         fields.Nested(FeeLine),
-        metadata={"description": "What fees are made of, by fee rate (closes since 2026-12-01)"},
+        metadata={
+            "description": "What fees are made of, by fee rate; absent from settlements "
+            "and statements closed before 2026-12-01"
+        },
     )
     net = Money(metadata={"description": "Positive: the operator pays the partner"})
     fx_rate = fields.String(allow_none=True)

@@ -150,14 +150,15 @@ def pair_lines(redeemed: list[RedeemedPoints], base_currency: str) -> list[PairL
 
 def fee_lines(issued: list[IssuedPoints]) -> dict[str, list[FeeLine]]:
     """Each partner's points bearing a fee, summed by fee rate (lowest rate first); a rate
-    whose points net to zero (all returned) is left out. A rate is kept by its value alone
-    ("0.001", however it was written or stored), so the product carries no idle zeros."""
+    whose points net to zero (all returned) is left out, and so is a rate of zero, which
+    charges nothing. A rate is kept by its value alone ("0.001", however it was written or
+    stored), so the product carries no idle zeros."""
     points = defaultdict(int)
     for item in issued:
         points[item.partner_id, item.rate.normalize()] += item.points
     lines = defaultdict(list)
     for (partner, rate), total in sorted(points.items()):
-        if total:
+        if total and rate:
             lines[partner].append(FeeLine(rate, total))
     return dict(lines)
 

@@ -79,7 +79,8 @@ def post(session, principal, request: dict, now: datetime) -> Posting:
 def post_chunk(session, principal, requests: list[dict], now: datetime) -> list:
     """Post each request in order; the outcome of each is a Posting or the error that refused it.
 
-    The postings are dated once their locks are held, never before ``now``: one that
+    ``now`` is when they were asked for: their ``occurred_at`` is held to it (SPEC §5).
+    They are recorded once their locks are held, though, never before ``now``: one that
     waited for a close and then lands late in the next period is recorded after that
     close, as the close is dated once it holds the calendar lock.
     """
@@ -97,21 +98,23 @@ def post_chunk(session, principal, requests: list[dict], now: datetime) -> list:
             if not isinstance(partner, CoalitionError)
         ],
     )
-    now = max(now, datetime.now(UTC))
+    recorded_at = max(now, datetime.now(UTC))
     outcomes = []
     for partner_id, request in zip(named, requests, strict=True):
         if isinstance(partner_id, CoalitionError):
             outcomes.append(partner_id)
             continue
         try:
-            outcomes.append(_post(book, partner_id, request, now))
+            outcomes.append(_post(book, partner_id, request, now, recorded_at))
         except CoalitionError as error:
             outcomes.append(error)
     book.write()
     return outcomes
 
 
-def _post(book: Book, partner_id: str, request: dict, now: datetime) -> Posting:
+def _post(
+    book: Book, partner_id: str, request: dict, now: datetime, recorded_at: datetime
+) -> Posting:
     digest = request_hash({**request, "partner_id": partner_id})
     existing = book.transactions.get((partner_id, request["external_id"]))
     if existing is not None:
@@ -132,7 +135,7 @@ def _post(book: Book, partner_id: str, request: dict, now: datetime) -> Posting:
         type=request["type"],
         member_id=request.get("member_id"),
         occurred_at=occurred_at,
-        recorded_at=now,
+        recorded_at=recorded_at,
         reason=request.get("reason"),
         category=request.get("category"),
         period_id=period.id,

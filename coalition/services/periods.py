@@ -1,4 +1,5 @@
-"""The settlement calendar as stored: closed periods, attribution, the close lock.
+"""The settlement calendar as stored: closed periods, attribution, the close lock, and
+the periods listed (closed, then open up to the ledger's reach).
 
 Posting a transaction holds the calendar lock shared and closing a period
 holds it exclusively (PostgreSQL advisory locks), so a transaction either

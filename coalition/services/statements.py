@@ -43,6 +43,12 @@ def issue(session, result: dict, now: datetime) -> None:
         "base_currency": result["base_currency"],
     }
     late = _late_items(session, period_id, config)
+    lines = [
+        arithmetic.PairLine(
+            line["issuer_id"], line["redeemer_id"], line["points"], Decimal(line["value"])
+        )
+        for line in result["pair_lines"]
+    ]
     for index, entry in enumerate(
         sorted(result["partners"], key=lambda e: e["partner_id"]), start=1
     ):
@@ -54,7 +60,7 @@ def issue(session, result: dict, now: datetime) -> None:
             "partner_name": entry["name"],
             "currency": entry["currency"],
             "summary": entry,
-            "counterparties": _counterparties(result, partner_id),
+            "counterparties": _counterparties(result, lines, partner_id),
             "late_items": late.get(partner_id, []),
         }
         text = canonical(body)
@@ -79,15 +85,9 @@ def _coalition_name(result: dict) -> str:
     return name
 
 
-def _counterparties(result: dict, partner_id: str) -> list[dict]:
-    """The statement's counterparty table, from the settlement's stored pair lines."""
+def _counterparties(result: dict, lines: list, partner_id: str) -> list[dict]:
+    """The statement's counterparty table, from the settlement's pair lines."""
     names = {entry["partner_id"]: entry["name"] for entry in result["partners"]}
-    lines = [
-        arithmetic.PairLine(
-            line["issuer_id"], line["redeemer_id"], line["points"], Decimal(line["value"])
-        )
-        for line in result["pair_lines"]
-    ]
     return [
         {
             "partner_id": side.partner_id,

@@ -265,14 +265,14 @@ def _expected_pair_lines(book: Book, transactions: list[dict]) -> dict:
 
 def _expected_fee_lines(book: Book, transactions: list[dict]) -> dict[str, dict[Decimal, int]]:
     """partner → fee rate → Σ points issued (returns negative) at the fee rate in force at
-    the (original) issue's occurred_at, where that is not zero; the coalition pays no fee
-    to itself."""
+    the (original) issue's occurred_at, where neither the rate nor the sum is zero; the
+    coalition pays no fee to itself."""
     points = defaultdict(lambda: defaultdict(int))
     for transaction in transactions:
         if transaction["type"] in ("earn", "bonus", "earn_reversal") and transaction["partner_id"] != "coalition":
             issue = _original(transactions, transaction)
             rate = book.in_force("fee", issue["partner_id"], _dated(issue))
-            if rate is not None:
+            if rate:  # none, or zero: no fee, and no fee line
                 points[transaction["partner_id"]][rate] += transaction["points"]
     return {partner: {rate: n for rate, n in by_rate.items() if n}
             for partner, by_rate in points.items() if any(by_rate.values())}

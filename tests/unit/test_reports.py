@@ -461,6 +461,15 @@ def test_fees_are_written_out_by_fee_rate_then_rounded_once():
             "370 × 0.0023 EUR = 0.8510 EUR. Rounded once, half to even: 2.05 EUR.") in summary_text(statement)
 
 
+def test_a_large_negative_fee_line_prints_grouped_and_signed():
+    # returns recovered more than was issued: −1,234,567 × 0.001 = −1,234.567 EUR
+    statement = make_statement()
+    statement["summary"] = {**statement["summary"], "fees": "-1234.57", "fee_lines": [
+        {"fee_rate": "0.001", "points": -1234567, "exact_fees": "-1234.567"}]}
+    assert "-1,234,567 × 0.001 EUR = -1,234.567 EUR. Rounded once, half to even: -1,234.57 EUR." in (
+        " ".join(pages_text(render_pdf(statement))))
+
+
 def test_a_statement_closed_before_fee_lines_were_kept_prints_none():
     assert "Fees on points issued" not in " ".join(pages_text(render_pdf(make_statement())))
 

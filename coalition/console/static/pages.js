@@ -356,7 +356,7 @@ function settlementSentence(st) {
  * (statements closed before fee lines were kept have none). */
 function feeTerms(lines, base) {
   if (!lines?.length) return null;
-  return lines.map((line) => `${count(line.points)} × ${line.fee_rate}${NBSP}${base}`).join(" + ");
+  return lines.map((line) => `${count(line.points)} × ${line.fee_rate}${NBSP}${base}`).join("; ");
 }
 
 export async function statement({ param, notify }) {
