@@ -146,8 +146,8 @@ def get(session, principal, period_id: str, now: datetime) -> dict:
     Every partner's figures are in it: a key bound to a partner reads that
     partner's statements instead (SPEC §4). A period that has not begun has
     no draft, unless a posting is already dated in it (up to 5 minutes ahead),
-    as :func:`~coalition.services.periods.list_periods` lists it: "2062-11" for "2026-11" should not
-    answer a page of zeros.
+    as :func:`~coalition.services.periods.list_periods` lists it: "2062-11"
+    for "2026-11" should not answer a page of zeros.
     """
     if principal.own_partner() is not None:
         raise Forbidden("a key bound to a partner reads that partner's statements instead")
