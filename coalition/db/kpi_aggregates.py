@@ -1,9 +1,9 @@
-"""KPI aggregates: set-based GROUP BYs over the transactions of several periods at once.
+"""KPI aggregates: set-based GROUP BYs over the transactions of one period.
 
-Each function answers for a list of period ids in one query, grouped by
-period (and partner). :mod:`coalition.services.kpis` asks for one period
-at a time, so that each period's own counting time decides whether its
-counts are kept; a chart of twelve periods reads most of them back. The points figures that the
+Each function answers for one period in one query, grouped by partner: a
+period's own counting time decides whether its counts are kept
+(:mod:`coalition.services.kpi_counts`), and a chart of twelve periods reads
+most of them back. The points figures that the
 settlement already counts (issued, reversed, expired, redeemed, liability)
 are not counted here: they come from the settlement's own period totals
 (:mod:`coalition.db.totals`) and liability (:mod:`coalition.db.aggregates`),
@@ -18,7 +18,6 @@ The one write here keeps an open period's counts (:func:`keep_open_counts`),
 an upsert, which each dialect words its own way.
 """
 
-from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 
@@ -54,15 +53,15 @@ def _exact_sum(session, column):
     return func.exact_sum(column)
 
 
-def member_activity(session, period_ids: list[str]) -> dict[tuple[str, str | None], dict[str, int]]:
-    """Per (period, partner) and per (period, None) for the coalition: members and visits.
+def member_activity(session, period_id: str) -> dict[str | None, dict[str, int]]:
+    """Per partner, and per None for the coalition: members and visits.
 
     ``active_members`` (distinct members with an earn or burn), ``purchasers``
     (distinct members with an earn) and ``redemptions`` (burns); purchases
     are counted with their amounts by :func:`purchases`. Distinct counts do
     not add up across partners, so the coalition's are counted apart.
 
-    One statement groups the periods' visits by (period, partner, member)
+    One statement groups the period's visits by (partner, member)
     once and counts both scopes from those groups: a ``count(DISTINCT …)``
     sorts its input anew for each figure, four sorts of every visit where
     this makes one grouping (docs/performance.md has the timings).
@@ -70,36 +69,31 @@ def member_activity(session, period_ids: list[str]) -> dict[tuple[str, str | Non
     T = Transaction
     visitors = (
         select(
-            T.period_id,
             T.partner_id,
             T.member_id,
             func.max(case((T.type == "earn", 1), else_=0)).label("purchased"),
             func.count(_when(T.type == "burn", T.id)).label("redemptions"),
         )
-        .where(T.period_id.in_(period_ids), T.type.in_(("earn", "burn")))
-        .group_by(T.period_id, T.partner_id, T.member_id)
+        .where(T.period_id == period_id, T.type.in_(("earn", "burn")))
+        .group_by(T.partner_id, T.member_id)
         .cte("visitors")
     )
     by_member = (
         select(
-            visitors.c.period_id,
             visitors.c.member_id,
             func.max(visitors.c.purchased).label("purchased"),
             func.sum(visitors.c.redemptions).label("redemptions"),
         )
-        .group_by(visitors.c.period_id, visitors.c.member_id)
+        .group_by(visitors.c.member_id)
         .subquery("by_member")
     )
-    by_partner = select(visitors.c.period_id, visitors.c.partner_id, *_counts(visitors)).group_by(
-        visitors.c.period_id, visitors.c.partner_id
-    )
-    coalition = select(
-        by_member.c.period_id, literal(COALITION, String), *_counts(by_member)
-    ).group_by(by_member.c.period_id)
+    by_partner = select(visitors.c.partner_id, *_counts(visitors)).group_by(visitors.c.partner_id)
+    coalition = select(literal(COALITION, String), *_counts(by_member))
     fields = ("active_members", "purchasers", "redemptions")
     return {
-        (period_id, partner_id): dict(zip(fields, map(int, counts), strict=True))
-        for period_id, partner_id, *counts in session.execute(union_all(by_partner, coalition))
+        partner_id: dict(zip(fields, map(int, counts), strict=True))
+        for partner_id, *counts in session.execute(union_all(by_partner, coalition))
+        if counts[0]  # a period without visits: the coalition's row counts none, sums NULL
     }
 
 
@@ -113,10 +107,10 @@ def _when(condition, value):
     return case((condition, value), else_=None)
 
 
-def purchases(session, period_ids: list[str]) -> dict[tuple[str, str], dict[str, Purchases]]:
-    """Per (period, partner): earn counts and exact amount sums, split by whether the buyer burned.
+def purchases(session, period_id: str) -> dict[str, dict[str, Purchases]]:
+    """Per partner: earn counts and exact amount sums, split by whether the buyer burned.
 
-    The result maps ``(period, partner)`` to ``{"here": Purchases, "anywhere":
+    The result maps a partner to ``{"here": Purchases, "anywhere":
     Purchases}``: *here* splits a partner's purchases by whether the member
     burned points at that same partner in the period (the partner's own
     figure); *anywhere* by whether the member burned anywhere in the
@@ -126,10 +120,10 @@ def purchases(session, period_ids: list[str]) -> dict[tuple[str, str], dict[str,
     T = Transaction
     burns = aliased(T)
     split = {}
-    for scope, keys in (("here", ("period_id", "partner_id")), ("anywhere", ("period_id",))):
+    for scope, keys in (("here", ("partner_id",)), ("anywhere", ())):
         burners = (
             select(*(getattr(burns, key) for key in keys), burns.member_id)
-            .where(burns.type == "burn", burns.period_id.in_(period_ids))
+            .where(burns.type == "burn", burns.period_id == period_id)
             .distinct()
             .subquery()
         )
@@ -138,29 +132,25 @@ def purchases(session, period_ids: list[str]) -> dict[tuple[str, str], dict[str,
         )
         with_points = burners.c.member_id.is_not(None)
         query = (
-            select(
-                T.period_id, T.partner_id, with_points, func.count(), _exact_sum(session, T.amount)
-            )
+            select(T.partner_id, with_points, func.count(), _exact_sum(session, T.amount))
             .select_from(T)
             .outerjoin(burners, joined)
-            .where(T.type == "earn", T.period_id.in_(period_ids))
-            .group_by(T.period_id, T.partner_id, with_points)
+            .where(T.type == "earn", T.period_id == period_id)
+            .group_by(T.partner_id, with_points)
         )
-        for period_id, partner_id, burned, count, amount in session.execute(query):
+        for partner_id, burned, count, amount in session.execute(query):
             part = (
                 Purchases(count_with_points=int(count), amount_with_points=Decimal(amount))
                 if burned
                 else Purchases(count=int(count), amount=Decimal(amount))
             )
-            entry = split.setdefault(
-                (period_id, partner_id), {"here": Purchases(), "anywhere": Purchases()}
-            )
+            entry = split.setdefault(partner_id, {"here": Purchases(), "anywhere": Purchases()})
             entry[scope] = entry[scope] + part
     return split
 
 
-def new_members(session, period_ids: list[str]) -> dict[tuple[str, str], int]:
-    """Per (period, issuer): members whose first lot it is, the first of the earliest
+def new_members(session, period_id: str) -> dict[str, int]:
+    """Per issuer: members whose first lot it is, the first of the earliest
     period the member has a lot in (then by ``occurred_at``, then id).
 
     Each member has exactly one first lot, so these add up to the
@@ -169,13 +159,13 @@ def new_members(session, period_ids: list[str]) -> dict[tuple[str, str], int]:
     late lands in an open period, and cannot take the member from the
     period that counted them. (Period ids of one calendar sort as their
     periods do, and the calendar is fixed once the ledger has started.) A
-    member new in these periods has a lot in them, so only those members'
-    lots are ranked, not every member's since the ledger began.
+    member new in the period has a lot in it, so only those members' lots
+    are ranked, not every member's since the ledger began.
     """
     in_periods = (
         select(Lot.member_id)
         .join(Transaction, Transaction.id == Lot.transaction_id)
-        .where(Transaction.period_id.in_(period_ids))
+        .where(Transaction.period_id == period_id)
     )
     first = func.row_number().over(
         partition_by=Lot.member_id, order_by=(Transaction.period_id, Lot.earned_at, Lot.id)
@@ -187,14 +177,11 @@ def new_members(session, period_ids: list[str]) -> dict[tuple[str, str], int]:
         .subquery()
     )
     query = (
-        select(lots.c.period_id, lots.c.issuer_id, func.count())
-        .where(lots.c.n == 1, lots.c.period_id.in_(period_ids))
-        .group_by(lots.c.period_id, lots.c.issuer_id)
+        select(lots.c.issuer_id, func.count())
+        .where(lots.c.n == 1, lots.c.period_id == period_id)
+        .group_by(lots.c.issuer_id)
     )
-    totals = defaultdict(int)
-    for period_id, issuer_id, count in session.execute(query):
-        totals[period_id, issuer_id] += int(count)
-    return dict(totals)
+    return {issuer_id: int(count) for issuer_id, count in session.execute(query)}
 
 
 def keep_open_counts(session, period_id: str, counted_at: datetime, activity: str) -> None:

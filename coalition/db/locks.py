@@ -14,7 +14,7 @@
   (:func:`coalition.db.migrate.upgrade`);
 - :data:`KPI_COUNTING`, held by the request counting anew an open period's
   KPIs kept too long, so that others read the last count meanwhile
-  (:mod:`coalition.services.kpis`).
+  (:mod:`coalition.services.kpi_counts`).
 
 The fixed ids read as ASCII ("Coal"; "Co" and a number). A key whose hash
 met one of them (odds of four in 2⁶⁴ for each key) would make its postings

@@ -187,7 +187,7 @@ class Period(Base):
     end: Mapped[datetime] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     settlement: Mapped[str] = mapped_column(Text)
-    # its KPI counts (coalition.services.kpis), kept when first counted after the close
+    # its KPI counts (coalition.services.kpi_counts), kept when first counted after the close
     activity: Mapped[str | None] = mapped_column(Text, default=None)
 
 

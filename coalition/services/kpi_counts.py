@@ -52,8 +52,8 @@ def of_periods(session, chosen: list[dict], now: datetime) -> dict:
     gathered = {"visits": {}, "purchases": {}, "new_members": {}, "counted_at": {}}
     counting = [period for period in chosen if period["id"] not in kept]
     for period in counting:  # in period order, as a concurrent request writes them too
-        for name, counted in _count(session, period, set(stale)).items():
-            gathered[name].update(counted)
+        for name, by_partner in _count(session, period, set(stale)).items():
+            gathered[name].update({(period["id"], p): value for p, value in by_partner.items()})
     for period_id, counts in kept.items():
         _add_kept_counts(gathered, period_id, counts)
     return gathered
@@ -94,17 +94,17 @@ def _counting_anew_is_ours(session) -> bool:
 
 
 def _count(session, period: dict, kept_open: set[str]) -> dict:
-    """Count one period, and keep its counts where they are kept (see :func:`of_periods`);
-    ``kept_open``: the open periods counted anew, whose kept counts a quick count drops."""
+    """Count one period, by partner, and keep its counts where they are kept (see
+    :func:`of_periods`); ``kept_open``: the open periods counted anew, whose kept counts a
+    quick count drops."""
     counted_at, started = datetime.now(UTC), time.monotonic()
-    ids = [period["id"]]
     counted = {
-        "visits": kpi_aggregates.member_activity(session, ids),
-        "purchases": kpi_aggregates.purchases(session, ids),
-        "new_members": kpi_aggregates.new_members(session, ids),
+        "visits": kpi_aggregates.member_activity(session, period["id"]),
+        "purchases": kpi_aggregates.purchases(session, period["id"]),
+        "new_members": kpi_aggregates.new_members(session, period["id"]),
     }
     took = timedelta(seconds=time.monotonic() - started)
-    counts = _counts_to_keep(counted, period["id"])
+    counts = _counts_to_keep(counted)
     if period["status"] == "closed":
         session.execute(
             update(models.Period).where(models.Period.id == period["id"]).values(activity=counts)
@@ -162,25 +162,17 @@ def _kept_counts(text: str | None) -> dict | None:
     return counts if counts is not None and counts.get("version") == COUNTS_VERSION else None
 
 
-def _counts_to_keep(counted: dict, period_id: str) -> str:
-    """One period's counts as JSON, amounts as decimal strings."""
-
-    def of_period(name: str) -> list:
-        return [
-            [partner, value]
-            for (period, partner), value in counted[name].items()
-            if period == period_id
-        ]
-
+def _counts_to_keep(counted: dict) -> str:
+    """One period's counts by partner as JSON, amounts as decimal strings."""
     purchases = [
         [partner, {scope: asdict(split) for scope, split in splits.items()}]
-        for partner, splits in of_period("purchases")
+        for partner, splits in counted["purchases"].items()
     ]
     counts = {
         "version": COUNTS_VERSION,
-        "visits": of_period("visits"),
+        "visits": list(map(list, counted["visits"].items())),
         "purchases": purchases,
-        "new_members": of_period("new_members"),
+        "new_members": list(map(list, counted["new_members"].items())),
     }
     return json.dumps(counts, default=str, sort_keys=True)
 

@@ -390,10 +390,10 @@ def test_an_open_period_is_kept_for_its_own_counting_time_not_for_a_neighbours(
     monkeypatch.setattr(kpi_counts, "time", SimpleNamespace(monotonic=lambda: clock.now))
     count_visits = kpi_aggregates.member_activity
 
-    def a_minute_for_last_month(session, period_ids):
-        if period_ids == [month]:
+    def a_minute_for_last_month(session, period_id):
+        if period_id == month:
             clock.now += 60
-        return count_visits(session, period_ids)
+        return count_visits(session, period_id)
 
     monkeypatch.setattr(kpi_aggregates, "member_activity", a_minute_for_last_month)
     report = kpis(operator, periods=2)
