@@ -62,33 +62,25 @@ def list_periods(session, now: datetime) -> list[dict]:
     minutes ahead (SPEC §5), so in a period's last minutes the next one can already
     hold transactions."""
     config = catalog.current(session).settings
-    rows = list(session.scalars(select(models.Period).order_by(models.Period.start)))
-    listed = [
-        {
-            "id": row.id,
-            "start": row.start,
-            "end": row.end,
-            "status": "closed",
-            "closed_at": row.closed_at,
-        }
-        for row in rows
-    ]
-    last = periods.Period(rows[-1].start, rows[-1].end, rows[-1].id) if rows else None
+    rows = session.scalars(select(models.Period).order_by(models.Period.start))
+    listed = [_listed(row, "closed", row.closed_at) for row in rows]
     earliest, latest = aggregates.occurrences(session)
     of_now = periods.containing(now, config.period, config.timezone)
-    first = first_open(config, last, of_now, earliest)
+    first = first_open(config, last_closed(session), of_now, earliest)
     reached = periods.containing(ledger_reach(now, latest), config.period, config.timezone)
     for period in periods.between(first, reached, config.period, config.timezone):
-        listed.append(
-            {
-                "id": period.id,
-                "start": period.start,
-                "end": period.end,
-                "status": "open",
-                "closed_at": None,
-            }
-        )
+        listed.append(_listed(period, "open", None))
     return listed
+
+
+def _listed(period, status: str, closed_at: datetime | None) -> dict:
+    return {
+        "id": period.id,
+        "start": period.start,
+        "end": period.end,
+        "status": status,
+        "closed_at": closed_at,
+    }
 
 
 def first_open(config, last, target, earliest: datetime | None) -> periods.Period:
