@@ -10,6 +10,7 @@ from marshmallow import Schema, fields
 import reports
 from coalition.api import Blueprint, database, principal, refuse_malformed_body, roles
 from coalition.api.fields import Money, PartnerId, Text
+from coalition.api.pagination import PageArgs
 from coalition.services import periods, settlement, statements
 
 blp = Blueprint(
@@ -25,7 +26,7 @@ class PeriodOut(Schema):
     closed_at = fields.AwareDateTime(allow_none=True)
 
 
-class StatementQuery(Schema):
+class StatementQuery(PageArgs):
     period_id = Text(max_length=16, load_default=None)
     partner_id = fields.String(load_default=None, validate=PartnerId)
 
@@ -147,6 +148,7 @@ class StatementOut(Schema):
 
 class StatementList(Schema):
     items = fields.List(fields.Nested(StatementOut))
+    next_cursor = fields.String(allow_none=True)
 
 
 @blp.route("/periods")
@@ -181,8 +183,8 @@ class Statements(MethodView):
     @blp.arguments(StatementQuery, location="query")
     @blp.response(200, StatementList)
     def get(self, query):
-        """Final statements (a partner key sees its own)"""
-        return {"items": database().run(statements.list_statements, principal(), **query)}
+        """Final statements in issue order, a page at a time (a partner key sees its own)"""
+        return database().run(statements.list_statements, principal(), **query)
 
 
 @blp.route("/statements/<int(max=2147483647):statement_id>")

@@ -102,22 +102,34 @@ def get_transaction(session, principal, transaction_id: int) -> dict:
     return transaction_view(session, transaction)
 
 
+def keyset(query, id_column, limit: int, cursor: str | None):
+    """``query`` from just after ``cursor`` (the id of the last row of the page before), in
+    id order, one row past a page of ``limit``: whether another page follows is then known
+    (:func:`split_page`)."""
+    if cursor:
+        if not re.fullmatch(r"[0-9]{1,19}", cursor) or int(cursor) > MAX_ID:
+            raise Invalid("cursor is not one this service returned", reason="bad_cursor")
+        query = query.where(id_column > int(cursor))
+    return query.order_by(id_column).limit(limit + 1)
+
+
+def split_page(found: list, limit: int) -> tuple[list, str | None]:
+    """The page of rows a :func:`keyset` query found, and the cursor of the next page."""
+    return found[:limit], (str(found[limit - 1].id) if len(found) > limit else None)
+
+
 def keyset_page(session, query, limit: int, cursor: str | None):
     """One page of transactions in id order, and the cursor of the next page.
 
     A page never passes a posting still in flight (:mod:`coalition.db.horizon`).
     """
     T = models.Transaction
-    if cursor:
-        if not re.fullmatch(r"[0-9]{1,19}", cursor) or int(cursor) > MAX_ID:
-            raise Invalid("cursor is not one this service returned", reason="bad_cursor")
-        query = query.where(T.id > int(cursor))
-    query = query.order_by(T.id).limit(limit + 1)
+    query = keyset(query, T.id, limit, cursor)
     found = list(session.scalars(query))
     settled = horizon.bound(session, found[:limit][-1].id) if found else None
     if settled is not None:
         found = list(session.scalars(query.where(T.id <= settled)))
-    return found[:limit], (str(found[limit - 1].id) if len(found) > limit else None)
+    return split_page(found, limit)
 
 
 def list_transactions(session, principal, filters: dict, limit: int, cursor: str | None):

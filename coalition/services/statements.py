@@ -128,17 +128,26 @@ def statement_document(row: models.Statement) -> dict:
 
 
 def list_statements(
-    session, principal, period_id: str | None, partner_id: str | None
-) -> list[dict]:
+    session,
+    principal,
+    period_id: str | None,
+    partner_id: str | None,
+    limit: int,
+    cursor: str | None,
+) -> dict:
+    """A page of final statements in the order they were issued: period by period (a close
+    issues every earlier period's first), each period's by number."""
     partner_id = queries.visible_partner(principal, partner_id)
-    query = select(models.Statement).order_by(models.Statement.period_id, models.Statement.number)
+    query = select(models.Statement)
     if period_id is not None:
         query = query.where(
             models.Statement.period_id == period_service.parse_query(session, period_id).id
         )
     if partner_id is not None:
         query = query.where(models.Statement.partner_id == partner_id)
-    return [statement_document(row) for row in session.scalars(query)]
+    found = list(session.scalars(queries.keyset(query, models.Statement.id, limit, cursor)))
+    page, next_cursor = queries.split_page(found, limit)
+    return {"items": [statement_document(row) for row in page], "next_cursor": next_cursor}
 
 
 def get_statement(session, principal, statement_id: int) -> dict:

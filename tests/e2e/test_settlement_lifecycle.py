@@ -350,6 +350,39 @@ def test_statements_of_other_partners_have_no_late_items(operator, daily):
     assert statement_of(operator, "skyair", b_id)["late_items"] == []
 
 
+def test_statements_are_listed_a_page_at_a_time_in_the_order_they_were_issued(operator, daily):
+    a_id, b_id, _ = daily
+    close(operator, b_id)
+    issued = [f"{day}-{n:04d}" for day in (a_id, b_id) for n in (1, 2, 3)]  # coalition, ironfit, skyair
+    pages, cursor = [], None
+    while True:
+        query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
+        page = expect(operator.get("/api/v1/statements", query_string=query), 200)
+        pages.append([statement["number"] for statement in page["items"]])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == [issued[0:2], issued[2:4], issued[4:6]]
+    whole = expect(operator.get("/api/v1/statements"), 200)
+    assert ([s["number"] for s in whole["items"]], whole["next_cursor"]) == (issued, None)
+
+
+def test_a_page_of_one_partners_statements_holds_only_that_partners(operator, daily):
+    a_id, b_id, _ = daily
+    close(operator, b_id)
+    first = expect(operator.get("/api/v1/statements", query_string={"partner_id": "ironfit", "limit": 1}), 200)
+    rest = expect(operator.get("/api/v1/statements", query_string={
+        "partner_id": "ironfit", "limit": 1, "cursor": first["next_cursor"]}), 200)
+    assert [s["number"] for s in first["items"] + rest["items"]] == [f"{a_id}-0002", f"{b_id}-0002"]
+    assert rest["next_cursor"] is None
+
+
+@pytest.mark.parametrize("cursor", ["abc", "-1", "99999999999999999999"])
+def test_a_statement_cursor_the_service_did_not_return_is_422(operator, daily, cursor):
+    response = operator.get("/api/v1/statements", query_string={"cursor": cursor})
+    assert (response.status_code, response.get_json()["reason"]) == (422, "bad_cursor")
+
+
 def test_closing_a_period_closes_every_earlier_open_period_first(operator):
     expect(operator.put("/api/v1/settings", json={"period": "daily"}), 200)
     day_c, c_id = day_in_past(4)
