@@ -2,7 +2,9 @@
 
 from marshmallow import Schema, fields, validate
 
+MAX_PAGE = 1000
+
 
 class PageArgs(Schema):
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, 1000))
+    limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_PAGE))
     cursor = fields.String(load_default=None, validate=validate.Length(max=32))

@@ -5,12 +5,12 @@ from datetime import UTC, datetime
 
 from flask import Response, request
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 import reports
 from coalition.api import Blueprint, database, principal, refuse_malformed_body, roles
 from coalition.api.fields import Money, PartnerId, Text
-from coalition.api.pagination import PageArgs
+from coalition.api.pagination import MAX_PAGE, PageArgs
 from coalition.services import periods, settlement, statements
 
 blp = Blueprint(
@@ -27,6 +27,8 @@ class PeriodOut(Schema):
 
 
 class StatementQuery(PageArgs):
+    # SPEC §7 lists statements without paging: a page holds a thousand unless asked for fewer
+    limit = fields.Integer(load_default=MAX_PAGE, validate=validate.Range(1, MAX_PAGE))
     period_id = Text(max_length=16, load_default=None)
     partner_id = fields.String(load_default=None, validate=PartnerId)
 

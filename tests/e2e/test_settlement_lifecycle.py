@@ -377,6 +377,16 @@ def test_a_page_of_one_partners_statements_holds_only_that_partners(operator, da
     assert rest["next_cursor"] is None
 
 
+def test_a_client_that_does_not_page_gets_every_statement_of_a_close_of_a_hundred_partners(operator):
+    # SPEC §7 lists statements unpaged: a page holds a thousand unless asked for fewer
+    for n in range(100):
+        add_partner(operator, f"shop-{n:03d}", f"Shop {n}", "shop", "EUR")
+    period_id = small_closed_month(operator)  # and aroma, skyair, coalition
+    listed = expect(operator.get("/api/v1/statements"), 200)
+    assert (len(listed["items"]), listed["next_cursor"]) == (103, None)
+    assert listed["items"][-1]["number"] == f"{period_id}-0103"
+
+
 @pytest.mark.parametrize("cursor", ["abc", "-1", "99999999999999999999"])
 def test_a_statement_cursor_the_service_did_not_return_is_422(operator, daily, cursor):
     response = operator.get("/api/v1/statements", query_string={"cursor": cursor})

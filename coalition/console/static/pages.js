@@ -283,7 +283,6 @@ export async function statements({ who, query, notify }) {
   const listed = await api.pages("/api/v1/statements", {
     period_id: periodId === ALL_PERIODS ? undefined : periodId,
     partner_id: partnerId,
-    limit: 200,
   });
   const items = listed.items;
   // newest period first, as on the periods page; a period's statements by number
