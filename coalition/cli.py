@@ -260,8 +260,9 @@ def import_transactions(path, jobs):
 
     Each row is handled as if posted alone, in file order, through the same
     path as an API batch: a replay answers as a replay, a bad row is reported
-    and skipped, so the import can simply be run again. Rows that cannot
-    affect each other are posted by several processes at once.
+    and skipped, and leaves nothing behind. Run again, the rows written answer
+    as replays and the others, the refused ones too, are decided anew. Rows
+    that cannot affect each other are posted by several processes at once.
     """
     from coalition.services import imports
 
@@ -301,7 +302,7 @@ def import_transactions(path, jobs):
                 f"\nthe import stopped: {why}. The rows counted below"
                 f" as created or replayed are in the ledger, and perhaps some of the next"
                 f" {IMPORT_SLICE}; importing the file again answers those as replays and"
-                " posts the rest.",
+                " posts the rest (deciding anew the rows refused so far).",
                 err=True,
             )
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))

@@ -16,7 +16,9 @@ from contextlib import suppress
 
 from coalition.domain.errors import Invalid
 
-EXTRA_CELLS = "(cells past the header)"  # the field a row's surplus cells are reported under
+# the fields a row's cells past the header, or the header's columns it lacks, are reported under
+EXTRA_CELLS = "(cells past the header)"
+MISSING_CELLS = "(columns of the header the row has no cell for)"
 
 
 def count_rows(source, path, columns) -> int:
@@ -29,6 +31,8 @@ def count_rows(source, path, columns) -> int:
     try:
         records = _records(source)
         _, header = next(records, (1, []))
+        if not header:  # an export that wrote nothing has lost what it meant to hold
+            raise _Unreadable("it has no header row")
         # unnamed columns (Excel's trailing ",,") are no names: their cells are refused if used
         named = [name for name in header if name]
         repeated = sorted({name for name in named if named.count(name) > 1})
@@ -43,7 +47,10 @@ def count_rows(source, path, columns) -> int:
             )
         return sum(1 for _ in records)
     except UnicodeDecodeError as error:
-        raise Invalid(f"{path} is not UTF-8 text ({error.reason}): save it as CSV UTF-8") from None
+        raise Invalid(
+            f"{path} is not UTF-8 text ({error.reason}{_first_line_not_utf8(path)}):"
+            " save it as CSV UTF-8"
+        ) from None
     except _Unreadable as error:
         raise Invalid(f"{path}: {error}; nothing was posted") from None
     except OSError as error:
@@ -61,8 +68,11 @@ def rows(source, path):
         _, header = next(records, (1, []))
         for line, values in records:
             row = dict(zip(header, values))
+            # reported as an unknown field: a line cut short would post without its last fields
             if len(values) > len(header):
-                row[EXTRA_CELLS] = values[len(header) :]  # reported as an unknown field
+                row[EXTRA_CELLS] = values[len(header) :]
+            elif missing := [name for name in header[len(values) :] if name]:
+                row[MISSING_CELLS] = missing
             yield line, row
     except (UnicodeDecodeError, _Unreadable) as error:
         raise Invalid(f"{path} changed while it was imported, and can no longer be read: {error}")
@@ -77,6 +87,18 @@ def request_body(row: dict) -> dict:
         with suppress(ValueError):
             body["points"] = int(body["points"])
     return body
+
+
+def _first_line_not_utf8(path) -> str:
+    """Where a file that does not decode first stops being UTF-8, as ", line N" (the
+    decoder reads it in blocks, so its error says where in a block, not in the file)."""
+    with open(path, "rb") as raw:
+        for number, line in enumerate(raw, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError:
+                return f", line {number}"
+    return ""
 
 
 class _Unreadable(Exception):

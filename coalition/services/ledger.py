@@ -270,12 +270,17 @@ def _earn_reversal(book, transaction, partner, config, request) -> Posting:
     amount = None
     if request.get("amount") is not None:
         amount = _amount_of(request, partner)
+    purchase = original.amount
+    returned = sum((row.amount or Decimal(0) for row in earlier), Decimal(0))
+    if purchase is not None:  # quoted by a refusal: in the currency's places, not NUMERIC's four
+        purchase = money.round_half_even(purchase, original.currency)
+        returned = money.round_half_even(returned, original.currency)
     decision = lots.reverse_earn(
         members.lot_value(lot),
         at=transaction.occurred_at,
-        original_amount=original.amount,
+        original_amount=purchase,
         reversed_points=sum(row.shortfall_points - row.points for row in earlier),
-        reversed_amount=sum((row.amount or Decimal(0) for row in earlier), Decimal(0)),
+        reversed_amount=returned,
         amount=amount,
         points=request.get("points"),
     )

@@ -679,6 +679,16 @@ def test_failed_over_reversal_leaves_lots_unchanged(coalition, database):
     assert row_counts(database) == counts_before
 
 
+def test_a_return_past_the_purchase_quotes_the_amounts_in_the_currencys_places(coalition):
+    # aroma takes RUB, of two places, on PostgreSQL (whose NUMERIC keeps four) as on SQLite
+    expect(earn(coalition, "a1", "m1", "20.50", occurred_at=days_ago(10)))
+    expect(earn_reversal(coalition, "r1", "a1", amount="20.5"))
+    response = earn_reversal(coalition, "r2", "a1", amount="20.50")
+    assert_error(response, 422)
+    assert response.get_json()["message"] == (
+        "returns would total 41.00, more than the purchase amount 20.50")
+
+
 def test_failed_earn_does_not_create_the_member(coalition, database):
     counts_before = row_counts(database)
     assert_error(earn(coalition, "a1", "m-new", "5.00"), 422)  # 5.00 × 0.1 = 0.5 → 0 points

@@ -192,7 +192,7 @@ def test_import_of_a_file_that_is_not_utf8_is_refused_before_posting_anything(
     )
     result = CliRunner().invoke(main, ["import", str(path)])
     assert result.exit_code == 1
-    assert f"Error: {path} is not UTF-8 text" in result.output
+    assert f"Error: {path} is not UTF-8 text (invalid continuation byte, line 3)" in result.output
     assert "Traceback" not in result.output
     assert list_all(operator, partner_id="aroma") == []
 
@@ -206,21 +206,46 @@ def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, 
         f"o-2,earn,aroma,card-1,{when},100.00,RUB,,,surplus\n"  # line 3: a cell past the header
         f"o-3,bonus,aroma,card-1,{when},,,٣,gift\n"  # line 4: an Arabic-Indic three, refused as in JSON
         f"o-4,bonus,aroma,card-1,{when},,,３,gift\n"  # line 5: a fullwidth three, likewise
-        f"o-5,bonus,aroma,card-1,{when},,,3,gift\n",  # line 6: 3 points
+        f"o-5,bonus,aroma,card-1,{when},,,3,gift\n"  # line 6: 3 points
+        f"o-6,bonus,aroma,card-1,{when},,,4\n",  # line 7: cut short of its reason
         encoding="utf-8",
     )
     result = cli("import", str(path))
     lines = {line.split(":")[0]: line for line in result.output.splitlines() if line.startswith("line ")}
-    assert sorted(lines) == ["line 2", "line 3", "line 4", "line 5"]
+    assert sorted(lines) == ["line 2", "line 3", "line 4", "line 5", "line 7"]
     assert "(cells past the header)" in lines["line 3"]
     assert "Not a valid integer" in lines["line 4"] and "Not a valid integer" in lines["line 5"]
-    assert result.output.splitlines()[-1] == "1 created, 0 replayed, 4 failed"
+    assert "(columns of the header the row has no cell for)" in lines["line 7"]
+    assert result.output.splitlines()[-1] == "1 created, 0 replayed, 5 failed"
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 3
 
 
-def test_import_of_an_empty_file_posts_nothing(cli, tmp_path):
+def test_a_row_may_leave_out_the_cells_of_unnamed_columns(cli, aroma, operator, tmp_path):
+    # Excel's trailing ",," names no column: a row without those cells lacks nothing
+    when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
+    path = tmp_path / "excel.csv"
+    path.write_text(
+        "external_id,type,partner_id,member_id,occurred_at,points,reason,,\n"
+        f"x-1,bonus,aroma,card-1,{when},4,gift\n",
+        encoding="utf-8",
+    )
+    result = cli("import", str(path))
+    assert (result.exit_code, result.output.splitlines()[-1]) == (0, "1 created, 0 replayed, 0 failed")
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "\ufeff"], ids=["empty", "blank lines", "a BOM alone"])
+def test_import_of_a_file_without_a_header_row_is_refused(cli, tmp_path, content):
+    # an export that wrote nothing has lost what it meant to hold
     path = tmp_path / "empty.csv"
-    path.write_text("", encoding="utf-8")
+    path.write_text(content, encoding="utf-8")
+    result = CliRunner().invoke(main, ["import", str(path)])
+    assert result.exit_code == 1
+    assert f"Error: {path}: it has no header row; nothing was posted" in result.output
+
+
+def test_import_of_a_header_without_rows_posts_nothing(cli, tmp_path):
+    path = tmp_path / "header.csv"
+    path.write_text("external_id,type,partner_id,member_id,occurred_at,points\n", encoding="utf-8")
     result = cli("import", str(path))
     assert "Importing 0 rows" in result.output
     assert (result.exit_code, result.output.splitlines()[-1]) == (0, "0 created, 0 replayed, 0 failed")
