@@ -506,6 +506,26 @@ def sql_lookup(params: dict, count: int, rng: random.Random, number: int, start_
     return _output(len(latencies), latencies, Counter({200: len(latencies)}), [], first)
 
 
+def statement_to_render(database, period_id: str) -> dict:
+    """The statement figure (e) renders: the period's with the most counterparties (the
+    longest table), the last partner id among equals."""
+    from coalition.auth import Principal
+    from coalition.services import statements
+
+    listed = database.run(
+        statements.list_statements,
+        Principal("bench", "operator"),
+        period_id,
+        partner_id=None,
+        limit=1000,  # one page holds every partner's: a few dozen
+        cursor=None,
+    )
+    return max(
+        listed["items"],
+        key=lambda document: (len(document["counterparties"]), document["partner_id"]),
+    )
+
+
 def pdf_render(params: dict, count: int, rng: random.Random, number: int, start_at: float) -> dict:
     import reports
 

@@ -260,11 +260,10 @@ def _timed(database, label, function, *args):
 
 def _profile_close(database, period_id: str, arguments) -> None:
     """Each aggregate of the settlement on its own, then the close under cProfile, then PDFs."""
-    from coalition.auth import Principal
     from coalition.db import aggregates, totals
     from coalition.services import partners as partner_service
     from coalition.services import periods as period_service
-    from coalition.services import rates, settlement, statements
+    from coalition.services import rates, settlement
 
     period = database.run(lambda session: period_service.parse(session, period_id))
     everyone = database.run(partner_service.all_partners)
@@ -296,10 +295,7 @@ def _profile_close(database, period_id: str, arguments) -> None:
         return
     import reports
 
-    documents = database.run(
-        statements.list_statements, Principal("profile", "operator"), period_id, None
-    )
-    statement = max(documents, key=lambda document: len(document["counterparties"]))
+    statement = load.statement_to_render(database, period_id)
     reports.render_pdf(statement)
     profiler = cProfile.Profile()
     began = time.perf_counter()

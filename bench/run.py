@@ -377,7 +377,7 @@ def import_csv(context: dict, params: dict, rows: int, rng: random.Random) -> di
 
 def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
     from coalition.auth import Principal
-    from coalition.services import kpis, settlement, statements
+    from coalition.services import kpis, settlement
     from coalition.services import periods as period_service
 
     scale, pool, world, dsn, url = (
@@ -600,12 +600,7 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
     # (e) statement PDFs of the period just closed
     import reports
 
-    documents = database.run(
-        statements.list_statements, Principal("bench", "operator"), period_id, None
-    )
-    statement = max(
-        documents, key=lambda document: (len(document["counterparties"]), document["partner_id"])
-    )
+    statement = load.statement_to_render(database, period_id)
     pages = pdf_pages(reports.render_pdf(statement))
     processes = os.cpu_count() or 1
     progress(
