@@ -33,6 +33,19 @@ def expect(response, status: int = 201) -> dict:
     return response.get_json()
 
 
+def walk_pages(caller, path: str, field: str, limit: int, **query) -> list[list]:
+    """Every page of a cursor-paginated listing, each as its items' ``field``, first to last."""
+    pages, cursor = [], None
+    while True:
+        at = {"limit": limit, **query, **({"cursor": cursor} if cursor else {})}
+        page = expect(caller.get(path, query_string=at), 200)
+        pages.append([item[field] for item in page["items"]])
+        cursor = page["next_cursor"]
+        if not cursor:
+            return pages
+        assert len(pages) < 100, "pagination does not end"
+
+
 def add_partner(operator, partner_id: str, currency: str = "RUB", category: str = "cafe", **fields) -> dict:
     body = {"id": partner_id, "name": fields.pop("name", partner_id.title()), "category": category,
             "currency": currency, **fields}

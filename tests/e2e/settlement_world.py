@@ -13,12 +13,7 @@ docstring.
 from datetime import UTC, datetime, timedelta
 
 from tests.conftest import days_ago
-
-
-def expect(response, status: int = 201) -> dict:
-    """The JSON body of a response that must have ``status``."""
-    assert response.status_code == status, (response.status_code, response.get_json())
-    return response.get_json()
+from tests.e2e.helpers import expect
 
 
 def previous_month(now: datetime | None = None) -> tuple[datetime, datetime, str]:

@@ -16,6 +16,7 @@ from coalition import auth
 from coalition.domain.errors import NotFound
 from coalition.services import expiry, periods, settlement
 
+from tests.e2e.helpers import walk_pages
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
@@ -354,14 +355,7 @@ def test_statements_are_listed_a_page_at_a_time_in_the_order_they_were_issued(op
     a_id, b_id, _ = daily
     close(operator, b_id)
     issued = [f"{day}-{n:04d}" for day in (a_id, b_id) for n in (1, 2, 3)]  # coalition, ironfit, skyair
-    pages, cursor = [], None
-    while True:
-        query = {"limit": 2, **({"cursor": cursor} if cursor else {})}
-        page = expect(operator.get("/api/v1/statements", query_string=query), 200)
-        pages.append([statement["number"] for statement in page["items"]])
-        cursor = page["next_cursor"]
-        if cursor is None:
-            break
+    pages = walk_pages(operator, "/api/v1/statements", "number", limit=2)
     assert pages == [issued[0:2], issued[2:4], issued[4:6]]
     whole = expect(operator.get("/api/v1/statements"), 200)
     assert ([s["number"] for s in whole["items"]], whole["next_cursor"]) == (issued, None)
