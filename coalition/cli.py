@@ -355,4 +355,7 @@ def _columns() -> list[str]:
 def _requests(rows: list) -> list:
     from coalition.api.transactions import validated
 
-    return [validated(transaction_file.request_body(row)) for _, row in rows]
+    return [
+        transaction_file.cut_short(row) or validated(transaction_file.request_body(row))
+        for _, row in rows
+    ]

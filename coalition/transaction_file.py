@@ -14,11 +14,14 @@ the command prints as one line, as it does any refusal.
 import csv
 from contextlib import suppress
 
+from marshmallow import ValidationError
+
 from coalition.domain.errors import Invalid
 
-# the fields a row's cells past the header, or the header's columns it lacks, are reported under
+# the fields cells past the header, and cells under an unnamed column, are reported under
 EXTRA_CELLS = "(cells past the header)"
-MISSING_CELLS = "(columns of the header the row has no cell for)"
+UNNAMED_CELLS = "(cells under a column with no name)"
+CUT_SHORT = "(columns the row ends before)"  # a row's, until cut_short() reports them
 
 
 def count_rows(source, path, columns) -> int:
@@ -31,7 +34,7 @@ def count_rows(source, path, columns) -> int:
     try:
         records = _records(source)
         _, header = next(records, (1, []))
-        if not header:  # an export that wrote nothing has lost what it meant to hold
+        if not any(header):  # an export that wrote nothing has lost what it meant to hold
             raise _Unreadable("it has no header row")
         # unnamed columns (Excel's trailing ",,") are no names: their cells are refused if used
         named = [name for name in header if name]
@@ -67,15 +70,30 @@ def rows(source, path):
         records = _records(source)
         _, header = next(records, (1, []))
         for line, values in records:
-            row = dict(zip(header, values))
-            # reported as an unknown field: a line cut short would post without its last fields
-            if len(values) > len(header):
-                row[EXTRA_CELLS] = values[len(header) :]
-            elif missing := [name for name in header[len(values) :] if name]:
-                row[MISSING_CELLS] = missing
-            yield line, row
+            yield line, _row(header, values)
     except (UnicodeDecodeError, _Unreadable) as error:
         raise Invalid(f"{path} changed while it was imported, and can no longer be read: {error}")
+
+
+def _row(header: list[str], values: list[str]) -> dict:
+    """A row's cells by column; what does not fit the header, under a field that fails it."""
+    row = {name: value for name, value in zip(header, values) if name}
+    unnamed = [value for name, value in zip(header, values) if not name and value]
+    if unnamed:
+        row[UNNAMED_CELLS] = unnamed
+    if len(values) > len(header):
+        row[EXTRA_CELLS] = values[len(header) :]
+    # a line cut short would post without its last fields
+    if missing := [name for name in header[len(values) :] if name]:
+        row[CUT_SHORT] = missing
+    return row
+
+
+def cut_short(row: dict) -> ValidationError | None:
+    """Why a row that ends before the header's named columns fails, column by column."""
+    if CUT_SHORT not in row:
+        return None
+    return ValidationError({name: ["the row ends before this column"] for name in row[CUT_SHORT]})
 
 
 def request_body(row: dict) -> dict:
@@ -91,11 +109,12 @@ def request_body(row: dict) -> dict:
 
 def _first_line_not_utf8(path) -> str:
     """Where a file that does not decode first stops being UTF-8, as ", line N" (the
-    decoder reads it in blocks, so its error says where in a block, not in the file)."""
-    with open(path, "rb") as raw:
-        for number, line in enumerate(raw, start=1):
+    decoder reads it in blocks, so its error says where in a block, not in the file).
+    Lines end as the CSV reader ends them (CR, LF or both); Latin-1 reads any byte."""
+    with suppress(OSError), open(path, encoding="latin-1", newline=None) as text:
+        for number, line in enumerate(text, start=1):
             try:
-                line.decode("utf-8")
+                line.encode("latin-1").decode("utf-8")
             except UnicodeDecodeError:
                 return f", line {number}"
     return ""

@@ -27,8 +27,12 @@ class PeriodOut(Schema):
 
 
 class StatementQuery(PageArgs):
-    # SPEC §7 lists statements without paging: a page holds a thousand unless asked for fewer
-    limit = fields.Integer(load_default=MAX_PAGE, validate=validate.Range(1, MAX_PAGE))
+    # SPEC §7 lists statements unpaged: without a limit, every one (after the cursor)
+    limit = fields.Integer(
+        load_default=None,
+        validate=validate.Range(1, MAX_PAGE),
+        metadata={"description": "Statements a page; without it, every statement"},
+    )
     period_id = Text(max_length=16, load_default=None)
     partner_id = fields.String(load_default=None, validate=PartnerId)
 
@@ -185,7 +189,7 @@ class Statements(MethodView):
     @blp.arguments(StatementQuery, location="query")
     @blp.response(200, StatementList)
     def get(self, query):
-        """Final statements in issue order, a page at a time (a partner key sees its own)"""
+        """Final statements in issue order, all or a page at a time (a partner key sees its own)"""
         return database().run(statements.list_statements, principal(), **query)
 
 

@@ -102,20 +102,24 @@ def get_transaction(session, principal, transaction_id: int) -> dict:
     return transaction_view(session, transaction)
 
 
-def keyset(query, id_column, limit: int, cursor: str | None):
+def keyset(query, id_column, limit: int | None, cursor: str | None, max_id: int = MAX_ID):
     """``query`` from just after ``cursor`` (the id of the last row of the page before), in
-    id order, one row past a page of ``limit``: whether another page follows is then known
-    (:func:`split_page`)."""
+    id order, one row past a page of ``limit`` (so that whether another page follows is
+    known, :func:`split_page`), or every row after it without one. Ids run up to ``max_id``
+    (the column's type)."""
     if cursor:
-        if not re.fullmatch(r"[0-9]{1,19}", cursor) or int(cursor) > MAX_ID:
+        if not re.fullmatch(r"[0-9]{1,19}", cursor) or int(cursor) > max_id:
             raise Invalid("cursor is not one this service returned", reason="bad_cursor")
         query = query.where(id_column > int(cursor))
-    return query.order_by(id_column).limit(limit + 1)
+    query = query.order_by(id_column)
+    return query if limit is None else query.limit(limit + 1)
 
 
-def split_page(found: list, limit: int) -> tuple[list, str | None]:
+def split_page(found: list, limit: int | None) -> tuple[list, str | None]:
     """The page of rows a :func:`keyset` query found, and the cursor of the next page."""
-    return found[:limit], (str(found[limit - 1].id) if len(found) > limit else None)
+    if limit is None or len(found) <= limit:
+        return found, None
+    return found[:limit], str(found[limit - 1].id)
 
 
 def keyset_page(session, query, limit: int, cursor: str | None):

@@ -21,6 +21,8 @@ from coalition.services import periods as period_service
 from coalition.services import queries
 from coalition.services import settings as settings_service
 
+MAX_STATEMENT_ID = 2**31 - 1  # statement ids are INTEGER columns
+
 
 def canonical(document: dict) -> str:
     """The one serialisation that is stored, hashed and served."""
@@ -132,11 +134,11 @@ def list_statements(
     principal,
     period_id: str | None,
     partner_id: str | None,
-    limit: int,
+    limit: int | None,
     cursor: str | None,
 ) -> dict:
-    """A page of final statements in the order they were issued: period by period (a close
-    issues every earlier period's first), each period's by number."""
+    """Final statements in the order they were issued: period by period (a close issues
+    every earlier period's first), each period's by number; a page of ``limit``, or all."""
     partner_id = queries.visible_partner(principal, partner_id)
     query = select(models.Statement)
     if period_id is not None:
@@ -145,7 +147,8 @@ def list_statements(
         )
     if partner_id is not None:
         query = query.where(models.Statement.partner_id == partner_id)
-    found = list(session.scalars(queries.keyset(query, models.Statement.id, limit, cursor)))
+    by_id = queries.keyset(query, models.Statement.id, limit, cursor, max_id=MAX_STATEMENT_ID)
+    found = list(session.scalars(by_id))
     page, next_cursor = queries.split_page(found, limit)
     return {"items": [statement_document(row) for row in page], "next_cursor": next_cursor}
 

@@ -33,17 +33,21 @@ def expect(response, status: int = 201) -> dict:
     return response.get_json()
 
 
-def walk_pages(caller, path: str, field: str, limit: int, **query) -> list[list]:
-    """Every page of a cursor-paginated listing, each as its items' ``field``, first to last."""
+def walk_pages(caller, path: str, **query) -> list[list[dict]]:
+    """Every page of a cursor-paginated listing, first to last, as its items."""
     pages, cursor = [], None
     while True:
-        at = {"limit": limit, **query, **({"cursor": cursor} if cursor else {})}
-        page = expect(caller.get(path, query_string=at), 200)
-        pages.append([item[field] for item in page["items"]])
+        page = expect(caller.get(path, query_string={**query, **({"cursor": cursor} if cursor else {})}), 200)
+        pages.append(page["items"])
         cursor = page["next_cursor"]
         if not cursor:
             return pages
-        assert len(pages) < 100, "pagination does not end"
+        assert len(pages) < 1000, "pagination does not end"
+
+
+def every_item(caller, path: str, **query) -> list[dict]:
+    """The items of every page of a cursor-paginated listing."""
+    return [item for page in walk_pages(caller, path, **query) for item in page]
 
 
 def add_partner(operator, partner_id: str, currency: str = "RUB", category: str = "cafe", **fields) -> dict:

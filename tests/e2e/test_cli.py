@@ -180,16 +180,18 @@ def test_import_reads_excels_csv_utf8_with_its_byte_order_mark(cli, aroma, opera
     assert operator.get("/api/v1/members/карта-1/balance").get_json()["available"] == 10
 
 
+@pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
 def test_import_of_a_file_that_is_not_utf8_is_refused_before_posting_anything(
-    cli, aroma, operator, tmp_path
+    cli, aroma, operator, tmp_path, newline
 ):
     when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
     path = tmp_path / "latin1.csv"
-    path.write_bytes(
-        "external_id,type,partner_id,member_id,occurred_at,amount,currency\n"
-        f"l-1,earn,aroma,card-1,{when},100.00,RUB\n"
-        f"l-2,earn,aroma,José,{when},100.00,RUB\n".encode("latin-1")
-    )
+    path.write_bytes(newline.join([
+        "external_id,type,partner_id,member_id,occurred_at,amount,currency",
+        f"l-1,earn,aroma,card-1,{when},100.00,RUB",
+        f"l-2,earn,aroma,José,{when},100.00,RUB",
+        "",
+    ]).encode("latin-1"))
     result = CliRunner().invoke(main, ["import", str(path)])
     assert result.exit_code == 1
     assert f"Error: {path} is not UTF-8 text (invalid continuation byte, line 3)" in result.output
@@ -207,7 +209,7 @@ def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, 
         f"o-3,bonus,aroma,card-1,{when},,,٣,gift\n"  # line 4: an Arabic-Indic three, refused as in JSON
         f"o-4,bonus,aroma,card-1,{when},,,３,gift\n"  # line 5: a fullwidth three, likewise
         f"o-5,bonus,aroma,card-1,{when},,,3,gift\n"  # line 6: 3 points
-        f"o-6,bonus,aroma,card-1,{when},,,4\n",  # line 7: cut short of its reason
+        f"o-6,earn,aroma,card-1,{when},100.00,RUB\n",  # line 7: cut short of points and reason
         encoding="utf-8",
     )
     result = cli("import", str(path))
@@ -215,25 +217,31 @@ def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, 
     assert sorted(lines) == ["line 2", "line 3", "line 4", "line 5", "line 7"]
     assert "(cells past the header)" in lines["line 3"]
     assert "Not a valid integer" in lines["line 4"] and "Not a valid integer" in lines["line 5"]
-    assert "(columns of the header the row has no cell for)" in lines["line 7"]
+    assert lines["line 7"] == ("line 7: {'points': ['the row ends before this column'],"
+                               " 'reason': ['the row ends before this column']}")
     assert result.output.splitlines()[-1] == "1 created, 0 replayed, 5 failed"
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 3
 
 
-def test_a_row_may_leave_out_the_cells_of_unnamed_columns(cli, aroma, operator, tmp_path):
+def test_a_row_may_leave_out_the_cells_of_unnamed_columns_but_not_fill_them(cli, aroma, operator, tmp_path):
     # Excel's trailing ",," names no column: a row without those cells lacks nothing
     when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
     path = tmp_path / "excel.csv"
     path.write_text(
         "external_id,type,partner_id,member_id,occurred_at,points,reason,,\n"
-        f"x-1,bonus,aroma,card-1,{when},4,gift\n",
+        f"x-1,bonus,aroma,card-1,{when},4,gift\n"
+        f"x-2,bonus,aroma,card-1,{when},5,gift,surprise,\n",  # line 3: a cell under no name
         encoding="utf-8",
     )
     result = cli("import", str(path))
-    assert (result.exit_code, result.output.splitlines()[-1]) == (0, "1 created, 0 replayed, 0 failed")
+    (failure,) = [line for line in result.output.splitlines() if line.startswith("line ")]
+    assert failure.startswith("line 3:") and "(cells under a column with no name)" in failure
+    assert result.output.splitlines()[-1] == "1 created, 0 replayed, 1 failed"
+    assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 4
 
 
-@pytest.mark.parametrize("content", ["", "\n\n", "\ufeff"], ids=["empty", "blank lines", "a BOM alone"])
+@pytest.mark.parametrize("content", ["", "\n\n", "\ufeff", ",,\n"],
+                         ids=["empty", "blank lines", "a BOM alone", "no column named"])
 def test_import_of_a_file_without_a_header_row_is_refused(cli, tmp_path, content):
     # an export that wrote nothing has lost what it meant to hold
     path = tmp_path / "empty.csv"

@@ -50,6 +50,7 @@ from sqlalchemy import text
 
 from coalition import auth, create_app, database_of
 from tests.conftest import Caller, copy_of, days_ago
+from tests.e2e.helpers import every_item
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
@@ -369,7 +370,7 @@ def test_the_api_keys_table_holds_only_the_sha256_of_a_key(operator, database):
 def _b_secrets(world: World) -> set[str]:
     """Strings only B's data holds: its amounts, external ids, figures, statement number and hash."""
     operator = world.operator
-    b_transactions = _pages(operator, "/api/v1/transactions", partner_id=B)
+    b_transactions = every_item(operator, "/api/v1/transactions", partner_id=B)
     b_statement = world.statements[B]
     secrets = {t["amount"] for t in b_transactions if t["amount"]}
     secrets |= {t["external_id"] for t in b_transactions}
@@ -412,24 +413,13 @@ def _assert_no_b_secret(world: World, text: str, where: str, sent: frozenset = f
 
 
 def _b_transaction_ids(world: World) -> set[int]:
-    return {t["id"] for t in _pages(world.operator, "/api/v1/transactions", partner_id=B)}
-
-
-def _pages(caller, path: str, **query) -> list[dict]:
-    items, cursor = [], None
-    while True:
-        params = {**query, **({"cursor": cursor} if cursor else {})}
-        page = expect(caller.get(path, query_string=params), 200)
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return items
+    return {t["id"] for t in every_item(world.operator, "/api/v1/transactions", partner_id=B)}
 
 
 @pytest.mark.parametrize("principal", ["partner_a", "finance_a"])
 def test_transaction_list_without_filter_shows_only_a(world, principal):
     caller = world.caller(principal)
-    items = _pages(caller, "/api/v1/transactions")
+    items = every_item(caller, "/api/v1/transactions")
     assert {t["partner_id"] for t in items} == {A}
     assert sorted(t["external_id"] for t in items) == [
         "alpha-burn-1", "alpha-earn-1", "alpha-earn-2", "alpha-now"]
@@ -445,14 +435,14 @@ def test_transaction_list_filtered_for_b_is_403(world, principal):
 
 @pytest.mark.parametrize("principal", ["partner_a", "finance_a"])
 def test_transaction_list_by_a_member_shared_with_b_shows_only_a(world, principal):
-    items = _pages(world.caller(principal), "/api/v1/transactions", member_id="shared")
+    items = every_item(world.caller(principal), "/api/v1/transactions", member_id="shared")
     assert sorted(t["external_id"] for t in items) == ["alpha-burn-1", "alpha-earn-1", "alpha-now"]
     _assert_no_b_secret(world, json.dumps(items), "the member's transactions")
 
 
 @pytest.mark.parametrize("principal", ["partner_a", "finance_a"])
 def test_history_of_a_member_who_transacted_at_both_shows_only_a(world, principal):
-    items = _pages(world.caller(principal), "/api/v1/members/shared/history")
+    items = every_item(world.caller(principal), "/api/v1/members/shared/history")
     assert {item["partner_id"] for item in items} == {A}
     assert not {item["transaction_id"] for item in items} & _b_transaction_ids(world)
     assert sorted(item["points"] for item in items) == [-900, 12, 250]

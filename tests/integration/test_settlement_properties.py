@@ -26,6 +26,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tests.e2e.helpers import every_item
 from tests.e2e.settlement_world import add_partner, add_rate, expect, previous_month
 
 CENT = Decimal("0.01")
@@ -220,17 +221,6 @@ def _post_random_ledger(operator, book: Book, partners, later_coalition_wide, op
     return period_id
 
 
-def _transactions(operator, period_id: str) -> list[dict]:
-    items, cursor = [], None
-    while True:
-        query = {"period_id": period_id, "limit": 1000, **({"cursor": cursor} if cursor else {})}
-        page = expect(operator.get("/api/v1/transactions", query_string=query), 200)
-        items += page["items"]
-        cursor = page["next_cursor"]
-        if not cursor:
-            return items
-
-
 def _original(transactions: list[dict], transaction: dict) -> dict:
     """The burn a burn reversal reverses, the earn or bonus a return reverses; else itself."""
     if transaction["original_id"] is None:
@@ -288,7 +278,7 @@ def _settle(coalition: Coalition, partners, later, opening, operations):
     operator = coalition.operator
     period_id = _post_random_ledger(operator, coalition.book, partners, later, opening, operations)
     draft = expect(operator.get(f"/api/v1/settlements/{period_id}"), 200)
-    return draft, _transactions(operator, period_id)
+    return draft, every_item(operator, "/api/v1/transactions", period_id=period_id, limit=1000)
 
 
 @PROPERTY

@@ -92,7 +92,7 @@ export async function whoami() {
   return (await request("GET", "/console/whoami", { signingIn: true })).json();
 }
 
-/** Every item of a cursor-paginated listing (transactions, history, statements), up to `max` items. */
+/** Every item of a cursor-paginated listing (transactions, history), up to `max` items. */
 export async function pages(path, query = {}, max = 1000) {
   const items = [];
   let cursor = null;

@@ -280,11 +280,10 @@ export async function statements({ who, query, notify }) {
   // "all" is a choice the address keeps (an empty value is dropped from it); no choice is the newest closed period
   const periodId = query.period_id === "" ? ALL_PERIODS : query.period_id ?? closed[0]?.id ?? ALL_PERIODS;
   const partnerId = who.own_partner ? "" : query.partner_id ?? "";
-  const listed = await api.pages("/api/v1/statements", {
+  const items = (await api.get("/api/v1/statements", {
     period_id: periodId === ALL_PERIODS ? undefined : periodId,
     partner_id: partnerId,
-  });
-  const items = listed.items;
+  })).items;
   // newest period first, as on the periods page; a period's statements by number
   items.sort((a, b) => b.period_id.localeCompare(a.period_id) || a.number.localeCompare(b.number));
   const filters = form(
@@ -315,7 +314,6 @@ export async function statements({ who, query, notify }) {
       items,
       { empty: "No statements for this choice: statements are issued when a period is closed." },
     ),
-    listed.more ? h("p", { class: "hint" }, "Showing the first 1,000 statements issued: choose a period for the others.") : null,
   ];
 }
 
