@@ -193,7 +193,7 @@ class Statements(MethodView):
         return database().run(statements.list_statements, principal(), **query)
 
 
-@blp.route("/statements/<int(max=2147483647):statement_id>")
+@blp.route(f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>")
 class Statement(MethodView):
     @blp.response(200, StatementOut)
     def get(self, statement_id):
@@ -205,7 +205,7 @@ class Statement(MethodView):
 DOWNLOAD = {"type": "string", "format": "binary"}
 
 
-@blp.route("/statements/<int(max=2147483647):statement_id>/pdf")
+@blp.route(f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>/pdf")
 class StatementPdf(MethodView):
     @blp.response(200, DOWNLOAD, content_type="application/pdf")
     def get(self, statement_id):
@@ -214,7 +214,7 @@ class StatementPdf(MethodView):
         return _download(reports.render_pdf, document, "pdf", "application/pdf")
 
 
-@blp.route("/statements/<int(max=2147483647):statement_id>/csv")
+@blp.route(f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>/csv")
 class StatementCsv(MethodView):
     @blp.response(200, DOWNLOAD, content_type="text/csv")
     def get(self, statement_id):
