@@ -37,8 +37,14 @@ def holding_job_lock(database, job: str, work) -> None:
     with reaching():
         connection = database.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
     with connection:
-        with reaching():
-            locked = locks.try_hold_session(connection, locks.JOBS[job])
+        try:
+            with reaching():
+                locked = locks.try_hold_session(connection, locks.JOBS[job])
+        except Unavailable:
+            # broken: closed, not rolled back (a rollback on a socket psycopg has not yet
+            # seen closed fails on its own, and its error would hide this one)
+            connection.invalidate()
+            raise
         if not locked:
             log.info("%s skipped: another instance is running it", job)
             return

@@ -8,8 +8,10 @@ both with no SQLSTATE).
 
 import logging
 
+import psycopg
 import pytest
 from sqlalchemy import create_engine, event, func, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import make_url
 
 from coalition import auth, create_app, database_of, jobs
@@ -191,6 +193,29 @@ def test_a_job_finding_the_database_unavailable_logs_one_line_and_waits_for_its_
     assert record.getMessage().startswith(f"{job.__name__} skipped until its next run: the database")
     assert record.exc_info is None
     job(database)  # and it runs once the database is back
+
+
+@pytest.mark.parametrize("job", [jobs.run_expiry, jobs.run_auto_close], ids=lambda job: job.__name__)
+def test_a_job_lock_lost_with_its_connection_is_one_line_even_when_a_rollback_would_fail(
+        private, job, monkeypatch, caplog):
+    # the race CI once lost: the lock's query finds the socket closed before psycopg has
+    # marked the connection broken, and a rollback of it then fails on its own
+    _, _, database, _ = private
+
+    def socket_closed(connection, key):
+        connection.scalar(text("SELECT 1"))  # the connection is in use
+        raise OperationalError("SELECT pg_try_advisory_lock(%(key)s)", {"key": key},
+                               psycopg.OperationalError("connection socket closed"))
+
+    def rollback_fails(dbapi_connection):
+        raise psycopg.OperationalError("sending query failed: another command is already in progress")
+
+    monkeypatch.setattr(locks, "try_hold_session", socket_closed)
+    monkeypatch.setattr(database.engine.dialect, "do_rollback", rollback_fails)
+    with caplog.at_level(logging.WARNING, logger="coalition.jobs"):
+        job(database)
+    (record,) = [record for record in caplog.records if record.name == "coalition.jobs"]
+    assert record.getMessage().startswith(f"{job.__name__} skipped until its next run: the database")
 
 
 def test_a_job_failing_as_its_connection_breaks_fails_with_its_own_error_and_holds_no_lock(private, monkeypatch):
