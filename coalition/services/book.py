@@ -200,7 +200,7 @@ class Book:
         reverses_id: int | None = None,
     ) -> rows.Allocation:
         """Record a signed change of ``points`` that ``transaction`` (posted by the
-        redeemer) makes to ``lot``, and apply it to the lot.
+        redeemer) makes to ``lot``, one of the book's own rows, and apply it to the lot.
 
         Burns and burn reversals carry the redemption rate, so that settlement
         values pair lines with one GROUP BY over these rows.
@@ -217,13 +217,10 @@ class Book:
             reverses_id=reverses_id,
             period_id=transaction.period_id,
         )
-        self.allocations.setdefault(allocation.transaction_id, []).append(allocation)
-        if allocation.reverses_id is not None:
-            self.restored[allocation.reverses_id] = (
-                self.restored.get(allocation.reverses_id, 0) + allocation.points
-            )
-        lot = self.lots[allocation.lot_id]
-        lot.remaining += allocation.points
+        self.allocations.setdefault(transaction.id, []).append(allocation)
+        if reverses_id is not None:
+            self.restored[reverses_id] = self.restored.get(reverses_id, 0) + points
+        lot.remaining += points
         if lot.id not in self.new_lots:
             self.changed_lots.add(lot.id)
         self.new_rows.append(allocation)
