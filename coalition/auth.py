@@ -93,12 +93,17 @@ def authenticate(session, authorization: str | None) -> Principal:
     return principal_in(catalog.current(session), authorization)
 
 
-def principal_in(reference: catalog.Catalog, authorization: str | None) -> Principal:
-    """The principal for an ``Authorization: Bearer <key>`` header among a catalog's keys."""
+def bearer_key(authorization: str | None) -> str:
+    """The key of an ``Authorization: Bearer <key>`` header."""
     scheme, _, key = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not key.strip():
         raise Unauthenticated("missing bearer key")
-    row = reference.keys.get(hash_key(key.strip()))
+    return key.strip()
+
+
+def principal_in(reference: catalog.Catalog, authorization: str | None) -> Principal:
+    """The principal for an ``Authorization: Bearer <key>`` header among a catalog's keys."""
+    row = reference.keys.get(hash_key(bearer_key(authorization)))
     if row is None:
         raise Unauthenticated("unknown or revoked key")
     return Principal(row.id, row.role, row.partner_id)

@@ -191,6 +191,7 @@ class Api(flask_smorest.Api):
         super()._register_error_handlers()
         self._app.register_error_handler(CoalitionError, self.handle_domain_error)
         self._app.register_error_handler(Unavailable, self.handle_unavailable)
+        self._app.register_error_handler(auth.Unauthenticated, unauthenticated)
 
     def handle_http_exception(self, error: HTTPException):
         payload, code, headers = super().handle_http_exception(error)
@@ -255,10 +256,11 @@ def principal() -> auth.Principal:
     return g.principal
 
 
-def authenticate(authorization: str | None) -> auth.Principal:
+def authenticate(authorization: str | None, generation: int | None = None) -> auth.Principal:
     """The principal of an Authorization header: from this process's catalog when it is
-    current (one read outside any transaction), else read in a transaction."""
-    current = catalog.if_current(database())
+    current (at ``generation``, read by the view's own statement, or else known from
+    one read outside any transaction), else read in a transaction."""
+    current = catalog.if_current(database(), generation)
     if current is not None:
         return auth.principal_in(current, authorization)
     with database().transaction() as session:
@@ -286,24 +288,47 @@ def roles(*names: str):
     return declare
 
 
-def _roles_of_view() -> tuple[str, ...]:
-    """The roles the matched view declares, looked up as MethodView dispatches (HEAD runs GET)."""
+def reads_generation(view):
+    """Declare that a view reads the catalog's generation with its own statement and
+    then calls :func:`authenticate_at`: a lookup partners make before every
+    redemption saves the read authentication would make first. Only the key's
+    form is checked before the view runs, so a request without one reads nothing;
+    the view answers nothing before :func:`authenticate_at` has accepted the key.
+    Its roles are checked then too: for a view without a body, whose parsing
+    could reveal the schema to a key outside them (see :func:`roles`).
+    """
+    view.reads_generation = True
+    return view
+
+
+def authenticate_at(generation: int) -> None:
+    """Authenticate the request of a :func:`reads_generation` view, whose statement
+    read the catalog at ``generation``."""
+    _admit(authenticate(request.headers.get("Authorization"), generation))
+
+
+def _view_method():
+    """The matched view's method, looked up as MethodView dispatches (HEAD runs GET)."""
     view_class = getattr(current_app.view_functions.get(request.endpoint), "view_class", None)
     method = getattr(view_class, request.method.lower(), None)
     if method is None and request.method == "HEAD":
         method = getattr(view_class, "get", None)
-    return getattr(method, "roles", auth.ROLES)
+    return method
 
 
-def _authenticate():
+def _admit(who: auth.Principal) -> None:
+    who.require(*getattr(_view_method(), "roles", auth.ROLES))
+    g.principal = who
+
+
+def _authenticate() -> None:
     if not request.path.startswith("/api/v1/"):
-        return None
-    try:
-        g.principal = authenticate(request.headers.get("Authorization"))
-    except auth.Unauthenticated as error:
-        return unauthenticated(error)
-    g.principal.require(*_roles_of_view())
-    return None
+        return
+    authorization = request.headers.get("Authorization")
+    if getattr(_view_method(), "reads_generation", False):
+        auth.bearer_key(authorization)
+    else:
+        _admit(authenticate(authorization))
 
 
 def init_app(app) -> Api:

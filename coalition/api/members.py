@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 from flask.views import MethodView
 from marshmallow import Schema, fields
 
-from coalition.api import Blueprint, database, principal
+from coalition.api import Blueprint, authenticate_at, database, principal, reads_generation
 from coalition.api.pagination import PageArgs
+from coalition.domain.errors import NotFound
 from coalition.services import queries
 
 blp = Blueprint("members", __name__, url_prefix="/api/v1/members", description="Members")
@@ -50,10 +51,15 @@ class HistoryOut(Schema):
 
 @blp.route("/<member:member_id>/balance", merge_slashes=False)
 class Balance(MethodView):
+    @reads_generation
     @blp.response(200, BalanceOut)
     def get(self, member_id):
         """A member's available, pending and expiring points"""
-        return database().read(queries.balance, member_id, datetime.now(UTC))
+        balance, generation = database().read(queries.balance, member_id, datetime.now(UTC))
+        authenticate_at(generation)
+        if balance is None:
+            raise NotFound(f"no member {member_id!r}")
+        return balance
 
 
 @blp.route("/<member:member_id>/history", merge_slashes=False)

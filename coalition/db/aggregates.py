@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, case, exists, func, select, true, type_coerce
 
-from coalition.db.models import Allocation, Lot, Member, Transaction
+from coalition.db.models import Allocation, Lot, Member, Settings, Transaction
 from coalition.db.types import UTCDateTime
 from coalition.domain import lots as lots_domain
 from coalition.domain import totals as totals_domain
@@ -94,6 +94,7 @@ def _member_balance_query():
     at, horizon = bindparam("at", type_=UTCDateTime()), bindparam("horizon", type_=UTCDateTime())
     spendable = L.available_at <= at
     totals = select(
+        select(Settings.generation).scalar_subquery().label("generation"),
         exists().where(M.id == member).label("known"),
         select(func.coalesce(func.sum(L.points), 0))
         .where(L.member_id == member)
@@ -130,9 +131,11 @@ def _member_balance_query():
 MEMBER_BALANCE = _member_balance_query()
 
 
-def member_balance(connection, member_id: str, at: datetime) -> MemberBalance | None:
+def member_balance(connection, member_id: str, at: datetime) -> tuple[MemberBalance | None, int]:
     """:func:`coalition.domain.lots.balance` of the member's lots, summed by the database,
     with the lifetime totals, in one statement; None when there is no such member.
+    Beside it, the catalog's generation, read by the same statement so that the
+    lookup's authentication needs no read of its own (:mod:`coalition.services.catalog`).
 
     A member may hold hundreds of lots; this returns one row per date on which
     points expire within the horizon, plus one for the rest, instead of every
@@ -146,13 +149,13 @@ def member_balance(connection, member_id: str, at: datetime) -> MemberBalance | 
     ).all()
     first = result[0]
     if not first.known:
-        return None
+        return None, first.generation
     rows = [
         (row.expiring_on, int(row.available), int(row.pending))
         for row in result
         if row.available is not None  # the outer join's empty row: no live lots
     ]
-    return MemberBalance(
+    balance = MemberBalance(
         current=lots_domain.Balance(
             available=sum(available for _, available, _ in rows),
             pending=sum(pending for _, _, pending in rows),
@@ -168,3 +171,4 @@ def member_balance(connection, member_id: str, at: datetime) -> MemberBalance | 
         earned=int(first.earned),
         burned=-int(first.burned),
     )
+    return balance, first.generation

@@ -96,12 +96,15 @@ def adopt(session, generation: int) -> Catalog:
     return catalog
 
 
-def if_current(database) -> Catalog | None:
-    """This process's catalog if it is current, known from one read outside any transaction."""
+def if_current(database, generation: int | None = None) -> Catalog | None:
+    """This process's catalog if it is current: current at ``generation``, which the
+    caller read with a statement of its own, or else known from one read outside
+    any transaction."""
     cached = _cached.get(database.engine)
     if cached is None:
         return None
-    generation = database.peek(GENERATION_QUERY)
+    if generation is None:
+        generation = database.peek(GENERATION_QUERY)
     return cached if generation == cached.generation else None
 
 

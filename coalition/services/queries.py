@@ -155,11 +155,12 @@ def list_transactions(session, principal, filters: dict, limit: int, cursor: str
     return {"items": transaction_views(session, page), "next_cursor": next_cursor}
 
 
-def balance(session, member_id: str, now: datetime) -> dict:
-    """SPEC §6: available, pending, expiring within 90 days, lifetime figures, in one read."""
-    found = aggregates.member_balance(session.connection(), member_id, now)
+def balance(session, member_id: str, now: datetime) -> tuple[dict | None, int]:
+    """SPEC §6: available, pending, expiring within 90 days, lifetime figures, in one read
+    (None for an unknown member), and the catalog's generation it read beside them."""
+    found, generation = aggregates.member_balance(session.connection(), member_id, now)
     if found is None:
-        raise NotFound(f"no member {member_id!r}")
+        return None, generation
     return {
         "member_id": member_id,
         "available": found.current.available,
@@ -170,7 +171,7 @@ def balance(session, member_id: str, now: datetime) -> dict:
         "lifetime_earned": found.earned,
         "lifetime_burned": found.burned,
         "as_of": now,
-    }
+    }, generation
 
 
 def history(session, principal, member_id: str, limit: int, cursor: str | None) -> dict:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from coalition import auth
 from coalition.db import Database, models
@@ -89,3 +89,50 @@ def test_postings_leave_the_generation_alone_and_reference_changes_move_it(coali
     held = expect(earn(coalition, "e2", "m1", "100.00"))
     occurred, available = (datetime.fromisoformat(held[key]) for key in ("occurred_at", "available_at"))
     assert available - occurred == timedelta(days=2)
+
+
+# A balance lookup reads the catalog's generation with the balance itself
+# (members.Balance is a reads_generation view): the key is judged after that
+# statement, never on a copy older than it.
+
+
+def test_a_key_revoked_elsewhere_cannot_read_a_balance_on_the_next_request(coalition, make_key, elsewhere):
+    expect(earn(coalition, "e1", "m1", "100.00"))
+    finance = make_key("finance")
+    expect(finance.get("/api/v1/members/m1/balance"), 200)
+    key_id = elsewhere.run(lambda s: s.scalars(select(models.ApiKey.id).where(models.ApiKey.role == "finance")).one())
+    elsewhere.run(auth.revoke_key, key_id)
+    for member in ("m1", "nobody"):  # 401 before 404: an unknown member is no answer to a revoked key
+        refused = expect(finance.get(f"/api/v1/members/{member}/balance"), 401)
+        assert refused["message"] == "unknown or revoked key"
+
+
+def test_a_key_created_elsewhere_reads_a_balance_on_its_first_request(coalition, client, elsewhere):
+    expect(earn(coalition, "e1", "m1", "100.00"))
+    expect(coalition.get("/api/v1/members/m1/balance"), 200)  # this process's catalog is warm
+    _, key = elsewhere.run(lambda s: auth.create_key(s, "partner", "skyair"))
+    headers = {"Authorization": f"Bearer {key}"}
+    assert expect(client.get("/api/v1/members/m1/balance", headers=headers), 200)["available"] == 10
+    assert expect(client.get("/api/v1/members/m2/balance", headers=headers), 404)["message"] == "no member 'm2'"
+
+
+def test_a_balance_lookup_is_one_statement_and_a_lookup_without_a_key_none(coalition, database, client):
+    expect(earn(coalition, "e1", "m1", "100.00"))
+    expect(coalition.get("/api/v1/members/m1/balance"), 200)
+    sent = []
+
+    def count(connection, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        expect(coalition.get("/api/v1/members/m1/balance"), 200)
+        looked_up = list(sent)
+        sent.clear()
+        expect(client.get("/api/v1/members/m1/balance"), 401)
+        expect(client.get("/api/v1/members/m1/balance", headers={"Authorization": "Basic x"}), 401)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
+    ledger = [statement for statement in looked_up if not statement.startswith(("BEGIN", "COMMIT"))]
+    assert len(ledger) == 1 and "generation" in ledger[0]
+    assert sent == []

@@ -17,6 +17,7 @@ from sqlalchemy import event, insert
 
 from coalition.db import aggregates, models
 from coalition.domain import lots as lots_domain
+from coalition.services import catalog
 
 AT = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 OFFSETS = st.one_of(
@@ -56,14 +57,16 @@ def test_the_database_sums_a_balance_as_the_domain_rule_does(database, lots):
         transaction = connection.begin()
         try:
             written = _write(connection, lots)
-            summed = aggregates.member_balance(connection, "m-balance", AT)
-            stranger = aggregates.member_balance(connection, "m-nobody", AT)
+            summed, generation = aggregates.member_balance(connection, "m-balance", AT)
+            stranger, same_generation = aggregates.member_balance(connection, "m-nobody", AT)
+            stamped = connection.exec_driver_sql(catalog.GENERATION_QUERY).scalar_one()
         finally:
             transaction.rollback()
     assert summed.current == lots_domain.balance(written, AT)
     assert summed.earned == sum(lot.points for lot in written)
     assert summed.burned == 0
     assert stranger is None
+    assert generation == same_generation == stamped
 
 
 def _scans(plan: dict):
@@ -123,5 +126,7 @@ def test_a_balance_is_read_from_indexes_alone(database):
         finally:
             transaction.rollback()
     scans = set(_scans(plan["Plan"]))
-    assert {relation for _, relation in scans} == {"members", "lots", "transactions"}
-    assert {node for node, _ in scans} == {"Index Only Scan"}
+    ledger = {(node, relation) for node, relation in scans if relation != "settings"}
+    assert {relation for _, relation in ledger} == {"members", "lots", "transactions"}
+    assert {node for node, _ in ledger} == {"Index Only Scan"}
+    assert "settings" in {relation for _, relation in scans}  # its one row: the generation
