@@ -8,10 +8,12 @@ start, runs the scheduler (unless switched off) and serves with gunicorn.
 import itertools
 import os
 import signal
+import sys
 import time
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 import click
 from alembic.util import CommandError
@@ -47,6 +49,13 @@ def _database(*, upgrade=False, wait=0):
         raise click.ClickException(str(error)) from None
     except (ArgumentError, ImportError, ValueError) as error:  # not a URL, no dialect or driver
         raise click.ClickException(f"COALITION_DATABASE_URL cannot be used: {error}")
+    missing = _missing_file(database)
+    if missing is not None:  # said before SQLite creates it
+        if not upgrade:
+            database.dispose()
+            raise click.ClickException(_no_database(missing))
+        if missing.parent.is_dir():  # else opening it fails, and says so
+            click.echo(f"creating a new database at {missing}", err=True)
     try:
         _check_schema(database, upgrade, wait)
         yield database
@@ -54,6 +63,37 @@ def _database(*, upgrade=False, wait=0):
         raise click.ClickException(f"{error}; run the command again once it is back") from None
     finally:
         database.dispose()
+
+
+def _missing_file(database) -> Path | None:
+    """The SQLite file a command would create by opening it, None if it exists or the
+    database is a server's: a command run in another directory than the service would
+    otherwise work on a new, empty database of its own."""
+    path = _file(database)
+    return None if path is None or path.exists() else path
+
+
+def _no_database(path: Path) -> str:
+    if os.environ.get("COALITION_DATABASE_URL"):
+        return f"there is no database at {path} (COALITION_DATABASE_URL)"
+    return (
+        f"there is no database at {path}: without COALITION_DATABASE_URL, a command uses"
+        " coalition.sqlite3 in the directory it runs in; run it where `coalition serve` runs,"
+        " or set COALITION_DATABASE_URL"
+    )
+
+
+def _shown(database) -> str:
+    """Where a command works: the SQLite file, or the server's URL without its password."""
+    path = _file(database)
+    return database.engine.url.render_as_string(hide_password=True) if path is None else str(path)
+
+
+def _file(database) -> Path | None:
+    url = database.engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).resolve()
 
 
 def _check_schema(database, upgrade: bool, wait: float = 0) -> None:
@@ -64,7 +104,7 @@ def _check_schema(database, upgrade: bool, wait: float = 0) -> None:
     time, as containers are) is asked again every few seconds for that long,
     saying so once, before the command gives up.
     """
-    shown = database.engine.url.render_as_string(hide_password=True)
+    shown = _shown(database)
     deadline = time.monotonic() + wait
     for attempt in itertools.count():
         try:
@@ -159,7 +199,9 @@ def keys_create(role, partner_id, name):
             if error.field is None:
                 raise
             raise click.ClickException(_about_option(error.field, error.message)) from None
-    click.echo(f"created {role} key {row.id}; store it now, it is not shown again:")
+    click.echo(
+        f"created {role} key {row.id} in {_shown(database)}; store it now, it is not shown again:"
+    )
     click.echo(key)
 
 
@@ -284,13 +326,14 @@ def import_transactions(path, jobs):
         slices = iter(lambda: list(itertools.islice(numbered, IMPORT_SLICE)), [])
         posted = imports.post_file(database, jobs, slices, _requests)
         label = f"Importing {_count(total, 'row')}" + (f" in {jobs} processes" if jobs > 1 else "")
+        below_bar = "\n" if sys.stdout.isatty() else ""  # the bar is drawn on a terminal only
         try:
             with click.progressbar(length=total, label=label) as bar:
                 for rows, results in posted:
                     for (line, _), (outcome, detail) in zip(rows, results, strict=True):
                         counts[outcome] += 1
                         if detail is not None:
-                            click.echo(f"\nline {line}: {detail}", err=True)
+                            click.echo(f"{below_bar}line {line}: {detail}", err=True)
                     bar.update(len(rows))
         except (BrokenProcessPool, KeyboardInterrupt, Unavailable) as error:
             stopped = True

@@ -44,10 +44,7 @@ def count_rows(source, path, columns) -> int:
         # a file of something else would fail on every row, each saying so
         unknown = [name for name in named if name not in columns]
         if unknown:
-            raise _Unreadable(
-                f"the header names {', '.join(map(repr, unknown))}, which are no columns of a"
-                f" transaction ({', '.join(columns)})"
-            )
+            raise _Unreadable(_not_columns(unknown, columns))
         return sum(1 for _ in records)
     except UnicodeDecodeError as error:
         raise Invalid(
@@ -58,6 +55,17 @@ def count_rows(source, path, columns) -> int:
         raise Invalid(f"{path}: {error}; nothing was posted") from None
     except OSError as error:
         raise Invalid(f"{path} cannot be read: {error}") from None
+
+
+def _not_columns(unknown: list[str], columns: list[str]) -> str:
+    """Why a header naming ``unknown`` is refused, and, for a file whose columns a
+    spreadsheet separated otherwise (";" where the decimal mark is a comma), how."""
+    which = "which is not a column" if len(unknown) == 1 else "which are not columns"
+    said = f"the header names {', '.join(map(repr, unknown))}, {which} of a transaction ({', '.join(columns)})"
+    for separator, name in ((";", "semicolons"), ("\t", "tabs")):
+        if any(set(header.split(separator)) & set(columns) for header in unknown):
+            return f"{said}: its columns are separated by {name}; save it with commas"
+    return said
 
 
 def rows(source, path):

@@ -55,15 +55,21 @@ class Instant(fields.AwareDateTime):
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
             if not self.RFC_3339.fullmatch(value):
-                raise ValidationError(
-                    "must be an RFC 3339 instant with its offset, e.g. 2026-10-03T10:15:00+03:00"
-                )
+                raise ValidationError(self._refusal(value))
             value = value.upper()  # RFC 3339 allows "t" and "z", which Python does not read
         instant = super()._deserialize(value, attr, data, **kwargs)
         try:
             return instant.astimezone(UTC)
         except OverflowError:
             raise ValidationError("must be an instant between years 1 and 9999 in UTC") from None
+
+    def _refusal(self, value: str) -> str:
+        """Why ``value`` is no instant; a URL's query reads "+" as a space, so an offset
+        written ``+01:00`` in a query string arrives as `` 01:00``, and the answer says so."""
+        message = "must be an RFC 3339 instant with its offset, e.g. 2026-10-03T10:15:00+03:00"
+        if self.RFC_3339.fullmatch(value.replace(" ", "+")):
+            message += f"; {value!r} has a space where its offset's '+' goes: in a URL's query, send '+' as %2B"
+        return message
 
 
 class ExponentDecimal(Decimal):

@@ -64,7 +64,7 @@ def allocate(lots: list[Lot], points: int, at: datetime) -> list[Allocation]:
     )
     available = sum(lot.remaining for lot in spendable)
     if available < points:
-        raise InsufficientPoints(f"burn of {points} points but only {available} are available")
+        raise InsufficientPoints(_short_of(points, available, lots, at))
     allocations, wanted = [], points
     for lot in spendable:
         if wanted == 0:
@@ -73,6 +73,18 @@ def allocate(lots: list[Lot], points: int, at: datetime) -> list[Allocation]:
         allocations.append(Allocation(lot.id, lot.issuer_id, taken))
         wanted -= taken
     return allocations
+
+
+def _short_of(points: int, available: int, lots: list[Lot], at: datetime) -> str:
+    """Why a burn is refused, with the points still on hold: a cashier can tell the
+    member when they can spend them, where "only 0 are available" tells nothing."""
+    said = f"burn of {points} points but only {available} are available"
+    pending = [lot for lot in lots if lot.remaining > 0 and lot.pending_at(at)]
+    if not pending:
+        return said
+    first = min(lot.available_at for lot in pending)
+    held = sum(lot.remaining for lot in pending)
+    return f"{said}; {held} more are pending, the first of them spendable from {first.isoformat()}"
 
 
 @dataclass(frozen=True)

@@ -105,8 +105,15 @@ def text(value: Decimal | None) -> str | None:
 
 def check_currency(code: str, field: str = "currency") -> None:
     """Reject a code that is not a currency a business takes payment in (:func:`is_currency`)."""
-    if not is_currency(code):
-        raise Invalid(f"{code!r} is not an ISO 4217 currency", field=field)
+    if is_currency(code):
+        return
+    if code in numbers.list_currencies():
+        raise Invalid(
+            f"{code!r} is an ISO 4217 code but not a currency a business is paid in:"
+            " metals, funds and test codes are refused",
+            field=field,
+        )
+    raise Invalid(f"{code!r} is not an ISO 4217 currency", field=field)
 
 
 def check_places(amount: Decimal, currency: str, field: str = "amount") -> None:

@@ -212,5 +212,17 @@ def _reported(outcome) -> tuple[str, str | None]:
     """What an import reports of one row: created, replayed or failed, and why it failed."""
     if isinstance(outcome, ledger.Posting):
         return ("created" if outcome.created else "replayed"), None
-    detail = getattr(outcome, "messages", None) or getattr(outcome, "message", outcome)
-    return "failed", str(detail)
+    messages = getattr(outcome, "messages", None)
+    if messages is not None:
+        return "failed", fields_text(messages)
+    return "failed", str(getattr(outcome, "message", outcome))
+
+
+def fields_text(messages) -> str:
+    """A validation error's messages by field as an operator reads them in a terminal:
+    ``amount: Not a valid number.; currency: Missing data for required field.``."""
+    if isinstance(messages, dict):
+        return "; ".join(f"{field}: {fields_text(inner)}" for field, inner in messages.items())
+    if isinstance(messages, list):
+        return " ".join(fields_text(message) for message in messages)
+    return str(messages)

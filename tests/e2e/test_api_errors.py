@@ -554,6 +554,20 @@ def test_instant_filter_with_no_utc_form_is_422(coalition, path, parameter, inst
     assert parameter in assert_error(response, 422)["errors"]["query"]
 
 
+@pytest.mark.parametrize(("path", "parameter"), [("/api/v1/transactions", "from"), ("/api/v1/rates", "at")])
+def test_an_offset_whose_plus_a_query_string_read_as_a_space_is_named(coalition, path, parameter):
+    written = "2026-11-20T00:00:00+01:00"
+    response = coalition.get(f"{path}?{parameter}={written}")  # unencoded: '+' reads as a space
+    (message,) = assert_error(response, 422)["errors"]["query"][parameter]
+    assert message.endswith(
+        "; '2026-11-20T00:00:00 01:00' has a space where its offset's '+' goes:"
+        " in a URL's query, send '+' as %2B"
+    )
+    expect(coalition.get(f"{path}?{parameter}={written.replace('+', '%2B')}"), 200)
+    (other,) = assert_error(coalition.get(f"{path}?{parameter}=2026-11-20 00:00"), 422)["errors"]["query"][parameter]
+    assert "%2B" not in other
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [("get", "/api/v1/settlements/9999-12"), ("post", "/api/v1/settlements/9999-12/close"),

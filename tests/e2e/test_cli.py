@@ -217,8 +217,9 @@ def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, 
     assert sorted(lines) == ["line 2", "line 3", "line 4", "line 5", "line 7"]
     assert "(cells past the header)" in lines["line 3"]
     assert "Not a valid integer" in lines["line 4"] and "Not a valid integer" in lines["line 5"]
-    assert lines["line 7"] == ("line 7: {'points': ['the row ends before this column'],"
-                               " 'reason': ['the row ends before this column']}")
+    assert lines["line 7"] == ("line 7: points: the row ends before this column;"
+                               " reason: the row ends before this column")
+    assert "" not in result.output.splitlines()  # no blank line before each failure
     assert result.output.splitlines()[-1] == "1 created, 0 replayed, 5 failed"
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 3
 
@@ -616,6 +617,7 @@ def test_a_command_whose_database_goes_away_while_it_runs_says_so_in_one_line(da
 
 @pytest.mark.parametrize("args", [("close", "2026-10"), ("expire",), ("import", "FILE")], ids=repr)
 def test_a_command_on_a_database_without_the_schema_says_how_to_make_it(tmp_path, monkeypatch, args):
+    (tmp_path / "empty.sqlite3").touch()  # an SQLite database with nothing in it
     monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.sqlite3'}")
     path = tmp_path / "rows.csv"
     path.write_text("external_id,type\n", encoding="utf-8")
@@ -623,6 +625,38 @@ def test_a_command_on_a_database_without_the_schema_says_how_to_make_it(tmp_path
     assert result.exit_code == 1
     assert "run `coalition db upgrade` first" in result.stderr
     assert isinstance(result.exception, SystemExit)  # click's exit, no error escaping the command
+
+
+@pytest.mark.parametrize("args", [("close", "2026-10"), ("expire",), ("import", "FILE")], ids=repr)
+def test_a_command_run_where_there_is_no_database_says_where_it_looked_and_creates_none(tmp_path, monkeypatch,
+                                                                                          args):
+    # run outside the service's directory, it made an empty coalition.sqlite3 there and asked for an upgrade
+    monkeypatch.delenv("COALITION_DATABASE_URL", raising=False)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    path = tmp_path / "rows.csv"
+    path.write_text("external_id,type\n", encoding="utf-8")
+    result = CliRunner().invoke(main, [str(path) if arg == "FILE" else arg for arg in args])
+    assert (result.exit_code, result.stderr) == (1, (
+        f"Error: there is no database at {elsewhere / 'coalition.sqlite3'}: without COALITION_DATABASE_URL,"
+        " a command uses coalition.sqlite3 in the directory it runs in; run it where `coalition serve` runs,"
+        " or set COALITION_DATABASE_URL\n"))
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_keys_create_says_which_database_holds_the_key_and_when_it_made_that_database(tmp_path, monkeypatch):
+    monkeypatch.delenv("COALITION_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    file = tmp_path / "coalition.sqlite3"
+    first = CliRunner().invoke(main, ["keys", "create", "--role", "operator"])
+    second = CliRunner().invoke(main, ["keys", "create", "--role", "operator"])
+    assert first.stderr == f"creating a new database at {file}\n" and second.stderr == ""
+    for result in (first, second):
+        said, key = result.stdout.splitlines()
+        assert re.fullmatch(rf"created operator key key_[0-9a-f]{{12}} in {re.escape(str(file))}; store it now,"
+                            " it is not shown again:", said)
+        assert key.startswith(auth.KEY_PREFIX)
 
 
 @pytest.mark.postgres
@@ -712,7 +746,8 @@ def _url_cases(tmp_path):
     not_a_database.write_text("not a database", encoding="utf-8")
     return {
         "a file that is not a database": (
-            f"sqlite:///{not_a_database}", "Error: cannot open the database sqlite:///", "file is not a database"),
+            f"sqlite:///{not_a_database}", f"Error: cannot open the database {not_a_database}: ",
+            "file is not a database"),
         "a directory that does not exist": (
             f"sqlite:///{tmp_path / 'missing' / 'x.sqlite3'}", "Error: cannot open the database", "unable to open"),
         "a server that does not answer": (
@@ -732,6 +767,8 @@ def _url_cases(tmp_path):
 @pytest.mark.parametrize("args", [("db", "upgrade"), ("close", "2026-10"), ("demo",)], ids=" ".join)
 def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path, monkeypatch, case, args):
     url, message, detail = _url_cases(tmp_path)[case]
+    if case == "a directory that does not exist" and args[0] == "close":  # a command that creates no database
+        message, detail = "Error: there is no database at ", "x.sqlite3 (COALITION_DATABASE_URL)"
     monkeypatch.setenv("COALITION_DATABASE_URL", url)
     result = CliRunner().invoke(main, list(args))
     assert result.exit_code == 1
@@ -814,11 +851,30 @@ def test_a_header_naming_no_column_of_a_transaction_is_refused_before_posting(ar
     path.write_text(header + "\n" + f"d-1,earn,aroma,card-1,{_when()},100.00\n" * 3, encoding="utf-8")
     result = CliRunner().invoke(main, ["import", str(path)])
     unknown = [name for name in header.split(",") if name not in HEADER.split(",")]
+    which = "which is not a column" if len(unknown) == 1 else "which are not columns"
     assert result.exit_code == 1
     assert result.stderr.startswith(
-        f"Error: {path}: the header names {', '.join(map(repr, unknown))}, which are no columns of a transaction"
+        f"Error: {path}: the header names {', '.join(map(repr, unknown))}, {which} of a transaction"
         " (external_id, type, ")
     assert result.stderr.endswith("; nothing was posted\n") and result.stdout == ""
+    assert list_all(operator, partner_id="aroma") == []
+
+
+@pytest.mark.parametrize(("separator", "name"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_file_separated_otherwise_than_by_commas_is_refused_saying_so(aroma, operator, tmp_path, monkeypatch,
+                                                                        database_url, separator, name):
+    # a spreadsheet where the decimal mark is a comma saves "CSV" with semicolons
+    monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
+    path = tmp_path / "excel-de.csv"
+    header = separator.join(HEADER.strip().split(","))
+    path.write_text(f"{header}\n" + separator.join(["d-1", "earn", "aroma", "card-1", _when(), "100,00", "RUB"])
+                    + "\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["import", str(path)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        f"Error: {path}: the header names {header!r}, which is not a column of a transaction (external_id, type, ")
+    assert result.stderr.endswith(
+        f"): its columns are separated by {name}; save it with commas; nothing was posted\n")
     assert list_all(operator, partner_id="aroma") == []
 
 

@@ -121,6 +121,24 @@ def test_pending_lot_is_not_burnable():
         lots.allocate([pending], 10, NOW)
 
 
+def test_a_burn_refused_for_points_on_hold_says_how_many_and_from_when():
+    # 30 available; 100 + 20 on hold, the first from 2026-10-20 12:00 (earned 10-13, 7-day hold);
+    # an empty lot, and an expired one, are no one's pending points
+    given = [lot(1, 30), lot(2, 100, earned_days_ago=2, hold_days=14), lot(3, 20, earned_days_ago=2, hold_days=7),
+             lot(4, 0, points=50, earned_days_ago=1, hold_days=5), lot(5, 9, hold_days=60, expires_in_days=0)]
+    with pytest.raises(InsufficientPoints) as caught:
+        lots.allocate(given, 40, NOW)
+    assert caught.value.message == (
+        "burn of 40 points but only 30 are available; 120 more are pending,"
+        " the first of them spendable from 2026-10-20T12:00:00+00:00")
+
+
+def test_a_burn_refused_with_nothing_on_hold_says_only_what_is_available():
+    with pytest.raises(InsufficientPoints) as caught:
+        lots.allocate([lot(1, 30)], 40, NOW)
+    assert caught.value.message == "burn of 40 points but only 30 are available"
+
+
 def test_burn_skips_pending_lot_for_an_available_one():
     # The pending lot expires first but is not yet spendable.
     pending = lot(1, 100, earned_days_ago=2, hold_days=14, expires_in_days=50)

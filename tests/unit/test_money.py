@@ -71,6 +71,22 @@ def test_is_currency_refuses_unknown_code():
     assert not money.is_currency("QQQ")
 
 
+@pytest.mark.parametrize("code", ["XAU", "CLF", "XXX"])  # gold, a unit of account, "no currency"
+def test_a_code_iso_lists_but_no_one_is_paid_in_is_refused_as_such(code):
+    with pytest.raises(Invalid) as refused:
+        money.check_currency(code)
+    assert refused.value.message == (
+        f"'{code}' is an ISO 4217 code but not a currency a business is paid in:"
+        " metals, funds and test codes are refused"
+    )
+
+
+def test_a_code_iso_does_not_list_is_refused_as_not_iso_4217():
+    with pytest.raises(Invalid) as refused:
+        money.check_currency("QQQ")
+    assert refused.value.message == "'QQQ' is not an ISO 4217 currency"
+
+
 # check_places: the amount as written may not carry more decimals than the currency has.
 
 
