@@ -39,6 +39,15 @@ def register() -> None:
     )
 
 
+def draws(text: str, font: str = REGULAR) -> bool:
+    """Whether ``font`` has a glyph for every character of ``text``. Roboto covers
+    Latin, Greek and Cyrillic; a character it lacks (Arabic, Chinese, emoji …) is
+    drawn as nothing and extracts as a blank."""
+    register()
+    glyphs = pdfmetrics.getFont(font).face.charWidths
+    return all(ord(char) in glyphs for char in text)
+
+
 def _font_directory() -> str:
     """Return the folder holding the font-roboto TTFs.
 

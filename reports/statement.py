@@ -142,8 +142,9 @@ def render_pdf(statement: Mapping) -> bytes:
         return _render(statement)
 
 
-def _render(statement: Mapping) -> bytes:
+def _render(given: Mapping) -> bytes:
     fonts.register()
+    statement = _printable(given)
     buffer = io.BytesIO()
     document = BaseDocTemplate(
         buffer,
@@ -153,7 +154,7 @@ def _render(statement: Mapping) -> bytes:
         initialFontName=fonts.REGULAR,
         title=f"Settlement statement {statement['number']}",
         author=_coalition(statement),
-        subject=f"{statement['partner_name']}, period {statement['period_id']}",
+        subject=f"{given['partner_name']}, period {statement['period_id']}",  # not drawn: any name
         creator=f"{_coalition(statement)} settlement service",
     )
     story = [
@@ -554,19 +555,41 @@ def _counterparty_name(row: Mapping) -> Flowable:
     name does; a paragraph, which wraps, otherwise. A paragraph per name was
     a third of the time of rendering a statement of twenty counterparties.
     """
-    line = _Line(
-        [
-            (f"{_spaced(row['name'])} ", _CELL.fontName, _CELL.fontSize, _CELL.textColor),
-            (row["partner_id"], _CELL.fontName, _ID_SIZE, _MUTED),
+    name, partner_id = _spaced(row["name"]), row["partner_id"]
+    if name == partner_id:  # the id, standing in for a name the font cannot print
+        runs = [(partner_id, _CELL.fontName, _CELL.fontSize, _CELL.textColor)]
+        markup = escape(partner_id)
+    else:
+        runs = [
+            (f"{name} ", _CELL.fontName, _CELL.fontSize, _CELL.textColor),
+            (partner_id, _CELL.fontName, _ID_SIZE, _MUTED),
+        ]
+        small = f"<font size={_ID_SIZE} color='{_MUTED.hexval()}'>{escape(partner_id)}</font>"
+        markup = f"{escape(row['name'])} {small}"
+    line = _Line(runs, _CELL.leading)
+    return line if line.width <= _NAME_WIDTH else Paragraph(markup, _CELL)
+
+
+def _printable(statement: Mapping) -> Mapping:
+    """The statement with each partner's name as the page can print it.
+
+    A name the font has no glyphs for, in whole or in part, would print as
+    blanks ("   pays the coalition operator 0.16 KWD"), so the partner's id
+    stands in for it: the reader can still tell who pays whom. The JSON and
+    the CSV keep the name as written.
+    """
+
+    def legible(name: str, partner_id: str) -> str:
+        return name if fonts.draws(_spaced(name)) else partner_id
+
+    return {
+        **statement,
+        "partner_name": legible(statement["partner_name"], statement["partner_id"]),
+        "counterparties": [
+            {**row, "name": legible(row["name"], row["partner_id"])}
+            for row in statement["counterparties"]
         ],
-        _CELL.leading,
-    )
-    if line.width <= _NAME_WIDTH and line.drawable():
-        return line
-    partner_id = (
-        f"<font size={_ID_SIZE} color='{_MUTED.hexval()}'>{escape(row['partner_id'])}</font>"
-    )
-    return Paragraph(f"{escape(row['name'])} {partner_id}", _CELL)
+    }
 
 
 def _spaced(name: str) -> str:
@@ -586,15 +609,6 @@ class _Line(Flowable):
             for text, font, size, colour in runs
         ]
         self.width, self.height = sum(run[-1] for run in self.runs), leading
-
-    def drawable(self) -> bool:
-        """Every character has a glyph in its font. A missing one is measured as a
-        box but drawn as nothing, so the line would leave a gap a paragraph does not."""
-        return all(
-            ord(char) in pdfmetrics.getFont(font).face.charWidths
-            for text, font, *_ in self.runs
-            for char in text
-        )
 
     def wrap(self, available_width, available_height):
         return self.width, self.height

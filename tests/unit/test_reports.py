@@ -303,13 +303,23 @@ def test_a_name_just_too_wide_for_its_column_wraps_and_one_just_narrow_enough_do
     assert id_y < name_y  # the id wrapped onto a second line
 
 
-def test_a_name_with_characters_the_font_lacks_is_laid_out_as_a_paragraph():
-    # drawn on one line, each missing glyph would leave a box's width of blank before the id
-    from reports import statement
-
-    row = {"name": "汉字 Ltd", "partner_id": "p0"}
-    assert not isinstance(statement._counterparty_name(row), statement._Line)
-    assert isinstance(statement._counterparty_name({**row, "name": "Cafe Ltd"}), statement._Line)
+def test_a_name_the_font_cannot_print_is_printed_as_its_partners_id():
+    # Roboto has no Arabic, Chinese or emoji: such a name printed as blanks, and the summary
+    # read "    Gym   pays the coalition operator"; the JSON and CSV keep it, as does the PDF's subject
+    name = "نادي الكويت Gym 🏋️"
+    counterparty = {"partner_id": "p0", "name": "汉字 Ltd", "points_in": 0, "value_in": "0.00",
+                    "points_out": 10, "value_out": "0.10", "net": "-0.10"}
+    statement = make_statement(partner_id="gymkw", partner_name=name, counterparties=[counterparty])
+    statement["summary"] = {**statement["summary"], "net": "-0.10", "net_in_currency": "-9.09"}
+    pdf = render_pdf(statement)
+    first = pages_text(pdf)[0]
+    assert first.startswith("Coalition Settlement statement Statement for gymkw Partner ID gymkw")
+    assert "gymkw pays the coalition operator 9.09" in first
+    assert "Ltd" not in first and "Gym" not in first
+    table = [run[0] for run in text_runs(pdf) if run[0].strip() == "p0"]
+    assert len(table) == 2  # the chart's label, the table's name, and no second id in small print
+    assert pypdf.PdfReader(io.BytesIO(pdf)).metadata.subject == f"{name}, period 2026-10"
+    assert "Кофейня Арома pays" not in first and "Кофейня Арома" in summary_text(make_statement())
 
 
 def test_a_soft_hyphen_in_a_name_is_not_printed():
