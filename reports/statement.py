@@ -639,7 +639,7 @@ def _late_items(statement: Mapping) -> list[Flowable]:
             str(item["transaction_id"]),
             _p(item["external_id"], _CELL),
             item["type"],
-            _timestamp(item["occurred_at"]),
+            _timestamp(item["occurred_at"], statement.get("timezone")),
             _points(item["points"]),
             item["original_period_id"],
         ]
@@ -741,9 +741,13 @@ def _day(moment: datetime.datetime) -> str:
     return dates.format_date(moment.date(), "d MMMM y", locale="en")
 
 
-def _timestamp(value: str) -> str:
-    """A timestamp in its own offset, e.g. ``30 Sep 2026 23:10 UTC``."""
+def _timestamp(value: str, zone: str | None = None) -> str:
+    """A timestamp in the coalition's time zone, if named, else in its own offset, with
+    the offset, e.g. ``1 Oct 2026 01:10 UTC+02:00`` or ``30 Sep 2026 23:10 UTC``: a late
+    item reads in the local time its period's days are shown in."""
     moment = datetime.datetime.fromisoformat(value)
+    if zone is not None:
+        moment = moment.astimezone(ZoneInfo(zone))
     return (
         f"{dates.format_date(moment.date(), 'd MMM y', locale='en')} {moment:%H:%M} {_zone(moment)}"
     )

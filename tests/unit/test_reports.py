@@ -436,6 +436,17 @@ def test_period_is_shown_in_the_days_of_the_coalitions_time_zone():
     assert "21:00" not in text
 
 
+def test_a_late_item_is_shown_at_its_local_time_beside_local_days():
+    # 23:10 UTC on 30 September is 01:10 on 1 October in Berlin (summer time, UTC+02:00);
+    # 11:00 UTC on 25 October, hours after the clocks went back, is 12:00 (UTC+01:00)
+    late = make_statement()["late_items"][0]
+    items = [late, {**late, "transaction_id": 56, "occurred_at": "2026-10-25T11:00:00+00:00"}]
+    berlin = pages_text(render_pdf(make_statement(timezone="Europe/Berlin", late_items=items)))[-1]
+    assert "1 Oct 2026 01:10 UTC+02:00" in berlin and "25 Oct 2026 12:00 UTC+01:00" in berlin
+    assert "23:10" not in berlin
+    assert "30 Sep 2026 23:10 UTC" in pages_text(render_pdf(make_statement(late_items=items)))[-1]
+
+
 def test_period_in_utc_is_shown_as_days_without_naming_the_zone():
     text = summary_text(make_statement(timezone="UTC"))
 
