@@ -22,6 +22,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from coalition import auth, config, create_app, database_of, transaction_file
 from coalition.db import Unavailable, is_unavailable, migrate
 from coalition.domain.errors import CoalitionError
+from coalition.logs import quantity
 
 IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a time
 # rows from which an import posts in several processes by default: below, starting
@@ -233,7 +234,7 @@ def expire():
 
     with _database() as database:
         count = expiry.expire_all(database, datetime.now(UTC))
-    click.echo(f"expired {_count(count, 'lot')}")
+    click.echo(f"expired {quantity(count, 'lot')}")
 
 
 @main.command()
@@ -268,7 +269,7 @@ def close(period_id):
         result = database.run(settlement.close, period_id, datetime.now(UTC))
     netting = result["netting"]
     click.echo(
-        f"closed {result['period_id']}: {_count(len(result['partners']), 'statement')}, "
+        f"closed {result['period_id']}: {quantity(len(result['partners']), 'statement')}, "
         f"gross {netting['gross']} {result['base_currency']}, "
         f"multilateral net {netting['multilateral_net']}, payments saved {netting['payments_saved']}"
     )
@@ -325,7 +326,9 @@ def import_transactions(path, jobs):
         numbered = transaction_file.rows(source, path)  # then a slice at a time: files may be large
         slices = iter(lambda: list(itertools.islice(numbered, IMPORT_SLICE)), [])
         posted = imports.post_file(database, jobs, slices, _requests)
-        label = f"Importing {_count(total, 'row')}" + (f" in {jobs} processes" if jobs > 1 else "")
+        label = f"Importing {quantity(total, 'row')}" + (
+            f" in {jobs} processes" if jobs > 1 else ""
+        )
         below_bar = "\n" if sys.stdout.isatty() else ""  # the bar is drawn on a terminal only
         try:
             with click.progressbar(length=total, label=label) as bar:
@@ -351,10 +354,6 @@ def import_transactions(path, jobs):
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
     if counts["failed"] or stopped:
         raise SystemExit(1)
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}{'' if number == 1 else 's'}"
 
 
 @contextmanager
@@ -383,7 +382,9 @@ def _import_jobs(database, asked: int | None, total: int) -> int:
     if total < IMPORT_LANES_FROM:
         return 1
     usable = (
-        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
+        os.sched_getaffinity(0)
+        if hasattr(os, "sched_getaffinity")
+        else range(os.cpuquantity() or 1)
     )
     return min(len(usable), IMPORT_LANES_MAX)
 

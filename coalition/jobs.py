@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from coalition import database_of
 from coalition.db import Unavailable, locks, reaching
 from coalition.domain.errors import CoalitionError
+from coalition.logs import quantity
 from coalition.services import expiry, kpi_counts, settlement
 
 log = logging.getLogger(__name__)
@@ -76,7 +77,9 @@ def waiting_for_the_database(job):
 @waiting_for_the_database
 def run_expiry(database) -> None:
     def expire() -> None:
-        log.info("expiry: %d lots expired", expiry.expire_all(database, datetime.now(UTC)))
+        log.info(
+            "expiry: %s expired", quantity(expiry.expire_all(database, datetime.now(UTC)), "lot")
+        )
 
     holding_job_lock(database, "expiry", expire)
 
@@ -93,7 +96,7 @@ def run_auto_close(database) -> None:
             # the operator's to fix (a missing fx rate): one line at each check, not a traceback
             log.warning("auto-close refused, tried again at the next check: %s", refused.message)
         if counted := kpi_counts.keep_counts(database):
-            log.info("auto-close: counted and kept the KPIs of %d periods", counted)
+            log.info("auto-close: counted and kept the KPIs of %s", quantity(counted, "period"))
 
     holding_job_lock(database, "auto_close", close_and_count)
 

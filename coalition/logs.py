@@ -19,6 +19,11 @@ DATE_FORMAT = "%Y-%m-%d %H:%M:%S %z"
 QUIETER = ("apscheduler", "alembic")
 
 
+def quantity(number: int, noun: str) -> str:
+    """``1 lot``, ``2 lots``, ``1,000 lots``: a count as the log and the commands say it."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
 def configure() -> None:
     """Log INFO and above to standard error, timestamped; libraries' warnings only."""
     logging.basicConfig(level=logging.INFO, format=FORMAT, datefmt=DATE_FORMAT, force=True)

@@ -38,3 +38,8 @@ def test_the_interval_is_kept_on_a_clock_that_does_not_step_back(caplog):
         steady[0] += 60
         throttled.error("answered 503")
     assert len(caplog.records) == 2
+
+
+def test_a_quantity_is_said_in_the_singular_for_one_alone():
+    assert [logs.quantity(n, "period") for n in (0, 1, 2, 1000)] == [
+        "0 periods", "1 period", "2 periods", "1,000 periods"]
