@@ -48,7 +48,8 @@ class DecimalJSONParser(FlaskParser):
     malformed JSON (400), where webargs would read it as no body.
 
     Every body the parser cannot read is malformed JSON (400) in the one
-    shape webargs gives a JSONDecodeError: also one nested deeper than the
+    shape webargs gives a JSONDecodeError: also an object naming a key twice
+    (which reader's value would count?), one nested deeper than the
     decoder recurses (RecursionError), an integer longer than int() reads
     (ValueError past 4,300 digits) and a number whose exponent Decimal cannot
     hold (``1e99999999999999999999``: InvalidOperation), which webargs would
@@ -90,7 +91,11 @@ class DecimalJSONParser(FlaskParser):
         if _blank(data):
             self._handle_invalid_json_error(unreadable("it is empty"), req)
         try:
-            return json.loads(data, parse_float=read_number, parse_constant=reject)
+            return json.loads(
+                data, parse_float=read_number, parse_constant=reject, object_pairs_hook=_one_each
+            )
+        except KeyTwice as error:
+            raise unreadable(str(error)) from None
         except json.JSONDecodeError as error:
             if _blank(error.doc.encode()):  # a byte order mark (and spaces): no JSON text
                 self._handle_invalid_json_error(unreadable("it is empty"), req)
@@ -116,6 +121,24 @@ class DecimalJSONParser(FlaskParser):
             message=f"the body cannot be read as JSON: {error.msg}{at}",
             messages={"json": ["Invalid JSON body."]},
         )
+
+
+class KeyTwice(Exception):
+    """A JSON object naming one key twice."""
+
+
+def _one_each(pairs: list[tuple]) -> dict:
+    """A JSON object as a dict, refusing one that names a key twice: Python keeps the
+    last value, another reader (a proxy, the partner's own log) may keep the first,
+    and a posting must mean one thing (I-JSON, RFC 7493, asks for unique names)."""
+    read = dict(pairs)
+    if len(read) < len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise KeyTwice(f"the key {key!r} appears twice in one object")
+            seen.add(key)
+    return read
 
 
 def refuse_malformed_body() -> None:

@@ -73,6 +73,20 @@ def test_malformed_json_is_400_saying_what_is_wrong_and_where(coalition):
     assert body["errors"] == {"json": ["Invalid JSON body."]}
 
 
+@pytest.mark.parametrize("path", ["/api/v1/transactions", "/api/v1/transactions/batch"])
+def test_a_key_given_twice_in_one_object_is_400_and_posts_nothing(coalition, path):
+    # the last "amount" won: 5000.00 RUB posted where a reader keeping the first saw 100.00
+    earn_text = ('{"external_id": "t1", "type": "earn", "partner_id": "aroma", "member_id": "m1",'
+                 f' "occurred_at": "{days_ago(1)}", "amount": "100.00", "currency": "RUB", "amount": "5000.00"}}')
+    text = earn_text if path.endswith("transactions") else f'{{"transactions": [{earn_text}]}}'
+    body = assert_error(raw_post(coalition, path, text), 400)
+    assert body["message"] == "the body cannot be read as JSON: the key 'amount' appears twice in one object"
+    assert list_all(coalition) == []
+    apart = '{"transactions": [{"external_id": "a"}, {"external_id": "b"}]}'  # once in each of two objects
+    results = expect(raw_post(coalition, "/api/v1/transactions/batch", apart), 200)["results"]
+    assert [result["status"] for result in results] == [422, 422]  # read, then refused item by item
+
+
 def without_message(body: dict) -> dict:
     """An error body but for its message, which names what is wrong with each body."""
     return {key: value for key, value in body.items() if key != "message"}
