@@ -382,9 +382,7 @@ def _import_jobs(database, asked: int | None, total: int) -> int:
     if total < IMPORT_LANES_FROM:
         return 1
     usable = (
-        os.sched_getaffinity(0)
-        if hasattr(os, "sched_getaffinity")
-        else range(os.cpuquantity() or 1)
+        os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else range(os.cpu_count() or 1)
     )
     return min(len(usable), IMPORT_LANES_MAX)
 

@@ -116,6 +116,18 @@ def test_import_posts_each_row_and_a_rerun_replays(cli, aroma, operator, tmp_pat
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 15
 
 
+@pytest.mark.parametrize(("cpus", "jobs"), [(None, 1), (3, 3), (64, cli_module.IMPORT_LANES_MAX)])
+def test_import_counts_the_cpus_where_the_system_cannot_say_which_it_may_use(monkeypatch, cpus, jobs):
+    # macOS has no sched_getaffinity: os.cpu_count() is what there is (None when unknown)
+    monkeypatch.delattr("os.sched_getaffinity", raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: cpus)
+
+    class Server:
+        dialect = "postgresql"
+
+    assert cli_module._import_jobs(Server(), None, cli_module.IMPORT_LANES_FROM) == jobs
+
+
 def test_import_uses_a_process_per_cpu_from_a_file_size_and_one_on_sqlite(
     cli, aroma, database, tmp_path, monkeypatch
 ):
