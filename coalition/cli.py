@@ -91,8 +91,12 @@ def _shown(database) -> str:
 
 
 def _file(database) -> Path | None:
+    """The file of an SQLite database named by its path; None for a server, memory, or
+    a ``file:`` URI, whose path and options SQLite reads itself."""
     url = database.engine.url
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if url.query.get("uri") == "true" or url.database.startswith("file:"):
         return None
     return Path(url.database).resolve()
 
@@ -329,7 +333,8 @@ def import_transactions(path, jobs):
         label = f"Importing {quantity(total, 'row')}" + (
             f" in {jobs} processes" if jobs > 1 else ""
         )
-        below_bar = "\n" if sys.stdout.isatty() else ""  # the bar is drawn on a terminal only
+        # the bar is drawn on a terminal only; an error shown there starts below it
+        below_bar = "\n" if sys.stdout.isatty() and sys.stderr.isatty() else ""
         try:
             with click.progressbar(length=total, label=label) as bar:
                 for rows, results in posted:

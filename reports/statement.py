@@ -153,9 +153,10 @@ def _render(given: Mapping) -> bytes:
         invariant=1,
         initialFontName=fonts.REGULAR,
         title=f"Settlement statement {statement['number']}",
-        author=_coalition(statement),
-        subject=f"{given['partner_name']}, period {statement['period_id']}",  # not drawn: any name
-        creator=f"{_coalition(statement)} settlement service",
+        # the document's properties are not drawn: names as written, whatever their script
+        author=_coalition(given),
+        subject=f"{given['partner_name']}, period {statement['period_id']}",
+        creator=f"{_coalition(given)} settlement service",
     )
     story = [
         *_header(statement),
@@ -576,7 +577,7 @@ def _printable(statement: Mapping) -> Mapping:
     A name the font has no glyphs for, in whole or in part, would print as
     blanks ("   pays the coalition operator 0.16 KWD"), so the partner's id
     stands in for it: the reader can still tell who pays whom. The JSON and
-    the CSV keep the name as written.
+    the CSV keep the name as written, and so does the document's subject.
     """
 
     def legible(name: str, partner_id: str) -> str:
@@ -584,6 +585,8 @@ def _printable(statement: Mapping) -> Mapping:
 
     return {
         **statement,
+        # the operator's own name, which no id stands in for, falls back to "Coalition"
+        "coalition_name": legible(_coalition(statement), "Coalition"),
         "partner_name": legible(statement["partner_name"], statement["partner_id"]),
         "counterparties": [
             {**row, "name": legible(row["name"], row["partner_id"])}

@@ -68,7 +68,10 @@ class Instant(fields.AwareDateTime):
         written ``+01:00`` in a query string arrives as `` 01:00``, and the answer says so."""
         message = "must be an RFC 3339 instant with its offset, e.g. 2026-10-03T10:15:00+03:00"
         if self.RFC_3339.fullmatch(value.replace(" ", "+")):
-            message += f"; {value!r} has a space where its offset's '+' goes: in a URL's query, send '+' as %2B"
+            message += (
+                f"; {value!r} has a space where its offset's '+' goes"
+                " (a URL's query reads '+' as a space: send it there as %2B)"
+            )
         return message
 
 

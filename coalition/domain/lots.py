@@ -79,7 +79,12 @@ def _short_of(points: int, available: int, lots: list[Lot], at: datetime) -> str
     """Why a burn is refused, with the points still on hold: a cashier can tell the
     member when they can spend them, where "only 0 are available" tells nothing."""
     said = f"burn of {points} points but only {available} are available"
-    pending = [lot for lot in lots if lot.remaining > 0 and lot.pending_at(at)]
+    # held now, and spendable before they expire: a hold longer than the lot lives never ends
+    pending = [
+        lot
+        for lot in lots
+        if lot.remaining > 0 and lot.pending_at(at) and lot.available_at < lot.expires_at
+    ]
     if not pending:
         return said
     first = min(lot.available_at for lot in pending)

@@ -39,11 +39,27 @@ def is_currency(code: str) -> bool:
     return code in _legal_tender()
 
 
+# ISO 4217 codes of no one's money: metals, bond-market and drawing-right units,
+# funds codes, the test code and "no currency". Babel knows them; they are refused
+# as such, where another code Babel lacks in any territory (CNH) is no ISO code.
+NOT_MONEY = frozenset(
+    {
+        *("XAU", "XAG", "XPD", "XPT"),  # metals
+        *("XBA", "XBB", "XBC", "XBD", "XDR", "XSU", "XUA"),  # units of account
+        *("BOV", "CHE", "CHW", "CLF", "COU", "MXV", "USN", "UYI", "UYW"),  # funds codes
+        *("XTS", "XXX"),  # testing, no currency
+    }
+)
+# in use, and in ISO 4217, but in no territory of Babel's CLDR data yet:
+# Venezuela's digital bolívar (2021)
+IN_USE_SINCE_CLDR = frozenset({"VED"})
+
+
 @functools.cache
 def _legal_tender() -> frozenset[str]:
     territories = core.get_global("territory_currencies")
     ever = {"start_date": date(1, 1, 1), "end_date": date(9999, 12, 31)}
-    return frozenset(
+    return IN_USE_SINCE_CLDR | frozenset(
         code
         for territory in territories
         for code in numbers.get_territory_currencies(territory, **ever)
@@ -107,7 +123,7 @@ def check_currency(code: str, field: str = "currency") -> None:
     """Reject a code that is not a currency a business takes payment in (:func:`is_currency`)."""
     if is_currency(code):
         return
-    if code in numbers.list_currencies():
+    if code in NOT_MONEY:
         raise Invalid(
             f"{code!r} is an ISO 4217 code but not a currency a business is paid in:"
             " metals, funds and test codes are refused",

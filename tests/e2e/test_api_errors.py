@@ -574,8 +574,8 @@ def test_an_offset_whose_plus_a_query_string_read_as_a_space_is_named(coalition,
     response = coalition.get(f"{path}?{parameter}={written}")  # unencoded: '+' reads as a space
     (message,) = assert_error(response, 422)["errors"]["query"][parameter]
     assert message.endswith(
-        "; '2026-11-20T00:00:00 01:00' has a space where its offset's '+' goes:"
-        " in a URL's query, send '+' as %2B"
+        "; '2026-11-20T00:00:00 01:00' has a space where its offset's '+' goes"
+        " (a URL's query reads '+' as a space: send it there as %2B)"
     )
     expect(coalition.get(f"{path}?{parameter}={written.replace('+', '%2B')}"), 200)
     (other,) = assert_error(coalition.get(f"{path}?{parameter}=2026-11-20 00:00"), 422)["errors"]["query"][parameter]

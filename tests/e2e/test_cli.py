@@ -657,6 +657,16 @@ def test_a_command_run_where_there_is_no_database_says_where_it_looked_and_creat
     assert list(elsewhere.iterdir()) == []
 
 
+def test_a_database_named_by_an_sqlite_file_uri_is_opened_as_sqlite_reads_it(tmp_path, monkeypatch):
+    # the path of a file: URI is SQLite's to read; taken as a file name, it was "no database"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COALITION_DATABASE_URL", "sqlite:///file:uri.sqlite3?mode=rwc&uri=true")
+    assert CliRunner().invoke(main, ["db", "upgrade"]).stderr == ""
+    result = CliRunner().invoke(main, ["expire"])
+    assert (result.exit_code, result.stdout) == (0, "expired 0 lots\n")
+    assert (tmp_path / "uri.sqlite3").is_file()
+
+
 def test_keys_create_says_which_database_holds_the_key_and_when_it_made_that_database(tmp_path, monkeypatch):
     monkeypatch.delenv("COALITION_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)

@@ -123,9 +123,10 @@ def test_pending_lot_is_not_burnable():
 
 def test_a_burn_refused_for_points_on_hold_says_how_many_and_from_when():
     # 30 available; 100 + 20 on hold, the first from 2026-10-20 12:00 (earned 10-13, 7-day hold);
-    # an empty lot, and an expired one, are no one's pending points
+    # an empty lot, an expired one and one whose hold ends after it expires are no one's pending points
     given = [lot(1, 30), lot(2, 100, earned_days_ago=2, hold_days=14), lot(3, 20, earned_days_ago=2, hold_days=7),
-             lot(4, 0, points=50, earned_days_ago=1, hold_days=5), lot(5, 9, hold_days=60, expires_in_days=0)]
+             lot(4, 0, points=50, earned_days_ago=1, hold_days=5), lot(5, 9, hold_days=60, expires_in_days=0),
+             lot(6, 7, earned_days_ago=1, hold_days=400, expires_in_days=364)]  # its hold outlives it
     with pytest.raises(InsufficientPoints) as caught:
         lots.allocate(given, 40, NOW)
     assert caught.value.message == (

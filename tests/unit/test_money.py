@@ -81,10 +81,25 @@ def test_a_code_iso_lists_but_no_one_is_paid_in_is_refused_as_such(code):
     )
 
 
-def test_a_code_iso_does_not_list_is_refused_as_not_iso_4217():
+@pytest.mark.parametrize("code", ["QQQ", "CNH"])  # CNH: the offshore yuan, a market's name, not ISO's
+def test_a_code_iso_does_not_list_is_refused_as_not_iso_4217(code):
     with pytest.raises(Invalid) as refused:
-        money.check_currency("QQQ")
-    assert refused.value.message == "'QQQ' is not an ISO 4217 currency"
+        money.check_currency(code)
+    assert refused.value.message == f"'{code}' is not an ISO 4217 currency"
+
+
+def test_the_digital_bolivar_is_a_currency_with_two_decimals():
+    # ISO 4217 since 2021, legal tender in Venezuela, in no territory of Babel's CLDR data
+    money.check_currency("VED")
+    assert money.exponent("VED") == 2
+
+
+def test_every_code_babel_knows_is_either_money_or_named_as_no_ones():
+    # a code Babel lists but finds in no territory is refused: as no one's money when ISO
+    # lists it so, else as no ISO code (historic and market codes Babel keeps)
+    known = set(numbers.list_currencies())
+    assert money.NOT_MONEY <= known
+    assert not money.NOT_MONEY & {code for code in known if money.is_currency(code)}
 
 
 # check_places: the amount as written may not carry more decimals than the currency has.

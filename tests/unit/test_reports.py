@@ -322,6 +322,12 @@ def test_a_name_the_font_cannot_print_is_printed_as_its_partners_id():
     assert "Кофейня Арома pays" not in first and "Кофейня Арома" in summary_text(make_statement())
 
 
+def test_an_operator_name_the_font_cannot_print_is_printed_as_coalition():
+    pdf = render_pdf(make_statement(coalition_name="تحالف النقاط"))
+    assert pages_text(pdf)[0].startswith("Coalition Settlement statement Statement for Кофейня Арома")
+    assert pypdf.PdfReader(io.BytesIO(pdf)).metadata.author == "تحالف النقاط"
+
+
 def test_a_soft_hyphen_in_a_name_is_not_printed():
     runs = text_runs(render_pdf(make_statement(counterparties=[
         {"partner_id": "p0", "name": "Soft\xadhyphen", "points_in": 1, "value_in": "1.00",
