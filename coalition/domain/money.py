@@ -126,7 +126,7 @@ def check_currency(code: str, field: str = "currency") -> None:
     if code in NOT_MONEY:
         raise Invalid(
             f"{code!r} is an ISO 4217 code but not a currency a business is paid in:"
-            " metals, funds and test codes are refused",
+            " metals, units of account, funds and test codes are refused",
             field=field,
         )
     raise Invalid(f"{code!r} is not an ISO 4217 currency", field=field)

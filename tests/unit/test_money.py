@@ -77,7 +77,7 @@ def test_a_code_iso_lists_but_no_one_is_paid_in_is_refused_as_such(code):
         money.check_currency(code)
     assert refused.value.message == (
         f"'{code}' is an ISO 4217 code but not a currency a business is paid in:"
-        " metals, funds and test codes are refused"
+        " metals, units of account, funds and test codes are refused"
     )
 
 
