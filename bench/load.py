@@ -517,7 +517,7 @@ def statement_to_render(database, period_id: str) -> dict:
         Principal("bench", "operator"),
         period_id,
         partner_id=None,
-        limit=1000,  # one page holds every partner's: a few dozen
+        limit=None,
         cursor=None,
     )
     return max(

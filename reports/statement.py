@@ -577,7 +577,7 @@ def _printable(statement: Mapping) -> Mapping:
     A name the font has no glyphs for, in whole or in part, would print as
     blanks ("   pays the coalition operator 0.16 KWD"), so the partner's id
     stands in for it: the reader can still tell who pays whom. The JSON and
-    the CSV keep the name as written, and so does the document's subject.
+    the CSV keep the name as written, and so do the document's properties.
     """
 
     def legible(name: str, partner_id: str) -> str:

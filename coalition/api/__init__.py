@@ -94,7 +94,7 @@ class DecimalJSONParser(FlaskParser):
             return json.loads(
                 data, parse_float=read_number, parse_constant=reject, object_pairs_hook=_one_each
             )
-        except KeyTwice as error:
+        except _KeyTwice as error:
             raise unreadable(str(error)) from None
         except json.JSONDecodeError as error:
             if _blank(error.doc.encode()):  # a byte order mark (and spaces): no JSON text
@@ -123,7 +123,7 @@ class DecimalJSONParser(FlaskParser):
         )
 
 
-class KeyTwice(Exception):
+class _KeyTwice(Exception):
     """A JSON object naming one key twice."""
 
 
@@ -136,7 +136,7 @@ def _one_each(pairs: list[tuple]) -> dict:
         seen = set()
         for key, _ in pairs:
             if key in seen:
-                raise KeyTwice(f"the key {key!r} appears twice in one object")
+                raise _KeyTwice(f"the key {key!r} appears twice in one object")
             seen.add(key)
     return read
 

@@ -214,15 +214,15 @@ def _reported(outcome) -> tuple[str, str | None]:
         return ("created" if outcome.created else "replayed"), None
     messages = getattr(outcome, "messages", None)
     if messages is not None:
-        return "failed", fields_text(messages)
+        return "failed", _fields_text(messages)
     return "failed", str(getattr(outcome, "message", outcome))
 
 
-def fields_text(messages) -> str:
+def _fields_text(messages) -> str:
     """A validation error's messages by field as an operator reads them in a terminal:
     ``amount: Not a valid number.; currency: Missing data for required field.``."""
     if isinstance(messages, dict):
-        return "; ".join(f"{field}: {fields_text(inner)}" for field, inner in messages.items())
+        return "; ".join(f"{field}: {_fields_text(inner)}" for field, inner in messages.items())
     if isinstance(messages, list):
-        return " ".join(fields_text(message) for message in messages)
+        return " ".join(_fields_text(message) for message in messages)
     return str(messages)
