@@ -193,21 +193,27 @@ class Statements(MethodView):
         return database().run(statements.list_statements, principal(), **query)
 
 
+# a file's bytes, documented as such (the views answer a Response, which nothing dumps)
+DOWNLOAD = {"type": "string", "format": "binary"}
+NOT_MODIFIED = blp.alt_response(304, description="The client holds it already (If-None-Match)")
+
+
 @blp.route(f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>")
 class Statement(MethodView):
     @blp.response(200, StatementOut)
+    @NOT_MODIFIED
     def get(self, statement_id):
-        """One final statement as JSON"""
-        return database().run(statements.get_statement, principal(), statement_id)
-
-
-# a file's bytes, documented as such (the views answer a Response, which nothing dumps)
-DOWNLOAD = {"type": "string", "format": "binary"}
+        """One final statement as JSON (its hash is the ETag, as for the PDF and CSV)"""
+        document = database().run(statements.get_statement, principal(), statement_id)
+        if _held(document):
+            return _not_modified(document)
+        return document, {"ETag": f'"{document["sha256"]}"'}
 
 
 @blp.route(f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>/pdf")
 class StatementPdf(MethodView):
     @blp.response(200, DOWNLOAD, content_type="application/pdf")
+    @NOT_MODIFIED
     def get(self, statement_id):
         """The statement as PDF (the same bytes on every download)"""
         document = database().run(statements.get_statement, principal(), statement_id)
@@ -217,6 +223,7 @@ class StatementPdf(MethodView):
 @blp.route(f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>/csv")
 class StatementCsv(MethodView):
     @blp.response(200, DOWNLOAD, content_type="text/csv")
+    @NOT_MODIFIED
     def get(self, statement_id):
         """The statement as CSV"""
         document = database().run(statements.get_statement, principal(), statement_id)
@@ -228,16 +235,26 @@ def _download(render, document: dict, extension: str, content_type: str) -> Resp
     holds it (``If-None-Match``) gets 304 Not Modified, before anything is rendered.
     ``content_type`` is sent as given (a text/* ``mimetype`` would get a second charset
     from werkzeug)."""
-    if request.if_none_match.contains_weak(document["sha256"]):
-        response = Response(status=304)
-    else:
-        # a slug, but one stored before ids were matched whole may end in a newline
-        partner = re.sub(r"[^a-z0-9-]", "_", document["partner_id"])
-        filename = f"coalition-statement-{document['number']}-{partner}.{extension}"
-        response = Response(
-            render(document),
-            content_type=content_type,
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
+    if _held(document):
+        return _not_modified(document)
+    # a slug, but one stored before ids were matched whole may end in a newline
+    partner = re.sub(r"[^a-z0-9-]", "_", document["partner_id"])
+    filename = f"coalition-statement-{document['number']}-{partner}.{extension}"
+    response = Response(
+        render(document),
+        content_type=content_type,
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+    response.set_etag(document["sha256"])
+    return response
+
+
+def _held(document: dict) -> bool:
+    """Whether the client already holds this statement (``If-None-Match`` names its hash)."""
+    return request.if_none_match.contains_weak(document["sha256"])
+
+
+def _not_modified(document: dict) -> Response:
+    response = Response(status=304)
     response.set_etag(document["sha256"])
     return response

@@ -130,15 +130,15 @@ def test_csv_content_type_and_attachment_filename(operator, aroma_statement):
     assert filename.endswith(".csv") and aroma_statement["number"] in filename
 
 
-@pytest.mark.parametrize("document", ["pdf", "csv"])
+@pytest.mark.parametrize("document", ["", "/pdf", "/csv"])
 def test_a_download_is_tagged_with_the_statement_hash_as_an_etag(operator, aroma_statement, document):
-    response = operator.get(f"/api/v1/statements/{aroma_statement['id']}/{document}")
+    response = operator.get(f"/api/v1/statements/{aroma_statement['id']}{document}")
     assert response.headers["ETag"] == f'"{aroma_statement["sha256"]}"'  # RFC 9110: quoted
 
 
-@pytest.mark.parametrize("document", ["pdf", "csv"])
+@pytest.mark.parametrize("document", ["", "/pdf", "/csv"])
 def test_a_client_holding_the_download_gets_304_and_a_stale_one_the_bytes(operator, aroma_statement, document):
-    path = f"/api/v1/statements/{aroma_statement['id']}/{document}"
+    path = f"/api/v1/statements/{aroma_statement['id']}{document}"
     full = operator.get(path)
     held = operator.client.get(path, headers={**operator.headers, "If-None-Match": full.headers["ETag"]})
     assert (held.status_code, held.data, held.headers["ETag"]) == (304, b"", f'"{aroma_statement["sha256"]}"')
@@ -171,3 +171,9 @@ def test_csv_lists_each_counterparty_with_its_values(operator, aroma_statement):
     skyair = [row for row in rows if row and row[0] == "skyair"]
     assert len(skyair) == 1
     assert {"2345", "23.45", "67", "0.67", "22.78"} <= set(skyair[0])
+
+
+def test_the_openapi_document_says_each_statement_read_may_answer_304(client):
+    paths = client.get("/api/openapi.json").get_json()["paths"]
+    for suffix in ("", "/pdf", "/csv"):
+        assert "304" in paths[f"/api/v1/statements/{{statement_id}}{suffix}"]["get"]["responses"], suffix
