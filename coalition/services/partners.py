@@ -43,11 +43,8 @@ def update(session, partner_id: str, fields: dict) -> models.Partner:
         periods.lock_calendar(session, exclusive=True)
     partner = get(session, partner_id)
     _check(fields)
-    if (
-        partner_id == OPERATOR_PARTNER
-        and fields.get("currency", partner.currency) != partner.currency
-    ):
-        raise Conflict("the coalition partner settles in the base currency")
+    if partner_id == OPERATOR_PARTNER:
+        _refuse_operator_change(partner, fields)
     if (
         "currency" in fields
         and fields["currency"] != partner.currency
@@ -57,6 +54,18 @@ def update(session, partner_id: str, fields: dict) -> models.Partner:
     for field, value in fields.items():
         setattr(partner, field, value)
     return partner
+
+
+def _refuse_operator_change(operator: models.Partner, fields: dict) -> None:
+    """The operator's own partner settles in the base currency and is never suspended:
+    suspended, it could issue no bonus, and no operator key could post one for it."""
+    if fields.get("currency", operator.currency) != operator.currency:
+        raise Conflict("the coalition partner settles in the base currency")
+    if fields.get("status", "active") != "active":
+        raise Invalid(
+            "the coalition partner is the operator itself and cannot be suspended",
+            field="status",
+        )
 
 
 def _has_transactions(session, partner_id: str) -> bool:

@@ -257,6 +257,19 @@ def test_reactivated_partner_may_post_again(operator):
     expect(earn(operator, "t1", "m1", "100.00"))
 
 
+def test_the_operators_own_partner_cannot_be_suspended_and_still_issues_bonuses(operator):
+    setup_coalition(operator)
+    response = operator.patch("/api/v1/partners/coalition", json={"status": "suspended"})
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["json"]["status"] == [
+        "the coalition partner is the operator itself and cannot be suspended"
+    ]
+    assert expect(operator.get("/api/v1/partners/coalition"), 200)["status"] == "active"
+    bonus = {"external_id": "b1", "type": "bonus", "partner_id": "coalition", "member_id": "m1",
+             "occurred_at": days_ago(1), "points": 50, "reason": "goodwill"}
+    assert expect(operator.post("/api/v1/transactions", json=bonus), 201)["points"] == 50
+
+
 def test_suspending_one_partner_does_not_affect_another(operator):
     setup_coalition(operator)
     expect(operator.patch("/api/v1/partners/aroma", json={"status": "suspended"}), 200)
