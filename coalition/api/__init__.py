@@ -9,8 +9,9 @@ schema. Domain errors become the JSON body of SPEC §10 in
 import json
 import logging
 from decimal import Decimal
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
+import apispec
 import flask_smorest
 import marshmallow
 import swagger_ui_bundle
@@ -197,14 +198,118 @@ def member_id_schema(converter: MemberId) -> dict:
     }
 
 
-class Blueprint(flask_smorest.Blueprint):
-    ARGUMENTS_PARSER = DecimalJSONParser()
-
-
 class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
     reason = marshmallow.fields.String(
         metadata={"description": "Machine-readable reason of a domain error"}
     )
+
+
+class SharedError(NamedTuple):
+    """An error answer that many operations give alike: described once, as a response
+    component of the OpenAPI document (:func:`init_app`), which each operation that may
+    give it names (a ``$ref``) rather than repeating it.
+
+    Attributes:
+        status: the HTTP status.
+        name: the component's name under ``components/responses``.
+        description: what the answer means, naming its ``reason`` where it has one.
+        headers: the answer's headers worth documenting, as OpenAPI header objects.
+    """
+
+    status: int
+    name: str
+    description: str
+    headers: dict | None = None
+
+
+UNAUTHENTICATED = SharedError(
+    401,
+    "UNAUTHENTICATED",
+    "unauthenticated: no bearer key, or one that is unknown or revoked (SPEC §4)",
+    {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+)
+DATABASE_UNAVAILABLE = SharedError(
+    503,
+    "DATABASE_UNAVAILABLE",
+    "database_unavailable: the service cannot reach its database; ask again after"
+    " Retry-After seconds (a transaction posted again answers as a replay if it was written)",
+    {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+)
+MALFORMED_JSON = SharedError(
+    400,
+    "MALFORMED_JSON",
+    "The body cannot be read as JSON: malformed, empty, an object naming a key twice,"
+    " a number that cannot be read, or a body that could not be received",
+)
+NOT_JSON = SharedError(415, "NOT_JSON", "A body not sent as application/json")
+SHARED_ERRORS = (UNAUTHENTICATED, DATABASE_UNAVAILABLE, MALFORMED_JSON, NOT_JSON)
+
+
+class Blueprint(flask_smorest.Blueprint):
+    """A blueprint of ``/api/v1``, whose OpenAPI document lists each operation's errors.
+
+    What every operation may answer is declared here once: 401 (each request is
+    authenticated before its view runs, :func:`_authenticate`) and 503 (each reads
+    the database), on every view :meth:`route` registers; 400 and 415 on every view
+    that reads a JSON body (:meth:`arguments`). A view declares the others itself
+    with :meth:`alt_response`, whose schema for an error is the error format of
+    SPEC §10. Each goes through flask-smorest's public decorators.
+    """
+
+    ARGUMENTS_PARSER = DecimalJSONParser()
+
+    def route(self, rule, **options):
+        register = super().route(rule, **options)
+
+        def decorator(view):
+            if isinstance(view, type):  # a MethodView: each of its operations
+                for method in view.methods:
+                    name = method.lower()
+                    setattr(
+                        view,
+                        name,
+                        self.declares(UNAUTHENTICATED, DATABASE_UNAVAILABLE)(getattr(view, name)),
+                    )
+            else:
+                view = self.declares(UNAUTHENTICATED, DATABASE_UNAVAILABLE)(view)
+            return register(view)
+
+        return decorator
+
+    def arguments(self, schema, *, location="json", **kwargs):
+        parse = super().arguments(schema, location=location, **kwargs)
+        if location != "json":
+            return parse
+        return lambda view: self.declares(MALFORMED_JSON, NOT_JSON)(parse(view))
+
+    def alt_response(self, status_code, response=None, *, schema=None, **kwargs):
+        """flask-smorest's, an error's schema being :class:`ErrorSchema` unless given."""
+        if response is None and schema is None and int(status_code) >= 400:
+            schema = ErrorSchema
+        return super().alt_response(status_code, response, schema=schema, **kwargs)
+
+    def declares(self, *errors: SharedError):
+        """Declare that a view may give these shared answers, named by reference."""
+
+        def declare(view):
+            for error in errors:
+                view = self.alt_response(error.status, error.name)(view)
+            return view
+
+        return declare
+
+
+class ResponsesInOrder(apispec.BasePlugin):
+    """Lists each operation's responses by status, ``default`` last, as a reader looks for
+    them: flask-smorest lists them in the order its decorators ran, from the view out."""
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for operation in (operations or {}).values():
+            responses = operation.get("responses")
+            if responses:
+                operation["responses"] = dict(
+                    sorted(responses.items(), key=lambda item: (item[0] == "default", str(item[0])))
+                )
 
 
 class Api(flask_smorest.Api):
@@ -373,8 +478,20 @@ def init_app(app) -> Api:
     app.config.setdefault("OPENAPI_JSON_PATH", "openapi.json")
     app.config.setdefault("OPENAPI_SWAGGER_UI_PATH", "/docs")
     app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/api/swagger-ui/")
-    api = Api(app, spec_kwargs={"security": [{"bearer": []}]})
+    api = Api(
+        app,
+        spec_kwargs={"security": [{"bearer": []}], "extra_plugins": [ResponsesInOrder()]},
+    )
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    for error in SHARED_ERRORS:
+        api.spec.components.response(
+            error.name,
+            {
+                "description": error.description,
+                "content": {"application/json": {"schema": ErrorSchema}},
+                **({"headers": error.headers} if error.headers else {}),
+            },
+        )
     api.register_field(DecimalString, "string", "decimal")
     app.url_map.converters["member"] = MemberId
     api.register_converter(MemberId, member_id_schema)

@@ -4,7 +4,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition import auth
-from coalition.api import Blueprint, database, refuse_malformed_body, roles
+from coalition.api import MALFORMED_JSON, Blueprint, database, refuse_malformed_body, roles
 from coalition.api.fields import PartnerId, Text
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1/keys", description="API keys")
@@ -29,6 +29,7 @@ class Keys(MethodView):
     @roles("operator")
     @blp.arguments(KeyIn)
     @blp.response(201, KeyOut)
+    @blp.alt_response(403, description="forbidden: a finance or partner key")
     def post(self, body):
         """Create a key"""
 
@@ -49,6 +50,9 @@ class Keys(MethodView):
 class Key(MethodView):
     @roles("operator")
     @blp.response(204)
+    @blp.alt_response(403, description="forbidden: a finance or partner key")
+    @blp.alt_response(404, description="not_found: no key with this id")
+    @blp.declares(MALFORMED_JSON)
     def delete(self, key_id):
         """Revoke a key"""
         refuse_malformed_body()

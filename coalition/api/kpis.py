@@ -100,6 +100,14 @@ class KpiReport(Schema):
 class Kpis(MethodView):
     @blp.arguments(KpiQuery, location="query")
     @blp.response(200, KpiReport)
+    @blp.alt_response(
+        403, description="forbidden: a key bound to a partner asking for another partner_id"
+    )
+    @blp.alt_response(
+        404,
+        description="not_found: no partner with this partner_id, or a period_id outside the"
+        " periods GET /periods lists",
+    )
     def get(self, query):
         """Programme KPIs of a period, or of the latest periods (a partner key sees only its own)"""
         return database().run(kpis.report, principal(), datetime.now(UTC), **query)

@@ -53,6 +53,7 @@ class HistoryOut(Schema):
 class Balance(MethodView):
     @reads_generation
     @blp.response(200, BalanceOut)
+    @blp.alt_response(404, description="not_found: no member with this id")
     def get(self, member_id):
         """A member's available, pending and expiring points"""
         balance, generation = database().read(queries.balance, member_id, datetime.now(UTC))
@@ -66,6 +67,7 @@ class Balance(MethodView):
 class History(MethodView):
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, HistoryOut)
+    @blp.alt_response(404, description="not_found: no member with this id")
     def get(self, page, member_id):
         """Every points movement of a member (a partner key sees its own)"""
         return database().run(

@@ -32,6 +32,7 @@ class PartnerPatch(PartnerSchema):
 class Partners(MethodView):
     @roles("operator", "finance")
     @blp.response(200, PartnerSchema(many=True))
+    @blp.alt_response(403, description="forbidden: a partner key")
     def get(self):
         """List partners"""
         return database().run(partners.all_partners)
@@ -39,6 +40,8 @@ class Partners(MethodView):
     @roles("operator")
     @blp.arguments(PartnerSchema)
     @blp.response(201, PartnerSchema)
+    @blp.alt_response(403, description="forbidden: a finance or partner key")
+    @blp.alt_response(409, description="duplicate_partner: a partner has this id already")
     def post(self, body):
         """Add a partner"""
         return database().run(partners.create, body)
@@ -48,6 +51,8 @@ class Partners(MethodView):
 class Partner(MethodView):
     @roles("operator", "finance")
     @blp.response(200, PartnerSchema)
+    @blp.alt_response(403, description="forbidden: a partner key")
+    @blp.alt_response(404, description="not_found: no partner with this id")
     def get(self, partner_id):
         """Read a partner"""
         return database().run(partners.get, partner_id)
@@ -55,6 +60,13 @@ class Partner(MethodView):
     @roles("operator")
     @blp.arguments(PartnerPatch)
     @blp.response(200, PartnerSchema)
+    @blp.alt_response(403, description="forbidden: a finance or partner key")
+    @blp.alt_response(404, description="not_found: no partner with this id")
+    @blp.alt_response(
+        409,
+        description="conflict: a new currency for a partner with transactions,"
+        " or for the coalition partner (it settles in the base currency)",
+    )
     def patch(self, changes, partner_id):
         """Change a partner's name, category, currency, hold days or status"""
         return database().run(partners.update, partner_id, changes)

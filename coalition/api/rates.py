@@ -56,6 +56,7 @@ class Rates(MethodView):
     @roles("operator", "finance")
     @blp.arguments(RateQuery, location="query")
     @blp.response(200, RateOut(many=True))
+    @blp.alt_response(403, description="forbidden: a partner key")
     def get(self, query):
         """List rate versions (with ``at``: those in force then)"""
         return database().run(rates.listing, **query)
@@ -63,6 +64,8 @@ class Rates(MethodView):
     @roles("operator")
     @blp.arguments(RateIn)
     @blp.response(201, RateOut)
+    @blp.alt_response(403, description="forbidden: a finance or partner key")
+    @blp.alt_response(409, description="period_closed: effective_from falls in a closed period")
     def post(self, body):
         """Add a rate version"""
         return database().run(rates.create, body)

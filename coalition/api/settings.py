@@ -28,6 +28,7 @@ class SettingsSchema(Schema):
 class Settings(MethodView):
     @roles("operator", "finance")
     @blp.response(200, SettingsSchema)
+    @blp.alt_response(403, description="forbidden: a partner key")
     def get(self):
         """Read the settings"""
         return database().run(settings_service.load)
@@ -35,6 +36,12 @@ class Settings(MethodView):
     @roles("operator")
     @blp.arguments(SettingsSchema)
     @blp.response(200, SettingsSchema)
+    @blp.alt_response(403, description="forbidden: a finance or partner key")
+    @blp.alt_response(
+        409,
+        description="conflict: base_currency, timezone or period changed once a transaction"
+        " exists or a period has been closed",
+    )
     def put(self, changes):
         """Change the settings (only the fields given)"""
         return database().run(settings_service.update, changes)

@@ -8,7 +8,14 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 import reports
-from coalition.api import Blueprint, database, principal, refuse_malformed_body, roles
+from coalition.api import (
+    MALFORMED_JSON,
+    Blueprint,
+    database,
+    principal,
+    refuse_malformed_body,
+    roles,
+)
 from coalition.api.fields import Money, PartnerId, Text
 from coalition.api.pagination import MAX_PAGE, PageArgs
 from coalition.services import periods, settlement, statements
@@ -169,6 +176,16 @@ class Periods(MethodView):
 class Settlement(MethodView):
     @roles("operator", "finance")
     @blp.response(200, SettlementOut)
+    @blp.alt_response(
+        403,
+        description="forbidden: a partner key, or a finance key bound to a partner"
+        " (it reads that partner's statements)",
+    )
+    @blp.alt_response(
+        404,
+        description="not_found: the period has not begun, or precedes the first closed period",
+    )
+    @blp.alt_response(422, description="invalid: not a period id of the coalition's calendar")
     def get(self, period_id):
         """A period's settlement: final once closed, a live draft while open"""
         return database().run(settlement.get, principal(), period_id, datetime.now(UTC))
@@ -178,6 +195,19 @@ class Settlement(MethodView):
 class Close(MethodView):
     @roles("operator")
     @blp.response(200, SettlementOut)
+    @blp.alt_response(403, description="forbidden: a finance or partner key")
+    @blp.alt_response(
+        404,
+        description="not_found: the period precedes the first closed period, or (before any"
+        " close) ended before every transaction and beyond the backdating limit",
+    )
+    @blp.alt_response(
+        409,
+        description="period_open: the period has not ended; no_rate: a partner's currency"
+        " has no fx rate at the period's end",
+    )
+    @blp.alt_response(422, description="invalid: not a period id of the coalition's calendar")
+    @blp.declares(MALFORMED_JSON)
     def post(self, period_id):
         """Close the period (and earlier open ones) and issue final statements"""
         refuse_malformed_body()
@@ -188,6 +218,9 @@ class Close(MethodView):
 class Statements(MethodView):
     @blp.arguments(StatementQuery, location="query")
     @blp.response(200, StatementList)
+    @blp.alt_response(
+        403, description="forbidden: a key bound to a partner filtering on another partner_id"
+    )
     def get(self, query):
         """Final statements in issue order, all or a page at a time (a partner key sees its own)"""
         return database().run(statements.list_statements, principal(), **query)
@@ -196,12 +229,16 @@ class Statements(MethodView):
 # a file's bytes, documented as such (the views answer a Response, which nothing dumps)
 DOWNLOAD = {"type": "string", "format": "binary"}
 NOT_MODIFIED = blp.alt_response(304, description="The client holds it already (If-None-Match)")
+NO_STATEMENT = blp.alt_response(
+    404, description="not_found: no statement with this id, or another partner's"
+)
 
 
 @blp.route(f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>")
 class Statement(MethodView):
     @blp.response(200, StatementOut)
     @NOT_MODIFIED
+    @NO_STATEMENT
     def get(self, statement_id):
         """One final statement as JSON (its hash is the ETag, as for the PDF and CSV)"""
         document = database().run(statements.get_statement, principal(), statement_id)
@@ -214,6 +251,7 @@ class Statement(MethodView):
 class StatementPdf(MethodView):
     @blp.response(200, DOWNLOAD, content_type="application/pdf")
     @NOT_MODIFIED
+    @NO_STATEMENT
     def get(self, statement_id):
         """The statement as PDF (the same bytes on every download)"""
         document = database().run(statements.get_statement, principal(), statement_id)
@@ -224,6 +262,7 @@ class StatementPdf(MethodView):
 class StatementCsv(MethodView):
     @blp.response(200, DOWNLOAD, content_type="text/csv")
     @NOT_MODIFIED
+    @NO_STATEMENT
     def get(self, statement_id):
         """The statement as CSV"""
         document = database().run(statements.get_statement, principal(), statement_id)

@@ -200,12 +200,22 @@ class Transactions(MethodView):
     @blp.arguments(TRANSACTION_IN, description=_fields_by_type())
     @blp.response(201, TransactionOut)
     @blp.alt_response(200, schema=TransactionOut, description="A replay: the original transaction")
+    @blp.alt_response(
+        403, description="forbidden: a finance key, or a partner key naming another partner"
+    )
+    @blp.alt_response(
+        409,
+        description="idempotency_conflict: this external_id was posted with another body",
+    )
     def post(self, request):
         """Post a transaction"""
         return post_one(request)
 
     @blp.arguments(TransactionQuery, location="query")
     @blp.response(200, TransactionPage)
+    @blp.alt_response(
+        403, description="forbidden: a key bound to a partner filtering on another partner_id"
+    )
     def get(self, query):
         """List transactions, oldest first, with a cursor"""
         limit, cursor = query.pop("limit"), query.pop("cursor")
@@ -219,6 +229,10 @@ class Batch(MethodView):
     @roles("operator", "partner")
     @blp.arguments(BatchIn)
     @blp.response(200, BatchOut)
+    @blp.alt_response(
+        403,
+        description="forbidden: a finance key (an item's own refusal is in its result)",
+    )
     def post(self, body):
         """Post up to 1000 transactions, each as if posted alone, in order"""
         who = principal()
@@ -250,6 +264,9 @@ def _result(index: int, outcome) -> dict:
 @blp.route("/<int(max=9223372036854775807):transaction_id>")  # BIGINT
 class Transaction(MethodView):
     @blp.response(200, TransactionOut)
+    @blp.alt_response(
+        404, description="not_found: no transaction with this id, or another partner's"
+    )
     def get(self, transaction_id):
         """Read a transaction"""
         return database().run(queries.get_transaction, principal(), transaction_id)
