@@ -5,6 +5,7 @@ test instead of becoming a 500, so a test here fails loudly either way.
 """
 
 import json
+import re
 import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,6 +17,7 @@ from sqlalchemy.engine import make_url
 from coalition import MAX_BODY_BYTES, create_app, database_of
 from coalition.db import migrate, models
 from tests.conftest import POSTGRES_URL, Caller, days_ago, empty_database
+from tests.e2e import test_role_matrix as role_matrix
 from tests.e2e.helpers import (
     add_rate,
     balance,
@@ -941,3 +943,155 @@ def test_malformed_json_sent_to_a_key_revocation_is_400_and_revokes_nothing(coal
     assert finance.get("/api/v1/settings").status_code == 200
     assert coalition.delete(f"/api/v1/keys/{made['id']}", data="{}", content_type="application/json").status_code == 204
     assert finance.get("/api/v1/settings").status_code == 401
+
+
+# --- the OpenAPI document lists the errors each operation answers ------------------------
+
+
+def _template(document: dict, method: str, path: str) -> str:
+    """The path template of the document's operation that serves ``method path``."""
+    path = path.split("?")[0].format(period="2026-01")
+    for template, operations in document["paths"].items():
+        pattern = "[^/]+".join(re.escape(part) for part in re.split(r"\{[^}]+\}", template))
+        if re.fullmatch(pattern, path) and method in operations:
+            return template
+    raise AssertionError(f"no operation for {method.upper()} {path} in the OpenAPI document")
+
+
+def _described(document: dict, response: dict) -> dict:
+    """A response of the document, its reference to components/responses followed."""
+    ref = response.get("$ref", "")
+    return document["components"]["responses"][ref.rsplit("/", 1)[1]] if ref else response
+
+
+def _key(coalition, role: str, partner_id: str | None = None) -> Caller:
+    return Caller(coalition.client, expect(coalition.post("/api/v1/keys", json={"role": role, "partner_id": partner_id}))["key"])
+
+
+def _earned_last_month(coalition) -> str:
+    """An earn at aroma (RUB) last month, whose id is returned, and nothing else: RUB has no fx rate."""
+    last_month = (datetime.now(UTC).replace(day=1) - timedelta(days=1)).replace(hour=12)
+    expect(coalition.post("/api/v1/transactions", json=earn_body(occurred_at=last_month.isoformat())))
+    return last_month.strftime("%Y-%m")
+
+
+def _closed_last_month(coalition) -> str:
+    period = _closable_period(coalition)
+    expect(coalition.post(f"/api/v1/settlements/{period}/close"), 200)
+    return period
+
+
+def _reposted_otherwise(coalition):
+    expect(coalition.post("/api/v1/transactions", json=earn_body()))
+    return coalition.post("/api/v1/transactions", json=earn_body(amount="200.00"))
+
+
+def _after_a_transaction(coalition, method: str, path: str, body: dict):
+    expect(coalition.post("/api/v1/transactions", json=earn_body()))
+    return getattr(coalition, method)(path, json=body)
+
+
+#: (method, path, what triggers the error from the standard coalition's operator, status, reason).
+#: Each body-reading endpoint's 400 and 415 come from JSON_WRITES below; 401 from the role matrix.
+DOCUMENTED_ERRORS = [
+    ("post", "/api/v1/settlements/2026-01/close", lambda c, path: raw_post(c, path, "{bad"), 400, None),
+    ("delete", "/api/v1/keys/key_000000000000", lambda c, path: c.delete(path, data="[1,", content_type="application/json"), 400, None),
+    # 403 beyond a key's role (test_role_matrix.py has those): a bound key naming another partner
+    ("post", "/api/v1/transactions", lambda c, path: _key(c, "partner", "aroma").post(path, json=earn_body(partner_id="skyair", currency="EUR")), 403, "forbidden"),
+    ("post", "/api/v1/transactions", lambda c, path: _key(c, "finance").post(path, json=earn_body()), 403, "forbidden"),
+    ("post", "/api/v1/transactions/batch", lambda c, path: _key(c, "finance").post(path, json={"transactions": [earn_body()]}), 403, "forbidden"),
+    ("get", "/api/v1/transactions?partner_id=skyair", lambda c, path: _key(c, "partner", "aroma").get(path), 403, "forbidden"),
+    ("get", "/api/v1/statements?partner_id=skyair", lambda c, path: _key(c, "finance", "aroma").get(path), 403, "forbidden"),
+    ("get", "/api/v1/kpis?partner_id=skyair", lambda c, path: _key(c, "partner", "aroma").get(path), 403, "forbidden"),
+    ("get", "/api/v1/settlements/2026-01", lambda c, path: _key(c, "finance", "aroma").get(path), 403, "forbidden"),
+    ("get", "/api/v1/settings", lambda c, path: _key(c, "partner", "aroma").get(path), 403, "forbidden"),
+    ("put", "/api/v1/settings", lambda c, path: _key(c, "finance").put(path, json={"points_ttl_days": 30}), 403, "forbidden"),
+    # 404: an id that names nothing, or what the key may not see
+    ("delete", "/api/v1/keys/key_000000000000", lambda c, path: c.delete(path), 404, "not_found"),
+    ("get", "/api/v1/partners/nobody", lambda c, path: c.get(path), 404, "not_found"),
+    ("patch", "/api/v1/partners/nobody", lambda c, path: c.patch(path, json={"name": "Nobody"}), 404, "not_found"),
+    ("get", "/api/v1/transactions/999999", lambda c, path: c.get(path), 404, "not_found"),
+    ("get", "/api/v1/members/nobody/balance", lambda c, path: c.get(path), 404, "not_found"),
+    ("get", "/api/v1/members/nobody/history", lambda c, path: c.get(path), 404, "not_found"),
+    ("get", "/api/v1/kpis?partner_id=nobody", lambda c, path: c.get(path), 404, "not_found"),
+    ("get", "/api/v1/kpis?period_id=2001-01", lambda c, path: c.get(path), 404, "not_found"),
+    ("get", "/api/v1/settlements/2999-01", lambda c, path: c.get(path), 404, "not_found"),
+    ("post", "/api/v1/settlements/2001-01/close", lambda c, path: c.post(path), 404, "not_found"),
+    ("get", "/api/v1/statements/999999", lambda c, path: c.get(path), 404, "not_found"),
+    ("get", "/api/v1/statements/999999/pdf", lambda c, path: c.get(path), 404, "not_found"),
+    ("get", "/api/v1/statements/999999/csv", lambda c, path: c.get(path), 404, "not_found"),
+    # 409: the request conflicts with what is recorded
+    ("post", "/api/v1/transactions", lambda c, path: _reposted_otherwise(c), 409, "idempotency_conflict"),
+    ("post", "/api/v1/partners", lambda c, path: c.post(path, json={"id": "aroma", "name": "Aroma", "category": "cafe", "currency": "RUB"}), 409, "duplicate_partner"),
+    ("patch", "/api/v1/partners/aroma", lambda c, path: _after_a_transaction(c, "patch", path, {"currency": "EUR"}), 409, "conflict"),
+    ("put", "/api/v1/settings", lambda c, path: _after_a_transaction(c, "put", path, {"base_currency": "USD"}), 409, "conflict"),
+    ("put", "/api/v1/settings", lambda c, path: _after_a_transaction(c, "put", path, {"period": "weekly"}), 409, "conflict"),
+    ("post", "/api/v1/rates", lambda c, path: c.post(path, json={"kind": "redemption", "value": "0.02", "effective_from": f"{_closed_last_month(c)}-02T00:00:00+00:00"}), 409, "period_closed"),
+    ("post", "/api/v1/settlements/{period}/close", lambda c, path: c.post(path.format(period=f"{datetime.now(UTC):%Y-%m}")), 409, "period_open"),
+    ("post", "/api/v1/settlements/{period}/close", lambda c, path: c.post(path.format(period=_earned_last_month(c))), 409, "no_rate"),
+    # 422 from a view without a schema: a period id the calendar does not have
+    ("get", "/api/v1/settlements/2026-13", lambda c, path: c.get(path), 422, "invalid"),
+    ("post", "/api/v1/settlements/2026-13/close", lambda c, path: c.post(path), 422, "invalid"),
+]
+DOCUMENTED_ERRORS += [(method, path, lambda c, path, method=method: getattr(c, method)(path, data="{bad", content_type="application/json"), 400, None)
+                      for method, path, _ in JSON_WRITES]
+DOCUMENTED_ERRORS += [(method, path, lambda c, path, method=method, body=body: getattr(c, method)(path, data=json.dumps(body), content_type="text/plain"), 415, None)
+                      for method, path, body in JSON_WRITES]
+
+
+@pytest.mark.parametrize(("method", "path", "trigger", "status", "reason"), DOCUMENTED_ERRORS,
+                         ids=[f"{status} {reason or ''} {method.upper()} {path}" for method, path, _, status, reason in DOCUMENTED_ERRORS])
+def test_an_error_an_operation_answers_is_in_its_openapi_responses(coalition, method, path, trigger, status, reason):
+    """A partner's developer reads what each operation may answer in /api/openapi.json: the
+    error is answered, and listed under the operation with the error schema, its
+    description naming the reason."""
+    response = trigger(coalition, path)
+    body = assert_error(response, status)
+    assert body.get("reason") == reason, body
+    document = expect(coalition.client.get("/api/openapi.json"), 200)
+    responses = document["paths"][_template(document, method, path)][method]["responses"]
+    assert str(status) in responses, (status, sorted(responses))
+    documented = _described(document, responses[str(status)])
+    assert documented["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
+    if reason is not None:
+        assert documented["description"].startswith(reason) or f"; {reason}:" in documented["description"], documented
+
+
+def test_every_error_an_operation_lists_is_one_a_test_here_or_in_the_role_matrix_answers(client):
+    """The other way round: no operation lists a 400, 403, 404, 409, 415 or (beyond its
+    schema's) 422 that no test finds it answering. 401 and 503 are every operation's."""
+    document = expect(client.get("/api/openapi.json"), 200)
+    listed = {
+        (method, template, int(status))
+        for template, item in document["paths"].items()
+        for method, operation in item.items() if method in ("get", "put", "post", "patch", "delete")
+        for status, response in operation["responses"].items()
+        if status in ("400", "403", "404", "409", "415", "422")
+        and response != {"$ref": "#/components/responses/UNPROCESSABLE_ENTITY"}
+    }
+    answered = {(method, _template(document, method, path), status) for method, path, _, status, _ in DOCUMENTED_ERRORS}
+    answered |= {(row.method.lower(), "/api/v1" + row.template, status)
+                 for row in role_matrix.ROWS for status in row.expected}
+    assert sorted(listed - answered) == []
+
+
+def test_every_operation_lists_401_and_503_once_for_all(client):
+    """Every /api/v1 operation authenticates its key and reads the database: both
+    answers are described once, under components/responses, and each operation names them."""
+    document = expect(client.get("/api/openapi.json"), 200)
+    operations = [(path, method, operation) for path, item in document["paths"].items() if path.startswith("/api/v1/")
+                  for method, operation in item.items() if method in ("get", "put", "post", "patch", "delete")]
+    assert len(operations) >= 24
+    for path, method, operation in operations:
+        assert operation["responses"]["401"] == {"$ref": "#/components/responses/UNAUTHENTICATED"}, (method, path)
+        assert operation["responses"]["503"] == {"$ref": "#/components/responses/DATABASE_UNAVAILABLE"}, (method, path)
+        assert "default" in operation["responses"], (method, path)
+    shared = document["components"]["responses"]
+    assert shared["UNAUTHENTICATED"]["description"].startswith("unauthenticated:")
+    assert shared["DATABASE_UNAVAILABLE"]["description"].startswith("database_unavailable:")
+    assert "Retry-After" in shared["DATABASE_UNAVAILABLE"]["headers"]
+
+
+def test_an_operation_lists_its_responses_by_status_and_default_last(client):
+    responses = expect(client.get("/api/openapi.json"), 200)["paths"]["/api/v1/transactions"]["post"]["responses"]
+    assert list(responses) == ["200", "201", "400", "401", "403", "409", "415", "422", "503", "default"]

@@ -303,6 +303,20 @@ def test_the_matrix_covers_every_operation_of_the_openapi_document(client):
     assert not covered - documented, f"rows for undocumented operations: {sorted(covered - documented)}"
 
 
+def test_every_status_of_the_matrix_is_in_its_operations_openapi_responses(client):
+    """What ``test_status`` finds each principal answered (401 without a valid key, 403
+    outside a role, 404 for another partner's id, and each success), a partner's
+    developer finds listed under that operation in the OpenAPI document."""
+    paths = expect(client.get("/api/openapi.json"), 200)["paths"]
+    missing = sorted(
+        (row.id, status)
+        for row in ROWS
+        for status in {expected_status(row, principal) for principal in PRINCIPALS}
+        if str(status) not in paths["/api/v1" + row.template][row.method.lower()]["responses"]
+    )
+    assert not missing, f"statuses answered but not documented: {missing}"
+
+
 # --- outside its role, a key gets 403 whatever it sends --------------------------------------
 
 #: Bodies a view would refuse if it read them: an unknown field (422), malformed JSON (400).
