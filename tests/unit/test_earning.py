@@ -153,3 +153,15 @@ def test_purchase_earning_more_than_a_trillion_points_is_invalid():
         earning.points_for_purchase(
             [earn(1, "1")], "aroma", None, Decimal(10**12 + 1), OCT_3
         )
+
+
+def test_purchase_earning_exactly_a_trillion_points_is_allowed():
+    # 10^12 RUB × 1 pt/RUB = 10^12 points: the cap itself is still within it
+    result = earning.points_for_purchase([earn(1, "1")], "aroma", None, Decimal(10**12), OCT_3)
+    assert result.points == 10**12
+
+
+def test_purchase_earning_a_single_point_is_valid():
+    # 10.00 × 0.1 = 1.000 → 1 point, the least a purchase may earn
+    result = earning.points_for_purchase([earn(1, "0.1")], "aroma", None, Decimal("10.00"), OCT_3)
+    assert result.points == 1

@@ -134,6 +134,26 @@ def test_a_burn_refused_for_points_on_hold_says_how_many_and_from_when():
         " the first of them spendable from 2026-10-20T12:00:00+00:00")
 
 
+def test_a_single_point_on_hold_is_named_as_pending():
+    # 30 available; lot 2 holds 1 point, on hold until 2026-10-27 12:00 (earned 10-13, 14-day hold).
+    given = [lot(1, 30), lot(2, 1, points=80, earned_days_ago=2, hold_days=14)]
+    with pytest.raises(InsufficientPoints) as caught:
+        lots.allocate(given, 40, NOW)
+    assert caught.value.message == (
+        "burn of 40 points but only 30 are available; 1 more are pending,"
+        " the first of them spendable from 2026-10-27T12:00:00+00:00")
+
+
+def test_a_hold_ending_exactly_as_the_lot_expires_is_never_pending():
+    # Earned 10 days ago with a 40-day hold and expiring in 30 days: available_at = NOW + 30 days
+    # = expires_at, so available_at ≤ t < expires_at never holds and the 60 points are no one's
+    # pending points; only the 30 of lot 1 are worth a word.
+    given = [lot(1, 30), lot(2, 60, earned_days_ago=10, hold_days=40, expires_in_days=30)]
+    with pytest.raises(InsufficientPoints) as caught:
+        lots.allocate(given, 40, NOW)
+    assert caught.value.message == "burn of 40 points but only 30 are available"
+
+
 def test_a_burn_refused_with_nothing_on_hold_says_only_what_is_available():
     with pytest.raises(InsufficientPoints) as caught:
         lots.allocate([lot(1, 30)], 40, NOW)
@@ -233,6 +253,12 @@ def test_expired_lists_lot_at_its_expiry_instant():
     assert lots.expired([ending], ending.expires_at) == [ending]
 
 
+def test_expired_lists_a_lot_with_a_single_point_left():
+    # 1 point is still a point to remove: the lot is due for its expiry transaction.
+    stale = lot(1, 1, points=70, expires_in_days=-1)
+    assert lots.expired([stale], NOW) == [stale]
+
+
 def test_expired_leaves_out_a_spent_lot():
     # Nothing left to remove: no expiry transaction for an empty lot.
     spent = lot(1, 0, points=70, expires_in_days=-1)
@@ -252,6 +278,12 @@ def test_points_put_back_after_the_lot_expired_expire_when_they_came_back():
         (stale.expires_at, 65), (NOW - 3 * DAY, 20), (NOW - DAY, 5)]
 
 
+def test_a_single_point_put_back_after_the_lot_expired_expires_when_it_came_back():
+    # 65 were in the lot when it expired; a reversal put back 1 point yesterday: 65 + 1 = 66
+    stale = lot(1, 66, expires_in_days=-10)
+    assert lots.expiries(stale, {NOW - DAY: 1}) == [(stale.expires_at, 65), (NOW - DAY, 1)]
+
+
 def test_once_the_lot_itself_has_expired_only_what_came_back_is_left_to_expire():
     emptied_then_refilled = lot(1, 20, expires_in_days=-10)
     assert lots.expiries(emptied_then_refilled, {NOW - DAY: 20}) == [(NOW - DAY, 20)]
@@ -262,6 +294,20 @@ def test_put_back_points_a_later_posted_burn_took_again_are_the_earliest_gone():
     stale = lot(1, 10, expires_in_days=-10)
     assert lots.expiries(stale, {NOW - 3 * DAY: 20, NOW - DAY: 5}) == [
         (NOW - 3 * DAY, 5), (NOW - DAY, 5)]
+
+
+def test_a_lot_expiring_with_a_single_point_left_expires_that_point():
+    # remaining 1 at expiry: one expiry of 1 point at expires_at
+    stale = lot(1, 1, points=100, expires_in_days=-10)
+    assert lots.expiries(stale, {}) == [(stale.expires_at, 1)]
+
+
+def test_put_back_points_a_later_posted_burn_took_entirely_expire_nowhere():
+    # 20 + 5 = 25 put back, the lot holds 5: 25 − 5 = 20 are gone, the earliest first,
+    # so the 20 put back 3 days ago are all gone (no expiry of 0 points for them) and
+    # the 5 put back yesterday expire then; nothing is left to expire at expires_at (5 − 5 = 0).
+    stale = lot(1, 5, expires_in_days=-10)
+    assert lots.expiries(stale, {NOW - 3 * DAY: 20, NOW - DAY: 5}) == [(NOW - DAY, 5)]
 
 
 # Balance: what expires in the next 90 days.

@@ -12,6 +12,19 @@ def utc(*args):
     return datetime(*args, tzinfo=UTC)
 
 
+# The coalition's time zone (SPEC §5): an IANA name of the zone catalogue.
+
+
+def test_an_iana_zone_name_is_a_timezone():
+    assert periods.is_timezone("Europe/Moscow") is True
+
+
+@pytest.mark.parametrize("name", ["America", "localtime", "Mars/Olympus_Mons"])
+def test_a_directory_the_machines_localtime_or_an_unknown_name_is_not_a_timezone(name):
+    # "America" is a directory of zones; "localtime" follows each machine's clock setting.
+    assert periods.is_timezone(name) is False
+
+
 # Monthly periods in Moscow (UTC+3 all year, no DST).
 
 
@@ -29,6 +42,12 @@ def test_monthly_period_ends_at_next_local_midnight_in_utc():
     # 1 November 00:00 Moscow = 31 October 21:00 UTC.
     period = periods.containing(utc(2026, 10, 15), "monthly", "Europe/Moscow")
     assert period.end == utc(2026, 10, 31, 21, 0)
+
+
+def test_a_periods_last_instant_is_one_microsecond_before_its_end():
+    # Rates "at the period's end" are read here: 31 October 21:00 UTC − 1 µs.
+    period = periods.containing(utc(2026, 10, 15), "monthly", "Europe/Moscow")
+    assert period.last_instant == utc(2026, 10, 31, 20, 59, 59, 999999)
 
 
 def test_utc_instant_before_local_month_start_belongs_to_previous_month():

@@ -101,6 +101,30 @@ def test_later_posted_correction_wins_on_the_same_effective_from():
     assert rates.in_force([correction, first], "redemption", APR_15) == correction
 
 
+def test_category_rate_beats_a_newer_category_less_rate():
+    # Specificity decides before the version date: aroma's coffee rate of January
+    # (id 1) is not overridden by its category-less rate of March (id 2).
+    coffee = rate(1, kind="earn", value="0.2", partner_id="aroma", category="coffee")
+    plain = rate(2, kind="earn", value="0.1", partner_id="aroma", effective_from=MAR)
+    chosen = rates.in_force([plain, coffee], "earn", APR_15, partner_id="aroma", category="coffee")
+    assert chosen == coffee
+
+
+def test_latest_effective_from_wins_over_a_version_posted_later_with_an_earlier_start():
+    # The March version was posted first (id 1); a January version posted after it
+    # (id 2) is older by its effective_from, so on 15 April March's rate is in force.
+    march = rate(1, value="0.012", effective_from=MAR)
+    january_posted_later = rate(2, value="0.010", effective_from=JAN)
+    assert rates.in_force([march, january_posted_later], "redemption", APR_15) == march
+
+
+def test_later_posted_correction_wins_whatever_order_the_rates_come_in():
+    # Same scope and start: id 8 beats id 7 when 7 is listed first, too.
+    first = rate(7, value="0.010", effective_from=MAR)
+    correction = rate(8, value="0.011", effective_from=MAR)
+    assert rates.in_force([first, correction], "redemption", APR_15) == correction
+
+
 def test_effective_to_is_exclusive():
     # A promo from 1 March to 1 June applies on 31 May 23:59:59 but not at 1 June 00:00.
     promo = rate(1, kind="promo", value="2", partner_id="aroma", effective_from=MAR,
@@ -146,6 +170,35 @@ def test_fx_rate_is_chosen_by_currency():
 
 def test_no_rate_in_force_gives_none():
     assert rates.in_force([], "earn", APR_15, partner_id="aroma") is None
+
+
+# versions_in_force: per scope, the one version in force (GET /rates?at=).
+
+
+def test_versions_in_force_leave_out_superseded_and_future_versions():
+    # Three versions of the coalition-wide redemption rate: on 15 April January's is
+    # superseded by March's, and June's has not begun.
+    january = rate(1, value="0.010", effective_from=JAN)
+    march = rate(2, value="0.012", effective_from=MAR)
+    june = rate(3, value="0.015", effective_from=JUN)
+    assert rates.versions_in_force([january, march, june], APR_15) == [march]
+
+
+def test_versions_in_force_keep_one_version_per_kind_partner_category_currency_and_threshold():
+    # Each pair differs only in one part of the scope, so no rate supersedes another:
+    # all nine are listed, by id.
+    in_force = [
+        rate(1, value="0.01"),
+        rate(2, value="0.02", partner_id="aroma"),  # another partner
+        rate(3, kind="fee", value="0.001"),  # another kind
+        rate(4, kind="earn", value="0.1", partner_id="aroma"),
+        rate(5, kind="earn", value="0.2", partner_id="aroma", category="coffee"),  # another category
+        rate(6, kind="fx", value="0.0110", currency="RUB"),
+        rate(7, kind="fx", value="0.0061", currency="JPY"),  # another currency
+        threshold(8, "500.00", "20"),
+        threshold(9, "1000.00", "50"),  # another min_amount
+    ]
+    assert rates.versions_in_force(list(reversed(in_force)), APR_15) == in_force
 
 
 # threshold_reached: the highest min_amount the purchase reaches.
@@ -195,6 +248,14 @@ def test_newer_version_of_the_same_threshold_wins():
     assert chosen == march
 
 
+def test_newer_version_of_the_same_threshold_wins_whatever_order_the_rates_come_in():
+    # Same min_amount 1000: March's version (80 points) replaces January's (50) listed after it.
+    january = threshold(1, "1000.00", "50", effective_from=JAN)
+    march = threshold(2, "1000.00", "80", effective_from=MAR)
+    chosen = rates.threshold_reached([january, march], APR_15, "aroma", Decimal("1000.00"))
+    assert chosen == march
+
+
 def test_highest_threshold_reached_beats_a_newer_lower_one():
     # 1200.00 reaches both; the 1000 threshold (from January) is higher than
     # the 500 one added in March, so it applies.
@@ -241,3 +302,13 @@ def test_a_rate_naming_what_its_kind_has_not_or_lacking_what_it_needs_is_refused
     with pytest.raises(Invalid) as refused:
         rates.check_scope(fields)
     assert refused.value.field == field
+
+
+def test_a_refusal_names_the_kind_of_rate_with_its_article():
+    # "an earn rate", "a fee rate": the message's subject reads as English.
+    with pytest.raises(Invalid) as earn_refused:
+        rates.check_scope(scope("earn"))
+    with pytest.raises(Invalid) as fee_refused:
+        rates.check_scope(scope("fee", "0.001", category="coffee"))
+    assert (earn_refused.value.message, fee_refused.value.message) == (
+        "an earn rate needs a partner_id", "a fee rate has no category")

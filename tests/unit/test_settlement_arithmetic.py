@@ -3,13 +3,21 @@ from aggregates built by hand, with no database."""
 
 from decimal import Decimal
 
+import pytest
+
 from coalition.domain.settlement import (
     FeeLine,
     IssuedPoints,
     PairLine,
+    Position,
+    RedeemedPoints,
+    Unbalanced,
     counterparties,
     fee_lines,
     fees,
+    netting,
+    pair_lines,
+    positions,
 )
 
 
@@ -65,3 +73,86 @@ def test_a_partners_counterparties_are_its_pair_lines_both_ways_without_own_rede
          str(side.net))
         for side in counterparties(lines, "aroma", "EUR")
     ] == [("gym", 30, "0.30", 100, "1.00", "-0.70"), ("sky", 10, "0.12", 0, "0.00", "0.12")]
+
+
+def test_own_redemption_keeps_its_points_and_is_worth_nothing():
+    # aroma's points redeemed at aroma: 700 − 100 reversed = 600 points, and no money
+    redeemed = [RedeemedPoints("aroma", "aroma", Decimal("0.01"), 700),
+                RedeemedPoints("aroma", "aroma", Decimal("0.02"), -100)]
+    (line,) = pair_lines(redeemed, "EUR")
+    assert (line.own, line.points, str(line.value)) == (True, 600, "0.00")
+
+
+def period_lines():
+    """A period's pair lines, already rounded (I → R: I's points redeemed at R)."""
+    return [
+        PairLine("aroma", "skyair", 4000, Decimal("40.00")),
+        PairLine("skyair", "aroma", 5000, Decimal("50.00")),
+        PairLine("skyair", "gym", 3000, Decimal("30.00")),
+        PairLine("gym", "aroma", 3000, Decimal("30.00")),
+        PairLine("aroma", "aroma", 700, Decimal("0.00")),  # own redemption: no money
+        PairLine("cafe", "gym", 1, Decimal("0.00")),  # a line worth less than half a cent
+    ]
+
+
+def as_figures(by_partner):
+    return {partner: (str(p.receivable), str(p.payable), str(p.fees), str(p.net))
+            for partner, p in by_partner.items()}
+
+
+def test_net_is_receivable_less_payable_less_fees():
+    # SPEC §7's example: 120.40 − 35.10 − 2.05 = 83.25
+    position = Position("aroma", Decimal("120.40"), Decimal("35.10"), Decimal("2.05"))
+    assert position.net == Decimal("83.25")
+
+
+def test_a_partner_receives_its_lines_as_redeemer_and_pays_its_lines_as_issuer():
+    # aroma: receivable 50.00 (skyair's points) + 30.00 (gym's) = 80.00, payable 40.00 (at skyair),
+    #        fees 2.00 → net 80.00 − 40.00 − 2.00 = 38.00; its own redemption moves no money
+    # skyair: receivable 40.00, payable 50.00 + 30.00 = 80.00 → net −40.00
+    # gym: receivable 30.00 (skyair's points) + 0.00 (cafe's), payable 30.00 → net 0.00
+    # cafe: receivable 0.00, payable 0.00, no fee rate → 0.00 fees
+    found = positions(["aroma", "skyair", "gym", "cafe"], period_lines(), {"aroma": Decimal("2.00")}, "EUR")
+    assert as_figures(found) == {
+        "aroma": ("80.00", "40.00", "2.00", "38.00"),
+        "skyair": ("40.00", "80.00", "0.00", "-40.00"),
+        "gym": ("30.00", "30.00", "0.00", "0.00"),
+        "cafe": ("0.00", "0.00", "0.00", "0.00"),
+    }
+
+
+def test_pair_lines_of_a_partner_left_out_of_the_settlement_fail_it_loudly():
+    # skyair's points redeemed at aroma, but skyair is not settled: Σ(receivable − payable)
+    # over the partners settled is 90.00, not 0, and nothing may be closed.
+    with pytest.raises(Unbalanced) as caught:
+        positions(["aroma"], [PairLine("skyair", "aroma", 9000, Decimal("90.00"))], {}, "EUR")
+    assert (caught.value.status, caught.value.reason) == (500, "unbalanced")
+
+
+def test_a_zero_valued_line_of_a_partner_left_out_still_fails_the_settlement():
+    # Σ(receivable − payable) is 0.00 here, but skyair's redeemed points would be on no statement.
+    with pytest.raises(Unbalanced):
+        positions(["aroma"], [PairLine("skyair", "aroma", 1, Decimal("0.00"))], {}, "EUR")
+
+
+def test_netting_summary_of_a_period():
+    # nets (above): aroma 38.00, skyair −40.00, gym 0.00, cafe 0.00
+    # gross: 40.00 + 50.00 + 30.00 + 30.00 = 150.00 (own redemption and the 0.00 line left out)
+    # bilateral: aroma↔skyair |40.00 − 50.00| = 10.00, skyair↔gym 30.00, gym↔aroma 30.00 → 70.00
+    # multilateral: |38.00| + |−40.00| + 0 + 0 = 78.00 (fees included)
+    # ratio: 1 − 78.00 ÷ 150.00 = 0.48; payments: 4 lines with money, 2 partners with a net → 2 saved
+    lines = period_lines()
+    found = positions(["aroma", "skyair", "gym", "cafe"], lines, {"aroma": Decimal("2.00")}, "EUR")
+    summary = netting(lines, found, "EUR")
+    assert (str(summary.gross), str(summary.bilateral_net), str(summary.multilateral_net),
+            str(summary.netting_ratio)) == ("150.00", "70.00", "78.00", "0.4800")
+    assert (summary.payments_gross, summary.payments_net, summary.payments_saved) == (4, 2, 2)
+
+
+def test_a_negative_pair_line_counts_by_its_size_in_the_gross():
+    # aroma gave back 20.00 more of skyair's redemptions than were made this period (burn
+    # reversals of an earlier period's burns): |50.00| + |−20.00| = 70.00, not 30.00
+    lines = [PairLine("skyair", "aroma", 5000, Decimal("50.00")),
+             PairLine("aroma", "skyair", -2000, Decimal("-20.00"))]
+    found = positions(["aroma", "skyair"], lines, {}, "EUR")
+    assert str(netting(lines, found, "EUR").gross) == "70.00"
