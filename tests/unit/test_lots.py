@@ -140,8 +140,18 @@ def test_a_single_point_on_hold_is_named_as_pending():
     with pytest.raises(InsufficientPoints) as caught:
         lots.allocate(given, 40, NOW)
     assert caught.value.message == (
-        "burn of 40 points but only 30 are available; 1 more are pending,"
-        " the first of them spendable from 2026-10-27T12:00:00+00:00")
+        "burn of 40 points but only 30 are available; 1 more is pending,"
+        " spendable from 2026-10-27T12:00:00+00:00")
+
+
+def test_a_refusal_of_one_point_with_one_available_reads_in_the_singular():
+    # 1 available (lot 1) cannot cover a burn of 2; a burn of 1 from an empty ledger: 0 are
+    with pytest.raises(InsufficientPoints) as two:
+        lots.allocate([lot(1, 1)], 2, NOW)
+    with pytest.raises(InsufficientPoints) as one:
+        lots.allocate([], 1, NOW)
+    assert (two.value.message, one.value.message) == (
+        "burn of 2 points but only 1 is available", "burn of 1 point but only 0 are available")
 
 
 def test_a_hold_ending_exactly_as_the_lot_expires_is_never_pending():
