@@ -127,7 +127,7 @@ def restore(burn: list[BurnAllocation], points: int | None) -> list[tuple[BurnAl
     wanted = restorable if points is None else points
     if wanted <= 0 or wanted > restorable:
         raise Invalid(
-            f"burn reversal of {wanted} points but {restorable} can still be reversed",
+            f"burn reversal of {_points(wanted)} but {restorable} can still be reversed",
             reason="over_reversal",
         )
     decisions = []
