@@ -119,6 +119,19 @@ def test_purchases_add_up():
     assert (total.total_count, total.total_amount) == (6, Decimal("13.50"))
 
 
+def test_purchases_add_up_field_by_field():
+    total = kpis.Purchases(1, Decimal("10.00"), 2, Decimal("3.00")) + kpis.Purchases(3, Decimal("0.50"), 4, Decimal("1.25"))
+    # 1 + 3 = 4 without points for 10.00 + 0.50; 2 + 4 = 6 with points for 3.00 + 1.25
+    assert (total.count, total.amount, total.count_with_points, total.amount_with_points) == (
+        4, Decimal("10.50"), 6, Decimal("4.25"))
+
+
+def test_rates_of_a_single_point_that_stayed_issued_are_shares_of_it():
+    # 2 issued − 1 returned = 1 point: 1 ÷ 1 redeemed, 0 ÷ 1 expired
+    assert kpis.redemption_rate(1, 2, 1) == Decimal("1.0000")
+    assert kpis.breakage_rate(0, 2, 1) == Decimal("0.0000")
+
+
 # --- one scope's figures --------------------------------------------------------------------
 
 

@@ -571,6 +571,56 @@ def test_csv_keeps_spreadsheets_from_running_text_as_formulas():
     assert header["net"] == "83.25"
 
 
+def test_csv_header_block_is_the_identity_then_every_figure_in_a_fixed_order():
+    header = csv_blocks(render_csv(make_statement()))[0]
+
+    assert header == [
+        ["statement_number", "2026-10-0003"],
+        ["statement_id", "7"],
+        ["period_id", "2026-10"],
+        ["period_start", "2026-10-01T00:00:00+00:00"],
+        ["period_end", "2026-11-01T00:00:00+00:00"],
+        ["partner_id", "aroma"],
+        ["partner_name", "Кофейня Арома"],
+        ["status", "final"],
+        ["issued_at", "2026-11-04T09:00:00+00:00"],
+        ["currency", "RUB"],
+        ["base_currency", "EUR"],
+        ["fx_rate", "0.0110"],
+        ["receivable", "120.40"],
+        ["payable", "35.10"],
+        ["fees", "2.05"],
+        ["net", "83.25"],
+        ["net_in_currency", "7568.18"],
+        ["points_issued", "1370"],
+        ["points_redeemed", "12040"],
+        ["points_reversed", "0"],
+        ["shortfall_points", "0"],
+        ["points_expired", "150"],
+        ["late_count", "1"],
+        ["liability_points", "4200"],
+        ["liability", "42.00"],
+        ["sha256", SHA],
+    ]
+
+
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+def test_csv_quotes_a_name_starting_with_any_formula_character(start):
+    header = dict(csv_blocks(render_csv(make_statement(partner_name=start + "SUM(A1:A9)")))[0])
+
+    assert header["partner_name"] == "'" + start + "SUM(A1:A9)"
+
+
+def test_csv_quotes_formulas_in_counterparty_names_and_late_item_external_ids_but_not_in_figures():
+    statement = make_statement()
+    statement["counterparties"][1]["name"] = "@SUM(A1:A9)"
+    statement["late_items"][0]["external_id"] = "-000999"
+    _, counterparties, late_items = csv_blocks(render_csv(statement))
+
+    assert counterparties[2] == ["fitgym", "'@SUM(A1:A9)", "3040", "30.40", "3510", "35.10", "-4.70"]
+    assert late_items[1] == ["55", "'-000999", "burn", "2026-09-30T23:10:00+00:00", "-300", "2026-09"]
+
+
 def test_own_redemption_is_said_under_the_counterparties_with_no_money():
     # 12,540 redeemed here: 9,000 + 3,040 of the counterparties' points, and 500 of aroma's own
     own = make_statement(summary={"points_redeemed": 12540, "own_redemption_points": 500})
