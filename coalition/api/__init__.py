@@ -246,70 +246,44 @@ SHARED_ERRORS = (UNAUTHENTICATED, DATABASE_UNAVAILABLE, MALFORMED_JSON, NOT_JSON
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """A blueprint of ``/api/v1``, whose OpenAPI document lists each operation's errors.
-
-    What every operation may answer is declared here once: 401 (each request is
-    authenticated before its view runs, :func:`_authenticate`) and 503 (each reads
-    the database), on every view :meth:`route` registers; 400 and 415 on every view
-    that reads a JSON body (:meth:`arguments`). A view declares the others itself
-    with :meth:`alt_response`, whose schema for an error is the error format of
-    SPEC §10. Each goes through flask-smorest's public decorators.
+    """A blueprint of ``/api/v1``. A view declares the errors particular to it with
+    :meth:`alt_response`, whose schema for an error is the error format of SPEC §10;
+    those every operation may give are added to the document by :class:`SharedErrors`.
     """
 
     ARGUMENTS_PARSER = DecimalJSONParser()
 
-    def route(self, rule, **options):
-        register = super().route(rule, **options)
-
-        def decorator(view):
-            if isinstance(view, type):  # a MethodView: each of its operations
-                for method in view.methods:
-                    name = method.lower()
-                    setattr(
-                        view,
-                        name,
-                        self.declares(UNAUTHENTICATED, DATABASE_UNAVAILABLE)(getattr(view, name)),
-                    )
-            else:
-                view = self.declares(UNAUTHENTICATED, DATABASE_UNAVAILABLE)(view)
-            return register(view)
-
-        return decorator
-
-    def arguments(self, schema, *, location="json", **kwargs):
-        parse = super().arguments(schema, location=location, **kwargs)
-        if location != "json":
-            return parse
-        return lambda view: self.declares(MALFORMED_JSON, NOT_JSON)(parse(view))
-
     def alt_response(self, status_code, response=None, *, schema=None, **kwargs):
         """flask-smorest's, an error's schema being :class:`ErrorSchema` unless given."""
-        if response is None and schema is None and int(status_code) >= 400:
+        if response is None and schema is None and str(status_code)[:1] in ("4", "5"):
             schema = ErrorSchema
         return super().alt_response(status_code, response, schema=schema, **kwargs)
 
-    def declares(self, *errors: SharedError):
-        """Declare that a view may give these shared answers, named by reference."""
 
-        def declare(view):
-            for error in errors:
-                view = self.alt_response(error.status, error.name)(view)
-            return view
+class SharedErrors(apispec.BasePlugin):
+    """Completes each operation's responses in the OpenAPI document, at no cost per request.
 
-        return declare
-
-
-class ResponsesInOrder(apispec.BasePlugin):
-    """Lists each operation's responses by status, ``default`` last, as a reader looks for
-    them: flask-smorest lists them in the order its decorators ran, from the view out."""
+    Every ``/api/v1`` operation may answer 401 (each request is authenticated before
+    its view runs, :func:`_authenticate`) and 503 (each reads the database); one that
+    reads a JSON body, 400 and 415. Each is named by reference to its one description
+    under ``components/responses`` (:func:`init_app`). The responses are then listed by
+    status, ``default`` last, as a reader looks for them: flask-smorest lists them in
+    the order its decorators ran, from the view out.
+    """
 
     def operation_helper(self, path=None, operations=None, **kwargs):
+        if not (path or "").startswith("/api/v1/"):
+            return
         for operation in (operations or {}).values():
-            responses = operation.get("responses")
-            if responses:
-                operation["responses"] = dict(
-                    sorted(responses.items(), key=lambda item: (item[0] == "default", str(item[0])))
-                )
+            shared = [UNAUTHENTICATED, DATABASE_UNAVAILABLE]
+            if "requestBody" in operation:
+                shared += [MALFORMED_JSON, NOT_JSON]
+            responses = operation.setdefault("responses", {})
+            given = {str(status) for status in responses}
+            responses |= {str(e.status): e.name for e in shared if str(e.status) not in given}
+            operation["responses"] = dict(
+                sorted(responses.items(), key=lambda item: (item[0] == "default", str(item[0])))
+            )
 
 
 class Api(flask_smorest.Api):
@@ -480,7 +454,7 @@ def init_app(app) -> Api:
     app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/api/swagger-ui/")
     api = Api(
         app,
-        spec_kwargs={"security": [{"bearer": []}], "extra_plugins": [ResponsesInOrder()]},
+        spec_kwargs={"security": [{"bearer": []}], "extra_plugins": [SharedErrors()]},
     )
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for error in SHARED_ERRORS:

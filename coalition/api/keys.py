@@ -52,7 +52,7 @@ class Key(MethodView):
     @blp.response(204)
     @blp.alt_response(403, description="forbidden: a finance or partner key")
     @blp.alt_response(404, description="not_found: no key with this id")
-    @blp.declares(MALFORMED_JSON)
+    @blp.alt_response(400, MALFORMED_JSON.name)
     def delete(self, key_id):
         """Revoke a key"""
         refuse_malformed_body()

@@ -47,7 +47,14 @@ class RateOut(Schema):
 
 class RateQuery(Schema):
     kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
-    partner_id = fields.String(load_default=None, validate=PartnerId)
+    partner_id = fields.String(
+        load_default=None,
+        validate=PartnerId,
+        metadata={
+            "description": "Rates of this partner's own; the coalition-wide ones it falls"
+            " back to have no partner_id"
+        },
+    )
     at = Instant(load_default=None)
 
 

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from flask import Response, request
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
+from werkzeug.http import quote_etag
 
 import reports
 from coalition.api import (
@@ -207,7 +208,7 @@ class Close(MethodView):
         " has no fx rate at the period's end",
     )
     @blp.alt_response(422, description="invalid: not a period id of the coalition's calendar")
-    @blp.declares(MALFORMED_JSON)
+    @blp.alt_response(400, MALFORMED_JSON.name)
     def post(self, period_id):
         """Close the period (and earlier open ones) and issue final statements"""
         refuse_malformed_body()
@@ -226,6 +227,15 @@ class Statements(MethodView):
         return database().run(statements.list_statements, principal(), **query)
 
 
+STATEMENT = f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>"
+# a statement's reads take If-None-Match (flask-smorest's parameter) and tag what they send
+HELD = ["IF_NONE_MATCH"]
+TAGGED = {
+    "ETag": {
+        "description": "The statement's SHA-256, quoted; sent back as If-None-Match, it gets 304",
+        "schema": {"type": "string"},
+    }
+}
 # a file's bytes, documented as such (the views answer a Response, which nothing dumps)
 DOWNLOAD = {"type": "string", "format": "binary"}
 NOT_MODIFIED = blp.alt_response(304, description="The client holds it already (If-None-Match)")
@@ -234,9 +244,9 @@ NO_STATEMENT = blp.alt_response(
 )
 
 
-@blp.route(f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>")
+@blp.route(STATEMENT, parameters=HELD)
 class Statement(MethodView):
-    @blp.response(200, StatementOut)
+    @blp.response(200, StatementOut, headers=TAGGED)
     @NOT_MODIFIED
     @NO_STATEMENT
     def get(self, statement_id):
@@ -244,12 +254,12 @@ class Statement(MethodView):
         document = database().run(statements.get_statement, principal(), statement_id)
         if _held(document):
             return _not_modified(document)
-        return document, {"ETag": f'"{document["sha256"]}"'}
+        return document, {"ETag": quote_etag(document["sha256"])}
 
 
-@blp.route(f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>/pdf")
+@blp.route(f"{STATEMENT}/pdf", parameters=HELD)
 class StatementPdf(MethodView):
-    @blp.response(200, DOWNLOAD, content_type="application/pdf")
+    @blp.response(200, DOWNLOAD, content_type="application/pdf", headers=TAGGED)
     @NOT_MODIFIED
     @NO_STATEMENT
     def get(self, statement_id):
@@ -258,9 +268,9 @@ class StatementPdf(MethodView):
         return _download(reports.render_pdf, document, "pdf", "application/pdf")
 
 
-@blp.route(f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>/csv")
+@blp.route(f"{STATEMENT}/csv", parameters=HELD)
 class StatementCsv(MethodView):
-    @blp.response(200, DOWNLOAD, content_type="text/csv")
+    @blp.response(200, DOWNLOAD, content_type="text/csv", headers=TAGGED)
     @NOT_MODIFIED
     @NO_STATEMENT
     def get(self, statement_id):

@@ -207,6 +207,19 @@ class Transactions(MethodView):
         409,
         description="idempotency_conflict: this external_id was posted with another body",
     )
+    @blp.alt_response(
+        422,
+        description="invalid: fields that fail validation, each named under errors;"
+        " insufficient_points: a burn of more than the member's available points;"
+        " no_rate: no rate in force for the posting; zero_points: an earn worth 0 points;"
+        " partner_suspended: the partner may not post now; unknown_partner: partner_id"
+        " names no partner; missing_partner: an operator key must give partner_id;"
+        " wrong_currency: not the partner's currency; too_old: occurred_at before the"
+        " backdating limit; occurred_in_future: occurred_at after now + 5 minutes;"
+        " unknown_original: original_external_id names no transaction this reversal can"
+        " reverse; wrong_member: the original is another member's; before_original:"
+        " dated before its original; over_reversal: more than the original can give back",
+    )
     def post(self, request):
         """Post a transaction"""
         return post_one(request)

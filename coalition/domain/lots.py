@@ -78,7 +78,7 @@ def allocate(lots: list[Lot], points: int, at: datetime) -> list[Allocation]:
 def _short_of(points: int, available: int, lots: list[Lot], at: datetime) -> str:
     """Why a burn is refused, with the points still on hold: a cashier can tell the
     member when they can spend them, where "only 0 are available" tells nothing."""
-    said = f"burn of {_points(points)} but only {available} {_are(available)} available"
+    said = f"burn of {_points(points)} but only {available} {_is_or_are(available)} available"
     # held now, and spendable before they expire: a hold longer than the lot lives never ends
     pending = [
         lot
@@ -90,14 +90,14 @@ def _short_of(points: int, available: int, lots: list[Lot], at: datetime) -> str
     first = min(lot.available_at for lot in pending)
     held = sum(lot.remaining for lot in pending)
     when = "spendable" if held == 1 else "the first of them spendable"
-    return f"{said}; {held} more {_are(held)} pending, {when} from {first.isoformat()}"
+    return f"{said}; {held} more {_is_or_are(held)} pending, {when} from {first.isoformat()}"
 
 
 def _points(count: int) -> str:
     return f"{count} point" if count == 1 else f"{count} points"
 
 
-def _are(count: int) -> str:
+def _is_or_are(count: int) -> str:
     return "is" if count == 1 else "are"
 
 

@@ -1029,6 +1029,9 @@ DOCUMENTED_ERRORS = [
     ("post", "/api/v1/rates", lambda c, path: c.post(path, json={"kind": "redemption", "value": "0.02", "effective_from": f"{_closed_last_month(c)}-02T00:00:00+00:00"}), 409, "period_closed"),
     ("post", "/api/v1/settlements/{period}/close", lambda c, path: c.post(path.format(period=f"{datetime.now(UTC):%Y-%m}")), 409, "period_open"),
     ("post", "/api/v1/settlements/{period}/close", lambda c, path: c.post(path.format(period=_earned_last_month(c))), 409, "no_rate"),
+    # 422 for a rule a posting breaks, named by its reason in the document
+    ("post", "/api/v1/transactions", lambda c, path: c.post(path, json={"external_id": "b1", "type": "burn", "partner_id": "aroma", "member_id": "m1", "occurred_at": days_ago(1), "points": 10}), 422, "insufficient_points"),
+    ("post", "/api/v1/transactions", lambda c, path: c.post(path, json=earn_body(amount="1.00")), 422, "zero_points"),
     # 422 from a view without a schema: a period id the calendar does not have
     ("get", "/api/v1/settlements/2026-13", lambda c, path: c.get(path), 422, "invalid"),
     ("post", "/api/v1/settlements/2026-13/close", lambda c, path: c.post(path), 422, "invalid"),

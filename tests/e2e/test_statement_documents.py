@@ -173,7 +173,32 @@ def test_csv_lists_each_counterparty_with_its_values(operator, aroma_statement):
     assert {"2345", "23.45", "67", "0.67", "22.78"} <= set(skyair[0])
 
 
-def test_the_openapi_document_says_each_statement_read_may_answer_304(client):
-    paths = client.get("/api/openapi.json").get_json()["paths"]
+@pytest.mark.parametrize("document", ["", "/pdf", "/csv"])
+@pytest.mark.parametrize("tag", ["hash", "*"])
+def test_another_partners_key_holding_the_hash_gets_404_not_304(operator, make_key, aroma_statement, document, tag):
+    # a 304 would tell skyair that aroma's statement exists, and which hash it has
+    skyair = make_key("partner", "skyair")
+    held = f'"{aroma_statement["sha256"]}"' if tag == "hash" else "*"
+    path = f"/api/v1/statements/{aroma_statement['id']}{document}"
+    response = skyair.client.get(path, headers={**skyair.headers, "If-None-Match": held})
+    assert (response.status_code, response.get_json()["reason"]) == (404, "not_found")
+    assert "ETag" not in response.headers
+
+
+def test_the_openapi_document_says_each_statement_read_is_tagged_and_may_answer_304(client):
+    document = client.get("/api/openapi.json").get_json()
     for suffix in ("", "/pdf", "/csv"):
-        assert "304" in paths[f"/api/v1/statements/{{statement_id}}{suffix}"]["get"]["responses"], suffix
+        path = document["paths"][f"/api/v1/statements/{{statement_id}}{suffix}"]
+        assert "304" in path["get"]["responses"], suffix
+        assert "ETag" in path["get"]["responses"]["200"]["headers"], suffix
+        assert {"$ref": "#/components/parameters/IF_NONE_MATCH"} in path["parameters"], suffix
+    assert document["components"]["parameters"]["IF_NONE_MATCH"]["name"] == "If-None-Match"
+
+
+def test_a_cursor_past_the_last_statement_is_an_empty_last_page(operator, aroma_statement):
+    # a client that keeps its last cursor asks from it later and misses nothing: not 422
+    for cursor in (str(aroma_statement["id"] + 1000), "2147483647"):
+        page = expect(operator.get("/api/v1/statements", query_string={"cursor": cursor, "limit": 10}), 200)
+        assert page == {"items": [], "next_cursor": None}, cursor
+    refused = operator.get("/api/v1/statements", query_string={"cursor": "2147483648"})
+    assert (refused.status_code, refused.get_json()["reason"]) == (422, "bad_cursor")

@@ -135,7 +135,7 @@ def test_a_zero_valued_line_of_a_partner_left_out_still_fails_the_settlement():
         positions(["aroma"], [PairLine("skyair", "aroma", 1, Decimal("0.00"))], {}, "EUR")
 
 
-def test_netting_summary_of_a_period():
+def test_netting_sums_gross_lines_bilateral_and_multilateral_nets_and_payments_saved():
     # nets (above): aroma 38.00, skyair −40.00, gym 0.00, cafe 0.00
     # gross: 40.00 + 50.00 + 30.00 + 30.00 = 150.00 (own redemption and the 0.00 line left out)
     # bilateral: aroma↔skyair |40.00 − 50.00| = 10.00, skyair↔gym 30.00, gym↔aroma 30.00 → 70.00
@@ -150,7 +150,7 @@ def test_netting_summary_of_a_period():
 
 
 def test_a_negative_pair_line_counts_by_its_size_in_the_gross():
-    # aroma gave back 20.00 more of skyair's redemptions than were made this period (burn
+    # skyair gave back 2000 more of aroma's points than it redeemed this period (burn
     # reversals of an earlier period's burns): |50.00| + |−20.00| = 70.00, not 30.00
     lines = [PairLine("skyair", "aroma", 5000, Decimal("50.00")),
              PairLine("aroma", "skyair", -2000, Decimal("-20.00"))]
