@@ -246,12 +246,35 @@ SHARED_ERRORS = (UNAUTHENTICATED, DATABASE_UNAVAILABLE, MALFORMED_JSON, NOT_JSON
 
 
 class Blueprint(flask_smorest.Blueprint):
-    """A blueprint of ``/api/v1``. A view declares the errors particular to it with
-    :meth:`alt_response`, whose schema for an error is the error format of SPEC §10;
-    those every operation may give are added to the document by :class:`SharedErrors`.
+    """A blueprint of ``/api/v1``. A view declares who may call it with :meth:`roles` and
+    the other errors particular to it with :meth:`alt_response`, whose schema for an
+    error is the error format of SPEC §10; those every operation may give are added to
+    the document by :class:`SharedErrors`.
     """
 
     ARGUMENTS_PARSER = DecimalJSONParser()
+
+    def roles(self, *names: str, refused: str | None = None):
+        """Declare the roles that may call a view (SPEC §4); a view without it is open to
+        every role. The 403 the other roles get is documented from the same declaration;
+        ``refused`` describes it instead where the view refuses more keys than theirs (a
+        key bound to a partner naming another).
+
+        The declaration is only read, by :func:`_authenticate` before the view runs,
+        so a key outside its role gets 403 whatever body it sends: flask-smorest
+        parses the body inside the view, and its 422 would reveal the schema.
+        """
+        others = " or ".join(role for role in auth.ROLES if role not in names)
+        documented = self.alt_response(
+            403, description=f"forbidden: {refused or f'a {others} key'}"
+        )
+
+        def declare(view):
+            view = documented(view)
+            view.roles = names
+            return view
+
+        return declare
 
     def alt_response(self, status_code, response=None, *, schema=None, **kwargs):
         """flask-smorest's, an error's schema being :class:`ErrorSchema` unless given."""
@@ -375,21 +398,6 @@ def unauthenticated(error: auth.Unauthenticated):
     return body, 401, {"WWW-Authenticate": "Bearer"}
 
 
-def roles(*names: str):
-    """Declare the roles that may call a view (SPEC §4); without it, every role may.
-
-    The declaration is only read, by :func:`_authenticate` before the view runs,
-    so a key outside its role gets 403 whatever body it sends: flask-smorest
-    parses the body inside the view, and its 422 would reveal the schema.
-    """
-
-    def declare(view):
-        view.roles = names
-        return view
-
-    return declare
-
-
 def reads_generation(view):
     """Declare that a view reads the catalog's generation with its own statement and
     then calls :func:`authenticate_at`: a lookup partners make before every
@@ -397,7 +405,7 @@ def reads_generation(view):
     form is checked before the view runs, so a request without one reads nothing;
     the view answers nothing before :func:`authenticate_at` has accepted the key.
     Its roles are checked then too: for a view without a body, whose parsing
-    could reveal the schema to a key outside them (see :func:`roles`).
+    could reveal the schema to a key outside them (see :meth:`Blueprint.roles`).
     """
     view.reads_generation = True
     return view

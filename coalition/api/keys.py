@@ -4,7 +4,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition import auth
-from coalition.api import MALFORMED_JSON, Blueprint, database, refuse_malformed_body, roles
+from coalition.api import MALFORMED_JSON, Blueprint, database, refuse_malformed_body
 from coalition.api.fields import PartnerId, Text
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1/keys", description="API keys")
@@ -26,10 +26,9 @@ class KeyOut(Schema):
 
 @blp.route("")
 class Keys(MethodView):
-    @roles("operator")
+    @blp.roles("operator")
     @blp.arguments(KeyIn)
     @blp.response(201, KeyOut)
-    @blp.alt_response(403, description="forbidden: a finance or partner key")
     def post(self, body):
         """Create a key"""
 
@@ -48,9 +47,8 @@ class Keys(MethodView):
 
 @blp.route("/<key_id>")
 class Key(MethodView):
-    @roles("operator")
+    @blp.roles("operator")
     @blp.response(204)
-    @blp.alt_response(403, description="forbidden: a finance or partner key")
     @blp.alt_response(404, description="not_found: no key with this id")
     @blp.alt_response(400, MALFORMED_JSON.name)
     def delete(self, key_id):

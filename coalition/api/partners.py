@@ -3,7 +3,7 @@
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from coalition.api import Blueprint, database, roles
+from coalition.api import Blueprint, database
 from coalition.api.fields import Currency, PartnerId, Text
 from coalition.domain.partners import CATEGORIES, STATUSES
 from coalition.services import partners
@@ -30,17 +30,15 @@ class PartnerPatch(PartnerSchema):
 
 @blp.route("")
 class Partners(MethodView):
-    @roles("operator", "finance")
+    @blp.roles("operator", "finance")
     @blp.response(200, PartnerSchema(many=True))
-    @blp.alt_response(403, description="forbidden: a partner key")
     def get(self):
         """List partners"""
         return database().run(partners.all_partners)
 
-    @roles("operator")
+    @blp.roles("operator")
     @blp.arguments(PartnerSchema)
     @blp.response(201, PartnerSchema)
-    @blp.alt_response(403, description="forbidden: a finance or partner key")
     @blp.alt_response(409, description="duplicate_partner: a partner has this id already")
     def post(self, body):
         """Add a partner"""
@@ -49,18 +47,16 @@ class Partners(MethodView):
 
 @blp.route("/<partner_id>")
 class Partner(MethodView):
-    @roles("operator", "finance")
+    @blp.roles("operator", "finance")
     @blp.response(200, PartnerSchema)
-    @blp.alt_response(403, description="forbidden: a partner key")
     @blp.alt_response(404, description="not_found: no partner with this id")
     def get(self, partner_id):
         """Read a partner"""
         return database().run(partners.get, partner_id)
 
-    @roles("operator")
+    @blp.roles("operator")
     @blp.arguments(PartnerPatch)
     @blp.response(200, PartnerSchema)
-    @blp.alt_response(403, description="forbidden: a finance or partner key")
     @blp.alt_response(404, description="not_found: no partner with this id")
     @blp.alt_response(
         409,

@@ -3,7 +3,7 @@
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from coalition.api import Blueprint, database, roles
+from coalition.api import Blueprint, database
 from coalition.api.fields import Currency, DecimalString, Instant, PartnerId, Text
 from coalition.domain import money
 from coalition.domain.rates import KINDS
@@ -60,18 +60,16 @@ class RateQuery(Schema):
 
 @blp.route("")
 class Rates(MethodView):
-    @roles("operator", "finance")
+    @blp.roles("operator", "finance")
     @blp.arguments(RateQuery, location="query")
     @blp.response(200, RateOut(many=True))
-    @blp.alt_response(403, description="forbidden: a partner key")
     def get(self, query):
         """List rate versions (with ``at``: those in force then)"""
         return database().run(rates.listing, **query)
 
-    @roles("operator")
+    @blp.roles("operator")
     @blp.arguments(RateIn)
     @blp.response(201, RateOut)
-    @blp.alt_response(403, description="forbidden: a finance or partner key")
     @blp.alt_response(409, description="period_closed: effective_from falls in a closed period")
     def post(self, body):
         """Add a rate version"""

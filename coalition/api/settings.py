@@ -3,7 +3,7 @@
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from coalition.api import Blueprint, database, roles
+from coalition.api import Blueprint, database
 from coalition.api.fields import Currency
 from coalition.domain import periods
 from coalition.services import settings as settings_service
@@ -26,17 +26,15 @@ class SettingsSchema(Schema):
 
 @blp.route("")
 class Settings(MethodView):
-    @roles("operator", "finance")
+    @blp.roles("operator", "finance")
     @blp.response(200, SettingsSchema)
-    @blp.alt_response(403, description="forbidden: a partner key")
     def get(self):
         """Read the settings"""
         return database().run(settings_service.load)
 
-    @roles("operator")
+    @blp.roles("operator")
     @blp.arguments(SettingsSchema)
     @blp.response(200, SettingsSchema)
-    @blp.alt_response(403, description="forbidden: a finance or partner key")
     @blp.alt_response(
         409,
         description="conflict: base_currency, timezone or period changed once a transaction"

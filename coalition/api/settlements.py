@@ -15,7 +15,6 @@ from coalition.api import (
     database,
     principal,
     refuse_malformed_body,
-    roles,
 )
 from coalition.api.fields import Money, PartnerId, Text
 from coalition.api.pagination import MAX_PAGE, PageArgs
@@ -175,13 +174,13 @@ class Periods(MethodView):
 
 @blp.route("/settlements/<period_id>")
 class Settlement(MethodView):
-    @roles("operator", "finance")
-    @blp.response(200, SettlementOut)
-    @blp.alt_response(
-        403,
-        description="forbidden: a partner key, or a finance key bound to a partner"
-        " (it reads that partner's statements)",
+    @blp.roles(
+        "operator",
+        "finance",
+        refused="a partner key, or a finance key bound to a partner (it reads that partner's"
+        " statements)",
     )
+    @blp.response(200, SettlementOut)
     @blp.alt_response(
         404,
         description="not_found: the period has not begun, or precedes the first closed period",
@@ -194,9 +193,8 @@ class Settlement(MethodView):
 
 @blp.route("/settlements/<period_id>/close")
 class Close(MethodView):
-    @roles("operator")
+    @blp.roles("operator")
     @blp.response(200, SettlementOut)
-    @blp.alt_response(403, description="forbidden: a finance or partner key")
     @blp.alt_response(
         404,
         description="not_found: the period precedes the first closed period, or (before any"

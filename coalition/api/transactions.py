@@ -13,7 +13,6 @@ from coalition.api import (
     domain_error_body,
     error_body,
     principal,
-    roles,
 )
 from coalition.api.fields import (
     MEMBER_ID_LENGTH,
@@ -196,13 +195,12 @@ def post_one(request: dict) -> tuple[dict, int]:
 
 @blp.route("")
 class Transactions(MethodView):
-    @roles("operator", "partner")
+    @blp.roles(
+        "operator", "partner", refused="a finance key, or a partner key naming another partner"
+    )
     @blp.arguments(TRANSACTION_IN, description=_fields_by_type())
     @blp.response(201, TransactionOut)
     @blp.alt_response(200, schema=TransactionOut, description="A replay: the original transaction")
-    @blp.alt_response(
-        403, description="forbidden: a finance key, or a partner key naming another partner"
-    )
     @blp.alt_response(
         409,
         description="idempotency_conflict: this external_id was posted with another body",
@@ -239,13 +237,11 @@ class Transactions(MethodView):
 
 @blp.route("/batch")
 class Batch(MethodView):
-    @roles("operator", "partner")
+    @blp.roles(
+        "operator", "partner", refused="a finance key (an item's own refusal is in its result)"
+    )
     @blp.arguments(BatchIn)
     @blp.response(200, BatchOut)
-    @blp.alt_response(
-        403,
-        description="forbidden: a finance key (an item's own refusal is in its result)",
-    )
     def post(self, body):
         """Post up to 1000 transactions, each as if posted alone, in order"""
         who = principal()
