@@ -94,11 +94,12 @@ def test_rate_starting_exactly_at_t_is_in_force():
     assert rates.in_force([january, march], "redemption", MAR) == march
 
 
-def test_later_posted_correction_wins_on_the_same_effective_from():
-    # Same scope and start: the higher id (posted later) is the correction.
+def test_later_posted_correction_wins_on_the_same_effective_from_in_either_order():
+    # Same scope and start: the higher id (posted later) is the correction, however listed.
     first = rate(7, value="0.010", effective_from=MAR)
     correction = rate(8, value="0.011", effective_from=MAR)
     assert rates.in_force([correction, first], "redemption", APR_15) == correction
+    assert rates.in_force([first, correction], "redemption", APR_15) == correction
 
 
 def test_category_rate_beats_a_newer_category_less_rate():
@@ -116,13 +117,6 @@ def test_latest_effective_from_wins_over_a_version_posted_later_with_an_earlier_
     march = rate(1, value="0.012", effective_from=MAR)
     january_posted_later = rate(2, value="0.010", effective_from=JAN)
     assert rates.in_force([march, january_posted_later], "redemption", APR_15) == march
-
-
-def test_later_posted_correction_wins_whatever_order_the_rates_come_in():
-    # Same scope and start: id 8 beats id 7 when 7 is listed first, too.
-    first = rate(7, value="0.010", effective_from=MAR)
-    correction = rate(8, value="0.011", effective_from=MAR)
-    assert rates.in_force([first, correction], "redemption", APR_15) == correction
 
 
 def test_effective_to_is_exclusive():
