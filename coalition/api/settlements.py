@@ -252,7 +252,7 @@ class Statement(MethodView):
         document = database().run(statements.get_statement, principal(), statement_id)
         if _held(document):
             return _not_modified(document)
-        return document, {"ETag": quote_etag(document["sha256"])}
+        return document, _tag(document)
 
 
 @blp.route(f"{STATEMENT}/pdf", parameters=HELD)
@@ -287,13 +287,10 @@ def _download(render, document: dict, extension: str, content_type: str) -> Resp
     # a slug, but one stored before ids were matched whole may end in a newline
     partner = re.sub(r"[^a-z0-9-]", "_", document["partner_id"])
     filename = f"coalition-statement-{document['number']}-{partner}.{extension}"
-    response = Response(
-        render(document),
-        content_type=content_type,
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    attachment = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    return Response(
+        render(document), content_type=content_type, headers=_tag(document) | attachment
     )
-    response.set_etag(document["sha256"])
-    return response
 
 
 def _held(document: dict) -> bool:
@@ -302,6 +299,9 @@ def _held(document: dict) -> bool:
 
 
 def _not_modified(document: dict) -> Response:
-    response = Response(status=304)
-    response.set_etag(document["sha256"])
-    return response
+    return Response(status=304, headers=_tag(document))
+
+
+def _tag(document: dict) -> dict:
+    """The ETag header of every read of a statement: its hash, quoted (RFC 9110)."""
+    return {"ETag": quote_etag(document["sha256"])}
