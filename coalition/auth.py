@@ -18,6 +18,7 @@ from coalition.domain.errors import Forbidden, Invalid, NotFound
 from coalition.services import catalog, partners
 
 ROLES = ("operator", "finance", "partner")
+KEY_STATUSES = ("active", "revoked")
 KEY_PREFIX = "coal_"
 
 
@@ -45,6 +46,11 @@ class Principal:
     def own_partner(self) -> str | None:
         """The partner whose data alone this key may see, or None for all."""
         return None if self.sees_everything else self.partner_id
+
+    def require_unbound(self, instead: str) -> None:
+        """Refuse a key bound to a partner what shows every partner (403), saying ``instead``."""
+        if self.own_partner() is not None:
+            raise Forbidden(f"a key bound to a partner {instead}")
 
     def may_see(self, partner_id: str) -> bool:
         """Whether this key may see a partner's transaction or statement; one it may
@@ -80,12 +86,35 @@ def create_key(session, role: str, partner_id: str | None = None, name: str | No
     return row, key
 
 
-def revoke_key(session, key_id: str) -> None:
+def get_key(session, key_id: str) -> models.ApiKey:
     row = session.get(models.ApiKey, key_id)
     if row is None:
         raise NotFound(f"no key {key_id!r}")
+    return row
+
+
+def revoke_key(session, key_id: str) -> models.ApiKey:
+    """Revoke a key; revoking it again changes nothing (its first revocation stands)."""
+    row = get_key(session, key_id)
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
+    return row
+
+
+def listing(session, partner_id=None, role=None, status=None) -> list[models.ApiKey]:
+    """Keys in the order they were made, revoked ones too unless ``status`` says otherwise:
+    what an operator looks through to find the key to revoke."""
+    K = models.ApiKey
+    query = select(K).order_by(K.created_at, K.id)
+    if partner_id is not None:
+        query = query.where(K.partner_id == partner_id)
+    if role is not None:
+        query = query.where(K.role == role)
+    if status is not None:
+        query = query.where(
+            K.revoked_at.is_(None) if status == "active" else K.revoked_at.isnot(None)
+        )
+    return list(session.scalars(query))
 
 
 def authenticate(session, authorization: str | None) -> Principal:

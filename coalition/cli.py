@@ -196,7 +196,9 @@ def keys():
 @click.option("--name", default=None)
 def keys_create(role, partner_id, name):
     """Create a key; the key itself is the last line printed (shown once)."""
-    fields = _key_fields(role=role, partner_id=partner_id, name=name)
+    from coalition.api.keys import KeyIn
+
+    fields = _checked(KeyIn, role=role, partner_id=partner_id, name=name)
     with _database(upgrade=True) as database:
         try:
             row, key = database.run(lambda session: auth.create_key(session, **fields))
@@ -210,15 +212,68 @@ def keys_create(role, partner_id, name):
     click.echo(key)
 
 
-def _key_fields(**options) -> dict:
-    """The options checked as ``POST /api/v1/keys`` checks its body (a name of 1–200
-    characters a database can store, a partner id of the slug form)."""
+@keys.command("list")
+@click.option("--partner", "--partner-id", "partner_id", default=None, help="keys bound to it")
+@click.option("--role", type=click.Choice(auth.ROLES), default=None)
+@click.option(
+    "--status", type=click.Choice(auth.KEY_STATUSES), default=None, help="(default: both)"
+)
+def keys_list(partner_id, role, status):
+    """List keys, oldest first, as GET /api/v1/keys does: never the keys themselves."""
+    from coalition.api.keys import KeyQuery
+
+    query = _checked(KeyQuery, partner_id=partner_id, role=role, status=status)
+    with _database() as database:
+        found = database.run(auth.listing, **query)
+    click.echo(_key_table(found))
+
+
+def _key_table(found) -> str:
+    """One line a key under a header, columns aligned; times in UTC, ``-`` for none."""
+
+    def at(moment):
+        return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+    lines = [("ID", "ROLE", "PARTNER", "CREATED (UTC)", "REVOKED (UTC)", "NAME")] + [
+        (
+            row.id,
+            row.role,
+            row.partner_id or "-",
+            at(row.created_at),
+            at(row.revoked_at),
+            row.name or "-",
+        )
+        for row in found
+    ]
+    widths = [max(len(line[column]) for line in lines) for column in range(5)]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(line, widths)) + "  " + line[5]
+        for line in lines
+    )
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+def keys_revoke(key_id):
+    """Revoke a key: every request with it is refused (401) from now on."""
+    with _database() as database:
+        row = database.run(auth.revoke_key, key_id)
+    click.echo(
+        f"revoked {row.role} key {row.id} ({row.name or 'no name'}) in {_shown(database)}"
+        f" at {row.revoked_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    )
+
+
+def _checked(schema, **options) -> dict:
+    """The options given, checked as the API checks the same fields with ``schema``
+    (``POST /api/v1/keys``: a name of 1–200 characters a database can store, a
+    partner id of the slug form)."""
     from marshmallow import ValidationError
 
-    from coalition.api.keys import KeyIn
-
     try:
-        return KeyIn().load({field: value for field, value in options.items() if value is not None})
+        return schema().load(
+            {field: value for field, value in options.items() if value is not None}
+        )
     except ValidationError as error:
         said = "; ".join(
             _about_option(field, " ".join(why)) for field, why in error.messages.items()

@@ -1,13 +1,19 @@
-"""API keys: created and revoked by the operator (SPEC §4)."""
+"""API keys: created, listed and revoked by the operator (SPEC §4).
+
+A key's secret is shown once, in the answer that creates it; listings show
+what it is for (role, partner, name) and whether it is revoked, never the
+key or its hash.
+"""
 
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition import auth
-from coalition.api import MALFORMED_JSON, Blueprint, database, refuse_malformed_body
+from coalition.api import MALFORMED_JSON, Blueprint, database, principal, refuse_malformed_body
 from coalition.api.fields import PartnerId, Text
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1/keys", description="API keys")
+BOUND = "reads no keys: they name every partner's tills and teams"
 
 
 class KeyIn(Schema):
@@ -16,16 +22,45 @@ class KeyIn(Schema):
     name = Text(load_default=None)
 
 
-class KeyOut(Schema):
+class KeyRecord(Schema):
     id = fields.String()
-    key = fields.String(metadata={"description": "Shown once; only its hash is stored"})
     role = fields.String()
     partner_id = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
+    created_at = fields.AwareDateTime()
+    revoked_at = fields.AwareDateTime(
+        allow_none=True, metadata={"description": "When it was revoked; null while it works"}
+    )
+
+
+class KeyOut(KeyRecord):
+    key = fields.String(metadata={"description": "Shown once; only its hash is stored"})
+
+
+class KeyQuery(Schema):
+    partner_id = fields.String(load_default=None, validate=PartnerId)
+    role = fields.String(load_default=None, validate=validate.OneOf(auth.ROLES))
+    status = fields.String(
+        load_default=None,
+        validate=validate.OneOf(auth.KEY_STATUSES),
+        metadata={"description": "active (not revoked) or revoked; both when not given"},
+    )
 
 
 @blp.route("")
 class Keys(MethodView):
+    @blp.roles(
+        "operator",
+        "finance",
+        refused=f"a partner key, or a finance key bound to a partner ({BOUND})",
+    )
+    @blp.arguments(KeyQuery, location="query")
+    @blp.response(200, KeyRecord(many=True))
+    def get(self, query):
+        """List keys, oldest first (never the keys themselves)"""
+        principal().require_unbound(BOUND)
+        return database().run(auth.listing, **query)
+
     @blp.roles("operator")
     @blp.arguments(KeyIn)
     @blp.response(201, KeyOut)
@@ -40,6 +75,8 @@ class Keys(MethodView):
                 "role": row.role,
                 "partner_id": row.partner_id,
                 "name": row.name,
+                "created_at": row.created_at,
+                "revoked_at": row.revoked_at,
             }
 
         return database().run(create)
@@ -47,6 +84,18 @@ class Keys(MethodView):
 
 @blp.route("/<key_id>")
 class Key(MethodView):
+    @blp.roles(
+        "operator",
+        "finance",
+        refused=f"a partner key, or a finance key bound to a partner ({BOUND})",
+    )
+    @blp.response(200, KeyRecord)
+    @blp.alt_response(404, description="not_found: no key with this id")
+    def get(self, key_id):
+        """Read a key (never the key itself)"""
+        principal().require_unbound(BOUND)
+        return database().run(auth.get_key, key_id)
+
     @blp.roles("operator")
     @blp.response(204)
     @blp.alt_response(404, description="not_found: no key with this id")

@@ -14,7 +14,7 @@ from coalition.db import aggregates, models, totals
 from coalition.db import repricing as recorded
 from coalition.domain import money, periods, repricing
 from coalition.domain import settlement as arithmetic
-from coalition.domain.errors import Conflict, Forbidden, NoRate, NotFound
+from coalition.domain.errors import Conflict, NoRate, NotFound
 from coalition.domain.totals import PartnerActivity
 from coalition.services import expiry, rates, statements
 from coalition.services import partners as partner_service
@@ -149,8 +149,7 @@ def get(session, principal, period_id: str, now: datetime) -> dict:
     as :func:`~coalition.services.periods.list_periods` lists it: "2062-11"
     for "2026-11" should not answer a page of zeros.
     """
-    if principal.own_partner() is not None:
-        raise Forbidden("a key bound to a partner reads that partner's statements instead")
+    principal.require_unbound("reads that partner's statements instead")
     period = period_service.parse(session, period_id)
     closed = session.get(models.Period, period.id)
     if closed is not None:

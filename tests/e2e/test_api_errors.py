@@ -1008,6 +1008,7 @@ DOCUMENTED_ERRORS = [
     ("put", "/api/v1/settings", lambda c, path: _key(c, "finance").put(path, json={"points_ttl_days": 30}), 403, "forbidden"),
     # 404: an id that names nothing, or what the key may not see
     ("delete", "/api/v1/keys/key_000000000000", lambda c, path: c.delete(path), 404, "not_found"),
+    ("get", "/api/v1/keys/key_000000000000", lambda c, path: c.get(path), 404, "not_found"),
     ("get", "/api/v1/partners/nobody", lambda c, path: c.get(path), 404, "not_found"),
     ("patch", "/api/v1/partners/nobody", lambda c, path: c.patch(path, json={"name": "Nobody"}), 404, "not_found"),
     ("get", "/api/v1/transactions/999999", lambda c, path: c.get(path), 404, "not_found"),

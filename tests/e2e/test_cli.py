@@ -79,6 +79,55 @@ def test_keys_create_checks_its_options_as_the_api_checks_a_key(database_url, da
     assert database.run(lambda session: session.scalar(text("SELECT count(*) FROM api_keys"))) == 1  # the operator's
 
 
+def _listed(cli, *args) -> list[list[str]]:
+    """``keys list``'s lines split on runs of two or more spaces (a name may hold one)."""
+    result = cli("keys", "list", *args)
+    assert result.exit_code == 0, result.output
+    return [re.split(r"  +", line.rstrip()) for line in result.output.splitlines()]
+
+
+def test_keys_list_shows_each_key_under_a_header_and_never_the_key(cli, aroma, operator):
+    till = expect(operator.post("/api/v1/keys", json={"role": "partner", "partner_id": "aroma", "name": "till 7"}))
+    lines = _listed(cli)
+    assert lines[0] == ["ID", "ROLE", "PARTNER", "CREATED (UTC)", "REVOKED (UTC)", "NAME"]
+    assert [line[:3] + line[4:] for line in lines[1:]][-1] == [till["id"], "partner", "aroma", "-", "till 7"]
+    created = datetime.strptime(lines[-1][3], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+    assert abs(created - datetime.fromisoformat(till["created_at"])) < timedelta(seconds=1)
+    assert till["key"] not in cli("keys", "list").output
+
+
+def test_keys_revoke_refuses_the_key_from_then_on_and_list_shows_when(cli, aroma, operator, client):
+    till = expect(operator.post("/api/v1/keys", json={"role": "partner", "partner_id": "aroma", "name": "till 7"}))
+    assert client.get("/api/v1/transactions", headers={"Authorization": f"Bearer {till['key']}"}).status_code == 200
+    result = cli("keys", "revoke", till["id"])
+    assert result.exit_code == 0 and result.output.startswith(f"revoked partner key {till['id']} (till 7) in ")
+    assert client.get("/api/v1/transactions", headers={"Authorization": f"Bearer {till['key']}"}).status_code == 401
+    revoked = expect(operator.get(f"/api/v1/keys/{till['id']}"), 200)["revoked_at"]
+    assert _listed(cli, "--status", "revoked")[1:] == [
+        [till["id"], "partner", "aroma", _listed(cli)[-1][3], f"{datetime.fromisoformat(revoked):%Y-%m-%d %H:%M:%S}",
+         "till 7"]]
+    assert [line[0] for line in _listed(cli, "--status", "active")[1:]] == [_listed(cli)[1][0]]  # the operator's
+
+
+def test_keys_list_filters_as_the_api_does(cli, aroma, operator):
+    made = [expect(operator.post("/api/v1/keys", json=body))["id"] for body in (
+        {"role": "partner", "partner_id": "aroma"}, {"role": "finance"}, {"role": "finance", "partner_id": "aroma"})]
+    assert [line[0] for line in _listed(cli, "--partner", "aroma")[1:]] == [made[0], made[2]]
+    assert [line[0] for line in _listed(cli, "--role", "finance", "--partner-id", "aroma")[1:]] == [made[2]]
+    assert _listed(cli, "--partner", "nobody") == [["ID", "ROLE", "PARTNER", "CREATED (UTC)", "REVOKED (UTC)", "NAME"]]
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (("keys", "revoke", "key_000000000000"), "Error: no key 'key_000000000000'\n"),
+    (("keys", "list", "--partner", "Aroma Cafe"),
+     "Error: --partner: must be a slug: a-z, 0-9 and '-', 2 to 63 characters\n"),
+], ids=["unknown key", "not a slug"])
+def test_keys_list_and_revoke_say_what_is_wrong_in_one_line(database_url, monkeypatch, operator, args, said):
+    monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
+    result = CliRunner().invoke(main, list(args))
+    assert (result.exit_code, result.stderr, result.stdout) == (1, said, "")
+
+
 @pytest.mark.parametrize(("value", "runs"), [
     ("on", True), ("ON", True), ("true", True), ("yes", True), ("1", True), ("", True),
     ("off", False), ("Off", False), ("false", False), ("no", False), ("0", False), (" off ", False),

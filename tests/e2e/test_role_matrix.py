@@ -6,9 +6,10 @@ running the code:
 * no key, an unknown key or a revoked key → 401, everywhere under ``/api/v1``;
 * ``operator`` may do everything;
 * ``finance`` (bound to a partner or not) gets 403 on every write (POST, PUT,
-  PATCH, DELETE) and may read settings, partners, rates and periods; bound to a
-  partner it gets 403 on ``GET /settlements/{period}`` and 404 for another
-  partner's transaction or statement by id;
+  PATCH, DELETE) and may read settings, partners, rates and periods; unbound, it
+  may read keys (never the keys themselves); bound to a partner it gets 403 on
+  ``GET /settlements/{period}`` and on keys (both name every partner), and 404
+  for another partner's transaction or statement by id;
 * ``partner`` keys get 403 on settings, partners, rates (read and write), keys,
   ``GET /settlements/{period}`` and close; they may read periods and member
   balances, post their own transactions (another partner's → 403), and get 404
@@ -217,6 +218,9 @@ ROWS = [
     Row("POST", "/keys", (201, 403, 403, 403, 403),
         _with_body("/keys", lambda w, p: {"role": "finance", "name": f"made by {p}"})),
     Row("DELETE", "/keys/{key_id}", (204, 403, 403, 403, 403),
+        lambda w, p: (f"/api/v1/keys/{_spare_key(w)}", None)),
+    Row("GET", "/keys", (200, 200, 403, 403, 403), _path("/keys")),
+    Row("GET", "/keys/{key_id}", (200, 200, 403, 403, 403),
         lambda w, p: (f"/api/v1/keys/{_spare_key(w)}", None)),
     Row("GET", "/settings", (200, 200, 200, 403, 403), _path("/settings")),
     Row("PUT", "/settings", (200, 403, 403, 403, 403),
