@@ -51,14 +51,13 @@ def _database(*, upgrade=False, wait=0):
     except (ArgumentError, ImportError, ValueError) as error:  # not a URL, no dialect or driver
         raise click.ClickException(f"COALITION_DATABASE_URL cannot be used: {error}")
     missing = _missing_file(database)
-    if missing is not None:  # said before SQLite creates it
-        if not upgrade:
-            database.dispose()
-            raise click.ClickException(_no_database(missing))
-        if missing.parent.is_dir():  # else opening it fails, and says so
-            click.echo(f"creating a new database at {missing}", err=True)
+    if missing is not None and not upgrade:  # said before SQLite would create it
+        database.dispose()
+        raise click.ClickException(_no_database(missing))
     try:
         _check_schema(database, upgrade, wait)
+        if missing is not None:  # said once it exists: a file that cannot be made is reported
+            click.echo(f"created a new database at {missing}", err=True)
         yield database
     except Unavailable as error:  # the server went away while the command ran
         raise click.ClickException(f"{error}; run the command again once it is back") from None
@@ -71,7 +70,11 @@ def _missing_file(database) -> Path | None:
     database is a server's: a command run in another directory than the service would
     otherwise work on a new, empty database of its own."""
     path = _file(database)
-    return None if path is None or path.exists() else path
+    try:
+        return None if path is None or path.exists() else path
+    except OSError as error:  # a name the file system refuses (too long): no file, and none to make
+        database.dispose()
+        raise click.ClickException(f"cannot open the database {path}: {error.strerror}") from None
 
 
 def _no_database(path: Path) -> str:

@@ -722,12 +722,32 @@ def test_keys_create_says_which_database_holds_the_key_and_when_it_made_that_dat
     file = tmp_path / "coalition.sqlite3"
     first = CliRunner().invoke(main, ["keys", "create", "--role", "operator"])
     second = CliRunner().invoke(main, ["keys", "create", "--role", "operator"])
-    assert first.stderr == f"creating a new database at {file}\n" and second.stderr == ""
+    assert first.stderr == f"created a new database at {file}\n" and second.stderr == ""
     for result in (first, second):
         said, key = result.stdout.splitlines()
         assert re.fullmatch(rf"created operator key key_[0-9a-f]{{12}} in {re.escape(str(file))}; store it now,"
                             " it is not shown again:", said)
         assert key.startswith(auth.KEY_PREFIX)
+
+
+def test_a_database_file_whose_name_is_too_long_is_reported_in_one_line(tmp_path, monkeypatch):
+    # checking whether the file existed raised OSError: a traceback
+    file = tmp_path / ("a" * 300 + ".sqlite3")
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{file}")
+    result = CliRunner().invoke(main, ["keys", "create", "--role", "operator"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"Error: cannot open the database {file}: File name too long\n"
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs /proc, where no one may create a file")
+def test_a_database_file_that_cannot_be_made_is_not_said_to_be_created(monkeypatch):
+    # the directory is there, the file cannot be made in it: "creating a new database", then the failure
+    monkeypatch.setenv("COALITION_DATABASE_URL", "sqlite:////proc/coalition.sqlite3")
+    result = CliRunner().invoke(main, ["keys", "create", "--role", "operator"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr.startswith("Error: cannot open the database /proc/coalition.sqlite3")
+    assert "created" not in result.stderr
 
 
 @pytest.mark.postgres
