@@ -169,6 +169,13 @@ class BatchOut(Schema):
 
 class TransactionQuery(PageArgs):
     partner_id = fields.String(validate=PartnerId)
+    external_id = Text(
+        max_length=128,
+        metadata={
+            "description": "The partner's own id of a transaction: with partner_id, or a key"
+            " bound to a partner (ids are unique per partner)"
+        },
+    )
     member_id = Text(max_length=MEMBER_ID_LENGTH)
     type = fields.String(validate=validate.OneOf(TYPES))
     period_id = Text(max_length=16)

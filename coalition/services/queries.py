@@ -142,7 +142,14 @@ def list_transactions(session, principal, filters: dict, limit: int, cursor: str
     query = select(T)
     if partner_id is not None:
         query = query.where(T.partner_id == partner_id)
-    for field in ("member_id", "type"):
+    if filters.get("external_id") is not None and partner_id is None:
+        # an id is unique within its partner; across partners it is no lookup but a scan
+        raise Invalid(
+            "external_id is a partner's own id: give partner_id with it",
+            field="partner_id",
+            location="query",
+        )
+    for field in ("external_id", "member_id", "type"):
         if filters.get(field) is not None:
             query = query.where(getattr(T, field) == filters[field])
     if filters.get("period_id") is not None:

@@ -980,6 +980,32 @@ def test_list_transactions_filtered_by_partner(coalition, ledger):
     assert external_ids(coalition, partner_id="skyair") == ["s1"]
 
 
+def test_a_partners_own_id_finds_its_transaction_and_not_another_partners_of_that_id(coalition, ledger):
+    # a till asks whether its e3 landed; skyair's own e3 is another transaction
+    expect(earn(coalition, "e3", "m9", "10.00", partner_id="skyair"))
+    found = list_all(coalition, partner_id="aroma", external_id="e3")
+    assert [(item["partner_id"], item["external_id"], item["member_id"]) for item in found] == [("aroma", "e3", "m1")]
+    assert external_ids(coalition, partner_id="skyair", external_id="e3") == ["e3"]
+    assert external_ids(coalition, partner_id="aroma", external_id="e3 ") == []  # ids are matched whole
+
+
+def test_a_partner_key_finds_its_own_transaction_by_its_id_alone(coalition, ledger, make_key):
+    expect(earn(coalition, "s1", "m1", "10.00", partner_id="skyair"))
+    aroma = make_key("partner", "aroma")
+    assert external_ids(aroma, external_id="e2") == ["e2"]
+    assert external_ids(aroma, external_id="s1") == []  # skyair's, never shown to aroma
+    assert external_ids(make_key("finance", "skyair"), external_id="s1") == ["s1"]
+
+
+@pytest.mark.parametrize("role", ["operator", "finance"])
+def test_an_id_without_its_partner_is_422_naming_partner_id(coalition, ledger, make_key, role):
+    # an id is unique only within its partner: across partners it would be a scan, not a lookup
+    caller = coalition if role == "operator" else make_key("finance")
+    response = caller.get("/api/v1/transactions", query_string={"external_id": "e2"})
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["errors"] == {"query": {"partner_id": ["external_id is a partner's own id: give partner_id with it"]}}
+
+
 def test_list_transactions_with_limit_2_walks_every_page_without_duplicates(coalition, ledger):
     # 5 transactions in pages of 2: 2 + 2 + 1
     pages = walk_pages(coalition, "/api/v1/transactions", limit=2)
