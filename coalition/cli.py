@@ -23,6 +23,7 @@ from coalition import auth, config, create_app, database_of, transaction_file
 from coalition.db import Unavailable, is_unavailable, migrate
 from coalition.domain.errors import CoalitionError
 from coalition.logs import quantity
+from coalition.services import changes
 
 IMPORT_SLICE = 1000  # rows of an imported file held, parsed and posted at a time
 # rows from which an import posts in several processes by default: below, starting
@@ -159,12 +160,14 @@ class Group(click.Group):
 
     A :class:`CoalitionError` from any command is the user's mistake (a partner
     key without its partner, a period that has not ended), not a bug: one line
-    ``Error: ...`` on stderr and exit status 1, without a traceback.
+    ``Error: ...`` on stderr and exit status 1, without a traceback. What a
+    command changes (a key, a close) is recorded as the command line's.
     """
 
     def invoke(self, ctx):
         try:
-            return super().invoke(ctx)
+            with changes.acting(changes.Actor("cli")):
+                return super().invoke(ctx)
         except CoalitionError as error:
             raise click.ClickException(error.message) from error
 

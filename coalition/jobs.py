@@ -23,13 +23,15 @@ from coalition import database_of
 from coalition.db import Unavailable, locks, reaching
 from coalition.domain.errors import CoalitionError
 from coalition.logs import quantity
-from coalition.services import expiry, kpi_counts, settlement
+from coalition.services import changes, expiry, kpi_counts, settlement
 
 log = logging.getLogger(__name__)
 
 
 def holding_job_lock(database, job: str, work) -> None:
-    """Run ``work()`` if no other instance is running ``job``."""
+    """Run ``work()`` if no other instance is running ``job``; what it changes (a close)
+    is recorded as the scheduler's."""
+    work = changes.acting(changes.Actor("scheduler"))(work)
     if database.dialect != "postgresql":
         work()
         return

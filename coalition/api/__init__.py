@@ -28,6 +28,7 @@ from coalition.api.fields import MEMBER_ID_LENGTH, DecimalString, ExponentDecima
 from coalition.db import Unavailable
 from coalition.domain.errors import CoalitionError
 from coalition.services import catalog
+from coalition.services.changes import SYSTEM, Actor, act_as
 
 log = logging.getLogger(__name__)
 unavailable_log = logs.Throttled(log)  # a database away answers every request 503
@@ -429,6 +430,13 @@ def _view_method():
 def _admit(who: auth.Principal) -> None:
     who.require(*getattr(_view_method(), "roles", auth.ROLES))
     g.principal = who
+    act_as(Actor("api", who.key_id))
+
+
+def _act_as_no_one(_error) -> None:
+    """A thread serves one request after another: what it changes outside a request is
+    no key's."""
+    act_as(SYSTEM)
 
 
 def _authenticate() -> None:
@@ -443,6 +451,7 @@ def _authenticate() -> None:
 
 def init_app(app) -> Api:
     from coalition.api import (
+        changes,
         keys,
         kpis,
         members,
@@ -477,9 +486,20 @@ def init_app(app) -> Api:
     api.register_field(DecimalString, "string", "decimal")
     app.url_map.converters["member"] = MemberId
     api.register_converter(MemberId, member_id_schema)
-    for module in (keys, settings, partners, rates, transactions, members, settlements, kpis):
+    for module in (
+        keys,
+        settings,
+        partners,
+        rates,
+        transactions,
+        members,
+        settlements,
+        kpis,
+        changes,
+    ):
         api.register_blueprint(module.blp)
     app.before_request(_authenticate)
+    app.teardown_request(_act_as_no_one)
     app.add_url_rule("/api/swagger-ui/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
     return api
 

@@ -212,3 +212,19 @@ class Statement(Base):
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
     sha256: Mapped[str] = mapped_column(String(64))
     body: Mapped[str] = mapped_column(Text)
+
+
+class Change(Base):
+    """A change to what the operator configures (settings, partners, rates, keys) or a
+    period's close: who made it and what it changed (:mod:`coalition.services.changes`)."""
+
+    __tablename__ = "changes"
+
+    id: Mapped[int] = mapped_column(BigId(), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    via: Mapped[str] = mapped_column(String(16))
+    key_id: Mapped[str | None] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(16))
+    subject_id: Mapped[str] = mapped_column(String(63))
+    action: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text)

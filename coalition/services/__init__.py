@@ -9,3 +9,5 @@ expiry job's batches (:func:`expiry.expire_all`), the auto-close
 (:func:`settlement.auto_close`) and the keeping of periods' KPI counts
 (:func:`kpi_counts.keep_counts`).
 """
+
+from coalition.services import changes  # noqa: F401  its flush hook records who changed what

@@ -7,7 +7,6 @@ and one record by id is shown only if :meth:`~coalition.auth.Principal.may_see`
 """
 
 import json
-import re
 from datetime import datetime
 
 from sqlalchemy import select
@@ -15,9 +14,7 @@ from sqlalchemy import select
 from coalition.db import aggregates, horizon, models, rows
 from coalition.domain.errors import Forbidden, Invalid, NotFound
 from coalition.domain.money import Money
-from coalition.services import members, periods
-
-MAX_ID = 2**63 - 1  # transaction ids are BIGINT columns
+from coalition.services import members, pages, periods
 
 DEFAULT_REASONS = {
     "earn": "purchase",
@@ -102,38 +99,18 @@ def get_transaction(session, principal, transaction_id: int) -> dict:
     return transaction_view(session, transaction)
 
 
-def keyset(query, id_column, limit: int | None, cursor: str | None, max_id: int = MAX_ID):
-    """``query`` from just after ``cursor`` (the id of the last row of the page before), in
-    id order, one row past a page of ``limit`` (so that whether another page follows is
-    known, :func:`split_page`), or every row after it without one. Ids run up to ``max_id``
-    (the column's type)."""
-    if cursor:
-        if not re.fullmatch(r"[0-9]{1,19}", cursor) or int(cursor) > max_id:
-            raise Invalid("cursor is not one this service returned", reason="bad_cursor")
-        query = query.where(id_column > int(cursor))
-    query = query.order_by(id_column)
-    return query if limit is None else query.limit(limit + 1)
-
-
-def split_page(found: list, limit: int | None) -> tuple[list, str | None]:
-    """The page of rows a :func:`keyset` query found, and the cursor of the next page."""
-    if limit is None or len(found) <= limit:
-        return found, None
-    return found[:limit], str(found[limit - 1].id)
-
-
 def keyset_page(session, query, limit: int, cursor: str | None):
     """One page of transactions in id order, and the cursor of the next page.
 
     A page never passes a posting still in flight (:mod:`coalition.db.horizon`).
     """
     T = models.Transaction
-    query = keyset(query, T.id, limit, cursor)
+    query = pages.keyset(query, T.id, limit, cursor)
     found = list(session.scalars(query))
     settled = horizon.bound(session, found[:limit][-1].id) if found else None
     if settled is not None:
         found = list(session.scalars(query.where(T.id <= settled)))
-    return split_page(found, limit)
+    return pages.split_page(found, limit)
 
 
 def list_transactions(session, principal, filters: dict, limit: int, cursor: str | None):

@@ -17,8 +17,8 @@ from coalition.domain import money, periods
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import NotFound
 from coalition.domain.partners import OPERATOR_PARTNER
+from coalition.services import pages, queries
 from coalition.services import periods as period_service
-from coalition.services import queries
 from coalition.services import settings as settings_service
 
 MAX_STATEMENT_ID = 2**31 - 1  # statement ids are INTEGER columns
@@ -147,9 +147,9 @@ def list_statements(
         )
     if partner_id is not None:
         query = query.where(models.Statement.partner_id == partner_id)
-    by_id = queries.keyset(query, models.Statement.id, limit, cursor, max_id=MAX_STATEMENT_ID)
-    found = list(session.scalars(by_id))
-    page, next_cursor = queries.split_page(found, limit)
+    page, next_cursor = pages.page(
+        session, query, models.Statement.id, limit, cursor, max_id=MAX_STATEMENT_ID
+    )
     return {"items": [statement_document(row) for row in page], "next_cursor": next_cursor}
 
 

@@ -7,8 +7,9 @@ running the code:
 * ``operator`` may do everything;
 * ``finance`` (bound to a partner or not) gets 403 on every write (POST, PUT,
   PATCH, DELETE) and may read settings, partners, rates and periods; unbound, it
-  may read keys (never the keys themselves); bound to a partner it gets 403 on
-  ``GET /settlements/{period}`` and on keys (both name every partner), and 404
+  may read keys (never the keys themselves) and the record of changes; bound to
+  a partner it gets 403 on ``GET /settlements/{period}``, keys and changes (all
+  name every partner), and 404
   for another partner's transaction or statement by id;
 * ``partner`` keys get 403 on settings, partners, rates (read and write), keys,
   ``GET /settlements/{period}`` and close; they may read periods and member
@@ -220,6 +221,7 @@ ROWS = [
     Row("DELETE", "/keys/{key_id}", (204, 403, 403, 403, 403),
         lambda w, p: (f"/api/v1/keys/{_spare_key(w)}", None)),
     Row("GET", "/keys", (200, 200, 403, 403, 403), _path("/keys")),
+    Row("GET", "/changes", (200, 200, 403, 403, 403), _path("/changes")),
     Row("GET", "/keys/{key_id}", (200, 200, 403, 403, 403),
         lambda w, p: (f"/api/v1/keys/{_spare_key(w)}", None)),
     Row("GET", "/settings", (200, 200, 200, 403, 403), _path("/settings")),

@@ -1,0 +1,61 @@
+"""The record of changes to what the operator configures (settings, partners, rates,
+keys) and of closes: who made each, when, and what it changed."""
+
+from flask.views import MethodView
+from marshmallow import Schema, fields, validate
+
+from coalition.api import Blueprint, database, principal
+from coalition.api.fields import Instant, Text
+from coalition.api.pagination import PageArgs
+from coalition.services import changes
+
+blp = Blueprint("changes", __name__, url_prefix="/api/v1/changes", description="Changes")
+BOUND = "reads no changes: they name every partner's rates and keys"
+
+
+class ChangeQuery(PageArgs):
+    subject = fields.String(validate=validate.OneOf(sorted(set(changes.SUBJECTS.values()))))
+    subject_id = Text(max_length=63)
+    key_id = Text(max_length=32, metadata={"description": "Changes made with this key"})
+    via = fields.String(validate=validate.OneOf(changes.VIAS))
+    from_ = Instant(data_key="from")
+    to = Instant()
+
+
+class ChangeOut(Schema):
+    id = fields.Integer()
+    at = fields.AwareDateTime()
+    via = fields.String(metadata={"description": "api, cli, scheduler or system"})
+    key_id = fields.String(allow_none=True, metadata={"description": "The key, through the API"})
+    subject = fields.String()
+    subject_id = fields.String()
+    action = fields.String(metadata={"description": "create, update, revoke or close"})
+    fields_ = fields.Dict(
+        data_key="fields",
+        metadata={
+            "description": "What was created, or each field changed as [before, after];"
+            " money and rates as strings, instants in RFC 3339"
+        },
+    )
+
+
+class ChangePage(Schema):
+    items = fields.List(fields.Nested(ChangeOut))
+    next_cursor = fields.String(allow_none=True)
+
+
+@blp.route("")
+class Changes(MethodView):
+    @blp.roles(
+        "operator",
+        "finance",
+        refused=f"a partner key, or a finance key bound to a partner ({BOUND})",
+    )
+    @blp.arguments(ChangeQuery, location="query")
+    @blp.response(200, ChangePage)
+    def get(self, query):
+        """Changes to settings, partners, rates and keys, and closes, oldest first"""
+        principal().require_unbound(BOUND)
+        limit, cursor = query.pop("limit"), query.pop("cursor")
+        query["from"] = query.pop("from_", None)
+        return database().run(changes.listing, query, limit, cursor)

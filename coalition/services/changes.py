@@ -1,0 +1,165 @@
+"""Who changed what the operator configures, and when: settings, partners, rates,
+keys, and the close of each period.
+
+A settlement depends on every one of these, and a finance team asking why
+a statement says what it says needs to know who set the rate behind it.
+Any flush that adds or changes one of those rows records the change in the
+same transaction, from whatever code made it, so no path escapes the record
+and a change refused or rolled back leaves none. Who made it is the
+:class:`Actor` of the running context: a request's key (``api``), a command
+(``cli``) or a scheduler job (``scheduler``); ``system`` where none is said.
+
+Every such flush also stamps the catalog's generation, a lock on the one
+settings row held until commit (:mod:`coalition.services.catalog`): changes
+are written one transaction after another, so their ids follow the order in
+which they were committed and a cursor never passes one still in flight.
+"""
+
+import json
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from sqlalchemy import event, insert, inspect, select
+from sqlalchemy.orm import Session
+
+from coalition.db import models
+from coalition.services import pages
+
+SUBJECTS = {
+    models.Settings: "settings",
+    models.Partner: "partner",
+    models.Rate: "rate",
+    models.ApiKey: "key",
+    models.Period: "period",
+}
+# what a reader of the record has no use for: secrets, stamps, bookkeeping, and a close's
+# whole settlement (its statements hold it)
+UNRECORDED = {
+    "key_hash",
+    "generation",
+    "last_transaction_id",
+    "created_at",
+    "settlement",
+    "activity",
+}
+UNRECORDED_WHEN_CREATED = UNRECORDED | {"id"}  # the change's subject_id
+
+
+VIAS = ("api", "cli", "scheduler", "system")
+
+
+@dataclass(frozen=True)
+class Actor:
+    via: str  # one of VIAS
+    key_id: str | None = None  # through the API
+
+
+SYSTEM = Actor("system")  # where no request, command or job says who acts
+_acting: ContextVar[Actor] = ContextVar("coalition.actor", default=SYSTEM)
+
+
+@contextmanager
+def acting(actor: Actor):
+    """Record the changes made inside the block as ``actor``'s."""
+    token = _acting.set(actor)
+    try:
+        yield
+    finally:
+        _acting.reset(token)
+
+
+def act_as(actor: Actor) -> None:
+    """Record what this context changes from now on as ``actor``'s: a request's key,
+    known once it is authenticated (each request sets its own)."""
+    _acting.set(actor)
+
+
+@event.listens_for(Session, "after_flush")
+def _record(session, _context) -> None:
+    """Record each configured row the flush added or changed (the session still holds
+    what it flushed, with each attribute's history)."""
+    changes = [
+        *(_created(row) for row in session.new if type(row) in SUBJECTS),
+        *(_changed(row) for row in session.dirty if type(row) in SUBJECTS),
+    ]
+    changes = [change for change in changes if change is not None]
+    if changes:
+        actor, now = _acting.get(), datetime.now(UTC)
+        session.connection().execute(
+            insert(models.Change),
+            [{"at": now, "via": actor.via, "key_id": actor.key_id, **change} for change in changes],
+        )
+
+
+def _created(row) -> dict:
+    fields = {
+        column.key: getattr(row, column.key)
+        for column in inspect(row).mapper.column_attrs
+        if column.key not in UNRECORDED_WHEN_CREATED
+    }
+    action = "close" if isinstance(row, models.Period) else "create"
+    return _change(row, action, fields)
+
+
+def _changed(row) -> dict | None:
+    """The fields changed, each as [before, after]; None when nothing really changed
+    (a field set to the value it had) or when it is a closed period's KPI counts."""
+    state = inspect(row)
+    fields = {}
+    for column in state.mapper.column_attrs:
+        history = state.attrs[column.key].history
+        if column.key in UNRECORDED or not history.added:
+            continue
+        before = history.deleted[0] if history.deleted else None
+        if before != history.added[0]:
+            fields[column.key] = [before, history.added[0]]
+    if not fields:
+        return None
+    action = "revoke" if fields.keys() == {"revoked_at"} else "update"
+    return _change(row, action, fields)
+
+
+def _change(row, action: str, fields: dict) -> dict:
+    subject_id = "settings" if isinstance(row, models.Settings) else str(row.id)
+    return {
+        "subject": SUBJECTS[type(row)],
+        "subject_id": subject_id,
+        "action": action,
+        "detail": json.dumps(fields, default=_written, ensure_ascii=False, sort_keys=True),
+    }
+
+
+def _written(value) -> str:
+    """A value JSON has no type for, as the API writes it: instants in RFC 3339, decimals
+    with the decimals they were given."""
+    return value.isoformat() if isinstance(value, datetime) else str(value)
+
+
+def listing(session, filters: dict, limit: int, cursor: str | None) -> dict:
+    """Changes in the order they were made, a page at a time."""
+    C = models.Change
+    query = select(C)
+    for field in ("subject", "subject_id", "key_id", "via"):
+        if filters.get(field) is not None:
+            query = query.where(getattr(C, field) == filters[field])
+    if filters.get("from") is not None:
+        query = query.where(C.at >= filters["from"])
+    if filters.get("to") is not None:
+        query = query.where(C.at < filters["to"])
+    page, next_cursor = pages.page(session, query, C.id, limit, cursor)
+    return {"items": [_view(row) for row in page], "next_cursor": next_cursor}
+
+
+def _view(row: models.Change) -> dict:
+    return {
+        "id": row.id,
+        "at": row.at,
+        "via": row.via,
+        "key_id": row.key_id,
+        "subject": row.subject,
+        "subject_id": row.subject_id,
+        "action": row.action,
+        "fields_": json.loads(row.detail),
+    }
