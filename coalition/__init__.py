@@ -5,10 +5,16 @@ CLI (:mod:`coalition.cli`) and the scheduler (:mod:`coalition.jobs`) build
 the same app, so every entrypoint calls the same use cases.
 """
 
-from flask import Flask
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from coalition import config as config_module
-from coalition.db import Database
+
+if TYPE_CHECKING:  # imported when an app is built: the domain and reports need neither
+    from flask import Flask
+
+    from coalition.db import Database
 
 # A batch's 1,000 items (SPEC §6) at their fields' longest, written in characters
 # JSON escapes as two \u escapes, make about 6.4 MB: every valid body fits, with room
@@ -18,6 +24,10 @@ MAX_BODY_BYTES = 16 * 1024 * 1024
 
 def create_app(config: dict | None = None) -> Flask:
     """Build the Flask app; ``config`` overrides the environment (tests pass a URL)."""
+    from flask import Flask
+
+    from coalition.db import Database
+
     app = Flask(__name__)
     app.config.update(config_module.from_environment())
     app.config.update(config or {})

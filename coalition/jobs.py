@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 from coalition import database_of
 from coalition.db import Unavailable, locks, reaching
 from coalition.domain.errors import CoalitionError
+from coalition.domain.settlement import Unbalanced
 from coalition.logs import quantity
 from coalition.services import changes, expiry, kpi_counts, settlement
 
@@ -92,9 +93,9 @@ def run_auto_close(database) -> None:
         try:
             closed = settlement.auto_close(database, datetime.now(UTC))
             log.info("auto-close: %s", f"closed {closed}" if closed else "no period due")
+        except Unbalanced:  # the books do not balance: fails loudly (SPEC §7), as any failure
+            raise
         except CoalitionError as refused:
-            if refused.status >= 500:  # the books do not balance: loudly, as any failure
-                raise
             # the operator's to fix (a missing fx rate): one line at each check, not a traceback
             log.warning("auto-close refused, tried again at the next check: %s", refused.message)
         if counted := kpi_counts.keep_counts(database):

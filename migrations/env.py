@@ -2,13 +2,14 @@
 
 ``coalition db upgrade`` (and ``serve``) pass their engine's connection in
 ``config.attributes["connection"]``; the plain ``alembic`` command falls back
-to ``COALITION_DATABASE_URL``.
+to ``COALITION_DATABASE_URL``, opened as the service opens it (psycopg 3 for a
+``postgresql://`` URL, sessions in UTC, SQLite's writes serialized).
 """
 
 from alembic import context
-from sqlalchemy import create_engine
 
 from coalition.config import database_url
+from coalition.db import Database
 from coalition.db.models import Base
 
 
@@ -26,7 +27,7 @@ connection = context.config.attributes.get("connection")
 if connection is not None:
     run_migrations(connection)
 else:
-    engine = create_engine(database_url())
-    with engine.connect() as fresh:
+    database = Database(database_url())
+    with database.engine.connect() as fresh:
         run_migrations(fresh)
-    engine.dispose()
+    database.dispose()

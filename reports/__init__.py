@@ -1,8 +1,9 @@
 """Settlement statements rendered for finance teams (SPEC §8).
 
 Pure functions from one partner's statement — the JSON-ready dict of SPEC §7 —
-to file bytes. No Flask and no database here, so the service, the CLI and the
-tests all render exactly the same bytes from the same statement.
+to file bytes. No Flask and no database here, so the service and the tests
+render exactly the same bytes from the same statement, and a statement's JSON
+alone is enough to render it again anywhere.
 """
 
 from reports.csv import render_csv

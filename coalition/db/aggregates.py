@@ -161,11 +161,11 @@ def member_balance(connection, member_id: str, at: datetime) -> tuple[MemberBala
             pending=sum(pending for _, _, pending in rows),
             expiring=sorted(
                 (
-                    (available + pending, when)
+                    lots_domain.Expiring(available + pending, when)
                     for when, available, pending in rows
                     if when is not None
                 ),
-                key=lambda item: item[1],
+                key=lambda item: item.expires_at,
             ),
         ),
         earned=int(first.earned),

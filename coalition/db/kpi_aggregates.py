@@ -1,6 +1,7 @@
 """KPI aggregates: set-based GROUP BYs over the transactions of one period.
 
-Each function answers for one period in one query, grouped by partner: a
+Each read answers for one period, grouped by partner, in one query (purchases
+in two: split by members who burned at that partner, then anywhere): a
 period's own counting time decides whether its counts are kept
 (:mod:`coalition.services.kpi_counts`), and a chart of twelve periods reads
 most of them back. The points figures that the
@@ -28,7 +29,7 @@ from sqlalchemy.orm import aliased
 from coalition.db.models import Lot, OpenPeriodCounts, Transaction
 from coalition.domain.kpis import Purchases
 
-COALITION = None  # the partner key of coalition-wide rows
+COALITION_WIDE = None  # the partner key of coalition-wide rows (not the partner "coalition")
 
 
 class _ExactSum:
@@ -88,11 +89,11 @@ def member_activity(session, period_id: str) -> dict[str | None, dict[str, int]]
         .subquery("by_member")
     )
     by_partner = select(visitors.c.partner_id, *_counts(visitors)).group_by(visitors.c.partner_id)
-    coalition = select(literal(COALITION, String), *_counts(by_member))
+    coalition_wide = select(literal(COALITION_WIDE, String), *_counts(by_member))
     fields = ("active_members", "purchasers", "redemptions")
     return {
         partner_id: dict(zip(fields, map(int, counts), strict=True))
-        for partner_id, *counts in session.execute(union_all(by_partner, coalition))
+        for partner_id, *counts in session.execute(union_all(by_partner, coalition_wide))
         if counts[0]  # a period without visits: the coalition's row counts none, sums NULL
     }
 

@@ -124,8 +124,9 @@ class Allocation(Base):
     """Points moved between a lot and a burn, reversal or expiry.
 
     ``points`` is the signed change to the lot (a burn −p, a burn reversal
-    +p); ``value_rate`` is the redemption rate of the burn, so a pair line is
-    one GROUP BY over these rows.
+    +p); ``value_rate`` is the burn's redemption rate (a burn reversal repeats
+    its burn's), which keys the period's pair totals and lets a late rate
+    re-price what was redeemed (:mod:`coalition.db.repricing`).
     """
 
     __tablename__ = "allocations"

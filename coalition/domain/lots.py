@@ -9,6 +9,7 @@ on the member. Nothing here mutates: decisions are returned as values.
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 
 from coalition.domain import money
 from coalition.domain.errors import InsufficientPoints, Invalid
@@ -181,6 +182,10 @@ def reverse_earn(
     The lot holds nothing for a return dated ``at`` or after its expiry: its
     points are breakage then, whether or not the expiry job has removed them
     yet, so the whole return is a shortfall either way.
+
+    ``reversed_points`` counts the points earlier returns cancelled, their
+    shortfalls included (a settlement's ``points_reversed`` counts only what
+    was taken from lots).
     """
     if amount is not None:
         if original_amount is None:
@@ -233,13 +238,20 @@ def expiries(lot: Lot, put_back: dict[datetime, int]) -> list[tuple[datetime, in
     return ([(lot.expires_at, at_expiry)] if at_expiry > 0 else []) + later
 
 
+class Expiring(NamedTuple):
+    """Points of a member's that expire at one instant."""
+
+    points: int
+    expires_at: datetime
+
+
 @dataclass(frozen=True)
 class Balance:
     """What a member holds at one instant; expired points never count."""
 
     available: int
     pending: int
-    expiring: list[tuple[int, datetime]]
+    expiring: list[Expiring]
 
 
 EXPIRING_HORIZON = timedelta(days=90)
@@ -255,5 +267,5 @@ def balance(lots: list[Lot], at: datetime) -> Balance:
     return Balance(
         available=sum(lot.remaining for lot in live if lot.spendable_at(at)),
         pending=sum(lot.remaining for lot in live if lot.pending_at(at)),
-        expiring=[(points, when) for when, points in sorted(expiring.items())],
+        expiring=[Expiring(points, when) for when, points in sorted(expiring.items())],
     )

@@ -199,11 +199,14 @@ class Book:
         value_rate: Decimal | None = None,
         reverses_id: int | None = None,
     ) -> rows.Allocation:
-        """Record a signed change of ``points`` that ``transaction`` (posted by the
-        redeemer) makes to ``lot``, one of the book's own rows, and apply it to the lot.
+        """Record a signed change of ``points`` that ``transaction`` makes to ``lot``, one
+        of the book's own rows, and apply it to the lot. The transaction's partner is the
+        allocation's redeemer: where a burn spent the points, or, for a return or an
+        expiry, the issuer itself.
 
-        Burns and burn reversals carry the redemption rate, so that settlement
-        values pair lines with one GROUP BY over these rows.
+        Burns and burn reversals carry the burn's redemption rate: it keys the period's
+        pair totals (:mod:`coalition.db.totals`) and lets a late rate re-price what was
+        redeemed at the rate recorded (:mod:`coalition.db.repricing`).
         """
         allocation = rows.Allocation(
             id=self.ids.next("allocations"),

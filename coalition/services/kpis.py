@@ -23,7 +23,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from coalition.db import aggregates, models, totals
+from coalition.db import aggregates, kpi_aggregates, models, totals
 from coalition.domain import kpis
 from coalition.domain.errors import NotFound
 from coalition.domain.periods import LAST_INSTANT
@@ -90,7 +90,6 @@ def _period_kpis(
     redeemed = totals.redeemed_points(session, period_id)
     outstanding = _liability_points(session, period)
     point_value = rates.point_value(session, at_end)
-    point_value = None if point_value is None else point_value.value
 
     scopes = {}
     for partner in everyone:
@@ -115,7 +114,7 @@ def _period_kpis(
     coalition = None
     if totals_shown:
         coalition = kpis.figures(
-            _coalition(session, period_id, at_end, everyone, scopes, gathered, base),
+            _coalition_wide(session, period_id, at_end, everyone, scopes, gathered, base),
             base,
             point_value,
             base,
@@ -139,9 +138,9 @@ def _period_kpis(
     }
 
 
-def _coalition(session, period_id, at_end, everyone, scopes, gathered, base) -> kpis.Activity:
+def _coalition_wide(session, period_id, at_end, everyone, scopes, gathered, base) -> kpis.Activity:
     """Coalition-wide: distinct members counted once; amounts converted at the fx at period end."""
-    visits = gathered["visits"].get((period_id, None), {})
+    visits = gathered["visits"].get((period_id, kpi_aggregates.COALITION_WIDE), {})
     bought, known = kpis.Purchases(), True
     for partner in everyone:
         split = gathered["purchases"].get((period_id, partner.id))

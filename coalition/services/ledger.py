@@ -279,7 +279,7 @@ def _earn_reversal(book, transaction, partner, config, request) -> Posting:
         members.lot_value(lot),
         at=transaction.occurred_at,
         original_amount=purchase,
-        reversed_points=sum(row.shortfall_points - row.points for row in earlier),
+        reversed_points=sum(_cancelled(row) for row in earlier),
         reversed_amount=returned,
         amount=amount,
         points=request.get("points"),
@@ -295,6 +295,13 @@ def _earn_reversal(book, transaction, partner, config, request) -> Posting:
     if decision.taken:
         posting.allocations.append(book.move(transaction, lot, -decision.taken))
     return posting
+
+
+def _cancelled(earlier_return) -> int:
+    """The points an earlier return cancelled of its earn: those it took back (its points,
+    negative) and those the lot no longer held (its shortfall); a settlement's
+    ``points_reversed`` counts only the first."""
+    return earlier_return.shortfall_points - earlier_return.points
 
 
 def _burn_reversal(book, transaction, partner, config, request) -> Posting:

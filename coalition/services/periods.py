@@ -83,14 +83,15 @@ def _listed(period, status: str, closed_at: datetime | None) -> dict:
     }
 
 
-def first_open(config, last, target, earliest: datetime | None) -> periods.Period:
+def first_open(config, latest_closed, no_later_than, earliest: datetime | None) -> periods.Period:
     """The first period a close or a listing starts at: after the last closed one, or
-    the earliest transaction's (``target`` if that is earlier, or nothing is posted)."""
-    if last is not None:
-        return periods.following(last, config.period, config.timezone)
+    the earliest transaction's (``no_later_than`` if that is earlier, or nothing is
+    posted)."""
+    if latest_closed is not None:
+        return periods.following(latest_closed, config.period, config.timezone)
     if earliest is None:
-        return target
-    return min(periods.containing(earliest, config.period, config.timezone), target)
+        return no_later_than
+    return min(periods.containing(earliest, config.period, config.timezone), no_later_than)
 
 
 def ledger_reach(now: datetime, latest: datetime | None) -> datetime:

@@ -149,9 +149,7 @@ def balance(session, member_id: str, now: datetime) -> tuple[dict | None, int]:
         "member_id": member_id,
         "available": found.current.available,
         "pending": found.current.pending,
-        "expiring": [
-            {"points": points, "expires_at": when} for points, when in found.current.expiring
-        ],
+        "expiring": [item._asdict() for item in found.current.expiring],
         "lifetime_earned": found.earned,
         "lifetime_burned": found.burned,
         "as_of": now,

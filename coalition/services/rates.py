@@ -64,10 +64,11 @@ def candidates(session, kinds: tuple[str, ...], partner_id: str | None = None) -
     return catalog.current(session).rates_of(kinds, partner_id)
 
 
-def point_value(session, at: datetime) -> rates.Rate | None:
+def point_value(session, at: datetime) -> Decimal | None:
     """The coalition-wide redemption rate in force at ``at``: what an outstanding point is
-    worth when the liability is valued (SPEC §7)."""
-    return rates.in_force(candidates(session, ("redemption",)), "redemption", at)
+    worth when the liability is valued (SPEC §7); None without one."""
+    rate = rates.in_force(candidates(session, ("redemption",)), "redemption", at)
+    return None if rate is None else rate.value
 
 
 def fx_rate(session, currency: str, base_currency: str, at: datetime) -> rates.Rate | None:

@@ -9,6 +9,7 @@ in the next open period and never touch a closed period.
 
 import json
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
 from coalition.db import aggregates, models, totals
 from coalition.db import repricing as recorded
@@ -101,7 +102,7 @@ def _partner_entry(
     lines,
     fx,
     liability_points: int,
-    point_value,
+    point_value: Decimal | None,
     base: str,
 ) -> dict:
     """One partner's figures of the settlement (SPEC §7), in the order they are stored."""
@@ -134,9 +135,7 @@ def _partner_entry(
         "points_expired": facts.points_expired,
         "late_count": facts.late_count,
         "liability_points": liability_points,
-        "liability": money.text(
-            arithmetic.liability_value(liability_points, point_value and point_value.value, base)
-        ),
+        "liability": money.text(arithmetic.liability_value(liability_points, point_value, base)),
     }
 
 
@@ -178,9 +177,9 @@ def close(session, period_id: str, now: datetime) -> dict:
     period_service.lock_calendar(session, exclusive=True)
     now = max(now, datetime.now(UTC))
     target = period_service.parse(session, period_id)
-    closed = session.get(models.Period, target.id)
-    if closed is not None:
-        return json.loads(closed.settlement)
+    stored = session.get(models.Period, target.id)
+    if stored is not None:
+        return json.loads(stored.settlement)
     if target.end > now:
         raise Conflict(
             f"period {target.id} ends {target.end.isoformat()}; it cannot close before",
@@ -196,11 +195,11 @@ def close(session, period_id: str, now: datetime) -> dict:
         )
     first = period_service.first_open(config, last, target, earliest)
     expiry.expire_before(session, target.end, now)
-    closed = [
+    settled = [
         _close_one(session, period, now)
         for period in periods.between(first, target, config.period, config.timezone)
     ]
-    return closed[-1]
+    return settled[-1]
 
 
 def auto_close(database, now: datetime) -> str | None:

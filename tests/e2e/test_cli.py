@@ -750,6 +750,24 @@ def test_a_database_file_that_cannot_be_made_is_not_said_to_be_created(monkeypat
     assert "created" not in result.stderr
 
 
+def test_plain_alembic_migrates_the_database_the_service_would_open(tmp_path):
+    # alembic.ini lets `alembic` itself be used; it opened the URL with SQLAlchemy's own
+    # default driver (psycopg2 under SQLAlchemy 2.0, not installed) and none of the
+    # service's connection settings
+    with empty_database(tmp_path) as url:
+        plain = url.replace("postgresql+psycopg://", "postgresql://")  # as an operator writes it
+        environment = {**os.environ, "COALITION_DATABASE_URL": plain}
+        root = Path(__file__).resolve().parents[2]
+        done = subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=root,
+                              env=environment, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        database = Database(url)
+        try:
+            assert migrate.mismatch(migrate.revisions(database)) is None  # this release's schema
+        finally:
+            database.dispose()
+
+
 @pytest.mark.postgres
 def test_instances_started_at_once_upgrade_the_schema_one_after_the_other(tmp_path):
     """Three `coalition db upgrade` at once on a database a revision behind, as three
