@@ -16,9 +16,8 @@ from sqlalchemy.orm import aliased
 
 from coalition.db.models import Allocation, Transaction
 from coalition.domain import periods, repricing
+from coalition.domain.lots import ISSUING
 from coalition.domain.repricing import Window
-
-ISSUING = ("earn", "bonus")
 
 
 def redeemed(session, period: periods.Period, windows: list[Window], starts: list) -> list:

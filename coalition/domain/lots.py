@@ -14,6 +14,9 @@ from typing import NamedTuple
 from coalition.domain import money
 from coalition.domain.errors import InsufficientPoints, Invalid
 
+ISSUING = ("earn", "bonus")  # the types that create a lot
+REVERSES = {"earn_reversal": ISSUING, "burn_reversal": ("burn",)}  # what each reversal takes back
+
 
 @dataclass(frozen=True)
 class Lot:

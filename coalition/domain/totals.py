@@ -10,6 +10,8 @@ from collections import defaultdict
 from decimal import Decimal
 from typing import NamedTuple
 
+from coalition.domain import lots
+
 
 class PartnerActivity(NamedTuple):
     """A partner's activity in a period (or what one transaction adds to it), as its
@@ -47,7 +49,7 @@ def activity(transaction) -> PartnerActivity:
     """
     kind, points = transaction.type, transaction.points
     return PartnerActivity(
-        points if kind in ("earn", "bonus") else 0,
+        points if kind in lots.ISSUING else 0,
         -points if kind == "earn_reversal" else 0,
         transaction.shortfall_points,
         -points if kind == "expiry" else 0,

@@ -24,9 +24,9 @@ from sqlalchemy import bindparam, or_, select, text, tuple_
 
 from coalition.db import locks, models, rows, totals
 from coalition.db.writes import SKIP_EXISTING, Writes
+from coalition.domain import lots as lots_domain
 from coalition.services import catalog, members
 
-REVERSALS = {"earn_reversal": ("earn", "bonus"), "burn_reversal": ("burn",)}
 ROW_TABLES = {
     rows.Transaction: models.Transaction.__table__,
     rows.Lot: models.Lot.__table__,
@@ -70,8 +70,8 @@ class Ids:
         types = [request["type"] for _, request in requests]
         return {
             "transactions": len(types),
-            "lots": sum(kind in ("earn", "bonus") for kind in types),
-            "allocations": 2 * sum(kind in ("burn", *REVERSALS) for kind in types),
+            "lots": sum(kind in lots_domain.ISSUING for kind in types),
+            "allocations": 2 * sum(kind in ("burn", *lots_domain.REVERSES) for kind in types),
         }
 
     def next(self, table: str) -> int:
@@ -120,7 +120,7 @@ class Book:
         originals = {
             (partner_id, request["original_external_id"])
             for partner_id, request in requests
-            if request["type"] in REVERSALS
+            if request["type"] in lots_domain.REVERSES
         }
         drawn = _lock(session, keys, Ids.wanted(requests) if len(requests) == 1 else None)
         found = _transactions(session, keys | originals)
@@ -132,11 +132,11 @@ class Book:
         burns = [
             by_key[key].id for key in originals if key in by_key and by_key[key].type == "burn"
         ]
-        earns = [
+        issues = [
             by_key[key].id for key in originals if key in by_key and by_key[key].type != "burn"
         ]
         allocations = _allocations(session, replays + burns)
-        lots = _lots(session, locked, replays + earns, allocations)
+        lots = _lots(session, locked, replays + issues, allocations)
         return cls(
             session=session,
             transactions=by_key,
@@ -144,7 +144,7 @@ class Book:
             lots=lots,
             allocations=allocations,
             restored=_restored(session, [a.id for t in burns for a in allocations.get(t, [])]),
-            reversals=_reversals(session, earns),
+            reversals=_reversals(session, issues),
             ids=Ids(session, Ids.wanted([r for r in requests if _key(r) not in by_key]), drawn),
         )
 

@@ -35,8 +35,8 @@ from sqlalchemy import bindparam, select, tuple_
 
 from coalition import auth
 from coalition.db import Database, models
+from coalition.domain.lots import REVERSES
 from coalition.services import batches, ledger
-from coalition.services.book import REVERSALS
 
 OPERATOR = auth.Principal("cli", "operator")
 PARENT_CHECK_SECONDS = 1.0
@@ -59,7 +59,7 @@ def lanes(requests: list, originals: dict[tuple[str, str], str], count: int) -> 
     for _, key, request in _keyed(requests):
         if request.get("member_id") is not None:
             groups.union(key, ("member", request["member_id"]))
-        if request["type"] in REVERSALS:
+        if request["type"] in REVERSES:
             original = (request["partner_id"], request["original_external_id"])
             groups.union(key, ("key", *original))
             if original in originals:
@@ -75,7 +75,7 @@ def originals_named(requests: list) -> set[tuple[str, str]]:
     return {
         (request["partner_id"], request["original_external_id"])
         for _, _, request in _keyed(requests)
-        if request["type"] in REVERSALS
+        if request["type"] in REVERSES
     }
 
 

@@ -29,7 +29,7 @@ from coalition.domain.errors import (
     NoRate,
 )
 from coalition.services import catalog, members, partners, periods, rates
-from coalition.services.book import REVERSALS, Book
+from coalition.services.book import Book
 
 
 def posting_partner(principal, request: dict) -> str:
@@ -238,7 +238,7 @@ def _burn(book, transaction, partner, config, request) -> Posting:
 
 def _original(book, transaction, request) -> rows.Transaction:
     """The transaction a reversal refers to, posted by the same partner."""
-    types = REVERSALS[transaction.type]
+    types = lots.REVERSES[transaction.type]
     original = book.transactions.get((transaction.partner_id, request["original_external_id"]))
     if original is None or original.type not in types:
         raise Invalid(
