@@ -18,8 +18,7 @@ from coalition import auth
 from coalition.db import aggregates, models
 from coalition.domain import periods as periods_domain
 from coalition.domain.errors import CoalitionError, Invalid
-from coalition.services import ledger, partners, periods, rates, settlement
-from coalition.services import settings as settings_service
+from coalition.services import catalog, ledger, partners, periods, rates, settlement
 
 PARTNERS = [
     ("freshmart", "FreshMart Supermarkets", "shop", "RUB", 0, "1200.00"),
@@ -107,7 +106,7 @@ def _unfit(session, taken: set[str]) -> str | None:
     would settle transactions already posted at the demo's redemption and fee rates
     (SPEC §7: the rates in force at their dates), and ``taken``, some of its partner
     ids, are another coalition's partners."""
-    base = settings_service.load(session).base_currency
+    base = catalog.current(session).settings.base_currency
     if base != BASE_CURRENCY:
         return f"the demo coalition settles in {BASE_CURRENCY} and this one in {base}"
     last = periods.last_closed(session)
@@ -235,6 +234,6 @@ def _try_post(database, operator, request: dict, now: datetime) -> int:
 
 
 def _past_periods(session, now: datetime) -> list[str]:
-    config = settings_service.load(session)
+    config = catalog.current(session).settings
     current = periods_domain.containing(now, config.period, config.timezone)
     return [p["id"] for p in periods.list_periods(session, now) if p["end"] <= current.start]

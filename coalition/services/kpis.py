@@ -28,10 +28,9 @@ from coalition.domain import kpis
 from coalition.domain.errors import NotFound
 from coalition.domain.periods import LAST_INSTANT
 from coalition.domain.totals import PartnerActivity
-from coalition.services import kpi_counts, rates
+from coalition.services import catalog, kpi_counts, rates
 from coalition.services import partners as partner_service
 from coalition.services import periods as period_service
-from coalition.services import settings as settings_service
 from coalition.services.queries import visible_partner
 
 DEFAULT_PERIODS = 12
@@ -53,7 +52,7 @@ def report(
         raise NotFound(f"no partner {shown!r}")
     chosen = _periods(session, now, period_id, periods)
     gathered = kpi_counts.of_periods(session, chosen, now)
-    base = settings_service.load(session).base_currency
+    base = catalog.current(session).settings.base_currency
     # with two partners, the totals less one's own are the other's (SPEC §4)
     totals_shown = principal.own_partner() is None
     return {

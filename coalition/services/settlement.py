@@ -17,15 +17,15 @@ from coalition.domain import money, periods, repricing
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import Conflict, NoRate, NotFound
 from coalition.domain.totals import PartnerActivity
-from coalition.services import expiry, rates, statements
+from coalition.services import catalog, expiry, rates, statements
 from coalition.services import partners as partner_service
 from coalition.services import periods as period_service
-from coalition.services import settings as settings_service
+from coalition.services.settings import MAX_BACKDATE_DAYS
 
 
 def compute(session, period: periods.Period, status: str) -> dict:
     """The settlement of ``period`` as SPEC §7 shapes it, from one pass of aggregates."""
-    config = settings_service.load(session)
+    config = catalog.current(session).settings
     base = config.base_currency
     at_end = period.last_instant
     everyone = partner_service.all_partners(session)
@@ -185,7 +185,7 @@ def close(session, period_id: str, now: datetime) -> dict:
             f"period {target.id} ends {target.end.isoformat()}; it cannot close before",
             reason="period_open",
         )
-    config = settings_service.load(session)
+    config = catalog.current(session).settings
     last = period_service.last_closed(session)
     _refuse_before_the_last_close(target, last)
     earliest, _ = aggregates.occurrences(session)
@@ -206,7 +206,7 @@ def auto_close(database, now: datetime) -> str | None:
     """Close the latest period that ended ``auto_close_after_hours`` ago, if still open."""
 
     def due(session):
-        config = settings_service.load(session)
+        config = catalog.current(session).settings
         cutoff = now - timedelta(hours=config.auto_close_after_hours)
         current = periods.containing(cutoff, config.period, config.timezone)
         target = periods.containing(
@@ -232,7 +232,7 @@ def _before_any_posting(period: periods.Period, now: datetime, earliest: datetim
     start there: closing year 1 left the next close 105,000 weeks to
     close in one transaction.
     """
-    horizon = now - timedelta(days=settings_service.MAX_BACKDATE_DAYS)
+    horizon = now - timedelta(days=MAX_BACKDATE_DAYS)
     return period.end <= horizon and (earliest is None or period.end <= earliest)
 
 

@@ -17,9 +17,8 @@ from coalition.domain import money, periods
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import NotFound
 from coalition.domain.partners import OPERATOR_PARTNER
-from coalition.services import pages, queries
+from coalition.services import catalog, pages, queries
 from coalition.services import periods as period_service
-from coalition.services import settings as settings_service
 
 MAX_STATEMENT_ID = 2**31 - 1  # statement ids are INTEGER columns
 
@@ -32,7 +31,7 @@ def canonical(document: dict) -> str:
 def issue(session, result: dict, now: datetime) -> None:
     """One final statement per partner of a closed period's settlement, numbered
     ``{period_id}-{nnnn}`` in partner-id order."""
-    config = settings_service.load(session)
+    config = catalog.current(session).settings
     period_id = result["period_id"]
     of_the_period = {
         "period_id": period_id,
