@@ -54,9 +54,7 @@ def post_many(database, principal, requests: list) -> list:
 
 
 def _post_chunk(session, principal, requests: list) -> list:
-    valid = [request for request in requests if not isinstance(request, Exception)]
-    postings = iter(ledger.post_chunk(session, principal, valid, datetime.now(UTC)))
-    return [request if isinstance(request, Exception) else next(postings) for request in requests]
+    return ledger.post_chunk(session, principal, requests, datetime.now(UTC))
 
 
 def _post_alone(database, principal, request):

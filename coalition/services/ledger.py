@@ -76,40 +76,44 @@ def post(session, principal, request: dict, now: datetime) -> Posting:
     return outcome
 
 
-def post_chunk(session, principal, requests: list[dict], now: datetime) -> list:
+def post_chunk(session, principal, requests: list, now: datetime) -> list:
     """Post each request in order; the outcome of each is a Posting or the error that refused it.
+
+    A request may already be the error that refused it (it failed validation
+    upstream): it is its own outcome, so outcomes line up with the requests.
 
     ``now`` is when they were asked for: their ``occurred_at`` is held to it (SPEC §5).
     They are recorded once their locks are held, though, never before ``now``: one that
     waited for a close and then lands late in the next period is recorded after that
     close, as the close is dated once it holds the calendar lock.
     """
-    named = []
-    for request in requests:
-        try:
-            named.append(posting_partner(principal, request))
-        except CoalitionError as error:
-            named.append(error)
-    book = Book.open(
-        session,
-        [
-            (partner, request)
-            for partner, request in zip(named, requests, strict=True)
-            if not isinstance(partner, CoalitionError)
-        ],
-    )
+    items = [_with_partner(principal, request) for request in requests]
+    book = Book.open(session, [item for item in items if not isinstance(item, Exception)])
     recorded_at = max(now, datetime.now(UTC))
-    outcomes = []
-    for partner_id, request in zip(named, requests, strict=True):
-        if isinstance(partner_id, CoalitionError):
-            outcomes.append(partner_id)
-            continue
-        try:
-            outcomes.append(_post(book, partner_id, request, now, recorded_at))
-        except CoalitionError as error:
-            outcomes.append(error)
+    outcomes = [
+        item if isinstance(item, Exception) else _outcome(book, *item, now, recorded_at)
+        for item in items
+    ]
     book.write()
     return outcomes
+
+
+def _with_partner(principal, request) -> tuple[str, dict] | Exception:
+    """``(partner_id, request)``, or why the request cannot be posted at all."""
+    if isinstance(request, Exception):
+        return request
+    try:
+        return posting_partner(principal, request), request
+    except CoalitionError as error:
+        return error
+
+
+def _outcome(book: Book, partner_id: str, request: dict, now: datetime, recorded_at: datetime):
+    """The request's Posting, or the error that refused it: one refusal spoils no other."""
+    try:
+        return _post(book, partner_id, request, now, recorded_at)
+    except CoalitionError as error:
+        return error
 
 
 def _post(
