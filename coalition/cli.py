@@ -379,7 +379,6 @@ def import_transactions(path, jobs):
             f"{path} is not a regular file: the import reads it twice, to count its rows"
             " and then to post them; save the data to a file first"
         )
-    counts, stopped = {"created": 0, "replayed": 0, "failed": 0}, False
     with (
         open(path, newline="", encoding="utf-8-sig") as source,
         _database() as database,
@@ -394,32 +393,40 @@ def import_transactions(path, jobs):
         label = f"Importing {quantity(total, 'row')}" + (
             f" in {jobs} processes" if jobs > 1 else ""
         )
-        # the bar is drawn on a terminal only; an error shown there starts below it
-        below_bar = "\n" if sys.stdout.isatty() and sys.stderr.isatty() else ""
-        try:
-            with click.progressbar(length=total, label=label) as bar:
-                for rows, results in posted:
-                    for (line, _), (outcome, detail) in zip(rows, results, strict=True):
-                        counts[outcome] += 1
-                        if detail is not None:
-                            click.echo(f"{below_bar}line {line}: {detail}", err=True)
-                    bar.update(len(rows))
-        except (BrokenProcessPool, KeyboardInterrupt, Unavailable) as error:
-            stopped = True
-            why = {
-                KeyboardInterrupt: "it was interrupted",
-                BrokenProcessPool: "a process posting it died",
-            }.get(type(error), str(error))
-            click.echo(
-                f"\nthe import stopped: {why}. The rows counted below"
-                f" as created or replayed are in the ledger, and perhaps some of the next"
-                f" {IMPORT_SLICE}; importing the file again answers those as replays and"
-                " posts the rest (deciding anew the rows refused so far).",
-                err=True,
-            )
+        counts, stopped = _counted(posted, total, label)
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
     if counts["failed"] or stopped:
         raise SystemExit(1)
+
+
+def _counted(posted, total: int, label: str) -> tuple[dict[str, int], bool]:
+    """Each posted row's outcome counted under a progress bar, a refused row said with its
+    line; and whether the import stopped before the end, said with why."""
+    counts, stopped = {"created": 0, "replayed": 0, "failed": 0}, False
+    # the bar is drawn on a terminal only; an error shown there starts below it
+    below_bar = "\n" if sys.stdout.isatty() and sys.stderr.isatty() else ""
+    try:
+        with click.progressbar(length=total, label=label) as bar:
+            for rows, results in posted:
+                for (line, _), (outcome, detail) in zip(rows, results, strict=True):
+                    counts[outcome] += 1
+                    if detail is not None:
+                        click.echo(f"{below_bar}line {line}: {detail}", err=True)
+                bar.update(len(rows))
+    except (BrokenProcessPool, KeyboardInterrupt, Unavailable) as error:
+        stopped = True
+        why = {
+            KeyboardInterrupt: "it was interrupted",
+            BrokenProcessPool: "a process posting it died",
+        }.get(type(error), str(error))
+        click.echo(
+            f"\nthe import stopped: {why}. The rows counted below"
+            f" as created or replayed are in the ledger, and perhaps some of the next"
+            f" {IMPORT_SLICE}; importing the file again answers those as replays and"
+            " posts the rest (deciding anew the rows refused so far).",
+            err=True,
+        )
+    return counts, stopped
 
 
 @contextmanager
