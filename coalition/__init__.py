@@ -39,9 +39,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["coalition"] = {"db": Database(app.config["DATABASE_URL"])}
 
     from coalition import api
+    from coalition.api.converters import AsciiInteger, PathSegment
 
-    app.url_map.converters["default"] = api.PathSegment
-    app.url_map.converters["int"] = api.AsciiInteger
+    app.url_map.converters["default"] = PathSegment
+    app.url_map.converters["int"] = AsciiInteger
     api.init_app(app)
 
     from coalition import console, health

@@ -23,7 +23,7 @@ from flask import Blueprint, current_app
 from sqlalchemy.exc import DBAPIError
 
 from coalition import database_of
-from coalition.api import unavailable
+from coalition.api.errors import unavailable
 from coalition.db import Unavailable, migrate
 
 blp = Blueprint("health", __name__)

@@ -25,7 +25,7 @@ from gunicorn.sock import close_sockets
 from gunicorn.workers.gthread import ThreadWorker
 
 from coalition import create_app, logs
-from coalition.api import error_body
+from coalition.api.errors import error_body
 
 PARENT_CHECK_SECONDS = 1.0
 STOP_SECONDS = 5.0

@@ -1,30 +1,40 @@
-"""The HTTP API: flask-smorest blueprints, authentication and the error format.
+"""The HTTP API: flask-smorest blueprints and authentication.
 
 Views are thin: declare their roles (checked before anything is parsed),
 parse with a schema, run a use case in one unit of work, serialise with a
 schema. Domain errors become the JSON body of SPEC §10 in
-:meth:`Api.handle_domain_error`, so no view maps errors itself.
+:meth:`Api.handle_domain_error`, so no view maps errors itself. The error
+format is :mod:`coalition.api.errors`, the reading of bodies and queries
+:mod:`coalition.api.parsing`, what a URL's segments may hold
+:mod:`coalition.api.converters`.
 """
 
-import json
 import logging
-from decimal import Decimal
-from typing import ClassVar, NamedTuple
 
 import apispec
 import flask_smorest
-import marshmallow
 import swagger_ui_bundle
 from flask import current_app, g, request, send_from_directory
-from gunicorn.http.errors import ParseException
-from webargs.flaskparser import FlaskParser, abort
-from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import BadRequest, HTTPException, UnsupportedMediaType
-from werkzeug.http import HTTP_STATUS_CODES
-from werkzeug.routing import BaseConverter, IntegerConverter
+from werkzeug.exceptions import HTTPException
 
 from coalition import auth, database_of, logs
-from coalition.api.fields import MEMBER_ID_LENGTH, DecimalString, ExponentDecimal
+from coalition.api.converters import MemberId, member_id_schema
+from coalition.api.errors import (
+    DATABASE_UNAVAILABLE,
+    INVALID_FIELDS,
+    MALFORMED_JSON,
+    NOT_JSON,
+    SHARED_ERRORS,
+    UNAUTHENTICATED,
+    UNAVAILABLE,
+    ErrorSchema,
+    domain_error_body,
+    error_body,
+    unauthenticated,
+    unavailable,
+)
+from coalition.api.fields import DecimalString
+from coalition.api.parsing import PARSER
 from coalition.db import Unavailable
 from coalition.domain.errors import CoalitionError
 from coalition.services import catalog
@@ -34,218 +44,6 @@ log = logging.getLogger(__name__)
 unavailable_log = logs.Throttled(log)  # a database away answers every request 503
 
 
-def read_number(literal: str) -> Decimal:
-    """A JSON number with a fraction or an exponent, exactly; one with an exponent is marked,
-    so that a decimal field refuses ``3.5E2`` as it refuses the string ``"3.5E2"``."""
-    return (ExponentDecimal if "e" in literal.lower() else Decimal)(literal)
-
-
-class DecimalJSONParser(FlaskParser):
-    """Reads JSON numbers as Decimal and refuses NaN and Infinity.
-
-    A body that is not declared as JSON (no Content-Type, text/plain) is refused
-    with 415 rather than ignored: webargs would read no fields from it and
-    answer "Missing data" for fields that are in it. A request without a body
-    reads as no fields; one that declares a JSON body and sends none is
-    malformed JSON (400), where webargs would read it as no body.
-
-    Every body the parser cannot read is malformed JSON (400) in the one
-    shape webargs gives a JSONDecodeError: also an object naming a key twice
-    (which reader's value would count?), one nested deeper than the
-    decoder recurses (RecursionError), an integer longer than int() reads
-    (ValueError past 4,300 digits) and a number whose exponent Decimal cannot
-    hold (``1e99999999999999999999``: InvalidOperation), which webargs would
-    let through as a 500. A body the server cannot even read (a broken
-    chunked encoding, as gunicorn reports it) is a bad request (400) too.
-    """
-
-    # a misspelt filter (?partner=aroma) is refused, not ignored to list everything
-    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict] = {
-        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
-        "query": marshmallow.RAISE,
-        "querystring": marshmallow.RAISE,
-    }
-
-    def load_querystring(self, req, schema):
-        """The query, a parameter with an empty value (``?partner_id=``) left out, as
-        forms, URL templates and many clients send a filter not chosen. Every filter
-        takes one value: one given twice (``?type=earn&type=burn``) is refused, where
-        webargs would read the first and list as if the second were not asked for."""
-        chosen = MultiDict((key, value) for key, value in req.args.items(multi=True) if value)
-        repeated = sorted(key for key, values in chosen.lists() if len(values) > 1)
-        if repeated:
-            abort(422, messages={"query": {key: ["Give one value only."] for key in repeated}})
-        return self._makeproxy(chosen, schema)
-
-    def _raw_load_json(self, req):
-        data = _body(req)
-        if not req.is_json:
-            if data:
-                raise UnsupportedMediaType("send the body as application/json")
-            return super()._raw_load_json(req)
-
-        def unreadable(reason):
-            return json.JSONDecodeError(reason, data.decode(errors="replace"), 0)
-
-        def reject(constant):
-            raise unreadable(f"{constant} is not a number")
-
-        if _blank(data):
-            self._handle_invalid_json_error(unreadable("it is empty"), req)
-        try:
-            return json.loads(
-                data, parse_float=read_number, parse_constant=reject, object_pairs_hook=_one_each
-            )
-        except _KeyTwice as error:
-            raise unreadable(str(error)) from None
-        except json.JSONDecodeError as error:
-            if _blank(error.doc.encode()):  # a byte order mark (and spaces): no JSON text
-                self._handle_invalid_json_error(unreadable("it is empty"), req)
-            raise  # as it is: the ValueError clause below would wrap it again
-        except ArithmeticError:  # Decimal cannot hold the exponent (InvalidOperation)
-            raise unreadable("a number's exponent is too large to read") from None
-        except UnicodeDecodeError as error:
-            raise unreadable(f"it is not UTF-8, UTF-16 or UTF-32 text ({error.reason})") from None
-        except ValueError:  # int() refuses a number of more digits than it reads
-            raise unreadable("a number has more digits than can be read") from None
-        except RecursionError:
-            raise unreadable("it is nested too deeply to read") from None
-
-    def _handle_invalid_json_error(self, error: json.JSONDecodeError, req, *args, **kwargs):
-        """400 saying what is wrong with the body, and where, in place of werkzeug's
-        sentence about what "the browser (or proxy)" sent. Every error arrives as a
-        JSONDecodeError: :meth:`_raw_load_json` turns the others (text that is not
-        UTF-8, a number Decimal cannot hold) into one."""
-        at = f" at line {error.lineno}, column {error.colno}" if error.pos else ""
-        abort(
-            400,
-            exc=error,
-            message=f"the body cannot be read as JSON: {error.msg}{at}",
-            messages={"json": ["Invalid JSON body."]},
-        )
-
-
-class _KeyTwice(Exception):
-    """A JSON object naming one key twice."""
-
-
-def _one_each(pairs: list[tuple]) -> dict:
-    """A JSON object as a dict, refusing one that names a key twice: Python keeps the
-    last value, another reader (a proxy, the partner's own log) may keep the first,
-    and a posting must mean one thing (I-JSON, RFC 7493, asks for unique names)."""
-    read = dict(pairs)
-    if len(read) < len(pairs):
-        seen = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise _KeyTwice(f"the key {key!r} appears twice in one object")
-            seen.add(key)
-    return read
-
-
-def refuse_malformed_body() -> None:
-    """For a view that reads no body (a close, a key's revocation): a JSON body it is sent
-    is not read, but one that does not parse is malformed JSON (400), as anywhere (§10).
-    Without a body, or with an empty one, any Content-Type will do."""
-    if request.is_json and not _blank(_body(request)):
-        Blueprint.ARGUMENTS_PARSER.load_json(request, None)
-
-
-def _blank(body: bytes) -> bool:
-    """Whether a body is empty but for JSON's whitespace: no JSON text at all (RFC 8259)."""
-    return not body.strip(b" \t\r\n")
-
-
-def _body(req) -> bytes:
-    """The request's body; one whose transfer encoding is broken was never sent (400)."""
-    try:
-        return req.get_data(cache=True)
-    except ParseException as error:
-        raise BadRequest(f"the request body could not be read: {error}") from None
-
-
-class PathSegment(BaseConverter):
-    """The default URL converter, refusing NUL (which no database can store) and huge segments."""
-
-    regex = "[^/\x00]{1,200}"
-
-
-class AsciiInteger(IntegerConverter):
-    """The ``int`` URL converter, in ASCII digits only. werkzeug's ``\\d`` also matches
-    other scripts' digits, which ``int()`` reads: ``/statements/١`` would be statement 1."""
-
-    regex = "[0-9]+"
-
-
-class MemberId(BaseConverter):
-    """A member id in a URL: any id a transaction may carry (SPEC §6: opaque), "/" included.
-
-    A base64 phone hash such as ``Ab/Cd+Ef==`` is sent percent-encoded, but WSGI
-    servers decode ``%2F`` before routing, so the id may span path segments; its
-    rules keep ``//`` too (``merge_slashes=False``), an id may contain that.
-    """
-
-    regex = f"[^\x00]{{1,{MEMBER_ID_LENGTH}}}"
-    part_isolating = False
-
-
-def member_id_schema(converter: MemberId) -> dict:
-    """The member id in the OpenAPI document: a string, percent-encoded by the client."""
-    return {
-        "type": "string",
-        "minLength": 1,
-        "maxLength": MEMBER_ID_LENGTH,
-        "description": "Percent-encoded: it may contain any character, '/' included",
-    }
-
-
-class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
-    reason = marshmallow.fields.String(
-        metadata={"description": "Machine-readable reason of a domain error"}
-    )
-
-
-class SharedError(NamedTuple):
-    """An error answer that many operations give alike: described once, as a response
-    component of the OpenAPI document (:func:`init_app`), which each operation that may
-    give it names (a ``$ref``) rather than repeating it.
-
-    Attributes:
-        status: the HTTP status.
-        name: the component's name under ``components/responses``.
-        description: what the answer means, naming its ``reason`` where it has one.
-        headers: the answer's headers worth documenting, as OpenAPI header objects.
-    """
-
-    status: int
-    name: str
-    description: str
-    headers: dict | None = None
-
-
-UNAUTHENTICATED = SharedError(
-    401,
-    "UNAUTHENTICATED",
-    "unauthenticated: no bearer key, or one that is unknown or revoked (SPEC §4)",
-    {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
-)
-DATABASE_UNAVAILABLE = SharedError(
-    503,
-    "DATABASE_UNAVAILABLE",
-    "database_unavailable: the service cannot reach its database; ask again after"
-    " Retry-After seconds (a transaction posted again answers as a replay if it was written)",
-    {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
-)
-MALFORMED_JSON = SharedError(
-    400,
-    "MALFORMED_JSON",
-    "The body cannot be read as JSON: malformed, empty, an object naming a key twice,"
-    " a number that cannot be read, or a body that could not be received",
-)
-NOT_JSON = SharedError(415, "NOT_JSON", "A body not sent as application/json")
-SHARED_ERRORS = (UNAUTHENTICATED, DATABASE_UNAVAILABLE, MALFORMED_JSON, NOT_JSON)
-
-
 class Blueprint(flask_smorest.Blueprint):
     """A blueprint of ``/api/v1``. A view declares who may call it with :meth:`roles` and
     the other errors particular to it with :meth:`alt_response`, whose schema for an
@@ -253,7 +51,7 @@ class Blueprint(flask_smorest.Blueprint):
     the document by :class:`SharedErrors`.
     """
 
-    ARGUMENTS_PARSER = DecimalJSONParser()
+    ARGUMENTS_PARSER = PARSER
 
     def roles(self, *names: str, refused: str | None = None):
         """Declare the roles that may call a view (SPEC §4); a view without it is open to
@@ -335,45 +133,6 @@ class Api(flask_smorest.Api):
         return unavailable(UNAVAILABLE)
 
 
-INVALID_FIELDS = "Invalid fields"
-UNAVAILABLE = (
-    "the service cannot reach its database just now; try again: a transaction posted"
-    " again with the same external_id answers as a replay if it was written"
-)
-RETRY_AFTER_SECONDS = 5
-
-
-def unavailable(message: str, reason: str = "database_unavailable"):
-    """A 503 answer: not the request's fault, to be asked again after ``Retry-After``."""
-    return error_body(503, message, reason=reason), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
-
-
-def error_body(code: int, message: str, *, reason: str | None = None, errors=None) -> dict:
-    """The JSON error of SPEC §10, for a whole request or one item of a batch.
-
-    ``code``, ``status`` and ``message``, plus ``reason`` for a domain error and
-    ``errors`` for field validation. Built here alone, so that a batch item's
-    error is the body the item would get posted alone.
-    """
-    body = {
-        "code": code,
-        "status": HTTP_STATUS_CODES.get(code, "Unknown Error"),
-        "message": message,
-    }
-    if reason is not None:
-        body["reason"] = reason
-    if errors is not None:
-        body["errors"] = errors
-    return body
-
-
-def domain_error_body(error: CoalitionError) -> dict:
-    """A broken rule's body; where one field's value breaks it, that field is named
-    under ``errors`` in the shape of the schema's own validation errors."""
-    errors = None if error.field is None else {error.location: {error.field: [error.message]}}
-    return error_body(error.status, error.message, reason=error.reason, errors=errors)
-
-
 def database():
     return database_of(current_app)
 
@@ -391,12 +150,6 @@ def authenticate(authorization: str | None, generation: int | None = None) -> au
         return auth.principal_in(current, authorization)
     with database().transaction() as session:
         return auth.authenticate(session, authorization)
-
-
-def unauthenticated(error: auth.Unauthenticated):
-    """The 401 answer, in the error format of SPEC §10."""
-    body = error_body(401, str(error), reason="unauthenticated")
-    return body, 401, {"WWW-Authenticate": "Bearer"}
 
 
 def reads_generation(view):

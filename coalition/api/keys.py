@@ -9,8 +9,10 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition import auth
-from coalition.api import MALFORMED_JSON, Blueprint, database, principal, refuse_malformed_body
+from coalition.api import Blueprint, database, principal
+from coalition.api.errors import MALFORMED_JSON
 from coalition.api.fields import PartnerId, Text
+from coalition.api.parsing import refuse_malformed_body
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1/keys", description="API keys")
 BOUND = "reads no keys: they name every partner's tills and teams"

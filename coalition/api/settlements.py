@@ -9,15 +9,11 @@ from marshmallow import Schema, fields, validate
 from werkzeug.http import quote_etag
 
 import reports
-from coalition.api import (
-    MALFORMED_JSON,
-    Blueprint,
-    database,
-    principal,
-    refuse_malformed_body,
-)
+from coalition.api import Blueprint, database, principal
+from coalition.api.errors import MALFORMED_JSON
 from coalition.api.fields import Money, PartnerId, Text
 from coalition.api.pagination import MAX_PAGE, PageArgs
+from coalition.api.parsing import refuse_malformed_body
 from coalition.services import periods, settlement, statements
 
 blp = Blueprint(

@@ -5,15 +5,8 @@ from datetime import UTC, datetime
 from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
-from coalition.api import (
-    INVALID_FIELDS,
-    Blueprint,
-    ErrorSchema,
-    database,
-    domain_error_body,
-    error_body,
-    principal,
-)
+from coalition.api import Blueprint, database, principal
+from coalition.api.errors import INVALID_FIELDS, ErrorSchema, domain_error_body, error_body
 from coalition.api.fields import (
     MEMBER_ID_LENGTH,
     Amount,

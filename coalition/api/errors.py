@@ -1,0 +1,102 @@
+"""The error format of SPEC §10, and the errors every operation documents alike."""
+
+from typing import NamedTuple
+
+import flask_smorest
+import marshmallow
+from werkzeug.http import HTTP_STATUS_CODES
+
+from coalition import auth
+from coalition.domain.errors import CoalitionError
+
+
+class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
+    reason = marshmallow.fields.String(
+        metadata={"description": "Machine-readable reason of a domain error"}
+    )
+
+
+class SharedError(NamedTuple):
+    """An error answer that many operations give alike: described once, as a response
+    component of the OpenAPI document (:func:`init_app`), which each operation that may
+    give it names (a ``$ref``) rather than repeating it.
+
+    Attributes:
+        status: the HTTP status.
+        name: the component's name under ``components/responses``.
+        description: what the answer means, naming its ``reason`` where it has one.
+        headers: the answer's headers worth documenting, as OpenAPI header objects.
+    """
+
+    status: int
+    name: str
+    description: str
+    headers: dict | None = None
+
+
+UNAUTHENTICATED = SharedError(
+    401,
+    "UNAUTHENTICATED",
+    "unauthenticated: no bearer key, or one that is unknown or revoked (SPEC §4)",
+    {"WWW-Authenticate": {"description": "Bearer", "schema": {"type": "string"}}},
+)
+DATABASE_UNAVAILABLE = SharedError(
+    503,
+    "DATABASE_UNAVAILABLE",
+    "database_unavailable: the service cannot reach its database; ask again after"
+    " Retry-After seconds (a transaction posted again answers as a replay if it was written)",
+    {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
+)
+MALFORMED_JSON = SharedError(
+    400,
+    "MALFORMED_JSON",
+    "The body cannot be read as JSON: malformed, empty, an object naming a key twice,"
+    " a number that cannot be read, or a body that could not be received",
+)
+NOT_JSON = SharedError(415, "NOT_JSON", "A body not sent as application/json")
+SHARED_ERRORS = (UNAUTHENTICATED, DATABASE_UNAVAILABLE, MALFORMED_JSON, NOT_JSON)
+
+
+INVALID_FIELDS = "Invalid fields"
+UNAVAILABLE = (
+    "the service cannot reach its database just now; try again: a transaction posted"
+    " again with the same external_id answers as a replay if it was written"
+)
+RETRY_AFTER_SECONDS = 5
+
+
+def unavailable(message: str, reason: str = "database_unavailable"):
+    """A 503 answer: not the request's fault, to be asked again after ``Retry-After``."""
+    return error_body(503, message, reason=reason), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def error_body(code: int, message: str, *, reason: str | None = None, errors=None) -> dict:
+    """The JSON error of SPEC §10, for a whole request or one item of a batch.
+
+    ``code``, ``status`` and ``message``, plus ``reason`` for a domain error and
+    ``errors`` for field validation. Built here alone, so that a batch item's
+    error is the body the item would get posted alone.
+    """
+    body = {
+        "code": code,
+        "status": HTTP_STATUS_CODES.get(code, "Unknown Error"),
+        "message": message,
+    }
+    if reason is not None:
+        body["reason"] = reason
+    if errors is not None:
+        body["errors"] = errors
+    return body
+
+
+def domain_error_body(error: CoalitionError) -> dict:
+    """A broken rule's body; where one field's value breaks it, that field is named
+    under ``errors`` in the shape of the schema's own validation errors."""
+    errors = None if error.field is None else {error.location: {error.field: [error.message]}}
+    return error_body(error.status, error.message, reason=error.reason, errors=errors)
+
+
+def unauthenticated(error: auth.Unauthenticated):
+    """The 401 answer, in the error format of SPEC §10."""
+    body = error_body(401, str(error), reason="unauthenticated")
+    return body, 401, {"WWW-Authenticate": "Bearer"}

@@ -1,0 +1,148 @@
+"""Reading a request's JSON body and query as SPEC §10 asks: numbers exactly, a body that
+cannot be read a 400 that says what and where, one not sent as JSON a 415."""
+
+import json
+from decimal import Decimal
+from typing import ClassVar
+
+import marshmallow
+from flask import request
+from gunicorn.http.errors import ParseException
+from webargs.flaskparser import FlaskParser, abort
+from werkzeug.datastructures import MultiDict
+from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+
+from coalition.api.fields import ExponentDecimal
+
+
+def read_number(literal: str) -> Decimal:
+    """A JSON number with a fraction or an exponent, exactly; one with an exponent is marked,
+    so that a decimal field refuses ``3.5E2`` as it refuses the string ``"3.5E2"``."""
+    return (ExponentDecimal if "e" in literal.lower() else Decimal)(literal)
+
+
+class DecimalJSONParser(FlaskParser):
+    """Reads JSON numbers as Decimal and refuses NaN and Infinity.
+
+    A body that is not declared as JSON (no Content-Type, text/plain) is refused
+    with 415 rather than ignored: webargs would read no fields from it and
+    answer "Missing data" for fields that are in it. A request without a body
+    reads as no fields; one that declares a JSON body and sends none is
+    malformed JSON (400), where webargs would read it as no body.
+
+    Every body the parser cannot read is malformed JSON (400) in the one
+    shape webargs gives a JSONDecodeError: also an object naming a key twice
+    (which reader's value would count?), one nested deeper than the
+    decoder recurses (RecursionError), an integer longer than int() reads
+    (ValueError past 4,300 digits) and a number whose exponent Decimal cannot
+    hold (``1e99999999999999999999``: InvalidOperation), which webargs would
+    let through as a 500. A body the server cannot even read (a broken
+    chunked encoding, as gunicorn reports it) is a bad request (400) too.
+    """
+
+    # a misspelt filter (?partner=aroma) is refused, not ignored to list everything
+    DEFAULT_UNKNOWN_BY_LOCATION: ClassVar[dict] = {
+        **FlaskParser.DEFAULT_UNKNOWN_BY_LOCATION,
+        "query": marshmallow.RAISE,
+        "querystring": marshmallow.RAISE,
+    }
+
+    def load_querystring(self, req, schema):
+        """The query, a parameter with an empty value (``?partner_id=``) left out, as
+        forms, URL templates and many clients send a filter not chosen. Every filter
+        takes one value: one given twice (``?type=earn&type=burn``) is refused, where
+        webargs would read the first and list as if the second were not asked for."""
+        chosen = MultiDict((key, value) for key, value in req.args.items(multi=True) if value)
+        repeated = sorted(key for key, values in chosen.lists() if len(values) > 1)
+        if repeated:
+            abort(422, messages={"query": {key: ["Give one value only."] for key in repeated}})
+        return self._makeproxy(chosen, schema)
+
+    def _raw_load_json(self, req):
+        data = _body(req)
+        if not req.is_json:
+            if data:
+                raise UnsupportedMediaType("send the body as application/json")
+            return super()._raw_load_json(req)
+
+        def unreadable(reason):
+            return json.JSONDecodeError(reason, data.decode(errors="replace"), 0)
+
+        def reject(constant):
+            raise unreadable(f"{constant} is not a number")
+
+        if _blank(data):
+            self._handle_invalid_json_error(unreadable("it is empty"), req)
+        try:
+            return json.loads(
+                data, parse_float=read_number, parse_constant=reject, object_pairs_hook=_one_each
+            )
+        except _KeyTwice as error:
+            raise unreadable(str(error)) from None
+        except json.JSONDecodeError as error:
+            if _blank(error.doc.encode()):  # a byte order mark (and spaces): no JSON text
+                self._handle_invalid_json_error(unreadable("it is empty"), req)
+            raise  # as it is: the ValueError clause below would wrap it again
+        except ArithmeticError:  # Decimal cannot hold the exponent (InvalidOperation)
+            raise unreadable("a number's exponent is too large to read") from None
+        except UnicodeDecodeError as error:
+            raise unreadable(f"it is not UTF-8, UTF-16 or UTF-32 text ({error.reason})") from None
+        except ValueError:  # int() refuses a number of more digits than it reads
+            raise unreadable("a number has more digits than can be read") from None
+        except RecursionError:
+            raise unreadable("it is nested too deeply to read") from None
+
+    def _handle_invalid_json_error(self, error: json.JSONDecodeError, req, *args, **kwargs):
+        """400 saying what is wrong with the body, and where, in place of werkzeug's
+        sentence about what "the browser (or proxy)" sent. Every error arrives as a
+        JSONDecodeError: :meth:`_raw_load_json` turns the others (text that is not
+        UTF-8, a number Decimal cannot hold) into one."""
+        at = f" at line {error.lineno}, column {error.colno}" if error.pos else ""
+        abort(
+            400,
+            exc=error,
+            message=f"the body cannot be read as JSON: {error.msg}{at}",
+            messages={"json": ["Invalid JSON body."]},
+        )
+
+
+class _KeyTwice(Exception):
+    """A JSON object naming one key twice."""
+
+
+def _one_each(pairs: list[tuple]) -> dict:
+    """A JSON object as a dict, refusing one that names a key twice: Python keeps the
+    last value, another reader (a proxy, the partner's own log) may keep the first,
+    and a posting must mean one thing (I-JSON, RFC 7493, asks for unique names)."""
+    read = dict(pairs)
+    if len(read) < len(pairs):
+        seen = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _KeyTwice(f"the key {key!r} appears twice in one object")
+            seen.add(key)
+    return read
+
+
+def refuse_malformed_body() -> None:
+    """For a view that reads no body (a close, a key's revocation): a JSON body it is sent
+    is not read, but one that does not parse is malformed JSON (400), as anywhere (§10).
+    Without a body, or with an empty one, any Content-Type will do."""
+    if request.is_json and not _blank(_body(request)):
+        PARSER.load_json(request, None)
+
+
+def _blank(body: bytes) -> bool:
+    """Whether a body is empty but for JSON's whitespace: no JSON text at all (RFC 8259)."""
+    return not body.strip(b" \t\r\n")
+
+
+def _body(req) -> bytes:
+    """The request's body; one whose transfer encoding is broken was never sent (400)."""
+    try:
+        return req.get_data(cache=True)
+    except ParseException as error:
+        raise BadRequest(f"the request body could not be read: {error}") from None
+
+
+PARSER = DecimalJSONParser()  # every blueprint's (flask-smorest's ARGUMENTS_PARSER)
