@@ -16,12 +16,13 @@ import shutil
 import tempfile
 import threading
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from werkzeug.serving import make_server
 
+from tests.conftest import Caller
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
@@ -798,3 +799,229 @@ def test_a_key_revoked_before_a_download_signs_out_saying_why(browser, server, o
     time.sleep(0.3)  # the download's own handler ran after the sign-out: it replaced the notice
     notice = browser.find_element(By.ID, "notice")
     assert notice.is_displayed() and notice.text.startswith("Signed out: ")
+
+
+# --- the keys page ------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def key_ring(operator, month) -> list[dict]:
+    """:func:`small_closed_month`, and keys made in this order: a till of aroma's (revoked),
+    a finance team's, aroma's finance; the API's answers that made them."""
+    made = [
+        expect(operator.post("/api/v1/keys", json=body))
+        for body in (
+            {"role": "partner", "partner_id": "aroma", "name": "till 7"},
+            {"role": "finance", "name": "Coalition finance"},
+            {"role": "finance", "partner_id": "aroma", "name": "Арома бухгалтерия"},
+        )
+    ]
+    assert operator.delete(f"/api/v1/keys/{made[0]['id']}").status_code == 204
+    return made
+
+
+def shown_at(text: str) -> str:
+    """An instant as the console shows one: "2026-10-31 21:00 UTC"."""
+    return datetime.fromisoformat(text).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def keys_listed(browser) -> list[list[str]]:
+    """The keys page's table: id, role, partner, name, created and status of each row, in order."""
+    from selenium.webdriver.common.by import By
+
+    return [[row.find_element(By.TAG_NAME, "code").text]
+            + [cell.get_attribute("textContent") for cell in row.find_elements(By.TAG_NAME, "td")[1:6]]
+            for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr")]
+
+
+def confirm(browser, accept: bool = True) -> str:
+    """Answer the page's confirmation dialog; its question."""
+    from selenium.webdriver.support import expected_conditions
+
+    dialog = wait_for(browser, expected_conditions.alert_is_present(), "no confirmation asked")
+    question = dialog.text
+    dialog.accept() if accept else dialog.dismiss()
+    return question
+
+
+def revoke_in_the_page(browser, key_id: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.CSS_SELECTOR, f'button[aria-label="Revoke key {key_id}"]').click()
+
+
+def test_the_operator_sees_every_key_newest_first_with_what_it_is_for(browser, server, operator, key_ring,
+                                                                    screenshots):
+    from selenium.webdriver.common.by import By
+
+    till, finance, aroma_finance = key_ring
+    sign_in(browser, server, key_of(operator))
+    browser.find_element(By.LINK_TEXT, "Keys").click()
+    page_loaded(browser, "Keys")
+    shot(browser, screenshots, "15-keys")
+    every = expect(operator.get("/api/v1/keys"), 200)  # oldest first
+    listed = keys_listed(browser)
+    assert [row[0] for row in listed] == [key["id"] for key in reversed(every)]
+    rows = {row[0]: row[1:] for row in listed}
+    till_now = expect(operator.get(f"/api/v1/keys/{till['id']}"), 200)
+    assert rows[till["id"]] == ["partner", "Кофейня Арома", "till 7", shown_at(till["created_at"]),
+                                f"revoked {shown_at(till_now['revoked_at'])}"]
+    assert rows[finance["id"]] == ["finance", "—", "Coalition finance", shown_at(finance["created_at"]), "active"]
+    assert rows[aroma_finance["id"]][:3] == ["finance", "Кофейня Арома", "Арома бухгалтерия"]
+    signed_in_with = next(row for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr")
+                          if "this console's key" in row.text)
+    assert signed_in_with.find_element(By.TAG_NAME, "code").text == every[0]["id"]  # the operator fixture's key
+    page = browser.page_source
+    assert not [made["key"] for made in key_ring if made["key"] in page]
+
+
+def test_the_keys_filters_choose_what_is_listed_and_the_address_keeps_them(browser, server, operator, key_ring):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    till, finance, aroma_finance = key_ring
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "keys", "Keys")
+    Select(browser.find_element(By.ID, "partner_id")).select_by_value("aroma")
+    Select(browser.find_element(By.ID, "status")).select_by_value("active")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    wait_for(browser, lambda d: d.current_url.endswith("#/keys?partner_id=aroma&status=active"), "address")
+    browser.refresh()  # as a bookmark opens it
+    page_loaded(browser, "Keys")
+    assert [row[0] for row in keys_listed(browser)] == [aroma_finance["id"]]  # the till is revoked
+    assert Select(browser.find_element(By.ID, "status")).first_selected_option.text == "Active"
+    go(browser, server, "keys?status=revoked", "Keys")
+    assert [row[0] for row in keys_listed(browser)] == [till["id"]]
+    go(browser, server, "keys?role=finance", "Keys")
+    assert [row[0] for row in keys_listed(browser)] == [aroma_finance["id"], finance["id"]]
+
+
+def test_a_created_key_is_shown_once_kept_nowhere_and_works(browser, server, client, operator, key_ring,
+                                                            screenshots):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "keys", "Keys")
+    Select(browser.find_element(By.ID, "key-role")).select_by_value("finance")
+    browser.find_element(By.ID, "key-name").send_keys("Audit 2026", Keys.ENTER)  # the keyboard submits
+    box = wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "main .secret"), "the new key is not shown")
+    shot(browser, screenshots, "16-key-created")
+    key = box.find_element(By.ID, "new-key").get_attribute("value")
+    assert key.startswith("coal_") and "store the new key" in box.text.lower() and "shown this once" in box.text
+    assert browser.switch_to.active_element == box.find_element(By.TAG_NAME, "h2")  # it is announced
+    expect(Caller(client, key).get("/api/v1/settings"), 200)
+    made = expect(Caller(client, key).get("/console/whoami"), 200)
+    assert (made["role"], made["partner_id"]) == ("finance", None)
+    wait_for(browser, lambda d: keys_listed(d)[0][0] == made["key_id"], "the new key is not listed")
+    assert keys_listed(browser)[0][1:4] == ["finance", "—", "Audit 2026"]
+    # not kept: not in the address, not in storage, not in any request's URL
+    assert key not in browser.current_url
+    assert browser.execute_script("return sessionStorage.length") == 1
+    assert browser.execute_script("return sessionStorage.getItem('coalition.key')") == key_of(operator)
+    assert browser.execute_script("return localStorage.length") == 0
+    requested = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert not [url for url in requested if key in url]
+    box.find_element(By.XPATH, ".//button[starts-with(text(), 'Done')]").click()
+    wait_for(browser, lambda d: not d.find_elements(By.CSS_SELECTOR, "main .secret"), "the box stayed")
+    assert key not in browser.page_source
+    go(browser, server, "periods", "Periods")
+    browser.back()
+    page_loaded(browser, "Keys")
+    assert key not in browser.page_source and not browser.find_elements(By.CSS_SELECTOR, "main .secret")
+
+
+def test_an_operator_key_is_created_without_the_partner_chosen_before(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "keys", "Keys")
+    Select(browser.find_element(By.ID, "key-partner")).select_by_value("aroma")
+    Select(browser.find_element(By.ID, "key-role")).select_by_value("operator")
+    assert not browser.find_element(By.ID, "key-partner").is_enabled()
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-key] button[type=submit]").click()
+    wait_for(browser, lambda d: d.find_element(By.CSS_SELECTOR, "main .secret"), "no key created")  # it was 422
+    newest = expect(operator.get("/api/v1/keys"), 200)[-1]
+    assert (newest["role"], newest["partner_id"]) == ("operator", None)
+
+
+def test_a_key_the_api_refuses_to_create_shows_its_message_in_the_form(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+
+    before = expect(operator.get("/api/v1/keys"), 200)
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "keys", "Keys")
+    # a partner key (the role chosen at first) without a partner: 422
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-key] button[type=submit]").click()
+    error = wait_for(
+        browser,
+        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()), False),
+        "no error shown",
+    )
+    assert error.text.count("a partner key needs a partner_id") == 1
+    assert error.get_attribute("role") == "alert"
+    assert not browser.find_elements(By.CSS_SELECTOR, "main .secret")
+    assert expect(operator.get("/api/v1/keys"), 200) == before
+
+
+def test_revoking_a_key_asks_first_then_lists_it_revoked_and_the_key_is_refused(browser, server, client, operator,
+                                                                               key_ring):
+    from selenium.webdriver.common.by import By
+
+    _, finance, _ = key_ring
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "keys", "Keys")
+    revoke_in_the_page(browser, finance["id"])
+    assert finance["id"] in confirm(browser, accept=False)
+    expect(Caller(client, finance["key"]).get("/api/v1/settings"), 200)  # not revoked
+    revoke_in_the_page(browser, finance["id"])
+    confirm(browser)
+    wait_for(browser, lambda d: f"Key {finance['id']} is revoked" in d.find_element(By.ID, "notice").text, "no notice")
+    revoked_at = expect(operator.get(f"/api/v1/keys/{finance['id']}"), 200)["revoked_at"]
+    wait_for(browser, lambda d: {row[0]: row[5] for row in keys_listed(d)}[finance["id"]]
+             == f"revoked {shown_at(revoked_at)}", "the list was not refreshed")
+    assert not browser.find_elements(By.CSS_SELECTOR, f'button[aria-label="Revoke key {finance["id"]}"]')
+    assert Caller(client, finance["key"]).get("/api/v1/settings").status_code == 401
+
+
+def test_revoking_the_consoles_own_key_signs_out(browser, server, client, operator, month):
+    from selenium.webdriver.common.by import By
+
+    own = expect(operator.post("/api/v1/keys", json={"role": "operator", "name": "console"}))
+    sign_in(browser, server, own["key"])
+    go(browser, server, "keys", "Keys")
+    revoke_in_the_page(browser, own["id"])
+    assert "you will be signed out" in confirm(browser)
+    wait_for(browser, lambda d: d.find_elements(By.ID, "api-key"), "no login form after revoking its own key")
+    notice = browser.find_element(By.ID, "notice")
+    assert notice.is_displayed() and notice.text.startswith("Signed out: ")
+    assert browser.execute_script("return sessionStorage.getItem('coalition.key')") is None
+    assert Caller(client, own["key"]).get("/api/v1/settings").status_code == 401
+
+
+def test_a_finance_key_sees_the_keys_but_creates_and_revokes_none(browser, server, make_key, operator, key_ring):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(make_key("finance")))
+    assert "Keys" in [link.text for link in browser.find_elements(By.CSS_SELECTOR, "#nav a")]
+    go(browser, server, "keys", "Keys")
+    assert [row[0] for row in keys_listed(browser)] == [key["id"] for key in
+                                                       reversed(expect(operator.get("/api/v1/keys"), 200))]
+    assert not browser.find_elements(By.CSS_SELECTOR, "form[aria-labelledby=add-key]")
+    assert not browser.find_elements(By.XPATH, "//main//button[starts-with(text(), 'Revoke')]")
+    assert "Only the operator creates and revokes keys." in text_of(browser)
+
+
+@pytest.mark.parametrize("role", ["partner", "finance"])
+def test_a_key_bound_to_a_partner_is_not_offered_the_keys_page(browser, server, make_key, month, role):
+    from selenium.webdriver.common.by import By
+
+    bound = make_key(role, "aroma")
+    sign_in(browser, server, key_of(bound))
+    assert "Keys" not in [link.text for link in browser.find_elements(By.CSS_SELECTOR, "#nav a")]
+    go(browser, server, "keys", "Not available")
+    assert "A key bound to a partner cannot see this page" in text_of(browser)
+    assert not browser.find_elements(By.CSS_SELECTOR, "main table")
+    expect(bound.get("/api/v1/keys"), 403)  # as the API refuses it

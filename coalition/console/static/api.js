@@ -87,6 +87,11 @@ export async function post(path, body) {
   return (await request("POST", path, { body })).json();
 }
 
+/** DELETE, whose answer (204) has no body. */
+export async function remove(path) {
+  await request("DELETE", path);
+}
+
 /** The role of the key: {role, partner_id, own_partner}; a 401 here is the caller's to show. */
 export async function whoami() {
   return (await request("GET", "/console/whoami", { signingIn: true })).json();

@@ -743,3 +743,135 @@ export async function kpis({ who, query }) {
     ...everyone,
   ];
 }
+
+// --- keys ---------------------------------------------------------------------------------
+
+const ROLES = ["operator", "finance", "partner"];
+const ROLE_HINTS = {
+  operator: "Everything: configuration, closing periods, keys. Never bound to a partner.",
+  finance: "Reads everything; bound to a partner, only that partner's transactions and statements.",
+  partner: "One partner's tills and apps: posts its transactions, reads its statements and members' balances. Needs a partner.",
+};
+
+/** The key a create answered with, in the one place it is ever shown; "Done" takes it off the page. */
+function newKey(created, done) {
+  return h(
+    "section",
+    { class: "panel secret", "aria-labelledby": "new-key-title" },
+    h("h2", { id: "new-key-title", tabindex: "-1" }, `Store the new key ${created.id} now`),
+    h("p", {}, "It is shown this once: the service keeps only its hash, and this page forgets it when you leave. Copy it to where it will be used (a till's settings, a password manager); a lost key cannot be shown again, only revoked and replaced."),
+    field("New key", h("input", { id: "new-key", readonly: true, value: created.key, autocomplete: "off", spellcheck: "false", onfocus: (event) => event.target.select() })),
+    h("button", { type: "button", onclick: done }, "Done: I have stored it"),
+  );
+}
+
+export async function keys({ who, query, notify }) {
+  const chosen = { partner_id: query.partner_id, role: query.role, status: query.status };
+  const [partnerList, list] = await Promise.all([api.get("/api/v1/partners"), api.get("/api/v1/keys", chosen)]);
+  const names = Object.fromEntries(partnerList.map((p) => [p.id, p.name]));
+  const partnerOptions = partnerList.map((p) => [p.id, `${p.name} (${p.id})`]);
+  const operator = who.role === "operator";
+  const title = heading("Keys");
+  const listing = h("div", {});
+  const shown = h("div", {});
+  const refresh = async () => {
+    try {
+      listing.replaceChildren(draw(await api.get("/api/v1/keys", chosen)));
+    } catch (error) {
+      if (error.status !== 401) notify(error.message, "error"); // a refused key has signed out already, saying why
+    }
+  };
+  const revoke = async (key) => {
+    const own = key.id === who.key_id ? " It is the key this console is signed in with: you will be signed out." : "";
+    if (!window.confirm(`Revoke ${key.id}${key.name ? ` (${key.name})` : ""}? Whatever uses it is refused from now on; this cannot be undone.${own}`)) return;
+    try {
+      await api.remove(`/api/v1/keys/${encodeURIComponent(key.id)}`);
+    } catch (error) {
+      if (error.status !== 401) notify(error.message, "error");
+      return;
+    }
+    notify(`Key ${key.id} is revoked.`);
+    await refresh();
+    title.focus();
+  };
+  const draw = (rows) =>
+    table(
+      [
+        { label: "Id", value: (k) => h("span", {}, h("code", {}, k.id), k.id === who.key_id ? h("small", { class: "id" }, "this console's key") : null) },
+        { label: "Role", value: (k) => k.role },
+        { label: "Partner", value: (k) => (k.partner_id ? names[k.partner_id] ?? k.partner_id : DASH) },
+        { label: "Name", value: (k) => k.name ?? DASH },
+        { label: "Created", value: (k) => instant(k.created_at) },
+        { label: "Status", value: (k) => (k.revoked_at ? h("span", {}, badge("revoked"), " ", instant(k.revoked_at)) : badge("active")) },
+        ...(operator
+          ? [{
+              label: "",
+              value: (k) => (k.revoked_at ? null : h("button", { type: "button", class: "small", "aria-label": `Revoke key ${k.id}`, onclick: () => revoke(k) }, "Revoke…")),
+            }]
+          : []),
+      ],
+      rows.slice().reverse(),
+      { empty: "No keys for this choice." },
+    );
+  listing.append(draw(list));
+  const filters = form(
+    { class: "filters", "aria-label": "Filter keys" },
+    async (data) => {
+      window.location.hash = `#/${route("keys", trimmed(data))}`;
+    },
+    field("Partner", select("partner_id", [["", "All"], ...partnerOptions], query.partner_id)),
+    field("Role", select("role", [["", "All roles"], ...ROLES.map((r) => [r, r])], query.role)),
+    field("Status", select("status", [["", "Active and revoked"], ["active", "Active"], ["revoked", "Revoked"]], query.status)),
+    h("button", { type: "submit" }, "Show"),
+  );
+  let add = null;
+  if (operator) {
+    const hint = h("p", { class: "hint", id: "key-role-hint" });
+    const role = select("key-role", ROLES.map((r) => [r, r]), "partner", { name: "role", "aria-describedby": "key-role-hint" });
+    const partner = select("key-partner", [["", "None"], ...partnerOptions], "", { name: "partner_id" });
+    const fit = () => {
+      hint.textContent = ROLE_HINTS[role.value];
+      partner.disabled = role.value === "operator"; // and so not sent
+    };
+    role.addEventListener("change", fit);
+    fit();
+    add = form(
+      { class: "panel", "aria-labelledby": "add-key" },
+      async (data, element) => {
+        const created = await api.post("/api/v1/keys", trimmed(data));
+        element.reset();
+        fit();
+        shown.replaceChildren(newKey(created, () => {
+          shown.replaceChildren();
+          title.focus();
+        }));
+        shown.querySelector("h2").focus();
+        await refresh();
+      },
+      h("h2", { id: "add-key" }, "Create a key"),
+      h("p", { class: "hint" }, "Name a key for what will use it (a till, a team), so that the one to revoke can be found later."),
+      h(
+        "div",
+        { class: "grid" },
+        field("Role", role),
+        field("Partner", partner, "needed for a partner key; a finance key bound to one reads only its figures"),
+        field("Name", input("key-name", { name: "name", autocomplete: "off", placeholder: "till 7" }), "optional"),
+      ),
+      hint,
+      h("button", { type: "submit" }, "Create key"),
+    );
+  }
+  return [
+    title,
+    h(
+      "p",
+      { class: "lead" },
+      "API keys, newest first: what each is for and whether it still works. A key itself is shown once, when it is created; the service keeps only its hash.",
+      operator ? "" : " Only the operator creates and revokes keys.",
+    ),
+    filters,
+    listing,
+    shown,
+    add,
+  ];
+}
