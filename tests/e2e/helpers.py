@@ -150,3 +150,18 @@ def at(text: str) -> datetime:
 def moment(days: float = 0, minutes: float = 0) -> str:
     """RFC 3339 for now minus ``days`` plus ``minutes``."""
     return (datetime.now(UTC) - timedelta(days=days) + timedelta(minutes=minutes)).replace(microsecond=0).isoformat()
+
+
+def key_ring(operator) -> list[dict]:
+    """Keys made in this order: a till of aroma's, a finance team's, aroma's finance; the
+    till revoked. The answers that made them (aroma must exist)."""
+    made = [
+        expect(operator.post("/api/v1/keys", json=body))
+        for body in (
+            {"role": "partner", "partner_id": "aroma", "name": "till 7"},
+            {"role": "finance", "name": "Coalition finance"},
+            {"role": "finance", "partner_id": "aroma", "name": "Арома бухгалтерия"},
+        )
+    ]
+    assert operator.delete(f"/api/v1/keys/{made[0]['id']}").status_code == 204
+    return made

@@ -10,7 +10,7 @@ import pytest
 
 from coalition.db import models
 from tests.conftest import Caller
-from tests.e2e.helpers import add_partner, expect
+from tests.e2e.helpers import add_partner, expect, key_ring
 
 RECORD = {"id", "role", "partner_id", "name", "created_at", "revoked_at"}
 
@@ -20,16 +20,7 @@ def keys(operator):
     """Made in this order: a till of aroma's, a finance team's, aroma's finance; the till revoked."""
     add_partner(operator, "aroma", "RUB", "cafe", name="Кофейня Арома")
     add_partner(operator, "gym", "EUR", "gym")
-    made = [
-        expect(operator.post("/api/v1/keys", json=body))
-        for body in (
-            {"role": "partner", "partner_id": "aroma", "name": "till 7"},
-            {"role": "finance", "name": "Coalition finance"},
-            {"role": "finance", "partner_id": "aroma", "name": "Арома бухгалтерия"},
-        )
-    ]
-    assert operator.delete(f"/api/v1/keys/{made[0]['id']}").status_code == 204
-    return made
+    return key_ring(operator)
 
 
 def listed(operator, query="") -> list[dict]:

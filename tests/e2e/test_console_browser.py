@@ -23,6 +23,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from tests.conftest import Caller
+from tests.e2e.helpers import key_ring
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
@@ -805,19 +806,10 @@ def test_a_key_revoked_before_a_download_signs_out_saying_why(browser, server, o
 
 
 @pytest.fixture
-def key_ring(operator, month) -> list[dict]:
-    """:func:`small_closed_month`, and keys made in this order: a till of aroma's (revoked),
-    a finance team's, aroma's finance; the API's answers that made them."""
-    made = [
-        expect(operator.post("/api/v1/keys", json=body))
-        for body in (
-            {"role": "partner", "partner_id": "aroma", "name": "till 7"},
-            {"role": "finance", "name": "Coalition finance"},
-            {"role": "finance", "partner_id": "aroma", "name": "Арома бухгалтерия"},
-        )
-    ]
-    assert operator.delete(f"/api/v1/keys/{made[0]['id']}").status_code == 204
-    return made
+def keys_made(operator, month) -> list[dict]:
+    """:func:`small_closed_month`, and :func:`tests.e2e.helpers.key_ring`'s keys: a till of
+    aroma's (revoked), a finance team's, aroma's finance."""
+    return key_ring(operator)
 
 
 def shown_at(text: str) -> str:
@@ -850,11 +842,11 @@ def revoke_in_the_page(browser, key_id: str) -> None:
     browser.find_element(By.CSS_SELECTOR, f'button[aria-label="Revoke key {key_id}"]').click()
 
 
-def test_the_operator_sees_every_key_newest_first_with_what_it_is_for(browser, server, operator, key_ring,
+def test_the_operator_sees_every_key_newest_first_with_what_it_is_for(browser, server, operator, keys_made,
                                                                     screenshots):
     from selenium.webdriver.common.by import By
 
-    till, finance, aroma_finance = key_ring
+    till, finance, aroma_finance = keys_made
     sign_in(browser, server, key_of(operator))
     browser.find_element(By.LINK_TEXT, "Keys").click()
     page_loaded(browser, "Keys")
@@ -872,14 +864,14 @@ def test_the_operator_sees_every_key_newest_first_with_what_it_is_for(browser, s
                           if "this console's key" in row.text)
     assert signed_in_with.find_element(By.TAG_NAME, "code").text == every[0]["id"]  # the operator fixture's key
     page = browser.page_source
-    assert not [made["key"] for made in key_ring if made["key"] in page]
+    assert not [made["key"] for made in keys_made if made["key"] in page]
 
 
-def test_the_keys_filters_choose_what_is_listed_and_the_address_keeps_them(browser, server, operator, key_ring):
+def test_the_keys_filters_choose_what_is_listed_and_the_address_keeps_them(browser, server, operator, keys_made):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    till, finance, aroma_finance = key_ring
+    till, finance, aroma_finance = keys_made
     sign_in(browser, server, key_of(operator))
     go(browser, server, "keys", "Keys")
     Select(browser.find_element(By.ID, "partner_id")).select_by_value("aroma")
@@ -896,7 +888,7 @@ def test_the_keys_filters_choose_what_is_listed_and_the_address_keeps_them(brows
     assert [row[0] for row in keys_listed(browser)] == [aroma_finance["id"], finance["id"]]
 
 
-def test_a_created_key_is_shown_once_kept_nowhere_and_works(browser, server, client, operator, key_ring,
+def test_a_created_key_is_shown_once_kept_nowhere_and_works(browser, server, client, operator, keys_made,
                                                             screenshots):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.common.keys import Keys
@@ -967,10 +959,10 @@ def test_a_key_the_api_refuses_to_create_shows_its_message_in_the_form(browser, 
 
 
 def test_revoking_a_key_asks_first_then_lists_it_revoked_and_the_key_is_refused(browser, server, client, operator,
-                                                                               key_ring):
+                                                                               keys_made):
     from selenium.webdriver.common.by import By
 
-    _, finance, _ = key_ring
+    _, finance, _ = keys_made
     sign_in(browser, server, key_of(operator))
     go(browser, server, "keys", "Keys")
     revoke_in_the_page(browser, finance["id"])
@@ -1001,7 +993,7 @@ def test_revoking_the_consoles_own_key_signs_out(browser, server, client, operat
     assert Caller(client, own["key"]).get("/api/v1/settings").status_code == 401
 
 
-def test_a_finance_key_sees_the_keys_but_creates_and_revokes_none(browser, server, make_key, operator, key_ring):
+def test_a_finance_key_sees_the_keys_but_creates_and_revokes_none(browser, server, make_key, operator, keys_made):
     from selenium.webdriver.common.by import By
 
     sign_in(browser, server, key_of(make_key("finance")))
