@@ -75,6 +75,23 @@ class Blueprint(flask_smorest.Blueprint):
 
         return declare
 
+    def reads_every_partner(self, why: str):
+        """Declare a view whose answer names every partner (keys, the record of changes):
+        operator and finance keys may call it, but not one bound to a partner, which gets
+        403 saying ``why``, checked with the roles before anything is parsed."""
+        declared = self.roles(
+            "operator",
+            "finance",
+            refused=f"a partner key, or a finance key bound to a partner ({why})",
+        )
+
+        def declare(view):
+            view = declared(view)
+            view.unbound_only = why
+            return view
+
+        return declare
+
     def alt_response(self, status_code, response=None, *, schema=None, **kwargs):
         """flask-smorest's, an error's schema being :class:`ErrorSchema` unless given."""
         if response is None and schema is None and str(status_code)[:1] in ("4", "5"):
@@ -181,7 +198,10 @@ def _view_method():
 
 
 def _admit(who: auth.Principal) -> None:
-    who.require(*getattr(_view_method(), "roles", auth.ROLES))
+    view = _view_method()
+    who.require(*getattr(view, "roles", auth.ROLES))
+    if hasattr(view, "unbound_only"):
+        who.require_unbound(view.unbound_only)
     g.principal = who
     act_as(Actor("api", who.key_id))
 

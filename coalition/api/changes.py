@@ -4,7 +4,7 @@ keys) and of closes: who made each, when, and what it changed."""
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
-from coalition.api import Blueprint, database, principal
+from coalition.api import Blueprint, database
 from coalition.api.fields import Instant, Text
 from coalition.api.pagination import PageArgs
 from coalition.services import changes
@@ -46,16 +46,11 @@ class ChangePage(Schema):
 
 @blp.route("")
 class Changes(MethodView):
-    @blp.roles(
-        "operator",
-        "finance",
-        refused=f"a partner key, or a finance key bound to a partner ({BOUND})",
-    )
+    @blp.reads_every_partner(BOUND)
     @blp.arguments(ChangeQuery, location="query")
     @blp.response(200, ChangePage)
     def get(self, query):
         """Changes to settings, partners, rates and keys, and closes, oldest first"""
-        principal().require_unbound(BOUND)
         limit, cursor = query.pop("limit"), query.pop("cursor")
         query["from"] = query.pop("from_", None)
         return database().run(changes.listing, query, limit, cursor)

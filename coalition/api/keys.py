@@ -9,7 +9,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition import auth
-from coalition.api import Blueprint, database, principal
+from coalition.api import Blueprint, database
 from coalition.api.errors import MALFORMED_JSON
 from coalition.api.fields import PartnerId, Text
 from coalition.api.parsing import refuse_malformed_body
@@ -51,16 +51,11 @@ class KeyQuery(Schema):
 
 @blp.route("")
 class Keys(MethodView):
-    @blp.roles(
-        "operator",
-        "finance",
-        refused=f"a partner key, or a finance key bound to a partner ({BOUND})",
-    )
+    @blp.reads_every_partner(BOUND)
     @blp.arguments(KeyQuery, location="query")
     @blp.response(200, KeyRecord(many=True))
     def get(self, query):
         """List keys, oldest first (never the keys themselves)"""
-        principal().require_unbound(BOUND)
         return database().run(auth.listing, **query)
 
     @blp.roles("operator")
@@ -86,16 +81,11 @@ class Keys(MethodView):
 
 @blp.route("/<key_id>")
 class Key(MethodView):
-    @blp.roles(
-        "operator",
-        "finance",
-        refused=f"a partner key, or a finance key bound to a partner ({BOUND})",
-    )
+    @blp.reads_every_partner(BOUND)
     @blp.response(200, KeyRecord)
     @blp.alt_response(404, description="not_found: no key with this id")
     def get(self, key_id):
         """Read a key (never the key itself)"""
-        principal().require_unbound(BOUND)
         return database().run(auth.get_key, key_id)
 
     @blp.roles("operator")

@@ -156,3 +156,4 @@ def test_a_finance_key_reads_the_record_and_a_key_bound_to_a_partner_does_not(op
     assert changes(make_key("finance")) == changes(operator)
     for bound in (make_key("finance", "gym"), make_key("partner", "gym")):
         assert bound.get("/api/v1/changes").status_code == 403
+        assert bound.get("/api/v1/changes", query_string={"via": "email"}).status_code == 403  # before the query

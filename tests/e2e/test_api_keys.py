@@ -106,7 +106,9 @@ def test_one_key_reads_as_it_is_listed(operator, keys):
 
 def test_a_finance_key_bound_to_a_partner_reads_no_keys_not_even_its_partners(client, keys):
     bound = Caller(client, keys[2]["key"])
-    for path in ("/api/v1/keys", "/api/v1/keys?partner_id=aroma", f"/api/v1/keys/{keys[2]['id']}"):
+    # refused before its query is read: a filter it gets wrong is no 422 that tells the schema
+    for path in ("/api/v1/keys", "/api/v1/keys?partner_id=aroma", "/api/v1/keys?status=bogus",
+                 f"/api/v1/keys/{keys[2]['id']}", "/api/v1/keys/key_000000000000"):
         response = bound.get(path)
         assert response.status_code == 403
         assert "bound to a partner" in response.get_json()["message"]
