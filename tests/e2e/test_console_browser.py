@@ -20,8 +20,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import insert
 from werkzeug.serving import make_server
 
+from coalition.db import models
+from coalition.services import changes as recorded
+from coalition.services import partners
 from tests.conftest import Caller
 from tests.e2e.helpers import key_ring
 from tests.e2e.settlement_world import (
@@ -1006,14 +1010,149 @@ def test_a_finance_key_sees_the_keys_but_creates_and_revokes_none(browser, serve
     assert "Only the operator creates and revokes keys." in text_of(browser)
 
 
+# --- the changes page ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def changes_made(client, operator, database, month) -> dict:
+    """:func:`small_closed_month`, then, through an operator key named "Back office": gym
+    created as "Gym", renamed "Gym One", a redemption rate of 0.0100 from tomorrow, then gym held 3 days
+    from the command line, then a till of gym's created and revoked. The answers."""
+    back = expect(operator.post("/api/v1/keys", json={"role": "operator", "name": "Back office"}))
+    office = Caller(client, back["key"])
+    add_partner(office, "gym", "Gym", "gym", "EUR")
+    expect(office.patch("/api/v1/partners/gym", json={"name": "Gym One"}), 200)
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0).isoformat()
+    rate = add_rate(office, "redemption", "0.0100", effective_from=tomorrow)  # after the closed month
+    with recorded.acting(recorded.Actor("cli")):
+        database.run(partners.update, "gym", {"hold_days": 3})
+    till = expect(office.post("/api/v1/keys", json={"role": "partner", "partner_id": "gym", "name": "till 1"}))
+    assert office.delete(f"/api/v1/keys/{till['id']}").status_code == 204
+    return {"back": back, "rate": rate, "till": expect(operator.get(f"/api/v1/keys/{till['id']}"), 200)}
+
+
+def every_change(caller) -> list[dict]:
+    """The record, oldest first, as the API gives it."""
+    return expect(caller.get("/api/v1/changes", query_string={"limit": 1000}), 200)["items"]
+
+
+def changes_listed(browser) -> list[list]:
+    """The changes page's table: when, who (the key's name, without its id), what, action,
+    and the fields' lines of each row, in order."""
+    from selenium.webdriver.common.by import By
+
+    rows = []
+    for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr"):
+        when, who, what, action, fields = row.find_elements(By.TAG_NAME, "td")
+        rows.append([when.text, who.text.split("\n")[0], what.text, action.text,
+                     [line.text for line in fields.find_elements(By.TAG_NAME, "li")]])
+    return rows
+
+
+def test_the_operator_sees_the_changes_newest_first_with_who_made_them_and_before_and_after(
+        browser, server, operator, changes_made, month, screenshots):
+    from selenium.webdriver.common.by import By
+
+    back, rate, till = changes_made["back"], changes_made["rate"], changes_made["till"]
+    operator_id = expect(operator.get("/console/whoami"), 200)["key_id"]  # unnamed: shown by its id
+    sign_in(browser, server, key_of(operator))
+    browser.find_element(By.LINK_TEXT, "Changes").click()
+    page_loaded(browser, "Changes")
+    shot(browser, screenshots, "17-changes")
+    every = every_change(operator)
+    listed = changes_listed(browser)
+    assert [(row[2], row[3]) for row in listed] == [
+        ("settings" if c["subject"] == "settings" else f"{c['subject']} {c['subject_id']}", c["action"])
+        for c in reversed(every)]
+    created = {c["subject_id"]: c["at"] for c in every if c["action"] == "create"}
+    assert listed[:7] == [
+        [shown_at(till["revoked_at"]), "Back office", f"key {till['id']}", "revoke",
+         [f"revoked_at: — → {shown_at(till['revoked_at'])}"]],
+        [shown_at(created[till["id"]]), "Back office", f"key {till['id']}", "create",
+         ["name: till 1", "partner_id: gym", "role: partner"]],  # revoked_at null: not set
+        [listed[2][0], "command line", "partner gym", "update", ["hold_days: 0 → 3"]],
+        [shown_at(created[str(rate["id"])]), "Back office", f"rate {rate['id']}", "create",
+         [f"effective_from: {shown_at(rate['effective_from'])}", "kind: redemption", "value: 0.0100"]],
+        [listed[4][0], "Back office", "partner gym", "update", ["name: Gym → Gym One"]],
+        [shown_at(created["gym"]), "Back office", "partner gym", "create",
+         ["category: gym", "currency: EUR", "hold_days: 0", "name: Gym", "status: active"]],
+        [shown_at(back["created_at"]), operator_id, f"key {back['id']}", "create",
+         ["name: Back office", "role: operator"]],
+    ]
+    closed = next(row for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr") if f"period {month}" in row.text)
+    assert closed.find_element(By.LINK_TEXT, f"period {month}").get_attribute("href").endswith(f"#/settlement/{month}")
+    assert changes_listed(browser)[-1][1] == "system"  # the operator's key, made by the test's code
+
+
+def test_the_changes_filters_choose_what_is_listed_and_the_address_keeps_them(browser, server, operator,
+                                                                             changes_made, month):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "changes", "Changes")
+    Select(browser.find_element(By.ID, "subject")).select_by_value("partner")
+    browser.find_element(By.ID, "subject_id").send_keys("gym", Keys.ENTER)  # the keyboard submits
+    wait_for(browser, lambda d: d.current_url.endswith("#/changes?subject=partner&subject_id=gym"), "address")
+    browser.refresh()  # as a bookmark opens it
+    page_loaded(browser, "Changes")
+    assert [row[1:4] for row in changes_listed(browser)] == [
+        ["command line", "partner gym", "update"], ["Back office", "partner gym", "update"],
+        ["Back office", "partner gym", "create"]]
+    assert Select(browser.find_element(By.ID, "subject")).first_selected_option.text == "partner"
+    assert browser.find_element(By.ID, "subject_id").get_attribute("value") == "gym"
+    go(browser, server, "changes?via=cli", "Changes")
+    assert [row[1:5] for row in changes_listed(browser)] == [["command line", "partner gym", "update",
+                                                              ["hold_days: 0 → 3"]]]
+    assert Select(browser.find_element(By.ID, "via")).first_selected_option.text == "command line"
+    go(browser, server, "changes?subject=period", "Changes")
+    assert [row[2:4] for row in changes_listed(browser)] == [[f"period {month}", "close"]]
+    go(browser, server, "changes?subject=settings", "Changes")
+    assert "No changes for this choice." in text_of(browser)
+
+
+def test_a_finance_key_not_bound_to_a_partner_sees_the_changes(browser, server, make_key, operator, changes_made):
+    from selenium.webdriver.common.by import By
+
+    finance = make_key("finance")
+    sign_in(browser, server, key_of(finance))
+    assert "Changes" in [link.text for link in browser.find_elements(By.CSS_SELECTOR, "#nav a")]
+    go(browser, server, "changes", "Changes")
+    listed = changes_listed(browser)
+    assert len(listed) == len(every_change(operator))
+    own = expect(finance.get("/console/whoami"), 200)["key_id"]
+    assert [row[1:4] for row in listed[:2]] == [["system", f"key {own}", "create"],  # its own, by the test's code
+                                                ["Back office", f"key {changes_made['till']['id']}", "revoke"]]
+
+
 @pytest.mark.parametrize("role", ["partner", "finance"])
-def test_a_key_bound_to_a_partner_is_not_offered_the_keys_page(browser, server, make_key, month, role):
+@pytest.mark.parametrize("page, why", [("keys", "every partner's tills and teams"),
+                                       ("changes", "every partner's rates and keys")])
+def test_a_key_bound_to_a_partner_is_not_offered_the_pages_that_name_every_partner(browser, server, make_key,
+                                                                                  month, role, page, why):
     from selenium.webdriver.common.by import By
 
     bound = make_key(role, "aroma")
     sign_in(browser, server, key_of(bound))
-    assert "Keys" not in [link.text for link in browser.find_elements(By.CSS_SELECTOR, "#nav a")]
-    go(browser, server, "keys", "Not available")
-    assert "A key bound to a partner cannot see this page" in text_of(browser)
+    assert page.title() not in [link.text for link in browser.find_elements(By.CSS_SELECTOR, "#nav a")]
+    go(browser, server, page, "Not available")
+    assert f"A key bound to a partner cannot see this page: the {page} name {why}." in text_of(browser)
     assert not browser.find_elements(By.CSS_SELECTOR, "main table")
-    expect(bound.get("/api/v1/keys"), 403)  # as the API refuses it
+    expect(bound.get(f"/api/v1/{page}"), 403)  # as the API refuses it
+
+
+def test_more_changes_than_the_page_reads_are_not_shown_as_if_they_were_the_newest(browser, server, operator,
+                                                                                  database, month):
+    from selenium.webdriver.common.by import By
+
+    now = datetime.now(UTC)
+    rows = [{"at": now, "via": "system", "key_id": None, "subject": "partner", "subject_id": "aroma",
+             "action": "update", "detail": '{"hold_days": [0, 1]}'} for _ in range(10_000)]
+    database.run(lambda session: session.execute(insert(models.Change), rows))
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "changes", "Changes")
+    assert "More than 10,000 changes match: the newest are not among those read." in text_of(browser)
+    assert not browser.find_elements(By.CSS_SELECTOR, "main table")
+    go(browser, server, "changes?subject=period", "Changes")  # a choice that matches fewer lists them
+    assert [row[2:4] for row in changes_listed(browser)] == [[f"period {month}", "close"]]

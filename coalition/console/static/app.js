@@ -1,6 +1,6 @@
 // The console shell: login with an API key, navigation by role, hash routing.
 // Routes: #/periods, #/settlement/2026-10, #/statements, #/statement/12, #/partners,
-// #/rates, #/members, #/members/card-0042, #/kpis, #/keys.
+// #/rates, #/members, #/members/card-0042, #/kpis, #/keys, #/changes.
 
 import * as api from "./api.js";
 import { h } from "./dom.js";
@@ -15,6 +15,7 @@ const whoText = document.getElementById("who-text");
 const NOT_FOR_A_BOUND_KEY = "A key bound to a partner cannot see this page: it reads that partner's statements instead.";
 const NOT_FOR_A_PARTNER_KEY = "A partner key cannot see this page.";
 const KEYS_NOT_FOR_A_BOUND_KEY = "A key bound to a partner cannot see this page: the keys name every partner's tills and teams.";
+const CHANGES_NOT_FOR_A_BOUND_KEY = "A key bound to a partner cannot see this page: the changes name every partner's rates and keys.";
 
 /** Sections, which keys may see each (the API enforces the same rules), and what a key that may not is told. */
 const SECTIONS = [
@@ -27,6 +28,7 @@ const SECTIONS = [
   ["members", "Members", () => true, pages.members],
   ["kpis", "KPIs", () => true, pages.kpis],
   ["keys", "Keys", (who) => !who.own_partner, pages.keys, KEYS_NOT_FOR_A_BOUND_KEY],
+  ["changes", "Changes", (who) => !who.own_partner, pages.changes, CHANGES_NOT_FOR_A_BOUND_KEY],
 ];
 
 let who = null;

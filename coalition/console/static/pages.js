@@ -70,6 +70,18 @@ function trimmed(data) {
   return out;
 }
 
+/** A listing's filters: showing them opens the page at an address that keeps the choice. */
+function filters(page, label, ...fields) {
+  return form(
+    { class: "filters", "aria-label": label },
+    async (data) => {
+      window.location.hash = `#/${route(page, trimmed(data))}`;
+    },
+    ...fields,
+    h("button", { type: "submit" }, "Show"),
+  );
+}
+
 function localInputValue(date) {
   const pad = (n) => String(n).padStart(2, "0");
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
@@ -286,21 +298,17 @@ export async function statements({ who, query, notify }) {
   })).items;
   // newest period first, as on the periods page; a period's statements by number
   items.sort((a, b) => b.period_id.localeCompare(a.period_id) || a.number.localeCompare(b.number));
-  const filters = form(
-    { class: "filters", "aria-label": "Filter statements" },
-    async (data) => {
-      window.location.hash = `#/${route("statements", trimmed(data))}`;
-    },
-    field("Period", select("period_id", [[ALL_PERIODS, "All periods"], ...closed.map((p) => [p.id, p.id])], periodId)),
-    partnerList.length
-      ? field("Partner", select("partner_id", [["", "All partners"], ...partnerList.map((p) => [p.id, p.name])], partnerId))
-      : null,
-    h("button", { type: "submit" }, "Show"),
-  );
   return [
     heading("Statements"),
     h("p", { class: "lead" }, "Final statements, one per partner and closed period. Documents download as the same bytes every time."),
-    filters,
+    filters(
+      "statements",
+      "Filter statements",
+      field("Period", select("period_id", [[ALL_PERIODS, "All periods"], ...closed.map((p) => [p.id, p.id])], periodId)),
+      partnerList.length
+        ? field("Partner", select("partner_id", [["", "All partners"], ...partnerList.map((p) => [p.id, p.name])], partnerId))
+        : null,
+    ),
     table(
       [
         { label: "Number", value: (st) => link(`statement/${st.id}`, st.number) },
@@ -482,7 +490,7 @@ export async function rates({ who, query, notify, rerender }) {
   });
   const names = Object.fromEntries(partnerList.map((p) => [p.id, p.name]));
   const partnerOptions = partnerList.map((p) => [p.id, `${p.name} (${p.id})`]);
-  const filters = form(
+  const choice = form(
     { class: "filters", "aria-label": "Filter rates" },
     async (data) => {
       const chosen = trimmed(data);
@@ -534,7 +542,7 @@ export async function rates({ who, query, notify, rerender }) {
   }
   return [
     heading("Rates"),
-    filters,
+    choice,
     table(
       [
         { label: "Id", value: (r) => r.id, numeric: true },
@@ -651,16 +659,13 @@ export async function kpis({ who, query }) {
   const pick = (period) => (scope ? period.partners.find((p) => p.partner_id === scope) : period.coalition);
   const chosen = pick(selected);
   const scopeName = scope ? chosen.name : "Coalition-wide";
-  const controls = form(
-    { class: "filters", "aria-label": "Choose period and scope" },
-    async (data) => {
-      window.location.hash = `#/${route("kpis", trimmed(data))}`;
-    },
+  const controls = filters(
+    "kpis",
+    "Choose period and scope",
     field("Period", select("period", series.map((p) => [p.period_id, `${p.period_id} (${p.status})`]).reverse(), selected.period_id)),
     who.own_partner
       ? h("p", { class: "hint" }, `This key is bound to ${chosen.name}: it sees that partner's figures only, not the coalition's totals.`)
       : field("Scope", select("scope", [["", "Coalition-wide"], ...selected.partners.map((p) => [p.partner_id, p.name])], scope)),
-    h("button", { type: "submit" }, "Show"),
   );
   const columnsOf = [scope ? [scopeName, chosen] : null, selected.coalition ? ["Coalition-wide", selected.coalition] : null].filter(Boolean);
   const measureRows = [...MEASURES, ["Liability", (f) => money(f.liability, base), "outstanding points × redemption rate"]];
@@ -814,16 +819,6 @@ export async function keys({ who, query, notify }) {
       { empty: "No keys for this choice." },
     );
   listing.append(draw(list));
-  const filters = form(
-    { class: "filters", "aria-label": "Filter keys" },
-    async (data) => {
-      window.location.hash = `#/${route("keys", trimmed(data))}`;
-    },
-    field("Partner", select("partner_id", [["", "All"], ...partnerOptions], query.partner_id)),
-    field("Role", select("role", [["", "All roles"], ...ROLES.map((r) => [r, r])], query.role)),
-    field("Status", select("status", [["", "Active and revoked"], ["active", "Active"], ["revoked", "Revoked"]], query.status)),
-    h("button", { type: "submit" }, "Show"),
-  );
   let add = null;
   if (operator) {
     const hint = h("p", { class: "hint", id: "key-role-hint" });
@@ -869,9 +864,95 @@ export async function keys({ who, query, notify }) {
       "API keys, newest first: what each is for and whether it still works. A key itself is shown once, when it is created; the service keeps only its hash.",
       operator ? "" : " Only the operator creates and revokes keys.",
     ),
-    filters,
+    filters(
+      "keys",
+      "Filter keys",
+      field("Partner", select("partner_id", [["", "All"], ...partnerOptions], query.partner_id)),
+      field("Role", select("role", [["", "All roles"], ...ROLES.map((r) => [r, r])], query.role)),
+      field("Status", select("status", [["", "Active and revoked"], ["active", "Active"], ["revoked", "Revoked"]], query.status)),
+    ),
     listing,
     shown,
     add,
+  ];
+}
+
+// --- changes ------------------------------------------------------------------------------
+
+const SUBJECTS = ["settings", "partner", "rate", "key", "period"];
+const MADE_BY = { cli: "command line", scheduler: "scheduler", system: "system" };
+// the record is oldest first: the newest are read last, so every page is read (ten requests
+// of 1,000 cover years of configuration) and shown the other way round (docs/console.md)
+const CHANGES_READ = 10_000;
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/** Who made a change: a key by its name (its id where it has none), else how it was made. */
+function author(change, keyNames) {
+  if (change.via !== "api") return MADE_BY[change.via] ?? change.via;
+  const name = keyNames[change.key_id];
+  return name ? h("span", {}, name, h("small", { class: "id" }, change.key_id)) : h("code", {}, change.key_id);
+}
+
+/** What was changed, linked to the page that shows it where the console has one. */
+function subjectOf(change) {
+  const id = change.subject_id;
+  const page = { partner: "partners", rate: route("rates", { current: "0" }), key: "keys", period: `settlement/${id}` }[change.subject];
+  const text = change.subject === "settings" ? "settings" : `${change.subject} ${id}`;
+  return page ? link(page, text) : text;
+}
+
+function valueOf(value) {
+  if (value === null || value === undefined) return DASH;
+  if (typeof value === "string" && RFC3339.test(value)) return instant(value);
+  return typeof value === "object" ? JSON.stringify(value) : String(value);
+}
+
+/** "name: Gym → Gym One" for each field an update changed; "name: Gym" for each a create set. */
+function fieldsOf(change) {
+  const paired = change.action === "update" || change.action === "revoke";
+  const lines = Object.entries(change.fields)
+    .filter(([, value]) => paired || value !== null)
+    .map(([name, value]) => (paired ? `${name}: ${valueOf(value[0])} → ${valueOf(value[1])}` : `${name}: ${valueOf(value)}`));
+  return lines.length ? h("ul", { class: "fields" }, lines.map((line) => h("li", {}, line))) : DASH;
+}
+
+export async function changes({ query }) {
+  const chosen = { subject: query.subject, subject_id: query.subject_id, via: query.via };
+  const [read, keyList] = await Promise.all([
+    api.pages("/api/v1/changes", { ...chosen, limit: 1000 }, CHANGES_READ),
+    api.get("/api/v1/keys"),
+  ]);
+  const keyNames = Object.fromEntries(keyList.map((k) => [k.id, k.name]));
+  return [
+    heading("Changes"),
+    h(
+      "p",
+      { class: "lead" },
+      "Who changed the settings, partners, rates and keys, and who closed each period, newest first: a key, by its name, or the command line, the scheduler or the system. An update shows each field it changed as before → after; a creation, the fields it set.",
+    ),
+    filters(
+      "changes",
+      "Filter changes",
+      field("Subject", select("subject", [["", "All subjects"], ...SUBJECTS.map((name) => [name, name])], query.subject)),
+      field(
+        "Id",
+        input("subject_id", { value: query.subject_id ?? "", autocomplete: "off", placeholder: "aroma", "aria-describedby": "subject_id-hint" }),
+        "a partner's or key's id, a rate's number, a period",
+      ),
+      field("Made by", select("via", [["", "Anyone"], ["api", "a key"], ...Object.entries(MADE_BY)], query.via)),
+    ),
+    read.more
+      ? h("p", { class: "form-error", role: "alert" }, `More than ${count(CHANGES_READ)} changes match: the newest are not among those read. Choose a subject, an id or who made them.`)
+      : table(
+          [
+            { label: "When", value: (c) => instant(c.at) },
+            { label: "Who", value: (c) => author(c, keyNames) },
+            { label: "What", value: subjectOf },
+            { label: "Action", value: (c) => c.action },
+            { label: "Fields", value: fieldsOf },
+          ],
+          read.items.slice().reverse(),
+          { empty: "No changes for this choice." },
+        ),
   ];
 }
