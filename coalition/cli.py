@@ -247,7 +247,7 @@ def _key_table(found) -> str:
             row.partner_id or "-",
             at(row.created_at),
             at(row.revoked_at),
-            row.name or "-",
+            _printable(row.name or "-"),
         )
         for row in found
     ]
@@ -258,6 +258,12 @@ def _key_table(found) -> str:
     )
 
 
+def _printable(text: str) -> str:
+    """A name as it can stand in one line of a terminal's table: a control character
+    (a newline, an escape sequence's ESC) written as its Python escape."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
 @keys.command("revoke")
 @click.argument("key_id")
 def keys_revoke(key_id):
@@ -265,7 +271,7 @@ def keys_revoke(key_id):
     with _database() as database:
         row = database.run(auth.revoke_key, key_id)
     click.echo(
-        f"revoked {row.role} key {row.id} ({row.name or 'no name'}) in {_shown(database)}"
+        f"revoked {row.role} key {row.id} ({_printable(row.name or 'no name')}) in {_shown(database)}"
         f" at {row.revoked_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
     )
 

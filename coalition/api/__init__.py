@@ -38,7 +38,7 @@ from coalition.api.parsing import PARSER
 from coalition.db import Unavailable
 from coalition.domain.errors import CoalitionError
 from coalition.services import catalog
-from coalition.services.changes import SYSTEM, Actor, act_as
+from coalition.services.changes import Actor, act_as, stop_acting
 
 log = logging.getLogger(__name__)
 unavailable_log = logs.Throttled(log)  # a database away answers every request 503
@@ -203,13 +203,14 @@ def _admit(who: auth.Principal) -> None:
     if hasattr(view, "unbound_only"):
         who.require_unbound(view.unbound_only)
     g.principal = who
-    act_as(Actor("api", who.key_id))
+    g.acting = act_as(Actor("api", who.key_id))
 
 
-def _act_as_no_one(_error) -> None:
-    """A thread serves one request after another: what it changes outside a request is
-    no key's."""
-    act_as(SYSTEM)
+def _stop_acting(_error) -> None:
+    """A thread serves one request after another: what it changes after this one is
+    not this key's, but whoever's acted before (no one's, in a worker)."""
+    if "acting" in g:
+        stop_acting(g.pop("acting"))
 
 
 def _authenticate() -> None:
@@ -272,7 +273,7 @@ def init_app(app) -> Api:
     ):
         api.register_blueprint(module.blp)
     app.before_request(_authenticate)
-    app.teardown_request(_act_as_no_one)
+    app.teardown_request(_stop_acting)
     app.add_url_rule("/api/swagger-ui/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
     return api
 

@@ -53,4 +53,4 @@ class Changes(MethodView):
         """Changes to settings, partners, rates and keys, and closes, oldest first"""
         limit, cursor = query.pop("limit"), query.pop("cursor")
         query["from"] = query.pop("from_", None)
-        return database().run(changes.listing, query, limit, cursor)
+        return database().read(changes.listing, query, limit, cursor)

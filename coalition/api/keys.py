@@ -56,7 +56,7 @@ class Keys(MethodView):
     @blp.response(200, KeyRecord(many=True))
     def get(self, query):
         """List keys, oldest first (never the keys themselves)"""
-        return database().run(auth.listing, **query)
+        return database().read(auth.listing, **query)
 
     @blp.roles("operator")
     @blp.arguments(KeyIn)
@@ -86,7 +86,7 @@ class Key(MethodView):
     @blp.alt_response(404, description="not_found: no key with this id")
     def get(self, key_id):
         """Read a key (never the key itself)"""
-        return database().run(auth.get_key, key_id)
+        return database().read(auth.get_key, key_id)
 
     @blp.roles("operator")
     @blp.response(204)

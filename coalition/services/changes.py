@@ -17,7 +17,7 @@ which they were committed and a cursor never passes one still in flight.
 
 import json
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -70,10 +70,15 @@ def acting(actor: Actor):
         _acting.reset(token)
 
 
-def act_as(actor: Actor) -> None:
+def act_as(actor: Actor) -> Token:
     """Record what this context changes from now on as ``actor``'s: a request's key,
-    known once it is authenticated (each request sets its own)."""
-    _acting.set(actor)
+    known once it is authenticated. The token gives back who acted before
+    (:func:`stop_acting`), when the request ends."""
+    return _acting.set(actor)
+
+
+def stop_acting(token: Token) -> None:
+    _acting.reset(token)
 
 
 @event.listens_for(Session, "after_flush")

@@ -8,10 +8,11 @@ from click.testing import CliRunner
 
 from coalition import auth, jobs
 from coalition.cli import main
-from coalition.services import expiry, partners
+from coalition.services import expiry, kpi_counts, partners
+from coalition.services.changes import Actor, acting
 from tests.conftest import days_ago
 from tests.e2e.helpers import add_partner, add_rate, bonus, burn, earn, expect, list_all
-from tests.e2e.settlement_world import close, previous_month, small_month
+from tests.e2e.settlement_world import at, close, day_in_past, previous_month, small_month
 
 
 def changes(caller, **query) -> list[dict]:
@@ -83,6 +84,31 @@ def test_postings_and_expiry_record_no_change(coalition, database):
     assert changes(coalition) == before
 
 
+def test_a_close_refused_after_its_first_period_was_recorded_leaves_no_record(operator):
+    # daily periods: three days ago closes (flushed, recorded), the next day has no RUB fx
+    # rate at its end, so the whole close is refused and rolled back, the first's record too
+    expect(operator.put("/api/v1/settings", json={"period": "daily", "auto_close_after_hours": 0}), 200)
+    add_partner(operator, "aroma", "RUB", "cafe")
+    add_rate(operator, "earn", "0.1", partner_id="aroma")
+    (first_day, first_id), (_, yesterday_id) = day_in_past(3), day_in_past(1)
+    add_rate(operator, "fx", "0.0110", currency="RUB", effective_to=at(first_day, 1, 12))
+    expect(earn(operator, "e1", "m1", "1000.00", occurred_at=at(first_day, 0, 10)))
+    before = changes(operator)
+    response = operator.post(f"/api/v1/settlements/{yesterday_id}/close")
+    assert (response.status_code, response.get_json()["reason"]) == (409, "no_rate")
+    assert changes(operator) == before
+    close(operator, first_id)  # the day that could close, alone: recorded
+    assert [(c["subject"], c["subject_id"], c["action"]) for c in changes(operator)[len(before):]] == [
+        ("period", first_id, "close")]
+
+
+def test_keeping_a_closed_periods_kpi_counts_records_nothing(operator, database):
+    close(operator, small_month(operator))
+    before = changes(operator)
+    assert kpi_counts.keep_counts(database) == 1  # the close's period, counted and kept on it
+    assert changes(operator) == before
+
+
 def test_a_close_is_recorded_with_its_period_and_who_closed_it(operator, operator_id):
     period_id = small_month(operator)
     start, end, _ = previous_month()
@@ -117,6 +143,15 @@ def test_what_a_thread_changes_after_its_request_is_no_keys(operator, database):
     add_partner(operator, "gym", "EUR", "gym")
     database.run(partners.update, "gym", {"name": "Renamed"})
     assert made(operator)[-1][:2] == ("system", None)
+
+
+def test_what_a_thread_changes_after_its_request_is_whoever_acted_before(operator, database):
+    # a command that serves a request in its own thread (a test client) stays the command
+    with acting(Actor("cli")):
+        add_partner(operator, "gym", "EUR", "gym")
+        database.run(partners.update, "gym", {"name": "Renamed"})
+    assert [change[:2] for change in made(operator, subject="partner")] == [
+        ("api", made(operator, subject="partner")[0][1]), ("cli", None)]
 
 
 def test_changes_are_filtered_and_paged(operator, operator_id, client, make_key):

@@ -96,6 +96,14 @@ def test_keys_list_shows_each_key_under_a_header_and_never_the_key(cli, aroma, o
     assert till["key"] not in cli("keys", "list").output
 
 
+def test_keys_list_writes_a_names_control_characters_as_escapes_one_line_a_key(cli, operator):
+    # a newline split the key's line; an escape sequence reached the operator's terminal
+    made = expect(operator.post("/api/v1/keys", json={"role": "finance", "name": "till\n7 \x1b[31mred"}))
+    output = cli("keys", "list").output
+    (line,) = [line for line in output.splitlines() if line.startswith(made["id"])]
+    assert line.endswith("till\\n7 \\x1b[31mred") and "\x1b" not in output
+
+
 def test_keys_revoke_refuses_the_key_from_then_on_and_list_shows_when(cli, aroma, operator, client):
     till = expect(operator.post("/api/v1/keys", json={"role": "partner", "partner_id": "aroma", "name": "till 7"}))
     assert client.get("/api/v1/transactions", headers={"Authorization": f"Bearer {till['key']}"}).status_code == 200
