@@ -18,7 +18,7 @@ class ChangeQuery(PageArgs):
     subject_id = Text(max_length=63)
     key_id = Text(max_length=32, metadata={"description": "Changes made with this key"})
     via = fields.String(validate=validate.OneOf(changes.VIAS))
-    from_ = Instant(data_key="from")
+    from_ = Instant(data_key="from", attribute="from")  # "from" is a keyword
     to = Instant()
 
 
@@ -52,5 +52,4 @@ class Changes(MethodView):
     def get(self, query):
         """Changes to settings, partners, rates and keys, and closes, oldest first"""
         limit, cursor = query.pop("limit"), query.pop("cursor")
-        query["from"] = query.pop("from_", None)
         return database().read(changes.listing, query, limit, cursor)

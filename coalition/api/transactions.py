@@ -172,7 +172,7 @@ class TransactionQuery(PageArgs):
     member_id = Text(max_length=MEMBER_ID_LENGTH)
     type = fields.String(validate=validate.OneOf(TYPES))
     period_id = Text(max_length=16)
-    from_ = Instant(data_key="from")
+    from_ = Instant(data_key="from", attribute="from")  # "from" is a keyword
     to = Instant()
 
 
@@ -230,7 +230,6 @@ class Transactions(MethodView):
     def get(self, query):
         """List transactions, oldest first, with a cursor"""
         limit, cursor = query.pop("limit"), query.pop("cursor")
-        query["from"] = query.pop("from_", None)
         who = principal()
         return database().run(queries.list_transactions, who, query, limit, cursor)
 

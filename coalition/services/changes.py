@@ -63,11 +63,11 @@ _acting: ContextVar[Actor] = ContextVar("coalition.actor", default=SYSTEM)
 @contextmanager
 def acting(actor: Actor):
     """Record the changes made inside the block as ``actor``'s."""
-    token = _acting.set(actor)
+    token = act_as(actor)
     try:
         yield
     finally:
-        _acting.reset(token)
+        stop_acting(token)
 
 
 def act_as(actor: Actor) -> Token:
@@ -149,11 +149,7 @@ def listing(session, filters: dict, limit: int, cursor: str | None) -> dict:
     for field in ("subject", "subject_id", "key_id", "via"):
         if filters.get(field) is not None:
             query = query.where(getattr(C, field) == filters[field])
-    if filters.get("from") is not None:
-        query = query.where(C.at >= filters["from"])
-    if filters.get("to") is not None:
-        query = query.where(C.at < filters["to"])
-    page, next_cursor = pages.page(session, query, C.id, limit, cursor)
+    page, next_cursor = pages.page(session, pages.within(query, C.at, filters), C.id, limit, cursor)
     return {"items": [_view(row) for row in page], "next_cursor": next_cursor}
 
 

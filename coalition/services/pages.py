@@ -35,3 +35,14 @@ def page(session, query, id_column, limit: int | None, cursor: str | None, max_i
     """One page of ``query``'s rows after ``cursor`` (all of them without ``limit``), and
     the cursor of the next page (None on the last)."""
     return split_page(list(session.scalars(keyset(query, id_column, limit, cursor, max_id))), limit)
+
+
+def within(query, column, filters: dict):
+    """``query`` narrowed to rows whose ``column`` falls from ``filters["from"]``
+    (inclusive) to ``filters["to"]`` (exclusive), as period bounds do; either may be
+    absent."""
+    if filters.get("from") is not None:
+        query = query.where(column >= filters["from"])
+    if filters.get("to") is not None:
+        query = query.where(column < filters["to"])
+    return query

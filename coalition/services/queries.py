@@ -131,10 +131,7 @@ def list_transactions(session, principal, filters: dict, limit: int, cursor: str
             query = query.where(getattr(T, field) == filters[field])
     if filters.get("period_id") is not None:
         query = query.where(T.period_id == periods.parse_query(session, filters["period_id"]).id)
-    if filters.get("from") is not None:
-        query = query.where(T.occurred_at >= filters["from"])
-    if filters.get("to") is not None:
-        query = query.where(T.occurred_at < filters["to"])
+    query = pages.within(query, T.occurred_at, filters)
     page, next_cursor = keyset_page(session, query, limit, cursor)
     return {"items": transaction_views(session, page), "next_cursor": next_cursor}
 
