@@ -76,7 +76,7 @@ class Blueprint(flask_smorest.Blueprint):
         return declare
 
     def reads_every_partner(self, why: str):
-        """Declare a view whose answer names every partner (keys, the record of changes):
+        """Declare a view whose answer names every partner (a settlement, keys, changes):
         operator and finance keys may call it, but not one bound to a partner, which gets
         403 saying ``why``, checked with the roles before anything is parsed."""
         declared = self.roles(

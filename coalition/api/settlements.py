@@ -170,12 +170,7 @@ class Periods(MethodView):
 
 @blp.route("/settlements/<period_id>")
 class Settlement(MethodView):
-    @blp.roles(
-        "operator",
-        "finance",
-        refused="a partner key, or a finance key bound to a partner (it reads that partner's"
-        " statements)",
-    )
+    @blp.reads_every_partner("reads that partner's statements instead")
     @blp.response(200, SettlementOut)
     @blp.alt_response(
         404,
@@ -184,7 +179,7 @@ class Settlement(MethodView):
     @blp.alt_response(422, description="invalid: not a period id of the coalition's calendar")
     def get(self, period_id):
         """A period's settlement: final once closed, a live draft while open"""
-        return database().run(settlement.get, principal(), period_id, datetime.now(UTC))
+        return database().run(settlement.get, period_id, datetime.now(UTC))
 
 
 @blp.route("/settlements/<period_id>/close")

@@ -139,16 +139,16 @@ def _partner_entry(
     }
 
 
-def get(session, principal, period_id: str, now: datetime) -> dict:
+def get(session, period_id: str, now: datetime) -> dict:
     """The stored settlement of a closed period, or a live draft of an open one.
 
     Every partner's figures are in it: a key bound to a partner reads that
-    partner's statements instead (SPEC §4). A period that has not begun has
+    partner's statements instead (SPEC §4; the view is declared
+    :meth:`~coalition.api.Blueprint.reads_every_partner`). A period that has not begun has
     no draft, unless a posting is already dated in it (up to 5 minutes ahead),
     as :func:`~coalition.services.periods.list_periods` lists it: "2062-11"
     for "2026-11" should not answer a page of zeros.
     """
-    principal.require_unbound("reads that partner's statements instead")
     period = period_service.parse(session, period_id)
     closed = session.get(models.Period, period.id)
     if closed is not None:

@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from coalition import auth
 from coalition.domain.errors import NotFound
 from coalition.services import expiry, periods, settlement
 
@@ -476,11 +475,10 @@ def test_a_period_not_begun_has_a_draft_once_a_posting_is_dated_in_it(operator, 
     begin may already hold one, and is listed (GET /periods): seen a minute before
     day B begins, B has no draft until a transaction is dated in it."""
     day_a, _, b_id = skyair_and_ironfit_by_day(operator)
-    reader = auth.Principal("test", "operator")
 
     def draft_seen_before_day_b():
         seen_at = day_a + timedelta(days=1, minutes=-1)
-        return database.run(lambda s: settlement.get(s, reader, b_id, seen_at))
+        return database.run(lambda s: settlement.get(s, b_id, seen_at))
 
     with pytest.raises(NotFound):
         draft_seen_before_day_b()
