@@ -96,14 +96,21 @@ class DecimalString(fields.Decimal):
         super().__init__(as_string=True, allow_nan=False, metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if isinstance(value, str | int | Decimal) and not isinstance(value, bool):
-            written = format(value, "f") if isinstance(value, Decimal) else str(value)
-            if isinstance(value, ExponentDecimal) or not self._WRITTEN.fullmatch(written):
-                raise ValidationError(
-                    'must be written as "350.00": up to 16 digits, then optionally a point '
-                    "and up to 12 digits, with no sign, spaces or exponent"
-                )
+        if self._not_as_the_pattern_writes(value):
+            raise ValidationError(
+                'must be written as "350.00": up to 16 digits, then optionally a point '
+                "and up to 12 digits, with no sign, spaces or exponent"
+            )
         return super()._deserialize(value, attr, data, **kwargs)
+
+    def _not_as_the_pattern_writes(self, value) -> bool:
+        """An exponent is refused before the number is written out: 1e99999999999 has 10^11 digits."""
+        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
+            return False  # not a number at all: marshmallow says so
+        if isinstance(value, ExponentDecimal):
+            return True
+        written = format(value, "f") if isinstance(value, Decimal) else str(value)
+        return self._WRITTEN.fullmatch(written) is None
 
 
 def Amount(**kwargs):

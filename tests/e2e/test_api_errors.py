@@ -337,8 +337,13 @@ def test_bad_amounts_are_422(coalition, amount):
     assert list_all(coalition) == []
 
 
+# An exponent Decimal holds but no string could write out in full (1e99999999999 has
+# 10^11 digits) is refused as written, never expanded: that took a worker's memory or time.
+HUGE_EXPONENTS = ["1e99999999999", "1E+400000000000", "10.5e99999999999", "1e-99999999999"]
+
+
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e400", "1" + "0" * 30, "-5",
-                                     "3.5E2", "350e0", "35000E-2", "-0", "350.0000000000001"])
+                                     "3.5E2", "350e0", "35000E-2", "-0", "350.0000000000001", *HUGE_EXPONENTS])
 def test_bare_json_number_literals_as_amount_are_a_clean_4xx(coalition, literal):
     text = (
         '{"external_id": "t1", "type": "earn", "partner_id": "aroma", "member_id": "m1", '
@@ -406,6 +411,14 @@ def test_a_lone_surrogate_in_a_batch_is_that_items_422(coalition):
     text = text.replace('"HALF"', '"\\udfff"')
     results = expect(raw_post(coalition, "/api/v1/transactions/batch", text), 200)["results"]
     assert [result["status"] for result in results] == [201, 422]
+
+
+def test_an_amount_with_a_huge_exponent_in_a_batch_is_that_items_422(coalition):
+    text = json.dumps({"transactions": [earn_body(external_id="t1"), earn_body(external_id="t2", amount="HUGE")]})
+    text = text.replace('"HUGE"', HUGE_EXPONENTS[0])
+    results = expect(raw_post(coalition, "/api/v1/transactions/batch", text), 200)["results"]
+    assert [result["status"] for result in results] == [201, 422]
+    assert "amount" in results[1]["error"]["errors"]["json"]
 
 
 def test_bonus_reason_with_a_nul_character_is_422(coalition):
@@ -610,7 +623,7 @@ def test_rate_value_not_written_as_the_pattern_is_422(coalition, value):
     assert "value" in assert_error(coalition.post("/api/v1/rates", json=body), 422)["errors"]["json"]
 
 
-@pytest.mark.parametrize("literal", ["1e-3", "0.0000000000001", "1E2"])
+@pytest.mark.parametrize("literal", ["1e-3", "0.0000000000001", "1E2", *HUGE_EXPONENTS])
 def test_rate_value_as_a_json_number_not_written_as_the_pattern_is_422(coalition, literal):
     text = f'{{"kind": "redemption", "value": {literal}, "effective_from": "{days_ago(1)}"}}'
     assert_error(raw_post(coalition, "/api/v1/rates", text), 422)
