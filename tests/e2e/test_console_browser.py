@@ -118,8 +118,9 @@ def downloads(tmp_path) -> Path:
     return directory
 
 
-@pytest.fixture
-def browser(chromium, downloads):
+@pytest.fixture(scope="module")
+def chromium_driver(chromium):
+    """One headless Chromium for the file: starting one costs more than most tests take."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -130,22 +131,51 @@ def browser(chromium, downloads):
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={profile}")
-    options.add_experimental_option(
-        "prefs",
-        {
-            "download.default_directory": str(downloads),
-            "download.prompt_for_download": False,
-            "safebrowsing.enabled": False,
-        },
-    )
+    options.add_experimental_option("prefs", {"download.prompt_for_download": False, "safebrowsing.enabled": False})
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     driver.set_page_load_timeout(WAIT)
     try:
-        driver.execute_cdp_cmd("Page.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
         yield driver
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
+
+
+@pytest.fixture
+def browser(chromium_driver, downloads):
+    """The file's Chromium in a new tab of its own, as if just started.
+
+    Each test serves the console on a port of its own, so a page's storage is
+    another origin's; what a test left on its own origin is cleared before the
+    tab is closed all the same, in case a later test is given the port again.
+    """
+    driver = chromium_driver
+    previous = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    driver.switch_to.window(previous)
+    driver.close()
+    driver.switch_to.window(driver.window_handles[0])
+    driver.set_window_size(1280, 1000)
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior", {"behavior": "allow", "downloadPath": str(downloads)})
+    try:
+        yield driver
+    finally:
+        _forget_the_page(driver)
+
+
+def _forget_the_page(driver) -> None:
+    """Dismiss a dialog left open, and clear what the page kept in its origin's storage."""
+    from selenium.common.exceptions import NoAlertPresentException, WebDriverException
+
+    try:
+        driver.switch_to.alert.dismiss()
+    except NoAlertPresentException:
+        pass
+    try:
+        driver.execute_script("localStorage.clear(); sessionStorage.clear()")
+    except WebDriverException:
+        pass  # about:blank, or a download's page, has no storage to clear
+    driver.delete_all_cookies()
 
 
 @pytest.fixture
