@@ -110,7 +110,7 @@ def test_a_stopped_server_stops_its_scheduler_and_says_nothing_amiss(served):
     _, _, process, log_path = served
     (scheduler,) = set(children(process.pid)) - _workers(log_path)
     process.terminate()
-    assert process.wait(timeout=15) == 0, log_path.read_text()
+    assert process.wait(timeout=30) == 0, log_path.read_text()  # at once, unless the machine is loaded
     assert not Path(f"/proc/{scheduler}").exists(), "the scheduler outlived the server"
     assert "Traceback" not in log_path.read_text(), log_path.read_text()
 
