@@ -511,14 +511,10 @@ def statement_to_render(database, period_id: str) -> dict:
     longest table), the last partner id among equals."""
     from coalition.auth import Principal
     from coalition.services import statements
+    from coalition.services.pages import Paging
 
     listed = database.run(
-        statements.list_statements,
-        Principal("bench", "operator"),
-        period_id,
-        partner_id=None,
-        limit=None,
-        cursor=None,
+        statements.list_statements, Principal("bench", "operator"), Paging(), period_id
     )
     return max(
         listed["items"],

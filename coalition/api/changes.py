@@ -6,7 +6,7 @@ from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.fields import Instant, Text
-from coalition.api.pagination import PageArgs
+from coalition.api.pagination import PageArgs, paging
 from coalition.services import changes
 
 blp = Blueprint("changes", __name__, url_prefix="/api/v1/changes", description="Changes")
@@ -50,6 +50,6 @@ class Changes(MethodView):
     @blp.arguments(ChangeQuery, location="query")
     @blp.response(200, ChangePage)
     def get(self, query):
-        """Changes to settings, partners, rates and keys, and closes, oldest first"""
-        limit, cursor = query.pop("limit"), query.pop("cursor")
-        return database().read(changes.listing, query, limit, cursor)
+        """Changes to settings, partners, rates and keys, and closes, oldest or newest first"""
+        page = paging(query)
+        return database().read(changes.listing, query, page)

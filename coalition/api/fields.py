@@ -104,7 +104,7 @@ class DecimalString(fields.Decimal):
         return super()._deserialize(value, attr, data, **kwargs)
 
     def _not_as_the_pattern_writes(self, value) -> bool:
-        """An exponent is refused before the number is written out: 1e99999999999 has 10^11 digits."""
+        """Refuses an exponent before writing the number out: 1e99999999999 has 10^11 digits."""
         if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
             return False  # not a number at all: marshmallow says so
         if isinstance(value, ExponentDecimal):

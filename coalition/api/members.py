@@ -6,7 +6,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields
 
 from coalition.api import Blueprint, authenticate_at, database, principal, reads_generation
-from coalition.api.pagination import PageArgs
+from coalition.api.pagination import PageArgs, paging
 from coalition.domain.errors import NotFound
 from coalition.services import queries
 
@@ -70,6 +70,4 @@ class History(MethodView):
     @blp.alt_response(404, description="not_found: no member with this id")
     def get(self, page, member_id):
         """Every points movement of a member (a partner key sees its own)"""
-        return database().run(
-            queries.history, principal(), member_id, page["limit"], page["cursor"]
-        )
+        return database().run(queries.history, principal(), member_id, paging(page))

@@ -12,7 +12,7 @@ import reports
 from coalition.api import Blueprint, database, principal
 from coalition.api.errors import MALFORMED_JSON
 from coalition.api.fields import Money, PartnerId, Text
-from coalition.api.pagination import MAX_PAGE, PageArgs
+from coalition.api.pagination import MAX_PAGE, PageArgs, paging
 from coalition.api.parsing import refuse_malformed_body
 from coalition.services import periods, settlement, statements
 
@@ -212,8 +212,9 @@ class Statements(MethodView):
         403, description="forbidden: a key bound to a partner filtering on another partner_id"
     )
     def get(self, query):
-        """Final statements in issue order, all or a page at a time (a partner key sees its own)"""
-        return database().run(statements.list_statements, principal(), **query)
+        """Final statements in issue order or newest first (a partner key sees its own)"""
+        page = paging(query)
+        return database().run(statements.list_statements, principal(), page, **query)
 
 
 STATEMENT = f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>"

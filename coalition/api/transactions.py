@@ -16,7 +16,7 @@ from coalition.api.fields import (
     Points,
     Text,
 )
-from coalition.api.pagination import PageArgs
+from coalition.api.pagination import PageArgs, paging
 from coalition.domain.errors import CoalitionError
 from coalition.services import batches, expiry, ledger, queries
 
@@ -228,10 +228,9 @@ class Transactions(MethodView):
         403, description="forbidden: a key bound to a partner filtering on another partner_id"
     )
     def get(self, query):
-        """List transactions, oldest first, with a cursor"""
-        limit, cursor = query.pop("limit"), query.pop("cursor")
-        who = principal()
-        return database().run(queries.list_transactions, who, query, limit, cursor)
+        """List transactions, oldest or newest first, with a cursor"""
+        page = paging(query)
+        return database().run(queries.list_transactions, principal(), query, page)
 
 
 @blp.route("/batch")

@@ -142,14 +142,14 @@ def _written(value) -> str:
     return value.isoformat() if isinstance(value, datetime) else str(value)
 
 
-def listing(session, filters: dict, limit: int, cursor: str | None) -> dict:
-    """Changes in the order they were made, a page at a time."""
+def listing(session, filters: dict, paging: pages.Paging) -> dict:
+    """Changes in the order they were made (or newest first), a page at a time."""
     C = models.Change
     query = select(C)
     for field in ("subject", "subject_id", "key_id", "via"):
         if filters.get(field) is not None:
             query = query.where(getattr(C, field) == filters[field])
-    page, next_cursor = pages.page(session, pages.within(query, C.at, filters), C.id, limit, cursor)
+    page, next_cursor = pages.page(session, pages.within(query, C.at, filters), C.id, paging)
     return {"items": [_view(row) for row in page], "next_cursor": next_cursor}
 
 

@@ -99,21 +99,23 @@ def get_transaction(session, principal, transaction_id: int) -> dict:
     return transaction_view(session, transaction)
 
 
-def keyset_page(session, query, limit: int, cursor: str | None):
-    """One page of transactions in id order, and the cursor of the next page.
+def keyset_page(session, query, paging: pages.Paging):
+    """One page of transactions, and the cursor of the next page.
 
-    A page never passes a posting still in flight (:mod:`coalition.db.horizon`).
+    A page never passes a posting still in flight (:mod:`coalition.db.horizon`): in
+    either order, every id below the highest it shows has settled.
     """
     T = models.Transaction
-    query = pages.keyset(query, T.id, limit, cursor)
+    query = pages.keyset(query, T.id, paging)
     found = list(session.scalars(query))
-    settled = horizon.bound(session, found[:limit][-1].id) if found else None
+    shown = found[: paging.limit]
+    settled = horizon.bound(session, max(row.id for row in shown)) if shown else None
     if settled is not None:
         found = list(session.scalars(query.where(T.id <= settled)))
-    return pages.split_page(found, limit)
+    return pages.split_page(found, paging.limit)
 
 
-def list_transactions(session, principal, filters: dict, limit: int, cursor: str | None):
+def list_transactions(session, principal, filters: dict, paging: pages.Paging):
     partner_id = visible_partner(principal, filters.get("partner_id"))
     T = models.Transaction
     query = select(T)
@@ -132,7 +134,7 @@ def list_transactions(session, principal, filters: dict, limit: int, cursor: str
     if filters.get("period_id") is not None:
         query = query.where(T.period_id == periods.parse_query(session, filters["period_id"]).id)
     query = pages.within(query, T.occurred_at, filters)
-    page, next_cursor = keyset_page(session, query, limit, cursor)
+    page, next_cursor = keyset_page(session, query, paging)
     return {"items": transaction_views(session, page), "next_cursor": next_cursor}
 
 
@@ -153,7 +155,7 @@ def balance(session, member_id: str, now: datetime) -> tuple[dict | None, int]:
     }, generation
 
 
-def history(session, principal, member_id: str, limit: int, cursor: str | None) -> dict:
+def history(session, principal, member_id: str, paging: pages.Paging) -> dict:
     """Every points movement of a member; a bound key sees only its partner's."""
     if not members.exists(session, member_id):
         raise NotFound(f"no member {member_id!r}")
@@ -162,7 +164,7 @@ def history(session, principal, member_id: str, limit: int, cursor: str | None) 
     own = visible_partner(principal, None)
     if own is not None:
         query = query.where(T.partner_id == own)
-    page, next_cursor = keyset_page(session, query, limit, cursor)
+    page, next_cursor = keyset_page(session, query, paging)
     views = transaction_views(session, page)
     items = [
         {

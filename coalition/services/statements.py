@@ -131,13 +131,12 @@ def statement_document(row: models.Statement) -> dict:
 def list_statements(
     session,
     principal,
-    period_id: str | None,
-    partner_id: str | None,
-    limit: int | None,
-    cursor: str | None,
+    paging: pages.Paging,
+    period_id: str | None = None,
+    partner_id: str | None = None,
 ) -> dict:
-    """Final statements in the order they were issued: period by period (a close issues
-    every earlier period's first), each period's by number; a page of ``limit``, or all."""
+    """Final statements in the order they were issued (or its reverse): period by period
+    (a close issues every earlier period's first), each period's by number; a page, or all."""
     partner_id = queries.visible_partner(principal, partner_id)
     query = select(models.Statement)
     if period_id is not None:
@@ -147,7 +146,7 @@ def list_statements(
     if partner_id is not None:
         query = query.where(models.Statement.partner_id == partner_id)
     page, next_cursor = pages.page(
-        session, query, models.Statement.id, limit, cursor, max_id=MAX_STATEMENT_ID
+        session, query, models.Statement.id, paging, max_id=MAX_STATEMENT_ID
     )
     return {"items": [statement_document(row) for row in page], "next_cursor": next_cursor}
 

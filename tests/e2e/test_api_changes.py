@@ -11,7 +11,7 @@ from coalition.cli import main
 from coalition.services import expiry, kpi_counts, partners
 from coalition.services.changes import Actor, acting
 from tests.conftest import days_ago
-from tests.e2e.helpers import add_partner, add_rate, bonus, burn, earn, expect, list_all
+from tests.e2e.helpers import add_partner, add_rate, bonus, burn, earn, expect, list_all, walk_pages
 from tests.e2e.settlement_world import at, close, day_in_past, previous_month, small_month
 
 
@@ -175,6 +175,8 @@ def test_changes_are_filtered_and_paged(operator, operator_id, client, make_key)
         pages.append(expect(operator.get("/api/v1/changes", query_string=query), 200))
     assert [c for page in pages for c in page["items"]] == everything
     assert len(pages) == (len(everything) + 1) // 2 and len(everything) == 6  # the fixture's key too
+    newest = walk_pages(operator, "/api/v1/changes", limit=4, order="newest")
+    assert newest == [everything[:1:-1], everything[1::-1]]
 
 
 @pytest.mark.parametrize(("query", "field"), [

@@ -25,6 +25,7 @@ from tests.e2e.helpers import (
     history,
     list_all,
     setup_coalition,
+    walk_pages,
 )
 
 
@@ -106,6 +107,13 @@ def test_balance_of_an_unknown_member_is_404(coalition):
     response = coalition.get("/api/v1/members/nobody/balance")
     assert response.status_code == 404
     assert response.get_json()["code"] == 404
+
+
+def test_history_newest_first_is_the_same_movements_the_other_way_round(coalition, mixed_member):
+    oldest = [item["transaction_id"] for item in history(coalition, "m1")]
+    pages = walk_pages(coalition, "/api/v1/members/m1/history", limit=3, order="newest")
+    assert [[item["transaction_id"] for item in page] for page in pages] == [oldest[:0:-1], oldest[:1]]
+    assert len(oldest) == 4  # three earns and a burn
 
 
 def test_history_of_an_unknown_member_is_404(coalition):

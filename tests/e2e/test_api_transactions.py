@@ -1012,6 +1012,21 @@ def test_list_transactions_with_limit_2_walks_every_page_without_duplicates(coal
     assert [[item["external_id"] for item in page] for page in pages] == [["e1", "e2"], ["e3", "e4"], ["u1"]]
 
 
+def test_newest_first_the_pages_run_down_from_the_newest_without_duplicates(coalition, ledger):
+    pages = walk_pages(coalition, "/api/v1/transactions", limit=2, order="newest")
+    assert [[item["external_id"] for item in page] for page in pages] == [["u1", "e4"], ["e3", "e2"], ["e1"]]
+    # m1 has e1, e3, u1: newest first with a filter, [u1, e3] then [e1]
+    pages = walk_pages(coalition, "/api/v1/transactions", limit=2, order="newest", member_id="m1")
+    assert [[item["external_id"] for item in page] for page in pages] == [["u1", "e3"], ["e1"]]
+
+
+def test_an_order_the_listing_does_not_know_is_422_naming_it(coalition, ledger):
+    for path in ("/api/v1/transactions", "/api/v1/members/m1/history", "/api/v1/statements", "/api/v1/changes"):
+        response = coalition.get(path, query_string={"order": "desc"})
+        assert response.status_code == 422, (path, response.get_json())
+        assert list(response.get_json()["errors"]["query"]) == ["order"]
+
+
 def test_list_transactions_last_full_page_has_no_next_cursor_or_an_empty_next_page(coalition, ledger):
     page = expect(coalition.get("/api/v1/transactions", query_string={"limit": 5}), 200)
     assert len(page["items"]) == 5

@@ -1088,13 +1088,15 @@ def test_instances_started_together_make_one_first_operator_key(database_url):
 # --------------------------------------------------------------------------- a page passes no posting in flight
 
 
+@pytest.mark.parametrize("order", ["oldest", "newest"])
 @pytest.mark.parametrize("listing", ["transactions", "history"])
-def test_a_page_does_not_pass_a_posting_still_in_flight(database_url, local_operator, listing):
+def test_a_page_does_not_pass_a_posting_still_in_flight(database_url, local_operator, listing, order):
     """Ids are drawn as a posting begins and postings commit in any order. `held`
     draws its id, then `later`, posted meanwhile, commits with a higher one. A page
     read then that showed `later` and a cursor past it would never show `held`: a
     partner reading its transactions page by page would lose it for good. The page
-    waits for `held` to commit and shows both, in id order.
+    waits for `held` to commit and shows both, in id order. Newest first, the first
+    page would show `later` and `first` and send the reader on below `first`.
 
     `held` earns at another partner than `later`: a unit of work adds to one of
     its partner's period counters, picked at random, so at one partner `later`
@@ -1105,19 +1107,22 @@ def test_a_page_does_not_pass_a_posting_still_in_flight(database_url, local_oper
     first = expect(earn(local_operator, "page-first", "m-page", "100.00", occurred_at=days_ago(1)))
     request = validated(earn_body("page-held", "m-page", "skyair", "100.00", days_ago(1)))
     path = {"transactions": "/api/v1/transactions", "history": "/api/v1/members/m-page/history"}[listing]
+    expect(local_operator.get(path), 200)  # `first` is now known settled: a page up to it waits for none
     held = held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, request,
                                                                datetime.now(UTC)))
     with ThreadPoolExecutor(max_workers=1) as pool:
         with held:  # a thread of its own even for `later`: waiting on `held` here would wait for ever
             later = expect(pool.submit(earn, local_operator, "page-later", "m-page", "100.00",
                                        occurred_at=days_ago(1)).result(timeout=WAIT))
-            page = pool.submit(local_operator.get, path, query_string={"cursor": str(first["id"])})
+            query = {"cursor": str(first["id"])} if order == "oldest" else {"order": "newest"}
+            page = pool.submit(local_operator.get, path, query_string=query)
             sleep(1)  # time to read the page before `held` commits, as it could
         items = expect(page.result(timeout=WAIT), 200)["items"]
     ids = [item["id" if listing == "transactions" else "transaction_id"] for item in items]
     everything = {item["external_id"]: item["id"] for item in list_all(local_operator)}
     assert everything["page-first"] < everything["page-held"] < everything["page-later"] == later["id"]
-    assert ids == [everything["page-held"], everything["page-later"]]
+    in_order = [everything["page-held"], everything["page-later"]]
+    assert ids == (in_order if order == "oldest" else [*in_order[::-1], everything["page-first"]])
 
 
 def test_a_page_kept_waiting_too_long_by_postings_in_flight_is_503_to_ask_again(

@@ -360,6 +360,16 @@ def test_statements_are_listed_a_page_at_a_time_in_the_order_they_were_issued(op
     assert ([s["number"] for s in whole["items"]], whole["next_cursor"]) == (issued, None)
 
 
+def test_statements_newest_first_are_the_last_issued_first(operator, daily):
+    a_id, b_id, _ = daily
+    close(operator, b_id)
+    issued = [f"{day}-{n:04d}" for day in (a_id, b_id) for n in (1, 2, 3)]
+    pages = walk_pages(operator, "/api/v1/statements", limit=4, order="newest")
+    assert [[statement["number"] for statement in page] for page in pages] == [issued[:1:-1], issued[1::-1]]
+    whole = expect(operator.get("/api/v1/statements", query_string={"order": "newest"}), 200)
+    assert [s["number"] for s in whole["items"]] == issued[::-1]
+
+
 def test_a_page_of_one_partners_statements_holds_only_that_partners(operator, daily):
     a_id, b_id, _ = daily
     close(operator, b_id)
