@@ -10,9 +10,12 @@ may have been written (a read, which writes nothing, and a unit of work the
 caller declares repeatable are tried twice).
 
 SQLite (the embedded default) serialises writers: every transaction starts
-with ``BEGIN IMMEDIATE`` and waits on a busy timeout instead of failing.
+with ``BEGIN IMMEDIATE`` and waits on a busy timeout instead of failing; one
+still waiting when it runs out (behind a close of years of periods) finds the
+database :class:`Unavailable` for now, as a server that cannot take writes.
 """
 
+import sqlite3
 import time
 from contextlib import contextmanager
 
@@ -27,6 +30,8 @@ READ_ONLY_SQLSTATE = "25006"
 UNAVAILABLE_SQLSTATES = {READ_ONLY_SQLSTATE, "57P01", "57P02", "57P03"}
 MAX_ATTEMPTS = 8
 CONNECT_TIMEOUT_SECONDS = 10
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+SQLITE_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}  # "database is locked"
 
 
 def _sqlite_begin_immediate(engine) -> None:
@@ -37,7 +42,7 @@ def _sqlite_begin_immediate(engine) -> None:
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
         dbapi_connection.execute("PRAGMA journal_mode = WAL")
-        dbapi_connection.execute("PRAGMA busy_timeout = 30000")
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
@@ -76,8 +81,9 @@ class Unavailable(Exception):
 def is_unavailable(error: DBAPIError) -> bool:
     """A connection found broken, or one the server never answered: psycopg's error
     then carries no SQLSTATE (refused, reset, timed out), where a server's always does;
-    or a server that answers it is read-only or going down (:data:`UNAVAILABLE_SQLSTATES`)."""
-    if error.connection_invalidated:
+    a server that answers it is read-only or going down (:data:`UNAVAILABLE_SQLSTATES`);
+    or a SQLite file another writer held for the whole busy timeout."""
+    if error.connection_invalidated or _sqlite_busy(error):
         return True
     sqlstate = getattr(error.orig, "sqlstate", "")
     return (isinstance(error, OperationalError) and sqlstate is None) or (
@@ -95,9 +101,18 @@ def reaching():
         if not is_unavailable(error):
             raise
         reason = next(iter(str(error.orig).strip().splitlines()), "no answer")
-        read_only = getattr(error.orig, "sqlstate", None) == READ_ONLY_SQLSTATE
-        state = "takes no writes now" if read_only else "cannot be reached"
+        if getattr(error.orig, "sqlstate", None) == READ_ONLY_SQLSTATE:
+            state = "takes no writes now"
+        elif _sqlite_busy(error):
+            state = f"was held by another writer for {SQLITE_BUSY_TIMEOUT_MS // 1000} s"
+        else:
+            state = "cannot be reached"
         raise Unavailable(f"the database {state} ({reason})") from error
+
+
+def _sqlite_busy(error: DBAPIError) -> bool:
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return code is not None and (code & 0xFF) in SQLITE_BUSY  # an extended code's low byte
 
 
 def _twice_if_unavailable(call, *args, **kwargs):

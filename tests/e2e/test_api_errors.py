@@ -14,7 +14,8 @@ import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 
-from coalition import MAX_BODY_BYTES, create_app, database_of
+from coalition import MAX_BODY_BYTES, auth, create_app, database_of
+from coalition import db as coalition_db
 from coalition.db import migrate, models
 from tests.conftest import POSTGRES_URL, Caller, days_ago, empty_database
 from tests.e2e import test_role_matrix as role_matrix
@@ -803,6 +804,33 @@ def test_readyz_on_sqlite_does_not_wait_behind_a_writer(app, database_url):
         writer.execute("ROLLBACK")
         writer.close()
     assert response.status_code == 200 and waited < 5, waited
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
+def test_a_request_kept_waiting_past_sqlites_busy_timeout_is_503_to_ask_again(tmp_path, monkeypatch):
+    """Behind a writer that holds the file past the busy timeout (a close of ten years of
+    daily periods held it two minutes), a request is 503 to be asked again, not 500."""
+    monkeypatch.setattr(coalition_db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    path = tmp_path / "busy.sqlite3"
+    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "SCHEDULER": False})
+    database = database_of(app)
+    partner = {"id": "gym", "name": "Gym", "category": "gym", "currency": "EUR"}
+    try:
+        migrate.upgrade(database)
+        _, key = database.run(lambda session: auth.create_key(session, "operator", None))
+        operator = Caller(app.test_client(), key)
+        writer = sqlite3.connect(path, isolation_level=None)
+        try:
+            writer.execute("BEGIN IMMEDIATE")
+            response = operator.post("/api/v1/partners", json=partner)
+        finally:
+            writer.execute("ROLLBACK")
+            writer.close()
+        body = assert_error(response, 503)
+        assert (body["reason"], response.headers["Retry-After"]) == ("database_unavailable", "5")
+        assert expect(operator.post("/api/v1/partners", json=partner))["id"] == "gym"  # once it is let go
+    finally:
+        database.dispose()
 
 
 def test_readyz_is_503_until_the_database_has_this_releases_schema(tmp_path):
