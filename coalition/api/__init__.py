@@ -135,9 +135,13 @@ class Api(flask_smorest.Api):
         self._app.register_error_handler(auth.Unauthenticated, unauthenticated)
 
     def handle_http_exception(self, error: HTTPException):
+        """In the service's error format, keeping the headers the error carries besides its
+        body's type (a 405's ``Allow``)."""
         payload, code, headers = super().handle_http_exception(error)
         message = payload.get("message", error.description if code != 422 else INVALID_FIELDS)
-        return error_body(code, message, errors=payload.get("errors")), code, headers
+        carried = {name: value for name, value in error.get_headers() if name != "Content-Type"}
+        body = error_body(code, message, errors=payload.get("errors"))
+        return body, code, {**carried, **(headers or {})}
 
     def handle_domain_error(self, error: CoalitionError):
         return domain_error_body(error), error.status

@@ -662,6 +662,19 @@ def test_wrong_method_is_a_json_405(coalition):
     assert_error(coalition.delete("/api/v1/settings"), 405)
 
 
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("delete", "/api/v1/settings", {"GET", "HEAD", "OPTIONS", "PUT"}),
+    ("delete", "/api/v1/periods", {"GET", "HEAD", "OPTIONS"}),
+    ("put", "/healthz", {"GET", "HEAD", "OPTIONS"}),
+])
+def test_a_405_says_which_methods_are_allowed(coalition, method, path, allowed):
+    # RFC 9110 §15.5.6: a 405 carries Allow
+    response = getattr(coalition, method)(path)
+    assert_error(response, 405)
+    assert set(response.headers["Allow"].split(", ")) == allowed
+    assert response.headers["Content-Type"] == "application/json"
+
+
 def test_the_largest_valid_batch_is_not_too_large(coalition):
     """1,000 items (SPEC §6), each field at its longest, in characters JSON escapes
     as a surrogate pair of 12 bytes each: about 6.4 MB, under the body limit."""
