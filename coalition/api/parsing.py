@@ -10,7 +10,7 @@ from flask import request
 from gunicorn.http.errors import ParseException
 from webargs.flaskparser import FlaskParser, abort
 from werkzeug.datastructures import MultiDict
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 from coalition.api.fields import ExponentDecimal
 
@@ -138,9 +138,18 @@ def _blank(body: bytes) -> bool:
 
 
 def _body(req) -> bytes:
-    """The request's body; one whose transfer encoding is broken was never sent (400)."""
+    """The request's body; one whose transfer encoding is broken was never sent (400).
+
+    A body sent chunked, with no Content-Length, Werkzeug reads up to the limit and
+    stops there as if it had ended: a byte left after it means the body is too large
+    (413), not that its first 16 MiB were all of it.
+    """
     try:
-        return req.get_data(cache=True)
+        body = req.get_data(cache=True)
+        cut_at_the_limit = req.content_length is None and len(body) == req.max_content_length
+        if cut_at_the_limit and req.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+        return body
     except ParseException as error:
         raise BadRequest(f"the request body could not be read: {error}") from None
 

@@ -22,6 +22,7 @@ import pytest
 import requests
 from sqlalchemy.engine import make_url
 
+from coalition import MAX_BODY_BYTES
 from tests.conftest import connections_refused, empty_database
 from tests.e2e.live_server import free_port
 from tests.e2e.processes import children
@@ -161,6 +162,24 @@ def test_a_body_whose_chunked_encoding_is_broken_is_400_not_500(served, chunks):
     head, body = _exchange(url, request)
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 BAD REQUEST", head
     assert json.loads(body)["code"] == 400
+    assert "Traceback" not in log_path.read_text()
+
+
+def test_a_body_sent_chunked_past_the_limit_is_413_not_read_as_its_first_16_mib(served):
+    # with no Content-Length, Werkzeug reads up to the limit and stops as if the body ended
+    # there: 16 MiB of JSON followed by more was posted as if the rest had not been sent
+    url, key, _, log_path = served
+    whole = json.dumps({"type": "bonus", "member_id": "m1", "points": 1}).encode()
+    body = whole + b" " * (MAX_BODY_BYTES - len(whole)) + b"and more"
+    chunks = b"".join(b"%x\r\n%b\r\n" % (len(part), part)
+                      for part in (body[at:at + 2**20] for at in range(0, len(body), 2**20)))
+    request = (
+        f"POST /api/v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode() + chunks + b"0\r\n\r\n"
+    head, answer = _exchange(url, request)
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 413 REQUEST ENTITY TOO LARGE", head
+    assert json.loads(answer)["code"] == 413
     assert "Traceback" not in log_path.read_text()
 
 
