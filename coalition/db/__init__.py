@@ -31,7 +31,7 @@ UNAVAILABLE_SQLSTATES = {READ_ONLY_SQLSTATE, "57P01", "57P02", "57P03"}
 MAX_ATTEMPTS = 8
 CONNECT_TIMEOUT_SECONDS = 10
 SQLITE_BUSY_TIMEOUT_MS = 30_000
-SQLITE_BUSY = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}  # "database is locked"
+SQLITE_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}  # "database is locked"
 
 
 def _sqlite_begin_immediate(engine) -> None:
@@ -112,7 +112,7 @@ def reaching():
 
 def _sqlite_busy(error: DBAPIError) -> bool:
     code = getattr(error.orig, "sqlite_errorcode", None)
-    return code is not None and (code & 0xFF) in SQLITE_BUSY  # an extended code's low byte
+    return code is not None and (code & 0xFF) in SQLITE_BUSY_CODES  # an extended code's low byte
 
 
 def _twice_if_unavailable(call, *args, **kwargs):
