@@ -1020,6 +1020,34 @@ def test_newest_first_the_pages_run_down_from_the_newest_without_duplicates(coal
     assert [[item["external_id"] for item in page] for page in pages] == [["u1", "e3"], ["e1"]]
 
 
+def test_every_walk_of_the_pages_in_either_order_lists_each_match_once_in_id_order(coalition):
+    """Whatever the page size, filter and order, walking every page lists the matching
+    transactions once each, by id ascending or descending: a reference (the filtered ids,
+    sorted) against the keyset pages. 24 earns: members m0..m3 in turn, at aroma and skyair
+    in turn, so each filter matches a different interleaving of ids."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    posted = []
+    for n in range(24):
+        partner, amount = ("aroma", "100.00") if n % 2 else ("skyair", "1.00")
+        body = expect(earn(coalition, f"p{n}", f"m{n % 4}", amount, partner_id=partner, occurred_at=days_ago(3)))
+        posted.append(body)
+
+    @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(limit=st.integers(1, 25), order=st.sampled_from(["oldest", "newest"]),
+           filters=st.sampled_from([{}, {"member_id": "m1"}, {"partner_id": "aroma"},
+                                    {"member_id": "m2", "partner_id": "skyair"}, {"member_id": "m9"}]))
+    def walk(limit, order, filters):
+        matching = [t["id"] for t in posted if all(t[field] == value for field, value in filters.items())]
+        expected = sorted(matching, reverse=order == "newest")
+        pages = walk_pages(coalition, "/api/v1/transactions", limit=limit, order=order, **filters)
+        assert [t["id"] for page in pages for t in page] == expected
+        assert all(len(page) == limit for page in pages[:-1]) and len(pages[-1]) <= limit
+
+    walk()
+
+
 def test_an_order_the_listing_does_not_know_is_422_naming_it(coalition, ledger):
     for path in ("/api/v1/transactions", "/api/v1/members/m1/history", "/api/v1/statements", "/api/v1/changes"):
         response = coalition.get(path, query_string={"order": "desc"})
