@@ -2,13 +2,16 @@
 
 The app is served by werkzeug on a free port of 127.0.0.1 in a thread, over
 the test database, which holds :func:`small_closed_month` (aroma and skyair
-trading in the previous month, closed, statements issued). Each test starts
-a fresh Chromium with its own profile, signs in with a key as a user would
-(typing it into the login form) and drives the pages by keyboard and mouse.
+trading in the previous month, closed, statements issued). The file starts
+one Chromium; each test opens a tab of its own, signs in with a key as a user
+would (typing it into the login form) and drives the pages by keyboard and mouse.
 
 Screenshots go to ``$COALITION_SCREENSHOT_DIR`` if set, else to a temporary
 directory (its path is printed). Without a chromium binary and its driver the
 tests skip, unless ``COALITION_REQUIRE_BROWSER=1`` (CI), when they fail.
+``COALITION_SKIP_BROWSER=1`` skips them: the console is the same pages over
+either database, so ``.ci/run`` drives them once, over SQLite, the database a
+new user's console runs on.
 """
 
 import json
@@ -48,6 +51,7 @@ from tests.e2e.settlement_world import (
 )
 
 REQUIRED = os.environ.get("COALITION_REQUIRE_BROWSER") == "1"
+SKIPPED = os.environ.get("COALITION_SKIP_BROWSER") == "1"
 WAIT = 20  # seconds for any page or download
 CHROMIUM_FLAGS = (
     "--headless",
@@ -79,6 +83,8 @@ def _find(*names: str) -> str | None:
 @pytest.fixture(scope="session")
 def chromium() -> tuple[str, str]:
     """Paths of the chromium binary and its driver (Debian: chromium, chromium-driver)."""
+    if SKIPPED:
+        pytest.skip("COALITION_SKIP_BROWSER=1")
     try:
         import selenium  # noqa: F401
     except ImportError:
