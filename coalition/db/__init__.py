@@ -9,10 +9,13 @@ instead: no fault of the request, and not retried, since a commit that broke
 may have been written (a read, which writes nothing, and a unit of work the
 caller declares repeatable are tried twice).
 
-SQLite (the embedded default) serialises writers: every transaction starts
-with ``BEGIN IMMEDIATE`` and waits on a busy timeout instead of failing; one
-still waiting when it runs out (behind a close of years of periods) finds the
-database :class:`Unavailable` for now, as a server that cannot take writes.
+A unit of work waits for another's locks at most :data:`LOCK_WAIT_MS`: on
+SQLite (the embedded default), which serialises writers, every transaction
+starts with ``BEGIN IMMEDIATE`` and waits that long on its busy timeout; on
+PostgreSQL that is every session's ``lock_timeout``, unless the operator set
+one. One still waiting when it runs out (behind a close of years of periods)
+finds the database :class:`Busy`: a 503 to ask again, where an unbounded wait
+held a thread per request until every thread of the service was waiting.
 """
 
 import sqlite3
@@ -30,8 +33,9 @@ READ_ONLY_SQLSTATE = "25006"
 UNAVAILABLE_SQLSTATES = {READ_ONLY_SQLSTATE, "57P01", "57P02", "57P03"}
 MAX_ATTEMPTS = 8
 CONNECT_TIMEOUT_SECONDS = 10
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+LOCK_WAIT_MS = 30_000
 SQLITE_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}  # "database is locked"
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout ran out
 
 
 def _sqlite_begin_immediate(engine) -> None:
@@ -42,15 +46,16 @@ def _sqlite_begin_immediate(engine) -> None:
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
         dbapi_connection.execute("PRAGMA journal_mode = WAL")
-        dbapi_connection.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        dbapi_connection.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def _postgresql_in_utc(engine) -> None:
-    """Open every session in UTC, whatever the server's or the URL's settings say.
+def _postgresql_session(engine) -> None:
+    """Open every session in UTC, whatever the server's or the URL's settings say, and
+    waiting for locks at most :data:`LOCK_WAIT_MS` unless they set a limit.
 
     psycopg reads instants in the session's time zone, where one near the ends
     of the calendar may not exist: west of UTC, a rate in force from the first
@@ -61,6 +66,10 @@ def _postgresql_in_utc(engine) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
         dbapi_connection.execute("SET TIME ZONE 'UTC'")
+        dbapi_connection.execute(
+            "SELECT set_config('lock_timeout', %s, false) WHERE current_setting('lock_timeout') = '0'",
+            (f"{LOCK_WAIT_MS}ms",),
+        )
         dbapi_connection.commit()
 
 
@@ -78,12 +87,20 @@ class Unavailable(Exception):
     """
 
 
+class Busy(Unavailable):
+    """Another unit of work held what this one needed for all of :data:`LOCK_WAIT_MS`.
+
+    Not tried again at once, as a broken connection is: it has waited its
+    time, and the one that held it may hold it for minutes more.
+    """
+
+
 def is_unavailable(error: DBAPIError) -> bool:
     """A connection found broken, or one the server never answered: psycopg's error
     then carries no SQLSTATE (refused, reset, timed out), where a server's always does;
     a server that answers it is read-only or going down (:data:`UNAVAILABLE_SQLSTATES`);
-    or a SQLite file another writer held for the whole busy timeout."""
-    if error.connection_invalidated or _sqlite_busy(error):
+    or a lock waited for past the limit (:func:`_busy`)."""
+    if error.connection_invalidated or _busy(error):
         return True
     sqlstate = getattr(error.orig, "sqlstate", "")
     return (isinstance(error, OperationalError) and sqlstate is None) or (
@@ -101,18 +118,24 @@ def reaching():
         if not is_unavailable(error):
             raise
         reason = next(iter(str(error.orig).strip().splitlines()), "no answer")
+        if _busy(error):
+            raise Busy(
+                f"the database kept this waiting on other work's lock too long ({reason})"
+            ) from error
         if getattr(error.orig, "sqlstate", None) == READ_ONLY_SQLSTATE:
             state = "takes no writes now"
-        elif _sqlite_busy(error):
-            state = f"was held by another writer for {SQLITE_BUSY_TIMEOUT_MS // 1000} s"
         else:
             state = "cannot be reached"
         raise Unavailable(f"the database {state} ({reason})") from error
 
 
-def _sqlite_busy(error: DBAPIError) -> bool:
+def _busy(error: DBAPIError) -> bool:
+    """A SQLite file another writer held for the whole busy timeout, or a PostgreSQL lock
+    not granted within the session's ``lock_timeout``."""
     code = getattr(error.orig, "sqlite_errorcode", None)
-    return code is not None and (code & 0xFF) in SQLITE_BUSY_CODES  # an extended code's low byte
+    if code is not None:
+        return (code & 0xFF) in SQLITE_BUSY_CODES  # an extended code's low byte
+    return getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
 def _twice_if_unavailable(call, *args, **kwargs):
@@ -120,6 +143,8 @@ def _twice_if_unavailable(call, *args, **kwargs):
     is gone from the pool by then, so a server that is back serves the second."""
     try:
         return call(*args, **kwargs)
+    except Busy:
+        raise
     except Unavailable:
         return call(*args, **kwargs)
 
@@ -150,7 +175,7 @@ class Database:
         if self.engine.dialect.name == "sqlite":
             _sqlite_begin_immediate(self.engine)
         else:
-            _postgresql_in_utc(self.engine)
+            _postgresql_session(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @property

@@ -30,13 +30,11 @@ ids commit in order.
 import weakref
 
 from sqlalchemy import func, select, text
-from sqlalchemy.exc import DBAPIError
 
-from coalition.db import Unavailable, locks
+from coalition.db import locks
 from coalition.db.models import Transaction
 
 WAIT = "10s"  # at most, for the postings in flight (a close of millions of rows takes seconds)
-LOCK_NOT_AVAILABLE = "55P03"
 
 # engine → the highest id known settled. Threads may race to raise it; a race
 # can only leave it lower than it could be, which costs a wait, never a page.
@@ -51,14 +49,7 @@ def bound(session, last_id: int) -> int | None:
         return None
     with engine.connect() as connection, connection.begin():
         connection.execute(text(f"SET LOCAL lock_timeout = '{WAIT}'"))
-        try:
-            locks.hold(connection, locks.CALENDAR)
-        except DBAPIError as error:
-            if getattr(error.orig, "sqlstate", None) != LOCK_NOT_AVAILABLE:
-                raise
-            raise Unavailable(
-                f"postings in flight held the ledger for over {WAIT}: ask for the page again"
-            ) from error
+        locks.hold(connection, locks.CALENDAR)  # past WAIT, the database is Busy: 503
         settled = connection.scalar(select(func.max(Transaction.id))) or 0
     _settled[engine] = max(settled, _settled.get(engine, 0))
     return settled

@@ -27,6 +27,7 @@ def upgrade(database, revision: str = "head") -> None:
     config = _config()
     with database.engine.begin() as connection:
         if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET LOCAL lock_timeout = 0")  # however long the first takes
             locks.hold(connection, locks.MIGRATIONS)
         config.attributes["connection"] = connection
         command.upgrade(config, revision)

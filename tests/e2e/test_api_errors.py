@@ -823,7 +823,7 @@ def test_readyz_on_sqlite_does_not_wait_behind_a_writer(app, database_url):
 def test_a_request_kept_waiting_past_sqlites_busy_timeout_is_503_to_ask_again(tmp_path, monkeypatch):
     """Behind a writer that holds the file past the busy timeout (a close of ten years of
     daily periods held it two minutes), a request is 503 to be asked again, not 500."""
-    monkeypatch.setattr(coalition_db, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    monkeypatch.setattr(coalition_db, "LOCK_WAIT_MS", 200)
     path = tmp_path / "busy.sqlite3"
     app = create_app({"DATABASE_URL": f"sqlite:///{path}", "SCHEDULER": False})
     database = database_of(app)

@@ -7,15 +7,19 @@ both with no SQLSTATE).
 """
 
 import logging
+import threading
+import time
+from contextlib import contextmanager
 
 import psycopg
 import pytest
 from sqlalchemy import create_engine, event, func, select, text
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from coalition import auth, create_app, database_of, jobs
-from coalition.db import locks, models
+from coalition import db as coalition_db
+from coalition.db import horizon, locks, migrate, models
 from coalition.services import expiry
 from tests.conftest import Caller, connections_refused, copy_of, days_ago, kill_sessions, read_only
 from tests.e2e.helpers import add_partner, add_rate, expect
@@ -29,6 +33,22 @@ EARN = {"type": "earn", "partner_id": "aroma", "member_id": "card-1", "amount": 
 @pytest.fixture
 def private(template, tmp_path):
     """An app on a database of its own, with aroma earning 0.1 point per RUB."""
+    with _private_app(template, tmp_path) as app:
+        yield app
+
+
+@pytest.fixture
+def impatient(template, tmp_path, monkeypatch):
+    """``private``, its sessions waiting half a second for a lock: the service's own limit,
+    applied where the operator set none (the suite's ``PGOPTIONS`` sets one)."""
+    monkeypatch.delenv("PGOPTIONS", raising=False)
+    monkeypatch.setattr(coalition_db, "LOCK_WAIT_MS", 500)
+    with _private_app(template, tmp_path) as app:
+        yield app
+
+
+@contextmanager
+def _private_app(template, tmp_path):
     with copy_of(template, tmp_path) as url:
         app = create_app({"DATABASE_URL": url, "SCHEDULER": False, "TESTING": True})
         database = database_of(app)
@@ -85,6 +105,76 @@ def test_a_read_only_database_answers_writes_503_and_reads_as_ever(private):
     assert transactions_in(url) == 1
     assert expect(operator.post("/api/v1/transactions", json=one))["points"] == 10
     assert expect(operator.get("/readyz"), 200) == {"status": "ready", "writes": True}
+
+
+def test_a_post_kept_waiting_past_the_lock_wait_by_a_long_close_is_503_and_posts_nothing(impatient):
+    """A close of ten years of daily periods holds the calendar for a minute and more: every
+    posting waited for it with no limit, each holding a thread, until the service had none
+    left for anything else. Past the wait it is 503, asked once: waiting again at once
+    would only hold the thread twice as long."""
+    _, url, database, operator = impatient
+    waits = []
+    event.listen(database.engine, "before_cursor_execute",
+                 lambda *args: waits.append(args[2]) if "advisory_xact_lock_shared" in args[2] else None)
+    one = {**EARN, "external_id": "c-1", "occurred_at": days_ago(1)}
+    with database.engine.connect() as close:
+        locks.hold(close, locks.CALENDAR)
+        started = time.monotonic()
+        response = operator.post("/api/v1/transactions", json=one)
+        waited = time.monotonic() - started
+        close.rollback()
+    assert_unavailable(response)
+    assert waited >= 0.5 and len(waits) == 1, (waited, waits)
+    assert transactions_in(url) == 0
+    assert expect(operator.post("/api/v1/transactions", json=one))["points"] == 10
+
+
+def test_a_page_of_transactions_kept_waiting_by_a_posting_in_flight_is_503(private, monkeypatch):
+    """A page waits for the postings in flight below the ids it shows (:mod:`horizon`), but
+    not past its own wait: a lock queued behind the page could hold the posting up."""
+    _, _, database, operator = private
+    monkeypatch.setattr(horizon, "WAIT", "300ms")
+    expect(operator.post("/api/v1/transactions", json={**EARN, "external_id": "p-1", "occurred_at": days_ago(1)}))
+    with database.engine.connect() as posting:
+        locks.hold(posting, locks.CALENDAR, shared=True)
+        assert_unavailable(operator.get("/api/v1/transactions"))
+        posting.rollback()
+    assert [item["external_id"] for item in expect(operator.get("/api/v1/transactions"), 200)["items"]] == ["p-1"]
+
+
+def test_a_lock_timeout_the_operator_set_is_kept(template, tmp_path, monkeypatch):
+    monkeypatch.delenv("PGOPTIONS", raising=False)
+    with _private_app(template, tmp_path) as (_, url, database, _):
+        own = create_app({"DATABASE_URL": f"{url}?options=-c%20lock_timeout%3D7s", "SCHEDULER": False})
+        try:
+            assert database_of(own).run(lambda session: session.scalar(text("SHOW lock_timeout"))) == "7s"
+        finally:
+            database_of(own).dispose()
+        assert database.run(lambda session: session.scalar(text("SHOW lock_timeout"))) == "30s"
+
+
+def test_an_upgrade_waits_for_another_instances_upgrade_however_long_it_takes(impatient):
+    """Instances started at once upgrade one after the other; the one that waits past the
+    lock wait must not fail to start."""
+    _, _, database, _ = impatient
+    held = threading.Event()
+
+    def another_instance_upgrading():
+        with database.engine.connect() as connection:
+            locks.hold(connection, locks.MIGRATIONS)
+            held.set()
+            time.sleep(1.5)
+            connection.rollback()
+
+    upgrading = threading.Thread(target=another_instance_upgrading)
+    upgrading.start()
+    try:
+        assert held.wait(10)
+        started = time.monotonic()
+        migrate.upgrade(database)
+        assert time.monotonic() - started >= 1.0  # it did wait for the other
+    finally:
+        upgrading.join()
 
 
 def test_while_the_database_refuses_connections_every_call_is_503_in_json_and_nothing_is_posted(private):
