@@ -227,6 +227,17 @@ def _authenticate() -> None:
         _admit(authenticate(authorization))
 
 
+API_DESCRIPTION = (
+    "Coalition's settlement service: partners post points transactions, finance teams read"
+    " statements, the operator sets rates and closes periods. Every `/api/v1` request carries"
+    " `Authorization: Bearer <key>`. Points are integers, money is a decimal string, instants"
+    " are RFC 3339 with an offset. A query parameter sent empty (`?kind=&partner_id=`, as a"
+    " form sends a filter not chosen) is the parameter left out; an unknown one is 422. Every"
+    " error is JSON `{code, status, message}`, with `reason` for a domain error and `errors`"
+    " for invalid fields."
+)
+
+
 def init_app(app) -> Api:
     from coalition.api import (
         changes,
@@ -249,7 +260,11 @@ def init_app(app) -> Api:
     app.config.setdefault("OPENAPI_SWAGGER_UI_URL", "/api/swagger-ui/")
     api = Api(
         app,
-        spec_kwargs={"security": [{"bearer": []}], "extra_plugins": [SharedErrors()]},
+        spec_kwargs={
+            "info": {"description": API_DESCRIPTION},
+            "security": [{"bearer": []}],
+            "extra_plugins": [SharedErrors()],
+        },
     )
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
     for error in SHARED_ERRORS:
@@ -277,9 +292,17 @@ def init_app(app) -> Api:
     ):
         api.register_blueprint(module.blp)
     app.before_request(_authenticate)
+    app.after_request(_no_content_no_type)
     app.teardown_request(_stop_acting)
     app.add_url_rule("/api/swagger-ui/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
     return api
+
+
+def _no_content_no_type(response):
+    """A 204 has no content, so no Content-Type either (flask-smorest gives it JSON's)."""
+    if response.status_code == 204:
+        response.headers.pop("Content-Type", None)
+    return response
 
 
 def _swagger_ui_asset(filename):

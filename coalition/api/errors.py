@@ -11,6 +11,16 @@ from coalition.domain.errors import CoalitionError
 
 
 class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
+    """SPEC §10's error: ``code``, ``status`` and ``message`` in every one (``required``
+    tells a client's generated code so; nothing loads it)."""
+
+    code = marshmallow.fields.Integer(required=True, metadata={"description": "The HTTP status"})
+    status = marshmallow.fields.String(
+        required=True, metadata={"description": "The HTTP status's name"}
+    )
+    message = marshmallow.fields.String(
+        required=True, metadata={"description": "What is wrong, for a person to read"}
+    )
     reason = marshmallow.fields.String(
         metadata={"description": "Machine-readable reason of a domain error"}
     )

@@ -55,7 +55,7 @@ class Partner(MethodView):
         return database().run(partners.get, partner_id)
 
     @blp.roles("operator")
-    @blp.arguments(PartnerPatch)
+    @blp.arguments(PartnerPatch, required=False)  # the fields given: none, none changed
     @blp.response(200, PartnerSchema)
     @blp.alt_response(404, description="not_found: no partner with this id")
     @blp.alt_response(

@@ -33,7 +33,7 @@ class Settings(MethodView):
         return database().run(settings_service.load)
 
     @blp.roles("operator")
-    @blp.arguments(SettingsSchema)
+    @blp.arguments(SettingsSchema, required=False)  # the fields given: none, none changed
     @blp.response(200, SettingsSchema)
     @blp.alt_response(
         409,

@@ -226,9 +226,17 @@ TAGGED = {
         "schema": {"type": "string"},
     }
 }
+ATTACHED = TAGGED | {
+    "Content-Disposition": {
+        "description": "attachment, named coalition-statement-{number}-{partner_id}.{pdf|csv}",
+        "schema": {"type": "string"},
+    }
+}
 # a file's bytes, documented as such (the views answer a Response, which nothing dumps)
 DOWNLOAD = {"type": "string", "format": "binary"}
-NOT_MODIFIED = blp.alt_response(304, description="The client holds it already (If-None-Match)")
+NOT_MODIFIED = blp.alt_response(
+    304, description="The client holds it already (If-None-Match)", headers=TAGGED
+)
 NO_STATEMENT = blp.alt_response(
     404, description="not_found: no statement with this id, or another partner's"
 )
@@ -249,7 +257,7 @@ class Statement(MethodView):
 
 @blp.route(f"{STATEMENT}/pdf", parameters=HELD)
 class StatementPdf(MethodView):
-    @blp.response(200, DOWNLOAD, content_type="application/pdf", headers=TAGGED)
+    @blp.response(200, DOWNLOAD, content_type="application/pdf", headers=ATTACHED)
     @NOT_MODIFIED
     @NO_STATEMENT
     def get(self, statement_id):
@@ -260,7 +268,7 @@ class StatementPdf(MethodView):
 
 @blp.route(f"{STATEMENT}/csv", parameters=HELD)
 class StatementCsv(MethodView):
-    @blp.response(200, DOWNLOAD, content_type="text/csv", headers=TAGGED)
+    @blp.response(200, DOWNLOAD, content_type="text/csv", headers=ATTACHED)
     @NOT_MODIFIED
     @NO_STATEMENT
     def get(self, statement_id):

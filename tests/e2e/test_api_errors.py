@@ -858,6 +858,13 @@ def test_readyz_is_503_until_the_database_has_this_releases_schema(tmp_path):
         database_of(app).dispose()
 
 
+def test_the_openapi_document_promises_code_status_and_message_in_every_error(client):
+    document = client.get("/api/openapi.json").get_json()
+    error = document["components"]["schemas"]["Error"]
+    assert set(error["required"]) == {"code", "status", "message"}  # SPEC §10
+    assert "left out" in document["info"]["description"]  # what an empty query value means
+
+
 def test_openapi_document_is_served(client):
     response = client.get("/api/openapi.json")
     assert response.status_code == 200

@@ -195,6 +195,21 @@ def test_the_openapi_document_says_each_statement_read_is_tagged_and_may_answer_
     assert document["components"]["parameters"]["IF_NONE_MATCH"]["name"] == "If-None-Match"
 
 
+def test_every_header_a_statement_read_sends_is_in_the_openapi_document(client, operator, aroma_statement):
+    """A client generated from the document learns of the ETag on a 304 and of a download's
+    file name: neither was documented there."""
+    document = client.get("/api/openapi.json").get_json()
+    for suffix in ("", "/pdf", "/csv"):
+        path = f"/api/v1/statements/{aroma_statement['id']}{suffix}"
+        documented = document["paths"][f"/api/v1/statements/{{statement_id}}{suffix}"]["get"]["responses"]
+        full = operator.get(path)
+        held = operator.client.get(path, headers={**operator.headers, "If-None-Match": full.headers["ETag"]})
+        for response in (full, held):
+            sent = set(response.headers.keys()) - {"Content-Type", "Content-Length"}
+            said = set(documented[str(response.status_code)].get("headers", {}))
+            assert sent and sent <= said, (suffix, response.status_code, sent - said)
+
+
 def test_a_cursor_past_the_last_statement_is_an_empty_last_page(operator, aroma_statement):
     # a client that keeps its last cursor asks from it later and misses nothing: not 422
     for cursor in (str(aroma_statement["id"] + 1000), "2147483647"):
