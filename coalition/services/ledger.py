@@ -293,12 +293,23 @@ def _earn_reversal(book, transaction, partner, config, request) -> Posting:
     transaction.points = -decision.taken
     transaction.shortfall_points = decision.shortfall
     transaction.fee_rate = original.fee_rate
-    transaction.rate_ids = original.rate_ids
+    transaction.rate_ids = json.dumps(_earned_with_fee_now(book, original, partner.id))
     book.add_transaction(transaction)
     posting = Posting(transaction)
     if decision.taken:
         posting.allocations.append(book.move(transaction, lot, -decision.taken))
     return posting
+
+
+def _earned_with_fee_now(book, original, issuer_id: str) -> list[int]:
+    """A return's rates: those its earn's points were earned at, and the fee rate in force
+    now at the earn's date, which the fee it gives back is valued at (SPEC §7: a rate
+    added late re-prices it, docs/decisions.md), not the one the earn was posted with."""
+    fees = rates.candidates(book.session, ("fee",), issuer_id)
+    fee = rates_domain.fee_rate(fees, issuer_id, original.occurred_at)
+    fee_ids = {rate.id for rate in fees}
+    earned_at = [rate_id for rate_id in json.loads(original.rate_ids) if rate_id not in fee_ids]
+    return earned_at + ([fee.id] if fee else [])
 
 
 def _cancelled(earlier_return) -> int:
@@ -321,7 +332,14 @@ def _burn_reversal(book, transaction, partner, config, request) -> Posting:
         request.get("points"),
     )
     transaction.points = sum(points for _, points in decisions)
-    transaction.rate_ids = original.rate_ids
+    # valued at the burn's rate as it stands now (SPEC §7), which a rate added late may
+    # have changed; the burn's own rate still covers its date, so there always is one
+    redemption = rates_domain.redemption_rate(
+        rates.candidates(book.session, ("redemption",), partner.id),
+        partner.id,
+        original.occurred_at,
+    )
+    transaction.rate_ids = json.dumps([redemption.id])
     book.add_transaction(transaction)
     posting = Posting(transaction)
     for allocation, points in decisions:

@@ -76,16 +76,18 @@ def test_a_burn_reversal_follows_its_burn_to_the_rate_added_late(operator, month
     """200 points at skyair (100.00 EUR × 2); 30 burnt at aroma on day 15; 10 of them
     given back on day 16 before the rate of 0.02 from day 10 is added, 5 more after it:
     (30 − 10 − 5) × 0.02 = 0.30. Each reversal is valued at its burn's rate in force now,
-    whatever the rate recorded when it was posted (0.01 for both)."""
+    whatever the rate recorded when it was posted (0.01 for both). Each names the rate it
+    is valued at as it stood when it was posted: the second named the burn's old one."""
     start, period_id = month
     earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
-    burn(operator, "b1", "aroma", "m1", at(start, 15), 30)
-    post(operator, external_id="r1", type="burn_reversal", partner_id="aroma",
-         original_external_id="b1", points=10, occurred_at=at(start, 16))
-    add_rate(operator, "redemption", "0.02", partner_id="aroma", effective_from=at(start, 10))
-    post(operator, external_id="r2", type="burn_reversal", partner_id="aroma",
-         original_external_id="b1", points=5, occurred_at=at(start, 17))
+    burnt = burn(operator, "b1", "aroma", "m1", at(start, 15), 30)
+    before = post(operator, external_id="r1", type="burn_reversal", partner_id="aroma",
+                  original_external_id="b1", points=10, occurred_at=at(start, 16))
+    rate = add_rate(operator, "redemption", "0.02", partner_id="aroma", effective_from=at(start, 10))
+    after = post(operator, external_id="r2", type="burn_reversal", partner_id="aroma",
+                 original_external_id="b1", points=5, occurred_at=at(start, 17))
     assert _line(_settlement(operator, period_id), "skyair", "aroma") == (15, "0.30")
+    assert (before["rate_ids"], after["rate_ids"]) == (burnt["rate_ids"], [rate["id"]])
 
 
 def test_a_fee_rate_added_late_charges_the_points_issued_after_it(operator, month):
@@ -93,16 +95,19 @@ def test_a_fee_rate_added_late_charges_the_points_issued_after_it(operator, mont
     The operator adds skyair's own fee of 0.005 from day 10: 200 × 0.001 + 100 × 0.005 =
     0.20 + 0.50 = 0.70 (it was 0.30). A return of 25.00 of the day-12 purchase, posted
     after, takes back floor(100 × 25.00 / 50.00) = 50 points and recovers 50 × 0.005 =
-    0.25, at its earn's rate in force now: 0.45."""
+    0.25, at its earn's rate in force now: 0.45. The return names the rates its points
+    were earned at and that fee rate; it named the earn's old fee rate."""
     start, period_id = month
     earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
-    earn(operator, "e2", "skyair", "m1", at(start, 12), "50.00", "EUR")
+    earned = earn(operator, "e2", "skyair", "m1", at(start, 12), "50.00", "EUR")
     assert _fees(_settlement(operator, period_id))["skyair"] == "0.30"
-    add_rate(operator, "fee", "0.005", partner_id="skyair", effective_from=at(start, 10))
+    rate = add_rate(operator, "fee", "0.005", partner_id="skyair", effective_from=at(start, 10))
     assert _fees(_settlement(operator, period_id))["skyair"] == "0.70"
-    post(operator, external_id="ret", type="earn_reversal", partner_id="skyair",
-         original_external_id="e2", amount="25.00", occurred_at=at(start, 13))
+    returned = post(operator, external_id="ret", type="earn_reversal", partner_id="skyair",
+                    original_external_id="e2", amount="25.00", occurred_at=at(start, 13))
     assert _fees(close(operator, period_id))["skyair"] == "0.45"
+    earn_rate, old_fee = earned["rate_ids"]  # skyair's 2 points per EUR, the fee of 0.001
+    assert returned["rate_ids"] == [earn_rate, rate["id"]] and old_fee != rate["id"]
 
 
 def test_a_fee_rate_added_late_where_there_was_none_charges_it(operator):
