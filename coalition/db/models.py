@@ -12,7 +12,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from coalition.db.types import Amount, BigId, RateValue, UTCDateTime, WrittenRate
+from coalition.db.types import Amount, AsWritten, BigId, RateValue, UTCDateTime
 
 
 class Base(DeclarativeBase):
@@ -61,11 +61,11 @@ class Rate(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
-    value: Mapped[Decimal] = mapped_column(WrittenRate())
+    value: Mapped[Decimal] = mapped_column(AsWritten())
     partner_id: Mapped[str | None] = mapped_column(ForeignKey("partners.id"))
     category: Mapped[str | None] = mapped_column(String(64))
     currency: Mapped[str | None] = mapped_column(String(3))
-    min_amount: Mapped[Decimal | None] = mapped_column(Amount())
+    min_amount: Mapped[Decimal | None] = mapped_column(AsWritten())
     effective_from: Mapped[datetime] = mapped_column(UTCDateTime())
     effective_to: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

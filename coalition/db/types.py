@@ -45,9 +45,10 @@ def RateValue():
     return ExactDecimal(30, 12)
 
 
-def WrittenRate():
-    """A rate as the operator wrote it: NUMERIC without a fixed scale on PostgreSQL,
-    so ``"0.0110"`` reads back with its four decimals (SQLite's text keeps them too)."""
+def AsWritten():
+    """A rate, or a threshold's amount, as the operator wrote it: NUMERIC without a fixed
+    scale on PostgreSQL, so ``"0.0110"`` reads back with its four decimals and ``"12.5"``
+    with its one (SQLite's text keeps them too)."""
     return ExactDecimal(None, None)
 
 

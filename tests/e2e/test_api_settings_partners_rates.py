@@ -325,6 +325,16 @@ def test_rate_value_is_returned_as_written(operator):
     assert [rate["value"] for rate in listed] == list(written)
 
 
+def test_a_thresholds_amount_is_returned_as_written(operator):
+    """PostgreSQL padded it to four decimals ("12.5000") where SQLite kept "12.5"."""
+    add_partner(operator, "gym", "KWD", "gym")
+    written = ["12.5", "100", "5.000"]
+    created = [add_rate(operator, "threshold", "7", partner_id="gym", min_amount=amount)["min_amount"]
+               for amount in written]
+    listed = expect(operator.get("/api/v1/rates?kind=threshold"), 200)
+    assert created == [rate["min_amount"] for rate in listed] == written
+
+
 @pytest.mark.parametrize(
     ("kind", "fields"),
     [

@@ -821,6 +821,27 @@ def test_the_upgrade_to_rates_as_written_drops_the_padding_of_stored_rates(tmp_p
             database.dispose()
 
 
+@pytest.mark.postgres
+def test_the_upgrade_to_threshold_amounts_as_written_drops_their_padding(tmp_path):
+    """Before 0012 PostgreSQL padded a threshold's amount to 4 decimals (NUMERIC(24,4))."""
+    with empty_database(tmp_path) as url:
+        database = Database(url)
+        try:
+            migrate.upgrade(database, "0011")
+            insert = text("INSERT INTO rates (kind, value, partner_id, min_amount, effective_from, created_at)"
+                          " VALUES ('threshold', 7, 'coalition', :amount, now(), now())")
+            with database.engine.begin() as connection:
+                connection.execute(insert, {"amount": "12.5"})
+                padded = connection.execute(text("SELECT min_amount::text FROM rates")).scalar_one()
+            migrate.upgrade(database)
+            with database.engine.begin() as connection:
+                connection.execute(insert, {"amount": "12.50"})
+                amounts = connection.execute(text("SELECT min_amount::text FROM rates ORDER BY id")).scalars()
+                assert (padded, list(amounts)) == ("12.5000", ["12.5", "12.50"])
+        finally:
+            database.dispose()
+
+
 def _upgrade(url: str) -> subprocess.Popen:
     return subprocess.Popen([str(Path(sys.executable).parent / "coalition"), "db", "upgrade"],
                             env={**os.environ, "COALITION_DATABASE_URL": url},
