@@ -799,45 +799,34 @@ def test_instances_started_at_once_upgrade_the_schema_one_after_the_other(tmp_pa
             database.dispose()
 
 
-@pytest.mark.postgres
-def test_the_upgrade_to_rates_as_written_drops_the_padding_of_stored_rates(tmp_path):
-    """Before 0007 PostgreSQL padded a rate to 12 decimals (NUMERIC(30,12)); the upgrade
-    keeps its value and drops the padding, and a rate written afterwards keeps its own."""
-    with empty_database(tmp_path) as url:
-        database = Database(url)
-        try:
-            migrate.upgrade(database, "0006")
-            insert = text("INSERT INTO rates (kind, value, currency, effective_from, created_at)"
-                          " VALUES ('fx', :value, 'RUB', now(), now())")
-            with database.engine.begin() as connection:
-                connection.execute(insert, {"value": "0.0110"})
-                padded = connection.execute(text("SELECT value::text FROM rates")).scalar_one()
-            migrate.upgrade(database)
-            with database.engine.begin() as connection:
-                connection.execute(insert, {"value": "0.0110"})
-                values = connection.execute(text("SELECT value::text FROM rates ORDER BY id")).scalars()
-                assert (padded, list(values)) == ("0.011000000000", ["0.011", "0.0110"])
-        finally:
-            database.dispose()
+FX = ("INSERT INTO rates (kind, value, currency, effective_from, created_at)"
+      " VALUES ('fx', :written, 'RUB', now(), now())")
+THRESHOLD = ("INSERT INTO rates (kind, value, partner_id, min_amount, effective_from, created_at)"
+             " VALUES ('threshold', 7, 'coalition', :written, now(), now())")
 
 
 @pytest.mark.postgres
-def test_the_upgrade_to_threshold_amounts_as_written_drops_their_padding(tmp_path):
-    """Before 0012 PostgreSQL padded a threshold's amount to 4 decimals (NUMERIC(24,4))."""
+@pytest.mark.parametrize(("before", "insert", "column", "written", "read"), [
+    ("0006", FX, "value", ["0.0110", "0.0110"], ["0.011000000000", "0.011", "0.0110"]),
+    ("0011", THRESHOLD, "min_amount", ["12.5", "12.50"], ["12.5000", "12.5", "12.50"]),
+], ids=["a rate's value (0007)", "a threshold's amount (0012)"])
+def test_an_upgrade_to_decimals_as_written_drops_the_padding_of_those_stored(tmp_path, before, insert, column,
+                                                                             written, read):
+    """Before 0007 PostgreSQL padded a rate to 12 decimals (NUMERIC(30,12)), before 0012 a
+    threshold's amount to 4: the upgrade keeps each value and drops its padding, and one
+    written afterwards keeps its own decimals."""
     with empty_database(tmp_path) as url:
         database = Database(url)
         try:
-            migrate.upgrade(database, "0011")
-            insert = text("INSERT INTO rates (kind, value, partner_id, min_amount, effective_from, created_at)"
-                          " VALUES ('threshold', 7, 'coalition', :amount, now(), now())")
+            migrate.upgrade(database, before)
             with database.engine.begin() as connection:
-                connection.execute(insert, {"amount": "12.5"})
-                padded = connection.execute(text("SELECT min_amount::text FROM rates")).scalar_one()
+                connection.execute(text(insert), {"written": written[0]})
+                padded = connection.execute(text(f"SELECT {column}::text FROM rates")).scalar_one()
             migrate.upgrade(database)
             with database.engine.begin() as connection:
-                connection.execute(insert, {"amount": "12.50"})
-                amounts = connection.execute(text("SELECT min_amount::text FROM rates ORDER BY id")).scalars()
-                assert (padded, list(amounts)) == ("12.5000", ["12.5", "12.50"])
+                connection.execute(text(insert), {"written": written[1]})
+                kept = connection.execute(text(f"SELECT {column}::text FROM rates ORDER BY id")).scalars()
+                assert [padded, *kept] == read
         finally:
             database.dispose()
 
