@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from werkzeug.serving import make_server
 
 from coalition.db import models
@@ -442,6 +442,34 @@ def test_statements_of_all_periods_are_listed_when_chosen_and_the_address_keeps_
     assert len(listed) == len(every) == 6  # aroma, coalition and skyair on each day; it listed the newest 3
     assert listed == sorted(listed, reverse=True) and set(listed) == {older, newer}  # newest first
     assert Select(browser.find_element(By.ID, "period_id")).first_selected_option.text == "All periods"
+
+
+def test_more_statements_than_the_page_reads_show_the_newest_and_say_so(browser, server, operator, database,
+                                                                         month):
+    """All periods of a large coalition: the page read every statement, each with its
+    counterparties, in one answer. A thousand more statements of the month, one for each
+    of a thousand partners added to the database, are the newest."""
+    first = database.run(lambda session: session.scalars(select(models.Statement)).first())
+    body = json.loads(first.body)
+    now = datetime.now(UTC)
+    ids = [f"shop-{n:04}" for n in range(1, 1001)]
+    numbers = [f"{month}-{n + 3:04}" for n in range(1, 1001)]  # after the month's own three
+    partners = [{"id": partner, "name": partner, "category": "shop", "currency": "EUR", "hold_days": 0,
+                 "status": "active", "created_at": now} for partner in ids]
+    copies = [{"number": number, "period_id": month, "partner_id": partner, "issued_at": now,
+               "sha256": first.sha256, "body": json.dumps({**body, "number": number, "partner_id": partner})}
+              for partner, number in zip(ids, numbers, strict=True)]
+    database.run(lambda session: (session.execute(insert(models.Partner), partners),
+                                  session.execute(insert(models.Statement), copies)))
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "statements?period_id=all", "Statements")
+    listed = browser.execute_script(
+        "return [...document.querySelectorAll('main tbody tr')].map((row) => row.cells[0].innerText);")
+    assert listed == numbers  # the month's own three, the oldest, are left out
+    assert "Showing the newest 1,000 statements: choose a period or a partner for older ones." in text_of(browser)
+    go(browser, server, "statements?period_id=all&partner_id=aroma", "Statements")  # fewer: all of them
+    assert periods_listed(browser) == [month]
+    assert "Showing the newest" not in text_of(browser)
 
 
 @pytest.mark.parametrize("partner_id", ["aroma", "skyair", "coalition", "quiet", "dinar"],

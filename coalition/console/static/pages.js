@@ -282,6 +282,7 @@ export async function settlement({ param, who }) {
 // --- statements ---------------------------------------------------------------------------
 
 const ALL_PERIODS = "all"; // #/statements?period_id=all; a period id begins with its year
+const STATEMENTS_READ = 1000; // the newest, in one request: each carries its counterparties
 
 export async function statements({ who, query, notify }) {
   const [periodList, partnerList] = await Promise.all([
@@ -292,10 +293,12 @@ export async function statements({ who, query, notify }) {
   // "all" is a choice the address keeps (an empty value is dropped from it); no choice is the newest closed period
   const periodId = query.period_id === "" ? ALL_PERIODS : query.period_id ?? closed[0]?.id ?? ALL_PERIODS;
   const partnerId = who.own_partner ? "" : query.partner_id ?? "";
-  const items = (await api.get("/api/v1/statements", {
+  const { items, more } = await api.pages("/api/v1/statements", {
     period_id: periodId === ALL_PERIODS ? undefined : periodId,
     partner_id: partnerId,
-  })).items;
+    limit: STATEMENTS_READ,
+    order: "newest",
+  }, STATEMENTS_READ);
   // newest period first, as on the periods page; a period's statements by number
   items.sort((a, b) => b.period_id.localeCompare(a.period_id) || a.number.localeCompare(b.number));
   return [
@@ -322,6 +325,7 @@ export async function statements({ who, query, notify }) {
       items,
       { empty: "No statements for this choice: statements are issued when a period is closed." },
     ),
+    more ? h("p", { class: "hint" }, `Showing the newest ${count(STATEMENTS_READ)} statements: choose a period or a partner for older ones.`) : null,
   ];
 }
 
