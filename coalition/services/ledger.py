@@ -217,9 +217,7 @@ def _burn(book, transaction, partner, config, request) -> Posting:
     at = transaction.occurred_at
     if transaction.member_id not in book.members:
         raise InsufficientPoints(f"member {transaction.member_id!r} has no points")
-    redemption = rates_domain.redemption_rate(
-        rates.candidates(book.session, ("redemption",), partner.id), partner.id, at
-    )
+    redemption = _redemption_rate(book, partner.id, at)
     if redemption is None:
         raise NoRate(f"no redemption rate for partner {partner.id!r} at {at.isoformat()}")
     live = [members.lot_value(lot) for lot in book.live_lots(transaction.member_id)]
@@ -238,6 +236,12 @@ def _burn(book, transaction, partner, config, request) -> Posting:
             )
         )
     return posting
+
+
+def _redemption_rate(book, redeemer_id: str, at: datetime) -> rates_domain.Rate | None:
+    """SPEC §7's v(t) as the rates stand now."""
+    candidates = rates.candidates(book.session, ("redemption",), redeemer_id)
+    return rates_domain.redemption_rate(candidates, redeemer_id, at)
 
 
 def _original(book, transaction, request) -> rows.Transaction:
@@ -334,12 +338,7 @@ def _burn_reversal(book, transaction, partner, config, request) -> Posting:
     transaction.points = sum(points for _, points in decisions)
     # valued at the burn's rate as it stands now (SPEC §7), which a rate added late may
     # have changed; the burn's own rate still covers its date, so there always is one
-    redemption = rates_domain.redemption_rate(
-        rates.candidates(book.session, ("redemption",), partner.id),
-        partner.id,
-        original.occurred_at,
-    )
-    transaction.rate_ids = json.dumps([redemption.id])
+    transaction.rate_ids = json.dumps([_redemption_rate(book, partner.id, original.occurred_at).id])
     book.add_transaction(transaction)
     posting = Posting(transaction)
     for allocation, points in decisions:

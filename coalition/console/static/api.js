@@ -97,16 +97,14 @@ export async function whoami() {
   return (await request("GET", "/console/whoami", { signingIn: true })).json();
 }
 
-/** Every item of a cursor-paginated listing (transactions, history), up to `max` items. */
-export async function pages(path, query = {}, max = 1000) {
-  const items = [];
-  let cursor = null;
-  do {
-    const page = await get(path, { ...query, cursor });
-    items.push(...page.items);
-    cursor = page.next_cursor;
-  } while (cursor && items.length < max);
-  return { items, more: Boolean(cursor) };
+/** How many of a listing's newest items a page reads, in one request (docs/console.md). */
+export const NEWEST = 1000;
+
+/** The newest items of a cursor-paginated listing (transactions, history, statements,
+ * changes), newest first, and whether older ones match too. */
+export async function newest(path, query = {}) {
+  const page = await get(path, { ...query, limit: NEWEST, order: "newest" });
+  return { items: page.items, more: Boolean(page.next_cursor) };
 }
 
 function filenameOf(disposition, fallback) {

@@ -282,7 +282,6 @@ export async function settlement({ param, who }) {
 // --- statements ---------------------------------------------------------------------------
 
 const ALL_PERIODS = "all"; // #/statements?period_id=all; a period id begins with its year
-const STATEMENTS_READ = 1000; // the newest, in one request: each carries its counterparties
 
 export async function statements({ who, query, notify }) {
   const [periodList, partnerList] = await Promise.all([
@@ -293,12 +292,10 @@ export async function statements({ who, query, notify }) {
   // "all" is a choice the address keeps (an empty value is dropped from it); no choice is the newest closed period
   const periodId = query.period_id === "" ? ALL_PERIODS : query.period_id ?? closed[0]?.id ?? ALL_PERIODS;
   const partnerId = who.own_partner ? "" : query.partner_id ?? "";
-  const { items, more } = await api.pages("/api/v1/statements", {
+  const { items, more } = await api.newest("/api/v1/statements", {
     period_id: periodId === ALL_PERIODS ? undefined : periodId,
     partner_id: partnerId,
-    limit: STATEMENTS_READ,
-    order: "newest",
-  }, STATEMENTS_READ);
+  });
   // newest period first, as on the periods page; a period's statements by number
   items.sort((a, b) => b.period_id.localeCompare(a.period_id) || a.number.localeCompare(b.number));
   return [
@@ -325,7 +322,7 @@ export async function statements({ who, query, notify }) {
       items,
       { empty: "No statements for this choice: statements are issued when a period is closed." },
     ),
-    more ? h("p", { class: "hint" }, `Showing the newest ${count(STATEMENTS_READ)} statements: choose a period or a partner for older ones.`) : null,
+    more ? h("p", { class: "hint" }, `Showing the newest ${count(api.NEWEST)} statements: choose a period or a partner for older ones.`) : null,
   ];
 }
 
@@ -568,8 +565,6 @@ export async function rates({ who, query, notify, rerender }) {
 
 // --- members ------------------------------------------------------------------------------
 
-const HISTORY_READ = 1000; // a member's newest movements, in one request
-
 export async function members({ param, who }) {
   const lookup = form(
     { class: "filters", role: "search", "aria-label": "Find a member" },
@@ -590,7 +585,7 @@ export async function members({ param, who }) {
   let balance;
   let history;
   try {
-    [balance, history] = await Promise.all([api.get(`${path}/balance`), api.pages(`${path}/history`, { limit: HISTORY_READ, order: "newest" }, HISTORY_READ)]);
+    [balance, history] = await Promise.all([api.get(`${path}/balance`), api.newest(`${path}/history`)]);
   } catch (error) {
     if (!(error instanceof api.ApiError) || error.status !== 404) throw error;
     out.push(h("p", { class: "form-error", role: "alert" }, error.message));
@@ -628,7 +623,7 @@ export async function members({ param, who }) {
       history.items,
       { empty: "No movements visible to this key." },
     ),
-    history.more ? h("p", { class: "hint" }, `Showing the newest ${count(HISTORY_READ)} movements.`) : null,
+    history.more ? h("p", { class: "hint" }, `Showing the newest ${count(api.NEWEST)} movements.`) : null,
   );
   return out;
 }
@@ -887,7 +882,6 @@ export async function keys({ who, query, notify }) {
 
 const SUBJECTS = ["settings", "partner", "rate", "key", "period"];
 const MADE_BY = { cli: "command line", scheduler: "scheduler", system: "system" };
-const CHANGES_READ = 1000; // the newest, in one request: years of configuration (docs/console.md)
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
 /** Who made a change: a key by its name (its id where it has none), else how it was made. */
@@ -923,7 +917,7 @@ function fieldsOf(change) {
 export async function changes({ query }) {
   const chosen = { subject: query.subject, subject_id: query.subject_id, via: query.via };
   const [read, keyList] = await Promise.all([
-    api.pages("/api/v1/changes", { ...chosen, limit: CHANGES_READ, order: "newest" }, CHANGES_READ),
+    api.newest("/api/v1/changes", chosen),
     api.get("/api/v1/keys"),
   ]);
   const keyNames = Object.fromEntries(keyList.map((k) => [k.id, k.name]));
@@ -957,7 +951,7 @@ export async function changes({ query }) {
       { empty: "No changes for this choice." },
     ),
     read.more
-      ? h("p", { class: "hint" }, `Showing the newest ${count(CHANGES_READ)} changes: choose a subject, an id or who made them for older ones.`)
+      ? h("p", { class: "hint" }, `Showing the newest ${count(api.NEWEST)} changes: choose a subject, an id or who made them for older ones.`)
       : null,
   ];
 }
