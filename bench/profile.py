@@ -10,7 +10,8 @@ post, and the functions by cumulative and by own time. ``--balance N`` also
 profiles N balance lookups of members with many lots. ``--close`` times each
 aggregate of the settlement of the loaded period (``--allocations`` burn
 allocations in it), then closes it under cProfile; ``--pdf N`` profiles N
-renders of the resulting statement with the most counterparties.
+renders of the resulting statement with the most counterparties. ``--expire N``
+expires N of the loaded lots last, timing each batch.
 """
 
 import argparse
@@ -63,6 +64,12 @@ def main(argv=None) -> int:
     )
     parser.add_argument(
         "--pdf", type=int, default=0, help="statement PDFs to profile (implies --close)"
+    )
+    parser.add_argument(
+        "--expire",
+        type=int,
+        default=0,
+        help="lots to expire last, as due a year on, batch by batch (0: none)",
     )
     parser.add_argument("--database-url", help="a PostgreSQL server (default: a throwaway cluster)")
     parser.add_argument("--top", type=int, default=35)
@@ -150,6 +157,8 @@ def main(argv=None) -> int:
             _profile_close(database, period_id, arguments)
         if arguments.balance:
             _profile_balance(client, loaded.heavy_members, params, arguments, statements, current)
+        if arguments.expire:
+            _time_expiry(database, arguments.expire)
     return 0
 
 
@@ -309,6 +318,30 @@ def _profile_close(database, period_id: str, arguments) -> None:
         f"counterparties, {len(content):,} bytes): {wall / arguments.pdf * 1e3:.1f} ms each under cProfile"
     )
     _print_stats(profiler, arguments.top)
+
+
+def _time_expiry(database, lots: int) -> None:
+    """Expire up to ``lots`` lots, all due as of 400 days on (so dated ahead: it runs last),
+    in the job's batches, timing each: a batch should cost the same however many the
+    ledger holds and however many were expired before it."""
+    from coalition.services import expiry
+
+    now = datetime.now(UTC)
+    due_by, seconds = now + timedelta(days=400), []
+    while len(seconds) * expiry.BATCH < lots:
+        began = time.perf_counter()
+        if not database.run(lambda session: expiry.expire_due(session, now, due_by=due_by)):
+            break
+        seconds.append(time.perf_counter() - began)
+    if not seconds:
+        print("\nno lots to expire")
+        return
+    middle = sorted(seconds)[len(seconds) // 2]
+    print(
+        f"\n{len(seconds)} expiry batches of up to {expiry.BATCH} lots in {sum(seconds):.2f} s: "
+        f"first {seconds[0]:.3f} s, median {middle:.3f} s, last {seconds[-1]:.3f} s "
+        f"({len(seconds) * expiry.BATCH / sum(seconds):,.0f} lots/s)"
+    )
 
 
 def _print_stats(profiler, top: int) -> None:

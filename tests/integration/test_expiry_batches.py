@@ -1,0 +1,88 @@
+"""The expiry reads only the lots it expires, however large the ledger.
+
+A batch takes the lots due first, from the index of live lots by expiry,
+which a lot leaves once expired; and reads their history (expiries, points
+put back) from migration 0013's index of allocations by lot. Taken in member
+order, each batch read past every lot the batches before it had emptied;
+with no index by lot, each read every allocation of the ledger
+(docs/performance.md, "Expiry at scale").
+"""
+
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import event, text
+
+from coalition.services import expiry
+from tests.conftest import days_ago
+from tests.e2e.helpers import bonus, expect
+
+
+def _lot(operator, external_id: str, member_id: str, points: int, age_days: float) -> int:
+    return expect(bonus(operator, external_id, member_id, points, occurred_at=days_ago(age_days)))[
+        "lot_id"
+    ]
+
+
+def test_a_batch_expires_the_lots_due_first(operator, database):
+    """With a TTL of 1 day, lots earned 3, 2.5 and 2 days ago expired 2, 1.5 and 1 day
+    ago. A batch of two takes the two that expired first, whoever holds them: m-b's
+    and m-c's, not m-a's (first in member order), which the next batch takes."""
+    expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
+    first = _lot(operator, "b-1", "m-b", 30, age_days=3)
+    second = _lot(operator, "b-2", "m-c", 20, age_days=2.5)
+    last = _lot(operator, "b-3", "m-a", 10, age_days=2)
+    now = datetime.now(UTC)
+
+    assert database.run(lambda session: expiry.expire_due(session, now, limit=2)) == 2
+    assert _remaining(database) == {first: 0, second: 0, last: 10}
+    assert database.run(lambda session: expiry.expire_due(session, now, limit=2)) == 1
+    assert _remaining(database) == {first: 0, second: 0, last: 0}
+
+
+def _remaining(database) -> dict[int, int]:
+    with database.engine.connect() as connection:
+        return dict(connection.execute(text("SELECT id, remaining FROM lots")).all())
+
+
+@pytest.mark.postgres
+def test_a_batch_reads_its_lots_and_their_history_from_indexes(operator, database):
+    """With scans of whole tables ruled out, the plans of the reads a batch sends name
+    the index of live lots by expiry and the index of allocations by lot: a read in
+    member order goes through the lots by member, and one with no index by lot
+    through another index whole."""
+    expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
+    for number, member in enumerate(("m-b", "m-a")):
+        _lot(operator, f"b-{number}", member, 10, age_days=3)
+    reads = []
+
+    def capture(connection, cursor, statement, parameters, context, executemany):
+        reads.append((statement, parameters))
+
+    with database.transaction() as session:
+        connection = session.connection()
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+        event.listen(connection, "before_cursor_execute", capture)
+        try:
+            expiry.expire_due(session, datetime.now(UTC))
+        finally:
+            event.remove(connection, "before_cursor_execute", capture)
+        driver = connection.connection.driver_connection
+
+        def scans(marker: str, table: str) -> list[str | None]:
+            ((statement, parameters),) = [read for read in reads if marker in read[0]]
+            (plan,) = driver.execute("EXPLAIN (FORMAT JSON) " + statement, parameters).fetchone()
+            return [index for relation, index in _indexes(plan[0]["Plan"]) if relation == table]
+
+        assert scans("ORDER BY lots.expires_at", "lots") == ["ix_lots_live_expiry"]
+        assert scans("FROM allocations", "allocations") == ["ix_allocations_lot_history"]
+
+
+def _indexes(plan: dict):
+    """(relation, index) of every scan in an EXPLAIN (FORMAT JSON) plan; index None
+    for a scan of the table itself."""
+    if "Relation Name" in plan:
+        yield plan["Relation Name"], plan.get("Index Name")
+    for child in plan.get("Plans", []):
+        yield from _indexes(child)
