@@ -190,9 +190,16 @@ def _reset(engine, seeded) -> None:
         if engine.dialect.name == "postgresql":
             names = ", ".join(f'"{table.name}"' for table in seeded)
             connection.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-        else:
+        else:  # no TRUNCATE: DELETE, with the append-only triggers (migration 0014) set aside
+            triggers = connection.execute(
+                text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")
+            ).all()
+            for name, _ in triggers:
+                connection.execute(text(f'DROP TRIGGER "{name}"'))
             for table in seeded:
                 connection.execute(table.delete())
+            for _, sql in triggers:
+                connection.exec_driver_sql(sql)
         for table in reversed(list(seeded)):
             if seeded[table]:
                 connection.execute(table.insert(), [dict(row) for row in seeded[table]])

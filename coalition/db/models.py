@@ -3,7 +3,9 @@
 The schema itself is created only by the Alembic migrations in
 ``migrations/``; these classes describe it for queries. Ledger rows
 (transactions, allocations) are never updated; a lot's ``remaining`` is the
-one column that changes, always under a lock on its member.
+one column that changes, always under a lock on its member. The database
+refuses the rest (migration 0014), and so for final statements, the record
+of changes and a closed period's settlement.
 """
 
 from datetime import datetime

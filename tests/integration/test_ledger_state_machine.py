@@ -407,6 +407,33 @@ class LedgerMachine(RuleBasedStateMachine):
         assert lots == ledger == sum(lot.remaining for lot in self.lots.values())
         assert duplicated == []
 
+    @invariant()
+    def allocations_add_up_row_by_row(self):
+        """Each lot holds its points plus what its allocations moved; each burn's, reversal's
+        and expiry's allocations add up to its points (a return's to what it took, its
+        shortfall apart); every burn has some. The database does not check these."""
+        A, L, T = models.Allocation, models.Lot, models.Transaction
+
+        def broken(session):
+            moved = select(A.lot_id, func.sum(A.points).label("points")).group_by(A.lot_id).subquery()
+            lots = session.execute(
+                select(L.id).outerjoin(moved, moved.c.lot_id == L.id)
+                .where(L.remaining != L.points + func.coalesce(moved.c.points, 0))
+            ).all()
+            spent = select(A.transaction_id, func.sum(A.points).label("points")).group_by(A.transaction_id).subquery()
+            transactions = session.execute(
+                select(T.id).outerjoin(spent, spent.c.transaction_id == T.id)
+                .where(T.type.in_(("burn", "burn_reversal", "earn_reversal", "expiry")),
+                       T.points != func.coalesce(spent.c.points, 0))
+            ).all()
+            unspent_burns = session.execute(
+                select(T.id).outerjoin(spent, spent.c.transaction_id == T.id)
+                .where(T.type == "burn", spent.c.points.is_(None))
+            ).all()
+            return lots, transactions, unspent_burns
+
+        assert self.database.run(broken) == ([], [], [])
+
 
     @invariant()
     def period_totals_match_ledger(self):
