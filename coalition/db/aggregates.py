@@ -12,12 +12,17 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, exists, func, select, true, type_coerce
+from sqlalchemy import bindparam, case, exists, func, literal_column, select, true, type_coerce
 
 from coalition.db.models import Allocation, Lot, Member, Settings, Transaction
 from coalition.db.types import UTCDateTime
 from coalition.domain import lots as lots_domain
 from coalition.domain import totals as totals_domain
+
+# Written into the statement, not bound: only then can the planner read the live lots from
+# their partial index (ix_lots_live_expiry, WHERE remaining > 0) in the generic plan a
+# statement comes to once psycopg prepares it; a parameter might be any number.
+HOLDS_POINTS = Lot.remaining > literal_column("0")
 
 
 def liability_points(session, end: datetime) -> dict[str, int]:
@@ -36,7 +41,7 @@ def liability_points(session, end: datetime) -> dict[str, int]:
     live = (Lot.earned_at < end) & (Lot.expires_at >= end)
     now = (
         select(Lot.issuer_id, func.sum(Lot.remaining))
-        .where(live, Lot.remaining > 0)  # empty lots add nothing; ix_lots_live_expiry skips them
+        .where(live, HOLDS_POINTS)  # empty lots add nothing; ix_lots_live_expiry skips them
         .group_by(Lot.issuer_id)
     )
     since = (

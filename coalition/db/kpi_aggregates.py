@@ -30,6 +30,7 @@ from coalition.db.models import Lot, OpenPeriodCounts, Transaction
 from coalition.domain.kpis import Purchases
 
 COALITION_WIDE = None  # the partner key of coalition-wide rows (not the partner "coalition")
+ISSUING = ("earn", "bonus")  # the transactions that make lots
 
 
 class _ExactSum:
@@ -159,28 +160,34 @@ def new_members(session, period_id: str) -> dict[str, int]:
     count final: an earn backdated before a member's first lot but posted
     late lands in an open period, and cannot take the member from the
     period that counted them. (Period ids of one calendar sort as their
-    periods do, and the calendar is fixed once the ledger has started.) A
-    member new in the period has a lot in it, so only those members' lots
-    are ranked, not every member's since the ledger began.
+    periods do, and the calendar is fixed once the ledger has started.)
+
+    So a member is new in the period when they have a lot in it and none in
+    an earlier one: the period's own lots are ranked, and each of their
+    members is asked for one earlier lot, which a returning member's oldest
+    lot, read first from the index of lots by member, usually answers. The
+    count reads about the period's lots, not the whole history of everyone
+    active in it (docs/performance.md).
     """
-    in_periods = (
-        select(Lot.member_id)
+    earned_in = Transaction.period_id == period_id
+    first = func.row_number().over(partition_by=Lot.member_id, order_by=(Lot.earned_at, Lot.id))
+    firsts = (
+        select(Lot.member_id, Lot.issuer_id, first.label("n"))
         .join(Transaction, Transaction.id == Lot.transaction_id)
-        .where(Transaction.period_id == period_id)
-    )
-    first = func.row_number().over(
-        partition_by=Lot.member_id, order_by=(Transaction.period_id, Lot.earned_at, Lot.id)
-    )
-    lots = (
-        select(Transaction.period_id, Lot.issuer_id, first.label("n"))
-        .join(Transaction, Transaction.id == Lot.transaction_id)
-        .where(Lot.member_id.in_(in_periods))
+        .where(earned_in, Transaction.type.in_(ISSUING))
         .subquery()
     )
+    before, its = aliased(Lot), aliased(Transaction)
+    earlier = (
+        select(before.id)
+        .join(its, its.id == before.transaction_id)
+        .where(before.member_id == firsts.c.member_id, its.period_id < period_id)
+        .exists()
+    )
     query = (
-        select(lots.c.issuer_id, func.count())
-        .where(lots.c.n == 1, lots.c.period_id == period_id)
-        .group_by(lots.c.issuer_id)
+        select(firsts.c.issuer_id, func.count())
+        .where(firsts.c.n == 1, ~earlier)
+        .group_by(firsts.c.issuer_id)
     )
     return {issuer_id: int(count) for issuer_id, count in session.execute(query)}
 

@@ -12,9 +12,9 @@ import re
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import bindparam, case, func, select
 
-from coalition.db import models, rows
+from coalition.db import aggregates, models, rows
 from coalition.domain import lots as lots_domain
 from coalition.services import members, periods
 from coalition.services.book import Book
@@ -22,6 +22,11 @@ from coalition.services.book import Book
 BATCH = 500
 # The id sits beside partners' own under the issuer, so postings may not take its form.
 EXTERNAL_ID = re.compile(r"expiry-[0-9]+-[0-9]+")
+# written into the statement, so that a generic plan reads them from their partial
+# index (ix_allocations_lot_history) as well
+PUT_BACK_OR_EXPIRED = bindparam(
+    "put_back_or_expired", ("burn_reversal", "expiry"), expanding=True, literal_execute=True
+)
 
 
 def external_id(lot_id: int, sequence: int) -> str:
@@ -50,7 +55,7 @@ def expire_due(session, now: datetime, limit: int = BATCH, due_by: datetime | No
     L = models.Lot
     due = session.execute(
         select(L.id, L.member_id)
-        .where(L.remaining > 0, L.expires_at <= due_by)
+        .where(aggregates.HOLDS_POINTS, L.expires_at <= due_by)
         .order_by(L.expires_at, L.id)
         .limit(limit)
     ).all()
@@ -93,7 +98,7 @@ def _history(session, lot_ids: list[int]) -> tuple[dict[int, int], dict[int, dic
         )
         .join(T, T.id == A.transaction_id)
         .join(L, L.id == A.lot_id)
-        .where(A.lot_id.in_(lot_ids), A.type.in_(("burn_reversal", "expiry")))
+        .where(A.lot_id.in_(lot_ids), A.type.in_(PUT_BACK_OR_EXPIRED))
         .group_by(A.lot_id, L.expires_at, T.occurred_at)
     )
     expiries: dict[int, int] = defaultdict(int)

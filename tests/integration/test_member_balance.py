@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg.sql import Literal
 from sqlalchemy import event, insert
 
 from coalition.db import aggregates, models
 from coalition.domain import lots as lots_domain
 from coalition.services import catalog
+from tests.plans import generic_plan, scans
 
 AT = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 OFFSETS = st.one_of(
@@ -69,14 +69,6 @@ def test_the_database_sums_a_balance_as_the_domain_rule_does(database, lots):
     assert generation == same_generation == stamped
 
 
-def _scans(plan: dict):
-    """(node type, relation) of every scan in an EXPLAIN (FORMAT JSON) plan."""
-    if "Relation Name" in plan:
-        yield plan["Node Type"], plan["Relation Name"]
-    for child in plan.get("Plans", []):
-        yield from _scans(child)
-
-
 @pytest.mark.postgres
 def test_a_balance_is_read_from_indexes_alone(database):
     """Migration 0009's covering indexes hold every column the balance reads: with
@@ -96,37 +88,21 @@ def test_a_balance_is_read_from_indexes_alone(database):
     def capture(connection, cursor, statement, parameters, context, executemany):
         sent.append((statement, parameters))
 
-    with database.engine.connect() as connection:
-        transaction = connection.begin()
+    with database.engine.connect() as connection, connection.begin() as transaction:
+        _write(connection, [(5, 5, timedelta(days=30), -timedelta(days=1), 10)])
+        connection.exec_driver_sql("DROP INDEX ix_lots_member, ix_transactions_member")
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+        event.listen(connection, "before_cursor_execute", capture)
         try:
-            _write(connection, [(5, 5, timedelta(days=30), -timedelta(days=1), 10)])
-            connection.exec_driver_sql("DROP INDEX ix_lots_member, ix_transactions_member")
-            connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-            connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-            event.listen(connection, "before_cursor_execute", capture)
-            try:
-                aggregates.member_balance(connection, "m-balance", AT)
-            finally:
-                event.remove(connection, "before_cursor_execute", capture)
-            ((statement, parameters),) = sent
-            names = list(parameters)
-            for number, name in enumerate(names, start=1):
-                statement = statement.replace(f"%({name})s", f"${number}")
-            connection.exec_driver_sql(f"PREPARE balance AS {statement}")
-            connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
-            driver = connection.connection.driver_connection
-            values = ", ".join(Literal(parameters[name]).as_string(driver) for name in names)
-            (plan,) = connection.exec_driver_sql(
-                f"EXPLAIN (FORMAT JSON) EXECUTE balance({values})"
-            ).scalar_one()
-            connection.exec_driver_sql("DEALLOCATE balance")
-        except BaseException:
-            connection.invalidate()  # PREPARE outlives the transaction: keep it out of the pool
-            raise
+            aggregates.member_balance(connection, "m-balance", AT)
         finally:
-            transaction.rollback()
-    scans = set(_scans(plan["Plan"]))
-    ledger = {(node, relation) for node, relation in scans if relation != "settings"}
+            event.remove(connection, "before_cursor_execute", capture)
+        ((statement, parameters),) = sent
+        plan = generic_plan(connection, statement, parameters)
+        transaction.rollback()
+    read = {(node, relation) for node, relation, _ in scans(plan)}
+    ledger = {(node, relation) for node, relation in read if relation != "settings"}
     assert {relation for _, relation in ledger} == {"members", "lots", "transactions"}
     assert {node for node, _ in ledger} == {"Index Only Scan"}
-    assert "settings" in {relation for _, relation in scans}  # its one row: the generation
+    assert "settings" in {relation for _, relation in read}  # its one row: the generation

@@ -1,0 +1,40 @@
+"""The plan PostgreSQL makes for a statement as the service sends it, once prepared.
+
+psycopg prepares a statement after it has run a few times on a connection, and
+PostgreSQL may then plan it once for any parameters (a generic plan): one that
+a partial index serves only for some values of a parameter cannot use that
+index. A test holds the service's hot statements to their indexes in that plan.
+"""
+
+from psycopg.sql import Literal
+
+
+def generic_plan(connection, statement: str, parameters: dict) -> dict:
+    """The generic plan (EXPLAIN FORMAT JSON's top node) of a statement captured as
+    psycopg receives it (``%(name)s`` placeholders), on a SQLAlchemy connection in a
+    transaction the caller rolls back."""
+    names = list(parameters)
+    for number, name in enumerate(names, start=1):
+        statement = statement.replace(f"%({name})s", f"${number}")
+    driver = connection.connection.driver_connection
+    values = ", ".join(Literal(parameters[name]).as_string(driver) for name in names)
+    try:
+        connection.exec_driver_sql(f"PREPARE probe AS {statement}")
+        connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+        (plan,) = connection.exec_driver_sql(
+            f"EXPLAIN (FORMAT JSON) EXECUTE probe({values})" if names else "EXPLAIN (FORMAT JSON) EXECUTE probe"
+        ).scalar_one()
+        connection.exec_driver_sql("DEALLOCATE probe")
+    except BaseException:
+        connection.invalidate()  # PREPARE outlives the transaction: keep it out of the pool
+        raise
+    return plan["Plan"]
+
+
+def scans(plan: dict):
+    """(node type, relation, index) of every scan in a plan; index None for a scan of
+    the table itself, relation None for a bitmap's index scan."""
+    if "Relation Name" in plan or "Index Name" in plan:
+        yield plan["Node Type"], plan.get("Relation Name"), plan.get("Index Name")
+    for child in plan.get("Plans", []):
+        yield from scans(child)
