@@ -281,7 +281,9 @@ def _profile_close(database, period_id: str, arguments) -> None:
     _timed(
         database, "totals.period_activity (fees and activity)", totals.period_activity, period_id
     )
-    _timed(database, "aggregates.liability_points", aggregates.liability_points, period.end)
+    _timed(
+        database, "aggregates.liability_points", aggregates.liability_points, period.id, period.end
+    )
     _timed(
         database,
         f"rates.fx_rate × {len(everyone)} partners",

@@ -25,9 +25,9 @@ from coalition.domain import totals as totals_domain
 HOLDS_POINTS = Lot.remaining > literal_column("0")
 
 
-def liability_points(session, end: datetime) -> dict[str, int]:
-    """Per issuer: points in lots earned before ``end`` and not expired at the
-    period's last instant, as of ``end``.
+def liability_points(session, period_id: str, end: datetime) -> dict[str, int]:
+    """Per issuer: points in lots earned before ``end``, the end of the open period
+    ``period_id``, and not expired at its last instant, as of ``end``.
 
     A lot that expires at ``end`` itself could be spent until then: it is the
     period's liability and the next period's breakage (its expiry is dated
@@ -37,6 +37,10 @@ def liability_points(session, end: datetime) -> dict[str, int]:
     A lot held at ``end`` what it holds now less what transactions dated from
     ``end`` on moved since; those are few (the close runs soon after the
     period), so this reads the live lots once and only the recent movements.
+    Each of those is in a period after this one (the period is open, and so
+    is every later one), which bounds the allocations read to the open
+    periods' by their index: joined from the transactions alone, the planner
+    may read every allocation of the ledger to find them.
     """
     live = (Lot.earned_at < end) & (Lot.expires_at >= end)
     now = (
@@ -49,7 +53,7 @@ def liability_points(session, end: datetime) -> dict[str, int]:
         .select_from(Transaction)
         .join(Allocation, Allocation.transaction_id == Transaction.id)
         .join(Lot, Lot.id == Allocation.lot_id)
-        .where(Transaction.occurred_at >= end, live)
+        .where(Transaction.occurred_at >= end, Allocation.period_id > period_id, live)
         .group_by(Lot.issuer_id)
     )
     totals = defaultdict(int)

@@ -171,4 +171,4 @@ def _liability_points(session, period: dict) -> dict[str, int]:
     if period["status"] == "closed":
         stored = json.loads(session.get(models.Period, period["id"]).settlement)
         return {entry["partner_id"]: entry["liability_points"] for entry in stored["partners"]}
-    return aggregates.liability_points(session, period["end"])
+    return aggregates.liability_points(session, period["id"], period["end"])

@@ -37,7 +37,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
     fee_lines = arithmetic.fee_lines(issued)
     fee_totals = arithmetic.fees(fee_lines, base)
     positions = arithmetic.positions([partner.id for partner in everyone], lines, fee_totals, base)
-    liability = aggregates.liability_points(session, period.end)
+    liability = aggregates.liability_points(session, period.id, period.end)
     point_value = rates.point_value(session, at_end)
     entries = [
         _partner_entry(
