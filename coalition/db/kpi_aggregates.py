@@ -28,9 +28,9 @@ from sqlalchemy.orm import aliased
 
 from coalition.db.models import Lot, OpenPeriodCounts, Transaction
 from coalition.domain.kpis import Purchases
+from coalition.domain.lots import ISSUING
 
 COALITION_WIDE = None  # the partner key of coalition-wide rows (not the partner "coalition")
-ISSUING = ("earn", "bonus")  # the transactions that make lots
 
 
 class _ExactSum:
