@@ -1,0 +1,44 @@
+"""A listing of one of the rarer transaction types pages through their own index.
+
+Listings page in id order. Filtered by a type that is a small part of the
+ledger (bonuses, returns, burn reversals, expiries), PostgreSQL walked the
+primary key past every other transaction to the first match, which on a
+ledger of millions takes seconds (docs/performance.md). Migration 0015
+indexes those types by type and id; the type is written into the statement,
+so that the generic plan a prepared statement comes to can read that
+partial index too.
+"""
+
+import pytest
+from sqlalchemy import event
+
+from tests.e2e.helpers import bonus, expect
+from tests.plans import generic_plan, scans
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.mark.parametrize("kind", ["bonus", "earn_reversal", "burn_reversal", "expiry"])
+def test_a_listing_of_a_rarer_type_reads_its_index(operator, database, client, kind):
+    expect(bonus(operator, "b-1", "m-1", 10))
+    reads = []
+
+    def capture(connection, cursor, statement, parameters, context, executemany):
+        if "FROM transactions" in statement and "ORDER BY transactions.id" in statement:
+            reads.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", capture)
+    try:
+        page = operator.get("/api/v1/transactions", query_string={"type": kind, "limit": 10})
+    finally:
+        event.remove(database.engine, "before_cursor_execute", capture)
+    assert len(expect(page, 200)["items"]) == (kind == "bonus")
+    (statement, parameters), *_ = reads
+    with database.engine.connect() as connection, connection.begin() as transaction:
+        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
+        connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
+        plan = generic_plan(connection, statement, parameters)
+        transaction.rollback()
+    assert [index for _, relation, index in scans(plan) if relation == "transactions"] == [
+        "ix_transactions_rarer_types"
+    ]
