@@ -6,7 +6,26 @@ a partial index serves only for some values of a parameter cannot use that
 index. A test holds the service's hot statements to their indexes in that plan.
 """
 
+from contextlib import contextmanager
+
 from psycopg.sql import Literal
+from sqlalchemy import event
+
+
+@contextmanager
+def sent(target):
+    """The statements ``target`` (an engine or a connection) sends meanwhile, each with
+    its parameters, as psycopg receives them."""
+    statements = []
+
+    def capture(connection, cursor, statement, parameters, context, executemany):
+        statements.append((statement, parameters))
+
+    event.listen(target, "before_cursor_execute", capture)
+    try:
+        yield statements
+    finally:
+        event.remove(target, "before_cursor_execute", capture)
 
 
 def generic_plan(connection, statement: str, parameters: dict) -> dict:

@@ -22,7 +22,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 
-from sqlalchemy import create_engine, event, make_url
+from sqlalchemy import bindparam, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -244,4 +244,16 @@ class Database:
         self.engine.dispose()
 
 
-__all__ = ["Database", "Session", "Unavailable", "reaching"]
+def written(name: str, value):
+    """``value`` (a tuple: an ``IN`` list) written into the statement, not bound as a parameter.
+
+    psycopg prepares a statement after a few runs, and PostgreSQL may then plan it
+    once for any parameters: a partial index whose condition names a constant
+    (``remaining > 0``, some types) serves only the values that meet it, which a
+    parameter might not. Written in, the value is the plan's own and the index
+    can be read. Only for values the code chooses or the API has checked.
+    """
+    return bindparam(name, value, expanding=isinstance(value, tuple), literal_execute=True)
+
+
+__all__ = ["Database", "Session", "Unavailable", "reaching", "written"]

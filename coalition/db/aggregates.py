@@ -12,17 +12,16 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, exists, func, literal_column, select, true, type_coerce
+from sqlalchemy import bindparam, case, exists, func, select, true, type_coerce
 
+from coalition.db import written
 from coalition.db.models import Allocation, Lot, Member, Settings, Transaction
 from coalition.db.types import UTCDateTime
 from coalition.domain import lots as lots_domain
 from coalition.domain import totals as totals_domain
 
-# Written into the statement, not bound: only then can the planner read the live lots from
-# their partial index (ix_lots_live_expiry, WHERE remaining > 0) in the generic plan a
-# statement comes to once psycopg prepares it; a parameter might be any number.
-HOLDS_POINTS = Lot.remaining > literal_column("0")
+# the live lots' partial index (ix_lots_live_expiry) is WHERE remaining > 0
+HOLDS_POINTS = Lot.remaining > written("empty", 0)
 
 
 def liability_points(session, period_id: str, end: datetime) -> dict[str, int]:
@@ -91,9 +90,8 @@ class MemberBalance:
     burned: int
 
 
-# written into the statement, not bound: only then can the planner read the
-# burns from their partial index (migration 0009), which a parameter might not match
-REDEEMING = bindparam("redeeming", totals_domain.REDEEMING, expanding=True, literal_execute=True)
+# the burns' partial index (migration 0009) is WHERE type IN ('burn', 'burn_reversal')
+REDEEMING = written("redeeming", totals_domain.REDEEMING)
 
 
 def _member_balance_query():

@@ -12,9 +12,9 @@ import re
 from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, func, select
+from sqlalchemy import case, func, select
 
-from coalition.db import aggregates, models, rows
+from coalition.db import aggregates, models, rows, written
 from coalition.domain import lots as lots_domain
 from coalition.services import members, periods
 from coalition.services.book import Book
@@ -22,11 +22,8 @@ from coalition.services.book import Book
 BATCH = 500
 # The id sits beside partners' own under the issuer, so postings may not take its form.
 EXTERNAL_ID = re.compile(r"expiry-[0-9]+-[0-9]+")
-# written into the statement, so that a generic plan reads them from their partial
-# index (ix_allocations_lot_history) as well
-PUT_BACK_OR_EXPIRED = bindparam(
-    "put_back_or_expired", ("burn_reversal", "expiry"), expanding=True, literal_execute=True
-)
+# the types of the partial index of allocations by lot (ix_allocations_lot_history)
+PUT_BACK_OR_EXPIRED = written("put_back_or_expired", ("burn_reversal", "expiry"))
 
 
 def external_id(lot_id: int, sequence: int) -> str:

@@ -11,13 +11,13 @@ with no index by lot, each read every allocation of the ledger
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from coalition.services import expiry
 from tests.conftest import days_ago
 from tests.e2e.helpers import bonus, expect
-from tests.plans import generic_plan, scans
+from tests.plans import generic_plan, scans, sent
 
 
 def _lot(operator, external_id: str, member_id: str, points: int, age_days: float) -> int:
@@ -58,20 +58,13 @@ def test_a_batch_reads_its_lots_and_their_history_from_indexes(operator, databas
     expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
     for number, member in enumerate(("m-b", "m-a")):
         _lot(operator, f"b-{number}", member, 10, age_days=3)
-    reads = []
-
-    def capture(connection, cursor, statement, parameters, context, executemany):
-        reads.append((statement, parameters))
-
     with database.engine.connect() as connection, connection.begin() as transaction:
         connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
         connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-        event.listen(connection, "before_cursor_execute", capture)
-        try:
-            with Session(bind=connection, join_transaction_mode="create_savepoint") as session:
-                expiry.expire_due(session, datetime.now(UTC))
-        finally:
-            event.remove(connection, "before_cursor_execute", capture)
+        with sent(connection) as reads, Session(
+            bind=connection, join_transaction_mode="create_savepoint"
+        ) as session:
+            expiry.expire_due(session, datetime.now(UTC))
 
         def indexes(marker: str, table: str) -> list[str | None]:
             ((statement, parameters),) = [read for read in reads if marker in read[0]]

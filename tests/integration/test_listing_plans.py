@@ -10,10 +10,9 @@ partial index too.
 """
 
 import pytest
-from sqlalchemy import event
 
 from tests.e2e.helpers import bonus, expect
-from tests.plans import generic_plan, scans
+from tests.plans import generic_plan, scans, sent
 
 pytestmark = pytest.mark.postgres
 
@@ -29,19 +28,13 @@ EARNS = """
 @pytest.mark.parametrize("kind", ["bonus", "earn_reversal", "burn_reversal", "expiry"])
 def test_a_listing_of_a_rarer_type_reads_its_index(operator, database, client, kind):
     expect(bonus(operator, "b-1", "m-1", 10))
-    reads = []
-
-    def capture(connection, cursor, statement, parameters, context, executemany):
-        if "FROM transactions" in statement and "ORDER BY transactions.id" in statement:
-            reads.append((statement, parameters))
-
-    event.listen(database.engine, "before_cursor_execute", capture)
-    try:
+    with sent(database.engine) as statements:
         page = operator.get("/api/v1/transactions", query_string={"type": kind, "limit": 10})
-    finally:
-        event.remove(database.engine, "before_cursor_execute", capture)
     assert len(expect(page, 200)["items"]) == (kind == "bonus")
-    (statement, parameters), *_ = reads
+    (statement, parameters), *_ = [
+        (sql, parameters) for sql, parameters in statements
+        if "FROM transactions" in sql and "ORDER BY transactions.id" in sql
+    ]
     with database.engine.connect() as connection, connection.begin() as transaction:
         connection.exec_driver_sql(EARNS)  # a ledger where the type is rare, as it is at scale
         connection.exec_driver_sql("ANALYZE transactions")

@@ -12,12 +12,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event, insert
+from sqlalchemy import insert
 
 from coalition.db import aggregates, models
 from coalition.domain import lots as lots_domain
 from coalition.services import catalog
-from tests.plans import generic_plan, scans
+from tests.plans import generic_plan, scans, sent
 
 AT = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 OFFSETS = st.one_of(
@@ -83,22 +83,14 @@ def test_a_balance_is_read_from_indexes_alone(database):
     (DROP INDEX rolls back): on a table autovacuum has not yet seen, the
     planner expects a heap fetch per row from either index and may take the
     narrower; on a vacuumed ledger the covering ones are cheaper."""
-    sent = []
-
-    def capture(connection, cursor, statement, parameters, context, executemany):
-        sent.append((statement, parameters))
-
     with database.engine.connect() as connection, connection.begin() as transaction:
         _write(connection, [(5, 5, timedelta(days=30), -timedelta(days=1), 10)])
         connection.exec_driver_sql("DROP INDEX ix_lots_member, ix_transactions_member")
         connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
         connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-        event.listen(connection, "before_cursor_execute", capture)
-        try:
+        with sent(connection) as statements:
             aggregates.member_balance(connection, "m-balance", AT)
-        finally:
-            event.remove(connection, "before_cursor_execute", capture)
-        ((statement, parameters),) = sent
+        ((statement, parameters),) = statements
         plan = generic_plan(connection, statement, parameters)
         transaction.rollback()
     read = {(node, relation) for node, relation, _ in scans(plan)}
