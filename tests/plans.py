@@ -28,10 +28,10 @@ def sent(target):
         event.remove(target, "before_cursor_execute", capture)
 
 
-def generic_plan(connection, statement: str, parameters: dict) -> dict:
+def generic_plan(connection, statement: str, parameters: dict, analyze: bool = False) -> dict:
     """The generic plan (EXPLAIN FORMAT JSON's top node) of a statement captured as
     psycopg receives it (``%(name)s`` placeholders), on a SQLAlchemy connection in a
-    transaction the caller rolls back."""
+    transaction the caller rolls back; run, with what each node read, if ``analyze``."""
     names = list(parameters)
     for number, name in enumerate(names, start=1):
         statement = statement.replace(f"%({name})s", f"${number}")
@@ -41,7 +41,8 @@ def generic_plan(connection, statement: str, parameters: dict) -> dict:
         connection.exec_driver_sql(f"PREPARE probe AS {statement}")
         connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
         (plan,) = connection.exec_driver_sql(
-            f"EXPLAIN (FORMAT JSON) EXECUTE probe({values})" if names else "EXPLAIN (FORMAT JSON) EXECUTE probe"
+            f"EXPLAIN ({'ANALYZE, ' if analyze else ''}FORMAT JSON) EXECUTE probe"
+            + (f"({values})" if names else "")
         ).scalar_one()
         connection.exec_driver_sql("DEALLOCATE probe")
     except BaseException:
@@ -53,7 +54,22 @@ def generic_plan(connection, statement: str, parameters: dict) -> dict:
 def scans(plan: dict):
     """(node type, relation, index) of every scan in a plan; index None for a scan of
     the table itself, relation None for a bitmap's index scan."""
-    if "Relation Name" in plan or "Index Name" in plan:
-        yield plan["Node Type"], plan.get("Relation Name"), plan.get("Index Name")
+    for node in _nodes(plan):
+        if "Relation Name" in node or "Index Name" in node:
+            yield node["Node Type"], node.get("Relation Name"), node.get("Index Name")
+
+
+def rows_read(plan: dict, relation: str) -> int:
+    """The rows an analyzed plan's scans of ``relation`` read: those they returned and
+    those their filters removed (both counted per loop)."""
+    return sum(
+        (node["Actual Rows"] + node.get("Rows Removed by Filter", 0)) * node["Actual Loops"]
+        for node in _nodes(plan)
+        if node.get("Relation Name") == relation
+    )
+
+
+def _nodes(plan: dict):
+    yield plan
     for child in plan.get("Plans", []):
-        yield from scans(child)
+        yield from _nodes(child)

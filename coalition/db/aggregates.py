@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, case, exists, func, select, true, type_coerce
+from sqlalchemy.orm import aliased
 
 from coalition.db import written
 from coalition.db.models import Allocation, Lot, Member, Settings, Transaction
@@ -22,6 +23,25 @@ from coalition.domain import totals as totals_domain
 
 # the live lots' partial index (ix_lots_live_expiry) is WHERE remaining > 0
 HOLDS_POINTS = Lot.remaining > written("empty", 0)
+
+
+def lowest_id_from(period_id: str):
+    """The lowest id among the transactions of ``period_id`` and every later period, as a
+    scalar subquery (NULL while they have none).
+
+    The periods that hold transactions are found one from the next, and each one's
+    lowest id read, from the index of transactions by period and id (period ids sort
+    as their periods do): a few probes of it per period, however large the ledger.
+    """
+    T = aliased(Transaction)
+    first = select(func.min(T.period_id).label("period_id")).where(T.period_id >= period_id)
+    held = first.cte("held", recursive=True)
+    following = select(func.min(T.period_id)).where(T.period_id > held.c.period_id)
+    held = held.union_all(select(following.scalar_subquery()).where(held.c.period_id.is_not(None)))
+    lowest = (
+        select(T.id).where(T.period_id == held.c.period_id).order_by(T.id).limit(1)
+    ).scalar_subquery()
+    return select(func.min(lowest)).select_from(held).scalar_subquery()
 
 
 def liability_points(session, period_id: str, end: datetime) -> dict[str, int]:

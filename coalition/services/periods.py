@@ -42,6 +42,16 @@ def attribute(session, occurred_at: datetime) -> tuple[periods.Period, bool]:
     return periods.attribute(occurred_at, config.period, config.timezone, reference.last_closed)
 
 
+def containing_id(session, at: datetime) -> str | None:
+    """The id of the calendar's period containing ``at``; None for an instant so near the
+    edge of datetime's range that its period's bounds cannot be written."""
+    config = catalog.current(session).settings
+    try:
+        return periods.containing(at, config.period, config.timezone).id
+    except (OverflowError, ValueError):
+        return None
+
+
 def parse(session, period_id: str) -> periods.Period:
     config = catalog.current(session).settings
     return periods.parse(period_id, config.period, config.timezone)

@@ -137,8 +137,25 @@ def list_transactions(session, principal, filters: dict, paging: pages.Paging):
     if filters.get("period_id") is not None:
         query = query.where(T.period_id == periods.parse_query(session, filters["period_id"]).id)
     query = pages.within(query, T.occurred_at, filters)
+    if filters.get("from") is not None:
+        query = _from_its_period(session, query, filters["from"])
     page, next_cursor = keyset_page(session, query, paging)
     return {"items": transaction_views(session, page), "next_cursor": next_cursor}
+
+
+def _from_its_period(session, query, since: datetime):
+    """``query`` for transactions dated from ``since``, bounded below by the lowest id of
+    the period containing it and those after.
+
+    A transaction lands in the period of its ``occurred_at``, or later if that one is
+    closed (SPEC §7), so every one dated from ``since`` is at or above the bound. A page
+    in id order then starts there, not at the ledger's first transaction: what it reads
+    follows the periods since ``since``, not the ledger's age (docs/performance.md).
+    """
+    period_id = periods.containing_id(session, since)
+    if period_id is None:
+        return query
+    return query.where(models.Transaction.id >= aggregates.lowest_id_from(period_id))
 
 
 def balance(session, member_id: str, now: datetime) -> tuple[dict | None, int]:

@@ -975,6 +975,21 @@ def test_list_transactions_filtered_from_a_time(coalition, ledger):
     assert external_ids(coalition, **{"from": days_ago(36)}) == ["e2", "e3", "e4", "u1"]
 
 
+def test_list_transactions_filtered_from_a_time_after_the_last_is_empty(coalition, ledger):
+    assert external_ids(coalition, **{"from": moment(minutes=10)}) == []
+
+
+@pytest.mark.parametrize("zone", ["Pacific/Kiritimati", "America/New_York"])
+def test_a_listing_from_either_end_of_time_answers_in_any_time_zone(operator, zone):
+    # in +14:00 the last hour of 9999 is in a period that would end in year 10000; in
+    # −05:00 the first of year 1 is in a period that would start in year 0
+    expect(operator.put("/api/v1/settings", json={"timezone": zone}), 200)
+    setup_coalition(operator)
+    expect(earn(operator, "e1", "m1", "1000.00"))
+    assert external_ids(operator, **{"from": "0001-01-01T00:00:00+00:00"}) == ["e1"]
+    assert external_ids(operator, **{"from": "9999-12-31T23:59:59+00:00"}) == []
+
+
 def test_list_transactions_filtered_by_partner(coalition, ledger):
     expect(earn(coalition, "s1", "m1", "10.00", partner_id="skyair"))
     assert external_ids(coalition, partner_id="skyair") == ["s1"]

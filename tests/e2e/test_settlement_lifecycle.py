@@ -285,6 +285,20 @@ def test_late_transaction_lands_in_the_earliest_open_period(operator, daily):
     assert _post_late_burn(operator, day_a)["period_id"] == b_id
 
 
+@pytest.mark.parametrize("order", ["oldest", "newest"])
+def test_a_listing_from_a_time_in_a_closed_period_finds_what_followed_it_the_late_burn_too(
+        operator, daily, order):
+    # from day A 09:30: the burn at 10:00 (in A, closed) and the late burn dated 11:00 (in B);
+    # not the earn at 09:00. A listing bounded by B, where the late burn landed, would miss
+    # the burn at 10:00; one bounded by the period after A's would miss both
+    _, _, day_a = daily
+    _post_late_burn(operator, day_a)
+    found = [item["external_id"] for page in walk_pages(
+        operator, "/api/v1/transactions", limit=1, order=order, **{"from": at(day_a, 0, 9, 30)})
+        for item in page]
+    assert found == (["m1-burn", "m1-late"] if order == "oldest" else ["m1-late", "m1-burn"])
+
+
 def test_transaction_in_an_open_period_is_not_late(operator, daily):
     _, b_id, _ = daily
     day_b, _ = day_in_past(2)

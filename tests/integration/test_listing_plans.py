@@ -1,18 +1,20 @@
-"""A listing of one of the rarer transaction types pages through their own index.
+"""A listing filtered by a rarer type, a period or a time reads what it answers.
 
 Listings page in id order. Filtered by a type that is a small part of the
-ledger (bonuses, returns, burn reversals, expiries), PostgreSQL walked the
-primary key past every other transaction to the first match, which on a
-ledger of millions takes seconds (docs/performance.md). Migration 0015
-indexes those types by type and id; the type is written into the statement,
-so that the generic plan a prepared statement comes to can read that
-partial index too.
+ledger (bonuses, returns, burn reversals, expiries), by a period, or from a
+time, PostgreSQL walked the primary key past every transaction before the
+first match, which on a ledger of millions takes seconds
+(docs/performance.md). Migration 0015 indexes those types by type and id,
+and the type is written into the statement, so that the generic plan a
+prepared statement comes to can read that partial index too. Migration 0016
+indexes a period's transactions by id, and a listing from a time starts at
+the lowest id of that time's period and the later ones.
 """
 
 import pytest
 
 from tests.e2e.helpers import bonus, expect
-from tests.plans import generic_plan, scans, sent
+from tests.plans import generic_plan, rows_read, scans, sent
 
 pytestmark = pytest.mark.postgres
 
@@ -45,3 +47,37 @@ def test_a_listing_of_a_rarer_type_reads_its_index(operator, database, client, k
     assert [index for _, relation, index in scans(plan) if relation == "transactions"] == [
         "ix_transactions_rarer_types"
     ]
+
+
+# a ledger of 25 monthly periods: 20,000 earns over 2023 and 2024, then 10 in March 2025
+MONTHS = """
+    INSERT INTO transactions (partner_id, external_id, type, member_id, occurred_at, recorded_at,
+        points, shortfall_points, rate_ids, period_id, late, request_hash)
+    SELECT 'coalition', 'earn-' || n, 'earn', 'm-1', occurred_at, occurred_at, 1, 0, '[]',
+        to_char(occurred_at AT TIME ZONE 'UTC', 'YYYY-MM'), false, ''
+    FROM generate_series(1, 20010) AS n,
+        LATERAL (SELECT CASE WHEN n <= 20000
+                             THEN TIMESTAMPTZ '2023-01-15 12:00Z' + (n - 1) / 834 * INTERVAL '1 month'
+                             ELSE TIMESTAMPTZ '2025-03-10 12:00Z' END AS occurred_at) AS dated
+"""
+
+
+@pytest.mark.parametrize("query", [{"period_id": "2025-03"}, {"from": "2025-03-05T00:00:00Z"}])
+@pytest.mark.parametrize("order", ["oldest", "newest"])
+def test_a_listing_of_a_later_period_or_time_reads_no_earlier_period(operator, database, query, order):
+    # SPEC §7: every transaction dated from a time is in its period or a later one
+    with sent(database.engine) as statements:
+        expect(operator.get("/api/v1/transactions", query_string={**query, "order": order}), 200)
+    statement, parameters = next(
+        (sql, parameters) for sql, parameters in statements
+        if "FROM transactions" in sql and "ORDER BY transactions.id" in sql
+    )
+    with database.engine.connect() as connection, connection.begin() as transaction:
+        connection.exec_driver_sql(MONTHS)
+        connection.exec_driver_sql("ANALYZE transactions")
+        plan = generic_plan(connection, statement, parameters, analyze=True)
+        transaction.rollback()
+    # the 10 of March and the probes of each period's first id, not January's 20,000
+    import json; print(json.dumps(plan, indent=1))
+    assert plan["Actual Rows"] == 10
+    assert rows_read(plan, "transactions") < 100
