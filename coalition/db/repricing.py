@@ -5,7 +5,7 @@ posting is dated in.
 A posting's original is itself, or for a reversal the burn or earn it
 reverses: a burn reversal is valued at its burn's rate, a return recovers
 the fee at its earn's (SPEC §7). Both statements start from the period's
-own rows (the index on ``period_id, type``): its burns or issues dated in
+own rows (the index on ``period_id, id, type``): its burns or issues dated in
 the windows' parts inside the period, and its reversals, whose originals
 may be older. So a window costs only the periods it reaches, and in a
 later one only a look at that period's reversals.
