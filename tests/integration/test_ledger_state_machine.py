@@ -2,7 +2,7 @@
 
 Hypothesis drives the HTTP API (Flask test client) with earns, bonuses,
 burns, both reversals, replays, conflicting replays, clock advances, expiry
-runs and period closes. A small reference model written with plain dicts,
+runs, period closes and listings from a time. A small reference model written with plain dicts,
 ints and Decimal predicts every answer; after every step the member balances,
 the lots and the ledger totals must agree with it, the period totals kept for
 closes must equal a GROUP BY over the ledger, and after every close the
@@ -31,6 +31,7 @@ from coalition import auth, create_app, database_of
 from coalition.db import models
 from coalition.services import expiry, queries
 from tests.conftest import Caller, copy_of
+from tests.e2e.helpers import every_item
 
 TTL_DAYS = 5
 EARN = {"alpha": Decimal("1"), "beta": Decimal("0.1")}
@@ -282,6 +283,20 @@ class LedgerMachine(RuleBasedStateMachine):
                 self.redemptions.append((answer["period_id"], lot.issuer, burn.partner, -back,
                                          REDEMPTION[burn.partner]))
         assert wanted == 0
+
+    @precondition(lambda self: self.posted)
+    @rule(data=st.data(), step=st.sampled_from([-1, 0, 1]), newest=st.booleans())
+    def list_from(self, data, step, newest):
+        """A listing from a time finds every transaction dated from it, the late ones and
+        the expiries too, as a plain filter of the ledger does."""
+        _, answer = data.draw(st.sampled_from(self.posted))
+        since = datetime.fromisoformat(answer["occurred_at"]) + timedelta(microseconds=step)
+        T = models.Transaction
+        dated = select(T.id).where(T.occurred_at >= since).order_by(T.id)
+        expected = self.database.run(lambda session: list(session.scalars(dated)))
+        order = "newest" if newest else "oldest"
+        found = every_item(self.api, "/api/v1/transactions", limit=7, order=order, **{"from": since.isoformat()})
+        assert [item["id"] for item in found] == (expected[::-1] if newest else expected)
 
     @precondition(lambda self: self.posted)
     @rule(data=st.data())
