@@ -2,8 +2,9 @@
 
 Hypothesis drives the HTTP API (Flask test client) with earns, bonuses,
 burns, both reversals, replays, conflicting replays, clock advances, expiry
-runs, period closes and listings from a time. A small reference model written with plain dicts,
-ints and Decimal predicts every answer; after every step the member balances,
+runs, period closes and listings from a time. A small reference model
+written with plain dicts, ints and Decimal predicts every answer (a listing
+is held to a plain filter of the ledger); after every step the member balances,
 the lots and the ledger totals must agree with it, the period totals kept for
 closes must equal a GROUP BY over the ledger, and after every close the
 settlement must balance and match the model's pair lines, fees and expired
