@@ -1,5 +1,6 @@
 """Sums the database computes over the ledger: liability at a period's end, late
-items, a member's balance (SPEC §6, §7).
+items, a member's balance (SPEC §6, §7); and the bounds it is read within: the
+first and last dates of the ledger, the lowest id from a period on.
 
 PostgreSQL sums BIGINT columns as NUMERIC, so every sum of points is turned
 back into an int here, where it leaves SQL. The money arithmetic happens in

@@ -18,7 +18,26 @@ from tests.plans import generic_plan, rows_read, scans, sent
 
 pytestmark = pytest.mark.postgres
 
-# 20,000 earns, in the test's transaction (rolled back with the statistics ANALYZE takes)
+
+def _page_plan(database, statements, ledger: str, *settings: str, analyze: bool = False) -> dict:
+    """The generic plan of the page's read among the ``statements`` a listing sent, on
+    the rows ``ledger`` inserts and under ``settings``, in a transaction rolled back
+    with them and with the statistics ANALYZE takes of them."""
+    statement, parameters = next(
+        (sql, parameters) for sql, parameters in statements
+        if "FROM transactions" in sql and "ORDER BY transactions.id" in sql
+    )
+    with database.engine.connect() as connection, connection.begin() as transaction:
+        connection.exec_driver_sql(ledger)
+        connection.exec_driver_sql("ANALYZE transactions")
+        for setting in settings:
+            connection.exec_driver_sql(f"SET LOCAL {setting}")
+        plan = generic_plan(connection, statement, parameters, analyze=analyze)
+        transaction.rollback()
+    return plan
+
+
+# 20,000 earns of December 2026
 EARNS = """
     INSERT INTO transactions (partner_id, external_id, type, member_id, occurred_at, recorded_at,
         points, shortfall_points, rate_ids, period_id, late, request_hash)
@@ -33,17 +52,8 @@ def test_a_listing_of_a_rarer_type_reads_its_index(operator, database, client, k
     with sent(database.engine) as statements:
         page = operator.get("/api/v1/transactions", query_string={"type": kind, "limit": 10})
     assert len(expect(page, 200)["items"]) == (kind == "bonus")
-    (statement, parameters), *_ = [
-        (sql, parameters) for sql, parameters in statements
-        if "FROM transactions" in sql and "ORDER BY transactions.id" in sql
-    ]
-    with database.engine.connect() as connection, connection.begin() as transaction:
-        connection.exec_driver_sql(EARNS)  # a ledger where the type is rare, as it is at scale
-        connection.exec_driver_sql("ANALYZE transactions")
-        connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
-        connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
-        plan = generic_plan(connection, statement, parameters)
-        transaction.rollback()
+    # on a ledger where the type is rare, as it is at scale
+    plan = _page_plan(database, statements, EARNS, "enable_seqscan = off", "enable_bitmapscan = off")
     assert [index for _, relation, index in scans(plan) if relation == "transactions"] == [
         "ix_transactions_rarer_types"
     ]
@@ -68,15 +78,7 @@ def test_a_listing_of_a_later_period_or_time_reads_no_earlier_period(operator, d
     # SPEC §7: every transaction dated from a time is in its period or a later one
     with sent(database.engine) as statements:
         expect(operator.get("/api/v1/transactions", query_string={**query, "order": order}), 200)
-    statement, parameters = next(
-        (sql, parameters) for sql, parameters in statements
-        if "FROM transactions" in sql and "ORDER BY transactions.id" in sql
-    )
-    with database.engine.connect() as connection, connection.begin() as transaction:
-        connection.exec_driver_sql(MONTHS)
-        connection.exec_driver_sql("ANALYZE transactions")
-        plan = generic_plan(connection, statement, parameters, analyze=True)
-        transaction.rollback()
+    plan = _page_plan(database, statements, MONTHS, analyze=True)
     # the 10 of March 2025 and the probes of each period's first id, not the 20,000 before
     assert plan["Actual Rows"] == 10
     assert rows_read(plan, "transactions") < 100
