@@ -47,6 +47,7 @@ from coalition.services import settings as settings_service
 from tests.conftest import POSTGRES_URL, days_ago
 from tests.e2e.helpers import add_partner, add_rate, earn, expect, list_all
 from tests.e2e.live_server import LiveServer, live_server
+from tests.threads import together
 
 pytestmark = pytest.mark.postgres
 
@@ -761,19 +762,6 @@ def post_all(operator, bodies: list[dict]) -> list[dict]:
     return [expect(operator.post("/api/v1/transactions", json=body)) for body in bodies]
 
 
-def run_together(*calls):
-    """Run the calls on their own threads, released together; their results in order."""
-    barrier = threading.Barrier(len(calls), timeout=WAIT)
-
-    def run(call):
-        barrier.wait()
-        return call()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        futures = [pool.submit(run, call) for call in calls]
-        return [future.result(timeout=WAIT) for future in futures]
-
-
 def test_expiry_job_twice_at_once_expires_each_lot_once(database_url, local_operator):
     """With a 1-day TTL, 60 lots earned 3 days ago are due, 15 bonuses of 7 earned now are not.
 
@@ -794,7 +782,7 @@ def test_expiry_job_twice_at_once_expires_each_lot_once(database_url, local_oper
     now = datetime.now(UTC)
     instances = [Database(database_url), Database(database_url)]
     try:
-        counts = run_together(*(lambda db=db: expiry.expire_all(db, now) for db in instances))
+        counts = together(*(lambda db=db: expiry.expire_all(db, now) for db in instances), wait=WAIT)
         assert sum(counts) == 60, counts
         assert [expiry.expire_all(db, now) for db in instances] == [0, 0]
     finally:
@@ -843,8 +831,8 @@ def test_two_scheduler_instances_close_and_expire_once(database_url, local_opera
 
     instances = [Database(database_url), Database(database_url)]
     try:
-        run_together(*(lambda db=db: jobs.run_auto_close(db) for db in instances),
-                     *(lambda db=db: jobs.run_expiry(db) for db in instances))
+        together(*(lambda db=db: jobs.run_auto_close(db) for db in instances),
+                 *(lambda db=db: jobs.run_expiry(db) for db in instances), wait=WAIT)
         statements = expect(local_operator.get("/api/v1/statements"), 200)
         settlements = {p: local_operator.get(f"/api/v1/settlements/{p}").data for p in expected_closed}
         # Both instances once more, one after the other: nothing left to do, nothing changes.

@@ -62,6 +62,7 @@ from tests.e2e.helpers import (
     setup_coalition,
 )
 from tests.e2e.live_server import live_server
+from tests.threads import together
 
 WAIT = 60  # seconds: the bound of every wait on a thread, a server or a job
 
@@ -840,25 +841,12 @@ def check_expired_once(operator, database, due: dict, fresh: list) -> None:
     assert not ledger_invariants(database)
 
 
-def together(*calls):
-    """Run the calls on their own threads, released at once by a barrier; their results."""
-    barrier = threading.Barrier(len(calls), timeout=WAIT)
-
-    def run(call):
-        barrier.wait()
-        return call()
-
-    with ThreadPoolExecutor(max_workers=len(calls)) as pool:
-        futures = [pool.submit(run, call) for call in calls]
-        return [future.result(timeout=WAIT) for future in futures]
-
-
 def test_expiry_job_run_twice_at_once_expires_each_lot_once(operator, database, database_url, expiring):
     """Two instances (own Database objects) run ``jobs.run_expiry`` at once: 12 expiry transactions, one per lot."""
     due, fresh = expiring
     instances = [Database(database_url), Database(database_url)]
     try:
-        together(*(lambda db=db: jobs.run_expiry(db) for db in instances))
+        together(*(lambda db=db: jobs.run_expiry(db) for db in instances), wait=WAIT)
         check_expired_once(operator, database, due, fresh)
         for db in instances:  # and once more each: nothing left to do
             jobs.run_expiry(db)
