@@ -390,7 +390,12 @@ def import_transactions(path, jobs):
         _database() as database,
         _terminate_as_interrupt(),
     ):
-        total = transaction_file.count_rows(source, path, _columns())  # for the progress bar
+        try:  # counted for the progress bar, and read in full before anything is posted
+            total = transaction_file.count_rows(source, path, _columns(), _required_columns())
+        except KeyboardInterrupt:
+            raise click.ClickException(
+                f"interrupted while {path} was read; nothing was posted"
+            ) from None
         source.seek(0)
         jobs = _import_jobs(database, jobs, total)
         numbered = transaction_file.rows(source, path)  # then a slice at a time: files may be large
@@ -471,6 +476,15 @@ def _columns() -> list[str]:
     from coalition.api.transactions import TRANSACTION_IN
 
     return list(TRANSACTION_IN.fields)
+
+
+def _required_columns() -> list[str]:
+    """The columns no row can post without: the fields every transaction needs, and the
+    partner, which the operator an import posts as must name."""
+    from coalition.api.transactions import TRANSACTION_IN
+
+    required = [name for name, field in TRANSACTION_IN.fields.items() if field.required]
+    return required + ["partner_id"]
 
 
 def _requests(rows: list) -> list:

@@ -24,9 +24,9 @@ UNNAMED_CELLS = "(cells under a column with no name)"
 CUT_SHORT = "(columns the row ends before)"  # a row's, until cut_short() reports them
 
 
-def count_rows(source, path, columns) -> int:
-    """The rows after the header, which may name only ``columns``. A byte-order mark
-    (Excel's "CSV UTF-8") is skipped by the caller's encoding.
+def count_rows(source, path, columns, required) -> int:
+    """The rows after the header, which may name only ``columns`` and must name each of
+    ``required``. A byte-order mark (Excel's "CSV UTF-8") is skipped by the caller's encoding.
 
     Raises:
         Invalid: the file cannot be read in full; nothing of it is posted.
@@ -45,6 +45,11 @@ def count_rows(source, path, columns) -> int:
         unknown = [name for name in named if name not in columns]
         if unknown:
             raise _Unreadable(_not_columns(unknown, columns))
+        # every row would fail for want of it, each saying so
+        if missing := [name for name in required if name not in named]:
+            named_missing = ", ".join(map(repr, missing))
+            column = "column" if len(missing) == 1 else "columns"
+            raise _Unreadable(f"the header has no {column} {named_missing}, which every row needs")
         return sum(1 for _ in records)
     except UnicodeDecodeError as error:
         raise Invalid(

@@ -147,20 +147,30 @@ def post_file(
 
 
 def _processes(jobs: int, url: str) -> ProcessPoolExecutor:
-    """Worker processes, started now, so that they start while the first slice is read."""
+    """Worker processes, started now, so that they start while the first slice is read.
+
+    Ctrl-C is the main process's: it stops after the slice in flight, which the
+    workers finish, instead of each worker dying with a traceback. So the workers
+    are spawned with SIGINT ignored, which a new interpreter keeps from its very
+    start (ignored by the initializer, it reached a worker still importing the
+    service, which died with a traceback). SIGTERM is left to end a worker: the
+    pool terminates the others with it when one dies.
+    """
     spawn = multiprocessing.get_context("spawn")  # a fork would share the engine's sockets
-    processes = ProcessPoolExecutor(jobs, spawn, initializer=_start_worker, initargs=(os.getpid(),))
-    for _ in range(jobs):
-        processes.submit(_connect, url)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        processes = ProcessPoolExecutor(
+            jobs, spawn, initializer=_start_worker, initargs=(os.getpid(),)
+        )
+        for _ in range(jobs):  # each submit spawns a worker, until there are ``jobs``
+            processes.submit(_connect, url)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     return processes
 
 
 def _start_worker(parent: int) -> None:
-    """Ctrl-C is the main process's: it stops after the slice in flight, which the
-    workers finish, instead of each worker dying with a traceback. SIGTERM is left to
-    end a worker: the pool terminates the others with it when one dies. A worker whose
-    main process is gone (killed) ends too: nothing else would ever end it."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """A worker whose main process is gone (killed) ends: nothing else would ever end it."""
     threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
 
 

@@ -987,6 +987,39 @@ def test_a_header_naming_no_column_of_a_transaction_is_refused_before_posting(ar
     assert list_all(operator, partner_id="aroma") == []
 
 
+@pytest.mark.parametrize(("header", "said"), [
+    ("external_id,type,partner_id,member_id,amount,currency", "no column 'occurred_at'"),
+    ("external_id,member_id,occurred_at,amount,currency", "no columns 'type', 'partner_id'"),
+])
+def test_a_header_without_a_column_every_row_needs_is_refused_before_posting(aroma, operator, tmp_path,
+                                                                             monkeypatch, database_url, header,
+                                                                             said):
+    # every row failed alone, each for want of the same column
+    monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
+    path = tmp_path / "short.csv"
+    path.write_text(header + "\n" + "d-1,earn,aroma,card-1,100.00,RUB\n" * 3, encoding="utf-8")
+    result = CliRunner().invoke(main, ["import", str(path)])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"Error: {path}: the header has {said}, which every row needs; nothing was posted\n"
+    assert list_all(operator, partner_id="aroma") == []
+
+
+def test_ctrl_c_while_the_file_is_counted_says_nothing_was_posted(aroma, operator, tmp_path, monkeypatch,
+                                                                 database_url):
+    # click said a bare "Aborted!"
+    monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
+
+    def interrupted(*arguments):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(transaction_file, "count_rows", interrupted)
+    path = _eight_earns(tmp_path / "transactions.csv", "c")
+    result = CliRunner().invoke(main, ["import", str(path)])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"Error: interrupted while {path} was read; nothing was posted\n"
+    assert list_all(operator, partner_id="aroma") == []
+
+
 @pytest.mark.parametrize(("separator", "name"), [(";", "semicolons"), ("\t", "tabs")])
 def test_a_file_separated_otherwise_than_by_commas_is_refused_saying_so(aroma, operator, tmp_path, monkeypatch,
                                                                         database_url, separator, name):
@@ -1133,6 +1166,36 @@ def test_the_workers_of_an_import_killed_outright_end_with_it(aroma, tmp_path, r
                     and Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"]:
         assert time.monotonic() < deadline, f"still running after their import was killed: {alive}"
         time.sleep(0.2)
+
+
+@pytest.mark.postgres
+def test_ctrl_c_while_the_workers_start_stops_the_import_in_its_message_alone(aroma, operator, database_url,
+                                                                             tmp_path):
+    # a worker Ctrl-C reached while it still imported the service died with a traceback
+    _bonus_file(tmp_path / "rows.csv", ROWS)
+    environment = {**os.environ, "COALITION_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "coalition"), "import", "--jobs", "2", str(tmp_path / "rows.csv")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=environment, cwd=tmp_path, text=True,
+        start_new_session=True)  # a process group of its own, as a terminal gives a command
+    try:
+        deadline = time.monotonic() + 60
+        while len(children(process.pid)) < 3:  # multiprocessing's resource tracker, then the two workers
+            assert process.poll() is None, process.communicate(timeout=30)
+            assert time.monotonic() < deadline, "no workers in a minute"
+            time.sleep(0.005)
+        time.sleep(0.1)  # the import is past spawning them; they take most of a second to start
+        os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
+        output, errors = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate(timeout=30)
+    assert process.returncode == 1, errors
+    assert "Traceback" not in errors, errors
+    assert errors.strip().startswith("the import stopped: it was interrupted"), errors
+    created, replayed, failed = _counts(output)
+    assert len(list_all(operator, partner_id="aroma")) >= created and (replayed, failed) == (0, 0)
 
 
 @pytest.mark.postgres
