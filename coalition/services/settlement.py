@@ -10,6 +10,7 @@ in the next open period and never touch a closed period.
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from coalition.db import aggregates, models, totals
 from coalition.db import repricing as recorded
@@ -180,12 +181,13 @@ def close(session, period_id: str, now: datetime) -> dict:
     stored = session.get(models.Period, target.id)
     if stored is not None:
         return json.loads(stored.settlement)
+    config = catalog.current(session).settings
     if target.end > now:
+        ends = target.end.astimezone(ZoneInfo(config.timezone))  # the midnight its users keep
         raise Conflict(
-            f"period {target.id} ends {target.end.isoformat()}; it cannot close before",
+            f"period {target.id} ends {ends.isoformat()}; it cannot close before",
             reason="period_open",
         )
-    config = catalog.current(session).settings
     last = period_service.last_closed(session)
     _refuse_before_the_last_close(target, last)
     earliest, _ = aggregates.occurrences(session)

@@ -9,6 +9,7 @@ past day can be closed and the day after it, also in the past, closed later.
 import hashlib
 import json
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -408,6 +409,17 @@ def test_a_client_that_does_not_page_gets_every_statement_of_a_close_of_a_hundre
 def test_a_statement_cursor_the_service_did_not_return_is_422(operator, daily, cursor):
     response = operator.get("/api/v1/statements", query_string={"cursor": cursor})
     assert (response.status_code, response.get_json()["reason"]) == (422, "bad_cursor")
+
+
+def test_a_period_refused_for_not_having_ended_says_its_end_in_the_coalitions_time_zone(operator):
+    # it said the UTC instant: "ends 2026-11-30T15:00:00+00:00" for a Tokyo month ending at midnight
+    expect(operator.put("/api/v1/settings", json={"timezone": "Asia/Tokyo"}), 200)
+    today = datetime.now(ZoneInfo("Asia/Tokyo")).date()
+    next_month = (today.replace(day=28) + timedelta(days=4)).replace(day=1)
+    response = operator.post(f"/api/v1/settlements/{today:%Y-%m}/close")
+    assert (response.status_code, response.get_json()["reason"]) == (409, "period_open")
+    assert response.get_json()["message"] == (
+        f"period {today:%Y-%m} ends {next_month.isoformat()}T00:00:00+09:00; it cannot close before")
 
 
 def test_closing_a_period_closes_every_earlier_open_period_first(operator):
