@@ -391,7 +391,7 @@ def import_transactions(path, jobs):
         _terminate_as_interrupt(),
     ):
         try:  # counted for the progress bar, and read in full before anything is posted
-            total = transaction_file.count_rows(source, path, _columns(), _required_columns())
+            total = transaction_file.count_rows(source, path, *_columns())
         except KeyboardInterrupt:
             raise click.ClickException(
                 f"interrupted while {path} was read; nothing was posted"
@@ -471,20 +471,14 @@ def _import_jobs(database, asked: int | None, total: int) -> int:
     return min(len(usable), IMPORT_LANES_MAX)
 
 
-def _columns() -> list[str]:
-    """The columns of an imported file: the fields of ``POST /transactions``."""
-    from coalition.api.transactions import TRANSACTION_IN
-
-    return list(TRANSACTION_IN.fields)
-
-
-def _required_columns() -> list[str]:
-    """The columns no row can post without: the fields every transaction needs, and the
-    partner, which the operator an import posts as must name."""
+def _columns() -> tuple[list[str], list[str]]:
+    """The columns of an imported file, the fields of ``POST /transactions``; and those no
+    row can post without: the fields every transaction needs, and the partner, which the
+    operator an import posts as must name."""
     from coalition.api.transactions import TRANSACTION_IN
 
     required = [name for name, field in TRANSACTION_IN.fields.items() if field.required]
-    return required + ["partner_id"]
+    return list(TRANSACTION_IN.fields), required + ["partner_id"]
 
 
 def _requests(rows: list) -> list:
