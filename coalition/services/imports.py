@@ -30,6 +30,7 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 
 from sqlalchemy import bindparam, select, tuple_
 
@@ -151,22 +152,36 @@ def _processes(jobs: int, url: str) -> ProcessPoolExecutor:
 
     Ctrl-C is the main process's: it stops after the slice in flight, which the
     workers finish, instead of each worker dying with a traceback. So the workers
-    are spawned with SIGINT ignored, which a new interpreter keeps from its very
-    start (ignored by the initializer, it reached a worker still importing the
-    service, which died with a traceback). SIGTERM is left to end a worker: the
-    pool terminates the others with it when one dies.
+    are spawned with SIGINT ignored (:func:`_sigint_held`). SIGTERM is left to end
+    a worker: the pool terminates the others with it when one dies.
     """
     spawn = multiprocessing.get_context("spawn")  # a fork would share the engine's sockets
+    processes = ProcessPoolExecutor(jobs, spawn, initializer=_start_worker, initargs=(os.getpid(),))
+    try:
+        with _sigint_held():
+            for _ in range(jobs):  # each submit spawns a worker, until there are ``jobs``
+                processes.submit(_connect, url)
+    except BaseException:  # a Ctrl-C held while they were spawned
+        processes.shutdown(cancel_futures=True)
+        raise
+    return processes
+
+
+@contextmanager
+def _sigint_held():
+    """SIGINT ignored, which a process spawned meanwhile keeps from its first
+    instruction (ignored by an initializer, it reached a worker still importing the
+    service, which died with a traceback); and blocked, so that a Ctrl-C meanwhile
+    is not lost but held (as Linux holds a blocked signal even while it is ignored)
+    and raised here once the handler is back. The import's process has one thread
+    then; another, not blocking SIGINT, would be given it and drop it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
-        processes = ProcessPoolExecutor(
-            jobs, spawn, initializer=_start_worker, initargs=(os.getpid(),)
-        )
-        for _ in range(jobs):  # each submit spawns a worker, until there are ``jobs``
-            processes.submit(_connect, url)
+        yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    return processes
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def _start_worker(parent: int) -> None:

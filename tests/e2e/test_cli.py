@@ -1171,7 +1171,8 @@ def test_the_workers_of_an_import_killed_outright_end_with_it(aroma, tmp_path, r
 @pytest.mark.postgres
 def test_ctrl_c_while_the_workers_start_stops_the_import_in_its_message_alone(aroma, operator, database_url,
                                                                              tmp_path):
-    # a worker Ctrl-C reached while it still imported the service died with a traceback
+    # a worker Ctrl-C reached while it still imported the service died with a traceback;
+    # one that reached the import while it spawned them was lost, and the import went on
     _bonus_file(tmp_path / "rows.csv", ROWS)
     environment = {**os.environ, "COALITION_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
     process = subprocess.Popen(
@@ -1180,11 +1181,11 @@ def test_ctrl_c_while_the_workers_start_stops_the_import_in_its_message_alone(ar
         start_new_session=True)  # a process group of its own, as a terminal gives a command
     try:
         deadline = time.monotonic() + 60
-        while len(children(process.pid)) < 3:  # multiprocessing's resource tracker, then the two workers
+        while len(children(process.pid)) < 2:  # multiprocessing's resource tracker, then a worker
             assert process.poll() is None, process.communicate(timeout=30)
-            assert time.monotonic() < deadline, "no workers in a minute"
+            assert time.monotonic() < deadline, "no worker in a minute"
             time.sleep(0.005)
-        time.sleep(0.1)  # the import is past spawning them; they take most of a second to start
+        # the worker takes most of a second to start; the import may still be spawning the next
         os.killpg(process.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group
         output, errors = process.communicate(timeout=60)
     finally:
