@@ -337,7 +337,15 @@ def close(period_id):
     with _database() as database:
         period_id = database.run(periods.parse, period_id).id  # not a period id: said first
         click.echo(f"Closing {period_id} and any earlier open period …")
-        result = database.run(settlement.close, period_id, datetime.now(UTC))
+        *earlier, result = database.run(settlement.close_through, period_id, datetime.now(UTC))
+    if earlier:
+        first, last = earlier[0]["period_id"], earlier[-1]["period_id"]
+        closed = (
+            f"{first} first: the open period"
+            if len(earlier) == 1
+            else f"{first} to {last} first: the {len(earlier):,} open periods"
+        )
+        click.echo(f"closed {closed} before {result['period_id']}")
     netting = result["netting"]
     click.echo(
         f"closed {result['period_id']}: {quantity(len(result['partners']), 'statement')}, "

@@ -169,7 +169,13 @@ def _refuse_before_the_last_close(period, last) -> None:
 
 
 def close(session, period_id: str, now: datetime) -> dict:
-    """Close the period and every earlier open one; closing again changes nothing.
+    """The settlement of the period, closed with every earlier open one (:func:`close_through`)."""
+    return close_through(session, period_id, now)[-1]
+
+
+def close_through(session, period_id: str, now: datetime) -> list[dict]:
+    """Close the period and every earlier open one: the settlement of each, oldest first.
+    Closing again changes nothing: the period's settlement, as stored.
 
     The close is dated once it holds the calendar lock, never before ``now``:
     postings that committed while it waited for the lock are in it, and none
@@ -180,7 +186,7 @@ def close(session, period_id: str, now: datetime) -> dict:
     target = period_service.parse(session, period_id)
     stored = session.get(models.Period, target.id)
     if stored is not None:
-        return json.loads(stored.settlement)
+        return [json.loads(stored.settlement)]
     config = catalog.current(session).settings
     if target.end > now:
         ends = target.end.astimezone(ZoneInfo(config.timezone))  # the midnight its users keep
@@ -197,11 +203,10 @@ def close(session, period_id: str, now: datetime) -> dict:
         )
     first = period_service.first_open(config, last, target, earliest)
     expiry.expire_before(session, target.end, now)
-    settled = [
+    return [
         _close_one(session, period, now)
         for period in periods.between(first, target, config.period, config.timezone)
     ]
-    return settled[-1]
 
 
 def auto_close(database, now: datetime) -> str | None:

@@ -26,9 +26,9 @@ from coalition import transaction_file
 from coalition.db import Database, migrate
 from coalition.services import imports
 from tests.conftest import connections_refused, empty_database
-from tests.e2e.helpers import add_partner, add_rate, balance, expect, list_all
+from tests.e2e.helpers import add_partner, add_rate, balance, bonus, expect, list_all
 from tests.e2e.processes import children
-from tests.e2e.settlement_world import previous_month, small_closed_month, small_month
+from tests.e2e.settlement_world import at, previous_month, small_closed_month, small_month
 
 
 @pytest.fixture
@@ -337,6 +337,25 @@ def test_close_command_closes_the_period_and_issues_statements(cli, operator):
     assert operator.get(f"/api/v1/settlements/{period_id}").get_json()["status"] == "final"
     issued = operator.get("/api/v1/statements", query_string={"period_id": period_id}).get_json()["items"]
     assert len(issued) > 1 and f"{len(issued)} statements, gross" in result.output
+
+
+@pytest.mark.parametrize("months_before", [1, 2])
+def test_close_says_the_earlier_open_periods_it_closed_first(cli, operator, months_before):
+    start, _, period_id = previous_month()
+    earlier = []
+    for _ in range(months_before):
+        start, _, before = previous_month(start)
+        earlier.insert(0, before)
+    expect(bonus(operator, "b-1", "m-1", 10, occurred_at=at(start, 25)), 201)  # the earliest of them, under 90 days ago
+    lines = cli("close", period_id).output.splitlines()
+    said = (f"closed {earlier[0]} first: the open period before {period_id}" if months_before == 1 else
+            f"closed {earlier[0]} to {earlier[-1]} first: the {months_before} open periods before {period_id}")
+    assert lines[1:3] == [said, f"closed {period_id}: 1 statement, gross 0.00 EUR, multilateral net 0.00,"
+                                f" payments saved 0"]
+    listed = expect(operator.get("/api/v1/periods"), 200)
+    assert [item["id"] for item in listed if item["status"] == "closed"] == [*earlier, period_id]
+    # closing it again closes nothing more: its own line alone
+    assert cli("close", period_id).output.splitlines()[1:] == lines[2:]
 
 
 def test_close_of_one_partners_period_says_one_statement(cli, operator):
