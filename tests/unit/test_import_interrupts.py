@@ -1,15 +1,21 @@
 """A Ctrl-C while an import spawns its workers: held until they are spawned, then
-raised in the import; the workers spawned meanwhile ignore it from their start."""
+raised in the import; the workers spawned meanwhile ignore it from their start.
+
+Each case runs in a Python of its own: the import's process has one thread when it
+spawns its workers, and Python's own SIGINT handler (a test worker ignores SIGINT).
+"""
 
 import subprocess
 import sys
 
+PREAMBLE = """
+import os, signal, subprocess, sys, time
 from coalition.services.imports import _sigint_held
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal starts a command
+SAY_SIGINT = [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"]
+"""
 
-# in a process of one thread, as the import's is when it spawns its workers
 CTRL_C_WHILE_HELD = """
-import os, signal, time
-from coalition.services.imports import _sigint_held
 try:
     with _sigint_held():
         os.kill(os.getpid(), signal.SIGINT)
@@ -21,11 +27,17 @@ except KeyboardInterrupt:
 print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
 """
 
+SPAWNED_WHILE_HELD = """
+with _sigint_held():
+    subprocess.run(SAY_SIGINT, check=True)
+subprocess.run(SAY_SIGINT, check=True)
+"""
+
 
 def _python(code: str) -> list[str]:
     return subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
-    ).stdout.split()
+        [sys.executable, "-c", PREAMBLE + code], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
 
 
 def test_a_ctrl_c_while_the_workers_are_spawned_is_raised_once_they_are():
@@ -33,8 +45,5 @@ def test_a_ctrl_c_while_the_workers_are_spawned_is_raised_once_they_are():
 
 
 def test_a_process_spawned_meanwhile_ignores_ctrl_c_from_its_start():
-    with _sigint_held():
-        child = subprocess.Popen(
-            [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT).name)"],
-            stdout=subprocess.PIPE, text=True)
-    assert child.communicate(timeout=30)[0].strip() == "SIG_IGN"
+    ignored_meanwhile, ignored_after = _python(SPAWNED_WHILE_HELD)
+    assert (ignored_meanwhile, ignored_after) == ("True", "False")
