@@ -28,6 +28,44 @@ def sent(target):
         event.remove(target, "before_cursor_execute", capture)
 
 
+def analyze_a_ledger_of_many_members(connection, members: int = 200, each: int = 15) -> None:
+    """Add to the caller's transaction a ledger of ``members`` members (ids from
+    1,000), ``each`` transactions apiece (a third burns, each taking 5 points from
+    the lot before it; the rest bonuses, each with its lot), then ANALYZE it.
+
+    The statistics roll back with the transaction. What a plan test needs is the
+    shape of a real ledger: the statistics autovacuum keeps from earlier tests (a
+    few members or lots owning most rows) can make a full scan of another index the
+    cheaper plan, and did fail CI.
+    """
+    rows = members * each
+    connection.exec_driver_sql(
+        f"""
+        INSERT INTO members (id, created_at)
+        SELECT 'm-many-' || n, now() FROM generate_series(1, {members}) AS n;
+        INSERT INTO transactions (id, partner_id, external_id, type, member_id, occurred_at,
+                                  recorded_at, points, shortfall_points, rate_ids, period_id,
+                                  late, request_hash)
+        SELECT 1000 + n, 'coalition', 'many-' || n,
+               CASE WHEN mod(n, 3) = 0 THEN 'burn' ELSE 'bonus' END,
+               'm-many-' || (mod(n, {members}) + 1), now(), now(),
+               CASE WHEN mod(n, 3) = 0 THEN -5 ELSE 10 END, 0, '[]', '2026-06', false, ''
+        FROM generate_series(1, {rows}) AS n;
+        INSERT INTO lots (id, transaction_id, member_id, issuer_id, points, remaining,
+                          earned_at, available_at, expires_at)
+        SELECT 1000 + n, 1000 + n, 'm-many-' || (mod(n, {members}) + 1), 'coalition', 10,
+               CASE WHEN mod(n, 3) = 2 THEN 5 ELSE 10 END,
+               now(), now(), now() + interval '1 year'
+        FROM generate_series(1, {rows}) AS n WHERE mod(n, 3) <> 0;
+        INSERT INTO allocations (id, transaction_id, type, lot_id, issuer_id, redeemer_id,
+                                 points, period_id)
+        SELECT 1000 + n, 1000 + n, 'burn', 1000 + n - 1, 'coalition', 'coalition', -5, '2026-06'
+        FROM generate_series(1, {rows}) AS n WHERE mod(n, 3) = 0;
+        ANALYZE members, transactions, lots, allocations
+        """
+    )
+
+
 def generic_plan(connection, statement: str, parameters: dict, analyze: bool = False) -> dict:
     """The generic plan (EXPLAIN FORMAT JSON's top node) of a statement captured as
     psycopg receives it (``%(name)s`` placeholders), on a SQLAlchemy connection in a

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from coalition.services import expiry
 from tests.conftest import days_ago
 from tests.e2e.helpers import bonus, expect
-from tests.plans import generic_plan, scans, sent
+from tests.plans import analyze_a_ledger_of_many_members, generic_plan, scans, sent
 
 
 def _lot(operator, external_id: str, member_id: str, points: int, age_days: float) -> int:
@@ -59,6 +59,7 @@ def test_a_batch_reads_its_lots_and_their_history_from_indexes(operator, databas
     for number, member in enumerate(("m-b", "m-a")):
         _lot(operator, f"b-{number}", member, 10, age_days=3)
     with database.engine.connect() as connection, connection.begin() as transaction:
+        analyze_a_ledger_of_many_members(connection)  # its lots expire in a year
         connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
         connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
         with sent(connection) as reads, Session(

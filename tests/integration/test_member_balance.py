@@ -17,7 +17,7 @@ from sqlalchemy import insert
 from coalition.db import aggregates, models
 from coalition.domain import lots as lots_domain
 from coalition.services import catalog
-from tests.plans import generic_plan, scans, sent
+from tests.plans import analyze_a_ledger_of_many_members, generic_plan, scans, sent
 
 AT = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
 OFFSETS = st.one_of(
@@ -69,29 +69,6 @@ def test_the_database_sums_a_balance_as_the_domain_rule_does(database, lots):
     assert generation == same_generation == stamped
 
 
-def _write_other_members(connection, members: int, each: int) -> None:
-    """``each`` lots, and as many transactions (a third of them burns), for each of
-    ``members`` members besides the test's own."""
-    connection.exec_driver_sql(
-        f"""
-        INSERT INTO members (id, created_at)
-        SELECT 'm-other-' || n, now() FROM generate_series(1, {members}) AS n;
-        INSERT INTO transactions (id, partner_id, external_id, type, member_id, occurred_at,
-                                  recorded_at, points, shortfall_points, rate_ids, period_id,
-                                  late, request_hash)
-        SELECT 1000 + n, 'coalition', 'other-' || n,
-               CASE WHEN mod(n, 3) = 0 THEN 'burn' ELSE 'bonus' END,
-               'm-other-' || (mod(n, {members}) + 1), now(), now(), 5, 0, '[]', '2026-06', false, ''
-        FROM generate_series(1, {members * each}) AS n;
-        INSERT INTO lots (id, transaction_id, member_id, issuer_id, points, remaining,
-                          earned_at, available_at, expires_at)
-        SELECT 1000 + n, 1000 + n, 'm-other-' || (mod(n, {members}) + 1), 'coalition', 5, 5,
-               now(), now(), now() + interval '1 year'
-        FROM generate_series(1, {members * each}) AS n
-        """
-    )
-
-
 @pytest.mark.postgres
 def test_a_balance_is_read_from_indexes_alone(database):
     """Migration 0009's covering indexes hold every column the balance reads: with
@@ -103,17 +80,13 @@ def test_a_balance_is_read_from_indexes_alone(database):
     cover), would send each lookup to a heap page per lot again.
 
     The planner is shown a ledger of many members, analyzed in the test's
-    transaction (ANALYZE's statistics roll back with it): the statistics
-    autovacuum keeps from earlier tests, of a few members each owning half
-    the rows, make a full scan of another index the cheaper plan. The
-    narrower indexes by member are set aside (DROP INDEX rolls back too): on
-    a table autovacuum has not yet seen, the planner expects a heap fetch
-    per row from either index and may take the narrower; on a vacuumed
-    ledger the covering ones are cheaper."""
+    transaction. The narrower indexes by member are set aside (DROP INDEX
+    rolls back too): on a table autovacuum has not yet seen, the planner
+    expects a heap fetch per row from either index and may take the
+    narrower; on a vacuumed ledger the covering ones are cheaper."""
     with database.engine.connect() as connection, connection.begin() as transaction:
         _write(connection, [(5, 5, timedelta(days=30), -timedelta(days=1), 10)])
-        _write_other_members(connection, members=200, each=10)
-        connection.exec_driver_sql("ANALYZE members, lots, transactions")
+        analyze_a_ledger_of_many_members(connection)
         connection.exec_driver_sql("DROP INDEX ix_lots_member, ix_transactions_member")
         connection.exec_driver_sql("SET LOCAL enable_seqscan = off")
         connection.exec_driver_sql("SET LOCAL enable_bitmapscan = off")
