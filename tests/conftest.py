@@ -43,13 +43,17 @@ def pytest_unconfigure(config):
 
 
 def pytest_collection_modifyitems(config, items):
-    """PostgreSQL-only tests are skipped on SQLite (CI runs the suite on both)."""
+    """CI runs the suite on SQLite, then on PostgreSQL: PostgreSQL-only tests are skipped
+    on SQLite, and the unit tests, which use no database, on PostgreSQL."""
     if POSTGRES_URL:
-        return
-    skip = pytest.mark.skip(reason="needs COALITION_TEST_DATABASE_URL (PostgreSQL)")
-    for item in items:
-        if "postgres" in item.keywords:
-            item.add_marker(skip)
+        skip = pytest.mark.skip(reason="uses no database: run with the SQLite suite")
+        unit = Path(__file__).parent / "unit"
+        skipped = [item for item in items if item.path.is_relative_to(unit)]
+    else:
+        skip = pytest.mark.skip(reason="needs COALITION_TEST_DATABASE_URL (PostgreSQL)")
+        skipped = [item for item in items if "postgres" in item.keywords]
+    for item in skipped:
+        item.add_marker(skip)
 
 
 def _admin_engine():
