@@ -29,9 +29,10 @@ def sent(target):
 
 
 def analyze_a_ledger_of_many_members(connection, members: int = 200, each: int = 15) -> None:
-    """Add to the caller's transaction a ledger of ``members`` members (ids from
-    1,000), ``each`` transactions apiece (a third burns, each taking 5 points from
-    the lot before it; the rest bonuses, each with its lot), then ANALYZE it.
+    """Add to the caller's transaction a ledger of ``members`` members, ``each``
+    transactions apiece (a third burns, each taking 5 points from the lot before
+    it; the rest bonuses, each with its lot), numbered from 1,001, clear of the
+    test's own rows; then ANALYZE it.
 
     The statistics roll back with the transaction. What a plan test needs is the
     shape of a real ledger: the statistics autovacuum keeps from earlier tests (a
