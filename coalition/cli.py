@@ -337,18 +337,21 @@ def close(period_id):
     with _database() as database:
         period_id = database.run(periods.parse, period_id).id  # not a period id: said first
         click.echo(f"Closing {period_id} and any earlier open period …")
-        *earlier, result = database.run(settlement.close_through, period_id, datetime.now(UTC))
-    if earlier:
-        first, last = earlier[0]["period_id"], earlier[-1]["period_id"]
-        closed = (
-            f"{first} first: the open period"
+        now = datetime.now(UTC)
+        closed = database.run(settlement.close_through, period_id, now)
+        result = closed[-1] if closed else database.run(settlement.get, period_id, now)
+    if len(closed) > 1:
+        earlier = [each["period_id"] for each in closed[:-1]]
+        click.echo(
+            f"closed {earlier[0]} first: the open period before {period_id}"
             if len(earlier) == 1
-            else f"{first} to {last} first: the {len(earlier):,} open periods"
+            else f"closed {earlier[0]} to {earlier[-1]} first:"
+            f" the {len(earlier):,} open periods before {period_id}"
         )
-        click.echo(f"closed {closed} before {result['period_id']}")
     netting = result["netting"]
+    what = f"closed {period_id}" if closed else f"{period_id} was already closed"
     click.echo(
-        f"closed {result['period_id']}: {quantity(len(result['partners']), 'statement')}, "
+        f"{what}: {quantity(len(result['partners']), 'statement')}, "
         f"gross {netting['gross']} {result['base_currency']}, "
         f"multilateral net {netting['multilateral_net']}, payments saved {netting['payments_saved']}"
     )

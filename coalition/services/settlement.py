@@ -169,13 +169,15 @@ def _refuse_before_the_last_close(period, last) -> None:
 
 
 def close(session, period_id: str, now: datetime) -> dict:
-    """The settlement of the period, closed with every earlier open one (:func:`close_through`)."""
-    return close_through(session, period_id, now)[-1]
+    """The settlement of the period, closed with every earlier open one
+    (:func:`close_through`); closing again changes nothing: its settlement as stored."""
+    closed = close_through(session, period_id, now)
+    return closed[-1] if closed else get(session, period_id, now)
 
 
 def close_through(session, period_id: str, now: datetime) -> list[dict]:
-    """Close the period and every earlier open one: the settlement of each, oldest first.
-    Closing again changes nothing: the period's settlement, as stored.
+    """Close the period and every earlier open one: the settlement of each, oldest
+    first; none if the period was closed before.
 
     The close is dated once it holds the calendar lock, never before ``now``:
     postings that committed while it waited for the lock are in it, and none
@@ -184,9 +186,8 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
     period_service.lock_calendar(session, exclusive=True)
     now = max(now, datetime.now(UTC))
     target = period_service.parse(session, period_id)
-    stored = session.get(models.Period, target.id)
-    if stored is not None:
-        return [json.loads(stored.settlement)]
+    if session.get(models.Period, target.id) is not None:
+        return []
     config = catalog.current(session).settings
     if target.end > now:
         ends = target.end.astimezone(ZoneInfo(config.timezone))  # the midnight its users keep
