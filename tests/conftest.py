@@ -216,6 +216,15 @@ def database_url(shared_database):
     return url
 
 
+@pytest.fixture
+def reset_database(shared_database):
+    """Empties the test's database again, for a test that runs many examples of its own
+    (the reference model's): milliseconds, where a copy and an app of its own cost
+    half a second an example."""
+    _, engine, seeded = shared_database
+    return lambda: _reset(engine, seeded)
+
+
 @pytest.fixture(scope="session")
 def shared_app(shared_database):
     app = create_app({"DATABASE_URL": shared_database[0], "SCHEDULER": False, "TESTING": True})

@@ -17,7 +17,6 @@ points live 5 days, so that a few clock moves bring lots past their expiry.
 
 import os
 from collections import defaultdict
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
@@ -28,10 +27,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
 from sqlalchemy import case, func, select
 
-from coalition import auth, create_app, database_of
+from coalition import auth, database_of
 from coalition.db import models
 from coalition.services import expiry, queries
-from tests.conftest import Caller, copy_of
+from tests.conftest import Caller
 from tests.e2e.helpers import every_item
 
 TTL_DAYS = 5
@@ -83,16 +82,13 @@ def day_id(moment: datetime) -> str:
 
 
 class LedgerMachine(RuleBasedStateMachine):
-    template = None
-    directory = None
+    app = None
+    reset = None  # empties the app's database: each example starts on a fresh ledger
 
     def __init__(self):
         super().__init__()
-        self.stack = ExitStack()
-        url = self.stack.enter_context(copy_of(self.template, self.directory))
-        self.app = create_app({"DATABASE_URL": url, "SCHEDULER": False, "TESTING": True})
+        self.reset()
         self.database = database_of(self.app)
-        self.stack.callback(self.database.dispose)
         _, key = self.database.run(lambda session: auth.create_key(session, "operator"))
         self.api = Caller(self.app.test_client(), key)
         self.real_now = datetime.now(UTC).replace(microsecond=0)
@@ -107,9 +103,6 @@ class LedgerMachine(RuleBasedStateMachine):
         self.sequence = 0
         self.expired_total = 0
         self.expired = defaultdict(int)  # (period, issuer) → points expired
-
-    def teardown(self):
-        self.stack.close()
 
     # -- set-up -------------------------------------------------------------
 
@@ -485,8 +478,8 @@ class LedgerMachine(RuleBasedStateMachine):
         assert kept == ledger
 
 
-def run_machine(template, directory, examples: int, steps: int) -> None:
-    LedgerMachine.template, LedgerMachine.directory = template, directory
+def run_machine(app, reset, examples: int, steps: int) -> None:
+    LedgerMachine.app, LedgerMachine.reset = app, staticmethod(reset)
     run_state_machine_as_test(
         LedgerMachine,
         settings=settings(
@@ -498,12 +491,12 @@ def run_machine(template, directory, examples: int, steps: int) -> None:
     )
 
 
-def test_ledger_matches_reference_model(template, tmp_path):
+def test_ledger_matches_reference_model(app, reset_database):
     examples = int(os.environ.get("COALITION_MODEL_EXAMPLES", "60"))
-    run_machine(template, tmp_path, examples=examples, steps=50)
+    run_machine(app, reset_database, examples=examples, steps=50)
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(0)  # ten times the steps of the one above: minutes, however many
-def test_ledger_matches_reference_model_long(template, tmp_path):
-    run_machine(template, tmp_path, examples=300, steps=100)
+def test_ledger_matches_reference_model_long(app, reset_database):
+    run_machine(app, reset_database, examples=300, steps=100)
