@@ -42,9 +42,26 @@ def pytest_unconfigure(config):
         shutil.rmtree(config.coalition_basetemp, ignore_errors=True)
 
 
+# The files that take longest, started first: xdist hands each worker a file at a time,
+# and one of these begun last would leave the other workers idle while it runs. (Its
+# default order, by number of tests, began them last; pyproject.toml turns it off.)
+LONGEST_FILES = (
+    "test_ledger_state_machine.py",
+    "test_settlement_properties.py",
+    "test_cli.py",
+    "test_serve.py",
+    "test_bench_smoke.py",
+    "test_schemathesis.py",
+    "test_ledger_model.py",
+)
+
+
 def pytest_collection_modifyitems(config, items):
-    """CI runs the suite on SQLite, then on PostgreSQL: PostgreSQL-only tests are skipped
-    on SQLite, and the unit tests, which use no database, on PostgreSQL."""
+    """The longest files first; and, as CI runs the suite on SQLite, then on PostgreSQL,
+    PostgreSQL-only tests are skipped on SQLite, and the unit tests, which use no
+    database, on PostgreSQL."""
+    rank = {name: number for number, name in enumerate(LONGEST_FILES)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
     if POSTGRES_URL:
         skip = pytest.mark.skip(reason="uses no database: run with the SQLite suite")
         unit = Path(__file__).parent / "unit"
