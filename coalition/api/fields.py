@@ -126,6 +126,19 @@ def Points(**kwargs):
     return fields.Integer(strict=True, validate=validate.Range(min=1, max=10**12), **kwargs)
 
 
+class Count(fields.Integer):
+    """A whole number in a query string, in ASCII digits only, as numeric ids in URLs are.
+
+    ``int()`` also reads other scripts' digits, a sign and surrounding spaces, so
+    ``?limit=٣`` was a page of 3.
+    """
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        if isinstance(value, str) and re.fullmatch("[0-9]+", value) is None:
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
 class WholeMatch(validate.Regexp):
     """``validate.Regexp`` over the whole value. Its ``match`` lets ``$`` match before a
     final newline, so ``"aroma\\n"`` passed for a slug; the pattern stays as documented."""

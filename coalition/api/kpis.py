@@ -6,7 +6,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database, principal
-from coalition.api.fields import Money, PartnerId, Text
+from coalition.api.fields import Count, Money, PartnerId, Text
 from coalition.services import kpis
 
 blp = Blueprint("kpis", __name__, url_prefix="/api/v1/kpis", description="Programme KPIs")
@@ -17,7 +17,7 @@ Ratio = fields.String
 class KpiQuery(Schema):
     period_id = Text(max_length=16, load_default=None)
     partner_id = fields.String(load_default=None, validate=PartnerId)
-    periods = fields.Integer(
+    periods = Count(
         load_default=kpis.DEFAULT_PERIODS,
         validate=validate.Range(1, kpis.MAX_PERIODS),
         metadata={"description": "Without period_id: how many of the latest periods to return"},

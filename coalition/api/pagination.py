@@ -2,13 +2,14 @@
 
 from marshmallow import Schema, fields, validate
 
+from coalition.api.fields import Count
 from coalition.services.pages import Paging
 
 MAX_PAGE = 1000
 
 
 class PageArgs(Schema):
-    limit = fields.Integer(load_default=100, validate=validate.Range(1, MAX_PAGE))
+    limit = Count(load_default=100, validate=validate.Range(1, MAX_PAGE))
     cursor = fields.String(load_default=None, validate=validate.Length(max=32))
     order = fields.String(
         load_default="oldest",

@@ -584,3 +584,9 @@ def test_a_future_period_is_not_found(operator, month):
 def test_periods_out_of_range_are_invalid(operator):
     kpis(operator, 422, periods=0)
     kpis(operator, 422, periods=37)
+
+
+@pytest.mark.parametrize("periods", ["٢", "+2"])
+def test_periods_are_written_in_ascii_digits(operator, month, periods):
+    assert len(kpis(operator, periods="2")["periods"]) == 2
+    kpis(operator, 422, periods=periods)
