@@ -24,6 +24,8 @@ from coalition.domain import totals as totals_domain
 
 # the live lots' partial index (ix_lots_live_expiry) is WHERE remaining > 0
 HOLDS_POINTS = Lot.remaining > written("empty", 0)
+# a lot whose hold outlasts it is neither available nor pending, ever (domain.lots.Lot.pending_at)
+SPENDABLE_SOMETIME = Lot.available_at < Lot.expires_at
 
 
 def lowest_id_from(period_id: str):
@@ -47,7 +49,8 @@ def lowest_id_from(period_id: str):
 
 def liability_points(session, period_id: str, end: datetime) -> dict[str, int]:
     """Per issuer: points in lots earned before ``end``, the end of the open period
-    ``period_id``, and not expired at its last instant, as of ``end``.
+    ``period_id``, and not expired at its last instant, as of ``end``; not those of a
+    lot whose hold outlasts it, which no member can ever spend.
 
     A lot that expires at ``end`` itself could be spent until then: it is the
     period's liability and the next period's breakage (its expiry is dated
@@ -62,7 +65,7 @@ def liability_points(session, period_id: str, end: datetime) -> dict[str, int]:
     periods' by their index: joined from the transactions alone, the planner
     may read every allocation of the ledger to find them.
     """
-    live = (Lot.earned_at < end) & (Lot.expires_at >= end)
+    live = (Lot.earned_at < end) & (Lot.expires_at >= end) & SPENDABLE_SOMETIME
     now = (
         select(Lot.issuer_id, func.sum(Lot.remaining))
         .where(live, HOLDS_POINTS)  # empty lots add nothing; ix_lots_live_expiry skips them
@@ -141,7 +144,7 @@ def _member_balance_query():
             case((spendable, L.remaining), else_=0).label("available"),
             case((spendable, 0), else_=L.remaining).label("pending"),
         )
-        .where(L.member_id == member, L.remaining > 0, L.expires_at > at)
+        .where(L.member_id == member, L.remaining > 0, L.expires_at > at, SPENDABLE_SOMETIME)
         .subquery("live")
     )
     by_date = (

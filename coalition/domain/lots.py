@@ -44,7 +44,9 @@ class Lot:
         return self.available_at <= at < self.expires_at
 
     def pending_at(self, at: datetime) -> bool:
-        return at < self.available_at and at < self.expires_at
+        """On hold at ``at``, and spendable before it expires: a hold that outlasts the
+        lot (a partner's ``hold_days`` at least ``points_ttl_days``) never ends."""
+        return at < self.available_at < self.expires_at
 
 
 @dataclass(frozen=True)
@@ -83,12 +85,7 @@ def _short_of(points: int, available: int, lots: list[Lot], at: datetime) -> str
     """Why a burn is refused, with the points still on hold: a cashier can tell the
     member when they can spend them, where "only 0 are available" tells nothing."""
     said = f"burn of {_points(points)} but only {available} {_is_or_are(available)} available"
-    # held now, and spendable before they expire: a hold longer than the lot lives never ends
-    pending = [
-        lot
-        for lot in lots
-        if lot.remaining > 0 and lot.pending_at(at) and lot.available_at < lot.expires_at
-    ]
+    pending = [lot for lot in lots if lot.remaining > 0 and lot.pending_at(at)]
     if not pending:
         return said
     first = min(lot.available_at for lot in pending)
@@ -261,8 +258,13 @@ EXPIRING_HORIZON = timedelta(days=90)
 
 
 def balance(lots: list[Lot], at: datetime) -> Balance:
-    """Available and pending points, and what expires within 90 days by date."""
-    live = [lot for lot in lots if lot.remaining > 0 and at < lot.expires_at]
+    """Available and pending points, and what of them expires within 90 days by date.
+
+    Points whose hold outlasts their lot are in none of these: they can never be spent.
+    """
+    live = [
+        lot for lot in lots if lot.remaining > 0 and (lot.spendable_at(at) or lot.pending_at(at))
+    ]
     expiring: dict[datetime, int] = {}
     for lot in live:
         if lot.expires_at <= at + EXPIRING_HORIZON:

@@ -389,7 +389,7 @@ class LedgerMachine(RuleBasedStateMachine):
             live = [lot for lot in lots if lot.remaining > 0 and self.clock < lot.expires_at]
             balance, _ = self.database.run(queries.balance, member, self.clock)
             assert balance["available"] == sum(l.remaining for l in live if l.available_at <= self.clock)
-            assert balance["pending"] == sum(l.remaining for l in live if self.clock < l.available_at)
+            assert balance["pending"] == sum(l.remaining for l in live if self.clock < l.available_at < l.expires_at)
             assert balance["available"] >= 0 and balance["pending"] >= 0
 
     @invariant()

@@ -107,14 +107,15 @@ class Reference:
     def pending(self, now: int) -> int:
         return sum(
             lot.remaining for lot in self.lots.values()
-            if now < lot.available and now < lot.expires
+            if now < lot.available < lot.expires  # a hold that outlasts its lot never ends
         )
 
     def expiring(self, now: int) -> list[tuple[int, int]]:
-        """(points, expiry hour) for live lots expiring within 90 days, soonest first."""
+        """(points, expiry hour) for live lots expiring within 90 days, soonest first; a lot
+        whose hold outlasts it is not live: its points were never the member's to spend."""
         by_hour: dict[int, int] = {}
         for lot in self.lots.values():
-            if lot.remaining > 0 and now < lot.expires <= now + HORIZON_HOURS:
+            if lot.remaining > 0 and lot.available < lot.expires and now < lot.expires <= now + HORIZON_HOURS:
                 by_hour[lot.expires] = by_hour.get(lot.expires, 0) + lot.remaining
         return [(points, hour) for hour, points in sorted(by_hour.items())]
 

@@ -254,6 +254,15 @@ def test_balance_does_not_count_pending_lot_that_expired():
     assert (balance.available, balance.pending) == (0, 0)
 
 
+def test_balance_leaves_out_a_lot_whose_hold_outlasts_it_before_it_expires():
+    # Earned 5 days ago, held 14 days, expiring in 5: it could never be spent.
+    outlasted = lot(1, 200, earned_days_ago=5, hold_days=14, expires_in_days=5)
+    held = lot(2, 40, earned_days_ago=5, hold_days=7, expires_in_days=5)
+    balance = lots.balance([outlasted, held], NOW)
+    assert (balance.available, balance.pending) == (0, 40)
+    assert balance.expiring == [lots.Expiring(40, NOW + 5 * DAY)]
+
+
 def test_expired_lists_lot_past_expiry_with_remaining():
     stale = lot(2, 70, expires_in_days=-1)
     assert lots.expired([lot(1, 100), stale], NOW) == [stale]
