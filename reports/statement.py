@@ -514,6 +514,9 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
         + [
             ("FONTNAME", (0, -1), (-1, -1), fonts.BOLD),
             ("LINEABOVE", (0, -1), (-1, -1), 0.6, _ACCENT),
+            # the total goes over with the last two lines: alone under the repeated
+            # header, a page would hold nothing to add up
+            ("NOSPLIT", (0, -3), (-1, -1)),
         ],
     )
     partner = escape(statement["partner_name"])

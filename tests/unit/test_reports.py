@@ -226,6 +226,23 @@ def test_long_counterparty_table_numbers_pages_and_repeats_its_header():
     assert all(f"Partner {n:03d}" in " ".join(pages) for n in range(120))
 
 
+@pytest.mark.parametrize("count", [45, 87])
+def test_a_counterparty_tables_total_never_stands_alone_under_its_header(count):
+    # 45 lines filled pages 1 and 2 exactly, and page 3 held the repeated header and the
+    # total alone; 87 did the same on page 4
+    counterparties = [
+        {"partner_id": f"p{n:03d}", "name": f"Partner {n:03d}", "points_in": 100 * n,
+         "value_in": f"{n}.00", "points_out": 0, "value_out": "0.00", "net": f"{n}.00"}
+        for n in range(count)
+    ]
+    pages = pages_text(render_pdf(make_statement(counterparties=counterparties)))
+    with_the_table = [page for page in pages if "Counterparty Points in" in page]
+    assert len(with_the_table) >= 2
+    assert all("Partner " in page for page in with_the_table)
+    assert f"Partner {count - 2:03d}" in with_the_table[-1]
+    assert f"Partner {count - 1:03d}" in with_the_table[-1]
+
+
 def text_runs(pdf: bytes) -> list[tuple[str, float, float, float]]:
     """Every run of text on every page: its text, x, baseline y and font size."""
     runs = []
