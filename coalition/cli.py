@@ -353,7 +353,8 @@ def close(period_id):
     click.echo(
         f"{what}: {quantity(len(result['partners']), 'statement')}, "
         f"gross {netting['gross']} {result['base_currency']}, "
-        f"multilateral net {netting['multilateral_net']}, payments saved {netting['payments_saved']}"
+        f"multilateral net {netting['multilateral_net']} {result['base_currency']}, "
+        f"payments saved {netting['payments_saved']}"
     )
 
 

@@ -12,6 +12,7 @@ the command prints as one line, as it does any refusal.
 """
 
 import csv
+import re
 from contextlib import suppress
 
 from marshmallow import ValidationError
@@ -110,10 +111,11 @@ def cut_short(row: dict) -> ValidationError | None:
 
 
 def request_body(row: dict) -> dict:
-    """A row as the JSON body it stands for: empty cells left out, points as integers."""
+    """A row as the JSON body it stands for: empty cells left out, points as integers
+    (a negative one too, so that it is refused for its value, as in JSON)."""
     body = {field: value for field, value in row.items() if value}
     points = body.get("points", "")
-    if points.isascii() and points.isdigit():  # "٣" or "３" is no more a number here than in JSON
+    if re.fullmatch("-?[0-9]+", points):  # "٣" or "３" is no more a number here than in JSON
         # past int()'s 4,300 digits the cell stays text, refused as not an integer
         with suppress(ValueError):
             body["points"] = int(body["points"])

@@ -278,18 +278,20 @@ def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, 
         f"o-3,bonus,aroma,card-1,{when},,,٣,gift\n"  # line 4: an Arabic-Indic three, refused as in JSON
         f"o-4,bonus,aroma,card-1,{when},,,３,gift\n"  # line 5: a fullwidth three, likewise
         f"o-5,bonus,aroma,card-1,{when},,,3,gift\n"  # line 6: 3 points
-        f"o-6,earn,aroma,card-1,{when},100.00,RUB\n",  # line 7: cut short of points and reason
+        f"o-6,earn,aroma,card-1,{when},100.00,RUB\n"  # line 7: cut short of points and reason
+        f"o-7,bonus,aroma,card-1,{when},,,-3,gift\n",  # line 8: a number, refused for its value
         encoding="utf-8",
     )
     result = cli("import", str(path))
     lines = {line.split(":")[0]: line for line in result.output.splitlines() if line.startswith("line ")}
-    assert sorted(lines) == ["line 2", "line 3", "line 4", "line 5", "line 7"]
+    assert sorted(lines) == ["line 2", "line 3", "line 4", "line 5", "line 7", "line 8"]
     assert "(cells past the header)" in lines["line 3"]
     assert "Not a valid integer" in lines["line 4"] and "Not a valid integer" in lines["line 5"]
     assert lines["line 7"] == ("line 7: points: the row ends before this column;"
                                " reason: the row ends before this column")
+    assert lines["line 8"] == "line 8: points: Must be greater than or equal to 1 and less than or equal to 1000000000000."
     assert "" not in result.output.splitlines()  # no blank line before each failure
-    assert result.output.splitlines()[-1] == "1 created, 0 replayed, 5 failed"
+    assert result.output.splitlines()[-1] == "1 created, 0 replayed, 6 failed"
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 3
 
 
@@ -350,13 +352,13 @@ def test_close_says_the_earlier_open_periods_it_closed_first(cli, operator, mont
     lines = cli("close", period_id).output.splitlines()
     said = (f"closed {earlier[0]} first: the open period before {period_id}" if months_before == 1 else
             f"closed {earlier[0]} to {earlier[-1]} first: the {months_before} open periods before {period_id}")
-    assert lines[1:3] == [said, f"closed {period_id}: 1 statement, gross 0.00 EUR, multilateral net 0.00,"
+    assert lines[1:3] == [said, f"closed {period_id}: 1 statement, gross 0.00 EUR, multilateral net 0.00 EUR,"
                                 f" payments saved 0"]
     listed = expect(operator.get("/api/v1/periods"), 200)
     assert [item["id"] for item in listed if item["status"] == "closed"] == [*earlier, period_id]
     # closing it again closes nothing, and says so
     assert cli("close", period_id).output.splitlines()[1:] == [
-        f"{period_id} was already closed: 1 statement, gross 0.00 EUR, multilateral net 0.00, payments saved 0"]
+        f"{period_id} was already closed: 1 statement, gross 0.00 EUR, multilateral net 0.00 EUR, payments saved 0"]
 
 
 def test_close_of_one_partners_period_says_one_statement(cli, operator):
