@@ -117,6 +117,7 @@ def _check_schema(database, upgrade: bool, wait: float = 0) -> None:
     deadline = time.monotonic() + wait
     for attempt in itertools.count():
         try:
+            before = migrate.revisions(database)
             if upgrade:
                 migrate.upgrade(database)
             revisions = migrate.revisions(database)
@@ -133,6 +134,12 @@ def _check_schema(database, upgrade: bool, wait: float = 0) -> None:
             time.sleep(START_RETRY_SECONDS)
     if (why := migrate.mismatch(revisions)) is not None:
         raise click.ClickException(why)
+    if before and before != revisions:  # a new database's creation is said by _database
+        click.echo(f"upgraded the schema from {_listed(before)} to {_listed(revisions)}", err=True)
+
+
+def _listed(revisions: frozenset[str]) -> str:
+    return ", ".join(sorted(revisions))
 
 
 # what a server says while it is not serving for a while: worth waiting for

@@ -890,6 +890,23 @@ def test_db_upgrade_then_the_same_command_runs(tmp_path, monkeypatch):
     assert (result.exit_code, result.output.strip()) == (0, "expired 0 lots")
 
 
+def test_db_upgrade_says_from_which_schema_it_upgraded(tmp_path, monkeypatch):
+    # it said "database is at the newest schema" alone, whether it had upgraded anything or not
+    versions = Path(__file__).resolve().parents[2] / "migrations" / "versions"
+    *_, older, newest = sorted(path.name[:4] for path in versions.glob("[0-9]*.py"))
+    url = f"sqlite:///{tmp_path / 'older.sqlite3'}"
+    database = Database(url)
+    try:
+        migrate.upgrade(database, older)
+    finally:
+        database.dispose()
+    monkeypatch.setenv("COALITION_DATABASE_URL", url)
+    first, again = (CliRunner().invoke(main, ["db", "upgrade"]) for _ in range(2))
+    assert (first.exit_code, first.stdout) == (0, "database is at the newest schema\n")
+    assert first.stderr == f"upgraded the schema from {older} to {newest}\n"
+    assert (again.exit_code, again.stdout, again.stderr) == (0, "database is at the newest schema\n", "")
+
+
 def _url_cases(tmp_path):
     not_a_database = tmp_path / "notes.txt"
     not_a_database.write_text("not a database", encoding="utf-8")
