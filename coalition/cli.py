@@ -117,9 +117,7 @@ def _check_schema(database, upgrade: bool, wait: float = 0) -> None:
     deadline = time.monotonic() + wait
     for attempt in itertools.count():
         try:
-            before = migrate.revisions(database)
-            if upgrade:
-                migrate.upgrade(database)
+            before = migrate.upgrade(database) if upgrade else frozenset()
             revisions = migrate.revisions(database)
             break
         except CommandError as error:  # a revision it does not know: a newer release's

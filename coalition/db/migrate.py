@@ -6,6 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import ProgrammingError
 
@@ -14,9 +15,10 @@ from coalition.db import Unavailable, locks
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
-def upgrade(database, revision: str = "head") -> None:
+def upgrade(database, revision: str = "head") -> frozenset[str]:
     """Bring the database to the newest revision (or to ``revision``); a no-op when it
-    is there already.
+    is there already. Returns the revisions it was at (none for a new database), read
+    under the lock: an instance that waited for another's upgrade finds it done.
 
     Several instances started at once (``coalition serve`` migrates first)
     upgrade one after the other: on PostgreSQL the first takes a lock in its
@@ -29,8 +31,10 @@ def upgrade(database, revision: str = "head") -> None:
         if connection.dialect.name == "postgresql":
             connection.exec_driver_sql("SET LOCAL lock_timeout = 0")  # however long the first takes
             locks.hold(connection, locks.MIGRATIONS)
+        before = frozenset(MigrationContext.configure(connection).get_current_heads())
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+    return before
 
 
 VERSIONS = "SELECT version_num FROM alembic_version"
