@@ -81,6 +81,21 @@ class Arbiter(arbiter.Arbiter):
     scheduler_pid: int | None = None
     scheduler_started = 0.0
 
+    def start(self):
+        """gunicorn's start, where a port it cannot listen on is an error the CLI says.
+
+        gunicorn logs each failed try and exits with 1; the command's own
+        ``Error:`` line names the address and the likely causes."""
+        try:
+            super().start()
+        except SystemExit:
+            if self.LISTENERS:
+                raise
+            raise RuntimeError(
+                f"cannot listen on {', '.join(self.cfg.bind)}: "
+                "the port is in use, or the address is not one of this machine's"
+            ) from None
+
     def manage_workers(self):
         super().manage_workers()
         if self.scheduler_pid is None or self._scheduler_running():

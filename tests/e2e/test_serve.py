@@ -235,8 +235,10 @@ def test_a_scheduler_that_ends_is_started_again_and_the_log_says_so(served):
 
 
 @pytest.mark.skipif(POSTGRES_URL is not None, reason="serves SQLite: run with the SQLite suite")
-def test_a_port_in_use_ends_the_start_without_saying_it_serves_there(tmp_path):
-    """It printed "Coalition on http://…" first, then gave up on the port."""
+def test_a_port_in_use_ends_the_start_with_an_error_naming_it_not_saying_it_serves_there(tmp_path):
+    """It printed "Coalition on http://…" first, then gave up on the port; later it
+    gave up with gunicorn's log alone, and no ``Error:`` line as the CLI's other
+    refusals have."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -247,7 +249,11 @@ def test_a_port_in_use_ends_the_start_without_saying_it_serves_there(tmp_path):
             capture_output=True, text=True, timeout=START_TIMEOUT, cwd=tmp_path)
     assert result.returncode != 0
     assert "Coalition on" not in result.stdout + result.stderr
+    assert result.returncode == 1
     assert "Connection in use" in result.stderr, result.stderr
+    assert result.stderr.rstrip().splitlines()[-1] == (
+        f"Error: cannot listen on 127.0.0.1:{port}: the port is in use, "
+        "or the address is not one of this machine's"), result.stderr
 
 
 @pytest.mark.postgres
