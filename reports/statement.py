@@ -290,7 +290,7 @@ def _header(statement: Mapping) -> list[Flowable]:
                 statement["period_start"], statement["period_end"], statement.get("timezone")
             ),
         ),
-        ("Issued", _issued(statement.get("issued_at"))),
+        ("Issued", _issued(statement.get("issued_at"), statement.get("timezone"))),
         ("Status", statement["status"].capitalize()),
     ]
     identity = Table(
@@ -737,10 +737,14 @@ def _period_dates(start: str, end: str, zone: str | None = None) -> str:
     return days if zone in (None, "UTC") else f"{days} ({zone})"
 
 
-def _issued(issued_at: str | None) -> str:
+def _issued(issued_at: str | None, zone: str | None = None) -> str:
+    """The day the statement was issued, in the coalition's time zone when named, as
+    the period's days are: a daily period closed just after it ended is issued the
+    next local day, though in UTC that may still be the period's last day."""
     if not issued_at:
         return "Not issued"
-    return _day(datetime.datetime.fromisoformat(issued_at))
+    moment = datetime.datetime.fromisoformat(issued_at)
+    return _day(moment.astimezone(ZoneInfo(zone)) if zone else moment)
 
 
 def _day(moment: datetime.datetime) -> str:

@@ -157,8 +157,14 @@ def get(session, period_id: str, now: datetime) -> dict:
     _refuse_before_the_last_close(period, period_service.last_closed(session))
     _, latest = aggregates.occurrences(session)
     if period.start > period_service.ledger_reach(now, latest):
-        raise NotFound(f"period {period.id} has not begun; it begins {period.start.isoformat()}")
+        begins = _local(session, period.start)
+        raise NotFound(f"period {period.id} has not begun; it begins {begins.isoformat()}")
     return compute(session, period, "draft")
+
+
+def _local(session, instant: datetime) -> datetime:
+    """A period's bound as the coalition's users keep it: the local midnight."""
+    return instant.astimezone(ZoneInfo(catalog.current(session).settings.timezone))
 
 
 def _refuse_before_the_last_close(period, last) -> None:
@@ -190,9 +196,9 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
         return []
     config = catalog.current(session).settings
     if target.end > now:
-        ends = target.end.astimezone(ZoneInfo(config.timezone))  # the midnight its users keep
         raise Conflict(
-            f"period {target.id} ends {ends.isoformat()}; it cannot close before",
+            f"period {target.id} ends {_local(session, target.end).isoformat()};"
+            " it cannot close before",
             reason="period_open",
         )
     last = period_service.last_closed(session)

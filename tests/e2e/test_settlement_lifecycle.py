@@ -532,6 +532,16 @@ def test_a_period_that_has_not_begun_has_no_draft(operator):
     assert "2062-11 has not begun" in response.get_json()["message"]
 
 
+def test_a_period_that_has_not_begun_says_its_start_in_the_coalitions_time_zone(operator):
+    # it said the UTC instant, "begins 2062-10-31T15:00:00+00:00", where a close
+    # refused for a period not ended names its end in local time
+    expect(operator.put("/api/v1/settings", json={"timezone": "Asia/Tokyo"}), 200)
+    response = operator.get("/api/v1/settlements/2062-11")
+    assert response.status_code == 404
+    assert response.get_json()["message"] == (
+        "period 2062-11 has not begun; it begins 2062-11-01T00:00:00+09:00")
+
+
 def test_a_period_not_begun_has_a_draft_once_a_posting_is_dated_in_it(operator, database):
     """A posting may be dated up to 5 minutes ahead (SPEC §5), so a day about to
     begin may already hold one, and is listed (GET /periods): seen a minute before

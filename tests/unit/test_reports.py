@@ -470,6 +470,20 @@ def test_a_late_item_is_shown_at_its_local_time_beside_local_days():
     assert "30 Sep 2026 23:10 UTC" in pages_text(render_pdf(make_statement(late_items=items)))[-1]
 
 
+def test_the_issue_date_is_the_coalitions_local_day_as_the_periods_days_are():
+    # Lord Howe is UTC+11 in summer: the day of 2 December 2026 ends at 13:00 UTC, so a
+    # close at 21:24 UTC issues its statement at 08:24 on 3 December there, though
+    # in UTC it is still the 2nd, the day the statement covers
+    lord_howe_day = {"period_id": "2026-12-02", "period_start": "2026-12-01T13:00:00+00:00",
+                     "period_end": "2026-12-02T13:00:00+00:00",
+                     "issued_at": "2026-12-02T21:24:16.043220+00:00"}
+    text = summary_text(make_statement(**lord_howe_day, timezone="Australia/Lord_Howe"))
+
+    assert "Covers 2 December 2026 (Australia/Lord_Howe)" in text
+    assert "Issued 3 December 2026" in text
+    assert "Issued 2 December 2026" in summary_text(make_statement(**lord_howe_day))
+
+
 def test_period_in_utc_is_shown_as_days_without_naming_the_zone():
     text = summary_text(make_statement(timezone="UTC"))
 
