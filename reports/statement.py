@@ -741,10 +741,7 @@ def _issued(issued_at: str | None, zone: str | None = None) -> str:
     """The day the statement was issued, in the coalition's time zone when named, as
     the period's days are: a daily period closed just after it ended is issued the
     next local day, though in UTC that may still be the period's last day."""
-    if not issued_at:
-        return "Not issued"
-    moment = datetime.datetime.fromisoformat(issued_at)
-    return _day(moment.astimezone(ZoneInfo(zone)) if zone else moment)
+    return _day(_moment(issued_at, zone)) if issued_at else "Not issued"
 
 
 def _day(moment: datetime.datetime) -> str:
@@ -755,12 +752,16 @@ def _timestamp(value: str, zone: str | None = None) -> str:
     """A timestamp in the coalition's time zone, if named, else in its own offset, with
     the offset, e.g. ``1 Oct 2026 01:10 UTC+02:00`` or ``30 Sep 2026 23:10 UTC``: a late
     item reads in the local time its period's days are shown in."""
-    moment = datetime.datetime.fromisoformat(value)
-    if zone is not None:
-        moment = moment.astimezone(ZoneInfo(zone))
+    moment = _moment(value, zone)
     return (
         f"{dates.format_date(moment.date(), 'd MMM y', locale='en')} {moment:%H:%M} {_zone(moment)}"
     )
+
+
+def _moment(value: str, zone: str | None) -> datetime.datetime:
+    """An RFC 3339 instant in the coalition's time zone, if named, else in its own offset."""
+    moment = datetime.datetime.fromisoformat(value)
+    return moment if zone is None else moment.astimezone(ZoneInfo(zone))
 
 
 def _zone(moment: datetime.datetime) -> str:

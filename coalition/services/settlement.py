@@ -157,14 +157,14 @@ def get(session, period_id: str, now: datetime) -> dict:
     _refuse_before_the_last_close(period, period_service.last_closed(session))
     _, latest = aggregates.occurrences(session)
     if period.start > period_service.ledger_reach(now, latest):
-        begins = _local(session, period.start)
+        begins = _local(period.start, catalog.current(session).settings.timezone)
         raise NotFound(f"period {period.id} has not begun; it begins {begins.isoformat()}")
     return compute(session, period, "draft")
 
 
-def _local(session, instant: datetime) -> datetime:
+def _local(instant: datetime, timezone: str) -> datetime:
     """A period's bound as the coalition's users keep it: the local midnight."""
-    return instant.astimezone(ZoneInfo(catalog.current(session).settings.timezone))
+    return instant.astimezone(ZoneInfo(timezone))
 
 
 def _refuse_before_the_last_close(period, last) -> None:
@@ -197,7 +197,7 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
     config = catalog.current(session).settings
     if target.end > now:
         raise Conflict(
-            f"period {target.id} ends {_local(session, target.end).isoformat()};"
+            f"period {target.id} ends {_local(target.end, config.timezone).isoformat()};"
             " it cannot close before",
             reason="period_open",
         )
