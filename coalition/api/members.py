@@ -35,10 +35,18 @@ class Movement(Schema):
         points = fields.Integer()
 
     transaction_id = fields.Integer()
+    external_id = fields.String(
+        metadata={"description": "The posting partner's own id of it (a till's receipt)"}
+    )
     type = fields.String()
     partner_id = fields.String()
     occurred_at = fields.AwareDateTime()
     points = fields.Integer()
+    shortfall_points = fields.Integer(
+        metadata={
+            "description": "Of a return: the points the lot no longer held, borne by the issuer"
+        }
+    )
     reason = fields.String()
     lots = fields.List(fields.Nested(LotMovement))
 

@@ -53,6 +53,7 @@ def _fields_by_type() -> str:
 class TransactionIn(Schema):
     external_id = Text(
         max_length=128,
+        blank=False,
         required=True,
         metadata={
             "description": "The partner's own id of the transaction, unique per partner;"
@@ -66,14 +67,14 @@ class TransactionIn(Schema):
         ),
     )
     partner_id = fields.String(validate=PartnerId)
-    member_id = Text(max_length=MEMBER_ID_LENGTH)
+    member_id = Text(max_length=MEMBER_ID_LENGTH, blank=False)
     occurred_at = Instant(required=True)
     amount = Amount()
     currency = Currency()
     category = Text(max_length=64, blank=False)
     points = Points()
     reason = Text()
-    original_external_id = Text(max_length=128)
+    original_external_id = Text(max_length=128, blank=False)
 
     @validates("external_id")
     def not_an_expiry_id(self, external_id: str, **kwargs):

@@ -68,7 +68,7 @@ def _periods(session, now: datetime, period_id: str | None, count: int) -> list[
     listed = period_service.list_periods(session, now)
     if period_id is None:
         return listed[-min(max(count, 1), MAX_PERIODS) :]
-    wanted = period_service.parse_query(session, period_id).id
+    wanted = period_service.parse(session, period_id, location="query").id
     found = [period for period in listed if period["id"] == wanted]
     if not found:
         raise NotFound(f"no period {wanted}: periods run from the first transaction's to today's")

@@ -30,7 +30,12 @@ def keyset(query, id_column, paging: Paging, max_id: int = MAX_ID):
     without one. Ids run up to ``max_id`` (the column's type)."""
     if paging.cursor:
         if not re.fullmatch(r"[0-9]{1,19}", paging.cursor) or int(paging.cursor) > max_id:
-            raise Invalid("cursor is not one this service returned", reason="bad_cursor")
+            raise Invalid(
+                "cursor is not one this service returned",
+                reason="bad_cursor",
+                field="cursor",
+                location="query",
+            )
         after = int(paging.cursor)
         query = query.where(id_column < after if paging.newest else id_column > after)
     query = query.order_by(id_column.desc() if paging.newest else id_column)

@@ -52,17 +52,14 @@ def containing_id(session, at: datetime) -> str | None:
         return None
 
 
-def parse(session, period_id: str) -> periods.Period:
+def parse(session, period_id: str, location: str = "path") -> periods.Period:
+    """The period ``period_id`` names; one that is none is refused naming the parameter
+    where the request gave it, in its path or its query (SPEC §10: ``errors``)."""
     config = catalog.current(session).settings
-    return periods.parse(period_id, config.period, config.timezone)
-
-
-def parse_query(session, period_id: str) -> periods.Period:
-    """The period a query's ``period_id`` names; one that is none names the field (SPEC §10)."""
     try:
-        return parse(session, period_id)
+        return periods.parse(period_id, config.period, config.timezone)
     except Invalid as error:
-        raise Invalid(error.message, field="period_id", location="query") from None
+        raise Invalid(error.message, field="period_id", location=location) from None
 
 
 def list_periods(session, now: datetime) -> list[dict]:

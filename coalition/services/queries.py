@@ -135,7 +135,9 @@ def list_transactions(session, principal, filters: dict, paging: pages.Paging):
         # the API allows only the types; the rarer ones have a partial index (migration 0015)
         query = query.where(T.type == written("type", filters["type"]))
     if filters.get("period_id") is not None:
-        query = query.where(T.period_id == periods.parse_query(session, filters["period_id"]).id)
+        query = query.where(
+            T.period_id == periods.parse(session, filters["period_id"], location="query").id
+        )
     query = pages.within(query, T.occurred_at, filters)
     if filters.get("from") is not None:
         query = _from_its_period(session, query, filters["from"])
@@ -189,10 +191,12 @@ def history(session, principal, member_id: str, paging: pages.Paging) -> dict:
     items = [
         {
             "transaction_id": view["id"],
+            "external_id": view["external_id"],
             "type": view["type"],
             "partner_id": view["partner_id"],
             "occurred_at": view["occurred_at"],
             "points": view["points"],
+            "shortfall_points": view["shortfall_points"],
             "reason": view["reason"] or DEFAULT_REASONS[view["type"]],
             "lots": (
                 [

@@ -154,8 +154,8 @@ def get(session, period_id: str, now: datetime) -> dict:
     closed = session.get(models.Period, period.id)
     if closed is not None:
         return json.loads(closed.settlement)
-    _refuse_before_the_last_close(period, period_service.last_closed(session))
-    _, latest = aggregates.occurrences(session)
+    earliest, latest = aggregates.occurrences(session)
+    _refuse_before_the_ledger(period, period_service.last_closed(session), now, earliest)
     if period.start > period_service.ledger_reach(now, latest):
         begins = _local(period.start, catalog.current(session).settings.timezone)
         raise NotFound(f"period {period.id} has not begun; it begins {begins.isoformat()}")
@@ -167,11 +167,17 @@ def _local(instant: datetime, timezone: str) -> datetime:
     return instant.astimezone(ZoneInfo(timezone))
 
 
-def _refuse_before_the_last_close(period, last) -> None:
+def _refuse_before_the_ledger(period, last, now: datetime, earliest: datetime | None) -> None:
     """A period that is not closed but begins before the last closed one ends lies
-    before the first close: nothing was ever settled in it."""
+    before the first close: nothing was ever settled in it. Before any close, one
+    where no posting is or can ever be dated (:func:`_before_any_posting`) has
+    neither a draft nor a close: a page of zeros for "1026-11" would say it had."""
     if last is not None and period.start < last.end:
         raise NotFound(f"period {period.id} precedes the ledger and was never settled")
+    if last is None and _before_any_posting(period, now, earliest):
+        raise NotFound(
+            f"period {period.id} precedes the ledger: no transaction is, or can ever be, dated in it"
+        )
 
 
 def close(session, period_id: str, now: datetime) -> dict:
@@ -202,12 +208,8 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
             reason="period_open",
         )
     last = period_service.last_closed(session)
-    _refuse_before_the_last_close(target, last)
     earliest, _ = aggregates.occurrences(session)
-    if last is None and _before_any_posting(target, now, earliest):
-        raise NotFound(
-            f"period {target.id} precedes the ledger: no transaction is, or can ever be, dated in it"
-        )
+    _refuse_before_the_ledger(target, last, now, earliest)
     first = period_service.first_open(config, last, target, earliest)
     expiry.expire_before(session, target.end, now)
     return [

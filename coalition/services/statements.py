@@ -141,7 +141,8 @@ def list_statements(
     query = select(models.Statement)
     if period_id is not None:
         query = query.where(
-            models.Statement.period_id == period_service.parse_query(session, period_id).id
+            models.Statement.period_id
+            == period_service.parse(session, period_id, location="query").id
         )
     if partner_id is not None:
         query = query.where(models.Statement.partner_id == partner_id)

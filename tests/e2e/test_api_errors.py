@@ -604,8 +604,11 @@ def test_an_offset_whose_plus_a_query_string_read_as_a_space_is_named(coalition,
      ("get", "/api/v1/kpis?period_id=9999-12")],
 )
 def test_period_id_whose_end_is_after_year_9999_is_422(coalition, method, path):
-    # the period runs to 10000-01-01, which no date holds: refused as any invalid period id
-    assert "9999-12" in assert_error(getattr(coalition, method)(path), 422)["message"]
+    # the period runs to 10000-01-01, which no date holds: refused as any invalid period id,
+    # named under "errors" where the request gave it, in its path or its query (SPEC §10)
+    body = assert_error(getattr(coalition, method)(path), 422)
+    assert "9999-12" in body["message"]
+    assert body["errors"] == {"query" if "?" in path else "path": {"period_id": [body["message"]]}}
 
 
 def test_weekly_period_id_whose_end_is_after_year_9999_is_422(coalition):

@@ -181,6 +181,23 @@ def test_history_lists_every_movement_with_reason_partner_and_lot(coalition):
     )
 
 
+def test_history_names_each_posting_by_its_external_id_and_a_returns_shortfall(coalition):
+    """1000.00 RUB earn 100 points at aroma; 80 of them are burnt at skyair; the whole
+    purchase is then returned: floor(100 × 1000.00 / 1000.00) = 100 points to take back,
+    of which the lot holds 20. The return moves 20 points and says the other 80 fell
+    short, which a support desk reading the history could not tell from its points."""
+    lot = expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(5)))["lot_id"]
+    expect(burn(coalition, "t1", "m1", 80, partner_id="skyair", occurred_at=days_ago(4)))
+    expect(earn_reversal(coalition, "r1", "a1", occurred_at=days_ago(3), amount="1000.00"))
+    items = history(coalition, "m1")
+    assert [(i["external_id"], i["type"], i["points"], i["shortfall_points"]) for i in items] == [
+        ("a1", "earn", 100, 0),
+        ("t1", "burn", -80, 0),
+        ("r1", "earn_reversal", -20, 80),
+    ]
+    assert [(lot_moved["lot_id"], lot_moved["points"]) for lot_moved in items[2]["lots"]] == [(lot, 20)]
+
+
 # --- expiry ------------------------------------------------------------------------
 
 

@@ -112,6 +112,26 @@ def test_a_blank_category_is_422_and_writes_nothing(coalition, category):
     assert expect(coalition.get("/api/v1/transactions"), 200)["items"] == []
 
 
+@pytest.mark.parametrize("blank", ["   ", "\n", "\t", "\u200b"], ids=["spaces", "newline", "tab", "zero-width"])
+@pytest.mark.parametrize("field", ["external_id", "member_id"])
+def test_a_blank_id_is_422_naming_it_and_writes_nothing(coalition, field, blank):
+    """A till that sends an id of spaces or invisible characters alone has lost the real
+    one: a member " " would collect every such till's points."""
+    body = {"external_id": "t1", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+            "occurred_at": days_ago(1), "amount": "99.99", "currency": "RUB", field: blank}
+    response = coalition.post("/api/v1/transactions", json=body)
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["json"] == {field: ["must not be blank"]}
+    assert expect(coalition.get("/api/v1/transactions"), 200)["items"] == []
+
+
+def test_a_return_naming_a_blank_original_is_422_naming_it(coalition):
+    expect(earn(coalition, "t1", "m1", "99.99"))
+    response = earn_reversal(coalition, "r1", "   ", amount="10.00")
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["json"] == {"original_external_id": ["must not be blank"]}
+
+
 def test_earn_response_has_the_documented_fields(coalition):
     occurred = days_ago(3)
     body = expect(earn(coalition, "t1", "m1", "350.00", category="coffee", occurred_at=occurred))

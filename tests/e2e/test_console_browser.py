@@ -1241,7 +1241,9 @@ def test_a_member_with_more_movements_than_the_page_reads_sees_the_newest(browse
         const history = [...document.querySelectorAll("main table")].at(-1);
         return [...history.tBodies[0].rows].map((row) => [...row.cells].map((cell) => cell.innerText));""")
     assert len(rows) == 1000
-    assert [row[1:5] for row in (rows[0], rows[-1])] == [["bonus", "coalition", "gift 1000", "+7"],
-                                                         ["bonus", "coalition", "gift 1", "+1"]]
+    assert [row[1:7] for row in (rows[0], rows[-1])] == [
+        ["bonus", "coalition", "gift-1000", "gift 1000", "+7", "—"],
+        ["bonus", "coalition", "gift-1", "gift 1", "+1", "—"],
+    ]
     assert "Showing the newest 1,000 movements." in text_of(browser)
     assert "1,129" in browser.find_element(By.CSS_SELECTOR, "main .cards").text

@@ -138,16 +138,21 @@ def test_refused_close_of_current_period_closes_nothing(operator):
 
 def test_a_first_close_where_no_posting_can_ever_be_dated_is_404_and_closes_nothing(operator):
     # max_backdate_days is at most 3650: a day that ended more than 3650 days ago can hold
-    # no transaction; closing it would make every later close start there
+    # no transaction; closing it would make every later close start there. Nor has it a
+    # draft: a page of zeros would say it could still be settled.
     expect(operator.put("/api/v1/settings", json={"period": "daily"}), 200)
     _, too_old = day_in_past(3651)  # ends at today − 3650 days, 00:00, before now − 3650 days
     _, oldest = day_in_past(3650)  # ends after it: a posting backdated 3650 days lands in it
     for period_id in (too_old, "0001-01-01"):
-        response = operator.post(f"/api/v1/settlements/{period_id}/close")
-        assert response.status_code == 404, response.get_json()
-        assert "precedes the ledger" in response.get_json()["message"]
+        for response in (
+            operator.post(f"/api/v1/settlements/{period_id}/close"),
+            operator.get(f"/api/v1/settlements/{period_id}"),
+        ):
+            assert response.status_code == 404, response.get_json()
+            assert "precedes the ledger" in response.get_json()["message"]
     assert expect(operator.get("/api/v1/periods"), 200)[0]["status"] == "open"
     assert statements(operator) == []
+    assert expect(operator.get(f"/api/v1/settlements/{oldest}"), 200)["status"] == "draft"
     close(operator, oldest)
     assert _periods(operator)[0] == (oldest, "closed")
 
@@ -407,8 +412,11 @@ def test_a_client_that_does_not_page_gets_every_statement_of_a_close_of_a_hundre
 
 @pytest.mark.parametrize("cursor", ["abc", "-1", "99999999999999999999", "2147483648"])
 def test_a_statement_cursor_the_service_did_not_return_is_422(operator, daily, cursor):
+    """It names the parameter under "errors" as a refused limit does (SPEC §10)."""
     response = operator.get("/api/v1/statements", query_string={"cursor": cursor})
-    assert (response.status_code, response.get_json()["reason"]) == (422, "bad_cursor")
+    body = response.get_json()
+    assert (response.status_code, body["reason"]) == (422, "bad_cursor")
+    assert body["errors"] == {"query": {"cursor": ["cursor is not one this service returned"]}}
 
 
 def test_a_period_refused_for_not_having_ended_says_its_end_in_the_coalitions_time_zone(operator):

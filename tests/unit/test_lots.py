@@ -157,8 +157,8 @@ def test_a_refusal_of_one_point_with_one_available_reads_in_the_singular():
 def test_a_refusal_does_not_promise_points_whose_hold_ends_as_the_lot_expires():
     # Earned 10 days ago with a 40-day hold and expiring in 30 days: available_at = NOW + 30 days
     # = expires_at, so available_at ≤ t < expires_at never holds: the 60 points will never be
-    # spendable, and the refusal names only the 30 of lot 1 (the balance still shows them
-    # as pending: they are on hold until they expire).
+    # spendable, and the refusal names only the 30 of lot 1 (nor does the balance count
+    # them as pending: test_balance_leaves_out_a_lot_whose_hold_outlasts_it_before_it_expires).
     given = [lot(1, 30), lot(2, 60, earned_days_ago=10, hold_days=40, expires_in_days=30)]
     with pytest.raises(InsufficientPoints) as caught:
         lots.allocate(given, 40, NOW)
