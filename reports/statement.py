@@ -449,7 +449,7 @@ def _fees(statement: Mapping) -> list[Flowable]:
     base = statement["base_currency"]
     terms = "; ".join(
         f"{_points(line['points'])} × {line['fee_rate']} {base} = "
-        f"{Decimal(line['exact_fees']):,} {base}"
+        f"{Decimal(line['exact_fees']):,f} {base}"
         for line in lines
     )
     fees = _money(statement["summary"]["fees"], base)

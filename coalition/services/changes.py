@@ -20,11 +20,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from sqlalchemy import event, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from coalition.db import models
+from coalition.domain import money
 from coalition.services import pages
 
 SUBJECTS = {
@@ -138,8 +140,10 @@ def _change(row, action: str, fields: dict) -> dict:
 
 def _written(value) -> str:
     """A value JSON has no type for, as the API writes it: instants in RFC 3339, decimals
-    with the decimals they were given."""
-    return value.isoformat() if isinstance(value, datetime) else str(value)
+    with the decimals they were given, never in exponent form."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return money.as_written(value) if isinstance(value, Decimal) else str(value)
 
 
 def listing(session, filters: dict, paging: pages.Paging) -> dict:

@@ -53,6 +53,14 @@ def test_each_change_through_the_api_is_recorded_with_the_key_that_made_it(opera
     ]
 
 
+def test_a_rate_below_a_millionth_is_recorded_with_its_digits_as_the_api_gives_it(operator):
+    # str(Decimal("0.0000001")) is "1E-7"; the record reads as GET /rates does
+    rate = add_rate(operator, "fee", "0.0000001")
+    assert rate["value"] == "0.0000001"
+    ((*_, detail),) = made(operator, subject="rate")
+    assert detail["value"] == "0.0000001"
+
+
 def test_the_record_holds_neither_a_key_nor_its_hash(operator, database):
     till = expect(operator.post("/api/v1/keys", json={"role": "finance", "name": "audit"}))
     body = operator.get("/api/v1/changes").get_data(as_text=True)

@@ -528,6 +528,15 @@ def test_a_large_negative_fee_line_prints_grouped_and_signed():
         " ".join(pages_text(render_pdf(statement))))
 
 
+def test_a_fee_line_below_a_millionth_prints_its_digits_not_an_exponent():
+    # 1 × 0.00000001 = 0.00000001 EUR: Python writes such a Decimal as 1E-8 unless told "f"
+    statement = make_statement()
+    statement["summary"] = {**statement["summary"], "fees": "0.00", "fee_lines": [
+        {"fee_rate": "0.00000001", "points": 1, "exact_fees": "0.00000001"}]}
+    assert "1 × 0.00000001 EUR = 0.00000001 EUR. Rounded once, half to even: 0.00 EUR." in (
+        " ".join(pages_text(render_pdf(statement))))
+
+
 def test_a_statement_closed_before_fee_lines_were_kept_prints_none():
     assert "Fees on points issued" not in " ".join(pages_text(render_pdf(make_statement())))
 
