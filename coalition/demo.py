@@ -187,6 +187,7 @@ def _post_activity(database, start: datetime, now: datetime, progress) -> int:
     rng = random.Random(2026)
     operator = auth.Principal("demo", "operator")
     typical = {partner_id: Decimal(amount) for partner_id, *_, amount in PARTNERS}
+    currencies = {partner_id: currency for partner_id, _, _, currency, *_ in PARTNERS}
     posted = 0
     for day in range(DAYS):
         moment = start + timedelta(days=day, hours=9)
@@ -202,12 +203,12 @@ def _post_activity(database, start: datetime, now: datetime, progress) -> int:
             }
             roll = rng.random()
             if roll < 0.55:
-                amount = (typical[partner_id] * Decimal(rng.uniform(0.3, 2.5))).quantize(
-                    Decimal("0.01")
-                )
+                # 0.30 to 2.50 times the partner's typical purchase, in its cents
+                share = Decimal(rng.randint(30, 250)) / 100
                 request |= {
                     "type": "earn",
-                    "amount": amount,
+                    "amount": (typical[partner_id] * share).quantize(Decimal("0.01")),
+                    "currency": currencies[partner_id],
                     "category": "coffee" if partner_id == "aroma" else None,
                 }
             elif roll < 0.98:
