@@ -92,12 +92,12 @@ def _header_block(statement: Mapping) -> list[list]:
         ("partner_id", _safe(statement["partner_id"])),
         ("partner_name", _safe(statement["partner_name"])),
         ("status", statement["status"]),
-        ("issued_at", statement.get("issued_at") or ""),
+        ("issued_at", statement["issued_at"]),
         ("currency", statement["currency"]),
         ("base_currency", statement["base_currency"]),
     ]
     figures = [(key, statement["summary"][key]) for key in _SUMMARY_KEYS]
-    return [list(row) for row in identity + figures + [("sha256", statement.get("sha256") or "")]]
+    return [list(row) for row in identity + figures + [("sha256", statement["sha256"])]]
 
 
 def _table(rows: Iterable[Mapping], columns: tuple[str, ...]) -> list[list]:

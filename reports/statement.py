@@ -221,7 +221,7 @@ class _NumberedCanvas(pdfcanvas.Canvas):
 
 
 def _draw_furniture(canvas: pdfcanvas.Canvas, page: int, pages: int, statement: Mapping) -> None:
-    """Draw what every page carries: footer, running header, draft mark."""
+    """Draw what every page carries: the footer, and the running header after page 1."""
     canvas.saveState()
     footer_y = _MARGIN_BOTTOM - 10 * mm
     canvas.setStrokeColor(_RULE)
@@ -232,14 +232,12 @@ def _draw_furniture(canvas: pdfcanvas.Canvas, page: int, pages: int, statement: 
     canvas.drawString(
         _MARGIN_X,
         footer_y,
-        f"SHA-256 of canonical JSON {statement.get('sha256') or '(not yet sealed)'}",
+        f"SHA-256 of canonical JSON {statement['sha256']}",
     )
     canvas.setFont(fonts.BOLD, 7.5)
     canvas.drawRightString(_PAGE_WIDTH - _MARGIN_X, footer_y, f"Page {page} of {pages}")
     if page > 1:
         _draw_running_header(canvas, statement)
-    if statement["status"] != "final":
-        _draw_draft_mark(canvas)
     canvas.restoreState()
 
 
@@ -256,15 +254,6 @@ def _draw_running_header(canvas: pdfcanvas.Canvas, statement: Mapping) -> None:
     )
     canvas.drawRightString(_PAGE_WIDTH - _MARGIN_X, y, statement["partner_name"])
     canvas.line(_MARGIN_X, y - 4, _PAGE_WIDTH - _MARGIN_X, y - 4)
-
-
-def _draw_draft_mark(canvas: pdfcanvas.Canvas) -> None:
-    """Mark a draft across the page so it is never mistaken for a final statement."""
-    canvas.setFont(fonts.BOLD, 90)
-    canvas.setFillColor(colors.Color(0.7, 0.1, 0.1, alpha=0.08))
-    canvas.translate(_PAGE_WIDTH / 2, _PAGE_HEIGHT / 2)
-    canvas.rotate(45)
-    canvas.drawCentredString(0, 0, "DRAFT")
 
 
 def _header(statement: Mapping) -> list[Flowable]:
@@ -290,7 +279,7 @@ def _header(statement: Mapping) -> list[Flowable]:
                 statement["period_start"], statement["period_end"], statement.get("timezone")
             ),
         ),
-        ("Issued", _issued(statement.get("issued_at"), statement.get("timezone"))),
+        ("Issued", _issued(statement["issued_at"], statement.get("timezone"))),
         ("Status", statement["status"].capitalize()),
     ]
     identity = Table(
@@ -323,8 +312,6 @@ def _summary_box(statement: Mapping) -> list[Flowable]:
     workings = (
         f"Net {net} {base} = receivable {receivable} − payable {payable} − fees {fees}, in {base}."
     )
-    if statement["status"] != "final":
-        workings = "Draft: these figures may change until the period is closed. " + workings
     if statement["currency"] != base:
         workings += (
             f" Converted at {summary['fx_rate']} {base} per {statement['currency']}, "
@@ -737,11 +724,11 @@ def _period_dates(start: str, end: str, zone: str | None = None) -> str:
     return days if zone in (None, "UTC") else f"{days} ({zone})"
 
 
-def _issued(issued_at: str | None, zone: str | None = None) -> str:
+def _issued(issued_at: str, zone: str | None = None) -> str:
     """The day the statement was issued, in the coalition's time zone when named, as
     the period's days are: a daily period closed just after it ended is issued the
     next local day, though in UTC that may still be the period's last day."""
-    return _day(_moment(issued_at, zone)) if issued_at else "Not issued"
+    return _day(_moment(issued_at, zone))
 
 
 def _day(moment: datetime.datetime) -> str:
@@ -773,10 +760,10 @@ def _zone(moment: datetime.datetime) -> str:
 
 
 def _pdf_date(statement: Mapping) -> str:
-    """The PDF creation date: when the statement was issued, else its period's end.
+    """The PDF creation date: when the statement was issued.
 
     Taken from the data, never the clock, so the bytes stay the same.
     """
-    moment = datetime.datetime.fromisoformat(statement.get("issued_at") or statement["period_end"])
+    moment = datetime.datetime.fromisoformat(statement["issued_at"])
     offset = moment.strftime("%z")
     return f"D:{moment:%Y%m%d%H%M%S}{offset[:3]}'{offset[3:5]}'"

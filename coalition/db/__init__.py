@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import bindparam, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import sessionmaker
 
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 # the server says it cannot serve this service now: read-only (a standby after a
@@ -256,4 +256,4 @@ def written(name: str, value):
     return bindparam(name, value, expanding=isinstance(value, tuple), literal_execute=True)
 
 
-__all__ = ["Database", "Session", "Unavailable", "reaching", "written"]
+__all__ = ["Database", "Unavailable", "reaching", "written"]

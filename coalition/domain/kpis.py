@@ -12,9 +12,11 @@ period's KPIs never change, and its points figures match its statements.
 Definitions (each measure's formula is on the function that computes it):
 
 * **active members** — distinct members with at least one earn or burn.
-* **new members** — members whose first lot ever (their first earn or bonus,
-  by ``occurred_at``) belongs to the period; per partner, those whose first
-  lot that partner issued. Every member is new exactly once.
+* **new members** — members whose first lot ever (their first earn or bonus:
+  of the earliest period they have a lot in, then by ``occurred_at``) belongs
+  to the period; per partner, those whose first lot that partner issued.
+  Every member is new exactly once, and a late earn backdated before a
+  member's first lot does not make them new again in a later period.
 * **purchases** — earn transactions (a purchase reported with its amount);
   **purchasers** — distinct members with a purchase.
 * **purchase frequency** — purchases ÷ purchasers.
@@ -40,7 +42,7 @@ the period's end and rounded once after adding up.
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from coalition.domain import money, settlement
+from coalition.domain import money, settlement, totals
 
 FREQUENCY_PLACES = Decimal("0.01")
 
@@ -143,11 +145,6 @@ def burn_share(earns: int, burns: int) -> Decimal | None:
     return money.ratio(burns, earns + burns)
 
 
-def net_issued(points_issued: int, points_reversed: int) -> int:
-    """Points issued that stayed issued: earns and bonuses less what returns recovered."""
-    return points_issued - points_reversed
-
-
 def redemption_rate(
     points_redeemed: int, points_issued: int, points_reversed: int
 ) -> Decimal | None:
@@ -164,7 +161,7 @@ def _of_net_issued(points: int, points_issued: int, points_reversed: int) -> Dec
     """``points`` as a share of the points that stayed issued; None when none did (returns
     of earlier periods' points can exceed what the period issued, and a share of a negative
     number of points means nothing)."""
-    issued = net_issued(points_issued, points_reversed)
+    issued = totals.net_issued(points_issued, points_reversed)
     return money.ratio(points, issued) if issued > 0 else None
 
 

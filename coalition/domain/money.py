@@ -94,6 +94,11 @@ def round_half_even(value: Decimal, currency: str) -> Decimal:
     return unsigned_zero(value.quantize(minor_unit(currency), rounding=ROUND_HALF_EVEN))
 
 
+def zero(currency: str) -> Decimal:
+    """Nothing, written at the currency's minor unit: ``0.00`` EUR, ``0`` JPY."""
+    return Decimal(0).quantize(minor_unit(currency))
+
+
 RATIO_PLACES = Decimal("0.0001")  # a share, as 12.34 %
 
 

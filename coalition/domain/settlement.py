@@ -134,7 +134,7 @@ def pair_lines(redeemed: list[RedeemedPoints], base_currency: str) -> list[PairL
         pair = (item.issuer_id, item.redeemer_id)
         points[pair] += item.points
         value[pair] += item.points * item.rate
-    zero = money.round_half_even(Decimal(0), base_currency)
+    zero = money.zero(base_currency)
     return [
         PairLine(
             issuer,
@@ -178,7 +178,7 @@ def positions(
     base_currency: str,
 ) -> dict[str, Position]:
     """Every partner's receivable, payable and fees; refuses to balance a broken book."""
-    zero = money.round_half_even(Decimal(0), base_currency)
+    zero = money.zero(base_currency)
     receivable, payable = defaultdict(lambda: zero), defaultdict(lambda: zero)
     for line in lines:
         if not line.own:
@@ -203,7 +203,7 @@ def counterparties(
 ) -> list[Counterparty]:
     """The partner's counterparties, by id, from the period's pair lines (own
     redemption is not a counterparty: it moves no money)."""
-    zero = money.round_half_even(Decimal(0), base_currency)
+    zero = money.zero(base_currency)
     points, value = defaultdict(int), defaultdict(lambda: zero)
     for line in lines:
         if line.own or partner_id not in (line.issuer_id, line.redeemer_id):
@@ -240,7 +240,7 @@ def convert(amount: Decimal, fx_rate: Decimal, currency: str) -> Decimal:
 def netting(
     lines: list[PairLine], positions_by_partner: dict[str, Position], base_currency: str
 ) -> Netting:
-    zero = money.round_half_even(Decimal(0), base_currency)
+    zero = money.zero(base_currency)
     paying = [line for line in lines if not line.own and line.value]
     by_pair = defaultdict(Decimal)
     for line in paying:

@@ -29,8 +29,15 @@ class PartnerActivity(NamedTuple):
 
     @property
     def fee_base(self) -> int:
-        """Points that bear the issuance fee: issued less recovered by returns."""
-        return self.points_issued - self.points_reversed
+        """Points that bear the issuance fee: those that stayed issued."""
+        return net_issued(self.points_issued, self.points_reversed)
+
+
+def net_issued(points_issued: int, points_reversed: int) -> int:
+    """Points issued that stayed issued: earns and bonuses less what returns recovered.
+    The issuer's fee is due on these, and the KPIs' redemption and breakage rates are
+    shares of them."""
+    return points_issued - points_reversed
 
 
 ACTIVITY_FIELDS = PartnerActivity._fields  # the partner_totals counters, in this order
@@ -69,7 +76,7 @@ def added(
     by_partner: dict[ActivityKey, PartnerActivity] = {}
     for row in transactions:
         facts = activity(row)
-        if any(facts):  # a burn adds nothing here
+        if any(facts):  # a burn adds nothing here, unless it is late
             key = (row.period_id, row.partner_id, row.fee_rate)
             by_partner[key] = by_partner.get(key, PartnerActivity()).plus(facts)
     return dict(redeemed), by_partner

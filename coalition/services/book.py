@@ -65,7 +65,7 @@ class Ids:
         )
 
     @staticmethod
-    def wanted(requests: list[tuple[str, dict]]) -> dict[str, int]:
+    def needed_for(requests: list[tuple[str, dict]]) -> dict[str, int]:
         """A transaction per posting, a lot per earn or bonus, two allocations per burn or reversal."""
         types = [request["type"] for _, request in requests]
         return {
@@ -122,7 +122,7 @@ class Book:
             for partner_id, request in requests
             if request["type"] in lots_domain.REVERSES
         }
-        drawn = _lock(session, keys, Ids.wanted(requests) if len(requests) == 1 else None)
+        drawn = _lock(session, keys, Ids.needed_for(requests) if len(requests) == 1 else None)
         found = _transactions(session, keys | originals)
         by_key = {(row.partner_id, row.external_id): row for row in found}
         lockable = {request["member_id"] for _, request in requests if request["type"] == "burn"}
@@ -145,7 +145,7 @@ class Book:
             allocations=allocations,
             restored=_restored(session, [a.id for t in burns for a in allocations.get(t, [])]),
             reversals=_reversals(session, issues),
-            ids=Ids(session, Ids.wanted([r for r in requests if _key(r) not in by_key]), drawn),
+            ids=Ids(session, Ids.needed_for([r for r in requests if _key(r) not in by_key]), drawn),
         )
 
     @classmethod

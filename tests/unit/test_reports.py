@@ -559,12 +559,6 @@ def test_statement_without_late_items_says_so_among_its_figures_and_lists_none()
     assert "Transactions that occurred in a period already closed" not in " ".join(pages)
 
 
-def test_draft_statement_says_figures_may_change():
-    text = " ".join(pages_text(render_pdf(make_statement(status="draft"))))
-
-    assert "Draft: these figures may change" in text
-
-
 def test_csv_header_block_carries_statement_identity_and_figures():
     header = dict(csv_blocks(render_csv(make_statement()))[0])
 
