@@ -7,6 +7,7 @@ start, runs the scheduler (unless switched off) and serves with gunicorn.
 
 import itertools
 import os
+import shlex
 import signal
 import sys
 import time
@@ -386,14 +387,24 @@ def demo():
     help=f"processes posting at once (default: one per CPU, at most {IMPORT_LANES_MAX}, "
     f"from {IMPORT_LANES_FROM:,} rows; SQLite: 1)",
 )
-def import_transactions(path, jobs):
+@click.option(
+    "--from-line",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="post only the rows that start on this line of the file or after: where a stopped"
+    " import says to go on from",
+)
+def import_transactions(path, jobs, from_line):
     """Post every row of a CSV of transactions (columns as in POST /transactions).
 
     Each row is handled as if posted alone, in file order, through the same
     path as an API batch: a replay answers as a replay, a bad row is reported
     and skipped, and leaves nothing behind. Run again, the rows written answer
-    as replays and the others, the refused ones too, are decided anew. Rows
-    that cannot affect each other are posted by several processes at once.
+    as replays and the others, the refused ones too, are decided anew; an
+    import that stopped says from which line to go on, so that the rows it
+    decided are not decided again. Rows that cannot affect each other are
+    posted by several processes at once.
     """
     from coalition.services import imports
 
@@ -408,31 +419,36 @@ def import_transactions(path, jobs):
         _terminate_as_interrupt(),
     ):
         try:  # counted for the progress bar, and read in full before anything is posted
-            total = transaction_file.count_rows(source, path, *_columns())
+            total = transaction_file.count_rows(source, path, *_columns(), from_line)
         except KeyboardInterrupt:
             raise click.ClickException(
                 f"interrupted while {path} was read; nothing was posted"
             ) from None
         source.seek(0)
         jobs = _import_jobs(database, jobs, total)
-        numbered = transaction_file.rows(source, path)  # then a slice at a time: files may be large
+        # then a slice at a time: files may be large
+        numbered = transaction_file.rows(source, path, from_line)
         slices = iter(lambda: list(itertools.islice(numbered, IMPORT_SLICE)), [])
         posted = imports.post_file(database, jobs, slices, _requests)
         label = f"Importing {quantity(total, 'row')}" + (
             f" in {jobs} processes" if jobs > 1 else ""
         )
-        counts, stopped = _counted(posted, total, label)
+        counts, stopped = _counted(posted, total, label, path, from_line)
     click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
     if counts["failed"] or stopped:
         raise SystemExit(1)
 
 
-def _counted(posted, total: int, label: str) -> tuple[dict[str, int], bool]:
+def _counted(
+    posted, total: int, label: str, path: str, from_line: int
+) -> tuple[dict[str, int], bool]:
     """Each posted row's outcome counted under a progress bar, a refused row said with its
-    line; and whether the import stopped before the end, said with why."""
+    line; and whether the import stopped before the end, said with why and from which
+    line to go on."""
     counts, stopped = {"created": 0, "replayed": 0, "failed": 0}, False
     # the bar is drawn on a terminal only; an error shown there starts below it
     below_bar = "\n" if sys.stdout.isatty() and sys.stderr.isatty() else ""
+    last_line = None  # the line the last counted row starts on
     try:
         with click.progressbar(length=total, label=label) as bar:
             for rows, results in posted:
@@ -440,6 +456,7 @@ def _counted(posted, total: int, label: str) -> tuple[dict[str, int], bool]:
                     counts[outcome] += 1
                     if detail is not None:
                         click.echo(f"{below_bar}line {line}: {detail}", err=True)
+                    last_line = line
                 bar.update(len(rows))
     except (BrokenProcessPool, KeyboardInterrupt, Unavailable) as error:
         stopped = True
@@ -448,13 +465,26 @@ def _counted(posted, total: int, label: str) -> tuple[dict[str, int], bool]:
             BrokenProcessPool: "a process posting it died",
         }.get(type(error), str(error))
         click.echo(
-            f"\nthe import stopped: {why}. The rows counted below"
-            f" as created or replayed are in the ledger, and perhaps some of the next"
-            f" {IMPORT_SLICE}; importing the file again answers those as replays and"
-            " posts the rest (deciding anew the rows refused so far).",
-            err=True,
+            f"\nthe import stopped: {why}. {_going_on(path, from_line, last_line)}", err=True
         )
     return counts, stopped
+
+
+def _going_on(path: str, from_line: int, last_line: int | None) -> str:
+    """How to go on with an import that stopped: after the rows it counted, which are
+    decided. Imported again from its start, a row it refused is decided anew, and might
+    post where it did not (rows after it may have earned what it lacked)."""
+    going_on = from_line if last_line is None else last_line + 1
+    counted = (
+        "No row was counted"
+        if last_line is None
+        else f"The rows counted below, through line {last_line}, are decided"
+    )
+    option = f" --from-line {going_on}" if going_on > 1 else ""
+    return (
+        f"{counted}; some of the next {IMPORT_SLICE} rows may be in the ledger too, and"
+        f" answer as replays. To go on: coalition import {shlex.quote(path)}{option}"
+    )
 
 
 @contextmanager

@@ -25,9 +25,10 @@ UNNAMED_CELLS = "(cells under a column with no name)"
 CUT_SHORT = "(columns the row ends before)"  # a row's, until cut_short() reports them
 
 
-def count_rows(source, path, columns, required) -> int:
-    """The rows after the header, which may name only ``columns`` and must name each of
-    ``required``. A byte-order mark (Excel's "CSV UTF-8") is skipped by the caller's encoding.
+def count_rows(source, path, columns, required, from_line: int = 1) -> int:
+    """The rows after the header that start on ``from_line`` or after; the header may
+    name only ``columns`` and must name each of ``required``. A byte-order mark (Excel's
+    "CSV UTF-8") is skipped by the caller's encoding.
 
     Raises:
         Invalid: the file cannot be read in full; nothing of it is posted.
@@ -51,7 +52,7 @@ def count_rows(source, path, columns, required) -> int:
             named_missing = ", ".join(map(repr, missing))
             column = "column" if len(missing) == 1 else "columns"
             raise _Unreadable(f"the header has no {column} {named_missing}, which every row needs")
-        return sum(1 for _ in records)
+        return sum(1 for line, _ in records if line >= from_line)
     except UnicodeDecodeError as error:
         raise Invalid(
             f"{path} is not UTF-8 text ({error.reason}{_first_line_not_utf8(path)}):"
@@ -74,8 +75,9 @@ def _not_columns(unknown: list[str], columns: list[str]) -> str:
     return said
 
 
-def rows(source, path):
-    """Each row after the header, as a dict, with the file line it starts on.
+def rows(source, path, from_line: int = 1):
+    """Each row after the header that starts on ``from_line`` or after, as a dict, with
+    the file line it starts on.
 
     Raises:
         Invalid: the file changed since it was counted, and can no longer be read.
@@ -84,7 +86,8 @@ def rows(source, path):
         records = _records(source)
         _, header = next(records, (1, []))
         for line, values in records:
-            yield line, _row(header, values)
+            if line >= from_line:
+                yield line, _row(header, values)
     except (UnicodeDecodeError, _Unreadable) as error:
         raise Invalid(f"{path} changed while it was imported, and can no longer be read: {error}")
 

@@ -666,9 +666,72 @@ def test_import_interrupted_says_so_counts_what_it_posted_and_a_rerun_posts_the_
     assert stopped.output.splitlines()[-1] == "4 created, 0 replayed, 0 failed"
     assert sorted(item["external_id"] for item in list_all(operator, partner_id="aroma")) == [
         f"k-{n}" for n in range(4)]
+    # the header is line 1, the first slice lines 2 to 5
+    assert "through line 5, are decided; some of the next 4 rows may be in the ledger too" in stopped.output
+    assert f"To go on: coalition import {path} --from-line 6" in stopped.output
     monkeypatch.setattr("coalition.cli._requests", read)
     again = cli("import", str(path))
     assert (again.exit_code, again.output.splitlines()[-1]) == (0, "4 created, 4 replayed, 0 failed")
+
+
+def test_an_import_that_stopped_goes_on_from_the_line_it_names_deciding_no_row_again(
+    cli, aroma, operator, tmp_path, monkeypatch
+):
+    """Slices of two rows; Ctrl-C while the third is read. Line 2's burn of 5 points was
+    refused: card-1 had none. Line 4's earn, dated before it, then gave card-1
+    floor(100.00 × 0.1) = 10. Imported again from the start, the burn would post; from
+    line 6, where the import says to go on, it stays refused, as in an import that never
+    stopped, and card-1 keeps its 10 points."""
+    monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 2)
+    read = cli_module._requests
+    slices_read = []
+
+    def interrupted_at_the_third_slice(rows):
+        slices_read.append(rows)
+        if len(slices_read) == 3:
+            raise KeyboardInterrupt
+        return read(rows)
+
+    def at(days_ago: int) -> str:
+        return (datetime.now(UTC) - timedelta(days=days_ago)).replace(microsecond=0).isoformat()
+
+    path = tmp_path / "rows.csv"
+    path.write_text(
+        "external_id,type,partner_id,member_id,occurred_at,amount,currency,points\n"
+        f"b-1,burn,aroma,card-1,{at(2)},,,5\n"
+        + "".join(f"e-{n},earn,aroma,card-{n},{at(3)},100.00,RUB,\n" for n in range(5)),
+        encoding="utf-8",
+    )
+    monkeypatch.setattr("coalition.cli._requests", interrupted_at_the_third_slice)
+    stopped = cli("import", str(path))
+    assert stopped.exit_code == 1
+    assert stopped.output.splitlines()[-1] == "3 created, 0 replayed, 1 failed"
+    assert f"To go on: coalition import {path} --from-line 6" in stopped.output
+    monkeypatch.setattr("coalition.cli._requests", read)
+    rest = cli("import", str(path), "--from-line", "6")
+    assert (rest.exit_code, rest.output.splitlines()[-1]) == (0, "2 created, 0 replayed, 0 failed")
+    posted = sorted(item["external_id"] for item in list_all(operator, partner_id="aroma"))
+    assert posted == [f"e-{n}" for n in range(5)]
+    assert expect(operator.get("/api/v1/members/card-1/balance"), 200)["available"] == 10
+
+
+def test_an_import_from_a_line_inside_a_quoted_row_starts_at_the_row_after_it(
+    cli, aroma, operator, tmp_path
+):
+    """Line 3 starts a row whose quoted category runs onto line 4: from line 4, that row
+    (it starts before) is left out and the next, on line 5, is the first posted."""
+    when = _when()
+    path = tmp_path / "rows.csv"
+    path.write_text(
+        "external_id,type,partner_id,member_id,occurred_at,amount,currency,category\n"
+        f"q-0,earn,aroma,card-0,{when},100.00,RUB,coffee\n"
+        f'q-1,earn,aroma,card-1,{when},100.00,RUB,"coffee\nand cake"\n'
+        f"q-2,earn,aroma,card-2,{when},100.00,RUB,coffee\n",
+        encoding="utf-8",
+    )
+    result = cli("import", str(path), "--from-line", "4")
+    assert (result.exit_code, result.output.splitlines()[-1]) == (0, "1 created, 0 replayed, 0 failed")
+    assert [item["external_id"] for item in list_all(operator, partner_id="aroma")] == ["q-2"]
 
 
 @pytest.mark.postgres
