@@ -36,6 +36,7 @@ from sqlalchemy import bindparam, select, tuple_
 
 from coalition import auth
 from coalition.db import Database, models
+from coalition.domain.errors import CoalitionError, Invalid
 from coalition.domain.lots import REVERSES
 from coalition.services import batches, ledger
 
@@ -234,13 +235,19 @@ def _post(database: Database, requests: list) -> list[tuple]:
 
 
 def _reported(outcome) -> tuple[str, str | None]:
-    """What an import reports of one row: created, replayed or failed, and why it failed."""
+    """What an import reports of one row: created, replayed or failed, and why it failed:
+    as the API's answer says it, the field at fault first and the reason last
+    (``occurred_at: a reversal cannot occur before its original (before_original)``),
+    so that the failures can be sorted and counted by field and by reason."""
     if isinstance(outcome, ledger.Posting):
         return ("created" if outcome.created else "replayed"), None
     messages = getattr(outcome, "messages", None)
     if messages is not None:
         return "failed", _fields_text(messages)
-    return "failed", str(getattr(outcome, "message", outcome))
+    if not isinstance(outcome, CoalitionError):
+        return "failed", str(outcome)
+    said = outcome.message if outcome.field is None else f"{outcome.field}: {outcome.message}"
+    return "failed", said if outcome.reason == Invalid.reason else f"{said} ({outcome.reason})"
 
 
 def _fields_text(messages) -> str:

@@ -237,6 +237,30 @@ def test_import_names_the_file_line_of_each_failure_across_slices(
     assert operator.get("/api/v1/members/card-2/balance").get_json()["available"] == 13
 
 
+def test_a_failed_row_says_the_field_at_fault_and_the_reason_as_the_api_does(cli, aroma, operator, tmp_path):
+    """e-1 earns card-1 floor(100.00 × 0.1) = 10 points; a burn of 99 is more than that;
+    a return dated before e-1 is refused on its occurred_at; RUB has 2 decimals."""
+    path = tmp_path / "rows.csv"
+    path.write_text(
+        "external_id,type,partner_id,member_id,occurred_at,amount,currency,points,original_external_id\n"
+        f"e-1,earn,aroma,card-1,{_days_ago(2)},100.00,RUB,,\n"
+        f"b-1,burn,aroma,card-1,{_days_ago(2)},,,99,\n"
+        f"r-1,earn_reversal,aroma,card-1,{_days_ago(3)},,,5,e-1\n"
+        f"e-2,earn,aroma,card-1,{_days_ago(2)},1.001,RUB,,\n",
+        encoding="utf-8",
+    )
+    result = cli("import", str(path))
+    lines = {line.split(":")[0]: line for line in result.output.splitlines() if line.startswith("line ")}
+    assert lines["line 3"].endswith("(insufficient_points)")
+    assert lines["line 4"].startswith("line 4: occurred_at: ") and lines["line 4"].endswith("(before_original)")
+    assert lines["line 5"].startswith("line 5: amount: ")
+    assert result.output.splitlines()[-1] == "1 created, 0 replayed, 3 failed"
+
+
+def _days_ago(days: int) -> str:
+    return (datetime.now(UTC) - timedelta(days=days)).replace(microsecond=0).isoformat()
+
+
 def test_import_reads_excels_csv_utf8_with_its_byte_order_mark(cli, aroma, operator, tmp_path):
     when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
     path = tmp_path / "excel.csv"
