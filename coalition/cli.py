@@ -444,33 +444,42 @@ def _counted(
 ) -> tuple[dict[str, int], bool]:
     """Each posted row's outcome counted under a progress bar, a refused row said with its
     line; and whether the import stopped before the end, said with why and from which
-    line to go on."""
+    line to go on.
+
+    A Ctrl-C or SIGTERM stops it after the slice in flight, counted in full
+    (:func:`_stop_after_the_slice`); a second one, or a lost database or worker,
+    stops it at once, and that slice may be written in part.
+    """
     counts, stopped = {"created": 0, "replayed": 0, "failed": 0}, False
     # the bar is drawn on a terminal only; an error shown there starts below it
     below_bar = "\n" if sys.stdout.isatty() and sys.stderr.isatty() else ""
     last_line = None  # the line the last counted row starts on
     try:
-        with click.progressbar(length=total, label=label) as bar:
+        with _stop_after_the_slice() as stop, click.progressbar(length=total, label=label) as bar:
             for rows, results in posted:
                 for (line, _), (outcome, detail) in zip(rows, results, strict=True):
                     counts[outcome] += 1
+                    last_line = line
                     if detail is not None:
                         click.echo(f"{below_bar}line {line}: {detail}", err=True)
-                    last_line = line
                 bar.update(len(rows))
+                if stop.asked and sum(counts.values()) < total:
+                    posted.close()
+                    stopped, why, in_flight = True, "it was interrupted", False
+                    break
     except (BrokenProcessPool, KeyboardInterrupt, Unavailable) as error:
-        stopped = True
+        stopped, in_flight = True, True
         why = {
             KeyboardInterrupt: "it was interrupted",
             BrokenProcessPool: "a process posting it died",
         }.get(type(error), str(error))
-        click.echo(
-            f"\nthe import stopped: {why}. {_going_on(path, from_line, last_line)}", err=True
-        )
+    if stopped:
+        said = _going_on(path, from_line, last_line, in_flight)
+        click.echo(f"\nthe import stopped: {why}. {said}", err=True)
     return counts, stopped
 
 
-def _going_on(path: str, from_line: int, last_line: int | None) -> str:
+def _going_on(path: str, from_line: int, last_line: int | None, in_flight: bool) -> str:
     """How to go on with an import that stopped: after the rows it counted, which are
     decided. Imported again from its start, a row it refused is decided anew, and might
     post where it did not (rows after it may have earned what it lacked)."""
@@ -480,17 +489,47 @@ def _going_on(path: str, from_line: int, last_line: int | None) -> str:
         if last_line is None
         else f"The rows counted below, through line {last_line}, are decided"
     )
+    if in_flight:
+        counted += (
+            f"; some of the next {IMPORT_SLICE} rows may be in the ledger too, and answer"
+            " as replays"
+        )
     option = f" --from-line {going_on}" if going_on > 1 else ""
-    return (
-        f"{counted}; some of the next {IMPORT_SLICE} rows may be in the ledger too, and"
-        f" answer as replays. To go on: coalition import {shlex.quote(path)}{option}"
-    )
+    return f"{counted}. To go on: coalition import {shlex.quote(path)}{option}"
+
+
+@contextmanager
+def _stop_after_the_slice():
+    """While an import posts, the first Ctrl-C or SIGTERM asks it to stop once the slice
+    in flight is posted and counted, so that every row it decided is counted and none is
+    decided again by the import that goes on; a second one stops it at once.
+    (Stopped mid-slice, the rows of that slice refused so far were never counted: going
+    on from the slice's first line decided them anew.)"""
+    stop = _StopAsked()
+    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield stop
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+class _StopAsked:
+    """A signal handler that notes the first signal and raises on the second."""
+
+    def __init__(self):
+        self.asked = False
+
+    def __call__(self, signum, frame):
+        if self.asked:
+            raise KeyboardInterrupt
+        self.asked = True
 
 
 @contextmanager
 def _terminate_as_interrupt():
-    """SIGTERM (``kill``, ``timeout``) stops an import as Ctrl-C does: after the slice
-    in flight, saying what was posted, instead of ending it mid-slice in silence."""
+    """SIGTERM (``kill``, ``timeout``) stops an import as Ctrl-C does, saying so, instead
+    of ending it in silence: while the file is read, before anything is posted."""
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt

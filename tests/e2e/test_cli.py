@@ -24,7 +24,7 @@ from coalition import auth, config
 from coalition.cli import main
 from coalition import transaction_file
 from coalition.db import Database, migrate
-from coalition.services import imports
+from coalition.services import batches, imports
 from tests.conftest import connections_refused, empty_database
 from tests.e2e.helpers import add_partner, add_rate, balance, bonus, expect, list_all
 from tests.e2e.processes import children
@@ -736,6 +736,48 @@ def test_an_import_that_stopped_goes_on_from_the_line_it_names_deciding_no_row_a
     assert (rest.exit_code, rest.output.splitlines()[-1]) == (0, "2 created, 0 replayed, 0 failed")
     posted = sorted(item["external_id"] for item in list_all(operator, partner_id="aroma"))
     assert posted == [f"e-{n}" for n in range(5)]
+    assert expect(operator.get("/api/v1/members/card-1/balance"), 200)["available"] == 10
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_signal_mid_slice_stops_the_import_once_the_slice_is_posted_and_counted(
+    cli, aroma, operator, tmp_path, monkeypatch, signal_number
+):
+    """Slices of four rows, posted two at a time; the signal comes as the first slice's
+    second pair is posted. Line 2's burn of 5 was refused (card-1 had no points), line
+    3's earn, dated before it, gave card-1 10. The slice is finished and counted, the
+    burn with it, so going on from line 6 decides it no more: stopped as the pair was
+    written, its refusal was never counted, and going on from line 2 posted the burn,
+    leaving card-1 5 points where an import that never stopped leaves 10."""
+    monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 4)
+    monkeypatch.setattr(batches, "CHUNK", 2)
+    post_chunk, chunks = batches._post_chunk, []
+
+    def signalled_at_the_second_chunk(*args):
+        chunks.append(args)
+        if len(chunks) == 2:
+            os.kill(os.getpid(), signal_number)
+        return post_chunk(*args)
+
+    monkeypatch.setattr(batches, "_post_chunk", signalled_at_the_second_chunk)
+    when = _days_ago(2)
+    path = tmp_path / "rows.csv"
+    path.write_text(
+        "external_id,type,partner_id,member_id,occurred_at,amount,currency,points\n"
+        f"b-1,burn,aroma,card-1,{when},,,5\n"
+        f"e-1,earn,aroma,card-1,{_days_ago(3)},100.00,RUB,\n"
+        + "".join(f"e-{n},earn,aroma,card-{n},{when},100.00,RUB,\n" for n in range(2, 8)),
+        encoding="utf-8",
+    )
+    stopped = cli("import", str(path))
+    assert stopped.exit_code == 1
+    assert stopped.output.splitlines()[-1] == "3 created, 0 replayed, 1 failed"
+    assert (f"the import stopped: it was interrupted. The rows counted below, through line 5,"
+            f" are decided. To go on: coalition import {path} --from-line 6") in stopped.output
+    assert sorted(item["external_id"] for item in list_all(operator, partner_id="aroma")) == ["e-1", "e-2", "e-3"]
+    monkeypatch.setattr(batches, "_post_chunk", post_chunk)
+    rest = cli("import", str(path), "--from-line", "6")
+    assert (rest.exit_code, rest.output.splitlines()[-1]) == (0, "4 created, 0 replayed, 0 failed")
     assert expect(operator.get("/api/v1/members/card-1/balance"), 200)["available"] == 10
 
 
