@@ -668,21 +668,27 @@ def test_import_whose_worker_dies_says_so_and_a_rerun_posts_the_rest(
     assert sorted(posted) == [f"d-{n}" for n in range(8)]  # each once
 
 
+def _interrupted_at_slice(number: int, read):
+    """``read`` (the import's reading of a slice's requests), raising KeyboardInterrupt,
+    as a Ctrl-C then would, when asked for slice ``number``."""
+    slices_read = []
+
+    def interrupted(rows):
+        slices_read.append(rows)
+        if len(slices_read) == number:
+            raise KeyboardInterrupt
+        return read(rows)
+
+    return interrupted
+
+
 def test_import_interrupted_says_so_counts_what_it_posted_and_a_rerun_posts_the_rest(
     cli, aroma, operator, tmp_path, monkeypatch
 ):
     """Ctrl-C while the second slice is read: the first slice is in the ledger and counted."""
     monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 4)
     read = cli_module._requests
-    slices_read = []
-
-    def interrupted_at_the_second_slice(rows):
-        slices_read.append(rows)
-        if len(slices_read) == 2:
-            raise KeyboardInterrupt
-        return read(rows)
-
-    monkeypatch.setattr("coalition.cli._requests", interrupted_at_the_second_slice)
+    monkeypatch.setattr("coalition.cli._requests", _interrupted_at_slice(2, read))
     path = _eight_earns(tmp_path / "transactions.csv", "k")
     stopped = cli("import", str(path))
     assert stopped.exit_code == 1
@@ -708,25 +714,14 @@ def test_an_import_that_stopped_goes_on_from_the_line_it_names_deciding_no_row_a
     stopped, and card-1 keeps its 10 points."""
     monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 2)
     read = cli_module._requests
-    slices_read = []
-
-    def interrupted_at_the_third_slice(rows):
-        slices_read.append(rows)
-        if len(slices_read) == 3:
-            raise KeyboardInterrupt
-        return read(rows)
-
-    def at(days_ago: int) -> str:
-        return (datetime.now(UTC) - timedelta(days=days_ago)).replace(microsecond=0).isoformat()
-
     path = tmp_path / "rows.csv"
     path.write_text(
         "external_id,type,partner_id,member_id,occurred_at,amount,currency,points\n"
-        f"b-1,burn,aroma,card-1,{at(2)},,,5\n"
-        + "".join(f"e-{n},earn,aroma,card-{n},{at(3)},100.00,RUB,\n" for n in range(5)),
+        f"b-1,burn,aroma,card-1,{_days_ago(2)},,,5\n"
+        + "".join(f"e-{n},earn,aroma,card-{n},{_days_ago(3)},100.00,RUB,\n" for n in range(5)),
         encoding="utf-8",
     )
-    monkeypatch.setattr("coalition.cli._requests", interrupted_at_the_third_slice)
+    monkeypatch.setattr("coalition.cli._requests", _interrupted_at_slice(3, read))
     stopped = cli("import", str(path))
     assert stopped.exit_code == 1
     assert stopped.output.splitlines()[-1] == "3 created, 0 replayed, 1 failed"
