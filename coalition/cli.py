@@ -450,10 +450,11 @@ def _counted(
     (:func:`_stop_after_the_slice`); a second one, or a lost database or worker,
     stops it at once, and that slice may be written in part.
     """
-    counts, stopped = {"created": 0, "replayed": 0, "failed": 0}, False
+    counts = {"created": 0, "replayed": 0, "failed": 0}
     # the bar is drawn on a terminal only; an error shown there starts below it
     below_bar = "\n" if sys.stdout.isatty() and sys.stderr.isatty() else ""
     last_line = None  # the line the last counted row starts on
+    why, in_flight = None, False  # why it stopped, and whether a slice may be written in part
     try:
         with _stop_after_the_slice() as stop, click.progressbar(length=total, label=label) as bar:
             for rows, results in posted:
@@ -465,18 +466,20 @@ def _counted(
                 bar.update(len(rows))
                 if stop.asked and sum(counts.values()) < total:
                     posted.close()
-                    stopped, why, in_flight = True, "it was interrupted", False
+                    why = _STOPPED_BY[KeyboardInterrupt]
                     break
     except (BrokenProcessPool, KeyboardInterrupt, Unavailable) as error:
-        stopped, in_flight = True, True
-        why = {
-            KeyboardInterrupt: "it was interrupted",
-            BrokenProcessPool: "a process posting it died",
-        }.get(type(error), str(error))
-    if stopped:
+        why, in_flight = _STOPPED_BY.get(type(error), str(error)), True
+    if why is not None:
         said = _going_on(path, from_line, last_line, in_flight)
         click.echo(f"\nthe import stopped: {why}. {said}", err=True)
-    return counts, stopped
+    return counts, why is not None
+
+
+_STOPPED_BY = {
+    KeyboardInterrupt: "it was interrupted",
+    BrokenProcessPool: "a process posting it died",
+}
 
 
 def _going_on(path: str, from_line: int, last_line: int | None, in_flight: bool) -> str:
@@ -506,12 +509,8 @@ def _stop_after_the_slice():
     (Stopped mid-slice, the rows of that slice refused so far were never counted: going
     on from the slice's first line decided them anew.)"""
     stop = _StopAsked()
-    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
-    try:
+    with _handled(stop, signal.SIGINT, signal.SIGTERM):
         yield stop
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
 
 
 class _StopAsked:
@@ -534,11 +533,19 @@ def _terminate_as_interrupt():
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    with _handled(interrupt, signal.SIGTERM):
+        yield
+
+
+@contextmanager
+def _handled(handler, *numbers):
+    """These signals given to ``handler`` until the block ends, then to their handlers before."""
+    previous = {number: signal.signal(number, handler) for number in numbers}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for number, before in previous.items():
+            signal.signal(number, before)
 
 
 def _import_jobs(database, asked: int | None, total: int) -> int:

@@ -25,7 +25,7 @@ from coalition.cli import main
 from coalition import transaction_file
 from coalition.db import Database, migrate
 from coalition.services import batches, imports
-from tests.conftest import connections_refused, empty_database
+from tests.conftest import connections_refused, days_ago, empty_database
 from tests.e2e.helpers import add_partner, add_rate, balance, bonus, expect, list_all
 from tests.e2e.processes import children
 from tests.e2e.settlement_world import at, previous_month, small_closed_month, small_month
@@ -243,10 +243,10 @@ def test_a_failed_row_says_the_field_at_fault_and_the_reason_as_the_api_does(cli
     path = tmp_path / "rows.csv"
     path.write_text(
         "external_id,type,partner_id,member_id,occurred_at,amount,currency,points,original_external_id\n"
-        f"e-1,earn,aroma,card-1,{_days_ago(2)},100.00,RUB,,\n"
-        f"b-1,burn,aroma,card-1,{_days_ago(2)},,,99,\n"
-        f"r-1,earn_reversal,aroma,card-1,{_days_ago(3)},,,5,e-1\n"
-        f"e-2,earn,aroma,card-1,{_days_ago(2)},1.001,RUB,,\n",
+        f"e-1,earn,aroma,card-1,{days_ago(2)},100.00,RUB,,\n"
+        f"b-1,burn,aroma,card-1,{days_ago(2)},,,99,\n"
+        f"r-1,earn_reversal,aroma,card-1,{days_ago(3)},,,5,e-1\n"
+        f"e-2,earn,aroma,card-1,{days_ago(2)},1.001,RUB,,\n",
         encoding="utf-8",
     )
     result = cli("import", str(path))
@@ -255,10 +255,6 @@ def test_a_failed_row_says_the_field_at_fault_and_the_reason_as_the_api_does(cli
     assert lines["line 4"].startswith("line 4: occurred_at: ") and lines["line 4"].endswith("(before_original)")
     assert lines["line 5"].startswith("line 5: amount: ")
     assert result.output.splitlines()[-1] == "1 created, 0 replayed, 3 failed"
-
-
-def _days_ago(days: int) -> str:
-    return (datetime.now(UTC) - timedelta(days=days)).replace(microsecond=0).isoformat()
 
 
 def test_import_reads_excels_csv_utf8_with_its_byte_order_mark(cli, aroma, operator, tmp_path):
@@ -717,8 +713,8 @@ def test_an_import_that_stopped_goes_on_from_the_line_it_names_deciding_no_row_a
     path = tmp_path / "rows.csv"
     path.write_text(
         "external_id,type,partner_id,member_id,occurred_at,amount,currency,points\n"
-        f"b-1,burn,aroma,card-1,{_days_ago(2)},,,5\n"
-        + "".join(f"e-{n},earn,aroma,card-{n},{_days_ago(3)},100.00,RUB,\n" for n in range(5)),
+        f"b-1,burn,aroma,card-1,{days_ago(2)},,,5\n"
+        + "".join(f"e-{n},earn,aroma,card-{n},{days_ago(3)},100.00,RUB,\n" for n in range(5)),
         encoding="utf-8",
     )
     monkeypatch.setattr("coalition.cli._requests", _interrupted_at_slice(3, read))
@@ -755,12 +751,12 @@ def test_a_signal_mid_slice_stops_the_import_once_the_slice_is_posted_and_counte
         return post_chunk(*args)
 
     monkeypatch.setattr(batches, "_post_chunk", signalled_at_the_second_chunk)
-    when = _days_ago(2)
+    when = days_ago(2)
     path = tmp_path / "rows.csv"
     path.write_text(
         "external_id,type,partner_id,member_id,occurred_at,amount,currency,points\n"
         f"b-1,burn,aroma,card-1,{when},,,5\n"
-        f"e-1,earn,aroma,card-1,{_days_ago(3)},100.00,RUB,\n"
+        f"e-1,earn,aroma,card-1,{days_ago(3)},100.00,RUB,\n"
         + "".join(f"e-{n},earn,aroma,card-{n},{when},100.00,RUB,\n" for n in range(2, 8)),
         encoding="utf-8",
     )
