@@ -89,8 +89,10 @@ _HEAD_RIGHT = ParagraphStyle("head_right", _HEAD, alignment=TA_RIGHT)
 _ID_SIZE = 7  # a partner id beside its name
 
 _CELL_PADDING = 6  # ReportLab's default, left and right of every cell
-_NAME_COLUMN = _WIDTH - 5 * 22 * mm  # the counterparty table's first column
-_NAME_WIDTH = _NAME_COLUMN - 2 * _CELL_PADDING
+# the counterparty table: five columns of figures, each at least this wide, and the
+# names in what is left, never less than the narrowest
+_FIGURE_COLUMN = 22 * mm
+_NAME_COLUMN_MIN = 40 * mm
 
 # Every table names its font, even one holding only paragraphs: ReportLab
 # selects the cell font before drawing any cell and would otherwise pull
@@ -476,9 +478,8 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
             f"Net, {base}",
         )
     ]
-    body = [
+    figures = [
         [
-            _counterparty_name(row),
             _points(row["points_in"]),
             _money(row["value_in"], base),
             _points(row["points_out"]),
@@ -487,18 +488,25 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
         ]
         for row in rows
     ]
-    totals = ["Total"] + [
+    totals = [
         _points(sum(row[key] for row in rows))
         if key.startswith("points")
         else _money(sum(Decimal(row[key]) for row in rows), base)
         for key in ("points_in", "value_in", "points_out", "value_out", "net")
     ]
+    size, widths = _figure_columns([*figures, totals])
+    name_column = _WIDTH - sum(widths)
+    body = [
+        [_counterparty_name(row, name_column - 2 * _CELL_PADDING), *line]
+        for row, line in zip(rows, figures, strict=True)
+    ]
     table = Table(
-        [header, *body, totals],
-        colWidths=[_NAME_COLUMN] + [22 * mm] * 5,
+        [header, *body, ["Total", *totals]],
+        colWidths=[name_column, *widths],
         repeatRows=1,
         style=_LISTING
         + [
+            ("FONTSIZE", (1, 1), (-1, -1), size),
             ("FONTNAME", (0, -1), (-1, -1), fonts.BOLD),
             ("LINEABOVE", (0, -1), (-1, -1), 0.6, _ACCENT),
             # the total goes over with the last two lines: alone under the repeated
@@ -539,7 +547,25 @@ def _own(statement: Mapping) -> list[Flowable]:
     ]
 
 
-def _counterparty_name(row: Mapping) -> Flowable:
+def _figure_columns(lines: list[list[str]]) -> tuple[float, list[float]]:
+    """The font size and widths of the counterparty table's figure columns: each as wide
+    as its widest figure, and at least ``_FIGURE_COLUMN`` while the names keep their
+    narrowest column. Figures too wide for that together (billions of rupiah or won)
+    are printed smaller until they fit, rather than over one another."""
+    size = _CELL.fontSize
+    # measured in bold, the total's font and the wider of the two
+    texts = [
+        max(pdfmetrics.stringWidth(figure, fonts.BOLD, size) for figure in column)
+        for column in zip(*lines, strict=True)
+    ]
+    widths = [max(_FIGURE_COLUMN, text + 2 * _CELL_PADDING) for text in texts]
+    if sum(widths) <= _WIDTH - _NAME_COLUMN_MIN:
+        return size, widths
+    scale = min(1, (_WIDTH - _NAME_COLUMN_MIN - 2 * _CELL_PADDING * len(texts)) / sum(texts))
+    return size * scale, [text * scale + 2 * _CELL_PADDING for text in texts]
+
+
+def _counterparty_name(row: Mapping, room: float) -> Flowable:
     """The name as partners know it, the id in small print for reconciliation.
 
     On one line drawn straight onto the canvas when it fits, as nearly every
@@ -558,7 +584,7 @@ def _counterparty_name(row: Mapping) -> Flowable:
         small = f"<font size={_ID_SIZE} color='{_MUTED.hexval()}'>{escape(partner_id)}</font>"
         markup = f"{escape(row['name'])} {small}"
     line = _Line(runs, _CELL.leading)
-    return line if line.width <= _NAME_WIDTH else Paragraph(markup, _CELL)
+    return line if line.width <= room else Paragraph(markup, _CELL)
 
 
 def _printable(statement: Mapping) -> Mapping:

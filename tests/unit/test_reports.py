@@ -280,6 +280,77 @@ def test_counterparty_name_stays_in_its_column_with_its_id_in_small_print():
     assert len({run[2] for run in long_lines}) == 2
 
 
+def drawn_boxes(pdf: bytes) -> list[list[tuple[str, float, float, float]]]:
+    """Each page's runs of text as (text, left, right, baseline), the width measured
+    in the run's own font and size, as the reader's eye would find them."""
+    from reportlab.pdfbase.pdfmetrics import stringWidth
+
+    from reports import fonts
+
+    fonts.register()
+    pages = []
+    for page in pypdf.PdfReader(io.BytesIO(pdf)).pages:
+        boxes = []
+
+        def visit(text, cm, tm, font, size, boxes=boxes):
+            if text.strip() and font:
+                face = fonts.BOLD if "Bold" in font["/BaseFont"] else fonts.REGULAR
+                indent = (len(text) - len(text.lstrip())) * stringWidth(" ", face, size)
+                left = tm[4] + cm[4] + indent
+                right = left + stringWidth(text.strip(), face, size)
+                boxes.append((text.strip(), left, right, tm[5] + cm[5]))
+
+        page.extract_text(visitor_text=visit)
+        pages.append(boxes)
+    return pages
+
+
+def overprinted(boxes: list[tuple[str, float, float, float]]) -> list[tuple[str, str]]:
+    """Pairs of runs on one baseline that run into each other."""
+    lines = {}
+    for box in boxes:
+        lines.setdefault(round(box[3], 1), []).append(box)
+    pairs = []
+    for line in lines.values():
+        line.sort(key=lambda box: box[1])
+        pairs += [(one[0], next_[0]) for one, next_ in zip(line, line[1:]) if one[2] > next_[1] + 0.01]
+    return pairs
+
+
+@pytest.mark.parametrize(
+    "value, points",
+    [
+        # a 2-million-euro month between two partners of an Indonesian coalition
+        ("35000000000.10", 35_000_000_000),
+        # near what the API accepts: 10¹² points at a rate of almost 10⁹ IDR each
+        ("999999999999999999999.00", 999_999_999_999),
+    ],
+)
+def test_figures_too_wide_for_the_counterparty_columns_are_never_printed_over_each_other(value, points):
+    """Each figure column is as wide as its widest figure; past what the page holds, the
+    figures print smaller. In 22 mm columns, 35,000,000,000.10 ran into the next."""
+    line = {"points_in": points, "value_in": value, "points_out": points, "value_out": value, "net": "0.00"}
+    counterparties = [{**line, "partner_id": "skyair", "name": "SkyAir"}, {**line, "partner_id": "fitgym", "name": "Фитнес Зал"}]
+    pages = drawn_boxes(render_pdf(make_statement(base_currency="IDR", counterparties=counterparties)))
+    figures = [box for page in pages for box in page if box[0] in (f"{points:,}", f"{points * 2:,}")]
+
+    assert len(figures) == 6  # points in and out, of each line and of the total
+    assert [pair for page in pages for pair in overprinted(page)] == []
+    margin = 18 * 72 / 25.4
+    assert all(margin - 0.01 <= box[1] and box[2] <= 595.28 - margin + 0.01 for page in pages for box in page)
+
+
+def test_figures_that_fit_keep_the_tables_own_size_and_columns():
+    pdf = render_pdf(make_statement())
+    boxes, runs = drawn_boxes(pdf)[0], text_runs(pdf)
+    counterparty = next(i for i, run in enumerate(runs) if run[0] == "Counterparty")
+    assert [run[3] for run in runs[counterparty:] if run[0] == "9,000"] == [8.5]
+    # five 22 mm figure columns: "Points in" ends four columns and a cell's padding
+    # short of the right margin
+    right = 595.28 - 18 * 72 / 25.4 - 4 * 22 * 72 / 25.4 - 6
+    assert abs(next(box for box in boxes if box[0] == "Points in")[2] - right) < 0.5
+
+
 def test_counterparty_name_with_a_tab_or_line_break_prints_spaced_in_chart_and_table():
     line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
     statement = make_statement(counterparties=[{**line, "partner_id": "tab", "name": "Tab\tand\nbreak  here"}])
