@@ -92,7 +92,7 @@ def run_auto_close(database) -> None:
     def close_and_count() -> None:
         try:
             closed = settlement.auto_close(database, datetime.now(UTC))
-            log.info("auto-close: %s", f"closed {closed}" if closed else "no period due")
+            log.info("auto-close: %s", _closed(closed))
         except Unbalanced:  # the books do not balance: fails loudly (SPEC §7), as any failure
             raise
         except CoalitionError as refused:
@@ -102,6 +102,16 @@ def run_auto_close(database) -> None:
             log.info("auto-close: counted and kept the KPIs of %s", quantity(counted, "period"))
 
     holding_job_lock(database, "auto_close", close_and_count)
+
+
+def _closed(periods: list[str]) -> str:
+    """What an auto-close did, every period it closed named: ``closed 2026-10``, or
+    ``closed 2026-11-28 to 2026-12-02 (5 periods)`` after days the scheduler was away."""
+    if not periods:
+        return "no period due"
+    if len(periods) == 1:
+        return f"closed {periods[0]}"
+    return f"closed {periods[0]} to {periods[-1]} ({quantity(len(periods), 'period')})"
 
 
 def start(app) -> BackgroundScheduler:

@@ -218,8 +218,9 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
     ]
 
 
-def auto_close(database, now: datetime) -> str | None:
-    """Close the latest period that ended ``auto_close_after_hours`` ago, if still open."""
+def auto_close(database, now: datetime) -> list[str]:
+    """Close the latest period that ended ``auto_close_after_hours`` ago, if still open,
+    with every earlier open one: the ids of the periods closed, oldest first."""
 
     def due(session):
         config = catalog.current(session).settings
@@ -235,9 +236,9 @@ def auto_close(database, now: datetime) -> str | None:
         return target.id
 
     target = database.run(due)
-    if target is not None:
-        database.run(close, target, now)
-    return target
+    if target is None:
+        return []
+    return [closed["period_id"] for closed in database.run(close_through, target, now)]
 
 
 def _before_any_posting(period: periods.Period, now: datetime, earliest: datetime | None) -> bool:

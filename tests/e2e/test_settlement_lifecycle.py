@@ -8,11 +8,13 @@ past day can be closed and the day after it, also in the past, closed later.
 
 import hashlib
 import json
+import logging
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 
+from coalition import jobs
 from coalition.domain.errors import NotFound
 from coalition.services import expiry, periods, settlement
 
@@ -279,6 +281,22 @@ def daily(operator):
 def _post_late_burn(operator, day_a) -> dict:
     """A burn of 30 at ironfit that occurred on day A, posted after A was closed."""
     return burn(operator, "m1-late", "ironfit", "m1", at(day_a, 0, 11), 30)
+
+
+def test_an_auto_close_after_days_away_names_every_period_it_closed(operator, database, caplog):
+    # an on-call reader took "closed <yesterday>" for one period closed, not three
+    day_a, a_id, _ = skyair_and_ironfit_by_day(operator, auto_close_after_hours=0)
+    earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
+    _, yesterday = day_in_past(1)
+    caplog.set_level(logging.INFO, logger="coalition.jobs")
+
+    jobs.run_auto_close(database)
+    jobs.run_auto_close(database)
+
+    assert [p for p, status in _periods(operator) if status == "closed"] == [a_id, day_in_past(2)[1], yesterday]
+    said = [record.getMessage() for record in caplog.records if record.getMessage().startswith("auto-close: ")]
+    assert said[0] == f"auto-close: closed {a_id} to {yesterday} (3 periods)"
+    assert said[-1] == "auto-close: no period due"
 
 
 def test_transaction_backdated_into_a_closed_period_is_late(operator, daily):
