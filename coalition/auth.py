@@ -93,6 +93,15 @@ def get_key(session, key_id: str) -> models.ApiKey:
     return row
 
 
+def key_by_value(session, key: str) -> models.ApiKey:
+    """The key stored for ``key`` itself, as an operator holding a leaked key finds it;
+    the error does not repeat the key."""
+    row = session.scalar(select(models.ApiKey).where(models.ApiKey.key_hash == hash_key(key)))
+    if row is None:
+        raise NotFound("no key matches the key given")
+    return row
+
+
 def revoke_key(session, key_id: str) -> models.ApiKey:
     """Revoke a key; revoking it again changes nothing (its first revocation stands)."""
     row = get_key(session, key_id)

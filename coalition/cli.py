@@ -271,15 +271,22 @@ def _printable(text: str) -> str:
 
 
 @keys.command("revoke")
-@click.argument("key_id")
-def keys_revoke(key_id):
-    """Revoke a key: every request with it is refused (401) from now on."""
+@click.argument("key")
+def keys_revoke(key):
+    """Revoke a key, by its id (key_…) or, one that leaked, by the key itself (coal_…):
+    every request with it is refused (401) from now on."""
+
+    def revoke(session):
+        leaked = key.startswith(auth.KEY_PREFIX)
+        row = auth.key_by_value(session, key) if leaked else auth.get_key(session, key)
+        before = row.revoked_at
+        return auth.revoke_key(session, row.id), before
+
     with _database() as database:
-        row = database.run(auth.revoke_key, key_id)
-    click.echo(
-        f"revoked {row.role} key {row.id} ({_printable(row.name or 'no name')}) in {_shown(database)}"
-        f" at {row.revoked_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
-    )
+        row, before = database.run(revoke)
+    what = f"{row.role} key {row.id} ({_printable(row.name or 'no name')}) in {_shown(database)}"
+    at = f"{row.revoked_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    click.echo(f"{what} was revoked already, at {at}" if before else f"revoked {what} at {at}")
 
 
 def _checked(schema, **options) -> dict:

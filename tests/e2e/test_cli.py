@@ -117,6 +117,20 @@ def test_keys_revoke_refuses_the_key_from_then_on_and_list_shows_when(cli, aroma
     assert [line[0] for line in _listed(cli, "--status", "active")[1:]] == [_listed(cli)[1][0]]  # the operator's
 
 
+def test_keys_revoke_takes_a_leaked_key_itself_and_says_when_one_was_revoked_already(cli, aroma, operator, client):
+    # an operator holding a leaked key has no id for it: keys list never shows keys
+    leaked = expect(operator.post("/api/v1/keys", json={"role": "partner", "partner_id": "aroma", "name": "till 7"}))
+    result = cli("keys", "revoke", leaked["key"])
+    assert result.exit_code == 0 and result.output.startswith(f"revoked partner key {leaked['id']} (till 7) in ")
+    assert leaked["key"] not in result.output
+    assert client.get("/api/v1/transactions", headers={"Authorization": f"Bearer {leaked['key']}"}).status_code == 401
+    revoked = datetime.fromisoformat(expect(operator.get(f"/api/v1/keys/{leaked['id']}"), 200)["revoked_at"])
+
+    again = cli("keys", "revoke", leaked["id"])
+    assert again.output.endswith(f"was revoked already, at {revoked.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC\n")
+    assert f"partner key {leaked['id']} (till 7) in " in again.output
+
+
 def test_keys_list_filters_as_the_api_does(cli, aroma, operator):
     made = [expect(operator.post("/api/v1/keys", json=body))["id"] for body in (
         {"role": "partner", "partner_id": "aroma"}, {"role": "finance"}, {"role": "finance", "partner_id": "aroma"})]
@@ -127,9 +141,10 @@ def test_keys_list_filters_as_the_api_does(cli, aroma, operator):
 
 @pytest.mark.parametrize(("args", "said"), [
     (("keys", "revoke", "key_000000000000"), "Error: no key 'key_000000000000'\n"),
+    (("keys", "revoke", "coal_not-a-key-of-this-database"), "Error: no key matches the key given\n"),
     (("keys", "list", "--partner", "Aroma Cafe"),
      "Error: --partner: must be a slug: a-z, 0-9 and '-', 2 to 63 characters\n"),
-], ids=["unknown key", "not a slug"])
+], ids=["unknown key", "unknown key itself", "not a slug"])
 def test_keys_list_and_revoke_say_what_is_wrong_in_one_line(database_url, monkeypatch, operator, args, said):
     monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
     result = CliRunner().invoke(main, list(args))
