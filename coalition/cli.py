@@ -431,6 +431,8 @@ def import_transactions(path, jobs, from_line):
             raise click.ClickException(
                 f"interrupted while {path} was read; nothing was posted"
             ) from None
+        if not total and from_line > 1:
+            click.echo(f"no row of {path} starts on line {from_line:,} or after", err=True)
         source.seek(0)
         jobs = _import_jobs(database, jobs, total)
         # then a slice at a time: files may be large
@@ -585,6 +587,6 @@ def _requests(rows: list) -> list:
     from coalition.api.transactions import validated
 
     return [
-        transaction_file.cut_short(row) or validated(transaction_file.request_body(row))
+        transaction_file.misshapen(row) or validated(transaction_file.request_body(row))
         for _, row in rows
     ]

@@ -22,7 +22,7 @@ from coalition.domain.errors import Invalid
 # the fields cells past the header, and cells under an unnamed column, are reported under
 EXTRA_CELLS = "(cells past the header)"
 UNNAMED_CELLS = "(cells under a column with no name)"
-CUT_SHORT = "(columns the row ends before)"  # a row's, until cut_short() reports them
+CUT_SHORT = "(columns the row ends before)"  # a row's, until misshapen() reports them
 
 
 def count_rows(source, path, columns, required, from_line: int = 1) -> int:
@@ -106,11 +106,15 @@ def _row(header: list[str], values: list[str]) -> dict:
     return row
 
 
-def cut_short(row: dict) -> ValidationError | None:
-    """Why a row that ends before the header's named columns fails, column by column."""
-    if CUT_SHORT not in row:
-        return None
-    return ValidationError({name: ["the row ends before this column"] for name in row[CUT_SHORT]})
+def misshapen(row: dict) -> ValidationError | None:
+    """Why a row that does not fit the header fails: column by column where it ends before
+    the header's named columns, and what it holds where the header names no column."""
+    said = {name: ["the row ends before this column"] for name in row.get(CUT_SHORT, [])}
+    if EXTRA_CELLS in row:
+        said[EXTRA_CELLS] = ["the header names no column for them"]
+    if UNNAMED_CELLS in row:
+        said[UNNAMED_CELLS] = ["a cell must be under a named column"]
+    return ValidationError(said) if said else None
 
 
 def request_body(row: dict) -> dict:

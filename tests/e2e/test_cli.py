@@ -320,7 +320,7 @@ def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, 
     result = cli("import", str(path))
     lines = {line.split(":")[0]: line for line in result.output.splitlines() if line.startswith("line ")}
     assert sorted(lines) == ["line 2", "line 3", "line 4", "line 5", "line 7", "line 8"]
-    assert "(cells past the header)" in lines["line 3"]
+    assert lines["line 3"] == "line 3: (cells past the header): the header names no column for them"
     assert "Not a valid integer" in lines["line 4"] and "Not a valid integer" in lines["line 5"]
     assert lines["line 7"] == ("line 7: points: the row ends before this column;"
                                " reason: the row ends before this column")
@@ -328,6 +328,17 @@ def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, 
     assert "" not in result.output.splitlines()  # no blank line before each failure
     assert result.output.splitlines()[-1] == "1 created, 0 replayed, 6 failed"
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 3
+
+
+def test_an_import_from_a_line_past_the_files_last_row_says_there_is_none(cli, aroma, operator, tmp_path):
+    when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
+    path = tmp_path / "short.csv"
+    path.write_text(f"external_id,type,partner_id,member_id,occurred_at,points,reason\nb-1,bonus,aroma,card-1,{when},4,gift\n")
+    result = cli("import", str(path), "--from-line", "99")
+    assert result.exit_code == 0
+    assert result.stderr == f"no row of {path} starts on line 99 or after\n"
+    assert result.stdout.splitlines()[-1] == "0 created, 0 replayed, 0 failed"
+    assert list_all(operator, partner_id="aroma") == []
 
 
 def test_a_row_may_leave_out_the_cells_of_unnamed_columns_but_not_fill_them(cli, aroma, operator, tmp_path):
@@ -342,7 +353,7 @@ def test_a_row_may_leave_out_the_cells_of_unnamed_columns_but_not_fill_them(cli,
     )
     result = cli("import", str(path))
     (failure,) = [line for line in result.output.splitlines() if line.startswith("line ")]
-    assert failure.startswith("line 3:") and "(cells under a column with no name)" in failure
+    assert failure == "line 3: (cells under a column with no name): a cell must be under a named column"
     assert result.output.splitlines()[-1] == "1 created, 0 replayed, 1 failed"
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 4
 
