@@ -201,11 +201,17 @@ def keys():
 
 
 @keys.command("create")
-@click.option("--role", type=click.Choice(auth.ROLES), required=True)
+@click.option(
+    "--role",
+    type=click.Choice(auth.ROLES),
+    required=True,
+    help="operator: everything; finance: reads (with --partner, that partner's only);"
+    " partner: posts and reads for its --partner",
+)
 @click.option(
     "--partner", "--partner-id", "partner_id", default=None, help="partner the key is bound to"
 )
-@click.option("--name", default=None)
+@click.option("--name", default=None, help="what the key is for, as keys list shows it")
 def keys_create(role, partner_id, name):
     """Create a key; the key itself is the last line printed (shown once)."""
     from coalition.api.keys import KeyIn
@@ -344,7 +350,8 @@ def serve(host, port, workers, no_scheduler):
 @main.command()
 @click.argument("period_id")
 def close(period_id):
-    """Close a settlement period (and every earlier open one)."""
+    """Close a settlement period (and every earlier open one): PERIOD_ID as the calendar
+    names it, 2026-10 (monthly), 2026-W43 (weekly) or 2026-10-05 (daily)."""
     from coalition.services import periods, settlement
 
     with _database() as database:

@@ -64,7 +64,7 @@ class Rates(MethodView):
     @blp.arguments(RateQuery, location="query")
     @blp.response(200, RateOut(many=True))
     def get(self, query):
-        """List rate versions (with ``at``: those in force then)"""
+        """List rate versions (with at: those in force then)"""
         return database().run(rates.listing, **query)
 
     @blp.roles("operator")

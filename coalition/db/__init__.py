@@ -156,6 +156,11 @@ class Database:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
         parsed = make_url(url)
+        if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+            # SQLAlchemy would name the driver it lacks (No module named 'MySQLdb')
+            raise ValueError(
+                f"the service runs on SQLite or PostgreSQL, not {parsed.get_backend_name()}"
+            )
         if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
             # retries read psycopg's sqlstate, and bulk writes use its binary parameters
             raise ValueError(

@@ -1066,6 +1066,8 @@ def _url_cases(tmp_path):
             "postgresql://coalition:s3cret@127.0.0.1:1/x", "Error: cannot open the database postgresql", "127.0.0.1"),
         "not a URL": ("no scheme here", "Error: COALITION_DATABASE_URL cannot be used", "Could not parse"),
         "no such dialect": ("bogus://x", "Error: COALITION_DATABASE_URL cannot be used", "bogus"),
+        "another database": ("mysql://u:s3cret@127.0.0.1/x", "Error: COALITION_DATABASE_URL cannot be used",
+                             "runs on SQLite or PostgreSQL, not mysql"),
         "another driver": ("postgresql+psycopg2://u:s3cret@127.0.0.1/x", "Error: COALITION_DATABASE_URL cannot be used",
                            "psycopg"),
     }
@@ -1074,7 +1076,7 @@ def _url_cases(tmp_path):
 @pytest.mark.parametrize(
     "case",
     ["a file that is not a database", "a directory that does not exist", "a server that does not answer",
-     "not a URL", "no such dialect", "another driver"],
+     "not a URL", "no such dialect", "another database", "another driver"],
 )
 @pytest.mark.parametrize("args", [("db", "upgrade"), ("close", "2026-10"), ("demo",)], ids=" ".join)
 def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path, monkeypatch, case, args):
