@@ -522,7 +522,8 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
         _NOTE,
         escaped=True,
     )
-    return [*heading, note, table, *_own(statement)]
+    # before the table, where it cannot be left alone on a page after the table's last
+    return [*heading, note, *_own(statement), table]
 
 
 def _own(statement: Mapping) -> list[Flowable]:
@@ -540,8 +541,8 @@ def _own(statement: Mapping) -> list[Flowable]:
     return [
         _p(
             f"Own redemption: {what}, with no money between partners. They count in "
-            "Points redeemed here and are not in this table.",
-            _FOOTNOTE,
+            "Points redeemed here, not among the counterparties.",
+            _NOTE,
             escaped=True,
         )
     ]

@@ -738,6 +738,20 @@ def test_own_redemption_is_said_under_the_counterparties_with_no_money():
     assert "Own redemption" not in " ".join(pages_text(render_pdf(make_statement())))
 
 
+def test_own_redemption_is_said_on_the_page_the_counterparty_table_starts():
+    # 43 counterparties filled page 2 to its foot, and page 3 held the sentence alone
+    counterparties = [
+        {"partner_id": f"p{n:03d}", "name": f"Partner {n:03d}", "points_in": 100 * n,
+         "value_in": f"{n}.00", "points_out": 0, "value_out": "0.00", "net": f"{n}.00"}
+        for n in range(43)
+    ]
+    own = make_statement(counterparties=counterparties, summary={"own_redemption_points": 500})
+    pages = pages_text(render_pdf(own))
+    (page,) = [page for page in pages if "Own redemption" in page]
+    assert page.index("Net is value in less value out. Own redemption: 500 of") < page.index("Counterparty Points in")
+    assert "Partner 000" in page
+
+
 def test_own_redemption_given_back_is_said_as_such():
     # an own burn of an earlier period reversed in this one: 11,540 = 9,000 + 3,040 − 500
     back = make_statement(summary={"points_redeemed": 11540, "own_redemption_points": -500})
