@@ -110,10 +110,9 @@ def misshapen(row: dict) -> ValidationError | None:
     """Why a row that does not fit the header fails: column by column where it ends before
     the header's named columns, and what it holds where the header names no column."""
     said = {name: ["the row ends before this column"] for name in row.get(CUT_SHORT, [])}
-    if EXTRA_CELLS in row:
-        said[EXTRA_CELLS] = ["the header names no column for them"]
-    if UNNAMED_CELLS in row:
-        said[UNNAMED_CELLS] = ["a cell must be under a named column"]
+    for cells in (EXTRA_CELLS, UNNAMED_CELLS):
+        if cells in row:
+            said[cells] = ["the header names no column for them"]
     return ValidationError(said) if said else None
 
 

@@ -353,7 +353,7 @@ def test_a_row_may_leave_out_the_cells_of_unnamed_columns_but_not_fill_them(cli,
     )
     result = cli("import", str(path))
     (failure,) = [line for line in result.output.splitlines() if line.startswith("line ")]
-    assert failure == "line 3: (cells under a column with no name): a cell must be under a named column"
+    assert failure == "line 3: (cells under a column with no name): the header names no column for them"
     assert result.output.splitlines()[-1] == "1 created, 0 replayed, 1 failed"
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 4
 
