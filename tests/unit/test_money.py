@@ -38,6 +38,17 @@ def test_every_currency_in_use_has_its_iso_4217_exponent_not_cldrs():
     assert wrong == {}
 
 
+@pytest.mark.parametrize("code", ["MRO", "SLL", "STD", "ZMK", "ZWD"])
+def test_a_withdrawn_currency_keeps_its_iso_4217_minor_unit(code):
+    # ISO 4217 list three (historic): the old ouguiya, leone, dobra, Zambian kwacha and
+    # Zimbabwe dollar all had 2 decimals. A partner that joined while one was in use still
+    # settles in it (is_currency accepts it), so a net converts to its cents: 1.00 EUR ÷
+    # 0.0003 EUR per unit = 3333.333… → 3333.33
+    assert money.is_currency(code)
+    assert money.exponent(code) == 2
+    assert settlement.convert(Decimal("1.00"), Decimal("0.0003"), code) == Decimal("3333.33")
+
+
 def test_each_correction_of_babels_digits_is_still_needed():
     # were Babel to give ISO's figure for one of these, the correction would be dead weight
     assert all(numbers.get_currency_precision(code) != places for code, places in money.ISO_4217_EXPONENTS.items())

@@ -269,6 +269,8 @@ def scope(kind, value="1", **fields):
 @pytest.mark.parametrize("fields", [
     scope("earn", partner_id="aroma", category="coffee"),
     scope("promo", "2", partner_id="aroma", effective_to=MAR),
+    # SPEC §5: a promo, like an earn rate, may be limited to one category
+    scope("promo", "2", partner_id="aroma", category="coffee", effective_to=MAR),
     scope("threshold", "50", partner_id="aroma", min_amount=Decimal("100")),
     scope("redemption", "0.01"),
     scope("fee", "0"),
@@ -280,6 +282,9 @@ def test_a_rate_naming_what_its_kind_has_is_accepted(fields):
 
 @pytest.mark.parametrize(("fields", "field"), [
     (scope("earn"), "partner_id"),
+    # a promo multiplies, and a threshold tops up, one partner's earn (SPEC §5: scope partner_id)
+    (scope("promo", "2", effective_to=MAR), "partner_id"),
+    (scope("threshold", "50", min_amount=Decimal("100")), "partner_id"),
     (scope("promo", "2", partner_id="aroma"), "effective_to"),
     (scope("threshold", "50", partner_id="aroma"), "min_amount"),
     (scope("threshold", "2.5", partner_id="aroma", min_amount=Decimal("100")), "value"),
@@ -289,6 +294,11 @@ def test_a_rate_naming_what_its_kind_has_is_accepted(fields):
     (scope("fx", "0.011", currency="RUB", partner_id="aroma"), "partner_id"),
     (scope("fx", "0.011", currency="XXX"), "currency"),
     (scope("earn", "0", partner_id="aroma"), "value"),
+    # a promo of 0 wipes out the earn, a threshold of 0 adds nothing, and an fx rate of 0
+    # leaves no way to convert a net into the partner's currency: each must be positive
+    (scope("promo", "0", partner_id="aroma", effective_to=MAR), "value"),
+    (scope("threshold", "0", partner_id="aroma", min_amount=Decimal("100")), "value"),
+    (scope("fx", "0", currency="RUB"), "value"),
     (scope("fee", "-0.001"), "value"),
     (scope("redemption", "0.01", effective_to=JAN), "effective_to"),
 ])
@@ -304,5 +314,10 @@ def test_a_refusal_names_the_kind_of_rate_with_its_article():
         rates.check_scope(scope("earn"))
     with pytest.raises(Invalid) as fee_refused:
         rates.check_scope(scope("fee", "0.001", category="coffee"))
-    assert (earn_refused.value.message, fee_refused.value.message) == (
-        "an earn rate needs a partner_id", "a fee rate has no category")
+    with pytest.raises(Invalid) as fx_refused:
+        rates.check_scope(scope("fx", "0", currency="RUB"))
+    assert (earn_refused.value.message, fee_refused.value.message, fx_refused.value.message) == (
+        "an earn rate needs a partner_id",
+        "a fee rate has no category",
+        "an fx rate must be positive",
+    )
