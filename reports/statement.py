@@ -463,21 +463,16 @@ def _chart(statement: Mapping) -> list[Flowable]:
 
 def _counterparties(statement: Mapping) -> list[Flowable]:
     """Every counterparty line in the order given, with totals, header repeated per page."""
-    heading = _section("Counterparties", room=40 * mm)
+    own = _own(statement)
+    # the heading, the notes, the table's header and first row: kept on one page
+    notes = sum(note.wrap(_WIDTH, _PAGE_HEIGHT)[1] + note.getSpaceAfter() for note in own)
+    heading = _section("Counterparties", room=40 * mm + notes)
     rows = statement["counterparties"]
     if not rows:
-        return [*heading, _p("No counterparty activity in this period.", _BODY), *_own(statement)]
+        return [*heading, _p("No counterparty activity in this period.", _BODY), *own]
     base = statement["base_currency"]
-    header = [_p("Counterparty", _HEAD)] + [
-        _p(title, _HEAD_RIGHT)
-        for title in (
-            "Points in",
-            f"Value in, {base}",
-            "Points out",
-            f"Value out, {base}",
-            f"Net, {base}",
-        )
-    ]
+    titles = ["Points in", f"Value in, {base}", "Points out", f"Value out, {base}", f"Net, {base}"]
+    header = [_p("Counterparty", _HEAD)] + [_p(title, _HEAD_RIGHT) for title in titles]
     figures = [
         [
             _points(row["points_in"]),
@@ -494,7 +489,7 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
         else _money(sum(Decimal(row[key]) for row in rows), base)
         for key in ("points_in", "value_in", "points_out", "value_out", "net")
     ]
-    size, widths = _figure_columns([*figures, totals])
+    size, widths = _figure_columns(titles, [*figures, totals])
     name_column = _WIDTH - sum(widths)
     body = [
         [_counterparty_name(row, name_column - 2 * _CELL_PADDING), *line]
@@ -523,7 +518,7 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
         escaped=True,
     )
     # before the table, where it cannot be left alone on a page after the table's last
-    return [*heading, note, *_own(statement), table]
+    return [*heading, note, *own, table]
 
 
 def _own(statement: Mapping) -> list[Flowable]:
@@ -548,22 +543,38 @@ def _own(statement: Mapping) -> list[Flowable]:
     ]
 
 
-def _figure_columns(lines: list[list[str]]) -> tuple[float, list[float]]:
+def _figure_columns(titles: list[str], lines: list[list[str]]) -> tuple[float, list[float]]:
     """The font size and widths of the counterparty table's figure columns: each as wide
     as its widest figure, and at least ``_FIGURE_COLUMN`` while the names keep their
     narrowest column. Figures too wide for that together (billions of rupiah or won)
-    are printed smaller until they fit, rather than over one another."""
+    are printed smaller until they fit, rather than over one another; a column stays
+    as wide as its title's longest word, which wraps between words, never within one."""
     size = _CELL.fontSize
-    # measured in bold, the total's font and the wider of the two
+    # measured in bold, the total's and the titles' font and the wider of the two
     texts = [
         max(pdfmetrics.stringWidth(figure, fonts.BOLD, size) for figure in column)
         for column in zip(*lines, strict=True)
     ]
-    widths = [max(_FIGURE_COLUMN, text + 2 * _CELL_PADDING) for text in texts]
-    if sum(widths) <= _WIDTH - _NAME_COLUMN_MIN:
-        return size, widths
-    scale = min(1, (_WIDTH - _NAME_COLUMN_MIN - 2 * _CELL_PADDING * len(texts)) / sum(texts))
-    return size * scale, [text * scale + 2 * _CELL_PADDING for text in texts]
+    floors = [
+        max(pdfmetrics.stringWidth(word, fonts.BOLD, _HEAD.fontSize) for word in title.split())
+        + 2 * _CELL_PADDING
+        for title in titles
+    ]
+
+    def widths(scale: float, least: float = 0) -> list[float]:
+        return [
+            max(least, floor, text * scale + 2 * _CELL_PADDING)
+            for text, floor in zip(texts, floors, strict=True)
+        ]
+
+    room = _WIDTH - _NAME_COLUMN_MIN
+    if sum(widths(1, _FIGURE_COLUMN)) <= room:
+        return size, widths(1, _FIGURE_COLUMN)
+    smaller, larger = 0.0, 1.0  # the largest scale that fits, to within a millionth
+    while larger - smaller > 1e-6:
+        middle = (smaller + larger) / 2
+        smaller, larger = (middle, larger) if sum(widths(middle)) <= room else (smaller, middle)
+    return size * smaller, widths(smaller)
 
 
 def _counterparty_name(row: Mapping, room: float) -> Flowable:

@@ -331,10 +331,14 @@ def test_figures_too_wide_for_the_counterparty_columns_are_never_printed_over_ea
     figures print smaller. In 22 mm columns, 35,000,000,000.10 ran into the next."""
     line = {"points_in": points, "value_in": value, "points_out": points, "value_out": value, "net": "0.00"}
     counterparties = [{**line, "partner_id": "skyair", "name": "SkyAir"}, {**line, "partner_id": "fitgym", "name": "Фитнес Зал"}]
-    pages = drawn_boxes(render_pdf(make_statement(base_currency="IDR", counterparties=counterparties)))
+    pdf = render_pdf(make_statement(base_currency="IDR", counterparties=counterparties))
+    pages = drawn_boxes(pdf)
     figures = [box for page in pages for box in page if box[0] in (f"{points:,}", f"{points * 2:,}")]
 
     assert len(figures) == 6  # points in and out, of each line and of the total
+    # the titles wrap between words, never within one ("Ne" / "t, I" / "DR")
+    words = [word for run in text_runs(pdf) for word in run[0].split()]
+    assert all(word in words for word in ("Points", "Value", "out,", "Net,", "IDR"))
     assert [pair for page in pages for pair in overprinted(page)] == []
     margin = 18 * 72 / 25.4
     assert all(margin - 0.01 <= box[1] and box[2] <= 595.28 - margin + 0.01 for page in pages for box in page)
@@ -726,7 +730,7 @@ def test_csv_quotes_formulas_in_counterparty_names_and_late_item_external_ids_bu
     assert late_items[1] == ["55", "'-000999", "burn", "2026-09-30T23:10:00+00:00", "-300", "2026-09"]
 
 
-def test_own_redemption_is_said_under_the_counterparties_with_no_money():
+def test_own_redemption_is_said_above_the_counterparties_with_no_money():
     # 12,540 redeemed here: 9,000 + 3,040 of the counterparties' points, and 500 of aroma's own
     own = make_statement(summary={"points_redeemed": 12540, "own_redemption_points": 500})
     text = " ".join(pages_text(render_pdf(own)))
@@ -750,6 +754,23 @@ def test_own_redemption_is_said_on_the_page_the_counterparty_table_starts():
     (page,) = [page for page in pages if "Own redemption" in page]
     assert page.index("Net is value in less value out. Own redemption: 500 of") < page.index("Counterparty Points in")
     assert "Partner 000" in page
+
+
+def test_the_counterparties_heading_and_own_redemption_are_never_left_at_a_pages_foot():
+    # with three fee lines above it, ten counterparties put the heading, the notes and the
+    # own-redemption line at the foot of page 1 and the table on page 2
+    fee_lines = [{"fee_rate": "0.001", "points": 1000, "exact_fees": "1.000"}] * 3
+    for count in range(6, 15):
+        counterparties = [
+            {"partner_id": f"p{n:03d}", "name": f"Partner {n:03d}", "points_in": 100 * n,
+             "value_in": f"{n}.00", "points_out": 0, "value_out": "0.00", "net": f"{n}.00"}
+            for n in range(count)
+        ]
+        statement = make_statement(counterparties=counterparties,
+                                   summary={"own_redemption_points": 500, "fee_lines": fee_lines})
+        pages = pages_text(render_pdf(statement))
+        (notes,) = [page for page in pages if "Own redemption" in page]
+        assert "Counterparty Points in" in notes, count
 
 
 def test_own_redemption_given_back_is_said_as_such():
