@@ -20,6 +20,7 @@ from coalition.services import catalog, partners
 ROLES = ("operator", "finance", "partner")
 KEY_STATUSES = ("active", "revoked")
 KEY_PREFIX = "coal_"
+KEY_ID = "key_[0-9a-f]{12}"  # a key's id: not secret, shown by every listing
 
 
 class Unauthenticated(Exception):

@@ -7,6 +7,7 @@ start, runs the scheduler (unless switched off) and serves with gunicorn.
 
 import itertools
 import os
+import re
 import shlex
 import signal
 import sys
@@ -282,9 +283,16 @@ def keys_revoke(key):
     """Revoke a key, by its id (key_…) or, one that leaked, by the key itself (coal_…):
     every request with it is refused (401) from now on."""
 
+    # a key as pasted from a header or a log line ("Bearer coal_…"), never printed back
+    leaked = [word for word in key.split() if word.startswith(auth.KEY_PREFIX)]
+    if not leaked and not re.fullmatch(auth.KEY_ID, key.strip()):
+        raise click.ClickException("that is neither a key's id (key_…) nor a key (coal_…)")
+
     def revoke(session):
-        leaked = key.startswith(auth.KEY_PREFIX)
-        row = auth.key_by_value(session, key) if leaked else auth.get_key(session, key)
+        if leaked:
+            row = auth.key_by_value(session, leaked[-1])
+        else:
+            row = auth.get_key(session, key.strip())
         before = row.revoked_at
         return auth.revoke_key(session, row.id), before
 

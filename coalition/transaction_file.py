@@ -98,7 +98,7 @@ def _row(header: list[str], values: list[str]) -> dict:
     unnamed = [value for name, value in zip(header, values) if not name and value]
     if unnamed:
         row[UNNAMED_CELLS] = unnamed
-    if len(values) > len(header):
+    if any(values[len(header) :]):  # empty ones, as a spreadsheet's trailing ",", hold nothing
         row[EXTRA_CELLS] = values[len(header) :]
     # a line cut short would post without its last fields
     if missing := [name for name in header[len(values) :] if name]:
@@ -108,7 +108,7 @@ def _row(header: list[str], values: list[str]) -> dict:
 
 def misshapen(row: dict) -> ValidationError | None:
     """Why a row that does not fit the header fails: column by column where it ends before
-    the header's named columns, and what it holds where the header names no column."""
+    the header's named columns, and once for cells it fills where the header names none."""
     said = {name: ["the row ends before this column"] for name in row.get(CUT_SHORT, [])}
     for cells in (EXTRA_CELLS, UNNAMED_CELLS):
         if cells in row:

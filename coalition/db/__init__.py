@@ -153,8 +153,9 @@ class Database:
     """An engine and its session factory, built from a URL in ``create_app``."""
 
     def __init__(self, url: str):
-        if url.startswith("postgresql://"):
-            url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+        for scheme in ("postgresql://", "postgres://"):  # the second, as many hosts write it
+            if url.startswith(scheme):
+                url = "postgresql+psycopg://" + url.removeprefix(scheme)
         parsed = make_url(url)
         if parsed.get_backend_name() not in ("sqlite", "postgresql"):
             # SQLAlchemy would name the driver it lacks (No module named 'MySQLdb')

@@ -120,7 +120,7 @@ def test_keys_revoke_refuses_the_key_from_then_on_and_list_shows_when(cli, aroma
 def test_keys_revoke_takes_a_leaked_key_itself_and_says_when_one_was_revoked_already(cli, aroma, operator, client):
     # an operator holding a leaked key has no id for it: keys list never shows keys
     leaked = expect(operator.post("/api/v1/keys", json={"role": "partner", "partner_id": "aroma", "name": "till 7"}))
-    result = cli("keys", "revoke", leaked["key"])
+    result = cli("keys", "revoke", f" Bearer {leaked['key']} ")  # as pasted from a request's header
     assert result.exit_code == 0 and result.output.startswith(f"revoked partner key {leaked['id']} (till 7) in ")
     assert leaked["key"] not in result.output
     assert client.get("/api/v1/transactions", headers={"Authorization": f"Bearer {leaked['key']}"}).status_code == 401
@@ -142,9 +142,10 @@ def test_keys_list_filters_as_the_api_does(cli, aroma, operator):
 @pytest.mark.parametrize(("args", "said"), [
     (("keys", "revoke", "key_000000000000"), "Error: no key 'key_000000000000'\n"),
     (("keys", "revoke", "coal_not-a-key-of-this-database"), "Error: no key matches the key given\n"),
+    (("keys", "revoke", "oal_half-of-a-secret"), "Error: that is neither a key's id (key_…) nor a key (coal_…)\n"),
     (("keys", "list", "--partner", "Aroma Cafe"),
      "Error: --partner: must be a slug: a-z, 0-9 and '-', 2 to 63 characters\n"),
-], ids=["unknown key", "unknown key itself", "not a slug"])
+], ids=["unknown key", "unknown key itself", "neither", "not a slug"])
 def test_keys_list_and_revoke_say_what_is_wrong_in_one_line(database_url, monkeypatch, operator, args, said):
     monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
     result = CliRunner().invoke(main, list(args))
@@ -314,7 +315,8 @@ def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, 
         f"o-4,bonus,aroma,card-1,{when},,,３,gift\n"  # line 5: a fullwidth three, likewise
         f"o-5,bonus,aroma,card-1,{when},,,3,gift\n"  # line 6: 3 points
         f"o-6,earn,aroma,card-1,{when},100.00,RUB\n"  # line 7: cut short of points and reason
-        f"o-7,bonus,aroma,card-1,{when},,,-3,gift\n",  # line 8: a number, refused for its value
+        f"o-7,bonus,aroma,card-1,{when},,,-3,gift\n"  # line 8: a number, refused for its value
+        f"o-8,bonus,aroma,card-1,{when},,,2,gift,,\n",  # line 9: empty cells past the header hold nothing
         encoding="utf-8",
     )
     result = cli("import", str(path))
@@ -326,8 +328,8 @@ def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, 
                                " reason: the row ends before this column")
     assert lines["line 8"] == "line 8: points: Must be greater than or equal to 1 and less than or equal to 1000000000000."
     assert "" not in result.output.splitlines()  # no blank line before each failure
-    assert result.output.splitlines()[-1] == "1 created, 0 replayed, 6 failed"
-    assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 3
+    assert result.output.splitlines()[-1] == "2 created, 0 replayed, 6 failed"
+    assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 5  # 3 + 2
 
 
 def test_an_import_from_a_line_past_the_files_last_row_says_there_is_none(cli, aroma, operator, tmp_path):

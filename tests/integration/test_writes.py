@@ -95,6 +95,16 @@ def test_postgresql_is_reached_through_psycopg_only():
         Database("postgresql+psycopg2://user@localhost/coalition")
 
 
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"], ids=["full", "short"])  # not the marker
+def test_a_postgresql_url_as_hosts_write_it_is_reached_through_psycopg(scheme):
+    # Heroku and others hand out postgres://, which SQLAlchemy names no dialect for
+    database = Database(f"{scheme}://user@localhost/coalition")  # made, not connected
+    try:
+        assert database.engine.url.drivername == "postgresql+psycopg"
+    finally:
+        database.dispose()
+
+
 def test_a_value_too_long_for_its_column_is_refused_not_cut(connection, database):
     if database.engine.dialect.name == "sqlite":
         pytest.skip("SQLite does not enforce VARCHAR lengths")
