@@ -10,7 +10,7 @@ so a statement's breakage does not depend on when the job last ran.
 
 import re
 from collections import defaultdict
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import case, func, select
 
@@ -32,10 +32,19 @@ def external_id(lot_id: int, sequence: int) -> str:
     return f"expiry-{lot_id}-{sequence}"
 
 
-def expire_due(session, now: datetime, limit: int = BATCH, due_by: datetime | None = None) -> int:
+def expire_due(
+    session,
+    now: datetime,
+    limit: int = BATCH,
+    due_by: datetime | None = None,
+    recorded_at: datetime | None = None,
+) -> int:
     """Expire up to ``limit`` lots due by ``due_by`` (default: ``now``); returns how
-    many were expired. Their expiry transactions are recorded at ``now``, dated
-    when the points expired (:func:`coalition.domain.lots.expiries`).
+    many were expired. Their expiry transactions are dated when the points expired
+    (:func:`coalition.domain.lots.expiries`) and recorded at ``recorded_at``: a
+    close's own time, or by default when the batch holds its locks, never before
+    ``now``. Recorded at the job's start, a batch that waited for a close read as
+    recorded before that close, and before the reversal whose points it expired.
 
     The expiry transactions and their allocations are written set-based,
     through the same book as postings, with the period totals they add.
@@ -60,6 +69,7 @@ def expire_due(session, now: datetime, limit: int = BATCH, due_by: datetime | No
         return 0
     periods.lock_calendar(session)
     members.lock(session, {member_id for _, member_id in due})
+    recorded_at = recorded_at or max(now, datetime.now(UTC))
     query = select(L.__table__).where(L.id.in_([lot_id for lot_id, _ in due]))
     held = {row["id"]: rows.Lot(**row) for row in session.connection().execute(query).mappings()}
     expired = lots_domain.expired([members.lot_value(row) for row in held.values()], due_by)
@@ -71,7 +81,7 @@ def expire_due(session, now: datetime, limit: int = BATCH, due_by: datetime | No
     )
     for lot_id, plan in plans.items():
         for sequence, (at, points) in enumerate(plan, start=earlier[lot_id] + 1):
-            _expire(book, held[lot_id], sequence, at, points, now)
+            _expire(book, held[lot_id], sequence, at, points, recorded_at)
     book.write()
     return len(expired)
 
@@ -108,7 +118,7 @@ def _history(session, lot_ids: list[int]) -> tuple[dict[int, int], dict[int, dic
 
 
 def _expire(
-    book: Book, lot: rows.Lot, sequence: int, at: datetime, points: int, now: datetime
+    book: Book, lot: rows.Lot, sequence: int, at: datetime, points: int, recorded_at: datetime
 ) -> None:
     """Record an expiry transaction, dated ``at``, taking ``points`` from ``lot``."""
     period, late = periods.attribute(book.session, at)
@@ -118,7 +128,7 @@ def _expire(
         type="expiry",
         member_id=lot.member_id,
         occurred_at=at,
-        recorded_at=now,
+        recorded_at=recorded_at,
         points=-points,
         period_id=period.id,
         late=late,
@@ -141,6 +151,6 @@ def expire_before(session, end: datetime, now: datetime) -> int:
     this under its calendar lock, so the points that expired in the periods it
     closes are those periods' breakage, not a late item of a later one."""
     total = 0
-    while count := expire_due(session, now, due_by=end):
+    while count := expire_due(session, now, due_by=end, recorded_at=now):
         total += count
     return total

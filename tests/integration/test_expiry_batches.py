@@ -8,7 +8,7 @@ with no index by lot, each read every allocation of the ledger
 (docs/performance.md, "Expiry at scale").
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
@@ -40,6 +40,21 @@ def test_a_batch_expires_the_lots_due_first(operator, database):
     assert _remaining(database) == {first: 0, second: 0, last: 10}
     assert database.run(lambda session: expiry.expire_due(session, now, limit=2)) == 1
     assert _remaining(database) == {first: 0, second: 0, last: 0}
+
+
+def test_an_expiry_is_recorded_when_its_batch_writes_it_not_when_the_job_started(operator, database):
+    """A job that started a minute ago (and waited for a close, or ran many batches)
+    records each expiry when it writes it: stamped at the job's start, it read as
+    recorded before the close that ended meanwhile, and before the burn reversal whose
+    points it expired."""
+    expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
+    _lot(operator, "b-1", "m-b", 30, age_days=3)
+    started = datetime.now(UTC) - timedelta(minutes=1)
+    before_the_batch = datetime.now(UTC)
+
+    assert expiry.expire_all(database, started) == 1
+    (movement,) = expect(operator.get("/api/v1/transactions?type=expiry"), 200)["items"]
+    assert datetime.fromisoformat(movement["recorded_at"]) >= before_the_batch
 
 
 def _remaining(database) -> dict[int, int]:
