@@ -194,10 +194,10 @@ def _wait(start_at: float) -> float:
     return time.time()
 
 
-def _done(params: dict, measured: int) -> bool:
+def _done(params: dict, latencies: list[float]) -> bool:
     """Past the figure's time cap, once this client has measured something: on a busy
     machine a client whose warm-up overran the cap still gives its figure a sample."""
-    return measured > 0 and time.time() >= params["deadline"]
+    return bool(latencies) and time.time() >= params["deadline"]
 
 
 def _output(operations, latencies, statuses, errors, first) -> dict:
@@ -350,7 +350,7 @@ def http_post(params: dict, count: int, rng: random.Random, number: int, start_a
     latencies, statuses, errors, earns = [], Counter(), [], []
     first = _wait(start_at)
     for index in range(count):
-        if _done(params, index):
+        if _done(params, latencies):
             break
         external_id = f"{params['prefix']}-{number}-{index}"
         partner, body = _Requests.body(
@@ -373,7 +373,7 @@ def http_batch(params: dict, count: int, rng: random.Random, number: int, start_
     latencies, statuses, errors, operations = [], Counter(), [], 0
     first = _wait(start_at)
     for batch in range(count):
-        if _done(params, batch):
+        if _done(params, latencies):
             break
         items, earns = [], []
         for index in range(params["size"]):
@@ -410,7 +410,7 @@ def http_balance(
     latencies, statuses, errors = [], Counter(), []
     first = _wait(start_at)
     for _ in range(count):
-        if _done(params, len(latencies)):
+        if _done(params, latencies):
             break
         member = members[rng.randrange(len(members))]
         began = time.perf_counter()
@@ -443,7 +443,7 @@ def sql_insert(params: dict, count: int, rng: random.Random, number: int, start_
         first = _wait(start_at)
         base = (number + 1) * 1_000_000
         for index in range(count):
-            if _done(params, index):
+            if _done(params, latencies):
                 break
             partner = partners[rng.randrange(len(partners))]
             low, high = partner["minor_range"]
@@ -499,7 +499,7 @@ def sql_lookup(params: dict, count: int, rng: random.Random, number: int, start_
             connection.execute(statement, {**values, "member_id": members[0]}).fetchall()
         first = _wait(start_at)
         for _ in range(count):
-            if _done(params, len(latencies)):
+            if _done(params, latencies):
                 break
             member = members[rng.randrange(len(members))]
             began = time.perf_counter()
@@ -532,7 +532,7 @@ def pdf_render(params: dict, count: int, rng: random.Random, number: int, start_
     latencies = []
     first = _wait(start_at)
     for _ in range(count):
-        if _done(params, len(latencies)):
+        if _done(params, latencies):
             break
         began = time.perf_counter()
         reports.render_pdf(statement)
@@ -545,7 +545,7 @@ def pdf_bare(params: dict, count: int, rng: random.Random, number: int, start_at
     latencies = []
     first = _wait(start_at)
     for _ in range(count):
-        if _done(params, len(latencies)):
+        if _done(params, latencies):
             break
         began = time.perf_counter()
         bare_pdf(params["pages"])

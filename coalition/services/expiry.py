@@ -10,7 +10,7 @@ so a statement's breakage does not depend on when the job last ran.
 
 import re
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import case, func, select
 
@@ -69,7 +69,7 @@ def expire_due(
         return 0
     periods.lock_calendar(session)
     members.lock(session, {member_id for _, member_id in due})
-    recorded_at = recorded_at or max(now, datetime.now(UTC))
+    recorded_at = recorded_at or periods.dated_once_locked(now)
     query = select(L.__table__).where(L.id.in_([lot_id for lot_id, _ in due]))
     held = {row["id"]: rows.Lot(**row) for row in session.connection().execute(query).mappings()}
     expired = lots_domain.expired([members.lot_value(row) for row in held.values()], due_by)

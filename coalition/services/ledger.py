@@ -89,7 +89,7 @@ def post_chunk(session, principal, requests: list, now: datetime) -> list:
     """
     items = [_with_partner(principal, request) for request in requests]
     book = Book.open(session, [item for item in items if not isinstance(item, Exception)])
-    recorded_at = max(now, datetime.now(UTC))
+    recorded_at = periods.dated_once_locked(now)
     outcomes = [
         item if isinstance(item, Exception) else _outcome(book, *item, now, recorded_at)
         for item in items

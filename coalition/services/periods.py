@@ -10,7 +10,7 @@ exclusively, so it cannot miss a posting in flight, nor a rate slip into a
 period a close is closing. SQLite serialises writers anyway.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import select
 
@@ -28,6 +28,13 @@ def lock_calendar(session, exclusive: bool = False) -> None:
         return
     locks.hold(session, locks.CALENDAR, shared=not exclusive)
     catalog.forget(session)  # what was read before the lock may predate a close
+
+
+def dated_once_locked(now: datetime) -> datetime:
+    """When a unit of work that holds its locks is dated: the clock, never before ``now``,
+    when it was asked for. A posting or an expiry that waited for a close is dated after
+    that close, as the close is dated once it holds the calendar lock."""
+    return max(now, datetime.now(UTC))
 
 
 def last_closed(session) -> periods.Period | None:

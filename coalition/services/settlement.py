@@ -8,7 +8,7 @@ in the next open period and never touch a closed period.
 """
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -196,7 +196,7 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
     of them may read as recorded after the period was closed.
     """
     period_service.lock_calendar(session, exclusive=True)
-    now = max(now, datetime.now(UTC))
+    now = period_service.dated_once_locked(now)
     target = period_service.parse(session, period_id)
     if session.get(models.Period, target.id) is not None:
         return []

@@ -243,17 +243,24 @@ def test_a_counterparty_tables_total_never_stands_alone_under_its_header(count):
     assert f"Partner {count - 1:03d}" in with_the_table[-1]
 
 
+def page_runs(pdf: bytes) -> list[list[tuple[str, float, float, dict, float]]]:
+    """Each page's runs of text as pypdf reads them: text, x, baseline y, font and size."""
+    pages = []
+    for page in pypdf.PdfReader(io.BytesIO(pdf)).pages:
+        runs = []
+
+        def visit(text, cm, tm, font, size, runs=runs):
+            if text.strip():
+                runs.append((text, tm[4] + cm[4], tm[5] + cm[5], font, size))
+
+        page.extract_text(visitor_text=visit)
+        pages.append(runs)
+    return pages
+
+
 def text_runs(pdf: bytes) -> list[tuple[str, float, float, float]]:
     """Every run of text on every page: its text, x, baseline y and font size."""
-    runs = []
-
-    def visit(text, cm, tm, _font, size):
-        if text.strip():
-            runs.append((text.strip(), tm[4] + cm[4], tm[5] + cm[5], size))
-
-    for page in pypdf.PdfReader(io.BytesIO(pdf)).pages:
-        page.extract_text(visitor_text=visit)
-    return runs
+    return [(text.strip(), x, y, size) for page in page_runs(pdf) for text, x, y, _, size in page]
 
 
 def test_counterparty_name_stays_in_its_column_with_its_id_in_small_print():
@@ -288,21 +295,13 @@ def drawn_boxes(pdf: bytes) -> list[list[tuple[str, float, float, float]]]:
     from reports import fonts
 
     fonts.register()
-    pages = []
-    for page in pypdf.PdfReader(io.BytesIO(pdf)).pages:
-        boxes = []
 
-        def visit(text, cm, tm, font, size, boxes=boxes):
-            if text.strip() and font:
-                face = fonts.BOLD if "Bold" in font["/BaseFont"] else fonts.REGULAR
-                indent = (len(text) - len(text.lstrip())) * stringWidth(" ", face, size)
-                left = tm[4] + cm[4] + indent
-                right = left + stringWidth(text.strip(), face, size)
-                boxes.append((text.strip(), left, right, tm[5] + cm[5]))
+    def box(text, x, y, font, size):
+        face = fonts.BOLD if "Bold" in font["/BaseFont"] else fonts.REGULAR
+        left = x + (len(text) - len(text.lstrip())) * stringWidth(" ", face, size)
+        return text.strip(), left, left + stringWidth(text.strip(), face, size), y
 
-        page.extract_text(visitor_text=visit)
-        pages.append(boxes)
-    return pages
+    return [[box(*run) for run in page if run[3]] for page in page_runs(pdf)]
 
 
 def overprinted(boxes: list[tuple[str, float, float, float]]) -> list[tuple[str, str]]:
