@@ -270,11 +270,10 @@ def _timed(database, label, function, *args):
 def _profile_close(database, period_id: str, arguments) -> None:
     """Each aggregate of the settlement on its own, then the close under cProfile, then PDFs."""
     from coalition.db import aggregates, totals
+    from coalition.services import calendar, catalog, settlement
     from coalition.services import partners as partner_service
-    from coalition.services import periods as period_service
-    from coalition.services import rates, settlement
 
-    period = database.run(lambda session: period_service.parse(session, period_id))
+    period = database.run(lambda session: calendar.parse(session, period_id))
     everyone = database.run(partner_service.all_partners)
     print(f"\nsettlement of {period_id}, its parts one by one:")
     _timed(database, "totals.redeemed_points (pair lines)", totals.redeemed_points, period_id)
@@ -286,8 +285,10 @@ def _profile_close(database, period_id: str, arguments) -> None:
     )
     _timed(
         database,
-        f"rates.fx_rate × {len(everyone)} partners",
-        lambda session: [rates.fx_rate(session, p.currency, "EUR", period.end) for p in everyone],
+        f"fx_rate × {len(everyone)} partners",
+        lambda session: [
+            catalog.current(session).fx_rate(p.currency, "EUR", period.end) for p in everyone
+        ],
     )
     _timed(database, "aggregates.late_items (close only)", aggregates.late_items, period_id)
     _timed(database, "settlement.compute (draft, all of it)", settlement.compute, period, "draft")

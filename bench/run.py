@@ -377,8 +377,7 @@ def import_csv(context: dict, params: dict, rows: int, rng: random.Random) -> di
 
 def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
     from coalition.auth import Principal
-    from coalition.services import kpis, settlement
-    from coalition.services import periods as period_service
+    from coalition.services import calendar, kpis, settlement
 
     scale, pool, world, dsn, url = (
         context[key] for key in ("scale", "pool", "world", "dsn", "url")
@@ -538,7 +537,7 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
     bare_seconds, pair_lines = bare_group_by(dsn, period_id)
 
     def draft(session):
-        return settlement.compute(session, period_service.parse(session, period_id), "draft")
+        return settlement.compute(session, calendar.parse(session, period_id), "draft")
 
     began = time.perf_counter()
     drafted = database.run(draft)

@@ -360,10 +360,10 @@ def serve(host, port, workers, no_scheduler):
 def close(period_id):
     """Close a settlement period (and every earlier open one): PERIOD_ID as the calendar
     names it, 2026-10 (monthly), 2026-W43 (weekly) or 2026-10-05 (daily)."""
-    from coalition.services import periods, settlement
+    from coalition.services import calendar, settlement
 
     with _database() as database:
-        period_id = database.run(periods.parse, period_id).id  # not a period id: said first
+        period_id = database.run(calendar.parse, period_id).id  # not a period id: said first
         click.echo(f"Closing {period_id} and any earlier open period …")
         now = datetime.now(UTC)
         closed = database.run(settlement.close_through, period_id, now)

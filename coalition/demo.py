@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from coalition import auth
 from coalition.db import aggregates, models
-from coalition.domain import periods as periods_domain
+from coalition.domain import periods
 from coalition.domain.errors import CoalitionError, Invalid
-from coalition.services import catalog, ledger, partners, periods, rates, settlement
+from coalition.services import calendar, catalog, ledger, partners, rates, settlement
 
 PARTNERS = [
     ("freshmart", "FreshMart Supermarkets", "shop", "RUB", 0, "1200.00"),
@@ -109,7 +109,7 @@ def _unfit(session, taken: set[str]) -> str | None:
     base = catalog.current(session).settings.base_currency
     if base != BASE_CURRENCY:
         return f"the demo coalition settles in {BASE_CURRENCY} and this one in {base}"
-    last = periods.last_closed(session)
+    last = calendar.last_closed(session)
     if last is not None:
         return f"period {last.id} is closed here, and the demo's history begins {DAYS} days ago"
     if aggregates.occurrences(session)[0] is not None:
@@ -123,7 +123,7 @@ def _unfit(session, taken: set[str]) -> str | None:
 
 
 def _configure(session, start: datetime) -> None:
-    periods.lock_calendar(session, exclusive=True)  # before the first write, as the rates below
+    calendar.lock_calendar(session, exclusive=True)  # before the first write, as the rates below
     for partner_id, name, category, currency, hold_days, _ in PARTNERS:
         partners.create(
             session,
@@ -236,5 +236,5 @@ def _try_post(database, operator, request: dict, now: datetime) -> int:
 
 def _past_periods(session, now: datetime) -> list[str]:
     config = catalog.current(session).settings
-    current = periods_domain.containing(now, config.period, config.timezone)
-    return [p["id"] for p in periods.list_periods(session, now) if p["end"] <= current.start]
+    current = periods.containing(now, config.period, config.timezone)
+    return [p["id"] for p in calendar.list_periods(session, now) if p["end"] <= current.start]

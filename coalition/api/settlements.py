@@ -14,7 +14,7 @@ from coalition.api.errors import MALFORMED_JSON
 from coalition.api.fields import Money, PartnerId, Text
 from coalition.api.pagination import MAX_PAGE, PageArgs, paging
 from coalition.api.parsing import refuse_malformed_body
-from coalition.services import periods, settlement, statements
+from coalition.services import calendar, settlement, statements
 
 blp = Blueprint(
     "settlements", __name__, url_prefix="/api/v1", description="Periods, settlements, statements"
@@ -165,7 +165,7 @@ class Periods(MethodView):
     @blp.response(200, PeriodOut(many=True))
     def get(self):
         """Settlement periods: closed ones, then the open ones up to today"""
-        return database().run(periods.list_periods, datetime.now(UTC))
+        return database().run(calendar.list_periods, datetime.now(UTC))
 
 
 @blp.route("/settlements/<period_id>")

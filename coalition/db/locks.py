@@ -3,7 +3,7 @@
 - :data:`CALENDAR`, the settlement calendar: postings hold it shared, a
   close and a change postings depend on (a new rate among them) hold it
   exclusively
-  (:func:`coalition.services.periods.lock_calendar`);
+  (:func:`coalition.services.calendar.lock_calendar`);
 - one per idempotency key, ``hashtextextended(key, 0)`` of
   :func:`idempotency_key`: a posting holds its key's until it commits, so a
   concurrent retry waits for it and answers as a replay

@@ -274,7 +274,7 @@ def _lock(
     until the original commits, then finds it and answers as a replay instead
     of racing it to the member's lots (SPEC §6: "under concurrent retries
     too"). The calendar lock keeps a close from reading the ledger until these
-    postings commit (:mod:`coalition.services.periods`). SQLite lets one
+    postings commit (:mod:`coalition.services.calendar`). SQLite lets one
     writer in at a time anyway.
     """
     if session.bind.dialect.name != "postgresql":

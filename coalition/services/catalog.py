@@ -15,14 +15,15 @@ threads; to change reference data, load its ORM object in a session.
 
 import secrets
 from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Row, event, select, update
 from sqlalchemy.orm import Session
 
 from coalition.db import models
-from coalition.domain import periods
-from coalition.domain import rates as rates_domain
+from coalition.domain import periods, rates
 
 REFERENCE_ROWS = (models.Settings, models.Partner, models.Rate, models.ApiKey, models.Period)
 _cached: WeakKeyDictionary = WeakKeyDictionary()  # engine → Catalog
@@ -55,7 +56,7 @@ class Catalog:
     generation: int
     settings: Row
     partners: dict[str, Row]
-    rates: tuple[rates_domain.Rate, ...]
+    rates: tuple[rates.Rate, ...]
     keys: dict[str, Row]  # unrevoked API keys by their SHA-256
     last_closed: periods.Period | None
 
@@ -66,6 +67,20 @@ class Catalog:
             for rate in self.rates
             if rate.kind in kinds and (partner_id is None or rate.partner_id in (None, partner_id))
         ]
+
+    def point_value(self, at: datetime) -> Decimal | None:
+        """The coalition-wide redemption rate in force at ``at``: what an outstanding point
+        is worth when the liability is valued (SPEC §7); None without one."""
+        rate = rates.in_force(self.rates_of(("redemption",)), "redemption", at)
+        return None if rate is None else rate.value
+
+    def fx_rate(self, currency: str, base_currency: str, at: datetime) -> rates.Rate | None:
+        """Base currency per unit of ``currency``; the base currency itself is 1."""
+        if currency == base_currency:
+            return rates.Rate(
+                id=0, kind="fx", value=Decimal(1), effective_from=at, currency=currency
+            )
+        return rates.in_force(self.rates_of(("fx",)), "fx", at, currency=currency)
 
 
 def current(session) -> Catalog:
@@ -127,8 +142,8 @@ def _load(session, generation: int) -> Catalog:
     )
 
 
-def rate_value(row: models.Rate) -> rates_domain.Rate:
-    return rates_domain.Rate(
+def rate_value(row: models.Rate) -> rates.Rate:
+    return rates.Rate(
         id=row.id,
         kind=row.kind,
         value=row.value,

@@ -16,7 +16,7 @@ from sqlalchemy import case, func, select
 
 from coalition.db import aggregates, models, rows, written
 from coalition.domain import lots as lots_domain
-from coalition.services import members, periods
+from coalition.services import calendar, members
 from coalition.services.book import Book
 
 BATCH = 500
@@ -67,9 +67,9 @@ def expire_due(
     ).all()
     if not due:
         return 0
-    periods.lock_calendar(session)
+    calendar.lock_calendar(session)
     members.lock(session, {member_id for _, member_id in due})
-    recorded_at = recorded_at or periods.dated_once_locked(now)
+    recorded_at = recorded_at or calendar.dated_once_locked(now)
     query = select(L.__table__).where(L.id.in_([lot_id for lot_id, _ in due]))
     held = {row["id"]: rows.Lot(**row) for row in session.connection().execute(query).mappings()}
     expired = lots_domain.expired([members.lot_value(row) for row in held.values()], due_by)
@@ -121,7 +121,7 @@ def _expire(
     book: Book, lot: rows.Lot, sequence: int, at: datetime, points: int, recorded_at: datetime
 ) -> None:
     """Record an expiry transaction, dated ``at``, taking ``points`` from ``lot``."""
-    period, late = periods.attribute(book.session, at)
+    period, late = calendar.attribute(book.session, at)
     transaction = rows.Transaction(
         partner_id=lot.issuer_id,
         external_id=external_id(lot.id, sequence),

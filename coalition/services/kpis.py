@@ -28,9 +28,8 @@ from coalition.domain import kpis
 from coalition.domain.errors import NotFound
 from coalition.domain.periods import LAST_INSTANT
 from coalition.domain.totals import PartnerActivity
-from coalition.services import catalog, kpi_counts, rates
+from coalition.services import calendar, catalog, kpi_counts
 from coalition.services import partners as partner_service
-from coalition.services import periods as period_service
 from coalition.services.queries import visible_partner
 
 DEFAULT_PERIODS = 12
@@ -65,10 +64,10 @@ def report(
 
 
 def _periods(session, now: datetime, period_id: str | None, count: int) -> list[dict]:
-    listed = period_service.list_periods(session, now)
+    listed = calendar.list_periods(session, now)
     if period_id is None:
         return listed[-min(max(count, 1), MAX_PERIODS) :]
-    wanted = period_service.parse(session, period_id, location="query").id
+    wanted = calendar.parse(session, period_id, location="query").id
     found = [period for period in listed if period["id"] == wanted]
     if not found:
         raise NotFound(f"no period {wanted}: periods run from the first transaction's to today's")
@@ -88,7 +87,7 @@ def _period_kpis(
     activity = totals.period_activity(session, period_id).partners
     redeemed = totals.redeemed_points(session, period_id)
     outstanding = _liability_points(session, period)
-    point_value = rates.point_value(session, at_end)
+    point_value = catalog.current(session).point_value(at_end)
 
     scopes = {}
     for partner in everyone:
@@ -145,7 +144,7 @@ def _coalition_wide(session, period_id, at_end, everyone, scopes, gathered, base
         split = gathered["purchases"].get((period_id, partner.id))
         if split is None:
             continue
-        fx = rates.fx_rate(session, partner.currency, base, at_end)
+        fx = catalog.current(session).fx_rate(partner.currency, base, at_end)
         known = known and fx is not None
         # without an fx rate the purchases still count; their amounts cannot be added up
         bought = bought + split["anywhere"].converted(fx.value if fx is not None else Decimal(0))

@@ -17,9 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from coalition.db import rows
-from coalition.domain import earning, lots, money
-from coalition.domain import periods as periods_domain
-from coalition.domain import rates as rates_domain
+from coalition.domain import earning, lots, money, periods, rates
 from coalition.domain.errors import (
     CoalitionError,
     Forbidden,
@@ -28,7 +26,7 @@ from coalition.domain.errors import (
     Invalid,
     NoRate,
 )
-from coalition.services import catalog, members, partners, periods, rates
+from coalition.services import calendar, catalog, members, partners
 from coalition.services.book import Book
 
 
@@ -89,7 +87,7 @@ def post_chunk(session, principal, requests: list, now: datetime) -> list:
     """
     items = [_with_partner(principal, request) for request in requests]
     book = Book.open(session, [item for item in items if not isinstance(item, Exception)])
-    recorded_at = periods.dated_once_locked(now)
+    recorded_at = calendar.dated_once_locked(now)
     outcomes = [
         item if isinstance(item, Exception) else _outcome(book, *item, now, recorded_at)
         for item in items
@@ -131,8 +129,8 @@ def _post(
     _check_currency(request, partner)
     config = catalog.current(book.session).settings
     occurred_at = request["occurred_at"]
-    periods_domain.check_occurred_at(occurred_at, now, config.max_backdate_days)
-    period, late = periods.attribute(book.session, occurred_at)
+    periods.check_occurred_at(occurred_at, now, config.max_backdate_days)
+    period, late = calendar.attribute(book.session, occurred_at)
     transaction = rows.Transaction(
         partner_id=partner_id,
         external_id=request["external_id"],
@@ -157,7 +155,7 @@ def _replay(book: Book, transaction: rows.Transaction) -> Posting:
 
 def _issue(book, transaction, partner, config, points: int, used: list, candidates) -> Posting:
     """Record an earn or bonus and the lot it creates, with the issuer's fee rate."""
-    fee = rates_domain.fee_rate(candidates, partner.id, transaction.occurred_at)
+    fee = rates.fee_rate(candidates, partner.id, transaction.occurred_at)
     transaction.points = points
     transaction.rate_ids = json.dumps(used + ([fee.id] if fee else []))
     transaction.fee_rate = fee.value if fee else None
@@ -198,7 +196,9 @@ def _amount_of(request, partner) -> Decimal:
 
 def _earn(book, transaction, partner, config, request) -> Posting:
     amount = _amount_of(request, partner)
-    candidates = rates.candidates(book.session, ("earn", "promo", "threshold", "fee"), partner.id)
+    candidates = catalog.current(book.session).rates_of(
+        ("earn", "promo", "threshold", "fee"), partner.id
+    )
     earned = earning.points_for_purchase(
         candidates, partner.id, transaction.category, amount, transaction.occurred_at
     )
@@ -209,7 +209,7 @@ def _earn(book, transaction, partner, config, request) -> Posting:
 
 
 def _bonus(book, transaction, partner, config, request) -> Posting:
-    fees = rates.candidates(book.session, ("fee",), partner.id)
+    fees = catalog.current(book.session).rates_of(("fee",), partner.id)
     return _issue(book, transaction, partner, config, request["points"], [], fees)
 
 
@@ -238,10 +238,10 @@ def _burn(book, transaction, partner, config, request) -> Posting:
     return posting
 
 
-def _redemption_rate(book, redeemer_id: str, at: datetime) -> rates_domain.Rate | None:
+def _redemption_rate(book, redeemer_id: str, at: datetime) -> rates.Rate | None:
     """SPEC §7's v(t) as the rates stand now."""
-    candidates = rates.candidates(book.session, ("redemption",), redeemer_id)
-    return rates_domain.redemption_rate(candidates, redeemer_id, at)
+    candidates = catalog.current(book.session).rates_of(("redemption",), redeemer_id)
+    return rates.redemption_rate(candidates, redeemer_id, at)
 
 
 def _original(book, transaction, request) -> rows.Transaction:
@@ -309,8 +309,8 @@ def _earned_with_fee_now(book, original, issuer_id: str) -> list[int]:
     """A return's rates: those its earn's points were earned at, and the fee rate in force
     now at the earn's date, which the fee it gives back is valued at (SPEC §7: a rate
     added late re-prices it, docs/decisions.md), not the one the earn was posted with."""
-    fees = rates.candidates(book.session, ("fee",), issuer_id)
-    fee = rates_domain.fee_rate(fees, issuer_id, original.occurred_at)
+    fees = catalog.current(book.session).rates_of(("fee",), issuer_id)
+    fee = rates.fee_rate(fees, issuer_id, original.occurred_at)
     fee_ids = {rate.id for rate in fees}
     earned_at = [rate_id for rate_id in json.loads(original.rate_ids) if rate_id not in fee_ids]
     return earned_at + ([fee.id] if fee else [])

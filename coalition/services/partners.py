@@ -9,7 +9,7 @@ from coalition.db import models
 from coalition.domain import money
 from coalition.domain.errors import Conflict, Invalid, NotFound, PartnerSuspended
 from coalition.domain.partners import OPERATOR_PARTNER
-from coalition.services import catalog, periods
+from coalition.services import calendar, catalog
 
 
 def _check(fields: dict) -> None:
@@ -40,7 +40,7 @@ def update(session, partner_id: str, fields: dict) -> models.Partner:
     known = catalog.current(session).partners.get(partner_id)
     if known is not None and fields.get("currency", known.currency) != known.currency:
         # postings in flight commit first, so they are counted below
-        periods.lock_calendar(session, exclusive=True)
+        calendar.lock_calendar(session, exclusive=True)
     partner = get(session, partner_id)
     _check(fields)
     if partner_id == OPERATOR_PARTNER:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from coalition.db import aggregates, horizon, models, rows, written
 from coalition.domain.errors import Forbidden, Invalid, NotFound
 from coalition.domain.money import Money
-from coalition.services import members, pages, periods
+from coalition.services import calendar, members, pages
 
 DEFAULT_REASONS = {
     "earn": "purchase",
@@ -136,7 +136,7 @@ def list_transactions(session, principal, filters: dict, paging: pages.Paging):
         query = query.where(T.type == written("type", filters["type"]))
     if filters.get("period_id") is not None:
         query = query.where(
-            T.period_id == periods.parse(session, filters["period_id"], location="query").id
+            T.period_id == calendar.parse(session, filters["period_id"], location="query").id
         )
     query = pages.within(query, T.occurred_at, filters)
     if filters.get("from") is not None:
@@ -154,7 +154,7 @@ def _from_its_period(session, query, since: datetime):
     in id order then starts there, not at the ledger's first transaction: what it reads
     follows the periods since ``since``, not the ledger's age (docs/performance.md).
     """
-    period_id = periods.containing_id(session, since)
+    period_id = calendar.containing_id(session, since)
     if period_id is None:
         return query
     return query.where(models.Transaction.id >= aggregates.lowest_id_from(period_id))

@@ -1,19 +1,18 @@
 """The operator's rates: append-only versions (SPEC §5).
 
 Which version applies, and what each kind may name, is decided by
-:mod:`coalition.domain.rates`; this module stores them and loads the
-candidates for a use case.
+:mod:`coalition.domain.rates`; this module stores them. A use case reads the
+versions in force from :mod:`coalition.services.catalog`.
 """
 
 from datetime import UTC, datetime
-from decimal import Decimal
 
 from sqlalchemy import func, select
 
 from coalition.db import models
 from coalition.domain import money, rates
 from coalition.domain.errors import Invalid, PeriodClosed
-from coalition.services import catalog, partners, periods
+from coalition.services import calendar, catalog, partners
 
 
 def create(session, fields: dict) -> models.Rate:
@@ -21,7 +20,7 @@ def create(session, fields: dict) -> models.Rate:
     # the base currency or a partner's currency in progress too, before they are checked.
     # Exclusively: no posting is in flight, so those up to the ledger's last transaction
     # were priced without this rate and every later one with it (domain.repricing)
-    periods.lock_calendar(session, exclusive=True)
+    calendar.lock_calendar(session, exclusive=True)
     rates.check_scope(fields)
     if (
         fields["kind"] == "fx"
@@ -34,7 +33,7 @@ def create(session, fields: dict) -> models.Rate:
         partner = partners.get_for_reference(session, fields["partner_id"])
         if fields.get("min_amount") is not None:
             money.check_places(fields["min_amount"], partner.currency, "min_amount")
-    last_closed = periods.last_closed(session)
+    last_closed = calendar.last_closed(session)
     if last_closed is not None and fields["effective_from"] < last_closed.end:
         raise PeriodClosed(f"effective_from falls in closed period {last_closed.id} or earlier")
     last = session.scalar(select(func.max(models.Transaction.id))) or 0
@@ -57,22 +56,3 @@ def listing(session, kind=None, partner_id=None, at=None) -> list[models.Rate]:
         rate.id for rate in rates.versions_in_force([catalog.rate_value(row) for row in found], at)
     }
     return [row for row in found if row.id in current]
-
-
-def candidates(session, kinds: tuple[str, ...], partner_id: str | None = None) -> list[rates.Rate]:
-    """Every version of these kinds that could apply to the partner."""
-    return catalog.current(session).rates_of(kinds, partner_id)
-
-
-def point_value(session, at: datetime) -> Decimal | None:
-    """The coalition-wide redemption rate in force at ``at``: what an outstanding point is
-    worth when the liability is valued (SPEC §7); None without one."""
-    rate = rates.in_force(candidates(session, ("redemption",)), "redemption", at)
-    return None if rate is None else rate.value
-
-
-def fx_rate(session, currency: str, base_currency: str, at: datetime) -> rates.Rate | None:
-    """Base currency per unit of ``currency``; the base currency itself is 1."""
-    if currency == base_currency:
-        return rates.Rate(id=0, kind="fx", value=Decimal(1), effective_from=at, currency=currency)
-    return rates.in_force(candidates(session, ("fx",)), "fx", at, currency=currency)

@@ -6,8 +6,7 @@ from coalition.db import models
 from coalition.domain import money, periods
 from coalition.domain.errors import Conflict, Invalid
 from coalition.domain.partners import OPERATOR_PARTNER
-from coalition.services import catalog
-from coalition.services import periods as period_service
+from coalition.services import calendar, catalog
 
 # the most max_backdate_days can be: no posting is ever dated further back than this
 MAX_BACKDATE_DAYS = 3650
@@ -23,7 +22,7 @@ def update(session, changes: dict) -> models.Settings:
     known = catalog.current(session).settings
     if any(changes.get(field, getattr(known, field)) != getattr(known, field) for field in FROZEN):
         # postings in flight commit first, so they count below
-        period_service.lock_calendar(session, exclusive=True)
+        calendar.lock_calendar(session, exclusive=True)
     settings = load(session)
     changes = {
         field: value for field, value in changes.items() if getattr(settings, field) != value

@@ -18,9 +18,8 @@ from coalition.domain import money, periods, repricing
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import Conflict, NoRate, NotFound
 from coalition.domain.totals import PartnerActivity
-from coalition.services import catalog, expiry, rates, statements
+from coalition.services import calendar, catalog, expiry, statements
 from coalition.services import partners as partner_service
-from coalition.services import periods as period_service
 from coalition.services.settings import MAX_BACKDATE_DAYS
 
 
@@ -39,7 +38,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
     fee_totals = arithmetic.fees(fee_lines, base)
     positions = arithmetic.positions([partner.id for partner in everyone], lines, fee_totals, base)
     liability = aggregates.liability_points(session, period.id, period.end)
-    point_value = rates.point_value(session, at_end)
+    point_value = catalog.current(session).point_value(at_end)
     entries = [
         _partner_entry(
             partner,
@@ -47,7 +46,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
             fee_lines.get(partner.id, []),
             activity.partners.get(partner.id, PartnerActivity()),
             lines,
-            rates.fx_rate(session, partner.currency, base, at_end),
+            catalog.current(session).fx_rate(partner.currency, base, at_end),
             liability.get(partner.id, 0),
             point_value,
             base,
@@ -87,7 +86,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
 def _repriced(session, period: periods.Period, kind: str, read, correct) -> list:
     """Postings made before a rate of ``kind`` that applies to them was added, moved from
     the rate they recorded to it (:mod:`coalition.domain.repricing`)."""
-    candidates = rates.candidates(session, (kind,))
+    candidates = catalog.current(session).rates_of((kind,))
     windows = repricing.windows(candidates, kind, period.end)
     if not windows:
         return []
@@ -147,16 +146,16 @@ def get(session, period_id: str, now: datetime) -> dict:
     partner's statements instead (SPEC §4; the view is declared
     :meth:`~coalition.api.Blueprint.reads_every_partner`). A period that has not begun has
     no draft, unless a posting is already dated in it (up to 5 minutes ahead),
-    as :func:`~coalition.services.periods.list_periods` lists it: "2062-11"
+    as :func:`~coalition.services.calendar.list_periods` lists it: "2062-11"
     for "2026-11" should not answer a page of zeros.
     """
-    period = period_service.parse(session, period_id)
+    period = calendar.parse(session, period_id)
     closed = session.get(models.Period, period.id)
     if closed is not None:
         return json.loads(closed.settlement)
     earliest, latest = aggregates.occurrences(session)
-    _refuse_before_the_ledger(period, period_service.last_closed(session), now, earliest)
-    if period.start > period_service.ledger_reach(now, latest):
+    _refuse_before_the_ledger(period, calendar.last_closed(session), now, earliest)
+    if period.start > calendar.ledger_reach(now, latest):
         begins = _local(period.start, catalog.current(session).settings.timezone)
         raise NotFound(f"period {period.id} has not begun; it begins {begins.isoformat()}")
     return compute(session, period, "draft")
@@ -195,9 +194,9 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
     postings that committed while it waited for the lock are in it, and none
     of them may read as recorded after the period was closed.
     """
-    period_service.lock_calendar(session, exclusive=True)
-    now = period_service.dated_once_locked(now)
-    target = period_service.parse(session, period_id)
+    calendar.lock_calendar(session, exclusive=True)
+    now = calendar.dated_once_locked(now)
+    target = calendar.parse(session, period_id)
     if session.get(models.Period, target.id) is not None:
         return []
     config = catalog.current(session).settings
@@ -207,10 +206,10 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
             " it cannot close before",
             reason="period_open",
         )
-    last = period_service.last_closed(session)
+    last = calendar.last_closed(session)
     earliest, _ = aggregates.occurrences(session)
     _refuse_before_the_ledger(target, last, now, earliest)
-    first = period_service.first_open(config, last, target, earliest)
+    first = calendar.first_open(config, last, target, earliest)
     expiry.expire_before(session, target.end, now)
     return [
         _close_one(session, period, now)
@@ -229,7 +228,7 @@ def auto_close(database, now: datetime) -> list[str]:
         target = periods.containing(
             current.start - periods.LAST_INSTANT, config.period, config.timezone
         )
-        last = period_service.last_closed(session)
+        last = calendar.last_closed(session)
         earliest, _ = aggregates.occurrences(session)
         if earliest is None or (last and target.end <= last.end):
             return None

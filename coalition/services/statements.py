@@ -17,8 +17,7 @@ from coalition.domain import money, periods
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import NotFound
 from coalition.domain.partners import OPERATOR_PARTNER
-from coalition.services import catalog, pages, queries
-from coalition.services import periods as period_service
+from coalition.services import calendar, catalog, pages, queries
 
 MAX_STATEMENT_ID = 2**31 - 1  # statement ids are INTEGER columns
 
@@ -141,8 +140,7 @@ def list_statements(
     query = select(models.Statement)
     if period_id is not None:
         query = query.where(
-            models.Statement.period_id
-            == period_service.parse(session, period_id, location="query").id
+            models.Statement.period_id == calendar.parse(session, period_id, location="query").id
         )
     if partner_id is not None:
         query = query.where(models.Statement.partner_id == partner_id)

@@ -13,7 +13,7 @@ from sqlalchemy import event, select
 
 from coalition import auth
 from coalition.db import Database, models
-from coalition.services import catalog, partners, periods, rates, settlement
+from coalition.services import calendar, catalog, partners, rates, settlement
 from tests.conftest import days_ago
 from tests.e2e.helpers import add_rate, earn, expect
 
@@ -56,7 +56,7 @@ def test_a_period_closed_elsewhere_makes_the_next_posting_late(coalition, elsewh
     moment = datetime.fromisoformat(days_ago(40))
     expect(earn(coalition, "early", "m1", "100.00", occurred_at=moment.isoformat()))
     add_rate(coalition, "fx", "0.01", currency="RUB")
-    period = elsewhere.run(lambda s: periods.attribute(s, moment)[0])
+    period = elsewhere.run(lambda s: calendar.attribute(s, moment)[0])
     elsewhere.run(settlement.close, period.id, datetime.now(UTC))
     late = expect(earn(coalition, "late", "m1", "100.00", occurred_at=moment.isoformat()))
     assert late["late"] is True and late["period_id"] != period.id

@@ -42,7 +42,7 @@ from sqlalchemy.engine import make_url
 from coalition import auth, jobs
 from coalition.db import Database, horizon
 from coalition.api.transactions import validated
-from coalition.services import expiry, imports, ledger, periods, settlement
+from coalition.services import calendar, expiry, imports, ledger, settlement
 from coalition.services import settings as settings_service
 from tests.conftest import POSTGRES_URL, days_ago
 from tests.e2e.helpers import add_partner, add_rate, earn, expect, list_all
@@ -1121,7 +1121,7 @@ def test_a_page_kept_waiting_too_long_by_postings_in_flight_is_503_to_ask_again(
     add_partner(local_operator, "aroma", "RUB", "cafe")
     add_rate(local_operator, "earn", "0.1", partner_id="aroma")
     expect(earn(local_operator, "page-first", "m-page", "100.00", occurred_at=days_ago(1)))
-    close = held_open(database_url, lambda session: periods.lock_calendar(session, exclusive=True))
+    close = held_open(database_url, lambda session: calendar.lock_calendar(session, exclusive=True))
     with ThreadPoolExecutor(max_workers=1) as pool, close:  # answered while the close holds on, however late
         reply = pool.submit(local_operator.get, "/api/v1/transactions").result(timeout=WAIT)
     assert (reply.status_code, reply.get_json()["reason"]) == (503, "database_unavailable")

@@ -326,7 +326,7 @@ def test_consecutive_periods_touch_without_gap():
 
 
 def test_the_earlier_of_two_periods_is_the_one_that_starts_first():
-    # A close or a listing starts at the earlier of two periods (services.periods.first_open
+    # A close or a listing starts at the earlier of two periods (services.calendar.first_open
     # takes min() of them): 2026-09 starts on 1 September, before 2026-10 on 1 October.
     september = periods.parse("2026-09", "monthly", "UTC")
     october = periods.parse("2026-10", "monthly", "UTC")
