@@ -729,10 +729,13 @@ def test_failed_burn_leaves_lots_balance_and_ledger_unchanged(coalition, databas
     assert balance(coalition, "m1")["available"] == 150
 
 
-def test_failed_over_reversal_leaves_lots_unchanged(coalition, database):
+def test_failed_burn_and_over_reversal_leave_lots_unchanged(coalition, database):
     expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(10)))  # 100
-    expect(burn(coalition, "t1", "m1", 60, occurred_at=days_ago(5)))
+    expect(earn(coalition, "a2", "m1", "300.00", occurred_at=days_ago(9)))  # 30
+    expect(burn(coalition, "t1", "m1", 60, occurred_at=days_ago(5)))  # 40 + 30 left
     lots_before, counts_before = lot_remaining(database), row_counts(database)
+    # 71 > 70: the first lot would fit 40 of them, and they must not stay taken
+    assert_error(burn(coalition, "t2", "m1", 71), 422)
     assert_error(burn_reversal(coalition, "u1", "t1", points=61), 422)
     assert_error(earn_reversal(coalition, "r1", "a1", points=101), 422)
     assert lot_remaining(database) == lots_before
