@@ -60,7 +60,7 @@ class Partner(MethodView):
     @blp.alt_response(404, description="not_found: no partner with this id")
     @blp.alt_response(
         409,
-        description="conflict: a new currency for a partner with transactions,"
+        description="currency_fixed: a new currency for a partner with transactions,"
         " or for the coalition partner (it settles in the base currency)",
     )
     def patch(self, changes, partner_id):

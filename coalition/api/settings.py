@@ -37,8 +37,8 @@ class Settings(MethodView):
     @blp.response(200, SettingsSchema)
     @blp.alt_response(
         409,
-        description="conflict: base_currency, timezone or period changed once a transaction"
-        " exists or a period has been closed",
+        description="base_currency_fixed: base_currency changed once a transaction exists or a"
+        " period has been closed; calendar_fixed: timezone or period changed then",
     )
     def put(self, changes):
         """Change the settings (only the fields given)"""

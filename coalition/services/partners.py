@@ -50,7 +50,9 @@ def update(session, partner_id: str, fields: dict) -> models.Partner:
         and fields["currency"] != partner.currency
         and _has_transactions(session, partner_id)
     ):
-        raise Conflict("a partner's currency is fixed once it has transactions")
+        raise Conflict(
+            "a partner's currency is fixed once it has transactions", reason="currency_fixed"
+        )
     for field, value in fields.items():
         setattr(partner, field, value)
     return partner
@@ -60,7 +62,9 @@ def _refuse_operator_change(operator: models.Partner, fields: dict) -> None:
     """The operator's own partner settles in the base currency and is never suspended:
     suspended, it could issue no bonus, and no operator key could post one for it."""
     if fields.get("currency", operator.currency) != operator.currency:
-        raise Conflict("the coalition partner settles in the base currency")
+        raise Conflict(
+            "the coalition partner settles in the base currency", reason="currency_fixed"
+        )
     if fields.get("status", "active") != "active":
         raise Invalid(
             "the coalition partner is the operator itself and cannot be suspended",

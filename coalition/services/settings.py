@@ -31,7 +31,8 @@ def update(session, changes: dict) -> models.Settings:
         money.check_currency(changes["base_currency"], field="base_currency")
         if _ledger_started(session):
             raise Conflict(
-                "base_currency is fixed once any transaction exists or a period has been closed"
+                "base_currency is fixed once any transaction exists or a period has been closed",
+                reason="base_currency_fixed",
             )
         session.get(models.Partner, OPERATOR_PARTNER).currency = changes["base_currency"]
     if "timezone" in changes and not periods.is_timezone(changes["timezone"]):
@@ -40,7 +41,8 @@ def update(session, changes: dict) -> models.Settings:
         raise Invalid(f"period must be one of {', '.join(periods.KINDS)}", field="period")
     if {"timezone", "period"} & changes.keys() and _ledger_started(session):
         raise Conflict(
-            "the settlement calendar is fixed once any transaction exists or a period has been closed"
+            "the settlement calendar is fixed once any transaction exists or a period has been closed",
+            reason="calendar_fixed",
         )
     for field, value in changes.items():
         setattr(settings, field, value)

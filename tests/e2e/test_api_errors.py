@@ -1091,9 +1091,9 @@ DOCUMENTED_ERRORS = [
     # 409: the request conflicts with what is recorded
     ("post", "/api/v1/transactions", lambda c, path: _reposted_otherwise(c), 409, "idempotency_conflict"),
     ("post", "/api/v1/partners", lambda c, path: c.post(path, json={"id": "aroma", "name": "Aroma", "category": "cafe", "currency": "RUB"}), 409, "duplicate_partner"),
-    ("patch", "/api/v1/partners/aroma", lambda c, path: _after_a_transaction(c, "patch", path, {"currency": "EUR"}), 409, "conflict"),
-    ("put", "/api/v1/settings", lambda c, path: _after_a_transaction(c, "put", path, {"base_currency": "USD"}), 409, "conflict"),
-    ("put", "/api/v1/settings", lambda c, path: _after_a_transaction(c, "put", path, {"period": "weekly"}), 409, "conflict"),
+    ("patch", "/api/v1/partners/aroma", lambda c, path: _after_a_transaction(c, "patch", path, {"currency": "EUR"}), 409, "currency_fixed"),
+    ("put", "/api/v1/settings", lambda c, path: _after_a_transaction(c, "put", path, {"base_currency": "USD"}), 409, "base_currency_fixed"),
+    ("put", "/api/v1/settings", lambda c, path: _after_a_transaction(c, "put", path, {"period": "weekly"}), 409, "calendar_fixed"),
     ("post", "/api/v1/rates", lambda c, path: c.post(path, json={"kind": "redemption", "value": "0.02", "effective_from": f"{_closed_last_month(c)}-02T00:00:00+00:00"}), 409, "period_closed"),
     ("post", "/api/v1/settlements/{period}/close", lambda c, path: c.post(path.format(period=f"{datetime.now(UTC):%Y-%m}")), 409, "period_open"),
     ("post", "/api/v1/settlements/{period}/close", lambda c, path: c.post(path.format(period=_earned_last_month(c))), 409, "no_rate"),
