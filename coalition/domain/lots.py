@@ -125,6 +125,11 @@ def restore(burn: list[BurnAllocation], points: int | None) -> list[tuple[BurnAl
     everything not yet reversed.
     """
     restorable = sum(allocation.restorable for allocation in burn)
+    if restorable == 0:
+        raise Invalid(
+            "the burn is reversed in full already: no points are left to put back",
+            reason="over_reversal",
+        )
     wanted = restorable if points is None else points
     if wanted <= 0 or wanted > restorable:
         raise Invalid(

@@ -533,12 +533,16 @@ def test_burn_reversal_order_follows_allocation_id_not_list_order():
     assert as_lot_points(lots.restore(list(reversed(burn_of_150())), 70)) == [(20, 50), (10, 20)]
 
 
-def test_burn_reversal_of_a_burn_reversed_in_full_says_none_is_left():
-    # 150 burned and 150 put back already: 1 more point is 1 too many.
+@pytest.mark.parametrize("points", [1, None])
+def test_burn_reversal_of_a_burn_reversed_in_full_says_none_is_left(points):
+    # 150 burned and 150 put back already: 1 more point, or "all the rest", is nothing left.
     burn = [BurnAllocation(id=1, lot_id=10, issuer_id="aroma", points=150, restored=150)]
     with pytest.raises(Invalid) as caught:
-        lots.restore(burn, 1)
-    assert caught.value.message == "burn reversal of 1 point but 0 can still be reversed"
+        lots.restore(burn, points)
+    assert caught.value.reason == "over_reversal"
+    assert caught.value.message == (
+        "the burn is reversed in full already: no points are left to put back"
+    )
 
 
 def test_burn_reversal_of_more_than_burned_is_over_reversal():
