@@ -287,7 +287,7 @@ def _profile_close(database, period_id: str, arguments) -> None:
         database,
         f"fx_rate × {len(everyone)} partners",
         lambda session: [
-            catalog.current(session).fx_rate(p.currency, "EUR", period.end) for p in everyone
+            catalog.current(session).fx_rate(p.currency, period.end) for p in everyone
         ],
     )
     _timed(database, "aggregates.late_items (close only)", aggregates.late_items, period_id)

@@ -74,9 +74,9 @@ class Catalog:
         rate = rates.in_force(self.rates_of(("redemption",)), "redemption", at)
         return None if rate is None else rate.value
 
-    def fx_rate(self, currency: str, base_currency: str, at: datetime) -> rates.Rate | None:
+    def fx_rate(self, currency: str, at: datetime) -> rates.Rate | None:
         """Base currency per unit of ``currency``; the base currency itself is 1."""
-        if currency == base_currency:
+        if currency == self.settings.base_currency:
             return rates.Rate(
                 id=0, kind="fx", value=Decimal(1), effective_from=at, currency=currency
             )

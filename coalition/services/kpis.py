@@ -112,7 +112,7 @@ def _period_kpis(
     coalition = None
     if totals_shown:
         coalition = kpis.figures(
-            _coalition_wide(session, period_id, at_end, everyone, scopes, gathered, base),
+            _coalition_wide(session, period_id, at_end, everyone, scopes, gathered),
             base,
             point_value,
             base,
@@ -136,15 +136,15 @@ def _period_kpis(
     }
 
 
-def _coalition_wide(session, period_id, at_end, everyone, scopes, gathered, base) -> kpis.Activity:
+def _coalition_wide(session, period_id, at_end, everyone, scopes, gathered) -> kpis.Activity:
     """Coalition-wide: distinct members counted once; amounts converted at the fx at period end."""
     visits = gathered["visits"].get((period_id, kpi_aggregates.COALITION_WIDE), {})
-    bought, known = kpis.Purchases(), True
+    reference, bought, known = catalog.current(session), kpis.Purchases(), True
     for partner in everyone:
         split = gathered["purchases"].get((period_id, partner.id))
         if split is None:
             continue
-        fx = catalog.current(session).fx_rate(partner.currency, base, at_end)
+        fx = reference.fx_rate(partner.currency, at_end)
         known = known and fx is not None
         # without an fx rate the purchases still count; their amounts cannot be added up
         bought = bought + split["anywhere"].converted(fx.value if fx is not None else Decimal(0))

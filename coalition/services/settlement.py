@@ -25,8 +25,8 @@ from coalition.services.settings import MAX_BACKDATE_DAYS
 
 def compute(session, period: periods.Period, status: str) -> dict:
     """The settlement of ``period`` as SPEC §7 shapes it, from one pass of aggregates."""
-    config = catalog.current(session).settings
-    base = config.base_currency
+    reference = catalog.current(session)
+    base = reference.settings.base_currency
     at_end = period.last_instant
     everyone = partner_service.all_partners(session)
     redeemed = totals.redeemed_points(session, period.id)
@@ -38,7 +38,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
     fee_totals = arithmetic.fees(fee_lines, base)
     positions = arithmetic.positions([partner.id for partner in everyone], lines, fee_totals, base)
     liability = aggregates.liability_points(session, period.id, period.end)
-    point_value = catalog.current(session).point_value(at_end)
+    point_value = reference.point_value(at_end)
     entries = [
         _partner_entry(
             partner,
@@ -46,7 +46,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
             fee_lines.get(partner.id, []),
             activity.partners.get(partner.id, PartnerActivity()),
             lines,
-            catalog.current(session).fx_rate(partner.currency, base, at_end),
+            reference.fx_rate(partner.currency, at_end),
             liability.get(partner.id, 0),
             point_value,
             base,
