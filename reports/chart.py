@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import NamedTuple
 
-from reportlab.graphics.shapes import Drawing, Line, Rect, String
+from reportlab.graphics.shapes import Drawing, Group, Line, Rect, String
 from reportlab.lib import colors
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
@@ -147,23 +147,22 @@ def _draw_bar(
         drawing.add(_text(end + _GAP, y + 2, label))
 
 
-def _text(x: float, y: float, text: str, anchor: str = "start") -> String:
-    return String(
-        x,
-        y,
-        text,
-        fontName=fonts.REGULAR,
-        fontSize=_FONT_SIZE,
-        fillColor=_TEXT_COLOUR,
-        textAnchor=anchor,
-    )
+def _text(x: float, y: float, text: str, anchor: str = "start") -> Group:
+    """A line of text from ``x``, or ending at it, each run in the font that has its glyphs."""
+    if anchor == "end":
+        x -= fonts.width(text, fonts.REGULAR, _FONT_SIZE)
+    line = Group()
+    for run, font in fonts.runs(text):
+        line.add(String(x, y, run, fontName=font, fontSize=_FONT_SIZE, fillColor=_TEXT_COLOUR))
+        x += stringWidth(run, font, _FONT_SIZE)
+    return line
 
 
 def _fit(text: str, max_width: float) -> str:
     """Shorten a name with an ellipsis until it fits the name column."""
-    if stringWidth(text, fonts.REGULAR, _FONT_SIZE) <= max_width:
+    if fonts.width(text, fonts.REGULAR, _FONT_SIZE) <= max_width:
         return text
-    while text and stringWidth(text + "…", fonts.REGULAR, _FONT_SIZE) > max_width:
+    while text and fonts.width(text + "…", fonts.REGULAR, _FONT_SIZE) > max_width:
         text = text[:-1]
     return text.rstrip() + "…"
 

@@ -246,16 +246,25 @@ def _draw_furniture(canvas: pdfcanvas.Canvas, page: int, pages: int, statement: 
 def _draw_running_header(canvas: pdfcanvas.Canvas, statement: Mapping) -> None:
     """Name the statement at the top of continuation pages, as banks do."""
     y = _PAGE_HEIGHT - _MARGIN_TOP + 6 * mm
-    canvas.setFont(fonts.REGULAR, 7.5)
     canvas.setFillColor(_MUTED)
-    canvas.drawString(
-        _MARGIN_X,
-        y,
+    title = (
         f"{_coalition(statement)} · Settlement statement {statement['number']} · "
-        f"period {statement['period_id']}",
+        f"period {statement['period_id']}"
     )
-    canvas.drawRightString(_PAGE_WIDTH - _MARGIN_X, y, statement["partner_name"])
+    _draw_runs(canvas, _MARGIN_X, y, title)
+    partner = statement["partner_name"]
+    _draw_runs(
+        canvas, _PAGE_WIDTH - _MARGIN_X - fonts.width(partner, fonts.REGULAR, 7.5), y, partner
+    )
     canvas.line(_MARGIN_X, y - 4, _PAGE_WIDTH - _MARGIN_X, y - 4)
+
+
+def _draw_runs(canvas: pdfcanvas.Canvas, x: float, y: float, text: str, size: float = 7.5) -> None:
+    """Draw one line of text from ``x``, each run in the font that has its glyphs."""
+    for run, font in fonts.runs(text):
+        canvas.setFont(font, size)
+        canvas.drawString(x, y, run)
+        x += pdfmetrics.stringWidth(run, font, size)
 
 
 def _header(statement: Mapping) -> list[Flowable]:
@@ -509,7 +518,7 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
             ("NOSPLIT", (0, -3), (-1, -1)),
         ],
     )
-    partner = escape(statement["partner_name"])
+    partner = fonts.markup(statement["partner_name"], _NOTE.fontName)
     note = _p(
         f"Points in: the counterparty's points redeemed at {partner}, value receivable. "
         f"Points out: {partner}'s points redeemed at the counterparty, value payable. "
@@ -527,7 +536,7 @@ def _own(statement: Mapping) -> list[Flowable]:
     points = statement["summary"].get("own_redemption_points", 0)
     if not points:
         return []
-    partner = escape(statement["partner_name"])
+    partner = fonts.markup(statement["partner_name"], _NOTE.fontName)
     what = (
         f"{_points(points)} of {partner}'s own points were redeemed at {partner}"
         if points > 0
@@ -585,16 +594,19 @@ def _counterparty_name(row: Mapping, room: float) -> Flowable:
     a third of the time of rendering a statement of twenty counterparties.
     """
     name, partner_id = _spaced(row["name"]), row["partner_id"]
-    if name == partner_id:  # the id, standing in for a name the font cannot print
+    if name == partner_id:  # the id, standing in for a name no font here can print
         runs = [(partner_id, _CELL.fontName, _CELL.fontSize, _CELL.textColor)]
         markup = escape(partner_id)
     else:
         runs = [
-            (f"{name} ", _CELL.fontName, _CELL.fontSize, _CELL.textColor),
+            *(
+                (text, font, _CELL.fontSize, _CELL.textColor)
+                for text, font in fonts.runs(f"{name} ", _CELL.fontName)
+            ),
             (partner_id, _CELL.fontName, _ID_SIZE, _MUTED),
         ]
         small = f"<font size={_ID_SIZE} color='{_MUTED.hexval()}'>{escape(partner_id)}</font>"
-        markup = f"{escape(row['name'])} {small}"
+        markup = f"{fonts.markup(row['name'], _CELL.fontName)} {small}"
     line = _Line(runs, _CELL.leading)
     return line if line.width <= room else Paragraph(markup, _CELL)
 
@@ -602,7 +614,7 @@ def _counterparty_name(row: Mapping, room: float) -> Flowable:
 def _printable(statement: Mapping) -> Mapping:
     """The statement with each partner's name as the page can print it.
 
-    A name the font has no glyphs for, in whole or in part, would print as
+    A name no font here has the glyphs for, in whole or in part, would print as
     blanks ("   pays the coalition operator 0.16 KWD"), so the partner's id
     stands in for it: the reader can still tell who pays whom. The JSON and
     the CSV keep the name as written, and so do the document's properties.
@@ -700,8 +712,9 @@ def _section(title: str, room: float) -> list[Flowable]:
 
 
 def _p(text: str, style: ParagraphStyle, escaped: bool = False) -> Paragraph:
-    """A paragraph of plain text; names may hold '&' or '<', so escape by default."""
-    return Paragraph(text if escaped else escape(text), style)
+    """A paragraph of plain text, unless ``escaped`` says it is markup already: names
+    may hold '&' or '<', and Chinese, Japanese or Korean for their own fonts."""
+    return Paragraph(text if escaped else fonts.markup(text, style.fontName), style)
 
 
 def _coalition(statement: Mapping) -> str:

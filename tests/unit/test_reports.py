@@ -18,8 +18,9 @@ from pathlib import Path
 
 import pypdf
 import pytest
+from reportlab.pdfbase.pdfmetrics import stringWidth
 
-from reports import render_csv, render_pdf
+from reports import fonts, render_csv, render_pdf
 from reports import statement as statement_module
 
 SHA = "3f7a9c0e5b1d2468ace013579bdf2468ace013579bdf2468ace013579bdf2468"
@@ -290,10 +291,6 @@ def test_counterparty_name_stays_in_its_column_with_its_id_in_small_print():
 def drawn_boxes(pdf: bytes) -> list[list[tuple[str, float, float, float]]]:
     """Each page's runs of text as (text, left, right, baseline), the width measured
     in the run's own font and size, as the reader's eye would find them."""
-    from reportlab.pdfbase.pdfmetrics import stringWidth
-
-    from reports import fonts
-
     fonts.register()
 
     def box(text, x, y, font, size):
@@ -363,10 +360,6 @@ def test_counterparty_name_with_a_tab_or_line_break_prints_spaced_in_chart_and_t
 
 
 def test_a_name_just_too_wide_for_its_column_wraps_and_one_just_narrow_enough_does_not():
-    from reportlab.pdfbase.pdfmetrics import stringWidth
-
-    from reports import fonts
-
     fonts.register()
     # the column is A4 less 18 mm margins less five 22 mm columns, less ReportLab's 6 pt of padding on each side;
     # a name and its id share it: name, a space, then the id in 7 pt
@@ -395,10 +388,10 @@ def test_a_name_just_too_wide_for_its_column_wraps_and_one_just_narrow_enough_do
 
 
 def test_a_name_the_font_cannot_print_is_printed_as_its_partners_id():
-    # Roboto has no Arabic, Chinese or emoji: such a name printed as blanks, and the summary
+    # no font here has Arabic or emoji: such a name printed as blanks, and the summary
     # read "    Gym   pays the coalition operator"; the JSON and CSV keep it, as does the PDF's subject
     name = "نادي الكويت Gym 🏋️"
-    counterparty = {"partner_id": "p0", "name": "汉字 Ltd", "points_in": 0, "value_in": "0.00",
+    counterparty = {"partner_id": "p0", "name": "مقهى Ltd", "points_in": 0, "value_in": "0.00",
                     "points_out": 10, "value_out": "0.10", "net": "-0.10"}
     statement = make_statement(partner_id="gymkw", partner_name=name, counterparties=[counterparty])
     statement["summary"] = {**statement["summary"], "net": "-0.10", "net_in_currency": "-9.09"}
@@ -411,6 +404,77 @@ def test_a_name_the_font_cannot_print_is_printed_as_its_partners_id():
     assert len(table) == 2  # the chart's label, the table's name, and no second id in small print
     assert pypdf.PdfReader(io.BytesIO(pdf)).metadata.subject == f"{name}, period 2026-10"
     assert "Кофейня Арома pays" not in first and "Кофейня Арома" in summary_text(make_statement())
+
+
+def fonts_by_run(pdf: bytes, page: int = 0) -> dict[str, set[str]]:
+    """Each run of text on a page with the fonts it is drawn in, subset prefixes dropped."""
+    found: dict[str, set[str]] = {}
+    for text, _, _, font, _ in page_runs(pdf)[page]:
+        found.setdefault(text.strip(), set()).add(font["/BaseFont"].lstrip("/").split("+")[-1])
+    return found
+
+
+def test_chinese_japanese_and_korean_names_print_in_the_cid_font_of_their_language():
+    # Roboto has none of them: they printed as the partner's id; now each run prints in Adobe's
+    # font for its language, which viewers supply, and extracts as written. A name with kana is
+    # Japanese, its kanji too (渋谷店 alone would be Chinese); the Latin beside them stays Roboto
+    line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
+    rows = [{**line, "partner_id": "kal", "name": "대한항공 Korean Air"},
+            {**line, "partner_id": "bjcafe", "name": "北京咖啡馆"}]
+    pdf = render_pdf(make_statement(partner_id="sakura", partner_name="さくらカフェ 渋谷店",
+                                    counterparties=rows, coalition_name="ポイント連合"))
+    first = pages_text(pdf)[0]
+    assert first.startswith("ポイント連合 Settlement statement Statement for さくらカフェ 渋谷店 Partner ID sakura")
+    assert "The coalition operator pays さくらカフェ 渋谷店 7,568.18 RUB" in first
+    assert "대한항공 Korean Air kal" in first and "北京咖啡馆 bjcafe" in first
+    assert "さくらカフェ 渋谷店's points redeemed at the counterparty" in first
+    fonts = fonts_by_run(pdf)
+    assert fonts["さくらカフェ"] == fonts["渋谷店"] == fonts["ポイント連合"] == {"HeiseiKakuGo-W5"}
+    assert fonts["대한항공"] == {"HYGothic-Medium"}
+    assert fonts["北京咖啡馆"] == {"STSong-Light"}
+    assert fonts["Korean Air"] == {"Roboto-Regular"}
+
+
+def test_a_cjk_name_in_the_running_header_ends_at_the_right_margin():
+    line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
+    rows = [{**line, "partner_id": f"p{n:03d}", "name": f"Partner {n:03d}"} for n in range(60)]
+    pdf = render_pdf(make_statement(partner_name="Café 東京", counterparties=rows))
+    header = [(text.rstrip("\n"), x, font) for text, x, y, font, size in page_runs(pdf)[1]
+              if size == 7.5 and y > 780]
+    assert [text for text, _, _ in header][-2:] == ["Café ", "東京"]
+    (_, roboto_x, _), (_, cjk_x, _) = header[-2:]
+    # Roboto's "Café " then two full-width ideographs of 7.5 pt each, ending at A4's width less 18 mm
+    assert cjk_x == pytest.approx(roboto_x + stringWidth("Café ", "Roboto", 7.5), abs=0.01)
+    assert cjk_x + 2 * 7.5 == pytest.approx((210 - 18) * 72 / 25.4, abs=0.01)
+
+
+def test_a_cjk_name_in_the_chart_ends_at_the_name_columns_edge():
+    line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
+    pdf = render_pdf(make_statement(counterparties=[{**line, "partner_id": "tokyo", "name": "Café 東京"}]))
+    chart = [(text.rstrip("\n"), x) for text, x, y, font, size in page_runs(pdf)[0] if size == 7.5]
+    (_, roboto_x), (_, cjk_x) = [run for run in chart if run[0] in ("Café ", "東京")]
+    assert cjk_x == pytest.approx(roboto_x + stringWidth("Café ", "Roboto", 7.5), abs=0.01)
+    # names end 130 pt into the chart, which starts at the 18 mm margin
+    assert cjk_x + 2 * 7.5 == pytest.approx(18 * 72 / 25.4 + 130, abs=0.01)
+
+
+@pytest.mark.parametrize(("text", "runs"), [
+    ("Café 東京", [("Café ", "Roboto"), ("東京", "STSong-Light")]),
+    ("臺北 Gym", [("臺北", "STSong-Light"), (" Gym", "Roboto")]),
+    ("東京カフェ", [("東京カフェ", "HeiseiKakuGo-W5")]),
+    ("ｶﾌｪ 東京", [("ｶﾌｪ", "HeiseiKakuGo-W5"), (" ", "Roboto"), ("東京", "HeiseiKakuGo-W5")]),
+    ("서울 카페", [("서울", "HYGothic-Medium"), (" ", "Roboto"), ("카페", "HYGothic-Medium")]),
+    ("Кофейня", [("Кофейня", "Roboto")]),
+])
+def test_a_text_is_cut_into_runs_of_the_font_that_draws_them(text, runs):
+    assert fonts.runs(text) == runs
+    assert fonts.draws(text)
+
+
+@pytest.mark.parametrize("text", ["مقهى", "Gym 🏋", "\U00020000", "\u9fa6"])
+def test_a_character_no_font_here_draws_is_told(text):
+    # Arabic, emoji, and ideographs the CID fonts' UCS-2 maps lack (Extension B, Unicode 4.1's)
+    assert not fonts.draws(text)
 
 
 def test_an_operator_name_the_font_cannot_print_is_printed_as_coalition():
