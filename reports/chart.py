@@ -133,7 +133,14 @@ def _draw_bar(
     drawing: Drawing, bar: Bar, label: str, zero_x: float, scale: float, y: float
 ) -> None:
     """Draw one row: name on the left, the bar from zero, its amount at its end."""
-    drawing.add(_text(_NAME_WIDTH, y + 2, _fit(bar.label, _NAME_WIDTH), anchor="end"))
+    drawing.add(
+        _text(
+            _NAME_WIDTH,
+            y + 2,
+            fonts.fit(bar.label, fonts.REGULAR, _FONT_SIZE, _NAME_WIDTH),
+            anchor="end",
+        )
+    )
     end = zero_x + float(bar.net) * scale
     colour = _PAYABLE_COLOUR if bar.net < 0 else _RECEIVABLE_COLOUR
     drawing.add(
@@ -156,15 +163,6 @@ def _text(x: float, y: float, text: str, anchor: str = "start") -> Group:
         line.add(String(x, y, run, fontName=font, fontSize=_FONT_SIZE, fillColor=_TEXT_COLOUR))
         x += stringWidth(run, font, _FONT_SIZE)
     return line
-
-
-def _fit(text: str, max_width: float) -> str:
-    """Shorten a name with an ellipsis until it fits the name column."""
-    if fonts.width(text, fonts.REGULAR, _FONT_SIZE) <= max_width:
-        return text
-    while text and fonts.width(text + "…", fonts.REGULAR, _FONT_SIZE) > max_width:
-        text = text[:-1]
-    return text.rstrip() + "…"
 
 
 def _draw_legend(drawing: Drawing, y: float) -> None:

@@ -69,11 +69,12 @@ def register() -> None:
 
 def runs(text: str, font: str = REGULAR) -> list[tuple[str, str]]:
     """``text`` cut into runs of ``(text, font)``: ``font`` where Roboto has the
-    glyphs (Latin, Greek, Cyrillic), the CJK font of the text's language for
-    Chinese, Japanese and Korean. A character in neither stays in ``font``.
+    glyphs (Latin, Greek, Cyrillic), a CJK font for Chinese, Japanese and Korean.
+    A character in neither stays in ``font``.
 
-    A text with kana is Japanese, one with hangul Korean, ideographs alone
-    Chinese; one language per text, so a Japanese name's kanji match its kana.
+    Hangul is Korean. Ideographs and kana take the text's language: Japanese
+    if it has kana, so a Japanese name's kanji match its kana; Korean if it has
+    hangul; Chinese if neither.
     """
     register()
     glyphs = pdfmetrics.getFont(font).face.charWidths
@@ -83,7 +84,10 @@ def runs(text: str, font: str = REGULAR) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for char in text:
         code = ord(char)
-        chosen = cjk if code not in glyphs and _within(code, _CJK) else font
+        if code in glyphs or not _within(code, _CJK):
+            chosen = font
+        else:  # the Japanese font has no hangul
+            chosen = _KOREAN if _within(code, _HANGUL) else cjk
         if found and found[-1][1] == chosen:
             found[-1] = (found[-1][0] + char, chosen)
         else:
@@ -110,6 +114,15 @@ def markup(text: str, font: str) -> str:
 def width(text: str, font: str, size: float) -> float:
     """The width of ``text`` drawn in its runs, in points."""
     return sum(pdfmetrics.stringWidth(run, run_font, size) for run, run_font in runs(text, font))
+
+
+def fit(text: str, font: str, size: float, room: float) -> str:
+    """``text`` shortened with an ellipsis until it is no wider than ``room``."""
+    if width(text, font, size) <= room:
+        return text
+    while text and width(text + "…", font, size) > room:
+        text = text[:-1]
+    return text.rstrip() + "…"
 
 
 def _cjk_font(text: str) -> str:

@@ -247,24 +247,29 @@ def _draw_running_header(canvas: pdfcanvas.Canvas, statement: Mapping) -> None:
     """Name the statement at the top of continuation pages, as banks do."""
     y = _PAGE_HEIGHT - _MARGIN_TOP + 6 * mm
     canvas.setFillColor(_MUTED)
-    title = (
-        f"{_coalition(statement)} · Settlement statement {statement['number']} · "
-        f"period {statement['period_id']}"
-    )
-    _draw_runs(canvas, _MARGIN_X, y, title)
-    partner = statement["partner_name"]
-    _draw_runs(
-        canvas, _PAGE_WIDTH - _MARGIN_X - fonts.width(partner, fonts.REGULAR, 7.5), y, partner
-    )
+    size = 7.5
+    # names on one line each, shortened where long: the partner's to half the width,
+    # the operator's to what the statement's number and period leave of the rest
+    partner = fonts.fit(_spaced(statement["partner_name"]), fonts.REGULAR, size, _WIDTH / 2)
+    partner_width = fonts.width(partner, fonts.REGULAR, size)
+    title = f" · Settlement statement {statement['number']} · period {statement['period_id']}"
+    room = _WIDTH - partner_width - 6 * mm - fonts.width(title, fonts.REGULAR, size)
+    coalition = fonts.fit(_spaced(_coalition(statement)), fonts.REGULAR, size, room)
+    _draw_runs(canvas, _MARGIN_X, y, coalition + title, size)
+    _draw_runs(canvas, _PAGE_WIDTH - _MARGIN_X - partner_width, y, partner, size)
     canvas.line(_MARGIN_X, y - 4, _PAGE_WIDTH - _MARGIN_X, y - 4)
 
 
-def _draw_runs(canvas: pdfcanvas.Canvas, x: float, y: float, text: str, size: float = 7.5) -> None:
-    """Draw one line of text from ``x``, each run in the font that has its glyphs."""
+def _draw_runs(canvas: pdfcanvas.Canvas, x: float, y: float, text: str, size: float) -> None:
+    """Draw one line of text from ``x``, each run in the font that has its glyphs, in one
+    text object, so that a reader extracting the text finds the line whole."""
+    line = canvas.beginText()
     for run, font in fonts.runs(text):
-        canvas.setFont(font, size)
-        canvas.drawString(x, y, run)
+        line.setTextOrigin(x, y)  # where each run starts, for readers that place text
+        line.setFont(font, size)
+        line.textOut(run)
         x += pdfmetrics.stringWidth(run, font, size)
+    canvas.drawText(line)
 
 
 def _header(statement: Mapping) -> list[Flowable]:
@@ -305,7 +310,9 @@ def _header(statement: Mapping) -> list[Flowable]:
         style=_TEXT
         + [
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
+            # the identity table is the column's width: no padding either side
             ("LEFTPADDING", (0, 0), (0, 0), 0),
+            ("LEFTPADDING", (-1, 0), (-1, 0), 0),
             ("RIGHTPADDING", (-1, 0), (-1, 0), 0),
         ],
     )
@@ -657,13 +664,17 @@ class _Line(Flowable):
         return self.width, self.height
 
     def draw(self):
-        # the baseline where a paragraph of the first run's size puts its first line
+        # the baseline where a paragraph of the first run's size puts its first line;
+        # one text object, so that a reader extracting the text finds the line whole
         x, baseline = 0, self.height - self.runs[0][2]
+        line = self.canv.beginText()
         for text, font, size, colour, width in self.runs:
-            self.canv.setFont(font, size)
-            self.canv.setFillColor(colour)
-            self.canv.drawString(x, baseline, text)
+            line.setTextOrigin(x, baseline)  # where each run starts, for readers that place text
+            line.setFont(font, size)
+            line.setFillColor(colour)
+            line.textOut(text)
             x += width
+        self.canv.drawText(line)
 
 
 def _late_items(statement: Mapping) -> list[Flowable]:
@@ -690,7 +701,9 @@ def _late_items(statement: Mapping) -> list[Flowable]:
     ]
     table = Table(
         [header, *body],
-        colWidths=[22 * mm, _WIDTH - 130 * mm, 18 * mm, 40 * mm, 20 * mm, 30 * mm],
+        # as wide as a ten-digit id, "burn_reversal", "30 Sep 2026 23:10 UTC+05:45" and
+        # "-100,000,000" need; the external id, which wraps, has the rest
+        colWidths=[22 * mm, _WIDTH - 135 * mm, 23 * mm, 46 * mm, 22 * mm, 22 * mm],
         repeatRows=1,
         style=_LISTING + [("ALIGN", (1, 0), (-1, -1), "LEFT"), ("ALIGN", (4, 0), (4, -1), "RIGHT")],
     )

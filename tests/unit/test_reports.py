@@ -458,12 +458,45 @@ def test_a_cjk_name_in_the_chart_ends_at_the_name_columns_edge():
     assert cjk_x + 2 * 7.5 == pytest.approx(18 * 72 / 25.4 + 130, abs=0.01)
 
 
+def test_the_running_header_shortens_long_names_to_share_its_line():
+    # a 150-letter name was drawn right-aligned in full: it ran off the page's left edge
+    # and over the statement's number; a tab and a line break print as spaces, and the
+    # operator's name gives way to the rest
+    line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
+    rows = [{**line, "partner_id": f"p{n:03d}", "name": f"Partner {n:03d}"} for n in range(60)]
+    pdf = render_pdf(make_statement(partner_name="Northern\tRailways " * 10, counterparties=rows,
+                                    coalition_name="The Grand Coalition of Shops\nand Cafes " * 4))
+    header = [box for box in drawn_boxes(pdf)[1] if box[3] > 780]
+    assert overprinted(header) == []
+    assert min(box[1] for box in header) >= 18 * 72 / 25.4 - 0.01
+    assert max(box[2] for box in header) <= (210 - 18) * 72 / 25.4 + 0.01
+    text = " ".join(box[0] for box in header)
+    # the statement's number and period whole, the partner's name in up to half the line
+    assert text.startswith("The Grand")
+    assert "… · Settlement statement 2026-10-0003 · period 2026-10 Northern Railways Northern" in text
+    assert text.endswith("…") and "\t" not in text
+
+
+def test_cjk_runs_extract_as_one_line_in_the_table_and_the_running_header():
+    # each run was its own text object, which pypdf read as a line of its own:
+    # "서울\n \n커피하우스"
+    line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
+    rows = [{**line, "partner_id": f"p{n:03d}", "name": f"서울 커피하우스 {n:03d}"} for n in range(60)]
+    pdf = render_pdf(make_statement(partner_name="Café 東京 Tokyo", counterparties=rows))
+    lines = pypdf.PdfReader(io.BytesIO(pdf)).pages[1].extract_text().splitlines()
+    assert "Café 東京 Tokyo" in lines
+    assert "서울 커피하우스 020 p020" in [line[:len("서울 커피하우스 020 p020")] for line in lines]
+
+
 @pytest.mark.parametrize(("text", "runs"), [
     ("Café 東京", [("Café ", "Roboto"), ("東京", "STSong-Light")]),
     ("臺北 Gym", [("臺北", "STSong-Light"), (" Gym", "Roboto")]),
     ("東京カフェ", [("東京カフェ", "HeiseiKakuGo-W5")]),
     ("ｶﾌｪ 東京", [("ｶﾌｪ", "HeiseiKakuGo-W5"), (" ", "Roboto"), ("東京", "HeiseiKakuGo-W5")]),
     ("서울 카페", [("서울", "HYGothic-Medium"), (" ", "Roboto"), ("카페", "HYGothic-Medium")]),
+    ("서울 漢江", [("서울", "HYGothic-Medium"), (" ", "Roboto"), ("漢江", "HYGothic-Medium")]),
+    # the Japanese font has no hangul: it printed as blanks
+    ("さくら 서울", [("さくら", "HeiseiKakuGo-W5"), (" ", "Roboto"), ("서울", "HYGothic-Medium")]),
     ("Кофейня", [("Кофейня", "Roboto")]),
 ])
 def test_a_text_is_cut_into_runs_of_the_font_that_draws_them(text, runs):
@@ -606,6 +639,25 @@ def test_a_late_item_is_shown_at_its_local_time_beside_local_days():
     assert "1 Oct 2026 01:10 UTC+02:00" in berlin and "25 Oct 2026 12:00 UTC+01:00" in berlin
     assert "23:10" not in berlin
     assert "30 Sep 2026 23:10 UTC" in pages_text(render_pdf(make_statement(late_items=items)))[-1]
+
+
+def test_late_items_of_every_type_at_the_widest_times_keep_to_their_columns():
+    # "earn_reversal" ran into its time ("earn_reversal20 Nov 2026 …") and a time at
+    # UTC+05:45 into the points; Kathmandu is UTC+05:45, so 23:10 UTC is 04:55 the next day
+    late = make_statement()["late_items"][0]
+    items = [{**late, "transaction_id": 9_876_543_210, "type": kind, "points": -100_000_000,
+              "occurred_at": "2026-09-30T23:10:00+00:00"}
+             for kind in ("earn", "bonus", "burn", "earn_reversal", "burn_reversal", "expiry")]
+    pdf = render_pdf(make_statement(timezone="Asia/Kathmandu", late_items=items))
+    assert "earn_reversal 1 Oct 2026 04:55 UTC+05:45 -100,000,000 2026-09" in pages_text(pdf)[-1]
+    assert [overprinted(page) for page in drawn_boxes(pdf)] == [[]] * len(drawn_boxes(pdf))
+
+
+def test_the_statements_identity_box_ends_at_the_right_margin():
+    # its 80 mm sat 6 pt into the right margin, past every other rule on the page: the
+    # column's padding was added on its left; its labels stand 6 pt into its cells
+    labels = [run for run in text_runs(render_pdf(make_statement())) if run[0] == "Statement no."]
+    assert [x for _, x, _, _ in labels] == [pytest.approx((210 - 18 - 80) * 72 / 25.4 + 6, abs=0.01)]
 
 
 def test_the_issue_date_is_the_coalitions_local_day_as_the_periods_days_are():
