@@ -12,7 +12,7 @@ from contextlib import nullcontext
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from coalition import auth
 from coalition.db import aggregates, models
@@ -45,8 +45,15 @@ DAYS = 75
 PARTNER_IDS = frozenset(partner_id for partner_id, *_ in PARTNERS)
 
 
-def _to_post(session) -> bool:
-    """Whether :func:`load` will post the demo: not when it is loaded already.
+def _plan(session, now: datetime) -> tuple[datetime, bool] | None:
+    """Where the demo's history begins, and whether its partners and rates are still
+    to be made; None when it is loaded.
+
+    A new coalition's history begins ``DAYS`` before ``now``. A load that stopped
+    before its first close (interrupted, or the database went away) has its
+    partners and rates, made in one transaction, and some of its transactions:
+    it goes on from the day it began, posting what it had not (what it had is
+    replayed, SPEC §6), and closes.
 
     Raises:
         Invalid: the demo cannot load into this coalition (:func:`_unfit`).
@@ -55,10 +62,18 @@ def _to_post(session) -> bool:
         session.scalars(select(models.Partner.id).where(models.Partner.id.in_(sorted(PARTNER_IDS))))
     )
     if present == PARTNER_IDS:
-        return False
+        if calendar.last_closed(session) is not None:
+            return None
+        began = session.scalar(
+            select(func.min(models.Rate.effective_from)).where(
+                models.Rate.kind == "earn", models.Rate.partner_id.in_(sorted(PARTNER_IDS))
+            )
+        )
+        if began is not None:
+            return began, False
     if (why := _unfit(session, present)) is not None:
         raise Invalid(f"{why}: load the demo into a new database")
-    return True
+    return now - timedelta(days=DAYS), True
 
 
 class _NoBar:
@@ -77,11 +92,15 @@ def load(database, now: datetime, echo=print, progress=None) -> None:
         Invalid: the demo cannot load into this coalition (:func:`_unfit`),
             refused before anything is written.
     """
-    if not database.run(_to_post):
+    plan = database.run(_plan, now)
+    if plan is None:
         echo("The demo coalition is loaded already.")
     else:
-        start = now - timedelta(days=DAYS)
-        database.run(_configure, start)
+        start, new = plan
+        if new:
+            database.run(_configure, start)
+        else:
+            echo("Going on with a load of the demo that stopped before it closed its periods.")
         with progress() if progress else nullcontext(_NoBar()) as bar:
             posted = _post_activity(database, start, now, bar.update)
         echo(f"Posted {posted} transactions for {MEMBERS} members.")
@@ -228,10 +247,10 @@ def _post_activity(database, start: datetime, now: datetime, progress) -> int:
 def _try_post(database, operator, request: dict, now: datetime) -> int:
     request = {key: value for key, value in request.items() if value is not None}
     try:
-        database.run(ledger.post, operator, request, now)
+        posting = database.run(ledger.post, operator, request, now)
     except CoalitionError:
         return 0
-    return 1
+    return int(posting.created)  # a replay, in a load going on, was posted before
 
 
 def _past_periods(session, now: datetime) -> list[str]:

@@ -219,7 +219,13 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
 
 def auto_close(database, now: datetime) -> list[str]:
     """Close the latest period that ended ``auto_close_after_hours`` ago, if still open,
-    with every earlier open one: the ids of the periods closed, oldest first."""
+    with every earlier open one: the ids of the periods closed, oldest first.
+
+    Not one that ended before the ledger's first transaction: it has nothing to
+    settle, and closing it would close the calendar there, so history posted
+    later, backdated into it, could never be priced (a rate may not start in a
+    closed period).
+    """
 
     def due(session):
         config = catalog.current(session).settings
@@ -230,7 +236,7 @@ def auto_close(database, now: datetime) -> list[str]:
         )
         last = calendar.last_closed(session)
         earliest, _ = aggregates.occurrences(session)
-        if earliest is None or (last and target.end <= last.end):
+        if earliest is None or target.end <= earliest or (last and target.end <= last.end):
             return None
         return target.id
 

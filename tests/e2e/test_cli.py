@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from coalition import cli as cli_module
-from coalition import auth, config
+from coalition import auth, config, demo
 from coalition.cli import main
 from coalition import transaction_file
 from coalition.db import Database, migrate
@@ -437,6 +437,38 @@ def test_demo_run_again_says_it_is_loaded_and_posts_nothing(cli, operator):
     assert "The demo coalition is loaded already." in again.output
     assert "Posting days" not in again.output
     assert len(list_all(operator)) == posted
+
+
+def test_demo_interrupted_while_posting_goes_on_when_run_again(cli, operator, monkeypatch):
+    # it said "loaded already", with no period closed and no statement to download
+    posted, try_post = [], demo._try_post
+
+    def interrupted(*args):
+        if len(posted) == 400:
+            raise KeyboardInterrupt
+        posted.append(try_post(*args))
+        return posted[-1]
+
+    monkeypatch.setattr(demo, "_try_post", interrupted)
+    assert cli("demo").exit_code != 0
+    before = {item["external_id"]: item for item in list_all(operator)}
+    assert len(before) == sum(posted) and expect(operator.get("/api/v1/statements"), 200)["items"] == []
+    monkeypatch.setattr(demo, "_try_post", try_post)
+
+    result = cli("demo")
+
+    assert result.exit_code == 0, result.output
+    assert "Going on with a load of the demo that stopped before it closed its periods." in result.output
+    after = {item["external_id"]: item for item in list_all(operator)}
+    # what was posted before is there once, as it was; the rest posted from the same first day
+    assert {key: after[key] for key in before} == before
+    assert int(re.search(r"^Posted (\d+) transactions", result.output, re.MULTILINE)[1]) == len(after) - len(before)
+    # every transaction a whole number of minutes after the first: one history, not two a moment apart
+    first = min(datetime.fromisoformat(item["occurred_at"]) for item in after.values())
+    assert {(datetime.fromisoformat(item["occurred_at"]) - first) % timedelta(minutes=1)
+            for item in after.values()} == {timedelta(0)}
+    closed = re.findall(r"^Closed (\S+)\.$", result.output, re.MULTILINE)
+    assert closed and expect(operator.get("/api/v1/statements", query_string={"period_id": closed[-1]}), 200)["items"]
 
 
 def test_demo_on_a_coalition_settling_in_another_currency_is_refused_before_writing(cli, operator):

@@ -18,7 +18,7 @@ from coalition import jobs
 from coalition.domain.errors import NotFound
 from coalition.services import calendar, expiry, settlement
 
-from tests.e2e.helpers import walk_pages
+from tests.e2e.helpers import moment, walk_pages
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
@@ -297,6 +297,21 @@ def test_an_auto_close_after_days_away_names_every_period_it_closed(operator, da
     said = [record.getMessage() for record in caplog.records if record.getMessage().startswith("auto-close: ")]
     assert said[0] == f"auto-close: closed {a_id} to {yesterday} (3 periods)"
     assert said[-1] == "auto-close: no period due"
+
+
+def test_an_auto_close_leaves_periods_before_the_first_transaction_open(operator, database):
+    # it closed them empty, and a rate for the history posted later, backdated into them,
+    # was refused: 409 period_closed
+    day_a, a_id, _ = skyair_and_ironfit_by_day(operator, auto_close_after_hours=0)
+    earn(operator, "m1-today", "skyair", "m1", moment(), "100.00", "EUR")
+
+    jobs.run_auto_close(database)
+
+    assert [p for p, status in _periods(operator) if status == "closed"] == []
+    earn(operator, "m1-history", "skyair", "m1", at(day_a, 0, 9), "10.00", "EUR")
+    jobs.run_auto_close(database)
+    assert [p for p, status in _periods(operator) if status == "closed"] == [
+        a_id, day_in_past(2)[1], day_in_past(1)[1]]
 
 
 def test_transaction_backdated_into_a_closed_period_is_late(operator, daily):
