@@ -150,10 +150,28 @@ def keep_counts(database) -> int:
         )
         return lacking + [{"id": period_id, "status": "open"} for period_id in stale]
 
-    periods = database.run(due)
-    for period in periods:
-        database.run(_count, period, {period["id"]})
-    return len(periods)
+    return sum(database.run(_count_if_still_due, period) for period in database.run(due))
+
+
+def _count_if_still_due(session, period: dict) -> bool:
+    """Count a period found due, unless another instance has since: on SQLite, whose
+    instances take no job lock, each finds the same periods due and comes here in turn,
+    each transaction holding the write lock from its start."""
+    if period["status"] == "closed":
+        kept = session.scalar(
+            select(models.Period.activity).where(models.Period.id == period["id"])
+        )
+        due = _kept_counts(kept) is None
+    else:
+        counted_at = session.scalar(
+            select(models.OpenPeriodCounts.counted_at).where(
+                models.OpenPeriodCounts.period_id == period["id"]
+            )
+        )
+        due = counted_at is not None and counted_at <= datetime.now(UTC) - REFRESH_AFTER
+    if due:
+        _count(session, period, {period["id"]})
+    return due
 
 
 def _kept_counts(text: str | None) -> dict | None:

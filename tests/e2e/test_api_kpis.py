@@ -252,6 +252,30 @@ def test_the_auto_close_job_keeps_the_counts_of_closed_periods(operator, databas
     assert {**period(operator, month), "status": "open"} == before
 
 
+def test_a_period_another_instance_counted_meanwhile_is_not_counted_again(
+        operator, database, month, monkeypatch):
+    # on SQLite, where instances take no job lock, three instances counted 85 closed
+    # periods 208 times: each counted every period on the list it had found due
+    close(operator, month)
+    counted, others, real_count, real_run = [], [], kpi_counts._count, database.run
+
+    def count(session, period, kept_open):
+        counted.append(period["id"])
+        return real_count(session, period, kept_open)
+
+    def run(work, *args):
+        found = real_run(work, *args)
+        if work.__name__ == "due" and not others:  # another instance, all the way, meanwhile
+            others.append(None)
+            others[0] = kpi_counts.keep_counts(database)
+        return found
+
+    monkeypatch.setattr(kpi_counts, "_count", count)
+    monkeypatch.setattr(database, "run", run)
+    assert kpi_counts.keep_counts(database) == 0
+    assert (others, counted) == ([1], [month])
+
+
 def test_an_auto_close_refused_for_a_missing_rate_is_one_warning_and_the_job_still_counts(
         operator, database, caplog):
     # daily periods: three days ago is closed by hand (its counts not yet kept); two days ago
