@@ -133,14 +133,8 @@ def _draw_bar(
     drawing: Drawing, bar: Bar, label: str, zero_x: float, scale: float, y: float
 ) -> None:
     """Draw one row: name on the left, the bar from zero, its amount at its end."""
-    drawing.add(
-        _text(
-            _NAME_WIDTH,
-            y + 2,
-            fonts.fit(bar.label, fonts.REGULAR, _FONT_SIZE, _NAME_WIDTH),
-            anchor="end",
-        )
-    )
+    name = fonts.fit(bar.label, fonts.REGULAR, _FONT_SIZE, _NAME_WIDTH)
+    drawing.add(_text(_NAME_WIDTH, y + 2, name, anchor="end", whole=bar.label))
     end = zero_x + float(bar.net) * scale
     colour = _PAYABLE_COLOUR if bar.net < 0 else _RECEIVABLE_COLOUR
     drawing.add(
@@ -154,12 +148,13 @@ def _draw_bar(
         drawing.add(_text(end + _GAP, y + 2, label))
 
 
-def _text(x: float, y: float, text: str, anchor: str = "start") -> Group:
-    """A line of text from ``x``, or ending at it, each run in the font that has its glyphs."""
+def _text(x: float, y: float, text: str, anchor: str = "start", whole: str | None = None) -> Group:
+    """A line of text from ``x``, or ending at it, each run in the font that has its glyphs
+    (``whole``: the text it was shortened from, see :func:`fonts.runs`)."""
     if anchor == "end":
-        x -= fonts.width(text, fonts.REGULAR, _FONT_SIZE)
+        x -= fonts.width(text, fonts.REGULAR, _FONT_SIZE, whole)
     line = Group()
-    for run, font in fonts.runs(text):
+    for run, font in fonts.runs(text, whole=whole):
         line.add(String(x, y, run, fontName=font, fontSize=_FONT_SIZE, fillColor=_TEXT_COLOUR))
         x += stringWidth(run, font, _FONT_SIZE)
     return line

@@ -12,6 +12,7 @@ them (Acrobat, pdf.js, MuPDF, Preview), so nothing is embedded and the text
 still extracts. A name is cut into runs, each drawn by the font that has it.
 """
 
+import functools
 import os
 from xml.sax.saxutils import escape
 
@@ -24,24 +25,16 @@ BOLD = "Roboto-Bold"
 
 _FILES = {REGULAR: "Roboto-Regular.ttf", BOLD: "Roboto-Bold.ttf"}
 
-# Adobe's CJK fonts, one per character collection; they come in one weight
+# Adobe's CJK fonts, one per character collection; they come in one weight. What
+# each maps is its national character set, as Python's codec for that set knows
+# it: against MuPDF's copy of Adobe's maps, all but ten rare symbols agree.
 _JAPANESE = "HeiseiKakuGo-W5"
 _KOREAN = "HYGothic-Medium"
-_CHINESE = "STSong-Light"  # Adobe-GB1 holds GB 18030's ideographs, traditional ones too
+_CHINESE = "STSong-Light"
+_CHARACTER_SETS = {_JAPANESE: "cp932", _KOREAN: "cp949", _CHINESE: "gbk"}
 
-# What their UCS-2 encodings map, in the Basic Multilingual Plane: ideographs
-# to U+9FA5 and Extension A to U+4DB5 (later additions have no glyph there)
 _KANA = ((0x3040, 0x30FF), (0x31F0, 0x31FF), (0xFF65, 0xFF9F))  # with halfwidth katakana
 _HANGUL = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xAC00, 0xD7A3), (0xFFA0, 0xFFDC))
-_CJK = (
-    *_KANA,
-    *_HANGUL,
-    (0x3000, 0x303F),  # CJK symbols and punctuation
-    (0x3400, 0x4DB5),
-    (0x4E00, 0x9FA5),
-    (0xF900, 0xFAFF),  # compatibility ideographs
-    (0xFF00, 0xFFEF),  # halfwidth and fullwidth forms
-)
 
 
 def register() -> None:
@@ -67,27 +60,26 @@ def register() -> None:
     )
 
 
-def runs(text: str, font: str = REGULAR) -> list[tuple[str, str]]:
-    """``text`` cut into runs of ``(text, font)``: ``font`` where Roboto has the
-    glyphs (Latin, Greek, Cyrillic), a CJK font for Chinese, Japanese and Korean.
-    A character in neither stays in ``font``.
+def runs(text: str, font: str = REGULAR, whole: str | None = None) -> list[tuple[str, str]]:
+    """``text`` cut into runs of ``(text, font)``: ``font`` where it has the glyphs
+    (Latin, Greek, Cyrillic), a CJK font for Chinese, Japanese and Korean. A
+    character in none stays in ``font``.
 
-    Hangul is Korean. Ideographs and kana take the text's language: Japanese
-    if it has kana, so a Japanese name's kanji match its kana; Korean if it has
-    hangul; Chinese if neither.
+    A CJK character takes the font of the text's language where that font has
+    it: Japanese if the text has kana, so a Japanese name's kanji match its
+    kana; Korean if it has hangul; Chinese if neither. ``whole``, the text that
+    ``text`` was shortened from, decides the language when given.
     """
     register()
     glyphs = pdfmetrics.getFont(font).face.charWidths
     if all(ord(char) in glyphs for char in text):  # nearly every text a statement prints
         return [(text, font)]
-    cjk = _cjk_font(text)
+    preferred = _preference(whole or text)
     found: list[tuple[str, str]] = []
     for char in text:
-        code = ord(char)
-        if code in glyphs or not _within(code, _CJK):
-            chosen = font
-        else:  # the Japanese font has no hangul
-            chosen = _KOREAN if _within(code, _HANGUL) else cjk
+        chosen = font
+        if ord(char) not in glyphs:
+            chosen = next((cjk for cjk in preferred if _has(cjk, char)), font)
         if found and found[-1][1] == chosen:
             found[-1] = (found[-1][0] + char, chosen)
         else:
@@ -97,10 +89,13 @@ def runs(text: str, font: str = REGULAR) -> list[tuple[str, str]]:
 
 def draws(text: str) -> bool:
     """Whether every character of ``text`` has a glyph in Roboto or a CJK font. One
-    in neither (Arabic, emoji …) would print as nothing and extract as a blank."""
+    in none (Arabic, emoji, a character no CJK font's map has …) would print as
+    nothing and extract as a blank."""
     register()
     glyphs = pdfmetrics.getFont(REGULAR).face.charWidths
-    return all(ord(char) in glyphs or _within(ord(char), _CJK) for char in text)
+    return all(
+        ord(char) in glyphs or any(_has(cjk, char) for cjk in _CHARACTER_SETS) for char in text
+    )
 
 
 def markup(text: str, font: str) -> str:
@@ -111,27 +106,47 @@ def markup(text: str, font: str) -> str:
     )
 
 
-def width(text: str, font: str, size: float) -> float:
-    """The width of ``text`` drawn in its runs, in points."""
-    return sum(pdfmetrics.stringWidth(run, run_font, size) for run, run_font in runs(text, font))
+def width(text: str, font: str, size: float, whole: str | None = None) -> float:
+    """The width of ``text`` drawn in its runs (see :func:`runs`), in points."""
+    return sum(
+        pdfmetrics.stringWidth(run, run_font, size) for run, run_font in runs(text, font, whole)
+    )
 
 
 def fit(text: str, font: str, size: float, room: float) -> str:
-    """``text`` shortened with an ellipsis until it is no wider than ``room``."""
+    """``text`` shortened with an ellipsis until it is no wider than ``room``; drawn,
+    its runs take the whole text's language (``runs(…, whole=text)``)."""
     if width(text, font, size) <= room:
         return text
-    while text and width(text + "…", font, size) > room:
-        text = text[:-1]
-    return text.rstrip() + "…"
+    shortened = text
+    while shortened and width(shortened + "…", font, size, whole=text) > room:
+        shortened = shortened[:-1]
+    return shortened.rstrip() + "…"
 
 
-def _cjk_font(text: str) -> str:
+def _preference(text: str) -> tuple[str, ...]:
+    """The CJK fonts in the order a text's language prefers them."""
     codes = [ord(char) for char in text]
     if any(_within(code, _KANA) for code in codes):
-        return _JAPANESE
+        return _JAPANESE, _CHINESE, _KOREAN
     if any(_within(code, _HANGUL) for code in codes):
-        return _KOREAN
-    return _CHINESE
+        return _KOREAN, _CHINESE, _JAPANESE
+    return _CHINESE, _JAPANESE, _KOREAN
+
+
+@functools.cache
+def _has(cjk: str, char: str) -> bool:
+    """Whether the CJK font's map has ``char``: its character set encodes it, and
+    decodes it as the same character."""
+    code = ord(char)
+    if cjk == _CHINESE and 0x3400 <= code <= 0x4DB5:
+        return True  # Extension A: in GB 18030, which Adobe-GB1 follows, not in GBK
+    if 0xF900 <= code <= 0xFAFF or 0xFE30 <= code <= 0xFE4F:
+        return False  # compatibility ideographs (NFC makes them unified ones), vertical forms
+    try:
+        return char.encode(_CHARACTER_SETS[cjk]).decode(_CHARACTER_SETS[cjk]) == char
+    except UnicodeError:
+        return False
 
 
 def _within(code: int, ranges: tuple[tuple[int, int], ...]) -> bool:

@@ -19,6 +19,7 @@ import datetime
 import functools
 import io
 import threading
+import unicodedata
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from xml.sax.saxutils import escape
@@ -171,7 +172,9 @@ def _render(given: Mapping) -> bytes:
     ]
     maker = functools.partial(
         _NumberedCanvas,
-        furniture=functools.partial(_draw_furniture, statement=statement),
+        furniture=functools.partial(
+            _draw_furniture, statement=statement, header=_running_header(statement)
+        ),
         created=_pdf_date(statement),
     )
     document.build(story, canvasmaker=maker)
@@ -222,7 +225,9 @@ class _NumberedCanvas(pdfcanvas.Canvas):
         super().save()
 
 
-def _draw_furniture(canvas: pdfcanvas.Canvas, page: int, pages: int, statement: Mapping) -> None:
+def _draw_furniture(
+    canvas: pdfcanvas.Canvas, page: int, pages: int, statement: Mapping, header: list
+) -> None:
     """Draw what every page carries: the footer, and the running header after page 1."""
     canvas.saveState()
     footer_y = _MARGIN_BOTTOM - 10 * mm
@@ -239,36 +244,48 @@ def _draw_furniture(canvas: pdfcanvas.Canvas, page: int, pages: int, statement: 
     canvas.setFont(fonts.BOLD, 7.5)
     canvas.drawRightString(_PAGE_WIDTH - _MARGIN_X, footer_y, f"Page {page} of {pages}")
     if page > 1:
-        _draw_running_header(canvas, statement)
+        y = _PAGE_HEIGHT - _MARGIN_TOP + 6 * mm
+        for x, runs in header:
+            _draw_runs(canvas, x, y, runs)
+        canvas.line(_MARGIN_X, y - 4, _PAGE_WIDTH - _MARGIN_X, y - 4)
     canvas.restoreState()
 
 
-def _draw_running_header(canvas: pdfcanvas.Canvas, statement: Mapping) -> None:
-    """Name the statement at the top of continuation pages, as banks do."""
-    y = _PAGE_HEIGHT - _MARGIN_TOP + 6 * mm
-    canvas.setFillColor(_MUTED)
+def _running_header(statement: Mapping) -> list[tuple[float, list]]:
+    """What names the statement at the top of continuation pages, as banks do: where each
+    end of the line starts, and its runs. Worked out once a statement, not once a page.
+
+    Each name on one line, shortened where long: the partner's to half the width,
+    the operator's to what the statement's number and period leave of the rest.
+    """
     size = 7.5
-    # names on one line each, shortened where long: the partner's to half the width,
-    # the operator's to what the statement's number and period leave of the rest
-    partner = fonts.fit(_spaced(statement["partner_name"]), fonts.REGULAR, size, _WIDTH / 2)
-    partner_width = fonts.width(partner, fonts.REGULAR, size)
+
+    def line(text: str, whole: str) -> list:
+        return [(run, font, size, _MUTED) for run, font in fonts.runs(text, whole=whole)]
+
+    name = _spaced(statement["partner_name"])
+    partner = fonts.fit(name, fonts.REGULAR, size, _WIDTH / 2)
+    partner_width = fonts.width(partner, fonts.REGULAR, size, whole=name)
     title = f" · Settlement statement {statement['number']} · period {statement['period_id']}"
+    operator = _spaced(_coalition(statement))
     room = _WIDTH - partner_width - 6 * mm - fonts.width(title, fonts.REGULAR, size)
-    coalition = fonts.fit(_spaced(_coalition(statement)), fonts.REGULAR, size, room)
-    _draw_runs(canvas, _MARGIN_X, y, coalition + title, size)
-    _draw_runs(canvas, _PAGE_WIDTH - _MARGIN_X - partner_width, y, partner, size)
-    canvas.line(_MARGIN_X, y - 4, _PAGE_WIDTH - _MARGIN_X, y - 4)
+    coalition = fonts.fit(operator, fonts.REGULAR, size, room)
+    return [
+        (_MARGIN_X, line(coalition, operator) + line(title, title)),
+        (_PAGE_WIDTH - _MARGIN_X - partner_width, line(partner, name)),
+    ]
 
 
-def _draw_runs(canvas: pdfcanvas.Canvas, x: float, y: float, text: str, size: float) -> None:
-    """Draw one line of text from ``x``, each run in the font that has its glyphs, in one
-    text object, so that a reader extracting the text finds the line whole."""
+def _draw_runs(canvas: pdfcanvas.Canvas, x: float, y: float, runs: list) -> None:
+    """Draw ``(text, font, size, colour)`` runs on one line from ``x``, in one text object,
+    so that a reader extracting the text finds the line whole."""
     line = canvas.beginText()
-    for run, font in fonts.runs(text):
+    for text, font, size, colour in runs:
         line.setTextOrigin(x, y)  # where each run starts, for readers that place text
         line.setFont(font, size)
-        line.textOut(run)
-        x += pdfmetrics.stringWidth(run, font, size)
+        line.setFillColor(colour)
+        line.textOut(text)
+        x += pdfmetrics.stringWidth(text, font, size)
     canvas.drawText(line)
 
 
@@ -628,6 +645,8 @@ def _printable(statement: Mapping) -> Mapping:
     """
 
     def legible(name: str, partner_id: str) -> str:
+        # composed: Korean typed as jamo (as macOS may) is syllables the Korean font has
+        name = unicodedata.normalize("NFC", name)
         return name if fonts.draws(_spaced(name)) else partner_id
 
     return {
@@ -664,17 +683,9 @@ class _Line(Flowable):
         return self.width, self.height
 
     def draw(self):
-        # the baseline where a paragraph of the first run's size puts its first line;
-        # one text object, so that a reader extracting the text finds the line whole
-        x, baseline = 0, self.height - self.runs[0][2]
-        line = self.canv.beginText()
-        for text, font, size, colour, width in self.runs:
-            line.setTextOrigin(x, baseline)  # where each run starts, for readers that place text
-            line.setFont(font, size)
-            line.setFillColor(colour)
-            line.textOut(text)
-            x += width
-        self.canv.drawText(line)
+        # the baseline where a paragraph of the first run's size puts its first line
+        baseline = self.height - self.runs[0][2]
+        _draw_runs(self.canv, 0, baseline, [run[:4] for run in self.runs])
 
 
 def _late_items(statement: Mapping) -> list[Flowable]:

@@ -488,6 +488,23 @@ def test_cjk_runs_extract_as_one_line_in_the_table_and_the_running_header():
     assert "서울 커피하우스 020 p020" in [line[:len("서울 커피하우스 020 p020")] for line in lines]
 
 
+def test_korean_typed_as_jamo_prints_composed():
+    # macOS may give 한 as ᄒ, ᅡ, ᆫ: no CID font has those, and the name printed as its id
+    pdf = render_pdf(make_statement(partner_name="\u1112\u1161\u11ab Cafe"))
+    assert "Statement for 한 Cafe Partner ID aroma" in pages_text(pdf)[0]
+
+
+def test_a_japanese_name_shortened_in_the_running_header_keeps_the_japanese_font():
+    # cut before its kana, its kanji were set in the Chinese font on every page but the first
+    name = "東京国際空港旅客施設管理" * 3 + "センター"
+    line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
+    rows = [{**line, "partner_id": f"p{n:03d}", "name": f"Partner {n:03d}"} for n in range(60)]
+    pdf = render_pdf(make_statement(partner_name=name, counterparties=rows))
+    header = [(text.strip(), font["/BaseFont"]) for text, _, y, font, _ in page_runs(pdf)[1] if y > 780]
+    assert header[-2:] == [(name[:len(header[-2][0])], "/HeiseiKakuGo-W5"), ("…", "/AAAAAA+Roboto-Regular")]
+    assert 10 < len(header[-2][0]) < len(name) - 4  # shortened, the kana cut off
+
+
 @pytest.mark.parametrize(("text", "runs"), [
     ("Café 東京", [("Café ", "Roboto"), ("東京", "STSong-Light")]),
     ("臺北 Gym", [("臺北", "STSong-Light"), (" Gym", "Roboto")]),
@@ -497,6 +514,12 @@ def test_cjk_runs_extract_as_one_line_in_the_table_and_the_running_header():
     ("서울 漢江", [("서울", "HYGothic-Medium"), (" ", "Roboto"), ("漢江", "HYGothic-Medium")]),
     # the Japanese font has no hangul: it printed as blanks
     ("さくら 서울", [("さくら", "HeiseiKakuGo-W5"), (" ", "Roboto"), ("서울", "HYGothic-Medium")]),
+    # nor has the Korean font simplified Chinese (乐, 玛), nor the Japanese one 们: they
+    # printed as blanks in the font of the name's language, and print in the Chinese one
+    ("롯데마트 乐天玛特", [("롯데마트", "HYGothic-Medium"), (" ", "Roboto"), ("乐", "STSong-Light"),
+                       ("天", "HYGothic-Medium"), ("玛", "STSong-Light"), ("特", "HYGothic-Medium")]),
+    ("们カフェ", [("们", "STSong-Light"), ("カフェ", "HeiseiKakuGo-W5")]),
+    ("㐀", [("㐀", "STSong-Light")]),  # Extension A, in GB 18030 only
     ("Кофейня", [("Кофейня", "Roboto")]),
 ])
 def test_a_text_is_cut_into_runs_of_the_font_that_draws_them(text, runs):
@@ -504,9 +527,10 @@ def test_a_text_is_cut_into_runs_of_the_font_that_draws_them(text, runs):
     assert fonts.draws(text)
 
 
-@pytest.mark.parametrize("text", ["مقهى", "Gym 🏋", "\U00020000", "\u9fa6"])
+@pytest.mark.parametrize("text", ["مقهى", "Gym 🏋", "\U00020000", "\u9fa6", "\uffa1", "\u1100", "\u31f0"])
 def test_a_character_no_font_here_draws_is_told(text):
-    # Arabic, emoji, and ideographs the CID fonts' UCS-2 maps lack (Extension B, Unicode 4.1's)
+    # Arabic, emoji, and what no CID font's map has: ideographs of Extension B and of Unicode
+    # 4.1, halfwidth hangul, a conjoining jamo, a katakana extension of JIS X 0213
     assert not fonts.draws(text)
 
 
