@@ -64,16 +64,35 @@ def _plan(session, now: datetime) -> tuple[datetime, bool] | None:
     if present == PARTNER_IDS:
         if calendar.last_closed(session) is not None:
             return None
-        began = session.scalar(
-            select(func.min(models.Rate.effective_from)).where(
-                models.Rate.kind == "earn", models.Rate.partner_id.in_(sorted(PARTNER_IDS))
-            )
-        )
-        if began is not None:
+        if (began := _began(session)) is not None:
             return began, False
     if (why := _unfit(session, present)) is not None:
         raise Invalid(f"{why}: load the demo into a new database")
     return now - timedelta(days=DAYS), True
+
+
+def _began(session) -> datetime | None:
+    """The day a demo whose load stopped began, if this coalition is one: it settles in
+    EUR, its earn rates are the demo's, all from one day, and every transaction is the
+    demo's. Partners made by hand under the demo's ids are not taken for it."""
+    if catalog.current(session).settings.base_currency != BASE_CURRENCY:
+        return None
+    earn = session.execute(
+        select(models.Rate.partner_id, models.Rate.value, models.Rate.effective_from).where(
+            models.Rate.kind == "earn"
+        )
+    ).all()
+    if {(partner_id, value) for partner_id, value, _ in earn} != {
+        (partner_id, Decimal(value)) for partner_id, value in EARN.items()
+    }:
+        return None
+    began = {effective_from for *_, effective_from in earn}
+    others = session.scalar(
+        select(func.count())
+        .select_from(models.Transaction)
+        .where(models.Transaction.external_id.not_like("demo-%"))
+    )
+    return began.pop() if len(began) == 1 and not others else None
 
 
 class _NoBar:

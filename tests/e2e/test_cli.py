@@ -471,6 +471,19 @@ def test_demo_interrupted_while_posting_goes_on_when_run_again(cli, operator, mo
     assert closed and expect(operator.get("/api/v1/statements", query_string={"period_id": closed[-1]}), 200)["items"]
 
 
+def test_demo_where_partners_made_by_hand_have_all_its_ids_is_refused_not_gone_on_with(cli, operator):
+    # taken for a demo load that stopped, it posted 223 transactions into a USD coalition,
+    # then failed to close for want of fx rates
+    expect(operator.put("/api/v1/settings", json={"base_currency": "USD"}), 200)
+    for partner_id, name, category, currency, *_ in demo.PARTNERS:
+        add_partner(operator, partner_id, currency, category, name=name)
+        add_rate(operator, "earn", demo.EARN[partner_id], partner_id=partner_id)
+    result = cli("demo")
+    assert result.exit_code == 1
+    assert "Error: the demo coalition settles in EUR and this one in USD" in result.output
+    assert list_all(operator) == []
+
+
 def test_demo_on_a_coalition_settling_in_another_currency_is_refused_before_writing(cli, operator):
     # its fx rates are quoted in EUR: in USD its periods could not close, and the
     # transactions posted before finding out would have fixed the base currency
