@@ -139,6 +139,8 @@ def _has(cjk: str, char: str) -> bool:
     """Whether the CJK font's map has ``char``: its character set encodes it, and
     decodes it as the same character."""
     code = ord(char)
+    if code < 0x80:
+        return False  # ASCII is Roboto's: what it lacks are controls, blank in any font
     if cjk == _CHINESE and 0x3400 <= code <= 0x4DB5:
         return True  # Extension A: in GB 18030, which Adobe-GB1 follows, not in GBK
     if 0xF900 <= code <= 0xFAFF or 0xFE30 <= code <= 0xFE4F:
