@@ -314,6 +314,20 @@ def test_an_auto_close_leaves_periods_before_the_first_transaction_open(operator
         a_id, day_in_past(2)[1], day_in_past(1)[1]]
 
 
+def test_an_auto_close_waits_for_a_transaction_dated_before_the_periods_end_not_at_it(operator, database):
+    # a period's end is the next one's start: an earn at midnight is today's, not yesterday's
+    skyair_and_ironfit_by_day(operator, auto_close_after_hours=0)
+    today, _ = day_in_past(0)
+    _, yesterday = day_in_past(1)
+    earn(operator, "m1-midnight", "skyair", "m1", today.isoformat(), "100.00", "EUR")
+    jobs.run_auto_close(database)
+    assert [p for p, status in _periods(operator) if status == "closed"] == []
+
+    earn(operator, "m1-late-evening", "skyair", "m1", (today - timedelta(seconds=1)).isoformat(), "1.00", "EUR")
+    jobs.run_auto_close(database)
+    assert [p for p, status in _periods(operator) if status == "closed"] == [yesterday]
+
+
 def test_transaction_backdated_into_a_closed_period_is_late(operator, daily):
     _, _, day_a = daily
     assert _post_late_burn(operator, day_a)["late"] is True
