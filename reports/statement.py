@@ -259,10 +259,6 @@ def _running_header(statement: Mapping) -> list[tuple[float, list]]:
     the operator's to what the statement's number and period leave of the rest.
     """
     size = 7.5
-
-    def line(text: str, whole: str) -> list:
-        return [(run, font, size, _MUTED) for run, font in fonts.runs(text, whole=whole)]
-
     name = _spaced(statement["partner_name"])
     partner = fonts.fit(name, fonts.REGULAR, size, _WIDTH / 2)
     partner_width = fonts.width(partner, fonts.REGULAR, size, whole=name)
@@ -271,9 +267,24 @@ def _running_header(statement: Mapping) -> list[tuple[float, list]]:
     room = _WIDTH - partner_width - 6 * mm - fonts.width(title, fonts.REGULAR, size)
     coalition = fonts.fit(operator, fonts.REGULAR, size, room)
     return [
-        (_MARGIN_X, line(coalition, operator) + line(title, title)),
-        (_PAGE_WIDTH - _MARGIN_X - partner_width, line(partner, name)),
+        (
+            _MARGIN_X,
+            _styled(coalition, fonts.REGULAR, size, _MUTED, whole=operator)
+            + _styled(title, fonts.REGULAR, size, _MUTED),
+        ),
+        (
+            _PAGE_WIDTH - _MARGIN_X - partner_width,
+            _styled(partner, fonts.REGULAR, size, _MUTED, whole=name),
+        ),
     ]
+
+
+def _styled(
+    text: str, font: str, size: float, colour: colors.Color, whole: str | None = None
+) -> list[tuple[str, str, float, colors.Color]]:
+    """``text`` as ``(text, font, size, colour)`` runs, each in the font that has its
+    glyphs (``whole``: see :func:`fonts.runs`)."""
+    return [(run, run_font, size, colour) for run, run_font in fonts.runs(text, font, whole)]
 
 
 def _draw_runs(canvas: pdfcanvas.Canvas, x: float, y: float, runs: list) -> None:
@@ -623,10 +634,7 @@ def _counterparty_name(row: Mapping, room: float) -> Flowable:
         markup = escape(partner_id)
     else:
         runs = [
-            *(
-                (text, font, _CELL.fontSize, _CELL.textColor)
-                for text, font in fonts.runs(f"{name} ", _CELL.fontName)
-            ),
+            *_styled(f"{name} ", _CELL.fontName, _CELL.fontSize, _CELL.textColor),
             (partner_id, _CELL.fontName, _ID_SIZE, _MUTED),
         ]
         small = f"<font size={_ID_SIZE} color='{_MUTED.hexval()}'>{escape(partner_id)}</font>"
@@ -673,11 +681,9 @@ class _Line(Flowable):
 
     def __init__(self, runs: list[tuple[str, str, float, colors.Color]], leading: float):
         super().__init__()
-        self.runs = [
-            (text, font, size, colour, pdfmetrics.stringWidth(text, font, size))
-            for text, font, size, colour in runs
-        ]
-        self.width, self.height = sum(run[-1] for run in self.runs), leading
+        self.runs = runs
+        self.width = sum(pdfmetrics.stringWidth(text, font, size) for text, font, size, _ in runs)
+        self.height = leading
 
     def wrap(self, available_width, available_height):
         return self.width, self.height
@@ -685,7 +691,7 @@ class _Line(Flowable):
     def draw(self):
         # the baseline where a paragraph of the first run's size puts its first line
         baseline = self.height - self.runs[0][2]
-        _draw_runs(self.canv, 0, baseline, [run[:4] for run in self.runs])
+        _draw_runs(self.canv, 0, baseline, self.runs)
 
 
 def _late_items(statement: Mapping) -> list[Flowable]:

@@ -143,11 +143,7 @@ def keep_counts(database) -> int:
             for period_id, text in found
             if _kept_counts(text) is None
         ]
-        stale = session.scalars(
-            select(models.OpenPeriodCounts.period_id)
-            .where(models.OpenPeriodCounts.counted_at <= datetime.now(UTC) - REFRESH_AFTER)
-            .order_by(models.OpenPeriodCounts.period_id)
-        )
+        stale = session.scalars(_stale_counts().order_by(models.OpenPeriodCounts.period_id))
         return lacking + [{"id": period_id, "status": "open"} for period_id in stale]
 
     return sum(database.run(_count_if_still_due, period) for period in database.run(due))
@@ -163,15 +159,18 @@ def _count_if_still_due(session, period: dict) -> bool:
         )
         due = _kept_counts(kept) is None
     else:
-        counted_at = session.scalar(
-            select(models.OpenPeriodCounts.counted_at).where(
-                models.OpenPeriodCounts.period_id == period["id"]
-            )
-        )
-        due = counted_at is not None and counted_at <= datetime.now(UTC) - REFRESH_AFTER
+        stale = _stale_counts().where(models.OpenPeriodCounts.period_id == period["id"])
+        due = session.scalar(stale) is not None
     if due:
         _count(session, period, {period["id"]})
     return due
+
+
+def _stale_counts():
+    """The open periods whose kept counts are ``REFRESH_AFTER`` old."""
+    return select(models.OpenPeriodCounts.period_id).where(
+        models.OpenPeriodCounts.counted_at <= datetime.now(UTC) - REFRESH_AFTER
+    )
 
 
 def _kept_counts(text: str | None) -> dict | None:
