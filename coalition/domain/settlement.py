@@ -226,9 +226,13 @@ def counterparties(
 
 
 def liability_value(points: int, point_value: Decimal | None, base_currency: str) -> Decimal | None:
-    """Outstanding points × the coalition-wide redemption rate, rounded once; None without a rate."""
+    """Outstanding points × the coalition-wide redemption rate, rounded once.
+
+    Without a rate the value is unknown (None), unless there are no points: none
+    are worth 0.00 at any rate, so a partner with nothing outstanding reads as such.
+    """
     if point_value is None:
-        return None
+        return money.zero(base_currency) if points == 0 else None
     return money.round_half_even(points * point_value, base_currency)
 
 

@@ -549,6 +549,29 @@ def test_points_whose_hold_outlasts_their_lot_are_neither_a_balance_nor_a_liabil
             partners["ironfit"]["liability"]) == (50, 0, "0.00")
 
 
+def test_without_a_coalition_wide_redemption_rate_only_outstanding_points_go_unvalued(operator):
+    """Only ironfit has a redemption rate (0.01 EUR a point it redeems); the
+    coalition-wide one that values a liability does not exist. m1 earns 100.00 EUR
+    × 2 = 200 points at skyair on day A and burns 50 at ironfit: skyair → ironfit
+    50 × 0.01 = 0.50 EUR. At A's end skyair has 150 points outstanding, of no known
+    value (null); ironfit and the coalition have none, worth 0.00 at any rate."""
+    expect(operator.put("/api/v1/settings", json={"period": "daily"}), 200)
+    day_a, a_id = day_in_past(3)
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_partner(operator, "ironfit", "IronFit Gym", "gym", "EUR")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    add_rate(operator, "redemption", "0.01", partner_id="ironfit")
+    earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
+    burn(operator, "m1-burn", "ironfit", "m1", at(day_a, 0, 10), 50)
+
+    partners = {entry["partner_id"]: entry for entry in close(operator, a_id)["partners"]}
+    assert [(partners[p]["liability_points"], partners[p]["liability"], partners[p]["net"])
+            for p in ("skyair", "ironfit", "coalition")] == [
+        (150, None, "-0.50"), (0, "0.00", "0.50"), (0, "0.00", "0.00")]
+    pdf = operator.get(f"/api/v1/statements/{statement_of(operator, 'skyair', a_id)['id']}/pdf")
+    assert pdf.status_code == 200
+
+
 def test_periods_are_listed_up_to_the_latest_transaction_when_it_is_ahead_of_now(
         operator, database):
     """A posting may be dated up to 5 minutes ahead (SPEC §5), so in a period's last

@@ -106,6 +106,12 @@ def test_liability_without_a_redemption_rate_is_none():
     assert settlement.liability_value(100, None, "EUR") is None
 
 
+def test_no_outstanding_points_are_worth_nothing_without_a_rate_too():
+    # 0 points × any rate = 0, written at the base currency's minor unit
+    assert settlement.liability_value(0, None, "EUR") == Decimal("0.00")
+    assert str(settlement.liability_value(0, None, "JPY")) == "0"
+
+
 def test_purchases_convert_into_the_base_currency_unrounded():
     # 1000.00 RUB and 500.00 RUB at 0.011 EUR per RUB: 11.000 and 5.500 EUR, not yet rounded
     rub = kpis.Purchases(count=2, amount=Decimal("1000.00"), count_with_points=1, amount_with_points=Decimal("500.00"))
@@ -185,7 +191,7 @@ def test_figures_of_a_partner():
 
 def test_figures_without_an_fx_rate_hide_the_money_but_keep_the_counts():
     activity = kpis.Activity(purchasers=3, redemptions=2, purchases=kpis.Purchases(3, Decimal("601.00")),
-                             amounts_known=False)
+                             amounts_known=False, liability_points=40)
     figures = kpis.figures(activity, "EUR", None, "EUR")
     assert [figures[name] for name in ("sales", "average_purchase", "average_purchase_with_points",
                                        "average_purchase_without_points", "liability")] == [None] * 5
