@@ -22,7 +22,7 @@ from alembic.util import CommandError
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from coalition import auth, config, create_app, database_of, transaction_file
-from coalition.db import Unavailable, is_unavailable, migrate
+from coalition.db import Unavailable, is_unavailable, migrate, on_postgresql
 from coalition.domain.errors import CoalitionError
 from coalition.logs import quantity
 from coalition.services import changes
@@ -574,7 +574,7 @@ def _handled(handler, *numbers):
 
 def _import_jobs(database, asked: int | None, total: int) -> int:
     """How many processes post an import of ``total`` rows (``asked`` by ``--jobs``)."""
-    if database.dialect == "sqlite":
+    if not on_postgresql(database.engine):
         if (asked or 1) > 1:
             click.echo("SQLite lets one writer in at a time: importing in one process", err=True)
         return 1

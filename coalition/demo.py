@@ -2,7 +2,7 @@
 
 Five partners in three currencies (a supermarket, a Cyrillic-named cafe, a
 gym, an airline settling in EUR and a hotel), a few hundred members with two
-months of earns, burns, returns, a promo and referral bonuses; every past
+months of earns, burns, a promo and referral bonuses; every past
 period is closed, so statements can be downloaded at once. Everything goes
 through the same use cases as the API; the random choices are seeded.
 """
@@ -16,7 +16,6 @@ from sqlalchemy import func, select
 
 from coalition import auth
 from coalition.db import aggregates, models
-from coalition.domain import periods
 from coalition.domain.errors import CoalitionError, Invalid
 from coalition.services import calendar, catalog, ledger, partners, rates, settlement
 
@@ -273,6 +272,5 @@ def _try_post(database, operator, request: dict, now: datetime) -> int:
 
 
 def _past_periods(session, now: datetime) -> list[str]:
-    config = catalog.current(session).settings
-    current = periods.containing(now, config.period, config.timezone)
+    current = catalog.current(session).calendar.containing(now)
     return [p["id"] for p in calendar.list_periods(session, now) if p["end"] <= current.start]

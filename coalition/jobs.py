@@ -20,7 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import DBAPIError
 
 from coalition import database_of
-from coalition.db import Unavailable, locks, reaching
+from coalition.db import Unavailable, locks, on_postgresql, reaching
 from coalition.domain.errors import CoalitionError
 from coalition.domain.settlement import Unbalanced
 from coalition.logs import quantity
@@ -33,7 +33,7 @@ def holding_job_lock(database, job: str, work) -> None:
     """Run ``work()`` if no other instance is running ``job``; what it changes (a close)
     is recorded as the scheduler's."""
     work = changes.acting(changes.Actor("scheduler"))(work)
-    if database.dialect != "postgresql":
+    if not on_postgresql(database.engine):
         work()
         return
     # A session-level lock on an autocommit connection: no transaction stays

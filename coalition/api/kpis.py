@@ -1,4 +1,5 @@
-"""Programme KPIs per period, per partner and coalition-wide (docs/console.md defines each)."""
+"""Programme KPIs per period, per partner and coalition-wide (coalition.domain.kpis defines
+each; docs/console.md explains them to the operator)."""
 
 from datetime import UTC, datetime
 

@@ -17,15 +17,13 @@ from coalition.api.fields import (
     Text,
 )
 from coalition.api.pagination import PageArgs, paging
+from coalition.domain import lots
 from coalition.domain.errors import CoalitionError
-from coalition.services import batches, expiry, ledger, queries
+from coalition.services import batches, expiry, ledger, pages, queries
 
 blp = Blueprint(
     "transactions", __name__, url_prefix="/api/v1/transactions", description="Points transactions"
 )
-
-POSTABLE_TYPES = ("earn", "bonus", "burn", "earn_reversal", "burn_reversal")
-TYPES = POSTABLE_TYPES + ("expiry",)
 
 #: Per type: fields that must be present, and fields that must be absent.
 TYPE_FIELDS = {
@@ -63,7 +61,7 @@ class TransactionIn(Schema):
     type = fields.String(
         required=True,
         validate=validate.OneOf(
-            POSTABLE_TYPES, error="must be one of {choices} (expiry is system-only)"
+            lots.POSTABLE, error="must be one of {choices} (expiry is system-only)"
         ),
     )
     partner_id = fields.String(validate=PartnerId)
@@ -171,7 +169,7 @@ class TransactionQuery(PageArgs):
         },
     )
     member_id = Text(max_length=MEMBER_ID_LENGTH)
-    type = fields.String(validate=validate.OneOf(TYPES))
+    type = fields.String(validate=validate.OneOf(lots.TYPES))
     period_id = Text(max_length=16)
     from_ = Instant(data_key="from", attribute="from")  # "from" is a keyword
     to = Instant()
@@ -269,7 +267,7 @@ def _result(index: int, outcome) -> dict:
     return {"index": index, "status": error["code"], "error": error}
 
 
-@blp.route("/<int(max=9223372036854775807):transaction_id>")  # BIGINT
+@blp.route(f"/<int(max={pages.MAX_ID}):transaction_id>")  # BIGINT
 class Transaction(MethodView):
     @blp.response(200, TransactionOut)
     @blp.alt_response(

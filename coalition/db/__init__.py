@@ -24,7 +24,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import bindparam, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 # the server says it cannot serve this service now: read-only (a standby after a
@@ -149,6 +149,12 @@ def _twice_if_unavailable(call, *args, **kwargs):
         return call(*args, **kwargs)
 
 
+def on_postgresql(bind) -> bool:
+    """Whether an engine, connection or session is PostgreSQL's, else SQLite's: the
+    one question asked where the two differ (locks, upserts, reads outside a transaction)."""
+    return (bind.bind if isinstance(bind, Session) else bind).dialect.name == "postgresql"
+
+
 class Database:
     """An engine and its session factory, built from a URL in ``create_app``."""
 
@@ -170,7 +176,7 @@ class Database:
         # No pre-ping: it costs a round trip per request; a connection found
         # dead is invalidated by SQLAlchemy on first use and recycled hourly.
         options = {"pool_recycle": 3600}
-        if url.startswith("sqlite"):
+        if parsed.get_backend_name() == "sqlite":
             options["connect_args"] = {"check_same_thread": False, "timeout": 30}
         else:
             options.update(pool_size=10, max_overflow=20)
@@ -178,15 +184,11 @@ class Database:
                 # a host that drops packets is unavailable in seconds, not the system's minutes
                 options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
         self.engine = create_engine(url, **options)
-        if self.engine.dialect.name == "sqlite":
-            _sqlite_begin_immediate(self.engine)
-        else:
+        if on_postgresql(self.engine):
             _postgresql_session(self.engine)
+        else:
+            _sqlite_begin_immediate(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
-
-    @property
-    def dialect(self) -> str:
-        return self.engine.dialect.name
 
     @contextmanager
     def transaction(self):
@@ -201,7 +203,7 @@ class Database:
         know whether what it cached is current saves the BEGIN and COMMIT round
         trips. On SQLite every connection writes its BEGIN IMMEDIATE, so None.
         """
-        if self.dialect != "postgresql":
+        if not on_postgresql(self.engine):
             return None
         return self.read(lambda session: session.connection().exec_driver_sql(sql).scalar_one())
 
@@ -218,7 +220,7 @@ class Database:
         has then dropped the pool's old connections, and the request that
         follows is served as if nothing happened.
         """
-        if self.dialect != "postgresql":
+        if not on_postgresql(self.engine):
             return self.run(use_case, *args, **kwargs)
         return _twice_if_unavailable(self._read_once, use_case, *args, **kwargs)
 

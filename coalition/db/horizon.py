@@ -31,7 +31,7 @@ import weakref
 
 from sqlalchemy import func, select, text
 
-from coalition.db import locks
+from coalition.db import locks, on_postgresql
 from coalition.db.models import Transaction
 
 WAIT = "10s"  # at most, for the postings in flight (a close of millions of rows takes seconds)
@@ -45,7 +45,7 @@ def bound(session, last_id: int) -> int | None:
     """None if every id up to ``last_id`` is known settled; else, once the postings in
     flight have committed, the highest settled id: the page is read again up to it."""
     engine = session.bind
-    if engine.dialect.name != "postgresql" or last_id <= _settled.get(engine, 0):
+    if not on_postgresql(engine) or last_id <= _settled.get(engine, 0):
         return None
     with engine.connect() as connection, connection.begin():
         connection.execute(text(f"SET LOCAL lock_timeout = '{WAIT}'"))

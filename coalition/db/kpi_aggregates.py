@@ -26,6 +26,7 @@ from sqlalchemy import String, and_, case, func, literal, select, union_all
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
+from coalition.db import on_postgresql
 from coalition.db.models import Lot, OpenPeriodCounts, Transaction
 from coalition.domain.kpis import Purchases
 from coalition.domain.lots import ISSUING
@@ -48,7 +49,7 @@ class _ExactSum:
 
 
 def _exact_sum(session, column):
-    if session.bind.dialect.name != "sqlite":
+    if on_postgresql(session):
         return func.sum(column)
     connection = session.connection().connection.driver_connection
     connection.create_aggregate("exact_sum", 1, _ExactSum)
@@ -195,7 +196,7 @@ def new_members(session, period_id: str) -> dict[str, int]:
 def keep_open_counts(session, period_id: str, counted_at: datetime, activity: str) -> None:
     """Keep an open period's counts, in place of those kept before unless they are newer:
     two requests may count it at once, and the one that counted first may commit last."""
-    insert = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}[session.bind.dialect.name]
+    insert = postgresql.insert if on_postgresql(session) else sqlite.insert
     statement = insert(OpenPeriodCounts).values(
         period_id=period_id, counted_at=counted_at, activity=activity
     )

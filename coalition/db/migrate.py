@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import ProgrammingError
 
-from coalition.db import Unavailable, locks
+from coalition.db import Unavailable, locks, on_postgresql
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -28,7 +28,7 @@ def upgrade(database, revision: str = "head") -> frozenset[str]:
     """
     config = _config()
     with database.engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
+        if on_postgresql(connection):
             connection.exec_driver_sql("SET LOCAL lock_timeout = 0")  # however long the first takes
             locks.hold(connection, locks.MIGRATIONS)
         before = frozenset(MigrationContext.configure(connection).get_current_heads())
@@ -49,7 +49,7 @@ def revisions(database) -> frozenset[str]:
     connection as it is, in autocommit: a transaction there begins by taking
     the write lock, and would wait behind every writer.
     """
-    if database.dialect == "postgresql":
+    if on_postgresql(database.engine):
         try:
             return database.read(
                 lambda session: frozenset(session.connection().exec_driver_sql(VERSIONS).scalars())

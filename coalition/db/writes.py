@@ -28,6 +28,8 @@ from sqlalchemy import bindparam, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.types import TypeDecorator
 
+from coalition.db import on_postgresql
+
 PARAMETERS = re.compile(r"\(.*?\)")  # a SQL type's length, precision and scale
 
 
@@ -58,7 +60,7 @@ class Writes:
 
     def __init__(self, connection):
         self.connection = connection
-        self.postgresql = connection.dialect.name == "postgresql"
+        self.postgresql = on_postgresql(connection)
         self.parts: list[tuple[str, dict]] = []  # PostgreSQL: SQL and its parameters
         self.steps: list[tuple[object, list[dict]]] = []  # SQLite: statement, rows
 

@@ -14,6 +14,9 @@ from typing import NamedTuple
 from coalition.domain import money
 from coalition.domain.errors import InsufficientPoints, Invalid
 
+#: The transaction types a partner posts, and the one only the expiry job writes.
+POSTABLE = ("earn", "bonus", "burn", "earn_reversal", "burn_reversal")
+TYPES = POSTABLE + ("expiry",)
 ISSUING = ("earn", "bonus")  # the types that create a lot
 REVERSES = {"earn_reversal": ISSUING, "burn_reversal": ("burn",)}  # what each reversal takes back
 

@@ -98,54 +98,64 @@ def _period(kind: str, first: date, tz: ZoneInfo) -> Period:
     return Period(midnight(first), midnight(_next_first_day(kind, first)), _id(kind, first))
 
 
-def containing(at: datetime, kind: str, timezone: str) -> Period:
-    """The period whose local-midnight boundaries contain the instant ``at``."""
-    tz = ZoneInfo(timezone)
-    return _period(kind, _first_day(kind, at.astimezone(tz).date()), tz)
+@dataclass(frozen=True)
+class Calendar:
+    """The coalition's settlement calendar (SPEC §5): periods of one ``kind`` between
+    local midnights of one IANA ``timezone``.
 
-
-def following(period: Period, kind: str, timezone: str) -> Period:
-    return containing(period.end, kind, timezone)
-
-
-def parse(period_id: str, kind: str, timezone: str) -> Period:
-    """The period with this id; a malformed id or one of another kind → Invalid.
-
-    So is the id of a period whose bounds no datetime holds: ``9999-12`` ends
-    on 10000-01-01, and ``0001-01`` in a +14:00 zone starts before year 1 in UTC.
+    Attributes:
+        kind: ``monthly``, ``weekly`` (ISO weeks) or ``daily``.
+        timezone: the IANA name whose midnights bound the periods.
     """
-    match = _ID_PATTERNS[kind].fullmatch(period_id)
-    try:
-        if match is None:
-            raise ValueError
-        numbers = [int(group) for group in match.groups()]
-        if kind == "monthly":
-            first = date(numbers[0], numbers[1], 1)
-        elif kind == "weekly":
-            first = date.fromisocalendar(numbers[0], numbers[1], 1)
-        else:
-            first = date(*numbers)
-        return _period(kind, first, ZoneInfo(timezone))
-    except (ValueError, OverflowError):
-        raise Invalid(f"{period_id!r} is not a {kind} period id") from None
 
+    kind: str
+    timezone: str
 
-def attribute(at: datetime, kind: str, timezone: str, last_closed: Period | None):
-    """The period a transaction that occurred at ``at`` belongs to, and whether it is late.
+    def containing(self, at: datetime) -> Period:
+        """The period whose local-midnight boundaries contain the instant ``at``."""
+        tz = ZoneInfo(self.timezone)
+        return _period(self.kind, _first_day(self.kind, at.astimezone(tz).date()), tz)
 
-    A transaction whose own period is closed lands in the earliest open
-    period and is marked late, so a closed statement never changes.
-    """
-    own = containing(at, kind, timezone)
-    if last_closed is not None and own.start < last_closed.end:
-        return following(last_closed, kind, timezone), True
-    return own, False
+    def following(self, period: Period) -> Period:
+        return self.containing(period.end)
 
+    def parse(self, period_id: str) -> Period:
+        """The period with this id; a malformed id or one of another kind → Invalid.
 
-def between(first: Period, last: Period, kind: str, timezone: str) -> list[Period]:
-    """Every period from ``first`` to ``last`` inclusive."""
-    periods, period = [], first
-    while period.start <= last.start:
-        periods.append(period)
-        period = following(period, kind, timezone)
-    return periods
+        So is the id of a period whose bounds no datetime holds: ``9999-12`` ends
+        on 10000-01-01, and ``0001-01`` in a +14:00 zone starts before year 1 in UTC.
+        """
+        kind = self.kind
+        match = _ID_PATTERNS[kind].fullmatch(period_id)
+        try:
+            if match is None:
+                raise ValueError
+            numbers = [int(group) for group in match.groups()]
+            if kind == "monthly":
+                first = date(numbers[0], numbers[1], 1)
+            elif kind == "weekly":
+                first = date.fromisocalendar(numbers[0], numbers[1], 1)
+            else:
+                first = date(*numbers)
+            return _period(kind, first, ZoneInfo(self.timezone))
+        except (ValueError, OverflowError):
+            raise Invalid(f"{period_id!r} is not a {kind} period id") from None
+
+    def attribute(self, at: datetime, last_closed: Period | None) -> tuple[Period, bool]:
+        """The period a transaction that occurred at ``at`` belongs to, and whether it is late.
+
+        A transaction whose own period is closed lands in the earliest open
+        period and is marked late, so a closed statement never changes.
+        """
+        own = self.containing(at)
+        if last_closed is not None and own.start < last_closed.end:
+            return self.following(last_closed), True
+        return own, False
+
+    def between(self, first: Period, last: Period) -> list[Period]:
+        """Every period from ``first`` to ``last`` inclusive."""
+        periods, period = [], first
+        while period.start <= last.start:
+            periods.append(period)
+            period = self.following(period)
+        return periods

@@ -17,12 +17,12 @@ Core statements; the session only lends its connection.
 import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import bindparam, or_, select, text, tuple_
 
-from coalition.db import locks, models, rows, totals
+from coalition.db import locks, models, on_postgresql, rows, totals
 from coalition.db.writes import SKIP_EXISTING, Writes
 from coalition.domain import lots as lots_domain
 from coalition.services import catalog, members
@@ -76,7 +76,7 @@ class Ids:
 
     def next(self, table: str) -> int:
         """The next id of ``table``: handed out in increasing order, so ids follow posting order."""
-        if self.session.bind.dialect.name != "postgresql":
+        if not on_postgresql(self.session):
             if table not in self.last:
                 query = text(f"SELECT coalesce(max(id), 0) FROM {table}")
                 self.last[table] = self.session.connection().execute(query).scalar_one()
@@ -172,10 +172,11 @@ class Book:
             (lot for lot in self.lots.values() if lot.transaction_id == transaction_id), None
         )
 
-    def add_member(self, member_id: str) -> None:
+    def add_member(self, member_id: str, recorded_at: datetime) -> None:
+        """A member its first lot creates, dated as the transaction that creates it."""
         if member_id not in self.members:
             self.members.add(member_id)
-            self.new_members[member_id] = datetime.now(UTC)
+            self.new_members[member_id] = recorded_at
 
     def add_transaction(self, transaction: rows.Transaction) -> None:
         transaction.id = self.ids.next("transactions")
@@ -277,7 +278,7 @@ def _lock(
     postings commit (:mod:`coalition.services.calendar`). SQLite lets one
     writer in at a time anyway.
     """
-    if session.bind.dialect.name != "postgresql":
+    if not on_postgresql(session):
         return None
     row = session.execute(
         _lock_statement(bool(ahead)),

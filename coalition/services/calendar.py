@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import select
 
-from coalition.db import aggregates, locks, models
+from coalition.db import aggregates, locks, models, on_postgresql
 from coalition.domain import periods
 from coalition.domain.errors import Invalid
 from coalition.services import catalog
@@ -24,7 +24,7 @@ def lock_calendar(session, exclusive: bool = False) -> None:
     """Take the calendar lock for this transaction, before any write to reference data:
     such a write locks the settings row (its generation, :mod:`catalog`), which a close
     locks after the calendar, so the other order could deadlock with a close."""
-    if session.bind.dialect.name != "postgresql":
+    if not on_postgresql(session):
         return
     locks.hold(session, locks.CALENDAR, shared=not exclusive)
     catalog.forget(session)  # what was read before the lock may predate a close
@@ -45,16 +45,14 @@ def last_closed(session) -> periods.Period | None:
 def attribute(session, occurred_at: datetime) -> tuple[periods.Period, bool]:
     """The period a transaction lands in, and its ``late`` flag (SPEC §7)."""
     reference = catalog.current(session)
-    config = reference.settings
-    return periods.attribute(occurred_at, config.period, config.timezone, reference.last_closed)
+    return reference.calendar.attribute(occurred_at, reference.last_closed)
 
 
 def containing_id(session, at: datetime) -> str | None:
     """The id of the calendar's period containing ``at``; None for an instant so near the
     edge of datetime's range that its period's bounds cannot be written."""
-    config = catalog.current(session).settings
     try:
-        return periods.containing(at, config.period, config.timezone).id
+        return catalog.current(session).calendar.containing(at).id
     except (OverflowError, ValueError):
         return None
 
@@ -62,9 +60,8 @@ def containing_id(session, at: datetime) -> str | None:
 def parse(session, period_id: str, location: str = "path") -> periods.Period:
     """The period ``period_id`` names; one that is none is refused naming the parameter
     where the request gave it, in its path or its query (SPEC §10: ``errors``)."""
-    config = catalog.current(session).settings
     try:
-        return periods.parse(period_id, config.period, config.timezone)
+        return catalog.current(session).calendar.parse(period_id)
     except Invalid as error:
         raise Invalid(error.message, field="period_id", location=location) from None
 
@@ -75,14 +72,14 @@ def list_periods(session, now: datetime) -> list[dict]:
     period of now, or of the latest transaction if later: a posting may be dated a few
     minutes ahead (SPEC §5), so in a period's last minutes the next one can already
     hold transactions."""
-    config = catalog.current(session).settings
+    calendar = catalog.current(session).calendar
     rows = session.scalars(select(models.Period).order_by(models.Period.start))
     listed = [_listed(row, "closed", row.closed_at) for row in rows]
     earliest, latest = aggregates.occurrences(session)
-    of_now = periods.containing(now, config.period, config.timezone)
-    first = first_open(config, last_closed(session), of_now, earliest)
-    reached = periods.containing(ledger_reach(now, latest), config.period, config.timezone)
-    for period in periods.between(first, reached, config.period, config.timezone):
+    of_now = calendar.containing(now)
+    first = first_open(calendar, last_closed(session), of_now, earliest)
+    reached = calendar.containing(ledger_reach(now, latest))
+    for period in calendar.between(first, reached):
         listed.append(_listed(period, "open", None))
     return listed
 
@@ -97,15 +94,17 @@ def _listed(period, status: str, closed_at: datetime | None) -> dict:
     }
 
 
-def first_open(config, latest_closed, no_later_than, earliest: datetime | None) -> periods.Period:
+def first_open(
+    calendar: periods.Calendar, latest_closed, no_later_than, earliest: datetime | None
+) -> periods.Period:
     """The first period a close or a listing starts at: after the last closed one, or
     the earliest transaction's (``no_later_than`` if that is earlier, or nothing is
     posted)."""
     if latest_closed is not None:
-        return periods.following(latest_closed, config.period, config.timezone)
+        return calendar.following(latest_closed)
     if earliest is None:
         return no_later_than
-    return min(periods.containing(earliest, config.period, config.timezone), no_later_than)
+    return min(calendar.containing(earliest), no_later_than)
 
 
 def ledger_reach(now: datetime, latest: datetime | None) -> datetime:

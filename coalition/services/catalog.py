@@ -60,6 +60,10 @@ class Catalog:
     keys: dict[str, Row]  # unrevoked API keys by their SHA-256
     last_closed: periods.Period | None
 
+    @property
+    def calendar(self) -> periods.Calendar:
+        return periods.Calendar(self.settings.period, self.settings.timezone)
+
     def rates_of(self, kinds: tuple[str, ...], partner_id: str | None = None) -> list:
         """Every version of these kinds that could apply to the partner (all, without one)."""
         return [
@@ -136,13 +140,14 @@ def _load(session, generation: int) -> Catalog:
         generation=generation,
         settings=rows(models.Settings)[0],
         partners={row.id: row for row in rows(models.Partner)},
-        rates=tuple(rate_value(row) for row in rows(models.Rate)),
+        rates=tuple(as_rate(row) for row in rows(models.Rate)),
         keys={row.key_hash: row for row in rows(models.ApiKey) if row.revoked_at is None},
         last_closed=None if last is None else periods.Period(*last),
     )
 
 
-def rate_value(row: models.Rate) -> rates.Rate:
+def as_rate(row: models.Rate) -> rates.Rate:
+    """A rate row as the value the rate rules take (they know no ORM)."""
     return rates.Rate(
         id=row.id,
         kind=row.kind,

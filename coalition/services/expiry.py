@@ -72,7 +72,7 @@ def expire_due(
     recorded_at = recorded_at or calendar.dated_once_locked(now)
     query = select(L.__table__).where(L.id.in_([lot_id for lot_id, _ in due]))
     held = {row["id"]: rows.Lot(**row) for row in session.connection().execute(query).mappings()}
-    expired = lots_domain.expired([members.lot_value(row) for row in held.values()], due_by)
+    expired = lots_domain.expired([members.as_lot(row) for row in held.values()], due_by)
     earlier, put_back = _history(session, [lot.id for lot in expired])
     plans = {lot.id: lots_domain.expiries(lot, put_back.get(lot.id, {})) for lot in expired}
     count = sum(len(plan) for plan in plans.values())

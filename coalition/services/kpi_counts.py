@@ -16,7 +16,7 @@ from decimal import Decimal
 
 from sqlalchemy import delete, select, update
 
-from coalition.db import kpi_aggregates, locks, models
+from coalition.db import kpi_aggregates, locks, models, on_postgresql
 from coalition.domain import kpis
 
 #: What a kept period's counts were counted by: a change to how visits,
@@ -88,9 +88,7 @@ def _counting_anew_is_ours(session) -> bool:
     """Whether this request may count anew the open periods kept too long: on PostgreSQL
     one request at a time does (a count may take minutes, and each would take a core);
     SQLite's one writer counts in turn anyway."""
-    return session.bind.dialect.name != "postgresql" or locks.try_hold(
-        session.connection(), locks.KPI_COUNTING
-    )
+    return not on_postgresql(session) or locks.try_hold(session.connection(), locks.KPI_COUNTING)
 
 
 def _count(session, period: dict, kept_open: set[str]) -> dict:

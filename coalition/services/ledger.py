@@ -126,7 +126,7 @@ def _post(
             )
         return _replay(book, existing)
     partner = partners.active(book.session, partner_id)
-    _check_currency(request, partner)
+    _check_partner_currency(request, partner)
     config = catalog.current(book.session).settings
     occurred_at = request["occurred_at"]
     periods.check_occurred_at(occurred_at, now, config.max_backdate_days)
@@ -159,7 +159,7 @@ def _issue(book, transaction, partner, config, points: int, used: list, candidat
     transaction.points = points
     transaction.rate_ids = json.dumps(used + ([fee.id] if fee else []))
     transaction.fee_rate = fee.value if fee else None
-    book.add_member(transaction.member_id)
+    book.add_member(transaction.member_id, transaction.recorded_at)
     book.add_transaction(transaction)
     at = transaction.occurred_at
     lot = rows.Lot(
@@ -176,7 +176,7 @@ def _issue(book, transaction, partner, config, points: int, used: list, candidat
     return Posting(transaction, lot=lot)
 
 
-def _check_currency(request, partner) -> None:
+def _check_partner_currency(request, partner) -> None:
     """A currency named in any posting must be the partner's (SPEC §6), also where
     the type carries no amount: a till sending the wrong one is misconfigured."""
     currency = request.get("currency")
@@ -220,7 +220,7 @@ def _burn(book, transaction, partner, config, request) -> Posting:
     redemption = _redemption_rate(book, partner.id, at)
     if redemption is None:
         raise NoRate(f"no redemption rate for partner {partner.id!r} at {at.isoformat()}")
-    live = [members.lot_value(lot) for lot in book.live_lots(transaction.member_id)]
+    live = [members.as_lot(lot) for lot in book.live_lots(transaction.member_id)]
     taken = lots.allocate(live, request["points"], at)
     transaction.points = -request["points"]
     transaction.rate_ids = json.dumps([redemption.id])
@@ -284,7 +284,7 @@ def _earn_reversal(book, transaction, partner, config, request) -> Posting:
         purchase = money.round_half_even(purchase, original.currency)
         returned = money.round_half_even(returned, original.currency)
     decision = lots.reverse_earn(
-        members.lot_value(lot),
+        members.as_lot(lot),
         at=transaction.occurred_at,
         original_amount=purchase,
         reversed_points=sum(_cancelled(row) for row in earlier),

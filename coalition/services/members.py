@@ -40,7 +40,8 @@ def exists(session, member_id: str) -> bool:
     return session.get(models.Member, member_id) is not None
 
 
-def lot_value(row: models.Lot | rows.Lot) -> lots_domain.Lot:
+def as_lot(row: models.Lot | rows.Lot) -> lots_domain.Lot:
+    """A lot row as the value the ledger's rules take (they know no ORM)."""
     return lots_domain.Lot(
         id=row.id,
         issuer_id=row.issuer_id,

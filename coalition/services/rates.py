@@ -53,6 +53,6 @@ def listing(session, kind=None, partner_id=None, at=None) -> list[models.Rate]:
     if at is None:
         return found
     current = {
-        rate.id for rate in rates.versions_in_force([catalog.rate_value(row) for row in found], at)
+        rate.id for rate in rates.versions_in_force([catalog.as_rate(row) for row in found], at)
     }
     return [row for row in found if row.id in current]

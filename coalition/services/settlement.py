@@ -199,21 +199,20 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
     target = calendar.parse(session, period_id)
     if session.get(models.Period, target.id) is not None:
         return []
-    config = catalog.current(session).settings
+    reference = catalog.current(session)
     if target.end > now:
         raise Conflict(
-            f"period {target.id} ends {_local(target.end, config.timezone).isoformat()};"
+            f"period {target.id} ends {_local(target.end, reference.calendar.timezone).isoformat()};"
             " it cannot close before",
             reason="period_open",
         )
     last = calendar.last_closed(session)
     earliest, _ = aggregates.occurrences(session)
     _refuse_before_the_ledger(target, last, now, earliest)
-    first = calendar.first_open(config, last, target, earliest)
+    first = calendar.first_open(reference.calendar, last, target, earliest)
     expiry.expire_before(session, target.end, now)
     return [
-        _close_one(session, period, now)
-        for period in periods.between(first, target, config.period, config.timezone)
+        _close_one(session, period, now) for period in reference.calendar.between(first, target)
     ]
 
 
@@ -228,12 +227,10 @@ def auto_close(database, now: datetime) -> list[str]:
     """
 
     def due(session):
-        config = catalog.current(session).settings
-        cutoff = now - timedelta(hours=config.auto_close_after_hours)
-        current = periods.containing(cutoff, config.period, config.timezone)
-        target = periods.containing(
-            current.start - periods.LAST_INSTANT, config.period, config.timezone
-        )
+        reference = catalog.current(session)
+        cutoff = now - timedelta(hours=reference.settings.auto_close_after_hours)
+        current = reference.calendar.containing(cutoff)
+        target = reference.calendar.containing(current.start - periods.LAST_INSTANT)
         last = calendar.last_closed(session)
         earliest, _ = aggregates.occurrences(session)
         if earliest is None or target.end <= earliest or (last and target.end <= last.end):

@@ -42,7 +42,7 @@ def issue(session, result: dict, now: datetime) -> None:
         "issued_at": now.isoformat(),
         "base_currency": result["base_currency"],
     }
-    late = _late_items(session, period_id, config)
+    late = _late_items(session, period_id, catalog.current(session).calendar)
     lines = [
         arithmetic.PairLine(
             line["issuer_id"], line["redeemer_id"], line["points"], Decimal(line["value"])
@@ -102,7 +102,7 @@ def _counterparties(result: dict, lines: list, partner_id: str) -> list[dict]:
     ]
 
 
-def _late_items(session, period_id: str, config) -> dict[str, list[dict]]:
+def _late_items(session, period_id: str, calendar: periods.Calendar) -> dict[str, list[dict]]:
     """The period's late transactions by partner, with the period each belonged to."""
     by_partner: dict[str, list[dict]] = {}
     for item in aggregates.late_items(session, period_id):
@@ -114,9 +114,7 @@ def _late_items(session, period_id: str, config) -> dict[str, list[dict]]:
                 "member_id": item.member_id,
                 "occurred_at": item.occurred_at.isoformat(),
                 "points": item.points,
-                "original_period_id": periods.containing(
-                    item.occurred_at, config.period, config.timezone
-                ).id,
+                "original_period_id": calendar.containing(item.occurred_at).id,
             }
         )
     return by_partner

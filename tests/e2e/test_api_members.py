@@ -9,6 +9,7 @@ from urllib.parse import quote
 
 import pytest
 
+from coalition.db import models
 from coalition.services import expiry
 from tests.conftest import days_ago
 from tests.e2e.helpers import (
@@ -340,3 +341,12 @@ def test_points_put_back_into_an_expired_lot_expire_when_they_come_back(coalitio
     assert expired == ([(-65, ends), (-5, ends)] if job_ran_first else [(-70, ends)]) + [(-20, comes_back)]
     assert at(back_before["occurred_at"]) < at(lot["expires_at"]) < at(back_after["occurred_at"])
     assert balance(coalition, "m1")["available"] == 0
+
+
+def test_a_member_is_dated_as_the_transaction_that_creates_it(coalition, database):
+    """Members are created by their first earn or bonus (SPEC §6): the member row is
+    recorded when that transaction is, not when the posting began."""
+    first = expect(earn(coalition, "first", "m-new", "100.00"))
+    expect(earn(coalition, "second", "m-new", "100.00"))
+    member = database.run(lambda session: session.get(models.Member, "m-new"))
+    assert member.created_at == datetime.fromisoformat(first["recorded_at"])

@@ -11,8 +11,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coalition.api.transactions import TRANSACTION_IN
-from coalition.services.ledger import request_hash
+from coalition.api.transactions import TRANSACTION_IN, TYPE_FIELDS
+from coalition.domain import lots
+from coalition.services.ledger import HANDLERS, request_hash
 from tests.conftest import days_ago
 from tests.e2e.helpers import (
     add_partner,
@@ -31,6 +32,13 @@ from tests.e2e.helpers import (
     setup_coalition,
     walk_pages,
 )
+
+
+def test_every_postable_type_has_its_fields_and_its_handler():
+    """SPEC §6's table: five types a partner posts; expiry only the job writes."""
+    assert lots.POSTABLE == ("earn", "bonus", "burn", "earn_reversal", "burn_reversal")
+    assert set(TYPE_FIELDS) == set(HANDLERS) == set(lots.POSTABLE)
+    assert set(lots.TYPES) - set(lots.POSTABLE) == {"expiry"}
 
 
 def assert_422(response, reason: str | None = None):

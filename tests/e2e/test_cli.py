@@ -218,7 +218,7 @@ def test_import_uses_a_process_per_cpu_from_a_file_size_and_one_on_sqlite(
     large = cli("import", str(tmp_path / "three.csv"))
     assert small.output.splitlines()[0] == "Importing 2 rows"
     assert "1 created, 2 replayed, 0 failed" in large.output  # two.csv is its last two rows
-    if database.dialect == "sqlite":
+    if database.engine.dialect.name == "sqlite":
         assert large.output.splitlines()[0] == "Importing 3 rows"
         assert "one process" not in large.output  # nothing to say when nothing was asked
         asked = cli("import", "--jobs", "2", str(tmp_path / "three.csv"))

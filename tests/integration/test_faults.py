@@ -307,7 +307,7 @@ def fail_each_statement_then_succeed(operator, database, faults, body: dict,
     before = snapshot(database)
     failed: list[str] = []
     for number in range(1, 200):
-        with faults.armed(fail_statement(number, database.dialect)):
+        with faults.armed(fail_statement(number, database.engine.dialect.name)):
             response = operator.post("/api/v1/transactions", json=body)
             hit = list(faults.failed)
         if not hit:
@@ -373,7 +373,7 @@ def test_injected_error_in_an_earn_leaves_no_partial_write(operator, database, f
 
     inserted = next(i for i, s in enumerate(failed) if makes(s, "INSERT INTO transactions"))
     lot = next(i for i, s in enumerate(failed) if makes(s, "INSERT INTO lots"))
-    if database.dialect == "sqlite":
+    if database.engine.dialect.name == "sqlite":
         assert inserted < lot, failed  # a failure fell between the two inserts: the case the brief names
     else:
         assert inserted == lot, failed  # one statement writes both: nothing can fall between
@@ -404,7 +404,7 @@ def test_injected_error_in_a_batch_item_leaves_that_item_unwritten(operator, dat
         if makes(statement, "INSERT INTO allocations"):
             allocations_inserted += 1
             if allocations_inserted in (1, 3):
-                return driver_error(database.dialect)
+                return driver_error(database.engine.dialect.name)
         return None
 
     with faults.armed(rule):
@@ -494,7 +494,7 @@ def test_error_that_is_not_retryable_is_tried_once(operator, database, faults, a
     two_lots(operator, "m-once")
     before = snapshot(database)
     body = burn_body("till-5-000003", "m-once", 150, days_ago(2))
-    if database.dialect == "postgresql":
+    if database.engine.dialect.name == "postgresql":
         def error():
             return psycopg.errors.QueryCanceled("injected: canceling statement due to statement timeout")
     else:
@@ -518,13 +518,13 @@ def test_run_retries_only_retryable_errors(database, faults):
             session.execute(text("SELECT 1 AS fault_me"))
         return session.execute(text("SELECT 2")).scalar()
 
-    if database.dialect == "postgresql":
+    if database.engine.dialect.name == "postgresql":
         retryable = psycopg.errors.SerializationFailure("injected")
         with faults.armed(lambda s: retryable if "fault_me" in s else None):
             assert database.run(use_case) == 2
         assert len(calls) == 2
     calls.clear()
-    with faults.armed(lambda s: driver_error(database.dialect) if "fault_me" in s else None):
+    with faults.armed(lambda s: driver_error(database.engine.dialect.name) if "fault_me" in s else None):
         with pytest.raises(DBAPIError) as raised:
             database.run(use_case)
     assert "injected fault" in str(raised.value)

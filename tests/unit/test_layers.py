@@ -1,4 +1,4 @@
-"""The domain and the statement renderer stand alone (SPEC §2, docs/STYLE): importing them
+"""The domain and the statement renderer stand alone (SPEC §2, and the style guide's layers): importing them
 loads no web framework, no database toolkit and no driver."""
 
 import subprocess

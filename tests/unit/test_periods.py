@@ -29,53 +29,53 @@ def test_a_directory_the_machines_localtime_or_an_unknown_name_is_not_a_timezone
 
 
 def test_monthly_period_id_is_year_and_month():
-    assert periods.containing(utc(2026, 10, 15), "monthly", "Europe/Moscow").id == "2026-10"
+    assert periods.Calendar("monthly", "Europe/Moscow").containing(utc(2026, 10, 15)).id == "2026-10"
 
 
 def test_monthly_period_starts_at_local_midnight_in_utc():
     # 1 October 00:00 Moscow (UTC+3) = 30 September 21:00 UTC.
-    period = periods.containing(utc(2026, 10, 15), "monthly", "Europe/Moscow")
+    period = periods.Calendar("monthly", "Europe/Moscow").containing(utc(2026, 10, 15))
     assert period.start == utc(2026, 9, 30, 21, 0)
 
 
 def test_monthly_period_ends_at_next_local_midnight_in_utc():
     # 1 November 00:00 Moscow = 31 October 21:00 UTC.
-    period = periods.containing(utc(2026, 10, 15), "monthly", "Europe/Moscow")
+    period = periods.Calendar("monthly", "Europe/Moscow").containing(utc(2026, 10, 15))
     assert period.end == utc(2026, 10, 31, 21, 0)
 
 
 def test_a_periods_last_instant_is_one_microsecond_before_its_end():
     # Rates "at the period's end" are read here: 31 October 21:00 UTC − 1 µs.
-    period = periods.containing(utc(2026, 10, 15), "monthly", "Europe/Moscow")
+    period = periods.Calendar("monthly", "Europe/Moscow").containing(utc(2026, 10, 15))
     assert period.last_instant == utc(2026, 10, 31, 20, 59, 59, 999999)
 
 
 def test_utc_instant_before_local_month_start_belongs_to_previous_month():
     # 30 September 20:59 UTC is 23:59 in Moscow: still September.
-    assert periods.containing(utc(2026, 9, 30, 20, 59), "monthly", "Europe/Moscow").id == "2026-09"
+    assert periods.Calendar("monthly", "Europe/Moscow").containing(utc(2026, 9, 30, 20, 59)).id == "2026-09"
 
 
 def test_utc_instant_on_previous_utc_day_belongs_to_local_month():
     # 30 September 21:00 UTC is 1 October 00:00 in Moscow: October, though the UTC date is 30 Sep.
-    assert periods.containing(utc(2026, 9, 30, 21, 0), "monthly", "Europe/Moscow").id == "2026-10"
+    assert periods.Calendar("monthly", "Europe/Moscow").containing(utc(2026, 9, 30, 21, 0)).id == "2026-10"
 
 
 def test_instant_with_an_offset_is_placed_by_its_local_time_in_the_coalition_zone():
     # 2026-10-31T23:30-05:00 = 1 November 04:30 UTC = 07:30 Moscow → November.
     at = datetime(2026, 10, 31, 23, 30, tzinfo=timezone(timedelta(hours=-5)))
-    assert periods.containing(at, "monthly", "Europe/Moscow").id == "2026-11"
+    assert periods.Calendar("monthly", "Europe/Moscow").containing(at).id == "2026-11"
 
 
 def test_december_is_followed_by_january_of_next_year():
-    december = periods.containing(utc(2026, 12, 10), "monthly", "UTC")
-    following = periods.following(december, "monthly", "UTC")
+    december = periods.Calendar("monthly", "UTC").containing(utc(2026, 12, 10))
+    following = periods.Calendar("monthly", "UTC").following(december)
     assert (following.id, following.start, following.end) == (
         "2027-01", utc(2027, 1, 1), utc(2027, 2, 1))
 
 
 def test_february_of_a_leap_year_has_29_days():
     # 2028 is a leap year: February runs to 1 March.
-    february = periods.parse("2028-02", "monthly", "UTC")
+    february = periods.Calendar("monthly", "UTC").parse("2028-02")
     assert february.end - february.start == timedelta(days=29)
 
 
@@ -84,39 +84,39 @@ def test_february_of_a_leap_year_has_29_days():
 
 def test_berlin_october_starts_at_summer_time_midnight():
     # 1 October 00:00 CEST (UTC+2) = 30 September 22:00 UTC.
-    assert periods.parse("2026-10", "monthly", "Europe/Berlin").start == utc(2026, 9, 30, 22, 0)
+    assert periods.Calendar("monthly", "Europe/Berlin").parse("2026-10").start == utc(2026, 9, 30, 22, 0)
 
 
 def test_berlin_october_ends_at_winter_time_midnight():
     # 1 November 00:00 CET (UTC+1) = 31 October 23:00 UTC.
-    assert periods.parse("2026-10", "monthly", "Europe/Berlin").end == utc(2026, 10, 31, 23, 0)
+    assert periods.Calendar("monthly", "Europe/Berlin").parse("2026-10").end == utc(2026, 10, 31, 23, 0)
 
 
 def test_berlin_october_is_one_hour_longer_than_31_days():
     # From 30 Sep 22:00 UTC to 31 Oct 23:00 UTC: 31 days and 1 hour.
-    october = periods.parse("2026-10", "monthly", "Europe/Berlin")
+    october = periods.Calendar("monthly", "Europe/Berlin").parse("2026-10")
     assert october.end - october.start == timedelta(days=31, hours=1)
 
 
 def test_last_hour_of_berlin_october_after_dst_belongs_to_october():
     # 31 October 22:30 UTC = 23:30 CET → October.
-    assert periods.containing(utc(2026, 10, 31, 22, 30), "monthly", "Europe/Berlin").id == "2026-10"
+    assert periods.Calendar("monthly", "Europe/Berlin").containing(utc(2026, 10, 31, 22, 30)).id == "2026-10"
 
 
 def test_berlin_midnight_after_dst_end_begins_november():
     # 31 October 23:00 UTC = 1 November 00:00 CET → November.
-    assert periods.containing(utc(2026, 10, 31, 23, 0), "monthly", "Europe/Berlin").id == "2026-11"
+    assert periods.Calendar("monthly", "Europe/Berlin").containing(utc(2026, 10, 31, 23, 0)).id == "2026-11"
 
 
 def test_berlin_day_of_dst_end_has_25_hours():
     # 25 October: from 24 Oct 22:00 UTC (00:00 CEST) to 25 Oct 23:00 UTC (00:00 CET).
-    day = periods.parse("2026-10-25", "daily", "Europe/Berlin")
+    day = periods.Calendar("daily", "Europe/Berlin").parse("2026-10-25")
     assert (day.start, day.end) == (utc(2026, 10, 24, 22, 0), utc(2026, 10, 25, 23, 0))
 
 
 def test_berlin_day_of_dst_start_has_23_hours():
     # 29 March 2026: from 28 Mar 23:00 UTC (00:00 CET) to 29 Mar 22:00 UTC (00:00 CEST).
-    day = periods.parse("2026-03-29", "daily", "Europe/Berlin")
+    day = periods.Calendar("daily", "Europe/Berlin").parse("2026-03-29")
     assert day.end - day.start == timedelta(hours=23)
 
 
@@ -125,50 +125,50 @@ def test_berlin_day_of_dst_start_has_23_hours():
 
 def test_weekly_period_id_is_iso_year_and_week():
     # 15 October 2026 is a Thursday in ISO week 42 (week 1 holds Thursday 1 January 2026).
-    assert periods.containing(utc(2026, 10, 15), "weekly", "UTC").id == "2026-W42"
+    assert periods.Calendar("weekly", "UTC").containing(utc(2026, 10, 15)).id == "2026-W42"
 
 
 def test_weekly_period_runs_monday_to_monday():
     # Week 42 of 2026: Monday 12 October to Monday 19 October.
-    week = periods.containing(utc(2026, 10, 15), "weekly", "UTC")
+    week = periods.Calendar("weekly", "UTC").containing(utc(2026, 10, 15))
     assert (week.start, week.end) == (utc(2026, 10, 12), utc(2026, 10, 19))
 
 
 def test_31_december_2026_is_in_week_53_of_2026():
     # 2026 starts on a Thursday, so it has 53 ISO weeks; 31 Dec 2026 is a Thursday of W53.
-    assert periods.containing(utc(2026, 12, 31, 12), "weekly", "UTC").id == "2026-W53"
+    assert periods.Calendar("weekly", "UTC").containing(utc(2026, 12, 31, 12)).id == "2026-W53"
 
 
 def test_1_january_2027_is_still_in_week_53_of_2026():
     # Friday 1 January 2027 belongs to the ISO week that began on Monday 28 December 2026.
-    assert periods.containing(utc(2027, 1, 1, 12), "weekly", "UTC").id == "2026-W53"
+    assert periods.Calendar("weekly", "UTC").containing(utc(2027, 1, 1, 12)).id == "2026-W53"
 
 
 def test_week_53_of_2026_spans_the_year_boundary():
-    week = periods.parse("2026-W53", "weekly", "UTC")
+    week = periods.Calendar("weekly", "UTC").parse("2026-W53")
     assert (week.start, week.end) == (utc(2026, 12, 28), utc(2027, 1, 4))
 
 
 def test_week_after_2026_w53_is_2027_w01():
-    week = periods.parse("2026-W53", "weekly", "UTC")
-    assert periods.following(week, "weekly", "UTC").id == "2027-W01"
+    week = periods.Calendar("weekly", "UTC").parse("2026-W53")
+    assert periods.Calendar("weekly", "UTC").following(week).id == "2027-W01"
 
 
 def test_week_id_uses_the_iso_year_of_a_week_starting_in_december():
     # 1 January 2025 is a Wednesday; its ISO week 2025-W01 began on Monday 30 December 2024.
-    week = periods.containing(utc(2025, 1, 1, 12), "weekly", "UTC")
+    week = periods.Calendar("weekly", "UTC").containing(utc(2025, 1, 1, 12))
     assert (week.id, week.start) == ("2025-W01", utc(2024, 12, 30))
 
 
 def test_weekly_period_starts_at_local_monday_midnight():
     # Monday 12 October 00:00 Moscow = Sunday 11 October 21:00 UTC.
-    week = periods.parse("2026-W42", "weekly", "Europe/Moscow")
+    week = periods.Calendar("weekly", "Europe/Moscow").parse("2026-W42")
     assert week.start == utc(2026, 10, 11, 21, 0)
 
 
 def test_sunday_evening_utc_is_next_week_in_moscow():
     # Sunday 18 October 21:30 UTC is Monday 19 October 00:30 in Moscow → W43.
-    assert periods.containing(utc(2026, 10, 18, 21, 30), "weekly", "Europe/Moscow").id == "2026-W43"
+    assert periods.Calendar("weekly", "Europe/Moscow").containing(utc(2026, 10, 18, 21, 30)).id == "2026-W43"
 
 
 # Daily periods.
@@ -176,12 +176,12 @@ def test_sunday_evening_utc_is_next_week_in_moscow():
 
 def test_daily_period_id_is_the_local_date():
     # 4 October 22:00 UTC is 5 October 01:00 in Moscow.
-    assert periods.containing(utc(2026, 10, 4, 22), "daily", "Europe/Moscow").id == "2026-10-05"
+    assert periods.Calendar("daily", "Europe/Moscow").containing(utc(2026, 10, 4, 22)).id == "2026-10-05"
 
 
 def test_daily_period_runs_between_local_midnights():
     # 5 October in Moscow: 4 Oct 21:00 UTC to 5 Oct 21:00 UTC.
-    day = periods.parse("2026-10-05", "daily", "Europe/Moscow")
+    day = periods.Calendar("daily", "Europe/Moscow").parse("2026-10-05")
     assert (day.start, day.end) == (utc(2026, 10, 4, 21), utc(2026, 10, 5, 21))
 
 
@@ -189,9 +189,8 @@ def test_daily_period_runs_between_local_midnights():
 
 
 def test_parse_gives_the_period_with_that_id():
-    assert periods.parse("2026-10", "monthly", "Europe/Moscow") == periods.containing(
-        utc(2026, 10, 15), "monthly", "Europe/Moscow"
-    )
+    calendar = periods.Calendar("monthly", "Europe/Moscow")
+    assert calendar.parse("2026-10") == calendar.containing(utc(2026, 10, 15))
 
 
 @pytest.mark.parametrize(
@@ -218,7 +217,7 @@ def test_parse_gives_the_period_with_that_id():
 )
 def test_parse_rejects_malformed_id(period_id, kind):
     with pytest.raises(Invalid):
-        periods.parse(period_id, kind, "UTC")
+        periods.Calendar(kind, "UTC").parse(period_id)
 
 
 @pytest.mark.parametrize(
@@ -232,7 +231,7 @@ def test_parse_rejects_malformed_id(period_id, kind):
 )
 def test_parse_rejects_id_of_a_period_with_no_utc_bounds(period_id, kind, timezone):
     with pytest.raises(Invalid, match="is not a"):
-        periods.parse(period_id, kind, timezone)
+        periods.Calendar(kind, timezone).parse(period_id)
 
 
 @pytest.mark.parametrize(
@@ -246,63 +245,63 @@ def test_parse_rejects_id_of_a_period_with_no_utc_bounds(period_id, kind, timezo
 def test_parse_rejects_id_not_written_in_ascii_digits_alone(period_id):
     # A period id is exactly "YYYY-MM" in ASCII: another spelling of 2026-10 is not its id.
     with pytest.raises(Invalid):
-        periods.parse(period_id, "monthly", "UTC")
+        periods.Calendar("monthly", "UTC").parse(period_id)
 
 
 # attribute: a transaction in a closed period lands in the earliest open one, late.
 
 
 def test_transaction_in_open_period_belongs_to_its_own_period():
-    september = periods.parse("2026-09", "monthly", "Europe/Moscow")
-    period, late = periods.attribute(utc(2026, 10, 15), "monthly", "Europe/Moscow", september)
+    september = periods.Calendar("monthly", "Europe/Moscow").parse("2026-09")
+    period, late = periods.Calendar("monthly", "Europe/Moscow").attribute(utc(2026, 10, 15), september)
     assert (period.id, late) == ("2026-10", False)
 
 
 def test_transaction_with_no_closed_period_is_not_late():
-    period, late = periods.attribute(utc(2026, 10, 15), "monthly", "Europe/Moscow", None)
+    period, late = periods.Calendar("monthly", "Europe/Moscow").attribute(utc(2026, 10, 15), None)
     assert (period.id, late) == ("2026-10", False)
 
 
 def test_transaction_in_last_closed_period_is_late_in_the_next():
     # October is closed: a transaction of 15 October goes to November, marked late.
-    october = periods.parse("2026-10", "monthly", "Europe/Moscow")
-    period, late = periods.attribute(utc(2026, 10, 15), "monthly", "Europe/Moscow", october)
+    october = periods.Calendar("monthly", "Europe/Moscow").parse("2026-10")
+    period, late = periods.Calendar("monthly", "Europe/Moscow").attribute(utc(2026, 10, 15), october)
     assert (period.id, late) == ("2026-11", True)
 
 
 def test_transaction_in_an_earlier_closed_period_goes_after_the_last_closed():
     # October closed (so September too): a September transaction goes to November, late.
-    october = periods.parse("2026-10", "monthly", "Europe/Moscow")
-    period, late = periods.attribute(utc(2026, 9, 10), "monthly", "Europe/Moscow", october)
+    october = periods.Calendar("monthly", "Europe/Moscow").parse("2026-10")
+    period, late = periods.Calendar("monthly", "Europe/Moscow").attribute(utc(2026, 9, 10), october)
     assert (period.id, late) == ("2026-11", True)
 
 
 def test_transaction_after_the_last_closed_period_keeps_its_own_period():
     # October closed; a December transaction is in December, not late (November is open too).
-    october = periods.parse("2026-10", "monthly", "Europe/Moscow")
-    period, late = periods.attribute(utc(2026, 12, 3), "monthly", "Europe/Moscow", october)
+    october = periods.Calendar("monthly", "Europe/Moscow").parse("2026-10")
+    period, late = periods.Calendar("monthly", "Europe/Moscow").attribute(utc(2026, 12, 3), october)
     assert (period.id, late) == ("2026-12", False)
 
 
 def test_lateness_follows_local_boundary_not_utc_date():
     # October (Moscow) closed. 31 October 21:30 UTC is 1 November 00:30 in Moscow:
     # November, on time.
-    october = periods.parse("2026-10", "monthly", "Europe/Moscow")
-    period, late = periods.attribute(utc(2026, 10, 31, 21, 30), "monthly", "Europe/Moscow", october)
+    october = periods.Calendar("monthly", "Europe/Moscow").parse("2026-10")
+    period, late = periods.Calendar("monthly", "Europe/Moscow").attribute(utc(2026, 10, 31, 21, 30), october)
     assert (period.id, late) == ("2026-11", False)
 
 
 def test_last_local_minute_of_closed_period_is_late():
     # 31 October 20:59 UTC is 23:59 in Moscow, still October (closed) → November, late.
-    october = periods.parse("2026-10", "monthly", "Europe/Moscow")
-    period, late = periods.attribute(utc(2026, 10, 31, 20, 59), "monthly", "Europe/Moscow", october)
+    october = periods.Calendar("monthly", "Europe/Moscow").parse("2026-10")
+    period, late = periods.Calendar("monthly", "Europe/Moscow").attribute(utc(2026, 10, 31, 20, 59), october)
     assert (period.id, late) == ("2026-11", True)
 
 
 def test_late_weekly_transaction_moves_across_the_year_boundary():
     # 2026-W53 closed: a transaction of 30 December 2026 lands in 2027-W01, late.
-    week_53 = periods.parse("2026-W53", "weekly", "UTC")
-    period, late = periods.attribute(utc(2026, 12, 30), "weekly", "UTC", week_53)
+    week_53 = periods.Calendar("weekly", "UTC").parse("2026-W53")
+    period, late = periods.Calendar("weekly", "UTC").attribute(utc(2026, 12, 30), week_53)
     assert (period.id, late) == ("2027-W01", True)
 
 
@@ -310,17 +309,17 @@ def test_late_weekly_transaction_moves_across_the_year_boundary():
 
 
 def test_between_lists_every_period_inclusive():
-    first = periods.parse("2026-11", "monthly", "UTC")
-    last = periods.parse("2027-02", "monthly", "UTC")
-    ids = [period.id for period in periods.between(first, last, "monthly", "UTC")]
+    first = periods.Calendar("monthly", "UTC").parse("2026-11")
+    last = periods.Calendar("monthly", "UTC").parse("2027-02")
+    ids = [period.id for period in periods.Calendar("monthly", "UTC").between(first, last)]
     assert ids == ["2026-11", "2026-12", "2027-01", "2027-02"]
 
 
 def test_consecutive_periods_touch_without_gap():
     # Each period ends where the next begins, across the Berlin DST change.
-    first = periods.parse("2026-10-24", "daily", "Europe/Berlin")
-    last = periods.parse("2026-10-27", "daily", "Europe/Berlin")
-    days = periods.between(first, last, "daily", "Europe/Berlin")
+    first = periods.Calendar("daily", "Europe/Berlin").parse("2026-10-24")
+    last = periods.Calendar("daily", "Europe/Berlin").parse("2026-10-27")
+    days = periods.Calendar("daily", "Europe/Berlin").between(first, last)
     assert all(a.end == b.start for a, b in zip(days, days[1:]))
     assert len(days) == 4
 
@@ -328,8 +327,8 @@ def test_consecutive_periods_touch_without_gap():
 def test_the_earlier_of_two_periods_is_the_one_that_starts_first():
     # A close or a listing starts at the earlier of two periods (services.calendar.first_open
     # takes min() of them): 2026-09 starts on 1 September, before 2026-10 on 1 October.
-    september = periods.parse("2026-09", "monthly", "UTC")
-    october = periods.parse("2026-10", "monthly", "UTC")
+    september = periods.Calendar("monthly", "UTC").parse("2026-09")
+    october = periods.Calendar("monthly", "UTC").parse("2026-10")
     assert september < october
     assert min(october, september) == september
 
