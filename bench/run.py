@@ -537,7 +537,7 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
     bare_seconds, pair_lines = bare_group_by(dsn, period_id)
 
     def draft(session):
-        return settlement.compute(session, calendar.parse(session, period_id), "draft")
+        return settlement.compute(session, calendar.parse(session, period_id), "draft").document
 
     began = time.perf_counter()
     drafted = database.run(draft)

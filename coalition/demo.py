@@ -273,4 +273,4 @@ def _try_post(database, operator, request: dict, now: datetime) -> int:
 
 def _past_periods(session, now: datetime) -> list[str]:
     current = catalog.current(session).calendar.containing(now)
-    return [p["id"] for p in calendar.list_periods(session, now) if p["end"] <= current.start]
+    return [p.id for p in calendar.list_periods(session, now) if p.end <= current.start]

@@ -42,6 +42,17 @@ class Period:
         return self.end - LAST_INSTANT
 
 
+@dataclass(frozen=True, order=True)
+class ListedPeriod(Period):
+    """A period as the calendar lists it (SPEC §7): open, or closed at ``closed_at``."""
+
+    closed_at: datetime | None = None
+
+    @property
+    def status(self) -> str:
+        return "open" if self.closed_at is None else "closed"
+
+
 def check_occurred_at(occurred_at: datetime, now: datetime, max_backdate_days: int) -> None:
     """Refuse a transaction dated more than 5 minutes ahead of ``now``, or more than
     ``max_backdate_days`` before it (SPEC §5)."""

@@ -66,7 +66,7 @@ def parse(session, period_id: str, location: str = "path") -> periods.Period:
         raise Invalid(error.message, field="period_id", location=location) from None
 
 
-def list_periods(session, now: datetime) -> list[dict]:
+def list_periods(session, now: datetime) -> list[periods.ListedPeriod]:
     """Closed periods, then the open ones: from the one after the last closed (before
     any close, the earliest transaction's or now's, whichever is earlier) up to the
     period of now, or of the latest transaction if later: a posting may be dated a few
@@ -74,24 +74,14 @@ def list_periods(session, now: datetime) -> list[dict]:
     hold transactions."""
     calendar = catalog.current(session).calendar
     rows = session.scalars(select(models.Period).order_by(models.Period.start))
-    listed = [_listed(row, "closed", row.closed_at) for row in rows]
+    listed = [periods.ListedPeriod(row.start, row.end, row.id, row.closed_at) for row in rows]
     earliest, latest = aggregates.occurrences(session)
     of_now = calendar.containing(now)
     first = first_open(calendar, last_closed(session), of_now, earliest)
     reached = calendar.containing(ledger_reach(now, latest))
     for period in calendar.between(first, reached):
-        listed.append(_listed(period, "open", None))
+        listed.append(periods.ListedPeriod(period.start, period.end, period.id))
     return listed
-
-
-def _listed(period, status: str, closed_at: datetime | None) -> dict:
-    return {
-        "id": period.id,
-        "start": period.start,
-        "end": period.end,
-        "status": status,
-        "closed_at": closed_at,
-    }
 
 
 def first_open(

@@ -18,6 +18,7 @@ from sqlalchemy import delete, select, update
 
 from coalition.db import kpi_aggregates, locks, models, on_postgresql
 from coalition.domain import kpis
+from coalition.domain.periods import ListedPeriod
 
 #: What a kept period's counts were counted by: a change to how visits,
 #: purchases or new members are counted raises it, and counts kept under
@@ -34,7 +35,7 @@ KEPT_FOR = timedelta(hours=1)
 REFRESH_AFTER = timedelta(minutes=30)
 
 
-def of_periods(session, chosen: list[dict], now: datetime) -> dict:
+def of_periods(session, chosen: list[ListedPeriod], now: datetime) -> dict:
     """Visits, purchases and new members of these periods, by (period, partner).
 
     A closed period's counts never change (its transactions are final, and
@@ -50,26 +51,27 @@ def of_periods(session, chosen: list[dict], now: datetime) -> dict:
     if stale and not _counting_anew_is_ours(session):
         kept |= stale  # another request is counting them anew: the last count meanwhile
     gathered = {"visits": {}, "purchases": {}, "new_members": {}, "counted_at": {}}
-    counting = [period for period in chosen if period["id"] not in kept]
+    counting = [period for period in chosen if period.id not in kept]
     for period in counting:  # in period order, as a concurrent request writes them too
-        for name, by_partner in _count(session, period, set(stale)).items():
-            gathered[name].update({(period["id"], p): value for p, value in by_partner.items()})
+        counted = _count(session, period.id, period.closed_at is not None, set(stale))
+        for name, by_partner in counted.items():
+            gathered[name].update({(period.id, p): value for p, value in by_partner.items()})
     for period_id, counts in kept.items():
         _add_kept_counts(gathered, period_id, counts)
     return gathered
 
 
-def _kept_counts_of(session, chosen: list[dict], now: datetime) -> tuple[dict, dict]:
+def _kept_counts_of(session, chosen: list[ListedPeriod], now: datetime) -> tuple[dict, dict]:
     """The kept counts that stand for these periods, and those of open periods kept longer
     than ``KEPT_FOR``."""
     kept, stale = {}, {}
     for period in chosen:
-        if period["status"] == "closed":
+        if period.closed_at is not None:
             # the rows listing the periods loaded: no query of their own
-            text = session.get(models.Period, period["id"]).activity
+            text = session.get(models.Period, period.id).activity
             if (counts := _kept_counts(text)) is not None:
-                kept[period["id"]] = counts
-    opened = [period["id"] for period in chosen if period["status"] == "open"]
+                kept[period.id] = counts
+    opened = [period.id for period in chosen if period.closed_at is None]
     rows = (
         session.scalars(
             select(models.OpenPeriodCounts).where(models.OpenPeriodCounts.period_id.in_(opened))
@@ -91,27 +93,27 @@ def _counting_anew_is_ours(session) -> bool:
     return not on_postgresql(session) or locks.try_hold(session.connection(), locks.KPI_COUNTING)
 
 
-def _count(session, period: dict, kept_open: set[str]) -> dict:
+def _count(session, period_id: str, closed: bool, kept_open: set[str]) -> dict:
     """Count one period, by partner, and keep its counts where they are kept (see
     :func:`of_periods`); ``kept_open``: the open periods counted anew, whose kept counts a
     quick count drops."""
     counted_at, started = datetime.now(UTC), time.monotonic()
     counted = {
-        "visits": kpi_aggregates.member_activity(session, period["id"]),
-        "purchases": kpi_aggregates.purchases(session, period["id"]),
-        "new_members": kpi_aggregates.new_members(session, period["id"]),
+        "visits": kpi_aggregates.member_activity(session, period_id),
+        "purchases": kpi_aggregates.purchases(session, period_id),
+        "new_members": kpi_aggregates.new_members(session, period_id),
     }
     took = timedelta(seconds=time.monotonic() - started)
     counts = _counts_to_keep(counted)
-    if period["status"] == "closed":
+    if closed:
         session.execute(
-            update(models.Period).where(models.Period.id == period["id"]).values(activity=counts)
+            update(models.Period).where(models.Period.id == period_id).values(activity=counts)
         )
     elif took >= LIVE_COUNTING:
-        kpi_aggregates.keep_open_counts(session, period["id"], counted_at, counts)
-    elif period["id"] in kept_open:  # quick to count again: live again
+        kpi_aggregates.keep_open_counts(session, period_id, counted_at, counts)
+    elif period_id in kept_open:  # quick to count again: live again
         session.execute(
-            delete(models.OpenPeriodCounts).where(models.OpenPeriodCounts.period_id == period["id"])
+            delete(models.OpenPeriodCounts).where(models.OpenPeriodCounts.period_id == period_id)
         )
     return counted
 
@@ -127,7 +129,8 @@ def keep_counts(database) -> int:
     user waits.
     """
 
-    def due(session) -> list[dict]:
+    def due(session) -> list[tuple[str, bool]]:
+        """The periods to count, each as its id and whether it is closed."""
         closed = select(models.Period.id)
         # an open period's counts kept before it closed are not its counts any more
         session.execute(
@@ -136,31 +139,25 @@ def keep_counts(database) -> int:
         found = session.execute(
             select(models.Period.id, models.Period.activity).order_by(models.Period.start)
         )
-        lacking = [
-            {"id": period_id, "status": "closed"}
-            for period_id, text in found
-            if _kept_counts(text) is None
-        ]
+        lacking = [(period_id, True) for period_id, text in found if _kept_counts(text) is None]
         stale = session.scalars(_stale_counts().order_by(models.OpenPeriodCounts.period_id))
-        return lacking + [{"id": period_id, "status": "open"} for period_id in stale]
+        return lacking + [(period_id, False) for period_id in stale]
 
-    return sum(database.run(_count_if_still_due, period) for period in database.run(due))
+    return sum(database.run(_count_if_still_due, *period) for period in database.run(due))
 
 
-def _count_if_still_due(session, period: dict) -> bool:
+def _count_if_still_due(session, period_id: str, closed: bool) -> bool:
     """Count a period found due, unless another instance has since: on SQLite, whose
     instances take no job lock, each finds the same periods due and comes here in turn,
     each transaction holding the write lock from its start."""
-    if period["status"] == "closed":
-        kept = session.scalar(
-            select(models.Period.activity).where(models.Period.id == period["id"])
-        )
+    if closed:
+        kept = session.scalar(select(models.Period.activity).where(models.Period.id == period_id))
         due = _kept_counts(kept) is None
     else:
-        stale = _stale_counts().where(models.OpenPeriodCounts.period_id == period["id"])
+        stale = _stale_counts().where(models.OpenPeriodCounts.period_id == period_id)
         due = session.scalar(stale) is not None
     if due:
-        _count(session, period, {period["id"]})
+        _count(session, period_id, closed, {period_id})
     return due
 
 

@@ -26,7 +26,7 @@ from decimal import Decimal
 from coalition.db import aggregates, kpi_aggregates, models, totals
 from coalition.domain import kpis
 from coalition.domain.errors import NotFound
-from coalition.domain.periods import LAST_INSTANT
+from coalition.domain.periods import ListedPeriod
 from coalition.domain.totals import PartnerActivity
 from coalition.services import calendar, catalog, kpi_counts
 from coalition.services import partners as partner_service
@@ -63,12 +63,12 @@ def report(
     }
 
 
-def _periods(session, now: datetime, period_id: str | None, count: int) -> list[dict]:
+def _periods(session, now: datetime, period_id: str | None, count: int) -> list[ListedPeriod]:
     listed = calendar.list_periods(session, now)
     if period_id is None:
         return listed[-min(max(count, 1), MAX_PERIODS) :]
     wanted = calendar.parse(session, period_id, location="query").id
-    found = [period for period in listed if period["id"] == wanted]
+    found = [period for period in listed if period.id == wanted]
     if not found:
         raise NotFound(f"no period {wanted}: periods run from the first transaction's to today's")
     return found
@@ -76,14 +76,14 @@ def _periods(session, now: datetime, period_id: str | None, count: int) -> list[
 
 def _period_kpis(
     session,
-    period: dict,
+    period: ListedPeriod,
     everyone,
     shown: str | None,
     gathered: dict,
     base: str,
     totals_shown: bool,
 ) -> dict:
-    period_id, at_end = period["id"], period["end"] - LAST_INSTANT
+    period_id, at_end = period.id, period.last_instant
     activity = totals.period_activity(session, period_id).partners
     redeemed = totals.redeemed_points(session, period_id)
     outstanding = _liability_points(session, period)
@@ -119,9 +119,9 @@ def _period_kpis(
         )
     return {
         "period_id": period_id,
-        "start": period["start"],
-        "end": period["end"],
-        "status": period["status"],
+        "start": period.start,
+        "end": period.end,
+        "status": period.status,
         "counted_at": gathered["counted_at"].get(period_id),
         "coalition": coalition,
         "partners": [
@@ -165,9 +165,9 @@ def _coalition_wide(session, period_id, at_end, everyone, scopes, gathered) -> k
     )
 
 
-def _liability_points(session, period: dict) -> dict[str, int]:
+def _liability_points(session, period: ListedPeriod) -> dict[str, int]:
     """Points outstanding at the period's end per issuer: as stored at close, else as known now."""
-    if period["status"] == "closed":
-        stored = json.loads(session.get(models.Period, period["id"]).settlement)
+    if period.closed_at is not None:
+        stored = json.loads(session.get(models.Period, period.id).settlement)
         return {entry["partner_id"]: entry["liability_points"] for entry in stored["partners"]}
-    return aggregates.liability_points(session, period["id"], period["end"])
+    return aggregates.liability_points(session, period.id, period.end)

@@ -10,6 +10,7 @@ in the next open period and never touch a closed period.
 import json
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import NamedTuple
 from zoneinfo import ZoneInfo
 
 from coalition.db import aggregates, models, totals
@@ -23,8 +24,16 @@ from coalition.services import partners as partner_service
 from coalition.services.settings import MAX_BACKDATE_DAYS
 
 
-def compute(session, period: periods.Period, status: str) -> dict:
-    """The settlement of ``period`` as SPEC §7 shapes it, from one pass of aggregates."""
+class Settled(NamedTuple):
+    """A period's settlement: the document SPEC §7 shapes (money as strings), and the
+    pair lines it was written from, which the statements divide among partners."""
+
+    document: dict
+    lines: list[arithmetic.PairLine]
+
+
+def compute(session, period: periods.Period, status: str) -> Settled:
+    """The settlement of ``period``, from one pass of aggregates."""
     reference = catalog.current(session)
     base = reference.settings.base_currency
     at_end = period.last_instant
@@ -54,7 +63,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
         for partner in everyone
     ]
     netting = arithmetic.netting(lines, positions, base)
-    return {
+    document = {
         "period_id": period.id,
         "status": status,
         "start": period.start.isoformat(),
@@ -81,6 +90,7 @@ def compute(session, period: periods.Period, status: str) -> dict:
             "payments_saved": netting.payments_saved,
         },
     }
+    return Settled(document, lines)
 
 
 def _repriced(session, period: periods.Period, kind: str, read, correct) -> list:
@@ -158,7 +168,7 @@ def get(session, period_id: str, now: datetime) -> dict:
     if period.start > calendar.ledger_reach(now, latest):
         begins = _local(period.start, catalog.current(session).settings.timezone)
         raise NotFound(f"period {period.id} has not begun; it begins {begins.isoformat()}")
-    return compute(session, period, "draft")
+    return compute(session, period, "draft").document
 
 
 def _local(instant: datetime, timezone: str) -> datetime:
@@ -256,7 +266,8 @@ def _before_any_posting(period: periods.Period, now: datetime, earliest: datetim
 
 
 def _close_one(session, period: periods.Period, now: datetime) -> dict:
-    result = compute(session, period, "final")
+    settled = compute(session, period, "final")
+    result = settled.document
     missing = sorted(
         {entry["currency"] for entry in result["partners"] if entry["fx_rate"] is None}
     )
@@ -276,5 +287,5 @@ def _close_one(session, period: periods.Period, now: datetime) -> dict:
         )
     )
     session.flush()
-    statements.issue(session, result, now)
+    statements.issue(session, settled, now)
     return result

@@ -8,7 +8,6 @@ canonical JSON with its SHA-256, and every read serves those stored bytes
 import hashlib
 import json
 from datetime import datetime
-from decimal import Decimal
 
 from sqlalchemy import select
 
@@ -27,10 +26,12 @@ def canonical(document: dict) -> str:
     return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def issue(session, result: dict, now: datetime) -> None:
-    """One final statement per partner of a closed period's settlement, numbered
-    ``{period_id}-{nnnn}`` in partner-id order."""
+def issue(session, settled, now: datetime) -> None:
+    """One final statement per partner of a closed period's settlement
+    (:class:`~coalition.services.settlement.Settled`), numbered ``{period_id}-{nnnn}``
+    in partner-id order."""
     config = catalog.current(session).settings
+    result, lines = settled
     period_id = result["period_id"]
     of_the_period = {
         "period_id": period_id,
@@ -43,12 +44,6 @@ def issue(session, result: dict, now: datetime) -> None:
         "base_currency": result["base_currency"],
     }
     late = _late_items(session, period_id, catalog.current(session).calendar)
-    lines = [
-        arithmetic.PairLine(
-            line["issuer_id"], line["redeemer_id"], line["points"], Decimal(line["value"])
-        )
-        for line in result["pair_lines"]
-    ]
     for index, entry in enumerate(
         sorted(result["partners"], key=lambda e: e["partner_id"]), start=1
     ):

@@ -257,9 +257,9 @@ def counted_once_by_two_instances(database, monkeypatch) -> tuple[list, list]:
     the first found what was due: what the second kept, and each period counted."""
     counted, others, real_count, real_run = [], [], kpi_counts._count, database.run
 
-    def count(session, period, kept_open):
-        counted.append(period["id"])
-        return real_count(session, period, kept_open)
+    def count(session, period_id, closed, kept_open):
+        counted.append(period_id)
+        return real_count(session, period_id, closed, kept_open)
 
     def run(work, *args):
         found = real_run(work, *args)

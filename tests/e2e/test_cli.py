@@ -13,6 +13,7 @@ from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from click.testing import CliRunner
@@ -195,8 +196,8 @@ def test_import_counts_the_cpus_where_the_system_cannot_say_which_it_may_use(mon
     monkeypatch.delattr("os.sched_getaffinity", raising=False)
     monkeypatch.setattr("os.cpu_count", lambda: cpus)
 
-    class Server:
-        dialect = "postgresql"
+    class Server:  # a PostgreSQL database, as far as choosing lanes goes
+        engine = SimpleNamespace(dialect=SimpleNamespace(name="postgresql"))
 
     assert cli_module._import_jobs(Server(), None, cli_module.IMPORT_LANES_FROM) == jobs
 

@@ -582,7 +582,7 @@ def test_periods_are_listed_up_to_the_latest_transaction_when_it_is_ahead_of_now
 
     def listed_at_noon_of_day_a():
         noon = day_a + timedelta(hours=12)
-        return [period["id"] for period in database.run(lambda s: calendar.list_periods(s, noon))]
+        return [period.id for period in database.run(lambda s: calendar.list_periods(s, noon))]
 
     assert listed_at_noon_of_day_a() == [a_id]
     today, today_id = day_in_past(0)
@@ -598,7 +598,7 @@ def test_the_period_of_now_is_listed_when_the_only_posting_is_dated_in_the_next(
     earn(operator, "m1-b", "skyair", "m1", at(day_a, 1, 0, 2), "100.00", "EUR")
     seen_at = day_a + timedelta(days=1, minutes=-1)
     listed = database.run(lambda s: calendar.list_periods(s, seen_at))
-    assert [(period["id"], period["status"]) for period in listed] == [
+    assert [(period.id, period.status) for period in listed] == [
         (a_id, "open"), (b_id, "open")]
 
 
