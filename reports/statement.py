@@ -776,7 +776,7 @@ def _money(amount: str | Decimal, currency: str) -> str:
     """
     value = Decimal(amount)
     places = money.exponent(currency)
-    if not value.is_finite() or -value.as_tuple().exponent > places:
+    if not money.fits_minor_unit(value, currency):
         raise ValueError(f"{amount!r} is not a {currency} amount with at most {places} decimals")
     return f"{value:,.{places}f}"
 

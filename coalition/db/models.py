@@ -14,7 +14,7 @@ from decimal import Decimal
 from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from coalition.db.types import Amount, AsWritten, BigId, RateValue, UTCDateTime
+from coalition.db.types import Amount, AsWritten, BigId, IdList, RateValue, UTCDateTime
 
 
 class Base(DeclarativeBase):
@@ -101,7 +101,7 @@ class Transaction(Base):
     points: Mapped[int] = mapped_column(BigInteger)
     shortfall_points: Mapped[int] = mapped_column(BigInteger, default=0)
     original_id: Mapped[int | None] = mapped_column(BigId(), ForeignKey("transactions.id"))
-    rate_ids: Mapped[str] = mapped_column(Text, default="[]")
+    rate_ids: Mapped[tuple[int, ...]] = mapped_column(IdList)
     fee_rate: Mapped[Decimal | None] = mapped_column(RateValue())
     period_id: Mapped[str] = mapped_column(String(16))
     late: Mapped[bool]

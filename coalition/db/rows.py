@@ -30,7 +30,7 @@ class Transaction:
     category: str | None = None
     reason: str | None = None
     original_id: int | None = None
-    rate_ids: str = "[]"
+    rate_ids: tuple[int, ...] = ()
     fee_rate: Decimal | None = None
 
 

@@ -5,10 +5,11 @@ columns are stored there as text and read back as Decimal; PostgreSQL gets
 real NUMERIC. Instants are stored as UTC and always read back timezone-aware.
 """
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, DateTime, Integer, Numeric, String
+from sqlalchemy import BigInteger, DateTime, Integer, Numeric, String, Text
 from sqlalchemy.types import TypeDecorator
 
 
@@ -77,3 +78,17 @@ class UTCDateTime(TypeDecorator):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class IdList(TypeDecorator):
+    """Ids in order, as a tuple in Python and JSON text in the database (``"[3, 7]"``): a
+    transaction's rates, which no query looks into, readable in either database as written."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        return None if value is None else json.dumps(list(value))
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else tuple(json.loads(value))

@@ -137,13 +137,18 @@ def check_currency(code: str, field: str = "currency") -> None:
     raise Invalid(f"{code!r} is not an ISO 4217 currency", field=field)
 
 
+def fits_minor_unit(amount: Decimal, currency: str) -> bool:
+    """Whether the amount is a finite number with no more decimals than the currency has."""
+    return amount.is_finite() and amount.as_tuple().exponent >= -exponent(currency)
+
+
 def check_places(amount: Decimal, currency: str, field: str = "amount") -> None:
     """Reject an amount written with more decimals than the currency has.
 
     "350.001" RUB and "100.5" JPY are refused as written, not rounded: a
     partner's till must send what the customer paid.
     """
-    if amount.as_tuple().exponent < -exponent(currency):
+    if not fits_minor_unit(amount, currency):
         raise Invalid(
             f"{field} {amount} has more decimals than {currency} allows ({exponent(currency)})",
             field=field,

@@ -153,11 +153,13 @@ def _replay(book: Book, transaction: rows.Transaction) -> Posting:
     )
 
 
-def _issue(book, transaction, partner, config, points: int, used: list, candidates) -> Posting:
+def _issue(
+    book, transaction, partner, config, points: int, used: tuple[int, ...], candidates
+) -> Posting:
     """Record an earn or bonus and the lot it creates, with the issuer's fee rate."""
     fee = rates.fee_rate(candidates, partner.id, transaction.occurred_at)
     transaction.points = points
-    transaction.rate_ids = json.dumps(used + ([fee.id] if fee else []))
+    transaction.rate_ids = used + ((fee.id,) if fee else ())
     transaction.fee_rate = fee.value if fee else None
     book.add_member(transaction.member_id, transaction.recorded_at)
     book.add_transaction(transaction)
@@ -203,14 +205,12 @@ def _earn(book, transaction, partner, config, request) -> Posting:
         candidates, partner.id, transaction.category, amount, transaction.occurred_at
     )
     transaction.amount, transaction.currency = amount, partner.currency
-    return _issue(
-        book, transaction, partner, config, earned.points, list(earned.rate_ids), candidates
-    )
+    return _issue(book, transaction, partner, config, earned.points, earned.rate_ids, candidates)
 
 
 def _bonus(book, transaction, partner, config, request) -> Posting:
     fees = catalog.current(book.session).rates_of(("fee",), partner.id)
-    return _issue(book, transaction, partner, config, request["points"], [], fees)
+    return _issue(book, transaction, partner, config, request["points"], (), fees)
 
 
 def _burn(book, transaction, partner, config, request) -> Posting:
@@ -223,7 +223,7 @@ def _burn(book, transaction, partner, config, request) -> Posting:
     live = [members.as_lot(lot) for lot in book.live_lots(transaction.member_id)]
     taken = lots.allocate(live, request["points"], at)
     transaction.points = -request["points"]
-    transaction.rate_ids = json.dumps([redemption.id])
+    transaction.rate_ids = (redemption.id,)
     book.add_transaction(transaction)
     posting = Posting(transaction)
     for allocation in taken:
@@ -297,7 +297,7 @@ def _earn_reversal(book, transaction, partner, config, request) -> Posting:
     transaction.points = -decision.taken
     transaction.shortfall_points = decision.shortfall
     transaction.fee_rate = original.fee_rate
-    transaction.rate_ids = json.dumps(_earned_with_fee_now(book, original, partner.id))
+    transaction.rate_ids = _earned_with_fee_now(book, original, partner.id)
     book.add_transaction(transaction)
     posting = Posting(transaction)
     if decision.taken:
@@ -305,15 +305,15 @@ def _earn_reversal(book, transaction, partner, config, request) -> Posting:
     return posting
 
 
-def _earned_with_fee_now(book, original, issuer_id: str) -> list[int]:
+def _earned_with_fee_now(book, original, issuer_id: str) -> tuple[int, ...]:
     """A return's rates: those its earn's points were earned at, and the fee rate in force
     now at the earn's date, which the fee it gives back is valued at (SPEC §7: a rate
     added late re-prices it, docs/decisions.md), not the one the earn was posted with."""
     fees = catalog.current(book.session).rates_of(("fee",), issuer_id)
     fee = rates.fee_rate(fees, issuer_id, original.occurred_at)
     fee_ids = {rate.id for rate in fees}
-    earned_at = [rate_id for rate_id in json.loads(original.rate_ids) if rate_id not in fee_ids]
-    return earned_at + ([fee.id] if fee else [])
+    earned_at = tuple(rate_id for rate_id in original.rate_ids if rate_id not in fee_ids)
+    return earned_at + ((fee.id,) if fee else ())
 
 
 def _cancelled(earlier_return) -> int:
@@ -338,7 +338,7 @@ def _burn_reversal(book, transaction, partner, config, request) -> Posting:
     transaction.points = sum(points for _, points in decisions)
     # valued at the burn's rate as it stands now (SPEC §7), which a rate added late may
     # have changed; the burn's own rate still covers its date, so there always is one
-    transaction.rate_ids = json.dumps([_redemption_rate(book, partner.id, original.occurred_at).id])
+    transaction.rate_ids = (_redemption_rate(book, partner.id, original.occurred_at).id,)
     book.add_transaction(transaction)
     posting = Posting(transaction)
     for allocation, points in decisions:

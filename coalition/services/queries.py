@@ -6,7 +6,6 @@ and one record by id is shown only if :meth:`~coalition.auth.Principal.may_see`
 (otherwise 404, as if it did not exist). Balances are no partner's.
 """
 
-import json
 from datetime import datetime
 
 from sqlalchemy import select
@@ -78,7 +77,7 @@ def _view(transaction: models.Transaction | rows.Transaction, allocations: list[
         "points": transaction.points,
         "shortfall_points": transaction.shortfall_points,
         "original_id": transaction.original_id,
-        "rate_ids": json.loads(transaction.rate_ids),
+        "rate_ids": list(transaction.rate_ids),
         "period_id": transaction.period_id,
         "late": transaction.late,
         "allocations": allocations,

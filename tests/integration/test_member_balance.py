@@ -38,7 +38,7 @@ def _write(connection, lots: list[tuple]) -> list[lots_domain.Lot]:
         connection.execute(insert(models.Transaction), [{
             "id": number, "partner_id": "coalition", "external_id": f"b-{number}", "type": "bonus",
             "member_id": "m-balance", "occurred_at": earned_at, "recorded_at": earned_at,
-            "points": remaining + extra, "shortfall_points": 0, "rate_ids": "[]",
+            "points": remaining + extra, "shortfall_points": 0, "rate_ids": (),
             "period_id": "2026-06", "late": False, "request_hash": ""}])
         lot = lots_domain.Lot(number, "coalition", remaining + extra, remaining, earned_at,
                               AT + until_available, AT + until_expiry)

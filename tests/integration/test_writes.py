@@ -49,7 +49,7 @@ def _transactions(ids, **overrides) -> dict[str, list]:
         "points": 25,
         "shortfall_points": 0,
         "original_id": None,
-        "rate_ids": "[1, 2]",
+        "rate_ids": (1, 2),
         "fee_rate": Decimal("0.001000000001"),
         "period_id": "2026-03",
         "late": True,
@@ -68,7 +68,7 @@ def test_rows_read_back_exactly_as_written(connection):
         assert row["amount"] == Decimal("12.3456") and row["fee_rate"] == Decimal("0.001000000001")
         assert row["occurred_at"] == AT and row["occurred_at"].utcoffset().total_seconds() == 0
         assert (row["category"], row["original_id"], row["late"]) == (None, None, True)
-        assert (row["points"], row["rate_ids"]) == (25, "[1, 2]")
+        assert (row["points"], row["rate_ids"]) == (25, (1, 2))
 
 
 def test_text_that_looks_like_array_syntax_and_columns_mixing_nulls_read_back_as_given(connection):

@@ -289,3 +289,12 @@ def test_a_pair_line_of_34_digits_is_rounded_once_at_the_cent():
     ]
     (line,) = settlement.pair_lines(redeemed, "EUR")
     assert (line.points, line.value) == (10**12 + 1, Decimal("1000000000000000000000.01"))
+
+
+@pytest.mark.parametrize(("amount", "currency", "fits"), [
+    ("350.00", "RUB", True), ("350.001", "RUB", False), ("100", "JPY", True), ("100.5", "JPY", False),
+    ("1.234", "KWD", True), ("1.2345", "KWD", False), ("90", "EUR", True), ("NaN", "EUR", False),
+    ("Infinity", "EUR", False),
+])
+def test_an_amount_fits_its_currency_with_no_more_decimals_than_it_has(amount, currency, fits):
+    assert money.fits_minor_unit(Decimal(amount), currency) is fits
