@@ -96,6 +96,11 @@ def late_items(session, period_id: str) -> list[Transaction]:
     return list(session.scalars(query))
 
 
+def last_transaction_id(connection) -> int:
+    """The ledger's highest transaction id, 0 while it is empty (a session or a connection)."""
+    return connection.scalar(select(func.max(Transaction.id))) or 0
+
+
 def occurrences(session) -> tuple[datetime | None, datetime | None]:
     """The first and the last ``occurred_at`` of the ledger, None for both while it is
     empty: one statement, two probes of the index on ``occurred_at``."""

@@ -29,10 +29,9 @@ ids commit in order.
 
 import weakref
 
-from sqlalchemy import func, select, text
+from sqlalchemy import text
 
-from coalition.db import locks, on_postgresql
-from coalition.db.models import Transaction
+from coalition.db import aggregates, locks, on_postgresql
 
 WAIT = "10s"  # at most, for the postings in flight (a close of millions of rows takes seconds)
 
@@ -50,7 +49,7 @@ def bound(session, last_id: int) -> int | None:
     with engine.connect() as connection, connection.begin():
         connection.execute(text(f"SET LOCAL lock_timeout = '{WAIT}'"))
         locks.hold(connection, locks.CALENDAR)  # past WAIT, the database is Busy: 503
-        settled = connection.scalar(select(func.max(Transaction.id))) or 0
+        settled = aggregates.last_transaction_id(connection)
     _settled[engine] = max(settled, _settled.get(engine, 0))
     return settled
 

@@ -10,19 +10,16 @@ read and record rows here, in memory, in order, so a later posting sees what
 an earlier one did. :meth:`Book.write` inserts the new rows and updates the
 lots that changed, on PostgreSQL in one statement (:mod:`coalition.db.writes`).
 
-Rows are plain objects (:mod:`coalition.db.rows`), read and written with
-Core statements; the session only lends its connection.
+Rows are plain objects (:mod:`coalition.db.rows`), read by the statements of
+:mod:`coalition.db.ledger_reads` and written with Core statements; the
+session only lends its connection.
 """
 
-import functools
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import bindparam, or_, select, text, tuple_
-
-from coalition.db import locks, models, on_postgresql, rows, totals
+from coalition.db import ledger_reads, locks, models, on_postgresql, rows, totals
 from coalition.db.writes import SKIP_EXISTING, Writes
 from coalition.domain import lots as lots_domain
 from coalition.services import catalog, members
@@ -47,22 +44,12 @@ class Ids:
     time, counts on from each table's largest id.
     """
 
-    TABLES = ("transactions", "lots", "allocations")
     REFILL = 4  # ids drawn at a time when a chunk needs more than it drew at first
 
     def __init__(self, session, wanted: dict[str, int], drawn: dict[str, list[int]] | None):
         self.session, self.wanted = session, wanted
         self.drawn = None if drawn is None else {t: sorted(drawn[t], reverse=True) for t in drawn}
         self.last: dict[str, int] = {}
-
-    @classmethod
-    def draws(cls, tables=TABLES) -> str:
-        """SQL: per table, an array of fresh ids, as many as its bound parameter of that name."""
-        return ", ".join(
-            f"ARRAY(SELECT nextval((SELECT pg_get_serial_sequence('{table}', 'id')::regclass))"
-            f" FROM generate_series(1, :{table}))"
-            for table in tables
-        )
 
     @staticmethod
     def needed_for(requests: list[tuple[str, dict]]) -> dict[str, int]:
@@ -78,19 +65,18 @@ class Ids:
         """The next id of ``table``: handed out in increasing order, so ids follow posting order."""
         if not on_postgresql(self.session):
             if table not in self.last:
-                query = text(f"SELECT coalesce(max(id), 0) FROM {table}")
-                self.last[table] = self.session.connection().execute(query).scalar_one()
+                self.last[table] = ledger_reads.largest_id(self.session.connection(), table)
             self.last[table] += 1
             return self.last[table]
         if self.drawn is None:
-            self.drawn = self._draw(self.TABLES, self.wanted)
+            self.drawn = self._draw(self.wanted)
         if not self.drawn[table]:
-            self.drawn |= self._draw([table], {table: self.REFILL})
+            self.drawn |= self._draw({table: self.REFILL})
         return self.drawn[table].pop()
 
-    def _draw(self, tables, counts: dict[str, int]) -> dict[str, list[int]]:
-        row = self.session.connection().execute(text(f"SELECT {self.draws(tables)}"), counts).one()
-        return {table: sorted(ids, reverse=True) for table, ids in zip(tables, row, strict=True)}
+    def _draw(self, counts: dict[str, int]) -> dict[str, list[int]]:
+        drawn = ledger_reads.draw_ids(self.session.connection(), counts)
+        return {table: sorted(ids, reverse=True) for table, ids in drawn.items()}
 
 
 @dataclass
@@ -135,16 +121,19 @@ class Book:
         issues = [
             by_key[key].id for key in originals if key in by_key and by_key[key].type != "burn"
         ]
-        allocations = _allocations(session, replays + burns)
-        lots = _lots(session, locked, replays + issues, allocations)
+        allocations = ledger_reads.allocations(session, replays + burns)
+        moved = sorted({a.lot_id for each in allocations.values() for a in each})
+        lots = ledger_reads.lots(session, locked, replays + issues, moved)
         return cls(
             session=session,
             transactions=by_key,
             members=locked,
             lots=lots,
             allocations=allocations,
-            restored=_restored(session, [a.id for t in burns for a in allocations.get(t, [])]),
-            reversals=_reversals(session, issues),
+            restored=ledger_reads.restored(
+                session, [a.id for t in burns for a in allocations.get(t, [])]
+            ),
+            reversals=ledger_reads.earn_reversals(session, issues),
             ids=Ids(session, Ids.needed_for([r for r in requests if _key(r) not in by_key]), drawn),
         )
 
@@ -280,77 +269,13 @@ def _lock(
     """
     if not on_postgresql(session):
         return None
-    row = session.execute(
-        _lock_statement(bool(ahead)),
-        {
-            "calendar": locks.CALENDAR,
-            "keys": sorted(locks.idempotency_key(*key) for key in keys),
-            **(ahead or {}),
-        },
-    ).one()
+    drawn = ledger_reads.lock_chunk(
+        session, sorted(locks.idempotency_key(*key) for key in keys), ahead
+    )
     # What was read before the lock may predate a close, and so may what this
     # statement read: its snapshot was taken before it waited for the lock.
     catalog.forget(session)
-    _, _, *fresh = row
-    return dict(zip(Ids.TABLES, fresh, strict=True)) if ahead else None
-
-
-# The reads below run on every posting. Each statement is built once:
-# building one, and working out its cache key, costs more than running it.
-
-
-def _in(name: str):
-    """A list parameter: ``column IN (…)`` however many values it gets."""
-    return bindparam(name, expanding=True)
-
-
-@functools.cache
-def _lock_statement(draw: bool):
-    # PostgreSQL evaluates the select list in order and a subquery when first read,
-    # so the calendar lock is held before any id is drawn (:mod:`coalition.db.horizon`).
-    draws = f", {Ids.draws()}" if draw else ""
-    return text(
-        "SELECT pg_advisory_xact_lock_shared(:calendar),"
-        " (SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0)))"
-        f"  FROM unnest(CAST(:keys AS text[])) AS key){draws}"
-    )
-
-
-# the catalog's generation rides along: settings is one row, joined to what was posted
-POSTED = select(models.Settings.generation, models.Transaction.__table__).select_from(
-    models.Settings.__table__.outerjoin(
-        models.Transaction.__table__,
-        tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(_in("keys")),
-    )
-)
-ALLOCATIONS = (
-    select(models.Allocation.__table__)
-    .where(models.Allocation.transaction_id.in_(_in("ids")))
-    .order_by(models.Allocation.id)
-)
-RESTORED = select(models.Allocation.reverses_id, models.Allocation.points).where(
-    models.Allocation.reverses_id.in_(_in("ids"))
-)
-EARN_REVERSALS = select(
-    models.Transaction.original_id,
-    models.Transaction.points,
-    models.Transaction.shortfall_points,
-    models.Transaction.amount,
-).where(models.Transaction.original_id.in_(_in("ids")))
-
-
-@functools.cache
-def _lots_statement(of_members: bool, of_transactions: bool, by_id: bool):
-    conditions = [
-        condition
-        for wanted, condition in (
-            (of_members, models.Lot.member_id.in_(_in("members")) & (models.Lot.remaining > 0)),
-            (of_transactions, models.Lot.transaction_id.in_(_in("transactions"))),
-            (by_id, models.Lot.id.in_(_in("ids"))),
-        )
-        if wanted
-    ]
-    return select(models.Lot.__table__).where(or_(*conditions))
+    return drawn
 
 
 def _transactions(session, keys: set[tuple[str, str]]) -> list[rows.Transaction]:
@@ -360,51 +285,6 @@ def _transactions(session, keys: set[tuple[str, str]]) -> list[rows.Transaction]
     it runs after the chunk's locks, when what was read before them may be
     old, and saves the round trip of reading it alone.
     """
-    result = session.connection().execute(POSTED, {"keys": sorted(keys)})
-    found = [dict(row) for row in result.mappings()]
-    (generation,) = {row.pop("generation") for row in found}  # settings is one row
+    generation, found = ledger_reads.posted(session, keys)
     catalog.adopt(session, generation)
-    return [rows.Transaction(**row) for row in found if row["id"] is not None]
-
-
-def _allocations(session, transaction_ids: list[int]) -> dict[int, list[rows.Allocation]]:
-    found = defaultdict(list)
-    if transaction_ids:
-        result = session.connection().execute(ALLOCATIONS, {"ids": transaction_ids})
-        for row in result.mappings():
-            found[row["transaction_id"]].append(rows.Allocation(**row))
-    return dict(found)
-
-
-def _lots(
-    session, member_ids: set[str], transaction_ids: list[int], allocations
-) -> dict[int, rows.Lot]:
-    """The members' live lots, the lots of these transactions, and the allocations' lots."""
-    lot_ids = sorted({a.lot_id for moved in allocations.values() for a in moved})
-    if not (member_ids or transaction_ids or lot_ids):
-        return {}
-    query = _lots_statement(bool(member_ids), bool(transaction_ids), bool(lot_ids))
-    found = session.connection().execute(
-        query, {"members": sorted(member_ids), "transactions": transaction_ids, "ids": lot_ids}
-    )
-    return {row["id"]: rows.Lot(**row) for row in found.mappings()}
-
-
-def _restored(session, allocation_ids: list[int]) -> dict[int, int]:
-    if not allocation_ids:
-        return {}
-    restored = defaultdict(int)
-    for allocation_id, points in session.connection().execute(RESTORED, {"ids": allocation_ids}):
-        restored[allocation_id] += points
-    return dict(restored)
-
-
-def _reversals(session, original_ids: list[int]) -> dict[int, list]:
-    """Earn reversals already posted against these originals: their points,
-    shortfall and amount, which is all a further reversal needs of them."""
-    if not original_ids:
-        return {}
-    found = defaultdict(list)
-    for row in session.connection().execute(EARN_REVERSALS, {"ids": original_ids}):
-        found[row.original_id].append(row)
-    return dict(found)
+    return found

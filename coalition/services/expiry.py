@@ -9,12 +9,9 @@ so a statement's breakage does not depend on when the job last ran.
 """
 
 import re
-from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import case, func, select
-
-from coalition.db import aggregates, models, rows, written
+from coalition.db import ledger_reads, rows
 from coalition.domain import lots as lots_domain
 from coalition.services import calendar, members
 from coalition.services.book import Book
@@ -22,8 +19,6 @@ from coalition.services.book import Book
 BATCH = 500
 # The id sits beside partners' own under the issuer, so postings may not take its form.
 EXTERNAL_ID = re.compile(r"expiry-[0-9]+-[0-9]+")
-# the types of the partial index of allocations by lot (ix_allocations_lot_history)
-PUT_BACK_OR_EXPIRED = written("put_back_or_expired", ("burn_reversal", "expiry"))
 
 
 def external_id(lot_id: int, sequence: int) -> str:
@@ -58,22 +53,15 @@ def expire_due(
     emptied, so expiring a year's lots took time in their number squared.)
     """
     due_by = now if due_by is None else due_by
-    L = models.Lot
-    due = session.execute(
-        select(L.id, L.member_id)
-        .where(aggregates.HOLDS_POINTS, L.expires_at <= due_by)
-        .order_by(L.expires_at, L.id)
-        .limit(limit)
-    ).all()
+    due = ledger_reads.lots_due(session, due_by, limit)
     if not due:
         return 0
     calendar.lock_calendar(session)
     members.lock(session, {member_id for _, member_id in due})
     recorded_at = recorded_at or calendar.dated_once_locked(now)
-    query = select(L.__table__).where(L.id.in_([lot_id for lot_id, _ in due]))
-    held = {row["id"]: rows.Lot(**row) for row in session.connection().execute(query).mappings()}
+    held = ledger_reads.lots(session, set(), [], [lot_id for lot_id, _ in due])
     expired = lots_domain.expired([members.as_lot(row) for row in held.values()], due_by)
-    earlier, put_back = _history(session, [lot.id for lot in expired])
+    earlier, put_back = ledger_reads.expiry_history(session, [lot.id for lot in expired])
     plans = {lot.id: lots_domain.expiries(lot, put_back.get(lot.id, {})) for lot in expired}
     count = sum(len(plan) for plan in plans.values())
     book = Book.of_lots(
@@ -84,37 +72,6 @@ def expire_due(
             _expire(book, held[lot_id], sequence, at, points, recorded_at)
     book.write()
     return len(expired)
-
-
-def _history(session, lot_ids: list[int]) -> tuple[dict[int, int], dict[int, dict[datetime, int]]]:
-    """Per lot: how many expiries it has had; and, by instant after the lot expired,
-    the points burn reversals put back then that no expiry has taken yet.
-
-    An expiry of points put back is dated at their reversal, so reversals and
-    expiries meet by instant: what is left at an instant is still to expire
-    (:func:`coalition.domain.lots.expiries`).
-    """
-    A, T, L = models.Allocation, models.Transaction, models.Lot
-    query = (
-        select(
-            A.lot_id,
-            T.occurred_at,
-            T.occurred_at > L.expires_at,
-            func.count(case((A.type == "expiry", A.id))),
-            func.sum(A.points),
-        )
-        .join(T, T.id == A.transaction_id)
-        .join(L, L.id == A.lot_id)
-        .where(A.lot_id.in_(lot_ids), A.type.in_(PUT_BACK_OR_EXPIRED))
-        .group_by(A.lot_id, L.expires_at, T.occurred_at)
-    )
-    expiries: dict[int, int] = defaultdict(int)
-    put_back: dict[int, dict[datetime, int]] = {}
-    for lot_id, at, after_expiry, expired, points in session.execute(query):
-        expiries[lot_id] += expired
-        if after_expiry:
-            put_back.setdefault(lot_id, {})[at] = int(points)
-    return expiries, put_back
 
 
 def _expire(

@@ -7,9 +7,9 @@ versions in force from :mod:`coalition.services.catalog`.
 
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from coalition.db import models
+from coalition.db import aggregates, models
 from coalition.domain import money, rates
 from coalition.domain.errors import Invalid, PeriodClosed
 from coalition.services import calendar, catalog, partners
@@ -36,7 +36,7 @@ def create(session, fields: dict) -> models.Rate:
     last_closed = calendar.last_closed(session)
     if last_closed is not None and fields["effective_from"] < last_closed.end:
         raise PeriodClosed(f"effective_from falls in closed period {last_closed.id} or earlier")
-    last = session.scalar(select(func.max(models.Transaction.id))) or 0
+    last = aggregates.last_transaction_id(session)
     rate = models.Rate(created_at=datetime.now(UTC), last_transaction_id=last, **fields)
     session.add(rate)
     session.flush()

@@ -1,0 +1,202 @@
+"""What a chunk of postings, or a batch of expiries, locks and reads of the ledger,
+set-based, as plain rows.
+
+:class:`coalition.services.book.Book` and :mod:`coalition.services.expiry`
+decide what they need and in which order; these statements fetch it, one
+round trip each, whatever the chunk's size. The posting path's statements are
+built once, at import: building one, and working out its cache key, costs
+more than running it, and they run on every posting.
+"""
+
+import functools
+from collections import defaultdict
+from datetime import datetime
+
+from sqlalchemy import bindparam, case, func, or_, select, text, tuple_
+
+from coalition.db import aggregates, locks, models, rows, written
+
+ID_TABLES = ("transactions", "lots", "allocations")
+# the types of the partial index of allocations by lot (ix_allocations_lot_history)
+PUT_BACK_OR_EXPIRED = written("put_back_or_expired", ("burn_reversal", "expiry"))
+
+
+def _in(name: str):
+    """A list parameter: ``column IN (…)`` however many values it gets."""
+    return bindparam(name, expanding=True)
+
+
+def id_draws(tables=ID_TABLES) -> str:
+    """SQL (PostgreSQL): per table, an array of fresh ids from its sequence, as many as
+    its bound parameter of that name."""
+    return ", ".join(
+        f"ARRAY(SELECT nextval((SELECT pg_get_serial_sequence('{table}', 'id')::regclass))"
+        f" FROM generate_series(1, :{table}))"
+        for table in tables
+    )
+
+
+def draw_ids(connection, counts: dict[str, int]) -> dict[str, list[int]]:
+    """Fresh ids of these tables (PostgreSQL), ``counts`` of each, in one round trip."""
+    row = connection.execute(text(f"SELECT {id_draws(tuple(counts))}"), counts).one()
+    return dict(zip(counts, row, strict=True))
+
+
+def largest_id(connection, table: str) -> int:
+    """The table's largest id, 0 while it is empty: SQLite's one writer counts on from it."""
+    return connection.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar_one()
+
+
+def lock_chunk(session, keys: list[str], ahead: dict[str, int] | None) -> dict | None:
+    """The calendar lock, shared, and the idempotency keys' locks, in the order given;
+    in the same round trip, ``ahead`` fresh ids per table if asked (PostgreSQL)."""
+    row = session.execute(
+        _lock_statement(bool(ahead)), {"calendar": locks.CALENDAR, "keys": keys, **(ahead or {})}
+    ).one()
+    _, _, *fresh = row
+    return dict(zip(ID_TABLES, fresh, strict=True)) if ahead else None
+
+
+@functools.cache
+def _lock_statement(draw: bool):
+    # PostgreSQL evaluates the select list in order and a subquery when first read,
+    # so the calendar lock is held before any id is drawn (:mod:`coalition.db.horizon`).
+    draws = f", {id_draws()}" if draw else ""
+    return text(
+        "SELECT pg_advisory_xact_lock_shared(:calendar),"
+        " (SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0)))"
+        f"  FROM unnest(CAST(:keys AS text[])) AS key){draws}"
+    )
+
+
+# the catalog's generation rides along: settings is one row, joined to what was posted
+POSTED = select(models.Settings.generation, models.Transaction.__table__).select_from(
+    models.Settings.__table__.outerjoin(
+        models.Transaction.__table__,
+        tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(_in("keys")),
+    )
+)
+ALLOCATIONS = (
+    select(models.Allocation.__table__)
+    .where(models.Allocation.transaction_id.in_(_in("ids")))
+    .order_by(models.Allocation.id)
+)
+RESTORED = select(models.Allocation.reverses_id, models.Allocation.points).where(
+    models.Allocation.reverses_id.in_(_in("ids"))
+)
+EARN_REVERSALS = select(
+    models.Transaction.original_id,
+    models.Transaction.points,
+    models.Transaction.shortfall_points,
+    models.Transaction.amount,
+).where(models.Transaction.original_id.in_(_in("ids")))
+
+
+@functools.cache
+def _lots_statement(of_members: bool, of_transactions: bool, by_id: bool):
+    conditions = [
+        condition
+        for wanted, condition in (
+            (of_members, models.Lot.member_id.in_(_in("members")) & (models.Lot.remaining > 0)),
+            (of_transactions, models.Lot.transaction_id.in_(_in("transactions"))),
+            (by_id, models.Lot.id.in_(_in("ids"))),
+        )
+        if wanted
+    ]
+    return select(models.Lot.__table__).where(or_(*conditions))
+
+
+def posted(session, keys: set[tuple[str, str]]) -> tuple[int, list[rows.Transaction]]:
+    """The catalog's generation, and the transactions posted under these keys."""
+    result = session.connection().execute(POSTED, {"keys": sorted(keys)})
+    found = [dict(row) for row in result.mappings()]
+    (generation,) = {row.pop("generation") for row in found}  # settings is one row
+    return generation, [rows.Transaction(**row) for row in found if row["id"] is not None]
+
+
+def allocations(session, transaction_ids: list[int]) -> dict[int, list[rows.Allocation]]:
+    """The allocations of these transactions, by transaction, in the order they were made."""
+    found = defaultdict(list)
+    if transaction_ids:
+        result = session.connection().execute(ALLOCATIONS, {"ids": transaction_ids})
+        for row in result.mappings():
+            found[row["transaction_id"]].append(rows.Allocation(**row))
+    return dict(found)
+
+
+def lots(session, member_ids: set[str], transaction_ids: list[int], lot_ids: list[int]):
+    """The members' live lots, the lots of these transactions, and these lots, by id."""
+    if not (member_ids or transaction_ids or lot_ids):
+        return {}
+    query = _lots_statement(bool(member_ids), bool(transaction_ids), bool(lot_ids))
+    found = session.connection().execute(
+        query, {"members": sorted(member_ids), "transactions": transaction_ids, "ids": lot_ids}
+    )
+    return {row["id"]: rows.Lot(**row) for row in found.mappings()}
+
+
+def restored(session, allocation_ids: list[int]) -> dict[int, int]:
+    """Points burn reversals have put back, by the allocation they reversed."""
+    if not allocation_ids:
+        return {}
+    put_back = defaultdict(int)
+    for allocation_id, points in session.connection().execute(RESTORED, {"ids": allocation_ids}):
+        put_back[allocation_id] += points
+    return dict(put_back)
+
+
+def earn_reversals(session, original_ids: list[int]) -> dict[int, list]:
+    """Earn reversals already posted against these originals: their points,
+    shortfall and amount, which is all a further reversal needs of them."""
+    if not original_ids:
+        return {}
+    found = defaultdict(list)
+    for row in session.connection().execute(EARN_REVERSALS, {"ids": original_ids}):
+        found[row.original_id].append(row)
+    return dict(found)
+
+
+def lots_due(session, due_by: datetime, limit: int) -> list[tuple[int, str]]:
+    """Up to ``limit`` lots holding points that expire by ``due_by``, as (id, member),
+    those due first first: read in that order from the index of live lots by expiry,
+    which a lot leaves once expired, so each batch reads only its own lots."""
+    L = models.Lot
+    return session.execute(
+        select(L.id, L.member_id)
+        .where(aggregates.HOLDS_POINTS, L.expires_at <= due_by)
+        .order_by(L.expires_at, L.id)
+        .limit(limit)
+    ).all()
+
+
+def expiry_history(
+    session, lot_ids: list[int]
+) -> tuple[dict[int, int], dict[int, dict[datetime, int]]]:
+    """Per lot: how many expiries it has had; and, by instant after the lot expired,
+    the points burn reversals put back then that no expiry has taken yet.
+
+    An expiry of points put back is dated at their reversal, so reversals and
+    expiries meet by instant: what is left at an instant is still to expire
+    (:func:`coalition.domain.lots.expiries`).
+    """
+    A, T, L = models.Allocation, models.Transaction, models.Lot
+    query = (
+        select(
+            A.lot_id,
+            T.occurred_at,
+            T.occurred_at > L.expires_at,
+            func.count(case((A.type == "expiry", A.id))),
+            func.sum(A.points),
+        )
+        .join(T, T.id == A.transaction_id)
+        .join(L, L.id == A.lot_id)
+        .where(A.lot_id.in_(lot_ids), A.type.in_(PUT_BACK_OR_EXPIRED))
+        .group_by(A.lot_id, L.expires_at, T.occurred_at)
+    )
+    expiries: dict[int, int] = defaultdict(int)
+    put_back: dict[int, dict[datetime, int]] = {}
+    for lot_id, at, after_expiry, expired, points in session.execute(query):
+        expiries[lot_id] += expired
+        if after_expiry:
+            put_back.setdefault(lot_id, {})[at] = int(points)
+    return expiries, put_back
