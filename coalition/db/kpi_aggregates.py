@@ -15,19 +15,16 @@ text (see :mod:`coalition.db.types`), and its own ``SUM`` would go through
 float, so there the sum is an aggregate function ``exact_sum`` that adds the
 texts as Decimal inside SQLite's GROUP BY.
 
-The one write here keeps an open period's counts (:func:`keep_open_counts`),
-an upsert, which each dialect words its own way.
+Where the counts are kept once counted is :mod:`coalition.db.kept_counts`.
 """
 
-from datetime import datetime
 from decimal import Decimal
 
 from sqlalchemy import String, and_, case, func, literal, select, union_all
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import aliased
 
 from coalition.db import on_postgresql
-from coalition.db.models import Lot, OpenPeriodCounts, Transaction
+from coalition.db.models import Lot, Transaction
 from coalition.domain.kpis import Purchases
 from coalition.domain.lots import ISSUING
 
@@ -191,22 +188,3 @@ def new_members(session, period_id: str) -> dict[str, int]:
         .group_by(firsts.c.issuer_id)
     )
     return {issuer_id: int(count) for issuer_id, count in session.execute(query)}
-
-
-def keep_open_counts(session, period_id: str, counted_at: datetime, activity: str) -> None:
-    """Keep an open period's counts, in place of those kept before unless they are newer:
-    two requests may count it at once, and the one that counted first may commit last."""
-    insert = postgresql.insert if on_postgresql(session) else sqlite.insert
-    statement = insert(OpenPeriodCounts).values(
-        period_id=period_id, counted_at=counted_at, activity=activity
-    )
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[OpenPeriodCounts.period_id],
-            set_={
-                "counted_at": statement.excluded.counted_at,
-                "activity": statement.excluded.activity,
-            },
-            where=OpenPeriodCounts.counted_at < statement.excluded.counted_at,
-        )
-    )

@@ -14,9 +14,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy import delete, select, update
-
-from coalition.db import kpi_aggregates, locks, models, on_postgresql
+from coalition.db import kept_counts, kpi_aggregates, locks, on_postgresql
 from coalition.domain import kpis
 from coalition.domain.periods import ListedPeriod
 
@@ -65,21 +63,11 @@ def _kept_counts_of(session, chosen: list[ListedPeriod], now: datetime) -> tuple
     """The kept counts that stand for these periods, and those of open periods kept longer
     than ``KEPT_FOR``."""
     kept, stale = {}, {}
-    for period in chosen:
-        if period.closed_at is not None:
-            # the rows listing the periods loaded: no query of their own
-            text = session.get(models.Period, period.id).activity
-            if (counts := _kept_counts(text)) is not None:
-                kept[period.id] = counts
+    for period in (period for period in chosen if period.closed_at is not None):
+        if (counts := _kept_counts(kept_counts.of_closed(session, period.id))) is not None:
+            kept[period.id] = counts
     opened = [period.id for period in chosen if period.closed_at is None]
-    rows = (
-        session.scalars(
-            select(models.OpenPeriodCounts).where(models.OpenPeriodCounts.period_id.in_(opened))
-        ).all()
-        if opened
-        else []
-    )
-    for row in rows:
+    for row in kept_counts.of_open(session, opened):
         if (counts := _kept_counts(row.activity)) is not None:
             fresh = row.counted_at > now - KEPT_FOR
             (kept if fresh else stale)[row.period_id] = {**counts, "counted_at": row.counted_at}
@@ -106,15 +94,11 @@ def _count(session, period_id: str, closed: bool, kept_open: set[str]) -> dict:
     took = timedelta(seconds=time.monotonic() - started)
     counts = _counts_to_keep(counted)
     if closed:
-        session.execute(
-            update(models.Period).where(models.Period.id == period_id).values(activity=counts)
-        )
+        kept_counts.keep_closed(session, period_id, counts)
     elif took >= LIVE_COUNTING:
-        kpi_aggregates.keep_open_counts(session, period_id, counted_at, counts)
+        kept_counts.keep_open(session, period_id, counted_at, counts)
     elif period_id in kept_open:  # quick to count again: live again
-        session.execute(
-            delete(models.OpenPeriodCounts).where(models.OpenPeriodCounts.period_id == period_id)
-        )
+        kept_counts.drop_open(session, period_id)
     return counted
 
 
@@ -131,16 +115,10 @@ def keep_counts(database) -> int:
 
     def due(session) -> list[tuple[str, bool]]:
         """The periods to count, each as its id and whether it is closed."""
-        closed = select(models.Period.id)
-        # an open period's counts kept before it closed are not its counts any more
-        session.execute(
-            delete(models.OpenPeriodCounts).where(models.OpenPeriodCounts.period_id.in_(closed))
-        )
-        found = session.execute(
-            select(models.Period.id, models.Period.activity).order_by(models.Period.start)
-        )
+        kept_counts.drop_open_of_closed(session)
+        found = kept_counts.closed_in_order(session)
         lacking = [(period_id, True) for period_id, text in found if _kept_counts(text) is None]
-        stale = session.scalars(_stale_counts().order_by(models.OpenPeriodCounts.period_id))
+        stale = kept_counts.open_counted_before(session, _refresh_cutoff())
         return lacking + [(period_id, False) for period_id in stale]
 
     return sum(database.run(_count_if_still_due, *period) for period in database.run(due))
@@ -151,21 +129,17 @@ def _count_if_still_due(session, period_id: str, closed: bool) -> bool:
     instances take no job lock, each finds the same periods due and comes here in turn,
     each transaction holding the write lock from its start."""
     if closed:
-        kept = session.scalar(select(models.Period.activity).where(models.Period.id == period_id))
-        due = _kept_counts(kept) is None
+        due = _kept_counts(kept_counts.of_closed_now(session, period_id)) is None
     else:
-        stale = _stale_counts().where(models.OpenPeriodCounts.period_id == period_id)
-        due = session.scalar(stale) is not None
+        due = kept_counts.open_counted_before_now(session, period_id, _refresh_cutoff())
     if due:
         _count(session, period_id, closed, {period_id})
     return due
 
 
-def _stale_counts():
-    """The open periods whose kept counts are ``REFRESH_AFTER`` old."""
-    return select(models.OpenPeriodCounts.period_id).where(
-        models.OpenPeriodCounts.counted_at <= datetime.now(UTC) - REFRESH_AFTER
-    )
+def _refresh_cutoff() -> datetime:
+    """Kept open-period counts counted by then are ``REFRESH_AFTER`` old: due again."""
+    return datetime.now(UTC) - REFRESH_AFTER
 
 
 def _kept_counts(text: str | None) -> dict | None:

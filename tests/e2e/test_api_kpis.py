@@ -28,7 +28,7 @@ from types import SimpleNamespace
 import pytest
 
 from coalition import jobs
-from coalition.db import kpi_aggregates, locks, models
+from coalition.db import kept_counts, kpi_aggregates, locks, models
 from coalition.domain.settlement import Unbalanced
 from coalition.services import expiry
 from coalition.services import kpi_counts
@@ -469,13 +469,13 @@ def test_counts_kept_later_are_not_replaced_by_counts_taken_earlier(database):
     # two requests count at once; the one that counted first commits last
     taken = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
     with database.transaction() as session:
-        kpi_aggregates.keep_open_counts(session, "2026-11", taken, "newer")
+        kept_counts.keep_open(session, "2026-11", taken, "newer")
     with database.transaction() as session:
-        kpi_aggregates.keep_open_counts(session, "2026-11", taken - timedelta(minutes=20), "older")
+        kept_counts.keep_open(session, "2026-11", taken - timedelta(minutes=20), "older")
     kept = open_counts(database, "2026-11")
     assert (kept.counted_at, kept.activity) == (taken, "newer")
     with database.transaction() as session:
-        kpi_aggregates.keep_open_counts(session, "2026-11", taken + timedelta(minutes=1), "newest")
+        kept_counts.keep_open(session, "2026-11", taken + timedelta(minutes=1), "newest")
     assert open_counts(database, "2026-11").activity == "newest"
 
 
