@@ -84,6 +84,9 @@ ALLOCATIONS = (
 RESTORED = select(models.Allocation.reverses_id, models.Allocation.points).where(
     models.Allocation.reverses_id.in_(_in("ids"))
 )
+POSTED_BY = select(
+    models.Transaction.partner_id, models.Transaction.external_id, models.Transaction.member_id
+).where(tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(_in("keys")))
 EARN_REVERSALS = select(
     models.Transaction.original_id,
     models.Transaction.points,
@@ -112,6 +115,15 @@ def posted(session, keys: set[tuple[str, str]]) -> tuple[int, list[rows.Transact
     found = [dict(row) for row in result.mappings()]
     (generation,) = {row.pop("generation") for row in found}  # settings is one row
     return generation, [rows.Transaction(**row) for row in found if row["id"] is not None]
+
+
+def members_of(session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
+    """The member of each transaction already posted under these (partner, external_id):
+    an import puts a reversal in the lane of its original's member."""
+    if not keys:
+        return {}
+    found = session.connection().execute(POSTED_BY, {"keys": sorted(keys)})
+    return {(partner, external): member for partner, external, member in found}
 
 
 def allocations(session, transaction_ids: list[int]) -> dict[int, list[rows.Allocation]]:

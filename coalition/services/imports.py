@@ -10,7 +10,7 @@ side, so every row meets exactly the ledger it would have met posted alone.
 
 A slice of the file is posted in full before the next is routed, so rows of
 earlier slices are in the database when a later reversal names them: its
-original's member is read there (:func:`members_of`).
+original's member is read there (:func:`coalition.db.ledger_reads.members_of`).
 
 What lanes change: ids (and ``recorded_at``) follow file order within a
 group, not across groups, so a listing by id orders the file's members
@@ -32,23 +32,14 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
-from sqlalchemy import bindparam, select, tuple_
-
 from coalition import auth
-from coalition.db import Database, models
+from coalition.db import Database, ledger_reads
 from coalition.domain.errors import CoalitionError, Invalid
 from coalition.domain.lots import REVERSES
 from coalition.services import batches, ledger
 
 OPERATOR = auth.Principal("cli", "operator")
 PARENT_CHECK_SECONDS = 1.0
-POSTED_BY = select(
-    models.Transaction.partner_id, models.Transaction.external_id, models.Transaction.member_id
-).where(
-    tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(
-        bindparam("keys", expanding=True)
-    )
-)
 
 
 def lanes(requests: list, originals: dict[tuple[str, str], str], count: int) -> list[int]:
@@ -112,14 +103,6 @@ class _Groups:
         a, b = self.find(a), self.find(b)
         if a != b:
             self.parent[max(a, b)] = min(a, b)
-
-
-def members_of(session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
-    """The member of each transaction already posted under these (partner, external_id)."""
-    if not keys:
-        return {}
-    found = session.connection().execute(POSTED_BY, {"keys": sorted(keys)})
-    return {(partner, external): member for partner, external, member in found}
 
 
 def post_file(
@@ -209,7 +192,7 @@ def _connect(url: str) -> None:
 
 def _dispatch(database: Database, url: str, pool, jobs: int, requests: list) -> tuple:
     """Start posting each lane of these requests; the lanes' indexes and their futures."""
-    posted = database.read(members_of, originals_named(requests))
+    posted = database.read(ledger_reads.members_of, originals_named(requests))
     lane_of = lanes(requests, posted, jobs)
     by_lane = [[i for i, lane in enumerate(lane_of) if lane == n] for n in range(jobs)]
     by_lane = [indexes for indexes in by_lane if indexes]
