@@ -83,7 +83,9 @@ def redeemed(candidates, starts: list[datetime], recorded) -> list[RedeemedPoint
 
     ``recorded`` holds ``(issuer, redeemer, rate recorded, stretch, points)``:
     points redeemed (burn reversals negative) in the windows, by the stretch
-    their burn is dated in.
+    their burn is dated in. Unlike a fee, a redemption rate is never missing now where
+    one was recorded (a burn without one is refused, and a rate added later only adds
+    to those in force): ``now is None`` only guards the arithmetic.
     """
     corrections = []
     for issuer, redeemer, was, stretch, points in recorded:

@@ -115,12 +115,12 @@ def keep_counts(database) -> int:
 
     def due(session) -> list[tuple[str, bool]]:
         """The periods to count, each as its id and whether it is closed."""
-        kept_counts.drop_open_of_closed(session)
         found = kept_counts.closed_in_order(session)
         lacking = [(period_id, True) for period_id, text in found if _kept_counts(text) is None]
         stale = kept_counts.open_counted_before(session, _refresh_cutoff())
         return lacking + [(period_id, False) for period_id in stale]
 
+    database.run(kept_counts.drop_open_of_closed)
     return sum(database.run(_count_if_still_due, *period) for period in database.run(due))
 
 
