@@ -10,7 +10,7 @@ for an hour, and counted anew by the auto-close job (:func:`keep_counts`).
 
 import json
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -33,7 +33,26 @@ KEPT_FOR = timedelta(hours=1)
 REFRESH_AFTER = timedelta(minutes=30)
 
 
-def of_periods(session, chosen: list[ListedPeriod], now: datetime) -> dict:
+@dataclass
+class Counts:
+    """The member counts of some periods, by ``(period_id, partner_id)``; partner
+    :data:`~coalition.db.kpi_aggregates.COALITION_WIDE` for members counted once.
+
+    Attributes:
+        visits: active members, purchasers and redemptions.
+        purchases: the partner's purchases, split by whether the buyer burned points
+            there or anywhere (:func:`~coalition.db.kpi_aggregates.purchases`).
+        new_members: members whose first lot the partner issued in the period.
+        counted_at: by period, when kept counts were counted (none: counted now).
+    """
+
+    visits: dict = field(default_factory=dict)
+    purchases: dict = field(default_factory=dict)
+    new_members: dict = field(default_factory=dict)
+    counted_at: dict = field(default_factory=dict)
+
+
+def of_periods(session, chosen: list[ListedPeriod], now: datetime) -> Counts:
     """Visits, purchases and new members of these periods, by (period, partner).
 
     A closed period's counts never change (its transactions are final, and
@@ -48,12 +67,12 @@ def of_periods(session, chosen: list[ListedPeriod], now: datetime) -> dict:
     kept, stale = _kept_counts_of(session, chosen, now)
     if stale and not _counting_anew_is_ours(session):
         kept |= stale  # another request is counting them anew: the last count meanwhile
-    gathered = {"visits": {}, "purchases": {}, "new_members": {}, "counted_at": {}}
+    gathered = Counts()
     counting = [period for period in chosen if period.id not in kept]
     for period in counting:  # in period order, as a concurrent request writes them too
         counted = _count(session, period.id, period.closed_at is not None, set(stale))
         for name, by_partner in counted.items():
-            gathered[name].update({(period.id, p): value for p, value in by_partner.items()})
+            getattr(gathered, name).update({(period.id, p): v for p, v in by_partner.items()})
     for period_id, counts in kept.items():
         _add_kept_counts(gathered, period_id, counts)
     return gathered
@@ -163,12 +182,12 @@ def _counts_to_keep(counted: dict) -> str:
     return json.dumps(counts, default=str, sort_keys=True)
 
 
-def _add_kept_counts(gathered: dict, period_id: str, counts: dict) -> None:
+def _add_kept_counts(gathered: Counts, period_id: str, counts: dict) -> None:
     """Put a period's kept counts (:func:`_counts_to_keep`) where counting would have."""
     for partner, visits in counts["visits"]:
-        gathered["visits"][period_id, partner] = visits
+        gathered.visits[period_id, partner] = visits
     for partner, splits in counts["purchases"]:
-        gathered["purchases"][period_id, partner] = {
+        gathered.purchases[period_id, partner] = {
             scope: kpis.Purchases(
                 **{
                     name: Decimal(value) if name.startswith("amount") else value
@@ -178,6 +197,6 @@ def _add_kept_counts(gathered: dict, period_id: str, counts: dict) -> None:
             for scope, split in splits.items()
         }
     for partner, new in counts["new_members"]:
-        gathered["new_members"][period_id, partner] = new
+        gathered.new_members[period_id, partner] = new
     if "counted_at" in counts:
-        gathered["counted_at"][period_id] = counts["counted_at"]
+        gathered.counted_at[period_id] = counts["counted_at"]

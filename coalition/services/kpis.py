@@ -79,7 +79,7 @@ def _period_kpis(
     period: ListedPeriod,
     everyone,
     shown: str | None,
-    gathered: dict,
+    gathered: kpi_counts.Counts,
     base: str,
     totals_shown: bool,
 ) -> dict:
@@ -92,11 +92,11 @@ def _period_kpis(
     scopes = {}
     for partner in everyone:
         facts = activity.get(partner.id, PartnerActivity())
-        visits = gathered["visits"].get((period_id, partner.id), {})
-        bought = gathered["purchases"].get((period_id, partner.id), {})
+        visits = gathered.visits.get((period_id, partner.id), {})
+        bought = gathered.purchases.get((period_id, partner.id), {})
         scopes[partner.id] = kpis.Activity(
             active_members=visits.get("active_members", 0),
-            new_members=gathered["new_members"].get((period_id, partner.id), 0),
+            new_members=gathered.new_members.get((period_id, partner.id), 0),
             purchasers=visits.get("purchasers", 0),
             redemptions=visits.get("redemptions", 0),
             purchases=bought.get("here", kpis.Purchases()),
@@ -122,7 +122,7 @@ def _period_kpis(
         "start": period.start,
         "end": period.end,
         "status": period.status,
-        "counted_at": gathered["counted_at"].get(period_id),
+        "counted_at": gathered.counted_at.get(period_id),
         "coalition": coalition,
         "partners": [
             {
@@ -138,10 +138,10 @@ def _period_kpis(
 
 def _coalition_wide(session, period_id, at_end, everyone, scopes, gathered) -> kpis.Activity:
     """Coalition-wide: distinct members counted once; amounts converted at the fx at period end."""
-    visits = gathered["visits"].get((period_id, kpi_aggregates.COALITION_WIDE), {})
+    visits = gathered.visits.get((period_id, kpi_aggregates.COALITION_WIDE), {})
     reference, bought, known = catalog.current(session), kpis.Purchases(), True
     for partner in everyone:
-        split = gathered["purchases"].get((period_id, partner.id))
+        split = gathered.purchases.get((period_id, partner.id))
         if split is None:
             continue
         fx = reference.fx_rate(partner.currency, at_end)
