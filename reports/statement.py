@@ -752,8 +752,8 @@ def _coalition(statement: Mapping) -> str:
 
 
 def _liability(amount: str | None, base: str) -> str:
-    """The liability's value; None when no coalition-wide redemption rate was in
-    force at the period's end to value the points with."""
+    """The liability's value; None when points were outstanding and no coalition-wide
+    redemption rate was in force at the period's end to value them with."""
     if amount is None:
         return "not valued: no redemption rate"
     return f"{_money(amount, base)} {base}"

@@ -264,4 +264,4 @@ def written(name: str, value):
     return bindparam(name, value, expanding=isinstance(value, tuple), literal_execute=True)
 
 
-__all__ = ["Database", "Unavailable", "reaching", "written"]
+__all__ = ["Database", "Unavailable", "on_postgresql", "reaching", "written"]

@@ -20,8 +20,8 @@ def of_closed(session, period_id: str) -> str | None:
     return session.get(Period, period_id).activity
 
 
-def of_closed_now(session, period_id: str) -> str | None:
-    """A closed period's kept counts as committed now, not as loaded before."""
+def committed_of_closed(session, period_id: str) -> str | None:
+    """A closed period's kept counts as committed, read again, not as loaded before."""
     return session.scalar(select(Period.activity).where(Period.id == period_id))
 
 
@@ -47,8 +47,8 @@ def open_counted_before(session, cutoff: datetime) -> list[str]:
     return session.scalars(_counted_before(cutoff).order_by(OpenPeriodCounts.period_id)).all()
 
 
-def open_counted_before_now(session, period_id: str, cutoff: datetime) -> bool:
-    """Whether the open period's kept counts, as committed now, were counted by ``cutoff``."""
+def committed_open_counted_before(session, period_id: str, cutoff: datetime) -> bool:
+    """Whether the open period's kept counts, as committed, were counted by ``cutoff``."""
     query = _counted_before(cutoff).where(OpenPeriodCounts.period_id == period_id)
     return session.scalar(query) is not None
 

@@ -1,15 +1,16 @@
 """What a chunk of postings, or a batch of expiries, locks and reads of the ledger,
-set-based, as plain rows.
+set-based, as plain rows; and the fresh ids its new rows take.
 
-:class:`coalition.services.book.Book` and :mod:`coalition.services.expiry`
-decide what they need and in which order; these statements fetch it, one
-round trip each, whatever the chunk's size. The posting path's statements are
+:class:`coalition.services.book.Book`, :mod:`coalition.services.expiry` and
+an import's lanes (:func:`members_of`) decide what they need and in which
+order; these statements fetch it, one round trip each, whatever the chunk's size. The posting path's statements are
 built once, at import: building one, and working out its cache key, costs
 more than running it, and they run on every posting.
 """
 
 import functools
 from collections import defaultdict
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import bindparam, case, func, or_, select, text, tuple_
@@ -26,7 +27,7 @@ def _in(name: str):
     return bindparam(name, expanding=True)
 
 
-def id_draws(tables=ID_TABLES) -> str:
+def _id_draws(tables=ID_TABLES) -> str:
     """SQL (PostgreSQL): per table, an array of fresh ids from its sequence, as many as
     its bound parameter of that name."""
     return ", ".join(
@@ -38,7 +39,7 @@ def id_draws(tables=ID_TABLES) -> str:
 
 def draw_ids(connection, counts: dict[str, int]) -> dict[str, list[int]]:
     """Fresh ids of these tables (PostgreSQL), ``counts`` of each, in one round trip."""
-    row = connection.execute(text(f"SELECT {id_draws(tuple(counts))}"), counts).one()
+    row = connection.execute(text(f"SELECT {_id_draws(tuple(counts))}"), counts).one()
     return dict(zip(counts, row, strict=True))
 
 
@@ -61,7 +62,7 @@ def lock_chunk(session, keys: list[str], ahead: dict[str, int] | None) -> dict |
 def _lock_statement(draw: bool):
     # PostgreSQL evaluates the select list in order and a subquery when first read,
     # so the calendar lock is held before any id is drawn (:mod:`coalition.db.horizon`).
-    draws = f", {id_draws()}" if draw else ""
+    draws = f", {_id_draws()}" if draw else ""
     return text(
         "SELECT pg_advisory_xact_lock_shared(:calendar),"
         " (SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0)))"
@@ -136,13 +137,23 @@ def allocations(session, transaction_ids: list[int]) -> dict[int, list[rows.Allo
     return dict(found)
 
 
-def lots(session, member_ids: set[str], transaction_ids: list[int], lot_ids: list[int]):
+def lots(
+    session,
+    member_ids: Collection[str] = frozenset(),
+    transaction_ids: Sequence[int] = (),
+    lot_ids: Sequence[int] = (),
+) -> dict[int, rows.Lot]:
     """The members' live lots, the lots of these transactions, and these lots, by id."""
     if not (member_ids or transaction_ids or lot_ids):
         return {}
     query = _lots_statement(bool(member_ids), bool(transaction_ids), bool(lot_ids))
     found = session.connection().execute(
-        query, {"members": sorted(member_ids), "transactions": transaction_ids, "ids": lot_ids}
+        query,
+        {
+            "members": sorted(member_ids),
+            "transactions": list(transaction_ids),
+            "ids": list(lot_ids),
+        },
     )
     return {row["id"]: rows.Lot(**row) for row in found.mappings()}
 

@@ -101,7 +101,7 @@ class Transaction(Base):
     points: Mapped[int] = mapped_column(BigInteger)
     shortfall_points: Mapped[int] = mapped_column(BigInteger, default=0)
     original_id: Mapped[int | None] = mapped_column(BigId(), ForeignKey("transactions.id"))
-    rate_ids: Mapped[tuple[int, ...]] = mapped_column(IdList)
+    rate_ids: Mapped[tuple[int, ...]] = mapped_column(IdList, default=())
     fee_rate: Mapped[Decimal | None] = mapped_column(RateValue())
     period_id: Mapped[str] = mapped_column(String(16))
     late: Mapped[bool]

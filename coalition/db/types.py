@@ -3,6 +3,7 @@
 SQLite has no decimal type (SQLAlchemy would go through float), so Decimal
 columns are stored there as text and read back as Decimal; PostgreSQL gets
 real NUMERIC. Instants are stored as UTC and always read back timezone-aware.
+Lists of ids are JSON text on both, a tuple in Python.
 """
 
 import json
@@ -88,6 +89,8 @@ class IdList(TypeDecorator):
     cache_ok = True
 
     def process_bind_param(self, value, dialect):
+        if isinstance(value, str):  # JSON written already would be written twice
+            raise TypeError(f"ids are a sequence of ints, not the text {value!r}")
         return None if value is None else json.dumps(list(value))
 
     def process_result_value(self, value, dialect):

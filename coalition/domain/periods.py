@@ -49,8 +49,12 @@ class ListedPeriod(Period):
     closed_at: datetime | None = None
 
     @property
+    def closed(self) -> bool:
+        return self.closed_at is not None
+
+    @property
     def status(self) -> str:
-        return "open" if self.closed_at is None else "closed"
+        return "closed" if self.closed else "open"
 
 
 def check_occurred_at(occurred_at: datetime, now: datetime, max_backdate_days: int) -> None:

@@ -162,7 +162,8 @@ class Book:
         )
 
     def add_member(self, member_id: str, recorded_at: datetime) -> None:
-        """A member its first lot creates, dated as the transaction that creates it."""
+        """A member new to the ledger, created by its first earn or bonus (SPEC §6) and
+        dated as that transaction is recorded."""
         if member_id not in self.members:
             self.members.add(member_id)
             self.new_members[member_id] = recorded_at

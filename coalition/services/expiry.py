@@ -59,7 +59,7 @@ def expire_due(
     calendar.lock_calendar(session)
     members.lock(session, {member_id for _, member_id in due})
     recorded_at = recorded_at or calendar.dated_once_locked(now)
-    held = ledger_reads.lots(session, set(), [], [lot_id for lot_id, _ in due])
+    held = ledger_reads.lots(session, lot_ids=[lot_id for lot_id, _ in due])
     expired = lots_domain.expired([members.as_lot(row) for row in held.values()], due_by)
     earlier, put_back = ledger_reads.expiry_history(session, [lot.id for lot in expired])
     plans = {lot.id: lots_domain.expiries(lot, put_back.get(lot.id, {})) for lot in expired}

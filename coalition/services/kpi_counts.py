@@ -70,7 +70,7 @@ def of_periods(session, chosen: list[ListedPeriod], now: datetime) -> Counts:
     gathered = Counts()
     counting = [period for period in chosen if period.id not in kept]
     for period in counting:  # in period order, as a concurrent request writes them too
-        counted = _count(session, period.id, period.closed_at is not None, set(stale))
+        counted = _count(session, period.id, set(stale), closed=period.closed)
         for name, by_partner in counted.items():
             getattr(gathered, name).update({(period.id, p): v for p, v in by_partner.items()})
     for period_id, counts in kept.items():
@@ -82,10 +82,10 @@ def _kept_counts_of(session, chosen: list[ListedPeriod], now: datetime) -> tuple
     """The kept counts that stand for these periods, and those of open periods kept longer
     than ``KEPT_FOR``."""
     kept, stale = {}, {}
-    for period in (period for period in chosen if period.closed_at is not None):
+    for period in (period for period in chosen if period.closed):
         if (counts := _kept_counts(kept_counts.of_closed(session, period.id))) is not None:
             kept[period.id] = counts
-    opened = [period.id for period in chosen if period.closed_at is None]
+    opened = [period.id for period in chosen if not period.closed]
     for row in kept_counts.of_open(session, opened):
         if (counts := _kept_counts(row.activity)) is not None:
             fresh = row.counted_at > now - KEPT_FOR
@@ -100,7 +100,7 @@ def _counting_anew_is_ours(session) -> bool:
     return not on_postgresql(session) or locks.try_hold(session.connection(), locks.KPI_COUNTING)
 
 
-def _count(session, period_id: str, closed: bool, kept_open: set[str]) -> dict:
+def _count(session, period_id: str, kept_open: set[str], *, closed: bool) -> dict:
     """Count one period, by partner, and keep its counts where they are kept (see
     :func:`of_periods`); ``kept_open``: the open periods counted anew, whose kept counts a
     quick count drops."""
@@ -133,26 +133,31 @@ def keep_counts(database) -> int:
     """
 
     def due(session) -> list[tuple[str, bool]]:
-        """The periods to count, each as its id and whether it is closed."""
+        """The periods to count, each as its id and whether it is closed; first the counts
+        kept beside periods since closed are dropped, in the same transaction, so that
+        none of those periods is taken for an open one."""
+        kept_counts.drop_open_of_closed(session)
         found = kept_counts.closed_in_order(session)
         lacking = [(period_id, True) for period_id, text in found if _kept_counts(text) is None]
         stale = kept_counts.open_counted_before(session, _refresh_cutoff())
         return lacking + [(period_id, False) for period_id in stale]
 
-    database.run(kept_counts.drop_open_of_closed)
-    return sum(database.run(_count_if_still_due, *period) for period in database.run(due))
+    return sum(
+        database.run(_count_if_still_due, period_id, closed=closed)
+        for period_id, closed in database.run(due)
+    )
 
 
-def _count_if_still_due(session, period_id: str, closed: bool) -> bool:
+def _count_if_still_due(session, period_id: str, *, closed: bool) -> bool:
     """Count a period found due, unless another instance has since: on SQLite, whose
     instances take no job lock, each finds the same periods due and comes here in turn,
     each transaction holding the write lock from its start."""
     if closed:
-        due = _kept_counts(kept_counts.of_closed_now(session, period_id)) is None
+        due = _kept_counts(kept_counts.committed_of_closed(session, period_id)) is None
     else:
-        due = kept_counts.open_counted_before_now(session, period_id, _refresh_cutoff())
+        due = kept_counts.committed_open_counted_before(session, period_id, _refresh_cutoff())
     if due:
-        _count(session, period_id, closed, {period_id})
+        _count(session, period_id, {period_id}, closed=closed)
     return due
 
 

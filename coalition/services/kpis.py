@@ -167,7 +167,7 @@ def _coalition_wide(session, period_id, at_end, everyone, scopes, gathered) -> k
 
 def _liability_points(session, period: ListedPeriod) -> dict[str, int]:
     """Points outstanding at the period's end per issuer: as stored at close, else as known now."""
-    if period.closed_at is not None:
+    if period.closed:
         stored = json.loads(session.get(models.Period, period.id).settlement)
         return {entry["partner_id"]: entry["liability_points"] for entry in stored["partners"]}
     return aggregates.liability_points(session, period.id, period.end)

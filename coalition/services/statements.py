@@ -8,6 +8,7 @@ canonical JSON with its SHA-256, and every read serves those stored bytes
 import hashlib
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -18,6 +19,9 @@ from coalition.domain.errors import NotFound
 from coalition.domain.partners import OPERATOR_PARTNER
 from coalition.services import calendar, catalog, pages, queries
 
+if TYPE_CHECKING:  # settlement issues statements, so it imports this module
+    from coalition.services.settlement import Settled
+
 MAX_STATEMENT_ID = 2**31 - 1  # statement ids are INTEGER columns
 
 
@@ -26,24 +30,23 @@ def canonical(document: dict) -> str:
     return json.dumps(document, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
-def issue(session, settled, now: datetime) -> None:
-    """One final statement per partner of a closed period's settlement
-    (:class:`~coalition.services.settlement.Settled`), numbered ``{period_id}-{nnnn}``
-    in partner-id order."""
-    config = catalog.current(session).settings
+def issue(session, settled: "Settled", now: datetime) -> None:
+    """One final statement per partner of a closed period's settlement, numbered
+    ``{period_id}-{nnnn}`` in partner-id order."""
+    reference = catalog.current(session)
     result, lines = settled
     period_id = result["period_id"]
     of_the_period = {
         "period_id": period_id,
         "period_start": result["start"],
         "period_end": result["end"],
-        "timezone": config.timezone,
+        "timezone": reference.calendar.timezone,
         "coalition_name": _coalition_name(result),
         "status": "final",
         "issued_at": now.isoformat(),
         "base_currency": result["base_currency"],
     }
-    late = _late_items(session, period_id, catalog.current(session).calendar)
+    late = _late_items(session, period_id, reference.calendar)
     for index, entry in enumerate(
         sorted(result["partners"], key=lambda e: e["partner_id"]), start=1
     ):
@@ -97,7 +100,7 @@ def _counterparties(result: dict, lines: list, partner_id: str) -> list[dict]:
     ]
 
 
-def _late_items(session, period_id: str, calendar: periods.Calendar) -> dict[str, list[dict]]:
+def _late_items(session, period_id: str, periods_of: periods.Calendar) -> dict[str, list[dict]]:
     """The period's late transactions by partner, with the period each belonged to."""
     by_partner: dict[str, list[dict]] = {}
     for item in aggregates.late_items(session, period_id):
@@ -109,7 +112,7 @@ def _late_items(session, period_id: str, calendar: periods.Calendar) -> dict[str
                 "member_id": item.member_id,
                 "occurred_at": item.occurred_at.isoformat(),
                 "points": item.points,
-                "original_period_id": calendar.containing(item.occurred_at).id,
+                "original_period_id": periods_of.containing(item.occurred_at).id,
             }
         )
     return by_partner

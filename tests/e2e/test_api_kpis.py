@@ -257,12 +257,12 @@ def counted_once_by_two_instances(database, monkeypatch) -> tuple[list, list]:
     the first found what was due: what the second kept, and each period counted."""
     counted, others, real_count, real_run = [], [], kpi_counts._count, database.run
 
-    def count(session, period_id, closed, kept_open):
+    def count(session, period_id, kept_open, *, closed):
         counted.append(period_id)
-        return real_count(session, period_id, closed, kept_open)
+        return real_count(session, period_id, kept_open, closed=closed)
 
-    def run(work, *args):
-        found = real_run(work, *args)
+    def run(work, *args, **kwargs):
+        found = real_run(work, *args, **kwargs)
         if work.__name__ == "due" and not others:
             others.append(None)
             others[0] = kpi_counts.keep_counts(database)

@@ -189,3 +189,9 @@ def test_accumulate_adds_to_the_row_already_there(connection):
     write_rows(connection, totals, row | {"points": [40]}, add)
     write_rows(connection, totals, row | {"points": [-15]}, add)
     assert connection.execute(select(totals.c.points)).scalars().all() == [25]
+
+
+def test_ids_already_written_as_json_are_refused_not_written_twice(connection):
+    # SQLAlchemy wraps the type's error in a StatementError; PostgreSQL's arrays are bound here
+    with pytest.raises((TypeError, StatementError), match="not the text"):
+        write_rows(connection, models.Transaction.__table__, _transactions([9101], rate_ids="[1, 2]"))
