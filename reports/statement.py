@@ -360,7 +360,9 @@ def _summary_box(statement: Mapping) -> list[Flowable]:
     )
     if statement["currency"] != base:
         workings += (
-            f" Converted at {summary['fx_rate']} {base} per {statement['currency']}, "
+            f" Nothing to convert into {statement['currency']}, and no fx rate was needed."
+            if summary["fx_rate"] is None
+            else f" Converted at {summary['fx_rate']} {base} per {statement['currency']}, "
             "the rate in force at the end of the period."
         )
     content = [
@@ -430,7 +432,7 @@ def _figures(statement: Mapping) -> list[Flowable]:
         ("Fees", f"{_money(summary['fees'], base)} {base}"),
         ("Net", f"{_money(summary['net'], base)} {base}"),
         (f"Net in {currency}", f"{_money(summary['net_in_currency'], currency)} {currency}"),
-        ("FX rate at period end", f"{summary['fx_rate']} {base} per {currency}"),
+        ("FX rate at period end", _fx_rate(summary["fx_rate"], base, currency)),
         ("Outstanding liability", _liability(summary["liability"], base)),
     ]
     points_rows = [
@@ -749,6 +751,14 @@ def _p(text: str, style: ParagraphStyle, escaped: bool = False) -> Paragraph:
 
 def _coalition(statement: Mapping) -> str:
     return statement.get("coalition_name") or "Coalition"
+
+
+def _fx_rate(rate: str | None, base: str, currency: str) -> str:
+    """The fx rate; None on the statement of a partner that took no part in the period,
+    which closes without one (its net is 0 in any currency)."""
+    if rate is None:
+        return "none needed"
+    return f"{rate} {base} per {currency}"
 
 
 def _liability(amount: str | None, base: str) -> str:

@@ -236,6 +236,19 @@ def liability_value(points: int, point_value: Decimal | None, base_currency: str
     return money.round_half_even(points * point_value, base_currency)
 
 
+def took_part(partner_id: str, position: Position, activity: tuple[int, ...], lines) -> bool:
+    """Whether a partner took part in the period: money on its position, a pair line of
+    its own, or any points it issued, recovered, lost to expiry or posted late
+    (``activity``). Only such a partner needs an fx rate to close: a partner that took
+    no part nets 0, which is 0 in any currency, and a coalition is not kept from
+    closing by a partner that joined after the period, or sat it out."""
+    return (
+        any((position.receivable, position.payable, position.fees))
+        or any(activity)
+        or any(partner_id in (line.issuer_id, line.redeemer_id) for line in lines)
+    )
+
+
 def convert(amount: Decimal, fx_rate: Decimal, currency: str) -> Decimal:
     """Base-currency amount in the partner's currency; fx_rate is base per unit of it."""
     return money.round_half_even(amount / fx_rate, currency)

@@ -25,11 +25,13 @@ from coalition.services.settings import MAX_BACKDATE_DAYS
 
 
 class Settled(NamedTuple):
-    """A period's settlement: the document SPEC §7 shapes (money as strings), and the
-    pair lines it was written from, which the statements divide among partners."""
+    """A period's settlement: the document SPEC §7 shapes (money as strings), the pair
+    lines it was written from, which the statements divide among partners, and the
+    currencies of partners that took part with no fx rate at its end (a close needs one)."""
 
     document: dict
     lines: list[arithmetic.PairLine]
+    missing_fx: list[str]
 
 
 def compute(session, period: periods.Period, status: str) -> Settled:
@@ -48,20 +50,28 @@ def compute(session, period: periods.Period, status: str) -> Settled:
     positions = arithmetic.positions([partner.id for partner in everyone], lines, fee_totals, base)
     liability = aggregates.liability_points(session, period.id, period.end)
     point_value = reference.point_value(at_end)
+    fx = {partner.id: reference.fx_rate(partner.currency, at_end) for partner in everyone}
+    facts = {p.id: activity.partners.get(p.id, PartnerActivity()) for p in everyone}
     entries = [
         _partner_entry(
             partner,
             positions[partner.id],
             fee_lines.get(partner.id, []),
-            activity.partners.get(partner.id, PartnerActivity()),
+            facts[partner.id],
             lines,
-            reference.fx_rate(partner.currency, at_end),
+            fx[partner.id],
             liability.get(partner.id, 0),
             point_value,
             base,
         )
         for partner in everyone
     ]
+    missing_fx = {
+        partner.currency
+        for partner in everyone
+        if fx[partner.id] is None
+        and arithmetic.took_part(partner.id, positions[partner.id], facts[partner.id], lines)
+    }
     netting = arithmetic.netting(lines, positions, base)
     document = {
         "period_id": period.id,
@@ -90,7 +100,7 @@ def compute(session, period: periods.Period, status: str) -> Settled:
             "payments_saved": netting.payments_saved,
         },
     }
-    return Settled(document, lines)
+    return Settled(document, lines, sorted(missing_fx))
 
 
 def _repriced(session, period: periods.Period, kind: str, read, correct) -> list:
@@ -134,9 +144,7 @@ def _partner_entry(
         ],
         "net": money.text(position.net),
         "fx_rate": None if fx is None else money.as_written(fx.value),
-        "net_in_currency": None
-        if fx is None
-        else money.text(arithmetic.convert(position.net, fx.value, partner.currency)),
+        "net_in_currency": money.text(_in_currency(position.net, fx, partner.currency)),
         "points_issued": facts.points_issued,
         "points_redeemed": sum(line.points for line in redeemed_here),
         "own_redemption_points": sum(line.points for line in redeemed_here if line.own),
@@ -147,6 +155,14 @@ def _partner_entry(
         "liability_points": liability_points,
         "liability": money.text(arithmetic.liability_value(liability_points, point_value, base)),
     }
+
+
+def _in_currency(net: Decimal, fx, currency: str) -> Decimal | None:
+    """The net in the partner's currency at the fx rate; a net of 0 needs none (0 in any
+    currency), any other net without one is unknown (None)."""
+    if fx is None:
+        return money.zero(currency) if net == 0 else None
+    return arithmetic.convert(net, fx.value, currency)
 
 
 def get(session, period_id: str, now: datetime) -> dict:
@@ -268,12 +284,9 @@ def _before_any_posting(period: periods.Period, now: datetime, earliest: datetim
 def _close_one(session, period: periods.Period, now: datetime) -> dict:
     settled = compute(session, period, "final")
     result = settled.document
-    missing = sorted(
-        {entry["currency"] for entry in result["partners"] if entry["fx_rate"] is None}
-    )
-    if missing:
+    if settled.missing_fx:
         raise NoRate(
-            f"no fx rate at the end of {period.id} for {', '.join(missing)}: "
+            f"no fx rate at the end of {period.id} for {', '.join(settled.missing_fx)}: "
             f"add one effective before {period.end.isoformat()}",
             status=409,
         )

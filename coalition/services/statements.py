@@ -34,7 +34,7 @@ def issue(session, settled: "Settled", now: datetime) -> None:
     """One final statement per partner of a closed period's settlement, numbered
     ``{period_id}-{nnnn}`` in partner-id order."""
     reference = catalog.current(session)
-    result, lines = settled
+    result, lines = settled.document, settled.lines
     period_id = result["period_id"]
     of_the_period = {
         "period_id": period_id,

@@ -182,6 +182,22 @@ def test_close_with_a_partner_currency_lacking_fx_is_409_no_rate_naming_it(opera
     assert body["message"].endswith(f"add one effective before {end.isoformat()}")
 
 
+def test_a_partner_that_issued_points_needs_an_fx_rate_even_when_it_nets_zero(operator):
+    """hotel (CZK) only earns in the month: 200.00 CZK × 0.2 = 40 points, none burnt, no
+    fee rate, so it nets 0.00 EUR. It took part, so its currency needs a rate all the same;
+    nothing else lacks one."""
+    start, _, period_id = previous_month()
+    add_partner(operator, "hotel", "Grand Hotel Praha", "travel", "CZK")
+    add_rate(operator, "earn", "0.2", partner_id="hotel")
+    earn(operator, "e1", "hotel", "m1", at(start, 1), "200.00", "CZK")
+    draft = expect(operator.get(f"/api/v1/settlements/{period_id}"), 200)
+    (hotel,) = [e for e in draft["partners"] if e["partner_id"] == "hotel"]
+    assert (hotel["points_issued"], hotel["net"], hotel["fx_rate"]) == (40, "0.00", None)
+    response = operator.post(f"/api/v1/settlements/{period_id}/close")
+    assert (response.status_code, response.get_json()["reason"]) == (409, "no_rate")
+    assert "for CZK:" in response.get_json()["message"]
+
+
 def test_close_lacking_fx_closes_nothing(operator):
     period_id = _month_without_fx(operator)
     operator.post(f"/api/v1/settlements/{period_id}/close")

@@ -21,6 +21,7 @@ from tests.e2e.settlement_world import (
     earn,
     expect,
     small_closed_month,
+    small_month,
     statement_of,
 )
 
@@ -217,3 +218,21 @@ def test_a_cursor_past_the_last_statement_is_an_empty_last_page(operator, aroma_
         assert page == {"items": [], "next_cursor": None}, cursor
     refused = operator.get("/api/v1/statements", query_string={"cursor": "2147483648"})
     assert (refused.status_code, refused.get_json()["reason"]) == (422, "bad_cursor")
+
+
+def test_a_partner_that_took_no_part_closes_without_an_fx_rate_and_says_so(operator):
+    """gym (GBP) joins but posts nothing in the small month, and GBP has no fx rate: it
+    nets 0.00 EUR, which is 0.00 GBP at any rate, so the month closes; its statement
+    shows no rate and says none was needed."""
+    period_id = small_month(operator)
+    add_partner(operator, "gym", "Iron Gym", "gym", "GBP")
+    close(operator, period_id)
+    statement = statement_of(operator, "gym", period_id)
+    summary = statement["summary"]
+    assert (summary["fx_rate"], summary["net"], summary["net_in_currency"]) == (None, "0.00", "0.00")
+    text = _pdf_text(operator, statement)
+    assert "Nothing to pay" in text
+    assert "Nothing to convert into GBP, and no fx rate was needed." in " ".join(text.split())
+    assert "none needed" in text
+    rows = {row[0]: row[1:] for row in _csv_rows(operator, statement) if row}
+    assert (rows["fx_rate"], rows["net_in_currency"]) == ([""], ["0.00"])

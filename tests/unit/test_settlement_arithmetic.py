@@ -18,7 +18,9 @@ from coalition.domain.settlement import (
     netting,
     pair_lines,
     positions,
+    took_part,
 )
+from coalition.domain.totals import PartnerActivity
 
 
 def test_fee_lines_sum_each_partners_points_by_fee_rate_and_leave_out_what_nets_to_zero():
@@ -156,3 +158,29 @@ def test_a_negative_pair_line_counts_by_its_size_in_the_gross():
              PairLine("aroma", "skyair", -2000, Decimal("-20.00"))]
     found = positions(["aroma", "skyair"], lines, {}, "EUR")
     assert str(netting(lines, found, "EUR").gross) == "70.00"
+
+
+def _position(receivable="0.00", payable="0.00", fees="0.00") -> Position:
+    return Position("gym", Decimal(receivable), Decimal(payable), Decimal(fees))
+
+
+def test_a_partner_with_nothing_in_the_period_took_no_part():
+    assert not took_part("gym", _position(), PartnerActivity(), [])
+
+
+@pytest.mark.parametrize(("position", "activity", "lines"), [
+    (_position(receivable="0.01"), PartnerActivity(), []),
+    (_position(fees="0.01"), PartnerActivity(), []),
+    (_position(), PartnerActivity(points_issued=40), []),  # nets 0 with no fee rate, yet issued
+    (_position(), PartnerActivity(points_expired=5), []),
+    (_position(), PartnerActivity(late_count=1), []),
+    (_position(), PartnerActivity(), [PairLine("gym", "gym", 10, Decimal("0.00"))]),
+    (_position(), PartnerActivity(), [PairLine("gym", "aroma", 10, Decimal("0.00"))]),
+])
+def test_money_points_or_a_pair_line_of_its_own_is_taking_part(position, activity, lines):
+    assert took_part("gym", position, activity, lines)
+
+
+def test_another_partners_pair_line_is_not_taking_part():
+    line = PairLine("skyair", "aroma", 10, Decimal("0.10"))
+    assert not took_part("gym", _position(), PartnerActivity(), [line])
