@@ -51,7 +51,9 @@ def compute(session, period: periods.Period, status: str) -> Settled:
     liability = aggregates.liability_points(session, period.id, period.end)
     point_value = reference.point_value(at_end)
     fx = {partner.id: reference.fx_rate(partner.currency, at_end) for partner in everyone}
-    facts = {p.id: activity.partners.get(p.id, PartnerActivity()) for p in everyone}
+    facts = {
+        partner.id: activity.partners.get(partner.id, PartnerActivity()) for partner in everyone
+    }
     entries = [
         _partner_entry(
             partner,
