@@ -93,14 +93,16 @@ def test_postings_and_expiry_record_no_change(coalition, database):
 
 
 def test_a_close_refused_after_its_first_period_was_recorded_leaves_no_record(operator):
-    # daily periods: three days ago closes (flushed, recorded), the next day has no RUB fx
-    # rate at its end, so the whole close is refused and rolled back, the first's record too
+    # daily periods: three days ago closes (flushed, recorded), the next day aroma earns again
+    # and has no RUB fx rate at its end, so the whole close is refused and rolled back, the
+    # first's record too
     expect(operator.put("/api/v1/settings", json={"period": "daily", "auto_close_after_hours": 0}), 200)
     add_partner(operator, "aroma", "RUB", "cafe")
     add_rate(operator, "earn", "0.1", partner_id="aroma")
     (first_day, first_id), (_, yesterday_id) = day_in_past(3), day_in_past(1)
     add_rate(operator, "fx", "0.0110", currency="RUB", effective_to=at(first_day, 1, 12))
     expect(earn(operator, "e1", "m1", "1000.00", occurred_at=at(first_day, 0, 10)))
+    expect(earn(operator, "e2", "m1", "1000.00", occurred_at=at(first_day, 1, 10)))
     before = changes(operator)
     response = operator.post(f"/api/v1/settlements/{yesterday_id}/close")
     assert (response.status_code, response.get_json()["reason"]) == (409, "no_rate")

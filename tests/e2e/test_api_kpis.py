@@ -292,15 +292,18 @@ def test_an_open_period_another_instance_counted_anew_meanwhile_is_not_counted_a
 def test_an_auto_close_refused_for_a_missing_rate_is_one_warning_and_the_job_still_counts(
         operator, database, caplog):
     # daily periods: three days ago is closed by hand (its counts not yet kept); two days ago
-    # has ended, but a JPY partner joined without an fx rate, so the job cannot close it
+    # has ended, but a JPY partner that joined then earned with no fx rate, so the job
+    # cannot close it
     expect(operator.put("/api/v1/settings", json={"period": "daily", "auto_close_after_hours": 0}), 200)
     add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
     add_rate(operator, "earn", "2", partner_id="skyair")
-    (closed_day, closed_id), (_, refused_id) = day_in_past(3), day_in_past(2)
+    (closed_day, closed_id), (refused_day, refused_id) = day_in_past(3), day_in_past(2)
     earn(operator, "e-1", "skyair", "m1", at(closed_day, 0), "10.00", "EUR")
     earn(operator, "e-2", "skyair", "m2", at(closed_day, 1), "10.00", "EUR")
     close(operator, closed_id)
     add_partner(operator, "ramen", "Tokyo Ramen", "cafe", "JPY")
+    add_rate(operator, "earn", "0.1", partner_id="ramen", effective_from=at(refused_day, 0, 0))
+    earn(operator, "e-3", "ramen", "m3", at(refused_day, 0), "1000", "JPY")
     with caplog.at_level("WARNING", logger="coalition.jobs"):
         jobs.run_auto_close(database)
     (warning,) = [record for record in caplog.records if record.name == "coalition.jobs"]
