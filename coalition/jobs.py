@@ -90,13 +90,17 @@ def run_expiry(database) -> None:
 @waiting_for_the_database
 def run_auto_close(database) -> None:
     def close_and_count() -> None:
+        closed, refused = [], None
         try:
-            closed = settlement.auto_close(database, datetime.now(UTC))
-            log.info("auto-close: %s", _closed(closed))
+            for period_id in settlement.auto_close(database, datetime.now(UTC)):
+                closed.append(period_id)  # noqa: PERF402  kept one by one: a refusal may follow
         except Unbalanced:  # the books do not balance: fails loudly (SPEC §7), as any failure
             raise
-        except CoalitionError as refused:
-            # the operator's to fix (a missing fx rate): one line at each check, not a traceback
+        except CoalitionError as error:
+            refused = error  # the operator's to fix (a missing fx rate): one line, no traceback
+        if closed or refused is None:
+            log.info("auto-close: %s", _closed(closed))
+        if refused is not None:
             log.warning("auto-close refused, tried again at the next check: %s", refused.message)
         if counted := kpi_counts.keep_counts(database):
             log.info("auto-close: counted and kept the KPIs of %s", quantity(counted, "period"))

@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from coalition.domain import money
 from coalition.domain.errors import CoalitionError
+from coalition.domain.totals import PartnerActivity
 
 
 class Unbalanced(CoalitionError):
@@ -236,10 +237,12 @@ def liability_value(points: int, point_value: Decimal | None, base_currency: str
     return money.round_half_even(points * point_value, base_currency)
 
 
-def took_part(partner_id: str, position: Position, activity: tuple[int, ...], lines) -> bool:
+def took_part(
+    partner_id: str, position: Position, activity: PartnerActivity, lines: list[PairLine]
+) -> bool:
     """Whether a partner took part in the period: money on its position, a pair line of
-    its own, or any points it issued, recovered, lost to expiry or posted late
-    (``activity``). Only such a partner needs an fx rate to close: a partner that took
+    its own, or any points it issued, took back by a return (or fell short of), lost to
+    expiry, or posted late (``activity``). Only such a partner needs an fx rate to close: a partner that took
     no part nets 0, which is 0 in any currency, and a coalition is not kept from
     closing by a partner that joined after the period, or sat it out."""
     return (

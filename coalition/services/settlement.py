@@ -8,6 +8,7 @@ in the next open period and never touch a closed period.
 """
 
 import json
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
@@ -244,17 +245,19 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
     ]
 
 
-def auto_close(database, now: datetime) -> list[str]:
-    """Close the latest period that ended ``auto_close_after_hours`` ago, if still open,
-    with every earlier open one: the ids of the periods closed, oldest first.
+def auto_close(database, now: datetime) -> Iterator[str]:
+    """Close the open periods up to the latest that ended ``auto_close_after_hours`` ago,
+    oldest first, each in a unit of work of its own: the id of each as it closes.
 
-    Not one that ended before the ledger's first transaction: it has nothing to
-    settle, and closing it would close the calendar there, so history posted
-    later, backdated into it, could never be priced (a rate may not start in a
-    closed period).
+    One at a time, so that a period the close refuses (a partner that took part
+    with no fx rate at its end) holds back itself and those after it, not the
+    periods before it. Not a period that ended before the ledger's first
+    transaction: it has nothing to settle, and closing it would close the
+    calendar there, so history posted later, backdated into it, could never
+    be priced (a rate may not start in a closed period).
     """
 
-    def due(session):
+    def due(session) -> list[str]:
         reference = catalog.current(session)
         cutoff = now - timedelta(hours=reference.settings.auto_close_after_hours)
         current = reference.calendar.containing(cutoff)
@@ -262,13 +265,13 @@ def auto_close(database, now: datetime) -> list[str]:
         last = calendar.last_closed(session)
         earliest, _ = aggregates.occurrences(session)
         if earliest is None or target.end <= earliest or (last and target.end <= last.end):
-            return None
-        return target.id
+            return []
+        first = calendar.first_open(reference.calendar, last, target, earliest)
+        return [period.id for period in reference.calendar.between(first, target)]
 
-    target = database.run(due)
-    if target is None:
-        return []
-    return [closed["period_id"] for closed in database.run(close_through, target, now)]
+    for period_id in database.run(due):
+        for closed in database.run(close_through, period_id, now):
+            yield closed["period_id"]
 
 
 def _before_any_posting(period: periods.Period, now: datetime, earliest: datetime | None) -> bool:

@@ -315,6 +315,27 @@ def test_an_auto_close_after_days_away_names_every_period_it_closed(operator, da
     assert said[-1] == "auto-close: no period due"
 
 
+def test_an_auto_close_refused_for_one_period_closes_those_before_it(operator, database, caplog):
+    """Day A can close; on day B a GBP partner earns with no fx rate for GBP, so B cannot,
+    nor yesterday after it (closing it closes B first). A is closed all the same: it was
+    held back with B when the job closed every due period in one unit of work."""
+    day_a, a_id, b_id = skyair_and_ironfit_by_day(operator, auto_close_after_hours=0)
+    add_partner(operator, "ldn", "London Gym", "gym", "GBP")
+    add_rate(operator, "earn", "1", partner_id="ldn")
+    earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
+    earn(operator, "m2-earn", "ldn", "m2", at(day_a, 1, 9), "10.00", "GBP")
+    caplog.set_level(logging.INFO, logger="coalition.jobs")
+
+    jobs.run_auto_close(database)
+
+    statuses = dict(_periods(operator))
+    assert (statuses[a_id], statuses[b_id], statuses[day_in_past(1)[1]]) == ("closed", "open", "open")
+    said = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "coalition.jobs"]
+    assert ("INFO", f"auto-close: closed {a_id}") in said
+    assert any(level == "WARNING" and f"no fx rate at the end of {b_id} for GBP" in message
+               for level, message in said)
+
+
 def test_an_auto_close_leaves_periods_before_the_first_transaction_open(operator, database):
     # it closed them empty, and a rate for the history posted later, backdated into them,
     # was refused: 409 period_closed
