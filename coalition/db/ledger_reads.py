@@ -3,9 +3,10 @@ set-based, as plain rows; and the fresh ids its new rows take.
 
 :class:`coalition.services.book.Book`, :mod:`coalition.services.expiry` and
 an import's lanes (:func:`members_of`) decide what they need and in which
-order; these statements fetch it, one round trip each, whatever the chunk's size. The posting path's statements are
-built once, at import: building one, and working out its cache key, costs
-more than running it, and they run on every posting.
+order; these statements fetch it, one round trip each, whatever the chunk's
+size. The posting path's statements are built once, at import: building
+one, and working out its cache key, costs more than running it, and they
+run on every posting.
 """
 
 import functools

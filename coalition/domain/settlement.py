@@ -242,9 +242,10 @@ def took_part(
 ) -> bool:
     """Whether a partner took part in the period: money on its position, a pair line of
     its own, or any points it issued, took back by a return (or fell short of), lost to
-    expiry, or posted late (``activity``). Only such a partner needs an fx rate to close: a partner that took
-    no part nets 0, which is 0 in any currency, and a coalition is not kept from
-    closing by a partner that joined after the period, or sat it out."""
+    expiry, or posted late (``activity``). Only such a partner needs an fx rate to
+    close: a partner that took no part nets 0, which is 0 in any currency, and a
+    coalition is not kept from closing by a partner that joined after the period, or
+    sat it out."""
     return (
         any((position.receivable, position.payable, position.fees))
         or any(activity)

@@ -230,9 +230,9 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
         return []
     reference = catalog.current(session)
     if target.end > now:
+        ends = _local(target.end, reference.calendar.timezone)
         raise Conflict(
-            f"period {target.id} ends {_local(target.end, reference.calendar.timezone).isoformat()};"
-            " it cannot close before",
+            f"period {target.id} ends {ends.isoformat()}; it cannot close before",
             reason="period_open",
         )
     last = calendar.last_closed(session)
