@@ -43,18 +43,10 @@ def of_open(session, period_ids: list[str]) -> list[OpenPeriodCounts]:
 
 
 def open_counted_before(session, cutoff: datetime) -> list[str]:
-    """The open periods whose kept counts were counted at or before ``cutoff``, by id."""
-    return session.scalars(_counted_before(cutoff).order_by(OpenPeriodCounts.period_id)).all()
-
-
-def committed_open_counted_before(session, period_id: str, cutoff: datetime) -> bool:
-    """Whether the open period's kept counts, as committed, were counted by ``cutoff``."""
-    query = _counted_before(cutoff).where(OpenPeriodCounts.period_id == period_id)
-    return session.scalar(query) is not None
-
-
-def _counted_before(cutoff: datetime):
-    return select(OpenPeriodCounts.period_id).where(OpenPeriodCounts.counted_at <= cutoff)
+    """The open periods whose kept counts were counted at or before ``cutoff``, by id
+    (a handful of rows: only periods slow to count have any)."""
+    query = select(OpenPeriodCounts.period_id).where(OpenPeriodCounts.counted_at <= cutoff)
+    return session.scalars(query.order_by(OpenPeriodCounts.period_id)).all()
 
 
 def drop_open(session, period_id: str) -> None:

@@ -155,7 +155,7 @@ def _count_if_still_due(session, period_id: str, *, closed: bool) -> bool:
     if closed:
         due = _kept_counts(kept_counts.committed_of_closed(session, period_id)) is None
     else:
-        due = kept_counts.committed_open_counted_before(session, period_id, _refresh_cutoff())
+        due = period_id in kept_counts.open_counted_before(session, _refresh_cutoff())
     if due:
         _count(session, period_id, {period_id}, closed=closed)
     return due
