@@ -1,5 +1,6 @@
 """Money rules (SPEC §3): ISO 4217 exponents, decimals as written, half-even rounding."""
 
+import threading
 from datetime import date
 from decimal import Decimal
 
@@ -291,6 +292,21 @@ def test_a_pair_line_of_34_digits_is_rounded_once_at_the_cent():
     assert (line.points, line.value) == (10**12 + 1, Decimal("1000000000000000000000.01"))
 
 
+def test_a_pair_line_is_rounded_once_in_a_thread_started_after_the_import_too():
+    # the service's worker threads start after this module is imported, and take their
+    # precision from the template context: the 34-digit line of the test above must still
+    # come to .01 there (at 28 digits, the default, it would be a tie rounded to .00)
+    redeemed = [
+        settlement.RedeemedPoints("i", "r", Decimal(10**9), 10**12),
+        settlement.RedeemedPoints("i", "r", Decimal("0.005000000001"), 1),
+    ]
+    found = []
+    worker = threading.Thread(target=lambda: found.extend(settlement.pair_lines(redeemed, "EUR")))
+    worker.start()
+    worker.join()
+    assert [line.value for line in found] == [Decimal("1000000000000000000000.01")]
+
+
 @pytest.mark.parametrize(("amount", "currency", "fits"), [
     ("350.00", "RUB", True), ("350.001", "RUB", False), ("100", "JPY", True), ("100.5", "JPY", False),
     ("1.234", "KWD", True), ("1.2345", "KWD", False), ("90", "EUR", True), ("NaN", "EUR", False),
@@ -298,3 +314,54 @@ def test_a_pair_line_of_34_digits_is_rounded_once_at_the_cent():
 ])
 def test_an_amount_fits_its_currency_with_no_more_decimals_than_it_has(amount, currency, fits):
     assert money.fits_minor_unit(Decimal(amount), currency) is fits
+
+
+# zero: nothing, at the currency's minor unit.
+
+
+@pytest.mark.parametrize(("currency", "written"), [("EUR", "0.00"), ("JPY", "0"), ("KWD", "0.000")])
+def test_zero_is_written_with_the_currencys_decimals(currency, written):
+    assert str(money.zero(currency)) == written
+
+
+# ratio: a share (a netting ratio, a KPI) to 4 decimals, half-even; None with nothing to divide by.
+
+
+def test_ratio_is_the_quotient_to_four_decimals():
+    # 1 ÷ 3 = 0.33333… → 0.3333; 2 ÷ 3 = 0.66666… → 0.6667
+    assert (str(money.ratio(1, 3)), str(money.ratio(2, 3))) == ("0.3333", "0.6667")
+
+
+def test_ratio_of_nothing_to_divide_by_is_none():
+    assert money.ratio(5, 0) is None
+    assert money.ratio(Decimal("5.00"), Decimal("0.00")) is None
+
+
+def test_ratio_of_nothing_over_something_is_zero_not_none():
+    assert str(money.ratio(0, 7)) == "0.0000"
+
+
+def test_ratio_takes_a_tie_at_the_fourth_decimal_to_the_even_neighbour():
+    # 1 ÷ 4000 = 0.00025, halfway between 0.0002 and 0.0003: 2 is even → 0.0002
+    # 3 ÷ 4000 = 0.00075, halfway between 0.0007 and 0.0008: 8 is even → 0.0008
+    assert (money.ratio(1, 4000), money.ratio(3, 4000)) == (Decimal("0.0002"), Decimal("0.0008"))
+
+
+def test_a_ratio_keeps_its_sign_but_a_zero_has_none():
+    # fees of 112.00 against pair lines of 50.00: 1 − 112 ÷ 50 = (50 − 112) ÷ 50 = −1.24
+    assert str(money.ratio(Decimal("-62.00"), Decimal("50.00"))) == "-1.2400"
+    # −1 ÷ 30000 = −0.0000333… rounds to a zero, written "0.0000", not "-0.0000"
+    assert str(money.ratio(-1, 30000)) == "0.0000"
+
+
+def test_ratio_to_other_places():
+    # 7 purchases by 3 purchasers: 2.333… → 2.33 at two places
+    assert str(money.ratio(7, 3, Decimal("0.01"))) == "2.33"
+
+
+# text: a figure as JSON carries it.
+
+
+def test_a_figure_is_written_for_json_as_computed_and_none_stays_null():
+    assert (money.text(Decimal("83.25")), money.text(Decimal("-0.70"))) == ("83.25", "-0.70")
+    assert money.text(None) is None
