@@ -349,6 +349,29 @@ def test_balance_lists_points_expiring_exactly_90_days_ahead():
     assert lots.balance([edge], NOW).expiring == [(20, NOW + 90 * DAY)]
 
 
+def test_balance_does_not_list_points_expiring_just_after_90_days():
+    # 90 days and 1 second ahead is beyond the horizon: available, but not yet "expiring"
+    beyond = lot(1, 20, expires_in_days=90)
+    beyond = replace(beyond, expires_at=beyond.expires_at + timedelta(seconds=1))
+    balance = lots.balance([beyond], NOW)
+    assert (balance.available, balance.expiring) == (20, [])
+
+
+def test_balance_does_not_list_a_spent_lot_as_expiring():
+    # lot 1 expires in 30 days but holds nothing: only lot 2's 20 points are expiring (no "0 points")
+    spent = lot(1, 0, points=70, expires_in_days=30)
+    held = lot(2, 20, expires_in_days=60)
+    assert lots.balance([spent, held], NOW).expiring == [(20, NOW + 60 * DAY)]
+
+
+def test_balance_counts_and_lists_a_lot_with_a_single_point_left():
+    # 1 point available, expiring in 30 days; 1 more on hold (earned 2 days ago, 14-day hold)
+    last = lot(1, 1, points=70, expires_in_days=30)
+    held = lot(2, 1, points=5, earned_days_ago=2, hold_days=14, expires_in_days=200)
+    balance = lots.balance([last, held], NOW)
+    assert (balance.available, balance.pending, balance.expiring) == (1, 1, [(1, NOW + 30 * DAY)])
+
+
 def test_balance_of_no_lots_is_zero():
     balance = lots.balance([], NOW)
     assert (balance.available, balance.pending, balance.expiring) == (0, 0, [])
@@ -446,6 +469,34 @@ def test_returns_in_small_pieces_give_back_every_point():
     assert (returned, taken) == (Decimal("350.00"), 120)
 
 
+def test_an_over_reversal_says_what_the_returns_would_total():
+    # by points: 100 already returned + 30 = 130 of the 120 earned;
+    # by amount: 300.00 already returned + 50.01 = 350.01 of a 350.00 purchase
+    original = lot(1, 20, points=120)
+    with pytest.raises(Invalid) as by_points:
+        lots.reverse_earn(
+            original,
+            at=NOW,
+            original_amount=Decimal("350.00"),
+            reversed_points=100,
+            reversed_amount=Decimal(0),
+            points=30,
+        )
+    with pytest.raises(Invalid) as by_amount:
+        lots.reverse_earn(
+            original,
+            at=NOW,
+            original_amount=Decimal("350.00"),
+            reversed_points=100,
+            reversed_amount=Decimal("300.00"),
+            amount=Decimal("50.01"),
+        )
+    assert by_points.value.message == "returns would total 130 points, more than the 120 earned"
+    assert by_amount.value.message == (
+        "returns would total 350.01, more than the purchase amount 350.00"
+    )
+
+
 def test_earn_reversal_by_amount_past_points_cap_is_over_reversal():
     # 120 points for 350.00; 110 points already taken back by points, none by amount.
     # Returning 100.00 would take 34 more: 110 + 34 = 144 > 120.
@@ -514,6 +565,15 @@ def test_small_burn_reversal_touches_only_newest_allocation():
     assert as_lot_points(lots.restore(burn_of_150(), 30)) == [(20, 30)]
 
 
+def test_burn_reversal_of_one_point_more_than_the_newest_allocation_reaches_the_next():
+    # 51 back: allocation 2 (lot 20) gives its 50, the 1 point left comes from allocation 1 (lot 10)
+    assert as_lot_points(lots.restore(burn_of_150(), 51)) == [(20, 50), (10, 1)]
+
+
+def test_burn_reversal_of_a_single_point_restores_it():
+    assert as_lot_points(lots.restore(burn_of_150(), 1)) == [(20, 1)]
+
+
 def test_full_burn_reversal_restores_every_allocation():
     # points=None: everything not yet reversed, 50 + 100 = 150.
     assert as_lot_points(lots.restore(burn_of_150(), None)) == [(20, 50), (10, 100)]
@@ -543,6 +603,14 @@ def test_burn_reversal_of_a_burn_reversed_in_full_says_none_is_left(points):
     assert caught.value.message == (
         "the burn is reversed in full already: no points are left to put back"
     )
+
+
+@pytest.mark.parametrize("points", [0, -5])
+def test_burn_reversal_of_no_points_or_fewer_is_over_reversal(points):
+    # 150 could still come back, but a reversal must put back at least 1 point
+    with pytest.raises(Invalid) as caught:
+        lots.restore(burn_of_150(), points)
+    assert caught.value.reason == "over_reversal"
 
 
 def test_burn_reversal_of_more_than_burned_is_over_reversal():
