@@ -12,9 +12,11 @@ from coalition.domain.settlement import (
     Position,
     RedeemedPoints,
     Unbalanced,
+    convert,
     counterparties,
     fee_lines,
     fees,
+    liability_value,
     netting,
     pair_lines,
     positions,
@@ -83,6 +85,24 @@ def test_own_redemption_keeps_its_points_and_is_worth_nothing():
                 RedeemedPoints("aroma", "aroma", Decimal("0.02"), -100)]
     (line,) = pair_lines(redeemed, "EUR")
     assert (line.own, line.points, str(line.value)) == (True, 600, "0.00")
+
+
+def test_a_pair_line_sums_points_times_rate_with_reversals_negative_then_rounds_once():
+    # skyair → aroma: 9000 × 0.01 = 90.00, 1000 reversed at the burn's 0.012 = −12.00,
+    # 1 × 0.004 = 0.004 and 1 × 0.0042 = 0.0042 (each alone would round to 0.00):
+    # 90.00 − 12.00 + 0.004 + 0.0042 = 78.0082 → 78.01, of 9000 − 1000 + 1 + 1 = 8002 points
+    # aroma → gym: 250 × 0.02 = 5.00; lines come by issuer, then redeemer
+    redeemed = [
+        RedeemedPoints("skyair", "aroma", Decimal("0.01"), 9000),
+        RedeemedPoints("aroma", "gym", Decimal("0.02"), 250),
+        RedeemedPoints("skyair", "aroma", Decimal("0.012"), -1000),
+        RedeemedPoints("skyair", "aroma", Decimal("0.004"), 1),
+        RedeemedPoints("skyair", "aroma", Decimal("0.0042"), 1),
+    ]
+    assert [
+        (line.issuer_id, line.redeemer_id, line.points, str(line.value))
+        for line in pair_lines(redeemed, "EUR")
+    ] == [("aroma", "gym", 250, "5.00"), ("skyair", "aroma", 8002, "78.01")]
 
 
 def period_lines():
@@ -184,3 +204,31 @@ def test_money_points_or_a_pair_line_of_its_own_is_taking_part(position, activit
 def test_another_partners_pair_line_is_not_taking_part():
     line = PairLine("skyair", "aroma", 10, Decimal("0.10"))
     assert not took_part("gym", _position(), PartnerActivity(), [line])
+
+
+def test_a_net_converts_into_the_partners_currency_rounded_half_to_even():
+    # SPEC §7's example: 83.25 EUR at 0.0110 EUR per RUB = 7568.1818… RUB → 7568.18
+    assert str(convert(Decimal("83.25"), Decimal("0.0110"), "RUB")) == "7568.18"
+    # a partner that pays: −40.00 EUR ÷ 0.0110 = −3636.3636… RUB → −3636.36
+    assert str(convert(Decimal("-40.00"), Decimal("0.0110"), "RUB")) == "-3636.36"
+    # 0.25 EUR at 0.0050 EUR per JPY = 50 JPY; 0.0125 EUR ÷ 0.0050 = 2.5 JPY, a tie → 2 (even)
+    assert str(convert(Decimal("0.25"), Decimal("0.0050"), "JPY")) == "50"
+    assert str(convert(Decimal("0.0125"), Decimal("0.0050"), "JPY")) == "2"
+
+
+def test_outstanding_points_are_worth_the_redemption_rate_rounded_once():
+    # 1234 points × 0.0125 EUR = 15.425, halfway between 15.42 and 15.43: 2 is even → 15.42
+    assert str(liability_value(1234, Decimal("0.0125"), "EUR")) == "15.42"
+    # 40 points × 0.01 = 0.40 EUR; in JPY, 40 × 0.5 = 20
+    assert str(liability_value(40, Decimal("0.01"), "EUR")) == "0.40"
+    assert str(liability_value(40, Decimal("0.5"), "JPY")) == "20"
+
+
+def test_outstanding_points_without_a_redemption_rate_are_of_unknown_value():
+    assert liability_value(40, None, "EUR") is None
+
+
+def test_no_outstanding_points_are_worth_nothing_with_or_without_a_rate():
+    assert str(liability_value(0, None, "EUR")) == "0.00"
+    assert str(liability_value(0, None, "JPY")) == "0"
+    assert str(liability_value(0, Decimal("0.01"), "EUR")) == "0.00"
