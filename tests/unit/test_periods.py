@@ -333,6 +333,15 @@ def test_the_earlier_of_two_periods_is_the_one_that_starts_first():
     assert min(october, september) == september
 
 
+def test_a_listed_period_is_open_until_it_has_a_closing_time():
+    # GET /periods (SPEC §7): a period with no closed_at is open; one closed at an instant is closed
+    october = periods.Calendar("monthly", "UTC").parse("2026-10")
+    listed = periods.ListedPeriod(october.start, october.end, october.id)
+    closed = periods.ListedPeriod(october.start, october.end, october.id, utc(2026, 11, 4))
+    assert (listed.closed, listed.status) == (False, "open")
+    assert (closed.closed, closed.status) == (True, "closed")
+
+
 # When a transaction may be dated (SPEC §5): up to 5 minutes ahead, max_backdate_days back.
 
 NOW = utc(2026, 12, 1, 12, 0)

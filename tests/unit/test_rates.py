@@ -166,6 +166,39 @@ def test_no_rate_in_force_gives_none():
     assert rates.in_force([], "earn", APR_15, partner_id="aroma") is None
 
 
+# redemption_rate and fee_rate: what a point redeemed, or issued, is worth (SPEC §7).
+
+
+def test_a_point_redeemed_is_worth_the_redeemers_own_rate_before_the_coalition_wide_one():
+    coalition_wide = rate(1, value="0.01")
+    aroma = rate(2, value="0.02", partner_id="aroma")
+    fee = rate(3, kind="fee", value="0.05", partner_id="gym")
+    every = [coalition_wide, aroma, fee]
+    assert rates.redemption_rate(every, "aroma", APR_15) == aroma
+    assert rates.redemption_rate(every, "gym", APR_15) == coalition_wide  # its fee is no value
+    assert rates.redemption_rate(every, "aroma", JAN.replace(year=2025)) is None  # none yet
+
+
+def test_an_issuer_pays_its_own_fee_rate_before_the_coalition_wide_one():
+    coalition_wide = rate(1, kind="fee", value="0.001")
+    skyair = rate(2, kind="fee", value="0.002", partner_id="skyair")
+    redemption = rate(3, value="0.01", partner_id="aroma")
+    every = [coalition_wide, skyair, redemption]
+    assert rates.fee_rate(every, "skyair", APR_15) == skyair
+    assert rates.fee_rate(every, "aroma", APR_15) == coalition_wide  # its redemption is no fee
+    assert rates.fee_rate(every, "aroma", JAN.replace(year=2025)) is None  # none yet
+
+
+def test_the_operator_pays_no_fee_to_itself():
+    # SPEC §7: the coalition partner's bonuses bear no fee, even under a coalition-wide fee
+    # rate or one named for it
+    every = [
+        rate(1, kind="fee", value="0.001"),
+        rate(2, kind="fee", value="0.003", partner_id="coalition"),
+    ]
+    assert rates.fee_rate(every, "coalition", APR_15) is None
+
+
 # versions_in_force: per scope, the one version in force (GET /rates?at=).
 
 
@@ -176,6 +209,17 @@ def test_versions_in_force_leave_out_superseded_and_future_versions():
     march = rate(2, value="0.012", effective_from=MAR)
     june = rate(3, value="0.015", effective_from=JUN)
     assert rates.versions_in_force([january, march, june], APR_15) == [march]
+
+
+def test_versions_in_force_keep_the_latest_version_whatever_order_the_rates_come_in():
+    # March's version supersedes January's even when listed first; of two versions of
+    # March, the correction posted later (id 4) supersedes the first (id 3)
+    january = rate(1, value="0.010", effective_from=JAN)
+    march = rate(2, value="0.012", effective_from=MAR)
+    assert rates.versions_in_force([march, january], APR_15) == [march]
+    first = rate(3, value="0.013", effective_from=MAR)
+    correction = rate(4, value="0.014", effective_from=MAR)
+    assert rates.versions_in_force([correction, first], APR_15) == [correction]
 
 
 def test_versions_in_force_keep_one_version_per_kind_partner_category_currency_and_threshold():
