@@ -469,32 +469,24 @@ def test_returns_in_small_pieces_give_back_every_point():
     assert (returned, taken) == (Decimal("350.00"), 120)
 
 
-def test_an_over_reversal_says_what_the_returns_would_total():
-    # by points: 100 already returned + 30 = 130 of the 120 earned;
+@pytest.mark.parametrize(("reversed_amount", "this_return", "message"), [
+    # by points: 100 already returned + 30 = 130 of the 120 earned
+    (Decimal(0), {"points": 30}, "returns would total 130 points, more than the 120 earned"),
     # by amount: 300.00 already returned + 50.01 = 350.01 of a 350.00 purchase
-    original = lot(1, 20, points=120)
-    with pytest.raises(Invalid) as by_points:
+    (Decimal("300.00"), {"amount": Decimal("50.01")},
+     "returns would total 350.01, more than the purchase amount 350.00"),
+], ids=["by points", "by amount"])
+def test_an_over_reversal_says_what_the_returns_would_total(reversed_amount, this_return, message):
+    with pytest.raises(Invalid) as caught:
         lots.reverse_earn(
-            original,
+            lot(1, 20, points=120),
             at=NOW,
             original_amount=Decimal("350.00"),
             reversed_points=100,
-            reversed_amount=Decimal(0),
-            points=30,
+            reversed_amount=reversed_amount,
+            **this_return,
         )
-    with pytest.raises(Invalid) as by_amount:
-        lots.reverse_earn(
-            original,
-            at=NOW,
-            original_amount=Decimal("350.00"),
-            reversed_points=100,
-            reversed_amount=Decimal("300.00"),
-            amount=Decimal("50.01"),
-        )
-    assert by_points.value.message == "returns would total 130 points, more than the 120 earned"
-    assert by_amount.value.message == (
-        "returns would total 350.01, more than the purchase amount 350.00"
-    )
+    assert caught.value.message == message
 
 
 def test_earn_reversal_by_amount_past_points_cap_is_over_reversal():
