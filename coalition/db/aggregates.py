@@ -17,7 +17,7 @@ from sqlalchemy import bindparam, case, exists, func, select, true, type_coerce
 from sqlalchemy.orm import aliased
 
 from coalition.db import written
-from coalition.db.models import Allocation, Lot, Member, Settings, Transaction
+from coalition.db.models import Allocation, Base, Lot, Member, Settings, Transaction
 from coalition.db.types import UTCDateTime
 from coalition.domain import lots as lots_domain
 from coalition.domain import totals as totals_domain
@@ -96,9 +96,10 @@ def late_items(session, period_id: str) -> list[Transaction]:
     return list(session.scalars(query))
 
 
-def last_transaction_id(connection) -> int:
-    """The ledger's highest transaction id, 0 while it is empty (a session or a connection)."""
-    return connection.scalar(select(func.max(Transaction.id))) or 0
+def largest_id(connection, table: str) -> int:
+    """A table's largest id, 0 while it is empty (a session or a connection): of
+    ``transactions``, the ledger's last transaction."""
+    return connection.scalar(select(func.max(Base.metadata.tables[table].c.id))) or 0
 
 
 def occurrences(session) -> tuple[datetime | None, datetime | None]:

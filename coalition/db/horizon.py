@@ -49,7 +49,7 @@ def bound(session, last_id: int) -> int | None:
     with engine.connect() as connection, connection.begin():
         connection.execute(text(f"SET LOCAL lock_timeout = '{WAIT}'"))
         locks.hold(connection, locks.CALENDAR)  # past WAIT, the database is Busy: 503
-        settled = aggregates.last_transaction_id(connection)
+        settled = aggregates.largest_id(connection, "transactions")
     _settled[engine] = max(settled, _settled.get(engine, 0))
     return settled
 

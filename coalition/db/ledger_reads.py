@@ -44,11 +44,6 @@ def draw_ids(connection, counts: dict[str, int]) -> dict[str, list[int]]:
     return dict(zip(counts, row, strict=True))
 
 
-def largest_id(connection, table: str) -> int:
-    """The table's largest id, 0 while it is empty: SQLite's one writer counts on from it."""
-    return connection.execute(text(f"SELECT coalesce(max(id), 0) FROM {table}")).scalar_one()
-
-
 def lock_chunk(session, keys: list[str], ahead: dict[str, int] | None) -> dict | None:
     """The calendar lock, shared, and the idempotency keys' locks, in the order given;
     in the same round trip, ``ahead`` fresh ids per table if asked (PostgreSQL)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from coalition.db import ledger_reads, locks, models, on_postgresql, rows, totals
+from coalition.db import aggregates, ledger_reads, locks, models, on_postgresql, rows, totals
 from coalition.db.writes import SKIP_EXISTING, Writes
 from coalition.domain import lots as lots_domain
 from coalition.services import catalog, members
@@ -65,7 +65,7 @@ class Ids:
         """The next id of ``table``: handed out in increasing order, so ids follow posting order."""
         if not on_postgresql(self.session):
             if table not in self.last:
-                self.last[table] = ledger_reads.largest_id(self.session.connection(), table)
+                self.last[table] = aggregates.largest_id(self.session.connection(), table)
             self.last[table] += 1
             return self.last[table]
         if self.drawn is None:

@@ -36,7 +36,7 @@ def create(session, fields: dict) -> models.Rate:
     last_closed = calendar.last_closed(session)
     if last_closed is not None and fields["effective_from"] < last_closed.end:
         raise PeriodClosed(f"effective_from falls in closed period {last_closed.id} or earlier")
-    last = aggregates.last_transaction_id(session)
+    last = aggregates.largest_id(session, "transactions")
     rate = models.Rate(created_at=datetime.now(UTC), last_transaction_id=last, **fields)
     session.add(rate)
     session.flush()
