@@ -358,12 +358,13 @@ def _summary_box(statement: Mapping) -> list[Flowable]:
     workings = (
         f"Net {net} {base} = receivable {receivable} − payable {payable} − fees {fees}, in {base}."
     )
-    if statement["currency"] != base:
+    currency = statement["currency"]
+    if currency != base and summary["fx_rate"] is None:
+        workings += f" Nothing to convert into {currency}, and no fx rate was needed."
+    elif currency != base:
         workings += (
-            f" Nothing to convert into {statement['currency']}, and no fx rate was needed."
-            if summary["fx_rate"] is None
-            else f" Converted at {summary['fx_rate']} {base} per {statement['currency']}, "
-            "the rate in force at the end of the period."
+            f" Converted at {summary['fx_rate']} {base} per {currency},"
+            " the rate in force at the end of the period."
         )
     content = [
         _p(_settlement_sentence(statement), _SENTENCE),

@@ -630,6 +630,15 @@ def test_summary_skips_conversion_when_partner_settles_in_base_currency():
     assert "The coalition operator pays Кофейня Арома 83.25 EUR." in summary_text(statement)
 
 
+def test_the_workings_name_the_fx_rate_the_net_was_converted_at_and_only_for_another_currency():
+    converted = "Converted at 0.0110 EUR per RUB, the rate in force at the end of the period."
+    assert converted in summary_text(make_statement())
+    in_base = make_statement(
+        currency="EUR", summary={"currency": "EUR", "fx_rate": "1", "net_in_currency": "83.25"}
+    )
+    assert "Converted at" not in summary_text(in_base)
+
+
 def test_forints_print_with_isos_two_decimals():
     # 83.25 EUR at 0.0026 EUR per HUF = 32,019.23 HUF (ISO: 2 decimals; CLDR's 0 refused it)
     statement = make_statement(
