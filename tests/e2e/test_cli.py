@@ -20,10 +20,10 @@ from click.testing import CliRunner
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from coalition import cli as cli_module
 from coalition import auth, config, demo
-from coalition.cli import main
-from coalition import transaction_file
+from coalition.cli import databases as cli_databases
+from coalition.cli import imports as cli_imports
+from coalition.cli import main, transaction_file
 from coalition.db import Database, migrate
 from coalition.services import batches, imports
 from tests.conftest import connections_refused, days_ago, empty_database
@@ -190,7 +190,7 @@ def test_import_posts_each_row_and_a_rerun_replays(cli, aroma, operator, tmp_pat
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 15
 
 
-@pytest.mark.parametrize(("cpus", "jobs"), [(None, 1), (3, 3), (64, cli_module.IMPORT_LANES_MAX)])
+@pytest.mark.parametrize(("cpus", "jobs"), [(None, 1), (3, 3), (64, cli_imports.IMPORT_LANES_MAX)])
 def test_import_counts_the_cpus_where_the_system_cannot_say_which_it_may_use(monkeypatch, cpus, jobs):
     # macOS has no sched_getaffinity: os.cpu_count() is what there is (None when unknown)
     monkeypatch.delattr("os.sched_getaffinity", raising=False)
@@ -199,7 +199,7 @@ def test_import_counts_the_cpus_where_the_system_cannot_say_which_it_may_use(mon
     class Server:  # a PostgreSQL database, as far as choosing lanes goes
         engine = SimpleNamespace(dialect=SimpleNamespace(name="postgresql"))
 
-    assert cli_module._import_jobs(Server(), None, cli_module.IMPORT_LANES_FROM) == jobs
+    assert cli_imports._import_jobs(Server(), None, cli_imports.IMPORT_LANES_FROM) == jobs
 
 
 def test_import_uses_a_process_per_cpu_from_a_file_size_and_one_on_sqlite(
@@ -207,7 +207,7 @@ def test_import_uses_a_process_per_cpu_from_a_file_size_and_one_on_sqlite(
 ):
     """SQLite lets one writer in at a time: asked for more, it says so; PostgreSQL
     posts a large enough file in one process per CPU, a small one in one."""
-    monkeypatch.setattr("coalition.cli.IMPORT_LANES_FROM", 3)
+    monkeypatch.setattr("coalition.cli.imports.IMPORT_LANES_FROM", 3)
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
     when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
@@ -232,7 +232,7 @@ def test_import_uses_a_process_per_cpu_from_a_file_size_and_one_on_sqlite(
 def test_import_names_the_file_line_of_each_failure_across_slices(
     cli, aroma, operator, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 2)
+    monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 2)
     when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
     path = tmp_path / "transactions.csv"
     path.write_text(
@@ -624,7 +624,7 @@ def _anonymous(text, partner: str) -> str:
 def test_import_in_lanes_ends_as_posting_one_row_after_another(cli, operator, tmp_path, monkeypatch):
     """One random file imported by one process for aroma, and in three lanes for brew
     (the same rates): every row has the same outcome, the ledgers are the same."""
-    monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 16)  # many slices: reversals of earlier ones
+    monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 16)  # many slices: reversals of earlier ones
     _partners_alike(operator, "aroma", "brew")
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
     outputs, ledgers = {}, {}
@@ -696,7 +696,7 @@ def test_lanes_posted_in_turn_end_as_posting_one_row_after_another(
         with open(path, newline="", encoding="utf-8") as source:
             numbered = transaction_file.rows(source, path)
             slices = iter(lambda: list(islice(numbered, 16)), [])
-            posted = imports.post_file(database, jobs, slices, cli_module._requests, pool)
+            posted = imports.post_file(database, jobs, slices, cli_imports._requests, pool)
             reports[partner] = _anonymous([report for _, part in posted for report in part], partner)
         ledgers[partner] = _anonymous(_ledger(operator, partner), partner)
     assert reports["brew"] == reports["aroma"]
@@ -718,8 +718,8 @@ def test_import_whose_worker_dies_says_so_and_a_rerun_posts_the_rest(
     cli, aroma, operator, database, tmp_path, monkeypatch
 ):
     """The second slice's first lane is posted, its other lanes' process dies."""
-    monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 4)
-    monkeypatch.setattr("coalition.cli._import_jobs", lambda database, asked, total: 3)
+    monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 4)
+    monkeypatch.setattr("coalition.cli.imports._import_jobs", lambda database, asked, total: 3)
     monkeypatch.setattr(imports, "_database_at", lambda url: database)
     monkeypatch.setattr(imports, "_processes", lambda jobs, url: _LanesInTurn(False, dies_at_slice=2))
     path = _eight_earns(tmp_path / "transactions.csv", "d")
@@ -756,9 +756,9 @@ def test_import_interrupted_says_so_counts_what_it_posted_and_a_rerun_posts_the_
     cli, aroma, operator, tmp_path, monkeypatch
 ):
     """Ctrl-C while the second slice is read: the first slice is in the ledger and counted."""
-    monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 4)
-    read = cli_module._requests
-    monkeypatch.setattr("coalition.cli._requests", _interrupted_at_slice(2, read))
+    monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 4)
+    read = cli_imports._requests
+    monkeypatch.setattr("coalition.cli.imports._requests", _interrupted_at_slice(2, read))
     path = _eight_earns(tmp_path / "transactions.csv", "k")
     stopped = cli("import", str(path))
     assert stopped.exit_code == 1
@@ -769,7 +769,7 @@ def test_import_interrupted_says_so_counts_what_it_posted_and_a_rerun_posts_the_
     # the header is line 1, the first slice lines 2 to 5
     assert "through line 5, are decided; some of the next 4 rows may be in the ledger too" in stopped.output
     assert f"To go on: coalition import {path} --from-line 6" in stopped.output
-    monkeypatch.setattr("coalition.cli._requests", read)
+    monkeypatch.setattr("coalition.cli.imports._requests", read)
     again = cli("import", str(path))
     assert (again.exit_code, again.output.splitlines()[-1]) == (0, "4 created, 4 replayed, 0 failed")
 
@@ -782,8 +782,8 @@ def test_an_import_that_stopped_goes_on_from_the_line_it_names_deciding_no_row_a
     floor(100.00 × 0.1) = 10. Imported again from the start, the burn would post; from
     line 6, where the import says to go on, it stays refused, as in an import that never
     stopped, and card-1 keeps its 10 points."""
-    monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 2)
-    read = cli_module._requests
+    monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 2)
+    read = cli_imports._requests
     path = tmp_path / "rows.csv"
     path.write_text(
         "external_id,type,partner_id,member_id,occurred_at,amount,currency,points\n"
@@ -791,12 +791,12 @@ def test_an_import_that_stopped_goes_on_from_the_line_it_names_deciding_no_row_a
         + "".join(f"e-{n},earn,aroma,card-{n},{days_ago(3)},100.00,RUB,\n" for n in range(5)),
         encoding="utf-8",
     )
-    monkeypatch.setattr("coalition.cli._requests", _interrupted_at_slice(3, read))
+    monkeypatch.setattr("coalition.cli.imports._requests", _interrupted_at_slice(3, read))
     stopped = cli("import", str(path))
     assert stopped.exit_code == 1
     assert stopped.output.splitlines()[-1] == "3 created, 0 replayed, 1 failed"
     assert f"To go on: coalition import {path} --from-line 6" in stopped.output
-    monkeypatch.setattr("coalition.cli._requests", read)
+    monkeypatch.setattr("coalition.cli.imports._requests", read)
     rest = cli("import", str(path), "--from-line", "6")
     assert (rest.exit_code, rest.output.splitlines()[-1]) == (0, "2 created, 0 replayed, 0 failed")
     posted = sorted(item["external_id"] for item in list_all(operator, partner_id="aroma"))
@@ -814,7 +814,7 @@ def test_a_signal_mid_slice_stops_the_import_once_the_slice_is_posted_and_counte
     burn with it, so going on from line 6 decides it no more: stopped as the pair was
     written, its refusal was never counted, and going on from line 2 posted the burn,
     leaving card-1 5 points where an import that never stopped leaves 10."""
-    monkeypatch.setattr("coalition.cli.IMPORT_SLICE", 4)
+    monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 4)
     monkeypatch.setattr(batches, "CHUNK", 2)
     post_chunk, chunks = batches._post_chunk, []
 
@@ -886,13 +886,13 @@ def test_an_import_whose_database_goes_away_stops_in_one_line_and_a_rerun_posts_
 def test_a_command_whose_database_goes_away_while_it_runs_says_so_in_one_line(database_url, monkeypatch):
     url = make_url(database_url).update_query_dict({"application_name": IMPORTING})
     monkeypatch.setenv("COALITION_DATABASE_URL", url.render_as_string(hide_password=False))
-    checked = cli_module._check_schema
+    checked = cli_databases._check_schema
     with ExitStack() as later:
         def then_the_server_goes_away(database, *options):
             checked(database, *options)
             later.enter_context(connections_refused(url.database, IMPORTING))
 
-        monkeypatch.setattr(cli_module, "_check_schema", then_the_server_goes_away)
+        monkeypatch.setattr(cli_databases, "_check_schema", then_the_server_goes_away)
         result = CliRunner().invoke(main, ["expire"])
     assert result.exit_code == 1, result.output
     assert result.stderr.startswith("Error: the database cannot be reached (")
@@ -1317,7 +1317,7 @@ def test_a_pipe_is_refused_in_one_line_since_the_import_reads_its_file_twice(tmp
 def test_more_processes_than_the_import_allows_is_a_usage_error(tmp_path):
     path = tmp_path / "rows.csv"
     path.write_text(HEADER, encoding="utf-8")
-    result = CliRunner().invoke(main, ["import", "--jobs", str(cli_module.IMPORT_JOBS_MAX + 1), str(path)])
+    result = CliRunner().invoke(main, ["import", "--jobs", str(cli_imports.IMPORT_JOBS_MAX + 1), str(path)])
     assert result.exit_code == 2
     assert "Invalid value for '--jobs'" in result.stderr
 

@@ -1,0 +1,130 @@
+"""The ``coalition`` command (SPEC §9).
+
+Each command builds the app from the environment and calls the same use cases
+as the HTTP API; ``serve`` migrates first, prints an operator key on first
+start, runs the scheduler (unless switched off) and serves with gunicorn.
+``keys`` and ``import`` have modules of their own.
+"""
+
+from datetime import UTC, datetime
+
+import click
+
+from coalition import auth, config
+from coalition.cli import databases, imports, keys
+from coalition.domain.errors import CoalitionError
+from coalition.logs import quantity
+from coalition.services import changes
+
+
+class Group(click.Group):
+    """The command group, reporting a domain error as click reports a usage error.
+
+    A :class:`CoalitionError` from any command is the user's mistake (a partner
+    key without its partner, a period that has not ended), not a bug: one line
+    ``Error: ...`` on stderr and exit status 1, without a traceback. What a
+    command changes (a key, a close) is recorded as the command line's.
+    """
+
+    def invoke(self, ctx):
+        try:
+            with changes.acting(changes.Actor("cli")):
+                return super().invoke(ctx)
+        except CoalitionError as error:
+            raise click.ClickException(error.message) from error
+
+
+@click.group(cls=Group)
+def main():
+    """Coalition settlement service."""
+
+
+@main.group()
+def db():
+    """Database schema."""
+
+
+@db.command("upgrade")
+def db_upgrade():
+    """Create or upgrade the schema (Alembic)."""
+    with databases.opened(upgrade=True):
+        click.echo("database is at the newest schema")
+
+
+@main.command()
+def expire():
+    """Expire every lot past its expiry date now."""
+    from coalition.services import expiry
+
+    with databases.opened() as database:
+        count = expiry.expire_all(database, datetime.now(UTC))
+    click.echo(f"expired {quantity(count, 'lot')}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option("--no-scheduler", is_flag=True, help="do not run the expiry and auto-close jobs")
+def serve(host, port, workers, no_scheduler):
+    """Migrate, then serve the API (gunicorn) with the scheduler."""
+    from coalition import server
+
+    with databases.opened(upgrade=True, wait=databases.START_WAIT_SECONDS) as database:
+        key = database.run(auth.first_operator_key)
+    if key is not None:
+        click.echo("First start: an operator key was created. Store it now, it is not shown again:")
+        click.echo(key)
+    scheduler = config.from_environment()["SCHEDULER"] and not no_scheduler
+    jobs = "expiry hourly, auto-close checked every 15 minutes" if scheduler else "off"
+    banner = f"Coalition on http://{host}:{port}  (API docs at /api/docs)\nJobs: {jobs}"
+    server.run(host, port, workers, scheduler, banner)
+
+
+@main.command()
+@click.argument("period_id")
+def close(period_id):
+    """Close a settlement period (and every earlier open one): PERIOD_ID as the calendar
+    names it, 2026-10 (monthly), 2026-W43 (weekly) or 2026-10-05 (daily)."""
+    from coalition.services import calendar, settlement
+
+    with databases.opened() as database:
+        period_id = database.run(calendar.parse, period_id).id  # not a period id: said first
+        click.echo(f"Closing {period_id} and any earlier open period …")
+        now = datetime.now(UTC)
+        closed = database.run(settlement.close_through, period_id, now)
+        result = closed[-1] if closed else database.run(settlement.get, period_id, now)
+    if len(closed) > 1:
+        earlier = [each["period_id"] for each in closed[:-1]]
+        click.echo(
+            f"closed {earlier[0]} first: the open period before {period_id}"
+            if len(earlier) == 1
+            else f"closed {earlier[0]} to {earlier[-1]} first:"
+            f" the {len(earlier):,} open periods before {period_id}"
+        )
+    netting = result["netting"]
+    what = f"closed {period_id}" if closed else f"{period_id} was already closed"
+    click.echo(
+        f"{what}: {quantity(len(result['partners']), 'statement')}, "
+        f"gross {netting['gross']} {result['base_currency']}, "
+        f"multilateral net {netting['multilateral_net']} {result['base_currency']}, "
+        f"payments saved {netting['payments_saved']}"
+    )
+
+
+@main.command()
+def demo():
+    """Load a sample coalition with closed periods and statements."""
+    from coalition import demo as demo_data
+
+    with databases.opened(upgrade=True) as database:
+        demo_data.load(
+            database,
+            datetime.now(UTC),
+            echo=click.echo,
+            progress=lambda: click.progressbar(length=demo_data.DAYS, label="Posting days"),
+        )
+
+
+main.add_command(keys.keys)
+main.add_command(imports.import_transactions)

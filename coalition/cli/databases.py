@@ -1,0 +1,144 @@
+"""The database a command works on: opened from the environment, its schema
+checked (or upgraded, for the commands that set things up), and named as the
+user should recognise it."""
+
+import itertools
+import os
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+from alembic.util import CommandError
+from sqlalchemy.exc import ArgumentError, DBAPIError
+
+from coalition import config, create_app, database_of
+from coalition.db import Unavailable, is_unavailable, migrate
+
+# serve waits this long for a database that does not answer yet (started beside it)
+START_WAIT_SECONDS = 60
+START_RETRY_SECONDS = 2
+
+
+@contextmanager
+def opened(*, upgrade=False, wait=0):
+    """The configured database for one command, its connections closed afterwards.
+
+    With ``upgrade`` (commands that set things up: ``db upgrade``, ``keys
+    create``, ``serve``, ``demo``) the schema is brought to the newest first.
+    The others use the database as it is; on one without the newest schema
+    they say how to get it instead of failing on a missing table.
+    """
+    try:
+        database = database_of(create_app())
+    except config.Unreadable as error:
+        raise click.ClickException(str(error)) from None
+    except (ArgumentError, ImportError, ValueError) as error:  # not a URL, no dialect or driver
+        raise click.ClickException(f"COALITION_DATABASE_URL cannot be used: {error}")
+    missing = _missing_file(database)
+    if missing is not None and not upgrade:  # said before SQLite would create it
+        database.dispose()
+        raise click.ClickException(_no_database(missing))
+    try:
+        _check_schema(database, upgrade, wait)
+        if missing is not None:  # said once it exists: a file that cannot be made is reported
+            click.echo(f"created a new database at {missing}", err=True)
+        yield database
+    except Unavailable as error:  # the server went away while the command ran
+        raise click.ClickException(f"{error}; run the command again once it is back") from None
+    finally:
+        database.dispose()
+
+
+def _missing_file(database) -> Path | None:
+    """The SQLite file a command would create by opening it, None if it exists or the
+    database is a server's: a command run in another directory than the service would
+    otherwise work on a new, empty database of its own."""
+    path = _file(database)
+    try:
+        return None if path is None or path.exists() else path
+    except OSError as error:  # a name the file system refuses (too long): no file, and none to make
+        database.dispose()
+        raise click.ClickException(f"cannot open the database {path}: {error.strerror}") from None
+
+
+def _no_database(path: Path) -> str:
+    if os.environ.get("COALITION_DATABASE_URL"):
+        return f"there is no database at {path} (COALITION_DATABASE_URL)"
+    return (
+        f"there is no database at {path}: without COALITION_DATABASE_URL, a command uses"
+        " coalition.sqlite3 in the directory it runs in; run it where `coalition serve` runs,"
+        " or set COALITION_DATABASE_URL"
+    )
+
+
+def shown(database) -> str:
+    """Where a command works: the SQLite file, or the server's URL without its password."""
+    path = _file(database)
+    return database.engine.url.render_as_string(hide_password=True) if path is None else str(path)
+
+
+def _file(database) -> Path | None:
+    """The file of an SQLite database named by its path; None for a server, memory, or
+    a ``file:`` URI, whose path and options SQLite reads itself."""
+    url = database.engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    if url.query.get("uri") == "true" or url.database.startswith("file:"):
+        return None
+    return Path(url.database).resolve()
+
+
+def _check_schema(database, upgrade: bool, wait: float = 0) -> None:
+    """Upgrade the schema, or check it is this release's; the first statements any
+    command sends, so a database that cannot be opened is reported here.
+
+    With ``wait``, a server that does not answer yet (started at the same
+    time, as containers are) is asked again every few seconds for that long,
+    saying so once, before the command gives up.
+    """
+    where = shown(database)
+    deadline = time.monotonic() + wait
+    for attempt in itertools.count():
+        try:
+            before = migrate.upgrade(database) if upgrade else frozenset()
+            revisions = migrate.revisions(database)
+            break
+        except CommandError as error:  # a revision it does not know: a newer release's
+            raise click.ClickException(f"{migrate.SCHEMA_IS_NEWER} ({error})") from None
+        except (DBAPIError, Unavailable) as error:  # unreachable, not a database, no such directory
+            cause = error.__cause__ if isinstance(error, Unavailable) else error
+            if not (_not_up_yet(cause) and time.monotonic() < deadline):
+                reason = getattr(cause, "orig", cause)
+                raise click.ClickException(f"cannot open the database {where}: {reason}") from None
+            if attempt == 0:
+                click.echo(f"waiting up to {wait:g} s for the database {where}: {cause.orig}")
+            time.sleep(START_RETRY_SECONDS)
+    if (why := migrate.mismatch(revisions)) is not None:
+        raise click.ClickException(why)
+    if before and before != revisions:  # a new database's creation is said by opened
+        click.echo(f"upgraded the schema from {_listed(before)} to {_listed(revisions)}", err=True)
+
+
+def _listed(revisions: frozenset[str]) -> str:
+    return ", ".join(sorted(revisions))
+
+
+# what a server says while it is not serving for a while: worth waiting for
+NOT_UP_YET = (
+    "starting up",
+    "shutting down",
+    "in recovery",
+    "not currently accepting connections",
+    "too many clients",
+)
+
+
+def _not_up_yet(error) -> bool:
+    """A server that does not answer yet (refused, unreachable, timed out) or says it
+    is starting or full; not one that answers no (no such database or role, a wrong
+    password), which would answer the same after the wait."""
+    if not (isinstance(error, DBAPIError) and is_unavailable(error)):
+        return False
+    said = str(error.orig)
+    return "FATAL" not in said or any(state in said for state in NOT_UP_YET)
