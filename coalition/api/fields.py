@@ -162,4 +162,4 @@ PartnerId = WholeMatch(
 
 #: An amount the service has already written at its currency's minor unit, signed,
 #: as a string such as ``"-83.25"`` (SPEC §3): settlements, statements and KPIs.
-Money = fields.String
+MoneyOut = fields.String

@@ -7,7 +7,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database, principal
-from coalition.api.fields import Count, Money, PartnerId, Text
+from coalition.api.fields import Count, MoneyOut, PartnerId, Text
 from coalition.services import kpis
 
 blp = Blueprint("kpis", __name__, url_prefix="/api/v1/kpis", description="Programme KPIs")
@@ -36,13 +36,13 @@ class Figures(Schema):
     purchases = fields.Integer(metadata={"description": "Earn transactions"})
     purchasers = fields.Integer(metadata={"description": "Distinct members with a purchase"})
     purchase_frequency = Ratio(allow_none=True, metadata={"description": "Purchases ÷ purchasers"})
-    sales = Money(allow_none=True, metadata={"description": "Σ purchase amounts"})
-    average_purchase = Money(allow_none=True)
+    sales = MoneyOut(allow_none=True, metadata={"description": "Σ purchase amounts"})
+    average_purchase = MoneyOut(allow_none=True)
     purchases_with_points = fields.Integer(
         metadata={"description": "Purchases by members who also spent points in the period"}
     )
-    average_purchase_with_points = Money(allow_none=True)
-    average_purchase_without_points = Money(allow_none=True)
+    average_purchase_with_points = MoneyOut(allow_none=True)
+    average_purchase_without_points = MoneyOut(allow_none=True)
     redemptions = fields.Integer(metadata={"description": "Burn transactions"})
     earn_share = Ratio(allow_none=True, metadata={"description": "Earns ÷ (earns + burns)"})
     burn_share = Ratio(allow_none=True, metadata={"description": "Burns ÷ (earns + burns)"})
@@ -60,7 +60,9 @@ class Figures(Schema):
     liability_points = fields.Integer(
         metadata={"description": "Points outstanding at the period's end"}
     )
-    liability = Money(allow_none=True, metadata={"description": "Their value in the base currency"})
+    liability = MoneyOut(
+        allow_none=True, metadata={"description": "Their value in the base currency"}
+    )
 
 
 class PartnerFigures(Figures):

@@ -11,7 +11,7 @@ from werkzeug.http import quote_etag
 import reports
 from coalition.api import Blueprint, database, principal
 from coalition.api.errors import MALFORMED_JSON
-from coalition.api.fields import Money, PartnerId, Text
+from coalition.api.fields import MoneyOut, PartnerId, Text
 from coalition.api.pagination import MAX_PAGE, PageArgs, paging
 from coalition.api.parsing import refuse_malformed_body
 from coalition.services import calendar, settlement, statements
@@ -54,9 +54,9 @@ class PartnerEntry(Schema):
     partner_id = fields.String()
     name = fields.String()
     currency = fields.String()
-    receivable = Money()
-    payable = Money()
-    fees = Money()
+    receivable = MoneyOut()
+    payable = MoneyOut()
+    fees = MoneyOut()
     fee_lines = fields.List(
         fields.Nested(FeeLine),
         metadata={
@@ -64,9 +64,9 @@ class PartnerEntry(Schema):
             "and statements closed before 2026-12-01"
         },
     )
-    net = Money(metadata={"description": "Positive: the operator pays the partner"})
+    net = MoneyOut(metadata={"description": "Positive: the operator pays the partner"})
     fx_rate = fields.String(allow_none=True)
-    net_in_currency = Money(allow_none=True)
+    net_in_currency = MoneyOut(allow_none=True)
     points_issued = fields.Integer()
     points_redeemed = fields.Integer(
         metadata={
@@ -81,21 +81,21 @@ class PartnerEntry(Schema):
     points_expired = fields.Integer()
     late_count = fields.Integer()
     liability_points = fields.Integer()
-    liability = Money(allow_none=True)
+    liability = MoneyOut(allow_none=True)
 
 
 class PairLine(Schema):
     issuer_id = fields.String()
     redeemer_id = fields.String()
     points = fields.Integer()
-    value = Money()
+    value = MoneyOut()
     own_redemption = fields.Boolean()
 
 
 class NettingOut(Schema):
-    gross = Money()
-    bilateral_net = Money()
-    multilateral_net = Money()
+    gross = MoneyOut()
+    bilateral_net = MoneyOut()
+    multilateral_net = MoneyOut()
     netting_ratio = fields.String(allow_none=True)
     payments_gross = fields.Integer()
     payments_net = fields.Integer()
@@ -117,10 +117,10 @@ class Counterparty(Schema):
     partner_id = fields.String()
     name = fields.String()
     points_in = fields.Integer()
-    value_in = Money()
+    value_in = MoneyOut()
     points_out = fields.Integer()
-    value_out = Money()
-    net = Money()
+    value_out = MoneyOut()
+    net = MoneyOut()
 
 
 class LateItem(Schema):
