@@ -22,12 +22,10 @@ from reportlab.graphics.shapes import Drawing, Group, Line, Rect, String
 from reportlab.lib import colors
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
-from reports import fonts
+from reports import fonts, styles
 
 _RECEIVABLE_COLOUR = colors.HexColor("#2E7D5B")
 _PAYABLE_COLOUR = colors.HexColor("#B23B3B")
-_AXIS_COLOUR = colors.HexColor("#5A6472")
-_TEXT_COLOUR = colors.HexColor("#1B2430")
 
 _FONT_SIZE = 7.5
 _BAR_HEIGHT = 10
@@ -84,7 +82,7 @@ def net_position_chart(
     for row, (bar, label) in enumerate(zip(bars, labels, strict=True)):
         _draw_bar(drawing, bar, label, zero_x, scale, height - (row + 1) * _ROW_PITCH)
     drawing.add(
-        Line(zero_x, axis_bottom, zero_x, height, strokeColor=_AXIS_COLOUR, strokeWidth=0.6)
+        Line(zero_x, axis_bottom, zero_x, height, strokeColor=styles.MUTED, strokeWidth=0.6)
     )
     _draw_legend(drawing, axis_bottom - _LEGEND_HEIGHT)
     if shortened:
@@ -155,7 +153,7 @@ def _text(x: float, y: float, text: str, anchor: str = "start", whole: str | Non
         x -= fonts.width(text, fonts.REGULAR, _FONT_SIZE, whole)
     line = Group()
     for run, font in fonts.runs(text, whole=whole):
-        line.add(String(x, y, run, fontName=font, fontSize=_FONT_SIZE, fillColor=_TEXT_COLOUR))
+        line.add(String(x, y, run, fontName=font, fontSize=_FONT_SIZE, fillColor=styles.INK))
         x += stringWidth(run, font, _FONT_SIZE)
     return line
 

@@ -15,7 +15,6 @@ printed with thousands separators and padded to the currency's minor unit,
 never rounded again, so every digit on paper is a digit in the ledger.
 """
 
-import datetime
 import functools
 import io
 import threading
@@ -23,11 +22,8 @@ import unicodedata
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from xml.sax.saxutils import escape
-from zoneinfo import ZoneInfo
 
-from babel import dates
 from reportlab.lib import colors
-from reportlab.lib.enums import TA_RIGHT
 from reportlab.lib.pagesizes import A4
 from reportlab.lib.styles import ParagraphStyle
 from reportlab.lib.units import mm
@@ -46,10 +42,8 @@ from reportlab.platypus import (
     Table,
 )
 
-from coalition.domain import money
 from coalition.domain.partners import OPERATOR_PARTNER
-from coalition.domain.periods import LAST_INSTANT
-from reports import chart, fonts
+from reports import chart, fonts, styles, written
 
 _PAGE_WIDTH, _PAGE_HEIGHT = A4
 _MARGIN_X = 18 * mm
@@ -57,36 +51,6 @@ _MARGIN_TOP = 20 * mm
 _MARGIN_BOTTOM = 22 * mm
 _WIDTH = _PAGE_WIDTH - 2 * _MARGIN_X
 
-_INK = colors.HexColor("#1B2430")
-_MUTED = colors.HexColor("#5A6472")
-_ACCENT = colors.HexColor("#1F3A5F")
-_RULE = colors.HexColor("#C9D1DB")
-_SHADE = colors.HexColor("#F1F4F8")
-
-_BODY = ParagraphStyle("body", fontName=fonts.REGULAR, fontSize=9, leading=12, textColor=_INK)
-_SMALL = ParagraphStyle("small", _BODY, fontSize=7.5, leading=10, textColor=_MUTED)
-_NOTE = ParagraphStyle("note", _SMALL, spaceAfter=2 * mm)
-_FOOTNOTE = ParagraphStyle("footnote", _NOTE, spaceBefore=2 * mm)
-_TITLE = ParagraphStyle(
-    "title", _BODY, fontName=fonts.BOLD, fontSize=20, leading=24, textColor=_ACCENT
-)
-_SUBTITLE = ParagraphStyle("subtitle", _BODY, fontSize=11, leading=14, textColor=_MUTED)
-_PARTNER = ParagraphStyle("partner", _BODY, fontName=fonts.BOLD, fontSize=14, leading=18)
-_HEADING = ParagraphStyle(
-    "heading",
-    _BODY,
-    fontName=fonts.BOLD,
-    fontSize=11,
-    leading=14,
-    textColor=_ACCENT,
-    spaceBefore=12,
-    spaceAfter=6,
-)
-_SENTENCE = ParagraphStyle("sentence", _BODY, fontName=fonts.BOLD, fontSize=12.5, leading=17)
-_CELL = ParagraphStyle("cell", _BODY, fontSize=8.5, leading=10.5)
-_CELL_BOLD = ParagraphStyle("cell_bold", _CELL, fontName=fonts.BOLD)
-_HEAD = ParagraphStyle("head", _CELL, fontName=fonts.BOLD, textColor=colors.white)
-_HEAD_RIGHT = ParagraphStyle("head_right", _HEAD, alignment=TA_RIGHT)
 _ID_SIZE = 7  # a partner id beside its name
 
 _CELL_PADDING = 6  # ReportLab's default, left and right of every cell
@@ -94,28 +58,6 @@ _CELL_PADDING = 6  # ReportLab's default, left and right of every cell
 # names in what is left, never less than the narrowest
 _FIGURE_COLUMN = 22 * mm
 _NAME_COLUMN_MIN = 40 * mm
-
-# Every table names its font, even one holding only paragraphs: ReportLab
-# selects the cell font before drawing any cell and would otherwise pull
-# Helvetica, which cannot show Cyrillic, into the PDF.
-_TEXT = [
-    ("FONTNAME", (0, 0), (-1, -1), fonts.REGULAR),
-    ("FONTSIZE", (0, 0), (-1, -1), 8.5),
-    ("LEADING", (0, 0), (-1, -1), 10.5),
-    ("TEXTCOLOR", (0, 0), (-1, -1), _INK),
-]
-_GRID = _TEXT + [
-    ("VALIGN", (0, 0), (-1, -1), "MIDDLE"),
-    ("TOPPADDING", (0, 0), (-1, -1), 3),
-    ("BOTTOMPADDING", (0, 0), (-1, -1), 3),
-]
-_LISTING = _GRID + [
-    ("BACKGROUND", (0, 0), (-1, 0), _ACCENT),
-    ("ROWBACKGROUNDS", (0, 1), (-1, -1), [colors.white, _SHADE]),
-    ("LINEBELOW", (0, -1), (-1, -1), 0.6, _ACCENT),
-    ("ALIGN", (1, 0), (-1, -1), "RIGHT"),
-]
-
 
 # ReportLab keeps one parsed copy of each registered font per process and reads
 # its tables through a shared cursor when it embeds a subset in a PDF: two
@@ -175,7 +117,7 @@ def _render(given: Mapping) -> bytes:
         furniture=functools.partial(
             _draw_furniture, statement=statement, header=_running_header(statement)
         ),
-        created=_pdf_date(statement),
+        created=written.pdf_date(statement),
     )
     document.build(story, canvasmaker=maker)
     return buffer.getvalue()
@@ -231,10 +173,10 @@ def _draw_furniture(
     """Draw what every page carries: the footer, and the running header after page 1."""
     canvas.saveState()
     footer_y = _MARGIN_BOTTOM - 10 * mm
-    canvas.setStrokeColor(_RULE)
+    canvas.setStrokeColor(styles.RULE)
     canvas.setLineWidth(0.5)
     canvas.line(_MARGIN_X, footer_y + 9, _PAGE_WIDTH - _MARGIN_X, footer_y + 9)
-    canvas.setFillColor(_MUTED)
+    canvas.setFillColor(styles.MUTED)
     canvas.setFont(fonts.REGULAR, 7)
     canvas.drawString(
         _MARGIN_X,
@@ -269,12 +211,12 @@ def _running_header(statement: Mapping) -> list[tuple[float, list]]:
     return [
         (
             _MARGIN_X,
-            _styled(coalition, fonts.REGULAR, size, _MUTED, whole=operator)
-            + _styled(title, fonts.REGULAR, size, _MUTED),
+            _styled(coalition, fonts.REGULAR, size, styles.MUTED, whole=operator)
+            + _styled(title, fonts.REGULAR, size, styles.MUTED),
         ),
         (
             _PAGE_WIDTH - _MARGIN_X - partner_width,
-            _styled(partner, fonts.REGULAR, size, _MUTED, whole=name),
+            _styled(partner, fonts.REGULAR, size, styles.MUTED, whole=name),
         ),
     ]
 
@@ -303,15 +245,15 @@ def _draw_runs(canvas: pdfcanvas.Canvas, x: float, y: float, runs: list) -> None
 def _header(statement: Mapping) -> list[Flowable]:
     """Issuer and recipient on the left, the statement's identity on the right."""
     issuer = [
-        _p(_coalition(statement), _TITLE),
-        _p("Settlement statement", _SUBTITLE),
+        _p(_coalition(statement), styles.TITLE),
+        _p("Settlement statement", styles.SUBTITLE),
         Spacer(1, 5 * mm),
-        _p("Statement for", _SMALL),
-        _p(statement["partner_name"], _PARTNER),
+        _p("Statement for", styles.SMALL),
+        _p(statement["partner_name"], styles.PARTNER),
         _p(
             f"Partner ID {statement['partner_id']} · settles in {statement['currency']} · "
             f"base currency {statement['base_currency']}",
-            _SMALL,
+            styles.SMALL,
         ),
     ]
     facts = [
@@ -319,23 +261,26 @@ def _header(statement: Mapping) -> list[Flowable]:
         ("Period", statement["period_id"]),
         (
             "Covers",
-            _period_dates(
+            written.period_dates(
                 statement["period_start"], statement["period_end"], statement.get("timezone")
             ),
         ),
-        ("Issued", _issued(statement["issued_at"], statement.get("timezone"))),
+        ("Issued", written.issued(statement["issued_at"], statement.get("timezone"))),
         ("Status", statement["status"].capitalize()),
     ]
     identity = Table(
-        [[label, _p(value, _CELL_BOLD)] for label, value in facts],
+        [[label, _p(value, styles.CELL_BOLD)] for label, value in facts],
         colWidths=[22 * mm, 58 * mm],
-        style=_GRID
-        + [("TEXTCOLOR", (0, 0), (0, -1), _MUTED), ("LINEBELOW", (0, 0), (-1, -2), 0.4, _RULE)],
+        style=styles.GRID
+        + [
+            ("TEXTCOLOR", (0, 0), (0, -1), styles.MUTED),
+            ("LINEBELOW", (0, 0), (-1, -2), 0.4, styles.RULE),
+        ],
     )
     layout = Table(
         [[issuer, identity]],
         colWidths=[_WIDTH - 80 * mm, 80 * mm],
-        style=_TEXT
+        style=styles.TEXT
         + [
             ("VALIGN", (0, 0), (-1, -1), "TOP"),
             # the identity table is the column's width: no padding either side
@@ -344,16 +289,16 @@ def _header(statement: Mapping) -> list[Flowable]:
             ("RIGHTPADDING", (-1, 0), (-1, 0), 0),
         ],
     )
-    return [layout, Spacer(1, 4 * mm), HRFlowable(width="100%", thickness=1.2, color=_ACCENT)]
+    return [layout, Spacer(1, 4 * mm), HRFlowable(width="100%", thickness=1.2, color=styles.ACCENT)]
 
 
 def _summary_box(statement: Mapping) -> list[Flowable]:
     """The one sentence a reader needs: who pays whom, how much, at what rate."""
     summary = statement["summary"]
     base = statement["base_currency"]
-    net = _money(summary["net"], base)
+    net = written.money(summary["net"], base)
     receivable, payable, fees = (
-        _term(summary[key], base) for key in ("receivable", "payable", "fees")
+        written.term(summary[key], base) for key in ("receivable", "payable", "fees")
     )
     workings = (
         f"Net {net} {base} = receivable {receivable} − payable {payable} − fees {fees}, in {base}."
@@ -367,17 +312,17 @@ def _summary_box(statement: Mapping) -> list[Flowable]:
             " the rate in force at the end of the period."
         )
     content = [
-        _p(_settlement_sentence(statement), _SENTENCE),
+        _p(_settlement_sentence(statement), styles.SENTENCE),
         Spacer(1, 2 * mm),
-        _p(workings, _BODY),
+        _p(workings, styles.BODY),
     ]
     box = Table(
         [[content]],
         colWidths=[_WIDTH],
-        style=_TEXT
+        style=styles.TEXT
         + [
-            ("BOX", (0, 0), (-1, -1), 1, _ACCENT),
-            ("BACKGROUND", (0, 0), (-1, -1), _SHADE),
+            ("BOX", (0, 0), (-1, -1), 1, styles.ACCENT),
+            ("BACKGROUND", (0, 0), (-1, -1), styles.SHADE),
             ("LEFTPADDING", (0, 0), (-1, -1), 10),
             ("RIGHTPADDING", (0, 0), (-1, -1), 10),
             ("TOPPADDING", (0, 0), (-1, -1), 9),
@@ -397,18 +342,16 @@ def _settlement_sentence(statement: Mapping) -> str:
     base = statement["base_currency"]
     net = Decimal(summary["net"])
     if net == 0:
-        return (
-            f"Nothing to pay: the net position for this period is {_money(abs(net), base)} {base}."
-        )
-    amount = f"{_money(abs(net), base)}\xa0{base}"
+        return f"Nothing to pay: the net position for this period is {written.money(abs(net), base)} {base}."
+    amount = f"{written.money(abs(net), base)}\xa0{base}"
     if statement["currency"] != base:
         currency = statement["currency"]
         in_currency = Decimal(summary["net_in_currency"])
-        converted = _money(abs(in_currency), currency)
+        converted = written.money(abs(in_currency), currency)
         at_rate = f"at {summary['fx_rate']} {base} per {currency}"
         if in_currency == 0:
             return (
-                f"Nothing to pay: the net position of {_money(net, base)}\xa0{base} "
+                f"Nothing to pay: the net position of {written.money(net, base)}\xa0{base} "
                 f"comes to {converted}\xa0{currency} {at_rate}."
             )
         amount = f"{converted}\xa0{currency} ({amount} {at_rate})"
@@ -428,13 +371,16 @@ def _figures(statement: Mapping) -> list[Flowable]:
     summary = statement["summary"]
     base, currency = statement["base_currency"], statement["currency"]
     money_rows = [
-        ("Receivable", f"{_money(summary['receivable'], base)} {base}"),
-        ("Payable", f"{_money(summary['payable'], base)} {base}"),
-        ("Fees", f"{_money(summary['fees'], base)} {base}"),
-        ("Net", f"{_money(summary['net'], base)} {base}"),
-        (f"Net in {currency}", f"{_money(summary['net_in_currency'], currency)} {currency}"),
-        ("FX rate at period end", _fx_rate(summary["fx_rate"], base, currency)),
-        ("Outstanding liability", _liability(summary["liability"], base)),
+        ("Receivable", f"{written.money(summary['receivable'], base)} {base}"),
+        ("Payable", f"{written.money(summary['payable'], base)} {base}"),
+        ("Fees", f"{written.money(summary['fees'], base)} {base}"),
+        ("Net", f"{written.money(summary['net'], base)} {base}"),
+        (
+            f"Net in {currency}",
+            f"{written.money(summary['net_in_currency'], currency)} {currency}",
+        ),
+        ("FX rate at period end", written.fx_rate(summary["fx_rate"], base, currency)),
+        ("Outstanding liability", written.liability(summary["liability"], base)),
     ]
     points_rows = [
         ("Points issued", summary["points_issued"]),
@@ -446,7 +392,7 @@ def _figures(statement: Mapping) -> list[Flowable]:
         ("Outstanding liability (points)", summary["liability_points"]),
     ]
     rows = [["Money", "", "Points", ""]] + [
-        [money_label, money_value, points_label, _points(points_value)]
+        [money_label, money_value, points_label, written.points(points_value)]
         for (money_label, money_value), (points_label, points_value) in zip(
             money_rows, points_rows, strict=True
         )
@@ -456,14 +402,14 @@ def _figures(statement: Mapping) -> list[Flowable]:
     table = Table(
         rows,
         colWidths=[column * 0.5, column * 0.5 + gutter, column * 0.66, column * 0.34],
-        style=_GRID
+        style=styles.GRID
         + [
             ("FONTNAME", (0, 0), (-1, 0), fonts.BOLD),
-            ("TEXTCOLOR", (0, 0), (-1, 0), _ACCENT),
-            ("LINEBELOW", (0, 0), (1, 0), 0.8, _ACCENT),
-            ("LINEBELOW", (2, 0), (3, 0), 0.8, _ACCENT),
-            ("LINEBELOW", (0, 1), (1, -1), 0.4, _RULE),
-            ("LINEBELOW", (2, 1), (3, -1), 0.4, _RULE),
+            ("TEXTCOLOR", (0, 0), (-1, 0), styles.ACCENT),
+            ("LINEBELOW", (0, 0), (1, 0), 0.8, styles.ACCENT),
+            ("LINEBELOW", (2, 0), (3, 0), 0.8, styles.ACCENT),
+            ("LINEBELOW", (0, 1), (1, -1), 0.4, styles.RULE),
+            ("LINEBELOW", (2, 1), (3, -1), 0.4, styles.RULE),
             ("FONTNAME", (0, 4), (1, 4), fonts.BOLD),
             ("ALIGN", (1, 0), (1, -1), "RIGHT"),
             ("ALIGN", (3, 0), (3, -1), "RIGHT"),
@@ -473,7 +419,7 @@ def _figures(statement: Mapping) -> list[Flowable]:
             ("RIGHTPADDING", (3, 0), (3, -1), 0),
         ],
     )
-    return [KeepTogether([_p("Figures for the period", _HEADING), table])]
+    return [KeepTogether([_p("Figures for the period", styles.HEADING), table])]
 
 
 def _fees(statement: Mapping) -> list[Flowable]:
@@ -484,16 +430,16 @@ def _fees(statement: Mapping) -> list[Flowable]:
         return []
     base = statement["base_currency"]
     terms = "; ".join(
-        f"{_points(line['points'])} × {line['fee_rate']} {base} = "
+        f"{written.points(line['points'])} × {line['fee_rate']} {base} = "
         f"{Decimal(line['exact_fees']):,f} {base}"
         for line in lines
     )
-    fees = _money(statement["summary"]["fees"], base)
+    fees = written.money(statement["summary"]["fees"], base)
     return [
         _p(
             f"Fees on points issued, net of returns: {terms}. "
             f"Rounded once, half to even: {fees} {base}.",
-            _FOOTNOTE,
+            styles.FOOTNOTE,
         )
     ]
 
@@ -504,8 +450,10 @@ def _chart(statement: Mapping) -> list[Flowable]:
         return []
     base = statement["base_currency"]
     rows = [{**row, "name": _spaced(row["name"])} for row in statement["counterparties"]]
-    drawing = chart.net_position_chart(rows, _WIDTH, functools.partial(_money, currency=base))
-    return [KeepTogether([_p(f"Net position by counterparty, {base}", _HEADING), drawing])]
+    drawing = chart.net_position_chart(
+        rows, _WIDTH, functools.partial(written.money, currency=base)
+    )
+    return [KeepTogether([_p(f"Net position by counterparty, {base}", styles.HEADING), drawing])]
 
 
 def _counterparties(statement: Mapping) -> list[Flowable]:
@@ -516,24 +464,24 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
     heading = _section("Counterparties", room=40 * mm + notes)
     rows = statement["counterparties"]
     if not rows:
-        return [*heading, _p("No counterparty activity in this period.", _BODY), *own]
+        return [*heading, _p("No counterparty activity in this period.", styles.BODY), *own]
     base = statement["base_currency"]
     titles = ["Points in", f"Value in, {base}", "Points out", f"Value out, {base}", f"Net, {base}"]
-    header = [_p("Counterparty", _HEAD)] + [_p(title, _HEAD_RIGHT) for title in titles]
+    header = [_p("Counterparty", styles.HEAD)] + [_p(title, styles.HEAD_RIGHT) for title in titles]
     figures = [
         [
-            _points(row["points_in"]),
-            _money(row["value_in"], base),
-            _points(row["points_out"]),
-            _money(row["value_out"], base),
-            _money(row["net"], base),
+            written.points(row["points_in"]),
+            written.money(row["value_in"], base),
+            written.points(row["points_out"]),
+            written.money(row["value_out"], base),
+            written.money(row["net"], base),
         ]
         for row in rows
     ]
     totals = [
-        _points(sum(row[key] for row in rows))
+        written.points(sum(row[key] for row in rows))
         if key.startswith("points")
-        else _money(sum(Decimal(row[key]) for row in rows), base)
+        else written.money(sum(Decimal(row[key]) for row in rows), base)
         for key in ("points_in", "value_in", "points_out", "value_out", "net")
     ]
     size, widths = _figure_columns(titles, [*figures, totals])
@@ -546,22 +494,22 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
         [header, *body, ["Total", *totals]],
         colWidths=[name_column, *widths],
         repeatRows=1,
-        style=_LISTING
+        style=styles.LISTING
         + [
             ("FONTSIZE", (1, 1), (-1, -1), size),
             ("FONTNAME", (0, -1), (-1, -1), fonts.BOLD),
-            ("LINEABOVE", (0, -1), (-1, -1), 0.6, _ACCENT),
+            ("LINEABOVE", (0, -1), (-1, -1), 0.6, styles.ACCENT),
             # the total goes over with the last two lines: alone under the repeated
             # header, a page would hold nothing to add up
             ("NOSPLIT", (0, -3), (-1, -1)),
         ],
     )
-    partner = fonts.markup(statement["partner_name"], _NOTE.fontName)
+    partner = fonts.markup(statement["partner_name"], styles.NOTE.fontName)
     note = _p(
         f"Points in: the counterparty's points redeemed at {partner}, value receivable. "
         f"Points out: {partner}'s points redeemed at the counterparty, value payable. "
         "Net is value in less value out.",
-        _NOTE,
+        styles.NOTE,
         escaped=True,
     )
     # before the table, where it cannot be left alone on a page after the table's last
@@ -574,17 +522,17 @@ def _own(statement: Mapping) -> list[Flowable]:
     points = statement["summary"].get("own_redemption_points", 0)
     if not points:
         return []
-    partner = fonts.markup(statement["partner_name"], _NOTE.fontName)
+    partner = fonts.markup(statement["partner_name"], styles.NOTE.fontName)
     what = (
-        f"{_points(points)} of {partner}'s own points were redeemed at {partner}"
+        f"{written.points(points)} of {partner}'s own points were redeemed at {partner}"
         if points > 0
-        else f"{_points(-points)} of {partner}'s own points redeemed at {partner} were given back"
+        else f"{written.points(-points)} of {partner}'s own points redeemed at {partner} were given back"
     )
     return [
         _p(
             f"Own redemption: {what}, with no money between partners. They count in "
             "Points redeemed here, not among the counterparties.",
-            _NOTE,
+            styles.NOTE,
             escaped=True,
         )
     ]
@@ -596,14 +544,16 @@ def _figure_columns(titles: list[str], lines: list[list[str]]) -> tuple[float, l
     narrowest column. Figures too wide for that together (billions of rupiah or won)
     are printed smaller until they fit, rather than over one another; a column stays
     as wide as its title's longest word, which wraps between words, never within one."""
-    size = _CELL.fontSize
+    size = styles.CELL.fontSize
     # measured in bold, the total's and the titles' font and the wider of the two
     texts = [
         max(pdfmetrics.stringWidth(figure, fonts.BOLD, size) for figure in column)
         for column in zip(*lines, strict=True)
     ]
     floors = [
-        max(pdfmetrics.stringWidth(word, fonts.BOLD, _HEAD.fontSize) for word in title.split())
+        max(
+            pdfmetrics.stringWidth(word, fonts.BOLD, styles.HEAD.fontSize) for word in title.split()
+        )
         + 2 * _CELL_PADDING
         for title in titles
     ]
@@ -633,17 +583,17 @@ def _counterparty_name(row: Mapping, room: float) -> Flowable:
     """
     name, partner_id = _spaced(row["name"]), row["partner_id"]
     if name == partner_id:  # the id, standing in for a name no font here can print
-        runs = [(partner_id, _CELL.fontName, _CELL.fontSize, _CELL.textColor)]
+        runs = [(partner_id, styles.CELL.fontName, styles.CELL.fontSize, styles.CELL.textColor)]
         markup = escape(partner_id)
     else:
         runs = [
-            *_styled(f"{name} ", _CELL.fontName, _CELL.fontSize, _CELL.textColor),
-            (partner_id, _CELL.fontName, _ID_SIZE, _MUTED),
+            *_styled(f"{name} ", styles.CELL.fontName, styles.CELL.fontSize, styles.CELL.textColor),
+            (partner_id, styles.CELL.fontName, _ID_SIZE, styles.MUTED),
         ]
-        small = f"<font size={_ID_SIZE} color='{_MUTED.hexval()}'>{escape(partner_id)}</font>"
-        markup = f"{fonts.markup(row['name'], _CELL.fontName)} {small}"
-    line = _Line(runs, _CELL.leading)
-    return line if line.width <= room else Paragraph(markup, _CELL)
+        small = f"<font size={_ID_SIZE} color='{styles.MUTED.hexval()}'>{escape(partner_id)}</font>"
+        markup = f"{fonts.markup(row['name'], styles.CELL.fontName)} {small}"
+    line = _Line(runs, styles.CELL.leading)
+    return line if line.width <= room else Paragraph(markup, styles.CELL)
 
 
 def _printable(statement: Mapping) -> Mapping:
@@ -706,15 +656,15 @@ def _late_items(statement: Mapping) -> list[Flowable]:
         return []
     heading = _section("Late items", room=32 * mm)
     header = [
-        _p(title, _HEAD) for title in ("Transaction", "External ID", "Type", "Occurred at")
-    ] + [_p("Points", _HEAD_RIGHT), _p("Original period", _HEAD)]
+        _p(title, styles.HEAD) for title in ("Transaction", "External ID", "Type", "Occurred at")
+    ] + [_p("Points", styles.HEAD_RIGHT), _p("Original period", styles.HEAD)]
     body = [
         [
             str(item["transaction_id"]),
-            _p(item["external_id"], _CELL),
+            _p(item["external_id"], styles.CELL),
             item["type"],
-            _timestamp(item["occurred_at"], statement.get("timezone")),
-            _points(item["points"]),
+            written.timestamp(item["occurred_at"], statement.get("timezone")),
+            written.points(item["points"]),
             item["original_period_id"],
         ]
         for item in items
@@ -725,10 +675,12 @@ def _late_items(statement: Mapping) -> list[Flowable]:
         # "-100,000,000" need; the external id, which wraps, has the rest
         colWidths=[22 * mm, _WIDTH - 135 * mm, 23 * mm, 46 * mm, 22 * mm, 22 * mm],
         repeatRows=1,
-        style=_LISTING + [("ALIGN", (1, 0), (-1, -1), "LEFT"), ("ALIGN", (4, 0), (4, -1), "RIGHT")],
+        style=styles.LISTING
+        + [("ALIGN", (1, 0), (-1, -1), "LEFT"), ("ALIGN", (4, 0), (4, -1), "RIGHT")],
     )
     note = _p(
-        "Transactions that occurred in a period already closed; they settle in this one.", _NOTE
+        "Transactions that occurred in a period already closed; they settle in this one.",
+        styles.NOTE,
     )
     return [*heading, note, table]
 
@@ -741,7 +693,7 @@ def _section(title: str, room: float) -> list[Flowable]:
     next page and leave a gap; a conditional break only avoids a heading
     stranded at the foot of a page.
     """
-    return [CondPageBreak(room), _p(title, _HEADING)]
+    return [CondPageBreak(room), _p(title, styles.HEADING)]
 
 
 def _p(text: str, style: ParagraphStyle, escaped: bool = False) -> Paragraph:
@@ -752,110 +704,3 @@ def _p(text: str, style: ParagraphStyle, escaped: bool = False) -> Paragraph:
 
 def _coalition(statement: Mapping) -> str:
     return statement.get("coalition_name") or "Coalition"
-
-
-def _fx_rate(rate: str | None, base: str, currency: str) -> str:
-    """The fx rate; None on the statement of a partner that took no part in the period,
-    which closes without one (its net is 0 in any currency)."""
-    if rate is None:
-        return "none needed"
-    return f"{rate} {base} per {currency}"
-
-
-def _liability(amount: str | None, base: str) -> str:
-    """The liability's value; None when points were outstanding and no coalition-wide
-    redemption rate was in force at the period's end to value them with."""
-    if amount is None:
-        return "not valued: no redemption rate"
-    return f"{_money(amount, base)} {base}"
-
-
-def _term(amount: str | Decimal, currency: str) -> str:
-    """An amount to be subtracted or added in a sum written out: a negative one (fees
-    returned, a period whose reversals outweigh its burns) in parentheses, so that
-    "− fees (-2.23)" is not read as "− fees -2.23"."""
-    printed = _money(amount, currency)
-    return f"({printed})" if Decimal(amount) < 0 else printed
-
-
-def _money(amount: str | Decimal, currency: str) -> str:
-    """Print an amount with thousands separators at its currency's minor unit.
-
-    Only zeros are ever added (``"90"`` EUR prints as ``90.00``); an amount
-    with more decimals than the currency has is refused rather than rounded,
-    because rounding belongs to the settlement (SPEC §3), not to the printer.
-    """
-    value = Decimal(amount)
-    places = money.exponent(currency)
-    if not money.fits_minor_unit(value, currency):
-        raise ValueError(f"{amount!r} is not a {currency} amount with at most {places} decimals")
-    return f"{value:,.{places}f}"
-
-
-def _points(points: int) -> str:
-    return f"{points:,}"
-
-
-def _period_dates(start: str, end: str, zone: str | None = None) -> str:
-    """The period as the inclusive days it covers, e.g. "1 October 2026 – 31 October 2026".
-
-    Periods end exclusively at the next period's start, so the last day is
-    the one holding the instant before the end. The bounds are stored in UTC;
-    a statement that names its coalition's time zone (SPEC §3: periods follow
-    it) is shown in that zone's days, naming the zone unless it is UTC, even
-    where a daylight-saving change makes a day start at 01:00. A statement
-    issued before statements named their zone shows UTC days when its bounds
-    are UTC midnights, else the exact instants rather than a guessed day.
-    """
-    first, after = datetime.datetime.fromisoformat(start), datetime.datetime.fromisoformat(end)
-    if zone is None and not first.time() == after.time() == datetime.time(0):
-        return f"{_timestamp(start)} – {_timestamp(end)}"
-    local = ZoneInfo(zone or "UTC")
-    first, last = first.astimezone(local), (after - LAST_INSTANT).astimezone(local)
-    days = _day(first) if last.date() == first.date() else f"{_day(first)} – {_day(last)}"
-    return days if zone in (None, "UTC") else f"{days} ({zone})"
-
-
-def _issued(issued_at: str, zone: str | None = None) -> str:
-    """The day the statement was issued, in the coalition's time zone when named, as
-    the period's days are: a daily period closed just after it ended is issued the
-    next local day, though in UTC that may still be the period's last day."""
-    return _day(_moment(issued_at, zone))
-
-
-def _day(moment: datetime.datetime) -> str:
-    return dates.format_date(moment.date(), "d MMMM y", locale="en")
-
-
-def _timestamp(value: str, zone: str | None = None) -> str:
-    """A timestamp in the coalition's time zone, if named, else in its own offset, with
-    the offset, e.g. ``1 Oct 2026 01:10 UTC+02:00`` or ``30 Sep 2026 23:10 UTC``: a late
-    item reads in the local time its period's days are shown in."""
-    moment = _moment(value, zone)
-    return (
-        f"{dates.format_date(moment.date(), 'd MMM y', locale='en')} {moment:%H:%M} {_zone(moment)}"
-    )
-
-
-def _moment(value: str, zone: str | None) -> datetime.datetime:
-    """An RFC 3339 instant in the coalition's time zone, if named, else in its own offset."""
-    moment = datetime.datetime.fromisoformat(value)
-    return moment if zone is None else moment.astimezone(ZoneInfo(zone))
-
-
-def _zone(moment: datetime.datetime) -> str:
-    minutes = int(moment.utcoffset().total_seconds() // 60)
-    if minutes == 0:
-        return "UTC"
-    sign = "+" if minutes > 0 else "-"
-    return f"UTC{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
-
-
-def _pdf_date(statement: Mapping) -> str:
-    """The PDF creation date: when the statement was issued.
-
-    Taken from the data, never the clock, so the bytes stay the same.
-    """
-    moment = datetime.datetime.fromisoformat(statement["issued_at"])
-    offset = moment.strftime("%z")
-    return f"D:{moment:%Y%m%d%H%M%S}{offset[:3]}'{offset[3:5]}'"

@@ -491,14 +491,14 @@ def test_the_periods_page_shows_a_period_as_the_days_it_covers_in_the_coalitions
                                                                                           two_days):
     from selenium.webdriver.common.by import By
 
-    from reports.statement import _period_dates
+    from reports.written import period_dates
 
     _, newer = two_days
     period = next(p for p in expect(operator.get("/api/v1/periods"), 200) if p["id"] == newer)
     sign_in(browser, server, key_of(operator))
     row = browser.find_element(By.XPATH, f"//main//tbody/tr[td[1]='{newer}']")
     # as the statement PDF prints it, the zone named once above: it was "… 21:00 UTC – … 21:00 UTC"
-    expected = _period_dates(period["start"], period["end"], "Europe/Moscow")
+    expected = period_dates(period["start"], period["end"], "Europe/Moscow")
     assert row.find_elements(By.TAG_NAME, "td")[1].text == expected.removesuffix(" (Europe/Moscow)")
     assert "Europe/Moscow" in browser.find_element(By.CSS_SELECTOR, "main caption").text
 
@@ -506,14 +506,14 @@ def test_the_periods_page_shows_a_period_as_the_days_it_covers_in_the_coalitions
 def test_the_settlement_page_shows_its_period_as_the_days_it_covers(browser, server, operator, two_days):
     from selenium.webdriver.common.by import By
 
-    from reports.statement import _period_dates
+    from reports.written import period_dates
 
     _, newer = two_days
     result = expect(operator.get(f"/api/v1/settlements/{newer}"), 200)
     sign_in(browser, server, key_of(operator))
     go(browser, server, f"settlement/{newer}", f"Settlement {newer}")
     lead = browser.find_element(By.CSS_SELECTOR, "main p.lead").text
-    assert lead.startswith(f"{_period_dates(result['start'], result['end'], 'Europe/Moscow')}. ")
+    assert lead.startswith(f"{period_dates(result['start'], result['end'], 'Europe/Moscow')}. ")
 
 
 def test_a_statement_page_shows_what_the_fees_are_made_of(browser, server, operator, month):
@@ -532,7 +532,7 @@ def test_a_statement_page_shows_its_period_as_its_pdf_does_to_a_partner_key(brow
                                                                           two_days):
     from selenium.webdriver.common.by import By
 
-    from reports.statement import _period_dates
+    from reports.written import period_dates
 
     _, newer = two_days
     statement = statement_of(operator, "aroma", newer)
@@ -540,7 +540,7 @@ def test_a_statement_page_shows_its_period_as_its_pdf_does_to_a_partner_key(brow
     sign_in(browser, server, key_of(make_key("partner", "aroma")))
     go(browser, server, f"statement/{statement['id']}", f"Statement {statement['number']}")
     lead = browser.find_element(By.CSS_SELECTOR, "main p.lead").text
-    covers = _period_dates(statement["period_start"], statement["period_end"], statement["timezone"])
+    covers = period_dates(statement["period_start"], statement["period_end"], statement["timezone"])
     assert statement["timezone"] == "Europe/Moscow" and f"period {newer}, {covers} · " in lead
 
 
