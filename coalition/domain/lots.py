@@ -181,10 +181,10 @@ def reverse_earn(
     """Points a return takes back, capped by what was earned and not yet returned.
 
     By amount the points are ``floor(original points × amount / original
-    amount)``, counted on the running total of returned amounts: a second
-    return takes ``floor(P × (earlier + amount) / A) − floor(P × earlier / A)``,
-    so a purchase returned in many small pieces gives back every point that
-    one whole return would. Reversals in total never exceed the original points
+    amount)`` for each return on its own, as SPEC §6 writes it: a purchase
+    returned in pieces may give back a point or so less than one whole return
+    would, which only the issuer posting the pieces bears (it may return by
+    ``points`` instead). Reversals in total never exceed the original points
     nor the original amount.
 
     The lot holds nothing for a return dated ``at`` or after its expiry: its
@@ -204,11 +204,7 @@ def reverse_earn(
                 f"amount {original_amount}",
                 reason="over_reversal",
             )
-
-        def share(returned: Decimal) -> int:
-            return money.floor_points(lot.points * returned / original_amount)
-
-        points = share(reversed_amount + amount) - share(reversed_amount)
+        points = money.floor_points(lot.points * amount / original_amount)
     if reversed_points + points > lot.points:
         raise Invalid(
             f"returns would total {reversed_points + points} points, more than the "

@@ -488,8 +488,7 @@ def earn_reversal_body(external_id, original_external_id, occurred_at, **amount_
 def test_concurrent_earn_reversals_take_back_at_most_the_earn(shared):
     """An earn of 1000.00 RUB (× 0.1 = 100 points) and 20 returns of 100.00 RUB each at once.
 
-    Each return takes floor(100 × 100 / 1000) = 10 points (counted on the
-    running total: floor(100 × 100k / 1000) − floor(100 × 100(k−1) / 1000) = 10).
+    Each return takes floor(100 × 100 / 1000) = 10 points.
     Exactly 1000 / 100 = 10 succeed, each taking 10 points from the lot with no
     shortfall; the 10 others are 422 over_reversal (they would return more
     than the 1000 RUB bought). Together they take back exactly the 100

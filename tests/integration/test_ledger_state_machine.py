@@ -228,10 +228,7 @@ class LedgerMachine(RuleBasedStateMachine):
         if by_amount and earn.amount is not None:
             amount = (earn.amount * points / 300).quantize(CENT, rounding=ROUND_FLOOR) or CENT
             body |= {"amount": str(amount), "currency": CURRENCY[earn.partner]}
-            # the running total decides: floor(P × (before + now) / A) − floor(P × before / A)
-            points = floor(earn.points * (earn.returned + amount) / earn.amount) - floor(
-                earn.points * earn.returned / earn.amount
-            )
+            points = floor(earn.points * amount / earn.amount)  # this return alone (SPEC §6)
             over = earn.returned + amount > earn.amount or earn.claimed + points > earn.points
         else:
             amount = Decimal(0)

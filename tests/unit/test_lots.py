@@ -448,25 +448,36 @@ def test_earn_reversal_beyond_original_amount_is_over_reversal():
 
 
 def test_earn_reversal_up_to_original_amount_is_allowed():
-    # Purchase 350.00 for 120 points, 300.00 (102 points) returned; the last 50.00 is
-    # counted on the running total: floor(120 × 350 / 350) − floor(120 × 300 / 350)
-    # = 120 − floor(102.857…) = 120 − 102 = 18, so the whole purchase gives back all 120.
+    # Purchase 350.00 for 120 points, 300.00 (102 points) returned; the last 50.00
+    # takes floor(120 × 50.00 / 350.00) = floor(17.142…) = 17 (SPEC §6, this return alone).
     original = lot(1, 18, points=120)
     decision = lots.reverse_earn(original, at=NOW, original_amount=Decimal("350.00"), reversed_points=102,
                                  reversed_amount=Decimal("300.00"), amount=Decimal("50.00"))
-    assert decision.points == 18
+    assert (decision.points, decision.taken) == (17, 17)
 
 
-def test_returns_in_small_pieces_give_back_every_point():
-    # 120 points for 350.00 returned as 121 × 2.89 + 0.31 = 350.00: each piece alone
-    # floors to 0 (120 × 2.89 / 350 = 0.99…), but the running total reaches 120.
+def test_each_return_takes_the_specs_share_of_its_own_amount():
+    # 33.33 EUR at 1.5 points per EUR earned floor(49.995) = 49 points. Each return of
+    # 10.00 takes floor(49 × 10.00 / 33.33) = floor(14.70…) = 14, the second as the first;
+    # counted on the running total the second would take floor(29.40…) − 14 = 15.
     taken, returned = 0, Decimal("0")
-    for amount in [Decimal("2.89")] * 121 + [Decimal("0.31")]:
-        decision = lots.reverse_earn(lot(1, 120 - taken, points=120), at=NOW, original_amount=Decimal("350.00"),
-                                     reversed_points=taken, reversed_amount=returned, amount=amount)
+    for _ in range(2):
+        decision = lots.reverse_earn(lot(1, 49 - taken, points=49), at=NOW, original_amount=Decimal("33.33"),
+                                     reversed_points=taken, reversed_amount=returned, amount=Decimal("10.00"))
+        assert decision.points == 14
         taken += decision.points
-        returned += amount
-    assert (returned, taken) == (Decimal("350.00"), 120)
+        returned += Decimal("10.00")
+
+
+def test_a_purchase_returned_in_pieces_may_leave_the_member_a_point():
+    # 49 points for 33.33 returned as 16.66 + 16.67: floor(49 × 16.66 / 33.33) = floor(24.49…)
+    # = 24 and floor(49 × 16.67 / 33.33) = floor(24.50…) = 24, so 48 of the 49 come back:
+    # the issuer posting the pieces bears the point, as it would by returning in one piece less.
+    first = lots.reverse_earn(lot(1, 49), at=NOW, original_amount=Decimal("33.33"), reversed_points=0,
+                              reversed_amount=Decimal("0"), amount=Decimal("16.66"))
+    second = lots.reverse_earn(lot(1, 25, points=49), at=NOW, original_amount=Decimal("33.33"),
+                               reversed_points=24, reversed_amount=Decimal("16.66"), amount=Decimal("16.67"))
+    assert (first.points, second.points) == (24, 24)
 
 
 @pytest.mark.parametrize(("reversed_amount", "this_return", "message"), [
