@@ -533,6 +533,16 @@ def test_earn_reversal_by_amount_takes_back_the_floored_share(coalition):
     assert balance(coalition, "m1")["available"] == 33 - 9
 
 
+def test_a_second_return_by_amount_takes_the_floored_share_of_its_own_amount(coalition):
+    expect(earn(coalition, "a1", "m1", "333.33", occurred_at=days_ago(5)))  # floor(33.333) = 33
+    expect(earn_reversal(coalition, "r1", "a1", amount="100.00"))  # floor(9.90…) = 9
+    body = expect(earn_reversal(coalition, "r2", "a1", amount="100.00"))
+    # floor(33 × 100.00 / 333.33) = 9 again (SPEC §6); on the running total of 200.00 it
+    # would be floor(19.80…) − 9 = 10
+    assert body["points"] == -9
+    assert balance(coalition, "m1")["available"] == 33 - 9 - 9
+
+
 def test_earn_reversal_by_points_takes_them_from_the_original_lot(coalition):
     lot = expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(5)))["lot_id"]  # 100
     body = expect(earn_reversal(coalition, "r1", "a1", points=40))
