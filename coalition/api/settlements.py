@@ -11,7 +11,7 @@ from werkzeug.http import quote_etag
 import reports
 from coalition.api import Blueprint, database, principal
 from coalition.api.errors import MALFORMED_JSON
-from coalition.api.fields import MoneyOut, PartnerId, Text
+from coalition.api.fields import Count, MoneyOut, PartnerId, Text
 from coalition.api.pagination import MAX_PAGE, PageArgs, paging
 from coalition.api.parsing import refuse_malformed_body
 from coalition.services import calendar, settlement, statements
@@ -31,7 +31,7 @@ class PeriodOut(Schema):
 
 class StatementQuery(PageArgs):
     # SPEC §7 lists statements unpaged: without a limit, every one (after the cursor)
-    limit = fields.Integer(
+    limit = Count(
         load_default=None,
         validate=validate.Range(1, MAX_PAGE),
         metadata={"description": "Statements a page; without it, every statement"},
