@@ -43,6 +43,7 @@ import psycopg
 
 from bench.pg import conninfo
 from coalition.domain import totals
+from coalition.domain.partners import OPERATOR_PARTNER
 
 TTL_DAYS = 365
 EARN_WINDOW = (0.0, 0.30)
@@ -55,7 +56,6 @@ RICH_BALANCE = 300  # points a member needs to be used for HTTP burns
 RICH_SAMPLE = 20_000
 MEMBERS_PER_CHUNK = 5_000
 PLACEHOLDER_HASH = "bench" + "0" * 59
-COALITION = "coalition"
 
 
 @dataclass(frozen=True)
@@ -471,10 +471,10 @@ class Generator:
             if rng.random() < BONUS_SHARE and not heavy:
                 points = rng.randrange(100, 501)
                 tx_lines.append(
-                    f"{tx_id}\t{COALITION}\tb-{tx_id}\tbonus\t{member}\t{occurred}\t{recorded}\t{N}\t{N}\t{N}\t"
+                    f"{tx_id}\t{OPERATOR_PARTNER}\tb-{tx_id}\tbonus\t{member}\t{occurred}\t{recorded}\t{N}\t{N}\t{N}\t"
                     f"referral\t{points}\t0\t{N}\t[]\t{N}\t{period_id}\tf\t{PLACEHOLDER_HASH}\n"
                 )
-                issuer, hold = COALITION, 0
+                issuer, hold = OPERATOR_PARTNER, 0
             else:
                 partner = self.partners[rng.randrange(len(self.partners))]
                 low, high = partner.minor_range

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from coalition import auth
 from coalition.db import aggregates, models
 from coalition.domain.errors import CoalitionError, Invalid
+from coalition.domain.partners import OPERATOR_PARTNER
 from coalition.services import calendar, catalog, ledger, partners, rates, settlement
 
 PARTNERS = [
@@ -253,7 +254,7 @@ def _post_activity(database, start: datetime, now: datetime, progress) -> int:
             else:
                 request |= {
                     "type": "bonus",
-                    "partner_id": "coalition",
+                    "partner_id": OPERATOR_PARTNER,
                     "points": 250,
                     "reason": "referral",
                 }

@@ -308,7 +308,7 @@ def _summary_box(statement: Mapping) -> list[Flowable]:
         workings += f" Nothing to convert into {currency}, and no fx rate was needed."
     elif currency != base:
         workings += (
-            f" Converted at {summary['fx_rate']} {base} per {currency},"
+            f" Converted at {written.rate_of(summary['fx_rate'], base, currency)},"
             " the rate in force at the end of the period."
         )
     content = [
@@ -342,13 +342,13 @@ def _settlement_sentence(statement: Mapping) -> str:
     base = statement["base_currency"]
     net = Decimal(summary["net"])
     if net == 0:
-        return f"Nothing to pay: the net position for this period is {written.money(abs(net), base)} {base}."
+        return f"Nothing to pay: the net position for this period is {written.money_in(abs(net), base)}."
     amount = f"{written.money(abs(net), base)}\xa0{base}"
     if statement["currency"] != base:
         currency = statement["currency"]
         in_currency = Decimal(summary["net_in_currency"])
         converted = written.money(abs(in_currency), currency)
-        at_rate = f"at {summary['fx_rate']} {base} per {currency}"
+        at_rate = f"at {written.rate_of(summary['fx_rate'], base, currency)}"
         if in_currency == 0:
             return (
                 f"Nothing to pay: the net position of {written.money(net, base)}\xa0{base} "
@@ -371,13 +371,13 @@ def _figures(statement: Mapping) -> list[Flowable]:
     summary = statement["summary"]
     base, currency = statement["base_currency"], statement["currency"]
     money_rows = [
-        ("Receivable", f"{written.money(summary['receivable'], base)} {base}"),
-        ("Payable", f"{written.money(summary['payable'], base)} {base}"),
-        ("Fees", f"{written.money(summary['fees'], base)} {base}"),
-        ("Net", f"{written.money(summary['net'], base)} {base}"),
+        ("Receivable", written.money_in(summary["receivable"], base)),
+        ("Payable", written.money_in(summary["payable"], base)),
+        ("Fees", written.money_in(summary["fees"], base)),
+        ("Net", written.money_in(summary["net"], base)),
         (
             f"Net in {currency}",
-            f"{written.money(summary['net_in_currency'], currency)} {currency}",
+            written.money_in(summary["net_in_currency"], currency),
         ),
         ("FX rate at period end", written.fx_rate(summary["fx_rate"], base, currency)),
         ("Outstanding liability", written.liability(summary["liability"], base)),

@@ -18,6 +18,11 @@ def fx_rate(rate: str | None, base: str, currency: str) -> str:
     which closes without one (its net is 0 in any currency)."""
     if rate is None:
         return "none needed"
+    return rate_of(rate, base, currency)
+
+
+def rate_of(rate: str, base: str, currency: str) -> str:
+    """An fx rate as a statement says it: "0.0061 EUR per JPY"."""
     return f"{rate} {base} per {currency}"
 
 
@@ -26,7 +31,12 @@ def liability(amount: str | None, base: str) -> str:
     redemption rate was in force at the period's end to value them with."""
     if amount is None:
         return "not valued: no redemption rate"
-    return f"{money(amount, base)} {base}"
+    return money_in(amount, base)
+
+
+def money_in(amount: str | Decimal, currency: str) -> str:
+    """An amount followed by its currency's code: "1,234.50 EUR"."""
+    return f"{money(amount, currency)} {currency}"
 
 
 def term(amount: str | Decimal, currency: str) -> str:

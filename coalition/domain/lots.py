@@ -178,7 +178,8 @@ def reverse_earn(
     amount: Decimal | None = None,
     points: int | None = None,
 ) -> EarnReversal:
-    """Points a return takes back, capped by what was earned and not yet returned.
+    """Points a return takes back; refused (``over_reversal``) beyond what was earned and
+    not yet returned.
 
     By amount the points are ``floor(original points × amount / original
     amount)`` for each return on its own, as SPEC §6 writes it: a purchase
