@@ -13,8 +13,14 @@ from decimal import Decimal
 
 from marshmallow import ValidationError, fields, validate
 
+from coalition.domain import money
+
 #: The longest member id a transaction may carry; member URLs take as long ones.
 MEMBER_ID_LENGTH = 128
+#: The longest external id, a partner's own id of a transaction (the column's width).
+EXTERNAL_ID_LENGTH = 128
+#: The longest period id a query may name ("2026-10-05" has ten characters).
+PERIOD_ID_LENGTH = 16
 
 
 class Text(fields.String):
@@ -116,14 +122,16 @@ class DecimalString(fields.Decimal):
 def Amount(**kwargs):
     """A positive money amount (its decimals are checked against its currency later)."""
     return DecimalString(
-        validate=validate.Range(min=0, min_inclusive=False, max=10**15),
+        validate=validate.Range(min=0, min_inclusive=False, max=money.MAX_AMOUNT),
         metadata={"example": "350.00"},
         **kwargs,
     )
 
 
 def Points(**kwargs):
-    return fields.Integer(strict=True, validate=validate.Range(min=1, max=10**12), **kwargs)
+    return fields.Integer(
+        strict=True, validate=validate.Range(min=1, max=money.MAX_POINTS), **kwargs
+    )
 
 
 class Count(fields.Integer):
@@ -163,3 +171,6 @@ PartnerId = WholeMatch(
 #: An amount the service has already written at its currency's minor unit, signed,
 #: as a string such as ``"-83.25"`` (SPEC §3): settlements, statements and KPIs.
 MoneyOut = fields.String
+
+#: A ratio the service has already rounded, as a string such as ``"0.8123"``.
+Ratio = fields.String

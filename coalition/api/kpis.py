@@ -7,16 +7,14 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database, principal
-from coalition.api.fields import Count, MoneyOut, PartnerId, Text
+from coalition.api.fields import PERIOD_ID_LENGTH, Count, MoneyOut, PartnerId, Ratio, Text
 from coalition.services import kpis
 
 blp = Blueprint("kpis", __name__, url_prefix="/api/v1/kpis", description="Programme KPIs")
 
-Ratio = fields.String
-
 
 class KpiQuery(Schema):
-    period_id = Text(max_length=16, load_default=None)
+    period_id = Text(max_length=PERIOD_ID_LENGTH, load_default=None)
     partner_id = fields.String(load_default=None, validate=PartnerId)
     periods = Count(
         load_default=kpis.DEFAULT_PERIODS,

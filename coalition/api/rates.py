@@ -22,12 +22,16 @@ class RateValue(DecimalString):
 class RateIn(Schema):
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     value = DecimalString(
-        required=True, validate=validate.Range(min=0, max=10**9), metadata={"example": "0.1"}
+        required=True,
+        validate=validate.Range(min=0, max=money.MAX_RATE),
+        metadata={"example": "0.1"},
     )
     partner_id = fields.String(load_default=None, validate=PartnerId)
     category = Text(max_length=64, blank=False, load_default=None)
     currency = Currency(load_default=None)
-    min_amount = DecimalString(load_default=None, validate=validate.Range(min=0, max=10**15))
+    min_amount = DecimalString(
+        load_default=None, validate=validate.Range(min=0, max=money.MAX_AMOUNT)
+    )
     effective_from = Instant(required=True)
     effective_to = Instant(load_default=None)
 

@@ -11,7 +11,7 @@ from werkzeug.http import quote_etag
 import reports
 from coalition.api import Blueprint, database, principal
 from coalition.api.errors import MALFORMED_JSON
-from coalition.api.fields import Count, MoneyOut, PartnerId, Text
+from coalition.api.fields import PERIOD_ID_LENGTH, Count, MoneyOut, PartnerId, Ratio, Text
 from coalition.api.pagination import MAX_PAGE, PageArgs, paging
 from coalition.api.parsing import refuse_malformed_body
 from coalition.services import calendar, settlement, statements
@@ -36,7 +36,7 @@ class StatementQuery(PageArgs):
         validate=validate.Range(1, MAX_PAGE),
         metadata={"description": "Statements a page; without it, every statement"},
     )
-    period_id = Text(max_length=16, load_default=None)
+    period_id = Text(max_length=PERIOD_ID_LENGTH, load_default=None)
     partner_id = fields.String(load_default=None, validate=PartnerId)
 
 
@@ -96,7 +96,7 @@ class NettingOut(Schema):
     gross = MoneyOut()
     bilateral_net = MoneyOut()
     multilateral_net = MoneyOut()
-    netting_ratio = fields.String(allow_none=True)
+    netting_ratio = Ratio(allow_none=True)
     payments_gross = fields.Integer()
     payments_net = fields.Integer()
     payments_saved = fields.Integer()

@@ -8,7 +8,9 @@ from marshmallow import Schema, ValidationError, fields, validate, validates, va
 from coalition.api import Blueprint, database, principal
 from coalition.api.errors import INVALID_FIELDS, ErrorSchema, domain_error_body, error_body
 from coalition.api.fields import (
+    EXTERNAL_ID_LENGTH,
     MEMBER_ID_LENGTH,
+    PERIOD_ID_LENGTH,
     Amount,
     Currency,
     Instant,
@@ -50,7 +52,7 @@ def _fields_by_type() -> str:
 
 class TransactionIn(Schema):
     external_id = Text(
-        max_length=128,
+        max_length=EXTERNAL_ID_LENGTH,
         blank=False,
         required=True,
         metadata={
@@ -72,7 +74,7 @@ class TransactionIn(Schema):
     category = Text(max_length=64, blank=False)
     points = Points()
     reason = Text()
-    original_external_id = Text(max_length=128, blank=False)
+    original_external_id = Text(max_length=EXTERNAL_ID_LENGTH, blank=False)
 
     @validates("external_id")
     def not_an_expiry_id(self, external_id: str, **kwargs):
@@ -162,7 +164,7 @@ class BatchOut(Schema):
 class TransactionQuery(PageArgs):
     partner_id = fields.String(validate=PartnerId)
     external_id = Text(
-        max_length=128,
+        max_length=EXTERNAL_ID_LENGTH,
         metadata={
             "description": "The partner's own id of a transaction: with partner_id, or a key"
             " bound to a partner (ids are unique per partner)"
@@ -170,7 +172,7 @@ class TransactionQuery(PageArgs):
     )
     member_id = Text(max_length=MEMBER_ID_LENGTH)
     type = fields.String(validate=validate.OneOf(lots.TYPES))
-    period_id = Text(max_length=16)
+    period_id = Text(max_length=PERIOD_ID_LENGTH)
     from_ = Instant(data_key="from", attribute="from")  # "from" is a keyword
     to = Instant()
 

@@ -12,8 +12,6 @@ from decimal import Decimal
 from coalition.domain import money, rates
 from coalition.domain.errors import Invalid, NoRate
 
-MAX_POINTS = 10**12
-
 
 @dataclass(frozen=True)
 class Earning:
@@ -34,8 +32,8 @@ def points_for_purchase(
     multiplier = promo.value if promo else Decimal(1)
     bonus = int(threshold.value) if threshold else 0
     points = money.floor_points(amount * earn.value * multiplier) + bonus
-    if points > MAX_POINTS:
-        raise Invalid(f"a purchase may earn at most {MAX_POINTS} points", field="amount")
+    if points > money.MAX_POINTS:
+        raise Invalid(f"a purchase may earn at most {money.MAX_POINTS} points", field="amount")
     if points <= 0:
         raise Invalid(
             f"a purchase of {amount} earns 0 points", reason="zero_points", field="amount"

@@ -23,6 +23,11 @@ from babel import core, numbers
 
 from coalition.domain.errors import Invalid
 
+#: The largest values a request may carry, which :data:`PRECISION` is worked out from:
+#: points in a transaction, an amount (a purchase, a threshold's minimum), a rate's value.
+MAX_POINTS = 10**12
+MAX_AMOUNT = 10**15
+MAX_RATE = 10**9
 PRECISION = 60
 decimal.DefaultContext.prec = PRECISION
 decimal.getcontext().prec = PRECISION
