@@ -75,7 +75,6 @@ def compute(session, period: periods.Period, status: str) -> Settled:
         if fx[partner.id] is None
         and arithmetic.took_part(partner.id, positions[partner.id], facts[partner.id], lines)
     }
-    netting = arithmetic.netting(lines, positions, base)
     document = {
         "period_id": period.id,
         "status": status,
@@ -83,27 +82,32 @@ def compute(session, period: periods.Period, status: str) -> Settled:
         "end": period.end.isoformat(),
         "base_currency": base,
         "partners": entries,
-        "pair_lines": [
-            {
-                "issuer_id": line.issuer_id,
-                "redeemer_id": line.redeemer_id,
-                "points": line.points,
-                "value": money.text(line.value),
-                "own_redemption": line.own,
-            }
-            for line in lines
-        ],
-        "netting": {
-            "gross": money.text(netting.gross),
-            "bilateral_net": money.text(netting.bilateral_net),
-            "multilateral_net": money.text(netting.multilateral_net),
-            "netting_ratio": money.text(netting.netting_ratio),
-            "payments_gross": netting.payments_gross,
-            "payments_net": netting.payments_net,
-            "payments_saved": netting.payments_saved,
-        },
+        "pair_lines": [_pair_line_entry(line) for line in lines],
+        "netting": _netting_entry(arithmetic.netting(lines, positions, base)),
     }
     return Settled(document, lines, sorted(missing_fx))
+
+
+def _pair_line_entry(line: arithmetic.PairLine) -> dict:
+    return {
+        "issuer_id": line.issuer_id,
+        "redeemer_id": line.redeemer_id,
+        "points": line.points,
+        "value": money.text(line.value),
+        "own_redemption": line.own,
+    }
+
+
+def _netting_entry(netting: arithmetic.Netting) -> dict:
+    return {
+        "gross": money.text(netting.gross),
+        "bilateral_net": money.text(netting.bilateral_net),
+        "multilateral_net": money.text(netting.multilateral_net),
+        "netting_ratio": money.text(netting.netting_ratio),
+        "payments_gross": netting.payments_gross,
+        "payments_net": netting.payments_net,
+        "payments_saved": netting.payments_saved,
+    }
 
 
 def _repriced(session, period: periods.Period, kind: str, read, correct) -> list:
