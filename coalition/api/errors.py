@@ -64,7 +64,18 @@ MALFORMED_JSON = SharedError(
     " a number that cannot be read, or a body that could not be received",
 )
 NOT_JSON = SharedError(415, "NOT_JSON", "A body not sent as application/json")
-SHARED_ERRORS = (UNAUTHENTICATED, DATABASE_UNAVAILABLE, MALFORMED_JSON, NOT_JSON)
+ANOTHER_PARTNERS_DATA = SharedError(
+    403,
+    "ANOTHER_PARTNERS_DATA",
+    "forbidden: a key bound to a partner filtering on another partner_id",
+)
+SHARED_ERRORS = (
+    UNAUTHENTICATED,
+    DATABASE_UNAVAILABLE,
+    MALFORMED_JSON,
+    NOT_JSON,
+    ANOTHER_PARTNERS_DATA,
+)
 
 
 INVALID_FIELDS = "Invalid fields"

@@ -7,6 +7,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database, principal
+from coalition.api.errors import ANOTHER_PARTNERS_DATA
 from coalition.api.fields import PERIOD_ID_LENGTH, Count, MoneyOut, PartnerId, Ratio, Text
 from coalition.services import kpis
 
@@ -101,9 +102,7 @@ class KpiReport(Schema):
 class Kpis(MethodView):
     @blp.arguments(KpiQuery, location="query")
     @blp.response(200, KpiReport)
-    @blp.alt_response(
-        403, description="forbidden: a key bound to a partner asking for another partner_id"
-    )
+    @blp.alt_response(403, ANOTHER_PARTNERS_DATA.name)
     @blp.alt_response(
         404,
         description="not_found: no partner with this partner_id, or a period_id outside the"

@@ -10,7 +10,7 @@ from werkzeug.http import quote_etag
 
 import reports
 from coalition.api import Blueprint, database, principal
-from coalition.api.errors import MALFORMED_JSON
+from coalition.api.errors import ANOTHER_PARTNERS_DATA, MALFORMED_JSON
 from coalition.api.fields import PERIOD_ID_LENGTH, Count, MoneyOut, PartnerId, Ratio, Text
 from coalition.api.pagination import MAX_PAGE, PageArgs, paging
 from coalition.api.parsing import refuse_malformed_body
@@ -208,9 +208,7 @@ class Close(MethodView):
 class Statements(MethodView):
     @blp.arguments(StatementQuery, location="query")
     @blp.response(200, StatementList)
-    @blp.alt_response(
-        403, description="forbidden: a key bound to a partner filtering on another partner_id"
-    )
+    @blp.alt_response(403, ANOTHER_PARTNERS_DATA.name)
     def get(self, query):
         """Final statements in issue order or newest first (a partner key sees its own)"""
         page = paging(query)

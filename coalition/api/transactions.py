@@ -6,7 +6,13 @@ from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from coalition.api import Blueprint, database, principal
-from coalition.api.errors import INVALID_FIELDS, ErrorSchema, domain_error_body, error_body
+from coalition.api.errors import (
+    ANOTHER_PARTNERS_DATA,
+    INVALID_FIELDS,
+    ErrorSchema,
+    domain_error_body,
+    error_body,
+)
 from coalition.api.fields import (
     EXTERNAL_ID_LENGTH,
     MEMBER_ID_LENGTH,
@@ -225,9 +231,7 @@ class Transactions(MethodView):
 
     @blp.arguments(TransactionQuery, location="query")
     @blp.response(200, TransactionPage)
-    @blp.alt_response(
-        403, description="forbidden: a key bound to a partner filtering on another partner_id"
-    )
+    @blp.alt_response(403, ANOTHER_PARTNERS_DATA.name)
     def get(self, query):
         """List transactions, oldest or newest first, with a cursor"""
         page = paging(query)
