@@ -24,10 +24,9 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.sock import close_sockets
 from gunicorn.workers.gthread import ThreadWorker
 
-from coalition import create_app, logs
+from coalition import create_app, logs, processes
 from coalition.api.errors import error_body
 
-PARENT_CHECK_SECONDS = 1.0
 STOP_SECONDS = 5.0
 RESTART_SECONDS = 10.0  # the scheduler is started at most this often
 
@@ -151,8 +150,7 @@ def _run_scheduler(master_pid: int) -> None:
         signal.signal(number, signal.SIG_DFL)  # not gunicorn's master handlers
     scheduler = jobs.start(create_app())
     try:
-        while os.getppid() == master_pid:
-            time.sleep(PARENT_CHECK_SECONDS)
+        processes.until_parent_gone(master_pid)
     finally:
         scheduler.shutdown(wait=False)
 

@@ -26,20 +26,18 @@ import multiprocessing
 import os
 import signal
 import threading
-import time
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
-from coalition import auth
+from coalition import auth, processes
 from coalition.db import Database, ledger_reads
 from coalition.domain.errors import CoalitionError, Invalid
 from coalition.domain.lots import REVERSES
 from coalition.services import batches, ledger
 
 OPERATOR = auth.Principal("cli", "operator")
-PARENT_CHECK_SECONDS = 1.0
 
 
 def lanes(requests: list, originals: dict[tuple[str, str], str], count: int) -> list[int]:
@@ -174,8 +172,7 @@ def _start_worker(parent: int) -> None:
 
 
 def _end_with(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(PARENT_CHECK_SECONDS)
+    processes.until_parent_gone(parent)
     os._exit(1)  # what it was posting rolls back; importing again posts it
 
 
