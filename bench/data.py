@@ -174,6 +174,20 @@ class World:
     def partner_ids(self) -> list[str]:
         return list(self.partners)
 
+    def partners_for_load(self) -> list[dict]:
+        """The partners as :mod:`bench.load` takes them: plain dicts, since they are pickled
+        to its spawned worker processes."""
+        return [
+            {
+                "id": p.id,
+                "key": p.key,
+                "currency": p.spec.currency,
+                "exponent": p.exponent,
+                "minor_range": p.minor_range,
+            }
+            for p in self.partners.values()
+        ]
+
 
 class ApiError(RuntimeError):
     pass
@@ -450,8 +464,9 @@ class Generator:
     # -- one member
 
     def _member(self, member: str, heavy: bool, out: dict) -> None:
-        rng, length, ids, clock = self.rng, self.length, self.ids, self.clock
-        period_id = self.plan.period_id
+        """One member's rows, appended to ``out``: its earns and bonuses, returns, burns and
+        perhaps a burn reversal, then its lots with what those left in them."""
+        rng, length = self.rng, self.length
         if heavy:
             burns, lot_count = 0, self.plan.heavy_lots
         else:
@@ -460,9 +475,28 @@ class Generator:
             lot_count = burns + 1 + rng.randrange(3)
         earn_lo, earn_hi = int(EARN_WINDOW[0] * length), int(EARN_WINDOW[1] * length)
         times = sorted(rng.randrange(earn_lo, earn_hi) for _ in range(lot_count))
+        out["members"].append(f"{member}\t{self.clock.at(times[0])}\n")
+        self.result.rows["members"] += 1
+        lots, returns = self._earns(member, heavy, times, out)
+        self._returns(member, lots, returns, out)
+        if burns:
+            last = self._burns(member, lots, burns, out)
+            if last is not None and rng.random() < BURN_REVERSAL_SHARE:
+                self._burn_reversal(member, last, out)
+        self._lots(member, lots, out)
+        if sum(lot.remaining for lot in lots) >= RICH_BALANCE and not heavy:
+            self._sample_rich(member)
+
+    def _earns(
+        self, member: str, heavy: bool, times: list[int], out: dict
+    ) -> tuple[list[_Lot], list]:
+        """One lot at each time: an earn at a random partner or, now and then for a regular
+        member, a coalition bonus. Also the earns to be partly returned, as (lot index,
+        partner, amount in minor units, transaction id)."""
+        rng, ids, clock = self.rng, self.ids, self.clock
+        period_id = self.plan.period_id
+        tx_lines = out["transactions"]
         lots: list[_Lot] = []
-        tx_lines, lot_lines, alloc_lines = out["transactions"], out["lots"], out["allocations"]
-        out["members"].append(f"{member}\t{clock.at(times[0])}\n")
         returns = []
         for earned in times:
             tx_id = ids.next_transaction()
@@ -497,7 +531,14 @@ class Generator:
             lots.append(
                 _Lot(ids.next_lot(), tx_id, issuer, points, points, earned, earned + hold * 86400)
             )
-        # returns: half the amount back, a day or so after the purchase, before any burn
+        self.result.rows["transactions"] += len(lots)
+        return lots, returns
+
+    def _returns(self, member: str, lots: list[_Lot], returns: list, out: dict) -> None:
+        """Half the amount back, a day or so after the purchase: before any burn, so that
+        the lot still holds every point the return takes back (no shortfall)."""
+        rng, ids, clock = self.rng, self.ids, self.clock
+        period_id = self.plan.period_id
         for index, partner, minor, original in returns:
             lot = lots[index]
             back = minor // 2
@@ -507,98 +548,113 @@ class Generator:
             tx_id = ids.next_transaction()
             at = lot.earned + rng.randrange(43_200, 129_600)
             lot.remaining -= taken
-            tx_lines.append(
+            out["transactions"].append(
                 f"{tx_id}\t{partner.id}\tr-{tx_id}\tearn_reversal\t{member}\t{clock.at(at)}\t{clock.at(at + 1)}\t"
                 f"{partner.amount_text(back)}\t{partner.spec.currency}\t{N}\t{N}\t{-taken}\t0\t{original}\t"
                 f"[{partner.earn_rate_id}, {partner.fee_rate_id}]\t{partner.fee_value}\t{period_id}\tf\t"
                 f"{PLACEHOLDER_HASH}\n"
             )
-            alloc_lines.append(
+            out["allocations"].append(
                 f"{ids.next_allocation()}\t{tx_id}\tearn_reversal\t{lot.id}\t{lot.issuer}\t{partner.id}\t"
                 f"{-taken}\t{N}\t{N}\t{period_id}\n"
             )
             self.result.rows["allocations"] += 1
             self.result.rows["transactions"] += 1
-        # burns: each crosses one lot boundary (the rest of lot j, half of lot j+1)
-        if burns:
-            burn_lo, burn_hi = int(BURN_WINDOW[0] * length), int(BURN_WINDOW[1] * length)
-            burn_times = sorted(rng.randrange(burn_lo, burn_hi) for _ in range(burns))
-            position, cumulative, last = 0, 0, None
-            for j in range(burns):
-                cumulative += lots[j].remaining
-                target = cumulative + lots[j + 1].remaining // 2
-                wanted = target - position
-                if wanted <= 0:
+
+    def _burns(self, member: str, lots: list[_Lot], burns: int, out: dict) -> tuple | None:
+        """Up to ``burns`` burns at random partners, each crossing one lot boundary (the rest
+        of lot j, half of lot j+1) so that a burn has about two allocations. The last one as
+        (transaction id, redeemer, [(allocation id, lot, points)]), for a reversal to
+        restore; None when there was nothing to burn.
+        """
+        rng, ids, clock, length = self.rng, self.ids, self.clock, self.length
+        period_id = self.plan.period_id
+        tx_lines, alloc_lines = out["transactions"], out["allocations"]
+        burn_lo, burn_hi = int(BURN_WINDOW[0] * length), int(BURN_WINDOW[1] * length)
+        burn_times = sorted(rng.randrange(burn_lo, burn_hi) for _ in range(burns))
+        position, cumulative, last = 0, 0, None
+        for j in range(burns):
+            cumulative += lots[j].remaining
+            target = cumulative + lots[j + 1].remaining // 2
+            wanted = target - position
+            if wanted <= 0:
+                continue
+            at = burn_times[j]
+            redeemer = self.partners[rng.randrange(len(self.partners))]
+            tx_id = ids.next_transaction()
+            taken = []
+            for lot in lots:
+                if wanted == 0:
+                    break
+                if lot.remaining == 0 or lot.available > at:
                     continue
-                at = burn_times[j]
-                redeemer = self.partners[rng.randrange(len(self.partners))]
-                tx_id = ids.next_transaction()
-                taken = []
-                for lot in lots:
-                    if wanted == 0:
-                        break
-                    if lot.remaining == 0 or lot.available > at:
-                        continue
-                    take = min(lot.remaining, wanted)
-                    lot.remaining -= take
-                    wanted -= take
-                    allocation_id = ids.next_allocation()
-                    taken.append((allocation_id, lot, take))
-                    alloc_lines.append(
-                        f"{allocation_id}\t{tx_id}\tburn\t{lot.id}\t{lot.issuer}\t{redeemer.id}\t{-take}\t"
-                        f"{redeemer.redemption_value}\t{N}\t{period_id}\n"
-                    )
-                spent = sum(take for _, _, take in taken)
-                position += spent
-                self.result.rows["allocations"] += len(taken)
-                self.result.burn_allocations += len(taken)
-                self.result.rows["transactions"] += 1
-                tx_lines.append(
-                    f"{tx_id}\t{redeemer.id}\tu-{tx_id}\tburn\t{member}\t{clock.at(at)}\t{clock.at(at + 1)}\t"
-                    f"{N}\t{N}\t{N}\t{N}\t{-spent}\t0\t{N}\t[{redeemer.redemption_rate_id}]\t{N}\t{period_id}\tf\t"
-                    f"{PLACEHOLDER_HASH}\n"
+                take = min(lot.remaining, wanted)
+                lot.remaining -= take
+                wanted -= take
+                allocation_id = ids.next_allocation()
+                taken.append((allocation_id, lot, take))
+                alloc_lines.append(
+                    f"{allocation_id}\t{tx_id}\tburn\t{lot.id}\t{lot.issuer}\t{redeemer.id}\t{-take}\t"
+                    f"{redeemer.redemption_value}\t{N}\t{period_id}\n"
                 )
-                last = (tx_id, redeemer, taken)
-            if last is not None and rng.random() < BURN_REVERSAL_SHARE:
-                original, redeemer, taken = last
-                tx_id = ids.next_transaction()
-                at = int(REVERSAL_AT * length)
-                restored = 0
-                for allocation_id, lot, take in reversed(taken):
-                    lot.remaining += take
-                    restored += take
-                    alloc_lines.append(
-                        f"{ids.next_allocation()}\t{tx_id}\tburn_reversal\t{lot.id}\t{lot.issuer}\t{redeemer.id}\t"
-                        f"{take}\t{redeemer.redemption_value}\t{allocation_id}\t{period_id}\n"
-                    )
-                self.result.rows["allocations"] += len(taken)
-                self.result.burn_allocations += len(taken)
-                self.result.rows["transactions"] += 1
-                tx_lines.append(
-                    f"{tx_id}\t{redeemer.id}\tv-{tx_id}\tburn_reversal\t{member}\t{clock.at(at)}\t"
-                    f"{clock.at(at + 1)}\t{N}\t{N}\t{N}\t{N}\t{restored}\t0\t{original}\t"
-                    f"[{redeemer.redemption_rate_id}]\t{N}\t{period_id}\tf\t{PLACEHOLDER_HASH}\n"
-                )
-        ttl = TTL_DAYS * 86400
-        balance = 0
+            spent = sum(take for _, _, take in taken)
+            position += spent
+            self.result.rows["allocations"] += len(taken)
+            self.result.burn_allocations += len(taken)
+            self.result.rows["transactions"] += 1
+            tx_lines.append(
+                f"{tx_id}\t{redeemer.id}\tu-{tx_id}\tburn\t{member}\t{clock.at(at)}\t{clock.at(at + 1)}\t"
+                f"{N}\t{N}\t{N}\t{N}\t{-spent}\t0\t{N}\t[{redeemer.redemption_rate_id}]\t{N}\t{period_id}\tf\t"
+                f"{PLACEHOLDER_HASH}\n"
+            )
+            last = (tx_id, redeemer, taken)
+        return last
+
+    def _burn_reversal(self, member: str, last: tuple, out: dict) -> None:
+        """The member's last burn restored in full, allocation by allocation, near the
+        period's end, at the burn's value rate."""
+        original, redeemer, taken = last
+        ids, clock, period_id = self.ids, self.clock, self.plan.period_id
+        tx_id = ids.next_transaction()
+        at = int(REVERSAL_AT * self.length)
+        restored = 0
+        for allocation_id, lot, take in reversed(taken):
+            lot.remaining += take
+            restored += take
+            out["allocations"].append(
+                f"{ids.next_allocation()}\t{tx_id}\tburn_reversal\t{lot.id}\t{lot.issuer}\t{redeemer.id}\t"
+                f"{take}\t{redeemer.redemption_value}\t{allocation_id}\t{period_id}\n"
+            )
+        self.result.rows["allocations"] += len(taken)
+        self.result.burn_allocations += len(taken)
+        self.result.rows["transactions"] += 1
+        out["transactions"].append(
+            f"{tx_id}\t{redeemer.id}\tv-{tx_id}\tburn_reversal\t{member}\t{clock.at(at)}\t"
+            f"{clock.at(at + 1)}\t{N}\t{N}\t{N}\t{N}\t{restored}\t0\t{original}\t"
+            f"[{redeemer.redemption_rate_id}]\t{N}\t{period_id}\tf\t{PLACEHOLDER_HASH}\n"
+        )
+
+    def _lots(self, member: str, lots: list[_Lot], out: dict) -> None:
+        """The member's lots as its returns and burns left them."""
+        clock, ttl = self.clock, TTL_DAYS * 86400
         for lot in lots:
-            lot_lines.append(
+            out["lots"].append(
                 f"{lot.id}\t{lot.transaction_id}\t{member}\t{lot.issuer}\t{lot.points}\t{lot.remaining}\t"
                 f"{clock.at(lot.earned)}\t{clock.at(lot.available)}\t{clock.at(lot.earned + ttl)}\n"
             )
-            balance += lot.remaining
-        self.result.rows["members"] += 1
         self.result.rows["lots"] += len(lots)
-        self.result.rows["transactions"] += len(lots)
-        if balance >= RICH_BALANCE and not heavy:
-            self._rich_seen += 1
-            sample = self.result.rich_members
-            if len(sample) < RICH_SAMPLE:
-                sample.append(member)
-            else:
-                slot = rng.randrange(self._rich_seen)
-                if slot < RICH_SAMPLE:
-                    sample[slot] = member
+
+    def _sample_rich(self, member: str) -> None:
+        """Keep an even sample of the members rich enough to burn over HTTP, at most
+        :data:`RICH_SAMPLE` of them however many there are (reservoir sampling)."""
+        self._rich_seen += 1
+        sample = self.result.rich_members
+        if len(sample) < RICH_SAMPLE:
+            sample.append(member)
+        else:
+            slot = self.rng.randrange(self._rich_seen)
+            if slot < RICH_SAMPLE:
+                sample[slot] = member
 
 
 # --------------------------------------------------------------------------- loading

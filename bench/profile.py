@@ -116,16 +116,7 @@ def main(argv=None) -> int:
             f"{period_id}) in {time.perf_counter() - began:.1f} s"
         )
         params = {
-            "partners": [
-                {
-                    "id": p.id,
-                    "key": p.key,
-                    "currency": p.spec.currency,
-                    "exponent": p.exponent,
-                    "minor_range": p.minor_range,
-                }
-                for p in world.partners.values()
-            ],
+            "partners": world.partners_for_load(),
             "rich": loaded.rich_members,
             "regular": loaded.regular_members,
         }

@@ -376,39 +376,39 @@ def import_csv(context: dict, params: dict, rows: int, rng: random.Random) -> di
 
 
 def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
-    from coalition.auth import Principal
-    from coalition.services import calendar, kpis, settlement
+    """Every figure of one stage beside its ceiling, in this order.
 
-    scale, pool, world, dsn, url = (
-        context[key] for key in ("scale", "pool", "world", "dsn", "url")
-    )
-    database = context["database"]
-    partners = [
-        {
-            "id": p.id,
-            "key": p.key,
-            "currency": p.spec.currency,
-            "exponent": p.exponent,
-            "minor_range": p.minor_range,
-        }
-        for p in world.partners.values()
-    ]
-    rich = loaded.rich_members or loaded.heavy_members
-    regular = loaded.regular_members
-    figures: dict = {"stage": stage, "period_id": loaded.plan.period_id}
+    The order matters: the open period's KPIs must come before the close and
+    the closed period's after it, the PDFs are of the statements the close
+    wrote, and every timing depends on what ran before it.
+    """
+    period_id = loaded.plan.period_id
+    participants = {
+        "partners": context["world"].partners_for_load(),
+        "rich": loaded.rich_members or loaded.heavy_members,
+        "regular": loaded.regular_members,
+    }
+    figures: dict = {"stage": stage, "period_id": period_id}
+    figures.update(_measure_single(context, stage, participants))
+    figures.update(_measure_batches(context, stage, participants))
+    figures.update(_measure_import(context, stage, participants))
+    figures.update(_measure_open_kpis(context, stage, period_id))
+    figures.update(_measure_close(context, stage, period_id))
+    figures.update(_measure_closed_kpis(context, stage, period_id))
+    figures.update(_measure_balance(context, stage, loaded, participants["partners"]))
+    figures.update(_measure_pdfs(context, stage, period_id))
+    return figures
+
+
+def _measure_single(context: dict, stage: int, participants: dict) -> dict:
+    """(a) Single transactions over HTTP, the same posts to the floor, and the single-row
+    INSERT loop."""
+    scale, pool, dsn = context["scale"], context["pool"], context["dsn"]
     cap = scale.figure_seconds
-
-    # (a) single transactions over HTTP, and the single-row INSERT loop
     progress(
         f"stage {stage}: (a) {scale.http_clients} clients × {scale.http_per_client} single POSTs"
     )
-    single_params = {
-        "url": url,
-        "partners": partners,
-        "rich": rich,
-        "regular": regular,
-        "prefix": f"h{stage}",
-    }
+    single_params = {"url": context["url"], **participants, "prefix": f"h{stage}"}
     single = pool.run(
         "post",
         scale.http_clients,
@@ -434,33 +434,36 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
         {
             "dsn": dsn,
             "table": CEILING_TABLE,
-            "partners": partners,
+            "partners": participants["partners"],
             "period_id": context["current_period"],
         },
         seed=stage,
         max_seconds=cap,
     )
-    figures.update(
-        a_clients=scale.http_clients,
-        a_requests=single.requests,
-        a_planned=scale.http_clients * scale.http_per_client,
-        a_failed=single.failed,
-        a_statuses={str(k): v for k, v in single.statuses.items()},
-        a_errors=single.errors,
-        a_tps=single.rate,
-        a_p50_ms=single.percentile(50) * 1e3,
-        a_p99_ms=single.percentile(99) * 1e3,
-        a_client_cpu_s=single.client_cpu,
-        a_seconds=single.seconds,
-        a_floor_tps=floor.rate,
-        a_floor_failed=floor.failed,
-        a_floor_errors=floor.errors,
-        a_raw_tps=raw.rate,
-        a_raw_p50_ms=raw.percentile(50) * 1e3,
-        a_raw_p99_ms=raw.percentile(99) * 1e3,
-    )
+    return {
+        "a_clients": scale.http_clients,
+        "a_requests": single.requests,
+        "a_planned": scale.http_clients * scale.http_per_client,
+        "a_failed": single.failed,
+        "a_statuses": {str(k): v for k, v in single.statuses.items()},
+        "a_errors": single.errors,
+        "a_tps": single.rate,
+        "a_p50_ms": single.percentile(50) * 1e3,
+        "a_p99_ms": single.percentile(99) * 1e3,
+        "a_client_cpu_s": single.client_cpu,
+        "a_seconds": single.seconds,
+        "a_floor_tps": floor.rate,
+        "a_floor_failed": floor.failed,
+        "a_floor_errors": floor.errors,
+        "a_raw_tps": raw.rate,
+        "a_raw_p50_ms": raw.percentile(50) * 1e3,
+        "a_raw_p99_ms": raw.percentile(99) * 1e3,
+    }
 
-    # (b) batches, and COPY of the same rows
+
+def _measure_batches(context: dict, stage: int, participants: dict) -> dict:
+    """(b) Batches posted with the operator's key, and COPY of the rows they wrote."""
+    scale, pool, dsn = context["scale"], context["pool"], context["dsn"]
     progress(
         f"stage {stage}: (b) {scale.batch_clients} clients × {scale.batches_per_client} batches "
         f"× {scale.batch_size} items"
@@ -471,67 +474,75 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
         scale.batch_clients,
         scale.batches_per_client,
         {
-            "url": url,
-            "operator_key": world.operator_key,
-            "partners": partners,
-            "rich": rich,
-            "regular": regular,
+            "url": context["url"],
+            "operator_key": context["world"].operator_key,
+            **participants,
             "size": scale.batch_size,
             "prefix": f"b{stage}",
         },
         seed=100 + stage,
-        max_seconds=cap,
+        max_seconds=scale.figure_seconds,
     )
     after = max_transaction_id(dsn)
     copy_seconds, copied = copy_ceiling(dsn, before, after, since)
-    figures.update(
-        b_items=batch.operations,
-        b_planned=scale.batch_clients * scale.batches_per_client * scale.batch_size,
-        b_clients=scale.batch_clients,
-        b_failed=batch.failed,
-        b_statuses={str(k): v for k, v in batch.statuses.items()},
-        b_errors=batch.errors,
-        b_tps=batch.rate,
-        b_seconds=batch.seconds,
-        b_batch_p50_s=batch.percentile(50),
-        b_copy_rows=copied,
-        b_copy_s=copy_seconds,
-        b_copy_tps=copied / copy_seconds if copy_seconds else math.nan,
-    )
+    return {
+        "b_items": batch.operations,
+        "b_planned": scale.batch_clients * scale.batches_per_client * scale.batch_size,
+        "b_clients": scale.batch_clients,
+        "b_failed": batch.failed,
+        "b_statuses": {str(k): v for k, v in batch.statuses.items()},
+        "b_errors": batch.errors,
+        "b_tps": batch.rate,
+        "b_seconds": batch.seconds,
+        "b_batch_p50_s": batch.percentile(50),
+        "b_copy_rows": copied,
+        "b_copy_s": copy_seconds,
+        "b_copy_tps": copied / copy_seconds if copy_seconds else math.nan,
+    }
 
-    # (b) the same mix as a CSV file through `coalition import`, and COPY of the same rows
-    rows = scale.import_rows
+
+def _measure_import(context: dict, stage: int, participants: dict) -> dict:
+    """(b) The batches' mix as a CSV file through ``coalition import``, and COPY of the rows
+    it wrote."""
+    rows = context["scale"].import_rows
     progress(f"stage {stage}: (b) coalition import of a {rows:,}-row CSV")
-    imported = import_csv(
-        context,
-        {"partners": partners, "rich": rich, "regular": regular, "prefix": f"i{stage}"},
-        rows,
-        random.Random(400 + stage),
+    return import_csv(
+        context, {**participants, "prefix": f"i{stage}"}, rows, random.Random(400 + stage)
     )
-    figures.update(imported)
 
-    # (g) the period's KPIs while it is open: the first request counts them, and where that
-    # took seconds keeps them for the next request to read back (its counted_at says when)
-    period_id = loaded.plan.period_id
-    progress(f"stage {stage}: (g) KPIs of {period_id} while open, then again")
-    bare_kpi_seconds, _ = bare_group_by(dsn, period_id, BARE_DISTINCT_MEMBERS)
+
+def _timed_kpis(database, period_id: str) -> tuple[dict, float]:
+    """The operator's KPI report of the period, in process; (report, seconds)."""
+    from coalition.auth import Principal
+    from coalition.services import kpis
+
     operator = Principal("bench", "operator")
+    began = time.perf_counter()
+    found = database.run(kpis.report, operator, datetime.now(UTC), period_id=period_id)
+    return found, time.perf_counter() - began
 
-    def timed_kpis():
-        began = time.perf_counter()
-        found = database.run(kpis.report, operator, datetime.now(UTC), period_id=period_id)
-        return found, time.perf_counter() - began
 
-    _, open_counted_seconds = timed_kpis()
-    again, open_again_seconds = timed_kpis()
-    figures.update(
-        g_bare_s=bare_kpi_seconds,
-        g_open_counted_s=open_counted_seconds,
-        g_open_again_s=open_again_seconds,
-        g_open_again_kept=again["periods"][0]["counted_at"] is not None,
-    )
+def _measure_open_kpis(context: dict, stage: int, period_id: str) -> dict:
+    """(g) The open period's KPIs, twice: the first request counts them and, where that
+    took seconds, keeps them for the next to read back (its counted_at says which)."""
+    progress(f"stage {stage}: (g) KPIs of {period_id} while open, then again")
+    bare_seconds, _ = bare_group_by(context["dsn"], period_id, BARE_DISTINCT_MEMBERS)
+    _, counted_seconds = _timed_kpis(context["database"], period_id)
+    again, again_seconds = _timed_kpis(context["database"], period_id)
+    return {
+        "g_bare_s": bare_seconds,
+        "g_open_counted_s": counted_seconds,
+        "g_open_again_s": again_seconds,
+        "g_open_again_kept": again["periods"][0]["counted_at"] is not None,
+    }
 
-    # (c) closing the stage's period, beside the bare GROUP BY
+
+def _measure_close(context: dict, stage: int, period_id: str) -> dict:
+    """(c) The settlement's draft and the close of the stage's period, beside the bare
+    GROUP BY; the two must agree on the pair lines."""
+    from coalition.services import calendar, settlement
+
+    dsn, database = context["dsn"], context["database"]
     allocations = count_burn_allocations(dsn, period_id)
     progress(f"stage {stage}: (c) closing {period_id} with {allocations:,} burn allocations")
     bare_seconds, pair_lines = bare_group_by(dsn, period_id)
@@ -547,32 +558,41 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
     close_seconds = time.perf_counter() - began
     if closed["pair_lines"] != drafted["pair_lines"] or len(closed["pair_lines"]) != pair_lines:
         raise AssertionError("the close and the draft disagree on the pair lines")
-    figures.update(
-        c_allocations=allocations,
-        c_pair_lines=pair_lines,
-        c_bare_s=bare_seconds,
-        c_draft_s=draft_seconds,
-        c_close_s=close_seconds,
-        c_netting_ratio=closed["netting"]["netting_ratio"],
-    )
+    return {
+        "c_allocations": allocations,
+        "c_pair_lines": pair_lines,
+        "c_bare_s": bare_seconds,
+        "c_draft_s": draft_seconds,
+        "c_close_s": close_seconds,
+        "c_netting_ratio": closed["netting"]["netting_ratio"],
+    }
 
-    # (g) the closed period's KPIs: the first request counts and keeps them, the next reads them
+
+def _measure_closed_kpis(context: dict, stage: int, period_id: str) -> dict:
+    """(g) The closed period's KPIs, twice: the first request counts and keeps them, the
+    next reads them back and must answer the same."""
     progress(f"stage {stage}: (g) KPIs of {period_id}, counted, then kept")
-    counted, counted_seconds = timed_kpis()
-    kept, kept_seconds = timed_kpis()
+    counted, counted_seconds = _timed_kpis(context["database"], period_id)
+    kept, kept_seconds = _timed_kpis(context["database"], period_id)
     if kept != counted:
         raise AssertionError("the kept KPIs differ from the counted ones")
-    figures.update(g_counted_s=counted_seconds, g_kept_s=kept_seconds)
+    return {"g_counted_s": counted_seconds, "g_kept_s": kept_seconds}
 
-    # (d) balance lookups of members with many lots, beside the balance statement alone
+
+def _measure_balance(
+    context: dict, stage: int, loaded: data.StageResult, partners: list[dict]
+) -> dict:
+    """(d) Balance lookups of the members with many lots, beside the balance statement
+    alone; any partner may look a member up, so the first one's key does."""
+    scale, pool = context["scale"], context["pool"]
+    cap = scale.figure_seconds
     lookups = scale.lookup_clients * scale.lookups_per_client
     progress(f"stage {stage}: (d) {lookups} balance lookups, {scale.lookup_clients} clients")
-    any_key = partners[0]["key"]
     balance = pool.run(
         "balance",
         scale.lookup_clients,
         scale.lookups_per_client,
-        {"url": url, "key": any_key, "members": loaded.heavy_members},
+        {"url": context["url"], "key": partners[0]["key"], "members": loaded.heavy_members},
         seed=200 + stage,
         max_seconds=cap,
     )
@@ -580,26 +600,31 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
         "lookup",
         scale.lookup_clients,
         scale.lookups_per_client,
-        {"dsn": dsn, "members": loaded.heavy_members},
+        {"dsn": context["dsn"], "members": loaded.heavy_members},
         seed=200 + stage,
         max_seconds=cap,
     )
-    figures.update(
-        d_lots=loaded.plan.heavy_lots,
-        d_clients=scale.lookup_clients,
-        d_failed=balance.failed,
-        d_errors=balance.errors,
-        d_rps=balance.rate,
-        d_p50_ms=balance.percentile(50) * 1e3,
-        d_p99_ms=balance.percentile(99) * 1e3,
-        d_raw_p50_ms=bare.percentile(50) * 1e3,
-        d_raw_p99_ms=bare.percentile(99) * 1e3,
-    )
+    return {
+        "d_lots": loaded.plan.heavy_lots,
+        "d_clients": scale.lookup_clients,
+        "d_failed": balance.failed,
+        "d_errors": balance.errors,
+        "d_rps": balance.rate,
+        "d_p50_ms": balance.percentile(50) * 1e3,
+        "d_p99_ms": balance.percentile(99) * 1e3,
+        "d_raw_p50_ms": bare.percentile(50) * 1e3,
+        "d_raw_p99_ms": bare.percentile(99) * 1e3,
+    }
 
-    # (e) statement PDFs of the period just closed
+
+def _measure_pdfs(context: dict, stage: int, period_id: str) -> dict:
+    """(e) The closed period's statement with the most counterparties as a PDF, in one
+    process and in one per CPU, beside a bare ReportLab canvas of as many pages."""
     import reports
 
-    statement = load.statement_to_render(database, period_id)
+    scale, pool = context["scale"], context["pool"]
+    cap = scale.figure_seconds
+    statement = load.statement_to_render(context["database"], period_id)
     pages = pdf_pages(reports.render_pdf(statement))
     processes = os.cpu_count() or 1
     progress(
@@ -613,17 +638,16 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
     bare_every = pool.run(
         "pdf_bare", processes, scale.pdfs, {"pages": pages}, seed=300, max_seconds=cap
     )
-    figures.update(
-        e_statement=statement["number"],
-        e_partner=statement["partner_id"],
-        e_pages=pages,
-        e_processes=processes,
-        e_pdf_per_s=one.rate,
-        e_pdf_all_per_s=every.rate,
-        e_bare_per_s=bare_one.rate,
-        e_bare_all_per_s=bare_every.rate,
-    )
-    return figures
+    return {
+        "e_statement": statement["number"],
+        "e_partner": statement["partner_id"],
+        "e_pages": pages,
+        "e_processes": processes,
+        "e_pdf_per_s": one.rate,
+        "e_pdf_all_per_s": every.rate,
+        "e_bare_per_s": bare_one.rate,
+        "e_bare_all_per_s": bare_every.rate,
+    }
 
 
 # --------------------------------------------------------------------------- the command
@@ -679,38 +703,12 @@ def main(argv=None) -> int:
         "machine": report.machine(),
         "load_average_start": os.getloadavg(),
     }
-    from coalition import auth
-    from coalition.db import Database, migrate
-
+    throwaway = arguments.database_url is None
     with ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="coalition-bench.")))
-        throwaway = arguments.database_url is None
-        if throwaway:
-            cluster = pg.Cluster(arguments.pg_bin)
-            stack.callback(cluster.stop)
-            progress("starting a throwaway PostgreSQL cluster (fsync=off)")
-            server_url = cluster.start()
-        else:
-            server_url = arguments.database_url
-        url, name = stack.enter_context(
-            pg.fresh_database(server_url, keep=arguments.keep and not throwaway)
-        )
+        url, database, operator_key = _database(stack, arguments, throwaway)
         dsn = pg.conninfo(url)
-        progress(f"database {name}: migrating")
-        database = Database(url)
-        stack.callback(database.dispose)
-        migrate.upgrade(database)
-        _, operator_key = database.run(
-            lambda session: auth.create_key(session, "operator", None, "bench operator")
-        )
-        with psycopg.connect(dsn, autocommit=True) as connection:
-            for table in (CEILING_TABLE, FLOOR_TABLE):
-                connection.execute(
-                    f"CREATE TABLE {table} (LIKE transactions INCLUDING CONSTRAINTS "
-                    f"INCLUDING INDEXES)"
-                )
-        facts = pg.server_facts(url)
-        results["postgres"] = facts
+        results["postgres"] = pg.server_facts(url)
         progress(f"starting gunicorn ({arguments.workers} workers × {arguments.threads} threads)")
         server = stack.enter_context(
             gunicorn(url, workdir / "gunicorn.log", arguments.workers, arguments.threads)
@@ -721,24 +719,21 @@ def main(argv=None) -> int:
             )
         )
         now = datetime.now(UTC)
-        (first_id, first_start, first_end), (second_id, second_start, second_end) = (
-            data.month_periods(now)
-        )
+        plans = _stage_plans(scale, now)
         progress("creating partners, rates and keys through the API")
         world = data.configure(
-            http_caller(server.url), first_start - timedelta(days=31), operator_key
+            http_caller(server.url), plans[0].start - timedelta(days=31), operator_key
         )
         client_processes = arguments.client_processes or min(
             4, max(scale.http_clients, os.cpu_count() or 1)
         )
         pool = load.Pool(max(client_processes, os.cpu_count() or 1))
         stack.callback(pool.close)
-        service = {
+        results["service"] = {
             "workers": arguments.workers,
             "threads": arguments.threads,
             "client_processes": client_processes,
         }
-        results["service"] = service
         context = {
             "scale": scale,
             "pool": pool,
@@ -751,39 +746,9 @@ def main(argv=None) -> int:
             "workdir": workdir,
             "current_period": now.strftime("%Y-%m"),
         }
-        plans = [
-            data.StagePlan(
-                1,
-                first_id,
-                first_start,
-                first_end,
-                scale.members,
-                scale.allocations,
-                scale.heavy_members,
-                scale.heavy_lots,
-            ),
-            data.StagePlan(
-                2,
-                second_id,
-                second_start,
-                second_end,
-                9 * scale.members,
-                10 * scale.allocations,
-                scale.heavy_members,
-                scale.heavy_lots,
-            ),
-        ]
         results["stages"], results["data"] = {}, {}
         for plan, label in zip(plans, ("1x", "10x")):
-            progress(
-                f"stage {plan.stage} ({label}): generating and COPYing {plan.members:,} members, "
-                f"≈{plan.allocations:,} burn allocations in {plan.period_id}"
-            )
-            loaded = data.bulk_load(url, world, plan)
-            progress(
-                f"stage {plan.stage}: loaded {sum(loaded.rows.values()):,} rows in {loaded.seconds:.1f} s "
-                f"(indexes and VACUUM ANALYZE {loaded.index_seconds:.1f} s)"
-            )
+            loaded = _load_stage(url, world, plan, label)
             results["data"][label] = {
                 "rows": loaded.rows,
                 "seconds": round(loaded.seconds, 2),
@@ -812,6 +777,77 @@ def main(argv=None) -> int:
         arguments.json.write_text(json.dumps(results, indent=2, default=str))
     broken = {name: count for name, count in results.get("invariants", {}).items() if count}
     return 1 if broken else 0
+
+
+def _database(stack: ExitStack, arguments, throwaway: bool):
+    """A fresh, migrated database on a throwaway cluster, or on the given server; (URL,
+    its :class:`coalition.db.Database`, the operator's key). It holds the empty copies of
+    the transactions table that the INSERT ceiling and the floor write to. Closing
+    ``stack`` drops the database (unless kept) and stops the cluster.
+    """
+    from coalition import auth
+    from coalition.db import Database, migrate
+
+    if throwaway:
+        cluster = pg.Cluster(arguments.pg_bin)
+        stack.callback(cluster.stop)
+        progress("starting a throwaway PostgreSQL cluster (fsync=off)")
+        server_url = cluster.start()
+    else:
+        server_url = arguments.database_url
+    url, name = stack.enter_context(
+        pg.fresh_database(server_url, keep=arguments.keep and not throwaway)
+    )
+    progress(f"database {name}: migrating")
+    database = Database(url)
+    stack.callback(database.dispose)
+    migrate.upgrade(database)
+    _, operator_key = database.run(
+        lambda session: auth.create_key(session, "operator", None, "bench operator")
+    )
+    with psycopg.connect(pg.conninfo(url), autocommit=True) as connection:
+        for table in (CEILING_TABLE, FLOOR_TABLE):
+            connection.execute(
+                f"CREATE TABLE {table} (LIKE transactions INCLUDING CONSTRAINTS INCLUDING INDEXES)"
+            )
+    return url, database, operator_key
+
+
+def _stage_plans(scale: Scale, now: datetime) -> list[data.StagePlan]:
+    """Stage 1× in the month before last, stage 10× in last month: nine times the members
+    again and ten times the allocations."""
+    first, second = data.month_periods(now)
+    return [
+        data.StagePlan(
+            1,
+            *first,
+            scale.members,
+            scale.allocations,
+            scale.heavy_members,
+            scale.heavy_lots,
+        ),
+        data.StagePlan(
+            2,
+            *second,
+            9 * scale.members,
+            10 * scale.allocations,
+            scale.heavy_members,
+            scale.heavy_lots,
+        ),
+    ]
+
+
+def _load_stage(url: str, world: data.World, plan: data.StagePlan, label: str) -> data.StageResult:
+    progress(
+        f"stage {plan.stage} ({label}): generating and COPYing {plan.members:,} members, "
+        f"≈{plan.allocations:,} burn allocations in {plan.period_id}"
+    )
+    loaded = data.bulk_load(url, world, plan)
+    progress(
+        f"stage {plan.stage}: loaded {sum(loaded.rows.values()):,} rows in {loaded.seconds:.1f} s "
+        f"(indexes and VACUUM ANALYZE {loaded.index_seconds:.1f} s)"
+    )
+    return loaded
 
 
 def render_results(results: dict, throwaway: bool) -> str:
