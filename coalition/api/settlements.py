@@ -111,6 +111,13 @@ class SettlementOut(Schema):
     partners = fields.List(fields.Nested(PartnerEntry))
     pair_lines = fields.List(fields.Nested(PairLine))
     netting = fields.Nested(NettingOut)
+    missing_fx = fields.List(
+        fields.String(),
+        metadata={
+            "description": "A draft's only: the currencies of partners taking part that have"
+            " no fx rate at the period's end; closing is 409 no_rate until each has one"
+        },
+    )
 
 
 class Counterparty(Schema):

@@ -191,7 +191,9 @@ def get(session, period_id: str, now: datetime) -> dict:
     if period.start > calendar.ledger_reach(now, latest):
         begins = _local(period.start, catalog.current(session).settings.timezone)
         raise NotFound(f"period {period.id} has not begun; it begins {begins.isoformat()}")
-    return compute(session, period, "draft").document
+    draft = compute(session, period, "draft")
+    # what a close would refuse for, said before the operator tries it
+    return {**draft.document, "missing_fx": draft.missing_fx}
 
 
 def _local(instant: datetime, timezone: str) -> datetime:

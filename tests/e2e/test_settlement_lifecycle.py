@@ -193,6 +193,7 @@ def test_a_partner_that_issued_points_needs_an_fx_rate_even_when_it_nets_zero(op
     draft = expect(operator.get(f"/api/v1/settlements/{period_id}"), 200)
     (hotel,) = [e for e in draft["partners"] if e["partner_id"] == "hotel"]
     assert (hotel["points_issued"], hotel["net"], hotel["fx_rate"]) == (40, "0.00", None)
+    assert draft["missing_fx"] == ["CZK"]  # said by the draft, before a close is tried
     response = operator.post(f"/api/v1/settlements/{period_id}/close")
     assert (response.status_code, response.get_json()["reason"]) == (409, "no_rate")
     assert "for CZK:" in response.get_json()["message"]
@@ -210,9 +211,13 @@ def test_close_lacking_fx_closes_nothing(operator):
 def test_close_succeeds_once_the_missing_fx_rate_is_added(operator):
     period_id = _month_without_fx(operator)
     operator.post(f"/api/v1/settlements/{period_id}/close")
+    assert expect(operator.get(f"/api/v1/settlements/{period_id}"), 200)["missing_fx"] == ["CZK", "RUB"]
     add_rate(operator, "fx", "0.011", currency="RUB")
+    assert expect(operator.get(f"/api/v1/settlements/{period_id}"), 200)["missing_fx"] == ["CZK"]
     add_rate(operator, "fx", "0.04", currency="CZK")
-    assert close(operator, period_id)["status"] == "final"
+    assert expect(operator.get(f"/api/v1/settlements/{period_id}"), 200)["missing_fx"] == []
+    settled = close(operator, period_id)
+    assert settled["status"] == "final" and "missing_fx" not in settled
 
 
 def test_a_settlement_shows_the_fx_rate_as_written(operator):
