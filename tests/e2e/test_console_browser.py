@@ -516,6 +516,19 @@ def test_the_settlement_page_shows_its_period_as_the_days_it_covers(browser, ser
     assert lead.startswith(f"{period_dates(result['start'], result['end'], 'Europe/Moscow')}. ")
 
 
+def test_the_settlement_page_of_a_draft_says_which_fx_rates_a_close_needs(browser, server, operator, two_days):
+    from selenium.webdriver.common.by import By
+
+    add_partner(operator, "hotel", "Grand Hotel Praha", "travel", "CZK")
+    start, today = day_in_past(0)
+    add_rate(operator, "earn", "0.2", effective_from=at(start, 0, 0, 1), partner_id="hotel")
+    earn(operator, "hotel-earn", "hotel", "m2", at(start, 0, 0, 2), "200.00", "CZK")  # no CZK rate
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"settlement/{today}", f"Settlement {today}")
+    lead = browser.find_element(By.CSS_SELECTOR, "main p.lead").text
+    assert lead.endswith("Closing it needs an fx rate at the period's end for CZK.")
+
+
 def test_a_statement_page_shows_what_the_fees_are_made_of(browser, server, operator, month):
     from selenium.webdriver.common.by import By
 

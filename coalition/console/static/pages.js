@@ -228,6 +228,9 @@ export async function settlement({ param, who }) {
       { class: "lead" },
       `${zone ? periodDays(result.start, result.end, zone) : `${instant(result.start)} to ${instant(result.end)}`}. Amounts in ${base}; positive net: the operator pays the partner, negative: the partner pays the operator.`,
       result.status === "draft" ? " This is a live draft: it changes until the period is closed." : "",
+      result.missing_fx?.length
+        ? ` Closing it needs an fx rate at the period's end for ${result.missing_fx.join(", ")}.`
+        : "",
     ),
     h("h2", {}, "Netting"),
     cards([
