@@ -342,7 +342,8 @@ def _settlement_sentence(statement: Mapping) -> str:
     base = statement["base_currency"]
     net = Decimal(summary["net"])
     if net == 0:
-        return f"Nothing to pay: the net position for this period is {written.money_in(abs(net), base)}."
+        position = written.money_in(abs(net), base)
+        return f"Nothing to pay: the net position for this period is {position}."
     amount = f"{written.money(abs(net), base)}\xa0{base}"
     if statement["currency"] != base:
         currency = statement["currency"]
@@ -523,10 +524,11 @@ def _own(statement: Mapping) -> list[Flowable]:
     if not points:
         return []
     partner = fonts.markup(statement["partner_name"], styles.NOTE.fontName)
+    count = written.points(abs(points))
     what = (
-        f"{written.points(points)} of {partner}'s own points were redeemed at {partner}"
+        f"{count} of {partner}'s own points were redeemed at {partner}"
         if points > 0
-        else f"{written.points(-points)} of {partner}'s own points redeemed at {partner} were given back"
+        else f"{count} of {partner}'s own points redeemed at {partner} were given back"
     )
     return [
         _p(

@@ -41,7 +41,8 @@ def keys_create(role, partner_id, name):
                 raise
             raise click.ClickException(_about_option(error.field, error.message)) from None
     click.echo(
-        f"created {role} key {row.id} in {databases.shown(database)}; store it now, it is not shown again:"
+        f"created {role} key {row.id} in {databases.shown(database)};"
+        " store it now, it is not shown again:"
     )
     click.echo(key)
 
@@ -113,7 +114,8 @@ def keys_revoke(key):
 
     with databases.opened() as database:
         row, before = database.run(revoke)
-    what = f"{row.role} key {row.id} ({_printable(row.name or 'no name')}) in {databases.shown(database)}"
+    name = _printable(row.name or "no name")
+    what = f"{row.role} key {row.id} ({name}) in {databases.shown(database)}"
     at = f"{row.revoked_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
     click.echo(f"{what} was revoked already, at {at}" if before else f"revoked {what} at {at}")
 

@@ -138,15 +138,15 @@ def _processes(jobs: int, url: str) -> ProcessPoolExecutor:
     a worker: the pool terminates the others with it when one dies.
     """
     spawn = multiprocessing.get_context("spawn")  # a fork would share the engine's sockets
-    processes = ProcessPoolExecutor(jobs, spawn, initializer=_start_worker, initargs=(os.getpid(),))
+    executor = ProcessPoolExecutor(jobs, spawn, initializer=_start_worker, initargs=(os.getpid(),))
     try:
         with _sigint_held():
             for _ in range(jobs):  # each submit spawns a worker, until there are ``jobs``
-                processes.submit(_connect, url)
+                executor.submit(_connect, url)
     except BaseException:  # a Ctrl-C held while they were spawned
-        processes.shutdown(cancel_futures=True)
+        executor.shutdown(cancel_futures=True)
         raise
-    return processes
+    return executor
 
 
 @contextmanager

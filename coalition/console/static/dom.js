@@ -101,7 +101,7 @@ function midnight(date) {
 }
 
 /**
- * A period as the days it covers, as its statement's PDF shows it (reports/statement.py):
+ * A period as the days it covers, as its statement's PDF shows it (reports/written.py, period_dates):
  * "1 November 2026 – 30 November 2026 (Europe/Moscow)"; a daily period is one day. The
  * bounds are UTC instants and the end is exclusive, so the last day is the one holding
  * the instant before it, in the coalition's time zone `zone`, named unless it is UTC
