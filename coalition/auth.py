@@ -128,7 +128,8 @@ def listing(session, partner_id=None, role=None, status=None) -> list[models.Api
 
 
 def authenticate(session, authorization: str | None) -> Principal:
-    """The principal for an ``Authorization: Bearer <key>`` header, as this transaction sees keys."""
+    """The principal for an ``Authorization: Bearer <key>`` header, as this transaction
+    sees keys."""
     return principal_in(catalog.current(session), authorization)
 
 

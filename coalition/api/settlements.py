@@ -70,7 +70,9 @@ class PartnerEntry(Schema):
     points_issued = fields.Integer()
     points_redeemed = fields.Integer(
         metadata={
-            "description": "Points redeemed at this partner, whoever issued them, less burn reversals"
+            "description": (
+                "Points redeemed at this partner, whoever issued them, less burn reversals"
+            )
         }
     )
     own_redemption_points = fields.Integer(

@@ -68,7 +68,10 @@ def _not_columns(unknown: list[str], columns: list[str]) -> str:
     """Why a header naming ``unknown`` is refused, and, for a file whose columns a
     spreadsheet separated otherwise (";" where the decimal mark is a comma), how."""
     which = "which is not a column" if len(unknown) == 1 else "which are not columns"
-    said = f"the header names {', '.join(map(repr, unknown))}, {which} of a transaction ({', '.join(columns)})"
+    said = (
+        f"the header names {', '.join(map(repr, unknown))}, {which} of a transaction "
+        f"({', '.join(columns)})"
+    )
     for separator, name in ((";", "semicolons"), ("\t", "tabs")):
         if any(set(header.split(separator)) & set(columns) for header in unknown):
             return f"{said}: its columns are separated by {name}; save it with commas"

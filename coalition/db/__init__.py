@@ -67,7 +67,8 @@ def _postgresql_session(engine) -> None:
     def _connect(dbapi_connection, _record):
         dbapi_connection.execute("SET TIME ZONE 'UTC'")
         dbapi_connection.execute(
-            "SELECT set_config('lock_timeout', %s, false) WHERE current_setting('lock_timeout') = '0'",
+            "SELECT set_config('lock_timeout', %s, false) "
+            "WHERE current_setting('lock_timeout') = '0'",
             (f"{LOCK_WAIT_MS}ms",),
         )
         dbapi_connection.commit()
@@ -171,7 +172,8 @@ class Database:
         if parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() != "psycopg":
             # retries read psycopg's sqlstate, and bulk writes use its binary parameters
             raise ValueError(
-                f"PostgreSQL is reached through psycopg 3: use postgresql://, not {parsed.drivername}://"
+                "PostgreSQL is reached through psycopg 3: "
+                f"use postgresql://, not {parsed.drivername}://"
             )
         # No pre-ping: it costs a round trip per request; a connection found
         # dead is invalidated by SQLAlchemy on first use and recycled hourly.

@@ -129,19 +129,22 @@ def purchase_frequency(purchases: int, purchasers: int) -> Decimal | None:
 
 
 def average(amount: Decimal, count: int, currency: str) -> Decimal | None:
-    """Σ amounts ÷ count, rounded once, half-even, to the currency's minor unit; None for no purchase."""
+    """Σ amounts ÷ count, rounded once, half-even, to the currency's minor unit; None for
+    no purchase."""
     if not count:
         return None
     return money.round_half_even(amount / count, currency)
 
 
 def earn_share(earns: int, burns: int) -> Decimal | None:
-    """Of the earns and burns at a till, the share where points were earned: earns ÷ (earns + burns)."""
+    """Of the earns and burns at a till, the share where points were earned:
+    earns ÷ (earns + burns)."""
     return money.ratio(earns, earns + burns)
 
 
 def burn_share(earns: int, burns: int) -> Decimal | None:
-    """Of the earns and burns at a till, the share where points were spent: burns ÷ (earns + burns)."""
+    """Of the earns and burns at a till, the share where points were spent:
+    burns ÷ (earns + burns)."""
     return money.ratio(burns, earns + burns)
 
 

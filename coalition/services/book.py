@@ -53,7 +53,8 @@ class Ids:
 
     @staticmethod
     def needed_for(requests: list[tuple[str, dict]]) -> dict[str, int]:
-        """A transaction per posting, a lot per earn or bonus, two allocations per burn or reversal."""
+        """A transaction per posting, a lot per earn or bonus, two allocations per burn or
+        reversal."""
         types = [request["type"] for _, request in requests]
         return {
             "transactions": len(types),

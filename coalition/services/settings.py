@@ -41,7 +41,8 @@ def update(session, changes: dict) -> models.Settings:
         raise Invalid(f"period must be one of {', '.join(periods.KINDS)}", field="period")
     if {"timezone", "period"} & changes.keys() and _ledger_started(session):
         raise Conflict(
-            "the settlement calendar is fixed once any transaction exists or a period has been closed",
+            "the settlement calendar is fixed once any transaction exists "
+            "or a period has been closed",
             reason="calendar_fixed",
         )
     for field, value in changes.items():

@@ -210,7 +210,8 @@ def _refuse_before_the_ledger(period, last, now: datetime, earliest: datetime | 
         raise NotFound(f"period {period.id} precedes the ledger and was never settled")
     if last is None and _before_any_posting(period, now, earliest):
         raise NotFound(
-            f"period {period.id} precedes the ledger: no transaction is, or can ever be, dated in it"
+            f"period {period.id} precedes the ledger: "
+            "no transaction is, or can ever be, dated in it"
         )
 
 
