@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # imported when an app is built: the domain and reports need 
     from coalition.db import Database
 
 # A batch's 1,000 items (SPEC §6) at their fields' longest, written in characters
-# JSON escapes as two \u escapes, make about 6.4 MB: every valid body fits, with room
+# JSON escapes as two \u escapes, make about 5.6 MB: every valid body fits, with room
 # for indentation, and a larger one is refused (413) before it is read.
 MAX_BODY_BYTES = 16 * 1024 * 1024
 

@@ -36,10 +36,10 @@ blp = Blueprint(
 #: Per type: fields that must be present, and fields that must be absent.
 TYPE_FIELDS = {
     "earn": ({"member_id", "amount", "currency"}, {"points", "reason", "original_external_id"}),
-    "bonus": ({"member_id", "points", "reason"}, {"amount", "original_external_id"}),
-    "burn": ({"member_id", "points"}, {"amount", "reason", "original_external_id"}),
-    "earn_reversal": ({"original_external_id"}, {"reason"}),
-    "burn_reversal": ({"original_external_id"}, {"amount", "reason"}),
+    "bonus": ({"member_id", "points", "reason"}, {"amount", "category", "original_external_id"}),
+    "burn": ({"member_id", "points"}, {"amount", "category", "reason", "original_external_id"}),
+    "earn_reversal": ({"original_external_id"}, {"category", "reason"}),
+    "burn_reversal": ({"original_external_id"}, {"amount", "category", "reason"}),
 }
 
 
