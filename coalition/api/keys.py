@@ -21,7 +21,7 @@ BOUND = "reads no keys: they name every partner's tills and teams"
 class KeyIn(Schema):
     role = fields.String(required=True, validate=validate.OneOf(auth.ROLES))
     partner_id = fields.String(load_default=None, validate=PartnerId)
-    name = Text(load_default=None)
+    name = Text(load_default=None, blank=False)
 
 
 class KeyRecord(Schema):
@@ -76,7 +76,8 @@ class Keys(MethodView):
                 "revoked_at": row.revoked_at,
             }
 
-        return database().run(create)
+        # the key is in this answer alone: no cache along the way may keep a copy
+        return database().run(create), {"Cache-Control": "no-store"}
 
 
 @blp.route("/<key_id>")

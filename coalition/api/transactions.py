@@ -79,7 +79,7 @@ class TransactionIn(Schema):
     currency = Currency()
     category = Text(max_length=64, blank=False)
     points = Points()
-    reason = Text()
+    reason = Text(blank=False)
     original_external_id = Text(max_length=EXTERNAL_ID_LENGTH, blank=False)
 
     @validates("external_id")

@@ -58,6 +58,28 @@ def test_operator_creates_a_key_and_gets_id_key_role_partner_id(operator):
     assert body["key"]
 
 
+def test_the_answer_carrying_a_new_key_may_not_be_cached(operator):
+    """The key is shown once (SPEC §4): no proxy or browser cache may keep a copy."""
+    response = operator.post("/api/v1/keys", json={"role": "finance"})
+    assert response.status_code == 201
+    assert response.headers["Cache-Control"] == "no-store"
+
+
+@pytest.mark.parametrize("name", ["   ", "\u200b", "\x7f"], ids=["spaces", "zero-width", "delete"])
+def test_a_key_named_with_nothing_to_read_is_422_and_makes_no_key(operator, name):
+    """A name is how the operator finds the key to revoke; one that shows nothing would
+    list as blank."""
+    before = expect(operator.get("/api/v1/keys"), 200)
+    response = operator.post("/api/v1/keys", json={"role": "finance", "name": name})
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["json"] == {"name": ["must not be blank"]}
+    assert expect(operator.get("/api/v1/keys"), 200) == before
+
+
+def test_a_key_without_a_name_is_made_nameless(operator):
+    assert expect(operator.post("/api/v1/keys", json={"role": "finance", "name": None}))["name"] is None
+
+
 def test_a_created_key_works_for_its_role(client, operator):
     body = expect(operator.post("/api/v1/keys", json={"role": "finance"}))
     finance = Caller(client, body["key"])

@@ -133,6 +133,15 @@ def test_a_blank_id_is_422_naming_it_and_writes_nothing(coalition, field, blank)
     assert expect(coalition.get("/api/v1/transactions"), 200)["items"] == []
 
 
+@pytest.mark.parametrize("reason", ["   ", "\n", "\u200b"], ids=["spaces", "newline", "zero-width"])
+def test_a_bonus_whose_reason_shows_nothing_is_422_and_writes_nothing(coalition, reason):
+    """The reason is what a member's history says the points were for (SPEC §6)."""
+    response = bonus(coalition, "b1", "m1", 50, reason=reason)
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["json"] == {"reason": ["must not be blank"]}
+    assert expect(coalition.get("/api/v1/transactions"), 200)["items"] == []
+
+
 def test_a_return_naming_a_blank_original_is_422_naming_it(coalition):
     expect(earn(coalition, "t1", "m1", "99.99"))
     response = earn_reversal(coalition, "r1", "   ", amount="10.00")
