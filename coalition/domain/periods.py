@@ -152,9 +152,15 @@ class Calendar:
                 first = date.fromisocalendar(numbers[0], numbers[1], 1)
             else:
                 first = date(*numbers)
+        except ValueError:
+            raise Invalid(f"{period_id!r} is not a {kind} period id") from None
+        try:
             return _period(kind, first, ZoneInfo(self.timezone))
         except (ValueError, OverflowError):
-            raise Invalid(f"{period_id!r} is not a {kind} period id") from None
+            raise Invalid(
+                f"period {period_id} has no bounds in UTC: it begins or ends "
+                "outside the years 1 to 9999"
+            ) from None
 
     def attribute(self, at: datetime, last_closed: Period | None) -> tuple[Period, bool]:
         """The period a transaction that occurred at ``at`` belongs to, and whether it is late.
