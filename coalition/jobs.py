@@ -109,13 +109,16 @@ def run_auto_close(database) -> None:
 
 
 def _closed(periods: list[str]) -> str:
-    """What an auto-close did, every period it closed named: ``closed 2026-10``, or
-    ``closed 2026-11-28 to 2026-12-02 (5 periods)`` after days the scheduler was away."""
+    """What an auto-close did: ``closed 2026-10``; after days the scheduler was away,
+    ``closed 3 periods: 2026-11-30, 2026-12-01, 2026-12-02``, or from six on the first
+    and last, ``closed 74 periods: 2026-09-10 … 2026-12-02``. Not "from … to": a
+    ``coalition close`` run meanwhile may have closed some between them."""
     if not periods:
         return "no period due"
     if len(periods) == 1:
         return f"closed {periods[0]}"
-    return f"closed {periods[0]} to {periods[-1]} ({quantity(len(periods), 'period')})"
+    named = ", ".join(periods) if len(periods) <= 5 else f"{periods[0]} … {periods[-1]}"
+    return f"closed {quantity(len(periods), 'period')}: {named}"
 
 
 def start(app) -> BackgroundScheduler:

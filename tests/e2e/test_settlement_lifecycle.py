@@ -316,7 +316,7 @@ def test_an_auto_close_after_days_away_names_every_period_it_closed(operator, da
 
     assert [p for p, status in _periods(operator) if status == "closed"] == [a_id, day_in_past(2)[1], yesterday]
     said = [record.getMessage() for record in caplog.records if record.getMessage().startswith("auto-close: ")]
-    assert said[0] == f"auto-close: closed {a_id} to {yesterday} (3 periods)"
+    assert said[0] == f"auto-close: closed 3 periods: {a_id}, {day_in_past(2)[1]}, {yesterday}"
     assert said[-1] == "auto-close: no period due"
 
 

@@ -1,9 +1,10 @@
-"""A condition that repeats on every request is logged once per interval, saying how many it folded."""
+"""What the service logs: a condition repeating on every request once per interval, saying how
+many it folded; what a job run did."""
 
 import logging
 from datetime import UTC, datetime
 
-from coalition import logs
+from coalition import jobs, logs
 
 
 def test_repeated_errors_are_one_line_per_interval_with_the_count_folded(caplog):
@@ -43,3 +44,11 @@ def test_the_interval_is_kept_on_a_clock_that_does_not_step_back(caplog):
 def test_a_quantity_is_said_in_the_singular_for_one_alone():
     assert [logs.quantity(n, "period") for n in (0, 1, 2, 1000)] == [
         "0 periods", "1 period", "2 periods", "1,000 periods"]
+
+
+def test_an_auto_close_of_many_periods_names_the_first_and_last_without_claiming_those_between():
+    closed = [f"2026-11-{day:02}" for day in (1, 2, 3, 7, 8, 9)]  # a close by hand took 4–6
+    assert jobs._closed(closed) == "closed 6 periods: 2026-11-01 … 2026-11-09"
+    assert jobs._closed(closed[:2]) == "closed 2 periods: 2026-11-01, 2026-11-02"
+    assert jobs._closed(closed[:1]) == "closed 2026-11-01"
+    assert jobs._closed([]) == "no period due"
