@@ -129,8 +129,11 @@ def load(database, now: datetime, echo=print, progress=None) -> None:
     _, operator_key = database.run(lambda s: auth.create_key(s, "operator", name="demo operator"))
     _, finance_key = database.run(lambda s: auth.create_key(s, "finance", name="demo finance"))
     _, aroma_key = database.run(lambda s: auth.create_key(s, "partner", "aroma", name="demo aroma"))
-    echo("Start the service with `coalition serve`, then open http://127.0.0.1:5000/console")
-    echo("(API docs at http://127.0.0.1:5000/api/docs)")
+    echo(
+        "A service running on this database shows it now; if none is, start one with "
+        "`coalition serve`. Open /console on it (http://127.0.0.1:5000/console by default; "
+        "API docs at /api/docs)."
+    )
     echo(f"operator key: {operator_key}")
     echo(f"finance key:  {finance_key}")
     echo(f"aroma key:    {aroma_key}")

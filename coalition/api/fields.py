@@ -64,6 +64,11 @@ class Instant(fields.AwareDateTime):
             if not self.RFC_3339.fullmatch(value):
                 raise ValidationError(self._refusal(value))
             value = value.upper()  # RFC 3339 allows "t" and "z", which Python does not read
+            if value[17:19] == "60":
+                raise ValidationError(
+                    "a leap second (:60) is no instant that can be stored;"
+                    " send the second before it, e.g. 23:59:59.999999Z"
+                )
         instant = super()._deserialize(value, attr, data, **kwargs)
         try:
             return instant.astimezone(UTC)

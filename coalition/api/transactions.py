@@ -214,7 +214,9 @@ class Transactions(MethodView):
     )
     @blp.alt_response(
         422,
-        description="invalid: fields that fail validation, each named under errors;"
+        description="fields that fail validation, each named under errors (with reason"
+        " invalid where a rule beyond the field's form refuses one, such as more decimals"
+        " than the currency has);"
         " insufficient_points: a burn of more than the member's available points;"
         " no_rate: no rate in force for the posting; zero_points: an earn worth 0 points;"
         " partner_suspended: the partner may not post now; unknown_partner: partner_id"

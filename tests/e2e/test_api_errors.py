@@ -264,6 +264,18 @@ def test_a_category_is_an_earns_alone_and_refused_on_any_other_type(coalition, b
     assert list_all(coalition) == before
 
 
+def test_a_leap_second_is_422_saying_which_second_to_send_instead(coalition):
+    body = earn_body(occurred_at=days_ago(1)[:11] + "23:59:60Z")
+    errors = assert_error(coalition.post("/api/v1/transactions", json=body), 422)["errors"]["json"]
+    assert errors == {
+        "occurred_at": [
+            "a leap second (:60) is no instant that can be stored;"
+            " send the second before it, e.g. 23:59:59.999999Z"
+        ]
+    }
+    assert coalition.get("/api/v1/transactions").get_json()["items"] == []
+
+
 def test_a_field_sent_as_null_is_refused_as_null_not_as_given(coalition):
     burn_with_null = {"external_id": "t3", "type": "burn", "member_id": "m1", "points": 5,
                       "amount": None, "occurred_at": days_ago(1)}
