@@ -55,16 +55,17 @@ class Instant(fields.AwareDateTime):
     """
 
     RFC_3339 = re.compile(
-        r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?"
+        r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:(?P<second>[0-9]{2})(\.[0-9]+)?"
         r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
     )
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
-            if not self.RFC_3339.fullmatch(value):
+            written = self.RFC_3339.fullmatch(value)
+            if not written:
                 raise ValidationError(self._refusal(value))
             value = value.upper()  # RFC 3339 allows "t" and "z", which Python does not read
-            if value[17:19] == "60":
+            if written["second"] == "60":
                 raise ValidationError(
                     "a leap second (:60) is no instant that can be stored;"
                     " send the second before it, e.g. 23:59:59.999999Z"
