@@ -6,7 +6,8 @@ schema. Domain errors become the JSON body of SPEC §10 in
 :meth:`Api.handle_domain_error`, so no view maps errors itself. The error
 format is :mod:`coalition.api.errors`, the reading of bodies and queries
 :mod:`coalition.api.parsing`, what a URL's segments may hold
-:mod:`coalition.api.converters`.
+:mod:`coalition.api.converters`, that an answer holds each of its fields
+:mod:`coalition.api.answers`.
 """
 
 import logging
@@ -18,6 +19,7 @@ from flask import current_app, g, request, send_from_directory
 from werkzeug.exceptions import HTTPException
 
 from coalition import auth, database_of, logs
+from coalition.api.answers import AnswerFields
 from coalition.api.converters import MemberId, member_id_schema
 from coalition.api.errors import (
     DATABASE_UNAVAILABLE,
@@ -263,7 +265,7 @@ def init_app(app) -> Api:
         spec_kwargs={
             "info": {"description": API_DESCRIPTION},
             "security": [{"bearer": []}],
-            "extra_plugins": [SharedErrors()],
+            "extra_plugins": [SharedErrors(), AnswerFields()],
         },
     )
     api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})

@@ -2,9 +2,10 @@
 keys) and of closes: who made each, when, and what it changed."""
 
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from coalition.api import Blueprint, database
+from coalition.api.answers import Answer
 from coalition.api.fields import Instant, Text
 from coalition.api.pagination import PageArgs, paging
 from coalition.services import changes
@@ -22,7 +23,7 @@ class ChangeQuery(PageArgs):
     to = Instant()
 
 
-class ChangeOut(Schema):
+class ChangeOut(Answer):
     id = fields.Integer()
     at = fields.AwareDateTime()
     via = fields.String(metadata={"description": "api, cli, scheduler or system"})
@@ -39,7 +40,7 @@ class ChangeOut(Schema):
     )
 
 
-class ChangePage(Schema):
+class ChangePage(Answer):
     items = fields.List(fields.Nested(ChangeOut))
     next_cursor = fields.String(allow_none=True)
 

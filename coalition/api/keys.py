@@ -10,6 +10,7 @@ from marshmallow import Schema, fields, validate
 
 from coalition import auth
 from coalition.api import Blueprint, database
+from coalition.api.answers import Answer
 from coalition.api.errors import MALFORMED_JSON
 from coalition.api.fields import PartnerId, Text
 from coalition.api.parsing import refuse_malformed_body
@@ -24,7 +25,7 @@ class KeyIn(Schema):
     name = Text(load_default=None, blank=False)
 
 
-class KeyRecord(Schema):
+class KeyRecord(Answer):
     id = fields.String()
     role = fields.String()
     partner_id = fields.String(allow_none=True)

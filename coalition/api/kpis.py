@@ -7,6 +7,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database, principal
+from coalition.api.answers import Answer
 from coalition.api.errors import ANOTHER_PARTNERS_DATA
 from coalition.api.fields import PERIOD_ID_LENGTH, Count, MoneyOut, PartnerId, Ratio, Text
 from coalition.services import kpis
@@ -24,7 +25,7 @@ class KpiQuery(Schema):
     )
 
 
-class Figures(Schema):
+class Figures(Answer):
     currency = fields.String(metadata={"description": "Currency of sales and averages"})
     active_members = fields.Integer(
         metadata={"description": "Distinct members with an earn or burn"}
@@ -69,7 +70,7 @@ class PartnerFigures(Figures):
     name = fields.String()
 
 
-class PeriodKpis(Schema):
+class PeriodKpis(Answer):
     period_id = fields.String()
     start = fields.AwareDateTime()
     end = fields.AwareDateTime()
@@ -93,7 +94,7 @@ class PeriodKpis(Schema):
     partners = fields.List(fields.Nested(PartnerFigures))
 
 
-class KpiReport(Schema):
+class KpiReport(Answer):
     base_currency = fields.String()
     periods = fields.List(fields.Nested(PeriodKpis))
 

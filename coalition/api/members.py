@@ -3,9 +3,10 @@
 from datetime import UTC, datetime
 
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import fields
 
 from coalition.api import Blueprint, authenticate_at, database, principal, reads_generation
+from coalition.api.answers import Answer
 from coalition.api.pagination import PageArgs, paging
 from coalition.domain.errors import NotFound
 from coalition.services import queries
@@ -13,12 +14,12 @@ from coalition.services import queries
 blp = Blueprint("members", __name__, url_prefix="/api/v1/members", description="Members")
 
 
-class Expiring(Schema):
+class Expiring(Answer):
     points = fields.Integer()
     expires_at = fields.AwareDateTime()
 
 
-class BalanceOut(Schema):
+class BalanceOut(Answer):
     member_id = fields.String()
     available = fields.Integer()
     pending = fields.Integer()
@@ -28,8 +29,8 @@ class BalanceOut(Schema):
     as_of = fields.AwareDateTime()
 
 
-class Movement(Schema):
-    class LotMovement(Schema):
+class Movement(Answer):
+    class LotMovement(Answer):
         lot_id = fields.Integer()
         issuer_id = fields.String()
         points = fields.Integer()
@@ -51,7 +52,7 @@ class Movement(Schema):
     lots = fields.List(fields.Nested(LotMovement))
 
 
-class HistoryOut(Schema):
+class HistoryOut(Answer):
     member_id = fields.String()
     items = fields.List(fields.Nested(Movement))
     next_cursor = fields.String(allow_none=True)

@@ -4,6 +4,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database
+from coalition.api.answers import Answer
 from coalition.api.fields import Currency, PartnerId, Text
 from coalition.domain.partners import CATEGORIES, STATUSES
 from coalition.services import partners
@@ -20,6 +21,11 @@ class PartnerSchema(Schema):
     status = fields.String(validate=validate.OneOf(STATUSES))
 
 
+class PartnerOut(PartnerSchema, Answer):
+    """A partner as answered: hold_days and status too, which a new one may leave to
+    their defaults."""
+
+
 class PartnerPatch(PartnerSchema):
     class Meta:
         exclude = ("id",)
@@ -31,14 +37,14 @@ class PartnerPatch(PartnerSchema):
 @blp.route("")
 class Partners(MethodView):
     @blp.roles("operator", "finance")
-    @blp.response(200, PartnerSchema(many=True))
+    @blp.response(200, PartnerOut(many=True))
     def get(self):
         """List partners"""
         return database().run(partners.all_partners)
 
     @blp.roles("operator")
     @blp.arguments(PartnerSchema)
-    @blp.response(201, PartnerSchema)
+    @blp.response(201, PartnerOut)
     @blp.alt_response(409, description="duplicate_partner: a partner has this id already")
     def post(self, body):
         """Add a partner"""
@@ -48,7 +54,7 @@ class Partners(MethodView):
 @blp.route("/<partner_id>")
 class Partner(MethodView):
     @blp.roles("operator", "finance")
-    @blp.response(200, PartnerSchema)
+    @blp.response(200, PartnerOut)
     @blp.alt_response(404, description="not_found: no partner with this id")
     def get(self, partner_id):
         """Read a partner"""
@@ -56,7 +62,7 @@ class Partner(MethodView):
 
     @blp.roles("operator")
     @blp.arguments(PartnerPatch, required=False)  # the fields given: none, none changed
-    @blp.response(200, PartnerSchema)
+    @blp.response(200, PartnerOut)
     @blp.alt_response(404, description="not_found: no partner with this id")
     @blp.alt_response(
         409,

@@ -4,6 +4,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database
+from coalition.api.answers import Answer
 from coalition.api.fields import Currency, DecimalString, Instant, PartnerId, Text
 from coalition.domain import money
 from coalition.domain.rates import KINDS
@@ -36,7 +37,7 @@ class RateIn(Schema):
     effective_to = Instant(load_default=None)
 
 
-class RateOut(Schema):
+class RateOut(Answer):
     id = fields.Integer()
     kind = fields.String()
     value = RateValue()

@@ -4,6 +4,7 @@ from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database
+from coalition.api.answers import Answer
 from coalition.api.fields import Currency
 from coalition.domain import periods
 from coalition.services import settings as settings_service
@@ -24,17 +25,21 @@ class SettingsSchema(Schema):
     auto_close_after_hours = fields.Integer(strict=True, validate=validate.Range(0, 8760))
 
 
+class SettingsOut(SettingsSchema, Answer):
+    """The settings as answered: every one, where a PUT may give only those it changes."""
+
+
 @blp.route("")
 class Settings(MethodView):
     @blp.roles("operator", "finance")
-    @blp.response(200, SettingsSchema)
+    @blp.response(200, SettingsOut)
     def get(self):
         """Read the settings"""
         return database().run(settings_service.load)
 
     @blp.roles("operator")
     @blp.arguments(SettingsSchema, required=False)  # the fields given: none, none changed
-    @blp.response(200, SettingsSchema)
+    @blp.response(200, SettingsOut)
     @blp.alt_response(
         409,
         description="base_currency_fixed: base_currency changed once a transaction exists or a"

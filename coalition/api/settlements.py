@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 
 from flask import Response, request
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 from werkzeug.http import quote_etag
 
 import reports
 from coalition.api import Blueprint, database, principal
+from coalition.api.answers import Answer
 from coalition.api.errors import ANOTHER_PARTNERS_DATA, MALFORMED_JSON
 from coalition.api.fields import PERIOD_ID_LENGTH, Count, MoneyOut, PartnerId, Ratio, Text
 from coalition.api.pagination import MAX_PAGE, PageArgs, paging
@@ -21,7 +22,7 @@ blp = Blueprint(
 )
 
 
-class PeriodOut(Schema):
+class PeriodOut(Answer):
     id = fields.String()
     start = fields.AwareDateTime()
     end = fields.AwareDateTime()
@@ -40,7 +41,7 @@ class StatementQuery(PageArgs):
     partner_id = fields.String(load_default=None, validate=PartnerId)
 
 
-class FeeLine(Schema):
+class FeeLine(Answer):
     fee_rate = fields.String()
     points = fields.Integer(
         metadata={"description": "Points issued at this fee rate, net of returns"}
@@ -50,7 +51,9 @@ class FeeLine(Schema):
     )
 
 
-class PartnerEntry(Schema):
+class PartnerEntry(Answer):
+    may_omit = ("fee_lines",)
+
     partner_id = fields.String()
     name = fields.String()
     currency = fields.String()
@@ -86,7 +89,7 @@ class PartnerEntry(Schema):
     liability = MoneyOut(allow_none=True)
 
 
-class PairLine(Schema):
+class PairLine(Answer):
     issuer_id = fields.String()
     redeemer_id = fields.String()
     points = fields.Integer()
@@ -94,7 +97,7 @@ class PairLine(Schema):
     own_redemption = fields.Boolean()
 
 
-class NettingOut(Schema):
+class NettingOut(Answer):
     gross = MoneyOut()
     bilateral_net = MoneyOut()
     multilateral_net = MoneyOut()
@@ -104,7 +107,9 @@ class NettingOut(Schema):
     payments_saved = fields.Integer()
 
 
-class SettlementOut(Schema):
+class SettlementOut(Answer):
+    may_omit = ("missing_fx",)
+
     period_id = fields.String()
     status = fields.String()
     start = fields.String()
@@ -122,7 +127,7 @@ class SettlementOut(Schema):
     )
 
 
-class Counterparty(Schema):
+class Counterparty(Answer):
     partner_id = fields.String()
     name = fields.String()
     points_in = fields.Integer()
@@ -132,7 +137,7 @@ class Counterparty(Schema):
     net = MoneyOut()
 
 
-class LateItem(Schema):
+class LateItem(Answer):
     transaction_id = fields.Integer()
     external_id = fields.String()
     type = fields.String()
@@ -142,14 +147,19 @@ class LateItem(Schema):
     original_period_id = fields.String()
 
 
-class StatementOut(Schema):
+class StatementOut(Answer):
+    may_omit = ("timezone",)
+
     id = fields.Integer()
     number = fields.String()
     period_id = fields.String()
     period_start = fields.String()
     period_end = fields.String()
     timezone = fields.String(
-        metadata={"description": "The coalition's time zone, which periods follow (SPEC §3)"}
+        metadata={
+            "description": "The coalition's time zone, which periods follow (SPEC §3);"
+            " absent from statements issued before 2026-11-30"
+        }
     )
     partner_id = fields.String()
     partner_name = fields.String()
@@ -164,7 +174,7 @@ class StatementOut(Schema):
     late_items = fields.List(fields.Nested(LateItem))
 
 
-class StatementList(Schema):
+class StatementList(Answer):
     items = fields.List(fields.Nested(StatementOut))
     next_cursor = fields.String(allow_none=True)
 

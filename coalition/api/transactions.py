@@ -6,6 +6,7 @@ from flask.views import MethodView
 from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
 
 from coalition.api import Blueprint, database, principal
+from coalition.api.answers import Answer
 from coalition.api.errors import (
     ANOTHER_PARTNERS_DATA,
     INVALID_FIELDS,
@@ -110,7 +111,7 @@ class TransactionIn(Schema):
             raise ValidationError(errors)
 
 
-class AllocationOut(Schema):
+class AllocationOut(Answer):
     lot_id = fields.Integer()
     issuer_id = fields.String()
     points = fields.Integer()
@@ -122,7 +123,7 @@ class AllocationOut(Schema):
 TRANSACTION_IN = TransactionIn()
 
 
-class TransactionOut(Schema):
+class TransactionOut(Answer):
     id = fields.Integer()
     external_id = fields.String()
     type = fields.String()
@@ -156,14 +157,21 @@ class BatchIn(Schema):
     )
 
 
-class BatchResult(Schema):
+class BatchResult(Answer):
+    may_omit = ("transaction", "error")
+
     index = fields.Integer()
     status = fields.Integer()
-    transaction = fields.Nested(TransactionOut)
-    error = fields.Nested(ErrorSchema)
+    transaction = fields.Nested(
+        TransactionOut, metadata={"description": "With a status of 200 or 201; else absent"}
+    )
+    error = fields.Nested(
+        ErrorSchema,
+        metadata={"description": "With any other status: the item's error as if posted alone"},
+    )
 
 
-class BatchOut(Schema):
+class BatchOut(Answer):
     results = fields.List(fields.Nested(BatchResult))
 
 
@@ -183,7 +191,7 @@ class TransactionQuery(PageArgs):
     to = Instant()
 
 
-class TransactionPage(Schema):
+class TransactionPage(Answer):
     items = fields.List(fields.Nested(TransactionOut))
     next_cursor = fields.String(allow_none=True)
 

@@ -1,0 +1,31 @@
+"""Response bodies, whose every field is in every answer.
+
+An answer says a field has no value with null, never by leaving it out, so the
+OpenAPI document lists each field of an :class:`Answer` as required and a
+client generated from it need not guard every field it reads. The few fields
+some answers leave out are named in their schema's ``may_omit``.
+"""
+
+import apispec
+from apispec.ext.marshmallow.common import resolve_schema_cls
+from marshmallow import Schema
+
+
+class Answer(Schema):
+    """A response body. ``may_omit``: the fields (as named in JSON) some answers leave
+    out, each explained in its description."""
+
+    may_omit: tuple[str, ...] = ()
+
+
+class AnswerFields(apispec.BasePlugin):
+    """Lists an :class:`Answer`'s fields as required in the OpenAPI document, but those
+    it may omit."""
+
+    def schema_helper(self, name, definition, **kwargs):
+        schema = kwargs.get("schema")
+        answer = None if schema is None else resolve_schema_cls(schema)
+        if not (isinstance(answer, type) and issubclass(answer, Answer)):
+            return None
+        properties = definition.get("properties", {})
+        return {"required": [field for field in properties if field not in answer.may_omit]}
