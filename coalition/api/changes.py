@@ -47,6 +47,7 @@ class ChangePage(Answer):
 
 @blp.route("")
 class Changes(MethodView):
+    @blp.doc(operationId="listChanges")
     @blp.reads_every_partner(BOUND)
     @blp.arguments(ChangeQuery, location="query")
     @blp.response(200, ChangePage)

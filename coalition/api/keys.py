@@ -52,6 +52,7 @@ class KeyQuery(Schema):
 
 @blp.route("")
 class Keys(MethodView):
+    @blp.doc(operationId="listKeys")
     @blp.reads_every_partner(BOUND)
     @blp.arguments(KeyQuery, location="query")
     @blp.response(200, KeyRecord(many=True))
@@ -59,6 +60,7 @@ class Keys(MethodView):
         """List keys, oldest first (never the keys themselves)"""
         return database().read(auth.listing, **query)
 
+    @blp.doc(operationId="createKey")
     @blp.roles("operator")
     @blp.arguments(KeyIn)
     @blp.response(201, KeyOut)
@@ -83,6 +85,7 @@ class Keys(MethodView):
 
 @blp.route("/<key_id>")
 class Key(MethodView):
+    @blp.doc(operationId="getKey")
     @blp.reads_every_partner(BOUND)
     @blp.response(200, KeyRecord)
     @blp.alt_response(404, description="not_found: no key with this id")
@@ -90,6 +93,7 @@ class Key(MethodView):
         """Read a key (never the key itself)"""
         return database().read(auth.get_key, key_id)
 
+    @blp.doc(operationId="revokeKey")
     @blp.roles("operator")
     @blp.response(204)
     @blp.alt_response(404, description="not_found: no key with this id")

@@ -101,6 +101,7 @@ class KpiReport(Answer):
 
 @blp.route("")
 class Kpis(MethodView):
+    @blp.doc(operationId="getKpis")
     @blp.arguments(KpiQuery, location="query")
     @blp.response(200, KpiReport)
     @blp.alt_response(403, ANOTHER_PARTNERS_DATA.name)

@@ -60,6 +60,7 @@ class HistoryOut(Answer):
 
 @blp.route("/<member:member_id>/balance", merge_slashes=False)
 class Balance(MethodView):
+    @blp.doc(operationId="getMemberBalance")
     @reads_generation
     @blp.response(200, BalanceOut)
     @blp.alt_response(404, description="not_found: no member with this id")
@@ -74,6 +75,7 @@ class Balance(MethodView):
 
 @blp.route("/<member:member_id>/history", merge_slashes=False)
 class History(MethodView):
+    @blp.doc(operationId="getMemberHistory")
     @blp.arguments(PageArgs, location="query")
     @blp.response(200, HistoryOut)
     @blp.alt_response(404, description="not_found: no member with this id")

@@ -36,12 +36,14 @@ class PartnerPatch(PartnerSchema):
 
 @blp.route("")
 class Partners(MethodView):
+    @blp.doc(operationId="listPartners")
     @blp.roles("operator", "finance")
     @blp.response(200, PartnerOut(many=True))
     def get(self):
         """List partners"""
         return database().run(partners.all_partners)
 
+    @blp.doc(operationId="createPartner")
     @blp.roles("operator")
     @blp.arguments(PartnerSchema)
     @blp.response(201, PartnerOut)
@@ -53,6 +55,7 @@ class Partners(MethodView):
 
 @blp.route("/<partner_id>")
 class Partner(MethodView):
+    @blp.doc(operationId="getPartner")
     @blp.roles("operator", "finance")
     @blp.response(200, PartnerOut)
     @blp.alt_response(404, description="not_found: no partner with this id")
@@ -60,6 +63,7 @@ class Partner(MethodView):
         """Read a partner"""
         return database().run(partners.get, partner_id)
 
+    @blp.doc(operationId="updatePartner")
     @blp.roles("operator")
     @blp.arguments(PartnerPatch, required=False)  # the fields given: none, none changed
     @blp.response(200, PartnerOut)

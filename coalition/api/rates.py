@@ -65,6 +65,7 @@ class RateQuery(Schema):
 
 @blp.route("")
 class Rates(MethodView):
+    @blp.doc(operationId="listRates")
     @blp.roles("operator", "finance")
     @blp.arguments(RateQuery, location="query")
     @blp.response(200, RateOut(many=True))
@@ -72,6 +73,7 @@ class Rates(MethodView):
         """List rate versions (with at: those in force then)"""
         return database().run(rates.listing, **query)
 
+    @blp.doc(operationId="createRate")
     @blp.roles("operator")
     @blp.arguments(RateIn)
     @blp.response(201, RateOut)

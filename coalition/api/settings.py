@@ -31,12 +31,14 @@ class SettingsOut(SettingsSchema, Answer):
 
 @blp.route("")
 class Settings(MethodView):
+    @blp.doc(operationId="getSettings")
     @blp.roles("operator", "finance")
     @blp.response(200, SettingsOut)
     def get(self):
         """Read the settings"""
         return database().run(settings_service.load)
 
+    @blp.doc(operationId="updateSettings")
     @blp.roles("operator")
     @blp.arguments(SettingsSchema, required=False)  # the fields given: none, none changed
     @blp.response(200, SettingsOut)

@@ -181,6 +181,7 @@ class StatementList(Answer):
 
 @blp.route("/periods")
 class Periods(MethodView):
+    @blp.doc(operationId="listPeriods")
     @blp.response(200, PeriodOut(many=True))
     def get(self):
         """Settlement periods: closed ones, then the open ones up to today"""
@@ -189,6 +190,7 @@ class Periods(MethodView):
 
 @blp.route("/settlements/<period_id>")
 class Settlement(MethodView):
+    @blp.doc(operationId="getSettlement")
     @blp.reads_every_partner("reads that partner's statements instead")
     @blp.response(200, SettlementOut)
     @blp.alt_response(
@@ -203,6 +205,7 @@ class Settlement(MethodView):
 
 @blp.route("/settlements/<period_id>/close")
 class Close(MethodView):
+    @blp.doc(operationId="closePeriod")
     @blp.roles("operator")
     @blp.response(200, SettlementOut)
     @blp.alt_response(
@@ -225,6 +228,7 @@ class Close(MethodView):
 
 @blp.route("/statements")
 class Statements(MethodView):
+    @blp.doc(operationId="listStatements")
     @blp.arguments(StatementQuery, location="query")
     @blp.response(200, StatementList)
     @blp.alt_response(403, ANOTHER_PARTNERS_DATA.name)
@@ -261,6 +265,7 @@ NO_STATEMENT = blp.alt_response(
 
 @blp.route(STATEMENT, parameters=HELD)
 class Statement(MethodView):
+    @blp.doc(operationId="getStatement")
     @blp.response(200, StatementOut, headers=TAGGED)
     @NOT_MODIFIED
     @NO_STATEMENT
@@ -274,6 +279,7 @@ class Statement(MethodView):
 
 @blp.route(f"{STATEMENT}/pdf", parameters=HELD)
 class StatementPdf(MethodView):
+    @blp.doc(operationId="getStatementPdf")
     @blp.response(200, DOWNLOAD, content_type="application/pdf", headers=ATTACHED)
     @NOT_MODIFIED
     @NO_STATEMENT
@@ -285,6 +291,7 @@ class StatementPdf(MethodView):
 
 @blp.route(f"{STATEMENT}/csv", parameters=HELD)
 class StatementCsv(MethodView):
+    @blp.doc(operationId="getStatementCsv")
     @blp.response(200, DOWNLOAD, content_type="text/csv", headers=ATTACHED)
     @NOT_MODIFIED
     @NO_STATEMENT

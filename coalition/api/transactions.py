@@ -210,6 +210,7 @@ def post_one(request: dict) -> tuple[dict, int]:
 
 @blp.route("")
 class Transactions(MethodView):
+    @blp.doc(operationId="postTransaction")
     @blp.roles(
         "operator", "partner", refused="a finance key, or a partner key naming another partner"
     )
@@ -239,6 +240,7 @@ class Transactions(MethodView):
         """Post a transaction"""
         return post_one(request)
 
+    @blp.doc(operationId="listTransactions")
     @blp.arguments(TransactionQuery, location="query")
     @blp.response(200, TransactionPage)
     @blp.alt_response(403, ANOTHER_PARTNERS_DATA.name)
@@ -250,6 +252,7 @@ class Transactions(MethodView):
 
 @blp.route("/batch")
 class Batch(MethodView):
+    @blp.doc(operationId="postTransactionBatch")
     @blp.roles(
         "operator", "partner", refused="a finance key (an item's own refusal is in its result)"
     )
@@ -285,6 +288,7 @@ def _result(index: int, outcome) -> dict:
 
 @blp.route(f"/<int(max={pages.MAX_ID}):transaction_id>")  # BIGINT
 class Transaction(MethodView):
+    @blp.doc(operationId="getTransaction")
     @blp.response(200, TransactionOut)
     @blp.alt_response(
         404, description="not_found: no transaction with this id, or another partner's"

@@ -305,6 +305,20 @@ def test_status(shared_world, documented, row, principal):
     documented["/api/v1" + row.template][row.method].validate_response(response)
 
 
+def test_every_operation_has_an_operation_id_of_its_own(client):
+    """A client generated from the document names its methods after them: ``closePeriod``,
+    not one made of the path, such as ``apiV1SettlementsPeriodIdClosePost``."""
+    paths = expect(client.get("/api/openapi.json"), 200)["paths"]
+    named = {(method.upper(), path.removeprefix("/api/v1")): operation.get("operationId")
+             for path, operations in paths.items() if path.startswith("/api/v1/")
+             for method, operation in operations.items() if method in ("get", "put", "post", "patch", "delete")}
+    assert None not in named.values(), [operation for operation, name in named.items() if name is None]
+    assert len(set(named.values())) == len(named) == len({(row.method, row.template) for row in ROWS})
+    assert named["POST", "/settlements/{period_id}/close"] == "closePeriod"
+    assert named["POST", "/transactions"] == "postTransaction"
+    assert named["GET", "/members/{member_id}/balance"] == "getMemberBalance"
+
+
 def _answer_schemas(document: dict) -> set[str]:
     """The components a success answer's body is made of, nested ones included."""
     success = [response for operations in document["paths"].values() for operation in operations.values()
