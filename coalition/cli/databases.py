@@ -40,9 +40,9 @@ def opened(*, upgrade=False, wait=0):
         database.dispose()
         raise click.ClickException(_no_database(missing))
     try:
-        _check_schema(database, upgrade, wait)
-        if missing is not None:  # said once it exists: a file that cannot be made is reported
-            click.echo(f"created a new database at {missing}", err=True)
+        before, revisions = _check_schema(database, upgrade, wait)
+        if upgrade:  # said once done: a file that cannot be made is reported instead
+            _tell_what_changed(database, missing, before, revisions)
         yield database
     except Unavailable as error:  # the server went away while the command ran
         raise click.ClickException(f"{error}; run the command again once it is back") from None
@@ -89,13 +89,18 @@ def _file(database) -> Path | None:
     return Path(url.database).resolve()
 
 
-def _check_schema(database, upgrade: bool, wait: float = 0) -> None:
+def _check_schema(
+    database, upgrade: bool, wait: float = 0
+) -> tuple[frozenset[str], frozenset[str]]:
     """Upgrade the schema, or check it is this release's; the first statements any
     command sends, so a database that cannot be opened is reported here.
 
     With ``wait``, a server that does not answer yet (started at the same
     time, as containers are) is asked again every few seconds for that long,
     saying so once, before the command gives up.
+
+    Returns:
+        The revisions the schema was at before (none without ``upgrade``) and after.
     """
     where = shown(database)
     deadline = time.monotonic() + wait
@@ -116,7 +121,18 @@ def _check_schema(database, upgrade: bool, wait: float = 0) -> None:
             time.sleep(START_RETRY_SECONDS)
     if (why := migrate.mismatch(revisions)) is not None:
         raise click.ClickException(why)
-    if before and before != revisions:  # a new database's creation is said by opened
+    return before, revisions
+
+
+def _tell_what_changed(database, missing: Path | None, before, revisions) -> None:
+    """On stderr, what an upgrade did: made a new SQLite file (its schema with it),
+    created the schema in an empty database (a server's, or a file opened by URI), or
+    upgraded the schema; nothing when it was the newest already."""
+    if missing is not None:
+        click.echo(f"created a new database at {missing}", err=True)
+    elif not before:
+        click.echo(f"created the schema ({_listed(revisions)}) in {shown(database)}", err=True)
+    elif before != revisions:
         click.echo(f"upgraded the schema from {_listed(before)} to {_listed(revisions)}", err=True)
 
 

@@ -895,8 +895,9 @@ def test_a_command_whose_database_goes_away_while_it_runs_says_so_in_one_line(da
     checked = cli_databases._check_schema
     with ExitStack() as later:
         def then_the_server_goes_away(database, *options):
-            checked(database, *options)
+            schema = checked(database, *options)
             later.enter_context(connections_refused(url.database, IMPORTING))
+            return schema
 
         monkeypatch.setattr(cli_databases, "_check_schema", then_the_server_goes_away)
         result = CliRunner().invoke(main, ["expire"])
@@ -940,7 +941,8 @@ def test_a_database_named_by_an_sqlite_file_uri_is_opened_as_sqlite_reads_it(tmp
     # the path of a file: URI is SQLite's to read; taken as a file name, it was "no database"
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COALITION_DATABASE_URL", "sqlite:///file:uri.sqlite3?mode=rwc&uri=true")
-    assert CliRunner().invoke(main, ["db", "upgrade"]).stderr == ""
+    created = CliRunner().invoke(main, ["db", "upgrade"]).stderr
+    assert re.fullmatch(r"created the schema \(\d{4}\) in sqlite:///file(:|%3A)uri\.sqlite3\?mode=rwc&uri=true\n", created)
     result = CliRunner().invoke(main, ["expire"])
     assert (result.exit_code, result.stdout) == (0, "expired 0 lots\n")
     assert (tmp_path / "uri.sqlite3").is_file()
@@ -1105,6 +1107,21 @@ def test_db_upgrade_says_from_which_schema_it_upgraded(tmp_path, monkeypatch):
     assert (first.exit_code, first.stdout) == (0, "database is at the newest schema\n")
     assert first.stderr == f"upgraded the schema from {older} to {newest}\n"
     assert (again.exit_code, again.stdout, again.stderr) == (0, "database is at the newest schema\n", "")
+
+
+@pytest.mark.postgres
+def test_db_upgrade_of_an_empty_server_database_says_it_created_the_schema(tmp_path, monkeypatch):
+    # it built the whole schema in a new PostgreSQL database and said only that the
+    # database was at the newest schema, as when it had done nothing
+    versions = Path(__file__).resolve().parents[2] / "migrations" / "versions"
+    newest = max(path.name[:4] for path in versions.glob("[0-9]*.py"))
+    with empty_database(tmp_path) as url:
+        monkeypatch.setenv("COALITION_DATABASE_URL", url)
+        first, again = (CliRunner().invoke(main, ["db", "upgrade"]) for _ in range(2))
+    assert (first.exit_code, first.stdout) == (0, "database is at the newest schema\n")
+    name = re.escape(url.rsplit("/", 1)[1])
+    assert re.fullmatch(rf"created the schema \({newest}\) in postgresql\+psycopg://\S+/{name}\n", first.stderr)
+    assert (again.exit_code, again.stderr) == (0, "")
 
 
 def _url_cases(tmp_path):
