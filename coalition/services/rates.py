@@ -35,7 +35,10 @@ def create(session, fields: dict) -> models.Rate:
             money.check_places(fields["min_amount"], partner.currency, "min_amount")
     last_closed = calendar.last_closed(session)
     if last_closed is not None and fields["effective_from"] < last_closed.end:
-        raise PeriodClosed(f"effective_from falls in closed period {last_closed.id} or earlier")
+        raise PeriodClosed(
+            f"effective_from falls in a closed period: every period up to {last_closed.id}"
+            " is closed"
+        )
     last = aggregates.largest_id(session, "transactions")
     rate = models.Rate(created_at=datetime.now(UTC), last_transaction_id=last, **fields)
     session.add(rate)

@@ -253,6 +253,9 @@ def test_rate_effective_inside_a_closed_period_is_409(operator):
         "kind": "fx", "value": "0.02", "currency": "RUB", "effective_from": at(start, 10)})
     assert response.status_code == 409
     assert response.get_json()["code"] == 409
+    # it read "falls in closed period 2026-11-09 or earlier" for a date in September
+    assert response.get_json()["message"] == (
+        f"effective_from falls in a closed period: every period up to {period_id} is closed")
     assert (period_id, "closed") in _periods(operator)
 
 
