@@ -159,6 +159,13 @@ def check_scope(fields: dict) -> None:
         raise Invalid("an fx rate, and only an fx rate, names a currency", field="currency")
     if kind == "fx" and fields.get("partner_id"):
         raise Invalid("an fx rate is coalition-wide", field="partner_id")
+    if kind == "fee" and fields.get("partner_id") == OPERATOR_PARTNER:
+        # accepted, it would never be charged (fee_rate): refused as the base currency's fx
+        raise Invalid(
+            f"{OPERATOR_PARTNER} pays no fee to itself (SPEC §7): its own fee rate would never"
+            " be charged",
+            field="partner_id",
+        )
     if kind == "fx":
         money.check_currency(fields["currency"])
     positive = kind in ("earn", "promo", "threshold", "fx")

@@ -355,6 +355,7 @@ def test_a_thresholds_amount_is_returned_as_written(operator):
         ("fx", {"value": "0.011", "currency": "ABC"}),  # not ISO 4217
         ("fx", {"value": "0.011", "currency": "RUB", "partner_id": "aroma"}),  # fx is coalition-wide
         ("fx", {"value": "1.1", "currency": "EUR"}),  # the base currency is worth 1 of itself
+        ("fee", {"value": "0.001", "partner_id": "coalition"}),  # the operator pays itself no fee
         ("bogus", {"value": "1"}),
     ],
     ids=repr,

@@ -345,6 +345,8 @@ def test_a_rate_naming_what_its_kind_has_is_accepted(fields):
     (scope("fx", "0", currency="RUB"), "value"),
     (scope("fee", "-0.001"), "value"),
     (scope("redemption", "0.01", effective_to=JAN), "effective_to"),
+    # the coalition pays no fee to itself (SPEC §7): a fee rate of its own would never be charged
+    (scope("fee", "0.001", partner_id="coalition"), "partner_id"),
 ])
 def test_a_rate_naming_what_its_kind_has_not_or_lacking_what_it_needs_is_refused(fields, field):
     with pytest.raises(Invalid) as refused:
