@@ -162,8 +162,8 @@ def check_scope(fields: dict) -> None:
     if kind == "fee" and fields.get("partner_id") == OPERATOR_PARTNER:
         # accepted, it would never be charged (fee_rate): refused as the base currency's fx
         raise Invalid(
-            f"{OPERATOR_PARTNER} pays no fee to itself (SPEC §7): its own fee rate would never"
-            " be charged",
+            f"the {OPERATOR_PARTNER} partner pays no fee to itself (SPEC §7): a fee rate of"
+            " its own would never be charged",
             field="partner_id",
         )
     if kind == "fx":
