@@ -63,7 +63,9 @@ MALFORMED_JSON = SharedError(
     "The body cannot be read as JSON: malformed, empty, an object naming a key twice,"
     " a number that cannot be read, or a body that could not be received",
 )
-NOT_JSON = SharedError(415, "NOT_JSON", "A body not sent as application/json")
+NOT_JSON = SharedError(
+    415, "NOT_JSON", "A body not sent as application/json, or sent in a Content-Encoding"
+)
 ANOTHER_PARTNERS_DATA = SharedError(
     403,
     "ANOTHER_PARTNERS_DATA",

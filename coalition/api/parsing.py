@@ -1,5 +1,5 @@
 """Reading a request's JSON body and query as SPEC §10 asks: numbers exactly, a body that
-cannot be read a 400 that says what and where, one not sent as JSON a 415."""
+cannot be read a 400 that says what and where, one not sent as JSON (or compressed) a 415."""
 
 import json
 from decimal import Decimal
@@ -75,7 +75,10 @@ class DecimalJSONParser(FlaskParser):
             self._handle_invalid_json_error(unreadable("it is empty"), req)
         try:
             return json.loads(
-                data, parse_float=read_number, parse_constant=reject, object_pairs_hook=_one_each
+                _text(data),
+                parse_float=read_number,
+                parse_constant=reject,
+                object_pairs_hook=_one_each,
             )
         except _KeyTwice as error:
             raise unreadable(str(error)) from None
@@ -132,6 +135,13 @@ def refuse_malformed_body() -> None:
         PARSER.load_json(request, None)
 
 
+def _text(body: bytes) -> str:
+    """The body as text, decoded strictly: ``json.loads`` would let the bytes of half a
+    surrogate pair (``ED A0 80``) through, and the field would be refused (422) for a
+    character the client never wrote, where any other invalid UTF-8 is malformed (400)."""
+    return body.decode(json.detect_encoding(body))
+
+
 def _blank(body: bytes) -> bool:
     """Whether a body is empty but for JSON's whitespace: no JSON text at all (RFC 8259)."""
     return not body.strip(b" \t\r\n")
@@ -144,6 +154,12 @@ def _body(req) -> bytes:
     stops there as if it had ended: a byte left after it means the body is too large
     (413), not that its first 16 MiB were all of it.
     """
+    coding = req.headers.get("Content-Encoding", "identity").strip().lower()
+    if coding not in ("", "identity"):
+        # read as sent, a compressed body is "not UTF-8"; a declared coding not applied, posted
+        raise UnsupportedMediaType(
+            f"a body in Content-Encoding {coding!r} is not read: send it as is"
+        )
     try:
         body = req.get_data(cache=True)
         cut_at_the_limit = req.content_length is None and len(body) == req.max_content_length

@@ -4,6 +4,7 @@ With ``TESTING`` on, an unhandled exception in a view propagates into the
 test instead of becoming a 500, so a test here fails loudly either way.
 """
 
+import gzip
 import json
 import re
 import sqlite3
@@ -129,6 +130,37 @@ def test_json_the_parser_cannot_read_is_400_like_any_malformed_json(coalition, p
         "the body cannot be read as JSON: a number's exponent is too large to read",
     }
     assert list_all(coalition) == []
+
+
+@pytest.mark.parametrize(
+    ("invalid", "why"),
+    [(b"\xff", "invalid start byte"), (b"\xc0\xaf", "invalid start byte"),
+     (b"\xed\xa0\x80", "invalid continuation byte")],  # the UTF-8 bytes of half a surrogate pair
+    ids=["ff", "overlong-slash", "encoded-lone-surrogate"],
+)
+def test_a_body_that_is_not_utf8_is_malformed_json_whatever_the_bytes(coalition, invalid, why):
+    """Every byte sequence UTF-8 does not allow is malformed (400), the encoding of a lone
+    surrogate too, which Python's json module would decode and the field refuse (422)."""
+    body = json.dumps(earn_body(member_id="m-X")).encode().replace(b"m-X", b"m-" + invalid)
+    response = coalition.post("/api/v1/transactions", data=body, content_type="application/json")
+    refused = assert_error(response, 400)
+    assert refused["message"] == f"the body cannot be read as JSON: it is not UTF-8, UTF-16 or UTF-32 text ({why})"
+    assert list_all(coalition) == []
+
+
+@pytest.mark.parametrize("coding", ["gzip", "br", "GZIP"])
+def test_a_body_in_a_content_encoding_is_415_and_posts_nothing(coalition, coding):
+    """A coding the service does not undo is refused whether or not it was applied: the
+    JSON it would read from a compressed body is not the one the client meant to send."""
+    for body in (json.dumps(earn_body()).encode(), gzip.compress(json.dumps(earn_body()).encode())):
+        response = coalition.client.post("/api/v1/transactions", data=body, headers={
+            **coalition.headers, "Content-Type": "application/json", "Content-Encoding": coding})
+        assert (response.status_code, response.get_json()) == (415, {
+            "code": 415, "status": "Unsupported Media Type",
+            "message": f"a body in Content-Encoding {coding.lower()!r} is not read: send it as is"})
+    assert list_all(coalition) == []
+    identity = {**coalition.headers, "Content-Type": "application/json", "Content-Encoding": "identity"}
+    expect(coalition.client.post("/api/v1/transactions", data=json.dumps(earn_body()), headers=identity))
 
 
 @pytest.mark.parametrize("text", ["[]", '"earn"', "42", "null", "true"])
