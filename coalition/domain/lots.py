@@ -86,9 +86,12 @@ def allocate(lots: list[Lot], points: int, at: datetime) -> list[Allocation]:
 
 def _short_of(points: int, available: int, lots: list[Lot], at: datetime) -> str:
     """Why a burn is refused, with the points still on hold: a cashier can tell the
-    member when they can spend them, where "only 0 are available" tells nothing."""
+    member when they can spend them, where "only 0 are available" tells nothing. A lot
+    earned after a backdated burn's date was no points of the member's at that date."""
     said = f"burn of {_points(points)} but only {available} {_is_or_are(available)} available"
-    pending = [lot for lot in lots if lot.remaining > 0 and lot.pending_at(at)]
+    pending = [
+        lot for lot in lots if lot.remaining > 0 and lot.earned_at <= at and lot.pending_at(at)
+    ]
     if not pending:
         return said
     first = min(lot.available_at for lot in pending)

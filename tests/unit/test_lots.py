@@ -134,6 +134,18 @@ def test_a_burn_refused_for_points_on_hold_says_how_many_and_from_when():
         " the first of them spendable from 2026-10-20T12:00:00+00:00")
 
 
+def test_a_backdated_burn_is_told_only_of_the_points_on_hold_at_its_date():
+    # A burn dated 2 days ago (10-13 12:00): lot 2, earned 10-12 with a 2-day hold, was on hold
+    # then, spendable from 10-14 12:00; lot 3, earned 10-14, was not earned yet, though it is
+    # on hold now and the balance counts it pending.
+    given = [lot(2, 10, earned_days_ago=3, hold_days=2), lot(3, 25, earned_days_ago=1, hold_days=2)]
+    with pytest.raises(InsufficientPoints) as caught:
+        lots.allocate(given, 1, NOW - 2 * DAY)
+    assert caught.value.message == (
+        "burn of 1 point but only 0 are available; 10 more are pending,"
+        " the first of them spendable from 2026-10-14T12:00:00+00:00")
+
+
 def test_a_single_point_on_hold_is_named_as_pending():
     # 30 available; lot 2 holds 1 point, on hold until 2026-10-27 12:00 (earned 10-13, 14-day hold).
     given = [lot(1, 30), lot(2, 1, points=80, earned_days_ago=2, hold_days=14)]
