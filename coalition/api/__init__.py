@@ -36,7 +36,7 @@ from coalition.api.errors import (
     unavailable,
 )
 from coalition.api.fields import DecimalString
-from coalition.api.parsing import PARSER
+from coalition.api.parsing import PARSER, refuse_a_url_not_utf8
 from coalition.db import Unavailable
 from coalition.domain.errors import CoalitionError
 from coalition.services import catalog
@@ -293,6 +293,7 @@ def init_app(app) -> Api:
         changes,
     ):
         api.register_blueprint(module.blp)
+    app.before_request(refuse_a_url_not_utf8)
     app.before_request(_authenticate)
     app.after_request(_no_content_no_type)
     app.teardown_request(_stop_acting)

@@ -4,6 +4,7 @@ cannot be read a 400 that says what and where, one not sent as JSON (or compress
 import json
 from decimal import Decimal
 from typing import ClassVar
+from urllib.parse import parse_qsl
 
 import marshmallow
 from flask import request
@@ -125,6 +126,20 @@ def _one_each(pairs: list[tuple]) -> dict:
                 raise _KeyTwice(f"the key {key!r} appears twice in one object")
             seen.add(key)
     return read
+
+
+def refuse_a_url_not_utf8() -> None:
+    """A URL whose percent-encoded bytes are not UTF-8 is malformed (400). werkzeug reads
+    such bytes as U+FFFD, so ``/members/%FF`` and ``/members/%FE`` would both be the member
+    ``"\ufffd"``, a real id that neither client sent, and a filter another one."""
+    environ = request.environ
+    try:
+        environ.get("PATH_INFO", "").encode("latin-1").decode("utf-8")
+        parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True, errors="strict")
+    except UnicodeError:
+        raise BadRequest(
+            "the URL is not UTF-8 once percent-decoded: encode text as UTF-8"
+        ) from None
 
 
 def refuse_malformed_body() -> None:

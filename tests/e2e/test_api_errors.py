@@ -510,6 +510,26 @@ def test_nul_character_in_a_query_parameter_is_a_clean_4xx_or_no_match(coalition
 
 
 @pytest.mark.parametrize(
+    ("path", "query"),
+    [("/api/v1/members/\xff/balance", ""), ("/api/v1/members/\xfe/balance", ""),
+     ("/api/v1/members/caf\xe9/history", ""),  # "café" percent-encoded in Latin-1
+     ("/api/v1/transactions", "member_id=%FF"), ("/healthz", "x=%C3")],
+)
+def test_a_url_whose_percent_encoded_bytes_are_not_utf8_is_400(coalition, path, query):
+    """The path as a WSGI server hands ``%FF`` on (one byte, read as Latin-1; werkzeug's
+    test client would have replaced it already). werkzeug decodes it as U+FFFD, so %FF and
+    %FE were both the member "\ufffd", whose balance this answered."""
+    expect(coalition.post("/api/v1/transactions", json=earn_body(member_id="\ufffd")))
+    response = coalition.client.get(
+        "/", headers=coalition.headers, environ_overrides={"PATH_INFO": path, "QUERY_STRING": query})
+    body = assert_error(response, 400)
+    assert body["message"] == "the URL is not UTF-8 once percent-decoded: encode text as UTF-8"
+    found = coalition.client.get("/", headers=coalition.headers, environ_overrides={
+        "PATH_INFO": "/api/v1/members/\xef\xbf\xbd/balance"})  # U+FFFD, sent as its UTF-8
+    assert (found.status_code, found.get_json()["available"]) == (200, 10)
+
+
+@pytest.mark.parametrize(
     ("method", "path"),
     [
         ("get", "/api/v1/members/m%001/balance"),
