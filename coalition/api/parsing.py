@@ -171,7 +171,8 @@ def _body(req) -> bytes:
     """
     coding = req.headers.get("Content-Encoding", "identity").strip().lower()
     if coding not in ("", "identity"):
-        # read as sent, a compressed body is "not UTF-8"; a declared coding not applied, posted
+        # the service undoes no coding: read as it came, a compressed body would be "not
+        # UTF-8", and a body labelled compressed but sent plain would be posted
         raise UnsupportedMediaType(
             f"a body in Content-Encoding {coding!r} is not read: send it as is"
         )
