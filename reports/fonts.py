@@ -9,13 +9,25 @@ fonts, so the TTFs come from the ``font-roboto`` wheel on PyPI and are embedded
 Roboto has no Chinese, Japanese or Korean. For those the statement uses
 Adobe's standard CJK fonts through ReportLab's CID fonts: PDF viewers supply
 them (Acrobat, pdf.js, MuPDF, Preview), so nothing is embedded and the text
-still extracts. A name is cut into runs, each drawn by the font that has it.
+still extracts. Nor has Roboto Arabic or Hebrew: Noto Sans Arabic and Heebo
+come from their fontpkg wheels and are embedded like Roboto. A name is cut
+into runs, each drawn by the font that has it.
+
+ReportLab draws a string left to right, one glyph per character, so a text
+with Arabic or Hebrew is first put in the order and the letter forms it is
+seen in (:func:`_visual`): Arabic letters joined into their initial, medial
+and final forms, and each right-to-left run reversed, within a line read
+left to right, as a statement's English is.
 """
 
 import functools
 import os
+import unicodedata
 from xml.sax.saxutils import escape
 
+import arabic_reshaper
+import fontpkg
+from bidi import get_display
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFError, TTFont
@@ -33,37 +45,49 @@ _KOREAN = "HYGothic-Medium"
 _CHINESE = "STSong-Light"
 _CHARACTER_SETS = {_JAPANESE: "cp932", _KOREAN: "cp949", _CHINESE: "gbk"}
 
+# Right-to-left scripts, from fontpkg wheels; one weight each, as the CJK fonts.
+_ARABIC = "NotoSansArabic"
+_HEBREW = "Heebo"
+_RIGHT_TO_LEFT = {_ARABIC: "Noto Sans Arabic", _HEBREW: "Heebo"}
+
+_ISOLATE, _ISOLATE_END = "\u2068", "\u2069"  # first strong isolate, pop directional isolate
+
 _KANA = ((0x3040, 0x30FF), (0x31F0, 0x31FF), (0xFF65, 0xFF9F))  # with halfwidth katakana
 _HANGUL = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xAC00, 0xD7A3), (0xFFA0, 0xFFDC))
 
 
 def register() -> None:
-    """Register Roboto regular and bold, and the CJK fonts, once per process.
+    """Register Roboto regular and bold, the CJK fonts and the right-to-left
+    ones, once per process.
 
     Safe to call before every render: ReportLab keeps fonts in a process-wide
     registry, so later calls return at once. The family mapping makes ``<b>``
     in paragraphs pick the bold face.
 
     Raises:
-        RuntimeError: the font-roboto package or one of its TTF files is
-            missing or unreadable.
+        RuntimeError: a font package (font-roboto, or a fontpkg wheel) or
+            one of its TTF files is missing or unreadable.
     """
-    if {*_FILES, _JAPANESE, _KOREAN, _CHINESE} <= set(pdfmetrics.getRegisteredFontNames()):
+    if {*_FILES, *_CHARACTER_SETS, *_RIGHT_TO_LEFT} <= set(pdfmetrics.getRegisteredFontNames()):
         return
     directory = _font_directory()
     for name, filename in _FILES.items():
         pdfmetrics.registerFont(_load(name, os.path.join(directory, filename)))
-    for name in (_JAPANESE, _KOREAN, _CHINESE):
+    for name in _CHARACTER_SETS:
         pdfmetrics.registerFont(UnicodeCIDFont(name))
+    for name, family in _RIGHT_TO_LEFT.items():
+        pdfmetrics.registerFont(_load(name, *_fontpkg_file(family)))
+        pdfmetrics.registerFontFamily(name, normal=name, bold=name, italic=name, boldItalic=name)
     pdfmetrics.registerFontFamily(
         REGULAR, normal=REGULAR, bold=BOLD, italic=REGULAR, boldItalic=BOLD
     )
 
 
 def runs(text: str, font: str = REGULAR, whole: str | None = None) -> list[tuple[str, str]]:
-    """``text`` cut into runs of ``(text, font)``: ``font`` where it has the glyphs
-    (Latin, Greek, Cyrillic), a CJK font for Chinese, Japanese and Korean. A
-    character in none stays in ``font``.
+    """``text``, in the order it is seen (:func:`_visual`), cut into runs of
+    ``(text, font)``: ``font`` where it has the glyphs (Latin, Greek, Cyrillic),
+    a CJK font for Chinese, Japanese and Korean, Noto Sans Arabic or Heebo for
+    Arabic and Hebrew. A character in none stays in ``font``.
 
     A CJK character takes the font of the text's language where that font has
     it: Japanese if the text has kana, so a Japanese name's kanji match its
@@ -71,15 +95,16 @@ def runs(text: str, font: str = REGULAR, whole: str | None = None) -> list[tuple
     ``text`` was shortened from, decides the language when given.
     """
     register()
+    text = _visual(text)
     glyphs = pdfmetrics.getFont(font).face.charWidths
     if all(ord(char) in glyphs for char in text):  # nearly every text a statement prints
         return [(text, font)]
-    preferred = _preference(whole or text)
+    preferred = (*_preference(whole or text), *_RIGHT_TO_LEFT)
     found: list[tuple[str, str]] = []
     for char in text:
         chosen = font
         if ord(char) not in glyphs:
-            chosen = next((cjk for cjk in preferred if _has(cjk, char)), font)
+            chosen = next((other for other in preferred if _has(other, char)), font)
         if found and found[-1][1] == chosen:
             found[-1] = (found[-1][0] + char, chosen)
         else:
@@ -88,14 +113,24 @@ def runs(text: str, font: str = REGULAR, whole: str | None = None) -> list[tuple
 
 
 def draws(text: str) -> bool:
-    """Whether every character of ``text`` has a glyph in Roboto or a CJK font. One
-    in none (Arabic, emoji, a character no CJK font's map has …) would print as
-    nothing and extract as a blank."""
+    """Whether every character of ``text``, as it is seen, has a glyph in Roboto or
+    another font here. One in none (Thai, Devanagari, emoji, a character no CJK
+    font's map has …) would print as nothing and extract as a blank."""
     register()
     glyphs = pdfmetrics.getFont(REGULAR).face.charWidths
     return all(
-        ord(char) in glyphs or any(_has(cjk, char) for cjk in _CHARACTER_SETS) for char in text
+        ord(char) in glyphs
+        or any(_has(other, char) for other in (*_CHARACTER_SETS, *_RIGHT_TO_LEFT))
+        for char in _visual(text)
     )
+
+
+def isolate(name: str) -> str:
+    """A name with Arabic or Hebrew set apart from the line it is printed in, with
+    Unicode's isolate marks: it then reads in its own direction, and a sentence's
+    figure beside it ("pays مقهى 7,568.18 RUB") stays out of its run. The marks
+    are not drawn. Any other name is returned as it is."""
+    return f"{_ISOLATE}{name}{_ISOLATE_END}" if _right_to_left(name) else name
 
 
 def markup(text: str, font: str) -> str:
@@ -134,19 +169,38 @@ def _preference(text: str) -> tuple[str, ...]:
     return _CHINESE, _JAPANESE, _KOREAN
 
 
+@functools.lru_cache(maxsize=4096)
+def _visual(text: str) -> str:
+    """``text`` in the order and letter forms it is seen in, where it has Arabic or
+    Hebrew: Arabic letters in their joined forms (the presentation forms the
+    font maps), each right-to-left run reversed, in a line read left to right.
+    Any other text is returned as it is."""
+    if not _right_to_left(text):
+        return text
+    seen = get_display(arabic_reshaper.reshape(text), base_dir="L")
+    return seen.replace(_ISOLATE, "").replace(_ISOLATE_END, "")
+
+
+def _right_to_left(text: str) -> bool:
+    return any(unicodedata.bidirectional(char) in ("R", "AL") for char in text)
+
+
 @functools.cache
-def _has(cjk: str, char: str) -> bool:
-    """Whether the CJK font's map has ``char``: its character set encodes it, and
-    decodes it as the same character."""
+def _has(other: str, char: str) -> bool:
+    """Whether a font other than Roboto has ``char``: a right-to-left font's glyphs,
+    or a CJK font's map, which has what its character set encodes and decodes as
+    the same character."""
     code = ord(char)
     if code < 0x80:
         return False  # ASCII is Roboto's: what it lacks are controls, blank in any font
-    if cjk == _CHINESE and 0x3400 <= code <= 0x4DB5:
+    if other in _RIGHT_TO_LEFT:
+        return code in pdfmetrics.getFont(other).face.charWidths
+    if other == _CHINESE and 0x3400 <= code <= 0x4DB5:
         return True  # Extension A: in GB 18030, which Adobe-GB1 follows, not in GBK
     if 0xF900 <= code <= 0xFAFF or 0xFE30 <= code <= 0xFE4F:
         return False  # compatibility ideographs (NFC makes them unified ones), vertical forms
     try:
-        return char.encode(_CHARACTER_SETS[cjk]).decode(_CHARACTER_SETS[cjk]) == char
+        return char.encode(_CHARACTER_SETS[other]).decode(_CHARACTER_SETS[other]) == char
     except UnicodeError:
         return False
 
@@ -171,16 +225,27 @@ def _font_directory() -> str:
     return font_roboto.font_directory
 
 
-def _load(name: str, path: str) -> TTFont:
+def _fontpkg_file(family: str) -> tuple[str, str]:
+    """The TTF of a fontpkg family and the package it comes from, or a clear
+    error naming the package to install."""
+    package = "fontpkg-" + family.lower().replace(" ", "-")
+    try:
+        return str(fontpkg.path(family)), package
+    except fontpkg.FontpkgError as error:
+        raise RuntimeError(
+            f"Statement PDFs need the '{package}' package for names in {family}'s "
+            f"script; install it with 'pip install {package}'"
+        ) from error
+
+
+def _load(name: str, path: str, package: str = "font-roboto") -> TTFont:
     """Load one TTF, turning ReportLab's low-level errors into a clear message."""
     if not os.path.isfile(path):
         raise RuntimeError(
-            f"Font file {path} is missing; the 'font-roboto' package looks "
-            "incomplete, reinstall it with 'pip install --force-reinstall font-roboto'"
+            f"Font file {path} is missing; the '{package}' package looks "
+            f"incomplete, reinstall it with 'pip install --force-reinstall {package}'"
         )
     try:
         return TTFont(name, path)
     except TTFError as error:
-        raise RuntimeError(
-            f"Font file {path} from 'font-roboto' cannot be read: {error}"
-        ) from error
+        raise RuntimeError(f"Font file {path} from '{package}' cannot be read: {error}") from error

@@ -610,7 +610,7 @@ def _printable(statement: Mapping) -> Mapping:
     def legible(name: str, partner_id: str) -> str:
         # composed: Korean typed as jamo (as macOS may) is syllables the Korean font has
         name = unicodedata.normalize("NFC", name)
-        return name if fonts.draws(_spaced(name)) else partner_id
+        return fonts.isolate(name) if fonts.draws(_spaced(name)) else partner_id
 
     return {
         **statement,
@@ -663,7 +663,7 @@ def _late_items(statement: Mapping) -> list[Flowable]:
     body = [
         [
             str(item["transaction_id"]),
-            _p(item["external_id"], styles.CELL),
+            _p(fonts.isolate(item["external_id"]), styles.CELL),
             item["type"],
             written.timestamp(item["occurred_at"], statement.get("timezone")),
             written.points(item["points"]),

@@ -388,10 +388,10 @@ def test_a_name_just_too_wide_for_its_column_wraps_and_one_just_narrow_enough_do
 
 
 def test_a_name_the_font_cannot_print_is_printed_as_its_partners_id():
-    # no font here has Arabic or emoji: such a name printed as blanks, and the summary
+    # no font here has Thai, Devanagari or emoji: such a name printed as blanks, and the summary
     # read "    Gym   pays the coalition operator"; the JSON and CSV keep it, as does the PDF's subject
-    name = "نادي الكويت Gym 🏋️"
-    counterparty = {"partner_id": "p0", "name": "مقهى Ltd", "points_in": 0, "value_in": "0.00",
+    name = "ร้านกาแฟ Gym 🏋️"
+    counterparty = {"partner_id": "p0", "name": "कैफ़े Ltd", "points_in": 0, "value_in": "0.00",
                     "points_out": 10, "value_out": "0.10", "net": "-0.10"}
     statement = make_statement(partner_id="gymkw", partner_name=name, counterparties=[counterparty])
     statement["summary"] = {**statement["summary"], "net": "-0.10", "net_in_currency": "-9.09"}
@@ -404,6 +404,53 @@ def test_a_name_the_font_cannot_print_is_printed_as_its_partners_id():
     assert len(table) == 2  # the chart's label, the table's name, and no second id in small print
     assert pypdf.PdfReader(io.BytesIO(pdf)).metadata.subject == f"{name}, period 2026-10"
     assert "Кофейня Арома pays" not in first and "Кофейня Арома" in summary_text(make_statement())
+
+
+# Arabic as drawn, worked from the Unicode charts: meem, qaf, heh and alef maksura joined (initial
+# U+FEE3, medial U+FED8 and U+FEEC, final U+FEF0), the run reversed to be drawn left to right;
+# pypdf reads a right-to-left run back in reading order
+CAFE_SEEN = "\ufef0\ufeec\ufed8\ufee3"  # مقهى
+CAFE_READ = CAFE_SEEN[::-1]
+
+
+def test_arabic_and_hebrew_names_print_joined_and_right_to_left_in_their_own_fonts():
+    # Roboto has neither: they printed as the partner's id
+    line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
+    rows = [{**line, "partner_id": "cafe", "name": "مقهى"}, {**line, "partner_id": "shalom", "name": "שלום Ltd"}]
+    statement = make_statement(partner_id="gymkw", partner_name="مقهى", counterparties=rows)
+    statement["late_items"][0]["external_id"] = "فاتورة-7"
+    pdf = render_pdf(statement)
+    first = pages_text(pdf)[0]
+    assert first.startswith(f"Coalition Settlement statement Statement for {CAFE_READ} Partner ID gymkw")
+    # set apart from the sentence, the name keeps the figure after it, where a plain right-to-left
+    # run would have taken it in ("pays 7,568.18 <name> RUB")
+    assert f"The coalition operator pays {CAFE_READ} 7,568.18 RUB" in first
+    # a right-to-left name reads from the right: "Ltd" is drawn on the left of שלום
+    assert f"{CAFE_READ} cafe" in first and "Ltd שלום shalom" in first
+    fonts = fonts_by_run(pdf)
+    assert fonts[CAFE_READ] == {"NotoSansArabic-Regular"}
+    assert fonts["שלום"] == {"Heebo-Regular"}
+    # feh initial, alef final, teh initial, waw final; reh and teh marbuta alone, as alef,
+    # waw and reh join nothing after them
+    assert fonts["\ufed3\ufe8e\ufe97\ufeee\ufead\ufe93"] == {"NotoSansArabic-Regular"}
+
+
+@pytest.mark.parametrize(("name", "seen"), [
+    ("مقهى", CAFE_SEEN),
+    ("لا", "\ufefb"),  # lam and alef are one ligature
+    ("שלום", "\u05dd\u05d5\u05dc\u05e9"),  # no joining, the final mem its own letter: reversed
+    ("Кофейня", "Кофейня"),
+])
+def test_a_name_is_drawn_as_it_is_seen(name, seen):
+    assert "".join(run for run, _ in fonts.runs(fonts.isolate(name))) == seen
+
+
+def test_a_right_to_left_name_shortened_to_fit_ends_on_the_left():
+    name = fonts.isolate("مقهى " * 12)
+    shortened = fonts.fit(name, fonts.REGULAR, 7.5, 60)
+    runs = fonts.runs(shortened, whole=name)
+    assert runs[0] == ("…", fonts.REGULAR)  # where the reader's eye ends a right-to-left line
+    assert runs[-1] == (CAFE_SEEN, "NotoSansArabic")  # and the name's first word on the right
 
 
 def fonts_by_run(pdf: bytes, page: int = 0) -> dict[str, set[str]]:
@@ -507,6 +554,7 @@ def test_a_japanese_name_shortened_in_the_running_header_keeps_the_japanese_font
 
 @pytest.mark.parametrize(("text", "runs"), [
     ("Café 東京", [("Café ", "Roboto"), ("東京", "STSong-Light")]),
+    ("Café מקום", [("Café ", "Roboto"), ("\u05dd\u05d5\u05e7\u05de", "Heebo")]),
     ("臺北 Gym", [("臺北", "STSong-Light"), (" Gym", "Roboto")]),
     ("東京カフェ", [("東京カフェ", "HeiseiKakuGo-W5")]),
     ("ｶﾌｪ 東京", [("ｶﾌｪ", "HeiseiKakuGo-W5"), (" ", "Roboto"), ("東京", "HeiseiKakuGo-W5")]),
@@ -527,17 +575,17 @@ def test_a_text_is_cut_into_runs_of_the_font_that_draws_them(text, runs):
     assert fonts.draws(text)
 
 
-@pytest.mark.parametrize("text", ["مقهى", "Gym 🏋", "\U00020000", "\u9fa6", "\uffa1", "\u1100", "\u31f0"])
+@pytest.mark.parametrize("text", ["กาแฟ", "कैफ़े", "Gym 🏋", "\U00020000", "\u9fa6", "\uffa1", "\u1100", "\u31f0"])
 def test_a_character_no_font_here_draws_is_told(text):
-    # Arabic, emoji, and what no CID font's map has: ideographs of Extension B and of Unicode
+    # Thai, Devanagari, emoji, and what no CID font's map has: ideographs of Extension B and of Unicode
     # 4.1, halfwidth hangul, a conjoining jamo, a katakana extension of JIS X 0213
     assert not fonts.draws(text)
 
 
 def test_an_operator_name_the_font_cannot_print_is_printed_as_coalition():
-    pdf = render_pdf(make_statement(coalition_name="تحالف النقاط"))
+    pdf = render_pdf(make_statement(coalition_name="พันธมิตรแต้ม"))
     assert pages_text(pdf)[0].startswith("Coalition Settlement statement Statement for Кофейня Арома")
-    assert pypdf.PdfReader(io.BytesIO(pdf)).metadata.author == "تحالف النقاط"
+    assert pypdf.PdfReader(io.BytesIO(pdf)).metadata.author == "พันธมิตรแต้ม"
 
 
 def test_a_soft_hyphen_in_a_name_is_not_printed():
