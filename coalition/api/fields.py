@@ -56,25 +56,46 @@ class Instant(fields.AwareDateTime):
 
     RFC_3339 = re.compile(
         r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:(?P<second>[0-9]{2})(\.[0-9]+)?"
-        r"([Zz]|[+-][0-9]{2}:[0-9]{2})"
+        r"([Zz]|[+-](?P<offset_hours>[0-9]{2}):(?P<offset_minutes>[0-9]{2}))"
     )
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str):
-            written = self.RFC_3339.fullmatch(value)
-            if not written:
-                raise ValidationError(self._refusal(value))
-            value = value.upper()  # RFC 3339 allows "t" and "z", which Python does not read
-            if written["second"] == "60":
+            self._check_written(value)
+            try:  # RFC 3339 allows "t" and "z", which Python does not read
+                instant = super()._deserialize(value.upper(), attr, data, **kwargs)
+            except ValidationError:
                 raise ValidationError(
-                    "a leap second (:60) is no instant that can be stored;"
-                    " send the second before it, e.g. 23:59:59.999999Z"
-                )
-        instant = super()._deserialize(value, attr, data, **kwargs)
+                    f"{value!r} is no date and time of the calendar: months run 01 to 12,"
+                    " days to the month's last, hours 00 to 23, minutes and seconds 00 to 59"
+                ) from None
+        else:
+            instant = super()._deserialize(value, attr, data, **kwargs)
         try:
             return instant.astimezone(UTC)
         except OverflowError:
             raise ValidationError("must be an instant between years 1 and 9999 in UTC") from None
+
+    def _check_written(self, value: str) -> None:
+        """Refuse what RFC 3339 does not write, or what no stored instant holds.
+
+        Python would read an offset's minutes past 59 (``+03:99`` as +04:39)
+        and move the instant, maybe into another period, without a word.
+        """
+        written = self.RFC_3339.fullmatch(value)
+        if not written:
+            raise ValidationError(self._refusal(value))
+        if written["second"] == "60":
+            raise ValidationError(
+                "a leap second (:60) is no instant that can be stored;"
+                " send the second before it, e.g. 23:59:59.999999Z"
+            )
+        if written["offset_hours"] and (
+            written["offset_hours"] > "23" or written["offset_minutes"] > "59"
+        ):
+            raise ValidationError(
+                f"{value!r} has no such offset: its hours run 00 to 23, its minutes 00 to 59"
+            )
 
     def _refusal(self, value: str) -> str:
         """Why ``value`` is no instant; a URL's query reads "+" as a space, so an offset

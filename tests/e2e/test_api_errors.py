@@ -308,6 +308,37 @@ def test_a_leap_second_is_422_saying_which_second_to_send_instead(coalition):
     assert coalition.get("/api/v1/transactions").get_json()["items"] == []
 
 
+@pytest.mark.parametrize("offset", ["+03:99", "+03:60", "-00:75", "+24:00", "+99:00"])
+def test_an_offset_rfc_3339_does_not_write_is_422_not_moved(coalition, offset):
+    # Python read +03:99 as +04:39 and -00:75 as -01:15: the posting moved by up to 40 minutes,
+    # maybe into another period; RFC 3339's offsets run to 23:59
+    written = days_ago(1)[:19] + offset
+    body = earn_body(occurred_at=written)
+    errors = assert_error(coalition.post("/api/v1/transactions", json=body), 422)["errors"]["json"]
+    assert errors == {"occurred_at": [f"{written!r} has no such offset: its hours run 00 to 23, its minutes 00 to 59"]}
+    listed = coalition.get("/api/v1/transactions", query_string={"from": written})
+    assert assert_error(listed, 422)["errors"]["query"]["from"] == errors["occurred_at"]
+    assert coalition.get("/api/v1/transactions").get_json()["items"] == []
+
+
+@pytest.mark.parametrize("written", ["2026-02-29T10:00:00Z", "2026-13-01T10:00:00Z", "2026-10-03T24:00:00Z",
+                                     "2026-10-03T10:60:00Z"])
+def test_a_date_or_time_the_calendar_has_not_is_422_saying_so(coalition, written):
+    errors = assert_error(coalition.post("/api/v1/transactions", json=earn_body(occurred_at=written)), 422)
+    assert errors["errors"]["json"]["occurred_at"] == [
+        f"{written!r} is no date and time of the calendar: months run 01 to 12,"
+        " days to the month's last, hours 00 to 23, minutes and seconds 00 to 59"
+    ]
+
+
+def test_an_offset_of_23_59_is_read(coalition):
+    # the edge of what RFC 3339 writes: 10:00 at -23:59 is 09:59 the next day in UTC
+    day = days_ago(2)[:10]
+    posted = coalition.post("/api/v1/transactions", json=earn_body(occurred_at=f"{day}T10:00:00-23:59"))
+    assert posted.status_code == 201, posted.get_json()
+    assert posted.get_json()["occurred_at"] == f"{(datetime.fromisoformat(day) + timedelta(days=1)).date()}T09:59:00+00:00"
+
+
 def test_a_field_sent_as_null_is_refused_as_null_not_as_given(coalition):
     burn_with_null = {"external_id": "t3", "type": "burn", "member_id": "m1", "points": 5,
                       "amount": None, "occurred_at": days_ago(1)}
