@@ -5,8 +5,15 @@ the rates whose window ``[effective_from, effective_to)`` contains ``t`` and
 whose scope matches, the most specific one (partner beats coalition-wide,
 category beats category-less), and among equally specific ones the latest
 ``effective_from`` (then the latest id, so a correction posted later wins).
+
+A category is a word a till and the operator each type: ``"Coffee"``,
+``"coffee "`` and a fullwidth ``"ｃｏｆｆｅｅ"`` name one category
+(:func:`category_key`), so a till's spelling does not quietly earn the
+category-less rate.
 """
 
+import functools
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -54,14 +61,15 @@ class Rate:
     def matches(self, partner_id: str | None, category: str | None, currency: str | None) -> bool:
         return (
             self.partner_id in (None, partner_id)
-            and self.category in (None, category)
+            and (self.category is None or category_key(self.category) == category_key(category))
             and (self.currency is None or self.currency == currency)
         )
 
     @property
     def scope(self) -> tuple:
         """What a newer version of this rate replaces: same kind and same scope."""
-        return (self.kind, self.partner_id, self.category, self.currency, self.min_amount)
+        category = category_key(self.category)
+        return (self.kind, self.partner_id, category, self.currency, self.min_amount)
 
     @property
     def precedence(self) -> tuple:
@@ -71,6 +79,17 @@ class Rate:
             self.effective_from,
             self.id,
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def category_key(category: str | None) -> str | None:
+    """What a category is compared by: Unicode's caseless form of it (compatibility
+    forms such as fullwidth letters composed, case folded), without surrounding
+    spaces."""
+    if category is None:
+        return None
+    folded = unicodedata.normalize("NFKC", category).casefold()
+    return unicodedata.normalize("NFKC", folded).strip()  # folding may undo the composition
 
 
 def _candidates(rates, kind, at, partner_id, category, currency):

@@ -110,6 +110,8 @@ def test_category_specific_earn_rate_beats_the_category_less_one(coalition):
     # coffee: floor(99.99 × 0.2) = floor(19.998) = 19; tea falls back to 0.1: floor(9.999) = 9
     assert expect(earn(coalition, "t1", "m1", "99.99", category="coffee"))["points"] == 19
     assert expect(earn(coalition, "t2", "m1", "99.99", category="tea"))["points"] == 9
+    # the till's spelling of the operator's category is the same category: 19 again, not 9
+    assert expect(earn(coalition, "t3", "m1", "99.99", category="Coffee "))["points"] == 19
 
 
 @pytest.mark.parametrize("category", ["", "   ", "\u200b"])

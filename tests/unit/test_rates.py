@@ -48,6 +48,29 @@ def test_coalition_wide_query_ignores_partner_rates():
     assert rates.in_force([coalition_wide, aroma], "redemption", APR_15) == coalition_wide
 
 
+@pytest.mark.parametrize("written", ["coffee", "COFFEE", " Coffee ", "\uff23\uff4f\uff46\uff46\uff45\uff45"])
+def test_a_category_is_matched_whatever_its_case_width_or_surrounding_spaces(written):
+    # a till sending "coffee" for the operator's "Coffee" quietly earned the category-less rate
+    plain = rate(1, kind="earn", value="100", partner_id="aroma")
+    coffee = rate(2, kind="earn", value="3", partner_id="aroma", category="Coffee")
+    chosen = rates.in_force([plain, coffee], "earn", APR_15, partner_id="aroma", category=written)
+    assert chosen == coffee
+
+
+def test_a_category_is_matched_composed_or_decomposed():
+    cafe = rate(1, kind="earn", value="3", partner_id="aroma", category="Caf\u00e9")  # é as one character
+    chosen = rates.in_force([cafe], "earn", APR_15, partner_id="aroma", category="cafe\u0301")  # e, then its accent
+    assert chosen == cafe
+    assert rates.in_force([cafe], "earn", APR_15, partner_id="aroma", category="cafe") is None  # another word
+
+
+def test_a_category_written_another_way_is_a_newer_version_of_the_same_rate():
+    coffee = rate(1, kind="earn", value="3", partner_id="aroma", category="Coffee", effective_from=JAN)
+    newer = rate(2, kind="earn", value="4", partner_id="aroma", category="coffee", effective_from=MAR)
+    assert rates.in_force([newer, coffee], "earn", APR_15, partner_id="aroma", category="COFFEE") == newer
+    assert rates.versions_in_force([coffee, newer], APR_15) == [newer]
+
+
 def test_partner_rate_beats_coalition_wide_category_rate():
     # Partner is compared first (SPEC §5 lists it first): aroma's own category-less
     # rate beats a coalition-wide rate for the coffee category.
