@@ -115,7 +115,8 @@ def error_body(code: int, message: str, *, reason: str | None = None, errors=Non
 def domain_error_body(error: CoalitionError) -> dict:
     """A broken rule's body; where one field's value breaks it, that field is named
     under ``errors`` in the shape of the schema's own validation errors."""
-    errors = None if error.field is None else {error.location: {error.field: [error.message]}}
+    problems = error.by_field()
+    errors = {error.location: {f: [why] for f, why in problems.items()}} if problems else None
     return error_body(error.status, error.message, reason=error.reason, errors=errors)
 
 

@@ -40,9 +40,24 @@ class CoalitionError(Exception):
         if reason is not None:
             self.reason = reason
 
+    def by_field(self) -> dict[str, str]:
+        """The fields at fault, each with why: the one field named, if any."""
+        return {} if self.field is None else {self.field: self.message}
+
 
 class Invalid(CoalitionError):
     """The request is well-formed but breaks a rule (422)."""
+
+
+class InvalidFields(Invalid):
+    """Several fields break rules at once; each is named with its own reason."""
+
+    def __init__(self, problems: dict[str, str]):
+        super().__init__("; ".join(f"{field}: {why}" for field, why in problems.items()))
+        self.problems = problems
+
+    def by_field(self) -> dict[str, str]:
+        return dict(self.problems)
 
 
 class NotFound(CoalitionError):

@@ -19,7 +19,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from coalition.domain import money
-from coalition.domain.errors import Invalid
+from coalition.domain.errors import Invalid, InvalidFields
 from coalition.domain.partners import OPERATOR_PARTNER
 
 KINDS = ("earn", "promo", "threshold", "redemption", "fee", "fx")
@@ -160,41 +160,78 @@ def _rate_named(kind: str) -> str:
 
 def check_scope(fields: dict) -> None:
     """Refuse a new rate that names what its kind does not have, or lacks what it needs
-    (SPEC §5's table), or whose window is empty."""
+    (SPEC §5's table), or whose window is empty: every field at fault at once, as a
+    posting's validation names them, so that the operator corrects the rate in one go."""
+    problems = _scope_problems(fields)
+    if len(problems) == 1:
+        [(field, why)] = problems.items()
+        raise Invalid(why, field=field)
+    if problems:
+        raise InvalidFields(problems)
+
+
+def _scope_problems(fields: dict) -> dict[str, str]:
+    """Each field at fault with the first rule it breaks."""
     kind, value = fields["kind"], fields["value"]
-    if kind in PARTNER_SCOPED and not fields.get("partner_id"):
-        raise Invalid(f"{_rate_named(kind)} needs a partner_id", field="partner_id")
-    if kind == "promo" and fields.get("effective_to") is None:
-        raise Invalid("a promo needs an effective_to", field="effective_to")
-    if kind == "threshold" and fields.get("min_amount") is None:
-        raise Invalid("a threshold needs a min_amount", field="min_amount")
-    if kind == "threshold" and value != value.to_integral():
-        raise Invalid("a threshold's value is a whole number of points", field="value")
-    if kind != "threshold" and fields.get("min_amount") is not None:
-        raise Invalid("only a threshold has a min_amount", field="min_amount")
-    if kind not in ("earn", "promo") and fields.get("category") is not None:
-        raise Invalid(f"{_rate_named(kind)} has no category", field="category")
-    if (kind == "fx") != (fields.get("currency") is not None):
-        raise Invalid("an fx rate, and only an fx rate, names a currency", field="currency")
-    if kind == "fx" and fields.get("partner_id"):
-        raise Invalid("an fx rate is coalition-wide", field="partner_id")
-    if kind == "fee" and fields.get("partner_id") == OPERATOR_PARTNER:
-        # accepted, it would never be charged (fee_rate): refused as the base currency's fx
-        raise Invalid(
-            f"the {OPERATOR_PARTNER} partner pays no fee to itself (SPEC §7): a fee rate of"
-            " its own would never be charged",
-            field="partner_id",
-        )
-    if kind == "fx":
-        money.check_currency(fields["currency"])
+    named, partner_id = _rate_named(kind), fields.get("partner_id")
+    effective_to = fields.get("effective_to")
     positive = kind in ("earn", "promo", "threshold", "fx")
-    if value < 0 or (positive and value == 0):
-        raise Invalid(
-            f"{_rate_named(kind)} must be {'positive' if positive else 'zero or more'}",
-            field="value",
-        )
-    if (
-        fields.get("effective_to") is not None
-        and fields["effective_to"] <= fields["effective_from"]
-    ):
-        raise Invalid("effective_to must be after effective_from", field="effective_to")
+    rules = [
+        ("partner_id", kind in PARTNER_SCOPED and not partner_id, f"{named} needs a partner_id"),
+        ("effective_to", kind == "promo" and effective_to is None, "a promo needs an effective_to"),
+        (
+            "min_amount",
+            kind == "threshold" and fields.get("min_amount") is None,
+            "a threshold needs a min_amount",
+        ),
+        (
+            "value",
+            kind == "threshold" and value != value.to_integral(),
+            "a threshold's value is a whole number of points",
+        ),
+        (
+            "min_amount",
+            kind != "threshold" and fields.get("min_amount") is not None,
+            "only a threshold has a min_amount",
+        ),
+        (
+            "category",
+            kind not in ("earn", "promo") and fields.get("category") is not None,
+            f"{named} has no category",
+        ),
+        (
+            "currency",
+            (kind == "fx") != (fields.get("currency") is not None),
+            "an fx rate, and only an fx rate, names a currency",
+        ),
+        ("partner_id", kind == "fx" and partner_id, "an fx rate is coalition-wide"),
+        (
+            # accepted, it would never be charged (fee_rate): refused as the base currency's fx
+            "partner_id",
+            kind == "fee" and partner_id == OPERATOR_PARTNER,
+            (
+                f"the {OPERATOR_PARTNER} partner pays no fee to itself (SPEC §7): a fee rate"
+                " of its own would never be charged"
+            ),
+        ),
+        (
+            "value",
+            value < 0 or (positive and value == 0),
+            f"{named} must be {'positive' if positive else 'zero or more'}",
+        ),
+        (
+            "effective_to",
+            effective_to is not None and effective_to <= fields["effective_from"],
+            "effective_to must be after effective_from",
+        ),
+    ]
+    problems: dict[str, str] = {}
+    for field, broken, why in rules:
+        if broken:
+            problems.setdefault(field, why)
+    if kind == "fx" and "currency" not in problems:
+        try:
+            money.check_currency(fields["currency"])
+        except Invalid as error:
+            problems["currency"] = error.message
+    return problems

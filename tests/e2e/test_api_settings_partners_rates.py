@@ -367,6 +367,20 @@ def test_rate_scope_violations_are_422(operator, kind, fields):
     assert expect(operator.get("/api/v1/rates"), 200) == []
 
 
+def test_a_rate_wrong_in_several_fields_is_422_naming_each(operator):
+    body = rate_body("fx", "0.011", currency="RUB", partner_id="aroma", min_amount="10",
+                     effective_to=days_ago(400))
+    error = expect(operator.post("/api/v1/rates", json=body), 422)
+    assert error["errors"] == {"json": {
+        "min_amount": ["only a threshold has a min_amount"],
+        "partner_id": ["an fx rate is coalition-wide"],
+        "effective_to": ["effective_to must be after effective_from"],
+    }}
+    assert error["message"] == ("min_amount: only a threshold has a min_amount; partner_id: an fx rate is"
+                                " coalition-wide; effective_to: effective_to must be after effective_from")
+    assert expect(operator.get("/api/v1/rates"), 200) == []
+
+
 def test_rate_effective_to_before_effective_from_is_422(operator):
     add_partner(operator, "aroma", "RUB")
     body = rate_body("promo", "2", partner_id="aroma", effective_from=days_ago(10), effective_to=days_ago(20))

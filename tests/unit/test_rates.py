@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from coalition.domain import rates
-from coalition.domain.errors import Invalid
+from coalition.domain.errors import Invalid, InvalidFields
 from coalition.domain.rates import Rate
 
 JAN = datetime(2026, 1, 1, tzinfo=UTC)
@@ -375,6 +375,19 @@ def test_a_rate_naming_what_its_kind_has_not_or_lacking_what_it_needs_is_refused
     with pytest.raises(Invalid) as refused:
         rates.check_scope(fields)
     assert refused.value.field == field
+
+
+def test_a_rate_wrong_in_several_fields_is_refused_naming_each():
+    # an operator corrected one field, posted again, and heard of the next
+    with pytest.raises(InvalidFields) as refused:
+        rates.check_scope(scope("fx", "0", currency="RUB", partner_id="aroma", category="coffee",
+                                min_amount=Decimal("1")))
+    assert refused.value.by_field() == {
+        "min_amount": "only a threshold has a min_amount",
+        "category": "an fx rate has no category",
+        "partner_id": "an fx rate is coalition-wide",
+        "value": "an fx rate must be positive",
+    }
 
 
 def test_a_refusal_names_the_kind_of_rate_with_its_article():
