@@ -78,9 +78,11 @@ def is_timezone(name: str) -> bool:
     Asking ZoneInfo is not enough: it opens directories ("America" raises
     IsADirectoryError), data files, "posixrules" and the leap-second "right/"
     zones, so the name must be in the zone catalogue. Debian's "localtime" is
-    in it too, but follows each machine's /etc/localtime, so it is refused.
+    in it too, but follows each machine's /etc/localtime, and so is tzdata's
+    "Factory", a placeholder for a machine whose zone was never set (its
+    abbreviation is "-00"): both are refused.
     """
-    return name != "localtime" and name in available_timezones()
+    return name not in ("localtime", "Factory") and name in available_timezones()
 
 
 def _first_day(kind: str, day: date) -> date:

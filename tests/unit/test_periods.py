@@ -19,9 +19,10 @@ def test_an_iana_zone_name_is_a_timezone():
     assert periods.is_timezone("Europe/Moscow") is True
 
 
-@pytest.mark.parametrize("name", ["America", "localtime", "Mars/Olympus_Mons"])
+@pytest.mark.parametrize("name", ["America", "localtime", "Factory", "Mars/Olympus_Mons"])
 def test_a_directory_the_machines_localtime_or_an_unknown_name_is_not_a_timezone(name):
-    # "America" is a directory of zones; "localtime" follows each machine's clock setting.
+    # "America" is a directory of zones; "localtime" follows each machine's clock setting;
+    # "Factory" is tzdata's placeholder for a machine whose zone was never set.
     assert periods.is_timezone(name) is False
 
 
