@@ -163,7 +163,9 @@ def _blank(body: bytes) -> bool:
 
 
 def _body(req) -> bytes:
-    """The request's body; one whose transfer encoding is broken was never sent (400).
+    """The request's body; one whose transfer encoding is broken was never sent (400),
+    nor was one that ended before its Content-Length: gunicorn hands over what came
+    before the client closed, and its first part may be whole JSON, a posting.
 
     A body sent chunked, with no Content-Length, Werkzeug reads up to the limit and
     stops there as if it had ended: a byte left after it means the body is too large
@@ -181,6 +183,11 @@ def _body(req) -> bytes:
         cut_at_the_limit = req.content_length is None and len(body) == req.max_content_length
         if cut_at_the_limit and req.environ["wsgi.input"].read(1):
             raise RequestEntityTooLarge()
+        if req.content_length is not None and len(body) < req.content_length:
+            raise BadRequest(
+                f"the body ended after {len(body)} of the {req.content_length} bytes its"
+                " Content-Length gives: nothing was read"
+            )
         return body
     except ParseException as error:
         raise BadRequest(f"the request body could not be read: {error}") from None

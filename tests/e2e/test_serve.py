@@ -23,7 +23,7 @@ import requests
 from sqlalchemy.engine import make_url
 
 from coalition import MAX_BODY_BYTES
-from tests.conftest import POSTGRES_URL, connections_refused, empty_database
+from tests.conftest import POSTGRES_URL, connections_refused, days_ago, empty_database
 from tests.e2e.live_server import free_port
 from tests.e2e.processes import children
 
@@ -164,6 +164,25 @@ def test_a_body_whose_chunked_encoding_is_broken_is_400_not_500(served, chunks):
     head, body = _exchange(url, request)
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 BAD REQUEST", head
     assert json.loads(body)["code"] == 400
+    assert "Traceback" not in log_path.read_text()
+
+
+def test_a_body_that_ends_before_its_content_length_is_400_and_posts_nothing(served):
+    # gunicorn handed over what came before the client closed: whole JSON, it was posted
+    url, key, _, log_path = served
+    whole = json.dumps({"type": "bonus", "member_id": "m1", "points": 1, "reason": "goodwill",
+                        "external_id": "cut-1", "partner_id": "coalition",
+                        "occurred_at": days_ago(1)}).encode()
+    request = (
+        f"POST /api/v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(whole) + 50}\r\nConnection: close\r\n\r\n"
+    ).encode() + whole
+    head, answer = _exchange(url, request)
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 BAD REQUEST", head
+    assert json.loads(answer)["message"] == (
+        f"the body ended after {len(whole)} of the {len(whole) + 50} bytes its Content-Length gives: nothing was read")
+    listed = requests.get(url + "/api/v1/transactions", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert listed.json()["items"] == []
     assert "Traceback" not in log_path.read_text()
 
 
