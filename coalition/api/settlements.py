@@ -243,7 +243,10 @@ STATEMENT = f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>"
 HELD = ["IF_NONE_MATCH"]
 TAGGED = {
     "ETag": {
-        "description": "The statement's SHA-256, quoted; sent back as If-None-Match, it gets 304",
+        "description": (
+            'The statement\'s SHA-256 as a weak tag, W/"…" (a release may render the same'
+            " statement in other bytes); sent back as If-None-Match, it gets 304"
+        ),
         "schema": {"type": "string"},
     }
 }
@@ -327,5 +330,10 @@ def _not_modified(document: dict) -> Response:
 
 
 def _tag(document: dict) -> dict:
-    """The ETag header of every read of a statement: its hash, quoted (RFC 9110)."""
-    return {"ETag": quote_etag(document["sha256"])}
+    """The ETag header of every read of a statement: its hash, as a weak tag (RFC 9110).
+
+    A strong tag promises the same bytes, and a release may render the same statement
+    in others (decisions.md); the hash names what the statement says, which never
+    changes, and If-None-Match compares tags weakly, so a client holding it still gets 304.
+    """
+    return {"ETag": quote_etag(document["sha256"], weak=True)}
