@@ -14,18 +14,20 @@ too, by :class:`Worker` (SPEC §10: every error is JSON).
 
 import json
 import os
+import re
 import signal
 import sys
 import time
 import traceback
 
-from gunicorn import arbiter, util
+from gunicorn import arbiter, glogging, util
 from gunicorn.app.base import BaseApplication
 from gunicorn.sock import close_sockets
 from gunicorn.workers.gthread import ThreadWorker
 
 from coalition import create_app, logs, processes
 from coalition.api.errors import error_body
+from coalition.auth import KEY_PREFIX
 
 STOP_SECONDS = 5.0
 RESTART_SECONDS = 10.0  # the scheduler is started at most this often
@@ -178,6 +180,24 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
+class AccessLog(glogging.Logger):
+    """gunicorn's access log with API keys left out.
+
+    A key belongs in the Authorization header, which the log does not show; a
+    client that sends it in the URL (``?access_token=coal_…``) is refused, and
+    its key would otherwise stay in the log for anyone who reads it.
+    """
+
+    KEY = re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]+")
+
+    def atoms(self, resp, req, environ, request_time):
+        atoms = super().atoms(resp, req, environ, request_time)
+        return {
+            name: self.KEY.sub(KEY_PREFIX + "…", value) if isinstance(value, str) else value
+            for name, value in atoms.items()
+        }
+
+
 def run(host: str, port: int, workers: int, scheduler: bool, banner: str) -> None:
     logs.configure()
     options = {
@@ -190,5 +210,6 @@ def run(host: str, port: int, workers: int, scheduler: bool, banner: str) -> Non
         # a request sent just as gunicorn closed one be reset unread
         "keepalive": 75,
         "accesslog": "-",
+        "logger_class": "coalition.server.AccessLog",
     }
     Server(options, scheduler, banner).run()

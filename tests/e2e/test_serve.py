@@ -167,6 +167,17 @@ def test_a_body_whose_chunked_encoding_is_broken_is_400_not_500(served, chunks):
     assert "Traceback" not in log_path.read_text()
 
 
+def test_a_key_sent_in_the_url_is_refused_and_left_out_of_the_access_log(served):
+    url, key, _, log_path = served
+    refused = requests.get(f"{url}/api/v1/partners?access_token={key}", timeout=10)
+    assert refused.status_code == 401
+    deadline = time.monotonic() + 10
+    while "access_token=coal_…" not in log_path.read_text():  # the access line is written after the answer
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.1)
+    assert log_path.read_text().count(key) == 1  # where the first start printed it
+
+
 def test_a_body_that_ends_before_its_content_length_is_400_and_posts_nothing(served):
     # gunicorn handed over what came before the client closed: whole JSON, it was posted
     url, key, _, log_path = served
