@@ -63,14 +63,20 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-def create_key(session, role: str, partner_id: str | None = None, name: str | None = None):
-    """Store a new key's hash and return ``(row, key)``; the key is never stored."""
+def check_binding(role: str, partner_id: str | None) -> None:
+    """Refuse a role that does not exist, or a key bound as its role may not be: told
+    before the database is opened, ``coalition keys create`` creates none to refuse in."""
     if role not in ROLES:
         raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role")
     if role == "partner" and partner_id is None:
         raise Invalid("a partner key needs a partner_id", field="partner_id")
     if role == "operator" and partner_id is not None:
         raise Invalid("an operator key is not bound to a partner", field="partner_id")
+
+
+def create_key(session, role: str, partner_id: str | None = None, name: str | None = None):
+    """Store a new key's hash and return ``(row, key)``; the key is never stored."""
+    check_binding(role, partner_id)
     if partner_id is not None:
         partners.get_for_reference(session, partner_id)
     key = KEY_PREFIX + secrets.token_urlsafe(32)

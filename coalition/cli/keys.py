@@ -33,13 +33,14 @@ def keys_create(role, partner_id, name):
     from coalition.api.keys import KeyIn
 
     fields = _checked(KeyIn, role=role, partner_id=partner_id, name=name)
-    with databases.opened(upgrade=True) as database:
-        try:
+    try:
+        auth.check_binding(role, fields.get("partner_id"))
+        with databases.opened(upgrade=True) as database:
             row, key = database.run(lambda session: auth.create_key(session, **fields))
-        except CoalitionError as error:
-            if error.field is None:
-                raise
-            raise click.ClickException(_about_option(error.field, error.message)) from None
+    except CoalitionError as error:
+        if error.field is None:
+            raise
+        raise click.ClickException(_about_option(error.field, error.message)) from None
     click.echo(
         f"created {role} key {row.id} in {databases.shown(database)};"
         " store it now, it is not shown again:"

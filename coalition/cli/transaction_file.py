@@ -56,12 +56,12 @@ def count_rows(source, path, columns, required, from_line: int = 1) -> int:
     except UnicodeDecodeError as error:
         raise Invalid(
             f"{path} is not UTF-8 text ({error.reason}{_first_line_not_utf8(path)}):"
-            " save it as CSV UTF-8"
+            " save it as CSV UTF-8; nothing was posted"
         ) from None
     except _Unreadable as error:
         raise Invalid(f"{path}: {error}; nothing was posted") from None
     except OSError as error:
-        raise Invalid(f"{path} cannot be read: {error}") from None
+        raise Invalid(f"{path} cannot be read: {error}; nothing was posted") from None
 
 
 def _not_columns(unknown: list[str], columns: list[str]) -> str:

@@ -301,6 +301,7 @@ def test_import_of_a_file_that_is_not_utf8_is_refused_before_posting_anything(
     result = CliRunner().invoke(main, ["import", str(path)])
     assert result.exit_code == 1
     assert f"Error: {path} is not UTF-8 text (invalid continuation byte, line 3)" in result.output
+    assert result.output.endswith(": save it as CSV UTF-8; nothing was posted\n")  # as README says of a refused file
     assert "Traceback" not in result.output
     assert list_all(operator, partner_id="aroma") == []
 
@@ -960,6 +961,19 @@ def test_keys_create_says_which_database_holds_the_key_and_when_it_made_that_dat
         assert re.fullmatch(rf"created operator key key_[0-9a-f]{{12}} in {re.escape(str(file))}; store it now,"
                             " it is not shown again:", said)
         assert key.startswith(auth.KEY_PREFIX)
+
+
+@pytest.mark.parametrize(("args", "said"), [
+    (["--role", "partner"], "Error: --partner: a partner key needs a partner_id\n"),
+    (["--role", "operator", "--partner", "aroma"], "Error: --partner: an operator key is not bound to a partner\n"),
+])
+def test_keys_create_refused_for_its_options_alone_creates_no_database(tmp_path, monkeypatch, args, said):
+    # "created a new database at …", then the refusal: the file stayed, to refuse in
+    monkeypatch.delenv("COALITION_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["keys", "create", *args])
+    assert (result.exit_code, result.stdout, result.stderr) == (1, "", said)
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_database_file_whose_name_is_too_long_is_reported_in_one_line(tmp_path, monkeypatch):
