@@ -485,6 +485,9 @@ def test_a_statement_says_who_pays_whom_as_its_pdf_does(browser, server, operato
     said = browser.find_element(By.CSS_SELECTOR, "main .summary-box").get_attribute("textContent")
     # the console's minus is typographic, as everywhere on its pages
     assert said.replace("\u00a0", " ").replace("\u2212", "-") == _settlement_sentence(statement).replace("\xa0", " ")
+    # the name set apart, as the PDF sets an Arabic or Hebrew one apart: a figure after it stays after it
+    named = [element.text for element in browser.find_elements(By.CSS_SELECTOR, "main .summary-box bdi")]
+    assert named == ([statement["partner_name"]] if statement["partner_name"] in said else [])
 
 
 def test_the_periods_page_shows_a_period_as_the_days_it_covers_in_the_coalitions_time_zone(browser, server, operator,

@@ -355,13 +355,14 @@ function settlementSentence(st) {
     }
     amount = `${unsigned(inCurrency)}${NBSP}${st.currency} (${amount} ${atRate})`;
   }
-  const partner = st.partner_name;
+  // set apart, an Arabic or Hebrew name reads in its own direction, and the figure after it stays after it
+  const partner = h("bdi", {}, st.partner_name);
   const paid = !net.startsWith("-");
   if (st.partner_id === OPERATOR_PARTNER) {
-    const account = `${partner}, the operator's own account,`;
-    return paid ? `The clearing house pays ${account} ${amount}.` : `${account} pays the clearing house ${amount}.`;
+    const account = [partner, ", the operator's own account,"];
+    return paid ? ["The clearing house pays ", account, ` ${amount}.`] : [account, ` pays the clearing house ${amount}.`];
   }
-  return paid ? `The coalition operator pays ${partner} ${amount}.` : `${partner} pays the coalition operator ${amount}.`;
+  return paid ? ["The coalition operator pays ", partner, ` ${amount}.`] : [partner, ` pays the coalition operator ${amount}.`];
 }
 
 /** What the fees are made of, as the PDF writes them: points issued at each fee rate
@@ -379,7 +380,7 @@ export async function statement({ param, notify }) {
   const sum = st.summary;
   return [
     heading(`Statement ${st.number} `, badge(st.status)),
-    h("p", { class: "lead" }, `${st.partner_name} · period ${st.period_id}, ${periodDays(st.period_start, st.period_end, st.timezone)} · issued ${instant(st.issued_at)}`),
+    h("p", { class: "lead" }, h("bdi", {}, st.partner_name), ` · period ${st.period_id}, ${periodDays(st.period_start, st.period_end, st.timezone)} · issued ${instant(st.issued_at)}`),
     h("p", { class: "summary-box" }, settlementSentence(st)),
     h("p", { class: "actions" }, documentButton("pdf", st, notify), documentButton("csv", st, notify)),
     cards([
