@@ -188,12 +188,13 @@ class AccessLog(glogging.Logger):
     its key would otherwise stay in the log for anyone who reads it.
     """
 
-    KEY = re.compile(re.escape(KEY_PREFIX) + r"[A-Za-z0-9_-]+")
+    # the request line is logged as sent, so a key may come percent-encoded ("coal%5F…")
+    KEY = re.compile("(" + KEY_PREFIX.removesuffix("_") + r"(?:_|%5[Ff]))[A-Za-z0-9_%-]+")
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
         return {
-            name: self.KEY.sub(KEY_PREFIX + "…", value) if isinstance(value, str) else value
+            name: self.KEY.sub(r"\1…", value) if isinstance(value, str) else value
             for name, value in atoms.items()
         }
 

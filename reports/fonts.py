@@ -22,12 +22,13 @@ left to right, as a statement's English is.
 
 import functools
 import os
+import re
 import unicodedata
 from xml.sax.saxutils import escape
 
 import arabic_reshaper
 import fontpkg
-from bidi import get_display
+from bidi.algorithm import get_display
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
 from reportlab.pdfbase.ttfonts import TTFError, TTFont
@@ -51,6 +52,10 @@ _HEBREW = "Heebo"
 _RIGHT_TO_LEFT = {_ARABIC: "Noto Sans Arabic", _HEBREW: "Heebo"}
 
 _ISOLATE, _ISOLATE_END = "\u2068", "\u2069"  # first strong isolate, pop directional isolate
+# a name set apart, to its end mark or, shortened to fit, to the end of the text
+_ISOLATED = re.compile(f"{_ISOLATE}([^{_ISOLATE}{_ISOLATE_END}]*)(?:{_ISOLATE_END}|$)")
+# marks that steer the bidirectional algorithm, as a name may carry them pasted from elsewhere
+_BIDI_MARKS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 _KANA = ((0x3040, 0x30FF), (0x31F0, 0x31FF), (0xFF65, 0xFF9F))  # with halfwidth katakana
 _HANGUL = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xAC00, 0xD7A3), (0xFFA0, 0xFFDC))
@@ -129,7 +134,9 @@ def isolate(name: str) -> str:
     """A name with Arabic or Hebrew set apart from the line it is printed in, with
     Unicode's isolate marks: it then reads in its own direction, and a sentence's
     figure beside it ("pays مقهى 7,568.18 RUB") stays out of its run. The marks
-    are not drawn. Any other name is returned as it is."""
+    are not drawn. Marks of direction the name carried itself are dropped: one
+    pasted with it would end the isolate early, or print as a blank."""
+    name = _BIDI_MARKS.sub("", name)
     return f"{_ISOLATE}{name}{_ISOLATE_END}" if _right_to_left(name) else name
 
 
@@ -173,12 +180,30 @@ def _preference(text: str) -> tuple[str, ...]:
 def _visual(text: str) -> str:
     """``text`` in the order and letter forms it is seen in, where it has Arabic or
     Hebrew: Arabic letters in their joined forms (the presentation forms the
-    font maps), each right-to-left run reversed, in a line read left to right.
-    Any other text is returned as it is."""
+    font maps), each right-to-left run reversed and its brackets mirrored, in a
+    line read left to right; a name set apart (:func:`isolate`) in its own
+    direction, in its place in the line. Any other text is returned as it is.
+
+    python-bidi's algorithm that mirrors brackets does not read isolates, so the
+    text is cut at them: outside them a statement's line has no right-to-left
+    text of its own, and each isolate stands in it as one neutral piece."""
     if not _right_to_left(text):
         return text
-    seen = get_display(arabic_reshaper.reshape(text), base_dir="L")
-    return seen.replace(_ISOLATE, "").replace(_ISOLATE_END, "")
+    pieces = _ISOLATED.split(text)  # the line's own text at even places, names at odd ones
+    return "".join(
+        _seen(_BIDI_MARKS.sub("", piece), None if place % 2 else "L")
+        for place, piece in enumerate(pieces)
+    )
+
+
+def _seen(text: str, direction: str | None) -> str:
+    """One piece as it is seen, read left to right (``"L"``) or in the direction of
+    its first letter (``None``)."""
+    if not _right_to_left(text):
+        return text
+    # the reshaper leaves out Arabic's vowel marks, as most print does: drawn without the
+    # font's positioning, which ReportLab does not apply, they would stand beside their letters
+    return get_display(arabic_reshaper.reshape(text), base_dir=direction)
 
 
 def _right_to_left(text: str) -> bool:

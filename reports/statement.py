@@ -609,8 +609,8 @@ def _printable(statement: Mapping) -> Mapping:
 
     def legible(name: str, partner_id: str) -> str:
         # composed: Korean typed as jamo (as macOS may) is syllables the Korean font has
-        name = unicodedata.normalize("NFC", name)
-        return fonts.isolate(name) if fonts.draws(_spaced(name)) else partner_id
+        name = fonts.isolate(unicodedata.normalize("NFC", name))
+        return name if fonts.draws(_spaced(name)) else partner_id
 
     return {
         **statement,

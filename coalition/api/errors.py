@@ -113,8 +113,8 @@ def error_body(code: int, message: str, *, reason: str | None = None, errors=Non
 
 
 def domain_error_body(error: CoalitionError) -> dict:
-    """A broken rule's body; where one field's value breaks it, that field is named
-    under ``errors`` in the shape of the schema's own validation errors."""
+    """A broken rule's body; the fields whose values break it, if any, are named under
+    ``errors`` in the shape of the schema's own validation errors."""
     problems = error.by_field()
     errors = {error.location: {f: [why] for f, why in problems.items()}} if problems else None
     return error_body(error.status, error.message, reason=error.reason, errors=errors)

@@ -305,7 +305,7 @@ class StatementCsv(MethodView):
 
 
 def _download(render, document: dict, extension: str, content_type: str) -> Response:
-    """The document rendered as an attachment, its hash as a (quoted) ETag; a client that
+    """The document rendered as an attachment, its hash as a weak ETag; a client that
     holds it (``If-None-Match``) gets 304 Not Modified, before anything is rendered.
     ``content_type`` is sent as given (a text/* ``mimetype`` would get a second charset
     from werkzeug)."""

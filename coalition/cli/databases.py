@@ -21,13 +21,16 @@ START_RETRY_SECONDS = 2
 
 
 @contextmanager
-def opened(*, upgrade=False, wait=0):
+def opened(*, upgrade=False, wait=0, create=True):
     """The configured database for one command, its connections closed afterwards.
 
     With ``upgrade`` (commands that set things up: ``db upgrade``, ``keys
-    create``, ``serve``, ``demo``) the schema is brought to the newest first.
-    The others use the database as it is; on one without the newest schema
-    they say how to get it instead of failing on a missing table.
+    create``, ``serve``, ``demo``) the schema is brought to the newest first,
+    in a new SQLite file if there is none and ``create`` allows it: a new
+    database has no partner but the operator's, so a key for another partner
+    would only be refused in one. The others use the database as it is; on
+    one without the newest schema they say how to get it instead of failing
+    on a missing table.
     """
     try:
         database = database_of(create_app())
@@ -36,7 +39,7 @@ def opened(*, upgrade=False, wait=0):
     except (ArgumentError, ImportError, ValueError) as error:  # not a URL, no dialect or driver
         raise click.ClickException(f"COALITION_DATABASE_URL cannot be used: {error}")
     missing = _missing_file(database)
-    if missing is not None and not upgrade:  # said before SQLite would create it
+    if missing is not None and not (upgrade and create):  # said before SQLite would create it
         database.dispose()
         raise click.ClickException(_no_database(missing))
     try:

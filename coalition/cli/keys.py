@@ -9,6 +9,7 @@ import click
 from coalition import auth
 from coalition.cli import databases
 from coalition.domain.errors import CoalitionError
+from coalition.domain.partners import OPERATOR_PARTNER
 
 
 @click.group()
@@ -35,7 +36,8 @@ def keys_create(role, partner_id, name):
     fields = _checked(KeyIn, role=role, partner_id=partner_id, name=name)
     try:
         auth.check_binding(role, fields.get("partner_id"))
-        with databases.opened(upgrade=True) as database:
+        bound = fields.get("partner_id") not in (None, OPERATOR_PARTNER)
+        with databases.opened(upgrade=True, create=not bound) as database:
             row, key = database.run(lambda session: auth.create_key(session, **fields))
     except CoalitionError as error:
         if error.field is None:

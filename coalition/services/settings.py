@@ -36,7 +36,10 @@ def update(session, changes: dict) -> models.Settings:
             )
         session.get(models.Partner, OPERATOR_PARTNER).currency = changes["base_currency"]
     if "timezone" in changes and not periods.is_timezone(changes["timezone"]):
-        raise Invalid(f"{changes['timezone']!r} is not an IANA time zone", field="timezone")
+        raise Invalid(
+            f"{changes['timezone']!r} is not an IANA time zone a calendar may follow",
+            field="timezone",
+        )
     if "period" in changes and changes["period"] not in periods.KINDS:
         raise Invalid(f"period must be one of {', '.join(periods.KINDS)}", field="period")
     if {"timezone", "period"} & changes.keys() and _ledger_started(session):

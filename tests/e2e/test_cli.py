@@ -966,14 +966,27 @@ def test_keys_create_says_which_database_holds_the_key_and_when_it_made_that_dat
 @pytest.mark.parametrize(("args", "said"), [
     (["--role", "partner"], "Error: --partner: a partner key needs a partner_id\n"),
     (["--role", "operator", "--partner", "aroma"], "Error: --partner: an operator key is not bound to a partner\n"),
+    # a new database has no partner aroma: it was made only to refuse the key in
+    (["--role", "partner", "--partner", "aroma"], "Error: there is no database at {file}: without"
+     " COALITION_DATABASE_URL, a command uses coalition.sqlite3 in the directory it runs in; run it where"
+     " `coalition serve` runs, or set COALITION_DATABASE_URL\n"),
 ])
-def test_keys_create_refused_for_its_options_alone_creates_no_database(tmp_path, monkeypatch, args, said):
+def test_keys_create_that_would_be_refused_in_a_new_database_creates_none(tmp_path, monkeypatch, args, said):
     # "created a new database at …", then the refusal: the file stayed, to refuse in
     monkeypatch.delenv("COALITION_DATABASE_URL", raising=False)
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["keys", "create", *args])
-    assert (result.exit_code, result.stdout, result.stderr) == (1, "", said)
+    assert (result.exit_code, result.stdout, result.stderr) == (1, "", said.format(file=tmp_path / "coalition.sqlite3"))
     assert os.listdir(tmp_path) == []
+
+
+def test_keys_create_for_the_operators_own_partner_makes_the_database_it_is_in(tmp_path, monkeypatch):
+    # the coalition partner is in every database from its first migration
+    monkeypatch.delenv("COALITION_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["keys", "create", "--role", "finance", "--partner", "coalition"])
+    assert result.exit_code == 0, result.output
+    assert os.listdir(tmp_path) == ["coalition.sqlite3"]
 
 
 def test_a_database_file_whose_name_is_too_long_is_reported_in_one_line(tmp_path, monkeypatch):

@@ -440,6 +440,13 @@ def test_arabic_and_hebrew_names_print_joined_and_right_to_left_in_their_own_fon
     ("لا", "\ufefb"),  # lam and alef are one ligature
     ("שלום", "\u05dd\u05d5\u05dc\u05e9"),  # no joining, the final mem its own letter: reversed
     ("Кофейня", "Кофейня"),
+    # brackets mirrored in a right-to-left run: they printed ")الرياض(", facing away from it;
+    # alef alone, lam initial, reh final, yeh initial, alef final, dad alone, reversed
+    ("مقهى (الرياض)", "(\ufebd\ufe8e\ufef3\ufeae\ufedf\ufe8d) " + CAFE_SEEN),
+    # marks of direction pasted with a name are dropped: this one ended the isolate at once,
+    # and the name read left to right; in a Latin name it printed as a blank, so as the id
+    ("\u2069مقهى Ltd", "Ltd " + CAFE_SEEN),
+    ("\u202eCafé\u202c", "Café"),
 ])
 def test_a_name_is_drawn_as_it_is_seen(name, seen):
     assert "".join(run for run, _ in fonts.runs(fonts.isolate(name))) == seen
