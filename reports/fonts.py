@@ -141,7 +141,8 @@ def isolate(name: str) -> str:
 
 
 def markup(text: str, font: str) -> str:
-    """``text`` escaped for a paragraph in ``font``, its CJK runs in their own font."""
+    """``text`` escaped for a paragraph in ``font``, each run Roboto lacks in the font
+    that has it (see :func:`runs`)."""
     return "".join(
         escape(run) if run_font == font else f'<font name="{run_font}">{escape(run)}</font>'
         for run, run_font in runs(text, font)
