@@ -9,9 +9,9 @@ fonts, so the TTFs come from the ``font-roboto`` wheel on PyPI and are embedded
 Roboto has no Chinese, Japanese or Korean. For those the statement uses
 Adobe's standard CJK fonts through ReportLab's CID fonts: PDF viewers supply
 them (Acrobat, pdf.js, MuPDF, Preview), so nothing is embedded and the text
-still extracts. Nor has Roboto Arabic or Hebrew: Noto Sans Arabic and Heebo
-come from their fontpkg wheels and are embedded like Roboto. A name is cut
-into runs, each drawn by the font that has it.
+still extracts. Nor has Roboto Arabic, Hebrew or Thai: Noto Sans Arabic, Heebo
+and Noto Sans Thai come from their fontpkg wheels and are embedded like
+Roboto. A name is cut into runs, each drawn by the font that has it.
 
 ReportLab draws a string left to right, one glyph per character, so a text
 with Arabic or Hebrew is first put in the order and the letter forms it is
@@ -46,10 +46,13 @@ _KOREAN = "HYGothic-Medium"
 _CHINESE = "STSong-Light"
 _CHARACTER_SETS = {_JAPANESE: "cp932", _KOREAN: "cp949", _CHINESE: "gbk"}
 
-# Right-to-left scripts, from fontpkg wheels; one weight each, as the CJK fonts.
-_ARABIC = "NotoSansArabic"
-_HEBREW = "Heebo"
-_RIGHT_TO_LEFT = {_ARABIC: "Noto Sans Arabic", _HEBREW: "Heebo"}
+# Scripts Roboto lacks, from fontpkg wheels (font name: fontpkg family); one weight
+# each, as the CJK fonts. Thai's marks sit well enough without the font's positioning.
+_FONTPKG = {
+    "NotoSansArabic": "Noto Sans Arabic",
+    "Heebo": "Heebo",
+    "NotoSansThai": "Noto Sans Thai",
+}
 
 _ISOLATE, _ISOLATE_END = "\u2068", "\u2069"  # first strong isolate, pop directional isolate
 # a name set apart, to its end mark or, shortened to fit, to the end of the text
@@ -62,8 +65,8 @@ _HANGUL = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xAC00, 0xD7A3), (0xFFA0, 0xFFDC
 
 
 def register() -> None:
-    """Register Roboto regular and bold, the CJK fonts and the right-to-left
-    ones, once per process.
+    """Register Roboto regular and bold, the CJK fonts and the fontpkg ones, once
+    per process.
 
     Safe to call before every render: ReportLab keeps fonts in a process-wide
     registry, so later calls return at once. The family mapping makes ``<b>``
@@ -73,14 +76,14 @@ def register() -> None:
         RuntimeError: a font package (font-roboto, or a fontpkg wheel) or
             one of its TTF files is missing or unreadable.
     """
-    if {*_FILES, *_CHARACTER_SETS, *_RIGHT_TO_LEFT} <= set(pdfmetrics.getRegisteredFontNames()):
+    if {*_FILES, *_CHARACTER_SETS, *_FONTPKG} <= set(pdfmetrics.getRegisteredFontNames()):
         return
     directory = _font_directory()
     for name, filename in _FILES.items():
         pdfmetrics.registerFont(_load(name, os.path.join(directory, filename)))
     for name in _CHARACTER_SETS:
         pdfmetrics.registerFont(UnicodeCIDFont(name))
-    for name, family in _RIGHT_TO_LEFT.items():
+    for name, family in _FONTPKG.items():
         pdfmetrics.registerFont(_load(name, *_fontpkg_file(family)))
         pdfmetrics.registerFontFamily(name, normal=name, bold=name, italic=name, boldItalic=name)
     pdfmetrics.registerFontFamily(
@@ -91,8 +94,8 @@ def register() -> None:
 def runs(text: str, font: str = REGULAR, whole: str | None = None) -> list[tuple[str, str]]:
     """``text``, in the order it is seen (:func:`_visual`), cut into runs of
     ``(text, font)``: ``font`` where it has the glyphs (Latin, Greek, Cyrillic),
-    a CJK font for Chinese, Japanese and Korean, Noto Sans Arabic or Heebo for
-    Arabic and Hebrew. A character in none stays in ``font``.
+    a CJK font for Chinese, Japanese and Korean, Noto Sans Arabic, Heebo or Noto
+    Sans Thai for Arabic, Hebrew and Thai. A character in none stays in ``font``.
 
     A CJK character takes the font of the text's language where that font has
     it: Japanese if the text has kana, so a Japanese name's kanji match its
@@ -104,7 +107,7 @@ def runs(text: str, font: str = REGULAR, whole: str | None = None) -> list[tuple
     glyphs = pdfmetrics.getFont(font).face.charWidths
     if all(ord(char) in glyphs for char in text):  # nearly every text a statement prints
         return [(text, font)]
-    preferred = (*_preference(whole or text), *_RIGHT_TO_LEFT)
+    preferred = (*_preference(whole or text), *_FONTPKG)
     found: list[tuple[str, str]] = []
     for char in text:
         chosen = font
@@ -119,13 +122,12 @@ def runs(text: str, font: str = REGULAR, whole: str | None = None) -> list[tuple
 
 def draws(text: str) -> bool:
     """Whether every character of ``text``, as it is seen, has a glyph in Roboto or
-    another font here. One in none (Thai, Devanagari, emoji, a character no CJK
-    font's map has …) would print as nothing and extract as a blank."""
+    another font here. One in none (Devanagari, emoji, a character no CJK font's
+    map has …) would print as nothing and extract as a blank."""
     register()
     glyphs = pdfmetrics.getFont(REGULAR).face.charWidths
     return all(
-        ord(char) in glyphs
-        or any(_has(other, char) for other in (*_CHARACTER_SETS, *_RIGHT_TO_LEFT))
+        ord(char) in glyphs or any(_has(other, char) for other in (*_CHARACTER_SETS, *_FONTPKG))
         for char in _visual(text)
     )
 
@@ -213,13 +215,13 @@ def _right_to_left(text: str) -> bool:
 
 @functools.cache
 def _has(other: str, char: str) -> bool:
-    """Whether a font other than Roboto has ``char``: a right-to-left font's glyphs,
-    or a CJK font's map, which has what its character set encodes and decodes as
-    the same character."""
+    """Whether a font other than Roboto has ``char``: a fontpkg font's glyphs, or a
+    CJK font's map, which has what its character set encodes and decodes as the
+    same character."""
     code = ord(char)
     if code < 0x80:
         return False  # ASCII is Roboto's: what it lacks are controls, blank in any font
-    if other in _RIGHT_TO_LEFT:
+    if other in _FONTPKG:
         return code in pdfmetrics.getFont(other).face.charWidths
     if other == _CHINESE and 0x3400 <= code <= 0x4DB5:
         return True  # Extension A: in GB 18030, which Adobe-GB1 follows, not in GBK

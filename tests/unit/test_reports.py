@@ -388,9 +388,9 @@ def test_a_name_just_too_wide_for_its_column_wraps_and_one_just_narrow_enough_do
 
 
 def test_a_name_the_font_cannot_print_is_printed_as_its_partners_id():
-    # no font here has Thai, Devanagari or emoji: such a name printed as blanks, and the summary
+    # no font here has Devanagari or emoji: such a name printed as blanks, and the summary
     # read "    Gym   pays the coalition operator"; the JSON and CSV keep it, as does the PDF's subject
-    name = "ร้านกาแฟ Gym 🏋️"
+    name = "कैफ़े Gym 🏋️"
     counterparty = {"partner_id": "p0", "name": "कैफ़े Ltd", "points_in": 0, "value_in": "0.00",
                     "points_out": 10, "value_out": "0.10", "net": "-0.10"}
     statement = make_statement(partner_id="gymkw", partner_name=name, counterparties=[counterparty])
@@ -413,10 +413,11 @@ CAFE_SEEN = "\ufef0\ufeec\ufed8\ufee3"  # مقهى
 CAFE_READ = CAFE_SEEN[::-1]
 
 
-def test_arabic_and_hebrew_names_print_joined_and_right_to_left_in_their_own_fonts():
-    # Roboto has neither: they printed as the partner's id
+def test_arabic_hebrew_and_thai_names_print_in_their_own_fonts_arabic_joined_and_right_to_left():
+    # Roboto has none of them: they printed as the partner's id
     line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
-    rows = [{**line, "partner_id": "cafe", "name": "مقهى"}, {**line, "partner_id": "shalom", "name": "שלום Ltd"}]
+    rows = [{**line, "partner_id": "cafe", "name": "مقهى"}, {**line, "partner_id": "shalom", "name": "שלום Ltd"},
+            {**line, "partner_id": "bkk", "name": "ร้านกาแฟ"}]
     statement = make_statement(partner_id="gymkw", partner_name="مقهى", counterparties=rows)
     statement["late_items"][0]["external_id"] = "فاتورة-7"
     pdf = render_pdf(statement)
@@ -429,6 +430,7 @@ def test_arabic_and_hebrew_names_print_joined_and_right_to_left_in_their_own_fon
     assert f"{CAFE_READ} cafe" in first and "Ltd שלום shalom" in first
     fonts = fonts_by_run(pdf)
     assert fonts[CAFE_READ] == {"NotoSansArabic-Regular"}
+    assert fonts["ร้านกาแฟ"] == {"NotoSansThai-Regular"}
     assert fonts["שלום"] == {"Heebo-Regular"}
     # feh initial, alef final, teh initial, waw final; reh and teh marbuta alone, as alef,
     # waw and reh join nothing after them
@@ -562,6 +564,8 @@ def test_a_japanese_name_shortened_in_the_running_header_keeps_the_japanese_font
 @pytest.mark.parametrize(("text", "runs"), [
     ("Café 東京", [("Café ", "Roboto"), ("東京", "STSong-Light")]),
     ("Café מקום", [("Café ", "Roboto"), ("\u05dd\u05d5\u05e7\u05de", "Heebo")]),
+    # Thai reads left to right, its marks drawn after their letters as typed
+    ("ร้านกาแฟ Café", [("ร้านกาแฟ", "NotoSansThai"), (" Café", "Roboto")]),
     ("臺北 Gym", [("臺北", "STSong-Light"), (" Gym", "Roboto")]),
     ("東京カフェ", [("東京カフェ", "HeiseiKakuGo-W5")]),
     ("ｶﾌｪ 東京", [("ｶﾌｪ", "HeiseiKakuGo-W5"), (" ", "Roboto"), ("東京", "HeiseiKakuGo-W5")]),
@@ -582,17 +586,17 @@ def test_a_text_is_cut_into_runs_of_the_font_that_draws_them(text, runs):
     assert fonts.draws(text)
 
 
-@pytest.mark.parametrize("text", ["กาแฟ", "कैफ़े", "Gym 🏋", "\U00020000", "\u9fa6", "\uffa1", "\u1100", "\u31f0"])
+@pytest.mark.parametrize("text", ["कैफ़े", "ကော်ဖီ", "Gym 🏋", "\U00020000", "\u9fa6", "\uffa1", "\u1100", "\u31f0"])
 def test_a_character_no_font_here_draws_is_told(text):
-    # Thai, Devanagari, emoji, and what no CID font's map has: ideographs of Extension B and of Unicode
+    # Devanagari, Myanmar, emoji, and what no CID font's map has: ideographs of Extension B and of Unicode
     # 4.1, halfwidth hangul, a conjoining jamo, a katakana extension of JIS X 0213
     assert not fonts.draws(text)
 
 
 def test_an_operator_name_the_font_cannot_print_is_printed_as_coalition():
-    pdf = render_pdf(make_statement(coalition_name="พันธมิตรแต้ม"))
+    pdf = render_pdf(make_statement(coalition_name="अंक गठबंधन"))
     assert pages_text(pdf)[0].startswith("Coalition Settlement statement Statement for Кофейня Арома")
-    assert pypdf.PdfReader(io.BytesIO(pdf)).metadata.author == "พันธมิตรแต้ม"
+    assert pypdf.PdfReader(io.BytesIO(pdf)).metadata.author == "अंक गठबंधन"
 
 
 def test_a_soft_hyphen_in_a_name_is_not_printed():
