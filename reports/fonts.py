@@ -193,10 +193,7 @@ def _visual(text: str) -> str:
     if not _right_to_left(text):
         return text
     pieces = _ISOLATED.split(text)  # the line's own text at even places, names at odd ones
-    return "".join(
-        _seen(_BIDI_MARKS.sub("", piece), None if place % 2 else "L")
-        for place, piece in enumerate(pieces)
-    )
+    return "".join(_seen(piece, None if place % 2 else "L") for place, piece in enumerate(pieces))
 
 
 def _seen(text: str, direction: str | None) -> str:

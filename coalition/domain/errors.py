@@ -50,10 +50,15 @@ class Invalid(CoalitionError):
 
 
 class InvalidFields(Invalid):
-    """Several fields break rules at once; each is named with its own reason."""
+    """Fields that break rules at once, each named with its own reason; one alone is
+    told as any other field at fault is, by its reason and its name."""
 
     def __init__(self, problems: dict[str, str]):
-        super().__init__("; ".join(f"{field}: {why}" for field, why in problems.items()))
+        if len(problems) == 1:
+            [(field, why)] = problems.items()
+            super().__init__(why, field=field)
+        else:
+            super().__init__("; ".join(f"{field}: {why}" for field, why in problems.items()))
         self.problems = problems
 
     def by_field(self) -> dict[str, str]:

@@ -162,11 +162,7 @@ def check_scope(fields: dict) -> None:
     """Refuse a new rate that names what its kind does not have, or lacks what it needs
     (SPEC §5's table), or whose window is empty: every field at fault at once, as a
     posting's validation names them, so that the operator corrects the rate in one go."""
-    problems = _scope_problems(fields)
-    if len(problems) == 1:
-        [(field, why)] = problems.items()
-        raise Invalid(why, field=field)
-    if problems:
+    if problems := _scope_problems(fields):
         raise InvalidFields(problems)
 
 
