@@ -6,21 +6,19 @@ from marshmallow import fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import Instant, Text
-from coalition.api.pagination import PageArgs, paging
+from coalition.api.fields import Text
+from coalition.api.pagination import WindowArgs, paging
 from coalition.services import changes
 
 blp = Blueprint("changes", __name__, url_prefix="/api/v1/changes", description="Changes")
 BOUND = "reads no changes: they name every partner's rates and keys"
 
 
-class ChangeQuery(PageArgs):
+class ChangeQuery(WindowArgs):
     subject = fields.String(validate=validate.OneOf(sorted(set(changes.SUBJECTS.values()))))
     subject_id = Text(max_length=63)
     key_id = Text(max_length=32, metadata={"description": "Changes made with this key"})
     via = fields.String(validate=validate.OneOf(changes.VIAS))
-    from_ = Instant(data_key="from", attribute="from")  # "from" is a keyword
-    to = Instant()
 
 
 class ChangeOut(Answer):

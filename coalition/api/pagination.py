@@ -1,8 +1,8 @@
 """Query arguments shared by every cursor-paginated listing."""
 
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from coalition.api.fields import Count
+from coalition.api.fields import Count, Instant
 from coalition.services.pages import Paging
 
 MAX_PAGE = 1000
@@ -16,6 +16,20 @@ class PageArgs(Schema):
         validate=validate.OneOf(["oldest", "newest"]),
         metadata={"description": "oldest first, or newest first: each next page older"},
     )
+
+
+class WindowArgs(PageArgs):
+    """A listing over a window of time: ``from`` inclusive, ``to`` exclusive."""
+
+    from_ = Instant(data_key="from", attribute="from")  # "from" is a keyword
+    to = Instant()
+
+    @validates_schema
+    def _from_not_after_to(self, data, **kwargs):
+        # A window that ends before it starts is a mistake (swapped bounds, a wrong
+        # offset), not a question whose answer is "nothing".
+        if data.get("from") and data.get("to") and data["to"] < data["from"]:
+            raise ValidationError("is before from: the window would end before it starts", "to")
 
 
 def paging(query: dict) -> Paging:

@@ -25,7 +25,7 @@ from coalition.api.fields import (
     Points,
     Text,
 )
-from coalition.api.pagination import PageArgs, paging
+from coalition.api.pagination import WindowArgs, paging
 from coalition.domain import lots
 from coalition.domain.errors import CoalitionError
 from coalition.services import batches, expiry, ledger, pages, queries
@@ -175,7 +175,7 @@ class BatchOut(Answer):
     results = fields.List(fields.Nested(BatchResult))
 
 
-class TransactionQuery(PageArgs):
+class TransactionQuery(WindowArgs):
     partner_id = fields.String(validate=PartnerId)
     external_id = Text(
         max_length=EXTERNAL_ID_LENGTH,
@@ -187,8 +187,6 @@ class TransactionQuery(PageArgs):
     member_id = Text(max_length=MEMBER_ID_LENGTH)
     type = fields.String(validate=validate.OneOf(lots.TYPES))
     period_id = Text(max_length=PERIOD_ID_LENGTH)
-    from_ = Instant(data_key="from", attribute="from")  # "from" is a keyword
-    to = Instant()
 
 
 class TransactionPage(Answer):

@@ -1039,6 +1039,21 @@ def test_a_listing_from_either_end_of_time_answers_in_any_time_zone(operator, zo
     assert external_ids(operator, **{"from": "9999-12-31T23:59:59+00:00"}) == []
 
 
+@pytest.mark.parametrize("path", ["/api/v1/transactions", "/api/v1/changes"])
+def test_a_window_that_ends_before_it_starts_is_422(coalition, ledger, path):
+    # swapped bounds are a mistake to point out, not a question whose answer is nothing
+    response = coalition.get(path, query_string={"from": days_ago(3), "to": days_ago(10)})
+    assert response.status_code == 422, response.get_json()
+    message = "is before from: the window would end before it starts"
+    assert response.get_json()["errors"] == {"query": {"to": [message]}}
+
+
+def test_a_window_of_no_length_is_empty_not_refused(coalition, ledger):
+    # from inclusive, to exclusive: the same instant twice holds nothing, e4's own included
+    assert external_ids(coalition, **{"from": ledger["e4"], "to": ledger["e4"]}) == []
+    assert external_ids(coalition, **{"from": ledger["e4"], "to": days_ago(4)}) == ["e4"]
+
+
 def test_list_transactions_filtered_by_partner(coalition, ledger):
     expect(earn(coalition, "s1", "m1", "10.00", partner_id="skyair"))
     assert external_ids(coalition, partner_id="skyair") == ["s1"]
