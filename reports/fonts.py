@@ -60,6 +60,11 @@ _ISOLATED = re.compile(f"{_ISOLATE}([^{_ISOLATE}{_ISOLATE_END}]*)(?:{_ISOLATE_EN
 # marks that steer the bidirectional algorithm, as a name may carry them pasted from elsewhere
 _BIDI_MARKS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
+# emoji and other symbols; and what composes an emoji: a joiner, variation selectors,
+# tag characters (a region's flag), an enclosing keycap
+_SYMBOLS = frozenset({"So", "Sk", "Sm", "Sc"})
+_EMOJI_PARTS = re.compile("[\u200d\ufe0e\ufe0f\u20e3\U000e0020-\U000e007f]")
+
 _KANA = ((0x3040, 0x30FF), (0x31F0, 0x31FF), (0xFF65, 0xFF9F))  # with halfwidth katakana
 _HANGUL = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xAC00, 0xD7A3), (0xFFA0, 0xFFDC))
 
@@ -130,6 +135,19 @@ def draws(text: str) -> bool:
         ord(char) in glyphs or any(_has(other, char) for other in (*_CHARACTER_SETS, *_FONTPKG))
         for char in _visual(text)
     )
+
+
+def without_symbols(name: str) -> str:
+    """``name`` without the emoji and other symbols no font here draws: "Tom's Bar 🍕"
+    prints as "Tom's Bar", the name a reader knows, where a blank would stand. A
+    letter no font draws is kept, for :func:`draws` to refuse the whole name: a word
+    with letters left out would read as another word."""
+    kept = "".join(
+        char
+        for char in _EMOJI_PARTS.sub("", name)
+        if unicodedata.category(char) not in _SYMBOLS or draws(char)
+    )
+    return name if kept == name else " ".join(kept.split())
 
 
 def isolate(name: str) -> str:

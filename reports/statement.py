@@ -601,16 +601,17 @@ def _counterparty_name(row: Mapping, room: float) -> Flowable:
 def _printable(statement: Mapping) -> Mapping:
     """The statement with each partner's name as the page can print it.
 
-    A name no font here has the glyphs for, in whole or in part, would print as
-    blanks ("   pays the coalition operator 0.16 KWD"), so the partner's id
-    stands in for it: the reader can still tell who pays whom. The JSON and
-    the CSV keep the name as written, and so do the document's properties.
+    A name with letters no font here has the glyphs for would print with blanks
+    ("   pays the coalition operator 0.16 KWD"), so the partner's id stands in
+    for it: the reader can still tell who pays whom. An emoji or another symbol
+    no font has is left out of the name instead. The JSON and the CSV keep the
+    name as written, and so do the document's properties.
     """
 
     def legible(name: str, partner_id: str) -> str:
         # composed: Korean typed as jamo (as macOS may) is syllables the Korean font has
-        name = fonts.isolate(unicodedata.normalize("NFC", name))
-        return name if fonts.draws(_spaced(name)) else partner_id
+        name = fonts.isolate(fonts.without_symbols(unicodedata.normalize("NFC", name)))
+        return name if name and fonts.draws(_spaced(name)) else partner_id
 
     return {
         **statement,

@@ -406,6 +406,34 @@ def test_a_name_the_font_cannot_print_is_printed_as_its_partners_id():
     assert "Кофейня Арома pays" not in first and "Кофейня Арома" in summary_text(make_statement())
 
 
+def test_an_emoji_in_a_name_is_left_out_and_the_rest_of_the_name_printed():
+    # the emoji printed as a blank, so the whole name gave way to "pizza": the reader lost the name
+    # they know for one character of decoration; a name of emoji alone still prints as its id
+    line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
+    rows = [{**line, "partner_id": "flags", "name": "Flag \U0001F1EF\U0001F1F5 Shop"},
+            {**line, "partner_id": "smiles", "name": "\U0001F600\U0001F600"}]
+    statement = make_statement(partner_id="pizza", partner_name="Tom's Bar \U0001F355",
+                               counterparties=rows)
+    pdf = render_pdf(statement)
+    first = pages_text(pdf)[0]
+    assert "Statement for Tom's Bar Partner ID pizza" in first
+    assert "The coalition operator pays Tom's Bar 7,568.18 RUB" in first
+    names = [run[0] for run in text_runs(pdf)]
+    assert names.count("Flag Shop") == 2 and "smiles" in names  # the chart's label and the table's
+    assert pypdf.PdfReader(io.BytesIO(pdf)).metadata.subject == "Tom's Bar \U0001F355, period 2026-10"
+
+
+@pytest.mark.parametrize("name, printed", [
+    ("\u2615 Caf\u00e9", "Caf\u00e9"),  # hot beverage
+    ("\U0001F468\u200d\U0001F469\u200d\U0001F467 Family Gym", "Family Gym"),  # joined by ZWJ
+    ("Stop 1\ufe0f\u20e3", "Stop 1"),  # a keycap: digit, variation selector, enclosing keycap
+    ("Caf\u00e9 \u2116 5 \u00a9", "Caf\u00e9 \u2116 5 \u00a9"),  # symbols Roboto has stay
+    ("\u0915\u0948\u092b\u093c\u0947 \U0001F3CB", "\u0915\u0948\u092b\u093c\u0947"),  # letters stay
+])
+def test_only_symbols_no_font_draws_are_left_out_of_a_name(name, printed):
+    assert fonts.without_symbols(name) == printed
+
+
 # Arabic as drawn, worked from the Unicode charts: meem, qaf, heh and alef maksura joined (initial
 # U+FEE3, medial U+FED8 and U+FEEC, final U+FEF0), the run reversed to be drawn left to right;
 # pypdf reads a right-to-left run back in reading order
