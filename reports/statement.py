@@ -682,7 +682,8 @@ def _late_items(statement: Mapping) -> list[Flowable]:
         + [("ALIGN", (1, 0), (-1, -1), "LEFT"), ("ALIGN", (4, 0), (4, -1), "RIGHT")],
     )
     note = _p(
-        "Transactions that occurred in a period already closed; they settle in this one.",
+        "Transactions that occurred in a period already closed; they settle in this one."
+        " Points as posted, the change to the member's balance: a burn's are negative.",
         styles.NOTE,
     )
     return [*heading, note, table]

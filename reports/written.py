@@ -15,7 +15,10 @@ from coalition.domain.periods import LAST_INSTANT
 
 def fx_rate(rate: str | None, base: str, currency: str) -> str:
     """The fx rate; None on the statement of a partner that took no part in the period,
-    which closes without one (its net is 0 in any currency)."""
+    which closes without one (its net is 0 in any currency). A partner that settles
+    in the base currency converts nothing: "1 EUR per EUR" reads as a rate to check."""
+    if currency == base:
+        return f"none needed: settles in {base}"
     if rate is None:
         return "none needed"
     return rate_of(rate, base, currency)

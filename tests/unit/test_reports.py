@@ -726,6 +726,23 @@ def test_the_workings_name_the_fx_rate_the_net_was_converted_at_and_only_for_ano
     assert "Converted at" not in summary_text(in_base)
 
 
+def test_a_partner_settling_in_the_base_currency_is_told_no_rate_is_needed_not_one_to_one():
+    # "FX rate at period end 1 EUR per EUR" read as a rate for the reader to check
+    in_base = make_statement(
+        currency="EUR", summary={"currency": "EUR", "fx_rate": "1", "net_in_currency": "83.25"}
+    )
+    text = summary_text(in_base)
+    assert "FX rate at period end none needed: settles in EUR" in text
+    assert "EUR per EUR" not in text
+    assert "FX rate at period end 0.0110 EUR per RUB" in summary_text(make_statement())
+
+
+def test_late_items_say_their_points_are_the_members_signed_change():
+    # a late burn shows -5 where the counterparty table counts the same 5 points in
+    text = pages_text(render_pdf(make_statement()))[-1]
+    assert "Points as posted, the change to the member's balance: a burn's are negative." in text
+
+
 def test_forints_print_with_isos_two_decimals():
     # 83.25 EUR at 0.0026 EUR per HUF = 32,019.23 HUF (ISO: 2 decimals; CLDR's 0 refused it)
     statement = make_statement(
