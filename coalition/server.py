@@ -188,8 +188,14 @@ class AccessLog(glogging.Logger):
     its key would otherwise stay in the log for anyone who reads it.
     """
 
-    # the request line is logged as sent, so a key may come percent-encoded ("coal%5F…")
-    KEY = re.compile("(" + KEY_PREFIX.removesuffix("_") + r"(?:_|%5[Ff]))[A-Za-z0-9_%-]+")
+    # the request line is logged as sent, so any character of a key may come
+    # percent-encoded ("coal%5F…", "%63oal_…")
+    KEY = re.compile(
+        "("
+        + "".join(f"(?:{re.escape(char)}|%{ord(char):02X})" for char in KEY_PREFIX)
+        + r")[A-Za-z0-9_%-]+",
+        re.IGNORECASE,
+    )
 
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)

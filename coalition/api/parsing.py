@@ -171,13 +171,16 @@ def _body(req) -> bytes:
     stops there as if it had ended: a byte left after it means the body is too large
     (413), not that its first 16 MiB were all of it.
     """
-    coding = req.headers.get("Content-Encoding", "identity").strip().lower()
-    if coding not in ("", "identity"):
-        # the service undoes no coding: read as it came, a compressed body would be "not
-        # UTF-8", and a body labelled compressed but sent plain would be posted
-        raise UnsupportedMediaType(
-            f"a body in Content-Encoding {coding!r} is not read: send it as is"
-        )
+    # the service undoes no coding: read as it came, a compressed body would be "not
+    # UTF-8", and a body labelled compressed but sent plain would be posted. gunicorn
+    # undoes chunked, the one transfer coding, and passes any other on undone.
+    for header, plain in (("Content-Encoding", {"", "identity"}), ("Transfer-Encoding", {"chunked"})):
+        codings = {coding.strip().lower() for coding in req.headers.get(header, "").split(",")}
+        if codings - plain - {""}:
+            raise UnsupportedMediaType(
+                f"a body in {header} {req.headers[header].strip().lower()!r} is not read:"
+                " send it as is"
+            )
     try:
         body = req.get_data(cache=True)
         cut_at_the_limit = req.content_length is None and len(body) == req.max_content_length

@@ -167,6 +167,24 @@ def test_a_body_whose_chunked_encoding_is_broken_is_400_not_500(served, chunks):
     assert "Traceback" not in log_path.read_text()
 
 
+@pytest.mark.parametrize("coding", ["gzip, chunked", "deflate,chunked"])
+def test_a_body_in_a_transfer_coding_other_than_chunked_is_415_and_posts_nothing(served, coding):
+    # gunicorn undoes chunked and passes the rest on undone: a plain body labelled gzip was posted
+    url, key, _, log_path = served
+    whole = json.dumps({"type": "bonus", "member_id": "m1", "points": 1, "reason": "goodwill",
+                        "external_id": "coded-1", "partner_id": "coalition",
+                        "occurred_at": days_ago(1)}).encode()
+    request = (
+        f"POST /api/v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\nTransfer-Encoding: {coding}\r\nConnection: close\r\n\r\n"
+    ).encode() + b"%x\r\n%b\r\n0\r\n\r\n" % (len(whole), whole)
+    head, answer = _exchange(url, request)
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 415 UNSUPPORTED MEDIA TYPE", head
+    assert json.loads(answer)["message"] == f"a body in Transfer-Encoding {coding!r} is not read: send it as is"
+    listed = requests.get(url + "/api/v1/transactions", headers={"Authorization": f"Bearer {key}"}, timeout=10)
+    assert listed.json()["items"] == []
+
+
 def test_a_key_sent_in_the_url_is_refused_and_left_out_of_the_access_log(served):
     url, key, _, log_path = served
     encoded = key.replace("_", "%5F")  # the request line is logged as sent (requests would decode it)
@@ -181,6 +199,15 @@ def test_a_key_sent_in_the_url_is_refused_and_left_out_of_the_access_log(served)
     logged = log_path.read_text()
     assert logged.count(key) == 1 and "access_token=coal_…" in logged  # where the first start printed it
     assert encoded not in logged
+    # any character may come percent-encoded, and a key may stand in the path
+    in_path = "%63" + key[1:]
+    head, _ = _exchange(url, f"GET /api/v1/members/{in_path}/balance HTTP/1.1\r\nHost: x\r\n"
+                             "Connection: close\r\n\r\n".encode())
+    assert head.startswith(b"HTTP/1.1 401 "), head
+    while "/api/v1/members/%63oal_…/balance" not in log_path.read_text():
+        assert time.monotonic() < deadline + 10, log_path.read_text()
+        time.sleep(0.1)
+    assert in_path not in log_path.read_text()
 
 
 def test_a_body_that_ends_before_its_content_length_is_400_and_posts_nothing(served):
