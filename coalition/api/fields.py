@@ -10,8 +10,9 @@ import re
 import unicodedata
 from datetime import UTC
 from decimal import Decimal
+from typing import ClassVar
 
-from marshmallow import ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
 
 from coalition.domain import money
 
@@ -156,10 +157,28 @@ def Amount(**kwargs):
     )
 
 
+class Body(Schema):
+    """The fields of a JSON body. A body that is not an object (an array, a string,
+    null) is told so, where marshmallow's own words were "Invalid input type."."""
+
+    error_messages: ClassVar[dict] = {"type": "must be a JSON object of fields, {…}"}
+
+
+class Whole(fields.Integer):
+    """A whole number in a body: a JSON number with no fraction or exponent, so that
+    ``100.0``, ``1E2`` or ``"100"`` is refused in words that say how to write it."""
+
+    default_error_messages: ClassVar[dict] = {
+        "invalid": "Not a whole number: write it in the digits 0-9, with no fraction,"
+        " exponent or quotes."
+    }
+
+    def __init__(self, **kwargs):
+        super().__init__(strict=True, **kwargs)
+
+
 def Points(**kwargs):
-    return fields.Integer(
-        strict=True, validate=validate.Range(min=1, max=money.MAX_POINTS), **kwargs
-    )
+    return Whole(validate=validate.Range(min=1, max=money.MAX_POINTS), **kwargs)
 
 
 class Count(fields.Integer):
@@ -168,6 +187,10 @@ class Count(fields.Integer):
     ``int()`` also reads other scripts' digits, a sign and surrounding spaces, so
     ``?limit=٣`` was a page of 3.
     """
+
+    default_error_messages: ClassVar[dict] = {
+        "invalid": "Not a whole number: write it in the digits 0-9."
+    }
 
     def _deserialize(self, value, attr, data, **kwargs):
         if isinstance(value, str) and re.fullmatch("[0-9]+", value) is None:

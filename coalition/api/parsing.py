@@ -174,9 +174,9 @@ def _body(req) -> bytes:
     # the service undoes no coding: read as it came, a compressed body would be "not
     # UTF-8", and a body labelled compressed but sent plain would be posted. gunicorn
     # undoes chunked, the one transfer coding, and passes any other on undone.
-    for header, plain in (("Content-Encoding", {"", "identity"}), ("Transfer-Encoding", {"chunked"})):
+    for header, plain in (("Content-Encoding", "identity"), ("Transfer-Encoding", "chunked")):
         codings = {coding.strip().lower() for coding in req.headers.get(header, "").split(",")}
-        if codings - plain - {""}:
+        if codings - {plain, ""}:
             raise UnsupportedMediaType(
                 f"a body in {header} {req.headers[header].strip().lower()!r} is not read:"
                 " send it as is"

@@ -1,23 +1,23 @@
 """Partners (SPEC §5)."""
 
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import Currency, PartnerId, Text
+from coalition.api.fields import Body, Currency, PartnerId, Text, Whole
 from coalition.domain.partners import CATEGORIES, STATUSES
 from coalition.services import partners
 
 blp = Blueprint("partners", __name__, url_prefix="/api/v1/partners", description="Partners")
 
 
-class PartnerSchema(Schema):
+class PartnerSchema(Body):
     id = fields.String(required=True, validate=PartnerId)
     name = Text(required=True, blank=False)
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     currency = Currency(required=True)
-    hold_days = fields.Integer(strict=True, validate=validate.Range(0, 3650))
+    hold_days = Whole(validate=validate.Range(0, 3650))
     status = fields.String(validate=validate.OneOf(STATUSES))
 
 

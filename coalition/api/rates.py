@@ -5,7 +5,7 @@ from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import Currency, DecimalString, Instant, PartnerId, Text
+from coalition.api.fields import Body, Currency, DecimalString, Instant, PartnerId, Text
 from coalition.domain import money
 from coalition.domain.rates import KINDS
 from coalition.services import rates
@@ -20,7 +20,7 @@ class RateValue(DecimalString):
         return None if value is None else money.as_written(value)
 
 
-class RateIn(Schema):
+class RateIn(Body):
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     value = DecimalString(
         required=True,

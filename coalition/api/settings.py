@@ -1,11 +1,11 @@
 """Programme settings (SPEC §5)."""
 
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import Currency
+from coalition.api.fields import Body, Currency, Whole
 from coalition.domain import periods
 from coalition.services import settings as settings_service
 
@@ -14,15 +14,13 @@ blp = Blueprint(
 )
 
 
-class SettingsSchema(Schema):
+class SettingsSchema(Body):
     base_currency = Currency()
     timezone = fields.String(validate=validate.Length(1, 64))
     period = fields.String(validate=validate.OneOf(periods.KINDS))
-    points_ttl_days = fields.Integer(strict=True, validate=validate.Range(1, 36500))
-    max_backdate_days = fields.Integer(
-        strict=True, validate=validate.Range(0, settings_service.MAX_BACKDATE_DAYS)
-    )
-    auto_close_after_hours = fields.Integer(strict=True, validate=validate.Range(0, 8760))
+    points_ttl_days = Whole(validate=validate.Range(1, 36500))
+    max_backdate_days = Whole(validate=validate.Range(0, settings_service.MAX_BACKDATE_DAYS))
+    auto_close_after_hours = Whole(validate=validate.Range(0, 8760))
 
 
 class SettingsOut(SettingsSchema, Answer):

@@ -3,7 +3,7 @@
 from datetime import UTC, datetime
 
 from flask.views import MethodView
-from marshmallow import Schema, ValidationError, fields, validate, validates, validates_schema
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
 from coalition.api import Blueprint, database, principal
 from coalition.api.answers import Answer
@@ -19,6 +19,7 @@ from coalition.api.fields import (
     MEMBER_ID_LENGTH,
     PERIOD_ID_LENGTH,
     Amount,
+    Body,
     Currency,
     Instant,
     PartnerId,
@@ -57,7 +58,7 @@ def _fields_by_type() -> str:
     )
 
 
-class TransactionIn(Schema):
+class TransactionIn(Body):
     external_id = Text(
         max_length=EXTERNAL_ID_LENGTH,
         blank=False,
@@ -147,7 +148,7 @@ class TransactionOut(Answer):
     expires_at = fields.AwareDateTime(allow_none=True)
 
 
-class BatchIn(Schema):
+class BatchIn(Body):
     # Any JSON value per item: each is validated alone (validated), so an item that is
     # not an object is its own 422, as it would be posted alone, not the whole batch's.
     transactions = fields.List(

@@ -188,6 +188,40 @@ JSON_WRITES = [
 
 
 @pytest.mark.parametrize(("method", "path"), [(method, path) for method, path, _ in JSON_WRITES])
+@pytest.mark.parametrize("text", ["[]", '"earn"', "null"])
+def test_a_body_that_is_not_an_object_is_told_so(coalition, method, path, text):
+    # marshmallow's own words were "Invalid input type."
+    response = getattr(coalition.client, method)(path, data=text, headers={
+        **coalition.headers, "Content-Type": "application/json"})
+    assert assert_error(response, 422)["errors"] == {"json": {"_schema": ["must be a JSON object of fields, {…}"]}}
+
+
+def test_a_batch_item_that_is_not_an_object_is_told_so_in_its_result(coalition):
+    results = expect(raw_post(coalition, "/api/v1/transactions/batch", '{"transactions": [1, []]}'), 200)["results"]
+    assert [result["error"]["errors"] for result in results] == [
+        {"json": {"_schema": ["must be a JSON object of fields, {…}"]}}] * 2
+
+
+@pytest.mark.parametrize("points", ["1E2", "100.0", '"100"', "true"])
+def test_points_not_written_as_a_whole_number_are_told_how_to_write_it(coalition, points):
+    # a JSON number with a fraction or an exponent, a string, a boolean: "Not a valid integer."
+    body = json.dumps({"external_id": "b1", "type": "bonus", "partner_id": "coalition", "member_id": "m1",
+                       "reason": "goodwill", "occurred_at": days_ago(1), "points": 0})
+    response = raw_post(coalition, "/api/v1/transactions", body.replace('"points": 0', f'"points": {points}'))
+    assert assert_error(response, 422)["errors"] == {"json": {"points": [
+        "Not a whole number: write it in the digits 0-9, with no fraction, exponent or quotes."]}}
+    assert list_all(coalition) == []
+
+
+@pytest.mark.parametrize(("field", "value"), [("points_ttl_days", 30.0), ("max_backdate_days", "30"),
+                                              ("auto_close_after_hours", True)])
+def test_a_setting_not_written_as_a_whole_number_is_told_how_to_write_it(coalition, field, value):
+    response = coalition.put("/api/v1/settings", json={field: value})
+    assert assert_error(response, 422)["errors"] == {"json": {field: [
+        "Not a whole number: write it in the digits 0-9, with no fraction, exponent or quotes."]}}
+
+
+@pytest.mark.parametrize(("method", "path"), [(method, path) for method, path, _ in JSON_WRITES])
 def test_an_empty_body_declared_as_json_is_malformed_json(coalition, method, path):
     """An empty string is no JSON text (RFC 8259): 400, as any malformed JSON, not read
     as a body without fields (422 for each one missing)."""
