@@ -150,6 +150,34 @@ def _exchange(url: str, request: bytes) -> tuple[bytes, bytes]:
     return head, body
 
 
+def _post_head(key: str, framing: str) -> bytes:
+    """The head of a raw POST of a transaction, its body framed by ``framing`` (a header)."""
+    return (
+        f"POST /api/v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/json\r\n{framing}\r\nConnection: close\r\n\r\n"
+    ).encode()
+
+
+def _bonus(external_id: str) -> bytes:
+    """A whole bonus posting, as JSON bytes."""
+    return json.dumps({"type": "bonus", "member_id": "m1", "points": 1, "reason": "goodwill",
+                       "external_id": external_id, "partner_id": "coalition",
+                       "occurred_at": days_ago(1)}).encode()
+
+
+def _listed(url: str, key: str) -> list:
+    return requests.get(url + "/api/v1/transactions", headers={"Authorization": f"Bearer {key}"},
+                        timeout=10).json()["items"]
+
+
+def _until_logged(log_path: Path, text: str) -> None:
+    """Wait for ``text`` in the log: the access line is written after the answer."""
+    deadline = time.monotonic() + 10
+    while text not in log_path.read_text():
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.1)
+
+
 @pytest.mark.parametrize(
     "chunks", [b"zz\r\n", b"2\r\n{}XX0\r\n\r\n", b"2;\x01\r\n{}\r\n0\r\n\r\n"],
     ids=["bad-size", "no-terminator", "bad-extension"],
@@ -157,11 +185,7 @@ def _exchange(url: str, request: bytes) -> tuple[bytes, bytes]:
 def test_a_body_whose_chunked_encoding_is_broken_is_400_not_500(served, chunks):
     # gunicorn reports the broken encoding only when the service reads the body
     url, key, _, log_path = served
-    request = (
-        f"POST /api/v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
-        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    ).encode() + chunks
-    head, body = _exchange(url, request)
+    head, body = _exchange(url, _post_head(key, "Transfer-Encoding: chunked") + chunks)
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 BAD REQUEST", head
     assert json.loads(body)["code"] == 400
     assert "Traceback" not in log_path.read_text()
@@ -171,18 +195,12 @@ def test_a_body_whose_chunked_encoding_is_broken_is_400_not_500(served, chunks):
 def test_a_body_in_a_transfer_coding_other_than_chunked_is_415_and_posts_nothing(served, coding):
     # gunicorn undoes chunked and passes the rest on undone: a plain body labelled gzip was posted
     url, key, _, log_path = served
-    whole = json.dumps({"type": "bonus", "member_id": "m1", "points": 1, "reason": "goodwill",
-                        "external_id": "coded-1", "partner_id": "coalition",
-                        "occurred_at": days_ago(1)}).encode()
-    request = (
-        f"POST /api/v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: application/json\r\nTransfer-Encoding: {coding}\r\nConnection: close\r\n\r\n"
-    ).encode() + b"%x\r\n%b\r\n0\r\n\r\n" % (len(whole), whole)
-    head, answer = _exchange(url, request)
+    whole = _bonus("coded-1")
+    chunked = b"%x\r\n%b\r\n0\r\n\r\n" % (len(whole), whole)
+    head, answer = _exchange(url, _post_head(key, f"Transfer-Encoding: {coding}") + chunked)
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 415 UNSUPPORTED MEDIA TYPE", head
     assert json.loads(answer)["message"] == f"a body in Transfer-Encoding {coding!r} is not read: send it as is"
-    listed = requests.get(url + "/api/v1/transactions", headers={"Authorization": f"Bearer {key}"}, timeout=10)
-    assert listed.json()["items"] == []
+    assert _listed(url, key) == []
 
 
 def test_a_key_sent_in_the_url_is_refused_and_left_out_of_the_access_log(served):
@@ -192,10 +210,7 @@ def test_a_key_sent_in_the_url_is_refused_and_left_out_of_the_access_log(served)
     head, _ = _exchange(url, f"GET /api/v1/partners?access_token={encoded} HTTP/1.1\r\nHost: x\r\n"
                              "Connection: close\r\n\r\n".encode())
     assert head.startswith(b"HTTP/1.1 401 "), head
-    deadline = time.monotonic() + 10
-    while "access_token=coal%5F…" not in log_path.read_text():  # the access line is written after the answer
-        assert time.monotonic() < deadline, log_path.read_text()
-        time.sleep(0.1)
+    _until_logged(log_path, "access_token=coal%5F…")
     logged = log_path.read_text()
     assert logged.count(key) == 1 and "access_token=coal_…" in logged  # where the first start printed it
     assert encoded not in logged
@@ -204,28 +219,19 @@ def test_a_key_sent_in_the_url_is_refused_and_left_out_of_the_access_log(served)
     head, _ = _exchange(url, f"GET /api/v1/members/{in_path}/balance HTTP/1.1\r\nHost: x\r\n"
                              "Connection: close\r\n\r\n".encode())
     assert head.startswith(b"HTTP/1.1 401 "), head
-    while "/api/v1/members/%63oal_…/balance" not in log_path.read_text():
-        assert time.monotonic() < deadline + 10, log_path.read_text()
-        time.sleep(0.1)
+    _until_logged(log_path, "/api/v1/members/%63oal_…/balance")
     assert in_path not in log_path.read_text()
 
 
 def test_a_body_that_ends_before_its_content_length_is_400_and_posts_nothing(served):
     # gunicorn handed over what came before the client closed: whole JSON, it was posted
     url, key, _, log_path = served
-    whole = json.dumps({"type": "bonus", "member_id": "m1", "points": 1, "reason": "goodwill",
-                        "external_id": "cut-1", "partner_id": "coalition",
-                        "occurred_at": days_ago(1)}).encode()
-    request = (
-        f"POST /api/v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(whole) + 50}\r\nConnection: close\r\n\r\n"
-    ).encode() + whole
-    head, answer = _exchange(url, request)
+    whole = _bonus("cut-1")
+    head, answer = _exchange(url, _post_head(key, f"Content-Length: {len(whole) + 50}") + whole)
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 BAD REQUEST", head
     assert json.loads(answer)["message"] == (
         f"the body ended after {len(whole)} of the {len(whole) + 50} bytes its Content-Length gives: nothing was read")
-    listed = requests.get(url + "/api/v1/transactions", headers={"Authorization": f"Bearer {key}"}, timeout=10)
-    assert listed.json()["items"] == []
+    assert _listed(url, key) == []
     assert "Traceback" not in log_path.read_text()
 
 
@@ -237,11 +243,7 @@ def test_a_body_sent_chunked_past_the_limit_is_413_not_read_as_its_first_16_mib(
     body = whole + b" " * (MAX_BODY_BYTES - len(whole)) + b"and more"
     chunks = b"".join(b"%x\r\n%b\r\n" % (len(part), part)
                       for part in (body[at:at + 2**20] for at in range(0, len(body), 2**20)))
-    request = (
-        f"POST /api/v1/transactions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {key}\r\n"
-        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-    ).encode() + chunks + b"0\r\n\r\n"
-    head, answer = _exchange(url, request)
+    head, answer = _exchange(url, _post_head(key, "Transfer-Encoding: chunked") + chunks + b"0\r\n\r\n")
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 413 REQUEST ENTITY TOO LARGE", head
     assert json.loads(answer)["code"] == 413
     assert "Traceback" not in log_path.read_text()
