@@ -189,12 +189,11 @@ class AccessLog(glogging.Logger):
     """
 
     # the request line is logged as sent, so any character of a key may come
-    # percent-encoded ("coal%5F…", "%63oal_…")
+    # percent-encoded ("coal%5F…", "%63oal_…"), in either case of hex digits
     KEY = re.compile(
         "("
-        + "".join(f"(?:{re.escape(char)}|%{ord(char):02X})" for char in KEY_PREFIX)
-        + r")[A-Za-z0-9_%-]+",
-        re.IGNORECASE,
+        + "".join(f"(?:{re.escape(char)}|(?i:%{ord(char):02X}))" for char in KEY_PREFIX)
+        + r")[A-Za-z0-9_%-]+"
     )
 
     def atoms(self, resp, req, environ, request_time):

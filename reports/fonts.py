@@ -60,10 +60,13 @@ _ISOLATED = re.compile(f"{_ISOLATE}([^{_ISOLATE}{_ISOLATE_END}]*)(?:{_ISOLATE_EN
 # marks that steer the bidirectional algorithm, as a name may carry them pasted from elsewhere
 _BIDI_MARKS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
-# emoji and other symbols; and what composes an emoji: a joiner, variation selectors,
-# tag characters (a region's flag), an enclosing keycap
+# emoji and other symbols (skin tones among them, as modifier symbols)
 _SYMBOLS = frozenset({"So", "Sk", "Sm", "Sc"})
-_EMOJI_PARTS = re.compile("[\u200d\ufe0e\ufe0f\u20e3\U000e0020-\U000e007f]")
+# what only ever dresses an emoji: text or emoji presentation, a keycap's frame
+_EMOJI_DRESS = frozenset("\ufe0e\ufe0f\u20e3")
+# what joins another character to a symbol left out, and goes with it: the zero-width
+# joiner, tag characters (a region's flag); marks, by their category
+_JOINERS = re.compile("[\u200d\U000e0020-\U000e007f]")
 
 _KANA = ((0x3040, 0x30FF), (0x31F0, 0x31FF), (0xFF65, 0xFF9F))  # with halfwidth katakana
 _HANGUL = ((0x1100, 0x11FF), (0x3130, 0x318F), (0xAC00, 0xD7A3), (0xFFA0, 0xFFDC))
@@ -139,15 +142,23 @@ def draws(text: str) -> bool:
 
 def without_symbols(name: str) -> str:
     """``name`` without the emoji and other symbols no font here draws: "Tom's Bar 🍕"
-    prints as "Tom's Bar", the name a reader knows, where a blank would stand. A
-    letter no font draws is kept, for :func:`draws` to refuse the whole name: a word
-    with letters left out would read as another word."""
-    kept = "".join(
-        char
-        for char in _EMOJI_PARTS.sub("", name)
-        if unicodedata.category(char) not in _SYMBOLS or draws(char)
-    )
-    return name if kept == name else " ".join(kept.split())
+    prints as "Tom's Bar", the name a reader knows, where a blank would stand. What
+    joins or marks a symbol left out goes with it. A letter no font draws is kept, for
+    :func:`draws` to refuse the whole name: a word with letters left out would read
+    as another word. Empty when nothing visible is left ("🍕" alone)."""
+    kept, left_out = [], False
+    for char in name:
+        category = unicodedata.category(char)
+        joins_one_left_out = left_out and (category[0] == "M" or _JOINERS.match(char) is not None)
+        left_out = (
+            char in _EMOJI_DRESS or joins_one_left_out or (category in _SYMBOLS and not draws(char))
+        )
+        if not left_out:
+            kept.append(char)
+    if len(kept) == len(name):
+        return name
+    printed = " ".join("".join(kept).split())
+    return printed if any(unicodedata.category(char)[0] not in "CZ" for char in printed) else ""
 
 
 def isolate(name: str) -> str:

@@ -683,7 +683,8 @@ def _late_items(statement: Mapping) -> list[Flowable]:
     )
     note = _p(
         "Transactions that occurred in a period already closed; they settle in this one."
-        " Points as posted, the change to the member's balance: a burn's are negative.",
+        " Points as posted, the change to the member's balance: negative for burns and"
+        " returns.",
         styles.NOTE,
     )
     return [*heading, note, table]

@@ -64,7 +64,10 @@ MALFORMED_JSON = SharedError(
     " a number that cannot be read, or a body that could not be received",
 )
 NOT_JSON = SharedError(
-    415, "NOT_JSON", "A body not sent as application/json, or sent in a Content-Encoding"
+    415,
+    "NOT_JSON",
+    "A body not sent as application/json, or sent in a Content-Encoding or in a"
+    " Transfer-Encoding other than chunked",
 )
 ANOTHER_PARTNERS_DATA = SharedError(
     403,

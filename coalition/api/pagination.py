@@ -28,7 +28,8 @@ class WindowArgs(PageArgs):
     def _from_not_after_to(self, data, **kwargs):
         # A window that ends before it starts is a mistake (swapped bounds, a wrong
         # offset), not a question whose answer is "nothing".
-        if data.get("from") and data.get("to") and data["to"] < data["from"]:
+        start, end = data.get("from"), data.get("to")
+        if start is not None and end is not None and end < start:
             raise ValidationError("is before from: the window would end before it starts", "to")
 
 

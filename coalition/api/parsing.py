@@ -1,5 +1,6 @@
 """Reading a request's JSON body and query as SPEC §10 asks: numbers exactly, a body that
-cannot be read a 400 that says what and where, one not sent as JSON (or compressed) a 415."""
+cannot be read a 400 that says what and where, one not sent as JSON (or in a content or
+transfer coding other than chunked) a 415."""
 
 import json
 from decimal import Decimal
@@ -171,16 +172,7 @@ def _body(req) -> bytes:
     stops there as if it had ended: a byte left after it means the body is too large
     (413), not that its first 16 MiB were all of it.
     """
-    # the service undoes no coding: read as it came, a compressed body would be "not
-    # UTF-8", and a body labelled compressed but sent plain would be posted. gunicorn
-    # undoes chunked, the one transfer coding, and passes any other on undone.
-    for header, plain in (("Content-Encoding", "identity"), ("Transfer-Encoding", "chunked")):
-        codings = {coding.strip().lower() for coding in req.headers.get(header, "").split(",")}
-        if codings - {plain, ""}:
-            raise UnsupportedMediaType(
-                f"a body in {header} {req.headers[header].strip().lower()!r} is not read:"
-                " send it as is"
-            )
+    _refuse_codings(req)
     try:
         body = req.get_data(cache=True)
         cut_at_the_limit = req.content_length is None and len(body) == req.max_content_length
@@ -194,6 +186,27 @@ def _body(req) -> bytes:
         return body
     except ParseException as error:
         raise BadRequest(f"the request body could not be read: {error}") from None
+
+
+#: The codings a body may declare, each header's: the service undoes none but chunked,
+#: which gunicorn undoes (it passes gzip or deflate on undone, and answers 501 itself
+#: for a transfer coding it does not know).
+_READ_AS_SENT = {
+    "Content-Encoding": {"identity", ""},
+    "Transfer-Encoding": {"chunked", "identity", ""},
+}
+
+
+def _refuse_codings(req) -> None:
+    """415 for a body in a coding: read as it came, a compressed body would be "not
+    UTF-8", and a body labelled compressed but sent plain would be posted."""
+    for header, read_as_sent in _READ_AS_SENT.items():
+        codings = {coding.strip().lower() for coding in req.headers.get(header, "").split(",")}
+        if codings - read_as_sent:
+            raise UnsupportedMediaType(
+                f"a body in {header} {req.headers[header].strip().lower()!r} is not read:"
+                " send it as is"
+            )
 
 
 PARSER = DecimalJSONParser()  # every blueprint's (flask-smorest's ARGUMENTS_PARSER)

@@ -14,6 +14,7 @@ the command prints as one line, as it does any refusal.
 import csv
 import re
 from contextlib import suppress
+from decimal import Decimal
 
 from marshmallow import ValidationError
 
@@ -125,9 +126,10 @@ def request_body(row: dict) -> dict:
     body = {field: value for field, value in row.items() if value}
     points = body.get("points", "")
     if re.fullmatch("-?[0-9]+", points):  # "٣" or "３" is no more a number here than in JSON
-        # past int()'s 4,300 digits the cell stays text, refused as not an integer
-        with suppress(ValueError):
-            body["points"] = int(body["points"])
+        try:
+            body["points"] = int(points)
+        except ValueError:  # past int()'s 4,300 digits: read whole, refused for its value
+            body["points"] = int(Decimal(points))
     return body
 
 

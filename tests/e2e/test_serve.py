@@ -191,7 +191,7 @@ def test_a_body_whose_chunked_encoding_is_broken_is_400_not_500(served, chunks):
     assert "Traceback" not in log_path.read_text()
 
 
-@pytest.mark.parametrize("coding", ["gzip, chunked", "deflate,chunked"])
+@pytest.mark.parametrize("coding", ["gzip, chunked", "Deflate,Chunked"])
 def test_a_body_in_a_transfer_coding_other_than_chunked_is_415_and_posts_nothing(served, coding):
     # gunicorn undoes chunked and passes the rest on undone: a plain body labelled gzip was posted
     url, key, _, log_path = served
@@ -199,8 +199,12 @@ def test_a_body_in_a_transfer_coding_other_than_chunked_is_415_and_posts_nothing
     chunked = b"%x\r\n%b\r\n0\r\n\r\n" % (len(whole), whole)
     head, answer = _exchange(url, _post_head(key, f"Transfer-Encoding: {coding}") + chunked)
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 415 UNSUPPORTED MEDIA TYPE", head
-    assert json.loads(answer)["message"] == f"a body in Transfer-Encoding {coding!r} is not read: send it as is"
+    assert json.loads(answer)["message"] == f"a body in Transfer-Encoding {coding.lower()!r} is not read: send it as is"
     assert _listed(url, key) == []
+    assert "Traceback" not in log_path.read_text()
+    # identity is no coding: the body is read as sent
+    head, _ = _exchange(url, _post_head(key, "Transfer-Encoding: identity, chunked") + chunked)
+    assert head.split(b"\r\n")[0] == b"HTTP/1.1 201 CREATED", head
 
 
 def test_a_key_sent_in_the_url_is_refused_and_left_out_of_the_access_log(served):
