@@ -38,8 +38,12 @@ def scheduler() -> bool:
     try:
         return SWITCH[value.strip().lower()]
     except KeyError:
-        raise Unreadable(f"COALITION_SCHEDULER={value!r} is neither on nor off") from None
+        on = ", ".join(word for word, runs in SWITCH.items() if runs)
+        off = ", ".join(word for word, runs in SWITCH.items() if not runs)
+        raise Unreadable(
+            f"COALITION_SCHEDULER={value!r} is neither on nor off ({on}; {off})"
+        ) from None
 
 
 def from_environment() -> dict:
-    return {"DATABASE_URL": database_url(), "SCHEDULER": scheduler()}
+    return {"DATABASE_URL": database_url()}

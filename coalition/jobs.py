@@ -50,7 +50,7 @@ def holding_job_lock(database, job: str, work) -> None:
             connection.invalidate()
             raise
         if not locked:
-            log.info("%s skipped: another instance is running it", job)
+            log.info("%s skipped: another instance is running it", _called(job))
             return
         try:
             work()
@@ -63,6 +63,11 @@ def holding_job_lock(database, job: str, work) -> None:
                 connection.invalidate()
 
 
+def _called(job: str) -> str:
+    """A job as every line of the log names it: ``expiry``, ``auto-close``."""
+    return job.removeprefix("run_").replace("_", "-")
+
+
 def waiting_for_the_database(job):
     """A job that finds the database unavailable logs one line and runs again at its
     next time, instead of a traceback at each run while the server is away."""
@@ -72,7 +77,7 @@ def waiting_for_the_database(job):
         try:
             job(database)
         except Unavailable as error:
-            log.warning("%s skipped until its next run: %s", job.__name__, error)
+            log.warning("%s skipped until its next run: %s", _called(job.__name__), error)
 
     return run
 

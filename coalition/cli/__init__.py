@@ -70,12 +70,15 @@ def serve(host, port, workers, no_scheduler):
     """Migrate, then serve the API (gunicorn) with the scheduler."""
     from coalition import server
 
+    try:  # read first: the flag says it all, and a switch misread fails before migrating
+        scheduler = not no_scheduler and config.scheduler()
+    except config.Unreadable as error:
+        raise click.ClickException(str(error)) from None
     with databases.opened(upgrade=True, wait=databases.START_WAIT_SECONDS) as database:
         key = database.run(auth.first_operator_key)
     if key is not None:
         click.echo("First start: an operator key was created. Store it now, it is not shown again:")
         click.echo(key)
-    scheduler = config.from_environment()["SCHEDULER"] and not no_scheduler
     jobs = "expiry hourly, auto-close checked every 15 minutes" if scheduler else "off"
     banner = f"Coalition on http://{host}:{port}  (API docs at /api/docs)\nJobs: {jobs}"
     server.run(host, port, workers, scheduler, banner)

@@ -12,7 +12,7 @@ import click
 from alembic.util import CommandError
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from coalition import config, create_app, database_of
+from coalition import create_app, database_of
 from coalition.db import Unavailable, is_unavailable, migrate
 
 # serve waits this long for a database that does not answer yet (started beside it)
@@ -34,8 +34,6 @@ def opened(*, upgrade=False, wait=0, create=True):
     """
     try:
         database = database_of(create_app())
-    except config.Unreadable as error:
-        raise click.ClickException(str(error)) from None
     except (ArgumentError, ImportError, ValueError) as error:  # not a URL, no dialect or driver
         raise click.ClickException(f"COALITION_DATABASE_URL cannot be used: {error}")
     missing = _missing_file(database)

@@ -169,7 +169,18 @@ def test_a_scheduler_switch_neither_on_nor_off_is_refused_before_serving(databas
     monkeypatch.setenv("COALITION_SCHEDULER", value)
     monkeypatch.setattr("coalition.server.run", lambda *args: pytest.fail("it served"))
     result = CliRunner().invoke(main, ["serve"])
-    assert (result.exit_code, result.stderr) == (1, f"Error: COALITION_SCHEDULER={value!r} is neither on nor off\n")
+    assert (result.exit_code, result.stderr) == (
+        1, f"Error: COALITION_SCHEDULER={value!r} is neither on nor off (on, true, yes, 1; off, false, no, 0)\n")
+
+
+def test_a_scheduler_switch_misread_stops_only_what_would_run_the_jobs(cli, monkeypatch, operator):
+    # it stopped keys list, close and expire, which never run them, and serve --no-scheduler
+    monkeypatch.setenv("COALITION_SCHEDULER", "disabled")
+    assert _listed(cli, "--role", "operator")[1][1] == "operator"
+    served = []
+    monkeypatch.setattr("coalition.server.run", lambda *args: served.append(args))
+    assert cli("serve", "--no-scheduler").exit_code == 0
+    assert [args[3] for args in served] == [False]  # host, port, workers, scheduler
 
 
 def test_import_posts_each_row_and_a_rerun_replays(cli, aroma, operator, tmp_path):

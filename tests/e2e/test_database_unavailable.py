@@ -273,6 +273,10 @@ def test_a_batch_whose_connection_breaks_mid_chunk_posts_the_chunk_again_on_a_ne
     assert transactions_in(url) == 250
 
 
+# as every other line of the log names them ("auto-close: closed 2026-10")
+LOGGED_AS = {jobs.run_expiry: "expiry", jobs.run_auto_close: "auto-close"}
+
+
 @pytest.mark.parametrize("job", [jobs.run_expiry, jobs.run_auto_close], ids=lambda job: job.__name__)
 def test_a_job_finding_the_database_unavailable_logs_one_line_and_waits_for_its_next_run(private, job,
                                                                                         caplog):
@@ -280,7 +284,7 @@ def test_a_job_finding_the_database_unavailable_logs_one_line_and_waits_for_its_
     with connections_refused(name), caplog.at_level(logging.WARNING, logger="coalition.jobs"):
         job(database)  # no exception: the scheduler would print a traceback at every run
     (record,) = [record for record in caplog.records if record.name == "coalition.jobs"]
-    assert record.getMessage().startswith(f"{job.__name__} skipped until its next run: the database")
+    assert record.getMessage().startswith(f"{LOGGED_AS[job]} skipped until its next run: the database")
     assert record.exc_info is None
     job(database)  # and it runs once the database is back
 
@@ -305,7 +309,7 @@ def test_a_job_lock_lost_with_its_connection_is_one_line_even_when_a_rollback_wo
     with caplog.at_level(logging.WARNING, logger="coalition.jobs"):
         job(database)
     (record,) = [record for record in caplog.records if record.name == "coalition.jobs"]
-    assert record.getMessage().startswith(f"{job.__name__} skipped until its next run: the database")
+    assert record.getMessage().startswith(f"{LOGGED_AS[job]} skipped until its next run: the database")
 
 
 def test_a_job_failing_as_its_connection_breaks_fails_with_its_own_error_and_holds_no_lock(private, monkeypatch):

@@ -29,6 +29,7 @@ per EUR, redemption 0.01 EUR per point; partners have no hold days, and points
 live 365 days unless a test changes ``points_ttl_days``.
 """
 
+import logging
 import os
 import signal
 import sqlite3
@@ -857,7 +858,8 @@ def test_expiry_job_run_twice_at_once_expires_each_lot_once(operator, database, 
 
 
 @pytest.mark.postgres
-def test_expiry_job_skips_while_another_instance_holds_the_lock(operator, database, database_url, expiring):
+def test_expiry_job_skips_while_another_instance_holds_the_lock(operator, database, database_url, expiring,
+                                                                 caplog):
     """While another instance holds the expiry job's advisory lock, ``run_expiry`` does nothing; then it does it all."""
     due, fresh = expiring
     instance = Database(database_url)
@@ -865,8 +867,10 @@ def test_expiry_job_skips_while_another_instance_holds_the_lock(operator, databa
         with database.engine.connect() as other:
             assert other.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": locks.JOBS["expiry"]})
             try:
-                jobs.run_expiry(instance)
+                with caplog.at_level(logging.INFO, logger="coalition.jobs"):
+                    jobs.run_expiry(instance)
                 assert expiries_per_lot(database)[0] == Counter(), "the job ran although another instance held the lock"
+                assert "expiry skipped: another instance is running it" in caplog.messages
             finally:  # a session's lock outlives its transaction: left held, later tests' jobs would skip
                 other.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": locks.JOBS["expiry"]})
                 other.commit()
