@@ -27,8 +27,12 @@ class PartnerOut(PartnerSchema, Answer):
 
 
 class PartnerPatch(PartnerSchema):
-    class Meta:
-        exclude = ("id",)
+    """The fields to change. ``id`` may be sent as read (a client that edits what it
+    read sends it back), but not changed."""
+
+    id = fields.String(
+        validate=PartnerId, metadata={"description": "The partner's id as in the path, if sent"}
+    )
 
     def __init__(self, **kwargs):
         super().__init__(partial=True, **kwargs)

@@ -42,6 +42,11 @@ def update(session, partner_id: str, fields: dict) -> models.Partner:
         # postings in flight commit first, so they are counted below
         calendar.lock_calendar(session, exclusive=True)
     partner = get(session, partner_id)
+    if fields.pop("id", partner_id) != partner_id:
+        raise Invalid(
+            "is the partner's id, which cannot be changed: add a partner under the new id",
+            field="id",
+        )
     _check(fields)
     if partner_id == OPERATOR_PARTNER:
         _refuse_operator_change(partner, fields)

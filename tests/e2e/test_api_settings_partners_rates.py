@@ -240,6 +240,19 @@ def test_unknown_partner_is_404_on_patch(operator):
     assert operator.patch("/api/v1/partners/nobody", json={"status": "suspended"}).status_code == 404
 
 
+def test_a_partner_read_edited_and_sent_back_whole_is_changed_but_its_id_never(operator):
+    # a client that PATCHes back what it read sent "id" too: it was 422 "Unknown field."
+    add_partner(operator, "aroma", "RUB")
+    read = expect(operator.get("/api/v1/partners/aroma"), 200)
+    changed = expect(operator.patch("/api/v1/partners/aroma", json={**read, "name": "Aroma Café"}), 200)
+    assert changed == {**read, "name": "Aroma Café"}
+    response = operator.patch("/api/v1/partners/aroma", json={"id": "aroma-2", "name": "Other"})
+    assert expect(response, 422)["errors"] == {"json": {"id": [
+        "is the partner's id, which cannot be changed: add a partner under the new id"]}}
+    assert expect(operator.get("/api/v1/partners/aroma"), 200)["name"] == "Aroma Café"
+    assert operator.get("/api/v1/partners/aroma-2").status_code == 404
+
+
 def test_patch_changes_a_partners_name(operator):
     add_partner(operator, "aroma", "RUB")
     assert expect(operator.patch("/api/v1/partners/aroma", json={"name": "Кофейня Арома 2"}), 200)["name"] == "Кофейня Арома 2"
