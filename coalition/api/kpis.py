@@ -26,7 +26,11 @@ class KpiQuery(Schema):
 
 
 class Figures(Answer):
-    currency = fields.String(metadata={"description": "Currency of sales and averages"})
+    currency = fields.String(
+        metadata={
+            "description": "Currency of sales and averages; liability is in the base currency"
+        }
+    )
     active_members = fields.Integer(
         metadata={"description": "Distinct members with an earn or burn"}
     )
