@@ -37,7 +37,9 @@ class Principal:
 
     def require(self, *roles: str) -> None:
         if self.role not in roles:
-            raise Forbidden(f"a {self.role} key may not do this")
+            raise Forbidden(
+                f"a {self.role} key may not do this: it takes a key of role {' or '.join(roles)}"
+            )
 
     @property
     def sees_everything(self) -> bool:
@@ -69,7 +71,7 @@ def check_binding(role: str, partner_id: str | None) -> None:
     if role not in ROLES:
         raise Invalid(f"role must be one of {', '.join(ROLES)}", field="role")
     if role == "partner" and partner_id is None:
-        raise Invalid("a partner key needs a partner_id", field="partner_id")
+        raise Invalid("a partner key needs the partner it is bound to", field="partner_id")
     if role == "operator" and partner_id is not None:
         raise Invalid("an operator key is not bound to a partner", field="partner_id")
 

@@ -1,4 +1,6 @@
-"""Health checks for whatever runs the service, asked without a key.
+"""Health checks for whatever runs the service, asked without a key, and the
+service's front door, ``/``: where each of its parts is, for whoever opens the
+address in a browser or with curl.
 
 ``/healthz`` says the process answers and never touches the database, so an
 outage of the database does not get every instance restarted by its
@@ -29,6 +31,20 @@ from coalition.db import Unavailable, migrate
 blp = Blueprint("health", __name__)
 
 READ_ONLY = "SELECT current_setting('transaction_read_only')"
+
+
+@blp.get("/")
+def index():
+    """Where things are: the root had nothing but a 404."""
+    return {
+        "service": "coalition",
+        "api": "/api/v1/",
+        "openapi": "/api/openapi.json",
+        "docs": "/api/docs",
+        "console": "/console/",
+        "health": "/healthz",
+        "ready": "/readyz",
+    }
 
 
 @blp.get("/healthz")

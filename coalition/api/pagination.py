@@ -10,7 +10,11 @@ MAX_PAGE = 1000
 
 class PageArgs(Schema):
     limit = Count(load_default=100, validate=validate.Range(1, MAX_PAGE))
-    cursor = fields.String(load_default=None, validate=validate.Length(max=32))
+    cursor = fields.String(
+        load_default=None,
+        validate=validate.Length(max=32),
+        metadata={"description": "The page before's next_cursor; none for the first page"},
+    )
     order = fields.String(
         load_default="oldest",
         validate=validate.OneOf(["oldest", "newest"]),
@@ -21,8 +25,14 @@ class PageArgs(Schema):
 class WindowArgs(PageArgs):
     """A listing over a window of time: ``from`` inclusive, ``to`` exclusive."""
 
-    from_ = Instant(data_key="from", attribute="from")  # "from" is a keyword
-    to = Instant()
+    from_ = Instant(  # "from" is a keyword
+        data_key="from",
+        attribute="from",
+        metadata={
+            "description": "From this instant, inclusive: a transaction's occurred_at, a change's at"
+        },
+    )
+    to = Instant(metadata={"description": "Up to this instant, exclusive; not before from"})
 
     @validates_schema
     def _from_not_after_to(self, data, **kwargs):

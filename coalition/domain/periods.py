@@ -27,6 +27,8 @@ _ID_PATTERNS = {
     "weekly": re.compile(r"([0-9]{4})-W([0-9]{2})"),
     "daily": re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})"),
 }
+# what an id of each kind looks like, said when one is not (SPEC §5)
+_ID_EXAMPLES = {"monthly": "2026-10", "weekly": "2026-W43", "daily": "2026-10-05"}
 
 
 @dataclass(frozen=True, order=True)
@@ -155,7 +157,9 @@ class Calendar:
             else:
                 first = date(*numbers)
         except ValueError:
-            raise Invalid(f"{period_id!r} is not a {kind} period id") from None
+            raise Invalid(
+                f"{period_id!r} is not a {kind} period id, such as {_ID_EXAMPLES[kind]}"
+            ) from None
         try:
             return _period(kind, first, ZoneInfo(self.timezone))
         except (ValueError, OverflowError):

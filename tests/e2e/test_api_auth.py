@@ -143,7 +143,14 @@ def test_finance_and_partner_keys_get_403_on_operator_actions(operator, make_key
     caller = make_key(role, "aroma" if role == "partner" else None)
     response = getattr(caller, method)(path, json=body)
     assert response.status_code == 403, response.get_json()
-    assert response.get_json()["code"] == 403
+    # which key would do: "a finance key may not do this" left the caller to guess
+    assert response.get_json()["message"] == f"a {role} key may not do this: it takes a key of role operator"
+
+
+def test_a_403_names_every_role_that_may(make_key):
+    response = make_key("finance").post("/api/v1/transactions", json={})
+    assert expect(response, 403)["message"] == (
+        "a finance key may not do this: it takes a key of role operator or partner")
 
 
 @pytest.mark.parametrize("role", ["finance", "partner"])

@@ -922,6 +922,17 @@ def test_idempotency_conflict_leaves_the_original_unchanged(coalition, database)
 # --- unauthenticated endpoints -----------------------------------------------------------
 
 
+def test_the_root_says_where_each_part_is_and_each_answers(client, operator):
+    # it was a 404: someone opening the address learnt nothing
+    index = expect(client.get("/"), 200)
+    assert index["service"] == "coalition"
+    assert client.get(index["openapi"]).get_json()["info"]
+    for part in ("docs", "console", "health", "ready"):
+        with client.get(index[part]) as response:  # a file sent (the console's page) is closed
+            assert response.status_code == 200, part
+    assert operator.get(index["api"] + "periods").status_code == 200
+
+
 def test_healthz_answers_without_a_key(client):
     response = client.get("/healthz")
     assert response.status_code == 200

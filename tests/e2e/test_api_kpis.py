@@ -610,7 +610,7 @@ def test_without_a_key_kpis_are_unauthorised(client):
 
 def test_a_malformed_period_id_is_invalid(operator, month):
     errors = kpis(operator, 422, period_id="2026-13")["errors"]
-    assert errors == {"query": {"period_id": ["'2026-13' is not a monthly period id"]}}
+    assert errors == {"query": {"period_id": ["'2026-13' is not a monthly period id, such as 2026-10"]}}
 
 
 def test_a_period_before_the_ledger_is_not_found(operator, month):

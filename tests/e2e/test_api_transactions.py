@@ -1009,7 +1009,7 @@ def test_a_period_filter_that_is_no_period_of_the_calendar_is_422(coalition, led
     # GET /settlements/{period_id} says it, not an empty page
     response = coalition.get(path, query_string={"period_id": period_id})
     assert response.status_code == 422, response.get_json()
-    message = f"{period_id!r} is not a monthly period id"
+    message = f"{period_id!r} is not a monthly period id, such as 2026-10"
     assert response.get_json() == {"code": 422, "status": "Unprocessable Entity", "message": message,
                                    "reason": "invalid", "errors": {"query": {"period_id": [message]}}}
 

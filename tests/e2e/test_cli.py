@@ -553,9 +553,9 @@ def _next_month() -> str:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("keys", "create", "--role", "partner"), "Error: --partner: a partner key needs a partner_id"),
+        (("keys", "create", "--role", "partner"), "Error: --partner: a partner key needs the partner it is bound to"),
         (("keys", "create", "--role", "partner", "--partner", "nobody"), "Error: --partner: unknown partner 'nobody'"),
-        (("close", "garbage"), "Error: 'garbage' is not a monthly period id"),
+        (("close", "garbage"), "Error: 'garbage' is not a monthly period id, such as 2026-10"),
         (("close", "next-month"), "Error: period {period} ends "),
     ],
     ids=["partner key without partner", "unknown partner", "malformed period", "period not ended"],
@@ -572,7 +572,7 @@ def test_a_user_error_is_one_line_on_stderr_without_a_traceback(cli, args, messa
 @pytest.mark.parametrize(
     ("period_id", "said"),
     [
-        ("2026-13", "'2026-13' is not a monthly period id"),
+        ("2026-13", "'2026-13' is not a monthly period id, such as 2026-10"),
         # it would end on 10000-01-01, which no date holds
         ("9999-12", "period 9999-12 has no bounds in UTC"),
     ],
@@ -976,7 +976,7 @@ def test_keys_create_says_which_database_holds_the_key_and_when_it_made_that_dat
 
 
 @pytest.mark.parametrize(("args", "said"), [
-    (["--role", "partner"], "Error: --partner: a partner key needs a partner_id\n"),
+    (["--role", "partner"], "Error: --partner: a partner key needs the partner it is bound to\n"),
     (["--role", "operator", "--partner", "aroma"], "Error: --partner: an operator key is not bound to a partner\n"),
     # a new database has no partner aroma: it was made only to refuse the key in
     (["--role", "partner", "--partner", "aroma"], "Error: there is no database at {file}: without"

@@ -1037,7 +1037,7 @@ def test_a_key_the_api_refuses_to_create_shows_its_message_in_the_form(browser, 
         lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()), False),
         "no error shown",
     )
-    assert error.text.count("a partner key needs a partner_id") == 1
+    assert error.text.count("a partner key needs the partner it is bound to") == 1
     assert error.get_attribute("role") == "alert"
     assert not browser.find_elements(By.CSS_SELECTOR, "main .secret")
     assert expect(operator.get("/api/v1/keys"), 200) == before
