@@ -244,7 +244,7 @@ def reset_database(shared_database):
 
 @pytest.fixture(scope="session")
 def shared_app(shared_database):
-    app = create_app({"DATABASE_URL": shared_database[0], "SCHEDULER": False, "TESTING": True})
+    app = create_app({"DATABASE_URL": shared_database[0], "TESTING": True})
     yield app
     database_of(app).dispose()
 

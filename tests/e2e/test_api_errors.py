@@ -947,7 +947,7 @@ def test_readyz_is_503_on_a_schema_a_newer_release_upgraded(tmp_path):
     """A migration may change what every release must write (0004 made each posting count
     into the period totals): an instance of the release before must not serve on it."""
     with empty_database(tmp_path) as url:
-        app = create_app({"DATABASE_URL": url, "SCHEDULER": False})
+        app = create_app({"DATABASE_URL": url})
         database = database_of(app)
         try:
             migrate.upgrade(database)
@@ -962,7 +962,7 @@ def test_readyz_is_503_on_a_schema_a_newer_release_upgraded(tmp_path):
 def test_readyz_on_a_file_that_is_not_a_database_is_503_not_500(tmp_path):
     path = tmp_path / "not-a-database.sqlite3"
     path.write_text("a spreadsheet, perhaps", encoding="utf-8")
-    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "SCHEDULER": False})
+    app = create_app({"DATABASE_URL": f"sqlite:///{path}"})
     try:
         body = assert_error(app.test_client().get("/readyz"), 503)
         assert body["reason"] == "database_unavailable"
@@ -993,7 +993,7 @@ def test_a_request_kept_waiting_past_sqlites_busy_timeout_is_503_to_ask_again(tm
     daily periods held it two minutes), a request is 503 to be asked again, not 500."""
     monkeypatch.setattr(coalition_db, "LOCK_WAIT_MS", 200)
     path = tmp_path / "busy.sqlite3"
-    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "SCHEDULER": False})
+    app = create_app({"DATABASE_URL": f"sqlite:///{path}"})
     database = database_of(app)
     partner = {"id": "gym", "name": "Gym", "category": "gym", "currency": "EUR"}
     try:
@@ -1015,7 +1015,7 @@ def test_a_request_kept_waiting_past_sqlites_busy_timeout_is_503_to_ask_again(tm
 
 
 def test_readyz_is_503_until_the_database_has_this_releases_schema(tmp_path):
-    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'new.sqlite3'}", "SCHEDULER": False})
+    app = create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'new.sqlite3'}"})
     try:
         body = assert_error(app.test_client().get("/readyz"), 503)
         assert body["reason"] == "schema_not_current" and "coalition db upgrade" in body["message"]

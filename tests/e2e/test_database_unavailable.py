@@ -50,7 +50,7 @@ def impatient(template, tmp_path, monkeypatch):
 @contextmanager
 def _private_app(template, tmp_path):
     with copy_of(template, tmp_path) as url:
-        app = create_app({"DATABASE_URL": url, "SCHEDULER": False, "TESTING": True})
+        app = create_app({"DATABASE_URL": url, "TESTING": True})
         database = database_of(app)
         _, key = database.run(lambda session: auth.create_key(session, "operator", None))
         operator = Caller(app.test_client(), key)
@@ -145,7 +145,7 @@ def test_a_page_of_transactions_kept_waiting_by_a_posting_in_flight_is_503(priva
 def test_a_lock_timeout_the_operator_set_is_kept(template, tmp_path, monkeypatch):
     monkeypatch.delenv("PGOPTIONS", raising=False)
     with _private_app(template, tmp_path) as (_, url, database, _):
-        own = create_app({"DATABASE_URL": f"{url}?options=-c%20lock_timeout%3D7s", "SCHEDULER": False})
+        own = create_app({"DATABASE_URL": f"{url}?options=-c%20lock_timeout%3D7s"})
         try:
             assert database_of(own).run(lambda session: session.scalar(text("SHOW lock_timeout"))) == "7s"
         finally:

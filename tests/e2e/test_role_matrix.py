@@ -146,7 +146,7 @@ def build_world(client, database) -> World:
 def shared_world(template, tmp_path_factory):
     """One world for the whole matrix, on its own copy of the migrated database."""
     with copy_of(template, tmp_path_factory.mktemp("matrix")) as url:
-        app = create_app({"DATABASE_URL": url, "SCHEDULER": False, "TESTING": True})
+        app = create_app({"DATABASE_URL": url, "TESTING": True})
         try:
             yield build_world(app.test_client(), database_of(app))
         finally:

@@ -116,7 +116,7 @@ def _served_document() -> dict:
     The document does not depend on data; each test then sends its requests to
     its own app (``case.call(app=...)``) on its own seeded database.
     """
-    app = create_app({"DATABASE_URL": "sqlite://", "SCHEDULER": False, "TESTING": True})
+    app = create_app({"DATABASE_URL": "sqlite://", "TESTING": True})
     try:
         return expect(app.test_client().get("/api/openapi.json"), 200)
     finally:

@@ -335,7 +335,7 @@ def world(template, tmp_path_factory):
 def _service(template, directory):
     """An operator's client and the database of a fresh copy of the migrated template."""
     with copy_of(template, directory) as url:
-        app = create_app({"DATABASE_URL": url, "SCHEDULER": False, "TESTING": True})
+        app = create_app({"DATABASE_URL": url, "TESTING": True})
         database = database_of(app)
         _, key = database.run(lambda session: auth.create_key(session, "operator"))
         try:

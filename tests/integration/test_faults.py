@@ -908,7 +908,7 @@ def job_runs(monkeypatch):
 @contextmanager
 def schedulers_running(database_url: str, instances: int = 1):
     """``instances`` apps on the database, each with its scheduler started, until the block ends."""
-    apps = [create_app({"DATABASE_URL": database_url, "SCHEDULER": False, "TESTING": True})
+    apps = [create_app({"DATABASE_URL": database_url, "TESTING": True})
             for _ in range(instances)]
     schedulers = []
     try:

@@ -25,7 +25,7 @@ def test_a_rate_from_the_first_instant_of_year_one_reads_back_west_of_utc(templa
                 text(f"ALTER DATABASE \"{name}\" SET timezone TO 'America/New_York'")
             )
         admin.dispose()
-        app = create_app({"DATABASE_URL": url, "SCHEDULER": False, "TESTING": True})
+        app = create_app({"DATABASE_URL": url, "TESTING": True})
         database = database_of(app)
         try:
             _, key = database.run(lambda session: auth.create_key(session, "operator", None, "tz"))
