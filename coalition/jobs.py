@@ -148,5 +148,7 @@ def start(app) -> BackgroundScheduler:
             misfire_grace_time=None,
         )
     scheduler.start()
-    log.info("scheduler started: %s", ", ".join(job.id for job in scheduler.get_jobs()))
+    log.info(
+        "scheduler started: %s", ", ".join(sorted(_called(job.id) for job in scheduler.get_jobs()))
+    )
     return scheduler
