@@ -50,7 +50,7 @@ def holding_job_lock(database, job: str, work) -> None:
             connection.invalidate()
             raise
         if not locked:
-            log.info("%s skipped: another instance is running it", _called(job))
+            log.info("%s skipped: another instance is running it", job)
             return
         try:
             work()
@@ -63,54 +63,47 @@ def holding_job_lock(database, job: str, work) -> None:
                 connection.invalidate()
 
 
-def _called(job: str) -> str:
-    """A job as every line of the log names it: ``expiry``, ``auto-close``."""
-    return job.removeprefix("run_").replace("_", "-")
+def scheduled_job(name: str):
+    """The job ``name``, as every line of the log names it: its work runs holding the
+    job's lock (:func:`holding_job_lock`), and a run that finds the database
+    unavailable logs one line and runs again at its next time, instead of a
+    traceback at each run while the server is away."""
+
+    def scheduled(work):
+        @functools.wraps(work)
+        def run(database) -> None:
+            try:
+                holding_job_lock(database, name, lambda: work(database))
+            except Unavailable as error:
+                log.warning("%s skipped until its next run: %s", name, error)
+
+        run.name = name
+        return run
+
+    return scheduled
 
 
-def waiting_for_the_database(job):
-    """A job that finds the database unavailable logs one line and runs again at its
-    next time, instead of a traceback at each run while the server is away."""
-
-    @functools.wraps(job)
-    def run(database) -> None:
-        try:
-            job(database)
-        except Unavailable as error:
-            log.warning("%s skipped until its next run: %s", _called(job.__name__), error)
-
-    return run
-
-
-@waiting_for_the_database
+@scheduled_job("expiry")
 def run_expiry(database) -> None:
-    def expire() -> None:
-        log.info(
-            "expiry: %s expired", quantity(expiry.expire_all(database, datetime.now(UTC)), "lot")
-        )
-
-    holding_job_lock(database, "expiry", expire)
+    log.info("expiry: %s expired", quantity(expiry.expire_all(database, datetime.now(UTC)), "lot"))
 
 
-@waiting_for_the_database
+@scheduled_job("auto-close")
 def run_auto_close(database) -> None:
-    def close_and_count() -> None:
-        closed, refused = [], None
-        try:
-            for period_id in settlement.auto_close(database, datetime.now(UTC)):
-                closed.append(period_id)  # noqa: PERF402  kept one by one: a refusal may follow
-        except Unbalanced:  # the books do not balance: fails loudly (SPEC §7), as any failure
-            raise
-        except CoalitionError as error:
-            refused = error  # the operator's to fix (a missing fx rate): one line, no traceback
-        if closed or refused is None:
-            log.info("auto-close: %s", _closed(closed))
-        if refused is not None:
-            log.warning("auto-close refused, tried again at the next check: %s", refused.message)
-        if counted := kpi_counts.keep_counts(database):
-            log.info("auto-close: counted and kept the KPIs of %s", quantity(counted, "period"))
-
-    holding_job_lock(database, "auto_close", close_and_count)
+    closed, refused = [], None
+    try:
+        for period_id in settlement.auto_close(database, datetime.now(UTC)):
+            closed.append(period_id)  # noqa: PERF402  kept one by one: a refusal may follow
+    except Unbalanced:  # the books do not balance: fails loudly (SPEC §7), as any failure
+        raise
+    except CoalitionError as error:
+        refused = error  # the operator's to fix (a missing fx rate): one line, no traceback
+    if closed or refused is None:
+        log.info("auto-close: %s", _closed(closed))
+    if refused is not None:
+        log.warning("auto-close refused, tried again at the next check: %s", refused.message)
+    if counted := kpi_counts.keep_counts(database):
+        log.info("auto-close: counted and kept the KPIs of %s", quantity(counted, "period"))
 
 
 def _closed(periods: list[str]) -> str:
@@ -129,17 +122,13 @@ def _closed(periods: list[str]) -> str:
 def start(app) -> BackgroundScheduler:
     database = database_of(app)
     scheduler = BackgroundScheduler(timezone=UTC)
-    schedule = (
-        ("expiry", run_expiry, {"hours": 1}),
-        ("auto_close", run_auto_close, {"minutes": 15}),
-    )
-    for job_id, job, every in schedule:
+    for job, every in ((run_expiry, {"hours": 1}), (run_auto_close, {"minutes": 15})):
         scheduler.add_job(
             job,
             "interval",
             **every,
             args=[database],
-            id=job_id,
+            id=job.name,
             next_run_time=datetime.now(UTC),
             max_instances=1,
             coalesce=True,
@@ -148,7 +137,5 @@ def start(app) -> BackgroundScheduler:
             misfire_grace_time=None,
         )
     scheduler.start()
-    log.info(
-        "scheduler started: %s", ", ".join(sorted(_called(job.id) for job in scheduler.get_jobs()))
-    )
+    log.info("scheduler started: %s", ", ".join(sorted(job.id for job in scheduler.get_jobs())))
     return scheduler

@@ -24,7 +24,7 @@ wait for a close, a job or an upgrade to end, and no more.
 from sqlalchemy import text
 
 CALENDAR = 0x436F616C  # "Coal"
-JOBS = {"expiry": 0x436F0001, "auto_close": 0x436F0002}
+JOBS = {"expiry": 0x436F0001, "auto-close": 0x436F0002}
 MIGRATIONS = 0x436F0003
 KPI_COUNTING = 0x436F0004
 

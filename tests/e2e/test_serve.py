@@ -285,7 +285,7 @@ def test_each_job_run_says_what_it_did_in_a_timestamped_line_and_no_control_sock
         assert time.monotonic() < deadline, log_path.read_text()
         time.sleep(0.1)
     assert "Control socket" not in log_path.read_text()
-    # each job named as every other line names it, not by its id ("auto_close")
+    # each job named as every other line names it ("auto-close", not "auto_close")
     assert re.search(stamp + r"scheduler started: auto-close, expiry$", log_path.read_text(), re.MULTILINE)
 
 

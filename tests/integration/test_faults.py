@@ -29,6 +29,7 @@ per EUR, redemption 0.01 EUR per point; partners have no hold days, and points
 live 365 days unless a test changes ``points_ttl_days``.
 """
 
+import functools
 import logging
 import os
 import signal
@@ -888,6 +889,7 @@ def job_runs(monkeypatch):
     guard = threading.Lock()
 
     def counted(name, job):
+        @functools.wraps(job)  # with the job's name, which the scheduler files it under
         def run(db):
             try:
                 job(db)
