@@ -64,7 +64,7 @@ def member_activity(session, period_id: str) -> dict[str | None, dict[str, int]]
     One statement groups the period's visits by (partner, member)
     once and counts both scopes from those groups: a ``count(DISTINCT …)``
     sorts its input anew for each figure, four sorts of every visit where
-    this makes one grouping (docs/performance.md has the timings).
+    this makes one grouping (docs/performance-log.md has the timings).
     """
     T = Transaction
     visitors = (
@@ -165,7 +165,7 @@ def new_members(session, period_id: str) -> dict[str, int]:
     members is asked for one earlier lot, which a returning member's oldest
     lot, read first from the index of lots by member, usually answers. The
     count reads about the period's lots, not the whole history of everyone
-    active in it (docs/performance.md).
+    active in it (docs/performance-log.md).
     """
     earned_in = Transaction.period_id == period_id
     first = func.row_number().over(partition_by=Lot.member_id, order_by=(Lot.earned_at, Lot.id))

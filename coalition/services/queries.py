@@ -151,7 +151,7 @@ def _from_its_period(session, query, since: datetime):
     A transaction lands in the period of its ``occurred_at``, or later if that one is
     closed (SPEC §7), so every one dated from ``since`` is at or above the bound. A page
     in id order then starts there, not at the ledger's first transaction: what it reads
-    follows the periods since ``since``, not the ledger's age (docs/performance.md).
+    follows the periods since ``since``, not the ledger's age (docs/performance-log.md).
     """
     period_id = calendar.containing_id(session, since)
     if period_id is None:

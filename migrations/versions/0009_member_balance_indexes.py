@@ -19,7 +19,7 @@ for the migration. The old index of lots by member is kept: dropping it
 would take an exclusive lock on lots, which a posting that has read its
 member's lots and waits to write would hold up while waiting in turn for
 this transaction: a deadlock. It costs each lot written one more index
-entry (see docs/performance.md).
+entry (see docs/performance-log.md).
 
 Revision ID: 0009
 Revises: 0008

@@ -4,7 +4,7 @@ filtered by one of them pages through.
 ``GET /api/v1/transactions?type=burn_reversal`` pages in id order. With no
 index that starts with the type, PostgreSQL walked the primary key and read
 past every other transaction before the first match: 0.8–1.8 s at 3.8
-million transactions, in proportion to the ledger (docs/performance.md).
+million transactions, in proportion to the ledger (docs/performance-log.md).
 Earns and burns, most of what is written, are most of every page of the
 ledger anyway, so the index is partial: they add no entry to it. SQLite,
 which would not match a query's one type to the index's list, does without.

@@ -3,7 +3,7 @@
 ``GET /api/v1/transactions?period_id=…`` pages in id order. The index by
 period and type (0001) holds a period's rows in type order, so PostgreSQL
 walked the primary key instead, past every transaction of the earlier
-periods: 0.3–0.9 s at 4 million (docs/performance.md), in proportion to the
+periods: 0.3–0.9 s at 4 million (docs/performance-log.md), in proportion to the
 ledger's age. Indexed by period and id, a page is a range of the index; with
 the type beside them, the reads of a period's transactions of some types
 (the KPIs, a late rate's re-pricing) find them in the same index, which

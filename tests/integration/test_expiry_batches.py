@@ -5,7 +5,7 @@ which a lot leaves once expired; and reads their history (expiries, points
 put back) from migration 0013's index of allocations by lot. Taken in member
 order, each batch read past every lot the batches before it had emptied;
 with no index by lot, each read every allocation of the ledger
-(docs/performance.md, "Expiry at scale").
+(docs/performance-log.md, "Expiry at scale").
 """
 
 from datetime import UTC, datetime, timedelta

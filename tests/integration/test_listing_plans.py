@@ -4,7 +4,7 @@ Listings page in id order. Filtered by a type that is a small part of the
 ledger (bonuses, returns, burn reversals, expiries), by a period, or from a
 time, PostgreSQL walked the primary key past every transaction before the
 first match, which on a ledger of millions takes seconds
-(docs/performance.md). Migration 0015 indexes those types by type and id,
+(docs/performance-log.md). Migration 0015 indexes those types by type and id,
 and the type is written into the statement, so that the generic plan a
 prepared statement comes to can read that partial index too. Migration 0016
 indexes a period's transactions by id, and a listing from a time starts at
