@@ -26,7 +26,6 @@ class CoalitionError(Exception):
         self,
         message: str,
         *,
-        status: int | None = None,
         reason: str | None = None,
         field: str | None = None,
         location: str = "json",
@@ -35,8 +34,6 @@ class CoalitionError(Exception):
         self.message = message
         self.field = field
         self.location = location
-        if status is not None:
-            self.status = status
         if reason is not None:
             self.reason = reason
 
@@ -86,6 +83,13 @@ class InsufficientPoints(CoalitionError):
 
 class NoRate(CoalitionError):
     reason = "no_rate"
+
+
+class MissingFx(NoRate):
+    """A close needs an fx rate for a currency that has none at the period's end: a
+    conflict with the rates as configured (SPEC §7), not a fault of the request."""
+
+    status = 409
 
 
 class PartnerSuspended(CoalitionError):

@@ -17,7 +17,6 @@ import decimal
 import functools
 from datetime import date
 from decimal import ROUND_FLOOR, ROUND_HALF_EVEN, Decimal
-from typing import NamedTuple
 
 from babel import core, numbers
 
@@ -175,13 +174,3 @@ def plain(value: Decimal) -> str:
 def as_written(rate: Decimal) -> str:
     """A rate with the decimals it was written with ("0.0110"), never in exponent form."""
     return format(rate, "f")
-
-
-class Money(NamedTuple):
-    """An amount in one currency; ``str()`` gives the JSON form, e.g. ``"350.00"``."""
-
-    amount: Decimal
-    currency: str
-
-    def __str__(self) -> str:
-        return str(round_half_even(self.amount, self.currency))

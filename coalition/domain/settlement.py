@@ -253,8 +253,14 @@ def took_part(
     )
 
 
-def convert(amount: Decimal, fx_rate: Decimal, currency: str) -> Decimal:
-    """Base-currency amount in the partner's currency; fx_rate is base per unit of it."""
+def convert(amount: Decimal, fx_rate: Decimal | None, currency: str) -> Decimal | None:
+    """Base-currency amount in the partner's currency; fx_rate is base per unit of it.
+
+    Without a rate the amount is unknown (None), unless it is 0: nothing is 0 in any
+    currency, so a partner that nets 0 needs no fx rate to close.
+    """
+    if fx_rate is None:
+        return money.zero(currency) if amount == 0 else None
     return money.round_half_even(amount / fx_rate, currency)
 
 

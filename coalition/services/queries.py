@@ -11,8 +11,8 @@ from datetime import datetime
 from sqlalchemy import select
 
 from coalition.db import aggregates, horizon, models, rows, written
+from coalition.domain import money
 from coalition.domain.errors import Forbidden, Invalid, NotFound
-from coalition.domain.money import Money
 from coalition.services import calendar, members, pages
 
 DEFAULT_REASONS = {
@@ -70,7 +70,9 @@ def _view(transaction: models.Transaction | rows.Transaction, allocations: list[
         "member_id": transaction.member_id,
         "occurred_at": transaction.occurred_at,
         "recorded_at": transaction.recorded_at,
-        "amount": None if amount is None else str(Money(amount, transaction.currency)),
+        "amount": None
+        if amount is None
+        else money.text(money.round_half_even(amount, transaction.currency)),
         "currency": transaction.currency,
         "category": transaction.category,
         "reason": transaction.reason,

@@ -18,7 +18,7 @@ from coalition.db import aggregates, models, totals
 from coalition.db import repricing as recorded
 from coalition.domain import money, periods, repricing
 from coalition.domain import settlement as arithmetic
-from coalition.domain.errors import Conflict, NoRate, NotFound
+from coalition.domain.errors import Conflict, MissingFx, NotFound
 from coalition.domain.totals import PartnerActivity
 from coalition.services import calendar, catalog, expiry, statements
 from coalition.services import partners as partner_service
@@ -134,6 +134,7 @@ def _partner_entry(
 ) -> dict:
     """One partner's figures of the settlement (SPEC §7), in the order they are stored."""
     redeemed_here = [line for line in lines if line.redeemer_id == partner.id]
+    fx_rate = None if fx is None else fx.value
     return {
         "partner_id": partner.id,
         "name": partner.name,
@@ -150,8 +151,8 @@ def _partner_entry(
             for line in fee_lines
         ],
         "net": money.text(position.net),
-        "fx_rate": None if fx is None else money.as_written(fx.value),
-        "net_in_currency": money.text(_in_currency(position.net, fx, partner.currency)),
+        "fx_rate": None if fx_rate is None else money.as_written(fx_rate),
+        "net_in_currency": money.text(arithmetic.convert(position.net, fx_rate, partner.currency)),
         "points_issued": facts.points_issued,
         "points_redeemed": sum(line.points for line in redeemed_here),
         "own_redemption_points": sum(line.points for line in redeemed_here if line.own),
@@ -162,14 +163,6 @@ def _partner_entry(
         "liability_points": liability_points,
         "liability": money.text(arithmetic.liability_value(liability_points, point_value, base)),
     }
-
-
-def _in_currency(net: Decimal, fx, currency: str) -> Decimal | None:
-    """The net in the partner's currency at the fx rate; a net of 0 needs none (0 in any
-    currency), any other net without one is unknown (None)."""
-    if fx is None:
-        return money.zero(currency) if net == 0 else None
-    return arithmetic.convert(net, fx.value, currency)
 
 
 def get(session, period_id: str, now: datetime) -> dict:
@@ -286,8 +279,8 @@ def _before_any_posting(period: periods.Period, now: datetime, earliest: datetim
     ``MAX_BACKDATE_DAYS`` ago, where no posting can ever be dated.
 
     A first close there would settle nothing and make every close after it
-    start there: closing year 1 left the next close 105,000 weeks to
-    close in one transaction.
+    start there: a close of year 1 would leave the next one 105,000 weeks
+    to close in one transaction.
     """
     horizon = now - timedelta(days=MAX_BACKDATE_DAYS)
     return period.end <= horizon and (earliest is None or period.end <= earliest)
@@ -297,10 +290,9 @@ def _close_one(session, period: periods.Period, now: datetime) -> dict:
     settled = compute(session, period, "final")
     result = settled.document
     if settled.missing_fx:
-        raise NoRate(
+        raise MissingFx(
             f"no fx rate at the end of {period.id} for {', '.join(settled.missing_fx)}: "
-            f"add one effective before {period.end.isoformat()}",
-            status=409,
+            f"add one effective before {period.end.isoformat()}"
         )
     session.add(
         models.Period(

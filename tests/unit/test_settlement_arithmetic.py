@@ -216,6 +216,14 @@ def test_a_net_converts_into_the_partners_currency_rounded_half_to_even():
     assert str(convert(Decimal("0.0125"), Decimal("0.0050"), "JPY")) == "2"
 
 
+def test_a_net_of_zero_needs_no_fx_rate_and_any_other_net_does():
+    # nothing is 0 in any currency, written at its minor unit
+    assert str(convert(Decimal("0.00"), None, "RUB")) == "0.00"
+    assert str(convert(Decimal("0.00"), None, "KWD")) == "0.000"
+    assert convert(Decimal("0.01"), None, "RUB") is None
+    assert convert(Decimal("-0.01"), None, "RUB") is None
+
+
 def test_outstanding_points_are_worth_the_redemption_rate_rounded_once():
     # 1234 points × 0.0125 EUR = 15.425, halfway between 15.42 and 15.43: 2 is even → 15.42
     assert str(liability_value(1234, Decimal("0.0125"), "EUR")) == "15.42"
