@@ -162,7 +162,7 @@ def first_operator_key(session) -> str | None:
 
     Instances started together each ask. Finding none, an instance locks the
     settings row and looks again, so one at a time looks and creates: one key
-    is made and printed, where each instance made and printed its own. (A
+    is made and printed, not one by each instance. (A
     start that finds a key locks nothing: the row is also what every change
     to reference data locks, a close's included.)
     """

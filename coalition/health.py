@@ -35,7 +35,7 @@ READ_ONLY = "SELECT current_setting('transaction_read_only')"
 
 @blp.get("/")
 def index():
-    """Where things are: the root had nothing but a 404."""
+    """Where things are, for whoever opens the service's address before reading its docs."""
     return {
         "service": "coalition",
         "api": "/api/v1/",

@@ -1,4 +1,4 @@
-"""Scheduled jobs (SPEC §9): expiry every hour, auto-close checked every 15 minutes.
+"""Scheduled jobs (SPEC §9): expiry every hour, auto-close checked every 15 minutes (:data:`EVERY`).
 
 After each auto-close check the same job counts and keeps the KPI counts of
 closed periods that lack them, and refreshes those kept of an open period whose
@@ -14,7 +14,7 @@ done (every unit of work re-reads what is due once it holds the lock).
 
 import functools
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import DBAPIError
@@ -27,6 +27,19 @@ from coalition.logs import quantity
 from coalition.services import changes, expiry, kpi_counts, settlement
 
 log = logging.getLogger(__name__)
+
+#: How often each job runs, by its name; each also runs as the scheduler starts.
+EVERY = {"expiry": timedelta(hours=1), "auto-close": timedelta(minutes=15)}
+
+
+def schedule() -> str:
+    """The jobs and how often each runs, as ``serve`` announces them."""
+    return ", ".join(f"{name} every {_span(every)}" for name, every in EVERY.items())
+
+
+def _span(every: timedelta) -> str:
+    minutes = int(every.total_seconds()) // 60
+    return "hour" if minutes == 60 else quantity(minutes, "minute")
 
 
 def holding_job_lock(database, job: str, work) -> None:
@@ -122,18 +135,18 @@ def _closed(periods: list[str]) -> str:
 def start(app) -> BackgroundScheduler:
     database = database_of(app)
     scheduler = BackgroundScheduler(timezone=UTC)
-    for job, every in ((run_expiry, {"hours": 1}), (run_auto_close, {"minutes": 15})):
+    for job in (run_expiry, run_auto_close):
         scheduler.add_job(
             job,
             "interval",
-            **every,
+            seconds=EVERY[job.name].total_seconds(),
             args=[database],
             id=job.name,
             next_run_time=datetime.now(UTC),
             max_instances=1,
             coalesce=True,
-            # however late it starts: APScheduler's default grace of 1 s let a slow start
-            # skip a run, the next an hour (expiry) or 15 minutes (auto-close) away
+            # however late it starts: APScheduler's default grace of 1 s would let a slow
+            # start skip a run, the next an hour (expiry) or 15 minutes (auto-close) away
             misfire_grace_time=None,
         )
     scheduler.start()

@@ -652,8 +652,8 @@ class _Line(Flowable):
 
 def _late_items(statement: Mapping) -> list[Flowable]:
     """Transactions from closed periods settled here instead (SPEC §7), listed when there
-    are any: the figures say how many ("Late items 0"), and a heading over "none" often
-    took a page of its own when the counterparties filled the first."""
+    are any: the figures say how many ("Late items 0"), and a heading over "none" would
+    often take a page of its own when the counterparties filled the first."""
     items = statement["late_items"]
     if not items:
         return []

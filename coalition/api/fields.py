@@ -184,8 +184,8 @@ def Points(**kwargs):
 class Count(fields.Integer):
     """A whole number in a query string, in ASCII digits only, as numeric ids in URLs are.
 
-    ``int()`` also reads other scripts' digits, a sign and surrounding spaces, so
-    ``?limit=٣`` was a page of 3.
+    ``int()`` also reads other scripts' digits, a sign and surrounding spaces: it would
+    take ``?limit=٣`` for a page of 3.
     """
 
     default_error_messages: ClassVar[dict] = {
@@ -200,7 +200,8 @@ class Count(fields.Integer):
 
 class WholeMatch(validate.Regexp):
     """``validate.Regexp`` over the whole value. Its ``match`` lets ``$`` match before a
-    final newline, so ``"aroma\\n"`` passed for a slug; the pattern stays as documented."""
+    final newline, which would pass ``"aroma\\n"`` for a slug; the pattern stays as
+    documented."""
 
     def __call__(self, value: str) -> str:
         if self.regex.fullmatch(value) is None:

@@ -68,7 +68,7 @@ def expire():
 @click.option("--no-scheduler", is_flag=True, help="do not run the expiry and auto-close jobs")
 def serve(host, port, workers, no_scheduler):
     """Migrate, then serve the API (gunicorn) with the scheduler."""
-    from coalition import server
+    from coalition import jobs, server
 
     try:  # read first: the flag says it all, and a switch misread fails before migrating
         scheduler = not no_scheduler and config.scheduler()
@@ -79,8 +79,8 @@ def serve(host, port, workers, no_scheduler):
     if key is not None:
         click.echo("First start: an operator key was created. Store it now, it is not shown again:")
         click.echo(key)
-    jobs = "expiry hourly, auto-close checked every 15 minutes" if scheduler else "off"
-    banner = f"Coalition on http://{host}:{port}  (API docs at /api/docs)\nJobs: {jobs}"
+    running = jobs.schedule() if scheduler else "off"
+    banner = f"Coalition on http://{host}:{port}  (API docs at /api/docs)\nJobs: {running}"
     server.run(host, port, workers, scheduler, banner)
 
 

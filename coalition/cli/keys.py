@@ -70,7 +70,7 @@ def _key_table(found) -> str:
     """One line a key under a header, columns aligned; times in UTC, ``-`` for none."""
 
     def at(moment):
-        return "-" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+        return "-" if moment is None else _utc(moment)
 
     lines = [("ID", "ROLE", "PARTNER", "CREATED (UTC)", "REVOKED (UTC)", "NAME")] + [
         (
@@ -119,8 +119,12 @@ def keys_revoke(key):
         row, before = database.run(revoke)
     name = _printable(row.name or "no name")
     what = f"{row.role} key {row.id} ({name}) in {databases.shown(database)}"
-    at = f"{row.revoked_at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
+    at = f"{_utc(row.revoked_at)} UTC"
     click.echo(f"{what} was revoked already, at {at}" if before else f"revoked {what} at {at}")
+
+
+def _utc(moment) -> str:
+    return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M:%S}"
 
 
 def _checked(schema, **options) -> dict:

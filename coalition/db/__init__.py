@@ -15,7 +15,7 @@ starts with ``BEGIN IMMEDIATE`` and waits that long on its busy timeout; on
 PostgreSQL that is every session's ``lock_timeout``, unless the operator set
 one. One still waiting when it runs out (behind a close of years of periods)
 finds the database :class:`Busy`: a 503 to ask again, where an unbounded wait
-held a thread per request until every thread of the service was waiting.
+would hold a thread per request until every thread of the service was waiting.
 """
 
 import sqlite3

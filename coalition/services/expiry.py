@@ -49,8 +49,8 @@ def expire_due(
     The lots due first go first, read in that order from the index of live
     lots by expiry, which a lot leaves once it is expired: each batch reads
     only its own lots, however many were expired before it. (Taken in
-    member order, a batch read past every lot the batches before it had
-    emptied, so expiring a year's lots took time in their number squared.)
+    member order, each batch would read past every lot the batches before it
+    had emptied: time in the square of a year's lots.)
     """
     due_by = now if due_by is None else due_by
     due = ledger_reads.lots_due(session, due_by, limit)

@@ -349,6 +349,8 @@ def _burn_reversal(book, transaction, partner, config, request) -> Posting:
     return posting
 
 
+# Each decides one type, called alike: (book, transaction, partner, config, request).
+# Only the types that issue points read ``config`` (for the lot's dates).
 HANDLERS = {
     "earn": _earn,
     "bonus": _bonus,

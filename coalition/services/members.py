@@ -10,7 +10,7 @@ The lock is PostgreSQL's ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: it
 excludes the same lock, so burns of one member still queue, but not the
 ``KEY SHARE`` lock a foreign key check takes on the member when another
 unit of work inserts a row naming them. With ``FOR UPDATE``, two batches,
-each burning for a member the other earns for, waited on each other:
+each burning for a member the other earns for, would wait on each other:
 a deadlock, retried, at the cost of both.
 """
 

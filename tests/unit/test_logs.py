@@ -52,3 +52,8 @@ def test_an_auto_close_of_many_periods_names_the_first_and_last_without_claiming
     assert jobs._closed(closed[:2]) == "closed 2 periods: 2026-11-01, 2026-11-02"
     assert jobs._closed(closed[:1]) == "closed 2026-11-01"
     assert jobs._closed([]) == "no period due"
+
+
+def test_serve_announces_each_job_with_how_often_it_runs():
+    # SPEC §9: the expiry job runs hourly; auto-close checks every 15 minutes (operations.md)
+    assert jobs.schedule() == "expiry every hour, auto-close every 15 minutes"
