@@ -29,7 +29,8 @@ class ChangeOut(Answer):
     subject = fields.String()
     subject_id = fields.String()
     action = fields.String(metadata={"description": "create, update, revoke or close"})
-    fields_ = fields.Dict(
+    fields_ = fields.Dict(  # named so in Python only: ``fields`` is marshmallow's module
+        attribute="fields",
         data_key="fields",
         metadata={
             "description": "What was created, or each field changed as [before, after];"

@@ -166,5 +166,5 @@ def _view(row: models.Change) -> dict:
         "subject": row.subject,
         "subject_id": row.subject_id,
         "action": row.action,
-        "fields_": json.loads(row.detail),
+        "fields": json.loads(row.detail),
     }
