@@ -241,34 +241,21 @@ def test_plain_writes_negative_zero_as_zero():
     assert money.plain(Decimal("-0.000")) == "0"
 
 
-# The JSON form of an amount: rounded at its currency's minor unit, then written.
-
-
-def test_an_amount_as_json_has_the_currency_decimals():
-    # 350 RUB is written with 2 decimals.
-    assert money.text(money.round_half_even(Decimal("350"), "RUB")) == "350.00"
-
-
-def test_an_amount_as_json_of_yen_has_no_decimals():
-    assert money.text(money.round_half_even(Decimal("1500"), "JPY")) == "1500"
-
-
-def test_an_amount_as_json_of_kwd_has_three_decimals():
-    assert money.text(money.round_half_even(Decimal("12.5"), "KWD")) == "12.500"
-
-
-def test_an_amount_as_json_rounds_half_even():
-    # 0.125 EUR → 0.12 (2 is even).
-    assert money.text(money.round_half_even(Decimal("0.125"), "EUR")) == "0.12"
-
-
-def test_an_amount_as_json_keeps_the_sign_of_a_negative_amount():
-    assert money.text(money.round_half_even(Decimal("-35.1"), "EUR")) == "-35.10"
-
-
-def test_an_amount_that_rounds_to_zero_is_written_without_minus_sign():
-    # -0.004 EUR rounds to zero cents; a statement should say "0.00", not "-0.00".
-    assert money.text(money.round_half_even(Decimal("-0.004"), "EUR")) == "0.00"
+@pytest.mark.parametrize(
+    ("amount", "currency", "written"),
+    [
+        ("350", "RUB", "350.00"),  # the currency's 2 decimals
+        ("1500", "JPY", "1500"),  # none
+        ("12.5", "KWD", "12.500"),  # 3
+        ("0.125", "EUR", "0.12"),  # half a cent to the even neighbour, 2
+        ("-35.1", "EUR", "-35.10"),  # the sign kept
+        ("-0.004", "EUR", "0.00"),  # zero cents: "0.00" on a statement, not "-0.00"
+    ],
+)
+def test_an_amount_in_json_is_rounded_at_its_currency_minor_unit_then_written(
+    amount, currency, written
+):
+    assert money.text(money.round_half_even(Decimal(amount), currency)) == written
 
 
 def test_a_net_worth_29_digits_in_a_tiny_currency_converts_exactly():
