@@ -150,3 +150,19 @@ def test_a_reversal_in_a_later_period_follows_its_burn_repriced_in_a_closed_one(
                     original_external_id="b1", points=10, occurred_at=days_ago(0.001))
     assert _line(_settlement(operator, reversal["period_id"]), "skyair", "aroma") == (-10, "-0.20")
 
+
+
+def test_a_backdated_earn_is_charged_the_fee_rate_in_force_at_its_occurred_at(operator, month):
+    """skyair's own fee of 0.005 EUR a point starts at the first instant of this month,
+    and is added before anything is posted (so nothing is re-priced: it is no rate added
+    late). m1 then earns 100.00 EUR at skyair on day 3 of last month, posted now:
+    100.00 × 2 = 200 points, charged at the fee in force at the earn's occurred_at, the
+    coalition-wide 0.001 (docs/decisions.md, Rates: "The fee rate is taken when the
+    points are issued (at the earn's occurred_at)"), not at the one in force when it is
+    posted: fees = 200 × 0.001 = 0.20 EUR (at 0.005 they would be 1.00)."""
+    start, period_id = month
+    _, end, _ = previous_month()
+    later = add_rate(operator, "fee", "0.005", partner_id="skyair", effective_from=end.isoformat())
+    earned = earn(operator, "e1", "skyair", "m1", at(start, 3), "100.00", "EUR")
+    assert earned["points"] == 200 and later["id"] not in earned["rate_ids"]
+    assert _fees(close(operator, period_id))["skyair"] == "0.20"

@@ -697,3 +697,22 @@ def test_a_close_is_dated_after_every_posting_it_includes(operator, database):
         closed_at[result["period_id"]]
     )
 
+
+
+def test_a_lot_earned_as_its_period_ends_is_the_next_periods_liability_not_this_ones(operator):
+    """Daily periods, a point redeemed worth 0.01 EUR. m1 earns 100.00 EUR × 2 = 200
+    points at skyair at 09:00 of day A; m2 earns 50.00 EUR × 2 = 100 at 00:00 of day
+    B, the instant A ends. A period's end is exclusive, so that earn is B's and its
+    points did not exist at A's last instant (SPEC §7: liability at the period's end).
+    A: issued 200, outstanding 200 × 0.01 = 2.00 EUR (not 300, 3.00);
+    B: issued 100, outstanding 200 + 100 = 300 × 0.01 = 3.00 EUR."""
+    day_a, a_id, b_id = skyair_and_ironfit_by_day(operator)
+    earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
+    on_the_end = earn(operator, "m2-earn", "skyair", "m2", at(day_a, 1, 0), "50.00", "EUR")
+    assert (on_the_end["points"], on_the_end["period_id"], on_the_end["late"]) == (100, b_id, False)
+
+    a = next(entry for entry in close(operator, a_id)["partners"] if entry["partner_id"] == "skyair")
+    b = next(entry for entry in close(operator, b_id)["partners"] if entry["partner_id"] == "skyair")
+
+    assert (a["points_issued"], a["liability_points"], a["liability"]) == (200, 200, "2.00")
+    assert (b["points_issued"], b["liability_points"], b["liability"]) == (100, 300, "3.00")
