@@ -61,7 +61,9 @@ def _allocation_view(row: models.Allocation | rows.Allocation) -> dict:
 
 
 def _view(transaction: models.Transaction | rows.Transaction, allocations: list[dict], lot) -> dict:
-    amount = transaction.amount
+    amount = transaction.amount  # stored to NUMERIC's four places: shown at the currency's
+    if amount is not None:
+        amount = money.text(money.round_half_even(amount, transaction.currency))
     return {
         "id": transaction.id,
         "external_id": transaction.external_id,
@@ -70,9 +72,7 @@ def _view(transaction: models.Transaction | rows.Transaction, allocations: list[
         "member_id": transaction.member_id,
         "occurred_at": transaction.occurred_at,
         "recorded_at": transaction.recorded_at,
-        "amount": None
-        if amount is None
-        else money.text(money.round_half_even(amount, transaction.currency)),
+        "amount": amount,
         "currency": transaction.currency,
         "category": transaction.category,
         "reason": transaction.reason,
