@@ -166,3 +166,24 @@ def test_a_backdated_earn_is_charged_the_fee_rate_in_force_at_its_occurred_at(op
     earned = earn(operator, "e1", "skyair", "m1", at(start, 3), "100.00", "EUR")
     assert earned["points"] == 200 and later["id"] not in earned["rate_ids"]
     assert _fees(close(operator, period_id))["skyair"] == "0.20"
+
+
+def test_a_return_recovers_the_fee_at_the_rate_its_earn_was_charged(operator, month):
+    """skyair's own fee of 0.005 EUR a point starts on day 10 of last month, added before
+    anything is posted (no rate added late). m1 earns 100.00 EUR at skyair on day 3:
+    200 points, charged at the coalition-wide 0.001 in force then. On day 12 it returns
+    50.00 EUR: floor(200 × 50.00 / 100.00) = 100 points recovered, at the earn's fee rate
+    (docs/decisions.md, Rates: "a return recovers fees at that same rate"), not at the
+    0.005 in force on day 12. Fees = (200 − 100) × 0.001 = 0.10 EUR, one fee line
+    (were the return valued at 0.005: 0.200 − 0.500 = −0.30)."""
+    start, period_id = month
+    add_rate(operator, "fee", "0.005", partner_id="skyair", effective_from=at(start, 10, 0))
+    assert earn(operator, "e1", "skyair", "m1", at(start, 3), "100.00", "EUR")["points"] == 200
+    returned = post(operator, external_id="r1", type="earn_reversal", partner_id="skyair",
+                    original_external_id="e1", occurred_at=at(start, 12), amount="50.00",
+                    currency="EUR")
+    assert (returned["points"], returned["shortfall_points"]) == (-100, 0)
+    settlement = close(operator, period_id)
+    skyair = next(entry for entry in settlement["partners"] if entry["partner_id"] == "skyair")
+    assert [(line["fee_rate"], line["points"]) for line in skyair["fee_lines"]] == [("0.001", 100)]
+    assert _fees(settlement)["skyair"] == "0.10"
