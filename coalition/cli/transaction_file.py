@@ -126,10 +126,9 @@ def request_body(row: dict) -> dict:
     body = {field: value for field, value in row.items() if value}
     points = body.get("points", "")
     if re.fullmatch("-?[0-9]+", points):  # "٣" or "３" is no more a number here than in JSON
-        try:
-            body["points"] = int(points)
-        except ValueError:  # past int()'s 4,300 digits: read whole, refused for its value
-            body["points"] = int(Decimal(points))
+        # through Decimal, which reads any length, where int() stops at 4,300 digits:
+        # a longer cell is a number refused for its value, not for its form
+        body["points"] = int(Decimal(points))
     return body
 
 
