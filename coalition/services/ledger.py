@@ -121,9 +121,7 @@ def _post(
     existing = book.transactions.get((partner_id, request["external_id"]))
     if existing is not None:
         if existing.request_hash != digest:
-            raise IdempotencyConflict(
-                f"external_id {request['external_id']!r} was posted with a different body"
-            )
+            raise _conflict(existing, request)
         return _replay(book, existing)
     partner = partners.active(book.session, partner_id)
     _check_partner_currency(request, partner)
@@ -145,6 +143,30 @@ def _post(
         request_hash=digest,
     )
     return HANDLERS[request["type"]](book, transaction, partner, config, request)
+
+
+#: What a posting keeps of its request as it was sent, by type, so a retry can be held to it
+#: (a burn's points kept negative). A reversal keeps its member and original by id and its
+#: points as taken, so a retry of one is told only that its body differs.
+_KEPT_AS_SENT = {
+    "earn": ("type", "member_id", "occurred_at", "amount", "currency", "category", "reason"),
+    "bonus": ("type", "member_id", "occurred_at", "points", "category", "reason"),
+    "burn": ("type", "member_id", "occurred_at", "points", "category", "reason"),
+}
+
+
+def _conflict(existing: rows.Transaction, request: dict) -> IdempotencyConflict:
+    """The refusal of a retry with another body, naming what changed where the row can tell:
+    the fingerprint says only that the bodies differ, and a till's developer needs to know where.
+    """
+    changed = [
+        name
+        for name in _KEPT_AS_SENT.get(existing.type, ())
+        if request.get(name)
+        != (abs(existing.points) if name == "points" else getattr(existing, name))
+    ]
+    message = f"external_id {request['external_id']!r} was posted with a different body"
+    return IdempotencyConflict(f"{message}; changed: {', '.join(changed)}" if changed else message)
 
 
 def _replay(book: Book, transaction: rows.Transaction) -> Posting:

@@ -797,6 +797,53 @@ def test_same_external_id_with_a_different_body_is_409_idempotency_conflict(coal
     assert expect(coalition.get(f"/api/v1/transactions/{original['id']}"), 200) == original
 
 
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"amount": "360.00"}, "amount"),
+        ({"member_id": "m2"}, "member_id"),
+        ({"category": "coffee"}, "category"),
+        ({"amount": "360.00", "member_id": "m2"}, "member_id, amount"),
+    ],
+)
+def test_an_idempotency_conflict_names_the_fields_the_retry_changed(coalition, change, named):
+    """A till's developer is told where the retry differs, and only there: the same
+    instant written in another offset, or 350.0 for 350.00, is no difference."""
+    occurred = datetime.now(UTC).replace(microsecond=0) - timedelta(days=3)
+    expect(earn(coalition, "t1", "m1", "350.00", occurred_at=occurred.isoformat()))
+    same_instant = occurred.astimezone(timezone(timedelta(hours=3))).isoformat()
+    retry = {"member_id": "m1", "amount": "350.0", **change}
+    response = earn(coalition, "t1", retry.pop("member_id"), retry.pop("amount"),
+                    occurred_at=same_instant, **retry)
+    assert response.status_code == 409
+    assert response.get_json()["message"] == (
+        f"external_id 't1' was posted with a different body; changed: {named}"
+    )
+
+
+def test_an_idempotency_conflict_names_a_burns_points_and_not_the_currency_it_repeats(coalition):
+    """A burn's currency is checked, not kept: repeated, it is no change."""
+    expect(bonus(coalition, "b1", "m1", 100))
+    body = {"external_id": "t1", "type": "burn", "partner_id": "aroma", "member_id": "m1",
+            "occurred_at": days_ago(1), "points": 30, "currency": "RUB"}
+    expect(coalition.post("/api/v1/transactions", json=body))
+    response = coalition.post("/api/v1/transactions", json={**body, "points": 40})
+    assert response.status_code == 409
+    assert response.get_json()["message"] == "external_id 't1' was posted with a different body; changed: points"
+
+
+def test_an_idempotency_conflict_it_cannot_place_says_the_body_differs(coalition):
+    """A reversal keeps its original by id, not as sent: the message falls back to the body."""
+    expect(bonus(coalition, "b1", "m1", 100))
+    occurred = days_ago(1)
+    expect(burn(coalition, "t1", "m1", 30, occurred_at=occurred))
+    expect(burn(coalition, "t2", "m1", 30, occurred_at=occurred))
+    expect(burn_reversal(coalition, "r1", "t1", occurred_at=occurred))
+    response = burn_reversal(coalition, "r1", "t2", occurred_at=occurred)
+    assert response.status_code == 409
+    assert response.get_json()["message"] == "external_id 'r1' was posted with a different body"
+
+
 def test_same_external_id_at_two_partners_is_two_transactions(coalition):
     expect(earn(coalition, "t1", "m1", "350.00"))
     expect(earn(coalition, "t1", "m1", "10.00", partner_id="skyair"))
