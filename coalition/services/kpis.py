@@ -89,26 +89,12 @@ def _period_kpis(
     outstanding = _liability_points(session, period)
     point_value = catalog.current(session).point_value(at_end)
 
-    scopes = {}
-    for partner in everyone:
-        facts = activity.get(partner.id, PartnerActivity())
-        visits = gathered.visits.get((period_id, partner.id), {})
-        bought = gathered.purchases.get((period_id, partner.id), {})
-        scopes[partner.id] = kpis.Activity(
-            active_members=visits.get("active_members", 0),
-            new_members=gathered.new_members.get((period_id, partner.id), 0),
-            purchasers=visits.get("purchasers", 0),
-            redemptions=visits.get("redemptions", 0),
-            purchases=bought.get("here", kpis.Purchases()),
-            points_issued=facts.points_issued,
-            points_reversed=facts.points_reversed,
-            points_redeemed=sum(item.points for item in redeemed if item.issuer_id == partner.id),
-            points_redeemed_here=sum(
-                item.points for item in redeemed if item.redeemer_id == partner.id
-            ),
-            points_expired=facts.points_expired,
-            liability_points=outstanding.get(partner.id, 0),
+    scopes = {
+        partner.id: _partner_activity(
+            partner.id, period_id, activity, redeemed, outstanding, gathered
         )
+        for partner in everyone
+    }
     coalition = None
     if totals_shown:
         coalition = kpis.figures(
@@ -134,6 +120,30 @@ def _period_kpis(
             if shown in (None, partner.id)
         ],
     }
+
+
+def _partner_activity(
+    partner_id: str, period_id: str, activity, redeemed, outstanding, gathered
+) -> kpis.Activity:
+    """One partner's figures for the period, from the counts gathered for every partner."""
+    facts = activity.get(partner_id, PartnerActivity())
+    visits = gathered.visits.get((period_id, partner_id), {})
+    bought = gathered.purchases.get((period_id, partner_id), {})
+    return kpis.Activity(
+        active_members=visits.get("active_members", 0),
+        new_members=gathered.new_members.get((period_id, partner_id), 0),
+        purchasers=visits.get("purchasers", 0),
+        redemptions=visits.get("redemptions", 0),
+        purchases=bought.get("here", kpis.Purchases()),
+        points_issued=facts.points_issued,
+        points_reversed=facts.points_reversed,
+        points_redeemed=sum(item.points for item in redeemed if item.issuer_id == partner_id),
+        points_redeemed_here=sum(
+            item.points for item in redeemed if item.redeemer_id == partner_id
+        ),
+        points_expired=facts.points_expired,
+        liability_points=outstanding.get(partner_id, 0),
+    )
 
 
 def _coalition_wide(session, period_id, at_end, everyone, scopes, gathered) -> kpis.Activity:
