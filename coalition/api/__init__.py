@@ -268,17 +268,7 @@ def init_app(app) -> Api:
             "extra_plugins": [SharedErrors(), AnswerFields()],
         },
     )
-    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
-    for error in SHARED_ERRORS:
-        api.spec.components.response(
-            error.name,
-            {
-                "description": error.description,
-                "content": {"application/json": {"schema": ErrorSchema}},
-                **({"headers": error.headers} if error.headers else {}),
-            },
-        )
-    api.register_field(DecimalString, "string", "decimal")
+    _describe_shared_parts(api)
     app.url_map.converters["member"] = MemberId
     api.register_converter(MemberId, member_id_schema)
     for module in (
@@ -299,6 +289,21 @@ def init_app(app) -> Api:
     app.teardown_request(_stop_acting)
     app.add_url_rule("/api/swagger-ui/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
     return api
+
+
+def _describe_shared_parts(api: Api) -> None:
+    """The OpenAPI components every endpoint refers to: the key scheme, errors, decimals."""
+    api.spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer"})
+    for error in SHARED_ERRORS:
+        api.spec.components.response(
+            error.name,
+            {
+                "description": error.description,
+                "content": {"application/json": {"schema": ErrorSchema}},
+                **({"headers": error.headers} if error.headers else {}),
+            },
+        )
+    api.register_field(DecimalString, "string", "decimal")
 
 
 def _no_content_no_type(response):
