@@ -1,7 +1,10 @@
 """Calls released together on threads of their own: how the concurrency tests make a race happen."""
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
+
+from sqlalchemy import text
 
 
 def together(*calls, wait: float):
@@ -16,3 +19,16 @@ def together(*calls, wait: float):
     with ThreadPoolExecutor(max_workers=len(calls)) as pool:
         futures = [pool.submit(run, call) for call in calls]
         return [future.result(timeout=wait) for future in futures]
+
+
+def until_waiting_on_locks(engine, count: int, wait: float = 60) -> None:
+    """Return once ``count`` sessions of ``engine``'s PostgreSQL database wait on a lock:
+    the calls that must queue have queued, however slow the machine."""
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = :name AND wait_event_type = 'Lock'"
+    )
+    deadline = time.monotonic() + wait
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
+        while watcher.execute(query, {"name": engine.url.database}).scalar_one() < count:
+            assert time.monotonic() < deadline, f"fewer than {count} sessions ever waited on a lock"
+            time.sleep(0.05)

@@ -30,6 +30,7 @@ from tests.conftest import connections_refused, days_ago, empty_database
 from tests.e2e.helpers import add_partner, add_rate, balance, bonus, expect, list_all
 from tests.e2e.processes import children
 from tests.e2e.settlement_world import at, previous_month, small_closed_month, small_month
+from tests.threads import until_waiting_on_locks
 
 
 @pytest.fixture
@@ -1048,12 +1049,11 @@ def test_instances_started_at_once_upgrade_the_schema_one_after_the_other(tmp_pa
     with empty_database(tmp_path) as url:
         database = Database(url)
         migrate.upgrade(database, "0005")  # 0006 adds periods.activity
-        name = database.engine.url.database
         try:
             with database.engine.connect() as holder:
                 holder.execute(text("LOCK TABLE periods IN ACCESS EXCLUSIVE MODE"))
                 upgrades = [_upgrade(url) for _ in range(3)]
-                _until_waiting_on_locks(database, name, 3)  # so all three have started
+                until_waiting_on_locks(database.engine, 3)  # so all three have started
                 holder.rollback()
             outcomes = [(upgrade.wait(timeout=120), upgrade.communicate()[0]) for upgrade in upgrades]
             assert [code for code, _ in outcomes] == [0, 0, 0], outcomes
@@ -1098,15 +1098,6 @@ def _upgrade(url: str) -> subprocess.Popen:
     return subprocess.Popen([str(Path(sys.executable).parent / "coalition"), "db", "upgrade"],
                             env={**os.environ, "COALITION_DATABASE_URL": url},
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-
-
-def _until_waiting_on_locks(database, name: str, count: int) -> None:
-    query = text("SELECT count(*) FROM pg_stat_activity WHERE datname = :name AND wait_event_type = 'Lock'")
-    deadline = time.monotonic() + 60
-    with database.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:
-        while watcher.execute(query, {"name": name}).scalar_one() < count:
-            assert time.monotonic() < deadline, "the upgrades never waited on the lock"
-            time.sleep(0.05)
 
 
 def test_python_dash_m_coalition_is_the_coalition_command(tmp_path):

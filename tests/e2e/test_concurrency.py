@@ -47,7 +47,7 @@ from coalition.services import settings as settings_service
 from tests.conftest import POSTGRES_URL, days_ago
 from tests.e2e.helpers import add_partner, add_rate, earn, expect, list_all
 from tests.e2e.live_server import LiveServer, live_server
-from tests.threads import together
+from tests.threads import together, until_waiting_on_locks
 
 pytestmark = pytest.mark.postgres
 
@@ -1031,6 +1031,36 @@ def test_a_change_the_ledger_depends_on_waits_for_a_posting_in_flight_and_is_the
     assert reply.status_code == 409, reply.get_json()
     assert expect(local_operator.get("/api/v1/partners/aroma"), 200)["currency"] == "RUB"
     assert expect(local_operator.get("/api/v1/settings"), 200)["timezone"] == "UTC"
+
+
+def test_no_posting_of_a_partner_is_recorded_after_its_suspension(database_url, local_operator):
+    """An operator who suspends a partner (a compromised till) is answered once that
+    partner's postings in flight have committed: one queued behind a member's lock
+    when the suspension came was recorded tens of milliseconds after it."""
+    add_partner(local_operator, "aroma", "RUB", "cafe")
+    add_partner(local_operator, "skyair", "EUR", "travel")
+    add_rate(local_operator, "earn", "2", partner_id="skyair")
+    add_rate(local_operator, "redemption", "0.01")
+    expect(earn(local_operator, "e-held", "m-held", "100.00", partner_id="skyair", occurred_at=days_ago(3)))
+    holding = validated({"external_id": "b-held", "type": "burn", "partner_id": "skyair",
+                         "member_id": "m-held", "points": 10, "occurred_at": days_ago(2)})
+    queued = {"external_id": "b-queued", "type": "burn", "partner_id": "aroma",
+              "member_id": "m-held", "points": 10, "occurred_at": days_ago(2)}
+    watched = Database(database_url)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        with held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, holding,
+                                                                 datetime.now(UTC))):
+            burn = pool.submit(local_operator.post, "/api/v1/transactions", json=queued)
+            until_waiting_on_locks(watched.engine, 1)  # aroma's burn, on the member's lock, its partner checked
+            suspension = pool.submit(local_operator.patch, "/api/v1/partners/aroma",
+                                     json={"status": "suspended"})
+            sleep(0.5)  # time for the suspension to commit, as it did without waiting
+        expect(suspension.result(timeout=WAIT), 200)
+        recorded_at = datetime.fromisoformat(expect(burn.result(timeout=WAIT))["recorded_at"])
+    watched.dispose()
+    (suspended,) = [change for change in list_all(local_operator, "/api/v1/changes", subject="partner")
+                    if change["fields"].get("status") == ["active", "suspended"]]
+    assert recorded_at < datetime.fromisoformat(suspended["at"])
 
 
 def test_an_fx_rate_posted_while_the_base_currency_changes_is_checked_against_the_new_one(database_url,
