@@ -988,17 +988,22 @@ def test_a_posting_that_waits_for_a_close_lands_late_and_is_recorded_after_the_c
     assert transaction.recorded_at > datetime.fromisoformat(closed["closed_at"]) > asked_at
 
 
+def member_with_skyair_points(operator, member_id: str) -> None:
+    """aroma (RUB) and skyair (EUR), redemption 0.01, and ``member_id`` with 200 points of skyair's."""
+    add_partner(operator, "aroma", "RUB", "cafe")
+    add_partner(operator, "skyair", "EUR", "travel")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    add_rate(operator, "redemption", "0.01")
+    expect(earn(operator, f"e-{member_id}", member_id, "100.00", partner_id="skyair", occurred_at=days_ago(3)))
+
+
 def test_a_rate_added_while_a_burn_is_in_flight_waits_for_it_and_then_re_prices_it(database_url,
                                                                                   local_operator):
     """The rate knows which postings were priced without it (SPEC §7: a burn is valued at
     the rate in force at its occurred_at). Read while the burn was in flight, the ledger's
     last transaction would leave the burn out: valued at 0.01, not at aroma's own 0.05
     dated before it. 30 points burnt at aroma from skyair's lot: 30 × 0.05 = 1.50 EUR."""
-    add_partner(local_operator, "aroma", "RUB", "cafe")
-    add_partner(local_operator, "skyair", "EUR", "travel")
-    add_rate(local_operator, "earn", "2", partner_id="skyair")
-    add_rate(local_operator, "redemption", "0.01")
-    expect(earn(local_operator, "e-race", "m-race", "100.00", partner_id="skyair", occurred_at=days_ago(3)))
+    member_with_skyair_points(local_operator, "m-race")
     request = validated({"external_id": "b-race", "type": "burn", "partner_id": "aroma",
                          "member_id": "m-race", "points": 30, "occurred_at": days_ago(2)})
     posting = held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, request,
@@ -1037,11 +1042,7 @@ def test_no_posting_of_a_partner_is_recorded_after_its_suspension(database_url, 
     """An operator who suspends a partner (a compromised till) is answered once that
     partner's postings in flight have committed: one queued behind a member's lock
     when the suspension came was recorded tens of milliseconds after it."""
-    add_partner(local_operator, "aroma", "RUB", "cafe")
-    add_partner(local_operator, "skyair", "EUR", "travel")
-    add_rate(local_operator, "earn", "2", partner_id="skyair")
-    add_rate(local_operator, "redemption", "0.01")
-    expect(earn(local_operator, "e-held", "m-held", "100.00", partner_id="skyair", occurred_at=days_ago(3)))
+    member_with_skyair_points(local_operator, "m-held")
     holding = validated({"external_id": "b-held", "type": "burn", "partner_id": "skyair",
                          "member_id": "m-held", "points": 10, "occurred_at": days_ago(2)})
     queued = {"external_id": "b-queued", "type": "burn", "partner_id": "aroma",
