@@ -81,7 +81,6 @@ def import_transactions(path, jobs, from_line):
             f" in {jobs} processes" if jobs > 1 else ""
         )
         counts, stopped = _counted(posted, total, label, path, from_line)
-    click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
     if counts["failed"] or stopped:
         raise SystemExit(1)
 
@@ -90,36 +89,40 @@ def _counted(
     posted, total: int, label: str, path: str, from_line: int
 ) -> tuple[dict[str, int], bool]:
     """Each posted row's outcome counted under a progress bar, a refused row said with its
-    line; and whether the import stopped before the end, said with why and from which
-    line to go on.
+    line, then the counts; and whether the import stopped before the end, said with why
+    and from which line to go on.
 
     A Ctrl-C or SIGTERM stops it after the slice in flight, counted in full
     (:func:`_stop_after_the_slice`); a second one, or a lost database or worker,
-    stops it at once, and that slice may be written in part.
+    stops it at once, and that slice may be written in part. Once nothing is
+    posted, a signal has nothing left to stop and does not cut the report short.
     """
     counts = {"created": 0, "replayed": 0, "failed": 0}
     # the bar is drawn on a terminal only; an error shown there starts below it
     below_bar = "\n" if sys.stdout.isatty() and sys.stderr.isatty() else ""
     last_line = None  # the line the last counted row starts on
     why, in_flight = None, False  # why it stopped, and whether a slice may be written in part
-    try:
-        with _stop_after_the_slice() as stop, click.progressbar(length=total, label=label) as bar:
-            for rows, results in posted:
-                for (line, _), (outcome, detail) in zip(rows, results, strict=True):
-                    counts[outcome] += 1
-                    last_line = line
-                    if detail is not None:
-                        click.echo(f"{below_bar}line {line}: {detail}", err=True)
-                bar.update(len(rows))
-                if stop.asked and sum(counts.values()) < total:
-                    posted.close()
-                    why = _STOPPED_BY[KeyboardInterrupt]
-                    break
-    except (BrokenProcessPool, KeyboardInterrupt, Unavailable) as error:
-        why, in_flight = _STOPPED_BY.get(type(error), str(error)), True
-    if why is not None:
-        said = _going_on(path, from_line, last_line, in_flight)
-        click.echo(f"\nthe import stopped: {why}. {said}", err=True)
+    with _stop_after_the_slice() as stop:
+        try:
+            with click.progressbar(length=total, label=label) as bar:
+                for rows, results in posted:
+                    for (line, _), (outcome, detail) in zip(rows, results, strict=True):
+                        counts[outcome] += 1
+                        last_line = line
+                        if detail is not None:
+                            click.echo(f"{below_bar}line {line}: {detail}", err=True)
+                    bar.update(len(rows))
+                    if stop.asked and sum(counts.values()) < total:
+                        posted.close()
+                        why = _STOPPED_BY[KeyboardInterrupt]
+                        break
+        except (BrokenProcessPool, KeyboardInterrupt, Unavailable) as error:
+            why, in_flight = _STOPPED_BY.get(type(error), str(error)), True
+        stop.posting = False
+        if why is not None:
+            said = _going_on(path, from_line, last_line, in_flight)
+            click.echo(f"\nthe import stopped: {why}. {said}", err=True)
+        click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
     return counts, why is not None
 
 
@@ -161,13 +164,15 @@ def _stop_after_the_slice():
 
 
 class _StopAsked:
-    """A signal handler that notes the first signal and raises on the second."""
+    """A signal handler that notes the first signal and, while rows are posted, raises on
+    the second."""
 
     def __init__(self):
         self.asked = False
+        self.posting = True
 
     def __call__(self, signum, frame):
-        if self.asked:
+        if self.asked and self.posting:
             raise KeyboardInterrupt
         self.asked = True
 

@@ -866,6 +866,38 @@ def test_a_signal_mid_slice_stops_the_import_once_the_slice_is_posted_and_counte
     assert expect(operator.get("/api/v1/members/card-1/balance"), 200)["available"] == 10
 
 
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_second_signal_once_nothing_is_posted_does_not_cut_the_report_short(
+    cli, aroma, tmp_path, monkeypatch, signal_number
+):
+    """The first signal stops the import after its slice; a second one as it says how to
+    go on has nothing left to stop: the report ends with its counts and the exit status
+    is the stopped import's 1 (it was cut short, and the shell saw 130)."""
+    monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 2)
+    post_chunk, going_on = batches._post_chunk, cli_imports._going_on
+
+    def signalled(*args):
+        os.kill(os.getpid(), signal_number)
+        return post_chunk(*args)
+
+    def signalled_again(*args):
+        os.kill(os.getpid(), signal_number)
+        return going_on(*args)
+
+    monkeypatch.setattr(batches, "_post_chunk", signalled)
+    monkeypatch.setattr(cli_imports, "_going_on", signalled_again)
+    path = tmp_path / "rows.csv"
+    path.write_text(
+        "external_id,type,partner_id,member_id,occurred_at,amount,currency\n"
+        + "".join(f"e-{n},earn,aroma,card-{n},{days_ago(2)},100.00,RUB\n" for n in range(4)),
+        encoding="utf-8",
+    )
+    stopped = cli("import", str(path))
+    assert stopped.exit_code == 1
+    assert "the import stopped: it was interrupted. The rows counted below, through line 3" in stopped.output
+    assert stopped.output.splitlines()[-1] == "2 created, 0 replayed, 0 failed"
+
+
 def test_an_import_from_a_line_inside_a_quoted_row_starts_at_the_row_after_it(
     cli, aroma, operator, tmp_path
 ):
