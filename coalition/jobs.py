@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 #: How often each job runs, by its name; each also runs as the scheduler starts.
 EVERY = {"expiry": timedelta(hours=1), "auto-close": timedelta(minutes=15)}
 
+_running: set[str] = set()  # the jobs running now, named when the scheduler stops
+
 
 def schedule() -> str:
     """The jobs and how often each runs, as ``serve`` announces them."""
@@ -85,10 +87,13 @@ def scheduled_job(name: str):
     def scheduled(work):
         @functools.wraps(work)
         def run(database) -> None:
+            _running.add(name)
             try:
                 holding_job_lock(database, name, lambda: work(database))
             except Unavailable as error:
                 log.warning("%s skipped until its next run: %s", name, error)
+            finally:
+                _running.discard(name)
 
         run.name = name
         return run
@@ -152,3 +157,19 @@ def start(app) -> BackgroundScheduler:
     scheduler.start()
     log.info("scheduler started: %s", ", ".join(sorted(job.id for job in scheduler.get_jobs())))
     return scheduler
+
+
+def stop(scheduler: BackgroundScheduler) -> None:
+    """Stop the jobs, saying which run the stop cuts short: the operator reading the log
+    learns that its work in progress is rolled back (each unit of work commits whole,
+    a close or a batch of expiries) and done again by the next run."""
+    cut_short = sorted(_running)
+    scheduler.shutdown(wait=False)
+    if cut_short:
+        log.warning(
+            "scheduler stopped while %s ran: what it had not committed is rolled back,"
+            " and its next run, when the scheduler starts again, does it",
+            " and ".join(cut_short),
+        )
+    else:
+        log.info("scheduler stopped")

@@ -144,17 +144,29 @@ class Arbiter(arbiter.Arbiter):
             return False
 
 
+class _Stopped(Exception):
+    """The scheduler process was told to end (SIGTERM, as the master stops it)."""
+
+
+def _stopped(signum, frame):
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends it as it stops
+    raise _Stopped
+
+
 def _run_scheduler(master_pid: int) -> None:
-    """The jobs, until the gunicorn master is gone, however it ended."""
+    """The jobs, until the master stops them or is gone, however it ended."""
     from coalition import jobs
 
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(number, signal.SIG_DFL)  # not gunicorn's master handlers
     scheduler = jobs.start(create_app())
+    signal.signal(signal.SIGTERM, _stopped)  # from here on, a stop is logged
     try:
         processes.until_parent_gone(master_pid)
+    except _Stopped:
+        pass
     finally:
-        scheduler.shutdown(wait=False)
+        jobs.stop(scheduler)
 
 
 class Worker(ThreadWorker):

@@ -116,6 +116,7 @@ def test_a_stopped_server_stops_its_scheduler_and_says_nothing_amiss(served):
     assert process.wait(timeout=30) == 0, log_path.read_text()  # at once, unless the machine is loaded
     assert not Path(f"/proc/{scheduler}").exists(), "the scheduler outlived the server"
     assert "Traceback" not in log_path.read_text(), log_path.read_text()
+    assert "coalition.jobs: scheduler stopped" in log_path.read_text(), log_path.read_text()
 
 
 def test_a_connection_left_idle_a_few_seconds_is_still_open_for_the_next_request(served):

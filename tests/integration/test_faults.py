@@ -881,6 +881,29 @@ def test_expiry_job_skips_while_another_instance_holds_the_lock(operator, databa
     check_expired_once(operator, database, due, fresh)
 
 
+def test_a_scheduler_stopped_as_a_job_runs_says_which_and_that_its_next_run_does_it(database, caplog,
+                                                                                     monkeypatch):
+    """The operator reading the log of a stopped service learns which job run the stop cut
+    short and that nothing is lost; a stop between runs says only that it stopped."""
+
+    class Scheduler:
+        def shutdown(self, wait):
+            self.waited = wait
+
+    scheduler = Scheduler()
+    monkeypatch.setattr("coalition.services.expiry.expire_all", lambda db, now: jobs.stop(scheduler) or 0)
+    with caplog.at_level(logging.INFO, logger="coalition.jobs"):
+        jobs.run_expiry(database)
+        jobs.stop(scheduler)
+    assert caplog.messages == [
+        "scheduler stopped while expiry ran: what it had not committed is rolled back, and its next"
+        " run, when the scheduler starts again, does it",
+        "expiry: 0 lots expired",
+        "scheduler stopped",
+    ]
+    assert scheduler.waited is False  # a job cut short is not waited for: the master stops it in 5 s
+
+
 @pytest.fixture
 def job_runs(monkeypatch):
     """Each job's runs, counted, and their errors, kept (APScheduler would only log them)."""
