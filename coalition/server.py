@@ -144,12 +144,16 @@ class Arbiter(arbiter.Arbiter):
             return False
 
 
+_STOPPING = (signal.SIGTERM, signal.SIGINT)  # the master's stop; a Ctrl-C in the terminal
+
+
 class _Stopped(Exception):
-    """The scheduler process was told to end (SIGTERM, as the master stops it)."""
+    """The scheduler process was told to end."""
 
 
 def _stopped(signum, frame):
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second one ends it as it stops
+    for number in _STOPPING:  # the master's stop follows a Ctrl-C, and kills it after 5 s
+        signal.signal(number, signal.SIG_IGN)
     raise _Stopped
 
 
@@ -160,7 +164,8 @@ def _run_scheduler(master_pid: int) -> None:
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(number, signal.SIG_DFL)  # not gunicorn's master handlers
     scheduler = jobs.start(create_app())
-    signal.signal(signal.SIGTERM, _stopped)  # from here on, a stop is logged
+    for number in _STOPPING:  # from here on, a stop is logged
+        signal.signal(number, _stopped)
     try:
         processes.until_parent_gone(master_pid)
     except _Stopped:

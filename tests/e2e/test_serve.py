@@ -109,10 +109,19 @@ def test_the_master_holds_no_database_file_and_the_scheduler_is_its_own_process(
     assert not [name for name in _open_files(master) if "served.sqlite3" in name]
 
 
-def test_a_stopped_server_stops_its_scheduler_and_says_nothing_amiss(served):
+@pytest.mark.parametrize("stop", ["sigterm", "ctrl-c"])
+def test_a_stopped_server_stops_its_scheduler_and_says_nothing_amiss(served, stop):
     _, _, process, log_path = served
     (scheduler,) = set(children(process.pid)) - _workers(log_path)
-    process.terminate()
+    deadline = time.monotonic() + START_TIMEOUT
+    while "scheduler started" not in log_path.read_text():  # it starts beside the workers
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.1)
+    if stop == "ctrl-c":  # the terminal signals the whole foreground group; the workers are gunicorn's
+        os.kill(scheduler, signal.SIGINT)
+        process.send_signal(signal.SIGINT)
+    else:
+        process.terminate()
     assert process.wait(timeout=30) == 0, log_path.read_text()  # at once, unless the machine is loaded
     assert not Path(f"/proc/{scheduler}").exists(), "the scheduler outlived the server"
     assert "Traceback" not in log_path.read_text(), log_path.read_text()
