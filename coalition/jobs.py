@@ -160,11 +160,12 @@ def start(app) -> BackgroundScheduler:
 
 
 def stop(scheduler: BackgroundScheduler) -> None:
-    """Stop the jobs, saying which run the stop cuts short: the operator reading the log
-    learns that its work in progress is rolled back (each unit of work commits whole,
-    a close or a batch of expiries) and done again by the next run."""
-    cut_short = sorted(_running)
+    """Start no more runs, and say which run the scheduler's process, ending next, cuts
+    short: the operator reading the log learns that its work in progress is rolled back
+    (each unit of work commits whole, a close or a batch of expiries) and done again by
+    the next run."""
     scheduler.shutdown(wait=False)
+    cut_short = sorted(_running)  # read once no run can start
     if cut_short:
         log.warning(
             "scheduler stopped while %s ran: what it had not committed is rolled back,"

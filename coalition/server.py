@@ -163,15 +163,22 @@ def _run_scheduler(master_pid: int) -> None:
 
     for number in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(number, signal.SIG_DFL)  # not gunicorn's master handlers
-    scheduler = jobs.start(create_app())
-    for number in _STOPPING:  # from here on, a stop is logged
-        signal.signal(number, _stopped)
+    # a stop while the jobs start (their first runs begin at once) is held, then logged
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
+    scheduler = None
     try:
+        scheduler = jobs.start(create_app())
+        for number in _STOPPING:
+            signal.signal(number, _stopped)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
         processes.until_parent_gone(master_pid)
     except _Stopped:
         pass
     finally:
-        jobs.stop(scheduler)
+        for number in _STOPPING:
+            signal.signal(number, signal.SIG_IGN)
+        if scheduler is not None:
+            jobs.stop(scheduler)
 
 
 class Worker(ThreadWorker):

@@ -7,7 +7,8 @@ commits before a close reads the ledger or sees that period as closed and
 lands, late, in the next one. A change that postings depend on (the
 calendar, the base currency, a partner's currency, a new rate) holds it
 exclusively, so it cannot miss a posting in flight, nor a rate slip into a
-period a close is closing. SQLite serialises writers anyway.
+period a close is closing; so does a partner's suspension, so that none of
+its postings is recorded after it. SQLite serialises writers anyway.
 """
 
 from datetime import UTC, datetime

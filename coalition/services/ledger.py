@@ -145,13 +145,13 @@ def _post(
     return HANDLERS[request["type"]](book, transaction, partner, config, request)
 
 
-#: What a posting keeps of its request as it was sent, by type, so a retry can be held to it
-#: (a burn's points kept negative). A reversal keeps its member and original by id and its
-#: points as taken, so a retry of one is told only that its body differs.
+#: What a posting keeps of the fields its type takes as they were sent, so a retry can be
+#: held to them (a burn's points kept negative). A reversal keeps its member and original
+#: by id and its points as taken, so a retry of one is told only that its body differs.
 _KEPT_AS_SENT = {
-    "earn": ("type", "member_id", "occurred_at", "amount", "currency", "category", "reason"),
-    "bonus": ("type", "member_id", "occurred_at", "points", "category", "reason"),
-    "burn": ("type", "member_id", "occurred_at", "points", "category", "reason"),
+    "earn": ("type", "member_id", "occurred_at", "amount", "currency", "category"),
+    "bonus": ("type", "member_id", "occurred_at", "points", "reason"),
+    "burn": ("type", "member_id", "occurred_at", "points"),
 }
 
 

@@ -38,11 +38,12 @@ def create(session, fields: dict) -> models.Partner:
 
 def update(session, partner_id: str, fields: dict) -> models.Partner:
     known = catalog.current(session).partners.get(partner_id)
-    if known is not None and any(
-        fields.get(name, getattr(known, name)) != getattr(known, name)
-        for name in ("currency", "status")
+    if known is not None and (
+        fields.get("currency", known.currency) != known.currency
+        or (fields.get("status") == "suspended" and known.status != "suspended")
     ):
-        # postings in flight commit first: counted below, and none recorded after a suspension
+        # postings in flight commit first: counted below, and none recorded after a
+        # suspension (a suspended partner has none in flight to wait for when reactivated)
         calendar.lock_calendar(session, exclusive=True)
     partner = get(session, partner_id)
     if fields.pop("id", partner_id) != partner_id:

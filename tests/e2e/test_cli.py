@@ -871,8 +871,8 @@ def test_a_second_signal_once_nothing_is_posted_does_not_cut_the_report_short(
     cli, aroma, tmp_path, monkeypatch, signal_number
 ):
     """The first signal stops the import after its slice; a second one as it says how to
-    go on has nothing left to stop: the report ends with its counts and the exit status
-    is the stopped import's 1 (it was cut short, and the shell saw 130)."""
+    go on has nothing left to stop: the report ends with its counts (it ended in click's
+    "Aborted!", with neither the line to go on from nor the counts)."""
     monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 2)
     post_chunk, going_on = batches._post_chunk, cli_imports._going_on
 

@@ -1052,10 +1052,11 @@ def test_no_posting_of_a_partner_is_recorded_after_its_suspension(database_url, 
         with held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, holding,
                                                                  datetime.now(UTC))):
             burn = pool.submit(local_operator.post, "/api/v1/transactions", json=queued)
-            until_waiting_on_locks(watched.engine, 1)  # aroma's burn, on the member's lock, its partner checked
+            until_waiting_on_locks(watched.engine, 1)  # aroma's burn, queued on the member's lock
             suspension = pool.submit(local_operator.patch, "/api/v1/partners/aroma",
                                      json={"status": "suspended"})
-            sleep(0.5)  # time for the suspension to commit, as it did without waiting
+            # queued behind the burn; without waiting, it committed at once
+            until_waiting_on_locks(watched.engine, 2, unless=suspension.done)
         expect(suspension.result(timeout=WAIT), 200)
         recorded_at = datetime.fromisoformat(expect(burn.result(timeout=WAIT))["recorded_at"])
     watched.dispose()
@@ -1084,6 +1085,20 @@ def test_settings_sent_back_unchanged_do_not_wait_for_postings_in_flight(databas
         # the calendar and currency as they are, the TTL changed: nothing postings depend on
         reply = pool.submit(local_operator.put, "/api/v1/settings", json={**settings, "points_ttl_days": 400})
         assert expect(reply.result(timeout=10), 200)["points_ttl_days"] == 400  # while the posting is open
+
+
+def test_a_reactivation_does_not_wait_for_postings_in_flight(database_url, local_operator):
+    """A suspended partner has no posting in flight to wait for; other partners' postings
+    do not hold its reactivation back."""
+    add_partner(local_operator, "aroma", "RUB", "cafe")
+    add_rate(local_operator, "earn", "0.1", partner_id="aroma")
+    add_partner(local_operator, "skyair", "EUR", "travel")
+    expect(local_operator.patch("/api/v1/partners/skyair", json={"status": "suspended"}), 200)
+    request = validated(earn_body("race-3", "m-race", "aroma", "100.00", days_ago(1)))
+    with ThreadPoolExecutor(max_workers=1) as pool, held_open(database_url, lambda session: ledger.post(
+            session, imports.OPERATOR, request, datetime.now(UTC))):
+        reply = pool.submit(local_operator.patch, "/api/v1/partners/skyair", json={"status": "active"})
+        assert expect(reply.result(timeout=10), 200)["status"] == "active"  # while the posting is open
 
 
 def test_instances_started_together_make_one_first_operator_key(database_url):
