@@ -290,9 +290,10 @@ def _close_one(session, period: periods.Period, now: datetime) -> dict:
     settled = compute(session, period, "final")
     result = settled.document
     if settled.missing_fx:
+        end = _local(period.end, catalog.current(session).settings.timezone)
         raise MissingFx(
             f"no fx rate at the end of {period.id} for {', '.join(settled.missing_fx)}: "
-            f"add one effective before {period.end.isoformat()}"
+            f"add one effective before {end.isoformat()}"
         )
     session.add(
         models.Period(

@@ -172,14 +172,19 @@ def _month_without_fx(operator) -> str:
     return period_id
 
 
-def test_close_with_a_partner_currency_lacking_fx_is_409_no_rate_naming_it(operator):
+@pytest.mark.parametrize("timezone", ["UTC", "Asia/Kathmandu"])
+def test_close_with_a_partner_currency_lacking_fx_is_409_no_rate_naming_it(operator, timezone):
+    """What to do about it: a rate in force at the period's end, named as the coalition
+    keeps it, its local midnight (as a close refused for a period not yet ended says)."""
+    expect(operator.put("/api/v1/settings", json={"timezone": timezone}), 200)
     period_id = _month_without_fx(operator)
     response = operator.post(f"/api/v1/settlements/{period_id}/close")
     body = response.get_json()
     assert (response.status_code, body["code"], body["reason"]) == (409, 409, "no_rate")
     assert "RUB" in body["message"] and "CZK" in body["message"]
-    _, end, _ = previous_month()  # what to do about it: a rate in force at the period's end
-    assert body["message"].endswith(f"add one effective before {end.isoformat()}")
+    _, end, _ = previous_month()
+    local_end = end.replace(tzinfo=ZoneInfo(timezone))  # 2026-12-01T00:00:00+05:45, say
+    assert body["message"].endswith(f"add one effective before {local_end.isoformat()}")
 
 
 def test_a_partner_that_issued_points_needs_an_fx_rate_even_when_it_nets_zero(operator):
