@@ -45,6 +45,19 @@ def _open_files(pid: int) -> list[str]:
     return names
 
 
+def _stop(process: subprocess.Popen, log_path: Path) -> None:
+    """Stop ``serve`` as a process manager would. gunicorn gives a worker's connections up
+    to its graceful timeout (30 s) to finish, so that long is not a failure; longer is,
+    and the log says where it was (CI once saw no exit within 15 s)."""
+    process.terminate()
+    try:
+        process.wait(timeout=45)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=15)
+        raise AssertionError(f"serve did not stop within 45 s of SIGTERM:\n{log_path.read_text()}") from None
+
+
 @pytest.fixture
 def served(tmp_path):
     """``coalition serve`` on a fresh SQLite file with its scheduler; yields (url, key, process, log)."""
@@ -78,12 +91,7 @@ def served(tmp_path):
         key = re.search(r"coal_[A-Za-z0-9_-]+", log_path.read_text()).group(0)
         yield url, key, process, log_path
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=15)
+        _stop(process, log_path)
 
 
 def test_served_on_sqlite_with_its_scheduler_every_write_succeeds(served):
@@ -368,18 +376,6 @@ def test_serve_waits_for_a_database_started_beside_it(tmp_path):
             _stop(process, log_path)
     assert "First start: an operator key was created" in log_path.read_text()
 
-
-def _stop(process: subprocess.Popen, log_path: Path) -> None:
-    """Stop ``serve`` as a process manager would. gunicorn gives a worker's connections up
-    to its graceful timeout (30 s) to finish, so that long is not a failure; longer is,
-    and the log says where it was (CI once saw no exit within 15 s)."""
-    process.terminate()
-    try:
-        process.wait(timeout=45)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=15)
-        raise AssertionError(f"serve did not stop within 45 s of SIGTERM:\n{log_path.read_text()}") from None
 
 
 @pytest.mark.postgres
