@@ -71,6 +71,12 @@ def close(caller, period_id: str, status: int = 200) -> dict:
     return expect(caller.post(f"/api/v1/settlements/{period_id}/close"), status)
 
 
+def partner_entry(settlement: dict, partner_id: str) -> dict:
+    """A partner's entry in a settlement: its figures, one and only one."""
+    (entry,) = [e for e in settlement["partners"] if e["partner_id"] == partner_id]
+    return entry
+
+
 def statements(caller, **query) -> list[dict]:
     return expect(caller.get("/api/v1/statements", query_string=query), 200)["items"]
 

@@ -21,6 +21,7 @@ from tests.e2e.settlement_world import (
     close,
     earn,
     expect,
+    partner_entry,
     post,
     previous_month,
 )
@@ -151,7 +152,6 @@ def test_a_reversal_in_a_later_period_follows_its_burn_repriced_in_a_closed_one(
     assert _line(_settlement(operator, reversal["period_id"]), "skyair", "aroma") == (-10, "-0.20")
 
 
-
 def test_a_backdated_earn_is_charged_the_fee_rate_in_force_at_its_occurred_at(operator, month):
     """skyair's own fee of 0.005 EUR a point starts at the first instant of this month,
     and is added before anything is posted (so nothing is re-priced: it is no rate added
@@ -184,6 +184,6 @@ def test_a_return_recovers_the_fee_at_the_rate_its_earn_was_charged(operator, mo
                     currency="EUR")
     assert (returned["points"], returned["shortfall_points"]) == (-100, 0)
     settlement = close(operator, period_id)
-    skyair = next(entry for entry in settlement["partners"] if entry["partner_id"] == "skyair")
+    skyair = partner_entry(settlement, "skyair")
     assert [(line["fee_rate"], line["points"]) for line in skyair["fee_lines"]] == [("0.001", 100)]
     assert _fees(settlement)["skyair"] == "0.10"

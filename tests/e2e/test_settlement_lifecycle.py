@@ -29,6 +29,7 @@ from tests.e2e.settlement_world import (
     day_in_past,
     earn,
     expect,
+    partner_entry,
     post,
     previous_month,
     small_closed_month,
@@ -247,7 +248,7 @@ def test_a_net_of_29_digits_in_the_partners_currency_closes_exactly(operator):
     post(operator, external_id="big", type="bonus", partner_id="coalition", member_id="whale",
          occurred_at=at(start, 1), points=10**12, reason="test")
     burn(operator, "b1", "vnd", "whale", at(start, 2), 10**7)
-    (entry,) = [e for e in close(operator, period_id)["partners"] if e["partner_id"] == "vnd"]
+    entry = partner_entry(close(operator, period_id), "vnd")
     assert (entry["net"], entry["net_in_currency"]) == ("10000000000000000.00", str(10**28))
 
 
@@ -564,8 +565,8 @@ def test_a_lot_expiring_as_its_period_ends_is_that_periods_liability_and_the_nex
     if job_ran_first:
         expiry.expire_all(database, datetime.now(UTC))
 
-    a = next(entry for entry in close(operator, a_id)["partners"] if entry["partner_id"] == "skyair")
-    b = next(entry for entry in close(operator, b_id)["partners"] if entry["partner_id"] == "skyair")
+    a = partner_entry(close(operator, a_id), "skyair")
+    b = partner_entry(close(operator, b_id), "skyair")
 
     assert (a["points_issued"], a["points_expired"], a["liability_points"], a["liability"]) == (
         200, 0, 150, "1.50")
@@ -684,7 +685,7 @@ def test_a_period_not_begun_has_a_draft_once_a_posting_is_dated_in_it(operator, 
         draft_seen_before_day_b()
     earn(operator, "m1-b", "skyair", "m1", at(day_a, 1, 0, 2), "100.00", "EUR")  # B 00:02
     draft = draft_seen_before_day_b()
-    skyair = next(entry for entry in draft["partners"] if entry["partner_id"] == "skyair")
+    skyair = partner_entry(draft, "skyair")
     assert (draft["status"], skyair["points_issued"]) == ("draft", 200)  # 100.00 EUR × 2
 
 
@@ -703,7 +704,6 @@ def test_a_close_is_dated_after_every_posting_it_includes(operator, database):
     )
 
 
-
 def test_a_lot_earned_as_its_period_ends_is_the_next_periods_liability_not_this_ones(operator):
     """Daily periods, a point redeemed worth 0.01 EUR. m1 earns 100.00 EUR × 2 = 200
     points at skyair at 09:00 of day A; m2 earns 50.00 EUR × 2 = 100 at 00:00 of day
@@ -716,8 +716,8 @@ def test_a_lot_earned_as_its_period_ends_is_the_next_periods_liability_not_this_
     on_the_end = earn(operator, "m2-earn", "skyair", "m2", at(day_a, 1, 0), "50.00", "EUR")
     assert (on_the_end["points"], on_the_end["period_id"], on_the_end["late"]) == (100, b_id, False)
 
-    a = next(entry for entry in close(operator, a_id)["partners"] if entry["partner_id"] == "skyair")
-    b = next(entry for entry in close(operator, b_id)["partners"] if entry["partner_id"] == "skyair")
+    a = partner_entry(close(operator, a_id), "skyair")
+    b = partner_entry(close(operator, b_id), "skyair")
 
     assert (a["points_issued"], a["liability_points"], a["liability"]) == (200, 200, "2.00")
     assert (b["points_issued"], b["liability_points"], b["liability"]) == (100, 300, "3.00")

@@ -88,6 +88,7 @@ from tests.e2e.settlement_world import (
     close,
     earn,
     expect,
+    partner_entry,
     post,
     previous_month,
     statement_of,
@@ -364,11 +365,6 @@ def settled(world) -> dict:
     return world.settled
 
 
-def _partner(settlement: dict, partner_id: str) -> dict:
-    (entry,) = [e for e in settlement["partners"] if e["partner_id"] == partner_id]
-    return entry
-
-
 def test_close_answers_a_final_settlement_of_the_previous_month_in_eur(settled, month):
     assert (settled["period_id"], settled["status"], settled["base_currency"]) == (month, "final", "EUR")
 
@@ -407,22 +403,22 @@ def _figures(entry: dict, fields: tuple[str, ...]) -> dict:
 
 @pytest.mark.parametrize("partner_id", PARTNERS)
 def test_partner_money_figures_match_hand_computation(settled, partner_id):
-    assert _figures(_partner(settled, partner_id), MONEY) == _figures(EXPECTED[partner_id], MONEY)
+    assert _figures(partner_entry(settled, partner_id), MONEY) == _figures(EXPECTED[partner_id], MONEY)
 
 
 @pytest.mark.parametrize("partner_id", PARTNERS)
 def test_fx_rate_is_the_one_in_force_at_the_last_instant_of_the_period(settled, partner_id):
-    assert Decimal(_partner(settled, partner_id)["fx_rate"]) == Decimal(EXPECTED[partner_id]["fx_rate"])
+    assert Decimal(partner_entry(settled, partner_id)["fx_rate"]) == Decimal(EXPECTED[partner_id]["fx_rate"])
 
 
 @pytest.mark.parametrize("partner_id", PARTNERS)
 def test_partner_point_figures_match_hand_computation(settled, partner_id):
-    assert _figures(_partner(settled, partner_id), POINTS) == _figures(EXPECTED[partner_id], POINTS)
+    assert _figures(partner_entry(settled, partner_id), POINTS) == _figures(EXPECTED[partner_id], POINTS)
 
 
 @pytest.mark.parametrize("partner_id", PARTNERS)
 def test_outstanding_liability_counts_available_and_pending_points_at_period_end(settled, partner_id):
-    entry = _partner(settled, partner_id)
+    entry = partner_entry(settled, partner_id)
     expected = EXPECTED[partner_id]
     assert (entry["liability_points"], entry["liability"]) == (
         expected["liability_points"], expected["liability"])
@@ -462,7 +458,7 @@ def test_the_close_expires_what_the_job_has_not_yet_and_settles_the_same(
     out above, and the expiry lands in the month itself, not late."""
     with _service(template, tmp_path_factory.mktemp("no-expiry-job")) as (operator, database):
         month = _post_month(operator, database, run_expiry_job=False)
-        assert _partner(close(operator, month), "sushi")["points_expired"] == 90
+        assert partner_entry(close(operator, month), "sushi")["points_expired"] == 90
         assert expect(operator.get(f"/api/v1/settlements/{month}"), 200) == world.settled
         items = expect(operator.get("/api/v1/transactions", query_string={"type": "expiry"}),
                        200)["items"]
@@ -487,7 +483,7 @@ def test_statements_are_numbered_in_partner_id_order(operator, settled, month):
 @pytest.mark.parametrize("partner_id", PARTNERS)
 def test_statement_summary_is_the_partners_settlement_entry(operator, settled, month, partner_id):
     statement = statement_of(operator, partner_id, month)
-    assert statement["summary"] == _partner(settled, partner_id)
+    assert statement["summary"] == partner_entry(settled, partner_id)
     assert (statement["currency"], statement["base_currency"], statement["status"]) == (
         EXPECTED[partner_id]["currency"], "EUR", "final")
 
