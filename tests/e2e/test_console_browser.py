@@ -444,6 +444,19 @@ def test_statements_of_all_periods_are_listed_when_chosen_and_the_address_keeps_
     assert Select(browser.find_element(By.ID, "period_id")).first_selected_option.text == "All periods"
 
 
+def test_statements_of_a_period_without_any_keep_that_period_chosen(browser, server, operator, month):
+    """A period the address names that has no statements (open, or none such): the list says
+    there are none, and the Period box read "All periods", against the filter applied."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    this_month = current_month_id()  # open
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"statements?period_id={this_month}", "Statements")
+    assert "No statements for this choice" in text_of(browser)
+    assert Select(browser.find_element(By.ID, "period_id")).first_selected_option.get_attribute("value") == this_month
+
+
 def test_more_statements_than_the_page_reads_show_the_newest_and_say_so(browser, server, operator, database,
                                                                          month):
     """All periods of a large coalition: the page read every statement, each with its
@@ -619,6 +632,35 @@ def test_a_statement_address_without_a_number_says_there_is_no_such_statement(br
     assert "statements are numbered" in text_of(browser)
 
 
+@pytest.mark.parametrize("route", ["statement/999999", "settlement/2099-01"])
+def test_a_page_of_something_that_does_not_exist_says_so_and_offers_no_retry(browser, server, operator, month, route):
+    """It read "Could not load this page" and offered Try again, as for an outage."""
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, route, "Not found")
+    assert browser.find_elements(By.XPATH, "//main//button[text()='Try again']") == []
+
+
+def test_a_database_away_is_told_in_the_consoles_words_and_can_be_tried_again(browser, server, operator, month,
+                                                                              monkeypatch):
+    """The API's 503 message goes on to tell a till how a retried posting is answered, which
+    means nothing to a finance reader."""
+    from selenium.webdriver.common.by import By
+
+    from coalition.db import Unavailable
+
+    sign_in(browser, server, key_of(operator))
+    with monkeypatch.context() as patched:
+        patched.setattr(partners, "all_partners", lambda session: (_ for _ in ()).throw(Unavailable("away")))
+        go(browser, server, "partners", "Could not load this page")
+        assert "The service cannot reach its database just now: try again in a moment." in text_of(browser)
+        assert "external_id" not in text_of(browser)
+    browser.find_element(By.XPATH, "//main//button[text()='Try again']").click()
+    page_loaded(browser, "Partners")
+    assert "SkyAir" in text_of(browser)
+
+
 def test_a_service_that_cannot_be_reached_keeps_the_key_and_the_page_can_be_tried_again(browser, server, operator,
                                                                                        month, screenshots):
     from selenium.webdriver.common.by import By
@@ -668,6 +710,31 @@ def add_partner_in_the_form(browser, server, operator, partner_id, name, categor
     wait_for(browser, lambda d: name in d.find_element(By.ID, "main").text, "partner not listed")
 
 
+@pytest.mark.parametrize("typed", ["7-", "1e", "2.5"])
+def test_hold_days_that_are_not_a_whole_number_are_refused_in_the_form_as_typed(browser, server, operator, month,
+                                                                                  typed):
+    """A number field hands the page "" for what it cannot read ("7-", "1e"): the form left the
+    field out and the partner was added with the API's default hold of 0 days, its return window lost."""
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "partners", "Partners")
+    for field_id, text in [("id", "bakery"), ("name", "Bakery"), ("currency", "EUR")]:
+        browser.find_element(By.ID, field_id).send_keys(text)
+    hold = browser.find_element(By.ID, "hold_days")
+    hold.clear()
+    hold.send_keys(typed)
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-partner] button[type=submit]").click()
+    error = wait_for(
+        browser,
+        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()), False),
+        "no error shown",
+    )
+    assert "hold_days: Not a whole number" in error.text  # the API's 422 for the field
+    assert browser.find_element(By.ID, "hold_days").get_attribute("value") == typed  # kept as typed
+    expect(operator.get("/api/v1/partners/bakery"), 404)
+
+
 def test_operator_adds_a_partner_through_the_form(browser, server, operator, month):
     add_partner_in_the_form(browser, server, operator, "ironfit", "IronFit Gym", "gym", "EUR")
     assert expect(operator.get("/api/v1/partners/ironfit"), 200)["category"] == "gym"
@@ -705,6 +772,26 @@ def test_kpis_page_draws_charts_over_time(browser, server, operator, month, scre
     # small_closed_month: m1 and m2 active, 2468 + 100 points issued
     assert (coalition["active_members"], coalition["points_issued"]) == (2, 2568)
     assert "2,568" in browser.find_element(By.CSS_SELECTOR, "table.kpi-table").text
+
+
+def test_the_kpis_of_a_period_older_than_the_charts_are_that_periods(browser, server, operator):
+    """The page reads the latest 12 periods for its charts, and the Periods page links every
+    period to it: one older than those showed the newest period's KPIs instead, without a word."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    expect(operator.put("/api/v1/settings", json={"period": "daily"}), 200)
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    start, oldest = day_in_past(20)  # the periods run from this day to today: 21 of them
+    earn(operator, "m1-earn", "skyair", "m1", at(start, 0), "123.00", "EUR")  # 123.00 × 2 = 246 points
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"kpis?period={oldest}", "KPIs")
+    caption = browser.find_element(By.CSS_SELECTOR, "table.kpi-table caption").text
+    assert caption.startswith(f"Period {oldest} (open)")
+    assert Select(browser.find_element(By.ID, "period")).first_selected_option.get_attribute("value") == oldest
+    assert "246" in browser.find_element(By.CSS_SELECTOR, "table.kpi-table").text
+    assert len(browser.find_elements(By.CSS_SELECTOR, ".charts figure svg")) == 4  # the latest periods' charts
 
 
 def test_kpis_counted_before_the_request_say_when(browser, server, operator, month, monkeypatch):

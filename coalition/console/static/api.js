@@ -4,6 +4,8 @@
 
 const KEY = "coalition.key";
 const UNREACHABLE = "The service cannot be reached: check the network connection, then try again.";
+// the API's own 503 message goes on to tell a till how a retried posting is answered
+const DATABASE_AWAY = "The service cannot reach its database just now: try again in a moment.";
 
 export const keyStore = {
   get: () => sessionStorage.getItem(KEY),
@@ -21,6 +23,7 @@ export class ApiError extends Error {
 }
 
 function describe(status, body) {
+  if (body?.reason === "database_unavailable") return DATABASE_AWAY;
   const message = (body && body.message) || `The service answered ${status}${status >= 500 ? "; try again in a moment" : ""}.`;
   // a rule broken by one field names it under errors with the message itself: say it once
   const fields = body && body.errors ? flatten(body.errors).filter((line) => !line.endsWith(`: ${message}`)) : [];

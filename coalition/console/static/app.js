@@ -135,6 +135,8 @@ function loginPage() {
 }
 
 function unreachablePage(error) {
+  // what does not exist will not exist on asking again: no Try again then
+  if (error.status === 404) return [h("h1", { tabindex: "-1" }, "Not found"), h("p", { class: "form-error", role: "alert" }, error.message)];
   const retry = h("button", { type: "button", onclick: () => render() }, "Try again");
   return [h("h1", { tabindex: "-1" }, "Could not load this page"), h("p", { class: "form-error", role: "alert" }, error.message), retry];
 }
@@ -175,7 +177,7 @@ async function render() {
     else if (!section[2](who)) content = [h("h1", { tabindex: "-1" }, "Not available"), h("p", {}, section[4])];
     else content = await section[3]({ who, param: route.param, query: route.query, notify, rerender: render });
   } catch (error) {
-    // whatever the page asked for failed (the service down, a 503, a 404): it can be asked again
+    // whatever the page asked for failed: the service down or a 503 can be asked again
     content = unreachablePage(error);
   }
   if (ticket !== renderCount) return;

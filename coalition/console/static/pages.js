@@ -295,6 +295,9 @@ export async function statements({ who, query, notify }) {
   // "all" is a choice the address keeps (an empty value is dropped from it); no choice is the newest closed period
   const periodId = query.period_id === "" ? ALL_PERIODS : query.period_id ?? closed[0]?.id ?? ALL_PERIODS;
   const partnerId = who.own_partner ? "" : query.partner_id ?? "";
+  // a period the address names that has no statements (open, or none such) is still the one shown
+  const periodChoices = closed.map((p) => [p.id, p.id]);
+  if (periodId !== ALL_PERIODS && !closed.some((p) => p.id === periodId)) periodChoices.unshift([periodId, periodId]);
   const { items, more } = await api.newest("/api/v1/statements", {
     period_id: periodId === ALL_PERIODS ? undefined : periodId,
     partner_id: partnerId,
@@ -307,7 +310,7 @@ export async function statements({ who, query, notify }) {
     filters(
       "statements",
       "Filter statements",
-      field("Period", select("period_id", [[ALL_PERIODS, "All periods"], ...closed.map((p) => [p.id, p.id])], periodId)),
+      field("Period", select("period_id", [[ALL_PERIODS, "All periods"], ...periodChoices], periodId)),
       partnerList.length
         ? field("Partner", select("partner_id", [["", "All partners"], ...partnerList.map((p) => [p.id, p.name])], partnerId))
         : null,
@@ -436,7 +439,8 @@ export async function partners({ who, notify, rerender }) {
         async (data, element) => {
           const body = trimmed(data);
           if (body.currency) body.currency = body.currency.toUpperCase(); // ISO 4217 codes are upper case: "rub" is RUB
-          if (body.hold_days !== undefined) body.hold_days = Number(body.hold_days);
+          // sent as typed unless a whole number, so the API's 422 says what is wrong with it
+          if (/^[0-9]+$/.test(body.hold_days ?? "")) body.hold_days = Number(body.hold_days);
           const created = await api.post("/api/v1/partners", body);
           element.reset();
           notify(`Partner ${created.name} (${created.id}) added.`);
@@ -450,7 +454,7 @@ export async function partners({ who, notify, rerender }) {
           field("Name", input("name", { required: true })),
           field("Category", select("category", CATEGORIES.map((c) => [c, c]), "shop")),
           field("Currency", input("currency", { required: true, maxlength: 3, placeholder: "EUR", autocomplete: "off", autocapitalize: "characters" }), "ISO 4217"),
-          field("Hold days", input("hold_days", { type: "number", min: 0, value: "0" })),
+          field("Hold days", input("hold_days", { inputmode: "numeric", value: "0", autocomplete: "off" })),
         ),
         h("button", { type: "submit" }, "Add partner"),
       )
@@ -524,7 +528,7 @@ export async function rates({ who, query, notify, rerender }) {
         const created = await api.post("/api/v1/rates", body);
         element.reset();
         const later = new Date(created.effective_from) > new Date() ? " It is not in force yet: untick “Only versions in force now” to list it." : "";
-        notify(`Rate ${created.id} added: ${created.kind} ${created.value}${created.partner_id ? ` for ${created.partner_id}` : ""}, from ${instant(created.effective_from)}.${later}`);
+        notify(`Rate ${created.id} added: ${created.kind} ${created.value}${created.currency ? ` per ${created.currency}` : ""}${created.partner_id ? ` for ${created.partner_id}` : ""}, from ${instant(created.effective_from)}.${later}`);
         rerender();
       },
       h("h2", { id: "add-rate" }, "Add a rate"),
@@ -660,7 +664,12 @@ export async function kpis({ who, query }) {
   const base = report.base_currency;
   const series = report.periods;
   if (!series.length) return [heading("KPIs"), h("p", { class: "empty" }, "No periods yet.")];
-  const selected = series.find((p) => p.period_id === query.period) ?? series.at(-1);
+  // the Periods page links every period here; one older than the charts' is read on its own
+  const older = query.period && !series.some((p) => p.period_id === query.period);
+  const selected = older
+    ? (await api.get("/api/v1/kpis", { period_id: query.period })).periods[0]
+    : series.find((p) => p.period_id === query.period) ?? series.at(-1);
+  const offered = older ? [selected, ...series] : series;
   const partnerIds = selected.partners.map((p) => p.partner_id);
   const scope = who.own_partner ?? (partnerIds.includes(query.scope) ? query.scope : "");
   const pick = (period) => (scope ? period.partners.find((p) => p.partner_id === scope) : period.coalition);
@@ -669,7 +678,7 @@ export async function kpis({ who, query }) {
   const controls = filters(
     "kpis",
     "Choose period and scope",
-    field("Period", select("period", series.map((p) => [p.period_id, `${p.period_id} (${p.status})`]).reverse(), selected.period_id)),
+    field("Period", select("period", offered.map((p) => [p.period_id, `${p.period_id} (${p.status})`]).reverse(), selected.period_id)),
     who.own_partner
       ? h("p", { class: "hint" }, `This key is bound to ${chosen.name}: it sees that partner's figures only, not the coalition's totals.`)
       : field("Scope", select("scope", [["", "Coalition-wide"], ...selected.partners.map((p) => [p.partner_id, p.name])], scope)),
