@@ -423,6 +423,21 @@ def test_operator_downloads_a_statement_pdf(browser, server, operator, month, do
     wait_for(browser, lambda d: f"Downloaded {expected}" in d.find_element(By.ID, "notice").text, "no notice")
 
 
+def test_a_download_by_keyboard_keeps_the_focus_on_its_button(browser, server, operator, month, downloads):
+    """The button was disabled while it fetched, which dropped the focus to the page: a
+    screen reader's user lost their place in the list."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    statement = statement_of(operator, "aroma", month)
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"statements?period_id={month}", "Statements")
+    label = f"Download statement {statement['number']} as CSV"
+    browser.find_element(By.CSS_SELECTOR, f'button[aria-label="{label}"]').send_keys(Keys.ENTER)
+    wait_for(browser, lambda d: "Downloaded " in d.find_element(By.ID, "notice").text, "no notice")
+    assert browser.execute_script("return document.activeElement.getAttribute('aria-label')") == label
+
+
 def test_statements_of_all_periods_are_listed_when_chosen_and_the_address_keeps_the_choice(browser, server, operator,
                                                                                        two_days):
     from selenium.webdriver.common.by import By
@@ -455,6 +470,23 @@ def test_statements_of_a_period_without_any_keep_that_period_chosen(browser, ser
     go(browser, server, f"statements?period_id={this_month}", "Statements")
     assert "No statements for this choice" in text_of(browser)
     assert Select(browser.find_element(By.ID, "period_id")).first_selected_option.get_attribute("value") == this_month
+
+
+def test_enter_on_a_filters_drop_down_shows_the_choice(browser, server, operator, two_days):
+    """The forms submit with Enter (docs/console.md); from a drop-down it did nothing."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    older, newer = two_days
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"statements?period_id={newer}", "Statements")
+    chooser = browser.find_element(By.ID, "period_id")
+    Select(chooser).select_by_value(older)
+    chooser.send_keys(Keys.ENTER)
+    wait_for(browser, lambda d: d.current_url.endswith(f"#/statements?period_id={older}"), "the choice was not shown")
+    page_loaded(browser, "Statements")
+    assert periods_listed(browser) == [older] * 3  # aroma, coalition and skyair
 
 
 def test_more_statements_than_the_page_reads_show_the_newest_and_say_so(browser, server, operator, database,

@@ -72,7 +72,7 @@ function trimmed(data) {
 
 /** A listing's filters: showing them opens the page at an address that keeps the choice. */
 function filters(page, label, ...fields) {
-  return form(
+  const element = form(
     { class: "filters", "aria-label": label },
     async (data) => {
       window.location.hash = `#/${route(page, trimmed(data))}`;
@@ -80,6 +80,14 @@ function filters(page, label, ...fields) {
     ...fields,
     h("button", { type: "submit" }, "Show"),
   );
+  // Enter shows the choice from a drop-down too, as it does from a text field
+  element.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && event.target.tagName === "SELECT") {
+      event.preventDefault();
+      element.requestSubmit();
+    }
+  });
+  return element;
 }
 
 function localInputValue(date) {
@@ -106,7 +114,9 @@ function documentButton(kind, statement, notify) {
       "aria-label": `Download statement ${statement.number} as ${label}`,
       onclick: async (event) => {
         const button = event.currentTarget;
-        button.disabled = true;
+        // one download at a time; a disabled button would drop the keyboard's focus to the page
+        if (button.getAttribute("aria-disabled") === "true") return;
+        button.setAttribute("aria-disabled", "true");
         try {
           const saved = await api.download(
             `/api/v1/statements/${statement.id}/${kind}`,
@@ -117,7 +127,7 @@ function documentButton(kind, statement, notify) {
           // a refused key has signed out already, saying why
           if (error.status !== 401) notify(error.message, "error");
         } finally {
-          button.disabled = false;
+          button.removeAttribute("aria-disabled");
         }
       },
     },
