@@ -767,6 +767,84 @@ def test_hold_days_that_are_not_a_whole_number_are_refused_in_the_form_as_typed(
     expect(operator.get("/api/v1/partners/bakery"), 404)
 
 
+def open_partner(browser, server, caller, partner_id: str, name: str) -> None:
+    """Sign in and open a partner's page from the Partners page, by its id."""
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(caller))
+    go(browser, server, "partners", "Partners")
+    browser.find_element(By.CSS_SELECTOR, f'a[aria-label="Partner {partner_id}"]').click()
+    page_loaded(browser, name)
+
+
+def submit_partner_change(browser):
+    from selenium.webdriver.common.by import By
+
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=change-partner] button[type=submit]").click()
+
+
+def shown_form_error(browser):
+    from selenium.webdriver.common.by import By
+
+    return wait_for(
+        browser,
+        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()), False),
+        "no error shown",
+    )
+
+
+def test_the_operator_changes_a_partners_hold_and_suspends_it_once_asked(browser, server, operator, month,
+                                                                         screenshots):
+    """The console added partners and changed none: a hold or a suspension took the API."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    open_partner(browser, server, operator, "skyair", "SkyAir")
+    hold = browser.find_element(By.ID, "hold_days")
+    hold.clear()
+    hold.send_keys("3")
+    Select(browser.find_element(By.ID, "status")).select_by_value("suspended")
+    shot(browser, screenshots, "13-partner-change")
+    submit_partner_change(browser)
+    asked = WebDriverWait(browser, 5).until(expected_conditions.alert_is_present())
+    assert asked.text.startswith("Suspend SkyAir?")
+    asked.dismiss()  # nothing is sent
+    skyair = expect(operator.get("/api/v1/partners/skyair"), 200)
+    assert (skyair["hold_days"], skyair["status"]) == (0, "active")
+    submit_partner_change(browser)
+    WebDriverWait(browser, 5).until(expected_conditions.alert_is_present()).accept()
+    wait_for(browser, lambda d: "changed: hold_days 3, status suspended" in d.find_element(By.ID, "notice").text,
+             "no confirmation")
+    page_loaded(browser, "Partners")
+    skyair = expect(operator.get("/api/v1/partners/skyair"), 200)
+    assert (skyair["hold_days"], skyair["status"]) == (3, "suspended")
+
+
+def test_a_partner_change_the_api_refuses_shows_its_message_and_one_without_changes_sends_nothing(
+        browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+
+    open_partner(browser, server, operator, "skyair", "SkyAir")
+    submit_partner_change(browser)
+    assert shown_form_error(browser).text == "Nothing to change: every field is as it was."
+    browser.find_element(By.ID, "currency").clear()
+    browser.find_element(By.ID, "currency").send_keys("usd")
+    submit_partner_change(browser)
+    wait_for(browser, lambda d: "fixed once it has transactions" in shown_form_error(d).text, "no refusal shown")
+    assert browser.find_element(By.ID, "currency").get_attribute("value") == "usd"  # kept as typed
+    assert expect(operator.get("/api/v1/partners/skyair"), 200)["currency"] == "EUR"
+
+
+def test_a_finance_key_reads_a_partners_page_and_is_offered_no_change(browser, server, make_key, month):
+    from selenium.webdriver.common.by import By
+
+    finance = make_key("finance")
+    open_partner(browser, server, finance, "aroma", "Кофейня Арома")
+    assert "settles in RUB" in text_of(browser)
+    assert browser.find_elements(By.CSS_SELECTOR, "form[aria-labelledby=change-partner]") == []
+
+
 def test_operator_adds_a_partner_through_the_form(browser, server, operator, month):
     add_partner_in_the_form(browser, server, operator, "ironfit", "IronFit Gym", "gym", "EUR")
     assert expect(operator.get("/api/v1/partners/ironfit"), 200)["category"] == "gym"

@@ -90,6 +90,10 @@ export async function post(path, body) {
   return (await request("POST", path, { body })).json();
 }
 
+export async function patch(path, body) {
+  return (await request("PATCH", path, { body })).json();
+}
+
 /** DELETE, whose answer (204) has no body. */
 export async function remove(path) {
   await request("DELETE", path);

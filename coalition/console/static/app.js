@@ -24,6 +24,7 @@ const SECTIONS = [
   ["statements", "Statements", () => true, pages.statements],
   ["statement", null, () => true, pages.statement],
   ["partners", "Partners", (who) => who.role !== "partner", pages.partners, NOT_FOR_A_PARTNER_KEY],
+  ["partner", null, (who) => who.role !== "partner", pages.partner, NOT_FOR_A_PARTNER_KEY],
   ["rates", "Rates", (who) => who.role !== "partner", pages.rates, NOT_FOR_A_PARTNER_KEY],
   ["members", "Members", () => true, pages.members],
   ["kpis", "KPIs", () => true, pages.kpis],
@@ -87,7 +88,7 @@ function describe(principal) {
 
 function showNav(current) {
   const links = SECTIONS.filter(([, label, allowed]) => label && allowed(who)).map(([name, label]) =>
-    h("a", { href: `#/${name}`, "aria-current": name === current || (current === "statement" && name === "statements") ? "page" : null }, label),
+    h("a", { href: `#/${name}`, "aria-current": name === current || `${current}s` === name ? "page" : null }, label),
   );
   nav.replaceChildren(...links);
   nav.hidden = false;

@@ -473,7 +473,7 @@ export async function partners({ who, notify, rerender }) {
     heading("Partners"),
     table(
       [
-        { label: "Id", value: (p) => h("code", {}, p.id) },
+        { label: "Id", value: (p) => link(`partner/${encodeURIComponent(p.id)}`, h("code", {}, p.id), { "aria-label": `Partner ${p.id}` }) },
         { label: "Name", value: (p) => p.name },
         { label: "Category", value: (p) => p.category },
         { label: "Currency", value: (p) => p.currency },
@@ -494,6 +494,55 @@ export async function partners({ who, notify, rerender }) {
       list,
     ),
     add,
+  ];
+}
+
+// --- a partner ----------------------------------------------------------------------------
+
+const PARTNER_FIELDS = ["name", "category", "currency", "hold_days", "status"];
+
+export async function partner({ who, param, notify }) {
+  const shown = await api.get(`/api/v1/partners/${encodeURIComponent(param ?? "")}`);
+  const change = who.role === "operator"
+    ? form(
+        { class: "panel", "aria-labelledby": "change-partner" },
+        async (data) => {
+          const typed = trimmed(data);
+          if (typed.currency) typed.currency = typed.currency.toUpperCase();
+          if (/^[0-9]+$/.test(typed.hold_days ?? "")) typed.hold_days = Number(typed.hold_days);
+          // only the fields changed are sent, so the answer and the notice are about those
+          const body = Object.fromEntries(PARTNER_FIELDS.filter((name) => typed[name] !== shown[name]).map((name) => [name, typed[name] ?? ""]));
+          if (!Object.keys(body).length) throw new Error("Nothing to change: every field is as it was.");
+          if (body.status === "suspended" && !window.confirm(`Suspend ${shown.name}? Its new transactions are refused until it is made active again.`)) return;
+          const changed = await api.patch(`/api/v1/partners/${encodeURIComponent(shown.id)}`, body);
+          notify(`Partner ${changed.name} (${changed.id}) changed: ${Object.keys(body).map((name) => `${name} ${changed[name]}`).join(", ")}.`);
+          window.location.hash = `#/${route("partners")}`;
+        },
+        h("h2", { id: "change-partner" }, "Change this partner"),
+        h(
+          "div",
+          { class: "grid" },
+          field("Name", input("name", { required: true, value: shown.name })),
+          field("Category", select("category", CATEGORIES.map((c) => [c, c]), shown.category)),
+          field("Currency", input("currency", { required: true, maxlength: 3, value: shown.currency, autocomplete: "off", autocapitalize: "characters" }), "fixed once it has transactions"),
+          field("Hold days", input("hold_days", { inputmode: "numeric", value: String(shown.hold_days), autocomplete: "off" })),
+          field("Status", select("status", [["active", "active"], ["suspended", "suspended"]], shown.status), "a suspended partner's new transactions are refused"),
+        ),
+        h("button", { type: "submit" }, "Change partner"),
+      )
+    : null;
+  return [
+    heading(h("bdi", {}, shown.name), " ", badge(shown.status)),
+    h("p", { class: "lead" }, h("code", {}, shown.id), ` · ${shown.category} · settles in ${shown.currency} · points on hold for ${count(shown.hold_days)} day${shown.hold_days === 1 ? "" : "s"}`),
+    h(
+      "p",
+      { class: "actions" },
+      link(route("rates", { partner_id: shown.id }), "Rates"),
+      // a key bound to a partner sees that partner's KPIs only, and no record of changes
+      !who.own_partner || who.own_partner === shown.id ? link(route("kpis", { scope: shown.id }), "KPIs") : null,
+      who.own_partner ? null : link(route("changes", { subject: "partner", subject_id: shown.id }), "Changes"),
+    ),
+    change,
   ];
 }
 
@@ -919,7 +968,7 @@ function author(change, keyNames) {
 /** What was changed, linked to the page that shows it where the console has one. */
 function subjectOf(change) {
   const id = change.subject_id;
-  const page = { partner: "partners", rate: route("rates", { current: "0" }), key: "keys", period: `settlement/${id}` }[change.subject];
+  const page = { partner: `partner/${encodeURIComponent(id)}`, rate: route("rates", { current: "0" }), key: "keys", period: `settlement/${id}` }[change.subject];
   const text = change.subject === "settings" ? "settings" : `${change.subject} ${id}`;
   return page ? link(page, text) : text;
 }
