@@ -845,6 +845,43 @@ def test_a_finance_key_reads_a_partners_page_and_is_offered_no_change(browser, s
     assert browser.find_elements(By.CSS_SELECTOR, "form[aria-labelledby=change-partner]") == []
 
 
+def test_the_operator_changes_the_settings_it_may_and_is_told_why_not_the_calendar(browser, server, operator,
+                                                                                   month, screenshots):
+    """Settings were read and changed through the API only."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "settings", "Settings")
+    shot(browser, screenshots, "14-settings")
+    for name, value in [("points_ttl_days", "180"), ("auto_close_after_hours", "24")]:
+        browser.find_element(By.ID, name).clear()
+        browser.find_element(By.ID, name).send_keys(value)
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=change-settings] button[type=submit]").click()
+    wait_for(browser, lambda d: "Settings changed: points_ttl_days 365 → 180, auto_close_after_hours 72 → 24."
+             in d.find_element(By.ID, "notice").text, "no confirmation")
+    page_loaded(browser, "Settings")
+    stored = expect(operator.get("/api/v1/settings"), 200)
+    assert (stored["points_ttl_days"], stored["auto_close_after_hours"]) == (180, 24)
+    Select(browser.find_element(By.ID, "period")).select_by_value("weekly")  # the month has transactions
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=change-settings] button[type=submit]").click()
+    assert "calendar" in shown_form_error(browser).text  # the API's 409 calendar_fixed
+    assert expect(operator.get("/api/v1/settings"), 200)["period"] == "monthly"
+
+
+def test_a_finance_key_reads_the_settings_and_a_partner_key_does_not(browser, server, make_key, month):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(make_key("finance", "aroma")))
+    go(browser, server, "settings", "Settings")
+    rows = [row.text for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr")]
+    assert rows[1].startswith("Time zone UTC") and rows[2].startswith("Period monthly")
+    assert browser.find_elements(By.CSS_SELECTOR, "form[aria-labelledby=change-settings]") == []
+    browser.find_element(By.ID, "logout").click()
+    sign_in(browser, server, key_of(make_key("partner", "aroma")))
+    go(browser, server, "settings", "Not available")
+
+
 def test_operator_adds_a_partner_through_the_form(browser, server, operator, month):
     add_partner_in_the_form(browser, server, operator, "ironfit", "IronFit Gym", "gym", "EUR")
     assert expect(operator.get("/api/v1/partners/ironfit"), 200)["category"] == "gym"

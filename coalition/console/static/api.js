@@ -94,6 +94,10 @@ export async function patch(path, body) {
   return (await request("PATCH", path, { body })).json();
 }
 
+export async function put(path, body) {
+  return (await request("PUT", path, { body })).json();
+}
+
 /** DELETE, whose answer (204) has no body. */
 export async function remove(path) {
   await request("DELETE", path);

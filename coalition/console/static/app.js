@@ -30,6 +30,7 @@ const SECTIONS = [
   ["kpis", "KPIs", () => true, pages.kpis],
   ["keys", "Keys", (who) => !who.own_partner, pages.keys, KEYS_NOT_FOR_A_BOUND_KEY],
   ["changes", "Changes", (who) => !who.own_partner, pages.changes, CHANGES_NOT_FOR_A_BOUND_KEY],
+  ["settings", "Settings", (who) => who.role !== "partner", pages.settings, NOT_FOR_A_PARTNER_KEY],
 ];
 
 let who = null;

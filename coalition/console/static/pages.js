@@ -70,6 +70,22 @@ function trimmed(data) {
   return out;
 }
 
+/** A form's whole-number fields as numbers where they are written so; anything else is
+ * sent as typed, for the API's 422 to say what is wrong with it (a number field would
+ * hand the page nothing for "7-", and the API would take its default). */
+function withWholeNumbers(body, ...names) {
+  for (const name of names) if (/^[0-9]+$/.test(body[name] ?? "")) body[name] = Number(body[name]);
+  return body;
+}
+
+/** The fields of ``typed`` that differ from ``shown``: a change sends only those, and its
+ * notice names them; none is the form's error. */
+function changedFields(typed, shown, names) {
+  const changed = Object.fromEntries(names.filter((name) => typed[name] !== shown[name]).map((name) => [name, typed[name] ?? ""]));
+  if (!Object.keys(changed).length) throw new Error("Nothing to change: every field is as it was.");
+  return changed;
+}
+
 /** A listing's filters: showing them opens the page at an address that keeps the choice. */
 function filters(page, label, ...fields) {
   const element = form(
@@ -449,8 +465,7 @@ export async function partners({ who, notify, rerender }) {
         async (data, element) => {
           const body = trimmed(data);
           if (body.currency) body.currency = body.currency.toUpperCase(); // ISO 4217 codes are upper case: "rub" is RUB
-          // sent as typed unless a whole number, so the API's 422 says what is wrong with it
-          if (/^[0-9]+$/.test(body.hold_days ?? "")) body.hold_days = Number(body.hold_days);
+          withWholeNumbers(body, "hold_days");
           const created = await api.post("/api/v1/partners", body);
           element.reset();
           notify(`Partner ${created.name} (${created.id}) added.`);
@@ -507,12 +522,9 @@ export async function partner({ who, param, notify }) {
     ? form(
         { class: "panel", "aria-labelledby": "change-partner" },
         async (data) => {
-          const typed = trimmed(data);
+          const typed = withWholeNumbers(trimmed(data), "hold_days");
           if (typed.currency) typed.currency = typed.currency.toUpperCase();
-          if (/^[0-9]+$/.test(typed.hold_days ?? "")) typed.hold_days = Number(typed.hold_days);
-          // only the fields changed are sent, so the answer and the notice are about those
-          const body = Object.fromEntries(PARTNER_FIELDS.filter((name) => typed[name] !== shown[name]).map((name) => [name, typed[name] ?? ""]));
-          if (!Object.keys(body).length) throw new Error("Nothing to change: every field is as it was.");
+          const body = changedFields(typed, shown, PARTNER_FIELDS);
           if (body.status === "suspended" && !window.confirm(`Suspend ${shown.name}? Its new transactions are refused until it is made active again.`)) return;
           const changed = await api.patch(`/api/v1/partners/${encodeURIComponent(shown.id)}`, body);
           notify(`Partner ${changed.name} (${changed.id}) changed: ${Object.keys(body).map((name) => `${name} ${changed[name]}`).join(", ")}.`);
@@ -845,6 +857,56 @@ function newKey(created, done) {
   );
 }
 
+// --- settings -----------------------------------------------------------------------------
+
+const SETTINGS = [
+  ["base_currency", "Base currency", "the clearing house settles in it; fixed once the ledger has started"],
+  ["timezone", "Time zone", "periods run from one local midnight to another; fixed once the ledger has started"],
+  ["period", "Period", "monthly, weekly (ISO weeks) or daily; fixed once the ledger has started"],
+  ["points_ttl_days", "Points expire after (days)", "counted from each lot's purchase"],
+  ["max_backdate_days", "Backdating allowed (days)", "an older occurred_at is refused"],
+  ["auto_close_after_hours", "Auto-close after (hours)", "the scheduler closes a period this long after its end"],
+];
+const WHOLE_SETTINGS = ["points_ttl_days", "max_backdate_days", "auto_close_after_hours"];
+
+export async function settings({ who, notify, rerender }) {
+  const shown = await api.get("/api/v1/settings");
+  const control = (name) => {
+    if (name === "period") return select(name, [["monthly", "monthly"], ["weekly", "weekly"], ["daily", "daily"]], shown.period);
+    const attributes = WHOLE_SETTINGS.includes(name) ? { inputmode: "numeric" } : {};
+    return input(name, { required: true, value: String(shown[name]), autocomplete: "off", ...attributes });
+  };
+  const change = who.role === "operator"
+    ? form(
+        { class: "panel", "aria-labelledby": "change-settings" },
+        async (data) => {
+          const typed = withWholeNumbers(trimmed(data), ...WHOLE_SETTINGS);
+          if (typed.base_currency) typed.base_currency = typed.base_currency.toUpperCase();
+          const body = changedFields(typed, shown, SETTINGS.map(([name]) => name));
+          const changed = await api.put("/api/v1/settings", body);
+          notify(`Settings changed: ${Object.keys(body).map((name) => `${name} ${shown[name]} → ${changed[name]}`).join(", ")}.`);
+          rerender();
+        },
+        h("h2", { id: "change-settings" }, "Change the settings"),
+        h("div", { class: "grid" }, SETTINGS.map(([name, label, hint]) => field(label, control(name), hint))),
+        h("button", { type: "submit" }, "Change settings"),
+      )
+    : null;
+  return [
+    heading("Settings"),
+    h("p", { class: "lead" }, "The programme's calendar, its settlement currency and the ledger's time limits."),
+    table(
+      [
+        { label: "Setting", value: ([, label]) => label },
+        { label: "Value", value: ([name]) => h("code", {}, String(shown[name])) },
+        { label: "Means", value: ([, , hint]) => hint },
+      ],
+      SETTINGS,
+    ),
+    change,
+  ];
+}
+
 export async function keys({ who, query, notify }) {
   const chosen = { partner_id: query.partner_id, role: query.role, status: query.status };
   const [partnerList, list] = await Promise.all([api.get("/api/v1/partners"), api.get("/api/v1/keys", chosen)]);
@@ -968,7 +1030,7 @@ function author(change, keyNames) {
 /** What was changed, linked to the page that shows it where the console has one. */
 function subjectOf(change) {
   const id = change.subject_id;
-  const page = { partner: `partner/${encodeURIComponent(id)}`, rate: route("rates", { current: "0" }), key: "keys", period: `settlement/${id}` }[change.subject];
+  const page = { settings: "settings", partner: `partner/${encodeURIComponent(id)}`, rate: route("rates", { current: "0" }), key: "keys", period: `settlement/${id}` }[change.subject];
   const text = change.subject === "settings" ? "settings" : `${change.subject} ${id}`;
   return page ? link(page, text) : text;
 }
