@@ -489,6 +489,19 @@ def test_enter_on_a_filters_drop_down_shows_the_choice(browser, server, operator
     assert periods_listed(browser) == [older] * 3  # aroma, coalition and skyair
 
 
+def test_enter_on_the_rates_filters_drop_down_shows_the_choice(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "rates", "Rates")
+    chooser = browser.find_element(By.ID, "kind")
+    Select(chooser).select_by_value("earn")
+    chooser.send_keys(Keys.ENTER)
+    wait_for(browser, lambda d: "kind=earn" in d.current_url, "the choice was not shown")
+
+
 def test_more_statements_than_the_page_reads_show_the_newest_and_say_so(browser, server, operator, database,
                                                                          month):
     """All periods of a large coalition: the page read every statement, each with its
@@ -664,14 +677,24 @@ def test_a_statement_address_without_a_number_says_there_is_no_such_statement(br
     assert "statements are numbered" in text_of(browser)
 
 
-@pytest.mark.parametrize("route", ["statement/999999", "settlement/2099-01"])
-def test_a_page_of_something_that_does_not_exist_says_so_and_offers_no_retry(browser, server, operator, month, route):
-    """It read "Could not load this page" and offered Try again, as for an outage."""
+@pytest.mark.parametrize("route, heading", [("statement/999999", "Not found"), ("settlement/2099-01", "Not found"),
+                                            ("partner/", "Not found"), ("kpis?period=2026-13", "Could not load")])
+def test_a_page_the_api_refuses_as_asked_offers_no_retry(browser, server, operator, month, route, heading):
+    """It offered Try again, as for an outage, where asking again is refused again (404, 422)."""
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, route, heading)
+    assert browser.find_elements(By.XPATH, "//main//button[text()='Try again']") == []
+
+
+@pytest.mark.parametrize("route", ["setting", "key", "rate"])
+def test_a_mistyped_page_marks_no_item_of_the_navigation_current(browser, server, operator, month, route):
     from selenium.webdriver.common.by import By
 
     sign_in(browser, server, key_of(operator))
     go(browser, server, route, "Not found")
-    assert browser.find_elements(By.XPATH, "//main//button[text()='Try again']") == []
+    assert browser.find_elements(By.CSS_SELECTOR, '#nav a[aria-current="page"]') == []
 
 
 def test_a_database_away_is_told_in_the_consoles_words_and_can_be_tried_again(browser, server, operator, month,
@@ -742,7 +765,7 @@ def add_partner_in_the_form(browser, server, operator, partner_id, name, categor
     wait_for(browser, lambda d: name in d.find_element(By.ID, "main").text, "partner not listed")
 
 
-@pytest.mark.parametrize("typed", ["7-", "1e", "2.5"])
+@pytest.mark.parametrize("typed", ["7-", "1e"])
 def test_hold_days_that_are_not_a_whole_number_are_refused_in_the_form_as_typed(browser, server, operator, month,
                                                                                   typed):
     """A number field hands the page "" for what it cannot read ("7-", "1e"): the form left the
@@ -757,12 +780,7 @@ def test_hold_days_that_are_not_a_whole_number_are_refused_in_the_form_as_typed(
     hold.clear()
     hold.send_keys(typed)
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-partner] button[type=submit]").click()
-    error = wait_for(
-        browser,
-        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()), False),
-        "no error shown",
-    )
-    assert "hold_days: Not a whole number" in error.text  # the API's 422 for the field
+    form_error_saying(browser, "hold_days: Not a whole number")  # the API's 422 for the field
     assert browser.find_element(By.ID, "hold_days").get_attribute("value") == typed  # kept as typed
     expect(operator.get("/api/v1/partners/bakery"), 404)
 
@@ -783,14 +801,15 @@ def submit_partner_change(browser):
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=change-partner] button[type=submit]").click()
 
 
-def shown_form_error(browser):
+def form_error_saying(browser, words: str):
+    """The form's error shown once it says ``words``."""
     from selenium.webdriver.common.by import By
 
-    return wait_for(
-        browser,
-        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()), False),
-        "no error shown",
-    )
+    def saying(driver):
+        shown = [e for e in driver.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()]
+        return next((e for e in shown if words in e.text), False)
+
+    return wait_for(browser, saying, f"no error saying {words!r}")
 
 
 def test_the_operator_changes_a_partners_hold_and_suspends_it_once_asked(browser, server, operator, month,
@@ -827,13 +846,39 @@ def test_a_partner_change_the_api_refuses_shows_its_message_and_one_without_chan
 
     open_partner(browser, server, operator, "skyair", "SkyAir")
     submit_partner_change(browser)
-    assert shown_form_error(browser).text == "Nothing to change: every field is as it was."
+    assert form_error_saying(browser, "Nothing to change").text == "Nothing to change: every field is as it was."
     browser.find_element(By.ID, "currency").clear()
     browser.find_element(By.ID, "currency").send_keys("usd")
     submit_partner_change(browser)
-    wait_for(browser, lambda d: "fixed once it has transactions" in shown_form_error(d).text, "no refusal shown")
+    refusal = form_error_saying(browser, "fixed once it has transactions")
+    assert browser.switch_to.active_element == refusal  # the focus goes to the refusal, not to the page
     assert browser.find_element(By.ID, "currency").get_attribute("value") == "usd"  # kept as typed
     assert expect(operator.get("/api/v1/partners/skyair"), 200)["currency"] == "EUR"
+
+
+def test_a_name_stored_with_spaces_around_it_is_no_change_when_the_hold_is(browser, server, operator, database,
+                                                                           month):
+    """The form sends what it trims: compared with the name as stored, it read as a rename."""
+    from selenium.webdriver.common.by import By
+
+    database.run(partners.update, "skyair", {"name": "SkyAir "})  # as the API keeps it
+    open_partner(browser, server, operator, "skyair", "SkyAir")
+    hold = browser.find_element(By.ID, "hold_days")
+    hold.clear()
+    hold.send_keys("2")
+    submit_partner_change(browser)
+    wait_for(browser, lambda d: "changed: hold_days 2." in d.find_element(By.ID, "notice").text, "no confirmation")
+    skyair = expect(operator.get("/api/v1/partners/skyair"), 200)
+    assert (skyair["name"], skyair["hold_days"]) == ("SkyAir ", 2)
+
+
+def test_a_forms_hints_are_read_with_their_controls(browser, server, operator, month):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "settings", "Settings")
+    described = browser.find_element(By.ID, "base_currency").get_attribute("aria-describedby")
+    assert browser.find_element(By.ID, described).text.endswith("fixed once the ledger has started")
 
 
 def test_a_finance_key_reads_a_partners_page_and_is_offered_no_change(browser, server, make_key, month):
@@ -865,7 +910,7 @@ def test_the_operator_changes_the_settings_it_may_and_is_told_why_not_the_calend
     assert (stored["points_ttl_days"], stored["auto_close_after_hours"]) == (180, 24)
     Select(browser.find_element(By.ID, "period")).select_by_value("weekly")  # the month has transactions
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=change-settings] button[type=submit]").click()
-    assert "calendar" in shown_form_error(browser).text  # the API's 409 calendar_fixed
+    form_error_saying(browser, "calendar")  # the API's 409 calendar_fixed
     assert expect(operator.get("/api/v1/settings"), 200)["period"] == "monthly"
 
 

@@ -1,6 +1,7 @@
 // The console shell: login with an API key, navigation by role, hash routing.
 // Routes: #/periods, #/settlement/2026-10, #/statements, #/statement/12, #/partners,
-// #/rates, #/members, #/members/card-0042, #/kpis, #/keys, #/changes.
+// #/partner/aroma, #/rates, #/members, #/members/card-0042, #/kpis, #/keys, #/changes,
+// #/settings.
 
 import * as api from "./api.js";
 import { h } from "./dom.js";
@@ -32,6 +33,9 @@ const SECTIONS = [
   ["changes", "Changes", (who) => !who.own_partner, pages.changes, CHANGES_NOT_FOR_A_BOUND_KEY],
   ["settings", "Settings", (who) => who.role !== "partner", pages.settings, NOT_FOR_A_PARTNER_KEY],
 ];
+
+// a page of one thing is under the navigation's item of the list it is in
+const LISTED_IN = { statement: "statements", partner: "partners" };
 
 let who = null;
 let renderCount = 0;
@@ -89,7 +93,7 @@ function describe(principal) {
 
 function showNav(current) {
   const links = SECTIONS.filter(([, label, allowed]) => label && allowed(who)).map(([name, label]) =>
-    h("a", { href: `#/${name}`, "aria-current": name === current || `${current}s` === name ? "page" : null }, label),
+    h("a", { href: `#/${name}`, "aria-current": name === current || LISTED_IN[current] === name ? "page" : null }, label),
   );
   nav.replaceChildren(...links);
   nav.hidden = false;
@@ -137,8 +141,10 @@ function loginPage() {
 }
 
 function unreachablePage(error) {
-  // what does not exist will not exist on asking again: no Try again then
-  if (error.status === 404) return [h("h1", { tabindex: "-1" }, "Not found"), h("p", { class: "form-error", role: "alert" }, error.message)];
+  // a request refused as asked (404, 422…) is refused again: no Try again then
+  if (error.status >= 400 && error.status < 500 && ![408, 429].includes(error.status)) {
+    return [h("h1", { tabindex: "-1" }, error.status === 404 ? "Not found" : "Could not load this page"), h("p", { class: "form-error", role: "alert" }, error.message)];
+  }
   const retry = h("button", { type: "button", onclick: () => render() }, "Try again");
   return [h("h1", { tabindex: "-1" }, "Could not load this page"), h("p", { class: "form-error", role: "alert" }, error.message), retry];
 }

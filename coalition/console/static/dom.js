@@ -170,6 +170,8 @@ export function badge(status) {
 /** A labelled form control; `control` is an input/select element with an id. */
 export function field(label, control, hint) {
   const id = control.id;
+  // a screen reader reads the hint with the control, as a sighted user sees it under it
+  if (hint) control.setAttribute("aria-describedby", `${id}-hint`);
   return h(
     "div",
     { class: "field" },

@@ -32,26 +32,44 @@ function route(name, query = {}) {
   return `${name}${text ? `?${text}` : ""}`;
 }
 
-/** A form whose submit handler shows the API's message in the form on failure. */
+/** Run ``work`` with ``button`` marked busy: a second press meanwhile does nothing, and the
+ * button keeps the keyboard's focus, which a disabled one would drop to the page. */
+async function whileBusy(button, work) {
+  if (button?.getAttribute("aria-disabled") === "true") return;
+  button?.setAttribute("aria-disabled", "true");
+  try {
+    await work();
+  } finally {
+    button?.removeAttribute("aria-disabled");
+  }
+}
+
+/** A form whose submit handler shows the API's message in the form on failure. Enter
+ * submits it from a drop-down too, as it does from a text field. */
 function form(attributes, submit, ...children) {
-  const message = h("p", { class: "form-error", role: "alert", hidden: true });
+  const message = h("p", { class: "form-error", role: "alert", tabindex: "-1", hidden: true });
   const element = h("form", { ...attributes, novalidate: true }, ...children);
   const button = element.querySelector("button[type=submit]");
   if (button) button.before(message);
   else element.append(message);
   element.addEventListener("submit", async (event) => {
     event.preventDefault();
-    message.hidden = true;
-    if (button) button.disabled = true;
-    try {
-      await submit(new FormData(element), element);
-    } catch (error) {
-      document.getElementById("notice").hidden = true; // an earlier success is not this form's answer
-      message.textContent = error.message;
-      message.hidden = false;
-      message.focus?.();
-    } finally {
-      if (button) button.disabled = false;
+    await whileBusy(button, async () => {
+      message.hidden = true;
+      try {
+        await submit(new FormData(element), element);
+      } catch (error) {
+        document.getElementById("notice").hidden = true; // an earlier success is not this form's answer
+        message.textContent = error.message;
+        message.hidden = false;
+        message.focus();
+      }
+    });
+  });
+  element.addEventListener("keydown", (event) => {
+    if (event.key === "Enter" && event.target.tagName === "SELECT") {
+      event.preventDefault();
+      element.requestSubmit();
     }
   });
   return element;
@@ -78,17 +96,25 @@ function withWholeNumbers(body, ...names) {
   return body;
 }
 
+/** A form's currency codes upper-cased: ISO 4217 writes them so, and "rub" is RUB. */
+function withCurrencyCodes(body, ...names) {
+  for (const name of names) if (body[name]) body[name] = body[name].toUpperCase();
+  return body;
+}
+
 /** The fields of ``typed`` that differ from ``shown``: a change sends only those, and its
  * notice names them; none is the form's error. */
 function changedFields(typed, shown, names) {
-  const changed = Object.fromEntries(names.filter((name) => typed[name] !== shown[name]).map((name) => [name, typed[name] ?? ""]));
+  // the form trims what it sends, so a value stored with spaces around it is no change
+  const differs = (name) => String(typed[name] ?? "") !== String(shown[name]).trim();
+  const changed = Object.fromEntries(names.filter(differs).map((name) => [name, typed[name] ?? ""]));
   if (!Object.keys(changed).length) throw new Error("Nothing to change: every field is as it was.");
   return changed;
 }
 
 /** A listing's filters: showing them opens the page at an address that keeps the choice. */
 function filters(page, label, ...fields) {
-  const element = form(
+  return form(
     { class: "filters", "aria-label": label },
     async (data) => {
       window.location.hash = `#/${route(page, trimmed(data))}`;
@@ -96,14 +122,6 @@ function filters(page, label, ...fields) {
     ...fields,
     h("button", { type: "submit" }, "Show"),
   );
-  // Enter shows the choice from a drop-down too, as it does from a text field
-  element.addEventListener("keydown", (event) => {
-    if (event.key === "Enter" && event.target.tagName === "SELECT") {
-      event.preventDefault();
-      element.requestSubmit();
-    }
-  });
-  return element;
 }
 
 function localInputValue(date) {
@@ -457,15 +475,18 @@ export async function statement({ param, notify }) {
 
 // --- partners -----------------------------------------------------------------------------
 
+/** A link to a partner's KPIs, for a key that may see them: a key bound to a partner sees its own only. */
+function kpisLink(who, partnerId) {
+  return !who.own_partner || who.own_partner === partnerId ? link(route("kpis", { scope: partnerId }), "KPIs") : null;
+}
+
 export async function partners({ who, notify, rerender }) {
   const list = await api.get("/api/v1/partners");
   const add = who.role === "operator"
     ? form(
         { class: "panel", "aria-labelledby": "add-partner" },
         async (data, element) => {
-          const body = trimmed(data);
-          if (body.currency) body.currency = body.currency.toUpperCase(); // ISO 4217 codes are upper case: "rub" is RUB
-          withWholeNumbers(body, "hold_days");
+          const body = withWholeNumbers(withCurrencyCodes(trimmed(data), "currency"), "hold_days");
           const created = await api.post("/api/v1/partners", body);
           element.reset();
           notify(`Partner ${created.name} (${created.id}) added.`);
@@ -501,8 +522,7 @@ export async function partners({ who, notify, rerender }) {
               "span",
               { class: "actions" },
               link(route("rates", { partner_id: p.id }), "Rates"),
-              // a key bound to a partner sees that partner's KPIs only
-              !who.own_partner || who.own_partner === p.id ? link(route("kpis", { scope: p.id }), "KPIs") : null,
+              kpisLink(who, p.id),
             ),
         },
       ],
@@ -517,13 +537,13 @@ export async function partners({ who, notify, rerender }) {
 const PARTNER_FIELDS = ["name", "category", "currency", "hold_days", "status"];
 
 export async function partner({ who, param, notify }) {
+  if (!param) return [heading("Not found"), h("p", { class: "form-error", role: "alert" }, "Choose a partner on the Partners page: its page is at its id.")];
   const shown = await api.get(`/api/v1/partners/${encodeURIComponent(param ?? "")}`);
   const change = who.role === "operator"
     ? form(
         { class: "panel", "aria-labelledby": "change-partner" },
         async (data) => {
-          const typed = withWholeNumbers(trimmed(data), "hold_days");
-          if (typed.currency) typed.currency = typed.currency.toUpperCase();
+          const typed = withWholeNumbers(withCurrencyCodes(trimmed(data), "currency"), "hold_days");
           const body = changedFields(typed, shown, PARTNER_FIELDS);
           if (body.status === "suspended" && !window.confirm(`Suspend ${shown.name}? Its new transactions are refused until it is made active again.`)) return;
           const changed = await api.patch(`/api/v1/partners/${encodeURIComponent(shown.id)}`, body);
@@ -550,8 +570,8 @@ export async function partner({ who, param, notify }) {
       "p",
       { class: "actions" },
       link(route("rates", { partner_id: shown.id }), "Rates"),
-      // a key bound to a partner sees that partner's KPIs only, and no record of changes
-      !who.own_partner || who.own_partner === shown.id ? link(route("kpis", { scope: shown.id }), "KPIs") : null,
+      kpisLink(who, shown.id),
+      // a key bound to a partner reads no record of changes
       who.own_partner ? null : link(route("changes", { subject: "partner", subject_id: shown.id }), "Changes"),
     ),
     change,
@@ -592,8 +612,7 @@ export async function rates({ who, query, notify, rerender }) {
     add = form(
       { class: "panel", "aria-labelledby": "add-rate" },
       async (data, element) => {
-        const body = trimmed(data);
-        if (body.currency) body.currency = body.currency.toUpperCase(); // ISO 4217 codes are upper case: "czk" is CZK
+        const body = withCurrencyCodes(trimmed(data), "currency");
         body.effective_from = rfc3339(body.effective_from, "Effective from");
         if (body.effective_to) body.effective_to = rfc3339(body.effective_to, "Effective to");
         const created = await api.post("/api/v1/rates", body);
@@ -880,8 +899,7 @@ export async function settings({ who, notify, rerender }) {
     ? form(
         { class: "panel", "aria-labelledby": "change-settings" },
         async (data) => {
-          const typed = withWholeNumbers(trimmed(data), ...WHOLE_SETTINGS);
-          if (typed.base_currency) typed.base_currency = typed.base_currency.toUpperCase();
+          const typed = withWholeNumbers(withCurrencyCodes(trimmed(data), "base_currency"), ...WHOLE_SETTINGS);
           const body = changedFields(typed, shown, SETTINGS.map(([name]) => name));
           const changed = await api.put("/api/v1/settings", body);
           notify(`Settings changed: ${Object.keys(body).map((name) => `${name} ${shown[name]} → ${changed[name]}`).join(", ")}.`);
