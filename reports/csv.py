@@ -1,9 +1,11 @@
-"""One partner's settlement statement as CSV, for finance teams to reconcile.
+"""Settlement figures as CSV, for finance teams to reconcile: one partner's statement,
+or a whole period's settlement.
 
-Three blocks separated by a blank line: key/value rows describing the
-statement and its figures, the counterparty table, then the late items, each
-table with its own header row. The late-items header is written even when
-there are none, so a parser always finds the same shape.
+Blocks separated by a blank line, each table with its own header row, written
+even when it has no rows, so a parser always finds the same shape. A
+statement: key/value rows describing it and its figures, the counterparty
+table, then the late items. A settlement: key/value rows describing the period
+and its netting, the partners' table, then the pair lines.
 
 Choices, made for machines first and spreadsheets second:
 
@@ -42,7 +44,17 @@ _LATE_ITEM_COLUMNS = (
     "points",
     "original_period_id",
 )
-_TEXT_COLUMNS = {"partner_id", "name", "external_id", "type"}
+_PAIR_LINE_COLUMNS = ("issuer_id", "redeemer_id", "points", "value", "own_redemption")
+_NETTING_KEYS = (
+    "gross",
+    "bilateral_net",
+    "multilateral_net",
+    "netting_ratio",
+    "payments_gross",
+    "payments_net",
+    "payments_saved",
+)
+_TEXT_COLUMNS = {"partner_id", "name", "external_id", "type", "issuer_id", "redeemer_id"}
 _SUMMARY_KEYS = (
     "fx_rate",
     "receivable",
@@ -59,6 +71,7 @@ _SUMMARY_KEYS = (
     "liability_points",
     "liability",
 )
+_PARTNER_COLUMNS = ("partner_id", "name", "currency", *_SUMMARY_KEYS, "own_redemption_points")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -71,13 +84,49 @@ def render_csv(statement: Mapping) -> bytes:
     Returns:
         The CSV; identical bytes for identical input.
     """
+    return _blocks(
+        _header_block(statement),
+        _table(statement["counterparties"], _COUNTERPARTY_COLUMNS),
+        _table(statement["late_items"], _LATE_ITEM_COLUMNS),
+    )
+
+
+def render_settlement_csv(settlement: Mapping) -> bytes:
+    """Render a period's settlement as CSV bytes (UTF-8, no BOM).
+
+    Args:
+        settlement: the settlement of SPEC §7, final or a draft (a draft's partners
+            may lack an fx rate, an empty cell here, and it names them in missing_fx).
+
+    Returns:
+        The CSV; identical bytes for identical input.
+    """
+    identity = [
+        ("period_id", settlement["period_id"]),
+        ("status", settlement["status"]),
+        ("period_start", settlement["start"]),
+        ("period_end", settlement["end"]),
+        ("base_currency", settlement["base_currency"]),
+    ]
+    netting = [(key, settlement["netting"][key]) for key in _NETTING_KEYS]
+    missing = (
+        [("missing_fx", " ".join(settlement["missing_fx"]))] if "missing_fx" in settlement else []
+    )
+    return _blocks(
+        [list(row) for row in identity + netting + missing],
+        _table(settlement["partners"], _PARTNER_COLUMNS),
+        _table(settlement["pair_lines"], _PAIR_LINE_COLUMNS),
+    )
+
+
+def _blocks(*blocks: list[list]) -> bytes:
+    """Blocks of rows, a blank row between each, as CSV (UTF-8, no BOM)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerows(_header_block(statement))
-    writer.writerow([])
-    writer.writerows(_table(statement["counterparties"], _COUNTERPARTY_COLUMNS))
-    writer.writerow([])
-    writer.writerows(_table(statement["late_items"], _LATE_ITEM_COLUMNS))
+    for index, block in enumerate(blocks):
+        if index:
+            writer.writerow([])
+        writer.writerows(block)
     return buffer.getvalue().encode("utf-8")
 
 
@@ -102,10 +151,16 @@ def _header_block(statement: Mapping) -> list[list]:
 
 def _table(rows: Iterable[Mapping], columns: tuple[str, ...]) -> list[list]:
     """A header row and one row per item, text cells neutralised."""
-    return [list(columns)] + [
-        [_safe(row[column]) if column in _TEXT_COLUMNS else row[column] for column in columns]
-        for row in rows
-    ]
+    return [list(columns)] + [[_cell(column, row[column]) for column in columns] for row in rows]
+
+
+def _cell(column: str, value):
+    """A cell as the JSON writes it: a flag ``true`` or ``false``, nothing for null."""
+    if column in _TEXT_COLUMNS:
+        return _safe(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def _safe(text: str) -> str:

@@ -188,19 +188,54 @@ class Periods(MethodView):
         return database().run(calendar.list_periods, datetime.now(UTC))
 
 
+# a file's bytes, documented as such (the views answer a Response, which nothing dumps)
+DOWNLOAD = {"type": "string", "format": "binary"}
+NO_SETTLEMENT = blp.alt_response(
+    404, description="not_found: the period has not begun, or precedes the first closed period"
+)
+NOT_A_PERIOD = blp.alt_response(
+    422, description="invalid: not a period id of the coalition's calendar"
+)
+
+
 @blp.route("/settlements/<period_id>")
 class Settlement(MethodView):
     @blp.doc(operationId="getSettlement")
     @blp.reads_every_partner("reads that partner's statements instead")
     @blp.response(200, SettlementOut)
-    @blp.alt_response(
-        404,
-        description="not_found: the period has not begun, or precedes the first closed period",
-    )
-    @blp.alt_response(422, description="invalid: not a period id of the coalition's calendar")
+    @NO_SETTLEMENT
+    @NOT_A_PERIOD
     def get(self, period_id):
         """A period's settlement: final once closed, a live draft while open"""
         return database().run(settlement.get, period_id, datetime.now(UTC))
+
+
+@blp.route("/settlements/<period_id>/csv")
+class SettlementCsv(MethodView):
+    @blp.doc(operationId="getSettlementCsv")
+    @blp.reads_every_partner("reads that partner's statements instead")
+    @blp.response(
+        200,
+        DOWNLOAD,
+        content_type="text/csv",
+        headers={
+            "Content-Disposition": {
+                "description": "attachment, named coalition-settlement-{period_id}-{status}.csv",
+                "schema": {"type": "string"},
+            }
+        },
+    )
+    @NO_SETTLEMENT
+    @NOT_A_PERIOD
+    def get(self, period_id):
+        """A period's settlement as CSV, as its JSON says it: its netting, partners and pair lines"""
+        figures = SettlementOut().dump(database().run(settlement.get, period_id, datetime.now(UTC)))
+        filename = f"coalition-settlement-{figures['period_id']}-{figures['status']}.csv"
+        return Response(
+            reports.render_settlement_csv(figures),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
 
 
 @blp.route("/settlements/<period_id>/close")
@@ -256,8 +291,6 @@ ATTACHED = TAGGED | {
         "schema": {"type": "string"},
     }
 }
-# a file's bytes, documented as such (the views answer a Response, which nothing dumps)
-DOWNLOAD = {"type": "string", "format": "binary"}
 NOT_MODIFIED = blp.alt_response(
     304, description="The client holds it already (If-None-Match)", headers=TAGGED
 )

@@ -1246,6 +1246,7 @@ DOCUMENTED_ERRORS = [
     ("get", "/api/v1/kpis?partner_id=nobody", lambda c, path: c.get(path), 404, "not_found"),
     ("get", "/api/v1/kpis?period_id=2001-01", lambda c, path: c.get(path), 404, "not_found"),
     ("get", "/api/v1/settlements/2999-01", lambda c, path: c.get(path), 404, "not_found"),
+    ("get", "/api/v1/settlements/2999-01/csv", lambda c, path: c.get(path), 404, "not_found"),
     ("post", "/api/v1/settlements/2001-01/close", lambda c, path: c.post(path), 404, "not_found"),
     ("get", "/api/v1/statements/999999", lambda c, path: c.get(path), 404, "not_found"),
     ("get", "/api/v1/statements/999999/pdf", lambda c, path: c.get(path), 404, "not_found"),
@@ -1264,6 +1265,7 @@ DOCUMENTED_ERRORS = [
     ("post", "/api/v1/transactions", lambda c, path: c.post(path, json=earn_body(amount="1.00")), 422, "zero_points"),
     # 422 from a view without a schema: a period id the calendar does not have
     ("get", "/api/v1/settlements/2026-13", lambda c, path: c.get(path), 422, "invalid"),
+    ("get", "/api/v1/settlements/2026-13/csv", lambda c, path: c.get(path), 422, "invalid"),
     ("post", "/api/v1/settlements/2026-13/close", lambda c, path: c.post(path), 422, "invalid"),
 ]
 DOCUMENTED_ERRORS += [(method, path, lambda c, path, method=method: getattr(c, method)(path, data="{bad", content_type="application/json"), 400, None)

@@ -400,6 +400,17 @@ def test_settlement_shows_the_netting_summary_of_the_api(browser, server, operat
     assert "24.12 EUR" in cards
 
 
+def downloaded(browser, downloads: Path, name: str) -> Path:
+    """The file the browser saved as ``name``, once it is whole."""
+    def saved(_):
+        path = downloads / name
+        return path if path.exists() and path.stat().st_size > 0 else False
+
+    path = wait_for(browser, saved, f"{name} was not downloaded: {sorted(os.listdir(downloads))}")
+    time.sleep(0.2)  # let chromium finish renaming and flushing
+    return path
+
+
 def test_operator_downloads_a_statement_pdf(browser, server, operator, month, downloads, screenshots):
     from selenium.webdriver.common.by import By
 
@@ -410,16 +421,21 @@ def test_operator_downloads_a_statement_pdf(browser, server, operator, month, do
     label = f"Download statement {statement['number']} as PDF"
     browser.find_element(By.CSS_SELECTOR, f'button[aria-label="{label}"]').click()
     expected = f"coalition-statement-{statement['number']}-aroma.pdf"
-
-    def saved(_):
-        path = downloads / expected
-        return path if path.exists() and path.stat().st_size > 0 else False
-
-    path = wait_for(browser, saved, f"{expected} was not downloaded: {sorted(os.listdir(downloads))}")
-    time.sleep(0.2)  # let chromium finish renaming and flushing
-    content = path.read_bytes()
+    content = downloaded(browser, downloads, expected).read_bytes()
     assert content.startswith(b"%PDF")
     assert content == operator.get(f"/api/v1/statements/{statement['id']}/pdf").data
+    wait_for(browser, lambda d: f"Downloaded {expected}" in d.find_element(By.ID, "notice").text, "no notice")
+
+
+def test_operator_downloads_a_settlement_as_csv(browser, server, operator, month, downloads):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"settlement/{month}", "Settlement")
+    browser.find_element(By.CSS_SELECTOR, f'button[aria-label="Download the settlement of {month} as CSV"]').click()
+    expected = f"coalition-settlement-{month}-final.csv"
+    content = downloaded(browser, downloads, expected).read_bytes()
+    assert content == operator.get(f"/api/v1/settlements/{month}/csv").data
     wait_for(browser, lambda d: f"Downloaded {expected}" in d.find_element(By.ID, "notice").text, "no notice")
 
 

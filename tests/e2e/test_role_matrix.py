@@ -260,6 +260,8 @@ ROWS = [
         name="/kpis?partner_id={B}"),
     Row("GET", "/settlements/{period_id}", (200, 200, 403, 403, 403),
         _path("/settlements/{id}", id=PERIOD)),
+    Row("GET", "/settlements/{period_id}/csv", (200, 200, 403, 403, 403),
+        _path("/settlements/{id}/csv", id=PERIOD)),
     Row("POST", "/settlements/{period_id}/close", (200, 403, 403, 403, 403),
         _path("/settlements/{id}/close", id=PERIOD)),  # already closed: closing again changes nothing
     Row("GET", "/statements", (200, 200, 200, 200, 200), _path("/statements")),

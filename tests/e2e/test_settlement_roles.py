@@ -61,6 +61,7 @@ def test_operator_reads_any_statement(operator, ids, document):
 def test_finance_reads_settlements(make_key, month):
     finance = make_key("finance")
     assert expect(finance.get(f"/api/v1/settlements/{month}"), 200)["period_id"] == month
+    assert finance.get(f"/api/v1/settlements/{month}/csv").status_code == 200
 
 
 def test_finance_reads_a_draft_settlement(make_key, operator):
@@ -114,8 +115,9 @@ def test_bound_finance_gets_404_for_another_partners_statement(make_key, ids, do
     assert response.get_json()["code"] == 404
 
 
-def test_bound_finance_may_not_read_settlements(make_key, month):
-    assert make_key("finance", "aroma").get(f"/api/v1/settlements/{month}").status_code == 403
+@pytest.mark.parametrize("document", ["", "/csv"])
+def test_bound_finance_may_not_read_settlements(make_key, month, document):
+    assert make_key("finance", "aroma").get(f"/api/v1/settlements/{month}{document}").status_code == 403
 
 
 def test_bound_finance_may_not_close(make_key, operator):
@@ -126,8 +128,9 @@ def test_bound_finance_may_not_close(make_key, operator):
 # --- partner key A --------------------------------------------------------------------------
 
 
-def test_partner_may_not_read_settlements(make_key, month):
-    assert make_key("partner", "aroma").get(f"/api/v1/settlements/{month}").status_code == 403
+@pytest.mark.parametrize("document", ["", "/csv"])
+def test_partner_may_not_read_settlements(make_key, month, document):
+    assert make_key("partner", "aroma").get(f"/api/v1/settlements/{month}{document}").status_code == 403
 
 
 def test_partner_may_not_read_a_draft_settlement(make_key, operator):

@@ -20,7 +20,7 @@ import pypdf
 import pytest
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
-from reports import fonts, render_csv, render_pdf
+from reports import fonts, render_csv, render_pdf, render_settlement_csv
 from reports import statement as statement_module
 
 SHA = "3f7a9c0e5b1d2468ace013579bdf2468ace013579bdf2468ace013579bdf2468"
@@ -929,6 +929,62 @@ def test_csv_is_plain_utf8_without_byte_order_mark_and_deterministic():
     assert not data.startswith(b"\xef\xbb\xbf")
     assert "Кофейня Арома".encode() in data
     assert data == render_csv(make_statement())
+
+
+def _partner_entry(partner_id, name, currency, receivable, payable, fees, net, fx_rate, net_in_currency):
+    return {"partner_id": partner_id, "name": name, "currency": currency, "receivable": receivable,
+            "payable": payable, "fees": fees, "net": net, "fx_rate": fx_rate,
+            "net_in_currency": net_in_currency, "points_issued": 9000, "points_redeemed": 0,
+            "own_redemption_points": 0, "points_reversed": 0, "shortfall_points": 0, "points_expired": 0,
+            "late_count": 0, "liability_points": 0, "liability": None}
+
+
+def _settlement(**overrides) -> dict:
+    """SPEC §7's example world cut down: skyair's 9000 points redeemed at aroma at 0.01 (90.00),
+    aroma's own 40; skyair pays fees of 9000 × 0.001 = 9.00; nets 90.00 and −99.00."""
+    return {
+        "period_id": "2026-10", "status": "final", "start": "2026-10-01T00:00:00+00:00",
+        "end": "2026-11-01T00:00:00+00:00", "base_currency": "EUR",
+        "partners": [
+            _partner_entry("aroma", "=Кофейня Арома", "RUB", "90.00", "0.00", "0.00", "90.00", None, None),
+            _partner_entry("skyair", "SkyAir", "EUR", "0.00", "90.00", "9.00", "-99.00", "1", "-99.00"),
+        ],
+        "pair_lines": [
+            {"issuer_id": "aroma", "redeemer_id": "aroma", "points": 40, "value": "0.00", "own_redemption": True},
+            {"issuer_id": "skyair", "redeemer_id": "aroma", "points": 9000, "value": "90.00",
+             "own_redemption": False},
+        ],
+        "netting": {"gross": "90.00", "bilateral_net": "90.00", "multilateral_net": "189.00",
+                    "netting_ratio": "-1.1000", "payments_gross": 1, "payments_net": 2, "payments_saved": -1},
+        **overrides,
+    }
+
+
+def test_a_settlement_as_csv_is_its_period_and_netting_then_partners_then_pair_lines():
+    header, partners, pair_lines = csv_blocks(render_settlement_csv(_settlement(missing_fx=["RUB"])))
+
+    assert header == [["period_id", "2026-10"], ["status", "final"], ["period_start", "2026-10-01T00:00:00+00:00"],
+                      ["period_end", "2026-11-01T00:00:00+00:00"], ["base_currency", "EUR"],
+                      ["gross", "90.00"], ["bilateral_net", "90.00"], ["multilateral_net", "189.00"],
+                      ["netting_ratio", "-1.1000"], ["payments_gross", "1"], ["payments_net", "2"],
+                      ["payments_saved", "-1"], ["missing_fx", "RUB"]]
+    assert partners[0][:9] == ["partner_id", "name", "currency", "fx_rate", "receivable", "payable", "fees", "net",
+                               "net_in_currency"]
+    # a name a spreadsheet would run is neutralised; a draft's missing fx rate is an empty cell
+    assert partners[1][:9] == ["aroma", "'=Кофейня Арома", "RUB", "", "90.00", "0.00", "0.00", "90.00", ""]
+    assert partners[2][:9] == ["skyair", "SkyAir", "EUR", "1", "0.00", "90.00", "9.00", "-99.00", "-99.00"]
+    assert dict(zip(partners[0], partners[2]))["liability"] == ""  # not valued: null
+    assert pair_lines == [["issuer_id", "redeemer_id", "points", "value", "own_redemption"],
+                          ["aroma", "aroma", "40", "0.00", "true"],  # as the JSON writes it, not Python's True
+                          ["skyair", "aroma", "9000", "90.00", "false"]]
+
+
+def test_a_final_settlement_as_csv_has_no_missing_fx_row_and_the_same_bytes_each_time():
+    data = render_settlement_csv(_settlement())
+
+    assert "missing_fx" not in data.decode()
+    assert data == render_settlement_csv(_settlement())
+    assert not data.startswith(b"\xef\xbb\xbf")
 
 
 def test_csv_keeps_spreadsheets_from_running_text_as_formulas():

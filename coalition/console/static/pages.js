@@ -137,35 +137,37 @@ function rfc3339(localValue, label) {
   return date.toISOString();
 }
 
-function documentButton(kind, statement, notify) {
-  const label = kind.toUpperCase();
+/** A button that downloads a document with the key, saying what was saved or why not. */
+function downloadButton(text, label, path, fallbackName, notify) {
   return h(
     "button",
     {
       type: "button",
       class: "small",
-      "data-download": kind,
-      "aria-label": `Download statement ${statement.number} as ${label}`,
-      onclick: async (event) => {
-        const button = event.currentTarget;
-        // one download at a time; a disabled button would drop the keyboard's focus to the page
-        if (button.getAttribute("aria-disabled") === "true") return;
-        button.setAttribute("aria-disabled", "true");
-        try {
-          const saved = await api.download(
-            `/api/v1/statements/${statement.id}/${kind}`,
-            `coalition-statement-${statement.number}.${kind}`,
-          );
-          notify(`Downloaded ${saved.name} (${count(saved.size)} bytes).`);
-        } catch (error) {
-          // a refused key has signed out already, saying why
-          if (error.status !== 401) notify(error.message, "error");
-        } finally {
-          button.removeAttribute("aria-disabled");
-        }
-      },
+      "aria-label": label,
+      onclick: (event) =>
+        whileBusy(event.currentTarget, async () => {
+          try {
+            const saved = await api.download(path, fallbackName);
+            notify(`Downloaded ${saved.name} (${count(saved.size)} bytes).`);
+          } catch (error) {
+            // a refused key has signed out already, saying why
+            if (error.status !== 401) notify(error.message, "error");
+          }
+        }),
     },
+    text,
+  );
+}
+
+function documentButton(kind, statement, notify) {
+  const label = kind.toUpperCase();
+  return downloadButton(
     label,
+    `Download statement ${statement.number} as ${label}`,
+    `/api/v1/statements/${statement.id}/${kind}`,
+    `coalition-statement-${statement.number}.${kind}`,
+    notify,
   );
 }
 
@@ -248,7 +250,7 @@ export async function periods({ who, notify, rerender }) {
 
 // --- settlement ---------------------------------------------------------------------------
 
-export async function settlement({ param, who }) {
+export async function settlement({ param, who, notify }) {
   if (who.own_partner) {
     return [heading("Settlement"), h("p", {}, "A key bound to a partner reads that partner's statements instead."), link("statements", "Go to statements")];
   }
@@ -275,6 +277,17 @@ export async function settlement({ param, who }) {
       result.missing_fx?.length
         ? ` Closing it needs an fx rate at the period's end for ${result.missing_fx.join(", ")}.`
         : "",
+    ),
+    h(
+      "p",
+      { class: "actions" },
+      downloadButton(
+        "CSV",
+        `Download the settlement of ${result.period_id} as CSV`,
+        `/api/v1/settlements/${encodeURIComponent(result.period_id)}/csv`,
+        `coalition-settlement-${result.period_id}-${result.status}.csv`,
+        notify,
+      ),
     ),
     h("h2", {}, "Netting"),
     cards([
