@@ -5,7 +5,9 @@ Blocks separated by a blank line, each table with its own header row, written
 even when it has no rows, so a parser always finds the same shape. A
 statement: key/value rows describing it and its figures, the counterparty
 table, then the late items. A settlement: key/value rows describing the period
-and its netting, the partners' table, then the pair lines.
+and its netting, the partners' table, the pair lines, then what each partner's
+fees are made of (a line per fee rate; none for settlements closed before fee
+lines were kept).
 
 Choices, made for machines first and spreadsheets second:
 
@@ -45,6 +47,7 @@ _LATE_ITEM_COLUMNS = (
     "original_period_id",
 )
 _PAIR_LINE_COLUMNS = ("issuer_id", "redeemer_id", "points", "value", "own_redemption")
+_FEE_LINE_COLUMNS = ("partner_id", "fee_rate", "points", "exact_fees")
 _NETTING_KEYS = (
     "gross",
     "bilateral_net",
@@ -116,7 +119,17 @@ def render_settlement_csv(settlement: Mapping) -> bytes:
         [list(row) for row in identity + netting + missing],
         _table(settlement["partners"], _PARTNER_COLUMNS),
         _table(settlement["pair_lines"], _PAIR_LINE_COLUMNS),
+        _table(_fee_lines(settlement["partners"]), _FEE_LINE_COLUMNS),
     )
+
+
+def _fee_lines(partners: Iterable[Mapping]) -> list[dict]:
+    """Each partner's fee lines, each naming its partner, in the partners' order."""
+    return [
+        {"partner_id": partner["partner_id"], **line}
+        for partner in partners
+        for line in partner.get("fee_lines", ())
+    ]
 
 
 def _blocks(*blocks: list[list]) -> bytes:

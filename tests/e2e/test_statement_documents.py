@@ -243,14 +243,16 @@ def test_a_partner_that_took_no_part_closes_without_an_fx_rate_and_says_so(opera
     assert (rows["fx_rate"], rows["net_in_currency"]) == ([""], ["0.00"])
 
 
-def _settlement_csv(caller, period_id: str) -> tuple[dict, list[list[str]], list[list[str]], str]:
-    """A settlement's CSV: its key/value block, its partners' and its pair lines' tables, its file name."""
+def _settlement_csv(caller, period_id: str):
+    """A settlement's CSV: its key/value block as a dict, its partners', pair lines' and fee
+    lines' tables, and its file name."""
     response = caller.get(f"/api/v1/settlements/{period_id}/csv")
     assert (response.status_code, response.mimetype) == (200, "text/csv")
     rows = list(csv.reader(io.StringIO(response.data.decode("utf-8"))))
     blank = [index for index, row in enumerate(rows) if not row]
-    header, partners, pair_lines = rows[:blank[0]], rows[blank[0] + 1:blank[1]], rows[blank[1] + 1:]
-    return dict(header), partners, pair_lines, response.headers["Content-Disposition"]
+    header, partners, pair_lines, fee_lines = (rows[start + 1:end] for start, end in
+                                               zip([-1, *blank], [*blank, len(rows)], strict=True))
+    return dict(header), partners, pair_lines, fee_lines, response.headers["Content-Disposition"]
 
 
 def test_a_closed_settlement_as_csv_carries_the_hand_computed_figures(operator):
@@ -258,7 +260,7 @@ def test_a_closed_settlement_as_csv_carries_the_hand_computed_figures(operator):
     0.67 − 23.45 − 2.47 = −25.25 EUR; pair lines skyair → aroma 2345 points, 23.45 and
     aroma → skyair 67 points, 0.67; gross 23.45 + 0.67 = 24.12."""
     period_id = small_closed_month(operator)
-    header, partners, pair_lines, disposition = _settlement_csv(operator, period_id)
+    header, partners, pair_lines, fee_lines, disposition = _settlement_csv(operator, period_id)
 
     assert disposition == f'attachment; filename="coalition-settlement-{period_id}-final.csv"'
     assert (header["period_id"], header["status"], header["base_currency"], header["gross"]) == (
@@ -274,6 +276,8 @@ def test_a_closed_settlement_as_csv_carries_the_hand_computed_figures(operator):
     assert (skyair["fees"], skyair["net"], skyair["points_issued"]) == ("2.47", "-25.25", "2468")
     assert sorted(pair_lines[1:]) == [["aroma", "skyair", "67", "0.67", "false"],
                                       ["skyair", "aroma", "2345", "23.45", "false"]]
+    # fees 100 × 0.001 = 0.100 → 0.10 and 2468 × 0.001 = 2.468 → 2.47, each rounded once
+    assert sorted(fee_lines[1:]) == [["aroma", "0.001", "100", "0.100"], ["skyair", "0.001", "2468", "2.468"]]
 
 
 def test_a_draft_settlement_as_csv_names_the_fx_rates_a_close_needs(operator):
@@ -284,7 +288,7 @@ def test_a_draft_settlement_as_csv_names_the_fx_rates_a_close_needs(operator):
     add_rate(operator, "fee", "0.001")
     earn(operator, "s1", "sakura", "m1", (datetime.now(UTC) - timedelta(minutes=1)).isoformat(), "1000", "JPY")
     period_id = current_month_id()
-    header, partners, pair_lines, disposition = _settlement_csv(operator, period_id)
+    header, partners, pair_lines, _, disposition = _settlement_csv(operator, period_id)
 
     assert disposition.endswith(f'"coalition-settlement-{period_id}-draft.csv"')
     assert (header["status"], header["missing_fx"]) == ("draft", "JPY")

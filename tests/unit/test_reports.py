@@ -947,7 +947,8 @@ def _settlement(**overrides) -> dict:
         "end": "2026-11-01T00:00:00+00:00", "base_currency": "EUR",
         "partners": [
             _partner_entry("aroma", "=Кофейня Арома", "RUB", "90.00", "0.00", "0.00", "90.00", None, None),
-            _partner_entry("skyair", "SkyAir", "EUR", "0.00", "90.00", "9.00", "-99.00", "1", "-99.00"),
+            {**_partner_entry("skyair", "SkyAir", "EUR", "0.00", "90.00", "9.00", "-99.00", "1", "-99.00"),
+             "fee_lines": [{"fee_rate": "0.001", "points": 9000, "exact_fees": "9.000"}]},
         ],
         "pair_lines": [
             {"issuer_id": "aroma", "redeemer_id": "aroma", "points": 40, "value": "0.00", "own_redemption": True},
@@ -961,7 +962,7 @@ def _settlement(**overrides) -> dict:
 
 
 def test_a_settlement_as_csv_is_its_period_and_netting_then_partners_then_pair_lines():
-    header, partners, pair_lines = csv_blocks(render_settlement_csv(_settlement(missing_fx=["RUB"])))
+    header, partners, pair_lines, fee_lines = csv_blocks(render_settlement_csv(_settlement(missing_fx=["RUB"])))
 
     assert header == [["period_id", "2026-10"], ["status", "final"], ["period_start", "2026-10-01T00:00:00+00:00"],
                       ["period_end", "2026-11-01T00:00:00+00:00"], ["base_currency", "EUR"],
@@ -977,6 +978,8 @@ def test_a_settlement_as_csv_is_its_period_and_netting_then_partners_then_pair_l
     assert pair_lines == [["issuer_id", "redeemer_id", "points", "value", "own_redemption"],
                           ["aroma", "aroma", "40", "0.00", "true"],  # as the JSON writes it, not Python's True
                           ["skyair", "aroma", "9000", "90.00", "false"]]
+    # skyair's fees: 9000 points × 0.001 = 9.000, rounded once to 9.00; aroma has no fee lines
+    assert fee_lines == [["partner_id", "fee_rate", "points", "exact_fees"], ["skyair", "0.001", "9000", "9.000"]]
 
 
 def test_a_final_settlement_as_csv_has_no_missing_fx_row_and_the_same_bytes_each_time():
