@@ -551,7 +551,7 @@ const PARTNER_FIELDS = ["name", "category", "currency", "hold_days", "status"];
 
 export async function partner({ who, param, notify }) {
   if (!param) return [heading("Not found"), h("p", { class: "form-error", role: "alert" }, "Choose a partner on the Partners page: its page is at its id.")];
-  const shown = await api.get(`/api/v1/partners/${encodeURIComponent(param ?? "")}`);
+  const shown = await api.get(`/api/v1/partners/${encodeURIComponent(param)}`);
   const change = who.role === "operator"
     ? form(
         { class: "panel", "aria-labelledby": "change-partner" },
