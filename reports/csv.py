@@ -116,7 +116,7 @@ def render_settlement_csv(settlement: Mapping) -> bytes:
         [("missing_fx", " ".join(settlement["missing_fx"]))] if "missing_fx" in settlement else []
     )
     return _blocks(
-        [list(row) for row in identity + netting + missing],
+        identity + netting + missing,
         _table(settlement["partners"], _PARTNER_COLUMNS),
         _table(settlement["pair_lines"], _PAIR_LINE_COLUMNS),
         _table(_fee_lines(settlement["partners"]), _FEE_LINE_COLUMNS),
@@ -132,7 +132,7 @@ def _fee_lines(partners: Iterable[Mapping]) -> list[dict]:
     ]
 
 
-def _blocks(*blocks: list[list]) -> bytes:
+def _blocks(*blocks: Iterable[Iterable]) -> bytes:
     """Blocks of rows, a blank row between each, as CSV (UTF-8, no BOM)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)

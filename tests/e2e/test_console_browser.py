@@ -265,6 +265,17 @@ def wait_for(browser, condition, message: str):
     return WebDriverWait(browser, WAIT, ignored_exceptions=ignored).until(condition, message)
 
 
+def form_error_saying(browser, words: str = ""):
+    """The form's error shown, once it says ``words`` (any, without them)."""
+    from selenium.webdriver.common.by import By
+
+    def saying(driver):
+        shown = [e for e in driver.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()]
+        return next((e for e in shown if words in e.text), False)
+
+    return wait_for(browser, saying, f"no error saying {words!r}")
+
+
 def page_loaded(browser, heading: str):
     """Wait until the page's main heading contains ``heading`` and loading is over."""
     from selenium.webdriver.common.by import By
@@ -660,11 +671,7 @@ def test_an_api_error_message_is_shown_in_the_form(browser, server, operator, mo
     # an earn rate without a partner: the API refuses it with 422 and a message
     browser.find_element(By.ID, "rate-value").send_keys("3")
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-rate] button[type=submit]").click()
-    error = wait_for(
-        browser,
-        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()), False),
-        "no error shown",
-    )
+    error = form_error_saying(browser)
     shot(browser, screenshots, "06-rate-error")
     assert error.text.count("an earn rate needs a partner_id") == 1  # the field's error is the message
 
@@ -677,11 +684,7 @@ def test_a_rate_without_its_start_says_the_field_is_needed(browser, server, oper
     browser.find_element(By.ID, "rate-value").send_keys("3")
     browser.execute_script("document.getElementById('rate-from').value = ''")
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-rate] button[type=submit]").click()
-    error = wait_for(
-        browser,
-        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()), False),
-        "no error shown",
-    )
+    error = form_error_saying(browser)
     assert error.text == "Effective from: enter a date and time."  # it said "undefined is not a date and time"
 
 
@@ -815,17 +818,6 @@ def submit_partner_change(browser):
     from selenium.webdriver.common.by import By
 
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=change-partner] button[type=submit]").click()
-
-
-def form_error_saying(browser, words: str):
-    """The form's error shown once it says ``words``."""
-    from selenium.webdriver.common.by import By
-
-    def saying(driver):
-        shown = [e for e in driver.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()]
-        return next((e for e in shown if words in e.text), False)
-
-    return wait_for(browser, saying, f"no error saying {words!r}")
 
 
 def test_the_operator_changes_a_partners_hold_and_suspends_it_once_asked(browser, server, operator, month,
@@ -1060,10 +1052,7 @@ def test_an_unknown_key_is_refused_at_sign_in(browser, server, month):
 
     browser.get(f"{server}/console/")
     wait_for(browser, lambda d: d.find_element(By.ID, "api-key"), "no login form").send_keys("coal_wrong", Keys.ENTER)
-    error = wait_for(
-        browser, lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()), False),
-        "no error shown",
-    )
+    error = form_error_saying(browser)
     assert "unknown or revoked key" in error.text
 
 
@@ -1327,11 +1316,7 @@ def test_a_key_the_api_refuses_to_create_shows_its_message_in_the_form(browser, 
     go(browser, server, "keys", "Keys")
     # a partner key (the role chosen at first) without a partner: 422
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-key] button[type=submit]").click()
-    error = wait_for(
-        browser,
-        lambda d: next((e for e in d.find_elements(By.CSS_SELECTOR, ".form-error") if e.is_displayed()), False),
-        "no error shown",
-    )
+    error = form_error_saying(browser)
     assert error.text.count("a partner key needs the partner it is bound to") == 1
     assert error.get_attribute("role") == "alert"
     assert not browser.find_elements(By.CSS_SELECTOR, "main .secret")

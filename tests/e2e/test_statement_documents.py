@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pypdf import PdfReader
 
+from tests.documents import csv_blocks
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
@@ -248,10 +249,7 @@ def _settlement_csv(caller, period_id: str):
     lines' tables, and its file name."""
     response = caller.get(f"/api/v1/settlements/{period_id}/csv")
     assert (response.status_code, response.mimetype) == (200, "text/csv")
-    rows = list(csv.reader(io.StringIO(response.data.decode("utf-8"))))
-    blank = [index for index, row in enumerate(rows) if not row]
-    header, partners, pair_lines, fee_lines = (rows[start + 1:end] for start, end in
-                                               zip([-1, *blank], [*blank, len(rows)], strict=True))
+    header, partners, pair_lines, fee_lines = csv_blocks(response.data)
     return dict(header), partners, pair_lines, fee_lines, response.headers["Content-Disposition"]
 
 

@@ -5,7 +5,6 @@ Cyrillic names are real text and not boxes. Figures in the fixture are worked
 out by hand: net = receivable − payable − fees, net_in_currency = net ÷ fx_rate.
 """
 
-import csv
 import io
 import json
 import os
@@ -22,6 +21,7 @@ from reportlab.pdfbase.pdfmetrics import stringWidth
 
 from reports import fonts, render_csv, render_pdf, render_settlement_csv
 from reports import statement as statement_module
+from tests.documents import csv_blocks
 
 SHA = "3f7a9c0e5b1d2468ace013579bdf2468ace013579bdf2468ace013579bdf2468"
 REPO = Path(__file__).resolve().parents[2]
@@ -107,17 +107,6 @@ def pages_text(pdf: bytes) -> list[str]:
 
 def summary_text(statement: dict) -> str:
     return pages_text(render_pdf(statement))[0]
-
-
-def csv_blocks(data: bytes) -> list[list[list[str]]]:
-    """Split the CSV into its blank-line separated blocks."""
-    blocks: list[list[list[str]]] = [[]]
-    for row in csv.reader(io.StringIO(data.decode("utf-8"), newline="")):
-        if row:
-            blocks[-1].append(row)
-        else:
-            blocks.append([])
-    return blocks
 
 
 def test_pdf_text_names_partner_period_number_net_and_hash():

@@ -86,17 +86,14 @@ export async function get(path, query) {
   return (await request("GET", path, { query })).json();
 }
 
-export async function post(path, body) {
-  return (await request("POST", path, { body })).json();
+/** A request that sends a JSON body and reads the JSON answer. */
+async function send(method, path, body) {
+  return (await request(method, path, { body })).json();
 }
 
-export async function patch(path, body) {
-  return (await request("PATCH", path, { body })).json();
-}
-
-export async function put(path, body) {
-  return (await request("PUT", path, { body })).json();
-}
+export const post = (path, body) => send("POST", path, body);
+export const patch = (path, body) => send("PATCH", path, body);
+export const put = (path, body) => send("PUT", path, body);
 
 /** DELETE, whose answer (204) has no body. */
 export async function remove(path) {
