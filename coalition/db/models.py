@@ -231,3 +231,14 @@ class Change(Base):
     subject_id: Mapped[str] = mapped_column(String(63))
     action: Mapped[str] = mapped_column(String(16))
     detail: Mapped[str] = mapped_column(Text)
+
+
+#: What the operator configures, and the periods closed: the catalog caches these rows
+#: (any change to one stamps its generation) and the record of changes names them so.
+REFERENCE_DATA = {
+    Settings: "settings",
+    Partner: "partner",
+    Rate: "rate",
+    ApiKey: "key",
+    Period: "period",
+}

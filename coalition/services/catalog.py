@@ -25,7 +25,6 @@ from sqlalchemy.orm import Session
 from coalition.db import models
 from coalition.domain import periods, rates
 
-REFERENCE_ROWS = (models.Settings, models.Partner, models.Rate, models.ApiKey, models.Period)
 _cached: WeakKeyDictionary = WeakKeyDictionary()  # engine → Catalog
 _IN_SESSION = "coalition.catalog"  # session.info key: the catalog of the current transaction
 GENERATION_QUERY = "SELECT generation FROM settings"  # plain SQL: read on every request
@@ -34,7 +33,7 @@ GENERATION_QUERY = "SELECT generation FROM settings"  # plain SQL: read on every
 @event.listens_for(Session, "before_flush")
 def _stamp_generation(session, _context, _instances) -> None:
     changed = (*session.new, *session.dirty, *session.deleted)
-    if any(isinstance(row, REFERENCE_ROWS) for row in changed):
+    if any(type(row) in models.REFERENCE_DATA for row in changed):
         session.execute(update(models.Settings).values(generation=secrets.randbits(62)))
         forget(session)
 

@@ -29,13 +29,7 @@ from coalition.db import models
 from coalition.domain import money
 from coalition.services import pages
 
-SUBJECTS = {
-    models.Settings: "settings",
-    models.Partner: "partner",
-    models.Rate: "rate",
-    models.ApiKey: "key",
-    models.Period: "period",
-}
+SUBJECTS = models.REFERENCE_DATA  # the rows the catalog caches, by the record's names
 # what a reader of the record has no use for: secrets, stamps, bookkeeping, and a close's
 # whole settlement (its statements hold it)
 UNRECORDED = {

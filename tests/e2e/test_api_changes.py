@@ -204,11 +204,3 @@ def test_a_finance_key_reads_the_record_and_a_key_bound_to_a_partner_does_not(op
     for bound in (make_key("finance", "gym"), make_key("partner", "gym")):
         assert bound.get("/api/v1/changes").status_code == 403
         assert bound.get("/api/v1/changes", query_string={"via": "email"}).status_code == 403  # before the query
-
-
-def test_the_record_follows_exactly_the_rows_the_catalog_caches():
-    # each recorded change also stamps the catalog's generation, a lock held to commit, which
-    # is why change ids follow commit order (coalition/services/changes.py)
-    from coalition.services import catalog, changes as record
-
-    assert set(record.SUBJECTS) == set(catalog.REFERENCE_ROWS)
