@@ -14,6 +14,7 @@ its postings is recorded after it. SQLite serialises writers anyway.
 from datetime import UTC, datetime
 
 from sqlalchemy import select
+from sqlalchemy.orm import defer
 
 from coalition.db import aggregates, locks, models, on_postgresql
 from coalition.domain import periods
@@ -74,7 +75,8 @@ def list_periods(session, now: datetime) -> list[periods.ListedPeriod]:
     minutes ahead (SPEC §5), so in a period's last minutes the next one can already
     hold transactions."""
     calendar = catalog.current(session).calendar
-    rows = session.scalars(select(models.Period).order_by(models.Period.start))
+    closed = select(models.Period).options(defer(models.Period.settlement))  # partners² pair lines
+    rows = session.scalars(closed.order_by(models.Period.start))
     listed = [periods.ListedPeriod(row.start, row.end, row.id, row.closed_at) for row in rows]
     earliest, latest = aggregates.occurrences(session)
     of_now = calendar.containing(now)
