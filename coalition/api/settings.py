@@ -19,7 +19,7 @@ class SettingsSchema(Body):
     timezone = fields.String(validate=validate.Length(1, 64))
     period = fields.String(validate=validate.OneOf(periods.KINDS))
     points_ttl_days = Whole(validate=validate.Range(1, 36500))
-    max_backdate_days = Whole(validate=validate.Range(0, settings_service.MAX_BACKDATE_DAYS))
+    max_backdate_days = Whole(validate=validate.Range(0, periods.MAX_BACKDATE_DAYS))
     auto_close_after_hours = Whole(validate=validate.Range(0, 8760))
 
 

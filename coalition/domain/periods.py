@@ -18,6 +18,8 @@ KINDS = ("monthly", "weekly", "daily")
 
 # SPEC §5: a transaction may be dated up to this far ahead of the moment it is posted
 FUTURE_TOLERANCE = timedelta(minutes=5)
+# The most the operator's max_backdate_days may be: no posting is ever dated further back
+MAX_BACKDATE_DAYS = 3650
 # A period's last instant is this much before its (exclusive) end: the instant at which
 # rates in force "at the period's end" and the outstanding liability are read (SPEC §7)
 LAST_INSTANT = timedelta(microseconds=1)

@@ -8,8 +8,6 @@ from coalition.domain.errors import Conflict, Invalid
 from coalition.domain.partners import OPERATOR_PARTNER
 from coalition.services import calendar, catalog
 
-# the most max_backdate_days can be: no posting is ever dated further back than this
-MAX_BACKDATE_DAYS = 3650
 FROZEN = ("base_currency", "timezone", "period")  # once anything is posted or closed
 
 

@@ -22,7 +22,6 @@ from coalition.domain.errors import Conflict, MissingFx, NotFound
 from coalition.domain.totals import PartnerActivity
 from coalition.services import calendar, catalog, expiry, statements
 from coalition.services import partners as partner_service
-from coalition.services.settings import MAX_BACKDATE_DAYS
 
 
 class Settled(NamedTuple):
@@ -276,13 +275,13 @@ def auto_close(database, now: datetime) -> Iterator[str]:
 
 def _before_any_posting(period: periods.Period, now: datetime, earliest: datetime | None) -> bool:
     """Whether the period ended before the ledger's first transaction and more than
-    ``MAX_BACKDATE_DAYS`` ago, where no posting can ever be dated.
+    ``periods.MAX_BACKDATE_DAYS`` ago, where no posting can ever be dated.
 
     A first close there would settle nothing and make every close after it
     start there: a close of year 1 would leave the next one 105,000 weeks
     to close in one transaction.
     """
-    horizon = now - timedelta(days=MAX_BACKDATE_DAYS)
+    horizon = now - timedelta(days=periods.MAX_BACKDATE_DAYS)
     return period.end <= horizon and (earliest is None or period.end <= earliest)
 
 
