@@ -55,6 +55,14 @@ class Principal:
         if self.own_partner() is not None:
             raise Forbidden(f"a key bound to a partner {instead}")
 
+    def listed_partner(self, requested: str | None) -> str | None:
+        """The partner a listing is narrowed to: a bound key's own, whatever it asked
+        for; asking for another partner's is 403 (a listing is not one record by id)."""
+        own = self.own_partner()
+        if own is not None and requested not in (None, own):
+            raise Forbidden("this key may only see its own partner's data")
+        return own or requested
+
     def may_see(self, partner_id: str) -> bool:
         """Whether this key may see a partner's transaction or statement; one it may
         not is answered as if it did not exist (SPEC §4: 404, not 403)."""

@@ -13,7 +13,7 @@ Member counts (visits, purchases, new members) come from
 keeps the counts (a GET may write, once a period), and keeps an open
 period's for an hour once counting them takes seconds.
 
-Isolation (SPEC §4) is decided by :func:`coalition.services.queries.visible_partner`:
+Isolation (SPEC §4) is decided by :meth:`coalition.auth.Principal.listed_partner`:
 a key bound to a partner gets its own partner's figures only: not the
 coalition-wide totals either, from which (less its own) the others' could
 be read.
@@ -30,7 +30,6 @@ from coalition.domain.periods import ListedPeriod
 from coalition.domain.totals import PartnerActivity
 from coalition.services import calendar, catalog, kpi_counts
 from coalition.services import partners as partner_service
-from coalition.services.queries import visible_partner
 
 DEFAULT_PERIODS = 12
 MAX_PERIODS = 36
@@ -45,7 +44,7 @@ def report(
     periods: int = DEFAULT_PERIODS,
 ) -> dict:
     """KPIs of one period, or of the latest ``periods`` periods (oldest first) for charts."""
-    shown = visible_partner(principal, partner_id)
+    shown = principal.listed_partner(partner_id)
     everyone = partner_service.all_partners(session)
     if shown is not None and shown not in {partner.id for partner in everyone}:
         raise NotFound(f"no partner {shown!r}")

@@ -1,9 +1,10 @@
 """Read models: transactions as the API shows them, listings, balances, history.
 
 Isolation (SPEC §4) is decided by two rules of the key's: a listing is
-filtered by :func:`visible_partner` (asking for another partner's is 403),
-and one record by id is shown only if :meth:`~coalition.auth.Principal.may_see`
-(otherwise 404, as if it did not exist). Balances are no partner's.
+filtered by :meth:`~coalition.auth.Principal.listed_partner` (asking for
+another partner's is 403), and one record by id is shown only if
+:meth:`~coalition.auth.Principal.may_see` (otherwise 404, as if it did not
+exist). Balances are no partner's.
 """
 
 from datetime import datetime
@@ -12,7 +13,7 @@ from sqlalchemy import select
 
 from coalition.db import aggregates, horizon, models, rows, written
 from coalition.domain import money
-from coalition.domain.errors import Forbidden, Invalid, NotFound
+from coalition.domain.errors import Invalid, NotFound
 from coalition.services import calendar, members, pages
 
 DEFAULT_REASONS = {
@@ -23,14 +24,6 @@ DEFAULT_REASONS = {
     "burn_reversal": "redemption reversed",
     "expiry": "expiry",
 }
-
-
-def visible_partner(principal, requested: str | None) -> str | None:
-    """The partner filter a listing must use: a bound key sees only its partner."""
-    own = principal.own_partner()
-    if own is not None and requested not in (None, own):
-        raise Forbidden("this key may only see its own partner's data")
-    return own or requested
 
 
 def transaction_views(session, transactions: list[models.Transaction]) -> list[dict]:
@@ -117,7 +110,7 @@ def keyset_page(session, query, paging: pages.Paging):
 
 
 def list_transactions(session, principal, filters: dict, paging: pages.Paging):
-    partner_id = visible_partner(principal, filters.get("partner_id"))
+    partner_id = principal.listed_partner(filters.get("partner_id"))
     T = models.Transaction
     query = select(T)
     if partner_id is not None:
@@ -184,7 +177,7 @@ def history(session, principal, member_id: str, paging: pages.Paging) -> dict:
         raise NotFound(f"no member {member_id!r}")
     T = models.Transaction
     query = select(T).where(T.member_id == member_id)
-    own = visible_partner(principal, None)
+    own = principal.own_partner()
     if own is not None:
         query = query.where(T.partner_id == own)
     page, next_cursor = keyset_page(session, query, paging)

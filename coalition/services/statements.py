@@ -17,7 +17,7 @@ from coalition.domain import money, periods
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import NotFound
 from coalition.domain.partners import OPERATOR_PARTNER
-from coalition.services import calendar, catalog, pages, queries
+from coalition.services import calendar, catalog, pages
 
 if TYPE_CHECKING:  # settlement issues statements, so it imports this module
     from coalition.services.settlement import Settled
@@ -132,7 +132,7 @@ def list_statements(
 ) -> dict:
     """Final statements in the order they were issued (or its reverse): period by period
     (a close issues every earlier period's first), each period's by number; a page, or all."""
-    partner_id = queries.visible_partner(principal, partner_id)
+    partner_id = principal.listed_partner(partner_id)
     query = select(models.Statement)
     if period_id is not None:
         query = query.where(
