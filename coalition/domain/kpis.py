@@ -7,7 +7,10 @@ measures, exactly, in Decimal, with one half-even rounding per figure.
 A period's KPIs count the transactions that **belong** to it (SPEC §7: the
 period containing ``occurred_at`` while it is open, else the earliest open
 period, marked late) — the same rows its settlement counts. So a closed
-period's KPIs never change, and its points figures match its statements.
+period's KPIs never change, and its points figures match its statements:
+a statement's ``points_redeemed`` (spent at the partner) is the KPIs'
+``points_redeemed_here``, since the KPIs' ``points_redeemed`` is the scope's
+own points spent anywhere, which the redemption rate needs.
 
 Definitions (each measure's formula is on the function that computes it):
 

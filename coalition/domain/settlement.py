@@ -130,6 +130,8 @@ class Netting:
 
 
 def pair_lines(redeemed: list[RedeemedPoints], base_currency: str) -> list[PairLine]:
+    """One line per issuer and redeemer, its value rounded once (SPEC §7). Points a
+    partner issued and redeemed itself are worth 0: they move no money between partners."""
     points, value = defaultdict(int), defaultdict(Decimal)
     for item in redeemed:
         pair = (item.issuer_id, item.redeemer_id)
@@ -267,6 +269,8 @@ def convert(amount: Decimal, fx_rate: Decimal | None, currency: str) -> Decimal 
 def netting(
     lines: list[PairLine], positions_by_partner: dict[str, Position], base_currency: str
 ) -> Netting:
+    """What clearing saves: every payment between partners made gross, netted per pair,
+    and netted through the clearing house (one payment per partner whose net is not 0)."""
     zero = money.zero(base_currency)
     paying = [line for line in lines if not line.own and line.value]
     by_pair = defaultdict(Decimal)

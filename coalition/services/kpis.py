@@ -6,7 +6,8 @@ and hands them over. The points figures are the settlement's own (the
 period totals of :mod:`coalition.db.totals`, and the liability of
 :mod:`coalition.db.aggregates`), and for a closed period the points
 outstanding are read from the settlement stored at close, so a closed
-period's KPIs agree with its statements to the point.
+period's KPIs agree with its statements to the point (a statement's
+``points_redeemed`` is the KPIs' ``points_redeemed_here``).
 
 Member counts (visits, purchases, new members) come from
 :mod:`coalition.services.kpi_counts`, which counts a closed period once and
