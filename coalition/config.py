@@ -10,9 +10,14 @@ from pathlib import Path
 
 
 def database_url() -> str:
-    return (
-        os.environ.get("COALITION_DATABASE_URL") or f"sqlite:///{Path.cwd() / 'coalition.sqlite3'}"
-    )
+    return named_database() or f"sqlite:///{Path.cwd() / 'coalition.sqlite3'}"
+
+
+def named_database() -> str:
+    """``COALITION_DATABASE_URL`` as set ("" if not), without the spaces and newline a
+    secret's file often ends in: a SQLite file's name would take them, and with them
+    a new, empty database beside the real one."""
+    return os.environ.get("COALITION_DATABASE_URL", "").strip()
 
 
 class Unreadable(ValueError):

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import socket
 import sys
 import time
 import traceback
@@ -228,10 +229,27 @@ class AccessLog(glogging.Logger):
         }
 
 
+def address(host: str, port: int) -> str:
+    """``host:port`` as gunicorn binds it and a browser opens it: an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def check_listening(host: str, port: int) -> None:
+    """Raise :class:`OSError` if this machine cannot listen on the address.
+
+    Asked before anything starts: on a first start the operator's key, shown once,
+    would otherwise be printed and then lost among gunicorn's errors, the schema
+    migrated and a new SQLite file made, all for a server that never served."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn does
+        probe.bind((host, port))
+
+
 def run(host: str, port: int, workers: int, scheduler: bool, banner: str) -> None:
     logs.configure()
     options = {
-        "bind": f"{host}:{port}",
+        "bind": address(host, port),
         "workers": workers,
         "worker_class": "coalition.server.Worker",
         "threads": 8,

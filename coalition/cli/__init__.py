@@ -34,9 +34,14 @@ class Group(click.Group):
             raise click.ClickException(error.message) from error
 
 
-@click.group(cls=Group)
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 def main():
-    """Coalition settlement service."""
+    """Coalition settlement service.
+
+    Every command works on the database COALITION_DATABASE_URL names
+    (postgresql://user:password@host/name, or sqlite:///path); unset, on
+    coalition.sqlite3 in the directory it runs in. COALITION_SCHEDULER=off
+    keeps serve's jobs off."""
 
 
 @main.group()
@@ -62,25 +67,42 @@ def expire():
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="the address to listen on: 0.0.0.0 (or ::) for every address of this machine",
+)
 @click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", default=2, show_default=True, type=click.IntRange(min=1))
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="processes serving requests, 8 threads each",
+)
 @click.option("--no-scheduler", is_flag=True, help="do not run the expiry and auto-close jobs")
 def serve(host, port, workers, no_scheduler):
     """Migrate, then serve the API (gunicorn) with the scheduler."""
     from coalition import jobs, server
 
+    host = host.removeprefix("[").removesuffix("]")  # an IPv6 address as a URL writes it
     try:  # read first: the flag says it all, and a switch misread fails before migrating
         scheduler = not no_scheduler and config.scheduler()
+        server.check_listening(host, port)
     except config.Unreadable as error:
         raise click.ClickException(str(error)) from None
+    except OSError as error:
+        where = server.address(host, port)
+        raise click.ClickException(f"cannot listen on {where}: {error.strerror}") from None
     with databases.opened(upgrade=True, wait=databases.START_WAIT_SECONDS) as database:
         key = database.run(auth.first_operator_key)
     if key is not None:
         click.echo("First start: an operator key was created. Store it now, it is not shown again:")
         click.echo(key)
     running = jobs.schedule() if scheduler else "off"
-    banner = f"Coalition on http://{host}:{port}  (API docs at /api/docs)\nJobs: {running}"
+    where = f"http://{server.address(host, port)}"
+    banner = f"Coalition on {where}  (API docs at /api/docs)\nJobs: {running}"
     server.run(host, port, workers, scheduler, banner)
 
 

@@ -3,17 +3,18 @@ checked (or upgraded, for the commands that set things up), and named as the
 user should recognise it."""
 
 import itertools
-import os
+import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
 
 import click
 from alembic.util import CommandError
+from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
-from coalition import create_app, database_of
-from coalition.db import Unavailable, is_unavailable, migrate
+from coalition import config, create_app, database_of
+from coalition.db import Unavailable, is_unavailable, migrate, sqlite_code, unwritable
 
 # serve waits this long for a database that does not answer yet (started beside it)
 START_WAIT_SECONDS = 60
@@ -32,6 +33,11 @@ def opened(*, upgrade=False, wait=0, create=True):
     one without the newest schema they say how to get it instead of failing
     on a missing table.
     """
+    if _in_memory(config.database_url()):
+        raise click.ClickException(
+            "COALITION_DATABASE_URL names an in-memory SQLite database, which is gone when"
+            " the command ends: name a file (sqlite:///path/to/coalition.sqlite3)"
+        )
     try:
         database = database_of(create_app())
     except (ArgumentError, ImportError, ValueError) as error:  # not a URL, no dialect or driver
@@ -64,7 +70,7 @@ def _missing_file(database) -> Path | None:
 
 
 def _no_database(path: Path) -> str:
-    if os.environ.get("COALITION_DATABASE_URL"):
+    if config.named_database():
         return f"there is no database at {path} (COALITION_DATABASE_URL)"
     return (
         f"there is no database at {path}: without COALITION_DATABASE_URL, a command uses"
@@ -77,6 +83,18 @@ def shown(database) -> str:
     """Where a command works: the SQLite file, or the server's URL without its password."""
     path = _file(database)
     return database.engine.url.render_as_string(hide_password=True) if path is None else str(path)
+
+
+def _in_memory(text: str) -> bool:
+    try:
+        url = make_url(text)
+    except ArgumentError:  # not a URL: said as such when the database is opened
+        return False
+    if url.get_backend_name() != "sqlite":
+        return False
+    if url.database in (None, "", ":memory:"):
+        return True
+    return url.query.get("mode") == "memory" or "mode=memory" in url.database  # a file: URI
 
 
 def _file(database) -> Path | None:
@@ -115,14 +133,25 @@ def _check_schema(
         except (DBAPIError, Unavailable) as error:  # unreachable, not a database, no such directory
             cause = error.__cause__ if isinstance(error, Unavailable) else error
             if not (_not_up_yet(cause) and time.monotonic() < deadline):
-                reason = getattr(cause, "orig", cause)
-                raise click.ClickException(f"cannot open the database {where}: {reason}") from None
+                raise click.ClickException(
+                    f"cannot open the database {where}: {_why(cause)}"
+                ) from None
             if attempt == 0:
-                click.echo(f"waiting up to {wait:g} s for the database {where}: {cause.orig}")
+                click.echo(
+                    f"waiting up to {wait:g} s for the database {where}: {cause.orig}", err=True
+                )
             time.sleep(START_RETRY_SECONDS)
     if (why := migrate.mismatch(revisions)) is not None:
         raise click.ClickException(why)
     return before, revisions
+
+
+def _why(error) -> str:
+    """The driver's reason, and for a SQLite file it cannot open, what SQLite needs."""
+    reason = str(getattr(error, "orig", error))
+    if isinstance(error, DBAPIError) and sqlite_code(error) == sqlite3.SQLITE_CANTOPEN:
+        return f"{reason} (SQLite needs its directory to exist and to be writable)"
+    return reason
 
 
 def _tell_what_changed(database, missing: Path | None, before, revisions) -> None:
@@ -155,7 +184,7 @@ def _not_up_yet(error) -> bool:
     """A server that does not answer yet (refused, unreachable, timed out) or says it
     is starting or full; not one that answers no (no such database or role, a wrong
     password), which would answer the same after the wait."""
-    if not (isinstance(error, DBAPIError) and is_unavailable(error)):
+    if not (isinstance(error, DBAPIError) and is_unavailable(error)) or unwritable(error):
         return False
     said = str(error.orig)
     return "FATAL" not in said or any(state in said for state in NOT_UP_YET)

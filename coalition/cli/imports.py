@@ -122,7 +122,7 @@ def _counted(
         if why is not None:
             said = _going_on(path, from_line, last_line, in_flight)
             click.echo(f"\nthe import stopped: {why}. {said}", err=True)
-        click.echo(", ".join(f"{count} {outcome}" for outcome, count in counts.items()))
+        click.echo(", ".join(f"{count:,} {outcome}" for outcome, count in counts.items()))
     return counts, why is not None
 
 

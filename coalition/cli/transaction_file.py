@@ -150,7 +150,8 @@ class _Unreadable(Exception):
 
 
 def _records(source):
-    """Each row that is not blank, with the line it starts on (a quoted cell may span lines)."""
+    """Each row that is not blank, with the line it starts on (a quoted cell may span lines).
+    A row of empty cells (a spreadsheet's empty row, saved as ",,,,") is blank too."""
     reader = csv.reader(source, strict=True)
     while True:
         line = reader.line_num + 1
@@ -160,5 +161,5 @@ def _records(source):
             raise _Unreadable(f"the row starting on line {line} is not CSV: {error}") from None
         if values is None:
             return
-        if values:
+        if any(values):
             yield line, values

@@ -35,6 +35,9 @@ MAX_ATTEMPTS = 8
 CONNECT_TIMEOUT_SECONDS = 10
 LOCK_WAIT_MS = 30_000
 SQLITE_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}  # "database is locked"
+# SQLite cannot write its file: made read-only, a full disk, an I/O error. The operator's
+# to see to, as a PostgreSQL server gone read-only is: no request's fault, nor one item's
+SQLITE_UNWRITABLE_CODES = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR}
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout ran out
 
 
@@ -100,8 +103,9 @@ def is_unavailable(error: DBAPIError) -> bool:
     """A connection found broken, or one the server never answered: psycopg's error
     then carries no SQLSTATE (refused, reset, timed out), where a server's always does;
     a server that answers it is read-only or going down (:data:`UNAVAILABLE_SQLSTATES`);
-    or a lock waited for past the limit (:func:`_busy`)."""
-    if error.connection_invalidated or _busy(error):
+    a SQLite file that cannot be written (:func:`unwritable`); or a lock waited for past
+    the limit (:func:`_busy`)."""
+    if error.connection_invalidated or _busy(error) or unwritable(error):
         return True
     sqlstate = getattr(error.orig, "sqlstate", "")
     return (isinstance(error, OperationalError) and sqlstate is None) or (
@@ -123,7 +127,9 @@ def reaching():
             raise Busy(
                 f"the database kept this waiting on other work's lock too long ({reason})"
             ) from error
-        if getattr(error.orig, "sqlstate", None) == READ_ONLY_SQLSTATE:
+        if unwritable(error):
+            state = "file cannot be written"
+        elif getattr(error.orig, "sqlstate", None) == READ_ONLY_SQLSTATE:
             state = "takes no writes now"
         else:
             state = "cannot be reached"
@@ -133,10 +139,21 @@ def reaching():
 def _busy(error: DBAPIError) -> bool:
     """A SQLite file another writer held for the whole busy timeout, or a PostgreSQL lock
     not granted within the session's ``lock_timeout``."""
-    code = getattr(error.orig, "sqlite_errorcode", None)
+    code = sqlite_code(error)
     if code is not None:
-        return (code & 0xFF) in SQLITE_BUSY_CODES  # an extended code's low byte
+        return code in SQLITE_BUSY_CODES
     return getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+
+def unwritable(error: DBAPIError) -> bool:
+    """A SQLite file that cannot be written (:data:`SQLITE_UNWRITABLE_CODES`)."""
+    return sqlite_code(error) in SQLITE_UNWRITABLE_CODES
+
+
+def sqlite_code(error: DBAPIError) -> int | None:
+    """SQLite's primary result code (an extended code's low byte); None for PostgreSQL."""
+    code = getattr(error.orig, "sqlite_errorcode", None)
+    return None if code is None else code & 0xFF
 
 
 def _twice_if_unavailable(call, *args, **kwargs):
@@ -185,7 +202,9 @@ class Database:
             if "connect_timeout" not in parsed.query:
                 # a host that drops packets is unavailable in seconds, not the system's minutes
                 options["connect_args"] = {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
-        self.engine = create_engine(url, **options)
+        # an error's message leaves out its statement's parameters: logged, they would
+        # show members' ids (card and phone hashes) to whoever reads the logs
+        self.engine = create_engine(url, hide_parameters=True, **options)
         if on_postgresql(self.engine):
             _postgresql_session(self.engine)
         else:

@@ -113,7 +113,7 @@ def test_every_figure_is_a_sane_number(bench_run):
         assert stage["b_copy_rows"] == stage["b_items"]
         # the import posted every row of its file, and the ceiling copied exactly those
         assert stage["i_exit"] == 0, stage["i_errors"]
-        assert stage["i_summary"] == f"{stage['i_rows']} created, 0 replayed, 0 failed"
+        assert stage["i_summary"] == f"{stage['i_rows']:,} created, 0 replayed, 0 failed"
         assert stage["i_copy_rows"] == stage["i_rows"]
         assert stage["c_pair_lines"] > 0 and stage["e_pages"] >= 1
     one, ten = figures["stages"]["1x"], figures["stages"]["10x"]

@@ -1194,7 +1194,8 @@ def _url_cases(tmp_path):
             f"sqlite:///{not_a_database}", f"Error: cannot open the database {not_a_database}: ",
             "file is not a database"),
         "a directory that does not exist": (
-            f"sqlite:///{tmp_path / 'missing' / 'x.sqlite3'}", "Error: cannot open the database", "unable to open"),
+            f"sqlite:///{tmp_path / 'missing' / 'x.sqlite3'}", "Error: cannot open the database",
+            "unable to open database file (SQLite needs its directory to exist and to be writable)"),
         "a server that does not answer": (
             "postgresql://coalition:s3cret@127.0.0.1:1/x", "Error: cannot open the database postgresql", "127.0.0.1"),
         "not a URL": ("no scheme here", "Error: COALITION_DATABASE_URL cannot be used", "Could not parse"),
@@ -1224,6 +1225,30 @@ def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path, monkey
     assert "s3cret" not in result.output  # a password in the URL is not printed
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"])
+def test_an_in_memory_database_is_refused_since_it_is_gone_when_the_command_ends(monkeypatch, url):
+    """A key was printed into a database gone with the command; serve answered every call 500."""
+    monkeypatch.setenv("COALITION_DATABASE_URL", url)
+    result = CliRunner().invoke(main, ["keys", "create", "--role", "operator"])
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == ("Error: COALITION_DATABASE_URL names an in-memory SQLite database, which is gone when"
+                             " the command ends: name a file (sqlite:///path/to/coalition.sqlite3)\n")
+
+
+def test_spaces_and_a_newline_around_the_database_url_are_not_part_of_it(tmp_path, monkeypatch):
+    """Read from a secret's file, the URL ended in a newline: SQLite made a second, empty file
+    whose name ended in it, and served that; PostgreSQL looked for a database named so."""
+    path = tmp_path / "coalition.sqlite3"
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{path}")
+    assert CliRunner().invoke(main, ["keys", "create", "--role", "operator"]).exit_code == 0
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"  sqlite:///{path}\n")
+    for args in (["keys", "create", "--role", "finance"], ["keys", "list"]):
+        result = CliRunner().invoke(main, args)
+        assert result.exit_code == 0, result.output
+    assert [line.split()[1] for line in result.stdout.splitlines()[1:]] == ["operator", "finance"]
+    assert [file.name for file in tmp_path.iterdir() if file.name != file.name.rstrip()] == []
 
 
 @pytest.mark.parametrize(
@@ -1368,6 +1393,17 @@ def test_blank_lines_before_the_header_are_skipped(cli, aroma, operator, tmp_pat
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 12  # 5 + 7
 
 
+def test_rows_of_empty_cells_as_a_spreadsheet_saves_its_empty_rows_are_blank_lines(cli, aroma, operator, tmp_path):
+    """A spreadsheet saves an empty row as ",,,,,,,,": it failed as a row missing every field."""
+    path = tmp_path / "empty-rows.csv"
+    path.write_text(HEADER + ",,,,,,,,\n" + f"b-1,bonus,aroma,card-1,{_when()},,,5,gift\n" + ",,,,,,,,\n"
+                    + '"",,,,,,,,\n', encoding="utf-8")
+    result = cli("import", str(path))
+    assert result.output.splitlines()[0] == "Importing 1 row"
+    assert (result.exit_code, result.output.splitlines()[-1]) == (0, "1 created, 0 replayed, 0 failed")
+    assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 5
+
+
 def test_unnamed_columns_past_the_header_as_excel_writes_them_are_no_repeated_names(cli, aroma, operator,
                                                                                   tmp_path):
     path = tmp_path / "excel-trailing.csv"
@@ -1452,8 +1488,8 @@ IMPORTING = "coalition-import-under-test"  # the application name of its databas
 
 
 def _counts(output: str) -> tuple[int, ...]:
-    """Created, replayed and failed rows: the import's last line."""
-    return tuple(int(word) for word in re.findall(r"\d+", output.splitlines()[-1]))
+    """Created, replayed and failed rows: the import's last line ("1,000 created, …")."""
+    return tuple(int(count.replace(",", "")) for count in re.findall(r"\d(?:[\d,]*\d)?", output.splitlines()[-1]))
 
 
 def _rerun_posts_the_rest(database_url: str, tmp_path, created_before: int) -> None:

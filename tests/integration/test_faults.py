@@ -385,7 +385,8 @@ def test_injected_error_in_an_earn_leaves_no_partial_write(operator, database, f
     assert balance(operator, "m-new")["available"] == 35
 
 
-def test_injected_error_in_a_batch_item_leaves_that_item_unwritten(operator, database, faults, answers_500):
+def test_injected_error_in_a_batch_item_leaves_that_item_unwritten(operator, database, faults, answers_500,
+                                                                    caplog):
     """A batch of three burns of 10 (balance 180) whose second item fails at its allocation insert.
 
     Items are handled as if posted alone: the first commits, the second
@@ -416,6 +417,10 @@ def test_injected_error_in_a_batch_item_leaves_that_item_unwritten(operator, dat
     failed = response.get_json()["results"][1]["error"]
     assert (failed["code"], failed["reason"]) == (500, "database_error")
     assert failed["message"] == "the database failed; this item was not written"  # the database's own words stay in the log
+    logged = [record for record in caplog.records if record.getMessage().startswith("a posting failed")]
+    assert logged and "INSERT INTO allocations" in caplog.text
+    # the statement is logged, its parameters (members' ids, in most statements) are not
+    assert "[parameters:" not in caplog.text and "SQL parameters hidden" in caplog.text
     committed = [True, False, True]
     with database.engine.connect() as connection:
         posted = set(connection.execute(text("SELECT external_id FROM transactions WHERE type = 'burn'")).scalars())

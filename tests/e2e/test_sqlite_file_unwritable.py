@@ -1,0 +1,71 @@
+"""A SQLite file that cannot be written (made read-only, a full disk, an I/O error) is the
+operator's to see to, as a PostgreSQL server gone read-only is: the API answers 503 and a
+command stops with one line. Both were a traceback: the API's 500s, and an import's four
+tracebacks a row, each row then failed as the database's fault.
+
+The file is opened read-only through SQLite's own URI (``mode=ro``), which refuses every
+write as a file the process may not write does (SQLITE_READONLY), whoever runs the tests.
+"""
+
+import pytest
+from click.testing import CliRunner
+
+from coalition import create_app, database_of
+from coalition.cli import main
+from tests.conftest import POSTGRES_URL, Caller, days_ago
+from tests.e2e.helpers import add_partner, add_rate, balance, expect
+
+pytestmark = pytest.mark.skipif(POSTGRES_URL is not None, reason="SQLite's: run with the SQLite suite")
+
+UNWRITABLE = "the database file cannot be written (attempt to write a readonly database)"
+
+
+@pytest.fixture
+def read_only_url(tmp_path, monkeypatch):
+    """A coalition in a SQLite file (aroma earning 0.1 point per RUB, card-1 holding 10
+    points), then the URL that opens the file read-only, and the operator's key."""
+    path = tmp_path / "coalition.sqlite3"
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{path}")
+    key = CliRunner().invoke(main, ["keys", "create", "--role", "operator"]).output.split()[-1]
+    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "TESTING": True})
+    operator = Caller(app.test_client(), key)
+    add_partner(operator, "aroma", "RUB")
+    add_rate(operator, "earn", "0.1", partner_id="aroma")
+    earn = {"type": "earn", "partner_id": "aroma", "member_id": "card-1", "amount": "100.00", "currency": "RUB",
+            "external_id": "e-1", "occurred_at": days_ago(1)}
+    expect(operator.post("/api/v1/transactions", json=earn))
+    database_of(app).dispose()
+    url = f"sqlite:///file:{path}?mode=ro&uri=true"
+    monkeypatch.setenv("COALITION_DATABASE_URL", url)
+    return url, key
+
+
+def test_the_api_answers_writes_503_and_reads_as_ever(read_only_url):
+    url, key = read_only_url
+    app = create_app({"DATABASE_URL": url, "TESTING": True})
+    operator = Caller(app.test_client(), key)
+    earn = {"type": "earn", "partner_id": "aroma", "member_id": "card-1", "amount": "50.00", "currency": "RUB",
+            "external_id": "e-2", "occurred_at": days_ago(1)}
+    for response in (operator.post("/api/v1/transactions", json=earn),
+                     operator.post("/api/v1/transactions/batch", json={"transactions": [earn]})):
+        assert response.status_code == 503, response.get_json()
+        assert response.get_json()["reason"] == "database_unavailable"
+    assert balance(operator, "card-1")["available"] == 10
+    database_of(app).dispose()
+
+
+def test_a_command_that_writes_stops_with_one_line(read_only_url):
+    result = CliRunner().invoke(main, ["keys", "create", "--role", "finance"])
+    assert (result.exit_code, result.stderr) == (1, f"Error: {UNWRITABLE}; run the command again once it is back\n")
+    assert "created 0" not in result.stdout and "coal_" not in result.stdout
+
+
+def test_an_import_stops_at_its_first_slice_with_one_line_not_a_traceback_a_row(read_only_url, tmp_path):
+    rows = [f"b-{number},bonus,coalition,m-{number},{days_ago(1)},10,welcome" for number in range(300)]
+    csv = tmp_path / "bonuses.csv"
+    csv.write_text("external_id,type,partner_id,member_id,occurred_at,points,reason\n" + "\n".join(rows) + "\n")
+    result = CliRunner().invoke(main, ["import", str(csv), "--jobs", "1"])
+    assert result.exit_code == 1
+    assert "Traceback" not in result.stderr and "line 2:" not in result.stderr
+    assert f"the import stopped: {UNWRITABLE}." in result.stderr
+    assert result.stdout.splitlines()[-1] == "0 created, 0 replayed, 0 failed"
