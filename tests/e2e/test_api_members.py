@@ -350,3 +350,43 @@ def test_a_member_is_dated_as_the_transaction_that_creates_it(coalition, databas
     expect(earn(coalition, "second", "m-new", "100.00"))
     member = database.run(lambda session: session.get(models.Member, "m-new"))
     assert member.created_at == datetime.fromisoformat(first["recorded_at"])
+
+
+def test_a_lot_spent_to_nothing_is_not_listed_as_expiring(coalition):
+    expect(coalition.put("/api/v1/settings", json={"points_ttl_days": 30}), 200)
+    expect(earn(coalition, "e-1", "m1", "1000.00", occurred_at=days_ago(5)))  # 100 points
+    expect(earn(coalition, "e-2", "m1", "500.00", occurred_at=days_ago(4)))  # 50 points
+    expect(burn(coalition, "b-1", "m1", 100, occurred_at=days_ago(3)))  # the first lot, expiring first, whole
+    assert [item["points"] for item in balance(coalition, "m1")["expiring"]] == [50]
+
+
+def test_lifetime_burned_is_net_of_burn_reversals(coalition):
+    expect(earn(coalition, "e-1", "m1", "1000.00", occurred_at=days_ago(5)))
+    expect(burn(coalition, "b-1", "m1", 10, occurred_at=days_ago(3)))
+    expect(burn_reversal(coalition, "br-1", "b-1", points=4, occurred_at=days_ago(1)))
+    assert balance(coalition, "m1")["lifetime_burned"] == 6  # 10 − 4
+
+
+def test_a_lots_expiries_are_numbered_one_after_another(coalition, database):
+    """expiry-<lot>-<n> counts the lot's expiries so far: 1, 2, 3, whatever else the lot saw."""
+    expect(coalition.put("/api/v1/settings", json={"points_ttl_days": 10}), 200)
+    lot = expect(earn(coalition, "e-1", "m1", "1000.00", occurred_at=days_ago(20)))["lot_id"]  # 100 points
+    expect(burn(coalition, "b-1", "m1", 35, occurred_at=days_ago(15)))
+    expiry.expire_all(database, datetime.now(UTC))  # the 65 left
+    expect(burn_reversal(coalition, "br-1", "b-1", points=20, occurred_at=days_ago(3)))  # after the expiry
+    expect(burn_reversal(coalition, "br-2", "b-1", points=5, occurred_at=days_ago(12)))  # before it
+    expiry.expire_all(database, datetime.now(UTC))  # the 5 at the lot's expiry, then the 20
+    expired = list_all(coalition, type="expiry")
+    assert sorted(item["external_id"] for item in expired) == [f"expiry-{lot}-{number}" for number in (1, 2, 3)]
+
+
+def test_points_put_back_at_the_instant_a_lot_expires_expire_with_it(coalition, database):
+    """Put back at the lot's expiry instant, the points are in the lot when it expires: one
+    expiry of 100 − 35 + 20 = 85, not the lot's 65 and then 20 at the same instant."""
+    expect(coalition.put("/api/v1/settings", json={"points_ttl_days": 10}), 200)
+    lot = expect(earn(coalition, "e-1", "m1", "1000.00", occurred_at=days_ago(20)))
+    expect(burn(coalition, "b-1", "m1", 35, occurred_at=days_ago(15)))
+    expect(burn_reversal(coalition, "br-1", "b-1", points=20, occurred_at=lot["expires_at"]))
+    expiry.expire_all(database, datetime.now(UTC))
+    expired = [(item["points"], at(item["occurred_at"])) for item in list_all(coalition, type="expiry")]
+    assert expired == [(-85, at(lot["expires_at"]))]

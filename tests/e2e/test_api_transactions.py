@@ -1222,3 +1222,24 @@ def test_a_limit_is_written_in_ascii_digits_as_ids_in_urls_are(coalition, limit,
         assert len(page["items"]) == 2
     response = coalition.get(path, query_string={"limit": limit})
     assert expect(response, 422)["errors"]["query"]["limit"] == ["Not a whole number: write it in the digits 0-9."]
+
+
+def test_a_reversal_naming_a_transaction_of_the_other_kind_is_an_unknown_original(coalition):
+    """A burn reversal names a burn and an earn reversal an earn: another type is no original
+    of theirs (422 unknown_original), not an over-reversal, nor a 500 reading a burn's lot."""
+    expect(earn(coalition, "e-1", "m1", "1000.00", occurred_at=days_ago(5)))  # 1000.00 RUB × 0.1 = 100
+    expect(burn(coalition, "b-1", "m1", 10, occurred_at=days_ago(3)))
+    for response in (burn_reversal(coalition, "br-1", "e-1"), earn_reversal(coalition, "er-1", "b-1", points=5)):
+        assert response.status_code == 422, response.get_json()
+        assert response.get_json()["reason"] == "unknown_original"
+    assert balance(coalition, "m1")["available"] == 90
+
+
+def test_a_burn_reversal_is_priced_at_the_burns_redemption_rate_not_at_its_own_date(coalition):
+    """A rate that starts between the burn and its reversal does not price the reversal: the
+    points go back at the value they were redeemed at (SPEC §7), so its rate_ids are the burn's."""
+    expect(earn(coalition, "e-1", "m1", "1000.00", occurred_at=days_ago(5)))
+    burned = expect(burn(coalition, "b-1", "m1", 10, occurred_at=days_ago(3)))
+    later = add_rate(coalition, "redemption", "0.02", effective_from=days_ago(2))
+    reversed_ = expect(burn_reversal(coalition, "br-1", "b-1", occurred_at=days_ago(1)))
+    assert reversed_["rate_ids"] == burned["rate_ids"] and later["id"] not in reversed_["rate_ids"]

@@ -5,7 +5,7 @@ from sqlalchemy import text
 
 from coalition.services import batches
 from tests.conftest import days_ago
-from tests.e2e.helpers import balance, expect
+from tests.e2e.helpers import balance, burn, earn, expect
 
 
 def _items(prefix: str) -> list[dict]:
@@ -79,3 +79,20 @@ def test_a_batch_posted_again_draws_no_ids(coalition, database):
     assert {result["status"] for result in again} == {200}
     assert sequences() == before
     assert before[0] >= len(items)  # the first batch did draw
+
+
+def test_burn_reversals_of_one_burn_in_one_batch_put_back_at_most_what_it_took(coalition):
+    """Each reversal in a chunk counts those before it in the same chunk: three reversals of 4
+    points of a burn of 10 are 4 + 4 and then a refusal (12 > 10), as if posted one by one.
+
+    The lot keeps points enough for a third (100 − 50 − 10 = 40 left), so only the rule, not
+    the lot's own CHECK, can refuse it."""
+    expect(earn(coalition, "e-1", "m1", "1000.00", occurred_at=days_ago(5)))  # 1000.00 RUB × 0.1 = 100
+    expect(burn(coalition, "b-0", "m1", 50, occurred_at=days_ago(4)))
+    expect(burn(coalition, "b-1", "m1", 10, occurred_at=days_ago(3)))
+    items = [{"external_id": f"br-{number}", "type": "burn_reversal", "partner_id": "aroma",
+              "original_external_id": "b-1", "points": 4, "occurred_at": days_ago(1)} for number in range(3)]
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    assert [result["status"] for result in results] == [201, 201, 422]
+    assert results[2]["error"]["reason"] == "over_reversal"
+    assert balance(coalition, "m1")["available"] == 48  # 40 + 4 + 4

@@ -721,3 +721,26 @@ def test_a_lot_earned_as_its_period_ends_is_the_next_periods_liability_not_this_
 
     assert (a["points_issued"], a["liability_points"], a["liability"]) == (200, 200, "2.00")
     assert (b["points_issued"], b["liability_points"], b["liability"]) == (100, 300, "3.00")
+
+
+def test_a_days_liability_adds_back_only_its_issuers_own_lots_spent_after_it_ended(operator):
+    """Day A: m1 earns 100.00 EUR × 2 = 200 at skyair, burns 50 of them at skyair itself and 30
+    at ironfit. Day B: m1 burns 40 more of A's lot at ironfit, and m2 earns 50.00 × 2 = 100 at
+    skyair and burns 60 of them at ironfit.
+
+    A's liability is what was outstanding at A's end: skyair 200 − 50 − 30 = 120, ironfit 0.
+    B's burn of A's lot is added back to skyair, its issuer (not to ironfit, its redeemer),
+    and m2's lot, earned after A ended, is not A's at all. skyair's 50 are its own redemption;
+    ironfit redeemed 30 of skyair's, none of its own."""
+    day_a, a_id, _ = skyair_and_ironfit_by_day(operator)
+    earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
+    burn(operator, "m1-own", "skyair", "m1", at(day_a, 0, 10), 50)
+    burn(operator, "m1-gym", "ironfit", "m1", at(day_a, 0, 11), 30)
+    burn(operator, "m1-later", "ironfit", "m1", at(day_a, 1, 10), 40)
+    earn(operator, "m2-earn", "skyair", "m2", at(day_a, 1, 9), "50.00", "EUR")
+    burn(operator, "m2-gym", "ironfit", "m2", at(day_a, 1, 11), 60)
+    closed = close(operator, a_id)
+    skyair, ironfit = partner_entry(closed, "skyair"), partner_entry(closed, "ironfit")
+    assert (skyair["liability_points"], ironfit["liability_points"]) == (120, 0)
+    assert (skyair["points_redeemed"], skyair["own_redemption_points"]) == (50, 50)
+    assert (ironfit["points_redeemed"], ironfit["own_redemption_points"]) == (30, 0)

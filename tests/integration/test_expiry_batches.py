@@ -92,3 +92,13 @@ def test_a_batch_reads_its_lots_and_their_history_from_indexes(operator, databas
         transaction.rollback()
     assert due == ["ix_lots_live_expiry"]
     assert history == ["ix_allocations_lot_history"]
+
+
+def test_a_lot_is_due_at_the_very_instant_it_expires_and_not_before(operator, database):
+    expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
+    earned = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0)
+    lot = expect(bonus(operator, "b-1", "m-a", 30, occurred_at=earned.isoformat()))["lot_id"]
+    expires_at = earned + timedelta(days=1)
+    assert database.run(lambda session: expiry.expire_due(session, expires_at - timedelta(microseconds=1))) == 0
+    assert database.run(lambda session: expiry.expire_due(session, expires_at)) == 1
+    assert _remaining(database) == {lot: 0}

@@ -165,3 +165,13 @@ def test_purchase_earning_a_single_point_is_valid():
     # 10.00 × 0.1 = 1.000 → 1 point, the least a purchase may earn
     result = earning.points_for_purchase([earn(1, "0.1")], "aroma", None, Decimal("10.00"), OCT_3)
     assert result.points == 1
+
+
+def test_a_promo_for_a_category_multiplies_a_purchase_in_it_written_in_any_case():
+    # 350.00 RUB × 0.1 = 35, doubled for coffee: 70; a cake is not coffee: 35
+    all_rates = [earn(1, "0.1"), promo(2, "2", category="coffee")]
+    coffee = earning.points_for_purchase(all_rates, "aroma", "Coffee", Decimal("350.00"), OCT_3)
+    cake = earning.points_for_purchase(all_rates, "aroma", "cake", Decimal("350.00"), OCT_3)
+    assert (coffee.points, coffee.rate_ids) == (70, (1, 2))
+    assert (cake.points, cake.rate_ids) == (35, (1,))
+

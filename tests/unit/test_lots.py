@@ -322,9 +322,10 @@ def test_once_the_lot_itself_has_expired_only_what_came_back_is_left_to_expire()
 
 
 def test_put_back_points_a_later_posted_burn_took_again_are_the_earliest_gone():
-    # 25 were put back, but a burn dated before the expiry took 15 of the lot since
+    # 25 were put back, but a burn dated before the expiry took 15 of the lot since; the
+    # database reads what was put back grouped, in no order: here the latest first
     stale = lot(1, 10, expires_in_days=-10)
-    assert lots.expiries(stale, {NOW - 3 * DAY: 20, NOW - DAY: 5}) == [
+    assert lots.expiries(stale, {NOW - DAY: 5, NOW - 3 * DAY: 20}) == [
         (NOW - 3 * DAY, 5), (NOW - DAY, 5)]
 
 
@@ -649,3 +650,21 @@ def test_full_burn_reversal_of_fully_reversed_burn_is_over_reversal():
     with pytest.raises(Invalid) as caught:
         lots.restore(burn, None)
     assert caught.value.reason == "over_reversal"
+
+
+def test_burn_takes_the_lot_expiring_first_even_when_it_was_earned_later():
+    # points_ttl_days cut between two earns: lot 1, earned 60 days ago, expires in 305 days;
+    # lot 2, earned 10 days ago, in 20. Expiry comes before age: lot 2 gives the 40.
+    older = lot(1, 100, earned_days_ago=60, expires_in_days=305)
+    newer_expiring_sooner = lot(2, 100, earned_days_ago=10, expires_in_days=20, issuer="skyair")
+    assert lots.allocate([older, newer_expiring_sooner], 40, NOW) == [Allocation(2, "skyair", 40)]
+
+
+def test_a_burn_dated_at_the_instant_of_an_earn_on_hold_names_its_points_pending():
+    # earned 2 days before NOW with a 3-day hold; the burn is dated at that very instant
+    on_hold = lot(2, 10, earned_days_ago=2, hold_days=3)
+    with pytest.raises(InsufficientPoints) as refused:
+        lots.allocate([on_hold], 1, NOW - 2 * DAY)
+    assert refused.value.message == (
+        "burn of 1 point but only 0 are available; 10 more are pending,"
+        " the first of them spendable from 2026-10-16T12:00:00+00:00")

@@ -358,6 +358,9 @@ def test_a_rate_naming_what_its_kind_has_is_accepted(fields):
     (scope("redemption", "0.01", min_amount=Decimal("1")), "min_amount"),
     (scope("fee", "0.001", category="coffee"), "category"),
     (scope("fx", "0.011"), "currency"),
+    (scope("earn", partner_id="aroma", currency="EUR"), "currency"),  # only an fx rate names one
+    # a threshold tops up a purchase whatever it was: a category would be ignored, not applied
+    (scope("threshold", "50", partner_id="aroma", min_amount=Decimal("100"), category="coffee"), "category"),
     (scope("fx", "0.011", currency="RUB", partner_id="aroma"), "partner_id"),
     (scope("fx", "0.011", currency="XXX"), "currency"),
     (scope("earn", "0", partner_id="aroma"), "value"),
@@ -403,3 +406,21 @@ def test_a_refusal_names_the_kind_of_rate_with_its_article():
         "a fee rate has no category",
         "an fx rate must be positive",
     )
+
+
+def test_a_field_breaking_two_rules_is_named_with_the_first_it_breaks():
+    # -1.5 is neither whole nor positive: a threshold's value is first a whole number of points
+    with pytest.raises(InvalidFields) as refused:
+        rates.check_scope(scope("threshold", "-1.5", partner_id="aroma", min_amount=Decimal("100")))
+    assert refused.value.by_field() == {"value": "a threshold's value is a whole number of points"}
+
+
+@pytest.mark.parametrize(("written", "same_as"), [
+    ("Straße", "STRASSE"),  # full case folding: ß is ss, where lower() keeps ß
+    ("℃", "°c"),  # a compatibility form (the degree Celsius sign) composed, then folded
+    ("  Coffee ", "coffee"),
+    ("ｃｏｆｆｅｅ", "coffee"),  # fullwidth letters
+])
+def test_a_category_is_compared_by_its_caseless_form(written, same_as):
+    assert rates.category_key(written) == rates.category_key(same_as) == same_as.casefold().strip()
+

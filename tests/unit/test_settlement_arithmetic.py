@@ -27,8 +27,8 @@ from coalition.domain.totals import PartnerActivity
 
 def test_fee_lines_sum_each_partners_points_by_fee_rate_and_leave_out_what_nets_to_zero():
     issued = [
+        IssuedPoints("aroma", Decimal("0.002"), 55),  # listed by rate, lowest first, whatever came first
         IssuedPoints("aroma", Decimal("0.001"), 100),
-        IssuedPoints("aroma", Decimal("0.002"), 55),
         IssuedPoints("aroma", Decimal("0.001"), -30),  # a return at the earn's rate
         IssuedPoints("gym", Decimal("0.001"), 5),
         IssuedPoints("gym", Decimal("0.001"), -5),  # all of it returned
@@ -65,18 +65,20 @@ def test_fees_round_the_sum_of_the_lines_once_half_to_even():
 
 
 def test_a_partners_counterparties_are_its_pair_lines_both_ways_without_own_redemption():
-    lines = [
-        PairLine("aroma", "gym", 100, Decimal("1.00")),  # aroma's points spent at gym: out
-        PairLine("gym", "aroma", 30, Decimal("0.30")),  # gym's points spent at aroma: in
+    lines = [  # as pair_lines sorts them, by issuer: sky's in-line comes after aroma's out-lines
         PairLine("aroma", "aroma", 50, Decimal("0.00")),  # own redemption: no counterparty
-        PairLine("sky", "aroma", 10, Decimal("0.12")),
+        PairLine("aroma", "sky", 7, Decimal("0.07")),  # aroma's points spent at sky: out
+        PairLine("aroma", "zeta", 2, Decimal("0.02")),
+        PairLine("gym", "aroma", 30, Decimal("0.30")),  # gym's points spent at aroma: in
         PairLine("gym", "sky", 5, Decimal("0.05")),  # not aroma's
+        PairLine("sky", "aroma", 10, Decimal("0.12")),
     ]
     assert [
         (side.partner_id, side.points_in, str(side.value_in), side.points_out, str(side.value_out),
          str(side.net))
         for side in counterparties(lines, "aroma", "EUR")
-    ] == [("gym", 30, "0.30", 100, "1.00", "-0.70"), ("sky", 10, "0.12", 0, "0.00", "0.12")]
+    ] == [("gym", 30, "0.30", 0, "0.00", "0.30"), ("sky", 10, "0.12", 7, "0.07", "0.05"),
+          ("zeta", 0, "0.00", 2, "0.02", "-0.02")]  # by counterparty id
 
 
 def test_own_redemption_keeps_its_points_and_is_worth_nothing():
