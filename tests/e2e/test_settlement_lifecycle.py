@@ -574,20 +574,22 @@ def test_a_lot_expiring_as_its_period_ends_is_that_periods_liability_and_the_nex
         0, 150, 0, "0.00")
 
 
-def test_points_whose_hold_outlasts_their_lot_are_neither_a_balance_nor_a_liability(operator):
+@pytest.mark.parametrize("hold_days", [6, 5], ids=["a day longer", "exactly as long"])
+def test_points_whose_hold_outlasts_their_lot_are_neither_a_balance_nor_a_liability(operator, hold_days):
     """Points live 5 days; ironfit holds what it issues 6 days, so its points expire a
-    day before they could be spent. At 09:00 of day A (three days ago) m1 earns
+    day before they could be spent (or 5: spendable at the instant they expire, which is
+    never a moment they can be spent). At 09:00 of day A (three days ago) m1 earns
     100.00 EUR × 2 = 200 points at skyair, spendable at once, and 50.00 EUR × 1 = 50
     at ironfit, spendable from A + 6 days 09:00 but expiring at A + 5 days 09:00.
     Now the balance is 200 available and nothing pending (not 50), all 200 expiring
     in two days; at day A's end skyair's liability is 200 × 0.01 = 2.00 EUR and
     ironfit's none (not 50 points, 0.50 EUR), though it issued 50."""
     day_a, a_id, _ = skyair_and_ironfit_by_day(operator, points_ttl_days=5)
-    expect(operator.patch("/api/v1/partners/ironfit", json={"hold_days": 6}), 200)
+    expect(operator.patch("/api/v1/partners/ironfit", json={"hold_days": hold_days}), 200)
     add_rate(operator, "earn", "1", partner_id="ironfit")
     earn(operator, "m1-sky", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
     held = earn(operator, "m1-gym", "ironfit", "m1", at(day_a, 0, 9), "50.00", "EUR")
-    assert held["available_at"] > held["expires_at"]
+    assert held["available_at"] >= held["expires_at"]
 
     balance = expect(operator.get("/api/v1/members/m1/balance"), 200)
     assert (balance["available"], balance["pending"]) == (200, 0)

@@ -464,6 +464,9 @@ def test_the_close_expires_what_the_job_has_not_yet_and_settles_the_same(
                        200)["items"]
         assert [(t["member_id"], t["points"], t["period_id"], t["late"]) for t in items] == [
             ("gala", -90, month, False)]
+        # recorded as the close is dated, not later: the close's record holds all it wrote
+        (closed,) = [p for p in expect(operator.get("/api/v1/periods"), 200) if p["id"] == month]
+        assert items[0]["recorded_at"] == closed["closed_at"]
         assert expiry.expire_all(database, datetime.now(UTC)) == 0
 
 
