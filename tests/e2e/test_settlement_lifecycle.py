@@ -461,6 +461,18 @@ def test_late_transaction_counts_in_the_next_settlement_not_the_closed_one(opera
     assert {e["partner_id"]: e["receivable"] for e in closed_b["partners"]}["ironfit"] == "0.30"
 
 
+def test_late_items_are_listed_in_the_order_they_were_posted(operator, daily):
+    """The statement lists late items as they reached the ledger, by transaction id: the
+    second posted (dated an hour earlier on day A) comes second."""
+    _, b_id, day_a = daily
+    first = _post_late_burn(operator, day_a)  # day A 11:00
+    second = burn(operator, "m1-later", "ironfit", "m1", at(day_a, 0, 10), 20)  # day A 10:00
+    close(operator, b_id)
+    items = statement_of(operator, "ironfit", b_id)["late_items"]
+    assert [(item["external_id"], item["transaction_id"]) for item in items] == [
+        ("m1-late", first["id"]), ("m1-later", second["id"])]
+
+
 def test_statements_of_other_partners_have_no_late_items(operator, daily):
     _, b_id, day_a = daily
     _post_late_burn(operator, day_a)
