@@ -1330,3 +1330,75 @@ def test_every_operation_lists_401_and_503_once_for_all(client):
 def test_an_operation_lists_its_responses_by_status_and_default_last(client):
     responses = expect(client.get("/api/openapi.json"), 200)["paths"]["/api/v1/transactions"]["post"]["responses"]
     assert list(responses) == ["200", "201", "400", "401", "403", "409", "415", "422", "503", "default"]
+
+
+def _earn_body(**fields):
+    return {"external_id": "t-9", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+            "occurred_at": days_ago(1), "amount": "100.00", "currency": "RUB", **fields}
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    (_earn_body(original_external_id="e-1"), "original_external_id"),
+    ({**_earn_body(type="bonus", partner_id="coalition", points=5, reason="welcome"), "currency": None,
+      "amount": "1.00"}, "amount"),
+    ({**_earn_body(type="burn", points=5, reason="why"), "amount": None, "currency": None}, "reason"),
+    ({"external_id": "t-9", "type": "burn_reversal", "partner_id": "aroma", "occurred_at": days_ago(1),
+      "original_external_id": "b-1", "amount": "1.00", "currency": "RUB"}, "amount"),
+], ids=["earn original_external_id", "bonus amount", "burn reason", "burn_reversal amount"])
+def test_a_field_its_type_does_not_take_is_refused_by_name_and_nothing_is_written(coalition, body, field):
+    expect(earn(coalition, "e-1", "m1", "100.00"))
+    expect(burn(coalition, "b-1", "m1", 5))
+    before = list_all(coalition)
+    response = coalition.post("/api/v1/transactions", json={key: value for key, value in body.items()
+                                                            if value is not None})
+    assert response.status_code == 422, response.get_json()
+    assert response.get_json()["errors"]["json"] == {field: ["not allowed for this type"]}
+    assert list_all(coalition) == before
+
+
+@pytest.mark.parametrize("amount", ["0", "0.00", "1000000000000000.01"])
+def test_an_amount_out_of_range_is_the_fields_error_not_a_rule_of_the_ledger(coalition, amount):
+    response = coalition.post("/api/v1/transactions", json=_earn_body(amount=amount))
+    body = response.get_json()
+    assert response.status_code == 422, body
+    assert "reason" not in body and list(body["errors"]["json"]) == ["amount"]
+
+
+def test_a_four_letter_currency_is_no_iso_4217_code(coalition):
+    response = coalition.post("/api/v1/transactions", json=_earn_body(currency="RUBX"))
+    body = response.get_json()
+    assert response.status_code == 422 and "reason" not in body, body
+    assert body["errors"]["json"] == {"currency": ["must be an ISO 4217 code"]}
+
+
+def test_a_decimal_point_with_no_digits_after_it_is_no_rfc_3339_instant(coalition):
+    response = coalition.post("/api/v1/transactions", json=_earn_body(occurred_at=days_ago(1)[:19] + ".+03:00"))
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["json"]["occurred_at"] == [
+        "must be an RFC 3339 instant with its offset, e.g. 2026-10-03T10:15:00+03:00"]
+
+
+def test_a_min_amount_of_sixteen_digits_the_largest_amount_is_accepted(coalition):
+    rate = add_rate(coalition, "threshold", "5", partner_id="aroma", min_amount="1000000000000000")  # 10¹⁵
+    assert rate["min_amount"] == "1000000000000000"
+
+
+def test_limit_1000_is_read_and_1001_refused(coalition):
+    assert expect(coalition.get("/api/v1/transactions", query_string={"limit": 1000}), 200)["items"] == []
+    response = coalition.get("/api/v1/transactions", query_string={"limit": 1001})
+    assert response.status_code == 422
+    assert list(response.get_json()["errors"]["query"]) == ["limit"]
+
+
+def test_a_cursor_of_the_largest_id_is_read_and_one_of_33_characters_refused_by_its_length(coalition):
+    assert expect(coalition.get("/api/v1/transactions", query_string={"cursor": str(2**63 - 1)}), 200)["items"] == []
+    response = coalition.get("/api/v1/transactions", query_string={"cursor": "1" * 33})
+    assert response.status_code == 422
+    assert "reason" not in response.get_json() and list(response.get_json()["errors"]["query"]) == ["cursor"]
+
+
+def test_a_request_without_a_key_is_401_asking_for_a_bearer_key(client):
+    response = client.get("/api/v1/transactions")
+    assert response.status_code == 401
+    assert response.get_json()["reason"] == "unauthenticated"
+    assert response.headers["WWW-Authenticate"] == "Bearer"

@@ -1243,3 +1243,15 @@ def test_a_burn_reversal_is_priced_at_the_burns_redemption_rate_not_at_its_own_d
     later = add_rate(coalition, "redemption", "0.02", effective_from=days_ago(2))
     reversed_ = expect(burn_reversal(coalition, "br-1", "b-1", occurred_at=days_ago(1)))
     assert reversed_["rate_ids"] == burned["rate_ids"] and later["id"] not in reversed_["rate_ids"]
+
+
+def test_a_page_holds_100_transactions_unless_asked_otherwise(coalition):
+    items = [{"external_id": f"e-{number}", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+              "occurred_at": days_ago(3), "amount": "100.00", "currency": "RUB"} for number in range(101)]
+    expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)
+    page = expect(coalition.get("/api/v1/transactions"), 200)
+    assert len(page["items"]) == 100 and page["next_cursor"] is not None
+
+
+def test_expiries_are_listed_by_their_type(coalition):
+    assert expect(coalition.get("/api/v1/transactions", query_string={"type": "expiry"}), 200)["items"] == []

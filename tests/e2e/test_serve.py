@@ -247,14 +247,16 @@ def test_a_key_sent_in_the_url_is_refused_and_left_out_of_the_access_log(served)
     assert in_path not in log_path.read_text()
 
 
-def test_a_body_that_ends_before_its_content_length_is_400_and_posts_nothing(served):
+@pytest.mark.parametrize("short_by", [50, 1])
+def test_a_body_that_ends_before_its_content_length_is_400_and_posts_nothing(served, short_by):
     # gunicorn handed over what came before the client closed: whole JSON, it was posted
     url, key, _, log_path = served
     whole = _bonus("cut-1")
-    head, answer = _exchange(url, _post_head(key, f"Content-Length: {len(whole) + 50}") + whole)
+    head, answer = _exchange(url, _post_head(key, f"Content-Length: {len(whole) + short_by}") + whole)
     assert head.split(b"\r\n")[0] == b"HTTP/1.1 400 BAD REQUEST", head
     assert json.loads(answer)["message"] == (
-        f"the body ended after {len(whole)} of the {len(whole) + 50} bytes its Content-Length gives: nothing was read")
+        f"the body ended after {len(whole)} of the {len(whole) + short_by} bytes its Content-Length gives:"
+        " nothing was read")
     assert _listed(url, key) == []
     assert "Traceback" not in log_path.read_text()
 

@@ -19,7 +19,7 @@ import pypdf
 import pytest
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
-from reports import fonts, render_csv, render_pdf, render_settlement_csv
+from reports import fonts, render_csv, render_pdf, render_settlement_csv, written
 from reports import statement as statement_module
 from tests.documents import csv_blocks
 
@@ -1093,3 +1093,28 @@ def test_own_redemption_is_said_when_there_are_no_counterparties():
     text = " ".join(pages_text(render_pdf(alone)))
 
     assert "No counterparty activity in this period. Own redemption: 40 of" in text
+
+
+def test_fees_of_zero_are_written_plain_in_the_workings():
+    # 120.40 − 35.10 − 0.00 = 85.30 EUR; 85.30 / 0.0110 = 7754.5454… → 7754.55 RUB
+    statement = make_statement(summary={"fees": "0.00", "net": "85.30", "net_in_currency": "7754.55"})
+    assert "Net 85.30 EUR = receivable 120.40 − payable 35.10 − fees 0.00, in EUR." in summary_text(statement)
+
+
+def test_an_offset_west_of_utc_is_written_with_a_minus():
+    assert written.timestamp("2026-09-30T20:10:00-03:00") == "30 Sep 2026 20:10 UTC-03:00"
+    assert written.timestamp("2026-09-30T23:10:00+00:00", "America/Sao_Paulo") == "30 Sep 2026 20:10 UTC-03:00"
+
+
+def test_a_settlement_csv_names_every_missing_fx_currency_apart():
+    header = dict(csv_blocks(render_settlement_csv(_settlement(missing_fx=["JPY", "RUB"])))[0])
+    assert header["missing_fx"] == "JPY RUB"
+
+
+def test_the_pdf_shows_each_figure_each_counterparty_and_their_totals():
+    text = pages_text(render_pdf(make_statement()))[0]
+    assert "Receivable 120.40 EUR Points issued 1,370 Payable 35.10 EUR" in text
+    # the rows as given; the totals by hand: 9000 + 3040, 90.00 + 30.40, 0 + 3510, 0.00 + 35.10, 90.00 − 4.70
+    assert "SkyAir skyair 9,000 90.00 0 0.00 90.00" in text
+    assert "Фитнес Зал fitgym 3,040 30.40 3,510 35.10 -4.70" in text
+    assert "Total 12,040 120.40 3,510 35.10 85.30" in text
