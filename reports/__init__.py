@@ -1,9 +1,9 @@
 """Settlement statements rendered for finance teams (SPEC §8), and a period's settlement.
 
 Pure functions from one partner's statement, or a period's settlement — the
-JSON-ready dicts of SPEC §7 — to file bytes. No Flask and no database here, so the service and the tests
-render exactly the same bytes from the same statement, and a statement's JSON
-alone is enough to render it again anywhere.
+JSON-ready dicts of SPEC §7 — to file bytes. No Flask and no database here, so
+the service and the tests render exactly the same bytes from the same
+statement, and a statement's JSON alone is enough to render it again anywhere.
 """
 
 from reports.csv import render_csv, render_settlement_csv

@@ -228,7 +228,7 @@ class SettlementCsv(MethodView):
     @NO_SETTLEMENT
     @NOT_A_PERIOD
     def get(self, period_id):
-        """A period's settlement as CSV, as its JSON says it: its netting, partners and pair lines"""
+        """A period's settlement as CSV: its netting, partners, pair lines and fee lines"""
         figures = SettlementOut().dump(database().run(settlement.get, period_id, datetime.now(UTC)))
         filename = f"coalition-settlement-{figures['period_id']}-{figures['status']}.csv"
         return Response(
