@@ -234,6 +234,16 @@ def address(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def banner(host: str, port: int, jobs: str) -> str:
+    """What ``serve`` prints once it listens. A wildcard host listens on every address
+    but is none itself (browsers refuse ``0.0.0.0``), so the URL given is the loopback's."""
+    loopback = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host)
+    lines = [f"Coalition on http://{address(loopback or host, port)}  (API docs at /api/docs)"]
+    if loopback:
+        lines.append(f"Listening on every address of this machine, port {port}")
+    return "\n".join([*lines, f"Jobs: {jobs}"])
+
+
 def check_listening(host: str, port: int) -> None:
     """Raise :class:`OSError` if this machine cannot listen on the address.
 
@@ -246,7 +256,7 @@ def check_listening(host: str, port: int) -> None:
         probe.bind((host, port))
 
 
-def run(host: str, port: int, workers: int, scheduler: bool, banner: str) -> None:
+def run(host: str, port: int, workers: int, scheduler: bool, jobs: str) -> None:
     logs.configure()
     options = {
         "bind": address(host, port),
@@ -260,4 +270,4 @@ def run(host: str, port: int, workers: int, scheduler: bool, banner: str) -> Non
         "accesslog": "-",
         "logger_class": "coalition.server.AccessLog",
     }
-    Server(options, scheduler, banner).run()
+    Server(options, scheduler, banner(host, port, jobs)).run()

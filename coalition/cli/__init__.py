@@ -101,9 +101,7 @@ def serve(host, port, workers, no_scheduler):
         click.echo("First start: an operator key was created. Store it now, it is not shown again:")
         click.echo(key)
     running = jobs.schedule() if scheduler else "off"
-    where = f"http://{server.address(host, port)}"
-    banner = f"Coalition on {where}  (API docs at /api/docs)\nJobs: {running}"
-    server.run(host, port, workers, scheduler, banner)
+    server.run(host, port, workers, scheduler, running)
 
 
 @main.command()
