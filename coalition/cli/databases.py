@@ -138,7 +138,8 @@ def _check_schema(
                 ) from None
             if attempt == 0:
                 click.echo(
-                    f"waiting up to {wait:g} s for the database {where}: {cause.orig}", err=True
+                    f"waiting up to {wait:g} s for the database {where}: {_reason(cause)}",
+                    err=True,
                 )
             time.sleep(START_RETRY_SECONDS)
     if (why := migrate.mismatch(revisions)) is not None:
@@ -146,9 +147,15 @@ def _check_schema(
     return before, revisions
 
 
+def _reason(error) -> str:
+    """The driver's reason on one line: libpq adds its hint on a line of its own."""
+    lines = str(getattr(error, "orig", error)).splitlines()
+    return "; ".join(line.strip() for line in lines if line.strip())
+
+
 def _why(error) -> str:
     """The driver's reason, and for a SQLite file it cannot open, what SQLite needs."""
-    reason = str(getattr(error, "orig", error))
+    reason = _reason(error)
     if isinstance(error, DBAPIError) and sqlite_code(error) == sqlite3.SQLITE_CANTOPEN:
         return f"{reason} (SQLite needs its directory to exist and to be writable)"
     return reason

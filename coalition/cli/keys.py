@@ -105,6 +105,8 @@ def keys_revoke(key):
     # a key as pasted from a header or a log line ("Bearer coal_…"), never printed back
     leaked = [word for word in key.split() if word.startswith(auth.KEY_PREFIX)]
     if not leaked and not re.fullmatch(auth.KEY_ID, key.strip()):
+        if key.strip().startswith("key_"):
+            raise click.ClickException("a key's id is key_ and 12 hex digits, as `keys list` shows")
         raise click.ClickException("that is neither a key's id (key_…) nor a key (coal_…)")
 
     def revoke(session):

@@ -145,9 +145,10 @@ def test_keys_list_filters_as_the_api_does(cli, aroma, operator):
     (("keys", "revoke", "key_000000000000"), "Error: no key 'key_000000000000'\n"),
     (("keys", "revoke", "coal_not-a-key-of-this-database"), "Error: no key matches the key given\n"),
     (("keys", "revoke", "oal_half-of-a-secret"), "Error: that is neither a key's id (key_…) nor a key (coal_…)\n"),
+    (("keys", "revoke", "key_doesnotexist"), "Error: a key's id is key_ and 12 hex digits, as `keys list` shows\n"),
     (("keys", "list", "--partner", "Aroma Cafe"),
      "Error: --partner: must be a slug: a-z, 0-9 and '-', 2 to 63 characters\n"),
-], ids=["unknown key", "unknown key itself", "neither", "not a slug"])
+], ids=["unknown key", "unknown key itself", "neither", "not an id", "not a slug"])
 def test_keys_list_and_revoke_say_what_is_wrong_in_one_line(database_url, monkeypatch, operator, args, said):
     monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
     result = CliRunner().invoke(main, list(args))
@@ -1222,6 +1223,7 @@ def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path, monkey
     assert result.exit_code == 1
     assert result.stderr.startswith(message)
     assert detail in result.stderr
+    assert result.stderr.count("\n") == 1  # libpq's hint came on a line of its own
     assert "s3cret" not in result.output  # a password in the URL is not printed
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
