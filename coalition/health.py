@@ -26,7 +26,7 @@ from sqlalchemy.exc import DBAPIError
 
 from coalition import database_of
 from coalition.api.errors import unavailable
-from coalition.db import Unavailable, migrate
+from coalition.db import Unavailable, migrate, on_postgresql
 
 blp = Blueprint("health", __name__)
 
@@ -59,7 +59,7 @@ def readyz():
     database = database_of(current_app)
     try:
         revisions = migrate.revisions(database)
-        read_only = database.peek(READ_ONLY) == "on"  # None on SQLite
+        read_only = on_postgresql(database.engine) and database.peek(READ_ONLY) == "on"
     except (DBAPIError, Unavailable):
         return unavailable("not ready: the database cannot be reached")
     if (why := migrate.mismatch(revisions)) is not None:

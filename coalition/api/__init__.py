@@ -171,8 +171,7 @@ def authenticate(authorization: str | None, generation: int | None = None) -> au
     current = catalog.if_current(database(), generation)
     if current is not None:
         return auth.principal_in(current, authorization)
-    with database().transaction() as session:
-        return auth.authenticate(session, authorization)
+    return database().run_reading(auth.authenticate, authorization)
 
 
 def reads_generation(view):

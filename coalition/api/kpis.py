@@ -116,4 +116,4 @@ class Kpis(MethodView):
     )
     def get(self, query):
         """Programme KPIs of a period, or of the latest periods (a partner key sees only its own)"""
-        return database().run(kpis.report, principal(), datetime.now(UTC), **query)
+        return database().run_reading(kpis.report, principal(), datetime.now(UTC), **query)

@@ -81,4 +81,4 @@ class History(MethodView):
     @blp.alt_response(404, description="not_found: no member with this id")
     def get(self, page, member_id):
         """Every points movement of a member (a partner key sees its own)"""
-        return database().run(queries.history, principal(), member_id, paging(page))
+        return database().run_reading(queries.history, principal(), member_id, paging(page))

@@ -45,7 +45,7 @@ class Partners(MethodView):
     @blp.response(200, PartnerOut(many=True))
     def get(self):
         """List partners"""
-        return database().run(partners.all_partners)
+        return database().run_reading(partners.all_partners)
 
     @blp.doc(operationId="createPartner")
     @blp.roles("operator")
@@ -65,7 +65,7 @@ class Partner(MethodView):
     @blp.alt_response(404, description="not_found: no partner with this id")
     def get(self, partner_id):
         """Read a partner"""
-        return database().run(partners.get, partner_id)
+        return database().run_reading(partners.get, partner_id)
 
     @blp.doc(operationId="updatePartner")
     @blp.roles("operator")

@@ -71,7 +71,7 @@ class Rates(MethodView):
     @blp.response(200, RateOut(many=True))
     def get(self, query):
         """List rate versions (with at: those in force then)"""
-        return database().run(rates.listing, **query)
+        return database().run_reading(rates.listing, **query)
 
     @blp.doc(operationId="createRate")
     @blp.roles("operator")

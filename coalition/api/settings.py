@@ -34,7 +34,7 @@ class Settings(MethodView):
     @blp.response(200, SettingsOut)
     def get(self):
         """Read the settings"""
-        return database().run(settings_service.load)
+        return database().run_reading(settings_service.load)
 
     @blp.doc(operationId="updateSettings")
     @blp.roles("operator")

@@ -185,7 +185,7 @@ class Periods(MethodView):
     @blp.response(200, PeriodOut(many=True))
     def get(self):
         """Settlement periods: closed ones, then the open ones up to today"""
-        return database().run(calendar.list_periods, datetime.now(UTC))
+        return database().run_reading(calendar.list_periods, datetime.now(UTC))
 
 
 # a file's bytes, documented as such (the views answer a Response, which nothing dumps)
@@ -207,7 +207,7 @@ class Settlement(MethodView):
     @NOT_A_PERIOD
     def get(self, period_id):
         """A period's settlement: final once closed, a live draft while open"""
-        return database().run(settlement.get, period_id, datetime.now(UTC))
+        return database().run_reading(settlement.get, period_id, datetime.now(UTC))
 
 
 @blp.route("/settlements/<period_id>/csv")
@@ -229,7 +229,9 @@ class SettlementCsv(MethodView):
     @NOT_A_PERIOD
     def get(self, period_id):
         """A period's settlement as CSV: its netting, partners, pair lines and fee lines"""
-        figures = SettlementOut().dump(database().run(settlement.get, period_id, datetime.now(UTC)))
+        figures = SettlementOut().dump(
+            database().run_reading(settlement.get, period_id, datetime.now(UTC))
+        )
         filename = f"coalition-settlement-{figures['period_id']}-{figures['status']}.csv"
         return Response(
             reports.render_settlement_csv(figures),
@@ -270,7 +272,7 @@ class Statements(MethodView):
     def get(self, query):
         """Final statements in issue order or newest first (a partner key sees its own)"""
         page = paging(query)
-        return database().run(statements.list_statements, principal(), page, **query)
+        return database().run_reading(statements.list_statements, principal(), page, **query)
 
 
 STATEMENT = f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>"
@@ -307,7 +309,7 @@ class Statement(MethodView):
     @NO_STATEMENT
     def get(self, statement_id):
         """One final statement as JSON (its hash is the ETag, as for the PDF and CSV)"""
-        document = database().run(statements.get_statement, principal(), statement_id)
+        document = database().run_reading(statements.get_statement, principal(), statement_id)
         if _held(document):
             return _not_modified(document)
         return document, _tag(document)
@@ -321,7 +323,7 @@ class StatementPdf(MethodView):
     @NO_STATEMENT
     def get(self, statement_id):
         """The statement as PDF (the same bytes on every download)"""
-        document = database().run(statements.get_statement, principal(), statement_id)
+        document = database().run_reading(statements.get_statement, principal(), statement_id)
         return _download(reports.render_pdf, document, "pdf", "application/pdf")
 
 
@@ -333,7 +335,7 @@ class StatementCsv(MethodView):
     @NO_STATEMENT
     def get(self, statement_id):
         """The statement as CSV"""
-        document = database().run(statements.get_statement, principal(), statement_id)
+        document = database().run_reading(statements.get_statement, principal(), statement_id)
         return _download(reports.render_csv, document, "csv", "text/csv; charset=utf-8")
 
 

@@ -246,7 +246,7 @@ class Transactions(MethodView):
     def get(self, query):
         """List transactions, oldest or newest first, with a cursor"""
         page = paging(query)
-        return database().run(queries.list_transactions, principal(), query, page)
+        return database().run_reading(queries.list_transactions, principal(), query, page)
 
 
 @blp.route("/batch")
@@ -294,4 +294,4 @@ class Transaction(MethodView):
     )
     def get(self, transaction_id):
         """Read a transaction"""
-        return database().run(queries.get_transaction, principal(), transaction_id)
+        return database().run_reading(queries.get_transaction, principal(), transaction_id)

@@ -158,6 +158,8 @@ def _why(error) -> str:
     reason = _reason(error)
     if isinstance(error, DBAPIError) and sqlite_code(error) == sqlite3.SQLITE_CANTOPEN:
         return f"{reason} (SQLite needs its directory to exist and to be writable)"
+    if isinstance(error, DBAPIError) and sqlite_code(error) == sqlite3.SQLITE_BUSY:
+        return f"{reason}: another process held it for writing all along; try again once it is done"
     return reason
 
 

@@ -62,7 +62,7 @@ def keys_list(partner_id, role, status):
 
     query = _checked(KeyQuery, partner_id=partner_id, role=role, status=status)
     with databases.opened() as database:
-        found = database.run(auth.listing, **query)
+        found = database.run_reading(auth.listing, **query)
     click.echo(_key_table(found))
 
 

@@ -11,7 +11,9 @@ caller declares repeatable are tried twice).
 
 A unit of work waits for another's locks at most :data:`LOCK_WAIT_MS`: on
 SQLite (the embedded default), which serialises writers, every transaction
-starts with ``BEGIN IMMEDIATE`` and waits that long on its busy timeout; on
+that writes starts with ``BEGIN IMMEDIATE`` and waits that long on its busy
+timeout (one that reads, :meth:`Database.run_reading`, reads a snapshot and
+waits for no writer); on
 PostgreSQL that is every session's ``lock_timeout``, unless the operator set
 one. One still waiting when it runs out (behind a close of years of periods)
 finds the database :class:`Busy`: a 503 to ask again, where an unbounded wait
@@ -39,10 +41,13 @@ SQLITE_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}  # "database is
 # to see to, as a PostgreSQL server gone read-only is: no request's fault, nor one item's
 SQLITE_UNWRITABLE_CODES = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR}
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout ran out
+READS_ONLY = "coalition_reads_only"  # a connection's execution option: see _sqlite_begin
 
 
-def _sqlite_begin_immediate(engine) -> None:
-    """Take SQLite's write lock at BEGIN, so two writers queue instead of deadlocking."""
+def _sqlite_begin(engine) -> None:
+    """Take SQLite's write lock at BEGIN, so two writers queue instead of deadlocking; a
+    unit of work that reads begins deferred instead, reading a snapshot of the WAL, so
+    that it neither waits for a writer nor keeps one waiting."""
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record):
@@ -53,7 +58,8 @@ def _sqlite_begin_immediate(engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        reads = connection.get_execution_options().get(READS_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if reads else "BEGIN IMMEDIATE")
 
 
 def _postgresql_session(engine) -> None:
@@ -145,6 +151,12 @@ def _busy(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
+def _stale_snapshot(busy: Busy) -> bool:
+    """SQLite refused a write to a snapshot another writer has committed past."""
+    code = getattr(getattr(busy.__cause__, "orig", None), "sqlite_errorcode", None)
+    return code == sqlite3.SQLITE_BUSY_SNAPSHOT
+
+
 def unwritable(error: DBAPIError) -> bool:
     """A SQLite file that cannot be written (:data:`SQLITE_UNWRITABLE_CODES`)."""
     return sqlite_code(error) in SQLITE_UNWRITABLE_CODES
@@ -208,24 +220,25 @@ class Database:
         if on_postgresql(self.engine):
             _postgresql_session(self.engine)
         else:
-            _sqlite_begin_immediate(self.engine)
+            _sqlite_begin(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
-    def transaction(self):
-        """One unit of work: commit at the end of the block, roll back on error."""
+    def transaction(self, reads: bool = False):
+        """One unit of work: commit at the end of the block, roll back on error. One that
+        ``reads`` takes no write lock on SQLite (see :meth:`run_reading`)."""
         with reaching(), self.sessions() as session, session.begin():
+            if reads and not on_postgresql(self.engine):
+                session.connection(execution_options={READS_ONLY: True})
             yield session
 
     def peek(self, sql: str):
-        """One scalar read without a transaction around it, or None where that is not possible.
+        """One scalar read without a transaction around it where the database allows it.
 
         On PostgreSQL the read runs in autocommit: a request that only needs to
         know whether what it cached is current saves the BEGIN and COMMIT round
-        trips. On SQLite every connection writes its BEGIN IMMEDIATE, so None.
+        trips. On SQLite it reads a snapshot, as :meth:`read` does.
         """
-        if not on_postgresql(self.engine):
-            return None
         return self.read(lambda session: session.connection().exec_driver_sql(sql).scalar_one())
 
     def read(self, use_case, *args, **kwargs):
@@ -233,8 +246,8 @@ class Database:
 
         One statement sees one snapshot, so on PostgreSQL it needs no BEGIN and
         COMMIT around it: two round trips saved on the lookups partners make
-        most. A use case that reads more than once belongs in :meth:`run`. On
-        SQLite this is :meth:`run`.
+        most. A use case that reads more than once belongs in :meth:`run_reading`.
+        On SQLite this is :meth:`run_reading`.
 
         A read changes nothing, so one whose connection turns out broken (the
         server restarted since the pool opened it) is read once more: SQLAlchemy
@@ -242,7 +255,7 @@ class Database:
         follows is served as if nothing happened.
         """
         if not on_postgresql(self.engine):
-            return self.run(use_case, *args, **kwargs)
+            return self.run_reading(use_case, *args, **kwargs)
         return _twice_if_unavailable(self._read_once, use_case, *args, **kwargs)
 
     def _read_once(self, use_case, *args, **kwargs):
@@ -261,6 +274,27 @@ class Database:
                     raise
                 time.sleep(0.005 * 2**attempt)
         raise AssertionError("unreachable")
+
+    def run_reading(self, use_case, *args, **kwargs):
+        """:meth:`run` for a use case that reads: listings, statements, drafts, KPIs.
+
+        On SQLite it begins deferred and reads a snapshot of the WAL: readers
+        neither wait for the one writer nor hold it up, where ``BEGIN
+        IMMEDIATE`` queued every request behind every posting. One that writes
+        now and then after all (a KPI request keeping a period's counts) takes
+        the write lock at its first write; if another writer committed since its
+        snapshot began, SQLite refuses that write, and it runs again from the
+        start as :meth:`run` runs it.
+        """
+        if on_postgresql(self.engine):
+            return self.run(use_case, *args, **kwargs)
+        try:
+            with self.transaction(reads=True) as session:
+                return use_case(session, *args, **kwargs)
+        except Busy as error:
+            if not _stale_snapshot(error):
+                raise  # it waited its whole time behind another writer, as run() would
+            return self.run(use_case, *args, **kwargs)
 
     def run_repeatable(self, use_case, *args, **kwargs):
         """:meth:`run` for a unit of work that may safely run twice (postings: a second

@@ -22,16 +22,19 @@ A 150 + F 100 + G 60 = 310; coalition E 30; 470 in all.
 """
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy.engine import make_url
 
 from coalition import jobs
 from coalition.db import kept_counts, kpi_aggregates, locks, models
 from coalition.domain.settlement import Unbalanced
 from coalition.services import expiry
 from coalition.services import kpi_counts
+from tests.conftest import POSTGRES_URL
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
@@ -340,6 +343,35 @@ def test_counts_kept_by_another_version_of_the_counting_are_counted_again(operat
     figures = period(operator, month)
     assert (figures["coalition"]["active_members"], partner(figures, "aroma")["active_members"]) == (3, 2)
     assert json.loads(kept_activity(database, month))["version"] == kpi_counts.COUNTS_VERSION
+
+
+@pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's snapshots")
+def test_on_sqlite_counts_refused_their_write_by_a_writer_since_are_counted_again_and_kept(
+    operator, database, database_url, month, monkeypatch
+):
+    """A KPI request reads a snapshot on SQLite, taking no write lock; keeping a closed period's
+    counts is its one write, which SQLite refuses once another writer has committed since the
+    snapshot began. The request runs again, holding the write lock, and answers as ever."""
+    close(operator, month)
+    counted = []
+    counting = kpi_aggregates.member_activity
+
+    def member_activity(session, period_id):
+        counted.append(period_id)
+        if len(counted) == 1:  # the operator's change commits while the request counts
+            other = sqlite3.connect(make_url(database_url).database, isolation_level=None)
+            other.execute("BEGIN IMMEDIATE")
+            other.execute("UPDATE settings SET generation = generation + 1")
+            other.execute("COMMIT")
+            other.close()
+        return counting(session, period_id)
+
+    monkeypatch.setattr(kpi_aggregates, "member_activity", member_activity)
+    figures = period(operator, month)
+    assert counted == [month, month]  # on the snapshot, then again holding the file
+    assert (figures["coalition"]["active_members"], partner(figures, "aroma")["active_members"]) == (3, 2)
+    assert json.loads(kept_activity(database, month))["version"] == kpi_counts.COUNTS_VERSION
+    assert period(operator, month) == figures and len(counted) == 2  # read back, not counted
 
 
 def doctor_kept_counts(database, period_id: str, version: int) -> None:

@@ -4,6 +4,7 @@ import os
 import random
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -1227,6 +1228,25 @@ def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path, monkey
     assert "s3cret" not in result.output  # a password in the URL is not printed
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.parametrize("args", [("db", "upgrade"), ("keys", "create", "--role", "operator")], ids=" ".join)
+def test_a_sqlite_file_another_process_holds_for_writing_is_said_to_be_busy(tmp_path, monkeypatch, args):
+    """It said "cannot open the database …: database is locked", as if the file were at fault."""
+    path = tmp_path / "held.sqlite3"
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{path}")
+    assert CliRunner().invoke(main, ["db", "upgrade"]).exit_code == 0
+    monkeypatch.setattr("coalition.db.LOCK_WAIT_MS", 200)
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        result = CliRunner().invoke(main, list(args))
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert (result.exit_code, result.stderr) == (1, f"Error: cannot open the database {path}: database is"
+                                                 " locked: another process held it for writing all along;"
+                                                 " try again once it is done\n")
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"])

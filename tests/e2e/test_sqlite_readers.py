@@ -1,0 +1,59 @@
+"""On SQLite a request that reads takes no write lock (decisions.md, "SQLite is opened in WAL
+mode"): it begins deferred and reads a snapshot of the WAL, where every request, reads and
+authentication included, began ``BEGIN IMMEDIATE`` and queued for the file behind every
+posting, and a KPI request counting for seconds held every till up."""
+
+import sqlite3
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from coalition import create_app, database_of
+from coalition import db as coalition_db
+from tests.conftest import POSTGRES_URL, Caller
+from tests.e2e.helpers import burn, earn, expect, setup_coalition
+
+pytestmark = pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
+
+
+def test_reads_are_answered_while_a_writer_holds_the_file_and_writes_still_wait(
+    operator, database_url, monkeypatch
+):
+    setup_coalition(operator)
+    earned = expect(earn(operator, "e-1", "m1", "1000.00"))  # 100 points at aroma
+    expect(burn(operator, "b-1", "m1", 30))
+    period_id = earned["period_id"]
+    reads = [
+        "/api/v1/members/m1/balance", "/api/v1/members/m1/history", "/api/v1/transactions",
+        f"/api/v1/transactions/{earned['id']}", "/api/v1/partners", "/api/v1/partners/aroma",
+        "/api/v1/rates", "/api/v1/settings", "/api/v1/periods", f"/api/v1/settlements/{period_id}",
+        f"/api/v1/settlements/{period_id}/csv", "/api/v1/statements",
+        f"/api/v1/kpis?period_id={period_id}", "/api/v1/keys", "/api/v1/changes", "/readyz",
+    ]
+    # a second instance of the service: connections of its own, waiting 0.2 s for the file
+    # (30 s in service), and no catalog yet, so its first request authenticates in a transaction
+    monkeypatch.setattr(coalition_db, "LOCK_WAIT_MS", 200)
+    app = create_app({"DATABASE_URL": database_url})
+    instance = Caller(app.test_client(), None)
+    instance.headers = operator.headers
+    writer = sqlite3.connect(make_url(database_url).database, isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE partners SET name = 'not yet' WHERE id = 'aroma'")
+        answers = {path: instance.get(path).status_code for path in reads}
+        aroma = instance.get("/api/v1/partners/aroma").get_json()
+        waited = instance.post("/api/v1/transactions", json={
+            "external_id": "e-2", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+            "occurred_at": earned["occurred_at"], "amount": "10.00", "currency": "RUB"})
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+    try:
+        assert answers == dict.fromkeys(reads, 200)
+        assert aroma["name"] == "Кофейня Арома"  # what was committed, not the writer's
+        assert (waited.status_code, waited.get_json()["reason"]) == (503, "database_unavailable")
+        assert expect(instance.post("/api/v1/transactions", json={
+            "external_id": "e-2", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+            "occurred_at": earned["occurred_at"], "amount": "10.00", "currency": "RUB"}))["points"] == 1
+    finally:
+        database_of(app).dispose()
