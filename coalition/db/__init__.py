@@ -151,12 +151,6 @@ def _busy(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
-def _stale_snapshot(busy: Busy) -> bool:
-    """SQLite refused a write to a snapshot another writer has committed past."""
-    code = getattr(getattr(busy.__cause__, "orig", None), "sqlite_errorcode", None)
-    return code == sqlite3.SQLITE_BUSY_SNAPSHOT
-
-
 def unwritable(error: DBAPIError) -> bool:
     """A SQLite file that cannot be written (:data:`SQLITE_UNWRITABLE_CODES`)."""
     return sqlite_code(error) in SQLITE_UNWRITABLE_CODES
@@ -282,18 +276,17 @@ class Database:
         neither wait for the one writer nor hold it up, where ``BEGIN
         IMMEDIATE`` queued every request behind every posting. One that writes
         now and then after all (a KPI request keeping a period's counts) takes
-        the write lock at its first write; if another writer committed since its
-        snapshot began, SQLite refuses that write, and it runs again from the
-        start as :meth:`run` runs it.
+        the write lock at its first write. If another writer holds it, or
+        committed since the snapshot began, SQLite refuses that write at once
+        (waiting could only end on a stale snapshot), and the use case runs
+        again from the start as :meth:`run` runs it.
         """
         if on_postgresql(self.engine):
             return self.run(use_case, *args, **kwargs)
         try:
             with self.transaction(reads=True) as session:
                 return use_case(session, *args, **kwargs)
-        except Busy as error:
-            if not _stale_snapshot(error):
-                raise  # it waited its whole time behind another writer, as run() would
+        except Busy:  # said at once: a snapshot's write never waits, it would be stale
             return self.run(use_case, *args, **kwargs)
 
     def run_repeatable(self, use_case, *args, **kwargs):
