@@ -20,7 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy.exc import DBAPIError
 
 from coalition import database_of
-from coalition.db import Unavailable, locks, on_postgresql, reaching
+from coalition.db import Unavailable, locks, on_postgresql, reaching, twice_if_unavailable
 from coalition.domain.errors import CoalitionError
 from coalition.domain.settlement import Unbalanced
 from coalition.logs import quantity
@@ -51,19 +51,8 @@ def holding_job_lock(database, job: str, work) -> None:
     if not on_postgresql(database.engine):
         work()
         return
-    # A session-level lock on an autocommit connection: no transaction stays
-    # open (and idle) while the job runs its own units of work.
-    with reaching():
-        connection = database.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    connection, locked = twice_if_unavailable(_try_job_lock, database, job)
     with connection:
-        try:
-            with reaching():
-                locked = locks.try_hold_session(connection, locks.JOBS[job])
-        except Unavailable:
-            # broken: closed, not rolled back (a rollback on a socket psycopg has not yet
-            # seen closed fails on its own, and its error would hide this one)
-            connection.invalidate()
-            raise
         if not locked:
             log.info("%s skipped: another instance is running it", job)
             return
@@ -76,6 +65,26 @@ def holding_job_lock(database, job: str, work) -> None:
                 # closed, not pooled: the server lets go of a session's locks with it. What
                 # work() raised, if anything, is the job's outcome, not this.
                 connection.invalidate()
+
+
+def _try_job_lock(database, job: str):
+    """An autocommit connection and whether it took ``job``'s lock: a session-level lock,
+    so that no transaction stays open (and idle) while the job runs its own units of work.
+
+    Asked once more on a new connection if the first was broken: a pooled one the
+    server ended by restarting would otherwise skip the job until its next run, an
+    hour on for expiry."""
+    with reaching():
+        connection = database.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with reaching():
+            return connection, locks.try_hold_session(connection, locks.JOBS[job])
+    except Unavailable:
+        # broken: closed, not rolled back (a rollback on a socket psycopg has not yet
+        # seen closed fails on its own, and its error would hide this one)
+        connection.invalidate()
+        connection.close()
+        raise
 
 
 def scheduled_job(name: str):

@@ -194,6 +194,19 @@ class Worker(ThreadWorker):
         util.write_error = write_json_error
         super().init_process()
 
+    def set_accept_enabled(self, enabled: bool) -> None:
+        """Stopping, also close this worker's copy of the listening socket.
+
+        The master closes its own at SIGTERM, but while a worker drained its
+        requests the kernel went on completing new connections into the backlog,
+        each reset unanswered when the worker exited: a balancer does not send a
+        POST again after a reset, where it tries another instance at once when
+        the connection is refused."""
+        super().set_accept_enabled(enabled)
+        if not enabled and not self.alive:
+            for listener in self.sockets:
+                listener.close()
+
 
 def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     """What ``gunicorn.util.write_error`` sends, with the API's error body (SPEC §10)."""

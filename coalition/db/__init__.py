@@ -162,7 +162,7 @@ def sqlite_code(error: DBAPIError) -> int | None:
     return None if code is None else code & 0xFF
 
 
-def _twice_if_unavailable(call, *args, **kwargs):
+def twice_if_unavailable(call, *args, **kwargs):
     """``call(...)``, and once more if the database was unavailable: the broken connection
     is gone from the pool by then, so a server that is back serves the second."""
     try:
@@ -250,7 +250,7 @@ class Database:
         """
         if not on_postgresql(self.engine):
             return self.run_reading(use_case, *args, **kwargs)
-        return _twice_if_unavailable(self._read_once, use_case, *args, **kwargs)
+        return twice_if_unavailable(self._read_once, use_case, *args, **kwargs)
 
     def _read_once(self, use_case, *args, **kwargs):
         with reaching(), self.sessions() as session:
@@ -280,9 +280,12 @@ class Database:
         committed since the snapshot began, SQLite refuses that write at once
         (waiting could only end on a stale snapshot), and the use case runs
         again from the start as :meth:`run` runs it.
+
+        On PostgreSQL it is :meth:`run_repeatable`: a read whose connection
+        broke (a restart) is read once more on a new one.
         """
         if on_postgresql(self.engine):
-            return self.run(use_case, *args, **kwargs)
+            return self.run_repeatable(use_case, *args, **kwargs)
         try:
             with self.transaction(reads=True) as session:
                 return use_case(session, *args, **kwargs)
@@ -294,7 +297,7 @@ class Database:
         run answers what the first committed as replays). One whose connection broke, a
         restart, a failover or a killed backend, is no fault of its own: it runs once
         more, on a new connection."""
-        return _twice_if_unavailable(self.run, use_case, *args, **kwargs)
+        return twice_if_unavailable(self.run, use_case, *args, **kwargs)
 
     def dispose(self) -> None:
         self.engine.dispose()
@@ -312,4 +315,11 @@ def written(name: str, value):
     return bindparam(name, value, expanding=isinstance(value, tuple), literal_execute=True)
 
 
-__all__ = ["Database", "Unavailable", "on_postgresql", "reaching", "written"]
+__all__ = [
+    "Database",
+    "Unavailable",
+    "on_postgresql",
+    "reaching",
+    "twice_if_unavailable",
+    "written",
+]

@@ -211,6 +211,23 @@ def test_after_a_restart_the_next_requests_are_served_on_new_connections(private
     assert transactions_in(url) == 1
 
 
+@pytest.mark.parametrize("path", ["/api/v1/kpis", "/api/v1/statements", "/api/v1/periods"])
+def test_a_read_whose_connection_breaks_under_it_is_read_once_more_on_a_new_one(private, path):
+    """The soak test's restart: KPIs and statements were 503 there, where a balance was read again."""
+    name, _, database, operator = private
+    expect(operator.post("/api/v1/transactions", json={**EARN, "external_id": "k-r", "occurred_at": days_ago(1)}))
+    expect(operator.get(path), 200)  # authentication's catalog, cached: it reads only the generation now
+    killed = []
+
+    @event.listens_for(database.engine, "before_cursor_execute")
+    def kill_under_the_first_read(connection, cursor, statement, *_):
+        if not killed and "generation" not in statement:  # the request's own, not authentication's
+            killed.append(kill_sessions(name))  # its connection, as a restart ends it
+
+    assert expect(operator.get(path), 200) is not None
+    assert killed == [1]
+
+
 def test_a_single_post_whose_connection_breaks_at_its_commit_is_posted_once_on_a_new_one(private):
     name, url, database, operator = private
     one = {**EARN, "external_id": "k-2", "occurred_at": days_ago(1)}
@@ -287,6 +304,18 @@ def test_a_job_finding_the_database_unavailable_logs_one_line_and_waits_for_its_
     assert record.getMessage().startswith(f"{LOGGED_AS[job]} skipped until its next run: the database")
     assert record.exc_info is None
     job(database)  # and it runs once the database is back
+
+
+@pytest.mark.parametrize("job", [jobs.run_expiry, jobs.run_auto_close], ids=lambda job: job.__name__)
+def test_a_job_after_a_restart_takes_its_lock_on_a_new_connection(private, job, caplog):
+    """It was "skipped until its next run", an hour on for expiry: its lock's connection was
+    a pooled one the restart had ended."""
+    name, _, database, _ = private
+    job(database)  # its lock's connection back in the pool
+    assert kill_sessions(name) >= 1
+    with caplog.at_level(logging.INFO, logger="coalition.jobs"):
+        job(database)
+    assert [record.levelname for record in caplog.records if record.name == "coalition.jobs"] == ["INFO"]
 
 
 @pytest.mark.parametrize("job", [jobs.run_expiry, jobs.run_auto_close], ids=lambda job: job.__name__)

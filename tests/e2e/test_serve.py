@@ -136,6 +136,34 @@ def test_a_stopped_server_stops_its_scheduler_and_says_nothing_amiss(served, sto
     assert "coalition.jobs: scheduler stopped" in log_path.read_text(), log_path.read_text()
 
 
+def test_a_stopping_server_refuses_new_connections_while_it_finishes_those_it_has(served):
+    """While a worker finished its requests after SIGTERM, the kernel went on completing new
+    connections into the listening socket's backlog, each reset unanswered when the worker
+    exited (the soak test's finding): a balancer does not send a POST again after a reset,
+    and sends a refused connection to another instance at once."""
+    url, key, process, log_path = served
+    port = int(url.rsplit(":", 1)[1])
+    body = json.dumps({"id": "gym", "name": "Gym", "category": "gym", "currency": "EUR"}).encode()
+    head = (f"POST /api/v1/partners HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as in_flight:
+        in_flight.sendall(head + body[:5])
+        time.sleep(0.5)  # a worker's thread reads its body
+        process.terminate()
+        deadline = time.monotonic() + 10
+        while True:  # the master closes its socket at once, the workers theirs as they drain
+            assert time.monotonic() < deadline, "new connections were still taken 10 s on"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            except ConnectionRefusedError:
+                break
+            time.sleep(0.1)
+        in_flight.sendall(body[5:])
+        answer = in_flight.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 201"), answer  # the request in flight is finished
+    assert process.wait(timeout=30) == 0, log_path.read_text()
+
+
 def test_a_connection_left_idle_a_few_seconds_is_still_open_for_the_next_request(served):
     """gunicorn closes an idle connection after its keep-alive; at its default of
     2 s, a request sent as it closes is reset unread. A proxy in front closes
