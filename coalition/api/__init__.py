@@ -149,9 +149,10 @@ class Api(flask_smorest.Api):
         return domain_error_body(error), error.status
 
     def handle_unavailable(self, error: Unavailable):
-        """503: the request is not at fault. What it committed before the connection
-        broke stays written (a batch's earlier chunks, a commit that reached the
-        server); posting it again answers those as replays."""
+        """503: the request is not at fault. A commit that reached the server before
+        the connection broke stays written; posting it again answers it as a replay.
+        (A batch that wrote items first answers 200 instead, those items 201 and the
+        rest 503.)"""
         unavailable_log.error("answered 503: %s", error)
         return unavailable(UNAVAILABLE)
 

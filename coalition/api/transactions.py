@@ -5,11 +5,12 @@ from datetime import UTC, datetime
 from flask.views import MethodView
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
-from coalition.api import Blueprint, database, principal
+from coalition.api import Blueprint, database, principal, unavailable_log
 from coalition.api.answers import Answer
 from coalition.api.errors import (
     ANOTHER_PARTNERS_DATA,
     INVALID_FIELDS,
+    UNAVAILABLE,
     ErrorSchema,
     domain_error_body,
     error_body,
@@ -27,6 +28,7 @@ from coalition.api.fields import (
     Text,
 )
 from coalition.api.pagination import WindowArgs, paging
+from coalition.db import Unavailable
 from coalition.domain import lots
 from coalition.domain.errors import CoalitionError
 from coalition.services import batches, expiry, ledger, pages, queries
@@ -262,6 +264,10 @@ class Batch(MethodView):
         who = principal()
         requests = [validated(item) for item in body["transactions"]]
         outcomes = batches.post_many(database(), who, requests)
+        if unposted := [outcome for outcome in outcomes if isinstance(outcome, Unavailable)]:
+            unavailable_log.error(
+                "answered 503 to %d items of a batch: %s", len(unposted), unposted[0]
+            )
         return {"results": [_result(index, outcome) for index, outcome in enumerate(outcomes)]}
 
 
@@ -279,6 +285,8 @@ def _result(index: int, outcome) -> dict:
         error = error_body(422, INVALID_FIELDS, errors={"json": outcome.messages})
     elif isinstance(outcome, CoalitionError):
         error = domain_error_body(outcome)
+    elif isinstance(outcome, Unavailable):  # the items after those written, as posted alone
+        error = error_body(503, UNAVAILABLE, reason="database_unavailable")
     else:
         view, status = present(outcome)
         return {"index": index, "status": status, "transaction": view}

@@ -11,8 +11,11 @@ written.
 Chunks commit in order: if the process dies, what was written is a prefix of
 the items, and posting them all again answers the written ones as replays.
 So does a chunk whose connection broke: it is posted once more, on a new
-connection, which answers as replays what the broken one had committed; a
-database still unavailable then stops the batch (:class:`~coalition.db.Unavailable`).
+connection, which answers as replays what the broken one had committed. A
+database still unavailable then stops the batch: it fails as a whole
+(:class:`~coalition.db.Unavailable`) if it had written nothing, and otherwise
+the items from that chunk on have the database's absence as their outcome,
+as each would posted alone, so that the caller learns which were written.
 """
 
 import logging
@@ -20,6 +23,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from coalition.db import Unavailable
 from coalition.domain.errors import CoalitionError
 from coalition.services import ledger
 
@@ -37,8 +41,9 @@ class NotWritten(CoalitionError):
 
 
 def post_many(database, principal, requests: list) -> list:
-    """The outcome of each request, in order: its :class:`~coalition.services.ledger.Posting`
-    or the error that refused it.
+    """The outcome of each request, in order: its :class:`~coalition.services.ledger.Posting`,
+    the error that refused it, or the :class:`~coalition.db.Unavailable` that kept it from
+    being posted (never all of them: a batch that wrote nothing raises it).
 
     A request may already be an exception (it failed validation upstream);
     it is its own outcome, so outcomes line up with the items.
@@ -50,7 +55,15 @@ def post_many(database, principal, requests: list) -> list:
             outcomes += database.run_repeatable(_post_chunk, principal, chunk)
         except SQLAlchemyError:
             outcomes += [_post_alone(database, principal, request) for request in chunk]
+        except Unavailable as away:
+            if not any(_created(outcome) for outcome in outcomes):
+                raise  # nothing written: the batch fails as one posting would
+            return outcomes + [away] * (len(requests) - start)
     return outcomes
+
+
+def _created(outcome) -> bool:
+    return isinstance(outcome, ledger.Posting) and outcome.created
 
 
 def _post_chunk(session, principal, requests: list) -> list:

@@ -32,7 +32,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 
 from coalition import auth, processes
-from coalition.db import Database, ledger_reads
+from coalition.db import Database, Unavailable, ledger_reads
 from coalition.domain.errors import CoalitionError, Invalid
 from coalition.domain.lots import REVERSES
 from coalition.services import batches, ledger
@@ -211,7 +211,11 @@ def _post_lane(url: str, requests: list) -> list[tuple]:
 
 
 def _post(database: Database, requests: list) -> list[tuple]:
-    return [_reported(outcome) for outcome in batches.post_many(database, OPERATOR, requests)]
+    outcomes = batches.post_many(database, OPERATOR, requests)
+    for outcome in outcomes:
+        if isinstance(outcome, Unavailable):
+            raise outcome  # the import stops, saying from which line to go on
+    return [_reported(outcome) for outcome in outcomes]
 
 
 def _reported(outcome) -> tuple[str, str | None]:

@@ -9,7 +9,7 @@ both with no SQLSTATE).
 import logging
 import threading
 import time
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 
 import psycopg
 import pytest
@@ -20,7 +20,7 @@ from sqlalchemy.exc import OperationalError
 from coalition import auth, create_app, database_of, jobs
 from coalition import db as coalition_db
 from coalition.db import horizon, locks, migrate, models
-from coalition.services import expiry
+from coalition.services import batches, expiry
 from tests.conftest import Caller, connections_refused, copy_of, days_ago, kill_sessions, read_only
 from tests.e2e.helpers import add_partner, add_rate, expect
 
@@ -287,6 +287,34 @@ def test_a_batch_whose_connection_breaks_mid_chunk_posts_the_chunk_again_on_a_ne
     results = expect(operator.post("/api/v1/transactions/batch", json=batch), 200)["results"]
     assert killed == [1]
     assert [result["status"] for result in results] == [201] * 250
+    assert transactions_in(url) == 250
+
+
+def test_a_batch_the_database_leaves_midway_answers_which_items_it_wrote_and_a_resend_posts_the_rest(
+        private, monkeypatch):
+    """SPEC §6: each item as if posted alone. It was a 503 for the whole batch with its first
+    chunk written, which a failed request must not leave behind (SPEC §10)."""
+    name, url, database, operator = private
+    batch = {"transactions": [{**EARN, "external_id": f"d-{n}", "occurred_at": days_ago(1)} for n in range(250)]}
+    expect(operator.get("/api/v1/partners"), 200)
+    chunks, refused = [], ExitStack()
+    posting = batches._post_chunk
+
+    def away_after_the_first_chunk(session, principal, chunk):
+        chunks.append(len(chunk))
+        if len(chunks) == 2:  # the server goes down once the first chunk is written
+            refused.enter_context(connections_refused(name))
+        return posting(session, principal, chunk)
+
+    monkeypatch.setattr(batches, "_post_chunk", away_after_the_first_chunk)
+    with refused:
+        results = expect(operator.post("/api/v1/transactions/batch", json=batch), 200)["results"]
+    assert chunks == [100, 100, 100]  # the second chunk tried twice, on a new connection the second time
+    assert [result["status"] for result in results] == [201] * 100 + [503] * 150
+    assert {result["error"]["reason"] for result in results[100:]} == {"database_unavailable"}
+    assert transactions_in(url) == 100
+    results = expect(operator.post("/api/v1/transactions/batch", json=batch), 200)["results"]
+    assert [result["status"] for result in results] == [200] * 100 + [201] * 150
     assert transactions_in(url) == 250
 
 
