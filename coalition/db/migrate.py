@@ -1,16 +1,15 @@
 """Schema upgrades through Alembic, the only way the schema is made (SPEC §2)."""
 
 import functools
-from contextlib import closing
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.exc import ProgrammingError
+from sqlalchemy.exc import DBAPIError
 
-from coalition.db import Unavailable, locks, on_postgresql
+from coalition.db import locks, on_postgresql
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -42,30 +41,22 @@ VERSIONS = "SELECT version_num FROM alembic_version"
 
 def revisions(database) -> frozenset[str]:
     """The revisions the schema is at, none before the first upgrade: one read outside
-    any transaction, for /readyz to ask every few seconds.
-
-    On PostgreSQL it is read once more on a new connection if the pooled one
-    broke (:meth:`Database.read`). On SQLite it is read on the driver's
-    connection as it is, in autocommit: a transaction there begins by taking
-    the write lock, and would wait behind every writer.
-    """
-    if on_postgresql(database.engine):
-        try:
-            return database.read(
-                lambda session: frozenset(session.connection().exec_driver_sql(VERSIONS).scalars())
-            )
-        except ProgrammingError as error:
-            if getattr(error.orig, "sqlstate", None) == "42P01":  # no alembic_version yet
-                return frozenset()
-            raise
+    any transaction (a snapshot on SQLite, waiting for no writer), for /readyz to ask
+    every few seconds, read once more on a new connection if the pooled one broke
+    (:meth:`Database.read`)."""
     try:
-        with closing(database.engine.raw_connection()) as connection:
-            rows = connection.cursor().execute(VERSIONS).fetchall()
-    except database.engine.dialect.loaded_dbapi.Error as error:  # not a database file, …
-        if "no such table" in str(error):
+        return database.read(
+            lambda session: frozenset(session.connection().exec_driver_sql(VERSIONS).scalars())
+        )
+    except DBAPIError as error:
+        if _no_versions_table(error):
             return frozenset()
-        raise Unavailable(f"the database cannot be read ({error})") from error
-    return frozenset(version for (version,) in rows)
+        raise
+
+
+def _no_versions_table(error: DBAPIError) -> bool:
+    """A database no upgrade has touched: PostgreSQL's undefined_table, SQLite's own words."""
+    return getattr(error.orig, "sqlstate", None) == "42P01" or "no such table" in str(error.orig)
 
 
 SCHEMA_IS_NEWER = "the database's schema is a newer release's: run that release"
