@@ -14,6 +14,7 @@ from coalition.api.errors import (
     ErrorSchema,
     domain_error_body,
     error_body,
+    unavailable,
 )
 from coalition.api.fields import (
     EXTERNAL_ID_LENGTH,
@@ -164,7 +165,12 @@ class BatchResult(Answer):
     may_omit = ("transaction", "error")
 
     index = fields.Integer()
-    status = fields.Integer()
+    status = fields.Integer(
+        metadata={
+            "description": "The item's status as if posted alone: 201, 200 (a replay), 4xx;"
+            " 503 for an item the database went away before, once earlier items were written"
+        }
+    )
     transaction = fields.Nested(
         TransactionOut, metadata={"description": "With a status of 200 or 201; else absent"}
     )
@@ -286,7 +292,7 @@ def _result(index: int, outcome) -> dict:
     elif isinstance(outcome, CoalitionError):
         error = domain_error_body(outcome)
     elif isinstance(outcome, Unavailable):  # the items after those written, as posted alone
-        error = error_body(503, UNAVAILABLE, reason="database_unavailable")
+        error, _, _ = unavailable(UNAVAILABLE)  # the body of a request the database is away for
     else:
         view, status = present(outcome)
         return {"index": index, "status": status, "transaction": view}

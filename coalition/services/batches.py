@@ -48,22 +48,34 @@ def post_many(database, principal, requests: list) -> list:
     A request may already be an exception (it failed validation upstream);
     it is its own outcome, so outcomes line up with the items.
     """
-    outcomes = []
-    for start in range(0, len(requests), CHUNK):
-        chunk = requests[start : start + CHUNK]
-        try:
-            outcomes += database.run_repeatable(_post_chunk, principal, chunk)
-        except SQLAlchemyError:
-            outcomes += [_post_alone(database, principal, request) for request in chunk]
-        except Unavailable as away:
-            if not any(_created(outcome) for outcome in outcomes):
-                raise  # nothing written: the batch fails as one posting would
-            return outcomes + [away] * (len(requests) - start)
+    outcomes: list = []
+    try:
+        for start in range(0, len(requests), CHUNK):
+            _post_into(outcomes, database, principal, requests[start : start + CHUNK])
+    except Unavailable as away:
+        return _unposted(outcomes, requests[len(outcomes) :], away)
     return outcomes
 
 
-def _created(outcome) -> bool:
-    return isinstance(outcome, ledger.Posting) and outcome.created
+def _post_into(outcomes: list, database, principal, chunk: list) -> None:
+    """Add the chunk's outcomes as each is known: posted in one transaction, or after a
+    database error one item per transaction, so that the failure stays with its own item
+    (and the items posted before the database went away are counted)."""
+    try:
+        outcomes += database.run_repeatable(_post_chunk, principal, chunk)
+    except SQLAlchemyError:
+        for request in chunk:
+            outcomes.append(_post_alone(database, principal, request))
+
+
+def _unposted(outcomes: list, rest: list, away: Unavailable) -> list:
+    """The outcomes once the database went away: each item not yet posted has its absence
+    as outcome, as it would posted alone now, but for one refused before (its fields),
+    whose refusal stands. A batch that wrote nothing fails as a whole, as one posting
+    would, which leaves nothing written behind it (SPEC §10)."""
+    if not any(isinstance(each, ledger.Posting) and each.created for each in outcomes):
+        raise away
+    return outcomes + [each if isinstance(each, Exception) else away for each in rest]
 
 
 def _post_chunk(session, principal, requests: list) -> list:

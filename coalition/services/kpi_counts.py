@@ -95,8 +95,9 @@ def _kept_counts_of(session, chosen: list[ListedPeriod], now: datetime) -> tuple
 
 def _counting_anew_is_ours(session) -> bool:
     """Whether this request may count anew the open periods kept too long: on PostgreSQL
-    one request at a time does (a count may take minutes, and each would take a core);
-    SQLite's one writer counts in turn anyway."""
+    one request at a time does (a count may take minutes, and each would take a core).
+    SQLite has no such lock: requests count side by side on their snapshots, the first
+    keeps the counts, and the others, refused that write, run again and read them."""
     return not on_postgresql(session) or locks.try_hold(session.connection(), locks.KPI_COUNTING)
 
 

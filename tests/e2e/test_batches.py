@@ -2,7 +2,9 @@
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
+from coalition.db import Unavailable
 from coalition.services import batches
 from tests.conftest import days_ago
 from tests.e2e.helpers import balance, burn, earn, expect
@@ -96,3 +98,47 @@ def test_burn_reversals_of_one_burn_in_one_batch_put_back_at_most_what_it_took(c
     assert [result["status"] for result in results] == [201, 201, 422]
     assert results[2]["error"]["reason"] == "over_reversal"
     assert balance(coalition, "m1")["available"] == 48  # 40 + 4 + 4
+
+
+def _earns(count: int, invalid_at: int) -> list[dict]:
+    items = [{"external_id": f"u-{n}", "type": "earn", "partner_id": "aroma", "member_id": f"u-m{n}",
+              "amount": "100.00", "currency": "RUB", "occurred_at": days_ago(1)} for n in range(count)]
+    items[invalid_at] = {"external_id": "u-bad", "type": "earn"}  # refused for its fields: 422
+    return items
+
+
+@pytest.mark.parametrize("first_failure", ["the database goes away", "an error, then it goes away"])
+def test_a_batch_the_database_leaves_answers_which_items_it_wrote(coalition, monkeypatch, first_failure):
+    """The items posted before the database went away 201, the rest 503 but for one refused for
+    its fields (422 as ever); it was 503 for the whole batch, with its first items written. After
+    a chunk's database error its items are posted one by one, and the database may go away there too."""
+    items, calls = _earns(250, invalid_at=200), []
+    posting = batches._post_chunk
+
+    def failing(session, principal, chunk):
+        calls.append(len(chunk))
+        if first_failure == "an error, then it goes away" and len(calls) == 2:
+            raise SQLAlchemyError("the second chunk fails in the database")
+        if len(calls) > (12 if first_failure == "an error, then it goes away" else 1):
+            raise Unavailable("the database cannot be reached")
+        return posting(session, principal, chunk)
+
+    monkeypatch.setattr(batches, "_post_chunk", failing)
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    written = 110 if first_failure == "an error, then it goes away" else 100  # a chunk, and ten alone
+    assert [result["status"] for result in results] == [201] * written + [503] * (200 - written) + [422] + [503] * 49
+    assert {results[i]["error"]["reason"] for i in range(written, 250) if i != 200} == {"database_unavailable"}
+    monkeypatch.undo()
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    assert [result["status"] for result in results] == [200] * written + [201] * (200 - written) + [422] + [201] * 49
+
+
+def test_a_batch_the_database_leaves_before_it_wrote_anything_is_503_as_a_whole(coalition, monkeypatch):
+    def away(session, principal, chunk):
+        raise Unavailable("the database cannot be reached")
+
+    monkeypatch.setattr(batches, "_post_chunk", away)
+    response = coalition.post("/api/v1/transactions/batch", json={"transactions": _earns(150, invalid_at=3)})
+    assert (response.status_code, response.get_json()["reason"]) == (503, "database_unavailable")
+    monkeypatch.undo()
+    assert expect(coalition.get("/api/v1/transactions"), 200)["items"] == []

@@ -225,7 +225,7 @@ def test_a_read_whose_connection_breaks_under_it_is_read_once_more_on_a_new_one(
             killed.append(kill_sessions(name))  # its connection, as a restart ends it
 
     assert expect(operator.get(path), 200) is not None
-    assert killed == [1]
+    assert len(killed) == 1 and killed[0] >= 1
 
 
 def test_a_single_post_whose_connection_breaks_at_its_commit_is_posted_once_on_a_new_one(private):
