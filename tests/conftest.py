@@ -7,6 +7,7 @@ gets a fresh copy of it. Without it every test gets a fresh SQLite file.
 
 import os
 import shutil
+import sqlite3
 import uuid
 from pathlib import Path
 from contextlib import contextmanager
@@ -106,6 +107,19 @@ def connections_refused(database: str, application_name: str | None = None):
         with admin.connect() as connection:
             connection.execute(text(f'ALTER DATABASE "{database}" ALLOW_CONNECTIONS true'))
         admin.dispose()
+
+
+@contextmanager
+def held_for_writing(path):
+    """A SQLite file another process holds for writing (``BEGIN IMMEDIATE``) until the block
+    ends; the connection is yielded, to write what the service must not see meanwhile."""
+    holder = sqlite3.connect(path, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")
+        yield holder
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
 
 
 @contextmanager

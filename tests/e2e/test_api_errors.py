@@ -7,7 +7,6 @@ test instead of becoming a 500, so a test here fails loudly either way.
 import gzip
 import json
 import re
-import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +17,7 @@ from sqlalchemy.engine import make_url
 from coalition import MAX_BODY_BYTES, auth, create_app, database_of
 from coalition import db as coalition_db
 from coalition.db import migrate, models
-from tests.conftest import POSTGRES_URL, Caller, days_ago, empty_database
+from tests.conftest import POSTGRES_URL, Caller, days_ago, empty_database, held_for_writing
 from tests.e2e import test_role_matrix as role_matrix
 from tests.e2e.helpers import (
     add_rate,
@@ -972,18 +971,13 @@ def test_readyz_on_a_file_that_is_not_a_database_is_503_not_500(tmp_path):
 
 @pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
 def test_readyz_on_sqlite_does_not_wait_behind_a_writer(app, database_url):
-    """A transaction on SQLite begins by taking the write lock: a probe that began one
-    waited behind every writer, up to the 30 s busy timeout."""
-    writer = sqlite3.connect(make_url(database_url).database, isolation_level=None)
-    try:
-        writer.execute("BEGIN IMMEDIATE")
+    """A transaction that writes on SQLite begins by taking the write lock: a probe that
+    began one waited behind every writer, up to the 30 s busy timeout."""
+    with held_for_writing(make_url(database_url).database) as writer:
         writer.execute("UPDATE settings SET generation = generation")
         started = time.monotonic()
         response = app.test_client().get("/readyz")
         waited = time.monotonic() - started
-    finally:
-        writer.execute("ROLLBACK")
-        writer.close()
     assert response.status_code == 200 and waited < 5, waited
 
 
@@ -1000,13 +994,8 @@ def test_a_request_kept_waiting_past_sqlites_busy_timeout_is_503_to_ask_again(tm
         migrate.upgrade(database)
         _, key = database.run(lambda session: auth.create_key(session, "operator", None))
         operator = Caller(app.test_client(), key)
-        writer = sqlite3.connect(path, isolation_level=None)
-        try:
-            writer.execute("BEGIN IMMEDIATE")
+        with held_for_writing(path):
             response = operator.post("/api/v1/partners", json=partner)
-        finally:
-            writer.execute("ROLLBACK")
-            writer.close()
         body = assert_error(response, 503)
         assert (body["reason"], response.headers["Retry-After"]) == ("database_unavailable", "5")
         assert expect(operator.post("/api/v1/partners", json=partner))["id"] == "gym"  # once it is let go

@@ -4,7 +4,6 @@ import os
 import random
 import re
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,7 +26,7 @@ from coalition.cli import imports as cli_imports
 from coalition.cli import main, transaction_file
 from coalition.db import Database, migrate
 from coalition.services import batches, imports
-from tests.conftest import connections_refused, days_ago, empty_database
+from tests.conftest import connections_refused, days_ago, empty_database, held_for_writing
 from tests.e2e.helpers import add_partner, add_rate, balance, bonus, expect, list_all
 from tests.e2e.processes import children
 from tests.e2e.settlement_world import at, previous_month, small_closed_month, small_month
@@ -1237,13 +1236,8 @@ def test_a_sqlite_file_another_process_holds_for_writing_is_said_to_be_busy(tmp_
     monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{path}")
     assert CliRunner().invoke(main, ["db", "upgrade"]).exit_code == 0
     monkeypatch.setattr("coalition.db.LOCK_WAIT_MS", 200)
-    holder = sqlite3.connect(path, isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")
+    with held_for_writing(path):
         result = CliRunner().invoke(main, list(args))
-    finally:
-        holder.execute("ROLLBACK")
-        holder.close()
     assert (result.exit_code, result.stderr) == (1, f"Error: cannot open the database {path}: database is"
                                                  " locked: another process held it for writing all along;"
                                                  " try again once it is done\n")

@@ -3,14 +3,12 @@ mode"): it begins deferred and reads a snapshot of the WAL, where every request,
 authentication included, began ``BEGIN IMMEDIATE`` and queued for the file behind every
 posting, and a KPI request counting for seconds held every till up."""
 
-import sqlite3
-
 import pytest
 from sqlalchemy.engine import make_url
 
 from coalition import create_app, database_of
 from coalition import db as coalition_db
-from tests.conftest import POSTGRES_URL, Caller
+from tests.conftest import POSTGRES_URL, Caller, held_for_writing
 from tests.e2e.helpers import burn, earn, expect, setup_coalition
 
 pytestmark = pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
@@ -36,24 +34,17 @@ def test_reads_are_answered_while_a_writer_holds_the_file_and_writes_still_wait(
     app = create_app({"DATABASE_URL": database_url})
     instance = Caller(app.test_client(), None)
     instance.headers = operator.headers
-    writer = sqlite3.connect(make_url(database_url).database, isolation_level=None)
-    try:
-        writer.execute("BEGIN IMMEDIATE")
+    second = {"external_id": "e-2", "type": "earn", "partner_id": "aroma", "member_id": "m1",
+              "occurred_at": earned["occurred_at"], "amount": "10.00", "currency": "RUB"}
+    with held_for_writing(make_url(database_url).database) as writer:
         writer.execute("UPDATE partners SET name = 'not yet' WHERE id = 'aroma'")
         answers = {path: instance.get(path).status_code for path in reads}
         aroma = instance.get("/api/v1/partners/aroma").get_json()
-        waited = instance.post("/api/v1/transactions", json={
-            "external_id": "e-2", "type": "earn", "partner_id": "aroma", "member_id": "m1",
-            "occurred_at": earned["occurred_at"], "amount": "10.00", "currency": "RUB"})
-    finally:
-        writer.execute("ROLLBACK")
-        writer.close()
+        waited = instance.post("/api/v1/transactions", json=second)
     try:
         assert answers == dict.fromkeys(reads, 200)
         assert aroma["name"] == "Кофейня Арома"  # what was committed, not the writer's
         assert (waited.status_code, waited.get_json()["reason"]) == (503, "database_unavailable")
-        assert expect(instance.post("/api/v1/transactions", json={
-            "external_id": "e-2", "type": "earn", "partner_id": "aroma", "member_id": "m1",
-            "occurred_at": earned["occurred_at"], "amount": "10.00", "currency": "RUB"}))["points"] == 1
+        assert expect(instance.post("/api/v1/transactions", json=second))["points"] == 1
     finally:
         database_of(app).dispose()
