@@ -1,12 +1,13 @@
-"""Settlement statements rendered for finance teams (SPEC §8), and a period's settlement.
+"""Settlement statements rendered for finance teams (SPEC §8), a period's settlement, and
+the transactions behind them.
 
 Pure functions from one partner's statement, or a period's settlement — the
-JSON-ready dicts of SPEC §7 — to file bytes. No Flask and no database here, so
+JSON-ready dicts of SPEC §7 — or transactions as SPEC §6 shows them, to file bytes. No Flask and no database here, so
 the service and the tests render exactly the same bytes from the same
 statement, and a statement's JSON alone is enough to render it again anywhere.
 """
 
-from reports.csv import render_csv, render_settlement_csv
+from reports.csv import render_csv, render_settlement_csv, render_transactions_csv
 from reports.statement import render_pdf
 
-__all__ = ["render_csv", "render_pdf", "render_settlement_csv"]
+__all__ = ["render_csv", "render_pdf", "render_settlement_csv", "render_transactions_csv"]

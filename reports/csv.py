@@ -1,5 +1,5 @@
 """Settlement figures as CSV, for finance teams to reconcile: one partner's statement,
-or a whole period's settlement.
+or a whole period's settlement; and the transactions behind them.
 
 Blocks separated by a blank line, each table with its own header row, written
 even when it has no rows, so a parser always finds the same shape. A
@@ -27,7 +27,8 @@ Choices, made for machines first and spreadsheets second:
 
 import csv
 import io
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
 
 _COUNTERPARTY_COLUMNS = (
     "partner_id",
@@ -57,7 +58,40 @@ _NETTING_KEYS = (
     "payments_net",
     "payments_saved",
 )
-_TEXT_COLUMNS = {"partner_id", "name", "external_id", "type", "issuer_id", "redeemer_id"}
+_MOVEMENT_COLUMNS = (
+    "transaction_id",
+    "external_id",
+    "type",
+    "partner_id",
+    "member_id",
+    "occurred_at",
+    "recorded_at",
+    "period_id",
+    "late",
+    "amount",
+    "currency",
+    "category",
+    "reason",
+    "original_id",
+    "rate_ids",
+    "lot_id",
+    "issuer_id",
+    "points",
+    "shortfall_points",
+    "available_at",
+    "expires_at",
+)
+_TEXT_COLUMNS = {
+    "partner_id",
+    "name",
+    "external_id",
+    "type",
+    "issuer_id",
+    "redeemer_id",
+    "member_id",
+    "category",
+    "reason",
+}
 _SUMMARY_KEYS = (
     "fx_rate",
     "receivable",
@@ -123,6 +157,49 @@ def render_settlement_csv(settlement: Mapping) -> bytes:
     )
 
 
+def render_transactions_csv(pages: Iterable[Iterable[Mapping]]) -> Iterator[bytes]:
+    """Render transactions as CSV, a row per points movement, one chunk per page.
+
+    A transaction moves points into its own lot (an earn, a bonus) or into and
+    out of others' (a burn takes from one lot or several, a reversal puts back,
+    an expiry removes what is left): one row each, with the lot, its issuer and
+    the points it moved, signed as the member's balance sees them. So a
+    column's sum is a total: a transaction's points are the sum of its rows,
+    and a burn's points by issuer are what its pair lines are made of. A
+    transaction that moved no points (a return whose lot was spent) is one row
+    with no lot.
+
+    Args:
+        pages: transactions as the API shows them (SPEC §6), a list a page, in the
+            order the file lists them; instants as RFC 3339 text or aware datetimes.
+
+    Yields:
+        The header row, then each page's rows; UTF-8, no BOM.
+    """
+    yield _blocks([_MOVEMENT_COLUMNS])
+    for page in pages:
+        yield _blocks([row for transaction in page for row in _movement_rows(transaction)])
+
+
+def _movement_rows(transaction: Mapping) -> list[list]:
+    """A transaction's rows: its own lot's, each allocation's, or one with no lot."""
+    if transaction["lot_id"] is not None:
+        moved = [(transaction["lot_id"], transaction["partner_id"], transaction["points"])]
+    else:  # allocations are listed unsigned: each moves points the transaction's way
+        sign = -1 if transaction["points"] < 0 else 1
+        moved = [
+            (allocation["lot_id"], allocation["issuer_id"], sign * allocation["points"])
+            for allocation in transaction["allocations"]
+        ] or [(None, None, transaction["points"])]
+    shared = dict(transaction, transaction_id=transaction["id"])
+    shared["rate_ids"] = " ".join(map(str, transaction["rate_ids"]))
+    rows = [
+        shared | {"lot_id": lot, "issuer_id": issuer, "points": points}
+        for lot, issuer, points in moved
+    ]
+    return [[_cell(column, row[column]) for column in _MOVEMENT_COLUMNS] for row in rows]
+
+
 def _fee_lines(partners: Iterable[Mapping]) -> list[dict]:
     """Each partner's fee lines, each naming its partner, in the partners' order."""
     return [
@@ -168,14 +245,17 @@ def _table(rows: Iterable[Mapping], columns: tuple[str, ...]) -> list[list]:
 
 
 def _cell(column: str, value):
-    """A cell as the JSON writes it: a flag ``true`` or ``false``, nothing for null."""
+    """A cell as the JSON writes it: a flag ``true`` or ``false``, an instant in RFC 3339,
+    nothing for null."""
     if column in _TEXT_COLUMNS:
         return _safe(value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.isoformat()
     return value
 
 
-def _safe(text: str) -> str:
+def _safe(text: str | None) -> str | None:
     """Keep a spreadsheet from reading a text cell as a formula."""
-    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+    return "'" + text if text and text.startswith(_FORMULA_STARTS) else text

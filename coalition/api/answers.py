@@ -10,6 +10,9 @@ import apispec
 from apispec.ext.marshmallow.common import resolve_schema_cls
 from marshmallow import Schema
 
+#: The schema of a file sent as a download (a PDF, a CSV).
+DOWNLOAD = {"type": "string", "format": "binary"}
+
 
 class Answer(Schema):
     """A response body. ``may_omit``: the fields (as named in JSON) some answers leave

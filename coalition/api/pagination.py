@@ -22,8 +22,8 @@ class PageArgs(Schema):
     )
 
 
-class WindowArgs(PageArgs):
-    """A listing over a window of time: ``from`` inclusive, ``to`` exclusive."""
+class Window(Schema):
+    """A window of time: ``from`` inclusive, ``to`` exclusive."""
 
     from_ = Instant(  # "from" is a keyword
         data_key="from",
@@ -41,6 +41,10 @@ class WindowArgs(PageArgs):
         start, end = data.get("from"), data.get("to")
         if start is not None and end is not None and end < start:
             raise ValidationError("is before from: the window would end before it starts", "to")
+
+
+class WindowArgs(Window, PageArgs):
+    """A listing over a window of time, a page at a time."""
 
 
 def paging(query: dict) -> Paging:

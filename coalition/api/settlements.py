@@ -10,7 +10,7 @@ from werkzeug.http import quote_etag
 
 import reports
 from coalition.api import Blueprint, database, principal
-from coalition.api.answers import Answer
+from coalition.api.answers import DOWNLOAD, Answer
 from coalition.api.errors import ANOTHER_PARTNERS_DATA, MALFORMED_JSON
 from coalition.api.fields import PERIOD_ID_LENGTH, Count, MoneyOut, PartnerId, Ratio, Text
 from coalition.api.pagination import MAX_PAGE, PageArgs, paging
@@ -189,7 +189,6 @@ class Periods(MethodView):
 
 
 # a file's bytes, documented as such (the views answer a Response, which nothing dumps)
-DOWNLOAD = {"type": "string", "format": "binary"}
 NO_SETTLEMENT = blp.alt_response(
     404, description="not_found: the period has not begun, or precedes the first closed period"
 )

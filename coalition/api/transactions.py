@@ -1,12 +1,16 @@
-"""Points transactions (SPEC §6): post one, post a batch, read, list."""
+"""Points transactions (SPEC §6): post one, post a batch, read, list, export."""
 
+import re
 from datetime import UTC, datetime
+from functools import partial
 
+from flask import Response, stream_with_context
 from flask.views import MethodView
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
 
-from coalition.api import Blueprint, database, principal, unavailable_log
-from coalition.api.answers import Answer
+import reports
+from coalition.api import Blueprint, database, log, principal, unavailable_log
+from coalition.api.answers import DOWNLOAD, Answer
 from coalition.api.errors import (
     ANOTHER_PARTNERS_DATA,
     INVALID_FIELDS,
@@ -28,7 +32,7 @@ from coalition.api.fields import (
     Points,
     Text,
 )
-from coalition.api.pagination import WindowArgs, paging
+from coalition.api.pagination import PageArgs, Window, paging
 from coalition.db import Unavailable
 from coalition.domain import lots
 from coalition.domain.errors import CoalitionError
@@ -37,6 +41,9 @@ from coalition.services import batches, expiry, ledger, pages, queries
 blp = Blueprint(
     "transactions", __name__, url_prefix="/api/v1/transactions", description="Points transactions"
 )
+
+#: Transactions an export reads at a time, each page in its own read.
+EXPORT_PAGE = 1000
 
 #: Per type: fields that must be present, and fields that must be absent.
 TYPE_FIELDS = {
@@ -184,7 +191,7 @@ class BatchOut(Answer):
     results = fields.List(fields.Nested(BatchResult))
 
 
-class TransactionQuery(WindowArgs):
+class TransactionFilters(Window):
     partner_id = fields.String(validate=PartnerId)
     external_id = Text(
         max_length=EXTERNAL_ID_LENGTH,
@@ -196,6 +203,10 @@ class TransactionQuery(WindowArgs):
     member_id = Text(max_length=MEMBER_ID_LENGTH)
     type = fields.String(validate=validate.OneOf(lots.TYPES))
     period_id = Text(max_length=PERIOD_ID_LENGTH)
+
+
+class TransactionQuery(TransactionFilters, PageArgs):
+    """The filters of a listing, a page at a time."""
 
 
 class TransactionPage(Answer):
@@ -255,6 +266,62 @@ class Transactions(MethodView):
         """List transactions, oldest or newest first, with a cursor"""
         page = paging(query)
         return database().run_reading(queries.list_transactions, principal(), query, page)
+
+
+@blp.route("/csv")
+class TransactionsCsv(MethodView):
+    @blp.doc(operationId="getTransactionsCsv")
+    @blp.arguments(TransactionFilters, location="query")
+    @blp.response(
+        200,
+        DOWNLOAD,
+        content_type="text/csv",
+        headers={
+            "Content-Disposition": {
+                "description": "attachment, named coalition-transactions[-{period_id}]"
+                "[-{partner_id}].csv",
+                "schema": {"type": "string"},
+            }
+        },
+    )
+    @blp.alt_response(403, ANOTHER_PARTNERS_DATA.name)
+    def get(self, filters):
+        """The listing's transactions as CSV, a row per points movement, oldest first
+
+        A row per lot a transaction moved points into or out of: an earn's or a
+        bonus's own lot, each lot a burn took from, a reversal put back to or an
+        expiry emptied; signed as the member's balance sees them. The file is sent
+        as it is read, a page at a time: one the database leaves midway ends without
+        HTTP/1.1's last chunk, which clients report as an incomplete download.
+        """
+        who = principal()
+        read = partial(database().run_reading, queries.list_transactions, who, filters)
+        first = read(pages.Paging(EXPORT_PAGE))  # a filter refused is refused here, as JSON
+        return Response(
+            stream_with_context(reports.render_transactions_csv(_pages(read, first))),
+            content_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{_file_name(filters, who)}"'},
+        )
+
+
+def _file_name(filters: dict, who) -> str:
+    """coalition-transactions, then the period and the partner the file is narrowed to."""
+    named = [filters.get("period_id"), filters.get("partner_id") or who.own_partner()]
+    parts = [re.sub(r"[^A-Za-z0-9-]", "_", part) for part in named if part]
+    return "-".join(["coalition-transactions", *parts]) + ".csv"
+
+
+def _pages(read, page: dict):
+    """Each page's transactions, ``page`` first, then those ``read`` finds after it."""
+    while True:
+        yield page["items"]
+        if page["next_cursor"] is None:
+            return
+        try:
+            page = read(pages.Paging(EXPORT_PAGE, page["next_cursor"]))
+        except Unavailable as error:  # the answer has begun: it can only stop short
+            log.error("stopped a transactions export short: %s", error)  # each, never folded
+            raise
 
 
 @blp.route("/batch")

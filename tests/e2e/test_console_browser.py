@@ -14,6 +14,8 @@ either database, so ``.ci/run`` drives them once, over SQLite, the database a
 new user's console runs on.
 """
 
+import csv
+import io
 import json
 import os
 import shutil
@@ -448,6 +450,22 @@ def test_operator_downloads_a_settlement_as_csv(browser, server, operator, month
     content = downloaded(browser, downloads, expected).read_bytes()
     assert content == operator.get(f"/api/v1/settlements/{month}/csv").data
     wait_for(browser, lambda d: f"Downloaded {expected}" in d.find_element(By.ID, "notice").text, "no notice")
+
+
+def test_a_statement_page_downloads_the_partners_transactions_of_its_period(browser, server, operator, month,
+                                                                          downloads):
+    from selenium.webdriver.common.by import By
+
+    statement = statement_of(operator, "aroma", month)
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"statement/{statement['id']}", f"Statement {statement['number']}")
+    label = f"Download Кофейня Арома's transactions of {month} as CSV"
+    browser.find_element(By.CSS_SELECTOR, f'button[aria-label="{label}"]').click()
+    expected = f"coalition-transactions-{month}-aroma.csv"
+    content = downloaded(browser, downloads, expected).read_bytes()
+    query = {"period_id": month, "partner_id": "aroma"}
+    assert content == operator.get("/api/v1/transactions/csv", query_string=query).data
+    assert {row["partner_id"] for row in csv.DictReader(io.StringIO(content.decode()))} == {"aroma"}
 
 
 def test_a_download_by_keyboard_keeps_the_focus_on_its_button(browser, server, operator, month, downloads):
@@ -1151,8 +1169,8 @@ def test_at_a_phones_width_a_long_partner_name_keeps_its_select_within_the_page(
     width = browser.execute_script("return window.innerWidth")
     selects = browser.find_elements(By.CSS_SELECTOR, "main select")
     assert any(LONG_NAME in s.text for s in selects)
-    for select in selects:
-        assert browser.execute_script("return arguments[0].getBoundingClientRect().right", select) <= width
+    for box in selects:
+        assert browser.execute_script("return arguments[0].getBoundingClientRect().right", box) <= width
     assert browser.execute_script("return document.documentElement.scrollWidth") <= width  # the page scrolled sideways
 
 
@@ -1503,8 +1521,6 @@ def test_a_key_bound_to_a_partner_is_not_offered_the_pages_that_name_every_partn
 
 
 def test_more_changes_than_the_page_reads_show_the_newest_and_say_so(browser, server, operator, database, month):
-    from selenium.webdriver.common.by import By
-
     now = datetime.now(UTC)
     rows = [{"at": now, "via": "system", "key_id": None, "subject": "partner", "subject_id": "aroma",
              "action": "update", "detail": json.dumps({"hold_days": [0, n]})} for n in range(1, 1001)]

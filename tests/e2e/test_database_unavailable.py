@@ -19,6 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from coalition import auth, create_app, database_of, jobs
 from coalition import db as coalition_db
+from coalition.api import transactions
 from coalition.db import horizon, locks, migrate, models
 from coalition.services import batches, expiry
 from tests.conftest import Caller, connections_refused, copy_of, days_ago, kill_sessions, read_only
@@ -226,6 +227,33 @@ def test_a_read_whose_connection_breaks_under_it_is_read_once_more_on_a_new_one(
 
     assert expect(operator.get(path), 200) is not None
     assert len(killed) == 1 and killed[0] >= 1
+
+
+def test_an_export_whose_connection_breaks_between_pages_reads_the_next_on_a_new_one(private, monkeypatch):
+    name, _, _, operator = private
+    monkeypatch.setattr(transactions, "EXPORT_PAGE", 1)
+    for n in range(3):
+        expect(operator.post("/api/v1/transactions", json={**EARN, "external_id": f"x-{n}", "occurred_at": days_ago(1)}))
+    whole = operator.get("/api/v1/transactions/csv").get_data()
+    chunks = iter(operator.get("/api/v1/transactions/csv", buffered=False).response)
+    sent = [next(chunks), next(chunks)]  # the header, the first page
+    assert kill_sessions(name) >= 1  # a restart between pages
+    sent += list(chunks)
+    assert b"".join(sent) == whole and whole.count(b"x-") == 3
+
+
+def test_an_export_the_database_leaves_midway_stops_short_and_says_so(private, monkeypatch, caplog):
+    name, _, _, operator = private
+    monkeypatch.setattr(transactions, "EXPORT_PAGE", 1)
+    for n in range(3):
+        expect(operator.post("/api/v1/transactions", json={**EARN, "external_id": f"x-{n}", "occurred_at": days_ago(1)}))
+    sent = operator.get("/api/v1/transactions/csv", buffered=False)
+    assert sent.status_code == 200
+    chunks = iter(sent.response)
+    assert next(chunks).startswith(b"transaction_id,") and b"x-0" in next(chunks)
+    with connections_refused(name), pytest.raises(coalition_db.Unavailable):
+        next(chunks)  # under a server, the answer ends without its last chunk
+    assert "stopped a transactions export short" in caplog.text
 
 
 def test_a_single_post_whose_connection_breaks_at_its_commit_is_posted_once_on_a_new_one(private):

@@ -245,6 +245,9 @@ ROWS = [
     Row("POST", "/transactions/batch", (200, 403, 403, 200, 200),
         _with_body("/transactions/batch",
                    lambda w, p: {"transactions": [_earn_for_a(f"matrix-batch-{p}")]})),
+    Row("GET", "/transactions/csv", (200, 200, 200, 200, 200), _path("/transactions/csv")),
+    Row("GET", "/transactions/csv", (200, 200, 403, 403, 200),
+        _path("/transactions/csv?partner_id={id}", id=B), name="/transactions/csv?partner_id={B}"),
     Row("GET", "/transactions/{transaction_id}", (200, 200, 200, 200, 404),
         _path("/transactions/{id}", id=TX_A), name="/transactions/{A's}"),
     Row("GET", "/transactions/{transaction_id}", (200, 200, 404, 404, 200),
@@ -509,6 +512,16 @@ def test_transaction_list_without_filter_shows_only_a(world, principal):
     assert sorted(t["external_id"] for t in items) == [
         "alpha-burn-1", "alpha-earn-1", "alpha-earn-2", "alpha-now"]
     _assert_no_b_secret(world, json.dumps(items), f"{principal}'s transaction list")
+
+
+@pytest.mark.parametrize("principal", ["partner_a", "finance_a"])
+def test_transaction_export_without_filter_shows_only_a(world, principal):
+    response = world.caller(principal).get("/api/v1/transactions/csv")
+    assert response.status_code == 200
+    rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+    assert {row["partner_id"] for row in rows} == {A}
+    assert {row["external_id"] for row in rows} == {"alpha-burn-1", "alpha-earn-1", "alpha-earn-2", "alpha-now"}
+    _assert_no_b_secret(world, response.get_data(as_text=True), f"{principal}'s transaction export")
 
 
 @pytest.mark.parametrize("principal", ["partner_a", "finance_a"])

@@ -110,7 +110,7 @@ def test_served_on_sqlite_with_its_scheduler_every_write_succeeds(served):
 
 
 def test_the_master_holds_no_database_file_and_the_scheduler_is_its_own_process(served):
-    url, master, log_path = served[0], served[2].pid, served[3]
+    master, log_path = served[2].pid, served[3]
     workers = _workers(log_path)
     others = set(children(master)) - workers
     assert len(workers) == WORKERS and len(others) == 1, (workers, others, log_path.read_text())

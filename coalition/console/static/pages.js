@@ -171,6 +171,19 @@ function documentButton(kind, statement, notify) {
   );
 }
 
+/** The partner's transactions of the statement's period, a row per points movement, to
+ * check the statement against its own tills (docs/console.md). */
+function transactionsButton(statement, notify) {
+  const query = new URLSearchParams({ period_id: statement.period_id, partner_id: statement.partner_id });
+  return downloadButton(
+    "Transactions CSV",
+    `Download ${statement.partner_name}'s transactions of ${statement.period_id} as CSV`,
+    `/api/v1/transactions/csv?${query}`,
+    `coalition-transactions-${statement.period_id}-${statement.partner_id}.csv`,
+    notify,
+  );
+}
+
 /**
  * The coalition's time zone, which periods follow (SPEC §3), from the settings: the
  * operator's and finance keys' to read; null for a partner key, or when they cannot
@@ -442,7 +455,7 @@ export async function statement({ param, notify }) {
     heading(`Statement ${st.number} `, badge(st.status)),
     h("p", { class: "lead" }, h("bdi", {}, st.partner_name), ` · period ${st.period_id}, ${periodDays(st.period_start, st.period_end, st.timezone)} · issued ${instant(st.issued_at)}`),
     h("p", { class: "summary-box" }, settlementSentence(st)),
-    h("p", { class: "actions" }, documentButton("pdf", st, notify), documentButton("csv", st, notify)),
+    h("p", { class: "actions" }, documentButton("pdf", st, notify), documentButton("csv", st, notify), transactionsButton(st, notify)),
     cards([
       ["Receivable", money(sum.receivable, st.base_currency)],
       ["Payable", money(sum.payable, st.base_currency)],
