@@ -15,6 +15,8 @@ be backdated 90 days); expiry runs at the model's clock. Periods are daily;
 points live 5 days, so that a few clock moves bring lots past their expiry.
 """
 
+import csv
+import io
 import os
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -288,6 +290,22 @@ class LedgerMachine(RuleBasedStateMachine):
         order = "newest" if newest else "oldest"
         found = every_item(self.api, "/api/v1/transactions", limit=7, order=order, **{"from": since.isoformat()})
         assert [item["id"] for item in found] == (expected[::-1] if newest else expected)
+
+    @precondition(lambda self: self.posted)
+    @rule()
+    def export(self):
+        """The transactions CSV, a row per points movement: every transaction is in it,
+        and each lot's rows add up to the points the model says it holds."""
+        response = self.api.get("/api/v1/transactions/csv")
+        assert response.status_code == 200
+        rows = list(csv.DictReader(io.StringIO(response.get_data(as_text=True))))
+        held = defaultdict(int)
+        for row in rows:
+            if row["lot_id"]:
+                held[int(row["lot_id"])] += int(row["points"])
+        assert held == {lot_id: lot.remaining for lot_id, lot in self.lots.items()}
+        every = self.database.run(lambda session: list(session.scalars(select(models.Transaction.id))))
+        assert sorted({int(row["transaction_id"]) for row in rows}) == sorted(every)
 
     @precondition(lambda self: self.posted)
     @rule(data=st.data())
