@@ -37,6 +37,7 @@ LABELS = (
     "(g) KPIs of the closed period, kept",
     "(g) KPIs of the open period, counted",
     "(g) KPIs of the open period, next request",
+    "(h) transactions CSV export",
 )
 GROWTH_LABELS = (
     "(f) single tx over HTTP",
@@ -47,6 +48,7 @@ GROWTH_LABELS = (
     "(f) bare GROUP BY",
     "(f) balance lookup p99",
     "(f) statement PDFs, 1 process",
+    "(f) transactions CSV export",
 )
 
 
@@ -214,6 +216,14 @@ def rows(f: dict) -> list[tuple[str, ...]]:
                 (LABELS[11], "g_kept_s", "(reference)"),
             )
         ),
+        (
+            f"{LABELS[14]} ({f['h_rows']:,} rows)",
+            f"{_n(f['h_rows_per_s'])} rows/s",
+            f"{_n(f['h_copy_rows_per_s'])} rows/s (COPY of the same rows, joined, to the client)",
+            _ratio(f["h_rows_per_s"], f["h_copy_rows_per_s"]),
+            "(reference)",
+            "",
+        ),
     ]
 
 
@@ -250,6 +260,7 @@ def growth_rows(one: dict, ten: dict) -> list[tuple[str, ...]]:
         line(GROWTH_LABELS[5], "c_bare_s", "s", 3),
         line(GROWTH_LABELS[6], "d_p99_ms", "ms", 1, "d_raw_p99_ms"),
         line(GROWTH_LABELS[7], "e_pdf_per_s", "/s", 1, "e_bare_per_s"),
+        line(GROWTH_LABELS[8], "h_rows_per_s", "rows/s", 0, "h_copy_rows_per_s"),
     ]
 
 

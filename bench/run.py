@@ -10,9 +10,9 @@
 3. Stage 1× and stage 10×: the stage's history (one settlement period) is
    generated and COPYed in (:mod:`bench.data`), then every figure is measured
    beside its ceiling: (a) single POSTs, (b) batches, (c) closing the stage's
-   period, (d) balance lookups, (e) statement PDFs, and (g) the closed
-   period's KPIs (not a goal of the issue; a reference). (f) compares the
-   stages.
+   period, (d) balance lookups, (e) statement PDFs, and, as references (not
+   goals of the issue), (g) the closed period's KPIs and (h) its transactions
+   downloaded as CSV. (f) compares the stages.
 4. The table goes to stdout (progress to stderr); ``--json PATH`` writes
    every number.
 
@@ -37,6 +37,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from bench import data, load, pg, report
 
@@ -308,13 +309,13 @@ BARE_DISTINCT_MEMBERS = (
 )
 
 
-def bare_group_by(dsn: str, period_id: str, sql: str = BARE_GROUP_BY, runs: int = 2):
+def bare_group_by(dsn: str, period_id: str, query: str = BARE_GROUP_BY, runs: int = 2):
     """Best of ``runs`` of a bare aggregate (the first run warms the cache); (seconds, rows)."""
     best, lines = math.inf, 0
     with psycopg.connect(dsn, autocommit=True) as connection:
         for _ in range(runs):
             began = time.perf_counter()
-            lines = len(connection.execute(sql, (period_id,)).fetchall())
+            lines = len(connection.execute(query, (period_id,)).fetchall())
             best = min(best, time.perf_counter() - began)
     return best, lines
 
@@ -330,6 +331,60 @@ def count_burn_allocations(dsn: str, period_id: str) -> int:
 def max_transaction_id(dsn: str) -> int:
     with psycopg.connect(dsn, autocommit=True) as connection:
         return connection.execute("SELECT coalesce(max(id), 0) FROM transactions").fetchone()[0]
+
+
+#: The transactions CSV's rows (a row per points movement: a lot earned, each allocation,
+#: or none), as the database alone would write them: the ceiling of (h).
+EXPORT_MOVEMENTS = (
+    "SELECT t.id, t.external_id, t.type, t.partner_id, t.member_id, t.occurred_at,"
+    " t.recorded_at, t.period_id, t.late, t.amount, t.currency, t.category, t.reason,"
+    " t.original_id, t.rate_ids, coalesce(l.id, a.lot_id), coalesce(l.issuer_id, a.issuer_id),"
+    " coalesce(l.points, a.points, t.points), t.shortfall_points, l.available_at, l.expires_at"
+    " FROM transactions t LEFT JOIN lots l ON l.transaction_id = t.id"
+    " LEFT JOIN allocations a ON a.transaction_id = t.id"
+    " WHERE t.period_id = {period} ORDER BY t.id, a.id LIMIT {rows}"
+)
+
+
+def copy_export(dsn: str, period_id: str, rows: int) -> tuple[float, int]:
+    """COPY the period's first ``rows`` movement rows to this client as CSV; (seconds, rows)."""
+    statement = sql.SQL(EXPORT_MOVEMENTS).format(
+        period=sql.Literal(period_id), rows=sql.Literal(rows)
+    )
+    with psycopg.connect(dsn, autocommit=True) as connection, connection.cursor() as cursor:
+        began = time.perf_counter()
+        with cursor.copy(sql.SQL("COPY ({}) TO STDOUT (FORMAT csv)").format(statement)) as copy:
+            copied = sum(bytes(block).count(b"\n") for block in copy)
+        return time.perf_counter() - began, copied
+
+
+def download_export(
+    base_url: str, key: str, period_id: str, max_seconds: float
+) -> tuple[float, int]:
+    """The period's transactions CSV over HTTP, read for at most ``max_seconds``; (seconds,
+    rows read, the header not counted)."""
+    address = base_url.removeprefix("http://")
+    connection = http.client.HTTPConnection(address, timeout=SERVER_START_TIMEOUT)
+    try:
+        began = time.perf_counter()
+        connection.request(
+            "GET",
+            f"/api/v1/transactions/csv?period_id={period_id}",
+            headers={"Authorization": f"Bearer {key}"},
+        )
+        response = connection.getresponse()
+        if response.status != 200:
+            raise AssertionError(
+                f"the export answered {response.status}: {response.read()[:500]!r}"
+            )
+        lines = 0
+        while chunk := response.read1(1 << 16):
+            lines += chunk.count(b"\r\n")
+            if time.perf_counter() - began > max_seconds:
+                break
+        return time.perf_counter() - began, lines - 1
+    finally:
+        connection.close()
 
 
 def pdf_pages(content: bytes) -> int:
@@ -397,6 +452,7 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
     figures.update(_measure_closed_kpis(context, stage, period_id))
     figures.update(_measure_balance(context, stage, loaded, participants["partners"]))
     figures.update(_measure_pdfs(context, stage, period_id))
+    figures.update(_measure_export(context, stage, period_id))
     return figures
 
 
@@ -647,6 +703,26 @@ def _measure_pdfs(context: dict, stage: int, period_id: str) -> dict:
         "e_pdf_all_per_s": every.rate,
         "e_bare_per_s": bare_one.rate,
         "e_bare_all_per_s": bare_every.rate,
+    }
+
+
+def _measure_export(context: dict, stage: int, period_id: str) -> dict:
+    """(h) The closed period's transactions as CSV over HTTP, read for at most the scale's
+    time for a figure, beside COPY of as many of the same rows to this client."""
+    progress(f"stage {stage}: (h) the transactions of {period_id} as CSV")
+    seconds, rows = download_export(
+        context["url"],
+        context["world"].operator_key,
+        period_id,
+        context["scale"].figure_seconds,
+    )
+    copy_seconds, copied = copy_export(context["dsn"], period_id, rows)
+    if copied != rows:
+        raise AssertionError(f"COPY wrote {copied:,} rows where the export sent {rows:,}")
+    return {
+        "h_rows": rows,
+        "h_rows_per_s": rows / seconds,
+        "h_copy_rows_per_s": rows / copy_seconds,
     }
 
 

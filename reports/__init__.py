@@ -2,9 +2,10 @@
 the transactions behind them.
 
 Pure functions from one partner's statement, or a period's settlement — the
-JSON-ready dicts of SPEC §7 — or transactions as SPEC §6 shows them, to file bytes. No Flask and no database here, so
-the service and the tests render exactly the same bytes from the same
-statement, and a statement's JSON alone is enough to render it again anywhere.
+JSON-ready dicts of SPEC §7 — or from transactions as SPEC §6 shows them, to
+file bytes. No Flask and no database here, so the service and the tests render
+exactly the same bytes from the same statement, and a statement's JSON alone is
+enough to render it again anywhere.
 """
 
 from reports.csv import render_csv, render_settlement_csv, render_transactions_csv

@@ -10,7 +10,8 @@ import apispec
 from apispec.ext.marshmallow.common import resolve_schema_cls
 from marshmallow import Schema
 
-#: The schema of a file sent as a download (a PDF, a CSV).
+#: A file's bytes (a PDF, a CSV), documented as such: the views answer a Response, which
+#: nothing dumps.
 DOWNLOAD = {"type": "string", "format": "binary"}
 
 

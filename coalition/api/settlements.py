@@ -188,7 +188,6 @@ class Periods(MethodView):
         return database().run_reading(calendar.list_periods, datetime.now(UTC))
 
 
-# a file's bytes, documented as such (the views answer a Response, which nothing dumps)
 NO_SETTLEMENT = blp.alt_response(
     404, description="not_found: the period has not begun, or precedes the first closed period"
 )

@@ -82,6 +82,8 @@ def test_every_figure_is_a_sane_number(bench_run):
         "e_pdf_all_per_s",
         "e_bare_per_s",
         "e_bare_all_per_s",
+        "h_rows_per_s",
+        "h_copy_rows_per_s",
     )
     latencies = (
         "a_p50_ms",
@@ -116,6 +118,7 @@ def test_every_figure_is_a_sane_number(bench_run):
         assert stage["i_summary"] == f"{stage['i_rows']:,} created, 0 replayed, 0 failed"
         assert stage["i_copy_rows"] == stage["i_rows"]
         assert stage["c_pair_lines"] > 0 and stage["e_pages"] >= 1
+        assert stage["h_rows"] > 0  # the export sent rows, and COPY as many (or the run fails)
     one, ten = figures["stages"]["1x"], figures["stages"]["10x"]
     assert ten["c_allocations"] >= 5 * one["c_allocations"] > 0  # the 10× period really is bigger
 
