@@ -15,6 +15,16 @@ from marshmallow import Schema
 DOWNLOAD = {"type": "string", "format": "binary"}
 
 
+def attached(named: str) -> dict:
+    """A download's headers in the OpenAPI document: it is an attachment, ``named`` so."""
+    return {
+        "Content-Disposition": {
+            "description": f"attachment, named {named}",
+            "schema": {"type": "string"},
+        }
+    }
+
+
 class Answer(Schema):
     """A response body. ``may_omit``: the fields (as named in JSON) some answers leave
     out, each explained in its description."""

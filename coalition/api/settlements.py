@@ -10,7 +10,7 @@ from werkzeug.http import quote_etag
 
 import reports
 from coalition.api import Blueprint, database, principal
-from coalition.api.answers import DOWNLOAD, Answer
+from coalition.api.answers import DOWNLOAD, Answer, attached
 from coalition.api.errors import ANOTHER_PARTNERS_DATA, MALFORMED_JSON
 from coalition.api.fields import PERIOD_ID_LENGTH, Count, MoneyOut, PartnerId, Ratio, Text
 from coalition.api.pagination import MAX_PAGE, PageArgs, paging
@@ -216,12 +216,7 @@ class SettlementCsv(MethodView):
         200,
         DOWNLOAD,
         content_type="text/csv",
-        headers={
-            "Content-Disposition": {
-                "description": "attachment, named coalition-settlement-{period_id}-{status}.csv",
-                "schema": {"type": "string"},
-            }
-        },
+        headers=attached("coalition-settlement-{period_id}-{status}.csv"),
     )
     @NO_SETTLEMENT
     @NOT_A_PERIOD
@@ -285,12 +280,7 @@ TAGGED = {
         "schema": {"type": "string"},
     }
 }
-ATTACHED = TAGGED | {
-    "Content-Disposition": {
-        "description": "attachment, named coalition-statement-{number}-{partner_id}.{pdf|csv}",
-        "schema": {"type": "string"},
-    }
-}
+ATTACHED = TAGGED | attached("coalition-statement-{number}-{partner_id}.{pdf|csv}")
 NOT_MODIFIED = blp.alt_response(
     304, description="The client holds it already (If-None-Match)", headers=TAGGED
 )

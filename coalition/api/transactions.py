@@ -10,7 +10,7 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 
 import reports
 from coalition.api import Blueprint, database, log, principal, unavailable_log
-from coalition.api.answers import DOWNLOAD, Answer
+from coalition.api.answers import DOWNLOAD, Answer, attached
 from coalition.api.errors import (
     ANOTHER_PARTNERS_DATA,
     INVALID_FIELDS,
@@ -276,13 +276,7 @@ class TransactionsCsv(MethodView):
         200,
         DOWNLOAD,
         content_type="text/csv",
-        headers={
-            "Content-Disposition": {
-                "description": "attachment, named coalition-transactions[-{period_id}]"
-                "[-{partner_id}].csv",
-                "schema": {"type": "string"},
-            }
-        },
+        headers=attached("coalition-transactions[-{period_id}][-{partner_id}].csv"),
     )
     @blp.alt_response(403, ANOTHER_PARTNERS_DATA.name)
     def get(self, filters):
