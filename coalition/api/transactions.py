@@ -1,12 +1,14 @@
 """Points transactions (SPEC §6): post one, post a batch, read, list, export."""
 
 import re
+import tempfile
 from datetime import UTC, datetime
 from functools import partial
 
-from flask import Response, stream_with_context
+from flask import Response, request, stream_with_context
 from flask.views import MethodView
 from marshmallow import ValidationError, fields, validate, validates, validates_schema
+from werkzeug.wsgi import wrap_file
 
 import reports
 from coalition.api import Blueprint, database, log, principal, unavailable_log
@@ -44,6 +46,10 @@ blp = Blueprint(
 
 #: Transactions an export reads at a time, each page in its own read.
 EXPORT_PAGE = 1000
+#: Bytes of an export kept in memory, for a client that must be sent its length, before
+#: the rest is written to a temporary file.
+SPOOLED_IN_MEMORY = 8 * 2**20
+CSV = "text/csv; charset=utf-8"
 
 #: Per type: fields that must be present, and fields that must be absent.
 TYPE_FIELDS = {
@@ -284,18 +290,45 @@ class TransactionsCsv(MethodView):
 
         A row per lot a transaction moved points into or out of: an earn's or a
         bonus's own lot, each lot a burn took from, a reversal put back to or an
-        expiry emptied; signed as the member's balance sees them. The file is sent
-        as it is read, a page at a time: one the database leaves midway ends without
-        HTTP/1.1's last chunk, which clients report as an incomplete download.
+        expiry emptied; signed as the member's balance sees them. Over HTTP/1.1 the
+        file is sent as it is read, a page at a time: one the database leaves midway
+        ends without the last chunk, which clients report as an incomplete download.
+        Over HTTP/1.0 it is written whole first and sent with its Content-Length.
         """
         who = principal()
         read = partial(database().run_reading, queries.list_transactions, who, filters)
         first = read(pages.Paging(EXPORT_PAGE))  # a filter refused is refused here, as JSON
-        return Response(
-            stream_with_context(reports.render_transactions_csv(_pages(read, first))),
-            content_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{_file_name(filters, who)}"'},
-        )
+        chunks = reports.render_transactions_csv(_pages(read, first))
+        attachment = {"Content-Disposition": f'attachment; filename="{_file_name(filters, who)}"'}
+        if request.environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
+            return _whole(chunks, attachment)
+        return Response(stream_with_context(chunks), content_type=CSV, headers=attachment)
+
+
+def _whole(chunks, headers: dict) -> Response:
+    """The file written whole before its first byte is sent, and sent with its length.
+
+    Over HTTP/1.0 a body without a length ends when its connection closes, so one cut
+    short could not be told from a whole one; HTTP/1.0 has no chunks to leave unfinished.
+    Written to a temporary file past :data:`SPOOLED_IN_MEMORY`; a database that goes away
+    meanwhile is a 503, as for any request, before anything is sent.
+    """
+    # closed by the response, once sent (wrap_file), or here if it cannot be written
+    spool = tempfile.SpooledTemporaryFile(max_size=SPOOLED_IN_MEMORY)  # noqa: SIM115
+    try:
+        for chunk in chunks:
+            spool.write(chunk)
+    except BaseException:
+        spool.close()
+        raise
+    length = spool.tell()
+    spool.seek(0)
+    return Response(
+        wrap_file(request.environ, spool),
+        content_type=CSV,
+        headers=headers | {"Content-Length": str(length)},
+        direct_passthrough=True,
+    )
 
 
 def _file_name(filters: dict, who) -> str:

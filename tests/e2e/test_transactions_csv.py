@@ -22,6 +22,8 @@ import io
 import pytest
 
 from coalition.api import transactions
+from coalition.db import Unavailable
+from coalition.services import queries
 from tests.conftest import days_ago
 from tests.e2e.helpers import (
     add_partner,
@@ -150,6 +152,35 @@ def test_the_file_is_the_same_read_a_page_at_a_time(coalition, ledger, monkeypat
     monkeypatch.setattr(transactions, "EXPORT_PAGE", 2)
     assert coalition.get(EXPORT).get_data() == whole
     assert whole.count(b"transaction_id") == 1
+
+
+@pytest.mark.parametrize("page", [2, transactions.EXPORT_PAGE])
+def test_over_http_1_0_the_file_is_sent_whole_with_its_length(coalition, ledger, monkeypatch, page):
+    """HTTP/1.0 has no chunks: a body without a length ends with its connection, so one
+    cut short would look whole."""
+    streamed = coalition.get(EXPORT)
+    assert "Content-Length" not in streamed.headers  # HTTP/1.1: chunked, as it is read
+    monkeypatch.setattr(transactions, "EXPORT_PAGE", page)
+    with coalition.get(EXPORT, environ_overrides={"SERVER_PROTOCOL": "HTTP/1.0"}) as whole:
+        assert whole.status_code == 200 and whole.get_data() == streamed.get_data()
+        assert whole.headers["Content-Length"] == str(len(whole.get_data()))
+        assert whole.headers["Content-Disposition"] == streamed.headers["Content-Disposition"]
+
+
+def test_over_http_1_0_a_database_gone_before_the_last_page_is_a_503_and_no_file(coalition, ledger,
+                                                                               monkeypatch):
+    monkeypatch.setattr(transactions, "EXPORT_PAGE", 2)
+    listed = queries.list_transactions
+
+    def gone_after_the_first_page(session, principal, filters, paging):
+        if paging.cursor is not None:
+            raise Unavailable("the database cannot be reached (a test)")
+        return listed(session, principal, filters, paging)
+
+    monkeypatch.setattr(queries, "list_transactions", gone_after_the_first_page)
+    refused = coalition.get(EXPORT, environ_overrides={"SERVER_PROTOCOL": "HTTP/1.0"})
+    assert refused.status_code == 503 and refused.is_json
+    assert refused.get_json()["reason"] == "database_unavailable"
 
 
 def test_its_name_says_what_it_holds(coalition, ledger, make_key):
