@@ -3,7 +3,8 @@
 One field per column of the table of the same name (a test holds them to
 :mod:`coalition.db.models`). The book handles thousands of rows a chunk,
 and an ORM instance costs some 30 µs to build through its instrumented
-attributes; these cost one. Queries that only read keep to the ORM classes.
+attributes; these cost one. Queries that only read keep to the ORM classes, or
+read only the columns they show.
 """
 
 from dataclasses import dataclass
