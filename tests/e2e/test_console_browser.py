@@ -468,6 +468,55 @@ def test_a_statement_page_downloads_the_partners_transactions_of_its_period(brow
     assert {row["partner_id"] for row in csv.DictReader(io.StringIO(content.decode()))} == {"aroma"}
 
 
+def transactions_shown(browser) -> list[tuple[str, str, str]]:
+    """(partner, type, external id) of each transaction the transactions page lists, in order."""
+    from selenium.webdriver.common.by import By
+
+    rows = [row.find_elements(By.TAG_NAME, "td") for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr")]
+    return [(cells[1].text, cells[2].text, cells[4].text) for cells in rows]
+
+
+def test_the_transactions_page_lists_the_newest_of_a_choice_and_downloads_them_all(browser, server, operator,
+                                                                                  month, downloads):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"transactions?period_id={month}&partner_id=aroma", "Transactions")
+    # small_month: aroma's burn of m1's points, then m2's earn there; newest first
+    assert transactions_shown(browser) == [("aroma", "earn", "m2-earn"), ("aroma", "burn", "m1-burn")]
+    assert "−2,345" in text_of(browser) and "1,000.00" in text_of(browser)
+    browser.find_element(By.CSS_SELECTOR, 'button[aria-label="Download these transactions as CSV"]').click()
+    expected = f"coalition-transactions-{month}-aroma.csv"
+    content = downloaded(browser, downloads, expected).read_bytes()
+    query = {"period_id": month, "partner_id": "aroma"}
+    assert content == operator.get("/api/v1/transactions/csv", query_string=query).data
+
+
+def test_the_transactions_page_filters_by_type_and_keeps_the_choice_in_its_address(browser, server, operator,
+                                                                                  month):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "transactions", "Transactions")
+    assert len(transactions_shown(browser)) == 4  # two earns and two burns, every partner, every period
+    Select(browser.find_element(By.ID, "type")).select_by_value("burn")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    wait_for(browser, lambda d: "type=burn" in d.current_url, "the address did not keep the choice")
+    page_loaded(browser, "Transactions")
+    assert transactions_shown(browser) == [("skyair", "burn", "m2-burn"), ("aroma", "burn", "m1-burn")]
+
+
+def test_a_partner_key_sees_its_own_transactions_and_no_partner_choice(browser, server, make_key, month):
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(make_key("partner", "skyair")))
+    go(browser, server, "transactions", "Transactions")
+    assert transactions_shown(browser) == [("skyair", "burn", "m2-burn"), ("skyair", "earn", "m1-earn")]
+    assert not browser.find_elements(By.ID, "partner_id")
+    assert "m1-burn" not in text_of(browser)
+
+
 def test_a_download_by_keyboard_keeps_the_focus_on_its_button(browser, server, operator, month, downloads):
     """The button was disabled while it fetched, which dropped the focus to the page: a
     screen reader's user lost their place in the list."""
@@ -1079,7 +1128,7 @@ def test_a_partner_key_sees_only_its_own_partner(browser, server, make_key, oper
 
     sign_in(browser, server, key_of(make_key("partner", "aroma")))
     sections = [link.text for link in browser.find_elements(By.CSS_SELECTOR, "#nav a")]
-    assert sections == ["Periods", "Statements", "Members", "KPIs"]
+    assert sections == ["Periods", "Statements", "Members", "Transactions", "KPIs"]
     go(browser, server, f"statements?period_id={month}", "Statements")
     rows = browser.find_elements(By.CSS_SELECTOR, "main tbody tr")
     assert len(rows) == 1 and "Кофейня Арома" in rows[0].text

@@ -1,7 +1,7 @@
 // The console shell: login with an API key, navigation by role, hash routing.
 // Routes: #/periods, #/settlement/2026-10, #/statements, #/statement/12, #/partners,
-// #/partner/aroma, #/rates, #/members, #/members/card-0042, #/kpis, #/keys, #/changes,
-// #/settings.
+// #/partner/aroma, #/rates, #/members, #/members/card-0042, #/transactions, #/kpis, #/keys,
+// #/changes, #/settings.
 
 import * as api from "./api.js";
 import { h } from "./dom.js";
@@ -28,6 +28,7 @@ const SECTIONS = [
   ["partner", null, (who) => who.role !== "partner", pages.partner, NOT_FOR_A_PARTNER_KEY],
   ["rates", "Rates", (who) => who.role !== "partner", pages.rates, NOT_FOR_A_PARTNER_KEY],
   ["members", "Members", () => true, pages.members],
+  ["transactions", "Transactions", () => true, pages.transactions],
   ["kpis", "KPIs", () => true, pages.kpis],
   ["keys", "Keys", (who) => !who.own_partner, pages.keys, KEYS_NOT_FOR_A_BOUND_KEY],
   ["changes", "Changes", (who) => !who.own_partner, pages.changes, CHANGES_NOT_FOR_A_BOUND_KEY],

@@ -754,6 +754,74 @@ export async function members({ param, who }) {
   return out;
 }
 
+// --- transactions -------------------------------------------------------------------------
+
+const TRANSACTION_TYPES = ["earn", "bonus", "burn", "earn_reversal", "burn_reversal", "expiry"];
+
+/** The lots a transaction moved points into or out of, as a member's history shows them. */
+function lotsMoved(t) {
+  if (t.lot_id !== null) return `#${t.lot_id} ${t.partner_id} ${count(t.points)}`;
+  return t.allocations.map((a) => `#${a.lot_id} ${a.issuer_id} ${count(a.points)}`).join(", ") || DASH;
+}
+
+export async function transactions({ who, query, notify }) {
+  const bound = who.role === "partner" || Boolean(who.own_partner);
+  const [periodList, partnerList] = await Promise.all([
+    api.get("/api/v1/periods"),
+    bound ? Promise.resolve([]) : api.get("/api/v1/partners"),
+  ]);
+  const chosen = {
+    period_id: query.period_id,
+    partner_id: bound ? undefined : query.partner_id,
+    type: query.type,
+    member_id: query.member_id,
+  };
+  const read = await api.newest("/api/v1/transactions", chosen);
+  const named = ["coalition-transactions", chosen.period_id, chosen.partner_id ?? who.own_partner].filter(Boolean).join("-");
+  return [
+    heading("Transactions"),
+    h("p", { class: "lead" }, "Points transactions, newest first: what partners posted, and the expiries the coalition wrote.", bound ? " A key bound to a partner sees that partner's only." : ""),
+    filters(
+      "transactions",
+      "Filter transactions",
+      field("Period", select("period_id", [["", "All periods"], ...periodList.slice().reverse().map((p) => [p.id, p.id])], query.period_id)),
+      partnerList.length
+        ? field("Partner", select("partner_id", [["", "All partners"], ...partnerList.map((p) => [p.id, p.name])], query.partner_id))
+        : null,
+      field("Type", select("type", [["", "All types"], ...TRANSACTION_TYPES.map((t) => [t, t])], query.type)),
+      field("Member id", input("member_id", { value: query.member_id ?? "", autocomplete: "off", placeholder: "card-0042" })),
+    ),
+    h(
+      "p",
+      { class: "actions" },
+      downloadButton(
+        "CSV",
+        "Download these transactions as CSV",
+        route("/api/v1/transactions/csv", chosen),
+        `${named}.csv`,
+        notify,
+      ),
+      h("span", { class: "hint" }, " every transaction of this choice, oldest first, a row per points movement"),
+    ),
+    table(
+      [
+        { label: "When", value: (t) => instant(t.occurred_at) },
+        { label: "Partner", value: (t) => t.partner_id },
+        { label: "Type", value: (t) => t.type },
+        { label: "Member", value: (t) => link(`members/${encodeURIComponent(t.member_id)}`, t.member_id) },
+        { label: "External id", value: (t) => t.external_id },
+        { label: "Amount", value: (t) => (t.amount === null ? DASH : money(t.amount, t.currency)), numeric: true },
+        { label: "Points", value: (t) => signed(t.points), numeric: true },
+        { label: "Period", value: (t) => (t.late ? [t.period_id, " ", badge("late")] : t.period_id) },
+        { label: "Lots", value: lotsMoved },
+      ],
+      read.items,
+      { empty: "No transactions for this choice." },
+    ),
+    read.more ? h("p", { class: "hint" }, `Showing the newest ${count(api.NEWEST)} transactions: the CSV holds them all.`) : null,
+  ];
+}
+
 // --- KPIs ---------------------------------------------------------------------------------
 
 const MEASURES = [
