@@ -477,11 +477,12 @@ def transactions_shown(browser) -> list[tuple[str, str, str]]:
 
 
 def test_the_transactions_page_lists_the_newest_of_a_choice_and_downloads_them_all(browser, server, operator,
-                                                                                  month, downloads):
+                                                                                  month, downloads, screenshots):
     from selenium.webdriver.common.by import By
 
     sign_in(browser, server, key_of(operator))
     go(browser, server, f"transactions?period_id={month}&partner_id=aroma", "Transactions")
+    shot(browser, screenshots, "15-transactions")
     # small_month: aroma's burn of m1's points, then m2's earn there; newest first
     assert transactions_shown(browser) == [("aroma", "earn", "m2-earn"), ("aroma", "burn", "m1-burn")]
     assert "−2,345" in text_of(browser) and "1,000.00" in text_of(browser)
