@@ -110,8 +110,8 @@ def is_unavailable(error: DBAPIError) -> bool:
     then carries no SQLSTATE (refused, reset, timed out), where a server's always does;
     a server that answers it is read-only or going down (:data:`UNAVAILABLE_SQLSTATES`);
     a SQLite file that cannot be written (:func:`unwritable`); or a lock waited for past
-    the limit (:func:`_busy`)."""
-    if error.connection_invalidated or _busy(error) or unwritable(error):
+    the limit (:func:`busy`)."""
+    if error.connection_invalidated or busy(error) or unwritable(error):
         return True
     sqlstate = getattr(error.orig, "sqlstate", "")
     return (isinstance(error, OperationalError) and sqlstate is None) or (
@@ -129,7 +129,7 @@ def reaching():
         if not is_unavailable(error):
             raise
         reason = next(iter(str(error.orig).strip().splitlines()), "no answer")
-        if _busy(error):
+        if busy(error):
             raise Busy(
                 f"the database kept this waiting on other work's lock too long ({reason})"
             ) from error
@@ -142,9 +142,10 @@ def reaching():
         raise Unavailable(f"the database {state} ({reason})") from error
 
 
-def _busy(error: DBAPIError) -> bool:
-    """A SQLite file another writer held for the whole busy timeout, or a PostgreSQL lock
-    not granted within the session's ``lock_timeout``."""
+def busy(error: DBAPIError) -> bool:
+    """A SQLite file another writer held for the whole busy timeout (or at once, the write
+    of a snapshot: :meth:`Database.run_reading`), or a PostgreSQL lock not granted within
+    the session's ``lock_timeout``."""
     code = sqlite_code(error)
     if code is not None:
         return code in SQLITE_BUSY_CODES
@@ -276,21 +277,19 @@ class Database:
         neither wait for the one writer nor hold it up, where ``BEGIN
         IMMEDIATE`` queued every request behind every posting. One that writes
         now and then after all (a KPI request keeping a period's counts) takes
-        the write lock at its first write. If another writer holds it, or
+        the write lock at its first write; if another writer holds it, or
         committed since the snapshot began, SQLite refuses that write at once
-        (waiting could only end on a stale snapshot), and the use case runs
-        again from the start as :meth:`run` runs it.
+        (waiting could only end on a stale snapshot), and the use case must
+        expect it: a KPI request then answers what it counted and leaves the
+        counts to keep for later (:mod:`coalition.services.kpi_counts`).
 
         On PostgreSQL it is :meth:`run_repeatable`: a read whose connection
         broke (a restart) is read once more on a new one.
         """
         if on_postgresql(self.engine):
             return self.run_repeatable(use_case, *args, **kwargs)
-        try:
-            with self.transaction(reads=True) as session:
-                return use_case(session, *args, **kwargs)
-        except Busy:  # said at once: a snapshot's write never waits, it would be stale
-            return self.run(use_case, *args, **kwargs)
+        with self.transaction(reads=True) as session:
+            return use_case(session, *args, **kwargs)
 
     def run_repeatable(self, use_case, *args, **kwargs):
         """:meth:`run` for a unit of work that may safely run twice (postings: a second

@@ -14,7 +14,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from coalition.db import kept_counts, kpi_aggregates, locks, on_postgresql
+from sqlalchemy.exc import OperationalError
+
+from coalition.db import busy, kept_counts, kpi_aggregates, locks, on_postgresql
 from coalition.domain import kpis
 from coalition.domain.periods import ListedPeriod
 
@@ -97,7 +99,7 @@ def _counting_anew_is_ours(session) -> bool:
     """Whether this request may count anew the open periods kept too long: on PostgreSQL
     one request at a time does (a count may take minutes, and each would take a core).
     SQLite has no such lock: requests count side by side on their snapshots, the first
-    keeps the counts, and the others, refused that write, run again and read them."""
+    keeps the counts, and the others, refused that write, answer what they counted."""
     return not on_postgresql(session) or locks.try_hold(session.connection(), locks.KPI_COUNTING)
 
 
@@ -114,12 +116,32 @@ def _count(session, period_id: str, kept_open: set[str], *, closed: bool) -> dic
     took = timedelta(seconds=time.monotonic() - started)
     counts = _counts_to_keep(counted)
     if closed:
-        kept_counts.keep_closed(session, period_id, counts)
+        _keep(session, kept_counts.keep_closed, period_id, counts)
     elif took >= LIVE_COUNTING:
-        kept_counts.keep_open(session, period_id, counted_at, counts)
+        _keep(session, kept_counts.keep_open, period_id, counted_at, counts)
     elif period_id in kept_open:  # quick to count again: live again
-        kept_counts.drop_open(session, period_id)
+        _keep(session, kept_counts.drop_open, period_id)
     return counted
+
+
+def _keep(session, write, *args) -> None:
+    """``write(session, *args)``, keeping counts or dropping them, unless SQLite refuses it.
+
+    On SQLite a KPI request reads a snapshot (:meth:`~coalition.db.Database.run_reading`),
+    and SQLite refuses its write at once while another writer holds the file, or once one
+    has committed since the snapshot began. The counts it answers stand, the snapshot's,
+    as every other figure of the answer is; the next request or the auto-close job keeps
+    them. Counting again holding the file would keep every posting waiting meanwhile.
+    """
+    if on_postgresql(session):
+        write(session, *args)
+        return
+    try:
+        with session.begin_nested():  # a savepoint: a refused write leaves the read whole
+            write(session, *args)
+    except OperationalError as error:
+        if not busy(error):
+            raise
 
 
 def keep_counts(database) -> int:
