@@ -158,19 +158,12 @@ def render_settlement_csv(settlement: Mapping) -> bytes:
 
 
 def render_transactions_csv(pages: Iterable[Iterable[Mapping]]) -> Iterator[bytes]:
-    """Render transactions as CSV, a row per points movement, one chunk per page.
-
-    A transaction moves points into its own lot (an earn, a bonus) or into and
-    out of others' (a burn takes from one lot or several, a reversal puts back,
-    an expiry removes what is left): one row each, with the lot, its issuer and
-    the points it moved, signed as the member's balance sees them. So a
-    column's sum is a total: a transaction's points are the sum of its rows,
-    and a burn's points by issuer are what its pair lines are made of. A
-    transaction that moved no points (a return whose lot was spent) is one row
-    with no lot.
+    """Render the movements of transactions as CSV, a row each, one chunk per page.
 
     Args:
-        pages: transactions as the API shows them (SPEC §6), a list a page, in the
+        pages: movement rows (:mod:`coalition.services.exports`: a transaction's fields
+            as the API shows them, with the ``lot_id``, ``issuer_id`` and signed
+            ``points`` of one lot it moved points into or out of), a list a page, in the
             order the file lists them; instants as RFC 3339 text or aware datetimes.
 
     Yields:
@@ -178,26 +171,9 @@ def render_transactions_csv(pages: Iterable[Iterable[Mapping]]) -> Iterator[byte
     """
     yield _blocks([_MOVEMENT_COLUMNS])
     for page in pages:
-        yield _blocks([row for transaction in page for row in _movement_rows(transaction)])
-
-
-def _movement_rows(transaction: Mapping) -> list[list]:
-    """A transaction's rows: its own lot's, each allocation's, or one with no lot."""
-    if transaction["lot_id"] is not None:
-        moved = [(transaction["lot_id"], transaction["partner_id"], transaction["points"])]
-    else:  # allocations are listed unsigned: each moves points the transaction's way
-        sign = -1 if transaction["points"] < 0 else 1
-        moved = [
-            (allocation["lot_id"], allocation["issuer_id"], sign * allocation["points"])
-            for allocation in transaction["allocations"]
-        ] or [(None, None, transaction["points"])]
-    shared = dict(transaction, transaction_id=transaction["id"])
-    shared["rate_ids"] = " ".join(map(str, transaction["rate_ids"]))
-    rows = [
-        shared | {"lot_id": lot, "issuer_id": issuer, "points": points}
-        for lot, issuer, points in moved
-    ]
-    return [[_cell(column, row[column]) for column in _MOVEMENT_COLUMNS] for row in rows]
+        yield _blocks(
+            [[_cell(column, row[column]) for column in _MOVEMENT_COLUMNS] for row in page]
+        )
 
 
 def _fee_lines(partners: Iterable[Mapping]) -> list[dict]:
@@ -246,13 +222,15 @@ def _table(rows: Iterable[Mapping], columns: tuple[str, ...]) -> list[list]:
 
 def _cell(column: str, value):
     """A cell as the JSON writes it: a flag ``true`` or ``false``, an instant in RFC 3339,
-    nothing for null."""
+    ids separated by spaces, nothing for null."""
     if column in _TEXT_COLUMNS:
         return _safe(value)
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, datetime):
         return value.isoformat()
+    if isinstance(value, list | tuple):
+        return " ".join(map(str, value))
     return value
 
 

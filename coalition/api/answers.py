@@ -6,6 +6,8 @@ client generated from it need not guard every field it reads. The few fields
 some answers leave out are named in their schema's ``may_omit``.
 """
 
+import re
+
 import apispec
 from apispec.ext.marshmallow.common import resolve_schema_cls
 from marshmallow import Schema
@@ -13,6 +15,18 @@ from marshmallow import Schema
 #: A file's bytes (a PDF, a CSV), documented as such: the views answer a Response, which
 #: nothing dumps.
 DOWNLOAD = {"type": "string", "format": "binary"}
+
+
+#: A CSV download's content type, sent as given (a text/* mimetype would get a second
+#: charset from werkzeug).
+CSV = "text/csv; charset=utf-8"
+
+
+def attachment(*parts: str, extension: str) -> dict:
+    """The header of a download named by ``parts`` joined with hyphens, each reduced to
+    letters, digits and hyphens (they come from ids and from the address)."""
+    name = "-".join(re.sub(r"[^A-Za-z0-9-]", "_", part) for part in parts)
+    return {"Content-Disposition": f'attachment; filename="{name}.{extension}"'}
 
 
 def attached(named: str) -> dict:

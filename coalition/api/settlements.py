@@ -1,6 +1,5 @@
 """Periods, settlements and statements (SPEC §7)."""
 
-import re
 from datetime import UTC, datetime
 
 from flask import Response, request
@@ -10,7 +9,7 @@ from werkzeug.http import quote_etag
 
 import reports
 from coalition.api import Blueprint, database, principal
-from coalition.api.answers import DOWNLOAD, Answer, attached
+from coalition.api.answers import CSV, DOWNLOAD, Answer, attached, attachment
 from coalition.api.errors import ANOTHER_PARTNERS_DATA, MALFORMED_JSON
 from coalition.api.fields import PERIOD_ID_LENGTH, Count, MoneyOut, PartnerId, Ratio, Text
 from coalition.api.pagination import MAX_PAGE, PageArgs, paging
@@ -225,11 +224,11 @@ class SettlementCsv(MethodView):
         figures = SettlementOut().dump(
             database().run_reading(settlement.get, period_id, datetime.now(UTC))
         )
-        filename = f"coalition-settlement-{figures['period_id']}-{figures['status']}.csv"
+        named = ("coalition-settlement", figures["period_id"], figures["status"])
         return Response(
             reports.render_settlement_csv(figures),
-            content_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+            content_type=CSV,
+            headers=attachment(*named, extension="csv"),
         )
 
 
@@ -324,7 +323,7 @@ class StatementCsv(MethodView):
     def get(self, statement_id):
         """The statement as CSV"""
         document = database().run_reading(statements.get_statement, principal(), statement_id)
-        return _download(reports.render_csv, document, "csv", "text/csv; charset=utf-8")
+        return _download(reports.render_csv, document, "csv", CSV)
 
 
 def _download(render, document: dict, extension: str, content_type: str) -> Response:
@@ -335,11 +334,11 @@ def _download(render, document: dict, extension: str, content_type: str) -> Resp
     if _held(document):
         return _not_modified(document)
     # a slug, but one stored before ids were matched whole may end in a newline
-    partner = re.sub(r"[^a-z0-9-]", "_", document["partner_id"])
-    filename = f"coalition-statement-{document['number']}-{partner}.{extension}"
-    attachment = {"Content-Disposition": f'attachment; filename="{filename}"'}
+    named = ("coalition-statement", document["number"], document["partner_id"])
     return Response(
-        render(document), content_type=content_type, headers=_tag(document) | attachment
+        render(document),
+        content_type=content_type,
+        headers=_tag(document) | attachment(*named, extension=extension),
     )
 
 

@@ -1,9 +1,7 @@
 """Points transactions (SPEC §6): post one, post a batch, read, list, export."""
 
-import re
 import tempfile
 from datetime import UTC, datetime
-from functools import partial
 
 from flask import Response, request, stream_with_context
 from flask.views import MethodView
@@ -12,7 +10,7 @@ from werkzeug.wsgi import wrap_file
 
 import reports
 from coalition.api import Blueprint, database, log, principal, unavailable_log
-from coalition.api.answers import DOWNLOAD, Answer, attached
+from coalition.api.answers import CSV, DOWNLOAD, Answer, attached, attachment
 from coalition.api.errors import (
     ANOTHER_PARTNERS_DATA,
     INVALID_FIELDS,
@@ -38,7 +36,7 @@ from coalition.api.pagination import PageArgs, Window, paging
 from coalition.db import Unavailable
 from coalition.domain import lots
 from coalition.domain.errors import CoalitionError
-from coalition.services import batches, expiry, ledger, pages, queries
+from coalition.services import batches, expiry, exports, ledger, pages, queries
 
 blp = Blueprint(
     "transactions", __name__, url_prefix="/api/v1/transactions", description="Points transactions"
@@ -49,7 +47,6 @@ EXPORT_PAGE = 1000
 #: Bytes of an export kept in memory, for a client that must be sent its length, before
 #: the rest is written to a temporary file.
 SPOOLED_IN_MEMORY = 8 * 2**20
-CSV = "text/csv; charset=utf-8"
 
 #: Per type: fields that must be present, and fields that must be absent.
 TYPE_FIELDS = {
@@ -286,7 +283,7 @@ class TransactionsCsv(MethodView):
     )
     @blp.alt_response(403, ANOTHER_PARTNERS_DATA.name)
     def get(self, filters):
-        """The listing's transactions as CSV, a row per points movement, oldest first
+        """The listing's transactions as CSV, a row per points movement, in posting order
 
         A row per lot a transaction moved points into or out of: an earn's or a
         bonus's own lot, each lot a burn took from, a reversal put back to or an
@@ -296,13 +293,24 @@ class TransactionsCsv(MethodView):
         Over HTTP/1.0 it is written whole first and sent with its Content-Length.
         """
         who = principal()
-        read = partial(database().run_reading, queries.list_transactions, who, filters)
-        first = read(pages.Paging(EXPORT_PAGE))  # a filter refused is refused here, as JSON
-        chunks = reports.render_transactions_csv(_pages(read, first))
-        attachment = {"Content-Disposition": f'attachment; filename="{_file_name(filters, who)}"'}
+        rows = exports.movement_pages(database(), who, filters, EXPORT_PAGE)
+        chunks = reports.render_transactions_csv(rows)
+        named = attachment("coalition-transactions", *_narrowed_to(filters, who), extension="csv")
         if request.environ.get("SERVER_PROTOCOL") == "HTTP/1.0":
-            return _whole(chunks, attachment)
-        return Response(stream_with_context(chunks), content_type=CSV, headers=attachment)
+            return _whole(chunks, named)
+        return Response(
+            stream_with_context(_logged_if_cut(chunks)), content_type=CSV, headers=named
+        )
+
+
+def _logged_if_cut(chunks):
+    """The file's chunks as they are sent; one the database cuts short is logged, each time
+    (never folded: a partner's file is missing rows), the answer having begun."""
+    try:
+        yield from chunks
+    except Unavailable as error:
+        log.error("stopped a transactions export short: %s", error)
+        raise
 
 
 def _whole(chunks, headers: dict) -> Response:
@@ -331,24 +339,13 @@ def _whole(chunks, headers: dict) -> Response:
     )
 
 
-def _file_name(filters: dict, who) -> str:
-    """coalition-transactions, then the period and the partner the file is narrowed to."""
-    named = [filters.get("period_id"), filters.get("partner_id") or who.own_partner()]
-    parts = [re.sub(r"[^A-Za-z0-9-]", "_", part) for part in named if part]
-    return "-".join(["coalition-transactions", *parts]) + ".csv"
-
-
-def _pages(read, page: dict):
-    """Each page's transactions, ``page`` first, then those ``read`` finds after it."""
-    while True:
-        yield page["items"]
-        if page["next_cursor"] is None:
-            return
-        try:
-            page = read(pages.Paging(EXPORT_PAGE, page["next_cursor"]))
-        except Unavailable as error:  # the answer has begun: it can only stop short
-            log.error("stopped a transactions export short: %s", error)  # each, never folded
-            raise
+def _narrowed_to(filters: dict, who) -> list[str]:
+    """The period and the partner an export is narrowed to, which name its file."""
+    return [
+        part
+        for part in (filters.get("period_id"), filters.get("partner_id") or who.own_partner())
+        if part
+    ]
 
 
 @blp.route("/batch")

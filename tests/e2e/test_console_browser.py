@@ -486,7 +486,7 @@ def test_the_transactions_page_lists_the_newest_of_a_choice_and_downloads_them_a
     # small_month: aroma's burn of m1's points, then m2's earn there; newest first
     assert transactions_shown(browser) == [("aroma", "earn", "m2-earn"), ("aroma", "burn", "m1-burn")]
     assert "−2,345" in text_of(browser) and "1,000.00" in text_of(browser)
-    browser.find_element(By.CSS_SELECTOR, 'button[aria-label="Download these transactions as CSV"]').click()
+    browser.find_element(By.CSS_SELECTOR, 'button[aria-label="Download every transaction of this choice as CSV, in posting order, a row per points movement"]').click()
     expected = f"coalition-transactions-{month}-aroma.csv"
     content = downloaded(browser, downloads, expected).read_bytes()
     query = {"period_id": month, "partner_id": "aroma"}
@@ -506,6 +506,21 @@ def test_the_transactions_page_filters_by_type_and_keeps_the_choice_in_its_addre
     wait_for(browser, lambda d: "type=burn" in d.current_url, "the address did not keep the choice")
     page_loaded(browser, "Transactions")
     assert transactions_shown(browser) == [("skyair", "burn", "m2-burn"), ("aroma", "burn", "m1-burn")]
+
+
+def test_the_transactions_page_shows_a_choice_its_address_names_that_is_not_among_its_options(browser, server,
+                                                                                             operator, month):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "transactions?period_id=2020-01&partner_id=nobody", "Transactions")
+    assert Select(browser.find_element(By.ID, "period_id")).first_selected_option.text == "2020-01"
+    assert Select(browser.find_element(By.ID, "partner_id")).first_selected_option.text == "nobody"
+    assert transactions_shown(browser) == []
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()  # kept, not dropped
+    wait_for(browser, lambda d: "period_id=2020-01" in d.current_url and "partner_id=nobody" in d.current_url,
+             "the choice was dropped")
 
 
 def test_a_partner_key_sees_its_own_transactions_and_no_partner_choice(browser, server, make_key, month):

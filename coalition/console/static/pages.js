@@ -174,12 +174,11 @@ function documentButton(kind, statement, notify) {
 /** The partner's transactions of the statement's period, a row per points movement, to
  * check the statement against its own tills (docs/console.md). */
 function transactionsButton(statement, notify) {
-  const query = new URLSearchParams({ period_id: statement.period_id, partner_id: statement.partner_id });
   return downloadButton(
     "Transactions CSV",
     `Download ${statement.partner_name}'s transactions of ${statement.period_id} as CSV`,
-    `/api/v1/transactions/csv?${query}`,
-    `coalition-transactions-${statement.period_id}-${statement.partner_id}.csv`,
+    route("/api/v1/transactions/csv", { period_id: statement.period_id, partner_id: statement.partner_id }),
+    "transactions.csv",
     notify,
   );
 }
@@ -744,7 +743,7 @@ export async function members({ param, who }) {
         { label: "Reason", value: (m) => m.reason },
         { label: "Points", value: (m) => signed(m.points), numeric: true },
         { label: "Shortfall", value: (m) => (m.shortfall_points ? count(m.shortfall_points) : DASH), numeric: true },
-        { label: "Lots", value: (m) => m.lots.map((l) => `#${l.lot_id} ${l.issuer_id} ${count(l.points)}`).join(", ") || DASH },
+        { label: "Lots", value: (m) => lotsText(m.lots) },
       ],
       history.items,
       { empty: "No movements visible to this key." },
@@ -756,12 +755,23 @@ export async function members({ param, who }) {
 
 // --- transactions -------------------------------------------------------------------------
 
+// the types of coalition/domain/lots.py (TYPES)
 const TRANSACTION_TYPES = ["earn", "bonus", "burn", "earn_reversal", "burn_reversal", "expiry"];
 
-/** The lots a transaction moved points into or out of, as a member's history shows them. */
+/** Lots points moved into or out of: a member's history lists them, a transaction has its
+ * own lot (an earn, a bonus) or its allocations. */
+function lotsText(lots) {
+  return lots.map((l) => `#${l.lot_id} ${l.issuer_id} ${count(l.points)}`).join(", ") || DASH;
+}
+
 function lotsMoved(t) {
-  if (t.lot_id !== null) return `#${t.lot_id} ${t.partner_id} ${count(t.points)}`;
-  return t.allocations.map((a) => `#${a.lot_id} ${a.issuer_id} ${count(a.points)}`).join(", ") || DASH;
+  return lotsText(t.lot_id === null ? t.allocations : [{ lot_id: t.lot_id, issuer_id: t.partner_id, points: t.points }]);
+}
+
+/** Choices for a filter, the one the address names first when it is not among them, so
+ * that the page shows what it filters by. */
+function choicesWith(chosen, options) {
+  return chosen && !options.some(([value]) => value === chosen) ? [[chosen, chosen], ...options] : options;
 }
 
 export async function transactions({ who, query, notify }) {
@@ -777,31 +787,35 @@ export async function transactions({ who, query, notify }) {
     member_id: query.member_id,
   };
   const read = await api.newest("/api/v1/transactions", chosen);
-  const named = ["coalition-transactions", chosen.period_id, chosen.partner_id ?? who.own_partner].filter(Boolean).join("-");
+  const periodChoices = choicesWith(chosen.period_id, periodList.slice().reverse().map((p) => [p.id, p.id]));
+  const partnerChoices = choicesWith(chosen.partner_id, partnerList.map((p) => [p.id, p.name]));
   return [
     heading("Transactions"),
-    h("p", { class: "lead" }, "Points transactions, newest first: what partners posted, and the expiries the coalition wrote.", bound ? " A key bound to a partner sees that partner's only." : ""),
+    h(
+      "p",
+      { class: "lead" },
+      "Points transactions, newest first: what partners posted, and the expiries of lots past their date, each under the lot's issuer.",
+      bound ? " A key bound to a partner sees that partner's only." : "",
+    ),
     filters(
       "transactions",
       "Filter transactions",
-      field("Period", select("period_id", [["", "All periods"], ...periodList.slice().reverse().map((p) => [p.id, p.id])], query.period_id)),
-      partnerList.length
-        ? field("Partner", select("partner_id", [["", "All partners"], ...partnerList.map((p) => [p.id, p.name])], query.partner_id))
-        : null,
-      field("Type", select("type", [["", "All types"], ...TRANSACTION_TYPES.map((t) => [t, t])], query.type)),
-      field("Member id", input("member_id", { value: query.member_id ?? "", autocomplete: "off", placeholder: "card-0042" })),
+      field("Period", select("period_id", [["", "All periods"], ...periodChoices], chosen.period_id)),
+      bound ? null : field("Partner", select("partner_id", [["", "All partners"], ...partnerChoices], chosen.partner_id)),
+      field("Type", select("type", [["", "All types"], ...TRANSACTION_TYPES.map((t) => [t, t])], chosen.type)),
+      field("Member id", input("member_id", { value: chosen.member_id ?? "", autocomplete: "off", placeholder: "card-0042" })),
     ),
     h(
       "p",
       { class: "actions" },
       downloadButton(
         "CSV",
-        "Download these transactions as CSV",
+        "Download every transaction of this choice as CSV, in posting order, a row per points movement",
         route("/api/v1/transactions/csv", chosen),
-        `${named}.csv`,
+        "transactions.csv",
         notify,
       ),
-      h("span", { class: "hint" }, " every transaction of this choice, oldest first, a row per points movement"),
+      h("span", { class: "hint" }, "Every transaction of this choice, in posting order, a row per points movement."),
     ),
     table(
       [
