@@ -19,6 +19,7 @@ m1 ends with 100 + 50 − 120 + 30 − 20 = 40 points, and the file's rows of m1
 import csv
 import io
 from collections import defaultdict
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -136,6 +137,19 @@ def test_a_return_that_finds_its_lot_spent_is_one_row_of_no_points(coalition):
     [returned] = rows(coalition.get(EXPORT, query_string={"type": "earn_reversal"}))
     assert returned["lot_id"] == "" and returned["points"] == "0"
     assert returned["shortfall_points"] == "50"
+
+
+def test_a_late_posting_is_shown_late_in_the_period_it_landed_in(coalition):
+    add_rate(coalition, "fx", "0.0125", currency="RUB")
+    noon = (datetime.now(UTC) - timedelta(days=40)).replace(hour=12, minute=0, second=0, microsecond=0)
+    closed = expect(earn(coalition, "e-old", "m7", "100.00", occurred_at=noon.isoformat()))["period_id"]
+    expect(coalition.post(f"/api/v1/settlements/{closed}/close"), 200)
+    later = (noon + timedelta(hours=1)).isoformat()  # the same day: in the period just closed
+    expect(earn(coalition, "e-late", "m7", "200.00", occurred_at=later))
+    found = {row["external_id"]: row for row in rows(coalition.get(EXPORT, query_string={"member_id": "m7"}))}
+    assert (found["e-old"]["period_id"], found["e-old"]["late"]) == (closed, "false")
+    assert found["e-late"]["period_id"] != closed and found["e-late"]["late"] == "true"
+    assert found["e-late"]["points"] == "20"  # 200.00 RUB × 0.1
 
 
 def test_a_partner_key_gets_its_own_transactions_only(coalition, ledger, make_key):
