@@ -333,7 +333,8 @@ def _download(render, document: dict, extension: str, content_type: str) -> Resp
     from werkzeug)."""
     if _held(document):
         return _not_modified(document)
-    # a slug, but one stored before ids were matched whole may end in a newline
+    # the partner id is a slug, but one stored before ids were matched whole may end in
+    # a newline, which the name does not keep (attachment)
     named = ("coalition-statement", document["number"], document["partner_id"])
     return Response(
         render(document),
