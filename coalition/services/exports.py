@@ -42,17 +42,10 @@ def movements(view: dict) -> list[dict]:
     """A transaction as the API shows it (:func:`queries.transaction_views`), as a row per
     lot it moved points into or out of, each with the transaction's other fields; one
     that moved none (a return whose lot was spent) is one row without a lot."""
-    if view["lot_id"] is not None:
-        moved = [(view["lot_id"], view["partner_id"], view["points"])]
-    else:  # allocations are shown unsigned: each moves points the transaction's way
-        sign = -1 if view["points"] < 0 else 1
-        moved = [
-            (allocation["lot_id"], allocation["issuer_id"], sign * allocation["points"])
-            for allocation in view["allocations"]
-        ] or [(None, None, view["points"])]
+    sign = -1 if view["points"] < 0 else 1  # each lot moves points the transaction's way
+    moved = [
+        {"lot_id": lot["lot_id"], "issuer_id": lot["issuer_id"], "points": sign * lot["points"]}
+        for lot in queries.lots_moved(view)
+    ] or [{"lot_id": None, "issuer_id": None, "points": view["points"]}]
     shared = {name: value for name, value in view.items() if name not in ("id", "allocations")}
-    return [
-        shared
-        | {"transaction_id": view["id"], "lot_id": lot, "issuer_id": issuer, "points": points}
-        for lot, issuer, points in moved
-    ]
+    return [shared | {"transaction_id": view["id"]} | lot for lot in moved]

@@ -197,18 +197,20 @@ def history(session, principal, member_id: str, paging: pages.Paging) -> dict:
             "points": view["points"],
             "shortfall_points": view["shortfall_points"],
             "reason": view["reason"] or DEFAULT_REASONS[view["type"]],
-            "lots": (
-                [
-                    {
-                        "lot_id": view["lot_id"],
-                        "issuer_id": view["partner_id"],
-                        "points": view["points"],
-                    }
-                ]
-                if view["lot_id"]
-                else view["allocations"]
-            ),
+            "lots": lots_moved(view),
         }
         for view in views
     ]
     return {"member_id": member_id, "items": items, "next_cursor": next_cursor}
+
+
+def lots_moved(view: dict) -> list[dict]:
+    """The lots a transaction as the API shows it moved points into or out of, each with the
+    points moved, unsigned as allocations are shown: its own lot (an earn, a bonus), or
+    the lots its allocations took from or put back to; none for a return whose lot was
+    spent."""
+    if view["lot_id"] is not None:
+        return [
+            {"lot_id": view["lot_id"], "issuer_id": view["partner_id"], "points": view["points"]}
+        ]
+    return view["allocations"]
