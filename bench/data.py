@@ -148,6 +148,35 @@ class PartnerRuntime:
     redemption_value: str
     key: str = ""
 
+    @classmethod
+    def of(
+        cls,
+        spec: PartnerSpec,
+        *,
+        earn_rate_id: int,
+        fee_rate_id: int,
+        redemption_rate_id: int,
+        key: str,
+    ) -> "PartnerRuntime":
+        """The partner ``spec`` with the ids its rates were given."""
+        exponent = _exponent(spec.currency)
+        earn = Fraction(Decimal(spec.earn)) / 10**exponent
+        low, high = (int(Decimal(value).scaleb(exponent)) for value in spec.amounts)
+        low = max(low, math.ceil(4 / earn))  # at least 4 points, so a half return takes ≥ 1
+        return cls(
+            spec=spec,
+            exponent=exponent,
+            earn_rate_id=earn_rate_id,
+            earn_num=earn.numerator,
+            earn_den=earn.denominator,
+            minor_range=(low, max(low, high)),
+            fee_rate_id=fee_rate_id,
+            fee_value=spec.fee or FEE,
+            redemption_rate_id=redemption_rate_id,
+            redemption_value=spec.redemption or REDEMPTION,
+            key=key,
+        )
+
     @property
     def id(self) -> str:
         return self.spec.id
@@ -244,27 +273,17 @@ def configure(call, rates_from: datetime, operator_key: str) -> World:
         own_fee = (
             rate({"kind": "fee", "value": spec.fee, "partner_id": spec.id}) if spec.fee else None
         )
-        exponent = _exponent(spec.currency)
-        earn = Fraction(Decimal(spec.earn)) / 10**exponent
-        low, high = (int(Decimal(value).scaleb(exponent)) for value in spec.amounts)
-        low = max(low, math.ceil(4 / earn))  # at least 4 points, so a half return takes ≥ 1
         key = must(
             201,
             "POST",
             "/api/v1/keys",
             {"role": "partner", "partner_id": spec.id, "name": f"bench {spec.id}"},
         )
-        partners[spec.id] = PartnerRuntime(
-            spec=spec,
-            exponent=exponent,
+        partners[spec.id] = PartnerRuntime.of(
+            spec,
             earn_rate_id=earn_id,
-            earn_num=earn.numerator,
-            earn_den=earn.denominator,
-            minor_range=(low, max(low, high)),
             fee_rate_id=own_fee or fee_id,
-            fee_value=spec.fee or FEE,
             redemption_rate_id=own_redemption or redemption_id,
-            redemption_value=spec.redemption or REDEMPTION,
             key=key["key"],
         )
     return World(partners=partners, operator_key=operator_key, rates_from=rates_from)
@@ -572,10 +591,11 @@ class Generator:
         tx_lines, alloc_lines = out["transactions"], out["allocations"]
         burn_lo, burn_hi = int(BURN_WINDOW[0] * length), int(BURN_WINDOW[1] * length)
         burn_times = sorted(rng.randrange(burn_lo, burn_hi) for _ in range(burns))
+        held = [lot.remaining for lot in lots]  # before the burns, which change what lots hold
         position, cumulative, last = 0, 0, None
         for j in range(burns):
-            cumulative += lots[j].remaining
-            target = cumulative + lots[j + 1].remaining // 2
+            cumulative += held[j]
+            target = cumulative + held[j + 1] // 2
             wanted = target - position
             if wanted <= 0:
                 continue
