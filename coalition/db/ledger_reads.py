@@ -17,14 +17,16 @@ from datetime import datetime
 from sqlalchemy import bindparam, case, func, or_, select, text, tuple_
 
 from coalition.db import aggregates, locks, models, rows, written
+from coalition.db.lists import among
 
 ID_TABLES = ("transactions", "lots", "allocations")
 # the types of the partial index of allocations by lot (ix_allocations_lot_history)
 PUT_BACK_OR_EXPIRED = written("put_back_or_expired", ("burn_reversal", "expiry"))
 
 
-def _in(name: str):
-    """A list parameter: ``column IN (…)`` however many values it gets."""
+def _pairs(name: str):
+    """A list parameter of pairs: ``(a, b) IN (…)`` however many it gets (a list of single
+    values is :func:`~coalition.db.lists.among`)."""
     return bindparam(name, expanding=True)
 
 
@@ -70,26 +72,26 @@ def _lock_statement(draw: bool):
 POSTED = select(models.Settings.generation, models.Transaction.__table__).select_from(
     models.Settings.__table__.outerjoin(
         models.Transaction.__table__,
-        tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(_in("keys")),
+        tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(_pairs("keys")),
     )
 )
 ALLOCATIONS = (
     select(models.Allocation.__table__)
-    .where(models.Allocation.transaction_id.in_(_in("ids")))
+    .where(among(models.Allocation.transaction_id, "ids"))
     .order_by(models.Allocation.id)
 )
 RESTORED = select(models.Allocation.reverses_id, models.Allocation.points).where(
-    models.Allocation.reverses_id.in_(_in("ids"))
+    among(models.Allocation.reverses_id, "ids")
 )
 POSTED_BY = select(
     models.Transaction.partner_id, models.Transaction.external_id, models.Transaction.member_id
-).where(tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(_in("keys")))
+).where(tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(_pairs("keys")))
 EARN_REVERSALS = select(
     models.Transaction.original_id,
     models.Transaction.points,
     models.Transaction.shortfall_points,
     models.Transaction.amount,
-).where(models.Transaction.original_id.in_(_in("ids")))
+).where(among(models.Transaction.original_id, "ids"))
 
 
 @functools.cache
@@ -97,9 +99,9 @@ def _lots_statement(of_members: bool, of_transactions: bool, by_id: bool):
     conditions = [
         condition
         for wanted, condition in (
-            (of_members, models.Lot.member_id.in_(_in("members")) & (models.Lot.remaining > 0)),
-            (of_transactions, models.Lot.transaction_id.in_(_in("transactions"))),
-            (by_id, models.Lot.id.in_(_in("ids"))),
+            (of_members, among(models.Lot.member_id, "members") & (models.Lot.remaining > 0)),
+            (of_transactions, among(models.Lot.transaction_id, "transactions")),
+            (by_id, among(models.Lot.id, "ids")),
         )
         if wanted
     ]
@@ -209,12 +211,12 @@ def expiry_history(
         )
         .join(T, T.id == A.transaction_id)
         .join(L, L.id == A.lot_id)
-        .where(A.lot_id.in_(lot_ids), A.type.in_(PUT_BACK_OR_EXPIRED))
+        .where(among(A.lot_id, "lots"), A.type.in_(PUT_BACK_OR_EXPIRED))
         .group_by(A.lot_id, L.expires_at, T.occurred_at)
     )
     expiries: dict[int, int] = defaultdict(int)
     put_back: dict[int, dict[datetime, int]] = {}
-    for lot_id, at, after_expiry, expired, points in session.execute(query):
+    for lot_id, at, after_expiry, expired, points in session.execute(query, {"lots": lot_ids}):
         expiries[lot_id] += expired
         if after_expiry:
             put_back.setdefault(lot_id, {})[at] = int(points)

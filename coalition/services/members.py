@@ -14,15 +14,16 @@ each burning for a member the other earns for, would wait on each other:
 a deadlock, retried, at the cost of both.
 """
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import select
 
 from coalition.db import models, rows
+from coalition.db.lists import among
 from coalition.domain import lots as lots_domain
 
 # with_for_update(key_share=True) is FOR NO KEY UPDATE on PostgreSQL
 LOCK_MEMBERS = (
     select(models.Member.id)
-    .where(models.Member.id.in_(bindparam("ids", expanding=True)))
+    .where(among(models.Member.id, "ids"))
     .order_by(models.Member.id)
     .with_for_update(key_share=True)
 )
