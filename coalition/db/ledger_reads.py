@@ -24,12 +24,6 @@ ID_TABLES = ("transactions", "lots", "allocations")
 PUT_BACK_OR_EXPIRED = written("put_back_or_expired", ("burn_reversal", "expiry"))
 
 
-def _pairs(name: str):
-    """A list parameter of pairs: ``(a, b) IN (…)`` however many it gets (a list of single
-    values is :func:`~coalition.db.lists.among`)."""
-    return bindparam(name, expanding=True)
-
-
 def _id_draws(tables=ID_TABLES) -> str:
     """SQL (PostgreSQL): per table, an array of fresh ids from its sequence, as many as
     its bound parameter of that name."""
@@ -68,12 +62,14 @@ def _lock_statement(draw: bool):
     )
 
 
+# (partner_id, external_id) among a list of pairs: an expanded IN on every database
+# (:func:`~coalition.db.lists.among` takes single values)
+UNDER_KEYS = tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(
+    bindparam("keys", expanding=True)
+)
 # the catalog's generation rides along: settings is one row, joined to what was posted
 POSTED = select(models.Settings.generation, models.Transaction.__table__).select_from(
-    models.Settings.__table__.outerjoin(
-        models.Transaction.__table__,
-        tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(_pairs("keys")),
-    )
+    models.Settings.__table__.outerjoin(models.Transaction.__table__, UNDER_KEYS)
 )
 ALLOCATIONS = (
     select(models.Allocation.__table__)
@@ -85,7 +81,7 @@ RESTORED = select(models.Allocation.reverses_id, models.Allocation.points).where
 )
 POSTED_BY = select(
     models.Transaction.partner_id, models.Transaction.external_id, models.Transaction.member_id
-).where(tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(_pairs("keys")))
+).where(UNDER_KEYS)
 EARN_REVERSALS = select(
     models.Transaction.original_id,
     models.Transaction.points,

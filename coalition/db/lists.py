@@ -11,38 +11,51 @@ once per dialect and cached like any other.
 
 from typing import ClassVar
 
-from sqlalchemy import Boolean, any_, bindparam
+from sqlalchemy import Boolean, String, any_, bindparam
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql import coercions, roles
 from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 
-class Among(ColumnElement):
-    """``column`` is one of the values bound to the parameter ``name``."""
+def among(column, name: str) -> "_Among":
+    """``column`` is one of the values bound, as a list, to the parameter ``name``."""
+    return _Among(column, name)
 
+
+class _Among(ColumnElement):
     inherit_cache = True
     type = Boolean()
     _is_implicitly_boolean = True  # a comparison: no "= 1" after it where booleans are integers
+    # what the compiled statement depends on, so that SQLAlchemy's cache tells them apart
     _traverse_internals: ClassVar = [
         ("column", InternalTraversal.dp_clauseelement),
         ("name", InternalTraversal.dp_string),
     ]
 
     def __init__(self, column, name: str):
-        self.column, self.name = column, name
+        self.column = coercions.expect(roles.ExpressionElementRole, column)
+        self.name = name
+
+    @property
+    def _from_objects(self):
+        """The column's table, for a statement that names it nowhere else."""
+        return self.column._from_objects
 
 
-@compiles(Among)
-def _expanded(element: Among, compiler, **kw) -> str:
+@compiles(_Among)
+def _expanded(element: _Among, compiler, **kw) -> str:
     return compiler.process(element.column.in_(bindparam(element.name, expanding=True)), **kw)
 
 
-@compiles(Among, "postgresql")
-def _array(element: Among, compiler, **kw) -> str:
-    values = bindparam(element.name, type_=ARRAY(element.column.type))
+@compiles(_Among, "postgresql")
+def _array(element: _Among, compiler, **kw) -> str:
+    values = bindparam(element.name, type_=ARRAY(_unbounded(element.column.type)))
     return compiler.process(element.column == any_(values), **kw)
 
 
-def among(column, name: str) -> Among:
-    return Among(column, name)
+def _unbounded(column_type):
+    """The column's type without a length: a cast to ``VARCHAR(n)`` would cut a longer
+    value to one the column holds, and find a row the value does not name."""
+    return String() if isinstance(column_type, String) else column_type

@@ -70,7 +70,8 @@ def _allocation_view(row) -> dict:
 
 
 def _view(transaction, allocations: list[dict], lot) -> dict:
-    """A transaction as the API shows it, from any object with its columns as attributes."""
+    """A transaction as the API shows it, from any object with its columns as attributes:
+    a listing's rows, an ORM object read by id, the book's row of a posting."""
     amount = transaction.amount  # stored to NUMERIC's four places: shown at the currency's
     if amount is not None:
         amount = money.text(money.round_half_even(amount, transaction.currency))
