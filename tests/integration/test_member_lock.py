@@ -5,10 +5,12 @@ work inserting a row that names the member (an earn's lot) has PostgreSQL
 check the foreign key with ``SELECT 1 FROM members … FOR KEY SHARE``. Under
 ``FOR UPDATE`` that check waited for the burn; two batches, each burning for
 a member the other earned for, then deadlocked. ``FOR NO KEY UPDATE`` lets
-the check through and still makes a second burn wait. Each step here runs
+the check through and still makes a second burn wait; and members are
+locked in their ids' order, wherever their rows lie. Each step here runs
 with a lock timeout, so a wait shows up as an error instead of a hang.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 
 import pytest
@@ -18,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 from coalition.db import models
 from coalition.db.writes import Writes
 from coalition.services import members
+from tests.threads import until_waiting_on_locks
 
 pytestmark = pytest.mark.postgres
 
@@ -37,10 +40,10 @@ def locked(database):
         yield database
 
 
-def _other_transaction(database, sql: str) -> None:
+def _other_transaction(database, sql: str, member: str = MEMBER) -> None:
     with database.engine.connect() as other:
         other.execute(text("SET LOCAL lock_timeout = '1s'"))
-        other.execute(text(sql), {"member": MEMBER})
+        other.execute(text(sql), {"member": member})
         other.rollback()
 
 
@@ -58,3 +61,32 @@ def test_a_second_lock_through_the_service_waits(locked):
         session.execute(text("SET LOCAL lock_timeout = '1s'"))
         with pytest.raises(OperationalError, match="lock timeout"):
             members.lock(session, {MEMBER, "m-other"})
+
+
+def test_the_service_locks_members_in_id_order_wherever_their_rows_lie(database):
+    """Burns and reversals of crossing members lock them in one order, their ids', or
+    two chunks could each hold a member the other waits for. The rows here lie on disk
+    in the reverse of their ids' order, and are many, so a plan that read them in the
+    table's order would lock them so. The member written first is held elsewhere: a lock
+    of all of them must hold every other one while it waits."""
+    ids = [f"m-order-{number:03d}" for number in range(300)]
+    with database.engine.begin() as connection:
+        Writes(connection).insert(
+            models.Member.__table__,
+            {"id": ids[::-1], "created_at": [datetime.now(UTC)] * len(ids)},
+        ).run()
+    lock_statement = "SELECT id FROM members WHERE id = :member FOR NO KEY UPDATE"
+
+    def lock_all():
+        with database.transaction() as session:
+            session.execute(text("SET LOCAL lock_timeout = '30s'"))
+            return members.lock(session, set(ids))
+
+    with ThreadPoolExecutor(max_workers=1) as pool, database.engine.connect() as holder:
+        holder.execute(text(lock_statement), {"member": ids[-1]})
+        locking = pool.submit(lock_all)
+        until_waiting_on_locks(database.engine, 1, unless=locking.done)
+        with pytest.raises(OperationalError, match="lock timeout"):
+            _other_transaction(database, lock_statement, ids[0])
+        holder.rollback()
+        assert locking.result(timeout=30) == set(ids)
