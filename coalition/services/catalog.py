@@ -14,6 +14,7 @@ threads; to change reference data, load its ORM object in a session.
 """
 
 import secrets
+from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -55,7 +56,7 @@ class Catalog:
     generation: int
     settings: Row
     partners: dict[str, Row]
-    rates: tuple[rates.Rate, ...]
+    rates: dict[tuple[str, str | None], tuple[rates.Rate, ...]]  # by kind and partner_id
     keys: dict[str, Row]  # unrevoked API keys by their SHA-256
     last_closed: periods.Period | None
 
@@ -64,12 +65,20 @@ class Catalog:
         return periods.Calendar(self.settings.period, self.settings.timezone)
 
     def rates_of(self, kinds: tuple[str, ...], partner_id: str | None = None) -> list:
-        """Every version of these kinds that could apply to the partner (all, without one)."""
-        return [
-            rate
-            for rate in self.rates
-            if rate.kind in kinds and (partner_id is None or rate.partner_id in (None, partner_id))
-        ]
+        """Every version of these kinds that could apply to the partner: its own and the
+        coalition-wide ones (every partner's, without one), oldest first.
+
+        Read from the versions grouped by kind and partner, since a posting asks for
+        its partner's several times: rates are versions kept for ever, and a
+        coalition's weekly promos alone add thousands over a few years, which a scan
+        of every version would have each posting pay for (performance-log.md).
+        """
+        if partner_id is None:
+            scopes = [scope for scope in self.rates if scope[0] in kinds]
+        else:
+            scopes = [(kind, owner) for kind in kinds for owner in (None, partner_id)]
+        found = [rate for scope in scopes for rate in self.rates.get(scope, ())]
+        return sorted(found, key=lambda rate: rate.id)  # in the order they were added
 
     def point_value(self, at: datetime) -> Decimal | None:
         """The coalition-wide redemption rate in force at ``at``: what an outstanding point
@@ -139,10 +148,17 @@ def _load(session, generation: int) -> Catalog:
         generation=generation,
         settings=rows(models.Settings)[0],
         partners={row.id: row for row in rows(models.Partner)},
-        rates=tuple(as_rate(row) for row in rows(models.Rate)),
+        rates=_by_scope(as_rate(row) for row in rows(models.Rate)),
         keys={row.key_hash: row for row in rows(models.ApiKey) if row.revoked_at is None},
         last_closed=None if last is None else periods.Period(*last),
     )
+
+
+def _by_scope(versions) -> dict[tuple[str, str | None], tuple[rates.Rate, ...]]:
+    grouped = defaultdict(list)
+    for rate in versions:
+        grouped[(rate.kind, rate.partner_id)].append(rate)
+    return {scope: tuple(rates_of_scope) for scope, rates_of_scope in grouped.items()}
 
 
 def as_rate(row: models.Rate) -> rates.Rate:
