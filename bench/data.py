@@ -289,6 +289,43 @@ def configure(call, rates_from: datetime, operator_key: str) -> World:
     return World(partners=partners, operator_key=operator_key, rates_from=rates_from)
 
 
+PROMO_WEEKS = 104  # the rate history: two years of weekly promos at every partner
+
+
+def add_rate_history(url: str, world: World, before: datetime) -> int:
+    """Two years of weekly promos at every partner, each ended by ``before``: the rate
+    versions a coalition that has run promotions for a while holds, and keeps, since
+    rates are never deleted. Written straight into the table, as the service would
+    have written them (created when they began, before any transaction), with a new
+    catalog generation so that running services read them. Returns how many.
+
+    Without a history, each posting's rate lookup had about 90 versions to consider;
+    a coalition's real history is thousands (performance-log.md, "Rate versions").
+    """
+    start = before - timedelta(weeks=PROMO_WEEKS)
+    rows = [
+        (
+            "promo",
+            "2",
+            partner_id,
+            start + timedelta(weeks=week),
+            start + timedelta(weeks=week + 1),
+            start + timedelta(weeks=week),
+        )
+        for week in range(PROMO_WEEKS)
+        for partner_id in world.partner_ids
+    ]
+    with psycopg.connect(conninfo(url)) as connection, connection.cursor() as cursor:
+        with cursor.copy(
+            "COPY rates (kind, value, partner_id, effective_from, effective_to, created_at)"
+            " FROM STDIN"
+        ) as copy:
+            for row in rows:
+                copy.write_row(row)
+        cursor.execute("UPDATE settings SET generation = %s", (random.getrandbits(62),))
+    return len(rows)
+
+
 # --------------------------------------------------------------------------- bulk generation
 
 

@@ -96,6 +96,7 @@ def main(argv=None) -> int:
         now = datetime.now(UTC)
         _, (period_id, start, end) = data.month_periods(now)
         world = data.configure(_caller(client), start - timedelta(days=31), operator_key)
+        data.add_rate_history(url, world, start - timedelta(days=31))
         began = time.perf_counter()
         loaded = data.bulk_load(
             url,

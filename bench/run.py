@@ -797,9 +797,9 @@ def main(argv=None) -> int:
         now = datetime.now(UTC)
         plans = _stage_plans(scale, now)
         progress("creating partners, rates and keys through the API")
-        world = data.configure(
-            http_caller(server.url), plans[0].start - timedelta(days=31), operator_key
-        )
+        rates_from = plans[0].start - timedelta(days=31)
+        world = data.configure(http_caller(server.url), rates_from, operator_key)
+        results["rate_versions"] = data.add_rate_history(url, world, rates_from)
         client_processes = arguments.client_processes or min(
             4, max(scale.http_clients, os.cpu_count() or 1)
         )
@@ -937,7 +937,8 @@ def render_results(results: dict, throwaway: bool) -> str:
         (
             f"data: {rows['members']:,} members, {rows['transactions']:,} transactions, {rows['lots']:,} lots, "
             f"{rows['allocations']:,} allocations (21 partners + coalition, 6 currencies; earns, bonuses, "
-            f"returns, burns, burn reversals)"
+            f"returns, burns, burn reversals); {results['rate_versions']:,} rate versions before the "
+            f"stages (two years of weekly promos at every partner)"
         ),
         "",
         f"Figures on 10× data (period {ten['period_id']}):",
