@@ -299,8 +299,8 @@ def add_rate_history(url: str, world: World, before: datetime) -> int:
     have written them (created when they began, before any transaction), with a new
     catalog generation so that running services read them. Returns how many.
 
-    Without a history, each posting's rate lookup had about 90 versions to consider;
-    a coalition's real history is thousands (performance-log.md, "Rate versions").
+    Without it the benchmark's coalition had 32 versions, where a real one that has run
+    for years has thousands (performance-log.md, "Rate versions").
     """
     start = before - timedelta(weeks=PROMO_WEEKS)
     rows = [

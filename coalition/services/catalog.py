@@ -155,6 +155,7 @@ def _load(session, generation: int) -> Catalog:
 
 
 def _by_scope(versions) -> dict[tuple[str, str | None], tuple[rates.Rate, ...]]:
+    """The versions by kind and partner (None: coalition-wide), each scope's in order."""
     grouped = defaultdict(list)
     for rate in versions:
         grouped[(rate.kind, rate.partner_id)].append(rate)
