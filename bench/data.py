@@ -295,9 +295,10 @@ PROMO_WEEKS = 104  # the rate history: two years of weekly promos at every partn
 def add_rate_history(url: str, world: World, before: datetime) -> int:
     """Two years of weekly promos at every partner, each ended by ``before``: the rate
     versions a coalition that has run promotions for a while holds, and keeps, since
-    rates are never deleted. Written straight into the table, as the service would
-    have written them (created when they began, before any transaction), with a new
-    catalog generation so that running services read them. Returns how many.
+    rates are never deleted. Written straight into the table, rows of the shape the
+    service writes for a promo (without their change records, and dated as created
+    when each began), with a new catalog generation so that running services read
+    them. Returns how many.
 
     Without it the benchmark's coalition had 32 versions, where a real one that has run
     for years has thousands (performance-log.md, "Rate versions").

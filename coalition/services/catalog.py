@@ -15,9 +15,11 @@ threads; to change reference data, load its ORM object in a session.
 
 import secrets
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Row, event, select, update
@@ -56,7 +58,7 @@ class Catalog:
     generation: int
     settings: Row
     partners: dict[str, Row]
-    rates: dict[tuple[str, str | None], tuple[rates.Rate, ...]]  # by kind and partner_id
+    rates: Mapping[tuple[str, str | None], tuple[rates.Rate, ...]]  # by kind and partner_id
     keys: dict[str, Row]  # unrevoked API keys by their SHA-256
     last_closed: periods.Period | None
 
@@ -69,14 +71,16 @@ class Catalog:
         coalition-wide ones (every partner's, without one), oldest first.
 
         Read from the versions grouped by kind and partner, since a posting asks for
-        its partner's several times: rates are versions kept for ever, and a
+        its partner's several times: rates are versions kept for ever (SPEC §5), and a
         coalition's weekly promos alone add thousands over a few years, which a scan
         of every version would have each posting pay for (performance-log.md).
         """
         if partner_id is None:
             scopes = [scope for scope in self.rates if scope[0] in kinds]
         else:
-            scopes = [(kind, owner) for kind in kinds for owner in (None, partner_id)]
+            scopes = [
+                (kind, owner) for kind in dict.fromkeys(kinds) for owner in (None, partner_id)
+            ]
         found = [rate for scope in scopes for rate in self.rates.get(scope, ())]
         return sorted(found, key=lambda rate: rate.id)  # in the order they were added
 
@@ -154,12 +158,13 @@ def _load(session, generation: int) -> Catalog:
     )
 
 
-def _by_scope(versions) -> dict[tuple[str, str | None], tuple[rates.Rate, ...]]:
-    """The versions by kind and partner (None: coalition-wide), each scope's in order."""
+def _by_scope(versions) -> Mapping[tuple[str, str | None], tuple[rates.Rate, ...]]:
+    """The versions by kind and partner (None: coalition-wide), each scope's in order;
+    read-only, as the catalog is shared between threads."""
     grouped = defaultdict(list)
     for rate in versions:
         grouped[(rate.kind, rate.partner_id)].append(rate)
-    return {scope: tuple(rates_of_scope) for scope, rates_of_scope in grouped.items()}
+    return MappingProxyType({scope: tuple(scoped) for scope, scoped in grouped.items()})
 
 
 def as_rate(row: models.Rate) -> rates.Rate:
