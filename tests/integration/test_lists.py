@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from coalition.db import models
 from coalition.db.lists import among
 from coalition.db.writes import Writes
+from tests.integration.test_writes import transaction_columns
 
 AT = datetime(2026, 3, 1, 9, 30, tzinfo=UTC)
 WIDEST = "x" * 128  # members.id is VARCHAR(128)
@@ -62,25 +63,10 @@ def test_the_list_alone_names_the_table_it_reads(connection):
 
 
 def _posted(connection, points: list[int]) -> list[int]:
-    """Bonuses of these points, with ids past 32 bits; their ids."""
+    """Transactions of these points, with ids past 32 bits; their ids."""
     ids = [BIG + 3 * n for n in range(len(points))]
-    row = {
-        "partner_id": "coalition",
-        "type": "bonus",
-        "member_id": "card-1",
-        "occurred_at": AT,
-        "recorded_at": AT,
-        "reason": "goodwill",
-        "shortfall_points": 0,
-        "rate_ids": (),
-        "period_id": "2026-03",
-        "late": False,
-        "request_hash": "h",
-    }
-    columns = {"id": ids, "external_id": [f"list-{id}" for id in ids], "points": points}
-    Writes(connection).insert(
-        models.Transaction.__table__, columns | {key: [value] * len(ids) for key, value in row.items()}
-    ).run()
+    columns = transaction_columns(ids, member_id="card-1") | {"points": points}
+    Writes(connection).insert(models.Transaction.__table__, columns).run()
     return ids
 
 

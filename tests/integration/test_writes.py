@@ -35,7 +35,8 @@ def connection(database):
             transaction.rollback()
 
 
-def _transactions(ids, **overrides) -> dict[str, list]:
+def transaction_columns(ids, **overrides) -> dict[str, list]:
+    """Columns of transactions rows with these ids, one value each but the overrides."""
     row = {
         "partner_id": "coalition",
         "type": "earn",
@@ -60,7 +61,7 @@ def _transactions(ids, **overrides) -> dict[str, list]:
 
 
 def test_rows_read_back_exactly_as_written(connection):
-    write_rows(connection, models.Transaction.__table__, _transactions([9001, 9002]))
+    write_rows(connection, models.Transaction.__table__, transaction_columns([9001, 9002]))
     T = models.Transaction.__table__
     rows = connection.execute(select(T).where(T.c.id >= 9001).order_by(T.c.id)).mappings().all()
     assert [row["external_id"] for row in rows] == ["col-9001", "col-9002"]
@@ -76,7 +77,7 @@ def test_text_that_looks_like_array_syntax_and_columns_mixing_nulls_read_back_as
     beside NULLs, must not be split or read as NULL, in whatever format they travel."""
     texts = ["", "NULL", "a,b", '"', "{x}", "back\\slash", "ünïcode €", None]
     ids = list(range(9101, 9101 + len(texts)))
-    columns = _transactions(ids)
+    columns = transaction_columns(ids)
     columns["category"] = texts
     columns["original_id"] = [None if n % 2 else 9101 for n in range(len(ids))]
     columns["amount"] = [None if n % 3 == 0 else Decimal(n) / 7 for n in range(len(ids))]
@@ -110,14 +111,14 @@ def test_a_value_too_long_for_its_column_is_refused_not_cut(connection, database
         pytest.skip("SQLite does not enforce VARCHAR lengths")
     with pytest.raises(DBAPIError):
         write_rows(
-            connection, models.Transaction.__table__, _transactions([9003], currency="EURO")
+            connection, models.Transaction.__table__, transaction_columns([9003], currency="EURO")
         )
 
 
 def test_an_instant_without_a_zone_is_refused_on_either_database(connection):
     with pytest.raises((ValueError, StatementError), match="naive datetime"):
         write_rows(
-            connection, models.Transaction.__table__, _transactions([9004], recorded_at=AT.replace(tzinfo=None))
+            connection, models.Transaction.__table__, transaction_columns([9004], recorded_at=AT.replace(tzinfo=None))
         )
 
 
@@ -154,7 +155,7 @@ def _lots(ids, transaction_ids, member_id="m-columns") -> dict[str, list]:
 def test_rows_of_one_run_may_name_each_other_and_an_update_applies(connection):
     writes = Writes(connection)
     writes.insert(models.Member.__table__, {"id": ["m-columns"], "created_at": [AT]})
-    writes.insert(models.Transaction.__table__, _transactions([9101, 9102]))
+    writes.insert(models.Transaction.__table__, transaction_columns([9101, 9102]))
     writes.insert(models.Lot.__table__, _lots([9201], [9101]))
     writes.run()
     Writes(connection).insert(models.Lot.__table__, _lots([9202], [9102])).update(
@@ -168,7 +169,7 @@ def test_rows_of_one_run_may_name_each_other_and_an_update_applies(connection):
 def test_a_row_naming_nothing_is_refused_with_the_rest_of_its_run(connection):
     writes = Writes(connection)
     writes.insert(models.Member.__table__, {"id": ["m-columns"], "created_at": [AT]})
-    writes.insert(models.Transaction.__table__, _transactions([9301]))
+    writes.insert(models.Transaction.__table__, transaction_columns([9301]))
     writes.insert(models.Lot.__table__, _lots([9302], [9301], member_id="m-nobody"))
     with pytest.raises(DBAPIError):
         writes.run()
@@ -194,4 +195,4 @@ def test_accumulate_adds_to_the_row_already_there(connection):
 def test_ids_already_written_as_json_are_refused_not_written_twice(connection):
     # SQLAlchemy wraps the type's error in a StatementError; PostgreSQL's arrays are bound here
     with pytest.raises((TypeError, StatementError), match="not the text"):
-        write_rows(connection, models.Transaction.__table__, _transactions([9101], rate_ids="[1, 2]"))
+        write_rows(connection, models.Transaction.__table__, transaction_columns([9101], rate_ids="[1, 2]"))
