@@ -146,7 +146,8 @@ class Api(flask_smorest.Api):
         return body, code, {**carried, **(headers or {})}
 
     def handle_domain_error(self, error: CoalitionError):
-        return domain_error_body(error), error.status
+        body = domain_error_body(error)
+        return body, body["code"]
 
     def handle_unavailable(self, error: Unavailable):
         """503: the request is not at fault. A commit that reached the server before

@@ -7,7 +7,30 @@ import marshmallow
 from werkzeug.http import HTTP_STATUS_CODES
 
 from coalition import auth
-from coalition.domain.errors import CoalitionError
+from coalition.domain.errors import (
+    CoalitionError,
+    Conflict,
+    Forbidden,
+    IdempotencyConflict,
+    MissingFx,
+    NotFound,
+    PeriodClosed,
+)
+from coalition.domain.settlement import Unbalanced
+from coalition.services.batches import NotWritten
+
+STATUSES = {
+    NotFound: 404,
+    Forbidden: 403,
+    Conflict: 409,
+    IdempotencyConflict: 409,
+    MissingFx: 409,
+    PeriodClosed: 409,
+    Unbalanced: 500,
+    NotWritten: 500,
+}
+"""The HTTP status of each domain error that is not a 422, by class: a subclass
+answers as its nearest listed ancestor (:func:`status_of`)."""
 
 
 class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
@@ -115,12 +138,18 @@ def error_body(code: int, message: str, *, reason: str | None = None, errors=Non
     return body
 
 
+def status_of(error: CoalitionError) -> int:
+    """The status a broken rule answers with: 422 (a well-formed request that breaks a
+    rule) unless its class or an ancestor says otherwise in :data:`STATUSES`."""
+    return next((STATUSES[kind] for kind in type(error).__mro__ if kind in STATUSES), 422)
+
+
 def domain_error_body(error: CoalitionError) -> dict:
     """A broken rule's body; the fields whose values break it, if any, are named under
     ``errors`` in the shape of the schema's own validation errors."""
     problems = error.by_field()
     errors = {error.location: {f: [why] for f, why in problems.items()}} if problems else None
-    return error_body(error.status, error.message, reason=error.reason, errors=errors)
+    return error_body(status_of(error), error.message, reason=error.reason, errors=errors)
 
 
 def unauthenticated(error: auth.Unauthenticated):

@@ -1,7 +1,8 @@
-"""One hierarchy of domain errors, each with an HTTP status and a ``reason``.
+"""One hierarchy of domain errors, each with a ``reason``.
 
-The HTTP layer maps every :class:`CoalitionError` to the JSON error body of
-SPEC §10 in one handler; the CLI prints the message. Raising keeps the use
+The HTTP layer maps every :class:`CoalitionError` to its status and the JSON
+error body of SPEC §10 in one handler (``coalition.api.errors``); the CLI
+prints the message. Raising keeps the use
 cases linear: a failed rule aborts the unit of work, which rolls back.
 """
 
@@ -10,7 +11,6 @@ class CoalitionError(Exception):
     """Base of every rule violation the service reports to its caller.
 
     Attributes:
-        status: HTTP status the API answers with.
         reason: machine-readable code for clients (SPEC §10).
         message: human-readable explanation.
         field: the request's field whose value breaks the rule, if one alone
@@ -19,7 +19,6 @@ class CoalitionError(Exception):
         location: where that field is: ``json`` (the body) or ``query``.
     """
 
-    status = 422
     reason = "invalid"
 
     def __init__(
@@ -43,7 +42,7 @@ class CoalitionError(Exception):
 
 
 class Invalid(CoalitionError):
-    """The request is well-formed but breaks a rule (422)."""
+    """The request is well-formed but breaks a rule."""
 
 
 class InvalidFields(Invalid):
@@ -63,17 +62,14 @@ class InvalidFields(Invalid):
 
 
 class NotFound(CoalitionError):
-    status = 404
     reason = "not_found"
 
 
 class Forbidden(CoalitionError):
-    status = 403
     reason = "forbidden"
 
 
 class Conflict(CoalitionError):
-    status = 409
     reason = "conflict"
 
 
@@ -89,18 +85,14 @@ class MissingFx(NoRate):
     """A close needs an fx rate for a currency that has none at the period's end: a
     conflict with the rates as configured (SPEC §7), not a fault of the request."""
 
-    status = 409
-
 
 class PartnerSuspended(CoalitionError):
     reason = "partner_suspended"
 
 
 class PeriodClosed(CoalitionError):
-    status = 409
     reason = "period_closed"
 
 
 class IdempotencyConflict(CoalitionError):
-    status = 409
     reason = "idempotency_conflict"

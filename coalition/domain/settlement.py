@@ -27,7 +27,6 @@ from coalition.domain.totals import PartnerActivity
 class Unbalanced(CoalitionError):
     """Σ(receivable − payable) ≠ 0: the books do not balance; nothing is closed."""
 
-    status = 500
     reason = "unbalanced"
 
 

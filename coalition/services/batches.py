@@ -33,10 +33,9 @@ CHUNK = 100  # items per transaction: long enough to amortise, short enough to h
 
 
 class NotWritten(CoalitionError):
-    """An item the database failed on when posted alone: no fault of the client (500),
-    and only this item is lost; the log has the database's error."""
+    """An item the database failed on when posted alone: no fault of the client, and
+    only this item is lost; the log has the database's error."""
 
-    status = 500
     reason = "database_error"
 
 
