@@ -1,0 +1,182 @@
+"""PostgreSQL refuses, at commit, a ledger whose rows do not add up (migration 0017).
+
+In :func:`small_month`, m1's lot holds 2468 − 2345 = 123 points and m1's burn
+of 2345 has one allocation of −2345 from it. Each write below breaks one of
+the two sums (a lot holds its points plus its allocations; a burn's
+allocations add up to its points): its transaction must fail with
+``check_violation`` and leave every table as it was. A write that keeps
+both, in statements whose order leaves them broken in between, commits.
+"""
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from coalition.db import models
+from coalition.db.writes import Writes
+from tests.e2e.settlement_world import small_month
+from tests.integration.test_writes import AT, transaction_columns
+from tests.migrations import migrate
+
+pytestmark = pytest.mark.postgres
+
+MIGRATION = "0017_ledger_adds_up.py"
+
+LOT_BROKEN = "does not hold its points plus what its allocations moved"
+MOVED_BROKEN = "do not add up to its points"
+NEW_BURN = 9_000_001
+
+
+@pytest.fixture
+def m1(operator, database):
+    """m1's lot id and its burn's id, after the small month."""
+    small_month(operator)
+    with database.engine.connect() as connection:
+        lot_id = connection.execute(text("SELECT id FROM lots WHERE member_id = 'm1'")).scalar_one()
+        burn_id = connection.execute(
+            text("SELECT id FROM transactions WHERE external_id = 'm1-burn'")
+        ).scalar_one()
+    return lot_id, burn_id
+
+
+def _ledger(database) -> dict[str, list]:
+    with database.engine.connect() as connection:
+        return {
+            table: connection.execute(text(f"SELECT * FROM {table} ORDER BY id")).all()
+            for table in ("transactions", "lots", "allocations")
+        }
+
+
+def _allocation(transaction_id: int, lot_id: int, points: int, allocation_id: int = 9_000_001):
+    return {
+        "id": [allocation_id],
+        "transaction_id": [transaction_id],
+        "type": ["burn"],
+        "lot_id": [lot_id],
+        "issuer_id": ["skyair"],
+        "redeemer_id": ["aroma"],
+        "points": [points],
+        "value_rate": [Decimal("0.01")],
+        "reverses_id": [None],
+        "period_id": ["2026-03"],
+    }
+
+
+def _burn(points: int) -> dict[str, list]:
+    return transaction_columns(
+        [NEW_BURN], type="burn", partner_id="aroma", member_id="m1", points=points,
+        amount=None, currency=None, fee_rate=None, rate_ids=(), late=False,
+    )
+
+
+def _refused(database, write) -> str:
+    """The message of the error that refused ``write(connection)``'s transaction."""
+    with pytest.raises(DBAPIError) as refused, database.engine.begin() as connection:
+        write(connection)
+    assert refused.value.orig.sqlstate == "23514"  # check_violation
+    return str(refused.value)
+
+
+def test_a_lot_whose_remaining_points_change_alone_is_refused(m1, database):
+    lot_id, _ = m1
+    before = _ledger(database)
+
+    message = _refused(database, lambda connection: connection.execute(
+        text("UPDATE lots SET remaining = remaining - 1 WHERE id = :id"), {"id": lot_id}))
+
+    assert f"lot {lot_id} {LOT_BROKEN}" in message
+    assert _ledger(database) == before
+
+
+def test_an_allocation_its_lot_does_not_show_is_refused(m1, database):
+    lot_id, burn_id = m1
+    before = _ledger(database)
+
+    message = _refused(database, lambda connection: Writes(connection).insert(
+        models.Allocation.__table__, _allocation(burn_id, lot_id, -1)).run())
+
+    assert LOT_BROKEN in message or MOVED_BROKEN in message
+    assert _ledger(database) == before
+
+
+def test_a_burn_whose_allocations_do_not_add_up_is_refused(m1, database):
+    # the lot shows the extra allocation (123 − 1 = 122 = 2468 − 2345 − 1): only the burn is off
+    lot_id, burn_id = m1
+    before = _ledger(database)
+
+    def write(connection):
+        Writes(connection).insert(
+            models.Allocation.__table__, _allocation(burn_id, lot_id, -1)
+        ).update(models.Lot.__table__, "remaining", [lot_id], [122]).run()
+
+    assert f"transaction {burn_id} {MOVED_BROKEN}" in _refused(database, write)
+    assert _ledger(database) == before
+
+
+def test_a_lot_written_short_of_its_points_is_refused(m1, database):
+    # an earn of 25 whose new lot holds 24 and nothing moved from it
+    before = _ledger(database)
+    earn = 9_000_002
+
+    def write(connection):
+        Writes(connection).insert(
+            models.Transaction.__table__,
+            transaction_columns([earn], partner_id="skyair", member_id="m1"),
+        ).insert(models.Lot.__table__, {
+            "id": [earn], "transaction_id": [earn], "member_id": ["m1"], "issuer_id": ["skyair"],
+            "points": [25], "remaining": [24],
+            "earned_at": [AT], "available_at": [AT], "expires_at": [AT + timedelta(days=365)],
+        }).run()
+
+    assert f"lot {earn} {LOT_BROKEN}" in _refused(database, write)
+    assert _ledger(database) == before
+
+
+def test_a_burn_with_no_allocation_is_refused(m1, database):
+    before = _ledger(database)
+
+    message = _refused(database, lambda connection: Writes(connection).insert(
+        models.Transaction.__table__, _burn(-5)).run())
+
+    assert f"transaction {NEW_BURN} {MOVED_BROKEN}" in message
+    assert _ledger(database) == before
+
+
+def test_the_sums_are_checked_at_commit_not_at_each_statement(m1, database):
+    # a burn of 5 from m1's lot in three statements; after the second, the lot is off by 5
+    lot_id, _ = m1
+    with database.engine.begin() as connection:
+        Writes(connection).insert(models.Transaction.__table__, _burn(-5)).run()
+        Writes(connection).insert(
+            models.Allocation.__table__, _allocation(NEW_BURN, lot_id, -5)
+        ).run()
+        Writes(connection).update(models.Lot.__table__, "remaining", [lot_id], [118]).run()
+
+    with database.engine.connect() as connection:
+        remaining = connection.execute(
+            text("SELECT remaining FROM lots WHERE id = :id"), {"id": lot_id}
+        ).scalar_one()
+    assert remaining == 123 - 5
+
+
+def test_a_downgrade_takes_the_checks_away_and_an_upgrade_brings_them_back(m1, database):
+    lot_id, _ = m1
+
+    def take_one(connection):
+        connection.execute(
+            text("UPDATE lots SET remaining = remaining - 1 WHERE id = :id"), {"id": lot_id}
+        )
+
+    with database.engine.begin() as connection:
+        migrate(connection, MIGRATION, "downgrade")
+    try:
+        with database.engine.begin() as connection:
+            take_one(connection)
+    finally:
+        with database.engine.begin() as connection:
+            migrate(connection, MIGRATION, "upgrade")
+
+    assert LOT_BROKEN in _refused(database, take_one)
