@@ -87,6 +87,20 @@ def is_retryable(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
 
 
+def retried(transaction):
+    """``transaction()``, a function that runs one database transaction, run again
+    (after a short, growing pause) while PostgreSQL makes it a deadlock's victim or
+    refuses to serialise it: it was rolled back whole, so it may simply run again."""
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        try:
+            return transaction()
+        except DBAPIError as error:
+            if attempt == MAX_ATTEMPTS or not is_retryable(error):
+                raise
+            time.sleep(0.005 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
 class Unavailable(Exception):
     """The database refused the connection, the connection broke mid-work, or the
     server cannot take writes now.
@@ -260,15 +274,12 @@ class Database:
 
     def run(self, use_case, *args, **kwargs):
         """Run ``use_case(session, ...)`` in one transaction, retrying deadlocks."""
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                with self.transaction() as session:
-                    return use_case(session, *args, **kwargs)
-            except DBAPIError as error:
-                if attempt == MAX_ATTEMPTS or not is_retryable(error):
-                    raise
-                time.sleep(0.005 * 2**attempt)
-        raise AssertionError("unreachable")
+
+        def once():
+            with self.transaction() as session:
+                return use_case(session, *args, **kwargs)
+
+        return retried(once)
 
     def run_reading(self, use_case, *args, **kwargs):
         """:meth:`run` for a use case that reads: listings, statements, drafts, KPIs.
@@ -319,6 +330,7 @@ __all__ = [
     "Unavailable",
     "on_postgresql",
     "reaching",
+    "retried",
     "twice_if_unavailable",
     "written",
 ]

@@ -9,7 +9,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy.exc import DBAPIError
 
-from coalition.db import locks, on_postgresql
+from coalition.db import locks, on_postgresql, retried
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -24,16 +24,28 @@ def upgrade(database, revision: str = "head") -> frozenset[str]:
     transaction that the others wait for, then they find the schema current.
     Without it the others ran the same DDL beside the first and failed on
     what it created. SQLite's write lock, taken at BEGIN, queues them there.
+
+    An upgrade locks tables that postings in flight (an older instance's)
+    write to, and cannot always take them in a posting's order: a statement
+    psycopg has prepared locks its main table first, the others after. When
+    PostgreSQL ends such a wait both ways by rolling the upgrade back, as a
+    deadlock's victim, the upgrade runs again, as a unit of work would.
     """
     config = _config()
-    with database.engine.begin() as connection:
-        if on_postgresql(connection):
-            connection.exec_driver_sql("SET LOCAL lock_timeout = 0")  # however long the first takes
-            locks.hold(connection, locks.MIGRATIONS)
-        before = frozenset(MigrationContext.configure(connection).get_current_heads())
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-    return before
+
+    def once():
+        with database.engine.begin() as connection:
+            if on_postgresql(connection):
+                connection.exec_driver_sql(
+                    "SET LOCAL lock_timeout = 0"
+                )  # however long the first takes
+                locks.hold(connection, locks.MIGRATIONS)
+            before = frozenset(MigrationContext.configure(connection).get_current_heads())
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+        return before
+
+    return retried(once)
 
 
 VERSIONS = "SELECT version_num FROM alembic_version"

@@ -8,7 +8,7 @@ reversals, and a statement downloads as the same bytes for good (SPEC §6,
 migration and no hand-typed SQL can do it by mistake: such a statement fails
 and its transaction writes nothing. Each fires only on what is refused (an
 ``UPDATE OF`` the guarded columns, a ``DELETE``), so a posting, which
-inserts and sets lots' remaining points, runs no trigger. ``TRUNCATE`` is
+inserts and sets lots' remaining points, runs none of them. ``TRUNCATE`` is
 not guarded: it empties a database, it does not edit one.
 
 Creating a trigger locks its table against writes for an instant; postings
@@ -35,8 +35,8 @@ LOT_COLUMNS = (
 PERIOD_COLUMNS = 'id, start, "end", closed_at, settlement'
 
 #: table: (the columns an update may not name, None for every column; why), in the
-#: order a posting's write locks them, so that the upgrade and a posting never wait
-#: for each other both ways
+#: order a posting's write first locks them (a statement psycopg has prepared locks
+#: lots first: a deadlock with it has the upgrade run again, coalition.db.migrate)
 GUARDED = {
     "transactions": (None, "a transaction is never changed: a correction is a reversal"),
     "lots": (LOT_COLUMNS, "a lot changes only in its remaining points"),

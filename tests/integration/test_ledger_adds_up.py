@@ -11,13 +11,17 @@ both, in statements whose order leaves them broken in between, commits.
 from datetime import timedelta
 from decimal import Decimal
 
+import psycopg
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
+from coalition.db import migrate as schema
 from coalition.db import models
 from coalition.db.writes import Writes
+from coalition.domain.errors import Conflict
 from tests.e2e.settlement_world import small_month
+from tests.integration.test_faults import Faults
 from tests.integration.test_writes import AT, transaction_columns
 from tests.migrations import migrate
 
@@ -65,11 +69,24 @@ def _allocation(transaction_id: int, lot_id: int, points: int, allocation_id: in
     }
 
 
-def _burn(points: int) -> dict[str, list]:
+def _lot(earn_id: int, remaining: int) -> dict[str, list]:
+    """m1's lot of 25 points from the earn ``earn_id``, holding ``remaining``."""
+    return {
+        "id": [earn_id], "transaction_id": [earn_id], "member_id": ["m1"], "issuer_id": ["skyair"],
+        "points": [25], "remaining": [remaining],
+        "earned_at": [AT], "available_at": [AT], "expires_at": [AT + timedelta(days=365)],
+    }
+
+
+def _moved(kind: str, points: int) -> dict[str, list]:
     return transaction_columns(
-        [NEW_BURN], type="burn", partner_id="aroma", member_id="m1", points=points,
+        [NEW_BURN], type=kind, partner_id="aroma", member_id="m1", points=points,
         amount=None, currency=None, fee_rate=None, rate_ids=(), late=False,
     )
+
+
+def _burn(points: int) -> dict[str, list]:
+    return _moved("burn", points)
 
 
 def _refused(database, write) -> str:
@@ -98,7 +115,24 @@ def test_an_allocation_its_lot_does_not_show_is_refused(m1, database):
     message = _refused(database, lambda connection: Writes(connection).insert(
         models.Allocation.__table__, _allocation(burn_id, lot_id, -1)).run())
 
-    assert LOT_BROKEN in message or MOVED_BROKEN in message
+    assert f"lot {lot_id} {LOT_BROKEN}" in message  # the allocation checks its lot first
+    assert _ledger(database) == before
+
+
+def test_a_new_lot_spent_without_its_remaining_points_set_is_refused(m1, database):
+    # an earn's lot of 25 written whole, and a burn of 5 from it that leaves it at 25
+    before = _ledger(database)
+    earn = 9_000_002
+
+    def write(connection):
+        Writes(connection).insert(
+            models.Transaction.__table__,
+            transaction_columns([earn], partner_id="skyair", member_id="m1"),
+        ).insert(models.Lot.__table__, _lot(earn, remaining=25)).insert(
+            models.Transaction.__table__, _burn(-5)
+        ).insert(models.Allocation.__table__, _allocation(NEW_BURN, earn, -5)).run()
+
+    assert f"lot {earn} {LOT_BROKEN}" in _refused(database, write)
     assert _ledger(database) == before
 
 
@@ -125,21 +159,20 @@ def test_a_lot_written_short_of_its_points_is_refused(m1, database):
         Writes(connection).insert(
             models.Transaction.__table__,
             transaction_columns([earn], partner_id="skyair", member_id="m1"),
-        ).insert(models.Lot.__table__, {
-            "id": [earn], "transaction_id": [earn], "member_id": ["m1"], "issuer_id": ["skyair"],
-            "points": [25], "remaining": [24],
-            "earned_at": [AT], "available_at": [AT], "expires_at": [AT + timedelta(days=365)],
-        }).run()
+        ).insert(models.Lot.__table__, _lot(earn, remaining=24)).run()
 
     assert f"lot {earn} {LOT_BROKEN}" in _refused(database, write)
     assert _ledger(database) == before
 
 
-def test_a_burn_with_no_allocation_is_refused(m1, database):
+@pytest.mark.parametrize("kind, points", [
+    ("burn", -5), ("burn_reversal", 5), ("earn_reversal", -5), ("expiry", -5),
+])
+def test_a_transaction_that_moves_points_with_no_allocation_is_refused(m1, database, kind, points):
     before = _ledger(database)
 
     message = _refused(database, lambda connection: Writes(connection).insert(
-        models.Transaction.__table__, _burn(-5)).run())
+        models.Transaction.__table__, _moved(kind, points)).run())
 
     assert f"transaction {NEW_BURN} {MOVED_BROKEN}" in message
     assert _ledger(database) == before
@@ -176,7 +209,63 @@ def test_a_downgrade_takes_the_checks_away_and_an_upgrade_brings_them_back(m1, d
         with database.engine.begin() as connection:
             take_one(connection)
     finally:
-        with database.engine.begin() as connection:
+        with database.engine.begin() as connection:  # put back, or the upgrade would refuse
+            connection.execute(text("UPDATE lots SET remaining = 123 WHERE id = :id"), {"id": lot_id})
             migrate(connection, MIGRATION, "upgrade")
 
     assert LOT_BROKEN in _refused(database, take_one)
+
+
+def _checks(connection) -> int:
+    return connection.execute(
+        text("SELECT count(*) FROM pg_trigger WHERE tgname LIKE '%\\_add\\_up'")
+    ).scalar_one()
+
+
+def test_an_upgrade_made_a_deadlocks_victim_runs_again(database):
+    # as when a posting in flight, its statement prepared, holds lots and waits for
+    # transactions while the upgrade holds transactions and waits for lots
+    with database.engine.begin() as connection:
+        migrate(connection, MIGRATION, "downgrade")
+        connection.execute(text("UPDATE alembic_version SET version_num = '0016'"))
+    faults = Faults(database.engine)
+
+    def victim(statement):
+        if "CREATE CONSTRAINT TRIGGER lots_add_up" in statement and not faults.failed:
+            return psycopg.errors.DeadlockDetected("injected: deadlock detected")
+        return None
+
+    try:
+        with faults.armed(victim):
+            assert schema.upgrade(database) == {"0016"}
+        assert len(faults.failed) == 1
+    finally:
+        faults.remove()
+        with database.engine.begin() as connection:
+            if not _checks(connection):
+                migrate(connection, MIGRATION, "upgrade")
+                connection.execute(text("UPDATE alembic_version SET version_num = '0017'"))
+    with database.engine.connect() as connection:
+        assert _checks(connection) == 4
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0017"
+
+
+def test_an_upgrade_refuses_a_ledger_that_does_not_add_up_already(m1, database):
+    lot_id, _ = m1
+    with database.engine.begin() as connection:
+        migrate(connection, MIGRATION, "downgrade")
+        connection.execute(text("UPDATE alembic_version SET version_num = '0016'"))
+        connection.execute(text("UPDATE lots SET remaining = remaining - 1 WHERE id = :id"), {"id": lot_id})
+    try:
+        with pytest.raises(Conflict) as refused:
+            schema.upgrade(database)
+        assert f"the ledger does not add up already (lots {lot_id}):" in refused.value.message
+        with database.engine.connect() as connection:
+            assert _checks(connection) == 0
+            assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0016"
+    finally:
+        with database.engine.begin() as connection:
+            connection.execute(text("UPDATE lots SET remaining = 123 WHERE id = :id"), {"id": lot_id})
+    assert schema.upgrade(database) == {"0016"}  # once it adds up
+    with database.engine.connect() as connection:
+        assert _checks(connection) == 4
