@@ -98,22 +98,16 @@ FUNCTIONS = f"""
         END IF;
     END
     $$;
-    CREATE FUNCTION lot_adds_up() RETURNS trigger LANGUAGE plpgsql AS $$
+    CREATE FUNCTION row_adds_up() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        PERFORM check_lot(NEW.id);
-        RETURN NULL;
-    END
-    $$;
-    CREATE FUNCTION allocation_adds_up() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        PERFORM check_lot(NEW.lot_id);
-        PERFORM check_moved(NEW.transaction_id);
-        RETURN NULL;
-    END
-    $$;
-    CREATE FUNCTION transaction_adds_up() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        PERFORM check_moved(NEW.id);
+        IF TG_TABLE_NAME = 'lots' THEN
+            PERFORM check_lot(NEW.id);
+        ELSIF TG_TABLE_NAME = 'allocations' THEN
+            PERFORM check_lot(NEW.lot_id);
+            PERFORM check_moved(NEW.transaction_id);
+        ELSE
+            PERFORM check_moved(NEW.id);
+        END IF;
         RETURN NULL;
     END
     $$;
@@ -143,19 +137,19 @@ def upgrade() -> None:
         f"""
         CREATE CONSTRAINT TRIGGER transactions_add_up AFTER INSERT ON transactions
             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.type IN {MOVES_POINTS})
-            EXECUTE FUNCTION transaction_adds_up();
+            EXECUTE FUNCTION row_adds_up();
         CREATE CONSTRAINT TRIGGER lots_add_up AFTER UPDATE OF remaining ON lots
-            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION lot_adds_up();
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION row_adds_up();
         CREATE CONSTRAINT TRIGGER new_lots_add_up AFTER INSERT ON lots
             DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.remaining <> NEW.points)
-            EXECUTE FUNCTION lot_adds_up();
+            EXECUTE FUNCTION row_adds_up();
         """
     )
     op.create_index("ix_allocations_lot", "allocations", ["lot_id"])
     op.execute(
         """
         CREATE CONSTRAINT TRIGGER allocations_add_up AFTER INSERT ON allocations
-            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION allocation_adds_up();
+            DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION row_adds_up();
         """
     )
 
@@ -169,8 +163,7 @@ def downgrade() -> None:
         DROP TRIGGER new_lots_add_up ON lots;
         DROP TRIGGER lots_add_up ON lots;
         DROP TRIGGER allocations_add_up ON allocations;
-        DROP FUNCTION transaction_adds_up(), allocation_adds_up(), lot_adds_up(),
-            check_moved(bigint), check_lot(bigint);
+        DROP FUNCTION row_adds_up(), check_moved(bigint), check_lot(bigint);
         """
     )
     op.drop_index("ix_allocations_lot", "allocations")

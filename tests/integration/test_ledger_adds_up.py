@@ -32,6 +32,7 @@ MIGRATION = "0017_ledger_adds_up.py"
 LOT_BROKEN = "does not hold its points plus what its allocations moved"
 MOVED_BROKEN = "do not add up to its points"
 NEW_BURN = 9_000_001
+NEW_EARN = 9_000_002
 
 
 @pytest.fixture
@@ -69,13 +70,16 @@ def _allocation(transaction_id: int, lot_id: int, points: int, allocation_id: in
     }
 
 
-def _lot(earn_id: int, remaining: int) -> dict[str, list]:
-    """m1's lot of 25 points from the earn ``earn_id``, holding ``remaining``."""
-    return {
-        "id": [earn_id], "transaction_id": [earn_id], "member_id": ["m1"], "issuer_id": ["skyair"],
+def _earned(connection, remaining: int) -> Writes:
+    """An earn of 25 points for m1 and its new lot, holding ``remaining``, queued to write."""
+    lot = {
+        "id": [NEW_EARN], "transaction_id": [NEW_EARN], "member_id": ["m1"], "issuer_id": ["skyair"],
         "points": [25], "remaining": [remaining],
         "earned_at": [AT], "available_at": [AT], "expires_at": [AT + timedelta(days=365)],
     }
+    return Writes(connection).insert(
+        models.Transaction.__table__, transaction_columns([NEW_EARN], partner_id="skyair", member_id="m1")
+    ).insert(models.Lot.__table__, lot)
 
 
 def _moved(kind: str, points: int) -> dict[str, list]:
@@ -122,17 +126,13 @@ def test_an_allocation_its_lot_does_not_show_is_refused(m1, database):
 def test_a_new_lot_spent_without_its_remaining_points_set_is_refused(m1, database):
     # an earn's lot of 25 written whole, and a burn of 5 from it that leaves it at 25
     before = _ledger(database)
-    earn = 9_000_002
 
     def write(connection):
-        Writes(connection).insert(
-            models.Transaction.__table__,
-            transaction_columns([earn], partner_id="skyair", member_id="m1"),
-        ).insert(models.Lot.__table__, _lot(earn, remaining=25)).insert(
-            models.Transaction.__table__, _burn(-5)
-        ).insert(models.Allocation.__table__, _allocation(NEW_BURN, earn, -5)).run()
+        _earned(connection, remaining=25).insert(models.Transaction.__table__, _burn(-5)).insert(
+            models.Allocation.__table__, _allocation(NEW_BURN, NEW_EARN, -5)
+        ).run()
 
-    assert f"lot {earn} {LOT_BROKEN}" in _refused(database, write)
+    assert f"lot {NEW_EARN} {LOT_BROKEN}" in _refused(database, write)
     assert _ledger(database) == before
 
 
@@ -153,15 +153,10 @@ def test_a_burn_whose_allocations_do_not_add_up_is_refused(m1, database):
 def test_a_lot_written_short_of_its_points_is_refused(m1, database):
     # an earn of 25 whose new lot holds 24 and nothing moved from it
     before = _ledger(database)
-    earn = 9_000_002
 
-    def write(connection):
-        Writes(connection).insert(
-            models.Transaction.__table__,
-            transaction_columns([earn], partner_id="skyair", member_id="m1"),
-        ).insert(models.Lot.__table__, _lot(earn, remaining=24)).run()
+    message = _refused(database, lambda connection: _earned(connection, remaining=24).run())
 
-    assert f"lot {earn} {LOT_BROKEN}" in _refused(database, write)
+    assert f"lot {NEW_EARN} {LOT_BROKEN}" in message
     assert _ledger(database) == before
 
 
