@@ -36,9 +36,8 @@ def upgrade(database, revision: str = "head") -> frozenset[str]:
     def once():
         with database.engine.begin() as connection:
             if on_postgresql(connection):
-                connection.exec_driver_sql(
-                    "SET LOCAL lock_timeout = 0"
-                )  # however long the first takes
+                # however long the first takes
+                connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
                 locks.hold(connection, locks.MIGRATIONS)
             before = frozenset(MigrationContext.configure(connection).get_current_heads())
             config.attributes["connection"] = connection

@@ -2,8 +2,8 @@
 
 The HTTP layer maps every :class:`CoalitionError` to its status and the JSON
 error body of SPEC §10 in one handler (``coalition.api.errors``); the CLI
-prints the message. Raising keeps the use
-cases linear: a failed rule aborts the unit of work, which rolls back.
+prints the message. Raising keeps the use cases linear: a failed rule
+aborts the unit of work, which rolls back.
 """
 
 

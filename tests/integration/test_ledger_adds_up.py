@@ -6,6 +6,8 @@ the two sums (a lot holds its points plus its allocations; a burn's
 allocations add up to its points): its transaction must fail with
 ``check_violation`` and leave every table as it was. A write that keeps
 both, in statements whose order leaves them broken in between, commits.
+The upgrade to 0017 refuses a ledger broken already, and runs again when
+PostgreSQL makes it a deadlock's victim.
 """
 
 from datetime import timedelta
