@@ -24,12 +24,13 @@ mix, some 6 % of a batch item's CPU (docs/performance-log.md, "The ledger
 adds up in the database").
 
 The rows a ledger holds already are checked once, first, in two GROUP BYs
-(they read, and keep no posting waiting): a ledger that does not add up is
-not upgraded, its first broken lots and transactions named, rather than
-have every later posting from a broken lot refused at its commit (and a
-close that expires it, and so every close after it). With the index,
-the upgrade took 9 s on 5.4 million transactions, 3.5 million lots and
-3.4 million allocations, nearly all of it the check.
+(they only read: postings wait for them only when the same upgrade applies
+an earlier migration first, whose locks it then holds): a ledger that does
+not add up is not upgraded, its first broken lots and transactions named,
+rather than have every later posting from a broken lot refused at its
+commit (and a close that expires it, and so every close after it). With
+the index, the upgrade took 9 s on 5.4 million transactions, 3.5 million
+lots and 3.4 million allocations, nearly all of it the check.
 
 SQLite has no deferred triggers, and its writes run one by one, so a check
 at each statement would refuse the half-written unit of work; there the
@@ -105,8 +106,11 @@ FUNCTIONS = f"""
         ELSIF TG_TABLE_NAME = 'allocations' THEN
             PERFORM check_lot(NEW.lot_id);
             PERFORM check_moved(NEW.transaction_id);
-        ELSE
+        ELSIF TG_TABLE_NAME = 'transactions' THEN
             PERFORM check_moved(NEW.id);
+        ELSE
+            RAISE EXCEPTION 'row_adds_up() checks lots, allocations and transactions, not %',
+                TG_TABLE_NAME;
         END IF;
         RETURN NULL;
     END

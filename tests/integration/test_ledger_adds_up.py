@@ -248,21 +248,27 @@ def test_an_upgrade_made_a_deadlocks_victim_runs_again(database):
 
 
 def test_an_upgrade_refuses_a_ledger_that_does_not_add_up_already(m1, database):
+    # m1's lot one point short, and a burn of 5 with no allocation
     lot_id, _ = m1
     with database.engine.begin() as connection:
         migrate(connection, MIGRATION, "downgrade")
         connection.execute(text("UPDATE alembic_version SET version_num = '0016'"))
         connection.execute(text("UPDATE lots SET remaining = remaining - 1 WHERE id = :id"), {"id": lot_id})
+        Writes(connection).insert(models.Transaction.__table__, _burn(-5)).run()
     try:
         with pytest.raises(Conflict) as refused:
             schema.upgrade(database)
-        assert f"the ledger does not add up already (lots {lot_id}):" in refused.value.message
+        assert (f"the ledger does not add up already (lots {lot_id}; transactions {NEW_BURN}):"
+                in refused.value.message)
         with database.engine.connect() as connection:
             assert _checks(connection) == 0
             assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0016"
-    finally:
+    finally:  # the burn given its allocation, the lot 2468 − 2345 − 5 = 118: it adds up
         with database.engine.begin() as connection:
-            connection.execute(text("UPDATE lots SET remaining = 123 WHERE id = :id"), {"id": lot_id})
-    assert schema.upgrade(database) == {"0016"}  # once it adds up
+            Writes(connection).insert(
+                models.Allocation.__table__, _allocation(NEW_BURN, lot_id, -5)
+            ).update(models.Lot.__table__, "remaining", [lot_id], [118]).run()
+        upgraded = schema.upgrade(database)
+    assert upgraded == {"0016"}
     with database.engine.connect() as connection:
         assert _checks(connection) == 4
