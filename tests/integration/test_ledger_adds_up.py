@@ -57,9 +57,9 @@ def _ledger(database) -> dict[str, list]:
         }
 
 
-def _allocation(transaction_id: int, lot_id: int, points: int, allocation_id: int = 9_000_001):
+def _allocation(transaction_id: int, lot_id: int, points: int):
     return {
-        "id": [allocation_id],
+        "id": [9_000_001],
         "transaction_id": [transaction_id],
         "type": ["burn"],
         "lot_id": [lot_id],
@@ -89,10 +89,6 @@ def _moved(kind: str, points: int) -> dict[str, list]:
         [NEW_BURN], type=kind, partner_id="aroma", member_id="m1", points=points,
         amount=None, currency=None, fee_rate=None, rate_ids=(), late=False,
     )
-
-
-def _burn(points: int) -> dict[str, list]:
-    return _moved("burn", points)
 
 
 def _refused(database, write) -> str:
@@ -130,7 +126,7 @@ def test_a_new_lot_spent_without_its_remaining_points_set_is_refused(m1, databas
     before = _ledger(database)
 
     def write(connection):
-        _earned(connection, remaining=25).insert(models.Transaction.__table__, _burn(-5)).insert(
+        _earned(connection, remaining=25).insert(models.Transaction.__table__, _moved("burn", -5)).insert(
             models.Allocation.__table__, _allocation(NEW_BURN, NEW_EARN, -5)
         ).run()
 
@@ -179,7 +175,7 @@ def test_the_sums_are_checked_at_commit_not_at_each_statement(m1, database):
     # a burn of 5 from m1's lot in three statements; after the second, the lot is off by 5
     lot_id, _ = m1
     with database.engine.begin() as connection:
-        Writes(connection).insert(models.Transaction.__table__, _burn(-5)).run()
+        Writes(connection).insert(models.Transaction.__table__, _moved("burn", -5)).run()
         Writes(connection).insert(
             models.Allocation.__table__, _allocation(NEW_BURN, lot_id, -5)
         ).run()
@@ -254,7 +250,7 @@ def test_an_upgrade_refuses_a_ledger_that_does_not_add_up_already(m1, database):
         migrate(connection, MIGRATION, "downgrade")
         connection.execute(text("UPDATE alembic_version SET version_num = '0016'"))
         connection.execute(text("UPDATE lots SET remaining = remaining - 1 WHERE id = :id"), {"id": lot_id})
-        Writes(connection).insert(models.Transaction.__table__, _burn(-5)).run()
+        Writes(connection).insert(models.Transaction.__table__, _moved("burn", -5)).run()
     try:
         with pytest.raises(Conflict) as refused:
             schema.upgrade(database)
