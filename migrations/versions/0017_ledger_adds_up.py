@@ -19,9 +19,9 @@ points (one inserted whole has nothing to add up yet; an allocation from
 it in the same commit checks it). A lot's check sums its allocations
 through a new index of allocations by lot; a transaction's, through the
 index by transaction (0001): a few rows whatever the ledger's size. They
-took 23 µs of PostgreSQL's time a posted transaction in the benchmark's
-mix; over HTTP its batches and imports ran about 14 % slower with them
-(docs/performance-log.md, "The ledger adds up in the database").
+cost PostgreSQL 18–20 µs of CPU a batch item of the benchmark's mix, 5–6 %
+of an item's CPU in all (docs/performance-log.md, "0017's cost, counted
+in CPU").
 
 The rows a ledger holds already are checked once, first, in two GROUP BYs
 (they only read: postings wait for them only when the same upgrade applies
