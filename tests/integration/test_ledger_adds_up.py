@@ -7,7 +7,8 @@ allocations add up to its points): its transaction must fail with
 ``check_violation`` and leave every table as it was. A write that keeps
 both, in statements whose order leaves them broken in between, commits.
 The upgrade to 0017 refuses a ledger broken already, and runs again when
-PostgreSQL makes it a deadlock's victim.
+PostgreSQL makes it a deadlock's victim. The checks read the ledger's own
+tables whatever the committing session's search path (0018).
 """
 
 from datetime import timedelta
@@ -29,7 +30,7 @@ from tests.migrations import migrate
 
 pytestmark = pytest.mark.postgres
 
-MIGRATION = "0017_ledger_adds_up.py"
+MIGRATIONS = ("0017_ledger_adds_up.py", "0018_ledger_checks_find_their_tables.py")
 
 LOT_BROKEN = "does not hold its points plus what its allocations moved"
 MOVED_BROKEN = "do not add up to its points"
@@ -188,6 +189,44 @@ def test_the_sums_are_checked_at_commit_not_at_each_statement(m1, database):
     assert remaining == 123 - 5
 
 
+@pytest.mark.parametrize("elsewhere", [
+    "SET LOCAL search_path = ''",  # as pg_dump's scripts and pg_restore set it
+    "CREATE TEMPORARY TABLE lots (id bigint, points bigint, remaining bigint) ON COMMIT DROP",
+])
+def test_the_checks_read_the_ledger_whatever_the_sessions_search_path(m1, database, elsewhere):
+    # an empty path found no check_lot at all; a temporary table called lots comes first in
+    # any path, and the check read it
+    lot_id, _ = m1
+    with database.engine.connect() as connection:
+        schema = connection.execute(text("SELECT current_schema()")).scalar_one()
+    before = _ledger(database)
+
+    def write(points: int):
+        def update(connection):
+            connection.execute(text(elsewhere))
+            connection.execute(text(f'UPDATE "{schema}".lots SET remaining = :points WHERE id = :id'),
+                               {"points": points, "id": lot_id})
+        return update
+
+    assert f"lot {lot_id} {LOT_BROKEN}" in _refused(database, write(122))
+    with database.engine.begin() as connection:
+        write(123)(connection)  # its points plus its allocations: 2468 − 2345
+    assert _ledger(database) == before
+
+
+def _without_checks(connection) -> None:
+    """The schema as 0016 left it."""
+    for filename in reversed(MIGRATIONS):
+        migrate(connection, filename, "downgrade")
+    connection.execute(text("UPDATE alembic_version SET version_num = '0016'"))
+
+
+def _with_checks(connection) -> None:
+    for filename in MIGRATIONS:
+        migrate(connection, filename, "upgrade")
+    connection.execute(text("UPDATE alembic_version SET version_num = '0018'"))
+
+
 def test_a_downgrade_takes_the_checks_away_and_an_upgrade_brings_them_back(m1, database):
     lot_id, _ = m1
 
@@ -197,14 +236,14 @@ def test_a_downgrade_takes_the_checks_away_and_an_upgrade_brings_them_back(m1, d
         )
 
     with database.engine.begin() as connection:
-        migrate(connection, MIGRATION, "downgrade")
+        _without_checks(connection)
     try:
         with database.engine.begin() as connection:
             take_one(connection)
     finally:
         with database.engine.begin() as connection:  # put back, or the upgrade would refuse
             connection.execute(text("UPDATE lots SET remaining = 123 WHERE id = :id"), {"id": lot_id})
-            migrate(connection, MIGRATION, "upgrade")
+            _with_checks(connection)
 
     assert LOT_BROKEN in _refused(database, take_one)
 
@@ -219,8 +258,7 @@ def test_an_upgrade_made_a_deadlocks_victim_runs_again(database):
     # as when a posting in flight, its statement prepared, holds lots and waits for
     # transactions while the upgrade holds transactions and waits for lots
     with database.engine.begin() as connection:
-        migrate(connection, MIGRATION, "downgrade")
-        connection.execute(text("UPDATE alembic_version SET version_num = '0016'"))
+        _without_checks(connection)
     faults = Faults(database.engine)
 
     def victim(statement):
@@ -236,19 +274,17 @@ def test_an_upgrade_made_a_deadlocks_victim_runs_again(database):
         faults.remove()
         with database.engine.begin() as connection:
             if not _checks(connection):
-                migrate(connection, MIGRATION, "upgrade")
-                connection.execute(text("UPDATE alembic_version SET version_num = '0017'"))
+                _with_checks(connection)
     with database.engine.connect() as connection:
         assert _checks(connection) == 4
-        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0017"
+        assert connection.execute(text("SELECT version_num FROM alembic_version")).scalar() == "0018"
 
 
 def test_an_upgrade_refuses_a_ledger_that_does_not_add_up_already(m1, database):
     # m1's lot one point short, and a burn of 5 with no allocation
     lot_id, _ = m1
     with database.engine.begin() as connection:
-        migrate(connection, MIGRATION, "downgrade")
-        connection.execute(text("UPDATE alembic_version SET version_num = '0016'"))
+        _without_checks(connection)
         connection.execute(text("UPDATE lots SET remaining = remaining - 1 WHERE id = :id"), {"id": lot_id})
         Writes(connection).insert(models.Transaction.__table__, _moved("burn", -5)).run()
     try:
