@@ -51,6 +51,15 @@ GROWTH_LABELS = (
     "(f) transactions CSV export",
 )
 
+CPU_HEADER = ("CPU a transaction, 1× / 10×", "service", "PostgreSQL", "load generator")
+#: The figures whose CPU is counted (bench.cpu), with the prefix of their keys.
+CPU_FIGURES = (
+    ("(a) a single post", "a"),
+    ("(a) the floor's post", "a_floor"),
+    ("(b) a batch item", "b"),
+    ("(b) an imported row", "i"),
+)
+
 
 def machine() -> dict:
     facts = {
@@ -261,6 +270,27 @@ def growth_rows(one: dict, ten: dict) -> list[tuple[str, ...]]:
         line(GROWTH_LABELS[6], "d_p99_ms", "ms", 1, "d_raw_p99_ms"),
         line(GROWTH_LABELS[7], "e_pdf_per_s", "/s", 1, "e_bare_per_s"),
         line(GROWTH_LABELS[8], "h_rows_per_s", "rows/s", 0, "h_copy_rows_per_s"),
+    ]
+
+
+def cpu_rows(one: dict, ten: dict) -> list[tuple[str, ...]]:
+    """What each transaction cost in CPU, by whom: the service (gunicorn's processes, or
+    the import's), PostgreSQL (all its processes) and the load generator."""
+
+    def cell(key: str) -> str:
+        both = (one.get(key), ten.get(key))
+        if both == (None, None):
+            return "—"
+        return " / ".join(_n(value, 3) for value in both) + " ms"
+
+    return [
+        (
+            label,
+            cell(f"{key}_service_cpu_ms"),
+            cell(f"{key}_postgres_cpu_ms"),
+            cell(f"{key}_client_cpu_ms"),
+        )
+        for label, key in CPU_FIGURES
     ]
 
 

@@ -13,8 +13,10 @@
    period, (d) balance lookups, (e) statement PDFs, and, as references (not
    goals of the issue), (g) the closed period's KPIs and (h) its transactions
    downloaded as CSV. (f) compares the stages.
-4. The table goes to stdout (progress to stderr); ``--json PATH`` writes
-   every number.
+4. The table goes to stdout (progress to stderr), and after it what a
+   transaction of (a) and (b) cost in CPU, the service's, PostgreSQL's and
+   the load generator's (:mod:`bench.cpu`); ``--json PATH`` writes every
+   number.
 
 Every loop is bounded; nothing listens beyond 127.0.0.1.
 """
@@ -39,7 +41,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from bench import data, load, pg, report
+from bench import cpu, data, load, pg, report
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_START_TIMEOUT = 60.0
@@ -400,16 +402,18 @@ def import_csv(context: dict, params: dict, rows: int, rng: random.Random) -> di
     dsn, path = context["dsn"], context["workdir"] / f"import-{params['prefix']}.csv"
     load.write_import_csv(path, params, rows, rng)
     before, since = max_transaction_id(dsn), datetime.now(UTC)
-    began = time.perf_counter()
-    finished = subprocess.run(
-        [str(Path(sys.executable).with_name("coalition")), "import", str(path)],
-        env={**os.environ, "COALITION_DATABASE_URL": context["database_url"]},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    began, ended_before = time.perf_counter(), cpu.ended_children()
+    with cpu.counted(postgres=context["postgres_pid"]) as spent:
+        finished = subprocess.run(
+            [str(Path(sys.executable).with_name("coalition")), "import", str(path)],
+            env={**os.environ, "COALITION_DATABASE_URL": context["database_url"]},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
     seconds = time.perf_counter() - began
+    spent["service"] = cpu.ended_children() - ended_before  # the command and its lanes
     after = max_transaction_id(dsn)
     copy_seconds, copied = copy_ceiling(dsn, before, after, since)
     return {
@@ -421,9 +425,24 @@ def import_csv(context: dict, params: dict, rows: int, rng: random.Random) -> di
         else [],
         "i_seconds": seconds,
         "i_tps": rows / seconds if finished.returncode == 0 else math.nan,  # all rows or none
+        **_cpu_each("i", spent, None, rows),
         "i_copy_rows": copied,
         "i_copy_s": copy_seconds,
         "i_copy_tps": copied / copy_seconds if copy_seconds else math.nan,
+    }
+
+
+def _cpu_each(prefix: str, spent: dict, client_seconds: float | None, count: int) -> dict:
+    """Milliseconds of CPU a transaction (or item) cost the service, PostgreSQL and the
+    load generator; None where it could not be counted."""
+
+    def each(seconds):
+        return None if seconds is None or not count else seconds / count * 1e3
+
+    return {
+        f"{prefix}_service_cpu_ms": each(spent.get("service")),
+        f"{prefix}_postgres_cpu_ms": each(spent.get("postgres")),
+        f"{prefix}_client_cpu_ms": each(client_seconds),
     }
 
 
@@ -465,22 +484,24 @@ def _measure_single(context: dict, stage: int, participants: dict) -> dict:
         f"stage {stage}: (a) {scale.http_clients} clients × {scale.http_per_client} single POSTs"
     )
     single_params = {"url": context["url"], **participants, "prefix": f"h{stage}"}
-    single = pool.run(
-        "post",
-        scale.http_clients,
-        scale.http_per_client,
-        single_params,
-        seed=stage,
-        max_seconds=cap,
-    )
-    floor = pool.run(
-        "post",
-        scale.http_clients,
-        scale.http_per_client,
-        {**single_params, "url": context["floor_url"]},
-        seed=stage,
-        max_seconds=cap,
-    )
+    with cpu.counted(service=context["service_pid"], postgres=context["postgres_pid"]) as spent:
+        single = pool.run(
+            "post",
+            scale.http_clients,
+            scale.http_per_client,
+            single_params,
+            seed=stage,
+            max_seconds=cap,
+        )
+    with cpu.counted(service=context["floor_pid"], postgres=context["postgres_pid"]) as floor_spent:
+        floor = pool.run(
+            "post",
+            scale.http_clients,
+            scale.http_per_client,
+            {**single_params, "url": context["floor_url"]},
+            seed=stage,
+            max_seconds=cap,
+        )
     with psycopg.connect(dsn, autocommit=True) as connection:
         connection.execute(f"TRUNCATE {CEILING_TABLE}, {FLOOR_TABLE}")
     raw = pool.run(
@@ -508,7 +529,9 @@ def _measure_single(context: dict, stage: int, participants: dict) -> dict:
         "a_p99_ms": single.percentile(99) * 1e3,
         "a_client_cpu_s": single.client_cpu,
         "a_seconds": single.seconds,
+        **_cpu_each("a", spent, single.client_cpu, single.requests),
         "a_floor_tps": floor.rate,
+        **_cpu_each("a_floor", floor_spent, floor.client_cpu, floor.requests),
         "a_floor_failed": floor.failed,
         "a_floor_errors": floor.errors,
         "a_raw_tps": raw.rate,
@@ -525,20 +548,21 @@ def _measure_batches(context: dict, stage: int, participants: dict) -> dict:
         f"× {scale.batch_size} items"
     )
     before, since = max_transaction_id(dsn), datetime.now(UTC)
-    batch = pool.run(
-        "batch",
-        scale.batch_clients,
-        scale.batches_per_client,
-        {
-            "url": context["url"],
-            "operator_key": context["world"].operator_key,
-            **participants,
-            "size": scale.batch_size,
-            "prefix": f"b{stage}",
-        },
-        seed=100 + stage,
-        max_seconds=scale.figure_seconds,
-    )
+    with cpu.counted(service=context["service_pid"], postgres=context["postgres_pid"]) as spent:
+        batch = pool.run(
+            "batch",
+            scale.batch_clients,
+            scale.batches_per_client,
+            {
+                "url": context["url"],
+                "operator_key": context["world"].operator_key,
+                **participants,
+                "size": scale.batch_size,
+                "prefix": f"b{stage}",
+            },
+            seed=100 + stage,
+            max_seconds=scale.figure_seconds,
+        )
     after = max_transaction_id(dsn)
     copy_seconds, copied = copy_ceiling(dsn, before, after, since)
     return {
@@ -549,6 +573,7 @@ def _measure_batches(context: dict, stage: int, participants: dict) -> dict:
         "b_statuses": {str(k): v for k, v in batch.statuses.items()},
         "b_errors": batch.errors,
         "b_tps": batch.rate,
+        **_cpu_each("b", spent, batch.client_cpu, batch.operations),
         "b_seconds": batch.seconds,
         "b_batch_p50_s": batch.percentile(50),
         "b_copy_rows": copied,
@@ -821,6 +846,9 @@ def main(argv=None) -> int:
             "database_url": url,
             "workdir": workdir,
             "current_period": now.strftime("%Y-%m"),
+            "service_pid": server.process.pid,
+            "floor_pid": floor.process.pid,
+            "postgres_pid": cpu.postmaster(dsn),
         }
         results["stages"], results["data"] = {}, {}
         for plan, label in zip(plans, ("1x", "10x")):
@@ -949,6 +977,9 @@ def render_results(results: dict, throwaway: bool) -> str:
         "",
         "(f) growth from 1× to 10× data:",
         report.render(report.GROWTH_HEADER, report.growth_rows(one, ten)),
+        "",
+        "Where the CPU went (bench/cpu.py: each process tree's CPU time while the figure ran):",
+        report.render(report.CPU_HEADER, report.cpu_rows(one, ten)),
         "",
         "notes:",
         (

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import report
+from bench import cpu, pg, report
 from tests.conftest import POSTGRES_URL
 
 pytestmark = pytest.mark.postgres
@@ -121,6 +121,24 @@ def test_every_figure_is_a_sane_number(bench_run):
         assert stage["h_rows"] > 0  # the export sent rows, and COPY as many (or the run fails)
     one, ten = figures["stages"]["1x"], figures["stages"]["10x"]
     assert ten["c_allocations"] >= 5 * one["c_allocations"] > 0  # the 10× period really is bigger
+
+
+def test_each_transaction_s_cpu_is_counted_by_whom(bench_run):
+    # every process tree's CPU while the figure ran, so each must have done some work;
+    # PostgreSQL's is counted only when the server runs on this machine
+    stdout, figures = bench_run
+    for label, _ in report.CPU_FIGURES:
+        assert stdout.count(label) == 1, f"missing CPU row {label!r}:\n{stdout}"
+    local = cpu.postmaster(pg.conninfo(POSTGRES_URL)) is not None
+    for stage in figures["stages"].values():
+        for prefix in ("a", "a_floor", "b", "i"):
+            assert _positive(stage[f"{prefix}_service_cpu_ms"]), (prefix, stage)
+            postgres = stage[f"{prefix}_postgres_cpu_ms"]
+            assert _positive(postgres) if local else postgres is None, (prefix, postgres)
+        for prefix in ("a", "a_floor", "b"):
+            assert _positive(stage[f"{prefix}_client_cpu_ms"]), (prefix, stage)
+        # the floor does the same round trips with no work: less of the service's CPU
+        assert stage["a_floor_service_cpu_ms"] < stage["a_service_cpu_ms"]
 
 
 def test_the_generated_ledger_is_consistent(bench_run):

@@ -1,0 +1,82 @@
+"""CPU seconds spent by a process and everything below it: who did a figure's work.
+
+On two shared cores a rate moves with whatever else the machine runs; what
+a transaction costs the service and PostgreSQL in CPU moves far less, and
+says where its time went. Read from /proc (Linux), so PostgreSQL's share is
+known only for a server on this machine; elsewhere it is None.
+"""
+
+import os
+import resource
+from contextlib import contextmanager
+from pathlib import Path
+
+import psycopg
+
+PROC = Path("/proc")
+TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def tree_seconds(pid: int | None) -> float | None:
+    """CPU seconds of ``pid`` and every process below it, including those that have
+    ended (a process's time joins its parent's once the parent has waited for it);
+    None if there is no such process here. A process ending while the tree is read
+    may be counted twice or not at all: a connection's or a worker's time, not a
+    figure's."""
+    if pid is None:
+        return None
+    stats = _stats()
+    if pid not in stats:
+        return None
+    children: dict[int, list[int]] = {}
+    for child, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(child)
+    ticks, pending = 0, [pid]
+    while pending:
+        process = pending.pop()
+        ticks += stats[process][1]
+        pending.extend(children.get(process, ()))
+    return ticks / TICKS
+
+
+def _stats() -> dict[int, tuple[int, int]]:
+    """Each process's parent and its CPU ticks, its own and its waited-for children's."""
+    stats = {}
+    for entry in PROC.glob("[0-9]*"):
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:  # ended meanwhile
+            continue
+        fields = text.rsplit(")", 1)[1].split()  # after the command, which may hold spaces
+        parent, times = int(fields[1]), fields[11:15]  # ppid; utime stime cutime cstime
+        stats[int(entry.name)] = (parent, sum(map(int, times)))
+    return stats
+
+
+def postmaster(dsn: str) -> int | None:
+    """The pid of the PostgreSQL server ``dsn`` reaches, if it runs on this machine."""
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        backend = connection.execute("SELECT pg_backend_pid()").fetchone()[0]
+        stats = _stats()
+        if backend not in stats:  # another machine's
+            return None
+        return stats[backend][0]
+
+
+@contextmanager
+def counted(**pids: int | None):
+    """The CPU seconds each named process tree spends in the block, in the dict it
+    yields, filled when the block ends (None for a tree not on this machine)."""
+    before = {name: tree_seconds(pid) for name, pid in pids.items()}
+    spent: dict[str, float | None] = {}
+    yield spent
+    for name, pid in pids.items():
+        after = tree_seconds(pid)
+        spent[name] = None if before[name] is None or after is None else after - before[name]
+
+
+def ended_children() -> float:
+    """CPU seconds of this process's children that have ended and been waited for, and
+    of theirs: a command's whole cost once it has exited."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
