@@ -125,14 +125,16 @@ def test_a_stopped_server_stops_its_scheduler_and_says_nothing_amiss(served, sto
     while "scheduler started" not in log_path.read_text():  # it starts beside the workers
         assert time.monotonic() < deadline, log_path.read_text()
         time.sleep(0.1)
-    if stop == "ctrl-c":  # the terminal signals the whole foreground group; the workers are gunicorn's
-        os.kill(scheduler, signal.SIGINT)
+    if stop == "ctrl-c":  # the terminal signals the whole foreground group; the master then QUITs its workers
+        for pid in (scheduler, *_workers(log_path)):
+            os.kill(pid, signal.SIGINT)
         process.send_signal(signal.SIGINT)
     else:
         process.terminate()
     assert process.wait(timeout=30) == 0, log_path.read_text()  # at once, unless the machine is loaded
     assert not Path(f"/proc/{scheduler}").exists(), "the scheduler outlived the server"
     assert "Traceback" not in log_path.read_text(), log_path.read_text()
+    assert "SIGKILL" not in log_path.read_text(), log_path.read_text()  # no worker hung, killed after 30 s
     assert "coalition.jobs: scheduler stopped" in log_path.read_text(), log_path.read_text()
 
 
