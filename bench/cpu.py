@@ -14,15 +14,17 @@ from pathlib import Path
 import psycopg
 
 PROC = Path("/proc")
-TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+TICKS = os.sysconf("SC_CLK_TCK")  # a second's clock ticks, as /proc counts CPU time
 
 
 def tree_seconds(pid: int | None) -> float | None:
     """CPU seconds of ``pid`` and every process below it, including those that have
     ended (a process's time joins its parent's once the parent has waited for it);
-    None if there is no such process here. A process ending while the tree is read
-    may be counted twice or not at all: a connection's or a worker's time, not a
-    figure's."""
+    None if there is no such process here. The tree is read one process at a time
+    over a few milliseconds: one that ends and is waited for meanwhile may be
+    counted twice or not at all, with all its time (PostgreSQL's autovacuum
+    workers end every minute or so; its backends, and gunicorn's workers, live
+    as long as the run)."""
     if pid is None:
         return None
     stats = _stats()
@@ -54,13 +56,22 @@ def _stats() -> dict[int, tuple[int, int]]:
 
 
 def postmaster(dsn: str) -> int | None:
-    """The pid of the PostgreSQL server ``dsn`` reaches, if it runs on this machine."""
+    """The pid of the PostgreSQL server ``dsn`` reaches, if it runs on this machine and
+    among its processes (one in a container numbers its processes its own way)."""
     with psycopg.connect(dsn, autocommit=True) as connection:
         backend = connection.execute("SELECT pg_backend_pid()").fetchone()[0]
         stats = _stats()
-        if backend not in stats:  # another machine's
+        if backend not in stats or not _is_postgres(backend):
             return None
-        return stats[backend][0]
+        server = stats[backend][0]
+        return server if _is_postgres(server) else None
+
+
+def _is_postgres(pid: int) -> bool:
+    try:
+        return (PROC / str(pid) / "comm").read_text().strip() == "postgres"
+    except OSError:
+        return False
 
 
 @contextmanager

@@ -51,7 +51,7 @@ GROWTH_LABELS = (
     "(f) transactions CSV export",
 )
 
-CPU_HEADER = ("CPU a transaction, 1× / 10×", "service", "PostgreSQL", "load generator")
+CPU_HEADER = ("CPU a transaction, item or row, 1× / 10×", "service", "PostgreSQL", "load generator")
 #: The figures whose CPU is counted (bench.cpu), with the prefix of their keys.
 CPU_FIGURES = (
     ("(a) a single post", "a"),

@@ -402,8 +402,8 @@ def import_csv(context: dict, params: dict, rows: int, rng: random.Random) -> di
     dsn, path = context["dsn"], context["workdir"] / f"import-{params['prefix']}.csv"
     load.write_import_csv(path, params, rows, rng)
     before, since = max_transaction_id(dsn), datetime.now(UTC)
-    began, ended_before = time.perf_counter(), cpu.ended_children()
     with cpu.counted(postgres=context["postgres_pid"]) as spent:
+        began, ended_before = time.perf_counter(), cpu.ended_children()
         finished = subprocess.run(
             [str(Path(sys.executable).with_name("coalition")), "import", str(path)],
             env={**os.environ, "COALITION_DATABASE_URL": context["database_url"]},
@@ -412,8 +412,10 @@ def import_csv(context: dict, params: dict, rows: int, rng: random.Random) -> di
             text=True,
             check=False,
         )
-    seconds = time.perf_counter() - began
-    spent["service"] = cpu.ended_children() - ended_before  # the command and its lanes
+        seconds = time.perf_counter() - began
+        # the command and its lanes: the only children this process waits for meanwhile
+        spent["service"] = cpu.ended_children() - ended_before
+    posted = rows if finished.returncode == 0 else 0  # all rows or none
     after = max_transaction_id(dsn)
     copy_seconds, copied = copy_ceiling(dsn, before, after, since)
     return {
@@ -424,8 +426,8 @@ def import_csv(context: dict, params: dict, rows: int, rng: random.Random) -> di
         if finished.returncode
         else [],
         "i_seconds": seconds,
-        "i_tps": rows / seconds if finished.returncode == 0 else math.nan,  # all rows or none
-        **_cpu_each("i", spent, None, rows),
+        "i_tps": posted / seconds if posted else math.nan,
+        **_cpu_each("i", spent, None, posted),
         "i_copy_rows": copied,
         "i_copy_s": copy_seconds,
         "i_copy_tps": copied / copy_seconds if copy_seconds else math.nan,

@@ -24,7 +24,6 @@ import traceback
 from gunicorn import arbiter, glogging, util
 from gunicorn.app.base import BaseApplication
 from gunicorn.sock import close_sockets
-from gunicorn.workers import base
 from gunicorn.workers.gthread import ThreadWorker
 
 from coalition import create_app, logs, processes
@@ -196,17 +195,18 @@ class Worker(ThreadWorker):
         super().init_process()
 
     def handle_quit(self, sig, frame):
-        """Quit at once, leaving the thread pool alone.
+        """Quit once the requests in flight are answered, leaving the thread pool alone.
 
         A Ctrl-C in a terminal signals the whole group: a worker gets SIGINT, then
         the master's SIGQUIT, each handled here in turn. gunicorn's handler shuts
         the pool down under the pool's lock, and a signal handled while that lock
         was held (by the first handler, or by the worker's loop handing the pool a
         connection) waited for it for ever: the master killed the worker after
-        30 s, logging it as out of memory, about one stop in six. The pool needs
-        no shutdown here: the interpreter, exiting, lets its threads finish the
+        30 s, logging it as out of memory (now and then: a helper's loop of stops
+        caught it five times, with both handlers on the stack). The pool needs no
+        shutdown here: the interpreter, exiting, lets its threads finish the
         requests they hold, as it did after gunicorn's."""
-        base.Worker.handle_quit(self, sig, frame)
+        super(ThreadWorker, self).handle_quit(sig, frame)  # gunicorn's, but for the pool
 
     def set_accept_enabled(self, enabled: bool) -> None:
         """Stopping, also close this worker's copy of the listening socket.

@@ -20,8 +20,9 @@ it in the same commit checks it). A lot's check sums its allocations
 through a new index of allocations by lot; a transaction's, through the
 index by transaction (0001): a few rows whatever the ledger's size. They
 cost PostgreSQL 18–20 µs of CPU a batch item of the benchmark's mix, 5–6 %
-of an item's CPU in all, and 50 µs an expired lot, which makes the expiry
-job a third slower (docs/performance-log.md, "0017's cost, counted in CPU").
+of an item's CPU in all, and 50 µs an expired lot, so that the expiry job
+expires 32–41 % fewer lots a second (docs/performance-log.md, "0017's
+cost, counted in CPU").
 
 The rows a ledger holds already are checked once, first, in two GROUP BYs
 (they only read: postings wait for them only when the same upgrade applies

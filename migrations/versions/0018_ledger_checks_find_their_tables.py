@@ -4,8 +4,10 @@
 as the search path of the session that commits finds them. A session with
 another path could not commit a write to the ledger at all, or would check
 other tables: scripts written by ``pg_dump``, and ``pg_restore``, set the
-path empty (``function check_lot(bigint) does not exist``), as an
-administrator may before typing a repair; and a temporary table called
+path empty, so that restoring data alone into the schema (a full restore
+makes the triggers after the data) failed (``function check_lot(bigint)
+does not exist``), as a repair typed after ``SET search_path = ''`` did;
+and a temporary table called
 ``lots`` (temporary tables come first in any path) made the check read it,
 so that an UPDATE of the real lots breaking their sum committed. Each
 function now finds its tables in the schema the ledger's lots are in, then
@@ -13,9 +15,10 @@ in ``pg_temp`` last, whatever the session's path (PostgreSQL's advice for
 functions that must not be misled by it, "Writing SECURITY DEFINER
 Functions Safely").
 
-Setting the path at each call costs nothing measured: 126.7 µs of
+Setting the path at each call costs nothing beyond the noise: 126.7 µs of
 PostgreSQL's CPU a batch item against 125.0 without, 30 batches of 1,000
-each (docs/performance-log.md, "0017's cost, counted in CPU").
+each; single posts spread wider between runs than any difference
+(docs/performance-log.md, "0017's cost, counted in CPU").
 
 Revision ID: 0018
 Revises: 0017

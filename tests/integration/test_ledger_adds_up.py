@@ -214,6 +214,28 @@ def test_the_checks_read_the_ledger_whatever_the_sessions_search_path(m1, databa
     assert _ledger(database) == before
 
 
+def test_a_downgrade_of_0018_leaves_the_checks_to_the_sessions_search_path(m1, database):
+    lot_id, _ = m1
+
+    def break_it(connection):
+        connection.execute(text("SET LOCAL search_path = ''"))
+        connection.execute(text("UPDATE public.lots SET remaining = 122 WHERE id = :id"), {"id": lot_id})
+
+    def refused() -> str:
+        with pytest.raises(DBAPIError) as error, database.engine.begin() as connection:
+            break_it(connection)
+        return error.value.orig.sqlstate
+
+    with database.engine.begin() as connection:
+        migrate(connection, MIGRATIONS[1], "downgrade")
+    try:
+        assert refused() == "42883"  # undefined_function: check_lot, looked for nowhere
+    finally:
+        with database.engine.begin() as connection:
+            migrate(connection, MIGRATIONS[1], "upgrade")
+    assert refused() == "23514"  # check_violation
+
+
 def _without_checks(connection) -> None:
     """The schema as 0016 left it."""
     for filename in reversed(MIGRATIONS):

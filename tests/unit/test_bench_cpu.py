@@ -13,31 +13,56 @@ from bench import cpu
 
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads /proc (Linux)")
 
-BURN = 0.3  # CPU seconds each burner spends
-TICK = 0.02  # two clock ticks of slack: the kernel counts CPU time in ticks
+BURN = 0.3  # CPU seconds a burner spends each time it is told to
+SLACK = 2 / cpu.TICKS  # two clock ticks: the kernel counts CPU time in ticks
 ONCE = 1.5 * BURN  # more would count a burner twice (its start-up costs a few hundredths)
-BURNER = f"""
-import sys, time
-while time.process_time() < {BURN}:
-    sum(range(10_000))  # user time, mostly: a bare loop on the clock is system time
-print("burnt", flush=True)
-sys.stdin.read()  # stays alive until told
+BURNER = """
+import os, sys, time
+def burn(seconds):
+    until = time.process_time() + seconds
+    while time.process_time() < until:
+        if sys.argv[1] == "user":
+            sum(range(10_000))  # arithmetic: user time
+        else:
+            os.getppid()  # a system call: system time
+for line in sys.stdin:  # one burn a line, told by its parent
+    burn(float(line))
+    print("burnt", flush=True)
 """
 
 
-def _burner() -> subprocess.Popen:
-    process = subprocess.Popen([sys.executable, "-c", BURNER], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE, text=True)
-    assert process.stdout.readline() == "burnt\n"
+def _burner(kind: str = "user", via_shell: bool = False) -> subprocess.Popen:
+    """A process that burns BURN of CPU at once, then again each time it is told."""
+    command = [sys.executable, "-c", BURNER, kind]
+    if via_shell:  # a grandchild: the shell waits for it rather than become it
+        command = ["sh", "-c", '"$@"; true', "sh", *command]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    _tell(process)
     return process
 
 
-def test_a_live_process_s_cpu_is_counted_in_its_own_tree_and_its_parent_s():
+def _tell(process: subprocess.Popen) -> None:
+    process.stdin.write(f"{BURN}\n")
+    process.stdin.flush()
+    assert process.stdout.readline() == "burnt\n"
+
+
+@pytest.mark.parametrize("kind", ["user", "system"])
+def test_a_live_process_s_cpu_is_counted_in_its_own_tree_and_its_parent_s(kind):
     before = cpu.tree_seconds(os.getpid())
-    process = _burner()
+    process = _burner(kind)
     try:
-        assert BURN - TICK <= cpu.tree_seconds(process.pid) < ONCE
-        assert BURN - TICK <= cpu.tree_seconds(os.getpid()) - before < ONCE
+        assert BURN - SLACK <= cpu.tree_seconds(process.pid) < ONCE
+        assert BURN - SLACK <= cpu.tree_seconds(os.getpid()) - before < ONCE
+    finally:
+        process.communicate("")
+
+
+def test_a_grandchild_s_cpu_is_counted_in_the_tree():
+    before = cpu.tree_seconds(os.getpid())
+    process = _burner(via_shell=True)
+    try:
+        assert BURN - SLACK <= cpu.tree_seconds(os.getpid()) - before < ONCE
     finally:
         process.communicate("")
 
@@ -46,16 +71,18 @@ def test_an_ended_child_s_cpu_stays_counted_once_its_parent_has_waited():
     before_tree, before_ended = cpu.tree_seconds(os.getpid()), cpu.ended_children()
     _burner().communicate("")
 
-    assert BURN - TICK <= cpu.tree_seconds(os.getpid()) - before_tree < ONCE
-    assert BURN - TICK <= cpu.ended_children() - before_ended < ONCE
+    assert BURN - SLACK <= cpu.tree_seconds(os.getpid()) - before_tree < ONCE
+    assert BURN - SLACK <= cpu.ended_children() - before_ended < ONCE
 
 
-def test_counted_gives_each_tree_s_cpu_in_the_block_and_none_for_a_process_not_here():
+def test_counted_gives_what_each_tree_spent_in_the_block_and_none_for_a_process_not_here():
     process = _burner()
     try:
         with cpu.counted(burner=process.pid, nowhere=None, gone=2**22 + 1) as spent:
-            time.sleep(0.05)  # the burner waits on its input: it spends nothing now
-        assert spent["burner"] < TICK
+            _tell(process)
+        time.sleep(0.05)
+        _tell(process)  # after the block: not counted
+        assert BURN - SLACK <= spent["burner"] < BURN + SLACK
         assert spent["nowhere"] is None and spent["gone"] is None
     finally:
         process.communicate("")
