@@ -25,14 +25,18 @@ def tree_seconds(pid: int | None) -> float | None:
     counted twice or not at all, with all its time (PostgreSQL's autovacuum
     workers end every minute or so; its backends, and gunicorn's workers, live
     as long as the run)."""
-    if pid is None:
-        return None
-    stats = _stats()
-    if pid not in stats:
-        return None
+    return _trees([pid], _stats())[0]
+
+
+def _trees(pids: list[int | None], stats: dict[int, tuple[int, int]]) -> list[float | None]:
+    """The CPU seconds of each tree, all read from one reading of /proc."""
     children: dict[int, list[int]] = {}
     for child, (parent, _) in stats.items():
         children.setdefault(parent, []).append(child)
+    return [_tree(pid, stats, children) if pid in stats else None for pid in pids]
+
+
+def _tree(pid: int, stats: dict, children: dict) -> float:
     ticks, pending = 0, [pid]
     while pending:
         process = pending.pop()
@@ -78,12 +82,13 @@ def _is_postgres(pid: int) -> bool:
 def counted(**pids: int | None):
     """The CPU seconds each named process tree spends in the block, in the dict it
     yields, filled when the block ends (None for a tree not on this machine)."""
-    before = {name: tree_seconds(pid) for name, pid in pids.items()}
+    names = list(pids)
+    before = _trees([pids[name] for name in names], _stats())
     spent: dict[str, float | None] = {}
     yield spent
-    for name, pid in pids.items():
-        after = tree_seconds(pid)
-        spent[name] = None if before[name] is None or after is None else after - before[name]
+    after = _trees([pids[name] for name in names], _stats())
+    for name, first, last in zip(names, before, after, strict=True):
+        spent[name] = None if first is None or last is None else last - first
 
 
 def ended_children() -> float:
