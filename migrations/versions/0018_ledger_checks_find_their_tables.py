@@ -3,17 +3,16 @@
 0017's functions name lots, allocations and transactions, and one another,
 as the search path of the session that commits finds them. A session with
 another path could not commit a write to the ledger at all, or would check
-other tables: scripts written by ``pg_dump``, and ``pg_restore``, set the
-path empty, so that restoring data alone into the schema (a full restore
-makes the triggers after the data) failed (``function check_lot(bigint)
-does not exist``), as a repair typed after ``SET search_path = ''`` did;
-and a temporary table called
-``lots`` (temporary tables come first in any path) made the check read it,
-so that an UPDATE of the real lots breaking their sum committed. Each
-function now finds its tables in the schema the ledger's lots are in, then
-in ``pg_temp`` last, whatever the session's path (PostgreSQL's advice for
-functions that must not be misled by it, "Writing SECURITY DEFINER
-Functions Safely").
+other tables. Scripts written by ``pg_dump``, and ``pg_restore``, set the
+path empty, so restoring data alone into the schema failed (``function
+check_lot(bigint) does not exist``; a full restore makes the triggers after
+the data), as did a repair typed after ``SET search_path = ''``; and a
+temporary table called ``lots`` (temporary tables come first in any path)
+made the check read it, so that an UPDATE of the real lots breaking their
+sum committed. Each function now finds its tables in the schema the
+ledger's lots are in, then in ``pg_temp`` last, whatever the session's path
+(PostgreSQL's advice for functions that must not be misled by it, "Writing
+SECURITY DEFINER Functions Safely").
 
 Setting the path at each call costs nothing beyond the noise: 126.7 µs of
 PostgreSQL's CPU a batch item against 125.0 without, 30 batches of 1,000
