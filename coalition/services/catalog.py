@@ -16,7 +16,7 @@ threads; to change reference data, load its ORM object in a session.
 import secrets
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
@@ -61,20 +61,28 @@ class Catalog:
     rates: Mapping[tuple[str, str | None], tuple[rates.Rate, ...]]  # by kind and partner_id
     keys: dict[str, Row]  # unrevoked API keys by their SHA-256
     last_closed: periods.Period | None
+    # rates_of's answers, each worked out once: every posting asks for its partner's
+    _versions: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def calendar(self) -> periods.Calendar:
         return periods.Calendar(self.settings.period, self.settings.timezone)
 
-    def rates_of(self, kinds: tuple[str, ...], partner_id: str | None = None) -> list:
+    def rates_of(self, kinds: tuple[str, ...], partner_id: str | None = None) -> tuple:
         """Every version of these kinds that could apply to the partner: its own and the
         coalition-wide ones (every partner's, without one), oldest first.
 
-        Read from the versions grouped by kind and partner, since a posting asks for
-        its partner's several times: rates are versions kept for ever (SPEC §5), and a
-        coalition's weekly promos alone add thousands over a few years, which a scan
+        Read from the versions grouped by kind and partner, and kept, since every
+        posting asks for its partner's: rates are versions kept for ever (SPEC §5), and
+        a coalition's weekly promos alone add thousands over a few years, which a scan
         of every version would have each posting pay for (performance-log.md).
         """
+        asked = (kinds, partner_id)
+        if asked not in self._versions:  # threads may both work it out: the same tuple
+            self._versions[asked] = self._versions_of(kinds, partner_id)
+        return self._versions[asked]
+
+    def _versions_of(self, kinds: tuple[str, ...], partner_id: str | None) -> tuple:
         if partner_id is None:
             scopes = [scope for scope in self.rates if scope[0] in kinds]
         else:
@@ -82,7 +90,7 @@ class Catalog:
                 (kind, owner) for kind in dict.fromkeys(kinds) for owner in (None, partner_id)
             ]
         found = [rate for scope in scopes for rate in self.rates.get(scope, ())]
-        return sorted(found, key=lambda rate: rate.id)  # in the order they were added
+        return tuple(sorted(found, key=lambda rate: rate.id))  # in the order they were added
 
     def point_value(self, at: datetime) -> Decimal | None:
         """The coalition-wide redemption rate in force at ``at``: what an outstanding point

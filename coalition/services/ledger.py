@@ -175,11 +175,10 @@ def _replay(book: Book, transaction: rows.Transaction) -> Posting:
     )
 
 
-def _issue(
-    book, transaction, partner, config, points: int, used: tuple[int, ...], candidates
-) -> Posting:
+def _issue(book, transaction, partner, config, points: int, used: tuple[int, ...]) -> Posting:
     """Record an earn or bonus and the lot it creates, with the issuer's fee rate."""
-    fee = rates.fee_rate(candidates, partner.id, transaction.occurred_at)
+    fees = catalog.current(book.session).rates_of(("fee",), partner.id)
+    fee = rates.fee_rate(fees, partner.id, transaction.occurred_at)
     transaction.points = points
     transaction.rate_ids = used + ((fee.id,) if fee else ())
     transaction.fee_rate = fee.value if fee else None
@@ -220,19 +219,16 @@ def _amount_of(request, partner) -> Decimal:
 
 def _earn(book, transaction, partner, config, request) -> Posting:
     amount = _amount_of(request, partner)
-    candidates = catalog.current(book.session).rates_of(
-        ("earn", "promo", "threshold", "fee"), partner.id
-    )
+    candidates = catalog.current(book.session).rates_of(("earn", "promo", "threshold"), partner.id)
     earned = earning.points_for_purchase(
         candidates, partner.id, transaction.category, amount, transaction.occurred_at
     )
     transaction.amount, transaction.currency = amount, partner.currency
-    return _issue(book, transaction, partner, config, earned.points, earned.rate_ids, candidates)
+    return _issue(book, transaction, partner, config, earned.points, earned.rate_ids)
 
 
 def _bonus(book, transaction, partner, config, request) -> Posting:
-    fees = catalog.current(book.session).rates_of(("fee",), partner.id)
-    return _issue(book, transaction, partner, config, request["points"], (), fees)
+    return _issue(book, transaction, partner, config, request["points"], ())
 
 
 def _burn(book, transaction, partner, config, request) -> Posting:

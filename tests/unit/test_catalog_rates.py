@@ -51,9 +51,13 @@ def _catalog(rates: list[Rate]) -> catalog.Catalog:
 def test_a_partners_versions_are_its_own_and_the_coalition_wide_in_the_order_added(
     rates, kinds, partner_id
 ):
-    scanned = [
-        rate
-        for rate in rates
-        if rate.kind in kinds and (partner_id is None or rate.partner_id in (None, partner_id))
-    ]
-    assert _catalog(rates).rates_of(kinds, partner_id) == scanned
+    # asked of one catalog for every partner and for fewer kinds first: each answer is
+    # kept for its own question
+    book = _catalog(rates)
+    for kinds_asked, partner in [(kinds[:1], partner_id), *((kinds, each) for each in PARTNERS)]:
+        scanned = [
+            rate
+            for rate in rates
+            if rate.kind in kinds_asked and (partner is None or rate.partner_id in (None, partner))
+        ]
+        assert list(book.rates_of(kinds_asked, partner)) == scanned
