@@ -13,11 +13,12 @@ The cache holds plain, immutable rows (no ORM objects), shared between
 threads; to change reference data, load its ORM object in a session.
 """
 
+import bisect
 import secrets
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from types import MappingProxyType
 from weakref import WeakKeyDictionary
@@ -61,36 +62,48 @@ class Catalog:
     rates: Mapping[tuple[str, str | None], tuple[rates.Rate, ...]]  # by kind and partner_id
     keys: dict[str, Row]  # unrevoked API keys by their SHA-256
     last_closed: periods.Period | None
-    # rates_of's answers, each worked out once: every posting asks for its partner's
-    _versions: dict = field(default_factory=dict, compare=False, repr=False)
+    # what rates_of works out once for the catalog's life: every posting asks for its partner's
+    _kept: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def calendar(self) -> periods.Calendar:
         return periods.Calendar(self.settings.period, self.settings.timezone)
 
-    def rates_of(self, kinds: tuple[str, ...], partner_id: str | None = None) -> tuple:
+    def rates_of(
+        self, kinds: tuple[str, ...], partner_id: str | None = None, at: datetime | None = None
+    ) -> tuple:
         """Every version of these kinds that could apply to the partner: its own and the
-        coalition-wide ones (every partner's, without one), oldest first.
+        coalition-wide ones (every partner's, without one), oldest first; with ``at``,
+        only those that may be in force then (the rules choose among them).
 
-        Read from the versions grouped by kind and partner, and kept, since every
-        posting asks for its partner's: rates are versions kept for ever (SPEC §5), and
-        a coalition's weekly promos alone add thousands over a few years, which a scan
-        of every version would have each posting pay for (performance-log.md).
+        Rates are versions kept for ever (SPEC §5), and a coalition's weekly promos
+        alone add thousands over a few years, which each posting would pay for if it
+        looked at them all (performance-log.md). So the versions are grouped by kind
+        and partner, what a posting asks for is kept, and a posting asks with its
+        date: each group's versions by start (:class:`_ByStart`) pass over at once
+        those over before it, however many.
         """
-        asked = (kinds, partner_id)
-        if asked not in self._versions:  # threads may both work it out: the same tuple
-            self._versions[asked] = self._versions_of(kinds, partner_id)
-        return self._versions[asked]
+        scopes = self._keep(("scopes", kinds, partner_id), self._scopes, kinds, partner_id)
+        if at is None:
+            return self._keep(("versions", kinds, partner_id), self._versions, scopes)
+        groups = self._keep(("by start", kinds, partner_id), self._by_start, scopes)
+        return _in_order(rate for group in groups for rate in group.may_apply_at(at))
 
-    def _versions_of(self, kinds: tuple[str, ...], partner_id: str | None) -> tuple:
+    def _keep(self, key: tuple, work_out, *arguments):
+        if key not in self._kept:  # threads may both work it out: the same answer
+            self._kept[key] = work_out(*arguments)
+        return self._kept[key]
+
+    def _scopes(self, kinds: tuple[str, ...], partner_id: str | None) -> list[tuple]:
         if partner_id is None:
-            scopes = [scope for scope in self.rates if scope[0] in kinds]
-        else:
-            scopes = [
-                (kind, owner) for kind in dict.fromkeys(kinds) for owner in (None, partner_id)
-            ]
-        found = [rate for scope in scopes for rate in self.rates.get(scope, ())]
-        return tuple(sorted(found, key=lambda rate: rate.id))  # in the order they were added
+            return [scope for scope in self.rates if scope[0] in kinds]
+        return [(kind, owner) for kind in dict.fromkeys(kinds) for owner in (None, partner_id)]
+
+    def _versions(self, scopes: list[tuple]) -> tuple:
+        return _in_order(rate for scope in scopes for rate in self.rates.get(scope, ()))
+
+    def _by_start(self, scopes: list[tuple]) -> list["_ByStart"]:
+        return [_ByStart.of(self.rates[scope]) for scope in scopes if scope in self.rates]
 
     def point_value(self, at: datetime) -> Decimal | None:
         """The coalition-wide redemption rate in force at ``at``: what an outstanding point
@@ -105,6 +118,41 @@ class Catalog:
                 id=0, kind="fx", value=Decimal(1), effective_from=at, currency=currency
             )
         return rates.in_force(self.rates_of(("fx",)), "fx", at, currency=currency)
+
+
+def _in_order(versions) -> tuple:
+    return tuple(sorted(versions, key=lambda rate: rate.id))  # in the order they were added
+
+
+@dataclass(frozen=True)
+class _ByStart:
+    """One group's versions ordered by start, each with the latest end among it and
+    those that start before it (None: one has no end), so that a lookup at a moment
+    goes back from the last version started by then and stops at the first whose
+    latest end shows every earlier one over: a logarithmic search and a few steps,
+    however many versions ended before."""
+
+    versions: tuple[rates.Rate, ...]
+    starts: tuple[datetime, ...]
+    over_by: tuple[datetime | None, ...]
+
+    @classmethod
+    def of(cls, versions) -> "_ByStart":
+        ordered = tuple(sorted(versions, key=lambda rate: rate.effective_from))
+        over_by, latest = [], datetime.min.replace(tzinfo=UTC)
+        for rate in ordered:
+            if latest is not None:
+                latest = None if rate.effective_to is None else max(latest, rate.effective_to)
+            over_by.append(latest)
+        return cls(ordered, tuple(rate.effective_from for rate in ordered), tuple(over_by))
+
+    def may_apply_at(self, at: datetime) -> list[rates.Rate]:
+        """Every version in force at ``at``, and perhaps a few that are not."""
+        found, index = [], bisect.bisect_right(self.starts, at)
+        while index and (self.over_by[index - 1] is None or self.over_by[index - 1] > at):
+            index -= 1
+            found.append(self.versions[index])
+        return found
 
 
 def current(session) -> Catalog:

@@ -177,14 +177,15 @@ def _replay(book: Book, transaction: rows.Transaction) -> Posting:
 
 def _issue(book, transaction, partner, config, points: int, used: tuple[int, ...]) -> Posting:
     """Record an earn or bonus and the lot it creates, with the issuer's fee rate."""
-    fees = catalog.current(book.session).rates_of(("fee",), partner.id)
-    fee = rates.fee_rate(fees, partner.id, transaction.occurred_at)
+    at = transaction.occurred_at
+    fee = rates.fee_rate(
+        catalog.current(book.session).rates_of(("fee",), partner.id, at), partner.id, at
+    )
     transaction.points = points
     transaction.rate_ids = used + ((fee.id,) if fee else ())
     transaction.fee_rate = fee.value if fee else None
     book.add_member(transaction.member_id, transaction.recorded_at)
     book.add_transaction(transaction)
-    at = transaction.occurred_at
     lot = rows.Lot(
         transaction_id=transaction.id,
         member_id=transaction.member_id,
@@ -219,10 +220,11 @@ def _amount_of(request, partner) -> Decimal:
 
 def _earn(book, transaction, partner, config, request) -> Posting:
     amount = _amount_of(request, partner)
-    candidates = catalog.current(book.session).rates_of(("earn", "promo", "threshold"), partner.id)
-    earned = earning.points_for_purchase(
-        candidates, partner.id, transaction.category, amount, transaction.occurred_at
+    at = transaction.occurred_at
+    candidates = catalog.current(book.session).rates_of(
+        ("earn", "promo", "threshold"), partner.id, at
     )
+    earned = earning.points_for_purchase(candidates, partner.id, transaction.category, amount, at)
     transaction.amount, transaction.currency = amount, partner.currency
     return _issue(book, transaction, partner, config, earned.points, earned.rate_ids)
 
@@ -258,7 +260,7 @@ def _burn(book, transaction, partner, config, request) -> Posting:
 
 def _redemption_rate(book, redeemer_id: str, at: datetime) -> rates.Rate | None:
     """SPEC §7's v(t) as the rates stand now."""
-    candidates = catalog.current(book.session).rates_of(("redemption",), redeemer_id)
+    candidates = catalog.current(book.session).rates_of(("redemption",), redeemer_id, at)
     return rates.redemption_rate(candidates, redeemer_id, at)
 
 
