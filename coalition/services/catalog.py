@@ -14,11 +14,12 @@ threads; to change reference data, load its ORM object in a session.
 """
 
 import bisect
+import itertools
 import secrets
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from decimal import Decimal
 from types import MappingProxyType
 from weakref import WeakKeyDictionary
@@ -63,7 +64,7 @@ class Catalog:
     keys: dict[str, Row]  # unrevoked API keys by their SHA-256
     last_closed: periods.Period | None
     # what rates_of works out once for the catalog's life: every posting asks for its partner's
-    _kept: dict = field(default_factory=dict, compare=False, repr=False)
+    _kept: dict = field(default_factory=dict, init=False, compare=False, repr=False)
 
     @property
     def calendar(self) -> periods.Calendar:
@@ -126,32 +127,51 @@ def _in_order(versions) -> tuple:
 
 @dataclass(frozen=True)
 class _ByStart:
-    """One group's versions ordered by start, each with the latest end among it and
-    those that start before it (None: one has no end), so that a lookup at a moment
-    goes back from the last version started by then and stops at the first whose
-    latest end shows every earlier one over: a logarithmic search and a few steps,
-    however many versions ended before."""
+    """One group's versions arranged so that a lookup at a moment finds those that may be
+    in force then by a logarithmic search and a few steps, however many the group holds.
 
-    versions: tuple[rates.Rate, ...]
-    starts: tuple[datetime, ...]
-    over_by: tuple[datetime | None, ...]
+    Versions with an end are ordered by start, each with the latest end among it and
+    those started before it: a lookup goes back from the last one started by then and
+    stops where that latest end shows every earlier one over. Versions without an end
+    are kept by scope, ordered by start: of those started by then only each scope's
+    last can be chosen, since it is in force and outranks the others of its scope.
+    """
+
+    ending: tuple[rates.Rate, ...]
+    ending_starts: tuple[datetime, ...]
+    over_by: tuple[datetime, ...]
+    open_by_scope: tuple[tuple[tuple[datetime, ...], tuple[rates.Rate, ...]], ...]
 
     @classmethod
     def of(cls, versions) -> "_ByStart":
-        ordered = tuple(sorted(versions, key=lambda rate: rate.effective_from))
-        over_by, latest = [], datetime.min.replace(tzinfo=UTC)
+        ordered = sorted(versions, key=lambda rate: (rate.effective_from, rate.id))
+        ending = [rate for rate in ordered if rate.effective_to is not None]
+        over_by = list(itertools.accumulate((rate.effective_to for rate in ending), max))
+        open_by_scope = defaultdict(list)
         for rate in ordered:
-            if latest is not None:
-                latest = None if rate.effective_to is None else max(latest, rate.effective_to)
-            over_by.append(latest)
-        return cls(ordered, tuple(rate.effective_from for rate in ordered), tuple(over_by))
+            if rate.effective_to is None:
+                open_by_scope[rate.scope].append(rate)
+        return cls(
+            tuple(ending),
+            tuple(rate.effective_from for rate in ending),
+            tuple(over_by),
+            tuple(
+                (tuple(rate.effective_from for rate in scoped), tuple(scoped))
+                for scoped in open_by_scope.values()
+            ),
+        )
 
     def may_apply_at(self, at: datetime) -> list[rates.Rate]:
-        """Every version in force at ``at``, and perhaps a few that are not."""
-        found, index = [], bisect.bisect_right(self.starts, at)
-        while index and (self.over_by[index - 1] is None or self.over_by[index - 1] > at):
+        """Every version in force at ``at`` that the rules could choose, and perhaps a few
+        that are not in force."""
+        found, index = [], bisect.bisect_right(self.ending_starts, at)
+        while index and self.over_by[index - 1] > at:
             index -= 1
-            found.append(self.versions[index])
+            found.append(self.ending[index])
+        for starts, scoped in self.open_by_scope:
+            started = bisect.bisect_right(starts, at)
+            if started:
+                found.append(scoped[started - 1])
         return found
 
 

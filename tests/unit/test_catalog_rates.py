@@ -65,15 +65,17 @@ def test_a_partners_versions_are_its_own_and_the_coalition_wide_in_the_order_add
         assert list(book.rates_of(kinds_asked, partner)) == scanned
 
 
-# few kinds and partners, so that a group holds many versions whose windows overlap: a
-# long one started early, in force behind later ones already over
+# few kinds and partners, so that a group holds many versions whose windows overlap (a
+# long one started early, in force behind later ones already over; several without an
+# end in one scope), starting and ending at any hour
+HOUR = timedelta(hours=1)
 windowed = st.lists(
     st.tuples(
-        st.sampled_from(("earn", "promo")),
-        st.sampled_from(PARTNERS[:2]),
+        st.sampled_from(("earn", "promo", "threshold")),
+        st.sampled_from(PARTNERS[:3]),
         st.sampled_from((None, "coffee")),
-        st.integers(0, 400),
-        st.none() | st.integers(1, 300),  # days in force; None: no end
+        st.integers(0, 2000),  # the hour it starts
+        st.none() | st.integers(1, 900),  # hours in force; None: no end
     ),
     max_size=40,
 ).map(
@@ -82,32 +84,49 @@ windowed = st.lists(
             id=number,
             kind=kind,
             value=Decimal(number),
-            effective_from=JAN + timedelta(days=day),
-            effective_to=None if days is None else JAN + timedelta(days=day + days),
+            effective_from=JAN + hour * HOUR,
+            effective_to=None if hours is None else JAN + (hour + hours) * HOUR,
             partner_id=partner,
-            category=category,
+            category=None if kind == "threshold" else category,
+            min_amount=(Decimal(10) if category is None else Decimal(20)) if kind == "threshold" else None,
         )
-        for number, (kind, partner, category, day, days) in enumerate(drawn, start=1)
+        for number, (kind, partner, category, hour, hours) in enumerate(drawn, start=1)
     ]
 )
 
 
-@settings(max_examples=400)
-@given(
-    windowed,
-    st.lists(st.sampled_from(("earn", "promo")), min_size=1, max_size=2).map(tuple),
-    st.sampled_from(PARTNERS[:2]),
-    st.integers(-10, 1100).map(lambda half_days: JAN + timedelta(hours=12 * half_days)),
+# moments an hour or a day apart and far apart, before, among and after the windows
+moments = st.tuples(st.integers(-10, 2950), st.lists(st.integers(-48, 48), min_size=1, max_size=6)).map(
+    lambda drawn: [JAN + (drawn[0] + offset) * HOUR for offset in drawn[1]]
 )
-def test_the_versions_asked_at_a_moment_hold_every_one_in_force_then(rates, kinds, partner_id, at):
-    # on whole days too, where windows start and end: a window holds its start, not its end
-    book = _catalog(rates)
-    every = book.rates_of(kinds, partner_id)
-    asked = book.rates_of(kinds, partner_id, at)
 
-    assert set(asked) <= set(every) and list(asked) == sorted(asked, key=lambda rate: rate.id)
-    assert {rate for rate in every if rate.in_force_at(at)} <= set(asked)
-    for kind in kinds:
-        for category in (None, "coffee"):
-            chosen = rules.in_force(every, kind, at, partner_id=partner_id, category=category)
-            assert rules.in_force(asked, kind, at, partner_id=partner_id, category=category) == chosen
+
+@settings(max_examples=300)
+@given(windowed, moments)
+def test_the_versions_asked_at_a_moment_hold_each_scope_s_choice_then(rates, moments):
+    # one catalog asked for every kind, partner and moment in turn: each answer its own
+    book = _catalog(rates)
+    for at in moments:
+        for kinds in (("earn",), ("promo",), ("threshold",), ("earn", "promo", "threshold")):
+            for partner_id in PARTNERS[:3]:
+                every = book.rates_of(kinds, partner_id)
+                asked = book.rates_of(kinds, partner_id, at)
+
+                assert set(asked) <= set(every)
+                assert list(asked) == sorted(asked, key=lambda rate: rate.id)
+                chosen = {}  # each scope's version in force at ``at`` that outranks the others
+                for rate in every:
+                    held = chosen.get(rate.scope)
+                    if rate.in_force_at(at) and (held is None or rate.precedence > held.precedence):
+                        chosen[rate.scope] = rate
+                assert set(chosen.values()) <= set(asked)
+                for kind in kinds:
+                    for category in (None, "coffee"):
+                        assert rules.in_force(
+                            asked, kind, at, partner_id=partner_id, category=category
+                        ) == rules.in_force(every, kind, at, partner_id=partner_id, category=category)
+                for amount in (Decimal(15), Decimal(25)):
+                    if partner_id is not None:
+                        assert rules.threshold_reached(
+                            asked, at, partner_id, amount
+                        ) == rules.threshold_reached(every, at, partner_id, amount)
