@@ -17,32 +17,27 @@ PROC = Path("/proc")
 TICKS = os.sysconf("SC_CLK_TCK")  # a second's clock ticks, as /proc counts CPU time
 
 
-def tree_seconds(pid: int | None) -> float | None:
-    """CPU seconds of ``pid`` and every process below it, including those that have
-    ended (a process's time joins its parent's once the parent has waited for it);
-    None if there is no such process here. The tree is read one process at a time
-    over a few milliseconds: one that ends and is waited for meanwhile may be
-    counted twice or not at all, with all its time (PostgreSQL's autovacuum
-    workers end every minute or so; its backends, and gunicorn's workers, live
-    as long as the run)."""
-    return _trees([pid], _stats())[0]
-
-
-def _trees(pids: list[int | None], stats: dict[int, tuple[int, int]]) -> list[float | None]:
-    """The CPU seconds of each tree, all read from one reading of /proc."""
+def _trees(pids: list[int | None], stats: dict[int, tuple[int, int]]) -> list[int | None]:
+    """The CPU ticks of each pid and every process below it, including those that
+    have ended (a process's time joins its parent's once the parent has waited for
+    it), all from one reading of /proc; None for a pid not here. The reading takes a
+    few milliseconds, a process at a time: one that ends and is waited for meanwhile
+    may be counted twice or not at all, with all its time (PostgreSQL's autovacuum
+    workers end every minute or so; its backends, and gunicorn's workers, live as
+    long as the run)."""
     children: dict[int, list[int]] = {}
     for child, (parent, _) in stats.items():
         children.setdefault(parent, []).append(child)
     return [_tree(pid, stats, children) if pid in stats else None for pid in pids]
 
 
-def _tree(pid: int, stats: dict, children: dict) -> float:
+def _tree(pid: int, stats: dict, children: dict) -> int:
     ticks, pending = 0, [pid]
     while pending:
         process = pending.pop()
         ticks += stats[process][1]
         pending.extend(children.get(process, ()))
-    return ticks / TICKS
+    return ticks
 
 
 def _stats() -> dict[int, tuple[int, int]]:
@@ -88,7 +83,7 @@ def counted(**pids: int | None):
     yield spent
     after = _trees([pids[name] for name in names], _stats())
     for name, first, last in zip(names, before, after, strict=True):
-        spent[name] = None if first is None or last is None else last - first
+        spent[name] = None if first is None or last is None else (last - first) / TICKS
 
 
 def ended_children() -> float:

@@ -84,10 +84,9 @@ class Catalog:
         date: each group's versions by start (:class:`_ByStart`) pass over at once
         those over before it, however many.
         """
-        scopes = self._keep(("scopes", kinds, partner_id), self._scopes, kinds, partner_id)
         if at is None:
-            return self._keep(("versions", kinds, partner_id), self._versions, scopes)
-        groups = self._keep(("by start", kinds, partner_id), self._by_start, scopes)
+            return self._keep(("versions", kinds, partner_id), self._versions, kinds, partner_id)
+        groups = self._keep(("by start", kinds, partner_id), self._by_start, kinds, partner_id)
         return _in_order(rate for group in groups for rate in group.may_apply_at(at))
 
     def _keep(self, key: tuple, work_out, *arguments):
@@ -100,10 +99,12 @@ class Catalog:
             return [scope for scope in self.rates if scope[0] in kinds]
         return [(kind, owner) for kind in dict.fromkeys(kinds) for owner in (None, partner_id)]
 
-    def _versions(self, scopes: list[tuple]) -> tuple:
+    def _versions(self, kinds: tuple[str, ...], partner_id: str | None) -> tuple:
+        scopes = self._scopes(kinds, partner_id)
         return _in_order(rate for scope in scopes for rate in self.rates.get(scope, ()))
 
-    def _by_start(self, scopes: list[tuple]) -> list["_ByStart"]:
+    def _by_start(self, kinds: tuple[str, ...], partner_id: str | None) -> list["_ByStart"]:
+        scopes = self._scopes(kinds, partner_id)
         return [_ByStart.of(self.rates[scope]) for scope in scopes if scope in self.rates]
 
     def point_value(self, at: datetime) -> Decimal | None:

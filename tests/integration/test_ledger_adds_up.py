@@ -92,12 +92,18 @@ def _moved(kind: str, points: int) -> dict[str, list]:
     )
 
 
-def _refused(database, write) -> str:
-    """The message of the error that refused ``write(connection)``'s transaction."""
+def _failure(database, write) -> DBAPIError:
+    """The database's error that refused ``write(connection)``'s transaction."""
     with pytest.raises(DBAPIError) as refused, database.engine.begin() as connection:
         write(connection)
-    assert refused.value.orig.sqlstate == "23514"  # check_violation
-    return str(refused.value)
+    return refused.value
+
+
+def _refused(database, write) -> str:
+    """The message of the check that refused ``write(connection)``'s transaction."""
+    failure = _failure(database, write)
+    assert failure.orig.sqlstate == "23514"  # check_violation
+    return str(failure)
 
 
 def test_a_lot_whose_remaining_points_change_alone_is_refused(m1, database):
@@ -221,19 +227,14 @@ def test_a_downgrade_of_0018_leaves_the_checks_to_the_sessions_search_path(m1, d
         connection.execute(text("SET LOCAL search_path = ''"))
         connection.execute(text("UPDATE public.lots SET remaining = 122 WHERE id = :id"), {"id": lot_id})
 
-    def refused() -> str:
-        with pytest.raises(DBAPIError) as error, database.engine.begin() as connection:
-            break_it(connection)
-        return error.value.orig.sqlstate
-
     with database.engine.begin() as connection:
         migrate(connection, MIGRATIONS[1], "downgrade")
-    try:
-        assert refused() == "42883"  # undefined_function: check_lot, looked for nowhere
+    try:  # undefined_function: check_lot, looked for nowhere
+        assert _failure(database, break_it).orig.sqlstate == "42883"
     finally:
         with database.engine.begin() as connection:
             migrate(connection, MIGRATIONS[1], "upgrade")
-    assert refused() == "23514"  # check_violation
+    assert LOT_BROKEN in _refused(database, break_it)
 
 
 def _without_checks(connection) -> None:

@@ -49,29 +49,32 @@ def _tell(process: subprocess.Popen) -> None:
 
 @pytest.mark.parametrize("kind", ["user", "system"])
 def test_a_live_process_s_cpu_is_counted_in_its_own_tree_and_its_parent_s(kind):
-    before = cpu.tree_seconds(os.getpid())
-    process = _burner(kind)
+    with cpu.counted(me=os.getpid()) as started:
+        process = _burner(kind)
     try:
-        assert BURN - SLACK <= cpu.tree_seconds(process.pid) < ONCE
-        assert BURN - SLACK <= cpu.tree_seconds(os.getpid()) - before < ONCE
+        with cpu.counted(burner=process.pid, me=os.getpid()) as burnt:
+            _tell(process)
+        assert BURN - SLACK <= started["me"] < ONCE
+        assert BURN - SLACK <= burnt["burner"] <= burnt["me"] < ONCE  # one reading of both
     finally:
         process.communicate("")
 
 
 def test_a_grandchild_s_cpu_is_counted_in_the_tree():
-    before = cpu.tree_seconds(os.getpid())
-    process = _burner(via_shell=True)
+    with cpu.counted(me=os.getpid()) as started:
+        process = _burner(via_shell=True)
     try:
-        assert BURN - SLACK <= cpu.tree_seconds(os.getpid()) - before < ONCE
+        assert BURN - SLACK <= started["me"] < ONCE
     finally:
         process.communicate("")
 
 
 def test_an_ended_child_s_cpu_stays_counted_once_its_parent_has_waited():
-    before_tree, before_ended = cpu.tree_seconds(os.getpid()), cpu.ended_children()
-    _burner().communicate("")
+    before_ended = cpu.ended_children()
+    with cpu.counted(me=os.getpid()) as spent:
+        _burner().communicate("")
 
-    assert BURN - SLACK <= cpu.tree_seconds(os.getpid()) - before_tree < ONCE
+    assert BURN - SLACK <= spent["me"] < ONCE
     assert BURN - SLACK <= cpu.ended_children() - before_ended < ONCE
 
 
