@@ -18,7 +18,7 @@ Choices, made for machines first and spreadsheets second:
 - Amounts exactly as the settlement produced them (``"7568.18"``): no
   thousands separators, no re-rounding, sign as given.
 - Text cells that a spreadsheet would run as a formula (starting with
-  ``=``, ``+``, ``-``, ``@``, tab or carriage return) get a leading
+  ``=``, ``+``, ``-``, ``@``, tab, carriage return or line feed) get a leading
   apostrophe. Names and external ids come from partners' systems, and CSV
   injection is how such a field attacks the finance team opening the file.
   Numeric columns are never touched.
@@ -109,7 +109,7 @@ _SUMMARY_KEYS = (
     "liability",
 )
 _PARTNER_COLUMNS = ("partner_id", "name", "currency", *_SUMMARY_KEYS, "own_redemption_points")
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def render_csv(statement: Mapping) -> bytes:

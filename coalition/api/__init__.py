@@ -286,7 +286,7 @@ def init_app(app) -> Api:
         api.register_blueprint(module.blp)
     app.before_request(refuse_a_url_not_utf8)
     app.before_request(_authenticate)
-    app.after_request(_no_content_no_type)
+    app.after_request(_headers)
     app.teardown_request(_stop_acting)
     app.add_url_rule("/api/swagger-ui/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
     return api
@@ -307,10 +307,20 @@ def _describe_shared_parts(api: Api) -> None:
     api.register_field(DecimalString, "string", "decimal")
 
 
-def _no_content_no_type(response):
-    """A 204 has no content, so no Content-Type either (flask-smorest gives it JSON's)."""
+def _headers(response):
+    """Headers every answer needs and flask-smorest does not give.
+
+    A 204 has no content, so no Content-Type either (flask-smorest gives it
+    JSON's). No answer is sniffed for another type than it says. An API
+    answer is about balances, money or keys, so no cache keeps it unless its
+    view says otherwise: final statements, which never change, may be kept
+    by their reader and asked for again with their ETag (:mod:`.settlements`).
+    """
     if response.status_code == 204:
         response.headers.pop("Content-Type", None)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    if request.path.startswith("/api/v1/"):
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 

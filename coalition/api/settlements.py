@@ -277,7 +277,14 @@ TAGGED = {
             " statement in other bytes); sent back as If-None-Match, it gets 304"
         ),
         "schema": {"type": "string"},
-    }
+    },
+    "Cache-Control": {
+        "description": (
+            "`private, no-cache`: the reader's own cache may keep a final statement, and"
+            " asks with its ETag before using it again; no shared cache keeps it"
+        ),
+        "schema": {"type": "string"},
+    },
 }
 ATTACHED = TAGGED | attached("coalition-statement-{number}-{partner_id}.{pdf|csv}")
 NOT_MODIFIED = blp.alt_response(
@@ -353,10 +360,14 @@ def _not_modified(document: dict) -> Response:
 
 
 def _tag(document: dict) -> dict:
-    """The ETag header of every read of a statement: its hash, as a weak tag (RFC 9110).
+    """The ETag of every read of a statement, its hash as a weak tag (RFC 9110), and
+    leave for the reader's own cache, not a shared one, to keep it and ask again.
 
     A strong tag promises the same bytes, and a release may render the same statement
     in others (decisions.md); the hash names what the statement says, which never
     changes, and If-None-Match compares tags weakly, so a client holding it still gets 304.
     """
-    return {"ETag": quote_etag(document["sha256"], weak=True)}
+    return {
+        "ETag": quote_etag(document["sha256"], weak=True),
+        "Cache-Control": "private, no-cache",
+    }

@@ -65,6 +65,29 @@ def test_the_answer_carrying_a_new_key_may_not_be_cached(operator):
     assert response.headers["Cache-Control"] == "no-store"
 
 
+def test_no_api_answer_may_be_cached_or_read_as_another_type(operator, make_key, client):
+    """Balances, money and keys: no cache, a browser's or a proxy's, keeps an answer the
+    view did not allow, refused ones included; and none is sniffed for another type."""
+    add_partner(operator, "aroma", "RUB")
+    aroma = make_key("partner", "aroma")
+    answers = {
+        "a partner": operator.get("/api/v1/partners/aroma"),
+        "a list": operator.get("/api/v1/partners"),
+        "a partner's key": aroma.get("/api/v1/transactions"),
+        "no key": client.get("/api/v1/partners"),
+        "another role's": aroma.get("/api/v1/keys"),
+        "unknown": operator.get("/api/v1/partners/nobody"),
+        "invalid": operator.post("/api/v1/partners", json={}),
+    }
+    assert {name: r.status_code for name, r in answers.items()} == {
+        "a partner": 200, "a list": 200, "a partner's key": 200,
+        "no key": 401, "another role's": 403, "unknown": 404, "invalid": 422,
+    }
+    for name, response in answers.items():
+        assert response.headers["Cache-Control"] == "no-store", name
+        assert response.headers["X-Content-Type-Options"] == "nosniff", name
+
+
 @pytest.mark.parametrize("name", ["   ", "\u200b", "\x7f"], ids=["spaces", "zero-width", "delete"])
 def test_a_key_named_with_nothing_to_read_is_422_and_makes_no_key(operator, name):
     """A name is how the operator finds the key to revoke; one that shows nothing would

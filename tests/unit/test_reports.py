@@ -1020,7 +1020,7 @@ def test_csv_header_block_is_the_identity_then_every_figure_in_a_fixed_order():
     ]
 
 
-@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r"])
+@pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", "\n"])
 def test_csv_quotes_a_name_starting_with_any_formula_character(start):
     header = dict(csv_blocks(render_csv(make_statement(partner_name=start + "SUM(A1:A9)")))[0])
 
