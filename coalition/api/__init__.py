@@ -28,12 +28,11 @@ from coalition.api.errors import (
     NOT_JSON,
     SHARED_ERRORS,
     UNAUTHENTICATED,
-    UNAVAILABLE,
     ErrorSchema,
+    database_away,
     domain_error_body,
     error_body,
     unauthenticated,
-    unavailable,
 )
 from coalition.api.fields import DecimalString
 from coalition.api.parsing import PARSER, refuse_a_url_not_utf8
@@ -155,7 +154,7 @@ class Api(flask_smorest.Api):
         (A batch that wrote items first answers 200 instead, those items 201 and the
         rest 503.)"""
         unavailable_log.error("answered 503: %s", error)
-        return unavailable(UNAVAILABLE)
+        return database_away(error)
 
 
 def database():

@@ -7,6 +7,7 @@ import marshmallow
 from werkzeug.http import HTTP_STATUS_CODES
 
 from coalition import auth
+from coalition.db import SchemaNotCurrent, Unavailable, migrate
 from coalition.domain.errors import (
     CoalitionError,
     Conflict,
@@ -77,7 +78,9 @@ DATABASE_UNAVAILABLE = SharedError(
     503,
     "DATABASE_UNAVAILABLE",
     "database_unavailable: the service cannot reach its database; ask again after"
-    " Retry-After seconds (a transaction posted again answers as a replay if it was written)",
+    " Retry-After seconds (a transaction posted again answers as a replay if it was written);"
+    " schema_not_current: the database does not have this release's schema, until its"
+    " operator runs `coalition db upgrade`",
     {"Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}},
 )
 MALFORMED_JSON = SharedError(
@@ -117,6 +120,14 @@ RETRY_AFTER_SECONDS = 5
 def unavailable(message: str, reason: str = "database_unavailable"):
     """A 503 answer: not the request's fault, to be asked again after ``Retry-After``."""
     return error_body(503, message, reason=reason), 503, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+
+
+def database_away(error: Unavailable):
+    """The 503 of a request, or a batch's item, the database failed: its tables gone
+    (``schema_not_current``, as /readyz says until the schema is made), or itself."""
+    if isinstance(error, SchemaNotCurrent):
+        return unavailable(migrate.SCHEMA_IS_OLDER, "schema_not_current")
+    return unavailable(UNAVAILABLE)
 
 
 def error_body(code: int, message: str, *, reason: str | None = None, errors=None) -> dict:

@@ -14,11 +14,10 @@ from coalition.api.answers import CSV, DOWNLOAD, Answer, attached, attachment
 from coalition.api.errors import (
     ANOTHER_PARTNERS_DATA,
     INVALID_FIELDS,
-    UNAVAILABLE,
     ErrorSchema,
+    database_away,
     domain_error_body,
     error_body,
-    unavailable,
 )
 from coalition.api.fields import (
     EXTERNAL_ID_LENGTH,
@@ -383,7 +382,7 @@ def _result(index: int, outcome) -> dict:
     elif isinstance(outcome, CoalitionError):
         error = domain_error_body(outcome)
     elif isinstance(outcome, Unavailable):  # the items after those written, as posted alone
-        error, _, _ = unavailable(UNAVAILABLE)  # the body of a request the database is away for
+        error, _, _ = database_away(outcome)  # the body of a request the database failed
     else:
         view, status = present(outcome)
         return {"index": index, "status": status, "transaction": view}

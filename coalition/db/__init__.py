@@ -111,6 +111,13 @@ class Unavailable(Exception):
     """
 
 
+class SchemaNotCurrent(Unavailable):
+    """A table this release reads is not there: the database was dropped and made
+    anew, or emptied of its schema, under a running service. Nothing the request
+    did is at fault, and asking again will not help until ``coalition db upgrade``
+    has made the schema; /readyz says the same meanwhile."""
+
+
 class Busy(Unavailable):
     """Another unit of work held what this one needed for all of :data:`LOCK_WAIT_MS`.
 
@@ -133,16 +140,27 @@ def is_unavailable(error: DBAPIError) -> bool:
     )
 
 
+def missing_table(error: DBAPIError) -> bool:
+    """A table not there: PostgreSQL's undefined_table, SQLite's own words."""
+    return getattr(error.orig, "sqlstate", None) == "42P01" or "no such table" in str(error.orig)
+
+
 @contextmanager
 def reaching():
     """Raise :class:`Unavailable` for a database that cannot be reached, with the
-    driver's first line (a host and port, never a password)."""
+    driver's first line (a host and port, never a password); :class:`SchemaNotCurrent`
+    for one whose tables are gone."""
     try:
         yield
     except DBAPIError as error:
+        reason = next(iter(str(error.orig).strip().splitlines()), "no answer")
+        if missing_table(error):
+            raise SchemaNotCurrent(
+                f"the database does not have this release's schema ({reason}):"
+                " run `coalition db upgrade`"
+            ) from error
         if not is_unavailable(error):
             raise
-        reason = next(iter(str(error.orig).strip().splitlines()), "no answer")
         if busy(error):
             raise Busy(
                 f"the database kept this waiting on other work's lock too long ({reason})"
@@ -182,7 +200,7 @@ def twice_if_unavailable(call, *args, **kwargs):
     is gone from the pool by then, so a server that is back serves the second."""
     try:
         return call(*args, **kwargs)
-    except Busy:
+    except (Busy, SchemaNotCurrent):
         raise
     except Unavailable:
         return call(*args, **kwargs)

@@ -7,9 +7,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy.exc import DBAPIError
 
-from coalition.db import locks, on_postgresql, retried
+from coalition.db import SchemaNotCurrent, locks, on_postgresql, retried
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -59,18 +58,14 @@ def revisions(database) -> frozenset[str]:
         return database.read(
             lambda session: frozenset(session.connection().exec_driver_sql(VERSIONS).scalars())
         )
-    except DBAPIError as error:
-        if _no_versions_table(error):
-            return frozenset()
-        raise
-
-
-def _no_versions_table(error: DBAPIError) -> bool:
-    """A database no upgrade has touched: PostgreSQL's undefined_table, SQLite's own words."""
-    return getattr(error.orig, "sqlstate", None) == "42P01" or "no such table" in str(error.orig)
+    except SchemaNotCurrent:  # no versions table: a database no upgrade has touched
+        return frozenset()
 
 
 SCHEMA_IS_NEWER = "the database's schema is a newer release's: run that release"
+SCHEMA_IS_OLDER = (
+    "the database does not have this release's schema: run `coalition db upgrade` first"
+)
 
 
 def mismatch(revisions: frozenset[str]) -> str | None:
@@ -86,7 +81,7 @@ def mismatch(revisions: frozenset[str]) -> str | None:
         return None
     if revisions - _known():
         return SCHEMA_IS_NEWER
-    return "the database does not have this release's schema: run `coalition db upgrade` first"
+    return SCHEMA_IS_OLDER
 
 
 @functools.cache

@@ -1015,6 +1015,59 @@ def test_readyz_is_503_until_the_database_has_this_releases_schema(tmp_path):
         database_of(app).dispose()
 
 
+def _drop_every_table(database) -> None:
+    """What dropping a database and making it anew leaves: no table, no ledger function."""
+    with database.engine.begin() as connection:
+        if coalition_db.on_postgresql(connection):
+            connection.exec_driver_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        else:
+            models.Base.metadata.drop_all(connection)
+            connection.exec_driver_sql("DROP TABLE alembic_version")
+
+
+def test_a_database_whose_tables_went_under_the_service_is_503_schema_not_current(tmp_path):
+    """Dropped and made anew, or emptied of its schema, while an instance served it:
+    every request was a 500 with a traceback in the log, where /readyz said why."""
+    with empty_database(tmp_path) as url:
+        app = create_app({"DATABASE_URL": url})
+        database = database_of(app)
+        try:
+            migrate.upgrade(database)
+            _, key = database.run(lambda session: auth.create_key(session, "operator", None))
+            operator = Caller(app.test_client(), key)
+            expect(operator.get("/api/v1/partners"), 200)
+            _drop_every_table(database)
+            item = {"type": "bonus", "partner_id": "coalition", "member_id": "m1",
+                    "external_id": "b1", "points": 5, "reason": "welcome",
+                    "occurred_at": datetime.now(UTC).isoformat()}
+            answers = [
+                operator.get("/api/v1/partners"),
+                operator.get("/api/v1/members/m1/balance"),
+                operator.post("/api/v1/transactions", json=item),
+                operator.post("/api/v1/transactions/batch", json={"transactions": [item]}),
+                app.test_client().get("/readyz"),
+            ]
+            for response in answers:
+                body = assert_error(response, 503)
+                assert body["reason"] == "schema_not_current", body
+                assert "coalition db upgrade" in body["message"], body
+                assert response.headers["Retry-After"] == "5"
+            migrate.upgrade(database)  # what the answers ask for, with the service still running
+            assert app.test_client().get("/readyz").status_code == 200
+            assert operator.get("/api/v1/partners").status_code == 401  # the key went with its table
+        finally:
+            database.dispose()
+
+
+def test_a_batch_item_the_schema_failed_says_so_as_a_request_would():
+    from coalition.api.transactions import _result
+
+    gone = _result(3, coalition_db.SchemaNotCurrent("relation \"lots\" does not exist"))
+    away = _result(4, coalition_db.Unavailable("connection refused"))
+    assert (gone["index"], gone["status"], gone["error"]["reason"]) == (3, 503, "schema_not_current")
+    assert (away["index"], away["status"], away["error"]["reason"]) == (4, 503, "database_unavailable")
+
+
 def test_the_openapi_document_promises_code_status_and_message_in_every_error(client):
     document = client.get("/api/openapi.json").get_json()
     error = document["components"]["schemas"]["Error"]
