@@ -7,7 +7,7 @@ import marshmallow
 from werkzeug.http import HTTP_STATUS_CODES
 
 from coalition import auth
-from coalition.db import SchemaNotCurrent, Unavailable, migrate
+from coalition.db import SchemaNotCurrent, Unavailable
 from coalition.domain.errors import (
     CoalitionError,
     Conflict,
@@ -126,7 +126,7 @@ def database_away(error: Unavailable):
     """The 503 of a request, or a batch's item, the database failed: its tables gone
     (``schema_not_current``, as /readyz says until the schema is made), or itself."""
     if isinstance(error, SchemaNotCurrent):
-        return unavailable(migrate.SCHEMA_IS_OLDER, "schema_not_current")
+        return unavailable(error.why, "schema_not_current")
     return unavailable(UNAVAILABLE)
 
 

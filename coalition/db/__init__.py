@@ -111,11 +111,22 @@ class Unavailable(Exception):
     """
 
 
+SCHEMA_IS_NEWER = "the database's schema is a newer release's: run that release"
+SCHEMA_IS_OLDER = (
+    "the database does not have this release's schema: run `coalition db upgrade` first"
+)
+
+
 class SchemaNotCurrent(Unavailable):
-    """A table this release reads is not there: the database was dropped and made
-    anew, or emptied of its schema, under a running service. Nothing the request
-    did is at fault, and asking again will not help until ``coalition db upgrade``
-    has made the schema; /readyz says the same meanwhile."""
+    """The database's schema is not this release's: a table this release reads is not
+    there (the database dropped and made anew, or emptied, under a running service), or
+    a newer release has upgraded it. The request is not at fault, and asking again
+    will not help until the schema and the release match; /readyz says the same.
+    ``why`` is what to do, without the database's own words."""
+
+    def __init__(self, why: str, detail: str = ""):
+        super().__init__(f"{why} ({detail})" if detail else why)
+        self.why = why
 
 
 class Busy(Unavailable):
@@ -155,10 +166,7 @@ def reaching():
     except DBAPIError as error:
         reason = next(iter(str(error.orig).strip().splitlines()), "no answer")
         if missing_table(error):
-            raise SchemaNotCurrent(
-                f"the database does not have this release's schema ({reason}):"
-                " run `coalition db upgrade`"
-            ) from error
+            raise SchemaNotCurrent(SCHEMA_IS_OLDER, reason) from error
         if not is_unavailable(error):
             raise
         if busy(error):

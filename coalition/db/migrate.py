@@ -8,7 +8,15 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from coalition.db import SchemaNotCurrent, locks, on_postgresql, retried
+from coalition.db import (
+    SCHEMA_IS_NEWER,
+    SCHEMA_IS_OLDER,
+    SchemaNotCurrent,
+    locks,
+    models,
+    on_postgresql,
+    retried,
+)
 
 MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
@@ -29,6 +37,13 @@ def upgrade(database, revision: str = "head") -> frozenset[str]:
     psycopg has prepared locks its main table first, the others after. When
     PostgreSQL ends such a wait both ways by rolling the upgrade back, as a
     deadlock's victim, the upgrade runs again, as a unit of work would.
+
+    An upgrade that reaches this release's schema stamps a new generation of
+    the reference data in its transaction, so every instance reads its
+    catalog afresh on its next request; one of a release before, finding the
+    schema past its own there, answers 503 from then on instead of writing
+    the way its release did (a migration may change what every release must
+    write), without waiting for a load balancer to take it out.
     """
     config = _config()
 
@@ -38,9 +53,14 @@ def upgrade(database, revision: str = "head") -> frozenset[str]:
                 # however long the first takes
                 connection.exec_driver_sql("SET LOCAL lock_timeout = 0")
                 locks.hold(connection, locks.MIGRATIONS)
-            before = frozenset(MigrationContext.configure(connection).get_current_heads())
+            context = MigrationContext.configure(connection)
+            before = frozenset(context.get_current_heads())
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+            if before != _newest() == frozenset(context.get_current_heads()):
+                # every instance reads its catalog afresh, and one of an older release,
+                # finding the schema past its own, stops serving (services.catalog)
+                connection.execute(models.new_generation())
         return before
 
     return retried(once)
@@ -60,12 +80,6 @@ def revisions(database) -> frozenset[str]:
         )
     except SchemaNotCurrent:  # no versions table: a database no upgrade has touched
         return frozenset()
-
-
-SCHEMA_IS_NEWER = "the database's schema is a newer release's: run that release"
-SCHEMA_IS_OLDER = (
-    "the database does not have this release's schema: run `coalition db upgrade` first"
-)
 
 
 def mismatch(revisions: frozenset[str]) -> str | None:

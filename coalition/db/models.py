@@ -8,10 +8,11 @@ refuses the rest (migration 0014), and so for final statements, the record
 of changes and a closed period's settlement.
 """
 
+import secrets
 from datetime import datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, String, Text, UniqueConstraint, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from coalition.db.types import Amount, AsWritten, BigId, IdList, RateValue, UTCDateTime
@@ -32,6 +33,13 @@ class Settings(Base):
     max_backdate_days: Mapped[int]
     auto_close_after_hours: Mapped[int]
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+def new_generation():
+    """The statement that stamps the reference data as changed: every process of the
+    service reads its catalog afresh on its next request
+    (:mod:`coalition.services.catalog`)."""
+    return update(Settings).values(generation=secrets.randbits(62))
 
 
 class Partner(Base):

@@ -7,7 +7,10 @@ fresh random value, in the same transaction; a use case reads that one value
 in its own transaction and takes the cached copy only when it carries the
 same stamp. The rows are read after the stamp, so a copy is never older than
 it: a revoked key, a suspended partner, a new rate or a closed period count
-from the next request on, in every process.
+from the next request on, in every process. An upgrade of the schema stamps
+it too (:func:`coalition.db.migrate.upgrade`), and a catalog is read only
+on a schema of this release, so an instance the schema moved past stops at
+its next request.
 
 The cache holds plain, immutable rows (no ORM objects), shared between
 threads; to change reference data, load its ORM object in a session.
@@ -15,7 +18,6 @@ threads; to change reference data, load its ORM object in a session.
 
 import bisect
 import itertools
-import secrets
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -24,10 +26,10 @@ from decimal import Decimal
 from types import MappingProxyType
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Row, event, select, update
+from sqlalchemy import Row, event, select
 from sqlalchemy.orm import Session
 
-from coalition.db import models
+from coalition.db import SchemaNotCurrent, migrate, models
 from coalition.domain import periods, rates
 
 _cached: WeakKeyDictionary = WeakKeyDictionary()  # engine → Catalog
@@ -39,7 +41,7 @@ GENERATION_QUERY = "SELECT generation FROM settings"  # plain SQL: read on every
 def _stamp_generation(session, _context, _instances) -> None:
     changed = (*session.new, *session.dirty, *session.deleted)
     if any(type(row) in models.REFERENCE_DATA for row in changed):
-        session.execute(update(models.Settings).values(generation=secrets.randbits(62)))
+        session.execute(models.new_generation())
         forget(session)
 
 
@@ -219,6 +221,11 @@ def if_current(database, generation: int | None = None) -> Catalog | None:
 def _load(session, generation: int) -> Catalog:
     def rows(table):
         return session.execute(select(table.__table__)).all()
+
+    # an upgrade stamps a new generation: a release the schema has moved past stops here
+    versions = session.connection().exec_driver_sql(migrate.VERSIONS).scalars()
+    if (why := migrate.mismatch(frozenset(versions))) is not None:
+        raise SchemaNotCurrent(why)
 
     last = session.execute(
         select(models.Period.start, models.Period.end, models.Period.id)

@@ -1059,10 +1059,55 @@ def test_a_database_whose_tables_went_under_the_service_is_503_schema_not_curren
             database.dispose()
 
 
+def test_an_instance_stops_serving_as_soon_as_a_newer_release_upgrades_its_database(tmp_path):
+    """It went on reading and writing as its release did until a load balancer's probe
+    of /readyz took it out, and for any client that reached it directly; a migration
+    may change what every release must write."""
+    with empty_database(tmp_path) as url:
+        app = create_app({"DATABASE_URL": url})
+        database = database_of(app)
+        try:
+            migrate.upgrade(database)
+            head = database.peek(migrate.VERSIONS)
+            _, key = database.run(lambda session: auth.create_key(session, "operator", None))
+            operator = Caller(app.test_client(), key)
+            item = {"type": "bonus", "partner_id": "coalition", "member_id": "m1",
+                    "external_id": "b1", "points": 5, "reason": "welcome",
+                    "occurred_at": datetime.now(UTC).isoformat()}
+            expect(operator.get("/api/v1/partners"), 200)  # its catalog cached
+
+            def released(version: str) -> None:
+                """What an upgrade to ``version`` leaves, as a release that knows it does."""
+                with database.engine.begin() as connection:
+                    connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": version})
+                    connection.execute(models.new_generation())
+
+            released("9999")
+            answers = [
+                operator.get("/api/v1/partners"),
+                operator.get("/api/v1/members/m1/balance"),
+                operator.post("/api/v1/transactions", json=item),
+                operator.post("/api/v1/partners", json={"id": "gym", "name": "Gym", "category": "gym",
+                                                        "currency": "EUR", "hold_days": 0}),
+            ]
+            for response in answers:
+                body = assert_error(response, 503)
+                assert (body["reason"], body["message"]) == ("schema_not_current", coalition_db.SCHEMA_IS_NEWER)
+            counted = database.run(lambda session: (
+                session.scalar(select(func.count()).select_from(models.Transaction)),
+                session.scalar(select(func.count()).select_from(models.Partner)),
+            ))
+            assert counted == (0, 1)  # nothing written: the coalition partner alone
+            released(head)  # the deploy rolled back: its release's schema again
+            assert expect(operator.post("/api/v1/transactions", json=item), 201)["points"] == 5
+        finally:
+            database.dispose()
+
+
 def test_a_batch_item_the_schema_failed_says_so_as_a_request_would():
     from coalition.api.transactions import _result
 
-    gone = _result(3, coalition_db.SchemaNotCurrent("relation \"lots\" does not exist"))
+    gone = _result(3, coalition_db.SchemaNotCurrent(coalition_db.SCHEMA_IS_OLDER, "no lots"))
     away = _result(4, coalition_db.Unavailable("connection refused"))
     assert (gone["index"], gone["status"], gone["error"]["reason"]) == (3, 503, "schema_not_current")
     assert (away["index"], away["status"], away["error"]["reason"]) == (4, 503, "database_unavailable")

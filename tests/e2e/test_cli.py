@@ -1172,6 +1172,24 @@ def test_db_upgrade_says_from_which_schema_it_upgraded(tmp_path, monkeypatch):
     assert (again.exit_code, again.stdout, again.stderr) == (0, "database is at the newest schema\n", "")
 
 
+def test_an_upgrade_to_this_release_has_every_instance_read_its_catalog_afresh(tmp_path):
+    # an instance of the release before learns of it at its next request (test_api_errors)
+    versions = Path(__file__).resolve().parents[2] / "migrations" / "versions"
+    *_, older, _ = sorted(path.name[:4] for path in versions.glob("[0-9]*.py"))
+    generation = "SELECT generation FROM settings"
+    with empty_database(tmp_path) as url:
+        database = Database(url)
+        try:
+            migrate.upgrade(database, older)
+            before = database.peek(generation)
+            migrate.upgrade(database)
+            upgraded = database.peek(generation)
+            migrate.upgrade(database)  # nothing to do: nothing to read afresh
+            assert before != upgraded == database.peek(generation)
+        finally:
+            database.dispose()
+
+
 @pytest.mark.postgres
 def test_db_upgrade_of_an_empty_server_database_says_it_created_the_schema(tmp_path, monkeypatch):
     # it built the whole schema in a new PostgreSQL database and said only that the
