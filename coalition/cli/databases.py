@@ -14,7 +14,14 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from coalition import config, create_app, database_of
-from coalition.db import Unavailable, is_unavailable, migrate, sqlite_code, unwritable
+from coalition.db import (
+    SchemaNotCurrent,
+    Unavailable,
+    is_unavailable,
+    migrate,
+    sqlite_code,
+    unwritable,
+)
 
 # serve waits this long for a database that does not answer yet (started beside it)
 START_WAIT_SECONDS = 60
@@ -51,6 +58,8 @@ def opened(*, upgrade=False, wait=0, create=True):
         if upgrade:  # said once done: a file that cannot be made is reported instead
             _tell_what_changed(database, missing, before, revisions)
         yield database
+    except SchemaNotCurrent as error:  # a newer release upgraded it while the command ran
+        raise click.ClickException(str(error)) from None
     except Unavailable as error:  # the server went away while the command ran
         raise click.ClickException(f"{error}; run the command again once it is back") from None
     finally:

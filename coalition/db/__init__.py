@@ -115,6 +115,10 @@ SCHEMA_IS_NEWER = "the database's schema is a newer release's: run that release"
 SCHEMA_IS_OLDER = (
     "the database does not have this release's schema: run `coalition db upgrade` first"
 )
+TABLE_MISSING = (
+    "the database does not have this release's schema (a table it reads is missing):"
+    " run `coalition db upgrade`, or the newer release that changed it"
+)
 
 
 class SchemaNotCurrent(Unavailable):
@@ -152,8 +156,11 @@ def is_unavailable(error: DBAPIError) -> bool:
 
 
 def missing_table(error: DBAPIError) -> bool:
-    """A table not there: PostgreSQL's undefined_table, SQLite's own words."""
-    return getattr(error.orig, "sqlstate", None) == "42P01" or "no such table" in str(error.orig)
+    """A table not there: PostgreSQL's undefined_table, SQLite's own words (in SQLite's
+    errors alone: PostgreSQL's carry the row's values, which a partner may have written)."""
+    if sqlite_code(error) is not None:
+        return str(error.orig).startswith("no such table")
+    return getattr(error.orig, "sqlstate", None) == "42P01"
 
 
 @contextmanager
@@ -166,7 +173,7 @@ def reaching():
     except DBAPIError as error:
         reason = next(iter(str(error.orig).strip().splitlines()), "no answer")
         if missing_table(error):
-            raise SchemaNotCurrent(SCHEMA_IS_OLDER, reason) from error
+            raise SchemaNotCurrent(TABLE_MISSING, reason) from error
         if not is_unavailable(error):
             raise
         if busy(error):
@@ -353,6 +360,7 @@ def written(name: str, value):
 
 __all__ = [
     "Database",
+    "SchemaNotCurrent",
     "Unavailable",
     "on_postgresql",
     "reaching",

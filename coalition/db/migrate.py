@@ -38,12 +38,14 @@ def upgrade(database, revision: str = "head") -> frozenset[str]:
     PostgreSQL ends such a wait both ways by rolling the upgrade back, as a
     deadlock's victim, the upgrade runs again, as a unit of work would.
 
-    An upgrade that reaches this release's schema stamps a new generation of
-    the reference data in its transaction, so every instance reads its
-    catalog afresh on its next request; one of a release before, finding the
-    schema past its own there, answers 503 from then on instead of writing
-    the way its release did (a migration may change what every release must
-    write), without waiting for a load balancer to take it out.
+    An upgrade with work to do holds the settlement calendar's lock, as a
+    close does: postings in flight commit before it migrates, and the next
+    ones wait for it. One that reaches this release's schema stamps a new
+    generation of the reference data in its transaction, so every instance
+    reads its catalog afresh on its next request; one of a release before,
+    finding the schema past its own there, answers 503 from then on instead
+    of writing the way its release did (a migration may change what every
+    release must write), without waiting for a load balancer to take it out.
     """
     config = _config()
 
@@ -55,6 +57,10 @@ def upgrade(database, revision: str = "head") -> frozenset[str]:
                 locks.hold(connection, locks.MIGRATIONS)
             context = MigrationContext.configure(connection)
             before = frozenset(context.get_current_heads())
+            if before != _newest() and on_postgresql(connection):
+                # no posting runs beside the migrations: those in flight commit first,
+                # and those after read the stamp below (services.catalog)
+                locks.hold(connection, locks.CALENDAR)
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
             if before != _newest() == frozenset(context.get_current_heads()):

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from coalition import MAX_BODY_BYTES, auth, create_app, database_of
 from coalition import db as coalition_db
@@ -1102,6 +1103,52 @@ def test_an_instance_stops_serving_as_soon_as_a_newer_release_upgrades_its_datab
             assert expect(operator.post("/api/v1/transactions", json=item), 201)["points"] == 5
         finally:
             database.dispose()
+
+
+@pytest.mark.postgres
+def test_an_upgrade_waits_for_the_postings_in_flight_and_the_next_ones_for_it(tmp_path):
+    """A burn waiting on its member's lock, the calendar's taken and the catalog read,
+    was written after an upgrade had committed, the old release's way."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.threads import until_waiting_on_locks
+
+    with empty_database(tmp_path) as url:
+        app = create_app({"DATABASE_URL": url})
+        database = database_of(app)
+        try:
+            migrate.upgrade(database)
+            head = database.peek(migrate.VERSIONS)
+            _, key = database.run(lambda session: auth.create_key(session, "operator", None))
+            operator = Caller(app.test_client(), key)
+            add_rate(operator, "redemption", "0.01")
+            expect(bonus(operator, "b1", "m1", 50, occurred_at=days_ago(3)), 201)
+            with database.engine.begin() as connection:  # one migration to run, 0018's instant one
+                connection.execute(text("UPDATE alembic_version SET version_num = '0017'"))
+            with database.engine.connect() as holder, ThreadPoolExecutor(2) as pool:
+                holder.execute(text("SELECT id FROM members WHERE id = 'm1' FOR UPDATE"))
+                posting = pool.submit(burn, operator, "x1", "m1", 10, partner_id="coalition",
+                                      occurred_at=days_ago(1))
+                until_waiting_on_locks(database.engine, 1)  # the burn, on the member
+                upgrading = pool.submit(migrate.upgrade, database)
+                until_waiting_on_locks(database.engine, 2, unless=upgrading.done)  # on the calendar
+                assert not upgrading.done()
+                holder.rollback()
+                assert expect(posting.result(timeout=30), 201)["points"] == -10
+                assert upgrading.result(timeout=30) == frozenset({"0017"})
+            assert database.peek(migrate.VERSIONS) == head
+            assert expect(burn(operator, "x2", "m1", 5, partner_id="coalition",
+                               occurred_at=days_ago(1)), 201)["points"] == -5
+        finally:
+            database.dispose()
+
+
+def test_an_error_whose_values_say_no_such_table_is_not_a_missing_table(database):
+    # PostgreSQL's error carries the row's values, which a partner may have written
+    with pytest.raises(IntegrityError):
+        with coalition_db.reaching(), database.engine.begin() as connection:
+            connection.exec_driver_sql("CREATE TEMPORARY TABLE said (x text PRIMARY KEY)")
+            connection.exec_driver_sql("INSERT INTO said VALUES ('no such table'), ('no such table')")
 
 
 def test_a_batch_item_the_schema_failed_says_so_as_a_request_would():

@@ -15,6 +15,7 @@ from itertools import islice
 from pathlib import Path
 from types import SimpleNamespace
 
+import click
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import create_engine, text
@@ -24,7 +25,7 @@ from coalition import auth, config, demo
 from coalition.cli import databases as cli_databases
 from coalition.cli import imports as cli_imports
 from coalition.cli import main, transaction_file
-from coalition.db import Database, migrate
+from coalition.db import SCHEMA_IS_NEWER, Database, SchemaNotCurrent, migrate
 from coalition.services import batches, imports
 from tests.conftest import connections_refused, days_ago, empty_database, held_for_writing
 from tests.e2e.helpers import add_partner, add_rate, balance, bonus, expect, list_all
@@ -1170,6 +1171,15 @@ def test_db_upgrade_says_from_which_schema_it_upgraded(tmp_path, monkeypatch):
     assert (first.exit_code, first.stdout) == (0, "database is at the newest schema\n")
     assert first.stderr == f"upgraded the schema from {older} to {newest}\n"
     assert (again.exit_code, again.stdout, again.stderr) == (0, "database is at the newest schema\n", "")
+
+
+def test_a_command_whose_schema_a_newer_release_upgrades_as_it_runs_says_so_alone(tmp_path, monkeypatch):
+    # not "…: run that release; run the command again once it is back"
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{tmp_path / 'c.sqlite3'}")
+    with pytest.raises(click.ClickException) as raised:
+        with cli_databases.opened(upgrade=True):
+            raise SchemaNotCurrent(SCHEMA_IS_NEWER)
+    assert raised.value.message == SCHEMA_IS_NEWER
 
 
 def test_an_upgrade_to_this_release_has_every_instance_read_its_catalog_afresh(tmp_path):
