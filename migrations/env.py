@@ -3,7 +3,10 @@
 ``coalition db upgrade`` (and ``serve``) pass their engine's connection in
 ``config.attributes["connection"]``; the plain ``alembic`` command falls back
 to ``COALITION_DATABASE_URL``, opened as the service opens it (psycopg 3 for a
-``postgresql://`` URL, sessions in UTC, SQLite's writes serialized).
+``postgresql://`` URL, sessions in UTC, SQLite's writes serialized). It runs
+the migrations alone, for development: without the locks that keep an
+upgrade apart from other instances' and from postings, and without the new
+generation that tells running instances (:func:`coalition.db.migrate.upgrade`).
 """
 
 from alembic import context
