@@ -8,6 +8,8 @@ import gzip
 import json
 import re
 import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -31,6 +33,7 @@ from tests.e2e.helpers import (
     expect,
     list_all,
 )
+from tests.threads import until_waiting_on_locks
 
 
 def assert_error(response, status: int | None = None):
@@ -1026,121 +1029,107 @@ def _drop_every_table(database) -> None:
             connection.exec_driver_sql("DROP TABLE alembic_version")
 
 
-def test_a_database_whose_tables_went_under_the_service_is_503_schema_not_current(tmp_path):
-    """Dropped and made anew, or emptied of its schema, while an instance served it:
-    every request was a 500 with a traceback in the log, where /readyz said why."""
+@contextmanager
+def _served_alone(tmp_path):
+    """A service of its own on a database of its own, at this release's schema, and its
+    operator: for tests that change the schema under it."""
     with empty_database(tmp_path) as url:
         app = create_app({"DATABASE_URL": url})
         database = database_of(app)
         try:
             migrate.upgrade(database)
             _, key = database.run(lambda session: auth.create_key(session, "operator", None))
-            operator = Caller(app.test_client(), key)
-            expect(operator.get("/api/v1/partners"), 200)
-            _drop_every_table(database)
-            item = {"type": "bonus", "partner_id": "coalition", "member_id": "m1",
-                    "external_id": "b1", "points": 5, "reason": "welcome",
-                    "occurred_at": datetime.now(UTC).isoformat()}
-            answers = [
-                operator.get("/api/v1/partners"),
-                operator.get("/api/v1/members/m1/balance"),
-                operator.post("/api/v1/transactions", json=item),
-                operator.post("/api/v1/transactions/batch", json={"transactions": [item]}),
-                app.test_client().get("/readyz"),
-            ]
-            for response in answers:
-                body = assert_error(response, 503)
-                assert body["reason"] == "schema_not_current", body
-                assert "coalition db upgrade" in body["message"], body
-                assert response.headers["Retry-After"] == "5"
-            migrate.upgrade(database)  # what the answers ask for, with the service still running
-            assert app.test_client().get("/readyz").status_code == 200
-            assert operator.get("/api/v1/partners").status_code == 401  # the key went with its table
+            yield app, database, Caller(app.test_client(), key)
         finally:
             database.dispose()
+
+
+def _welcome(external_id: str) -> dict:
+    return {"type": "bonus", "partner_id": "coalition", "member_id": "m1", "points": 5,
+            "external_id": external_id, "reason": "welcome", "occurred_at": days_ago(1)}
+
+
+def test_a_database_whose_tables_went_under_the_service_is_503_schema_not_current(tmp_path):
+    """Dropped and made anew, or emptied of its schema, while an instance served it:
+    every request was a 500 with a traceback in the log, where /readyz said why."""
+    with _served_alone(tmp_path) as (app, database, operator):
+        expect(operator.get("/api/v1/partners"), 200)
+        _drop_every_table(database)
+        answers = [
+            operator.get("/api/v1/partners"),
+            operator.get("/api/v1/members/m1/balance"),
+            operator.post("/api/v1/transactions", json=_welcome("b1")),
+            operator.post("/api/v1/transactions/batch", json={"transactions": [_welcome("b2")]}),
+            app.test_client().get("/readyz"),
+        ]
+        for response in answers:
+            body = assert_error(response, 503)
+            assert body["reason"] == "schema_not_current", body
+            assert "coalition db upgrade" in body["message"], body
+            assert response.headers["Retry-After"] == "5"
+        migrate.upgrade(database)  # what the answers ask for, with the service still running
+        assert app.test_client().get("/readyz").status_code == 200
+        assert operator.get("/api/v1/partners").status_code == 401  # the key went with its table
 
 
 def test_an_instance_stops_serving_as_soon_as_a_newer_release_upgrades_its_database(tmp_path):
     """It went on reading and writing as its release did until a load balancer's probe
     of /readyz took it out, and for any client that reached it directly; a migration
     may change what every release must write."""
-    with empty_database(tmp_path) as url:
-        app = create_app({"DATABASE_URL": url})
-        database = database_of(app)
-        try:
-            migrate.upgrade(database)
-            head = database.peek(migrate.VERSIONS)
-            _, key = database.run(lambda session: auth.create_key(session, "operator", None))
-            operator = Caller(app.test_client(), key)
-            item = {"type": "bonus", "partner_id": "coalition", "member_id": "m1",
-                    "external_id": "b1", "points": 5, "reason": "welcome",
-                    "occurred_at": datetime.now(UTC).isoformat()}
-            expect(operator.get("/api/v1/partners"), 200)  # its catalog cached
+    with _served_alone(tmp_path) as (_, database, operator):
+        head = database.peek(migrate.VERSIONS)
+        expect(operator.get("/api/v1/partners"), 200)  # its catalog cached
 
-            def released(version: str) -> None:
-                """What an upgrade to ``version`` leaves, as a release that knows it does."""
-                with database.engine.begin() as connection:
-                    connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": version})
-                    connection.execute(models.new_generation())
+        def released(version: str) -> None:
+            """What an upgrade to ``version`` leaves, as a release that knows it does."""
+            with database.engine.begin() as connection:
+                connection.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": version})
+                connection.execute(models.new_generation())
 
-            released("9999")
-            answers = [
-                operator.get("/api/v1/partners"),
-                operator.get("/api/v1/members/m1/balance"),
-                operator.post("/api/v1/transactions", json=item),
-                operator.post("/api/v1/partners", json={"id": "gym", "name": "Gym", "category": "gym",
-                                                        "currency": "EUR", "hold_days": 0}),
-            ]
-            for response in answers:
-                body = assert_error(response, 503)
-                assert (body["reason"], body["message"]) == ("schema_not_current", coalition_db.SCHEMA_IS_NEWER)
-            counted = database.run(lambda session: (
-                session.scalar(select(func.count()).select_from(models.Transaction)),
-                session.scalar(select(func.count()).select_from(models.Partner)),
-            ))
-            assert counted == (0, 1)  # nothing written: the coalition partner alone
-            released(head)  # the deploy rolled back: its release's schema again
-            assert expect(operator.post("/api/v1/transactions", json=item), 201)["points"] == 5
-        finally:
-            database.dispose()
+        released("9999")
+        answers = [
+            operator.get("/api/v1/partners"),
+            operator.get("/api/v1/members/m1/balance"),
+            operator.post("/api/v1/transactions", json=_welcome("b1")),
+            operator.post("/api/v1/partners", json={"id": "gym", "name": "Gym", "category": "gym",
+                                                    "currency": "EUR", "hold_days": 0}),
+        ]
+        for response in answers:
+            body = assert_error(response, 503)
+            assert (body["reason"], body["message"]) == ("schema_not_current", coalition_db.SCHEMA_IS_NEWER)
+        counted = database.run(lambda session: (
+            session.scalar(select(func.count()).select_from(models.Transaction)),
+            session.scalar(select(func.count()).select_from(models.Partner)),
+        ))
+        assert counted == (0, 1)  # nothing written: the coalition partner alone
+        released(head)  # the deploy rolled back: its release's schema again
+        assert expect(operator.post("/api/v1/transactions", json=_welcome("b1")), 201)["points"] == 5
 
 
 @pytest.mark.postgres
 def test_an_upgrade_waits_for_the_postings_in_flight_and_the_next_ones_for_it(tmp_path):
     """A burn waiting on its member's lock, the calendar's taken and the catalog read,
     was written after an upgrade had committed, the old release's way."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from tests.threads import until_waiting_on_locks
-
-    with empty_database(tmp_path) as url:
-        app = create_app({"DATABASE_URL": url})
-        database = database_of(app)
-        try:
-            migrate.upgrade(database)
-            head = database.peek(migrate.VERSIONS)
-            _, key = database.run(lambda session: auth.create_key(session, "operator", None))
-            operator = Caller(app.test_client(), key)
-            add_rate(operator, "redemption", "0.01")
-            expect(bonus(operator, "b1", "m1", 50, occurred_at=days_ago(3)), 201)
-            with database.engine.begin() as connection:  # one migration to run, 0018's instant one
-                connection.execute(text("UPDATE alembic_version SET version_num = '0017'"))
-            with database.engine.connect() as holder, ThreadPoolExecutor(2) as pool:
-                holder.execute(text("SELECT id FROM members WHERE id = 'm1' FOR UPDATE"))
-                posting = pool.submit(burn, operator, "x1", "m1", 10, partner_id="coalition",
-                                      occurred_at=days_ago(1))
-                until_waiting_on_locks(database.engine, 1)  # the burn, on the member
-                upgrading = pool.submit(migrate.upgrade, database)
-                until_waiting_on_locks(database.engine, 2, unless=upgrading.done)  # on the calendar
-                assert not upgrading.done()
-                holder.rollback()
-                assert expect(posting.result(timeout=30), 201)["points"] == -10
-                assert upgrading.result(timeout=30) == frozenset({"0017"})
-            assert database.peek(migrate.VERSIONS) == head
-            assert expect(burn(operator, "x2", "m1", 5, partner_id="coalition",
-                               occurred_at=days_ago(1)), 201)["points"] == -5
-        finally:
-            database.dispose()
+    with _served_alone(tmp_path) as (_, database, operator):
+        head = database.peek(migrate.VERSIONS)
+        add_rate(operator, "redemption", "0.01")
+        expect(bonus(operator, "b1", "m1", 50, occurred_at=days_ago(3)), 201)
+        with database.engine.begin() as connection:  # one migration to run, 0018's instant one
+            connection.execute(text("UPDATE alembic_version SET version_num = '0017'"))
+        with database.engine.connect() as holder, ThreadPoolExecutor(2) as pool:
+            holder.execute(text("SELECT id FROM members WHERE id = 'm1' FOR UPDATE"))
+            posting = pool.submit(burn, operator, "x1", "m1", 10, partner_id="coalition",
+                                  occurred_at=days_ago(1))
+            until_waiting_on_locks(database.engine, 1)  # the burn, on the member
+            upgrading = pool.submit(migrate.upgrade, database)
+            until_waiting_on_locks(database.engine, 2, unless=upgrading.done)  # on the calendar
+            assert not upgrading.done()
+            holder.rollback()
+            assert expect(posting.result(timeout=30), 201)["points"] == -10
+            assert upgrading.result(timeout=30) == frozenset({"0017"})
+        assert database.peek(migrate.VERSIONS) == head
+        assert expect(burn(operator, "x2", "m1", 5, partner_id="coalition",
+                           occurred_at=days_ago(1)), 201)["points"] == -5
 
 
 def test_an_error_whose_values_say_no_such_table_is_not_a_missing_table(database):
