@@ -57,13 +57,14 @@ def upgrade(database, revision: str = "head") -> frozenset[str]:
                 locks.hold(connection, locks.MIGRATIONS)
             context = MigrationContext.configure(connection)
             before = frozenset(context.get_current_heads())
-            if before != _newest() and on_postgresql(connection):
+            behind = before != _newest()
+            if behind and on_postgresql(connection):
                 # no posting runs beside the migrations: those in flight commit first,
                 # and those after read the stamp below (services.catalog)
                 locks.hold(connection, locks.CALENDAR)
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
-            if before != _newest() == frozenset(context.get_current_heads()):
+            if behind and frozenset(context.get_current_heads()) == _newest():
                 # every instance reads its catalog afresh, and one of an older release,
                 # finding the schema past its own, stops serving (services.catalog)
                 connection.execute(models.new_generation())
