@@ -22,16 +22,28 @@ MEMBER_ID_LENGTH = 128
 EXTERNAL_ID_LENGTH = 128
 #: The longest period id a query may name ("2026-10-05" has ten characters).
 PERIOD_ID_LENGTH = 16
+#: Unicode's control characters (category Cc): C0, DEL and C1.
+CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
+#: The same, but for the tab and the line breaks that text of several lines holds.
+CONTROL_CHARACTER_BUT_LINE_BREAKS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class Text(fields.String):
     """A bounded string a database can store: no NUL, no lone surrogate (JSON can
-    escape one, ``"\\ud800"``, UTF-8 cannot encode it). ``blank=False`` for a name
-    people read, which spaces or invisible characters alone would leave empty."""
+    escape one, ``"\\ud800"``, UTF-8 cannot encode it).
 
-    def __init__(self, max_length: int = 200, min_length: int = 1, blank=True, **kwargs):
+    ``legible=True`` for a name or id that people read (in a statement, a member's
+    history, a log line or a terminal): spaces or invisible characters alone would
+    leave it empty, and a control character (a line feed, a tab, a terminal's
+    escape) would break the line it is shown in or act on the terminal showing it.
+    ``lines=True`` lets tabs and line breaks through, for text that may run over
+    several lines.
+    """
+
+    def __init__(self, max_length=200, min_length=1, legible=False, lines=False, **kwargs):
         super().__init__(validate=validate.Length(min_length, max_length), **kwargs)
-        self.blank = blank
+        self.legible = legible
+        self.controls = CONTROL_CHARACTER_BUT_LINE_BREAKS if lines else CONTROL_CHARACTER
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -39,9 +51,18 @@ class Text(fields.String):
             raise ValidationError("must not contain NUL characters")
         if not text.isascii() and any("\ud800" <= char <= "\udfff" for char in text):
             raise ValidationError("must be valid Unicode (a lone surrogate is not)")
-        if not self.blank and not any(unicodedata.category(char)[0] not in "CZ" for char in text):
-            raise ValidationError("must not be blank")
+        if self.legible:
+            self._check_legible(text)
         return text
+
+    def _check_legible(self, text: str) -> None:
+        if not any(unicodedata.category(char)[0] not in "CZ" for char in text):
+            raise ValidationError("must not be blank")
+        control = self.controls.search(text)
+        if control:
+            raise ValidationError(
+                f"must not contain control characters ({control[0]!r} at position {control.start()})"
+            )
 
 
 class Instant(fields.AwareDateTime):

@@ -22,7 +22,7 @@ BOUND = "reads no keys: they name every partner's tills and teams"
 class KeyIn(Body):
     role = fields.String(required=True, validate=validate.OneOf(auth.ROLES))
     partner_id = fields.String(load_default=None, validate=PartnerId)
-    name = Text(load_default=None, blank=False)
+    name = Text(load_default=None, legible=True)
 
 
 class KeyRecord(Answer):

@@ -14,7 +14,7 @@ blp = Blueprint("partners", __name__, url_prefix="/api/v1/partners", description
 
 class PartnerSchema(Body):
     id = fields.String(required=True, validate=PartnerId)
-    name = Text(required=True, blank=False)
+    name = Text(required=True, legible=True)
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     currency = Currency(required=True)
     hold_days = Whole(validate=validate.Range(0, 3650))

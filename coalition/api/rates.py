@@ -28,7 +28,7 @@ class RateIn(Body):
         metadata={"example": "0.1"},
     )
     partner_id = fields.String(load_default=None, validate=PartnerId)
-    category = Text(max_length=64, blank=False, load_default=None)
+    category = Text(max_length=64, legible=True, load_default=None)
     currency = Currency(load_default=None)
     min_amount = DecimalString(
         load_default=None, validate=validate.Range(min=0, max=money.MAX_AMOUNT)

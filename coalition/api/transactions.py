@@ -73,7 +73,7 @@ def _fields_by_type() -> str:
 class TransactionIn(Body):
     external_id = Text(
         max_length=EXTERNAL_ID_LENGTH,
-        blank=False,
+        legible=True,
         required=True,
         metadata={
             "description": "The partner's own id of the transaction, unique per partner;"
@@ -87,14 +87,14 @@ class TransactionIn(Body):
         ),
     )
     partner_id = fields.String(validate=PartnerId)
-    member_id = Text(max_length=MEMBER_ID_LENGTH, blank=False)
+    member_id = Text(max_length=MEMBER_ID_LENGTH, legible=True)
     occurred_at = Instant(required=True)
     amount = Amount()
     currency = Currency()
-    category = Text(max_length=64, blank=False)
+    category = Text(max_length=64, legible=True)
     points = Points()
-    reason = Text(blank=False)
-    original_external_id = Text(max_length=EXTERNAL_ID_LENGTH, blank=False)
+    reason = Text(legible=True, lines=True)
+    original_external_id = Text(max_length=EXTERNAL_ID_LENGTH, legible=True)
 
     @validates("external_id")
     def not_an_expiry_id(self, external_id: str, **kwargs):

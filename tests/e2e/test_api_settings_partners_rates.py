@@ -155,6 +155,35 @@ def test_partner_with_a_cyrillic_name_is_created_and_read_back(operator):
     assert expect(operator.get("/api/v1/partners/aroma"), 200)["name"] == "Кофейня Арома"
 
 
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [("Aroma\nCafé", "'\\n' at position 5"), ("Aroma\x1b[2J", "'\\x1b' at position 5"),
+     ("Aroma\tCafé", "'\\t' at position 5"), ("Aroma\x85", "'\\x85' at position 5")],
+    ids=["line-feed", "escape", "tab", "next-line"],
+)
+def test_a_partner_name_with_a_control_character_is_422_naming_it(operator, name, shown):
+    """A statement, a member's history and a terminal show the name: a line feed would
+    break the line it stands in, an escape would act on the terminal."""
+    refused = operator.post("/api/v1/partners", json={"id": "aroma", "name": name, "category": "cafe", "currency": "RUB"})
+    message = f"must not contain control characters ({shown})"
+    assert expect(refused, 422)["errors"] == {"json": {"name": [message]}}
+    assert operator.get("/api/v1/partners/aroma").status_code == 404
+    add_partner(operator, "aroma", "RUB")
+    before = expect(operator.get("/api/v1/partners/aroma"), 200)
+    assert expect(operator.patch("/api/v1/partners/aroma", json={"name": name}), 422)["errors"] == {"json": {"name": [message]}}
+    assert expect(operator.get("/api/v1/partners/aroma"), 200) == before
+
+
+def test_a_partner_name_may_join_and_direct_its_letters(operator):
+    """Format characters are not control characters: Persian writes a zero-width
+    non-joiner inside words, emoji join with a zero-width joiner, and a mixed name may
+    isolate its right-to-left part."""
+    names = ["کافه\u200cنادری", "Family \U0001f468\u200d\U0001f469\u200d\U0001f467", "Café \u2067نادي\u2069"]
+    for number, name in enumerate(names):
+        body = {"id": f"partner-{number}", "name": name, "category": "cafe", "currency": "EUR"}
+        assert expect(operator.post("/api/v1/partners", json=body))["name"] == name
+
+
 def test_partner_listing_contains_the_reserved_coalition_partner_and_new_ones(operator):
     add_partner(operator, "aroma", "RUB")
     ids = [partner["id"] for partner in expect(operator.get("/api/v1/partners"), 200)]

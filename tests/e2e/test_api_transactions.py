@@ -144,6 +144,25 @@ def test_a_bonus_whose_reason_shows_nothing_is_422_and_writes_nothing(coalition,
     assert expect(coalition.get("/api/v1/transactions"), 200)["items"] == []
 
 
+@pytest.mark.parametrize("field", ["external_id", "member_id", "category", "reason"])
+def test_an_id_or_reason_with_a_control_character_is_422_naming_it_and_writes_nothing(coalition, field):
+    """An id is opaque, but one carrying a terminal's escape or a line feed is a till's
+    garbage, not a card number: the access log, the CSVs and a terminal show it."""
+    kind = "bonus" if field == "reason" else "earn"
+    body = {"external_id": "t1", "type": kind, "partner_id": "aroma", "member_id": "m1", "occurred_at": days_ago(1)}
+    body |= {"points": 50, "reason": "goodwill"} if kind == "bonus" else {"amount": "99.99", "currency": "RUB"}
+    body[field] = "card\x1b[31m4411"
+    response = coalition.post("/api/v1/transactions", json=body)
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["json"] == {field: ["must not contain control characters ('\\x1b' at position 4)"]}
+    assert expect(coalition.get("/api/v1/transactions"), 200)["items"] == []
+
+
+def test_a_bonus_reason_may_run_over_lines(coalition):
+    reason = "Goodwill: flight delayed\r\n\tticket 123"
+    assert expect(bonus(coalition, "b1", "m1", 50, reason=reason))["reason"] == reason
+
+
 def test_a_return_naming_a_blank_original_is_422_naming_it(coalition):
     expect(earn(coalition, "t1", "m1", "99.99"))
     response = earn_reversal(coalition, "r1", "   ", amount="10.00")
