@@ -173,6 +173,17 @@ def test_netting_sums_gross_lines_bilateral_and_multilateral_nets_and_payments_s
     assert (summary.payments_gross, summary.payments_net, summary.payments_saved) == (4, 2, 2)
 
 
+def test_one_pair_line_nets_to_a_ratio_of_minus_one_as_the_spec_defines_it():
+    # decisions.md's case: A → B 10.00, no fees. Gross 10.00; nets −10.00 and +10.00, so
+    # Σ |net| = 20.00 counts the one euro flow at payer and payee: 1 − 20 ÷ 10 = −1.
+    # One payment gross, two net (A pays the operator, the operator pays B).
+    lines = [PairLine("a", "b", 1000, Decimal("10.00"))]
+    summary = netting(lines, positions(["a", "b"], lines, {}, "EUR"), "EUR")
+    assert (str(summary.gross), str(summary.multilateral_net), str(summary.netting_ratio)) == (
+        "10.00", "20.00", "-1.0000")
+    assert (summary.payments_gross, summary.payments_net, summary.payments_saved) == (1, 2, -1)
+
+
 def test_a_negative_pair_line_counts_by_its_size_in_the_gross():
     # skyair gave back 2000 more of aroma's points than it redeemed this period (burn
     # reversals of an earlier period's burns): |50.00| + |−20.00| = 70.00, not 30.00
