@@ -458,15 +458,32 @@ def _chart(statement: Mapping) -> list[Flowable]:
 
 
 def _counterparties(statement: Mapping) -> list[Flowable]:
-    """Every counterparty line in the order given, with totals, header repeated per page."""
+    """The counterparty section: heading, a note on the columns, the own-redemption note,
+    then the table (or a line saying there were none)."""
     own = _own(statement)
     # the heading, the notes, the table's header and first row: kept on one page
     notes = sum(note.wrap(_WIDTH, _PAGE_HEIGHT)[1] + note.getSpaceAfter() for note in own)
     heading = _section("Counterparties", room=40 * mm + notes)
-    rows = statement["counterparties"]
-    if not rows:
+    if not statement["counterparties"]:
         return [*heading, _p("No counterparty activity in this period.", styles.BODY), *own]
-    base = statement["base_currency"]
+    # the note before the table, where it cannot be left alone on a page after the table's last
+    return [*heading, _columns_note(statement), *own, _counterparty_table(statement)]
+
+
+def _columns_note(statement: Mapping) -> Flowable:
+    partner = fonts.markup(statement["partner_name"], styles.NOTE.fontName)
+    return _p(
+        f"Points in: the counterparty's points redeemed at {partner}, value receivable. "
+        f"Points out: {partner}'s points redeemed at the counterparty, value payable. "
+        "Net is value in less value out.",
+        styles.NOTE,
+        escaped=True,
+    )
+
+
+def _counterparty_table(statement: Mapping) -> Table:
+    """Every counterparty line in the order given, with totals, header repeated per page."""
+    rows, base = statement["counterparties"], statement["base_currency"]
     titles = ["Points in", f"Value in, {base}", "Points out", f"Value out, {base}", f"Net, {base}"]
     header = [_p("Counterparty", styles.HEAD)] + [_p(title, styles.HEAD_RIGHT) for title in titles]
     figures = [
@@ -491,7 +508,7 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
         [_counterparty_name(row, name_column - 2 * _CELL_PADDING), *line]
         for row, line in zip(rows, figures, strict=True)
     ]
-    table = Table(
+    return Table(
         [header, *body, ["Total", *totals]],
         colWidths=[name_column, *widths],
         repeatRows=1,
@@ -505,16 +522,6 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
             ("NOSPLIT", (0, -3), (-1, -1)),
         ],
     )
-    partner = fonts.markup(statement["partner_name"], styles.NOTE.fontName)
-    note = _p(
-        f"Points in: the counterparty's points redeemed at {partner}, value receivable. "
-        f"Points out: {partner}'s points redeemed at the counterparty, value payable. "
-        "Net is value in less value out.",
-        styles.NOTE,
-        escaped=True,
-    )
-    # before the table, where it cannot be left alone on a page after the table's last
-    return [*heading, note, *own, table]
 
 
 def _own(statement: Mapping) -> list[Flowable]:

@@ -137,6 +137,10 @@ class Calendar:
         tz = ZoneInfo(self.timezone)
         return _period(self.kind, _first_day(self.kind, at.astimezone(tz).date()), tz)
 
+    def local(self, at: datetime) -> datetime:
+        """An instant as the coalition's users keep it: a period's bound is a local midnight."""
+        return at.astimezone(ZoneInfo(self.timezone))
+
     def following(self, period: Period) -> Period:
         return self.containing(period.end)
 

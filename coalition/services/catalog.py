@@ -115,6 +115,15 @@ class Catalog:
         rate = rates.in_force(self.rates_of(("redemption",)), "redemption", at)
         return None if rate is None else rate.value
 
+    def redemption_rate(self, redeemer_id: str, at: datetime) -> rates.Rate | None:
+        """SPEC §7's v(t) as the rates stand now: what a point redeemed there is worth."""
+        candidates = self.rates_of(("redemption",), redeemer_id, at)
+        return rates.redemption_rate(candidates, redeemer_id, at)
+
+    def fee_rate(self, issuer_id: str, at: datetime) -> rates.Rate | None:
+        """What the issuer pays the operator per point issued at ``at`` (none for the operator)."""
+        return rates.fee_rate(self.rates_of(("fee",), issuer_id, at), issuer_id, at)
+
     def fx_rate(self, currency: str, at: datetime) -> rates.Rate | None:
         """Base currency per unit of ``currency``; the base currency itself is 1."""
         if currency == self.settings.base_currency:

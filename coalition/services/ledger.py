@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from coalition.db import rows
-from coalition.domain import earning, lots, money, periods, rates
+from coalition.domain import earning, lots, money, periods
 from coalition.domain.errors import (
     CoalitionError,
     Forbidden,
@@ -178,9 +178,7 @@ def _replay(book: Book, transaction: rows.Transaction) -> Posting:
 def _issue(book, transaction, partner, config, points: int, used: tuple[int, ...]) -> Posting:
     """Record an earn or bonus and the lot it creates, with the issuer's fee rate."""
     at = transaction.occurred_at
-    fee = rates.fee_rate(
-        catalog.current(book.session).rates_of(("fee",), partner.id, at), partner.id, at
-    )
+    fee = catalog.current(book.session).fee_rate(partner.id, at)
     transaction.points = points
     transaction.rate_ids = used + ((fee.id,) if fee else ())
     transaction.fee_rate = fee.value if fee else None
@@ -237,7 +235,7 @@ def _burn(book, transaction, partner, config, request) -> Posting:
     at = transaction.occurred_at
     if transaction.member_id not in book.members:
         raise InsufficientPoints(f"member {transaction.member_id!r} has no points")
-    redemption = _redemption_rate(book, partner.id, at)
+    redemption = catalog.current(book.session).redemption_rate(partner.id, at)
     if redemption is None:
         raise NoRate(f"no redemption rate for partner {partner.id!r} at {at.isoformat()}")
     live = [members.as_lot(lot) for lot in book.live_lots(transaction.member_id)]
@@ -256,12 +254,6 @@ def _burn(book, transaction, partner, config, request) -> Posting:
             )
         )
     return posting
-
-
-def _redemption_rate(book, redeemer_id: str, at: datetime) -> rates.Rate | None:
-    """SPEC §7's v(t) as the rates stand now."""
-    candidates = catalog.current(book.session).rates_of(("redemption",), redeemer_id, at)
-    return rates.redemption_rate(candidates, redeemer_id, at)
 
 
 def _original(book, transaction, request) -> rows.Transaction:
@@ -294,7 +286,7 @@ def _original(book, transaction, request) -> rows.Transaction:
 def _earn_reversal(book, transaction, partner, config, request) -> Posting:
     original = _original(book, transaction, request)
     lot = book.lot_of(original.id)
-    earlier = book.reversals.get(original.id, [])
+    earlier = book.earn_reversals.get(original.id, [])
     amount = None
     if request.get("amount") is not None:
         amount = _amount_of(request, partner)
@@ -329,9 +321,9 @@ def _earned_with_fee_now(book, original, issuer_id: str) -> tuple[int, ...]:
     """A return's rates: those its earn's points were earned at, and the fee rate in force
     now at the earn's date, which the fee it gives back is valued at (SPEC §7: a rate
     added late re-prices it, docs/decisions.md), not the one the earn was posted with."""
-    fees = catalog.current(book.session).rates_of(("fee",), issuer_id)
-    fee = rates.fee_rate(fees, issuer_id, original.occurred_at)
-    fee_ids = {rate.id for rate in fees}
+    reference = catalog.current(book.session)
+    fee = reference.fee_rate(issuer_id, original.occurred_at)
+    fee_ids = {rate.id for rate in reference.rates_of(("fee",), issuer_id)}
     earned_at = tuple(rate_id for rate_id in original.rate_ids if rate_id not in fee_ids)
     return earned_at + ((fee.id,) if fee else ())
 
@@ -358,7 +350,8 @@ def _burn_reversal(book, transaction, partner, config, request) -> Posting:
     transaction.points = sum(points for _, points in decisions)
     # valued at the burn's rate as it stands now (SPEC §7), which a rate added late may
     # have changed; the burn's own rate still covers its date, so there always is one
-    transaction.rate_ids = (_redemption_rate(book, partner.id, original.occurred_at).id,)
+    redemption = catalog.current(book.session).redemption_rate(partner.id, original.occurred_at)
+    transaction.rate_ids = (redemption.id,)
     book.add_transaction(transaction)
     posting = Posting(transaction)
     for allocation, points in decisions:

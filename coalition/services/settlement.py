@@ -12,13 +12,13 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
-from zoneinfo import ZoneInfo
 
 from coalition.db import aggregates, models, totals
 from coalition.db import repricing as recorded
 from coalition.domain import money, periods, repricing
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import Conflict, MissingFx, NotFound
+from coalition.domain.rates import Rate
 from coalition.domain.totals import PartnerActivity
 from coalition.services import calendar, catalog, expiry, statements
 from coalition.services import partners as partner_service
@@ -34,57 +34,73 @@ class Settled(NamedTuple):
     missing_fx: list[str]
 
 
+class _Figures(NamedTuple):
+    """What a settlement is written from: the period's aggregates, priced (SPEC §7)."""
+
+    base: str
+    lines: list[arithmetic.PairLine]
+    fee_lines: dict[str, list[arithmetic.FeeLine]]
+    positions: dict[str, arithmetic.Position]
+    activity: dict[str, PartnerActivity]
+    liability_points: dict[str, int]
+    point_value: Decimal | None
+    fx: dict[str, Rate | None]
+
+    def took_part(self, partner_id: str) -> bool:
+        return arithmetic.took_part(
+            partner_id, self.positions[partner_id], self.activity[partner_id], self.lines
+        )
+
+
 def compute(session, period: periods.Period, status: str) -> Settled:
     """The settlement of ``period``, from one pass of aggregates."""
-    reference = catalog.current(session)
-    base = reference.settings.base_currency
-    at_end = period.last_instant
     everyone = partner_service.all_partners(session)
-    redeemed = totals.redeemed_points(session, period.id)
-    redeemed += _repriced(session, period, "redemption", recorded.redeemed, repricing.redeemed)
-    lines = arithmetic.pair_lines(redeemed, base)
-    activity = totals.period_activity(session, period.id)
-    issued = activity.issued + _repriced(session, period, "fee", recorded.issued, repricing.issued)
-    fee_lines = arithmetic.fee_lines(issued)
-    fee_totals = arithmetic.fees(fee_lines, base)
-    positions = arithmetic.positions([partner.id for partner in everyone], lines, fee_totals, base)
-    liability = aggregates.liability_points(session, period.id, period.end)
-    point_value = reference.point_value(at_end)
-    fx = {partner.id: reference.fx_rate(partner.currency, at_end) for partner in everyone}
-    facts = {
-        partner.id: activity.partners.get(partner.id, PartnerActivity()) for partner in everyone
-    }
-    entries = [
-        _partner_entry(
-            partner,
-            positions[partner.id],
-            fee_lines.get(partner.id, []),
-            facts[partner.id],
-            lines,
-            fx[partner.id],
-            liability.get(partner.id, 0),
-            point_value,
-            base,
-        )
-        for partner in everyone
-    ]
+    figures = _figures(session, period, everyone)
     missing_fx = {
         partner.currency
         for partner in everyone
-        if fx[partner.id] is None
-        and arithmetic.took_part(partner.id, positions[partner.id], facts[partner.id], lines)
+        if figures.fx[partner.id] is None and figures.took_part(partner.id)
     }
     document = {
         "period_id": period.id,
         "status": status,
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
-        "base_currency": base,
-        "partners": entries,
-        "pair_lines": [_pair_line_entry(line) for line in lines],
-        "netting": _netting_entry(arithmetic.netting(lines, positions, base)),
+        "base_currency": figures.base,
+        "partners": [_partner_entry(partner, figures) for partner in everyone],
+        "pair_lines": [_pair_line_entry(line) for line in figures.lines],
+        "netting": _netting_entry(
+            arithmetic.netting(figures.lines, figures.positions, figures.base)
+        ),
     }
-    return Settled(document, lines, sorted(missing_fx))
+    return Settled(document, figures.lines, sorted(missing_fx))
+
+
+def _figures(session, period: periods.Period, everyone) -> _Figures:
+    """Read the period's totals (and the corrections of rates added late) and price them:
+    pair lines, fee lines and every partner's position, in the base currency."""
+    reference = catalog.current(session)
+    base = reference.settings.base_currency
+    at_end = period.last_instant
+    redeemed = totals.redeemed_points(session, period.id)
+    redeemed += _repriced(session, period, "redemption", recorded.redeemed, repricing.redeemed)
+    lines = arithmetic.pair_lines(redeemed, base)
+    activity = totals.period_activity(session, period.id)
+    issued = activity.issued + _repriced(session, period, "fee", recorded.issued, repricing.issued)
+    fee_lines = arithmetic.fee_lines(issued)
+    fees = arithmetic.fees(fee_lines, base)
+    return _Figures(
+        base=base,
+        lines=lines,
+        fee_lines=fee_lines,
+        positions=arithmetic.positions([partner.id for partner in everyone], lines, fees, base),
+        activity={
+            partner.id: activity.partners.get(partner.id, PartnerActivity()) for partner in everyone
+        },
+        liability_points=aggregates.liability_points(session, period.id, period.end),
+        point_value=reference.point_value(at_end),
+        fx={partner.id: reference.fx_rate(partner.currency, at_end) for partner in everyone},
+    )
 
 
 def _pair_line_entry(line: arithmetic.PairLine) -> dict:
@@ -120,20 +136,13 @@ def _repriced(session, period: periods.Period, kind: str, read, correct) -> list
     return correct(candidates, starts, read(session, period, windows, starts))
 
 
-def _partner_entry(
-    partner,
-    position,
-    fee_lines: list,
-    facts: PartnerActivity,
-    lines,
-    fx,
-    liability_points: int,
-    point_value: Decimal | None,
-    base: str,
-) -> dict:
+def _partner_entry(partner, figures: _Figures) -> dict:
     """One partner's figures of the settlement (SPEC §7), in the order they are stored."""
-    redeemed_here = [line for line in lines if line.redeemer_id == partner.id]
+    position, facts = figures.positions[partner.id], figures.activity[partner.id]
+    redeemed_here = [line for line in figures.lines if line.redeemer_id == partner.id]
+    fx = figures.fx[partner.id]
     fx_rate = None if fx is None else fx.value
+    liability_points = figures.liability_points.get(partner.id, 0)
     return {
         "partner_id": partner.id,
         "name": partner.name,
@@ -147,7 +156,7 @@ def _partner_entry(
                 "points": line.points,
                 "exact_fees": money.as_written(line.exact),
             }
-            for line in fee_lines
+            for line in figures.fee_lines.get(partner.id, [])
         ],
         "net": money.text(position.net),
         "fx_rate": None if fx_rate is None else money.as_written(fx_rate),
@@ -160,7 +169,9 @@ def _partner_entry(
         "points_expired": facts.points_expired,
         "late_count": facts.late_count,
         "liability_points": liability_points,
-        "liability": money.text(arithmetic.liability_value(liability_points, point_value, base)),
+        "liability": money.text(
+            arithmetic.liability_value(liability_points, figures.point_value, figures.base)
+        ),
     }
 
 
@@ -181,16 +192,11 @@ def get(session, period_id: str, now: datetime) -> dict:
     earliest, latest = aggregates.occurrences(session)
     _refuse_before_the_ledger(period, calendar.last_closed(session), now, earliest)
     if period.start > calendar.ledger_reach(now, latest):
-        begins = _local(period.start, catalog.current(session).settings.timezone)
+        begins = catalog.current(session).calendar.local(period.start)
         raise NotFound(f"period {period.id} has not begun; it begins {begins.isoformat()}")
     draft = compute(session, period, "draft")
     # what a close would refuse for, said before the operator tries it
     return {**draft.document, "missing_fx": draft.missing_fx}
-
-
-def _local(instant: datetime, timezone: str) -> datetime:
-    """A period's bound as the coalition's users keep it: the local midnight."""
-    return instant.astimezone(ZoneInfo(timezone))
 
 
 def _refuse_before_the_ledger(period, last, now: datetime, earliest: datetime | None) -> None:
@@ -229,7 +235,7 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
         return []
     reference = catalog.current(session)
     if target.end > now:
-        ends = _local(target.end, reference.calendar.timezone)
+        ends = reference.calendar.local(target.end)
         raise Conflict(
             f"period {target.id} ends {ends.isoformat()}; it cannot close before",
             reason="period_open",
@@ -289,7 +295,7 @@ def _close_one(session, period: periods.Period, now: datetime) -> dict:
     settled = compute(session, period, "final")
     result = settled.document
     if settled.missing_fx:
-        end = _local(period.end, catalog.current(session).settings.timezone)
+        end = catalog.current(session).calendar.local(period.end)
         raise MissingFx(
             f"no fx rate at the end of {period.id} for {', '.join(settled.missing_fx)}: "
             f"add one effective before {end.isoformat()}"
