@@ -33,10 +33,10 @@ LABELS = (
     "(d) balance lookup p50/p99",
     "(e) statement PDFs, 1 process",
     "(e) statement PDFs, all cores",
-    "(g) KPIs of the closed period, counted",
-    "(g) KPIs of the closed period, kept",
     "(g) KPIs of the open period, counted",
     "(g) KPIs of the open period, next request",
+    "(g) KPIs of the closed period, counted",
+    "(g) KPIs of the closed period, kept",
     "(h) transactions CSV export",
 )
 GROWTH_LABELS = (
@@ -215,14 +215,14 @@ def rows(f: dict) -> list[tuple[str, ...]]:
                 "",
             )
             for label, key, note in (
-                (LABELS[12], "g_open_counted_s", "(reference)"),
+                (LABELS[10], "g_open_counted_s", "(reference)"),
                 (
-                    LABELS[13],
+                    LABELS[11],
                     "g_open_again_s",
                     "(reference; read back)" if f["g_open_again_kept"] else "(reference; counted)",
                 ),
-                (LABELS[10], "g_counted_s", "(reference)"),
-                (LABELS[11], "g_kept_s", "(reference)"),
+                (LABELS[12], "g_counted_s", "(reference)"),
+                (LABELS[13], "g_kept_s", "(reference)"),
             )
         ),
         (

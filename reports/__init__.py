@@ -8,7 +8,7 @@ exactly the same bytes from the same statement, and a statement's JSON alone is
 enough to render it again anywhere.
 """
 
-from reports.csv import render_csv, render_settlement_csv, render_transactions_csv
+from reports.csv import render_settlement_csv, render_statement_csv, render_transactions_csv
 from reports.statement import render_pdf
 
-__all__ = ["render_csv", "render_pdf", "render_settlement_csv", "render_transactions_csv"]
+__all__ = ["render_pdf", "render_settlement_csv", "render_statement_csv", "render_transactions_csv"]

@@ -92,6 +92,10 @@ _TEXT_COLUMNS = {
     "category",
     "reason",
 }
+# A statement's figures, in its CSV's rows. Frozen: an issued statement's CSV never
+# changes (docs/decisions.md, "Own redemption"), so figures added since (own redemption
+# points, fee lines) are in the JSON and the PDF but not here; the settlement CSV, which
+# has no hash to keep, adds them (_PARTNER_COLUMNS, the fee lines block).
 _SUMMARY_KEYS = (
     "fx_rate",
     "receivable",
@@ -112,7 +116,7 @@ _PARTNER_COLUMNS = ("partner_id", "name", "currency", *_SUMMARY_KEYS, "own_redem
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
-def render_csv(statement: Mapping) -> bytes:
+def render_statement_csv(statement: Mapping) -> bytes:
     """Render a settlement statement as CSV bytes (UTF-8, no BOM).
 
     Args:

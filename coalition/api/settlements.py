@@ -330,7 +330,7 @@ class StatementCsv(MethodView):
     def get(self, statement_id):
         """The statement as CSV"""
         document = database().run_reading(statements.get_statement, principal(), statement_id)
-        return _download(reports.render_csv, document, "csv", CSV)
+        return _download(reports.render_statement_csv, document, "csv", CSV)
 
 
 def _download(render, document: dict, extension: str, content_type: str) -> Response:

@@ -30,8 +30,8 @@ def points_for_purchase(
     promo = rates.in_force(all_rates, "promo", at, partner_id=partner_id, category=category)
     threshold = rates.threshold_reached(all_rates, at, partner_id, amount)
     multiplier = promo.value if promo else Decimal(1)
-    bonus = int(threshold.value) if threshold else 0
-    points = money.floor_points(amount * earn.value * multiplier) + bonus
+    threshold_points = int(threshold.value) if threshold else 0
+    points = money.floor_points(amount * earn.value * multiplier) + threshold_points
     if points > money.MAX_POINTS:
         raise Invalid(f"a purchase may earn at most {money.MAX_POINTS} points", field="amount")
     if points <= 0:

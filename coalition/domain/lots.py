@@ -269,6 +269,9 @@ def balance(lots: list[Lot], at: datetime) -> Balance:
     """Available and pending points, and what of them expires within 90 days by date.
 
     Points whose hold outlasts their lot are in none of these: they can never be spent.
+    This is the rule; the endpoint reads the same figures summed by the database
+    (:func:`coalition.db.aggregates.member_balance`, one statement instead of every lot),
+    and tests/integration/test_member_balance.py holds the two equal: change both.
     """
     live = [
         lot for lot in lots if lot.remaining > 0 and (lot.spendable_at(at) or lot.pending_at(at))

@@ -85,15 +85,16 @@ def redeemed(candidates, starts: list[datetime], recorded) -> list[RedeemedPoint
     points redeemed (burn reversals negative) in the windows, by the stretch
     their burn is dated in. Unlike a fee, a redemption rate is never missing now where
     one was recorded (a burn without one is refused, and a rate added later only adds
-    to those in force): ``now is None`` only guards the arithmetic.
+    to those in force): ``current is None`` only guards the arithmetic.
     """
     corrections = []
     for issuer, redeemer, was, stretch, points in recorded:
-        now = rates.redemption_rate(candidates, redeemer, starts[stretch])
-        if now is not None and now.value != was:
+        rate = rates.redemption_rate(candidates, redeemer, starts[stretch])
+        current = rate and rate.value
+        if current is not None and current != was:
             corrections += [
                 RedeemedPoints(issuer, redeemer, was, -points),
-                RedeemedPoints(issuer, redeemer, now.value, points),
+                RedeemedPoints(issuer, redeemer, current, points),
             ]
     return corrections
 
@@ -108,10 +109,10 @@ def issued(candidates, starts: list[datetime], recorded) -> list[IssuedPoints]:
     corrections = []
     for issuer, was, stretch, points in recorded:
         rate = rates.fee_rate(candidates, issuer, starts[stretch])
-        now: Decimal | None = rate and rate.value
-        if now != was:
+        current: Decimal | None = rate and rate.value
+        if current != was:
             if was is not None:
                 corrections.append(IssuedPoints(issuer, was, -points))
-            if now is not None:
-                corrections.append(IssuedPoints(issuer, now, points))
+            if current is not None:
+                corrections.append(IssuedPoints(issuer, current, points))
     return corrections

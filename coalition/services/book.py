@@ -88,7 +88,7 @@ class Book:
     lots: dict[int, rows.Lot]
     allocations: dict[int, list[rows.Allocation]]  # by transaction id
     restored: dict[int, int]  # allocation id → points burn reversals put back
-    reversals: dict[int, list]  # original id → its earn reversals (points, shortfall, amount)
+    earn_reversals: dict[int, list]  # original id → its earn reversals (points, shortfall, amount)
     ids: Ids
     new_members: dict[str, datetime] = field(default_factory=dict)
     new_rows: list = field(default_factory=list)
@@ -119,12 +119,12 @@ class Book:
         burns = [
             by_key[key].id for key in originals if key in by_key and by_key[key].type == "burn"
         ]
-        issues = [
+        issuing = [
             by_key[key].id for key in originals if key in by_key and by_key[key].type != "burn"
         ]
         allocations = ledger_reads.allocations(session, replays + burns)
         moved = sorted({a.lot_id for each in allocations.values() for a in each})
-        lots = ledger_reads.lots(session, locked, replays + issues, moved)
+        lots = ledger_reads.lots(session, locked, replays + issuing, moved)
         return cls(
             session=session,
             transactions=by_key,
@@ -134,7 +134,7 @@ class Book:
             restored=ledger_reads.restored(
                 session, [a.id for t in burns for a in allocations.get(t, [])]
             ),
-            reversals=ledger_reads.earn_reversals(session, issues),
+            earn_reversals=ledger_reads.earn_reversals(session, issuing),
             ids=Ids(session, Ids.needed_for([r for r in requests if _key(r) not in by_key]), drawn),
         )
 
@@ -149,7 +149,7 @@ class Book:
             lots={lot.id: lot for lot in lots},
             allocations={},
             restored={},
-            reversals={},
+            earn_reversals={},
             ids=Ids(session, wanted, None),
         )
 
@@ -173,7 +173,7 @@ class Book:
         transaction.id = self.ids.next("transactions")
         self.transactions[(transaction.partner_id, transaction.external_id)] = transaction
         if transaction.original_id is not None and transaction.type == "earn_reversal":
-            self.reversals.setdefault(transaction.original_id, []).append(transaction)
+            self.earn_reversals.setdefault(transaction.original_id, []).append(transaction)
         self.new_rows.append(transaction)
 
     def add_lot(self, lot: rows.Lot) -> None:

@@ -19,7 +19,7 @@ import pypdf
 import pytest
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
-from reports import fonts, render_csv, render_pdf, render_settlement_csv, written
+from reports import fonts, render_statement_csv, render_pdf, render_settlement_csv, written
 from reports import statement as statement_module
 from tests.documents import csv_blocks
 
@@ -883,7 +883,7 @@ def test_statement_without_late_items_says_so_among_its_figures_and_lists_none()
 
 
 def test_csv_header_block_carries_statement_identity_and_figures():
-    header = dict(csv_blocks(render_csv(make_statement()))[0])
+    header = dict(csv_blocks(render_statement_csv(make_statement()))[0])
 
     assert header["statement_number"] == "2026-10-0003"
     assert header["period_id"] == "2026-10"
@@ -899,7 +899,7 @@ def test_csv_header_block_carries_statement_identity_and_figures():
 
 
 def test_csv_lists_counterparties_then_late_items_with_header_rows():
-    _, counterparties, late_items = csv_blocks(render_csv(make_statement()))
+    _, counterparties, late_items = csv_blocks(render_statement_csv(make_statement()))
 
     assert counterparties == [
         ["partner_id", "name", "points_in", "value_in", "points_out", "value_out", "net"],
@@ -913,11 +913,11 @@ def test_csv_lists_counterparties_then_late_items_with_header_rows():
 
 
 def test_csv_is_plain_utf8_without_byte_order_mark_and_deterministic():
-    data = render_csv(make_statement())
+    data = render_statement_csv(make_statement())
 
     assert not data.startswith(b"\xef\xbb\xbf")
     assert "Кофейня Арома".encode() in data
-    assert data == render_csv(make_statement())
+    assert data == render_statement_csv(make_statement())
 
 
 def _partner_entry(partner_id, name, currency, receivable, payable, fees, net, fx_rate, net_in_currency):
@@ -981,14 +981,14 @@ def test_a_final_settlement_as_csv_has_no_missing_fx_row_and_the_same_bytes_each
 
 def test_csv_keeps_spreadsheets_from_running_text_as_formulas():
     statement = make_statement(partner_name='=HYPERLINK("http://evil")')
-    header = dict(csv_blocks(render_csv(statement))[0])
+    header = dict(csv_blocks(render_statement_csv(statement))[0])
 
     assert header["partner_name"] == '\'=HYPERLINK("http://evil")'
     assert header["net"] == "83.25"
 
 
 def test_csv_header_block_is_the_identity_then_every_figure_in_a_fixed_order():
-    header = csv_blocks(render_csv(make_statement()))[0]
+    header = csv_blocks(render_statement_csv(make_statement()))[0]
 
     assert header == [
         ["statement_number", "2026-10-0003"],
@@ -1022,7 +1022,7 @@ def test_csv_header_block_is_the_identity_then_every_figure_in_a_fixed_order():
 
 @pytest.mark.parametrize("start", ["=", "+", "-", "@", "\t", "\r", "\n"])
 def test_csv_quotes_a_name_starting_with_any_formula_character(start):
-    header = dict(csv_blocks(render_csv(make_statement(partner_name=start + "SUM(A1:A9)")))[0])
+    header = dict(csv_blocks(render_statement_csv(make_statement(partner_name=start + "SUM(A1:A9)")))[0])
 
     assert header["partner_name"] == "'" + start + "SUM(A1:A9)"
 
@@ -1031,7 +1031,7 @@ def test_csv_quotes_formulas_in_counterparty_names_and_late_item_external_ids_bu
     statement = make_statement()
     statement["counterparties"][1]["name"] = "@SUM(A1:A9)"
     statement["late_items"][0]["external_id"] = "-000999"
-    _, counterparties, late_items = csv_blocks(render_csv(statement))
+    _, counterparties, late_items = csv_blocks(render_statement_csv(statement))
 
     assert counterparties[2] == ["fitgym", "'@SUM(A1:A9)", "3040", "30.40", "3510", "35.10", "-4.70"]
     assert late_items[1] == ["55", "'-000999", "burn", "2026-09-30T23:10:00+00:00", "-300", "2026-09"]
