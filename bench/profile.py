@@ -39,7 +39,29 @@ def _caller(client):
     return call
 
 
-def main(argv=None) -> int:
+class _SqlCount:
+    """The SQL statements the engine sends, counted by the kind of request being
+    profiled (``kind``); while ``recording``, each statement is kept to print."""
+
+    def __init__(self, engine):
+        self.kind: str | None = None
+        self.recording = False
+        self.counts: Counter = Counter()
+        self.shown: dict[str, list[str]] = defaultdict(list)
+        event.listen(engine, "before_cursor_execute", self._statement)
+        event.listen(engine, "engine_connect", self._checkout)
+
+    def _statement(self, conn, cursor, statement, parameters, context, executemany):
+        self.counts[self.kind] += 1
+        if self.recording:
+            self.shown[self.kind].append(" ".join(statement.split())[:110])
+
+    def _checkout(self, connection):
+        if self.recording:
+            self.shown[self.kind].append("(connection checkout)")
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m bench.profile", description=__doc__.split("\n\n")[0]
     )
@@ -73,7 +95,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("--database-url", help="a PostgreSQL server (default: a throwaway cluster)")
     parser.add_argument("--top", type=int, default=35)
-    arguments = parser.parse_args(argv)
+    return parser
+
+
+def main(argv=None) -> int:
+    arguments = _parser().parse_args(argv)
 
     from coalition import auth, create_app, database_of
     from coalition.db import migrate
@@ -121,25 +147,11 @@ def main(argv=None) -> int:
             "rich": loaded.rich_members,
             "regular": loaded.regular_members,
         }
-        statements = Counter()
-        current = {"type": None}
-        shown: dict[str, list[str]] = defaultdict(list)
-
-        @event.listens_for(database.engine, "before_cursor_execute")
-        def _count(conn, cursor, statement, parameters, context, executemany):
-            statements[current["type"]] += 1
-            if current.get("record"):
-                shown[current["type"]].append(" ".join(statement.split())[:110])
-
-        @event.listens_for(database.engine, "engine_connect")
-        def _connect(connection):
-            if current.get("record"):
-                shown[current["type"]].append("(connection checkout)")
-
+        sql = _SqlCount(database.engine)
         if arguments.posts:
-            _profile_posts(client, params, arguments, statements, current)
+            _profile_posts(client, params, arguments, sql)
             print("\nSQL of one post of each type (pool pre-ping and BEGIN/COMMIT not shown):")
-            for kind, lines in shown.items():
+            for kind, lines in sql.shown.items():
                 print(f"  {kind}:")
                 for line in lines:
                     print(f"    {line}")
@@ -148,13 +160,13 @@ def main(argv=None) -> int:
         if arguments.close or arguments.pdf:
             _profile_close(database, period_id, arguments)
         if arguments.balance:
-            _profile_balance(client, loaded.heavy_members, params, arguments, statements, current)
+            _profile_balance(client, loaded.heavy_members, params, arguments, sql)
         if arguments.expire:
             _time_expiry(database, arguments.expire)
     return 0
 
 
-def _profile_posts(client, params, arguments, statements, current) -> None:
+def _profile_posts(client, params, arguments, sql: _SqlCount) -> None:
     rng, earns = random.Random(7), []
     bodies = [
         load._Requests.body(params, rng, f"prof-{index}", f"profm-{index}", earns)
@@ -171,9 +183,8 @@ def _profile_posts(client, params, arguments, statements, current) -> None:
     profiler = cProfile.Profile()
     began = time.perf_counter()
     for partner, body in bodies:
-        current["type"] = body["type"]
-        current["record"] = not per_type[body["type"]]
-        before = statements[body["type"]]
+        sql.kind, sql.recording = body["type"], not per_type[body["type"]]
+        before = sql.counts[body["type"]]
         started = time.perf_counter()
         profiler.enable()
         response = client.post(
@@ -181,10 +192,10 @@ def _profile_posts(client, params, arguments, statements, current) -> None:
         )
         profiler.disable()
         per_type[body["type"]].append(
-            (time.perf_counter() - started, statements[body["type"]] - before)
+            (time.perf_counter() - started, sql.counts[body["type"]] - before)
         )
         statuses[response.status_code] += 1
-    current["record"] = False
+    sql.recording = False
     wall = time.perf_counter() - began
     print(
         f"\n{arguments.posts} posts through the Flask test client on PostgreSQL in {wall:.2f} s "
@@ -230,13 +241,13 @@ def _profile_batches(client, params, operator_key, arguments) -> None:
     _print_stats(profiler, arguments.top)
 
 
-def _profile_balance(client, members, params, arguments, statements, current) -> None:
+def _profile_balance(client, members, params, arguments, sql: _SqlCount) -> None:
     key = params["partners"][0]["key"]
     headers = {"Authorization": f"Bearer {key}"}
     for member in members[:5]:
         client.get(f"/api/v1/members/{member}/balance", headers=headers)
-    current["type"] = "balance"
-    before = statements["balance"]
+    sql.kind = "balance"
+    before = sql.counts["balance"]
     profiler = cProfile.Profile()
     began = time.perf_counter()
     profiler.enable()
@@ -247,7 +258,7 @@ def _profile_balance(client, members, params, arguments, statements, current) ->
     print(
         f"\n{arguments.balance} balance lookups (200 lots each) in {wall:.2f} s "
         f"({wall / arguments.balance * 1e3:.2f} ms each under cProfile, "
-        f"{(statements['balance'] - before) / arguments.balance:.1f} SQL statements each)"
+        f"{(sql.counts['balance'] - before) / arguments.balance:.1f} SQL statements each)"
     )
     _print_stats(profiler, arguments.top // 2)
 
