@@ -823,7 +823,7 @@ def bulk_load(url: str, world: World, plan: StagePlan, log=print) -> StageResult
 
 
 #: What the service adds to the period totals as it writes, counted here from the
-#: ledger rows (``coalition.db.totals``), over the rows after the given ids.
+#: ledger rows (``coalition.db.period_totals``), over the rows after the given ids.
 PAIR_TOTALS_OF_LEDGER = """
     SELECT period_id, issuer_id, redeemer_id, value_rate, sum(-points) AS points
     FROM allocations WHERE type IN ('burn', 'burn_reversal') AND id > %(allocation)s

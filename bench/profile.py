@@ -272,16 +272,24 @@ def _timed(database, label, function, *args):
 
 def _profile_close(database, period_id: str, arguments) -> None:
     """Each aggregate of the settlement on its own, then the close under cProfile, then PDFs."""
-    from coalition.db import aggregates, totals
+    from coalition.db import aggregates, period_totals
     from coalition.services import calendar, catalog, settlement
     from coalition.services import partners as partner_service
 
     period = database.run(lambda session: calendar.parse(session, period_id))
     everyone = database.run(partner_service.all_partners)
     print(f"\nsettlement of {period_id}, its parts one by one:")
-    _timed(database, "totals.redeemed_points (pair lines)", totals.redeemed_points, period_id)
     _timed(
-        database, "totals.period_activity (fees and activity)", totals.period_activity, period_id
+        database,
+        "period_totals.redeemed_points (pair lines)",
+        period_totals.redeemed_points,
+        period_id,
+    )
+    _timed(
+        database,
+        "period_totals.period_activity (fees and activity)",
+        period_totals.period_activity,
+        period_id,
     )
     _timed(
         database, "aggregates.liability_points", aggregates.liability_points, period.id, period.end

@@ -6,7 +6,7 @@ PostgreSQL sums BIGINT columns as NUMERIC, so every sum of points is turned
 back into an int here, where it leaves SQL. The money arithmetic happens in
 :mod:`coalition.domain.settlement`, exactly, in Decimal. What a close sums
 over the period's own rows is kept as they are written, in
-:mod:`coalition.db.totals`.
+:mod:`coalition.db.period_totals`.
 """
 
 from collections import defaultdict

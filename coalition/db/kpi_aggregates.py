@@ -7,7 +7,7 @@ period's own counting time decides whether its counts are kept
 most of them back. The points figures that the
 settlement already counts (issued, reversed, expired, redeemed, liability)
 are not counted here: they come from the settlement's own period totals
-(:mod:`coalition.db.totals`) and liability (:mod:`coalition.db.aggregates`),
+(:mod:`coalition.db.period_totals`) and liability (:mod:`coalition.db.aggregates`),
 so KPIs and statements never disagree.
 
 Money is summed exactly: PostgreSQL sums NUMERIC; SQLite stores amounts as

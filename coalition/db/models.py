@@ -136,7 +136,7 @@ class Allocation(Base):
     ``points`` is the signed change to the lot (a burn −p, a burn reversal
     +p); ``value_rate`` is the burn's redemption rate (a burn reversal repeats
     its burn's), which keys the period's pair totals and lets a late rate
-    re-price what was redeemed (:mod:`coalition.db.repricing`).
+    re-price what was redeemed (:mod:`coalition.db.repricing_sums`).
     """
 
     __tablename__ = "allocations"
@@ -157,7 +157,7 @@ class PairTotal(Base):
     """Points of ``issuer_id`` redeemed at ``redeemer_id`` in a period at one rate.
 
     A counter kept as burns and burn reversals are written, one of
-    :data:`coalition.db.totals.STRIPES` per key (:mod:`coalition.db.totals`).
+    :data:`coalition.db.period_totals.STRIPES` per key (:mod:`coalition.db.period_totals`).
     """
 
     __tablename__ = "pair_totals"

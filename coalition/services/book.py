@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 
-from coalition.db import aggregates, ledger_reads, locks, models, on_postgresql, rows, totals
+from coalition.db import aggregates, ledger_reads, locks, models, on_postgresql, period_totals, rows
 from coalition.db.writes import SKIP_EXISTING, Writes
 from coalition.domain import lots as lots_domain
 from coalition.services import catalog, members
@@ -197,8 +197,8 @@ class Book:
         expiry, the issuer itself.
 
         Burns and burn reversals carry the burn's redemption rate: it keys the period's
-        pair totals (:mod:`coalition.db.totals`) and lets a late rate re-price what was
-        redeemed at the rate recorded (:mod:`coalition.db.repricing`).
+        pair totals (:mod:`coalition.db.period_totals`) and lets a late rate re-price what was
+        redeemed at the rate recorded (:mod:`coalition.db.repricing_sums`).
         """
         allocation = rows.Allocation(
             id=self.ids.next("allocations"),
@@ -236,7 +236,7 @@ class Book:
         for kind, written in new.items():
             table = ROW_TABLES[kind]
             writes.insert(table, _columns(table, written))
-        totals.add(writes, new[rows.Transaction], new[rows.Allocation])
+        period_totals.add(writes, new[rows.Transaction], new[rows.Allocation])
         changed = sorted(self.changed_lots)
         writes.update(
             models.Lot.__table__,

@@ -3,7 +3,7 @@
 The measures and their formulas are in :mod:`coalition.domain.kpis`; this use
 case gathers the counts for each scope and period from set-based aggregates
 and hands them over. The points figures are the settlement's own (the
-period totals of :mod:`coalition.db.totals`, and the liability of
+period totals of :mod:`coalition.db.period_totals`, and the liability of
 :mod:`coalition.db.aggregates`), and for a closed period the points
 outstanding are read from the settlement stored at close, so a closed
 period's KPIs agree with its statements to the point (a statement's
@@ -24,7 +24,7 @@ import json
 from datetime import datetime
 from decimal import Decimal
 
-from coalition.db import aggregates, kpi_aggregates, models, totals
+from coalition.db import aggregates, kpi_aggregates, models, period_totals
 from coalition.domain import kpis
 from coalition.domain.errors import NotFound
 from coalition.domain.periods import ListedPeriod
@@ -84,8 +84,8 @@ def _period_kpis(
     totals_shown: bool,
 ) -> dict:
     period_id, at_end = period.id, period.last_instant
-    activity = totals.period_activity(session, period_id).partners
-    redeemed = totals.redeemed_points(session, period_id)
+    activity = period_totals.period_activity(session, period_id).partners
+    redeemed = period_totals.redeemed_points(session, period_id)
     outstanding = _liability_points(session, period)
     point_value = catalog.current(session).point_value(at_end)
 

@@ -13,8 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from coalition.db import aggregates, models, totals
-from coalition.db import repricing as recorded
+from coalition.db import aggregates, models, period_totals, repricing_sums
 from coalition.domain import money, periods, repricing
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import Conflict, MissingFx, NotFound
@@ -82,11 +81,15 @@ def _figures(session, period: periods.Period, everyone) -> _Figures:
     reference = catalog.current(session)
     base = reference.settings.base_currency
     at_end = period.last_instant
-    redeemed = totals.redeemed_points(session, period.id)
-    redeemed += _repriced(session, period, "redemption", recorded.redeemed, repricing.redeemed)
+    redeemed = period_totals.redeemed_points(session, period.id)
+    redeemed += _repriced(
+        session, period, "redemption", repricing_sums.redeemed, repricing.redeemed
+    )
     lines = arithmetic.pair_lines(redeemed, base)
-    activity = totals.period_activity(session, period.id)
-    issued = activity.issued + _repriced(session, period, "fee", recorded.issued, repricing.issued)
+    activity = period_totals.period_activity(session, period.id)
+    issued = activity.issued + _repriced(
+        session, period, "fee", repricing_sums.issued, repricing.issued
+    )
     fee_lines = arithmetic.fee_lines(issued)
     fees = arithmetic.fees(fee_lines, base)
     return _Figures(

@@ -2,7 +2,7 @@
 
 ``pair_totals`` holds the points redeemed by period, issuer, redeemer and
 redemption rate; ``partner_totals`` each partner's activity by period and fee
-rate. Both are counters split into stripes (:mod:`coalition.db.totals`).
+rate. Both are counters split into stripes (:mod:`coalition.db.period_totals`).
 The ledger already written is counted into stripe 0 here, with writers held
 off until the upgrade commits. Stop every process of the older version
 before upgrading (no rolling deploy across this revision): one still running
