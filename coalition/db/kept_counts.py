@@ -1,5 +1,6 @@
 """Where a period's KPI counts are kept once counted: on a closed period's own row
-(``periods.activity``), or beside an open period (``open_period_counts``).
+(``Period.kpi_counts``, the column ``periods.activity``), or beside an open period
+(``open_period_counts``).
 
 :mod:`coalition.services.kpi_counts` decides what to count and when; this
 reads and writes the kept JSON. The one upsert is worded as each dialect
@@ -17,21 +18,21 @@ from coalition.db.models import OpenPeriodCounts, Period
 
 def of_closed(session, period_id: str) -> str | None:
     """A closed period's kept counts (the rows listing the periods loaded it: no query)."""
-    return session.get(Period, period_id).activity
+    return session.get(Period, period_id).kpi_counts
 
 
 def committed_of_closed(session, period_id: str) -> str | None:
     """A closed period's kept counts as committed, read again, not as loaded before."""
-    return session.scalar(select(Period.activity).where(Period.id == period_id))
+    return session.scalar(select(Period.kpi_counts).where(Period.id == period_id))
 
 
 def closed_in_order(session) -> list[tuple[str, str | None]]:
     """Every closed period's id and kept counts, oldest first."""
-    return session.execute(select(Period.id, Period.activity).order_by(Period.start)).all()
+    return session.execute(select(Period.id, Period.kpi_counts).order_by(Period.start)).all()
 
 
-def keep_closed(session, period_id: str, activity: str) -> None:
-    session.execute(update(Period).where(Period.id == period_id).values(activity=activity))
+def keep_closed(session, period_id: str, counts: str) -> None:
+    session.execute(update(Period).where(Period.id == period_id).values(kpi_counts=counts))
 
 
 def of_open(session, period_ids: list[str]) -> list[OpenPeriodCounts]:
@@ -59,16 +60,17 @@ def drop_open_of_closed(session) -> None:
     session.execute(delete(OpenPeriodCounts).where(OpenPeriodCounts.period_id.in_(closed)))
 
 
-def keep_open(session, period_id: str, counted_at: datetime, activity: str) -> None:
+def keep_open(session, period_id: str, counted_at: datetime, counts: str) -> None:
     """Keep an open period's counts, in place of those kept before unless they are newer:
     two requests may count it at once, and the one that counted first may commit last."""
     insert = postgresql.insert if on_postgresql(session) else sqlite.insert
     statement = insert(OpenPeriodCounts).values(
-        period_id=period_id, counted_at=counted_at, activity=activity
+        period_id=period_id, counted_at=counted_at, kpi_counts=counts
     )
     session.execute(
         statement.on_conflict_do_update(
             index_elements=[OpenPeriodCounts.period_id],
+            # set_ and excluded name the table's columns: kpi_counts is kept in "activity"
             set_={
                 "counted_at": statement.excluded.counted_at,
                 "activity": statement.excluded.activity,

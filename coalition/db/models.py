@@ -199,7 +199,7 @@ class Period(Base):
     closed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     settlement: Mapped[str] = mapped_column(Text)
     # its KPI counts (coalition.services.kpi_counts), kept when first counted after the close
-    activity: Mapped[str | None] = mapped_column(Text, default=None)
+    kpi_counts: Mapped[str | None] = mapped_column("activity", Text, default=None)
 
 
 class OpenPeriodCounts(Base):
@@ -209,7 +209,7 @@ class OpenPeriodCounts(Base):
 
     period_id: Mapped[str] = mapped_column(String(16), primary_key=True)
     counted_at: Mapped[datetime] = mapped_column(UTCDateTime())
-    activity: Mapped[str] = mapped_column(Text)
+    kpi_counts: Mapped[str] = mapped_column("activity", Text)
 
 
 class Statement(Base):

@@ -61,7 +61,7 @@ def add(writes: Writes, transactions, allocations) -> None:
             "fee_rate": [rate for (_, _, rate), _ in partners],
             "stripe": [stripe] * len(partners),
             **{
-                field: [getattr(facts, field) for _, facts in partners]
+                field: [getattr(partner_activity, field) for _, partner_activity in partners]
                 for field in totals.ACTIVITY_FIELDS
             },
         },
@@ -111,8 +111,8 @@ def period_activity(session, period_id: str) -> PeriodActivity:
     partners: dict[str, totals.PartnerActivity] = {}
     issued = []
     for partner_id, fee_rate, *sums in session.execute(query):
-        facts = totals.PartnerActivity(*map(int, sums))
-        partners[partner_id] = partners.get(partner_id, totals.PartnerActivity()).plus(facts)
+        activity = totals.PartnerActivity(*map(int, sums))
+        partners[partner_id] = partners.get(partner_id, totals.PartnerActivity()).plus(activity)
         if fee_rate is not None:
-            issued.append(IssuedPoints(partner_id, fee_rate, facts.fee_base))
+            issued.append(IssuedPoints(partner_id, fee_rate, activity.fee_base))
     return PeriodActivity(partners, issued)

@@ -75,8 +75,8 @@ def added(
             redeemed[(row.period_id, row.issuer_id, row.redeemer_id, row.value_rate)] -= row.points
     by_partner: dict[ActivityKey, PartnerActivity] = {}
     for row in transactions:
-        facts = activity(row)
-        if any(facts):  # a burn adds nothing here, unless it is late
+        row_activity = activity(row)
+        if any(row_activity):  # a burn adds nothing here, unless it is late
             key = (row.period_id, row.partner_id, row.fee_rate)
-            by_partner[key] = by_partner.get(key, PartnerActivity()).plus(facts)
+            by_partner[key] = by_partner.get(key, PartnerActivity()).plus(row_activity)
     return dict(redeemed), by_partner

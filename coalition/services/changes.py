@@ -30,15 +30,15 @@ from coalition.domain import money
 from coalition.services import pages
 
 SUBJECTS = models.REFERENCE_DATA  # the rows the catalog caches, by the record's names
-# what a reader of the record has no use for: secrets, stamps, bookkeeping, and a close's
-# whole settlement (its statements hold it)
+# what a reader of the record has no use for (by attribute name): secrets, stamps,
+# bookkeeping, and a close's whole settlement (its statements hold it)
 UNRECORDED = {
     "key_hash",
     "generation",
     "last_transaction_id",
     "created_at",
     "settlement",
-    "activity",
+    "kpi_counts",
 }
 UNRECORDED_WHEN_CREATED = UNRECORDED | {"id"}  # the change's subject_id
 

@@ -89,7 +89,7 @@ def _kept_counts_of(session, chosen: list[ListedPeriod], now: datetime) -> tuple
             kept[period.id] = counts
     opened = [period.id for period in chosen if not period.closed]
     for row in kept_counts.of_open(session, opened):
-        if (counts := _kept_counts(row.activity)) is not None:
+        if (counts := _kept_counts(row.kpi_counts)) is not None:
             fresh = row.counted_at > now - KEPT_FOR
             (kept if fresh else stale)[row.period_id] = {**counts, "counted_at": row.counted_at}
     return kept, stale

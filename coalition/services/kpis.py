@@ -84,14 +84,14 @@ def _period_kpis(
     totals_shown: bool,
 ) -> dict:
     period_id, at_end = period.id, period.last_instant
-    activity = period_totals.period_activity(session, period_id).partners
+    activities = period_totals.period_activity(session, period_id).partners
     redeemed = period_totals.redeemed_points(session, period_id)
     outstanding = _liability_points(session, period)
     point_value = catalog.current(session).point_value(at_end)
 
     scopes = {
         partner.id: _partner_activity(
-            partner.id, period_id, activity, redeemed, outstanding, gathered
+            partner.id, period_id, activities, redeemed, outstanding, gathered
         )
         for partner in everyone
     }
@@ -123,10 +123,10 @@ def _period_kpis(
 
 
 def _partner_activity(
-    partner_id: str, period_id: str, activity, redeemed, outstanding, gathered
+    partner_id: str, period_id: str, activities, redeemed, outstanding, gathered
 ) -> kpis.Activity:
     """One partner's figures for the period, from the counts gathered for every partner."""
-    facts = activity.get(partner_id, PartnerActivity())
+    activity = activities.get(partner_id, PartnerActivity())
     visits = gathered.visits.get((period_id, partner_id), {})
     bought = gathered.purchases.get((period_id, partner_id), {})
     return kpis.Activity(
@@ -135,13 +135,13 @@ def _partner_activity(
         purchasers=visits.get("purchasers", 0),
         redemptions=visits.get("redemptions", 0),
         purchases=bought.get("here", kpis.Purchases()),
-        points_issued=facts.points_issued,
-        points_reversed=facts.points_reversed,
+        points_issued=activity.points_issued,
+        points_reversed=activity.points_reversed,
         points_redeemed=sum(item.points for item in redeemed if item.issuer_id == partner_id),
         points_redeemed_here=sum(
             item.points for item in redeemed if item.redeemer_id == partner_id
         ),
-        points_expired=facts.points_expired,
+        points_expired=activity.points_expired,
         liability_points=outstanding.get(partner_id, 0),
     )
 

@@ -141,7 +141,7 @@ def _repriced(session, period: periods.Period, kind: str, read, correct) -> list
 
 def _partner_entry(partner, figures: _Figures) -> dict:
     """One partner's figures of the settlement (SPEC §7), in the order they are stored."""
-    position, facts = figures.positions[partner.id], figures.activity[partner.id]
+    position, activity = figures.positions[partner.id], figures.activity[partner.id]
     redeemed_here = [line for line in figures.lines if line.redeemer_id == partner.id]
     fx = figures.fx[partner.id]
     fx_rate = None if fx is None else fx.value
@@ -164,13 +164,13 @@ def _partner_entry(partner, figures: _Figures) -> dict:
         "net": money.text(position.net),
         "fx_rate": None if fx_rate is None else money.as_written(fx_rate),
         "net_in_currency": money.text(arithmetic.convert(position.net, fx_rate, partner.currency)),
-        "points_issued": facts.points_issued,
+        "points_issued": activity.points_issued,
         "points_redeemed": sum(line.points for line in redeemed_here),
         "own_redemption_points": sum(line.points for line in redeemed_here if line.own),
-        "points_reversed": facts.points_reversed,
-        "shortfall_points": facts.shortfall_points,
-        "points_expired": facts.points_expired,
-        "late_count": facts.late_count,
+        "points_reversed": activity.points_reversed,
+        "shortfall_points": activity.shortfall_points,
+        "points_expired": activity.points_expired,
+        "late_count": activity.late_count,
         "liability_points": liability_points,
         "liability": money.text(
             arithmetic.liability_value(liability_points, figures.point_value, figures.base)

@@ -221,9 +221,9 @@ def test_a_closed_periods_counts_are_kept_and_read_back_unchanged(operator, make
     partner_key = make_key("partner", "aroma")
     before = kpis(operator, period_id=month)["periods"][0], period(partner_key, month)
     close(operator, month)
-    assert kept_activity(database, month) is None  # a close counts nothing itself
+    assert kept_kpi_counts(database, month) is None  # a close counts nothing itself
     counted = period(operator, month), period(partner_key, month)
-    assert kept_activity(database, month) is not None
+    assert kept_kpi_counts(database, month) is not None
     kept = period(operator, month), period(partner_key, month)
     assert counted == kept
     assert [{**figures, "status": "open"} for figures in kept] == list(before)
@@ -250,7 +250,7 @@ def test_the_auto_close_job_keeps_the_counts_of_closed_periods(operator, databas
     before = period(operator, month)
     close(operator, month)
     jobs.run_auto_close(database)  # this month has not ended: it closes nothing, and counts last month
-    assert json.loads(kept_activity(database, month))["version"] == kpi_counts.COUNTS_VERSION
+    assert json.loads(kept_kpi_counts(database, month))["version"] == kpi_counts.COUNTS_VERSION
     assert kpi_counts.keep_counts(database) == 0
     assert {**period(operator, month), "status": "open"} == before
 
@@ -314,7 +314,7 @@ def test_an_auto_close_refused_for_a_missing_rate_is_one_warning_and_the_job_sti
     assert "no fx rate" in warning.getMessage() and "JPY" in warning.getMessage()
     statuses = {p["id"]: p["status"] for p in expect(operator.get("/api/v1/periods"), 200)}
     assert (statuses[closed_id], statuses[refused_id]) == ("closed", "open")
-    assert json.loads(kept_activity(database, closed_id))["version"] == kpi_counts.COUNTS_VERSION
+    assert json.loads(kept_kpi_counts(database, closed_id))["version"] == kpi_counts.COUNTS_VERSION
 
 
 
@@ -342,7 +342,7 @@ def test_counts_kept_by_another_version_of_the_counting_are_counted_again(operat
     doctor_kept_counts(database, month, version=kpi_counts.COUNTS_VERSION - 1)
     figures = period(operator, month)
     assert (figures["coalition"]["active_members"], partner(figures, "aroma")["active_members"]) == (3, 2)
-    assert json.loads(kept_activity(database, month))["version"] == kpi_counts.COUNTS_VERSION
+    assert json.loads(kept_kpi_counts(database, month))["version"] == kpi_counts.COUNTS_VERSION
 
 
 @pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's snapshots")
@@ -377,9 +377,9 @@ def test_on_sqlite_counts_refused_their_write_by_another_writer_are_answered_and
     other.close()
     assert counted == [month]  # on the snapshot, once
     assert (figures["coalition"]["active_members"], partner(figures, "aroma")["active_members"]) == (3, 2)
-    assert kept_activity(database, month) is None  # refused: left for the next request
+    assert kept_kpi_counts(database, month) is None  # refused: left for the next request
     assert period(operator, month) == figures and counted == [month, month]  # counted, and kept
-    assert json.loads(kept_activity(database, month))["version"] == kpi_counts.COUNTS_VERSION
+    assert json.loads(kept_kpi_counts(database, month))["version"] == kpi_counts.COUNTS_VERSION
     assert period(operator, month) == figures and len(counted) == 2  # read back, not counted
 
 
@@ -387,14 +387,14 @@ def doctor_kept_counts(database, period_id: str, version: int) -> None:
     """One more active member everywhere in the counts kept on the period, under ``version``."""
     with database.transaction() as session:
         row = session.get(models.Period, period_id)
-        counts = json.loads(row.activity)
+        counts = json.loads(row.kpi_counts)
         counts["visits"] = [[p, {**v, "active_members": v["active_members"] + 1}] for p, v in counts["visits"]]
-        row.activity = json.dumps({**counts, "version": version})
+        row.kpi_counts = json.dumps({**counts, "version": version})
 
 
-def kept_activity(database, period_id: str):
+def kept_kpi_counts(database, period_id: str):
     with database.transaction() as session:
-        return session.get(models.Period, period_id).activity
+        return session.get(models.Period, period_id).kpi_counts
 
 
 # --- an open period slow to count -------------------------------------------------------------
@@ -479,7 +479,7 @@ def test_an_open_period_is_kept_for_its_own_counting_time_not_for_a_neighbours(
     monkeypatch.setattr(kpi_aggregates, "member_activity", a_minute_for_last_month)
     report = kpis(operator, periods=2)
     assert [entry["period_id"] for entry in report["periods"]] == [month, current_month_id()]
-    assert kept_activity(database, month) is not None
+    assert kept_kpi_counts(database, month) is not None
     assert open_counts(database, current_month_id()) is None
 
 
@@ -517,10 +517,10 @@ def test_counts_kept_later_are_not_replaced_by_counts_taken_earlier(database):
     with database.transaction() as session:
         kept_counts.keep_open(session, "2026-11", taken - timedelta(minutes=20), "older")
     kept = open_counts(database, "2026-11")
-    assert (kept.counted_at, kept.activity) == (taken, "newer")
+    assert (kept.counted_at, kept.kpi_counts) == (taken, "newer")
     with database.transaction() as session:
         kept_counts.keep_open(session, "2026-11", taken + timedelta(minutes=1), "newest")
-    assert open_counts(database, "2026-11").activity == "newest"
+    assert open_counts(database, "2026-11").kpi_counts == "newest"
 
 
 def open_counts(database, period_id: str):
