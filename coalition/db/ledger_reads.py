@@ -62,6 +62,37 @@ def _lock_statement(draw: bool):
     )
 
 
+# with_for_update(key_share=True) is FOR NO KEY UPDATE on PostgreSQL
+LOCK_MEMBERS = (
+    select(models.Member.id)
+    .where(among(models.Member.id, "ids"))
+    .order_by(models.Member.id)
+    .with_for_update(key_share=True)
+)
+
+
+def lock_members(session, member_ids: set[str]) -> set[str]:
+    """Lock these members for this transaction, in id order; returns those that exist.
+
+    The lock that serialises everything touching one member's lots: a burn, a
+    reversal and the expiry job each lock the member rows first (a chunk's or a
+    batch's members at once, in id order, so two units of work never lock them
+    crosswise), then read the lots: two burns of one member therefore run one
+    after the other and can never spend the same points.
+
+    The lock is PostgreSQL's ``FOR NO KEY UPDATE``, not ``FOR UPDATE``: it
+    excludes the same lock, so burns of one member still queue, but not the
+    ``KEY SHARE`` lock a foreign key check takes on the member when another
+    unit of work inserts a row naming them. With ``FOR UPDATE``, two batches,
+    each burning for a member the other earns for, would wait on each other:
+    a deadlock, retried, at the cost of both.
+    """
+    if not member_ids:
+        return set()
+    found = session.connection().execute(LOCK_MEMBERS, {"ids": sorted(member_ids)})
+    return set(found.scalars())
+
+
 # (partner_id, external_id) among a list of pairs: an expanded IN on every database
 # (:func:`~coalition.db.lists.among` takes single values)
 UNDER_KEYS = tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(

@@ -4,12 +4,16 @@ One field per column of the table of the same name (a test holds them to
 :mod:`coalition.db.models`). The book handles thousands of rows a chunk,
 and an ORM instance costs some 30 µs to build through its instrumented
 attributes; these cost one. Queries that only read keep to the ORM classes, or
-read only the columns they show.
+read only the columns they show. :func:`as_lot` turns a lot row, plain or ORM,
+into the value the ledger's rules take.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+
+from coalition.db import models
+from coalition.domain import lots as lots_domain
 
 
 @dataclass(slots=True, kw_only=True)
@@ -46,6 +50,19 @@ class Lot:
     available_at: datetime
     expires_at: datetime
     id: int | None = None
+
+
+def as_lot(row: models.Lot | Lot) -> lots_domain.Lot:
+    """A lot row as the value the ledger's rules take (they know no ORM)."""
+    return lots_domain.Lot(
+        id=row.id,
+        issuer_id=row.issuer_id,
+        points=row.points,
+        remaining=row.remaining,
+        earned_at=row.earned_at,
+        available_at=row.available_at,
+        expires_at=row.expires_at,
+    )
 
 
 @dataclass(slots=True, kw_only=True)

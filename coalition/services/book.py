@@ -22,7 +22,7 @@ from decimal import Decimal
 from coalition.db import aggregates, ledger_reads, locks, models, on_postgresql, period_totals, rows
 from coalition.db.writes import SKIP_EXISTING, Writes
 from coalition.domain import lots as lots_domain
-from coalition.services import catalog, members
+from coalition.services import catalog
 
 ROW_TABLES = {
     rows.Transaction: models.Transaction.__table__,
@@ -114,7 +114,7 @@ class Book:
         by_key = {(row.partner_id, row.external_id): row for row in found}
         lockable = {request["member_id"] for _, request in requests if request["type"] == "burn"}
         lockable |= {by_key[key].member_id for key in originals if key in by_key}
-        locked = members.lock(session, lockable)
+        locked = ledger_reads.lock_members(session, lockable)
         replays = [by_key[key].id for key in keys if key in by_key]
         burns = [
             by_key[key].id for key in originals if key in by_key and by_key[key].type == "burn"

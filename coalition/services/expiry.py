@@ -13,7 +13,7 @@ from datetime import datetime
 
 from coalition.db import ledger_reads, rows
 from coalition.domain import lots as lots_domain
-from coalition.services import calendar, members
+from coalition.services import calendar
 from coalition.services.book import Book
 
 BATCH = 500
@@ -57,10 +57,10 @@ def expire_due(
     if not due:
         return 0
     calendar.lock_calendar(session)
-    members.lock(session, {member_id for _, member_id in due})
+    ledger_reads.lock_members(session, {member_id for _, member_id in due})
     recorded_at = recorded_at or calendar.dated_once_locked(now)
     held = ledger_reads.lots(session, lot_ids=[lot_id for lot_id, _ in due])
-    expired = lots_domain.expired([members.as_lot(row) for row in held.values()], due_by)
+    expired = lots_domain.expired([rows.as_lot(row) for row in held.values()], due_by)
     earlier, put_back = ledger_reads.expiry_history(session, [lot.id for lot in expired])
     plans = {lot.id: lots_domain.expiries(lot, put_back.get(lot.id, {})) for lot in expired}
     count = sum(len(plan) for plan in plans.values())

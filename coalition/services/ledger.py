@@ -26,7 +26,7 @@ from coalition.domain.errors import (
     Invalid,
     NoRate,
 )
-from coalition.services import calendar, catalog, members, partners
+from coalition.services import calendar, catalog, partners
 from coalition.services.book import Book
 
 
@@ -238,7 +238,7 @@ def _burn(book, transaction, partner, config, request) -> Posting:
     redemption = catalog.current(book.session).redemption_rate(partner.id, at)
     if redemption is None:
         raise NoRate(f"no redemption rate for partner {partner.id!r} at {at.isoformat()}")
-    live = [members.as_lot(lot) for lot in book.live_lots(transaction.member_id)]
+    live = [rows.as_lot(lot) for lot in book.live_lots(transaction.member_id)]
     taken = lots.allocate(live, request["points"], at)
     transaction.points = -request["points"]
     transaction.rate_ids = (redemption.id,)
@@ -296,7 +296,7 @@ def _earn_reversal(book, transaction, partner, config, request) -> Posting:
         purchase = money.round_half_even(purchase, original.currency)
         returned = money.round_half_even(returned, original.currency)
     decision = lots.reverse_earn(
-        members.as_lot(lot),
+        rows.as_lot(lot),
         at=transaction.occurred_at,
         original_amount=purchase,
         reversed_points=sum(_cancelled(row) for row in earlier),

@@ -15,7 +15,7 @@ from coalition.db import aggregates, horizon, models, written
 from coalition.db.lists import among
 from coalition.domain import money
 from coalition.domain.errors import Invalid, NotFound
-from coalition.services import calendar, members, pages
+from coalition.services import calendar, pages
 
 DEFAULT_REASONS = {
     "earn": "purchase",
@@ -192,7 +192,7 @@ def balance(session, member_id: str, now: datetime) -> tuple[dict | None, int]:
 
 def history(session, principal, member_id: str, paging: pages.Paging) -> dict:
     """Every points movement of a member; a bound key sees only its partner's."""
-    if not members.exists(session, member_id):
+    if session.get(models.Member, member_id) is None:
         raise NotFound(f"no member {member_id!r}")
     T = models.Transaction
     query = select(T.__table__).where(T.member_id == member_id)

@@ -17,9 +17,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import OperationalError
 
-from coalition.db import models
+from coalition.db import ledger_reads, models
 from coalition.db.writes import Writes
-from coalition.services import members
 from tests.threads import until_waiting_on_locks
 
 pytestmark = pytest.mark.postgres
@@ -36,7 +35,7 @@ def locked(database):
             models.Member.__table__, {"id": [MEMBER], "created_at": [datetime.now(UTC)]}
         ).run()
     with database.transaction() as session:
-        assert members.lock(session, {MEMBER}) == {MEMBER}
+        assert ledger_reads.lock_members(session, {MEMBER}) == {MEMBER}
         yield database
 
 
@@ -60,7 +59,7 @@ def test_a_second_lock_through_the_service_waits(locked):
     with locked.transaction() as session:
         session.execute(text("SET LOCAL lock_timeout = '1s'"))
         with pytest.raises(OperationalError, match="lock timeout"):
-            members.lock(session, {MEMBER, "m-other"})
+            ledger_reads.lock_members(session, {MEMBER, "m-other"})
 
 
 def test_the_service_locks_members_in_id_order_wherever_their_rows_lie(database):
@@ -80,7 +79,7 @@ def test_the_service_locks_members_in_id_order_wherever_their_rows_lie(database)
     def lock_all():
         with database.transaction() as session:
             session.execute(text("SET LOCAL lock_timeout = '30s'"))
-            return members.lock(session, set(ids))
+            return ledger_reads.lock_members(session, set(ids))
 
     with ThreadPoolExecutor(max_workers=1) as pool, database.engine.connect() as holder:
         holder.execute(text(lock_statement), {"member": ids[-1]})
