@@ -49,14 +49,14 @@ class _SqlCount:
         self.counts: Counter = Counter()
         self.shown: dict[str, list[str]] = defaultdict(list)
         event.listen(engine, "before_cursor_execute", self._statement)
-        event.listen(engine, "engine_connect", self._checkout)
+        event.listen(engine, "engine_connect", self._connect)
 
     def _statement(self, conn, cursor, statement, parameters, context, executemany):
         self.counts[self.kind] += 1
         if self.recording:
             self.shown[self.kind].append(" ".join(statement.split())[:110])
 
-    def _checkout(self, connection):
+    def _connect(self, connection):
         if self.recording:
             self.shown[self.kind].append("(connection checkout)")
 

@@ -22,28 +22,27 @@ MEMBER_ID_LENGTH = 128
 EXTERNAL_ID_LENGTH = 128
 #: The longest period id a query may name ("2026-10-05" has ten characters).
 PERIOD_ID_LENGTH = 16
-#: Unicode's control characters (category Cc): C0, DEL and C1.
-CONTROL_CHARACTER = re.compile("[\x00-\x1f\x7f-\x9f]")
-#: The same, but for the tab and the line breaks that text of several lines holds.
-CONTROL_CHARACTER_BUT_LINE_BREAKS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: Unicode's control characters (category Cc: C0, DEL and C1), and the same but for the
+#: tab, line feed and carriage return that text of several lines holds; each beside the
+#: pattern the OpenAPI document states it as (ECMA-262), for clients that check first.
+CONTROL_CHARACTERS = {
+    False: (re.compile("[\x00-\x1f\x7f-\x9f]"), r"^[^\u0000-\u001F\u007F-\u009F]*$"),
+    True: (
+        re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"),
+        r"^[^\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]*$",
+    ),
+}
 
 
 class Text(fields.String):
     """A bounded string a database can store: no NUL, no lone surrogate (JSON can
-    escape one, ``"\\ud800"``, UTF-8 cannot encode it).
+    escape one, ``"\\ud800"``, UTF-8 cannot encode it). ``blank=False`` for a name or
+    an id that must show something: spaces or invisible characters alone would leave
+    it empty."""
 
-    ``legible=True`` for a name or id that people read (in a statement, a member's
-    history, a log line or a terminal): spaces or invisible characters alone would
-    leave it empty, and a control character (a line feed, a tab, a terminal's
-    escape) would break the line it is shown in or act on the terminal showing it.
-    ``lines=True`` lets tabs and line breaks through, for text that may run over
-    several lines.
-    """
-
-    def __init__(self, max_length=200, min_length=1, legible=False, lines=False, **kwargs):
+    def __init__(self, max_length: int = 200, min_length: int = 1, blank=True, **kwargs):
         super().__init__(validate=validate.Length(min_length, max_length), **kwargs)
-        self.legible = legible
-        self.controls = CONTROL_CHARACTER_BUT_LINE_BREAKS if lines else CONTROL_CHARACTER
+        self.blank = blank
 
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
@@ -51,18 +50,35 @@ class Text(fields.String):
             raise ValidationError("must not contain NUL characters")
         if not text.isascii() and any("\ud800" <= char <= "\udfff" for char in text):
             raise ValidationError("must be valid Unicode (a lone surrogate is not)")
-        if self.legible:
-            self._check_legible(text)
+        if not self.blank and not any(unicodedata.category(char)[0] not in "CZ" for char in text):
+            raise ValidationError("must not be blank")
         return text
 
-    def _check_legible(self, text: str) -> None:
-        if not any(unicodedata.category(char)[0] not in "CZ" for char in text):
-            raise ValidationError("must not be blank")
-        control = self.controls.search(text)
-        if control:
+
+class Legible(Text):
+    """Text people read as written: a name, a category, a reason. It stands in a line of
+    a statement, a CSV, a log or a terminal's table, where a control character would
+    break the line (a line feed) or act on the terminal showing it (an escape), so none
+    is accepted, and it may not be blank. ``lines=True`` for text that may run over
+    lines: tabs, line feeds and carriage returns pass.
+
+    Ids are Text, not Legible: they are opaque (SPEC §6), and the group separator a
+    card reader leaves between a card's fields is part of the id it read.
+    """
+
+    def __init__(self, lines=False, **kwargs):
+        self.controls, pattern = CONTROL_CHARACTERS[lines]
+        kwargs["metadata"] = {"pattern": pattern, **kwargs.get("metadata", {})}
+        super().__init__(blank=False, **kwargs)
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if control := self.controls.search(text):
             raise ValidationError(
-                f"must not contain control characters ({control[0]!r} at position {control.start()})"
+                f"must not contain control characters: U+{ord(control[0]):04X}"
+                f" at character {control.start() + 1}"
             )
+        return text
 
 
 class Instant(fields.AwareDateTime):

@@ -12,7 +12,7 @@ from coalition import auth
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
 from coalition.api.errors import MALFORMED_JSON
-from coalition.api.fields import Body, PartnerId, Text
+from coalition.api.fields import Body, Legible, PartnerId
 from coalition.api.parsing import refuse_malformed_body
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1/keys", description="API keys")
@@ -22,7 +22,7 @@ BOUND = "reads no keys: they name every partner's tills and teams"
 class KeyIn(Body):
     role = fields.String(required=True, validate=validate.OneOf(auth.ROLES))
     partner_id = fields.String(load_default=None, validate=PartnerId)
-    name = Text(load_default=None, legible=True)
+    name = Legible(load_default=None)
 
 
 class KeyRecord(Answer):

@@ -5,7 +5,7 @@ from marshmallow import fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import Body, Currency, PartnerId, Text, Whole
+from coalition.api.fields import Body, Currency, Legible, PartnerId, Whole
 from coalition.domain.partners import CATEGORIES, STATUSES
 from coalition.services import partners
 
@@ -14,7 +14,7 @@ blp = Blueprint("partners", __name__, url_prefix="/api/v1/partners", description
 
 class PartnerSchema(Body):
     id = fields.String(required=True, validate=PartnerId)
-    name = Text(required=True, legible=True)
+    name = Legible(required=True)
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     currency = Currency(required=True)
     hold_days = Whole(validate=validate.Range(0, 3650))

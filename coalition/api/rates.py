@@ -5,7 +5,7 @@ from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import Body, Currency, DecimalString, Instant, PartnerId, Text
+from coalition.api.fields import Body, Currency, DecimalString, Instant, Legible, PartnerId
 from coalition.domain import money
 from coalition.domain.rates import KINDS
 from coalition.services import rates
@@ -28,7 +28,7 @@ class RateIn(Body):
         metadata={"example": "0.1"},
     )
     partner_id = fields.String(load_default=None, validate=PartnerId)
-    category = Text(max_length=64, legible=True, load_default=None)
+    category = Legible(max_length=64, load_default=None)
     currency = Currency(load_default=None)
     min_amount = DecimalString(
         load_default=None, validate=validate.Range(min=0, max=money.MAX_AMOUNT)

@@ -27,6 +27,7 @@ from coalition.api.fields import (
     Body,
     Currency,
     Instant,
+    Legible,
     PartnerId,
     Points,
     Text,
@@ -73,7 +74,7 @@ def _fields_by_type() -> str:
 class TransactionIn(Body):
     external_id = Text(
         max_length=EXTERNAL_ID_LENGTH,
-        legible=True,
+        blank=False,
         required=True,
         metadata={
             "description": "The partner's own id of the transaction, unique per partner;"
@@ -87,14 +88,14 @@ class TransactionIn(Body):
         ),
     )
     partner_id = fields.String(validate=PartnerId)
-    member_id = Text(max_length=MEMBER_ID_LENGTH, legible=True)
+    member_id = Text(max_length=MEMBER_ID_LENGTH, blank=False)
     occurred_at = Instant(required=True)
     amount = Amount()
     currency = Currency()
-    category = Text(max_length=64, legible=True)
+    category = Legible(max_length=64)
     points = Points()
-    reason = Text(legible=True, lines=True)
-    original_external_id = Text(max_length=EXTERNAL_ID_LENGTH, legible=True)
+    reason = Legible(lines=True)
+    original_external_id = Text(max_length=EXTERNAL_ID_LENGTH, blank=False)
 
     @validates("external_id")
     def not_an_expiry_id(self, external_id: str, **kwargs):

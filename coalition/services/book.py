@@ -119,12 +119,12 @@ class Book:
         burns = [
             by_key[key].id for key in originals if key in by_key and by_key[key].type == "burn"
         ]
-        issuing = [
+        issuing_originals = [
             by_key[key].id for key in originals if key in by_key and by_key[key].type != "burn"
         ]
         allocations = ledger_reads.allocations(session, replays + burns)
         moved = sorted({a.lot_id for each in allocations.values() for a in each})
-        lots = ledger_reads.lots(session, locked, replays + issuing, moved)
+        lots = ledger_reads.lots(session, locked, replays + issuing_originals, moved)
         return cls(
             session=session,
             transactions=by_key,
@@ -134,7 +134,7 @@ class Book:
             restored=ledger_reads.restored(
                 session, [a.id for t in burns for a in allocations.get(t, [])]
             ),
-            earn_reversals=ledger_reads.earn_reversals(session, issuing),
+            earn_reversals=ledger_reads.earn_reversals(session, issuing_originals),
             ids=Ids(session, Ids.needed_for([r for r in requests if _key(r) not in by_key]), drawn),
         )
 

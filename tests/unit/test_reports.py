@@ -19,7 +19,7 @@ import pypdf
 import pytest
 from reportlab.pdfbase.pdfmetrics import stringWidth
 
-from reports import fonts, render_statement_csv, render_pdf, render_settlement_csv, written
+from reports import fonts, render_pdf, render_settlement_csv, render_statement_csv, written
 from reports import statement as statement_module
 from tests.documents import csv_blocks
 
