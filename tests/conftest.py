@@ -80,14 +80,16 @@ def _admin_engine():
 
 
 def kill_sessions(database: str, application_name: str | None = None) -> int:
-    """End the sessions on a PostgreSQL database (those of one application, if named),
-    as a server restart or a failover does; how many."""
+    """End the client sessions on a PostgreSQL database (those of one application, if
+    named), as a server restart or a failover does; how many. Not an autovacuum worker
+    that happens to be in the database: the count is the service's sessions."""
     admin = _admin_engine()
     try:
         with admin.connect() as connection:
             return connection.execute(
                 text("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = :name"
-                     " AND pid <> pg_backend_pid() AND application_name = coalesce(:application, application_name)"),
+                     " AND backend_type = 'client backend' AND pid <> pg_backend_pid()"
+                     " AND application_name = coalesce(:application, application_name)"),
                 {"name": database, "application": application_name}).scalar_one()
     finally:
         admin.dispose()

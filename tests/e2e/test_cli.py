@@ -932,8 +932,8 @@ def test_an_import_whose_database_goes_away_stops_in_one_line_and_a_rerun_posts_
     with connections_refused(make_url(database_url).database, IMPORTING):
         output, errors = process.communicate(timeout=60)
     assert process.returncode == 1, errors
-    (said,) = [line for line in errors.splitlines() if line.strip()]
-    assert said.startswith("the import stopped: the database cannot be reached (")
+    said = [line for line in errors.splitlines() if line.strip()]
+    assert len(said) == 1 and said[0].startswith("the import stopped: the database cannot be reached ("), errors
     created, replayed, failed = _counts(output)
     assert 0 < created < ROWS and (replayed, failed) == (0, 0)
     _rerun_posts_the_rest(database_url, tmp_path, created)
