@@ -19,7 +19,8 @@ class SettingsSchema(Body):
     timezone = fields.String(validate=validate.Length(1, 64))
     period = fields.String(validate=validate.OneOf(periods.KINDS))
     points_ttl_days = Whole(validate=validate.Range(1, 36500))
-    max_backdate_days = Whole(validate=validate.Range(0, periods.MAX_BACKDATE_DAYS))
+    # at least a day: with 0, a posting would be refused for having taken time to arrive
+    max_backdate_days = Whole(validate=validate.Range(1, periods.MAX_BACKDATE_DAYS))
     auto_close_after_hours = Whole(validate=validate.Range(0, 8760))
 
 

@@ -60,6 +60,7 @@ def test_base_currency_may_change_before_any_transaction(operator):
         {"points_ttl_days": 1.5},
         {"points_ttl_days": 10**30},
         {"max_backdate_days": -1},
+        {"max_backdate_days": 0},  # every posting is older than 0 days by the time it arrives
         {"auto_close_after_hours": -1},
         {"timezone": "Mars/Olympus_Mons"},
         {"timezone": ""},
