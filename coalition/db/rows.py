@@ -4,16 +4,17 @@ One field per column of the table of the same name (a test holds them to
 :mod:`coalition.db.models`). The book handles thousands of rows a chunk,
 and an ORM instance costs some 30 µs to build through its instrumented
 attributes; these cost one. Queries that only read keep to the ORM classes, or
-read only the columns they show. :func:`as_lot` turns a lot row, plain or ORM,
-into the value the ledger's rules take.
+read only the columns they show. ``as_lot`` and ``as_rate`` turn a lot or rate
+row, plain or ORM, into the value the domain's rules take.
 """
 
-from dataclasses import dataclass
+import operator
+from dataclasses import dataclass, fields
 from datetime import datetime
 from decimal import Decimal
 
-from coalition.db import models
 from coalition.domain import lots as lots_domain
+from coalition.domain import rates as rates_domain
 
 
 @dataclass(slots=True, kw_only=True)
@@ -52,17 +53,16 @@ class Lot:
     id: int | None = None
 
 
-def as_lot(row: models.Lot | Lot) -> lots_domain.Lot:
-    """A lot row as the value the ledger's rules take (they know no ORM)."""
-    return lots_domain.Lot(
-        id=row.id,
-        issuer_id=row.issuer_id,
-        points=row.points,
-        remaining=row.remaining,
-        earned_at=row.earned_at,
-        available_at=row.available_at,
-        expires_at=row.expires_at,
-    )
+def _as_value(kind):
+    """The function turning a row, plain or ORM, into the value ``kind`` of the domain's
+    rules (they know no ORM): each of its fields read from the column of that name, in
+    one C call (faster than naming them, on a burn's path over every live lot)."""
+    read = operator.attrgetter(*(field.name for field in fields(kind)))
+    return lambda row: kind(*read(row))
+
+
+as_lot = _as_value(lots_domain.Lot)  # a lot row as the ledger's rules take it
+as_rate = _as_value(rates_domain.Rate)  # a rate row as the rate rules take it
 
 
 @dataclass(slots=True, kw_only=True)

@@ -30,6 +30,7 @@ from sqlalchemy import Row, event, select
 from sqlalchemy.orm import Session
 
 from coalition.db import SchemaNotCurrent, migrate, models
+from coalition.db.rows import as_rate
 from coalition.domain import periods, rates
 
 _cached: WeakKeyDictionary = WeakKeyDictionary()  # engine → Catalog
@@ -258,20 +259,3 @@ def _by_scope(versions) -> Mapping[tuple[str, str | None], tuple[rates.Rate, ...
     for rate in versions:
         grouped[(rate.kind, rate.partner_id)].append(rate)
     return MappingProxyType({scope: tuple(scoped) for scope, scoped in grouped.items()})
-
-
-def as_rate(row: models.Rate) -> rates.Rate:
-    """A rate row as the value the rate rules take (they know no ORM)."""
-    return rates.Rate(
-        id=row.id,
-        kind=row.kind,
-        value=row.value,
-        effective_from=row.effective_from,
-        effective_to=row.effective_to,
-        partner_id=row.partner_id,
-        category=row.category,
-        currency=row.currency,
-        min_amount=row.min_amount,
-        created_at=row.created_at,
-        last_transaction_id=row.last_transaction_id,
-    )

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from coalition.db import aggregates, models
+from coalition.db.rows import as_rate
 from coalition.domain import money, rates
 from coalition.domain.errors import Invalid, PeriodClosed
 from coalition.services import calendar, catalog, partners
@@ -55,7 +56,5 @@ def listing(session, kind=None, partner_id=None, at=None) -> list[models.Rate]:
     found = list(session.scalars(query))
     if at is None:
         return found
-    current = {
-        rate.id for rate in rates.versions_in_force([catalog.as_rate(row) for row in found], at)
-    }
+    current = {rate.id for rate in rates.versions_in_force([as_rate(row) for row in found], at)}
     return [row for row in found if row.id in current]
