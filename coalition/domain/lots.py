@@ -205,14 +205,15 @@ def reverse_earn(
         if reversed_amount + amount > original_amount:
             raise Invalid(
                 f"returns would total {reversed_amount + amount}, more than the purchase "
-                f"amount {original_amount}",
+                f"amount {original_amount}: {original_amount - reversed_amount} can still be"
+                " returned",
                 reason="over_reversal",
             )
         points = money.floor_points(lot.points * amount / original_amount)
     if reversed_points + points > lot.points:
         raise Invalid(
             f"returns would total {reversed_points + points} points, more than the "
-            f"{lot.points} earned",
+            f"{lot.points} earned: {lot.points - reversed_points} can still be returned",
             reason="over_reversal",
         )
     held = lot.remaining if at < lot.expires_at else 0

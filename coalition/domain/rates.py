@@ -171,7 +171,9 @@ def _scope_problems(fields: dict) -> dict[str, str]:
     kind, value = fields["kind"], fields["value"]
     named, partner_id = _rate_named(kind), fields.get("partner_id")
     effective_to = fields.get("effective_to")
-    positive = kind in ("earn", "promo", "threshold", "fx")
+    # a threshold of 0 is how one is withdrawn: a version can end no other way, and the
+    # highest min_amount reached wins, so a 0 there gives a purchase reaching it no bonus
+    positive = kind in ("earn", "promo", "fx")
     rules = [
         ("partner_id", kind in PARTNER_SCOPED and not partner_id, f"{named} needs a partner_id"),
         ("effective_to", kind == "promo" and effective_to is None, "a promo needs an effective_to"),

@@ -262,7 +262,8 @@ def _original(book, transaction, request) -> rows.Transaction:
     original = book.transactions.get((transaction.partner_id, request["original_external_id"]))
     if original is None or original.type not in types:
         raise Invalid(
-            f"no {' or '.join(types)} with external_id {request['original_external_id']!r}",
+            f"no {' or '.join(types)} of partner {transaction.partner_id} with external_id"
+            f" {request['original_external_id']!r}",
             reason="unknown_original",
             field="original_external_id",
         )

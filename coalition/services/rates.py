@@ -38,7 +38,7 @@ def create(session, fields: dict) -> models.Rate:
     if last_closed is not None and fields["effective_from"] < last_closed.end:
         raise PeriodClosed(
             f"effective_from falls in a closed period: every period up to {last_closed.id}"
-            " is closed"
+            f" is closed; it may be from {last_closed.end.isoformat()}"
         )
     last = aggregates.largest_id(session, "transactions")
     rate = models.Rate(created_at=datetime.now(UTC), last_transaction_id=last, **fields)

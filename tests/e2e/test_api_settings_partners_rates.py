@@ -357,6 +357,20 @@ def test_rate_of_each_kind_is_created_with_its_scope(operator, kind, fields):
     assert body["currency"] == fields.get("currency")
 
 
+def test_a_threshold_entered_wrong_is_withdrawn_by_a_version_of_zero(operator):
+    """A version replaces another only in its scope and cannot be ended early: 0 at the wrong
+    threshold's min_amount is how the operator takes it back (docs/operations.md). aroma
+    earns 0.1 a RUB; 50 points from 300.00 RUB, then 0 there from the same instant."""
+    setup_coalition(operator)
+    wrong = add_rate(operator, "threshold", "50", partner_id="aroma", min_amount="300.00")
+    assert expect(earn(operator, "t1", "m1", "350.00"))["points"] == 35 + 50
+    withdrawn = add_rate(operator, "threshold", "0", partner_id="aroma", min_amount="300.00")
+    assert (withdrawn["value"], withdrawn["effective_from"]) == ("0", wrong["effective_from"])
+    after = expect(earn(operator, "t2", "m1", "350.00"))
+    assert after["points"] == 35  # floor(350.00 × 0.1), no bonus
+    assert withdrawn["id"] in after["rate_ids"] and wrong["id"] not in after["rate_ids"]
+
+
 def test_rate_value_is_returned_as_written(operator):
     """SPEC §7 writes an fx rate "0.0110": the decimals the operator wrote are kept,
     however the database stores numbers, and never turn into an exponent."""

@@ -647,8 +647,11 @@ def test_earn_reversal_of_an_unknown_original_is_422(coalition):
 
 def test_earn_reversal_of_another_partners_earn_is_422(coalition):
     expect(earn(coalition, "s1", "m1", "50.00", partner_id="skyair", occurred_at=days_ago(5)))
-    # aroma cannot reverse skyair's earn: the original is looked up under aroma
-    assert_422(earn_reversal(coalition, "r1", "s1", partner_id="aroma", points=1))
+    # aroma cannot reverse skyair's earn: the original is looked up under aroma, which the
+    # refusal says (an operator posting for the wrong partner is told where it looked)
+    response = earn_reversal(coalition, "r1", "s1", partner_id="aroma", points=1)
+    assert_422(response)
+    assert response.get_json()["message"] == "no earn or bonus of partner aroma with external_id 's1'"
 
 
 def test_earn_reversal_needs_exactly_one_of_amount_or_points(coalition):

@@ -254,14 +254,16 @@ def test_a_net_of_29_digits_in_the_partners_currency_closes_exactly(operator):
 
 def test_rate_effective_inside_a_closed_period_is_409(operator):
     period_id = small_closed_month(operator)
-    start, _, _ = previous_month()
+    start, end, _ = previous_month()
     response = operator.post("/api/v1/rates", json={
         "kind": "fx", "value": "0.02", "currency": "RUB", "effective_from": at(start, 10)})
     assert response.status_code == 409
     assert response.get_json()["code"] == 409
     # it read "falls in closed period 2026-11-09 or earlier" for a date in September
+    # and the first instant a rate may start at, the open period's
     assert response.get_json()["message"] == (
-        f"effective_from falls in a closed period: every period up to {period_id} is closed")
+        f"effective_from falls in a closed period: every period up to {period_id} is closed;"
+        f" it may be from {end.isoformat()}")
     assert (period_id, "closed") in _periods(operator)
 
 

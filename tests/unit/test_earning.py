@@ -85,6 +85,23 @@ def test_only_the_highest_threshold_reached_is_added():
     assert result.points == 170
 
 
+def test_a_threshold_of_zero_withdraws_the_one_at_its_min_amount():
+    # 50 points from 300.00 entered by mistake, then 0 at 300.00 from the same instant (a later
+    # id wins): 350.00 × 0.1 = 35, + 0 (not + 50); the 0 version is named as the one reached
+    all_rates = [earn(1, "0.1"), threshold(3, "300.00", "50"), threshold(4, "300.00", "0")]
+    result = earning.points_for_purchase(all_rates, "aroma", None, Decimal("350.00"), OCT_3)
+    assert (result.points, result.rate_ids) == (35, (1, 4))
+
+
+def test_a_threshold_of_zero_gives_no_bonus_from_its_min_amount_up():
+    # the highest min_amount reached wins, a 0 too: 1200.00 × 0.1 = 120, + 0 for the 1000
+    # threshold, not + 20 for the 500 one it outranks; 800.00 × 0.1 = 80, + 20
+    all_rates = [earn(1, "0.1"), threshold(3, "500.00", "20"), threshold(4, "1000.00", "0")]
+    large = earning.points_for_purchase(all_rates, "aroma", None, Decimal("1200.00"), OCT_3)
+    small = earning.points_for_purchase(all_rates, "aroma", None, Decimal("800.00"), OCT_3)
+    assert (large.points, small.points) == (120, 100)
+
+
 def test_promo_outside_its_window_does_not_apply():
     # Promo runs in October only; on 15 November: 350.00 × 0.1 = 35, no × 2
     on_nov_15 = datetime(2026, 11, 15, tzinfo=UTC)

@@ -495,10 +495,10 @@ def test_a_purchase_returned_in_pieces_may_leave_the_member_a_point():
 
 @pytest.mark.parametrize(("reversed_amount", "this_return", "message"), [
     # by points: 100 already returned + 30 = 130 of the 120 earned
-    (Decimal(0), {"points": 30}, "returns would total 130 points, more than the 120 earned"),
+    (Decimal(0), {"points": 30}, "returns would total 130 points, more than the 120 earned: 20 can still be returned"),
     # by amount: 300.00 already returned + 50.01 = 350.01 of a 350.00 purchase
     (Decimal("300.00"), {"amount": Decimal("50.01")},
-     "returns would total 350.01, more than the purchase amount 350.00"),
+     "returns would total 350.01, more than the purchase amount 350.00: 50.00 can still be returned"),
 ], ids=["by points", "by amount"])
 def test_an_over_reversal_says_what_the_returns_would_total(reversed_amount, this_return, message):
     with pytest.raises(Invalid) as caught:

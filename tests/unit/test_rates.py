@@ -364,10 +364,10 @@ def test_a_rate_naming_what_its_kind_has_is_accepted(fields):
     (scope("fx", "0.011", currency="RUB", partner_id="aroma"), "partner_id"),
     (scope("fx", "0.011", currency="XXX"), "currency"),
     (scope("earn", "0", partner_id="aroma"), "value"),
-    # a promo of 0 wipes out the earn, a threshold of 0 adds nothing, and an fx rate of 0
-    # leaves no way to convert a net into the partner's currency: each must be positive
+    # a promo of 0 wipes out the earn and an fx rate of 0 leaves no way to convert a net
+    # into the partner's currency: each must be positive (a threshold of 0 may be: below)
     (scope("promo", "0", partner_id="aroma", effective_to=MAR), "value"),
-    (scope("threshold", "0", partner_id="aroma", min_amount=Decimal("100")), "value"),
+    (scope("threshold", "-1", partner_id="aroma", min_amount=Decimal("100")), "value"),
     (scope("fx", "0", currency="RUB"), "value"),
     (scope("fee", "-0.001"), "value"),
     (scope("redemption", "0.01", effective_to=JAN), "effective_to"),
@@ -378,6 +378,11 @@ def test_a_rate_naming_what_its_kind_has_not_or_lacking_what_it_needs_is_refused
     with pytest.raises(Invalid) as refused:
         rates.check_scope(fields)
     assert refused.value.field == field
+
+
+def test_a_threshold_of_zero_points_is_accepted():
+    # how a threshold entered wrong is withdrawn: no version can be ended or deleted
+    rates.check_scope(scope("threshold", "0", partner_id="aroma", min_amount=Decimal("100")))
 
 
 def test_a_rate_wrong_in_several_fields_is_refused_naming_each():
