@@ -29,9 +29,10 @@ class Unauthenticated(Exception):
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: a key's id, its role, and the partner it is bound to."""
+    """Who is calling: a key's id (None for a command acting as the operator), its role,
+    and the partner it is bound to."""
 
-    key_id: str
+    key_id: str | None
     role: str
     partner_id: str | None = None
 

@@ -226,7 +226,7 @@ def _configure(session, start: datetime) -> None:
 
 def _post_activity(database, start: datetime, now: datetime, progress) -> int:
     rng = random.Random(2026)
-    operator = auth.Principal("demo", "operator")
+    operator = auth.Principal(None, "operator")
     typical = {partner_id: Decimal(amount) for partner_id, *_, amount in PARTNERS}
     currencies = {partner_id: currency for partner_id, _, _, currency, *_ in PARTNERS}
     posted = 0

@@ -80,6 +80,7 @@ _MOVEMENT_COLUMNS = (
     "shortfall_points",
     "available_at",
     "expires_at",
+    "key_id",
 )
 _TEXT_COLUMNS = {
     "partner_id",

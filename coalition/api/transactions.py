@@ -155,6 +155,13 @@ class TransactionOut(Answer):
     rate_ids = fields.List(fields.Integer())
     period_id = fields.String()
     late = fields.Boolean()
+    key_id = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "The API key that posted it; null for one posted by"
+            " `coalition import`, the expiry job or `coalition demo`, or before 2026-12-05"
+        },
+    )
     allocations = fields.List(fields.Nested(AllocationOut))
     lot_id = fields.Integer(allow_none=True)
     available_at = fields.AwareDateTime(allow_none=True)

@@ -114,6 +114,8 @@ class Transaction(Base):
     period_id: Mapped[str] = mapped_column(String(16))
     late: Mapped[bool]
     request_hash: Mapped[str] = mapped_column(String(64))
+    # the API key that posted it; None for a command's or a job's (migration 0019)
+    key_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class Lot(Base):

@@ -38,6 +38,7 @@ class Transaction:
     original_id: int | None = None
     rate_ids: tuple[int, ...] = ()
     fee_rate: Decimal | None = None
+    key_id: str | None = None
 
 
 @dataclass(slots=True, kw_only=True)

@@ -37,7 +37,7 @@ from coalition.domain.errors import CoalitionError, Invalid
 from coalition.domain.lots import REVERSES
 from coalition.services import batches, ledger
 
-OPERATOR = auth.Principal("cli", "operator")
+OPERATOR = auth.Principal(None, "operator")
 
 
 def lanes(requests: list, originals: dict[tuple[str, str], str], count: int) -> list[int]:

@@ -89,7 +89,9 @@ def post_chunk(session, principal, requests: list, now: datetime) -> list:
     book = Book.open(session, [item for item in items if not isinstance(item, Exception)])
     recorded_at = calendar.dated_once_locked(now)
     outcomes = [
-        item if isinstance(item, Exception) else _outcome(book, *item, now, recorded_at)
+        item
+        if isinstance(item, Exception)
+        else _outcome(book, *item, now, recorded_at, principal.key_id)
         for item in items
     ]
     book.write()
@@ -106,17 +108,30 @@ def _with_partner(principal, request) -> tuple[str, dict] | Exception:
         return error
 
 
-def _outcome(book: Book, partner_id: str, request: dict, now: datetime, recorded_at: datetime):
+def _outcome(
+    book: Book,
+    partner_id: str,
+    request: dict,
+    now: datetime,
+    recorded_at: datetime,
+    key_id: str | None,
+):
     """The request's Posting, or the error that refused it: one refusal spoils no other."""
     try:
-        return _post(book, partner_id, request, now, recorded_at)
+        return _post(book, partner_id, request, now, recorded_at, key_id)
     except CoalitionError as error:
         return error
 
 
 def _post(
-    book: Book, partner_id: str, request: dict, now: datetime, recorded_at: datetime
+    book: Book,
+    partner_id: str,
+    request: dict,
+    now: datetime,
+    recorded_at: datetime,
+    key_id: str | None,
 ) -> Posting:
+    """``key_id``: the API key posting it, which the transaction names (migration 0019)."""
     digest = request_hash({**request, "partner_id": partner_id})
     existing = book.transactions.get((partner_id, request["external_id"]))
     if existing is not None:
@@ -141,6 +156,7 @@ def _post(
         period_id=period.id,
         late=late,
         request_hash=digest,
+        key_id=key_id,
     )
     return HANDLERS[request["type"]](book, transaction, partner, config, request)
 

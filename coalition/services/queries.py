@@ -93,6 +93,7 @@ def _view(transaction, allocations: list[dict], lot) -> dict:
         "rate_ids": list(transaction.rate_ids),
         "period_id": transaction.period_id,
         "late": transaction.late,
+        "key_id": transaction.key_id,
         "allocations": allocations,
         "lot_id": lot.id if lot else None,
         "available_at": lot.available_at if lot else None,

@@ -15,7 +15,7 @@ import pytest
 from coalition.api.transactions import TRANSACTION_IN, TYPE_FIELDS
 from coalition.domain import lots
 from coalition.services.ledger import HANDLERS, request_hash
-from tests.conftest import days_ago
+from tests.conftest import Caller, days_ago
 from tests.e2e.helpers import (
     add_partner,
     add_rate,
@@ -889,6 +889,27 @@ def test_replay_through_a_partner_key_of_an_operator_posting_is_a_replay(coaliti
     second = earn(aroma, "t1", "m1", "350.00", occurred_at=occurred)
     assert second.status_code == 200
     assert second.get_json() == first
+
+
+def test_each_transaction_names_the_key_that_posted_it(coalition, client):
+    """What a leaked key posted is told from what the tills did (docs/operations.md,
+    "Correcting mistakes"): each posting, alone or in a batch, names its key as posted,
+    replayed and read; a replay through another key names the key that posted it."""
+    tills = [expect(coalition.post("/api/v1/keys", json={"role": "partner", "partner_id": "aroma"}))
+             for _ in range(2)]
+    first, second = (Caller(client, till["key"]) for till in tills)
+    [operators_key] = expect(coalition.get("/api/v1/keys", query_string={"role": "operator"}), 200)
+    posted = expect(earn(first, "t1", "m1", "350.00", currency="RUB", partner_id=None))
+    assert posted["key_id"] == tills[0]["id"]
+    assert expect(earn(second, "t1", "m1", "350.00", currency="RUB", partner_id=None), 200) == posted
+    items = [{"external_id": "t2", "type": "burn", "member_id": "m1", "occurred_at": days_ago(1),
+              "points": 5}]
+    [result] = expect(second.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    assert result["transaction"]["key_id"] == tills[1]["id"]
+    expect(bonus(coalition, "b1", "m1", 10))
+    listed = {row["external_id"]: row["key_id"] for row in list_all(coalition)}
+    assert listed == {"t1": tills[0]["id"], "t2": tills[1]["id"], "b1": operators_key["id"]}
+    assert expect(coalition.get(f"/api/v1/transactions/{posted['id']}"), 200) == posted
 
 
 def test_a_failed_request_does_not_reserve_its_external_id(coalition):

@@ -206,6 +206,9 @@ def test_import_posts_each_row_and_a_rerun_replays(cli, aroma, operator, tmp_pat
     assert "0 created, 2 replayed, 1 failed" in again.output
     assert (first.exit_code, again.exit_code) == (1, 1)
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 15
+    # posted by a command, not through a key (an earn, its expiry job's kin, names none)
+    imported = operator.get("/api/v1/transactions?partner_id=aroma").get_json()["items"]
+    assert [(row["external_id"], row["key_id"]) for row in imported] == [("i-1", None), ("i-2", None)]
 
 
 @pytest.mark.parametrize(("cpus", "jobs"), [(None, 1), (3, 3), (64, cli_imports.IMPORT_LANES_MAX)])

@@ -44,7 +44,7 @@ HEADER = [
     "transaction_id", "external_id", "type", "partner_id", "member_id", "occurred_at",
     "recorded_at", "period_id", "late", "amount", "currency", "category", "reason",
     "original_id", "rate_ids", "lot_id", "issuer_id", "points", "shortfall_points",
-    "available_at", "expires_at",
+    "available_at", "expires_at", "key_id",
 ]
 WORKED = [  # (external_id, type, partner, issuer of the lot moved, points)
     ("e1", "earn", "aroma", "aroma", 100),
