@@ -159,7 +159,8 @@ class TransactionOut(Answer):
         allow_none=True,
         metadata={
             "description": "The API key that posted it; null for one posted by"
-            " `coalition import`, the expiry job or `coalition demo`, or before 2026-12-05"
+            " `coalition import`, the expiry job or `coalition demo`, or before the"
+            " release that names keys (migration 0019)"
         },
     )
     allocations = fields.List(fields.Nested(AllocationOut))

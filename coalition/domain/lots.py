@@ -104,6 +104,12 @@ def _points(count: int) -> str:
     return f"{count} point" if count == 1 else f"{count} points"
 
 
+def _returnable(left: int) -> str:
+    """What a refused return may still take back, in points whichever way earlier returns
+    were made: by points they returned no amount, so the amount left would say too much."""
+    return f"{_points(left)} can still be returned" if left else "nothing is left to return"
+
+
 def _is_or_are(count: int) -> str:
     return "is" if count == 1 else "are"
 
@@ -205,15 +211,14 @@ def reverse_earn(
         if reversed_amount + amount > original_amount:
             raise Invalid(
                 f"returns would total {reversed_amount + amount}, more than the purchase "
-                f"amount {original_amount}: {original_amount - reversed_amount} can still be"
-                " returned",
+                f"amount {original_amount}: {_returnable(lot.points - reversed_points)}",
                 reason="over_reversal",
             )
         points = money.floor_points(lot.points * amount / original_amount)
     if reversed_points + points > lot.points:
         raise Invalid(
             f"returns would total {reversed_points + points} points, more than the "
-            f"{lot.points} earned: {lot.points - reversed_points} can still be returned",
+            f"{lot.points} earned: {_returnable(lot.points - reversed_points)}",
             reason="over_reversal",
         )
     held = lot.remaining if at < lot.expires_at else 0

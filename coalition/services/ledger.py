@@ -131,7 +131,8 @@ def _post(
     recorded_at: datetime,
     key_id: str | None,
 ) -> Posting:
-    """``key_id``: the API key posting it, which the transaction names (migration 0019)."""
+    """``key_id`` is the API key posting it: the transaction names it, so that what a
+    key posted can be told from what the partner's other keys did (a key leaked)."""
     digest = request_hash({**request, "partner_id": partner_id})
     existing = book.transactions.get((partner_id, request["external_id"]))
     if existing is not None:

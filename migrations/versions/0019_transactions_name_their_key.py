@@ -26,15 +26,12 @@ depends_on = None
 
 
 def upgrade() -> None:
-    # run again on PostgreSQL, it adds nothing: an upgrade of a ledger stamped back to an
-    # earlier revision under a live service (the upgrade's lock tests) re-runs it, where
-    # the service's postings need the column throughout (SQLite has no such clause)
-    postgresql = op.get_bind().dialect.name == "postgresql"
-    op.add_column(
-        "transactions",
-        sa.Column("key_id", sa.String(32), nullable=True),
-        if_not_exists=postgresql or None,
-    )
+    if op.get_bind().dialect.name == "postgresql":
+        # run again, it adds nothing: the upgrade's lock tests stamp a live service's
+        # ledger back to an earlier revision, and its postings need the column throughout
+        op.execute("ALTER TABLE transactions ADD COLUMN IF NOT EXISTS key_id varchar(32)")
+    else:
+        op.add_column("transactions", sa.Column("key_id", sa.String(32), nullable=True))
 
 
 def downgrade() -> None:

@@ -903,7 +903,7 @@ def test_a_return_past_the_purchase_quotes_the_amounts_in_the_currencys_places(c
     response = earn_reversal(coalition, "r2", "a1", amount="20.50")
     assert_error(response, 422)
     assert response.get_json()["message"] == (
-        "returns would total 41.00, more than the purchase amount 20.50: 0.00 can still be returned")
+        "returns would total 41.00, more than the purchase amount 20.50: nothing is left to return")
 
 
 def test_failed_earn_does_not_create_the_member(coalition, database):

@@ -486,6 +486,10 @@ def test_the_transactions_page_lists_the_newest_of_a_choice_and_downloads_them_a
     # small_month: aroma's burn of m1's points, then m2's earn there; newest first
     assert transactions_shown(browser) == [("aroma", "earn", "m2-earn"), ("aroma", "burn", "m1-burn")]
     assert "−2,345" in text_of(browser) and "1,000.00" in text_of(browser)
+    # each names the key that posted it: the operator's, which has no name, by its id
+    [operators] = expect(operator.get("/api/v1/keys", query_string={"role": "operator"}), 200)
+    rows = browser.find_elements(By.CSS_SELECTOR, "main tbody tr")
+    assert [row.find_elements(By.TAG_NAME, "td")[-1].text for row in rows] == [operators["id"]] * 2
     browser.find_element(By.CSS_SELECTOR, 'button[aria-label="Download every transaction of this choice as CSV, in posting order, a row per points movement"]').click()
     expected = f"coalition-transactions-{month}-aroma.csv"
     content = downloaded(browser, downloads, expected).read_bytes()

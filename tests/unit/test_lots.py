@@ -495,10 +495,10 @@ def test_a_purchase_returned_in_pieces_may_leave_the_member_a_point():
 
 @pytest.mark.parametrize(("reversed_amount", "this_return", "message"), [
     # by points: 100 already returned + 30 = 130 of the 120 earned
-    (Decimal(0), {"points": 30}, "returns would total 130 points, more than the 120 earned: 20 can still be returned"),
+    (Decimal(0), {"points": 30}, "returns would total 130 points, more than the 120 earned: 20 points can still be returned"),
     # by amount: 300.00 already returned + 50.01 = 350.01 of a 350.00 purchase
     (Decimal("300.00"), {"amount": Decimal("50.01")},
-     "returns would total 350.01, more than the purchase amount 350.00: 50.00 can still be returned"),
+     "returns would total 350.01, more than the purchase amount 350.00: 20 points can still be returned"),
 ], ids=["by points", "by amount"])
 def test_an_over_reversal_says_what_the_returns_would_total(reversed_amount, this_return, message):
     with pytest.raises(Invalid) as caught:
@@ -511,6 +511,22 @@ def test_an_over_reversal_says_what_the_returns_would_total(reversed_amount, thi
             **this_return,
         )
     assert caught.value.message == message
+
+
+def test_an_over_return_by_amount_after_returns_by_points_says_what_is_left_in_points():
+    # 120 points for 350.00; 119 returned by points, which returned no amount: 350.00 is
+    # not what is left to return, 1 point is; returned to the last point, nothing is
+    refusals = []
+    for returned in (119, 120):
+        with pytest.raises(Invalid) as caught:
+            lots.reverse_earn(lot(1, 0, points=120), at=NOW, original_amount=Decimal("350.00"),
+                              reversed_points=returned, reversed_amount=Decimal(0),
+                              amount=Decimal("350.01"))
+        refusals.append(caught.value.message)
+    assert refusals == [
+        "returns would total 350.01, more than the purchase amount 350.00: 1 point can still be returned",
+        "returns would total 350.01, more than the purchase amount 350.00: nothing is left to return",
+    ]
 
 
 def test_earn_reversal_by_amount_past_points_cap_is_over_reversal():

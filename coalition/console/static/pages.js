@@ -776,10 +776,12 @@ function choicesWith(chosen, options) {
 
 export async function transactions({ who, query, notify }) {
   const bound = who.role === "partner" || Boolean(who.own_partner);
-  const [periodList, partnerList] = await Promise.all([
+  const [periodList, partnerList, keyList] = await Promise.all([
     api.get("/api/v1/periods"),
     bound ? Promise.resolve([]) : api.get("/api/v1/partners"),
+    bound ? Promise.resolve([]) : api.get("/api/v1/keys"),
   ]);
+  const keyNames = Object.fromEntries(keyList.map((k) => [k.id, k.name]));
   const chosen = {
     period_id: query.period_id,
     partner_id: bound ? undefined : query.partner_id,
@@ -794,7 +796,7 @@ export async function transactions({ who, query, notify }) {
     h(
       "p",
       { class: "lead" },
-      "Points transactions, newest first: what partners posted, and the expiries of lots past their date, each under the lot's issuer.",
+      "Points transactions, newest first: what partners posted, with the key that posted each, and the expiries of lots past their date, each under the lot's issuer.",
       bound ? " A key bound to a partner sees that partner's only." : "",
     ),
     filters(
@@ -828,6 +830,8 @@ export async function transactions({ who, query, notify }) {
         { label: "Points", value: (t) => signed(t.points), numeric: true },
         { label: "Period", value: (t) => (t.late ? [t.period_id, " ", badge("late")] : t.period_id) },
         { label: "Lots", value: lotsMoved },
+        // none for what a command or job posted (coalition import, expiry, demo)
+        { label: "Key", value: (t) => (t.key_id === null ? DASH : keyShown(t.key_id, keyNames)) },
       ],
       read.items,
       { empty: "No transactions for this choice." },
@@ -1146,11 +1150,17 @@ const SUBJECTS = ["settings", "partner", "rate", "key", "period"];
 const MADE_BY = { cli: "command line", scheduler: "scheduler", system: "system" };
 const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 
-/** Who made a change: a key by its name (its id where it has none), else how it was made. */
+/** A key by its name beside its id; its id alone where it has no name, or where this
+ * console's key may not list keys (a key bound to a partner). */
+function keyShown(keyId, keyNames) {
+  const name = keyNames[keyId];
+  return name ? h("span", {}, name, h("small", { class: "id" }, keyId)) : h("code", {}, keyId);
+}
+
+/** Who made a change: a key, else how it was made. */
 function author(change, keyNames) {
   if (change.via !== "api") return MADE_BY[change.via] ?? change.via;
-  const name = keyNames[change.key_id];
-  return name ? h("span", {}, name, h("small", { class: "id" }, change.key_id)) : h("code", {}, change.key_id);
+  return keyShown(change.key_id, keyNames);
 }
 
 /** What was changed, linked to the page that shows it where the console has one. */
