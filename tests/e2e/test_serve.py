@@ -149,7 +149,7 @@ def test_a_stopping_server_refuses_new_connections_while_it_finishes_those_it_ha
             f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n").encode()
     with socket.create_connection(("127.0.0.1", port), timeout=30) as in_flight:
         in_flight.sendall(head + body[:5])
-        time.sleep(0.5)  # a worker's thread reads its body
+        _until_read_by_the_server(in_flight)  # a worker took it in, and its thread reads the body
         process.terminate()
         deadline = time.monotonic() + 10
         while True:  # the master closes its socket at once, the workers theirs as they drain
@@ -182,6 +182,31 @@ def test_a_connection_left_idle_a_few_seconds_is_still_open_for_the_next_request
         assert connection.sock.getsockname() == opened  # the same connection, not a new one
     finally:
         connection.close()
+
+
+def _until_read_by_the_server(client: socket.socket) -> None:
+    """Return once the server has read all ``client`` sent: first the server's end acknowledged
+    it (the client's send queue in /proc/net/tcp is empty), then it was read from there (the
+    server's receive queue is empty), by a worker that accepted the connection and handles it.
+    A fixed half second stood in for this; a worker kept off the CPU that long left the
+    connection in the listening socket's backlog at SIGTERM, where it was reset unanswered."""
+    server, own = client.getpeername()[1], client.getsockname()[1]
+    deadline = time.monotonic() + START_TIMEOUT
+    for local, remote, queue, what in ((own, server, 0, "took"), (server, own, 1, "read")):
+        while _tcp_queues(local, remote)[queue] != 0:
+            assert time.monotonic() < deadline, f"the server never {what} the request's head"
+            time.sleep(0.05)
+
+
+def _tcp_queues(local: int, remote: int) -> tuple[int | None, int | None]:
+    """The send and receive queues, in bytes, of the established IPv4 connection from port
+    ``local`` to port ``remote`` on this machine; None for both if there is none yet."""
+    for entry in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        at, to, state, queues = entry.split()[1:5]
+        if state == "01" and at.endswith(f":{local:04X}") and to.endswith(f":{remote:04X}"):
+            sent, received = queues.split(":")
+            return int(sent, 16), int(received, 16)
+    return None, None
 
 
 def _exchange(url: str, request: bytes) -> tuple[bytes, bytes]:
