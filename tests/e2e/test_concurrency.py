@@ -32,7 +32,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
-from time import sleep
 
 import pytest
 import requests
@@ -940,13 +939,21 @@ def held_open(database_url: str, use_case):
         database.dispose()
 
 
-def replied_after(held, call):
-    """``call()`` sent while ``held`` holds its locks, which are let go a second later; its reply."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        with held:
-            reply = pool.submit(call)
-            sleep(1)  # time to run its checks before the other commits, as it could
-        return reply.result(timeout=WAIT)
+def replied_after(held, call, database_url: str):
+    """``call()`` sent while ``held`` holds its locks, which are let go once the call waits
+    on a lock of the database, or has answered without waiting (what the test then
+    catches): however slow the machine, it ran its checks before the other committed,
+    as it could (a fixed second let a slow call start after the commit, and pass
+    without the race)."""
+    engine = create_engine(database_url)
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            with held:
+                reply = pool.submit(call)
+                until_waiting_on_locks(engine, 1, unless=reply.done)
+            return reply.result(timeout=WAIT)
+    finally:
+        engine.dispose()
 
 
 def test_a_rate_posted_while_a_close_runs_waits_for_it_and_cannot_start_in_the_period_closed(
@@ -956,7 +963,7 @@ def test_a_rate_posted_while_a_close_runs_waits_for_it_and_cannot_start_in_the_p
     inside = (this_month - timedelta(days=3)).isoformat()
     close = held_open(database_url, lambda session: settlement.close(session, closing, datetime.now(UTC)))
     reply = replied_after(close, lambda: local_operator.post(
-        "/api/v1/rates", json={"kind": "redemption", "value": "0.02", "effective_from": inside}))
+        "/api/v1/rates", json={"kind": "redemption", "value": "0.02", "effective_from": inside}), database_url)
     # it passed the check before the close committed, then landed in the closed period (201)
     assert (reply.status_code, reply.get_json()["reason"]) == (409, "period_closed")
     assert expect(local_operator.get("/api/v1/rates", query_string={"kind": "redemption"}), 200) == []
@@ -979,7 +986,8 @@ def test_a_posting_that_waits_for_a_close_lands_late_and_is_recorded_after_the_c
     close = held_open(database_url, lambda session: settlement.close(session, closing, datetime.now(UTC)))
     database = Database(database_url)
     try:
-        posting = replied_after(close, lambda: database.run(ledger.post, imports.OPERATOR, request, asked_at))
+        posting = replied_after(close, lambda: database.run(ledger.post, imports.OPERATOR, request, asked_at),
+                                database_url)
     finally:
         database.dispose()
     (closed,) = [p for p in expect(local_operator.get("/api/v1/periods"), 200) if p["id"] == closing]
@@ -1009,7 +1017,8 @@ def test_a_rate_added_while_a_burn_is_in_flight_waits_for_it_and_then_re_prices_
     posting = held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, request,
                                                                       datetime.now(UTC)))
     reply = replied_after(posting, lambda: local_operator.post("/api/v1/rates", json={
-        "kind": "redemption", "value": "0.05", "partner_id": "aroma", "effective_from": days_ago(4)}))
+        "kind": "redemption", "value": "0.05", "partner_id": "aroma", "effective_from": days_ago(4)}),
+        database_url)
     assert reply.status_code == 201, reply.get_json()
     burnt = list_all(local_operator, "/api/v1/transactions", type="burn")
     draft = expect(local_operator.get(f"/api/v1/settlements/{burnt[0]['period_id']}"), 200)
@@ -1031,7 +1040,7 @@ def test_a_change_the_ledger_depends_on_waits_for_a_posting_in_flight_and_is_the
                                                                       datetime.now(UTC)))
     path, body = change
     reply = replied_after(posting, lambda: (local_operator.patch if "partners" in path else local_operator.put)(
-        path, json=body))
+        path, json=body), database_url)
     # it found no transaction yet, and changed what the posting had just been checked against (200)
     assert reply.status_code == 409, reply.get_json()
     assert expect(local_operator.get("/api/v1/partners/aroma"), 200)["currency"] == "RUB"
@@ -1069,7 +1078,8 @@ def test_an_fx_rate_posted_while_the_base_currency_changes_is_checked_against_th
                                                                                          local_operator):
     change = held_open(database_url, lambda session: settings_service.update(session, {"base_currency": "USD"}))
     reply = replied_after(change, lambda: local_operator.post(
-        "/api/v1/rates", json={"kind": "fx", "currency": "USD", "value": "1.1", "effective_from": days_ago(1)}))
+        "/api/v1/rates", json={"kind": "fx", "currency": "USD", "value": "1.1", "effective_from": days_ago(1)}),
+        database_url)
     # it was checked against EUR before the change committed: an fx rate for the base currency (201)
     assert reply.status_code == 422, reply.get_json()
     assert reply.get_json()["message"] == "USD is the base currency: its fx rate is always 1"
@@ -1109,7 +1119,7 @@ def test_instances_started_together_make_one_first_operator_key(database_url):
     first = held_open(database_url, lambda session: made.append(auth.first_operator_key(session)))
     database = Database(database_url)
     try:
-        second = replied_after(first, lambda: database.run(auth.first_operator_key))
+        second = replied_after(first, lambda: database.run(auth.first_operator_key), database_url)
         keys = database.run(lambda session: session.execute(text(
             "SELECT count(*) FROM api_keys WHERE role = 'operator'")).scalar_one())
     finally:
@@ -1149,7 +1159,11 @@ def test_a_page_does_not_pass_a_posting_still_in_flight(database_url, local_oper
                                        occurred_at=days_ago(1)).result(timeout=WAIT))
             query = {"cursor": str(first["id"])} if order == "oldest" else {"order": "newest"}
             page = pool.submit(local_operator.get, path, query_string=query)
-            sleep(1)  # time to read the page before `held` commits, as it could
+            watcher = create_engine(database_url)
+            try:  # it reads the page before `held` commits, as it could, however slow the machine
+                until_waiting_on_locks(watcher, 1, unless=page.done)
+            finally:
+                watcher.dispose()
         items = expect(page.result(timeout=WAIT), 200)["items"]
     ids = [item["id" if listing == "transactions" else "transaction_id"] for item in items]
     everything = {item["external_id"]: item["id"] for item in list_all(local_operator)}
