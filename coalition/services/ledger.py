@@ -87,15 +87,23 @@ def post_chunk(session, principal, requests: list, now: datetime) -> list:
     """
     items = [_with_partner(principal, request) for request in requests]
     book = Book.open(session, [item for item in items if not isinstance(item, Exception)])
-    recorded_at = calendar.dated_once_locked(now)
+    asked = _Asked(now, calendar.dated_once_locked(now), principal.key_id)
     outcomes = [
-        item
-        if isinstance(item, Exception)
-        else _outcome(book, *item, now, recorded_at, principal.key_id)
-        for item in items
+        item if isinstance(item, Exception) else _outcome(book, *item, asked) for item in items
     ]
     book.write()
     return outcomes
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What a chunk's postings share: when they were asked for (``now``), when they are
+    recorded, and the API key that asked, which each transaction names so that what a
+    key posted can be told from what the partner's other keys did (a key leaked)."""
+
+    now: datetime
+    recorded_at: datetime
+    key_id: str | None
 
 
 def _with_partner(principal, request) -> tuple[str, dict] | Exception:
@@ -108,31 +116,15 @@ def _with_partner(principal, request) -> tuple[str, dict] | Exception:
         return error
 
 
-def _outcome(
-    book: Book,
-    partner_id: str,
-    request: dict,
-    now: datetime,
-    recorded_at: datetime,
-    key_id: str | None,
-):
+def _outcome(book: Book, partner_id: str, request: dict, asked: _Asked):
     """The request's Posting, or the error that refused it: one refusal spoils no other."""
     try:
-        return _post(book, partner_id, request, now, recorded_at, key_id)
+        return _post(book, partner_id, request, asked)
     except CoalitionError as error:
         return error
 
 
-def _post(
-    book: Book,
-    partner_id: str,
-    request: dict,
-    now: datetime,
-    recorded_at: datetime,
-    key_id: str | None,
-) -> Posting:
-    """``key_id`` is the API key posting it: the transaction names it, so that what a
-    key posted can be told from what the partner's other keys did (a key leaked)."""
+def _post(book: Book, partner_id: str, request: dict, asked: _Asked) -> Posting:
     digest = request_hash({**request, "partner_id": partner_id})
     existing = book.transactions.get((partner_id, request["external_id"]))
     if existing is not None:
@@ -143,7 +135,7 @@ def _post(
     _check_partner_currency(request, partner)
     config = catalog.current(book.session).settings
     occurred_at = request["occurred_at"]
-    periods.check_occurred_at(occurred_at, now, config.max_backdate_days)
+    periods.check_occurred_at(occurred_at, asked.now, config.max_backdate_days)
     period, late = calendar.attribute(book.session, occurred_at)
     transaction = rows.Transaction(
         partner_id=partner_id,
@@ -151,13 +143,13 @@ def _post(
         type=request["type"],
         member_id=request.get("member_id"),
         occurred_at=occurred_at,
-        recorded_at=recorded_at,
+        recorded_at=asked.recorded_at,
         reason=request.get("reason"),
         category=request.get("category"),
         period_id=period.id,
         late=late,
         request_hash=digest,
-        key_id=key_id,
+        key_id=asked.key_id,
     )
     return HANDLERS[request["type"]](book, transaction, partner, config, request)
 
