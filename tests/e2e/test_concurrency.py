@@ -940,18 +940,23 @@ def held_open(database_url: str, use_case):
 
 
 def replied_after(held, call, database_url: str):
-    """``call()`` sent while ``held`` holds its locks, which are let go once the call waits
-    on a lock of the database, or has answered without waiting (what the test then
-    catches): however slow the machine, it ran its checks before the other committed,
-    as it could (a fixed second let a slow call start after the commit, and pass
-    without the race)."""
+    """``call()`` sent while ``held`` holds its locks, which are let go once it waits (or
+    answered without waiting); its reply."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with held:
+            reply = pool.submit(call)
+            until_queued_or_done(database_url, reply)
+        return reply.result(timeout=WAIT)
+
+
+def until_queued_or_done(database_url: str, call) -> None:
+    """Return once the ``call`` in flight waits on a lock of the database, or has answered
+    without waiting (what the test then catches): however slow the machine, it ran its
+    checks before the held locks were let go, as it could (a fixed second let a slow call
+    start after the commit, and pass without the race)."""
     engine = create_engine(database_url)
     try:
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            with held:
-                reply = pool.submit(call)
-                until_waiting_on_locks(engine, 1, unless=reply.done)
-            return reply.result(timeout=WAIT)
+        until_waiting_on_locks(engine, 1, unless=call.done)
     finally:
         engine.dispose()
 
@@ -1159,11 +1164,7 @@ def test_a_page_does_not_pass_a_posting_still_in_flight(database_url, local_oper
                                        occurred_at=days_ago(1)).result(timeout=WAIT))
             query = {"cursor": str(first["id"])} if order == "oldest" else {"order": "newest"}
             page = pool.submit(local_operator.get, path, query_string=query)
-            watcher = create_engine(database_url)
-            try:  # it reads the page before `held` commits, as it could, however slow the machine
-                until_waiting_on_locks(watcher, 1, unless=page.done)
-            finally:
-                watcher.dispose()
+            until_queued_or_done(database_url, page)  # it reads the page before `held` commits
         items = expect(page.result(timeout=WAIT), 200)["items"]
     ids = [item["id" if listing == "transactions" else "transaction_id"] for item in items]
     everything = {item["external_id"]: item["id"] for item in list_all(local_operator)}
