@@ -36,9 +36,10 @@ def create(session, fields: dict) -> models.Rate:
             money.check_places(fields["min_amount"], partner.currency, "min_amount")
     last_closed = calendar.last_closed(session)
     if last_closed is not None and fields["effective_from"] < last_closed.end:
+        opens = catalog.current(session).calendar.local(last_closed.end)  # as every bound is shown
         raise PeriodClosed(
             f"effective_from falls in a closed period: every period up to {last_closed.id}"
-            f" is closed; it may be from {last_closed.end.isoformat()}"
+            f" is closed; it may be from {opens.isoformat()}"
         )
     last = aggregates.largest_id(session, "transactions")
     rate = models.Rate(created_at=datetime.now(UTC), last_transaction_id=last, **fields)

@@ -267,6 +267,21 @@ def test_rate_effective_inside_a_closed_period_is_409(operator):
     assert (period_id, "closed") in _periods(operator)
 
 
+def test_a_rate_refused_in_a_closed_period_is_told_the_open_periods_local_start(operator):
+    """Period bounds are local midnights, and every message shows them so: in Tokyo the
+    first instant a rate may start at is the 1st of the month at 00:00+09:00."""
+    expect(operator.put("/api/v1/settings", json={"timezone": "Asia/Tokyo"}), 200)
+    tokyo = ZoneInfo("Asia/Tokyo")
+    this_month = datetime.now(tokyo).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    closing = (this_month - timedelta(days=1)).strftime("%Y-%m")
+    expect(operator.post(f"/api/v1/settlements/{closing}/close"), 200)
+    response = operator.post("/api/v1/rates", json={
+        "kind": "redemption", "value": "0.01", "effective_from": (this_month - timedelta(days=3)).isoformat()})
+    assert response.status_code == 409
+    assert response.get_json()["message"].endswith(f"; it may be from {this_month.isoformat()}")
+    assert this_month.isoformat().endswith("T00:00:00+09:00")
+
+
 def test_rate_effective_after_the_closed_period_is_accepted(operator):
     small_closed_month(operator)
     _, end, _ = previous_month()
