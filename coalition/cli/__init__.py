@@ -9,9 +9,11 @@ start, runs the scheduler (unless switched off) and serves with gunicorn.
 from datetime import UTC, datetime
 
 import click
+from sqlalchemy.exc import DBAPIError
 
 from coalition import auth, config
 from coalition.cli import databases, imports, keys
+from coalition.db import copy
 from coalition.domain.errors import CoalitionError
 from coalition.logs import quantity
 from coalition.services import changes
@@ -54,6 +56,35 @@ def db_upgrade():
     """Create or upgrade the schema (Alembic)."""
     with databases.opened(upgrade=True):
         click.echo("database is at the newest schema")
+
+
+@db.command("copy")
+@click.argument("source_url")
+def db_copy(source_url):
+    """Copy a whole coalition from SOURCE_URL into this database.
+
+    Moves a coalition run on SQLite to PostgreSQL (sqlite:///path/coalition.sqlite3
+    to COALITION_DATABASE_URL): every row as stored, so keys keep working and
+    final statements download as the same bytes. This database is created or
+    upgraded first and must hold nothing yet; SOURCE_URL must be at this
+    release's schema. Stop the service on SOURCE_URL first: the copy reads it
+    as of one instant, and what is posted after that is not copied.
+    """
+    with databases.source(source_url) as source, databases.opened(upgrade=True) as target:
+        if databases.shown(source) == databases.shown(target):
+            raise click.ClickException("SOURCE_URL names the database COALITION_DATABASE_URL names")
+        try:
+            copied = copy.copy(source, target)
+        except copy.NotEmpty as error:
+            raise click.ClickException(f"{error}; nothing was copied") from None
+        except DBAPIError as error:  # PostgreSQL refused the ledger copied, at commit
+            said = str(error.orig).strip().splitlines()
+            raise click.ClickException(
+                f"nothing was copied: {said[0] if said else error}"
+            ) from None
+    click.echo(f"copied {databases.shown(source)} into {databases.shown(target)}:")
+    for table, rows in copied.items():
+        click.echo(f"  {table:<18} {rows:>12,}")
 
 
 @main.command()

@@ -15,6 +15,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from coalition import config, create_app, database_of
 from coalition.db import (
+    SCHEMA_IS_OLDER,
+    Database,
     SchemaNotCurrent,
     Unavailable,
     is_unavailable,
@@ -64,6 +66,41 @@ def opened(*, upgrade=False, wait=0, create=True):
         raise click.ClickException(f"{error}; run the command again once it is back") from None
     finally:
         database.dispose()
+
+
+@contextmanager
+def source(url: str):
+    """The database ``db copy`` reads, as it is: never created, nor upgraded, since the
+    copy must be of what the coalition holds, at the schema this release writes."""
+    if _in_memory(url):
+        raise click.ClickException(
+            "SOURCE_URL names an in-memory SQLite database, which holds nothing"
+        )
+    try:
+        database = Database(url)
+    except (ArgumentError, ImportError, ValueError) as error:
+        raise click.ClickException(f"SOURCE_URL cannot be used: {error}")
+    try:
+        if (missing := _missing_file(database)) is not None:
+            raise click.ClickException(f"there is no database at {missing} (SOURCE_URL)")
+        try:
+            _check_schema(database, upgrade=False)
+        except click.ClickException as error:
+            raise click.ClickException(_of_the_source(error.message)) from None
+        yield database
+    except Unavailable as error:
+        raise click.ClickException(f"{error} (SOURCE_URL)") from None
+    finally:
+        database.dispose()
+
+
+def _of_the_source(message: str) -> str:
+    if message == SCHEMA_IS_OLDER:  # `coalition db upgrade` alone would upgrade the target
+        return (
+            "the database SOURCE_URL names does not have this release's schema: upgrade it"
+            " first (`coalition db upgrade` with COALITION_DATABASE_URL naming it)"
+        )
+    return f"{message} (SOURCE_URL)"
 
 
 def _missing_file(database) -> Path | None:

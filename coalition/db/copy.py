@@ -1,0 +1,113 @@
+"""A whole coalition copied from one database into another, row for row.
+
+What moves a coalition run on SQLite (README's first command) to PostgreSQL
+once it grows: every table as stored, ids, hashes and keys' hashes included,
+so each final statement downloads as the same bytes, every key still works,
+each transaction keeps its id, when it was recorded and the key that posted
+it, and the record of changes keeps its history. Replaying the exports could
+not: they leave out the ids, the lifetimes lots were earned under, which
+postings were late, and what each statement said when it was issued.
+
+The source is read in one snapshot, so a copy taken beside a service still
+posting is whole as of one instant, and what is posted after it is not
+copied. The target is written in one transaction: a copy that fails leaves
+it as it was, and PostgreSQL checks at commit that the ledger it received
+adds up (migration 0017).
+"""
+
+from contextlib import contextmanager
+
+from sqlalchemy import func, select, text
+
+from coalition.db import READS_ONLY, on_postgresql, reaching
+from coalition.db.models import Base, Partner, Settings
+
+CHUNK = 5_000  # rows read, and written, at a time
+OPERATOR = "coalition"  # the partner the migrations seed, as they seed the settings
+
+
+class NotEmpty(Exception):
+    """The target holds rows of its own: a copy would mix two coalitions."""
+
+    def __init__(self, tables: list[str]):
+        super().__init__(
+            f"the database to copy into is not new: it holds {', '.join(tables)}; copy into one"
+            " that nothing but `coalition db upgrade` has written to"
+        )
+        self.tables = tables
+
+
+def copy(source, target) -> dict[str, int]:
+    """Copy every row of ``source`` into ``target``, a database at the same schema that
+    holds nothing but what its migrations seeded (the settings, the operator's partner),
+    which the source's replace.
+
+    Returns:
+        The rows copied, by table, in the order they were written.
+    """
+    with _snapshot(source) as reading, reaching(), target.engine.begin() as writing:
+        _refuse_unless_new(writing)
+        writing.execute(Partner.__table__.delete())
+        writing.execute(Settings.__table__.delete())
+        copied = {
+            table.name: _copy_rows(table, reading, writing) for table in Base.metadata.sorted_tables
+        }
+        if on_postgresql(writing):
+            _continue_ids(writing)
+    return copied
+
+
+@contextmanager
+def _snapshot(database):
+    """One read of the whole database as of one instant: SQLite's deferred BEGIN reads a
+    snapshot of its WAL, PostgreSQL's REPEATABLE READ likewise."""
+    if on_postgresql(database.engine):
+        options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+    else:
+        options = {READS_ONLY: True}
+    with reaching(), database.engine.connect() as connection:
+        connection.execution_options(**options)
+        with connection.begin():
+            yield connection
+
+
+def _refuse_unless_new(connection) -> None:
+    held = []
+    for table in Base.metadata.sorted_tables:
+        if table is Settings.__table__:  # set, they are in the record of changes
+            continue
+        rows = select(func.count()).select_from(table)
+        if table is Partner.__table__:
+            rows = rows.where(Partner.id != OPERATOR)
+        if connection.scalar(rows):
+            held.append(table.name)
+    if held:
+        raise NotEmpty(held)
+
+
+def _copy_rows(table, reading, writing) -> int:
+    """A table's rows in the order of its key: an allocation after the one it reverses,
+    a reversal after its original, as the foreign keys within a table ask."""
+    rows = reading.execute(
+        select(table).order_by(*table.primary_key.columns).execution_options(yield_per=CHUNK)
+    )
+    count = 0
+    for chunk in rows.partitions():
+        writing.execute(table.insert(), [row._asdict() for row in chunk])
+        count += len(chunk)
+    return count
+
+
+def _continue_ids(connection) -> None:
+    """Set each PostgreSQL sequence past the ids copied: the next posting draws the id
+    the source would have given it, where it would otherwise draw 1 and collide."""
+    quote = connection.dialect.identifier_preparer.quote
+    for table in Base.metadata.sorted_tables:
+        if (key := table.autoincrement_column) is not None:
+            connection.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence(:table, :key), max({quote(key.name)}))"
+                    f" FROM {quote(table.name)} HAVING count(*) > 0"
+                ),
+                {"table": table.name, "key": key.name},
+            )

@@ -1,0 +1,151 @@
+"""``coalition db copy``: a coalition run on SQLite moved into the suite's database.
+
+The source is a pilot on a SQLite file of its own; the target is the test's
+database (PostgreSQL in the PostgreSQL suite: the move the command is for), as
+new as the migrations leave it. After the copy every answer of the API that
+reads what was stored is the same from both, byte for byte for documents, the
+pilot's keys work on the copy, and the next posting gets the id the pilot
+would have given it.
+"""
+
+import sqlite3
+
+import pytest
+from click.testing import CliRunner
+
+from sqlalchemy import func, select
+
+from coalition import auth, create_app, database_of
+from coalition.cli import main
+from coalition.db import migrate, models
+from tests.conftest import Caller
+from tests.e2e.helpers import bonus, burn, burn_reversal, days_ago, earn, earn_reversal, expect, list_all
+from tests.e2e.settlement_world import current_month_id, small_closed_month
+
+SETTINGS = {"base_currency": "EUR", "timezone": "UTC", "period": "monthly", "points_ttl_days": 400,
+            "max_backdate_days": 90, "auto_close_after_hours": 72}
+
+
+@pytest.fixture
+def pilot(tmp_path):
+    """A coalition on a SQLite file: a closed month with statements, an open one with a
+    till's postings, a return, a bonus, a burn reversal and late items; its operator and
+    aroma's till as callers, and its URL."""
+    url = f"sqlite:///{tmp_path / 'pilot.sqlite3'}"
+    app = create_app({"DATABASE_URL": url, "TESTING": True, "SCHEDULER": False})
+    database = database_of(app)
+    migrate.upgrade(database)
+    client = app.test_client()
+    operator = Caller(client, database.run(lambda session: auth.create_key(session, "operator", None))[1])
+    expect(operator.put("/api/v1/settings", json=SETTINGS), 200)
+    closed = small_closed_month(operator)
+    till = Caller(client, expect(operator.post("/api/v1/keys", json={"role": "partner", "partner_id": "aroma"}))["key"])
+    expect(earn(till, "t-1", "m3", "500.00", occurred_at=days_ago(0.5)))
+    expect(earn(till, "t-2", "m2", "90.00"))
+    expect(earn_reversal(till, "t-3", "t-1", occurred_at=days_ago(0.2), amount="100.00"))
+    expect(bonus(operator, "b-1", "m3", 25, occurred_at=days_ago(0.4)))
+    expect(burn(till, "t-4", "m3", 60, occurred_at=days_ago(0.1)))
+    expect(burn_reversal(till, "t-5", "t-4", occurred_at=days_ago(0.05), points=15))
+    yield url, operator, till, closed
+    database.dispose()
+
+
+@pytest.fixture
+def copy_from(database_url, monkeypatch):
+    """``coalition db copy SOURCE`` into the test's database: its exit code and output."""
+    monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
+
+    def run(source: str):
+        result = CliRunner().invoke(main, ["db", "copy", source], catch_exceptions=False)
+        return result.exit_code, result.output
+
+    return run
+
+
+def stored(caller, closed: str) -> dict:
+    """Everything the API answers from what is stored, as the operator reads it."""
+    statements = list_all(caller, "/api/v1/statements")
+    answers = {
+        path: caller.get(path).data
+        for path in ("/api/v1/settings", "/api/v1/partners", "/api/v1/rates", "/api/v1/keys",
+                     "/api/v1/periods", f"/api/v1/settlements/{closed}",
+                     f"/api/v1/settlements/{current_month_id()}", "/api/v1/transactions/csv",
+                     *(f"/api/v1/members/{member}/history" for member in ("m1", "m2", "m3")),
+                     *(f"/api/v1/statements/{statement['id']}{document}"
+                       for statement in statements for document in ("", "/pdf", "/csv")))
+    }
+    balances = {member: expect(caller.get(f"/api/v1/members/{member}/balance"), 200) for member in ("m1", "m2", "m3")}
+    for balance in balances.values():
+        del balance["as_of"]  # when it was asked
+    return {"answers": answers, "balances": balances, "transactions": list_all(caller),
+            "changes": list_all(caller, "/api/v1/changes")}
+
+
+def test_a_copy_answers_as_the_pilot_did_and_posts_on_from_its_ids(pilot, copy_from, client):
+    url, operator, till, closed = pilot
+    before = stored(operator, closed)
+    assert len(before["transactions"]) == 10 and before["balances"]["m3"]["available"] > 0
+
+    status, output = copy_from(url)
+
+    assert status == 0, output
+    assert "  transactions                 10\n" in output and "  statements                    3\n" in output
+    copied_operator, copied_till = Caller(client, operator.headers["Authorization"][7:]), Caller(
+        client, till.headers["Authorization"][7:])
+    assert stored(copied_operator, closed) == before
+    after_pilot = expect(burn(till, "t-6", "m3", 10, occurred_at=days_ago(0.01)))
+    after_copy = expect(burn(copied_till, "t-6", "m3", 10, occurred_at=days_ago(0.01)))
+    assert after_copy["id"] == after_pilot["id"] == before["transactions"][-1]["id"] + 1
+    assert after_copy["allocations"] == after_pilot["allocations"]
+
+
+def test_a_database_that_holds_anything_is_not_copied_into(pilot, copy_from, operator):
+    url = pilot[0]
+    expect(operator.post("/api/v1/partners", json={"id": "gym", "name": "Gym", "category": "gym", "currency": "EUR"}))
+
+    status, output = copy_from(url)
+
+    assert status == 1
+    assert output == ("Error: the database to copy into is not new: it holds changes, partners, api_keys; copy into one"
+                      " that nothing but `coalition db upgrade` has written to; nothing was copied\n")
+    assert [partner["id"] for partner in expect(operator.get("/api/v1/partners"), 200)] == ["coalition", "gym"]
+    assert list_all(operator) == []
+
+
+def test_a_source_that_is_not_there_is_not_made(tmp_path, copy_from):
+    path = tmp_path / "typo.sqlite3"
+
+    status, output = copy_from(f"sqlite:///{path}")
+
+    assert (status, output) == (1, f"Error: there is no database at {path} (SOURCE_URL)\n")
+    assert not path.exists()
+
+
+def test_a_source_without_this_releases_schema_is_refused_saying_how_to_upgrade_it(tmp_path, copy_from):
+    path = tmp_path / "old.sqlite3"
+    sqlite3.connect(path).close()  # a file no migration has run on
+
+    status, output = copy_from(f"sqlite:///{path}")
+
+    assert status == 1
+    assert output == ("Error: the database SOURCE_URL names does not have this release's schema: upgrade it first"
+                      " (`coalition db upgrade` with COALITION_DATABASE_URL naming it)\n")
+
+
+def test_a_database_is_not_copied_into_itself(database_url, copy_from):
+    assert copy_from(database_url) == (1, "Error: SOURCE_URL names the database COALITION_DATABASE_URL names\n")
+
+
+@pytest.mark.postgres
+def test_a_ledger_postgresql_refuses_leaves_the_target_new(pilot, copy_from, database):
+    # SQLite keeps no commit-time checks: a lot's remaining points changed by hand
+    url = pilot[0]
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+        connection.execute("UPDATE lots SET remaining = remaining + 1 WHERE id = 1")
+
+    status, output = copy_from(url)
+
+    assert status == 1 and output.startswith("Error: nothing was copied: lot 1 "), output
+    with database.engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(models.Transaction)) == 0
+        assert connection.scalars(select(models.Partner.id)).all() == ["coalition"]
