@@ -21,9 +21,9 @@ from sqlalchemy import func, select, text
 
 from coalition.db import READS_ONLY, on_postgresql, reaching
 from coalition.db.models import Base, Partner, Settings
+from coalition.domain.partners import OPERATOR_PARTNER
 
 CHUNK = 5_000  # rows read, and written, at a time
-OPERATOR = "coalition"  # the partner the migrations seed, as they seed the settings
 
 
 class NotEmpty(Exception):
@@ -78,7 +78,7 @@ def _refuse_unless_new(connection) -> None:
             continue
         rows = select(func.count()).select_from(table)
         if table is Partner.__table__:
-            rows = rows.where(Partner.id != OPERATOR)
+            rows = rows.where(Partner.id != OPERATOR_PARTNER)  # seeded, as the settings are
         if connection.scalar(rows):
             held.append(table.name)
     if held:
