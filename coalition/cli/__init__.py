@@ -77,6 +77,8 @@ def db_copy(source_url):
             copied = copy.copy(source, target)
         except copy.NotEmpty as error:
             raise click.ClickException(f"{error}; nothing was copied") from None
+        except copy.SourceUnavailable as error:  # the target's own is said by `opened`
+            raise click.ClickException(f"{error} (SOURCE_URL); nothing was copied") from None
         except DBAPIError as error:  # PostgreSQL refused the ledger copied, at commit
             said = str(error.orig).strip().splitlines()
             raise click.ClickException(

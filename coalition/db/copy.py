@@ -19,7 +19,7 @@ from contextlib import contextmanager
 
 from sqlalchemy import func, select, text
 
-from coalition.db import READS_ONLY, on_postgresql, reaching
+from coalition.db import READS_ONLY, Unavailable, on_postgresql, reaching
 from coalition.db.models import Base, Partner, Settings
 from coalition.domain.partners import OPERATOR_PARTNER
 
@@ -35,6 +35,11 @@ class NotEmpty(Exception):
             " that nothing but `coalition db upgrade` has written to"
         )
         self.tables = tables
+
+
+class SourceUnavailable(Exception):
+    """The source stopped answering while it was read: told apart from the target, which
+    raises :class:`~coalition.db.Unavailable` as well, so the operator knows which to see to."""
 
 
 def copy(source, target) -> dict[str, int]:
@@ -88,14 +93,27 @@ def _refuse_unless_new(connection) -> None:
 def _copy_rows(table, reading, writing) -> int:
     """A table's rows in the order of its key: an allocation after the one it reverses,
     a reversal after its original, as the foreign keys within a table ask."""
-    rows = reading.execute(
-        select(table).order_by(*table.primary_key.columns).execution_options(yield_per=CHUNK)
-    )
     count = 0
-    for chunk in rows.partitions():
+    for chunk in _read(table, reading):
         writing.execute(table.insert(), [row._asdict() for row in chunk])
         count += len(chunk)
     return count
+
+
+def _read(table, reading):
+    """A table's rows from the source, :data:`CHUNK` at a time; the source lost meanwhile
+    raised as :class:`SourceUnavailable` (what the target raises is not caught here: it is
+    raised where the rows are written, outside this generator)."""
+    try:
+        with reaching():
+            rows = reading.execute(
+                select(table)
+                .order_by(*table.primary_key.columns)
+                .execution_options(yield_per=CHUNK)
+            )
+            yield from rows.partitions()
+    except Unavailable as error:
+        raise SourceUnavailable(str(error)) from error
 
 
 def _continue_ids(connection) -> None:

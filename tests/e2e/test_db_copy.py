@@ -13,7 +13,8 @@ import sqlite3
 import pytest
 from click.testing import CliRunner
 
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
+from sqlalchemy.engine import Engine
 
 from coalition import auth, create_app, database_of
 from coalition.cli import main
@@ -146,6 +147,29 @@ def test_a_ledger_postgresql_refuses_leaves_the_target_new(pilot, copy_from, dat
     status, output = copy_from(url)
 
     assert status == 1 and output.startswith("Error: nothing was copied: lot 1 "), output
+    with database.engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(models.Transaction)) == 0
+        assert connection.scalars(select(models.Partner.id)).all() == ["coalition"]
+
+
+def test_a_source_lost_while_it_is_read_is_named_and_leaves_the_target_new(pilot, copy_from, database):
+    # both databases raise Unavailable: the one lost must be told, the source here (its lots' read fails)
+    path = pilot[0].removeprefix("sqlite:///")
+
+    def lost(connection, _cursor, statement, *_):
+        if connection.engine.url.database == path and "FROM lots" in statement:
+            error = sqlite3.OperationalError("disk I/O error")
+            error.sqlite_errorcode = sqlite3.SQLITE_IOERR
+            raise error
+
+    event.listen(Engine, "before_cursor_execute", lost)
+    try:
+        status, output = copy_from(pilot[0])
+    finally:
+        event.remove(Engine, "before_cursor_execute", lost)
+
+    assert status == 1
+    assert output == "Error: the database file cannot be written (disk I/O error) (SOURCE_URL); nothing was copied\n"
     with database.engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(models.Transaction)) == 0
         assert connection.scalars(select(models.Partner.id)).all() == ["coalition"]
