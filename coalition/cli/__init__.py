@@ -74,7 +74,7 @@ def db_copy(source_url):
         if databases.shown(source) == databases.shown(target):
             raise click.ClickException("SOURCE_URL names the database COALITION_DATABASE_URL names")
         try:
-            copied = copy.copy(source, target)
+            copied = copy.everything(source, target)
         except copy.NotEmpty as error:
             raise click.ClickException(f"{error}; nothing was copied") from None
         except copy.SourceUnavailable as error:  # the target's own is said by `opened`

@@ -42,7 +42,7 @@ class SourceUnavailable(Exception):
     raises :class:`~coalition.db.Unavailable` as well, so the operator knows which to see to."""
 
 
-def copy(source, target) -> dict[str, int]:
+def everything(source, target) -> dict[str, int]:
     """Copy every row of ``source`` into ``target``, a database at the same schema that
     holds nothing but what its migrations seeded (the settings, the operator's partner),
     which the source's replace.
@@ -77,6 +77,8 @@ def _snapshot(database):
 
 
 def _refuse_unless_new(connection) -> None:
+    """Refuse a target with rows beyond what the migrations seed: copied into, it would
+    hold two coalitions' partners and keys, and their ids would collide."""
     held = []
     for table in Base.metadata.sorted_tables:
         if table is Settings.__table__:  # set, they are in the record of changes
