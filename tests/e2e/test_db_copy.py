@@ -12,7 +12,6 @@ import sqlite3
 
 import pytest
 from click.testing import CliRunner
-
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
@@ -21,7 +20,7 @@ from coalition.cli import main
 from coalition.db import migrate, models
 from tests.conftest import Caller
 from tests.e2e.helpers import bonus, burn, burn_reversal, days_ago, earn, earn_reversal, expect, list_all
-from tests.e2e.settlement_world import current_month_id, small_closed_month
+from tests.e2e.settlement_world import at, current_month_id, previous_month, small_closed_month
 
 SETTINGS = {"base_currency": "EUR", "timezone": "UTC", "period": "monthly", "points_ttl_days": 400,
             "max_backdate_days": 90, "auto_close_after_hours": 72}
@@ -43,6 +42,8 @@ def pilot(tmp_path):
     till = Caller(client, expect(operator.post("/api/v1/keys", json={"role": "partner", "partner_id": "aroma"}))["key"])
     expect(earn(till, "t-1", "m3", "500.00", occurred_at=days_ago(0.5)))
     expect(earn(till, "t-2", "m2", "90.00"))
+    late = expect(earn(till, "t-0", "m2", "40.00", occurred_at=at(previous_month()[0], 20)))
+    assert late["late"] and late["period_id"] == current_month_id()
     expect(earn_reversal(till, "t-3", "t-1", occurred_at=days_ago(0.2), amount="100.00"))
     expect(bonus(operator, "b-1", "m3", 25, occurred_at=days_ago(0.4)))
     expect(burn(till, "t-4", "m3", 60, occurred_at=days_ago(0.1)))
@@ -85,12 +86,12 @@ def stored(caller, closed: str) -> dict:
 def test_a_copy_answers_as_the_pilot_did_and_posts_on_from_its_ids(pilot, copy_from, client):
     url, operator, till, closed = pilot
     before = stored(operator, closed)
-    assert len(before["transactions"]) == 10 and before["balances"]["m3"]["available"] > 0
+    assert len(before["transactions"]) == 11 and before["balances"]["m3"]["available"] > 0
 
     status, output = copy_from(url)
 
     assert status == 0, output
-    assert "  transactions                 10\n" in output and "  statements                    3\n" in output
+    assert "  transactions                 11\n" in output and "  statements                    3\n" in output
     copied_operator, copied_till = Caller(client, operator.headers["Authorization"][7:]), Caller(
         client, till.headers["Authorization"][7:])
     assert stored(copied_operator, closed) == before
