@@ -13,10 +13,12 @@ from sqlalchemy.exc import DBAPIError
 
 from coalition import auth, config
 from coalition.cli import databases, imports, keys
-from coalition.db import copy
+from coalition.db import checks, copy
 from coalition.domain.errors import CoalitionError
 from coalition.logs import quantity
 from coalition.services import changes
+
+SHOWN_PROBLEMS = 100  # `db check` lists the first; a ledger broken wholesale has millions
 
 
 class Group(click.Group):
@@ -87,6 +89,27 @@ def db_copy(source_url):
     click.echo(f"copied {databases.shown(source)} into {databases.shown(target)}:")
     for table, rows in copied.items():
         click.echo(f"  {table:<18} {rows:>12,}")
+
+
+@db.command("check")
+def db_check():
+    """Check that the ledger adds up.
+
+    Lots against their allocations, burns, reversals and expiries against
+    theirs, the period totals closes read against the ledger's rows, and each
+    final statement against its SHA-256; each thing that does not add up on a
+    line of its own, and exit status 1. Reads the whole ledger as of one
+    instant, beside a running service.
+    """
+    with databases.opened() as database, database.snapshot() as connection:
+        found = checks.problems(connection)
+    for line in found[:SHOWN_PROBLEMS]:
+        click.echo(line)
+    if len(found) > SHOWN_PROBLEMS:
+        click.echo(f"and {quantity(len(found) - SHOWN_PROBLEMS, 'more problem')}")
+    if found:
+        raise click.ClickException(f"the ledger does not add up: {quantity(len(found), 'problem')}")
+    click.echo("the ledger adds up: lots, movements, period totals and statements")
 
 
 @main.command()

@@ -274,6 +274,21 @@ class Database:
                 session.connection(execution_options={READS_ONLY: True})
             yield session
 
+    @contextmanager
+    def snapshot(self):
+        """A connection that reads the whole database as of one instant, for reads of many
+        statements that must agree (a copy, a check) however long they take: SQLite's
+        deferred BEGIN reads a snapshot of its WAL, PostgreSQL's REPEATABLE READ likewise,
+        read only; neither keeps a posting waiting."""
+        if on_postgresql(self.engine):
+            options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
+        else:
+            options = {READS_ONLY: True}
+        with reaching(), self.engine.connect() as connection:
+            connection.execution_options(**options)
+            with connection.begin():
+                yield connection
+
     def peek(self, sql: str):
         """One scalar read without a transaction around it where the database allows it.
 

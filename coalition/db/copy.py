@@ -15,11 +15,9 @@ it as it was, and PostgreSQL checks at commit that the ledger it received
 adds up (migration 0017).
 """
 
-from contextlib import contextmanager
-
 from sqlalchemy import func, select, text
 
-from coalition.db import READS_ONLY, Unavailable, on_postgresql, reaching
+from coalition.db import Unavailable, on_postgresql, reaching
 from coalition.db.models import Base, Partner, Settings
 from coalition.domain.partners import OPERATOR_PARTNER
 
@@ -50,7 +48,7 @@ def everything(source, target) -> dict[str, int]:
     Returns:
         The rows copied, by table, in the order they were written.
     """
-    with _snapshot(source) as reading, reaching(), target.engine.begin() as writing:
+    with source.snapshot() as reading, reaching(), target.engine.begin() as writing:
         _refuse_unless_new(writing)
         writing.execute(Partner.__table__.delete())
         writing.execute(Settings.__table__.delete())
@@ -60,20 +58,6 @@ def everything(source, target) -> dict[str, int]:
         if on_postgresql(writing):
             _continue_ids(writing)
     return copied
-
-
-@contextmanager
-def _snapshot(database):
-    """One read of the whole database as of one instant: SQLite's deferred BEGIN reads a
-    snapshot of its WAL, PostgreSQL's REPEATABLE READ likewise."""
-    if on_postgresql(database.engine):
-        options = {"isolation_level": "REPEATABLE READ", "postgresql_readonly": True}
-    else:
-        options = {READS_ONLY: True}
-    with reaching(), database.engine.connect() as connection:
-        connection.execution_options(**options)
-        with connection.begin():
-            yield connection
 
 
 def _refuse_unless_new(connection) -> None:

@@ -1,0 +1,149 @@
+"""Whether a database holds a ledger that adds up: ``coalition db check``.
+
+PostgreSQL refuses at commit lots and allocations that do not add up
+(migration 0017); SQLite does not, and neither checks what is kept beside the
+ledger: the period totals a close reads instead of the ledger's rows
+(:mod:`coalition.db.period_totals`) and each final statement's SHA-256. A
+restore that mixed two backups, SQL typed by hand or a bug could break any of
+them unseen, and a close would then issue wrong statements. Each check reads
+the ledger's own rows whole, so it is a command for the operator after a
+restore, a copy or an incident, not something a request does.
+"""
+
+import hashlib
+
+from sqlalchemy import case, func, select
+
+from coalition.db.models import Allocation, Lot, PairTotal, PartnerTotal, Statement, Transaction
+from coalition.domain.money import plain
+from coalition.domain.totals import ACTIVITY_FIELDS, REDEEMING
+
+MOVED = ("burn", "burn_reversal", "earn_reversal", "expiry")  # their points are their allocations'
+
+
+def problems(connection) -> list[str]:
+    """What does not add up, a line each; none for a sound database."""
+    return [
+        *_lots(connection),
+        *_movements(connection),
+        *_redeemed_totals(connection),
+        *_activity_totals(connection),
+        *_statements(connection),
+    ]
+
+
+def _lots(connection):
+    moved = _allocated(Allocation.lot_id)
+    rows = connection.execute(
+        select(Lot.id, Lot.remaining, Lot.points + func.coalesce(moved.c.points, 0))
+        .outerjoin(moved, moved.c.key == Lot.id)
+        .where(Lot.remaining != Lot.points + func.coalesce(moved.c.points, 0))
+        .order_by(Lot.id)
+    )
+    for lot, remaining, expected in rows:
+        yield f"lot {lot} holds {remaining} points; its points and allocations make {expected}"
+
+
+def _movements(connection):
+    moved = _allocated(Allocation.transaction_id)
+    rows = connection.execute(
+        select(Transaction.id, Transaction.type, Transaction.points, moved.c.points)
+        .outerjoin(moved, moved.c.key == Transaction.id)
+        .where(Transaction.type.in_(MOVED))
+        .where(Transaction.points != func.coalesce(moved.c.points, 0))
+        .order_by(Transaction.id)
+    )
+    for transaction, kind, points, allocated in rows:
+        yield (
+            f"transaction {transaction} ({kind}) moves {points} points;"
+            f" its allocations move {allocated or 0}"
+        )
+
+
+def _allocated(key):
+    return (
+        select(key.label("key"), func.sum(Allocation.points).label("points"))
+        .group_by(key)
+        .subquery()
+    )
+
+
+def _redeemed_totals(connection):
+    keys = (
+        Allocation.period_id,
+        Allocation.issuer_id,
+        Allocation.redeemer_id,
+        Allocation.value_rate,
+    )
+    ledger = _grouped(
+        connection, keys, [func.sum(-Allocation.points)], Allocation.type.in_(REDEEMING)
+    )
+    kept_keys = (
+        PairTotal.period_id,
+        PairTotal.issuer_id,
+        PairTotal.redeemer_id,
+        PairTotal.value_rate,
+    )
+    kept = _grouped(connection, kept_keys, [func.sum(PairTotal.points)])
+    for period, issuer, redeemer, rate in sorted(ledger.keys() | kept.keys(), key=str):
+        found, expected = _compared(kept, ledger, (period, issuer, redeemer, rate))
+        if found != expected:
+            yield (
+                f"{period}: points of {issuer} redeemed at {redeemer} at {plain(rate)} are kept as"
+                f" {found[0]}; the ledger makes {expected[0]}"
+            )
+
+
+def _activity_totals(connection):
+    def points_of(*types, sign=1):
+        return func.sum(case((Transaction.type.in_(types), sign * Transaction.points), else_=0))
+
+    ledger = _grouped(
+        connection,
+        (Transaction.period_id, Transaction.partner_id, Transaction.fee_rate),
+        [
+            points_of("earn", "bonus"),
+            points_of("earn_reversal", sign=-1),
+            func.sum(Transaction.shortfall_points),
+            points_of("expiry", sign=-1),
+            func.sum(case((Transaction.late, 1), else_=0)),
+        ],
+    )
+    kept = _grouped(
+        connection,
+        (PartnerTotal.period_id, PartnerTotal.partner_id, PartnerTotal.fee_rate),
+        [func.sum(getattr(PartnerTotal, field)) for field in ACTIVITY_FIELDS],
+    )
+    for period, partner, fee_rate in sorted(ledger.keys() | kept.keys(), key=str):
+        found, expected = _compared(kept, ledger, (period, partner, fee_rate))
+        for field, kept_value, value in zip(ACTIVITY_FIELDS, found, expected, strict=True):
+            if kept_value != value:
+                yield (
+                    f"{period}: {field} of {partner} at {_fee(fee_rate)} is kept as"
+                    f" {kept_value}; the ledger makes {value}"
+                )
+
+
+def _fee(rate) -> str:
+    return "no fee rate" if rate is None else f"fee rate {plain(rate)}"
+
+
+def _grouped(connection, keys, sums, where=True) -> dict[tuple, tuple[int, ...]]:
+    """Sums by key, without the keys whose sums are all 0 (a burn adds no activity)."""
+    rows = connection.execute(select(*keys, *sums).where(where).group_by(*keys))
+    found = {tuple(row[: len(keys)]): tuple(int(x or 0) for x in row[len(keys) :]) for row in rows}
+    return {key: values for key, values in found.items() if any(values)}
+
+
+def _compared(kept: dict, ledger: dict, key: tuple) -> tuple[tuple, tuple]:
+    width = len(next(iter(kept.values() or ledger.values())))
+    return kept.get(key, (0,) * width), ledger.get(key, (0,) * width)
+
+
+def _statements(connection):
+    rows = connection.execute(
+        select(Statement.number, Statement.sha256, Statement.body).order_by(Statement.id)
+    )
+    for number, sha256, body in rows:
+        if hashlib.sha256(body.encode()).hexdigest() != sha256:
+            yield f"statement {number}: its SHA-256 is not that of its JSON"
