@@ -30,7 +30,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 from sqlalchemy import case, func, select
 
 from coalition import auth, database_of
-from coalition.db import models
+from coalition.db import checks, models
 from coalition.services import expiry, queries
 from tests.conftest import Caller
 from tests.e2e.helpers import every_item
@@ -492,6 +492,12 @@ class LedgerMachine(RuleBasedStateMachine):
 
         ledger, kept = self.database.run(both)
         assert kept == ledger
+
+    @invariant()
+    def the_ledger_check_finds_nothing(self):
+        """``coalition db check`` on a ledger the service wrote: no line, whatever was posted."""
+        with self.database.snapshot() as connection:
+            assert checks.problems(connection) == []
 
 
 def run_machine(app, reset, examples: int, steps: int) -> None:
