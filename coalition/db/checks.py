@@ -129,9 +129,18 @@ def _fee(rate) -> str:
 
 
 def _grouped(connection, keys, sums, where=True) -> dict[tuple, tuple[int, ...]]:
-    """Sums by key, without the keys whose sums are all 0 (a burn adds no activity)."""
+    """Sums by key, without the keys whose sums are all 0 (a burn adds no activity).
+
+    Rows whose keys are equal in Python are added up: SQLite keeps a rate as the
+    text it was written with, so its GROUP BY parts 0.01 from 0.010, which are
+    one rate (and one key) here.
+    """
     rows = connection.execute(select(*keys, *sums).where(where).group_by(*keys))
-    found = {tuple(row[: len(keys)]): tuple(int(x or 0) for x in row[len(keys) :]) for row in rows}
+    found: dict[tuple, tuple[int, ...]] = {}
+    for row in rows:
+        key, values = tuple(row[: len(keys)]), tuple(int(x or 0) for x in row[len(keys) :])
+        before = found.get(key, (0,) * len(values))
+        found[key] = tuple(map(sum, zip(before, values, strict=True)))
     return {key: values for key, values in found.items() if any(values)}
 
 

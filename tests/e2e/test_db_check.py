@@ -14,7 +14,7 @@ from sqlalchemy import text
 from coalition import cli
 from coalition.cli import main
 from tests.conftest import POSTGRES_URL
-from tests.e2e.helpers import burn_reversal, days_ago, earn, earn_reversal, expect, setup_coalition
+from tests.e2e.helpers import add_rate, burn_reversal, days_ago, earn, earn_reversal, expect, setup_coalition
 from tests.e2e.settlement_world import at, burn, current_month_id, previous_month, small_closed_month
 
 
@@ -117,3 +117,22 @@ def test_a_check_reads_the_open_period_too(operator, database, check):
 
     assert check() == (1, f"{current_month_id()}: late_count of aroma at no fee rate is kept as 2; the ledger makes 0\n"
                           "Error: the ledger does not add up: 1 problem\n")
+
+
+def test_one_rate_written_two_ways_is_one_key_whose_figures_are_all_counted(operator, database, check):
+    # aroma's redemption rate 0.010, then 0.01 from day 10: SQLite keeps each as written, so
+    # skyair → aroma redeemed 100 points at "0.010" and 40 at "0.01", one rate of 140 points
+    start, _, month = previous_month()
+    setup_coalition(operator, redemption=False)
+    add_rate(operator, "redemption", "0.010", partner_id="aroma")
+    expect(operator.post("/api/v1/rates", json={"kind": "redemption", "value": "0.01", "partner_id": "aroma",
+                                                "effective_from": at(start, 10)}))
+    expect(earn(operator, "e-1", "m1", "100.00", partner_id="skyair", occurred_at=at(start, 1)))  # 200 points
+    burn(operator, "b-1", "aroma", "m1", at(start, 5), 100)
+    burn(operator, "b-2", "aroma", "m1", at(start, 20), 40)
+    run_sql(database, f"UPDATE pair_totals SET points = points + 7 WHERE period_id = '{month}'"
+                      " AND value_rate IN ('0.01', 0.01) AND stripe = (SELECT min(stripe) FROM pair_totals"
+                      f" WHERE period_id = '{month}' AND value_rate IN ('0.01', 0.01))")
+
+    assert check() == (1, (f"{month}: points of skyair redeemed at aroma at 0.01 are kept as 147; the ledger"
+                           " makes 140\nError: the ledger does not add up: 1 problem\n"))
