@@ -18,10 +18,15 @@ adds up (migration 0017).
 from sqlalchemy import func, select, text
 
 from coalition.db import Unavailable, on_postgresql, reaching
-from coalition.db.models import Base, Partner, Settings
+from coalition.db.models import Base, PairTotal, Partner, PartnerTotal, Settings
 from coalition.domain.partners import OPERATOR_PARTNER
+from coalition.domain.totals import ACTIVITY_FIELDS
 
 CHUNK = 5_000  # rows read, and written, at a time
+# Counters whose key holds a rate, and what they count. SQLite keeps a rate as the text it
+# was written in, so "0.01" and "0.010" key two rows there, where PostgreSQL's NUMERIC
+# compares values and would refuse the second: such rows are added into one.
+COUNTERS = {PairTotal.__table__: ("points",), PartnerTotal.__table__: ACTIVITY_FIELDS}
 
 
 class NotEmpty(Exception):
@@ -79,11 +84,26 @@ def _refuse_unless_new(connection) -> None:
 def _copy_rows(table, reading, writing) -> int:
     """A table's rows in the order of its key: an allocation after the one it reverses,
     a reversal after its original, as the foreign keys within a table ask."""
+    chunks = ([row._asdict() for row in chunk] for chunk in _read(table, reading))
+    if table in COUNTERS:  # a few rows a partner and period: added up whole
+        chunks = [_added_up((row for chunk in chunks for row in chunk), COUNTERS[table])]
     count = 0
-    for chunk in _read(table, reading):
-        writing.execute(table.insert(), [row._asdict() for row in chunk])
-        count += len(chunk)
+    for rows in filter(None, chunks):
+        writing.execute(table.insert(), rows)
+        count += len(rows)
     return count
+
+
+def _added_up(rows, counted: tuple[str, ...]) -> list[dict]:
+    """Counter rows whose keys are equal as values, added into the first of them."""
+    kept: dict[tuple, dict] = {}
+    for row in rows:
+        key = tuple(value for name, value in row.items() if name not in counted and name != "id")
+        if key in kept:
+            kept[key].update({name: kept[key][name] + row[name] for name in counted})
+        else:
+            kept[key] = row
+    return list(kept.values())
 
 
 def _read(table, reading):

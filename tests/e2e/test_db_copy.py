@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from coalition import auth, create_app, database_of
 from coalition.cli import main
-from coalition.db import migrate, models
+from coalition.db import migrate, models, period_totals
 from tests.conftest import Caller
 from tests.e2e.helpers import bonus, burn, burn_reversal, days_ago, earn, earn_reversal, expect, list_all
 from tests.e2e.settlement_world import at, current_month_id, previous_month, small_closed_month
@@ -99,6 +99,28 @@ def test_a_copy_answers_as_the_pilot_did_and_posts_on_from_its_ids(pilot, copy_f
     after_copy = expect(burn(copied_till, "t-6", "m3", 10, occurred_at=days_ago(0.01)))
     assert after_copy["id"] == after_pilot["id"] == before["transactions"][-1]["id"] + 1
     assert after_copy["allocations"] == after_pilot["allocations"]
+
+
+@pytest.fixture
+def one_stripe(monkeypatch):
+    """Every posting counted into stripe 0 of its period totals (a stripe is drawn at random)."""
+    monkeypatch.setattr(period_totals.random, "randrange", lambda _: 0)
+
+
+def test_one_rate_written_two_ways_on_sqlite_is_one_counter_in_the_copy(one_stripe, pilot, copy_from, client):
+    # m3 holds 20 points of coalition's; aroma's own redemption rate "0.010" from now on: its
+    # burn is counted at "0.010" beside t-4's and t-5's "0.01", two rows on SQLite, one rate
+    url, operator, till, closed = pilot
+    expect(operator.post("/api/v1/rates", json={"kind": "redemption", "value": "0.010", "partner_id": "aroma",
+                                                "effective_from": days_ago(0.02)}))
+    assert expect(burn(till, "t-6", "m3", 10, occurred_at=days_ago(0.01)))["allocations"][0]["issuer_id"] == "coalition"
+    before = stored(operator, closed)
+
+    status, output = copy_from(url)
+
+    assert status == 0, output
+    assert stored(Caller(client, operator.headers["Authorization"][7:]), closed) == before
+    assert CliRunner().invoke(main, ["db", "check"]).exit_code == 0
 
 
 def test_a_database_that_holds_anything_is_not_copied_into(pilot, copy_from, operator):
