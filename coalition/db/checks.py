@@ -15,10 +15,12 @@ import hashlib
 from sqlalchemy import case, func, select
 
 from coalition.db.models import Allocation, Lot, PairTotal, PartnerTotal, Statement, Transaction
+from coalition.domain import lots
 from coalition.domain.money import plain
 from coalition.domain.totals import ACTIVITY_FIELDS, REDEEMING
 
-MOVED = ("burn", "burn_reversal", "earn_reversal", "expiry")  # their points are their allocations'
+# every type but those that create a lot moves points by its allocations alone
+MOVED = tuple(kind for kind in lots.TYPES if kind not in lots.ISSUING)
 
 
 def problems(connection) -> list[str]:
@@ -102,7 +104,7 @@ def _activity_totals(connection):
         connection,
         (Transaction.period_id, Transaction.partner_id, Transaction.fee_rate),
         [
-            points_of("earn", "bonus"),
+            points_of(*lots.ISSUING),
             points_of("earn_reversal", sign=-1),
             func.sum(Transaction.shortfall_points),
             points_of("expiry", sign=-1),
