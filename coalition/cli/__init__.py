@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from coalition import auth, config
 from coalition.cli import databases, imports, keys
-from coalition.db import checks, copy
+from coalition.db import checks, copy, first_line
 from coalition.domain.errors import CoalitionError
 from coalition.logs import quantity
 from coalition.services import changes
@@ -82,10 +82,7 @@ def db_copy(source_url):
         except copy.SourceUnavailable as error:  # the target's own is said by `opened`
             raise click.ClickException(f"{error} (SOURCE_URL); nothing was copied") from None
         except DBAPIError as error:  # PostgreSQL refused the ledger copied, at commit
-            said = str(error.orig).strip().splitlines()
-            raise click.ClickException(
-                f"nothing was copied: {said[0] if said else error}"
-            ) from None
+            raise click.ClickException(f"nothing was copied: {first_line(error)}") from None
     click.echo(f"copied {databases.shown(source)} into {databases.shown(target)}:")
     for table, rows in copied.items():
         click.echo(f"  {table:<18} {rows:>12,}")

@@ -42,15 +42,9 @@ def opened(*, upgrade=False, wait=0, create=True):
     one without the newest schema they say how to get it instead of failing
     on a missing table.
     """
-    if _in_memory(config.database_url()):
-        raise click.ClickException(
-            "COALITION_DATABASE_URL names an in-memory SQLite database, which is gone when"
-            " the command ends: name a file (sqlite:///path/to/coalition.sqlite3)"
-        )
-    try:
-        database = database_of(create_app())
-    except (ArgumentError, ImportError, ValueError) as error:  # not a URL, no dialect or driver
-        raise click.ClickException(f"COALITION_DATABASE_URL cannot be used: {error}")
+    database = _built(
+        config.database_url(), "COALITION_DATABASE_URL", lambda: database_of(create_app())
+    )
     missing = _missing_file(database)
     if missing is not None and not (upgrade and create):  # said before SQLite would create it
         database.dispose()
@@ -72,14 +66,7 @@ def opened(*, upgrade=False, wait=0, create=True):
 def source(url: str):
     """The database ``db copy`` reads, as it is: never created, nor upgraded, since the
     copy must be of what the coalition holds, at the schema this release writes."""
-    if _in_memory(url):
-        raise click.ClickException(
-            "SOURCE_URL names an in-memory SQLite database, which holds nothing"
-        )
-    try:
-        database = Database(url)
-    except (ArgumentError, ImportError, ValueError) as error:
-        raise click.ClickException(f"SOURCE_URL cannot be used: {error}")
+    database = _built(url, "SOURCE_URL", lambda: Database(url))
     try:
         if (missing := _missing_file(database)) is not None:
             raise click.ClickException(f"there is no database at {missing} (SOURCE_URL)")
@@ -92,6 +79,20 @@ def source(url: str):
         raise click.ClickException(f"{error} (SOURCE_URL)") from None
     finally:
         database.dispose()
+
+
+def _built(url: str, named: str, make):
+    """The database ``url`` names (given as ``named``), built by ``make``; refused when it
+    is in memory, gone when the command ends, or not a URL the service can use."""
+    if _in_memory(url):
+        raise click.ClickException(
+            f"{named} names an in-memory SQLite database, which is gone when the command"
+            " ends: name a file (sqlite:///path/to/coalition.sqlite3)"
+        )
+    try:
+        return make()
+    except (ArgumentError, ImportError, ValueError) as error:  # not a URL, no dialect or driver
+        raise click.ClickException(f"{named} cannot be used: {error}")
 
 
 def _of_the_source(message: str) -> str:

@@ -163,6 +163,12 @@ def missing_table(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) == "42P01"
 
 
+def first_line(error: DBAPIError) -> str:
+    """The driver's first line: what went wrong, without the detail and context lines
+    PostgreSQL adds after it (a row's values, the function that raised)."""
+    return next(iter(str(error.orig).strip().splitlines()), "no answer")
+
+
 @contextmanager
 def reaching():
     """Raise :class:`Unavailable` for a database that cannot be reached, with the
@@ -171,7 +177,7 @@ def reaching():
     try:
         yield
     except DBAPIError as error:
-        reason = next(iter(str(error.orig).strip().splitlines()), "no answer")
+        reason = first_line(error)
         if missing_table(error):
             raise SchemaNotCurrent(TABLE_MISSING, reason) from error
         if not is_unavailable(error):

@@ -15,6 +15,7 @@ import hashlib
 from sqlalchemy import case, func, select
 
 from coalition.db.models import Allocation, Lot, PairTotal, PartnerTotal, Statement, Transaction
+from coalition.db.period_totals import PAIR_KEY
 from coalition.domain import lots
 from coalition.domain.money import plain
 from coalition.domain.totals import ACTIVITY_FIELDS, REDEEMING
@@ -71,29 +72,22 @@ def _allocated(key):
 
 
 def _redeemed_totals(connection):
-    keys = (
-        Allocation.period_id,
-        Allocation.issuer_id,
-        Allocation.redeemer_id,
-        Allocation.value_rate,
-    )
     ledger = _grouped(
-        connection, keys, [func.sum(-Allocation.points)], Allocation.type.in_(REDEEMING)
+        connection,
+        [getattr(Allocation, name) for name in PAIR_KEY],
+        [func.sum(-Allocation.points)],
+        Allocation.type.in_(REDEEMING),
     )
-    kept_keys = (
-        PairTotal.period_id,
-        PairTotal.issuer_id,
-        PairTotal.redeemer_id,
-        PairTotal.value_rate,
+    kept = _grouped(
+        connection, [getattr(PairTotal, name) for name in PAIR_KEY], [func.sum(PairTotal.points)]
     )
-    kept = _grouped(connection, kept_keys, [func.sum(PairTotal.points)])
-    for period, issuer, redeemer, rate in sorted(ledger.keys() | kept.keys(), key=str):
-        found, expected = _compared(kept, ledger, (period, issuer, redeemer, rate))
-        if found != expected:
-            yield (
-                f"{period}: points of {issuer} redeemed at {redeemer} at {plain(rate)} are kept as"
-                f" {found[0]}; the ledger makes {expected[0]}"
-            )
+    for (period, issuer, redeemer, rate), _, found, expected in _differing(
+        kept, ledger, ["points"]
+    ):
+        yield (
+            f"{period}: points of {issuer} redeemed at {redeemer} at {plain(rate)} are kept as"
+            f" {found}; the ledger makes {expected}"
+        )
 
 
 def _activity_totals(connection):
@@ -116,14 +110,23 @@ def _activity_totals(connection):
         (PartnerTotal.period_id, PartnerTotal.partner_id, PartnerTotal.fee_rate),
         [func.sum(getattr(PartnerTotal, field)) for field in ACTIVITY_FIELDS],
     )
-    for period, partner, fee_rate in sorted(ledger.keys() | kept.keys(), key=str):
-        found, expected = _compared(kept, ledger, (period, partner, fee_rate))
-        for field, kept_value, value in zip(ACTIVITY_FIELDS, found, expected, strict=True):
-            if kept_value != value:
-                yield (
-                    f"{period}: {field} of {partner} at {_fee(fee_rate)} is kept as"
-                    f" {kept_value}; the ledger makes {value}"
-                )
+    for (period, partner, fee_rate), field, found, expected in _differing(
+        kept, ledger, ACTIVITY_FIELDS
+    ):
+        yield (
+            f"{period}: {field} of {partner} at {_fee(fee_rate)} is kept as {found};"
+            f" the ledger makes {expected}"
+        )
+
+
+def _differing(kept: dict, ledger: dict, fields):
+    """``(key, field, kept, ledger)`` for each counter kept apart from what the ledger makes."""
+    zeros = (0,) * len(fields)
+    for key in sorted(kept.keys() | ledger.keys(), key=str):
+        both = zip(fields, kept.get(key, zeros), ledger.get(key, zeros), strict=True)
+        for field, found, expected in both:
+            if found != expected:
+                yield key, field, found, expected
 
 
 def _fee(rate) -> str:
@@ -144,11 +147,6 @@ def _grouped(connection, keys, sums, where=True) -> dict[tuple, tuple[int, ...]]
         before = found.get(key, (0,) * len(values))
         found[key] = tuple(map(sum, zip(before, values, strict=True)))
     return {key: values for key, values in found.items() if any(values)}
-
-
-def _compared(kept: dict, ledger: dict, key: tuple) -> tuple[tuple, tuple]:
-    width = len(next(iter(kept.values() or ledger.values())))
-    return kept.get(key, (0,) * width), ledger.get(key, (0,) * width)
 
 
 def _statements(connection):

@@ -37,7 +37,6 @@ class NotEmpty(Exception):
             f"the database to copy into is not new: it holds {', '.join(tables)}; copy into one"
             " that nothing but `coalition db upgrade` has written to"
         )
-        self.tables = tables
 
 
 class SourceUnavailable(Exception):
