@@ -200,11 +200,24 @@ def positions(
     return result
 
 
+def lines_by_partner(lines: list[PairLine]) -> dict[str, list[PairLine]]:
+    """Each partner's pair lines, as issuer or redeemer (own redemption once), in one pass:
+    what a settlement reads per partner, so that a coalition of P partners and L pair
+    lines costs O(L) and not O(P × L) (400 partners trade some 90,000 pair lines)."""
+    mine: dict[str, list[PairLine]] = defaultdict(list)
+    for line in lines:
+        mine[line.issuer_id].append(line)
+        if not line.own:
+            mine[line.redeemer_id].append(line)
+    return mine
+
+
 def counterparties(
     lines: list[PairLine], partner_id: str, base_currency: str
 ) -> list[Counterparty]:
-    """The partner's counterparties, by id, from the period's pair lines (own
-    redemption is not a counterparty: it moves no money)."""
+    """The partner's counterparties, by id, from the period's pair lines, or only the
+    partner's own (:func:`lines_by_partner`); own redemption is not a counterparty: it
+    moves no money."""
     zero = money.zero(base_currency)
     points, value = defaultdict(int), defaultdict(lambda: zero)
     for line in lines:

@@ -60,13 +60,16 @@ def compute(session, period: periods.Period, status: str) -> Settled:
         for partner in everyone
         if figures.fx[partner.id] is None and figures.took_part(partner.id)
     }
+    mine = arithmetic.lines_by_partner(figures.lines)
     document = {
         "period_id": period.id,
         "status": status,
         "start": period.start.isoformat(),
         "end": period.end.isoformat(),
         "base_currency": figures.base,
-        "partners": [_partner_entry(partner, figures) for partner in everyone],
+        "partners": [
+            _partner_entry(partner, figures, mine.get(partner.id, ())) for partner in everyone
+        ],
         "pair_lines": [_pair_line_entry(line) for line in figures.lines],
         "netting": _netting_entry(
             arithmetic.netting(figures.lines, figures.positions, figures.base)
@@ -139,10 +142,12 @@ def _repriced(session, period: periods.Period, kind: str, read, correct) -> list
     return correct(candidates, starts, read(session, period, windows, starts))
 
 
-def _partner_entry(partner, figures: _Figures) -> dict:
-    """One partner's figures of the settlement (SPEC §7), in the order they are stored."""
+def _partner_entry(partner, figures: _Figures, lines) -> dict:
+    """One partner's figures of the settlement (SPEC §7), in the order they are stored,
+    from its own pair lines (``lines``, :func:`arithmetic.lines_by_partner`)."""
     position, activity = figures.positions[partner.id], figures.activity[partner.id]
-    redeemed_here = [line for line in figures.lines if line.redeemer_id == partner.id]
+    partner_id = partner.id  # an ORM attribute: read once, not once a line
+    redeemed_here = [line for line in lines if line.redeemer_id == partner_id]
     fx = figures.fx[partner.id]
     fx_rate = None if fx is None else fx.value
     liability_points = figures.liability_points.get(partner.id, 0)

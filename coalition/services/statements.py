@@ -47,6 +47,8 @@ def issue(session, settled: "Settled", now: datetime) -> None:
         "base_currency": result["base_currency"],
     }
     late = _late_items(session, period_id, reference.calendar)
+    names = {entry["partner_id"]: entry["name"] for entry in result["partners"]}
+    mine = arithmetic.lines_by_partner(lines)
     for index, entry in enumerate(
         sorted(result["partners"], key=lambda e: e["partner_id"]), start=1
     ):
@@ -58,7 +60,9 @@ def issue(session, settled: "Settled", now: datetime) -> None:
             "partner_name": entry["name"],
             "currency": entry["currency"],
             "summary": entry,
-            "counterparties": _counterparties(result, lines, partner_id),
+            "counterparties": _counterparties(
+                result["base_currency"], names, mine.get(partner_id, []), partner_id
+            ),
             "late_items": late.get(partner_id, []),
         }
         text = canonical(body)
@@ -83,9 +87,8 @@ def _coalition_name(result: dict) -> str:
     return name
 
 
-def _counterparties(result: dict, lines: list, partner_id: str) -> list[dict]:
-    """The statement's counterparty table, from the settlement's pair lines."""
-    names = {entry["partner_id"]: entry["name"] for entry in result["partners"]}
+def _counterparties(base: str, names: dict, lines: list, partner_id: str) -> list[dict]:
+    """The statement's counterparty table, from the partner's pair lines."""
     return [
         {
             "partner_id": side.partner_id,
@@ -96,7 +99,7 @@ def _counterparties(result: dict, lines: list, partner_id: str) -> list[dict]:
             "value_out": money.text(side.value_out),
             "net": money.text(side.net),
         }
-        for side in arithmetic.counterparties(lines, partner_id, result["base_currency"])
+        for side in arithmetic.counterparties(lines, partner_id, base)
     ]
 
 
