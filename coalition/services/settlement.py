@@ -45,9 +45,11 @@ class _Figures(NamedTuple):
     point_value: Decimal | None
     fx: dict[str, Rate | None]
 
-    def took_part(self, partner_id: str) -> bool:
+    def took_part(self, partner_id: str, lines) -> bool:
+        """Whether the partner took part, given its own pair lines
+        (:func:`arithmetic.lines_by_partner`)."""
         return arithmetic.took_part(
-            partner_id, self.positions[partner_id], self.activity[partner_id], self.lines
+            partner_id, self.positions[partner_id], self.activity[partner_id], lines
         )
 
 
@@ -55,12 +57,13 @@ def compute(session, period: periods.Period, status: str) -> Settled:
     """The settlement of ``period``, from one pass of aggregates."""
     everyone = partner_service.all_partners(session)
     figures = _figures(session, period, everyone)
+    mine = arithmetic.lines_by_partner(figures.lines)
     missing_fx = {
         partner.currency
         for partner in everyone
-        if figures.fx[partner.id] is None and figures.took_part(partner.id)
+        if figures.fx[partner.id] is None
+        and figures.took_part(partner.id, mine.get(partner.id, ()))
     }
-    mine = arithmetic.lines_by_partner(figures.lines)
     document = {
         "period_id": period.id,
         "status": status,
