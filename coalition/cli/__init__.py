@@ -50,7 +50,7 @@ def main():
 
 @main.group()
 def db():
-    """Database schema."""
+    """The database: its schema, a check of its sums, a copy into another."""
 
 
 @db.command("upgrade")
