@@ -8,12 +8,15 @@ Positive bars (to the right) are the receivable side — the counterparty's
 customers redeemed more here than this partner's customers did there; negative
 bars (to the left) are the payable side.
 
-A coalition can have a hundred partners, so the chart draws only the largest
-positions and says so under the bars: it is for seeing at a glance, the table
-beside it holds every line. The rest are not folded into one "others" bar,
-because such a bar dwarfs every real counterparty.
+A coalition can have hundreds of partners, so the chart draws only the largest
+positions and says so under the bars, with what the rest net together: it is
+for seeing at a glance, the table beside it holds every line. The rest are not
+folded into one "others" bar, because such a bar dwarfs every real
+counterparty. Names need not be unique (a chain's outlets), so a name that two
+counterparties share is followed by each one's partner id, as in the table.
 """
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import NamedTuple
@@ -43,10 +46,12 @@ class Bar(NamedTuple):
     Attributes:
         label: counterparty name.
         net: value in minus value out, in the base currency.
+        tag: the counterparty's partner id, printed after a name another one shares.
     """
 
     label: str
     net: Decimal
+    tag: str = ""
 
 
 def net_position_chart(
@@ -58,23 +63,24 @@ def net_position_chart(
     """Draw net position by counterparty as horizontal bars around a zero axis.
 
     Args:
-        counterparties: statement counterparty rows; ``name`` and ``net``
-            (a decimal string) are used.
+        counterparties: statement counterparty rows; ``partner_id``, ``name`` and
+            ``net`` (a decimal string) are used.
         width: drawing width in points, normally the frame width.
         format_amount: turns a net into its label, so the chart prints money
             exactly as the statement's tables do.
         max_bars: most bars drawn; beyond it only the largest absolute nets
-            are drawn and a caption says how many of how many.
+            are drawn and a caption says how many of how many, and what the
+            others net.
 
     Returns:
         A Drawing sized to its bars, ready to be placed in a story.
     """
     fonts.register()
-    rows = [Bar(row["name"], Decimal(row["net"])) for row in counterparties]
+    rows = _bars(counterparties)
     bars = _largest(rows, max_bars)
     labels = [format_amount(bar.net) for bar in bars]
     shortened = len(bars) < len(rows)
-    axis_bottom = _LEGEND_HEIGHT + (_CAPTION_HEIGHT if shortened else 0)
+    axis_bottom = _LEGEND_HEIGHT + (2 * _CAPTION_HEIGHT if shortened else 0)
     height = axis_bottom + len(bars) * _ROW_PITCH + _GAP
     # Without an initial font ReportLab opens every drawing in Helvetica.
     drawing = Drawing(width, height, initialFontName=fonts.REGULAR, initialFontSize=_FONT_SIZE)
@@ -87,19 +93,32 @@ def net_position_chart(
     _draw_legend(drawing, axis_bottom - _LEGEND_HEIGHT)
     if shortened:
         caption = f"Largest {len(bars)} of {len(rows)} counterparties by size of net position; "
-        drawing.add(_text(_PLOT_X, 2, caption + "the table lists them all."))
+        drawing.add(_text(_PLOT_X, 2 + _CAPTION_HEIGHT, caption + "the table lists them all."))
+        others = sum((row.net for row in rows), Decimal(0)) - sum(bar.net for bar in bars)
+        remark = f"The other {len(rows) - len(bars)} together: net {format_amount(others)}."
+        drawing.add(_text(_PLOT_X, 2, remark))
     return drawing
+
+
+def _bars(counterparties: Iterable[Mapping]) -> list[Bar]:
+    """A bar a counterparty, tagged with its partner id where its name is not its own."""
+    rows = list(counterparties)
+    names = Counter(row["name"] for row in rows)
+    return [
+        Bar(row["name"], Decimal(row["net"]), row["partner_id"] if names[row["name"]] > 1 else "")
+        for row in rows
+    ]
 
 
 def _largest(bars: list[Bar], max_bars: int) -> list[Bar]:
     """Pick the bars to draw: at most ``max_bars`` of the largest absolute nets.
 
-    Ties are broken by name so the same statement always draws the same chart.
-    The bars come back ordered from the most receivable to the most payable,
-    which reads top to bottom like a ranking.
+    Ties are broken by name, then id, so the same statement always draws the
+    same chart. The bars come back ordered from the most receivable to the most
+    payable, which reads top to bottom like a ranking.
     """
-    largest = sorted(bars, key=lambda bar: (-abs(bar.net), bar.label))[:max_bars]
-    return sorted(largest, key=lambda bar: (-bar.net, bar.label))
+    largest = sorted(bars, key=lambda bar: (-abs(bar.net), bar.label, bar.tag))[:max_bars]
+    return sorted(largest, key=lambda bar: (-bar.net, bar.label, bar.tag))
 
 
 def _axis(bars: list[Bar], labels: list[str], width: float) -> tuple[float, float]:
@@ -130,9 +149,14 @@ def _widest(labels: Iterable[str]) -> float:
 def _draw_bar(
     drawing: Drawing, bar: Bar, label: str, zero_x: float, scale: float, y: float
 ) -> None:
-    """Draw one row: name on the left, the bar from zero, its amount at its end."""
-    name = fonts.fit(bar.label, fonts.REGULAR, _FONT_SIZE, _NAME_WIDTH)
-    drawing.add(_text(_NAME_WIDTH, y + 2, name, anchor="end", whole=bar.label))
+    """Draw one row: name (and tag) on the left, the bar from zero, its amount at its end."""
+    name_end = _NAME_WIDTH
+    if bar.tag:
+        tag = fonts.fit(bar.tag, fonts.REGULAR, _FONT_SIZE, _NAME_WIDTH / 2)
+        drawing.add(_text(name_end, y + 2, tag, anchor="end", colour=styles.MUTED))
+        name_end -= stringWidth(tag, fonts.REGULAR, _FONT_SIZE) + _GAP
+    name = fonts.fit(bar.label, fonts.REGULAR, _FONT_SIZE, name_end)
+    drawing.add(_text(name_end, y + 2, name, anchor="end", whole=bar.label))
     end = zero_x + float(bar.net) * scale
     colour = _PAYABLE_COLOUR if bar.net < 0 else _RECEIVABLE_COLOUR
     drawing.add(
@@ -146,14 +170,21 @@ def _draw_bar(
         drawing.add(_text(end + _GAP, y + 2, label))
 
 
-def _text(x: float, y: float, text: str, anchor: str = "start", whole: str | None = None) -> Group:
+def _text(
+    x: float,
+    y: float,
+    text: str,
+    anchor: str = "start",
+    whole: str | None = None,
+    colour=styles.INK,
+) -> Group:
     """A line of text from ``x``, or ending at it, each run in the font that has its glyphs
     (``whole``: the text it was shortened from, see :func:`fonts.runs`)."""
     if anchor == "end":
         x -= fonts.width(text, fonts.REGULAR, _FONT_SIZE, whole)
     line = Group()
     for run, font in fonts.runs(text, whole=whole):
-        line.add(String(x, y, run, fontName=font, fontSize=_FONT_SIZE, fillColor=styles.INK))
+        line.add(String(x, y, run, fontName=font, fontSize=_FONT_SIZE, fillColor=colour))
         x += stringWidth(run, font, _FONT_SIZE)
     return line
 

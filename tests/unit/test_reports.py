@@ -216,6 +216,44 @@ def test_long_counterparty_table_numbers_pages_and_repeats_its_header():
     assert all(f"Partner {n:03d}" in " ".join(pages) for n in range(120))
 
 
+def _netting(partner_id: str, name: str, net: str) -> dict:
+    return {"partner_id": partner_id, "name": name, "points_in": 0, "value_in": "0.00",
+            "points_out": 0, "value_out": "0.00", "net": net}
+
+
+def test_the_chart_of_many_counterparties_says_what_those_it_leaves_out_net_together():
+    """Ten bars of 20.00 to 29.00 (or their negatives) are drawn; the two smallest
+    nets, 0.25 and -0.10, are not: together 0.15."""
+    drawn = [_netting(f"p{n}", f"Partner {n}", f"{(-1) ** n * (20 + n)}.00") for n in range(10)]
+    left_out = [_netting("small", "Small", "0.25"), _netting("tiny", "Tiny", "-0.10")]
+    first = pages_text(render_pdf(make_statement(counterparties=drawn + left_out)))[0]
+
+    assert "Largest 10 of 12 counterparties by size of net position" in first
+    assert "The other 2 together: net 0.15." in first
+    chart = first[first.index("Net position by counterparty"):first.index("Largest 10")]
+    assert "Partner 9" in chart and "Small" not in chart and "Tiny" not in chart
+
+
+def test_a_chart_with_every_counterparty_drawn_says_nothing_of_others():
+    rows = [_netting("small", "Small", "0.25"), _netting("tiny", "Tiny", "-0.10")]
+    first = pages_text(render_pdf(make_statement(counterparties=rows)))[0]
+    assert "Largest" not in first and "The other" not in first
+
+
+def test_a_name_two_counterparties_share_is_told_apart_by_their_ids_in_the_chart():
+    """A chain's outlets may share a name; the chart's labels then carry each one's id
+    (the table always does), and a name of its own is printed alone."""
+    rows = [_netting("sb-north", "Starbucks", "5.00"), _netting("sb-south", "Starbucks", "-3.00"),
+            _netting("aroma-2", "Aroma", "1.00")]
+    runs = [run for run in text_runs(render_pdf(make_statement(counterparties=rows))) if run[3] == 7.5]
+    chart_ids = [text for text, *_ in runs if text in ("sb-north", "sb-south", "aroma-2")]
+    assert chart_ids == ["sb-north", "sb-south"]  # in bar order: most receivable first
+    ends = {text: x + stringWidth(text, "Roboto", 7.5) for text, x, *_ in runs}
+    starts = {text: x for text, x, *_ in runs}
+    assert ends["Starbucks"] < starts["sb-north"]  # the name, then its id
+    assert ends["Aroma"] == pytest.approx(ends["sb-north"], abs=0.01)  # both at the column's edge
+
+
 @pytest.mark.parametrize("count", [45, 87])
 def test_a_counterparty_tables_total_never_stands_alone_under_its_header(count):
     # 45 lines filled pages 1 and 2 exactly, and page 3 held the repeated header and the
