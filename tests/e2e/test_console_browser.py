@@ -23,6 +23,7 @@ import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -399,6 +400,96 @@ def test_a_long_partner_name_in_the_net_position_chart_keeps_its_beginning_and_f
     box = browser.execute_script("const b = arguments[0].getBBox(); return [b.x, b.x + b.width]", label)
     # the area left of the bars is 200 units wide; 28 letters ran off its left edge, the name's start with them
     assert 0 <= box[0] and box[1] <= 200, box
+
+
+CHAIN = (3, 4)  # the partners of many_partners that share the name "Outlet"
+
+
+@pytest.fixture
+def many_partners(operator) -> str:
+    """22 EUR partners p00–p21 in the previous month, closed; p03 and p04 are both
+    "Outlet" (a chain's two shops). Each partner's points are spent at the ten partners
+    after it (p21's at p00–p09): member m-i-j earns 100 × (i + 1) + j points at p<i>
+    (1 point per EUR) and spends them all at p<j>, so the 220 pair lines' values all
+    differ, p21 → p09's 2,209 points at 0.01 EUR (22.09) the largest."""
+    start, _, period_id = previous_month()
+    for i in range(22):
+        add_partner(operator, f"p{i:02d}", "Outlet" if i in CHAIN else f"Partner {i:02d}", "shop", "EUR")
+        add_rate(operator, "earn", "1", partner_id=f"p{i:02d}")
+    add_rate(operator, "redemption", "0.01")
+    add_rate(operator, "fee", "0.001")
+    earns, burns = [], []
+    for i in range(22):
+        for j in ((i + step) % 22 for step in range(1, 11)):
+            member, points = f"m-{i}-{j}", 100 * (i + 1) + j
+            earns.append({"external_id": f"{member}-earn", "type": "earn", "partner_id": f"p{i:02d}",
+                          "member_id": member, "occurred_at": at(start, 1), "amount": f"{points}.00",
+                          "currency": "EUR"})
+            burns.append({"external_id": f"{member}-burn", "type": "burn", "partner_id": f"p{j:02d}",
+                          "member_id": member, "occurred_at": at(start, 2), "points": points})
+    for items in (earns, burns):
+        results = expect(operator.post("/api/v1/transactions/batch", json={"transactions": items}), 200)
+        assert {result["status"] for result in results["results"]} == {201}
+    close(operator, period_id)
+    return period_id
+
+
+def test_a_settlement_of_many_partners_charts_the_largest_nets_and_lists_the_largest_pair_lines(
+        browser, server, operator, many_partners):
+    from selenium.webdriver.common.by import By
+
+    settlement = expect(operator.get(f"/api/v1/settlements/{many_partners}"), 200)
+    assert len(settlement["partners"]) == 23 and len(settlement["pair_lines"]) == 220  # coalition too
+    by_size = sorted(settlement["partners"], key=lambda p: (-abs(Decimal(p["net"])), p["partner_id"]))
+    assert abs(Decimal(by_size[19]["net"])) > abs(Decimal(by_size[20]["net"]))  # no tie at the cut
+    named = {p["partner_id"]: f"Outlet ({p['partner_id']})" if p["name"] == "Outlet" else p["name"]
+             for p in settlement["partners"]}
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"settlement/{many_partners}", f"Settlement {many_partners}")
+    bars = [g.find_element(By.TAG_NAME, "title").get_attribute("textContent")
+            for g in browser.find_elements(By.CSS_SELECTOR, "figure.chart g.bar")]
+    drawn = sorted(by_size[:20], key=lambda p: (-Decimal(p["net"]), p["partner_id"]))
+    assert [bar.split(": ")[0] for bar in bars] == [named[p["partner_id"]] for p in drawn]
+    main = text_of(browser)
+    assert "The largest 20 of 23 partners by size of net position; the table lists them all." in main
+    assert "The 200 largest of 220 pair lines by value" in main
+
+    rows = pair_line_rows(browser)
+    assert len(rows) == 200
+    assert rows[0] == ["Partner 21", "Partner 09", "2,209", "22.09"]  # 100 × 22 + 9 points
+    # the smallest listed: of 220 values, the 200th largest; the 20 below it are p00's and p01's
+    assert rows[-1] == ["Partner 02", "Outlet (p03)", "303", "3.03"]
+
+
+def test_a_settlement_lists_every_pair_line_of_the_partner_chosen(browser, server, operator, many_partners):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"settlement/{many_partners}", f"Settlement {many_partners}")
+    Select(browser.find_element(By.ID, "partner_id")).select_by_visible_text("Outlet (p04)")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    wait_for(browser, lambda d: "partner_id=p04" in d.current_url, "the address did not keep the choice")
+    page_loaded(browser, f"Settlement {many_partners}")
+    rows = pair_line_rows(browser)
+    # p04 issues to p05–p14 (500 + j points) and redeems from p16–p21 and p00–p03 (100 × (i + 1) + 4)
+    issued = {(f"Partner {j:02d}", f"{500 + j}") for j in range(5, 15)}
+    redeemed = {(f"Partner {i:02d}" if i != 3 else "Outlet (p03)", f"{100 * (i + 1) + 4:,}")
+                for i in (*range(16, 22), 0, 1, 2, 3)}
+    assert {(row[1], row[2]) for row in rows if row[0] == "Outlet (p04)"} == issued
+    assert {(row[0], row[2]) for row in rows if row[1] == "Outlet (p04)"} == redeemed
+    assert len(rows) == 20
+    assert "The 200 largest" not in text_of(browser)
+
+
+def pair_line_rows(browser) -> list[list[str]]:
+    """The cells of each row of the settlement page's pair lines table."""
+    from selenium.webdriver.common.by import By
+
+    table = browser.find_element(By.XPATH, "//h2[text()='Pair lines']/following::table[1]")
+    return [[cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+            for row in table.find_elements(By.CSS_SELECTOR, "tbody tr")]
 
 
 def test_settlement_shows_the_netting_summary_of_the_api(browser, server, operator, month):

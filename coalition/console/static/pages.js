@@ -262,7 +262,23 @@ export async function periods({ who, notify, rerender }) {
 
 // --- settlement ---------------------------------------------------------------------------
 
-export async function settlement({ param, who, notify }) {
+const CHARTED_PARTNERS = 20; // bars of the net-position chart: the largest nets, as the PDF draws ten
+const LISTED_PAIR_LINES = 200; // pair lines listed for every partner at once: the largest values
+
+/** The items of largest absolute ``value``, at most ``most``, largest first: what a page
+ * of a coalition of hundreds of partners shows at once (its CSV holds every one). */
+function largest(items, most, value) {
+  return items.slice().sort((a, b) => Math.abs(Number(value(b))) - Math.abs(Number(value(a)))).slice(0, most);
+}
+
+/** A partner's name, followed by its id where another partner has the same name (a chain's outlets). */
+function namer(partners) {
+  const uses = new Map();
+  for (const p of partners) uses.set(p.name, (uses.get(p.name) ?? 0) + 1);
+  return (p) => (uses.get(p.name) > 1 ? `${p.name} (${p.partner_id})` : p.name);
+}
+
+export async function settlement({ param, query, who, notify }) {
   if (who.own_partner) {
     return [heading("Settlement"), h("p", {}, "A key bound to a partner reads that partner's statements instead."), link("statements", "Go to statements")];
   }
@@ -278,7 +294,15 @@ export async function settlement({ param, who, notify }) {
   const base = result.base_currency;
   const n = result.netting;
   const partners = result.partners.slice().sort((a, b) => a.partner_id.localeCompare(b.partner_id));
-  const names = Object.fromEntries(partners.map((p) => [p.partner_id, p.name]));
+  const label = namer(partners);
+  const names = Object.fromEntries(partners.map((p) => [p.partner_id, label(p)]));
+  const charted = largest(partners, CHARTED_PARTNERS, (p) => p.net).sort(
+    (a, b) => Number(b.net) - Number(a.net) || a.partner_id.localeCompare(b.partner_id),
+  );
+  const chosen = Object.hasOwn(names, query.partner_id ?? "") ? query.partner_id : "";
+  const lines = chosen
+    ? result.pair_lines.filter((l) => l.issuer_id === chosen || l.redeemer_id === chosen)
+    : largest(result.pair_lines, LISTED_PAIR_LINES, (l) => l.value);
   return [
     heading(`Settlement ${result.period_id} `, badge(result.status)),
     h(
@@ -311,9 +335,12 @@ export async function settlement({ param, who, notify }) {
     ]),
     charts.divergingBars(
       `Net position by partner (${base})`,
-      partners.map((p) => ({ label: p.name, value: p.net, text: money(p.net, base) })),
+      charted.map((p) => ({ label: label(p), value: p.net, text: money(p.net, base) })),
       { description: `Net position of each partner in ${base}`, positive: "operator pays", negative: "partner pays" },
     ),
+    charted.length < partners.length
+      ? h("p", { class: "hint" }, `The largest ${charted.length} of ${count(partners.length)} partners by size of net position; the table lists them all.`)
+      : null,
     h("h2", {}, "Partners"),
     table(
       [
@@ -335,6 +362,13 @@ export async function settlement({ param, who, notify }) {
     ),
     h("h2", {}, "Pair lines"),
     h("p", { class: "hint" }, "What each issuer owes each redeemer for the points spent there; own redemption carries no money."),
+    result.pair_lines.length > LISTED_PAIR_LINES
+      ? filters(
+          `settlement/${encodeURIComponent(result.period_id)}`,
+          "Choose a partner's pair lines",
+          field("Pair lines of", select("partner_id", [["", "Every partner"], ...partners.map((p) => [p.partner_id, label(p)])], chosen)),
+        )
+      : null,
     table(
       [
         { label: "Issuer", value: (l) => names[l.issuer_id] ?? l.issuer_id },
@@ -342,9 +376,16 @@ export async function settlement({ param, who, notify }) {
         { label: "Points", value: (l) => count(l.points), numeric: true },
         { label: `Value (${base})`, value: (l) => (l.own_redemption ? "own redemption" : decimal(l.value)), numeric: true },
       ],
-      result.pair_lines,
-      { empty: "No points were redeemed in this period." },
+      lines,
+      { empty: chosen ? `No points issued or redeemed by ${names[chosen]} were redeemed in this period.` : "No points were redeemed in this period." },
     ),
+    !chosen && lines.length < result.pair_lines.length
+      ? h(
+          "p",
+          { class: "hint" },
+          `The ${count(lines.length)} largest of ${count(result.pair_lines.length)} pair lines by value: choose a partner for every line of its own, or download the CSV for all of them.`,
+        )
+      : null,
     result.status === "final"
       ? h("p", {}, link(route("statements", { period_id: result.period_id }), "Statements of this period →"))
       : null,
