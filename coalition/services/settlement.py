@@ -149,8 +149,7 @@ def _partner_entry(partner, figures: _Figures, lines) -> dict:
     """One partner's figures of the settlement (SPEC §7), in the order they are stored,
     from its own pair lines (``lines``, :func:`arithmetic.lines_by_partner`)."""
     position, activity = figures.positions[partner.id], figures.activity[partner.id]
-    partner_id = partner.id  # an ORM attribute: read once, not once a line
-    redeemed_here = [line for line in lines if line.redeemer_id == partner_id]
+    redeemed_here = [line for line in lines if line.redeemer_id == partner.id]
     fx = figures.fx[partner.id]
     fx_rate = None if fx is None else fx.value
     liability_points = figures.liability_points.get(partner.id, 0)
