@@ -17,6 +17,7 @@ threads; to change reference data, load its ORM object in a session.
 """
 
 import bisect
+import dataclasses
 import itertools
 from collections import defaultdict
 from collections.abc import Mapping
@@ -47,8 +48,13 @@ def _stamp_generation(session, _context, _instances) -> None:
 
 
 @event.listens_for(Session, "after_transaction_end")
-def _transaction_ended(session, _transaction) -> None:
-    forget(session)
+def _transaction_ended(session, transaction) -> None:
+    """Forget the catalog when the transaction or a savepoint ends, not when a flush
+    does: each flush runs in a subtransaction of its own, and forgetting there made
+    every flush cost a read of the generation, and a close of a backlog of periods a
+    read of the whole catalog for each period (:func:`closed_here`)."""
+    if transaction.parent is None or transaction.nested:
+        forget(session)
 
 
 def forget(session) -> None:
@@ -214,6 +220,19 @@ def adopt(session, generation: int) -> Catalog:
         _cached[engine] = catalog
     session.info[_IN_SESSION] = catalog
     return catalog
+
+
+def closed_here(session, reference: Catalog, period: periods.Period) -> None:
+    """This transaction's catalog once it has closed ``period``: ``reference``, the one
+    it closed with, with that period its last closed, at the generation the close
+    stamped. A backlog closes hundreds of periods in one transaction, each a flush of
+    reference data, and reading every key and rate version again for each cost more
+    than the close itself (keys and rate versions only grow). Kept in the session only:
+    this process's copy is read afresh at its next request, as every other process's."""
+    generation = session.connection().exec_driver_sql(GENERATION_QUERY).scalar_one()
+    after = dataclasses.replace(reference, generation=generation, last_closed=period)
+    object.__setattr__(after, "_kept", reference._kept)  # rates_of's work: the rates are the same
+    session.info[_IN_SESSION] = after
 
 
 def if_current(database, generation: int | None = None) -> Catalog | None:

@@ -310,6 +310,7 @@ def _close_one(session, period: periods.Period, now: datetime) -> dict:
             f"no fx rate at the end of {period.id} for {', '.join(settled.missing_fx)}: "
             f"add one effective before {end.isoformat()}"
         )
+    reference = catalog.current(session)
     session.add(
         models.Period(
             id=period.id,
@@ -320,5 +321,6 @@ def _close_one(session, period: periods.Period, now: datetime) -> dict:
         )
     )
     session.flush()
+    catalog.closed_here(session, reference, period)
     statements.issue(session, settled, now)
     return result

@@ -136,3 +136,24 @@ def test_a_balance_lookup_is_one_statement_and_a_lookup_without_a_key_none(coali
     ledger = [statement for statement in looked_up if not statement.startswith(("BEGIN", "COMMIT"))]
     assert len(ledger) == 1 and "generation" in ledger[0]
     assert sent == []
+
+
+def test_a_backlog_close_reads_the_catalog_once_not_once_a_period(coalition, elsewhere, monkeypatch):
+    """Each period closed stamps a new generation; the close itself goes on with the
+    catalog it holds (only its last closed period moved), not a fresh read of every key
+    and rate version for each period: years of daily periods took a minute that way."""
+    expect(earn(coalition, "early", "m1", "100.00", occurred_at=days_ago(80)))
+    add_rate(coalition, "fx", "0.01", currency="RUB")
+    loads = []
+    read = catalog._load
+    monkeypatch.setattr(catalog, "_load", lambda *args: loads.append(args) or read(*args))
+
+    def close_the_last_ended(session):
+        periods = catalog.current(session).calendar
+        last_ended = periods.containing(periods.containing(datetime.now(UTC)).start - timedelta(seconds=1))
+        return settlement.close_through(session, last_ended.id, datetime.now(UTC))
+
+    assert len(elsewhere.run(close_the_last_ended)) >= 2
+    assert len(loads) == 1
+    assert elsewhere.run(lambda s: catalog.current(s).last_closed) is not None
+
