@@ -19,6 +19,7 @@ threads; to change reference data, load its ORM object in a session.
 import bisect
 import dataclasses
 import itertools
+import threading
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from coalition.db.rows import as_rate
 from coalition.domain import periods, rates
 
 _cached: WeakKeyDictionary = WeakKeyDictionary()  # engine → Catalog
+_loading: WeakKeyDictionary = WeakKeyDictionary()  # engine → the lock its catalog is read under
+_loading_guard = threading.Lock()
 _IN_SESSION = "coalition.catalog"  # session.info key: the catalog of the current transaction
 GENERATION_QUERY = "SELECT generation FROM settings"  # plain SQL: read on every request
 
@@ -216,10 +219,22 @@ def adopt(session, generation: int) -> Catalog:
     engine = session.get_bind().engine
     catalog = _cached.get(engine)
     if catalog is None or catalog.generation != generation:
-        catalog = _load(session, generation)
-        _cached[engine] = catalog
+        # One thread reads it, the others wait for its copy: after a change, every
+        # thread's next request finds its copy old at once, and each reading the whole
+        # catalog (thousands of keys and rate versions) took eight times the CPU, under
+        # the one interpreter lock, from the requests they were serving.
+        with _lock_of(engine):
+            catalog = _cached.get(engine)
+            if catalog is None or catalog.generation != generation:
+                catalog = _load(session, generation)
+                _cached[engine] = catalog
     session.info[_IN_SESSION] = catalog
     return catalog
+
+
+def _lock_of(engine) -> threading.Lock:
+    with _loading_guard:
+        return _loading.setdefault(engine, threading.Lock())
 
 
 def closed_here(session, reference: Catalog, period: periods.Period) -> None:

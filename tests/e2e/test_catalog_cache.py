@@ -5,6 +5,7 @@ database (another process, as far as the app's cache can tell) and checks
 that the app's very next request sees the change.
 """
 
+import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -16,6 +17,7 @@ from coalition.db import Database, models
 from coalition.services import calendar, catalog, partners, rates, settlement
 from tests.conftest import days_ago
 from tests.e2e.helpers import add_rate, earn, expect
+from tests.threads import together
 
 
 @pytest.fixture
@@ -157,3 +159,25 @@ def test_a_backlog_close_reads_the_catalog_once_not_once_a_period(coalition, els
     assert len(loads) == 1
     assert elsewhere.run(lambda s: catalog.current(s).last_closed) is not None
 
+
+def test_threads_finding_their_copy_old_read_the_catalog_once(coalition, elsewhere, monkeypatch):
+    """After a change every thread's next request finds the process's copy old: one of
+    them reads the catalog, the others wait for its copy instead of each reading it."""
+    elsewhere.run(catalog.current)  # the process's copy, then made old by a change
+    elsewhere.run(partners.update, "aroma", {"hold_days": 1})
+    loads = []
+    read = catalog._load
+
+    def slow_read(*args):
+        loads.append(args)
+        time.sleep(0.2)  # long enough for every thread to find the copy old meanwhile
+        return read(*args)
+
+    monkeypatch.setattr(catalog, "_load", slow_read)
+    holds = together(
+        *[lambda: elsewhere.run_reading(lambda s: catalog.current(s).partners["aroma"].hold_days)]
+        * 4,
+        wait=30,
+    )
+    assert holds == [1, 1, 1, 1]
+    assert len(loads) == 1
