@@ -7,7 +7,7 @@ import marshmallow
 from werkzeug.http import HTTP_STATUS_CODES
 
 from coalition import auth
-from coalition.db import SchemaNotCurrent, Unavailable
+from coalition.db import Busy, SchemaNotCurrent, Unavailable
 from coalition.domain.errors import (
     CoalitionError,
     Conflict,
@@ -77,7 +77,8 @@ UNAUTHENTICATED = SharedError(
 DATABASE_UNAVAILABLE = SharedError(
     503,
     "DATABASE_UNAVAILABLE",
-    "database_unavailable: the service cannot reach its database; ask again after"
+    "database_unavailable: the service cannot reach its database, or waited too long for"
+    " another's lock on it (a close, say); ask again after"
     " Retry-After seconds (a transaction posted again answers as a replay if it was written);"
     " schema_not_current: the database does not have this release's schema, until its"
     " operator runs `coalition db upgrade`",
@@ -110,9 +111,14 @@ SHARED_ERRORS = (
 
 
 INVALID_FIELDS = "Invalid fields"
-UNAVAILABLE = (
-    "the service cannot reach its database just now; try again: a transaction posted"
-    " again with the same external_id answers as a replay if it was written"
+AGAIN = (
+    "try again: a transaction posted again with the same external_id answers as a replay"
+    " if it was written"
+)
+UNAVAILABLE = f"the service cannot reach its database just now; {AGAIN}"
+BUSY = (
+    "the service waited too long for other work on the database (a period being closed,"
+    f" say) to let go of what this request needs; {AGAIN}"
 )
 RETRY_AFTER_SECONDS = 5
 
@@ -124,10 +130,11 @@ def unavailable(message: str, reason: str = "database_unavailable"):
 
 def database_away(error: Unavailable):
     """The 503 of a request, or a batch's item, the database failed: its tables gone
-    (``schema_not_current``, as /readyz says until the schema is made), or itself."""
+    (``schema_not_current``, as /readyz says until the schema is made), itself, or a
+    lock waited for past its limit, behind a close, say: a database that answers."""
     if isinstance(error, SchemaNotCurrent):
         return unavailable(error.why, "schema_not_current")
-    return unavailable(UNAVAILABLE)
+    return unavailable(BUSY if isinstance(error, Busy) else UNAVAILABLE)
 
 
 def error_body(code: int, message: str, *, reason: str | None = None, errors=None) -> dict:

@@ -1185,5 +1185,6 @@ def test_a_page_kept_waiting_too_long_by_postings_in_flight_is_503_to_ask_again(
     with ThreadPoolExecutor(max_workers=1) as pool, close:  # answered while the close holds on, however late
         reply = pool.submit(local_operator.get, "/api/v1/transactions").result(timeout=WAIT)
     assert (reply.status_code, reply.get_json()["reason"]) == (503, "database_unavailable")
+    assert reply.get_json()["message"].startswith("the service waited too long for other work on the database")
     assert reply.headers["Retry-After"]
     assert [item["external_id"] for item in list_all(local_operator)] == ["page-first"]

@@ -906,7 +906,8 @@ def test_a_database_away_is_told_in_the_consoles_words_and_can_be_tried_again(br
     with monkeypatch.context() as patched:
         patched.setattr(partners, "all_partners", lambda session: (_ for _ in ()).throw(Unavailable("away")))
         go(browser, server, "partners", "Could not load this page")
-        assert "The service cannot reach its database just now: try again in a moment." in text_of(browser)
+        assert ("The service could not get to its database just now (out of reach, or busy with other work"
+                " such as closing a period): try again in a moment.") in text_of(browser)
         assert "external_id" not in text_of(browser)
     browser.find_element(By.XPATH, "//main//button[text()='Try again']").click()
     page_loaded(browser, "Partners")

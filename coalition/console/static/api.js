@@ -5,7 +5,7 @@
 const KEY = "coalition.key";
 const UNREACHABLE = "The service cannot be reached: check the network connection, then try again.";
 // the API's own 503 message goes on to tell a till how a retried posting is answered
-const DATABASE_AWAY = "The service cannot reach its database just now: try again in a moment.";
+const DATABASE_AWAY = "The service could not get to its database just now (out of reach, or busy with other work such as closing a period): try again in a moment.";
 
 export const keyStore = {
   get: () => sessionStorage.getItem(KEY),
