@@ -12,7 +12,7 @@ import click
 from sqlalchemy.exc import DBAPIError
 
 from coalition import auth, config
-from coalition.cli import databases, imports, keys
+from coalition.cli import databases, imports, interrupts, keys
 from coalition.db import checks, copy, first_line
 from coalition.domain.errors import CoalitionError
 from coalition.logs import quantity
@@ -168,7 +168,14 @@ def close(period_id):
         period_id = database.run(calendar.parse, period_id).id  # not a period id: said first
         click.echo(f"Closing {period_id} and any earlier open period …")
         now = datetime.now(UTC)
-        closed = database.run(settlement.close_through, period_id, now)
+        try:
+            with interrupts.terminate_as_interrupt():
+                closed = database.run(settlement.close_through, period_id, now)
+        except KeyboardInterrupt:
+            raise click.ClickException(
+                "interrupted: nothing was closed (a close and the earlier periods it closes"
+                " are one transaction); run it again"
+            ) from None
         result = closed[-1] if closed else database.run(settlement.get, period_id, now)
     if len(closed) > 1:
         earlier = [each["period_id"] for each in closed[:-1]]

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import click
 
-from coalition.cli import databases, transaction_file
+from coalition.cli import databases, interrupts, transaction_file
 from coalition.db import Unavailable, on_postgresql
 from coalition.logs import quantity
 
@@ -61,7 +61,7 @@ def import_transactions(path, jobs, from_line):
     with (
         open(path, newline="", encoding="utf-8-sig") as source,
         databases.opened() as database,
-        _terminate_as_interrupt(),
+        interrupts.terminate_as_interrupt(),
     ):
         try:  # counted for the progress bar, and read in full before anything is posted
             total = transaction_file.count_rows(source, path, *_columns(), from_line)
@@ -159,7 +159,7 @@ def _stop_after_the_slice():
     (Stopped mid-slice, the rows of that slice refused so far were never counted: going
     on from the slice's first line decided them anew.)"""
     stop = _StopAsked()
-    with _handled(stop, signal.SIGINT, signal.SIGTERM):
+    with interrupts.handled(stop, signal.SIGINT, signal.SIGTERM):
         yield stop
 
 
@@ -175,29 +175,6 @@ class _StopAsked:
         if self.asked and self.posting:
             raise KeyboardInterrupt
         self.asked = True
-
-
-@contextmanager
-def _terminate_as_interrupt():
-    """SIGTERM (``kill``, ``timeout``) stops an import as Ctrl-C does, saying so, instead
-    of ending it in silence: while the file is read, before anything is posted."""
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    with _handled(interrupt, signal.SIGTERM):
-        yield
-
-
-@contextmanager
-def _handled(handler, *numbers):
-    """These signals given to ``handler`` until the block ends, then to their handlers before."""
-    previous = {number: signal.signal(number, handler) for number in numbers}
-    try:
-        yield
-    finally:
-        for number, before in previous.items():
-            signal.signal(number, before)
 
 
 def _import_jobs(database, asked: int | None, total: int) -> int:

@@ -26,7 +26,7 @@ from coalition.cli import databases as cli_databases
 from coalition.cli import imports as cli_imports
 from coalition.cli import main, transaction_file
 from coalition.db import SCHEMA_IS_NEWER, Database, SchemaNotCurrent, migrate
-from coalition.services import batches, imports
+from coalition.services import batches, imports, settlement
 from tests.conftest import connections_refused, days_ago, empty_database, held_for_writing
 from tests.e2e.helpers import add_partner, add_rate, balance, bonus, expect, list_all
 from tests.e2e.processes import children
@@ -431,6 +431,37 @@ def test_close_says_the_earlier_open_periods_it_closed_first(cli, operator, mont
     # closing it again closes nothing, and says so
     assert cli("close", period_id).output.splitlines()[1:] == [
         f"{period_id} was already closed: 1 statement, gross 0.00 EUR, multilateral net 0.00 EUR, payments saved 0"]
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_a_close_interrupted_says_nothing_was_closed_and_closes_all_when_run_again(
+    cli, operator, monkeypatch, signal_number
+):
+    """The signal comes as the second of two open periods is closed: the close of both is
+    one transaction, so neither is closed, and the command says so instead of ending in
+    silence (SIGTERM) or with click's bare "Aborted!" (Ctrl-C)."""
+    start, _, period_id = previous_month()
+    _, _, before = previous_month(start)
+    expect(bonus(operator, "b-1", "m-1", 10, occurred_at=at(previous_month(start)[0], 25)), 201)
+    close_one, closes = settlement._close_one, []
+
+    def signalled_at_the_second(*args):
+        closes.append(args)
+        if len(closes) == 2:
+            os.kill(os.getpid(), signal_number)
+        return close_one(*args)
+
+    monkeypatch.setattr(settlement, "_close_one", signalled_at_the_second)
+    stopped = cli("close", period_id)
+    assert stopped.exit_code == 1
+    assert stopped.output.splitlines()[-1] == (
+        "Error: interrupted: nothing was closed (a close and the earlier periods it closes are one"
+        " transaction); run it again")
+    assert [item["id"] for item in expect(operator.get("/api/v1/periods"), 200) if item["status"] == "closed"] == []
+    monkeypatch.setattr(settlement, "_close_one", close_one)
+    assert cli("close", period_id).exit_code == 0
+    listed = expect(operator.get("/api/v1/periods"), 200)
+    assert [item["id"] for item in listed if item["status"] == "closed"] == [before, period_id]
 
 
 def test_close_of_one_partners_period_says_one_statement(cli, operator):
