@@ -40,6 +40,7 @@ _loading: WeakKeyDictionary = WeakKeyDictionary()  # engine → the lock its cat
 _loading_guard = threading.Lock()
 _IN_SESSION = "coalition.catalog"  # session.info key: the catalog of the current transaction
 GENERATION_QUERY = "SELECT generation FROM settings"  # plain SQL: read on every request
+LOAD_WAIT_SECONDS = 1  # at most, for another thread's read of a new generation (some 50 ms)
 
 
 @event.listens_for(Session, "before_flush")
@@ -223,11 +224,19 @@ def adopt(session, generation: int) -> Catalog:
         # thread's next request finds its copy old at once, and each reading the whole
         # catalog (thousands of keys and rate versions) took eight times the CPU, under
         # the one interpreter lock, from the requests they were serving.
-        with _lock_of(engine):
+        # A read held up in the database (a table an upgrade alters) gives up at its lock
+        # limit; the threads behind it wait for it only so long, then read it themselves,
+        # so that none waits a limit for each thread ahead of it.
+        lock = _lock_of(engine)
+        took = lock.acquire(timeout=LOAD_WAIT_SECONDS)
+        try:
             catalog = _cached.get(engine)
             if catalog is None or catalog.generation != generation:
                 catalog = _load(session, generation)
                 _cached[engine] = catalog
+        finally:
+            if took:
+                lock.release()
     session.info[_IN_SESSION] = catalog
     return catalog
 

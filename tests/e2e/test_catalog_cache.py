@@ -5,6 +5,7 @@ database (another process, as far as the app's cache can tell) and checks
 that the app's very next request sees the change.
 """
 
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -13,7 +14,7 @@ import pytest
 from sqlalchemy import event, select
 
 from coalition import auth
-from coalition.db import Database, models
+from coalition.db import Busy, Database, models
 from coalition.services import calendar, catalog, partners, rates, settlement
 from tests.conftest import days_ago
 from tests.e2e.helpers import add_rate, earn, expect
@@ -181,3 +182,36 @@ def test_threads_finding_their_copy_old_read_the_catalog_once(coalition, elsewhe
     )
     assert holds == [1, 1, 1, 1]
     assert len(loads) == 1
+
+
+def test_threads_behind_a_read_held_up_in_the_database_read_the_catalog_themselves(
+    coalition, elsewhere, monkeypatch
+):
+    """The thread reading a new generation's catalog may wait in the database (a table an
+    upgrade alters) until its lock limit; those behind it wait for it a while, not each a
+    limit in turn after it: with four threads and a 30 s limit the last waited two minutes."""
+    elsewhere.run(catalog.current)  # the process's copy, then made old by a change
+    elsewhere.run(partners.update, "aroma", {"hold_days": 1})
+    monkeypatch.setattr(catalog, "LOAD_WAIT_SECONDS", 0.2)
+    read, first = catalog._load, threading.Event()
+
+    def held_up_once(*args):
+        if not first.is_set():
+            first.set()
+            time.sleep(3)  # the first read waits in the database, then is answered Busy
+            raise Busy("kept waiting on another's lock")
+        return read(*args)
+
+    monkeypatch.setattr(catalog, "_load", held_up_once)
+
+    def timed():
+        started = time.monotonic()
+        try:
+            found = elsewhere.run_reading(lambda s: catalog.current(s).partners["aroma"].hold_days)
+        except Busy:
+            found = "busy"
+        return found, time.monotonic() - started
+
+    answers = together(*[timed] * 3, wait=30)
+    assert sorted(str(found) for found, _ in answers) == ["1", "1", "busy"]
+    assert all(took < 2 for found, took in answers if found != "busy"), answers
