@@ -162,6 +162,7 @@ def serve(host, port, workers, no_scheduler):
 def close(period_id):
     """Close a settlement period (and every earlier open one): PERIOD_ID as the calendar
     names it, 2026-10 (monthly), 2026-W43 (weekly) or 2026-10-05 (daily)."""
+    from coalition.db import models
     from coalition.services import calendar, settlement
 
     with databases.opened() as database:
@@ -172,6 +173,12 @@ def close(period_id):
             with interrupts.terminate_as_interrupt():
                 closed = database.run(settlement.close_through, period_id, now)
         except KeyboardInterrupt:
+            # a signal that comes as the close commits is raised once the commit is done
+            if database.run_reading(lambda session: session.get(models.Period, period_id)):
+                raise click.ClickException(
+                    f"interrupted as the close was written: {period_id}, and any earlier"
+                    " open period, is closed all the same"
+                ) from None
             raise click.ClickException(
                 "interrupted: nothing was closed (a close and the earlier periods it closes"
                 " are one transaction); run it again"

@@ -18,14 +18,15 @@ from types import SimpleNamespace
 import click
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from coalition import auth, config, demo
 from coalition.cli import databases as cli_databases
 from coalition.cli import imports as cli_imports
 from coalition.cli import main, transaction_file
-from coalition.db import SCHEMA_IS_NEWER, Database, SchemaNotCurrent, migrate
+from coalition.db import SCHEMA_IS_NEWER, Database, SchemaNotCurrent, migrate, models
 from coalition.services import batches, imports, settlement
 from tests.conftest import connections_refused, days_ago, empty_database, held_for_writing
 from tests.e2e.helpers import add_partner, add_rate, balance, bonus, expect, list_all
@@ -1679,3 +1680,26 @@ def test_a_command_on_a_newer_releases_schema_says_so_in_one_line(tmp_path, monk
     assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
     assert "the database's schema is a newer release's" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_a_close_interrupted_as_it_commits_says_it_is_closed(cli, operator):
+    """A Ctrl-C during the COMMIT (its fsync, say) is raised once the commit returns: the
+    close is written, and the command says so, not that nothing was closed."""
+    start, _, period_id = previous_month()
+    expect(bonus(operator, "b-1", "m-1", 10, occurred_at=at(start, 5)), 201)
+
+    def signalled_after_the_commit(session, *_):
+        if any(isinstance(row, models.Period) for row in session.new):
+            event.listen(session, "after_commit", lambda _: os.kill(os.getpid(), signal.SIGINT), once=True)
+
+    event.listen(Session, "before_flush", signalled_after_the_commit)
+    try:
+        stopped = cli("close", period_id)
+    finally:
+        event.remove(Session, "before_flush", signalled_after_the_commit)
+    assert stopped.exit_code == 1
+    assert stopped.output.splitlines()[-1] == (
+        f"Error: interrupted as the close was written: {period_id}, and any earlier open period,"
+        " is closed all the same")
+    listed = expect(operator.get("/api/v1/periods"), 200)
+    assert [item["id"] for item in listed if item["status"] == "closed"] == [period_id]
