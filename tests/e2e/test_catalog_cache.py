@@ -156,9 +156,18 @@ def test_a_backlog_close_reads_the_catalog_once_not_once_a_period(coalition, els
         last_ended = periods.containing(periods.containing(datetime.now(UTC)).start - timedelta(seconds=1))
         return settlement.close_through(session, last_ended.id, datetime.now(UTC))
 
-    assert len(elsewhere.run(close_the_last_ended)) >= 2
+    def close_and_look(session):
+        closed = close_the_last_ended(session)
+        return closed, catalog.current(session).last_closed  # the close's own catalog
+
+    closed, held = elsewhere.run(close_and_look)
+    assert len(closed) >= 2
     assert len(loads) == 1
-    assert elsewhere.run(lambda s: catalog.current(s).last_closed) is not None
+    assert held.id == closed[-1]["period_id"]
+    # read afresh by the next transaction, in this process and in the app's
+    assert elsewhere.run(lambda s: catalog.current(s).last_closed) == held
+    late = expect(earn(coalition, "late", "m1", "100.00", occurred_at=days_ago(80)))
+    assert late["late"] is True and late["period_id"] not in {each["period_id"] for each in closed}
 
 
 def test_threads_finding_their_copy_old_read_the_catalog_once(coalition, elsewhere, monkeypatch):
