@@ -462,6 +462,21 @@ def test_a_settlement_of_many_partners_charts_the_largest_nets_and_lists_the_lar
     assert rows[-1] == ["Partner 02", "Outlet (p03)", "303", "3.03"]
 
 
+def test_a_settlement_of_a_few_pair_lines_lists_them_as_the_api_orders_them(browser, server, operator, month):
+    """Below the page's limit nothing is left out or reordered, and no partner is offered."""
+    from selenium.webdriver.common.by import By
+
+    settlement = expect(operator.get(f"/api/v1/settlements/{month}"), 200)
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"settlement/{month}", f"Settlement {month}")
+    names = {p["partner_id"]: p["name"] for p in settlement["partners"]}
+    # small_closed_month: aroma → skyair 67 points (0.67), skyair → aroma 2,345 (23.45)
+    assert pair_line_rows(browser) == [["Кофейня Арома", "SkyAir", "67", "0.67"], ["SkyAir", "Кофейня Арома", "2,345", "23.45"]]
+    assert [[names[line["issuer_id"]], names[line["redeemer_id"]]] for line in settlement["pair_lines"]] == [
+        ["Кофейня Арома", "SkyAir"], ["SkyAir", "Кофейня Арома"]]
+    assert browser.find_elements(By.ID, "partner_id") == []
+
+
 def test_a_settlement_lists_every_pair_line_of_the_partner_chosen(browser, server, operator, many_partners):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select

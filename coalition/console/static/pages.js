@@ -299,10 +299,11 @@ export async function settlement({ param, query, who, notify }) {
   const charted = largest(partners, CHARTED_PARTNERS, (p) => p.net).sort(
     (a, b) => Number(b.net) - Number(a.net) || a.partner_id.localeCompare(b.partner_id),
   );
-  const chosen = Object.hasOwn(names, query.partner_id ?? "") ? query.partner_id : "";
+  const many = result.pair_lines.length > LISTED_PAIR_LINES; // then one partner's may be chosen
+  const chosen = many && Object.hasOwn(names, query.partner_id ?? "") ? query.partner_id : "";
   const lines = chosen
     ? result.pair_lines.filter((l) => l.issuer_id === chosen || l.redeemer_id === chosen)
-    : largest(result.pair_lines, LISTED_PAIR_LINES, (l) => l.value);
+    : many ? largest(result.pair_lines, LISTED_PAIR_LINES, (l) => l.value) : result.pair_lines;
   return [
     heading(`Settlement ${result.period_id} `, badge(result.status)),
     h(
@@ -362,7 +363,7 @@ export async function settlement({ param, query, who, notify }) {
     ),
     h("h2", {}, "Pair lines"),
     h("p", { class: "hint" }, "What each issuer owes each redeemer for the points spent there; own redemption carries no money."),
-    result.pair_lines.length > LISTED_PAIR_LINES
+    many
       ? filters(
           `settlement/${encodeURIComponent(result.period_id)}`,
           "Choose a partner's pair lines",
@@ -377,9 +378,9 @@ export async function settlement({ param, query, who, notify }) {
         { label: `Value (${base})`, value: (l) => (l.own_redemption ? "own redemption" : decimal(l.value)), numeric: true },
       ],
       lines,
-      { empty: chosen ? `No points issued or redeemed by ${names[chosen]} were redeemed in this period.` : "No points were redeemed in this period." },
+      { empty: chosen ? `None of ${names[chosen]}'s points were redeemed in this period, and it redeemed none.` : "No points were redeemed in this period." },
     ),
-    !chosen && lines.length < result.pair_lines.length
+    !chosen && many
       ? h(
           "p",
           { class: "hint" },
