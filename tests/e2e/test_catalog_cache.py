@@ -213,14 +213,13 @@ def test_threads_behind_a_read_held_up_in_the_database_read_the_catalog_themselv
 
     monkeypatch.setattr(catalog, "_load", held_up_once)
 
-    def timed():
-        started = time.monotonic()
+    def answered():
         try:
             found = elsewhere.run_reading(lambda s: catalog.current(s).partners["aroma"].hold_days)
         except Busy:
             found = "busy"
-        return found, time.monotonic() - started
+        return found, time.monotonic()
 
-    answers = together(*[timed] * 3, wait=30)
-    assert sorted(str(found) for found, _ in answers) == ["1", "1", "busy"]
-    assert all(took < 2 for found, took in answers if found != "busy"), answers
+    answers = sorted(together(*[answered] * 3, wait=30), key=lambda answer: answer[1])
+    # the two behind it read the catalog themselves and are answered before the one held up
+    assert [str(found) for found, _ in answers] == ["1", "1", "busy"]
