@@ -530,6 +530,18 @@ def downloaded(browser, downloads: Path, name: str) -> Path:
     return path
 
 
+def test_the_statements_page_names_each_partner_by_its_id_too(browser, server, operator, month):
+    """Names need not be unique (a chain's outlets): each row carries the partner's id."""
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"statements?period_id={month}", "Statements")
+    partners = [row.find_elements(By.TAG_NAME, "td")[2] for row in browser.find_elements(By.CSS_SELECTOR, "main tbody tr")]
+    # small_closed_month's statements by number: aroma, coalition, skyair
+    assert [cell.find_element(By.CSS_SELECTOR, "small.id").text for cell in partners] == ["aroma", "coalition", "skyair"]
+    assert partners[0].text.startswith("Кофейня Арома")
+
+
 def test_operator_downloads_a_statement_pdf(browser, server, operator, month, downloads, screenshots):
     from selenium.webdriver.common.by import By
 

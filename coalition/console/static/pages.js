@@ -430,7 +430,7 @@ export async function statements({ who, query, notify }) {
       [
         { label: "Number", value: (st) => link(`statement/${st.id}`, st.number) },
         { label: "Period", value: (st) => st.period_id },
-        { label: "Partner", value: (st) => st.partner_name },
+        { label: "Partner", value: (st) => h("span", {}, st.partner_name, h("small", { class: "id" }, st.partner_id)) },
         { label: "Net", value: (st) => money(st.summary.net, st.base_currency), numeric: true },
         { label: "Net in currency", value: (st) => money(st.summary.net_in_currency, st.currency), numeric: true },
         { label: "Issued", value: (st) => instant(st.issued_at) },
