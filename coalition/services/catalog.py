@@ -141,7 +141,9 @@ class Catalog:
             return rates.Rate(
                 id=0, kind="fx", value=Decimal(1), effective_from=at, currency=currency
             )
-        return rates.in_force(self.rates_of(("fx",)), "fx", at, currency=currency)
+        # asked with its moment: a daily rate per currency for years is tens of thousands
+        # of versions, which a scan of them all read for each partner of each period closed
+        return rates.in_force(self.rates_of(("fx",), at=at), "fx", at, currency=currency)
 
 
 def _in_order(versions) -> tuple:

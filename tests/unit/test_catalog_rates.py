@@ -6,6 +6,7 @@ in force then, whatever the versions' windows.
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from types import SimpleNamespace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,7 +38,7 @@ versions = st.lists(
 def _catalog(rates: list[Rate]) -> catalog.Catalog:
     return catalog.Catalog(
         generation=0,
-        settings=None,
+        settings=SimpleNamespace(base_currency="EUR"),
         partners={},
         rates=catalog._by_scope(rates),
         keys={},
@@ -88,7 +89,9 @@ windowed = st.lists(
             effective_to=None if hours is None else JAN + (hour + hours) * HOUR,
             partner_id=partner,
             category=None if kind == "threshold" else category,
-            min_amount=(Decimal(10) if category is None else Decimal(20)) if kind == "threshold" else None,
+            min_amount=(Decimal(10) if category is None else Decimal(20))
+            if kind == "threshold"
+            else None,
         )
         for number, (kind, partner, category, hour, hours) in enumerate(drawn, start=1)
     ]
@@ -96,9 +99,9 @@ windowed = st.lists(
 
 
 # moments an hour or a day apart and far apart, before, among and after the windows
-moments = st.tuples(st.integers(-10, 2950), st.lists(st.integers(-48, 48), min_size=1, max_size=6)).map(
-    lambda drawn: [JAN + (drawn[0] + offset) * HOUR for offset in drawn[1]]
-)
+moments = st.tuples(
+    st.integers(-10, 2950), st.lists(st.integers(-48, 48), min_size=1, max_size=6)
+).map(lambda drawn: [JAN + (drawn[0] + offset) * HOUR for offset in drawn[1]])
 
 
 @settings(max_examples=300)
@@ -124,9 +127,68 @@ def test_the_versions_asked_at_a_moment_hold_each_scope_s_choice_then(rates, mom
                     for category in (None, "coffee"):
                         assert rules.in_force(
                             asked, kind, at, partner_id=partner_id, category=category
-                        ) == rules.in_force(every, kind, at, partner_id=partner_id, category=category)
+                        ) == rules.in_force(
+                            every, kind, at, partner_id=partner_id, category=category
+                        )
                 for amount in (Decimal(15), Decimal(25)):
                     if partner_id is not None:
                         assert rules.threshold_reached(
                             asked, at, partner_id, amount
                         ) == rules.threshold_reached(every, at, partner_id, amount)
+
+
+fx_versions = st.lists(
+    st.tuples(
+        st.sampled_from(("JPY", "KWD", "USD")),
+        st.integers(0, 2000),  # the hour it starts
+        st.none() | st.integers(1, 900),  # hours in force; None: no end
+    ),
+    max_size=40,
+).map(
+    lambda drawn: [
+        Rate(
+            id=number,
+            kind="fx",
+            value=Decimal(number),
+            currency=currency,
+            effective_from=JAN + start * HOUR,
+            effective_to=None if hours is None else JAN + (start + hours) * HOUR,
+        )
+        for number, (currency, start, hours) in enumerate(drawn, start=1)
+    ]
+)
+
+
+@given(fx_versions, st.sampled_from(("JPY", "KWD", "USD")), st.integers(-10, 3000))
+def test_an_fx_rate_is_the_one_a_scan_of_every_version_chooses(rates, currency, hour):
+    moment = JAN + hour * HOUR
+    expected = rules.in_force(rates, "fx", moment, currency=currency)
+    assert _catalog(rates).fx_rate(currency, moment) == expected
+
+
+def test_an_fx_rate_is_found_without_reading_every_daily_version(monkeypatch):
+    # 20 currencies' daily rates for three years: a close asks for each partner's of each
+    # period, and a scan of every version took 6.5 ms a partner at 22,000 versions
+    daily = [
+        Rate(
+            id=number,
+            kind="fx",
+            value=Decimal(1),
+            currency=currency,
+            effective_from=JAN + day * 24 * HOUR,
+        )
+        for number, (day, currency) in enumerate(
+            ((day, currency) for day in range(1100) for currency in ("JPY", "KWD", "USD")), start=1
+        )
+    ]
+    book = _catalog(daily)
+    looked_at = []
+    choose = rules.in_force
+    monkeypatch.setattr(
+        rules,
+        "in_force",
+        lambda versions, *a, **k: looked_at.append(len(versions)) or choose(versions, *a, **k),
+    )
+    chosen = book.fx_rate("KWD", JAN + 500 * 24 * HOUR - timedelta(microseconds=1))
+    assert chosen.effective_from == JAN + 499 * 24 * HOUR and chosen.currency == "KWD"
+    assert looked_at and max(looked_at) <= 3  # each currency's version in force then
