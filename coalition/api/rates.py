@@ -60,6 +60,10 @@ class RateQuery(Schema):
             " back to have no partner_id"
         },
     )
+    currency = Currency(
+        load_default=None,
+        metadata={"description": "fx rates of this currency (the other kinds name none)"},
+    )
     at = Instant(load_default=None)
 
 

@@ -542,3 +542,40 @@ def test_creating_a_partner_that_breaks_another_constraint_is_not_called_a_dupli
     fields = {"id": "fresh", "name": "Fresh", "category": "shop", "currency": "EUR", "hold_days": -1}
     with pytest.raises(IntegrityError):
         database.run(partners.create, fields)
+
+
+def test_rates_filter_by_an_fx_rates_currency(operator):
+    """A daily fx rate per currency for years is tens of thousands of versions: one
+    currency's history is asked for by its code, not picked out of all of them."""
+    jpy = [add_rate(operator, "fx", value, currency="JPY", effective_from=days_ago(days))["id"]
+           for value, days in (("0.0061", 3), ("0.0062", 2))]
+    kwd = add_rate(operator, "fx", "3.01", currency="KWD", effective_from=days_ago(2))["id"]
+    assert rate_ids(operator, currency="JPY") == jpy
+    assert rate_ids(operator, kind="fx", currency="KWD") == [kwd]
+    assert rate_ids(operator, currency="JPY", at=days_ago(1)) == [jpy[1]]
+    assert rate_ids(operator, currency="JPY", at=days_ago(4)) == []
+    assert operator.get("/api/v1/rates", query_string={"currency": "yen"}).status_code == 422
+
+
+def test_rates_in_force_are_listed_without_reading_every_version(operator, rate_versions):
+    """?at= is the console's default: it chooses from the catalog's copy of the versions,
+    and reads no rate row (22,000 fx versions took 0.46 s to load for the 20 in force)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    listed = expect(operator.get("/api/v1/rates", query_string={"at": days_ago(5)}), 200)
+    read = []
+
+    def reading(_conn, _cursor, statement, *_):
+        if "FROM rates" in statement:
+            read.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", reading)
+    try:
+        again = expect(operator.get("/api/v1/rates", query_string={"at": days_ago(5)}), 200)
+    finally:
+        event.remove(Engine, "before_cursor_execute", reading)
+    assert again == listed and read == []
+    assert [rate["id"] for rate in listed] == sorted(
+        [rate_versions["earn_v2"], rate_versions["sky_earn"], rate_versions["redemption"]]
+    )
