@@ -1747,3 +1747,25 @@ def test_a_member_with_more_movements_than_the_page_reads_sees_the_newest(browse
     ]
     assert "Showing the newest 1,000 movements." in text_of(browser)
     assert "1,129" in browser.find_element(By.CSS_SELECTOR, "main .cards").text
+
+
+def test_the_rates_page_shows_one_fx_currency_s_history(browser, server, operator, month):
+    """A daily fx rate per currency for years is tens of thousands of versions: the page
+    lists one currency's, typed in either case, not every version of every currency."""
+    from selenium.webdriver.common.by import By
+
+    for currency, value in (("JPY", "0.0061"), ("JPY", "0.0062"), ("KWD", "3.01")):
+        add_rate(operator, "fx", value, currency=currency, effective_from=datetime.now(UTC).isoformat())
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "rates?current=0", "Rates")
+    browser.find_element(By.ID, "currency").send_keys("jpy")
+    browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+    wait_for(browser, lambda d: "currency=JPY" in d.current_url, "the choice was not shown")
+    wait_for(
+        browser,
+        lambda d: len(d.find_elements(By.CSS_SELECTOR, "main tbody tr")) == 2,
+        "not JPY's two versions alone",
+    )
+    currencies = browser.execute_script(
+        "return [...document.querySelectorAll('main tbody tr')].map((row) => row.cells[5].innerText);")
+    assert currencies == ["JPY", "JPY"]

@@ -653,6 +653,7 @@ export async function rates({ who, query, notify, rerender }) {
   const list = await api.get("/api/v1/rates", {
     kind: query.kind,
     partner_id: query.partner_id,
+    currency: query.currency,
     at: current ? new Date().toISOString() : undefined,
   });
   const names = Object.fromEntries(partnerList.map((p) => [p.id, p.name]));
@@ -660,12 +661,14 @@ export async function rates({ who, query, notify, rerender }) {
   const choice = form(
     { class: "filters", "aria-label": "Filter rates" },
     async (data) => {
-      const chosen = trimmed(data);
+      const chosen = withCurrencyCodes(trimmed(data), "currency");
       chosen.current = data.get("current") ? "1" : "0";
       window.location.hash = `#/${route("rates", chosen)}`;
     },
     field("Kind", select("kind", [["", "All kinds"], ...RATE_KINDS.map((k) => [k, k])], query.kind)),
     field("Partner", select("partner_id", [["", "All"], ...partnerOptions], query.partner_id)),
+    // a daily fx rate per currency is thousands of versions a year: one currency's history
+    field("Currency", input("currency", { maxlength: 3, autocomplete: "off", autocapitalize: "characters", value: query.currency ?? "" })),
     h("div", { class: "field check" }, h("input", { type: "checkbox", id: "current", name: "current", checked: current }), h("label", { for: "current" }, "Only versions in force now")),
     h("button", { type: "submit" }, "Show"),
   );
