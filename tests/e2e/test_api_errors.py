@@ -1214,7 +1214,7 @@ def test_rfc_3339_lower_case_t_and_z_and_nanoseconds_are_read(coalition):
     [
         ("/api/v1/transactions", {"partner": "aroma"}, "partner"),  # partner_id misspelt
         ("/api/v1/statements", {"period": "2026-10"}, "period"),
-        ("/api/v1/rates", {"kind": "fx", "currency": "RUB"}, "currency"),
+        ("/api/v1/rates", {"kind": "fx", "partner": "aroma"}, "partner"),  # partner_id misspelt
         ("/api/v1/kpis", {"period": "2026-10"}, "period"),
         ("/api/v1/members/m1/history", {"page": "2"}, "page"),
     ],
