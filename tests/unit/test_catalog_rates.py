@@ -70,13 +70,25 @@ def test_a_partners_versions_are_its_own_and_the_coalition_wide_in_the_order_add
 # long one started early, in force behind later ones already over; several without an
 # end in one scope), starting and ending at any hour
 HOUR = timedelta(hours=1)
+STARTS = st.integers(0, 2000)  # the hour a version starts
+LASTS = st.none() | st.integers(1, 900)  # hours in force; None: no end
+
+
+def _window(hour: int, hours: int | None) -> dict:
+    """A version's effective_from and effective_to, from the hour it starts and how long."""
+    return {
+        "effective_from": JAN + hour * HOUR,
+        "effective_to": None if hours is None else JAN + (hour + hours) * HOUR,
+    }
+
+
 windowed = st.lists(
     st.tuples(
         st.sampled_from(("earn", "promo", "threshold")),
         st.sampled_from(PARTNERS[:3]),
         st.sampled_from((None, "coffee")),
-        st.integers(0, 2000),  # the hour it starts
-        st.none() | st.integers(1, 900),  # hours in force; None: no end
+        STARTS,
+        LASTS,
     ),
     max_size=40,
 ).map(
@@ -85,8 +97,7 @@ windowed = st.lists(
             id=number,
             kind=kind,
             value=Decimal(number),
-            effective_from=JAN + hour * HOUR,
-            effective_to=None if hours is None else JAN + (hour + hours) * HOUR,
+            **_window(hour, hours),
             partner_id=partner,
             category=None if kind == "threshold" else category,
             min_amount=(Decimal(10) if category is None else Decimal(20))
@@ -138,23 +149,11 @@ def test_the_versions_asked_at_a_moment_hold_each_scope_s_choice_then(rates, mom
 
 
 fx_versions = st.lists(
-    st.tuples(
-        st.sampled_from(("JPY", "KWD", "USD")),
-        st.integers(0, 2000),  # the hour it starts
-        st.none() | st.integers(1, 900),  # hours in force; None: no end
-    ),
-    max_size=40,
+    st.tuples(st.sampled_from(("JPY", "KWD", "USD")), STARTS, LASTS), max_size=40
 ).map(
     lambda drawn: [
-        Rate(
-            id=number,
-            kind="fx",
-            value=Decimal(number),
-            currency=currency,
-            effective_from=JAN + start * HOUR,
-            effective_to=None if hours is None else JAN + (start + hours) * HOUR,
-        )
-        for number, (currency, start, hours) in enumerate(drawn, start=1)
+        Rate(id=number, kind="fx", value=Decimal(number), currency=currency, **_window(hour, hours))
+        for number, (currency, hour, hours) in enumerate(drawn, start=1)
     ]
 )
 
