@@ -102,6 +102,14 @@ class Catalog:
         groups = self._keep(("by start", kinds, partner_id), self._by_start, kinds, partner_id)
         return _in_order(rate for group in groups for rate in group.may_apply_at(at))
 
+    def closed(self, period: periods.Period, generation: int) -> "Catalog":
+        """This catalog once ``period`` is closed at ``generation``: the same rows, and
+        what :meth:`rates_of` has worked out of them kept too (a backlog's close asks
+        for every partner's fx rate in each period)."""
+        after = dataclasses.replace(self, generation=generation, last_closed=period)
+        object.__setattr__(after, "_kept", self._kept)  # frozen, and not an init field
+        return after
+
     def _keep(self, key: tuple, work_out, *arguments):
         if key not in self._kept:  # threads may both work it out: the same answer
             self._kept[key] = work_out(*arguments)
@@ -256,9 +264,7 @@ def closed_here(session, reference: Catalog, period: periods.Period) -> None:
     than the close itself (keys and rate versions only grow). Kept in the session only:
     this process's copy is read afresh at its next request, as every other process's."""
     generation = session.connection().exec_driver_sql(GENERATION_QUERY).scalar_one()
-    after = dataclasses.replace(reference, generation=generation, last_closed=period)
-    object.__setattr__(after, "_kept", reference._kept)  # rates_of's work: the rates are the same
-    session.info[_IN_SESSION] = after
+    session.info[_IN_SESSION] = reference.closed(period, generation)
 
 
 def if_current(database, generation: int | None = None) -> Catalog | None:
