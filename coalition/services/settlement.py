@@ -25,11 +25,12 @@ from coalition.services import partners as partner_service
 
 class Settled(NamedTuple):
     """A period's settlement: the document SPEC §7 shapes (money as strings), the pair
-    lines it was written from, which the statements divide among partners, and the
-    currencies of partners that took part with no fx rate at its end (a close needs one)."""
+    lines it was written from by partner, which its statement shows as counterparties,
+    and the currencies of partners that took part with no fx rate at its end (a close
+    needs one)."""
 
     document: dict
-    lines: list[arithmetic.PairLine]
+    lines_by_partner: dict[str, list[arithmetic.PairLine]]
     missing_fx: list[str]
 
 
@@ -78,7 +79,7 @@ def compute(session, period: periods.Period, status: str) -> Settled:
             arithmetic.netting(figures.lines, figures.positions, figures.base)
         ),
     }
-    return Settled(document, figures.lines, sorted(missing_fx))
+    return Settled(document, mine, sorted(missing_fx))
 
 
 def _figures(session, period: periods.Period, everyone) -> _Figures:

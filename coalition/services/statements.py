@@ -34,7 +34,7 @@ def issue(session, settled: "Settled", now: datetime) -> None:
     """One final statement per partner of a closed period's settlement, numbered
     ``{period_id}-{nnnn}`` in partner-id order."""
     reference = catalog.current(session)
-    result, lines = settled.document, settled.lines
+    result = settled.document
     period_id = result["period_id"]
     of_the_period = {
         "period_id": period_id,
@@ -48,7 +48,6 @@ def issue(session, settled: "Settled", now: datetime) -> None:
     }
     late = _late_items(session, period_id, reference.calendar)
     names = {entry["partner_id"]: entry["name"] for entry in result["partners"]}
-    mine = arithmetic.lines_by_partner(lines)
     for index, entry in enumerate(
         sorted(result["partners"], key=lambda e: e["partner_id"]), start=1
     ):
@@ -61,7 +60,10 @@ def issue(session, settled: "Settled", now: datetime) -> None:
             "currency": entry["currency"],
             "summary": entry,
             "counterparties": _counterparties(
-                result["base_currency"], names, mine.get(partner_id, []), partner_id
+                result["base_currency"],
+                names,
+                settled.lines_by_partner.get(partner_id, []),
+                partner_id,
             ),
             "late_items": late.get(partner_id, []),
         }
