@@ -28,7 +28,7 @@ from decimal import Decimal
 from types import MappingProxyType
 from weakref import WeakKeyDictionary
 
-from sqlalchemy import Row, event, select
+from sqlalchemy import Row, event, func, select
 from sqlalchemy.orm import Session
 
 from coalition.db import SchemaNotCurrent, migrate, models
@@ -242,7 +242,7 @@ def adopt(session, generation: int) -> Catalog:
         try:
             catalog = _cached.get(engine)
             if catalog is None or catalog.generation != generation:
-                catalog = _load(session, generation)
+                catalog = _load(session, generation, catalog)
                 _cached[engine] = catalog
         finally:
             if took:
@@ -279,7 +279,10 @@ def if_current(database, generation: int | None = None) -> Catalog | None:
     return cached if generation == cached.generation else None
 
 
-def _load(session, generation: int) -> Catalog:
+def _load(session, generation: int, before: Catalog | None = None) -> Catalog:
+    """The catalog of ``generation``; its rate versions built on those of ``before``, this
+    process's catalog of an earlier generation, where they are still the same."""
+
     def rows(table):
         return session.execute(select(table.__table__)).all()
 
@@ -297,16 +300,40 @@ def _load(session, generation: int) -> Catalog:
         generation=generation,
         settings=rows(models.Settings)[0],
         partners={row.id: row for row in rows(models.Partner)},
-        rates=_by_scope(as_rate(row) for row in rows(models.Rate)),
+        rates=_rate_versions(session, {} if before is None else before.rates),
         keys={row.key_hash: row for row in rows(models.ApiKey) if row.revoked_at is None},
         last_closed=None if last is None else periods.Period(*last),
     )
 
 
-def _by_scope(versions) -> Mapping[tuple[str, str | None], tuple[rates.Rate, ...]]:
-    """The versions by kind and partner (None: coalition-wide), each scope's in order;
-    read-only, as the catalog is shared between threads."""
-    grouped = defaultdict(list)
+def _rate_versions(session, held: Mapping) -> Mapping:
+    """Every rate version, by scope: those ``held`` and the versions added since, or all.
+
+    Versions are never changed or deleted (migration 0020) and are added under the
+    calendar's lock, so in the order of their ids, and a daily fx rate per currency for
+    years is tens of thousands: read whole after each rate added, they cost each process
+    a quarter of a second at 22,000, the tills' postings stalled meanwhile, and a history
+    loaded through the API took an hour. So only the versions from the last one held on
+    are read, and kept if that one is still there as held and the table's count adds up;
+    else (a database restored or replaced under the service) every version is read.
+    """
+    table = models.Rate.__table__
+    last = max((scoped[-1] for scoped in held.values()), key=lambda rate: rate.id, default=None)
+    if last is not None:
+        total = select(func.count()).select_from(table).scalar_subquery().label("total")
+        found = session.execute(
+            select(table, total).where(table.c.id >= last.id).order_by(table.c.id)
+        ).all()
+        held_count = sum(map(len, held.values()))
+        if found and as_rate(found[0]) == last and found[0].total == held_count + len(found) - 1:
+            return _by_scope(map(as_rate, found[1:]), held)
+    return _by_scope(as_rate(row) for row in session.execute(select(table)))
+
+
+def _by_scope(versions, held: Mapping = MappingProxyType({})) -> Mapping:
+    """The versions by kind and partner (None: coalition-wide), each scope's in order,
+    added to those ``held``; read-only, as the catalog is shared between threads."""
+    grouped = defaultdict(list, {scope: list(scoped) for scope, scoped in held.items()})
     for rate in versions:
         grouped[(rate.kind, rate.partner_id)].append(rate)
     return MappingProxyType({scope: tuple(scoped) for scope, scoped in grouped.items()})

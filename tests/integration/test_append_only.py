@@ -1,9 +1,11 @@
-"""The database holds the ledger append-only (migration 0014), on PostgreSQL and SQLite.
+"""The database holds the ledger append-only (migration 0014), and the rate versions
+(0020), on PostgreSQL and SQLite.
 
-The code never changes a transaction, an allocation, a final statement or the
-record of changes, nor a lot but its remaining points, nor a closed period's
-settlement. Each statement below would: it must fail, naming why, and leave
-the table as it was. What the code does change still goes through.
+The code never changes a transaction, an allocation, a final statement, the
+record of changes or a rate version, nor a lot but its remaining points, nor a
+closed period's settlement. Each statement below would: it must fail, naming
+why, and leave the table as it was. What the code does change still goes
+through.
 """
 
 import pytest
@@ -28,6 +30,8 @@ REFUSED = {
     "DELETE FROM statements": "a final statement is never changed",
     "UPDATE changes SET detail = detail": "the record of changes is never changed",
     "DELETE FROM changes": "the record of changes is never changed",
+    "UPDATE rates SET value = value": "a rate version is never changed",
+    "DELETE FROM rates": "a rate version is never changed",
 }
 
 
