@@ -39,6 +39,7 @@ _cached: WeakKeyDictionary = WeakKeyDictionary()  # engine → Catalog
 _loading: WeakKeyDictionary = WeakKeyDictionary()  # engine → the lock its catalog is read under
 _loading_guard = threading.Lock()
 _IN_SESSION = "coalition.catalog"  # session.info key: the catalog of the current transaction
+_CHANGED = "coalition.catalog.changed"  # session.info key: this transaction changed reference data
 GENERATION_QUERY = "SELECT generation FROM settings"  # plain SQL: read on every request
 LOAD_WAIT_SECONDS = 1  # at most, for another thread's read of a new generation (some 50 ms)
 
@@ -48,6 +49,7 @@ def _stamp_generation(session, _context, _instances) -> None:
     changed = (*session.new, *session.dirty, *session.deleted)
     if any(type(row) in models.REFERENCE_DATA for row in changed):
         session.execute(models.new_generation())
+        session.info[_CHANGED] = True
         forget(session)
 
 
@@ -59,6 +61,8 @@ def _transaction_ended(session, transaction) -> None:
     read of the whole catalog for each period (:func:`closed_here`)."""
     if transaction.parent is None or transaction.nested:
         forget(session)
+    if transaction.parent is None:
+        session.info.pop(_CHANGED, None)
 
 
 def forget(session) -> None:
@@ -243,7 +247,11 @@ def adopt(session, generation: int) -> Catalog:
             catalog = _cached.get(engine)
             if catalog is None or catalog.generation != generation:
                 catalog = _load(session, generation, catalog)
-                _cached[engine] = catalog
+                # what a transaction that changed reference data reads is its own until it
+                # commits: kept for the process, a rollback would leave versions that never
+                # were in the copy the next read builds on (_rate_versions)
+                if not session.info.get(_CHANGED):
+                    _cached[engine] = catalog
         finally:
             if took:
                 lock.release()

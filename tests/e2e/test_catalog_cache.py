@@ -368,3 +368,20 @@ def _rate(kind: str, number: int) -> dict:
     return {"kind": kind, "value": Decimal(number + 2) / 100,
             "effective_from": datetime(2026, 1, 2, tzinfo=UTC) + timedelta(days=number),
             **KINDS_ADDED[kind]}
+
+
+def test_a_catalog_read_by_a_change_rolled_back_is_never_the_processs(coalition, database):
+    """A transaction that adds a rate and reads the catalog (a second rate's checks do)
+    sees its own rate; kept for the process, the copy the next read builds on would hold
+    a version that never was, whose id SQLite gives the next rate."""
+
+    def add_read_and_undo(session):
+        rates.create(session, _rate("fx", 7))
+        assert Decimal("0.09") in {rate.value for rate in catalog.current(session).rates[("fx", None)]}
+        raise RolledBack
+
+    expect(earn(coalition, "e1", "m1", "100.00"))  # the process's copy
+    with pytest.raises(RolledBack):
+        database.run(add_read_and_undo)
+    assert ("fx", None) not in catalog._cached[database.engine].rates  # the copy kept
+    assert dict(database.run(catalog.current).rates) == database.run(_rates_whole)
