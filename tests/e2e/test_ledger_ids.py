@@ -17,7 +17,8 @@ pytestmark = pytest.mark.postgres
 
 PAST_INTEGER = 2**31 + 100
 MIGRATION = "0005_ledger_bigint_ids.py"
-GUARDS = "0014_append_only_ledger.py"  # its triggers name columns 0005 retypes: set aside meanwhile
+# 0014's triggers name columns 0005 retypes: set aside meanwhile, with 0020's, which use its function
+GUARDS = ("0014_append_only_ledger.py", "0020_rate_versions_never_change.py")
 LEDGER_COLUMNS = {
     ("transactions", "id"), ("transactions", "original_id"),
     ("lots", "id"), ("lots", "transaction_id"),
@@ -69,11 +70,13 @@ def test_the_migration_retypes_a_ledger_that_holds_rows(coalition, database):
     expect(earn(coalition, "m5-1", "m-five", "300.00"))
     expect(burn(coalition, "m5-2", "m-five", 10))
     with database.engine.begin() as connection:
-        migrate(connection, GUARDS, "downgrade")
+        for guards in reversed(GUARDS):
+            migrate(connection, guards, "downgrade")
         migrate(connection, MIGRATION, "downgrade")
         assert set(_types(connection).values()) == {"integer"}
         migrate(connection, MIGRATION, "upgrade")
-        migrate(connection, GUARDS, "upgrade")
+        for guards in GUARDS:
+            migrate(connection, guards, "upgrade")
         assert set(_types(connection).values()) == {"bigint"}
     assert balance(coalition, "m-five")["available"] == 20
     assert len(expect(burn(coalition, "m5-3", "m-five", 5))["allocations"]) == 1
