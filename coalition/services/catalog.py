@@ -336,7 +336,10 @@ def _rate_versions(session, held: Mapping) -> Mapping:
         held_count = sum(map(len, held.values()))
         if found and as_rate(found[0]) == last and found[0].total == held_count + len(found) - 1:
             return _by_scope(map(as_rate, found[1:]), held)
-    return _by_scope(as_rate(row) for row in session.execute(select(table)))
+    # in the order added, as each scope's last version must be: a table read in no order
+    # gives PostgreSQL's order on disk, where a version may take a rolled-back one's slot
+    whole = session.execute(select(table).order_by(table.c.id))
+    return _by_scope(as_rate(row) for row in whole)
 
 
 def _by_scope(versions, held: Mapping = MappingProxyType({})) -> Mapping:

@@ -253,6 +253,32 @@ def test_after_a_rate_is_added_a_process_reads_only_the_versions_added_since(
     assert [rate.value for rate in held[("fx", None)][-2:]] == [Decimal("0.011"), Decimal("0.012")]
 
 
+def test_a_process_reads_only_the_versions_added_since_whatever_the_tables_order_on_disk(
+    coalition, database, elsewhere, monkeypatch
+):
+    """A rate rolled back leaves its row's slot to PostgreSQL's VACUUM, and a version added
+    after takes it: a whole read in no order returned it before older ones, each scope's
+    last version in the copy was not the last added, and the next read was of every
+    version again."""
+    add_rate(coalition, "fx", "0.011", effective_from=days_ago(60), currency="RUB")
+    with pytest.raises(RolledBack):
+        database.run(_added_then_rolled_back, _rate("fx", 1))
+    add_rate(coalition, "fx", "0.012", effective_from=days_ago(50), currency="RUB")
+    if database.engine.dialect.name == "postgresql":
+        with database.engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            connection.exec_driver_sql("VACUUM rates")
+    add_rate(coalition, "fx", "0.013", effective_from=days_ago(40), currency="RUB")  # its slot
+    elsewhere.run(catalog.current)  # the process's copy, read whole
+    add_rate(coalition, "fx", "0.014", effective_from=days_ago(30), currency="RUB")
+    read = []
+    monkeypatch.setattr(catalog, "as_rate", lambda row: read.append(row.id) or as_rate(row))
+    held = elsewhere.run(lambda s: dict(catalog.current(s).rates))
+    assert len(read) == 2  # the last version held, to check it is still there, and the new one
+    monkeypatch.undo()
+    assert held == elsewhere.run(_rates_whole)
+
+
 def _rewrite_rates(database, *statements) -> None:
     """SQL run past the guard on rate versions (migration 0020), as a restore of another
     database under the service would be, and a new generation stamped."""
