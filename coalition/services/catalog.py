@@ -317,8 +317,8 @@ def _load(session, generation: int, before: Catalog | None = None) -> Catalog:
 def _rate_versions(session, held: Mapping) -> Mapping:
     """Every rate version, by scope: those ``held`` and the versions added since, or all.
 
-    Versions are never changed or deleted (migration 0020) and are added under the
-    calendar's lock, so in the order of their ids, and a daily fx rate per currency for
+    Versions are never changed or deleted (migration 0020) and the service adds them under
+    the calendar's lock, so in the order of their ids, and a daily fx rate per currency for
     years is tens of thousands: read whole after each rate added, they cost each process
     a quarter of a second at 22,000 while the tills' postings waited, and a history
     loaded through the API one rate at a time took 50 minutes. So only the versions from

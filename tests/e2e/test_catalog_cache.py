@@ -398,8 +398,9 @@ def _rate(kind: str, number: int) -> dict:
 
 def test_a_catalog_read_by_a_change_rolled_back_is_never_the_processs(coalition, database):
     """A transaction that adds a rate and reads the catalog (a second rate's checks do)
-    sees its own rate; kept for the process, the copy the next read builds on would hold
-    a version that never was, whose id SQLite gives the next rate."""
+    sees its own rate; kept for the process, it would be the copy the next read builds
+    on, holding a version that never was (found gone by the check of the last version
+    held, or on SQLite, which gives its id to the next rate, by its created_at)."""
 
     def add_read_and_undo(session):
         rates.create(session, _rate("fx", 7))
