@@ -19,7 +19,7 @@ GROUP BY over the ledger after every step.
 import random
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select, union_all
 
 from coalition.db.models import PairTotal, PartnerTotal
 from coalition.db.writes import Accumulate, Writes
@@ -86,6 +86,32 @@ def redeemed_points(session, period_id: str) -> list[RedeemedPoints]:
         RedeemedPoints(issuer, redeemer, rate, int(points))
         for issuer, redeemer, rate, points in session.execute(query)
     ]
+
+
+@dataclass(frozen=True)
+class RedeemedByPartner:
+    """A period's points redeemed (burn reversals netted), by the partner that issued
+    them (its points spent anywhere) and by the partner they were spent at."""
+
+    by_issuer: dict[str, int]
+    by_redeemer: dict[str, int]
+
+
+def redeemed_by_partner(session, period_id: str) -> RedeemedByPartner:
+    """The period's redeemed points summed by issuer and by redeemer, a row a partner: what
+    the KPIs show of them. Its pairs, thousands a month among 400 partners (up to a row a
+    pair, rate and stripe), are summed where they are kept, not read row by row."""
+    T = PairTotal
+    sides = {
+        side: select(literal(side), partner, func.sum(T.points))
+        .where(T.period_id == period_id)
+        .group_by(partner)
+        for side, partner in (("issuer", T.issuer_id), ("redeemer", T.redeemer_id))
+    }
+    sums = {side: {} for side in sides}
+    for side, partner_id, points in session.execute(union_all(*sides.values())):
+        sums[side][partner_id] = int(points)
+    return RedeemedByPartner(by_issuer=sums["issuer"], by_redeemer=sums["redeemer"])
 
 
 @dataclass(frozen=True)

@@ -85,7 +85,7 @@ def _period_kpis(
 ) -> dict:
     period_id, at_end = period.id, period.last_instant
     activities = period_totals.period_activity(session, period_id).partners
-    redeemed = period_totals.redeemed_points(session, period_id)
+    redeemed = period_totals.redeemed_by_partner(session, period_id)
     outstanding = _liability_points(session, period)
     point_value = catalog.current(session).point_value(at_end)
 
@@ -137,10 +137,8 @@ def _partner_activity(
         purchases=bought.get("here", kpis.Purchases()),
         points_issued=activity.points_issued,
         points_reversed=activity.points_reversed,
-        points_redeemed=sum(item.points for item in redeemed if item.issuer_id == partner_id),
-        points_redeemed_here=sum(
-            item.points for item in redeemed if item.redeemer_id == partner_id
-        ),
+        points_redeemed=redeemed.by_issuer.get(partner_id, 0),
+        points_redeemed_here=redeemed.by_redeemer.get(partner_id, 0),
         points_expired=activity.points_expired,
         liability_points=outstanding.get(partner_id, 0),
     )

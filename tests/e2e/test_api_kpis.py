@@ -30,7 +30,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from coalition import jobs
-from coalition.db import kept_counts, kpi_aggregates, locks, models
+from coalition.db import kept_counts, kpi_aggregates, locks, models, period_totals
 from coalition.domain.settlement import Unbalanced
 from coalition.services import expiry
 from coalition.services import kpi_counts
@@ -205,6 +205,36 @@ def test_a_quiet_period_still_carries_the_outstanding_points(operator, month):
 
 def test_periods_limits_the_series(operator, month):
     assert [p["period_id"] for p in kpis(operator, periods=1)["periods"]] == [current_month_id()]
+
+
+class _Walked(list):
+    """A period's redeemed points by pair, counting how often they are iterated."""
+
+    walks = 0
+
+    def __iter__(self):
+        type(self).walks += 1
+        return super().__iter__()
+
+
+def test_the_points_redeemed_are_read_summed_by_partner_not_pair_by_pair(
+        operator, month, monkeypatch):
+    # 400 partners trading thousands of pairs a month: the KPIs read every pair's row and
+    # summed each partner's from all of them, twice a partner: seconds a period, and the
+    # console reads twelve (the settlement's own lines: test_settlement_many_partners.py)
+    for number in range(30):
+        add_partner(operator, f"idle-{number:02d}", f"Idle {number}", "shop", "EUR")
+    pairs = period_totals.redeemed_points
+    monkeypatch.setattr(period_totals, "redeemed_points", lambda *a: _Walked(pairs(*a)))
+    monkeypatch.setattr(_Walked, "walks", 0)
+
+    report = kpis(operator)
+    assert len(report["periods"]) == 2 and len(report["periods"][0]["partners"]) == 33
+    assert _Walked.walks == 0, f"{_Walked.walks} walks of the pairs for two periods' KPIs"
+    figures = partner(report["periods"][0], "aroma")
+    assert (figures["points_redeemed"], figures["points_redeemed_here"]) == (100, 50)
+    assert partner(report["periods"][0], "idle-00")["points_redeemed"] == 0
+    assert report["periods"][0]["coalition"]["points_redeemed"] == 150
 
 
 def test_closing_the_period_changes_no_figure(operator, month):
