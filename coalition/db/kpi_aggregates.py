@@ -1,7 +1,6 @@
 """KPI aggregates: set-based GROUP BYs over the transactions of one period.
 
-Each read answers for one period, grouped by partner, in one query (purchases
-in two: split by members who burned at that partner, then anywhere): a
+Each read answers for one period, grouped by partner, in one query: a
 period's own counting time decides whether its counts are kept
 (:mod:`coalition.services.kpi_counts`), and a chart of twelve periods reads
 most of them back. The points figures that the
@@ -20,7 +19,7 @@ Where the counts are kept once counted is :mod:`coalition.db.kept_counts`.
 
 from decimal import Decimal
 
-from sqlalchemy import String, and_, case, func, literal, select, union_all
+from sqlalchemy import String, case, func, literal, select, union_all
 from sqlalchemy.orm import aliased
 
 from coalition.db import on_postgresql
@@ -116,35 +115,48 @@ def purchases(session, period_id: str) -> dict[str, dict[str, Purchases]]:
     figure); *anywhere* by whether the member burned anywhere in the
     coalition (summed, after conversion, into the coalition-wide figure).
     Amounts are in the partner's currency.
+
+    Whether a buyer burned is read from the period's visits themselves, in
+    windows by member and partner and by member (one sort of the visits, by
+    member then partner), not joined from its burns: the open
+    period is the newest, often missing from the table's statistics until
+    ANALYZE next runs, and taken for one row the join was a nested loop
+    that compared every earn with every burn (79 million rows, 14 s, for a
+    month of 18,000; docs/performance-log.md).
     """
     T = Transaction
-    burns = aliased(T)
+    burned = func.max(case((T.type == "burn", 1), else_=0))
+    visits = (
+        select(
+            T.partner_id,
+            T.type,
+            T.amount,
+            burned.over(partition_by=(T.member_id, T.partner_id)).label("here"),
+            burned.over(partition_by=T.member_id).label("anywhere"),
+        )
+        .where(T.period_id == period_id, T.type.in_(("earn", "burn")))
+        .subquery("visits")
+    )
+    query = (
+        select(
+            visits.c.partner_id,
+            visits.c.here,
+            visits.c.anywhere,
+            func.count(),
+            _exact_sum(session, visits.c.amount),
+        )
+        .where(visits.c.type == "earn")
+        .group_by(visits.c.partner_id, visits.c.here, visits.c.anywhere)
+    )
     split = {}
-    for scope, keys in (("here", ("partner_id",)), ("anywhere", ())):
-        burners = (
-            select(*(getattr(burns, key) for key in keys), burns.member_id)
-            .where(burns.type == "burn", burns.period_id == period_id)
-            .distinct()
-            .subquery()
-        )
-        joined = and_(
-            burners.c.member_id == T.member_id, *(burners.c[key] == getattr(T, key) for key in keys)
-        )
-        with_points = burners.c.member_id.is_not(None)
-        query = (
-            select(T.partner_id, with_points, func.count(), _exact_sum(session, T.amount))
-            .select_from(T)
-            .outerjoin(burners, joined)
-            .where(T.type == "earn", T.period_id == period_id)
-            .group_by(T.partner_id, with_points)
-        )
-        for partner_id, burned, count, amount in session.execute(query):
+    for partner_id, here, anywhere, count, amount in session.execute(query):
+        entry = split.setdefault(partner_id, {"here": Purchases(), "anywhere": Purchases()})
+        for scope, burned_there in (("here", here), ("anywhere", anywhere)):
             part = (
                 Purchases(count_with_points=int(count), amount_with_points=Decimal(amount))
-                if burned
+                if burned_there
                 else Purchases(count=int(count), amount=Decimal(amount))
             )
-            entry = split.setdefault(partner_id, {"here": Purchases(), "anywhere": Purchases()})
             entry[scope] = entry[scope] + part
     return split
 

@@ -24,9 +24,11 @@ A 150 + F 100 + G 60 = 310; coalition E 30; 470 in all.
 import json
 import sqlite3
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from coalition import jobs
@@ -235,6 +237,56 @@ def test_the_points_redeemed_are_read_summed_by_partner_not_pair_by_pair(
     assert (figures["points_redeemed"], figures["points_redeemed_here"]) == (100, 50)
     assert partner(report["periods"][0], "idle-00")["points_redeemed"] == 0
     assert report["periods"][0]["coalition"]["points_redeemed"] == 150
+
+
+def rows_discarded_by_joins(database, count) -> int:
+    """Run ``count(session)``, then EXPLAIN ANALYZE each query it sent: how many rows its
+    joins compared and discarded."""
+    sent = []
+
+    def capture(connection, cursor, statement, parameters, context, executemany):
+        sent.append((statement, parameters))
+
+    event.listen(database.engine, "before_cursor_execute", capture)
+    try:
+        database.run(count)
+    finally:
+        event.remove(database.engine, "before_cursor_execute", capture)
+
+    def nodes(plan):
+        yield plan
+        for below in plan.get("Plans", []):
+            yield from nodes(below)
+
+    discarded = 0
+    with database.engine.connect() as connection:
+        for statement, parameters in sent:
+            explained = "EXPLAIN (ANALYZE, FORMAT JSON) " + statement
+            (plan,) = connection.exec_driver_sql(explained, parameters).scalar()
+            discarded += sum(n.get("Rows Removed by Join Filter", 0) for n in nodes(plan["Plan"]))
+    return discarded
+
+
+@pytest.mark.postgres
+def test_purchases_are_split_without_comparing_each_earn_with_each_burn(operator, database):
+    # the open period is the newest: until ANALYZE runs again the statistics hold none of
+    # its rows, and taking it for one row the split joined its burns in a nested loop over
+    # every earn: 79 million rows compared, 14 s, for a month of 18,000 (400 partners)
+    start, _, period_id = previous_month()
+    coalition_setup(operator)
+    with database.engine.connect() as connection:
+        connection.exec_driver_sql("ANALYZE transactions")  # before the month's rows
+    for number in range(40):
+        earn(operator, f"a-{number}", "skyair", f"m{number}", at(start, 1), "10.00", "EUR")
+    for number in range(0, 40, 2):
+        burn(operator, f"b-{number}", "aroma", f"m{number}", at(start, 2), 5)
+
+    split = kpi_aggregates.purchases
+    assert rows_discarded_by_joins(database, lambda session: split(session, period_id)) == 0
+    skyair = database.run(lambda session: split(session, period_id))["skyair"]
+    assert (skyair["here"].count, skyair["here"].count_with_points) == (40, 0)
+    assert (skyair["anywhere"].count, skyair["anywhere"].count_with_points) == (20, 20)
+    assert skyair["anywhere"].amount_with_points == Decimal("200.00")
 
 
 def test_closing_the_period_changes_no_figure(operator, month):
