@@ -318,13 +318,13 @@ def _rate_versions(session, held: Mapping) -> Mapping:
     """Every rate version, by scope: those ``held`` and the versions added since, or all.
 
     Versions are never changed or deleted (migration 0020) and the service adds them under
-    the calendar's lock, so in the order of their ids, and a daily fx rate per currency for
-    years is tens of thousands: read whole after each rate added, they cost each process
-    a quarter of a second at 22,000 while the tills' postings waited, and a history
-    loaded through the API one rate at a time took 50 minutes. So only the versions from
-    the last one held on are read, and kept if that one is still there as held and the
-    table's count adds up; else (a database restored or replaced under the service, rows
-    deleted past the guard) every version is read.
+    the calendar's lock (on SQLite, as its one writer), so in the order of their ids; and
+    a daily fx rate per currency for years is tens of thousands: read whole after each
+    rate added, they cost each process a quarter of a second at 22,000 while the tills'
+    postings waited, and a history loaded through the API one rate at a time took 50
+    minutes. So only the versions from the last one held on are read, and kept if that
+    one is still there as held and the table's count adds up; else (a database restored
+    or replaced under the service, rows deleted past the guard) every version is read.
     """
     table = models.Rate.__table__
     last = max((scoped[-1] for scoped in held.values()), key=lambda rate: rate.id, default=None)
