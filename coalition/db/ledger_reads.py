@@ -14,10 +14,10 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, case, func, or_, select, text, tuple_
+from sqlalchemy import case, func, or_, select, text
 
 from coalition.db import aggregates, locks, models, rows, written
-from coalition.db.lists import among
+from coalition.db.lists import among, among_pairs, pairs
 
 ID_TABLES = ("transactions", "lots", "allocations")
 # the types of the partial index of allocations by lot (ix_allocations_lot_history)
@@ -93,11 +93,10 @@ def lock_members(session, member_ids: set[str]) -> set[str]:
     return set(found.scalars())
 
 
-# (partner_id, external_id) among a list of pairs: an expanded IN on every database
-# (:func:`~coalition.db.lists.among` takes single values)
-UNDER_KEYS = tuple_(models.Transaction.partner_id, models.Transaction.external_id).in_(
-    bindparam("keys", expanding=True)
-)
+# (partner_id, external_id) among a list of pairs: an expanded IN, on SQLite with each
+# side's values too, without which it scans every transaction (:func:`~coalition.db.lists.among`
+# takes single values)
+UNDER_KEYS = among_pairs(models.Transaction.partner_id, models.Transaction.external_id, "keys")
 # the catalog's generation rides along: settings is one row, joined to what was posted
 POSTED = select(models.Settings.generation, models.Transaction.__table__).select_from(
     models.Settings.__table__.outerjoin(models.Transaction.__table__, UNDER_KEYS)
@@ -137,7 +136,7 @@ def _lots_statement(of_members: bool, of_transactions: bool, by_id: bool):
 
 def posted(session, keys: set[tuple[str, str]]) -> tuple[int, list[rows.Transaction]]:
     """The catalog's generation, and the transactions posted under these keys."""
-    result = session.connection().execute(POSTED, {"keys": sorted(keys)})
+    result = session.connection().execute(POSTED, pairs("keys", keys))
     found = [dict(row) for row in result.mappings()]
     (generation,) = {row.pop("generation") for row in found}  # settings is one row
     return generation, [rows.Transaction(**row) for row in found if row["id"] is not None]
@@ -148,7 +147,7 @@ def members_of(session, keys: set[tuple[str, str]]) -> dict[tuple[str, str], str
     an import puts a reversal in the lane of its original's member."""
     if not keys:
         return {}
-    found = session.connection().execute(POSTED_BY, {"keys": sorted(keys)})
+    found = session.connection().execute(POSTED_BY, pairs("keys", keys))
     return {(partner, external): member for partner, external, member in found}
 
 

@@ -8,6 +8,7 @@ from coalition.db import Unavailable
 from coalition.services import batches
 from tests.conftest import days_ago
 from tests.e2e.helpers import balance, burn, earn, expect
+from tests.plans import sent
 
 
 def _items(prefix: str) -> list[dict]:
@@ -142,3 +143,29 @@ def test_a_batch_the_database_leaves_before_it_wrote_anything_is_503_as_a_whole(
     assert (response.status_code, response.get_json()["reason"]) == (503, "database_unavailable")
     monkeypatch.undo()
     assert expect(coalition.get("/api/v1/transactions"), 200)["items"] == []
+
+
+def test_a_chunk_finds_what_was_posted_under_its_keys_through_their_index(coalition, database):
+    """A chunk reads the transactions posted under its keys by the idempotency index.
+
+    On SQLite a list of (partner, external_id) pairs alone is read by scanning
+    the table: every chunk of a batch or an import read every transaction of the
+    ledger, and ingest slowed as the file grew (1,172 items/s in a pilot's first
+    month, 566 in its fourth). Each statement that looks keys up must search the
+    index, whatever the ledger holds.
+    """
+    items = [{"external_id": f"keyed-{index}", "type": "earn", "partner_id": "aroma",
+              "member_id": f"keyed-m{index}", "amount": "300.00", "currency": "RUB",
+              "occurred_at": days_ago(2)} for index in range(3)]
+    with sent(database.engine) as statements:
+        results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)
+    assert {result["status"] for result in results["results"]} == {201}
+    keyed = [(sql, parameters) for sql, parameters in statements
+             if "(transactions.partner_id, transactions.external_id) IN" in sql]
+    assert keyed
+    if database.engine.dialect.name != "sqlite":
+        return  # PostgreSQL reads a list of pairs by the index it has on both
+    with database.engine.connect() as connection:
+        for sql, parameters in keyed:
+            plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters)]
+            assert not [step for step in plan if step.startswith("SCAN transactions")], (sql, plan)
