@@ -104,9 +104,15 @@ def largest_id(connection, table: str) -> int:
 
 def occurrences(session) -> tuple[datetime | None, datetime | None]:
     """The first and the last ``occurred_at`` of the ledger, None for both while it is
-    empty: one statement, two probes of the index on ``occurred_at``."""
+    empty: one statement, two probes of the index on ``occurred_at``. Each is a query of
+    its own: SQLite probes an index for a lone ``min`` or ``max`` only, and read both
+    from one select by scanning the whole index (78 ms a request at 577,000
+    transactions, on every KPIs, draft and periods request)."""
     first, last = session.execute(
-        select(func.min(Transaction.occurred_at), func.max(Transaction.occurred_at))
+        select(
+            select(func.min(Transaction.occurred_at)).scalar_subquery(),
+            select(func.max(Transaction.occurred_at)).scalar_subquery(),
+        )
     ).one()
     return first, last
 
