@@ -33,13 +33,18 @@ class Settings(Base):
     max_backdate_days: Mapped[int]
     auto_close_after_hours: Mapped[int]
     generation: Mapped[int] = mapped_column(BigInteger, default=0)
+    keys_generation: Mapped[int] = mapped_column(BigInteger, default=0)  # moved with the keys
 
 
-def new_generation():
+def new_generation(keys: bool = True):
     """The statement that stamps the reference data as changed: every process of the
     service reads its catalog afresh on its next request
-    (:mod:`coalition.services.catalog`)."""
-    return update(Settings).values(generation=secrets.randbits(62))
+    (:mod:`coalition.services.catalog`); the API keys too where ``keys`` (without it,
+    a process keeps those it holds: thousands, which no rate or close changes)."""
+    stamps = {"generation": secrets.randbits(62)}
+    if keys:
+        stamps["keys_generation"] = secrets.randbits(62)
+    return update(Settings).values(**stamps)
 
 
 class Partner(Base):

@@ -12,6 +12,10 @@ it too (:func:`coalition.db.migrate.upgrade`), and a catalog is read only
 on a schema of this release, so an instance the schema moved past stops at
 its next request.
 
+A copy made old is not read whole again: rate versions only as they are added
+(:func:`_rate_versions`), and the keys only when a flush that touched them
+also stamped ``settings.keys_generation``.
+
 The cache holds plain, immutable rows (no ORM objects), shared between
 threads; to change reference data, load its ORM object in a session.
 """
@@ -46,9 +50,9 @@ LOAD_WAIT_SECONDS = 1  # at most, for another thread's read of a new generation 
 
 @event.listens_for(Session, "before_flush")
 def _stamp_generation(session, _context, _instances) -> None:
-    changed = (*session.new, *session.dirty, *session.deleted)
-    if any(type(row) in models.REFERENCE_DATA for row in changed):
-        session.execute(models.new_generation())
+    changed = {type(row) for row in (*session.new, *session.dirty, *session.deleted)}
+    if any(kind in models.REFERENCE_DATA for kind in changed):
+        session.execute(models.new_generation(keys=models.ApiKey in changed))
         session.info[_CHANGED] = True
         forget(session)
 
@@ -289,7 +293,8 @@ def if_current(database, generation: int | None = None) -> Catalog | None:
 
 def _load(session, generation: int, before: Catalog | None = None) -> Catalog:
     """The catalog of ``generation``; its rate versions built on those of ``before``, this
-    process's catalog of an earlier generation, where they are still the same."""
+    process's catalog of an earlier generation, where they are still the same, and its
+    keys those of ``before`` if no key changed since (``keys_generation``)."""
 
     def rows(table):
         return session.execute(select(table.__table__)).all()
@@ -304,12 +309,17 @@ def _load(session, generation: int, before: Catalog | None = None) -> Catalog:
         .order_by(models.Period.end.desc())
         .limit(1)
     ).first()
+    settings = rows(models.Settings)[0]
     return Catalog(
         generation=generation,
-        settings=rows(models.Settings)[0],
+        settings=settings,
         partners={row.id: row for row in rows(models.Partner)},
         rates=_rate_versions(session, {} if before is None else before.rates),
-        keys={row.key_hash: row for row in rows(models.ApiKey) if row.revoked_at is None},
+        keys=(
+            before.keys
+            if before is not None and before.settings.keys_generation == settings.keys_generation
+            else {row.key_hash: row for row in rows(models.ApiKey) if row.revoked_at is None}
+        ),
         last_closed=None if last is None else periods.Period(*last),
     )
 
