@@ -28,7 +28,6 @@ from decimal import Decimal
 from types import SimpleNamespace
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from coalition import jobs
@@ -51,6 +50,7 @@ from tests.e2e.settlement_world import (
     previous_month,
     statements,
 )
+from tests.plans import sent
 
 
 def kpis(caller, status: int = 200, **query) -> dict:
@@ -242,16 +242,8 @@ def test_the_points_redeemed_are_read_summed_by_partner_not_pair_by_pair(
 def rows_discarded_by_joins(database, count) -> int:
     """Run ``count(session)``, then EXPLAIN ANALYZE each query it sent: how many rows its
     joins compared and discarded."""
-    sent = []
-
-    def capture(connection, cursor, statement, parameters, context, executemany):
-        sent.append((statement, parameters))
-
-    event.listen(database.engine, "before_cursor_execute", capture)
-    try:
+    with sent(database.engine) as statements:
         database.run(count)
-    finally:
-        event.remove(database.engine, "before_cursor_execute", capture)
 
     def nodes(plan):
         yield plan
@@ -260,7 +252,7 @@ def rows_discarded_by_joins(database, count) -> int:
 
     discarded = 0
     with database.engine.connect() as connection:
-        for statement, parameters in sent:
+        for statement, parameters in statements:
             explained = "EXPLAIN (ANALYZE, FORMAT JSON) " + statement
             (plan,) = connection.exec_driver_sql(explained, parameters).scalar()
             discarded += sum(n.get("Rows Removed by Join Filter", 0) for n in nodes(plan["Plan"]))

@@ -560,21 +560,14 @@ def test_rates_filter_by_an_fx_rates_currency(operator):
 def test_rates_in_force_are_listed_without_reading_every_version(operator, rate_versions):
     """?at= is the console's default: it chooses from the catalog's copy of the versions,
     and reads no rate row (22,000 fx versions took 0.46 s to load for the 20 in force)."""
-    from sqlalchemy import event
     from sqlalchemy.engine import Engine
 
+    from tests.plans import sent
+
     listed = expect(operator.get("/api/v1/rates", query_string={"at": days_ago(5)}), 200)
-    read = []
-
-    def reading(_conn, _cursor, statement, *_):
-        if "FROM rates" in statement:
-            read.append(statement)
-
-    event.listen(Engine, "before_cursor_execute", reading)
-    try:
+    with sent(Engine) as statements:
         again = expect(operator.get("/api/v1/rates", query_string={"at": days_ago(5)}), 200)
-    finally:
-        event.remove(Engine, "before_cursor_execute", reading)
+    read = [statement for statement, _ in statements if "FROM rates" in statement]
     assert again == listed and read == []
     assert [rate["id"] for rate in listed] == sorted(
         [rate_versions["earn_v2"], rate_versions["sky_earn"], rate_versions["redemption"]]

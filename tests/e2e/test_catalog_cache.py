@@ -21,6 +21,7 @@ from coalition.db.rows import as_rate
 from coalition.services import calendar, catalog, partners, rates, settlement
 from tests.conftest import days_ago
 from tests.e2e.helpers import add_rate, earn, expect
+from tests.plans import sent
 from tests.threads import together
 
 
@@ -416,17 +417,9 @@ def test_a_catalog_read_by_a_change_rolled_back_is_never_the_processs(coalition,
 
 def _reads_keys(database, use_case) -> bool:
     """Whether ``use_case`` read the API keys table."""
-    sent = []
-
-    def capture(connection, cursor, statement, parameters, context, executemany):
-        sent.append(statement)
-
-    event.listen(database.engine, "before_cursor_execute", capture)
-    try:
+    with sent(database.engine) as statements:
         database.run(use_case)
-    finally:
-        event.remove(database.engine, "before_cursor_execute", capture)
-    return any("FROM api_keys" in statement for statement in sent)
+    return any("FROM api_keys" in statement for statement, _ in statements)
 
 
 def test_a_process_reads_the_keys_again_only_after_a_key_changed(coalition, make_key, elsewhere):
