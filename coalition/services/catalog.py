@@ -315,13 +315,18 @@ def _load(session, generation: int, before: Catalog | None = None) -> Catalog:
         settings=settings,
         partners={row.id: row for row in rows(models.Partner)},
         rates=_rate_versions(session, {} if before is None else before.rates),
-        keys=(
-            before.keys
-            if before is not None and before.settings.keys_generation == settings.keys_generation
-            else {row.key_hash: row for row in rows(models.ApiKey) if row.revoked_at is None}
-        ),
+        keys=_keys(session, settings, before),
         last_closed=None if last is None else periods.Period(*last),
     )
+
+
+def _keys(session, settings: Row, before: Catalog | None) -> dict[str, Row]:
+    """The unrevoked keys by their SHA-256: those ``before`` held, if no key was created or
+    revoked since (a key a till makes tens of thousands, which no rate or close changes)."""
+    if before is not None and before.settings.keys_generation == settings.keys_generation:
+        return before.keys
+    found = session.execute(select(models.ApiKey.__table__))
+    return {row.key_hash: row for row in found if row.revoked_at is None}
 
 
 def _rate_versions(session, held: Mapping) -> Mapping:
