@@ -18,11 +18,16 @@ adds up (migration 0017).
 from sqlalchemy import func, select, text
 
 from coalition.db import Unavailable, on_postgresql, reaching
-from coalition.db.models import Base, PairTotal, Partner, PartnerTotal, Settings
+from coalition.db.models import Base, PairTotal, Partner, PartnerTotal, Period, Settings, Statement
 from coalition.domain.partners import OPERATOR_PARTNER
 from coalition.domain.totals import ACTIVITY_FIELDS
 
 CHUNK = 5_000  # rows read, and written, at a time
+# Tables whose rows are documents, and the rows of them held at a time: a period keeps its
+# settlement (every pair line: megabytes with hundreds of partners), a statement its JSON
+# (tens of kilobytes with hundreds of counterparties). CHUNK of them would hold a large
+# coalition's every document at once.
+DOCUMENT_CHUNKS = {Period.__table__: 1, Statement.__table__: 100}
 # Counters whose key holds a rate, and what they count. SQLite keeps a rate as the text it
 # was written in, so "0.01" and "0.010" key two rows there, where PostgreSQL's NUMERIC
 # compares values and would refuse the second: such rows are added into one.
@@ -106,15 +111,16 @@ def _added_up(rows, counted: tuple[str, ...]) -> list[dict]:
 
 
 def _read(table, reading):
-    """A table's rows from the source, :data:`CHUNK` at a time; the source lost meanwhile
-    raised as :class:`SourceUnavailable` (what the target raises is not caught here: it is
-    raised where the rows are written, outside this generator)."""
+    """A table's rows from the source, :data:`CHUNK` at a time (documents fewer:
+    :data:`DOCUMENT_CHUNKS`); the source lost meanwhile raised as
+    :class:`SourceUnavailable` (what the target raises is not caught here: it is raised
+    where the rows are written, outside this generator)."""
     try:
         with reaching():
             rows = reading.execute(
                 select(table)
                 .order_by(*table.primary_key.columns)
-                .execution_options(yield_per=CHUNK)
+                .execution_options(yield_per=DOCUMENT_CHUNKS.get(table, CHUNK))
             )
             yield from rows.partitions()
     except Unavailable as error:

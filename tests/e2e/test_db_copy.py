@@ -17,7 +17,7 @@ from sqlalchemy.engine import Engine
 
 from coalition import auth, create_app, database_of
 from coalition.cli import main
-from coalition.db import migrate, models, period_totals
+from coalition.db import copy, migrate, models, period_totals
 from tests.conftest import Caller
 from tests.e2e.helpers import bonus, burn, burn_reversal, days_ago, earn, earn_reversal, expect, list_all
 from tests.e2e.settlement_world import at, current_month_id, previous_month, small_closed_month
@@ -99,6 +99,26 @@ def test_a_copy_answers_as_the_pilot_did_and_posts_on_from_its_ids(pilot, copy_f
     after_copy = expect(burn(copied_till, "t-6", "m3", 10, occurred_at=days_ago(0.01)))
     assert after_copy["id"] == after_pilot["id"] == before["transactions"][-1]["id"] + 1
     assert after_copy["allocations"] == after_pilot["allocations"]
+
+
+def test_a_copy_holds_a_few_documents_at_a_time(pilot, copy_from, monkeypatch):
+    # a large coalition's settlements and statements are megabytes each: CHUNK of them at once
+    # would hold them all (here one statement a write, of the pilot's three)
+    monkeypatch.setitem(copy.DOCUMENT_CHUNKS, models.Statement.__table__, 1)
+    written = []
+
+    def count(conn, clauseelement, multiparams, params, execution_options):
+        if getattr(clauseelement, "table", None) is models.Statement.__table__:
+            written.append(len(multiparams) or 1)
+
+    event.listen(Engine, "before_execute", count)
+    try:
+        status, output = copy_from(pilot[0])
+    finally:
+        event.remove(Engine, "before_execute", count)
+
+    assert status == 0, output
+    assert written == [1, 1, 1]
 
 
 @pytest.fixture
