@@ -82,3 +82,55 @@ def test_a_listing_of_a_later_period_or_time_reads_no_earlier_period(operator, d
     # the 10 of March 2025 and the probes of each period's first id, not the 20,000 before
     assert plan["Actual Rows"] == 10
     assert rows_read(plan, "transactions") < 100
+
+
+# 100,000 transactions: bonuses, each with its lot, and burns, each spending from the
+# bonus before it; the lots and allocations lie in no order of their transactions, as a
+# ledger's lots come to once burns, returns and expiries have changed them
+SCATTERED = """
+    INSERT INTO members (id, created_at) VALUES ('m-scattered', now());
+    INSERT INTO transactions (id, partner_id, external_id, type, member_id, occurred_at,
+        recorded_at, points, shortfall_points, rate_ids, period_id, late, request_hash)
+    SELECT 1000 + n, 'coalition', 'scattered-' || n,
+        CASE WHEN mod(n, 2) = 1 THEN 'bonus' ELSE 'burn' END, 'm-scattered', now(), now(),
+        CASE WHEN mod(n, 2) = 1 THEN 10 ELSE -5 END, 0, '[]', '2026-06', false, ''
+    FROM generate_series(1, 100000) AS n;
+    INSERT INTO lots (id, transaction_id, member_id, issuer_id, points, remaining, earned_at,
+        available_at, expires_at)
+    SELECT 1000 + n, 1000 + n, 'm-scattered', 'coalition', 10, 5, now(), now(),
+        now() + interval '1 year'
+    FROM generate_series(1, 100000, 2) AS n ORDER BY md5(n::text);
+    INSERT INTO allocations (id, transaction_id, type, lot_id, issuer_id, redeemer_id, points,
+        period_id)
+    SELECT 1000 + n, 1000 + n, 'burn', 1000 + n - 1, 'coalition', 'coalition', -5, '2026-06'
+    FROM generate_series(2, 100000, 2) AS n ORDER BY md5(n::text);
+    ANALYZE transactions, lots, allocations
+"""
+
+
+def test_a_pages_lots_and_allocations_are_read_for_the_page_alone(operator, database):
+    expect(bonus(operator, "b-1", "m-1", 10))
+    with sent(database.engine) as statements:
+        expect(operator.get("/api/v1/transactions", query_string={"limit": 10}), 200)
+    reads = {
+        table: next(
+            (sql, parameters)
+            for sql, parameters in statements
+            if f"FROM {table} WHERE" in " ".join(sql.split())
+        )
+        for table in ("lots", "allocations")
+    }
+    # a page of 1,000 from the middle of the ledger: 500 bonuses and 500 burns
+    ids = list(range(51001, 52001))
+    read = {}
+    with database.engine.connect() as connection, connection.begin() as transaction:
+        connection.exec_driver_sql(SCATTERED)
+        for table, (statement, parameters) in reads.items():
+            page = {**parameters, "ids": ids, "first": ids[0], "last": ids[-1]}
+            (plan,) = connection.exec_driver_sql(
+                f"EXPLAIN (ANALYZE, FORMAT JSON) {statement}", page
+            ).scalar_one()
+            read[table] = rows_read(plan["Plan"], table)
+        transaction.rollback()
+    # the page's own 500 of each, not the 50,000 of the whole ledger
+    assert read == {"lots": 500, "allocations": 500}
