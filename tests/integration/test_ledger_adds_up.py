@@ -23,16 +23,20 @@ from coalition.db import migrate as schema
 from coalition.db import models
 from coalition.db.writes import Writes
 from coalition.domain.errors import Conflict
-from tests.e2e.settlement_world import small_month
+from tests.conftest import days_ago
+from tests.e2e.helpers import expect
+from tests.e2e.settlement_world import add_partner, small_month
 from tests.integration.test_faults import Faults
 from tests.integration.test_writes import AT, transaction_columns
 from tests.migrations import migrate
 
 pytestmark = pytest.mark.postgres
 
-MIGRATIONS = ("0017_ledger_adds_up.py", "0018_ledger_checks_find_their_tables.py")
-HEAD = "0021"  # what an upgrade from 0016 reaches (0019 and 0021 add their columns if not
-# there, 0020 makes its trigger again)
+MIGRATIONS = (
+    "0017_ledger_adds_up.py", "0018_ledger_checks_find_their_tables.py", "0022_a_burn_is_summed_once.py"
+)
+HEAD = "0022"  # what an upgrade from 0016 reaches (0019 and 0021 add their columns if not
+# there, 0020 and 0022 make their trigger and function again)
 
 LOT_BROKEN = "does not hold its points plus what its allocations moved"
 MOVED_BROKEN = "do not add up to its points"
@@ -329,3 +333,73 @@ def test_an_upgrade_refuses_a_ledger_that_does_not_add_up_already(m1, database):
     assert upgraded == {"0016"}
     with database.engine.connect() as connection:
         assert _checks(connection) == 4
+
+
+def _allocations_read(connection) -> int:
+    """Rows of allocations this transaction has read so far, by any scan."""
+    return connection.execute(text(
+        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+        " FROM pg_stat_xact_user_tables WHERE relid = 'allocations'::regclass"
+    )).scalar_one()
+
+
+def _burn_of_every_lot(connection, member: str, lots: list[int]) -> Writes:
+    """A burn of one point from each of ``lots`` (each holding one), queued to write."""
+    count = len(lots)
+    allocations = {
+        "id": list(range(9_000_001, 9_000_001 + count)), "transaction_id": [NEW_BURN] * count,
+        "type": ["burn"] * count, "lot_id": lots, "issuer_id": ["coalition"] * count,
+        "redeemer_id": ["aroma"] * count, "points": [-1] * count,
+        "value_rate": [Decimal("0.01")] * count, "reverses_id": [None] * count,
+        "period_id": ["2026-03"] * count,
+    }
+    transaction = transaction_columns(
+        [NEW_BURN], type="burn", partner_id="aroma", member_id=member, points=-count,
+        amount=None, currency=None, fee_rate=None, rate_ids=(), late=False,
+    )
+    return Writes(connection).insert(models.Transaction.__table__, transaction).insert(
+        models.Allocation.__table__, allocations
+    ).update(models.Lot.__table__, "remaining", lots, [0] * count)
+
+
+def test_a_burn_from_many_lots_is_checked_reading_each_allocation_a_few_times(operator, database):
+    # 200 lots of a point each, all burned at once. Each allocation's check summed every
+    # allocation of its burn: 200 × 200 rows read, and a burn from 19,700 lots took 47 s to
+    # commit. The burn, written in the same commit, is summed once, by its own check.
+    count = 200
+    add_partner(operator, "aroma", "Кофейня Арома", "cafe", "RUB")
+    expect(operator.post("/api/v1/transactions/batch", json={"transactions": [
+        {"external_id": f"b{n}", "type": "bonus", "partner_id": "coalition", "member_id": "many",
+         "occurred_at": days_ago(3), "points": 1, "reason": "referral"} for n in range(count)
+    ]}), 200)
+    with database.engine.connect() as connection:
+        lots = connection.execute(text("SELECT id FROM lots ORDER BY id")).scalars().all()
+    assert len(lots) == count
+
+    with database.engine.begin() as connection:
+        _burn_of_every_lot(connection, "many", lots).run()
+        before = _allocations_read(connection)
+        connection.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))  # the checks, run now
+        read = _allocations_read(connection) - before
+
+    # each lot's allocations twice (its allocation's check, its update's), the burn's once
+    assert read == 3 * count
+    with database.engine.connect() as connection:
+        assert connection.execute(text("SELECT sum(remaining) FROM lots")).scalar_one() == 0
+
+
+def test_a_burn_whose_allocations_do_not_add_up_is_refused_in_the_commit_that_writes_it(
+    m1, database
+):
+    # a new burn of 5 whose allocation takes 4 from m1's lot, which shows the 4: the lot adds
+    # up, the burn does not; its allocation leaves the burn to the burn's own check
+    lot_id, _ = m1
+    before = _ledger(database)
+
+    def write(connection):
+        Writes(connection).insert(models.Transaction.__table__, _moved("burn", -5)).insert(
+            models.Allocation.__table__, _allocation(NEW_BURN, lot_id, -4)
+        ).update(models.Lot.__table__, "remaining", [lot_id], [119]).run()
+
+    assert f"transaction {NEW_BURN} {MOVED_BROKEN}" in _refused(database, write)
+    assert _ledger(database) == before
