@@ -75,6 +75,21 @@ class Ids:
             self.drawn |= self._draw({table: self.REFILL})
         return self.drawn[table].pop()
 
+    def reserve(self, table: str, count: int) -> None:
+        """Have the next ``count`` ids of ``table`` drawn, in one round trip if any is
+        missing: a burn from thousands of lots makes an allocation a lot, and refills of
+        :data:`REFILL` cost a round trip per four of them (1,250 from 5,000 lots)."""
+        if not on_postgresql(self.session):
+            return
+        held = [] if self.drawn is None else self.drawn[table]
+        short = count - len(held)
+        if short <= 0:
+            return
+        if self.drawn is None:
+            self.drawn = self._draw({**self.wanted, table: self.wanted.get(table, 0) + short})
+        else:  # the new ids are above those held: first in the list popped from its end
+            self.drawn[table] = self._draw({table: short})[table] + held
+
     def _draw(self, counts: dict[str, int]) -> dict[str, list[int]]:
         drawn = ledger_reads.draw_ids(self.session.connection(), counts)
         return {table: sorted(ids, reverse=True) for table, ids in drawn.items()}

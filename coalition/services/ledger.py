@@ -249,6 +249,7 @@ def _burn(book, transaction, partner, config, request) -> Posting:
         raise NoRate(f"no redemption rate for partner {partner.id!r} at {at.isoformat()}")
     live = [rows.as_lot(lot) for lot in book.live_lots(transaction.member_id)]
     taken = lots.allocate(live, request["points"], at)
+    book.ids.reserve("allocations", len(taken))
     transaction.points = -request["points"]
     transaction.rate_ids = (redemption.id,)
     book.add_transaction(transaction)
@@ -363,6 +364,7 @@ def _burn_reversal(book, transaction, partner, config, request) -> Posting:
     redemption = catalog.current(book.session).redemption_rate(partner.id, original.occurred_at)
     transaction.rate_ids = (redemption.id,)
     book.add_transaction(transaction)
+    book.ids.reserve("allocations", len(decisions))
     posting = Posting(transaction)
     for allocation, points in decisions:
         row = burned[allocation.id]
