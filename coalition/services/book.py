@@ -127,9 +127,9 @@ class Book:
         drawn = _lock(session, keys, Ids.needed_for(requests) if len(requests) == 1 else None)
         found = _transactions(session, keys | originals)
         by_key = {(row.partner_id, row.external_id): row for row in found}
-        lockable = {request["member_id"] for _, request in requests if request["type"] == "burn"}
-        lockable |= {by_key[key].member_id for key in originals if key in by_key}
-        locked = ledger_reads.lock_members(session, lockable)
+        burning = {request["member_id"] for _, request in requests if request["type"] == "burn"}
+        reversing = {by_key[key].member_id for key in originals if key in by_key}
+        locked = ledger_reads.lock_members(session, burning | reversing)
         replays = [by_key[key].id for key in keys if key in by_key]
         burns = [
             by_key[key].id for key in originals if key in by_key and by_key[key].type == "burn"
@@ -139,7 +139,9 @@ class Book:
         ]
         allocations = ledger_reads.allocations(session, replays + burns)
         moved = sorted({a.lot_id for each in allocations.values() for a in each})
-        lots = ledger_reads.lots(session, locked, replays + issuing_originals, moved)
+        # a burn chooses among its member's live lots; a reversal needs only the lots its
+        # original made or moved, however many its member holds
+        lots = ledger_reads.lots(session, locked & burning, replays + issuing_originals, moved)
         return cls(
             session=session,
             transactions=by_key,
