@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Collection, Sequence
 from datetime import datetime
 
-from sqlalchemy import case, func, or_, select, text
+from sqlalchemy import bindparam, case, func, or_, select, text, union_all
 
 from coalition.db import aggregates, locks, models, rows, written
 from coalition.db.lists import among, among_pairs, pairs
@@ -120,8 +120,32 @@ EARN_REVERSALS = select(
 ).where(among(models.Transaction.original_id, "ids"))
 
 
+#: The lots a burn may spend from first: those of each member that hold points and expire
+#: after the chunk's earliest burn, numbered in the order a burn spends them
+#: (:func:`coalition.domain.lots.allocate`). Only the member's own are read, by
+#: ix_lots_member: joined back to lots by id, the numbered few read every lot.
+SPENDING_ORDER = (models.Lot.expires_at, models.Lot.earned_at, models.Lot.id)
+_NUMBERED = (
+    select(
+        models.Lot.__table__,
+        func.row_number()
+        .over(partition_by=models.Lot.member_id, order_by=SPENDING_ORDER)
+        .label("place"),
+    )
+    .where(
+        among(models.Lot.member_id, "first_of"),
+        aggregates.HOLDS_POINTS,
+        models.Lot.expires_at > bindparam("spendable_after"),
+    )
+    .subquery()
+)
+FIRST_LOTS = select(*(_NUMBERED.c[column.key] for column in models.Lot.__table__.columns)).where(
+    _NUMBERED.c.place <= bindparam("first")
+)
+
+
 @functools.cache
-def _lots_statement(of_members: bool, of_transactions: bool, by_id: bool):
+def _lots_statement(of_members: bool, of_transactions: bool, by_id: bool, first: bool):
     conditions = [
         condition
         for wanted, condition in (
@@ -131,7 +155,11 @@ def _lots_statement(of_members: bool, of_transactions: bool, by_id: bool):
         )
         if wanted
     ]
-    return select(models.Lot.__table__).where(or_(*conditions))
+    named = select(models.Lot.__table__).where(or_(*conditions)) if conditions else None
+    if not first:
+        return named
+    # a branch of its own: an IN of the numbered lots ORed with the rest reads every lot
+    return FIRST_LOTS if named is None else union_all(named, FIRST_LOTS)
 
 
 def posted(session, keys: set[tuple[str, str]]) -> tuple[int, list[rows.Transaction]]:
@@ -166,17 +194,25 @@ def lots(
     member_ids: Collection[str] = frozenset(),
     transaction_ids: Sequence[int] = (),
     lot_ids: Sequence[int] = (),
+    first: tuple[Collection[str], datetime, int] | None = None,
 ) -> dict[int, rows.Lot]:
-    """The members' live lots, the lots of these transactions, and these lots, by id."""
-    if not (member_ids or transaction_ids or lot_ids):
+    """The members' live lots, the lots of these transactions, and these lots, by id; and,
+    with ``first`` = ``(members, after, count)``, the first ``count`` lots of each of those
+    members, in :data:`SPENDING_ORDER`, of those that hold points and expire after ``after``.
+    """
+    if not (member_ids or transaction_ids or lot_ids or first):
         return {}
-    query = _lots_statement(bool(member_ids), bool(transaction_ids), bool(lot_ids))
+    query = _lots_statement(bool(member_ids), bool(transaction_ids), bool(lot_ids), bool(first))
+    first_of, spendable_after, count = first or ((), None, 0)
     found = session.connection().execute(
         query,
         {
             "members": sorted(member_ids),
             "transactions": list(transaction_ids),
             "ids": list(lot_ids),
+            "first_of": sorted(first_of),
+            "spendable_after": spendable_after,
+            "first": count,
         },
     )
     return {row["id"]: rows.Lot(**row) for row in found.mappings()}

@@ -4,8 +4,9 @@ Posting one transaction at a time costs a dozen round trips; a chunk of them
 costs about as many in all. :meth:`Book.open` locks the chunk's idempotency
 keys and the calendar, then reads, set-based, everything its postings may
 need: transactions already posted under its keys and the originals its
-reversals name, the members its burns and reversals lock, those members'
-live lots, and the allocations of burns being reversed. The postings then
+reversals name, the members its burns and reversals lock, the first live
+lots of those who burn (the rest if a burn needs more), the lots its
+reversals move, and the allocations of burns being reversed. The postings then
 read and record rows here, in memory, in order, so a later posting sees what
 an earlier one did. :meth:`Book.write` inserts the new rows and updates the
 lots that changed, on PostgreSQL in one statement (:mod:`coalition.db.writes`).
@@ -23,6 +24,11 @@ from coalition.db import aggregates, ledger_reads, locks, models, on_postgresql,
 from coalition.db.writes import SKIP_EXISTING, Writes
 from coalition.domain import lots as lots_domain
 from coalition.services import catalog
+
+#: The live lots of a burning member a chunk reads at first, those a burn spends from
+#: first: most burns need a few; one that needs more has the rest read
+#: (:meth:`Book.read_every_live_lot`). A member who earns daily holds thousands.
+FIRST_LOTS = 50
 
 ROW_TABLES = {
     rows.Transaction: models.Transaction.__table__,
@@ -110,6 +116,9 @@ class Book:
     new_lots: set[int] = field(default_factory=set)
     changed_lots: set[int] = field(default_factory=set)
     by_member: dict[str, list[rows.Lot]] = field(default_factory=dict)
+    # member → the spending place of the last of the first lots read, while the book holds
+    # only those (a member absent here: the book holds every live lot of theirs)
+    read_until: dict[str, tuple] = field(default_factory=dict)
 
     def __post_init__(self):
         for lot in self.lots.values():
@@ -139,9 +148,14 @@ class Book:
         ]
         allocations = ledger_reads.allocations(session, replays + burns)
         moved = sorted({a.lot_id for each in allocations.values() for a in each})
-        # a burn chooses among its member's live lots; a reversal needs only the lots its
-        # original made or moved, however many its member holds
-        lots = ledger_reads.lots(session, locked & burning, replays + issuing_originals, moved)
+        # a burn chooses among its member's first live lots (read_until); a reversal needs
+        # only the lots its original made or moved, however many its member holds
+        spendable_after = min(
+            (request["occurred_at"] for _, request in requests if request["type"] == "burn"),
+            default=None,
+        )
+        first = (locked & burning, spendable_after, FIRST_LOTS) if locked & burning else None
+        lots = ledger_reads.lots(session, (), replays + issuing_originals, moved, first)
         return cls(
             session=session,
             transactions=by_key,
@@ -153,6 +167,7 @@ class Book:
             ),
             earn_reversals=ledger_reads.earn_reversals(session, issuing_originals),
             ids=Ids(session, Ids.needed_for([r for r in requests if _key(r) not in by_key]), drawn),
+            read_until=_read_until(lots.values(), locked & burning, spendable_after),
         )
 
     @classmethod
@@ -171,7 +186,27 @@ class Book:
         )
 
     def live_lots(self, member_id: str) -> list[rows.Lot]:
-        return [lot for lot in self.by_member.get(member_id, []) if lot.remaining > 0]
+        """The member's live lots the book holds: all of them, unless it read only the
+        first (:attr:`read_until`); then those up to the last it read, which are every
+        lot the member holds up to there, and which a burn spends from first."""
+        until = self.read_until.get(member_id)
+        return [
+            lot
+            for lot in self.by_member.get(member_id, [])
+            if lot.remaining > 0 and (until is None or _spending_place(lot) <= until)
+        ]
+
+    def read_every_live_lot(self, member_id: str) -> bool:
+        """Read the rest of the member's live lots, if the book holds only the first;
+        whether there was more to read. A lot the book holds already is kept as the
+        book has it: the chunk may have moved points in or out of it."""
+        if self.read_until.pop(member_id, None) is None:
+            return False
+        for lot_id, lot in ledger_reads.lots(self.session, {member_id}).items():
+            if lot_id not in self.lots:
+                self.lots[lot_id] = lot
+                self.by_member.setdefault(member_id, []).append(lot)
+        return True
 
     def lot_of(self, transaction_id: int) -> rows.Lot | None:
         """The lot an earn or bonus created (None for other types)."""
@@ -262,6 +297,30 @@ class Book:
             [self.lots[lot].remaining for lot in changed],
         )
         writes.run()
+
+
+def _spending_place(lot: rows.Lot) -> tuple:
+    """Where a lot comes in the order a burn spends lots (:func:`lots_domain.allocate`)."""
+    return lot.expires_at, lot.earned_at, lot.id
+
+
+def _read_until(lots, members: set[str], spendable_after: datetime | None) -> dict[str, tuple]:
+    """Per member of whom :meth:`Book.open` read the first :data:`FIRST_LOTS` live lots, and
+    who may hold more: the place of the last of them.
+
+    The lots read for other reasons (an original's, a reversed burn's) come after those
+    first ones or among them, so the first :data:`FIRST_LOTS` of all read that meet the
+    same condition are those first ones; fewer than that, and they are all there are.
+    """
+    first: dict[str, list[tuple]] = {}
+    for lot in lots:
+        if lot.member_id in members and lot.remaining > 0 and lot.expires_at > spendable_after:
+            first.setdefault(lot.member_id, []).append(_spending_place(lot))
+    return {
+        member: sorted(places)[FIRST_LOTS - 1]
+        for member, places in first.items()
+        if len(places) >= FIRST_LOTS
+    }
 
 
 def _key(posting: tuple[str, dict]) -> tuple[str, str]:

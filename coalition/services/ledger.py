@@ -247,8 +247,7 @@ def _burn(book, transaction, partner, config, request) -> Posting:
     redemption = catalog.current(book.session).redemption_rate(partner.id, at)
     if redemption is None:
         raise NoRate(f"no redemption rate for partner {partner.id!r} at {at.isoformat()}")
-    live = [rows.as_lot(lot) for lot in book.live_lots(transaction.member_id)]
-    taken = lots.allocate(live, request["points"], at)
+    taken = _spent(book, transaction.member_id, request["points"], at)
     book.ids.reserve("allocations", len(taken))
     transaction.points = -request["points"]
     transaction.rate_ids = (redemption.id,)
@@ -264,6 +263,17 @@ def _burn(book, transaction, partner, config, request) -> Posting:
             )
         )
     return posting
+
+
+def _spent(book, member_id: str, points: int, at: datetime) -> list[lots.Allocation]:
+    """The allocations of a burn: from the member's first live lots, if they hold enough
+    at ``at``; else from all of them, which also says why a refused burn is refused."""
+    try:
+        return lots.allocate([rows.as_lot(lot) for lot in book.live_lots(member_id)], points, at)
+    except InsufficientPoints:
+        if not book.read_every_live_lot(member_id):
+            raise
+    return lots.allocate([rows.as_lot(lot) for lot in book.live_lots(member_id)], points, at)
 
 
 def _original(book, transaction, request) -> rows.Transaction:
