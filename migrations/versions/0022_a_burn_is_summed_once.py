@@ -15,8 +15,11 @@ transaction's id), and sums it only for an allocation added to a
 transaction committed before: SQL typed by hand, which is what the check
 is there for. A transaction written in a subtransaction has a ``xmin`` of
 its own and is summed by each allocation, as before: slower, never
-unchecked. The lot's check is unchanged: it reads the lot's own few
-allocations.
+unchecked. (A frozen row keeps its ``xmin``, so a transaction 2³² ids
+old could pass for one written now, for one database transaction: a
+hand-typed allocation added to it then would have its lot checked, not
+its transaction's sum.) The lot's check is unchanged: it reads the lot's
+own few allocations.
 
 Replacing the function changes only the catalog: instant, and run again it
 makes the same function. Its search path is pinned again, as 0018 pinned
