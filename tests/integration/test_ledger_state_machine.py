@@ -13,6 +13,9 @@ points (a close first expires what fell due by the end of what it closes).
 The model's clock starts 80 days ago and only moves forward (transactions may
 be backdated 90 days); expiry runs at the model's clock. Periods are daily;
 points live 5 days, so that a few clock moves bring lots past their expiry.
+A burn reads its member's first live lot, not fifty, so that the model holds
+both ways a burn finds its lots: among the first read, and among all of them
+when those do not hold enough (with the second way broken, the model fails).
 """
 
 import csv
@@ -31,7 +34,7 @@ from sqlalchemy import case, func, select
 
 from coalition import auth, database_of
 from coalition.db import checks, models
-from coalition.services import expiry, queries
+from coalition.services import book, expiry, queries
 from tests.conftest import Caller
 from tests.e2e.helpers import every_item
 
@@ -498,6 +501,11 @@ class LedgerMachine(RuleBasedStateMachine):
         """``coalition db check`` on a ledger the service wrote: no line, whatever was posted."""
         with self.database.snapshot() as connection:
             assert checks.problems(connection) == []
+
+
+@pytest.fixture(autouse=True)
+def few_lots_read_first(monkeypatch):
+    monkeypatch.setattr(book, "FIRST_LOTS", 1)
 
 
 def run_machine(app, reset, examples: int, steps: int) -> None:
