@@ -33,10 +33,11 @@ from tests.migrations import migrate
 pytestmark = pytest.mark.postgres
 
 MIGRATIONS = (
-    "0017_ledger_adds_up.py", "0018_ledger_checks_find_their_tables.py", "0022_a_burn_is_summed_once.py"
+    "0017_ledger_adds_up.py", "0018_ledger_checks_find_their_tables.py", "0022_a_burn_is_summed_once.py",
+    "0023_summed_once_beside_its_transaction.py",
 )
-HEAD = "0022"  # what an upgrade from 0016 reaches (0019 and 0021 add their columns if not
-# there, 0020 and 0022 make their trigger and function again)
+HEAD = "0023"  # what an upgrade from 0016 reaches (0019 and 0021 add their columns if not
+# there, 0020, 0022 and 0023 make their trigger and function again)
 
 LOT_BROKEN = "does not hold its points plus what its allocations moved"
 MOVED_BROKEN = "do not add up to its points"
@@ -365,7 +366,7 @@ def _burn_of_every_lot(connection, member: str, lots: list[int]) -> Writes:
 def test_a_burn_from_many_lots_is_checked_reading_each_allocation_a_few_times(operator, database):
     # 200 lots of a point each, all burned at once. Each allocation's check summed every
     # allocation of its burn: 200 × 200 rows read, and a burn from 19,700 lots took 47 s to
-    # commit. The burn, written in the same commit, is summed once, by its own check.
+    # commit. The burn, written in the same statement, is summed once, by its own check.
     count = 200
     add_partner(operator, "aroma", "Кофейня Арома", "cafe", "RUB")
     expect(operator.post("/api/v1/transactions/batch", json={"transactions": [
@@ -382,8 +383,9 @@ def test_a_burn_from_many_lots_is_checked_reading_each_allocation_a_few_times(op
         connection.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))  # the checks, run now
         read = _allocations_read(connection) - before
 
-    # each lot's allocations twice (its allocation's check, its update's), the burn's once
-    assert read == 3 * count
+    # each lot's allocations twice (its allocation's check, its update's), the burn's once,
+    # and each allocation once more, its check telling it was written beside its burn (0023)
+    assert read == 4 * count
     with database.engine.connect() as connection:
         assert connection.execute(text("SELECT sum(remaining) FROM lots")).scalar_one() == 0
 
@@ -400,6 +402,28 @@ def test_a_burn_whose_allocations_do_not_add_up_is_refused_in_the_commit_that_wr
         Writes(connection).insert(models.Transaction.__table__, _moved("burn", -5)).insert(
             models.Allocation.__table__, _allocation(NEW_BURN, lot_id, -4)
         ).update(models.Lot.__table__, "remaining", [lot_id], [119]).run()
+
+    assert f"transaction {NEW_BURN} {MOVED_BROKEN}" in _refused(database, write)
+    assert _ledger(database) == before
+
+
+def test_an_allocation_added_after_its_burns_check_has_run_is_refused(m1, database):
+    # a burn of 5 from m1's lot, checked at once (SET CONSTRAINTS ... IMMEDIATE, as an operator
+    # does to see a check's verdict before the commit); then, in the same commit, a second
+    # allocation of 1 to the same burn, which its lot shows (123 − 5 − 1 = 117): the burn's
+    # check has run already, so the allocation's own must sum the burn
+    lot_id, _ = m1
+    before = _ledger(database)
+
+    def write(connection):
+        Writes(connection).insert(models.Transaction.__table__, _moved("burn", -5)).insert(
+            models.Allocation.__table__, _allocation(NEW_BURN, lot_id, -5)
+        ).update(models.Lot.__table__, "remaining", [lot_id], [118]).run()
+        connection.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
+        connection.execute(text("SET CONSTRAINTS ALL DEFERRED"))
+        Writes(connection).insert(
+            models.Allocation.__table__, {**_allocation(NEW_BURN, lot_id, -1), "id": [9_000_002]}
+        ).update(models.Lot.__table__, "remaining", [lot_id], [117]).run()
 
     assert f"transaction {NEW_BURN} {MOVED_BROKEN}" in _refused(database, write)
     assert _ledger(database) == before
