@@ -18,7 +18,7 @@ import pytest
 from coalition.services import book
 from coalition.services.book import Book
 from tests.conftest import days_ago
-from tests.e2e.helpers import bonus, burn, burn_reversal, earn_reversal, expect
+from tests.e2e.helpers import burn, burn_reversal, earn_reversal, expect
 from tests.plans import sent
 
 LOTS = 60
