@@ -61,6 +61,12 @@ class Allocation:
     points: int
 
 
+def spending_place(lot) -> tuple:
+    """Where a lot comes in the order burns spend lots: the one expiring first, then the
+    oldest, then the lowest id."""
+    return lot.expires_at, lot.earned_at, lot.id
+
+
 def allocate(lots: list[Lot], points: int, at: datetime) -> list[Allocation]:
     """Spend ``points`` from the lots spendable at ``at``.
 
@@ -68,8 +74,7 @@ def allocate(lots: list[Lot], points: int, at: datetime) -> list[Allocation]:
     so members lose as few points to expiry as possible.
     """
     spendable = sorted(
-        (lot for lot in lots if lot.remaining > 0 and lot.spendable_at(at)),
-        key=lambda lot: (lot.expires_at, lot.earned_at, lot.id),
+        (lot for lot in lots if lot.remaining > 0 and lot.spendable_at(at)), key=spending_place
     )
     available = sum(lot.remaining for lot in spendable)
     if available < points:

@@ -154,7 +154,8 @@ class Book:
             (request["occurred_at"] for _, request in requests if request["type"] == "burn"),
             default=None,
         )
-        first = (locked & burning, spendable_after, FIRST_LOTS) if locked & burning else None
+        spenders = locked & burning  # members who exist, so hold lots to spend
+        first = (spenders, spendable_after, FIRST_LOTS) if spenders else None
         lots = ledger_reads.lots(session, (), replays + issuing_originals, moved, first)
         return cls(
             session=session,
@@ -167,7 +168,7 @@ class Book:
             ),
             earn_reversals=ledger_reads.earn_reversals(session, issuing_originals),
             ids=Ids(session, Ids.needed_for([r for r in requests if _key(r) not in by_key]), drawn),
-            read_until=_read_until(lots.values(), locked & burning, spendable_after),
+            read_until=_read_until(lots.values(), spenders, spendable_after),
         )
 
     @classmethod
@@ -193,7 +194,7 @@ class Book:
         return [
             lot
             for lot in self.by_member.get(member_id, [])
-            if lot.remaining > 0 and (until is None or _spending_place(lot) <= until)
+            if lot.remaining > 0 and (until is None or lots_domain.spending_place(lot) <= until)
         ]
 
     def read_every_live_lot(self, member_id: str) -> bool:
@@ -299,11 +300,6 @@ class Book:
         writes.run()
 
 
-def _spending_place(lot: rows.Lot) -> tuple:
-    """Where a lot comes in the order a burn spends lots (:func:`lots_domain.allocate`)."""
-    return lot.expires_at, lot.earned_at, lot.id
-
-
 def _read_until(lots, members: set[str], spendable_after: datetime | None) -> dict[str, tuple]:
     """Per member of whom :meth:`Book.open` read the first :data:`FIRST_LOTS` live lots, and
     who may hold more: the place of the last of them.
@@ -315,7 +311,7 @@ def _read_until(lots, members: set[str], spendable_after: datetime | None) -> di
     first: dict[str, list[tuple]] = {}
     for lot in lots:
         if lot.member_id in members and lot.remaining > 0 and lot.expires_at > spendable_after:
-            first.setdefault(lot.member_id, []).append(_spending_place(lot))
+            first.setdefault(lot.member_id, []).append(lots_domain.spending_place(lot))
     return {
         member: sorted(places)[FIRST_LOTS - 1]
         for member, places in first.items()
