@@ -364,7 +364,10 @@ def test_a_threshold_entered_wrong_is_withdrawn_by_a_version_of_zero(operator):
     setup_coalition(operator)
     wrong = add_rate(operator, "threshold", "50", partner_id="aroma", min_amount="300.00")
     assert expect(earn(operator, "t1", "m1", "350.00"))["points"] == 35 + 50
-    withdrawn = add_rate(operator, "threshold", "0", partner_id="aroma", min_amount="300.00")
+    # from the same instant as the wrong one, named: each add_rate dates its rate anew, a second
+    # apart when the clock passes a second between them
+    withdrawn = add_rate(operator, "threshold", "0", partner_id="aroma", min_amount="300.00",
+                         effective_from=wrong["effective_from"])
     assert (withdrawn["value"], withdrawn["effective_from"]) == ("0", wrong["effective_from"])
     after = expect(earn(operator, "t2", "m1", "350.00"))
     assert after["points"] == 35  # floor(350.00 × 0.1), no bonus
