@@ -8,11 +8,12 @@ pilot's keys work on the copy, and the next posting gets the id the pilot
 would have given it.
 """
 
+import os
 import sqlite3
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import event, func, select
+from sqlalchemy import event, func, make_url, select
 from sqlalchemy.engine import Engine
 
 from coalition import auth, create_app, database_of
@@ -193,6 +194,81 @@ def test_a_ledger_postgresql_refuses_leaves_the_target_new(pilot, copy_from, dat
     with database.engine.connect() as connection:
         assert connection.scalar(select(func.count()).select_from(models.Transaction)) == 0
         assert connection.scalars(select(models.Partner.id)).all() == ["coalition"]
+
+
+@pytest.mark.postgres
+def test_a_burn_from_many_lots_is_summed_once_not_once_an_allocation(pilot, copy_from):
+    # checked at commit one allocation at a time, a burn of 40 copied apart from its
+    # allocations read its 40 allocations 40 times over (1,600 rows); each lot and each
+    # transaction checked once read each allocation a few times
+    url, _, till, _ = pilot
+    lots = 40
+    for number in range(lots):  # 10.00 RUB at 0.1 a RUB: a lot of 1 point each
+        expect(earn(till, f"many-{number}", "m9", "10.00", occurred_at=days_ago(0.9 - number / 1000)))
+    assert len(expect(burn(till, "many", "m9", lots, occurred_at=days_ago(0.01)))["allocations"]) == lots
+    read = []
+
+    def allocations_read_at_commit(connection):
+        if connection.dialect.name == "postgresql":
+            cursor = connection.connection.dbapi_connection.cursor()
+            cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")  # the checks queued for the commit
+            cursor.execute("SELECT n_tup_ins, coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+                           " FROM pg_stat_xact_user_tables WHERE relid = 'allocations'::regclass")
+            read.append(cursor.fetchone())
+
+    event.listen(Engine, "commit", allocations_read_at_commit)
+    try:
+        status, output = copy_from(url)
+    finally:
+        event.remove(Engine, "commit", allocations_read_at_commit)
+
+    assert status == 0, output
+    (copied,) = [rows for inserted, rows in read if inserted > 0]
+    assert copied < lots * lots / 2
+
+
+@pytest.mark.postgres
+def test_a_lot_said_to_hold_all_its_points_after_a_burn_is_refused(pilot, copy_from, database):
+    # a spent lot has a check of its own, one holding all its points only its allocations'
+    url = pilot[0]
+    with sqlite3.connect(url.removeprefix("sqlite:///")) as connection:
+        (lot,) = connection.execute("SELECT lot_id FROM allocations ORDER BY id LIMIT 1").fetchone()
+        connection.execute("UPDATE lots SET remaining = points WHERE id = ?", (lot,))
+
+    status, output = copy_from(url)
+
+    assert (status, output) == (
+        1, f"Error: nothing was copied: lot {lot} does not hold its points plus what its allocations moved\n")
+    with database.engine.connect() as connection:
+        assert connection.scalar(select(func.count()).select_from(models.Transaction)) == 0
+
+
+@pytest.fixture
+def not_the_owner(database_url, database, monkeypatch):
+    """The test's database reached as a role that may write every table but owns none."""
+    role = f"copier_{os.getpid()}"
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql(f"CREATE ROLE {role} LOGIN")
+        connection.exec_driver_sql(f"GRANT ALL ON ALL TABLES IN SCHEMA public TO {role}")
+        connection.exec_driver_sql(f"GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO {role}")
+    monkeypatch.setenv("COALITION_DATABASE_URL", make_url(database_url).set(username=role).render_as_string(False))
+    yield
+    with database.engine.begin() as connection:
+        connection.exec_driver_sql(f"DROP OWNED BY {role}")
+        connection.exec_driver_sql(f"DROP ROLE {role}")
+
+
+@pytest.mark.postgres
+def test_a_copy_by_a_role_that_does_not_own_the_tables_is_checked_an_allocation_at_a_time(
+        pilot, database_url, not_the_owner, client):
+    # only the owner may set a trigger aside: another role's copy keeps every check
+    url, operator, _, closed = pilot
+    before = stored(operator, closed)
+
+    result = CliRunner().invoke(main, ["db", "copy", url], catch_exceptions=False)
+
+    assert result.exit_code == 0, result.output
+    assert stored(Caller(client, operator.headers["Authorization"][7:]), closed) == before
 
 
 def test_a_source_lost_while_it_is_read_is_named_and_leaves_the_target_new(pilot, copy_from, database):
