@@ -519,7 +519,7 @@ def statement_to_render(database, period_id: str) -> dict:
         statements.list_statements, Principal("bench", "operator"), Paging(), period_id
     )
     return max(
-        listed["items"],
+        (issued.document() for issued in listed["items"]),
         key=lambda document: (len(document["counterparties"]), document["partner_id"]),
     )
 

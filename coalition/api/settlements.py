@@ -1,5 +1,6 @@
 """Periods, settlements and statements (SPEC §7)."""
 
+import json
 from datetime import UTC, datetime
 
 from flask import Response, request
@@ -264,7 +265,10 @@ class Statements(MethodView):
     def get(self, query):
         """Final statements in issue order or newest first (a partner key sees its own)"""
         page = paging(query)
-        return database().run_reading(statements.list_statements, principal(), page, **query)
+        listed = database().run_reading(statements.list_statements, principal(), page, **query)
+        items = ",".join(issued.served() for issued in listed["items"])
+        cursor = json.dumps(listed["next_cursor"])
+        return _json(f'{{"items":[{items}],"next_cursor":{cursor}}}')
 
 
 STATEMENT = f"/statements/<int(max={statements.MAX_STATEMENT_ID}):statement_id>"
@@ -303,10 +307,10 @@ class Statement(MethodView):
     @NO_STATEMENT
     def get(self, statement_id):
         """One final statement as JSON (its hash is the ETag, as for the PDF and CSV)"""
-        document = database().run_reading(statements.get_statement, principal(), statement_id)
-        if _held(document):
-            return _not_modified(document)
-        return document, _tag(document)
+        issued = database().run_reading(statements.get_statement, principal(), statement_id)
+        if _held(issued):
+            return _not_modified(issued)
+        return _json(issued.served(), headers=_tag(issued))
 
 
 @blp.route(f"{STATEMENT}/pdf", parameters=HELD)
@@ -317,8 +321,8 @@ class StatementPdf(MethodView):
     @NO_STATEMENT
     def get(self, statement_id):
         """The statement as PDF (the same bytes on every download)"""
-        document = database().run_reading(statements.get_statement, principal(), statement_id)
-        return _download(reports.render_pdf, document, "pdf", "application/pdf")
+        issued = database().run_reading(statements.get_statement, principal(), statement_id)
+        return _download(reports.render_pdf, issued, "pdf", "application/pdf")
 
 
 @blp.route(f"{STATEMENT}/csv", parameters=HELD)
@@ -329,37 +333,44 @@ class StatementCsv(MethodView):
     @NO_STATEMENT
     def get(self, statement_id):
         """The statement as CSV"""
-        document = database().run_reading(statements.get_statement, principal(), statement_id)
-        return _download(reports.render_statement_csv, document, "csv", CSV)
+        issued = database().run_reading(statements.get_statement, principal(), statement_id)
+        return _download(reports.render_statement_csv, issued, "csv", CSV)
 
 
-def _download(render, document: dict, extension: str, content_type: str) -> Response:
-    """The document rendered as an attachment, its hash as a weak ETag; a client that
+def _download(render, issued: statements.Issued, extension: str, content_type: str) -> Response:
+    """The statement rendered as an attachment, its hash as a weak ETag; a client that
     holds it (``If-None-Match``) gets 304 Not Modified, before anything is rendered.
     ``content_type`` is sent as given (a text/* ``mimetype`` would get a second charset
     from werkzeug)."""
-    if _held(document):
-        return _not_modified(document)
+    if _held(issued):
+        return _not_modified(issued)
+    document = issued.document()
     # the partner id is a slug, but one stored before ids were matched whole may end in
     # a newline, which the name does not keep (attachment)
     named = ("coalition-statement", document["number"], document["partner_id"])
     return Response(
         render(document),
         content_type=content_type,
-        headers=_tag(document) | attachment(*named, extension=extension),
+        headers=_tag(issued) | attachment(*named, extension=extension),
     )
 
 
-def _held(document: dict) -> bool:
+def _json(text: str, headers: dict | None = None) -> Response:
+    """Statements as JSON text made of their stored bytes (:meth:`statements.Issued.served`),
+    answered as written: the schema above documents them, it does not dump them again."""
+    return Response(text, mimetype="application/json", headers=headers)
+
+
+def _held(issued: statements.Issued) -> bool:
     """Whether the client already holds this statement (``If-None-Match`` names its hash)."""
-    return request.if_none_match.contains_weak(document["sha256"])
+    return request.if_none_match.contains_weak(issued.sha256)
 
 
-def _not_modified(document: dict) -> Response:
-    return Response(status=304, headers=_tag(document))
+def _not_modified(issued: statements.Issued) -> Response:
+    return Response(status=304, headers=_tag(issued))
 
 
-def _tag(document: dict) -> dict:
+def _tag(issued: statements.Issued) -> dict:
     """The ETag of every read of a statement, its hash as a weak tag (RFC 9110), and
     leave for the reader's own cache, not a shared one, to keep it and ask again.
 
@@ -368,6 +379,6 @@ def _tag(document: dict) -> dict:
     changes, and If-None-Match compares tags weakly, so a client holding it still gets 304.
     """
     return {
-        "ETag": quote_etag(document["sha256"], weak=True),
+        "ETag": quote_etag(issued.sha256, weak=True),
         "Cache-Control": "private, no-cache",
     }

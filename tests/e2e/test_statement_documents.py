@@ -6,6 +6,7 @@ The month is :func:`small_closed_month`: Кофейня Арома (aroma, RUB) 
 """
 
 import csv
+import hashlib
 import io
 import re
 from datetime import UTC, datetime, time, timedelta
@@ -14,6 +15,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from pypdf import PdfReader
 
+from coalition.api.settlements import StatementOut
+from coalition.db import models
 from tests.documents import csv_blocks
 from tests.e2e.settlement_world import (
     add_partner,
@@ -172,6 +175,21 @@ def test_a_client_holding_the_download_gets_304_and_a_stale_one_the_bytes(operat
 def test_json_content_type(operator, aroma_statement):
     response = operator.get(f"/api/v1/statements/{aroma_statement['id']}")
     assert response.headers.getlist("Content-Type") == ["application/json"]
+
+
+def test_a_statements_json_is_its_stored_bytes_read_alone_or_listed(operator, database, aroma_statement):
+    # what was hashed is what is served: the stored canonical JSON, its id and hash before it,
+    # which a finance team strips to check the SHA-256 (not a dump of it parsed again)
+    rows = database.run_reading(lambda session: session.query(models.Statement).order_by(models.Statement.id).all())
+    served = [f'{{"id":{row.id},"sha256":"{row.sha256}",{row.body[1:]}'.encode() for row in rows]
+    assert [hashlib.sha256(row.body.encode()).hexdigest() for row in rows] == [row.sha256 for row in rows]
+    alone = [operator.get(f"/api/v1/statements/{row.id}").data for row in rows]
+    assert alone == served and "Кофейня Арома".encode() in alone[0]
+    first, rest = (operator.get("/api/v1/statements", query_string={"limit": 2, **cursor})
+                   for cursor in ({}, {"cursor": str(rows[1].id)}))
+    assert first.data == b'{"items":[' + b",".join(served[:2]) + b'],"next_cursor":"%d"}' % rows[1].id
+    assert rest.data == b'{"items":[' + b",".join(served[2:]) + b'],"next_cursor":null}'
+    assert [StatementOut().dump(item) for item in first.get_json()["items"]] == first.get_json()["items"]
 
 
 def test_csv_parses_and_contains_the_net(operator, aroma_statement):
