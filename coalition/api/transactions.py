@@ -108,6 +108,16 @@ class TransactionIn(Body):
                 "choose another external_id"
             )
 
+    @validates("member_id")
+    def has_a_url(self, member_id: str, **kwargs):
+        """A path segment "." or ".." is a step in the path, which clients and browsers
+        take before sending: such a member's balance and history could not be asked for."""
+        if member_id in (".", ".."):
+            raise ValidationError(
+                f"{member_id!r} cannot be a member id: /members/{member_id}/balance is read"
+                " as a step in the path"
+            )
+
     @validates_schema(pass_original=True, skip_on_field_errors=False)
     def fields_of_type(self, data, original, **kwargs):
         """Checked beside the fields' own rules, so that one answer names every field to

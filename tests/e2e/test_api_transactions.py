@@ -136,6 +136,20 @@ def test_a_blank_id_is_422_naming_it_and_writes_nothing(coalition, field, blank)
     assert expect(coalition.get("/api/v1/transactions"), 200)["items"] == []
 
 
+@pytest.mark.parametrize("member", [".", ".."])
+def test_a_member_id_a_url_cannot_name_is_422_and_writes_nothing(coalition, member):
+    """Clients and browsers take /members/../balance as a step up the path before sending
+    it (to /api/v1/balance): such a member's points could never be looked up."""
+    response = earn(coalition, "t1", member, "99.99")
+    assert response.status_code == 422
+    assert response.get_json()["errors"]["json"] == {"member_id": [
+        f"{member!r} cannot be a member id: /members/{member}/balance is read as a step in the path"]}
+    assert expect(coalition.get("/api/v1/transactions"), 200)["items"] == []
+    # three dots are no step: a segment like any other
+    assert expect(earn(coalition, "t2", "...", "99.99"))["member_id"] == "..."
+    assert expect(coalition.get("/api/v1/members/.../balance"), 200)["lifetime_earned"] == 9
+
+
 @pytest.mark.parametrize("reason", ["   ", "\n", "\u200b"], ids=["spaces", "newline", "zero-width"])
 def test_a_bonus_whose_reason_shows_nothing_is_422_and_writes_nothing(coalition, reason):
     """The reason is what a member's history says the points were for (SPEC §6)."""
