@@ -14,6 +14,7 @@ and drew their ids four at a time, a round trip each (docs/performance-log.md,
 from datetime import UTC, datetime
 
 import pytest
+from sqlalchemy import text
 
 from coalition.services import book
 from coalition.services.book import Book
@@ -24,10 +25,10 @@ from tests.plans import sent
 LOTS = 60
 
 
-def _bonuses(caller, member: str, count: int, points: int = 1) -> list[dict]:
-    """``count`` bonuses of ``points`` for ``member``, a day apart, oldest first."""
+def _bonuses(caller, member: str, count: int, points: int = 1, apart: float = 1) -> list[dict]:
+    """``count`` bonuses of ``points`` for ``member``, ``apart`` days apart, oldest first."""
     items = [{"external_id": f"{member}-{n}", "type": "bonus", "partner_id": "coalition",
-              "member_id": member, "occurred_at": days_ago(80 - n), "points": points,
+              "member_id": member, "occurred_at": days_ago(80 - n * apart), "points": points,
               "reason": "daily coffee"} for n in range(count)]
     results = expect(caller.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
     assert {result["status"] for result in results} == {201}
@@ -133,3 +134,31 @@ def test_a_chunk_spends_in_the_specs_order_however_few_lots_it_reads_first(coali
     ]
     assert results[6]["error"]["message"] == "burn of 1000 points but only 58 are available"
     assert expect(coalition.get("/api/v1/members/daily/balance"), 200)["available"] == 58
+
+
+
+def _lots_read(session) -> int:
+    """Rows of lots this transaction has read so far, by any scan (PostgreSQL)."""
+    return session.execute(text(
+        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+        " FROM pg_stat_xact_user_tables WHERE relid = 'lots'::regclass"
+    )).scalar_one()
+
+
+@pytest.mark.postgres
+def test_a_burn_reads_about_as_many_lots_as_it_reads_first_however_many_its_member_holds(
+    coalition, database, monkeypatch
+):
+    # 200 lots six hours apart, the first 5 read: a read in spending order stops after the
+    # 5th and the next, which tells it the 5th's expiry has no more lots; numbering the
+    # member's lots read all 200
+    monkeypatch.setattr(book, "FIRST_LOTS", 5)
+    lots = _bonuses(coalition, "daily", 200, apart=0.25)
+    with database.transaction() as session:
+        session.execute(text("ANALYZE lots"))  # planned as for any table the size of a member's lots
+        before = _lots_read(session)
+        read = Book.open(session, [("coalition", {"external_id": "till-1", "type": "burn",
+                                                  "member_id": "daily", "occurred_at": datetime.now(UTC)})])
+        rows_read = _lots_read(session) - before
+    assert sorted(read.lots) == [lot["lot_id"] for lot in lots[:5]]
+    assert rows_read < 2 * 5
