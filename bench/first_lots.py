@@ -8,6 +8,11 @@ and ``B0``…``B199``, the benchmark's kind of member, 300 lots each.
 
 ``python -m bench.first_lots burns URL`` times burns of 5 points at ``L20000`` and ``L300``.
 
+``python -m bench.first_lots statements URL`` runs the two ways of reading the first lots
+(:mod:`coalition.db.ledger_reads`: a window, SQLite's; an ordered read per member,
+PostgreSQL's) in turn from one connection, for one member and for forty, and gives each
+execution's time and its backend's CPU.
+
 ``python -m bench.first_lots batches URL`` posts batches of the benchmark's mix over the
 ``B`` members (earns and burns) and gives the CPU per item of this process (the
 service) and of the database's PostgreSQL backends (read from /proc).
@@ -25,10 +30,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from coalition import auth, create_app, database_of
-from coalition.db import Database, migrate
+from coalition.db import Database, ledger_reads, migrate
 
 HEAVY = {"L20000": 20_000, "L300": 300}
 MEMBERS = [f"B{n}" for n in range(200)]
@@ -169,6 +175,43 @@ def batches(url: str, count: int, size: int) -> None:
     )
 
 
+def statements(url: str, rounds: int, runs: int = 200) -> None:
+    engine = create_engine(url)
+    forms = {"window": ledger_reads.NUMBERED_FIRST_LOTS, "ordered": ledger_reads.ORDERED_FIRST_LOTS}
+    spenders = {"L20000": ["L20000"], "L300": ["L300"], "40 B": MEMBERS[::5]}
+    took = {(form, who): [] for form in forms for who in spenders}
+    with engine.connect() as connection:
+        pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        for _ in range(rounds):
+            for who, members in spenders.items():
+                for form, statement in forms.items():
+                    parameters = {
+                        "first_of": members,
+                        "first": 50,
+                        "spendable_after": datetime.now(UTC),
+                    }
+                    ticks, started = _ticks(pid), time.perf_counter()
+                    for _ in range(runs):
+                        connection.execute(statement, parameters).all()
+                    took[form, who].append(
+                        (
+                            (time.perf_counter() - started) / runs * 1000,
+                            (_ticks(pid) - ticks) / TICKS / runs * 1000,
+                        )
+                    )
+    for (form, who), figures in took.items():
+        walls, cpus = zip(*figures, strict=True)
+        print(
+            f"{who}, {form}: {min(walls):.2f}-{max(walls):.2f} ms an execution,"
+            f" backend CPU {min(cpus):.2f}-{max(cpus):.2f} ms ({rounds} rounds of {runs})"
+        )
+
+
+def _ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
 def _lots_read(url: str) -> int:
     """Rows of lots read in the database so far, by any scan."""
     with psycopg.connect(_dsn(url), autocommit=True) as connection:
@@ -191,16 +234,12 @@ def _backend_ticks(url: str, dbname: str) -> dict[int, int]:
             " AND pid <> pg_backend_pid()",
             (dbname,),
         ).fetchall()
-    ticks = {}
-    for (pid,) in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        ticks[pid] = int(fields[11]) + int(fields[12])  # utime, stime
-    return ticks
+    return {pid: _ticks(pid) for (pid,) in pids}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("what", choices=("build", "burns", "batches"))
+    parser.add_argument("what", choices=("build", "burns", "statements", "batches"))
     parser.add_argument("url")
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--batches", type=int, default=20)
@@ -210,6 +249,8 @@ def main() -> None:
         build(arguments.url)
     elif arguments.what == "burns":
         burns(arguments.url, arguments.rounds)
+    elif arguments.what == "statements":
+        statements(arguments.url, arguments.rounds)
     else:
         batches(arguments.url, arguments.batches, arguments.size)
 

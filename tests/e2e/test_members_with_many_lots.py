@@ -4,7 +4,8 @@ member reads and sends must not grow with them beyond what it moves.
 A burn spends its member's live lots in the SPEC's order, and read all of
 them (20,000 rows, 0.3 s, for a burn of 5 points): it now reads the first
 :data:`~coalition.services.book.FIRST_LOTS` in that order, and the rest only
-if those do not hold enough. A return or a burn reversal moves points only in
+if those do not hold enough; on PostgreSQL the read stops after them, where
+numbering the member's lots read every one. A return or a burn reversal moves points only in
 the lots its original made or took from, and read every live lot of the
 member as well (0.5 s for the reversal of a 5-point burn). A burn from many lots makes an allocation a lot,
 and drew their ids four at a time, a round trip each (docs/performance-log.md,
