@@ -143,7 +143,7 @@ NUMBERED_FIRST_LOTS = select(
 ).where(_NUMBERED.c.place <= bindparam("first"))
 # PostgreSQL: per member, an ordered read with a limit, which stops after about ``first``
 # lots of ix_lots_member (sorting only those that share an expiry) where the window read
-# every live lot of the member: 300 rows at the benchmark's members, 20,000 at a heavy one
+# every live lot of the member (20,000 rows for 50 at a heavy one: 18.7 ms against 0.1)
 _SPENDER = (
     func.unnest(bindparam("first_of", type_=ARRAY(String())))
     .table_valued("member_id")
