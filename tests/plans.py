@@ -9,7 +9,7 @@ index. A test holds the service's hot statements to their indexes in that plan.
 from contextlib import contextmanager
 
 from psycopg.sql import Literal
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 
 @contextmanager
@@ -26,6 +26,18 @@ def sent(target):
         yield statements
     finally:
         event.remove(target, "before_cursor_execute", capture)
+
+
+def read_so_far(connection, table: str) -> int:
+    """Rows of ``table`` the current transaction has read so far, by any scan: what a
+    statement or a commit-time check costs, whatever plan PostgreSQL chose for it."""
+    return connection.execute(
+        text(
+            "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
+            " FROM pg_stat_xact_user_tables WHERE relid = CAST(:table AS regclass)"
+        ),
+        {"table": table},
+    ).scalar_one()
 
 
 def analyze_a_ledger_of_many_members(connection, members: int = 200, each: int = 15) -> None:

@@ -21,7 +21,7 @@ from coalition.services import book
 from coalition.services.book import Book
 from tests.conftest import days_ago
 from tests.e2e.helpers import burn, burn_reversal, earn_reversal, expect
-from tests.plans import sent
+from tests.plans import read_so_far, sent
 
 LOTS = 60
 
@@ -137,15 +137,6 @@ def test_a_chunk_spends_in_the_specs_order_however_few_lots_it_reads_first(coali
     assert expect(coalition.get("/api/v1/members/daily/balance"), 200)["available"] == 58
 
 
-
-def _lots_read(session) -> int:
-    """Rows of lots this transaction has read so far, by any scan (PostgreSQL)."""
-    return session.execute(text(
-        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
-        " FROM pg_stat_xact_user_tables WHERE relid = 'lots'::regclass"
-    )).scalar_one()
-
-
 @pytest.mark.postgres
 def test_a_burn_reads_about_as_many_lots_as_it_reads_first_however_many_its_member_holds(
     coalition, database, monkeypatch
@@ -157,9 +148,9 @@ def test_a_burn_reads_about_as_many_lots_as_it_reads_first_however_many_its_memb
     lots = _bonuses(coalition, "daily", 200, apart=0.25)
     with database.transaction() as session:
         session.execute(text("ANALYZE lots"))  # planned as for any table the size of a member's lots
-        before = _lots_read(session)
+        before = read_so_far(session, "lots")
         read = Book.open(session, [("coalition", {"external_id": "till-1", "type": "burn",
                                                   "member_id": "daily", "occurred_at": datetime.now(UTC)})])
-        rows_read = _lots_read(session) - before
+        rows_read = read_so_far(session, "lots") - before
     assert sorted(read.lots) == [lot["lot_id"] for lot in lots[:5]]
     assert rows_read < 2 * 5

@@ -29,6 +29,7 @@ from tests.e2e.settlement_world import add_partner, small_month
 from tests.integration.test_faults import Faults
 from tests.integration.test_writes import AT, transaction_columns
 from tests.migrations import migrate
+from tests.plans import read_so_far
 
 pytestmark = pytest.mark.postgres
 
@@ -336,14 +337,6 @@ def test_an_upgrade_refuses_a_ledger_that_does_not_add_up_already(m1, database):
         assert _checks(connection) == 4
 
 
-def _allocations_read(connection) -> int:
-    """Rows of allocations this transaction has read so far, by any scan."""
-    return connection.execute(text(
-        "SELECT coalesce(seq_tup_read, 0) + coalesce(idx_tup_fetch, 0)"
-        " FROM pg_stat_xact_user_tables WHERE relid = 'allocations'::regclass"
-    )).scalar_one()
-
-
 def _burn_of_every_lot(connection, member: str, lots: list[int]) -> Writes:
     """A burn of one point from each of ``lots`` (each holding one), queued to write."""
     count = len(lots)
@@ -379,9 +372,9 @@ def test_a_burn_from_many_lots_is_checked_reading_each_allocation_a_few_times(op
 
     with database.engine.begin() as connection:
         _burn_of_every_lot(connection, "many", lots).run()
-        before = _allocations_read(connection)
+        before = read_so_far(connection, "allocations")
         connection.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))  # the checks, run now
-        read = _allocations_read(connection) - before
+        read = read_so_far(connection, "allocations") - before
 
     # each lot's allocations twice (its allocation's check, its update's), the burn's once,
     # and each allocation once more, its check telling it was written beside its burn (0023):
