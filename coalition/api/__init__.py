@@ -16,7 +16,7 @@ import apispec
 import flask_smorest
 import swagger_ui_bundle
 from flask import current_app, g, request, send_from_directory
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, NotFound
 
 from coalition import auth, database_of, logs
 from coalition.api.answers import AnswerFields
@@ -323,6 +323,16 @@ def _headers(response):
     return response
 
 
+#: The files of the swagger-ui-bundle package that ``/api/docs`` loads, and only those:
+#: the package also holds Swagger UI's stock page (``index.html``), which would load a
+#: third party's API document into this origin, where the console keeps its key.
+SWAGGER_UI_ASSETS = frozenset(
+    {"swagger-ui.css", "swagger-ui-standalone-preset.js", "swagger-ui-bundle.js"}
+)
+
+
 def _swagger_ui_asset(filename):
     """Swagger UI's scripts, served from the swagger-ui-bundle package: no CDN needed."""
+    if filename not in SWAGGER_UI_ASSETS:
+        raise NotFound()
     return send_from_directory(swagger_ui_bundle.swagger_ui_path, filename)

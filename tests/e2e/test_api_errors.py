@@ -1186,6 +1186,18 @@ def test_swagger_ui_is_served(client):
     assert client.get("/api/docs").status_code == 200
 
 
+def test_swagger_ui_serves_the_files_api_docs_loads_and_not_its_stock_pages(client):
+    page = client.get("/api/docs").get_data(as_text=True)
+    for loaded in ("swagger-ui.css", "swagger-ui-standalone-preset.js", "swagger-ui-bundle.js"):
+        assert f"/api/swagger-ui/{loaded}" in page
+        with client.get(f"/api/swagger-ui/{loaded}") as asset:
+            assert asset.status_code == 200
+    # the package's own page loads the petstore's document from another site into this origin
+    for stock in ("index.html", "oauth2-redirect.html", "swagger-initializer.js"):
+        with client.get(f"/api/swagger-ui/{stock}") as refused:
+            assert refused.status_code == 404
+
+
 @pytest.mark.parametrize(
     "instant",
     [
