@@ -314,12 +314,17 @@ def _headers(response):
     answer is about balances, money or keys, so no cache keeps it unless its
     view says otherwise: final statements, which never change, may be kept
     by their reader and asked for again with their ETag (:mod:`.settlements`).
+    No page is shown in another site's frame: Swagger UI's, where a user may
+    authorise with a key, as the console's (which says more, :mod:`coalition.console`).
     """
     if response.status_code == 204:
         response.headers.pop("Content-Type", None)
     response.headers["X-Content-Type-Options"] = "nosniff"
     if request.path.startswith("/api/v1/"):
         response.headers.setdefault("Cache-Control", "no-store")
+    elif response.mimetype == "text/html":
+        response.headers.setdefault("Content-Security-Policy", "frame-ancestors 'none'")
+        response.headers.setdefault("X-Frame-Options", "DENY")
     return response
 
 

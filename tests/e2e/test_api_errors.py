@@ -1186,6 +1186,15 @@ def test_swagger_ui_is_served(client):
     assert client.get("/api/docs").status_code == 200
 
 
+def test_no_page_is_shown_in_another_sites_frame(client):
+    # a user authorises Swagger UI with a key: a framing site could click "Try it out" for them
+    for page in ("/api/docs", "/console/"):
+        with client.get(page) as response:
+            assert response.mimetype == "text/html", page
+            assert response.headers["X-Frame-Options"] == "DENY", page
+            assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"], page
+
+
 def test_swagger_ui_serves_the_files_api_docs_loads_and_not_its_stock_pages(client):
     page = client.get("/api/docs").get_data(as_text=True)
     for loaded in ("swagger-ui.css", "swagger-ui-standalone-preset.js", "swagger-ui-bundle.js"):
