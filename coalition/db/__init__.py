@@ -20,9 +20,10 @@ finds the database :class:`Busy`: a 503 to ask again, where an unbounded wait
 would hold a thread per request until every thread of the service was waiting.
 """
 
+import os
 import sqlite3
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from sqlalchemy import bindparam, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -60,6 +61,20 @@ def _sqlite_begin(engine) -> None:
     def _begin(connection):
         reads = connection.get_execution_options().get(READS_ONLY, False)
         connection.exec_driver_sql("BEGIN" if reads else "BEGIN IMMEDIATE")
+
+
+def _sqlite_file_of_its_owner(engine) -> None:
+    """Create a new database file readable and writable by its owner alone (0600), where
+    the umask would leave it readable by every local user: it holds every member's
+    movements. SQLite gives the file's ``-wal`` and ``-shm`` the file's own mode."""
+
+    @event.listens_for(engine, "do_connect")
+    def _create(_dialect, _record, cargs, cparams):
+        path = cargs[0] if cargs else cparams.get("database")
+        if cparams.get("uri") or path in (None, "", ":memory:"):
+            return
+        with suppress(OSError):  # there already, or not to be made: SQLite says which
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
 
 
 def _postgresql_session(engine) -> None:
@@ -268,6 +283,7 @@ class Database:
         if on_postgresql(self.engine):
             _postgresql_session(self.engine)
         else:
+            _sqlite_file_of_its_owner(self.engine)
             _sqlite_begin(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
