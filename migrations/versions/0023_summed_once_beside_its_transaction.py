@@ -33,7 +33,8 @@ Revises: 0022
 Create Date: 2026-12-06
 """
 
-from alembic import op
+import importlib.util
+from pathlib import Path
 
 revision = "0023"
 down_revision = "0022"
@@ -41,25 +42,14 @@ branch_labels = None
 depends_on = None
 
 
-def _row_adds_up(allocation_checks_its_transaction: str) -> str:
-    return f"""
-    CREATE OR REPLACE FUNCTION row_adds_up() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        IF TG_TABLE_NAME = 'lots' THEN
-            PERFORM check_lot(NEW.id);
-        ELSIF TG_TABLE_NAME = 'allocations' THEN
-            PERFORM check_lot(NEW.lot_id);
-            {allocation_checks_its_transaction}
-        ELSIF TG_TABLE_NAME = 'transactions' THEN
-            PERFORM check_moved(NEW.id);
-        ELSE
-            RAISE EXCEPTION 'row_adds_up() checks lots, allocations and transactions, not %',
-                TG_TABLE_NAME;
-        END IF;
-        RETURN NULL;
-    END
-    $$
-    """
+def _0022():
+    """Migration 0022, whose function this one writes again with another allocation check
+    (its ``_replace``: the function, then its search path pinned)."""
+    path = Path(__file__).with_name("0022_a_burn_is_summed_once.py")
+    spec = importlib.util.spec_from_file_location("migration_0022", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 SUMMED_UNLESS_WRITTEN_BESIDE_IT = """
@@ -71,29 +61,12 @@ SUMMED_UNLESS_WRITTEN_BESIDE_IT = """
             ) THEN
                 PERFORM check_moved(NEW.transaction_id);
             END IF;"""
-SUMMED_UNLESS_WRITTEN_NOW = """
-            IF NOT EXISTS (
-                SELECT FROM transactions
-                WHERE id = NEW.transaction_id AND xmin = pg_current_xact_id()::xid
-            ) THEN
-                PERFORM check_moved(NEW.transaction_id);
-            END IF;"""  # 0022's
-
-
-def _replace(body: str) -> None:
-    connection = op.get_bind()
-    if connection.dialect.name != "postgresql":
-        return
-    schema = connection.exec_driver_sql(
-        "SELECT relnamespace::regnamespace::text FROM pg_class WHERE oid = 'lots'::regclass"
-    ).scalar_one()  # quoted where it must be
-    op.execute(_row_adds_up(body))
-    op.execute(f"ALTER FUNCTION row_adds_up() SET search_path = {schema}, pg_temp")
 
 
 def upgrade() -> None:
-    _replace(SUMMED_UNLESS_WRITTEN_BESIDE_IT)
+    _0022()._replace(SUMMED_UNLESS_WRITTEN_BESIDE_IT)
 
 
 def downgrade() -> None:
-    _replace(SUMMED_UNLESS_WRITTEN_NOW)
+    migration = _0022()
+    migration._replace(migration.SUMMED_UNLESS_WRITTEN_NOW)
