@@ -40,6 +40,17 @@ def _tree(pid: int, stats: dict, children: dict) -> int:
     return ticks
 
 
+def own_ticks(pid: int) -> int:
+    """CPU ticks ``pid`` has used itself (utime, stime), not its children."""
+    fields = _fields((PROC / str(pid) / "stat").read_text())
+    return int(fields[11]) + int(fields[12])
+
+
+def _fields(stat: str) -> list[str]:
+    """A /proc stat line's fields after the command, which may hold spaces."""
+    return stat.rsplit(")", 1)[1].split()
+
+
 def _stats() -> dict[int, tuple[int, int]]:
     """Each process's parent and its CPU ticks, its own and its waited-for children's."""
     stats = {}
@@ -48,7 +59,7 @@ def _stats() -> dict[int, tuple[int, int]]:
             text = (entry / "stat").read_text()
         except OSError:  # ended meanwhile
             continue
-        fields = text.rsplit(")", 1)[1].split()  # after the command, which may hold spaces
+        fields = _fields(text)
         parent, times = int(fields[1]), fields[11:15]  # ppid; utime stime cutime cstime
         stats[int(entry.name)] = (parent, sum(map(int, times)))
     return stats

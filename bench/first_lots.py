@@ -22,24 +22,22 @@ Run old and new code in turn on the same database: each run's posts change it a 
 """
 
 import argparse
-import os
 import random
 import statistics
 import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench import cpu, pg
 from coalition import auth, create_app, database_of
 from coalition.db import Database, ledger_reads, migrate
 
 HEAVY = {"L20000": 20_000, "L300": 300}
 MEMBERS = [f"B{n}" for n in range(200)]
 BENCH_LOTS = 300
-TICKS = os.sysconf("SC_CLK_TCK")
 STATS_FLUSHED = 11  # seconds: an idle backend sends its table counters within 10
 
 
@@ -163,7 +161,9 @@ def batches(url: str, count: int, size: int) -> None:
     wall = time.perf_counter() - started
     service = time.process_time() - service
     after = _backend_ticks(url, dbname)
-    postgres = sum(after[pid] - ticks for pid, ticks in backends.items() if pid in after) / TICKS
+    postgres = (
+        sum(after[pid] - ticks for pid, ticks in backends.items() if pid in after) / cpu.TICKS
+    )
     time.sleep(STATS_FLUSHED)
     lots_read = _lots_read(url) - lots_read
     items = count * size
@@ -190,13 +190,13 @@ def statements(url: str, rounds: int, runs: int = 200) -> None:
                         "first": 50,
                         "spendable_after": datetime.now(UTC),
                     }
-                    ticks, started = _ticks(pid), time.perf_counter()
+                    ticks, started = cpu.own_ticks(pid), time.perf_counter()
                     for _ in range(runs):
                         connection.execute(statement, parameters).all()
                     took[form, who].append(
                         (
                             (time.perf_counter() - started) / runs * 1000,
-                            (_ticks(pid) - ticks) / TICKS / runs * 1000,
+                            (cpu.own_ticks(pid) - ticks) / cpu.TICKS / runs * 1000,
                         )
                     )
     for (form, who), figures in took.items():
@@ -207,34 +207,25 @@ def statements(url: str, rounds: int, runs: int = 200) -> None:
         )
 
 
-def _ticks(pid: int) -> int:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])  # utime, stime
-
-
 def _lots_read(url: str) -> int:
     """Rows of lots read in the database so far, by any scan."""
-    with psycopg.connect(_dsn(url), autocommit=True) as connection:
+    with psycopg.connect(pg.conninfo(url), autocommit=True) as connection:
         return connection.execute(
             "SELECT seq_tup_read + coalesce(idx_tup_fetch, 0) FROM pg_stat_user_tables"
             " WHERE relid = 'lots'::regclass"
         ).fetchone()[0]
 
 
-def _dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 def _backend_ticks(url: str, dbname: str) -> dict[int, int]:
     """CPU ticks of each client backend connected to ``dbname`` but the one asking (not
     autovacuum's, which come and go with what other work left to vacuum)."""
-    with psycopg.connect(_dsn(url), autocommit=True) as connection:
+    with psycopg.connect(pg.conninfo(url), autocommit=True) as connection:
         pids = connection.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = %s AND backend_type = 'client backend'"
             " AND pid <> pg_backend_pid()",
             (dbname,),
         ).fetchall()
-    return {pid: _ticks(pid) for (pid,) in pids}
+    return {pid: cpu.own_ticks(pid) for (pid,) in pids}
 
 
 def main() -> None:
