@@ -385,6 +385,14 @@ def test_a_burn_from_many_lots_is_checked_reading_each_allocation_a_few_times(op
         assert connection.execute(text("SELECT sum(remaining) FROM lots")).scalar_one() == 0
 
 
+def _burn_of_five(connection, lot_id: int, taken: int, left: int) -> None:
+    """A new burn of 5 points written in one statement with an allocation taking ``taken``
+    from ``lot_id``, and the lot then holding ``left``."""
+    Writes(connection).insert(models.Transaction.__table__, _moved("burn", -5)).insert(
+        models.Allocation.__table__, _allocation(NEW_BURN, lot_id, -taken)
+    ).update(models.Lot.__table__, "remaining", [lot_id], [left]).run()
+
+
 def test_a_burn_whose_allocations_do_not_add_up_is_refused_in_the_commit_that_writes_it(
     m1, database
 ):
@@ -394,9 +402,7 @@ def test_a_burn_whose_allocations_do_not_add_up_is_refused_in_the_commit_that_wr
     before = _ledger(database)
 
     def write(connection):
-        Writes(connection).insert(models.Transaction.__table__, _moved("burn", -5)).insert(
-            models.Allocation.__table__, _allocation(NEW_BURN, lot_id, -4)
-        ).update(models.Lot.__table__, "remaining", [lot_id], [119]).run()
+        _burn_of_five(connection, lot_id, taken=4, left=119)
 
     assert f"transaction {NEW_BURN} {MOVED_BROKEN}" in _refused(database, write)
     assert _ledger(database) == before
@@ -411,9 +417,7 @@ def test_an_allocation_added_after_its_burns_check_has_run_is_refused(m1, databa
     before = _ledger(database)
 
     def write(connection):
-        Writes(connection).insert(models.Transaction.__table__, _moved("burn", -5)).insert(
-            models.Allocation.__table__, _allocation(NEW_BURN, lot_id, -5)
-        ).update(models.Lot.__table__, "remaining", [lot_id], [118]).run()
+        _burn_of_five(connection, lot_id, taken=5, left=118)
         connection.execute(text("SET CONSTRAINTS ALL IMMEDIATE"))
         connection.execute(text("SET CONSTRAINTS ALL DEFERRED"))
         Writes(connection).insert(
