@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from coalition.db import models
 from coalition.domain.errors import Forbidden, Invalid, NotFound
-from coalition.services import catalog, partners
+from coalition.services import calendar, catalog, partners
 
 ROLES = ("operator", "finance", "partner")
 KEY_STATUSES = ("active", "revoked")
@@ -121,7 +121,13 @@ def key_by_value(session, key: str) -> models.ApiKey:
 
 
 def revoke_key(session, key_id: str) -> models.ApiKey:
-    """Revoke a key; revoking it again changes nothing (its first revocation stands)."""
+    """Revoke a key; revoking it again changes nothing (its first revocation stands).
+
+    Answered once the postings in flight have committed, and none under the key is
+    recorded after it: it takes the calendar lock exclusively, as a partner's
+    suspension does, and each chunk of postings checks its key once it holds that
+    lock (:func:`check_unrevoked`)."""
+    calendar.lock_calendar(session, exclusive=True)
     row = get_key(session, key_id)
     if row.revoked_at is None:
         row.revoked_at = datetime.now(UTC)
@@ -164,6 +170,13 @@ def principal_in(reference: catalog.Catalog, authorization: str | None) -> Princ
     if row is None:
         raise Unauthenticated("unknown or revoked key")
     return Principal(row.id, row.role, row.partner_id)
+
+
+def check_unrevoked(reference: catalog.Catalog, principal: Principal) -> None:
+    """Refuse a unit of work whose key was revoked after its request was authenticated
+    (a command's principal has no key to revoke)."""
+    if principal.key_id is not None and not reference.holds_key(principal.key_id):
+        raise Unauthenticated("revoked key")
 
 
 def first_operator_key(session) -> str | None:

@@ -9,6 +9,7 @@ from marshmallow import ValidationError, fields, validate, validates, validates_
 from werkzeug.wsgi import wrap_file
 
 import reports
+from coalition import auth
 from coalition.api import Blueprint, database, log, principal, unavailable_log
 from coalition.api.answers import CSV, DOWNLOAD, Answer, attached, attachment
 from coalition.api.errors import (
@@ -18,6 +19,7 @@ from coalition.api.errors import (
     database_away,
     domain_error_body,
     error_body,
+    unauthenticated,
 )
 from coalition.api.fields import (
     EXTERNAL_ID_LENGTH,
@@ -402,6 +404,8 @@ def _result(index: int, outcome) -> dict:
         error = domain_error_body(outcome)
     elif isinstance(outcome, Unavailable):  # the items after those written, as posted alone
         error, _, _ = database_away(outcome)  # the body of a request the database failed
+    elif isinstance(outcome, auth.Unauthenticated):  # the key revoked while the batch ran
+        error, _, _ = unauthenticated(outcome)
     else:
         view, status = present(outcome)
         return {"index": index, "status": status, "transaction": view}

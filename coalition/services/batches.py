@@ -15,7 +15,10 @@ connection, which answers as replays what the broken one had committed. A
 database still unavailable then stops the batch: it fails as a whole
 (:class:`~coalition.db.Unavailable`) if it had written nothing, and otherwise
 the items from that chunk on have the database's absence as their outcome,
-as each would posted alone, so that the caller learns which were written.
+as each would posted alone, so that the caller learns which were written. So
+do the items from the chunk on that found the batch's key revoked: each chunk
+checks its key once it holds its locks, and a revocation waits for the chunk
+in flight.
 """
 
 import logging
@@ -23,6 +26,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from coalition import auth
 from coalition.db import Unavailable
 from coalition.domain.errors import CoalitionError
 from coalition.services import ledger
@@ -51,8 +55,8 @@ def post_many(database, principal, requests: list) -> list:
     try:
         for start in range(0, len(requests), CHUNK):
             _post_into(outcomes, database, principal, requests[start : start + CHUNK])
-    except Unavailable as away:
-        return _unposted(outcomes, requests[len(outcomes) :], away)
+    except (Unavailable, auth.Unauthenticated) as stopped:
+        return _unposted(outcomes, requests[len(outcomes) :], stopped)
     return outcomes
 
 
@@ -67,14 +71,14 @@ def _post_into(outcomes: list, database, principal, chunk: list) -> None:
             outcomes.append(_post_alone(database, principal, request))
 
 
-def _unposted(outcomes: list, rest: list, away: Unavailable) -> list:
-    """The outcomes once the database went away: each item not yet posted has its absence
-    as outcome, as it would posted alone now, but for one refused before (its fields),
-    whose refusal stands. A batch that wrote nothing fails as a whole, as one posting
-    would, which leaves nothing written behind it (SPEC §10)."""
+def _unposted(outcomes: list, rest: list, stopped: Exception) -> list:
+    """The outcomes once the database went away or the key was revoked: each item not yet
+    posted has that as outcome, as it would posted alone now, but for one refused before
+    (its fields), whose refusal stands. A batch that wrote nothing fails as a whole, as
+    one posting would, which leaves nothing written behind it (SPEC §10)."""
     if not any(isinstance(each, ledger.Posting) and each.created for each in outcomes):
-        raise away
-    return outcomes + [each if isinstance(each, Exception) else away for each in rest]
+        raise stopped
+    return outcomes + [each if isinstance(each, Exception) else stopped for each in rest]
 
 
 def _post_chunk(session, principal, requests: list) -> list:

@@ -110,6 +110,12 @@ class Catalog:
         groups = self._keep(("by start", kinds, partner_id), self._by_start, kinds, partner_id)
         return _in_order(rate for group in groups for rate in group.may_apply_at(at))
 
+    def holds_key(self, key_id: str) -> bool:
+        """Whether the key of this id is unrevoked: what a chunk of postings asks once it
+        holds its locks, as many times as a batch has chunks."""
+        ids = self._keep(("key ids",), lambda: frozenset(row.id for row in self.keys.values()))
+        return key_id in ids
+
     def closed(self, period: periods.Period, generation: int) -> "Catalog":
         """This catalog once ``period`` is closed at ``generation``: the same rows, and
         what :meth:`rates_of` has worked out of them kept too (a backlog's close asks

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from coalition import auth
 from coalition.db import rows
 from coalition.domain import earning, lots, money, periods
 from coalition.domain.errors import (
@@ -87,6 +88,7 @@ def post_chunk(session, principal, requests: list, now: datetime) -> list:
     """
     items = [_with_partner(principal, request) for request in requests]
     book = Book.open(session, [item for item in items if not isinstance(item, Exception)])
+    auth.check_unrevoked(catalog.current(session), principal)  # read after the locks
     asked = _Asked(now, calendar.dated_once_locked(now), principal.key_id)
     outcomes = [
         item if isinstance(item, Exception) else _outcome(book, *item, asked) for item in items

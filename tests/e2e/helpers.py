@@ -18,7 +18,7 @@ days back by default) finds them.
 
 from datetime import UTC, datetime, timedelta
 
-from tests.conftest import days_ago
+from tests.conftest import Caller, days_ago
 
 #: Currencies of the partners the tests use (pass ``currency=`` for any other).
 CURRENCIES = {"aroma": "RUB", "skyair": "EUR", "coalition": "EUR", "sushi": "JPY", "kuwait": "KWD",
@@ -165,3 +165,9 @@ def key_ring(operator) -> list[dict]:
     ]
     assert operator.delete(f"/api/v1/keys/{made[0]['id']}").status_code == 204
     return made
+
+
+def till_of(operator, partner_id: str) -> tuple[Caller, str]:
+    """A new key of ``partner_id``'s, made through the API: a caller with it, and its id."""
+    made = expect(operator.post("/api/v1/keys", json={"role": "partner", "partner_id": partner_id}))
+    return Caller(operator.client, made["key"]), made["id"]

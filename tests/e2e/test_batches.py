@@ -4,10 +4,11 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from coalition import auth
 from coalition.db import Unavailable
 from coalition.services import batches
 from tests.conftest import days_ago
-from tests.e2e.helpers import balance, burn, earn, expect
+from tests.e2e.helpers import balance, burn, earn, expect, till_of
 from tests.plans import sent
 
 
@@ -143,6 +144,30 @@ def test_a_batch_the_database_leaves_before_it_wrote_anything_is_503_as_a_whole(
     assert (response.status_code, response.get_json()["reason"]) == (503, "database_unavailable")
     monkeypatch.undo()
     assert expect(coalition.get("/api/v1/transactions"), 200)["items"] == []
+
+
+def test_a_batch_whose_key_is_revoked_midway_posts_no_chunk_after_the_revocation(coalition, database, monkeypatch):
+    """A till's key revoked (leaked) after the batch's first chunk: the chunks after it find
+    the key revoked and their items are 401, but the one refused for its fields (422 as
+    ever); they were all written under the revoked key. Sent again under a working key,
+    the first chunk's items are replays and the rest are posted."""
+    items = _earns(250, invalid_at=200)
+    till, key_id = till_of(coalition, "aroma")
+    posting = batches._post_into
+
+    def revoked_after_the_first_chunk(outcomes, *arguments):
+        posting(outcomes, *arguments)
+        if len(outcomes) == batches.CHUNK:
+            database.run(auth.revoke_key, key_id)
+
+    monkeypatch.setattr(batches, "_post_into", revoked_after_the_first_chunk)
+    results = expect(till.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    assert [result["status"] for result in results] == [201] * 100 + [401] * 100 + [422] + [401] * 49
+    assert {results[i]["error"]["reason"] for i in range(100, 250) if i != 200} == {"unauthenticated"}
+    monkeypatch.undo()
+    again, _ = till_of(coalition, "aroma")
+    results = expect(again.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    assert [result["status"] for result in results] == [200] * 100 + [201] * 100 + [422] + [201] * 49
 
 
 def test_a_chunk_finds_what_was_posted_under_its_keys_through_their_index(coalition, database):

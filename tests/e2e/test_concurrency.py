@@ -44,7 +44,7 @@ from coalition.api.transactions import validated
 from coalition.services import calendar, expiry, imports, ledger, settlement
 from coalition.services import settings as settings_service
 from tests.conftest import POSTGRES_URL, days_ago
-from tests.e2e.helpers import add_partner, add_rate, earn, expect, list_all
+from tests.e2e.helpers import add_partner, add_rate, earn, expect, list_all, till_of
 from tests.e2e.live_server import LiveServer, live_server
 from tests.threads import together, until_waiting_on_locks
 
@@ -1077,6 +1077,71 @@ def test_no_posting_of_a_partner_is_recorded_after_its_suspension(database_url, 
     (suspended,) = [change for change in list_all(local_operator, "/api/v1/changes", subject="partner")
                     if change["fields"].get("status") == ["active", "suspended"]]
     assert recorded_at < datetime.fromisoformat(suspended["at"])
+
+
+def test_no_posting_under_a_key_is_recorded_after_its_revocation(database_url, local_operator):
+    """A till's key revoked (leaked) while its batch of 250 runs: the revocation is
+    answered once the chunk in flight (items 0–99) has committed, and the chunks after
+    it find the key revoked: items 100–249 are 401, as each would be posted alone now,
+    where every chunk went on posting under the revoked key (250 written).
+
+    The first chunk's burn queues on m-held's lock, held open by another burn; the
+    revocation queues behind the chunk for the calendar lock, and the second chunk
+    behind the revocation."""
+    member_with_skyair_points(local_operator, "m-held")
+    till, key_id = till_of(local_operator, "skyair")
+    holding = validated({"external_id": "b-held", "type": "burn", "partner_id": "skyair",
+                         "member_id": "m-held", "points": 10, "occurred_at": days_ago(2)})
+    batch = [{"external_id": "b-till", "type": "burn", "member_id": "m-held", "points": 10,
+              "occurred_at": days_ago(2)}]
+    batch += [earn_body(f"e-till-{n}", f"m-till-{n}", "skyair", "1.00", days_ago(1)) for n in range(1, 250)]
+    watched = Database(database_url)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        with held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, holding,
+                                                                 datetime.now(UTC))):
+            posted = pool.submit(till.post, "/api/v1/transactions/batch", json={"transactions": batch})
+            until_waiting_on_locks(watched.engine, 1)  # the first chunk, on m-held's lock
+            revocation = pool.submit(local_operator.delete, f"/api/v1/keys/{key_id}")
+            until_waiting_on_locks(watched.engine, 2, unless=revocation.done)
+        assert revocation.result(timeout=WAIT).status_code == 204
+        results = expect(posted.result(timeout=WAIT), 200)["results"]
+    recorded = watched.run(lambda session: session.execute(text(
+        "SELECT count(*), max(recorded_at) FROM transactions WHERE key_id = :key"), {"key": key_id}).one())
+    watched.dispose()
+    assert [result["status"] for result in results] == [201] * 100 + [401] * 150
+    assert {result["error"]["reason"] for result in results[100:]} == {"unauthenticated"}
+    (key,) = [row for row in expect(local_operator.get("/api/v1/keys"), 200) if row["id"] == key_id]
+    assert recorded[0] == 100 and recorded[1] < datetime.fromisoformat(key["revoked_at"])
+
+
+@pytest.mark.parametrize("alone", [False, True], ids=["batch", "alone"])
+def test_a_posting_whose_key_is_revoked_before_it_writes_is_401_and_writes_nothing(database_url, local_operator,
+                                                                                   alone):
+    """Authenticated, then queued behind a revocation for the calendar lock: a batch
+    finds its key revoked before its first chunk writes, and is refused as a whole, as
+    a posting alone is; each was written under the revoked key (200 and 201) when the
+    key was judged only as the request came in."""
+    member_with_skyair_points(local_operator, "m-held")
+    till, key_id = till_of(local_operator, "skyair")
+    holding = validated({"external_id": "b-held", "type": "burn", "partner_id": "skyair",
+                         "member_id": "m-held", "points": 10, "occurred_at": days_ago(2)})
+    batch = [earn_body(f"e-till-{n}", f"m-till-{n}", "skyair", "1.00", days_ago(1)) for n in range(3)]
+    watched = Database(database_url)
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        with held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, holding,
+                                                                 datetime.now(UTC))):
+            revocation = pool.submit(local_operator.delete, f"/api/v1/keys/{key_id}")
+            until_waiting_on_locks(watched.engine, 1, unless=revocation.done)  # behind the held burn
+            posted = (pool.submit(till.post, "/api/v1/transactions", json=batch[0]) if alone else
+                      pool.submit(till.post, "/api/v1/transactions/batch", json={"transactions": batch}))
+            until_waiting_on_locks(watched.engine, 2, unless=posted.done)  # behind the revocation
+        assert revocation.result(timeout=WAIT).status_code == 204
+        reply = posted.result(timeout=WAIT)
+    written = watched.run(lambda session: session.execute(text(
+        "SELECT count(*) FROM transactions WHERE key_id = :key"), {"key": key_id}).scalar_one())
+    watched.dispose()
+    assert reply.status_code == 401 and reply.get_json()["reason"] == "unauthenticated"
+    assert written == 0
 
 
 def test_an_fx_rate_posted_while_the_base_currency_changes_is_checked_against_the_new_one(database_url,
