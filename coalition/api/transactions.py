@@ -198,7 +198,8 @@ class BatchResult(Answer):
     status = fields.Integer(
         metadata={
             "description": "The item's status as if posted alone: 201, 200 (a replay), 4xx;"
-            " 503 for an item the database went away before, once earlier items were written"
+            " 503 for an item the database went away before, and 401 for one the batch's key"
+            " was revoked before, once earlier items were written"
         }
     )
     transaction = fields.Nested(
