@@ -42,7 +42,9 @@ class StatementQuery(PageArgs):
 
 
 class FeeLine(Answer):
-    fee_rate = fields.String()
+    fee_rate = fields.String(
+        metadata={"description": "Base currency the issuer pays per point, by its value"}
+    )
     points = fields.Integer(
         metadata={"description": "Points issued at this fee rate, net of returns"}
     )
@@ -57,9 +59,24 @@ class PartnerEntry(Answer):
     partner_id = fields.String()
     name = fields.String()
     currency = fields.String()
-    receivable = MoneyOut()
-    payable = MoneyOut()
-    fees = MoneyOut()
+    receivable = MoneyOut(
+        metadata={
+            "description": "Σ of the pair lines' values (each rounded already) where this "
+            "partner is the redeemer of another's points; base currency"
+        }
+    )
+    payable = MoneyOut(
+        metadata={
+            "description": "Σ of the pair lines' values (each rounded already) where this "
+            "partner's points were redeemed at another; base currency"
+        }
+    )
+    fees = MoneyOut(
+        metadata={
+            "description": "Σ of fee_lines' exact_fees, rounded once half to even; base "
+            "currency (the coalition partner pays none)"
+        }
+    )
     fee_lines = fields.List(
         fields.Nested(FeeLine),
         metadata={
@@ -67,10 +84,30 @@ class PartnerEntry(Answer):
             "and statements closed before 2026-12-01"
         },
     )
-    net = MoneyOut(metadata={"description": "Positive: the operator pays the partner"})
-    fx_rate = fields.String(allow_none=True)
-    net_in_currency = MoneyOut(allow_none=True)
-    points_issued = fields.Integer()
+    net = MoneyOut(
+        metadata={
+            "description": "receivable − payable − fees, base currency. Positive: the "
+            "operator pays the partner"
+        }
+    )
+    fx_rate = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Base currency per 1 unit of the partner's currency, the rate in "
+            "force at the period's last instant; null where none is needed, or in a draft "
+            "none is in force"
+        },
+    )
+    net_in_currency = MoneyOut(
+        allow_none=True,
+        metadata={
+            "description": "net ÷ fx_rate, rounded once half to even to the partner's "
+            "currency's minor unit"
+        },
+    )
+    points_issued = fields.Integer(
+        metadata={"description": "Points of the partner's earns and bonuses, before returns"}
+    )
     points_redeemed = fields.Integer(
         metadata={
             "description": (
@@ -81,30 +118,87 @@ class PartnerEntry(Answer):
     own_redemption_points = fields.Integer(
         metadata={"description": "Of points_redeemed, the partner's own points (no money moves)"}
     )
-    points_reversed = fields.Integer()
-    shortfall_points = fields.Integer()
-    points_expired = fields.Integer()
-    late_count = fields.Integer()
-    liability_points = fields.Integer()
-    liability = MoneyOut(allow_none=True)
+    points_reversed = fields.Integer(
+        metadata={
+            "description": "Points the partner's returns took back from their lots; fees "
+            "are charged on points_issued − points_reversed"
+        }
+    )
+    shortfall_points = fields.Integer(
+        metadata={
+            "description": "Points the partner's returns could not take back, their lot "
+            "being spent: they stay issued and keep their fee"
+        }
+    )
+    points_expired = fields.Integer(
+        metadata={"description": "Points of the partner's lots that expired (breakage)"}
+    )
+    late_count = fields.Integer(
+        metadata={
+            "description": "The partner's own transactions dated in a closed period and "
+            "settled in this one (late_items)"
+        }
+    )
+    liability_points = fields.Integer(
+        metadata={
+            "description": "The partner's points in lots not expired at the period's last "
+            "instant (available or pending), less what postings dated before its end and "
+            "recorded before the close took out"
+        }
+    )
+    liability = MoneyOut(
+        allow_none=True,
+        metadata={
+            "description": "liability_points × the coalition-wide redemption rate at the "
+            "period's last instant, rounded once; null without such a rate"
+        },
+    )
 
 
 class PairLine(Answer):
     issuer_id = fields.String()
     redeemer_id = fields.String()
-    points = fields.Integer()
-    value = MoneyOut()
-    own_redemption = fields.Boolean()
+    points = fields.Integer(
+        metadata={
+            "description": "The issuer's points spent at the redeemer: burns less burn reversals"
+        }
+    )
+    value = MoneyOut(
+        metadata={
+            "description": "What the issuer owes the redeemer: Σ points × the redeemer's "
+            "redemption rate at each burn's occurred_at (a reversal at its burn's), rounded "
+            "once; 0.00 for own redemption; base currency"
+        }
+    )
+    own_redemption = fields.Boolean(
+        metadata={"description": "Issuer and redeemer are one partner: no money moves"}
+    )
 
 
 class NettingOut(Answer):
-    gross = MoneyOut()
-    bilateral_net = MoneyOut()
-    multilateral_net = MoneyOut()
-    netting_ratio = Ratio(allow_none=True)
-    payments_gross = fields.Integer()
-    payments_net = fields.Integer()
-    payments_saved = fields.Integer()
+    gross = MoneyOut(metadata={"description": "Σ |value| of the pair lines between two partners"})
+    bilateral_net = MoneyOut(
+        metadata={"description": "Σ over pairs of partners of |A → B − B → A|"}
+    )
+    multilateral_net = MoneyOut(
+        metadata={"description": "Σ |net| over the partners, fees included"}
+    )
+    netting_ratio = Ratio(
+        allow_none=True,
+        metadata={
+            "description": "1 − multilateral_net ÷ gross, to 4 places half to even (negative "
+            "where Σ |net| exceeds the gross); null when the gross is 0"
+        },
+    )
+    payments_gross = fields.Integer(
+        metadata={"description": "Pair lines between two partners with a value other than 0"}
+    )
+    payments_net = fields.Integer(metadata={"description": "Partners whose net is not 0"})
+    payments_saved = fields.Integer(
+        metadata={
+            "description": "payments_gross − payments_net; negative where clearing makes more payments"
+        }
+    )
 
 
 class SettlementOut(Answer):
@@ -130,11 +224,21 @@ class SettlementOut(Answer):
 class Counterparty(Answer):
     partner_id = fields.String()
     name = fields.String()
-    points_in = fields.Integer()
-    value_in = MoneyOut()
-    points_out = fields.Integer()
-    value_out = MoneyOut()
-    net = MoneyOut()
+    points_in = fields.Integer(
+        metadata={
+            "description": "The counterparty's points spent at this partner: the pair "
+            "line counterparty → partner"
+        }
+    )
+    value_in = MoneyOut(metadata={"description": "That pair line's value: receivable"})
+    points_out = fields.Integer(
+        metadata={
+            "description": "This partner's points spent at the counterparty: the pair line "
+            "partner → counterparty"
+        }
+    )
+    value_out = MoneyOut(metadata={"description": "That pair line's value: payable"})
+    net = MoneyOut(metadata={"description": "value_in − value_out"})
 
 
 class LateItem(Answer):
@@ -143,8 +247,15 @@ class LateItem(Answer):
     type = fields.String()
     member_id = fields.String()
     occurred_at = fields.String()
-    points = fields.Integer()
-    original_period_id = fields.String()
+    points = fields.Integer(
+        metadata={"description": "The transaction's points: the change to the member's balance"}
+    )
+    original_period_id = fields.String(
+        metadata={
+            "description": "The closed period its occurred_at falls in, where it would "
+            "have settled (not the period of a reversal's original)"
+        }
+    )
 
 
 class StatementOut(Answer):
