@@ -667,7 +667,7 @@ def _late_items(statement: Mapping) -> list[Flowable]:
     heading = _section("Late items", room=32 * mm)
     header = [
         _p(title, styles.HEAD) for title in ("Transaction", "External ID", "Type", "Occurred at")
-    ] + [_p("Points", styles.HEAD_RIGHT), _p("Original period", styles.HEAD)]
+    ] + [_p("Points", styles.HEAD_RIGHT), _p("Closed period", styles.HEAD)]
     body = [
         [
             str(item["transaction_id"]),

@@ -777,6 +777,13 @@ def test_late_items_say_their_points_are_the_members_signed_change():
     assert "Points as posted, the change to the member's balance: negative for burns and returns." in text
 
 
+def test_a_late_items_period_is_headed_as_the_closed_period_it_is_dated_in():
+    # "Original period" read, for a late return, as the period of the earn it returns;
+    # the column holds the closed period the item's occurred_at falls in
+    text = pages_text(render_pdf(make_statement()))[-1]
+    assert "Occurred at Points Closed period 55 till-7-000999 burn" in text
+
+
 def test_forints_print_with_isos_two_decimals():
     # 83.25 EUR at 0.0026 EUR per HUF = 32,019.23 HUF (ISO: 2 decimals; CLDR's 0 refused it)
     statement = make_statement(
