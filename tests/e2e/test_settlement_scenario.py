@@ -424,6 +424,17 @@ def test_outstanding_liability_counts_available_and_pending_points_at_period_end
         expected["liability_points"], expected["liability"])
 
 
+@pytest.mark.parametrize("partner_id", PARTNERS)
+def test_liability_rolls_forward_from_the_periods_points(settled, partner_id):
+    # docs/reconciling.md: nothing was outstanding before this first month, so what is
+    # outstanding at its end is what was issued, less returned, spent (own included), expired;
+    # aroma: 1155 − 25 − (1012 + 100 + 10) − 0 = 8, vera's LV
+    entry = partner_entry(settled, partner_id)
+    spent = sum(line["points"] for line in settled["pair_lines"] if line["issuer_id"] == partner_id)
+    assert entry["liability_points"] == (
+        entry["points_issued"] - entry["points_reversed"] - spent - entry["points_expired"])
+
+
 def test_receivables_and_payables_sum_to_zero(settled):
     total = sum(Decimal(e["receivable"]) - Decimal(e["payable"]) for e in settled["partners"])
     assert total == 0
