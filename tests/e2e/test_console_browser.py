@@ -1218,6 +1218,43 @@ def test_kpis_counted_before_the_request_say_when(browser, server, operator, mon
     assert "counted at" not in browser.find_element(By.CSS_SELECTOR, "table.kpi-table caption").text
 
 
+def test_choosing_a_kpis_scope_or_period_draws_the_report_read_without_reading_it_again(
+        browser, server, operator, month, monkeypatch):
+    """At 400 partners the page's report is megabytes and a second of the server's: each
+    change of scope or period read it again, for figures the page already had."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from coalition.services import kpis
+
+    reads = []
+    report = kpis.report
+    monkeypatch.setattr(kpis, "report", lambda *args, **kwargs: reads.append(kwargs) or report(*args, **kwargs))
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, f"kpis?period={month}", "KPIs")
+    assert len(reads) == 1
+
+    def issued(scope: str, column: str) -> list[str]:
+        """The points issued in the scope chosen and coalition-wide, once the scope is shown."""
+        Select(browser.find_element(By.ID, "scope")).select_by_value(scope)
+        browser.find_element(By.CSS_SELECTOR, "form.filters button[type=submit]").click()
+        wait_for(browser, lambda d: column in d.find_element(By.CSS_SELECTOR, "table.kpi-table thead")
+                 .get_attribute("textContent"), f"no column {column!r}")
+        row = browser.find_element(By.XPATH, "//table[@class='kpi-table']//tr[th[starts-with(., 'Points issued')]]")
+        return [cell.text for cell in row.find_elements(By.TAG_NAME, "td")]
+
+    # small_closed_month: m2 earned 100 points at aroma, m1 2468 at skyair
+    assert issued("aroma", "Кофейня Арома") == ["100", "2,568"]
+    assert issued("skyair", "SkyAir") == ["2,468", "2,568"]
+    assert len(reads) == 1, "a change of scope read the KPIs again"
+    browser.find_element(By.XPATH, "//button[text()='Read again']").click()
+    wait_for(browser, lambda d: len(reads) == 2, "Read again read nothing")
+    page_loaded(browser, "KPIs")
+    go(browser, server, "partners", "Partners")
+    go(browser, server, f"kpis?period={month}", "KPIs")
+    assert len(reads) == 3, "the page opened again from another showed what it read before"
+
+
 # --- keys and roles -----------------------------------------------------------------------------
 
 

@@ -40,6 +40,7 @@ const LISTED_IN = { statement: "statements", partner: "partners" };
 
 let who = null;
 let renderCount = 0;
+let shownPage = null; // the page last shown: a page may keep what it read while it stays
 let notifiedAt = 0;
 
 function parseHash() {
@@ -71,6 +72,7 @@ function clearNotice() {
 function signOut(message) {
   api.keyStore.clear();
   who = null;
+  shownPage = null;
   nav.hidden = true;
   whoBox.hidden = true;
   whoText.textContent = "";
@@ -181,15 +183,18 @@ async function render() {
   main.setAttribute("aria-busy", "true");
   main.replaceChildren(h("p", { class: "loading" }, "Loading…"));
   let content;
+  let shown = route.name;
   try {
     if (!section) content = [h("h1", { tabindex: "-1" }, "Not found"), h("p", {}, "There is no such page in the console.")];
     else if (!section[2](who)) content = [h("h1", { tabindex: "-1" }, "Not available"), h("p", {}, section[4])];
-    else content = await section[3]({ who, param: route.param, query: route.query, notify, rerender: render });
+    else content = await section[3]({ who, param: route.param, query: route.query, notify, rerender: render, staying: shownPage === route.name });
   } catch (error) {
     // whatever the page asked for failed: the service down or a 503 can be asked again
     content = unreachablePage(error);
+    shown = null;
   }
   if (ticket !== renderCount) return;
+  shownPage = shown;
   main.replaceChildren(...[content].flat().filter(Boolean));
   main.removeAttribute("aria-busy");
   const title = main.querySelector("h1");

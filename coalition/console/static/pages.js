@@ -906,8 +906,17 @@ const MEASURES = [
   ["Points outstanding", (f) => count(f.liability_points), "at the period's end"],
 ];
 
-export async function kpis({ who, query }) {
-  const report = await api.get("/api/v1/kpis", { periods: 12 });
+// The report of the charts' periods last read, kept while the page stays on KPIs: another
+// scope, or another period of the charts, is drawn from it without a request (at 400
+// partners the report is megabytes and a second of the server's work). Opening the page
+// from another, or "Read again", reads it anew.
+let keptKpis = null;
+
+export async function kpis({ who, query, staying, rerender }) {
+  if (!staying || keptKpis?.keyId !== who.key_id) {
+    keptKpis = { keyId: who.key_id, readAt: new Date().toISOString(), report: await api.get("/api/v1/kpis", { periods: 12 }) };
+  }
+  const { report, readAt } = keptKpis;
   const base = report.base_currency;
   const series = report.periods;
   if (!series.length) return [heading("KPIs"), h("p", { class: "empty" }, "No periods yet.")];
@@ -999,6 +1008,12 @@ export async function kpis({ who, query }) {
     heading("KPIs"),
     h("p", { class: "lead" }, "Programme measures per settlement period. A period counts the transactions that belong to it, as its settlement does, so a closed period's figures never change."),
     controls,
+    h(
+      "p",
+      { class: "hint" },
+      `Figures as read at ${instant(readAt)}; choosing another ${who.own_partner ? "period" : "scope or period"} shows them without reading them again. `,
+      h("button", { type: "button", class: "small", onclick: () => { keptKpis = null; rerender(); } }, "Read again"),
+    ),
     cards([
       ["Active members", count(chosen.active_members)],
       ["Average purchase", money(chosen.average_purchase, chosen.currency)],
