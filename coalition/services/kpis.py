@@ -148,11 +148,16 @@ def _coalition_wide(session, period_id, at_end, everyone, scopes, gathered) -> k
     """Coalition-wide: distinct members counted once; amounts converted at the fx at period end."""
     visits = gathered.visits.get((period_id, kpi_aggregates.COALITION_WIDE), {})
     reference, bought, known = catalog.current(session), kpis.Purchases(), True
+    # a rate a currency, not a partner: 400 partners trade in a handful of currencies
+    fx_rates = {
+        currency: reference.fx_rate(currency, at_end)
+        for currency in {partner.currency for partner in everyone}
+    }
     for partner in everyone:
         split = gathered.purchases.get((period_id, partner.id))
         if split is None:
             continue
-        fx = reference.fx_rate(partner.currency, at_end)
+        fx = fx_rates[partner.currency]
         known = known and fx is not None
         # without an fx rate the purchases still count; their amounts cannot be added up
         bought = bought + split["anywhere"].converted(fx.value if fx is not None else Decimal(0))

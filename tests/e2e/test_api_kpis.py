@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from coalition import jobs
 from coalition.db import kept_counts, kpi_aggregates, locks, models, period_totals
 from coalition.domain.settlement import Unbalanced
-from coalition.services import expiry
+from coalition.services import catalog, expiry
 from coalition.services import kpi_counts
 from tests.conftest import POSTGRES_URL
 from tests.e2e.settlement_world import (
@@ -237,6 +237,26 @@ def test_the_points_redeemed_are_read_summed_by_partner_not_pair_by_pair(
     assert (figures["points_redeemed"], figures["points_redeemed_here"]) == (100, 50)
     assert partner(report["periods"][0], "idle-00")["points_redeemed"] == 0
     assert report["periods"][0]["coalition"]["points_redeemed"] == 150
+
+
+def test_the_coalition_wide_sales_look_up_each_currencys_fx_rate_once(operator, month, monkeypatch):
+    # 400 partners in 8 currencies: each partner's purchases looked its currency's fx rate
+    # up again, 2,400 lookups for the console's six periods (docs/performance-log.md)
+    start, _, _ = previous_month()
+    for number in range(5):
+        add_partner(operator, f"cafe-{number}", f"Cafe {number}", "cafe", "RUB")
+        add_rate(operator, "earn", "0.1", partner_id=f"cafe-{number}")
+        earn(operator, f"c-{number}", f"cafe-{number}", "m5", at(start, 9), "100.00", "RUB")
+    asked = []
+    fx_rate = catalog.Catalog.fx_rate
+    monkeypatch.setattr(catalog.Catalog, "fx_rate",
+                        lambda self, currency, at: asked.append(currency) or fx_rate(self, currency, at))
+
+    figures = period(operator, month)["coalition"]
+    assert sorted(asked) == ["EUR", "RUB"]
+    # RUB: aroma 800.00 + 400.00 + 1100.00, the cafes 5 × 100.00 = 2800.00 × 0.0125 = 35.00 EUR;
+    # skyair 100.00 + 50.00 + 30.00 = 180.00 EUR
+    assert (figures["purchases"], figures["sales"]) == (11, "215.00")
 
 
 def rows_discarded_by_joins(database, count) -> int:
