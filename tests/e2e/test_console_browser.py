@@ -477,6 +477,26 @@ def test_a_settlement_of_a_few_pair_lines_lists_them_as_the_api_orders_them(brow
     assert browser.find_elements(By.ID, "partner_id") == []
 
 
+def test_a_chains_outlets_are_told_apart_wherever_a_partner_is_chosen(browser, server, operator, many_partners):
+    """Two partners of one name were two alike choices on KPIs, Transactions and Statements
+    (the settlement told them apart already)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    sign_in(browser, server, key_of(operator))
+    for page, heading, chooser in ((f"kpis?period={many_partners}", "KPIs", "scope"),
+                                   ("transactions", "Transactions", "partner_id"),
+                                   (f"statements?period_id={many_partners}", "Statements", "partner_id")):
+        go(browser, server, page, heading)
+        choices = [option.text for option in Select(browser.find_element(By.ID, chooser)).options]
+        assert {"Outlet (p03)", "Outlet (p04)", "Partner 05"} <= set(choices), page
+        assert "Outlet" not in choices, page
+    go(browser, server, f"kpis?period={many_partners}&scope=p04", "KPIs")
+    assert "Outlet (p04)" in browser.find_element(By.CSS_SELECTOR, "table.kpi-table thead").get_attribute("textContent")
+    partners = browser.find_element(By.XPATH, "//h2[starts-with(., 'Partners in')]/following-sibling::*[1]")
+    assert {"Outlet (p03)", "Outlet (p04)"} <= {cell.text for cell in partners.find_elements(By.CSS_SELECTOR, "tbody a")}
+
+
 def test_a_settlement_lists_every_pair_line_of_the_partner_chosen(browser, server, operator, many_partners):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select

@@ -271,11 +271,18 @@ function largest(items, most, value) {
   return items.slice().sort((a, b) => Math.abs(Number(value(b))) - Math.abs(Number(value(a)))).slice(0, most);
 }
 
-/** A partner's name, followed by its id where another partner has the same name (a chain's outlets). */
+/** A partner's name, followed by its id where another partner has the same name (a chain's outlets).
+ * Takes a partner as listed (`id`) or as a report's entry (`partner_id`). */
 function namer(partners) {
   const uses = new Map();
   for (const p of partners) uses.set(p.name, (uses.get(p.name) ?? 0) + 1);
-  return (p) => (uses.get(p.name) > 1 ? `${p.name} (${p.partner_id})` : p.name);
+  return (p) => (uses.get(p.name) > 1 ? `${p.name} (${p.partner_id ?? p.id})` : p.name);
+}
+
+/** A drop-down's choices of partners: two of one name are told apart by their ids. */
+function partnerChoicesOf(partnerList) {
+  const label = namer(partnerList);
+  return partnerList.map((p) => [p.id, label(p)]);
 }
 
 export async function settlement({ param, query, who, notify }) {
@@ -423,7 +430,7 @@ export async function statements({ who, query, notify }) {
       "Filter statements",
       field("Period", select("period_id", [[ALL_PERIODS, "All periods"], ...periodChoices], periodId)),
       partnerList.length
-        ? field("Partner", select("partner_id", [["", "All partners"], ...partnerList.map((p) => [p.id, p.name])], partnerId))
+        ? field("Partner", select("partner_id", [["", "All partners"], ...partnerChoicesOf(partnerList)], partnerId))
         : null,
     ),
     table(
@@ -835,7 +842,7 @@ export async function transactions({ who, query, notify }) {
   };
   const read = await api.newest("/api/v1/transactions", chosen);
   const periodChoices = choicesWith(chosen.period_id, periodList.slice().reverse().map((p) => [p.id, p.id]));
-  const partnerChoices = choicesWith(chosen.partner_id, partnerList.map((p) => [p.id, p.name]));
+  const partnerChoices = choicesWith(chosen.partner_id, partnerChoicesOf(partnerList));
   return [
     heading("Transactions"),
     h(
@@ -930,14 +937,15 @@ export async function kpis({ who, query, staying, rerender }) {
   const scope = who.own_partner ?? (partnerIds.includes(query.scope) ? query.scope : "");
   const pick = (period) => (scope ? period.partners.find((p) => p.partner_id === scope) : period.coalition);
   const chosen = pick(selected);
-  const scopeName = scope ? chosen.name : "Coalition-wide";
+  const label = namer(selected.partners);
+  const scopeName = scope ? label(chosen) : "Coalition-wide";
   const controls = filters(
     "kpis",
     "Choose period and scope",
     field("Period", select("period", offered.map((p) => [p.period_id, `${p.period_id} (${p.status})`]).reverse(), selected.period_id)),
     who.own_partner
       ? h("p", { class: "hint" }, `This key is bound to ${chosen.name}: it sees that partner's figures only, not the coalition's totals.`)
-      : field("Scope", select("scope", [["", "Coalition-wide"], ...selected.partners.map((p) => [p.partner_id, p.name])], scope)),
+      : field("Scope", select("scope", [["", "Coalition-wide"], ...selected.partners.map((p) => [p.partner_id, label(p)])], scope)),
   );
   const columnsOf = [scope ? [scopeName, chosen] : null, selected.coalition ? ["Coalition-wide", selected.coalition] : null].filter(Boolean);
   const measureRows = [...MEASURES, ["Liability", (f) => money(f.liability, base), "outstanding points × redemption rate"]];
@@ -991,7 +999,7 @@ export async function kpis({ who, query, staying, rerender }) {
         h("h2", {}, `Partners in ${selected.period_id}`),
         table(
           [
-            { label: "Partner", value: (p) => link(route("kpis", { period: selected.period_id, scope: p.partner_id }), p.name) },
+            { label: "Partner", value: (p) => link(route("kpis", { period: selected.period_id, scope: p.partner_id }), label(p)) },
             { label: "Active", value: (p) => count(p.active_members), numeric: true },
             { label: "New", value: (p) => count(p.new_members), numeric: true },
             { label: "Purchases", value: (p) => count(p.purchases), numeric: true },
