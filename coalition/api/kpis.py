@@ -3,6 +3,7 @@ each; docs/console.md explains them to the operator)."""
 
 from datetime import UTC, datetime
 
+from flask import jsonify
 from flask.views import MethodView
 from marshmallow import Schema, fields, validate
 
@@ -116,4 +117,28 @@ class Kpis(MethodView):
     )
     def get(self, query):
         """Programme KPIs of a period, or of the latest periods (a partner key sees only its own)"""
-        return database().run_reading(kpis.report, principal(), datetime.now(UTC), **query)
+        report = database().run_reading(kpis.report, principal(), datetime.now(UTC), **query)
+        return _answered(report)
+
+
+# a period's own fields, dumped; its figures are added as the use case made them
+PERIOD_ALONE = PeriodKpis(exclude=("coalition", "partners"))
+
+
+def _answered(report: dict):
+    """The report as JSON, its figures as :func:`coalition.domain.kpis.figures` made them.
+
+    They are in the API's form already (counts as integers, money and ratios as
+    strings), which the schemas above document and would only copy: 2,400 sets of
+    figures at 400 partners and six periods, a tenth of a second. Only each period's
+    own fields (its instants) are dumped.
+    """
+    periods = [
+        {
+            **PERIOD_ALONE.dump(period),
+            "coalition": period["coalition"],
+            "partners": period["partners"],
+        }
+        for period in report["periods"]
+    ]
+    return jsonify({"base_currency": report["base_currency"], "periods": periods})

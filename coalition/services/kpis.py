@@ -112,9 +112,11 @@ def _period_kpis(
         "coalition": coalition,
         "partners": [
             {
+                # the id and name after the figures, where the answer has always had them
+                # (coalition.api.kpis sends these dicts as they are)
+                **kpis.figures(scopes[partner.id], partner.currency, point_value, base),
                 "partner_id": partner.id,
                 "name": partner.name,
-                **kpis.figures(scopes[partner.id], partner.currency, point_value, base),
             }
             for partner in everyone
             if shown in (None, partner.id)
