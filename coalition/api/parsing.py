@@ -3,6 +3,7 @@ cannot be read a 400 that says what and where, one not sent as JSON (or in a con
 transfer coding other than chunked) a 415."""
 
 import json
+from contextlib import suppress
 from decimal import Decimal
 from typing import ClassVar
 from urllib.parse import parse_qsl
@@ -14,6 +15,7 @@ from webargs.flaskparser import FlaskParser, abort
 from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
+from coalition import MAX_BODY_BYTES
 from coalition.api.fields import ExponentDecimal
 
 
@@ -186,6 +188,23 @@ def _body(req) -> bytes:
         return body
     except ParseException as error:
         raise BadRequest(f"the request body could not be read: {error}") from None
+
+
+def read_to_the_end(response):
+    """Read what is left of a body the answer did not need: a request refused by its key,
+    its path or an absent database before its body was read. gunicorn reads at most 64 KiB
+    of such a body and then closes the connection, after answering "keep-alive": the
+    client's next request on it went unanswered, and a POST is not sent again by itself. A body
+    over the limit is not read (413), nor the rest of one that breaks its framing: gunicorn
+    closes that connection, as it must."""
+    if request.content_length is None and "Transfer-Encoding" not in request.headers:
+        return response  # no body
+    if (request.content_length or 0) > MAX_BODY_BYTES:
+        return response  # too large (413): not read, as it was refused
+    with suppress(ParseException, OSError, RequestEntityTooLarge, BadRequest):
+        while request.stream.read(64 * 1024):
+            pass
+    return response
 
 
 #: The codings a body may declare, each header's: the service undoes none but chunked,

@@ -184,6 +184,37 @@ def test_a_connection_left_idle_a_few_seconds_is_still_open_for_the_next_request
         connection.close()
 
 
+@pytest.mark.parametrize(("path", "wrong_key", "status"), [
+    ("/api/v1/transactions/batch", True, 401),  # refused by the key, the body unread
+    ("/api/v1/no-such-list", False, 404),
+], ids=["unknown-key", "unknown-path"])
+def test_a_refused_body_of_any_size_leaves_its_connection_open_for_the_next_request(
+        served, path, wrong_key, status):
+    """A request refused before its body is read (a batch of 1,000 items from a till whose
+    key was revoked, or posted while the database was away) was answered "keep-alive",
+    and then gunicorn, which reads at most 64 KiB of a body left unread, closed the
+    connection: the client's next request on it was dropped unanswered, a POST that no
+    client library sends again by itself. The body is read to its end, and the connection serves on."""
+    url, key, _, _ = served
+    host, port = url.removeprefix("http://").split(":")
+    headers = {"Authorization": f"Bearer {'coal_' + 'x' * 43 if wrong_key else key}",
+               "Content-Type": "application/json"}
+    body = json.dumps({"transactions": [json.loads(_bonus(f"big-{index}")) for index in range(2000)]})
+    assert len(body) > 4 * 64 * 1024
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        refused = connection.getresponse()
+        assert (refused.status, refused.getheader("Connection")) == (status, "keep-alive")
+        refused.read()
+        opened = connection.sock.getsockname()
+        connection.request("GET", "/healthz")
+        assert connection.getresponse().status == 200
+        assert connection.sock.getsockname() == opened  # the same connection, not a new one
+    finally:
+        connection.close()
+
+
 def _until_read_by_the_server(client: socket.socket) -> None:
     """Return once the server has read all ``client`` sent: first the server's end acknowledged
     it (the client's send queue in /proc/net/tcp is empty), then it was read from there (the
