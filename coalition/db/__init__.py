@@ -31,9 +31,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
 # the server says it cannot serve this service now: read-only (a standby after a
-# failover, or maintenance), shutting down, crashed, starting up
+# failover, or maintenance), out of disk, shutting down, crashed, starting up
 READ_ONLY_SQLSTATE = "25006"
-UNAVAILABLE_SQLSTATES = {READ_ONLY_SQLSTATE, "57P01", "57P02", "57P03"}
+DISK_FULL_SQLSTATE = "53100"  # as SQLite's SQLITE_FULL: the operator's to see to
+TAKES_NO_WRITES_SQLSTATES = {READ_ONLY_SQLSTATE, DISK_FULL_SQLSTATE}
+UNAVAILABLE_SQLSTATES = {*TAKES_NO_WRITES_SQLSTATES, "57P01", "57P02", "57P03"}
 MAX_ATTEMPTS = 8
 CONNECT_TIMEOUT_SECONDS = 10
 LOCK_WAIT_MS = 30_000
@@ -159,7 +161,8 @@ class Busy(Unavailable):
 def is_unavailable(error: DBAPIError) -> bool:
     """A connection found broken, or one the server never answered: psycopg's error
     then carries no SQLSTATE (refused, reset, timed out), where a server's always does;
-    a server that answers it is read-only or going down (:data:`UNAVAILABLE_SQLSTATES`);
+    a server that answers it is read-only, out of disk or going down
+    (:data:`UNAVAILABLE_SQLSTATES`);
     a SQLite file that cannot be written (:func:`unwritable`); or a lock waited for past
     the limit (:func:`busy`)."""
     if error.connection_invalidated or busy(error) or unwritable(error):
@@ -203,7 +206,7 @@ def reaching():
             ) from error
         if unwritable(error):
             state = "file cannot be written"
-        elif getattr(error.orig, "sqlstate", None) == READ_ONLY_SQLSTATE:
+        elif getattr(error.orig, "sqlstate", None) in TAKES_NO_WRITES_SQLSTATES:
             state = "takes no writes now"
         else:
             state = "cannot be reached"

@@ -129,12 +129,13 @@ def makes(statement: str, write: str) -> bool:
     )
 
 
-def driver_error(dialect: str, message: str = "injected fault: could not extend file"):
+def driver_error(dialect: str, message: str = "injected fault: could not read block"):
     """An exception of the driver's own class, as the server reports a failed statement:
-    with a SQLSTATE, and not a retryable one (40001/40P01). A driver error without one
-    is a connection lost, which tests/e2e/test_database_unavailable.py covers."""
+    with a SQLSTATE, and not a retryable one (40001/40P01), nor one that says the server
+    takes no writes (a full disk, read-only: 503). A driver error without one is a
+    connection lost, which tests/e2e/test_database_unavailable.py covers."""
     if dialect == "postgresql":
-        return psycopg.errors.DiskFull(message)
+        return psycopg.errors.InternalError_(message)
     return sqlite3.OperationalError(message)
 
 
@@ -513,6 +514,30 @@ def test_error_that_is_not_retryable_is_tried_once(operator, database, faults, a
     assert response.status_code == 500, response.get_json()
     assert faults.count("INSERT INTO transactions") == len(faults.failed) == 1
     assert snapshot(database) == before
+
+
+@pytest.mark.postgres
+def test_a_full_disk_is_503_as_on_sqlite_and_writes_nothing(operator, database, faults, answers_500):
+    """PostgreSQL out of disk refuses the write that would extend a file (SQLSTATE 53100),
+    as a read-only server refuses every write: the operator's to see to, not the request's.
+    A posting was 500 with a traceback, and a batch's every item 500, a traceback each (979
+    for a batch of 1,000 on a server whose file size was capped); now 503, as SQLite's full
+    disk is, and the posting sent again once there is room is written (150 from two lots)."""
+    setup_coalition(operator)
+    two_lots(operator, "m-full")
+    before = snapshot(database)
+    body = burn_body("till-6-000001", "m-full", 150, days_ago(2))
+
+    def disk_full():
+        return psycopg.errors.DiskFull('could not extend file "base/16384/16440": wrote only 1024 of 8192 bytes')
+
+    with faults.armed(fail_when("INSERT INTO transactions", disk_full, times=None)):
+        alone = operator.post("/api/v1/transactions", json=body)
+        batch = operator.post("/api/v1/transactions/batch", json={"transactions": [body]})
+    for response in (alone, batch):
+        assert (response.status_code, response.get_json()["reason"]) == (503, "database_unavailable")
+    assert snapshot(database) == before
+    assert expect(operator.post("/api/v1/transactions", json=body), 201)["points"] == -150
 
 
 def test_run_retries_only_retryable_errors(database, faults):
