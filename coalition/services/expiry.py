@@ -53,14 +53,10 @@ def expire_due(
     had emptied: time in the square of a year's lots.)
     """
     due_by = now if due_by is None else due_by
-    due = ledger_reads.lots_due(session, due_by, limit)
-    if not due:
+    held, expired = _locked_due(session, due_by, limit)
+    if not expired:
         return 0
-    calendar.lock_calendar(session)
-    ledger_reads.lock_members(session, {member_id for _, member_id in due})
     recorded_at = recorded_at or calendar.dated_once_locked(now)
-    held = ledger_reads.lots(session, lot_ids=[lot_id for lot_id, _ in due])
-    expired = lots_domain.expired([rows.as_lot(row) for row in held.values()], due_by)
     earlier, put_back = ledger_reads.expiry_history(session, [lot.id for lot in expired])
     plans = {lot.id: lots_domain.expiries(lot, put_back.get(lot.id, {})) for lot in expired}
     count = sum(len(plan) for plan in plans.values())
@@ -72,6 +68,23 @@ def expire_due(
             _expire(book, held[lot_id], sequence, at, points, recorded_at)
     book.write()
     return len(expired)
+
+
+def _locked_due(session, due_by: datetime, limit: int) -> tuple[dict, list]:
+    """The lots read as due, held under their members' locks, and those of them still due
+    once locked. Another unit of work (a close, another instance's run) may empty the
+    lots read before the locks are granted: the next due are read then, so that a batch
+    that expires none means that none is due, which ends the job's run. (Emptied, they
+    have left the index the next read takes; the read is not repeated otherwise.)"""
+    while due := ledger_reads.lots_due(session, due_by, limit):
+        calendar.lock_calendar(session)
+        ledger_reads.lock_members(session, {member_id for _, member_id in due})
+        held = ledger_reads.lots(session, lot_ids=[lot_id for lot_id, _ in due])
+        lots = [rows.as_lot(row) for row in held.values()]
+        expired = lots_domain.expired(lots, due_by)
+        if expired or any(lot.remaining > 0 for lot in lots):
+            return held, expired
+    return {}, []
 
 
 def _expire(

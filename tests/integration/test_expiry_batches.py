@@ -102,3 +102,31 @@ def test_a_lot_is_due_at_the_very_instant_it_expires_and_not_before(operator, da
     assert database.run(lambda session: expiry.expire_due(session, expires_at - timedelta(microseconds=1))) == 0
     assert database.run(lambda session: expiry.expire_due(session, expires_at)) == 1
     assert _remaining(database) == {lot: 0}
+
+
+@pytest.mark.postgres
+def test_a_batch_whose_lots_another_run_expired_first_goes_on_to_the_next_due(
+        operator, database, monkeypatch):
+    """A close, or another instance's run, may expire the lots a batch has read as due
+    before the batch's locks are granted: the batch then expired none, and the run
+    ended there ("expiry: 0 lots expired") with later lots still due, until the next
+    hourly run (a helper's scheduler, killed and started again beside the auto-close,
+    left 1,600 such lots). m-b's lot is read first and expired by the other run
+    meanwhile; m-a's, due later, is expired by this run."""
+    expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
+    first = _lot(operator, "b-1", "m-b", 30, age_days=3)
+    later = _lot(operator, "b-2", "m-a", 10, age_days=2)
+    now = datetime.now(UTC)
+    read_due = expiry.ledger_reads.lots_due
+    reads = []
+
+    def read_then_expired_by_another(session, due_by, limit):
+        due = read_due(session, due_by, limit)
+        reads.append(due)
+        if len(reads) == 1:  # the other run, in a unit of work of its own, before this one locks
+            database.run(lambda other: expiry.expire_due(other, now, limit=1))
+        return due
+
+    monkeypatch.setattr(expiry.ledger_reads, "lots_due", read_then_expired_by_another)
+    assert database.run(lambda session: expiry.expire_due(session, now, limit=1)) == 1
+    assert _remaining(database) == {first: 0, later: 0}
