@@ -65,12 +65,14 @@ TOUR = (
     "keys=#/keys",
     "changes=#/changes",
 )
-CHROMIUM_FLAGS = (
+CHROMIUM_FLAGS = (  # the console's browser tests' too
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
     "--disable-dev-shm-usage",
     "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--no-first-run",
     "--window-size=1280,1000",
 )

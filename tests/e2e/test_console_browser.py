@@ -30,6 +30,7 @@ import pytest
 from sqlalchemy import insert, select
 from werkzeug.serving import make_server
 
+from bench.console import CHROMIUM_FLAGS
 from coalition.db import models
 from coalition.services import changes as recorded
 from coalition.services import partners
@@ -56,17 +57,6 @@ from tests.e2e.settlement_world import (
 REQUIRED = os.environ.get("COALITION_REQUIRE_BROWSER") == "1"
 SKIPPED = os.environ.get("COALITION_SKIP_BROWSER") == "1"
 WAIT = 20  # seconds for any page or download
-CHROMIUM_FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--window-size=1280,1000",
-)
 
 
 def _unavailable(reason: str):
