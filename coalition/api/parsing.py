@@ -3,6 +3,7 @@ cannot be read a 400 that says what and where, one not sent as JSON (or in a con
 transfer coding other than chunked) a 415."""
 
 import json
+import time
 from contextlib import suppress
 from decimal import Decimal
 from typing import ClassVar
@@ -190,20 +191,43 @@ def _body(req) -> bytes:
         raise BadRequest(f"the request body could not be read: {error}") from None
 
 
+#: How long an answer waits for the rest of a body it did not need: gunicorn's own bound for
+#: the body it reads after the answer (DEFAULT_WORKER_DATA_TIMEOUT), past which it closes.
+UNREAD_BODY_SECONDS = 5
+
+
 def read_to_the_end(response):
     """Read what is left of a body the answer did not need: a request refused by its key,
     its path or an absent database before its body was read. gunicorn reads at most 64 KiB
     of such a body and then closes the connection, after answering "keep-alive": the
     client's next request on it went unanswered, and a POST is not sent again by itself. A body
     over the limit is not read (413), nor the rest of one that breaks its framing: gunicorn
-    closes that connection, as it must."""
+    closes that connection, as it must.
+
+    The rest is waited for :data:`UNREAD_BODY_SECONDS` at most, as gunicorn does: a client
+    that sends a Content-Length and then nothing, with no key, held the thread before its
+    answer for as long as it kept the connection open (eight such connections stopped a
+    worker). Each step's read waits at most what is left of that time for each part of
+    the body it receives. Past it the answer goes and gunicorn closes the connection, as
+    before."""
     if request.content_length is None and "Transfer-Encoding" not in request.headers:
         return response  # no body
     if (request.content_length or 0) > MAX_BODY_BYTES:
         return response  # too large (413): not read, as it was refused
-    with suppress(ParseException, OSError, RequestEntityTooLarge, BadRequest):
-        while request.stream.read(64 * 1024):
-            pass
+    connection = request.environ.get("gunicorn.socket")
+    if connection is None:
+        return response  # not served by gunicorn: its server reads or closes as it will
+    deadline = time.monotonic() + UNREAD_BODY_SECONDS
+    waited = connection.gettimeout()
+    try:
+        with suppress(ParseException, OSError, RequestEntityTooLarge, BadRequest):
+            while (left := deadline - time.monotonic()) > 0:
+                connection.settimeout(left)
+                if not request.stream.read(1024):  # a step, as gunicorn's: each waits once
+                    break
+    finally:
+        with suppress(OSError):
+            connection.settimeout(waited)
     return response
 
 

@@ -215,6 +215,23 @@ def test_a_refused_body_of_any_size_leaves_its_connection_open_for_the_next_requ
         connection.close()
 
 
+def test_a_refused_request_whose_body_never_comes_is_answered_all_the_same(served):
+    """A client that sends a Content-Length, a byte of its body and then nothing, with no
+    key: the answer waited for the rest of the body for as long as the client kept its
+    connection open, holding one of the worker's threads (eight such connections, none
+    with a key, and the worker answered nothing more). It waits as long as gunicorn
+    would after the answer, and then answers. (The timeout only keeps a failure from
+    hanging the suite.)"""
+    url, _, _, _ = served
+    host, port = url.removeprefix("http://").split(":")
+    head = (b"POST /api/v1/transactions/batch HTTP/1.1\r\nHost: x\r\n"
+            b"Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n{")
+    with socket.create_connection((host, int(port)), timeout=START_TIMEOUT) as client:
+        client.sendall(head)
+        answer = client.recv(4096)
+    assert answer.startswith(b"HTTP/1.1 401 ")
+
+
 def _until_read_by_the_server(client: socket.socket) -> None:
     """Return once the server has read all ``client`` sent: first the server's end acknowledged
     it (the client's send queue in /proc/net/tcp is empty), then it was read from there (the
