@@ -123,10 +123,10 @@ def key_by_value(session, key: str) -> models.ApiKey:
 def revoke_key(session, key_id: str) -> models.ApiKey:
     """Revoke a key; revoking it again changes nothing (its first revocation stands).
 
-    Answered once the postings in flight have committed, and none under the key is
-    recorded after it: it takes the calendar lock exclusively, as a partner's
+    Answered once the postings in flight have committed, and no posting under the key
+    is recorded after it: it takes the calendar lock exclusively, as a partner's
     suspension does, and each chunk of postings checks its key once it holds that
-    lock (:func:`check_unrevoked`)."""
+    lock (:func:`check_unrevoked`). A key's other writes in flight are not checked again."""
     calendar.lock_calendar(session, exclusive=True)
     row = get_key(session, key_id)
     if row.revoked_at is None:
