@@ -26,9 +26,10 @@ import random
 import shutil
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 
-from coalition import auth, create_app, database_of
-from coalition.db import migrate
+from bench import in_process
+from coalition import auth
 
 PARTNERS = 400
 MEMBERS = 8_000
@@ -94,17 +95,7 @@ check();
 
 
 def build(url: str, transactions: int) -> None:
-    app = create_app({"DATABASE_URL": url, "TESTING": True})
-    database = database_of(app)
-    migrate.upgrade(database)
-    _, key = database.run(lambda session: auth.create_key(session, "operator", None, "bench"))
-    client, headers = app.test_client(), {"Authorization": f"Bearer {key}"}
-
-    def call(method: str, path: str, body: dict) -> dict:
-        answer = client.open(path, method=method, json=body, headers=headers)
-        assert answer.status_code in (200, 201), answer.get_json()
-        return answer.get_json()
-
+    call, database, key = in_process.operator_calls(url)
     rng = random.Random(7)
     since = HISTORY_FROM.isoformat()
     call("PUT", "/api/v1/settings", {"max_backdate_days": 200})
@@ -152,9 +143,9 @@ def _post(call, rng: random.Random, partners: list, transactions: int) -> None:
         else:
             partner_id, currency = home[member] if rng.random() < 0.85 else rng.choice(partners)
             _, earn, typical = CURRENCIES[currency]
-            amount = round(typical * rng.uniform(0.3, 2.5), 0 if currency == "JPY" else 2)
-            held[member] += max(0, int(amount * float(earn)) - 1)
-            text = str(int(amount)) if currency == "JPY" else f"{amount:.2f}"
+            cents = round(typical * rng.uniform(30, 250))  # of the purchase's typical size
+            text = str(cents // 100) if currency == "JPY" else f"{cents // 100}.{cents % 100:02d}"
+            held[member] += max(0, int(Decimal(text) * Decimal(earn)) - 1)
             item |= {"external_id": f"e{number}", "type": "earn", "partner_id": partner_id}
             items.append(item | {"amount": text, "currency": currency})
         if len(items) == 1000:
@@ -164,15 +155,24 @@ def _post(call, rng: random.Random, partners: list, transactions: int) -> None:
         call("POST", "/api/v1/transactions/batch", {"transactions": items})
 
 
+def chromium_options(binary: str):
+    """Headless Chromium's options with :data:`CHROMIUM_FLAGS` (the console's browser
+    tests start theirs with them too)."""
+    from selenium import webdriver
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = binary
+    for flag in CHROMIUM_FLAGS:
+        options.add_argument(flag)
+    return options
+
+
 def tour(base: str, key: str, steps: list[str]) -> None:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
-    options = webdriver.ChromeOptions()
     # Debian's chromium and chromium-driver, as the browser tests use them
-    options.binary_location = shutil.which("chromium")
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
+    options = chromium_options(shutil.which("chromium"))
     options.set_capability("goog:loggingPrefs", {"performance": "ALL"})
     driver = webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
     driver.set_script_timeout(120)

@@ -22,6 +22,7 @@ Run old and new code in turn on the same database: each run's posts change it a 
 """
 
 import argparse
+import functools
 import random
 import statistics
 import time
@@ -31,9 +32,8 @@ import psycopg
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from bench import cpu, pg
-from coalition import auth, create_app, database_of
-from coalition.db import Database, ledger_reads, migrate
+from bench import cpu, in_process, pg
+from coalition.db import ledger_reads
 
 HEAVY = {"L20000": 20_000, "L300": 300}
 MEMBERS = [f"B{n}" for n in range(200)]
@@ -42,17 +42,9 @@ STATS_FLUSHED = 11  # seconds: an idle backend sends its table counters within 1
 
 
 def _app(url: str):
-    app = create_app({"DATABASE_URL": url, "TESTING": True})
-    database = database_of(app)
-    _, key = database.run(lambda session: auth.create_key(session, "operator", None, "bench"))
-    client, headers = app.test_client(), {"Authorization": f"Bearer {key}"}
-
-    def call(path: str, body: dict) -> dict:
-        answer = client.post(path, json=body, headers=headers)
-        assert answer.status_code in (200, 201), answer.get_json()
-        return answer.get_json()
-
-    return call
+    """POST through the service in process, as the operator: ``call(path, body)``."""
+    call, _, _ = in_process.operator_calls(url)
+    return functools.partial(call, "POST")
 
 
 def _at(days: float) -> str:
@@ -66,9 +58,6 @@ def _batch(call, items: list[dict]) -> list[dict]:
 
 
 def build(url: str) -> None:
-    database = Database(url)
-    migrate.upgrade(database)
-    database.dispose()
     call = _app(url)
     call(
         "/api/v1/partners", {"id": "aroma", "name": "Aroma", "category": "cafe", "currency": "RUB"}

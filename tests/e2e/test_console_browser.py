@@ -30,7 +30,7 @@ import pytest
 from sqlalchemy import insert, select
 from werkzeug.serving import make_server
 
-from bench.console import CHROMIUM_FLAGS
+from bench.console import chromium_options
 from coalition.db import models
 from coalition.services import changes as recorded
 from coalition.services import partners
@@ -126,10 +126,7 @@ def chromium_driver(chromium):
 
     binary, driver_path = chromium
     profile = tempfile.mkdtemp(prefix="coalition-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = binary
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
+    options = chromium_options(binary)
     options.add_argument(f"--user-data-dir={profile}")
     options.add_experimental_option("prefs", {"download.prompt_for_download": False, "safebrowsing.enabled": False})
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
