@@ -40,12 +40,10 @@ def create_app(config: dict | None = None) -> Flask:
 
     from coalition import api
     from coalition.api.converters import AsciiInteger, PathSegment
-    from coalition.api.parsing import read_to_the_end
 
     app.url_map.converters["default"] = PathSegment
     app.url_map.converters["int"] = AsciiInteger
     api.init_app(app)
-    app.after_request(read_to_the_end)
 
     from coalition import console, health
 

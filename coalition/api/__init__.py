@@ -35,7 +35,7 @@ from coalition.api.errors import (
     unauthenticated,
 )
 from coalition.api.fields import DecimalString
-from coalition.api.parsing import PARSER, refuse_a_url_not_utf8
+from coalition.api.parsing import PARSER, read_to_the_end, refuse_a_url_not_utf8
 from coalition.db import Unavailable
 from coalition.domain.errors import CoalitionError
 from coalition.services import catalog
@@ -286,6 +286,7 @@ def init_app(app) -> Api:
     app.before_request(refuse_a_url_not_utf8)
     app.before_request(_authenticate)
     app.after_request(_headers)
+    app.after_request(read_to_the_end)
     app.teardown_request(_stop_acting)
     app.add_url_rule("/api/swagger-ui/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
     return api
