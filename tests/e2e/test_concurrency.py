@@ -939,6 +939,20 @@ def held_open(database_url: str, use_case):
         database.dispose()
 
 
+def posting_held_open(database_url: str, request: dict):
+    """``request`` (loaded) posted by the operator in a transaction left open, its locks
+    held, until the block ends."""
+    return held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, request,
+                                                                 datetime.now(UTC)))
+
+
+def held_burn() -> dict:
+    """A burn of 10 of m-held's points at skyair, loaded: posted held open, it holds the
+    member's lock (see :func:`member_with_skyair_points`)."""
+    return validated({"external_id": "b-held", "type": "burn", "partner_id": "skyair",
+                      "member_id": "m-held", "points": 10, "occurred_at": days_ago(2)})
+
+
 def replied_after(held, call, database_url: str):
     """``call()`` sent while ``held`` holds its locks, which are let go once it waits (or
     answered without waiting); its reply."""
@@ -1019,8 +1033,7 @@ def test_a_rate_added_while_a_burn_is_in_flight_waits_for_it_and_then_re_prices_
     member_with_skyair_points(local_operator, "m-race")
     request = validated({"external_id": "b-race", "type": "burn", "partner_id": "aroma",
                          "member_id": "m-race", "points": 30, "occurred_at": days_ago(2)})
-    posting = held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, request,
-                                                                      datetime.now(UTC)))
+    posting = posting_held_open(database_url, request)
     reply = replied_after(posting, lambda: local_operator.post("/api/v1/rates", json={
         "kind": "redemption", "value": "0.05", "partner_id": "aroma", "effective_from": days_ago(4)}),
         database_url)
@@ -1041,8 +1054,7 @@ def test_a_change_the_ledger_depends_on_waits_for_a_posting_in_flight_and_is_the
     add_partner(local_operator, "aroma", "RUB", "cafe")
     add_rate(local_operator, "earn", "0.1", partner_id="aroma")
     request = validated(earn_body("race-1", "m-race", "aroma", "100.00", days_ago(1)))
-    posting = held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, request,
-                                                                      datetime.now(UTC)))
+    posting = posting_held_open(database_url, request)
     path, body = change
     reply = replied_after(posting, lambda: (local_operator.patch if "partners" in path else local_operator.put)(
         path, json=body), database_url)
@@ -1057,14 +1069,11 @@ def test_no_posting_of_a_partner_is_recorded_after_its_suspension(database_url, 
     partner's postings in flight have committed: one queued behind a member's lock
     when the suspension came was recorded tens of milliseconds after it."""
     member_with_skyair_points(local_operator, "m-held")
-    holding = validated({"external_id": "b-held", "type": "burn", "partner_id": "skyair",
-                         "member_id": "m-held", "points": 10, "occurred_at": days_ago(2)})
     queued = {"external_id": "b-queued", "type": "burn", "partner_id": "aroma",
               "member_id": "m-held", "points": 10, "occurred_at": days_ago(2)}
     watched = Database(database_url)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        with held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, holding,
-                                                                 datetime.now(UTC))):
+        with posting_held_open(database_url, held_burn()):
             burn = pool.submit(local_operator.post, "/api/v1/transactions", json=queued)
             until_waiting_on_locks(watched.engine, 1)  # aroma's burn, queued on the member's lock
             suspension = pool.submit(local_operator.patch, "/api/v1/partners/aroma",
@@ -1090,15 +1099,12 @@ def test_no_posting_under_a_key_is_recorded_after_its_revocation(database_url, l
     behind the revocation."""
     member_with_skyair_points(local_operator, "m-held")
     till, key_id = till_of(local_operator, "skyair")
-    holding = validated({"external_id": "b-held", "type": "burn", "partner_id": "skyair",
-                         "member_id": "m-held", "points": 10, "occurred_at": days_ago(2)})
     batch = [{"external_id": "b-till", "type": "burn", "member_id": "m-held", "points": 10,
               "occurred_at": days_ago(2)}]
     batch += [earn_body(f"e-till-{n}", f"m-till-{n}", "skyair", "1.00", days_ago(1)) for n in range(1, 250)]
     watched = Database(database_url)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        with held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, holding,
-                                                                 datetime.now(UTC))):
+        with posting_held_open(database_url, held_burn()):
             posted = pool.submit(till.post, "/api/v1/transactions/batch", json={"transactions": batch})
             until_waiting_on_locks(watched.engine, 1)  # the first chunk, on m-held's lock
             revocation = pool.submit(local_operator.delete, f"/api/v1/keys/{key_id}")
@@ -1123,13 +1129,10 @@ def test_a_posting_whose_key_is_revoked_before_it_writes_is_401_and_writes_nothi
     key was judged only as the request came in."""
     member_with_skyair_points(local_operator, "m-held")
     till, key_id = till_of(local_operator, "skyair")
-    holding = validated({"external_id": "b-held", "type": "burn", "partner_id": "skyair",
-                         "member_id": "m-held", "points": 10, "occurred_at": days_ago(2)})
     batch = [earn_body(f"e-till-{n}", f"m-till-{n}", "skyair", "1.00", days_ago(1)) for n in range(3)]
     watched = Database(database_url)
     with ThreadPoolExecutor(max_workers=2) as pool:
-        with held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, holding,
-                                                                 datetime.now(UTC))):
+        with posting_held_open(database_url, held_burn()):
             revocation = pool.submit(local_operator.delete, f"/api/v1/keys/{key_id}")
             until_waiting_on_locks(watched.engine, 1, unless=revocation.done)  # behind the held burn
             posted = (pool.submit(till.post, "/api/v1/transactions", json=batch[0]) if alone else
@@ -1160,8 +1163,7 @@ def test_settings_sent_back_unchanged_do_not_wait_for_postings_in_flight(databas
     add_rate(local_operator, "earn", "0.1", partner_id="aroma")
     settings = expect(local_operator.get("/api/v1/settings"), 200)
     request = validated(earn_body("race-2", "m-race", "aroma", "100.00", days_ago(1)))
-    with ThreadPoolExecutor(max_workers=1) as pool, held_open(database_url, lambda session: ledger.post(
-            session, imports.OPERATOR, request, datetime.now(UTC))):
+    with ThreadPoolExecutor(max_workers=1) as pool, posting_held_open(database_url, request):
         # the calendar and currency as they are, the TTL changed: nothing postings depend on
         reply = pool.submit(local_operator.put, "/api/v1/settings", json={**settings, "points_ttl_days": 400})
         assert expect(reply.result(timeout=10), 200)["points_ttl_days"] == 400  # while the posting is open
@@ -1175,8 +1177,7 @@ def test_a_reactivation_does_not_wait_for_postings_in_flight(database_url, local
     add_partner(local_operator, "skyair", "EUR", "travel")
     expect(local_operator.patch("/api/v1/partners/skyair", json={"status": "suspended"}), 200)
     request = validated(earn_body("race-3", "m-race", "aroma", "100.00", days_ago(1)))
-    with ThreadPoolExecutor(max_workers=1) as pool, held_open(database_url, lambda session: ledger.post(
-            session, imports.OPERATOR, request, datetime.now(UTC))):
+    with ThreadPoolExecutor(max_workers=1) as pool, posting_held_open(database_url, request):
         reply = pool.submit(local_operator.patch, "/api/v1/partners/skyair", json={"status": "active"})
         assert expect(reply.result(timeout=10), 200)["status"] == "active"  # while the posting is open
 
@@ -1221,8 +1222,7 @@ def test_a_page_does_not_pass_a_posting_still_in_flight(database_url, local_oper
     request = validated(earn_body("page-held", "m-page", "skyair", "100.00", days_ago(1)))
     path = {"transactions": "/api/v1/transactions", "history": "/api/v1/members/m-page/history"}[listing]
     expect(local_operator.get(path), 200)  # `first` is now known settled: a page up to it waits for none
-    held = held_open(database_url, lambda session: ledger.post(session, imports.OPERATOR, request,
-                                                               datetime.now(UTC)))
+    held = posting_held_open(database_url, request)
     with ThreadPoolExecutor(max_workers=1) as pool:
         with held:  # a thread of its own even for `later`: waiting on `held` here would wait for ever
             later = expect(pool.submit(earn, local_operator, "page-later", "m-page", "100.00",
