@@ -126,6 +126,32 @@ class SharedErrors(apispec.BasePlugin):
             )
 
 
+class QueryParameters(apispec.BasePlugin):
+    """Documents each query parameter as a query sends it: a value, or left out.
+
+    A filter left out reads as ``None`` (its ``load_default``), which marshmallow takes to
+    allow null, so apispec would call the parameter ``nullable``, give it a ``default`` of
+    null and add null to an enum's values; no query string can carry a null, and a client
+    generated from such a document builds three enum classes for one filter (``role``:
+    ``ListKeysRoleType1 | ListKeysRoleType2Type1 | ListKeysRoleType3Type1``).
+    """
+
+    def operation_helper(self, path=None, operations=None, **kwargs):
+        for operation in (operations or {}).values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter.get("schema")
+                if (
+                    parameter.get("in") != "query"
+                    or not schema
+                    or not schema.pop("nullable", False)
+                ):
+                    continue
+                if "default" in schema and schema["default"] is None:
+                    del schema["default"]
+                if "enum" in schema:
+                    schema["enum"] = [value for value in schema["enum"] if value is not None]
+
+
 class Api(flask_smorest.Api):
     ERROR_SCHEMA = ErrorSchema
 
@@ -265,7 +291,7 @@ def init_app(app) -> Api:
         spec_kwargs={
             "info": {"description": API_DESCRIPTION},
             "security": [{"bearer": []}],
-            "extra_plugins": [SharedErrors(), AnswerFields()],
+            "extra_plugins": [SharedErrors(), QueryParameters(), AnswerFields()],
         },
     )
     _describe_shared_parts(api)
