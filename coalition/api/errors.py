@@ -34,6 +34,10 @@ STATUSES = {
 answers as its nearest listed ancestor (:func:`status_of`)."""
 
 
+#: What is wrong with one field, or with a body that cannot be read: one message or more.
+MESSAGES = {"type": "array", "items": {"type": "string"}}
+
+
 class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
     """SPEC §10's error: ``code``, ``status`` and ``message`` in every one (``required``
     tells a client's generated code so; nothing loads it)."""
@@ -47,6 +51,21 @@ class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
     )
     reason = marshmallow.fields.String(
         metadata={"description": "Machine-readable reason of a domain error"}
+    )
+    errors = marshmallow.fields.Dict(
+        metadata={
+            "description": "The fields at fault, by where they were sent (`json` the body,"
+            " `query` the query string, `path` the URL's segments), then by name, each with"
+            ' what is wrong: `{"json": {"amount": ["required for this type"]}}`; `_schema`'
+            " is the body as a whole. A body that cannot be read as JSON has its one"
+            ' message under `json` itself: `{"json": ["Invalid JSON body."]}`',
+            "additionalProperties": {
+                "oneOf": [
+                    {"type": "object", "additionalProperties": MESSAGES},
+                    MESSAGES,
+                ]
+            },
+        }
     )
 
 

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
+import jsonschema_rs
 import pytest
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
@@ -1180,6 +1181,29 @@ def test_no_query_parameter_of_the_openapi_document_is_nullable(client):
     assert said_null == []
     assert parameters["get /api/v1/keys role"]["enum"] == ["operator", "finance", "partner"]
     assert parameters["get /api/v1/statements limit"] == {"type": "integer", "minimum": 1, "maximum": 1000}
+
+
+def test_the_openapi_document_gives_the_shape_of_an_errors_field_as_answered(coalition):
+    """A partner's generated client reads ``errors`` as the document types it: by where each
+    field was sent, then by field, a list of messages; or, for a body that is not JSON, the
+    list alone. It was an untyped object described as "Errors"."""
+    document = expect(coalition.client.get("/api/openapi.json"), 200)
+    described = document["components"]["schemas"]["Error"]["properties"]["errors"]
+    assert "`query`" in described["description"] and "`_schema`" in described["description"]
+    validator = jsonschema_rs.Draft4Validator(document["components"]["schemas"]["Error"])
+    answers = [
+        coalition.post("/api/v1/transactions", json=earn_body(amount=None, extra=1)),
+        coalition.post("/api/v1/transactions", json=earn_body(amount="1.001")),
+        coalition.get("/api/v1/transactions?limit=0&foo=1"),
+        coalition.get("/api/v1/settlements/xyz"),
+        raw_post(coalition, "/api/v1/transactions", "{"),
+        coalition.post("/api/v1/transactions/batch", json={"transactions": ["not an object"]}),
+    ]
+    bodies = [assert_error(answer, None) for answer in answers[:-1]]
+    bodies.append(expect(answers[-1], 200)["results"][0]["error"])
+    assert all("errors" in body for body in bodies), bodies
+    assert [body for body in bodies if not validator.is_valid(body)] == []
+    assert not validator.is_valid({"code": 422, "status": "x", "message": "x", "errors": {"json": {"amount": 5}}})
 
 
 def test_openapi_document_is_served(client):
