@@ -12,9 +12,14 @@ import apispec
 from apispec.ext.marshmallow.common import resolve_schema_cls
 from marshmallow import Schema
 
-#: A file's bytes (a PDF, a CSV), documented as such: the views answer a Response, which
+#: A file's bytes (a PDF), documented as such: the views answer a Response, which
 #: nothing dumps.
 DOWNLOAD = {"type": "string", "format": "binary"}
+
+#: A CSV download, which is text (UTF-8), documented as a string, not as bytes: a client
+#: generated from ``format: binary`` under a text type may read the text into a bytes
+#: buffer and fail on every download (openapi-python-client's ``BytesIO(response.text)``).
+CSV_TEXT = {"type": "string"}
 
 
 #: A CSV download's content type, sent as given (a text/* mimetype would get a second

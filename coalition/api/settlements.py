@@ -10,7 +10,7 @@ from werkzeug.http import quote_etag
 
 import reports
 from coalition.api import Blueprint, database, principal
-from coalition.api.answers import CSV, DOWNLOAD, Answer, attached, attachment
+from coalition.api.answers import CSV, CSV_TEXT, DOWNLOAD, Answer, attached, attachment
 from coalition.api.errors import ANOTHER_PARTNERS_DATA, MALFORMED_JSON
 from coalition.api.fields import PERIOD_ID_LENGTH, Count, MoneyOut, PartnerId, Ratio, Text
 from coalition.api.pagination import MAX_PAGE, PageArgs, paging
@@ -325,7 +325,7 @@ class SettlementCsv(MethodView):
     @blp.reads_every_partner("reads that partner's statements instead")
     @blp.response(
         200,
-        DOWNLOAD,
+        CSV_TEXT,
         content_type="text/csv",
         headers=attached("coalition-settlement-{period_id}-{status}.csv"),
     )
@@ -439,7 +439,7 @@ class StatementPdf(MethodView):
 @blp.route(f"{STATEMENT}/csv", parameters=HELD)
 class StatementCsv(MethodView):
     @blp.doc(operationId="getStatementCsv")
-    @blp.response(200, DOWNLOAD, content_type="text/csv", headers=ATTACHED)
+    @blp.response(200, CSV_TEXT, content_type="text/csv", headers=ATTACHED)
     @NOT_MODIFIED
     @NO_STATEMENT
     def get(self, statement_id):

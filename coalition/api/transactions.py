@@ -11,7 +11,7 @@ from werkzeug.wsgi import wrap_file
 import reports
 from coalition import auth
 from coalition.api import Blueprint, database, log, principal, unavailable_log
-from coalition.api.answers import CSV, DOWNLOAD, Answer, attached, attachment
+from coalition.api.answers import CSV, CSV_TEXT, Answer, attached, attachment
 from coalition.api.errors import (
     ANOTHER_PARTNERS_DATA,
     INVALID_FIELDS,
@@ -298,7 +298,7 @@ class TransactionsCsv(MethodView):
     @blp.arguments(TransactionFilters, location="query")
     @blp.response(
         200,
-        DOWNLOAD,
+        CSV_TEXT,
         content_type="text/csv",
         headers=attached("coalition-transactions[-{period_id}][-{partner_id}].csv"),
     )

@@ -234,6 +234,24 @@ def test_the_openapi_document_says_each_statement_read_is_tagged_and_may_answer_
     assert document["components"]["parameters"]["IF_NONE_MATCH"]["name"] == "If-None-Match"
 
 
+def test_the_openapi_document_gives_a_csv_as_text_and_a_pdf_as_bytes(client):
+    """A CSV is UTF-8 text: documented as bytes (``format: binary``) under ``text/csv``, the
+    client openapi-python-client generated read the text into a bytes buffer and failed on
+    every CSV download (a consumer probe)."""
+    document = client.get("/api/openapi.json").get_json()
+    downloads = {
+        (template, type_): content[type_]["schema"]
+        for template, item in document["paths"].items()
+        for content in [item.get("get", {}).get("responses", {}).get("200", {}).get("content", {})]
+        for type_ in content
+        if type_ != "application/json"
+    }
+    csv_paths = ["/api/v1/settlements/{period_id}/csv", "/api/v1/statements/{statement_id}/csv", "/api/v1/transactions/csv"]
+    assert sorted(template for template, type_ in downloads if type_ == "text/csv") == csv_paths
+    assert {str(schema) for (_, type_), schema in downloads.items() if type_ == "text/csv"} == {"{'type': 'string'}"}
+    assert downloads["/api/v1/statements/{statement_id}/pdf", "application/pdf"] == {"type": "string", "format": "binary"}
+
+
 FIGURES = {
     "PartnerEntry": ["receivable", "payable", "fees", "fee_lines", "net", "fx_rate", "net_in_currency",
                      "points_issued", "points_redeemed", "own_redemption_points", "points_reversed",
