@@ -260,7 +260,9 @@ API_DESCRIPTION = (
     " statements, the operator sets rates and closes periods. Every `/api/v1` request carries"
     " `Authorization: Bearer <key>`. Points are integers, money is a decimal string, instants"
     " are RFC 3339 with an offset. A query parameter sent empty (`?kind=&partner_id=`, as a"
-    " form sends a filter not chosen) is the parameter left out; an unknown one is 422. Every"
+    " form sends a filter not chosen) is the parameter left out; an unknown one is 422 where the"
+    " operation takes query parameters, and ignored where it takes none (a member's balance is"
+    " always as of now: `?at=` does not move it). Every"
     " error is JSON `{code, status, message}`, with `reason` for a domain error and `errors`"
     " for invalid fields."
 )

@@ -1206,6 +1206,18 @@ def test_the_openapi_document_gives_the_shape_of_an_errors_field_as_answered(coa
     assert not validator.is_valid({"code": 422, "status": "x", "message": "x", "errors": {"json": {"amount": 5}}})
 
 
+def test_the_openapi_document_says_an_operation_without_query_parameters_ignores_a_query(coalition):
+    """"An unknown one is 422" read as every operation's rule; a partner asking for a balance
+    ``?at=`` a burn's time got today's, with no word that ``at`` was not read."""
+    document = expect(coalition.client.get("/api/openapi.json"), 200)
+    assert "ignored where it takes none" in document["info"]["description"]
+    earn(coalition, "e-1", "m1", "100.00", occurred_at=days_ago(30))  # 10 points, hold 0 days
+    now = datetime.now(UTC)
+    answer = expect(coalition.get(f"/api/v1/members/m1/balance?at={days_ago(60)}"), 200)
+    assert datetime.fromisoformat(answer["as_of"]) >= now
+    assert answer["available"] == balance(coalition, "m1")["available"] == 10
+
+
 def test_openapi_document_is_served(client):
     response = client.get("/api/openapi.json")
     assert response.status_code == 200
