@@ -127,24 +127,28 @@ class SharedErrors(apispec.BasePlugin):
 
 
 class QueryParameters(apispec.BasePlugin):
-    """Documents each query parameter as a query sends it: a value, or left out.
+    """Documents each query parameter as a query sends it: a value, empty, or left out.
 
     A filter left out reads as ``None`` (its ``load_default``), which marshmallow takes to
     allow null, so apispec would call the parameter ``nullable``, give it a ``default`` of
     null and add null to an enum's values; no query string can carry a null, and a client
     generated from such a document builds three enum classes for one filter (``role``:
-    ``ListKeysRoleType1 | ListKeysRoleType2Type1 | ListKeysRoleType3Type1``).
+    ``ListKeysRoleType1 | ListKeysRoleType2Type1 | ListKeysRoleType3Type1``). An empty
+    value is the parameter left out (:meth:`~coalition.api.parsing.DecimalJSONParser.load_querystring`),
+    which ``allowEmptyValue`` says: without it, a document's pattern (``partner_id``'s slug)
+    or minimum length told a client, and schemathesis's negative checks, that the service
+    refuses ``?partner_id=``.
     """
 
     def operation_helper(self, path=None, operations=None, **kwargs):
         for operation in (operations or {}).values():
             for parameter in operation.get("parameters", []):
-                schema = parameter.get("schema")
-                if (
-                    parameter.get("in") != "query"
-                    or not schema
-                    or not schema.pop("nullable", False)
-                ):
+                if parameter.get("in") != "query" or "schema" not in parameter:
+                    continue
+                if not parameter.get("required"):
+                    parameter["allowEmptyValue"] = True
+                schema = parameter["schema"]
+                if not schema.pop("nullable", False):
                     continue
                 if "default" in schema and schema["default"] is None:
                     del schema["default"]

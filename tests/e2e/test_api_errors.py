@@ -1159,12 +1159,12 @@ def test_the_openapi_document_promises_code_status_and_message_in_every_error(cl
     assert "left out" in document["info"]["description"]  # what an empty query value means
 
 
-def _query_parameters(document):
+def _query_parameters(document, part="schema"):
     for template, item in document["paths"].items():
         for method, operation in item.items():
             for parameter in operation.get("parameters", []) if method != "parameters" else []:
                 if parameter.get("in") == "query":
-                    yield f"{method} {template} {parameter['name']}", parameter["schema"]
+                    yield f"{method} {template} {parameter['name']}", parameter.get(part)
 
 
 def test_no_query_parameter_of_the_openapi_document_is_nullable(client):
@@ -1181,6 +1181,19 @@ def test_no_query_parameter_of_the_openapi_document_is_nullable(client):
     assert said_null == []
     assert parameters["get /api/v1/keys role"]["enum"] == ["operator", "finance", "partner"]
     assert parameters["get /api/v1/statements limit"] == {"type": "integer", "minimum": 1, "maximum": 1000}
+
+
+def test_the_openapi_document_says_every_query_parameter_may_be_sent_empty(client):
+    """An empty value is the parameter left out (the test below), and the document says
+    so: without ``allowEmptyValue``, ``partner_id``'s slug pattern told a client, and
+    schemathesis's negative checks, that ``?partner_id=`` is refused (it is answered
+    as if left out: schemathesis reported "schema-violating request accepted")."""
+    document = expect(client.get("/api/openapi.json"), 200)
+    allowed = dict(_query_parameters(document, "allowEmptyValue"))
+    assert len(allowed) >= 40
+    assert [name for name, empty in allowed.items() if empty is not True] == []
+    required = dict(_query_parameters(document, "required"))
+    assert not any(required.values())  # a required one sent empty would be missing
 
 
 def test_the_openapi_document_gives_the_shape_of_an_errors_field_as_answered(coalition):
