@@ -5,6 +5,12 @@ an ISO week or a day) and is identified as ``2026-10``, ``2026-W43`` or
 ``2026-10-05``. Closed periods always form a prefix of the calendar, because
 closing a period closes every earlier open one first; so "the earliest open
 period" is simply the one after the last closed period.
+
+Which period comes after which is told by their ids (they sort as the periods
+do), not by their bounds: a closed period keeps the bounds its zone's rules
+gave it when it closed, and an update of the zone database since (Kazakhstan
+moved from +06:00 to +05:00 on 2024-03-01, announced weeks before) may put
+the local midnight at its end an hour earlier or later than the one stored.
 """
 
 import re
@@ -142,7 +148,10 @@ class Calendar:
         return at.astimezone(ZoneInfo(self.timezone))
 
     def following(self, period: Period) -> Period:
-        return self.containing(period.end)
+        """The period after ``period``, also where the zone's rules have since moved the
+        local midnight at its end later: as they now bound it, it still holds that end."""
+        after = self.containing(period.end)
+        return after if after.id > period.id else self.containing(after.end)
 
     def parse(self, period_id: str) -> Period:
         """The period with this id; a malformed id or one of another kind → Invalid.
@@ -181,7 +190,7 @@ class Calendar:
         period and is marked late, so a closed statement never changes.
         """
         own = self.containing(at)
-        if last_closed is not None and own.start < last_closed.end:
+        if last_closed is not None and own.id <= last_closed.id:
             return self.following(last_closed), True
         return own, False
 

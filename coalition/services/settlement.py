@@ -211,11 +211,11 @@ def get(session, period_id: str, now: datetime) -> dict:
 
 
 def _refuse_before_the_ledger(period, last, now: datetime, earliest: datetime | None) -> None:
-    """A period that is not closed but begins before the last closed one ends lies
+    """A period that is not closed but comes before the last closed one lies
     before the first close: nothing was ever settled in it. Before any close, one
     where no posting is or can ever be dated (:func:`_before_any_posting`) has
     neither a draft nor a close: a page of zeros for "1026-11" would say it had."""
-    if last is not None and period.start < last.end:
+    if last is not None and period.id < last.id:  # ids sort as periods do (domain.periods)
         raise NotFound(f"period {period.id} precedes the ledger and was never settled")
     if last is None and _before_any_posting(period, now, earliest):
         raise NotFound(

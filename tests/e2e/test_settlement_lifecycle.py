@@ -16,6 +16,7 @@ import pytest
 
 from coalition import jobs
 from coalition.domain.errors import NotFound
+from coalition.domain import periods
 from coalition.services import calendar, expiry, settlement
 
 from tests.e2e.helpers import moment, walk_pages
@@ -570,6 +571,55 @@ def test_closing_a_period_closes_every_earlier_open_period_first(operator):
     assert listed[:2] == [(c_id, "closed"), (d_id, "closed")]
     assert all(status == "open" for _, status in listed[2:])
     assert {s["period_id"] for s in statements(operator)} == {c_id, d_id}
+
+
+def _almaty_as_before_2024(monkeypatch, offset: str) -> None:
+    """The zone database of a server not yet updated for Asia/Almaty's move from +06:00 to
+    +05:00 on 2024-03-01 (tzdata 2024a): Almaty at ``offset`` (an Etc zone) for all time."""
+    real = periods.ZoneInfo
+    monkeypatch.setattr(periods, "ZoneInfo", lambda key: real(offset if key == "Asia/Almaty" else key))
+
+
+def _almaty_coalition(operator) -> None:
+    expect(operator.put("/api/v1/settings", json={"timezone": "Asia/Almaty", "max_backdate_days": 3650}), 200)
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_rate(operator, "earn", "2", partner_id="skyair", effective_from="2024-01-01T00:00:00+06:00")
+
+
+def test_a_posting_after_the_zone_database_moved_a_closed_periods_end_later_is_late_in_the_next(
+        operator, monkeypatch):
+    # Closed at +06:00, March 2024 ended on 1 April 00:00 +06:00 = 31 March 18:00 UTC; today's
+    # rules end it at 00:00 +05:00 = 19:00 UTC, so March, as they bound it, holds its stored end.
+    _almaty_coalition(operator)
+    with monkeypatch.context() as old_rules:
+        _almaty_as_before_2024(old_rules, "Etc/GMT-6")
+        earn(operator, "march", "skyair", "m1", "2024-03-10T12:00:00+06:00", "10.00", "EUR")
+        assert close(operator, "2024-03")["end"] == "2024-03-31T18:00:00+00:00"
+    late = earn(operator, "march-late", "skyair", "m1", "2024-03-20T12:00:00+05:00", "10.00", "EUR")
+    assert (late["period_id"], late["late"]) == ("2024-04", True)
+    assert _periods(operator)[:2] == [("2024-03", "closed"), ("2024-04", "open")]
+    april = close(operator, "2024-04")
+    assert (april["start"], april["end"]) == ("2024-03-31T19:00:00+00:00", "2024-04-30T19:00:00+00:00")
+    assert partner_entry(april, "skyair")["points_issued"] == 20  # 10.00 EUR × 2
+    assert partner_entry(april, "skyair")["late_count"] == 1
+
+
+def test_the_period_after_one_the_zone_database_since_ends_later_can_be_drafted_and_closed(
+        operator, monkeypatch):
+    # Closed at +05:00, January 2024 ended on 1 February 00:00 +05:00 = 31 January 19:00 UTC;
+    # today's rules start February at 00:00 +06:00 = 18:00 UTC, an hour before January's end,
+    # and end it at 1 March 00:00 +05:00 = 29 February 19:00 UTC (at 00:00 +06:00 the clocks
+    # went back to 23:00 +05:00).
+    _almaty_coalition(operator)
+    with monkeypatch.context() as old_rules:
+        _almaty_as_before_2024(old_rules, "Etc/GMT-5")
+        earn(operator, "january", "skyair", "m1", "2024-01-10T12:00:00+05:00", "10.00", "EUR")
+        assert close(operator, "2024-01")["end"] == "2024-01-31T19:00:00+00:00"
+    february = earn(operator, "february", "skyair", "m1", "2024-02-10T12:00:00+06:00", "10.00", "EUR")
+    assert (february["period_id"], february["late"]) == ("2024-02", False)
+    draft = expect(operator.get("/api/v1/settlements/2024-02"), 200)
+    assert (draft["start"], draft["end"]) == ("2024-01-31T18:00:00+00:00", "2024-02-29T19:00:00+00:00")
+    assert partner_entry(close(operator, "2024-02"), "skyair")["points_issued"] == 20
 
 
 def test_daily_periods_list_closed_then_open_days_up_to_today(operator, daily):
