@@ -76,7 +76,8 @@ def check_occurred_at(occurred_at: datetime, now: datetime, max_backdate_days: i
         )
     if occurred_at < now - timedelta(days=max_backdate_days):
         raise Invalid(
-            f"occurred_at is more than {max_backdate_days} days ago",
+            f"occurred_at is more than {max_backdate_days}"
+            f" {'day' if max_backdate_days == 1 else 'days'} ago",
             reason="too_old",
             field="occurred_at",
         )

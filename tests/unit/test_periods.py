@@ -361,3 +361,14 @@ def test_a_transaction_dated_further_is_refused_naming_occurred_at(occurred_at, 
     with pytest.raises(Invalid) as refused:
         periods.check_occurred_at(occurred_at, NOW, 90)
     assert (refused.value.reason, refused.value.field) == (reason, "occurred_at")
+
+
+@pytest.mark.parametrize(("max_backdate_days", "message"), [
+    (1, "occurred_at is more than 1 day ago"),
+    (90, "occurred_at is more than 90 days ago"),
+])
+def test_a_transaction_dated_too_far_back_is_told_the_limit_in_days(max_backdate_days, message):
+    # "last day's sales only" is max_backdate_days 1 (docs/decisions.md): not "1 days"
+    with pytest.raises(Invalid) as refused:
+        periods.check_occurred_at(NOW - timedelta(days=91), NOW, max_backdate_days)
+    assert refused.value.message == message
