@@ -1,7 +1,8 @@
 """Marshmallow fields shared by the API schemas.
 
-Money travels as decimal strings and is parsed straight into Decimal (JSON
-numbers too: the request parser reads them as Decimal, never float). Text
+Money travels as decimal strings, parsed straight into Decimal; a JSON number
+is refused there (the request parser reads one as Decimal, never float, so
+that it is refused in words). Text
 fields refuse NUL characters, which no database column can store. Instants
 are converted to UTC as they are read, so every use case sees them as stored.
 """
@@ -9,7 +10,6 @@ are converted to UTC as they are read, so every use case sees them as stored.
 import re
 import unicodedata
 from datetime import UTC
-from decimal import Decimal
 from typing import ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -147,17 +147,14 @@ class Instant(fields.AwareDateTime):
         return message
 
 
-class ExponentDecimal(Decimal):
-    """A JSON number written with an exponent (``3.5E2``), as the request parser reads it."""
-
-
 class DecimalString(fields.Decimal):
-    """A decimal carried as a JSON string such as ``"350.00"`` (documented so in OpenAPI).
+    """A decimal carried as a JSON string such as ``"350.00"`` (SPEC §3), and only so.
 
+    A JSON number is refused: most clients hold one as a binary float before it is
+    sent (``0.1 + 0.2`` goes as ``0.30000000000000004``), and the document says string.
     The documented pattern is enforced: Decimal alone would read " 350", "+350",
     "350." and "3.5E2", and PostgreSQL's NUMERIC would round a 13th decimal
-    away, where money must be exact. A JSON number must be written as the
-    pattern writes a string: ``350.00`` is read, ``3.5E2`` and ``-5`` are refused.
+    away, where money must be exact.
     """
 
     PATTERN = r"^[0-9]{1,16}(\.[0-9]{1,12})?$"
@@ -168,21 +165,17 @@ class DecimalString(fields.Decimal):
         super().__init__(as_string=True, allow_nan=False, metadata=metadata, **kwargs)
 
     def _deserialize(self, value, attr, data, **kwargs):
-        if self._not_as_the_pattern_writes(value):
+        if not isinstance(value, str):
+            raise ValidationError(
+                'must be a string such as "350.00": money and rates travel as decimal'
+                " strings, never as JSON numbers"
+            )
+        if self._WRITTEN.fullmatch(value) is None:
             raise ValidationError(
                 'must be written as "350.00": up to 16 digits, then optionally a point '
                 "and up to 12 digits, with no sign, spaces or exponent"
             )
         return super()._deserialize(value, attr, data, **kwargs)
-
-    def _not_as_the_pattern_writes(self, value) -> bool:
-        """Refuses an exponent before writing the number out: 1e99999999999 has 10^11 digits."""
-        if isinstance(value, bool) or not isinstance(value, str | int | Decimal):
-            return False  # not a number at all: marshmallow says so
-        if isinstance(value, ExponentDecimal):
-            return True
-        written = format(value, "f") if isinstance(value, Decimal) else str(value)
-        return self._WRITTEN.fullmatch(written) is None
 
 
 def Amount(**kwargs):

@@ -17,13 +17,6 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 from coalition import MAX_BODY_BYTES
-from coalition.api.fields import ExponentDecimal
-
-
-def read_number(literal: str) -> Decimal:
-    """A JSON number with a fraction or an exponent, exactly; one with an exponent is marked,
-    so that a decimal field refuses ``3.5E2`` as it refuses the string ``"3.5E2"``."""
-    return (ExponentDecimal if "e" in literal.lower() else Decimal)(literal)
 
 
 class DecimalJSONParser(FlaskParser):
@@ -81,7 +74,7 @@ class DecimalJSONParser(FlaskParser):
         try:
             return json.loads(
                 _text(data),
-                parse_float=read_number,
+                parse_float=Decimal,  # exactly: a field refuses it in words, never as a float
                 parse_constant=reject,
                 object_pairs_hook=_one_each,
             )

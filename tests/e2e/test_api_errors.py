@@ -489,14 +489,44 @@ def test_bare_json_number_literals_as_amount_are_a_clean_4xx(coalition, literal)
     assert list_all(coalition) == []
 
 
-@pytest.mark.parametrize(("literal", "amount"), [("350", "350.00"), ("350.00", "350.00"), ("0.5", "0.50")])
-def test_bare_json_number_literals_written_as_the_pattern_are_amounts(coalition, literal, amount):
-    # JSON numbers are read as Decimal, never float, under the same rules as strings
+@pytest.mark.parametrize("literal", ["350", "350.00", "0.5"])
+def test_a_json_number_for_an_amount_is_422_asking_for_a_string(coalition, literal):
+    """SPEC §3: money in JSON is a string such as "350.00"; a number, however written, is
+    what a client held as a float (0.1 + 0.2 goes as 0.30000000000000004). Read into
+    Decimal, 350.00 was posted as "350.00", which the document never said it would be."""
     text = (
         '{"external_id": "t1", "type": "earn", "partner_id": "skyair", "member_id": "m1", '
         f'"occurred_at": "{days_ago(3)}", "amount": {literal}, "currency": "EUR"}}'
     )
-    assert expect(raw_post(coalition, "/api/v1/transactions", text))["amount"] == amount
+    body = assert_error(raw_post(coalition, "/api/v1/transactions", text), 422)
+    assert body["errors"]["json"]["amount"] == [
+        'must be a string such as "350.00": money and rates travel as decimal strings,'
+        " never as JSON numbers"
+    ]
+    assert list_all(coalition) == []
+
+
+@pytest.mark.parametrize(
+    ("rate", "field"),
+    [
+        ({"kind": "fee", "value": 0.001}, "value"),
+        ({"kind": "threshold", "value": "50", "partner_id": "aroma", "min_amount": 1000}, "min_amount"),
+    ],
+    ids=["value", "min_amount"],
+)
+def test_a_json_number_for_a_rate_is_422_and_adds_no_rate(coalition, rate, field):
+    before = expect(coalition.get("/api/v1/rates"), 200)
+    body = assert_error(coalition.post("/api/v1/rates", json={**rate, "effective_from": days_ago(1)}), 422)
+    assert list(body["errors"]["json"]) == [field]
+    assert expect(coalition.get("/api/v1/rates"), 200) == before
+
+
+def test_a_batch_item_with_a_json_number_for_its_amount_is_its_own_422(coalition):
+    items = [earn_body(external_id="t1"), {**earn_body(external_id="t2"), "amount": 350}]
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    assert [result["status"] for result in results] == [201, 422]
+    assert list(results[1]["error"]["errors"]["json"]) == ["amount"]
+    assert [t["external_id"] for t in list_all(coalition)] == ["t1"]
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "1.5", "-3", "0", "1e3", str(10**30)])
