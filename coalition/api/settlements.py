@@ -276,7 +276,14 @@ class StatementOut(Answer):
     partner_name = fields.String()
     coalition_name = fields.String()
     status = fields.String()
-    sha256 = fields.String()
+    sha256 = fields.String(
+        metadata={
+            "description": "SHA-256 (hex) of this statement's canonical JSON without its `id`"
+            " (the row's, given once stored) and `sha256`: keys sorted, no spaces, UTF-8 with"
+            " characters as themselves (no \\u escapes); in Python `json.dumps(statement,"
+            ' sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()`'
+        }
+    )
     issued_at = fields.String()
     currency = fields.String()
     base_currency = fields.String()

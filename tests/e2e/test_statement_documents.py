@@ -8,6 +8,7 @@ The month is :func:`small_closed_month`: Кофейня Арома (aroma, RUB) 
 import csv
 import hashlib
 import io
+import json
 import re
 from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -375,3 +376,18 @@ def test_a_draft_settlement_as_csv_names_the_fx_rates_a_close_needs(operator):
     assert (sakura["points_issued"], sakura["net"], sakura["fx_rate"], sakura["net_in_currency"]) == (
         "100", "-0.10", "", "")  # no fx rate yet: empty, as the JSON's null
     assert pair_lines == [["issuer_id", "redeemer_id", "points", "value", "own_redemption"]]
+
+
+def test_the_openapi_document_says_how_a_statements_sha256_is_recomputed(client, aroma_statement):
+    """SPEC §7 says "the SHA-256 of its canonical JSON", not which canonical form, nor that the
+    row's id is left out; a finance team (and the acceptance probe) hashing the JSON less
+    its sha256 got another digest. The document's recipe, run as written on a statement
+    with a Cyrillic name, gives its hash."""
+    described = client.get("/api/openapi.json").get_json()["components"]["schemas"]["StatementOut"]
+    description = described["properties"]["sha256"]["description"]
+    assert "without its `id`" in description
+    recipe = re.search(r"in Python `(.+)`$", description)[1]
+    statement = {k: v for k, v in aroma_statement.items() if k not in ("id", "sha256")}
+    assert "Кофейня" in statement["partner_name"]
+    canonical = eval(recipe, {"json": json, "statement": statement})  # noqa: S307 (our own text)
+    assert hashlib.sha256(canonical).hexdigest() == aroma_statement["sha256"]
