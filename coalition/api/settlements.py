@@ -278,10 +278,10 @@ class StatementOut(Answer):
     status = fields.String()
     sha256 = fields.String(
         metadata={
-            "description": "SHA-256 (hex) of this statement's canonical JSON without its `id`"
-            " (the row's, given once stored) and `sha256`: keys sorted, no spaces, UTF-8 with"
-            " characters as themselves (no \\u escapes); in Python `json.dumps(statement,"
-            ' sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()`'
+            "description": "SHA-256 (hex) of this statement's canonical JSON less `sha256`:"
+            " keys sorted, no spaces, UTF-8 with characters as themselves (no \\u escapes);"
+            ' in Python `json.dumps(statement, sort_keys=True, ensure_ascii=False, separators=(",",'
+            ' ":")).encode()`. A statement issued before 2026-12-06 is hashed less its `id` too'
         }
     )
     issued_at = fields.String()

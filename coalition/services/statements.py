@@ -2,7 +2,11 @@
 
 Issued once, when the period closes, and immutable: each is stored as
 canonical JSON with its SHA-256, and every read serves those stored bytes
-(the PDF and CSV are rendered from them, :mod:`reports`).
+(the PDF and CSV are rendered from them, :mod:`reports`). The stored JSON is
+the statement whole but its hash, its id included, so that the JSON answered,
+less ``sha256``, hashes to ``sha256`` in the canonical form (SPEC §7's "the
+SHA-256 of its canonical JSON"); its id is drawn before it is written. A
+statement issued before 2026-12-06 was stored, and hashed, without its id.
 """
 
 import hashlib
@@ -19,6 +23,7 @@ from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import NotFound
 from coalition.domain.partners import OPERATOR_PARTNER
 from coalition.services import calendar, catalog, pages
+from coalition.services.book import Ids
 
 if TYPE_CHECKING:  # settlement issues statements, so it imports this module
     from coalition.services.settlement import Settled
@@ -49,12 +54,14 @@ def issue(session, settled: "Settled", now: datetime) -> None:
     }
     late = _late_items(session, period_id, reference.calendar)
     names = {entry["partner_id"]: entry["name"] for entry in result["partners"]}
+    ids = Ids(session, {"statements": len(result["partners"])}, None)
     for index, entry in enumerate(
         sorted(result["partners"], key=lambda e: e["partner_id"]), start=1
     ):
         partner_id = entry["partner_id"]
         body = {
             **of_the_period,
+            "id": ids.next("statements"),
             "number": f"{period_id}-{index:04d}",
             "partner_id": partner_id,
             "partner_name": entry["name"],
@@ -71,6 +78,7 @@ def issue(session, settled: "Settled", now: datetime) -> None:
         text = canonical(body)
         session.add(
             models.Statement(
+                id=body["id"],
                 number=body["number"],
                 period_id=period_id,
                 partner_id=partner_id,
@@ -141,10 +149,14 @@ class Issued:
         return {"id": self.id, "sha256": self.sha256, **json.loads(self.body)}
 
     def served(self) -> str:
-        """Its JSON as the API answers it: the stored bytes, id and hash first. Parsed and
-        dumped again through a schema it would read the same, at several milliseconds a
-        statement of hundreds of counterparties: most of a listing's time."""
-        return f'{{"id":{self.id},"sha256":"{self.sha256}",{self.body[1:]}'
+        """Its JSON as the API answers it: the stored bytes, its hash first (and its id, for
+        a statement stored without it). Parsed and dumped again through a schema it would
+        read the same, at several milliseconds a statement of hundreds of counterparties:
+        most of a listing's time."""
+        # a key "id" is the statement's own: no part of a statement has one, and in a
+        # name or id as JSON writes it, the quotes around "id" would be escaped
+        held = "" if '"id":' in self.body else f'"id":{self.id},'
+        return f'{{{held}"sha256":"{self.sha256}",{self.body[1:]}'
 
 
 def list_statements(

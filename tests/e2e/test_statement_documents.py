@@ -18,6 +18,7 @@ from pypdf import PdfReader
 
 from coalition.api.settlements import StatementOut
 from coalition.db import models
+from coalition.services import statements
 from tests.documents import csv_blocks
 from tests.e2e.settlement_world import (
     add_partner,
@@ -179,10 +180,11 @@ def test_json_content_type(operator, aroma_statement):
 
 
 def test_a_statements_json_is_its_stored_bytes_read_alone_or_listed(operator, database, aroma_statement):
-    # what was hashed is what is served: the stored canonical JSON, its id and hash before it,
-    # which a finance team strips to check the SHA-256 (not a dump of it parsed again)
+    # what was hashed is what is served: the stored canonical JSON, its id in it, and its hash
+    # before it, which a finance team strips to check the SHA-256 (not a dump of it parsed again)
     rows = database.run_reading(lambda session: session.query(models.Statement).order_by(models.Statement.id).all())
-    served = [f'{{"id":{row.id},"sha256":"{row.sha256}",{row.body[1:]}'.encode() for row in rows]
+    served = [f'{{"sha256":"{row.sha256}",{row.body[1:]}'.encode() for row in rows]
+    assert all(json.loads(row.body)["id"] == row.id for row in rows)
     assert [hashlib.sha256(row.body.encode()).hexdigest() for row in rows] == [row.sha256 for row in rows]
     alone = [operator.get(f"/api/v1/statements/{row.id}").data for row in rows]
     assert alone == served and "Кофейня Арома".encode() in alone[0]
@@ -191,6 +193,19 @@ def test_a_statements_json_is_its_stored_bytes_read_alone_or_listed(operator, da
     assert first.data == b'{"items":[' + b",".join(served[:2]) + b'],"next_cursor":"%d"}' % rows[1].id
     assert rest.data == b'{"items":[' + b",".join(served[2:]) + b'],"next_cursor":null}'
     assert [StatementOut().dump(item) for item in first.get_json()["items"]] == first.get_json()["items"]
+
+
+def test_a_statement_stored_without_its_id_is_served_with_it_first():
+    """Statements issued before 2026-12-06 were stored, and hashed, without their id: they
+    are answered as they always were, id and hash before the stored bytes; one stored with
+    its id is answered with its hash alone before them (an id twice would be two keys)."""
+    before = statements.Issued(7, "ab", '{"base_currency":"EUR","partner_id":"aroma"}')
+    since = statements.Issued(7, "ab", '{"base_currency":"EUR","id":7,"partner_id":"aroma"}')
+    assert before.served() == '{"id":7,"sha256":"ab","base_currency":"EUR","partner_id":"aroma"}'
+    assert since.served() == '{"sha256":"ab","base_currency":"EUR","id":7,"partner_id":"aroma"}'
+    assert before.document() == since.document() == {
+        "id": 7, "sha256": "ab", "base_currency": "EUR", "partner_id": "aroma"
+    }
 
 
 def test_csv_parses_and_contains_the_net(operator, aroma_statement):
@@ -379,15 +394,13 @@ def test_a_draft_settlement_as_csv_names_the_fx_rates_a_close_needs(operator):
 
 
 def test_the_openapi_document_says_how_a_statements_sha256_is_recomputed(client, aroma_statement):
-    """SPEC §7 says "the SHA-256 of its canonical JSON", not which canonical form, nor that the
-    row's id is left out; a finance team (and the acceptance probe) hashing the JSON less
-    its sha256 got another digest. The document's recipe, run as written on a statement
-    with a Cyrillic name, gives its hash."""
+    """SPEC §7: "the SHA-256 of its canonical JSON". The statement as answered, less its
+    ``sha256``, hashes to it by the document's recipe, run as written, on a statement with
+    a Cyrillic name (statements were hashed without their id: the acceptance probe, hashing
+    the JSON less its sha256 as SPEC's words read, got another digest)."""
     described = client.get("/api/openapi.json").get_json()["components"]["schemas"]["StatementOut"]
-    description = described["properties"]["sha256"]["description"]
-    assert "without its `id`" in description
-    recipe = re.search(r"in Python `(.+)`$", description)[1]
-    statement = {k: v for k, v in aroma_statement.items() if k not in ("id", "sha256")}
-    assert "Кофейня" in statement["partner_name"]
+    recipe = re.search(r"in Python `(.+?)`\.", described["properties"]["sha256"]["description"])[1]
+    statement = {k: v for k, v in aroma_statement.items() if k != "sha256"}
+    assert "Кофейня" in statement["partner_name"] and isinstance(statement["id"], int)
     canonical = eval(recipe, {"json": json, "statement": statement})  # noqa: S307 (our own text)
     assert hashlib.sha256(canonical).hexdigest() == aroma_statement["sha256"]
