@@ -121,10 +121,11 @@ EARN_REVERSALS = select(
 ).where(among(models.Transaction.original_id, "ids"))
 
 
-#: The lots a burn may spend from first: those of each member that hold points and expire
-#: after the chunk's earliest burn, the first ``first`` of each in the order a burn spends
-#: them (:func:`coalition.domain.lots.allocate`).
+#: The order a burn spends lots in, as SQL: :func:`coalition.domain.lots.spending_place`.
 SPENDING_ORDER = (models.Lot.expires_at, models.Lot.earned_at, models.Lot.id)
+# The lots a burn may spend from first: those of each member that hold points and expire
+# after the chunk's earliest burn, the first ``first`` of each in SPENDING_ORDER, read by
+# one of the two statements below, as suits each database
 _SPENDABLE_FIRST = (aggregates.HOLDS_POINTS, models.Lot.expires_at > bindparam("spendable_after"))
 # SQLite: each member's lots numbered by a window, read by ix_lots_member (joined back to
 # lots by id, the numbered few read every lot); it numbers every live lot of the member
