@@ -156,7 +156,9 @@ class Book:
         )
         spenders = locked & burning  # members who exist, so hold lots to spend
         first = (spenders, spendable_after, FIRST_LOTS) if spenders else None
-        lots = ledger_reads.lots(session, (), replays + issuing_originals, moved, first)
+        lots = ledger_reads.lots(
+            session, transaction_ids=replays + issuing_originals, lot_ids=moved, first=first
+        )
         return cls(
             session=session,
             transactions=by_key,
