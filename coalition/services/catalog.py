@@ -129,18 +129,18 @@ class Catalog:
             self._kept[key] = work_out(*arguments)
         return self._kept[key]
 
-    def _scopes(self, kinds: tuple[str, ...], partner_id: str | None) -> list[tuple]:
+    def _groups(self, kinds: tuple[str, ...], partner_id: str | None) -> list[tuple]:
         if partner_id is None:
-            return [scope for scope in self.rates if scope[0] in kinds]
+            return [group for group in self.rates if group[0] in kinds]
         return [(kind, owner) for kind in dict.fromkeys(kinds) for owner in (None, partner_id)]
 
     def _versions(self, kinds: tuple[str, ...], partner_id: str | None) -> tuple:
-        scopes = self._scopes(kinds, partner_id)
-        return _in_order(rate for scope in scopes for rate in self.rates.get(scope, ()))
+        groups = self._groups(kinds, partner_id)
+        return _in_order(rate for group in groups for rate in self.rates.get(group, ()))
 
     def _by_start(self, kinds: tuple[str, ...], partner_id: str | None) -> list["_ByStart"]:
-        scopes = self._scopes(kinds, partner_id)
-        return [_ByStart.of(self.rates[scope]) for scope in scopes if scope in self.rates]
+        groups = self._groups(kinds, partner_id)
+        return [_ByStart.of(self.rates[group]) for group in groups if group in self.rates]
 
     def point_value(self, at: datetime) -> Decimal | None:
         """The coalition-wide redemption rate in force at ``at``: what an outstanding point
@@ -336,7 +336,8 @@ def _keys(session, settings: Row, before: Catalog | None) -> dict[str, Row]:
 
 
 def _rate_versions(session, held: Mapping) -> Mapping:
-    """Every rate version, by scope: those ``held`` and the versions added since, or all.
+    """Every rate version, by group (:func:`_by_group`): those ``held`` and the versions
+    added since, or all.
 
     Versions are never changed or deleted (migration 0020) and the service adds them under
     the calendar's lock (on SQLite, as its one writer), so in the order of their ids; and
@@ -348,7 +349,7 @@ def _rate_versions(session, held: Mapping) -> Mapping:
     or replaced under the service, rows deleted past the guard) every version is read.
     """
     table = models.Rate.__table__
-    last = max((scoped[-1] for scoped in held.values()), key=lambda rate: rate.id, default=None)
+    last = max((kept[-1] for kept in held.values()), key=lambda rate: rate.id, default=None)
     if last is not None:
         total = select(func.count()).select_from(table).scalar_subquery().label("total")
         found = session.execute(
@@ -356,17 +357,17 @@ def _rate_versions(session, held: Mapping) -> Mapping:
         ).all()
         held_count = sum(map(len, held.values()))
         if found and as_rate(found[0]) == last and found[0].total == held_count + len(found) - 1:
-            return _by_scope(map(as_rate, found[1:]), held)
-    # in the order added, as each scope's last version must be: a table read in no order
+            return _by_group(map(as_rate, found[1:]), held)
+    # in the order added, as each group's last version must be: a table read in no order
     # gives PostgreSQL's order on disk, where a version may take a rolled-back one's slot
     whole = session.execute(select(table).order_by(table.c.id))
-    return _by_scope(as_rate(row) for row in whole)
+    return _by_group(as_rate(row) for row in whole)
 
 
-def _by_scope(versions, held: Mapping = MappingProxyType({})) -> Mapping:
-    """The versions by kind and partner (None: coalition-wide), each scope's in order,
+def _by_group(versions, held: Mapping = MappingProxyType({})) -> Mapping:
+    """The versions grouped by kind and partner (None: coalition-wide), each group's in order,
     added to those ``held``; read-only, as the catalog is shared between threads."""
-    grouped = defaultdict(list, {scope: list(scoped) for scope, scoped in held.items()})
+    grouped = defaultdict(list, {group: list(kept) for group, kept in held.items()})
     for rate in versions:
         grouped[(rate.kind, rate.partner_id)].append(rate)
-    return MappingProxyType({scope: tuple(scoped) for scope, scoped in grouped.items()})
+    return MappingProxyType({group: tuple(kept) for group, kept in grouped.items()})

@@ -40,7 +40,7 @@ def _catalog(rates: list[Rate]) -> catalog.Catalog:
         generation=0,
         settings=SimpleNamespace(base_currency="EUR"),
         partners={},
-        rates=catalog._by_scope(rates),
+        rates=catalog._by_group(rates),
         keys={},
         last_closed=None,
     )
