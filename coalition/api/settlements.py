@@ -366,7 +366,7 @@ class Close(MethodView):
         description="period_open: the period has not ended; no_rate: a partner's currency"
         " has no fx rate at the period's end",
     )
-    @blp.alt_response(422, description="invalid: not a period id of the coalition's calendar")
+    @NOT_A_PERIOD
     @blp.alt_response(400, MALFORMED_JSON.name)
     def post(self, period_id):
         """Close the period (and earlier open ones) and issue final statements"""
