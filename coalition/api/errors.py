@@ -20,6 +20,8 @@ from coalition.domain.errors import (
 from coalition.domain.settlement import Unbalanced
 from coalition.services.batches import NotWritten
 
+#: The HTTP status of each domain error that is not a 422, by class: a subclass answers
+#: as its nearest listed ancestor (:func:`status_of`).
 STATUSES = {
     NotFound: 404,
     Forbidden: 403,
@@ -30,8 +32,6 @@ STATUSES = {
     Unbalanced: 500,
     NotWritten: 500,
 }
-"""The HTTP status of each domain error that is not a 422, by class: a subclass
-answers as its nearest listed ancestor (:func:`status_of`)."""
 
 
 #: What is wrong with one field, or with a body that cannot be read: one message or more.
