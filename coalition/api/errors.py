@@ -71,8 +71,8 @@ class ErrorSchema(flask_smorest.error_handler.ErrorSchema):
 
 class SharedError(NamedTuple):
     """An error answer that many operations give alike: described once, as a response
-    component of the OpenAPI document (:func:`init_app`), which each operation that may
-    give it names (a ``$ref``) rather than repeating it.
+    component of the OpenAPI document (:func:`coalition.api.init_app`), which each
+    operation that may give it names (a ``$ref``) rather than repeating it.
 
     Attributes:
         status: the HTTP status.
