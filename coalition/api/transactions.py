@@ -111,7 +111,7 @@ class TransactionIn(Body):
             )
 
     @validates("member_id")
-    def has_a_url(self, member_id: str, **kwargs):
+    def not_a_path_step(self, member_id: str, **kwargs):
         """A path segment "." or ".." is a step in the path, which clients and browsers
         take before sending: such a member's balance and history could not be asked for."""
         if member_id in (".", ".."):
