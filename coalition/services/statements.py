@@ -40,23 +40,23 @@ def issue(session, settled: "Settled", now: datetime) -> None:
     """One final statement per partner of a closed period's settlement, numbered
     ``{period_id}-{nnnn}`` in partner-id order."""
     reference = catalog.current(session)
-    result = settled.document
-    period_id = result["period_id"]
+    settlement = settled.document
+    period_id = settlement["period_id"]
     of_the_period = {
         "period_id": period_id,
-        "period_start": result["start"],
-        "period_end": result["end"],
+        "period_start": settlement["start"],
+        "period_end": settlement["end"],
         "timezone": reference.calendar.timezone,
-        "coalition_name": _coalition_name(result),
+        "coalition_name": _coalition_name(settlement),
         "status": "final",
         "issued_at": now.isoformat(),
-        "base_currency": result["base_currency"],
+        "base_currency": settlement["base_currency"],
     }
     late = _late_items(session, period_id, reference.calendar)
-    names = {entry["partner_id"]: entry["name"] for entry in result["partners"]}
-    ids = Ids(session, {"statements": len(result["partners"])}, None)
+    names = {entry["partner_id"]: entry["name"] for entry in settlement["partners"]}
+    ids = Ids(session, {"statements": len(settlement["partners"])}, None)
     for index, entry in enumerate(
-        sorted(result["partners"], key=lambda e: e["partner_id"]), start=1
+        sorted(settlement["partners"], key=lambda e: e["partner_id"]), start=1
     ):
         partner_id = entry["partner_id"]
         body = {
@@ -68,7 +68,7 @@ def issue(session, settled: "Settled", now: datetime) -> None:
             "currency": entry["currency"],
             "summary": entry,
             "counterparties": _counterparties(
-                result["base_currency"],
+                settlement["base_currency"],
                 names,
                 settled.lines_by_partner.get(partner_id, []),
                 partner_id,
@@ -89,11 +89,11 @@ def issue(session, settled: "Settled", now: datetime) -> None:
         )
 
 
-def _coalition_name(result: dict) -> str:
+def _coalition_name(settlement: dict) -> str:
     """The programme's name as its operator's own partner bears it (SPEC §5: the
     reserved partner ``coalition`` is the operator), renamed with it."""
     (name,) = (
-        entry["name"] for entry in result["partners"] if entry["partner_id"] == OPERATOR_PARTNER
+        entry["name"] for entry in settlement["partners"] if entry["partner_id"] == OPERATOR_PARTNER
     )
     return name
 
