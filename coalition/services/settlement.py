@@ -304,24 +304,23 @@ def _before_any_posting(period: periods.Period, now: datetime, earliest: datetim
 
 def _close_one(session, period: periods.Period, now: datetime) -> dict:
     settled = compute(session, period, "final")
-    result = settled.document
+    reference = catalog.current(session)
     if settled.missing_fx:
-        end = catalog.current(session).calendar.local(period.end)
+        end = reference.calendar.local(period.end)
         raise MissingFx(
             f"no fx rate at the end of {period.id} for {', '.join(settled.missing_fx)}: "
             f"add one effective before {end.isoformat()}"
         )
-    reference = catalog.current(session)
     session.add(
         models.Period(
             id=period.id,
             start=period.start,
             end=period.end,
             closed_at=now,
-            settlement=statements.canonical(result),
+            settlement=statements.canonical(settled.document),
         )
     )
     session.flush()
     catalog.closed_here(session, reference, period)
     statements.issue(session, settled, now)
-    return result
+    return settled.document
