@@ -180,8 +180,8 @@ def member_balance(connection, member_id: str, at: datetime) -> tuple[MemberBala
     Beside it, the catalog's generation, read by the same statement so that the
     lookup's authentication needs no read of its own (:mod:`coalition.services.catalog`).
 
-    A member may hold hundreds of lots; this returns one row per date on which
-    points expire within the horizon, plus one for the rest, instead of every
+    A member may hold hundreds of lots; the statement answers one row per date on
+    which points expire within the horizon, plus one for the rest, instead of every
     lot. One statement sees one snapshot, so it needs no transaction around it
     (:meth:`coalition.db.Database.read`). ``tests/integration/test_member_balance.py``
     holds it to the domain rule.
