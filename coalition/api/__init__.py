@@ -133,10 +133,12 @@ class QueryParameters(apispec.BasePlugin):
     allow null, so apispec would call the parameter ``nullable``, give it a ``default`` of
     null and add null to an enum's values; no query string can carry a null, and a client
     generated from such a document builds three enum classes for one filter (``role``:
-    ``ListKeysRoleType1 | ListKeysRoleType2Type1 | ListKeysRoleType3Type1``). An empty
-    value is the parameter left out (:meth:`~coalition.api.parsing.DecimalJSONParser.load_querystring`),
-    which ``allowEmptyValue`` says: without it, a document's pattern (``partner_id``'s slug)
-    or minimum length told a client, and schemathesis's negative checks, that the service
+    ``ListKeysRoleType1 | ListKeysRoleType2Type1 | ListKeysRoleType3Type1``).
+
+    An empty value is the parameter left out
+    (:meth:`~coalition.api.parsing.DecimalJSONParser.load_querystring`), which
+    ``allowEmptyValue`` says: without it, a document's pattern (``partner_id``'s slug) or
+    minimum length told a client, and schemathesis's negative checks, that the service
     refuses ``?partner_id=``.
     """
 

@@ -2,9 +2,9 @@
 
 Money travels as decimal strings, parsed straight into Decimal; a JSON number
 is refused there (the request parser reads one as Decimal, never float, so
-that it is refused in words). Text
-fields refuse NUL characters, which no database column can store. Instants
-are converted to UTC as they are read, so every use case sees them as stored.
+that it is refused in words). Text fields refuse NUL characters, which no
+database column can store. Instants are converted to UTC as they are read,
+so every use case sees them as stored.
 """
 
 import re

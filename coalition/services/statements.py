@@ -155,8 +155,8 @@ class Issued:
         most of a listing's time."""
         # a key "id" is the statement's own: no part of a statement has one, and in a
         # name or id as JSON writes it, the quotes around "id" would be escaped
-        held = "" if '"id":' in self.body else f'"id":{self.id},'
-        return f'{{{held}"sha256":"{self.sha256}",{self.body[1:]}'
+        its_id = "" if '"id":' in self.body else f'"id":{self.id},'
+        return f'{{{its_id}"sha256":"{self.sha256}",{self.body[1:]}'
 
 
 def list_statements(
