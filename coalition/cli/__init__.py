@@ -94,9 +94,9 @@ def db_check():
 
     Lots against their allocations, burns, reversals and expiries against
     theirs, the period totals closes read against the ledger's rows, and each
-    final statement against its SHA-256; each thing that does not add up on a
-    line of its own, and exit status 1. Reads the whole ledger as of one
-    instant, beside a running service.
+    final statement against its SHA-256 and its id; each thing that does not
+    add up on a line of its own, and exit status 1. Reads the whole ledger as
+    of one instant, beside a running service.
     """
     with databases.opened() as database, database.snapshot() as connection:
         found = checks.problems(connection)

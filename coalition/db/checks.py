@@ -11,6 +11,7 @@ restore, a copy or an incident, not something a request does.
 """
 
 import hashlib
+import json
 
 from sqlalchemy import case, func, select
 
@@ -150,9 +151,18 @@ def _grouped(connection, keys, sums, where=True) -> dict[tuple, tuple[int, ...]]
 
 
 def _statements(connection):
+    """Each final statement against its SHA-256, and against the id it is read by: its
+    JSON holds its id, hashed with it (:mod:`coalition.services.statements`; not one
+    issued by a release before 2026-12-06), and a row renumbered since (a restore, SQL
+    typed by hand) would answer ``/statements/{id}`` naming another id than asked for."""
     rows = connection.execute(
-        select(Statement.number, Statement.sha256, Statement.body).order_by(Statement.id)
+        select(Statement.id, Statement.number, Statement.sha256, Statement.body).order_by(
+            Statement.id
+        )
     )
-    for number, sha256, body in rows:
+    for statement_id, number, sha256, body in rows:
         if hashlib.sha256(body.encode()).hexdigest() != sha256:
             yield f"statement {number}: its SHA-256 is not that of its JSON"
+        named = json.loads(body).get("id", statement_id)  # an earlier release's has none
+        if named != statement_id:
+            yield f"statement {number}: its JSON names id {named}; it is stored as {statement_id}"

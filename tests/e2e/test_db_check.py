@@ -136,3 +136,22 @@ def test_one_rate_written_two_ways_is_one_key_whose_figures_are_all_counted(oper
 
     assert check() == (1, (f"{month}: points of skyair redeemed at aroma at 0.01 are kept as 147; the ledger"
                            " makes 140\nError: the ledger does not add up: 1 problem\n"))
+
+
+def test_a_statement_stored_under_another_id_than_its_json_names_is_named(ledger, operator, database, check):
+    # the close issued aroma's, coalition's and skyair's statements as ids 1, 2 and 3, each
+    # id in the JSON its SHA-256 hashes; renumbered by hand (past the trigger that refuses
+    # it, as a restore that mixed two backups would be), coalition's is read at
+    # /statements/1002 and answers "id": 2, with a hash that still matches its JSON
+    renumber = f"UPDATE statements SET id = 1002 WHERE number = '{ledger}-0002'"
+    if POSTGRES_URL is not None:
+        run_sql(database, "ALTER TABLE statements DISABLE TRIGGER statements_append_only", renumber,
+                "ALTER TABLE statements ENABLE TRIGGER statements_append_only")
+    else:
+        with database.engine.begin() as connection:
+            trigger = connection.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'statements_append_only_update'"))
+        run_sql(database, "DROP TRIGGER statements_append_only_update", renumber, trigger)
+    assert expect(operator.get("/api/v1/statements/1002"), 200)["id"] == 2
+
+    assert check() == (1, f"statement {ledger}-0002: its JSON names id 2; it is stored as 1002\n"
+                          "Error: the ledger does not add up: 1 problem\n")
