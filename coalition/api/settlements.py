@@ -281,7 +281,9 @@ class StatementOut(Answer):
             "description": "SHA-256 (hex) of this statement's canonical JSON less `sha256`:"
             " keys sorted, no spaces, UTF-8 with characters as themselves (no \\u escapes);"
             ' in Python `json.dumps(statement, sort_keys=True, ensure_ascii=False, separators=(",",'
-            ' ":")).encode()`. A statement issued before 2026-12-06 is hashed less its `id` too'
+            ' ":")).encode()`. A statement issued by a release before 2026-12-06, whatever its'
+            " `issued_at`, is hashed less its `id` too; its JSON is answered with `id` before"
+            " `sha256`, and a new one's with `sha256` first"
         }
     )
     issued_at = fields.String()

@@ -6,7 +6,9 @@ canonical JSON with its SHA-256, and every read serves those stored bytes
 the statement whole but its hash, its id included, so that the JSON answered,
 less ``sha256``, hashes to ``sha256`` in the canonical form (SPEC §7's "the
 SHA-256 of its canonical JSON"); its id is drawn before it is written. A
-statement issued before 2026-12-06 was stored, and hashed, without its id.
+statement issued by a release before 2026-12-06 (whenever the database was
+upgraded: such a release issues them so on any date) was stored, and hashed,
+without its id; it is answered with its id first (:meth:`Issued.served`).
 """
 
 import hashlib

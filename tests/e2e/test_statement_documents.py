@@ -196,7 +196,7 @@ def test_a_statements_json_is_its_stored_bytes_read_alone_or_listed(operator, da
 
 
 def test_a_statement_stored_without_its_id_is_served_with_it_first():
-    """Statements issued before 2026-12-06 were stored, and hashed, without their id: they
+    """Statements issued by a release before 2026-12-06 were stored, and hashed, without their id: they
     are answered as they always were, id and hash before the stored bytes; one stored with
     its id is answered with its hash alone before them (an id twice would be two keys)."""
     before = statements.Issued(7, "ab", '{"base_currency":"EUR","partner_id":"aroma"}')
@@ -404,3 +404,22 @@ def test_the_openapi_document_says_how_a_statements_sha256_is_recomputed(client,
     assert "Кофейня" in statement["partner_name"] and isinstance(statement["id"], int)
     canonical = eval(recipe, {"json": json, "statement": statement})  # noqa: S307 (our own text)
     assert hashlib.sha256(canonical).hexdigest() == aroma_statement["sha256"]
+
+
+def test_the_openapi_document_tells_a_statement_hashed_without_its_id_by_its_answer_not_its_date(client):
+    """A database upgraded to the release of 2026-12-06 a week later holds statements the
+    earlier release issued after that date, stored and hashed without their id: the
+    document said "issued before 2026-12-06", and a finance team checking one issued on
+    2026-12-10 hashed it with its id and found it wrong. What tells them apart is the
+    answer: `id` before `sha256` for one stored without its id."""
+    described = client.get("/api/openapi.json").get_json()["components"]["schemas"]["StatementOut"]
+    said = described["properties"]["sha256"]["description"]
+    assert "answered with `id` before `sha256`" in said and "whatever its `issued_at`" in said
+    body = {"issued_at": "2026-12-10T09:00:00+00:00", "number": "2026-11-0001", "partner_id": "aroma"}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    earlier = statements.Issued(7, hashlib.sha256(text.encode()).hexdigest(), text)
+    answered = earlier.served()
+    assert answered.startswith('{"id":7,"sha256":')
+    less = {key: value for key, value in json.loads(answered).items() if key not in ("id", "sha256")}
+    recomputed = json.dumps(less, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+    assert hashlib.sha256(recomputed).hexdigest() == earlier.sha256
