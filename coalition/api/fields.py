@@ -10,6 +10,7 @@ so every use case sees them as stored.
 import re
 import unicodedata
 from datetime import UTC
+from decimal import Decimal
 from typing import ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -166,10 +167,10 @@ class DecimalString(fields.Decimal):
 
     def _deserialize(self, value, attr, data, **kwargs):
         if not isinstance(value, str):
-            raise ValidationError(
-                'must be a string such as "350.00": money and rates travel as decimal'
-                " strings, never as JSON numbers"
-            )
+            # a number is told why; true, a list or an object is no number to begin with
+            number = isinstance(value, int | Decimal) and not isinstance(value, bool)
+            why = ": money and rates travel as decimal strings, never as JSON numbers"
+            raise ValidationError(f'must be a string such as "350.00"{why if number else ""}')
         if self._WRITTEN.fullmatch(value) is None:
             raise ValidationError(
                 'must be written as "350.00": up to 16 digits, then optionally a point '

@@ -521,6 +521,18 @@ def test_a_json_number_for_a_rate_is_422_and_adds_no_rate(coalition, rate, field
     assert expect(coalition.get("/api/v1/rates"), 200) == before
 
 
+@pytest.mark.parametrize("literal", ["true", "[350]", '{"value": "350.00"}'])
+def test_an_amount_that_is_no_number_is_asked_for_as_a_string_not_told_it_is_a_number(coalition, literal):
+    # a till that sent true or a list is told what to send, not that it sent a JSON number
+    text = (
+        '{"external_id": "t1", "type": "earn", "partner_id": "skyair", "member_id": "m1", '
+        f'"occurred_at": "{days_ago(3)}", "amount": {literal}, "currency": "EUR"}}'
+    )
+    body = assert_error(raw_post(coalition, "/api/v1/transactions", text), 422)
+    assert body["errors"]["json"]["amount"] == ['must be a string such as "350.00"']
+    assert list_all(coalition) == []
+
+
 def test_a_batch_item_with_a_json_number_for_its_amount_is_its_own_422(coalition):
     items = [earn_body(external_id="t1"), {**earn_body(external_id="t2"), "amount": 350}]
     results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
