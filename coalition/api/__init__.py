@@ -23,7 +23,6 @@ from coalition.api.answers import AnswerFields
 from coalition.api.converters import MemberId, member_id_schema
 from coalition.api.errors import (
     DATABASE_UNAVAILABLE,
-    INVALID_FIELDS,
     MALFORMED_JSON,
     NOT_JSON,
     SHARED_ERRORS,
@@ -32,6 +31,7 @@ from coalition.api.errors import (
     database_away,
     domain_error_body,
     error_body,
+    invalid_fields,
     unauthenticated,
 )
 from coalition.api.fields import DecimalString
@@ -171,7 +171,12 @@ class Api(flask_smorest.Api):
         """In the service's error format, keeping the headers the error carries besides its
         body's type (a 405's ``Allow``)."""
         payload, code, headers = super().handle_http_exception(error)
-        message = payload.get("message", error.description if code != 422 else INVALID_FIELDS)
+        if "message" in payload:
+            message = payload["message"]
+        else:
+            message = (
+                invalid_fields(payload.get("errors") or {}) if code == 422 else error.description
+            )
         carried = {name: value for name, value in error.get_headers() if name != "Content-Type"}
         body = error_body(code, message, errors=payload.get("errors"))
         return body, code, {**carried, **(headers or {})}

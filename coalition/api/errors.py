@@ -16,6 +16,7 @@ from coalition.domain.errors import (
     MissingFx,
     NotFound,
     PeriodClosed,
+    fields_text,
 )
 from coalition.domain.settlement import Unbalanced
 from coalition.services.batches import NotWritten
@@ -129,7 +130,14 @@ SHARED_ERRORS = (
 )
 
 
-INVALID_FIELDS = "Invalid fields"
+def invalid_fields(errors: dict) -> str:
+    """A field validation's message, naming each field and what is wrong with it, as a
+    till that logs only ``message`` needs (``Invalid fields: amount: Not a valid
+    number.``); ``errors`` says the same by where each was sent, json, query or path."""
+    said = "; ".join(fields_text(by_field) for by_field in errors.values())
+    return f"Invalid fields: {said}" if said else "Invalid fields"
+
+
 AGAIN = (
     "try again: a transaction posted again with the same external_id answers as a replay"
     " if it was written"

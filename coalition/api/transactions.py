@@ -14,11 +14,11 @@ from coalition.api import Blueprint, database, log, principal, unavailable_log
 from coalition.api.answers import CSV, CSV_TEXT, Answer, attached, attachment
 from coalition.api.errors import (
     ANOTHER_PARTNERS_DATA,
-    INVALID_FIELDS,
     ErrorSchema,
     database_away,
     domain_error_body,
     error_body,
+    invalid_fields,
     unauthenticated,
 )
 from coalition.api.fields import (
@@ -407,7 +407,8 @@ def validated(item) -> dict | ValidationError:
 def _result(index: int, outcome) -> dict:
     """An item's result; a failed item's error is the body it would get posted alone."""
     if isinstance(outcome, ValidationError):
-        error = error_body(422, INVALID_FIELDS, errors={"json": outcome.messages})
+        errors = {"json": outcome.messages}
+        error = error_body(422, invalid_fields(errors), errors=errors)
     elif isinstance(outcome, CoalitionError):
         error = domain_error_body(outcome)
     elif isinstance(outcome, Unavailable):  # the items after those written, as posted alone

@@ -96,3 +96,14 @@ class PeriodClosed(CoalitionError):
 
 class IdempotencyConflict(CoalitionError):
     reason = "idempotency_conflict"
+
+
+def fields_text(messages) -> str:
+    """A field validation's messages by field, in one line, as a till's log or an operator's
+    terminal reads them: ``amount: Not a valid number.; currency: Missing data for
+    required field.`` (a nested field as ``transactions: 0: amount: …``)."""
+    if isinstance(messages, dict):
+        return "; ".join(f"{field}: {fields_text(inner)}" for field, inner in messages.items())
+    if isinstance(messages, list):
+        return " ".join(fields_text(message) for message in messages)
+    return str(messages)

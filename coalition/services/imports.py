@@ -33,7 +33,7 @@ from contextlib import contextmanager
 
 from coalition import auth, processes
 from coalition.db import Database, Unavailable, ledger_reads
-from coalition.domain.errors import CoalitionError, Invalid
+from coalition.domain.errors import CoalitionError, Invalid, fields_text
 from coalition.domain.lots import REVERSES
 from coalition.services import batches, ledger
 
@@ -227,18 +227,8 @@ def _reported(outcome) -> tuple[str, str | None]:
         return ("created" if outcome.created else "replayed"), None
     messages = getattr(outcome, "messages", None)
     if messages is not None:
-        return "failed", _fields_text(messages)
+        return "failed", fields_text(messages)
     if not isinstance(outcome, CoalitionError):
         return "failed", str(outcome)
     said = outcome.message if outcome.field is None else f"{outcome.field}: {outcome.message}"
     return "failed", said if outcome.reason == Invalid.reason else f"{said} ({outcome.reason})"
-
-
-def _fields_text(messages) -> str:
-    """A validation error's messages by field as an operator reads them in a terminal:
-    ``amount: Not a valid number.; currency: Missing data for required field.``."""
-    if isinstance(messages, dict):
-        return "; ".join(f"{field}: {_fields_text(inner)}" for field, inner in messages.items())
-    if isinstance(messages, list):
-        return " ".join(_fields_text(message) for message in messages)
-    return str(messages)

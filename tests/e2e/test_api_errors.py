@@ -1663,3 +1663,20 @@ def test_a_request_without_a_key_is_401_asking_for_a_bearer_key(client):
     assert response.status_code == 401
     assert response.get_json()["reason"] == "unauthenticated"
     assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_a_field_validations_message_names_each_field_and_what_is_wrong(coalition):
+    """A till that logs only ``message`` learned "Invalid fields" and nothing of which: the
+    message now says what ``errors`` says, field by field, and a batch item's the same."""
+    body = earn_body(amount=350, currency=None, extra="x")
+    answer = assert_error(coalition.post("/api/v1/transactions", json=body), 422)
+    by_field = answer["errors"]["json"]
+    assert set(by_field) == {"amount", "currency", "extra"}
+    assert answer["message"].startswith("Invalid fields: ")
+    for field, why in by_field.items():
+        assert f"{field}: {' '.join(why)}" in answer["message"]
+    assert 'amount: must be a string such as "350.00"' in answer["message"]
+    item = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": [body]}), 200)
+    assert item["results"][0]["error"] == answer
+    query = assert_error(coalition.get("/api/v1/transactions?limit=0"), 422)
+    assert query["message"] == "Invalid fields: limit: " + " ".join(query["errors"]["query"]["limit"])

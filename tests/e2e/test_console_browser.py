@@ -1012,7 +1012,8 @@ def test_hold_days_that_are_not_a_whole_number_are_refused_in_the_form_as_typed(
     hold.clear()
     hold.send_keys(typed)
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-partner] button[type=submit]").click()
-    form_error_saying(browser, "hold_days: Not a whole number")  # the API's 422 for the field
+    error = form_error_saying(browser, "hold_days: Not a whole number")  # the API's 422 for the field
+    assert error.text.count("hold_days:") == 1  # in the message, which names the field, once
     assert browser.find_element(By.ID, "hold_days").get_attribute("value") == typed  # kept as typed
     expect(operator.get("/api/v1/partners/bakery"), 404)
 

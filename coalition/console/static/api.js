@@ -25,8 +25,11 @@ export class ApiError extends Error {
 function describe(status, body) {
   if (body?.reason === "database_unavailable") return DATABASE_AWAY;
   const message = (body && body.message) || `The service answered ${status}${status >= 500 ? "; try again in a moment" : ""}.`;
-  // a rule broken by one field names it under errors with the message itself: say it once
-  const fields = body && body.errors ? flatten(body.errors).filter((line) => !line.endsWith(`: ${message}`)) : [];
+  // a rule broken by one field names it under errors with the message itself, and a field
+  // validation's message names each field with what is wrong: say each once
+  const fields = body && body.errors
+    ? flatten(body.errors).filter((line) => !line.endsWith(`: ${message}`) && !message.includes(line))
+    : [];
   return fields.length ? `${message}: ${fields.join("; ")}` : message;
 }
 
