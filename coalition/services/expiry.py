@@ -72,12 +72,14 @@ def expire_due(
 
 def _locked_due(session, due_by: datetime, limit: int) -> tuple[dict, list]:
     """The lots read as due, held under their members' locks, and those of them still due
-    once locked. Another unit of work (a close, another instance's run) may empty the
-    lots read before the locks are granted: the next due are read then, so that a batch
-    that expires none means that none is due, which ends the job's run. (Emptied, they
-    have left the index the next read takes; the read is not repeated otherwise.)"""
+    once locked. The calendar is locked before they are read, so that a close, which
+    expires what fell due in the periods it closes, is over by then. Another run, or a
+    backdated burn, may still empty the lots read before their members' locks are
+    granted: the next due are read then, so that a batch that expires none means that
+    none is due, which ends the job's run. (Emptied, they have left the index the next
+    read takes; the read is not repeated otherwise.)"""
+    calendar.lock_calendar(session)
     while due := ledger_reads.lots_due(session, due_by, limit):
-        calendar.lock_calendar(session)
         ledger_reads.lock_members(session, {member_id for _, member_id in due})
         held = ledger_reads.lots(session, lot_ids=[lot_id for lot_id, _ in due])
         lots = [rows.as_lot(row) for row in held.values()]
