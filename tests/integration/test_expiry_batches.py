@@ -8,16 +8,19 @@ with no index by lot, each read every allocation of the ledger
 (docs/performance-log.md, "Expiry at scale").
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
+from coalition.db import locks
 from coalition.services import expiry
 from tests.conftest import days_ago
 from tests.e2e.helpers import bonus, expect
 from tests.plans import analyze_a_ledger_of_many_members, generic_plan, scans, sent
+from tests.threads import until_waiting_on_locks
 
 
 def _lot(operator, external_id: str, member_id: str, points: int, age_days: float) -> int:
@@ -130,3 +133,27 @@ def test_a_batch_whose_lots_another_run_expired_first_goes_on_to_the_next_due(
     monkeypatch.setattr(expiry.ledger_reads, "lots_due", read_then_expired_by_another)
     assert database.run(lambda session: expiry.expire_due(session, now, limit=1)) == 1
     assert _remaining(database) == {first: 0, later: 0}
+
+
+@pytest.mark.postgres
+def test_a_batch_waits_for_a_running_close_before_it_reads_the_lots_due(operator, database, monkeypatch):
+    """A close holds the calendar lock exclusively and expires what fell due in the periods
+    it closes. A batch that read its lots before waiting found them emptied once the close
+    committed, and read a second set of members to lock beside the first, out of order
+    (a deadlock against a posting of both). It reads none until the close is over."""
+    expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
+    lot = _lot(operator, "b-1", "m-b", 30, age_days=3)
+    now = datetime.now(UTC)
+    read_due = expiry.ledger_reads.lots_due
+    reads = []
+    monkeypatch.setattr(expiry.ledger_reads, "lots_due", lambda *a: reads.append(1) or read_due(*a))
+    with database.engine.connect() as close:
+        locks.hold(close, locks.CALENDAR)  # exclusive, as a close holds it
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            batch = pool.submit(database.run, lambda session: expiry.expire_due(session, now))
+            until_waiting_on_locks(database.engine, 1, unless=batch.done)
+            read_while_closing = len(reads)
+            close.rollback()
+            assert batch.result(timeout=60) == 1
+    assert read_while_closing == 0
+    assert _remaining(database) == {lot: 0}
