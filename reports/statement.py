@@ -400,11 +400,14 @@ def _figures(statement: Mapping) -> list[Flowable]:
     ]
     gutter = 8 * mm
     column = (_WIDTH - gutter) / 2
+    widths = [column * 0.5, column * 0.5 + gutter, column * 0.66, column * 0.34]
+    money_room = widths[0] + widths[1] - gutter - _CELL_PADDING  # to the value's right padding
     table = Table(
         rows,
-        colWidths=[column * 0.5, column * 0.5 + gutter, column * 0.66, column * 0.34],
+        colWidths=widths,
         style=styles.GRID
         + [
+            ("FONTSIZE", (1, 1), (1, -1), _figure_size(money_rows, money_room)),
             ("FONTNAME", (0, 0), (-1, 0), fonts.BOLD),
             ("TEXTCOLOR", (0, 0), (-1, 0), styles.ACCENT),
             ("LINEBELOW", (0, 0), (1, 0), 0.8, styles.ACCENT),
@@ -421,6 +424,20 @@ def _figures(statement: Mapping) -> list[Flowable]:
         ],
     )
     return [KeepTogether([_p("Figures for the period", styles.HEADING), table])]
+
+
+def _figure_size(rows: list[tuple[str, str]], room: float) -> float:
+    """The font size of the figures beside their labels in ``room`` (from the label's
+    start to the figure's end): the table's own, or smaller where a figure would run
+    into its label, as a net of 10³³ dong (10²¹ of a base worth 10¹² dong each) or a
+    rate written with twelve decimals would. Measured in bold, the net's font."""
+    size = styles.CELL.fontSize
+    scales = [
+        (room - _CELL_PADDING - pdfmetrics.stringWidth(label, fonts.BOLD, size))
+        / pdfmetrics.stringWidth(figure, fonts.BOLD, size)
+        for label, figure in rows
+    ]
+    return size * min(1, *scales)
 
 
 def _fees(statement: Mapping) -> list[Flowable]:

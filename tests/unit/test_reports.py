@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
 import pypdf
@@ -376,6 +377,36 @@ def test_figures_that_fit_keep_the_tables_own_size_and_columns():
     # short of the right margin
     right = 595.28 - 18 * 72 / 25.4 - 4 * 22 * 72 / 25.4 - 6
     assert abs(next(box for box in boxes if box[0] == "Points in")[2] - right) < 0.5
+
+
+@pytest.mark.parametrize(
+    "currency, summary",
+    [
+        # 10¹² points at 10⁹ BHD, converted at 10⁻¹² BHD per dong: 10³³ VND, 34 digits
+        ("VND", {"receivable": "1000000000000000000000.000", "payable": "0.000", "fees": "0.000",
+                 "net": "1000000000000000000000.000", "fx_rate": "0.000000000001",
+                 "net_in_currency": "1000000000000000000000000000000000", "liability": "0.000",
+                 "points_issued": 10**12, "liability_points": 10**12}),
+        # a rate at the limit, 10⁹ − 10⁻¹², with its twelve decimals
+        ("KWD", {"receivable": "0.000", "payable": "0.000", "fees": "30000000000000000000000.000",
+                 "net": "-30000000000000000000000.000", "fx_rate": "999999999.999999999999",
+                 "net_in_currency": "-30000000000000.000", "liability": "0.000"}),
+    ],
+)
+def test_figures_too_wide_for_the_figures_table_are_never_printed_over_their_labels(currency, summary):
+    """Each money figure stands clear of its label; past what the column holds, the
+    figures print smaller. "Net in VND" ran under a net of 10³³ dong, and
+    "FX rate at period end" under a rate written with twelve decimals."""
+    statement = make_statement(base_currency="BHD", currency=currency, counterparties=[], late_items=[],
+                               summary={"currency": currency, "fx_rate": "0.4", "net_in_currency": "0.000",
+                                        **{key: "0.000" for key in ("receivable", "payable", "fees", "net",
+                                                                    "liability")}, **summary})
+    first = drawn_boxes(render_pdf(statement))[0]
+
+    assert overprinted(first) == []
+    drawn = {box[0] for box in first}
+    assert f"{Decimal(summary['net_in_currency']):,} {currency}" in drawn
+    assert f"{summary['fx_rate']} BHD per {currency}" in drawn
 
 
 def test_counterparty_name_with_a_tab_or_line_break_prints_spaced_in_chart_and_table():
