@@ -254,6 +254,72 @@ def test_a_net_of_29_digits_in_the_partners_currency_closes_exactly(operator):
     assert (entry["net"], entry["net_in_currency"]) == ("10000000000000000.00", str(10**28))
 
 
+def test_a_coalition_settling_in_yen_rounds_each_pair_line_to_the_yen_half_to_even(operator):
+    """A base of no decimals (SPEC §3, §7): 1.000 KWD × 1000 = 1000 points at kw, spent at
+    0.1 JPY a point: 5 at jp = 0.5 → 0, 15 at tn = 1.5 → 2, 25 at vn = 2.5 → 2 (half away
+    from zero would give 1, 2, 3). kw's fees 1000 × 1.001 = 1001; net 0 − 4 − 1001 = −1005 JPY ÷ 2000 JPY a
+    dinar = −0.5025, a tie at the fils: −0.502 (half away from zero: −0.503)."""
+    start, _, period_id = previous_month()
+    expect(operator.put("/api/v1/settings", json={"base_currency": "JPY"}), 200)
+    for partner_id, currency in (("kw", "KWD"), ("jp", "JPY"), ("tn", "TND"), ("vn", "VND")):
+        add_partner(operator, partner_id, partner_id.upper(), "shop", currency)
+    add_rate(operator, "earn", "1000", partner_id="kw")
+    add_rate(operator, "redemption", "0.1")
+    add_rate(operator, "fee", "1.001", partner_id="kw")
+    for currency, value in (("KWD", "2000"), ("TND", "50"), ("VND", "0.006")):
+        add_rate(operator, "fx", value, currency=currency)
+    assert earn(operator, "m-earn", "kw", "m", at(start, 1), "1.000", "KWD")["points"] == 1000
+    for day, (redeemer, points) in enumerate((("jp", 5), ("tn", 15), ("vn", 25)), start=2):
+        burn(operator, f"m-burn-{redeemer}", redeemer, "m", at(start, day), points)
+    settled = close(operator, period_id)
+    lines = {(line["issuer_id"], line["redeemer_id"]): line["value"] for line in settled["pair_lines"]}
+    assert lines == {("kw", "jp"): "0", ("kw", "tn"): "2", ("kw", "vn"): "2"}
+    kw = partner_entry(settled, "kw")
+    assert [kw[key] for key in ("payable", "fees", "net", "net_in_currency")] == ["4", "1001", "-1005", "-0.502"]
+    # vn: 2 JPY ÷ 0.006 = 333.33… → 333 VND; tn: 2 ÷ 50 = 0.04 → 0.040 TND
+    assert partner_entry(settled, "vn")["net_in_currency"] == "333"
+    assert partner_entry(settled, "tn")["net_in_currency"] == "0.040"
+
+
+def test_a_coalition_settling_in_dinars_rounds_at_the_fils_and_converts_into_yen_cents_and_fils(operator):
+    """A base of three decimals (SPEC §3, §7), at 0.0001 KWD a point, every rounding a tie.
+    jp (JPY) issues 1015 points (1015 JPY × 1), eu (EUR) 1000 (10.00 EUR × 100), the
+    coalition 10. Pair lines: jp → eu 5 points = 0.0005 → 0.000; jp → bh 15 = 0.0015 → 0.002;
+    jp → tn 25 = 0.0025 → 0.002; eu → jp 35 = 0.0035 → 0.004; coalition → jp 10 = 0.001.
+    jp: fees 1015 × 0.0001 = 0.1015 → 0.102; net 0.005 − 0.004 − 0.102 = −0.101 KWD
+    ÷ 0.002 KWD a yen = −50.5 → −50 JPY; liability (1015 − 45) × 0.0001 = 0.097.
+    eu: fees 1000 × 0.000002 = 0.002; net 0 − 0.004 − 0.002 = −0.006 ÷ 0.4 = −0.015
+    → −0.02 EUR; liability (1000 − 35) × 0.0001 = 0.0965 → 0.096.
+    bh: net 0.002 ÷ 0.8 = 0.0025 → 0.002 BHD. Half away from zero would give the first
+    three lines 0.001, 0.003 and 0.003, jp −51 JPY, eu a liability of 0.097 and bh 0.003."""
+    start, _, period_id = previous_month()
+    expect(operator.put("/api/v1/settings", json={"base_currency": "KWD"}), 200)
+    for partner_id, currency in (("jp", "JPY"), ("eu", "EUR"), ("bh", "BHD"), ("tn", "TND")):
+        add_partner(operator, partner_id, partner_id.upper(), "shop", currency)
+    add_rate(operator, "earn", "1", partner_id="jp")
+    add_rate(operator, "earn", "100", partner_id="eu")
+    add_rate(operator, "redemption", "0.0001")
+    add_rate(operator, "fee", "0.0001", partner_id="jp")
+    add_rate(operator, "fee", "0.000002", partner_id="eu")
+    for currency, value in (("JPY", "0.002"), ("EUR", "0.4"), ("BHD", "0.8"), ("TND", "0.4")):
+        add_rate(operator, "fx", value, currency=currency)
+    earn(operator, "mj-earn", "jp", "mj", at(start, 1), "1015", "JPY")
+    earn(operator, "me-earn", "eu", "me", at(start, 1), "10.00", "EUR")
+    post(operator, external_id="mc-bonus", type="bonus", partner_id="coalition", member_id="mc",
+         occurred_at=at(start, 1), points=10, reason="goodwill")
+    for member, redeemer, points in (("mj", "eu", 5), ("mj", "bh", 15), ("mj", "tn", 25), ("me", "jp", 35),
+                                     ("mc", "jp", 10)):
+        burn(operator, f"{member}-burn-{redeemer}", redeemer, member, at(start, 2), points)
+    settled = close(operator, period_id)
+    lines = {(line["issuer_id"], line["redeemer_id"]): line["value"] for line in settled["pair_lines"]}
+    assert lines == {("jp", "eu"): "0.000", ("jp", "bh"): "0.002", ("jp", "tn"): "0.002",
+                     ("eu", "jp"): "0.004", ("coalition", "jp"): "0.001"}
+    figures = ("receivable", "payable", "fees", "net", "net_in_currency", "liability")
+    assert [partner_entry(settled, "jp")[key] for key in figures] == ["0.005", "0.004", "0.102", "-0.101", "-50", "0.097"]
+    assert [partner_entry(settled, "eu")[key] for key in figures] == ["0.000", "0.004", "0.002", "-0.006", "-0.02", "0.096"]
+    assert partner_entry(settled, "bh")["net_in_currency"] == "0.002"
+
+
 def test_rate_effective_inside_a_closed_period_is_409(operator):
     period_id = small_closed_month(operator)
     start, end, _ = previous_month()
