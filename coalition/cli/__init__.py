@@ -74,7 +74,14 @@ def db_copy(source_url):
     """
     with databases.source(source_url) as source, databases.opened(upgrade=True) as target:
         if databases.shown(source) == databases.shown(target):
-            raise click.ClickException("SOURCE_URL names the database COALITION_DATABASE_URL names")
+            if config.named_database():
+                raise click.ClickException(
+                    "SOURCE_URL names the database COALITION_DATABASE_URL names"
+                )
+            raise click.ClickException(
+                "SOURCE_URL names coalition.sqlite3 here, which a command uses without"
+                " COALITION_DATABASE_URL: set it to the new database to copy into"
+            )
         try:
             copied = copy.everything(source, target)
         except copy.NotEmpty as error:

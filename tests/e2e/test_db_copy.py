@@ -181,6 +181,22 @@ def test_a_database_is_not_copied_into_itself(database_url, copy_from):
     assert copy_from(database_url) == (1, "Error: SOURCE_URL names the database COALITION_DATABASE_URL names\n")
 
 
+def test_a_file_copied_into_itself_without_a_target_named_is_told_to_name_one(tmp_path, monkeypatch):
+    # README's `coalition db copy sqlite:///coalition.sqlite3`, run beside the pilot's file with
+    # COALITION_DATABASE_URL unset: the copy would go into that same file, which no variable named
+    monkeypatch.delenv("COALITION_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    database = database_of(create_app({"DATABASE_URL": f"sqlite:///{tmp_path / 'coalition.sqlite3'}"}))
+    migrate.upgrade(database)
+    database.dispose()
+
+    result = CliRunner().invoke(main, ["db", "copy", "sqlite:///coalition.sqlite3"], catch_exceptions=False)
+
+    assert (result.exit_code, result.output) == (1, (
+        "Error: SOURCE_URL names coalition.sqlite3 here, which a command uses without"
+        " COALITION_DATABASE_URL: set it to the new database to copy into\n"))
+
+
 @pytest.mark.postgres
 def test_a_ledger_postgresql_refuses_leaves_the_target_new(pilot, copy_from, database):
     # SQLite keeps no commit-time checks: a lot's remaining points changed by hand
