@@ -132,8 +132,9 @@ SHARED_ERRORS = (
 
 def invalid_fields(errors: dict) -> str:
     """A field validation's message, naming each field and what is wrong with it, as a
-    till that logs only ``message`` needs (``Invalid fields: amount: Not a valid
-    number.``); ``errors`` says the same by where each was sent, json, query or path."""
+    till that logs only ``message`` needs (``Invalid fields: amount: must be a string
+    such as "350.00"``); ``errors`` says the same by where each was sent, json, query
+    or path."""
     said = "; ".join(fields_text(by_field) for by_field in errors.values())
     return f"Invalid fields: {said}" if said else "Invalid fields"
 
