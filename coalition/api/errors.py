@@ -7,7 +7,7 @@ import marshmallow
 from werkzeug.http import HTTP_STATUS_CODES
 
 from coalition import auth
-from coalition.db import Busy, SchemaNotCurrent, Unavailable
+from coalition.db import Busy, SchemaNotCurrent, TakesNoWrites, Unavailable
 from coalition.domain.errors import (
     CoalitionError,
     Conflict,
@@ -97,8 +97,9 @@ UNAUTHENTICATED = SharedError(
 DATABASE_UNAVAILABLE = SharedError(
     503,
     "DATABASE_UNAVAILABLE",
-    "database_unavailable: the service cannot reach its database, or waited too long for"
-    " another's lock on it (a close, say); ask again after"
+    "database_unavailable: the service cannot reach its database, its database takes no"
+    " writes (read-only, or its disk full), or it waited too long for another's lock on it"
+    " (a close, say); ask again after"
     " Retry-After seconds (a transaction posted again answers as a replay if it was written);"
     " schema_not_current: the database does not have this release's schema, until its"
     " operator runs `coalition db upgrade`",
@@ -144,6 +145,10 @@ AGAIN = (
     " if it was written"
 )
 UNAVAILABLE = f"the service cannot reach its database just now; {AGAIN}"
+TAKES_NO_WRITES = (
+    "the service's database takes no writes just now (it is read-only, a standby after a"
+    f" failover say, or its disk is full); {AGAIN}"
+)
 BUSY = (
     "the service waited too long for other work on the database (a period being closed,"
     f" say) to let go of what this request needs; {AGAIN}"
@@ -158,10 +163,13 @@ def unavailable(message: str, reason: str = "database_unavailable"):
 
 def database_away(error: Unavailable):
     """The 503 of a request, or a batch's item, the database failed: its tables gone
-    (``schema_not_current``, as /readyz says until the schema is made), itself, or a
-    lock waited for past its limit, behind a close, say: a database that answers."""
+    (``schema_not_current``, as /readyz says until the schema is made), itself, its
+    writes, or a lock waited for past its limit, behind a close, say: a database that
+    answers."""
     if isinstance(error, SchemaNotCurrent):
         return unavailable(error.why, "schema_not_current")
+    if isinstance(error, TakesNoWrites):
+        return unavailable(TAKES_NO_WRITES)
     return unavailable(BUSY if isinstance(error, Busy) else UNAVAILABLE)
 
 

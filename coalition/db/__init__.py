@@ -158,6 +158,12 @@ class Busy(Unavailable):
     """
 
 
+class TakesNoWrites(Unavailable):
+    """The database answers, but refuses to write: a PostgreSQL standby after a failover or
+    a server out of disk (:data:`TAKES_NO_WRITES_SQLSTATES`), a SQLite file that cannot be
+    written (:func:`unwritable`). Reads are served as ever."""
+
+
 def is_unavailable(error: DBAPIError) -> bool:
     """A connection found broken, or one the server never answered: psycopg's error
     then carries no SQLSTATE (refused, reset, timed out), where a server's always does;
@@ -205,12 +211,10 @@ def reaching():
                 f"the database kept this waiting on other work's lock too long ({reason})"
             ) from error
         if unwritable(error):
-            state = "file cannot be written"
-        elif getattr(error.orig, "sqlstate", None) in TAKES_NO_WRITES_SQLSTATES:
-            state = "takes no writes now"
-        else:
-            state = "cannot be reached"
-        raise Unavailable(f"the database {state} ({reason})") from error
+            raise TakesNoWrites(f"the database file cannot be written ({reason})") from error
+        if getattr(error.orig, "sqlstate", None) in TAKES_NO_WRITES_SQLSTATES:
+            raise TakesNoWrites(f"the database takes no writes now ({reason})") from error
+        raise Unavailable(f"the database cannot be reached ({reason})") from error
 
 
 def busy(error: DBAPIError) -> bool:

@@ -96,8 +96,13 @@ def test_a_read_only_database_answers_writes_503_and_reads_as_ever(private):
     expect(operator.post("/api/v1/transactions", json={**EARN, "external_id": "w-1", "occurred_at": days_ago(2)}))
     one = {**EARN, "external_id": "w-2", "occurred_at": days_ago(1)}
     with read_only(name):
-        assert_unavailable(operator.post("/api/v1/transactions", json=one))
-        assert_unavailable(operator.post("/api/v1/transactions/batch", json={"transactions": [one]}))
+        posting = operator.post("/api/v1/transactions", json=one)
+        assert_unavailable(posting)
+        # not "cannot reach its database", which it reads from as ever
+        assert posting.get_json()["message"].startswith("the service's database takes no writes just now")
+        batch = operator.post("/api/v1/transactions/batch", json={"transactions": [one]})
+        assert_unavailable(batch)
+        assert batch.get_json()["message"] == posting.get_json()["message"]
         assert_unavailable(operator.post("/api/v1/rates", json={
             "kind": "earn", "value": "0.2", "partner_id": "aroma", "effective_from": days_ago(1)}))
         assert expect(operator.get("/api/v1/members/card-1/balance"), 200)["available"] == 10

@@ -50,6 +50,7 @@ def test_the_api_answers_writes_503_and_reads_as_ever(read_only_url):
                      operator.post("/api/v1/transactions/batch", json={"transactions": [earn]})):
         assert response.status_code == 503, response.get_json()
         assert response.get_json()["reason"] == "database_unavailable"
+        assert response.get_json()["message"].startswith("the service's database takes no writes just now")
     assert balance(operator, "card-1")["available"] == 10
     database_of(app).dispose()
 
