@@ -8,7 +8,8 @@ lands, late, in the next one. A change that postings depend on (the
 calendar, the base currency, a partner's currency, a new rate) holds it
 exclusively, so it cannot miss a posting in flight, nor a rate slip into a
 period a close is closing; so does a partner's suspension, so that none of
-its postings is recorded after it. SQLite serialises writers anyway.
+its postings is recorded after it. SQLite serialises writers anyway, with the
+file's write lock, which the calendar lock takes there.
 """
 
 from datetime import UTC, datetime
@@ -25,8 +26,12 @@ from coalition.services import catalog
 def lock_calendar(session, exclusive: bool = False) -> None:
     """Take the calendar lock for this transaction, before any write to reference data:
     such a write locks the settings row (its generation, :mod:`catalog`), which a close
-    locks after the calendar, so the other order could deadlock with a close."""
+    locks after the calendar, so the other order could deadlock with a close. On SQLite
+    the lock is the file's, which a unit of work that writes takes as it begins (``BEGIN
+    IMMEDIATE``): begun here, so that what is dated once locked (a close) is dated after
+    the postings that held the file before it."""
     if not on_postgresql(session):
+        session.connection()
         return
     locks.hold(session, locks.CALENDAR, shared=not exclusive)
     catalog.forget(session)  # what was read before the lock may predate a close

@@ -1,14 +1,21 @@
 """On SQLite a request that reads takes no write lock (decisions.md, "SQLite is opened in WAL
 mode"): it begins deferred and reads a snapshot of the WAL, where every request, reads and
 authentication included, began ``BEGIN IMMEDIATE`` and queued for the file behind every
-posting, and a KPI request counting for seconds held every till up."""
+posting, and a KPI request counting for seconds held every till up. A close, which
+writes, is dated once it holds the file, as on PostgreSQL once it holds the calendar lock."""
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.engine import make_url
 
 from coalition import create_app, database_of
 from coalition import db as coalition_db
-from tests.conftest import POSTGRES_URL, Caller, held_for_writing
+from coalition.services import calendar, settlement
+from tests.conftest import POSTGRES_URL, Caller, days_ago, held_for_writing
 from tests.e2e.helpers import burn, earn, expect, setup_coalition
 
 pytestmark = pytest.mark.skipif(bool(POSTGRES_URL), reason="SQLite's write lock")
@@ -48,3 +55,32 @@ def test_reads_are_answered_while_a_writer_holds_the_file_and_writes_still_wait(
         assert expect(instance.post("/api/v1/transactions", json=second))["points"] == 1
     finally:
         database_of(app).dispose()
+
+
+def test_a_close_that_waits_for_the_file_is_dated_once_it_holds_it(
+    operator, database, database_url, monkeypatch
+):
+    """decisions.md: a close is dated when it holds the calendar lock, so that no posting it
+    settles reads as recorded after it. Dated before it had the file, a close that waited
+    for postings committing meanwhile settled them in the period it closed, not late, each
+    recorded after its closed_at (11 of them, over 31 ms, under four tills over HTTP)."""
+    expect(operator.put("/api/v1/settings", json={"period": "daily"}), 200)
+    setup_coalition(operator)
+    expect(earn(operator, "e-1", "m1", "10.00", partner_id="skyair", occurred_at=days_ago(2)))
+    closing = (datetime.now(UTC) - timedelta(days=2)).strftime("%Y-%m-%d")
+    asked = threading.Event()
+    lock_calendar = calendar.lock_calendar
+    monkeypatch.setattr(
+        calendar,
+        "lock_calendar",
+        lambda session, **how: asked.set() or lock_calendar(session, **how),
+    )
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with held_for_writing(make_url(database_url).database):
+            close = pool.submit(database.run, settlement.close, closing, datetime.now(UTC))
+            assert asked.wait(timeout=30)
+            time.sleep(0.2)  # long enough for the close to date itself, were it to do so now
+            released = datetime.now(UTC)
+        close.result(timeout=60)
+    (period,) = [p for p in expect(operator.get("/api/v1/periods"), 200) if p["id"] == closing]
+    assert datetime.fromisoformat(period["closed_at"]) >= released
