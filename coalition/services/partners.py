@@ -37,15 +37,16 @@ def create(session, fields: dict) -> models.Partner:
 
 
 def update(session, partner_id: str, fields: dict) -> models.Partner:
-    known = catalog.current(session).partners.get(partner_id)
-    if known is not None and (
-        fields.get("currency", known.currency) != known.currency
-        or (fields.get("status") == "suspended" and known.status != "suspended")
+    partner = get(session, partner_id)
+    if fields.get("currency", partner.currency) != partner.currency or (
+        fields.get("status") == "suspended" and partner.status != "suspended"
     ):
         # postings in flight commit first: counted below, and none recorded after a
-        # suspension (a suspended partner has none in flight to wait for when reactivated)
+        # suspension (a suspended partner has none in flight to wait for when reactivated).
+        # Judged by the row as it is written, not the catalog: a change committed between
+        # the two reads made a value sent back as it was a change that did not wait
         calendar.lock_calendar(session, exclusive=True)
-    partner = get(session, partner_id)
+        session.refresh(partner)
     if fields.pop("id", partner_id) != partner_id:
         raise Invalid(
             "is the partner's id, which cannot be changed: add a partner under the new id",

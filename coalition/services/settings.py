@@ -6,7 +6,7 @@ from coalition.db import models
 from coalition.domain import money, periods
 from coalition.domain.errors import Conflict, Invalid
 from coalition.domain.partners import OPERATOR_PARTNER
-from coalition.services import calendar, catalog
+from coalition.services import calendar
 
 FROZEN = ("base_currency", "timezone", "period")  # once anything is posted or closed
 
@@ -17,11 +17,14 @@ def load(session) -> models.Settings:
 
 def update(session, changes: dict) -> models.Settings:
     """Apply the given fields; calendar and currency freeze once the ledger depends on them."""
-    known = catalog.current(session).settings
-    if any(changes.get(field, getattr(known, field)) != getattr(known, field) for field in FROZEN):
-        # postings in flight commit first, so they count below
-        calendar.lock_calendar(session, exclusive=True)
     settings = load(session)
+    if any(
+        changes.get(field, getattr(settings, field)) != getattr(settings, field) for field in FROZEN
+    ):
+        # postings in flight commit first, so they count below; judged by the row as it
+        # is written, as for a partner (services.partners.update)
+        calendar.lock_calendar(session, exclusive=True)
+        session.refresh(settings)
     changes = {
         field: value for field, value in changes.items() if getattr(settings, field) != value
     }

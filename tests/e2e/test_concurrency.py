@@ -41,7 +41,7 @@ from sqlalchemy.engine import make_url
 from coalition import auth, jobs
 from coalition.db import Database, horizon
 from coalition.api.transactions import validated
-from coalition.services import calendar, expiry, imports, ledger, settlement
+from coalition.services import calendar, expiry, imports, ledger, partners, settlement
 from coalition.services import settings as settings_service
 from tests.conftest import POSTGRES_URL, days_ago
 from tests.e2e.helpers import add_partner, add_rate, earn, expect, list_all, till_of
@@ -1062,6 +1062,62 @@ def test_a_change_the_ledger_depends_on_waits_for_a_posting_in_flight_and_is_the
     assert reply.status_code == 409, reply.get_json()
     assert expect(local_operator.get("/api/v1/partners/aroma"), 200)["currency"] == "RUB"
     assert expect(local_operator.get("/api/v1/settings"), 200)["timezone"] == "UTC"
+
+
+@pytest.mark.parametrize("change", [
+    ("/api/v1/partners/aroma", {"currency": "EUR"}, {"currency": "RUB"}, "EUR"),
+    ("/api/v1/settings", {"timezone": "Europe/Moscow"}, {"timezone": "UTC"}, "RUB"),
+    ("/api/v1/partners/aroma", {"status": "active"}, {"status": "suspended"}, "RUB"),
+], ids=["a partner's currency", "the calendar", "a suspension"])
+def test_a_change_sent_as_read_before_another_change_committed_waits_for_postings_in_flight(
+        database_url, local_operator, monkeypatch, change):
+    """Operator B sends back a value as it was (RUB, UTC, suspended) while operator A
+    changes it (EUR, Moscow, active). B decided whether to wait for postings from the
+    reference data it read before A committed, where its value was no change, and then
+    wrote it over A's without waiting: a posting checked against A's value in flight
+    meanwhile was not counted (the currency or calendar went back under an earn in EUR,
+    dated in Moscow's December), or committed after the suspension was answered.
+
+    B is held between its read of the reference data and its read of the row it
+    changes (some milliseconds over HTTP: 2 in 300 rounds of PATCH EUR, PATCH RUB and
+    an earn in EUR, released together against gunicorn, ended with an earn in EUR at
+    a partner in RUB)."""
+    path, first, back, currency = change
+    send = local_operator.patch if "partners" in path else local_operator.put
+    add_partner(local_operator, "aroma", "RUB", "cafe")
+    add_rate(local_operator, "earn", "0.1", partner_id="aroma")
+    if back.get("status"):
+        expect(local_operator.patch("/api/v1/partners/aroma", json={"status": "suspended"}), 200)
+    module, name = (partners, "get") if "partners" in path else (settings_service, "load")
+    read, go = threading.Event(), threading.Event()
+
+    def row_read_late(session, *args, read_row=getattr(module, name)):
+        if not read.is_set():  # B's, the first after this: the others pass
+            read.set()
+            assert go.wait(timeout=WAIT)
+        return read_row(session, *args)
+
+    monkeypatch.setattr(module, name, row_read_late)
+    request = validated(earn_body("race-4", "m-race", "aroma", "100.00", days_ago(1)))
+    request["currency"] = currency
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        sent_back = pool.submit(send, path, json=back)
+        assert read.wait(timeout=WAIT)
+        expect(send(path, json=first), 200)
+        with posting_held_open(database_url, request):
+            go.set()
+            until_queued_or_done(database_url, sent_back)
+            answered_while_posting = sent_back.done()
+        reply = sent_back.result(timeout=WAIT)
+    assert not answered_while_posting, reply.get_json()
+    if back.get("status"):
+        assert expect(reply, 200)["status"] == "suspended"
+    else:
+        assert (reply.status_code, reply.get_json()["reason"]) == (409, f"{next(iter(back))}_fixed".replace(
+            "timezone", "calendar")), reply.get_json()
+    (posted,) = list_all(local_operator)
+    assert posted["currency"] == expect(local_operator.get("/api/v1/partners/aroma"), 200)["currency"]
+    assert expect(local_operator.get("/api/v1/settings"), 200)["timezone"] == first.get("timezone", "UTC")
 
 
 def test_no_posting_of_a_partner_is_recorded_after_its_suspension(database_url, local_operator):
