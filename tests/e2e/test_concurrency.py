@@ -1065,41 +1065,41 @@ def test_a_change_the_ledger_depends_on_waits_for_a_posting_in_flight_and_is_the
 
 
 @pytest.mark.parametrize("change", [
-    ("/api/v1/partners/aroma", {"currency": "EUR"}, {"currency": "RUB"}, "EUR"),
-    ("/api/v1/settings", {"timezone": "Europe/Moscow"}, {"timezone": "UTC"}, "RUB"),
-    ("/api/v1/partners/aroma", {"status": "active"}, {"status": "suspended"}, "RUB"),
+    ("/api/v1/partners/aroma", {"currency": "EUR"}, {"currency": "RUB"}, "EUR", "currency_fixed"),
+    ("/api/v1/settings", {"timezone": "Europe/Moscow"}, {"timezone": "UTC"}, "RUB", "calendar_fixed"),
+    ("/api/v1/partners/aroma", {"status": "active"}, {"status": "suspended"}, "RUB", None),
 ], ids=["a partner's currency", "the calendar", "a suspension"])
 def test_a_change_sent_as_read_before_another_change_committed_waits_for_postings_in_flight(
         database_url, local_operator, monkeypatch, change):
     """Operator B sends back a value as it was (RUB, UTC, suspended) while operator A
-    changes it (EUR, Moscow, active). B decided whether to wait for postings from the
-    reference data it read before A committed, where its value was no change, and then
-    wrote it over A's without waiting: a posting checked against A's value in flight
-    meanwhile was not counted (the currency or calendar went back under an earn in EUR,
-    dated in Moscow's December), or committed after the suspension was answered.
+    changes it (EUR, Moscow, active). B judged whether to wait for postings by the
+    reference data it read before A committed, where its value was no change, then
+    read the row after A committed and wrote its value over A's without waiting: an
+    earn checked against A's value in flight meanwhile was not counted (the currency
+    went back to RUB under an earn in EUR, the calendar to UTC under a transaction
+    in Moscow's period), or committed after the suspension was answered.
 
-    B is held between its read of the reference data and its read of the row it
-    changes (some milliseconds over HTTP: 2 in 300 rounds of PATCH EUR, PATCH RUB and
-    an earn in EUR, released together against gunicorn, ended with an earn in EUR at
-    a partner in RUB)."""
-    path, first, back, currency = change
+    B is held between those two reads, a round trip apart over HTTP: 2 in 300 rounds
+    of PATCH EUR, PATCH RUB and an earn in EUR released together against gunicorn
+    left an earn in EUR at a partner in RUB."""
+    path, first, back, currency, refused = change
     send = local_operator.patch if "partners" in path else local_operator.put
     add_partner(local_operator, "aroma", "RUB", "cafe")
     add_rate(local_operator, "earn", "0.1", partner_id="aroma")
-    if back.get("status"):
+    if refused is None:
         expect(local_operator.patch("/api/v1/partners/aroma", json={"status": "suspended"}), 200)
-    module, name = (partners, "get") if "partners" in path else (settings_service, "load")
+    module, loader = (partners, "get") if "partners" in path else (settings_service, "load")
+    original = getattr(module, loader)
     read, go = threading.Event(), threading.Event()
 
-    def row_read_late(session, *args, read_row=getattr(module, name)):
-        if not read.is_set():  # B's, the first after this: the others pass
+    def row_read_late(session, *args):
+        if not read.is_set():  # B's, the first read of the row from here on
             read.set()
             assert go.wait(timeout=WAIT)
-        return read_row(session, *args)
+        return original(session, *args)
 
-    monkeypatch.setattr(module, name, row_read_late)
-    request = validated(earn_body("race-4", "m-race", "aroma", "100.00", days_ago(1)))
-    request["currency"] = currency
+    monkeypatch.setattr(module, loader, row_read_late)
+    request = validated({**earn_body("race-4", "m-race", "aroma", "100.00", days_ago(1)), "currency": currency})
     with ThreadPoolExecutor(max_workers=1) as pool:
         sent_back = pool.submit(send, path, json=back)
         assert read.wait(timeout=WAIT)
@@ -1110,11 +1110,10 @@ def test_a_change_sent_as_read_before_another_change_committed_waits_for_posting
             answered_while_posting = sent_back.done()
         reply = sent_back.result(timeout=WAIT)
     assert not answered_while_posting, reply.get_json()
-    if back.get("status"):
+    if refused is None:
         assert expect(reply, 200)["status"] == "suspended"
     else:
-        assert (reply.status_code, reply.get_json()["reason"]) == (409, f"{next(iter(back))}_fixed".replace(
-            "timezone", "calendar")), reply.get_json()
+        assert (reply.status_code, reply.get_json()["reason"]) == (409, refused)
     (posted,) = list_all(local_operator)
     assert posted["currency"] == expect(local_operator.get("/api/v1/partners/aroma"), 200)["currency"]
     assert expect(local_operator.get("/api/v1/settings"), 200)["timezone"] == first.get("timezone", "UTC")
