@@ -159,7 +159,7 @@ def _stop_after_the_slice():
     (Stopped mid-slice, the rows of that slice refused so far were never counted: going
     on from the slice's first line decided them anew.)"""
     stop = _StopAsked()
-    with interrupts.handled(stop, signal.SIGINT, signal.SIGTERM):
+    with interrupts.handled(stop, signal.SIGINT, *interrupts.STOPPING):
         yield stop
 
 

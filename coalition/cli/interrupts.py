@@ -1,18 +1,24 @@
-"""Signals a command turns into what it can say: a SIGTERM (``kill``, ``timeout``) stops it
-as Ctrl-C does, and the command tells what was kept, instead of ending in silence."""
+"""Signals a command turns into what it can say: a SIGTERM (``kill``, ``timeout``) or a
+SIGHUP (the terminal it runs in closed: an SSH session lost) stops it as Ctrl-C does, and
+the command tells what was kept, instead of ending in silence."""
 
 import signal
 from contextlib import contextmanager
 
+#: The signals besides Ctrl-C's SIGINT that stop a command as Ctrl-C does: its output,
+#: redirected to a file, then says what was kept (a hangup ended an import in silence,
+#: leaving no line to go on from)
+STOPPING = (signal.SIGTERM, signal.SIGHUP)
+
 
 @contextmanager
 def terminate_as_interrupt():
-    """SIGTERM raises KeyboardInterrupt, as Ctrl-C does, until the block ends."""
+    """SIGTERM and SIGHUP raise KeyboardInterrupt, as Ctrl-C does, until the block ends."""
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
 
-    with handled(interrupt, signal.SIGTERM):
+    with handled(interrupt, *STOPPING):
         yield
 
 

@@ -134,13 +134,19 @@ def _processes(jobs: int, url: str) -> ProcessPoolExecutor:
 
     Ctrl-C is the main process's: it stops after the slice in flight, which the
     workers finish, instead of each worker dying with a traceback. So the workers
-    are spawned with SIGINT ignored (:func:`_sigint_held`). SIGTERM is left to end
-    a worker: the pool terminates the others with it when one dies.
+    are spawned with SIGINT ignored (:func:`_held`), and SIGHUP, which a closing
+    terminal sends them too, as does multiprocessing's resource tracker, which
+    the pool starts (it ignores SIGINT and SIGTERM itself; a hangup ended it,
+    with a traceback per lock). SIGTERM is left to end a worker: the pool
+    terminates the others with it when one dies.
     """
     spawn = multiprocessing.get_context("spawn")  # a fork would share the engine's sockets
-    executor = ProcessPoolExecutor(jobs, spawn, initializer=_start_worker, initargs=(os.getpid(),))
+    with _held({signal.SIGHUP}):  # not SIGINT: starting, the tracker unblocks it
+        executor = ProcessPoolExecutor(
+            jobs, spawn, initializer=_start_worker, initargs=(os.getpid(),)
+        )
     try:
-        with _sigint_held():
+        with _held({signal.SIGINT, signal.SIGHUP}):
             for _ in range(jobs):  # each submit spawns a worker, until there are ``jobs``
                 executor.submit(_connect, url)
     except BaseException:  # a Ctrl-C held while they were spawned
@@ -150,20 +156,21 @@ def _processes(jobs: int, url: str) -> ProcessPoolExecutor:
 
 
 @contextmanager
-def _sigint_held():
-    """SIGINT ignored, which a process spawned meanwhile keeps from its first
-    instruction (ignored by an initializer, it reached a worker still importing the
-    service, which died with a traceback); and blocked, so that a Ctrl-C meanwhile
-    is not lost but held (as Linux holds a blocked signal even while it is ignored)
-    and raised here once the handler is back. The import's process has one thread
-    then; another, not blocking SIGINT, would be given it and drop it."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _held(numbers: set[signal.Signals]):
+    """These signals ignored, which a process spawned meanwhile keeps from its first
+    instruction (ignored by an initializer, a Ctrl-C reached a worker still importing
+    the service, which died with a traceback); and blocked, so that one meanwhile is
+    not lost but held (as Linux holds a blocked signal even while it is ignored) and
+    raised here once the handler is back. The import's process has one thread then;
+    another, not blocking them, would be given one and drop it."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, numbers)
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in numbers}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, numbers)
 
 
 def _start_worker(parent: int) -> None:

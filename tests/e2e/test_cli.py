@@ -1663,6 +1663,26 @@ def test_sigterm_stops_an_import_as_ctrl_c_does_and_a_rerun_posts_the_rest(aroma
     assert expect(operator.get("/api/v1/members/card-0/balance"), 200)["lifetime_earned"] == 40 * 5
 
 
+@pytest.mark.postgres
+def test_a_hangup_stops_an_import_as_ctrl_c_does_and_a_rerun_posts_the_rest(aroma, operator, database_url,
+                                                                             tmp_path, running_import):
+    """The terminal closed (an SSH session lost): its hangup reaches the import, its workers and
+    multiprocessing's resource tracker. The import ended in silence, with no line to go on from
+    in the file its output was sent to; so did the tracker, with a traceback per lock."""
+    _bonus_file(tmp_path / "rows.csv", ROWS)
+    process = running_import(tmp_path / "rows.csv", posted=3000)
+    for pid in [process.pid, *children(process.pid)]:
+        os.kill(pid, signal.SIGHUP)
+    output, errors = process.communicate(timeout=60)
+    assert process.returncode == 1, errors
+    assert errors.strip().startswith("the import stopped: it was interrupted"), errors
+    assert "Traceback" not in errors and "--from-line" in errors, errors
+    created, replayed, failed = _counts(output)
+    assert 0 < created < ROWS and (replayed, failed) == (0, 0)
+    _rerun_posts_the_rest(database_url, tmp_path, created)
+    assert expect(operator.get("/api/v1/members/card-0/balance"), 200)["lifetime_earned"] == 40 * 5
+
+
 @pytest.mark.parametrize("args", [("keys", "create", "--role", "operator"), ("expire",)], ids=" ".join)
 def test_a_command_on_a_newer_releases_schema_says_so_in_one_line(tmp_path, monkeypatch, args):
     """An instance of the release before, restarted during a deploy: the upgrade raised
