@@ -153,13 +153,13 @@ def _going_on(path: str, from_line: int, last_line: int | None, in_flight: bool)
 
 @contextmanager
 def _stop_after_the_slice():
-    """While an import posts, the first Ctrl-C or SIGTERM asks it to stop once the slice
-    in flight is posted and counted, so that every row it decided is counted and none is
-    decided again by the import that goes on; a second one stops it at once.
+    """While an import posts, the first Ctrl-C, SIGTERM or hangup asks it to stop once the
+    slice in flight is posted and counted, so that every row it decided is counted and none
+    is decided again by the import that goes on; a second one stops it at once.
     (Stopped mid-slice, the rows of that slice refused so far were never counted: going
     on from the slice's first line decided them anew.)"""
     stop = _StopAsked()
-    with interrupts.handled(stop, signal.SIGINT, *interrupts.STOPPING):
+    with interrupts.handled(stop, signal.SIGINT, *interrupts.stopping()):
         yield stop
 
 

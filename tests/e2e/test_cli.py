@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import Executor, Future
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from concurrent.futures.process import BrokenProcessPool
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -468,6 +468,37 @@ def test_a_close_interrupted_says_nothing_was_closed_and_closes_all_when_run_aga
     assert [item["id"] for item in expect(operator.get("/api/v1/periods"), 200) if item["status"] == "closed"] == []
     monkeypatch.setattr(settlement, "_close_one", close_one)
     assert cli("close", period_id).exit_code == 0
+    listed = expect(operator.get("/api/v1/periods"), 200)
+    assert [item["id"] for item in listed if item["status"] == "closed"] == [before, period_id]
+
+
+@contextmanager
+def _started_under_nohup():
+    """SIGHUP ignored, as ``nohup`` starts a command so that it outlives its terminal."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGHUP, before)
+
+
+def test_a_close_started_under_nohup_goes_on_through_a_hangup(cli, operator, monkeypatch):
+    """The operator closed two months under nohup from an SSH session that then dropped:
+    the close was interrupted by the hangup nohup was there to keep from it, and rolled
+    back."""
+    start, _, period_id = previous_month()
+    _, _, before = previous_month(start)
+    expect(bonus(operator, "b-1", "m-1", 10, occurred_at=at(previous_month(start)[0], 25)), 201)
+    close_one = settlement._close_one
+
+    def hung_up(*args):
+        os.kill(os.getpid(), signal.SIGHUP)
+        return close_one(*args)
+
+    monkeypatch.setattr(settlement, "_close_one", hung_up)
+    with _started_under_nohup():
+        closed = cli("close", period_id)
+    assert closed.exit_code == 0, closed.output
     listed = expect(operator.get("/api/v1/periods"), 200)
     assert [item["id"] for item in listed if item["status"] == "closed"] == [before, period_id]
 
@@ -934,16 +965,38 @@ def test_a_second_signal_once_nothing_is_posted_does_not_cut_the_report_short(
 
     monkeypatch.setattr(batches, "_post_chunk", signalled)
     monkeypatch.setattr(cli_imports, "_going_on", signalled_again)
-    path = tmp_path / "rows.csv"
+    path = _four_earns(tmp_path / "rows.csv")
+    stopped = cli("import", str(path))
+    assert stopped.exit_code == 1
+    assert "the import stopped: it was interrupted. The rows counted below, through line 3" in stopped.output
+    assert stopped.output.splitlines()[-1] == "2 created, 0 replayed, 0 failed"
+
+
+def _four_earns(path):
     path.write_text(
         "external_id,type,partner_id,member_id,occurred_at,amount,currency\n"
         + "".join(f"e-{n},earn,aroma,card-{n},{days_ago(2)},100.00,RUB\n" for n in range(4)),
         encoding="utf-8",
     )
-    stopped = cli("import", str(path))
-    assert stopped.exit_code == 1
-    assert "the import stopped: it was interrupted. The rows counted below, through line 3" in stopped.output
-    assert stopped.output.splitlines()[-1] == "2 created, 0 replayed, 0 failed"
+    return path
+
+
+def test_an_import_started_under_nohup_goes_on_through_a_hangup(cli, aroma, operator, tmp_path, monkeypatch):
+    """nohup keeps a long import going when the SSH session it was started from drops: the
+    import stopped at the hangup all the same, after its first slice."""
+    monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 2)
+    post_chunk = batches._post_chunk
+
+    def hung_up(*args):
+        os.kill(os.getpid(), signal.SIGHUP)
+        return post_chunk(*args)
+
+    monkeypatch.setattr(batches, "_post_chunk", hung_up)
+    path = _four_earns(tmp_path / "rows.csv")
+    with _started_under_nohup():
+        imported = cli("import", str(path))
+    assert (imported.exit_code, imported.output.splitlines()[-1]) == (0, "4 created, 0 replayed, 0 failed")
+    assert len(list_all(operator, partner_id="aroma")) == 4
 
 
 def test_an_import_from_a_line_inside_a_quoted_row_starts_at_the_row_after_it(
