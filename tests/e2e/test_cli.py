@@ -440,14 +440,15 @@ def _interrupt():
     raise KeyboardInterrupt
 
 
-@pytest.mark.parametrize("interrupt", [_interrupt, lambda: os.kill(os.getpid(), signal.SIGTERM)],
-                         ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("interrupt", [_interrupt, lambda: os.kill(os.getpid(), signal.SIGTERM),
+                                       lambda: os.kill(os.getpid(), signal.SIGHUP)],
+                         ids=["ctrl-c", "sigterm", "hangup"])
 def test_a_close_interrupted_says_nothing_was_closed_and_closes_all_when_run_again(
     cli, operator, monkeypatch, interrupt
 ):
     """The interruption comes as the second of two open periods is closed: the close of
     both is one transaction, so neither is closed, and the command says so instead of
-    ending in silence (SIGTERM) or with click's bare "Aborted!" (Ctrl-C)."""
+    ending in silence (SIGTERM, a hangup) or with click's bare "Aborted!" (Ctrl-C)."""
     start, _, period_id = previous_month()
     _, _, before = previous_month(start)
     expect(bonus(operator, "b-1", "m-1", 10, occurred_at=at(previous_month(start)[0], 25)), 201)
@@ -903,7 +904,8 @@ def test_an_import_that_stopped_goes_on_from_the_line_it_names_deciding_no_row_a
     assert expect(operator.get("/api/v1/members/card-1/balance"), 200)["available"] == 10
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
+                         ids=["ctrl-c", "sigterm", "hangup"])
 def test_a_signal_mid_slice_stops_the_import_once_the_slice_is_posted_and_counted(
     cli, aroma, operator, tmp_path, monkeypatch, signal_number
 ):
