@@ -50,6 +50,17 @@ class Movement(Answer):
     )
     reason = fields.String()
     lots = fields.List(fields.Nested(LotMovement))
+    available_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={
+            "description": "Of an earn or a bonus: when its lot's points may be spent, after"
+            " the issuer's hold days (null for the other types)"
+        },
+    )
+    expires_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={"description": "Of an earn or a bonus: when its lot expires"},
+    )
 
 
 class HistoryOut(Answer):

@@ -224,6 +224,8 @@ def history(session, principal, member_id: str, paging: pages.Paging) -> dict:
             "shortfall_points": view["shortfall_points"],
             "reason": view["reason"] or DEFAULT_REASONS[view["type"]],
             "lots": lots_moved(view),
+            "available_at": view["available_at"],
+            "expires_at": view["expires_at"],
         }
         for view in views
     ]

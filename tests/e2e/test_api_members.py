@@ -199,6 +199,26 @@ def test_history_names_each_posting_by_its_external_id_and_a_returns_shortfall(c
     assert [(lot_moved["lot_id"], lot_moved["points"]) for lot_moved in items[2]["lots"]] == [(lot, 20)]
 
 
+def test_history_says_when_an_earns_and_a_bonuss_points_may_be_spent_and_expire(coalition):
+    """A support desk asked why points earned yesterday cannot be spent reads it in the
+    history: hotel holds its points 30 days, so 50.00 EUR × 1 = 50 points earned 5 days ago
+    are spendable in 25 days, and expire 365 days after they were earned; a bonus of the
+    coalition (no hold) is spendable at once. A burn moves points of lots and has neither."""
+    earned = days_ago(5)
+    expect(earn(coalition, "h1", "m1", "50.00", partner_id="hotel", occurred_at=earned))
+    given = days_ago(4)
+    expect(bonus(coalition, "b1", "m1", 10, occurred_at=given))
+    expect(burn(coalition, "t1", "m1", 5, occurred_at=days_ago(1)))
+    items = history(coalition, "m1")
+    dates = [(item["type"], item["available_at"], item["expires_at"]) for item in items]
+    assert [(kind, at(available) if available else None, at(expires) if expires else None)
+            for kind, available, expires in dates] == [
+        ("earn", at(earned) + timedelta(days=30), at(earned) + timedelta(days=365)),
+        ("bonus", at(given), at(given) + timedelta(days=365)),
+        ("burn", None, None),
+    ]
+
+
 # --- expiry ------------------------------------------------------------------------
 
 
