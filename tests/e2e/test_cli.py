@@ -35,6 +35,17 @@ from tests.e2e.settlement_world import at, previous_month, small_closed_month, s
 from tests.threads import until_waiting_on_locks
 
 
+@pytest.fixture(autouse=True)
+def hangups_heard():
+    """SIGHUP at its default, as a command started in a terminal has it: the suite itself may
+    run under nohup (CI started in the background), whose ignored SIGHUP the commands keep,
+    as they must, and a test of a hangup would find none heard. The tests of nohup ignore it
+    themselves (:func:`_started_under_nohup`)."""
+    before = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+    yield
+    signal.signal(signal.SIGHUP, before)
+
+
 @pytest.fixture
 def cli(database_url, monkeypatch):
     monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
@@ -187,6 +198,7 @@ def test_a_scheduler_switch_misread_stops_only_what_would_run_the_jobs(cli, monk
     assert _listed(cli, "--role", "operator")[1][1] == "operator"
     served = []
     monkeypatch.setattr("coalition.server.run", lambda *args: served.append(args))
+    monkeypatch.setattr("coalition.server.check_listening", lambda *args: None)  # 5000 may be taken
     assert cli("serve", "--no-scheduler").exit_code == 0
     assert [args[3] for args in served] == [False]  # host, port, workers, scheduler
 
