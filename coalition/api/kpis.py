@@ -40,33 +40,82 @@ class Figures(Answer):
     )
     purchases = fields.Integer(metadata={"description": "Earn transactions"})
     purchasers = fields.Integer(metadata={"description": "Distinct members with a purchase"})
-    purchase_frequency = Ratio(allow_none=True, metadata={"description": "Purchases ÷ purchasers"})
-    sales = MoneyOut(allow_none=True, metadata={"description": "Σ purchase amounts"})
-    average_purchase = MoneyOut(allow_none=True)
-    purchases_with_points = fields.Integer(
-        metadata={"description": "Purchases by members who also spent points in the period"}
+    purchase_frequency = Ratio(
+        allow_none=True,
+        metadata={"description": "Purchases ÷ purchasers, to 2 places; null without a purchase"},
     )
-    average_purchase_with_points = MoneyOut(allow_none=True)
-    average_purchase_without_points = MoneyOut(allow_none=True)
+    sales = MoneyOut(
+        allow_none=True,
+        metadata={
+            "description": "Σ purchase amounts; coalition-wide each partner's sum at the fx rate"
+            " in force at the period's end, rounded once, and null while a partner with"
+            " purchases has no such rate"
+        },
+    )
+    average_purchase = MoneyOut(
+        allow_none=True,
+        metadata={
+            "description": "Sales ÷ purchases, half-even at the currency's minor unit; null"
+            " without a purchase"
+        },
+    )
+    purchases_with_points = fields.Integer(
+        metadata={
+            "description": "Purchases by members who also spent points in the period: at the"
+            " same partner, or coalition-wide anywhere"
+        }
+    )
+    average_purchase_with_points = MoneyOut(
+        allow_none=True, metadata={"description": "The average of those purchases"}
+    )
+    average_purchase_without_points = MoneyOut(
+        allow_none=True, metadata={"description": "The average of the other purchases"}
+    )
     redemptions = fields.Integer(metadata={"description": "Burn transactions"})
     earn_share = Ratio(allow_none=True, metadata={"description": "Earns ÷ (earns + burns)"})
     burn_share = Ratio(allow_none=True, metadata={"description": "Burns ÷ (earns + burns)"})
-    points_issued = fields.Integer()
-    points_reversed = fields.Integer()
-    points_redeemed = fields.Integer(metadata={"description": "The scope's points spent anywhere"})
-    points_redeemed_here = fields.Integer(metadata={"description": "Points spent at the scope"})
-    points_expired = fields.Integer()
+    points_issued = fields.Integer(
+        metadata={"description": "Points of the scope's earns and bonuses, before returns"}
+    )
+    points_reversed = fields.Integer(
+        metadata={"description": "Points recovered from the scope's lots by returns"}
+    )
+    points_redeemed = fields.Integer(
+        metadata={"description": "The scope's points spent anywhere, less burn reversals"}
+    )
+    points_redeemed_here = fields.Integer(
+        metadata={"description": "Points spent at the scope, less burn reversals"}
+    )
+    points_expired = fields.Integer(
+        metadata={"description": "The scope's points removed by expiry (breakage)"}
+    )
     redemption_rate = Ratio(
-        allow_none=True, metadata={"description": "Redeemed ÷ issued net of returns"}
+        allow_none=True,
+        metadata={
+            "description": "points_redeemed ÷ (points_issued − points_reversed); null when"
+            " that is not above 0"
+        },
     )
     breakage_rate = Ratio(
-        allow_none=True, metadata={"description": "Expired ÷ issued net of returns"}
+        allow_none=True,
+        metadata={
+            "description": "points_expired ÷ (points_issued − points_reversed); null when"
+            " that is not above 0"
+        },
     )
     liability_points = fields.Integer(
-        metadata={"description": "Points outstanding at the period's end"}
+        metadata={
+            "description": "The scope's points available or pending at the period's end"
+            " (a closed period's as its settlement stored them)"
+        }
     )
     liability = MoneyOut(
-        allow_none=True, metadata={"description": "Their value in the base currency"}
+        allow_none=True,
+        metadata={
+            "description": "Their value in the base currency, at the coalition-wide redemption"
+            " rate at the period's end; null when points are outstanding and no such rate is"
+            " in force"
+        },
     )
 
 

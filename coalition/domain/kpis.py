@@ -16,10 +16,11 @@ Definitions (each measure's formula is on the function that computes it):
 
 * **active members** — distinct members with at least one earn or burn.
 * **new members** — members whose first lot ever (their first earn or bonus:
-  of the earliest period they have a lot in, then by ``occurred_at``) belongs
-  to the period; per partner, those whose first lot that partner issued.
-  Every member is new exactly once, and a late earn backdated before a
-  member's first lot does not make them new again in a later period.
+  of the earliest period they have a lot in, then by ``occurred_at``, then the
+  lot posted first) belongs to the period; per partner, those whose first lot
+  that partner issued. Every member is new exactly once, and a late earn
+  backdated before a member's first lot does not make them new again in a
+  later period.
 * **purchases** — earn transactions (a purchase reported with its amount);
   **purchasers** — distinct members with a purchase.
 * **purchase frequency** — purchases ÷ purchasers.

@@ -793,3 +793,19 @@ def test_periods_out_of_range_are_invalid(operator):
 def test_periods_are_written_in_ascii_digits(operator, month, periods):
     assert len(kpis(operator, periods="2")["periods"]) == 2
     kpis(operator, 422, periods=periods)
+
+
+# --- the OpenAPI document -----------------------------------------------------------------------
+
+
+def test_the_openapi_document_defines_every_figure(client):
+    """An operator or an integrator reads the figures' meaning from the OpenAPI document:
+    each says what it counts (the points ones less what reversals put back, the money ones
+    when they are null), as docs/console.md defines it."""
+    schemas = expect(client.get("/api/openapi.json"), 200)["components"]["schemas"]
+    figures = schemas["Figures"]["properties"]
+    assert [name for name, field in figures.items() if not field.get("description")] == []
+    assert "less burn reversals" in figures["points_redeemed"]["description"]
+    assert "less burn reversals" in figures["points_redeemed_here"]["description"]
+    assert "no such rate" in figures["sales"]["description"]
+    assert "half-even" in figures["average_purchase"]["description"]
