@@ -166,7 +166,7 @@ class Kpis(MethodView):
     )
     def get(self, query):
         """Programme KPIs of a period, or of the latest periods (a partner key sees only its own)"""
-        report = database().run_reading(kpis.report, principal(), datetime.now(UTC), **query)
+        report = database().run_consistent(kpis.report, principal(), datetime.now(UTC), **query)
         return _answered(report)
 
 

@@ -379,6 +379,29 @@ class Database:
         with self.transaction(reads=True) as session:
             return use_case(session, *args, **kwargs)
 
+    def run_consistent(self, use_case, *args, **kwargs):
+        """:meth:`run_reading` for a read whose statements must agree with one another:
+        a KPI answer's member counts, points and outstanding points, read by many
+        statements, are the figures of one instant while tills post.
+
+        SQLite's read already is one snapshot. On PostgreSQL it is REPEATABLE READ: at
+        READ COMMITTED each statement read the ledger anew, and an answer counted the
+        purchases before an earn committed and the points after it. A write that
+        another transaction's commit conflicts with (counts another request kept
+        meanwhile) is refused to serialise and the read runs again (:func:`retried`).
+        Listings are not read so: a page waits for the postings in flight and must
+        then see them (:mod:`coalition.db.horizon`).
+        """
+        if not on_postgresql(self.engine):
+            return self.run_reading(use_case, *args, **kwargs)
+
+        def once():
+            with self.transaction() as session:
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                return use_case(session, *args, **kwargs)
+
+        return twice_if_unavailable(retried, once)
+
     def run_repeatable(self, use_case, *args, **kwargs):
         """:meth:`run` for a unit of work that may safely run twice (postings: a second
         run answers what the first committed as replays). One whose connection broke, a

@@ -329,6 +329,30 @@ def test_purchases_are_split_without_comparing_each_earn_with_each_burn(operator
     assert skyair["anywhere"].amount_with_points == Decimal("200.00")
 
 
+def test_an_answer_is_one_instants_figures_while_tills_post(operator, month, monkeypatch):
+    """A skyair earn of 50.00 EUR (100 points) commits after the request counted the
+    purchases and before it reads the points: the answer is the figures of one instant,
+    3 purchases and their 360 points, as SQLite's snapshot gave it. On PostgreSQL each
+    statement read the ledger anew, and the answer had 3 purchases beside 460 points
+    issued (and 100 points more outstanding), which no moment of the ledger ever held."""
+    start, _, _ = previous_month()
+    counted = kpi_counts.of_periods
+
+    def counted_while_a_till_posts(*args, **kwargs):
+        counts = counted(*args, **kwargs)
+        earn(operator, "a-10", "skyair", "m4", at(start, 9), "50.00", "EUR")
+        return counts
+
+    monkeypatch.setattr(kpi_counts, "of_periods", counted_while_a_till_posts)
+    answered = period(operator, month)
+    monkeypatch.undo()
+    skyair = partner(answered, "skyair")
+    assert (skyair["purchases"], skyair["points_issued"], skyair["liability_points"]) == (3, 360, 310)
+    assert answered["coalition"]["liability_points"] == 470
+    skyair = partner(period(operator, month), "skyair")  # the next answer has the earn
+    assert (skyair["purchases"], skyair["points_issued"], skyair["liability_points"]) == (4, 460, 410)
+
+
 def test_closing_the_period_changes_no_figure(operator, month):
     before = period(operator, month)
     close(operator, month)
