@@ -325,7 +325,7 @@ class Settlement(MethodView):
     @NOT_A_PERIOD
     def get(self, period_id):
         """A period's settlement: final once closed, a live draft while open"""
-        return database().run_reading(settlement.get, period_id, datetime.now(UTC))
+        return database().run_consistent(settlement.get, period_id, datetime.now(UTC))
 
 
 @blp.route("/settlements/<period_id>/csv")
@@ -343,7 +343,7 @@ class SettlementCsv(MethodView):
     def get(self, period_id):
         """A period's settlement as CSV: its netting, partners, pair lines and fee lines"""
         figures = SettlementOut().dump(
-            database().run_reading(settlement.get, period_id, datetime.now(UTC))
+            database().run_consistent(settlement.get, period_id, datetime.now(UTC))
         )
         named = ("coalition-settlement", figures["period_id"], figures["status"])
         return Response(

@@ -381,7 +381,8 @@ class Database:
 
     def run_consistent(self, use_case, *args, **kwargs):
         """:meth:`run_reading` for a read whose statements must agree with one another:
-        a KPI answer's member counts, points and outstanding points, read by many
+        a KPI answer's member counts, points and outstanding points, or a draft
+        settlement's points issued, pair lines and outstanding points, read by many
         statements, are the figures of one instant while tills post.
 
         SQLite's read already is one snapshot. On PostgreSQL it is REPEATABLE READ: at

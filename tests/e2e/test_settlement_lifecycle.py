@@ -6,7 +6,9 @@ switch the calendar to daily periods before the first transaction, so that a
 past day can be closed and the day after it, also in the past, closed later.
 """
 
+import csv
 import hashlib
+import io
 import json
 import logging
 from datetime import UTC, datetime, timedelta
@@ -16,6 +18,7 @@ import pytest
 
 from coalition import jobs
 from coalition.domain.errors import NotFound
+from coalition.db import period_totals
 from coalition.domain import periods
 from coalition.services import calendar, expiry, settlement
 
@@ -122,6 +125,41 @@ def test_statement_by_id_is_the_listed_statement(operator):
     period_id = small_closed_month(operator)
     listed = statement_of(operator, "aroma", period_id)
     assert expect(operator.get(f"/api/v1/statements/{listed['id']}"), 200) == listed
+
+
+@pytest.mark.parametrize("document", ["", "/csv"])
+def test_a_draft_is_the_figures_of_one_instant_while_tills_post(operator, monkeypatch, document):
+    """small_month's skyair issued 2468 points and 2345 of them were spent: 123 outstanding.
+    An earn of 50.00 EUR × 2 = 100 points commits after the draft read the points issued
+    and before it reads the points outstanding: the draft is the figures of one instant,
+    2468 issued beside 123 outstanding (as SQLite's snapshot gave them). On PostgreSQL each
+    statement read the ledger anew, and the draft had 2468 issued beside 223 outstanding,
+    which no moment of the ledger held and no roll-forward explains."""
+    period_id = small_month(operator)
+    start, _, _ = previous_month()
+    read = period_totals.period_activity
+
+    def read_while_a_till_posts(*args, **kwargs):
+        activity = read(*args, **kwargs)
+        earn(operator, "m3-earn", "skyair", "m3", at(start, 9), "50.00", "EUR")
+        return activity
+
+    def skyair(answer) -> tuple[int, int]:
+        if document:  # the partners' block: its header names points_issued
+            rows = list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
+            (header,) = [row for row in rows if "points_issued" in row]
+            (row,) = [row for row in rows if row[:1] == ["skyair"] and len(row) == len(header)]
+            entry = dict(zip(header, row, strict=True))
+            return int(entry["points_issued"]), int(entry["liability_points"])
+        entry = partner_entry(answer.get_json(), "skyair")
+        return entry["points_issued"], entry["liability_points"]
+
+    monkeypatch.setattr(period_totals, "period_activity", read_while_a_till_posts)
+    draft = operator.get(f"/api/v1/settlements/{period_id}{document}")
+    monkeypatch.undo()
+    assert draft.status_code == 200, draft.get_data(as_text=True)
+    assert skyair(draft) == (2468, 123)
+    assert skyair(operator.get(f"/api/v1/settlements/{period_id}{document}")) == (2568, 223)
 
 
 # --- what cannot be closed -------------------------------------------------------------------
