@@ -39,6 +39,9 @@ UNAVAILABLE_SQLSTATES = {*TAKES_NO_WRITES_SQLSTATES, "57P01", "57P02", "57P03"}
 MAX_ATTEMPTS = 8
 CONNECT_TIMEOUT_SECONDS = 10
 LOCK_WAIT_MS = 30_000
+# what a SQLite -wal file is cut back to once its frames are all in the database: a long
+# read lets it grow past that under posting, and SQLite keeps the file at its largest
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 SQLITE_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}  # "database is locked"
 # SQLite cannot write its file: made read-only, a full disk, an I/O error. The operator's
 # to see to, as a PostgreSQL server gone read-only is: no request's fault, nor one item's
@@ -57,6 +60,7 @@ def _sqlite_begin(engine) -> None:
         dbapi_connection.isolation_level = None
         dbapi_connection.execute("PRAGMA foreign_keys = ON")
         dbapi_connection.execute("PRAGMA journal_mode = WAL")
+        dbapi_connection.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
         dbapi_connection.execute(f"PRAGMA busy_timeout = {LOCK_WAIT_MS}")
 
     @event.listens_for(engine, "begin")
