@@ -67,6 +67,19 @@ def burn(caller, external_id, partner_id, member_id, occurred_at, points) -> dic
                 member_id=member_id, occurred_at=occurred_at, points=points)
 
 
+def posted_after(monkeypatch, module, name: str, posting) -> None:
+    """``module.name``, a read, followed by ``posting()``: a till's posting that commits
+    between two statements of one request, to show which the answer read it in."""
+    read = getattr(module, name)
+
+    def read_then_post(*args, **kwargs):
+        answer = read(*args, **kwargs)
+        posting()
+        return answer
+
+    monkeypatch.setattr(module, name, read_then_post)
+
+
 def close(caller, period_id: str, status: int = 200) -> dict:
     return expect(caller.post(f"/api/v1/settlements/{period_id}/close"), status)
 

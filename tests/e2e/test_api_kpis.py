@@ -47,6 +47,7 @@ from tests.e2e.settlement_world import (
     earn,
     expect,
     post,
+    posted_after,
     previous_month,
     statements,
 )
@@ -336,14 +337,8 @@ def test_an_answer_is_one_instants_figures_while_tills_post(operator, month, mon
     statement read the ledger anew, and the answer had 3 purchases beside 460 points
     issued (and 100 points more outstanding), which no moment of the ledger ever held."""
     start, _, _ = previous_month()
-    counted = kpi_counts.of_periods
-
-    def counted_while_a_till_posts(*args, **kwargs):
-        counts = counted(*args, **kwargs)
-        earn(operator, "a-10", "skyair", "m4", at(start, 9), "50.00", "EUR")
-        return counts
-
-    monkeypatch.setattr(kpi_counts, "of_periods", counted_while_a_till_posts)
+    posted_after(monkeypatch, kpi_counts, "of_periods",
+                 lambda: earn(operator, "a-10", "skyair", "m4", at(start, 9), "50.00", "EUR"))
     answered = period(operator, month)
     monkeypatch.undo()
     skyair = partner(answered, "skyair")

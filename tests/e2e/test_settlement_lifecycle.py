@@ -35,6 +35,7 @@ from tests.e2e.settlement_world import (
     expect,
     partner_entry,
     post,
+    posted_after,
     previous_month,
     small_closed_month,
     small_month,
@@ -137,12 +138,6 @@ def test_a_draft_is_the_figures_of_one_instant_while_tills_post(operator, monkey
     which no moment of the ledger held and no roll-forward explains."""
     period_id = small_month(operator)
     start, _, _ = previous_month()
-    read = period_totals.period_activity
-
-    def read_while_a_till_posts(*args, **kwargs):
-        activity = read(*args, **kwargs)
-        earn(operator, "m3-earn", "skyair", "m3", at(start, 9), "50.00", "EUR")
-        return activity
 
     def skyair(answer) -> tuple[int, int]:
         if document:  # the partners' block: its header names points_issued
@@ -154,7 +149,8 @@ def test_a_draft_is_the_figures_of_one_instant_while_tills_post(operator, monkey
         entry = partner_entry(answer.get_json(), "skyair")
         return entry["points_issued"], entry["liability_points"]
 
-    monkeypatch.setattr(period_totals, "period_activity", read_while_a_till_posts)
+    posted_after(monkeypatch, period_totals, "period_activity",
+                 lambda: earn(operator, "m3-earn", "skyair", "m3", at(start, 9), "50.00", "EUR"))
     draft = operator.get(f"/api/v1/settlements/{period_id}{document}")
     monkeypatch.undo()
     assert draft.status_code == 200, draft.get_data(as_text=True)
