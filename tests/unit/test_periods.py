@@ -311,32 +311,41 @@ def test_late_weekly_transaction_moves_across_the_year_boundary():
 # +06:00 and Etc/GMT-5 +05:00 for all time: the rules at the close, then today's.
 
 
-def test_a_week_closed_at_plus_6_is_followed_across_the_year_by_the_next_week_at_plus_5():
-    # 2026-W53 closed at +06:00: it ends Monday 4 January 2027 00:00 +06:00 = 3 January
-    # 18:00 UTC. At +05:00 that instant is 3 January 23:00, still W53, which today's rules
-    # end at 19:00 UTC; 2027-W01 runs from then to 10 January 19:00 UTC, and a posting
-    # at 18:30 UTC (23:30 local, W53 closed) is late there, not in the closed week.
-    closed = periods.Calendar("weekly", "Etc/GMT-6").parse("2026-W53")
-    assert closed.end == utc(2027, 1, 3, 18)
-    today = periods.Calendar("weekly", "Etc/GMT-5")
-    following = today.following(closed)
-    assert (following.id, following.start, following.end) == ("2027-W01", utc(2027, 1, 3, 19), utc(2027, 1, 10, 19))
-    period, late = today.attribute(utc(2027, 1, 3, 18, 30), closed)
-    assert (period.id, late) == ("2027-W01", True)
+# 2026-W53 closed at +06:00: it ends Monday 4 January 2027 00:00 +06:00 = 3 January 18:00
+# UTC. At +05:00 that instant is 3 January 23:00, still W53, which today's rules end at
+# 19:00 UTC; 2027-W01 runs from then to 10 January 19:00 UTC, and a posting at 18:30 UTC
+# (23:30 local, W53 closed) is late there, not in the closed week.
+WEEK_CLOSED_AT_PLUS_6 = (
+    "weekly", "Etc/GMT-6", "2026-W53", utc(2027, 1, 3, 18), "Etc/GMT-5",
+    ("2027-W01", utc(2027, 1, 3, 19), utc(2027, 1, 10, 19)),
+    [(utc(2027, 1, 3, 18, 30), True)],
+)
+# 1 January 2027 closed at +05:00 ends 1 January 19:00 UTC; at +06:00 2 January starts at
+# 18:00 UTC. A posting at 18:30 UTC is 00:30 on 2 January: its own day, open, not late;
+# one at 17:59 UTC is 23:59 on 1 January, closed: late.
+DAY_CLOSED_AT_PLUS_5 = (
+    "daily", "Etc/GMT-5", "2027-01-01", utc(2027, 1, 1, 19), "Etc/GMT-6",
+    ("2027-01-02", utc(2027, 1, 1, 18), utc(2027, 1, 2, 18)),
+    [(utc(2027, 1, 1, 18, 30), False), (utc(2027, 1, 1, 17, 59), True)],
+)
 
 
-def test_a_day_closed_at_plus_5_is_followed_by_the_next_day_at_plus_6_which_starts_an_hour_earlier():
-    # 1 January 2027 closed at +05:00 ends 1 January 19:00 UTC; at +06:00 2 January starts at
-    # 18:00 UTC. A posting at 18:30 UTC is 00:30 on 2 January: its own day, open, not late.
-    closed = periods.Calendar("daily", "Etc/GMT-5").parse("2027-01-01")
-    assert closed.end == utc(2027, 1, 1, 19)
-    today = periods.Calendar("daily", "Etc/GMT-6")
+@pytest.mark.parametrize(
+    "kind, zone_then, closed_id, closed_end, zone_now, following_bounds, postings",
+    [WEEK_CLOSED_AT_PLUS_6, DAY_CLOSED_AT_PLUS_5],
+    ids=["a week at +6 followed across the year at +5", "a day at +5 followed at +6, an hour earlier"],
+)
+def test_a_period_closed_under_other_rules_is_followed_by_the_next_under_todays(
+    kind, zone_then, closed_id, closed_end, zone_now, following_bounds, postings
+):
+    closed = periods.Calendar(kind, zone_then).parse(closed_id)
+    assert closed.end == closed_end
+    today = periods.Calendar(kind, zone_now)
     following = today.following(closed)
-    assert (following.id, following.start, following.end) == ("2027-01-02", utc(2027, 1, 1, 18), utc(2027, 1, 2, 18))
-    period, late = today.attribute(utc(2027, 1, 1, 18, 30), closed)
-    assert (period.id, late) == ("2027-01-02", False)
-    period, late = today.attribute(utc(2027, 1, 1, 17, 59), closed)  # 23:59 on 1 January: closed
-    assert (period.id, late) == ("2027-01-02", True)
+    assert (following.id, following.start, following.end) == following_bounds
+    for instant, late in postings:
+        period, was_late = today.attribute(instant, closed)
+        assert (period.id, was_late) == (following.id, late)
 
 
 # between
