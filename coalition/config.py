@@ -8,9 +8,11 @@ starting inside ``coalition serve``.
 import os
 from pathlib import Path
 
+DEFAULT_FILE = "coalition.sqlite3"  # in the working directory, without COALITION_DATABASE_URL
+
 
 def database_url() -> str:
-    return named_database() or f"sqlite:///{Path.cwd() / 'coalition.sqlite3'}"
+    return named_database() or f"sqlite:///{Path.cwd() / DEFAULT_FILE}"
 
 
 def named_database() -> str:

@@ -79,7 +79,7 @@ def db_copy(source_url):
                     "SOURCE_URL names the database COALITION_DATABASE_URL names"
                 )
             raise click.ClickException(
-                "SOURCE_URL names coalition.sqlite3 here, which a command uses without"
+                f"SOURCE_URL names {config.DEFAULT_FILE} here, which a command uses without"
                 " COALITION_DATABASE_URL: set it to the new database to copy into"
             )
         try:
