@@ -150,7 +150,8 @@ class PartnerEntry(Answer):
         allow_none=True,
         metadata={
             "description": "liability_points × the coalition-wide redemption rate at the "
-            "period's last instant, rounded once; null without such a rate"
+            "period's last instant, rounded once; null when points are outstanding and no "
+            "such rate is in force"
         },
     )
 
@@ -167,7 +168,7 @@ class PairLine(Answer):
         metadata={
             "description": "What the issuer owes the redeemer: Σ points × the redeemer's "
             "redemption rate at each burn's occurred_at (a reversal at its burn's), rounded "
-            "once; 0.00 for own redemption; base currency"
+            "once; zero for own redemption (0.00 in EUR, 0 in JPY); base currency"
         }
     )
     own_redemption = fields.Boolean(

@@ -244,7 +244,7 @@ def liability_value(points: int, point_value: Decimal | None, base_currency: str
     """Outstanding points × the coalition-wide redemption rate, rounded once.
 
     Without a rate the value is unknown (None), unless there are no points: none
-    are worth 0.00 at any rate, so a partner with nothing outstanding reads as such.
+    are worth zero at any rate, so a partner with nothing outstanding reads as such.
     """
     if point_value is None:
         return money.zero(base_currency) if points == 0 else None
