@@ -363,7 +363,8 @@ class Database:
         return retried(once)
 
     def run_reading(self, use_case, *args, **kwargs):
-        """:meth:`run` for a use case that reads: listings, statements, drafts, KPIs.
+        """:meth:`run` for a use case that reads: listings, statements, settings; drafts
+        and KPIs too on SQLite, where :meth:`run_consistent` reads them through this.
 
         On SQLite it begins deferred and reads a snapshot of the WAL: readers
         neither wait for the one writer nor hold it up, where ``BEGIN
