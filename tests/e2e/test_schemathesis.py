@@ -11,8 +11,9 @@ Checks, per response:
 
 * ``not_a_server_error`` — nothing ever answers 5xx (a 500 is always a bug);
 * ``status_code_conformance`` — the status is documented for the operation
-  (every operation documents a ``default`` error response, so for now this
-  accepts any status; 401, 403, 404 and 409 are nowhere listed explicitly);
+  (every operation documents a ``default`` error response beside the errors it
+  lists, so this accepts any status; that each error an operation answers is
+  listed under it is held by tests/e2e/test_api_errors.py and the role matrix);
 * ``content_type_conformance`` — the content type is the documented one;
 * ``response_schema_conformance`` — the body matches the documented schema.
 
@@ -113,7 +114,7 @@ def _served_document() -> dict:
     """The served OpenAPI document, read once at collection from an app without data.
 
     The document does not depend on data; each test then sends its requests to
-    its own app (``case.call(app=...)``) on its own seeded database.
+    its own app (``case.call_and_validate(app=...)``) on its own seeded database.
     """
     app = create_app({"DATABASE_URL": "sqlite://", "TESTING": True})
     try:
