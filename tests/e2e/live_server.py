@@ -6,7 +6,7 @@ stops it at the end (SIGTERM, then SIGKILL after a timeout). Every wait is
 bounded. The server's log goes to a file; :attr:`LiveServer.log_tail` shows
 its end, and a failed start raises with it.
 
-Usage (the test module defines the fixture; there is no e2e conftest)::
+Usage (each test module that needs one defines its fixture around it)::
 
     with live_server(database_url, log_path) as server:
         requests.get(server.url + "/healthz")

@@ -4,11 +4,12 @@ The HTTP tests run gunicorn (4 gthread workers × 8 threads, see
 tests/e2e/live_server.py) on PostgreSQL and fire requests from up to 32
 threads, each with its own ``requests.Session``; every thread waits on one
 start signal so the requests really collide. Tests 1–4b share one server and
-database (each works on its own members and external ids); the close race
-gets its own, with daily periods from the start. The job tests (6, 7) run the
-scheduler's use cases from several threads, each with its own
-:class:`~coalition.db.Database` (its own engine and connections), as separate
-service instances would; they set up through the in-process API.
+database (each works on its own members and external ids); the close race (5),
+with daily periods from the start, and the period totals under load (8) each get
+their own. The job tests (6, 7) run the scheduler's use cases from several
+threads, each with its own :class:`~coalition.db.Database` (its own engine and
+connections), as separate service instances would; they, and the changes racing
+a close or a posting (9), set up through the in-process API.
 
 The numbers are worked out by hand from the set-up (see each test), so a
 broken lock shows up as a wrong count, never as a flaky tolerance:
