@@ -16,7 +16,7 @@ purpose and check the promises hold:
    error that is not retryable is tried once; a failure that never clears
    is given up after the retry budget, as 500, never as insufficient_points;
 4. the only gunicorn worker is killed with SIGKILL in the middle of a batch of
-   400 burns and 160 single burns: the ledger's invariants hold, and retrying
+   600 burns and 80 single burns: the ledger's invariants hold, and retrying
    whatever got no answer ends with every external_id exactly once;
 5. two expiry runs, and two whole schedulers, at once expire every lot once.
 
