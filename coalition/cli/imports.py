@@ -92,7 +92,7 @@ def _counted(
     line, then the counts; and whether the import stopped before the end, said with why
     and from which line to go on.
 
-    A Ctrl-C or SIGTERM stops it after the slice in flight, counted in full
+    A Ctrl-C, SIGTERM or hangup stops it after the slice in flight, counted in full
     (:func:`_stop_after_the_slice`); a second one, or a lost database or worker,
     stops it at once, and that slice may be written in part. Once nothing is
     posted, a signal has nothing left to stop and does not cut the report short.
