@@ -310,7 +310,9 @@ class Periods(MethodView):
 
 
 NO_SETTLEMENT = blp.alt_response(
-    404, description="not_found: the period has not begun, or precedes the first closed period"
+    404,
+    description="not_found: the period has not begun, precedes the first closed period, or"
+    " (before any close) ended before every transaction and beyond the backdating limit",
 )
 NOT_A_PERIOD = blp.alt_response(
     422, description="invalid: not a period id of the coalition's calendar"
