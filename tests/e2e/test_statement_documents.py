@@ -23,10 +23,14 @@ from tests.documents import csv_blocks
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
+    at,
+    burn,
     close,
     current_month_id,
     earn,
     expect,
+    partner_entry,
+    previous_month,
     small_closed_month,
     small_month,
     statement_of,
@@ -296,6 +300,37 @@ def test_the_openapi_document_says_how_each_figure_of_a_settlement_and_statement
     entry = schemas["PartnerEntry"]["properties"]
     assert "Base currency per 1 unit of the partner's currency" in entry["fx_rate"]["description"]
     assert "net ÷ fx_rate" in entry["net_in_currency"]["description"]
+
+
+def test_the_openapi_document_says_when_a_settlement_answers_null_zero_or_404(client, operator):
+    """In a yen base, jp earns 100 JPY × 1 = 100 points for m1, who spends 30 at jp itself
+    (jp's own redemption rate; the coalition has none): jp's own redemption is worth 0 yen,
+    jp's 70 points outstanding have no value (null), and quiet, with none, a liability of
+    0 yen. The document said null without a rate and 0.00 for own redemption; and listed
+    two 404s of a draft, where a period no posting can ever be dated in is one too."""
+    expect(operator.put("/api/v1/settings", json={"base_currency": "JPY"}), 200)
+    start, _, period_id = previous_month()
+    add_partner(operator, "jp", "Nippon Mart", "shop", "JPY")
+    add_partner(operator, "quiet", "Quiet", "shop", "JPY")
+    add_rate(operator, "earn", "1", partner_id="jp")
+    add_rate(operator, "redemption", "1", partner_id="jp")
+    earn(operator, "e-1", "jp", "m1", at(start, 1), "100", "JPY")
+    burn(operator, "b-1", "jp", "m1", at(start, 2), 30)
+    draft = expect(operator.get(f"/api/v1/settlements/{period_id}"), 200)
+    assert [(line["points"], line["value"], line["own_redemption"]) for line in draft["pair_lines"]] == [
+        (30, "0", True)]
+    jp, quiet = partner_entry(draft, "jp"), partner_entry(draft, "quiet")
+    assert (jp["liability_points"], jp["liability"]) == (70, None)
+    assert (quiet["liability_points"], quiet["liability"]) == (0, "0")
+    expect(operator.get("/api/v1/settlements/1026-11"), 404)
+
+    document = client.get("/api/openapi.json").get_json()
+    schemas = document["components"]["schemas"]
+    assert "0 in JPY" in schemas["PairLine"]["properties"]["value"]["description"]
+    assert "null when points are outstanding" in schemas["PartnerEntry"]["properties"]["liability"][
+        "description"]
+    for path in ("/api/v1/settlements/{period_id}", "/api/v1/settlements/{period_id}/csv"):
+        assert "before every transaction" in document["paths"][path]["get"]["responses"]["404"]["description"]
 
 
 def test_every_header_a_statement_read_sends_is_in_the_openapi_document(client, operator, aroma_statement):
