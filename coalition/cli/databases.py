@@ -35,7 +35,8 @@ def opened(*, upgrade=False, wait=0, create=True):
     """The configured database for one command, its connections closed afterwards.
 
     With ``upgrade`` (commands that set things up: ``db upgrade``, ``keys
-    create``, ``serve``, ``demo``) the schema is brought to the newest first,
+    create``, ``serve``, ``demo``, and ``db copy`` for its target) the schema is
+    brought to the newest first,
     in a new SQLite file if there is none and ``create`` allows it: a new
     database has no partner but the operator's, so a key for another partner
     would only be refused in one. The others use the database as it is; on
