@@ -100,8 +100,8 @@ class IdempotencyConflict(CoalitionError):
 
 def fields_text(messages) -> str:
     """A field validation's messages by field, in one line, as a till's log or an operator's
-    terminal reads them: ``amount: Not a valid number.; currency: Missing data for
-    required field.`` (a nested field as ``transactions: 0: amount: …``)."""
+    terminal reads them: ``amount: must be a string such as "350.00"; currency: required
+    for this type`` (a nested field as ``transactions: 0: amount: …``)."""
     if isinstance(messages, dict):
         return "; ".join(f"{field}: {fields_text(inner)}" for field, inner in messages.items())
     if isinstance(messages, list):

@@ -34,7 +34,7 @@ function describe(status, body) {
 }
 
 function flatten(errors, prefix = "") {
-  // flask-smorest nests field errors by location: {"json": {"value": ["Not a valid number."]}}
+  // flask-smorest nests field errors by location: {"json": {"value": ["must be a string such as \"350.00\""]}}
   const out = [];
   for (const [name, value] of Object.entries(errors)) {
     const label = ["json", "query", "querystring", "_schema"].includes(name) ? prefix : prefix ? `${prefix}.${name}` : name;
