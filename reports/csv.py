@@ -18,8 +18,8 @@ Choices, made for machines first and spreadsheets second:
 - Amounts exactly as the settlement produced them (``"7568.18"``): no
   thousands separators, no re-rounding, sign as given.
 - Text cells that a spreadsheet would run as a formula (starting with
-  ``=``, ``+``, ``-``, ``@``, tab, carriage return or line feed) get a leading
-  apostrophe. Names and external ids come from partners' systems, and CSV
+  ``=``, ``+``, ``-``, ``@``, tab, carriage return or line feed, after any
+  spaces, which an import may trim) get a leading apostrophe. Names and external ids come from partners' systems, and CSV
   injection is how such a field attacks the finance team opening the file.
   Numeric columns are never touched.
 - ``\\r\\n`` line endings, as RFC 4180 and the csv module's default dialect.
@@ -240,5 +240,6 @@ def _cell(column: str, value):
 
 
 def _safe(text: str | None) -> str | None:
-    """Keep a spreadsheet from reading a text cell as a formula."""
-    return "'" + text if text and text.startswith(_FORMULA_STARTS) else text
+    """Keep a spreadsheet from reading a text cell as a formula, behind leading spaces too
+    (an import that trims them runs `` =1+1``)."""
+    return "'" + text if text and text.lstrip(" ").startswith(_FORMULA_STARTS) else text

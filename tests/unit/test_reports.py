@@ -1103,6 +1103,16 @@ def test_csv_quotes_a_name_starting_with_any_formula_character(start):
     assert header["partner_name"] == "'" + start + "SUM(A1:A9)"
 
 
+def test_csv_quotes_a_formula_behind_leading_spaces():
+    # LibreOffice Calc's import with "Trim spaces" ticked ran " =1+1" as the formula =1+1
+    statement = make_statement(partner_name="  =SUM(A1:A9)")
+    statement["late_items"][0]["external_id"] = " =1+1"
+    header, _, late_items = csv_blocks(render_statement_csv(statement))
+
+    assert dict(header)["partner_name"] == "'  =SUM(A1:A9)"
+    assert late_items[1][1] == "' =1+1"
+
+
 def test_csv_quotes_formulas_in_counterparty_names_and_late_item_external_ids_but_not_in_figures():
     statement = make_statement()
     statement["counterparties"][1]["name"] = "@SUM(A1:A9)"
