@@ -248,7 +248,8 @@ class Client:
         return http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
 
     def request(self, method: str, path: str, body=None, key: str | None = None):
-        """(status, body text) of one request; ``key`` overrides the client's own."""
+        """(status, body) of one request, the body as text, or as bytes where its type is
+        no text (a statement's PDF); ``key`` overrides the client's own."""
         headers = dict(self.headers)
         if key:
             headers["Authorization"] = f"Bearer {key}"
@@ -260,7 +261,7 @@ class Client:
             try:
                 self.connection.request(method, self.prefix + path, payload, headers)
                 response = self.connection.getresponse()
-                return response.status, response.read().decode()
+                return response.status, _body(response)
             except self.RETRIED:
                 self.connection.close()
                 self.connection = self._connect()
@@ -270,6 +271,16 @@ class Client:
 
     def close(self) -> None:
         self.connection.close()
+
+
+def _body(response: http.client.HTTPResponse) -> str | bytes:
+    """An answer's body: text for JSON, CSV and other text, in its charset (UTF-8 where
+    it names none, as the service's JSON does); bytes for any other type."""
+    content = response.read()
+    kind = response.headers.get_content_type()
+    if kind.startswith("text/") or kind == "application/json" or kind.endswith("+json"):
+        return content.decode(response.headers.get_content_charset("utf-8"))
+    return content
 
 
 class _Requests:
