@@ -54,10 +54,20 @@ def report(
     base = catalog.current(session).settings.base_currency
     # with two partners, the totals less one's own are the other's (SPEC §4)
     totals_shown = principal.own_partner() is None
+    outstanding = _liability_points(session, chosen)
     return {
         "base_currency": base,
         "periods": [
-            _period_kpis(session, period, everyone, shown, gathered, base, totals_shown)
+            _period_kpis(
+                session,
+                period,
+                everyone,
+                shown,
+                gathered,
+                outstanding[period.id],
+                base,
+                totals_shown,
+            )
             for period in chosen
         ],
     }
@@ -80,13 +90,13 @@ def _period_kpis(
     everyone,
     shown: str | None,
     gathered: kpi_counts.Counts,
+    outstanding: dict[str, int],
     base: str,
     totals_shown: bool,
 ) -> dict:
     period_id, at_end = period.id, period.last_instant
     activities = period_totals.period_activity(session, period_id).partners
     redeemed = period_totals.redeemed_by_partner(session, period_id)
-    outstanding = _liability_points(session, period)
     point_value = catalog.current(session).point_value(at_end)
 
     scopes = {
@@ -180,9 +190,16 @@ def _coalition_wide(session, period_id, at_end, everyone, scopes, gathered) -> k
     )
 
 
-def _liability_points(session, period: ListedPeriod) -> dict[str, int]:
-    """Points outstanding at the period's end per issuer: as stored at close, else as known now."""
-    if period.closed:
+def _liability_points(session, chosen: list[ListedPeriod]) -> dict[str, dict[str, int]]:
+    """Points outstanding at each period's end per issuer, by period: as stored at close,
+    else as known now, the open periods' from one read of the live lots."""
+    outstanding = {}
+    for period in (period for period in chosen if period.closed):
         stored = json.loads(session.get(models.Period, period.id).settlement)
-        return {entry["partner_id"]: entry["liability_points"] for entry in stored["partners"]}
-    return aggregates.liability_points(session, period.id, period.end)
+        outstanding[period.id] = {
+            entry["partner_id"]: entry["liability_points"] for entry in stored["partners"]
+        }
+    opened = {period.id: period.end for period in chosen if not period.closed}
+    if opened:
+        outstanding |= aggregates.liabilities_points(session, opened)
+    return outstanding

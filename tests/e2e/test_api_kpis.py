@@ -206,6 +206,27 @@ def test_a_quiet_period_still_carries_the_outstanding_points(operator, month):
     assert (now["coalition"]["liability_points"], now["coalition"]["liability"]) == (470, "4.70")
 
 
+def test_each_open_periods_outstanding_points_are_its_own_ends(operator, month):
+    # this month: m1 burns 120 at skyair, from lot A (expiring first), and m5 earns 50 at
+    # aroma. Last month keeps its 470: the burn's 120 added back (A held 150 at its end),
+    # m5's lot earned after it. This month: aroma 130 + 50, skyair 310 − 120, coalition 30.
+    now = datetime.now(UTC).replace(microsecond=0).isoformat()
+    burn(operator, "b-10", "skyair", "m1", now, 120)
+    earn(operator, "a-11", "aroma", "m5", now, "500.00", "RUB")
+    last, this = kpis(operator, periods=2)["periods"]
+    assert (last["period_id"], this["period_id"]) == (month, current_month_id())
+    outstanding = [
+        {entry["partner_id"]: entry["liability_points"] for entry in shown["partners"]}
+        for shown in (last, this)
+    ]
+    assert outstanding == [
+        {"aroma": 130, "skyair": 310, "coalition": 30},
+        {"aroma": 180, "skyair": 190, "coalition": 30},
+    ]
+    assert (last["coalition"]["liability_points"], this["coalition"]["liability_points"]) == (
+        470, 400)
+
+
 def test_periods_limits_the_series(operator, month):
     assert [p["period_id"] for p in kpis(operator, periods=1)["periods"]] == [current_month_id()]
 
