@@ -13,15 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import (
-    bindparam,
-    case,
-    exists,
-    func,
-    select,
-    true,
-    type_coerce,
-)
+from sqlalchemy import bindparam, case, exists, func, select, true, type_coerce
 from sqlalchemy.orm import aliased
 
 from coalition.db import written
