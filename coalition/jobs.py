@@ -112,14 +112,14 @@ def scheduled_job(name: str):
 
 @scheduled_job("expiry")
 def run_expiry(database) -> None:
-    log.info("expiry: %s expired", quantity(expiry.expire_all(database, datetime.now(UTC)), "lot"))
+    log.info("expiry: %s expired", quantity(expiry.expire_all(database, database.now()), "lot"))
 
 
 @scheduled_job("auto-close")
 def run_auto_close(database) -> None:
     closed, refused = [], None
     try:
-        for period_id in settlement.auto_close(database, datetime.now(UTC)):
+        for period_id in settlement.auto_close(database, database.now()):
             closed.append(period_id)  # noqa: PERF402  kept one by one: a refusal may follow
     except Unbalanced:  # the books do not balance: fails loudly (SPEC §7), as any failure
         raise

@@ -122,7 +122,7 @@ def expire():
     from coalition.services import expiry
 
     with databases.opened() as database:
-        count = expiry.expire_all(database, datetime.now(UTC))
+        count = expiry.expire_all(database, database.now())
     click.echo(f"expired {quantity(count, 'lot')}")
 
 

@@ -24,6 +24,7 @@ import os
 import sqlite3
 import time
 from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
 
 from sqlalchemy import bindparam, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -321,6 +322,17 @@ class Database:
             connection.execution_options(**options)
             with connection.begin():
                 yield connection
+
+    def now(self) -> datetime:
+        """Now, by the clock what is stored is dated by
+        (:func:`coalition.services.calendar.dated_once_locked`):
+        on PostgreSQL the database's, the one clock instances on several hosts share; on
+        SQLite this process's, one host's. For a job's run: an instance whose clock ran
+        ahead expired lots before their time, which a burn dated before then could not
+        spend."""
+        if on_postgresql(self.engine):
+            return self.peek("SELECT clock_timestamp()").astimezone(UTC)
+        return datetime.now(UTC)
 
     def peek(self, sql: str):
         """One scalar read without a transaction around it where the database allows it.

@@ -12,7 +12,7 @@ run on every posting.
 import functools
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import String, bindparam, case, func, or_, select, text, true, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
@@ -41,25 +41,29 @@ def draw_ids(connection, counts: dict[str, int]) -> dict[str, list[int]]:
     return dict(zip(counts, row, strict=True))
 
 
-def lock_chunk(session, keys: list[str], ahead: dict[str, int] | None) -> dict | None:
+def lock_chunk(
+    session, keys: list[str], ahead: dict[str, int] | None
+) -> tuple[datetime, dict | None]:
     """The calendar lock, shared, and the idempotency keys' locks, in the order given;
-    in the same round trip, ``ahead`` fresh ids per table if asked (PostgreSQL)."""
+    in the same round trip, when they were all granted, by the database's clock, and
+    ``ahead`` fresh ids per table if asked (PostgreSQL)."""
     row = session.execute(
         _lock_statement(bool(ahead)), {"calendar": locks.CALENDAR, "keys": keys, **(ahead or {})}
     ).one()
-    _, _, *fresh = row
-    return dict(zip(ID_TABLES, fresh, strict=True)) if ahead else None
+    _, _, granted, *fresh = row
+    return granted.astimezone(UTC), dict(zip(ID_TABLES, fresh, strict=True)) if ahead else None
 
 
 @functools.cache
 def _lock_statement(draw: bool):
     # PostgreSQL evaluates the select list in order and a subquery when first read,
-    # so the calendar lock is held before any id is drawn (:mod:`coalition.db.horizon`).
+    # so the calendar lock is held before any id is drawn (:mod:`coalition.db.horizon`),
+    # and the clock is read once every lock is granted.
     draws = f", {_id_draws()}" if draw else ""
     return text(
         "SELECT pg_advisory_xact_lock_shared(:calendar),"
         " (SELECT count(pg_advisory_xact_lock(hashtextextended(key, 0)))"
-        f"  FROM unnest(CAST(:keys AS text[])) AS key){draws}"
+        f"  FROM unnest(CAST(:keys AS text[])) AS key), clock_timestamp(){draws}"
     )
 
 

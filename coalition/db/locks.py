@@ -21,6 +21,8 @@ met one of them (odds of four in 2⁶⁴ for each key) would make its postings
 wait for a close, a job or an upgrade to end, and no more.
 """
 
+from datetime import UTC, datetime
+
 from sqlalchemy import text
 
 CALENDAR = 0x436F616C  # "Coal"
@@ -34,10 +36,12 @@ def idempotency_key(partner_id: str, external_id: str) -> str:
     return f"{partner_id}\x1f{external_id}"
 
 
-def hold(connection, key: int, shared: bool = False) -> None:
-    """Wait for ``key`` and hold it until the transaction ends (PostgreSQL only)."""
+def hold(connection, key: int, shared: bool = False) -> datetime:
+    """Wait for ``key`` and hold it until the transaction ends (PostgreSQL only); when it
+    was granted, by the database's clock (PostgreSQL evaluates the select list in order)."""
     function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
-    connection.execute(text(f"SELECT {function}(:key)"), {"key": key})
+    statement = text(f"SELECT {function}(:key), clock_timestamp()")
+    return connection.execute(statement, {"key": key}).one()[1].astimezone(UTC)
 
 
 def try_hold_session(connection, key: int) -> bool:

@@ -111,6 +111,8 @@ class Book:
     restored: dict[int, int]  # allocation id → points burn reversals put back
     earn_reversals: dict[int, list]  # original id → its earn reversals (points, shortfall, amount)
     ids: Ids
+    # when the locks were granted, by the database's clock; None on SQLite (_lock)
+    granted_at: datetime | None = None
     new_members: dict[str, datetime] = field(default_factory=dict)
     new_rows: list = field(default_factory=list)
     new_lots: set[int] = field(default_factory=set)
@@ -133,7 +135,9 @@ class Book:
             for partner_id, request in requests
             if request["type"] in lots_domain.REVERSES
         }
-        drawn = _lock(session, keys, Ids.needed_for(requests) if len(requests) == 1 else None)
+        granted_at, drawn = _lock(
+            session, keys, Ids.needed_for(requests) if len(requests) == 1 else None
+        )
         found = _transactions(session, keys | originals)
         by_key = {(row.partner_id, row.external_id): row for row in found}
         burning = {request["member_id"] for _, request in requests if request["type"] == "burn"}
@@ -171,6 +175,7 @@ class Book:
             earn_reversals=ledger_reads.earn_reversals(session, issuing_originals),
             ids=Ids(session, Ids.needed_for([r for r in requests if _key(r) not in by_key]), drawn),
             read_until=_read_until(lots.values(), spenders, spendable_after),
+            granted_at=granted_at,
         )
 
     @classmethod
@@ -332,9 +337,10 @@ def _columns(table, written: list) -> dict[str, list]:
 
 def _lock(
     session, keys: set[tuple[str, str]], ahead: dict[str, int] | None
-) -> dict[str, list[int]] | None:
+) -> tuple[datetime | None, dict[str, list[int]] | None]:
     """The chunk's idempotency keys, in one order for everyone, and the calendar, shared;
-    in the same round trip, ``ahead`` ids per table if asked (:class:`Ids`).
+    in the same round trip, when they were granted, by the database's clock, and
+    ``ahead`` ids per table if asked (:class:`Ids`). On SQLite: neither.
 
     A retry that arrives while the original is still in flight waits here
     until the original commits, then finds it and answers as a replay instead
@@ -344,14 +350,14 @@ def _lock(
     writer in at a time anyway.
     """
     if not on_postgresql(session):
-        return None
-    drawn = ledger_reads.lock_chunk(
+        return None, None
+    granted_at, drawn = ledger_reads.lock_chunk(
         session, sorted(locks.idempotency_key(*key) for key in keys), ahead
     )
     # What was read before the lock may predate a close, and so may what this
     # statement read: its snapshot was taken before it waited for the lock.
     catalog.forget(session)
-    return drawn
+    return granted_at, drawn
 
 
 def _transactions(session, keys: set[tuple[str, str]]) -> list[rows.Transaction]:

@@ -23,25 +23,35 @@ from coalition.domain.errors import Invalid
 from coalition.services import catalog
 
 
-def lock_calendar(session, exclusive: bool = False) -> None:
+def lock_calendar(session, exclusive: bool = False) -> datetime | None:
     """Take the calendar lock for this transaction, before any write to reference data:
     such a write locks the settings row (its generation, :mod:`catalog`), which a close
     locks after the calendar, so the other order could deadlock with a close. On SQLite
     the lock is the file's, which a unit of work that writes takes as it begins (``BEGIN
     IMMEDIATE``): begun here, so that what is dated once locked (a close) is dated after
-    the postings that held the file before it."""
+    the postings that held the file before it. When it was granted, by the database's
+    clock, on PostgreSQL (:func:`dated_once_locked`); None on SQLite."""
     if not on_postgresql(session):
         session.connection()
-        return
-    locks.hold(session, locks.CALENDAR, shared=not exclusive)
+        return None
+    granted_at = locks.hold(session, locks.CALENDAR, shared=not exclusive)
     catalog.forget(session)  # what was read before the lock may predate a close
+    return granted_at
 
 
-def dated_once_locked(now: datetime) -> datetime:
-    """When a unit of work that holds its locks is dated: the clock, never before ``now``,
-    when it was asked for. A posting or an expiry that waited for a close is dated after
-    that close, as the close is dated once it holds the calendar lock."""
-    return max(now, datetime.now(UTC))
+def dated_once_locked(now: datetime, granted_at: datetime | None) -> datetime:
+    """When a unit of work that holds the calendar lock is dated, so that a posting or an
+    expiry that waited for a close is dated after that close, and one that committed
+    before it, before: on PostgreSQL, when the lock was granted by the database's clock
+    (``granted_at``), the one clock every instance shares; on SQLite (one host) this
+    process's clock, never before ``now``, when it was asked for.
+
+    Instances on several hosts each dated by their own clock, the order of their dates
+    was not that of their locks: a posting by one whose clock ran ahead read as recorded
+    after the close, by another, that settled it, and a late one by an instance behind
+    as recorded before the close it came after (docs/decisions.md, "Dated by the
+    database's clock")."""
+    return granted_at if granted_at is not None else max(now, datetime.now(UTC))
 
 
 def last_closed(session) -> periods.Period | None:

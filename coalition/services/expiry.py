@@ -53,10 +53,11 @@ def expire_due(
     had emptied: time in the square of a year's lots.)
     """
     due_by = now if due_by is None else due_by
+    granted_at = calendar.lock_calendar(session)
     held, expired = _locked_due(session, due_by, limit)
     if not expired:
         return 0
-    recorded_at = recorded_at or calendar.dated_once_locked(now)
+    recorded_at = recorded_at or calendar.dated_once_locked(now, granted_at)
     earlier, put_back = ledger_reads.expiry_history(session, [lot.id for lot in expired])
     plans = {lot.id: lots_domain.expiries(lot, put_back.get(lot.id, {})) for lot in expired}
     count = sum(len(plan) for plan in plans.values())
@@ -72,13 +73,12 @@ def expire_due(
 
 def _locked_due(session, due_by: datetime, limit: int) -> tuple[dict, list]:
     """The lots read as due, held under their members' locks, and those of them still due
-    once locked. The calendar is locked before they are read, so that a close, which
+    once locked. The caller locks the calendar before they are read, so that a close, which
     expires what fell due in the periods it closes, is over by then. Another run, or a
     backdated burn, may still empty the lots read before their members' locks are
     granted: the next due are read then, so that a batch that expires none means that
     none is due, which ends the job's run. (Emptied, they have left the index the next
     read takes; the read is not repeated otherwise.)"""
-    calendar.lock_calendar(session)
     while due := ledger_reads.lots_due(session, due_by, limit):
         ledger_reads.lock_members(session, {member_id for _, member_id in due})
         held = ledger_reads.lots(session, lot_ids=[lot_id for lot_id, _ in due])

@@ -20,7 +20,7 @@ def create(session, fields: dict) -> models.Rate:
     # the base currency or a partner's currency in progress too, before they are checked.
     # Exclusively: no posting is in flight, so those up to the ledger's last transaction
     # were priced without this rate and every later one with it (domain.repricing)
-    calendar.lock_calendar(session, exclusive=True)
+    granted_at = calendar.lock_calendar(session, exclusive=True)
     rates.check_scope(fields)
     if (
         fields["kind"] == "fx"
@@ -41,7 +41,9 @@ def create(session, fields: dict) -> models.Rate:
             f" is closed; it may be from {opens.isoformat()}"
         )
     last = aggregates.largest_id(session, "transactions")
-    rate = models.Rate(created_at=datetime.now(UTC), last_transaction_id=last, **fields)
+    # dated as postings are: a rate re-prices those dated up to 5 minutes after it was added
+    added = calendar.dated_once_locked(datetime.now(UTC), granted_at)
+    rate = models.Rate(created_at=added, last_transaction_id=last, **fields)
     session.add(rate)
     session.flush()
     return rate

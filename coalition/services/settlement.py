@@ -237,10 +237,10 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
 
     The close is dated once it holds the calendar lock, never before ``now``:
     postings that committed while it waited for the lock are in it, and none
-    of them may read as recorded after the period was closed.
+    of them may read as recorded after the period was closed. On PostgreSQL it
+    is the database's clock then, by which the period must have ended.
     """
-    calendar.lock_calendar(session, exclusive=True)
-    now = calendar.dated_once_locked(now)
+    now = calendar.dated_once_locked(now, calendar.lock_calendar(session, exclusive=True))
     target = calendar.parse(session, period_id)
     if session.get(models.Period, target.id) is not None:
         return []
