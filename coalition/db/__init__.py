@@ -324,12 +324,11 @@ class Database:
                 yield connection
 
     def now(self) -> datetime:
-        """Now, by the clock what is stored is dated by
-        (:func:`coalition.services.calendar.dated_once_locked`):
-        on PostgreSQL the database's, the one clock instances on several hosts share; on
-        SQLite this process's, one host's. For a job's run: an instance whose clock ran
-        ahead expired lots before their time, which a burn dated before then could not
-        spend."""
+        """Now, by the clock what is stored is dated by: on PostgreSQL the database's,
+        the one clock instances on several hosts share; on SQLite this process's, one
+        host's (:func:`coalition.services.calendar.dated_once_locked`). A job's run goes
+        by it: by its own, an instance whose clock ran ahead expired lots before their
+        time, and a burn dated before then found their points gone."""
         if on_postgresql(self.engine):
             return self.peek("SELECT clock_timestamp()").astimezone(UTC)
         return datetime.now(UTC)

@@ -5,11 +5,11 @@ PostgreSQL refuses at commit lots and allocations that do not add up
 ledger: the period totals a close reads instead of the ledger's rows
 (:mod:`coalition.db.period_totals`) and each final statement's SHA-256. A
 restore that mixed two backups, SQL typed by hand or a bug could break any of
-them unseen, and a close would then issue wrong statements. Nor does either check
-that each posting was recorded on the side of a close that its period says
-(:func:`_closes`). Each check reads
-the ledger's own rows whole, so it is a command for the operator after a
-restore, a copy or an incident, not something a request does.
+them unseen, and a close would then issue wrong statements. Nor does either
+check that each posting was recorded on the side of a close its period says
+(:func:`_closes`). Each check reads the ledger's own rows whole, so it is a
+command for the operator after a restore, a copy or an incident, not
+something a request does.
 """
 
 import hashlib
