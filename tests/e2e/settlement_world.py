@@ -10,6 +10,7 @@ statement-document and role tests read; its figures are worked out in its
 docstring.
 """
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from tests.conftest import days_ago
@@ -69,12 +70,16 @@ def burn(caller, external_id, partner_id, member_id, occurred_at, points) -> dic
 
 def posted_after(monkeypatch, module, name: str, posting) -> None:
     """``module.name``, a read, followed by ``posting()``: a till's posting that commits
-    between two statements of one request, to show which the answer read it in."""
+    between two statements of one request, to show which the answer read it in. The
+    posting is a request of its own thread, as a till's is: nested in this one's thread,
+    it shared this request's ``g`` and left this request's key acting in the thread, so
+    that a later test's changes were recorded as that key's."""
     read = getattr(module, name)
 
     def read_then_post(*args, **kwargs):
         answer = read(*args, **kwargs)
-        posting()
+        with ThreadPoolExecutor(max_workers=1) as till:
+            till.submit(posting).result()
         return answer
 
     monkeypatch.setattr(module, name, read_then_post)
