@@ -100,11 +100,10 @@ def db_check():
     """Check that the ledger adds up.
 
     Lots against their allocations, burns, reversals and expiries against
-    theirs, the period totals closes read against the ledger's rows, each
-    posting's recorded_at against the closes its period and late flag name,
-    and each final statement against its SHA-256 and its id; each thing that
-    does not add up on a line of its own, and exit status 1. Reads the whole
-    ledger as of one instant, beside a running service.
+    theirs, the period totals closes read against the ledger's rows, and each
+    final statement against its SHA-256 and its id; each thing that does not
+    add up on a line of its own, and exit status 1. Reads the whole ledger as
+    of one instant, beside a running service.
     """
     with databases.opened() as database, database.snapshot() as connection:
         found = checks.problems(connection)
@@ -114,7 +113,7 @@ def db_check():
         click.echo(f"and {quantity(len(found) - SHOWN_PROBLEMS, 'more problem')}")
     if found:
         raise click.ClickException(f"the ledger does not add up: {quantity(len(found), 'problem')}")
-    click.echo("the ledger adds up: lots, movements, period totals, closes and statements")
+    click.echo("the ledger adds up: lots, movements, period totals and statements")
 
 
 @main.command()

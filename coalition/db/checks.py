@@ -5,28 +5,17 @@ PostgreSQL refuses at commit lots and allocations that do not add up
 ledger: the period totals a close reads instead of the ledger's rows
 (:mod:`coalition.db.period_totals`) and each final statement's SHA-256. A
 restore that mixed two backups, SQL typed by hand or a bug could break any of
-them unseen, and a close would then issue wrong statements. Nor does either
-check that each posting was recorded on the side of a close its period says
-(:func:`_closes`). Each check reads the ledger's own rows whole, so it is a
-command for the operator after a restore, a copy or an incident, not
-something a request does.
+them unseen, and a close would then issue wrong statements. Each check reads
+the ledger's own rows whole, so it is a command for the operator after a
+restore, a copy or an incident, not something a request does.
 """
 
 import hashlib
 import json
 
 from sqlalchemy import case, func, select
-from sqlalchemy.orm import aliased
 
-from coalition.db.models import (
-    Allocation,
-    Lot,
-    PairTotal,
-    PartnerTotal,
-    Period,
-    Statement,
-    Transaction,
-)
+from coalition.db.models import Allocation, Lot, PairTotal, PartnerTotal, Statement, Transaction
 from coalition.db.period_totals import PAIR_KEY
 from coalition.domain import lots
 from coalition.domain.money import plain
@@ -43,7 +32,6 @@ def problems(connection) -> list[str]:
         *_movements(connection),
         *_redeemed_totals(connection),
         *_activity_totals(connection),
-        *_closes(connection),
         *_statements(connection),
     ]
 
@@ -160,45 +148,6 @@ def _grouped(connection, keys, sums, where=True) -> dict[tuple, tuple[int, ...]]
         before = found.get(key, (0,) * len(values))
         found[key] = tuple(map(sum, zip(before, values, strict=True)))
     return {key: values for key, values in found.items() if any(values)}
-
-
-def _closes(connection):
-    """Each posting against the closes around it, as a finance team reads them
-    (docs/reconciling.md): one settled in a closed period was recorded by its
-    ``closed_at``, and a late one after the close of the period before its own (the last
-    closed when it landed). Dated by clocks that disagree (instances on hosts whose
-    clocks differ, before a release dated them by the database's; a clock set back), a
-    statement's liability is not what its ledger rows recompute."""
-    settled = connection.execute(
-        select(Transaction.id, Transaction.period_id, Transaction.recorded_at, Period.closed_at)
-        .join(Period, Period.id == Transaction.period_id)
-        .where(Transaction.recorded_at > Period.closed_at)
-        .order_by(Transaction.id)
-    )
-    for transaction, period, recorded_at, closed_at in settled:
-        yield (
-            f"transaction {transaction} is settled in {period}, closed at"
-            f" {closed_at.isoformat()}, but recorded after it, at {recorded_at.isoformat()}"
-        )
-    before = aliased(Period)
-    last_before = select(func.max(Period.id)).where(Period.id < Transaction.period_id)
-    late = connection.execute(
-        select(
-            Transaction.id,
-            Transaction.period_id,
-            Transaction.recorded_at,
-            before.id,
-            before.closed_at,
-        )
-        .join(before, before.id == last_before.scalar_subquery())
-        .where(Transaction.late, Transaction.recorded_at <= before.closed_at)
-        .order_by(Transaction.id)
-    )
-    for transaction, period, recorded_at, closed, closed_at in late:
-        yield (
-            f"transaction {transaction} is late in {period}, but recorded at"
-            f" {recorded_at.isoformat()}, not after {closed} closed at {closed_at.isoformat()}"
-        )
 
 
 def _statements(connection):

@@ -7,25 +7,15 @@ postings of ``small_month`` (skyair → aroma 2,345 points at 0.01; aroma
 issued 100 points at the fee rate 0.001).
 """
 
-from datetime import timedelta
-
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import text
 
 from coalition import cli
 from coalition.cli import main
-from coalition.services import calendar
 from tests.conftest import POSTGRES_URL
 from tests.e2e.helpers import add_rate, burn_reversal, days_ago, earn, earn_reversal, expect, setup_coalition
-from tests.e2e.settlement_world import (
-    at,
-    burn,
-    close,
-    current_month_id,
-    previous_month,
-    small_closed_month,
-)
+from tests.e2e.settlement_world import at, burn, current_month_id, previous_month, small_closed_month
 
 
 @pytest.fixture
@@ -60,7 +50,7 @@ def run_sql(database, *statements) -> None:
 
 
 def test_a_ledger_the_service_wrote_adds_up(ledger, check):
-    assert check() == (0, "the ledger adds up: lots, movements, period totals, closes and statements\n")
+    assert check() == (0, "the ledger adds up: lots, movements, period totals and statements\n")
 
 
 def test_period_totals_kept_apart_from_the_ledger_are_named_with_both_figures(ledger, database, check):
@@ -165,26 +155,3 @@ def test_a_statement_stored_under_another_id_than_its_json_names_is_named(ledger
 
     assert check() == (1, f"statement {ledger}-0002: its JSON names id 2; it is stored as 1002\n"
                           "Error: the ledger does not add up: 1 problem\n")
-
-
-def test_postings_recorded_on_the_wrong_side_of_a_close_are_named(operator, database, check, monkeypatch):
-    # dated as by instances whose clocks differ, before they were dated by the database's: the
-    # first 2 minutes ahead of the close that settled it, the late one 2 minutes behind it
-    start, _, month = previous_month()
-    setup_coalition(operator)
-    dated_once_locked, shift = calendar.dated_once_locked, [timedelta(0)]
-    monkeypatch.setattr(calendar, "dated_once_locked", lambda *args: dated_once_locked(*args) + shift[0])
-    shift[0] = timedelta(minutes=2)
-    settled = expect(earn(operator, "e-1", "m1", "10.00", partner_id="skyair", occurred_at=at(start, 3)))
-    shift[0] = timedelta(0)
-    close(operator, month)
-    shift[0] = timedelta(minutes=-2)
-    late = expect(earn(operator, "e-2", "m1", "10.00", partner_id="skyair", occurred_at=at(start, 4)))
-    (closed,) = [p["closed_at"] for p in expect(operator.get("/api/v1/periods"), 200) if p["id"] == month]
-
-    assert check() == (1, (
-        f"transaction {settled['id']} is settled in {month}, closed at {closed}, but recorded after it,"
-        f" at {settled['recorded_at']}\n"
-        f"transaction {late['id']} is late in {current_month_id()}, but recorded at {late['recorded_at']},"
-        f" not after {month} closed at {closed}\n"
-        "Error: the ledger does not add up: 2 problems\n"))
