@@ -99,11 +99,13 @@ def db_copy(source_url):
 def db_check():
     """Check that the ledger adds up.
 
-    Lots against their allocations, burns, reversals and expiries against
-    theirs, the period totals closes read against the ledger's rows, and each
-    final statement against its SHA-256 and its id; each thing that does not
-    add up on a line of its own, and exit status 1. Reads the whole ledger as
-    of one instant, beside a running service.
+    Lots against their allocations and their earns, burns, reversals and
+    expiries against theirs, each allocation against its transaction and lot,
+    the period totals closes read against the ledger's rows, each transaction's
+    recording against the closes of its periods, each rate against the closes
+    before it, and each final statement against its SHA-256 and its id; each
+    thing that does not add up on a line of its own, and exit status 1. Reads
+    the whole ledger as of one instant, beside a running service.
     """
     with databases.opened() as database, database.snapshot() as connection:
         found = checks.problems(connection)
@@ -113,7 +115,9 @@ def db_check():
         click.echo(f"and {quantity(len(found) - SHOWN_PROBLEMS, 'more problem')}")
     if found:
         raise click.ClickException(f"the ledger does not add up: {quantity(len(found), 'problem')}")
-    click.echo("the ledger adds up: lots, movements, period totals and statements")
+    click.echo(
+        "the ledger adds up: lots, allocations, movements, period totals, closes, rates and statements"
+    )
 
 
 @main.command()

@@ -3,7 +3,11 @@
 PostgreSQL refuses at commit lots and allocations that do not add up
 (migration 0017); SQLite does not, and neither checks what is kept beside the
 ledger: the period totals a close reads instead of the ledger's rows
-(:mod:`coalition.db.period_totals`) and each final statement's SHA-256. A
+(:mod:`coalition.db.period_totals`) and each final statement's SHA-256; nor what
+a row copies from another (an allocation its transaction's period, a lot its
+earn's points), nor when things were recorded against the closes that settled
+them (a close dated before a posting it settled, a late posting recorded while
+its period was open, a rate added after a close into the period it closed). A
 restore that mixed two backups, SQL typed by hand or a bug could break any of
 them unseen, and a close would then issue wrong statements. Each check reads
 the ledger's own rows whole, so it is a command for the operator after a
@@ -12,10 +16,21 @@ restore, a copy or an incident, not something a request does.
 
 import hashlib
 import json
+from datetime import datetime
 
-from sqlalchemy import case, func, select
+from sqlalchemy import and_, case, func, or_, select
+from sqlalchemy.orm import aliased
 
-from coalition.db.models import Allocation, Lot, PairTotal, PartnerTotal, Statement, Transaction
+from coalition.db.models import (
+    Allocation,
+    Lot,
+    PairTotal,
+    PartnerTotal,
+    Period,
+    Rate,
+    Statement,
+    Transaction,
+)
 from coalition.db.period_totals import PAIR_KEY
 from coalition.domain import lots
 from coalition.domain.money import plain
@@ -29,9 +44,14 @@ def problems(connection) -> list[str]:
     """What does not add up, a line each; none for a sound database."""
     return [
         *_lots(connection),
+        *_issued(connection),
         *_movements(connection),
+        *_allocations(connection),
         *_redeemed_totals(connection),
         *_activity_totals(connection),
+        *_recorded_after_the_close(connection),
+        *_late(connection),
+        *_rates_in_closed_periods(connection),
         *_statements(connection),
     ]
 
@@ -62,6 +82,130 @@ def _movements(connection):
             f"transaction {transaction} ({kind}) moves {points} points;"
             f" its allocations move {allocated or 0}"
         )
+
+
+def _issued(connection):
+    """An earn or a bonus issues its points as one lot, its partner's, for its member, from
+    its ``occurred_at`` (SPEC §6), and only they have lots: then the ledger's points are
+    what the lots hold, and the lots' issuers those the transactions name."""
+    pairs = {
+        "points": (Transaction.points, Lot.points),
+        "partner": (Transaction.partner_id, Lot.issuer_id),
+        "member": (Transaction.member_id, Lot.member_id),
+        "date": (Transaction.occurred_at, Lot.earned_at),
+    }
+    issuing = Transaction.type.in_(lots.ISSUING)
+    rows = connection.execute(
+        select(
+            Transaction.id, Transaction.type, Lot.id, *(x for pair in pairs.values() for x in pair)
+        )
+        .outerjoin(Lot, Lot.transaction_id == Transaction.id)
+        .where(
+            or_(
+                and_(issuing, Lot.id.is_(None)),
+                and_(~issuing, Lot.id.is_not(None)),
+                *(mine != its for mine, its in pairs.values()),
+            )
+        )
+        .order_by(Transaction.id)
+    )
+    for transaction, kind, lot, *values in rows:
+        if lot is None:
+            yield f"transaction {transaction} ({kind}) has no lot"
+        elif kind not in lots.ISSUING:
+            yield f"lot {lot} is of transaction {transaction} ({kind}), which issues none"
+        else:
+            differing = [
+                f"{name} {_shown(mine)} and {_shown(its)}"
+                for name, mine, its in zip(pairs, values[::2], values[1::2], strict=True)
+                if mine != its
+            ]
+            yield (
+                f"transaction {transaction} ({kind}) and its lot {lot} differ:"
+                f" {', '.join(differing)}"
+            )
+
+
+def _allocations(connection):
+    """What an allocation names beside its points is its transaction's (type, period,
+    partner: the redeemer) and its lot's (issuer), which the period totals count by; a
+    burn spends a lot available and not expired at its date, an expiry takes what is
+    left once the lot expired (SPEC §6), a return takes from its earn's lot alone, and a
+    burn reversal puts back what an allocation of its burn took from that lot."""
+    A, T, L = Allocation, Transaction, Lot
+    reversed_, earns_lot = aliased(Allocation), aliased(Lot)
+    copies = {
+        "type": (A.type, T.type),
+        "period_id": (A.period_id, T.period_id),
+        "redeemer_id": (A.redeemer_id, T.partner_id),
+        "issuer_id": (A.issuer_id, L.issuer_id),
+    }
+    rules = {
+        "pending": and_(A.type == "burn", T.occurred_at < L.available_at),
+        "expired": and_(A.type == "burn", T.occurred_at >= L.expires_at),
+        "early": and_(A.type == "expiry", T.occurred_at < L.expires_at),
+        "other_lot": and_(
+            A.type == "earn_reversal", or_(earns_lot.id.is_(None), earns_lot.id != A.lot_id)
+        ),
+        "other_burn": and_(
+            A.type == "burn_reversal",
+            or_(
+                reversed_.id.is_(None),
+                reversed_.transaction_id != T.original_id,
+                reversed_.lot_id != A.lot_id,
+            ),
+        ),
+    }
+    rows = connection.execute(
+        select(
+            A.id.label("allocation"),
+            A.transaction_id.label("transaction"),
+            A.lot_id.label("lot"),
+            A.points,
+            A.reverses_id,
+            T.type,
+            T.occurred_at,
+            L.available_at,
+            L.expires_at,
+            *(mine.label(f"kept_{field}") for field, (mine, _) in copies.items()),
+            *(its.label(f"its_{field}") for field, (_, its) in copies.items()),
+            *(rule.label(name) for name, rule in rules.items()),
+        )
+        .join(T, T.id == A.transaction_id)
+        .join(L, L.id == A.lot_id)
+        .outerjoin(earns_lot, earns_lot.transaction_id == T.original_id)
+        .outerjoin(reversed_, reversed_.id == A.reverses_id)
+        .where(or_(*(mine != its for mine, its in copies.values()), *rules.values()))
+        .order_by(A.id)
+    )
+    for row in rows.mappings():
+        transaction = f"transaction {row['transaction']} ({row['type']})"
+        for field in copies:
+            if row[f"kept_{field}"] != row[f"its_{field}"]:
+                owner = "lot" if field == "issuer_id" else "transaction"
+                yield (
+                    f"allocation {row['allocation']} of {transaction} names {field}"
+                    f" {row[f'kept_{field}']}; its {owner} names {row[f'its_{field}']}"
+                )
+        moved = f"{transaction} dated {_instant(row['occurred_at'])}"
+        taken = f"{-row['points']} points of lot {row['lot']}"
+        if row["pending"]:
+            yield f"{moved} spent {taken}, available only from {_instant(row['available_at'])}"
+        if row["expired"]:
+            yield f"{moved} spent {taken}, expired at {_instant(row['expires_at'])}"
+        if row["early"]:
+            yield f"{moved} took {taken}, which expires only at {_instant(row['expires_at'])}"
+        if row["other_lot"]:
+            yield f"{transaction} took {taken}, not of its earn's lot"
+        if row["other_burn"]:
+            yield (
+                f"{transaction} put {row['points']} points back into lot {row['lot']} for"
+                f" allocation {row['reverses_id']}, not one of its burn's from that lot"
+            )
+
+
+def _shown(value) -> str:
+    return _instant(value) if isinstance(value, datetime) else str(value)
 
 
 def _allocated(key):
@@ -148,6 +292,89 @@ def _grouped(connection, keys, sums, where=True) -> dict[tuple, tuple[int, ...]]
         before = found.get(key, (0,) * len(values))
         found[key] = tuple(map(sum, zip(before, values, strict=True)))
     return {key: values for key, values in found.items() if any(values)}
+
+
+def _recorded_after_the_close(connection):
+    """A close settles what was recorded before it: a transaction of a closed period, late
+    or not, was recorded by its ``closed_at`` (the expiries a close writes, at it)."""
+    rows = connection.execute(
+        select(
+            Transaction.id, Transaction.type, Period.id, Transaction.recorded_at, Period.closed_at
+        )
+        .join(Period, Period.id == Transaction.period_id)
+        .where(Transaction.recorded_at > Period.closed_at)
+        .order_by(Transaction.id)
+    )
+    for transaction, kind, period, recorded_at, closed_at in rows:
+        yield (
+            f"transaction {transaction} ({kind}) of {period} was recorded at"
+            f" {_instant(recorded_at)}, after {period} was closed at {_instant(closed_at)}"
+        )
+
+
+def _late(connection):
+    """A late transaction was recorded once the period its ``occurred_at`` falls in was
+    closed, and lands in the earliest period open then (SPEC §7): every period before the
+    one it is in was closed before it was recorded. The first period still open then is
+    named. A period is found by the bounds its close stored: one dated where the zone's
+    rules have since moved a closed period's end falls in none."""
+    dated_in = and_(Period.start <= Transaction.occurred_at, Transaction.occurred_at < Period.end)
+    first_open = (
+        select(Transaction.id.label("id"), func.min(Period.id).label("period_id"))
+        .join(Period, or_(Period.id < Transaction.period_id, dated_in))
+        .where(Transaction.late, Transaction.recorded_at <= Period.closed_at)
+        .group_by(Transaction.id)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(
+            Transaction.id,
+            Transaction.type,
+            Transaction.period_id,
+            Transaction.recorded_at,
+            Period.id,
+            Period.closed_at,
+            dated_in,
+        )
+        .join(first_open, first_open.c.id == Transaction.id)
+        .join(Period, Period.id == first_open.c.period_id)
+        .order_by(Transaction.id)
+    )
+    for transaction, kind, landed, recorded_at, period, closed_at, dated in rows:
+        yield (
+            f"transaction {transaction} ({kind}) is late in {landed}, but was recorded at"
+            f" {_instant(recorded_at)}, before {period}{' (where it is dated)' if dated else ''}"
+            f" was closed at {_instant(closed_at)}"
+        )
+
+
+def _rates_in_closed_periods(connection):
+    """No rate starts in a period closed before it was added (SPEC §5: 409): the period's
+    statements were issued without it. The last such period is named."""
+    latest = (
+        select(Rate.id.label("id"), func.max(Period.id).label("period_id"))
+        .join(Period, and_(Period.closed_at < Rate.created_at, Rate.effective_from < Period.end))
+        .group_by(Rate.id)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(
+            Rate.id, Rate.kind, Rate.effective_from, Rate.created_at, Period.id, Period.closed_at
+        )
+        .join(latest, latest.c.id == Rate.id)
+        .join(Period, Period.id == latest.c.period_id)
+        .order_by(Rate.id)
+    )
+    for rate, kind, effective_from, created_at, period, closed_at in rows:
+        yield (
+            f"rate {rate} ({kind}) is in force from {_instant(effective_from)}, before {period}"
+            f" ended, but was added at {_instant(created_at)}, after {period} was closed at"
+            f" {_instant(closed_at)}"
+        )
+
+
+def _instant(at) -> str:
+    return at.isoformat()
 
 
 def _statements(connection):

@@ -7,12 +7,16 @@ postings of ``small_month`` (skyair → aroma 2,345 points at 0.01; aroma
 issued 100 points at the fee rate 0.001).
 """
 
+from datetime import UTC, datetime
+
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from coalition import cli
 from coalition.cli import main
+from coalition.db import models
+from coalition.services import expiry
 from tests.conftest import POSTGRES_URL
 from tests.e2e.helpers import add_rate, burn_reversal, days_ago, earn, earn_reversal, expect, setup_coalition
 from tests.e2e.settlement_world import at, burn, current_month_id, previous_month, small_closed_month
@@ -49,8 +53,27 @@ def run_sql(database, *statements) -> None:
             connection.execute(text(statement))
 
 
+def by_hand(database, tables, *statements) -> None:
+    """SQL typed by hand past the triggers that keep ``tables`` as written (migrations 0014,
+    0017, 0020), as a restore that mixed two backups or a repair would write it."""
+    if POSTGRES_URL is not None:
+        run_sql(database, *(f"ALTER TABLE {table} DISABLE TRIGGER USER" for table in tables), *statements,
+                *(f"ALTER TABLE {table} ENABLE TRIGGER USER" for table in tables))
+        return
+    with database.engine.begin() as connection:
+        triggers = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"
+                                           f" AND tbl_name IN ({', '.join(repr(table) for table in tables)})")).all()
+    run_sql(database, *(f'DROP TRIGGER "{name}"' for name, _ in triggers), *statements, *(sql for _, sql in triggers))
+
+
+def instant(database, column, row_id: int) -> str:
+    """``column`` of the row ``row_id`` of its table, as db check writes an instant."""
+    key = column.class_.id
+    return database.read(lambda session: session.scalar(select(column).where(key == row_id))).isoformat()
+
+
 def test_a_ledger_the_service_wrote_adds_up(ledger, check):
-    assert check() == (0, "the ledger adds up: lots, movements, period totals and statements\n")
+    assert check() == (0, "the ledger adds up: lots, allocations, movements, period totals, closes, rates and statements\n")
 
 
 def test_period_totals_kept_apart_from_the_ledger_are_named_with_both_figures(ledger, database, check):
@@ -87,16 +110,11 @@ def test_a_long_list_of_problems_is_cut_short_saying_how_many_more(operator, dat
 
 @pytest.mark.skipif(POSTGRES_URL is not None, reason="PostgreSQL refuses these at commit (migration 0017)")
 def test_lots_movements_and_statements_broken_by_hand_are_named(ledger, database, check):
-    # SQLite keeps the ledger append-only by triggers, set aside here as SQL typed by hand would
-    with database.engine.begin() as connection:
-        triggers = connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")).all()
-    run_sql(
-        database,
-        *(f'DROP TRIGGER "{name}"' for name, _ in triggers),
+    by_hand(
+        database, ["lots", "transactions", "statements"],
         "UPDATE lots SET remaining = remaining - 1 WHERE id = 1",  # m1's 2,468 at skyair: 123 left after 2,345
         "UPDATE transactions SET points = -66 WHERE external_id = 'm2-burn'",  # its allocation took 67
         f"UPDATE statements SET body = replace(body, '22.68', '22.69') WHERE number = '{ledger}-0001'",
-        *(sql for _, sql in triggers),
     )
 
     status, output = check()
@@ -143,15 +161,109 @@ def test_a_statement_stored_under_another_id_than_its_json_names_is_named(ledger
     # id in the JSON its SHA-256 hashes; renumbered by hand (past the trigger that refuses
     # it, as a restore that mixed two backups would be), coalition's is read at
     # /statements/1002 and answers "id": 2, with a hash that still matches its JSON
-    renumber = f"UPDATE statements SET id = 1002 WHERE number = '{ledger}-0002'"
-    if POSTGRES_URL is not None:
-        run_sql(database, "ALTER TABLE statements DISABLE TRIGGER statements_append_only", renumber,
-                "ALTER TABLE statements ENABLE TRIGGER statements_append_only")
-    else:
-        with database.engine.begin() as connection:
-            trigger = connection.scalar(text("SELECT sql FROM sqlite_master WHERE name = 'statements_append_only_update'"))
-        run_sql(database, "DROP TRIGGER statements_append_only_update", renumber, trigger)
+    by_hand(database, ["statements"], f"UPDATE statements SET id = 1002 WHERE number = '{ledger}-0002'")
     assert expect(operator.get("/api/v1/statements/1002"), 200)["id"] == 2
 
     assert check() == (1, f"statement {ledger}-0002: its JSON names id 2; it is stored as 1002\n"
+                          "Error: the ledger does not add up: 1 problem\n")
+
+
+def test_a_transaction_recorded_after_its_period_was_closed_is_named(ledger, database, check):
+    # the close dated as m2-earn (3) was recorded, before m2-burn (4), which it settled:
+    # the statements leave out a burn the ledger has in the period
+    by_hand(database, ["periods"], "UPDATE periods SET closed_at = (SELECT recorded_at FROM transactions"
+                                   f" WHERE id = 3) WHERE id = '{ledger}'")
+
+    assert check() == (1, f"transaction 4 (burn) of {ledger} was recorded at"
+                          f" {instant(database, models.Transaction.recorded_at, 4)}, after {ledger} was closed at"
+                          f" {instant(database, models.Transaction.recorded_at, 3)}\n"
+                          "Error: the ledger does not add up: 1 problem\n")
+
+
+def test_a_late_transaction_recorded_before_its_period_was_closed_is_named(ledger, database, check):
+    # o-5 (9), dated in the closed month and so late in this one, read as recorded with
+    # m2-burn (4), while the closed month was still open: it belonged there, not late
+    by_hand(database, ["transactions"], "UPDATE transactions SET recorded_at = (SELECT recorded_at FROM"
+                                        " transactions WHERE id = 4) WHERE id = 9")
+
+    assert check() == (1, f"transaction 9 (earn) is late in {current_month_id()}, but was recorded at"
+                          f" {instant(database, models.Transaction.recorded_at, 4)}, before {ledger} (where it is"
+                          f" dated) was closed at {instant(database, models.Period.closed_at, ledger)}\n"
+                          "Error: the ledger does not add up: 1 problem\n")
+
+
+def test_a_late_transaction_recorded_while_an_earlier_period_was_open_is_named(ledger, database, check):
+    # o-5 (9) read as dated this month with o-1 (5), its lot too, and recorded with m2-burn
+    # (4): late or not, it belonged in the closed month, the earliest period open then
+    by_hand(database, ["transactions", "lots"],
+            "UPDATE transactions SET occurred_at = (SELECT occurred_at FROM transactions WHERE id = 5),"
+            " recorded_at = (SELECT recorded_at FROM transactions WHERE id = 4) WHERE id = 9",
+            "UPDATE lots SET earned_at = (SELECT occurred_at FROM transactions WHERE id = 5) WHERE id = 4")
+
+    assert check() == (1, f"transaction 9 (earn) is late in {current_month_id()}, but was recorded at"
+                          f" {instant(database, models.Transaction.recorded_at, 4)}, before {ledger} was closed at"
+                          f" {instant(database, models.Period.closed_at, ledger)}\n"
+                          "Error: the ledger does not add up: 1 problem\n")
+
+
+def test_a_rate_added_after_the_close_of_a_period_it_starts_in_is_named(ledger, database, check):
+    # the fx rate (5), in force from 200 days ago, read as added with o-5 (9), after the close
+    by_hand(database, ["rates"], "UPDATE rates SET created_at = (SELECT recorded_at FROM transactions"
+                                 " WHERE id = 9) WHERE id = 5")
+
+    assert check() == (1, f"rate 5 (fx) is in force from {instant(database, models.Rate.effective_from, 5)},"
+                          f" before {ledger} ended, but was added at"
+                          f" {instant(database, models.Transaction.recorded_at, 9)}, after {ledger} was closed at"
+                          f" {instant(database, models.Period.closed_at, ledger)}\n"
+                          "Error: the ledger does not add up: 1 problem\n")
+
+
+def test_an_earn_whose_lot_holds_other_points_for_another_member_is_named(ledger, database, check):
+    # o-1 (5) earned m3 30 points in lot 3, which holds 10 after the return, burn and
+    # reversal; a point more and another member's, the lot still adds up on its own
+    by_hand(database, ["lots"], "UPDATE lots SET points = 31, remaining = 11, member_id = 'm1' WHERE id = 3")
+
+    assert check() == (1, "transaction 5 (earn) and its lot 3 differ: points 30 and 31, member m3 and m1\n"
+                          "Error: the ledger does not add up: 1 problem\n")
+
+
+def test_allocations_at_odds_with_their_transaction_lot_earn_or_burn_are_named(ledger, database, check):
+    # m1-burn (2) spent lot 1; the return o-2 (6), the burn o-3 (7) and its reversal o-4 (8)
+    # moved lot 3. Lot 1 read as expiring when m1-burn spent it, lot 3 as available only
+    # from o-4's date, the return as of m1's earn (1), its allocation as of skyair's
+    # points, and the reversal as putting back m2-burn's (4) allocation
+    by_hand(
+        database, ["lots", "allocations", "transactions"],
+        "UPDATE lots SET expires_at = (SELECT occurred_at FROM transactions WHERE id = 2) WHERE id = 1",
+        "UPDATE lots SET available_at = (SELECT occurred_at FROM transactions WHERE id = 8) WHERE id = 3",
+        "UPDATE transactions SET original_id = 1 WHERE id = 6",
+        "UPDATE allocations SET issuer_id = 'skyair' WHERE transaction_id = 6",
+        "UPDATE allocations SET reverses_id = (SELECT id FROM allocations WHERE transaction_id = 4)"
+        " WHERE transaction_id = 8",
+    )
+    dated = {row: instant(database, models.Transaction.occurred_at, row) for row in (2, 7, 8)}
+    allocation = {row: database.read(lambda session, row=row: session.scalar(
+        select(models.Allocation.id).where(models.Allocation.transaction_id == row))) for row in (4, 6)}
+
+    assert check() == (1, f"transaction 2 (burn) dated {dated[2]} spent 2345 points of lot 1, expired at {dated[2]}\n"
+                          f"allocation {allocation[6]} of transaction 6 (earn_reversal) names issuer_id skyair; its"
+                          " lot names aroma\n"
+                          "transaction 6 (earn_reversal) took 10 points of lot 3, not of its earn's lot\n"
+                          f"transaction 7 (burn) dated {dated[7]} spent 15 points of lot 3, available only from"
+                          f" {dated[8]}\n"
+                          f"transaction 8 (burn_reversal) put 5 points back into lot 3 for allocation {allocation[4]},"
+                          " not one of its burn's from that lot\n"
+                          "Error: the ledger does not add up: 5 problems\n")
+
+
+def test_an_expiry_dated_before_its_lot_expired_is_named(operator, database, check):
+    setup_coalition(operator)
+    expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
+    expect(earn(operator, "e-1", "m1", "300.00", occurred_at=days_ago(2)))  # aroma: lot 1 of 30 points
+    assert expiry.expire_all(database, datetime.now(UTC)) == 1  # expiry 2, dated at lot 1's expires_at
+    by_hand(database, ["lots"], "UPDATE lots SET expires_at = (SELECT recorded_at FROM transactions WHERE id = 2)")
+
+    assert check() == (1, f"transaction 2 (expiry) dated {instant(database, models.Transaction.occurred_at, 2)}"
+                          " took 30 points of lot 1, which expires only at"
+                          f" {instant(database, models.Transaction.recorded_at, 2)}\n"
                           "Error: the ledger does not add up: 1 problem\n")
