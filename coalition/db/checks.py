@@ -47,6 +47,7 @@ def problems(connection) -> list[str]:
         *_issued(connection),
         *_movements(connection),
         *_allocations(connection),
+        *_reversals(connection),
         *_redeemed_totals(connection),
         *_activity_totals(connection),
         *_recorded_after_the_close(connection),
@@ -202,6 +203,94 @@ def _allocations(connection):
                 f"{transaction} put {row['points']} points back into lot {row['lot']} for"
                 f" allocation {row['reverses_id']}, not one of its burn's from that lot"
             )
+
+
+def _reversals(connection):
+    """A reversal names an original of the type it reverses, posted by its partner for its
+    member, no later than itself, and reversals in total take back no more points than
+    their original moved: a burn's, or an earn's taken and short (SPEC §6; decisions.md,
+    "Returns in pieces"). Amounts, which SQLite keeps as text, are not summed here."""
+    T, original = Transaction, aliased(Transaction)
+    reversible = or_(
+        *(and_(T.type == kind, original.type.in_(types)) for kind, types in lots.REVERSES.items())
+    )
+    rows = connection.execute(
+        select(
+            T.id,
+            T.type,
+            T.partner_id,
+            T.member_id,
+            T.occurred_at,
+            original.id,
+            original.type,
+            original.partner_id,
+            original.member_id,
+            original.occurred_at,
+            reversible,
+        )
+        .outerjoin(original, original.id == T.original_id)
+        .where(T.type.in_(lots.REVERSES))
+        .where(
+            or_(
+                original.id.is_(None),
+                ~reversible,
+                original.partner_id != T.partner_id,
+                original.member_id != T.member_id,
+                T.occurred_at < original.occurred_at,
+            )
+        )
+        .order_by(T.id)
+    )
+    for (
+        transaction,
+        kind,
+        partner,
+        member,
+        at,
+        of,
+        of_kind,
+        of_partner,
+        of_member,
+        of_at,
+        fits,
+    ) in rows:
+        reverses = f"transaction {transaction} ({kind})"
+        if of is None:
+            yield f"{reverses} names no original"
+        elif not fits:
+            yield f"{reverses} reverses transaction {of} ({of_kind}), which it cannot"
+        elif (partner, member) != (of_partner, of_member):
+            yield (
+                f"{reverses} of {partner} for {member} reverses transaction {of} of"
+                f" {of_partner} for {of_member}"
+            )
+        else:
+            yield (
+                f"{reverses} dated {_instant(at)} reverses transaction {of}, dated after it at"
+                f" {_instant(of_at)}"
+            )
+    claimed = (
+        select(
+            T.original_id.label("id"),
+            func.sum(
+                case((T.type == "earn_reversal", T.shortfall_points - T.points), else_=T.points)
+            ).label("points"),
+        )
+        .where(T.type.in_(lots.REVERSES))
+        .group_by(T.original_id)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(T.id, T.type, func.abs(T.points), claimed.c.points)
+        .join(claimed, claimed.c.id == T.id)
+        .where(claimed.c.points > func.abs(T.points))
+        .order_by(T.id)
+    )
+    for transaction, kind, points, reversed_points in rows:
+        yield (
+            f"transaction {transaction} ({kind}) moved {points} points; its reversals claim"
+            f" {reversed_points}"
+        )
 
 
 def _shown(value) -> str:

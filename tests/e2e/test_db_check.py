@@ -230,7 +230,7 @@ def test_an_earn_whose_lot_holds_other_points_for_another_member_is_named(ledger
 def test_allocations_at_odds_with_their_transaction_lot_earn_or_burn_are_named(ledger, database, check):
     # m1-burn (2) spent lot 1; the return o-2 (6), the burn o-3 (7) and its reversal o-4 (8)
     # moved lot 3. Lot 1 read as expiring when m1-burn spent it, lot 3 as available only
-    # from o-4's date, the return as of m1's earn (1), its allocation as of skyair's
+    # from o-4's date, the return as of m1's earn (1) (skyair's, for m1), its allocation as of skyair's
     # points, and the reversal as putting back m2-burn's (4) allocation
     by_hand(
         database, ["lots", "allocations", "transactions"],
@@ -253,7 +253,8 @@ def test_allocations_at_odds_with_their_transaction_lot_earn_or_burn_are_named(l
                           f" {dated[8]}\n"
                           f"transaction 8 (burn_reversal) put 5 points back into lot 3 for allocation {allocation[4]},"
                           " not one of its burn's from that lot\n"
-                          "Error: the ledger does not add up: 5 problems\n")
+                          "transaction 6 (earn_reversal) of aroma for m3 reverses transaction 1 of skyair for m1\n"
+                          "Error: the ledger does not add up: 6 problems\n")
 
 
 def test_an_expiry_dated_before_its_lot_expired_is_named(operator, database, check):
@@ -267,3 +268,22 @@ def test_an_expiry_dated_before_its_lot_expired_is_named(operator, database, che
                           " took 30 points of lot 1, which expires only at"
                           f" {instant(database, models.Transaction.recorded_at, 2)}\n"
                           "Error: the ledger does not add up: 1 problem\n")
+
+
+def test_reversals_at_odds_with_their_originals_are_named(ledger, database, check):
+    # the return o-2 (6) took 10 of o-1's (5) 30 points: read as m2's, and short 25 more,
+    # it claims 35; the reversal o-4 (8) of the burn o-3 (7) read as dated at m1-burn (2)
+    by_hand(
+        database, ["transactions"],
+        "UPDATE transactions SET member_id = 'm2', shortfall_points = 25 WHERE id = 6",
+        "UPDATE transactions SET occurred_at = (SELECT occurred_at FROM transactions WHERE id = 2) WHERE id = 8",
+    )
+    dated = {row: instant(database, models.Transaction.occurred_at, row) for row in (7, 8)}
+
+    assert check() == (1, "transaction 6 (earn_reversal) of aroma for m2 reverses transaction 5 of aroma for m3\n"
+                          f"transaction 8 (burn_reversal) dated {dated[8]} reverses transaction 7, dated after it at"
+                          f" {dated[7]}\n"
+                          "transaction 5 (earn) moved 30 points; its reversals claim 35\n"
+                          f"{current_month_id()}: shortfall_points of aroma at fee rate 0.001 is kept as 0; the"
+                          " ledger makes 25\n"
+                          "Error: the ledger does not add up: 4 problems\n")
