@@ -25,6 +25,7 @@ from coalition.db.models import (
     Allocation,
     Lot,
     PairTotal,
+    Partner,
     PartnerTotal,
     Period,
     Rate,
@@ -50,6 +51,8 @@ def problems(connection) -> list[str]:
         *_reversals(connection),
         *_redeemed_totals(connection),
         *_activity_totals(connection),
+        *_currencies(connection),
+        *_closes(connection),
         *_recorded_after_the_close(connection),
         *_late(connection),
         *_rates_in_closed_periods(connection),
@@ -381,6 +384,49 @@ def _grouped(connection, keys, sums, where=True) -> dict[tuple, tuple[int, ...]]
         before = found.get(key, (0,) * len(values))
         found[key] = tuple(map(sum, zip(before, values, strict=True)))
     return {key: values for key, values in found.items() if any(values)}
+
+
+def _currencies(connection):
+    """An amount is in its partner's currency (SPEC §6), which is fixed from its first
+    transaction on (decisions.md): an earn's, or a return's by amount."""
+    rows = connection.execute(
+        select(Transaction.id, Transaction.type, Transaction.currency, Partner.id, Partner.currency)
+        .join(Partner, Partner.id == Transaction.partner_id)
+        .where(Transaction.currency != Partner.currency)
+        .order_by(Transaction.id)
+    )
+    for transaction, kind, currency, partner, partners in rows:
+        yield f"transaction {transaction} ({kind}) is in {currency}; {partner}'s currency is {partners}"
+
+
+def _closes(connection):
+    """A period closes once it has ended, and after every period before it, which it closes
+    first (SPEC §7); for each period closed after a later one, the first such is named."""
+    rows = connection.execute(
+        select(Period.id, Period.end, Period.closed_at)
+        .where(Period.closed_at < Period.end)
+        .order_by(Period.id)
+    )
+    for period, end, closed_at in rows:
+        yield f"{period} was closed at {_instant(closed_at)}, before it ended at {_instant(end)}"
+    later = aliased(Period)
+    first = (
+        select(Period.id.label("id"), func.min(later.id).label("later_id"))
+        .join(later, and_(later.id > Period.id, later.closed_at < Period.closed_at))
+        .group_by(Period.id)
+        .subquery()
+    )
+    rows = connection.execute(
+        select(Period.id, Period.closed_at, later.id, later.closed_at)
+        .join(first, first.c.id == Period.id)
+        .join(later, later.id == first.c.later_id)
+        .order_by(Period.id)
+    )
+    for period, closed_at, after, after_closed_at in rows:
+        yield (
+            f"{period} was closed at {_instant(closed_at)}, after {after}, which follows it, at"
+            f" {_instant(after_closed_at)}"
+        )
 
 
 def _recorded_after_the_close(connection):

@@ -7,7 +7,7 @@ postings of ``small_month`` (skyair → aroma 2,345 points at 0.01; aroma
 issued 100 points at the fee rate 0.001).
 """
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from click.testing import CliRunner
@@ -19,7 +19,7 @@ from coalition.db import models
 from coalition.services import expiry
 from tests.conftest import POSTGRES_URL
 from tests.e2e.helpers import add_rate, burn_reversal, days_ago, earn, earn_reversal, expect, setup_coalition
-from tests.e2e.settlement_world import at, burn, current_month_id, previous_month, small_closed_month
+from tests.e2e.settlement_world import at, burn, close, current_month_id, day_in_past, previous_month, small_closed_month
 
 
 @pytest.fixture
@@ -287,3 +287,28 @@ def test_reversals_at_odds_with_their_originals_are_named(ledger, database, chec
                           f"{current_month_id()}: shortfall_points of aroma at fee rate 0.001 is kept as 0; the"
                           " ledger makes 25\n"
                           "Error: the ledger does not add up: 4 problems\n")
+
+
+def test_an_amount_in_another_currency_than_its_partners_is_named(ledger, database, check):
+    # o-1 (5) earned 300.00 RUB at aroma, read as 300.00 EUR
+    by_hand(database, ["transactions"], "UPDATE transactions SET currency = 'EUR' WHERE id = 5")
+
+    assert check() == (1, "transaction 5 (earn) is in EUR; aroma's currency is RUB\n"
+                          "Error: the ledger does not add up: 1 problem\n")
+
+
+def test_a_period_closed_before_it_ended_or_after_the_next_is_named(operator, database, check):
+    # two empty days of a coalition with no rates closed one after the other; the later
+    # read as closed at its start
+    expect(operator.put("/api/v1/settings", json={"period": "daily"}), 200)
+    (_, first_id), (second, second_id) = day_in_past(3), day_in_past(2)
+    close(operator, first_id)
+    close(operator, second_id)
+    by_hand(database, ["periods"], f"UPDATE periods SET closed_at = start WHERE id = '{second_id}'")
+    closed_at = instant(database, models.Period.closed_at, first_id)
+
+    assert check() == (1, f"{second_id} was closed at {second.isoformat()}, before it ended at"
+                          f" {(second + timedelta(days=1)).isoformat()}\n"
+                          f"{first_id} was closed at {closed_at}, after {second_id}, which follows it, at"
+                          f" {second.isoformat()}\n"
+                          "Error: the ledger does not add up: 2 problems\n")
