@@ -451,12 +451,14 @@ def _late(connection):
     """A late transaction was recorded once the period its ``occurred_at`` falls in was
     closed, and lands in the earliest period open then (SPEC §7): every period before the
     one it is in was closed before it was recorded. The first period still open then is
-    named. A period is found by the bounds its close stored: one dated where the zone's
-    rules have since moved a closed period's end falls in none."""
+    named, and whether the transaction is dated in it, by the bounds its close stored.
+    Only periods before the one it is in are read: the zone's rules may since have given
+    that one bounds that hold its ``occurred_at`` (a midnight moved earlier), and one
+    dated where they moved a closed period's end later falls in none."""
     dated_in = and_(Period.start <= Transaction.occurred_at, Transaction.occurred_at < Period.end)
     first_open = (
         select(Transaction.id.label("id"), func.min(Period.id).label("period_id"))
-        .join(Period, or_(Period.id < Transaction.period_id, dated_in))
+        .join(Period, Period.id < Transaction.period_id)
         .where(Transaction.late, Transaction.recorded_at <= Period.closed_at)
         .group_by(Transaction.id)
         .subquery()

@@ -16,9 +16,10 @@ from sqlalchemy import select, text
 from coalition import cli
 from coalition.cli import main
 from coalition.db import models
+from coalition.domain import periods
 from coalition.services import expiry
 from tests.conftest import POSTGRES_URL
-from tests.e2e.helpers import add_rate, burn_reversal, days_ago, earn, earn_reversal, expect, setup_coalition
+from tests.e2e.helpers import add_partner, add_rate, burn_reversal, days_ago, earn, earn_reversal, expect, setup_coalition
 from tests.e2e.settlement_world import at, burn, close, current_month_id, day_in_past, previous_month, small_closed_month
 
 
@@ -312,3 +313,25 @@ def test_a_period_closed_before_it_ended_or_after_the_next_is_named(operator, da
                           f"{first_id} was closed at {closed_at}, after {second_id}, which follows it, at"
                           f" {second.isoformat()}\n"
                           "Error: the ledger does not add up: 2 problems\n")
+
+
+def test_a_late_posting_in_the_hour_the_zone_database_since_gave_its_period_is_not_named(
+        operator, monkeypatch, check):
+    # On a server not yet updated for Asia/Almaty's move to +05:00 (tzdata 2024a: +06:00
+    # until 2024-03-01), January 2024 closed ending 31 January 19:00 UTC, and a posting
+    # dated 18:30 UTC (23:30 there) was January's: late in February. Updated, the server
+    # closed February from 18:00 UTC, which its stored bounds hold the late posting in,
+    # though it was recorded while January was closed and February was the first open period
+    expect(operator.put("/api/v1/settings", json={"timezone": "Asia/Almaty", "max_backdate_days": 3650}), 200)
+    add_partner(operator, "skyair", "EUR", "travel", name="SkyAir")
+    add_rate(operator, "earn", "2", partner_id="skyair", effective_from="2024-01-01T00:00:00+06:00")
+    real = periods.ZoneInfo
+    with monkeypatch.context() as old_rules:
+        old_rules.setattr(periods, "ZoneInfo", lambda key: real("Etc/GMT-5" if key == "Asia/Almaty" else key))
+        expect(earn(operator, "january", "m1", "10.00", "skyair", occurred_at="2024-01-10T12:00:00+05:00"))
+        assert close(operator, "2024-01")["end"] == "2024-01-31T19:00:00+00:00"
+        late = expect(earn(operator, "january-late", "m1", "10.00", "skyair", occurred_at="2024-01-31T18:30:00+00:00"))
+        assert (late["period_id"], late["late"]) == ("2024-02", True)
+    assert close(operator, "2024-02")["start"] == "2024-01-31T18:00:00+00:00"
+
+    assert check() == (0, "the ledger adds up: lots, allocations, movements, period totals, closes, rates and statements\n")
