@@ -126,11 +126,14 @@ def revoke_key(session, key_id: str) -> models.ApiKey:
     Answered once the postings in flight have committed, and no posting under the key
     is recorded after it: it takes the calendar lock exclusively, as a partner's
     suspension does, and each chunk of postings checks its key once it holds that
-    lock (:func:`check_unrevoked`). A key's other writes in flight are not checked again."""
-    calendar.lock_calendar(session, exclusive=True)
+    lock (:func:`check_unrevoked`). A key's other writes in flight are not checked again.
+    It is dated as those postings are, on PostgreSQL by the database's clock
+    (:func:`calendar.dated_once_locked`): by an instance's own clock behind that, it read
+    as before the postings it came after."""
+    granted_at = calendar.lock_calendar(session, exclusive=True)
     row = get_key(session, key_id)
     if row.revoked_at is None:
-        row.revoked_at = datetime.now(UTC)
+        row.revoked_at = calendar.dated_once_locked(datetime.now(UTC), granted_at)
     return row
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from coalition import jobs
-from tests.e2e.helpers import expect
+from tests.e2e.helpers import expect, till_of
 from tests.e2e.settlement_world import add_partner, add_rate, at, burn, close, earn, previous_month
 
 pytestmark = pytest.mark.postgres
@@ -100,3 +100,16 @@ def test_the_expiry_job_of_an_instance_ahead_expires_no_lot_before_its_time(oper
 
     # expired by the instance's clock, they were gone: 422 insufficient_points
     assert burn(operator, "b-1", "skyair", "m1", now.isoformat(), 20)["points"] == -20
+
+
+def test_a_key_revoked_by_an_instance_behind_reads_as_revoked_after_what_it_posted(operator, skyair,
+                                                                                   instance_clock):
+    till, key_id = till_of(operator, "skyair")
+    instance_clock(-2)
+    posted = earn(till, "e-1", "skyair", "m1", datetime.now(UTC).isoformat(), "10.00", "EUR")
+    assert operator.delete(f"/api/v1/keys/{key_id}").status_code == 204
+    (key,) = [row for row in expect(operator.get("/api/v1/keys"), 200) if row["id"] == key_id]
+
+    # the revocation waited for the key's postings: by the instance's clock it read as 2
+    # minutes before the posting it came after (a leak's review finds it posted after)
+    assert datetime.fromisoformat(posted["recorded_at"]) < datetime.fromisoformat(key["revoked_at"])
