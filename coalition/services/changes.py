@@ -22,10 +22,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 
-from sqlalchemy import event, insert, inspect, select
+from sqlalchemy import event, func, insert, inspect, select
 from sqlalchemy.orm import Session
 
-from coalition.db import models
+from coalition.db import models, on_postgresql
 from coalition.domain import money
 from coalition.services import pages
 
@@ -87,11 +87,19 @@ def _record(session, _context) -> None:
     ]
     changes = [change for change in changes if change is not None]
     if changes:
-        actor, now = _acting.get(), datetime.now(UTC)
+        actor = _acting.get()
         session.connection().execute(
-            insert(models.Change),
-            [{"at": now, "via": actor.via, "key_id": actor.key_id, **change} for change in changes],
+            insert(models.Change).values(at=_now(session)),
+            [{"via": actor.via, "key_id": actor.key_id, **change} for change in changes],
         )
+
+
+def _now(session):
+    """When changes are recorded: on PostgreSQL by the database's clock as they are
+    written, as the postings a suspension or a close waited for are dated (decisions.md,
+    "Dated by the database's clock"); by an instance's own clock behind it, a suspension
+    read as before the postings it came after. On SQLite by this process's clock."""
+    return func.clock_timestamp() if on_postgresql(session) else datetime.now(UTC)
 
 
 def _created(row) -> dict:

@@ -113,3 +113,16 @@ def test_a_key_revoked_by_an_instance_behind_reads_as_revoked_after_what_it_post
     # the revocation waited for the key's postings: by the instance's clock it read as 2
     # minutes before the posting it came after (a leak's review finds it posted after)
     assert datetime.fromisoformat(posted["recorded_at"]) < datetime.fromisoformat(key["revoked_at"])
+
+
+def test_a_suspension_by_an_instance_behind_is_recorded_after_what_the_partner_posted(operator, skyair,
+                                                                                      instance_clock):
+    instance_clock(-2)
+    posted = earn(operator, "e-1", "skyair", "m1", datetime.now(UTC).isoformat(), "10.00", "EUR")
+    expect(operator.patch("/api/v1/partners/skyair", json={"status": "suspended"}), 200)
+    (suspended,) = [change for change in expect(operator.get("/api/v1/changes?subject=partner"), 200)["items"]
+                    if change["fields"].get("status") == ["active", "suspended"]]
+
+    # the suspension waited for the partner's postings: by the instance's clock the record
+    # of changes read it as 2 minutes before the posting it came after
+    assert datetime.fromisoformat(posted["recorded_at"]) < datetime.fromisoformat(suspended["at"])
