@@ -14,7 +14,7 @@ file's write lock, which the calendar lock takes there.
 
 from datetime import UTC, datetime
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.orm import defer
 
 from coalition.db import aggregates, locks, models, on_postgresql
@@ -52,6 +52,14 @@ def dated_once_locked(now: datetime, granted_at: datetime | None) -> datetime:
     as recorded before the close it came after (docs/decisions.md, "Dated by the
     database's clock")."""
     return granted_at if granted_at is not None else max(now, datetime.now(UTC))
+
+
+def database_now(session) -> datetime | None:
+    """Now by the database's clock, on PostgreSQL (:func:`dated_once_locked`); None on
+    SQLite, whose units of work are dated by this process's clock."""
+    if not on_postgresql(session):
+        return None
+    return session.execute(text("SELECT clock_timestamp()")).scalar_one().astimezone(UTC)
 
 
 def last_closed(session) -> periods.Period | None:

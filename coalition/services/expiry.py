@@ -53,11 +53,13 @@ def expire_due(
     had emptied: time in the square of a year's lots.)
     """
     due_by = now if due_by is None else due_by
-    granted_at = calendar.lock_calendar(session)
+    calendar.lock_calendar(session)
     held, expired = _locked_due(session, due_by, limit)
     if not expired:
         return 0
-    recorded_at = recorded_at or calendar.dated_once_locked(now, granted_at)
+    # once the members' locks are held too: a burn reversal that put back points it
+    # expires may have committed after the calendar lock was granted (shared with postings)
+    recorded_at = recorded_at or calendar.dated_once_locked(now, calendar.database_now(session))
     earlier, put_back = ledger_reads.expiry_history(session, [lot.id for lot in expired])
     plans = {lot.id: lots_domain.expiries(lot, put_back.get(lot.id, {})) for lot in expired}
     count = sum(len(plan) for plan in plans.values())

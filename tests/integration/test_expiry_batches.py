@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from coalition.db import locks
 from coalition.services import expiry
 from tests.conftest import days_ago
-from tests.e2e.helpers import bonus, expect
+from tests.e2e.helpers import add_rate, bonus, expect
 from tests.plans import analyze_a_ledger_of_many_members, generic_plan, scans, sent
 from tests.threads import until_waiting_on_locks
 
@@ -157,3 +157,34 @@ def test_a_batch_waits_for_a_running_close_before_it_reads_the_lots_due(operator
             assert batch.result(timeout=60) == 1
     assert read_while_closing == 0
     assert _remaining(database) == {lot: 0}
+
+
+@pytest.mark.postgres
+def test_an_expiry_of_points_put_back_is_recorded_after_the_reversal_that_put_them_back(
+    operator, database, monkeypatch
+):
+    """m-r's 30 points at the operator, earned 2 days ago, expired a day ago but for the
+    10 a burn took half a day before; its reversal puts them back now, and the next
+    batch expires them. The reversal commits once that batch holds the calendar lock,
+    before it reads the lots due (the lock is shared with postings): the batch expires
+    what the reversal put back, so it is recorded after it."""
+    from tests.e2e.settlement_world import posted_after
+    from coalition.services import calendar
+
+    expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
+    add_rate(operator, "redemption", "0.01")
+    _lot(operator, "b-r", "m-r", 30, age_days=2)
+    expect(operator.post("/api/v1/transactions", json={
+        "external_id": "burn-r", "type": "burn", "partner_id": "coalition", "member_id": "m-r",
+        "points": 10, "occurred_at": days_ago(1.5)}))
+    assert expiry.expire_all(database, database.now()) == 1  # the 20 left
+    reversal = {"external_id": "rev-r", "type": "burn_reversal", "partner_id": "coalition",
+                "original_external_id": "burn-r", "occurred_at": days_ago(0)}
+    posted_after(monkeypatch, calendar, "lock_calendar",
+                 lambda: operator.post("/api/v1/transactions", json=reversal))
+
+    assert expiry.expire_all(database, database.now()) == 1
+    recorded = dict(database.read(lambda session: session.execute(text(
+        "SELECT external_id, recorded_at FROM transactions"
+        " WHERE external_id IN ('rev-r', 'expiry-1-2')")).all()))
+    assert recorded["rev-r"] <= recorded["expiry-1-2"]
