@@ -17,7 +17,7 @@ session only lends its connection.
 """
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from coalition.db import aggregates, ledger_reads, locks, models, on_postgresql, period_totals, rows
@@ -111,8 +111,10 @@ class Book:
     restored: dict[int, int]  # allocation id → points burn reversals put back
     earn_reversals: dict[int, list]  # original id → its earn reversals (points, shortfall, amount)
     ids: Ids
-    # when the locks were granted, by the database's clock; None on SQLite (_lock)
+    # when the locks were granted, by the database's clock, and how far it was then ahead
+    # of this process's; None on SQLite (_lock)
     granted_at: datetime | None = None
+    clock_offset: timedelta | None = None
     new_members: dict[str, datetime] = field(default_factory=dict)
     new_rows: list = field(default_factory=list)
     new_lots: set[int] = field(default_factory=set)
@@ -138,6 +140,7 @@ class Book:
         granted_at, drawn = _lock(
             session, keys, Ids.needed_for(requests) if len(requests) == 1 else None
         )
+        offset = None if granted_at is None else granted_at - datetime.now(UTC)
         found = _transactions(session, keys | originals)
         by_key = {(row.partner_id, row.external_id): row for row in found}
         burning = {request["member_id"] for _, request in requests if request["type"] == "burn"}
@@ -176,6 +179,7 @@ class Book:
             ids=Ids(session, Ids.needed_for([r for r in requests if _key(r) not in by_key]), drawn),
             read_until=_read_until(lots.values(), spenders, spendable_after),
             granted_at=granted_at,
+            clock_offset=offset,
         )
 
     @classmethod

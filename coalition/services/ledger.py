@@ -85,15 +85,17 @@ def post_chunk(session, principal, requests: list, now: datetime) -> list:
     They are recorded once their locks are held, though, never before ``now``: one that
     waited for a close and then lands late in the next period is recorded after that
     close, as the close is dated once it holds the calendar lock. On PostgreSQL both
-    are read on the database's clock, ``now`` as the locks were granted less the wait
-    for them: instances whose clocks differ hold postings to one window, and date them
-    in the order of their locks (:func:`calendar.dated_once_locked`).
+    are read on the database's clock, ``now`` moved by how far it ran ahead of this
+    process's as the locks were granted, so that no wait, for them or after them (a
+    member's lock behind another burn), moves the window: instances whose clocks differ
+    hold postings to one window, and date them in the order of their locks
+    (:func:`calendar.dated_once_locked`).
     """
     items = [_with_partner(principal, request) for request in requests]
     book = Book.open(session, [item for item in items if not isinstance(item, Exception)])
     auth.check_unrevoked(catalog.current(session), principal)  # read after the locks
-    if book.granted_at is not None:
-        now = book.granted_at - (datetime.now(UTC) - now)
+    if book.clock_offset is not None:
+        now += book.clock_offset
     asked = _Asked(now, calendar.dated_once_locked(now, book.granted_at), principal.key_id)
     outcomes = [
         item if isinstance(item, Exception) else _outcome(book, *item, asked) for item in items

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from coalition import jobs
+from coalition.db import ledger_reads
 from tests.e2e.helpers import expect, till_of
 from tests.e2e.settlement_world import add_partner, add_rate, at, burn, close, earn, previous_month
 
@@ -126,3 +127,21 @@ def test_a_suspension_by_an_instance_behind_is_recorded_after_what_the_partner_p
     # the suspension waited for the partner's postings: by the instance's clock the record
     # of changes read it as 2 minutes before the posting it came after
     assert datetime.fromisoformat(posted["recorded_at"]) < datetime.fromisoformat(suspended["at"])
+
+
+def test_a_posting_that_waits_for_its_members_lock_is_held_to_the_window_of_when_it_was_asked(
+        operator, skyair, instance_clock, monkeypatch):
+    earn(operator, "e-1", "skyair", "m1", (datetime.now(UTC) - timedelta(hours=1)).isoformat(), "10.00", "EUR")
+    lock_members = ledger_reads.lock_members
+
+    def waited(session, member_ids):
+        locked = lock_members(session, member_ids)
+        instance_clock(0.5)  # 30 seconds spent queued for m1's lock, behind another burn of theirs
+        return locked
+
+    monkeypatch.setattr(ledger_reads, "lock_members", waited)
+    ahead = (datetime.now(UTC) + timedelta(minutes=4, seconds=45)).isoformat()
+
+    # dated 4 m 45 s ahead when asked: the window moved back by the wait for the member's
+    # lock, after the calendar lock was granted, read it as 5 m 15 s ahead (422)
+    assert burn(operator, "b-1", "skyair", "m1", ahead, 10)["points"] == -10
