@@ -281,12 +281,12 @@ def test_reversals_at_odds_with_their_originals_are_named(ledger, database, chec
     )
     dated = {row: instant(database, models.Transaction.occurred_at, row) for row in (7, 8)}
 
-    assert check() == (1, "transaction 6 (earn_reversal) of aroma for m2 reverses transaction 5 of aroma for m3\n"
+    assert check() == (1, f"{current_month_id()}: shortfall_points of aroma at fee rate 0.001 is kept as 0; the"
+                          " ledger makes 25\n"
+                          "transaction 6 (earn_reversal) of aroma for m2 reverses transaction 5 of aroma for m3\n"
                           f"transaction 8 (burn_reversal) dated {dated[8]} reverses transaction 7, dated after it at"
                           f" {dated[7]}\n"
                           "transaction 5 (earn) moved 30 points; its reversals claim 35\n"
-                          f"{current_month_id()}: shortfall_points of aroma at fee rate 0.001 is kept as 0; the"
-                          " ledger makes 25\n"
                           "Error: the ledger does not add up: 4 problems\n")
 
 
