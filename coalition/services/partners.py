@@ -38,11 +38,13 @@ def create(session, fields: dict) -> models.Partner:
 
 def update(session, partner_id: str, fields: dict) -> models.Partner:
     partner = get(session, partner_id)
-    if fields.get("currency", partner.currency) != partner.currency or (
-        fields.get("status") == "suspended" and partner.status != "suspended"
+    if (
+        fields.get("currency", partner.currency) != partner.currency
+        or fields.get("status", partner.status) != partner.status
     ):
         # postings in flight commit first: counted below, and none recorded after a
-        # suspension (a suspended partner has none in flight to wait for when reactivated).
+        # suspension, nor before a reactivation it then let through (one asked while
+        # suspended, its lock granted, reads the partner after the reactivation commits).
         # Judged by the row as it is written, not the catalog: a change committed between
         # the two reads made a value sent back as it was a change that did not wait
         calendar.lock_calendar(session, exclusive=True)
