@@ -17,6 +17,7 @@ def problems(connection):
     yield from _issued(connection)
     yield from _allocations(connection)
     yield from _reversals(connection)
+    yield from _overclaimed(connection)
     yield from _currencies(connection)
 
 
@@ -142,9 +143,7 @@ def _allocations(connection):
 
 def _reversals(connection):
     """A reversal names an original of the type it reverses, posted by its partner for its
-    member, no later than itself, and reversals in total take back no more points than
-    their original moved: a burn's, or an earn's taken and short (SPEC §6; decisions.md,
-    "Returns in pieces"). Amounts, which SQLite keeps as text, are not summed here."""
+    member, no later than itself (SPEC §6)."""
     T, original = Transaction, aliased(Transaction)
     reversible = or_(
         *(and_(T.type == kind, original.type.in_(types)) for kind, types in lots.REVERSES.items())
@@ -156,12 +155,12 @@ def _reversals(connection):
             T.partner_id,
             T.member_id,
             T.occurred_at,
-            original.id,
-            original.type,
-            original.partner_id,
-            original.member_id,
-            original.occurred_at,
-            reversible,
+            original.id.label("of"),
+            original.type.label("of_type"),
+            original.partner_id.label("of_partner"),
+            original.member_id.label("of_member"),
+            original.occurred_at.label("of_at"),
+            reversible.label("fits"),
         )
         .outerjoin(original, original.id == T.original_id)
         .where(T.type.in_(lots.REVERSES))
@@ -176,34 +175,29 @@ def _reversals(connection):
         )
         .order_by(T.id)
     )
-    for (
-        transaction,
-        kind,
-        partner,
-        member,
-        at,
-        of,
-        of_kind,
-        of_partner,
-        of_member,
-        of_at,
-        fits,
-    ) in rows:
-        reverses = f"transaction {transaction} ({kind})"
-        if of is None:
+    for row in rows.mappings():
+        reverses = f"transaction {row['id']} ({row['type']})"
+        if row["of"] is None:
             yield f"{reverses} names no original"
-        elif not fits:
-            yield f"{reverses} reverses transaction {of} ({of_kind}), which it cannot"
-        elif (partner, member) != (of_partner, of_member):
+        elif not row["fits"]:
+            yield f"{reverses} reverses transaction {row['of']} ({row['of_type']}), which it cannot"
+        elif (row["partner_id"], row["member_id"]) != (row["of_partner"], row["of_member"]):
             yield (
-                f"{reverses} of {partner} for {member} reverses transaction {of} of"
-                f" {of_partner} for {of_member}"
+                f"{reverses} of {row['partner_id']} for {row['member_id']} reverses transaction"
+                f" {row['of']} of {row['of_partner']} for {row['of_member']}"
             )
         else:
             yield (
-                f"{reverses} dated {at.isoformat()} reverses transaction {of}, dated after it at"
-                f" {of_at.isoformat()}"
+                f"{reverses} dated {row['occurred_at'].isoformat()} reverses transaction"
+                f" {row['of']}, dated after it at {row['of_at'].isoformat()}"
             )
+
+
+def _overclaimed(connection):
+    """Reversals in total take back no more points than their original moved: a burn's,
+    or an earn's taken and short (SPEC §6; decisions.md, "Returns in pieces"). Amounts,
+    which SQLite keeps as text, are not summed here."""
+    T = Transaction
     claimed = (
         select(
             T.original_id.label("id"),
