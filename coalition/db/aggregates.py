@@ -72,13 +72,16 @@ def liabilities_points(session, ends: dict[str, datetime]) -> dict[str, dict[str
     """:func:`liability_points` of several open periods, by period id (``ends``: each
     one's end), from one read of the live lots and one of the movements since the first
     end, each summed for every period at once: a KPI chart spans every open period, four
-    and more of a daily calendar, and a read each read the live lots as many times, and
-    the movements since an end again for each earlier period (docs/performance-log.md)."""
+    and more of a daily calendar, and a read per period read the live lots once for each,
+    and the movements since an end once more for each earlier period
+    (docs/performance-log.md)."""
     first, last = min(ends.values()), max(ends.values())
     live_at_an_end = (Lot.earned_at < last) & (Lot.expires_at >= first) & SPENDABLE_SOMETIME
-    held_at = [_live(end) for end in ends.values()]
+    live_at_each_end = [_live(end) for end in ends.values()]
     # empty lots add nothing; ix_lots_live_expiry skips them
-    now = select(Lot.issuer_id, *_sums(held_at, Lot.remaining)).where(live_at_an_end, HOLDS_POINTS)
+    now = select(Lot.issuer_id, *_sums(live_at_each_end, Lot.remaining)).where(
+        live_at_an_end, HOLDS_POINTS
+    )
     moved_since = [
         (Transaction.occurred_at >= end) & (Allocation.period_id > period_id) & _live(end)
         for period_id, end in ends.items()
@@ -101,8 +104,8 @@ def liabilities_points(session, ends: dict[str, datetime]) -> dict[str, dict[str
 
 def _sums(conditions: list, value) -> list:
     """A sum of ``value`` over the rows where each condition holds (0 where none does).
-    One period's condition is its query's own filter: its rows are summed as they are,
-    where a CASE a row made SQLite's draft of a day half as slow again."""
+    A single condition is its query's own filter, so its rows are summed as they are:
+    a CASE on every row made a day's draft on SQLite half as slow again."""
     if len(conditions) == 1:
         return [func.sum(value)]
     return [func.sum(case((condition, value), else_=0)) for condition in conditions]

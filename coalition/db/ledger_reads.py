@@ -51,7 +51,8 @@ def lock_chunk(
         _lock_statement(bool(ahead)), {"calendar": locks.CALENDAR, "keys": keys, **(ahead or {})}
     ).one()
     _, _, granted, *fresh = row
-    return granted.astimezone(UTC), dict(zip(ID_TABLES, fresh, strict=True)) if ahead else None
+    drawn = dict(zip(ID_TABLES, fresh, strict=True)) if ahead else None
+    return granted.astimezone(UTC), drawn
 
 
 @functools.cache
