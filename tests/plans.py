@@ -120,6 +120,21 @@ def rows_read(plan: dict, relation: str) -> int:
     )
 
 
+def rows_handled(plan: dict) -> int:
+    """The rows an analyzed plan's nodes returned and those their filters, a join's
+    included, removed (each counted per loop): the rows it went through, whatever shape
+    PostgreSQL gave it (a join of ranges, say, with its inner side read once and kept)."""
+    return sum(
+        (
+            node["Actual Rows"]
+            + node.get("Rows Removed by Filter", 0)
+            + node.get("Rows Removed by Join Filter", 0)
+        )
+        * node["Actual Loops"]
+        for node in _nodes(plan)
+    )
+
+
 def _nodes(plan: dict):
     yield plan
     for child in plan.get("Plans", []):

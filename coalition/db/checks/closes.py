@@ -73,12 +73,35 @@ def _late(connection):
     named, and whether the transaction is dated in it, by the bounds its close stored.
     Only periods before the one it is in are read: the zone's rules may since have given
     that one bounds that hold its ``occurred_at`` (a midnight moved earlier), and one
-    dated where they moved a closed period's end later falls in none."""
+    dated where they moved a closed period's end later falls in none.
+
+    Read one by one against every close before its period, each late transaction went
+    through half the calendar: 300,000 in 999 daily periods took 15 s on PostgreSQL and
+    57 s on SQLite. So the latest close before each period they landed in is read first,
+    once a period, and only those recorded by then are read against each close. A sound
+    ledger has none, and the check ends there: PostgreSQL took 3 s to compile (JIT) the
+    whole statement, planned for rows it then never met."""
     dated_in = and_(Period.start <= Transaction.occurred_at, Transaction.occurred_at < Period.end)
+    landed_in = (
+        select(Transaction.period_id.label("id")).where(Transaction.late).distinct().subquery()
+    )
+    latest_close = (
+        select(landed_in.c.id, func.max(Period.closed_at).label("closed_at"))
+        .join(Period, Period.id < landed_in.c.id)
+        .group_by(landed_in.c.id)
+        .subquery()
+    )
+    recorded_by_then = (
+        select(Transaction.id)
+        .join(latest_close, latest_close.c.id == Transaction.period_id)
+        .where(Transaction.late, Transaction.recorded_at <= latest_close.c.closed_at)
+    )
+    if not connection.execute(select(recorded_by_then.exists())).scalar_one():
+        return
     first_open = (
         select(Transaction.id.label("id"), func.min(Period.id).label("period_id"))
         .join(Period, Period.id < Transaction.period_id)
-        .where(Transaction.late, Transaction.recorded_at <= Period.closed_at)
+        .where(Transaction.id.in_(recorded_by_then), Transaction.recorded_at <= Period.closed_at)
         .group_by(Transaction.id)
         .subquery()
     )
