@@ -299,10 +299,11 @@ def test_one_answer_names_every_field_to_fix(coalition):
 
 
 def test_a_field_refused_for_its_value_is_not_also_called_missing(coalition):
-    refused = earn_body(amount="abc", currency=None)
+    refused = earn_body(amount="abc", currency=None)  # a null is left out: the currency is missing
     errors = assert_error(coalition.post("/api/v1/transactions", json=refused), 422)["errors"]["json"]
     assert sorted(errors) == ["amount", "currency"]
-    assert "required for this type" not in errors["amount"] + errors["currency"]
+    assert "required for this type" not in errors["amount"]
+    assert errors["currency"] == ["required for this type"]
 
 
 def test_a_field_the_type_refuses_is_named_beside_a_field_refused_for_its_value(coalition):
@@ -377,15 +378,35 @@ def test_an_offset_of_23_59_is_read(coalition):
     assert posted.get_json()["occurred_at"] == f"{(datetime.fromisoformat(day) + timedelta(days=1)).date()}T09:59:00+00:00"
 
 
-def test_a_field_sent_as_null_is_refused_as_null_not_as_given(coalition):
+def test_an_optional_field_sent_as_null_is_left_out(coalition):
+    # a typed client writes every field it declares, null where unset
+    nulls = {"points": None, "reason": None, "original_external_id": None}
+    posted = expect(coalition.post("/api/v1/transactions", json=earn_body(category=None, **nulls)), 201)
+    assert (posted["points"], posted["category"], posted["reason"]) == (10, None, None)  # 100.00 RUB × 0.1
+    replayed = expect(coalition.post("/api/v1/transactions", json=earn_body()), 200)  # the same body
+    assert replayed["id"] == posted["id"]
+    assert_error(coalition.post("/api/v1/transactions", json=earn_body(category="coffee")), 409)
     burn_with_null = {"external_id": "t3", "type": "burn", "member_id": "m1", "points": 5,
-                      "amount": None, "occurred_at": days_ago(1)}
-    errors = assert_error(coalition.post("/api/v1/transactions", json=burn_with_null), 422)["errors"]["json"]
-    assert errors == {"amount": ["Field may not be null."]}
-    a_return = {"external_id": "t4", "type": "earn_reversal", "original_external_id": "t0",
-                "points": 3, "amount": None, "occurred_at": days_ago(1)}
+                      "amount": None, "category": None, "partner_id": "aroma", "occurred_at": days_ago(1)}
+    assert expect(coalition.post("/api/v1/transactions", json=burn_with_null), 201)["points"] == -5
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": [
+        {**burn_with_null, "external_id": "t4", "currency": None}]}), 200)["results"]
+    assert (results[0]["status"], results[0]["transaction"]["points"]) == (201, -5)
+
+
+def test_a_null_is_refused_where_a_value_is_needed(coalition):
+    errors = assert_error(coalition.post("/api/v1/transactions", json=earn_body(amount=None)), 422)["errors"]["json"]
+    assert errors == {"amount": ["required for this type"]}
+    a_return = {"external_id": "t4", "type": "earn_reversal", "original_external_id": "t0", "partner_id": "aroma",
+                "points": None, "amount": None, "occurred_at": days_ago(1)}
     errors = assert_error(coalition.post("/api/v1/transactions", json=a_return), 422)["errors"]["json"]
-    assert errors == {"amount": ["Field may not be null."]}  # points alone were given: one of the two
+    assert errors == {"amount": ["give exactly one of amount or points"]}
+    errors = assert_error(coalition.post("/api/v1/transactions", json=earn_body(external_id=None)), 422)["errors"]["json"]
+    assert errors == {"external_id": ["Field may not be null."]}
+    errors = assert_error(coalition.post("/api/v1/transactions", json=earn_body(note=None)), 422)["errors"]["json"]
+    assert errors == {"note": ["Unknown field."]}
+    body = assert_error(coalition.post("/api/v1/transactions", json=earn_body(partner_id=None)), 422)
+    assert body["reason"] == "missing_partner"
 
 
 def test_domain_errors_carry_a_reason(coalition):
