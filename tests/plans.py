@@ -44,7 +44,7 @@ def analyze_a_ledger_of_many_members(connection, members: int = 200, each: int =
     """Add to the caller's transaction a ledger of ``members`` members, ``each``
     transactions apiece (a third burns, each taking 5 points from the lot before
     it; the rest bonuses, each with its lot), numbered from 1,001, clear of the
-    test's own rows; then ANALYZE it.
+    test's own rows, and a return of every fifth member after them; then ANALYZE it.
 
     The statistics roll back with the transaction. What a plan test needs is the
     shape of a real ledger: the statistics autovacuum keeps from earlier tests (a
@@ -74,6 +74,12 @@ def analyze_a_ledger_of_many_members(connection, members: int = 200, each: int =
                                  points, period_id)
         SELECT 1000 + n, 1000 + n, 'burn', 1000 + n - 1, 'coalition', 'coalition', -5, '2026-06'
         FROM generate_series(1, {rows}) AS n WHERE mod(n, 3) = 0;
+        INSERT INTO transactions (id, partner_id, external_id, type, member_id, occurred_at,
+                                  recorded_at, points, shortfall_points, rate_ids, period_id,
+                                  late, request_hash)
+        SELECT 1000 + {rows} + n, 'coalition', 'many-return-' || n, 'earn_reversal',
+               'm-many-' || n, now(), now(), -2, 0, '[]', '2026-06', false, ''
+        FROM generate_series(1, {members}, 5) AS n;
         ANALYZE members, transactions, lots, allocations
         """
     )

@@ -24,8 +24,15 @@ class BalanceOut(Answer):
     available = fields.Integer()
     pending = fields.Integer()
     expiring = fields.List(fields.Nested(Expiring))
-    lifetime_earned = fields.Integer()
-    lifetime_burned = fields.Integer()
+    lifetime_earned = fields.Integer(
+        metadata={
+            "description": "Points the member earned and was given as bonuses, less what "
+            "returns took back (not what they could not: shortfall points stay earned)"
+        }
+    )
+    lifetime_burned = fields.Integer(
+        metadata={"description": "Points the member burned, less what burn reversals put back"}
+    )
     as_of = fields.AwareDateTime()
 
 

@@ -149,15 +149,19 @@ def occurrences(session) -> tuple[datetime | None, datetime | None]:
 
 @dataclass(frozen=True)
 class MemberBalance:
-    """A member's balance (the domain rule's figures) and lifetime totals."""
+    """A member's balance (the domain rule's figures) and lifetime totals: points earned
+    and given as bonuses less what returns took back, and points burned less what burn
+    reversals put back (decisions.md, "Lifetime earned and burned")."""
 
     current: lots_domain.Balance
     earned: int
     burned: int
 
 
-# the burns' partial index (migration 0009) is WHERE type IN ('burn', 'burn_reversal')
+# the burns' partial index (migration 0009) is WHERE type IN ('burn', 'burn_reversal'),
+# the returns' (0024) WHERE type = 'earn_reversal'
 REDEEMING = written("redeeming", totals_domain.REDEEMING)
+RETURNING = written("returning", totals_domain.RETURNING)
 
 
 def _member_balance_query():
@@ -173,6 +177,10 @@ def _member_balance_query():
         .where(L.member_id == member)
         .scalar_subquery()
         .label("earned"),
+        select(func.coalesce(func.sum(T.points), 0))
+        .where(T.member_id == member, T.type.in_(RETURNING))
+        .scalar_subquery()
+        .label("returned"),
         select(func.coalesce(func.sum(T.points), 0))
         .where(T.member_id == member, T.type.in_(REDEEMING))
         .scalar_subquery()
@@ -241,7 +249,7 @@ def member_balance(connection, member_id: str, at: datetime) -> tuple[MemberBala
                 key=lambda item: item.expires_at,
             ),
         ),
-        earned=int(first.earned),
+        earned=totals_domain.net_issued(int(first.earned), -int(first.returned)),
         burned=-int(first.burned),
     )
     return balance, first.generation

@@ -42,6 +42,7 @@ def net_issued(points_issued: int, points_reversed: int) -> int:
 
 ACTIVITY_FIELDS = PartnerActivity._fields  # the partner_totals counters, in this order
 REDEEMING = ("burn", "burn_reversal")
+RETURNING = ("earn_reversal",)
 
 RedeemedKey = tuple[str, str, str, Decimal]  # period, issuer, redeemer, value rate
 ActivityKey = tuple[str, str, Decimal | None]  # period, partner, fee rate

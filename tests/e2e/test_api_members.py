@@ -104,6 +104,22 @@ def test_balance_counts_a_burn_reversal_back_in(coalition):
     assert balance(coalition, "m1")["available"] == 75
 
 
+def test_lifetime_figures_are_net_of_returns_and_burn_reversals(coalition):
+    expect(earn(coalition, "a1", "m1", "350.00", occurred_at=days_ago(6)))  # 350.00 × 0.1 = 35
+    expect(earn(coalition, "a2", "m1", "200.00", occurred_at=days_ago(6)))  # 20
+    # a return of 125.00 of 350.00 takes floor(35 × 125 / 350) = floor(12.5) = 12 back
+    assert expect(earn_reversal(coalition, "r1", "a1", amount="125.00", occurred_at=days_ago(5)))["points"] == -12
+    expect(burn(coalition, "t1", "m1", 40, occurred_at=days_ago(4)))  # 23 of a1, then 17 of a2
+    expect(burn_reversal(coalition, "u1", "t1", points=15, occurred_at=days_ago(3)))  # 15 back into a2
+    # a2's full return: its lot holds 20 − 17 + 15 = 18, so 18 come back and 2 are short
+    returned = expect(earn_reversal(coalition, "r2", "a2", amount="200.00", occurred_at=days_ago(2)))
+    assert (returned["points"], returned["shortfall_points"]) == (-18, 2)
+    body = balance(coalition, "m1")
+    # earned 35 + 20, less the 12 and 18 returns took back; burned 40 less the 15 put back
+    assert (body["lifetime_earned"], body["lifetime_burned"]) == (25, 25)
+    assert body["available"] == 0  # 25 earned − 25 burned, nothing expired
+
+
 def test_balance_of_an_unknown_member_is_404(coalition):
     response = coalition.get("/api/v1/members/nobody/balance")
     assert response.status_code == 404

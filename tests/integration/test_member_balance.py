@@ -71,7 +71,7 @@ def test_the_database_sums_a_balance_as_the_domain_rule_does(database, lots):
 
 @pytest.mark.postgres
 def test_a_balance_is_read_from_indexes_alone(database):
-    """Migration 0009's covering indexes hold every column the balance reads: with
+    """Migrations 0009 and 0024 give the balance covering indexes of every column it reads: with
     scans of the tables themselves ruled out, PostgreSQL answers the very
     statement a lookup sends from the indexes alone, in the generic plan a
     prepared statement comes to (psycopg prepares a statement after a few
