@@ -136,7 +136,7 @@ def shown(database) -> str:
 def _in_memory(text: str) -> bool:
     try:
         url = make_url(text)
-    except ArgumentError:  # not a URL: said as such when the database is opened
+    except (ArgumentError, ValueError):  # not a URL SQLAlchemy reads: said when opened
         return False
     if url.get_backend_name() != "sqlite":
         return False

@@ -25,6 +25,7 @@ import sqlite3
 import time
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
+from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -260,6 +261,21 @@ def on_postgresql(bind) -> bool:
     return (bind.bind if isinstance(bind, Session) else bind).dialect.name == "postgresql"
 
 
+def _hosts_in_query(url: str) -> str:
+    """``url`` with the hosts of a primary and its standbys, written as libpq and
+    PostgreSQL's documentation write them (``postgresql://u@db1:5432,db2:5432/coalition``),
+    moved into its query as SQLAlchemy reads them (``?host=db1:5432&host=db2:5432``):
+    libpq then connects to the first that answers, or with ``target_session_attrs=
+    read-write`` to the primary, the standby once promoted. SQLAlchemy read the comma
+    as part of a port, which is not a number."""
+    parts = urlsplit(url)
+    user, at, hosts = parts.netloc.rpartition("@")
+    if "," not in hosts:
+        return url
+    query = "&".join([*(f"host={host}" for host in hosts.split(",")), *filter(None, [parts.query])])
+    return f"{parts.scheme}://{user}{at}{parts.path}?{query}"
+
+
 class Database:
     """An engine and its session factory, built from a URL in ``create_app``."""
 
@@ -267,6 +283,7 @@ class Database:
         for scheme in ("postgresql://", "postgres://"):  # the second, as many hosts write it
             if url.startswith(scheme):
                 url = "postgresql+psycopg://" + url.removeprefix(scheme)
+        url = _hosts_in_query(url)
         parsed = make_url(url)
         if parsed.get_backend_name() not in ("sqlite", "postgresql"):
             # SQLAlchemy would name the driver it lacks (No module named 'MySQLdb')

@@ -1346,13 +1346,15 @@ def _url_cases(tmp_path):
                              "runs on SQLite or PostgreSQL, not mysql"),
         "another driver": ("postgresql+psycopg2://u:s3cret@127.0.0.1/x", "Error: COALITION_DATABASE_URL cannot be used",
                            "psycopg"),
+        "a port that is not a number": ("postgresql://u:s3cret@127.0.0.1:five/x",
+                                        "Error: COALITION_DATABASE_URL cannot be used", "'five'"),
     }
 
 
 @pytest.mark.parametrize(
     "case",
     ["a file that is not a database", "a directory that does not exist", "a server that does not answer",
-     "not a URL", "no such dialect", "another database", "another driver"],
+     "not a URL", "no such dialect", "another database", "another driver", "a port that is not a number"],
 )
 @pytest.mark.parametrize("args", [("db", "upgrade"), ("close", "2026-10"), ("demo",)], ids=" ".join)
 def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path, monkeypatch, case, args):
@@ -1368,6 +1370,27 @@ def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path, monkey
     assert "s3cret" not in result.output  # a password in the URL is not printed
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
+
+
+@pytest.mark.postgres
+def test_a_url_naming_a_primary_and_its_standby_is_served_by_the_one_that_takes_writes(tmp_path, monkeypatch):
+    """A URL listing a primary and its standby, as libpq and PostgreSQL's documentation write it
+    (hosts separated by commas), was a traceback in every command: SQLAlchemy read the comma as
+    part of a port. The first host here answers nothing, as a primary killed before a failover."""
+    with empty_database(tmp_path) as url:
+        server = make_url(url)
+        monkeypatch.setenv("COALITION_DATABASE_URL", server.set(host="127.0.0.1", port=1).render_as_string(
+            hide_password=False).replace("127.0.0.1:1", f"127.0.0.1:1,{server.host}:{server.port}", 1)
+            + "?target_session_attrs=read-write")
+        upgrade = CliRunner().invoke(main, ["db", "upgrade"])
+        key = CliRunner().invoke(main, ["keys", "create", "--role", "operator"])
+        engine = create_engine(url)
+        with engine.connect() as connection:
+            keys = connection.execute(text("SELECT count(*) FROM api_keys")).scalar_one()
+        engine.dispose()
+    assert (upgrade.exit_code, upgrade.stdout) == (0, "database is at the newest schema\n")
+    assert key.exit_code == 0 and key.stdout.splitlines()[-1].startswith("coal_")
+    assert keys == 1
 
 
 @pytest.mark.parametrize("args", [("db", "upgrade"), ("keys", "create", "--role", "operator")], ids=" ".join)
