@@ -21,7 +21,11 @@ PostgreSQL's deadlock detector. So the wait gives up after :data:`WAIT`,
 and the page is answered 503, to be asked again.
 
 What is settled stays settled, so each process remembers the highest settled
-id it has seen, and a page within it takes no lock. A database emptied or
+id it has seen, and a page within it takes no lock, until a connection of
+its engine is found broken: a failover to an asynchronous standby loses what
+the primary had not sent it, and the promoted server draws those ids again,
+so a page over them, taken for settled, would pass the postings in flight
+under them (after a restart of the server, it costs one wait). A database emptied or
 restored under running processes needs :func:`forget` (the test suite calls
 it between tests) or a restart. SQLite lets one writer in at a time, so its
 ids commit in order.
@@ -29,7 +33,7 @@ ids commit in order.
 
 import weakref
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from coalition.db import aggregates, locks, on_postgresql
 
@@ -50,8 +54,17 @@ def bound(session, last_id: int) -> int | None:
         connection.execute(text(f"SET LOCAL lock_timeout = '{WAIT}'"))
         locks.hold(connection, locks.CALENDAR)  # past WAIT, the database is Busy: 503
         settled = aggregates.largest_id(connection, "transactions")
+    if not event.contains(engine, "handle_error", _on_error):
+        event.listen(engine, "handle_error", _on_error)
     _settled[engine] = max(settled, _settled.get(engine, 0))
     return settled
+
+
+def _on_error(context) -> None:
+    """Forget what the engine knew settled once one of its connections is found broken:
+    the server it reaches next may be a standby promoted without the last ids."""
+    if context.is_disconnect and context.engine is not None:
+        _settled.pop(context.engine, None)
 
 
 def forget() -> None:

@@ -39,12 +39,12 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from coalition import auth, jobs
+from coalition import auth, create_app, database_of, jobs
 from coalition.db import Database, horizon, ledger_reads
 from coalition.api.transactions import validated
 from coalition.services import calendar, expiry, imports, ledger, partners, settlement
 from coalition.services import settings as settings_service
-from tests.conftest import POSTGRES_URL, days_ago
+from tests.conftest import POSTGRES_URL, Caller, copy_of, days_ago, kill_sessions
 from tests.e2e.helpers import add_partner, add_rate, earn, expect, list_all, till_of
 from tests.e2e.live_server import LiveServer, live_server
 from tests.threads import together, until_waiting_on_locks
@@ -1316,6 +1316,68 @@ def test_a_page_does_not_pass_a_posting_still_in_flight(database_url, local_oper
     assert everything["page-first"] < everything["page-held"] < everything["page-later"] == later["id"]
     in_order = [everything["page-held"], everything["page-later"]]
     assert ids == (in_order if order == "oldest" else [*in_order[::-1], everything["page-first"]])
+
+
+@contextmanager
+def standby_of(url: str):
+    """A copy of the database at ``url`` as it is now, a standby that will have lost what
+    follows, and the promotion that puts it in the database's place under its name, as a
+    failover to an asynchronous standby does: the sessions killed, the database's
+    postings since the copy gone, and their ids to be drawn again."""
+    name = make_url(url).database
+    admin = create_engine(make_url(url).set(database="postgres"), isolation_level="AUTOCOMMIT")
+    kill_sessions(name)  # a database is copied with no one in it
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}_standby" TEMPLATE "{name}"'))
+
+    def promote():
+        kill_sessions(name)
+        with admin.connect() as connection:
+            connection.execute(text(f'ALTER DATABASE "{name}" RENAME TO "{name}_old"'))
+            connection.execute(text(f'ALTER DATABASE "{name}_standby" RENAME TO "{name}"'))
+
+    try:
+        yield promote
+    finally:
+        with admin.connect() as connection:
+            for gone in (f"{name}_old", f"{name}_standby"):
+                connection.execute(text(f'DROP DATABASE IF EXISTS "{gone}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def test_after_a_failover_that_lost_postings_a_page_waits_again_for_those_in_flight(template, tmp_path):
+    """A failover to an asynchronous standby loses what the primary had not sent it, and the
+    promoted standby draws those ids again. An instance that had read a page over them took
+    them for committed: a page then showed `later` and a cursor past it while `held`, a lower
+    id, was still in flight, and a reader page by page never saw `held`."""
+    with copy_of(template, tmp_path) as url:
+        app = create_app({"DATABASE_URL": url, "TESTING": True})
+        database = database_of(app)
+        try:
+            _, key = database.run(lambda session: auth.create_key(session, "operator"))
+            operator = Caller(app.test_client(), key)
+            for partner, currency in (("aroma", "RUB"), ("skyair", "EUR")):
+                add_partner(operator, partner, currency, "cafe")
+                add_rate(operator, "earn", "0.1", partner_id=partner)
+            first = expect(earn(operator, "page-first", "m-page", "100.00", occurred_at=days_ago(1)))
+            with standby_of(url) as promote:
+                for lost in ("lost-1", "lost-2"):  # acknowledged by the primary alone
+                    expect(earn(operator, lost, "m-page", "100.00", occurred_at=days_ago(1)))
+                expect(operator.get("/api/v1/transactions"), 200)  # their ids known committed
+                promote()
+                request = validated(earn_body("page-held", "m-page", "skyair", "100.00", days_ago(1)))
+                with ThreadPoolExecutor(max_workers=1) as pool, posting_held_open(url, request):
+                    later = expect(pool.submit(earn, operator, "page-later", "m-page", "100.00",
+                                               occurred_at=days_ago(1)).result(timeout=WAIT))
+                    page = pool.submit(operator.get, "/api/v1/transactions",
+                                       query_string={"cursor": str(first["id"])})
+                    until_queued_or_done(url, page)
+                items = expect(page.result(timeout=WAIT), 200)["items"]
+                everything = {item["external_id"]: item["id"] for item in list_all(operator)}
+        finally:
+            database.dispose()
+    assert everything == {"page-first": first["id"], "page-held": first["id"] + 1, "page-later": later["id"]}
+    assert [item["external_id"] for item in items] == ["page-held", "page-later"]
 
 
 def test_a_page_kept_waiting_too_long_by_postings_in_flight_is_503_to_ask_again(
