@@ -264,16 +264,29 @@ def on_postgresql(bind) -> bool:
 def _hosts_in_query(url: str) -> str:
     """``url`` with the hosts of a primary and its standbys, written as libpq and
     PostgreSQL's documentation write them (``postgresql://u@db1:5432,db2:5432/coalition``),
-    moved into its query as SQLAlchemy reads them (``?host=db1:5432&host=db2:5432``):
+    moved into its query as SQLAlchemy reads them (``?host=db1,db2&port=5432,5432``):
     libpq then connects to the first that answers, or with ``target_session_attrs=
     read-write`` to the primary, the standby once promoted. SQLAlchemy read the comma
-    as part of a port, which is not a number."""
+    as part of a port, which is not a number; and its ``host=db1:5432`` form splits an
+    IPv6 address (``[::1]:5432``) at each colon."""
     parts = urlsplit(url)
     user, at, hosts = parts.netloc.rpartition("@")
     if "," not in hosts:
         return url
-    query = "&".join([*(f"host={host}" for host in hosts.split(",")), *filter(None, [parts.query])])
+    names, ports = zip(*map(_host_and_port, hosts.split(",")), strict=True)
+    servers = [f"host={','.join(names)}", *([f"port={','.join(ports)}"] if any(ports) else [])]
+    query = "&".join([*servers, *filter(None, [parts.query])])
     return f"{parts.scheme}://{user}{at}{parts.path}?{query}"
+
+
+def _host_and_port(server: str) -> tuple[str, str]:
+    """A host of a libpq URL and its port ('' where it gives none): ``db1:5432``, or an
+    IPv6 address in brackets, ``[::1]:5432``."""
+    if server.startswith("["):
+        host, _, port = server[1:].partition("]")
+        return host, port.removeprefix(":")
+    host, _, port = server.partition(":")
+    return host, port
 
 
 class Database:

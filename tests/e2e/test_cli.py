@@ -1348,13 +1348,17 @@ def _url_cases(tmp_path):
                            "psycopg"),
         "a port that is not a number": ("postgresql://u:s3cret@127.0.0.1:five/x",
                                         "Error: COALITION_DATABASE_URL cannot be used", "'five'"),
+        # SQLAlchemy's host=[::1]:1 split the address at its colons: a host "[" was tried, never ::1
+        "an IPv6 primary and its standby": ("postgresql://u:s3cret@[::1]:1,127.0.0.1:1/x",
+                                            "Error: cannot open the database postgresql", '"::1", port 1 failed'),
     }
 
 
 @pytest.mark.parametrize(
     "case",
     ["a file that is not a database", "a directory that does not exist", "a server that does not answer",
-     "not a URL", "no such dialect", "another database", "another driver", "a port that is not a number"],
+     "not a URL", "no such dialect", "another database", "another driver", "a port that is not a number",
+     "an IPv6 primary and its standby"],
 )
 @pytest.mark.parametrize("args", [("db", "upgrade"), ("close", "2026-10"), ("demo",)], ids=" ".join)
 def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path, monkeypatch, case, args):
