@@ -159,9 +159,11 @@ class MemberBalance:
 
 
 # the burns' partial index (migration 0009) is WHERE type IN ('burn', 'burn_reversal'),
-# the returns' (0024) WHERE type = 'earn_reversal'
+# the returns' (0024) WHERE type = 'earn_reversal', asked as it is written: SQLite reads
+# a partial index only for a term its condition is, and not for IN ('earn_reversal')
 REDEEMING = written("redeeming", totals_domain.REDEEMING)
-RETURNING = written("returning", totals_domain.RETURNING)
+(RETURN,) = totals_domain.RETURNING
+RETURNING = written("returning", RETURN)
 
 
 def _member_balance_query():
@@ -178,7 +180,7 @@ def _member_balance_query():
         .scalar_subquery()
         .label("earned"),
         select(func.coalesce(func.sum(T.points), 0))
-        .where(T.member_id == member, T.type.in_(RETURNING))
+        .where(T.member_id == member, T.type == RETURNING)
         .scalar_subquery()
         .label("returned"),
         select(func.coalesce(func.sum(T.points), 0))

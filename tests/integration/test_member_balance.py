@@ -100,3 +100,22 @@ def test_a_balance_is_read_from_indexes_alone(database):
     assert {relation for _, relation in ledger} == {"members", "lots", "transactions"}
     assert {node for node, _ in ledger} == {"Index Only Scan"}
     assert "settings" in {relation for _, relation in read}  # its one row: the generation
+
+
+def test_on_sqlite_a_balance_reads_a_members_burns_and_returns_by_their_partial_indexes(database):
+    """SQLite reads a partial index only for a term written as its condition is: the
+    returns' sum, asked as ``type IN ('earn_reversal')`` of an index on ``type =
+    'earn_reversal'`` (0024), went through every transaction of the member's instead."""
+    if database.engine.dialect.name != "sqlite":
+        return  # PostgreSQL's plan: test_a_balance_is_read_from_indexes_alone
+    with database.engine.connect() as connection, connection.begin() as transaction:
+        _write(connection, [(5, 5, timedelta(days=30), -timedelta(days=1), 10)])
+        with sent(connection) as statements:
+            aggregates.member_balance(connection, "m-balance", AT)
+        ((statement, parameters),) = statements
+        plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)]
+        transaction.rollback()
+    assert sorted(step for step in plan if " transactions " in step) == [
+        "SEARCH transactions USING INDEX ix_transactions_member_burns (member_id=?)",
+        "SEARCH transactions USING INDEX ix_transactions_member_returns (member_id=?)",
+    ]
