@@ -162,8 +162,7 @@ class MemberBalance:
 # the returns' (0024) WHERE type = 'earn_reversal', asked as it is written: SQLite reads
 # a partial index only for a term its condition is, and not for IN ('earn_reversal')
 REDEEMING = written("redeeming", totals_domain.REDEEMING)
-(RETURN,) = totals_domain.RETURNING
-RETURNING = written("returning", RETURN)
+RETURNING = written("returning", totals_domain.RETURN)
 
 
 def _member_balance_query():

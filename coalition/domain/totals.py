@@ -42,7 +42,7 @@ def net_issued(points_issued: int, points_reversed: int) -> int:
 
 ACTIVITY_FIELDS = PartnerActivity._fields  # the partner_totals counters, in this order
 REDEEMING = ("burn", "burn_reversal")
-RETURNING = ("earn_reversal",)
+RETURN = "earn_reversal"  # a return: what it takes back is no longer earned
 
 RedeemedKey = tuple[str, str, str, Decimal]  # period, issuer, redeemer, value rate
 ActivityKey = tuple[str, str, Decimal | None]  # period, partner, fee rate
@@ -58,7 +58,7 @@ def activity(transaction) -> PartnerActivity:
     kind, points = transaction.type, transaction.points
     return PartnerActivity(
         points if kind in lots.ISSUING else 0,
-        -points if kind == "earn_reversal" else 0,
+        -points if kind == RETURN else 0,
         transaction.shortfall_points,
         -points if kind == "expiry" else 0,
         1 if transaction.late else 0,
