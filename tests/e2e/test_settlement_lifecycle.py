@@ -592,6 +592,27 @@ def test_late_items_are_listed_in_the_order_they_were_posted(operator, daily):
         ("m1-late", first["id"]), ("m1-later", second["id"])]
 
 
+def test_a_periods_late_items_are_read_by_their_partial_index(operator, daily, database):
+    """A close reads its period's late items by ix_transactions_late (``WHERE late``) once
+    SQLite has statistics (without, it takes the index of the period's every transaction,
+    0016, for as good). SQLite reads a partial index only for a term written as its
+    condition is, and the items were asked as ``late = 1``, SQLAlchemy's boolean column
+    there: the close read every transaction of the period (19–31 ms for 35,000, 390
+    late; now 1.3–2.5 ms)."""
+    _, b_id, day_a = daily
+    _post_late_burn(operator, day_a)
+    with sent(database.engine) as statements:
+        close(operator, b_id)
+    (late,) = [(sql, parameters) for sql, parameters in statements if "AND transactions.late" in sql]
+    if database.engine.dialect.name != "sqlite":
+        return  # PostgreSQL reads a boolean column as its index's condition either way
+    with database.engine.connect() as connection, connection.begin() as transaction:
+        connection.exec_driver_sql("ANALYZE")
+        plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {late[0]}", late[1])]
+        transaction.rollback()
+    assert plan == ["SEARCH transactions USING INDEX ix_transactions_late (period_id=?)"]
+
+
 def test_statements_of_other_partners_have_no_late_items(operator, daily):
     _, b_id, day_a = daily
     _post_late_burn(operator, day_a)

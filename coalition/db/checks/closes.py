@@ -7,6 +7,7 @@ rate added after a close into the period it closed.
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import aliased
 
+from coalition.db.aggregates import LATE
 from coalition.db.models import Period, Rate, Transaction
 
 
@@ -82,9 +83,7 @@ def _late(connection):
     ledger has none, and the check ends there: PostgreSQL took 3 s to compile (JIT) the
     whole statement, planned for rows it then never met."""
     dated_in = and_(Period.start <= Transaction.occurred_at, Transaction.occurred_at < Period.end)
-    landed_in = (
-        select(Transaction.period_id.label("id")).where(Transaction.late).distinct().subquery()
-    )
+    landed_in = select(Transaction.period_id.label("id")).where(LATE).distinct().subquery()
     latest_close = (
         select(landed_in.c.id, func.max(Period.closed_at).label("closed_at"))
         .join(Period, Period.id < landed_in.c.id)
@@ -94,7 +93,7 @@ def _late(connection):
     recorded_by_then = (
         select(Transaction.id)
         .join(latest_close, latest_close.c.id == Transaction.period_id)
-        .where(Transaction.late, Transaction.recorded_at <= latest_close.c.closed_at)
+        .where(LATE, Transaction.recorded_at <= latest_close.c.closed_at)
     )
     if not connection.execute(select(recorded_by_then.exists())).scalar_one():
         return
