@@ -34,6 +34,7 @@ time, so its ids commit in order.
 import weakref
 
 from sqlalchemy import event, text
+from sqlalchemy.engine import Engine
 
 from coalition.db import aggregates, locks, on_postgresql
 
@@ -54,12 +55,11 @@ def bound(session, last_id: int) -> int | None:
         connection.execute(text(f"SET LOCAL lock_timeout = '{WAIT}'"))
         locks.hold(connection, locks.CALENDAR)  # past WAIT, the database is Busy: 503
         settled = aggregates.largest_id(connection, "transactions")
-    if not event.contains(engine, "handle_error", _on_error):
-        event.listen(engine, "handle_error", _on_error)
     _settled[engine] = max(settled, _settled.get(engine, 0))
     return settled
 
 
+@event.listens_for(Engine, "handle_error")
 def _on_error(context) -> None:
     """Forget what the engine knew settled once one of its connections is found broken:
     the server it reaches next may be a standby promoted without the last ids."""
