@@ -13,7 +13,7 @@ from datetime import UTC
 from decimal import Decimal
 from typing import ClassVar
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, pre_load, validate
 
 from coalition.domain import money
 
@@ -193,6 +193,41 @@ class Body(Schema):
     null) is told so, where marshmallow's own words were "Invalid input type."."""
 
     error_messages: ClassVar[dict] = {"type": "must be a JSON object of fields, {…}"}
+
+
+class NullLeftOut(Body):
+    """A body whose optional fields may be sent as null, taken as left out.
+
+    Typed clients (Jackson, System.Text.Json, pydantic) write every field they declare,
+    null where unset, and would be refused for a ``"reason": null``. What is left is what
+    a posting's idempotency check compares, so a replay that leaves the field out is the
+    same body. A required field and an unknown one are refused as null still.
+    """
+
+    def on_bind_field(self, field_name, field_obj):
+        field_obj.allow_none = field_obj.allow_none or not field_obj.required  # documented so
+
+    @pre_load
+    def null_is_left_out(self, body, **kwargs):
+        if not isinstance(body, dict):
+            return body
+        return {
+            name: value
+            for name, value in body.items()
+            if value is not None or name not in self.fields or self.fields[name].required
+        }
+
+
+class Changes(Body):
+    """A body of changes: a field left out keeps its value. A null is refused in words
+    that say so, for it is read two ways (JSON Merge Patch: reset it; a typed client's
+    unset field: keep it) and the service resets nothing."""
+
+    def on_bind_field(self, field_name, field_obj):
+        field_obj.error_messages = {
+            **field_obj.error_messages,
+            "null": "null is not a value here: leave the field out to keep what it is",
+        }
 
 
 class Whole(fields.Integer):

@@ -5,14 +5,14 @@ from marshmallow import fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import Body, Currency, Legible, PartnerId, Whole
+from coalition.api.fields import Body, Changes, Currency, Legible, NullLeftOut, PartnerId, Whole
 from coalition.domain.partners import CATEGORIES, STATUSES
 from coalition.services import partners
 
 blp = Blueprint("partners", __name__, url_prefix="/api/v1/partners", description="Partners")
 
 
-class PartnerSchema(Body):
+class PartnerFields(Body):
     id = fields.String(required=True, validate=PartnerId)
     name = Legible(required=True)
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
@@ -21,12 +21,16 @@ class PartnerSchema(Body):
     status = fields.String(validate=validate.OneOf(STATUSES))
 
 
-class PartnerOut(PartnerSchema, Answer):
+class PartnerSchema(NullLeftOut, PartnerFields):
+    """A new partner: ``hold_days`` and ``status`` left out, or null, take their defaults."""
+
+
+class PartnerOut(PartnerFields, Answer):
     """A partner as answered: hold_days and status too, which a new one may leave to
     their defaults."""
 
 
-class PartnerPatch(PartnerSchema):
+class PartnerPatch(Changes, PartnerFields):
     """The fields to change. ``id`` may be sent as read (a client that edits what it
     read sends it back), but not changed."""
 

@@ -5,7 +5,7 @@ from marshmallow import fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import Body, Currency, Whole
+from coalition.api.fields import Changes, Currency, Whole
 from coalition.domain import periods
 from coalition.services import settings as settings_service
 
@@ -14,7 +14,7 @@ blp = Blueprint(
 )
 
 
-class SettingsSchema(Body):
+class SettingsSchema(Changes):
     base_currency = Currency()
     timezone = fields.String(validate=validate.Length(1, 64))
     period = fields.String(validate=validate.OneOf(periods.KINDS))

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from flask import Response, request, stream_with_context
 from flask.views import MethodView
-from marshmallow import ValidationError, fields, pre_load, validate, validates, validates_schema
+from marshmallow import ValidationError, fields, validate, validates, validates_schema
 from werkzeug.wsgi import wrap_file
 
 import reports
@@ -30,6 +30,7 @@ from coalition.api.fields import (
     Currency,
     Instant,
     Legible,
+    NullLeftOut,
     PartnerId,
     Points,
     Text,
@@ -73,7 +74,7 @@ def _fields_by_type() -> str:
     )
 
 
-class TransactionIn(Body):
+class TransactionIn(NullLeftOut):
     external_id = Text(
         max_length=EXTERNAL_ID_LENGTH,
         blank=False,
@@ -89,31 +90,15 @@ class TransactionIn(Body):
             lots.POSTABLE, error="must be one of {choices} (expiry is system-only)"
         ),
     )
-    partner_id = fields.String(validate=PartnerId, allow_none=True)
-    member_id = Text(max_length=MEMBER_ID_LENGTH, blank=False, allow_none=True)
+    partner_id = fields.String(validate=PartnerId)
+    member_id = Text(max_length=MEMBER_ID_LENGTH, blank=False)
     occurred_at = Instant(required=True)
-    amount = Amount(allow_none=True)
-    currency = Currency(allow_none=True)
-    category = Legible(max_length=64, allow_none=True)
-    points = Points(allow_none=True)
-    reason = Legible(lines=True, allow_none=True)
-    original_external_id = Text(max_length=EXTERNAL_ID_LENGTH, blank=False, allow_none=True)
-
-    @pre_load
-    def null_is_left_out(self, body, **kwargs):
-        """An optional field sent as null is taken as left out, as a rate's or a key's is:
-        typed clients (Jackson, System.Text.Json, pydantic) write every field they declare,
-        null where unset, and a till's earn would be refused for its ``"reason": null``.
-        What is left is what the idempotency check compares, so a replay that leaves the
-        field out is the same body. A required field and an unknown one are refused as
-        null still."""
-        if not isinstance(body, dict):
-            return body
-        return {
-            name: value
-            for name, value in body.items()
-            if value is not None or name not in self.fields or self.fields[name].required
-        }
+    amount = Amount()
+    currency = Currency()
+    category = Legible(max_length=64)
+    points = Points()
+    reason = Legible(lines=True)
+    original_external_id = Text(max_length=EXTERNAL_ID_LENGTH, blank=False)
 
     @validates("external_id")
     def not_an_expiry_id(self, external_id: str, **kwargs):

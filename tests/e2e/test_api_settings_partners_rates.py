@@ -197,6 +197,31 @@ def test_partner_hold_days_is_stored(operator):
     assert body["hold_days"] == 7
 
 
+def test_a_new_partner_sent_with_hold_days_and_status_null_takes_their_defaults(operator):
+    # a typed client writes every field it declares, null where unset
+    body = {"id": "aroma", "name": "Aroma", "category": "cafe", "currency": "RUB", "hold_days": None, "status": None}
+    created = expect(operator.post("/api/v1/partners", json=body), 201)
+    assert (created["hold_days"], created["status"]) == (0, "active")
+    body = {"id": "hotel", "name": None, "category": "travel", "currency": "EUR"}
+    assert expect(operator.post("/api/v1/partners", json=body), 422)["errors"] == {"json": {"name": ["Field may not be null."]}}
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "change", "field"),
+    [("/api/v1/partners/aroma", "patch", {"name": "Aroma 2", "hold_days": None}, "hold_days"),
+     ("/api/v1/settings", "put", {"points_ttl_days": 30, "auto_close_after_hours": None}, "auto_close_after_hours")],
+    ids=["partner", "settings"],
+)
+def test_a_null_in_a_change_is_refused_in_words_that_say_to_leave_the_field_out(operator, path, method, change, field):
+    """Null is read two ways in a change (JSON Merge Patch: reset the field; a typed client's
+    unset field: keep it), and the service resets nothing: it says what to send instead."""
+    add_partner(operator, "aroma", "RUB", hold_days=3)
+    before = expect(operator.get(path), 200)
+    errors = expect(getattr(operator, method)(path, json=change), 422)["errors"]["json"]
+    assert errors == {field: ["null is not a value here: leave the field out to keep what it is"]}
+    assert expect(operator.get(path), 200) == before
+
+
 @pytest.mark.parametrize("slug", ["a1", "aroma-cafe-2", "0day", "a" * 63])
 def test_partner_slug_accepts_valid_ids(operator, slug):
     add_partner(operator, slug, "RUB")
