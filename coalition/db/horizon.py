@@ -27,10 +27,12 @@ the primary had not sent it, and the promoted server draws those ids again,
 so a page over them, taken for settled, would pass the postings in flight
 under them (after a restart of the server, it costs one wait). A database
 emptied or restored under running processes needs :func:`forget` (the test
-suite calls it between tests) or a restart. SQLite lets one writer in at a
+suite calls it between tests) or a restart. A wait begun before a broken connection
+was found keeps nothing of what it read: it may have read the old primary. SQLite lets one writer in at a
 time, so its ids commit in order.
 """
 
+import threading
 import weakref
 
 from sqlalchemy import event, text
@@ -40,9 +42,12 @@ from coalition.db import aggregates, locks, on_postgresql
 
 WAIT = "10s"  # at most, for the postings in flight (a close of millions of rows takes seconds)
 
-# engine → the highest id known settled. Threads may race to raise it; a race
-# can only leave it lower than it could be, which costs a wait, never a page.
+# engine → the highest id known settled, and how many times a broken connection of
+# it was found; both changed under _changing. A race can only leave the id lower
+# than it could be, which costs a wait, never a page.
 _settled = weakref.WeakKeyDictionary()
+_breaks = weakref.WeakKeyDictionary()
+_changing = threading.Lock()
 
 
 def bound(session, last_id: int) -> int | None:
@@ -51,11 +56,14 @@ def bound(session, last_id: int) -> int | None:
     engine = session.bind
     if not on_postgresql(engine) or last_id <= _settled.get(engine, 0):
         return None
+    breaks = _breaks.get(engine, 0)
     with engine.connect() as connection, connection.begin():
         connection.execute(text(f"SET LOCAL lock_timeout = '{WAIT}'"))
         locks.hold(connection, locks.CALENDAR)  # past WAIT, the database is Busy: 503
         settled = aggregates.largest_id(connection, "transactions")
-    _settled[engine] = max(settled, _settled.get(engine, 0))
+    with _changing:
+        if _breaks.get(engine, 0) == breaks:
+            _settled[engine] = max(settled, _settled.get(engine, 0))
     return settled
 
 
@@ -64,7 +72,9 @@ def _on_error(context) -> None:
     """Forget what the engine knew settled once one of its connections is found broken:
     the server it reaches next may be a standby promoted without the last ids."""
     if context.is_disconnect and context.engine is not None:
-        _settled.pop(context.engine, None)
+        with _changing:
+            _breaks[context.engine] = _breaks.get(context.engine, 0) + 1
+            _settled.pop(context.engine, None)
 
 
 def forget() -> None:

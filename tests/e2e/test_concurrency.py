@@ -38,9 +38,10 @@ import pytest
 import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 
 from coalition import auth, create_app, database_of, jobs
-from coalition.db import Database, horizon, ledger_reads
+from coalition.db import Database, aggregates, horizon, ledger_reads
 from coalition.api.transactions import validated
 from coalition.services import calendar, expiry, imports, ledger, partners, settlement
 from coalition.services import settings as settings_service
@@ -1378,6 +1379,36 @@ def test_after_a_failover_that_lost_postings_a_page_waits_again_for_those_in_fli
             database.dispose()
     assert everything == {"page-first": first["id"], "page-held": first["id"] + 1, "page-later": later["id"]}
     assert [item["external_id"] for item in items] == ["page-held", "page-later"]
+
+
+def test_a_page_whose_wait_saw_a_connection_break_remembers_nothing_it_read(
+        database_url, local_operator, database, monkeypatch):
+    """A failover found by another request while a page waited: the page may have read the
+    old primary's highest id, and kept after the forgetting it would let later pages pass
+    the ids the promoted server draws again. So the next page waits again (and, the lock
+    held, is 503), where it was answered as settled."""
+    monkeypatch.setattr(horizon, "WAIT", "300ms")
+    add_partner(local_operator, "aroma", "RUB", "cafe")
+    add_rate(local_operator, "earn", "0.1", partner_id="aroma")
+    expect(earn(local_operator, "page-first", "m-page", "100.00", occurred_at=days_ago(1)))
+    largest_id = aggregates.largest_id
+
+    def read_as_another_connection_breaks(connection, table):
+        settled = largest_id(connection, table)
+        with database.engine.connect() as other:
+            other.exec_driver_sql("SET application_name = 'broken'")
+            kill_sessions(make_url(database_url).database, "broken")  # a failover, which `other` finds
+            with pytest.raises(OperationalError):
+                other.exec_driver_sql("SELECT 1")
+        return settled
+
+    monkeypatch.setattr(aggregates, "largest_id", read_as_another_connection_breaks)
+    expect(local_operator.get("/api/v1/transactions"), 200)
+    monkeypatch.setattr(aggregates, "largest_id", largest_id)
+    close = held_open(database_url, lambda session: calendar.lock_calendar(session, exclusive=True))
+    with ThreadPoolExecutor(max_workers=1) as pool, close:
+        reply = pool.submit(local_operator.get, "/api/v1/transactions").result(timeout=WAIT)
+    assert (reply.status_code, reply.get_json()["reason"]) == (503, "database_unavailable")
 
 
 def test_a_page_kept_waiting_too_long_by_postings_in_flight_is_503_to_ask_again(
