@@ -25,6 +25,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import insert, select
@@ -898,6 +899,32 @@ def test_a_rate_without_its_start_says_the_field_is_needed(browser, server, oper
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-rate] button[type=submit]").click()
     error = form_error_saying(browser)
     assert error.text == "Effective from: enter a date and time."  # it said "undefined is not a date and time"
+
+
+def test_a_rates_start_is_read_in_the_coalitions_time_zone_not_the_browsers(browser, server, operator):
+    """An operator in New York adds a Tokyo coalition's rate from midnight, as its periods begin:
+    the form read it at New York's midnight, 14 hours later, and the till's earns of those hours
+    were no_rate (or, a rate typed from the first day after a closed period, began in it: 409)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    expect(operator.put("/api/v1/settings", json={"timezone": "Asia/Tokyo"}), 200)
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    sign_in(browser, server, key_of(operator))
+    browser.execute_cdp_cmd("Emulation.setTimezoneOverride", {"timezoneId": "America/New_York"})
+    go(browser, server, "rates", "Rates")
+    assert browser.execute_script("return Intl.DateTimeFormat().resolvedOptions().timeZone") == "America/New_York"
+    assert "Asia/Tokyo" in browser.find_element(By.ID, "rate-from-hint").text
+    tokyo = ZoneInfo("Asia/Tokyo")
+    tomorrow = datetime.now(tokyo).date() + timedelta(days=1)
+    Select(browser.find_element(By.ID, "rate-partner")).select_by_value("skyair")
+    browser.find_element(By.ID, "rate-value").send_keys("2")
+    browser.execute_script("document.getElementById('rate-from').value = arguments[0]", f"{tomorrow}T00:00")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-rate] button[type=submit]").click()
+    wait_for(browser, lambda d: "added" in d.find_element(By.ID, "notice").text, "no confirmation")
+    [rate] = expect(operator.get("/api/v1/rates", query_string={"kind": "earn", "partner_id": "skyair"}), 200)
+    midnight = datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=tokyo)  # 15:00 UTC the day before
+    assert datetime.fromisoformat(rate["effective_from"]) == midnight
 
 
 @pytest.mark.parametrize("route", ["statement/abc", "statement/"])

@@ -91,6 +91,30 @@ export function instant(text) {
   return `${date.toISOString().slice(0, 16).replace("T", " ")} UTC`;
 }
 
+/** The wall-clock time of ``date`` in ``zone``, as a datetime-local input writes it: "2026-11-01T00:00". */
+export function wallClock(date, zone) {
+  const format = new Intl.DateTimeFormat("en-GB", {
+    timeZone: zone, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit",
+  });
+  const part = Object.fromEntries(format.formatToParts(date).map(({ type, value }) => [type, value]));
+  return `${part.year}-${part.month}-${part.day}T${part.hour}:${part.minute}`;
+}
+
+/**
+ * The instant a datetime-local value ("2026-11-01T00:00") names in ``zone``, the coalition's
+ * (SPEC §3: its periods begin at its midnights), whatever the browser's zone; null for
+ * another text. The zone's offset is read at a first guess and again at the instant that
+ * guess gives, so a value just after a change of the clocks is read at the new offset.
+ */
+export function atWallClock(value, zone) {
+  const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(value);
+  if (!match) return null;
+  const [year, month, day, hour, minute, second] = match.slice(1).map((part) => Number(part ?? 0));
+  const wall = Date.UTC(year, month - 1, day, hour, minute);
+  const offset = (at) => Date.parse(`${wallClock(new Date(at), zone)}:00Z`) - at;
+  return new Date(wall - offset(wall - offset(wall)) + second * 1000);
+}
+
 function localDay(date, zone) {
   // "1 November 2026": the day as the statement PDF prints it (babel's "d MMMM y", English)
   return new Intl.DateTimeFormat("en-GB", { timeZone: zone, day: "numeric", month: "long", year: "numeric" }).format(date);

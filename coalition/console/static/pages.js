@@ -4,7 +4,8 @@
 import * as api from "./api.js";
 import * as charts from "./charts.js";
 import {
-  DASH, badge, cards, count, decimal, field, h, instant, money, percent, periodDays, select, signed, table,
+  DASH, atWallClock, badge, cards, count, decimal, field, h, instant, money, percent, periodDays, select, signed, table,
+  wallClock,
 } from "./dom.js";
 
 const CATEGORIES = ["shop", "cafe", "gym", "travel", "other"];
@@ -124,16 +125,11 @@ function filters(page, label, ...fields) {
   );
 }
 
-function localInputValue(date) {
-  const pad = (n) => String(n).padStart(2, "0");
-  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
-}
-
-function rfc3339(localValue, label) {
-  // A datetime-local value is the browser's local time; send it as UTC with an offset.
-  if (!localValue) throw new Error(`${label}: enter a date and time.`);
-  const date = new Date(localValue);
-  if (Number.isNaN(date.getTime())) throw new Error(`${localValue} is not a date and time`);
+function rfc3339(wallValue, label, zone) {
+  // A datetime-local value is a time of the coalition's zone, whatever the browser's; sent as UTC.
+  if (!wallValue) throw new Error(`${label}: enter a date and time.`);
+  const date = atWallClock(wallValue, zone);
+  if (date === null || Number.isNaN(date.getTime())) throw new Error(`${wallValue} is not a date and time`);
   return date.toISOString();
 }
 
@@ -681,6 +677,8 @@ export async function rates({ who, query, notify, rerender }) {
   );
   let add = null;
   if (who.role === "operator") {
+    // times in the coalition's zone, as its periods are: a start at its midnight starts a period
+    const zone = (await timezoneOf(who)) ?? "UTC";
     const hint = h("p", { class: "hint", id: "kind-hint" }, RATE_HINTS.earn);
     const kind = select("rate-kind", RATE_KINDS.map((k) => [k, k]), "earn", { name: "kind", "aria-describedby": "kind-hint" });
     kind.addEventListener("change", () => {
@@ -690,12 +688,12 @@ export async function rates({ who, query, notify, rerender }) {
       { class: "panel", "aria-labelledby": "add-rate" },
       async (data, element) => {
         const body = withCurrencyCodes(trimmed(data), "currency");
-        body.effective_from = rfc3339(body.effective_from, "Effective from");
-        if (body.effective_to) body.effective_to = rfc3339(body.effective_to, "Effective to");
+        body.effective_from = rfc3339(body.effective_from, "Effective from", zone);
+        if (body.effective_to) body.effective_to = rfc3339(body.effective_to, "Effective to", zone);
         const created = await api.post("/api/v1/rates", body);
         element.reset();
         const later = new Date(created.effective_from) > new Date() ? " It is not in force yet: untick “Only versions in force now” to list it." : "";
-        notify(`Rate ${created.id} added: ${created.kind} ${created.value}${created.currency ? ` per ${created.currency}` : ""}${created.partner_id ? ` for ${created.partner_id}` : ""}, from ${instant(created.effective_from)}.${later}`);
+        notify(`Rate ${created.id} added: ${created.kind} ${created.value}${created.currency ? ` per ${created.currency}` : ""}${created.partner_id ? ` for ${created.partner_id}` : ""}, from ${wallClock(new Date(created.effective_from), zone).replace("T", " ")} ${zone}${zone === "UTC" ? "" : ` (${instant(created.effective_from)})`}.${later}`);
         rerender();
       },
       h("h2", { id: "add-rate" }, "Add a rate"),
@@ -709,8 +707,8 @@ export async function rates({ who, query, notify, rerender }) {
         field("Category", input("rate-category", { name: "category", autocomplete: "off" }), "earn and promo only"),
         field("Currency", input("rate-currency", { name: "currency", maxlength: 3, autocomplete: "off", autocapitalize: "characters" }), "fx only"),
         field("Minimum amount", input("rate-min", { name: "min_amount", inputmode: "decimal", autocomplete: "off" }), "threshold only"),
-        field("Effective from", input("rate-from", { name: "effective_from", type: "datetime-local", required: true, value: localInputValue(new Date()) }), "your local time"),
-        field("Effective to", input("rate-to", { name: "effective_to", type: "datetime-local" }), "optional; required for a promo"),
+        field("Effective from", input("rate-from", { name: "effective_from", type: "datetime-local", required: true, value: wallClock(new Date(), zone) }), `in ${zone}, the coalition's time zone`),
+        field("Effective to", input("rate-to", { name: "effective_to", type: "datetime-local" }), `in ${zone}; optional, required for a promo`),
       ),
       hint,
       h("button", { type: "submit" }, "Add rate"),
