@@ -1045,6 +1045,41 @@ def test_hold_days_that_are_not_a_whole_number_are_refused_in_the_form_as_typed(
     expect(operator.get("/api/v1/partners/bakery"), 404)
 
 
+def test_each_field_a_422_refuses_is_marked_with_its_words_under_it(browser, server, operator, month, screenshots):
+    """The form said them all in one line above its button, by the API's names (\"id: must be a slug…;
+    currency: …\"): in a grid of fields the operator had to find which box was \"id\", and a screen
+    reader on the field heard nothing wrong with it."""
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "partners", "Partners")
+    for field_id, text in [("id", "Bakery Nr 1"), ("name", "Bakery"), ("currency", "EU")]:
+        browser.find_element(By.ID, field_id).send_keys(text)
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-partner] button[type=submit]").click()
+    form_error_saying(browser, "Invalid fields")
+    shot(browser, screenshots, "07-partner-fields-refused")
+
+    def refused(field_id: str) -> tuple[str | None, list[str]]:
+        control = browser.find_element(By.ID, field_id)
+        described = (control.get_attribute("aria-describedby") or "").split()
+        box = control.find_element(By.XPATH, "..")  # the field's own box, with its label and hint
+        notes = [note.text for note in box.find_elements(By.CSS_SELECTOR, ".field-error")
+                 if note.get_attribute("id") in described]
+        return control.get_attribute("aria-invalid"), notes
+
+    assert refused("id") == ("true", ["must be a slug: a-z, 0-9 and '-', 2 to 63 characters"])
+    assert refused("currency") == ("true", ["must be an ISO 4217 code"])
+    assert refused("name") == (None, [])
+    assert "id-hint" in browser.find_element(By.ID, "id").get_attribute("aria-describedby")  # its hint is read still
+    browser.find_element(By.ID, "id").clear()
+    browser.find_element(By.ID, "id").send_keys("bakery")
+    browser.find_element(By.ID, "currency").send_keys("X")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-partner] button[type=submit]").click()
+    form_error_saying(browser, "'EUX' is not an ISO 4217 currency")  # a rule of one field: marked there too
+    assert refused("id") == (None, [])  # what the next answer does not refuse is no longer marked
+    assert refused("currency") == ("true", ["'EUX' is not an ISO 4217 currency"])
+
+
 def open_partner(browser, server, caller, partner_id: str, name: str) -> None:
     """Sign in and open a partner's page from the Partners page, by its id."""
     from selenium.webdriver.common.by import By

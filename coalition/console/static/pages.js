@@ -45,8 +45,30 @@ async function whileBusy(button, work) {
   }
 }
 
-/** A form whose submit handler shows the API's message in the form on failure. Enter
- * submits it from a drop-down too, as it does from a text field. */
+/** Each field of ``element`` that an API answer refused (its `errors` by field name) marked
+ * where it is typed: invalid, with the API's words under it, read with the control as its
+ * hint is. What an earlier answer marked is taken off first. */
+function markRefused(element, error) {
+  for (const note of element.querySelectorAll(".field-error")) {
+    const control = note.previousElementSibling;
+    control.removeAttribute("aria-invalid");
+    const described = control.getAttribute("aria-describedby").split(" ").filter((id) => id !== note.id);
+    if (described.length) control.setAttribute("aria-describedby", described.join(" "));
+    else control.removeAttribute("aria-describedby");
+    note.remove();
+  }
+  for (const [name, words] of Object.entries(error?.body?.errors?.json ?? {})) {
+    const control = element.elements.namedItem(name);
+    if (!(control instanceof HTMLElement) || !control.id || !Array.isArray(words)) continue;
+    const note = h("small", { class: "field-error", id: `${control.id}-error` }, words.join(" "));
+    control.after(note);
+    control.setAttribute("aria-invalid", "true");
+    control.setAttribute("aria-describedby", [control.getAttribute("aria-describedby"), note.id].filter(Boolean).join(" "));
+  }
+}
+
+/** A form whose submit handler shows the API's message in the form on failure, and marks
+ * each field it refused. Enter submits it from a drop-down too, as it does from a text field. */
 function form(attributes, submit, ...children) {
   const message = h("p", { class: "form-error", role: "alert", tabindex: "-1", hidden: true });
   const element = h("form", { ...attributes, novalidate: true }, ...children);
@@ -59,10 +81,12 @@ function form(attributes, submit, ...children) {
       message.hidden = true;
       try {
         await submit(new FormData(element), element);
+        markRefused(element, null);
       } catch (error) {
         document.getElementById("notice").hidden = true; // an earlier success is not this form's answer
         message.textContent = error.message;
         message.hidden = false;
+        markRefused(element, error);
         message.focus();
       }
     });
