@@ -1080,6 +1080,21 @@ def test_each_field_a_422_refuses_is_marked_with_its_words_under_it(browser, ser
     assert refused("currency") == ("true", ["'EUX' is not an ISO 4217 currency"])
 
 
+def test_a_negative_whole_number_is_sent_as_a_number_for_the_apis_range(browser, server, operator, month):
+    """"-5" was sent as text, and the API's answer said it was not a whole number, written in the
+    digits 0-9, where what is wrong with it is that it is below 1."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "settings", "Settings")
+    backdating = browser.find_element(By.ID, "max_backdate_days")
+    backdating.clear()
+    backdating.send_keys("-5", Keys.ENTER)
+    error = form_error_saying(browser, "max_backdate_days")
+    assert "greater than or equal to 1" in error.text and "Not a whole number" not in error.text
+
+
 def open_partner(browser, server, caller, partner_id: str, name: str) -> None:
     """Sign in and open a partner's page from the Partners page, by its id."""
     from selenium.webdriver.common.by import By

@@ -113,11 +113,12 @@ function trimmed(data) {
   return out;
 }
 
-/** A form's whole-number fields as numbers where they are written so; anything else is
- * sent as typed, for the API's 422 to say what is wrong with it (a number field would
- * hand the page nothing for "7-", and the API would take its default). */
+/** A form's whole-number fields as numbers where they are written so, a negative one too
+ * (for the API to say it is out of range); anything else is sent as typed, for the API's 422
+ * to say what is wrong with it (a number field would hand the page nothing for "7-", and the
+ * API would take its default). */
 function withWholeNumbers(body, ...names) {
-  for (const name of names) if (/^[0-9]+$/.test(body[name] ?? "")) body[name] = Number(body[name]);
+  for (const name of names) if (/^-?[0-9]+$/.test(body[name] ?? "")) body[name] = Number(body[name]);
   return body;
 }
 
