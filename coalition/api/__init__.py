@@ -19,7 +19,7 @@ from flask import current_app, g, request, send_from_directory
 from werkzeug.exceptions import HTTPException, NotFound
 
 from coalition import auth, database_of, logs
-from coalition.api.answers import AnswerFields
+from coalition.api.answers import AnswerFields, null_alone
 from coalition.api.converters import MemberId, member_id_schema
 from coalition.api.errors import (
     DATABASE_UNAVAILABLE,
@@ -344,6 +344,7 @@ def _describe_shared_parts(api: Api) -> None:
             },
         )
     api.register_field(DecimalString, "string", "decimal")
+    api.ma_plugin.converter.add_attribute_function(null_alone)
 
 
 def _headers(response):

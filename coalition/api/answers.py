@@ -44,6 +44,24 @@ def attached(named: str) -> dict:
     }
 
 
+#: How apispec writes, for OpenAPI 3.0, that a nested answer may be null: a branch beside
+#: the answer's schema that any object passes, not only null.
+ANY_OBJECT_OR_NULL = {"type": "object", "nullable": True}
+
+
+def null_alone(converter, field, ret: dict) -> dict:
+    """A nested answer that may be null is its schema or null, nothing else in the
+    document: ``enum: [null]`` leaves only the null to apispec's second branch
+    (OpenAPI 3.0.3 reads ``nullable`` with ``enum`` so). That branch took any object:
+    a validator passed ``{}`` for the KPIs' coalition figures, and openapi-python-client
+    made an empty class of it beside Figures."""
+    branches = ret.get("anyOf", [])
+    if ANY_OBJECT_OR_NULL not in branches:
+        return {}
+    null = ANY_OBJECT_OR_NULL | {"enum": [None]}
+    return {"anyOf": [null if branch == ANY_OBJECT_OR_NULL else branch for branch in branches]}
+
+
 class Answer(Schema):
     """A response body. ``may_omit``: the fields (as named in JSON) some answers leave
     out, each explained in its description."""

@@ -838,6 +838,19 @@ def test_periods_are_written_in_ascii_digits(operator, month, periods):
 # --- the OpenAPI document -----------------------------------------------------------------------
 
 
+def test_the_openapi_document_gives_the_coalition_figures_or_null_and_nothing_else(client):
+    """A partner key's KPIs have ``"coalition": null``, anyone else's the Figures. apispec
+    wrote the null as a second branch ``{"type": "object", "nullable": true}``, which any
+    object passes: a validator took ``{}`` there, and openapi-python-client made an empty
+    class of it beside Figures (an integrator's probe)."""
+    document = expect(client.get("/api/openapi.json"), 200)
+    branches = document["components"]["schemas"]["PeriodKpis"]["properties"]["coalition"]["anyOf"]
+    assert branches == [
+        {"$ref": "#/components/schemas/Figures"},
+        {"type": "object", "nullable": True, "enum": [None]},
+    ]
+
+
 def test_the_openapi_document_defines_every_figure(client):
     """An operator or an integrator reads the figures' meaning from the OpenAPI document:
     each says what it counts (the points ones less what reversals put back, the money ones
