@@ -34,7 +34,7 @@ from coalition.api.errors import (
     invalid_fields,
     unauthenticated,
 )
-from coalition.api.fields import DecimalString
+from coalition.api.fields import DecimalOut, DecimalString, InstantOut
 from coalition.api.parsing import PARSER, read_to_the_end, refuse_a_url_not_utf8
 from coalition.db import Unavailable
 from coalition.domain.errors import CoalitionError
@@ -344,6 +344,8 @@ def _describe_shared_parts(api: Api) -> None:
             },
         )
     api.register_field(DecimalString, "string", "decimal")
+    api.register_field(DecimalOut, "string", "decimal")
+    api.register_field(InstantOut, "string", "date-time")
     api.ma_plugin.converter.add_attribute_function(null_alone)
 
 

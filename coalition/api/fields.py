@@ -286,9 +286,21 @@ PartnerId = WholeMatch(
 )
 
 
+class DecimalOut(fields.String):
+    """A decimal the service has already written as a string, for an answer: the
+    document gives it the format ``decimal``, as it gives what DecimalString reads, so
+    that a client generated from it reads an amount out as it writes one in."""
+
+
 #: An amount the service has already written at its currency's minor unit, signed,
 #: as a string such as ``"-83.25"`` (SPEC §3): settlements, statements and KPIs.
-MoneyOut = fields.String
+MoneyOut = DecimalOut
 
 #: A ratio the service has already rounded, as a string such as ``"0.8123"``.
-Ratio = fields.String
+Ratio = DecimalOut
+
+
+class InstantOut(fields.String):
+    """An instant the service has already written in RFC 3339 with its offset (SPEC §3),
+    such as a final statement's, answered from its stored JSON: the document gives it
+    the format ``date-time``, as it gives the instants marshmallow writes."""

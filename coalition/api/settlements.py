@@ -12,7 +12,16 @@ import reports
 from coalition.api import Blueprint, database, principal
 from coalition.api.answers import CSV, CSV_TEXT, DOWNLOAD, Answer, attached, attachment
 from coalition.api.errors import ANOTHER_PARTNERS_DATA, MALFORMED_JSON
-from coalition.api.fields import PERIOD_ID_LENGTH, Count, MoneyOut, PartnerId, Ratio, Text
+from coalition.api.fields import (
+    PERIOD_ID_LENGTH,
+    Count,
+    DecimalOut,
+    InstantOut,
+    MoneyOut,
+    PartnerId,
+    Ratio,
+    Text,
+)
 from coalition.api.pagination import MAX_PAGE, PageArgs, paging
 from coalition.api.parsing import refuse_malformed_body
 from coalition.services import calendar, settlement, statements
@@ -42,13 +51,13 @@ class StatementQuery(PageArgs):
 
 
 class FeeLine(Answer):
-    fee_rate = fields.String(
+    fee_rate = DecimalOut(
         metadata={"description": "Base currency the issuer pays per point, by its value"}
     )
     points = fields.Integer(
         metadata={"description": "Points issued at this fee rate, net of returns"}
     )
-    exact_fees = fields.String(
+    exact_fees = DecimalOut(
         metadata={"description": "points × fee_rate, before fees are rounded once"}
     )
 
@@ -90,7 +99,7 @@ class PartnerEntry(Answer):
             "operator pays the partner"
         }
     )
-    fx_rate = fields.String(
+    fx_rate = DecimalOut(
         allow_none=True,
         metadata={
             "description": "Base currency per 1 unit of the partner's currency, the rate in "
@@ -207,8 +216,8 @@ class SettlementOut(Answer):
 
     period_id = fields.String()
     status = fields.String()
-    start = fields.String()
-    end = fields.String()
+    start = InstantOut()
+    end = InstantOut()
     base_currency = fields.String()
     partners = fields.List(fields.Nested(PartnerEntry))
     pair_lines = fields.List(fields.Nested(PairLine))
@@ -247,7 +256,7 @@ class LateItem(Answer):
     external_id = fields.String()
     type = fields.String()
     member_id = fields.String()
-    occurred_at = fields.String()
+    occurred_at = InstantOut()
     points = fields.Integer(
         metadata={"description": "The transaction's points: the change to the member's balance"}
     )
@@ -265,8 +274,8 @@ class StatementOut(Answer):
     id = fields.Integer()
     number = fields.String()
     period_id = fields.String()
-    period_start = fields.String()
-    period_end = fields.String()
+    period_start = InstantOut()
+    period_end = InstantOut()
     timezone = fields.String(
         metadata={
             "description": "The coalition's time zone, which periods follow (SPEC §3);"
@@ -287,7 +296,7 @@ class StatementOut(Answer):
             " `sha256`, and a new one's with `sha256` first"
         }
     )
-    issued_at = fields.String()
+    issued_at = InstantOut()
     currency = fields.String()
     base_currency = fields.String()
     summary = fields.Nested(PartnerEntry)

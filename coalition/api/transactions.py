@@ -28,6 +28,7 @@ from coalition.api.fields import (
     Amount,
     Body,
     Currency,
+    DecimalOut,
     Instant,
     Legible,
     NullLeftOut,
@@ -165,7 +166,7 @@ class TransactionOut(Answer):
     member_id = fields.String()
     occurred_at = fields.AwareDateTime()
     recorded_at = fields.AwareDateTime()
-    amount = fields.String(allow_none=True)
+    amount = DecimalOut(allow_none=True)
     currency = fields.String(allow_none=True)
     category = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)

@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import logging
+import re
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -566,6 +567,52 @@ def test_late_transaction_is_a_late_item_of_the_next_statement(operator, daily):
     assert (item["transaction_id"], item["external_id"], item["type"], item["member_id"],
             item["points"], item["original_period_id"]) == (posted["id"], "m1-late", "burn", "m1", -30, a_id)
     assert datetime.fromisoformat(item["occurred_at"]) == datetime.fromisoformat(posted["occurred_at"])
+
+
+DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+INSTANT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})")
+
+
+def _untyped(schemas: dict, schema: dict, value, where: str = ""):
+    """Where ``value`` has a string written as a decimal or an instant that ``schema``
+    (of the OpenAPI document's ``schemas``) does not give the format of."""
+    while not schema.get("type"):
+        branches = schema.get("allOf") or schema.get("anyOf") or [schema]
+        schema = schemas[next(b for b in branches if "$ref" in b)["$ref"].rsplit("/", 1)[1]]
+    if isinstance(value, dict):
+        for name, field in value.items():
+            yield from _untyped(schemas, schema["properties"][name], field, f"{where}.{name}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _untyped(schemas, schema["items"], item, f"{where}[{index}]")
+    elif isinstance(value, str):
+        written = "decimal" if DECIMAL.fullmatch(value) else "date-time" if INSTANT.fullmatch(value) else None
+        if written and schema.get("format") != written:
+            yield f"{where} {value!r}: {written}"
+
+
+def test_every_decimal_and_instant_of_a_settlement_has_its_format_in_the_document(operator, daily):
+    """A finance team's client generated from /api/openapi.json reads money in as a decimal
+    and instants as datetimes where the document gives their format. A rate's value and
+    a transaction's times had it; a settlement's and a statement's money, their period's
+    bounds, issued_at and a late item's occurred_at were bare strings (an integrator's
+    probe with datamodel-code-generator), as were a transaction's amount and the KPIs'."""
+    a_id, b_id, day_a = daily
+    late = _post_late_burn(operator, day_a)
+    close(operator, b_id)
+    schemas = expect(operator.get("/api/openapi.json"), 200)["components"]["schemas"]
+    statement = statement_of(operator, "ironfit", b_id)
+    assert statement["late_items"]
+    answers = {
+        "StatementOut": statement,
+        "SettlementOut": expect(operator.get(f"/api/v1/settlements/{b_id}"), 200),
+        "KpiReport": expect(operator.get("/api/v1/kpis", query_string={"period_id": b_id}), 200),
+        "TransactionPage": expect(operator.get("/api/v1/transactions", query_string={"member_id": "m1"}), 200),
+    }
+    assert late["id"] in [item["id"] for item in answers["TransactionPage"]["items"]]
+    untyped = [f"{name}{where}" for name, answer in answers.items()
+               for where in _untyped(schemas, schemas[name], answer)]
+    assert untyped == []
 
 
 def test_late_transaction_counts_in_the_next_settlement_not_the_closed_one(operator, daily):
