@@ -6,7 +6,7 @@ from marshmallow import fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import Text
+from coalition.api.fields import OneOfOut, Text
 from coalition.api.pagination import WindowArgs, paging
 from coalition.services import changes
 
@@ -14,8 +14,11 @@ blp = Blueprint("changes", __name__, url_prefix="/api/v1/changes", description="
 BOUND = "reads no changes: they name every partner's rates and keys"
 
 
+SUBJECTS = sorted(set(changes.SUBJECTS.values()))
+
+
 class ChangeQuery(WindowArgs):
-    subject = fields.String(validate=validate.OneOf(sorted(set(changes.SUBJECTS.values()))))
+    subject = fields.String(validate=validate.OneOf(SUBJECTS))
     subject_id = Text(max_length=63)
     key_id = Text(max_length=32, metadata={"description": "Changes made with this key"})
     via = fields.String(validate=validate.OneOf(changes.VIAS))
@@ -26,7 +29,7 @@ class ChangeOut(Answer):
     at = fields.AwareDateTime()
     via = fields.String(metadata={"description": "api, cli, scheduler or system"})
     key_id = fields.String(allow_none=True, metadata={"description": "The key, through the API"})
-    subject = fields.String()
+    subject = OneOfOut(SUBJECTS)
     subject_id = fields.String()
     action = fields.String(metadata={"description": "create, update, revoke or close"})
     fields_ = fields.Dict(  # named so in Python only: ``fields`` is marshmallow's module

@@ -300,6 +300,19 @@ MoneyOut = DecimalOut
 Ratio = DecimalOut
 
 
+#: What a period is, in GET /periods and the KPIs: open until it is closed.
+PERIOD_STATUSES = ("open", "closed")
+
+
+def OneOfOut(values, then: str = "", **kwargs) -> fields.String:
+    """A string an answer takes from a few ``values``, named in its description (then
+    ``then``), not listed as an enum: a client that refuses a value unknown to it would
+    fail on one a later release adds."""
+    metadata = kwargs.pop("metadata", {})
+    named = f"One of {', '.join(values)}{then}"
+    return fields.String(metadata={"description": named, **metadata}, **kwargs)
+
+
 class InstantOut(fields.String):
     """An instant the service has already written in RFC 3339 with its offset (SPEC §3),
     such as a final statement's, answered from its stored JSON: the document gives it

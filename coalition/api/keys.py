@@ -12,7 +12,7 @@ from coalition import auth
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
 from coalition.api.errors import MALFORMED_JSON
-from coalition.api.fields import Body, Legible, PartnerId
+from coalition.api.fields import Body, Legible, OneOfOut, PartnerId
 from coalition.api.parsing import refuse_malformed_body
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1/keys", description="API keys")
@@ -27,7 +27,7 @@ class KeyIn(Body):
 
 class KeyRecord(Answer):
     id = fields.String()
-    role = fields.String()
+    role = OneOfOut(auth.ROLES)
     partner_id = fields.String(allow_none=True)
     name = fields.String(allow_none=True)
     created_at = fields.AwareDateTime()

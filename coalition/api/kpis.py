@@ -10,7 +10,16 @@ from marshmallow import Schema, fields, validate
 from coalition.api import Blueprint, database, principal
 from coalition.api.answers import Answer
 from coalition.api.errors import ANOTHER_PARTNERS_DATA
-from coalition.api.fields import PERIOD_ID_LENGTH, Count, MoneyOut, PartnerId, Ratio, Text
+from coalition.api.fields import (
+    PERIOD_ID_LENGTH,
+    PERIOD_STATUSES,
+    Count,
+    MoneyOut,
+    OneOfOut,
+    PartnerId,
+    Ratio,
+    Text,
+)
 from coalition.services import kpis
 
 blp = Blueprint("kpis", __name__, url_prefix="/api/v1/kpis", description="Programme KPIs")
@@ -128,7 +137,7 @@ class PeriodKpis(Answer):
     period_id = fields.String()
     start = fields.AwareDateTime()
     end = fields.AwareDateTime()
-    status = fields.String()
+    status = OneOfOut(PERIOD_STATUSES)
     counted_at = fields.AwareDateTime(
         allow_none=True,
         metadata={

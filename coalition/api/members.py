@@ -7,7 +7,9 @@ from marshmallow import fields
 
 from coalition.api import Blueprint, authenticate_at, database, principal, reads_generation
 from coalition.api.answers import Answer
+from coalition.api.fields import OneOfOut
 from coalition.api.pagination import PageArgs, paging
+from coalition.domain import lots
 from coalition.domain.errors import NotFound
 from coalition.services import queries
 
@@ -46,7 +48,7 @@ class Movement(Answer):
     external_id = fields.String(
         metadata={"description": "The posting partner's own id of it (a till's receipt)"}
     )
-    type = fields.String()
+    type = OneOfOut(lots.TYPES)
     partner_id = fields.String()
     occurred_at = fields.AwareDateTime()
     points = fields.Integer()

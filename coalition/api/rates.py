@@ -5,7 +5,15 @@ from marshmallow import Schema, fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import Body, Currency, DecimalString, Instant, Legible, PartnerId
+from coalition.api.fields import (
+    Body,
+    Currency,
+    DecimalString,
+    Instant,
+    Legible,
+    OneOfOut,
+    PartnerId,
+)
 from coalition.domain import money
 from coalition.domain.rates import KINDS
 from coalition.services import rates
@@ -39,7 +47,7 @@ class RateIn(Body):
 
 class RateOut(Answer):
     id = fields.Integer()
-    kind = fields.String()
+    kind = OneOfOut(KINDS)
     value = RateValue()
     partner_id = fields.String(allow_none=True)
     category = fields.String(allow_none=True)

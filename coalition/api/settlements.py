@@ -14,16 +14,19 @@ from coalition.api.answers import CSV, CSV_TEXT, DOWNLOAD, Answer, attached, att
 from coalition.api.errors import ANOTHER_PARTNERS_DATA, MALFORMED_JSON
 from coalition.api.fields import (
     PERIOD_ID_LENGTH,
+    PERIOD_STATUSES,
     Count,
     DecimalOut,
     InstantOut,
     MoneyOut,
+    OneOfOut,
     PartnerId,
     Ratio,
     Text,
 )
 from coalition.api.pagination import MAX_PAGE, PageArgs, paging
 from coalition.api.parsing import refuse_malformed_body
+from coalition.domain import lots
 from coalition.services import calendar, settlement, statements
 
 blp = Blueprint(
@@ -35,7 +38,7 @@ class PeriodOut(Answer):
     id = fields.String()
     start = fields.AwareDateTime()
     end = fields.AwareDateTime()
-    status = fields.String()
+    status = OneOfOut(PERIOD_STATUSES)
     closed_at = fields.AwareDateTime(allow_none=True)
 
 
@@ -215,7 +218,9 @@ class SettlementOut(Answer):
     may_omit = ("missing_fx",)
 
     period_id = fields.String()
-    status = fields.String()
+    status = OneOfOut(
+        ("draft", "final"), ": a live draft while the period is open, final once it is closed"
+    )
     start = InstantOut()
     end = InstantOut()
     base_currency = fields.String()
@@ -254,7 +259,7 @@ class Counterparty(Answer):
 class LateItem(Answer):
     transaction_id = fields.Integer()
     external_id = fields.String()
-    type = fields.String()
+    type = OneOfOut(lots.TYPES)
     member_id = fields.String()
     occurred_at = InstantOut()
     points = fields.Integer(
@@ -285,7 +290,7 @@ class StatementOut(Answer):
     partner_id = fields.String()
     partner_name = fields.String()
     coalition_name = fields.String()
-    status = fields.String()
+    status = OneOfOut(("final",), ": issued when its period closes, never changed after")
     sha256 = fields.String(
         metadata={
             "description": "SHA-256 (hex) of this statement's canonical JSON less `sha256`:"

@@ -32,6 +32,7 @@ from coalition.api.fields import (
     Instant,
     Legible,
     NullLeftOut,
+    OneOfOut,
     PartnerId,
     Points,
     Text,
@@ -154,13 +155,8 @@ TRANSACTION_IN = TransactionIn()
 class TransactionOut(Answer):
     id = fields.Integer()
     external_id = fields.String()
-    # described, not an enum: a client that refuses a value unknown to it would fail on
-    # a type added by a later release
-    type = fields.String(
-        metadata={
-            "description": f"One of {', '.join(lots.TYPES)}; expiry only as the expiry"
-            " job writes it, when a lot's points expire"
-        }
+    type = OneOfOut(
+        lots.TYPES, "; expiry only as the expiry job writes it, when a lot's points expire"
     )
     partner_id = fields.String()
     member_id = fields.String()

@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from coalition import MAX_BODY_BYTES, auth, create_app, database_of
 from coalition import db as coalition_db
 from coalition.db import migrate, models
+from coalition.domain import lots, rates
 from tests.conftest import POSTGRES_URL, Caller, days_ago, empty_database, held_for_writing
 from tests.e2e import test_role_matrix as role_matrix
 from tests.e2e.helpers import (
@@ -1293,6 +1294,34 @@ def test_the_openapi_document_says_an_operation_without_query_parameters_ignores
     answer = expect(coalition.get(f"/api/v1/members/m1/balance?at={days_ago(60)}"), 200)
     assert datetime.fromisoformat(answer["as_of"]) >= now
     assert answer["available"] == balance(coalition, "m1")["available"] == 10
+
+
+@pytest.mark.parametrize(
+    ("schema", "field", "values"),
+    [
+        ("PeriodOut", "status", ("open", "closed")),
+        ("PeriodKpis", "status", ("open", "closed")),
+        ("SettlementOut", "status", ("draft", "final")),
+        ("StatementOut", "status", ("final",)),
+        ("KeyRecord", "role", auth.ROLES),
+        ("KeyOut", "role", auth.ROLES),
+        ("RateOut", "kind", rates.KINDS),
+        ("Movement", "type", lots.TYPES),
+        ("LateItem", "type", lots.TYPES),
+        ("ChangeOut", "subject", ("key", "partner", "period", "rate", "settings")),
+    ],
+)
+def test_the_openapi_document_names_the_values_an_answer_field_takes(client, schema, field, values):
+    """A string an answer takes from a few values is described, not an enum (a value a
+    later release adds must not break a client, as for a transaction's type), and its
+    description names each, so that an integrator reading the document alone knows what
+    a settlement's status or a key's role may be. These were bare strings (an
+    integrator's probe: the requests' enums had them, the answers did not)."""
+    schemas = expect(client.get("/api/openapi.json"), 200)["components"]["schemas"]
+    described = schemas[schema]["properties"][field]
+    assert "enum" not in described
+    named = described["description"].split(";")[0].split(":")[0].removeprefix("One of ")
+    assert named.replace(" or ", ", ").split(", ") == list(values)
 
 
 def test_openapi_document_is_served(client):
