@@ -17,8 +17,20 @@ class PartnerFields(Body):
     name = Legible(required=True)
     category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
     currency = Currency(required=True)
-    hold_days = Whole(validate=validate.Range(0, 3650))
-    status = fields.String(validate=validate.OneOf(STATUSES))
+    hold_days = Whole(
+        validate=validate.Range(0, 3650),
+        metadata={
+            "description": "Days after occurred_at before the points this partner issues"
+            " (its earns and bonuses) may be spent, a return window; 0 if not given"
+        },
+    )
+    status = fields.String(
+        validate=validate.OneOf(STATUSES),
+        metadata={
+            "description": "A suspended partner's new transactions are 422"
+            " partner_suspended; active if not given"
+        },
+    )
 
 
 class PartnerSchema(NullLeftOut, PartnerFields):

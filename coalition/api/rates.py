@@ -28,6 +28,26 @@ class RateValue(DecimalString):
         return None if value is None else money.as_written(value)
 
 
+#: SPEC §5's table of kinds, for the OpenAPI document: the schema alone says only that
+#: a rate has a kind, a value and an effective_from (domain.rates.check_scope holds it).
+BY_KIND = (
+    "By kind, what value means and what the rate names besides kind, value and"
+    " effective_from: earn: points per 1 unit of the partner's currency, needs partner_id,"
+    ' may name a category; promo: a multiplier on an earn\'s points ("2" doubles them),'
+    " needs partner_id and effective_to, may name a category; threshold: whole bonus points"
+    " for a purchase of at least min_amount (the highest reached applies, and 0 withdraws"
+    " one), needs partner_id and min_amount; redemption: base currency paid per point"
+    " redeemed, coalition-wide or the redeeming partner's; fee: base currency the issuer"
+    " pays the operator per point issued, coalition-wide or a partner's (not the coalition"
+    " partner's); fx: base currency per 1 unit of currency, needs currency and names no"
+    " partner_id. earn, promo and fx are above 0. At an instant the rate in force is, of"
+    " the versions whose [effective_from, effective_to) holds it, the most specific (a"
+    " partner's before a coalition-wide one, a category's before none), then the latest"
+    " effective_from, then the latest added. A version never changes: a later one"
+    " supersedes it."
+)
+
+
 class RateIn(Body):
     kind = fields.String(required=True, validate=validate.OneOf(KINDS))
     value = DecimalString(
@@ -87,7 +107,7 @@ class Rates(MethodView):
 
     @blp.doc(operationId="createRate")
     @blp.roles("operator")
-    @blp.arguments(RateIn)
+    @blp.arguments(RateIn, description=BY_KIND)
     @blp.response(201, RateOut)
     @blp.alt_response(409, description="period_closed: effective_from falls in a closed period")
     def post(self, body):

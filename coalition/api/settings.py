@@ -14,14 +14,44 @@ blp = Blueprint(
 )
 
 
+#: Said of the calendar and the base currency, which every posted transaction settles by.
+FIXED = "; fixed (409) once a transaction exists or a period has been closed"
+
+
 class SettingsSchema(Changes):
-    base_currency = Currency()
-    timezone = fields.String(validate=validate.Length(1, 64))
-    period = fields.String(validate=validate.OneOf(periods.KINDS))
-    points_ttl_days = Whole(validate=validate.Range(1, 36500))
+    base_currency = Currency(
+        metadata={"description": "The clearing house's settlement currency (ISO 4217)" + FIXED}
+    )
+    timezone = fields.String(
+        validate=validate.Length(1, 64),
+        metadata={
+            "description": "IANA name, such as Europe/Moscow: periods begin and end at its"
+            " local midnights" + FIXED
+        },
+    )
+    period = fields.String(
+        validate=validate.OneOf(periods.KINDS),
+        metadata={
+            "description": "The settlement period: monthly (ids such as 2026-10), weekly"
+            " (ISO weeks, 2026-W43) or daily (2026-10-05)" + FIXED
+        },
+    )
+    points_ttl_days = Whole(
+        validate=validate.Range(1, 36500),
+        metadata={"description": "A lot expires this many days after its occurred_at"},
+    )
     # at least a day: with 0, a posting would be refused for having taken time to arrive
-    max_backdate_days = Whole(validate=validate.Range(1, periods.MAX_BACKDATE_DAYS))
-    auto_close_after_hours = Whole(validate=validate.Range(0, 8760))
+    max_backdate_days = Whole(
+        validate=validate.Range(1, periods.MAX_BACKDATE_DAYS),
+        metadata={
+            "description": "A posting's occurred_at may be at most this many days ago"
+            " (older: 422 too_old)"
+        },
+    )
+    auto_close_after_hours = Whole(
+        validate=validate.Range(0, 8760),
+        metadata={"description": "The scheduler closes a period this many hours after its end"},
+    )
 
 
 class SettingsOut(SettingsSchema, Answer):

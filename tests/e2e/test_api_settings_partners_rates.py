@@ -600,3 +600,45 @@ def test_rates_in_force_are_listed_without_reading_every_version(operator, rate_
     assert [rate["id"] for rate in listed] == sorted(
         [rate_versions["earn_v2"], rate_versions["sky_earn"], rate_versions["redemption"]]
     )
+
+
+# --- the OpenAPI document ---------------------------------------------------
+
+
+def test_the_openapi_document_says_what_each_setting_and_partner_field_means(client):
+    """An operator's developer sets a coalition up from /api/openapi.json alone: what
+    points_ttl_days or hold_days count, which settings a first posting fixes. The
+    settings and a partner's hold_days and status had no description (an integrator's
+    probe)."""
+    schemas = expect(client.get("/api/openapi.json"), 200)["components"]["schemas"]
+    for schema in ("Settings", "SettingsOut"):
+        undescribed = [name for name, field in schemas[schema]["properties"].items() if not field.get("description")]
+        assert undescribed == [], schema
+    assert "2026-W43" in schemas["Settings"]["properties"]["period"]["description"]
+    assert "409" in schemas["Settings"]["properties"]["timezone"]["description"]
+    assert "409" in schemas["Settings"]["properties"]["base_currency"]["description"]
+    for schema in ("Partner", "PartnerOut", "PartnerPatch"):
+        assert "spent" in schemas[schema]["properties"]["hold_days"]["description"], schema
+        assert "partner_suspended" in schemas[schema]["properties"]["status"]["description"], schema
+
+
+def test_the_openapi_document_says_what_a_rates_value_means_and_names_by_kind(client):
+    """SPEC §5's table of rate kinds, which a developer needs to add the rates a coalition
+    runs on: what value means and what each kind names or refuses. The document had
+    kind's six names and a value such as 0.1, nothing more (an integrator's probe)."""
+    body = expect(client.get("/api/openapi.json"), 200)["paths"]["/api/v1/rates"]["post"]["requestBody"]
+    described = body["description"]
+    meanings = {
+        "earn": "points per 1 unit of the partner's currency",
+        "promo": "a multiplier on an earn's points",
+        "threshold": "whole bonus points for a purchase of at least min_amount",
+        "redemption": "base currency paid per point redeemed",
+        "fee": "base currency the issuer pays the operator per point issued",
+        "fx": "base currency per 1 unit of currency",
+    }
+    for kind, meaning in meanings.items():
+        assert f"{kind}: {meaning}" in described, kind
+    assert "promo: " in described and "needs partner_id and effective_to" in described
+    assert "threshold: " in described and "needs partner_id and min_amount" in described
+    assert "fx: " in described and "needs currency and names no partner_id" in described
+
