@@ -23,6 +23,11 @@ MEMBER_ID_LENGTH = 128
 EXTERNAL_ID_LENGTH = 128
 #: The longest period id a query may name ("2026-10-05" has ten characters).
 PERIOD_ID_LENGTH = 16
+#: How a period id is written (SPEC §5), for the OpenAPI document.
+PERIOD_ID = (
+    "A period of the coalition's calendar (its settings' period): 2026-10 (monthly),"
+    " 2026-W43 (weekly, ISO weeks) or 2026-10-05 (daily)"
+)
 #: Unicode's control characters (category Cc: C0, DEL and C1), and the same but for the
 #: tab, line feed and carriage return that text of several lines holds; each beside the
 #: pattern the OpenAPI document states it as (ECMA-262), for clients that check first.

@@ -11,6 +11,7 @@ from coalition.api import Blueprint, database, principal
 from coalition.api.answers import Answer
 from coalition.api.errors import ANOTHER_PARTNERS_DATA
 from coalition.api.fields import (
+    PERIOD_ID,
     PERIOD_ID_LENGTH,
     PERIOD_STATUSES,
     Count,
@@ -26,7 +27,9 @@ blp = Blueprint("kpis", __name__, url_prefix="/api/v1/kpis", description="Progra
 
 
 class KpiQuery(Schema):
-    period_id = Text(max_length=PERIOD_ID_LENGTH, load_default=None)
+    period_id = Text(
+        max_length=PERIOD_ID_LENGTH, load_default=None, metadata={"description": PERIOD_ID}
+    )
     partner_id = fields.String(load_default=None, validate=PartnerId)
     periods = Count(
         load_default=kpis.DEFAULT_PERIODS,

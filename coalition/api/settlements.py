@@ -13,6 +13,7 @@ from coalition.api import Blueprint, database, principal
 from coalition.api.answers import CSV, CSV_TEXT, DOWNLOAD, Answer, attached, attachment
 from coalition.api.errors import ANOTHER_PARTNERS_DATA, MALFORMED_JSON
 from coalition.api.fields import (
+    PERIOD_ID,
     PERIOD_ID_LENGTH,
     PERIOD_STATUSES,
     Count,
@@ -35,7 +36,7 @@ blp = Blueprint(
 
 
 class PeriodOut(Answer):
-    id = fields.String()
+    id = fields.String(metadata={"description": PERIOD_ID})
     start = fields.AwareDateTime()
     end = fields.AwareDateTime()
     status = OneOfOut(PERIOD_STATUSES)
@@ -49,7 +50,9 @@ class StatementQuery(PageArgs):
         validate=validate.Range(1, MAX_PAGE),
         metadata={"description": "Statements a page; without it, every statement"},
     )
-    period_id = Text(max_length=PERIOD_ID_LENGTH, load_default=None)
+    period_id = Text(
+        max_length=PERIOD_ID_LENGTH, load_default=None, metadata={"description": PERIOD_ID}
+    )
     partner_id = fields.String(load_default=None, validate=PartnerId)
 
 
@@ -333,7 +336,11 @@ NOT_A_PERIOD = blp.alt_response(
 )
 
 
-@blp.route("/settlements/<period_id>")
+#: The path's period id, as the document describes it (flask-smorest adds its schema).
+PERIOD_IN_PATH = [{"in": "path", "name": "period_id", "description": PERIOD_ID}]
+
+
+@blp.route("/settlements/<period_id>", parameters=PERIOD_IN_PATH)
 class Settlement(MethodView):
     @blp.doc(operationId="getSettlement")
     @blp.reads_every_partner("reads that partner's statements instead")
@@ -345,7 +352,7 @@ class Settlement(MethodView):
         return database().run_consistent(settlement.get, period_id, datetime.now(UTC))
 
 
-@blp.route("/settlements/<period_id>/csv")
+@blp.route("/settlements/<period_id>/csv", parameters=PERIOD_IN_PATH)
 class SettlementCsv(MethodView):
     @blp.doc(operationId="getSettlementCsv")
     @blp.reads_every_partner("reads that partner's statements instead")
@@ -370,7 +377,7 @@ class SettlementCsv(MethodView):
         )
 
 
-@blp.route("/settlements/<period_id>/close")
+@blp.route("/settlements/<period_id>/close", parameters=PERIOD_IN_PATH)
 class Close(MethodView):
     @blp.doc(operationId="closePeriod")
     @blp.roles("operator")

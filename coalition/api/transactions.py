@@ -24,6 +24,7 @@ from coalition.api.errors import (
 from coalition.api.fields import (
     EXTERNAL_ID_LENGTH,
     MEMBER_ID_LENGTH,
+    PERIOD_ID,
     PERIOD_ID_LENGTH,
     Amount,
     Body,
@@ -231,7 +232,7 @@ class TransactionFilters(Window):
     )
     member_id = Text(max_length=MEMBER_ID_LENGTH)
     type = fields.String(validate=validate.OneOf(lots.TYPES))
-    period_id = Text(max_length=PERIOD_ID_LENGTH)
+    period_id = Text(max_length=PERIOD_ID_LENGTH, metadata={"description": PERIOD_ID})
 
 
 class TransactionQuery(TransactionFilters, PageArgs):

@@ -1324,6 +1324,26 @@ def test_the_openapi_document_names_the_values_an_answer_field_takes(client, sch
     assert named.replace(" or ", ", ").split(", ") == list(values)
 
 
+def test_the_openapi_document_says_how_a_period_id_is_written(client):
+    """A period id is in paths, queries and answers; a developer writing one for
+    /settlements/{period_id} learns its three forms from the document, which gave them
+    nowhere: a wrong one is 422 "not a period id of the coalition's calendar" (an
+    integrator's probe)."""
+    document = expect(client.get("/api/openapi.json"), 200)
+    described = {
+        f"{method} {path}": parameter.get("description", "")
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if method != "parameters"
+        for parameter in operations.get("parameters", []) + operation.get("parameters", [])
+        if parameter.get("name") == "period_id"
+    }
+    assert len(described) == 7
+    described["PeriodOut.id"] = document["components"]["schemas"]["PeriodOut"]["properties"]["id"].get("description", "")
+    assert {where for where, text in described.items() if not all(
+        form in text for form in ("2026-10 (monthly)", "2026-W43 (weekly", "2026-10-05 (daily)"))} == set()
+
+
 def test_openapi_document_is_served(client):
     response = client.get("/api/openapi.json")
     assert response.status_code == 200
