@@ -23,9 +23,22 @@ class Expiring(Answer):
 
 class BalanceOut(Answer):
     member_id = fields.String()
-    available = fields.Integer()
-    pending = fields.Integer()
-    expiring = fields.List(fields.Nested(Expiring))
+    available = fields.Integer(
+        metadata={"description": "Points a burn may spend now: held past hold_days, not expired"}
+    )
+    pending = fields.Integer(
+        metadata={
+            "description": "Points not yet spendable, still within their issuer's hold_days"
+            " (a lot whose hold outlasts its expiry counts in neither)"
+        }
+    )
+    expiring = fields.List(
+        fields.Nested(Expiring),
+        metadata={
+            "description": "Available and pending points that expire within the next 90"
+            " days, by instant, soonest first"
+        },
+    )
     lifetime_earned = fields.Integer(
         metadata={
             "description": "Points the member earned and was given as bonuses, less what "

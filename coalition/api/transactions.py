@@ -144,7 +144,13 @@ class TransactionIn(NullLeftOut):
 class AllocationOut(Answer):
     lot_id = fields.Integer()
     issuer_id = fields.String()
-    points = fields.Integer()
+    points = fields.Integer(
+        metadata={
+            "description": "The points moved, unsigned: out of the lot for a burn, a return"
+            " or an expiry, back into it for a burn reversal (the transaction's points are"
+            " signed)"
+        }
+    )
 
 
 # One instance for every request, batch item and imported row: building a
@@ -168,11 +174,36 @@ class TransactionOut(Answer):
     category = fields.String(allow_none=True)
     reason = fields.String(allow_none=True)
     points = fields.Integer(metadata={"description": "Signed change to the member's balance"})
-    shortfall_points = fields.Integer()
-    original_id = fields.Integer(allow_none=True)
-    rate_ids = fields.List(fields.Integer())
-    period_id = fields.String()
-    late = fields.Boolean()
+    shortfall_points = fields.Integer(
+        metadata={
+            "description": "Of an earn_reversal: the points its original lot no longer held,"
+            " borne by the issuer; 0 otherwise"
+        }
+    )
+    original_id = fields.Integer(
+        allow_none=True,
+        metadata={"description": "Of a reversal: the id of the transaction it reverses"},
+    )
+    rate_ids = fields.List(
+        fields.Integer(),
+        metadata={
+            "description": "The rate versions it was valued by (GET /rates): an earn's earn,"
+            " promo and threshold rates and its issuer's fee rate, a bonus's fee rate, a"
+            " burn's redemption rate; a reversal has its original's"
+        },
+    )
+    period_id = fields.String(
+        metadata={
+            "description": "The settlement period it settles in: its occurred_at's, or the"
+            " earliest open one when that is closed (late)"
+        }
+    )
+    late = fields.Boolean(
+        metadata={
+            "description": "Its occurred_at falls in a closed period: it settles in"
+            " period_id, a statement of which lists it as a late item"
+        }
+    )
     key_id = fields.String(
         allow_none=True,
         metadata={
@@ -181,10 +212,27 @@ class TransactionOut(Answer):
             " release that names keys (migration 0019)"
         },
     )
-    allocations = fields.List(fields.Nested(AllocationOut))
-    lot_id = fields.Integer(allow_none=True)
-    available_at = fields.AwareDateTime(allow_none=True)
-    expires_at = fields.AwareDateTime(allow_none=True)
+    allocations = fields.List(
+        fields.Nested(AllocationOut),
+        metadata={
+            "description": "The lots a burn, a return or an expiry took points from, or a"
+            " burn reversal put them back into; empty for an earn or a bonus"
+        },
+    )
+    lot_id = fields.Integer(
+        allow_none=True, metadata={"description": "Of an earn or a bonus: the lot it created"}
+    )
+    available_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={
+            "description": "Of an earn or a bonus: when its lot's points may be spent, after"
+            " the issuer's hold_days"
+        },
+    )
+    expires_at = fields.AwareDateTime(
+        allow_none=True,
+        metadata={"description": "Of an earn or a bonus: when its lot expires"},
+    )
 
 
 class BatchIn(Body):

@@ -166,6 +166,16 @@ def test_an_unknown_member_id_with_a_slash_is_the_404_of_an_unknown_member(coali
         assert (body["reason"], body["message"]) == ("not_found", f"no member {member_id!r}")
 
 
+def test_the_openapi_document_says_what_a_balance_counts(client):
+    """SPEC §6: a till checks a balance before a redemption; the document says which
+    points a burn may spend now (available), which wait for a hold (pending) and what
+    expiring lists. They had no description (an integrator's probe)."""
+    balance = expect(client.get("/api/openapi.json"), 200)["components"]["schemas"]["BalanceOut"]["properties"]
+    assert "hold_days" in balance["pending"]["description"]
+    assert "burn" in balance["available"]["description"]
+    assert "90 days" in balance["expiring"]["description"]
+
+
 def test_the_openapi_document_describes_the_member_id_as_one_encoded_string(client):
     document = expect(client.get("/api/openapi.json"), 200)
     for what in ("balance", "history"):

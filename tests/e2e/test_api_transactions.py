@@ -1325,6 +1325,20 @@ def test_expiries_are_listed_by_their_type(coalition):
     assert expect(coalition.get("/api/v1/transactions", query_string={"type": "expiry"}), 200)["items"] == []
 
 
+def test_the_openapi_document_says_what_a_transactions_settlement_and_lot_fields_mean(client):
+    """SPEC §6's answer to a posting: a till's developer reads from the document alone
+    whether a posting is late and in which period it settles, which rates and lots it
+    used, and that an allocation's points are unsigned where the transaction's are
+    signed. These fields had no description (an integrator's probe)."""
+    schemas = expect(client.get("/api/openapi.json"), 200)["components"]["schemas"]
+    transaction = schemas["TransactionOut"]["properties"]
+    fields = ("shortfall_points", "original_id", "rate_ids", "period_id", "late", "allocations",
+              "lot_id", "available_at", "expires_at")
+    assert [name for name in fields if not transaction[name].get("description")] == []
+    assert "closed" in transaction["late"]["description"]
+    assert "unsigned" in schemas["AllocationOut"]["properties"]["points"]["description"]
+
+
 def test_the_openapi_document_names_every_type_a_transaction_may_have(client):
     """A transaction's ``type`` is a string in the document (not an enum, so a later type
     does not break a client); its description names SPEC §6's six, expiry among them,
