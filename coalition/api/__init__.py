@@ -26,6 +26,7 @@ from coalition.api.errors import (
     MALFORMED_JSON,
     NOT_JSON,
     SHARED_ERRORS,
+    TOO_LARGE,
     UNAUTHENTICATED,
     ErrorSchema,
     database_away,
@@ -173,10 +174,12 @@ class Api(flask_smorest.Api):
         payload, code, headers = super().handle_http_exception(error)
         if "message" in payload:
             message = payload["message"]
+        elif code == 422:
+            message = invalid_fields(payload.get("errors") or {})
+        elif code == 413:
+            message = TOO_LARGE
         else:
-            message = (
-                invalid_fields(payload.get("errors") or {}) if code == 422 else error.description
-            )
+            message = error.description
         carried = {name: value for name, value in error.get_headers() if name != "Content-Type"}
         body = error_body(code, message, errors=payload.get("errors"))
         return body, code, {**carried, **(headers or {})}

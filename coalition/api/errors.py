@@ -6,7 +6,7 @@ import flask_smorest
 import marshmallow
 from werkzeug.http import HTTP_STATUS_CODES
 
-from coalition import auth
+from coalition import MAX_BODY_BYTES, auth
 from coalition.db import Busy, SchemaNotCurrent, TakesNoWrites, Unavailable
 from coalition.domain.errors import (
     CoalitionError,
@@ -34,6 +34,13 @@ STATUSES = {
     NotWritten: 500,
 }
 
+
+#: A body over the limit, in words that give it: werkzeug's said it "exceeds the capacity
+#: limit", which left a till's developer to find how large a batch may be.
+TOO_LARGE = (
+    f"the body is over {MAX_BODY_BYTES // 2**20} MiB, the most one request may carry:"
+    " send the transactions in several batches"
+)
 
 #: What is wrong with one field, or with a body that cannot be read: one message or more.
 MESSAGES = {"type": "array", "items": {"type": "string"}}

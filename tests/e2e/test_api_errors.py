@@ -916,7 +916,9 @@ def test_the_largest_valid_batch_is_not_too_large(coalition):
 def test_oversized_body_is_a_json_413(coalition):
     text = '{"transactions": [' + ",".join(['{"external_id": "' + "x" * 100 + '"}'] * 150_000) + "]}"
     assert len(text) > MAX_BODY_BYTES
-    assert_error(raw_post(coalition, "/api/v1/transactions/batch", text), 413)
+    body = assert_error(raw_post(coalition, "/api/v1/transactions/batch", text), 413)
+    assert body["message"] == (
+        "the body is over 16 MiB, the most one request may carry: send the transactions in several batches")
 
 
 # --- no partial writes ------------------------------------------------------------------
