@@ -102,9 +102,11 @@ export function wallClock(date, zone) {
 
 /**
  * The instant a datetime-local value ("2026-11-01T00:00") names in ``zone``, the coalition's
- * (SPEC §3: its periods begin at its midnights), whatever the browser's zone; null for
- * another text. The zone's offset is read at a first guess and again at the instant that
- * guess gives, so a value just after a change of the clocks is read at the new offset.
+ * (SPEC §3: its periods begin at its midnights), whatever the browser's; null for another
+ * text. Read as the service reads a local midnight (Python's zoneinfo, fold 0): at the
+ * offset of a day before and of a day after, the earlier instant whose wall clock it is;
+ * a time the clocks skip at the offset before the change, so "00:00" on a night the clocks
+ * go from 00:00 to 01:00 is 01:00, where its day's period begins.
  */
 export function atWallClock(value, zone) {
   const match = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2}))?$/.exec(value);
@@ -112,7 +114,10 @@ export function atWallClock(value, zone) {
   const [year, month, day, hour, minute, second] = match.slice(1).map((part) => Number(part ?? 0));
   const wall = Date.UTC(year, month - 1, day, hour, minute);
   const offset = (at) => Date.parse(`${wallClock(new Date(at), zone)}:00Z`) - at;
-  return new Date(wall - offset(wall - offset(wall)) + second * 1000);
+  const DAY = 86_400_000;
+  const [before, after] = [wall - offset(wall - DAY), wall - offset(wall + DAY)];
+  const named = [before, after].filter((at) => at + offset(at) === wall);
+  return new Date((named.length ? Math.min(...named) : before) + second * 1000);
 }
 
 function localDay(date, zone) {
