@@ -21,14 +21,15 @@ class PartnerFields(Body):
         validate=validate.Range(0, 3650),
         metadata={
             "description": "Days after occurred_at before the points this partner issues"
-            " (its earns and bonuses) may be spent, a return window; 0 if not given"
+            " (its earns and bonuses) may be spent, a return window; a new partner's is 0 if"
+            " not given"
         },
     )
     status = fields.String(
         validate=validate.OneOf(STATUSES),
         metadata={
             "description": "A suspended partner's new transactions are 422"
-            " partner_suspended; active if not given"
+            " partner_suspended; a new partner is active if not given"
         },
     )
 

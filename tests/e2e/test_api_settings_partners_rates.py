@@ -622,6 +622,20 @@ def test_the_openapi_document_says_what_each_setting_and_partner_field_means(cli
         assert "partner_suspended" in schemas[schema]["properties"]["status"]["description"], schema
 
 
+def test_the_openapi_document_gives_hold_days_and_status_defaults_as_a_new_partners(client, operator):
+    """A change that leaves hold_days and status out keeps them; the description PATCH shares
+    with POST and the answer said "0 if not given" and "active if not given" there too."""
+    add_partner(operator, "aroma", "RUB", hold_days=7)
+    expect(operator.patch("/api/v1/partners/aroma", json={"status": "suspended"}), 200)
+    kept = expect(operator.patch("/api/v1/partners/aroma", json={"name": "Aroma 2"}), 200)
+    assert (kept["hold_days"], kept["status"]) == (7, "suspended")
+    schemas = expect(client.get("/api/openapi.json"), 200)["components"]["schemas"]
+    for schema in ("Partner", "PartnerPatch", "PartnerOut"):
+        described = schemas[schema]["properties"]
+        assert described["hold_days"]["description"].endswith("a new partner's is 0 if not given"), schema
+        assert described["status"]["description"].endswith("a new partner is active if not given"), schema
+
+
 def test_the_openapi_document_says_what_a_rates_value_means_and_names_by_kind(client):
     """SPEC §5's table of rate kinds, which a developer needs to add the rates a coalition
     runs on: what value means and what each kind names or refuses. The document had
