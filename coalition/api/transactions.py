@@ -187,9 +187,11 @@ class TransactionOut(Answer):
     rate_ids = fields.List(
         fields.Integer(),
         metadata={
-            "description": "The rate versions it was valued by (GET /rates): an earn's earn,"
-            " promo and threshold rates and its issuer's fee rate, a bonus's fee rate, a"
-            " burn's redemption rate; a reversal has its original's"
+            "description": "The rate versions it was valued by (GET /rates), as they stood"
+            " when it was posted: an earn's earn, promo and threshold rates and its issuer's"
+            " fee rate, a bonus's fee rate, a burn's redemption rate; a reversal has its"
+            " original's, but for the fee or redemption rate then in force at the original's"
+            " occurred_at, which a rate added late for that date may have replaced"
         },
     )
     period_id = fields.String(

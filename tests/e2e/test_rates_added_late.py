@@ -111,6 +111,15 @@ def test_a_fee_rate_added_late_charges_the_points_issued_after_it(operator, mont
     assert returned["rate_ids"] == [earn_rate, rate["id"]] and old_fee != rate["id"]
 
 
+def test_the_openapi_document_says_a_reversal_names_the_rate_in_force_when_it_is_posted(client):
+    """As the two tests above hold: a reversal posted after a rate added late names that
+    rate, not its original's; the document said "a reversal has its original's"."""
+    described = client.get("/api/openapi.json").get_json()["components"]["schemas"]["TransactionOut"]
+    rate_ids = described["properties"]["rate_ids"]["description"]
+    assert "a reversal has its original's, but for the fee or redemption rate then in force" in rate_ids
+    assert "added late" in rate_ids
+
+
 def test_a_fee_rate_added_late_where_there_was_none_charges_it(operator):
     """No fee rate at all when skyair issued 300 points (150.00 EUR × 2) on day 3; one of
     0.002 coalition-wide from day 1 is added later: 300 × 0.002 = 0.60. The operator's
