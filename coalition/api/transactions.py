@@ -202,8 +202,9 @@ class TransactionOut(Answer):
     )
     late = fields.Boolean(
         metadata={
-            "description": "Its occurred_at falls in a closed period: it settles in"
-            " period_id, a statement of which lists it as a late item"
+            "description": "Its occurred_at fell in a period already closed when it was"
+            " posted: it settles in period_id, a statement of which lists it as a late item"
+            " (one posted in time stays not late after its period closes)"
         }
     )
     key_id = fields.String(

@@ -23,7 +23,7 @@ from coalition.db import period_totals
 from coalition.domain import periods
 from coalition.services import calendar, expiry, settlement
 
-from tests.e2e.helpers import moment, walk_pages
+from tests.e2e.helpers import every_item, moment, walk_pages
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
@@ -528,6 +528,15 @@ def test_transaction_in_an_open_period_is_not_late(operator, daily):
     day_b, _ = day_in_past(2)
     posted = burn(operator, "m1-on-time", "ironfit", "m1", at(day_b, 0, 9), 10)
     assert (posted["late"], posted["period_id"]) == (False, b_id)
+
+
+def test_a_transaction_posted_in_time_is_not_late_once_its_period_closes(operator, daily, client):
+    """The document said a late one's occurred_at "falls in a closed period", as the
+    earn and the burn of day A do, posted before A closed: neither is late."""
+    posted = [item for item in every_item(operator, "/api/v1/transactions") if item["external_id"] != "m1-late"]
+    assert [(item["external_id"], item["late"]) for item in posted] == [("m1-earn", False), ("m1-burn", False)]
+    late = client.get("/api/openapi.json").get_json()["components"]["schemas"]["TransactionOut"]["properties"]["late"]
+    assert late["description"].startswith("Its occurred_at fell in a period already closed when it was posted")
 
 
 def test_late_transaction_leaves_the_closed_settlement_byte_identical(operator, daily):
