@@ -927,6 +927,27 @@ def test_a_rates_start_is_read_in_the_coalitions_time_zone_not_the_browsers(brow
     assert datetime.fromisoformat(rate["effective_from"]) == midnight
 
 
+def test_the_rate_form_is_not_offered_while_the_coalitions_time_zone_cannot_be_read(browser, server, operator,
+                                                                                   monkeypatch):
+    """The form reads its times in the coalition's zone; it fell back to UTC, named as the
+    coalition's, when the settings could not be read, and a Tokyo coalition's rate typed from
+    midnight began nine hours into the period."""
+    from selenium.webdriver.common.by import By
+
+    from coalition.db import Unavailable
+    from coalition.services import settings
+
+    expect(operator.put("/api/v1/settings", json={"timezone": "Asia/Tokyo"}), 200)
+    sign_in(browser, server, key_of(operator))
+    with monkeypatch.context() as patched:
+        patched.setattr(settings, "load", lambda session: (_ for _ in ()).throw(Unavailable("away")))
+        go(browser, server, "rates", "Could not load this page")
+        assert "Add a rate" not in text_of(browser)
+    browser.find_element(By.XPATH, "//main//button[text()='Try again']").click()
+    page_loaded(browser, "Rates")
+    assert "in Asia/Tokyo, the coalition's time zone" in text_of(browser)
+
+
 @pytest.mark.parametrize(
     ("zone", "day"),
     [("America/Santiago", "2026-09-06"),  # the clocks go from 00:00 to 01:00: no midnight

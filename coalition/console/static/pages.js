@@ -702,8 +702,9 @@ export async function rates({ who, query, notify, rerender }) {
   );
   let add = null;
   if (who.role === "operator") {
-    // times in the coalition's zone, as its periods are: a start at its midnight starts a period
-    const zone = (await timezoneOf(who)) ?? "UTC";
+    // times in the coalition's zone, as its periods are: a start at its midnight starts a period.
+    // Not read, the page is not shown: a form that guessed UTC would start a Tokyo rate 9 hours late.
+    const zone = (await api.get("/api/v1/settings")).timezone;
     const hint = h("p", { class: "hint", id: "kind-hint" }, RATE_HINTS.earn);
     const kind = select("rate-kind", RATE_KINDS.map((k) => [k, k]), "earn", { name: "kind", "aria-describedby": "kind-hint" });
     kind.addEventListener("change", () => {
