@@ -21,8 +21,8 @@ class PartnerFields(Body):
         validate=validate.Range(0, 3650),
         metadata={
             "description": "Days after occurred_at before the points this partner issues"
-            " (its earns and bonuses) may be spent, a return window; a new partner's is 0 if"
-            " not given"
+            " (its earns and bonuses) may be spent, a return window; a change applies to"
+            " points posted after it; a new partner's is 0 if not given"
         },
     )
     status = fields.String(

@@ -38,7 +38,10 @@ class SettingsSchema(Changes):
     )
     points_ttl_days = Whole(
         validate=validate.Range(1, 36500),
-        metadata={"description": "A lot expires this many days after its occurred_at"},
+        metadata={
+            "description": "A lot expires this many days after its occurred_at; a change"
+            " applies to lots posted after it"
+        },
     )
     # at least a day: with 0, a posting would be refused for having taken time to arrive
     max_backdate_days = Whole(
