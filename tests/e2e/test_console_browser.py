@@ -901,12 +901,26 @@ def test_a_rate_without_its_start_says_the_field_is_needed(browser, server, oper
     assert error.text == "Effective from: enter a date and time."  # it said "undefined is not a date and time"
 
 
+def skyair_rate_from(browser, operator, wall_clock: str) -> dict:
+    """An earn rate of 2 for skyair added with the form of the Rates page shown, from
+    ``wall_clock`` as typed ("2026-11-01T00:00"); the rate as the API lists it."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    Select(browser.find_element(By.ID, "rate-partner")).select_by_value("skyair")
+    browser.find_element(By.ID, "rate-value").send_keys("2")
+    browser.execute_script("document.getElementById('rate-from').value = arguments[0]", wall_clock)
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-rate] button[type=submit]").click()
+    wait_for(browser, lambda d: "added" in d.find_element(By.ID, "notice").text, "no confirmation")
+    [rate] = expect(operator.get("/api/v1/rates", query_string={"kind": "earn", "partner_id": "skyair"}), 200)
+    return rate
+
+
 def test_a_rates_start_is_read_in_the_coalitions_time_zone_not_the_browsers(browser, server, operator):
     """An operator in New York adds a Tokyo coalition's rate from midnight, as its periods begin:
     the form read it at New York's midnight, 14 hours later, and the till's earns of those hours
     were no_rate (or, a rate typed from the first day after a closed period, began in it: 409)."""
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
 
     expect(operator.put("/api/v1/settings", json={"timezone": "Asia/Tokyo"}), 200)
     add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
@@ -917,12 +931,7 @@ def test_a_rates_start_is_read_in_the_coalitions_time_zone_not_the_browsers(brow
     assert "Asia/Tokyo" in browser.find_element(By.ID, "rate-from-hint").text
     tokyo = ZoneInfo("Asia/Tokyo")
     tomorrow = datetime.now(tokyo).date() + timedelta(days=1)
-    Select(browser.find_element(By.ID, "rate-partner")).select_by_value("skyair")
-    browser.find_element(By.ID, "rate-value").send_keys("2")
-    browser.execute_script("document.getElementById('rate-from').value = arguments[0]", f"{tomorrow}T00:00")
-    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-rate] button[type=submit]").click()
-    wait_for(browser, lambda d: "added" in d.find_element(By.ID, "notice").text, "no confirmation")
-    [rate] = expect(operator.get("/api/v1/rates", query_string={"kind": "earn", "partner_id": "skyair"}), 200)
+    rate = skyair_rate_from(browser, operator, f"{tomorrow}T00:00")
     midnight = datetime(tomorrow.year, tomorrow.month, tomorrow.day, tzinfo=tokyo)  # 15:00 UTC the day before
     assert datetime.fromisoformat(rate["effective_from"]) == midnight
 
@@ -959,19 +968,11 @@ def test_a_rate_from_a_midnight_the_clocks_skip_or_pass_twice_starts_with_its_da
     fold 0). The form read "00:00" in the gap at the offset after it, in the day before (a 409
     where that day was closed), and the repeated midnight east of UTC at its second passing, an
     hour into the day, whose earns were no_rate; 88 of the 172 such midnights of 2018-2027."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select
-
     expect(operator.put("/api/v1/settings", json={"timezone": zone, "period": "daily"}), 200)
     add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
     sign_in(browser, server, key_of(operator))
     go(browser, server, "rates", "Rates")
-    Select(browser.find_element(By.ID, "rate-partner")).select_by_value("skyair")
-    browser.find_element(By.ID, "rate-value").send_keys("2")
-    browser.execute_script("document.getElementById('rate-from').value = arguments[0]", f"{day}T00:00")
-    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-rate] button[type=submit]").click()
-    wait_for(browser, lambda d: "added" in d.find_element(By.ID, "notice").text, "no confirmation")
-    [rate] = expect(operator.get("/api/v1/rates", query_string={"kind": "earn", "partner_id": "skyair"}), 200)
+    rate = skyair_rate_from(browser, operator, f"{day}T00:00")
     start = expect(operator.get(f"/api/v1/settlements/{day}"), 200)["start"]
     assert datetime.fromisoformat(rate["effective_from"]) == datetime.fromisoformat(start)
 
