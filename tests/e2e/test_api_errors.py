@@ -870,6 +870,14 @@ def test_rate_with_a_huge_value_is_422(coalition):
     assert_error(coalition.post("/api/v1/rates", json=body), 422)
 
 
+def test_a_rate_of_ten_to_the_ninth_is_accepted_and_one_millionth_more_refused(coalition):
+    # docs/decisions.md, "Limits": rate values up to 10⁹, the bound money.PRECISION is worked
+    # out from (10¹² points × a rate under 10⁹ with twelve decimals: 34 digits)
+    assert add_rate(coalition, "redemption", "1000000000")["value"] == "1000000000"
+    body = {"kind": "redemption", "value": "1000000000.000001", "effective_from": days_ago(1)}
+    assert list(assert_error(coalition.post("/api/v1/rates", json=body), 422)["errors"]["json"]) == ["value"]
+
+
 def test_unknown_route_is_a_json_404(coalition):
     assert_error(coalition.get("/api/v1/nothing-here"), 404)
 
