@@ -900,6 +900,15 @@ def test_a_day_that_daylight_saving_starts_at_one_oclock_is_still_shown_as_that_
     assert "Covers 6 September 2026 (America/Santiago)" in text
 
 
+def test_statement_without_a_time_zone_shows_bounds_at_utc_midnights_as_days():
+    # statements issued before they named their zone: 1 October 00:00 UTC to 1 November
+    # 00:00 UTC covers the days 1 to 31 October, shown without a zone, as in UTC
+    text = summary_text(make_statement())
+
+    assert "1 October 2026 – 31 October 2026" in text
+    assert "00:00" not in text
+
+
 def test_statement_without_a_time_zone_shows_bounds_that_are_not_midnight_as_instants():
     # statements issued before they named their zone keep rendering as they did
     text = summary_text(make_statement(**MOSCOW_OCTOBER))
@@ -938,6 +947,14 @@ def test_a_fee_line_below_a_millionth_prints_its_digits_not_an_exponent():
 
 def test_a_statement_closed_before_fee_lines_were_kept_prints_none():
     assert "Fees on points issued" not in " ".join(pages_text(render_pdf(make_statement())))
+
+
+def test_liability_valued_is_printed_as_its_amount_in_the_base_currency():
+    # 4,200 points outstanding × 0.01 EUR = 42.00 EUR, as the settlement valued them
+    text = summary_text(make_statement())
+
+    assert "Outstanding liability 42.00 EUR" in text
+    assert "not valued" not in text
 
 
 def test_liability_without_a_redemption_rate_to_value_it_is_said_not_valued():
