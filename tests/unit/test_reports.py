@@ -750,14 +750,18 @@ def test_summary_of_the_operators_own_account_does_not_say_it_pays_itself(net, s
     assert "coalition operator" not in text
 
 
-def test_summary_says_nothing_to_pay_when_net_is_zero():
-    # 37.15 − 35.10 − 2.05 = 0.00
+@pytest.mark.parametrize(("currency", "fx_rate"), [("RUB", "0.0110"), ("EUR", "1")])
+def test_summary_says_nothing_to_pay_when_net_is_zero(currency, fx_rate):
+    # 37.15 − 35.10 − 2.05 = 0.00, in the partner's currency too: a partner settling in the
+    # base currency has no conversion to fall back on for its "Nothing to pay"
     statement = make_statement(
-        summary={"receivable": "37.15", "net": "0.00", "net_in_currency": "0.00"}
+        currency=currency,
+        summary={"currency": currency, "receivable": "37.15", "net": "0.00", "fx_rate": fx_rate,
+                 "net_in_currency": "0.00"},
     )
     text = summary_text(statement)
 
-    assert "Nothing to pay" in text
+    assert "Nothing to pay: the net position for this period is 0.00 EUR." in text
     assert " pays " not in text
 
 
