@@ -138,6 +138,13 @@ def test_same_statement_renders_identical_pdf_bytes():
     assert render_pdf(make_statement()) == render_pdf(make_statement())
 
 
+def test_the_pdfs_creation_date_is_when_the_statement_was_issued():
+    # what a reader's document properties show; ReportLab's invariant mode would
+    # otherwise write 1 January 2000 in every statement
+    pdf = render_pdf(make_statement(issued_at="2026-11-04T09:15:30+00:00"))
+    assert pypdf.PdfReader(io.BytesIO(pdf)).metadata["/CreationDate"] == "D:20261104091530+00'00'"
+
+
 def test_same_statement_renders_identical_pdf_bytes_in_another_process():
     script = (
         "import sys, json; from reports import render_pdf; "
@@ -377,6 +384,39 @@ def test_figures_that_fit_keep_the_tables_own_size_and_columns():
     # short of the right margin
     right = 595.28 - 18 * 72 / 25.4 - 4 * 22 * 72 / 25.4 - 6
     assert abs(next(box for box in boxes if box[0] == "Points in")[2] - right) < 0.5
+
+
+def test_each_figure_column_is_as_wide_as_its_widest_figure_in_any_line():
+    """A large figure in one line and a small one in another (the total's net is 0.01):
+    the column is as wide as the large one, wherever it stands, and its figures end
+    a cell's padding short of the next column."""
+    big = {"partner_id": "rail", "name": "Rail", "points_in": 999_999_999, "value_in": "999999999.99",
+           "points_out": 0, "value_out": "0.00", "net": "999999999.99"}
+    small = {"partner_id": "cafe", "name": "Cafe", "points_in": 1, "value_in": "0.01",
+             "points_out": 888_888_888, "value_out": "999999999.99", "net": "-999999999.98"}
+    pdf = render_pdf(make_statement(base_currency="EUR", currency="EUR", counterparties=[big, small],
+                                    late_items=[], summary={"fx_rate": None}))
+    boxes = drawn_boxes(pdf)[0]
+    header = next(box[3] for box in boxes if box[0] == "Counterparty")  # below the chart's names
+    starts = [box[3] for box in boxes if box[0] in ("Rail", "Cafe", "Total") and box[3] < header]
+    lines = [sorted((box for box in boxes if box[3] == y), key=lambda box: box[1]) for y in starts]
+    figures = [line[-5:] for line in lines]
+
+    # widest per column, in bold, the total's font: 1,000,000,000 points in;
+    # 1,000,000,000.00 value in; 888,888,888 points out, narrower than 22 mm;
+    # 999,999,999.99 value out; -999,999,999.98 net (the total nets 0.01)
+    widest = ["1,000,000,000", "1,000,000,000.00", None, "999,999,999.99", "-999,999,999.98"]
+    widths = [22 * 72 / 25.4 if text is None else stringWidth(text, "Roboto-Bold", 8.5) + 12 for text in widest]
+    right = 595.28 - 18 * 72 / 25.4
+    ends = [right - sum(widths[k + 1:]) - 6 for k in range(5)]
+    assert [[box[0] for box in line] for line in figures] == [
+        ["999,999,999", "999,999,999.99", "0", "0.00", "999,999,999.99"],
+        ["1", "0.01", "888,888,888", "999,999,999.99", "-999,999,999.98"],
+        ["1,000,000,000", "1,000,000,000.00", "888,888,888", "999,999,999.99", "0.01"],
+    ]
+    for line in figures:
+        assert [box[2] for box in line] == pytest.approx(ends, abs=0.01)
+    assert overprinted([box for line in lines for box in line]) == []
 
 
 @pytest.mark.parametrize(
@@ -624,6 +664,24 @@ def test_the_running_header_shortens_long_names_to_share_its_line():
     assert text.startswith("The Grand")
     assert "… · Settlement statement 2026-10-0003 · period 2026-10 Northern Railways Northern" in text
     assert text.endswith("…") and "\t" not in text
+
+
+def test_the_running_header_is_on_every_page_but_the_first():
+    # page 1 names the statement in its own header, which the running one would stand
+    # over as a second, smaller title
+    line = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
+    rows = [{**line, "partner_id": f"p{n:03d}", "name": f"Partner {n:03d}"} for n in range(120)]
+    pdf = render_pdf(make_statement(counterparties=rows))
+    # above the text area: 6 mm over the 20 mm top margin, on A4's 841.89 pt
+    tops = [[box for box in page if box[3] > 841.89 - 20 * 72 / 25.4] for page in drawn_boxes(pdf)]
+
+    assert len(tops) >= 3
+    assert tops[0] == []
+    for top in tops[1:]:
+        assert " ".join(box[0] for box in top) == (
+            "Coalition · Settlement statement 2026-10-0003 · period 2026-10 Кофейня Арома"
+        )
+        assert [box[3] for box in top] == pytest.approx([841.89 - 14 * 72 / 25.4] * len(top), abs=0.01)
 
 
 def test_cjk_runs_extract_as_one_line_in_the_table_and_the_running_header():
