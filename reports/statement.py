@@ -478,13 +478,13 @@ def _counterparties(statement: Mapping) -> list[Flowable]:
     """The counterparty section: heading, a note on the columns, the own-redemption note,
     then the table (or a line saying there were none)."""
     own = _own(statement)
-    # the heading, the notes, the table's header and first row: kept on one page
-    notes = sum(note.wrap(_WIDTH, _PAGE_HEIGHT)[1] + note.getSpaceAfter() for note in own)
-    heading = _section("Counterparties", room=40 * mm + notes)
     if not statement["counterparties"]:
-        return [*heading, _p("No counterparty activity in this period.", styles.BODY), *own]
+        notes = [_p("No counterparty activity in this period.", styles.BODY), *own]
+        return [*_section("Counterparties", notes), *notes]
     # the note before the table, where it cannot be left alone on a page after the table's last
-    return [*heading, _columns_note(statement), *own, _counterparty_table(statement)]
+    notes = [_columns_note(statement), *own]
+    table, opening = _counterparty_table(statement)
+    return [*_section("Counterparties", [*notes, opening]), *notes, table]
 
 
 def _columns_note(statement: Mapping) -> Flowable:
@@ -498,8 +498,9 @@ def _columns_note(statement: Mapping) -> Flowable:
     )
 
 
-def _counterparty_table(statement: Mapping) -> Table:
-    """Every counterparty line in the order given, with totals, header repeated per page."""
+def _counterparty_table(statement: Mapping) -> tuple[Table, Table]:
+    """Every counterparty line in the order given, with totals, header repeated per page;
+    and its opening (see :func:`_listing`)."""
     rows, base = statement["counterparties"], statement["base_currency"]
     titles = ["Points in", f"Value in, {base}", "Points out", f"Value out, {base}", f"Net, {base}"]
     header = [_p("Counterparty", styles.HEAD)] + [_p(title, styles.HEAD_RIGHT) for title in titles]
@@ -525,11 +526,10 @@ def _counterparty_table(statement: Mapping) -> Table:
         [_counterparty_name(row, name_column - 2 * _CELL_PADDING), *line]
         for row, line in zip(rows, figures, strict=True)
     ]
-    return Table(
+    return _listing(
         [header, *body, ["Total", *totals]],
-        colWidths=[name_column, *widths],
-        repeatRows=1,
-        style=styles.LISTING
+        [name_column, *widths],
+        styles.LISTING
         + [
             ("FONTSIZE", (1, 1), (-1, -1), size),
             ("FONTNAME", (0, -1), (-1, -1), fonts.BOLD),
@@ -681,7 +681,6 @@ def _late_items(statement: Mapping) -> list[Flowable]:
     items = statement["late_items"]
     if not items:
         return []
-    heading = _section("Late items", room=32 * mm)
     header = [
         _p(title, styles.HEAD) for title in ("Transaction", "External ID", "Type", "Occurred at")
     ] + [_p("Points", styles.HEAD_RIGHT), _p("Closed period", styles.HEAD)]
@@ -696,14 +695,12 @@ def _late_items(statement: Mapping) -> list[Flowable]:
         ]
         for item in items
     ]
-    table = Table(
+    table, opening = _listing(
         [header, *body],
         # as wide as a ten-digit id, "burn_reversal", "30 Sep 2026 23:10 UTC+05:45" and
         # "-100,000,000" need; the external id, which wraps, has the rest
-        colWidths=[22 * mm, _WIDTH - 135 * mm, 23 * mm, 46 * mm, 22 * mm, 22 * mm],
-        repeatRows=1,
-        style=styles.LISTING
-        + [("ALIGN", (1, 0), (-1, -1), "LEFT"), ("ALIGN", (4, 0), (4, -1), "RIGHT")],
+        [22 * mm, _WIDTH - 135 * mm, 23 * mm, 46 * mm, 22 * mm, 22 * mm],
+        styles.LISTING + [("ALIGN", (1, 0), (-1, -1), "LEFT"), ("ALIGN", (4, 0), (4, -1), "RIGHT")],
     )
     note = _p(
         "Transactions that occurred in a period already closed; they settle in this one."
@@ -711,18 +708,32 @@ def _late_items(statement: Mapping) -> list[Flowable]:
         " returns.",
         styles.NOTE,
     )
-    return [*heading, note, table]
+    return [*_section("Late items", [note, opening]), note, table]
 
 
-def _section(title: str, room: float) -> list[Flowable]:
+def _listing(rows: list[list], widths: list[float], style: list) -> tuple[Table, Table]:
+    """A listing's table, its header row repeated on each page, and its opening: the
+    header and first row as a table of their own, to measure (see :func:`_section`)."""
+    table = Table(rows, colWidths=widths, repeatRows=1, style=style)
+    return table, Table(rows[:2], colWidths=widths, style=style)
+
+
+def _section(title: str, opening: list[Flowable]) -> list[Flowable]:
     """Start a listing section on a new page unless its opening fits on this one.
 
-    ``room`` is what the heading, its note, the table's header row and a
-    first row take. A ``KeepTogether`` would push a long table's start to the
-    next page and leave a gap; a conditional break only avoids a heading
-    stranded at the foot of a page.
+    ``opening`` is what must follow the heading on its page: the notes, and
+    the table's header row and first row, as tall as they are drawn (a
+    name or an external id of 200 characters is a row of several lines). A
+    ``KeepTogether`` would push a long table's start to the next page and
+    leave a gap; a conditional break only avoids a heading stranded at the
+    foot of a page.
     """
-    return [CondPageBreak(room), _p(title, styles.HEADING)]
+    heading = _p(title, styles.HEADING)
+    room = sum(
+        part.wrap(_WIDTH, _PAGE_HEIGHT)[1] + part.getSpaceBefore() + part.getSpaceAfter()
+        for part in [heading, *opening]
+    )
+    return [CondPageBreak(room), heading]
 
 
 def _p(text: str, style: ParagraphStyle, escaped: bool = False) -> Paragraph:

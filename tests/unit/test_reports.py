@@ -279,6 +279,38 @@ def test_a_counterparty_tables_total_never_stands_alone_under_its_header(count):
     assert f"Partner {count - 1:03d}" in with_the_table[-1]
 
 
+_LONG_LINE = {"points_in": 1, "value_in": "1.00", "points_out": 0, "value_out": "0.00", "net": "1.00"}
+_LONG_ID = {"transaction_id": 55, "external_id": "x" * 200, "type": "burn",
+            "occurred_at": "2026-09-30T23:10:00+00:00", "points": -300, "original_period_id": "2026-09"}
+
+
+@pytest.mark.parametrize(
+    "changes, heading, note, first",
+    [
+        ({"counterparties": [{**_LONG_LINE, "partner_id": f"p{n:03d}",
+                              "name": "Very Long Hotel Chain International " * 5 if n == 0 else f"Partner {n:03d}"}
+                             for n in range(12)]},
+         "Counterparties", "Points in: ", "Very Long Hotel Chain"),
+        ({"late_items": [_LONG_ID]}, "Late items", "Transactions that occurred", "55"),
+        # one counterparty's name on two lines left 32 to 36 mm, what the late items'
+        # opening takes with a one-line row, where 32 mm were asked for
+        ({"counterparties": [{**_LONG_LINE, "partner_id": f"p{n:03d}",
+                              "name": "Very Long Hotel Chain International Holdings Group" if n == 0
+                              else f"Partner {n:03d}"} for n in range(3)]},
+         "Late items", "Transactions that occurred", "55"),
+    ],
+)
+def test_a_listings_heading_is_on_the_page_its_tables_first_row_starts(changes, heading, note, first):
+    # the heading and its note were left at the foot of page 1, the table on page 2: room
+    # was asked for as 40 mm and 32 mm, less than a first row of several lines takes (a
+    # name or an external id of 180 to 200 characters), and for the late items less than
+    # even a one-line row does
+    pages = [[box[0] for box in page] for page in drawn_boxes(render_pdf(make_statement(**changes)))]
+    page, at = next((page, k) for page in pages for k, text in enumerate(page) if text.startswith(note))
+    assert page[at - 1] == heading
+    assert any(text.startswith(first) for text in page[at:])
+
+
 def page_runs(pdf: bytes) -> list[list[tuple[str, float, float, dict, float]]]:
     """Each page's runs of text as pypdf reads them: text, x, baseline y, font and size."""
     pages = []
