@@ -26,7 +26,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.sock import close_sockets
 from gunicorn.workers.gthread import ThreadWorker
 
-from coalition import create_app, logs, processes
+from coalition import create_app, database_of, logs, processes
 from coalition.api.errors import error_body
 from coalition.auth import KEY_PREFIX
 
@@ -166,9 +166,10 @@ def _run_scheduler(master_pid: int) -> None:
         signal.signal(number, signal.SIG_DFL)  # not gunicorn's master handlers
     # a stop while the jobs start (their first runs begin at once) is held, then logged
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
-    scheduler = None
+    app = scheduler = None
     try:
-        scheduler = jobs.start(create_app())
+        app = create_app()
+        scheduler = jobs.start(app)
         for number in _STOPPING:
             signal.signal(number, _stopped)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, _STOPPING)
@@ -180,6 +181,11 @@ def _run_scheduler(master_pid: int) -> None:
             signal.signal(number, signal.SIG_IGN)
         if scheduler is not None:
             jobs.stop(scheduler)
+        if app is not None:
+            # closed before os._exit, the last connection to a SQLite file folds its -wal into it
+            # and deletes it and its -shm: left beside the file, a -wal is read as part of a
+            # backup put in its place (operations.md, "Data to keep")
+            database_of(app).dispose()
 
 
 class Worker(ThreadWorker):

@@ -137,6 +137,24 @@ def test_a_stopped_server_stops_its_scheduler_and_says_nothing_amiss(served, sto
     assert "coalition.jobs: scheduler stopped" in log_path.read_text(), log_path.read_text()
 
 
+def test_a_stopped_server_leaves_no_wal_or_shm_file_beside_its_sqlite_file(served):
+    """Left there, a ``-wal`` is read as part of a backup put in the file's place: the
+    restored file was "database disk image is malformed" (operations.md, "Data to keep")."""
+    url, key, process, log_path = served
+    deadline = time.monotonic() + START_TIMEOUT
+    while "scheduler started" not in log_path.read_text():  # its connection is open
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.1)
+    body = {"id": "cafe", "name": "Cafe", "category": "cafe", "currency": "EUR"}
+    assert requests.post(url + "/api/v1/partners", json=body, headers={"Authorization": f"Bearer {key}"},
+                         timeout=30).status_code == 201
+    database = log_path.parent / "served.sqlite3"
+    assert Path(f"{database}-wal").exists()
+    process.terminate()
+    assert process.wait(timeout=30) == 0, log_path.read_text()
+    assert sorted(path.name for path in database.parent.glob("served.sqlite3*")) == ["served.sqlite3"], log_path.read_text()
+
+
 def test_a_stopping_server_refuses_new_connections_while_it_finishes_those_it_has(served):
     """While a worker finished its requests after SIGTERM, the kernel went on completing new
     connections into the listening socket's backlog, each reset unanswered when the worker
