@@ -195,9 +195,26 @@ def Amount(**kwargs):
 
 class Body(Schema):
     """The fields of a JSON body. A body that is not an object (an array, a string,
-    null) is told so, where marshmallow's own words were "Invalid input type."."""
+    null) is told so, where marshmallow's own words were "Invalid input type.". A field
+    it does not take is told which it takes (a till's ``ammount`` has its spelling at
+    hand), one left out that it needs is "required", and one of the wrong JSON type what
+    it must be, in the words of the house's other messages."""
 
     error_messages: ClassVar[dict] = {"type": "must be a JSON object of fields, {…}"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        taken = ", ".join(field.data_key or name for name, field in self.load_fields.items())
+        self.error_messages = {
+            **self.error_messages,
+            "unknown": f"not a field of this body, which takes {taken}",
+        }
+
+    def on_bind_field(self, field_name, field_obj):
+        said = {"required": "required", "null": "must not be null"}
+        if isinstance(field_obj, fields.String):
+            said["invalid"] = "must be a JSON string"
+        field_obj.error_messages = {**field_obj.error_messages, **said}
 
 
 class NullLeftOut(Body):
@@ -210,6 +227,7 @@ class NullLeftOut(Body):
     """
 
     def on_bind_field(self, field_name, field_obj):
+        super().on_bind_field(field_name, field_obj)
         field_obj.allow_none = field_obj.allow_none or not field_obj.required  # documented so
 
     @pre_load
@@ -229,6 +247,7 @@ class Changes(Body):
     unset field: keep it) and the service resets nothing."""
 
     def on_bind_field(self, field_name, field_obj):
+        super().on_bind_field(field_name, field_obj)
         field_obj.error_messages = {
             **field_obj.error_messages,
             "null": "null is not a value here: leave the field out to keep what it is",

@@ -244,7 +244,10 @@ class BatchIn(Body):
     transactions = fields.List(
         fields.Raw(allow_none=True, metadata={"description": "A transaction, as posted alone"}),
         required=True,
-        validate=validate.Length(1, 1000),
+        validate=validate.Length(
+            1, 1000, error="must hold 1 to 1000 transactions: send more in several batches"
+        ),
+        error_messages={"invalid": "must be a JSON array of transactions"},
     )
 
 

@@ -218,6 +218,60 @@ def test_points_not_written_as_a_whole_number_are_told_how_to_write_it(coalition
     assert list_all(coalition) == []
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("post", "/api/v1/transactions", {k: v for k, v in earn_body().items() if k != "type"}, "type"),
+        ("post", "/api/v1/partners", {"id": "zz", "category": "cafe", "currency": "RUB"}, "name"),
+        ("post", "/api/v1/transactions/batch", {}, "transactions"),
+    ],
+    ids=["transaction", "partner", "batch"],
+)
+def test_a_required_field_left_out_is_told_required(coalition, method, path, body, field):
+    # marshmallow's words were "Missing data for required field."
+    response = getattr(coalition, method)(path, json=body)
+    assert assert_error(response, 422)["errors"] == {"json": {field: ["required"]}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        ("post", "/api/v1/transactions", earn_body(external_id=123), "external_id"),
+        ("post", "/api/v1/transactions", earn_body(type=["earn"]), "type"),
+        ("post", "/api/v1/partners", {"id": "zz", "name": "Z", "category": "cafe", "currency": 643}, "currency"),
+        ("patch", "/api/v1/partners/aroma", {"name": 7}, "name"),
+    ],
+    ids=["external_id", "type", "currency", "patched-name"],
+)
+def test_a_text_field_sent_as_another_json_type_is_told_it_must_be_a_string(coalition, method, path, body, field):
+    # a till that sends its receipt number as a JSON number read "Not a valid string."
+    response = getattr(coalition, method)(path, json=body)
+    assert assert_error(response, 422)["errors"] == {"json": {field: ["must be a JSON string"]}}
+
+
+def test_a_field_a_body_does_not_take_is_told_which_it_takes(coalition):
+    # "Unknown field." left the operator to find that the setting is points_ttl_days
+    response = coalition.put("/api/v1/settings", json={"ttl_days": 30})
+    assert assert_error(response, 422)["errors"] == {"json": {"ttl_days": [
+        "not a field of this body, which takes base_currency, timezone, period, points_ttl_days,"
+        " max_backdate_days, auto_close_after_hours"]}}
+
+
+@pytest.mark.parametrize(
+    ("transactions", "said"),
+    [
+        ({"external_id": "t1"}, "must be a JSON array of transactions"),
+        ([], "must hold 1 to 1000 transactions: send more in several batches"),
+        ([earn_body()] * 1001, "must hold 1 to 1000 transactions: send more in several batches"),
+    ],
+    ids=["an-object", "none", "1001"],
+)
+def test_a_batch_that_is_no_list_of_1_to_1000_is_told_what_to_send(coalition, transactions, said):
+    # marshmallow's words were "Not a valid list." and "Length must be between 1 and 1000."
+    response = coalition.post("/api/v1/transactions/batch", json={"transactions": transactions})
+    assert assert_error(response, 422)["errors"] == {"json": {"transactions": [said]}}
+
+
 @pytest.mark.parametrize(("field", "value"), [("points_ttl_days", 30.0), ("max_backdate_days", "30"),
                                               ("auto_close_after_hours", True)])
 def test_a_setting_not_written_as_a_whole_number_is_told_how_to_write_it(coalition, field, value):
@@ -403,9 +457,10 @@ def test_a_null_is_refused_where_a_value_is_needed(coalition):
     errors = assert_error(coalition.post("/api/v1/transactions", json=a_return), 422)["errors"]["json"]
     assert errors == {"amount": ["give exactly one of amount or points"]}
     errors = assert_error(coalition.post("/api/v1/transactions", json=earn_body(external_id=None)), 422)["errors"]["json"]
-    assert errors == {"external_id": ["Field may not be null."]}
+    assert errors == {"external_id": ["must not be null"]}
     errors = assert_error(coalition.post("/api/v1/transactions", json=earn_body(note=None)), 422)["errors"]["json"]
-    assert errors == {"note": ["Unknown field."]}
+    assert errors == {"note": ["not a field of this body, which takes external_id, type, partner_id, member_id,"
+                               " occurred_at, amount, currency, category, points, reason, original_external_id"]}
     body = assert_error(coalition.post("/api/v1/transactions", json=earn_body(partner_id=None)), 422)
     assert body["reason"] == "missing_partner"
 
@@ -1444,6 +1499,13 @@ def test_an_unknown_query_parameter_is_422_not_ignored(coalition, path, query, u
     assert list(body["errors"]["query"]) == [unknown]
 
 
+def test_an_unknown_query_parameter_is_told_which_the_request_takes(coalition):
+    # "Unknown field." left a till's developer to find that the filter is partner_id
+    body = assert_error(coalition.get("/api/v1/rates", query_string={"kind": "fx", "partner": "aroma"}), 422)
+    assert body["errors"]["query"] == {"partner": ["not a parameter of this request, which takes kind, partner_id, currency, at"]}
+    assert body["message"] == "Invalid fields: partner: not a parameter of this request, which takes kind, partner_id, currency, at"
+
+
 @pytest.mark.parametrize(
     "url",
     [
@@ -1475,7 +1537,7 @@ def test_a_query_parameter_given_twice_is_422_not_read_once(coalition, url, repe
     and there were none."""
     expect(coalition.post("/api/v1/transactions", json=earn_body()))
     body = assert_error(coalition.get(url), 422)
-    assert body["errors"]["query"] == {repeated: ["Give one value only."]}
+    assert body["errors"]["query"] == {repeated: ["give one value only"]}
 
 
 # --- endpoints that read no body --------------------------------------------------------

@@ -203,7 +203,7 @@ def test_a_new_partner_sent_with_hold_days_and_status_null_takes_their_defaults(
     created = expect(operator.post("/api/v1/partners", json=body), 201)
     assert (created["hold_days"], created["status"]) == (0, "active")
     body = {"id": "hotel", "name": None, "category": "travel", "currency": "EUR"}
-    assert expect(operator.post("/api/v1/partners", json=body), 422)["errors"] == {"json": {"name": ["Field may not be null."]}}
+    assert expect(operator.post("/api/v1/partners", json=body), 422)["errors"] == {"json": {"name": ["must not be null"]}}
 
 
 @pytest.mark.parametrize(
