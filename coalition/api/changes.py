@@ -2,11 +2,11 @@
 keys) and of closes: who made each, when, and what it changed."""
 
 from flask.views import MethodView
-from marshmallow import fields, validate
+from marshmallow import fields
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import OneOfOut, Text
+from coalition.api.fields import OneOf, OneOfOut, Text
 from coalition.api.pagination import WindowArgs, paging
 from coalition.services import changes
 
@@ -18,10 +18,10 @@ SUBJECTS = sorted(set(changes.SUBJECTS.values()))
 
 
 class ChangeQuery(WindowArgs):
-    subject = fields.String(validate=validate.OneOf(SUBJECTS))
+    subject = fields.String(validate=OneOf(SUBJECTS))
     subject_id = Text(max_length=63)
     key_id = Text(max_length=32, metadata={"description": "Changes made with this key"})
-    via = fields.String(validate=validate.OneOf(changes.VIAS))
+    via = fields.String(validate=OneOf(changes.VIAS))
 
 
 class ChangeOut(Answer):

@@ -259,12 +259,18 @@ class Whole(fields.Integer):
     ``100.0``, ``1E2`` or ``"100"`` is refused in words that say how to write it."""
 
     default_error_messages: ClassVar[dict] = {
-        "invalid": "Not a whole number: write it in the digits 0-9, with no fraction,"
-        " exponent or quotes."
+        "invalid": "must be a whole number: write it in the digits 0-9, with no fraction,"
+        " exponent or quotes"
     }
 
     def __init__(self, **kwargs):
         super().__init__(strict=True, **kwargs)
+
+
+def OneOf(choices) -> validate.OneOf:
+    """A value from a few ``choices``, refused in the house's words, "must be one of shop,
+    cafe, gym, travel, other", where marshmallow's were "Must be one of: shop, …."."""
+    return validate.OneOf(choices, error="must be one of {choices}")
 
 
 def Points(**kwargs):
@@ -279,7 +285,7 @@ class Count(fields.Integer):
     """
 
     default_error_messages: ClassVar[dict] = {
-        "invalid": "Not a whole number: write it in the digits 0-9."
+        "invalid": "must be a whole number: write it in the digits 0-9"
     }
 
     def _deserialize(self, value, attr, data, **kwargs):

@@ -6,13 +6,13 @@ key or its hash.
 """
 
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import Schema, fields
 
 from coalition import auth
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
 from coalition.api.errors import MALFORMED_JSON
-from coalition.api.fields import Body, Legible, OneOfOut, PartnerId
+from coalition.api.fields import Body, Legible, OneOf, OneOfOut, PartnerId
 from coalition.api.parsing import refuse_malformed_body
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1/keys", description="API keys")
@@ -20,7 +20,7 @@ BOUND = "reads no keys: they name every partner's tills and teams"
 
 
 class KeyIn(Body):
-    role = fields.String(required=True, validate=validate.OneOf(auth.ROLES))
+    role = fields.String(required=True, validate=OneOf(auth.ROLES))
     partner_id = fields.String(load_default=None, validate=PartnerId)
     name = Legible(load_default=None)
 
@@ -42,10 +42,10 @@ class KeyOut(KeyRecord):
 
 class KeyQuery(Schema):
     partner_id = fields.String(load_default=None, validate=PartnerId)
-    role = fields.String(load_default=None, validate=validate.OneOf(auth.ROLES))
+    role = fields.String(load_default=None, validate=OneOf(auth.ROLES))
     status = fields.String(
         load_default=None,
-        validate=validate.OneOf(auth.KEY_STATUSES),
+        validate=OneOf(auth.KEY_STATUSES),
         metadata={"description": "active (not revoked) or revoked; both when not given"},
     )
 

@@ -2,7 +2,7 @@
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
-from coalition.api.fields import Count, Instant
+from coalition.api.fields import Count, Instant, OneOf
 from coalition.services.pages import Paging
 
 MAX_PAGE = 1000
@@ -17,7 +17,7 @@ class PageArgs(Schema):
     )
     order = fields.String(
         load_default="oldest",
-        validate=validate.OneOf(["oldest", "newest"]),
+        validate=OneOf(["oldest", "newest"]),
         metadata={"description": "oldest first, or newest first: each next page older"},
     )
 

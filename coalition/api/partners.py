@@ -5,7 +5,16 @@ from marshmallow import fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import Body, Changes, Currency, Legible, NullLeftOut, PartnerId, Whole
+from coalition.api.fields import (
+    Body,
+    Changes,
+    Currency,
+    Legible,
+    NullLeftOut,
+    OneOf,
+    PartnerId,
+    Whole,
+)
 from coalition.domain.partners import CATEGORIES, STATUSES
 from coalition.services import partners
 
@@ -15,7 +24,7 @@ blp = Blueprint("partners", __name__, url_prefix="/api/v1/partners", description
 class PartnerFields(Body):
     id = fields.String(required=True, validate=PartnerId)
     name = Legible(required=True)
-    category = fields.String(required=True, validate=validate.OneOf(CATEGORIES))
+    category = fields.String(required=True, validate=OneOf(CATEGORIES))
     currency = Currency(required=True)
     hold_days = Whole(
         validate=validate.Range(0, 3650),
@@ -26,7 +35,7 @@ class PartnerFields(Body):
         },
     )
     status = fields.String(
-        validate=validate.OneOf(STATUSES),
+        validate=OneOf(STATUSES),
         metadata={
             "description": "A suspended partner's new transactions are 422"
             " partner_suspended; a new partner is active if not given"

@@ -11,6 +11,7 @@ from coalition.api.fields import (
     DecimalString,
     Instant,
     Legible,
+    OneOf,
     OneOfOut,
     PartnerId,
 )
@@ -49,7 +50,7 @@ BY_KIND = (
 
 
 class RateIn(Body):
-    kind = fields.String(required=True, validate=validate.OneOf(KINDS))
+    kind = fields.String(required=True, validate=OneOf(KINDS))
     value = DecimalString(
         required=True,
         validate=validate.Range(min=0, max=money.MAX_RATE),
@@ -79,7 +80,7 @@ class RateOut(Answer):
 
 
 class RateQuery(Schema):
-    kind = fields.String(load_default=None, validate=validate.OneOf(KINDS))
+    kind = fields.String(load_default=None, validate=OneOf(KINDS))
     partner_id = fields.String(
         load_default=None,
         validate=PartnerId,

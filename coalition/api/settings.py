@@ -5,7 +5,7 @@ from marshmallow import fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import Changes, Currency, Whole
+from coalition.api.fields import Changes, Currency, OneOf, Whole
 from coalition.domain import periods
 from coalition.services import settings as settings_service
 
@@ -30,7 +30,7 @@ class SettingsSchema(Changes):
         },
     )
     period = fields.String(
-        validate=validate.OneOf(periods.KINDS),
+        validate=OneOf(periods.KINDS),
         metadata={
             "description": "The settlement period: monthly (ids such as 2026-10), weekly"
             " (ISO weeks, 2026-W43) or daily (2026-10-05)" + FIXED

@@ -33,6 +33,7 @@ from coalition.api.fields import (
     Instant,
     Legible,
     NullLeftOut,
+    OneOf,
     OneOfOut,
     PartnerId,
     Points,
@@ -285,7 +286,7 @@ class TransactionFilters(Window):
         },
     )
     member_id = Text(max_length=MEMBER_ID_LENGTH)
-    type = fields.String(validate=validate.OneOf(lots.TYPES))
+    type = fields.String(validate=OneOf(lots.TYPES))
     period_id = Text(max_length=PERIOD_ID_LENGTH, metadata={"description": PERIOD_ID})
 
 

@@ -214,7 +214,7 @@ def test_points_not_written_as_a_whole_number_are_told_how_to_write_it(coalition
                        "reason": "goodwill", "occurred_at": days_ago(1), "points": 0})
     response = raw_post(coalition, "/api/v1/transactions", body.replace('"points": 0', f'"points": {points}'))
     assert assert_error(response, 422)["errors"] == {"json": {"points": [
-        "Not a whole number: write it in the digits 0-9, with no fraction, exponent or quotes."]}}
+        "must be a whole number: write it in the digits 0-9, with no fraction, exponent or quotes"]}}
     assert list_all(coalition) == []
 
 
@@ -249,6 +249,25 @@ def test_a_text_field_sent_as_another_json_type_is_told_it_must_be_a_string(coal
     assert assert_error(response, 422)["errors"] == {"json": {field: ["must be a JSON string"]}}
 
 
+@pytest.mark.parametrize(
+    ("method", "path", "body", "location", "field", "said"),
+    [
+        ("post", "/api/v1/partners", {"id": "zz", "name": "Z", "category": "bar", "currency": "RUB"}, "json",
+         "category", "must be one of shop, cafe, gym, travel, other"),
+        ("put", "/api/v1/settings", {"period": "yearly"}, "json", "period", "must be one of monthly, weekly, daily"),
+        ("get", "/api/v1/rates?kind=earning", None, "query", "kind",
+         "must be one of earn, promo, threshold, redemption, fee, fx"),
+    ],
+    ids=["category", "period", "rate-kind"],
+)
+def test_a_value_not_among_a_fields_few_is_told_them_in_the_house_words(coalition, method, path, body, location,
+                                                                        field, said):
+    # marshmallow's were "Must be one of: shop, cafe, gym, travel, other.", where a transaction's
+    # type already said "must be one of earn, bonus, …"
+    response = getattr(coalition, method)(path, **({} if body is None else {"json": body}))
+    assert assert_error(response, 422)["errors"] == {location: {field: [said]}}
+
+
 def test_a_field_a_body_does_not_take_is_told_which_it_takes(coalition):
     # "Unknown field." left the operator to find that the setting is points_ttl_days
     response = coalition.put("/api/v1/settings", json={"ttl_days": 30})
@@ -277,7 +296,7 @@ def test_a_batch_that_is_no_list_of_1_to_1000_is_told_what_to_send(coalition, tr
 def test_a_setting_not_written_as_a_whole_number_is_told_how_to_write_it(coalition, field, value):
     response = coalition.put("/api/v1/settings", json={field: value})
     assert assert_error(response, 422)["errors"] == {"json": {field: [
-        "Not a whole number: write it in the digits 0-9, with no fraction, exponent or quotes."]}}
+        "must be a whole number: write it in the digits 0-9, with no fraction, exponent or quotes"]}}
 
 
 @pytest.mark.parametrize(("method", "path"), [(method, path) for method, path, _ in JSON_WRITES])

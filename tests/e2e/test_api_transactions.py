@@ -1289,7 +1289,7 @@ def test_a_limit_is_written_in_ascii_digits_as_ids_in_urls_are(coalition, limit,
     if "transactions" in path or "history" in path:  # the three earns are there: a page holds 2
         assert len(page["items"]) == 2
     response = coalition.get(path, query_string={"limit": limit})
-    assert expect(response, 422)["errors"]["query"]["limit"] == ["Not a whole number: write it in the digits 0-9."]
+    assert expect(response, 422)["errors"]["query"]["limit"] == ["must be a whole number: write it in the digits 0-9"]
 
 
 def test_a_reversal_naming_a_transaction_of_the_other_kind_is_an_unknown_original(coalition):

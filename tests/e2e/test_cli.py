@@ -360,7 +360,7 @@ def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, 
     assert sorted(lines) == ["line 2", "line 3", "line 4", "line 5", "line 7", "line 8"]
     assert lines["line 3"] == "line 3: (cells past the header): the header names no column for them"
     assert lines["line 4"] == lines["line 5"].replace("5:", "4:") == (
-        "line 4: points: Not a whole number: write it in the digits 0-9, with no fraction, exponent or quotes.")
+        "line 4: points: must be a whole number: write it in the digits 0-9, with no fraction, exponent or quotes")
     assert lines["line 7"] == ("line 7: points: the row ends before this column;"
                                " reason: the row ends before this column")
     assert lines["line 8"] == "line 8: points: Must be greater than or equal to 1 and less than or equal to 1000000000000."

@@ -1089,7 +1089,7 @@ def test_hold_days_that_are_not_a_whole_number_are_refused_in_the_form_as_typed(
     hold.clear()
     hold.send_keys(typed)
     browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=add-partner] button[type=submit]").click()
-    error = form_error_saying(browser, "hold_days: Not a whole number")  # the API's 422 for the field
+    error = form_error_saying(browser, "hold_days: must be a whole number")  # the API's 422 for the field
     assert error.text.count("hold_days:") == 1  # in the message, which names the field, once
     assert browser.find_element(By.ID, "hold_days").get_attribute("value") == typed  # kept as typed
     expect(operator.get("/api/v1/partners/bakery"), 404)
@@ -1142,7 +1142,7 @@ def test_a_negative_whole_number_is_sent_as_a_number_for_the_apis_range(browser,
     backdating.clear()
     backdating.send_keys("-5", Keys.ENTER)
     error = form_error_saying(browser, "max_backdate_days")
-    assert "greater than or equal to 1" in error.text and "Not a whole number" not in error.text
+    assert "greater than or equal to 1" in error.text and "must be a whole number" not in error.text
 
 
 def open_partner(browser, server, caller, partner_id: str, name: str) -> None:
