@@ -199,8 +199,13 @@ def _scope_problems(fields: dict) -> dict[str, str]:
         ),
         (
             "currency",
-            (kind == "fx") != (fields.get("currency") is not None),
-            "an fx rate, and only an fx rate, names a currency",
+            kind == "fx" and fields.get("currency") is None,
+            "an fx rate needs a currency",
+        ),
+        (
+            "currency",
+            kind != "fx" and fields.get("currency") is not None,
+            "only an fx rate has a currency",
         ),
         ("partner_id", kind == "fx" and partner_id, "an fx rate is coalition-wide"),
         (

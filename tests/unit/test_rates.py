@@ -413,6 +413,19 @@ def test_a_refusal_names_the_kind_of_rate_with_its_article():
     )
 
 
+def test_a_currency_lacking_or_out_of_place_is_told_which_it_is():
+    # both were "an fx rate, and only an fx rate, names a currency": the operator who left an
+    # fx rate's currency out read a rule, not what the rate lacked
+    with pytest.raises(Invalid) as lacking:
+        rates.check_scope(scope("fx", "0.011"))
+    with pytest.raises(Invalid) as out_of_place:
+        rates.check_scope(scope("earn", partner_id="aroma", currency="RUB"))
+    assert (lacking.value.message, out_of_place.value.message) == (
+        "an fx rate needs a currency",
+        "only an fx rate has a currency",
+    )
+
+
 def test_a_field_breaking_two_rules_is_named_with_the_first_it_breaks():
     # -1.5 is neither whole nor positive: a threshold's value is first a whole number of points
     with pytest.raises(InvalidFields) as refused:
