@@ -34,6 +34,7 @@ from coalition.api.errors import (
     error_body,
     invalid_fields,
     unauthenticated,
+    unrouted,
 )
 from coalition.api.fields import DecimalOut, DecimalString, InstantOut
 from coalition.api.parsing import PARSER, read_to_the_end, refuse_a_url_not_utf8
@@ -179,7 +180,7 @@ class Api(flask_smorest.Api):
         elif code == 413:
             message = TOO_LARGE
         else:
-            message = error.description
+            message = unrouted(error, request.method, request.path) or error.description
         carried = {name: value for name, value in error.get_headers() if name != "Content-Type"}
         body = error_body(code, message, errors=payload.get("errors"))
         return body, code, {**carried, **(headers or {})}

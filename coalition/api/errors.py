@@ -4,6 +4,7 @@ from typing import NamedTuple
 
 import flask_smorest
 import marshmallow
+from werkzeug import exceptions
 from werkzeug.http import HTTP_STATUS_CODES
 
 from coalition import MAX_BODY_BYTES, auth
@@ -145,6 +146,21 @@ def invalid_fields(errors: dict) -> str:
     or path."""
     said = "; ".join(fields_text(by_field) for by_field in errors.values())
     return f"Invalid fields: {said}" if said else "Invalid fields"
+
+
+def unrouted(error: exceptions.HTTPException, method: str, path: str) -> str | None:
+    """A path no route has, or a method its route does not take, told in the house's words
+    with what was asked and what to ask instead, where werkzeug's were "The requested URL
+    was not found on the server. If you entered the URL manually please check your spelling
+    and try again." and "The method is not allowed for the requested URL."; None for any
+    other error, and for one raised with words of its own."""
+    if error.description != type(error).description:
+        return None
+    if isinstance(error, exceptions.MethodNotAllowed):
+        return f"{path} does not take {method}: it takes {', '.join(sorted(error.valid_methods))}"
+    if isinstance(error, exceptions.NotFound):
+        return f"no such path: {path} (the API's paths are listed in /api/openapi.json)"
+    return None
 
 
 AGAIN = (

@@ -966,6 +966,18 @@ def test_wrong_method_is_a_json_405(coalition):
     assert_error(coalition.delete("/api/v1/settings"), 405)
 
 
+def test_an_unknown_path_or_method_is_told_what_was_asked_and_what_to_ask_instead(coalition):
+    # werkzeug's words were "The requested URL was not found on the server. If you entered the
+    # URL manually please check your spelling and try again." and "The method is not allowed
+    # for the requested URL.": a till reading a transaction by its external_id was told neither
+    response = coalition.get("/api/v1/transactions/till-7-000123")
+    assert assert_error(response, 404)["message"] == (
+        "no such path: /api/v1/transactions/till-7-000123 (the API's paths are listed in /api/openapi.json)")
+    response = coalition.delete("/api/v1/settings")
+    assert assert_error(response, 405)["message"] == "/api/v1/settings does not take DELETE: it takes GET, HEAD, OPTIONS, PUT"
+    assert assert_error(coalition.get("/api/v1/transactions/999999"), 404)["message"] == "no transaction 999999"
+
+
 @pytest.mark.parametrize(("method", "path", "allowed"), [
     ("delete", "/api/v1/settings", {"GET", "HEAD", "OPTIONS", "PUT"}),
     ("delete", "/api/v1/periods", {"GET", "HEAD", "OPTIONS"}),
