@@ -71,8 +71,12 @@ def check_occurred_at(occurred_at: datetime, now: datetime, max_backdate_days: i
     """Refuse a transaction dated more than 5 minutes ahead of ``now``, or more than
     ``max_backdate_days`` before it (SPEC §5)."""
     if occurred_at > now + FUTURE_TOLERANCE:
+        # the service's time beside the tolerance: a till whose clock runs ahead sees by how much
         raise Invalid(
-            "occurred_at is in the future", reason="occurred_in_future", field="occurred_at"
+            f"occurred_at is more than {FUTURE_TOLERANCE.seconds // 60} minutes ahead of the"
+            f" service's clock ({now.isoformat(timespec='seconds')})",
+            reason="occurred_in_future",
+            field="occurred_at",
         )
     if occurred_at < now - timedelta(days=max_backdate_days):
         raise Invalid(

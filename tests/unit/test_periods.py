@@ -405,6 +405,14 @@ def test_a_transaction_dated_further_is_refused_naming_occurred_at(occurred_at, 
     assert (refused.value.reason, refused.value.field) == (reason, "occurred_at")
 
 
+def test_a_transaction_dated_ahead_is_told_the_tolerance_and_the_services_clock():
+    # "occurred_at is in the future" left a till whose clock ran 6 minutes ahead to wonder how
+    with pytest.raises(Invalid) as refused:
+        periods.check_occurred_at(NOW + timedelta(minutes=6), NOW + timedelta(microseconds=250), 90)
+    assert refused.value.message == (
+        "occurred_at is more than 5 minutes ahead of the service's clock (2026-12-01T12:00:00+00:00)")
+
+
 @pytest.mark.parametrize(("max_backdate_days", "message"), [
     (1, "occurred_at is more than 1 day ago"),
     (90, "occurred_at is more than 90 days ago"),
