@@ -12,7 +12,8 @@ class PageArgs(Schema):
     limit = Count(load_default=100, validate=validate.Range(1, MAX_PAGE))
     cursor = fields.String(
         load_default=None,
-        validate=validate.Length(max=32),
+        # a cursor too long to be one is told as any other the service did not return
+        validate=validate.Length(max=32, error="cursor is not one this service returned"),
         metadata={"description": "The page before's next_cursor; none for the first page"},
     )
     order = fields.String(

@@ -1530,6 +1530,13 @@ def test_an_unknown_query_parameter_is_422_not_ignored(coalition, path, query, u
     assert list(body["errors"]["query"]) == [unknown]
 
 
+def test_a_cursor_too_long_to_be_one_is_told_it_is_not_one_the_service_returned(coalition):
+    # it was "Longer than maximum length 32.", blaming the length of what was never a cursor,
+    # where one of 20 digits is told "cursor is not one this service returned"
+    body = assert_error(coalition.get("/api/v1/transactions", query_string={"cursor": "c" * 33}), 422)
+    assert body["errors"] == {"query": {"cursor": ["cursor is not one this service returned"]}}
+
+
 def test_an_unknown_query_parameter_is_told_which_the_request_takes(coalition):
     # "Unknown field." left a till's developer to find that the filter is partner_id
     body = assert_error(coalition.get("/api/v1/rates", query_string={"kind": "fx", "partner": "aroma"}), 422)
