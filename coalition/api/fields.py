@@ -193,22 +193,33 @@ def Amount(**kwargs):
     )
 
 
-class Body(Schema):
-    """The fields of a JSON body. A body that is not an object (an array, a string,
-    null) is told so, where marshmallow's own words were "Invalid input type.". A field
-    it does not take is told which it takes (a till's ``ammount`` has its spelling at
-    hand), one left out that it needs is "required", and one of the wrong JSON type what
-    it must be, in the words of the house's other messages."""
+class Told(Schema):
+    """Fields that tell one they do not take which they take (a till's ``ammount``, an
+    operator's ``?partner=``, has its spelling at hand), where marshmallow's words were
+    "Unknown field."."""
 
-    error_messages: ClassVar[dict] = {"type": "must be a JSON object of fields, {…}"}
+    #: What is said of a field not taken, given those taken.
+    NOT_TAKEN = "not a field of this body, which takes {}"
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         taken = ", ".join(field.data_key or name for name, field in self.load_fields.items())
-        self.error_messages = {
-            **self.error_messages,
-            "unknown": f"not a field of this body, which takes {taken}",
-        }
+        self.error_messages = {**self.error_messages, "unknown": self.NOT_TAKEN.format(taken)}
+
+
+class Query(Told):
+    """The parameters of a query string."""
+
+    NOT_TAKEN = "not a parameter of this request, which takes {}"
+
+
+class Body(Told):
+    """The fields of a JSON body. A body that is not an object (an array, a string,
+    null) is told so, where marshmallow's own words were "Invalid input type.". A field
+    left out that it needs is "required", and one of the wrong JSON type what it must
+    be, in the words of the house's other messages."""
+
+    error_messages: ClassVar[dict] = {"type": "must be a JSON object of fields, {…}"}
 
     def on_bind_field(self, field_name, field_obj):
         said = {"required": "required", "null": "must not be null"}

@@ -6,13 +6,13 @@ key or its hash.
 """
 
 from flask.views import MethodView
-from marshmallow import Schema, fields
+from marshmallow import fields
 
 from coalition import auth
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
 from coalition.api.errors import MALFORMED_JSON
-from coalition.api.fields import Body, Legible, OneOf, OneOfOut, PartnerId
+from coalition.api.fields import Body, Legible, OneOf, OneOfOut, PartnerId, Query
 from coalition.api.parsing import refuse_malformed_body
 
 blp = Blueprint("keys", __name__, url_prefix="/api/v1/keys", description="API keys")
@@ -40,7 +40,7 @@ class KeyOut(KeyRecord):
     key = fields.String(metadata={"description": "Shown once; only its hash is stored"})
 
 
-class KeyQuery(Schema):
+class KeyQuery(Query):
     partner_id = fields.String(load_default=None, validate=PartnerId)
     role = fields.String(load_default=None, validate=OneOf(auth.ROLES))
     status = fields.String(

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from flask import jsonify
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from coalition.api import Blueprint, database, principal
 from coalition.api.answers import Answer
@@ -18,6 +18,7 @@ from coalition.api.fields import (
     MoneyOut,
     OneOfOut,
     PartnerId,
+    Query,
     Ratio,
     Text,
 )
@@ -26,7 +27,7 @@ from coalition.services import kpis
 blp = Blueprint("kpis", __name__, url_prefix="/api/v1/kpis", description="Programme KPIs")
 
 
-class KpiQuery(Schema):
+class KpiQuery(Query):
     period_id = Text(
         max_length=PERIOD_ID_LENGTH, load_default=None, metadata={"description": PERIOD_ID}
     )

@@ -1,14 +1,14 @@
 """Query arguments shared by every cursor-paginated listing."""
 
-from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validate, validates_schema
 
-from coalition.api.fields import Count, Instant, OneOf
+from coalition.api.fields import Count, Instant, OneOf, Query
 from coalition.services.pages import Paging
 
 MAX_PAGE = 1000
 
 
-class PageArgs(Schema):
+class PageArgs(Query):
     limit = Count(load_default=100, validate=validate.Range(1, MAX_PAGE))
     cursor = fields.String(
         load_default=None,
@@ -23,7 +23,7 @@ class PageArgs(Schema):
     )
 
 
-class Window(Schema):
+class Window(Query):
     """A window of time: ``from`` inclusive, ``to`` exclusive."""
 
     from_ = Instant(  # "from" is a keyword

@@ -1,7 +1,7 @@
 """Rates: append-only, versioned by ``effective_from`` (SPEC §5)."""
 
 from flask.views import MethodView
-from marshmallow import Schema, fields, validate
+from marshmallow import fields, validate
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
@@ -14,6 +14,7 @@ from coalition.api.fields import (
     OneOf,
     OneOfOut,
     PartnerId,
+    Query,
 )
 from coalition.domain import money
 from coalition.domain.rates import KINDS
@@ -79,7 +80,7 @@ class RateOut(Answer):
     created_at = fields.AwareDateTime()
 
 
-class RateQuery(Schema):
+class RateQuery(Query):
     kind = fields.String(load_default=None, validate=OneOf(KINDS))
     partner_id = fields.String(
         load_default=None,

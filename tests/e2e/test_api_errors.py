@@ -1530,6 +1530,12 @@ def test_an_unknown_query_parameter_is_422_not_ignored(coalition, path, query, u
     assert list(body["errors"]["query"]) == [unknown]
 
 
+def test_an_unknown_query_parameter_is_named_with_the_other_parameters_at_fault(coalition):
+    # one 422 names every parameter to correct, as a body's validation names every field
+    body = assert_error(coalition.get("/api/v1/transactions", query_string={"partner": "aroma", "limit": "0"}), 422)
+    assert sorted(body["errors"]["query"]) == ["limit", "partner"]
+
+
 def test_a_cursor_too_long_to_be_one_is_told_it_is_not_one_the_service_returned(coalition):
     # it was "Longer than maximum length 32.", blaming the length of what was never a cursor,
     # where one of 20 digits is told "cursor is not one this service returned"
