@@ -26,15 +26,14 @@ from coalition.api.errors import (
     MALFORMED_JSON,
     NOT_JSON,
     SHARED_ERRORS,
-    TOO_LARGE,
     UNAUTHENTICATED,
     ErrorSchema,
     database_away,
     domain_error_body,
     error_body,
+    in_house_words,
     invalid_fields,
     unauthenticated,
-    unrouted,
 )
 from coalition.api.fields import DecimalOut, DecimalString, InstantOut
 from coalition.api.parsing import PARSER, read_to_the_end, refuse_a_url_not_utf8
@@ -177,10 +176,8 @@ class Api(flask_smorest.Api):
             message = payload["message"]
         elif code == 422:
             message = invalid_fields(payload.get("errors") or {})
-        elif code == 413:
-            message = TOO_LARGE
         else:
-            message = unrouted(error, request.method, request.path) or error.description
+            message = in_house_words(error, request.method, request.path) or error.description
         carried = {name: value for name, value in error.get_headers() if name != "Content-Type"}
         body = error_body(code, message, errors=payload.get("errors"))
         return body, code, {**carried, **(headers or {})}

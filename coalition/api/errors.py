@@ -36,13 +36,6 @@ STATUSES = {
 }
 
 
-#: A body over the limit, in words that give it: werkzeug's said it "exceeds the capacity
-#: limit", which left a till's developer to find how large a batch may be.
-TOO_LARGE = (
-    f"the body is over {MAX_BODY_BYTES // 2**20} MiB, the most one request may carry:"
-    " send the transactions in several batches"
-)
-
 #: What is wrong with one field, or with a body that cannot be read: one message or more.
 MESSAGES = {"type": "array", "items": {"type": "string"}}
 
@@ -148,18 +141,24 @@ def invalid_fields(errors: dict) -> str:
     return f"Invalid fields: {said}" if said else "Invalid fields"
 
 
-def unrouted(error: exceptions.HTTPException, method: str, path: str) -> str | None:
-    """A path no route has, or a method its route does not take, told in the house's words
-    with what was asked and what to ask instead, where werkzeug's were "The requested URL
-    was not found on the server. If you entered the URL manually please check your spelling
-    and try again." and "The method is not allowed for the requested URL."; None for any
-    other error, and for one raised with words of its own."""
+def in_house_words(error: exceptions.HTTPException, method: str, path: str) -> str | None:
+    """What werkzeug says of a request no view took, told in the house's words with what
+    was asked and what to ask instead: a path no route has (werkzeug: "… please check
+    your spelling and try again."), a method its route does not take ("The method is not
+    allowed for the requested URL."), a body over the limit ("… exceeds the capacity
+    limit.", which left a till's developer to find how large a batch may be). None for
+    any other error, and for one raised with words of its own."""
     if error.description != type(error).description:
         return None
     if isinstance(error, exceptions.MethodNotAllowed):
         return f"{path} does not take {method}: it takes {', '.join(sorted(error.valid_methods))}"
     if isinstance(error, exceptions.NotFound):
         return f"no such path: {path} (the API's paths are listed in /api/openapi.json)"
+    if isinstance(error, exceptions.RequestEntityTooLarge):
+        return (
+            f"the body is over {MAX_BODY_BYTES // 2**20} MiB, the most one request may carry:"
+            " send the transactions in several batches"
+        )
     return None
 
 

@@ -25,11 +25,11 @@ id it has seen, and a page within it takes no lock, until a connection of
 its engine is found broken: a failover to an asynchronous standby loses what
 the primary had not sent it, and the promoted server draws those ids again,
 so a page over them, taken for settled, would pass the postings in flight
-under them (after a restart of the server, it costs one wait). A database
-emptied or restored under running processes needs :func:`forget` (the test
-suite calls it between tests) or a restart. A wait begun before a broken connection
-was found keeps nothing of what it read: it may have read the old primary. SQLite lets one writer in at a
-time, so its ids commit in order.
+under them (after a restart of the server, it costs one wait); and a wait
+begun before a broken connection was found keeps nothing of what it read,
+which may be the old primary's. A database emptied or restored under running
+processes needs :func:`forget` (the test suite calls it between tests) or a
+restart. SQLite lets one writer in at a time, so its ids commit in order.
 """
 
 import threading
