@@ -455,11 +455,15 @@ def test_an_offset_of_23_59_is_read(coalition):
 def test_an_optional_field_sent_as_null_is_left_out(coalition):
     # a typed client writes every field it declares, null where unset
     nulls = {"points": None, "reason": None, "original_external_id": None}
-    posted = expect(coalition.post("/api/v1/transactions", json=earn_body(category=None, **nulls)), 201)
+    when = days_ago(3)  # one instant for all three: a second apart, the replay would be a conflict
+    posted = expect(coalition.post("/api/v1/transactions",
+                                   json=earn_body(occurred_at=when, category=None, **nulls)), 201)
     assert (posted["points"], posted["category"], posted["reason"]) == (10, None, None)  # 100.00 RUB × 0.1
-    replayed = expect(coalition.post("/api/v1/transactions", json=earn_body()), 200)  # the same body
+    replayed = expect(coalition.post("/api/v1/transactions", json=earn_body(occurred_at=when)), 200)  # the same body
     assert replayed["id"] == posted["id"]
-    assert_error(coalition.post("/api/v1/transactions", json=earn_body(category="coffee")), 409)
+    conflict = assert_error(coalition.post("/api/v1/transactions",
+                                           json=earn_body(occurred_at=when, category="coffee")), 409)
+    assert conflict["message"].endswith("changed: category")
     burn_with_null = {"external_id": "t3", "type": "burn", "member_id": "m1", "points": 5,
                       "amount": None, "category": None, "partner_id": "aroma", "occurred_at": days_ago(1)}
     assert expect(coalition.post("/api/v1/transactions", json=burn_with_null), 201)["points"] == -5
