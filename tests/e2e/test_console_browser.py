@@ -1263,6 +1263,23 @@ def test_the_operator_changes_the_settings_it_may_and_is_told_why_not_the_calend
     assert expect(operator.get("/api/v1/settings"), 200)["period"] == "monthly"
 
 
+def test_the_time_zone_is_typed_with_the_zone_names_offered(browser, server, operator):
+    """The field was free text with nothing offered: a long IANA name typed from memory."""
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "settings", "Settings")
+    zone = browser.find_element(By.ID, "timezone")
+    offered = browser.execute_script("return [...arguments[0].list.options].map((o) => o.value)", zone)
+    assert {"Asia/Tokyo", "Europe/Moscow", "America/Santiago"} <= set(offered)
+    zone.clear()
+    zone.send_keys("Asia/Tokyo")
+    browser.find_element(By.CSS_SELECTOR, "form[aria-labelledby=change-settings] button[type=submit]").click()
+    wait_for(browser, lambda d: "timezone UTC → Asia/Tokyo" in d.find_element(By.ID, "notice").text,
+             "no confirmation")
+    assert expect(operator.get("/api/v1/settings"), 200)["timezone"] == "Asia/Tokyo"
+
+
 def test_a_finance_key_reads_the_settings_and_a_partner_key_does_not(browser, server, make_key, month):
     from selenium.webdriver.common.by import By
 

@@ -1092,10 +1092,16 @@ const SETTINGS = [
 ];
 const WHOLE_SETTINGS = ["points_ttl_days", "max_backdate_days", "auto_close_after_hours"];
 
+/** The browser's IANA zone names, offered while typing the time zone; the API decides what it takes. */
+function timezoneNames() {
+  return h("datalist", { id: "timezone-names" }, Intl.supportedValuesOf("timeZone").map((zone) => h("option", { value: zone })));
+}
+
 export async function settings({ who, notify, rerender }) {
   const shown = await api.get("/api/v1/settings");
   const control = (name) => {
     if (name === "period") return select(name, [["monthly", "monthly"], ["weekly", "weekly"], ["daily", "daily"]], shown.period);
+    if (name === "timezone") return input(name, { required: true, value: shown.timezone, autocomplete: "off", spellcheck: "false", list: "timezone-names" });
     const attributes = WHOLE_SETTINGS.includes(name) ? { inputmode: "numeric" } : {};
     return input(name, { required: true, value: String(shown[name]), autocomplete: "off", ...attributes });
   };
@@ -1111,6 +1117,7 @@ export async function settings({ who, notify, rerender }) {
         },
         h("h2", { id: "change-settings" }, "Change the settings"),
         h("div", { class: "grid" }, SETTINGS.map(([name, label, hint]) => field(label, control(name), hint))),
+        timezoneNames(),
         h("button", { type: "submit" }, "Change settings"),
       )
     : null;
