@@ -112,15 +112,11 @@ def _view(transaction, allocations: list[dict], lot) -> dict:
     }
 
 
-def transaction_view(session, transaction: models.Transaction) -> dict:
-    return transaction_views(session, [transaction])[0]
-
-
 def get_transaction(session, principal, transaction_id: int) -> dict:
     transaction = session.get(models.Transaction, transaction_id)
     if transaction is None or not principal.may_see(transaction.partner_id):
         raise NotFound(f"no transaction {transaction_id}")
-    return transaction_view(session, transaction)
+    return transaction_views(session, [transaction])[0]
 
 
 def keyset_page(session, query, paging: pages.Paging):
