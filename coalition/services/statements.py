@@ -77,18 +77,22 @@ def issue(session, settled: "Settled", now: datetime) -> None:
             ),
             "late_items": late.get(partner_id, []),
         }
-        text = canonical(body)
-        session.add(
-            models.Statement(
-                id=body["id"],
-                number=body["number"],
-                period_id=period_id,
-                partner_id=partner_id,
-                issued_at=now,
-                sha256=hashlib.sha256(text.encode()).hexdigest(),
-                body=text,
-            )
-        )
+        session.add(_stored(body, now))
+
+
+def _stored(body: dict, issued_at: datetime) -> models.Statement:
+    """A statement's row: its canonical JSON, the bytes every read serves, and the SHA-256
+    of them, which its reader checks them by (SPEC §7)."""
+    text = canonical(body)
+    return models.Statement(
+        id=body["id"],
+        number=body["number"],
+        period_id=body["period_id"],
+        partner_id=body["partner_id"],
+        issued_at=issued_at,
+        sha256=hashlib.sha256(text.encode()).hexdigest(),
+        body=text,
+    )
 
 
 def _coalition_name(settlement: dict) -> str:
