@@ -173,28 +173,42 @@ def serve(host, port, workers, no_scheduler):
 def close(period_id):
     """Close a settlement period (and every earlier open one): PERIOD_ID as the calendar
     names it, 2026-10 (monthly), 2026-W43 (weekly) or 2026-10-05 (daily)."""
-    from coalition.db import models
     from coalition.services import calendar, settlement
 
     with databases.opened() as database:
         period_id = database.run(calendar.parse, period_id).id  # not a period id: said first
         click.echo(f"Closing {period_id} and any earlier open period …")
         now = datetime.now(UTC)
-        try:
-            with interrupts.terminate_as_interrupt():
-                closed = database.run(settlement.close_through, period_id, now)
-        except KeyboardInterrupt:
-            # a signal that comes as the close commits is raised once the commit is done
-            if database.run_reading(lambda session: session.get(models.Period, period_id)):
-                raise click.ClickException(
-                    f"interrupted as the close was written: {period_id}, and any earlier"
-                    " open period, is closed all the same"
-                ) from None
-            raise click.ClickException(
-                "interrupted: nothing was closed (a close and the earlier periods it closes"
-                " are one transaction); run it again"
-            ) from None
+        closed = _closed_through(database, period_id, now)
         result = closed[-1] if closed else database.run(settlement.get, period_id, now)
+    _tell_closed(period_id, closed, result)
+
+
+def _closed_through(database, period_id: str, now: datetime) -> list[dict]:
+    """The settlements of the periods the close closed, oldest first; interrupted (Ctrl-C,
+    SIGTERM), it says what the interruption left: nothing closed, or all of it."""
+    from coalition.db import models
+    from coalition.services import settlement
+
+    try:
+        with interrupts.terminate_as_interrupt():
+            return database.run(settlement.close_through, period_id, now)
+    except KeyboardInterrupt:
+        # a signal that comes as the close commits is raised once the commit is done
+        if database.run_reading(lambda session: session.get(models.Period, period_id)):
+            raise click.ClickException(
+                f"interrupted as the close was written: {period_id}, and any earlier"
+                " open period, is closed all the same"
+            ) from None
+        raise click.ClickException(
+            "interrupted: nothing was closed (a close and the earlier periods it closes"
+            " are one transaction); run it again"
+        ) from None
+
+
+def _tell_closed(period_id: str, closed: list[dict], result: dict) -> None:
+    """What the close did: the earlier open periods it closed first, then the period's
+    statements and netting (``result``, its settlement, closed now or before)."""
     if len(closed) > 1:
         earlier = [each["period_id"] for each in closed[:-1]]
         click.echo(
