@@ -116,29 +116,35 @@ def _allocations(connection):
         .order_by(A.id)
     )
     for row in rows.mappings():
-        transaction = f"transaction {row['transaction']} ({row['type']})"
-        for field in copies:
-            if row[f"kept_{field}"] != row[f"its_{field}"]:
-                owner = "lot" if field == "issuer_id" else "transaction"
-                yield (
-                    f"allocation {row['allocation']} of {transaction} names {field}"
-                    f" {row[f'kept_{field}']}; its {owner} names {row[f'its_{field}']}"
-                )
-        moved = f"{transaction} dated {row['occurred_at'].isoformat()}"
-        taken = f"{-row['points']} points of lot {row['lot']}"
-        if row["pending"]:
-            yield f"{moved} spent {taken}, available only from {row['available_at'].isoformat()}"
-        if row["expired"]:
-            yield f"{moved} spent {taken}, expired at {row['expires_at'].isoformat()}"
-        if row["early"]:
-            yield f"{moved} took {taken}, which expires only at {row['expires_at'].isoformat()}"
-        if row["other_lot"]:
-            yield f"{transaction} took {taken}, not of its earn's lot"
-        if row["other_burn"]:
+        yield from _allocation_problems(row, tuple(copies))
+
+
+def _allocation_problems(row, copied: tuple[str, ...]):
+    """What one allocation read by :func:`_allocations` breaks, a line each: each of the
+    ``copied`` fields it names otherwise than its transaction or lot, and each rule."""
+    transaction = f"transaction {row['transaction']} ({row['type']})"
+    for field in copied:
+        if row[f"kept_{field}"] != row[f"its_{field}"]:
+            owner = "lot" if field == "issuer_id" else "transaction"
             yield (
-                f"{transaction} put {row['points']} points back into lot {row['lot']} for"
-                f" allocation {row['reverses_id']}, not one of its burn's from that lot"
+                f"allocation {row['allocation']} of {transaction} names {field}"
+                f" {row[f'kept_{field}']}; its {owner} names {row[f'its_{field}']}"
             )
+    moved = f"{transaction} dated {row['occurred_at'].isoformat()}"
+    taken = f"{-row['points']} points of lot {row['lot']}"
+    if row["pending"]:
+        yield f"{moved} spent {taken}, available only from {row['available_at'].isoformat()}"
+    if row["expired"]:
+        yield f"{moved} spent {taken}, expired at {row['expires_at'].isoformat()}"
+    if row["early"]:
+        yield f"{moved} took {taken}, which expires only at {row['expires_at'].isoformat()}"
+    if row["other_lot"]:
+        yield f"{transaction} took {taken}, not of its earn's lot"
+    if row["other_burn"]:
+        yield (
+            f"{transaction} put {row['points']} points back into lot {row['lot']} for"
+            f" allocation {row['reverses_id']}, not one of its burn's from that lot"
+        )
 
 
 def _reversals(connection):
