@@ -103,6 +103,13 @@ class Ids:
 
 @dataclass
 class Book:
+    """The rows a unit of work of the ledger reads and writes, held in memory: opened for
+    a chunk of postings (:meth:`open`) or for the lots an expiry batch empties
+    (:meth:`of_lots`); each posting reads it as the ones before it left it and records
+    its rows in it, and :meth:`write` writes them all at once. Its lots are rows, not
+    the domain's values: the rules decide over :func:`~coalition.db.rows.as_lot` copies,
+    and :meth:`move` applies what they decided."""
+
     session: object
     transactions: dict[tuple[str, str], rows.Transaction]  # by (partner_id, external_id)
     members: set[str]  # members that exist: locked, or created in this book
