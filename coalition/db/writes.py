@@ -1,9 +1,11 @@
 """The rows one unit of work writes, sent to the database together.
 
-A posting writes to up to seven tables (members, transactions, lots,
-allocations, two period totals, and the lots it spends from). One statement
-per table costs a round trip each, and on a small machine a round trip costs
-more CPU, in the driver, the server and the kernel, than the work it carries.
+A unit of work of the ledger (a chunk of postings, an expiry batch) makes up
+to seven writes to six tables: it inserts members, transactions, lots,
+allocations and the two period totals, and updates the lots it spends from.
+Sent one by one, each costs a round trip, and on a small machine a round trip
+costs more CPU, in the driver, the server and the kernel, than the work it
+carries.
 On PostgreSQL :class:`Writes` sends them all as one statement, each insert or
 update a data-modifying ``WITH`` query; foreign keys are checked when the
 statement ends, so a row may name another inserted beside it. Each table's
