@@ -204,12 +204,12 @@ def lines_by_partner(lines: list[PairLine]) -> dict[str, list[PairLine]]:
     """Each partner's pair lines, as issuer or redeemer (own redemption once), in one pass:
     what a settlement reads per partner, so that a coalition of P partners and L pair
     lines costs O(L) and not O(P × L) (400 partners trade some 90,000 pair lines)."""
-    mine: dict[str, list[PairLine]] = defaultdict(list)
+    by_partner: dict[str, list[PairLine]] = defaultdict(list)
     for line in lines:
-        mine[line.issuer_id].append(line)
+        by_partner[line.issuer_id].append(line)
         if not line.own:
-            mine[line.redeemer_id].append(line)
-    return mine
+            by_partner[line.redeemer_id].append(line)
+    return by_partner
 
 
 def counterparties(

@@ -58,12 +58,12 @@ def compute(session, period: periods.Period, status: str) -> Settled:
     """The settlement of ``period``, from one pass of aggregates."""
     everyone = partner_service.all_partners(session)
     figures = _figures(session, period, everyone)
-    mine = arithmetic.lines_by_partner(figures.lines)
+    lines_of = arithmetic.lines_by_partner(figures.lines)
     missing_fx = {
         partner.currency
         for partner in everyone
         if figures.fx[partner.id] is None
-        and figures.took_part(partner.id, mine.get(partner.id, ()))
+        and figures.took_part(partner.id, lines_of.get(partner.id, ()))
     }
     document = {
         "period_id": period.id,
@@ -72,14 +72,14 @@ def compute(session, period: periods.Period, status: str) -> Settled:
         "end": period.end.isoformat(),
         "base_currency": figures.base,
         "partners": [
-            _partner_entry(partner, figures, mine.get(partner.id, ())) for partner in everyone
+            _partner_entry(partner, figures, lines_of.get(partner.id, ())) for partner in everyone
         ],
         "pair_lines": [_pair_line_entry(line) for line in figures.lines],
         "netting": _netting_entry(
             arithmetic.netting(figures.lines, figures.positions, figures.base)
         ),
     }
-    return Settled(document, mine, sorted(missing_fx))
+    return Settled(document, lines_of, sorted(missing_fx))
 
 
 def _figures(session, period: periods.Period, everyone) -> _Figures:
