@@ -25,11 +25,9 @@ import functools
 import multiprocessing
 import os
 import signal
-import threading
 import zlib
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
 
 from coalition import auth, processes
 from coalition.db import Database, Unavailable, ledger_reads
@@ -134,53 +132,26 @@ def _processes(jobs: int, url: str) -> ProcessPoolExecutor:
 
     Ctrl-C is the main process's: it stops after the slice in flight, which the
     workers finish, instead of each worker dying with a traceback. So the workers
-    are spawned with SIGINT ignored (:func:`_held`), and SIGHUP, which a closing
-    terminal sends them too, as does multiprocessing's resource tracker, which
-    the pool starts (it ignores SIGINT and SIGTERM itself; a hangup ended it,
-    with a traceback per lock). SIGTERM is left to end a worker: the pool
+    are spawned with SIGINT ignored (:func:`processes.signals_held`), and SIGHUP,
+    which a closing terminal sends them too, as does multiprocessing's resource
+    tracker, which the pool starts (it ignores SIGINT and SIGTERM itself; a hangup
+    ended it, with a traceback per lock). SIGTERM is left to end a worker: the pool
     terminates the others with it when one dies.
     """
     spawn = multiprocessing.get_context("spawn")  # a fork would share the engine's sockets
-    with _held({signal.SIGHUP}):  # not SIGINT: starting, the tracker unblocks it
+    # not SIGINT: starting, the tracker unblocks it
+    with processes.signals_held({signal.SIGHUP}):
         executor = ProcessPoolExecutor(
-            jobs, spawn, initializer=_start_worker, initargs=(os.getpid(),)
+            jobs, spawn, initializer=processes.exit_with_parent, initargs=(os.getpid(),)
         )
     try:
-        with _held({signal.SIGINT, signal.SIGHUP}):
+        with processes.signals_held({signal.SIGINT, signal.SIGHUP}):
             for _ in range(jobs):  # each submit spawns a worker, until there are ``jobs``
                 executor.submit(_connect, url)
     except BaseException:  # a Ctrl-C held while they were spawned
         executor.shutdown(cancel_futures=True)
         raise
     return executor
-
-
-@contextmanager
-def _held(numbers: set[signal.Signals]):
-    """These signals ignored, which a process spawned meanwhile keeps from its first
-    instruction (ignored by an initializer, a Ctrl-C reached a worker still importing
-    the service, which died with a traceback); and blocked, so that one meanwhile is
-    not lost but held (as Linux holds a blocked signal even while it is ignored) and
-    raised here once the handler is back. The import's process has one thread then;
-    another, not blocking them, would be given one and drop it."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, numbers)
-    previous = {number: signal.signal(number, signal.SIG_IGN) for number in numbers}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, numbers)
-
-
-def _start_worker(parent: int) -> None:
-    """A worker whose main process is gone (killed) ends: nothing else would ever end it."""
-    threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
-
-
-def _end_with(parent: int) -> None:
-    processes.until_parent_gone(parent)
-    os._exit(1)  # what it was posting rolls back; importing again posts it
 
 
 @functools.cache

@@ -10,14 +10,14 @@ import sys
 
 PREAMBLE = """
 import os, signal, subprocess, sys, time
-from coalition.services.imports import _held
+from coalition.processes import signals_held
 signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal starts a command
 SAY_SIGINT = [sys.executable, "-c", "import signal; print(signal.getsignal(signal.SIGINT) == signal.SIG_IGN)"]
 """
 
 CTRL_C_WHILE_HELD = """
 try:
-    with _held({signal.SIGINT}):
+    with signals_held({signal.SIGINT}):
         os.kill(os.getpid(), signal.SIGINT)
         time.sleep(0.1)  # time for the signal to arrive, and for its handler to run if it did
         print("held")
@@ -28,7 +28,7 @@ print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)
 """
 
 SPAWNED_WHILE_HELD = """
-with _held({signal.SIGINT}):
+with signals_held({signal.SIGINT}):
     subprocess.run(SAY_SIGINT, check=True)
 subprocess.run(SAY_SIGINT, check=True)
 """
