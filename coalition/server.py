@@ -13,6 +13,7 @@ too, by :class:`Worker` (SPEC §10: every error is JSON).
 """
 
 import json
+import logging
 import os
 import re
 import signal
@@ -238,12 +239,15 @@ def write_json_error(sock, status_int: int, reason: str, mesg: str) -> None:
     util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
-class AccessLog(glogging.Logger):
-    """gunicorn's access log with API keys left out.
+class LogWithoutKeys(glogging.Logger):
+    """gunicorn's access and error logs with API keys left out.
 
-    A key belongs in the Authorization header, which the log does not show; a
-    client that sends it in the URL (``?access_token=coal_…``) is refused, and
-    its key would otherwise stay in the log for anyone who reads it.
+    A key belongs in the Authorization header, which the access log does not
+    show; a client that sends it in the URL (``?access_token=coal_…``) is
+    refused, and its key would otherwise stay in the log for anyone who reads
+    it. A request line gunicorn refuses itself (a space or a control character
+    in the URL) is written to the error log as it was sent, so that log's
+    messages leave keys out too.
     """
 
     # the request line is logged as sent, so any character of a key may come
@@ -254,6 +258,10 @@ class AccessLog(glogging.Logger):
         + r")[A-Za-z0-9_%-]+"
     )
 
+    def setup(self, cfg):
+        super().setup(cfg)
+        self.error_log.addFilter(_without_keys)  # set up again on a reload: added once
+
     def atoms(self, resp, req, environ, request_time):
         atoms = super().atoms(resp, req, environ, request_time)
         return {
@@ -262,9 +270,17 @@ class AccessLog(glogging.Logger):
         }
 
 
+def _without_keys(record: logging.LogRecord) -> bool:
+    """Rewrite an error log record whose message could hold a key without it."""
+    message = record.getMessage()
+    if _may_hold_key(message):
+        record.msg, record.args = LogWithoutKeys.KEY.sub(r"\1…", message), ()
+    return True
+
+
 def _may_hold_key(value) -> bool:
-    """Whether an atom of the access log could hold a key: its prefix as written, or
-    any character percent-encoded. Most atoms are neither, and the search is then
+    """Whether an atom of the access log, or a message, could hold a key: its prefix as
+    written, or any character percent-encoded. Most atoms are neither, and the search is then
     skipped: it had cost every request 33 µs, more than gunicorn's own line."""
     return isinstance(value, str) and (KEY_PREFIX in value or "%" in value)
 
@@ -308,6 +324,6 @@ def run(host: str, port: int, workers: int, scheduler: bool, jobs: str) -> None:
         # a request sent just as gunicorn closed one be reset unread
         "keepalive": 75,
         "accesslog": "-",
-        "logger_class": "coalition.server.AccessLog",
+        "logger_class": "coalition.server.LogWithoutKeys",
     }
     Server(options, scheduler, banner(host, port, jobs)).run()

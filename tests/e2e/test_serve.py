@@ -367,6 +367,17 @@ def test_a_key_sent_in_the_url_is_refused_and_left_out_of_the_access_log(served)
     assert in_path not in log_path.read_text()
 
 
+def test_a_key_in_a_request_line_gunicorn_refuses_is_left_out_of_the_error_log(served):
+    # a raw non-ASCII byte in the URL: gunicorn logs the line as a warning, as it was sent
+    url, key, _, log_path = served
+    head, _ = _exchange(url, f"GET /api/v1/partners?access_token={key}&note=café HTTP/1.1\r\nHost: x\r\n"
+                             "Connection: close\r\n\r\n".encode())
+    assert head.startswith(b"HTTP/1.1 400 "), head
+    _until_logged(log_path, "Invalid request from ip=127.0.0.1")
+    assert "access_token=coal_…&note=caf" in log_path.read_text()
+    assert log_path.read_text().count(key) == 1  # where the first start printed it
+
+
 @pytest.mark.parametrize("short_by", [50, 1])
 def test_a_body_that_ends_before_its_content_length_is_400_and_posts_nothing(served, short_by):
     # gunicorn handed over what came before the client closed: whole JSON, it was posted
