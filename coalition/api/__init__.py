@@ -216,11 +216,14 @@ def authenticate(authorization: str | None, generation: int | None = None) -> au
 def reads_generation(view):
     """Declare that a view reads the catalog's generation with its own statement and
     then calls :func:`authenticate_at`: a lookup partners make before every
-    redemption saves the read authentication would make first. Only the key's
-    form is checked before the view runs, so a request without one reads nothing;
-    the view answers nothing before :func:`authenticate_at` has accepted the key.
-    Its roles are checked then too: for a view without a body, whose parsing
-    could reveal the schema to a key outside them (see :meth:`Blueprint.roles`).
+    redemption saves the read authentication would make first. Only a key this
+    process's catalog holds (:func:`_held_here`) goes to the view unjudged, so a
+    request without one, or with one never issued, reads nothing of the view's
+    (a member's balance took longer to read the more lots it has, which told a
+    caller without a key whom the coalition knows); the view answers nothing
+    before :func:`authenticate_at` has accepted the key. Its roles are checked then
+    too: for a view without a body, whose parsing could reveal the schema to a key
+    outside them (see :meth:`Blueprint.roles`).
     """
     view.reads_generation = True
     return view
@@ -261,10 +264,17 @@ def _authenticate() -> None:
     if not request.path.startswith("/api/v1/"):
         return
     authorization = request.headers.get("Authorization")
-    if getattr(_view_method(), "reads_generation", False):
-        auth.bearer_key(authorization)
-    else:
+    if not getattr(_view_method(), "reads_generation", False):
         _admit(authenticate(authorization))
+    elif not _held_here(authorization):
+        authenticate(authorization)  # refused, or read into this process's catalog
+
+
+def _held_here(authorization: str | None) -> bool:
+    """Whether this process's catalog, current or not, holds the request's key: one
+    revoked since is refused by :func:`authenticate_at`, after the view's statement."""
+    held = catalog.held(database())
+    return held is not None and auth.hash_key(auth.bearer_key(authorization)) in held.keys
 
 
 API_DESCRIPTION = (

@@ -285,11 +285,16 @@ def closed_here(session, reference: Catalog, period: periods.Period) -> None:
     session.info[_IN_SESSION] = reference.closed(period, generation)
 
 
+def held(database) -> Catalog | None:
+    """This process's catalog as last read, current or not; None before its first read."""
+    return _cached.get(database.engine)
+
+
 def if_current(database, generation: int | None = None) -> Catalog | None:
     """This process's catalog if it is current: current at ``generation``, which the
     caller read with a statement of its own, or else known from one read outside
     any transaction."""
-    cached = _cached.get(database.engine)
+    cached = held(database)
     if cached is None:
         return None
     if generation is None:

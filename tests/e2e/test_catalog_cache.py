@@ -145,6 +145,27 @@ def test_a_balance_lookup_is_one_statement_and_a_lookup_without_a_key_none(coali
     assert sent == []
 
 
+def test_a_balance_lookup_with_a_key_never_issued_reads_no_balance(coalition, database, client):
+    # read before the 401, a balance took longer the more lots its member has: a caller
+    # without a key could tell a member of many lots from a member id never used
+    expect(earn(coalition, "e1", "m1", "100.00"))
+    expect(coalition.get("/api/v1/members/m1/balance"), 200)  # this process's catalog is warm
+    never_issued = {"Authorization": f"Bearer {auth.KEY_PREFIX}never-issued"}
+    sent = []
+
+    def count(connection, cursor, statement, parameters, context, executemany):
+        sent.append(statement)
+
+    event.listen(database.engine, "before_cursor_execute", count)
+    try:
+        for member in ("m1", "nobody"):
+            refused = expect(client.get(f"/api/v1/members/{member}/balance", headers=never_issued), 401)
+            assert refused["message"] == "unknown or revoked key"
+    finally:
+        event.remove(database.engine, "before_cursor_execute", count)
+    assert sent and [statement for statement in sent if "lots" in statement] == []
+
+
 def test_a_backlog_close_reads_the_catalog_once_not_once_a_period(coalition, elsewhere, monkeypatch):
     """Each period closed stamps a new generation; the close itself goes on with the
     catalog it holds (only its last closed period moved), not a fresh read of every key
