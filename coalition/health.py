@@ -12,6 +12,12 @@ kept out of a load balancer's rotation meanwhile. (``serve`` itself
 upgrades the schema first, so it waits up to a minute for its database at
 start, then gives up.)
 
+A SQLite file found damaged where /readyz reads it (no database at all, or its
+schema's pages) is not ready, and the answer says to restore it; one damaged
+deeper down, in pages only some requests read, is: every instance reads the
+same file, and the requests that read other pages are served (each that reads
+a damaged page is answered 503, and logged).
+
 A database that takes no writes (a standby after a failover) is ready: it
 is read-only for every instance alike, so taking them all out would stop
 the balance lookups that still work. The answer says ``"writes": false``,
@@ -26,7 +32,7 @@ from sqlalchemy.exc import DBAPIError
 
 from coalition import database_of
 from coalition.api.errors import unavailable
-from coalition.db import Unavailable, migrate, on_postgresql
+from coalition.db import Damaged, Unavailable, migrate, on_postgresql
 
 blp = Blueprint("health", __name__)
 
@@ -60,6 +66,8 @@ def readyz():
     try:
         revisions = migrate.revisions(database)
         read_only = on_postgresql(database.engine) and database.peek(READ_ONLY) == "on"
+    except Damaged as error:  # no instance serves a file that is not a database
+        return unavailable(f"not ready: {error}")
     except (DBAPIError, Unavailable):
         return unavailable("not ready: the database cannot be reached")
     if (why := migrate.mismatch(revisions)) is not None:

@@ -8,7 +8,7 @@ from werkzeug import exceptions
 from werkzeug.http import HTTP_STATUS_CODES
 
 from coalition import MAX_BODY_BYTES, auth
-from coalition.db import Busy, SchemaNotCurrent, TakesNoWrites, Unavailable
+from coalition.db import Busy, Damaged, SchemaNotCurrent, TakesNoWrites, Unavailable
 from coalition.domain.errors import (
     CoalitionError,
     Conflict,
@@ -99,7 +99,8 @@ DATABASE_UNAVAILABLE = SharedError(
     503,
     "DATABASE_UNAVAILABLE",
     "database_unavailable: the service cannot reach its database, its database takes no"
-    " writes (read-only, or its disk full), or it waited too long for another's lock on it"
+    " writes (read-only, or its disk full), its SQLite file is damaged where the request"
+    " read, or it waited too long for another's lock on it"
     " (a close, say); ask again after"
     " Retry-After seconds (a transaction posted again answers as a replay if it was written);"
     " schema_not_current: the database does not have this release's schema, until its"
@@ -171,6 +172,10 @@ TAKES_NO_WRITES = (
     "the service's database takes no writes just now (it is read-only, a standby after a"
     f" failover say, or its disk is full); {AGAIN}"
 )
+DAMAGED = (
+    "the service's database is damaged and this request read a damaged part of it; its"
+    f" operator restores it from a backup; {AGAIN}"
+)
 BUSY = (
     "the service waited too long for other work on the database (a period being closed,"
     f" say) to let go of what this request needs; {AGAIN}"
@@ -186,12 +191,14 @@ def unavailable(message: str, reason: str = "database_unavailable"):
 def database_away(error: Unavailable):
     """The 503 of a request, or a batch's item, the database failed: its tables gone
     (``schema_not_current``, as /readyz says until the schema is made), itself, its
-    writes, or a lock waited for past its limit, behind a close, say: a database that
-    answers."""
+    writes, the pages of its file the request read, or a lock waited for past its
+    limit, behind a close, say: a database that answers."""
     if isinstance(error, SchemaNotCurrent):
         return unavailable(error.why, "schema_not_current")
     if isinstance(error, TakesNoWrites):
         return unavailable(TAKES_NO_WRITES)
+    if isinstance(error, Damaged):
+        return unavailable(DAMAGED)
     return unavailable(BUSY if isinstance(error, Busy) else UNAVAILABLE)
 
 

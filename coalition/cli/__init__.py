@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from coalition import auth, config
 from coalition.cli import databases, imports, interrupts, keys
-from coalition.db import checks, copy, first_line
+from coalition.db import checks, copy, damaged_file, first_line
 from coalition.domain.errors import CoalitionError
 from coalition.logs import quantity
 from coalition.services import changes
@@ -105,14 +105,21 @@ def db_check():
     recording against the closes of its periods, each rate against the closes
     before it, and each final statement against its SHA-256 and its id; each
     thing that does not add up on a line of its own, and exit status 1. Reads
-    the whole ledger as of one instant, beside a running service.
+    the whole ledger as of one instant, beside a running service. A SQLite
+    file's pages are checked first: where they are damaged, it lists what
+    SQLite found instead, and says to restore the file from a backup.
     """
     with databases.opened() as database, database.snapshot() as connection:
-        found = checks.problems(connection)
+        damage = checks.damage(connection)
+        found = damage or checks.problems(connection)
     for line in found[:SHOWN_PROBLEMS]:
         click.echo(line)
     if len(found) > SHOWN_PROBLEMS:
         click.echo(f"and {quantity(len(found) - SHOWN_PROBLEMS, 'more problem')}")
+    if damage:
+        raise click.ClickException(
+            damaged_file("SQLite's integrity check, above", databases.shown(database))
+        )
     if found:
         raise click.ClickException(f"the ledger does not add up: {quantity(len(found), 'problem')}")
     click.echo(

@@ -48,6 +48,9 @@ SQLITE_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}  # "database is
 # SQLite cannot write its file: made read-only, a full disk, an I/O error. The operator's
 # to see to, as a PostgreSQL server gone read-only is: no request's fault, nor one item's
 SQLITE_UNWRITABLE_CODES = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR}
+# SQLite finds its file damaged: a page overwritten, the file cut short, a -wal of another
+# database beside it (SQLITE_CORRUPT), or a file that is no database at all (SQLITE_NOTADB)
+SQLITE_DAMAGED_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout ran out
 READS_ONLY = "coalition_reads_only"  # a connection's execution option: see _sqlite_begin
 
@@ -156,6 +159,33 @@ class SchemaNotCurrent(Unavailable):
         self.why = why
 
 
+RESTORE = 'restore it from a backup (docs/operations.md, "Data to keep")'
+
+
+class Damaged(Unavailable):
+    """The SQLite file is no database, or a page a statement read is damaged: the file cut
+    short or written over, or a ``-wal`` of another database read as its own.
+
+    Only the statements that read a damaged page fail (one member's balance, say,
+    while others are served). Asking again reads the same page, so it is not asked
+    again; the operator restores the file from a backup.
+    """
+
+    def __init__(self, reason: str):
+        super().__init__(reason)  # as it is made again from its args: an import's lane raises it
+        self.reason = reason
+
+    def __str__(self) -> str:
+        return damaged_file(self.reason)
+
+
+def damaged_file(reason: str, file: str = "") -> str:
+    """What is said of a damaged SQLite file (named, where the caller knows which), with
+    SQLite's ``reason``, and what to do."""
+    named = f" {file}" if file else ""
+    return f"the database file{named} is damaged ({reason}): {RESTORE}"
+
+
 class Busy(Unavailable):
     """Another unit of work held what this one needed for all of :data:`LOCK_WAIT_MS`.
 
@@ -203,13 +233,15 @@ def first_line(error: DBAPIError) -> str:
 def reaching():
     """Raise :class:`Unavailable` for a database that cannot be reached, with the
     driver's first line (a host and port, never a password); :class:`SchemaNotCurrent`
-    for one whose tables are gone."""
+    for one whose tables are gone, :class:`Damaged` for a SQLite file found damaged."""
     try:
         yield
     except DBAPIError as error:
         reason = first_line(error)
         if missing_table(error):
             raise SchemaNotCurrent(TABLE_MISSING, reason) from error
+        if damaged(error):
+            raise Damaged(reason) from error
         if not is_unavailable(error):
             raise
         if busy(error):
@@ -238,6 +270,11 @@ def unwritable(error: DBAPIError) -> bool:
     return sqlite_code(error) in SQLITE_UNWRITABLE_CODES
 
 
+def damaged(error: DBAPIError) -> bool:
+    """A SQLite file found damaged, or no database (:data:`SQLITE_DAMAGED_CODES`)."""
+    return sqlite_code(error) in SQLITE_DAMAGED_CODES
+
+
 def sqlite_code(error: DBAPIError) -> int | None:
     """SQLite's primary result code (an extended code's low byte); None for PostgreSQL."""
     code = getattr(error.orig, "sqlite_errorcode", None)
@@ -249,7 +286,7 @@ def twice_if_unavailable(call, *args, **kwargs):
     is gone from the pool by then, so a server that is back serves the second."""
     try:
         return call(*args, **kwargs)
-    except (Busy, SchemaNotCurrent):
+    except (Busy, Damaged, SchemaNotCurrent):
         raise
     except Unavailable:
         return call(*args, **kwargs)
@@ -473,6 +510,7 @@ def written(name: str, value):
 
 
 __all__ = [
+    "Damaged",
     "Database",
     "SchemaNotCurrent",
     "Unavailable",

@@ -6,7 +6,9 @@ and writes set-based (:mod:`coalition.services.book`). A refused item
 changes nothing in its chunk. A database failure is different: it aborts
 the chunk's transaction, so the chunk is posted again one item per
 transaction, and the failure stays with its own item while the others are
-written.
+written: so too for a SQLite file damaged in the pages one item reads
+(:class:`~coalition.db.Damaged`, that item's outcome), where the next item's
+pages may be sound.
 
 Chunks commit in order: if the process dies, what was written is a prefix of
 the items, and posting them all again answers the written ones as replays.
@@ -27,7 +29,7 @@ from datetime import UTC, datetime
 from sqlalchemy.exc import SQLAlchemyError
 
 from coalition import auth
-from coalition.db import Unavailable
+from coalition.db import Damaged, Unavailable
 from coalition.domain.errors import CoalitionError
 from coalition.services import ledger
 
@@ -66,7 +68,7 @@ def _post_into(outcomes: list, database, principal, chunk: list) -> None:
     (and the items posted before the database went away are counted)."""
     try:
         outcomes += database.run_repeatable(_post_chunk, principal, chunk)
-    except SQLAlchemyError:
+    except (SQLAlchemyError, Damaged):
         for request in chunk:
             outcomes.append(_post_alone(database, principal, request))
 
@@ -88,6 +90,8 @@ def _post_chunk(session, principal, requests: list) -> list:
 def _post_alone(database, principal, request):
     try:
         return database.run_repeatable(_post_chunk, principal, [request])[0]
+    except Damaged as error:  # a page this item reads: the next item's may be sound
+        return error
     except SQLAlchemyError:
         log.exception("a posting failed in the database; it was not written")
         return NotWritten("the database failed; this item was not written")

@@ -1134,6 +1134,9 @@ def test_readyz_on_a_file_that_is_not_a_database_is_503_not_500(tmp_path):
     try:
         body = assert_error(app.test_client().get("/readyz"), 503)
         assert body["reason"] == "database_unavailable"
+        assert body["message"] == (  # was "the database cannot be reached", sending its operator to the network
+            "not ready: the database file is damaged (file is not a database):"
+            ' restore it from a backup (docs/operations.md, "Data to keep")')
     finally:
         database_of(app).dispose()
 

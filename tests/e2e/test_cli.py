@@ -1333,8 +1333,8 @@ def _url_cases(tmp_path):
     not_a_database.write_text("not a database", encoding="utf-8")
     return {
         "a file that is not a database": (
-            f"sqlite:///{not_a_database}", f"Error: cannot open the database {not_a_database}: ",
-            "file is not a database"),
+            f"sqlite:///{not_a_database}", f"Error: the database file {not_a_database} is damaged ",
+            '(file is not a database): restore it from a backup (docs/operations.md, "Data to keep")'),
         "a directory that does not exist": (
             f"sqlite:///{tmp_path / 'missing' / 'x.sqlite3'}", "Error: cannot open the database",
             "unable to open database file (SQLite needs its directory to exist and to be writable)"),

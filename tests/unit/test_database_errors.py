@@ -1,0 +1,48 @@
+"""What a database's error makes of a unit of work: a SQLite file found damaged is
+:class:`~coalition.db.Damaged`, whichever of SQLite's codes for damage it carries, and is
+not asked again, as a broken connection is."""
+
+import sqlite3
+
+import pytest
+from sqlalchemy.exc import DatabaseError
+
+from coalition.db import Damaged, reaching, twice_if_unavailable
+
+# SQLite's extended codes, as Python reports them: the primary code is the low byte
+SQLITE_CORRUPT_INDEX = sqlite3.SQLITE_CORRUPT | 3 << 8
+
+
+def sqlite_error(code: int, said: str) -> DatabaseError:
+    orig = sqlite3.DatabaseError(said)
+    orig.sqlite_errorcode = code
+    return DatabaseError("SELECT 1", None, orig)
+
+
+@pytest.mark.parametrize(
+    ("code", "said"),
+    [
+        (sqlite3.SQLITE_CORRUPT, "database disk image is malformed"),
+        (SQLITE_CORRUPT_INDEX, "database disk image is malformed"),
+        (sqlite3.SQLITE_NOTADB, "file is not a database"),
+    ],
+)
+def test_a_damaged_sqlite_file_is_damaged_with_what_to_do(code, said):
+    with pytest.raises(Damaged) as raised, reaching():
+        raise sqlite_error(code, said)
+    assert str(raised.value) == (
+        f'the database file is damaged ({said}): restore it from a backup (docs/operations.md, "Data to keep")'
+    )
+
+
+def test_a_read_of_a_damaged_page_is_not_read_again():
+    calls = []
+
+    def read():
+        calls.append(1)
+        with reaching():
+            raise sqlite_error(sqlite3.SQLITE_CORRUPT, "database disk image is malformed")
+
+    with pytest.raises(Damaged):
+        twice_if_unavailable(read)
+    assert len(calls) == 1
