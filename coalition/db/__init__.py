@@ -172,7 +172,7 @@ class Damaged(Unavailable):
     """
 
     def __init__(self, reason: str):
-        super().__init__(reason)  # as it is made again from its args: an import's lane raises it
+        super().__init__(reason)  # its args alone, as pickle makes it again from them
         self.reason = reason
 
     def __str__(self) -> str:
