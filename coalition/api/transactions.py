@@ -55,22 +55,13 @@ EXPORT_PAGE = 1000
 #: the rest is written to a temporary file.
 SPOOLED_IN_MEMORY = 8 * 2**20
 
-#: Per type: fields that must be present, and fields that must be absent.
-TYPE_FIELDS = {
-    "earn": ({"member_id", "amount", "currency"}, {"points", "reason", "original_external_id"}),
-    "bonus": ({"member_id", "points", "reason"}, {"amount", "category", "original_external_id"}),
-    "burn": ({"member_id", "points"}, {"amount", "category", "reason", "original_external_id"}),
-    "earn_reversal": ({"original_external_id"}, {"category", "reason"}),
-    "burn_reversal": ({"original_external_id"}, {"amount", "category", "reason"}),
-}
-
 
 def _fields_by_type() -> str:
-    """:data:`TYPE_FIELDS` written out for the OpenAPI document: the schema alone says
+    """:data:`lots.TYPE_FIELDS` written out for the OpenAPI document: the schema alone says
     only what every type needs (external_id, type, occurred_at)."""
     rules = "; ".join(
         f"{kind} needs {', '.join(sorted(required))} and refuses {', '.join(sorted(forbidden))}"
-        for kind, (required, forbidden) in TYPE_FIELDS.items()
+        for kind, (required, forbidden) in lots.TYPE_FIELDS.items()
     )
     return (
         f"Besides external_id, type and occurred_at: {rules}."
@@ -130,9 +121,9 @@ class TransactionIn(NullLeftOut):
         """Checked beside the fields' own rules, so that one answer names every field to
         fix; on the fields as sent, so that a field refused for its value is not also
         called missing (a null is left out: :meth:`null_is_left_out`)."""
-        if data.get("type") not in TYPE_FIELDS:
+        if data.get("type") not in lots.TYPE_FIELDS:
             return
-        required, forbidden = TYPE_FIELDS[data["type"]]
+        required, forbidden = lots.TYPE_FIELDS[data["type"]]
         given = {name for name, value in original.items() if value is not None}
         errors = {name: ["required for this type"] for name in required if name not in given}
         errors |= {name: ["not allowed for this type"] for name in forbidden if name in given}

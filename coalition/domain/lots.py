@@ -19,6 +19,16 @@ POSTABLE = ("earn", "bonus", "burn", "earn_reversal", "burn_reversal")
 TYPES = POSTABLE + ("expiry",)
 ISSUING = ("earn", "bonus")  # the types that create a lot
 REVERSES = {"earn_reversal": ISSUING, "burn_reversal": ("burn",)}  # what each reversal takes back
+#: The fields a posting of each type must carry, and those it must not (SPEC §6), besides
+#: the external_id, type and occurred_at of every one; an earn_reversal also gives one of
+#: amount (a part of the purchase returned) or points, never both.
+TYPE_FIELDS = {
+    "earn": ({"member_id", "amount", "currency"}, {"points", "reason", "original_external_id"}),
+    "bonus": ({"member_id", "points", "reason"}, {"amount", "category", "original_external_id"}),
+    "burn": ({"member_id", "points"}, {"amount", "category", "reason", "original_external_id"}),
+    "earn_reversal": ({"original_external_id"}, {"category", "reason"}),
+    "burn_reversal": ({"original_external_id"}, {"amount", "category", "reason"}),
+}
 
 
 @dataclass(frozen=True)

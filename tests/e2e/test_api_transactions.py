@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from coalition.api.transactions import TRANSACTION_IN, TYPE_FIELDS
+from coalition.api.transactions import TRANSACTION_IN
 from coalition.domain import lots
 from coalition.services.ledger import HANDLERS, request_hash
 from tests.conftest import Caller, days_ago
@@ -38,7 +38,7 @@ from tests.e2e.helpers import (
 def test_every_postable_type_has_its_fields_and_its_handler():
     """SPEC §6's table: five types a partner posts; expiry only the job writes."""
     assert lots.POSTABLE == ("earn", "bonus", "burn", "earn_reversal", "burn_reversal")
-    assert set(TYPE_FIELDS) == set(HANDLERS) == set(lots.POSTABLE)
+    assert set(lots.TYPE_FIELDS) == set(HANDLERS) == set(lots.POSTABLE)
     assert set(lots.TYPES) - set(lots.POSTABLE) == {"expiry"}
 
 
