@@ -76,12 +76,14 @@ class Movement(Answer):
         allow_none=True,
         metadata={
             "description": "Of an earn or a bonus: when its lot's points may be spent, after"
-            " the issuer's hold days (null for the other types)"
+            " the issuer's hold_days (null for the other types)"
         },
     )
     expires_at = fields.AwareDateTime(
         allow_none=True,
-        metadata={"description": "Of an earn or a bonus: when its lot expires"},
+        metadata={
+            "description": "Of an earn or a bonus: when its lot expires (null for the other types)"
+        },
     )
 
 

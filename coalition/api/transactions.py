@@ -221,12 +221,14 @@ class TransactionOut(Answer):
         allow_none=True,
         metadata={
             "description": "Of an earn or a bonus: when its lot's points may be spent, after"
-            " the issuer's hold_days"
+            " the issuer's hold_days (null for the other types)"
         },
     )
     expires_at = fields.AwareDateTime(
         allow_none=True,
-        metadata={"description": "Of an earn or a bonus: when its lot expires"},
+        metadata={
+            "description": "Of an earn or a bonus: when its lot expires (null for the other types)"
+        },
     )
 
 
