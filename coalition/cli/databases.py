@@ -16,8 +16,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 from coalition import config, create_app, database_of
 from coalition.db import (
     SCHEMA_IS_OLDER,
-    Database,
     Damaged,
+    Database,
     SchemaNotCurrent,
     Unavailable,
     damaged,

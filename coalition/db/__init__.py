@@ -21,37 +21,41 @@ would hold a thread per request until every thread of the service was waiting.
 """
 
 import os
-import sqlite3
 import time
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from sqlalchemy import bindparam, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+from coalition.db.outages import (
+    SCHEMA_IS_NEWER,
+    SCHEMA_IS_OLDER,
+    Busy,
+    Damaged,
+    SchemaNotCurrent,
+    TakesNoWrites,
+    Unavailable,
+    busy,
+    damaged,
+    damaged_file,
+    first_line,
+    is_unavailable,
+    reaching,
+    sqlite_code,
+    twice_if_unavailable,
+    unwritable,
+)
+
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization_failure, deadlock_detected
-# the server says it cannot serve this service now: read-only (a standby after a
-# failover, or maintenance), out of disk, shutting down, crashed, starting up
-READ_ONLY_SQLSTATE = "25006"
-DISK_FULL_SQLSTATE = "53100"  # as SQLite's SQLITE_FULL: the operator's to see to
-TAKES_NO_WRITES_SQLSTATES = {READ_ONLY_SQLSTATE, DISK_FULL_SQLSTATE}
-UNAVAILABLE_SQLSTATES = {*TAKES_NO_WRITES_SQLSTATES, "57P01", "57P02", "57P03"}
 MAX_ATTEMPTS = 8
 CONNECT_TIMEOUT_SECONDS = 10
 LOCK_WAIT_MS = 30_000
 # what a SQLite -wal file is cut back to once its frames are all in the database: a long
 # read lets it grow past that under posting, and SQLite keeps the file at its largest
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
-SQLITE_BUSY_CODES = {sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED}  # "database is locked"
-# SQLite cannot write its file: made read-only, a full disk, an I/O error. The operator's
-# to see to, as a PostgreSQL server gone read-only is: no request's fault, nor one item's
-SQLITE_UNWRITABLE_CODES = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR}
-# SQLite finds its file damaged: a page overwritten, the file cut short, a -wal of another
-# database beside it (SQLITE_CORRUPT), or a file that is no database at all (SQLITE_NOTADB)
-SQLITE_DAMAGED_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
-LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout ran out
 READS_ONLY = "coalition_reads_only"  # a connection's execution option: see _sqlite_begin
 
 
@@ -125,171 +129,6 @@ def retried(transaction):
                 raise
             time.sleep(0.005 * 2**attempt)
     raise AssertionError("unreachable")
-
-
-class Unavailable(Exception):
-    """The database refused the connection, the connection broke mid-work, or the
-    server cannot take writes now.
-
-    What the unit of work had not committed is rolled back; nothing can be
-    blamed on the request, nor on one item of a batch. The API answers 503,
-    a command stops saying so, and a job waits for its next run.
-    """
-
-
-SCHEMA_IS_NEWER = "the database's schema is a newer release's: run that release"
-SCHEMA_IS_OLDER = (
-    "the database does not have this release's schema: run `coalition db upgrade` first"
-)
-TABLE_MISSING = (
-    "the database does not have this release's schema (a table it reads is missing):"
-    " run `coalition db upgrade`, or the newer release that changed it"
-)
-
-
-class SchemaNotCurrent(Unavailable):
-    """The database's schema is not this release's: a table this release reads is not
-    there (the database dropped and made anew, or emptied, under a running service), or
-    a newer release has upgraded it. The request is not at fault, and asking again
-    will not help until the schema and the release match; /readyz says the same.
-    ``why`` is what to do, without the database's own words."""
-
-    def __init__(self, why: str, detail: str = ""):
-        super().__init__(f"{why} ({detail})" if detail else why)
-        self.why = why
-
-
-RESTORE = 'restore it from a backup (docs/operations.md, "Data to keep")'
-
-
-class Damaged(Unavailable):
-    """The SQLite file is no database, or a page a statement read is damaged: the file cut
-    short or written over, or a ``-wal`` of another database read as its own.
-
-    Only the statements that read a damaged page fail (one member's balance, say,
-    while others are served). Asking again reads the same page, so it is not asked
-    again; the operator restores the file from a backup.
-    """
-
-    def __init__(self, reason: str):
-        super().__init__(reason)  # its args alone, as pickle makes it again from them
-        self.reason = reason
-
-    def __str__(self) -> str:
-        return damaged_file(self.reason)
-
-
-def damaged_file(reason: str, file: str = "") -> str:
-    """What is said of a damaged SQLite file (named, where the caller knows which), with
-    SQLite's ``reason``, and what to do."""
-    named = f" {file}" if file else ""
-    return f"the database file{named} is damaged ({reason}): {RESTORE}"
-
-
-class Busy(Unavailable):
-    """Another unit of work held what this one needed for all of :data:`LOCK_WAIT_MS`.
-
-    Not tried again at once, as a broken connection is: it has waited its
-    time, and the one that held it may hold it for minutes more.
-    """
-
-
-class TakesNoWrites(Unavailable):
-    """The database answers, but refuses to write: a PostgreSQL standby after a failover or
-    a server out of disk (:data:`TAKES_NO_WRITES_SQLSTATES`), a SQLite file that cannot be
-    written (:func:`unwritable`). Reads are served as ever."""
-
-
-def is_unavailable(error: DBAPIError) -> bool:
-    """A connection found broken, or one the server never answered: psycopg's error
-    then carries no SQLSTATE (refused, reset, timed out), where a server's always does;
-    a server that answers it is read-only, out of disk or going down
-    (:data:`UNAVAILABLE_SQLSTATES`);
-    a SQLite file that cannot be written (:func:`unwritable`); or a lock waited for past
-    the limit (:func:`busy`)."""
-    if error.connection_invalidated or busy(error) or unwritable(error):
-        return True
-    sqlstate = getattr(error.orig, "sqlstate", "")
-    return (isinstance(error, OperationalError) and sqlstate is None) or (
-        sqlstate in UNAVAILABLE_SQLSTATES
-    )
-
-
-def missing_table(error: DBAPIError) -> bool:
-    """A table not there: PostgreSQL's undefined_table, SQLite's own words (in SQLite's
-    errors alone: PostgreSQL's carry the row's values, which a partner may have written)."""
-    if sqlite_code(error) is not None:
-        return str(error.orig).startswith("no such table")
-    return getattr(error.orig, "sqlstate", None) == "42P01"
-
-
-def first_line(error: DBAPIError) -> str:
-    """The driver's first line: what went wrong, without the detail and context lines
-    PostgreSQL adds after it (a row's values, the function that raised)."""
-    return next(iter(str(error.orig).strip().splitlines()), "no answer")
-
-
-@contextmanager
-def reaching():
-    """Raise :class:`Unavailable` for a database that cannot be reached, with the
-    driver's first line (a host and port, never a password); :class:`SchemaNotCurrent`
-    for one whose tables are gone, :class:`Damaged` for a SQLite file found damaged."""
-    try:
-        yield
-    except DBAPIError as error:
-        reason = first_line(error)
-        if missing_table(error):
-            raise SchemaNotCurrent(TABLE_MISSING, reason) from error
-        if damaged(error):
-            raise Damaged(reason) from error
-        if not is_unavailable(error):
-            raise
-        if busy(error):
-            raise Busy(
-                f"the database kept this waiting on other work's lock too long ({reason})"
-            ) from error
-        if unwritable(error):
-            raise TakesNoWrites(f"the database file cannot be written ({reason})") from error
-        if getattr(error.orig, "sqlstate", None) in TAKES_NO_WRITES_SQLSTATES:
-            raise TakesNoWrites(f"the database takes no writes now ({reason})") from error
-        raise Unavailable(f"the database cannot be reached ({reason})") from error
-
-
-def busy(error: DBAPIError) -> bool:
-    """A SQLite file another writer held for the whole busy timeout (or at once, the write
-    of a snapshot: :meth:`Database.run_reading`), or a PostgreSQL lock not granted within
-    the session's ``lock_timeout``."""
-    code = sqlite_code(error)
-    if code is not None:
-        return code in SQLITE_BUSY_CODES
-    return getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
-
-
-def unwritable(error: DBAPIError) -> bool:
-    """A SQLite file that cannot be written (:data:`SQLITE_UNWRITABLE_CODES`)."""
-    return sqlite_code(error) in SQLITE_UNWRITABLE_CODES
-
-
-def damaged(error: DBAPIError) -> bool:
-    """A SQLite file found damaged, or no database (:data:`SQLITE_DAMAGED_CODES`)."""
-    return sqlite_code(error) in SQLITE_DAMAGED_CODES
-
-
-def sqlite_code(error: DBAPIError) -> int | None:
-    """SQLite's primary result code (an extended code's low byte); None for PostgreSQL."""
-    code = getattr(error.orig, "sqlite_errorcode", None)
-    return None if code is None else code & 0xFF
-
-
-def twice_if_unavailable(call, *args, **kwargs):
-    """``call(...)``, and once more if the database was unavailable: the broken connection
-    is gone from the pool by then, so a server that is back serves the second."""
-    try:
-        return call(*args, **kwargs)
-    except (Busy, Damaged, SchemaNotCurrent):
-        raise
-    except Unavailable:
-        return call(*args, **kwargs)
 
 
 def on_postgresql(bind) -> bool:
@@ -510,13 +349,24 @@ def written(name: str, value):
 
 
 __all__ = [
+    "SCHEMA_IS_NEWER",
+    "SCHEMA_IS_OLDER",
+    "Busy",
     "Damaged",
     "Database",
     "SchemaNotCurrent",
+    "TakesNoWrites",
     "Unavailable",
+    "busy",
+    "damaged",
+    "damaged_file",
+    "first_line",
+    "is_unavailable",
     "on_postgresql",
     "reaching",
     "retried",
+    "sqlite_code",
     "twice_if_unavailable",
+    "unwritable",
     "written",
 ]
