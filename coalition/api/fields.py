@@ -40,6 +40,31 @@ CONTROL_CHARACTERS = {
 }
 
 
+class Range(validate.Range):
+    """A number's bounds, told in the house's words with the bounds to send within: "must
+    be at least 1 and at most 1000", "must be more than 0 and at most 1000000000000000",
+    where marshmallow's were "Must be greater than or equal to 1 and less than or equal to
+    1000."."""
+
+    message_min = "must be {min_op} {{min}}"
+    message_max = "must be {max_op} {{max}}"
+    message_all = "must be {min_op} {{min}} and {max_op} {{max}}"
+    message_gte = "at least"
+    message_gt = "more than"
+    message_lte = "at most"
+    message_lt = "less than"
+
+
+class Length(validate.Length):
+    """A text's bounds in characters, told in the house's words: "must be 1 to 200
+    characters", where marshmallow's were "Length must be between 1 and 200."."""
+
+    message_min = "must be at least {min} characters"
+    message_max = "must be at most {max} characters"
+    message_all = "must be {min} to {max} characters"
+    message_equal = "must be exactly {equal} characters"
+
+
 class Text(fields.String):
     """A bounded string a database can store: no NUL, no lone surrogate (JSON can
     escape one, ``"\\ud800"``, UTF-8 cannot encode it). ``blank=False`` for a name or
@@ -47,7 +72,7 @@ class Text(fields.String):
     it empty."""
 
     def __init__(self, max_length: int = 200, min_length: int = 1, blank=True, **kwargs):
-        super().__init__(validate=validate.Length(min_length, max_length), **kwargs)
+        super().__init__(validate=Length(min_length, max_length), **kwargs)
         self.blank = blank
 
     def _deserialize(self, value, attr, data, **kwargs):
@@ -98,6 +123,11 @@ class Instant(fields.AwareDateTime):
     only RFC 3339's is accepted, as SPEC §3 says.
     """
 
+    #: What an instant is, as each refusal of one says.
+    WRITTEN = "an RFC 3339 instant with its offset, e.g. 2026-10-03T10:15:00+03:00"
+    # a JSON number, true, a list: marshmallow's words were "Not a valid datetime."
+    default_error_messages: ClassVar[dict] = {"invalid": f"must be a JSON string: {WRITTEN}"}
+
     RFC_3339 = re.compile(
         r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:(?P<second>[0-9]{2})(\.[0-9]+)?"
         r"([Zz]|[+-](?P<offset_hours>[0-9]{2}):(?P<offset_minutes>[0-9]{2}))"
@@ -144,7 +174,7 @@ class Instant(fields.AwareDateTime):
     def _refusal(self, value: str) -> str:
         """Why ``value`` is no instant; a URL's query reads "+" as a space, so an offset
         written ``+01:00`` in a query string arrives as `` 01:00``, and the answer says so."""
-        message = "must be an RFC 3339 instant with its offset, e.g. 2026-10-03T10:15:00+03:00"
+        message = f"must be {self.WRITTEN}"
         if self.RFC_3339.fullmatch(value.replace(" ", "+")):
             message += (
                 f"; {value!r} has a space where its offset's '+' goes"
@@ -187,7 +217,7 @@ class DecimalString(fields.Decimal):
 def Amount(**kwargs):
     """A positive money amount (its decimals are checked against its currency later)."""
     return DecimalString(
-        validate=validate.Range(min=0, min_inclusive=False, max=money.MAX_AMOUNT),
+        validate=Range(min=0, min_inclusive=False, max=money.MAX_AMOUNT),
         metadata={"example": "350.00"},
         **kwargs,
     )
@@ -285,7 +315,7 @@ def OneOf(choices) -> validate.OneOf:
 
 
 def Points(**kwargs):
-    return Whole(validate=validate.Range(min=1, max=money.MAX_POINTS), **kwargs)
+    return Whole(validate=Range(min=1, max=money.MAX_POINTS), **kwargs)
 
 
 class Count(fields.Integer):

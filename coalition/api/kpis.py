@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from flask import jsonify
 from flask.views import MethodView
-from marshmallow import fields, validate
+from marshmallow import fields
 
 from coalition.api import Blueprint, database, principal
 from coalition.api.answers import Answer
@@ -19,6 +19,7 @@ from coalition.api.fields import (
     OneOfOut,
     PartnerId,
     Query,
+    Range,
     Ratio,
     Text,
 )
@@ -34,7 +35,7 @@ class KpiQuery(Query):
     partner_id = fields.String(load_default=None, validate=PartnerId)
     periods = Count(
         load_default=kpis.DEFAULT_PERIODS,
-        validate=validate.Range(1, kpis.MAX_PERIODS),
+        validate=Range(1, kpis.MAX_PERIODS),
         metadata={"description": "Without period_id: how many of the latest periods to return"},
     )
 

@@ -2,14 +2,14 @@
 
 from marshmallow import ValidationError, fields, validate, validates_schema
 
-from coalition.api.fields import Count, Instant, OneOf, Query
+from coalition.api.fields import Count, Instant, OneOf, Query, Range
 from coalition.services.pages import Paging
 
 MAX_PAGE = 1000
 
 
 class PageArgs(Query):
-    limit = Count(load_default=100, validate=validate.Range(1, MAX_PAGE))
+    limit = Count(load_default=100, validate=Range(1, MAX_PAGE))
     cursor = fields.String(
         load_default=None,
         # a cursor too long to be one is told as any other the service did not return

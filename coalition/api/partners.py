@@ -1,7 +1,7 @@
 """Partners (SPEC §5)."""
 
 from flask.views import MethodView
-from marshmallow import fields, validate
+from marshmallow import fields
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
@@ -13,6 +13,7 @@ from coalition.api.fields import (
     NullLeftOut,
     OneOf,
     PartnerId,
+    Range,
     Whole,
 )
 from coalition.domain.partners import CATEGORIES, STATUSES
@@ -27,7 +28,7 @@ class PartnerFields(Body):
     category = fields.String(required=True, validate=OneOf(CATEGORIES))
     currency = Currency(required=True)
     hold_days = Whole(
-        validate=validate.Range(0, 3650),
+        validate=Range(0, 3650),
         metadata={
             "description": "Days after occurred_at before the points this partner issues"
             " (its earns and bonuses) may be spent, a return window; a change applies to"

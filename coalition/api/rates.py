@@ -1,7 +1,7 @@
 """Rates: append-only, versioned by ``effective_from`` (SPEC §5)."""
 
 from flask.views import MethodView
-from marshmallow import fields, validate
+from marshmallow import fields
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
@@ -15,6 +15,7 @@ from coalition.api.fields import (
     OneOfOut,
     PartnerId,
     Query,
+    Range,
 )
 from coalition.domain import money
 from coalition.domain.rates import KINDS
@@ -54,15 +55,13 @@ class RateIn(Body):
     kind = fields.String(required=True, validate=OneOf(KINDS))
     value = DecimalString(
         required=True,
-        validate=validate.Range(min=0, max=money.MAX_RATE),
+        validate=Range(min=0, max=money.MAX_RATE),
         metadata={"example": "0.1"},
     )
     partner_id = fields.String(load_default=None, validate=PartnerId)
     category = Legible(max_length=64, load_default=None)
     currency = Currency(load_default=None)
-    min_amount = DecimalString(
-        load_default=None, validate=validate.Range(min=0, max=money.MAX_AMOUNT)
-    )
+    min_amount = DecimalString(load_default=None, validate=Range(min=0, max=money.MAX_AMOUNT))
     effective_from = Instant(required=True)
     effective_to = Instant(load_default=None)
 

@@ -1,11 +1,11 @@
 """Programme settings (SPEC §5)."""
 
 from flask.views import MethodView
-from marshmallow import fields, validate
+from marshmallow import fields
 
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
-from coalition.api.fields import Changes, Currency, OneOf, Whole
+from coalition.api.fields import Changes, Currency, Length, OneOf, Range, Whole
 from coalition.domain import periods
 from coalition.services import settings as settings_service
 
@@ -23,7 +23,7 @@ class SettingsSchema(Changes):
         metadata={"description": "The clearing house's settlement currency (ISO 4217)" + FIXED}
     )
     timezone = fields.String(
-        validate=validate.Length(1, 64),
+        validate=Length(1, 64),
         metadata={
             "description": "IANA name, such as Europe/Moscow: periods begin and end at its"
             " local midnights" + FIXED
@@ -37,7 +37,7 @@ class SettingsSchema(Changes):
         },
     )
     points_ttl_days = Whole(
-        validate=validate.Range(1, 36500),
+        validate=Range(1, 36500),
         metadata={
             "description": "A lot expires this many days after its occurred_at; a change"
             " applies to lots posted after it"
@@ -45,14 +45,14 @@ class SettingsSchema(Changes):
     )
     # at least a day: with 0, a posting would be refused for having taken time to arrive
     max_backdate_days = Whole(
-        validate=validate.Range(1, periods.MAX_BACKDATE_DAYS),
+        validate=Range(1, periods.MAX_BACKDATE_DAYS),
         metadata={
             "description": "A posting's occurred_at may be at most this many days ago"
             " (older: 422 too_old)"
         },
     )
     auto_close_after_hours = Whole(
-        validate=validate.Range(0, 8760),
+        validate=Range(0, 8760),
         metadata={"description": "The scheduler closes a period this many hours after its end"},
     )
 

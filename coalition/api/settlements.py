@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 from flask import Response, request
 from flask.views import MethodView
-from marshmallow import fields, validate
+from marshmallow import fields
 from werkzeug.http import quote_etag
 
 import reports
@@ -22,6 +22,7 @@ from coalition.api.fields import (
     MoneyOut,
     OneOfOut,
     PartnerId,
+    Range,
     Ratio,
     Text,
 )
@@ -47,7 +48,7 @@ class StatementQuery(PageArgs):
     # SPEC §7 lists statements unpaged: without a limit, every one (after the cursor)
     limit = Count(
         load_default=None,
-        validate=validate.Range(1, MAX_PAGE),
+        validate=Range(1, MAX_PAGE),
         metadata={"description": "Statements a page; without it, every statement"},
     )
     period_id = Text(

@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import jsonschema_rs
 import pytest
+from marshmallow import ValidationError, validate
 from sqlalchemy import func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -289,6 +290,77 @@ def test_a_batch_that_is_no_list_of_1_to_1000_is_told_what_to_send(coalition, tr
     # marshmallow's words were "Not a valid list." and "Length must be between 1 and 1000."
     response = coalition.post("/api/v1/transactions/batch", json={"transactions": transactions})
     assert assert_error(response, 422)["errors"] == {"json": {"transactions": [said]}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "location", "field", "said"),
+    [
+        # marshmallow's words were "Must be greater than or equal to 1 and less than or equal to
+        # 1000000000000.", "Must be greater than 0 and …", "Length must be between 1 and 64." and so on
+        ("post", "/api/v1/transactions", {"external_id": "b1", "type": "bonus", "partner_id": "coalition",
+         "member_id": "m1", "reason": "goodwill", "occurred_at": days_ago(1), "points": 0}, "json", "points",
+         "must be at least 1 and at most 1000000000000"),
+        ("post", "/api/v1/transactions", earn_body(amount="0.00"), "json", "amount",
+         "must be more than 0 and at most 1000000000000000"),
+        ("patch", "/api/v1/partners/aroma", {"hold_days": 3651}, "json", "hold_days", "must be at least 0 and at most 3650"),
+        ("put", "/api/v1/settings", {"timezone": "x" * 65}, "json", "timezone", "must be 1 to 64 characters"),
+        ("post", "/api/v1/partners", {"id": "zz", "name": "x" * 201, "category": "cafe", "currency": "RUB"}, "json",
+         "name", "must be 1 to 200 characters"),
+        ("get", "/api/v1/transactions?limit=0", None, "query", "limit", "must be at least 1 and at most 1000"),
+        ("get", f"/api/v1/transactions?member_id={'m' * 129}", None, "query", "member_id", "must be 1 to 128 characters"),
+    ],
+    ids=["points", "amount", "hold_days", "timezone", "name", "limit", "member_id"],
+)
+def test_a_value_out_of_its_bounds_is_told_them_in_the_house_words(coalition, method, path, body, location, field,
+                                                                   said):
+    response = getattr(coalition, method)(path, **({} if body is None else {"json": body}))
+    assert assert_error(response, 422)["errors"] == {location: {field: [said]}}
+    assert list_all(coalition) == []
+
+
+def _request_schemas(app):
+    """Every schema an operation reads its body or its query with."""
+    for view in app.view_functions.values():
+        for method in vars(getattr(view, "view_class", object)).values():
+            for argument in getattr(method, "_apidoc", {}).get("arguments", {}).get("parameters", []):
+                yield argument["schema"]() if isinstance(argument["schema"], type) else argument["schema"]
+
+
+def _outside(bound):
+    """A value on each side of a bound's range that lies outside it."""
+    if isinstance(bound, validate.Range):
+        return ([] if bound.min is None else [bound.min - 1]) + ([] if bound.max is None else [bound.max + 1])
+    return ([] if bound.max is None else ["x" * (bound.max + 1)]) + ([""] if bound.min else [])
+
+
+def test_every_bound_of_a_request_field_is_told_in_the_house_words_naming_it(app):
+    """A Range or Length of marshmallow's own words anywhere a request is read (a body, a
+    query) reached users as "Must be greater than or equal to …." beside the house's
+    "must be one of …"; each is told as "must be …", naming its bounds."""
+    told = {}
+    for schema in _request_schemas(app):
+        for name, field in schema.load_fields.items():
+            for bound in field.validators:
+                if not isinstance(bound, validate.Range | validate.Length) or bound.error is not None:
+                    continue  # a bound told in its own words (a batch's, a cursor's)
+                for value in _outside(bound):
+                    with pytest.raises(ValidationError) as refused:
+                        bound(value)
+                    told[f"{type(schema).__name__}.{name} {value!r:.8}"] = said = refused.value.messages[0]
+                    assert all(str(limit) in said for limit in (bound.min, bound.max) if limit is not None), said
+    assert len(told) > 30  # every schema was read
+    assert {where: said for where, said in told.items() if not re.fullmatch("must be [^A-Z]*[^.]", said)} == {}
+
+
+@pytest.mark.parametrize(("path", "body", "field"), [
+    ("/api/v1/transactions", earn_body(occurred_at=1764547200), "occurred_at"),
+    ("/api/v1/transactions", earn_body(occurred_at=True), "occurred_at"),
+    ("/api/v1/rates", {"kind": "redemption", "value": "0.02", "effective_from": {}}, "effective_from"),
+], ids=["a-number", "true", "an-object"])
+def test_an_instant_sent_as_no_string_is_told_to_send_one(coalition, path, body, field):
+    # marshmallow's words were "Not a valid datetime."
+    assert assert_error(coalition.post(path, json=body), 422)["errors"] == {"json": {field: [
+        "must be a JSON string: an RFC 3339 instant with its offset, e.g. 2026-10-03T10:15:00+03:00"]}}
 
 
 @pytest.mark.parametrize(("field", "value"), [("points_ttl_days", 30.0), ("max_backdate_days", "30"),

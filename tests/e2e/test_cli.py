@@ -82,7 +82,7 @@ def test_keys_create_binds_a_partner_key_by_either_spelling_of_the_option(cli, a
 
 @pytest.mark.parametrize(("args", "said"), [
     (["--name", "\udcff"], "Error: --name: must be valid Unicode (a lone surrogate is not)\n"),  # a byte not UTF-8
-    (["--name", "x" * 201], "Error: --name: Length must be between 1 and 200.\n"),
+    (["--name", "x" * 201], "Error: --name: must be 1 to 200 characters\n"),
     (["--partner", "Aroma Cafe"], "Error: --partner: must be a slug: a-z, 0-9 and '-', 2 to 63 characters\n"),
 ], ids=["not unicode", "too long", "not a slug"])
 def test_keys_create_checks_its_options_as_the_api_checks_a_key(database_url, database, monkeypatch, operator, args,
@@ -363,7 +363,7 @@ def test_import_reports_odd_cells_as_failed_rows_and_posts_the_rest(cli, aroma, 
         "line 4: points: must be a whole number: write it in the digits 0-9, with no fraction, exponent or quotes")
     assert lines["line 7"] == ("line 7: points: the row ends before this column;"
                                " reason: the row ends before this column")
-    assert lines["line 8"] == "line 8: points: Must be greater than or equal to 1 and less than or equal to 1000000000000."
+    assert lines["line 8"] == "line 8: points: must be at least 1 and at most 1000000000000"
     assert "" not in result.output.splitlines()  # no blank line before each failure
     assert result.output.splitlines()[-1] == "2 created, 0 replayed, 6 failed"
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 5  # 3 + 2
@@ -1604,7 +1604,7 @@ def test_points_longer_than_int_reads_fail_their_row_and_the_rest_is_posted(cli,
     result = cli("import", str(path))
     (failure,) = [line for line in result.output.splitlines() if line.startswith("line ")]
     # a whole number, too large: said so, not "write it in the digits 0-9", which it is
-    assert failure == "line 2: points: Must be greater than or equal to 1 and less than or equal to 1000000000000."
+    assert failure == "line 2: points: must be at least 1 and at most 1000000000000"
     assert result.output.splitlines()[-1] == "1 created, 0 replayed, 1 failed"
     assert operator.get("/api/v1/members/card-1/balance").get_json()["available"] == 7
 

@@ -1142,7 +1142,7 @@ def test_a_negative_whole_number_is_sent_as_a_number_for_the_apis_range(browser,
     backdating.clear()
     backdating.send_keys("-5", Keys.ENTER)
     error = form_error_saying(browser, "max_backdate_days")
-    assert "greater than or equal to 1" in error.text and "must be a whole number" not in error.text
+    assert "must be at least 1 and at most 3650" in error.text and "must be a whole number" not in error.text
 
 
 def open_partner(browser, server, caller, partner_id: str, name: str) -> None:
