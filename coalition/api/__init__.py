@@ -36,7 +36,12 @@ from coalition.api.errors import (
     unauthenticated,
 )
 from coalition.api.fields import DecimalOut, DecimalString, InstantOut
-from coalition.api.parsing import PARSER, read_to_the_end, refuse_a_url_not_utf8
+from coalition.api.parsing import (
+    PARSER,
+    read_to_the_end,
+    refuse_a_query,
+    refuse_a_url_not_utf8,
+)
 from coalition.db import Unavailable
 from coalition.domain.errors import CoalitionError
 from coalition.services import catalog
@@ -90,6 +95,21 @@ class Blueprint(flask_smorest.Blueprint):
         def declare(view):
             view = declared(view)
             view.unbound_only = why
+            return view
+
+        return declare
+
+    def arguments(self, schema, *, location="json", **kwargs):
+        """flask-smorest's. A view that reads its query with ``schema`` is marked so: the
+        query of one that reads none is refused whole, after its key is admitted
+        (:func:`_admit`), so that no parameter sent to any operation goes unread."""
+        parse = super().arguments(schema, location=location, **kwargs)
+        if location != "query":
+            return parse
+
+        def declare(view):
+            view = parse(view)
+            view.reads_query = True
             return view
 
         return declare
@@ -251,6 +271,8 @@ def _admit(who: auth.Principal) -> None:
         who.require_unbound(view.unbound_only)
     g.principal = who
     g.acting = act_as(Actor("api", who.key_id))
+    if view is not None and not getattr(view, "reads_query", False):
+        refuse_a_query()
 
 
 def _stop_acting(_error) -> None:
@@ -282,9 +304,9 @@ API_DESCRIPTION = (
     " statements, the operator sets rates and closes periods. Every `/api/v1` request carries"
     " `Authorization: Bearer <key>`. Points are integers, money is a decimal string, instants"
     " are RFC 3339 with an offset. A query parameter sent empty (`?kind=&partner_id=`, as a"
-    " form sends a filter not chosen) is the parameter left out; an unknown one is 422 where the"
-    " operation takes query parameters, and ignored where it takes none (a member's balance is"
-    " always as of now: `?at=` does not move it). Every"
+    " form sends a filter not chosen) is the parameter left out; one the operation does not take"
+    " is 422 naming those it takes, also where it takes none (a member's balance is always as of"
+    " now: `?at=` is refused, not ignored). Every"
     " error is JSON `{code, status, message}`, with `reason` for a domain error and `errors`"
     " for invalid fields."
 )

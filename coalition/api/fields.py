@@ -234,6 +234,7 @@ class Told(Schema):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         taken = ", ".join(field.data_key or name for name, field in self.load_fields.items())
+        taken = taken or "none"
         self.error_messages = {**self.error_messages, "unknown": self.NOT_TAKEN.format(taken)}
 
 

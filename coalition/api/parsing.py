@@ -17,6 +17,7 @@ from werkzeug.datastructures import MultiDict
 from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 from coalition import MAX_BODY_BYTES
+from coalition.api.fields import Query
 
 
 class DecimalJSONParser(FlaskParser):
@@ -137,6 +138,15 @@ def refuse_a_url_not_utf8() -> None:
         raise BadRequest(
             "the URL is not UTF-8 once percent-decoded: encode text as UTF-8"
         ) from None
+
+
+def refuse_a_query() -> None:
+    """For an operation that reads no query: a parameter it is sent is refused (422) in the
+    words and shape a query's schema refuses one it does not take ("not a parameter of this
+    request, which takes none"), where it was ignored: a balance asked ``?at=`` a burn's
+    time was answered as of now, ``/periods?status=open`` listed every period, with no word
+    that the parameter was not read. A parameter sent empty is left out, as anywhere."""
+    PARSER.parse(Query(), location="query")
 
 
 def refuse_malformed_body() -> None:

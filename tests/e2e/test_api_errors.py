@@ -1459,16 +1459,43 @@ def test_the_openapi_document_gives_the_shape_of_an_errors_field_as_answered(coa
     assert not validator.is_valid({"code": 422, "status": "x", "message": "x", "errors": {"json": {"amount": 5}}})
 
 
-def test_the_openapi_document_says_an_operation_without_query_parameters_ignores_a_query(coalition):
-    """"An unknown one is 422" read as every operation's rule; a partner asking for a balance
-    ``?at=`` a burn's time got today's, with no word that ``at`` was not read."""
+#: A value for each path parameter of the document, to call every operation.
+PATH_VALUES = {"key_id": "1", "partner_id": "aroma", "transaction_id": "1", "member_id": "m1",
+               "period_id": "2026-10", "statement_id": "1"}
+
+
+def test_every_operation_that_takes_no_query_refuses_a_parameter_naming_none(coalition):
+    """A parameter an operation does not read was ignored where it reads no query: a partner
+    asking for a balance ``?at=`` a burn's time got today's, ``/periods?status=open`` every
+    period, ``.../close?dry_run=1`` a closed period, each with no word that it was not read;
+    an operation with a query's schema refused one (422), naming those it takes."""
     document = expect(coalition.client.get("/api/openapi.json"), 200)
-    assert "ignored where it takes none" in document["info"]["description"]
-    earn(coalition, "e-1", "m1", "100.00", occurred_at=days_ago(30))  # 10 points, hold 0 days
-    now = datetime.now(UTC)
-    answer = expect(coalition.get(f"/api/v1/members/m1/balance?at={days_ago(60)}"), 200)
-    assert datetime.fromisoformat(answer["as_of"]) >= now
-    assert answer["available"] == balance(coalition, "m1")["available"] == 10
+    called = []
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            if method == "parameters" or any(p["in"] == "query" for p in operation.get("parameters", [])):
+                continue
+            url = re.sub(r"{(\w+)}", lambda name: PATH_VALUES[name[1]], path)
+            body = assert_error(getattr(coalition, method)(f"{url}?at={days_ago(60)}&dry_run=1&empty="), 422)
+            refused = ["not a parameter of this request, which takes none"]
+            assert body["errors"] == {"query": {"at": refused, "dry_run": refused}}, (method, url)
+            called.append(f"{method} {url}")
+    assert len(called) == 21, called  # the 29 operations but the 8 that read a query
+    assert list_all(coalition) == []
+    assert expect(coalition.get("/api/v1/periods"), 200)[0]["status"] == "open"  # nothing closed
+
+
+def test_a_query_is_refused_only_once_the_key_is_admitted(coalition, client, make_key):
+    # a key's 401 and a role's 403 come first, as they come before a body is read
+    assert "errors" not in assert_error(client.get("/api/v1/periods?access_token=x"), 401)
+    till = make_key("partner", "aroma")
+    assert "errors" not in assert_error(till.get("/api/v1/settlements/2026-10?partner_id=aroma"), 403)
+
+
+def test_the_health_checks_ignore_a_query_as_a_probe_may_send_one(client):
+    # a load balancer's probe with a cache-buster must not take the instance out of rotation
+    assert expect(client.get("/healthz?_=1733540000"), 200) == {"status": "ok"}
+    assert expect(client.get("/readyz?_=1733540000"), 200)["status"] == "ready"
 
 
 @pytest.mark.parametrize(
