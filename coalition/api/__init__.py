@@ -308,7 +308,12 @@ API_DESCRIPTION = (
     " is 422 naming those it takes, also where it takes none (a member's balance is always as of"
     " now: `?at=` is refused, not ignored). Every"
     " error is JSON `{code, status, message}`, with `reason` for a domain error and `errors`"
-    " for invalid fields."
+    " for invalid fields. Two health checks, asked without a key, are for load balancers and"
+    " orchestrators and are left out of this document: `/healthz` answers 200 while the process"
+    ' answers; `/readyz` 200 `{"status": "ready", "writes": true}` while it can serve'
+    " requests (`writes` false while the database takes reads only), else 503 in the error format"
+    " with `Retry-After`. A client need not ask either before a request: it is answered 503 with"
+    " `Retry-After` alike, and asks again then."
 )
 
 

@@ -1492,6 +1492,17 @@ def test_a_query_is_refused_only_once_the_key_is_admitted(coalition, client, mak
     assert "errors" not in assert_error(till.get("/api/v1/settlements/2026-10?partner_id=aroma"), 403)
 
 
+def test_the_openapi_document_names_the_health_checks_it_leaves_out_and_what_they_answer(client):
+    """An integrator reading the document found no word of them; they are not its operations
+    (decisions.md, "Two health checks, asked without a key"), but its description says them."""
+    document = expect(client.get("/api/openapi.json"), 200)
+    assert [path for path in document["paths"] if not path.startswith("/api/v1/")] == []
+    described = document["info"]["description"]
+    assert "`/healthz` answers 200" in described and expect(client.get("/healthz"), 200) == {"status": "ok"}
+    ready = expect(client.get("/readyz"), 200)
+    assert f"`/readyz` 200 `{json.dumps(ready)}`" in described
+
+
 def test_the_health_checks_ignore_a_query_as_a_probe_may_send_one(client):
     # a load balancer's probe with a cache-buster must not take the instance out of rotation
     assert expect(client.get("/healthz?_=1733540000"), 200) == {"status": "ok"}
