@@ -50,9 +50,11 @@ class DecimalJSONParser(FlaskParser):
         """The query, a parameter with an empty value (``?partner_id=``) left out, as
         forms, URL templates and many clients send a filter not chosen. Every filter
         takes one value: one given twice (``?type=earn&type=burn``) is refused, where
-        webargs would read the first and list as if the second were not asked for."""
+        webargs would read the first and list as if the second were not asked for. One the
+        operation does not take is left to the schema, which says so, given once or twice."""
         chosen = MultiDict((key, value) for key, value in req.args.items(multi=True) if value)
-        repeated = sorted(key for key, values in chosen.lists() if len(values) > 1)
+        taken = {field.data_key or name for name, field in schema.load_fields.items()}
+        repeated = sorted(key for key, values in chosen.lists() if len(values) > 1 and key in taken)
         if repeated:
             abort(422, messages={"query": {key: ["give one value only"] for key in repeated}})
         return self._makeproxy(chosen, schema)

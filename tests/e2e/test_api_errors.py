@@ -1701,6 +1701,21 @@ def test_a_query_parameter_given_twice_is_422_not_read_once(coalition, url, repe
     assert body["errors"]["query"] == {repeated: ["give one value only"]}
 
 
+@pytest.mark.parametrize(
+    ("url", "said"),
+    [
+        ("/api/v1/rates?partner=aroma&partner=gym", "not a parameter of this request, which takes kind, partner_id,"
+                                                    " currency, at"),
+        ("/api/v1/periods?status=open&status=closed", "not a parameter of this request, which takes none"),
+    ],
+    ids=["rates", "periods"],
+)
+def test_a_parameter_not_taken_given_twice_is_told_it_is_not_taken(coalition, url, said):
+    # it was "give one value only", as if one value of it would be read
+    body = assert_error(coalition.get(url), 422)
+    assert body["errors"] == {"query": {url.split("?")[1].split("=")[0]: [said]}}
+
+
 # --- endpoints that read no body --------------------------------------------------------
 
 
