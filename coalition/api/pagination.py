@@ -1,6 +1,6 @@
 """Query arguments shared by every cursor-paginated listing."""
 
-from marshmallow import ValidationError, fields, validate, validates_schema
+from marshmallow import ValidationError, fields, validates_schema
 
 from coalition.api.fields import Count, Instant, OneOf, Query, Range
 from coalition.services.pages import Paging
@@ -12,9 +12,12 @@ class PageArgs(Query):
     limit = Count(load_default=100, validate=Range(1, MAX_PAGE))
     cursor = fields.String(
         load_default=None,
-        # a cursor too long to be one is told as any other the service did not return
-        validate=validate.Length(max=32, error="cursor is not one this service returned"),
-        metadata={"description": "The page before's next_cursor; none for the first page"},
+        # no bound of its own: one too long to be a cursor is told as any other the
+        # service did not return, with the same reason (pages.keyset)
+        metadata={
+            "description": "The page before's next_cursor; none for the first page",
+            "maxLength": 32,
+        },
     )
     order = fields.String(
         load_default="oldest",

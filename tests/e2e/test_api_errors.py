@@ -1655,9 +1655,11 @@ def test_an_unknown_query_parameter_is_named_with_the_other_parameters_at_fault(
 
 def test_a_cursor_too_long_to_be_one_is_told_it_is_not_one_the_service_returned(coalition):
     # it was "Longer than maximum length 32.", blaming the length of what was never a cursor,
-    # where one of 20 digits is told "cursor is not one this service returned"
+    # where one of 20 digits is told "cursor is not one this service returned"; then it was
+    # told so without the reason, bad_cursor, a client reads to start again from page one
     body = assert_error(coalition.get("/api/v1/transactions", query_string={"cursor": "c" * 33}), 422)
     assert body["errors"] == {"query": {"cursor": ["cursor is not one this service returned"]}}
+    assert body["reason"] == "bad_cursor"
 
 
 def test_an_unknown_query_parameter_is_told_which_the_request_takes(coalition):
@@ -1970,11 +1972,11 @@ def test_limit_1000_is_read_and_1001_refused(coalition):
     assert list(response.get_json()["errors"]["query"]) == ["limit"]
 
 
-def test_a_cursor_of_the_largest_id_is_read_and_one_of_33_characters_refused_by_its_length(coalition):
+def test_a_cursor_of_the_largest_id_is_read_and_one_of_33_digits_refused_as_bad_cursor(coalition):
     assert expect(coalition.get("/api/v1/transactions", query_string={"cursor": str(2**63 - 1)}), 200)["items"] == []
     response = coalition.get("/api/v1/transactions", query_string={"cursor": "1" * 33})
     assert response.status_code == 422
-    assert "reason" not in response.get_json() and list(response.get_json()["errors"]["query"]) == ["cursor"]
+    assert response.get_json()["reason"] == "bad_cursor" and list(response.get_json()["errors"]["query"]) == ["cursor"]
 
 
 def test_a_request_without_a_key_is_401_asking_for_a_bearer_key(client):
