@@ -1,4 +1,4 @@
-"""The HTTP API: flask-smorest blueprints and authentication.
+"""The HTTP API: flask-smorest blueprints, wired to the app.
 
 Views are thin: declare their roles (checked before anything is parsed),
 parse with a schema, run a use case in one unit of work, serialise with a
@@ -7,7 +7,7 @@ schema. Domain errors become the JSON body of SPEC §10 in
 format is :mod:`coalition.api.errors`, the reading of bodies and queries
 :mod:`coalition.api.parsing`, what a URL's segments may hold
 :mod:`coalition.api.converters`, that an answer holds each of its fields
-:mod:`coalition.api.answers`.
+:mod:`coalition.api.answers`, who is asking :mod:`coalition.api.authentication`.
 """
 
 import logging
@@ -15,10 +15,11 @@ import logging
 import apispec
 import flask_smorest
 import swagger_ui_bundle
-from flask import current_app, g, request, send_from_directory
+from flask import current_app, request, send_from_directory
 from werkzeug.exceptions import HTTPException, NotFound
 
 from coalition import auth, database_of, logs
+from coalition.api import authentication
 from coalition.api.answers import AnswerFields, null_alone
 from coalition.api.converters import MemberId, member_id_schema
 from coalition.api.errors import (
@@ -39,13 +40,10 @@ from coalition.api.fields import DecimalOut, DecimalString, InstantOut
 from coalition.api.parsing import (
     PARSER,
     read_to_the_end,
-    refuse_a_query,
     refuse_a_url_not_utf8,
 )
 from coalition.db import Unavailable
 from coalition.domain.errors import CoalitionError
-from coalition.services import catalog
-from coalition.services.changes import Actor, act_as, stop_acting
 
 log = logging.getLogger(__name__)
 unavailable_log = logs.Throttled(log)  # a database away answers every request 503
@@ -66,7 +64,7 @@ class Blueprint(flask_smorest.Blueprint):
         ``refused`` describes it instead where the view refuses more keys than theirs (a
         key bound to a partner naming another).
 
-        The declaration is only read, by :func:`_authenticate` before the view runs,
+        The declaration is only read, by :func:`~coalition.api.authentication.admit_request` before the view runs,
         so a key outside its role gets 403 whatever body it sends: flask-smorest
         parses the body inside the view, and its 422 would reveal the schema.
         """
@@ -102,7 +100,7 @@ class Blueprint(flask_smorest.Blueprint):
     def arguments(self, schema, *, location="json", **kwargs):
         """flask-smorest's. A view that reads its query with ``schema`` is marked so: the
         query of one that reads none is refused whole, after its key is admitted
-        (:func:`_admit`), so that no parameter sent to any operation goes unread."""
+        (:func:`~coalition.api.authentication.admit_request`), so that no parameter sent to any operation goes unread."""
         parse = super().arguments(schema, location=location, **kwargs)
         if location != "query":
             return parse
@@ -125,7 +123,7 @@ class SharedErrors(apispec.BasePlugin):
     """Completes each operation's responses in the OpenAPI document, at no cost per request.
 
     Every ``/api/v1`` operation may answer 401 (each request is authenticated before
-    its view runs, :func:`_authenticate`) and 503 (each reads the database); one that
+    its view runs, :mod:`~coalition.api.authentication`) and 503 (each reads the database); one that
     reads a JSON body, 400 and 415. Each is named by reference to its one description
     under ``components/responses`` (:func:`init_app`). The responses are then listed by
     status, ``default`` last, as a reader looks for them: flask-smorest lists them in
@@ -219,86 +217,6 @@ def database():
     return database_of(current_app)
 
 
-def principal() -> auth.Principal:
-    return g.principal
-
-
-def authenticate(authorization: str | None, generation: int | None = None) -> auth.Principal:
-    """The principal of an Authorization header: from this process's catalog when it is
-    current (at ``generation``, read by the view's own statement, or else known from
-    one read outside any transaction), else read in a transaction."""
-    current = catalog.if_current(database(), generation)
-    if current is not None:
-        return auth.principal_in(current, authorization)
-    return database().run_reading(auth.authenticate, authorization)
-
-
-def reads_generation(view):
-    """Declare that a view reads the catalog's generation with its own statement and
-    then calls :func:`authenticate_at`: a lookup partners make before every
-    redemption saves the read authentication would make first. Only a key this
-    process's catalog holds (:func:`_held_here`) goes to the view unjudged, so a
-    request without one, or with one never issued, reads nothing of the view's
-    (a member's balance took longer to read the more lots it has, which told a
-    caller without a key whom the coalition knows); the view answers nothing
-    before :func:`authenticate_at` has accepted the key. Its roles are checked then
-    too: for a view without a body, whose parsing could reveal the schema to a key
-    outside them (see :meth:`Blueprint.roles`).
-    """
-    view.reads_generation = True
-    return view
-
-
-def authenticate_at(generation: int) -> None:
-    """Authenticate the request of a :func:`reads_generation` view, whose statement
-    read the catalog at ``generation``."""
-    _admit(authenticate(request.headers.get("Authorization"), generation))
-
-
-def _view_method():
-    """The matched view's method, looked up as MethodView dispatches (HEAD runs GET)."""
-    view_class = getattr(current_app.view_functions.get(request.endpoint), "view_class", None)
-    method = getattr(view_class, request.method.lower(), None)
-    if method is None and request.method == "HEAD":
-        method = getattr(view_class, "get", None)
-    return method
-
-
-def _admit(who: auth.Principal) -> None:
-    view = _view_method()
-    who.require(*getattr(view, "roles", auth.ROLES))
-    if hasattr(view, "unbound_only"):
-        who.require_unbound(view.unbound_only)
-    g.principal = who
-    g.acting = act_as(Actor("api", who.key_id))
-    if view is not None and not getattr(view, "reads_query", False):
-        refuse_a_query()
-
-
-def _stop_acting(_error) -> None:
-    """A thread serves one request after another: what it changes after this one is
-    not this key's, but whoever's acted before (no one's, in a worker)."""
-    if "acting" in g:
-        stop_acting(g.pop("acting"))
-
-
-def _authenticate() -> None:
-    if not request.path.startswith("/api/v1/"):
-        return
-    authorization = request.headers.get("Authorization")
-    if not getattr(_view_method(), "reads_generation", False):
-        _admit(authenticate(authorization))
-    elif not _held_here(authorization):
-        authenticate(authorization)  # refused, or read into this process's catalog
-
-
-def _held_here(authorization: str | None) -> bool:
-    """Whether this process's catalog, current or not, holds the request's key: one
-    revoked since is refused by :func:`authenticate_at`, after the view's statement."""
-    held = catalog.held(database())
-    return held is not None and auth.hash_key(auth.bearer_key(authorization)) in held.keys
-
-
 API_DESCRIPTION = (
     "Coalition's settlement service: partners post points transactions, finance teams read"
     " statements, the operator sets rates and closes periods. Every `/api/v1` request carries"
@@ -361,10 +279,10 @@ def init_app(app) -> Api:
     ):
         api.register_blueprint(module.blp)
     app.before_request(refuse_a_url_not_utf8)
-    app.before_request(_authenticate)
+    app.before_request(authentication.admit_request)
     app.after_request(_headers)
     app.after_request(read_to_the_end)
-    app.teardown_request(_stop_acting)
+    app.teardown_request(authentication.stop_acting_after)
     app.add_url_rule("/api/swagger-ui/<path:filename>", "swagger_ui_assets", _swagger_ui_asset)
     return api
 

@@ -7,8 +7,9 @@ from flask import jsonify
 from flask.views import MethodView
 from marshmallow import fields
 
-from coalition.api import Blueprint, database, principal
+from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
+from coalition.api.authentication import principal
 from coalition.api.errors import ANOTHER_PARTNERS_DATA
 from coalition.api.fields import (
     PERIOD_ID,

@@ -5,8 +5,9 @@ from datetime import UTC, datetime
 from flask.views import MethodView
 from marshmallow import fields
 
-from coalition.api import Blueprint, authenticate_at, database, principal, reads_generation
+from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
+from coalition.api.authentication import authenticate_at, principal, reads_generation
 from coalition.api.fields import OneOfOut
 from coalition.api.pagination import PageArgs, paging
 from coalition.domain import lots

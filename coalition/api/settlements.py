@@ -9,8 +9,9 @@ from marshmallow import fields
 from werkzeug.http import quote_etag
 
 import reports
-from coalition.api import Blueprint, database, principal
+from coalition.api import Blueprint, database
 from coalition.api.answers import CSV, CSV_TEXT, DOWNLOAD, Answer, attached, attachment
+from coalition.api.authentication import principal
 from coalition.api.errors import ANOTHER_PARTNERS_DATA, MALFORMED_JSON
 from coalition.api.fields import (
     PERIOD_ID,

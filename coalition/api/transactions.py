@@ -10,8 +10,9 @@ from werkzeug.wsgi import wrap_file
 
 import reports
 from coalition import auth
-from coalition.api import Blueprint, database, log, principal, unavailable_log
+from coalition.api import Blueprint, database, log, unavailable_log
 from coalition.api.answers import CSV, CSV_TEXT, Answer, attached, attachment
+from coalition.api.authentication import principal
 from coalition.api.errors import (
     ANOTHER_PARTNERS_DATA,
     ErrorSchema,

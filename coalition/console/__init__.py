@@ -18,6 +18,7 @@ from pathlib import Path
 from flask import Blueprint, jsonify, redirect, request, send_from_directory
 
 from coalition import api, auth
+from coalition.api import authentication
 
 STATIC = Path(__file__).parent / "static"
 
@@ -66,7 +67,7 @@ def static_file(filename):
 def whoami():
     """The role and partner of the key in the Authorization header (401 without a valid key)."""
     try:
-        who = api.authenticate(request.headers.get("Authorization"))
+        who = authentication.authenticate(request.headers.get("Authorization"))
     except auth.Unauthenticated as error:
         return api.unauthenticated(error)
     return jsonify(

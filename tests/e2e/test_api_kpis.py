@@ -286,12 +286,12 @@ def test_the_answer_is_the_schemas_dump_of_the_report_without_dumping_the_figure
     # 400 partners and six periods are 2,400 sets of figures, made in the API's form
     # already: the schema's copy of them was a tenth of a second a request
     # (docs/performance-log.md)
-    from coalition import api
+    from coalition.api import authentication
     from coalition.api import kpis as kpis_api
     from coalition.services import kpis as service
 
     with app.test_request_context():
-        who = api.authenticate(operator.headers["Authorization"])
+        who = authentication.authenticate(operator.headers["Authorization"])
     report = database.run_reading(service.report, who, datetime.now(UTC))
     dumped = json.dumps(kpis_api.KpiReport().dump(report))
 
