@@ -13,10 +13,8 @@ from coalition.domain.errors import (
     CoalitionError,
     Conflict,
     Forbidden,
-    IdempotencyConflict,
     MissingFx,
     NotFound,
-    PeriodClosed,
     fields_text,
 )
 from coalition.domain.settlement import Unbalanced
@@ -28,9 +26,7 @@ STATUSES = {
     NotFound: 404,
     Forbidden: 403,
     Conflict: 409,
-    IdempotencyConflict: 409,
     MissingFx: 409,
-    PeriodClosed: 409,
     Unbalanced: 500,
     NotWritten: 500,
 }

@@ -90,11 +90,11 @@ class PartnerSuspended(CoalitionError):
     reason = "partner_suspended"
 
 
-class PeriodClosed(CoalitionError):
+class PeriodClosed(Conflict):
     reason = "period_closed"
 
 
-class IdempotencyConflict(CoalitionError):
+class IdempotencyConflict(Conflict):
     reason = "idempotency_conflict"
 
 
