@@ -37,6 +37,9 @@ def create(session, fields: dict) -> models.Partner:
 
 
 def update(session, partner_id: str, fields: dict) -> models.Partner:
+    """Change what an operator may change of a partner: never its id, its currency only
+    before it has transactions, and its status or currency only once the postings in
+    flight have committed, so that each is settled under the partner as it was."""
     partner = get(session, partner_id)
     if (
         fields.get("currency", partner.currency) != partner.currency

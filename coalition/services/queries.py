@@ -137,6 +137,8 @@ def keyset_page(session, query, paging: pages.Paging):
 
 
 def list_transactions(session, principal, filters: dict, paging: pages.Paging):
+    """A page of transactions by the listing's filters; a key bound to a partner lists
+    that partner's alone, whatever it asked for (403 for another's)."""
     partner_id = principal.listed_partner(filters.get("partner_id"))
     T = models.Transaction
     query = select(T.__table__)

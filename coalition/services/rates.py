@@ -16,6 +16,9 @@ from coalition.services import calendar, catalog, partners
 
 
 def create(session, fields: dict) -> models.Rate:
+    """Add a rate version (rates are never edited: a later version outweighs an earlier),
+    dated and marked with the ledger's last transaction, the window within which a
+    settlement re-prices what was posted before it (:mod:`coalition.domain.repricing`)."""
     # first: a close in progress commits before, and its period is then closed; a change of
     # the base currency or a partner's currency in progress too, before they are checked.
     # Exclusively: no posting is in flight, so those up to the ledger's last transaction
