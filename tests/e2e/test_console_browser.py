@@ -1263,6 +1263,18 @@ def test_the_operator_changes_the_settings_it_may_and_is_told_why_not_the_calend
     assert expect(operator.get("/api/v1/settings"), 200)["period"] == "monthly"
 
 
+def test_an_operators_header_is_one_line_at_1280_pixels(browser, server, operator):
+    """Eleven sections, the brand and the key's role took two lines at 1280 px: the
+    role and "Sign out" wrapped under the sections, and every page began 44 px lower."""
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    go(browser, server, "settings", "Settings")
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#nav a")) == 11
+    rows = {element.rect["y"] for element in browser.find_elements(By.CSS_SELECTOR, ".brand, #nav a, #logout")}
+    assert max(rows) - min(rows) < 20, rows
+
+
 def test_the_time_zone_is_typed_with_the_zone_names_offered(browser, server, operator):
     """The field was free text with nothing offered: a long IANA name typed from memory."""
     from selenium.webdriver.common.by import By
