@@ -25,6 +25,7 @@ import time
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
+from urllib.request import pathname2url
 
 from sqlalchemy import bindparam, create_engine, event, make_url
 from sqlalchemy.exc import DBAPIError
@@ -81,15 +82,30 @@ def _sqlite_begin(engine) -> None:
 def _sqlite_file_of_its_owner(engine) -> None:
     """Create a new database file readable and writable by its owner alone (0600), where
     the umask would leave it readable by every local user: it holds every member's
-    movements. SQLite gives the file's ``-wal`` and ``-shm`` the file's own mode."""
+    movements. SQLite gives the file's ``-wal`` and ``-shm`` the file's own mode.
+
+    Once the engine has opened its file, it opens that file again only if it is there
+    (SQLite's ``mode=rw``): a file removed under a running service is not made again,
+    empty, by the next connection, where `coalition db upgrade` would then have made a
+    new coalition in it. The service answers 503 until its file is back.
+    """
+    opened = []  # not empty once a connection has opened the file
 
     @event.listens_for(engine, "do_connect")
     def _create(_dialect, _record, cargs, cparams):
         path = cargs[0] if cargs else cparams.get("database")
         if cparams.get("uri") or path in (None, "", ":memory:"):
             return
+        if opened:
+            cargs[:] = [f"file:{pathname2url(os.path.abspath(path))}?mode=rw"]
+            cparams["uri"] = True
+            return
         with suppress(OSError):  # there already, or not to be made: SQLite says which
             os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+
+    @event.listens_for(engine, "connect")
+    def _opened(_dbapi_connection, _record):
+        opened[:] = [True]
 
 
 def _postgresql_session(engine) -> None:

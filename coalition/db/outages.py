@@ -146,6 +146,8 @@ def reaching():
             raise SchemaNotCurrent(TABLE_MISSING, reason) from error
         if damaged(error):
             raise Damaged(reason) from error
+        if sqlite_code(error) == sqlite3.SQLITE_CANTOPEN:  # its file gone, or out of reach
+            raise Unavailable(f"the database file cannot be opened ({reason})") from error
         if not is_unavailable(error):
             raise
         if busy(error):
