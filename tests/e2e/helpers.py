@@ -18,6 +18,10 @@ days back by default) finds them.
 
 from datetime import UTC, datetime, timedelta
 
+from click.testing import CliRunner
+
+from coalition import create_app, database_of
+from coalition.cli import main
 from tests.conftest import Caller, days_ago
 
 #: Currencies of the partners the tests use (pass ``currency=`` for any other).
@@ -171,3 +175,18 @@ def till_of(operator, partner_id: str) -> tuple[Caller, str]:
     """A new key of ``partner_id``'s, made through the API: a caller with it, and its id."""
     made = expect(operator.post("/api/v1/keys", json={"role": "partner", "partner_id": partner_id}))
     return Caller(operator.client, made["key"]), made["id"]
+
+
+def coalition_in_a_file(path, monkeypatch) -> str:
+    """A coalition in the SQLite file ``path``, the file closed once made: aroma earning
+    0.1 point per RUB, card-1 holding 10 points in one lot. The operator's key, which
+    `coalition keys create` made, with ``COALITION_DATABASE_URL`` naming the file."""
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{path}")
+    key = CliRunner().invoke(main, ["keys", "create", "--role", "operator"]).output.split()[-1]
+    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "TESTING": True})
+    operator = Caller(app.test_client(), key)
+    add_partner(operator, "aroma", "RUB")
+    add_rate(operator, "earn", "0.1", partner_id="aroma")
+    expect(earn(operator, "e-1", "card-1", "100.00", occurred_at=days_ago(1)))
+    database_of(app).dispose()
+    return key

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from coalition import create_app, database_of
 from coalition.cli import main
 from tests.conftest import POSTGRES_URL, Caller, days_ago
-from tests.e2e.helpers import add_partner, add_rate, earn, expect
+from tests.e2e.helpers import add_rate, coalition_in_a_file, earn, expect
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is not None, reason="SQLite's: run with the SQLite suite")
 
@@ -26,17 +26,10 @@ RESTORE = 'restore it from a backup (docs/operations.md, "Data to keep")'
 
 @pytest.fixture
 def coalition_file(tmp_path, monkeypatch):
-    """A coalition in a SQLite file (aroma earning 0.1 point per RUB, card-1 holding 10
-    points, in one lot), its WAL folded in and the file closed; its path and the operator's key."""
+    """The coalition of :func:`coalition_in_a_file`, its WAL folded in; its path and the
+    operator's key."""
     path = tmp_path / "coalition.sqlite3"
-    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{path}")
-    key = CliRunner().invoke(main, ["keys", "create", "--role", "operator"]).output.split()[-1]
-    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "TESTING": True})
-    operator = Caller(app.test_client(), key)
-    add_partner(operator, "aroma", "RUB")
-    add_rate(operator, "earn", "0.1", partner_id="aroma")
-    expect(earn(operator, "e-1", "card-1", "100.00", occurred_at=days_ago(1)))
-    database_of(app).dispose()
+    key = coalition_in_a_file(path, monkeypatch)
     assert not path.with_name(path.name + "-wal").exists()
     return path, key
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from coalition import create_app, database_of
 from coalition.cli import main
 from tests.conftest import POSTGRES_URL, Caller, days_ago
-from tests.e2e.helpers import add_partner, add_rate, balance, expect
+from tests.e2e.helpers import balance, coalition_in_a_file
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is not None, reason="SQLite's: run with the SQLite suite")
 
@@ -22,19 +22,10 @@ UNWRITABLE = "the database file cannot be written (attempt to write a readonly d
 
 @pytest.fixture
 def read_only_url(tmp_path, monkeypatch):
-    """A coalition in a SQLite file (aroma earning 0.1 point per RUB, card-1 holding 10
-    points), then the URL that opens the file read-only, and the operator's key."""
+    """The coalition of :func:`coalition_in_a_file`, then the URL that opens its file
+    read-only, and the operator's key."""
     path = tmp_path / "coalition.sqlite3"
-    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{path}")
-    key = CliRunner().invoke(main, ["keys", "create", "--role", "operator"]).output.split()[-1]
-    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "TESTING": True})
-    operator = Caller(app.test_client(), key)
-    add_partner(operator, "aroma", "RUB")
-    add_rate(operator, "earn", "0.1", partner_id="aroma")
-    earn = {"type": "earn", "partner_id": "aroma", "member_id": "card-1", "amount": "100.00", "currency": "RUB",
-            "external_id": "e-1", "occurred_at": days_ago(1)}
-    expect(operator.post("/api/v1/transactions", json=earn))
-    database_of(app).dispose()
+    key = coalition_in_a_file(path, monkeypatch)
     url = f"sqlite:///file:{path}?mode=ro&uri=true"
     monkeypatch.setenv("COALITION_DATABASE_URL", url)
     return url, key
