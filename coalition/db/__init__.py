@@ -46,6 +46,7 @@ from coalition.db.outages import (
     is_unavailable,
     reaching,
     sqlite_code,
+    takes_no_writes,
     twice_if_unavailable,
     unwritable,
 )
@@ -382,6 +383,7 @@ __all__ = [
     "reaching",
     "retried",
     "sqlite_code",
+    "takes_no_writes",
     "twice_if_unavailable",
     "unwritable",
     "written",

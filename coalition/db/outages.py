@@ -171,6 +171,12 @@ def busy(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
+def takes_no_writes(error: DBAPIError) -> bool:
+    """A database that answers but refuses to write (:class:`TakesNoWrites`): a PostgreSQL
+    server read-only or out of disk, a SQLite file that cannot be written."""
+    return unwritable(error) or getattr(error.orig, "sqlstate", None) in TAKES_NO_WRITES_SQLSTATES
+
+
 def unwritable(error: DBAPIError) -> bool:
     """A SQLite file that cannot be written (:data:`SQLITE_UNWRITABLE_CODES`)."""
     return sqlite_code(error) in SQLITE_UNWRITABLE_CODES

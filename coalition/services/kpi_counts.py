@@ -14,9 +14,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError
 
-from coalition.db import busy, kept_counts, kpi_aggregates, locks, on_postgresql
+from coalition.db import busy, kept_counts, kpi_aggregates, locks, on_postgresql, takes_no_writes
 from coalition.domain import kpis
 from coalition.domain.periods import ListedPeriod
 
@@ -125,22 +125,26 @@ def _count(session, period_id: str, kept_open: set[str], *, closed: bool) -> dic
 
 
 def _keep(session, write, *args) -> None:
-    """``write(session, *args)``, keeping counts or dropping them, unless SQLite refuses it.
+    """``write(session, *args)``, keeping counts or dropping them, unless the database
+    refuses it: the counts answered stand, and the next request or the auto-close job
+    keeps them.
+
+    A database that takes no writes (a standby after a failover, a server out of disk,
+    a SQLite file read-only or on a full disk) refuses it on either: a KPI request is a
+    read, served as every other read is meanwhile (decisions.md, "A read that keeps what
+    it counted").
 
     On SQLite a KPI request reads a snapshot (:meth:`~coalition.db.Database.run_reading`),
     and SQLite refuses its write at once while another writer holds the file, or once one
     has committed since the snapshot began. The counts it answers stand, the snapshot's,
-    as every other figure of the answer is; the next request or the auto-close job keeps
-    them. Counting again holding the file would keep every posting waiting meanwhile.
+    as every other figure of the answer is. Counting again holding the file would keep
+    every posting waiting meanwhile.
     """
-    if on_postgresql(session):
-        write(session, *args)
-        return
     try:
         with session.begin_nested():  # a savepoint: a refused write leaves the read whole
             write(session, *args)
-    except OperationalError as error:
-        if not busy(error):
+    except DBAPIError as error:
+        if not (takes_no_writes(error) or (busy(error) and not on_postgresql(session))):
             raise
 
 

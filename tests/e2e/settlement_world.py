@@ -143,3 +143,20 @@ def small_month(operator) -> str:
     earn(operator, "m2-earn", "aroma", "m2", at(start, 3), "1000.00", "RUB")
     burn(operator, "m2-burn", "skyair", "m2", at(start, 4), 67)
     return period_id
+
+
+def month_closed_uncounted(operator) -> str:
+    """The previous month closed with one earn in it, card-0's 200.00 RUB at aroma (which must
+    earn 0.1 point per RUB): 20 points, one active member, one purchase. Its KPI counts are
+    not kept yet (a close counts none), so the first KPI request for it keeps them."""
+    start, _, period_id = previous_month()
+    add_rate(operator, "fx", "0.0125", currency="RUB")
+    earn(operator, "c-0", "aroma", "card-0", at(start, 1), "200.00", "RUB")
+    close(operator, period_id)
+    return period_id
+
+
+def coalition_kpis(caller, period_id: str) -> dict:
+    """A period's coalition-wide KPIs, which must answer 200."""
+    answer = expect(caller.get("/api/v1/kpis", query_string={"period_id": period_id}), 200)
+    return answer["periods"][0]["coalition"]

@@ -20,10 +20,11 @@ from sqlalchemy.exc import OperationalError
 from coalition import auth, create_app, database_of, jobs
 from coalition import db as coalition_db
 from coalition.api import transactions
-from coalition.db import horizon, locks, migrate, models
+from coalition.db import horizon, kept_counts, locks, migrate, models
 from coalition.services import batches, expiry
 from tests.conftest import Caller, connections_refused, copy_of, days_ago, kill_sessions, read_only
 from tests.e2e.helpers import add_partner, add_rate, expect
+from tests.e2e.settlement_world import coalition_kpis, month_closed_uncounted
 
 pytestmark = pytest.mark.postgres
 
@@ -111,6 +112,20 @@ def test_a_read_only_database_answers_writes_503_and_reads_as_ever(private):
     assert transactions_in(url) == 1
     assert expect(operator.post("/api/v1/transactions", json=one))["points"] == 10
     assert expect(operator.get("/readyz"), 200) == {"status": "ready", "writes": True}
+
+
+def test_kpis_of_a_closed_month_not_kept_yet_are_answered_by_a_read_only_database(private):
+    """The first KPI request for a closed period keeps its counts: a write inside a read, which
+    a read-only database refused, and the whole answer was 503 although every figure was
+    counted. It is answered, keeping nothing; the first request once writes are back keeps them."""
+    name, _, database, operator = private
+    month = month_closed_uncounted(operator)
+    with read_only(name):
+        figures = coalition_kpis(operator, month)
+        assert database.run_reading(kept_counts.committed_of_closed, month) is None
+    assert (figures["active_members"], figures["purchases"], figures["points_issued"]) == (1, 1, 20)
+    assert coalition_kpis(operator, month) == figures
+    assert database.run_reading(kept_counts.committed_of_closed, month) is not None
 
 
 def test_a_post_kept_waiting_past_the_lock_wait_by_a_long_close_is_503_and_posts_nothing(impatient):

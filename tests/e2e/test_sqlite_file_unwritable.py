@@ -12,8 +12,10 @@ from click.testing import CliRunner
 
 from coalition import create_app, database_of
 from coalition.cli import main
+from coalition.db import kept_counts
 from tests.conftest import POSTGRES_URL, Caller, days_ago
 from tests.e2e.helpers import balance, coalition_in_a_file
+from tests.e2e.settlement_world import coalition_kpis, month_closed_uncounted
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is not None, reason="SQLite's: run with the SQLite suite")
 
@@ -21,11 +23,22 @@ UNWRITABLE = "the database file cannot be written (attempt to write a readonly d
 
 
 @pytest.fixture
-def read_only_url(tmp_path, monkeypatch):
-    """The coalition of :func:`coalition_in_a_file`, then the URL that opens its file
-    read-only, and the operator's key."""
+def coalition_file(tmp_path, monkeypatch):
+    """The coalition of :func:`coalition_in_a_file`: the file, an app that writes it, and
+    the operator's key."""
     path = tmp_path / "coalition.sqlite3"
     key = coalition_in_a_file(path, monkeypatch)
+    app = create_app({"DATABASE_URL": f"sqlite:///{path}", "TESTING": True})
+    yield path, app, key
+    database_of(app).dispose()
+
+
+@pytest.fixture
+def read_only_url(coalition_file, monkeypatch):
+    """The URL that opens the coalition's file read-only, and the operator's key; the app
+    that writes it has let go of the file."""
+    path, app, key = coalition_file
+    database_of(app).dispose()
     url = f"sqlite:///file:{path}?mode=ro&uri=true"
     monkeypatch.setenv("COALITION_DATABASE_URL", url)
     return url, key
@@ -44,6 +57,24 @@ def test_the_api_answers_writes_503_and_reads_as_ever(read_only_url):
         assert response.get_json()["message"].startswith("the service's database takes no writes just now")
     assert balance(operator, "card-1")["available"] == 10
     database_of(app).dispose()
+
+
+def test_kpis_of_a_closed_month_not_kept_yet_are_answered_from_a_read_only_file(coalition_file, read_only_url):
+    """The first KPI request for a closed period keeps its counts: a write inside a read, which
+    the file refused, and the whole answer was 503 although every figure was counted. It is
+    answered, keeping nothing; the first request on a writable file keeps them."""
+    _, app, key = coalition_file
+    operator = Caller(app.test_client(), key)
+    month = month_closed_uncounted(operator)
+    database_of(app).dispose()  # the writer lets go of the file, as before read_only_url
+    url, _ = read_only_url
+    reader = create_app({"DATABASE_URL": url, "TESTING": True})
+    figures = coalition_kpis(Caller(reader.test_client(), key), month)
+    assert (figures["active_members"], figures["purchases"], figures["points_issued"]) == (1, 1, 20)
+    assert database_of(reader).run_reading(kept_counts.committed_of_closed, month) is None
+    database_of(reader).dispose()
+    assert coalition_kpis(operator, month) == figures
+    assert database_of(app).run_reading(kept_counts.committed_of_closed, month) is not None
 
 
 def test_a_command_that_writes_stops_with_one_line(read_only_url):
