@@ -308,15 +308,23 @@ class Database:
         committed since the snapshot began, SQLite refuses that write at once
         (waiting could only end on a stale snapshot), and the use case must
         expect it: a KPI request then answers what it counted and leaves the
-        counts to keep for later (:mod:`coalition.services.kpi_counts`).
+        counts to keep for later (:mod:`coalition.services.kpi_counts`). SQLite
+        writes a transaction's pages at its commit, so a full disk refuses such a
+        write only there: the use case has answered by then, and its answer stands.
 
         On PostgreSQL it is :meth:`run_repeatable`: a read whose connection
         broke (a restart) is read once more on a new one.
         """
         if on_postgresql(self.engine):
             return self.run_repeatable(use_case, *args, **kwargs)
-        with self.transaction(reads=True) as session:
-            return use_case(session, *args, **kwargs)
+        answer = unanswered = object()
+        try:
+            with self.transaction(reads=True) as session:
+                answer = use_case(session, *args, **kwargs)
+        except TakesNoWrites:
+            if answer is unanswered:
+                raise
+        return answer
 
     def run_consistent(self, use_case, *args, **kwargs):
         """:meth:`run_reading` for a read whose statements must agree with one another:

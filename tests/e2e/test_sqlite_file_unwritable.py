@@ -5,7 +5,11 @@ tracebacks a row, each row then failed as the database's fault.
 
 The file is opened read-only through SQLite's own URI (``mode=ro``), which refuses every
 write as a file the process may not write does (SQLITE_READONLY), whoever runs the tests.
+A full disk is a limit on the size of the files the process writes (``RLIMIT_FSIZE``).
 """
+
+import resource
+from contextlib import contextmanager
 
 import pytest
 from click.testing import CliRunner
@@ -73,6 +77,36 @@ def test_kpis_of_a_closed_month_not_kept_yet_are_answered_from_a_read_only_file(
     assert (figures["active_members"], figures["purchases"], figures["points_issued"]) == (1, 1, 20)
     assert database_of(reader).run_reading(kept_counts.committed_of_closed, month) is None
     database_of(reader).dispose()
+    assert coalition_kpis(operator, month) == figures
+    assert database_of(app).run_reading(kept_counts.committed_of_closed, month) is not None
+
+
+@contextmanager
+def no_file_grows():
+    """No file this process writes grows meanwhile (``RLIMIT_FSIZE`` 0), as on a full disk:
+    SQLite's write past a file's end is refused (SQLITE_IOERR_WRITE; ENOSPC is SQLITE_FULL)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+
+
+def test_kpis_of_a_closed_month_not_kept_yet_are_answered_when_the_file_cannot_grow(coalition_file):
+    """SQLite writes a transaction's pages at its commit: on a full disk the first KPI request
+    for a closed period kept its counts until its commit, which failed, and the answer with
+    it (503, every figure counted). It is answered; the next request with room keeps them."""
+    path, app, key = coalition_file
+    operator = Caller(app.test_client(), key)
+    month = month_closed_uncounted(operator)
+    database_of(app).dispose()  # the file's -wal is checkpointed and gone
+    expect(operator.get("/api/v1/periods"), 200)  # and made anew, empty, with its -shm
+    assert path.with_name(path.name + "-wal").stat().st_size == 0
+    with no_file_grows():
+        figures = coalition_kpis(operator, month)
+    assert (figures["active_members"], figures["purchases"], figures["points_issued"]) == (1, 1, 20)
+    assert database_of(app).run_reading(kept_counts.committed_of_closed, month) is None
     assert coalition_kpis(operator, month) == figures
     assert database_of(app).run_reading(kept_counts.committed_of_closed, month) is not None
 
