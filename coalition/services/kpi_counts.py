@@ -72,7 +72,7 @@ def of_periods(session, chosen: list[ListedPeriod], now: datetime) -> Counts:
     gathered = Counts()
     counting = [period for period in chosen if period.id not in kept]
     for period in counting:  # in period order, as a concurrent request writes them too
-        counted = _count(session, period.id, set(stale), closed=period.closed)
+        counted = _count(session, period.id, set(stale), closed=period.closed, answering=True)
         for name, by_partner in counted.items():
             getattr(gathered, name).update({(period.id, p): v for p, v in by_partner.items()})
     for period_id, counts in kept.items():
@@ -103,10 +103,11 @@ def _counting_anew_is_ours(session) -> bool:
     return not on_postgresql(session) or locks.try_hold(session.connection(), locks.KPI_COUNTING)
 
 
-def _count(session, period_id: str, kept_open: set[str], *, closed: bool) -> dict:
+def _count(session, period_id: str, kept_open: set[str], *, closed: bool, answering: bool) -> dict:
     """Count one period, by partner, and keep its counts where they are kept (see
     :func:`of_periods`); ``kept_open``: the open periods counted anew, whose kept counts a
-    quick count drops."""
+    quick count drops; ``answering``: a request's count, whose keeping may be refused
+    (:func:`_keep`)."""
     counted_at, started = datetime.now(UTC), time.monotonic()
     counted = {
         "visits": kpi_aggregates.member_activity(session, period_id),
@@ -116,23 +117,24 @@ def _count(session, period_id: str, kept_open: set[str], *, closed: bool) -> dic
     took = timedelta(seconds=time.monotonic() - started)
     counts = _counts_to_keep(counted)
     if closed:
-        _keep(session, kept_counts.keep_closed, period_id, counts)
+        _keep(session, answering, kept_counts.keep_closed, period_id, counts)
     elif took >= LIVE_COUNTING:
-        _keep(session, kept_counts.keep_open, period_id, counted_at, counts)
+        _keep(session, answering, kept_counts.keep_open, period_id, counted_at, counts)
     elif period_id in kept_open:  # quick to count again: live again
-        _keep(session, kept_counts.drop_open, period_id)
+        _keep(session, answering, kept_counts.drop_open, period_id)
     return counted
 
 
-def _keep(session, write, *args) -> None:
-    """``write(session, *args)``, keeping counts or dropping them, unless the database
-    refuses it: the counts answered stand, and the next request or the auto-close job
-    keeps them.
+def _keep(session, answering: bool, write, *args) -> None:
+    """``write(session, *args)``, keeping counts or dropping them; a request ``answering``
+    with what it counted, unless the database refuses it: the counts answered stand, and
+    the next request or the auto-close job keeps them. The job's keeping is its work: a
+    refusal fails its run (logged, tried again at the next), not one that says it kept.
 
     A database that takes no writes (a standby after a failover, a server out of disk,
-    a SQLite file read-only or on a full disk) refuses it on either: a KPI request is a
-    read, served as every other read is meanwhile (decisions.md, "A read that keeps what
-    it counted").
+    a SQLite file read-only or on a full disk) refuses it on PostgreSQL and SQLite alike:
+    a KPI request is a read, served as every other read is meanwhile (decisions.md, "A
+    read that keeps what it counted is still a read").
 
     On SQLite a KPI request reads a snapshot (:meth:`~coalition.db.Database.run_reading`),
     and SQLite refuses its write at once while another writer holds the file, or once one
@@ -140,6 +142,9 @@ def _keep(session, write, *args) -> None:
     as every other figure of the answer is. Counting again holding the file would keep
     every posting waiting meanwhile.
     """
+    if not answering:
+        write(session, *args)
+        return
     try:
         with session.begin_nested():  # a savepoint: a refused write leaves the read whole
             write(session, *args)
@@ -184,7 +189,7 @@ def _count_if_still_due(session, period_id: str, *, closed: bool) -> bool:
     else:
         due = period_id in kept_counts.open_counted_before(session, _refresh_cutoff())
     if due:
-        _count(session, period_id, {period_id}, closed=closed)
+        _count(session, period_id, {period_id}, closed=closed, answering=False)
     return due
 
 

@@ -422,9 +422,9 @@ def counted_once_by_two_instances(database, monkeypatch) -> tuple[list, list]:
     the first found what was due: what the second kept, and each period counted."""
     counted, others, real_count, real_run = [], [], kpi_counts._count, database.run
 
-    def count(session, period_id, kept_open, *, closed):
+    def count(session, period_id, kept_open, **how):
         counted.append(period_id)
-        return real_count(session, period_id, kept_open, closed=closed)
+        return real_count(session, period_id, kept_open, **how)
 
     def run(work, *args, **kwargs):
         found = real_run(work, *args, **kwargs)

@@ -52,7 +52,8 @@ from sqlalchemy.exc import DBAPIError
 
 from coalition import auth, create_app, database_of, jobs
 from coalition import db as db_module
-from coalition.db import Database, locks
+from coalition.db import Database, TakesNoWrites, kept_counts, locks
+from coalition.services import kpi_counts
 from tests.conftest import days_ago
 from tests.e2e.helpers import (
     add_rate,
@@ -64,6 +65,7 @@ from tests.e2e.helpers import (
     setup_coalition,
 )
 from tests.e2e.live_server import live_server
+from tests.e2e.settlement_world import coalition_kpis, month_closed_uncounted
 from tests.threads import together
 
 WAIT = 60  # seconds: the bound of every wait on a thread, a server or a job
@@ -528,9 +530,6 @@ def test_a_full_disk_is_503_as_on_sqlite_and_writes_nothing(operator, database, 
     before = snapshot(database)
     body = burn_body("till-6-000001", "m-full", 150, days_ago(2))
 
-    def disk_full():
-        return psycopg.errors.DiskFull('could not extend file "base/16384/16440": wrote only 1024 of 8192 bytes')
-
     with faults.armed(fail_when("INSERT INTO transactions", disk_full, times=None)):
         alone = operator.post("/api/v1/transactions", json=body)
         batch = operator.post("/api/v1/transactions/batch", json={"transactions": [body]})
@@ -538,6 +537,37 @@ def test_a_full_disk_is_503_as_on_sqlite_and_writes_nothing(operator, database, 
         assert (response.status_code, response.get_json()["reason"]) == (503, "database_unavailable")
     assert snapshot(database) == before
     assert expect(operator.post("/api/v1/transactions", json=body), 201)["points"] == -150
+
+
+def disk_full():
+    return psycopg.errors.DiskFull('could not extend file "base/16384/16440": wrote only 1024 of 8192 bytes')
+
+
+@pytest.mark.postgres
+def test_kpis_whose_counts_a_full_disk_refuses_to_keep_are_answered(operator, database, faults):
+    """The first KPI request for a closed period keeps its counts, a write a server out of disk
+    refuses: the request answers what it counted (it was 503), and keeps nothing."""
+    setup_coalition(operator)
+    month = month_closed_uncounted(operator)
+    with faults.armed(fail_when("UPDATE periods", disk_full, times=None)):
+        figures = coalition_kpis(operator, month)
+    assert (figures["active_members"], figures["purchases"], figures["points_issued"]) == (1, 1, 20)
+    assert len(faults.failed) == 1
+    assert database.run_reading(kept_counts.committed_of_closed, month) is None
+
+
+@pytest.mark.postgres
+def test_a_job_whose_kpi_counts_a_full_disk_refuses_to_keep_fails_its_run(operator, database, faults):
+    """What a request may leave for later is the auto-close job's work: refused, its run fails
+    (logged, tried again at the next), where it said it had kept the counts and would count
+    them again at each run."""
+    setup_coalition(operator)
+    month = month_closed_uncounted(operator)
+    with faults.armed(fail_when("UPDATE periods", disk_full, times=None)):
+        with pytest.raises(TakesNoWrites):
+            kpi_counts.keep_counts(database)
+    assert database.run_reading(kept_counts.committed_of_closed, month) is None
+    assert kpi_counts.keep_counts(database) == 1
 
 
 def test_run_retries_only_retryable_errors(database, faults):
