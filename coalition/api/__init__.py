@@ -123,9 +123,11 @@ class SharedErrors(apispec.BasePlugin):
     """Completes each operation's responses in the OpenAPI document, at no cost per request.
 
     Every ``/api/v1`` operation may answer 401 (each request is authenticated before
-    its view runs, :mod:`~coalition.api.authentication`) and 503 (each reads the database); one that
-    reads a JSON body, 400 and 415. Each is named by reference to its one description
-    under ``components/responses`` (:func:`init_app`). The responses are then listed by
+    its view runs, :mod:`~coalition.api.authentication`), 503 (each reads the database)
+    and 422 (each refuses a query parameter it does not take, one that takes none too);
+    one that reads a JSON body, 400 and 415. Each is named by reference to its one
+    description under ``components/responses`` (:func:`init_app`; the 422
+    flask-smorest's, as for a schema's fields). The responses are then listed by
     status, ``default`` last, as a reader looks for them: flask-smorest lists them in
     the order its decorators ran, from the view out.
     """
@@ -140,6 +142,8 @@ class SharedErrors(apispec.BasePlugin):
             responses = operation.setdefault("responses", {})
             given = {str(status) for status in responses}
             responses |= {str(e.status): e.name for e in shared if str(e.status) not in given}
+            if "422" not in given:
+                responses["422"] = "UNPROCESSABLE_ENTITY"
             operation["responses"] = dict(
                 sorted(responses.items(), key=lambda item: (item[0] == "default", str(item[0])))
             )

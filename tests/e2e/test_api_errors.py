@@ -1468,7 +1468,9 @@ def test_every_operation_that_takes_no_query_refuses_a_parameter_naming_none(coa
     """A parameter an operation does not read was ignored where it reads no query: a partner
     asking for a balance ``?at=`` a burn's time got today's, ``/periods?status=open`` every
     period, ``.../close?dry_run=1`` a closed period, each with no word that it was not read;
-    an operation with a query's schema refused one (422), naming those it takes."""
+    an operation with a query's schema refused one (422), naming those it takes. Its 422 is
+    in its document's responses, as every error an operation answers (the balance, the
+    periods, a statement's PDF listed none, and a client generated from it knew no 422)."""
     document = expect(coalition.client.get("/api/openapi.json"), 200)
     called = []
     for path, operations in document["paths"].items():
@@ -1479,6 +1481,7 @@ def test_every_operation_that_takes_no_query_refuses_a_parameter_naming_none(coa
             body = assert_error(getattr(coalition, method)(f"{url}?at={days_ago(60)}&dry_run=1&empty="), 422)
             refused = ["not a parameter of this request, which takes none"]
             assert body["errors"] == {"query": {"at": refused, "dry_run": refused}}, (method, url)
+            assert "422" in operation["responses"], (method, path)
             called.append(f"{method} {url}")
     assert len(called) == 21, called  # the 29 operations but the 8 that read a query
     assert list_all(coalition) == []
