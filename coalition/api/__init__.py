@@ -233,7 +233,8 @@ API_DESCRIPTION = (
     " for invalid fields. Two health checks, asked without a key, are for load balancers and"
     " orchestrators and are left out of this document: `/healthz` answers 200 while the process"
     ' answers; `/readyz` 200 `{"status": "ready", "writes": true}` while it can serve'
-    " requests (`writes` false while the database takes reads only), else 503 in the error format"
+    " requests (`writes` false while a PostgreSQL database takes reads only; a SQLite file's"
+    " writes refused are answered 503 alone), else 503 in the error format"
     " with `Retry-After`. A client need not ask either before a request: it is answered 503 with"
     " `Retry-After` alike, and asks again then."
 )

@@ -1292,6 +1292,19 @@ def test_the_time_zone_is_typed_with_the_zone_names_offered(browser, server, ope
     assert expect(operator.get("/api/v1/settings"), 200)["timezone"] == "Asia/Tokyo"
 
 
+def test_the_settings_form_is_offered_by_a_browser_that_cannot_list_zone_names(browser, server, operator):
+    # Intl.supportedValuesOf came with Chrome 99, Firefox 93 and Safari 15.4: without it
+    # the page failed to render, where it only has no names to offer
+    from selenium.webdriver.common.by import By
+
+    sign_in(browser, server, key_of(operator))
+    browser.execute_script("delete Intl.supportedValuesOf")
+    go(browser, server, "settings", "Settings")
+    zone = browser.find_element(By.ID, "timezone")
+    assert browser.execute_script("return arguments[0].list.options.length", zone) == 0
+    assert zone.get_attribute("value") == "UTC"
+
+
 def test_a_finance_key_reads_the_settings_and_a_partner_key_does_not(browser, server, make_key, month):
     from selenium.webdriver.common.by import By
 

@@ -1092,9 +1092,13 @@ const SETTINGS = [
 ];
 const WHOLE_SETTINGS = ["points_ttl_days", "max_backdate_days", "auto_close_after_hours"];
 
-/** The browser's IANA zone names, offered while typing the time zone; the API decides what it takes. */
+/**
+ * The browser's IANA zone names, offered while typing the time zone; the API decides what it
+ * takes. None from a browser that cannot list them (before Chrome 99, Firefox 93, Safari 15.4).
+ */
 function timezoneNames() {
-  return h("datalist", { id: "timezone-names" }, Intl.supportedValuesOf("timeZone").map((zone) => h("option", { value: zone })));
+  const zones = Intl.supportedValuesOf ? Intl.supportedValuesOf("timeZone") : [];
+  return h("datalist", { id: "timezone-names" }, zones.map((zone) => h("option", { value: zone })));
 }
 
 export async function settings({ who, notify, rerender }) {
