@@ -18,7 +18,7 @@ from coalition import create_app, database_of
 from coalition.cli import main
 from coalition.db import kept_counts
 from tests.conftest import POSTGRES_URL, Caller, days_ago
-from tests.e2e.helpers import balance, coalition_in_a_file
+from tests.e2e.helpers import balance, coalition_in_a_file, expect
 from tests.e2e.settlement_world import coalition_kpis, month_closed_uncounted
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is not None, reason="SQLite's: run with the SQLite suite")
