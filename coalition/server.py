@@ -61,7 +61,7 @@ class Server(BaseApplication):
             master.start_scheduler()
 
     def load(self):
-        return create_app()
+        return _served_app()
 
     def run(self):
         """gunicorn's ``BaseApplication.run``, with :class:`Arbiter` as the master."""
@@ -169,7 +169,7 @@ def _run_scheduler(master_pid: int) -> None:
     signal.pthread_sigmask(signal.SIG_BLOCK, _STOPPING)
     app = scheduler = None
     try:
-        app = create_app()
+        app = _served_app()
         scheduler = jobs.start(app)
         for number in _STOPPING:
             signal.signal(number, _stopped)
@@ -187,6 +187,16 @@ def _run_scheduler(master_pid: int) -> None:
             # and deletes it and its -shm: left beside the file, a -wal is read as part of a
             # backup put in its place (operations.md, "Data to keep")
             database_of(app).dispose()
+
+
+def _served_app():
+    """The app of a worker or of the scheduler, whose database ``serve`` made and migrated
+    before starting either: a SQLite file away when one starts (a worker booted again after
+    a crash, a scheduler started again) is not made anew, empty (operations.md, "A damaged
+    SQLite file")."""
+    app = create_app()
+    database_of(app).open_only_where_it_is()
+    return app
 
 
 class Worker(ThreadWorker):

@@ -80,7 +80,7 @@ def _sqlite_begin(engine) -> None:
         connection.exec_driver_sql("BEGIN" if reads else "BEGIN IMMEDIATE")
 
 
-def _sqlite_file_of_its_owner(engine) -> None:
+def _sqlite_file_of_its_owner(engine, opened: list) -> None:
     """Create a new database file readable and writable by its owner alone (0600), where
     the umask would leave it readable by every local user: it holds every member's
     movements. SQLite gives the file's ``-wal`` and ``-shm`` the file's own mode.
@@ -88,9 +88,10 @@ def _sqlite_file_of_its_owner(engine) -> None:
     Once the engine has opened its file, it opens that file again only if it is there
     (SQLite's ``mode=rw``): a file removed under a running service is not made again,
     empty, by the next connection, where `coalition db upgrade` would then have made a
-    new coalition in it. The service answers 503 until its file is back.
+    new coalition in it. The service answers 503 until its file is back. ``opened``: not
+    empty once a connection has opened the file, or from the start for a process that
+    serves a file made before it (:meth:`Database.open_only_where_it_is`).
     """
-    opened = []  # not empty once a connection has opened the file
 
     @event.listens_for(engine, "do_connect")
     def _create(_dialect, _record, cargs, cparams):
@@ -215,10 +216,11 @@ class Database:
         # an error's message leaves out its statement's parameters: logged, they would
         # show members' ids (card and phone hashes) to whoever reads the logs
         self.engine = create_engine(url, hide_parameters=True, **options)
+        self._opened = []  # a SQLite file's: see _sqlite_file_of_its_owner
         if on_postgresql(self.engine):
             _postgresql_session(self.engine)
         else:
-            _sqlite_file_of_its_owner(self.engine)
+            _sqlite_file_of_its_owner(self.engine, self._opened)
             _sqlite_begin(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 
@@ -356,6 +358,13 @@ class Database:
         restart, a failover or a killed backend, is no fault of its own: it runs once
         more, on a new connection."""
         return twice_if_unavailable(self.run, use_case, *args, **kwargs)
+
+    def open_only_where_it_is(self) -> None:
+        """Open a SQLite file only where it is from the first connection on, as once one has
+        opened it: for a process that serves a file made before it started (a gunicorn
+        worker, the scheduler), which a worker booted again, or a scheduler started again,
+        while the file is away made anew, empty, where the others answered 503."""
+        self._opened[:] = [True]
 
     def dispose(self) -> None:
         self.engine.dispose()

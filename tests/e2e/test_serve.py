@@ -457,6 +457,34 @@ def test_a_scheduler_that_ends_is_started_again_and_the_log_says_so(served):
         time.sleep(0.2)
 
 
+def test_workers_and_a_scheduler_started_again_while_the_file_is_away_do_not_make_it_anew(served, tmp_path):
+    """A worker booted again after a crash, or a scheduler started again, while the SQLite file
+    was moved away opened it as a new process does, making a new, empty file at its path: that
+    worker answered ``schema_not_current``, whose remedy, `coalition db upgrade`, made a new
+    coalition there. Each answers 503 until the file is back, and serves it then."""
+    url, key, process, log_path = served
+    path, aside = tmp_path / "served.sqlite3", tmp_path / "aside.sqlite3"
+    booted = _workers(log_path)
+    (scheduler,) = set(children(process.pid)) - booted
+    path.rename(aside)
+    for pid in (*booted, scheduler):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + START_TIMEOUT
+    while len(_workers(log_path) - booted) < WORKERS or not (set(children(process.pid)) - _workers(log_path)):
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.2)
+    (again,) = set(children(process.pid)) - _workers(log_path)
+    while f"[{again}] [WARNING] coalition.jobs: expiry" not in log_path.read_text():
+        assert time.monotonic() < deadline, log_path.read_text()
+        time.sleep(0.2)
+    headers = {"Authorization": f"Bearer {key}"}
+    answers = [requests.get(url + "/api/v1/periods", headers=headers, timeout=30) for _ in range(4)]
+    assert {(answer.status_code, answer.json()["reason"]) for answer in answers} == {(503, "database_unavailable")}
+    assert not path.exists()
+    aside.rename(path)
+    assert requests.get(url + "/api/v1/periods", headers=headers, timeout=30).status_code == 200
+
+
 @pytest.mark.skipif(POSTGRES_URL is not None, reason="serves SQLite: run with the SQLite suite")
 def test_a_port_in_use_ends_the_start_with_an_error_naming_it_not_saying_it_serves_there(tmp_path):
     """It printed "Coalition on http://…" first, then gave up on the port; later it
