@@ -185,10 +185,10 @@ def unavailable(message: str, reason: str = "database_unavailable"):
 
 
 def database_away(error: Unavailable):
-    """The 503 of a request, or a batch's item, the database failed: its tables gone
-    (``schema_not_current``, as /readyz says until the schema is made), itself, its
-    writes, the pages of its file the request read, or a lock waited for past its
-    limit, behind a close, say: a database that answers."""
+    """The 503 of a request, or of a batch's item, that the database failed, in the words
+    of what failed: its tables gone (``schema_not_current``, as /readyz says until the
+    schema is made), its writes refused, a SQLite file damaged where the request read, a
+    lock waited for past its limit (behind a close, say), or the database itself away."""
     if isinstance(error, SchemaNotCurrent):
         return unavailable(error.why, "schema_not_current")
     if isinstance(error, TakesNoWrites):

@@ -223,10 +223,10 @@ def Amount(**kwargs):
     )
 
 
-class Told(Schema):
-    """Fields that tell one they do not take which they take (a till's ``ammount``, an
-    operator's ``?partner=``, has its spelling at hand), where marshmallow's words were
-    "Unknown field."."""
+class RequestSchema(Schema):
+    """What a request sends: a field it does not take is told which it takes, so a till's
+    ``ammount`` or an operator's ``?partner=`` has the right spelling at hand, where
+    marshmallow's words were "Unknown field."."""
 
     #: What is said of a field not taken, given those taken.
     NOT_TAKEN = "not a field of this body, which takes {}"
@@ -238,13 +238,13 @@ class Told(Schema):
         self.error_messages = {**self.error_messages, "unknown": self.NOT_TAKEN.format(taken)}
 
 
-class Query(Told):
+class Query(RequestSchema):
     """The parameters of a query string."""
 
     NOT_TAKEN = "not a parameter of this request, which takes {}"
 
 
-class Body(Told):
+class Body(RequestSchema):
     """The fields of a JSON body. A body that is not an object (an array, a string,
     null) is told so, where marshmallow's own words were "Invalid input type.". A field
     left out that it needs is "required", and one of the wrong JSON type what it must
