@@ -24,10 +24,11 @@ def damage(connection) -> list[str]:
     """What SQLite's own check of its file finds damaged (``PRAGMA integrity_check``: a
     page written over, the file cut short, a ``-wal`` of another database read as its
     own), a line each; none for a sound file, nor on PostgreSQL, whose server says so
-    of a page it cannot read as it reads it. A page it cannot read at all stops it, as any statement that reads
-    one (:class:`~coalition.db.Damaged`). The ledger's checks read only the pages
-    their statements need: they found a file whose index of lots by member was
-    written over sound, while the balances of the members it indexed failed."""
+    of a page it cannot read as it reads it. A page it cannot read at all stops it, as
+    it stops any statement that reads one (:class:`~coalition.db.Damaged`). The
+    ledger's checks read only the pages their statements need: they found a file whose
+    index of lots by member was written over sound, while the balances of the members
+    it indexed failed."""
     if on_postgresql(connection):
         return []
     found = connection.exec_driver_sql("PRAGMA integrity_check").scalars().all()
