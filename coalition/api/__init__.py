@@ -64,9 +64,10 @@ class Blueprint(flask_smorest.Blueprint):
         ``refused`` describes it instead where the view refuses more keys than theirs (a
         key bound to a partner naming another).
 
-        The declaration is only read, by :func:`~coalition.api.authentication.admit_request` before the view runs,
-        so a key outside its role gets 403 whatever body it sends: flask-smorest
-        parses the body inside the view, and its 422 would reveal the schema.
+        The declaration is only read, by
+        :func:`~coalition.api.authentication.admit_request` before the view runs, so a
+        key outside its role gets 403 whatever body it sends: flask-smorest parses the
+        body inside the view, and its 422 would reveal the schema.
         """
         others = " or ".join(role for role in auth.ROLES if role not in names)
         documented = self.alt_response(
@@ -100,7 +101,8 @@ class Blueprint(flask_smorest.Blueprint):
     def arguments(self, schema, *, location="json", **kwargs):
         """flask-smorest's. A view that reads its query with ``schema`` is marked so: the
         query of one that reads none is refused whole, after its key is admitted
-        (:func:`~coalition.api.authentication.admit_request`), so that no parameter sent to any operation goes unread."""
+        (:func:`~coalition.api.authentication.admit_request`), so that no parameter sent
+        to any operation goes unread."""
         parse = super().arguments(schema, location=location, **kwargs)
         if location != "query":
             return parse
