@@ -7,7 +7,8 @@ import sqlite3
 import pytest
 from sqlalchemy.exc import DatabaseError
 
-from coalition.db import Damaged, reaching, twice_if_unavailable
+from coalition.db import Damaged, SchemaNotCurrent, reaching, twice_if_unavailable
+from coalition.db.outages import TABLE_MISSING
 
 # SQLite's extended codes, as Python reports them: the primary code is the low byte
 SQLITE_CORRUPT_INDEX = sqlite3.SQLITE_CORRUPT | 3 << 8
@@ -46,3 +47,15 @@ def test_a_read_of_a_damaged_page_is_not_read_again():
     with pytest.raises(Damaged):
         twice_if_unavailable(read)
     assert len(calls) == 1
+
+
+def test_a_table_gone_is_said_with_what_to_do_and_sqlites_words_after_it():
+    # a command's one line (coalition.cli.databases.opened) and the logs say str(error);
+    # the API says ``why`` alone
+    with pytest.raises(SchemaNotCurrent) as raised, reaching():
+        raise sqlite_error(sqlite3.SQLITE_ERROR, "no such table: lots")
+    assert raised.value.why == TABLE_MISSING
+    assert str(raised.value) == (
+        "the database does not have this release's schema (a table it reads is missing):"
+        " run `coalition db upgrade`, or the newer release that changed it (no such table: lots)"
+    )
