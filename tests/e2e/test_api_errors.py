@@ -1242,6 +1242,8 @@ def test_a_request_kept_waiting_past_sqlites_busy_timeout_is_503_to_ask_again(tm
             response = operator.post("/api/v1/partners", json=partner)
         body = assert_error(response, 503)
         assert (body["reason"], response.headers["Retry-After"]) == ("database_unavailable", "5")
+        # kept waiting on other work, not out of reach: said so
+        assert body["message"].startswith("the service waited too long for other work on the database")
         assert expect(operator.post("/api/v1/partners", json=partner))["id"] == "gym"  # once it is let go
     finally:
         database.dispose()
