@@ -556,6 +556,25 @@ def test_kpis_whose_counts_a_full_disk_refuses_to_keep_are_answered(operator, da
     assert database.run_reading(kept_counts.committed_of_closed, month) is None
 
 
+def test_kpis_whose_keeping_fails_for_another_reason_are_500_not_answered(operator, database, faults,
+                                                                         answers_500):
+    """Only a refusal the database may answer any read with (no writes, or on SQLite busy) is
+    the counts answered and kept later; any other error in keeping them is the code's, 500."""
+    setup_coalition(operator)
+    month = month_closed_uncounted(operator)
+    if database.engine.dialect.name == "postgresql":
+        def error():
+            return psycopg.errors.QueryCanceled("injected: canceling statement due to statement timeout")
+    else:
+        def error():
+            return sqlite3.OperationalError("injected: no such savepoint")
+    with faults.armed(fail_when("UPDATE periods", error, times=None)):
+        response = operator.get("/api/v1/kpis", query_string={"period_id": month})
+    assert response.status_code == 500, response.get_json()
+    assert len(faults.failed) == 1
+    assert database.run_reading(kept_counts.committed_of_closed, month) is None
+
+
 @pytest.mark.postgres
 def test_a_job_whose_kpi_counts_a_full_disk_refuses_to_keep_fails_its_run(operator, database, faults):
     """What a request may leave for later is the auto-close job's work: refused, its run fails
