@@ -1107,6 +1107,7 @@ def test_a_database_named_by_an_sqlite_file_uri_is_opened_as_sqlite_reads_it(tmp
     result = CliRunner().invoke(main, ["expire"])
     assert (result.exit_code, result.stdout) == (0, "expired 0 lots\n")
     assert (tmp_path / "uri.sqlite3").is_file()
+    assert [path.name for path in tmp_path.iterdir() if path.name.startswith("file")] == []  # the URI is no file name
 
 
 def test_keys_create_says_which_database_holds_the_key_and_when_it_made_that_database(tmp_path, monkeypatch):
