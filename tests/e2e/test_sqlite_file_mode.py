@@ -54,3 +54,15 @@ def test_a_file_that_is_there_keeps_the_mode_its_operator_gave_it(tmp_path, read
     again = CliRunner().invoke(main, ["db", "upgrade"])
 
     assert (again.exit_code, _mode(path)) == (0, 0o640)
+
+
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+def test_an_in_memory_database_makes_no_file(tmp_path, monkeypatch, url):
+    # the file made 0600 before SQLite opens it is for a path: ":memory:" is none
+    monkeypatch.chdir(tmp_path)
+    app = create_app({"DATABASE_URL": url, "TESTING": True, "SCHEDULER": False})
+    try:
+        assert database_of(app).peek("SELECT 1") == 1
+    finally:
+        database_of(app).dispose()
+    assert os.listdir(tmp_path) == []
