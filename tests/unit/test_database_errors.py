@@ -4,10 +4,11 @@ not asked again, as a broken connection is."""
 
 import sqlite3
 
+import psycopg.errors
 import pytest
-from sqlalchemy.exc import DatabaseError
+from sqlalchemy.exc import DatabaseError, OperationalError
 
-from coalition.db import Damaged, SchemaNotCurrent, reaching, twice_if_unavailable
+from coalition.db import Busy, Damaged, SchemaNotCurrent, TakesNoWrites, Unavailable, reaching, twice_if_unavailable
 from coalition.db.outages import TABLE_MISSING
 
 # SQLite's extended codes, as Python reports them: the primary code is the low byte
@@ -59,3 +60,13 @@ def test_a_table_gone_is_said_with_what_to_do_and_sqlites_words_after_it():
         "the database does not have this release's schema (a table it reads is missing):"
         " run `coalition db upgrade`, or the newer release that changed it (no such table: lots)"
     )
+
+
+@pytest.mark.parametrize("going", [psycopg.errors.AdminShutdown, psycopg.errors.CrashShutdown,
+                                   psycopg.errors.CannotConnectNow])
+def test_a_server_going_down_or_starting_up_is_unavailable_to_be_asked_again(going):
+    # SQLAlchemy has not found the connection broken: the server's SQLSTATE alone says so
+    with pytest.raises(Unavailable) as raised, reaching():
+        raise OperationalError("SELECT 1", None, going("the database system is shutting down"))
+    assert not isinstance(raised.value, (Busy, Damaged, SchemaNotCurrent, TakesNoWrites))
+    assert str(raised.value) == "the database cannot be reached (the database system is shutting down)"
