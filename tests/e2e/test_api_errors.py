@@ -937,7 +937,7 @@ UNREPRESENTABLE = ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"]
 @pytest.mark.parametrize("instant", UNREPRESENTABLE)
 def test_occurred_at_with_no_utc_form_is_422(coalition, instant):
     body = assert_error(coalition.post("/api/v1/transactions", json=earn_body(occurred_at=instant)), 422)
-    assert "occurred_at" in body["errors"]["json"]
+    assert body["errors"]["json"] == {"occurred_at": ["must be an instant between years 1 and 9999 in UTC"]}
     assert list_all(coalition) == []
 
 
