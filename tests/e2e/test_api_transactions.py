@@ -1249,6 +1249,15 @@ def test_an_order_the_listing_does_not_know_is_422_naming_it(coalition, ledger):
         assert list(response.get_json()["errors"]["query"]) == ["order"]
 
 
+def test_the_openapi_document_says_each_listing_is_oldest_first_unless_asked(coalition):
+    """The default the document gives is the order a listing asked for none answers in
+    (test_list_transactions_oldest_posting_first reads it so)."""
+    paths = coalition.get("/api/openapi.json").get_json()["paths"]
+    for path in ("/api/v1/transactions", "/api/v1/members/{member_id}/history", "/api/v1/statements", "/api/v1/changes"):
+        (order,) = [parameter for parameter in paths[path]["get"]["parameters"] if parameter["name"] == "order"]
+        assert order["schema"] == {"type": "string", "default": "oldest", "enum": ["oldest", "newest"]}, path
+
+
 def test_list_transactions_last_full_page_has_no_next_cursor_or_an_empty_next_page(coalition, ledger):
     page = expect(coalition.get("/api/v1/transactions", query_string={"limit": 5}), 200)
     assert len(page["items"]) == 5
