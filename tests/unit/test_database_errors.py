@@ -70,3 +70,21 @@ def test_a_server_going_down_or_starting_up_is_unavailable_to_be_asked_again(goi
         raise OperationalError("SELECT 1", None, going("the database system is shutting down"))
     assert not isinstance(raised.value, (Busy, Damaged, SchemaNotCurrent, TakesNoWrites))
     assert str(raised.value) == "the database cannot be reached (the database system is shutting down)"
+
+
+def test_a_read_refused_a_write_before_it_answered_is_refused_not_answered(tmp_path):
+    """Only a write refused after the reading use case answered (SQLite writes its pages at
+    the commit) leaves its answer standing; one refused before has no answer to stand, and
+    is refused as a database taking no writes, not answered with a placeholder."""
+    from coalition.db import Database
+
+    def reads_then_is_refused(session):
+        raise TakesNoWrites("the database file cannot be written (attempt to write a readonly database)")
+
+    database = Database(f"sqlite:///{tmp_path / 'coalition.db'}")
+    try:
+        with pytest.raises(TakesNoWrites):
+            database.run_reading(reads_then_is_refused)
+        assert database.run_reading(lambda session: "answered") == "answered"
+    finally:
+        database.engine.dispose()
