@@ -504,18 +504,19 @@ def test_error_that_is_not_retryable_is_tried_once(operator, database, faults, a
     two_lots(operator, "m-once")
     before = snapshot(database)
     body = burn_body("till-5-000003", "m-once", 150, days_ago(2))
-    if database.engine.dialect.name == "postgresql":
-        def error():
-            return psycopg.errors.QueryCanceled("injected: canceling statement due to statement timeout")
-    else:
-        def error():
-            return sqlite3.OperationalError("injected: disk I/O error")
-
-    with faults.armed(fail_when("UPDATE lots", error, times=None)):
+    with faults.armed(fail_when("UPDATE lots", not_retryable(database, "disk I/O error"), times=None)):
         response = operator.post("/api/v1/transactions", json=body)
     assert response.status_code == 500, response.get_json()
     assert faults.count("INSERT INTO transactions") == len(faults.failed) == 1
     assert snapshot(database) == before
+
+
+def not_retryable(database, sqlite_words: str):
+    """A driver error no retry and no refusal of writes covers: PostgreSQL's statement
+    timeout (57014), or SQLite's error in ``sqlite_words``."""
+    if database.engine.dialect.name == "postgresql":
+        return lambda: psycopg.errors.QueryCanceled("injected: canceling statement due to statement timeout")
+    return lambda: sqlite3.OperationalError(f"injected: {sqlite_words}")
 
 
 @pytest.mark.postgres
@@ -562,13 +563,7 @@ def test_kpis_whose_keeping_fails_for_another_reason_are_500_not_answered(operat
     the counts answered and kept later; any other error in keeping them is the code's, 500."""
     setup_coalition(operator)
     month = month_closed_uncounted(operator)
-    if database.engine.dialect.name == "postgresql":
-        def error():
-            return psycopg.errors.QueryCanceled("injected: canceling statement due to statement timeout")
-    else:
-        def error():
-            return sqlite3.OperationalError("injected: no such savepoint")
-    with faults.armed(fail_when("UPDATE periods", error, times=None)):
+    with faults.armed(fail_when("UPDATE periods", not_retryable(database, "no such savepoint"), times=None)):
         response = operator.get("/api/v1/kpis", query_string={"period_id": month})
     assert response.status_code == 500, response.get_json()
     assert len(faults.failed) == 1
