@@ -389,3 +389,26 @@ class InstantOut(fields.String):
     """An instant the service has already written in RFC 3339 with its offset (SPEC §3),
     such as a final statement's, answered from its stored JSON: the document gives it
     the format ``date-time``, as it gives the instants marshmallow writes."""
+
+
+def LotAvailableAt():
+    """When an earn's or a bonus's lot may be spent, as a transaction and a member's
+    history both answer it."""
+    return fields.AwareDateTime(
+        allow_none=True,
+        metadata={
+            "description": "Of an earn or a bonus: when its lot's points may be spent, after"
+            " the issuer's hold_days (null for the other types)"
+        },
+    )
+
+
+def LotExpiresAt():
+    """When an earn's or a bonus's lot expires, as a transaction and a member's history
+    both answer it."""
+    return fields.AwareDateTime(
+        allow_none=True,
+        metadata={
+            "description": "Of an earn or a bonus: when its lot expires (null for the other types)"
+        },
+    )

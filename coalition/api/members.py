@@ -8,7 +8,7 @@ from marshmallow import fields
 from coalition.api import Blueprint, database
 from coalition.api.answers import Answer
 from coalition.api.authentication import authenticate_at, principal, reads_generation
-from coalition.api.fields import OneOfOut
+from coalition.api.fields import LotAvailableAt, LotExpiresAt, OneOfOut
 from coalition.api.pagination import PageArgs, paging
 from coalition.domain import lots
 from coalition.domain.errors import NotFound
@@ -73,19 +73,8 @@ class Movement(Answer):
     )
     reason = fields.String()
     lots = fields.List(fields.Nested(LotMovement))
-    available_at = fields.AwareDateTime(
-        allow_none=True,
-        metadata={
-            "description": "Of an earn or a bonus: when its lot's points may be spent, after"
-            " the issuer's hold_days (null for the other types)"
-        },
-    )
-    expires_at = fields.AwareDateTime(
-        allow_none=True,
-        metadata={
-            "description": "Of an earn or a bonus: when its lot expires (null for the other types)"
-        },
-    )
+    available_at = LotAvailableAt()
+    expires_at = LotExpiresAt()
 
 
 class HistoryOut(Answer):

@@ -33,6 +33,8 @@ from coalition.api.fields import (
     DecimalOut,
     Instant,
     Legible,
+    LotAvailableAt,
+    LotExpiresAt,
     NullLeftOut,
     OneOf,
     OneOfOut,
@@ -218,19 +220,8 @@ class TransactionOut(Answer):
     lot_id = fields.Integer(
         allow_none=True, metadata={"description": "Of an earn or a bonus: the lot it created"}
     )
-    available_at = fields.AwareDateTime(
-        allow_none=True,
-        metadata={
-            "description": "Of an earn or a bonus: when its lot's points may be spent, after"
-            " the issuer's hold_days (null for the other types)"
-        },
-    )
-    expires_at = fields.AwareDateTime(
-        allow_none=True,
-        metadata={
-            "description": "Of an earn or a bonus: when its lot expires (null for the other types)"
-        },
-    )
+    available_at = LotAvailableAt()
+    expires_at = LotExpiresAt()
 
 
 class BatchIn(Body):
