@@ -8,7 +8,7 @@ from werkzeug import exceptions
 from werkzeug.http import HTTP_STATUS_CODES
 
 from coalition import MAX_BODY_BYTES, auth
-from coalition.db import Busy, Damaged, SchemaNotCurrent, TakesNoWrites, Unavailable
+from coalition.db import Busy, Damaged, IndexDamaged, SchemaNotCurrent, TakesNoWrites, Unavailable
 from coalition.domain.errors import (
     CoalitionError,
     Conflict,
@@ -172,6 +172,10 @@ DAMAGED = (
     "the service's database is damaged and this request read a damaged part of it; its"
     f" operator restores it from a backup; {AGAIN}"
 )
+DAMAGED_INDEX = (
+    "an index of the service's database is damaged and this request read it; its operator"
+    f" builds it again from the ledger, losing nothing; {AGAIN}"
+)
 BUSY = (
     "the service waited too long for other work on the database (a period being closed,"
     f" say) to let go of what this request needs; {AGAIN}"
@@ -187,14 +191,14 @@ def unavailable(message: str, reason: str = "database_unavailable"):
 def database_away(error: Unavailable):
     """The 503 of a request, or of a batch's item, that the database failed, in the words
     of what failed: its tables gone (``schema_not_current``, as /readyz says until the
-    schema is made), its writes refused, a SQLite file damaged where the request read, a
+    schema is made), its writes refused, the database damaged where the request read, a
     lock waited for past its limit (behind a close, say), or the database itself away."""
     if isinstance(error, SchemaNotCurrent):
         return unavailable(error.why, "schema_not_current")
     if isinstance(error, TakesNoWrites):
         return unavailable(TAKES_NO_WRITES)
     if isinstance(error, Damaged):
-        return unavailable(DAMAGED)
+        return unavailable(DAMAGED_INDEX if isinstance(error, IndexDamaged) else DAMAGED)
     return unavailable(BUSY if isinstance(error, Busy) else UNAVAILABLE)
 
 

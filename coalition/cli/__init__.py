@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from coalition import auth, config
 from coalition.cli import databases, imports, interrupts, keys
-from coalition.db import checks, copy, damaged_file, first_line
+from coalition.db import Damaged, checks, copy, first_line
 from coalition.domain.errors import CoalitionError
 from coalition.logs import quantity
 from coalition.services import changes
@@ -118,7 +118,7 @@ def db_check():
         click.echo(f"and {quantity(len(found) - SHOWN_PROBLEMS, 'more problem')}")
     if damage:
         raise click.ClickException(
-            damaged_file("SQLite's integrity check, above", databases.shown(database))
+            Damaged("SQLite's integrity check, above").said(databases.shown(database))
         )
     if found:
         raise click.ClickException(f"the ledger does not add up: {quantity(len(found), 'problem')}")

@@ -21,7 +21,6 @@ from coalition.db import (
     SchemaNotCurrent,
     Unavailable,
     damaged,
-    damaged_file,
     is_unavailable,
     migrate,
     sqlite_code,
@@ -59,7 +58,7 @@ def opened(*, upgrade=False, wait=0, create=True):
             _tell_what_changed(database, missing, before, revisions)
         yield database
     except Damaged as error:  # a page the command read, where opening it read none
-        raise click.ClickException(damaged_file(error.reason, shown(database))) from None
+        raise click.ClickException(error.said(shown(database))) from None
     except SchemaNotCurrent as error:  # a newer release upgraded it while the command ran
         raise click.ClickException(str(error)) from None
     except Unavailable as error:  # the server went away while the command ran
@@ -186,7 +185,7 @@ def _check_schema(
         except (DBAPIError, Unavailable) as error:  # unreachable, not a database, no such directory
             cause = error.__cause__ if isinstance(error, Unavailable) else error
             if isinstance(cause, DBAPIError) and damaged(cause):  # no wait mends it
-                raise click.ClickException(damaged_file(_reason(cause), where)) from None
+                raise click.ClickException(Damaged.of(cause).said(where)) from None
             if not (_not_up_yet(cause) and time.monotonic() < deadline):
                 raise click.ClickException(
                     f"cannot open the database {where}: {_why(cause)}"

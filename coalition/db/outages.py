@@ -3,7 +3,7 @@
 A failure that is no fault of the request is :class:`Unavailable` (a 503, a command
 stopped in one line, a job waiting for its next run), told apart by what will end it:
 the server back (:class:`Unavailable` itself), the operator's hand
-(:class:`TakesNoWrites`, :class:`Damaged`), a release's schema
+(:class:`TakesNoWrites`, :class:`Damaged` and its kinds), a release's schema
 (:class:`SchemaNotCurrent`) or another unit of work letting go (:class:`Busy`).
 :func:`reaching` makes them from the driver's errors; any other error is the code's,
 and is raised as it is.
@@ -27,6 +27,10 @@ SQLITE_UNWRITABLE_CODES = {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_FULL, sqlite3
 # SQLite finds its file damaged: a page overwritten, the file cut short, a -wal of another
 # database beside it (SQLITE_CORRUPT), or a file that is no database at all (SQLITE_NOTADB)
 SQLITE_DAMAGED_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
+# PostgreSQL finds a page of its own files damaged: a table's (data_corrupted), or an
+# index's (index_corrupted), which REINDEX builds again from its table
+DATA_CORRUPTED = "XX001"
+INDEX_CORRUPTED = "XX002"
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout ran out
 
 
@@ -63,6 +67,10 @@ class SchemaNotCurrent(Unavailable):
 
 
 RESTORE = 'restore it from a backup (docs/operations.md, "Data to keep")'
+REINDEX = (
+    "rebuild it from its table with `REINDEX INDEX` and the name it gives; nothing is lost"
+    ' (docs/operations.md, "A damaged PostgreSQL database")'
+)
 
 
 class Damaged(Unavailable):
@@ -71,22 +79,50 @@ class Damaged(Unavailable):
 
     Only the statements that read a damaged page fail (one member's balance, say,
     while others are served). Asking again reads the same page, so it is not asked
-    again; the operator restores the file from a backup.
+    again; the operator restores the file from a backup. PostgreSQL's own damage is
+    told by its kinds, :class:`DataDamaged` and :class:`IndexDamaged`.
     """
+
+    what = "the database file"
+    remedy = RESTORE
 
     def __init__(self, reason: str):
         super().__init__(reason)  # its args alone, as pickle makes it again from them
         self.reason = reason
 
     def __str__(self) -> str:
-        return damaged_file(self.reason)
+        return self.said()
+
+    def said(self, where: str = "") -> str:
+        """What is damaged (named ``where``, if the caller knows which), with the
+        database's reason, and what to do."""
+        named = f" {where}" if where else ""
+        return f"{self.what}{named} is damaged ({self.reason}): {self.remedy}"
+
+    @staticmethod
+    def of(error: DBAPIError) -> "Damaged":
+        """The damage the driver's ``error`` tells of (:func:`damaged`), with its first line."""
+        kind = {DATA_CORRUPTED: DataDamaged, INDEX_CORRUPTED: IndexDamaged}.get(
+            getattr(error.orig, "sqlstate", None), Damaged
+        )
+        return kind(first_line(error))
 
 
-def damaged_file(reason: str, file: str = "") -> str:
-    """What is said of a damaged SQLite file (named, where the caller knows which), with
-    SQLite's ``reason``, and what to do."""
-    named = f" {file}" if file else ""
-    return f"the database file{named} is damaged ({reason}): {RESTORE}"
+class DataDamaged(Damaged):
+    """A page of a PostgreSQL table found damaged (data_corrupted, :data:`DATA_CORRUPTED`):
+    the rows it held are lost to the server, so the database is restored from a backup,
+    as a damaged SQLite file is."""
+
+    what = "the database"
+
+
+class IndexDamaged(Damaged):
+    """A page of a PostgreSQL index found damaged (index_corrupted, :data:`INDEX_CORRUPTED`):
+    the table it indexes holds every row, so REINDEX builds the index again from it and
+    nothing is restored, nor lost."""
+
+    what = "an index of the database"
+    remedy = REINDEX
 
 
 class Busy(Unavailable):
@@ -137,7 +173,7 @@ def first_line(error: DBAPIError) -> str:
 def reaching():
     """Raise :class:`Unavailable` for a database that cannot be reached, with the
     driver's first line (a host and port, never a password); :class:`SchemaNotCurrent`
-    for one whose tables are gone, :class:`Damaged` for a SQLite file found damaged."""
+    for one whose tables are gone, :class:`Damaged` for one found damaged."""
     try:
         yield
     except DBAPIError as error:
@@ -145,7 +181,7 @@ def reaching():
         if missing_table(error):
             raise SchemaNotCurrent(TABLE_MISSING, reason) from error
         if damaged(error):
-            raise Damaged(reason) from error
+            raise Damaged.of(error) from error
         if sqlite_code(error) == sqlite3.SQLITE_CANTOPEN:  # its file gone, or out of reach
             raise Unavailable(f"the database file cannot be opened ({reason})") from error
         if not is_unavailable(error):
@@ -183,8 +219,12 @@ def unwritable(error: DBAPIError) -> bool:
 
 
 def damaged(error: DBAPIError) -> bool:
-    """A SQLite file found damaged, or no database (:data:`SQLITE_DAMAGED_CODES`)."""
-    return sqlite_code(error) in SQLITE_DAMAGED_CODES
+    """A SQLite file found damaged, or no database (:data:`SQLITE_DAMAGED_CODES`); a
+    PostgreSQL table's or index's page found damaged (:data:`DATA_CORRUPTED`,
+    :data:`INDEX_CORRUPTED`)."""
+    return sqlite_code(error) in SQLITE_DAMAGED_CODES or (
+        getattr(error.orig, "sqlstate", None) in {DATA_CORRUPTED, INDEX_CORRUPTED}
+    )
 
 
 def sqlite_code(error: DBAPIError) -> int | None:

@@ -545,6 +545,31 @@ def disk_full():
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize(("corrupted", "said", "told"), [
+    (psycopg.errors.DataCorrupted, "invalid page in block 5 of relation base/16384/16622",
+     "the service's database is damaged and this request read a damaged part of it; its operator restores it"
+     " from a backup; try again: "),
+    (psycopg.errors.IndexCorrupted, 'index "ix_lots_member_balance" contains unexpected zero page at block 3',
+     "an index of the service's database is damaged and this request read it; its operator builds it again"
+     " from the ledger, losing nothing; try again: "),
+])
+def test_postgresqls_own_damage_where_a_balance_is_read_is_503_and_read_once(operator, faults, corrupted, said,
+                                                                            told):
+    """A page of lots (XX001) or of its index (XX002) that PostgreSQL finds damaged was 500
+    with a traceback; it is 503, as a damaged SQLite file is, in words that say which, and
+    not read again on a new connection, as a broken one is: it would read the same page.
+    (Tried for real on a PostgreSQL 15 server of its own: a page of lots written over with
+    random bytes, pages of ix_lots_member_balance zeroed; these are the server's words.)"""
+    setup_coalition(operator)
+    two_lots(operator, "m-damaged")
+    with faults.armed(lambda statement: corrupted(said) if "FROM lots" in statement else None):
+        response = operator.get("/api/v1/members/m-damaged/balance")
+    assert (response.status_code, response.get_json()["reason"]) == (503, "database_unavailable")
+    assert response.get_json()["message"].startswith(told)
+    assert len(faults.failed) == 1
+
+
+@pytest.mark.postgres
 def test_kpis_whose_counts_a_full_disk_refuses_to_keep_are_answered(operator, database, faults):
     """The first KPI request for a closed period keeps its counts, a write a server out of disk
     refuses: the request answers what it counted (it was 503), and keeps nothing."""

@@ -1,12 +1,13 @@
 """What a database's error makes of a unit of work: a SQLite file found damaged is
 :class:`~coalition.db.Damaged`, whichever of SQLite's codes for damage it carries, and is
-not asked again, as a broken connection is."""
+not asked again, as a broken connection is; PostgreSQL's own damage is too, by its
+SQLSTATE, with what to do for a table's page and for an index's."""
 
 import sqlite3
 
 import psycopg.errors
 import pytest
-from sqlalchemy.exc import DatabaseError, OperationalError
+from sqlalchemy.exc import DatabaseError, InternalError, OperationalError
 
 from coalition.db import Busy, Damaged, SchemaNotCurrent, TakesNoWrites, Unavailable, reaching, twice_if_unavailable
 from coalition.db.outages import TABLE_MISSING
@@ -48,6 +49,26 @@ def test_a_read_of_a_damaged_page_is_not_read_again():
     with pytest.raises(Damaged):
         twice_if_unavailable(read)
     assert len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("corrupted", "said", "told"),
+    [
+        (psycopg.errors.DataCorrupted, "invalid page in block 5 of relation base/16384/16622",
+         'the database is damaged (invalid page in block 5 of relation base/16384/16622): restore it from a'
+         ' backup (docs/operations.md, "Data to keep")'),
+        (psycopg.errors.IndexCorrupted, 'index "ix_lots_member_balance" contains unexpected zero page at block 3',
+         'an index of the database is damaged (index "ix_lots_member_balance" contains unexpected zero page at'
+         " block 3): rebuild it from its table with `REINDEX INDEX` and the name it gives; nothing is lost"
+         ' (docs/operations.md, "A damaged PostgreSQL database")'),
+    ],
+)
+def test_postgresqls_own_damage_is_damaged_by_its_sqlstate_with_what_to_do(corrupted, said, told):
+    # psycopg's words and classes as a PostgreSQL 15 server gave them, a page of lots written
+    # over with random bytes, and pages of an index of lots zeroed
+    with pytest.raises(Damaged) as raised, reaching():
+        raise InternalError("SELECT 1", None, corrupted(said))
+    assert str(raised.value) == told
 
 
 def test_a_table_gone_is_said_with_what_to_do_and_sqlites_words_after_it():
