@@ -18,9 +18,10 @@ deeper down, in pages only some requests read, is: every instance reads the
 same file, and the requests that read other pages are served (each that reads
 a damaged page is answered 503, and logged).
 
-A database that takes no writes (a standby after a failover) is ready: it
-is read-only for every instance alike, so taking them all out would stop
-the balance lookups that still work. The answer says ``"writes": false``,
+A database that takes no writes (a standby after a failover, a SQLite file
+made read-only) is ready: it is read-only for every instance alike, so
+taking them all out would stop the balance lookups that still work. The
+answer says ``"writes": false`` (:meth:`~coalition.db.Database.read_only`),
 and each write is answered 503 meanwhile.
 
 A probe asks every few seconds, so a failed check is not logged: its answer
@@ -32,11 +33,9 @@ from sqlalchemy.exc import DBAPIError
 
 from coalition import database_of
 from coalition.api.errors import unavailable
-from coalition.db import Damaged, Unavailable, migrate, on_postgresql
+from coalition.db import Damaged, Unavailable, migrate
 
 blp = Blueprint("health", __name__)
-
-READ_ONLY = "SELECT current_setting('transaction_read_only')"
 
 
 @blp.get("/")
@@ -65,7 +64,7 @@ def readyz():
     database = database_of(current_app)
     try:
         revisions = migrate.revisions(database)
-        read_only = on_postgresql(database.engine) and database.peek(READ_ONLY) == "on"
+        read_only = database.read_only()
     except Damaged as error:  # no instance serves a file that is not a database
         return unavailable(f"not ready: {error}")
     except (DBAPIError, Unavailable):

@@ -24,7 +24,7 @@ import os
 import time
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 from urllib.request import pathname2url
 
 from sqlalchemy import bindparam, create_engine, event, make_url
@@ -266,6 +266,23 @@ class Database:
         trips. On SQLite it reads a snapshot, as :meth:`read` does.
         """
         return self.read(lambda session: session.connection().exec_driver_sql(sql).scalar_one())
+
+    def read_only(self) -> bool:
+        """Whether the database refuses every write now, asked without writing: a PostgreSQL
+        standby, or a database set ``default_transaction_read_only``; a SQLite file its URL
+        opens read-only (``mode=ro``, ``immutable``), or one this process may not write (its
+        mode, a read-only mount), which SQLite then opens read-only. A disk that is full is
+        said by neither: only a write finds it."""
+        if on_postgresql(self.engine):
+            return self.peek("SELECT current_setting('transaction_read_only')") == "on"
+        file = self.peek("SELECT file FROM pragma_database_list WHERE name = 'main'")
+        (name, *_), options = self.engine.dialect.create_connect_args(self.engine.url)
+        opens = parse_qs(urlsplit(name).query) if options.get("uri") else {}
+        return (
+            opens.get("mode") == ["ro"]
+            or opens.get("immutable", [""])[-1].lower() in ("1", "on", "true", "yes")
+            or (bool(file) and not os.access(file, os.W_OK))
+        )
 
     def read(self, use_case, *args, **kwargs):
         """Run ``use_case(session, ...)``, a read of one statement, outside any transaction.

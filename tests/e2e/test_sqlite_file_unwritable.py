@@ -8,6 +8,7 @@ write as a file the process may not write does (SQLITE_READONLY), whoever runs t
 A full disk is a limit on the size of the files the process writes (``RLIMIT_FSIZE``).
 """
 
+import os
 import resource
 from contextlib import contextmanager
 
@@ -61,6 +62,33 @@ def test_the_api_answers_writes_503_and_reads_as_ever(read_only_url):
         assert response.get_json()["message"].startswith("the service's database takes no writes just now")
     assert balance(operator, "card-1")["available"] == 10
     database_of(app).dispose()
+
+
+@pytest.mark.parametrize("opens", ["mode=ro", "immutable=1"])
+def test_readyz_says_a_file_opened_read_only_takes_no_writes(coalition_file, opens):
+    """/readyz said ``"writes": true`` of a file whose every write was 503; it says what
+    SQLite will do, writing nothing to find out."""
+    path, app, _ = coalition_file
+    database_of(app).dispose()
+    reader = create_app({"DATABASE_URL": f"sqlite:///file:{path}?{opens}&uri=true", "TESTING": True})
+    assert expect(reader.test_client().get("/readyz"), 200) == {"status": "ready", "writes": False}
+    database_of(reader).dispose()
+
+
+def test_readyz_says_a_file_this_process_may_not_write_takes_no_writes(coalition_file):
+    """A file of mode 0444, which SQLite opens read-only for a process that may not write it
+    (so does a read-only mount, for every process)."""
+    path, app, key = coalition_file
+    database_of(app).dispose()
+    path.chmod(0o444)
+    if os.access(path, os.W_OK):
+        pytest.skip("this process may write a file of mode 0444 (it has CAP_DAC_OVERRIDE, as root has)")
+    reader = create_app({"DATABASE_URL": f"sqlite:///{path}", "TESTING": True})
+    assert expect(reader.test_client().get("/readyz"), 200) == {"status": "ready", "writes": False}
+    earn = {"type": "earn", "partner_id": "aroma", "member_id": "card-1", "amount": "50.00", "currency": "RUB",
+            "external_id": "e-2", "occurred_at": days_ago(1)}
+    expect(Caller(reader.test_client(), key).post("/api/v1/transactions", json=earn), 503)
+    database_of(reader).dispose()
 
 
 def test_kpis_of_a_closed_month_not_kept_yet_are_answered_from_a_read_only_file(coalition_file, read_only_url):
