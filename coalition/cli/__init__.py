@@ -107,9 +107,10 @@ def db_check():
     thing that does not add up on a line of its own, and exit status 1. Reads
     the whole ledger as of one instant, beside a running service. A SQLite
     file's pages are checked first: where they are damaged, it lists what
-    SQLite found instead, and says to restore the file from a backup.
+    SQLite found instead, and says to restore the file from a backup. A
+    backup kept in a directory this user may not write is read where it is.
     """
-    with databases.opened() as database, database.snapshot() as connection:
+    with databases.opened(backup=True) as database, database.snapshot() as connection:
         damage = checks.damage(connection)
         found = damage or checks.problems(connection)
     for line in found[:SHOWN_PROBLEMS]:

@@ -3,6 +3,7 @@ checked (or upgraded, for the commands that set things up), and named as the
 user should recognise it."""
 
 import itertools
+import os
 import sqlite3
 import time
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ START_RETRY_SECONDS = 2
 
 
 @contextmanager
-def opened(*, upgrade=False, wait=0, create=True):
+def opened(*, upgrade=False, wait=0, create=True, backup=False):
     """The configured database for one command, its connections closed afterwards.
 
     With ``upgrade`` (commands that set things up: ``db upgrade``, ``keys
@@ -44,6 +45,12 @@ def opened(*, upgrade=False, wait=0, create=True):
     would only be refused in one. The others use the database as it is; on
     one without the newest schema they say how to get it instead of failing
     on a missing table.
+
+    With ``backup`` (``db check``, run on a backup before it is restored), a SQLite
+    file kept in a directory this user may not write is read as SQLite reads one on
+    read-only media (:meth:`~coalition.db.Database.read_as_immutable`), where SQLite
+    refused to read it at all, unless a ``-wal`` beside it holds what SQLite would then
+    leave unread.
     """
     database = _built(
         config.database_url(), "COALITION_DATABASE_URL", lambda: database_of(create_app())
@@ -52,6 +59,8 @@ def opened(*, upgrade=False, wait=0, create=True):
     if missing is not None and not (upgrade and create):  # said before SQLite would create it
         database.dispose()
         raise click.ClickException(_no_database(missing))
+    if backup and _kept_read_only(database):
+        database.read_as_immutable()
     try:
         before, revisions = _check_schema(database, upgrade, wait)
         if upgrade:  # said once done: a file that cannot be made is reported instead
@@ -119,6 +128,16 @@ def _missing_file(database) -> Path | None:
     except OSError as error:  # a name the file system refuses (too long): no file, and none to make
         database.dispose()
         raise click.ClickException(f"cannot open the database {path}: {error.strerror}") from None
+
+
+def _kept_read_only(database) -> bool:
+    """A SQLite file in a directory this user may not write, where no ``-wal`` is beside it."""
+    path = _file(database)
+    return (
+        path is not None
+        and not os.access(path.parent, os.W_OK)
+        and not path.with_name(f"{path.name}-wal").exists()
+    )
 
 
 def _no_database(path: Path) -> str:

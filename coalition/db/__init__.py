@@ -88,9 +88,11 @@ def _sqlite_file_of_its_owner(engine, opened: list) -> None:
     Once the engine has opened its file, it opens that file again only if it is there
     (SQLite's ``mode=rw``): a file removed under a running service is not made again,
     empty, by the next connection, where `coalition db upgrade` would then have made a
-    new coalition in it. The service answers 503 until its file is back. ``opened``: not
-    empty once a connection has opened the file, or from the start for a process that
-    serves a file made before it (:meth:`Database.open_only_where_it_is`).
+    new coalition in it. The service answers 503 until its file is back. ``opened``: the
+    URI option SQLite opens the file with from then on (``mode=rw``), set once a
+    connection has opened the file, or from the start for a process that serves a file
+    made before it (:meth:`Database.open_only_where_it_is`) or a command that reads a
+    file kept read-only (:meth:`Database.read_as_immutable`).
     """
 
     @event.listens_for(engine, "do_connect")
@@ -99,7 +101,7 @@ def _sqlite_file_of_its_owner(engine, opened: list) -> None:
         if cparams.get("uri") or path in (None, "", ":memory:"):
             return
         if opened:
-            cargs[:] = [f"file:{pathname2url(os.path.abspath(path))}?mode=rw"]
+            cargs[:] = [f"file:{pathname2url(os.path.abspath(path))}?{opened[0]}"]
             cparams["uri"] = True
             return
         with suppress(OSError):  # there already, or not to be made: SQLite says which
@@ -107,7 +109,7 @@ def _sqlite_file_of_its_owner(engine, opened: list) -> None:
 
     @event.listens_for(engine, "connect")
     def _opened(_dbapi_connection, _record):
-        opened[:] = [True]
+        opened[:] = opened or ["mode=rw"]
 
 
 def _postgresql_session(engine) -> None:
@@ -381,7 +383,15 @@ class Database:
         opened it: for a process that serves a file made before it started (a gunicorn
         worker, the scheduler), which a worker booted again, or a scheduler started again,
         while the file is away made anew, empty, where the others answered 503."""
-        self._opened[:] = [True]
+        self._opened[:] = ["mode=rw"]
+
+    def read_as_immutable(self) -> None:
+        """Open a SQLite file as SQLite opens one on read-only media (``immutable=1``):
+        without the ``-shm`` a file in WAL mode is otherwise read through, which SQLite
+        cannot make in a directory this process may not write, and which it needs even
+        to read (SQLITE_READONLY_DIRECTORY); and without locks, nor a ``-wal``, which it
+        leaves unread. For a command that reads a file no process writes: a backup."""
+        self._opened[:] = ["immutable=1"]
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -154,3 +154,49 @@ def test_an_import_stops_at_its_first_slice_with_one_line_not_a_traceback_a_row(
     assert "Traceback" not in result.stderr and "line 2:" not in result.stderr
     assert f"the import stopped: {UNWRITABLE}." in result.stderr
     assert result.stdout.splitlines()[-1] == "0 created, 0 replayed, 0 failed"
+
+
+@pytest.fixture
+def backup_kept_read_only(tmp_path, monkeypatch):
+    """A coalition's file in WAL mode, as the service leaves it, in a directory this process
+    may not write (mode 0555), named by ``COALITION_DATABASE_URL``; and a function that
+    puts a file beside it first."""
+    kept = tmp_path / "backups"
+    kept.mkdir()
+    path = kept / "coalition.sqlite3"
+    coalition_in_a_file(path, monkeypatch)
+    kept.chmod(0o555)
+    if os.access(kept, os.W_OK):
+        kept.chmod(0o755)
+        pytest.skip("this process may write a directory of mode 0555 (it has CAP_DAC_OVERRIDE, as root has)")
+
+    def beside(name: str) -> None:
+        kept.chmod(0o755)
+        path.with_name(name).touch()
+        kept.chmod(0o555)
+
+    yield path, beside
+    kept.chmod(0o755)
+
+
+def test_db_check_reads_a_backup_kept_in_a_directory_it_may_not_write(backup_kept_read_only):
+    """An operator checks a backup before restoring it (operations.md, "Data to keep"): one
+    kept read-only was "attempt to write a readonly database", SQLite needing to make its
+    -shm beside a file in WAL mode even to read it. It is read as on read-only media, and
+    nothing is made beside it."""
+    path, _ = backup_kept_read_only
+    result = CliRunner().invoke(main, ["db", "check"])
+    assert (result.exit_code, result.output) == (
+        0, "the ledger adds up: lots, allocations, movements, period totals, closes, rates and statements\n")
+    assert [each.name for each in path.parent.iterdir()] == ["coalition.sqlite3"]
+
+
+def test_db_check_does_not_read_a_backup_kept_read_only_without_its_wal(backup_kept_read_only):
+    """Read as on read-only media, SQLite leaves a -wal unread, and with it the postings it
+    holds: a check of the file alone could say a backup adds up that is not what it holds."""
+    path, beside = backup_kept_read_only
+    beside("coalition.sqlite3-wal")
+    result = CliRunner().invoke(main, ["db", "check"])
+    assert (result.exit_code, result.stderr) == (
+        1, f"Error: cannot open the database {path}: unable to open database file"
+           " (SQLite needs its directory to exist and to be writable)\n")
