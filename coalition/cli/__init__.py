@@ -13,7 +13,7 @@ from sqlalchemy.exc import DBAPIError
 
 from coalition import auth, config
 from coalition.cli import databases, imports, interrupts, keys
-from coalition.db import Damaged, checks, copy, first_line
+from coalition.db import Damaged, TakesNoWrites, checks, copy, first_line
 from coalition.domain.errors import CoalitionError
 from coalition.logs import quantity
 from coalition.services import changes
@@ -168,12 +168,29 @@ def serve(host, port, workers, no_scheduler):
         where = server.address(host, port)
         raise click.ClickException(f"cannot listen on {where}: {error.strerror}") from None
     with databases.opened(upgrade=True, wait=databases.START_WAIT_SECONDS) as database:
-        key = database.run(auth.first_operator_key)
+        key = _first_operator_key(database)
     if key is not None:
         click.echo("First start: an operator key was created. Store it now, it is not shown again:")
         click.echo(key)
     running = jobs.schedule() if scheduler else "off"
     server.run(host, port, workers, scheduler, running)
+
+
+def _first_operator_key(database) -> str | None:
+    """A new operator key where the coalition has none unrevoked (:func:`auth.first_operator_key`).
+
+    A database that takes no writes (a standby after a failover, a file made read-only)
+    refuses to make it; serve still serves the reads it answers, and says so once.
+    """
+    try:
+        return database.run(auth.first_operator_key)
+    except TakesNoWrites as error:
+        click.echo(
+            f"the coalition has no operator key that is not revoked, and none could be made: {error};"
+            " reads are served; once it takes writes, `coalition keys create --role operator` makes one",
+            err=True,
+        )
+        return None
 
 
 @main.command()

@@ -203,6 +203,33 @@ def test_a_scheduler_switch_misread_stops_only_what_would_run_the_jobs(cli, monk
     assert [args[3] for args in served] == [False]  # host, port, workers, scheduler
 
 
+def test_serve_on_a_database_that_takes_no_writes_nor_has_an_operator_key_serves_saying_so(
+        database_url, operator, monkeypatch):
+    """Where every operator key is revoked, serve makes one at its start: a database that
+    takes no writes (a standby after a failover, a file made read-only) refused it, and
+    serve exited ("run the command again once it is back"), serving none of the reads
+    the database answers. It serves them, and says in one line why no key was made."""
+    CliRunner().invoke(main, ["keys", "revoke", operator.headers["Authorization"].removeprefix("Bearer ")],
+                       env={"COALITION_DATABASE_URL": database_url}, catch_exceptions=False)
+    url = make_url(database_url)
+    if url.get_backend_name() == "postgresql":
+        read_only = url.update_query_dict({"options": "-c default_transaction_read_only=on"}).render_as_string(
+            hide_password=False)
+        refused = "the database takes no writes now (cannot execute SELECT FOR UPDATE in a read-only transaction)"
+    else:
+        read_only = f"sqlite:///file:{url.database}?mode=ro&uri=true"
+        refused = "the database file cannot be written (attempt to write a readonly database)"
+    monkeypatch.setenv("COALITION_DATABASE_URL", read_only)
+    served = []
+    monkeypatch.setattr("coalition.server.run", lambda *args: served.append(args))
+    monkeypatch.setattr("coalition.server.check_listening", lambda *args: None)  # 5000 may be taken
+    result = CliRunner().invoke(main, ["serve", "--no-scheduler"])
+    assert (result.exit_code, result.stdout, len(served)) == (0, "", 1)
+    assert result.stderr == (
+        f"the coalition has no operator key that is not revoked, and none could be made: {refused}; reads are"
+        " served; once it takes writes, `coalition keys create --role operator` makes one\n")
+
+
 def test_import_posts_each_row_and_a_rerun_replays(cli, aroma, operator, tmp_path):
     when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
     path = tmp_path / "transactions.csv"
