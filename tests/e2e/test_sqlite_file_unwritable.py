@@ -4,12 +4,15 @@ command stops with one line. Both were a traceback: the API's 500s, and an impor
 tracebacks a row, each row then failed as the database's fault.
 
 The file is opened read-only through SQLite's own URI (``mode=ro``), which refuses every
-write as a file the process may not write does (SQLITE_READONLY), whoever runs the tests.
+write as a file the process may not write does (SQLITE_READONLY), whoever runs the tests;
+where a file or a directory the process may not write is itself the case, root (CI) is kept
+from writing it by the immutable attribute.
 A full disk is a limit on the size of the files the process writes (``RLIMIT_FSIZE``).
 """
 
 import os
 import resource
+import subprocess
 from contextlib import contextmanager
 
 import pytest
@@ -25,6 +28,25 @@ from tests.e2e.settlement_world import coalition_kpis, month_closed_uncounted
 pytestmark = pytest.mark.skipif(POSTGRES_URL is not None, reason="SQLite's: run with the SQLite suite")
 
 UNWRITABLE = "the database file cannot be written (attempt to write a readonly database)"
+
+
+@contextmanager
+def unwritable(path):
+    """``path``, a file or a directory, made one this process may not write: by its mode, and
+    for a process that may write whatever the mode (root, as CI runs) by the immutable
+    attribute (``chattr +i``), where its filesystem has one; else the test is skipped."""
+    mode = path.stat().st_mode
+    path.chmod(0o555 if path.is_dir() else 0o444)
+    immutable = os.access(path, os.W_OK)
+    if immutable and subprocess.run(["chattr", "+i", path], capture_output=True).returncode != 0:
+        path.chmod(mode)
+        pytest.skip("this process may write whatever a file's mode, and the filesystem has no chattr +i")
+    try:
+        yield
+    finally:
+        if immutable:
+            subprocess.run(["chattr", "-i", path], check=True)
+        path.chmod(mode)
 
 
 @pytest.fixture
@@ -80,15 +102,13 @@ def test_readyz_says_a_file_this_process_may_not_write_takes_no_writes(coalition
     (so does a read-only mount, for every process)."""
     path, app, key = coalition_file
     database_of(app).dispose()
-    path.chmod(0o444)
-    if os.access(path, os.W_OK):
-        pytest.skip("this process may write a file of mode 0444 (it has CAP_DAC_OVERRIDE, as root has)")
-    reader = create_app({"DATABASE_URL": f"sqlite:///{path}", "TESTING": True})
-    assert expect(reader.test_client().get("/readyz"), 200) == {"status": "ready", "writes": False}
-    earn = {"type": "earn", "partner_id": "aroma", "member_id": "card-1", "amount": "50.00", "currency": "RUB",
-            "external_id": "e-2", "occurred_at": days_ago(1)}
-    expect(Caller(reader.test_client(), key).post("/api/v1/transactions", json=earn), 503)
-    database_of(reader).dispose()
+    with unwritable(path):
+        reader = create_app({"DATABASE_URL": f"sqlite:///{path}", "TESTING": True})
+        assert expect(reader.test_client().get("/readyz"), 200) == {"status": "ready", "writes": False}
+        earn = {"type": "earn", "partner_id": "aroma", "member_id": "card-1", "amount": "50.00",
+                "currency": "RUB", "external_id": "e-2", "occurred_at": days_ago(1)}
+        expect(Caller(reader.test_client(), key).post("/api/v1/transactions", json=earn), 503)
+        database_of(reader).dispose()
 
 
 def test_kpis_of_a_closed_month_not_kept_yet_are_answered_from_a_read_only_file(coalition_file, read_only_url):
@@ -157,46 +177,34 @@ def test_an_import_stops_at_its_first_slice_with_one_line_not_a_traceback_a_row(
 
 
 @pytest.fixture
-def backup_kept_read_only(tmp_path, monkeypatch):
-    """A coalition's file in WAL mode, as the service leaves it, in a directory this process
-    may not write (mode 0555), named by ``COALITION_DATABASE_URL``; and a function that
-    puts a file beside it first."""
+def backup(tmp_path, monkeypatch):
+    """A coalition's file in WAL mode, as the service leaves it, alone in a directory of
+    backups, named by ``COALITION_DATABASE_URL``."""
     kept = tmp_path / "backups"
     kept.mkdir()
     path = kept / "coalition.sqlite3"
     coalition_in_a_file(path, monkeypatch)
-    kept.chmod(0o555)
-    if os.access(kept, os.W_OK):
-        kept.chmod(0o755)
-        pytest.skip("this process may write a directory of mode 0555 (it has CAP_DAC_OVERRIDE, as root has)")
-
-    def beside(name: str) -> None:
-        kept.chmod(0o755)
-        path.with_name(name).touch()
-        kept.chmod(0o555)
-
-    yield path, beside
-    kept.chmod(0o755)
+    return path
 
 
-def test_db_check_reads_a_backup_kept_in_a_directory_it_may_not_write(backup_kept_read_only):
+def test_db_check_reads_a_backup_kept_in_a_directory_it_may_not_write(backup):
     """An operator checks a backup before restoring it (operations.md, "Data to keep"): one
     kept read-only was "attempt to write a readonly database", SQLite needing to make its
     -shm beside a file in WAL mode even to read it. It is read as on read-only media, and
     nothing is made beside it."""
-    path, _ = backup_kept_read_only
-    result = CliRunner().invoke(main, ["db", "check"])
+    with unwritable(backup.parent):
+        result = CliRunner().invoke(main, ["db", "check"])
     assert (result.exit_code, result.output) == (
         0, "the ledger adds up: lots, allocations, movements, period totals, closes, rates and statements\n")
-    assert [each.name for each in path.parent.iterdir()] == ["coalition.sqlite3"]
+    assert [each.name for each in backup.parent.iterdir()] == ["coalition.sqlite3"]
 
 
-def test_db_check_does_not_read_a_backup_kept_read_only_without_its_wal(backup_kept_read_only):
+def test_db_check_does_not_read_a_backup_kept_read_only_without_its_wal(backup):
     """Read as on read-only media, SQLite leaves a -wal unread, and with it the postings it
     holds: a check of the file alone could say a backup adds up that is not what it holds."""
-    path, beside = backup_kept_read_only
-    beside("coalition.sqlite3-wal")
-    result = CliRunner().invoke(main, ["db", "check"])
+    backup.with_name("coalition.sqlite3-wal").touch()
+    with unwritable(backup.parent):
+        result = CliRunner().invoke(main, ["db", "check"])
     assert (result.exit_code, result.stderr) == (
-        1, f"Error: cannot open the database {path}: unable to open database file"
+        1, f"Error: cannot open the database {backup}: unable to open database file"
            " (SQLite needs its directory to exist and to be writable)\n")
