@@ -159,10 +159,10 @@ def in_house_words(error: exceptions.HTTPException, method: str, path: str) -> s
     return None
 
 
-AGAIN = (
-    "try again: a transaction posted again with the same external_id answers as a replay"
-    " if it was written"
+REPLAYED = (
+    "a transaction posted again with the same external_id answers as a replay if it was written"
 )
+AGAIN = f"try again: {REPLAYED}"
 UNAVAILABLE = f"the service cannot reach its database just now; {AGAIN}"
 TAKES_NO_WRITES = (
     "the service's database takes no writes just now (it is read-only, a standby after a"
@@ -170,11 +170,13 @@ TAKES_NO_WRITES = (
 )
 DAMAGED = (
     "the service's database is damaged and this request read a damaged part of it; its"
-    f" operator restores it from a backup; {AGAIN}"
+    " operator restores it from a backup; try again once it is restored (asked sooner, the"
+    f" request reads the same damage): {REPLAYED}"
 )
 DAMAGED_INDEX = (
     "an index of the service's database is damaged and this request read it; its operator"
-    f" builds it again from the ledger, losing nothing; {AGAIN}"
+    " builds it again from the ledger, losing nothing; try again once it is built (asked"
+    f" sooner, the request reads the same damage): {REPLAYED}"
 )
 BUSY = (
     "the service waited too long for other work on the database (a period being closed,"

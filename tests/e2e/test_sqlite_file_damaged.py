@@ -56,7 +56,9 @@ def test_a_request_reading_a_damaged_page_is_503_saying_so_and_others_are_served
         assert response.status_code == 503, response.get_json()
         assert response.get_json()["reason"] == "database_unavailable"
         assert response.get_json()["message"].startswith(
-            "the service's database is damaged and this request read a damaged part of it")
+            "the service's database is damaged and this request read a damaged part of it; its operator"
+            " restores it from a backup; try again once it is restored (asked sooner, the request reads the"
+            " same damage): ")
     assert expect(operator.get("/api/v1/partners/aroma"), 200)["currency"] == "RUB"
     assert expect(app.test_client().get("/readyz"), 200)["status"] == "ready"
     database_of(app).dispose()

@@ -548,10 +548,11 @@ def disk_full():
 @pytest.mark.parametrize(("corrupted", "said", "told"), [
     (psycopg.errors.DataCorrupted, "invalid page in block 5 of relation base/16384/16622",
      "the service's database is damaged and this request read a damaged part of it; its operator restores it"
-     " from a backup; try again: "),
+     " from a backup; try again once it is restored (asked sooner, the request reads the same damage): "),
     (psycopg.errors.IndexCorrupted, 'index "ix_lots_member_balance" contains unexpected zero page at block 3',
      "an index of the service's database is damaged and this request read it; its operator builds it again"
-     " from the ledger, losing nothing; try again: "),
+     " from the ledger, losing nothing; try again once it is built (asked sooner, the request reads the same"
+     " damage): "),
 ])
 def test_postgresqls_own_damage_where_a_balance_is_read_is_503_and_read_once(operator, faults, corrupted, said,
                                                                             told):
