@@ -131,12 +131,14 @@ def _missing_file(database) -> Path | None:
 
 
 def _kept_read_only(database) -> bool:
-    """A SQLite file in a directory this user may not write, where no ``-wal`` is beside it."""
+    """A SQLite file in a directory this user may not write, where neither a ``-wal`` nor a
+    ``-journal`` is beside it: read as immutable, SQLite would leave the one unread, and
+    read the other's transaction, never committed, where it would have rolled it back."""
     path = _file(database)
     return (
         path is not None
         and not os.access(path.parent, os.W_OK)
-        and not path.with_name(f"{path.name}-wal").exists()
+        and not any(path.with_name(f"{path.name}-{kept}").exists() for kept in ("wal", "journal"))
     )
 
 

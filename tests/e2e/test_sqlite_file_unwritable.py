@@ -12,6 +12,8 @@ A full disk is a limit on the size of the files the process writes (``RLIMIT_FSI
 
 import os
 import resource
+import shutil
+import sqlite3
 import subprocess
 from contextlib import contextmanager
 
@@ -208,3 +210,28 @@ def test_db_check_does_not_read_a_backup_kept_read_only_without_its_wal(backup):
     assert (result.exit_code, result.stderr) == (
         1, f"Error: cannot open the database {backup}: unable to open database file"
            " (SQLite needs its directory to exist and to be writable)\n")
+
+
+def test_db_check_does_not_read_a_backup_kept_read_only_with_a_transaction_left_in_its_journal(
+        backup, tmp_path, monkeypatch):
+    """A file in rollback mode copied, with its -journal, while a transaction was writing it
+    (as `sqlite3 .backup` leaves one it was stopped in): SQLite rolls the transaction back
+    before it reads. Read as on read-only media, it read the pages never committed, and
+    said a sound backup was damaged and to restore one; it is not read, as before."""
+    writer = sqlite3.connect(backup, isolation_level=None)
+    writer.execute("PRAGMA journal_mode = DELETE")
+    writer.execute("PRAGMA cache_size = 1")  # so its pages are written to the file before a commit
+    writer.execute("BEGIN")
+    writer.execute("CREATE TABLE scratch (x)")
+    writer.executemany("INSERT INTO scratch VALUES (?)", [("x" * 500,)] * 3000)
+    copied = tmp_path / "copied"
+    copied.mkdir()
+    for each in (backup, backup.with_name(f"{backup.name}-journal")):
+        shutil.copy(each, copied / each.name)
+    writer.execute("ROLLBACK")
+    writer.close()
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{copied / backup.name}")
+    with unwritable(copied):
+        result = CliRunner().invoke(main, ["db", "check"])
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"Error: cannot open the database {copied / backup.name}: ")
