@@ -21,6 +21,7 @@ would hold a thread per request until every thread of the service was waiting.
 """
 
 import os
+import sqlite3
 import time
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -28,7 +29,7 @@ from urllib.parse import parse_qs, urlsplit
 from urllib.request import pathname2url
 
 from sqlalchemy import bindparam, create_engine, event, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from coalition.db.outages import (
@@ -59,6 +60,7 @@ LOCK_WAIT_MS = 30_000
 # read lets it grow past that under posting, and SQLite keeps the file at its largest
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 READS_ONLY = "coalition_reads_only"  # a connection's execution option: see _sqlite_begin
+OPENED_READ_ONLY = "coalition_opened_read_only"  # a connection's info: see _sqlite_opened_anew
 
 
 def _sqlite_begin(engine) -> None:
@@ -110,6 +112,28 @@ def _sqlite_file_of_its_owner(engine, opened: list) -> None:
     @event.listens_for(engine, "connect")
     def _opened(_dbapi_connection, _record):
         opened[:] = opened or ["mode=rw"]
+
+
+def _sqlite_opened_anew(engine) -> None:
+    """Open the file again for the next unit of work once a write on a connection is refused
+    as read-only (SQLITE_READONLY): SQLite opens a file it may not write read-only, and the
+    connection stays so, every write on it refused, after the file may be written again
+    (its mode, its mount put right), until the pool recycled it an hour on, while
+    :meth:`Database.read_only` said it took writes. A posting refused so runs once more
+    (:meth:`Database.run_repeatable`) on the file opened anew. Not in the unit of work it
+    was refused in: a KPI request that read goes on reading on its connection."""
+
+    @event.listens_for(engine, "handle_error")
+    def _refused(context):
+        if context.connection is not None and (
+            sqlite_code(context.sqlalchemy_exception) == sqlite3.SQLITE_READONLY
+        ):
+            context.connection.info[OPENED_READ_ONLY] = True
+
+    @event.listens_for(engine, "checkout")
+    def _checkout(_dbapi_connection, record, _proxy):
+        if record.info.pop(OPENED_READ_ONLY, False):
+            raise DisconnectionError("a connection that refused a write as read-only")
 
 
 def _postgresql_session(engine) -> None:
@@ -223,6 +247,7 @@ class Database:
             _postgresql_session(self.engine)
         else:
             _sqlite_file_of_its_owner(self.engine, self._opened)
+            _sqlite_opened_anew(self.engine)
             _sqlite_begin(self.engine)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
 

@@ -113,6 +113,22 @@ def test_readyz_says_a_file_this_process_may_not_write_takes_no_writes(coalition
         database_of(reader).dispose()
 
 
+def test_writes_are_served_again_as_soon_as_the_file_may_be_written_again(coalition_file):
+    """SQLite opens a file it may not write read-only, and the connection stayed so: once the
+    file's mode was put right, /readyz said ``"writes": true`` and every write was 503 until
+    the pool recycled its connections, an hour on. The next write opens the file anew."""
+    path, app, key = coalition_file
+    operator = Caller(app.test_client(), key)
+    database_of(app).dispose()  # the file opened anew from here on, as by a worker booted again
+    earn = {"type": "earn", "partner_id": "aroma", "member_id": "card-1", "amount": "50.00", "currency": "RUB",
+            "occurred_at": days_ago(1)}
+    with unwritable(path):
+        expect(operator.post("/api/v1/transactions", json={**earn, "external_id": "e-2"}), 503)
+    assert expect(operator.get("/readyz"), 200) == {"status": "ready", "writes": True}
+    expect(operator.post("/api/v1/transactions", json={**earn, "external_id": "e-3"}), 201)
+    assert balance(operator, "card-1")["available"] == 15
+
+
 def test_kpis_of_a_closed_month_not_kept_yet_are_answered_from_a_read_only_file(coalition_file, read_only_url):
     """The first KPI request for a closed period keeps its counts: a write inside a read, which
     the file refused, and the whole answer was 503 although every figure was counted. It is
