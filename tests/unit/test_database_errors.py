@@ -7,9 +7,11 @@ import sqlite3
 
 import psycopg.errors
 import pytest
+from sqlalchemy import text
 from sqlalchemy.exc import DatabaseError, InternalError, OperationalError
 
-from coalition.db import Busy, Damaged, SchemaNotCurrent, TakesNoWrites, Unavailable, reaching, twice_if_unavailable
+from coalition.db import (Busy, Damaged, Database, SchemaNotCurrent, TakesNoWrites, Unavailable, reaching,
+                          twice_if_unavailable)
 from coalition.db.outages import TABLE_MISSING
 
 # SQLite's extended codes, as Python reports them: the primary code is the low byte
@@ -109,3 +111,18 @@ def test_a_read_refused_a_write_before_it_answered_is_refused_not_answered(tmp_p
         assert database.run_reading(lambda session: "answered") == "answered"
     finally:
         database.engine.dispose()
+
+
+def test_an_error_not_the_drivers_in_a_statement_on_sqlite_is_raised_as_it_is():
+    """A value the driver cannot take raises its own error while the statement runs; the
+    engine's listener for writes SQLite refuses as read-only (it opens that connection
+    anew) read SQLite's code of every error, and raised AttributeError in its place."""
+
+    class Unstorable:
+        def __conform__(self, _protocol):
+            raise LookupError("no value SQLite stores")
+
+    database = Database("sqlite://")
+    with pytest.raises(LookupError, match="no value SQLite stores"), database.engine.connect() as connection:
+        connection.execute(text("SELECT :value"), {"value": Unstorable()})
+    database.dispose()
