@@ -56,6 +56,7 @@ from coalition.db import Database, TakesNoWrites, kept_counts, locks
 from coalition.services import kpi_counts
 from tests.conftest import days_ago
 from tests.e2e.helpers import (
+    POSTGRESQL_DAMAGE,
     add_rate,
     balance,
     bonus,
@@ -545,22 +546,19 @@ def disk_full():
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize(("corrupted", "said", "told"), [
-    (psycopg.errors.DataCorrupted, "invalid page in block 5 of relation base/16384/16622",
-     "the service's database is damaged and this request read a damaged part of it; its operator restores it"
-     " from a backup; try again once it is restored (asked sooner, the request reads the same damage): "),
-    (psycopg.errors.IndexCorrupted, 'index "ix_lots_member_balance" contains unexpected zero page at block 3',
-     "an index of the service's database is damaged and this request read it; its operator builds it again"
-     " from the ledger, losing nothing; try again once it is built (asked sooner, the request reads the same"
-     " damage): "),
-])
-def test_postgresqls_own_damage_where_a_balance_is_read_is_503_and_read_once(operator, faults, corrupted, said,
-                                                                            told):
+@pytest.mark.parametrize(("damage", "told"), list(zip(POSTGRESQL_DAMAGE, [
+    "the service's database is damaged and this request read a damaged part of it; its operator restores it"
+    " from a backup; try again once it is restored (asked sooner, the request reads the same damage): ",
+    "an index of the service's database is damaged and this request read it; its operator builds it again"
+    " from the ledger, losing nothing; try again once it is built (asked sooner, the request reads the same"
+    " damage): ",
+])))
+def test_postgresqls_own_damage_where_a_balance_is_read_is_503_and_read_once(operator, faults, damage, told):
     """A page of lots (XX001) or of its index (XX002) that PostgreSQL finds damaged was 500
     with a traceback; it is 503, as a damaged SQLite file is, in words that say which, and
     not read again on a new connection, as a broken one is: it would read the same page.
-    (Tried for real on a PostgreSQL 15 server of its own: a page of lots written over with
-    random bytes, pages of ix_lots_member_balance zeroed; these are the server's words.)"""
+    (The server's words: POSTGRESQL_DAMAGE.)"""
+    corrupted, said = damage
     setup_coalition(operator)
     two_lots(operator, "m-damaged")
     with faults.armed(lambda statement: corrupted(said) if "FROM lots" in statement else None):

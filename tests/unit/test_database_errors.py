@@ -13,6 +13,7 @@ from sqlalchemy.exc import DatabaseError, InternalError, OperationalError
 from coalition.db import (Busy, Damaged, Database, SchemaNotCurrent, TakesNoWrites, Unavailable, reaching,
                           twice_if_unavailable)
 from coalition.db.outages import TABLE_MISSING
+from tests.e2e.helpers import POSTGRESQL_DAMAGE
 
 # SQLite's extended codes, as Python reports them: the primary code is the low byte
 SQLITE_CORRUPT_INDEX = sqlite3.SQLITE_CORRUPT | 3 << 8
@@ -53,21 +54,15 @@ def test_a_read_of_a_damaged_page_is_not_read_again():
     assert len(calls) == 1
 
 
-@pytest.mark.parametrize(
-    ("corrupted", "said", "told"),
-    [
-        (psycopg.errors.DataCorrupted, "invalid page in block 5 of relation base/16384/16622",
-         'the database is damaged (invalid page in block 5 of relation base/16384/16622): restore it from a'
-         ' backup (docs/operations.md, "Data to keep")'),
-        (psycopg.errors.IndexCorrupted, 'index "ix_lots_member_balance" contains unexpected zero page at block 3',
-         'an index of the database is damaged (index "ix_lots_member_balance" contains unexpected zero page at'
-         " block 3): rebuild it from its table with `REINDEX INDEX` and the name it gives; nothing is lost"
-         ' (docs/operations.md, "A damaged PostgreSQL database")'),
-    ],
-)
-def test_postgresqls_own_damage_is_damaged_by_its_sqlstate_with_what_to_do(corrupted, said, told):
-    # psycopg's words and classes as a PostgreSQL 15 server gave them, a page of lots written
-    # over with random bytes, and pages of an index of lots zeroed
+@pytest.mark.parametrize(("damage", "told"), list(zip(POSTGRESQL_DAMAGE, [
+    'the database is damaged (invalid page in block 5 of relation base/16384/16622): restore it from a'
+    ' backup (docs/operations.md, "Data to keep")',
+    'an index of the database is damaged (index "ix_lots_member_balance" contains unexpected zero page at'
+    " block 3): rebuild it from its table with `REINDEX INDEX` and the name it gives; nothing is lost"
+    ' (docs/operations.md, "A damaged PostgreSQL database")',
+])))
+def test_postgresqls_own_damage_is_damaged_by_its_sqlstate_with_what_to_do(damage, told):
+    corrupted, said = damage
     with pytest.raises(Damaged) as raised, reaching():
         raise InternalError("SELECT 1", None, corrupted(said))
     assert str(raised.value) == told
