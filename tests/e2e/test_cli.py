@@ -84,7 +84,9 @@ def test_keys_create_binds_a_partner_key_by_either_spelling_of_the_option(cli, a
     (["--name", "\udcff"], "Error: --name: must be valid Unicode (a lone surrogate is not)\n"),  # a byte not UTF-8
     (["--name", "x" * 201], "Error: --name: must be 1 to 200 characters\n"),
     (["--partner", "Aroma Cafe"], "Error: --partner: must be a slug: a-z, 0-9 and '-', 2 to 63 characters\n"),
-], ids=["not unicode", "too long", "not a slug"])
+    (["--name", "x" * 201, "--partner", "Aroma Cafe"],
+     "Error: --partner: must be a slug: a-z, 0-9 and '-', 2 to 63 characters; --name: must be 1 to 200 characters\n"),
+], ids=["not unicode", "too long", "not a slug", "two at once"])
 def test_keys_create_checks_its_options_as_the_api_checks_a_key(database_url, database, monkeypatch, operator, args,
                                                                said):
     # the name went to the database unchecked: a traceback, or a name the API would refuse
@@ -92,6 +94,13 @@ def test_keys_create_checks_its_options_as_the_api_checks_a_key(database_url, da
     result = CliRunner().invoke(main, ["keys", "create", "--role", "finance", *args])
     assert (result.exit_code, result.stderr, result.stdout) == (1, said, "")
     assert database.run(lambda session: session.scalar(text("SELECT count(*) FROM api_keys"))) == 1  # the operator's
+
+
+def test_keys_create_without_a_role_is_a_usage_error_naming_the_roles(database_url, monkeypatch):
+    monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
+    result = CliRunner().invoke(main, ["keys", "create", "--name", "till 7"])
+    assert result.exit_code == 2
+    assert "Error: Missing option '--role'. Choose from:\n\toperator,\n\tfinance,\n\tpartner\n" in result.stderr
 
 
 def _listed(cli, *args) -> list[list[str]]:
@@ -105,7 +114,11 @@ def test_keys_list_shows_each_key_under_a_header_and_never_the_key(cli, aroma, o
     till = expect(operator.post("/api/v1/keys", json={"role": "partner", "partner_id": "aroma", "name": "till 7"}))
     lines = _listed(cli)
     assert lines[0] == ["ID", "ROLE", "PARTNER", "CREATED (UTC)", "REVOKED (UTC)", "NAME"]
-    assert [line[:3] + line[4:] for line in lines[1:]][-1] == [till["id"], "partner", "aroma", "-", "till 7"]
+    assert [line[1:3] + line[4:] for line in lines[1:]] == [
+        ["operator", "-", "-", "-"],  # the operator's key: no partner, never revoked, no name
+        ["partner", "aroma", "-", "till 7"],
+    ]
+    assert lines[-1][0] == till["id"]
     created = datetime.strptime(lines[-1][3], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
     assert abs(created - datetime.fromisoformat(till["created_at"])) < timedelta(seconds=1)
     assert till["key"] not in cli("keys", "list").output
@@ -148,6 +161,16 @@ def test_keys_revoke_takes_a_leaked_key_itself_and_says_when_one_was_revoked_alr
     again = cli("keys", "revoke", leaked["id"])
     assert again.output.endswith(f"was revoked already, at {revoked.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC\n")
     assert f"partner key {leaked['id']} (till 7) in " in again.output
+
+
+def test_keys_revoke_of_a_key_without_a_name_says_so_and_when_it_was_revoked(cli, operator, database):
+    made = expect(operator.post("/api/v1/keys", json={"role": "finance"}))
+    result = cli("keys", "revoke", made["id"])
+    revoked = datetime.fromisoformat(expect(operator.get(f"/api/v1/keys/{made['id']}"), 200)["revoked_at"])
+    assert result.output == (
+        f"revoked finance key {made['id']} (no name) in {cli_databases.shown(database)}"
+        f" at {revoked.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC\n"
+    )
 
 
 def test_keys_list_filters_as_the_api_does(cli, aroma, operator):
