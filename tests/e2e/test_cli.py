@@ -1,5 +1,6 @@
 """The ``coalition`` command: keys, import, expire and close call the same use cases as the API."""
 
+import errno
 import os
 import random
 import re
@@ -27,6 +28,7 @@ from coalition.cli import databases as cli_databases
 from coalition.cli import imports as cli_imports
 from coalition.cli import main, transaction_file
 from coalition.db import SCHEMA_IS_NEWER, Database, SchemaNotCurrent, migrate, models
+from coalition.domain.errors import Invalid
 from coalition.services import batches, imports, settlement
 from tests.conftest import connections_refused, days_ago, empty_database, held_for_writing
 from tests.e2e.helpers import add_partner, add_rate, balance, bonus, expect, list_all
@@ -1534,6 +1536,39 @@ def test_a_file_that_is_not_csv_throughout_is_refused_naming_the_line_and_posts_
     assert why in result.stderr and "nothing was posted" in result.stderr
     assert isinstance(result.exception, SystemExit)
     assert list_all(operator, partner_id="aroma") == []
+
+
+def test_a_file_that_turns_out_not_csv_once_counted_stops_the_import_saying_it_changed(
+    aroma, operator, tmp_path, monkeypatch, database_url
+):
+    # the rows read before it were posted and the import ended as if the file had ended there
+    monkeypatch.setenv("COALITION_DATABASE_URL", database_url)
+    path = tmp_path / "changing.csv"
+    path.write_text(HEADER + f"u-1,bonus,aroma,card-1,{_when()},,,5,gift\n", encoding="utf-8")
+    count_rows = transaction_file.count_rows
+
+    def counted_then_changed(*args):
+        counted = count_rows(*args)
+        rows = f'u-1,bonus,aroma,card-1,{_when()},,,5,gift\nu-2,bonus,aroma,card-1,{_when()},,,5,"gift\n'
+        path.write_text(HEADER + rows, encoding="utf-8")
+        return counted
+
+    monkeypatch.setattr(transaction_file, "count_rows", counted_then_changed)
+    result = CliRunner().invoke(main, ["import", str(path)])
+    assert (result.exit_code, result.stderr) == (
+        1, f"Error: {path} changed while it was imported, and can no longer be read:"
+        " the row starting on line 3 is not CSV: unexpected end of data\n")
+
+
+def test_a_file_whose_reading_fails_as_it_is_counted_is_refused_saying_why_before_posting():
+    # the count came back empty and the import went on to read the file again, to a traceback
+    def failing():
+        yield HEADER
+        raise OSError(errno.EIO, "Input/output error")
+
+    with pytest.raises(Invalid) as refused:
+        transaction_file.count_rows(failing(), "rows.csv", *cli_imports._columns())
+    assert refused.value.message == "rows.csv cannot be read: [Errno 5] Input/output error; nothing was posted"
 
 
 def test_a_header_naming_a_column_twice_is_refused_before_posting(aroma, operator, tmp_path, monkeypatch,
