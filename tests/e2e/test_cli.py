@@ -30,7 +30,7 @@ from coalition.cli import main, transaction_file
 from coalition.db import SCHEMA_IS_NEWER, Database, SchemaNotCurrent, migrate, models
 from coalition.domain.errors import Invalid
 from coalition.services import batches, imports, settlement
-from tests.conftest import connections_refused, days_ago, empty_database, held_for_writing
+from tests.conftest import connections_refused, days_ago, empty_database, held_for_writing, read_only
 from tests.e2e.helpers import add_partner, add_rate, balance, bonus, expect, list_all
 from tests.e2e.processes import children
 from tests.e2e.settlement_world import at, previous_month, small_closed_month, small_month
@@ -1118,6 +1118,61 @@ def test_a_command_whose_database_goes_away_while_it_runs_says_so_in_one_line(da
     assert result.stderr.startswith("Error: the database cannot be reached (")
     assert result.stderr.rstrip().endswith("; run the command again once it is back")
     assert "Traceback" not in result.output
+
+
+@pytest.mark.postgres
+def test_a_command_whose_database_stops_taking_writes_while_it_runs_says_so_in_one_line(tmp_path, monkeypatch):
+    # a database of its own: read_only() ends every session of it, the suite's shared one's too
+    with empty_database(tmp_path) as url, ExitStack() as later:
+        monkeypatch.setenv("COALITION_DATABASE_URL", url)
+        assert CliRunner().invoke(main, ["db", "upgrade"]).exit_code == 0
+        checked = cli_databases._check_schema
+
+        def then_it_takes_no_writes(database, *options):
+            schema = checked(database, *options)
+            database.dispose()
+            later.enter_context(read_only(make_url(url).database))
+            return schema
+
+        monkeypatch.setattr(cli_databases, "_check_schema", then_it_takes_no_writes)
+        result = CliRunner().invoke(main, ["keys", "create", "--role", "finance"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("Error: the database takes no writes now (cannot execute ")
+    assert result.stderr.endswith(" in a read-only transaction); run the command again once it is back\n")
+
+
+@contextmanager
+def _moved_aside(path: Path):
+    aside = path.with_name("aside.sqlite3")
+    path.rename(aside)
+    try:
+        yield
+    finally:
+        aside.rename(path)
+
+
+@pytest.mark.parametrize(("while_it_runs", "said"), [
+    (_moved_aside, "the database file cannot be opened (unable to open database file)"),
+    (held_for_writing, "the database kept this waiting on other work's lock too long (database is locked)"),
+], ids=["removed", "held for writing"])
+def test_a_command_whose_sqlite_file_is_removed_or_held_while_it_runs_says_so_in_one_line(
+    tmp_path, monkeypatch, while_it_runs, said
+):
+    path = tmp_path / "coalition.sqlite3"
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{path}")
+    assert CliRunner().invoke(main, ["db", "upgrade"]).exit_code == 0
+    monkeypatch.setattr("coalition.db.LOCK_WAIT_MS", 200)
+    checked = cli_databases._check_schema
+    with ExitStack() as later:
+        def then_the_file_is_out_of_reach(database, *options):
+            schema = checked(database, *options)
+            database.dispose()
+            later.enter_context(while_it_runs(path))
+            return schema
+
+        monkeypatch.setattr(cli_databases, "_check_schema", then_the_file_is_out_of_reach)
+        result = CliRunner().invoke(main, ["keys", "create", "--role", "operator"])
+    assert (result.exit_code, result.stderr) == (1, f"Error: {said}; run the command again once it is back\n")
 
 
 @pytest.mark.parametrize("args", [("close", "2026-10"), ("expire",), ("import", "FILE")], ids=repr)
