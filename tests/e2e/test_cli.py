@@ -1011,6 +1011,37 @@ def test_a_signal_mid_slice_stops_the_import_once_the_slice_is_posted_and_counte
     assert expect(operator.get("/api/v1/members/card-1/balance"), 200)["available"] == 10
 
 
+def test_a_second_signal_while_a_slice_is_posted_stops_the_import_at_once(cli, aroma, operator, tmp_path,
+                                                                         monkeypatch):
+    """Slices of four rows, posted two at a time; two Ctrl-Cs come as the first slice's second
+    pair is posted. The second stops the import there, the slice uncounted: nothing counted,
+    and the slice's first pair may be in the ledger, answering as replays when run again."""
+    monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 4)
+    monkeypatch.setattr(batches, "CHUNK", 2)
+    post_chunk, chunks = batches._post_chunk, []
+
+    def signalled_twice_at_the_second_chunk(*args):
+        chunks.append(args)
+        if len(chunks) == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return post_chunk(*args)
+
+    monkeypatch.setattr(batches, "_post_chunk", signalled_twice_at_the_second_chunk)
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + "".join(f"s-{n},bonus,aroma,card-{n},{_when()},,,5,gift\n" for n in range(8)),
+                    encoding="utf-8")
+    stopped = cli("import", str(path))
+    assert stopped.exit_code == 1
+    assert stopped.output.splitlines()[-2:] == [
+        "the import stopped: it was interrupted. No row was counted; some of the next 4 rows may be in the ledger"
+        f" too, and answer as replays. To go on: coalition import {path}",
+        "0 created, 0 replayed, 0 failed",
+    ]
+    assert len(chunks) == 2
+    assert sorted(item["external_id"] for item in list_all(operator, partner_id="aroma")) == ["s-0", "s-1"]
+
+
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_a_second_signal_once_nothing_is_posted_does_not_cut_the_report_short(
     cli, aroma, tmp_path, monkeypatch, signal_number
