@@ -177,6 +177,17 @@ def test_a_source_without_this_releases_schema_is_refused_saying_how_to_upgrade_
                       " (`coalition db upgrade` with COALITION_DATABASE_URL naming it)\n")
 
 
+def test_a_source_that_cannot_be_read_is_refused_naming_it_and_what_to_do(tmp_path, copy_from):
+    path = tmp_path / "notes.sqlite3"
+    path.write_text("not a database, though named as one\n" * 200, encoding="utf-8")
+
+    status, output = copy_from(f"sqlite:///{path}")
+
+    assert status == 1
+    assert output == (f"Error: the database file {path} is damaged (file is not a database): restore it from a"
+                      ' backup (docs/operations.md, "Data to keep") (SOURCE_URL)\n')
+
+
 def test_a_database_is_not_copied_into_itself(database_url, copy_from):
     assert copy_from(database_url) == (1, "Error: SOURCE_URL names the database COALITION_DATABASE_URL names\n")
 
