@@ -466,6 +466,7 @@ def test_import_of_a_header_without_rows_posts_nothing(cli, tmp_path):
     result = cli("import", str(path))
     assert "Importing 0 rows" in result.output
     assert (result.exit_code, result.output.splitlines()[-1]) == (0, "0 created, 0 replayed, 0 failed")
+    assert result.stderr == ""  # not "no row starts on line 1 or after": no line was named
 
 
 def test_close_command_closes_the_period_and_issues_statements(cli, operator):
