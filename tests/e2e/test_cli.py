@@ -432,6 +432,18 @@ def test_an_import_from_a_line_past_the_files_last_row_says_there_is_none(cli, a
     assert list_all(operator, partner_id="aroma") == []
 
 
+def test_an_import_from_the_line_a_row_starts_on_counts_and_posts_that_row(cli, aroma, operator, tmp_path):
+    path = tmp_path / "two.csv"
+    path.write_text(HEADER + "".join(f"f-{n},bonus,aroma,card-1,{_when()},,,4,gift\n" for n in (1, 2)),
+                    encoding="utf-8")
+    result = cli("import", str(path), "--from-line", "3")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[0] == "Importing 1 row"
+    assert result.stdout.splitlines()[-1] == "1 created, 0 replayed, 0 failed"
+    whole = cli("import", str(path), "--from-line", "1")
+    assert (whole.exit_code, whole.stdout.splitlines()[-1]) == (0, "1 created, 1 replayed, 0 failed")
+
+
 def test_a_row_may_leave_out_the_cells_of_unnamed_columns_but_not_fill_them(cli, aroma, operator, tmp_path):
     # Excel's trailing ",," names no column: a row without those cells lacks nothing
     when = (datetime.now(UTC) - timedelta(days=2)).replace(microsecond=0).isoformat()
