@@ -126,9 +126,12 @@ def _sqlite_opened_anew(engine) -> None:
     @event.listens_for(engine, "handle_error")
     def _refused(context):
         error = context.sqlalchemy_exception  # None for an error not the driver's
-        if context.connection is not None and isinstance(error, DBAPIError):
-            if sqlite_code(error) == sqlite3.SQLITE_READONLY:
-                context.connection.info[OPENED_READ_ONLY] = True
+        if (
+            context.connection is not None
+            and isinstance(error, DBAPIError)
+            and sqlite_code(error) == sqlite3.SQLITE_READONLY
+        ):
+            context.connection.info[OPENED_READ_ONLY] = True
 
     @event.listens_for(engine, "checkout")
     def _checkout(_dbapi_connection, record, _proxy):
