@@ -981,6 +981,24 @@ def test_an_import_that_stopped_goes_on_from_the_line_it_names_deciding_no_row_a
     assert expect(operator.get("/api/v1/members/card-1/balance"), 200)["available"] == 10
 
 
+def signalled_at_the_second_chunk(monkeypatch, *signals):
+    """Slices of four rows, posted two at a time, ``signals`` sent to this process as the
+    first slice's second pair is posted; the posting it replaced, and the pairs posted."""
+    monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 4)
+    monkeypatch.setattr(batches, "CHUNK", 2)
+    post_chunk, chunks = batches._post_chunk, []
+
+    def signalled(*args):
+        chunks.append(args)
+        if len(chunks) == 2:
+            for each in signals:
+                os.kill(os.getpid(), each)
+        return post_chunk(*args)
+
+    monkeypatch.setattr(batches, "_post_chunk", signalled)
+    return post_chunk, chunks
+
+
 @pytest.mark.parametrize("signal_number", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP],
                          ids=["ctrl-c", "sigterm", "hangup"])
 def test_a_signal_mid_slice_stops_the_import_once_the_slice_is_posted_and_counted(
@@ -992,17 +1010,7 @@ def test_a_signal_mid_slice_stops_the_import_once_the_slice_is_posted_and_counte
     burn with it, so going on from line 6 decides it no more: stopped as the pair was
     written, its refusal was never counted, and going on from line 2 posted the burn,
     leaving card-1 5 points where an import that never stopped leaves 10."""
-    monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 4)
-    monkeypatch.setattr(batches, "CHUNK", 2)
-    post_chunk, chunks = batches._post_chunk, []
-
-    def signalled_at_the_second_chunk(*args):
-        chunks.append(args)
-        if len(chunks) == 2:
-            os.kill(os.getpid(), signal_number)
-        return post_chunk(*args)
-
-    monkeypatch.setattr(batches, "_post_chunk", signalled_at_the_second_chunk)
+    post_chunk, _ = signalled_at_the_second_chunk(monkeypatch, signal_number)
     when = days_ago(2)
     path = tmp_path / "rows.csv"
     path.write_text(
@@ -1029,18 +1037,7 @@ def test_a_second_signal_while_a_slice_is_posted_stops_the_import_at_once(cli, a
     """Slices of four rows, posted two at a time; two Ctrl-Cs come as the first slice's second
     pair is posted. The second stops the import there, the slice uncounted: nothing counted,
     and the slice's first pair may be in the ledger, answering as replays when run again."""
-    monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 4)
-    monkeypatch.setattr(batches, "CHUNK", 2)
-    post_chunk, chunks = batches._post_chunk, []
-
-    def signalled_twice_at_the_second_chunk(*args):
-        chunks.append(args)
-        if len(chunks) == 2:
-            os.kill(os.getpid(), signal.SIGINT)
-            os.kill(os.getpid(), signal.SIGINT)
-        return post_chunk(*args)
-
-    monkeypatch.setattr(batches, "_post_chunk", signalled_twice_at_the_second_chunk)
+    _, chunks = signalled_at_the_second_chunk(monkeypatch, signal.SIGINT, signal.SIGINT)
     path = tmp_path / "rows.csv"
     path.write_text(HEADER + "".join(f"s-{n},bonus,aroma,card-{n},{_when()},,,5,gift\n" for n in range(8)),
                     encoding="utf-8")
