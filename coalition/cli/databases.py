@@ -49,8 +49,8 @@ def opened(*, upgrade=False, wait=0, create=True, backup=False):
     With ``backup`` (``db check``, run on a backup before it is restored), a SQLite
     file kept in a directory this user may not write is read as SQLite reads one on
     read-only media (:meth:`~coalition.db.Database.read_as_immutable`), where SQLite
-    refused to read it at all, unless a ``-wal`` beside it holds what SQLite would then
-    leave unread.
+    refused to read it at all, unless a ``-wal`` or a ``-journal`` is beside it
+    (:func:`_kept_read_only`).
     """
     database = _built(
         config.database_url(), "COALITION_DATABASE_URL", lambda: database_of(create_app())

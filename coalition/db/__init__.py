@@ -414,11 +414,12 @@ class Database:
         self._opened[:] = ["mode=rw"]
 
     def read_as_immutable(self) -> None:
-        """Open a SQLite file as SQLite opens one on read-only media (``immutable=1``):
+        """Open a SQLite file as SQLite opens one on read-only media (``immutable=1``), for
+        a command that reads a file no process writes (a backup): without locks, and
         without the ``-shm`` a file in WAL mode is otherwise read through, which SQLite
-        cannot make in a directory this process may not write, and which it needs even
-        to read (SQLITE_READONLY_DIRECTORY); and without locks, nor a ``-wal``, which it
-        leaves unread. For a command that reads a file no process writes: a backup."""
+        needs even to read and cannot make in a directory this process may not write
+        (SQLITE_READONLY_DIRECTORY). It would leave a ``-wal`` or a ``-journal`` beside
+        the file unread: the caller opens so only a file with neither."""
         self._opened[:] = ["immutable=1"]
 
     def dispose(self) -> None:
