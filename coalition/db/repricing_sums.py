@@ -11,10 +11,23 @@ may be older. So a window costs only the periods it reaches, and in a
 later one only a look at that period's reversals.
 """
 
-from sqlalchemy import and_, case, func, literal, or_, select, true, union_all
+from sqlalchemy import (
+    Integer,
+    String,
+    case,
+    column,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+    union_all,
+    values,
+)
 from sqlalchemy.orm import aliased
 
 from coalition.db.models import Allocation, Transaction
+from coalition.db.types import UTCDateTime
 from coalition.domain import periods, repricing
 from coalition.domain.lots import ISSUING
 from coalition.domain.repricing import Window
@@ -56,27 +69,37 @@ def _postings(period, types: tuple[str, ...], reversal: str, windows: list[Windo
     reversals = (
         select(T.id.label("transaction_id"), _stretch(original, starts))
         .join(original, original.id == T.original_id)
-        .where(T.period_id == period.id, T.type == reversal, _in(original, windows))
+        .where(T.period_id == period.id, T.type == reversal, _in(original, windows, "windows"))
     )
     if not own:
         return reversals.subquery("postings")
     originals = select(T.id.label("transaction_id"), _stretch(T, starts)).where(
-        T.period_id == period.id, T.type.in_(types), _in(T, own)
+        T.period_id == period.id, T.type.in_(types), _in(T, own, "own_windows")
     )
     return union_all(originals, reversals).subquery("postings")
 
 
-def _in(posting, windows: list[Window]):
-    return or_(
-        *(
-            and_(
-                posting.id <= window.last_transaction_id,
-                posting.occurred_at >= window.start,
-                posting.occurred_at < window.end,
-                true() if window.partner_id is None else posting.partner_id == window.partner_id,
-            )
-            for window in windows
+def _in(posting, windows: list[Window], name: str):
+    """Whether ``posting`` is in one of the windows, asked of them as rows (a ``VALUES``
+    list named ``name``): a coalition's windows add up over its life, one a rate added
+    while it has postings, and one condition a window, joined by OR, made an expression
+    SQLite refuses past a depth of 1,000, every settlement after as many an error."""
+    rows = (
+        values(
+            column("start", UTCDateTime()),
+            column("end", UTCDateTime()),
+            column("last_transaction_id", Integer()),
+            column("partner_id", String()),
+            name=name,
         )
+        .data([(w.start, w.end, w.last_transaction_id, w.partner_id) for w in windows])
+        .cte(name)
+    )
+    return exists().where(
+        posting.id <= rows.c.last_transaction_id,
+        posting.occurred_at >= rows.c.start,
+        posting.occurred_at < rows.c.end,
+        or_(rows.c.partner_id.is_(None), posting.partner_id == rows.c.partner_id),
     )
 
 

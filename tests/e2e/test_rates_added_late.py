@@ -196,3 +196,21 @@ def test_a_return_recovers_the_fee_at_the_rate_its_earn_was_charged(operator, mo
     skyair = partner_entry(settlement, "skyair")
     assert [(line["fee_rate"], line["points"]) for line in skyair["fee_lines"]] == [("0.001", 100)]
     assert _fees(settlement)["skyair"] == "0.10"
+
+
+def test_a_coalition_with_more_than_a_thousand_rates_added_late_is_settled(operator, month):
+    """Every rate added while the coalition has postings can re-price some (a window), and
+    a coalition's windows add up over its life: with one condition a window, joined by OR,
+    SQLite refused the settlement's expression past a depth of 1,000, and the draft and
+    the close were 500. 200 points at skyair (100.00 EUR × 2); 50 burnt at aroma on day 5,
+    30 on day 15. Then aroma's redemption rate of 0.03 from day 4, and 1,100 versions of
+    0.02, from day 10 09:00 a minute apart: 50 × 0.03 + 30 × 0.02 = 1.50 + 0.60 = 2.10."""
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    burn(operator, "b1", "aroma", "m1", at(start, 5), 50)
+    burn(operator, "b2", "aroma", "m1", at(start, 15), 30)
+    add_rate(operator, "redemption", "0.03", partner_id="aroma", effective_from=at(start, 4))
+    for minute in range(1100):
+        add_rate(operator, "redemption", "0.02", partner_id="aroma", effective_from=at(start, 10, minute=minute))
+    assert _line(_settlement(operator, period_id), "skyair", "aroma") == (80, "2.10")
+    assert _line(close(operator, period_id), "skyair", "aroma") == (80, "2.10")
