@@ -168,15 +168,14 @@ TAKES_NO_WRITES = (
     "the service's database takes no writes just now (it is read-only, a standby after a"
     f" failover say, or its disk is full); {AGAIN}"
 )
+MENDED = f"(asked sooner, the request reads the same damage): {REPLAYED}"
 DAMAGED = (
     "the service's database is damaged and this request read a damaged part of it; its"
-    " operator restores it from a backup; try again once it is restored (asked sooner, the"
-    f" request reads the same damage): {REPLAYED}"
+    f" operator restores it from a backup; try again once it is restored {MENDED}"
 )
 DAMAGED_INDEX = (
     "an index of the service's database is damaged and this request read it; its operator"
-    " builds it again from the ledger, losing nothing; try again once it is built (asked"
-    f" sooner, the request reads the same damage): {REPLAYED}"
+    f" builds it again from the ledger, losing nothing; try again once it is built {MENDED}"
 )
 BUSY = (
     "the service waited too long for other work on the database (a period being closed,"

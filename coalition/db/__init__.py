@@ -47,6 +47,7 @@ from coalition.db.outages import (
     is_unavailable,
     reaching,
     sqlite_code,
+    sqlstate,
     takes_no_writes,
     twice_if_unavailable,
     unwritable,
@@ -161,7 +162,7 @@ def _postgresql_session(engine) -> None:
 
 
 def is_retryable(error: DBAPIError) -> bool:
-    return getattr(error.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+    return sqlstate(error) in RETRYABLE_SQLSTATES
 
 
 def retried(transaction):

@@ -102,10 +102,7 @@ class Damaged(Unavailable):
     @staticmethod
     def of(error: DBAPIError) -> "Damaged":
         """The damage the driver's ``error`` tells of (:func:`damaged`), with its first line."""
-        kind = {DATA_CORRUPTED: DataDamaged, INDEX_CORRUPTED: IndexDamaged}.get(
-            getattr(error.orig, "sqlstate", None), Damaged
-        )
-        return kind(first_line(error))
+        return DAMAGE_BY_SQLSTATE.get(sqlstate(error), Damaged)(first_line(error))
 
 
 class DataDamaged(Damaged):
@@ -123,6 +120,10 @@ class IndexDamaged(Damaged):
 
     what = "an index of the database"
     remedy = REINDEX
+
+
+#: PostgreSQL's damage by its SQLSTATE (:data:`DATA_CORRUPTED`, :data:`INDEX_CORRUPTED`)
+DAMAGE_BY_SQLSTATE = {DATA_CORRUPTED: DataDamaged, INDEX_CORRUPTED: IndexDamaged}
 
 
 class Busy(Unavailable):
@@ -149,9 +150,9 @@ def is_unavailable(error: DBAPIError) -> bool:
     the limit (:func:`busy`)."""
     if error.connection_invalidated or busy(error) or unwritable(error):
         return True
-    sqlstate = getattr(error.orig, "sqlstate", "")
-    return (isinstance(error, OperationalError) and sqlstate is None) or (
-        sqlstate in UNAVAILABLE_SQLSTATES
+    state = getattr(error.orig, "sqlstate", "")  # "": not psycopg's error at all
+    return (isinstance(error, OperationalError) and state is None) or (
+        state in UNAVAILABLE_SQLSTATES
     )
 
 
@@ -160,7 +161,7 @@ def missing_table(error: DBAPIError) -> bool:
     errors alone: PostgreSQL's carry the row's values, which a partner may have written)."""
     if sqlite_code(error) is not None:
         return str(error.orig).startswith("no such table")
-    return getattr(error.orig, "sqlstate", None) == "42P01"
+    return sqlstate(error) == "42P01"
 
 
 def first_line(error: DBAPIError) -> str:
@@ -192,7 +193,7 @@ def reaching():
             ) from error
         if unwritable(error):
             raise TakesNoWrites(f"the database file cannot be written ({reason})") from error
-        if getattr(error.orig, "sqlstate", None) in TAKES_NO_WRITES_SQLSTATES:
+        if sqlstate(error) in TAKES_NO_WRITES_SQLSTATES:
             raise TakesNoWrites(f"the database takes no writes now ({reason})") from error
         raise Unavailable(f"the database cannot be reached ({reason})") from error
 
@@ -204,13 +205,13 @@ def busy(error: DBAPIError) -> bool:
     code = sqlite_code(error)
     if code is not None:
         return code in SQLITE_BUSY_CODES
-    return getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+    return sqlstate(error) == LOCK_NOT_AVAILABLE
 
 
 def takes_no_writes(error: DBAPIError) -> bool:
     """A database that answers but refuses to write (:class:`TakesNoWrites`): a PostgreSQL
     server read-only or out of disk, a SQLite file that cannot be written."""
-    return unwritable(error) or getattr(error.orig, "sqlstate", None) in TAKES_NO_WRITES_SQLSTATES
+    return unwritable(error) or sqlstate(error) in TAKES_NO_WRITES_SQLSTATES
 
 
 def unwritable(error: DBAPIError) -> bool:
@@ -220,11 +221,14 @@ def unwritable(error: DBAPIError) -> bool:
 
 def damaged(error: DBAPIError) -> bool:
     """A SQLite file found damaged, or no database (:data:`SQLITE_DAMAGED_CODES`); a
-    PostgreSQL table's or index's page found damaged (:data:`DATA_CORRUPTED`,
-    :data:`INDEX_CORRUPTED`)."""
-    return sqlite_code(error) in SQLITE_DAMAGED_CODES or (
-        getattr(error.orig, "sqlstate", None) in {DATA_CORRUPTED, INDEX_CORRUPTED}
-    )
+    PostgreSQL table's or index's page found damaged (:data:`DAMAGE_BY_SQLSTATE`)."""
+    return sqlite_code(error) in SQLITE_DAMAGED_CODES or sqlstate(error) in DAMAGE_BY_SQLSTATE
+
+
+def sqlstate(error: DBAPIError) -> str | None:
+    """PostgreSQL's SQLSTATE of the error; None for SQLite, or for a connection psycopg
+    found broken before the server answered."""
+    return getattr(error.orig, "sqlstate", None)
 
 
 def sqlite_code(error: DBAPIError) -> int | None:
