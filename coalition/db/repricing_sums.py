@@ -5,38 +5,31 @@ posting is dated in.
 A posting's original is itself, or for a reversal the burn or earn it
 reverses: a burn reversal is valued at its burn's rate, a return recovers
 the fee at its earn's (SPEC §7). Both statements start from the period's
-own rows (the index on ``period_id, id, type``): its burns or issues dated in
-the windows' parts inside the period, and its reversals, whose originals
-may be older. So a window costs only the periods it reaches, and in a
-later one only a look at that period's reversals.
+own rows (the index on ``period_id, id, type``): its burns or issues posted
+up to the last a rate can re-price, and its reversals, whose originals may
+be older. Whether a posting is in a window, and where its stretch begins,
+are asked of the ``rates`` table by its indexes (migration 0025): the rates
+of the kind added after the posting, and the last instant at or before it
+at which one begins or ends.
 """
 
-from sqlalchemy import (
-    Integer,
-    String,
-    case,
-    column,
-    exists,
-    func,
-    literal,
-    or_,
-    select,
-    union_all,
-    values,
-)
+from typing import ClassVar
+
+from sqlalchemy import case, exists, func, or_, select, union_all
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
+from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
 
-from coalition.db.models import Allocation, Transaction
-from coalition.db.types import UTCDateTime
-from coalition.domain import periods, repricing
+from coalition.db.models import Allocation, Rate, Transaction
+from coalition.domain import periods
 from coalition.domain.lots import ISSUING
-from coalition.domain.repricing import Window
 
 
-def redeemed(session, period: periods.Period, windows: list[Window], starts: list) -> list:
+def redeemed(session, period: periods.Period, reach: int) -> list:
     """``(issuer, redeemer, rate recorded, stretch, points)`` redeemed in the period by
-    burns in the windows and by reversals of those burns."""
-    postings = _postings(period, ("burn",), "burn_reversal", windows, starts)
+    burns in the windows and by reversals of those burns, up to transaction ``reach``."""
+    postings = _postings(period, "redemption", ("burn",), "burn_reversal", reach)
     A = Allocation
     query = (
         select(A.issuer_id, A.redeemer_id, A.value_rate, postings.c.stretch, -func.sum(A.points))
@@ -46,10 +39,11 @@ def redeemed(session, period: periods.Period, windows: list[Window], starts: lis
     return [(*row[:4], int(row[4])) for row in session.execute(query)]
 
 
-def issued(session, period: periods.Period, windows: list[Window], starts: list) -> list:
+def issued(session, period: periods.Period, reach: int) -> list:
     """``(issuer, fee rate recorded, stretch, points)`` issued in the period by earns and
-    bonuses in the windows, less what returns of them recovered."""
-    postings = _postings(period, ISSUING, "earn_reversal", windows, starts)
+    bonuses in the windows, less what returns of them recovered, up to transaction
+    ``reach``."""
+    postings = _postings(period, "fee", ISSUING, "earn_reversal", reach)
     T = Transaction
     query = (
         select(T.partner_id, T.fee_rate, postings.c.stretch, func.sum(T.points))
@@ -59,53 +53,89 @@ def issued(session, period: periods.Period, windows: list[Window], starts: list)
     return [(*row[:3], int(row[3])) for row in session.execute(query)]
 
 
-def _postings(period, types: tuple[str, ...], reversal: str, windows: list[Window], starts):
-    """Ids of the period's postings of ``types`` in the windows, and of its reversals of
-    postings in them, each with the stretch (an index into ``starts``) its original is
-    dated in."""
+def _postings(period, kind: str, types: tuple[str, ...], reversal: str, reach: int):
+    """Ids of the period's postings of ``types`` in the windows of rates of ``kind``, and
+    of its reversals of postings in them, each with the stretch its original is dated
+    in. Its own are dated in it: a late posting is dated in a period closed before it was
+    posted, so after any rate dated there was added."""
     T = Transaction
-    own = repricing.within(windows, period.start, period.end)
     original = aliased(Transaction, name="original")
+    own = select(T.id.label("transaction_id"), _stretch(T, kind)).where(
+        T.period_id == period.id, T.id <= reach, T.type.in_(types), _in_a_window(T, kind)
+    )
     reversals = (
-        select(T.id.label("transaction_id"), _stretch(original, starts))
+        select(T.id.label("transaction_id"), _stretch(original, kind))
         .join(original, original.id == T.original_id)
-        .where(T.period_id == period.id, T.type == reversal, _in(original, windows, "windows"))
-    )
-    if not own:
-        return reversals.subquery("postings")
-    originals = select(T.id.label("transaction_id"), _stretch(T, starts)).where(
-        T.period_id == period.id, T.type.in_(types), _in(T, own, "own_windows")
-    )
-    return union_all(originals, reversals).subquery("postings")
-
-
-def _in(posting, windows: list[Window], name: str):
-    """Whether ``posting`` is in one of the windows, asked of them as rows (a ``VALUES``
-    list named ``name``): a coalition's windows add up over its life, one a rate added
-    while it has postings, and one condition a window, joined by OR, made an expression
-    SQLite refuses past a depth of 1,000, every settlement after as many an error."""
-    rows = (
-        values(
-            column("start", UTCDateTime()),
-            column("end", UTCDateTime()),
-            column("last_transaction_id", Integer()),
-            column("partner_id", String()),
-            name=name,
+        .where(
+            T.period_id == period.id,
+            T.type == reversal,
+            original.occurred_at < period.end,
+            _in_a_window(original, kind),
         )
-        .data([(w.start, w.end, w.last_transaction_id, w.partner_id) for w in windows])
-        .cte(name)
     )
+    return union_all(own, reversals).subquery("postings")
+
+
+def _in_a_window(posting, kind: str):
+    """Whether ``posting`` is in the window of a rate of ``kind``: its partner's or every
+    partner's, added after it was posted and in force at its date."""
+    return or_(
+        _added_after(posting, kind, posting.partner_id),
+        _added_after(posting, kind, None),
+    )
+
+
+def _added_after(posting, kind: str, partner_id):
+    """Asked of the rates of the partner added after ``posting`` (their index): few
+    of them, where the rates of the kind that began before it are nearly all."""
+    rate = aliased(Rate, name="added_after")
     return exists().where(
-        posting.id <= rows.c.last_transaction_id,
-        posting.occurred_at >= rows.c.start,
-        posting.occurred_at < rows.c.end,
-        or_(rows.c.partner_id.is_(None), posting.partner_id == rows.c.partner_id),
+        rate.kind == kind,
+        rate.partner_id == partner_id,
+        rate.last_transaction_id >= posting.id,
+        _NotSearched(rate.effective_from) <= posting.occurred_at,
+        or_(rate.effective_to.is_(None), rate.effective_to > posting.occurred_at),
     )
 
 
-def _stretch(posting, starts: list):
-    """Which stretch ``posting`` is dated in: the last of ``starts`` at or before it."""
-    if len(starts) == 1:
-        return literal(0).label("stretch")
-    moments = ((posting.occurred_at < start, index) for index, start in enumerate(starts[1:]))
-    return case(*moments, else_=len(starts) - 1).label("stretch")
+class _NotSearched(ColumnElement):
+    """A column no index is searched by. SQLite plans without statistics (decisions.md,
+    "SQLite plans without statistics"), and between two indexes that each narrow the
+    rates of a kind by a range, the rates added after a posting and the rates begun
+    before it, it took the second: every rate of the kind for each posting."""
+
+    inherit_cache = True
+    _traverse_internals: ClassVar = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column):
+        self.column = column
+        self.type = column.type
+
+
+@compiles(_NotSearched)
+def _column(element: _NotSearched, compiler, **kw) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(_NotSearched, "sqlite")
+def _unary_plus(element: _NotSearched, compiler, **kw) -> str:
+    """SQLite's unary ``+`` changes no value and keeps a term from choosing an index."""
+    return "+" + compiler.process(element.column, **kw)
+
+
+def _stretch(posting, kind: str):
+    """Where the stretch ``posting`` is dated in begins: the last instant at or before it
+    at which a rate of ``kind`` begins or ends. One begins at or before it: the rate
+    whose window it is in."""
+    began, ended = aliased(Rate, name="began"), aliased(Rate, name="ended")
+    last_begun = (
+        select(func.max(began.effective_from))
+        .where(began.kind == kind, began.effective_from <= posting.occurred_at)
+        .scalar_subquery()
+    )
+    last_ended = (
+        select(func.max(ended.effective_to))
+        .where(ended.kind == kind, ended.effective_to <= posting.occurred_at)
+        .scalar_subquery()
+    )
+    return case((last_ended > last_begun, last_ended), else_=last_begun).label("stretch")

@@ -137,13 +137,14 @@ def _netting_entry(netting: arithmetic.Netting) -> dict:
 
 def _repriced(session, period: periods.Period, kind: str, read, correct) -> list:
     """Postings made before a rate of ``kind`` that applies to them was added, moved from
-    the rate they recorded to it (:mod:`coalition.domain.repricing`)."""
-    candidates = catalog.current(session).rates_of((kind,))
-    windows = repricing.windows(candidates, kind, period.end)
-    if not windows:
+    the rate they recorded to it (:mod:`coalition.domain.repricing`): the rate in force
+    now, as the catalog finds it for a partner at an instant."""
+    reference = catalog.current(session)
+    reach = repricing.reach(reference.rates_of((kind,)), kind, period.end)
+    if not reach:
         return []
-    starts = repricing.stretches(candidates, kind, windows)
-    return correct(candidates, starts, read(session, period, windows, starts))
+    in_force = reference.redemption_rate if kind == "redemption" else reference.fee_rate
+    return correct(in_force, read(session, period, reach))
 
 
 def _partner_entry(partner, figures: _Figures, lines) -> dict:

@@ -13,6 +13,7 @@ fee 0.001 EUR per point issued, both coalition-wide.
 import pytest
 
 from tests.conftest import days_ago
+from tests.plans import sent
 from tests.e2e.settlement_world import (
     add_partner,
     add_rate,
@@ -198,6 +199,24 @@ def test_a_return_recovers_the_fee_at_the_rate_its_earn_was_charged(operator, mo
     assert _fees(settlement)["skyair"] == "0.10"
 
 
+def test_each_burn_is_valued_at_the_rate_in_force_where_it_is_dated_among_rates_added_late(operator, month):
+    """200 points at skyair (100.00 EUR × 2); burnt at aroma: 30 on day 12, 10 on day 14
+    at 21:00, 20 on day 16, all recorded at 0.01. Then aroma's own 0.02 from day 10, and
+    0.03 from day 14 to day 15: day 12 is at 0.02, day 14 at 0.03 (the later start wins),
+    and day 16 at 0.02 again, 0.03 having ended. 30 × 0.02 + 10 × 0.03 + 20 × 0.02 =
+    0.60 + 0.30 + 0.40 = 1.30 (it was 60 × 0.01 = 0.60)."""
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    burn(operator, "b1", "aroma", "m1", at(start, 12), 30)
+    burn(operator, "b2", "aroma", "m1", at(start, 14, hour=21), 10)
+    burn(operator, "b3", "aroma", "m1", at(start, 16), 20)
+    add_rate(operator, "redemption", "0.02", partner_id="aroma", effective_from=at(start, 10))
+    add_rate(operator, "redemption", "0.03", partner_id="aroma", effective_from=at(start, 14),
+             effective_to=at(start, 15))
+    assert _line(_settlement(operator, period_id), "skyair", "aroma") == (60, "1.30")
+    assert _line(close(operator, period_id), "skyair", "aroma") == (60, "1.30")
+
+
 def test_a_coalition_with_more_than_a_thousand_rates_added_late_is_settled(operator, month):
     """Every rate added while the coalition has postings can re-price some (a window), and
     a coalition's windows add up over its life: with one condition a window, joined by OR,
@@ -214,3 +233,52 @@ def test_a_coalition_with_more_than_a_thousand_rates_added_late_is_settled(opera
         add_rate(operator, "redemption", "0.02", partner_id="aroma", effective_from=at(start, 10, minute=minute))
     assert _line(_settlement(operator, period_id), "skyair", "aroma") == (80, "2.10")
     assert _line(close(operator, period_id), "skyair", "aroma") == (80, "2.10")
+
+
+def test_a_settlement_sends_no_value_for_each_rate_added_late(operator, month, database):
+    """The windows of the rates added late used to be sent with the settlement's query,
+    four values each: past about 6,500 of them PostgreSQL refused it (65,535 values at
+    most) and every draft and close was 503. A draft now sends as many values with 41
+    such rates as with one. (A rate added late in each of the two kinds that re-price:
+    redemption and fee.)"""
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    burn(operator, "b1", "aroma", "m1", at(start, 15), 30)
+
+    def values_sent() -> int:
+        _settlement(operator, period_id)  # the catalog read again after the rates added
+        with sent(database.engine) as statements:
+            _settlement(operator, period_id)
+        return sum(len(parameters or ()) for _, parameters in statements)
+
+    for kind in ("redemption", "fee"):
+        add_rate(operator, kind, "0.02", partner_id="aroma", effective_from=at(start, 10))
+    few = values_sent()
+    for minute in range(1, 41):
+        for kind in ("redemption", "fee"):
+            add_rate(operator, kind, "0.02", partner_id="aroma", effective_from=at(start, 10, minute=minute))
+    assert values_sent() == few
+
+
+def test_a_settlement_asks_the_rates_added_after_each_posting_by_their_index(operator, month, database):
+    """For each posting, whether a rate added after it applies is asked of the index of the
+    rates by partner and when each was added (migration 0025): a few rates. SQLite plans
+    without statistics, and took the index of the rates by start instead, which holds
+    every rate of the kind begun before the posting: nearly all of them, for each posting
+    of the period. Where its stretch begins is asked of the rates by start and by end."""
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    burn(operator, "b1", "aroma", "m1", at(start, 15), 30)
+    add_rate(operator, "redemption", "0.02", partner_id="aroma", effective_from=at(start, 10))
+    with sent(database.engine) as statements:
+        _settlement(operator, period_id)
+    (repricing,) = [(sql, parameters) for sql, parameters in statements if "added_after" in sql]
+    if database.engine.dialect.name != "sqlite":
+        return  # PostgreSQL plans by its statistics
+    with database.engine.connect() as connection:
+        plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {repricing[0]}", repricing[1])]
+    def searched(alias: str) -> set[str]:
+        return {step.split(" INDEX ")[-1].split()[0] for step in plan if f"SEARCH {alias} " in step}
+
+    assert searched("added_after") == {"ix_rates_added_after"}
+    assert (searched("began"), searched("ended")) == ({"ix_rates_begin"}, {"ix_rates_end"})
