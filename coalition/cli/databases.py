@@ -50,7 +50,8 @@ def opened(*, upgrade=False, wait=0, create=True, backup=False):
     file kept in a directory this user may not write is read as SQLite reads one on
     read-only media (:meth:`~coalition.db.Database.read_as_immutable`), where SQLite
     refused to read it at all, unless a ``-wal`` or a ``-journal`` is beside it
-    (:func:`_kept_read_only`).
+    (:func:`_kept_read_only`); and where the file was written meanwhile, what the
+    command found is not said, but that it was written (:func:`_unwritten`).
     """
     database = _built(
         config.database_url(), "COALITION_DATABASE_URL", lambda: database_of(create_app())
@@ -59,13 +60,15 @@ def opened(*, upgrade=False, wait=0, create=True, backup=False):
     if missing is not None and not (upgrade and create):  # said before SQLite would create it
         database.dispose()
         raise click.ClickException(_no_database(missing))
-    if backup and _kept_read_only(database):
+    kept = backup and _kept_read_only(database)
+    if kept:
         database.read_as_immutable()
     try:
-        before, revisions = _check_schema(database, upgrade, wait)
-        if upgrade:  # said once done: a file that cannot be made is reported instead
-            _tell_what_changed(database, missing, before, revisions)
-        yield database
+        with _unwritten(_file(database) if kept else None):
+            before, revisions = _check_schema(database, upgrade, wait)
+            if upgrade:  # said once done: a file that cannot be made is reported instead
+                _tell_what_changed(database, missing, before, revisions)
+            yield database
     except Damaged as error:  # a page the command read, where opening it read none
         raise click.ClickException(error.said(shown(database))) from None
     except SchemaNotCurrent as error:  # a newer release upgraded it while the command ran
@@ -135,11 +138,45 @@ def _kept_read_only(database) -> bool:
     ``-journal`` is beside it: read as immutable, SQLite would leave the one unread, and
     read the other's transaction, never committed, where it would have rolled it back."""
     path = _file(database)
-    return (
-        path is not None
-        and not os.access(path.parent, os.W_OK)
-        and not any(path.with_name(f"{path.name}-{kept}").exists() for kept in ("wal", "journal"))
-    )
+    return path is not None and not os.access(path.parent, os.W_OK) and not _journalled(path)
+
+
+def _journalled(path: Path) -> bool:
+    """Whether a ``-wal`` or a ``-journal`` is beside the SQLite file ``path``."""
+    return any(path.with_name(f"{path.name}-{kept}").exists() for kept in ("wal", "journal"))
+
+
+@contextmanager
+def _unwritten(path: Path | None):
+    """Whatever the block read of ``path``, a file read as immutable (or nothing, for None),
+    said instead to be unreliable if anything wrote the file meanwhile.
+
+    Read as on read-only media, SQLite takes no locks and assumes nothing changes the
+    file: a backup copied over it in place while ``db check`` ran (the next night's, as
+    ``cp`` writes one) was read half the one and half the other, and a sound file said to
+    be damaged, to be restored from a backup. A writer changes the file's size, or when
+    it was last changed, or moves another file in its place; or it leaves a ``-wal`` or a
+    ``-journal`` beside it, which the file was opened without (:func:`_kept_read_only`).
+    """
+    before = _as_written(path) if path is not None else None
+    try:
+        yield
+    finally:
+        if path is not None and (_as_written(path) != before or _journalled(path)):
+            raise click.ClickException(
+                f"{path} was written while it was checked, which reads it without locks:"
+                " what the check found may be neither what it held before nor after;"
+                " stop what writes it, or check a copy"
+            ) from None
+
+
+def _as_written(path: Path) -> tuple | None:
+    """What a write to ``path`` changes (see :func:`_unwritten`); None once it is gone."""
+    try:
+        status = path.stat()
+    except FileNotFoundError:
+        return None
+    return status.st_ino, status.st_size, status.st_mtime_ns, status.st_ctime_ns
 
 
 def _no_database(path: Path) -> str:

@@ -22,9 +22,9 @@ from click.testing import CliRunner
 
 from coalition import create_app, database_of
 from coalition.cli import main
-from coalition.db import kept_counts
+from coalition.db import checks, kept_counts
 from tests.conftest import POSTGRES_URL, Caller, days_ago
-from tests.e2e.helpers import balance, coalition_in_a_file, expect
+from tests.e2e.helpers import balance, coalition_in_a_file, earn, expect
 from tests.e2e.settlement_world import coalition_kpis, month_closed_uncounted
 
 pytestmark = pytest.mark.skipif(POSTGRES_URL is not None, reason="SQLite's: run with the SQLite suite")
@@ -251,3 +251,33 @@ def test_db_check_does_not_read_a_backup_kept_read_only_with_a_transaction_left_
         result = CliRunner().invoke(main, ["db", "check"])
     assert result.exit_code == 1
     assert result.stderr.startswith(f"Error: cannot open the database {copied / backup.name}: ")
+
+
+def test_db_check_says_a_backup_kept_read_only_was_written_while_it_was_checked(
+        coalition_file, tmp_path, monkeypatch):
+    """Read as on read-only media, SQLite takes no locks and reads the file as if nothing wrote
+    it: the next night's backup, copied over it in place (as cp writes) while the check ran,
+    was read half the one and half the other, and a sound backup said to be damaged, to be
+    restored from a backup. What the check found is not said, but that the file was written."""
+    path, app, key = coalition_file
+    database_of(app).dispose()  # the -wal folded into the file, as a backup is taken
+    kept = tmp_path / "backups"
+    kept.mkdir()
+    backup = shutil.copy(path, kept / path.name)
+    operator = Caller(app.test_client(), key)
+    for number in range(20):
+        expect(earn(operator, f"n-{number}", f"card-{number}", "100.00", occurred_at=days_ago(0.5)))
+    database_of(app).dispose()
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{backup}")
+    damage = checks.damage
+
+    def copied_over_meanwhile(connection):
+        shutil.copyfile(path, backup)
+        return damage(connection)
+
+    monkeypatch.setattr(checks, "damage", copied_over_meanwhile)
+    with unwritable(kept):
+        result = CliRunner().invoke(main, ["db", "check"])
+    assert (result.exit_code, result.output) == (
+        1, f"Error: {backup} was written while it was checked, which reads it without locks: what the check"
+           " found may be neither what it held before nor after; stop what writes it, or check a copy\n")
