@@ -8,6 +8,7 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import click
 from alembic.util import CommandError
@@ -64,7 +65,7 @@ def opened(*, upgrade=False, wait=0, create=True, backup=False):
     if kept:
         database.read_as_immutable()
     try:
-        with _unwritten(_file(database) if kept else None):
+        with _unwritten(_file_named(database) if kept else None):
             before, revisions = _check_schema(database, upgrade, wait)
             if upgrade:  # said once done: a file that cannot be made is reported instead
                 _tell_what_changed(database, missing, before, revisions)
@@ -137,7 +138,7 @@ def _kept_read_only(database) -> bool:
     """A SQLite file in a directory this user may not write, where neither a ``-wal`` nor a
     ``-journal`` is beside it: read as immutable, SQLite would leave the one unread, and
     read the other's transaction, never committed, where it would have rolled it back."""
-    path = _file(database)
+    path = _file_named(database)
     return path is not None and not os.access(path.parent, os.W_OK) and not _journalled(path)
 
 
@@ -216,6 +217,19 @@ def _file(database) -> Path | None:
     if url.query.get("uri") == "true" or url.database.startswith("file:"):
         return None
     return Path(url.database).resolve()
+
+
+def _file_named(database) -> Path | None:
+    """The file of an SQLite database named by its path or by a ``file:`` URI, whose path
+    SQLite reads as a URL's, percent-decoded, from the directory the command runs in."""
+    url = database.engine.url
+    if (
+        url.get_backend_name() == "sqlite"
+        and url.query.get("uri") == "true"
+        and (url.database or "").startswith("file:")
+    ):
+        return Path(unquote(urlsplit(url.database).path)).resolve()
+    return _file(database)
 
 
 def _check_schema(

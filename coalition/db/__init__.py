@@ -62,6 +62,7 @@ LOCK_WAIT_MS = 30_000
 WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 READS_ONLY = "coalition_reads_only"  # a connection's execution option: see _sqlite_begin
 OPENED_READ_ONLY = "coalition_opened_read_only"  # a connection's info: see _sqlite_opened_anew
+IMMUTABLE = "immutable=1"  # a URI's option: see Database.read_as_immutable
 
 
 def _sqlite_begin(engine) -> None:
@@ -101,7 +102,11 @@ def _sqlite_file_of_its_owner(engine, opened: list) -> None:
     @event.listens_for(engine, "do_connect")
     def _create(_dialect, _record, cargs, cparams):
         path = cargs[0] if cargs else cparams.get("database")
-        if cparams.get("uri") or path in (None, "", ":memory:"):
+        if cparams.get("uri"):  # a file: URI's options are its own, but for a read as immutable
+            if opened == [IMMUTABLE]:  # after them: SQLite reads an option's first value
+                cargs[:] = [f"{path}{'&' if '?' in path else '?'}{IMMUTABLE}"]
+            return
+        if path in (None, "", ":memory:"):
             return
         if opened:
             cargs[:] = [f"file:{pathname2url(os.path.abspath(path))}?{opened[0]}"]
@@ -420,8 +425,9 @@ class Database:
         without the ``-shm`` a file in WAL mode is otherwise read through, which SQLite
         needs even to read and cannot make in a directory this process may not write
         (SQLITE_READONLY_DIRECTORY). It would leave a ``-wal`` or a ``-journal`` beside
-        the file unread: the caller opens so only a file with neither."""
-        self._opened[:] = ["immutable=1"]
+        the file unread: the caller opens so only a file with neither. A file named by a
+        ``file:`` URI is opened so too, unless the URI says ``immutable`` itself."""
+        self._opened[:] = [IMMUTABLE]
 
     def dispose(self) -> None:
         self.engine.dispose()
