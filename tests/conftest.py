@@ -8,9 +8,10 @@ gets a fresh copy of it. Without it every test gets a fresh SQLite file.
 import os
 import shutil
 import sqlite3
+import subprocess
 import uuid
 from pathlib import Path
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -40,7 +41,21 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     if getattr(config, "coalition_basetemp", None):
-        shutil.rmtree(config.coalition_basetemp, ignore_errors=True)
+        removed(config.coalition_basetemp)
+
+
+def removed(basetemp: Path) -> None:
+    """Remove the run's own ``basetemp``, and what a test worker killed outright (a crash, the
+    out-of-memory killer) left in it that cannot be removed as it is: a directory the
+    tests' ``unwritable()`` (tests/e2e/test_sqlite_file_unwritable.py) made immutable (as
+    root) or of mode 0555, which stayed behind under /dev/shm, where ``rm -rf`` could not
+    remove it either."""
+    shutil.rmtree(basetemp, ignore_errors=True)
+    if basetemp.exists():
+        with suppress(OSError):  # no chattr: unwritable() made nothing immutable then
+            subprocess.run(["chattr", "-R", "-i", basetemp], capture_output=True)
+        subprocess.run(["chmod", "-R", "u+w", basetemp], capture_output=True)
+        shutil.rmtree(basetemp, ignore_errors=True)
 
 
 # The files that take longest, started first: xdist hands each worker a file at a time,

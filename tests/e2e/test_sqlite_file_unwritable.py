@@ -15,7 +15,9 @@ import resource
 import shutil
 import sqlite3
 import subprocess
+import sys
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -49,6 +51,29 @@ def unwritable(path):
         if immutable:
             subprocess.run(["chattr", "-i", path], check=True)
         path.chmod(mode)
+
+
+def test_a_directory_left_unwritable_by_a_worker_killed_outright_is_removed_with_the_run(tmp_path):
+    """A test worker killed outright inside :func:`unwritable` (a crash, the out-of-memory
+    killer) leaves its directory immutable, or of mode 0555: the run's clean-up removed the
+    rest of its temporary files under /dev/shm, and left that, which ``rm -rf`` could not
+    remove either. It clears what it finds so in its own directory, and removes it whole."""
+    if not os.access("/dev/shm", os.W_OK):
+        pytest.skip("the tests' files are kept on /dev/shm only where there is one")
+    (tmp_path / "test_killed.py").write_text(
+        "import os\nimport signal\n\nfrom tests.e2e.test_sqlite_file_unwritable import unwritable\n\n\n"
+        "def test_killed_inside_unwritable(tmp_path):\n"
+        "    with unwritable(tmp_path):\n"
+        "        os.kill(os.getpid(), signal.SIGKILL)\n")
+    root = Path(__file__).parents[2]
+    run = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "tests.conftest", "-p", "no:cacheprovider", "-n", "1",
+         "--max-worker-restart", "0", "-q", "test_killed.py"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output, _ = run.communicate(timeout=120)
+    assert "worker 'gw0' crashed while running 'test_killed.py::test_killed_inside_unwritable'" in output
+    assert not Path(f"/dev/shm/coalition-pytest-{run.pid}").exists()
 
 
 @pytest.fixture
