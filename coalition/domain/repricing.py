@@ -19,7 +19,9 @@ rate dated later than that after it was added, or added before anything was
 posted, has an empty window, and a settlement usually re-prices nothing.
 Every other rate keeps its window for good, so a coalition's windows add up
 over its life: the settlement asks them of the ``rates`` table where they are
-kept (:mod:`coalition.db.repricing_sums`), never as a list it sends.
+kept (:mod:`coalition.db.repricing_sums`), never as a list it sends. It may
+read more than the windows hold, never less: a posting whose recorded rate is
+still the one in force moves nothing.
 
 A **stretch** runs from an instant at which a rate of the kind begins or
 ends to the next: the same rates are in force all through it, so its first
