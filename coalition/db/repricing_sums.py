@@ -22,13 +22,13 @@ from sqlalchemy.sql.expression import ColumnElement
 from sqlalchemy.sql.visitors import InternalTraversal
 
 from coalition.db.models import Allocation, Rate, Transaction
-from coalition.domain import periods
+from coalition.domain import periods, repricing
 from coalition.domain.lots import ISSUING
 
 
-def redeemed(session, period: periods.Period, reach: int) -> list:
+def redeemed(session, period: periods.Period, reach: repricing.Reach) -> list:
     """``(issuer, redeemer, rate recorded, stretch, points)`` redeemed in the period by
-    burns in the windows and by reversals of those burns, up to transaction ``reach``."""
+    burns in the windows and by reversals of those burns, within ``reach``."""
     postings = _postings(period, "redemption", ("burn",), "burn_reversal", reach)
     A = Allocation
     query = (
@@ -39,10 +39,9 @@ def redeemed(session, period: periods.Period, reach: int) -> list:
     return [(*row[:4], int(row[4])) for row in session.execute(query)]
 
 
-def issued(session, period: periods.Period, reach: int) -> list:
+def issued(session, period: periods.Period, reach: repricing.Reach) -> list:
     """``(issuer, fee rate recorded, stretch, points)`` issued in the period by earns and
-    bonuses in the windows, less what returns of them recovered, up to transaction
-    ``reach``."""
+    bonuses in the windows, less what returns of them recovered, within ``reach``."""
     postings = _postings(period, "fee", ISSUING, "earn_reversal", reach)
     T = Transaction
     query = (
@@ -53,7 +52,7 @@ def issued(session, period: periods.Period, reach: int) -> list:
     return [(*row[:3], int(row[3])) for row in session.execute(query)]
 
 
-def _postings(period, kind: str, types: tuple[str, ...], reversal: str, reach: int):
+def _postings(period, kind: str, types: tuple[str, ...], reversal: str, reach: repricing.Reach):
     """Ids of the period's postings of ``types`` in the windows of rates of ``kind``, and
     of its reversals of postings in them, each with the stretch its original is dated
     in. Its own are dated in it: a late posting is dated in a period closed before it was
@@ -61,7 +60,11 @@ def _postings(period, kind: str, types: tuple[str, ...], reversal: str, reach: i
     T = Transaction
     original = aliased(Transaction, name="original")
     own = select(T.id.label("transaction_id"), _stretch(T, kind)).where(
-        T.period_id == period.id, T.id <= reach, T.type.in_(types), _in_a_window(T, kind)
+        T.period_id == period.id,
+        T.id <= reach.last_transaction_id,
+        T.occurred_at >= reach.since,
+        T.type.in_(types),
+        _in_a_window(T, kind),
     )
     reversals = (
         select(T.id.label("transaction_id"), _stretch(original, kind))

@@ -28,28 +28,45 @@ ends to the next: the same rates are in force all through it, so its first
 instant speaks for all of it.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from coalition.domain.periods import FUTURE_TOLERANCE
+from coalition.domain.periods import FUTURE_TOLERANCE, Period
 from coalition.domain.settlement import IssuedPoints, RedeemedPoints
 
 
-def reach(candidates, kind: str, before: datetime) -> int:
-    """The last transaction a rate of ``kind`` can re-price among those dated before
-    ``before`` (a period's end): the highest ``last_transaction_id`` of the rates whose
-    windows reach before it, 0 when none does."""
-    return max(
+@dataclass(frozen=True)
+class Reach:
+    """What the rates of a kind added late can re-price among a period's own postings:
+    those dated from ``since`` whose ids are at most ``last_transaction_id``."""
+
+    since: datetime
+    last_transaction_id: int
+
+
+def reach(candidates, kind: str, period: Period) -> Reach | None:
+    """What the rates of ``kind`` can re-price of the period's postings and of the originals
+    of its reversals, all dated before its end: None when no rate's window reaches before
+    it. Its own postings are dated in it (:mod:`coalition.db.repricing_sums`), so of them
+    only those dated from the first instant of it a window holds (its end when none
+    does), up to the highest ``last_transaction_id`` of the rates: a rate dated back an
+    hour asks about that hour's postings, not the month's, nor does a rate added late in
+    an earlier period."""
+    windows = [
         (
-            rate.last_transaction_id
-            for rate in candidates
-            if rate.kind == kind
-            and rate.last_transaction_id
-            and rate.effective_from
-            < min(rate.created_at + FUTURE_TOLERANCE, before, rate.effective_to or before)
-        ),
-        default=0,
-    )
+            rate.effective_from,
+            min(rate.created_at + FUTURE_TOLERANCE, period.end, rate.effective_to or period.end),
+            rate.last_transaction_id,
+        )
+        for rate in candidates
+        if rate.kind == kind and rate.last_transaction_id
+    ]
+    reaching = [(begins, ends, last) for begins, ends, last in windows if begins < ends]
+    if not reaching:
+        return None
+    inside = [max(begins, period.start) for begins, ends, _ in reaching if ends > period.start]
+    return Reach(min(inside, default=period.end), max(last for *_, last in reaching))
 
 
 def redeemed(in_force, recorded) -> list[RedeemedPoints]:

@@ -140,8 +140,8 @@ def _repriced(session, period: periods.Period, kind: str, read, correct) -> list
     the rate they recorded to it (:mod:`coalition.domain.repricing`): the rate in force
     now, as the catalog finds it for a partner at an instant."""
     reference = catalog.current(session)
-    reach = repricing.reach(reference.rates_of((kind,)), kind, period.end)
-    if not reach:
+    reach = repricing.reach(reference.rates_of((kind,)), kind, period)
+    if reach is None:
         return []
     in_force = reference.redemption_rate if kind == "redemption" else reference.fee_rate
     return correct(in_force, read(session, period, reach))

@@ -5,11 +5,14 @@ from decimal import Decimal
 
 from coalition.domain import rates
 from coalition.domain.rates import Rate
-from coalition.domain.repricing import issued, reach, redeemed
+from coalition.domain.periods import Period
+from coalition.domain.repricing import Reach, issued, reach, redeemed
 from coalition.domain.settlement import IssuedPoints, RedeemedPoints
 
 OCT = datetime(2026, 10, 1, tzinfo=UTC)
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
+OCTOBER = Period(OCT, NOV, "2026-10")
+NOVEMBER = Period(NOV, NOV + timedelta(days=30), "2026-11")
 
 
 def day(n: int) -> datetime:
@@ -31,19 +34,33 @@ def fee_rate(candidates):
 
 
 def test_a_rate_in_force_before_anything_was_posted_reaches_nothing():
-    assert reach([rate(1, "redemption", "0.01", day(1) - timedelta(days=200))], "redemption", NOV) == 0
+    assert reach([rate(1, "redemption", "0.01", day(1) - timedelta(days=200))], "redemption", OCTOBER) is None
 
 
 def test_a_rate_added_after_postings_and_dated_back_reaches_the_last_posted_before_it():
-    """Added on day 20 at noon when the ledger's last transaction was 41, dated day 10."""
+    """Added on day 20 at noon when the ledger's last transaction was 41, dated day 10:
+    October's postings from day 10, up to 41."""
     late = rate(2, "redemption", "0.02", day(10), added=day(20) + timedelta(hours=12), last=41)
-    assert reach([late], "redemption", NOV) == 41
+    assert reach([late], "redemption", OCTOBER) == Reach(day(10), 41)
 
 
 def test_the_reach_of_several_rates_is_the_furthest():
     earlier = rate(2, "fee", "0.002", day(10), added=day(12), last=41)
     later = rate(3, "fee", "0.003", day(15), added=day(20), last=97, partner_id="aroma")
-    assert reach([later, earlier], "fee", NOV) == 97
+    assert reach([later, earlier], "fee", OCTOBER) == Reach(day(10), 97)
+
+
+def test_a_period_s_own_postings_are_reached_from_the_first_instant_of_it_a_window_holds():
+    """Dated back to October 31st 23:00, to 23:30, added November 2nd at 41: of October's
+    postings, those up to 41 dated from 23:00 on the 31st, not the month's. A rate added
+    late in September (dated back to September 10th, added on the 20th) re-prices
+    September's postings only: it keeps the reach up to its 9 (a reversal in October may
+    be of one of them), and does not widen October's dates."""
+    last_half_hour = rate(2, "fee", "0.004", day(31) + timedelta(hours=23), added=NOV + timedelta(days=1),
+                          last=41, partner_id="aroma", effective_to=day(31) + timedelta(hours=23, minutes=30))
+    september = rate(3, "fee", "0.002", OCT - timedelta(days=21), added=OCT - timedelta(days=11), last=9)
+    assert reach([september, last_half_hour], "fee", OCTOBER) == Reach(day(31) + timedelta(hours=23), 41)
+    assert reach([september], "fee", OCTOBER) == Reach(NOV, 9)  # none of October's own
 
 
 def test_a_rate_dated_ahead_of_when_it_was_added_and_other_kinds_reach_nothing():
@@ -51,22 +68,22 @@ def test_a_rate_dated_ahead_of_when_it_was_added_and_other_kinds_reach_nothing()
     the redemption rate is dated six minutes after it was added."""
     ahead = rate(5, "redemption", "0.02", day(10) + timedelta(minutes=6), added=day(10), last=9)
     fee = rate(6, "fee", "0.002", day(1), added=day(10), last=9)
-    assert reach([ahead, fee], "redemption", NOV) == 0
+    assert reach([ahead, fee], "redemption", OCTOBER) is None
 
 
 def test_a_rate_dated_exactly_five_minutes_after_it_was_added_reaches_nothing():
     edge = rate(5, "redemption", "0.02", day(10) + timedelta(minutes=5), added=day(10), last=9)
-    assert reach([edge], "redemption", NOV) == 0
+    assert reach([edge], "redemption", OCTOBER) is None
     just_inside = rate(6, "redemption", "0.02", day(10) + timedelta(minutes=4, seconds=59), added=day(10), last=9)
-    assert reach([just_inside], "redemption", NOV) == 9
+    assert reach([just_inside], "redemption", OCTOBER) == Reach(just_inside.effective_from, 9)
 
 
 def test_a_rate_that_begins_where_the_period_ends_reaches_nothing_in_it():
     """Added in November when the last transaction was 7 and dated back to November 1st:
     nothing of October's is in its window."""
     november = rate(3, "fee", "0.002", NOV, added=NOV + timedelta(days=3), last=7)
-    assert reach([november], "fee", NOV) == 0
-    assert reach([november], "fee", NOV + timedelta(days=30)) == 7
+    assert reach([november], "fee", OCTOBER) is None
+    assert reach([november], "fee", NOVEMBER) == Reach(NOV, 7)
 
 
 def test_redeemed_points_move_from_the_rate_recorded_to_the_rate_in_force():
