@@ -162,6 +162,22 @@ def test_a_reversal_in_a_later_period_follows_its_burn_repriced_in_a_closed_one(
     assert _line(_settlement(operator, reversal["period_id"]), "skyair", "aroma") == (-10, "-0.20")
 
 
+def test_a_reversal_follows_its_burn_repriced_by_a_rate_whose_window_is_all_in_an_earlier_period(operator, month):
+    """50 points burnt at aroma on day 25; 10 of them given back this month; then aroma's
+    own 0.02 from day 20 to day 26 is added: its window holds none of this month's own
+    postings, but the reversal's burn. Last month skyair → aroma 50 × 0.02 = 1.00; this
+    month −10 × 0.02 = −0.20 (−0.10 at the 0.01 both recorded)."""
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    burn(operator, "b1", "aroma", "m1", at(start, 25), 50)
+    reversal = post(operator, external_id="r1", type="burn_reversal", partner_id="aroma",
+                    original_external_id="b1", points=10, occurred_at=days_ago(0.001))
+    add_rate(operator, "redemption", "0.02", partner_id="aroma", effective_from=at(start, 20),
+             effective_to=at(start, 26))
+    assert _line(_settlement(operator, period_id), "skyair", "aroma") == (50, "1.00")
+    assert _line(_settlement(operator, reversal["period_id"]), "skyair", "aroma") == (-10, "-0.20")
+
+
 def test_a_backdated_earn_is_charged_the_fee_rate_in_force_at_its_occurred_at(operator, month):
     """skyair's own fee of 0.005 EUR a point starts at the first instant of this month,
     and is added before anything is posted (so nothing is re-priced: it is no rate added
