@@ -4,7 +4,9 @@
 asks the database to apply it (``aggregates.member_balance``) so as not to
 read every lot, in the same statement as the lifetime totals. Random lots, with expiry and hold ends on the boundaries
 (now, the 90-day horizon, shared expiry dates), go into a transaction that is
-rolled back; both answers must be equal.
+rolled back; both answers must be equal. Lots are dated a microsecond either side of
+those boundaries too, as postings are (a till's clock, the service's), and some hold as
+many points as a posting may carry.
 """
 
 from datetime import UTC, datetime, timedelta
@@ -16,16 +18,26 @@ from sqlalchemy import insert
 
 from coalition.db import aggregates, models
 from coalition.domain import lots as lots_domain
+from coalition.domain import money
 from coalition.services import catalog
 from tests.plans import analyze_a_ledger_of_many_members, generic_plan, scans, sent
 
 AT = datetime(2026, 6, 15, 12, 0, tzinfo=UTC)
+EDGES = [timedelta(0), timedelta(days=90)]  # now, and the end of the expiring horizon
+MICROSECOND = timedelta(microseconds=1)
 OFFSETS = st.one_of(
     st.sampled_from([timedelta(0), timedelta(days=90), timedelta(days=90, seconds=1), -timedelta(seconds=1)]),
+    st.sampled_from([edge + sign * MICROSECOND for edge in EDGES for sign in (1, -1)]),
     st.integers(-3 * 24, 200 * 24).map(lambda hours: timedelta(hours=hours)),
 )
 LOTS = st.lists(
-    st.tuples(st.integers(0, 50), st.integers(1, 20), OFFSETS, OFFSETS, st.integers(1, 400)),
+    st.tuples(
+        st.integers(0, 50) | st.integers(0, money.MAX_POINTS - 20),
+        st.integers(1, 20),
+        OFFSETS,
+        OFFSETS,
+        st.integers(1, 400),
+    ),
     max_size=12,
 )
 
