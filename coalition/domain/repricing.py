@@ -39,10 +39,13 @@ from coalition.domain.settlement import IssuedPoints, RedeemedPoints
 @dataclass(frozen=True)
 class Reach:
     """What the rates of a kind added late can re-price among a period's own postings:
-    those dated from ``since`` whose ids are at most ``last_transaction_id``."""
+    those dated from ``since`` whose ids are at most ``last_transaction_id``, of the
+    ``partners`` whose rates' windows are in the period (of any partner, None, where a
+    coalition-wide rate's window is)."""
 
     since: datetime
     last_transaction_id: int
+    partners: frozenset[str] | None = None
 
 
 def reach(candidates, kind: str, period: Period) -> Reach | None:
@@ -50,23 +53,30 @@ def reach(candidates, kind: str, period: Period) -> Reach | None:
     of its reversals, all dated before its end: None when no rate's window reaches before
     it. Its own postings are dated in it (:mod:`coalition.db.repricing_sums`), so of them
     only those dated from the first instant of it a window holds (its end when none
-    does), up to the highest ``last_transaction_id`` of the rates: a rate dated back an
-    hour asks about that hour's postings, not the month's, nor does a rate added late in
-    an earlier period."""
+    does), up to the highest ``last_transaction_id`` of the rates, of the partners whose
+    rates' windows are in it: a rate dated back an hour asks about that hour's postings,
+    not the month's, a partner's rate about that partner's, nor does a rate added late
+    in an earlier period."""
     windows = [
         (
             rate.effective_from,
             min(rate.created_at + FUTURE_TOLERANCE, period.end, rate.effective_to or period.end),
             rate.last_transaction_id,
+            rate.partner_id,
         )
         for rate in candidates
         if rate.kind == kind and rate.last_transaction_id
     ]
-    reaching = [(begins, ends, last) for begins, ends, last in windows if begins < ends]
+    reaching = [window for window in windows if window[0] < window[1]]
     if not reaching:
         return None
-    inside = [max(begins, period.start) for begins, ends, _ in reaching if ends > period.start]
-    return Reach(min(inside, default=period.end), max(last for *_, last in reaching))
+    inside = [window for window in reaching if window[1] > period.start]
+    partners = {partner for *_, partner in inside}
+    return Reach(
+        min((max(begins, period.start) for begins, *_ in inside), default=period.end),
+        max(last for _, _, last, _ in reaching),
+        None if None in partners else frozenset(partners),
+    )
 
 
 def redeemed(in_force, recorded) -> list[RedeemedPoints]:

@@ -8,10 +8,11 @@ rate can reach, whether a rate of the kind, its partner's or every
 partner's, added after it applies to it (``kind, partner_id,
 last_transaction_id``), and where the stretch it is dated in begins: the
 last instant at or before it at which a rate of the kind begins or ends
-(``kind, effective_from`` and ``kind, effective_to``). The rates used
-to be sent with the query, four values each, and past about 6,500 of them
-PostgreSQL refused it (65,535 values at most); a coalition adds one each time
-it adds such a rate while it has postings.
+(``kind, effective_from`` and ``kind, effective_to``; PostgreSQL reads
+those instants once a statement, and searches them as an array). The
+rates used to be sent with the query, four values each, and past about
+6,500 of them PostgreSQL refused it (65,535 values at most); a coalition
+adds one each time it adds such a rate while it has postings.
 
 The rates table is small and rarely written: building the indexes is quick,
 and a rate added while they are built waits for them. They are made if not

@@ -59,8 +59,19 @@ def test_a_period_s_own_postings_are_reached_from_the_first_instant_of_it_a_wind
     last_half_hour = rate(2, "fee", "0.004", day(31) + timedelta(hours=23), added=NOV + timedelta(days=1),
                           last=41, partner_id="aroma", effective_to=day(31) + timedelta(hours=23, minutes=30))
     september = rate(3, "fee", "0.002", OCT - timedelta(days=21), added=OCT - timedelta(days=11), last=9)
-    assert reach([september, last_half_hour], "fee", OCTOBER) == Reach(day(31) + timedelta(hours=23), 41)
-    assert reach([september], "fee", OCTOBER) == Reach(NOV, 9)  # none of October's own
+    assert reach([september, last_half_hour], "fee", OCTOBER) == Reach(
+        day(31) + timedelta(hours=23), 41, frozenset({"aroma"}))
+    assert reach([september], "fee", OCTOBER) == Reach(NOV, 9, frozenset())  # none of October's own
+
+
+def test_a_period_s_own_postings_are_reached_of_the_partners_whose_rates_windows_are_in_it():
+    """aroma's and skyair's rates dated back into October reach their own postings there;
+    a coalition-wide one reaches every partner's."""
+    aroma = rate(2, "redemption", "0.02", day(10), added=day(20), last=41, partner_id="aroma")
+    skyair = rate(3, "redemption", "0.03", day(12), added=day(20), last=41, partner_id="skyair")
+    everyone = rate(4, "redemption", "0.015", day(25), added=day(26), last=60)
+    assert reach([aroma, skyair], "redemption", OCTOBER) == Reach(day(10), 41, frozenset({"aroma", "skyair"}))
+    assert reach([aroma, skyair, everyone], "redemption", OCTOBER) == Reach(day(10), 60, None)
 
 
 def test_a_rate_dated_ahead_of_when_it_was_added_and_other_kinds_reach_nothing():
