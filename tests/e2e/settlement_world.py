@@ -12,7 +12,9 @@ docstring.
 
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
 
+from coalition.domain import money
 from tests.conftest import days_ago
 from tests.e2e.helpers import expect
 
@@ -66,6 +68,59 @@ def earn(caller, external_id, partner_id, member_id, occurred_at, amount, curren
 def burn(caller, external_id, partner_id, member_id, occurred_at, points) -> dict:
     return post(caller, external_id=external_id, type="burn", partner_id=partner_id,
                 member_id=member_id, occurred_at=occurred_at, points=points)
+
+
+def accepted_or_refused(caller, body: dict):
+    """POST a generated transaction, which the service must accept (201) or refuse as
+    bad input (422), never anything else."""
+    response = caller.post("/api/v1/transactions", json=body)
+    assert response.status_code in (201, 422), (body, response.status_code, response.get_json())
+    return response
+
+
+class Reversible:
+    """What a generated ledger has posted that a later burn reversal or return may reverse:
+    its burns, and its earns and bonuses, each as it was sent."""
+
+    def __init__(self):
+        self.burns: list[dict] = []
+        self.issues: list[dict] = []
+
+    def keep(self, body: dict) -> None:
+        """Keep a posting the service accepted."""
+        if body["type"] == "burn":
+            self.burns.append(body)
+        elif body["type"] in ("earn", "bonus"):
+            self.issues.append(body)
+
+    def reversal(self, body: dict, operation: tuple) -> dict | None:
+        """``body`` with the fields of a generated reversal of an earlier posting, the
+        ``ref``-th kept (round the list), or None while there is none to reverse.
+        ``("burn_reversal", ref, share)`` gives back ``share`` percent of the burn's points,
+        at least one (all of them: None); ``("earn_reversal", ref, by, percent)`` takes back
+        ``percent`` percent of an earn's amount, in whole minor units and at least one, or
+        ``percent`` points (``by`` "points", or a bonus, which has no amount)."""
+        if operation[0] == "burn_reversal":
+            _, ref, share = operation
+            kept = self.burns
+        else:
+            _, ref, by, percent = operation
+            kept = self.issues
+        if not kept:
+            return None
+        original = kept[ref % len(kept)]
+        body = body | {"partner_id": original["partner_id"],
+                       "original_external_id": original["external_id"]}
+        if operation[0] == "burn_reversal":
+            if share is not None:
+                body["points"] = max(1, original["points"] * share // 100)
+        elif by == "amount" and "amount" in original:
+            unit = money.minor_unit(original["currency"])
+            amount = (Decimal(original["amount"]) * percent / 100).quantize(unit, ROUND_FLOOR)
+            body |= {"amount": str(max(unit, amount)), "currency": original["currency"]}
+        else:
+            body["points"] = percent
+        return body
 
 
 def posted_after(monkeypatch, module, name: str, posting) -> None:

@@ -31,7 +31,9 @@ from decimal import Decimal
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from tests.e2e.settlement_world import add_partner, add_rate, close, expect, previous_month
+from tests.e2e.settlement_world import (
+    Reversible, accepted_or_refused, add_partner, add_rate, close, expect, previous_month,
+)
 
 PARTNERS = {"aroma": "RUB", "skyair": "EUR", "sushi": "JPY"}
 EXPONENT = {"RUB": 2, "EUR": 2, "JPY": 0}
@@ -98,7 +100,7 @@ def _add(operator, start, rate: dict) -> None:
 
 def _post(operator, start, operations) -> list[tuple[int, int | None]]:
     """Post the operations in order; each one's status and points (None where refused)."""
-    earns, burns = [], []  # (partner_id, external_id, amount | None), (partner_id, external_id, points)
+    originals = Reversible()
     balance = defaultdict(int)
     outcomes = []
     for step, operation in enumerate(operations):
@@ -116,36 +118,17 @@ def _post(operator, start, operations) -> list[tuple[int, int | None]]:
             _, m, partner_id, share = operation
             body |= {"partner_id": partner_id, "member_id": f"m{m}",
                      "points": max(1, balance[f"m{m}"] * share // 100)}
-        elif kind == "burn_reversal":
-            if not burns:
+        else:  # a burn reversal or a return
+            body = originals.reversal(body, operation)
+            if body is None:
                 continue
-            _, ref, share = operation
-            partner_id, external_id, burned = burns[ref % len(burns)]
-            body |= {"partner_id": partner_id, "original_external_id": external_id}
-            if share is not None:
-                body["points"] = max(1, burned * share // 100)
-        else:
-            if not earns:
-                continue
-            _, ref, by, share = operation
-            partner_id, external_id, amount = earns[ref % len(earns)]
-            body |= {"partner_id": partner_id, "original_external_id": external_id}
-            if by == "amount" and amount is not None:
-                exponent = Decimal(1).scaleb(-EXPONENT[PARTNERS[partner_id]])
-                body["amount"] = str(max(exponent, (amount * share / 100).quantize(exponent)))
-            else:
-                body["points"] = share
-        response = operator.post("/api/v1/transactions", json=body)
-        assert response.status_code in (201, 422), (body, response.status_code, response.get_json())
+        response = accepted_or_refused(operator, body)
         posted = response.get_json()
         outcomes.append((response.status_code, posted.get("points")))
         if response.status_code != 201:
             continue
         balance[posted["member_id"]] += posted["points"]
-        if kind in ("earn", "bonus"):
-            earns.append((body["partner_id"], body["external_id"], Decimal(body.get("amount", "0")) or None))
-        elif kind == "burn":
-            burns.append((body["partner_id"], body["external_id"], body["points"]))
+        originals.keep(body)
     return outcomes
 
 

@@ -27,7 +27,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.e2e.helpers import every_item
-from tests.e2e.settlement_world import add_partner, add_rate, expect, previous_month
+from tests.e2e.settlement_world import (
+    Reversible, accepted_or_refused, add_partner, add_rate, expect, previous_month,
+)
 
 CENT = Decimal("0.01")
 EXPONENT = {"EUR": 2, "RUB": 2, "CZK": 2, "JPY": 0}
@@ -165,7 +167,7 @@ def _post_random_ledger(operator, book: Book, partners, later_coalition_wide, op
             book.rate(operator, "fee", spec["fee"], partner_id=partner_id)
         ids.append((partner_id, spec["currency"]))
 
-    earns, burns = [], []  # (partner_id, external_id, amount minor | None, currency)
+    originals = Reversible()
     balance = defaultdict(int)  # member → points, from the signed points of each posting
     for step, operation in enumerate(operations):
         kind = operation[0]
@@ -184,36 +186,16 @@ def _post_random_ledger(operator, book: Book, partners, later_coalition_wide, op
             _, m, p, share = operation
             points = max(1, balance[f"x{n}-m{m}"] * share // 100)
             body |= {"partner_id": ids[p % len(ids)][0], "member_id": f"x{n}-m{m}", "points": points}
-        elif kind == "burn_reversal":
-            if not burns:
+        else:  # a burn reversal or a return
+            body = originals.reversal(body, operation)
+            if body is None:
                 continue
-            _, ref, share = operation
-            partner_id, external_id, burned, _ = burns[ref % len(burns)]
-            body |= {"partner_id": partner_id, "original_external_id": external_id}
-            if share is not None:
-                body["points"] = max(1, burned * share // 100)
-        else:
-            if not earns:
-                continue
-            _, ref, by, percent = operation
-            partner_id, external_id, minor, currency = earns[ref % len(earns)]
-            body |= {"partner_id": partner_id, "original_external_id": external_id}
-            if by == "amount" and minor is not None:
-                body |= {"amount": _amount(max(1, minor * percent // 100), currency), "currency": currency}
-            else:
-                body["points"] = percent
-        response = operator.post("/api/v1/transactions", json=body)
-        assert response.status_code in (201, 422), (body, response.status_code, response.get_json())
+        response = accepted_or_refused(operator, body)
         if response.status_code != 201:
             continue
         posted = response.get_json()
         balance[posted["member_id"]] += posted["points"]
-        if kind == "earn":
-            earns.append((body["partner_id"], body["external_id"], operation[3], body["currency"]))
-        elif kind == "bonus":
-            earns.append(("coalition", body["external_id"], None, None))
-        elif kind == "burn":
-            burns.append((body["partner_id"], body["external_id"], body["points"], None))
+        originals.keep(body)
     for (partner_id, _), spec in zip(ids, partners, strict=True):
         added = spec["added_late"]
         for (kind, value), (_, effective_from) in zip(added, switches(added), strict=True):
