@@ -32,6 +32,10 @@ SQLITE_DAMAGED_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
 DATA_CORRUPTED = "XX001"
 INDEX_CORRUPTED = "XX002"
 LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's lock_timeout ran out
+# libpq refuses to send a statement binding more values than its protocol carries
+# (65,535): no SQLSTATE, as from a connection lost, but the code's error, which asking
+# again would meet again; raised as it is (a 500, logged), not a 503 saying "try again"
+TOO_MANY_VALUES = "number of parameters must be between"
 
 
 class Unavailable(Exception):
@@ -147,13 +151,13 @@ def is_unavailable(error: DBAPIError) -> bool:
     a server that answers it is read-only, out of disk or going down
     (:data:`UNAVAILABLE_SQLSTATES`);
     a SQLite file that cannot be written (:func:`unwritable`); or a lock waited for past
-    the limit (:func:`busy`)."""
+    the limit (:func:`busy`). Not libpq's refusal of a statement too large to send
+    (:data:`TOO_MANY_VALUES`), which has no SQLSTATE either."""
     if error.connection_invalidated or busy(error) or unwritable(error):
         return True
     state = getattr(error.orig, "sqlstate", "")  # "": not psycopg's error at all
-    return (isinstance(error, OperationalError) and state is None) or (
-        state in UNAVAILABLE_SQLSTATES
-    )
+    lost = state is None and TOO_MANY_VALUES not in str(error.orig)
+    return (isinstance(error, OperationalError) and lost) or state in UNAVAILABLE_SQLSTATES
 
 
 def missing_table(error: DBAPIError) -> bool:

@@ -121,3 +121,26 @@ def test_an_error_not_the_drivers_in_a_statement_on_sqlite_is_raised_as_it_is():
     with pytest.raises(LookupError, match="no value SQLite stores"), database.engine.connect() as connection:
         connection.execute(text("SELECT :value"), {"value": Unstorable()})
     database.dispose()
+
+
+
+def test_a_statement_libpq_refuses_to_send_is_the_codes_error_not_an_outage():
+    """libpq refuses a statement binding more than 65,535 values before it is sent, with
+    no SQLSTATE, as a connection lost has none: asked again it fails the same, so it is
+    raised as it is (a 500, logged), not a 503 telling the caller to try again."""
+    refused = OperationalError("SELECT 1 WHERE 1 IN (...)", None, psycopg.OperationalError(
+        "sending query and params failed: number of parameters must be between 0 and 65535"))
+    with pytest.raises(OperationalError) as raised, reaching():
+        raise refused
+    assert raised.value is refused
+
+
+@pytest.mark.parametrize(("statement", "said"), [
+    (None, "connection failed: Connection refused"),  # a connect names no statement
+    # psycopg found the socket closed before it marked the connection broken (a race CI met)
+    ("SELECT pg_try_advisory_lock(%(key)s)", "connection socket closed"),
+])
+def test_a_connection_lost_without_a_sqlstate_is_unavailable(statement, said):
+    with pytest.raises(Unavailable) as raised, reaching():
+        raise OperationalError(statement, None, psycopg.OperationalError(said))
+    assert not isinstance(raised.value, (Busy, Damaged, SchemaNotCurrent, TakesNoWrites))
