@@ -15,7 +15,7 @@ at which one begins or ends.
 
 from typing import ClassVar
 
-from sqlalchemy import case, exists, func, or_, select, true, type_coerce, union, union_all
+from sqlalchemy import case, exists, func, or_, select, text, true, type_coerce, union, union_all
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import aliased
@@ -32,38 +32,63 @@ from coalition.domain.lots import ISSUING
 def redeemed(session, period: periods.Period, reach: repricing.Reach) -> list:
     """``(issuer, redeemer, rate recorded, stretch, points)`` redeemed in the period by
     burns in the windows and by reversals of those burns, within ``reach``."""
-    postings = _postings(session, period, "redemption", ("burn",), "burn_reversal", reach)
+    postings = _postings(
+        session, period, "redemption", ("burn",), "burn_reversal", reach, _their_ids
+    )
     A = Allocation
     query = (
         select(A.issuer_id, A.redeemer_id, A.value_rate, postings.c.stretch, -func.sum(A.points))
         .join(postings, A.transaction_id == postings.c.transaction_id)
         .group_by(A.issuer_id, A.redeemer_id, A.value_rate, postings.c.stretch)
     )
-    return [(*row[:4], int(row[4])) for row in session.execute(query)]
+    return [(*row[:4], int(row[4])) for row in _uncompiled(session, query)]
 
 
 def issued(session, period: periods.Period, reach: repricing.Reach) -> list:
     """``(issuer, fee rate recorded, stretch, points)`` issued in the period by earns and
     bonuses in the windows, less what returns of them recovered, within ``reach``."""
-    postings = _postings(session, period, "fee", ISSUING, "earn_reversal", reach)
-    T = Transaction
-    query = (
-        select(T.partner_id, T.fee_rate, postings.c.stretch, func.sum(T.points))
-        .join(postings, T.id == postings.c.transaction_id)
-        .group_by(T.partner_id, T.fee_rate, postings.c.stretch)
+    postings = _postings(session, period, "fee", ISSUING, "earn_reversal", reach, _their_fees)
+    p = postings.c
+    query = select(p.partner_id, p.fee_rate, p.stretch, func.sum(p.points)).group_by(
+        p.partner_id, p.fee_rate, p.stretch
     )
-    return [(*row[:3], int(row[3])) for row in session.execute(query)]
+    return [(*row[:3], int(row[3])) for row in _uncompiled(session, query)]
 
 
-def _postings(session, period, kind, types: tuple[str, ...], reversal: str, reach: repricing.Reach):
-    """Ids of the period's postings of ``types`` in the windows of rates of ``kind``, and
-    of its reversals of postings in them, each with the stretch its original is dated
-    in. Its own are dated in it: a late posting is dated in a period closed before it was
-    posted, so after any rate dated there was added."""
+def _uncompiled(session, query) -> list:
+    """``query``'s rows, run on PostgreSQL without its JIT, and the transaction's setting
+    as it was after it. A check of a rate's window for each posting is costed high, so
+    a month of postings passes the threshold at which the server compiles and optimises
+    the query, which took longer than running it: 1.2 s of 2.0 s on 250,000 earns re-priced
+    (performance-log.md, "A partner's rate dated back to the 1st")."""
+    if not on_postgresql(session):
+        return session.execute(query).all()
+    session.execute(text("SET LOCAL jit = off"))
+    rows = session.execute(query).all()
+    session.execute(text("SET LOCAL jit TO DEFAULT"))
+    return rows
+
+
+def _their_ids(posting) -> tuple:
+    """What :func:`redeemed` reads of a posting: its id, to join its allocations."""
+    return (posting.id.label("transaction_id"),)
+
+
+def _their_fees(posting) -> tuple:
+    """What :func:`issued` reads of a posting, taken as its row is found: not joined
+    again, which read the whole table to hash it (0.5–1 s on a million postings)."""
+    return posting.partner_id, posting.fee_rate, posting.points
+
+
+def _postings(session, period, kind, types, reversal: str, reach: repricing.Reach, read):
+    """The period's postings of ``types`` in the windows of rates of ``kind``, and its
+    reversals of postings in them, as ``read`` takes their columns, each with the
+    stretch its original is dated in. Its own are dated in it: a late posting is dated
+    in a period closed before it was posted, so after any rate dated there was added."""
     T = Transaction
     original = aliased(Transaction, name="original")
     _stretch = _stretch_searched if on_postgresql(session) else _stretch_probed
-    own = select(T.id.label("transaction_id"), _stretch(T, kind)).where(
+    own = select(*read(T), _stretch(T, kind)).where(
         T.period_id == period.id,
         T.id <= reach.last_transaction_id,
         T.occurred_at >= reach.since,
@@ -72,7 +97,7 @@ def _postings(session, period, kind, types: tuple[str, ...], reversal: str, reac
         _in_a_window(T, kind),
     )
     reversals = (
-        select(T.id.label("transaction_id"), _stretch(original, kind))
+        select(*read(T), _stretch(original, kind))
         .join(original, original.id == T.original_id)
         .where(
             T.period_id == period.id,

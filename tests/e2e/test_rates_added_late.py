@@ -11,6 +11,7 @@ fee 0.001 EUR per point issued, both coalition-wide.
 """
 
 import pytest
+from sqlalchemy import event
 
 from tests.conftest import days_ago
 from tests.plans import sent
@@ -298,3 +299,34 @@ def test_a_settlement_asks_the_rates_added_after_each_posting_by_their_index(ope
 
     assert searched("added_after") == {"ix_rates_added_after"}
     assert (searched("began"), searched("ended")) == ({"ix_rates_begin"}, {"ix_rates_end"})
+
+
+@pytest.mark.postgres
+def test_a_settlement_re_prices_without_postgresqls_jit_and_runs_the_rest_as_the_server_says(
+        operator, month, database):
+    """A check of a rate's window for each posting is costed high, and on a month of
+    postings PostgreSQL spent longer compiling the re-pricing query than running it
+    (performance-log.md): the two re-pricing statements run with ``jit`` off, and the
+    settlement's other statements, before them and after, as the server is set."""
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    burn(operator, "b1", "aroma", "m1", at(start, 15), 30)
+    for kind in ("redemption", "fee"):
+        add_rate(operator, kind, "0.02", partner_id="aroma", effective_from=at(start, 1))
+    ran_with = []
+
+    def jit_of(connection, cursor, statement, *_):
+        if not statement.startswith(("SET LOCAL jit", "SHOW jit")):
+            ran_with.append(("added_after" in statement, cursor.connection.execute("SHOW jit").fetchone()[0]))
+
+    with database.engine.connect() as connection:
+        server = connection.exec_driver_sql("SHOW jit").scalar()
+    event.listen(database.engine, "after_cursor_execute", jit_of)
+    try:
+        _settlement(operator, period_id)
+    finally:
+        event.remove(database.engine, "after_cursor_execute", jit_of)
+    repricing = [setting for asked, setting in ran_with if asked]
+    others = [setting for asked, setting in ran_with if not asked]
+    assert repricing == ["off", "off"]
+    assert len(others) > 2 and set(others) == {server}
