@@ -22,11 +22,13 @@ def together(*calls, wait: float):
 
 
 def until_waiting_on_locks(engine, count: int, wait: float = 60, unless=lambda: False) -> None:
-    """Return once ``count`` sessions of ``engine``'s PostgreSQL database wait on a lock
-    (the calls that must queue have queued, however slow the machine), or once
-    ``unless()`` is true (a call that should have queued did not)."""
+    """Return once ``count`` client sessions of ``engine``'s PostgreSQL database wait on a
+    lock (the calls that must queue have queued, however slow the machine), or once
+    ``unless()`` is true (a call that should have queued did not). An autovacuum worker
+    in the database is none of them."""
     query = text(
         "SELECT count(*) FROM pg_stat_activity WHERE datname = :name AND wait_event_type = 'Lock'"
+        " AND backend_type = 'client backend'"
     )
     deadline = time.monotonic() + wait
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as watcher:

@@ -695,10 +695,12 @@ def wait_for(condition, what: str, timeout: float = WAIT, step: float = 0.02):
     raise TimeoutError(f"{what} did not happen within {timeout}s")
 
 
-#: Other sessions of this database inside a transaction that has locked or written rows.
+#: Other client sessions of this database inside a transaction that has locked or written
+#: rows; not an autovacuum worker, which holds a transaction id of its own while it writes
+#: the statistics it took.
 WRITING_BACKENDS = text(
     "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
-    " AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL"
+    " AND pid <> pg_backend_pid() AND backend_xid IS NOT NULL AND backend_type = 'client backend'"
 )
 
 
