@@ -13,6 +13,7 @@ fee 0.001 EUR per point issued, both coalition-wide.
 import pytest
 from sqlalchemy import event
 
+from coalition.db import repricing_sums
 from tests.conftest import days_ago
 from tests.plans import sent
 from tests.e2e.settlement_world import (
@@ -274,6 +275,38 @@ def test_a_settlement_sends_no_value_for_each_rate_added_late(operator, month, d
     for minute in range(1, 41):
         for kind in ("redemption", "fee"):
             add_rate(operator, kind, "0.02", partner_id="aroma", effective_from=at(start, 10, minute=minute))
+    assert values_sent() == few
+
+
+def test_a_settlement_sends_no_value_for_each_partner_past_those_it_names(operator, month, database, monkeypatch):
+    """The period's postings a rate added late may re-price were asked only of the partners
+    whose rates' windows are in it, each named a value: 65,600 partners with a rate added
+    late made a draft PostgreSQL refused (65,535 values at most), 503, and SQLite would past
+    250,000. Past PARTNERS_NAMED (here 2) every partner's postings are asked: a draft
+    sends as many values for 6 such partners as for 3, and still re-prices the burn:
+    30 points at aroma's 0.02 = 0.60 (it was 0.30 at 0.01)."""
+    monkeypatch.setattr(repricing_sums, "PARTNERS_NAMED", 2)
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    burn(operator, "b1", "aroma", "m1", at(start, 15), 30)
+
+    def values_sent() -> int:
+        _settlement(operator, period_id)  # the catalog read again after the rates added
+        with sent(database.engine) as statements:
+            settlement = _settlement(operator, period_id)
+        assert _line(settlement, "skyair", "aroma") == (30, "0.60")
+        return sum(len(parameters or ()) for _, parameters in statements)
+
+    def late_rate(partner_id: str) -> None:
+        if partner_id not in ("skyair", "aroma"):
+            add_partner(operator, partner_id, partner_id.title(), "shop", "EUR")
+        add_rate(operator, "redemption", "0.02", partner_id=partner_id, effective_from=at(start, 10))
+
+    for partner_id in ("aroma", "skyair", "idle-1"):
+        late_rate(partner_id)
+    few = values_sent()
+    for partner_id in ("idle-2", "idle-3", "idle-4"):
+        late_rate(partner_id)
     assert values_sent() == few
 
 
