@@ -28,6 +28,24 @@ def sent(target):
         event.remove(target, "before_cursor_execute", capture)
 
 
+@contextmanager
+def values_bound(target):
+    """The most values each statement ``target`` sends meanwhile binds at once: all of
+    a single execution's, one row's of an executemany. A database refuses a statement
+    past a number of them (PostgreSQL 65,535; SQLite, as Debian builds it, 250,000)."""
+    most = []
+
+    def capture(connection, cursor, statement, parameters, context, executemany):
+        rows = parameters if executemany else [parameters]
+        most.append(max((len(row or ()) for row in rows), default=0))
+
+    event.listen(target, "before_cursor_execute", capture)
+    try:
+        yield most
+    finally:
+        event.remove(target, "before_cursor_execute", capture)
+
+
 def read_so_far(connection, table: str) -> int:
     """Rows of ``table`` the current transaction has read so far, by any scan: what a
     statement or a commit-time check costs, whatever plan PostgreSQL chose for it."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import String, bindparam, case, func, or_, select, text, true, union_all
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.orm import aliased
 
 from coalition.db import aggregates, locks, models, on_postgresql, rows, written
 from coalition.db.lists import among, among_pairs, pairs
@@ -112,8 +113,13 @@ ALLOCATIONS = (
     .where(among(models.Allocation.transaction_id, "ids"))
     .order_by(models.Allocation.id)
 )
-RESTORED = select(models.Allocation.reverses_id, models.Allocation.points).where(
-    among(models.Allocation.reverses_id, "ids")
+# what burn reversals put back into the allocations of these burns: asked of the burns'
+# ids, not of their allocations' (one a lot: a list of 250,001 passed SQLite's limit)
+_REVERSED = aliased(models.Allocation, name="reversed")
+RESTORED = (
+    select(models.Allocation.reverses_id, models.Allocation.points)
+    .join(_REVERSED, _REVERSED.id == models.Allocation.reverses_id)
+    .where(among(_REVERSED.transaction_id, "ids"))
 )
 POSTED_BY = select(
     models.Transaction.partner_id, models.Transaction.external_id, models.Transaction.member_id
@@ -165,9 +171,19 @@ _FIRST_OF_ONE = (
 ORDERED_FIRST_LOTS = select(_FIRST_OF_ONE).select_from(_SPENDER.join(_FIRST_OF_ONE, true()))
 
 
+# The lots these transactions' allocations moved, found by the transactions: a burn from
+# 250,001 lots made as many allocations, and their lots sent as a list passed SQLite's
+# limit of values a statement takes (SQLITE_MAX_VARIABLE_NUMBER), so its reversal failed.
+MOVED_LOTS = (
+    select(models.Lot.__table__)
+    .join(models.Allocation, models.Allocation.lot_id == models.Lot.id)
+    .where(among(models.Allocation.transaction_id, "moved_by"))
+)
+
+
 @functools.cache
 def _lots_statement(
-    of_members: bool, of_transactions: bool, by_id: bool, first: bool, postgresql: bool
+    of_members: bool, of_transactions: bool, by_id: bool, moved: bool, first: bool, postgresql: bool
 ):
     conditions = [
         condition
@@ -179,11 +195,15 @@ def _lots_statement(
         if wanted
     ]
     named = select(models.Lot.__table__).where(or_(*conditions)) if conditions else None
-    if not first:
-        return named
-    # a branch of its own: an IN of the first lots ORed with the rest reads every lot
+    # branches of their own: an IN of the first lots, or of a join, ORed with the rest
+    # reads every lot
     first_lots = ORDERED_FIRST_LOTS if postgresql else NUMBERED_FIRST_LOTS
-    return first_lots if named is None else union_all(named, first_lots)
+    branches = [
+        branch
+        for wanted, branch in ((conditions, named), (moved, MOVED_LOTS), (first, first_lots))
+        if wanted
+    ]
+    return branches[0] if len(branches) == 1 else union_all(*branches)
 
 
 def posted(session, keys: set[tuple[str, str]]) -> tuple[int, list[rows.Transaction]]:
@@ -219,17 +239,20 @@ def lots(
     transaction_ids: Sequence[int] = (),
     lot_ids: Sequence[int] = (),
     first: tuple[Collection[str], datetime, int] | None = None,
+    moved_by: Sequence[int] = (),
 ) -> dict[int, rows.Lot]:
-    """The members' live lots, the lots of these transactions, and these lots, by id; and,
-    with ``first`` = ``(members, after, count)``, the first ``count`` lots of each of those
-    members, in :data:`SPENDING_ORDER`, of those that hold points and expire after ``after``.
+    """The members' live lots, the lots of these transactions, these lots, and the lots
+    the allocations of the transactions ``moved_by`` moved, by id; and, with ``first`` =
+    ``(members, after, count)``, the first ``count`` lots of each of those members, in
+    :data:`SPENDING_ORDER`, of those that hold points and expire after ``after``.
     """
-    if not (member_ids or transaction_ids or lot_ids or first):
+    if not (member_ids or transaction_ids or lot_ids or moved_by or first):
         return {}
     query = _lots_statement(
         bool(member_ids),
         bool(transaction_ids),
         bool(lot_ids),
+        bool(moved_by),
         bool(first),
         on_postgresql(session),
     )
@@ -240,6 +263,7 @@ def lots(
             "members": sorted(member_ids),
             "transactions": list(transaction_ids),
             "ids": list(lot_ids),
+            "moved_by": list(moved_by),
             "first_of": sorted(first_of),
             "spendable_after": spendable_after,
             "first": count,
@@ -248,12 +272,13 @@ def lots(
     return {row["id"]: rows.Lot(**row) for row in found.mappings()}
 
 
-def restored(session, allocation_ids: list[int]) -> dict[int, int]:
-    """Points burn reversals have put back, by the allocation they reversed."""
-    if not allocation_ids:
+def restored(session, burn_ids: list[int]) -> dict[int, int]:
+    """Points burn reversals have put back into the allocations of these burns, by the
+    allocation they reversed."""
+    if not burn_ids:
         return {}
     put_back = defaultdict(int)
-    for allocation_id, points in session.connection().execute(RESTORED, {"ids": allocation_ids}):
+    for allocation_id, points in session.connection().execute(RESTORED, {"ids": burn_ids}):
         put_back[allocation_id] += points
     return dict(put_back)
 

@@ -161,7 +161,6 @@ class Book:
             by_key[key].id for key in originals if key in by_key and by_key[key].type != "burn"
         ]
         allocations = ledger_reads.allocations(session, replays + burns)
-        moved = sorted({a.lot_id for each in allocations.values() for a in each})
         # a burn chooses among its member's first live lots (read_until); a reversal needs
         # only the lots its original made or moved, however many its member holds
         spendable_after = min(
@@ -171,7 +170,10 @@ class Book:
         spenders = locked & burning  # members who exist, so hold lots to spend
         first = (spenders, spendable_after, FIRST_LOTS) if spenders else None
         lots = ledger_reads.lots(
-            session, transaction_ids=replays + issuing_originals, lot_ids=moved, first=first
+            session,
+            transaction_ids=replays + issuing_originals,
+            moved_by=replays + burns,
+            first=first,
         )
         return cls(
             session=session,
@@ -179,9 +181,7 @@ class Book:
             members=locked,
             lots=lots,
             allocations=allocations,
-            restored=ledger_reads.restored(
-                session, [a.id for t in burns for a in allocations.get(t, [])]
-            ),
+            restored=ledger_reads.restored(session, burns),
             earn_reversals=ledger_reads.earn_reversals(session, issuing_originals),
             ids=Ids(session, Ids.needed_for([r for r in requests if _key(r) not in by_key]), drawn),
             read_until=_read_until(lots.values(), spenders, spendable_after),

@@ -21,7 +21,7 @@ from coalition.services import book
 from coalition.services.book import Book
 from tests.conftest import days_ago
 from tests.e2e.helpers import burn, burn_reversal, earn_reversal, expect
-from tests.plans import read_so_far, sent
+from tests.plans import read_so_far, sent, values_bound
 
 LOTS = 60
 
@@ -57,6 +57,34 @@ def test_a_burn_from_many_lots_and_its_reversal_draw_their_ids_in_one_round_trip
     many, restored = _statements(database, lambda: burn_reversal(coalition, "back-many", "from-many"))
     assert many == one + 1
     assert restored["points"] == 50 and len(restored["allocations"]) == 50
+
+
+def test_a_burn_reversal_binds_no_value_for_each_lot_its_burn_took_from(coalition, database):
+    """A burn reversal read the lots its burn took from, and what reversals had put back
+    into them, by the ids of those lots and of the burn's allocations, one value each:
+    SQLite takes 250,000 values a statement (as Debian builds it), and the reversal of a
+    burn from 250,001 one-point lots failed, too many SQL variables. Both are now asked by
+    the burn's id: no statement of the reversal of a burn from 60 lots binds more values
+    than one of the reversal of a burn from one lot."""
+    _bonuses(coalition, "single", 1, points=100)
+    _bonuses(coalition, "daily", LOTS)
+    expect(burn(coalition, "from-one", "single", LOTS))
+    expect(burn(coalition, "from-many", "daily", LOTS))
+    # 10 points of each given back first, which the second reversal must read as put back
+    expect(burn_reversal(coalition, "back-one-1", "from-one", points=10))
+    expect(burn_reversal(coalition, "back-many-1", "from-many", points=10))
+
+    with values_bound(database.engine) as one:
+        expect(burn_reversal(coalition, "back-one-2", "from-one"))
+    with values_bound(database.engine) as many:
+        restored = expect(burn_reversal(coalition, "back-many-2", "from-many"))
+
+    assert max(many) == max(one)
+    # 60 one-point lots taken, the last 10 given back (newest allocation first): the
+    # other 50 now, a point into each of the first 50 lots
+    assert restored["points"] == LOTS - 10 and len(restored["allocations"]) == LOTS - 10
+    balance = expect(coalition.get("/api/v1/members/daily/balance"), 200)
+    assert balance["available"] == LOTS
 
 
 def test_a_return_and_a_burn_reversal_read_only_the_lots_their_original_made_or_took_from(
