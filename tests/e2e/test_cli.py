@@ -2,6 +2,7 @@
 
 import errno
 import os
+import pty
 import random
 import re
 import signal
@@ -358,6 +359,69 @@ def test_a_failed_row_says_the_field_at_fault_and_the_reason_as_the_api_does(cli
     assert lines["line 4"].startswith("line 4: occurred_at: ") and lines["line 4"].endswith("(before_original)")
     assert lines["line 5"].startswith("line 5: amount: ")
     assert result.output.splitlines()[-1] == "1 created, 0 replayed, 3 failed"
+
+
+def test_a_refused_rows_line_is_said_on_stderr_and_the_counts_on_stdout(cli, aroma, operator, tmp_path):
+    """README: each failure is a line on standard error; what the import posted is counted on
+    standard output, which a script may read alone. Line 2's bonus of 4 posts, line 3's of -3
+    is refused for its value."""
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + f"g-1,bonus,aroma,card-1,{_when()},,,4,gift\n"
+                    f"g-2,bonus,aroma,card-1,{_when()},,,-3,gift\n", encoding="utf-8")
+    result = cli("import", str(path))
+    assert result.exit_code == 1
+    assert result.stderr == "line 3: points: must be at least 1 and at most 1000000000000\n"
+    assert result.stdout.splitlines() == ["Importing 2 rows", "1 created, 0 replayed, 1 failed"]
+
+
+def _on_a_terminal(args: list[str], env: dict, cwd, stdout_tty: bool, stderr_tty: bool) -> tuple[int, str, str, str]:
+    """``args`` run with its standard output, its standard error or both on a terminal (a
+    pseudo-terminal), the others to pipes: its exit code, what the terminal showed (its
+    line ends as written), and the pipes' stdout and stderr."""
+    terminal, its_end = pty.openpty()
+    process = subprocess.Popen(args, env=env, cwd=cwd, text=True, stdin=subprocess.DEVNULL,
+                               stdout=its_end if stdout_tty else subprocess.PIPE,
+                               stderr=its_end if stderr_tty else subprocess.PIPE)
+    os.close(its_end)
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(terminal, 65536)
+        except OSError:  # EIO: the process closed the terminal's other end
+            break
+        if not chunk:
+            break
+        shown += chunk
+    os.close(terminal)
+    stdout, stderr = process.communicate(timeout=120)
+    return process.returncode, shown.decode().replace("\r\n", "\n"), stdout or "", stderr or ""
+
+
+@pytest.mark.parametrize(("stdout_tty", "stderr_tty"), [(True, True), (True, False), (False, True)],
+                         ids=["both on a terminal", "stderr to a file", "stdout to a file"])
+def test_on_a_terminal_a_refused_row_is_said_below_the_progress_bar_which_ends_full(
+        aroma, database_url, tmp_path, stdout_tty, stderr_tty):
+    """The bar is drawn on a terminal only, on a line it keeps rewriting: a refused row said
+    on the same terminal starts on a line of its own, not after the bar; said to a file, or
+    with no bar above it, it starts no blank line. The bar ends at 100%, both rows counted.
+    Line 2's bonus of 4 posts, line 3's of -3 is refused for its value."""
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + f"p-1,bonus,aroma,card-1,{_when()},,,4,gift\n"
+                    f"p-2,bonus,aroma,card-1,{_when()},,,-3,gift\n", encoding="utf-8")
+    refused = "line 3: points: must be at least 1 and at most 1000000000000\n"
+    code, shown, stdout, stderr = _on_a_terminal(
+        [str(Path(sys.executable).parent / "coalition"), "import", str(path)],
+        {**os.environ, "COALITION_DATABASE_URL": database_url}, tmp_path, stdout_tty, stderr_tty)
+    assert code == 1, (shown, stderr)
+    if stdout_tty and stderr_tty:
+        assert f"%\n{refused}" in shown  # below the bar's "0%", which it does not run on from
+        assert "100%" in shown.rsplit(refused, 1)[1]
+    elif stdout_tty:
+        assert stderr == refused
+        assert "100%" in shown
+    else:
+        assert shown == refused
+        assert stdout.splitlines()[-1] == "1 created, 0 replayed, 1 failed"
 
 
 def test_import_reads_excels_csv_utf8_with_its_byte_order_mark(cli, aroma, operator, tmp_path):
@@ -939,7 +1003,10 @@ def test_import_interrupted_says_so_counts_what_it_posted_and_a_rerun_posts_the_
     path = _eight_earns(tmp_path / "transactions.csv", "k")
     stopped = cli("import", str(path))
     assert stopped.exit_code == 1
-    assert "the import stopped: it was interrupted" in stopped.output
+    assert stopped.stderr == (  # below the bar on a terminal: it starts a line of its own
+        "\nthe import stopped: it was interrupted. The rows counted below, through line 5, are decided; some of"
+        f" the next 4 rows may be in the ledger too, and answer as replays. To go on: coalition import {path}"
+        " --from-line 6\n")
     assert stopped.output.splitlines()[-1] == "4 created, 0 replayed, 0 failed"
     assert sorted(item["external_id"] for item in list_all(operator, partner_id="aroma")) == [
         f"k-{n}" for n in range(4)]
@@ -1077,6 +1144,22 @@ def test_a_second_signal_once_nothing_is_posted_does_not_cut_the_report_short(
     assert stopped.exit_code == 1
     assert "the import stopped: it was interrupted. The rows counted below, through line 3" in stopped.output
     assert stopped.output.splitlines()[-1] == "2 created, 0 replayed, 0 failed"
+
+
+def test_a_signal_as_the_last_slice_is_posted_leaves_the_import_nothing_to_stop(
+    cli, aroma, operator, tmp_path, monkeypatch
+):
+    """Slices of four rows, posted two at a time; the Ctrl-C comes as the second pair of the
+    file's only slice is posted. Once that slice is counted no row is left to post: the import
+    ends as if no signal had come, every row counted, exit 0, no line to go on from."""
+    signalled_at_the_second_chunk(monkeypatch, signal.SIGINT)
+    path = tmp_path / "rows.csv"
+    path.write_text(HEADER + "".join(f"t-{n},bonus,aroma,card-{n},{_when()},,,5,gift\n" for n in range(4)),
+                    encoding="utf-8")
+    result = cli("import", str(path))
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.splitlines()[-1] == "4 created, 0 replayed, 0 failed"
+    assert len(list_all(operator, partner_id="aroma")) == 4
 
 
 def _four_earns(path):
