@@ -314,3 +314,42 @@ def test_db_check_says_a_backup_kept_read_only_was_written_while_it_was_checked(
     assert (result.exit_code, result.output) == (
         1, f"Error: {backup} was written while it was checked, which reads it without locks: what the check"
            " found may be neither what it held before nor after; stop what writes it, or check a copy\n")
+
+
+@contextmanager
+def written_by_its_owner(directory):
+    """``directory``, made :func:`unwritable`, open to writes for a while, as it is to its owner
+    (the service's user, where ``db check`` runs as another)."""
+    immutable = "i" in subprocess.run(["lsattr", "-d", directory], capture_output=True, text=True).stdout.split()[0]
+    if immutable:
+        subprocess.run(["chattr", "-i", directory], check=True)
+    directory.chmod(0o755)
+    try:
+        yield
+    finally:
+        directory.chmod(0o555)
+        if immutable:
+            subprocess.run(["chattr", "+i", directory], check=True)
+
+
+@pytest.mark.parametrize("left", ["wal", "journal"])
+def test_db_check_says_a_backup_kept_read_only_was_written_where_a_writer_left_a_file_beside_it(
+        backup, monkeypatch, left):
+    """A writer that opened the backup while the check ran leaves its -wal (WAL mode) or its
+    -journal (a transaction in rollback mode) beside the file, and may not have touched the
+    file itself yet: what it wrote there, SQLite read as on read-only media leaves unread, or
+    reads half-done. What the check found is not said, but that the file was written."""
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{backup}")
+    damage = checks.damage
+
+    def opened_meanwhile(connection):
+        with written_by_its_owner(backup.parent):
+            backup.with_name(f"{backup.name}-{left}").touch()
+        return damage(connection)
+
+    monkeypatch.setattr(checks, "damage", opened_meanwhile)
+    with unwritable(backup.parent):
+        result = CliRunner().invoke(main, ["db", "check"])
+    assert (result.exit_code, result.output) == (
+        1, f"Error: {backup} was written while it was checked, which reads it without locks: what the check"
+           " found may be neither what it held before nor after; stop what writes it, or check a copy\n")
