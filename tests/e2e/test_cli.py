@@ -1643,7 +1643,11 @@ def test_a_sqlite_file_another_process_holds_for_writing_is_said_to_be_busy(tmp_
                                                  " try again once it is done\n")
 
 
-@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true"])
+@pytest.mark.parametrize("url", [
+    "sqlite://", "sqlite:///", "sqlite:///:memory:", "sqlite:///file:x?mode=memory&uri=true",
+    # the URI's own query percent-encoded: SQLAlchemy hands SQLite "file:x?mode=memory" whole
+    "sqlite:///file:x%3Fmode=memory?uri=true",
+])
 def test_an_in_memory_database_is_refused_since_it_is_gone_when_the_command_ends(monkeypatch, url):
     """A key was printed into a database gone with the command; serve answered every call 500."""
     monkeypatch.setenv("COALITION_DATABASE_URL", url)
