@@ -5,6 +5,7 @@ import os
 import pty
 import random
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -1016,6 +1017,22 @@ def test_import_interrupted_says_so_counts_what_it_posted_and_a_rerun_posts_the_
     monkeypatch.setattr("coalition.cli.imports._requests", read)
     again = cli("import", str(path))
     assert (again.exit_code, again.output.splitlines()[-1]) == (0, "4 created, 4 replayed, 0 failed")
+
+
+def test_an_import_that_stopped_says_how_to_go_on_in_a_command_the_shell_reads_as_written(
+    cli, aroma, tmp_path, monkeypatch
+):
+    """The file's name has a space and a quote in it: the command to go on names it quoted
+    as a shell reads it, so that it can be pasted as it is. Ctrl-C as the second slice of
+    four rows is read: lines 2 to 5 are decided."""
+    monkeypatch.setattr("coalition.cli.imports.IMPORT_SLICE", 4)
+    monkeypatch.setattr("coalition.cli.imports._requests", _interrupted_at_slice(2, cli_imports._requests))
+    path = _eight_earns(tmp_path / "march's rows.csv", "q")
+    stopped = cli("import", str(path))
+    assert stopped.exit_code == 1
+    said = stopped.stderr.rstrip("\n").rpartition("To go on: ")[2]
+    assert said == f"coalition import '{tmp_path}/march'\"'\"'s rows.csv' --from-line 6"
+    assert shlex.split(said)[2] == str(path)
 
 
 def test_an_import_that_stopped_goes_on_from_the_line_it_names_deciding_no_row_again(
