@@ -18,6 +18,7 @@ import subprocess
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from click.testing import CliRunner
@@ -256,6 +257,23 @@ def test_db_check_does_not_read_a_backup_kept_read_only_without_its_wal(backup, 
     monkeypatch.setenv("COALITION_DATABASE_URL", named.format(backup))
     backup.with_name("coalition.sqlite3-wal").touch()
     with unwritable(backup.parent):
+        result = CliRunner().invoke(main, ["db", "check"])
+    assert (result.exit_code, result.stderr.rpartition(": ")[2]) == (
+        1, "unable to open database file (SQLite needs its directory to exist and to be writable)\n")
+
+
+def test_db_check_does_not_read_a_backup_named_by_a_percent_encoded_uri_without_its_wal(
+        backup, tmp_path, monkeypatch):
+    """A file: URI's path is percent-encoded as SQLite reads it, and written into the URL so
+    (its "%" encoded again, a space as %2520): SQLAlchemy decodes the URL, SQLite the URI's
+    path. The -wal beside the file SQLite opens is looked for beside that file, the one
+    decoded twice, and the file is not read without it, as when it is named by its path."""
+    kept = tmp_path / "kept backups"
+    kept.mkdir()
+    copy = Path(shutil.copy(backup, kept / backup.name))
+    copy.with_name(f"{copy.name}-wal").touch()
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///file:{quote(quote(str(copy)))}?mode=ro&uri=true")
+    with unwritable(kept):
         result = CliRunner().invoke(main, ["db", "check"])
     assert (result.exit_code, result.stderr.rpartition(": ")[2]) == (
         1, "unable to open database file (SQLite needs its directory to exist and to be writable)\n")
