@@ -290,6 +290,20 @@ def test_import_counts_the_cpus_where_the_system_cannot_say_which_it_may_use(mon
     assert cli_imports._import_jobs(Server(), None, cli_imports.IMPORT_LANES_FROM) == jobs
 
 
+def test_import_counts_only_the_cpus_it_may_run_on(monkeypatch):
+    """A container or ``taskset`` lets the import run on 3 of the machine's 64 CPUs: 3
+    processes, not 8 sharing them (the affinity asked of this process, pid 0; another
+    process's, pid 1's, is the whole machine's)."""
+    monkeypatch.setattr("os.cpu_count", lambda: 64)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {4, 5, 6} if pid == 0 else set(range(64)),
+                        raising=False)
+
+    class Server:  # a PostgreSQL database, as far as choosing lanes goes
+        engine = SimpleNamespace(dialect=SimpleNamespace(name="postgresql"))
+
+    assert cli_imports._import_jobs(Server(), None, cli_imports.IMPORT_LANES_FROM) == 3
+
+
 def test_import_uses_a_process_per_cpu_from_a_file_size_and_one_on_sqlite(
     cli, aroma, database, tmp_path, monkeypatch
 ):
