@@ -329,6 +329,9 @@ def test_import_uses_a_process_per_cpu_from_a_file_size_and_one_on_sqlite(
         assert "Importing 3 rows" in asked.output and "processes" not in asked.output
     else:
         assert large.output.splitlines()[0] == "Importing 3 rows in 2 processes"
+        asked = cli("import", "--jobs", "3", str(tmp_path / "three.csv"))  # more than the CPUs: as asked
+        assert asked.output.splitlines()[0] == "Importing 3 rows in 3 processes"
+        assert (asked.exit_code, asked.output.splitlines()[-1]) == (0, "0 created, 3 replayed, 0 failed")
 
 
 def test_import_names_the_file_line_of_each_failure_across_slices(
