@@ -325,7 +325,7 @@ def test_import_uses_a_process_per_cpu_from_a_file_size_and_one_on_sqlite(
         assert large.output.splitlines()[0] == "Importing 3 rows"
         assert "one process" not in large.output  # nothing to say when nothing was asked
         asked = cli("import", "--jobs", "2", str(tmp_path / "three.csv"))
-        assert "importing in one process" in asked.output
+        assert asked.stderr == "SQLite lets one writer in at a time: importing in one process\n"
         assert "Importing 3 rows" in asked.output and "processes" not in asked.output
     else:
         assert large.output.splitlines()[0] == "Importing 3 rows in 2 processes"
