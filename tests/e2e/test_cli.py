@@ -1637,6 +1637,9 @@ def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path, monkey
     assert result.stderr.startswith(message)
     assert detail in result.stderr
     assert result.stderr.count("\n") == 1  # libpq's hint came on a line of its own
+    if case == "a server that does not answer":  # the hint after its reason, and nothing of SQLite's after it
+        assert result.stderr.endswith(" port 1 failed: Connection refused;"
+                                      " Is the server running on that host and accepting TCP/IP connections?\n")
     assert "s3cret" not in result.output  # a password in the URL is not printed
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
