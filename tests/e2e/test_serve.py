@@ -567,6 +567,12 @@ def test_serve_waits_for_a_database_started_beside_it(tmp_path):
         finally:
             _stop(process, log_path)
     assert "First start: an operator key was created" in log_path.read_text()
+    # on a line of its own, the server's reason in libpq's words alone (not the driver's class, nor
+    # SQLAlchemy's "Background on this error" line)
+    waiting = [line for line in log_path.read_text().splitlines() if "waiting up to" in line]
+    assert len(waiting) == 1 and re.fullmatch(
+        rf"waiting up to 60 s for the database postgresql\S*/{name}: connection failed: .*"
+        rf' FATAL:  database "{name}" is not currently accepting connections', waiting[0]), waiting
 
 
 
