@@ -7,6 +7,7 @@ import random
 import re
 import shlex
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -21,6 +22,8 @@ from types import SimpleNamespace
 import click
 import pytest
 from click.testing import CliRunner
+import psycopg
+import sqlalchemy.exc
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
@@ -1643,6 +1646,39 @@ def test_a_database_that_cannot_be_opened_is_one_line_naming_it(tmp_path, monkey
     assert "s3cret" not in result.output  # a password in the URL is not printed
     assert "Traceback" not in result.output
     assert isinstance(result.exception, SystemExit)
+
+
+REFUSED = 'connection to server at "127.0.0.1", port 5432 failed: '
+
+
+@pytest.mark.parametrize(("said", "waits"), [
+    (REFUSED + "Connection refused\n\tIs the server running on that host and accepting TCP/IP connections?", True),
+    (REFUSED + "FATAL:  the database system is starting up", True),
+    (REFUSED + "FATAL:  the database system is shutting down", True),
+    (REFUSED + "FATAL:  the database system is in recovery mode", True),
+    (REFUSED + 'FATAL:  database "coalition" is not currently accepting connections', True),
+    (REFUSED + "FATAL:  sorry, too many clients already", True),
+    (REFUSED + 'FATAL:  database "coalition" does not exist', False),
+    (REFUSED + 'FATAL:  password authentication failed for user "coalition"', False),
+], ids=["not listening", "starting up", "shutting down", "in recovery", "not accepting", "full", "no such database",
+        "wrong password"])
+def test_serve_waits_for_a_server_not_up_yet_or_full_and_not_for_one_that_answers_no(said, waits):
+    """docs/operations.md, "Starting": serve started beside its database waits for it (START_WAIT_SECONDS)
+    while it does not answer, or answers that it is starting, stopping, recovering or full; a server that
+    answers no would answer the same after the wait. psycopg's error carries no SQLSTATE for these."""
+    error = sqlalchemy.exc.OperationalError("connect", None, psycopg.OperationalError(f"connection failed: {said}"))
+    assert cli_databases._not_up_yet(error) is waits
+
+
+def test_serve_does_not_wait_for_a_sqlite_file_it_cannot_write_nor_for_an_error_not_of_reach():
+    """Neither mends with waiting: SQLite's read-only file (an upgrade it needs refused), and an error
+    that is no outage at all (a PostgreSQL error with its SQLSTATE, here a syntax error)."""
+    readonly = sqlite3.OperationalError("attempt to write a readonly database")
+    readonly.sqlite_errorcode = sqlite3.SQLITE_READONLY
+    syntax = psycopg.errors.SyntaxError("syntax error at or near \"SELEC\"")
+    for error in (sqlalchemy.exc.OperationalError("UPDATE", None, readonly),
+                  sqlalchemy.exc.ProgrammingError("SELEC 1", None, syntax)):
+        assert cli_databases._not_up_yet(error) is False
 
 
 @pytest.mark.postgres
