@@ -64,7 +64,7 @@ def _uncompiled(session, query) -> list:
     as it was after it. A check of a rate's window for each posting is costed high, so
     a month of postings passes the threshold at which the server compiles and optimises
     the query, which took longer than running it: 1.2 s of 2.0 s on 250,000 earns re-priced
-    (performance-log.md, "A partner's rate dated back to the 1st")."""
+    (performance-log.md, "Rates added late: a partner's rate dated back to the 1st")."""
     if not on_postgresql(session):
         return session.execute(query).all()
     session.execute(text("SET LOCAL jit = off"))
