@@ -121,7 +121,8 @@ def _counted(
         stop.posting = False
         if why is not None:
             said = _going_on(path, from_line, last_line, in_flight)
-            click.echo(f"\nthe import stopped: {why}. {said}", err=True)
+            # the bar, where there is one, ended its line as it closed
+            click.echo(f"the import stopped: {why}. {said}", err=True)
         click.echo(", ".join(f"{count:,} {outcome}" for outcome, count in counts.items()))
     return counts, why is not None
 

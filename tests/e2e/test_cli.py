@@ -1024,8 +1024,8 @@ def test_import_interrupted_says_so_counts_what_it_posted_and_a_rerun_posts_the_
     path = _eight_earns(tmp_path / "transactions.csv", "k")
     stopped = cli("import", str(path))
     assert stopped.exit_code == 1
-    assert stopped.stderr == (  # below the bar on a terminal: it starts a line of its own
-        "\nthe import stopped: it was interrupted. The rows counted below, through line 5, are decided; some of"
+    assert stopped.stderr == (  # no blank line first: a bar, on a terminal, ends its line as it closes
+        "the import stopped: it was interrupted. The rows counted below, through line 5, are decided; some of"
         f" the next 4 rows may be in the ledger too, and answer as replays. To go on: coalition import {path}"
         " --from-line 6\n")
     assert stopped.output.splitlines()[-1] == "4 created, 0 replayed, 0 failed"
