@@ -30,6 +30,10 @@ HOLDS_POINTS = Lot.remaining > written("empty", 0)
 LATE = literal_column("transactions.late")
 # a lot whose hold outlasts it is neither available nor pending, ever (domain.lots.Lot.pending_at)
 SPENDABLE_SOMETIME = Lot.available_at < Lot.expires_at
+# LIMIT 1 written in: a generic plan takes a LIMIT sent as a parameter for a tenth of the
+# rows, and costed so, a listing from a time's probes of each period passed the cost at
+# which PostgreSQL compiles a statement (JIT), 0.1–0.4 s a page (performance-log.md)
+ONE_ROW = literal_column("1")
 
 
 def lowest_id_from(period_id: str):
@@ -45,10 +49,42 @@ def lowest_id_from(period_id: str):
     held = first.cte("held", recursive=True)
     following = select(func.min(T.period_id)).where(T.period_id > held.c.period_id)
     held = held.union_all(select(following.scalar_subquery()).where(held.c.period_id.is_not(None)))
-    lowest = (
-        select(T.id).where(T.period_id == held.c.period_id).order_by(T.id).limit(1)
-    ).scalar_subquery()
-    return select(func.min(lowest)).select_from(held).scalar_subquery()
+    return select(func.min(first_id(held.c.period_id))).select_from(held).scalar_subquery()
+
+
+def first_id(period_id):
+    """The lowest id of the transactions of ``period_id`` (a value or a column), as a
+    scalar subquery; of the next period that holds any, when it holds none (NULL when
+    no later one does).
+
+    Read as the first entry of the index by period and id from ``period_id`` on: in
+    order of period, then id, the rows are in no other index's order, so that entry
+    is the one plan. Asked as the period's lowest id (``WHERE period_id = … ORDER BY
+    id``), the planner could walk the primary key instead, from the ledger's first
+    transaction up to the period's, and did once ``random_page_cost`` was 8 or more
+    (performance-log.md).
+    """
+    T = aliased(Transaction)
+    return (
+        select(T.id)
+        .where(T.period_id >= period_id)
+        .order_by(T.period_id, T.id)
+        .limit(ONE_ROW)
+        .scalar_subquery()
+    )
+
+
+def last_id(period_id):
+    """The highest id of the transactions of ``period_id``, as :func:`first_id` reads
+    the lowest; of the period before that holds any, when it holds none."""
+    T = aliased(Transaction)
+    return (
+        select(T.id)
+        .where(T.period_id <= period_id)
+        .order_by(T.period_id.desc(), T.id.desc())
+        .limit(ONE_ROW)
+        .scalar_subquery()
+    )
 
 
 def liability_points(session, period_id: str, end: datetime) -> dict[str, int]:

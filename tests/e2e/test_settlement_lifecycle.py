@@ -523,6 +523,32 @@ def test_a_listing_from_a_time_in_a_closed_period_finds_what_followed_it_the_lat
     assert found == (["m1-burn", "m1-late"] if order == "oldest" else ["m1-late", "m1-burn"])
 
 
+@pytest.mark.parametrize("order", ["oldest", "newest"])
+def test_a_listing_of_a_period_whose_ids_span_another_ones_pages_through_its_own_alone(
+        operator, daily, order):
+    # B holds the late burn dated A (id 3) and an earn dated B posted after one dated C
+    # (id 5 after id 4): B's ids run from 3 to 5, past C's only one. A listing bounded by
+    # the first id of the period after B's would miss id 5; one not filtered by period
+    # within B's bounds would show id 4; the bounds of a period with none (D) are those
+    # of its neighbours, where it still lists nothing
+    a_id, b_id, day_a = daily
+    _post_late_burn(operator, day_a)
+    earn(operator, "m1-c", "skyair", "m1", at(day_a, 2, 9), "10.00", "EUR")
+    earn(operator, "m1-b", "skyair", "m1", at(day_a, 1, 9), "10.00", "EUR")
+    _, c_id = day_in_past(1)
+    _, d_id = day_in_past(0)
+
+    def listed(period_id):
+        return [item["external_id"] for page in walk_pages(
+            operator, "/api/v1/transactions", limit=1, order=order, period_id=period_id)
+            for item in page]
+
+    expected = {a_id: ["m1-earn", "m1-burn"], b_id: ["m1-late", "m1-b"], c_id: ["m1-c"], d_id: []}
+    if order == "newest":
+        expected = {period_id: ids[::-1] for period_id, ids in expected.items()}
+    assert {period_id: listed(period_id) for period_id in expected} == expected
+
+
 def test_transaction_in_an_open_period_is_not_late(operator, daily):
     _, b_id, _ = daily
     day_b, _ = day_in_past(2)
