@@ -351,7 +351,7 @@ class Settlement(MethodView):
     @NOT_A_PERIOD
     def get(self, period_id):
         """A period's settlement: final once closed, a live draft while open"""
-        return database().run_consistent(settlement.get, period_id, datetime.now(UTC))
+        return _settlement(database().run_consistent(settlement.read, period_id, datetime.now(UTC)))
 
 
 @blp.route("/settlements/<period_id>/csv", parameters=PERIOD_IN_PATH)
@@ -368,9 +368,9 @@ class SettlementCsv(MethodView):
     @NOT_A_PERIOD
     def get(self, period_id):
         """A period's settlement as CSV: its netting, partners, pair lines and fee lines"""
-        figures = SettlementOut().dump(
-            database().run_consistent(settlement.get, period_id, datetime.now(UTC))
-        )
+        found = database().run_consistent(settlement.read, period_id, datetime.now(UTC))
+        stored = isinstance(found, settlement.Stored)
+        figures = found.document() if stored else SettlementOut().dump(found)
         named = ("coalition-settlement", figures["period_id"], figures["status"])
         return Response(
             reports.render_settlement_csv(figures),
@@ -399,7 +399,14 @@ class Close(MethodView):
     def post(self, period_id):
         """Close the period (and earlier open ones) and issue final statements"""
         refuse_malformed_body()
-        return database().run(settlement.close, period_id, datetime.now(UTC))
+        return _settlement(database().run(settlement.close_stored, period_id, datetime.now(UTC)))
+
+
+def _settlement(found: "settlement.Stored | dict"):
+    """A closed period's settlement as its stored bytes (:class:`settlement.Stored`), as
+    statements are answered (:func:`_json`); a draft, computed now, dumped through its
+    schema."""
+    return _json(found.text) if isinstance(found, settlement.Stored) else found
 
 
 @blp.route("/statements")
@@ -502,8 +509,9 @@ def _download(render, issued: statements.Issued, extension: str, content_type: s
 
 
 def _json(text: str, headers: dict | None = None) -> Response:
-    """Statements as JSON text made of their stored bytes (:meth:`statements.Issued.served`),
-    answered as written: the schema above documents them, it does not dump them again."""
+    """Statements, or a closed period's settlement, as JSON text made of their stored bytes
+    (:meth:`statements.Issued.served`, :class:`settlement.Stored`), answered as written: the
+    schema above documents them, it does not dump them again."""
     return Response(text, mimetype="application/json", headers=headers)
 
 

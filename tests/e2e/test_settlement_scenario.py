@@ -78,6 +78,8 @@ from types import SimpleNamespace
 import pytest
 
 from coalition import auth, create_app, database_of
+from coalition.api.settlements import NettingOut, PairLine, PartnerEntry, SettlementOut
+from coalition.db import models
 from coalition.services import expiry
 from tests.conftest import Caller, copy_of
 from tests.e2e.settlement_world import (
@@ -327,9 +329,10 @@ def world(template, tmp_path_factory):
     """The month posted once, its draft read, then closed: every test here reads this one world."""
     with _service(template, tmp_path_factory.mktemp("scenario")) as (operator, database):
         month = _post_month(operator, database)
-        draft = expect(operator.get(f"/api/v1/settlements/{month}"), 200)
-        yield SimpleNamespace(operator=operator, database=database, month=month, draft=draft,
-                              settled=close(operator, month))
+        draft = operator.get(f"/api/v1/settlements/{month}")
+        closed = operator.post(f"/api/v1/settlements/{month}/close")
+        yield SimpleNamespace(operator=operator, database=database, month=month, draft=expect(draft, 200),
+                              draft_bytes=draft.data, settled=expect(closed, 200), closed_bytes=closed.data)
 
 
 @contextmanager
@@ -460,6 +463,38 @@ def test_draft_before_close_shows_the_same_figures(world):
     assert (world.draft["status"], world.draft["missing_fx"]) == ("draft", [])
     draft = {key: value for key, value in world.draft.items() if key != "missing_fx"}
     assert {**draft, "status": "final"} == world.settled
+
+
+def test_a_closed_settlement_is_answered_as_stored_by_its_close_a_read_and_a_close_again(world, month):
+    """SPEC §7: a closed period's settlement is stored once and never changes. The close, a read
+    and a second close answer the stored bytes (canonical JSON: keys sorted, no spaces, names as
+    UTF-8), which the answer's schema would dump unchanged: every field it declares, at every
+    level, with the same value and type (a draft's missing_fx aside)."""
+    stored = world.database.run_reading(lambda session: session.get(models.Period, month).settlement)
+    read = world.operator.get(f"/api/v1/settlements/{month}")
+    again = world.operator.post(f"/api/v1/settlements/{month}/close")
+    assert world.closed_bytes == read.data == again.data == stored.encode()
+    assert [answer.headers.getlist("Content-Type") for answer in (read, again)] == [["application/json"]] * 2
+    assert read.headers["Cache-Control"] == "no-store"  # a settlement is kept by no cache, as before
+    assert "Кофейня Арома".encode() in read.data
+    document = read.get_json()
+    assert document == SettlementOut().dump(document) == world.settled
+    assert sorted(document) == sorted(set(SettlementOut().fields) - {"missing_fx"})
+    assert {tuple(sorted(entry)) for entry in document["partners"]} == {tuple(sorted(PartnerEntry().fields))}
+    assert {tuple(sorted(line)) for line in document["pair_lines"]} == {tuple(sorted(PairLine().fields))}
+    assert sorted(document["netting"]) == sorted(NettingOut().fields)
+    # hotel's own fee rate on dora's 5150 and emil's 15 points: 5165 × 0.001 = 5.165
+    assert partner_entry(document, "hotel")["fee_lines"] == [
+        {"fee_rate": "0.001", "points": 5165, "exact_fees": "5.165"}]
+
+
+def test_a_draft_is_still_written_by_its_schema(world):
+    """A draft is computed for each read and dumped through the answer's schema, as before: its
+    fields in the schema's order, missing_fx last, characters outside ASCII as \\u escapes."""
+    assert list(world.draft) == list(SettlementOut().fields)
+    assert list(world.draft["partners"][0]) == list(PartnerEntry().fields)
+    assert "Кофейня Арома".encode() not in world.draft_bytes
+    assert b"\\u041a\\u043e\\u0444" in world.draft_bytes  # Коф
 
 
 def test_the_close_expires_what_the_job_has_not_yet_and_settles_the_same(
