@@ -637,7 +637,7 @@ def _measure_close(context: dict, stage: int, period_id: str) -> dict:
     drafted = database.run(draft)
     draft_seconds = time.perf_counter() - began
     began = time.perf_counter()
-    closed = database.run(settlement.close, period_id, datetime.now(UTC))
+    closed = database.run(settlement.close, period_id, datetime.now(UTC)).document()
     close_seconds = time.perf_counter() - began
     if closed["pair_lines"] != drafted["pair_lines"] or len(closed["pair_lines"]) != pair_lines:
         raise AssertionError("the close and the draft disagree on the pair lines")

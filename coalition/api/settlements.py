@@ -399,7 +399,7 @@ class Close(MethodView):
     def post(self, period_id):
         """Close the period (and earlier open ones) and issue final statements"""
         refuse_malformed_body()
-        return _settlement(database().run(settlement.close_stored, period_id, datetime.now(UTC)))
+        return _settlement(database().run(settlement.close, period_id, datetime.now(UTC)))
 
 
 def _settlement(found: "settlement.Stored | dict"):

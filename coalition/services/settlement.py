@@ -252,16 +252,10 @@ def _refuse_before_the_ledger(period, last, now: datetime, earliest: datetime | 
         )
 
 
-def close(session, period_id: str, now: datetime) -> dict:
-    """The settlement of the period, closed with every earlier open one
-    (:func:`close_through`); closing again changes nothing: its settlement as stored."""
-    closed = close_through(session, period_id, now)
-    return closed[-1] if closed else get(session, period_id, now)
-
-
-def close_stored(session, period_id: str, now: datetime) -> Stored:
-    """:func:`close`, its settlement as stored: the text this close wrote, or one
-    before it, which every read of the period answers from then on."""
+def close(session, period_id: str, now: datetime) -> Stored:
+    """Close the period with every earlier open one (:func:`close_through`): its
+    settlement as stored, the text every read of the period answers from then on.
+    Closing again changes nothing and answers the same text."""
     close_through(session, period_id, now)
     return read(session, period_id, now)
 

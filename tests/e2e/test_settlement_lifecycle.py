@@ -980,7 +980,7 @@ def test_a_close_is_dated_after_every_posting_it_includes(operator, database):
     is dated once it holds the lock, not when it was asked for."""
     asked_at = datetime.now(UTC)
     period_id = small_month(operator)  # every posting recorded after asked_at
-    result = database.run(settlement.close, period_id, asked_at)
+    result = database.run(settlement.close, period_id, asked_at).document()
     closed_at = {p["id"]: p["closed_at"] for p in expect(operator.get("/api/v1/periods"), 200)}
     transactions = expect(operator.get("/api/v1/transactions?limit=500"), 200)["items"]
     recorded = [t["recorded_at"] for t in transactions if t["period_id"] == result["period_id"]]
