@@ -517,6 +517,15 @@ def test_an_import_from_a_line_past_the_files_last_row_says_there_is_none(cli, a
     assert list_all(operator, partner_id="aroma") == []
 
 
+def test_an_import_from_line_2_of_a_header_without_rows_says_no_row_starts_there(cli, tmp_path):
+    # line 2 is the first a row can start on: the first --from-line that names one
+    path = tmp_path / "header.csv"
+    path.write_text("external_id,type,partner_id,member_id,occurred_at,points\n", encoding="utf-8")
+    result = cli("import", str(path), "--from-line", "2")
+    assert (result.exit_code, result.stderr) == (0, f"no row of {path} starts on line 2 or after\n")
+    assert result.stdout.splitlines()[-1] == "0 created, 0 replayed, 0 failed"
+
+
 def test_an_import_from_the_line_a_row_starts_on_counts_and_posts_that_row(cli, aroma, operator, tmp_path):
     path = tmp_path / "two.csv"
     path.write_text(HEADER + "".join(f"f-{n},bonus,aroma,card-1,{_when()},,,4,gift\n" for n in (1, 2)),
