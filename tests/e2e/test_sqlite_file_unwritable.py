@@ -250,6 +250,22 @@ def test_db_check_reads_a_backup_kept_in_a_directory_it_may_not_write(backup, na
     assert [each.name for each in backup.parent.iterdir()] == ["coalition.sqlite3"]
 
 
+@pytest.mark.parametrize("args", [("keys", "list"), ("expire",)], ids=" ".join)
+def test_only_db_check_reads_a_file_kept_read_only_as_on_read_only_media(backup, monkeypatch, args):
+    """Read as on read-only media, SQLite takes no locks and assumes nothing writes the file:
+    right for a backup before it is restored, not for the coalition's own file, which the
+    service may be writing. Any other command opens it as SQLite does, which cannot there,
+    and says so in one line (_why's words for SQLITE_CANTOPEN), rather than list the keys of a
+    file read without locks, or say it expired no lot in a file it could not have written."""
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{backup}")
+    with unwritable(backup.parent):
+        result = CliRunner().invoke(main, list(args))
+    assert (result.exit_code, result.output) == (
+        1, f"Error: cannot open the database {backup}: unable to open database file (SQLite needs its"
+           " directory to exist and to be writable)\n")
+    assert [each.name for each in backup.parent.iterdir()] == ["coalition.sqlite3"]
+
+
 @pytest.mark.parametrize("named", NAMED)
 def test_db_check_does_not_read_a_backup_kept_read_only_without_its_wal(backup, named, monkeypatch):
     """Read as on read-only media, SQLite leaves a -wal unread, and with it the postings it
