@@ -166,6 +166,18 @@ def test_a_source_that_is_not_there_is_not_made(tmp_path, copy_from):
     assert not path.exists()
 
 
+@pytest.mark.parametrize(("url", "said"), [
+    ("sqlite://", "Error: SOURCE_URL names an in-memory SQLite database, which is gone when the command ends:"
+                  " name a file (sqlite:///path/to/coalition.sqlite3)\n"),
+    ("no scheme here", "Error: SOURCE_URL cannot be used: Could not parse"),  # then SQLAlchemy's words
+], ids=["in memory", "not a URL"])
+def test_a_source_url_the_copy_cannot_use_is_refused_naming_source_url(copy_from, url, said):
+    # the variable at fault named, not COALITION_DATABASE_URL, which is set and sound
+    status, output = copy_from(url)
+    assert (status, output.count("\n")) == (1, 1)
+    assert output.startswith(said)
+
+
 def test_a_source_without_this_releases_schema_is_refused_saying_how_to_upgrade_it(tmp_path, copy_from):
     path = tmp_path / "old.sqlite3"
     sqlite3.connect(path).close()  # a file no migration has run on
