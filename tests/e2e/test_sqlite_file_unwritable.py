@@ -266,6 +266,29 @@ def test_only_db_check_reads_a_file_kept_read_only_as_on_read_only_media(backup,
     assert [each.name for each in backup.parent.iterdir()] == ["coalition.sqlite3"]
 
 
+def test_db_check_of_a_file_it_may_write_reads_it_as_of_one_instant_beside_a_service_writing_it(
+        coalition_file, monkeypatch):
+    """``db check`` reads the ledger as of one instant, beside a running service (its
+    docstring): a file in a directory it may write is opened as SQLite opens one, with its
+    locks, and a posting the service makes meanwhile is left out of what it reads, not said
+    to have been written while it was checked, as of a backup read without locks."""
+    path, app, key = coalition_file
+    database_of(app).dispose()  # the -wal folded into the file: none beside it as the check opens it
+    monkeypatch.setenv("COALITION_DATABASE_URL", f"sqlite:///{path}")
+    operator = Caller(app.test_client(), key)
+    damage = checks.damage
+
+    def posted_meanwhile(connection):
+        expect(earn(operator, "e-meanwhile", "card-2", "100.00", occurred_at=days_ago(0.5)))
+        return damage(connection)
+
+    monkeypatch.setattr(checks, "damage", posted_meanwhile)
+    result = CliRunner().invoke(main, ["db", "check"])
+    assert (result.exit_code, result.output) == (
+        0, "the ledger adds up: lots, allocations, movements, period totals, closes, rates and statements\n")
+    assert balance(operator, "card-2")["available"] == 10  # posted: 100.00 RUB at aroma's 0.1 a RUB
+
+
 @pytest.mark.parametrize("named", NAMED)
 def test_db_check_does_not_read_a_backup_kept_read_only_without_its_wal(backup, named, monkeypatch):
     """Read as on read-only media, SQLite leaves a -wal unread, and with it the postings it
