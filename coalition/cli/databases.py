@@ -93,8 +93,6 @@ def source(url: str):
         except click.ClickException as error:
             raise click.ClickException(_of_the_source(error.message)) from None
         yield database
-    except Unavailable as error:
-        raise click.ClickException(f"{error} (SOURCE_URL)") from None
     finally:
         database.dispose()
 
