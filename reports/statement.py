@@ -702,8 +702,7 @@ def _late_items(statement: Mapping) -> list[Flowable]:
         ("ALIGN", (1, 0), (-1, -1), "LEFT"),
         ("ALIGN", (4, 0), (4, -1), "RIGHT"),
     ]
-    table = _Windowed(header, body, widths, style)
-    opening = Table([header, *body[:1]], colWidths=widths, style=style)
+    table, opening = _listing([header, *body], widths, style)
     note = _p(
         "Transactions that occurred in a period already closed; they settle in this one."
         " Points as posted, the change to the member's balance: negative for burns and"
@@ -758,10 +757,11 @@ class _Windowed(Flowable):
 _WINDOW = 100
 
 
-def _listing(rows: list[list], widths: list[float], style: list) -> tuple[Table, Table]:
-    """A listing's table, its header row repeated on each page, and its opening: the
-    header and first row as a table of their own, to measure (see :func:`_section`)."""
-    table = Table(rows, colWidths=widths, repeatRows=1, style=style)
+def _listing(rows: list[list], widths: list[float], style: list) -> tuple[Flowable, Table]:
+    """A listing's table, its header row repeated on each page (:class:`_Windowed`), and
+    its opening: the header and first row as a table of their own, to measure (see
+    :func:`_section`)."""
+    table = _Windowed(rows[0], rows[1:], widths, style)
     return table, Table(rows[:2], colWidths=widths, style=style)
 
 
