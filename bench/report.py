@@ -294,6 +294,12 @@ def cpu_rows(one: dict, ten: dict) -> list[tuple[str, ...]]:
     ]
 
 
+def autovacuum(by_figure: dict[str, list[str]]) -> str:
+    """Each figure during which autovacuum worked, and on what (bench/maintenance.py)."""
+    worked = [f"{figure} {', '.join(work)}" for figure, work in by_figure.items() if work]
+    return "; ".join(worked) or "none"
+
+
 def render(header: tuple[str, ...], table: list[tuple[str, ...]]) -> str:
     widths = [
         max(len(str(row[column])) for row in [header, *table]) for column in range(len(header))

@@ -41,7 +41,7 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from bench import cpu, data, load, pg, report
+from bench import cpu, data, load, maintenance, pg, report
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVER_START_TIMEOUT = 60.0
@@ -464,16 +464,22 @@ def measure_stage(context: dict, stage: int, loaded: data.StageResult) -> dict:
         "rich": loaded.rich_members or loaded.heavy_members,
         "regular": loaded.regular_members,
     }
-    figures: dict = {"stage": stage, "period_id": period_id}
-    figures.update(_measure_single(context, stage, participants))
-    figures.update(_measure_batches(context, stage, participants))
-    figures.update(_measure_import(context, stage, participants))
-    figures.update(_measure_open_kpis(context, stage, period_id))
-    figures.update(_measure_close(context, stage, period_id))
-    figures.update(_measure_closed_kpis(context, stage, period_id))
-    figures.update(_measure_balance(context, stage, loaded, participants["partners"]))
-    figures.update(_measure_pdfs(context, stage, period_id))
-    figures.update(_measure_export(context, stage, period_id))
+    measures = {
+        "(a)": lambda: _measure_single(context, stage, participants),
+        "(b) batches": lambda: _measure_batches(context, stage, participants),
+        "(b) import": lambda: _measure_import(context, stage, participants),
+        "(g) open": lambda: _measure_open_kpis(context, stage, period_id),
+        "(c)": lambda: _measure_close(context, stage, period_id),
+        "(g) closed": lambda: _measure_closed_kpis(context, stage, period_id),
+        "(d)": lambda: _measure_balance(context, stage, loaded, participants["partners"]),
+        "(e)": lambda: _measure_pdfs(context, stage, period_id),
+        "(h)": lambda: _measure_export(context, stage, period_id),
+    }
+    figures: dict = {"stage": stage, "period_id": period_id, "autovacuum": {}}
+    for label, measure in measures.items():
+        with maintenance.watched(context["dsn"]) as autovacuum:
+            figures.update(measure())
+        figures["autovacuum"][label] = autovacuum
     return figures
 
 
@@ -1005,6 +1011,7 @@ def render_results(results: dict, throwaway: bool) -> str:
             f"(b) import exit {stage['i_exit']}, {stage['i_summary']!r} in {stage['i_seconds']:.2f} s; "
             f"(d) {stage['d_failed']} not 200"
         )
+        out.append(f"    autovacuum while a figure ran: {report.autovacuum(stage['autovacuum'])}")
         for error in (
             stage["a_errors"]
             + stage["a_floor_errors"]

@@ -11,6 +11,7 @@ decides.
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -121,6 +122,18 @@ def test_every_figure_is_a_sane_number(bench_run):
         assert stage["h_rows"] > 0  # the export sent rows, and COPY as many (or the run fails)
     one, ten = figures["stages"]["1x"], figures["stages"]["10x"]
     assert ten["c_allocations"] >= 5 * one["c_allocations"] > 0  # the 10× period really is bigger
+
+
+FIGURES = ("(a)", "(b) batches", "(b) import", "(g) open", "(c)", "(g) closed", "(d)", "(e)", "(h)")
+
+
+def test_each_figure_says_what_autovacuum_did_while_it_ran(bench_run):
+    stdout, figures = bench_run
+    assert stdout.count("autovacuum while a figure ran: ") == 2, stdout
+    for stage in figures["stages"].values():
+        assert tuple(stage["autovacuum"]) == FIGURES
+        for work in stage["autovacuum"].values():
+            assert all(re.fullmatch(r"(vacuum|analyze|vacuum analyze) \w+.*", each) for each in work), work
 
 
 def test_each_transaction_s_cpu_is_counted_by_whom(bench_run):
