@@ -813,13 +813,19 @@ def bulk_load(url: str, world: World, plan: StagePlan, log=print) -> StageResult
                 f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"
             )
         _add_to_period_totals(admin, *before)
-        for table in (*LEDGER_TABLES, "pair_totals", "partner_totals"):
-            admin.execute(f"VACUUM (ANALYZE) {table}")
+        vacuum(admin)
     result = generator.result
     result.seconds = time.perf_counter() - started
     result.index_seconds = time.perf_counter() - loaded
     result.foreign_keys_checked = checked[0]
     return result
+
+
+def vacuum(connection) -> None:
+    """VACUUM (ANALYZE) the ledger's tables and the period totals: the upkeep autovacuum
+    starts on its own after many writes, done at once rather than beside what runs next."""
+    for table in (*LEDGER_TABLES, "pair_totals", "partner_totals"):
+        connection.execute(f"VACUUM (ANALYZE) {table}")
 
 
 #: What the service adds to the period totals as it writes, counted here from the

@@ -672,9 +672,20 @@ def _measure_balance(
     context: dict, stage: int, loaded: data.StageResult, partners: list[dict]
 ) -> dict:
     """(d) Balance lookups of the members with many lots, beside the balance statement
-    alone; any partner may look a member up, so the first one's key does."""
+    alone; any partner may look a member up, so the first one's key does.
+
+    A stage's posts add a sixth to the 1× stage's transactions (a fiftieth at 10×),
+    enough for autovacuum to vacuum and analyze the ledger while the lookups ran, on
+    one of the two cores they share with the service (bench/maintenance.py's note, performance-log.md). So the
+    tables get that upkeep first, as a database they live in for days has had, and
+    the figure is the lookups', on either stage.
+    """
     scale, pool = context["scale"], context["pool"]
     cap = scale.figure_seconds
+    began = time.perf_counter()
+    with psycopg.connect(context["dsn"], autocommit=True) as connection:
+        data.vacuum(connection)
+    upkeep_seconds = time.perf_counter() - began
     lookups = scale.lookup_clients * scale.lookups_per_client
     progress(f"stage {stage}: (d) {lookups} balance lookups, {scale.lookup_clients} clients")
     balance = pool.run(
@@ -694,6 +705,7 @@ def _measure_balance(
         max_seconds=cap,
     )
     return {
+        "d_upkeep_s": upkeep_seconds,
         "d_lots": loaded.plan.heavy_lots,
         "d_clients": scale.lookup_clients,
         "d_failed": balance.failed,
@@ -1009,7 +1021,8 @@ def render_results(results: dict, throwaway: bool) -> str:
             f"(b) {stage['b_items']} of {stage['b_planned']} items, {stage['b_failed']} not 2xx, batch p50 {stage['b_batch_p50_s']:.2f} s, "
             f"COPY {stage['b_copy_rows']} rows in {stage['b_copy_s']:.3f} s; "
             f"(b) import exit {stage['i_exit']}, {stage['i_summary']!r} in {stage['i_seconds']:.2f} s; "
-            f"(d) {stage['d_failed']} not 200"
+            f"(d) {stage['d_failed']} not 200, after VACUUM (ANALYZE) of the ledger's tables "
+            f"in {stage['d_upkeep_s']:.1f} s"
         )
         out.append(f"    autovacuum while a figure ran: {report.autovacuum(stage['autovacuum'])}")
         for error in (

@@ -97,7 +97,7 @@ def test_every_figure_is_a_sane_number(bench_run):
         "d_raw_p99_ms",
     )
     seconds = ("c_close_s", "c_draft_s", "c_bare_s", "g_counted_s", "g_kept_s", "g_bare_s",
-               "g_open_counted_s", "g_open_again_s")
+               "g_open_counted_s", "g_open_again_s", "d_upkeep_s")
     for label in ("1x", "10x"):
         stage = figures["stages"][label]
         for key in (*rates, *latencies, *seconds):
