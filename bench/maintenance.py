@@ -26,10 +26,10 @@ def _snapshot(dsn: str) -> tuple[dict[str, tuple[int, int]], set[str]]:
             name: (vacuums, analyzes)
             for name, vacuums, analyzes in connection.execute(COMPLETED).fetchall()
         }
-        running = {
+        running = {  # a role without pg_read_all_stats reads "<insufficient privilege>"
             query.removeprefix(PREFIX).replace("public.", "").lower()
             for (query,) in connection.execute(RUNNING).fetchall()
-            if query
+            if query and query.startswith(PREFIX)
         }
     return completed, running
 
