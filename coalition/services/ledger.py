@@ -237,8 +237,8 @@ def _amount_of(request, partner) -> Decimal:
 def _earn(book, transaction, partner, config, request) -> Posting:
     amount = _amount_of(request, partner)
     at = transaction.occurred_at
-    candidates = catalog.current(book.session).rates_of(
-        ("earn", "promo", "threshold"), partner.id, at
+    candidates = catalog.current(book.session).rates_for_purchase(
+        partner.id, transaction.category, at
     )
     earned = earning.points_for_purchase(candidates, partner.id, transaction.category, amount, at)
     transaction.amount, transaction.currency = amount, partner.currency
