@@ -18,6 +18,7 @@ Decimal, with one half-even rounding per line:
 from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from coalition.domain import money
 from coalition.domain.errors import CoalitionError
@@ -30,9 +31,13 @@ class Unbalanced(CoalitionError):
     reason = "unbalanced"
 
 
-@dataclass(frozen=True)
-class RedeemedPoints:
-    """Points of one issuer redeemed at one redeemer at one redemption rate."""
+class RedeemedPoints(NamedTuple):
+    """Points of one issuer redeemed at one redeemer at one redemption rate.
+
+    A tuple, as :class:`PairLine` and :class:`Counterparty` are: a coalition whose
+    thousand partners all trade has a million of each a period, and a frozen dataclass
+    costs several times a tuple to build.
+    """
 
     issuer_id: str
     redeemer_id: str
@@ -63,8 +68,7 @@ class FeeLine:
         return self.points * self.rate
 
 
-@dataclass(frozen=True)
-class PairLine:
+class PairLine(NamedTuple):
     """What issuer I owes redeemer R for the period, in the base currency."""
 
     issuer_id: str
@@ -77,8 +81,7 @@ class PairLine:
         return self.issuer_id == self.redeemer_id
 
 
-@dataclass(frozen=True)
-class Counterparty:
+class Counterparty(NamedTuple):
     """What passed between one partner and another over a period, as its statement
     lists it (SPEC §7): their points redeemed at it (in, receivable) and its points
     redeemed at them (out, payable)."""
@@ -131,22 +134,20 @@ class Netting:
 def pair_lines(redeemed: list[RedeemedPoints], base_currency: str) -> list[PairLine]:
     """One line per issuer and redeemer, its value rounded once (SPEC §7). Points a
     partner issued and redeemed itself are worth 0: they move no money between partners."""
-    points, value = defaultdict(int), defaultdict(Decimal)
-    for item in redeemed:
-        pair = (item.issuer_id, item.redeemer_id)
-        points[pair] += item.points
-        value[pair] += item.points * item.rate
+    sums: dict[tuple[str, str], list] = {}
+    for issuer, redeemer, rate, points in redeemed:
+        pair = sums.setdefault((issuer, redeemer), [0, Decimal(0)])
+        pair[0] += points
+        pair[1] += points * rate
     zero = money.zero(base_currency)
     return [
         PairLine(
             issuer,
             redeemer,
-            points[issuer, redeemer],
-            zero
-            if issuer == redeemer
-            else money.round_half_even(value[issuer, redeemer], base_currency),
+            points,
+            zero if issuer == redeemer else money.round_half_even(value, base_currency),
         )
-        for issuer, redeemer in sorted(points)
+        for (issuer, redeemer), (points, value) in sorted(sums.items())
     ]
 
 
@@ -219,25 +220,19 @@ def counterparties(
     partner's own (:func:`lines_by_partner`); own redemption is not a counterparty: it
     moves no money."""
     zero = money.zero(base_currency)
-    points, value = defaultdict(int), defaultdict(lambda: zero)
-    for line in lines:
-        if line.own or partner_id not in (line.issuer_id, line.redeemer_id):
+    sides: dict[str, list] = {}  # the other partner: points and value in, then out
+    for issuer, redeemer, points, value in lines:
+        if issuer == redeemer:
             continue
-        incoming = line.redeemer_id == partner_id
-        side = (line.issuer_id, "in") if incoming else (line.redeemer_id, "out")
-        points[side] += line.points
-        value[side] += line.value
-    others = sorted({other for other, _ in points})
-    return [
-        Counterparty(
-            other,
-            points[other, "in"],
-            value[other, "in"],
-            points[other, "out"],
-            value[other, "out"],
-        )
-        for other in others
-    ]
+        if redeemer == partner_id:
+            side, at = sides.setdefault(issuer, [0, zero, 0, zero]), 0
+        elif issuer == partner_id:
+            side, at = sides.setdefault(redeemer, [0, zero, 0, zero]), 2
+        else:
+            continue
+        side[at] += points
+        side[at + 1] += value
+    return [Counterparty(other, *sides[other]) for other in sorted(sides)]
 
 
 def liability_value(points: int, point_value: Decimal | None, base_currency: str) -> Decimal | None:
@@ -286,9 +281,11 @@ def netting(
     zero = money.zero(base_currency)
     paying = [line for line in lines if not line.own and line.value]
     by_pair = defaultdict(Decimal)
-    for line in paying:
-        pair = tuple(sorted((line.issuer_id, line.redeemer_id)))
-        by_pair[pair] += line.value if line.issuer_id == pair[0] else -line.value
+    for issuer, redeemer, _, value in paying:
+        if issuer < redeemer:
+            by_pair[issuer, redeemer] += value
+        else:
+            by_pair[redeemer, issuer] -= value
     return Netting(
         gross=sum((abs(line.value) for line in paying), zero),
         bilateral_net=sum((abs(value) for value in by_pair.values()), zero),

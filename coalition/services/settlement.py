@@ -150,13 +150,14 @@ def _repriced(session, period: periods.Period, kind: str, read, correct) -> list
 def _partner_entry(partner, figures: _Figures, lines) -> dict:
     """One partner's figures of the settlement (SPEC §7), in the order they are stored,
     from its own pair lines (``lines``, :func:`arithmetic.lines_by_partner`)."""
-    position, activity = figures.positions[partner.id], figures.activity[partner.id]
-    redeemed_here = [line for line in lines if line.redeemer_id == partner.id]
-    fx = figures.fx[partner.id]
+    partner_id = partner.id  # an ORM attribute: read once, not once a line
+    position, activity = figures.positions[partner_id], figures.activity[partner_id]
+    redeemed_here = [line for line in lines if line.redeemer_id == partner_id]
+    fx = figures.fx[partner_id]
     fx_rate = None if fx is None else fx.value
-    liability_points = figures.liability_points.get(partner.id, 0)
+    liability_points = figures.liability_points.get(partner_id, 0)
     return {
-        "partner_id": partner.id,
+        "partner_id": partner_id,
         "name": partner.name,
         "currency": partner.currency,
         "receivable": money.text(position.receivable),
@@ -168,7 +169,7 @@ def _partner_entry(partner, figures: _Figures, lines) -> dict:
                 "points": line.points,
                 "exact_fees": money.as_written(line.exact),
             }
-            for line in figures.fee_lines.get(partner.id, [])
+            for line in figures.fee_lines.get(partner_id, [])
         ],
         "net": money.text(position.net),
         "fx_rate": None if fx_rate is None else money.as_written(fx_rate),
