@@ -20,7 +20,6 @@ coalition-wide totals either, from which (less its own) the others' could
 be read.
 """
 
-import json
 from datetime import datetime
 from decimal import Decimal
 
@@ -29,7 +28,7 @@ from coalition.domain import kpis
 from coalition.domain.errors import NotFound
 from coalition.domain.periods import ListedPeriod
 from coalition.domain.totals import PartnerActivity
-from coalition.services import calendar, catalog, kpi_counts
+from coalition.services import calendar, catalog, kpi_counts, settlement
 from coalition.services import partners as partner_service
 
 DEFAULT_PERIODS = 12
@@ -195,9 +194,9 @@ def _liability_points(session, chosen: list[ListedPeriod]) -> dict[str, dict[str
     else as known now, the open periods' from one read of the live lots."""
     outstanding = {}
     for period in (period for period in chosen if period.closed):
-        stored = json.loads(session.get(models.Period, period.id).settlement)
+        stored = settlement.Stored(session.get(models.Period, period.id).settlement)
         outstanding[period.id] = {
-            entry["partner_id"]: entry["liability_points"] for entry in stored["partners"]
+            entry["partner_id"]: entry["liability_points"] for entry in stored.partners()
         }
     opened = {period.id: period.end for period in chosen if not period.closed}
     if opened:

@@ -380,6 +380,25 @@ def test_closing_the_period_changes_no_figure(operator, month):
     assert {**after, "status": "open"} == before
 
 
+def test_a_closed_periods_outstanding_points_are_its_stored_partners_whatever_they_are_called(
+        operator, month):
+    # the KPIs read a closed period's partners alone out of its stored settlement, where
+    # its pair lines come first (services.settlement.Stored.partners): a partner whose id is
+    # "partners" is in both, before and after the key, and its name reads like the key. m6
+    # earns 40.00 EUR × 1 = 40 points there and spends 15 at aroma: 25 outstanding
+    start, _, _ = previous_month()
+    add_partner(operator, "partners", 'The "partners":[ shop', "shop", "EUR")
+    add_rate(operator, "earn", "1", partner_id="partners")
+    earn(operator, "p-1", "partners", "m6", at(start, 9), "40.00", "EUR")
+    burn(operator, "p-2", "aroma", "m6", at(start, 10), 15)
+    before = period(operator, month)
+    close(operator, month)
+    after = period(operator, month)
+    assert partner(after, "partners")["liability_points"] == 25
+    assert after["coalition"]["liability_points"] == 470 + 25
+    assert {**after, "status": "open"} == before
+
+
 def test_a_closed_periods_counts_are_kept_and_read_back_unchanged(operator, make_key, database, month):
     # the whole report, coalition-wide and for a partner key, counted live, then from what the
     # first request after the close kept on the period
