@@ -134,20 +134,23 @@ class Netting:
 def pair_lines(redeemed: list[RedeemedPoints], base_currency: str) -> list[PairLine]:
     """One line per issuer and redeemer, its value rounded once (SPEC §7). Points a
     partner issued and redeemed itself are worth 0: they move no money between partners."""
-    sums: dict[tuple[str, str], list] = {}
-    for issuer, redeemer, rate, points in redeemed:
-        pair = sums.setdefault((issuer, redeemer), [0, Decimal(0)])
-        pair[0] += points
-        pair[1] += points * rate
+    points: dict[tuple[str, str], int] = {}
+    value: dict[tuple[str, str], Decimal] = {}
+    for issuer, redeemer, rate, count in redeemed:
+        pair = (issuer, redeemer)
+        points[pair] = points.get(pair, 0) + count
+        value[pair] = value.get(pair, 0) + count * rate
     zero = money.zero(base_currency)
     return [
         PairLine(
             issuer,
             redeemer,
-            points,
-            zero if issuer == redeemer else money.round_half_even(value, base_currency),
+            points[issuer, redeemer],
+            zero
+            if issuer == redeemer
+            else money.round_half_even(value[issuer, redeemer], base_currency),
         )
-        for (issuer, redeemer), (points, value) in sorted(sums.items())
+        for issuer, redeemer in sorted(points)
     ]
 
 
@@ -225,11 +228,14 @@ def counterparties(
         if issuer == redeemer:
             continue
         if redeemer == partner_id:
-            side, at = sides.setdefault(issuer, [0, zero, 0, zero]), 0
+            other, at = issuer, 0
         elif issuer == partner_id:
-            side, at = sides.setdefault(redeemer, [0, zero, 0, zero]), 2
+            other, at = redeemer, 2
         else:
             continue
+        side = sides.get(other)
+        if side is None:  # a list made only when needed: a close makes a million of them
+            side = sides[other] = [0, zero, 0, zero]
         side[at] += points
         side[at + 1] += value
     return [Counterparty(other, *sides[other]) for other in sorted(sides)]
