@@ -528,6 +528,16 @@ def test_burn_for_an_unknown_member_is_422_insufficient_points(coalition):
     assert coalition.get("/api/v1/members/nobody/balance").status_code == 404
 
 
+def test_burn_for_an_unknown_member_is_insufficient_points_even_where_no_redemption_rate_is(operator):
+    """A member who never earned has no points to burn (docs/decisions.md): that is the
+    refusal, said of the member, whether or not the partner could price a burn."""
+    setup_coalition(operator, redemption=False)
+    response = burn(operator, "t1", "nobody", 1)
+    assert_422(response, "insufficient_points")
+    assert response.get_json()["message"] == "member 'nobody' has no points"
+    assert operator.get("/api/v1/members/nobody/balance").status_code == 404
+
+
 def test_burn_cannot_use_a_lot_earned_after_the_burn(coalition):
     expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(2)))  # 100 points
     # backdated burn before the lot existed
@@ -684,6 +694,17 @@ def test_earn_reversal_amount_with_too_many_decimals_is_422(coalition):
 def test_earn_reversal_cannot_occur_before_its_earn(coalition):
     expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(5)))
     assert_422(earn_reversal(coalition, "r1", "a1", points=10, occurred_at=days_ago(6)))
+
+
+def test_reversals_may_occur_at_the_very_instant_of_their_originals(coalition):
+    """Only a reversal *before* its original is refused (docs/decisions.md): a return
+    rung up in the same second as the sale, and a burn undone at once, are not."""
+    instant = moment(days=3)
+    expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=instant))  # 1000 × 0.1 = 100
+    expect(burn(coalition, "b1", "m1", 30, occurred_at=instant))  # 70 left
+    assert expect(earn_reversal(coalition, "r1", "a1", points=10, occurred_at=instant))["points"] == -10
+    assert expect(burn_reversal(coalition, "r2", "b1", occurred_at=instant))["points"] == 30
+    assert balance(coalition, "m1")["available"] == 90  # 70 − 10 + 30
 
 
 def test_earn_reversal_for_a_different_member_is_422(coalition):
