@@ -615,6 +615,16 @@ def test_earn_reversal_by_points_takes_them_from_the_original_lot(coalition):
     assert balance(coalition, "m1")["available"] == 60
 
 
+def test_earn_reversal_by_points_records_no_amount_nor_currency_even_if_sent_one(coalition):
+    """A currency sent without an amount is checked and changes nothing (docs/decisions.md):
+    a return by points returns no money, so it has no currency to be settled in."""
+    expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(5)))  # 100
+    body = expect(earn_reversal(coalition, "r1", "a1", points=40, currency="RUB"))
+    assert (body["points"], body["amount"], body["currency"]) == (-40, None, None)
+    listed = expect(coalition.get(f"/api/v1/transactions/{body['id']}"), 200)
+    assert (listed["amount"], listed["currency"]) == (None, None)
+
+
 def test_earn_reversal_after_a_burn_records_the_shortfall(coalition):
     lot = expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(5)))["lot_id"]  # 100
     expect(burn(coalition, "t1", "m1", 80, occurred_at=days_ago(3)))  # lot keeps 20
@@ -639,7 +649,13 @@ def test_earn_reversal_by_amount_beyond_the_purchase_is_422(coalition):
     expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(5)))  # 100
     expect(earn_reversal(coalition, "r1", "a1", amount="600.00"))  # floor(100 × 0.6) = 60
     # 600.00 + 500.00 = 1100.00 > 1000.00
-    assert_422(earn_reversal(coalition, "r2", "a1", amount="500.00"))
+    response = earn_reversal(coalition, "r2", "a1", amount="500.00")
+    assert_422(response)
+    # the amounts quoted in RUB's two places, as sent, not as the column keeps them (four)
+    assert response.get_json()["message"] == (
+        "returns would total 1100.00, more than the purchase amount 1000.00:"
+        " 40 points can still be returned"  # 100 − 60
+    )
     assert balance(coalition, "m1")["available"] == 40
 
 
