@@ -197,6 +197,26 @@ def test_a_first_close_where_no_posting_can_ever_be_dated_is_404_and_closes_noth
     assert _periods(operator)[0] == (oldest, "closed")
 
 
+def test_a_period_before_the_first_closed_one_was_never_settled_and_is_404_and_closes_nothing(operator):
+    """Daily periods; the ledger's first transaction is on day A (three days ago), so the
+    first close, of day A, starts there (docs/decisions.md): the day before A, within
+    max_backdate_days, lies before a closed period and was never settled. It has no
+    draft and no close, and asking for one leaves the calendar and statements as they were."""
+    day_a, a_id, _ = skyair_and_ironfit_by_day(operator)
+    earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
+    close(operator, a_id)
+    _, before_a = day_in_past(4)
+    issued = statements(operator)
+    for response in (
+        operator.get(f"/api/v1/settlements/{before_a}"),
+        operator.post(f"/api/v1/settlements/{before_a}/close"),
+    ):
+        assert response.status_code == 404, response.get_json()
+        assert response.get_json()["message"] == f"period {before_a} precedes the ledger and was never settled"
+    assert [p for p, status in _periods(operator) if status == "closed"] == [a_id]
+    assert statements(operator) == issued
+
+
 def _month_without_fx(operator) -> str:
     """aroma (RUB) and hotel (CZK) trade in the previous month; no fx rate exists at all."""
     start, _, period_id = previous_month()
