@@ -994,6 +994,18 @@ def test_a_period_not_begun_has_a_draft_once_a_posting_is_dated_in_it(operator, 
     assert (draft["status"], skyair["points_issued"]) == ("draft", 200)  # 100.00 EUR × 2
 
 
+def test_a_period_has_a_draft_from_its_first_instant(operator, database):
+    """Only a period that has not begun has no draft: seen at the very instant day B
+    begins, B has one; seen a minute before, it has one once a posting is dated at
+    that instant (B 00:00:00, which is B's, not A's)."""
+    day_a, _, b_id = skyair_and_ironfit_by_day(operator)
+    b_begins = day_a + timedelta(days=1)
+    assert database.run(lambda s: settlement.get(s, b_id, b_begins))["status"] == "draft"
+    earn(operator, "m1-b", "skyair", "m1", b_begins.isoformat(), "100.00", "EUR")
+    draft = database.run(lambda s: settlement.get(s, b_id, b_begins - timedelta(minutes=1)))
+    assert partner_entry(draft, "skyair")["points_issued"] == 200  # 100.00 EUR × 2
+
+
 def test_a_close_is_dated_after_every_posting_it_includes(operator, database):
     """A close asked for at ``now`` may wait for the calendar lock while postings
     recorded after ``now`` commit: they are in the period it closes, so the close
