@@ -18,11 +18,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from coalition import jobs
-from coalition.domain.errors import NotFound
+from coalition.domain.errors import Conflict, NotFound
 from coalition.db import period_totals
 from coalition.domain import periods
 from coalition.services import calendar, expiry, settlement
 
+from tests.conftest import POSTGRES_URL
 from tests.e2e.helpers import every_item, moment, walk_pages
 from tests.e2e.settlement_world import (
     add_partner,
@@ -215,6 +216,37 @@ def test_a_period_before_the_first_closed_one_was_never_settled_and_is_404_and_c
         assert response.get_json()["message"] == f"period {before_a} precedes the ledger and was never settled"
     assert [p for p, status in _periods(operator) if status == "closed"] == [a_id]
     assert statements(operator) == issued
+
+
+@pytest.mark.skipif(POSTGRES_URL is not None, reason="dated by the database's clock there, not set here")
+def test_a_period_closes_from_the_instant_it_ends(operator, database, monkeypatch):
+    """A period is [start, end): at its end it has ended and closes; a microsecond
+    before, it has not (409 period_open). The close is dated by the clock once it holds
+    the calendar lock (calendar.dated_once_locked, this process's on SQLite), so that
+    clock reads the instant asked for. skyair's earn on day A: 100.00 EUR × 2 = 200."""
+    day_a, a_id, _ = skyair_and_ironfit_by_day(operator)
+    earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
+    a_ends = day_a + timedelta(days=1)
+
+    def close_at(instant):
+        class Clock(datetime):
+            @classmethod
+            def now(cls, tz=None):
+                return instant
+
+        monkeypatch.setattr(calendar, "datetime", Clock)
+        try:
+            return database.run(settlement.close_through, a_id, instant)
+        finally:
+            monkeypatch.undo()
+
+    with pytest.raises(Conflict) as refused:
+        close_at(a_ends - timedelta(microseconds=1))
+    assert refused.value.reason == "period_open"
+    (closed,) = close_at(a_ends)
+    assert (closed["period_id"], closed["status"]) == (a_id, "final")
+    assert partner_entry(closed, "skyair")["points_issued"] == 200
+    assert _periods(operator)[0] == (a_id, "closed")
 
 
 def _month_without_fx(operator) -> str:
