@@ -102,6 +102,22 @@ def test_burn_reversals_of_one_burn_in_one_batch_put_back_at_most_what_it_took(c
     assert balance(coalition, "m1")["available"] == 48  # 40 + 4 + 4
 
 
+def test_returns_of_one_earn_in_one_batch_take_back_at_most_what_it_earned(coalition):
+    """Each return in a chunk counts those before it in the same chunk: three returns of 40
+    points of an earn of 100 are 40 + 40 and then a refusal (120 > 100), as if posted one
+    by one.
+
+    The lot still holds 20 points for the third, which would take those and record the
+    other 20 as a shortfall: only the rule, counting the chunk's own returns, refuses it."""
+    expect(earn(coalition, "e-1", "m1", "1000.00", occurred_at=days_ago(5)))  # 1000.00 RUB × 0.1 = 100
+    items = [{"external_id": f"er-{number}", "type": "earn_reversal", "partner_id": "aroma",
+              "original_external_id": "e-1", "points": 40, "occurred_at": days_ago(1)} for number in range(3)]
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    assert [result["status"] for result in results] == [201, 201, 422]
+    assert results[2]["error"]["reason"] == "over_reversal"
+    assert balance(coalition, "m1")["available"] == 20  # 100 − 40 − 40
+
+
 def _earns(count: int, invalid_at: int) -> list[dict]:
     items = [{"external_id": f"u-{n}", "type": "earn", "partner_id": "aroma", "member_id": f"u-m{n}",
               "amount": "100.00", "currency": "RUB", "occurred_at": days_ago(1)} for n in range(count)]
