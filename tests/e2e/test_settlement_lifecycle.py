@@ -64,6 +64,21 @@ def test_closing_again_returns_an_identical_body(operator):
     assert second.data == first.data
 
 
+def test_closing_again_a_period_before_the_last_closed_one_answers_as_its_close_did(operator):
+    """Closing again changes nothing and answers the same text, also for a period closed
+    before the last one: daily periods, day A (three days ago) closed with day B by B's
+    close, A asked to close again afterwards."""
+    day_a, a_id, b_id = skyair_and_ironfit_by_day(operator)
+    earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
+    close(operator, b_id)
+    issued = statements(operator)
+    stored = operator.get(f"/api/v1/settlements/{a_id}")
+    again = operator.post(f"/api/v1/settlements/{a_id}/close")
+    assert (stored.status_code, again.status_code) == (200, 200)
+    assert again.data == stored.data
+    assert statements(operator) == issued
+
+
 def test_closing_again_issues_no_new_statements(operator):
     period_id = small_closed_month(operator)
     before = statements(operator)
@@ -499,6 +514,18 @@ def test_an_auto_close_after_days_away_names_every_period_it_closed(operator, da
     said = [record.getMessage() for record in caplog.records if record.getMessage().startswith("auto-close: ")]
     assert said[0] == f"auto-close: closed 3 periods: {a_id}, {day_in_past(2)[1]}, {yesterday}"
     assert said[-1] == "auto-close: no period due"
+
+
+def test_an_auto_close_waits_auto_close_after_hours_after_a_periods_end(operator, database):
+    """auto_close_after_hours 24, daily periods, the first transaction on day A (three days
+    ago): day B (two days ago) ended at yesterday's midnight, more than 24 hours ago, so A
+    and B close; yesterday ended at today's midnight, less than 24 hours ago, and waits."""
+    day_a, a_id, b_id = skyair_and_ironfit_by_day(operator, auto_close_after_hours=24)
+    earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
+
+    jobs.run_auto_close(database)
+
+    assert _periods(operator)[:3] == [(a_id, "closed"), (b_id, "closed"), (day_in_past(1)[1], "open")]
 
 
 def test_an_auto_close_refused_for_one_period_closes_those_before_it(operator, database, caplog):
