@@ -118,6 +118,18 @@ def test_returns_of_one_earn_in_one_batch_take_back_at_most_what_it_earned(coali
     assert balance(coalition, "m1")["available"] == 20  # 100 − 40 − 40
 
 
+def test_a_batch_whose_first_posting_is_a_burn_posts_it(coalition):
+    """A chunk draws its ids as its postings need them (on PostgreSQL, from the sequences):
+    one that opens with a burn has drawn none when the burn asks for its allocations'."""
+    expect(earn(coalition, "e-1", "m1", "1000.00", occurred_at=days_ago(5)))  # 1000.00 RUB × 0.1 = 100
+    items = [{"external_id": f"b-{number}", "type": "burn", "partner_id": "aroma", "member_id": "m1",
+              "points": points, "occurred_at": days_ago(1)} for number, points in enumerate((30, 20))]
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": items}), 200)["results"]
+    assert [result["status"] for result in results] == [201, 201]
+    assert [result["transaction"]["points"] for result in results] == [-30, -20]
+    assert balance(coalition, "m1")["available"] == 50  # 100 − 30 − 20
+
+
 def _earns(count: int, invalid_at: int) -> list[dict]:
     items = [{"external_id": f"u-{n}", "type": "earn", "partner_id": "aroma", "member_id": f"u-m{n}",
               "amount": "100.00", "currency": "RUB", "occurred_at": days_ago(1)} for n in range(count)]
