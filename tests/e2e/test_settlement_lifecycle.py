@@ -213,6 +213,20 @@ def test_a_first_close_where_no_posting_can_ever_be_dated_is_404_and_closes_noth
     assert _periods(operator)[0] == (oldest, "closed")
 
 
+def test_a_period_that_ended_exactly_the_most_days_a_posting_may_be_backdated_ago_has_no_draft(operator, database):
+    """On a ledger without transactions, day 2020-01-01 ends 2020-01-02T00:00Z. Seen 3,650
+    days after that (periods.MAX_BACKDATE_DAYS, the most max_backdate_days can be), the
+    oldest posting allowed is dated at its end, which is the next day's: no posting can
+    be dated in it, so it has no draft. A microsecond earlier, one could, and it has one."""
+    expect(operator.put("/api/v1/settings", json={"period": "daily"}), 200)
+    ends = datetime(2020, 1, 2, tzinfo=UTC)
+    seen_at = ends + timedelta(days=periods.MAX_BACKDATE_DAYS)
+    with pytest.raises(NotFound, match="precedes the ledger"):
+        database.run(lambda s: settlement.get(s, "2020-01-01", seen_at))
+    draft = database.run(lambda s: settlement.get(s, "2020-01-01", seen_at - timedelta(microseconds=1)))
+    assert (draft["period_id"], draft["status"]) == ("2020-01-01", "draft")
+
+
 def test_a_period_before_the_first_closed_one_was_never_settled_and_is_404_and_closes_nothing(operator):
     """Daily periods; the ledger's first transaction is on day A (three days ago), so the
     first close, of day A, starts there (docs/decisions.md): the day before A, within
