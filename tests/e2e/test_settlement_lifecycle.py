@@ -227,6 +227,22 @@ def test_a_period_that_ended_exactly_the_most_days_a_posting_may_be_backdated_ag
     assert (draft["period_id"], draft["status"]) == ("2020-01-01", "draft")
 
 
+def test_a_day_that_ended_at_the_first_transaction_and_3650_days_before_has_no_draft(operator, database):
+    """The ledger's first transaction is a bonus dated at a midnight M, 3,649 days back
+    (max_backdate_days 3650). Seen 3,650 days after M, the day before M ended at M, before
+    no transaction (M's is the next day's) and no later than any posting could be dated:
+    nothing is or can be dated in it, so it has no draft."""
+    expect(operator.put("/api/v1/settings", json={"period": "daily", "max_backdate_days": 3650}), 200)
+    first = (datetime.now(UTC) - timedelta(days=3649)).replace(hour=0, minute=0, second=0, microsecond=0)
+    expect(operator.post("/api/v1/transactions", json={
+        "external_id": "b-1", "type": "bonus", "partner_id": "coalition", "member_id": "m1",
+        "points": 10, "reason": "welcome", "occurred_at": first.isoformat()}))
+    day_before = f"{first - timedelta(days=1):%Y-%m-%d}"
+    seen_at = first + timedelta(days=periods.MAX_BACKDATE_DAYS)
+    with pytest.raises(NotFound, match="precedes the ledger"):
+        database.run(lambda s: settlement.get(s, day_before, seen_at))
+
+
 def test_a_period_before_the_first_closed_one_was_never_settled_and_is_404_and_closes_nothing(operator):
     """Daily periods; the ledger's first transaction is on day A (three days ago), so the
     first close, of day A, starts there (docs/decisions.md): the day before A, within
