@@ -659,6 +659,19 @@ def test_earn_reversal_by_amount_beyond_the_purchase_is_422(coalition):
     assert balance(coalition, "m1")["available"] == 40
 
 
+def test_a_return_by_amount_after_one_by_points_counts_no_money_returned_before(coalition):
+    """A return by points returned no money: a return by amount after it is held to the
+    purchase alone (2000.00 > 1000.00), and the refusal says so, with the 90 points left."""
+    expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(5)))  # 100
+    expect(earn_reversal(coalition, "r1", "a1", points=10))
+    response = earn_reversal(coalition, "r2", "a1", amount="2000.00")
+    assert_422(response)
+    assert response.get_json()["message"] == (
+        "returns would total 2000.00, more than the purchase amount 1000.00:"
+        " 90 points can still be returned"  # 100 − 10
+    )
+
+
 def test_earn_reversal_by_points_beyond_the_earned_points_is_422(coalition):
     expect(earn(coalition, "a1", "m1", "1000.00", occurred_at=days_ago(5)))  # 100
     expect(earn_reversal(coalition, "r1", "a1", points=60))
@@ -913,6 +926,18 @@ def test_an_idempotency_conflict_names_a_burns_points_and_not_the_currency_it_re
     response = coalition.post("/api/v1/transactions", json={**body, "points": 40})
     assert response.status_code == 409
     assert response.get_json()["message"] == "external_id 't1' was posted with a different body; changed: points"
+
+
+def test_an_idempotency_conflict_of_a_burn_does_not_name_the_points_it_repeats(coalition):
+    """A burn's points are kept negative (−30) and sent positive (30): the same points."""
+    expect(bonus(coalition, "b1", "m1", 100))
+    expect(bonus(coalition, "b2", "m2", 100))
+    body = {"external_id": "t1", "type": "burn", "partner_id": "aroma", "member_id": "m1",
+            "occurred_at": days_ago(1), "points": 30}
+    expect(coalition.post("/api/v1/transactions", json=body))
+    response = coalition.post("/api/v1/transactions", json={**body, "member_id": "m2"})
+    assert response.status_code == 409
+    assert response.get_json()["message"] == "external_id 't1' was posted with a different body; changed: member_id"
 
 
 def test_an_idempotency_conflict_it_cannot_place_says_the_body_differs(coalition):
