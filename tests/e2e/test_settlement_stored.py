@@ -7,6 +7,8 @@ trade points; its figures are worked out in its docstring.
 
 import json
 
+from sqlalchemy import select
+
 import reports
 from coalition.api.settlements import PartnerEntry, SettlementOut
 from coalition.db import models
@@ -34,6 +36,27 @@ def test_a_closed_settlement_is_the_one_stored_whatever_changed_since(operator, 
     csv_file = operator.get(f"/api/v1/settlements/{period_id}/csv").data
     assert csv_file == reports.render_settlement_csv(SettlementOut().dump(json.loads(stored)))
     assert "Кофейня Арома".encode() in csv_file and b"Aroma Caf" not in csv_file
+
+
+def test_what_a_close_stores_is_canonical_json(operator, database):
+    """The settlement and each statement are stored as decisions.md gives their form: keys
+    sorted at every level, names as UTF-8 rather than ``\\u`` escapes, no space between
+    tokens, no final line feed. Served and hashed as stored, and the KPIs read a settlement's
+    partners where that form puts them, so the form is what clients and the service see."""
+    period_id = small_closed_month(operator)
+
+    def stored_texts(session):
+        statements = session.execute(select(models.Statement.partner_id, models.Statement.body)
+                                     .where(models.Statement.period_id == period_id))
+        return {"settlement": session.get(models.Period, period_id).settlement, **dict(statements.all())}
+
+    texts = database.run_reading(stored_texts)
+    assert sorted(texts) == ["aroma", "coalition", "settlement", "skyair"]
+    for text in texts.values():
+        written = json.dumps(json.loads(text), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        assert text == written and "\\u" not in text
+    for naming_aroma in ("settlement", "aroma", "skyair"):  # skyair's counterparty is aroma
+        assert "Кофейня Арома" in texts[naming_aroma]
 
 
 def test_a_period_closed_with_no_transactions_is_answered_as_stored(operator, database):
