@@ -676,9 +676,9 @@ def _measure_balance(
 
     A stage's posts add a sixth to the 1× stage's transactions (a fiftieth at 10×),
     enough for autovacuum to vacuum and analyze the ledger while the lookups ran, on
-    one of the two cores they share with the service (bench/maintenance.py's note, performance-log.md). So the
-    tables get that upkeep first, as a database they live in for days has had, and
-    the figure is the lookups', on either stage.
+    one of the two cores they share with the service (bench/maintenance.py's note,
+    performance-log.md). So the tables get that upkeep first, as a database they live
+    in for days has had, and the figure is the lookups', on either stage.
     """
     scale, pool = context["scale"], context["pool"]
     cap = scale.figure_seconds

@@ -368,9 +368,7 @@ class SettlementCsv(MethodView):
     @NOT_A_PERIOD
     def get(self, period_id):
         """A period's settlement as CSV: its netting, partners, pair lines and fee lines"""
-        found = database().run_consistent(settlement.read, period_id, datetime.now(UTC))
-        stored = isinstance(found, settlement.Stored)
-        figures = found.document() if stored else found
+        figures = database().run_consistent(settlement.get, period_id, datetime.now(UTC))
         named = ("coalition-settlement", figures["period_id"], figures["status"])
         return Response(
             reports.render_settlement_csv(figures),

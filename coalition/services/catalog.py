@@ -108,8 +108,7 @@ class Catalog:
         """
         if at is None:
             return self._keep(("versions", kinds, partner_id), self._versions, kinds, partner_id)
-        groups = self._keep(("by start", kinds, partner_id), self._by_start, kinds, partner_id)
-        return _in_order(rate for group in groups for rate in group.may_apply_at(at))
+        return self._may_apply(kinds, partner_id, at)
 
     def rates_for_purchase(self, partner_id: str, category: str | None, at: datetime) -> tuple:
         """The earn, promo and threshold versions that may decide a purchase in ``category``
@@ -122,10 +121,14 @@ class Catalog:
         purchase looks only at its own category's and the category-less ones, however
         many categories its partner has.
         """
-        kinds = _PURCHASE_KINDS
-        groups = self._keep(("by start", kinds, partner_id), self._by_start, kinds, partner_id)
         folded = tuple(dict.fromkeys((None, rates.category_key(category))))
-        return _in_order(rate for group in groups for rate in group.may_apply_at(at, folded))
+        return self._may_apply(_PURCHASE_KINDS, partner_id, at, folded)
+
+    def _may_apply(self, kinds, partner_id, at: datetime, categories=None) -> tuple:
+        """The versions of these kinds, of these categories (every one's without), that may
+        be in force at ``at``, in the order they were added."""
+        groups = self._keep(("by start", kinds, partner_id), self._by_start, kinds, partner_id)
+        return _in_order(rate for group in groups for rate in group.may_apply_at(at, categories))
 
     def holds_key(self, key_id: str) -> bool:
         """Whether the key of this id is unrevoked: what a chunk of postings asks once it
