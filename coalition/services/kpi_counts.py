@@ -85,7 +85,8 @@ def _kept_counts_of(session, chosen: list[ListedPeriod], now: datetime) -> tuple
     than ``KEPT_FOR``."""
     kept, stale = {}, {}
     for period in (period for period in chosen if period.closed):
-        if (counts := _kept_counts(kept_counts.of_closed(session, period.id))) is not None:
+        counts = _kept_counts(kept_counts.committed_of_closed(session, period.id))
+        if counts is not None:
             kept[period.id] = counts
     opened = [period.id for period in chosen if not period.closed]
     for row in kept_counts.of_open(session, opened):

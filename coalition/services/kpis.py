@@ -23,7 +23,7 @@ be read.
 from datetime import datetime
 from decimal import Decimal
 
-from coalition.db import aggregates, kpi_aggregates, models, period_totals
+from coalition.db import aggregates, kpi_aggregates, period_totals
 from coalition.domain import kpis
 from coalition.domain.errors import NotFound
 from coalition.domain.periods import ListedPeriod
@@ -194,9 +194,9 @@ def _liability_points(session, chosen: list[ListedPeriod]) -> dict[str, dict[str
     else as known now, the open periods' from one read of the live lots."""
     outstanding = {}
     for period in (period for period in chosen if period.closed):
-        stored = settlement.Stored(session.get(models.Period, period.id).settlement)
         outstanding[period.id] = {
-            entry["partner_id"]: entry["liability_points"] for entry in stored.partners()
+            entry["partner_id"]: entry["liability_points"]
+            for entry in settlement.stored_partners(session, period.id)
         }
     opened = {period.id: period.end for period in chosen if not period.closed}
     if opened:

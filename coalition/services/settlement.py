@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
-from coalition.db import aggregates, models, period_totals, repricing_sums
+from coalition.db import aggregates, models, period_totals, repricing_sums, stored_settlement
 from coalition.domain import money, periods, repricing
 from coalition.domain import settlement as arithmetic
 from coalition.domain.errors import Conflict, MissingFx, NotFound
@@ -208,14 +208,17 @@ class Stored(NamedTuple):
         """What it says, parsed: what its CSV and the command line are drawn from."""
         return json.loads(self.text)
 
-    def partners(self) -> list[dict]:
-        """Its partners' entries alone, parsed from where they begin: what the KPIs read
-        of it. Where a thousand partners all trade, a million pair lines come before them
-        (93 MB, some seconds to parse whole). Canonical JSON has one key ``partners`` and
-        writes a quote inside a string as ``\\"``, so the array follows the text's only
-        ``"partners":``, near its end (the keys sorted, only three short ones after it)."""
-        begins = self.text.rindex(_PARTNERS) + len(_PARTNERS) - 1
-        return _DECODER.raw_decode(self.text, begins)[0]
+
+def stored_partners(session, period_id: str) -> list[dict]:
+    """A closed period's partners' entries as its close stored them, parsed: what the KPIs
+    read of its settlement. Where a thousand partners all trade, a million pair lines
+    come before them (93 MB, read whole and decoded for a few hundred kilobytes), so only
+    the text from ``"partners":[`` on is read (:mod:`coalition.db.stored_settlement`).
+    Canonical JSON has one key ``partners`` and writes a quote inside a string as
+    ``\\"``, so the text has one ``"partners":[``, near its end (the keys sorted, only
+    three short ones after it)."""
+    found = stored_settlement.from_marker(session, period_id, _PARTNERS)
+    return _DECODER.raw_decode(found, len(_PARTNERS) - 1)[0]
 
 
 _PARTNERS = '"partners":['

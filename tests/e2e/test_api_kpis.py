@@ -383,7 +383,7 @@ def test_closing_the_period_changes_no_figure(operator, month):
 def test_a_closed_periods_outstanding_points_are_its_stored_partners_whatever_they_are_called(
         operator, month):
     # the KPIs read a closed period's partners alone out of its stored settlement, where
-    # its pair lines come first (services.settlement.Stored.partners): a partner whose id is
+    # its pair lines come first (services.settlement.stored_partners): a partner whose id is
     # "partners" is in both, before and after the key, and its name reads like the key. m6
     # earns 40.00 EUR × 1 = 40 points there and spends 15 at aroma: 25 outstanding
     start, _, _ = previous_month()
