@@ -8,9 +8,9 @@ lines, docs/performance-log.md):
 
 * SQLite reads a column's bytes from any offset (incremental blob I/O), so
   the end is read backwards until the marker is in it: 0.03–0.08 s, where
-  the text fetched whole took 0.27–0.33 s, and ``substr``/``instr`` 0.46–0.76 s
+  the text fetched whole took 0.23–0.33 s, and ``substr``/``instr`` 0.46–0.76 s
   (they count characters from the start);
-* PostgreSQL must decompress the value whole whatever it is asked (0.25 s),
+* PostgreSQL must decompress the value whole whatever it is asked (0.25–0.33 s),
   and ``split_part`` then finds the marker by its bytes, where ``strpos``
   and ``substr`` each decompressed it again and counted characters (1.2 s).
 """
