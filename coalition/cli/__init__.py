@@ -212,15 +212,14 @@ def close(period_id):
 def _closed_through(database, period_id: str, now: datetime) -> list[dict]:
     """The settlements of the periods the close closed, oldest first; interrupted (Ctrl-C,
     SIGTERM), it says what the interruption left: nothing closed, or all of it."""
-    from coalition.db import models
-    from coalition.services import settlement
+    from coalition.services import calendar, settlement
 
     try:
         with interrupts.terminate_as_interrupt():
             return database.run(settlement.close_through, period_id, now)
     except KeyboardInterrupt:
         # a signal that comes as the close commits is raised once the commit is done
-        if database.run_reading(lambda session: session.get(models.Period, period_id)):
+        if database.run_reading(calendar.is_closed, period_id):
             raise click.ClickException(
                 f"interrupted as the close was written: {period_id}, and any earlier"
                 " open period, is closed all the same"

@@ -288,7 +288,7 @@ def close_through(session, period_id: str, now: datetime) -> list[dict]:
     """
     now = calendar.dated_once_locked(now, calendar.lock_calendar(session, exclusive=True))
     target = calendar.parse(session, period_id)
-    if session.get(models.Period, target.id) is not None:
+    if calendar.is_closed(session, target.id):
         return []
     reference = catalog.current(session)
     if target.end > now:
