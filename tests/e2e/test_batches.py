@@ -222,3 +222,22 @@ def test_a_chunk_finds_what_was_posted_under_its_keys_through_their_index(coalit
         for sql, parameters in keyed:
             plan = [row[3] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", parameters)]
             assert not [step for step in plan if step.startswith("SCAN transactions")], (sql, plan)
+
+
+def test_a_batch_s_earlier_burn_spends_the_lot_that_expires_before_its_later_burn(coalition):
+    """The first lots a chunk reads for its burns are those that expire after its earliest
+    burn, not its latest: an earlier burn spends first the lot expiring first (SPEC §6),
+    though that lot has expired by the time of a later burn in the same batch."""
+    expect(coalition.put("/api/v1/settings", json={"points_ttl_days": 30}), 200)
+    # 1000.00 RUB at aroma's earn rate of 0.1: 100 points each; the early lot expires 30
+    # days after 60 days ago (30 days ago), the late one 30 days after 40 (10 days ago)
+    early = expect(earn(coalition, "early-lot", "spender", "1000.00", occurred_at=days_ago(60)))["lot_id"]
+    late = expect(earn(coalition, "late-lot", "spender", "1000.00", occurred_at=days_ago(40)))["lot_id"]
+    burns = [{"external_id": f"spend-{days}", "type": "burn", "partner_id": "aroma", "member_id": "spender",
+              "points": 30, "occurred_at": days_ago(days)} for days in (35, 15)]
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": burns}), 200)["results"]
+    # 35 days ago the early lot comes first; 15 days ago it has expired and only the late one is left
+    assert [[a["lot_id"] for a in result["transaction"]["allocations"]] for result in results] == [
+        [early], [late]]
+    history = {item["external_id"]: item for item in expect(coalition.get("/api/v1/transactions"), 200)["items"]}
+    assert [a["points"] for a in history["spend-35"]["allocations"]] == [30]
