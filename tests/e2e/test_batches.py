@@ -8,7 +8,7 @@ from coalition import auth
 from coalition.db import Unavailable
 from coalition.services import batches
 from tests.conftest import days_ago
-from tests.e2e.helpers import balance, burn, earn, expect, till_of
+from tests.e2e.helpers import balance, burn, burn_reversal, earn, expect, till_of
 from tests.plans import sent
 
 
@@ -241,3 +241,18 @@ def test_a_batch_s_earlier_burn_spends_the_lot_that_expires_before_its_later_bur
         [early], [late]]
     history = {item["external_id"]: item for item in expect(coalition.get("/api/v1/transactions"), 200)["items"]}
     assert [a["points"] for a in history["spend-35"]["allocations"]] == [30]
+
+
+def test_a_batch_s_second_burn_reversal_puts_back_what_its_first_left(coalition):
+    """Burn reversals of one burn in one batch count what those before them put back, as
+    posted one by one: of a burn of 30, 10 and then the 20 left."""
+    expect(earn(coalition, "e-1", "reverser", "1000.00", occurred_at=days_ago(3)))  # 1000.00 × 0.1: 100 points
+    expect(burn(coalition, "b-1", "reverser", 30, occurred_at=days_ago(2)))
+    back = [{"external_id": "back-1", "type": "burn_reversal", "partner_id": "aroma", "original_external_id": "b-1",
+             "occurred_at": days_ago(1), "points": 10},
+            {"external_id": "back-2", "type": "burn_reversal", "partner_id": "aroma", "original_external_id": "b-1",
+             "occurred_at": days_ago(1)}]  # no points: what is left of the burn
+    results = expect(coalition.post("/api/v1/transactions/batch", json={"transactions": back}), 200)["results"]
+    assert [result["transaction"]["points"] for result in results] == [10, 30 - 10]
+    assert balance(coalition, "reverser")["available"] == 100 - 30 + 10 + 20
+    assert burn_reversal(coalition, "back-3", "b-1").status_code == 422  # nothing left to put back
