@@ -632,6 +632,20 @@ def test_a_listing_from_a_time_in_a_closed_period_finds_what_followed_it_the_lat
     assert found == (["m1-burn", "m1-late"] if order == "oldest" else ["m1-late", "m1-burn"])
 
 
+def test_a_listing_from_a_time_finds_a_later_period_s_transaction_posted_before_its_own(operator, daily):
+    # after day A's earn and burn (ids 1 and 2), an earn dated C is posted first (id 3),
+    # then one dated B (id 4), then one dated today, D (id 5). From B's start all three are
+    # listed: the bound is the lowest id of B and every period after it, C's 3, not B's 4
+    # (nor the lower of B's and the last period's, 4 again, which would miss id 3)
+    _, _, day_a = daily
+    earn(operator, "m1-c", "skyair", "m1", at(day_a, 2, 9), "10.00", "EUR")
+    earn(operator, "m1-b", "skyair", "m1", at(day_a, 1, 9), "10.00", "EUR")
+    earn(operator, "m1-d", "skyair", "m1", at(day_a, 3, 0), "10.00", "EUR")
+    found = [item["external_id"] for page in walk_pages(
+        operator, "/api/v1/transactions", limit=1, **{"from": at(day_a, 1, 0)}) for item in page]
+    assert sorted(found) == ["m1-b", "m1-c", "m1-d"]
+
+
 @pytest.mark.parametrize("order", ["oldest", "newest"])
 def test_a_listing_of_a_period_whose_ids_span_another_ones_pages_through_its_own_alone(
         operator, daily, order):
