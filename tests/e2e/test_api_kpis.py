@@ -227,6 +227,23 @@ def test_each_open_periods_outstanding_points_are_its_own_ends(operator, month):
         470, 400)
 
 
+def test_a_burn_dated_at_a_periods_very_end_is_added_back_to_that_periods_outstanding_points(
+        operator, month):
+    # m1 burns 120 at skyair dated last month's end itself, this month's first instant: the
+    # burn is this month's, so last month keeps its 470 (skyair's 310, the 120 added back: lot
+    # A held 150 at its end) and this month shows skyair 310 − 120 = 190, 470 − 120 = 350 in all
+    _, end, _ = previous_month()
+    burn(operator, "b-10", "skyair", "m1", end.isoformat(), 120)
+    last, this = kpis(operator, periods=2)["periods"]
+    skyair = [
+        next(entry["liability_points"] for entry in shown["partners"] if entry["partner_id"] == "skyair")
+        for shown in (last, this)
+    ]
+    assert skyair == [310, 190]
+    assert (last["coalition"]["liability_points"], this["coalition"]["liability_points"]) == (
+        470, 350)
+
+
 def test_periods_limits_the_series(operator, month):
     assert [p["period_id"] for p in kpis(operator, periods=1)["periods"]] == [current_month_id()]
 
