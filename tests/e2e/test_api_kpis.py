@@ -244,6 +244,23 @@ def test_a_burn_dated_at_a_periods_very_end_is_added_back_to_that_periods_outsta
         470, 350)
 
 
+def test_a_chart_of_open_days_counts_a_lot_at_the_end_it_expires_not_the_end_it_is_earned(operator):
+    # daily periods, points live one day. m1 earns 100.00 EUR × 2 = 200 points at 00:00 of
+    # day A (three days ago): its lot expires at B's first instant, A's end, so it is A's
+    # outstanding. m2 earns 50.00 EUR × 2 = 100 points at that same instant: B's, not A's,
+    # expiring at B's end. A: 200, B: 100, C: 0 (decisions.md, the liability at a period's end)
+    expect(operator.put("/api/v1/settings", json={"period": "daily", "points_ttl_days": 1}), 200)
+    add_partner(operator, "skyair", "SkyAir", "travel", "EUR")
+    add_rate(operator, "earn", "2", partner_id="skyair")
+    add_rate(operator, "redemption", "0.01")
+    day_a, _ = day_in_past(3)
+    earn(operator, "m1-a", "skyair", "m1", at(day_a, 0, 0), "100.00", "EUR")
+    earn(operator, "m2-b", "skyair", "m2", at(day_a, 1, 0), "50.00", "EUR")
+    shown = kpis(operator, periods=4)["periods"]
+    assert [p["period_id"] for p in shown[:3]] == [day_in_past(days)[1] for days in (3, 2, 1)]
+    assert [p["coalition"]["liability_points"] for p in shown[:3]] == [200, 100, 0]
+
+
 def test_periods_limits_the_series(operator, month):
     assert [p["period_id"] for p in kpis(operator, periods=1)["periods"]] == [current_month_id()]
 
