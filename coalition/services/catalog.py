@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from coalition.db import SchemaNotCurrent, migrate, models
 from coalition.db.rows import as_rate
-from coalition.domain import periods, rates
+from coalition.domain import earning, periods, rates
 
 _cached: WeakKeyDictionary = WeakKeyDictionary()  # engine → Catalog
 _loading: WeakKeyDictionary = WeakKeyDictionary()  # engine → the lock its catalog is read under
@@ -45,7 +45,6 @@ _loading_guard = threading.Lock()
 _IN_SESSION = "coalition.catalog"  # session.info key: the catalog of the current transaction
 _CHANGED = "coalition.catalog.changed"  # session.info key: this transaction changed reference data
 GENERATION_QUERY = "SELECT generation FROM settings"  # plain SQL: read on every request
-_PURCHASE_KINDS = ("earn", "promo", "threshold")  # the kinds that price a purchase (SPEC §6)
 LOAD_WAIT_SECONDS = 1  # at most, for another thread's read of a new generation (some 50 ms)
 
 
@@ -122,7 +121,7 @@ class Catalog:
         many categories its partner has.
         """
         folded = tuple(dict.fromkeys((None, rates.category_key(category))))
-        return self._may_apply(_PURCHASE_KINDS, partner_id, at, folded)
+        return self._may_apply(earning.RATE_KINDS, partner_id, at, folded)
 
     def _may_apply(self, kinds, partner_id, at: datetime, categories=None) -> tuple:
         """The versions of these kinds, of these categories (every one's without), that may
