@@ -12,9 +12,6 @@ from decimal import Decimal
 from coalition.domain import money, rates
 from coalition.domain.errors import Invalid, NoRate
 
-#: The kinds of rate that price a purchase: what :func:`points_for_purchase` reads.
-RATE_KINDS = ("earn", "promo", "threshold")
-
 
 @dataclass(frozen=True)
 class Earning:

@@ -158,7 +158,9 @@ def versions_in_force(rates, at: datetime) -> list[Rate]:
     return sorted(current.values(), key=lambda rate: rate.id)
 
 
-PARTNER_SCOPED = ("earn", "promo", "threshold")
+#: The kinds of rate that price a purchase (what ``earning.points_for_purchase`` reads):
+#: each is a partner's own, so each names its partner (SPEC §5).
+PURCHASE_KINDS = ("earn", "promo", "threshold")
 
 
 def _rate_named(kind: str) -> str:
@@ -183,7 +185,7 @@ def _scope_problems(fields: dict) -> dict[str, str]:
     # highest min_amount reached wins, so a 0 there gives a purchase reaching it no bonus
     positive = kind in ("earn", "promo", "fx")
     rules = [
-        ("partner_id", kind in PARTNER_SCOPED and not partner_id, f"{named} needs a partner_id"),
+        ("partner_id", kind in PURCHASE_KINDS and not partner_id, f"{named} needs a partner_id"),
         ("effective_to", kind == "promo" and effective_to is None, "a promo needs an effective_to"),
         (
             "min_amount",

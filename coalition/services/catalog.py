@@ -37,7 +37,7 @@ from sqlalchemy.orm import Session
 
 from coalition.db import SchemaNotCurrent, migrate, models
 from coalition.db.rows import as_rate
-from coalition.domain import earning, periods, rates
+from coalition.domain import periods, rates
 
 _cached: WeakKeyDictionary = WeakKeyDictionary()  # engine → Catalog
 _loading: WeakKeyDictionary = WeakKeyDictionary()  # engine → the lock its catalog is read under
@@ -121,7 +121,7 @@ class Catalog:
         many categories its partner has.
         """
         folded = tuple(dict.fromkeys((None, rates.category_key(category))))
-        return self._may_apply(earning.RATE_KINDS, partner_id, at, folded)
+        return self._may_apply(rates.PURCHASE_KINDS, partner_id, at, folded)
 
     def _may_apply(self, kinds, partner_id, at: datetime, categories=None) -> tuple:
         """The versions of these kinds, of these categories (every one's without), that may
