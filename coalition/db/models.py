@@ -205,8 +205,16 @@ class Period(Base):
     end: Mapped[datetime] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime] = mapped_column(UTCDateTime())
     settlement: Mapped[str] = mapped_column(Text)
-    # its KPI counts (coalition.services.kpi_counts), kept when first counted after the close
-    kpi_counts: Mapped[str | None] = mapped_column("activity", Text, default=None)
+
+
+class ClosedPeriodCounts(Base):
+    """A closed period's KPI counts, kept when first counted after the close: in a row of
+    their own, as SQLite writes a row whole, and the period's holds its stored settlement."""
+
+    __tablename__ = "closed_period_counts"
+
+    period_id: Mapped[str] = mapped_column(ForeignKey("periods.id"), primary_key=True)
+    kpi_counts: Mapped[str] = mapped_column("activity", Text)
 
 
 class OpenPeriodCounts(Base):

@@ -38,7 +38,6 @@ UNRECORDED = {
     "last_transaction_id",
     "created_at",
     "settlement",
-    "kpi_counts",
 }
 UNRECORDED_WHEN_CREATED = UNRECORDED | {"id"}  # the change's subject_id
 

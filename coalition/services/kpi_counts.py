@@ -3,8 +3,8 @@ the programme's health; :mod:`coalition.services.kpis`).
 
 Visits, purchases and new members group a period's earns and burns by member,
 which takes seconds to minutes for a month of millions of transactions. A
-closed period's counts never change, so they are counted once and kept on the
-period; an open period's are kept when counting them takes seconds, read back
+closed period's counts never change, so they are counted once and kept beside
+the period; an open period's are kept when counting them takes seconds, read back
 for an hour, and counted anew by the auto-close job (:func:`keep_counts`).
 """
 
@@ -58,7 +58,7 @@ def of_periods(session, chosen: list[ListedPeriod], now: datetime) -> Counts:
     """Visits, purchases and new members of these periods, by (period, partner).
 
     A closed period's counts never change (its transactions are final, and
-    new members are ranked by period first), so they are kept on the period
+    new members are ranked by period first), so they are kept beside the period
     by the auto-close job (:func:`keep_counts`) or else by the first request
     that needs them, and read back after that: a GET may write. An open
     period's counts are kept only when counting it takes seconds

@@ -1368,9 +1368,9 @@ def test_an_upgrade_waits_for_the_postings_in_flight_and_the_next_ones_for_it(tm
         head = database.peek(migrate.VERSIONS)
         add_rate(operator, "redemption", "0.01")
         expect(bonus(operator, "b1", "m1", 50, occurred_at=days_ago(3)), 201)
-        # eight migrations to run: 0018's instant one, 0019 and 0021, whose columns are
-        # there already, 0020, 0022 and 0023, whose trigger and function it makes again, and
-        # 0024 and 0025, whose indexes are there already
+        # nine migrations to run: 0018's instant one, 0019 and 0021, whose columns are
+        # there already, 0020, 0022 and 0023, whose trigger and function it makes again,
+        # 0024 and 0025, whose indexes are there already, and 0026, whose table is there
         with database.engine.begin() as connection:
             connection.execute(text("UPDATE alembic_version SET version_num = '0017'"))
         with database.engine.connect() as holder, ThreadPoolExecutor(2) as pool:

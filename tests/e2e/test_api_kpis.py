@@ -604,7 +604,7 @@ def test_on_sqlite_counts_refused_their_write_by_another_writer_are_answered_and
 def doctor_kept_counts(database, period_id: str, version: int) -> None:
     """One more active member everywhere in the counts kept on the period, under ``version``."""
     with database.transaction() as session:
-        row = session.get(models.Period, period_id)
+        row = session.get(models.ClosedPeriodCounts, period_id)
         counts = json.loads(row.kpi_counts)
         counts["visits"] = [[p, {**v, "active_members": v["active_members"] + 1}] for p, v in counts["visits"]]
         row.kpi_counts = json.dumps({**counts, "version": version})
@@ -612,7 +612,8 @@ def doctor_kept_counts(database, period_id: str, version: int) -> None:
 
 def kept_kpi_counts(database, period_id: str):
     with database.transaction() as session:
-        return session.get(models.Period, period_id).kpi_counts
+        row = session.get(models.ClosedPeriodCounts, period_id)
+        return None if row is None else row.kpi_counts
 
 
 # --- an open period slow to count -------------------------------------------------------------

@@ -60,11 +60,12 @@ def test_the_database_refuses_to_change_what_the_ledger_appends(operator, databa
 
 
 def test_what_the_code_changes_still_goes_through(operator, database):
-    """A burn sets its lots' remaining points; a period's KPI counts are kept on it."""
+    """A burn sets its lots' remaining points; a closed period's KPI counts are kept beside it."""
     period_id = small_closed_month(operator)
     with database.engine.begin() as connection:
         spent = connection.exec_driver_sql("UPDATE lots SET remaining = remaining").rowcount
         counted = connection.execute(
-            text("UPDATE periods SET activity = '{}' WHERE id = :id"), {"id": period_id}
+            text("INSERT INTO closed_period_counts (period_id, activity) VALUES (:id, '{}')"),
+            {"id": period_id},
         ).rowcount
     assert (spent, counted) == (2, 1)  # m1's and m2's lots; the closed month

@@ -574,7 +574,7 @@ def test_kpis_whose_counts_a_full_disk_refuses_to_keep_are_answered(operator, da
     refuses: the request answers what it counted (it was 503), and keeps nothing."""
     setup_coalition(operator)
     month = month_closed_uncounted(operator)
-    with faults.armed(fail_when("UPDATE periods", disk_full, times=None)):
+    with faults.armed(fail_when("INSERT INTO closed_period_counts", disk_full, times=None)):
         figures = coalition_kpis(operator, month)
     assert (figures["active_members"], figures["purchases"], figures["points_issued"]) == (1, 1, 20)
     assert len(faults.failed) == 1
@@ -587,7 +587,7 @@ def test_kpis_whose_keeping_fails_for_another_reason_are_500_not_answered(operat
     the counts answered and kept later; any other error in keeping them is the code's, 500."""
     setup_coalition(operator)
     month = month_closed_uncounted(operator)
-    with faults.armed(fail_when("UPDATE periods", not_retryable(database, "no such savepoint"), times=None)):
+    with faults.armed(fail_when("INSERT INTO closed_period_counts", not_retryable(database, "no such savepoint"), times=None)):
         response = operator.get("/api/v1/kpis", query_string={"period_id": month})
     assert response.status_code == 500, response.get_json()
     assert len(faults.failed) == 1
@@ -601,7 +601,7 @@ def test_a_job_whose_kpi_counts_a_full_disk_refuses_to_keep_fails_its_run(operat
     them again at each run."""
     setup_coalition(operator)
     month = month_closed_uncounted(operator)
-    with faults.armed(fail_when("UPDATE periods", disk_full, times=None)):
+    with faults.armed(fail_when("INSERT INTO closed_period_counts", disk_full, times=None)):
         with pytest.raises(TakesNoWrites):
             kpi_counts.keep_counts(database)
     assert database.run_reading(kept_counts.committed_of_closed, month) is None

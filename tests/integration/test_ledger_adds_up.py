@@ -37,8 +37,9 @@ MIGRATIONS = (
     "0017_ledger_adds_up.py", "0018_ledger_checks_find_their_tables.py", "0022_a_burn_is_summed_once.py",
     "0023_summed_once_beside_its_transaction.py",
 )
-HEAD = "0025"  # what an upgrade from 0016 reaches (0019 and 0021 add their columns and 0024
-# and 0025 their indexes if not there, 0020, 0022 and 0023 make their trigger and function again)
+HEAD = "0026"  # what an upgrade from 0016 reaches (0019 and 0021 add their columns and 0024
+# and 0025 their indexes if not there, 0020, 0022 and 0023 make their trigger and function again,
+# 0026 its table if not there and moves the counts only if the column is still there)
 
 LOT_BROKEN = "does not hold its points plus what its allocations moved"
 MOVED_BROKEN = "do not add up to its points"
