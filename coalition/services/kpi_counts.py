@@ -4,7 +4,9 @@ the programme's health; :mod:`coalition.services.kpis`).
 Visits, purchases and new members group a period's earns and burns by member,
 which takes seconds to minutes for a month of millions of transactions. A
 closed period's counts never change, so they are counted once and kept beside
-the period; an open period's are kept when counting them takes seconds, read back
+the period, with its redeemed points by partner, which never change either
+(a grouping of its pair totals, a million rows where a thousand partners all
+trade); an open period's are kept when counting them takes seconds, read back
 for an hour, and counted anew by the auto-close job (:func:`keep_counts`).
 """
 
@@ -16,14 +18,23 @@ from decimal import Decimal
 
 from sqlalchemy.exc import DBAPIError
 
-from coalition.db import busy, kept_counts, kpi_aggregates, locks, on_postgresql, takes_no_writes
+from coalition.db import (
+    busy,
+    kept_counts,
+    kpi_aggregates,
+    locks,
+    on_postgresql,
+    period_totals,
+    takes_no_writes,
+)
 from coalition.domain import kpis
 from coalition.domain.periods import ListedPeriod
 
 #: What a kept period's counts were counted by: a change to how visits,
-#: purchases or new members are counted raises it, and counts kept under
-#: another version are counted again (and kept anew).
-COUNTS_VERSION = 1
+#: purchases or new members are counted, or to what is kept, raises it, and
+#: counts kept under another version are counted again (and kept anew).
+#: 2: a closed period's redeemed points by partner are kept with its counts.
+COUNTS_VERSION = 2
 
 #: An open period is counted for each request while counting it takes less
 #: than this. A count that takes longer is kept, and requests read it back
@@ -46,12 +57,15 @@ class Counts:
             there or anywhere (:func:`~coalition.db.kpi_aggregates.purchases`).
         new_members: members whose first lot the partner issued in the period.
         counted_at: by period, when kept counts were counted (none: counted now).
+        redeemed: by closed period, its redeemed points by partner, counted with its
+            counts (an open period's are summed for each request).
     """
 
     visits: dict = field(default_factory=dict)
     purchases: dict = field(default_factory=dict)
     new_members: dict = field(default_factory=dict)
     counted_at: dict = field(default_factory=dict)
+    redeemed: dict = field(default_factory=dict)
 
 
 def of_periods(session, chosen: list[ListedPeriod], now: datetime) -> Counts:
@@ -73,6 +87,8 @@ def of_periods(session, chosen: list[ListedPeriod], now: datetime) -> Counts:
     counting = [period for period in chosen if period.id not in kept]
     for period in counting:  # in period order, as a concurrent request writes them too
         counted = _count(session, period.id, set(stale), closed=period.closed, answering=True)
+        if period.closed:
+            gathered.redeemed[period.id] = counted.pop("redeemed")
         for name, by_partner in counted.items():
             getattr(gathered, name).update({(period.id, p): v for p, v in by_partner.items()})
     for period_id, counts in kept.items():
@@ -116,6 +132,8 @@ def _count(session, period_id: str, kept_open: set[str], *, closed: bool, answer
         "new_members": kpi_aggregates.new_members(session, period_id),
     }
     took = timedelta(seconds=time.monotonic() - started)
+    if closed:
+        counted["redeemed"] = period_totals.redeemed_by_partner(session, period_id)
     counts = _counts_to_keep(counted)
     if closed:
         _keep(session, answering, kept_counts.keep_closed, period_id, counts)
@@ -206,7 +224,8 @@ def _kept_counts(text: str | None) -> dict | None:
 
 
 def _counts_to_keep(counted: dict) -> str:
-    """One period's counts by partner as JSON, amounts as decimal strings."""
+    """One period's counts by partner as JSON, amounts as decimal strings; a closed
+    period's with its redeemed points by issuer and by redeemer."""
     purchases = [
         [partner, {scope: asdict(split) for scope, split in splits.items()}]
         for partner, splits in counted["purchases"].items()
@@ -217,6 +236,8 @@ def _counts_to_keep(counted: dict) -> str:
         "purchases": purchases,
         "new_members": list(map(list, counted["new_members"].items())),
     }
+    if "redeemed" in counted:
+        counts["redeemed"] = asdict(counted["redeemed"])
     return json.dumps(counts, default=str, sort_keys=True)
 
 
@@ -236,5 +257,7 @@ def _add_kept_counts(gathered: Counts, period_id: str, counts: dict) -> None:
         }
     for partner, new in counts["new_members"]:
         gathered.new_members[period_id, partner] = new
+    if "redeemed" in counts:
+        gathered.redeemed[period_id] = period_totals.RedeemedByPartner(**counts["redeemed"])
     if "counted_at" in counts:
         gathered.counted_at[period_id] = counts["counted_at"]

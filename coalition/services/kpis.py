@@ -12,7 +12,9 @@ period's KPIs agree with its statements to the point (a statement's
 Member counts (visits, purchases, new members) come from
 :mod:`coalition.services.kpi_counts`, which counts a closed period once and
 keeps the counts (a GET may write, once a period), and keeps an open
-period's for an hour once counting them takes seconds.
+period's for an hour once counting them takes seconds. A closed period's
+redeemed points by partner are kept with its counts; an open period's are
+summed from its pair totals for each request, as its other points figures are.
 
 Isolation (SPEC §4) is decided by :meth:`coalition.auth.Principal.listed_partner`:
 a key bound to a partner gets its own partner's figures only: not the
@@ -95,7 +97,9 @@ def _period_kpis(
 ) -> dict:
     period_id, at_end = period.id, period.last_instant
     activities = period_totals.period_activity(session, period_id).partners
-    redeemed = period_totals.redeemed_by_partner(session, period_id)
+    redeemed = gathered.redeemed.get(period_id)  # a closed period's, kept with its counts
+    if redeemed is None:
+        redeemed = period_totals.redeemed_by_partner(session, period_id)
     point_value = catalog.current(session).point_value(at_end)
 
     scopes = {

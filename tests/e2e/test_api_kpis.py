@@ -601,6 +601,40 @@ def test_on_sqlite_counts_refused_their_write_by_another_writer_are_answered_and
     assert period(operator, month) == figures and len(counted) == 2  # read back, not counted
 
 
+def test_counts_kept_before_the_redeemed_points_were_kept_with_them_are_counted_again(
+        operator, database, month):
+    # counts kept by version 1, which kept no redeemed points, with one more active member
+    # everywhere: counted again, the hand-worked figures come back, and the redeemed points
+    # are kept with them (aroma's 100 spent at skyair by m2, skyair's 50 at aroma by m1)
+    close(operator, month)
+    period(operator, month)
+    doctor_kept_counts(database, month, version=1)
+    with database.transaction() as session:
+        row = session.get(models.ClosedPeriodCounts, month)
+        row.kpi_counts = json.dumps({k: v for k, v in json.loads(row.kpi_counts).items() if k != "redeemed"})
+    figures = period(operator, month)
+    assert (figures["coalition"]["active_members"], partner(figures, "aroma")["active_members"]) == (3, 2)
+    assert json.loads(kept_kpi_counts(database, month))["redeemed"] == {
+        "by_issuer": {"aroma": 100, "skyair": 50}, "by_redeemer": {"aroma": 50, "skyair": 100}}
+
+
+def test_a_closed_periods_redeemed_points_are_read_as_kept_with_its_counts(operator, database, month):
+    # the kept figures doctored, 7 more of aroma's points spent at skyair: the answer shows
+    # them, so it read them as kept rather than summing the pair totals again (100 + 7 = 107
+    # redeemed of aroma's, 100 + 7 = 107 redeemed at skyair, 150 + 7 = 157 in all)
+    close(operator, month)
+    period(operator, month)
+    with database.transaction() as session:
+        row = session.get(models.ClosedPeriodCounts, month)
+        counts = json.loads(row.kpi_counts)
+        counts["redeemed"] = {"by_issuer": {"aroma": 107, "skyair": 50}, "by_redeemer": {"aroma": 50, "skyair": 107}}
+        row.kpi_counts = json.dumps(counts)
+    figures = period(operator, month)
+    assert (partner(figures, "aroma")["points_redeemed"], partner(figures, "skyair")["points_redeemed_here"]) == (107, 107)
+    assert figures["coalition"]["points_redeemed"] == 157
+    assert period(operator, current_month_id())["coalition"]["points_redeemed"] == 0  # open: summed
+
+
 def doctor_kept_counts(database, period_id: str, version: int) -> None:
     """One more active member everywhere in the counts kept on the period, under ``version``."""
     with database.transaction() as session:
