@@ -182,3 +182,21 @@ def test_a_burn_reads_about_as_many_lots_as_it_reads_first_however_many_its_memb
         rows_read = read_so_far(session, "lots") - before
     assert sorted(read.lots) == [lot["lot_id"] for lot in lots[:5]]
     assert rows_read < 2 * 5
+
+
+def test_a_burn_at_the_instant_its_members_first_lot_expires_reads_past_that_lot(coalition, monkeypatch):
+    """The first lots a chunk reads for a burn are those that expire after it: a lot
+    expiring at the burn's very instant can no longer be spent (SPEC §6: spendable while
+    the burn is before ``expires_at``), so it is not one of them, and the burn reads on to
+    the lot after the first ones it counts."""
+    monkeypatch.setattr(book, "FIRST_LOTS", 2)
+    expect(coalition.put("/api/v1/settings", json={"points_ttl_days": 30}), 200)
+    # three lots of 10, earned 40, 39 and 38 days ago: they expire 10, 9 and 8 days ago
+    lots = [expect(coalition.post("/api/v1/transactions", json={
+        "external_id": f"coffee-{days}", "type": "bonus", "partner_id": "coalition", "member_id": "daily",
+        "occurred_at": days_ago(days), "points": 10, "reason": "daily coffee"}), 201) for days in (40, 39, 38)]
+    burned = expect(burn(coalition, "till-1", "daily", 15, partner_id="coalition",
+                         occurred_at=lots[0]["expires_at"]), 201)
+    # the first lot expired as the burn happened: 10 from the second, the other 5 from the third
+    assert [(a["lot_id"], a["points"]) for a in burned["allocations"]] == [
+        (lots[1]["lot_id"], 10), (lots[2]["lot_id"], 5)]
