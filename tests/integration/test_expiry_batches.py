@@ -188,3 +188,30 @@ def test_an_expiry_of_points_put_back_is_recorded_after_the_reversal_that_put_th
         "SELECT external_id, recorded_at FROM transactions"
         " WHERE external_id IN ('rev-r', 'expiry-1-2')")).all()))
     assert recorded["rev-r"] <= recorded["expiry-1-2"]
+
+
+def test_points_two_reversals_put_back_at_one_instant_expire_together_then(operator, database):
+    """m-p's 30 points, earned 2 days ago, expired a day ago but for the 20 two burns of 10
+    took before; both burns are reversed at one instant today, after the lot expired. The
+    first batch expires the 10 left at the lot's expiry; the next, the 10 + 10 put back, at
+    the reversals' instant (the reversal's period's breakage, decisions.md), none of them
+    at the lot's expiry."""
+    expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
+    add_rate(operator, "redemption", "0.01")
+    earned = expect(bonus(operator, "b-p", "m-p", 30, occurred_at=days_ago(2)))
+    for n in (1, 2):
+        expect(operator.post("/api/v1/transactions", json={
+            "external_id": f"burn-{n}", "type": "burn", "partner_id": "coalition", "member_id": "m-p",
+            "points": 10, "occurred_at": days_ago(1.5)}))
+    assert expiry.expire_all(database, database.now()) == 1  # the 10 left
+    back_at = days_ago(0.5)
+    for n in (1, 2):
+        expect(operator.post("/api/v1/transactions", json={
+            "external_id": f"back-{n}", "type": "burn_reversal", "partner_id": "coalition",
+            "original_external_id": f"burn-{n}", "occurred_at": back_at}))
+    assert expiry.expire_all(database, database.now()) == 1
+    items = expect(operator.get("/api/v1/transactions"), 200)["items"]
+    expired = sorted((item["id"], item["points"], datetime.fromisoformat(item["occurred_at"]))
+                     for item in items if item["type"] == "expiry")
+    assert [(points, at) for _, points, at in expired] == [
+        (-10, datetime.fromisoformat(earned["expires_at"])), (-20, datetime.fromisoformat(back_at))]
