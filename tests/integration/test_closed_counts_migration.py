@@ -27,12 +27,17 @@ def _kept_on_the_periods(connection) -> list[tuple]:
     return connection.execute(text("SELECT id, activity FROM periods")).all()
 
 
-def test_the_counts_kept_move_to_their_table_and_back(operator, database):
+def _closed_with_doctored_counts(operator, database) -> tuple[str, str]:
+    """The month closed and counted, its kept counts doctored (3 and 3): its id and them."""
     month = small_month(operator)
     close(operator, month)
     period(operator, month)
     doctor_kept_counts(database, month, version=kpi_counts.COUNTS_VERSION)
-    kept = kept_kpi_counts(database, month)
+    return month, kept_kpi_counts(database, month)
+
+
+def test_the_counts_kept_move_to_their_table_and_back(operator, database):
+    month, kept = _closed_with_doctored_counts(operator, database)
     with database.engine.begin() as connection:
         migrate(connection, MIGRATION, "downgrade")
         assert "closed_period_counts" not in inspect(connection).get_table_names()
@@ -57,11 +62,7 @@ def test_a_period_without_kept_counts_is_counted_after_the_move(operator, databa
 
 def test_run_again_on_a_schema_it_made_the_upgrade_moves_nothing(operator, database):
     # a schema stamped back to an earlier revision by hand upgrades through 0026 again
-    month = small_month(operator)
-    close(operator, month)
-    period(operator, month)
-    doctor_kept_counts(database, month, version=kpi_counts.COUNTS_VERSION)
-    kept = kept_kpi_counts(database, month)
+    month, kept = _closed_with_doctored_counts(operator, database)
     with database.engine.begin() as connection:
         migrate(connection, MIGRATION, "upgrade")
     assert kept_kpi_counts(database, month) == kept
