@@ -97,8 +97,9 @@ def _period_kpis(
 ) -> dict:
     period_id, at_end = period.id, period.last_instant
     activities = period_totals.period_activity(session, period_id).partners
-    redeemed = gathered.redeemed.get(period_id)  # a closed period's, kept with its counts
-    if redeemed is None:
+    if period.closed:  # kept with its counts, which every closed period's carry
+        redeemed = gathered.redeemed[period_id]
+    else:
         redeemed = period_totals.redeemed_by_partner(session, period_id)
     point_value = catalog.current(session).point_value(at_end)
 
