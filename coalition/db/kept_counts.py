@@ -64,8 +64,9 @@ def open_counted_before(session, cutoff: datetime) -> list[str]:
     return session.scalars(query.order_by(OpenPeriodCounts.period_id)).all()
 
 
-def drop_open(session, period_id: str) -> None:
-    session.execute(delete(OpenPeriodCounts).where(OpenPeriodCounts.period_id == period_id))
+def drop_open(session, period_ids: list[str]) -> None:
+    """Drop the counts kept beside these open periods: they are counted live again."""
+    session.execute(delete(OpenPeriodCounts).where(OpenPeriodCounts.period_id.in_(period_ids)))
 
 
 def drop_open_of_closed(session) -> None:

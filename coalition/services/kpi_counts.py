@@ -6,7 +6,8 @@ which takes seconds to minutes for a month of millions of transactions. A
 closed period's counts never change, so they are counted once and kept beside
 the period, with its redeemed points by partner, which never change either
 (a grouping of its pair totals, a million rows where a thousand partners all
-trade); an open period's are kept when counting them takes seconds, read back
+trade); the open periods one request counts are kept when counting them
+together takes seconds (a month of millions, or a dozen busy days), read back
 for an hour, and counted anew by the auto-close job (:func:`keep_counts`).
 """
 
@@ -36,11 +37,14 @@ from coalition.domain.periods import ListedPeriod
 #: 2: a closed period's redeemed points by partner are kept with its counts.
 COUNTS_VERSION = 2
 
-#: An open period is counted for each request while counting it takes less
-#: than this. A count that takes longer is kept, and requests read it back
-#: while it is younger than KEPT_FOR; the auto-close job counts it anew once
-#: it is REFRESH_AFTER old (at its next check), so that with the scheduler on
-#: requests find it fresh. A kept period that counts quicker again is live again.
+#: The open periods a request counts are counted for each request while counting
+#: them together takes less than this (a closed period counted beside them adds
+#: nothing: it is kept anyway). Counts that take longer together are kept, each
+#: period's with when it was counted, and requests read them back while they are
+#: younger than KEPT_FOR; the auto-close job counts them anew once they are
+#: REFRESH_AFTER old (at its next check), so that with the scheduler on requests
+#: find them fresh, and measures them together the same way. Kept periods that
+#: count quicker again together are live again.
 LIVE_COUNTING = timedelta(seconds=2)
 KEPT_FOR = timedelta(hours=1)
 REFRESH_AFTER = timedelta(minutes=30)
@@ -74,23 +78,26 @@ def of_periods(session, chosen: list[ListedPeriod], now: datetime) -> Counts:
     A closed period's counts never change (its transactions are final, and
     new members are ranked by period first), so they are kept beside the period
     by the auto-close job (:func:`keep_counts`) or else by the first request
-    that needs them, and read back after that: a GET may write. An open
-    period's counts are kept only when counting it takes seconds
-    (``LIVE_COUNTING``), and then read back for ``KEPT_FOR``. Each period is
-    counted on its own, so that only its own counting decides whether it is
-    kept.
+    that needs them, and read back after that: a GET may write. The open
+    periods a request counts are kept only when counting them together takes
+    seconds (``LIVE_COUNTING``), and then read back for ``KEPT_FOR``: a
+    dashboard over a dozen open days, each counted in a second, would
+    otherwise wait for all of them on every visit.
     """
     kept, stale = _kept_counts_of(session, chosen, now)
     if stale and not _counting_anew_is_ours(session):
         kept |= stale  # another request is counting them anew: the last count meanwhile
-    gathered = Counts()
-    counting = [period for period in chosen if period.id not in kept]
-    for period in counting:  # in period order, as a concurrent request writes them too
-        counted = _count(session, period.id, set(stale), closed=period.closed, answering=True)
-        if period.closed:
-            gathered.redeemed[period.id] = counted.pop("redeemed")
-        for name, by_partner in counted.items():
+    gathered, opened = Counts(), {}
+    for period in (period for period in chosen if period.id not in kept):  # in period order
+        counted = _count(session, period.id, closed=period.closed)
+        if period.closed:  # kept at once: its counts are final, however quick to count
+            _keep(session, kept_counts.keep_closed, period.id, _counts_to_keep(counted.counts))
+            gathered.redeemed[period.id] = counted.counts.pop("redeemed")
+        else:
+            opened[period.id] = counted
+        for name, by_partner in counted.counts.items():
             getattr(gathered, name).update({(period.id, p): v for p, v in by_partner.items()})
+    _keep_open_together(session, opened, set(stale))
     for period_id, counts in kept.items():
         _add_kept_counts(gathered, period_id, counts)
     return gathered
@@ -120,35 +127,57 @@ def _counting_anew_is_ours(session) -> bool:
     return not on_postgresql(session) or locks.try_hold(session.connection(), locks.KPI_COUNTING)
 
 
-def _count(session, period_id: str, kept_open: set[str], *, closed: bool, answering: bool) -> dict:
-    """Count one period, by partner, and keep its counts where they are kept (see
-    :func:`of_periods`); ``kept_open``: the open periods counted anew, whose kept counts a
-    quick count drops; ``answering``: a request's count, whose keeping may be refused
-    (:func:`_keep`)."""
+@dataclass
+class _Counted:
+    """One period's counts by partner, when their counting began and how long it took."""
+
+    counts: dict
+    at: datetime
+    took: timedelta
+
+
+def _count(session, period_id: str, *, closed: bool) -> _Counted:
+    """Count one period, by partner, timing the member counts, which decide whether an open
+    period's are kept; a closed period's redeemed points by partner too, kept with them."""
     counted_at, started = datetime.now(UTC), time.monotonic()
-    counted = {
+    counts = {
         "visits": kpi_aggregates.member_activity(session, period_id),
         "purchases": kpi_aggregates.purchases(session, period_id),
         "new_members": kpi_aggregates.new_members(session, period_id),
     }
     took = timedelta(seconds=time.monotonic() - started)
     if closed:
-        counted["redeemed"] = period_totals.redeemed_by_partner(session, period_id)
-    counts = _counts_to_keep(counted)
-    if closed:
-        _keep(session, answering, kept_counts.keep_closed, period_id, counts)
-    elif took >= LIVE_COUNTING:
-        _keep(session, answering, kept_counts.keep_open, period_id, counted_at, counts)
-    elif period_id in kept_open:  # quick to count again: live again
-        _keep(session, answering, kept_counts.drop_open, period_id)
-    return counted
+        counts["redeemed"] = period_totals.redeemed_by_partner(session, period_id)
+    return _Counted(counts, counted_at, took)
 
 
-def _keep(session, answering: bool, write, *args) -> None:
-    """``write(session, *args)``, keeping counts or dropping them; a request ``answering``
-    with what it counted, unless the database refuses it: the counts answered stand, and
-    the next request or the auto-close job keeps them. The job's keeping is its work: a
-    refusal fails its run (logged, tried again at the next), not one that says it kept.
+def _keep_open_together(session, counted: dict[str, _Counted], stale: set[str]) -> None:
+    """Keep the open periods a request counted, each with when it was counted, if counting
+    them together took ``LIVE_COUNTING`` or more; if not, drop the kept counts it counted
+    anew (``stale``): quick to count again, they are live again. All or none, in one write."""
+    if _counting_time(counted.values()) >= LIVE_COUNTING:
+        _keep(session, _keep_each_open, counted)
+    elif dropped := sorted(stale & counted.keys()):
+        _keep(session, kept_counts.drop_open, dropped)
+
+
+def _counting_time(counted) -> timedelta:
+    """How long these counts took together."""
+    return sum((each.took for each in counted), timedelta(0))
+
+
+def _keep_each_open(session, counted: dict[str, _Counted]) -> None:
+    """Keep each open period's counts as counted at its own instant, in period order."""
+    for period_id in sorted(counted):
+        kept_counts.keep_open(
+            session, period_id, counted[period_id].at, _counts_to_keep(counted[period_id].counts)
+        )
+
+
+def _keep(session, write, *args) -> None:
+    """``write(session, *args)`` for a request, keeping counts or dropping them, unless the
+    database refuses it: the counts answered stand, and the next request or the auto-close
+    job keeps them.
 
     A database that takes no writes (a standby after a failover, a server out of disk,
     a SQLite file read-only or on a full disk) refuses it on PostgreSQL and SQLite alike:
@@ -161,9 +190,6 @@ def _keep(session, answering: bool, write, *args) -> None:
     as every other figure of the answer is. Counting again holding the file would keep
     every posting waiting meanwhile.
     """
-    if not answering:
-        write(session, *args)
-        return
     try:
         with session.begin_nested():  # a savepoint: a refused write leaves the read whole
             write(session, *args)
@@ -174,13 +200,23 @@ def _keep(session, answering: bool, write, *args) -> None:
 
 def keep_counts(database) -> int:
     """Count what a KPI request would otherwise wait for, and keep it: every closed period's
-    counts that are not kept yet, and an open period's kept counts once they are
+    counts that are not kept yet, and the open periods' kept counts once they are
     ``REFRESH_AFTER`` old; a period a transaction. How many periods were counted.
 
     The auto-close job runs it after each check, so a KPI request after a
     close, or after an upgrade over years of closed periods, or in a month of
     millions of transactions, reads counts instead of counting them while the
-    user waits.
+    user waits. Its keeping is its work: a refusal fails its run (logged, tried
+    again at the next), not one that says it kept.
+
+    The open periods it counts anew are kept anew as each is counted, and
+    measured as a request's are: if counting them together took less than
+    ``LIVE_COUNTING``, they are dropped after the last, live again. Kept as it
+    goes, rather than all at the end, so that another instance (on SQLite,
+    where instances take no job lock) finds each one counted and does not count
+    it again; the price is that instances splitting the periods between them
+    each measure only their own, and may make live again days that together
+    take seconds, until a request counts them together and keeps them.
     """
 
     def due(session) -> list[tuple[str, bool]]:
@@ -193,23 +229,34 @@ def keep_counts(database) -> int:
         stale = kept_counts.open_counted_before(session, _refresh_cutoff())
         return lacking + [(period_id, False) for period_id in stale]
 
-    return sum(
-        database.run(_count_if_still_due, period_id, closed=closed)
-        for period_id, closed in database.run(due)
-    )
+    counted, opened = 0, {}
+    for period_id, closed in database.run(due):
+        if (found := database.run(_count_if_still_due, period_id, closed=closed)) is not None:
+            counted += 1
+            if not closed:
+                opened[period_id] = found
+    if opened and _counting_time(opened.values()) < LIVE_COUNTING:
+        database.run(kept_counts.drop_open, sorted(opened))
+    return counted
 
 
-def _count_if_still_due(session, period_id: str, *, closed: bool) -> bool:
-    """Count a period found due, unless another instance has since: on SQLite, whose
-    instances take no job lock, each finds the same periods due and comes here in turn,
-    each transaction holding the write lock from its start."""
+def _count_if_still_due(session, period_id: str, *, closed: bool) -> _Counted | None:
+    """Count a period found due and keep its counts, unless another instance has since
+    counted it: on SQLite, whose instances take no job lock, each finds the same periods
+    due and comes here in turn, each transaction holding the write lock from its start.
+    What was counted; None if nothing was."""
     if closed:
         due = _kept_counts(kept_counts.committed_of_closed(session, period_id)) is None
     else:
         due = period_id in kept_counts.open_counted_before(session, _refresh_cutoff())
-    if due:
-        _count(session, period_id, {period_id}, closed=closed, answering=False)
-    return due
+    if not due:
+        return None
+    counted = _count(session, period_id, closed=closed)
+    if closed:
+        kept_counts.keep_closed(session, period_id, _counts_to_keep(counted.counts))
+    else:
+        kept_counts.keep_open(session, period_id, counted.at, _counts_to_keep(counted.counts))
+    return counted
 
 
 def _refresh_cutoff() -> datetime:

@@ -478,9 +478,9 @@ def counted_once_by_two_instances(database, monkeypatch) -> tuple[list, list]:
     the first found what was due: what the second kept, and each period counted."""
     counted, others, real_count, real_run = [], [], kpi_counts._count, database.run
 
-    def count(session, period_id, kept_open, **how):
+    def count(session, period_id, **how):
         counted.append(period_id)
-        return real_count(session, period_id, kept_open, **how)
+        return real_count(session, period_id, **how)
 
     def run(work, *args, **kwargs):
         found = real_run(work, *args, **kwargs)
@@ -715,25 +715,106 @@ def test_while_one_request_counts_a_period_anew_the_others_read_its_last_count(
     assert (after["counted_at"], after["coalition"]["active_members"]) == (None, 4)
 
 
-def test_an_open_period_is_kept_for_its_own_counting_time_not_for_a_neighbours(
-        operator, database, month, monkeypatch):
-    # last month, closed, is counted in the same request as this month: a minute for last
-    # month's count (on a clock of the test's) keeps nothing of this month's
-    close(operator, month)
-    clock = SimpleNamespace(now=0.0)
+def counting_takes(monkeypatch, seconds: dict[str, float]) -> dict[str, datetime]:
+    """Counting a period's members takes ``seconds[period_id]`` (none if not given) on a
+    clock of the test's, the clock that times each count against LIVE_COUNTING. When,
+    by the wall clock, each period's members were last counted."""
+    clock, began = SimpleNamespace(now=0.0), {}
     monkeypatch.setattr(kpi_counts, "time", SimpleNamespace(monotonic=lambda: clock.now))
     count_visits = kpi_aggregates.member_activity
 
-    def a_minute_for_last_month(session, period_id):
-        if period_id == month:
-            clock.now += 60
+    def taking_seconds(session, period_id):
+        began[period_id] = datetime.now(UTC)
+        clock.now += seconds.get(period_id, 0)
         return count_visits(session, period_id)
 
-    monkeypatch.setattr(kpi_aggregates, "member_activity", a_minute_for_last_month)
+    monkeypatch.setattr(kpi_aggregates, "member_activity", taking_seconds)
+    return began
+
+
+def test_open_periods_are_not_kept_for_the_counting_time_of_a_closed_one_counted_beside_them(
+        operator, database, month, monkeypatch):
+    # last month, closed, is counted in the same request as this month: a minute for last
+    # month's count keeps nothing of this month's, as closed periods are kept anyway
+    close(operator, month)
+    counting_takes(monkeypatch, {month: 60})
     report = kpis(operator, periods=2)
     assert [entry["period_id"] for entry in report["periods"]] == [month, current_month_id()]
     assert kept_kpi_counts(database, month) is not None
     assert open_counts(database, current_month_id()) is None
+
+
+def test_open_periods_quick_to_count_alone_but_not_together_are_kept_each_counted_at_its_own_time(
+        operator, database, month, monkeypatch):
+    # a second for each of the two open months: under LIVE_COUNTING (2 s) alone, together
+    # 2 s, the least that keeps them
+    this_month = current_month_id()
+    began = counting_takes(monkeypatch, {month: 1, this_month: 1})
+    first = kpis(operator, periods=2)
+    counted_at = [open_counts(database, period_id).counted_at for period_id in (month, this_month)]
+    # each said counted as its own count began: last month's before this month's
+    assert counted_at[0] <= began[month] < counted_at[1] <= began[this_month]
+    earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
+    again = kpis(operator, periods=2)
+    assert [entry["counted_at"] for entry in first["periods"]] == [None, None]
+    assert [entry["counted_at"] for entry in again["periods"]] == [at.isoformat() for at in counted_at]
+    # m5's earn is in neither kept count: last month's members are still the docstring's 3
+    assert [entry["coalition"]["active_members"] for entry in again["periods"]] == [3, 0]
+
+
+def test_open_periods_kept_together_and_quick_together_when_counted_anew_are_live_again(
+        operator, database, month, monkeypatch):
+    # kept for a second each (2 s together); an hour later counted anew in half a second
+    # each (1 s together): neither is kept, and those kept are dropped
+    this_month = current_month_id()
+    counting_takes(monkeypatch, {month: 1, this_month: 1})
+    kpis(operator, periods=2)
+    assert open_counts(database, month) is not None and open_counts(database, this_month) is not None
+    for period_id in (month, this_month):
+        age_open_counts(database, period_id, kpi_counts.KEPT_FOR)
+    counting_takes(monkeypatch, {month: 0.5, this_month: 0.5})
+    anew = kpis(operator, periods=2)
+    assert [entry["counted_at"] for entry in anew["periods"]] == [None, None]
+    assert (open_counts(database, month), open_counts(database, this_month)) == (None, None)
+    earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
+    assert period(operator, month)["coalition"]["active_members"] == 4  # counted live
+
+
+def open_counts_kept_and_aged_for_the_job(operator, database, month, monkeypatch) -> list[datetime]:
+    """Last month's and this month's counts kept (however quick: LIVE_COUNTING none while
+    the request counts them), then made REFRESH_AFTER old: due for the job. When each
+    is now said counted."""
+    with monkeypatch.context() as keeping_anything:
+        keeping_anything.setattr(kpi_counts, "LIVE_COUNTING", timedelta(0))
+        kpis(operator, periods=2)
+    return [age_open_counts(database, period_id, kpi_counts.REFRESH_AFTER)
+            for period_id in (month, current_month_id())]
+
+
+def test_the_job_keeps_anew_open_periods_it_counts_anew_that_take_seconds_together(
+        operator, database, month, monkeypatch):
+    # a second for each of the two open months (2 s together): kept anew, each at its own time
+    aged = open_counts_kept_and_aged_for_the_job(operator, database, month, monkeypatch)
+    this_month = current_month_id()
+    began = counting_takes(monkeypatch, {month: 1, this_month: 1})
+    earn(operator, "a-10", "skyair", "m5", at(previous_month()[0], 9), "10.00", "EUR")
+    assert kpi_counts.keep_counts(database) == 2
+    refreshed = [open_counts(database, period_id).counted_at for period_id in (month, this_month)]
+    assert max(aged) < refreshed[0] <= began[month] < refreshed[1] <= began[this_month]
+    figures = kpis(operator, periods=2)["periods"]
+    assert [entry["counted_at"] for entry in figures] == [at.isoformat() for at in refreshed]
+    assert figures[0]["coalition"]["active_members"] == 4  # m5 counted in the job's count
+
+
+def test_the_job_drops_open_periods_it_counts_anew_that_are_quick_together(
+        operator, database, month, monkeypatch):
+    # half a second for each of the two open months (1 s together): live again
+    open_counts_kept_and_aged_for_the_job(operator, database, month, monkeypatch)
+    this_month = current_month_id()
+    counting_takes(monkeypatch, {month: 0.5, this_month: 0.5})
+    assert kpi_counts.keep_counts(database) == 2
+    assert (open_counts(database, month), open_counts(database, this_month)) == (None, None)
+    assert [entry["counted_at"] for entry in kpis(operator, periods=2)["periods"]] == [None, None]
 
 
 def test_the_auto_close_job_counts_an_open_periods_kept_counts_once_they_age(
