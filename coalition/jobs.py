@@ -1,8 +1,8 @@
 """Scheduled jobs (SPEC §9): expiry every hour, auto-close checked every 15 minutes (:data:`EVERY`).
 
 After each auto-close check the same job counts and keeps the KPI counts of
-closed periods that lack them, and refreshes those kept of an open period whose
-counting takes seconds (:func:`coalition.services.kpi_counts.keep_counts`), also
+closed periods that lack them, and refreshes those kept of open periods, kept anew
+while counting them together takes seconds (:func:`coalition.services.kpi_counts.keep_counts`), also
 when the close was refused (a missing fx rate, logged as a warning).
 
 Each job runs its use case under a database lock, so with several service

@@ -149,8 +149,8 @@ class PeriodKpis(Answer):
         metadata={
             "description": "When the figures counted from the period's earns and burns "
             "(members, purchases, sales, redemptions) were counted, where that was before "
-            "this request: an open period whose counting takes seconds is read back from "
-            "its last count for up to an hour. Null when they were counted for this "
+            "this request: open periods whose counting together takes seconds are read "
+            "back from their last count for up to an hour. Null when they were counted for this "
             "request, or are final (a closed period). The points figures are always as of "
             "the request"
         },
