@@ -295,6 +295,24 @@ def test_the_points_redeemed_are_read_summed_by_partner_not_pair_by_pair(
     assert report["periods"][0]["coalition"]["points_redeemed"] == 150
 
 
+def test_a_partners_points_redeemed_at_two_partners_are_summed_in_an_open_period(operator, month):
+    # m1 burns 20 at skyair on day 10: lot A (skyair's, earned day 1) expires first, so
+    # skyair's points are spent at skyair. By hand, skyair's points redeemed: 50 at aroma
+    # (day 2) + 20 at skyair = 70; redeemed at skyair: 100 of aroma's (day 7) + 20 = 120;
+    # aroma's stay 100 and 50; the coalition's 150 + 20 = 170
+    start, _, _ = previous_month()
+    burn(operator, "b-10", "skyair", "m1", at(start, 9), 20)
+
+    figures = period(operator, month)
+    pairs = {
+        partner_id: (partner(figures, partner_id)["points_redeemed"],
+                     partner(figures, partner_id)["points_redeemed_here"])
+        for partner_id in ("aroma", "skyair")
+    }
+    assert pairs == {"aroma": (100, 50), "skyair": (70, 120)}
+    assert figures["coalition"]["points_redeemed"] == 170
+
+
 def test_the_coalition_wide_sales_look_up_each_currencys_fx_rate_once(operator, month, monkeypatch):
     # 400 partners in 8 currencies: each partner's purchases looked its currency's fx rate
     # up again, 2,400 lookups for the console's six periods (docs/performance-log.md)
