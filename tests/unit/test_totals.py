@@ -3,6 +3,7 @@
 from decimal import Decimal
 from types import SimpleNamespace
 
+from coalition.db import period_totals
 from coalition.domain import totals
 
 P = "2026-10"
@@ -59,3 +60,36 @@ def test_rows_of_one_key_are_summed_and_periods_kept_apart():
 
 def test_the_fee_is_due_on_points_issued_less_points_returned():
     assert totals.PartnerActivity(100, 30, 5, 0, 1).fee_base == 70
+
+
+class _Queued:
+    """Stands in for :class:`coalition.db.writes.Writes`: the rows queued, table by table."""
+
+    def __init__(self):
+        self.rows = {}
+
+    def insert(self, table, columns, conflict):
+        self.rows[table.name] = list(zip(*columns.values()))
+
+
+def test_the_totals_rows_are_queued_in_the_order_of_their_keys():
+    # two units of work that add to the same counters in different orders could each hold a
+    # row the other waits for (period_totals: rows are added in key order); these rows come
+    # in the reverse of it. Pairs by (period, issuer, redeemer, rate); partners by (period,
+    # partner, then no fee rate first, as the unique index's coalesce(fee_rate, -1) sorts,
+    # then rates ascending)
+    writes = _Queued()
+    period_totals.add(
+        writes,
+        [
+            transaction("earn", "zeta", 5, FEE),
+            transaction("earn", "alpha", 7, Decimal("0.002")),
+            transaction("earn", "alpha", 3, FEE),
+            transaction("bonus", "alpha", 2),
+        ],
+        [allocation("burn", "zeta", "alpha", -4), allocation("burn", "alpha", "zeta", -6)],
+    )
+    pairs = [row[1:3] for row in writes.rows["pair_totals"]]
+    assert pairs == [("alpha", "zeta"), ("zeta", "alpha")]
+    partners = [row[1:3] for row in writes.rows["partner_totals"]]
+    assert partners == [("alpha", None), ("alpha", FEE), ("alpha", Decimal("0.002")), ("zeta", FEE)]
