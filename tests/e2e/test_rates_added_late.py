@@ -235,6 +235,24 @@ def test_each_burn_is_valued_at_the_rate_in_force_where_it_is_dated_among_rates_
     assert _line(close(operator, period_id), "skyair", "aroma") == (60, "1.30")
 
 
+def test_a_burn_dated_at_the_instant_a_rate_added_late_begins_or_ends_is_valued_as_from_then(
+        operator, month):
+    """200 points at skyair (100.00 EUR × 2); burnt at aroma, recorded at 0.01: 30 at the
+    very instant of day 10 at which aroma's own 0.02, added after, begins, and 10 at that
+    of day 15 at which its 0.03 from day 14 ends. A rate is in force from its
+    ``effective_from`` (SPEC §5) and not at its ``effective_to`` (decisions.md), so both
+    are at 0.02: 30 × 0.02 + 10 × 0.02 = 0.60 + 0.20 = 0.80 (it was 40 × 0.01 = 0.40)."""
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    burn(operator, "b1", "aroma", "m1", at(start, 10), 30)
+    burn(operator, "b2", "aroma", "m1", at(start, 15), 10)
+    add_rate(operator, "redemption", "0.02", partner_id="aroma", effective_from=at(start, 10))
+    add_rate(operator, "redemption", "0.03", partner_id="aroma", effective_from=at(start, 14),
+             effective_to=at(start, 15))
+    assert _line(_settlement(operator, period_id), "skyair", "aroma") == (40, "0.80")
+    assert _line(close(operator, period_id), "skyair", "aroma") == (40, "0.80")
+
+
 def test_a_coalition_with_more_than_a_thousand_rates_added_late_is_settled(operator, month):
     """Every rate added while the coalition has postings can re-price some (a window), and
     a coalition's windows add up over its life: with one condition a window, joined by OR,
