@@ -980,6 +980,27 @@ def test_a_lot_expiring_as_its_period_ends_is_that_periods_liability_and_the_nex
         0, 150, 0, "0.00")
 
 
+def test_a_close_expires_the_lots_due_by_its_periods_end_and_leaves_later_ones_to_the_job(
+        operator, database):
+    """Daily periods, points live one day. m1 earns 200 points at skyair at 00:00 of day A
+    (expiring at 00:00 of B, A's end), m2 200 at 12:00 of B (expiring at 12:00 of C,
+    yesterday). Closing A expires what fell due by its end: m1's 200, dated at A's end,
+    and not m2's, due a day and a half after it, which the job expires at its own
+    instant, as it would had no period been closed."""
+    day_a, a_id, _ = skyair_and_ironfit_by_day(operator, points_ttl_days=1)
+    first = earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 0), "100.00", "EUR")
+    later = earn(operator, "m2-earn", "skyair", "m2", at(day_a, 1, 12), "100.00", "EUR")
+
+    def expiries():
+        listed = expect(operator.get("/api/v1/transactions?type=expiry"), 200)["items"]
+        return sorted((item["member_id"], item["points"], item["occurred_at"]) for item in listed)
+
+    close(operator, a_id)
+    assert expiries() == [("m1", -200, first["expires_at"])]
+    assert expiry.expire_all(database, datetime.now(UTC)) == 1
+    assert expiries() == [("m1", -200, first["expires_at"]), ("m2", -200, later["expires_at"])]
+
+
 @pytest.mark.parametrize("hold_days", [6, 5], ids=["a day longer", "exactly as long"])
 def test_points_whose_hold_outlasts_their_lot_are_neither_a_balance_nor_a_liability(operator, hold_days):
     """Points live 5 days; ironfit holds what it issues 6 days, so its points expire a
