@@ -69,6 +69,27 @@ def test_a_period_closed_elsewhere_makes_the_next_posting_late(coalition, elsewh
     assert late["late"] is True and late["period_id"] != period.id
 
 
+@pytest.mark.postgres
+def test_a_close_committed_before_the_calendar_lock_is_granted_makes_what_follows_it_late(
+        coalition, database, elsewhere):
+    # a unit of work reads the catalog (no period closed), a close elsewhere commits, then
+    # the unit of work takes the calendar lock: a posting dated in the closed period must
+    # land, late, in the next one (SPEC §7), not in the closed one by the catalog read before
+    moment = datetime.fromisoformat(days_ago(40))
+    expect(earn(coalition, "early", "m1", "100.00", occurred_at=moment.isoformat()))
+    add_rate(coalition, "fx", "0.01", currency="RUB")
+    closing = elsewhere.run(lambda s: calendar.attribute(s, moment)[0])
+
+    def attributed_once_locked(session):
+        assert calendar.last_closed(session) is None
+        elsewhere.run(settlement.close, closing.id, datetime.now(UTC))
+        calendar.lock_calendar(session)
+        return calendar.attribute(session, moment)
+
+    period, late = database.run(attributed_once_locked)
+    assert (late, period.start) == (True, closing.end)
+
+
 def test_a_rolled_back_change_never_reaches_the_cache(coalition, elsewhere):
     class Undo(Exception):
         pass
