@@ -145,3 +145,33 @@ def test_a_posting_that_waits_for_its_members_lock_is_held_to_the_window_of_when
     # dated 4 m 45 s ahead when asked: the window moved back by the wait for the member's
     # lock, after the calendar lock was granted, read it as 5 m 15 s ahead (422)
     assert burn(operator, "b-1", "skyair", "m1", ahead, 10)["points"] == -10
+
+
+def test_an_expiry_by_an_instance_behind_is_recorded_after_the_reversal_its_batch_waited_for(
+        operator, skyair, database, instance_clock, monkeypatch):
+    # m1 earns 10.00 EUR × 2 = 20 points two days ago, expiring a day ago but for the 10
+    # burned a day and a half ago, which the first run expires. The burn's reversal puts
+    # its 10 back now, committed once the next batch holds the calendar lock (shared with
+    # postings), so that batch expires them: it is dated when it holds its locks, by the
+    # database's clock, after the reversal, not by its instance's, 2 minutes behind, nor
+    # when its run began, before the reversal
+    from coalition.services import calendar, expiry
+    from tests.e2e.settlement_world import posted_after
+
+    expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
+    now = datetime.now(UTC)
+    lot = earn(operator, "e-1", "skyair", "m1", (now - timedelta(days=2)).isoformat(), "10.00", "EUR")
+    burn(operator, "b-1", "skyair", "m1", (now - timedelta(days=1.5)).isoformat(), 10)
+    assert expiry.expire_all(database, database.now()) == 1
+    reversal = {"external_id": "r-1", "type": "burn_reversal", "partner_id": "skyair",
+                "original_external_id": "b-1", "occurred_at": now.isoformat()}
+    # posted at each batch's lock: after the first, the same reversal again (idempotent)
+    posted_after(monkeypatch, calendar, "lock_calendar",
+                 lambda: operator.post("/api/v1/transactions", json=reversal))
+    instance_clock(-2)
+    assert expiry.expire_all(database, database.now()) == 1
+    instance_clock(0)
+
+    recorded = {item["external_id"]: datetime.fromisoformat(item["recorded_at"])
+                for item in expect(operator.get("/api/v1/transactions?limit=500"), 200)["items"]}
+    assert recorded["r-1"] <= recorded[f"expiry-{lot['lot_id']}-2"]
