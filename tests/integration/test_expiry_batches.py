@@ -8,6 +8,7 @@ with no index by lot, each read every allocation of the ledger
 (docs/performance-log.md, "Expiry at scale").
 """
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
@@ -157,6 +158,43 @@ def test_a_batch_waits_for_a_running_close_before_it_reads_the_lots_due(operator
             assert batch.result(timeout=60) == 1
     assert read_while_closing == 0
     assert _remaining(database) == {lot: 0}
+
+
+@pytest.mark.postgres
+def test_a_batch_waits_for_a_burn_of_its_lots_member_and_expires_what_the_burn_left(
+        operator, database, monkeypatch):
+    """m-b's 30 points, earned 3 days ago, expired 2 days ago. A burn of 10 of them dated
+    2.5 days ago holds m-b's lock, and has not yet read m-b's lots, when the batch runs:
+    the batch waits for m-b's lock, the burn takes 10, and the batch expires the 20 left.
+    Reading the lot without that lock, the batch expired all 30 and the burn was refused."""
+    expect(operator.put("/api/v1/settings", json={"points_ttl_days": 1}), 200)
+    add_rate(operator, "redemption", "0.01")
+    lot = _lot(operator, "b-1", "m-b", 30, age_days=3)
+    now = datetime.now(UTC)
+    lock_members, calls = expiry.ledger_reads.lock_members, []
+    held, release = threading.Event(), threading.Event()
+
+    def burn_holds_the_lock(session, member_ids):
+        locked = lock_members(session, member_ids)
+        calls.append(member_ids)
+        if len(calls) == 1:  # the burn's
+            held.set()
+            release.wait(60)
+        return locked
+
+    monkeypatch.setattr(expiry.ledger_reads, "lock_members", burn_holds_the_lock)
+    burn = {"external_id": "burn-b", "type": "burn", "partner_id": "coalition", "member_id": "m-b",
+            "points": 10, "occurred_at": days_ago(2.5)}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        burning = pool.submit(operator.post, "/api/v1/transactions", json=burn)
+        assert held.wait(60)
+        batch = pool.submit(database.run, lambda session: expiry.expire_due(session, now))
+        until_waiting_on_locks(database.engine, 1, unless=batch.done)
+        release.set()
+        assert (burning.result(timeout=60).status_code, batch.result(timeout=60)) == (201, 1)
+    with database.engine.connect() as connection:
+        expired = connection.execute(text("SELECT points FROM transactions WHERE type = 'expiry'")).all()
+    assert ([tuple(row) for row in expired], _remaining(database)) == ([(-20,)], {lot: 0})
 
 
 @pytest.mark.postgres
