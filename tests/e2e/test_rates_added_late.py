@@ -253,6 +253,23 @@ def test_a_burn_dated_at_the_instant_a_rate_added_late_begins_or_ends_is_valued_
     assert _line(close(operator, period_id), "skyair", "aroma") == (40, "0.80")
 
 
+def test_a_burn_after_two_rates_added_late_have_ended_is_dated_from_the_later_end(operator, month):
+    """200 points at skyair (100.00 EUR × 2); 10 burnt at aroma on day 15, recorded at
+    0.01. Then aroma's own 0.02 from day 10; 0.03 from day 11 to day 13; 0.05 from day 11
+    at 12:00 to day 14. From day 13 to 14 the 0.05 is in force (the later start), from
+    day 14 on the 0.02 again: the burn's stretch begins at day 14, the later end, so
+    10 × 0.02 = 0.20 (it was 10 × 0.01 = 0.10; from day 13 it would be 10 × 0.05 = 0.50)."""
+    start, period_id = month
+    earn(operator, "e1", "skyair", "m1", at(start, 2), "100.00", "EUR")
+    burn(operator, "b1", "aroma", "m1", at(start, 15), 10)
+    add_rate(operator, "redemption", "0.02", partner_id="aroma", effective_from=at(start, 10))
+    add_rate(operator, "redemption", "0.03", partner_id="aroma", effective_from=at(start, 11),
+             effective_to=at(start, 13))
+    add_rate(operator, "redemption", "0.05", partner_id="aroma", effective_from=at(start, 11, hour=12),
+             effective_to=at(start, 14))
+    assert _line(_settlement(operator, period_id), "skyair", "aroma") == (10, "0.20")
+
+
 def test_a_coalition_with_more_than_a_thousand_rates_added_late_is_settled(operator, month):
     """Every rate added while the coalition has postings can re-price some (a window), and
     a coalition's windows add up over its life: with one condition a window, joined by OR,
