@@ -12,6 +12,7 @@ import io
 import json
 import logging
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -292,6 +293,36 @@ def test_a_period_closes_from_the_instant_it_ends(operator, database, monkeypatc
     assert (closed["period_id"], closed["status"]) == (a_id, "final")
     assert partner_entry(closed, "skyair")["points_issued"] == 200
     assert _periods(operator)[0] == (a_id, "closed")
+
+
+@pytest.mark.skipif(POSTGRES_URL is not None, reason="dated by the database's clock there, not set here")
+def test_on_sqlite_a_close_reads_its_clock_once_it_holds_the_files_write_lock(
+        operator, database, monkeypatch):
+    # a posting that holds the file's write lock commits before the close can begin: dated
+    # by a clock read before the close held the lock, the close read as dated before a
+    # posting it settled (calendar.lock_calendar). Each time the clock is read, another
+    # connection asks for the write lock at once: refused while the close holds it
+    day_a, a_id, _ = skyair_and_ironfit_by_day(operator)
+    earn(operator, "m1-earn", "skyair", "m1", at(day_a, 0, 9), "100.00", "EUR")
+    path, held = database.engine.url.database, []
+
+    class Clock(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            other = sqlite3.connect(path, timeout=0, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")
+                other.execute("ROLLBACK")
+                held.append(False)
+            except sqlite3.OperationalError:
+                held.append(True)
+            finally:
+                other.close()
+            return datetime.now(tz)
+
+    monkeypatch.setattr(calendar, "datetime", Clock)
+    database.run(settlement.close_through, a_id, datetime.now(UTC))
+    assert held and all(held), held
 
 
 def _month_without_fx(operator) -> str:
