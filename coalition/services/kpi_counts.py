@@ -91,7 +91,7 @@ def of_periods(session, chosen: list[ListedPeriod], now: datetime) -> Counts:
     for period in (period for period in chosen if period.id not in kept):  # in period order
         counted = _count(session, period.id, closed=period.closed)
         if period.closed:  # kept at once: its counts are final, however quick to count
-            _keep(session, kept_counts.keep_closed, period.id, _counts_to_keep(counted.counts))
+            _keep(session, _keep_counted, period.id, counted)
             gathered.redeemed[period.id] = counted.counts.pop("redeemed")
         else:
             opened[period.id] = counted
@@ -129,11 +129,13 @@ def _counting_anew_is_ours(session) -> bool:
 
 @dataclass
 class _Counted:
-    """One period's counts by partner, when their counting began and how long it took."""
+    """One period's counts by partner, when their counting began, how long it took, and
+    whether the period is closed (its counts final, with its redeemed points by partner)."""
 
     counts: dict
     at: datetime
     took: timedelta
+    closed: bool
 
 
 def _count(session, period_id: str, *, closed: bool) -> _Counted:
@@ -148,7 +150,7 @@ def _count(session, period_id: str, *, closed: bool) -> _Counted:
     took = timedelta(seconds=time.monotonic() - started)
     if closed:
         counts["redeemed"] = period_totals.redeemed_by_partner(session, period_id)
-    return _Counted(counts, counted_at, took)
+    return _Counted(counts, counted_at, took, closed)
 
 
 def _keep_open_together(session, counted: dict[str, _Counted], stale: set[str]) -> None:
@@ -169,9 +171,17 @@ def _counting_time(counted) -> timedelta:
 def _keep_each_open(session, counted: dict[str, _Counted]) -> None:
     """Keep each open period's counts as counted at its own instant, in period order."""
     for period_id in sorted(counted):
-        kept_counts.keep_open(
-            session, period_id, counted[period_id].at, _counts_to_keep(counted[period_id].counts)
-        )
+        _keep_counted(session, period_id, counted[period_id])
+
+
+def _keep_counted(session, period_id: str, counted: _Counted) -> None:
+    """Keep a period's counts where its kind keeps them: a closed period's as final, an
+    open period's with when they were counted."""
+    counts = _counts_to_keep(counted.counts)
+    if counted.closed:
+        kept_counts.keep_closed(session, period_id, counts)
+    else:
+        kept_counts.keep_open(session, period_id, counted.at, counts)
 
 
 def _keep(session, write, *args) -> None:
@@ -252,10 +262,7 @@ def _count_if_still_due(session, period_id: str, *, closed: bool) -> _Counted | 
     if not due:
         return None
     counted = _count(session, period_id, closed=closed)
-    if closed:
-        kept_counts.keep_closed(session, period_id, _counts_to_keep(counted.counts))
-    else:
-        kept_counts.keep_open(session, period_id, counted.at, _counts_to_keep(counted.counts))
+    _keep_counted(session, period_id, counted)
     return counted
 
 

@@ -12,9 +12,10 @@ period's KPIs agree with its statements to the point (a statement's
 Member counts (visits, purchases, new members) come from
 :mod:`coalition.services.kpi_counts`, which counts a closed period once and
 keeps the counts (a GET may write, once a period), and keeps the open
-periods' for an hour once counting those of a request together takes seconds. A closed period's
-redeemed points by partner are kept with its counts; an open period's are
-summed from its pair totals for each request, as its other points figures are.
+periods' for an hour once counting those of a request together takes
+seconds. A closed period's redeemed points by partner are kept with its
+counts; an open period's are summed from its pair totals for each request,
+as its other points figures are.
 
 Isolation (SPEC §4) is decided by :meth:`coalition.auth.Principal.listed_partner`:
 a key bound to a partner gets its own partner's figures only: not the
